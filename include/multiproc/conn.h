@@ -1,0 +1,136 @@
+/* multiproc — pipes and connections (Python's multiprocessing.Pipe and
+ * Connection).
+ *
+ *     mp_conn *a, *b;
+ *     mp_pipe(&a, &b, true);                  // duplex: both ends send and receive
+ *     mp_conn_send(b, "hello", 6, MP_FOREVER);
+ *     void *msg; size_t len;
+ *     mp_conn_recv(a, &msg, &len, MP_FOREVER); // msg = "hello", len = 6
+ *     free(msg);
+ *
+ * A connection carries framed messages: each send is received whole by one
+ * recv, in order. Lengths are 64-bit. A duplex pipe is a Unix socket pair and
+ * can also pass file descriptors (SCM_RIGHTS); a one-way pipe is a kernel pipe,
+ * the first end receiving and the second sending, like Python's
+ * Pipe(duplex=False).
+ *
+ * Every fd is close-on-exec. Each end is usually inherited by a child through
+ * fork: close the ends a process does not use, so that the peer sees end of
+ * file (MP_EEOF) when the other side is done.
+ *
+ * Frames read from another process are untrusted: a malformed frame gives
+ * MP_EBADMSG, a peer that dies in the middle of a message gives
+ * MP_ETRUNCATED, never a partial message delivered as whole.
+ *
+ * Thread safety: one thread may send while another receives on the same
+ * end; two threads must not both send (or both receive) at once. Across
+ * processes: an end receives read-ahead data into its own memory, so each
+ * end is read by one process only (share a queue, not a receiving end, among
+ * several readers). Across fork: the child gets a copy of each end.
+ */
+#ifndef MULTIPROC_CONN_H
+#define MULTIPROC_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "multiproc/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_conn mp_conn;
+
+/* Largest message a connection accepts from its peer unless told otherwise
+ * (mp_conn_set_max_message): 1 TiB. A frame announcing more is MP_EBADMSG. */
+#define MP_CONN_DEFAULT_MAX_MESSAGE ((unsigned long long)1 << 40)
+
+/* mp_pipe — make a connected pair of ends.
+ *
+ * a, b:   receive the ends; each owned by the caller (mp_conn_destroy).
+ * duplex: true for a socket pair (both ends send and receive, fds can be
+ *         passed); false for a kernel pipe where a receives and b sends.
+ * Errors: MP_EMFILE, MP_ENOMEM. On failure *a and *b are untouched.
+ */
+MP_API int mp_pipe(mp_conn **a, mp_conn **b, bool duplex);
+
+/* mp_conn_open_fd — wrap an existing connected fd (a socket or one end of a
+ * pipe) as a connection. On success the connection owns fd (it is made
+ * close-on-exec). Errors: MP_EBADF, MP_ENOMEM (fd then stays the caller's). */
+MP_API int mp_conn_open_fd(mp_conn **out, int fd);
+
+/* mp_conn_send — send one message.
+ *
+ * data: borrowed until return; may be NULL when len is 0.
+ * timeout: seconds to wait for room in the pipe. The timeout only cuts a
+ * message off before its first byte is written (MP_ETIMEDOUT, nothing sent);
+ * once a message has started it is written whole, because a torn frame would
+ * corrupt the stream for the receiver.
+ * Errors: MP_EINVAL (NULL data with len > 0), MP_EPIPE (peer closed),
+ * MP_EBADF (receive-only end), MP_ECLOSED, MP_ETIMEDOUT.
+ */
+MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout);
+
+/* mp_conn_recv — receive one message into a buffer the library allocates.
+ *
+ * data: receives a malloc'd buffer owned by the caller (free()); a 0-byte
+ *       message still gives a non-NULL buffer. len: receives its size.
+ * Errors: MP_ETIMEDOUT (nothing lost: a message half received is kept and
+ * completed by the next call), MP_EEOF (peer closed, no message left),
+ * MP_ETRUNCATED (peer closed mid-message), MP_EBADMSG (malformed frame),
+ * MP_EPROTO (the next message carries a file descriptor: use
+ * mp_conn_recv_fd), MP_ENOMEM (the message stays queued), MP_EBADF
+ * (send-only end), MP_ECLOSED.
+ */
+MP_API int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout);
+
+/* mp_conn_recv_into — receive one message into the caller's buffer.
+ *
+ * buf, cap: the buffer, borrowed until return. len: receives the message
+ * size. If the message is larger than cap, returns MP_EMSGSIZE with *len set
+ * to the size needed, and the message stays queued for the next call.
+ * Other errors as mp_conn_recv.
+ */
+MP_API int mp_conn_recv_into(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
+
+/* mp_conn_poll — whether a recv would not block (a message, end of file or
+ * an error is pending). Returns 1 if so, 0 if the timeout expired first, or
+ * an error (MP_EBADF on a send-only end, MP_ECLOSED). */
+MP_API int mp_conn_poll(mp_conn *c, double timeout);
+
+/* mp_conn_send_fd / mp_conn_recv_fd — pass a file descriptor to the peer
+ * (duplex connections only; otherwise MP_ENOTSOCK). fd is duplicated by the
+ * kernel; the sender keeps its own. The received fd is close-on-exec and
+ * owned by the caller. Fds and messages keep their order: recv_fd on a data
+ * message, or recv on an fd message, returns MP_EPROTO and consumes nothing.
+ * Other errors as send/recv. */
+MP_API int mp_conn_send_fd(mp_conn *c, int fd, double timeout);
+MP_API int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout);
+
+/* mp_conn_set_max_message — the largest message accepted from the peer
+ * (default MP_CONN_DEFAULT_MAX_MESSAGE); larger frames give MP_EBADMSG.
+ * Errors: MP_EINVAL for 0. */
+MP_API int mp_conn_set_max_message(mp_conn *c, unsigned long long max);
+
+/* mp_conn_fileno — the underlying fd (owned by the connection), or
+ * MP_ECLOSED. Readable when recv may have something; note that the
+ * connection may also hold read-ahead data: use mp_conn_poll or mp_wait. */
+MP_API int mp_conn_fileno(const mp_conn *c);
+
+/* mp_conn_readable / mp_conn_writable — what this end can do. */
+MP_API bool mp_conn_readable(const mp_conn *c);
+MP_API bool mp_conn_writable(const mp_conn *c);
+
+/* mp_conn_close — close the fd; further calls return MP_ECLOSED. Pending
+ * received fds are closed. Closing twice returns 0. */
+MP_API int mp_conn_close(mp_conn *c);
+
+/* mp_conn_destroy — close and free. NULL is a no-op. */
+MP_API void mp_conn_destroy(mp_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MULTIPROC_CONN_H */

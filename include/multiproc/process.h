@@ -1,0 +1,208 @@
+/* multiproc — processes (Python's multiprocessing.Process).
+ *
+ *     static int run_proc(const void *arg, size_t len)
+ *     {
+ *         printf("child %s (%d)\n", (const char *)arg, getpid());
+ *         return 0;                      // the exit code
+ *     }
+ *
+ *     mp_process *p;
+ *     mp_process_create(&p, &(mp_process_opts){ .target = run_proc,
+ *                                               .args = "test", .args_len = 5 });
+ *     mp_process_start(p);
+ *     mp_process_join(p, MP_FOREVER);
+ *     int code;
+ *     mp_process_exitcode(p, &code);     // 0
+ *     mp_process_destroy(p);
+ *
+ * A process runs either a `target` with its argument bytes, or a `run`
+ * callback that receives the process object itself and a user pointer (the
+ * C form of subclassing Process and overriding run()). The return value of
+ * either is the exit code (0..255). A child that is killed by a signal, or
+ * crashes, has the exit code -signal, like Python.
+ *
+ * Life cycle: create -> start -> (join | terminate | kill) -> close/destroy.
+ * The library reaps only its own children (never waitpid(-1)), installs no
+ * signal handler, and leaves no zombie: a finished child is reaped by the
+ * first call that notices it (join, is_alive, exitcode, mp_active_children,
+ * mp_wait), and destroying a running process terminates it first.
+ *
+ * No orphans: every child is started with PR_SET_PDEATHSIG(SIGKILL), armed
+ * right after fork and followed by a getppid() check, so a child dies with
+ * its parent even if the parent is killed. Linux sends that signal when the
+ * *thread* that created the child exits: create processes from a thread that
+ * outlives them (usually the main thread). At normal exit (exit() or return
+ * from main), like Python, the library terminates daemon children and then
+ * waits for the others.
+ *
+ * Output: stdout and stderr are flushed before fork and the child flushes all
+ * stdio streams before it exits, so printf() in a target is never lost nor
+ * printed twice.
+ *
+ * Thread safety: an mp_process may be used from several threads of its
+ * parent at once. Across processes: only the parent that started a process
+ * may join, signal or reap it (others get MP_EPERM). Across fork: a child
+ * sees copies of its parent's mp_process objects; it may read them but they
+ * are not its children.
+ */
+#ifndef MULTIPROC_PROCESS_H
+#define MULTIPROC_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "multiproc/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_process mp_process;
+
+/* How a child is started. Only fork exists today; the others are reserved. */
+typedef enum mp_start_method {
+    MP_START_DEFAULT = 0, /* the process-wide default (fork) */
+    MP_START_FORK = 1,
+} mp_start_method;
+
+/* target: runs in the child with the argument given at create time.
+ * Returns the exit code (0..255). */
+typedef int (*mp_target_fn)(const void *arg, size_t len);
+
+/* run: the subclass form; receives the child's copy of the process object
+ * (so it can read mp_process_name(self), mp_process_pid(self)) and the user
+ * pointer. Returns the exit code (0..255). */
+typedef int (*mp_run_fn)(mp_process *self, void *user);
+
+typedef struct mp_process_opts {
+    /* Exactly one of target and run must be set, else MP_EINVAL. */
+    mp_target_fn target;
+    /* Argument of target. With args_len > 0 the bytes are copied at create
+     * time (borrowed until mp_process_create returns). With args_len == 0,
+     * args is passed to the target as it is: any pointer works with the fork
+     * start method, since the child is a copy of the parent. */
+    const void *args;
+    size_t args_len;
+
+    mp_run_fn run;
+    void *user; /* passed to run; never dereferenced by the library */
+
+    /* Name, copied; NULL gives Python's default "Process-N" (and "Process-N:M"
+     * for the M-th child of Process-N). At most 255 bytes. */
+    const char *name;
+    /* Daemon: terminated when the parent exits normally, instead of waited for. */
+    bool daemon;
+    mp_start_method start_method;
+    /* Seconds mp_process_terminate() waits after SIGTERM before SIGKILL;
+     * 0 means the default, 3 seconds. Negative is MP_EINVAL. */
+    double terminate_grace;
+} mp_process_opts;
+
+/* mp_process_create — make a process object (nothing runs yet).
+ *
+ * out:  receives the object; owned by the caller, freed by mp_process_destroy.
+ * opts: borrowed until return; NULL is MP_EINVAL (a target is needed).
+ * Errors: MP_EINVAL (no or two callbacks, bad grace, name too long, unknown
+ * start method), MP_ENOMEM.
+ */
+MP_API int mp_process_create(mp_process **out, const mp_process_opts *opts);
+
+/* mp_process_start — start the child.
+ *
+ * Errors: MP_ESTARTED (already started), MP_ECLOSED, MP_EAGAIN/MP_ENOMEM
+ * (fork failed: too many processes or no memory). On failure no child exists.
+ */
+MP_API int mp_process_start(mp_process *p);
+
+/* mp_process_join — wait until the child exits and reap it.
+ *
+ * timeout: seconds; MP_FOREVER waits without limit, 0 only checks.
+ * Returns 0 once the child has exited (its exit code is then available),
+ * MP_ETIMEDOUT if it is still running when the timeout expires,
+ * MP_ENOTSTARTED, MP_ECLOSED, MP_EPERM (called from another process than the
+ * parent). Joining an exited process again returns 0 at once.
+ */
+MP_API int mp_process_join(mp_process *p, double timeout);
+
+/* mp_process_is_alive — true while the child is started and has not exited.
+ * Reaps the child if it has exited. False before start and after close. */
+MP_API bool mp_process_is_alive(mp_process *p);
+
+/* mp_process_exitcode — the exit code, with Python's meaning.
+ *
+ * code: receives the exit status (0..255) or -signal if a signal ended it.
+ * Returns 0 when *code is set, MP_ERUNNING while the child runs (Python's
+ * None), MP_ENOTSTARTED before start, MP_ECLOSED after close. Never blocks.
+ */
+MP_API int mp_process_exitcode(mp_process *p, int *code);
+
+/* mp_process_terminate — stop the child, bounded in time.
+ *
+ * Sends SIGTERM, waits up to the terminate grace period, then sends SIGKILL
+ * and reaps. Returns 0 once the child is reaped (also if it had already
+ * exited), MP_ENOTSTARTED, MP_ECLOSED, MP_EPERM, or MP_ETIMEDOUT in the
+ * pathological case of a child that does not die within 5 s of SIGKILL
+ * (stuck in the kernel); it is then still reaped later by any call.
+ */
+MP_API int mp_process_terminate(mp_process *p);
+
+/* mp_process_kill — like terminate, but SIGKILL at once. */
+MP_API int mp_process_kill(mp_process *p);
+
+/* mp_process_send_signal — send a signal and return without waiting.
+ * Errors: MP_EINVAL (bad signal), MP_ENOTSTARTED, MP_ECLOSED, MP_EPERM.
+ * A child that has exited but is not reaped yet receives nothing (success). */
+MP_API int mp_process_send_signal(mp_process *p, int sig);
+
+/* mp_process_close — release the process's resources (its pidfd).
+ *
+ * Allowed before start or after the child was reaped; MP_EBUSY while it
+ * runs (like Python's ValueError). Afterwards only the name, pid, exit code
+ * and destroy remain usable. Closing twice returns 0.
+ */
+MP_API int mp_process_close(mp_process *p);
+
+/* mp_process_destroy — free the object. A child still running is
+ * terminated and reaped first, so no zombie and no orphan remain.
+ * NULL is a no-op. In a forked child, destroying a copy of the parent's
+ * object only frees memory. */
+MP_API void mp_process_destroy(mp_process *p);
+
+/* Accessors. pid is 0 before start. name is owned by the object.
+ * sentinel is an fd that becomes readable when the child exits (a pidfd;
+ * a pipe where the kernel has no pidfd); -1 before start or after close.
+ * It belongs to the object: do not close it. */
+MP_API pid_t mp_process_pid(const mp_process *p);
+MP_API const char *mp_process_name(const mp_process *p);
+MP_API bool mp_process_daemon(const mp_process *p);
+MP_API int mp_process_sentinel(const mp_process *p);
+
+/* mp_current_process — the object describing the calling process: in a
+ * child started by the library, its own mp_process (name, pid); in any
+ * other process, a "MainProcess" object. Owned by the library; never NULL. */
+MP_API mp_process *mp_current_process(void);
+
+/* mp_parent_process — the parent of a child started by the library, as an
+ * object whose pid, name, is_alive and sentinel work (the sentinel becomes
+ * readable when the parent exits). NULL in a process not started by the
+ * library (Python's None). Owned by the library. */
+MP_API mp_process *mp_parent_process(void);
+
+/* mp_active_children — the children of the calling process that are still
+ * running. Reaps the ones that have exited, like Python.
+ *
+ * out: array of cap entries, filled with borrowed pointers (may be NULL if
+ * cap is 0). Returns the number of running children, which may exceed cap.
+ */
+MP_API int mp_active_children(mp_process **out, size_t cap);
+
+/* mp_cpu_count — CPUs this process may use: the affinity mask, further
+ * limited by a cgroup CPU quota (v1 or v2), rounded up; at least 1. */
+MP_API int mp_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MULTIPROC_PROCESS_H */

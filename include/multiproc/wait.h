@@ -1,0 +1,61 @@
+/* multiproc — waiting on several objects at once (Python's
+ * multiprocessing.connection.wait).
+ *
+ *     mp_waitable w[] = { MP_WAIT_PROCESS(p), MP_WAIT_CONN(c) };
+ *     int n = mp_wait(w, 2, 1.5);   // number ready; w[i].ready says which
+ *
+ * A process is ready when it has exited (it is then reaped); a connection
+ * when a recv would not block (a message, end of file or an error); an fd
+ * when it is readable. Later modules add their own kinds.
+ *
+ * Thread safety: safe from any thread; the objects follow their own rules.
+ */
+#ifndef MULTIPROC_WAIT_H
+#define MULTIPROC_WAIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "multiproc/conn.h"
+#include "multiproc/process.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mp_wait_kind {
+    MP_WAIT_KIND_PROCESS = 1,
+    MP_WAIT_KIND_CONN = 2,
+    MP_WAIT_KIND_FD = 3,
+} mp_wait_kind;
+
+typedef struct mp_waitable {
+    mp_wait_kind kind;
+    mp_process *process; /* with MP_WAIT_KIND_PROCESS */
+    mp_conn *conn;       /* with MP_WAIT_KIND_CONN */
+    int fd;              /* with MP_WAIT_KIND_FD: readable */
+    bool ready;          /* output */
+} mp_waitable;
+
+#define MP_WAIT_PROCESS(p) ((mp_waitable){.kind = MP_WAIT_KIND_PROCESS, .process = (p), .fd = -1})
+#define MP_WAIT_CONN(c)    ((mp_waitable){.kind = MP_WAIT_KIND_CONN, .conn = (c), .fd = -1})
+#define MP_WAIT_FD(f)      ((mp_waitable){.kind = MP_WAIT_KIND_FD, .fd = (f)})
+
+/* mp_wait — wait until at least one object is ready or the timeout expires.
+ *
+ * items: n entries, borrowed until return; each .ready is set on return.
+ * timeout: seconds, MP_FOREVER, or 0 to only check.
+ * Returns the number of ready objects, 0 if the timeout expired first (like
+ * Python's empty list). Errors (nothing waited for): MP_EINVAL (NULL items
+ * with n > 0, unknown kind, NULL object, n above 4096), MP_ENOTSTARTED /
+ * MP_ECLOSED / MP_EBADF for an object that cannot be waited on.
+ * With n == 0 it sleeps for the timeout and returns 0 (MP_EINVAL if that
+ * would be forever).
+ */
+MP_API int mp_wait(mp_waitable *items, size_t n, double timeout);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MULTIPROC_WAIT_H */

@@ -1,0 +1,195 @@
+/* Linux side of processes: fork with the orphan guard, pidfds, reaping. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process_internal.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* -1 unknown, 0 no, 1 yes. Probed once; the answer never changes. */
+static _Atomic int mp__pidfd_state = -1;
+
+bool mp__pidfd_supported(void)
+{
+    int s = atomic_load(&mp__pidfd_state);
+    if (s >= 0)
+        return s == 1;
+    const char *off = getenv("MP_DISABLE_PIDFD");
+    s = 0;
+    if (!(off && *off && *off != '0')) {
+        /* waitid(P_PIDFD) came a release after pidfd_open (5.3 vs 5.4); probe
+         * the later one so that a pidfd is never half supported. */
+        int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        if (fd >= 0) {
+            siginfo_t info;
+            memset(&info, 0, sizeof(info));
+            /* On our own pidfd this fails with ECHILD if P_PIDFD is known,
+             * EINVAL if the kernel does not know P_PIDFD. */
+            if (waitid((idtype_t)P_PIDFD, (id_t)fd, &info, WEXITED | WNOHANG) < 0 &&
+                errno == ECHILD)
+                s = 1;
+            close(fd);
+        }
+    }
+    atomic_store(&mp__pidfd_state, s);
+    return s == 1;
+}
+
+int mp__pidfd_open(pid_t pid)
+{
+    if (!mp__pidfd_supported())
+        return -1;
+    /* pidfd_open returns a close-on-exec fd. */
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int mp__exit_code_from(const siginfo_t *info)
+{
+    if (info->si_code == CLD_EXITED)
+        return info->si_status;
+    return -info->si_status; /* CLD_KILLED, CLD_DUMPED */
+}
+
+int mp__process_try_reap(mp_process *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int reaped = 1;
+    if (p->state == MP__RUNNING) {
+        siginfo_t info;
+        memset(&info, 0, sizeof(info));
+        int r;
+        do {
+            if (p->sentinel_is_pidfd)
+                r = waitid((idtype_t)P_PIDFD, (id_t)p->sentinel, &info, WEXITED | WNOHANG);
+            else
+                r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            /* ECHILD: someone else (a waitpid(-1) elsewhere in the program,
+             * or SIGCHLD set to SIG_IGN) took the status. The child is gone;
+             * its exit code is lost. */
+            p->status_lost = true;
+            p->state = MP__REAPED;
+            mp__debug("process %d was reaped by someone else", (int)p->pid);
+        } else if (info.si_pid == 0) {
+            reaped = 0;
+        } else {
+            p->exitcode = mp__exit_code_from(&info);
+            p->state = MP__REAPED;
+        }
+    }
+    bool unlink = reaped && p->linked;
+    pthread_mutex_unlock(&p->mu);
+    if (unlink)
+        mp__registry_unlink(p);
+    return reaped;
+}
+
+int mp__process_signal(mp_process *p, int sig)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    /* Under the lock no other thread can reap, so the pid cannot have been
+     * reused by the time kill() runs; a pidfd makes it exact anyway. */
+    if (p->state == MP__RUNNING) {
+        int r;
+        if (p->sentinel_is_pidfd)
+            r = (int)syscall(SYS_pidfd_send_signal, p->sentinel, sig, NULL, 0);
+        else
+            r = kill(p->pid, sig);
+        if (r < 0 && errno != ESRCH)
+            rc = mp__errno();
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* The fallback sentinel: a pipe whose write end only the child holds, so
+ * its read end turns readable (end of file) when the child exits. */
+static int mp__fallback_pipe(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return mp__errno();
+    return 0;
+}
+
+int mp__process_fork(mp_process *p)
+{
+    char parent_name[MP__NAME_MAX], parent_ident[MP__IDENT_MAX];
+    mp__self_names(parent_name, sizeof(parent_name), parent_ident, sizeof(parent_ident));
+    bool use_pidfd = mp__pidfd_supported();
+    int fb[2] = {-1, -1};
+    int rc;
+    if (!use_pidfd && (rc = mp__fallback_pipe(fb)) < 0)
+        return rc;
+
+    /* Output buffered before fork would otherwise be printed twice. */
+    fflush(stdout);
+    fflush(stderr);
+    /* Block signals across fork so that no handler of the program runs in
+     * the child before it is set up (and none runs twice in the parent). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t ppid = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (fb[0] >= 0)
+            close(fb[0]);
+        mp__child_main(p, ppid, parent_name, parent_ident, fb[1]);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (fb[1] >= 0)
+        close(fb[1]);
+    if (pid < 0) {
+        if (fb[0] >= 0)
+            close(fb[0]);
+        return saved > 0 ? -saved : MP_EAGAIN;
+    }
+    p->pid = pid;
+    p->owner = ppid;
+    p->sentinel = use_pidfd ? mp__pidfd_open(pid) : fb[0];
+    p->sentinel_is_pidfd = use_pidfd && p->sentinel >= 0;
+    if (p->sentinel < 0) {
+        /* pidfd_open can only fail here for lack of fds or memory. The
+         * child exists: reap it by pid instead, so nothing leaks. */
+        mp__debug("pidfd_open(%d) failed: %s", (int)pid, strerror(errno));
+    }
+    return 0;
+}
+
+_Noreturn void mp__child_main(mp_process *p, pid_t ppid, const char *parent_name,
+                              const char *parent_ident, int fallback_wfd)
+{
+    /* No orphans: die with the parent. The parent may already have died
+     * between fork and prctl, in which case the signal will never come:
+     * getppid() tells. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
+        _exit(255);
+    (void)fallback_wfd; /* held open, unused, until this process exits */
+    p->pid = getpid();
+    mp__registry_child_init(p, ppid, parent_name, parent_ident);
+    int code = p->target ? p->target(p->args, p->args_len) : p->run(p, p->user);
+    /* Like Python's child bootstrap: deal with our own children, flush stdio,
+     * and leave without running the parent's atexit handlers. */
+    mp__registry_exit_cleanup();
+    fflush(NULL);
+    _exit(code & 0xff);
+}

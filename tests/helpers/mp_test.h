@@ -1,0 +1,35 @@
+/* Helpers shared by the Criterion tests. */
+#ifndef MP_TEST_H
+#define MP_TEST_H
+
+#include <criterion/criterion.h>
+#include <stddef.h>
+
+#include "multiproc.h"
+
+/* Number of open fds of this process (entries of /proc/self/fd). */
+int mp_test_fd_count(void);
+
+/* Criterion .init/.fini pair: the test must leave as many fds open as it
+ * found. Use: TestSuite(x, .init = mp_test_fd_setup, .fini = mp_test_fd_check). */
+void mp_test_fd_setup(void);
+void mp_test_fd_check(void);
+
+/* Assert that an mp call returned the expected code, printing both names. */
+#define mp_assert_rc(expr, expected)                                                            \
+    do {                                                                                       \
+        int mp__rc_ = (expr);                                                                  \
+        int mp__ex_ = (expected);                                                              \
+        cr_assert(mp__rc_ == mp__ex_, "%s returned %s (%d), expected %s (%d)", #expr,          \
+                  mp_err_name(mp__rc_), mp__rc_, mp_err_name(mp__ex_), mp__ex_);               \
+    } while (0)
+
+#define mp_assert_ok(expr) mp_assert_rc(expr, 0)
+
+/* Seconds on the monotonic clock. */
+double mp_test_now(void);
+
+/* True if pid is a zombie or gone (for no-zombie checks: false while it lives). */
+int mp_test_pid_state(int pid); /* returns the state letter from /proc, or 0 if gone */
+
+#endif /* MP_TEST_H */
