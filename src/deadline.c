@@ -59,7 +59,7 @@ int mp__poll(struct pollfd *fds, nfds_t n, const mp__deadline *d)
 void mp__sleep_until(const mp__deadline *d, int64_t max_ns)
 {
     int64_t now = mp__now_ns();
-    int64_t until = now + max_ns;
+    int64_t until = max_ns > INT64_MAX - now ? INT64_MAX : now + max_ns;
     if (d->ns >= 0 && d->ns < until)
         until = d->ns;
     struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};

@@ -20,6 +20,13 @@ static int ret_arg(const void *arg, size_t len)
     return len == sizeof(int) ? *(const int *)arg : 99;
 }
 
+static int run_noop(mp_process *self, void *user)
+{
+    (void)self;
+    (void)user;
+    return 0;
+}
+
 static int sleep_arg(const void *arg, size_t len)
 {
     (void)len;
@@ -33,6 +40,7 @@ static int sleep_forever(const void *arg, size_t len)
     (void)len;
     for (;;)
         pause();
+    return 0;
 }
 
 static mp_process *start_sleeper(double seconds)
@@ -63,7 +71,7 @@ Test(process, create_rejects_bad_options)
     mp_assert_rc(mp_process_create(NULL, &(mp_process_opts){.target = ret_arg}), MP_EINVAL);
     mp_assert_rc(mp_process_create(&p, &(mp_process_opts){0}), MP_EINVAL);
     mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_arg,
-                                                           .run = (mp_run_fn)ret_arg}),
+                                                           .run = run_noop}),
                  MP_EINVAL);
     mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_arg, .args_len = 4}),
                  MP_EINVAL);
@@ -266,6 +274,7 @@ static int ignore_term(const void *arg, size_t len)
     (void)!write(fd[1], "r", 1); /* ready: the handler is in place */
     for (;;)
         pause();
+    return 0;
 }
 
 Test(process, terminate_is_bounded_when_sigterm_is_ignored)
@@ -439,6 +448,7 @@ static int report_and_sleep(const void *arg, size_t len)
     (void)!write(fd[1], "r", 1);
     for (;;)
         pause();
+    return 0;
 }
 
 /* An intermediate process (plain fork) starts a library child, reports its

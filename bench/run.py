@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""Run the multiproc benchmarks side by side (DESIGN.md section 5).
+
+For each row id it runs the multiproc program, the CPython peer and the
+raw-syscall floor, alternating them, --reps times (after one calibration run
+each that also warms up), takes the medians and computes
+
+    speedup_vs_cpython  how many times better multiproc is than CPython
+                        (above 1 = faster, whatever the unit's direction)
+    cost_vs_floor       how many times the floor's cost multiproc pays
+                        (1 = at the floor; times: multiproc/floor,
+                        rates: floor/multiproc)
+
+It prints an aligned table with each row's targets and a PASS/MISS mark,
+writes bench/results.csv (keeping the rows of ids not run this time) and
+draws bench/results.png with gnuplot.
+
+    python3 bench/run.py --build build-bench [--only ID[,ID...]] [--reps N]
+
+Every program prints one line "RESULT value=<v> elapsed=<s> [key=value...]"
+and measures with CLOCK_MONOTONIC inside itself, so start-up is excluded.
+Standard library only.
+"""
+import argparse
+import csv
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CSV_HEADER = ["id", "unit", "multiproc", "cpython", "floor",
+              "speedup_vs_cpython", "cost_vs_floor"]
+IMPLS = ("multiproc", "cpython", "floor")
+
+# The rows. Each runs three commands: multiproc and floor name a program
+# built in <build>/bench/, cpython a script in bench/peers/; the iteration
+# count is appended by this script. `pilot` is the iteration count of the
+# calibration run (aim at ~0.05-0.1 s); the measured runs are then scaled to
+# last about --seconds each. `floor_follows` lists keys of the multiproc
+# program's RESULT line whose values are appended to the floor's command, so
+# that the floor runs on the same resources as the library (the pipe size).
+# `pin`: the row's producer and consumer are pinned to two different CPUs
+# (BENCH_PIN, see --pin), because unpinned the scheduler sometimes puts both
+# on one CPU and sometimes not, and on the 2-core VMs those two cases differ
+# by up to 10x for 1 MiB messages (cross-CPU wake-ups are expensive there):
+# the median of 5 would be a lottery. Two CPUs is the case multiprocessing
+# exists for.
+# Later rows add themselves here, and their targets to TARGETS below.
+ROWS = [
+    {
+        "id": "process_start_fork_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_process", "fork"],
+        "cpython": ["process.py", "fork"],
+        "floor": ["floor_process", "fork"],
+        "pilot": {"multiproc": 200, "cpython": 30, "floor": 300},
+    },
+    {
+        "id": "pipe_64B_msgs_per_s", "unit": "msgs/s", "higher_is_better": True,
+        "multiproc": ["bench_pipe", "msg64"],
+        "cpython": ["pipe.py", "msg64"],
+        "floor": ["floor_pipe", "msg64"],
+        "floor_follows": ["pipe_size"], "pin": True,
+        "pilot": {"multiproc": 100000, "cpython": 50000, "floor": 150000},
+    },
+    {
+        "id": "pipe_1MiB_GiB_per_s", "unit": "GiB/s", "higher_is_better": True,
+        "multiproc": ["bench_pipe", "mib"],
+        "cpython": ["pipe.py", "mib"],
+        "floor": ["floor_pipe", "mib"],
+        "floor_follows": ["pipe_size"], "pin": True,
+        "pilot": {"multiproc": 60, "cpython": 40, "floor": 60},
+    },
+]
+
+# Targets from the issues: speedup_vs_cpython must be at least, and
+# cost_vs_floor at most, the value given. A row may name either or both.
+TARGETS = {
+    "process_start_fork_ms": {"speedup_vs_cpython": 15.0, "cost_vs_floor": 1.3},
+    "pipe_64B_msgs_per_s": {"speedup_vs_cpython": 2.5, "cost_vs_floor": 1 / 0.8},
+    "pipe_1MiB_GiB_per_s": {"cost_vs_floor": 1 / 0.9},
+}
+
+RUN_TIMEOUT = 120.0  # seconds for one run of one program
+
+
+class RunError(Exception):
+    """A program could not be measured; the message says why."""
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"),
+                    help="CMake build directory holding bench/<program> (default build-bench)")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only this row id (repeat or comma-separate for several)")
+    ap.add_argument("--reps", type=int, default=5, help="measured runs per program (default 5)")
+    ap.add_argument("--seconds", type=float, default=0.4,
+                    help="aimed duration of one measured run (default 0.4)")
+    ap.add_argument("--pin", default="auto",
+                    help="CPUs 'P,C' for the producer and consumer of rows that pin; "
+                         "'auto' (default): the first two CPUs this process may use; 'none'")
+    ap.add_argument("--python", default=sys.executable, help="interpreter for the CPython peers")
+    ap.add_argument("--csv", default=os.path.join(HERE, "results.csv"))
+    ap.add_argument("--png", default=os.path.join(HERE, "results.png"))
+    ap.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+    ap.add_argument("--list", action="store_true", help="list the row ids and exit")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every run")
+    args = ap.parse_args()
+    if args.reps < 1:
+        ap.error("--reps must be at least 1")
+    args.build = os.path.abspath(args.build)
+    args.pin = resolve_pin(ap, args.pin)
+    return args
+
+
+def resolve_pin(ap, spec):
+    """'P,C' for BENCH_PIN, or None for no pinning."""
+    if spec == "none":
+        return None
+    if spec == "auto":
+        cpus = sorted(os.sched_getaffinity(0))
+        return f"{cpus[0]},{cpus[1]}" if len(cpus) >= 2 else None
+    parts = spec.split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        ap.error("--pin wants 'P,C' (two CPU numbers), 'auto' or 'none'")
+    return spec
+
+
+def rel(path):
+    """A path for messages: relative to the current directory when inside it."""
+    r = os.path.relpath(path, os.getcwd())
+    return path if r.startswith("..") else r
+
+
+def command(row, impl, args):
+    """The command line (without the iteration count) for one implementation."""
+    prog, *rest = row[impl]
+    if impl == "cpython":
+        path = os.path.join(HERE, "peers", prog)
+        if not os.path.isfile(path):
+            raise RunError(f"peer {rel(path)} missing")
+        return [args.python, path, *rest]
+    path = os.path.join(args.build, "bench", prog)
+    if not os.access(path, os.X_OK):
+        raise RunError(f"not built ({rel(path)} missing)")
+    return [path, *rest]
+
+
+def run_once(cmd, n, extra, env, verbose):
+    """Run one program; returns the dict of its RESULT line (floats where possible)."""
+    argv = [*cmd, str(n), *extra]
+    try:
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"timed out after {RUN_TIMEOUT:.0f} s") from None
+    except OSError as e:
+        raise RunError(f"cannot run: {e.strerror}") from None
+    if cp.returncode != 0:
+        why = (cp.stderr.strip().splitlines() or ["no message"])[-1]
+        status = (f"killed by signal {-cp.returncode}" if cp.returncode < 0
+                  else f"exit {cp.returncode}")
+        raise RunError(f"{status}: {why[:120]}")
+    for line in cp.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = {}
+            for item in line.split()[1:]:
+                key, _, val = item.partition("=")
+                try:
+                    res[key] = float(val)
+                except ValueError:
+                    res[key] = val
+            if not isinstance(res.get("value"), float) or not res["value"] > 0:
+                raise RunError(f"bad RESULT line: {line[:120]}")
+            if verbose:
+                print(f"    {' '.join(os.path.basename(a) for a in argv)}: {line}", flush=True)
+            return res
+    raise RunError("no RESULT line in the output")
+
+
+def scaled_count(pilot_n, res, seconds):
+    """Iteration count for a run of about `seconds`, from the pilot run."""
+    elapsed = res.get("elapsed")
+    if not isinstance(elapsed, float) or elapsed <= 0:
+        return pilot_n
+    n = int(pilot_n * seconds / elapsed)
+    return max(1, min(n, pilot_n * 1000))
+
+
+def measure_row(row, args):
+    """Measure one row. Returns {impl: (median or None, reason, values)}."""
+    out = {impl: {"values": [], "why": "", "cmd": None, "n": 0} for impl in IMPLS}
+    info = {}  # RESULT keys of the multiproc program, for floor_follows
+    env = dict(os.environ)
+    env.pop("BENCH_PIN", None)
+    if row.get("pin") and args.pin:
+        env["BENCH_PIN"] = args.pin
+
+    def extra_args(impl):
+        if impl != "floor":
+            return []
+        return [str(int(info[k])) for k in row.get("floor_follows", []) if k in info]
+
+    # Calibration (and warm-up) runs, in a fixed order: the floor may need
+    # what the multiproc program reports.
+    for impl in IMPLS:
+        st = out[impl]
+        try:
+            st["cmd"] = command(row, impl, args)
+            pilot_n = row["pilot"][impl]
+            res = run_once(st["cmd"], pilot_n, extra_args(impl), env, args.verbose)
+            st["n"] = scaled_count(pilot_n, res, args.seconds)
+            if impl == "multiproc":
+                info.update({k: v for k, v in res.items() if k not in ("value", "elapsed", "n")})
+        except RunError as e:
+            st["why"] = str(e)
+
+    # Measured runs, alternating the programs and rotating their order so
+    # that no implementation always runs right after another.
+    for rep in range(args.reps):
+        order = IMPLS[rep % 3:] + IMPLS[:rep % 3]
+        for impl in order:
+            st = out[impl]
+            if st["why"]:
+                continue
+            try:
+                res = run_once(st["cmd"], st["n"], extra_args(impl), env, args.verbose)
+                st["values"].append(res["value"])
+            except RunError as e:
+                st["why"] = str(e)
+                st["values"] = []
+    result = {}
+    for impl in IMPLS:
+        st = out[impl]
+        med = statistics.median(st["values"]) if st["values"] and not st["why"] else None
+        result[impl] = (med, st["why"], st["values"])
+    result["info"] = info
+    result["pinned"] = env.get("BENCH_PIN")
+    return result
+
+
+def ratios(row, mp, py, fl):
+    """(speedup_vs_cpython, cost_vs_floor), None where a side is missing."""
+    hib = row["higher_is_better"]
+    speedup = cost = None
+    if mp and py:
+        speedup = mp / py if hib else py / mp
+    if mp and fl:
+        cost = fl / mp if hib else mp / fl
+    return speedup, cost
+
+
+def fmt_value(v):
+    """Four significant digits, never an exponent; '' for None."""
+    if v is None:
+        return ""
+    if v == 0 or not math.isfinite(v):
+        return repr(v)
+    digits = max(0, 3 - math.floor(math.log10(abs(v))))
+    return f"{v:.{digits}f}"
+
+
+def fmt_ratio(v):
+    return "" if v is None else f"{v:.3f}"
+
+
+def judge(row_id, metric, value):
+    """('>=15', 'PASS'|'MISS'|'n/a') or ('', '') when the row has no such target."""
+    target = TARGETS.get(row_id, {}).get(metric)
+    if target is None:
+        return "", ""
+    op = ">=" if metric == "speedup_vs_cpython" else "<="
+    label = f"{op}{target:.3g}"
+    if value is None:
+        return label, "n/a"
+    ok = value >= target if op == ">=" else value <= target
+    return label, "PASS" if ok else "MISS"
+
+
+def spread(values):
+    """Relative spread (max-min)/median of a list of runs, as a percentage."""
+    if len(values) < 2:
+        return ""
+    med = statistics.median(values)
+    return f"{100 * (max(values) - min(values)) / med:.0f}%"
+
+
+def print_table(measured, rows_by_id):
+    head = ["id", "unit", "multiproc", "cpython", "floor",
+            "speedup_vs_cpython", "target", "", "cost_vs_floor", "target", ""]
+    lines = []
+    notes = []
+    for row_id, res in measured.items():
+        row = rows_by_id[row_id]
+        mp, py, fl = (res[i][0] for i in IMPLS)
+        speedup, cost = ratios(row, mp, py, fl)
+        st, sm = judge(row_id, "speedup_vs_cpython", speedup)
+        ct, cm = judge(row_id, "cost_vs_floor", cost)
+        cells = [fmt_value(x) if x is not None else "-" for x in (mp, py, fl)]
+        lines.append([row_id, row["unit"], *cells,
+                      fmt_ratio(speedup) or "-", st, sm, fmt_ratio(cost) or "-", ct, cm])
+        for impl in IMPLS:
+            if res[impl][0] is None:
+                notes.append(f"{row_id}: {impl} not measured: {res[impl][1] or 'no runs'}")
+        spreads = ", ".join(f"{impl} {spread(res[impl][2])}" for impl in IMPLS if spread(res[impl][2]))
+        extra = " ".join(f"{k}={int(v) if isinstance(v, float) and v.is_integer() else v}"
+                         for k, v in res["info"].items())
+        pinned = f"; producer,consumer on CPUs {res['pinned']}" if res["pinned"] else ""
+        if spreads or extra or pinned:
+            notes.append(f"{row_id}: spread of runs (max-min)/median: {spreads or '-'}"
+                         + (f"; multiproc reports {extra}" if extra else "") + pinned)
+    widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
+    numeric = {2, 3, 4, 5, 8}
+
+    def render(r):
+        return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    print()
+    print(render(head))
+    print(render(["-" * w for w in widths]))
+    for r in lines:
+        print(render(r))
+    if notes:
+        print()
+        for n in notes:
+            print("  " + n)
+    print()
+
+
+def read_csv(path):
+    rows = {}
+    if not os.path.isfile(path):
+        return rows
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != CSV_HEADER:
+            print(f"note: {rel(path)} has another header; rewriting it",
+                  file=sys.stderr)
+            return rows
+        for rec in reader:
+            if len(rec) == len(CSV_HEADER) and rec[0]:
+                rows[rec[0]] = rec
+    return rows
+
+
+def write_csv(path, measured, rows_by_id):
+    existing = read_csv(path)
+    for row_id, res in measured.items():
+        row = rows_by_id[row_id]
+        mp, py, fl = (res[i][0] for i in IMPLS)
+        speedup, cost = ratios(row, mp, py, fl)
+        existing[row_id] = [row_id, row["unit"], fmt_value(mp), fmt_value(py), fmt_value(fl),
+                            fmt_ratio(speedup), fmt_ratio(cost)]
+    order = [r["id"] for r in ROWS if r["id"] in existing]
+    order += sorted(k for k in existing if k not in order)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(CSV_HEADER)
+        for k in order:
+            w.writerow(existing[k])
+    os.replace(tmp, path)
+    return [existing[k] for k in order]
+
+
+def draw_chart(path, csv_rows):
+    """Log-scale bars of speedup_vs_cpython and cost_vs_floor per row, each
+    growing from 1 (parity), green when the row meets its target, red when it
+    misses, grey without a target; the target is a dashed line on the bar."""
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        print("gnuplot not found: chart skipped (apt-get install gnuplot-nox)")
+        return
+    if not csv_rows:
+        return
+
+    def num(s):
+        try:
+            return float(s)
+        except ValueError:
+            return None
+
+    color = {"PASS": "0x2ca02c", "MISS": "0xd62728", "": "0x7f7f7f", "n/a": "0x7f7f7f"}
+    data = []
+    allv = [1.0]
+    for i, rec in enumerate(csv_rows):
+        row_id = rec[0]
+        s, c = num(rec[5]), num(rec[6])
+        st = TARGETS.get(row_id, {}).get("speedup_vs_cpython")
+        ct = TARGETS.get(row_id, {}).get("cost_vs_floor")
+        sm = judge(row_id, "speedup_vs_cpython", s)[1]
+        cm = judge(row_id, "cost_vs_floor", c)[1]
+        allv += [v for v in (s, c, st, ct) if v]
+        q = lambda v: "?" if v is None else f"{v:.6g}"
+        lab = lambda v: '""' if v is None else f'"{v:.3g}x"'
+        data.append(f'{i} "{row_id}" {q(s)} {q(st)} {color[sm]} {lab(s)} '
+                    f'{q(c)} {q(ct)} {color[cm]} {lab(c)}')
+    ymin = min(0.5, min(allv) / 2)
+    ymax = max(allv) * 3
+    n = len(csv_rows)
+    width = max(900, 110 * n + 200)
+    machine = f"{os.cpu_count()} CPUs, Linux {platform.release()}, {time.strftime('%Y-%m-%d')}"
+    with tempfile.TemporaryDirectory() as tmp:
+        dat = os.path.join(tmp, "chart.dat")
+        with open(dat, "w") as f:
+            f.write("\n".join(data) + "\n")
+        panel = """
+set title "{title}"
+set ylabel "{ylabel}"
+plot '{dat}' using 1:{v}:($1-0.35):($1+0.35):(1):{v}:{col} with boxxyerror fs solid 0.8 fc rgb variable notitle, \\
+     '' using ($1-0.42):{t}:(0.84):(0) with vectors nohead dt 2 lw 2.5 lc rgb "black" title "target", \\
+     '' using 1:(${v} >= 1 ? ${v} * 1.25 : ${v} / 1.25):{lab} with labels font ",9" notitle, \\
+     1 with lines lc rgb "gray40" dt 3 notitle, \\
+     NaN with boxes fs solid 0.8 fc rgb "#2ca02c" title "meets target", \\
+     NaN with boxes fs solid 0.8 fc rgb "#d62728" title "misses target", \\
+     NaN with boxes fs solid 0.8 fc rgb "#7f7f7f" title "no target"
+"""
+        script = f"""
+set terminal pngcairo size {width},900 font ",10" noenhanced
+set output '{path}'
+set datafile missing "?"
+set multiplot layout 2,1 title "multiproc benchmarks ({machine})" font ",12"
+set logscale y
+set yrange [{ymin:.3g}:{ymax:.3g}]
+set xrange [-0.6:{n - 0.4}]
+set grid ytics
+set key top right font ",9"
+set boxwidth 0.7
+set style fill solid 0.8
+set xtics rotate by 20 right font ",9"
+set xtics ({", ".join(f'"{r[0]}" {i}' for i, r in enumerate(csv_rows))})
+set bmargin 6
+""" + panel.format(title="speedup vs CPython multiprocessing (higher is better; 1 = same as CPython)",
+                   ylabel="times faster than CPython", dat=dat, v=3, t=4, col=5, lab=6) \
+    + panel.format(title="cost vs raw-syscall floor (lower is better; 1 = at the floor)",
+                   ylabel="times the floor's cost", dat=dat, v=7, t=8, col=9, lab=10) \
+    + "unset multiplot\n"
+        cp = subprocess.run([gnuplot], input=script, capture_output=True, text=True)
+        if cp.returncode != 0:
+            print(f"gnuplot failed: chart skipped\n{cp.stderr.strip()}")
+            return
+    print(f"chart: {rel(path)}")
+
+
+def main():
+    args = parse_args()
+    rows_by_id = {r["id"]: r for r in ROWS}
+    if args.list:
+        for r in ROWS:
+            print(r["id"])
+        return 0
+    only = [x for o in args.only for x in o.split(",") if x]
+    unknown = [x for x in only if x not in rows_by_id]
+    if unknown:
+        print(f"unknown row id(s): {', '.join(unknown)}; known: {', '.join(rows_by_id)}",
+              file=sys.stderr)
+        return 2
+    selected = [r for r in ROWS if not only or r["id"] in only]
+
+    start = time.monotonic()
+    measured = {}
+    for row in selected:
+        t = time.monotonic()
+        print(f"{row['id']} ...", end="" if not args.verbose else "\n", flush=True)
+        measured[row["id"]] = measure_row(row, args)
+        print(f" {time.monotonic() - t:.1f} s", flush=True)
+    print_table(measured, rows_by_id)
+    csv_rows = write_csv(args.csv, measured, rows_by_id)
+    print(f"results: {rel(args.csv)} "
+          f"({len(measured)} row(s) measured in {time.monotonic() - start:.0f} s)")
+    if not args.no_chart:
+        draw_chart(args.png, csv_rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

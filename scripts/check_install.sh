@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# check_install.sh — what `make install` produces works for a user.
+#
+# Installs an already built tree into a temporary prefix, then checks that:
+#   - the shared library has a SONAME and exports only the public mp_ API
+#     (no internal mp__ symbol, nothing unprefixed), and the static library
+#     defines no unprefixed global symbol (it would clash in a user's link);
+#   - a CMake project (tests/install) finds the package with find_package and
+#     links and runs against multiproc::multiproc (shared) and multiproc::static;
+#   - the same program builds with `pkg-config --cflags --libs multiproc` and
+#     runs with LD_LIBRARY_PATH.
+# Each program must print OK.
+#
+# Usage: scripts/check_install.sh [BUILD_DIR]   (default: build-check)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=${1:-build-check}
+
+if [[ ! -f $build/cmake_install.cmake ]]; then
+    echo "check_install: $build is not a configured build directory" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+
+say() { echo "check_install: $*"; }
+die() {
+    echo "check_install: FAILED: $*" >&2
+    exit 1
+}
+
+# Runs a consumer program and checks that its last line is OK.
+run_consumer() {
+    local out
+    out=$("$@") || die "$1 exited with status $?"
+    echo "$out" | sed 's/^/    /'
+    [[ $(echo "$out" | tail -n 1) == OK ]] || die "$1 did not print OK"
+}
+
+cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
+    { cat "$tmp/install.log"; die "cmake --install"; }
+so=$(find "$prefix" -name libmultiproc.so -print -quit)
+[[ -n $so ]] || die "no libmultiproc.so installed under $prefix"
+libdir=$(dirname "$so")
+[[ -f $libdir/libmultiproc.a ]] || die "no libmultiproc.a beside $so"
+say "installed into ${libdir#"$prefix"/} and include/"
+
+# The SONAME lets a program built against 0.1 run with any 0.x.
+soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[[ $soname == libmultiproc.so.* ]] || die "libmultiproc.so has no SONAME (got '$soname')"
+say "SONAME $soname"
+
+# Exported symbols: only mp_*, never the internal mp__*. The linker's own
+# markers (_init, _edata, ...) are not ours and are ignored.
+bad=$(nm -D --defined-only "$so" | awk '{print $NF}' |
+    grep -Ev '^(_init|_fini|_edata|_end|__bss_start)$' |
+    grep -Ev '^mp_[^_]' || true)
+[[ -z $bad ]] || die "libmultiproc.so exports non-API symbols:"$'\n'"$bad"
+say "$(nm -D --defined-only "$so" | grep -c ' mp_') exported symbols, all mp_"
+bad=$(nm -g --defined-only "$libdir/libmultiproc.a" | awk 'NF == 3 {print $3}' |
+    grep -Ev '^mp_' | sort -u || true)
+[[ -z $bad ]] || die "libmultiproc.a defines global symbols without the mp_ prefix:"$'\n'"$bad"
+
+# A CMake consumer, found from the prefix alone.
+cmake -S "$root/tests/install" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$tmp/consumer.log" ||
+    { cat "$tmp/consumer.log"; die "configuring tests/install"; }
+found=$(sed -n 's/^multiproc_DIR:PATH=//p' "$tmp/consumer/CMakeCache.txt")
+[[ $found == "$prefix"/* ]] || die "find_package found $found, not the installed package"
+cmake --build "$tmp/consumer" >"$tmp/consumer.log" ||
+    { cat "$tmp/consumer.log"; die "building tests/install"; }
+readelf -d "$tmp/consumer/consumer_shared" | grep -q "NEEDED.*\[$soname\]" ||
+    die "consumer_shared does not link $soname"
+say "CMake consumer (shared):"
+run_consumer "$tmp/consumer/consumer_shared"
+say "CMake consumer (static):"
+run_consumer "$tmp/consumer/consumer_static"
+
+# A pkg-config consumer. The flags must point into the prefix: a .pc file
+# that still names the configure-time prefix would silently use another
+# installation.
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+flags=$(pkg-config --cflags --libs multiproc) || die "pkg-config does not know multiproc"
+say "pkg-config: $flags"
+incdir=$(pkg-config --variable=includedir multiproc)
+pc_libdir=$(pkg-config --variable=libdir multiproc)
+[[ $(realpath -m "$incdir") == "$(realpath "$prefix/include")" &&
+    $(realpath -m "$pc_libdir") == "$(realpath "$libdir")" ]] ||
+    die "multiproc.pc does not point into the install prefix $prefix" \
+        "(includedir=$incdir libdir=$pc_libdir)"
+# shellcheck disable=SC2086 # the flags are meant to split
+${CC:-cc} -std=c11 -Wall -Wextra -Werror "$root/tests/install/main.c" $flags \
+    -o "$tmp/pc_consumer" || die "compiling with the pkg-config flags"
+say "pkg-config consumer:"
+LD_LIBRARY_PATH=$libdir run_consumer "$tmp/pc_consumer"
+
+say "all good"
