@@ -60,8 +60,8 @@ static int devnull = -1;
 
 static void fail(const char *what, int got, int want)
 {
-    fprintf(stderr, "fuzz_conn_frame: %s: got %s (%d), expected %s (%d)\n", what,
-            mp_err_name(got), got, mp_err_name(want), want);
+    fprintf(stderr, "fuzz_conn_frame: %s: got %s (%d), expected %s (%d)\n", what, mp_err_name(got),
+            got, mp_err_name(want), want);
     abort();
 }
 

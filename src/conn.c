@@ -52,6 +52,7 @@ static mp_conn *conn_new(int fd, mp__conn_kind kind, bool readable, bool writabl
     c->pass_fds = kind == MP__CONN_SOCKET;
     c->max_msg = MP_CONN_DEFAULT_MAX_MESSAGE;
     c->rcap = CONN_READAHEAD;
+    atomic_init(&c->buffered, false);
     return c;
 }
 
@@ -315,6 +316,32 @@ static int conn_recv_resume(mp_conn *c, conn_sink *s, const mp__deadline *d)
     return 0;
 }
 
+/* Whether the next recv would return without touching the fd: a complete
+ * frame (or a malformed header) in the read-ahead, end of file, or a broken
+ * stream. */
+static bool conn_buffered(const mp_conn *c)
+{
+    if (c->fail)
+        return true;
+    if (c->part)
+        return false; /* the read-ahead is empty while a large frame is pending */
+    size_t avail = c->rlen - c->rpos;
+    mp__frame f;
+    int rc = avail ? mp__frame_decode(c->rbuf + c->rpos, avail, c->max_msg, &f) : MP_EAGAIN;
+    if (rc == MP_EBADMSG)
+        return true;
+    if (rc == 0 && f.len <= avail - MP__FRAME_HEADER)
+        return true;
+    return c->eof;
+}
+
+/* End of every receive call: publish the state for mp_wait and poll. */
+static int conn_publish(mp_conn *c, int rc)
+{
+    atomic_store_explicit(&c->buffered, conn_buffered(c), memory_order_release);
+    return rc;
+}
+
 static int conn_recv_begin(mp_conn *c, mp__deadline *d, double timeout)
 {
     int rc = conn_check(c, CONN_READ);
@@ -325,13 +352,10 @@ static int conn_recv_begin(mp_conn *c, mp__deadline *d, double timeout)
     return rc;
 }
 
-static int conn_recv_msg(mp_conn *c, conn_sink *s, double timeout)
+static int conn_recv_frame(mp_conn *c, conn_sink *s, const mp__deadline *d)
 {
-    mp__deadline d;
     mp__frame f;
-    int rc = conn_recv_begin(c, &d, timeout);
-    if (rc == 0)
-        rc = conn_next_header(c, &f, &d);
+    int rc = conn_next_header(c, &f, d);
     if (rc)
         return rc;
     if (f.has_fd)
@@ -341,10 +365,17 @@ static int conn_recv_msg(mp_conn *c, conn_sink *s, double timeout)
         return MP_EMSGSIZE;
     }
     if (c->part)
-        return conn_recv_resume(c, s, &d);
+        return conn_recv_resume(c, s, d);
     if (f.len <= c->rcap - MP__FRAME_HEADER)
-        return conn_recv_small(c, &f, s, &d);
-    return conn_recv_large(c, &f, s, &d);
+        return conn_recv_small(c, &f, s, d);
+    return conn_recv_large(c, &f, s, d);
+}
+
+static int conn_recv_msg(mp_conn *c, conn_sink *s, double timeout)
+{
+    mp__deadline d;
+    int rc = conn_recv_begin(c, &d, timeout);
+    return rc ? rc : conn_publish(c, conn_recv_frame(c, s, &d));
 }
 
 int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout)
@@ -371,23 +402,14 @@ int mp_conn_recv_into(mp_conn *c, void *buf, size_t cap, size_t *len, double tim
     return rc;
 }
 
-int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout)
+static int conn_recv_fd_frame(mp_conn *c, int *fd, const mp__deadline *d)
 {
-    mp__deadline d;
     mp__frame f;
-    if (!c || !fd)
-        return MP_EINVAL;
-    int rc = conn_check(c, 0);
-    if (rc == 0 && !c->pass_fds)
-        rc = MP_ENOTSOCK;
-    if (rc == 0)
-        rc = conn_recv_begin(c, &d, timeout);
-    if (rc == 0)
-        rc = conn_next_header(c, &f, &d);
+    int rc = conn_next_header(c, &f, d);
     if (rc == 0 && !f.has_fd)
         rc = MP_EPROTO;
     if (rc == 0)
-        rc = conn_fill(c, MP__FRAME_HEADER + f.len, &d);
+        rc = conn_fill(c, MP__FRAME_HEADER + f.len, d);
     if (rc)
         return rc;
     /* The frame's descriptor came with the read of its first byte. */
@@ -396,6 +418,19 @@ int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout)
     c->rpos += MP__FRAME_HEADER + f.len;
     mp__conn_fdq_prune(c, conn_consumed_off(c));
     return 0;
+}
+
+int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout)
+{
+    mp__deadline d;
+    if (!c || !fd)
+        return MP_EINVAL;
+    int rc = conn_check(c, 0);
+    if (rc == 0 && !c->pass_fds)
+        rc = MP_ENOTSOCK;
+    if (rc == 0)
+        rc = conn_recv_begin(c, &d, timeout);
+    return rc ? rc : conn_publish(c, conn_recv_fd_frame(c, fd, &d));
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -444,20 +479,7 @@ int mp_conn_send_fd(mp_conn *c, int fd, double timeout)
 
 bool mp__conn_has_buffered(const mp_conn *c)
 {
-    if (conn_check(c, CONN_READ))
-        return false;
-    if (c->fail)
-        return true;
-    if (c->part)
-        return false; /* the read-ahead is empty while a large frame is pending */
-    size_t avail = c->rlen - c->rpos;
-    mp__frame f;
-    int rc = avail ? mp__frame_decode(c->rbuf + c->rpos, avail, c->max_msg, &f) : MP_EAGAIN;
-    if (rc == MP_EBADMSG)
-        return true;
-    if (rc == 0 && f.len <= avail - MP__FRAME_HEADER)
-        return true;
-    return c->eof;
+    return !conn_check(c, CONN_READ) && atomic_load_explicit(&c->buffered, memory_order_acquire);
 }
 
 int mp__conn_fd(const mp_conn *c)
@@ -503,7 +525,7 @@ int mp_conn_set_max_message(mp_conn *c, unsigned long long max)
         return MP_EINVAL;
     /* The header has 63 bits of length; anything above is the same limit. */
     c->max_msg = max > MP__FRAME_LEN_MAX ? MP__FRAME_LEN_MAX : (uint64_t)max;
-    return 0;
+    return conn_publish(c, 0);
 }
 
 int mp_conn_fileno(const mp_conn *c)

@@ -11,7 +11,9 @@
 /* True when a recv on c would return without touching the fd: a complete
  * message (or descriptor frame) is in the read-ahead buffer, a malformed
  * header is, or the connection is at end of file or broken. False for NULL,
- * a closed or a send-only end. mp_wait must then also poll mp__conn_fd(c). */
+ * a closed or a send-only end. mp_wait must then also poll mp__conn_fd(c).
+ * The answer is as of the end of the receiver's last call, read atomically:
+ * safe from any thread, even while another thread is receiving on c. */
 bool mp__conn_has_buffered(const mp_conn *c);
 
 /* The fd to poll for readability, or -1 for NULL or a closed connection. */

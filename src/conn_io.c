@@ -40,6 +40,14 @@
  * may both discover it. */
 static atomic_bool conn_rwf_nowait = true;
 
+/* Linux 6.18 gave pwritev2 a flag that keeps a pipe write from raising
+ * SIGPIPE: one syscall per send instead of three with the signal mask.
+ * -1 unknown, 0 no, 1 yes; probed on first use. */
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100
+#endif
+static atomic_int conn_rwf_nosignal = -1;
+
 static const mp__deadline conn_forever = {.ns = -1};
 
 /* ---- readiness ---------------------------------------------------------- */
@@ -275,12 +283,31 @@ static ssize_t conn_write_once(mp_conn *c, struct iovec *iov, int cnt, int pass_
         errno = EAGAIN;
         return -1;
     }
+    int nosig =
+        atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed) == 1 ? RWF_NOSIGNAL : 0;
     if (rwf) {
-        ssize_t r = pwritev2(c->fd, iov, cnt, -1, RWF_NOWAIT);
+        ssize_t r = pwritev2(c->fd, iov, cnt, -1, RWF_NOWAIT | nosig);
         if (r >= 0 || !conn_no_rwf_nowait(errno))
             return r;
     }
+    if (nosig)
+        return pwritev2(c->fd, iov, cnt, -1, nosig);
     return writev(c->fd, iov, cnt);
+}
+
+/* An empty write returns before a pipe looks at its readers, but only after
+ * the kernel has checked the flags: a safe probe for RWF_NOSIGNAL. */
+static bool conn_has_rwf_nosignal(int fd)
+{
+    int s = atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed);
+    if (s < 0) {
+        /* MP_DISABLE_RWF_NOSIGNAL=1 forces the signal-mask path (tests). */
+        const char *off = getenv("MP_DISABLE_RWF_NOSIGNAL");
+        struct iovec none = {.iov_base = NULL, .iov_len = 0};
+        s = !(off && *off && *off != '0') && pwritev2(fd, &none, 1, -1, RWF_NOSIGNAL) == 0;
+        atomic_store_explicit(&conn_rwf_nosignal, s, memory_order_relaxed);
+    }
+    return s == 1;
 }
 
 /* Write the whole frame. The deadline only applies before the first byte;
@@ -312,28 +339,30 @@ static int conn_write_all(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
 }
 
 /* A write to a pipe whose reader is gone raises SIGPIPE, whose default action
- * kills the process. Sockets have MSG_NOSIGNAL; pipes have no such flag and
- * the library installs no handler. So SIGPIPE is blocked in this thread for
- * the write, and the one our own write raised is consumed before unblocking.
- * If the caller had SIGPIPE blocked already, it is left exactly as a plain
- * write() would leave it. */
+ * kills the process. Sockets have MSG_NOSIGNAL, and pipes RWF_NOSIGNAL since
+ * Linux 6.18; the library installs no handler. On older kernels SIGPIPE is
+ * blocked in this thread for the write, and the one our own write raised is
+ * consumed before the caller's mask is restored. Either way the library
+ * never raises SIGPIPE in the caller, and leaves the caller's own pending
+ * SIGPIPE, if any, alone. */
 int mp__conn_write_frame(mp_conn *c, struct iovec *iov, int cnt, int pass_fd, const mp__deadline *d)
 {
-    if (c->kind == MP__CONN_SOCKET)
+    if (c->kind == MP__CONN_SOCKET || conn_has_rwf_nosignal(c->fd))
         return conn_write_all(c, iov, cnt, pass_fd, d);
-    sigset_t set, old;
+    sigset_t set, old, pending;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, &old);
+    bool was_blocked = sigismember(&old, SIGPIPE);
+    /* A SIGPIPE the caller had pending already is theirs, not ours. */
+    bool theirs = was_blocked && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
     int rc = conn_write_all(c, iov, cnt, pass_fd, d);
-    if (!sigismember(&old, SIGPIPE)) {
-        sigset_t pending;
+    if (rc == MP_EPIPE && !theirs && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
         static const struct timespec zero = {0, 0};
-        /* SIGPIPE was unblocked until just now, so one pending now is ours. */
-        if (rc == MP_EPIPE && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
-            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-                ;
-        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+            ;
     }
+    if (!was_blocked)
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return rc;
 }

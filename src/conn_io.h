@@ -4,6 +4,7 @@
 #ifndef MULTIPROC_CONN_IO_H
 #define MULTIPROC_CONN_IO_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -40,6 +41,11 @@ struct mp_conn {
     size_t part_len, part_have;
     mp__conn_rfd *fdq; /* received descriptors, in order: [fdq_head, fdq_len) */
     size_t fdq_head, fdq_len, fdq_cap;
+    /* Whether a recv would return without touching the fd, as of the end of
+     * the receiver's last call. Atomic because mp_wait (and mp_conn_poll)
+     * may read it from another thread while the receiver works; everything
+     * above belongs to the receiving thread alone. */
+    atomic_bool buffered;
 };
 
 /* poll() the fd for events until the deadline: > 0 ready, 0 expired, or an

@@ -9,6 +9,7 @@ typedef struct mp__errinfo {
     const char *text;
 } mp__errinfo;
 
+/* clang-format off */
 #define MP__E(code, text) {code, #code, text}
 static const mp__errinfo mp__errors[] = {
     MP__E(MP_OK, "success"),
@@ -53,6 +54,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_EBROKEN, "broken"),
     MP__E(MP_ENOHEAPADDR, "shared heap address is taken"),
 };
+/* clang-format on */
 
 static const mp__errinfo *mp__find_error(int code)
 {

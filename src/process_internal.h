@@ -9,12 +9,12 @@
 
 #include "internal.h"
 
-#define MP__NAME_MAX   256
-#define MP__IDENT_MAX  64
+#define MP__NAME_MAX      256
+#define MP__IDENT_MAX     64
 #define MP__DEFAULT_GRACE 3.0
 /* How long kill waits for a SIGKILLed child before giving up (a child in
  * uninterruptible sleep cannot die until the kernel lets it). */
-#define MP__KILL_WAIT  5.0
+#define MP__KILL_WAIT 5.0
 
 typedef enum mp__pstate {
     MP__CREATED = 0, /* not started */
@@ -36,12 +36,12 @@ struct mp_process {
     bool status_lost; /* reaped by someone else: exit code unknown */
     int exitcode;
     pid_t pid;
-    pid_t owner;      /* the process that started it: the only one that may reap */
-    int sentinel;     /* pidfd, or the read end of the fallback pipe */
+    pid_t owner;  /* the process that started it: the only one that may reap */
+    int sentinel; /* pidfd, or the read end of the fallback pipe */
     bool sentinel_is_pidfd;
 
     mp_target_fn target;
-    void *args;       /* owned copy when args_owned */
+    void *args; /* owned copy when args_owned */
     size_t args_len;
     bool args_owned;
     mp_run_fn run;

@@ -53,8 +53,7 @@ static bool mp__wait_confirm(mp_waitable *w, short revents)
 
 /* One round: check everything, then poll. Returns the ready count, 0 to
  * go round again (deadline or slice expired), or an error. */
-static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd,
-                          const mp__deadline *d)
+static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp__deadline *d)
 {
     int ready = 0;
     bool slices = false;

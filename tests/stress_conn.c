@@ -31,7 +31,7 @@
 
 #define DUPLEX_MSGS 20000u
 #define CHILD_MSGS  10000u
-#define FD_ROUNDS   2000u
+#define FD_ROUNDS   5000u
 #define MAX_MSG     ((size_t)200 * 1024)
 #define MSG_HDR     16u   /* seq (4), stream (4), checksum (8) */
 #define SMALL_CAP   1024u /* recv_into buffer that large messages overflow */

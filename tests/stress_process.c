@@ -8,7 +8,7 @@
 #include "stress.h"
 
 #define THREADS 4
-#define ROUNDS 25
+#define ROUNDS  25
 
 static int ret_arg(const void *arg, size_t len)
 {
@@ -75,21 +75,23 @@ int main(void)
     STRESS_DEADLINE(240);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
-        STRESS_CHECK(pthread_create(&t[i], NULL, own_children, (void *)(intptr_t)i) == 0, "pthread_create failed");
+        STRESS_CHECK(pthread_create(&t[i], NULL, own_children, (void *)(intptr_t)i) == 0,
+                     "pthread_create failed");
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
 
     int codes[8];
     for (int i = 0; i < 8; i++) {
         codes[i] = i;
-        STRESS_OK(mp_process_create(&shared[i], &(mp_process_opts){.target = ret_arg,
-                                                                    .args = &codes[i],
-                                                                    .args_len = sizeof(int)}));
+        STRESS_OK(mp_process_create(
+            &shared[i],
+            &(mp_process_opts){.target = ret_arg, .args = &codes[i], .args_len = sizeof(int)}));
         STRESS_OK(mp_process_start(shared[i]));
     }
     pthread_t w[4];
     for (int i = 0; i < 3; i++)
-        STRESS_CHECK(pthread_create(&w[i], NULL, watch_shared, (void *)(intptr_t)i) == 0, "pthread_create failed");
+        STRESS_CHECK(pthread_create(&w[i], NULL, watch_shared, (void *)(intptr_t)i) == 0,
+                     "pthread_create failed");
     STRESS_CHECK(pthread_create(&w[3], NULL, count_children, NULL) == 0, "pthread_create failed");
     for (int i = 0; i < 4; i++)
         pthread_join(w[i], NULL);

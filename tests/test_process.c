@@ -70,8 +70,7 @@ Test(process, create_rejects_bad_options)
     mp_assert_rc(mp_process_create(&p, NULL), MP_EINVAL);
     mp_assert_rc(mp_process_create(NULL, &(mp_process_opts){.target = ret_arg}), MP_EINVAL);
     mp_assert_rc(mp_process_create(&p, &(mp_process_opts){0}), MP_EINVAL);
-    mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_arg,
-                                                           .run = run_noop}),
+    mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_arg, .run = run_noop}),
                  MP_EINVAL);
     mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_arg, .args_len = 4}),
                  MP_EINVAL);
@@ -82,7 +81,7 @@ Test(process, create_rejects_bad_options)
         mp_process_create(&p, &(mp_process_opts){.target = ret_arg, .terminate_grace = NAN}),
         MP_EINVAL);
     mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_arg,
-                                                           .start_method = (mp_start_method)77}),
+                                                          .start_method = (mp_start_method)77}),
                  MP_EINVAL);
     char longname[300];
     memset(longname, 'x', sizeof longname - 1);
@@ -112,8 +111,8 @@ Test(process, argument_bytes_are_copied_at_create)
 {
     char buf[6] = "hello";
     mp_process *p;
-    mp_assert_ok(
-        mp_process_create(&p, &(mp_process_opts){.target = check_bytes, .args = buf, .args_len = 6}));
+    mp_assert_ok(mp_process_create(
+        &p, &(mp_process_opts){.target = check_bytes, .args = buf, .args_len = 6}));
     memcpy(buf, "XXXXX", 6); /* the child must still see the original */
     mp_assert_ok(mp_process_start(p));
     mp_assert_ok(mp_process_join(p, 10));
@@ -379,8 +378,8 @@ Test(process, joined_from_two_threads)
 {
     int v = 42;
     mp_process *p;
-    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = ret_arg, .args = &v,
-                                                           .args_len = sizeof v}));
+    mp_assert_ok(mp_process_create(
+        &p, &(mp_process_opts){.target = ret_arg, .args = &v, .args_len = sizeof v}));
     mp_assert_ok(mp_process_start(p));
     struct joiner j[2] = {{.p = p}, {.p = p}};
     pthread_t t[2];
@@ -409,9 +408,9 @@ static int join_sibling(const void *arg, size_t len)
 Test(process, only_the_parent_may_join)
 {
     mp_process *s = start_sleeper(30);
-    cr_assert_eq(run_exitcode((mp_process_opts){.target = join_sibling, .args = &s,
-                                                 .args_len = sizeof s}),
-                 0);
+    cr_assert_eq(
+        run_exitcode((mp_process_opts){.target = join_sibling, .args = &s, .args_len = sizeof s}),
+        0);
     mp_assert_ok(mp_process_terminate(s));
     mp_process_destroy(s);
 }
@@ -465,8 +464,10 @@ static void orphan_case(bool daemon, bool killed)
             _exit(3);
         int args[2] = {fds[1], ready[1]};
         mp_process *c;
-        if (mp_process_create(&c, &(mp_process_opts){.target = report_and_sleep, .args = args,
-                                                     .args_len = sizeof args, .daemon = daemon,
+        if (mp_process_create(&c, &(mp_process_opts){.target = report_and_sleep,
+                                                     .args = args,
+                                                     .args_len = sizeof args,
+                                                     .daemon = daemon,
                                                      .terminate_grace = 0.5}) ||
             mp_process_start(c))
             _exit(3);
@@ -509,8 +510,8 @@ Test(process, parent_exit_waits_for_non_daemon_children)
     pid_t mid = fork();
     if (mid == 0) {
         mp_process *c;
-        if (mp_process_create(&c, &(mp_process_opts){.target = write_after_delay,
-                                                     .args = &fds[1]}) ||
+        if (mp_process_create(&c,
+                              &(mp_process_opts){.target = write_after_delay, .args = &fds[1]}) ||
             mp_process_start(c))
             _exit(3);
         exit(0); /* returns only after the child finished, like Python */

@@ -31,48 +31,48 @@ typedef enum mp_error {
     MP_OK = 0,
 
     /* Operating-system codes, as negative errno values. */
-    MP_EPERM = -EPERM,               /* not allowed: not the owner, not the parent */
-    MP_ENOENT = -ENOENT,             /* no such name or file */
-    MP_ESRCH = -ESRCH,               /* no such process */
-    MP_EINTR = -EINTR,               /* interrupted (never returned by blocking calls) */
-    MP_EIO = -EIO,                   /* input/output error */
-    MP_EBADF = -EBADF,               /* bad file descriptor */
-    MP_ECHILD = -ECHILD,             /* not a child of this process */
-    MP_EAGAIN = -EAGAIN,             /* resource temporarily unavailable */
-    MP_ENOMEM = -ENOMEM,             /* out of memory (or out of shared heap) */
-    MP_EACCES = -EACCES,             /* permission denied */
-    MP_EFAULT = -EFAULT,             /* bad address */
-    MP_EBUSY = -EBUSY,               /* object in use (e.g. closing a running process) */
-    MP_EEXIST = -EEXIST,             /* name already exists */
-    MP_EINVAL = -EINVAL,             /* invalid argument */
-    MP_EMFILE = -EMFILE,             /* too many open files */
-    MP_ENOSPC = -ENOSPC,             /* no space left */
-    MP_EPIPE = -EPIPE,               /* peer closed its end while we were writing */
-    MP_ERANGE = -ERANGE,             /* value out of range */
-    MP_ENOSYS = -ENOSYS,             /* not implemented by this kernel */
-    MP_ENOTSOCK = -ENOTSOCK,         /* operation needs a socket (duplex) connection */
-    MP_EMSGSIZE = -EMSGSIZE,         /* message too large for the buffer or object */
-    MP_EPROTO = -EPROTO,             /* next message is of another kind than asked */
-    MP_EBADMSG = -EBADMSG,           /* malformed data from another process */
-    MP_EOVERFLOW = -EOVERFLOW,       /* value too large for the type */
-    MP_ECONNRESET = -ECONNRESET,     /* connection reset by peer */
-    MP_ETIMEDOUT = -ETIMEDOUT,       /* the timeout expired first */
-    MP_EOWNERDEAD = -EOWNERDEAD,     /* previous owner died; caller now holds it */
+    MP_EPERM = -EPERM,                     /* not allowed: not the owner, not the parent */
+    MP_ENOENT = -ENOENT,                   /* no such name or file */
+    MP_ESRCH = -ESRCH,                     /* no such process */
+    MP_EINTR = -EINTR,                     /* interrupted (never returned by blocking calls) */
+    MP_EIO = -EIO,                         /* input/output error */
+    MP_EBADF = -EBADF,                     /* bad file descriptor */
+    MP_ECHILD = -ECHILD,                   /* not a child of this process */
+    MP_EAGAIN = -EAGAIN,                   /* resource temporarily unavailable */
+    MP_ENOMEM = -ENOMEM,                   /* out of memory (or out of shared heap) */
+    MP_EACCES = -EACCES,                   /* permission denied */
+    MP_EFAULT = -EFAULT,                   /* bad address */
+    MP_EBUSY = -EBUSY,                     /* object in use (e.g. closing a running process) */
+    MP_EEXIST = -EEXIST,                   /* name already exists */
+    MP_EINVAL = -EINVAL,                   /* invalid argument */
+    MP_EMFILE = -EMFILE,                   /* too many open files */
+    MP_ENOSPC = -ENOSPC,                   /* no space left */
+    MP_EPIPE = -EPIPE,                     /* peer closed its end while we were writing */
+    MP_ERANGE = -ERANGE,                   /* value out of range */
+    MP_ENOSYS = -ENOSYS,                   /* not implemented by this kernel */
+    MP_ENOTSOCK = -ENOTSOCK,               /* operation needs a socket (duplex) connection */
+    MP_EMSGSIZE = -EMSGSIZE,               /* message too large for the buffer or object */
+    MP_EPROTO = -EPROTO,                   /* next message is of another kind than asked */
+    MP_EBADMSG = -EBADMSG,                 /* malformed data from another process */
+    MP_EOVERFLOW = -EOVERFLOW,             /* value too large for the type */
+    MP_ECONNRESET = -ECONNRESET,           /* connection reset by peer */
+    MP_ETIMEDOUT = -ETIMEDOUT,             /* the timeout expired first */
+    MP_EOWNERDEAD = -EOWNERDEAD,           /* previous owner died; caller now holds it */
     MP_ENOTRECOVERABLE = -ENOTRECOVERABLE, /* object left inconsistent by a dead owner */
 
     /* Library codes. */
-    MP_EEOF = MP_E__LIB_FIRST,   /* peer closed: no more messages (Python's EOFError) */
-    MP_ETRUNCATED = -10001,      /* peer closed in the middle of a message */
-    MP_ERUNNING = -10002,        /* process has not exited yet (Python's exitcode None) */
-    MP_ENOTSTARTED = -10003,     /* process was never started */
-    MP_ESTARTED = -10004,        /* process already started (start called twice) */
-    MP_ECLOSED = -10005,         /* object was closed */
-    MP_EEMPTY = -10006,          /* nothing to get (Python's queue.Empty) */
-    MP_EFULL = -10007,           /* no room to put (Python's queue.Full) */
-    MP_EWORKERLOST = -10008,     /* the worker running the task died */
-    MP_ETASKFAILED = -10009,     /* the task reported a failure */
-    MP_EBROKEN = -10010,         /* barrier or pool is broken */
-    MP_ENOHEAPADDR = -10011,     /* the family's shared-heap address is taken */
+    MP_EEOF = MP_E__LIB_FIRST, /* peer closed: no more messages (Python's EOFError) */
+    MP_ETRUNCATED = -10001,    /* peer closed in the middle of a message */
+    MP_ERUNNING = -10002,      /* process has not exited yet (Python's exitcode None) */
+    MP_ENOTSTARTED = -10003,   /* process was never started */
+    MP_ESTARTED = -10004,      /* process already started (start called twice) */
+    MP_ECLOSED = -10005,       /* object was closed */
+    MP_EEMPTY = -10006,        /* nothing to get (Python's queue.Empty) */
+    MP_EFULL = -10007,         /* no room to put (Python's queue.Full) */
+    MP_EWORKERLOST = -10008,   /* the worker running the task died */
+    MP_ETASKFAILED = -10009,   /* the task reported a failure */
+    MP_EBROKEN = -10010,       /* barrier or pool is broken */
+    MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
 } mp_error;
 
 /* mp_strerror — a human-readable description of an error code.

@@ -2,9 +2,9 @@
 #ifndef MULTIPROC_VERSION_H
 #define MULTIPROC_VERSION_H
 
-#define MP_VERSION_MAJOR 0
-#define MP_VERSION_MINOR 1
-#define MP_VERSION_PATCH 0
+#define MP_VERSION_MAJOR  0
+#define MP_VERSION_MINOR  1
+#define MP_VERSION_PATCH  0
 #define MP_VERSION_STRING "0.1.0"
 
 /* The library is built with hidden visibility; MP_API marks what it exports. */

@@ -16,12 +16,12 @@ void mp_test_fd_setup(void);
 void mp_test_fd_check(void);
 
 /* Assert that an mp call returned the expected code, printing both names. */
-#define mp_assert_rc(expr, expected)                                                            \
-    do {                                                                                       \
-        int mp__rc_ = (expr);                                                                  \
-        int mp__ex_ = (expected);                                                              \
-        cr_assert(mp__rc_ == mp__ex_, "%s returned %s (%d), expected %s (%d)", #expr,          \
-                  mp_err_name(mp__rc_), mp__rc_, mp_err_name(mp__ex_), mp__ex_);               \
+#define mp_assert_rc(expr, expected)                                                               \
+    do {                                                                                           \
+        int mp__rc_ = (expr);                                                                      \
+        int mp__ex_ = (expected);                                                                  \
+        cr_assert(mp__rc_ == mp__ex_, "%s returned %s (%d), expected %s (%d)", #expr,              \
+                  mp_err_name(mp__rc_), mp__rc_, mp_err_name(mp__ex_), mp__ex_);                   \
     } while (0)
 
 #define mp_assert_ok(expr) mp_assert_rc(expr, 0)

@@ -11,20 +11,20 @@
 
 #include "multiproc.h"
 
-#define STRESS_CHECK(cond, ...)                                                                 \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            exit(1);                                                                           \
-        }                                                                                      \
+#define STRESS_CHECK(cond, ...)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
-#define STRESS_OK(expr)                                                                         \
-    do {                                                                                       \
-        int stress_rc_ = (expr);                                                               \
-        STRESS_CHECK(stress_rc_ == 0, "%s returned %s", #expr, mp_err_name(stress_rc_));       \
+#define STRESS_OK(expr)                                                                            \
+    do {                                                                                           \
+        int stress_rc_ = (expr);                                                                   \
+        STRESS_CHECK(stress_rc_ == 0, "%s returned %s", #expr, mp_err_name(stress_rc_));           \
     } while (0)
 
 /* Kill the whole program (SIGALRM's default action) if it runs too long. */
