@@ -23,7 +23,8 @@
  * MP_ETRUNCATED, never a partial message delivered as whole.
  *
  * Thread safety: one thread may send while another receives on the same
- * end; two threads must not both send (or both receive) at once. Across
+ * end; two threads must not both send (or both receive) at once;
+ * mp_conn_poll and mp_wait may run while another thread receives. Across
  * processes: an end receives read-ahead data into its own memory, so each
  * end is read by one process only (share a queue, not a receiving end, among
  * several readers). Across fork: the child gets a copy of each end.
@@ -55,9 +56,11 @@ typedef struct mp_conn mp_conn;
  */
 MP_API int mp_pipe(mp_conn **a, mp_conn **b, bool duplex);
 
-/* mp_conn_open_fd — wrap an existing connected fd (a socket or one end of a
- * pipe) as a connection. On success the connection owns fd (it is made
- * close-on-exec). Errors: MP_EBADF, MP_ENOMEM (fd then stays the caller's). */
+/* mp_conn_open_fd — wrap an existing connected fd (a stream socket or one
+ * end of a pipe) as a connection. On success the connection owns fd (it is
+ * made close-on-exec); fds can be passed on Unix sockets. Errors: MP_EBADF,
+ * MP_EINVAL (NULL out, or a socket that is not SOCK_STREAM), MP_ENOMEM; on
+ * failure fd stays the caller's, unchanged. */
 MP_API int mp_conn_open_fd(mp_conn **out, int fd);
 
 /* mp_conn_send — send one message.
@@ -90,13 +93,18 @@ MP_API int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout);
  * buf, cap: the buffer, borrowed until return. len: receives the message
  * size. If the message is larger than cap, returns MP_EMSGSIZE with *len set
  * to the size needed, and the message stays queued for the next call.
- * Other errors as mp_conn_recv.
+ * With a finite timeout, a message larger than the 64 KiB read-ahead is
+ * received through a buffer of its size (so that a timeout can keep the part
+ * already read), which can fail with MP_ENOMEM; with MP_FOREVER it goes
+ * straight into buf. Other errors as mp_conn_recv.
  */
 MP_API int mp_conn_recv_into(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
 
-/* mp_conn_poll — whether a recv would not block (a message, end of file or
- * an error is pending). Returns 1 if so, 0 if the timeout expired first, or
- * an error (MP_EBADF on a send-only end, MP_ECLOSED). */
+/* mp_conn_poll — whether data is there to receive: a message read ahead,
+ * bytes in the kernel, end of file or an error (like Python's poll). When
+ * only part of a message has arrived, poll says 1 and a recv may still wait
+ * for the rest. Returns 1, 0 if the timeout expired first, or an error
+ * (MP_EBADF on a send-only end, MP_ECLOSED). */
 MP_API int mp_conn_poll(mp_conn *c, double timeout);
 
 /* mp_conn_send_fd / mp_conn_recv_fd — pass a file descriptor to the peer
@@ -104,13 +112,16 @@ MP_API int mp_conn_poll(mp_conn *c, double timeout);
  * kernel; the sender keeps its own. The received fd is close-on-exec and
  * owned by the caller. Fds and messages keep their order: recv_fd on a data
  * message, or recv on an fd message, returns MP_EPROTO and consumes nothing.
- * Other errors as send/recv. */
+ * send_fd with a negative or closed fd is MP_EBADF. Other errors as
+ * send/recv. */
 MP_API int mp_conn_send_fd(mp_conn *c, int fd, double timeout);
 MP_API int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout);
 
 /* mp_conn_set_max_message — the largest message accepted from the peer
  * (default MP_CONN_DEFAULT_MAX_MESSAGE); larger frames give MP_EBADMSG.
- * Errors: MP_EINVAL for 0. */
+ * With a peer you do not trust, set it to what you expect: under the
+ * default, a frame announcing a huge size makes recv return MP_ENOMEM (the
+ * message stays queued) rather than MP_EBADMSG. Errors: MP_EINVAL for 0. */
 MP_API int mp_conn_set_max_message(mp_conn *c, unsigned long long max);
 
 /* mp_conn_fileno — the underlying fd (owned by the connection), or
