@@ -463,13 +463,15 @@ static void report(const char *what, const flow *f)
            f->secs, f->st.timeouts, f->st.msgsize, f->st.eproto);
 }
 
-/* The child first, while the parent still has one thread. */
+/* The child first, while the parent still has one thread. A daemon, so
+ * that a failed check in the parent (exit(1)) terminates it instead of
+ * waiting for a child blocked on a pipe nobody reads any more. */
 static mp_process *start_child(void)
 {
     mp_process *p;
     STRESS_OK(mp_pipe(&c2p_rx, &c2p_tx, false));
     STRESS_OK(mp_pipe(&p2c_rx, &p2c_tx, false));
-    STRESS_OK(mp_process_create(&p, &(mp_process_opts){.target = child_main}));
+    STRESS_OK(mp_process_create(&p, &(mp_process_opts){.target = child_main, .daemon = true}));
     STRESS_OK(mp_process_start(p));
     mp_conn_destroy(c2p_tx);
     mp_conn_destroy(p2c_rx);

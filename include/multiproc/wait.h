@@ -9,6 +9,9 @@
  * when it is readable. Later modules add their own kinds.
  *
  * Thread safety: safe from any thread; the objects follow their own rules.
+ * Waiting on a connection while another thread receives on it is allowed,
+ * but what that thread reads ahead is seen only when its receive returns:
+ * the receiver, not the waiter, then owns those messages.
  */
 #ifndef MULTIPROC_WAIT_H
 #define MULTIPROC_WAIT_H
