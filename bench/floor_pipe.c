@@ -34,7 +34,7 @@
 
 #include "bench_common.h"
 
-#define MSG64 64
+#define MSG64      64
 #define READ_CHUNK (64 * 1024)
 
 static void consume(int rfd, int ackfd, long n, size_t size, bool bulk)
