@@ -39,6 +39,17 @@ static inline int mp__errno(void)
     return errno > 0 ? -errno : MP_EIO;
 }
 
+/* Copies src into dst (cap > 0 bytes), truncated and always terminated.
+ * A plain loop on purpose: it runs in freshly forked children, where the
+ * first call of a libc string function would resolve its symbol lazily. */
+static inline void mp__strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t i = 0;
+    for (; i + 1 < cap && src[i]; i++)
+        dst[i] = src[i];
+    dst[i] = '\0';
+}
+
 /* MP_DEBUG=1 in the environment turns on a debug log on stderr. */
 void mp__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

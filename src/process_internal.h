@@ -70,19 +70,15 @@ int mp__pidfd_open(pid_t pid);
  * fallback, for tests). */
 bool mp__pidfd_supported(void);
 /* The child side after fork: never returns. */
-_Noreturn void mp__child_main(mp_process *p, pid_t ppid, const char *parent_name,
-                              const char *parent_ident, int fallback_wfd);
+_Noreturn void mp__child_main(mp_process *p, pid_t ppid, int fallback_wfd);
 
 /* registry.c */
 void mp__registry_link(mp_process *p);
 void mp__registry_unlink(mp_process *p);
 /* Assign the next identity ("N" or "<self>:N") to a new process. */
 void mp__next_identity(char *ident, size_t cap);
-/* The calling process's name and identity, for a child's parent object. */
-void mp__self_names(char *name, size_t name_cap, char *ident, size_t ident_cap);
 /* Called in the child right after fork: reset the registry, become p. */
-void mp__registry_child_init(mp_process *p, pid_t ppid, const char *parent_name,
-                             const char *parent_ident);
+void mp__registry_child_init(mp_process *p, pid_t ppid);
 /* Terminate daemon children, join the others (at exit, like Python). */
 void mp__registry_exit_cleanup(void);
 /* Register the atexit handler once. */

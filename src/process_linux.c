@@ -128,10 +128,30 @@ static int mp__fallback_pipe(int fds[2])
     return 0;
 }
 
+/* With lazy binding, the first call of a libc function in a process image
+ * resolves its symbol and writes the GOT. A forked child starts from the
+ * parent's GOT, so a function the parent never called is resolved again in
+ * every child: a symbol lookup and a copied page per child. Calling the
+ * child's functions once in the parent resolves them for all children. */
+static void mp__warm_child_calls(void)
+{
+    static _Atomic bool warm;
+    if (atomic_load_explicit(&warm, memory_order_relaxed))
+        return;
+    int sig;
+    (void)prctl(PR_GET_PDEATHSIG, &sig);
+    (void)getppid();
+    atomic_store_explicit(&warm, true, memory_order_relaxed);
+}
+
+/* _exit through a pointer: the pointer is relocated when the program loads,
+ * whereas a direct call would be resolved lazily in each child (volatile,
+ * so that the compiler does not turn it back into a direct call). */
+static void (*volatile const mp__exit_fn)(int) = _exit;
+
 int mp__process_fork(mp_process *p)
 {
-    char parent_name[MP__NAME_MAX], parent_ident[MP__IDENT_MAX];
-    mp__self_names(parent_name, sizeof(parent_name), parent_ident, sizeof(parent_ident));
+    mp__warm_child_calls();
     bool use_pidfd = mp__pidfd_supported();
     int fb[2] = {-1, -1};
     int rc;
@@ -152,7 +172,7 @@ int mp__process_fork(mp_process *p)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (fb[0] >= 0)
             close(fb[0]);
-        mp__child_main(p, ppid, parent_name, parent_ident, fb[1]);
+        mp__child_main(p, ppid, fb[1]);
     }
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -175,8 +195,7 @@ int mp__process_fork(mp_process *p)
     return 0;
 }
 
-_Noreturn void mp__child_main(mp_process *p, pid_t ppid, const char *parent_name,
-                              const char *parent_ident, int fallback_wfd)
+_Noreturn void mp__child_main(mp_process *p, pid_t ppid, int fallback_wfd)
 {
     /* No orphans: die with the parent. The parent may already have died
      * between fork and prctl, in which case the signal will never come:
@@ -185,11 +204,12 @@ _Noreturn void mp__child_main(mp_process *p, pid_t ppid, const char *parent_name
         _exit(255);
     (void)fallback_wfd; /* held open, unused, until this process exits */
     p->pid = getpid();
-    mp__registry_child_init(p, ppid, parent_name, parent_ident);
+    mp__registry_child_init(p, ppid);
     int code = p->target ? p->target(p->args, p->args_len) : p->run(p, p->user);
     /* Like Python's child bootstrap: deal with our own children, flush stdio,
      * and leave without running the parent's atexit handlers. */
     mp__registry_exit_cleanup();
     fflush(NULL);
-    _exit(code & 0xff);
+    mp__exit_fn(code & 0xff);
+    __builtin_unreachable();
 }
