@@ -162,6 +162,21 @@ static int conn_truncated(mp_conn *c)
     return MP_ETRUNCATED;
 }
 
+/* How much to read into the read-ahead when it must hold need bytes. A
+ * reader that takes everything the pipe holds empties it on every call, so
+ * each message the writer sends must wake it up again: with small messages
+ * that costs more than the reads it saves (1.4 M against 1.7 M 64-byte
+ * messages/s on a 2-CPU VM). So the reader asks for what it needs, or for the
+ * size of the last frame if that is more: one read per message while the
+ * sizes repeat. */
+static size_t conn_read_size(const mp_conn *c, size_t need)
+{
+    size_t want = c->last_frame > need ? c->last_frame : need;
+    size_t missing = want - (c->rlen - c->rpos);
+    size_t room = c->rcap - c->rlen;
+    return missing < room ? missing : room;
+}
+
 /* Make the read-ahead hold at least need (<= rcap) unconsumed bytes. */
 static int conn_fill(mp_conn *c, size_t need, const mp__deadline *d)
 {
@@ -177,7 +192,7 @@ static int conn_fill(mp_conn *c, size_t need, const mp__deadline *d)
     while (c->rlen - c->rpos < need) {
         if (c->eof)
             return c->rlen == c->rpos ? MP_EEOF : conn_truncated(c);
-        ssize_t n = mp__conn_read(c, c->rbuf + c->rlen, c->rcap - c->rlen, d);
+        ssize_t n = mp__conn_read(c, c->rbuf + c->rlen, conn_read_size(c, need), d);
         if (n < 0)
             return (int)n;
         if (n == 0)
@@ -239,6 +254,7 @@ static int conn_recv_small(mp_conn *c, const mp__frame *f, conn_sink *s, const m
     if (f->len)
         memcpy(dst, c->rbuf + c->rpos + MP__FRAME_HEADER, f->len);
     c->rpos += MP__FRAME_HEADER + f->len;
+    c->last_frame = MP__FRAME_HEADER + f->len;
     mp__conn_fdq_prune(c, conn_consumed_off(c));
     s->out = dst;
     s->len = f->len;

@@ -36,6 +36,7 @@ struct mp_conn {
     uint64_t max_msg;
     unsigned char *rbuf; /* read-ahead: valid bytes are [rpos, rlen) */
     size_t rcap, rpos, rlen;
+    size_t last_frame;   /* header + payload of the last frame read whole into rbuf */
     uint64_t in_off;     /* bytes read from the fd so far (stream offset of rbuf[rlen]) */
     unsigned char *part; /* large frame interrupted: payload bytes so far */
     size_t part_len, part_have;

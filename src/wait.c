@@ -68,7 +68,9 @@ static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, cons
         slices |= !exact;
         pfd[i] = (struct pollfd){.fd = fd, .events = POLLIN};
     }
-    if (ready > 0 || mp__deadline_expired(d))
+    /* An expired deadline (a timeout of 0 included) still gets one poll
+     * that does not block: readiness is checked, never assumed absent. */
+    if (ready > 0)
         return ready;
     mp__deadline slice = *d;
     int64_t cap = mp__now_ns() + 20 * 1000000;

@@ -92,6 +92,20 @@ Test(wait, buffered_message_counts_as_ready)
     mp_conn_destroy(b);
 }
 
+Test(wait, zero_timeout_still_polls)
+{
+    mp_conn *a, *b;
+    mp_assert_ok(mp_pipe(&a, &b, false));
+    mp_waitable w[] = {MP_WAIT_CONN(a)};
+    cr_assert_eq(mp_wait(w, 1, 0), 0);
+    mp_assert_ok(mp_conn_send(b, "x", 1, 1));
+    /* Nothing is buffered in the connection: only a poll can see it. */
+    cr_assert_eq(mp_wait(w, 1, 0), 1);
+    cr_assert(w[0].ready);
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+}
+
 Test(wait, peer_closed_counts_as_ready)
 {
     mp_conn *a, *b;
