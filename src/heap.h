@@ -3,8 +3,8 @@
  *
  * Every shared object (lock, queue, value, pool, dict, ...) is allocated
  * here, so that a pointer to it is valid in every process of the family. */
-#ifndef MULTIPROC_HEAP_H
-#define MULTIPROC_HEAP_H
+#ifndef MULTIPROC_SRC_HEAP_H
+#define MULTIPROC_SRC_HEAP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,4 +27,9 @@ void mp__heap_free(void *p);
  * pointer" errors of the shared objects). */
 bool mp__heap_contains(const void *p, size_t len);
 
-#endif /* MULTIPROC_HEAP_H */
+/* Gives the calling thread's cached free blocks back to the heap. Called
+ * by a child before it leaves with _exit, which skips the atexit handler
+ * that does it otherwise; without it a child's exit would leak them. */
+void mp__heap_thread_flush(void);
+
+#endif /* MULTIPROC_SRC_HEAP_H */
