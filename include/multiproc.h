@@ -19,5 +19,6 @@
 #include "multiproc/conn.h"
 #include "multiproc/wait.h"
 #include "multiproc/heap.h"
+#include "multiproc/shm.h"
 
 #endif /* MULTIPROC_H */
