@@ -307,7 +307,7 @@ static pthread_key_t mp__tc_key;
  * forked child notices at once that its copied caches hold its parent's
  * blocks and drops them. mp__epoch_next is private memory, copied by fork. */
 static _Atomic uint64_t *mp__epoch_word;
-static uint64_t mp__epoch_next = 1;
+static _Atomic uint64_t mp__epoch_next = 1;
 
 static void mp__tc_flush_all(mp__tcache *tc)
 {
@@ -347,7 +347,7 @@ int mp__heap_cache_setup(void)
     if (madvise(page, 4096, MADV_WIPEONFORK) < 0 && pthread_atfork(NULL, NULL, mp__atfork_child))
         return MP_ENOMEM;
     mp__epoch_word = page;
-    atomic_store(mp__epoch_word, mp__epoch_next);
+    atomic_store(mp__epoch_word, atomic_load(&mp__epoch_next));
     if (pthread_key_create(&mp__tc_key, mp__tc_destroy))
         return MP_ENOMEM;
     atexit(mp__heap_thread_flush);
@@ -363,7 +363,7 @@ static mp__tcache *mp__tc_get(mp__hhdr *h)
         return tc;
     if (e == 0) {
         /* First call in a forked child: a new epoch, unlike any cache's. */
-        uint64_t next = ++mp__epoch_next;
+        uint64_t next = atomic_fetch_add(&mp__epoch_next, 1) + 1;
         if (atomic_compare_exchange_strong(mp__epoch_word, &e, next))
             e = next;
     }

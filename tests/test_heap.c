@@ -284,6 +284,41 @@ Test(heap, children_allocate_and_free_concurrently)
     mp_assert_ok(mp_heap_check());
 }
 
+Test(heap, plain_fork_child_never_reuses_the_parents_cached_blocks)
+{
+    /* Fill this thread's cache with freed blocks, then fork by hand: the
+     * child's copy of the cache names blocks the parent still owns. */
+    void *warm[20];
+    for (int i = 0; i < 20; i++)
+        cr_assert_not_null(warm[i] = mp_alloc(48));
+    for (int i = 0; i < 20; i++)
+        mp_free(warm[i]);
+    void **theirs = mp_calloc(20, sizeof(void *));
+    cr_assert_not_null(theirs);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        for (int i = 0; i < 20; i++)
+            theirs[i] = mp_alloc(48);
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    void *ours[20];
+    for (int i = 0; i < 20; i++)
+        cr_assert_not_null(ours[i] = mp_alloc(48));
+    for (int i = 0; i < 20; i++) {
+        cr_assert_not_null(theirs[i]);
+        for (int j = 0; j < 20; j++)
+            cr_assert_neq(theirs[i], ours[j], "parent and child got the same block %p", ours[j]);
+    }
+    for (int i = 0; i < 20; i++)
+        mp_free(ours[i]);
+    mp_free(theirs);
+    mp_assert_ok(mp_heap_check());
+}
+
 /* ---- the family address ------------------------------------------------ */
 
 Test(heap, taken_address_is_enoheapaddr)
