@@ -123,6 +123,7 @@ static int mp__heap_map(size_t size)
     if (fd < 0)
         return mp__errno();
     int rc = 0;
+    void *want = (void *)MP__HEAP_ADDR;
     if (ftruncate(fd, (off_t)size) < 0) {
         rc = errno == EFBIG || errno == EINVAL ? MP_ENOMEM : mp__errno();
         goto fail;
@@ -130,7 +131,6 @@ static int mp__heap_map(size_t size)
     /* Nobody can shrink it under the family's feet (which would turn
      * accesses into SIGBUS); punching holes stays allowed. */
     (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-    void *want = (void *)MP__HEAP_ADDR;
     void *p = mmap(want, size, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
     if (p == MAP_FAILED) {
