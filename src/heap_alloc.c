@@ -69,6 +69,8 @@ static uint64_t mp__count_used(const mp__hhdr *h)
     return used;
 }
 
+static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n);
+
 /* A holder of the page lock died. Finish or undo its span operation. An
  * allocation never reached its caller (the lock was still held), so undoing
  * it is safe, unless it made a new slab that its class already points at. */
@@ -80,6 +82,8 @@ static void mp__repair_page(mp__hhdr *h)
         if (p->op == MP__OP_ALLOC && p->cls >= 0 && p->cls < MP__NCLASS)
             keep = (h->cls[p->cls].bump >> 32) == p->first + 1;
         if (!keep && p->first < h->nspans && p->n <= h->nspans - p->first) {
+            if (p->op == MP__OP_FREE)
+                mp__span_release(h, p->first, p->n);
             mp__clear_bits(h, p->first, p->n);
             if (p->first < h->hint)
                 h->hint = p->first;
@@ -188,10 +192,8 @@ static int64_t mp__span_alloc(mp__hhdr *h, uint64_t n, int cls)
     return s;
 }
 
-/* Gives n spans back: their memory to the OS first (they are still marked
- * in use, so nobody can take them meanwhile), then the bits. A kill between
- * the two leaks the address range, never the memory. */
-static void mp__span_free(mp__hhdr *h, uint64_t first, uint64_t n)
+/* Returns the memory of n spans to the system; they read as zeros after. */
+static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n)
 {
     char *a = mp__span_addr(h, first);
     size_t len = (size_t)n << MP__SPAN_SHIFT;
@@ -199,9 +201,17 @@ static void mp__span_free(mp__hhdr *h, uint64_t first, uint64_t n)
     if (fallocate(mp__heap_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len) < 0 &&
         madvise(a, len, MADV_REMOVE) < 0)
         memset(a, 0, len); /* large blocks are handed out zeroed */
+}
+
+/* Gives n spans back, memory first, under the page lock and recorded as
+ * pending: a holder killed anywhere in between is completed by the next
+ * (release again, clear the bits), so a free never leaks address space. */
+static void mp__span_free(mp__hhdr *h, uint64_t first, uint64_t n)
+{
     if (mp__heap_lock_page(h) < 0)
         return; /* unrecoverable lock: leak rather than corrupt */
     h->pending = (mp__hpending){.op = MP__OP_FREE, .cls = -1, .first = first, .n = n};
+    mp__span_release(h, first, n);
     mp__clear_bits(h, first, n);
     h->used -= n;
     if (first < h->hint)
@@ -465,9 +475,7 @@ void mp__heap_free(void *p)
         mp__small_free(h, (int)sp->cls, p);
     } else if (sp && sp->kind == MP__SPAN_LARGE && (char *)p == (char *)sp + MP__SPAN_HDR &&
                sp->nspans <= h->nspans - i) {
-        uint64_t n = sp->nspans;
-        sp->magic = 0; /* a second free of the same block finds no header */
-        mp__span_free(h, i, n);
+        mp__span_free(h, i, sp->nspans); /* wipes the header: a second free is ignored */
     } else {
         mp__debug("heap: mp_free(%p): not a block of the shared heap; ignored", p);
     }

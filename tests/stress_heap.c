@@ -164,6 +164,7 @@ static void kill_stress(void)
     }
     mp_heap_stats st;
     STRESS_OK(mp_heap_get_stats(&st));
+    STRESS_CHECK(st.leaked == 0, "%zu bytes of spans without a header", st.leaked);
     printf("stress_heap: %d rounds of 3 kills: heap consistent; %llu locks taken over from "
            "the dead, %zu KiB of spans in use, %zu KiB leaked\n",
            KILL_ROUNDS, (unsigned long long)st.repairs, st.span_bytes >> 10, st.leaked >> 10);

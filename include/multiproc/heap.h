@@ -110,7 +110,7 @@ typedef struct mp_heap_stats {
     size_t span_bytes; /* bytes of 64 KiB spans in use (slabs and large blocks) */
     size_t resident;   /* bytes of memory the heap holds now (all processes) */
     size_t leaked;     /* bytes of spans in use that no block header accounts
-                          for (left by a process killed while freeing) */
+                          for: 0 unless a stray write hit a header */
     uint64_t repairs;  /* locks taken over from a dead process */
 } mp_heap_stats;
 
