@@ -195,6 +195,61 @@ int mp__heap_ensure(void)
     return mp__heap_create(0);
 }
 
+int mp__heap_export(int *fd, void **addr, size_t *size)
+{
+    if (!fd || !addr || !size)
+        return MP_EINVAL;
+    int rc = mp__heap_ensure();
+    mp__hhdr *h = atomic_load_explicit(&mp__heap, memory_order_acquire);
+    *fd = h ? mp__heap_fd : -1;
+    *addr = h;
+    *size = h ? h->size : 0;
+    return rc;
+}
+
+/* Maps an inherited heap (init lock held). The fd must be a heap of this
+ * build: the address and size it claims, a formatted header. */
+static int mp__heap_adopt_locked(int fd, void *addr, size_t size)
+{
+    struct stat st;
+    if ((uintptr_t)addr != MP__HEAP_ADDR || size < MP__HEAP_MIN || size > MP__HEAP_LIMIT ||
+        fstat(fd, &st) < 0 || (uint64_t)st.st_size != size)
+        return MP_EBADMSG;
+    int rc = 0;
+    if (!mp__cache_ready) {
+        if ((rc = mp__heap_cache_setup()) < 0)
+            return rc;
+        mp__cache_ready = true;
+    }
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+    if (p == MAP_FAILED)
+        return errno == EEXIST ? MP_ENOHEAPADDR : errno == ENOMEM ? MP_ENOMEM : mp__errno();
+    mp__hhdr *h = p;
+    if (p != addr || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != MP__HEAP_MAGIC ||
+        h->size != size) {
+        munmap(p, size);
+        return p != addr ? MP_ENOHEAPADDR : MP_EBADMSG;
+    }
+    /* Inherited through exec, so without close-on-exec: set it again. */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    mp__heap_fd = fd;
+    atomic_store_explicit(&mp__heap, h, memory_order_release);
+    return 0;
+}
+
+int mp__heap_adopt(int fd, void *addr, size_t size)
+{
+    if (fd < 0)
+        return MP_EBADF;
+    pthread_mutex_lock(&mp__init_mu);
+    int rc = atomic_load(&mp__heap) ? MP_EBUSY : mp__heap_adopt_locked(fd, addr, size);
+    pthread_mutex_unlock(&mp__init_mu);
+    if (rc < 0)
+        close(fd); /* ours either way */
+    return rc;
+}
+
 uintptr_t mp__heap_family_addr(void)
 {
     return MP__HEAP_ADDR;

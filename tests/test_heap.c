@@ -319,6 +319,56 @@ Test(heap, plain_fork_child_never_reuses_the_parents_cached_blocks)
     mp_assert_ok(mp_heap_check());
 }
 
+Test(heap, execd_child_adopts_the_heap)
+{
+    int fd;
+    void *addr;
+    size_t size;
+    mp_assert_ok(mp__heap_export(&fd, &addr, &size));
+    cr_assert_geq(fd, 0);
+    cr_assert_eq((uintptr_t)addr, mp__heap_family_addr());
+    uint64_t *p = mp_calloc(3, sizeof *p);
+    cr_assert_not_null(p);
+    p[0] = 41;
+    int inherit = dup(fd); /* without close-on-exec, as spawn hands it over */
+    cr_assert_geq(inherit, 0);
+    char a[4][32];
+    snprintf(a[0], sizeof a[0], "%d", inherit);
+    snprintf(a[1], sizeof a[1], "%#lx", (unsigned long)(uintptr_t)addr);
+    snprintf(a[2], sizeof a[2], "%zu", size);
+    snprintf(a[3], sizeof a[3], "%#lx", (unsigned long)(uintptr_t)p);
+    char *argv[] = {MP_HEAP_PROBE, a[0], a[1], a[2], a[3], NULL};
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, MP_HEAP_PROBE, NULL, NULL, argv, environ), 0);
+    close(inherit);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exec'd child failed (status %#x)", st);
+    cr_assert_eq(p[1], 42);
+    uint64_t *theirs = (uint64_t *)(uintptr_t)p[2];
+    cr_assert(mp_heap_contains(theirs, sizeof *theirs));
+    cr_assert_eq(*theirs, 77, "a block allocated by the exec'd child");
+    mp_free(theirs);
+    mp_free(p);
+    mp_assert_ok(mp_heap_check());
+    /* Adopting in a process that has a heap, or a bad fd, changes nothing. */
+    mp_assert_rc(mp__heap_adopt(-1, addr, size), MP_EBADF);
+    mp_assert_rc(mp__heap_adopt(dup(fd), addr, size), MP_EBUSY);
+}
+
+Test(heap, adopt_rejects_what_is_not_a_heap)
+{
+    void *addr = (void *)mp__heap_family_addr();
+    size_t size = (size_t)1 << 20;
+    int fd = memfd_create("not-a-heap", MFD_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+    mp_assert_rc(mp__heap_adopt(dup(fd), (char *)addr + 4096, size), MP_EBADMSG);
+    mp_assert_rc(mp__heap_adopt(dup(fd), addr, size * 2), MP_EBADMSG);
+    mp_assert_rc(mp__heap_adopt(fd, addr, size), MP_EBADMSG); /* zeros: no header */
+    mp_assert_ok(mp_init(NULL));                              /* and nothing was left mapped */
+}
+
 /* ---- the family address ------------------------------------------------ */
 
 Test(heap, taken_address_is_enoheapaddr)
