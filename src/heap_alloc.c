@@ -119,6 +119,27 @@ int mp__heap_lock_class(mp__hhdr *h, int c)
 
 /* ---- spans --------------------------------------------------------------*/
 
+/* The pending record is written field by field, its op last, and cleared
+ * after the operation's last store. A process dies between two
+ * instructions, so only the compiler's order matters here (the next holder
+ * gets the lock through the kernel, which makes every executed store
+ * visible): compiler barriers fix it. */
+static void mp__pending_begin(mp__hhdr *h, uint32_t op, int cls, uint64_t first, uint64_t n)
+{
+    h->pending.cls = cls;
+    h->pending.first = first;
+    h->pending.n = n;
+    atomic_signal_fence(memory_order_seq_cst);
+    h->pending.op = op;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void mp__pending_end(mp__hhdr *h)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    h->pending.op = MP__OP_NONE;
+}
+
 /* First fit of n free spans at or above the hint. Above h->high every span
  * is free, so the scan stops there. Returns the index or -1. */
 static int64_t mp__span_find(mp__hhdr *h, uint64_t n)
@@ -166,7 +187,7 @@ static int64_t mp__span_alloc(mp__hhdr *h, uint64_t n, int cls)
         return MP_ENOMEM;
     }
     uint64_t first = (uint64_t)s;
-    h->pending = (mp__hpending){.op = MP__OP_ALLOC, .cls = cls, .first = first, .n = n};
+    mp__pending_begin(h, MP__OP_ALLOC, cls, first, n);
     for (uint64_t i = first; i < first + n; i++)
         atomic_fetch_or_explicit(&h->bitmap[i >> 6], 1ULL << (i & 63), memory_order_relaxed);
     h->used += n;
@@ -187,7 +208,7 @@ static int64_t mp__span_alloc(mp__hhdr *h, uint64_t n, int cls)
     } else {
         *sp = (mp__hspan){.magic = MP__SPAN_MAGIC, .kind = MP__SPAN_LARGE, .nspans = n};
     }
-    h->pending.op = MP__OP_NONE;
+    mp__pending_end(h);
     mp__rmutex_unlock(&h->page_lock);
     return s;
 }
@@ -210,13 +231,13 @@ static void mp__span_free(mp__hhdr *h, uint64_t first, uint64_t n)
 {
     if (mp__heap_lock_page(h) < 0)
         return; /* unrecoverable lock: leak rather than corrupt */
-    h->pending = (mp__hpending){.op = MP__OP_FREE, .cls = -1, .first = first, .n = n};
+    mp__pending_begin(h, MP__OP_FREE, -1, first, n);
     mp__span_release(h, first, n);
     mp__clear_bits(h, first, n);
     h->used -= n;
     if (first < h->hint)
         h->hint = first;
-    h->pending.op = MP__OP_NONE;
+    mp__pending_end(h);
     mp__rmutex_unlock(&h->page_lock);
 }
 
@@ -269,6 +290,7 @@ static int mp__class_take(mp__hhdr *h, int c, void **out, int want)
         out[got++] = p;
         p = *(void **)p;
     }
+    atomic_signal_fence(memory_order_seq_cst);
     k->free = p; /* the one store that takes the blocks */
     while (got < want) {
         if (k->bump == 0 && mp__span_alloc(h, 1, c) < 0)
@@ -297,6 +319,7 @@ static void mp__class_give(mp__hhdr *h, int c, void **blocks, int n)
     if (mp__heap_lock_class(h, c) < 0)
         return; /* leak rather than corrupt */
     *(void **)blocks[n - 1] = h->cls[c].free;
+    atomic_signal_fence(memory_order_seq_cst); /* linked before published */
     h->cls[c].free = blocks[0];
     mp__rmutex_unlock(&h->cls[c].lock);
 }
