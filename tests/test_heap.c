@@ -369,6 +369,92 @@ Test(heap, adopt_rejects_what_is_not_a_heap)
     mp_assert_ok(mp_init(NULL));                              /* and nothing was left mapped */
 }
 
+/* ---- repair after a death inside the allocator ------------------------- */
+
+/* Runs fn in a plain forked child that then dies by SIGKILL, holding
+ * whatever heap lock fn took. */
+static void die_inside(void (*fn)(mp__hhdr *, void *), void *arg)
+{
+    mp__hhdr *h = atomic_load(&mp__heap);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        fn(h, arg);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static void half_allocate(mp__hhdr *h, void *arg)
+{
+    (void)arg;
+    mp__heap_lock_page(h);
+    h->pending = (mp__hpending){.op = MP__OP_ALLOC, .cls = -1, .first = 5, .n = 2};
+    atomic_fetch_or(&h->bitmap[0], 3ULL << 5);
+    h->used += 2;
+}
+
+Test(heap, a_death_inside_an_allocation_is_undone)
+{
+    mp_assert_ok(mp_init(&(mp_init_opts){.heap_size = (size_t)8 << 20}));
+    mp__hhdr *h = atomic_load(&mp__heap);
+    die_inside(half_allocate, NULL);
+    cr_assert(mp__bit(h, 5), "the dead process set the bits");
+    mp_assert_ok(mp_heap_check()); /* takes the lock: EOWNERDEAD, repair */
+    cr_assert_not(mp__bit(h, 5));
+    cr_assert_not(mp__bit(h, 6));
+    mp_heap_stats st;
+    mp_assert_ok(mp_heap_get_stats(&st));
+    cr_assert_geq(st.repairs, 1);
+    cr_assert_eq(st.span_bytes, 0);
+    cr_assert_eq(st.leaked, 0);
+}
+
+static void half_free(mp__hhdr *h, void *arg)
+{
+    uint64_t first = (uint64_t)(uintptr_t)arg;
+    mp__heap_lock_page(h);
+    h->pending = (mp__hpending){.op = MP__OP_FREE, .cls = -1, .first = first, .n = 2};
+}
+
+Test(heap, a_death_inside_a_free_is_completed)
+{
+    mp_assert_ok(mp_init(&(mp_init_opts){.heap_size = (size_t)8 << 20}));
+    mp__hhdr *h = atomic_load(&mp__heap);
+    unsigned char *p = mp_alloc(100000); /* two spans */
+    cr_assert_not_null(p);
+    memset(p, 0xff, 100000);
+    uint64_t first =
+        ((uint64_t)(uintptr_t)p - (uint64_t)(uintptr_t)h - h->spans_off) >> MP__SPAN_SHIFT;
+    die_inside(half_free, (void *)(uintptr_t)first);
+    mp_assert_ok(mp_heap_check());
+    cr_assert_not(mp__bit(h, first), "the free was completed");
+    unsigned char *q = mp_alloc(100000);
+    cr_assert_eq(q, p, "first fit gives the same spans back");
+    for (size_t i = 0; i < 100000; i += 997)
+        cr_assert_eq(q[i], 0, "byte %zu of the completed free was not released", i);
+    mp_free(q);
+}
+
+static void hold_class(mp__hhdr *h, void *arg)
+{
+    mp__heap_lock_class(h, (int)(intptr_t)arg);
+}
+
+Test(heap, a_death_holding_a_class_lock_blocks_nobody)
+{
+    mp_assert_ok(mp_init(NULL));
+    int c = mp__size_class(3000);
+    die_inside(hold_class, (void *)(intptr_t)c);
+    void *p = mp_alloc(3000);
+    cr_assert_not_null(p, "the lock of a dead holder was taken over");
+    mp_free(p);
+    mp_assert_ok(mp_heap_check());
+}
+
 /* ---- the family address ------------------------------------------------ */
 
 Test(heap, taken_address_is_enoheapaddr)
