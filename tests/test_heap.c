@@ -3,6 +3,7 @@
  * exhaustion, memory given back to the system, and the collision rate of
  * the family address in exec'd programs. The kill-at-random test is in
  * stress_heap.c, so that it also runs under ThreadSanitizer. */
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -367,6 +368,63 @@ Test(heap, adopt_rejects_what_is_not_a_heap)
     mp_assert_rc(mp__heap_adopt(dup(fd), addr, size * 2), MP_EBADMSG);
     mp_assert_rc(mp__heap_adopt(fd, addr, size), MP_EBADMSG); /* zeros: no header */
     mp_assert_ok(mp_init(NULL));                              /* and nothing was left mapped */
+}
+
+/* ---- thread caches go back to the heap --------------------------------- */
+
+/* Blocks on the shared free list of class c. Every block a thread took
+ * (the 40 it used and the rest of its last batch) must be there once the
+ * thread or process has gone. */
+static size_t free_list_length(int c)
+{
+    mp__hhdr *h = atomic_load(&mp__heap);
+    size_t n = 0;
+    for (void *p = h->cls[c].free; p; p = *(void **)p)
+        n++;
+    return n;
+}
+
+static void *churn_2000(void *arg)
+{
+    (void)arg;
+    void *b[40];
+    for (int i = 0; i < 40; i++)
+        if (!(b[i] = mp_alloc(2000)))
+            return NULL;
+    for (int i = 0; i < 40; i++)
+        mp_free(b[i]);
+    return b[0];
+}
+
+static int child_churn_2000(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    return churn_2000(NULL) ? 0 : 1;
+}
+
+Test(heap, an_exiting_thread_gives_its_cache_back)
+{
+    mp_assert_ok(mp_init(NULL));
+    pthread_t t;
+    void *ok = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, churn_2000, NULL), 0);
+    cr_assert_eq(pthread_join(t, &ok), 0);
+    cr_assert_not_null(ok);
+    cr_assert_geq(free_list_length(mp__size_class(2000)), 40);
+}
+
+Test(heap, an_exiting_child_gives_its_cache_back)
+{
+    mp_process *p;
+    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = child_churn_2000}));
+    mp_assert_ok(mp_process_start(p));
+    mp_assert_ok(mp_process_join(p, 10));
+    int code = -1;
+    mp_assert_ok(mp_process_exitcode(p, &code));
+    cr_assert_eq(code, 0);
+    mp_process_destroy(p);
+    cr_assert_geq(free_list_length(mp__size_class(2000)), 40, "the child's _exit kept blocks");
 }
 
 /* ---- repair after a death inside the allocator ------------------------- */
