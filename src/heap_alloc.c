@@ -452,7 +452,7 @@ static void mp__small_free(mp__hhdr *h, int c, void *p)
 
 int mp__heap_alloc(void **out, size_t size)
 {
-    if (!out || size == 0)
+    if (!out || size == 0 || size > MP__ALLOC_MAX)
         return MP_EINVAL;
     int rc = mp__heap_ensure();
     if (rc < 0)

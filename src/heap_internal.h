@@ -29,8 +29,9 @@
 #define MP__HEAP_MAGIC 0x6d7068656170ULL /* "mpheap" */
 #define MP__SPAN_MAGIC 0x5350414eU       /* "SPAN" */
 #define MP__HEAP_MIN   ((size_t)1 << 20)
-#define MP__TC_CAP     32 /* blocks a thread keeps per size class */
-#define MP__TC_BATCH   16 /* blocks moved between a thread and the heap at once */
+#define MP__ALLOC_MAX  ((size_t)4 << 40) /* above: no heap of any build fits it */
+#define MP__TC_CAP     32                /* blocks a thread keeps per size class */
+#define MP__TC_BATCH   16                /* blocks moved between a thread and the heap at once */
 
 /* The span-level operation in progress under the page lock, so that the
  * next holder can finish or undo what a dead holder started. */

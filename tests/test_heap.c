@@ -62,6 +62,11 @@ Test(heap, bad_input)
     cr_assert_null(mp_alloc(0));
     cr_assert_null(mp_alloc(SIZE_MAX));
     cr_assert_null(mp_alloc(SIZE_MAX / 2));
+    void *q = NULL;
+    mp_assert_rc(mp__heap_alloc(&q, 0), MP_EINVAL);
+    mp_assert_rc(mp__heap_alloc(&q, SIZE_MAX), MP_EINVAL);
+    mp_assert_rc(mp__heap_alloc(NULL, 16), MP_EINVAL);
+    cr_assert_null(q);
     cr_assert_null(mp_calloc(SIZE_MAX / 2, 3), "overflowing calloc");
     cr_assert_null(mp_calloc(0, 8));
     mp_free(NULL);
