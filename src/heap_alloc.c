@@ -94,9 +94,24 @@ static void mp__repair_page(mp__hhdr *h)
     atomic_fetch_add(&h->repairs, 1);
 }
 
+/* Locks a heap lock, never sleeping more than a slice at a time. A robust
+ * futex can lose a wake-up when a process dies at the wrong instruction of
+ * a lock hand-over (the lock is then free while a waiter sleeps on); the
+ * stress test under ASan met it. Waking every 20 ms to look again bounds
+ * the cost of that to one slice instead of forever. */
+static int mp__heap_lock(mp__rmutex *m)
+{
+    int rc = mp__rmutex_trylock(m);
+    while (rc == MP_EBUSY || rc == MP_ETIMEDOUT) {
+        mp__deadline d = {.ns = mp__now_ns() + 20 * 1000000};
+        rc = mp__rmutex_lock(m, &d);
+    }
+    return rc;
+}
+
 int mp__heap_lock_page(mp__hhdr *h)
 {
-    int rc = mp__rmutex_lock(&h->page_lock, NULL);
+    int rc = mp__heap_lock(&h->page_lock);
     if (rc == MP_EOWNERDEAD) {
         mp__debug("heap: repairing after a process died in a span operation");
         mp__repair_page(h);
@@ -107,7 +122,7 @@ int mp__heap_lock_page(mp__hhdr *h)
 
 int mp__heap_lock_class(mp__hhdr *h, int c)
 {
-    int rc = mp__rmutex_lock(&h->cls[c].lock, NULL);
+    int rc = mp__heap_lock(&h->cls[c].lock);
     if (rc == MP_EOWNERDEAD) {
         /* Every change under a class lock is a single store: the list and
          * the bump word are whole. What the dead holder took is leaked. */
