@@ -15,21 +15,6 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MP__ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define MP__TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define MP__ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define MP__TSAN 1
-#endif
-
 /* The family address (docs/design.md, "Shared heap"). The kernel puts
  * nothing of its own choosing below 0x2aaa'aaaa'a000 (a third of the
  * address space, where even the legacy mmap layout begins): PIE programs

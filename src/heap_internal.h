@@ -21,6 +21,22 @@
 #include "internal.h"
 #include "rmutex.h"
 
+/* Sanitizer builds (GCC names them, clang has __has_feature). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MP__ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define MP__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define MP__ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MP__TSAN 1
+#endif
+
 #define MP__SPAN_SHIFT 16
 #define MP__SPAN       ((size_t)1 << MP__SPAN_SHIFT)
 #define MP__SPAN_HDR   64 /* bytes before the first block of a span */
