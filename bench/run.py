@@ -77,6 +77,17 @@ ROWS = [
         "floor_follows": ["pipe_size"], "pin": True,
         "pilot": {"multiproc": 60, "cpython": 40, "floor": 60},
     },
+    {
+        # CPython's peer is its own shared heap, multiprocessing.heap
+        # (BufferWrapper, behind RawArray/RawValue): allocate 64 bytes, free
+        # them by dropping the last reference. The floor is glibc's private
+        # malloc+free, which shares nothing.
+        "id": "alloc_64B_ns", "unit": "ns", "higher_is_better": False,
+        "multiproc": ["bench_heap", "alloc64"],
+        "cpython": ["heap.py", "alloc64"],
+        "floor": ["floor_heap", "alloc64"],
+        "pilot": {"multiproc": 2000000, "cpython": 5000, "floor": 2000000},
+    },
 ]
 
 # Targets from the issues: speedup_vs_cpython must be at least, and
@@ -85,6 +96,7 @@ TARGETS = {
     "process_start_fork_ms": {"speedup_vs_cpython": 15.0, "cost_vs_floor": 1.3},
     "pipe_64B_msgs_per_s": {"speedup_vs_cpython": 2.5, "cost_vs_floor": 1 / 0.8},
     "pipe_1MiB_GiB_per_s": {"cost_vs_floor": 1 / 0.9},
+    "alloc_64B_ns": {"cost_vs_floor": 3.0},
 }
 
 RUN_TIMEOUT = 120.0  # seconds for one run of one program

@@ -18,5 +18,7 @@
 #include "multiproc/process.h"
 #include "multiproc/conn.h"
 #include "multiproc/wait.h"
+#include "multiproc/heap.h"
+#include "multiproc/shm.h"
 
 #endif /* MULTIPROC_H */

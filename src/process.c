@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heap.h"
 #include "process_internal.h"
 
 static int mp__check_opts(const mp_process_opts *o)
@@ -95,8 +96,13 @@ int mp_process_start(mp_process *p)
     if (p->kind != MP__KIND_CHILD)
         return MP_EPERM;
     mp__registry_ensure_atexit();
+    /* The heap must exist before the fork for the child to share it, and
+     * to see the objects made after it started. */
+    int rc = mp__heap_ensure();
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&p->mu);
-    int rc = p->closed ? MP_ECLOSED : p->state != MP__CREATED ? MP_ESTARTED : 0;
+    rc = p->closed ? MP_ECLOSED : p->state != MP__CREATED ? MP_ESTARTED : 0;
     if (rc == 0)
         rc = mp__process_fork(p);
     if (rc == 0)

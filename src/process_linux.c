@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "heap.h"
 #include "process_internal.h"
 
 #ifndef SYS_pidfd_open
@@ -209,6 +210,7 @@ _Noreturn void mp__child_main(mp_process *p, pid_t ppid, int fallback_wfd)
     /* Like Python's child bootstrap: deal with our own children, flush stdio,
      * and leave without running the parent's atexit handlers. */
     mp__registry_exit_cleanup();
+    mp__heap_thread_flush();
     fflush(NULL);
     mp__exit_fn(code & 0xff);
     __builtin_unreachable();
