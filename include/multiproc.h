@@ -18,5 +18,7 @@
 #include "multiproc/process.h"
 #include "multiproc/conn.h"
 #include "multiproc/wait.h"
+#include "multiproc/sync.h"
+#include "multiproc/value.h"
 
 #endif /* MULTIPROC_H */

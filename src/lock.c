@@ -1,0 +1,218 @@
+/* Lock and RLock (see multiproc/sync.h): a robust process-shared mutex
+ * (rmutex.h) plus the holder's thread id and an rlock's recursion count. */
+#include <math.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sync_internal.h"
+
+/* Initial-exec TLS: one instruction to read, where the default model of
+ * position-independent code would call __tls_get_addr on every acquire. */
+static _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
+static pthread_once_t mp__tid_once = PTHREAD_ONCE_INIT;
+
+/* In a forked child the forking thread has a new id: forget the old one. */
+static void mp__tid_forget(void)
+{
+    mp__tid_cache = 0;
+}
+
+static void mp__tid_register(void)
+{
+    pthread_atfork(NULL, NULL, mp__tid_forget);
+}
+
+pid_t mp__self_tid(void)
+{
+    pid_t t = mp__tid_cache;
+    if (__builtin_expect(t == 0, 0)) {
+        pthread_once(&mp__tid_once, mp__tid_register);
+        t = mp__tid_cache = (pid_t)syscall(SYS_gettid);
+    }
+    return t;
+}
+
+static int lock_check(const struct mp_lock *l, uint32_t magic)
+{
+    return mp__check_obj(l, sizeof *l, &l->magic, magic);
+}
+
+static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
+{
+    if (out == NULL || (reserved != NULL && *reserved != 0))
+        return MP_EINVAL;
+    void *mem = NULL;
+    int rc = mp__heap_alloc(&mem, sizeof(struct mp_rlock));
+    if (rc < 0)
+        return rc;
+    struct mp_lock *l = mem;
+    rc = mp__rmutex_init(&l->m, false);
+    if (rc < 0) {
+        mp__heap_free(mem);
+        return rc;
+    }
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    l->count = 0;
+    atomic_store_explicit(&l->magic, magic, memory_order_release);
+    *out = l;
+    return 0;
+}
+
+static void lock_free(struct mp_lock *l, uint32_t magic)
+{
+    if (lock_check(l, magic) < 0)
+        return;
+    atomic_store_explicit(&l->magic, 0, memory_order_relaxed);
+    mp__rmutex_fini(&l->m);
+    mp__heap_free(l);
+}
+
+/* Takes the mutex: a try first, so that the uncontended path reads no
+ * clock; the deadline is computed only when the caller has to wait.
+ * Records the holder. */
+int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
+{
+    pid_t self = mp__self_tid();
+    if (recursive && atomic_load_explicit(&l->owner, memory_order_relaxed) == self) {
+        if (l->count == UINT32_MAX)
+            return MP_EOVERFLOW;
+        l->count++;
+        return 0;
+    }
+    int rc = mp__rmutex_trylock(&l->m);
+    if (rc == MP_EBUSY) {
+        mp__deadline d;
+        if (timeout == 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+            return timeout == 0 ? MP_ETIMEDOUT : rc;
+        rc = mp__rmutex_lock(&l->m, &d);
+    }
+    if (rc == 0 || rc == MP_EOWNERDEAD) {
+        atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+        l->count = 1;
+    }
+    return rc == -EDEADLK ? MP_EDEADLK : rc;
+}
+
+static int lock_acquire(struct mp_lock *l, uint32_t magic, double timeout)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    if (isnan(timeout))
+        return MP_EINVAL;
+    return mp__lock_acquire_raw(l, magic == MP__RLOCK_MAGIC, timeout);
+}
+
+bool mp__lock_held(struct mp_lock *l)
+{
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) == mp__self_tid();
+}
+
+static int lock_release(struct mp_lock *l, uint32_t magic)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    if (!mp__lock_held(l))
+        return MP_EPERM;
+    if (--l->count > 0)
+        return 0;
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    return mp__rmutex_unlock(&l->m);
+}
+
+uint32_t mp__lock_release_all(struct mp_lock *l)
+{
+    uint32_t count = l->count;
+    l->count = 0;
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    mp__rmutex_unlock(&l->m);
+    return count;
+}
+
+int mp__lock_retake(struct mp_lock *l, uint32_t count)
+{
+    int rc = mp__rmutex_lock(&l->m, NULL);
+    if (rc == 0 || rc == MP_EOWNERDEAD) {
+        atomic_store_explicit(&l->owner, mp__self_tid(), memory_order_relaxed);
+        l->count = count;
+    }
+    return rc;
+}
+
+static int lock_consistent(struct mp_lock *l, uint32_t magic)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    if (!mp__lock_held(l))
+        return MP_EPERM;
+    return mp__rmutex_consistent(&l->m);
+}
+
+int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)
+{
+    return lock_new(out, opts ? &opts->reserved : NULL, MP__LOCK_MAGIC);
+}
+
+void mp_lock_destroy(mp_lock *lock)
+{
+    lock_free(lock, MP__LOCK_MAGIC);
+}
+
+int mp_lock_acquire(mp_lock *lock, double timeout)
+{
+    return lock_acquire(lock, MP__LOCK_MAGIC, timeout);
+}
+
+int mp_lock_release(mp_lock *lock)
+{
+    return lock_release(lock, MP__LOCK_MAGIC);
+}
+
+int mp_lock_consistent(mp_lock *lock)
+{
+    return lock_consistent(lock, MP__LOCK_MAGIC);
+}
+
+int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
+{
+    struct mp_lock *l = NULL;
+    if (out == NULL)
+        return MP_EINVAL;
+    int rc = lock_new(&l, opts ? &opts->reserved : NULL, MP__RLOCK_MAGIC);
+    if (rc == 0)
+        *out = (mp_rlock *)l;
+    return rc;
+}
+
+void mp_rlock_destroy(mp_rlock *rlock)
+{
+    lock_free(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_acquire(mp_rlock *rlock, double timeout)
+{
+    return lock_acquire(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC, timeout);
+}
+
+int mp_rlock_release(mp_rlock *rlock)
+{
+    return lock_release(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_consistent(mp_rlock *rlock)
+{
+    return lock_consistent(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_count(mp_rlock *rlock)
+{
+    int rc = lock_check(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+    if (rc < 0)
+        return rc;
+    if (!mp__lock_held(&rlock->l))
+        return 0;
+    return rlock->l.count > INT32_MAX ? INT32_MAX : (int)rlock->l.count;
+}
