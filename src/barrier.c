@@ -17,10 +17,10 @@
 
 struct mp_barrier {
     _Atomic uint32_t magic;
-    _Atomic uint32_t phase;    /* futex word; changed with `m` held */
-    _Atomic uint64_t history;  /* outcome bit per phase; changed with `m` held */
-    _Atomic uint32_t count;    /* parties arrived in this phase */
-    _Atomic uint32_t broken;   /* 1 after abort or a break, until reset */
+    _Atomic uint32_t phase;   /* futex word; changed with `m` held */
+    _Atomic uint64_t history; /* outcome bit per phase; changed with `m` held */
+    _Atomic uint32_t count;   /* parties arrived in this phase */
+    _Atomic uint32_t broken;  /* 1 after abort or a break, until reset */
     uint32_t parties;
     mp_barrier_action action;
     void *action_arg;

@@ -38,8 +38,7 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
         return MP_EINVAL;
     if (o.lock && mp__check_obj(o.lock, sizeof *o.lock, &o.lock->magic, MP__LOCK_MAGIC) < 0)
         return MP_EINVAL;
-    if (o.rlock &&
-        mp__check_obj(o.rlock, sizeof *o.rlock, &o.rlock->l.magic, MP__RLOCK_MAGIC) < 0)
+    if (o.rlock && mp__check_obj(o.rlock, sizeof *o.rlock, &o.rlock->l.magic, MP__RLOCK_MAGIC) < 0)
         return MP_EINVAL;
     void *mem = NULL;
     int rc = mp__heap_alloc(&mem, sizeof(mp_cond));
@@ -84,8 +83,7 @@ int mp_cond_release(mp_cond *cond)
     int rc = cond_check(cond);
     if (rc < 0)
         return rc;
-    return cond->recursive ? mp_rlock_release((mp_rlock *)cond->lock)
-                           : mp_lock_release(cond->lock);
+    return cond->recursive ? mp_rlock_release((mp_rlock *)cond->lock) : mp_lock_release(cond->lock);
 }
 
 mp_lock *mp_cond_get_lock(mp_cond *cond)

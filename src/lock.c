@@ -53,7 +53,9 @@ static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
         return rc;
     }
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->unrecoverable, 0, memory_order_relaxed);
     l->count = 0;
+    l->dead = false;
     atomic_store_explicit(&l->magic, magic, memory_order_release);
     *out = l;
     return 0;
@@ -80,6 +82,8 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
         l->count++;
         return 0;
     }
+    if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed))
+        return MP_ENOTRECOVERABLE;
     int rc = mp__rmutex_trylock(&l->m);
     if (rc == MP_EBUSY) {
         mp__deadline d;
@@ -90,6 +94,7 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         atomic_store_explicit(&l->owner, self, memory_order_relaxed);
         l->count = 1;
+        l->dead = rc == MP_EOWNERDEAD;
     }
     return rc == -EDEADLK ? MP_EDEADLK : rc;
 }
@@ -109,6 +114,18 @@ bool mp__lock_held(struct mp_lock *l)
     return atomic_load_explicit(&l->owner, memory_order_relaxed) == mp__self_tid();
 }
 
+/* Unlocks for the holder. Unlocking a lock still owner-dead makes the
+ * mutex unrecoverable: record it where acquirers look first. */
+static int unlock(struct mp_lock *l)
+{
+    if (l->dead) {
+        l->dead = false;
+        atomic_store_explicit(&l->unrecoverable, 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    return mp__rmutex_unlock(&l->m);
+}
+
 static int lock_release(struct mp_lock *l, uint32_t magic)
 {
     int rc = lock_check(l, magic);
@@ -118,16 +135,14 @@ static int lock_release(struct mp_lock *l, uint32_t magic)
         return MP_EPERM;
     if (--l->count > 0)
         return 0;
-    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-    return mp__rmutex_unlock(&l->m);
+    return unlock(l);
 }
 
 uint32_t mp__lock_release_all(struct mp_lock *l)
 {
     uint32_t count = l->count;
     l->count = 0;
-    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-    mp__rmutex_unlock(&l->m);
+    unlock(l);
     return count;
 }
 
@@ -137,6 +152,7 @@ int mp__lock_retake(struct mp_lock *l, uint32_t count)
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         atomic_store_explicit(&l->owner, mp__self_tid(), memory_order_relaxed);
         l->count = count;
+        l->dead = rc == MP_EOWNERDEAD;
     }
     return rc;
 }
@@ -148,7 +164,10 @@ static int lock_consistent(struct mp_lock *l, uint32_t magic)
         return rc;
     if (!mp__lock_held(l))
         return MP_EPERM;
-    return mp__rmutex_consistent(&l->m);
+    rc = mp__rmutex_consistent(&l->m);
+    if (rc == 0)
+        l->dead = false;
+    return rc;
 }
 
 int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)

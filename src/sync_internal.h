@@ -28,7 +28,12 @@
 struct mp_lock {
     _Atomic uint32_t magic;
     _Atomic pid_t owner;
-    uint32_t count; /* rlock only; accessed by the holder only */
+    uint32_t count; /* accessed by the holder only */
+    bool dead;      /* held after MP_EOWNERDEAD, not yet consistent (holder) */
+    /* Set once released without being made consistent. Checked before the
+     * mutex, because glibc's trylock of a not-recoverable robust mutex
+     * returns ENOTRECOVERABLE but leaves the mutex locked. */
+    _Atomic uint32_t unrecoverable;
     mp__rmutex m;
 };
 

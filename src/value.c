@@ -303,8 +303,7 @@ int mp_value_create(mp_value **out, const mp_value_opts *opts)
     if (out == NULL || opts == NULL)
         return MP_EINVAL;
     mp__shared *s = NULL;
-    int rc = shared_new(&s, opts->typecode, 1, opts->init, opts->raw, opts->lock,
-                        MP__VALUE_MAGIC);
+    int rc = shared_new(&s, opts->typecode, 1, opts->init, opts->raw, opts->lock, MP__VALUE_MAGIC);
     if (rc == 0)
         *out = (mp_value *)s;
     return rc;
@@ -333,8 +332,8 @@ void *mp_value_data(mp_value *v)
     return s ? data_of(s) : NULL;
 }
 
-#define VALUE_ACCESSOR(name, T, impl, check_out)                                                \
-    int name(mp_value *v, T x)                                                                  \
+#define VALUE_ACCESSOR(name, T, impl, check_out)                                                   \
+    int name(mp_value *v, T x)                                                                     \
     {                                                                                              \
         mp__shared *s = value_of(v);                                                               \
         if (s == NULL || (check_out))                                                              \
@@ -396,8 +395,8 @@ void *mp_array_data(mp_array *a)
     return s ? data_of(s) : NULL;
 }
 
-#define ARRAY_ACCESSOR(name, T, impl, check_out)                                                \
-    int name(mp_array *a, size_t i, T x)                                                        \
+#define ARRAY_ACCESSOR(name, T, impl, check_out)                                                   \
+    int name(mp_array *a, size_t i, T x)                                                           \
     {                                                                                              \
         mp__shared *s = array_of(a);                                                               \
         if (s == NULL || (check_out))                                                              \
