@@ -1,10 +1,11 @@
-/* Lock and RLock (see multiproc/sync.h): a robust process-shared mutex
- * (rmutex.h) plus the holder's thread id and an rlock's recursion count. */
+/* Lock and RLock (see multiproc/sync.h): a robust futex word (flock.h)
+ * plus the holder's thread id and an rlock's recursion count. */
 #include <math.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "flock.h"
 #include "sync_internal.h"
 
 /* Initial-exec TLS: one instruction to read, where the default model of
@@ -47,11 +48,7 @@ static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
     if (rc < 0)
         return rc;
     struct mp_lock *l = mem;
-    rc = mp__rmutex_init(&l->m, false);
-    if (rc < 0) {
-        mp__heap_free(mem);
-        return rc;
-    }
+    atomic_store_explicit(&l->word, 0, memory_order_relaxed);
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
     atomic_store_explicit(&l->unrecoverable, 0, memory_order_relaxed);
     l->count = 0;
@@ -66,13 +63,24 @@ static void lock_free(struct mp_lock *l, uint32_t magic)
     if (lock_check(l, magic) < 0)
         return;
     atomic_store_explicit(&l->magic, 0, memory_order_relaxed);
-    mp__rmutex_fini(&l->m);
     mp__heap_free(l);
 }
 
-/* Takes the mutex: a try first, so that the uncontended path reads no
- * clock; the deadline is computed only when the caller has to wait.
- * Records the holder. */
+/* Records the new holder, or gives the lock back if it became
+ * unrecoverable while the caller waited for it. */
+static int took(struct mp_lock *l, pid_t self, int rc)
+{
+    if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed)) {
+        mp__flock_unlock(&l->word);
+        return MP_ENOTRECOVERABLE;
+    }
+    atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+    l->dead = rc == MP_EOWNERDEAD;
+    return rc;
+}
+
+/* Takes the word: a try first, so that the uncontended path reads no
+ * clock; the deadline is computed only when the caller has to wait. */
 int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
 {
     pid_t self = mp__self_tid();
@@ -84,19 +92,19 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
     }
     if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed))
         return MP_ENOTRECOVERABLE;
-    int rc = mp__rmutex_trylock(&l->m);
+    int rc = mp__flock_trylock_fast(&l->word, self);
     if (rc == MP_EBUSY) {
-        mp__deadline d;
-        if (timeout == 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
-            return timeout == 0 ? MP_ETIMEDOUT : rc;
-        rc = mp__rmutex_lock(&l->m, &d);
+        mp__deadline d = {.ns = 0};
+        if (timeout != 0 && (rc = mp__deadline_init(&d, timeout)) < 0)
+            return rc;
+        rc = mp__flock_lock(&l->word, self, &d);
     }
     if (rc == 0 || rc == MP_EOWNERDEAD) {
-        atomic_store_explicit(&l->owner, self, memory_order_relaxed);
-        l->count = 1;
-        l->dead = rc == MP_EOWNERDEAD;
+        rc = took(l, self, rc);
+        if (rc != MP_ENOTRECOVERABLE)
+            l->count = 1;
     }
-    return rc == -EDEADLK ? MP_EDEADLK : rc;
+    return rc;
 }
 
 static int lock_acquire(struct mp_lock *l, uint32_t magic, double timeout)
@@ -123,7 +131,8 @@ static int unlock(struct mp_lock *l)
         atomic_store_explicit(&l->unrecoverable, 1, memory_order_relaxed);
     }
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-    return mp__rmutex_unlock(&l->m);
+    mp__flock_unlock(&l->word);
+    return 0;
 }
 
 static int lock_release(struct mp_lock *l, uint32_t magic)
@@ -148,11 +157,12 @@ uint32_t mp__lock_release_all(struct mp_lock *l)
 
 int mp__lock_retake(struct mp_lock *l, uint32_t count)
 {
-    int rc = mp__rmutex_lock(&l->m, NULL);
+    pid_t self = mp__self_tid();
+    int rc = mp__flock_lock(&l->word, self, NULL);
     if (rc == 0 || rc == MP_EOWNERDEAD) {
-        atomic_store_explicit(&l->owner, mp__self_tid(), memory_order_relaxed);
-        l->count = count;
-        l->dead = rc == MP_EOWNERDEAD;
+        rc = took(l, self, rc);
+        if (rc != MP_ENOTRECOVERABLE)
+            l->count = count;
     }
     return rc;
 }
@@ -164,10 +174,10 @@ static int lock_consistent(struct mp_lock *l, uint32_t magic)
         return rc;
     if (!mp__lock_held(l))
         return MP_EPERM;
-    rc = mp__rmutex_consistent(&l->m);
-    if (rc == 0)
-        l->dead = false;
-    return rc;
+    if (!l->dead)
+        return MP_EINVAL;
+    l->dead = false;
+    return 0;
 }
 
 int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)

@@ -20,7 +20,7 @@
 #define MP__EVENT_MAGIC   0x6d704556u /* "mpEV" */
 #define MP__BARRIER_MAGIC 0x6d704252u /* "mpBR" */
 
-/* A lock and an rlock share one layout: a robust error-checking mutex, the
+/* A lock and an rlock share one layout: a robust futex word (flock.h), the
  * holding thread's id (0 when free) and, for the rlock, its recursion
  * count. `owner` is written only by the holder; other threads read it to
  * learn that they are not the holder, which a stale value cannot make
@@ -30,11 +30,10 @@ struct mp_lock {
     _Atomic pid_t owner;
     uint32_t count; /* accessed by the holder only */
     bool dead;      /* held after MP_EOWNERDEAD, not yet consistent (holder) */
-    /* Set once released without being made consistent. Checked before the
-     * mutex, because glibc's trylock of a not-recoverable robust mutex
-     * returns ENOTRECOVERABLE but leaves the mutex locked. */
+    /* Set once released without being made consistent: the lock is then
+     * unusable for everyone (MP_ENOTRECOVERABLE). */
     _Atomic uint32_t unrecoverable;
-    mp__rmutex m;
+    _Atomic uint32_t word; /* flock.h */
 };
 
 struct mp_rlock {
