@@ -8,9 +8,7 @@
 #include "flock.h"
 #include "sync_internal.h"
 
-/* Initial-exec TLS: one instruction to read, where the default model of
- * position-independent code would call __tls_get_addr on every acquire. */
-static _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
+_Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
 static pthread_once_t mp__tid_once = PTHREAD_ONCE_INIT;
 
 /* In a forked child the forking thread has a new id: forget the old one. */
@@ -24,14 +22,10 @@ static void mp__tid_register(void)
     pthread_atfork(NULL, NULL, mp__tid_forget);
 }
 
-pid_t mp__self_tid(void)
+pid_t mp__self_tid_slow(void)
 {
-    pid_t t = mp__tid_cache;
-    if (__builtin_expect(t == 0, 0)) {
-        pthread_once(&mp__tid_once, mp__tid_register);
-        t = mp__tid_cache = (pid_t)syscall(SYS_gettid);
-    }
-    return t;
+    pthread_once(&mp__tid_once, mp__tid_register);
+    return mp__tid_cache = (pid_t)syscall(SYS_gettid);
 }
 
 static int lock_check(const struct mp_lock *l, uint32_t magic)
@@ -190,14 +184,32 @@ void mp_lock_destroy(mp_lock *lock)
     lock_free(lock, MP__LOCK_MAGIC);
 }
 
+/* mp_lock_acquire and mp_lock_release spell out the uncontended path of a
+ * non-recursive lock, which lock_acquire and lock_release reach through
+ * more general code: it is the figure lock_ns measures. */
 int mp_lock_acquire(mp_lock *lock, double timeout)
 {
-    return lock_acquire(lock, MP__LOCK_MAGIC, timeout);
+    if (lock_check(lock, MP__LOCK_MAGIC) < 0 || isnan(timeout))
+        return MP_EINVAL;
+    pid_t self = mp__self_tid();
+    if (!atomic_load_explicit(&lock->unrecoverable, memory_order_relaxed) &&
+        mp__flock_trylock_fast(&lock->word, self) == 0) {
+        atomic_store_explicit(&lock->owner, self, memory_order_relaxed);
+        lock->count = 1;
+        lock->dead = false;
+        return 0;
+    }
+    return mp__lock_acquire_raw(lock, false, timeout);
 }
 
 int mp_lock_release(mp_lock *lock)
 {
-    return lock_release(lock, MP__LOCK_MAGIC);
+    if (lock_check(lock, MP__LOCK_MAGIC) < 0)
+        return MP_EINVAL;
+    if (atomic_load_explicit(&lock->owner, memory_order_relaxed) != mp__self_tid())
+        return MP_EPERM;
+    lock->count = 0;
+    return unlock(lock);
 }
 
 int mp_lock_consistent(mp_lock *lock)

@@ -42,8 +42,16 @@ struct mp_rlock {
 
 /* The calling thread's kernel id, cached per thread (and reset in a forked
  * child, whose thread has a new id) so that no lock path makes a system
- * call for it. */
-pid_t mp__self_tid(void);
+ * call for it. Initial-exec TLS: one instruction to read, where the default
+ * model of position-independent code calls __tls_get_addr. */
+extern _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
+pid_t mp__self_tid_slow(void);
+
+static inline pid_t mp__self_tid(void)
+{
+    pid_t t = mp__tid_cache;
+    return __builtin_expect(t != 0, 1) ? t : mp__self_tid_slow();
+}
 
 /* Object checks: non-NULL, inside the shared heap, with its magic. */
 static inline int mp__check_obj(const void *obj, size_t size, const _Atomic uint32_t *magic,

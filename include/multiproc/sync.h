@@ -22,8 +22,10 @@
  * call; waiters sleep on futexes, never spin.
  *
  * Robustness: a lock or rlock whose holder dies (any thread of any process,
- * killed or exited) is handed to the next acquirer with MP_EOWNERDEAD: that
- * acquirer holds the lock, repairs what the dead holder protected, and
+ * killed or exited) is handed to the next acquirer with MP_EOWNERDEAD,
+ * within about 20 ms of the death (waiters check the holder's liveness
+ * periodically; a try with timeout 0 checks at once): that acquirer holds
+ * the lock, repairs what the dead holder protected, and
  * calls mp_lock_consistent (mp_rlock_consistent); releasing without doing so
  * makes the lock unrecoverable (MP_ENOTRECOVERABLE for everyone after),
  * which is what a caller that cannot repair should want. A condition's or
