@@ -29,7 +29,7 @@ struct mp_barrier {
 
 static int barrier_check(const mp_barrier *b)
 {
-    return mp__check_obj(b, sizeof *b, &b->magic, MP__BARRIER_MAGIC);
+    return mp__check_obj(b, sizeof *b, MP__BARRIER_MAGIC);
 }
 
 int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)

@@ -28,7 +28,7 @@ struct mp_cond {
 
 static int cond_check(const mp_cond *c)
 {
-    return mp__check_obj(c, sizeof *c, &c->magic, MP__COND_MAGIC);
+    return mp__check_obj(c, sizeof *c, MP__COND_MAGIC);
 }
 
 int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
@@ -36,9 +36,9 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
     mp_cond_opts o = opts ? *opts : (mp_cond_opts){0};
     if (out == NULL || (o.lock && o.rlock))
         return MP_EINVAL;
-    if (o.lock && mp__check_obj(o.lock, sizeof *o.lock, &o.lock->magic, MP__LOCK_MAGIC) < 0)
+    if (o.lock && mp__check_obj(o.lock, sizeof *o.lock, MP__LOCK_MAGIC) < 0)
         return MP_EINVAL;
-    if (o.rlock && mp__check_obj(o.rlock, sizeof *o.rlock, &o.rlock->l.magic, MP__RLOCK_MAGIC) < 0)
+    if (o.rlock && mp__check_obj(o.rlock, sizeof *o.rlock, MP__RLOCK_MAGIC) < 0)
         return MP_EINVAL;
     void *mem = NULL;
     int rc = mp__heap_alloc(&mem, sizeof(mp_cond));

@@ -30,7 +30,7 @@ pid_t mp__self_tid_slow(void)
 
 static int lock_check(const struct mp_lock *l, uint32_t magic)
 {
-    return mp__check_obj(l, sizeof *l, &l->magic, magic);
+    return mp__check_obj(l, sizeof *l, magic);
 }
 
 static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)

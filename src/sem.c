@@ -24,12 +24,12 @@ struct mp_event {
 
 static int sem_check(const mp_sem *s)
 {
-    return mp__check_obj(s, sizeof *s, &s->magic, MP__SEM_MAGIC);
+    return mp__check_obj(s, sizeof *s, MP__SEM_MAGIC);
 }
 
 static int event_check(const mp_event *e)
 {
-    return mp__check_obj(e, sizeof *e, &e->magic, MP__EVENT_MAGIC);
+    return mp__check_obj(e, sizeof *e, MP__EVENT_MAGIC);
 }
 
 int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)

@@ -53,12 +53,13 @@ static inline pid_t mp__self_tid(void)
     return __builtin_expect(t != 0, 1) ? t : mp__self_tid_slow();
 }
 
-/* Object checks: non-NULL, inside the shared heap, with its magic. */
-static inline int mp__check_obj(const void *obj, size_t size, const _Atomic uint32_t *magic,
-                                uint32_t want)
+/* Object checks: non-NULL, inside the shared heap, with its magic, which
+ * is the first word of every object. */
+static inline int mp__check_obj(const void *obj, size_t size, uint32_t want)
 {
     if (obj == NULL || !mp__heap_contains(obj, size))
         return MP_EINVAL;
+    const _Atomic uint32_t *magic = obj;
     return atomic_load_explicit(magic, memory_order_relaxed) == want ? 0 : MP_EINVAL;
 }
 

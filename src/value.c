@@ -75,7 +75,7 @@ static unsigned char *data_of(const mp__shared *s)
 
 static const mp__shared *checked(const mp__shared *s, uint32_t magic)
 {
-    return mp__check_obj(s, sizeof *s, &s->magic, magic) == 0 ? s : NULL;
+    return mp__check_obj(s, sizeof *s, magic) == 0 ? s : NULL;
 }
 
 static int shared_new(mp__shared **out, char code, size_t len, const void *init, bool raw,
@@ -84,7 +84,7 @@ static int shared_new(mp__shared **out, char code, size_t len, const void *init,
     const typeinfo *t = find_type(code);
     if (out == NULL || t == NULL || (raw && lock != NULL))
         return MP_EINVAL;
-    if (lock && mp__check_obj(lock, sizeof *lock, &lock->l.magic, MP__RLOCK_MAGIC) < 0)
+    if (lock && mp__check_obj(lock, sizeof *lock, MP__RLOCK_MAGIC) < 0)
         return MP_EINVAL;
     if (len > (SIZE_MAX - DATA_OFFSET) / t->size)
         return MP_ENOMEM;
