@@ -274,6 +274,16 @@ static int set_u64(void *p, const typeinfo *t, uint64_t x)
     return 0;
 }
 
+/* Whether a finite double is a whole number, without libm's trunc (the
+ * library links no libm): from 2^52 up every double is whole, and below
+ * that a round trip through int64_t is exact. */
+static bool is_integral(double x)
+{
+    if (fabs(x) >= 4503599627370496.0)
+        return true;
+    return (double)(int64_t)x == x;
+}
+
 static int set_double(void *p, const typeinfo *t, double x)
 {
     if (t->kind == KIND_FLOAT) {
@@ -283,7 +293,7 @@ static int set_double(void *p, const typeinfo *t, double x)
         item_store_float(p, t, x);
         return 0;
     }
-    if (!isfinite(x) || x != trunc(x))
+    if (!isfinite(x) || !is_integral(x))
         return MP_EINVAL;
     if (x >= -TWO63 && x < TWO63)
         return set_i64(p, t, (int64_t)x);
