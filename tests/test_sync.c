@@ -177,10 +177,29 @@ Test(lock, not_marked_consistent_becomes_unrecoverable)
     mp_assert_ok(mp_lock_create(&h.lock, NULL));
     mp_process *p = start_holder(&h);
     kill_holder(p, &h);
-    mp_assert_rc(mp_lock_acquire(h.lock, 10), MP_EOWNERDEAD);
+    /* A try (timeout 0) checks the holder at once. */
+    mp_assert_rc(mp_lock_acquire(h.lock, 0), MP_EOWNERDEAD);
     mp_assert_ok(mp_lock_release(h.lock));
     mp_assert_rc(mp_lock_acquire(h.lock, 0), MP_ENOTRECOVERABLE);
     mp_assert_rc(mp_lock_acquire(h.lock, 1), MP_ENOTRECOVERABLE);
+    mp_lock_destroy(h.lock);
+}
+
+Test(lock, holder_killed_and_not_yet_reaped_is_dead)
+{
+    holder_arg h = {0};
+    mp_assert_ok(mp_lock_create(&h.lock, NULL));
+    mp_process *p = start_holder(&h);
+    mp_assert_ok(mp_process_send_signal(p, SIGKILL));
+    /* The child is a zombie until joined: its id still exists. */
+    while (mp_test_pid_state(mp_process_pid(p)) != 'Z')
+        usleep(1000);
+    mp_assert_rc(mp_lock_acquire(h.lock, 10), MP_EOWNERDEAD);
+    mp_assert_ok(mp_lock_consistent(h.lock));
+    mp_assert_ok(mp_lock_release(h.lock));
+    mp_assert_ok(mp_process_join(p, 10));
+    mp_process_destroy(p);
+    mp_event_destroy(h.held);
     mp_lock_destroy(h.lock);
 }
 

@@ -14,7 +14,8 @@
  * started before the object was created. Each object is safe across threads
  * and across processes at once (a process-shared object is also
  * thread-safe); across fork, a child uses the very same object as its
- * parent (it is shared memory, not a copy).
+ * parent (it is shared memory, not a copy), and a child forked while its
+ * parent holds a lock does not hold it (its thread is another thread).
  *
  * Waits: every blocking call takes a timeout in seconds (MP_FOREVER waits
  * without limit, 0 never blocks) and returns MP_ETIMEDOUT when it expires,
