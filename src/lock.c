@@ -101,16 +101,6 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
     return rc;
 }
 
-static int lock_acquire(struct mp_lock *l, uint32_t magic, double timeout)
-{
-    int rc = lock_check(l, magic);
-    if (rc < 0)
-        return rc;
-    if (isnan(timeout))
-        return MP_EINVAL;
-    return mp__lock_acquire_raw(l, magic == MP__RLOCK_MAGIC, timeout);
-}
-
 bool mp__lock_held(struct mp_lock *l)
 {
     return atomic_load_explicit(&l->owner, memory_order_relaxed) == mp__self_tid();
@@ -184,9 +174,9 @@ void mp_lock_destroy(mp_lock *lock)
     lock_free(lock, MP__LOCK_MAGIC);
 }
 
-/* mp_lock_acquire and mp_lock_release spell out the uncontended path of a
- * non-recursive lock, which lock_acquire and lock_release reach through
- * more general code: it is the figure lock_ns measures. */
+/* The public acquire and release functions spell out the uncontended path
+ * (the figure lock_ns measures) and leave everything else to
+ * mp__lock_acquire_raw and lock_release. */
 int mp_lock_acquire(mp_lock *lock, double timeout)
 {
     if (lock_check(lock, MP__LOCK_MAGIC) < 0 || isnan(timeout))
@@ -235,7 +225,19 @@ void mp_rlock_destroy(mp_rlock *rlock)
 
 int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 {
-    return lock_acquire(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC, timeout);
+    struct mp_lock *l = rlock ? &rlock->l : NULL;
+    if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
+        return MP_EINVAL;
+    pid_t self = mp__self_tid();
+    if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self &&
+        !atomic_load_explicit(&l->unrecoverable, memory_order_relaxed) &&
+        mp__flock_trylock_fast(&l->word, self) == 0) {
+        atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+        l->count = 1;
+        l->dead = false;
+        return 0;
+    }
+    return mp__lock_acquire_raw(l, true, timeout);
 }
 
 int mp_rlock_release(mp_rlock *rlock)
