@@ -87,6 +87,27 @@ ROWS = [
         "cpython": ["heap.py", "alloc64"],
         "floor": ["floor_heap", "alloc64"],
         "pilot": {"multiproc": 2000000, "cpython": 5000, "floor": 2000000},
+        "id": "lock_ns", "unit": "ns", "higher_is_better": False,
+        "multiproc": ["bench_lock", "lock"],
+        "cpython": ["lock.py", "lock"],
+        "floor": ["floor_lock", "lock"],
+        "pilot": {"multiproc": 2000000, "cpython": 200000, "floor": 2000000},
+    },
+    {
+        "id": "lock_handoff_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_lock", "handoff"],
+        "cpython": ["lock.py", "handoff"],
+        "floor": ["floor_lock", "handoff"],
+        "pin": True,
+        "pilot": {"multiproc": 5000, "cpython": 2000, "floor": 20000},
+    },
+    {
+        "id": "value_incr_2proc_s", "unit": "s", "higher_is_better": False,
+        "multiproc": ["bench_lock", "value_incr"],
+        "cpython": ["lock.py", "value_incr"],
+        "floor": ["floor_lock", "value_incr"],
+        "pin": True,
+        "pilot": {"multiproc": 200000, "cpython": 20000, "floor": 200000},
     },
 ]
 
@@ -97,6 +118,7 @@ TARGETS = {
     "pipe_64B_msgs_per_s": {"speedup_vs_cpython": 2.5, "cost_vs_floor": 1 / 0.8},
     "pipe_1MiB_GiB_per_s": {"cost_vs_floor": 1 / 0.9},
     "alloc_64B_ns": {"cost_vs_floor": 3.0},
+    "lock_ns": {"speedup_vs_cpython": 3.0, "cost_vs_floor": 1.2},
 }
 
 RUN_TIMEOUT = 120.0  # seconds for one run of one program

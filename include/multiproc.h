@@ -20,5 +20,7 @@
 #include "multiproc/wait.h"
 #include "multiproc/heap.h"
 #include "multiproc/shm.h"
+#include "multiproc/sync.h"
+#include "multiproc/value.h"
 
 #endif /* MULTIPROC_H */

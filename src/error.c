@@ -39,6 +39,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_EOVERFLOW, "value too large"),
     MP__E(MP_ECONNRESET, "connection reset by peer"),
     MP__E(MP_ETIMEDOUT, "timed out"),
+    MP__E(MP_EDEADLK, "would deadlock: already held by the caller"),
     MP__E(MP_EOWNERDEAD, "previous owner died"),
     MP__E(MP_ENOTRECOVERABLE, "state not recoverable"),
     MP__E(MP_EEOF, "end of file: the peer closed"),

@@ -57,6 +57,7 @@ typedef enum mp_error {
     MP_EOVERFLOW = -EOVERFLOW,             /* value too large for the type */
     MP_ECONNRESET = -ECONNRESET,           /* connection reset by peer */
     MP_ETIMEDOUT = -ETIMEDOUT,             /* the timeout expired first */
+    MP_EDEADLK = -EDEADLK,                 /* would deadlock: the caller already holds it */
     MP_EOWNERDEAD = -EOWNERDEAD,           /* previous owner died; caller now holds it */
     MP_ENOTRECOVERABLE = -ENOTRECOVERABLE, /* object left inconsistent by a dead owner */
 
