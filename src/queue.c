@@ -42,9 +42,59 @@ void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
         mp__queue_signal(q);
 }
 
-int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleepers,
-                    const mp__deadline *d)
+static inline void mp__cpu_relax(void)
 {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* Lock held on entry and on return. Before going to sleep, watch the queue
+ * without the lock for a few microseconds: between two processes running
+ * on two CPUs the other side usually acts within that time, and a futex
+ * sleep and wake-up costs far more (tens of microseconds on a VM). Returns
+ * true when the queue changed (the caller checks again), false when the
+ * caller should sleep. */
+static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
+{
+    uint64_t count = atomic_load_explicit(&q->count, memory_order_relaxed);
+    uint64_t bytes = atomic_load_explicit(&q->bytes, memory_order_relaxed);
+    uint64_t unfinished = atomic_load_explicit(&q->unfinished, memory_order_relaxed);
+    mp__rmutex_unlock(&q->lock);
+    int64_t end = mp__now_ns() + MP__QSPIN_NS;
+    if (d->ns >= 0 && d->ns < end)
+        end = d->ns;
+    *changed = false;
+    for (unsigned i = 1;; i++) {
+        mp__cpu_relax();
+        if (atomic_load_explicit(&q->count, memory_order_relaxed) != count ||
+            atomic_load_explicit(&q->bytes, memory_order_relaxed) != bytes ||
+            atomic_load_explicit(&q->unfinished, memory_order_relaxed) != unfinished ||
+            atomic_load_explicit(&q->closed, memory_order_relaxed)) {
+            *changed = true;
+            break;
+        }
+        if (i % 32 == 0 && mp__now_ns() >= end)
+            break;
+    }
+    return mp__queue_lock(q);
+}
+
+int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleepers,
+                    const mp__deadline *d, bool *spun)
+{
+    /* First round: spin, then let the caller check again under the lock.
+     * Second round: sleep, registered under the same lock hold as the
+     * caller's failed check, so no wake-up can fall in between. */
+    if (!*spun) {
+        bool changed;
+        *spun = true;
+        return mp__queue_spin(q, d, &changed);
+    }
+    *spun = false;
+    int lrc;
     uint32_t seq = atomic_load(word);
     atomic_fetch_add(sleepers, 1);
     /* While a record is held, its holder may die without waking anyone:
@@ -58,7 +108,7 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
     }
     mp__rmutex_unlock(&q->lock);
     int rc = mp__futex_wait(word, seq, &slice);
-    int lrc = mp__queue_lock(q);
+    lrc = mp__queue_lock(q);
     atomic_fetch_sub(sleepers, 1);
     if (lrc < 0)
         return lrc;
@@ -169,7 +219,7 @@ static bool mp__room(const mp_queue *q, size_t len)
  * an expired wait decides, so a timeout never hides room that appeared. */
 static int mp__admit(mp_queue *q, size_t len, const mp__deadline *d)
 {
-    bool last = false;
+    bool last = false, spun = false;
     for (;;) {
         if (atomic_load_explicit(&q->closed, memory_order_relaxed))
             return MP_ECLOSED;
@@ -177,7 +227,7 @@ static int mp__admit(mp_queue *q, size_t len, const mp__deadline *d)
             return 0;
         if (last || mp__deadline_expired(d))
             return MP_EFULL;
-        int rc = mp__queue_sleep(q, &q->get_seq, &q->putters, d);
+        int rc = mp__queue_sleep(q, &q->get_seq, &q->putters, d, &spun);
         if (rc == MP_ETIMEDOUT)
             last = true;
         else if (rc < 0)

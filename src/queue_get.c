@@ -24,7 +24,7 @@ void mp__queue_space_freed(mp_queue *q, size_t n, mp__qwake *w)
  * what is left, including reservations committed later. */
 static int mp__await(mp_queue *q, const mp__deadline *d, mp__qrec **out)
 {
-    bool last = false;
+    bool last = false, spun = false;
     for (;;) {
         if ((*out = mp__qstore_first(q)) != NULL)
             return 0;
@@ -32,7 +32,7 @@ static int mp__await(mp_queue *q, const mp__deadline *d, mp__qrec **out)
             return MP_ECLOSED;
         if (last || mp__deadline_expired(d))
             return MP_EEMPTY;
-        int rc = mp__queue_sleep(q, &q->put_seq, &q->getters, d);
+        int rc = mp__queue_sleep(q, &q->put_seq, &q->getters, d, &spun);
         if (rc == MP_ETIMEDOUT)
             last = true;
         else if (rc < 0)
@@ -251,7 +251,7 @@ int mp_queue_join(mp_queue *q, double timeout)
     int rc = mp__deadline_init(&d, timeout);
     if (rc < 0 || (rc = mp__queue_lock(q)) < 0)
         return rc;
-    bool last = false;
+    bool last = false, spun = false;
     for (;;) {
         if (atomic_load(&q->unfinished) == 0) {
             rc = 0;
@@ -261,7 +261,7 @@ int mp_queue_join(mp_queue *q, double timeout)
             rc = MP_ETIMEDOUT;
             break;
         }
-        rc = mp__queue_sleep(q, &q->done_seq, &q->joiners, &d);
+        rc = mp__queue_sleep(q, &q->done_seq, &q->joiners, &d, &spun);
         if (rc == MP_ETIMEDOUT)
             last = true;
         else if (rc < 0)

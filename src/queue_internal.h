@@ -29,9 +29,10 @@
 
 #define MP__QUEUE_MAGIC 0x6d705f7175657565ULL /* "mp_queue" */
 #define MP__QSEG_MIN    ((size_t)256 * 1024)  /* smallest segment */
-#define MP__QSPARE_MAX  4u                    /* drained segments kept */
+#define MP__QSPARE_MAX  8u                    /* drained segments kept */
 #define MP__QINLINE_MAX ((size_t)64 * 1024)   /* larger copies run unlocked */
 #define MP__QSLICE_NS   (100 * 1000000LL)     /* wait slice while records are held */
+#define MP__QSPIN_NS    (50 * 1000LL)         /* watch before sleeping */
 
 enum {
     MP__QREC_COMMITTED = 1, /* ready to get */
@@ -111,10 +112,13 @@ static inline unsigned char *mp__qrec_data(mp__qrec *r)
 bool mp__queue_valid(const mp_queue *q);
 int mp__queue_lock(mp_queue *q);
 void mp__queue_unlock(mp_queue *q, const mp__qwake *w);
-/* Sleeps on *word (bumped by the other side) with *sleepers counted; lock
- * held on entry and on return. Returns 0 or MP_ETIMEDOUT, or a lock error. */
+/* Waits for the other side; lock held on entry and on return. Alternate
+ * calls (tracked in *spun, false at first) spin briefly without the lock,
+ * then sleep on *word (bumped by the other side) with *sleepers counted.
+ * The caller re-checks its condition after every return. Returns 0 or
+ * MP_ETIMEDOUT, or a lock error. */
 int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleepers,
-                    const mp__deadline *d);
+                    const mp__deadline *d, bool *spun);
 /* Lock held: n records' space was given back; wake producers. */
 void mp__queue_space_freed(mp_queue *q, size_t n, mp__qwake *w);
 
