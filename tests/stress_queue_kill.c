@@ -1,5 +1,5 @@
 /* Fault injection: producers and consumers of one queue are SIGKILLed at
- * random moments while TOTAL messages (at least 10^6) go through it.
+ * random moments while TOTAL messages (10^6; 2 * 10^5 under TSan) go through it.
  *
  * A supervisor (the parent) keeps N_PROD producer and N_CONS consumer
  * processes running: every KILL_EVERY messages, after a random pause of a
@@ -25,7 +25,19 @@
 #include "heap.h"
 #include "stress.h"
 
-#define TOTAL      1000000u
+/* At least 10^6 messages; under ThreadSanitizer, whose fork of a process
+ * costs tens of milliseconds, 2 * 10^5 (and as many kills per message), so
+ * the run stays within seconds there too. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MP_STRESS_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(MP_STRESS_TSAN)
+#define TOTAL 200000u
+#else
+#define TOTAL 1000000u
+#endif
 #define N_PROD     3
 #define N_CONS     3
 #define CHUNK      40000u /* messages per producer incarnation at most */
