@@ -12,9 +12,29 @@ bool mp__queue_valid(const mp_queue *q)
     return q && mp__heap_contains(q, sizeof *q) && q->magic == MP__QUEUE_MAGIC;
 }
 
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 int mp__queue_lock(mp_queue *q)
 {
-    int rc = mp__rmutex_lock(&q->lock, NULL);
+    /* Every hold is short (the copies above MP__QINLINE_MAX run unlocked),
+     * so a busy lock is worth a few microseconds of trying before the
+     * mutex puts this thread to sleep in the kernel: a futex wake-up from
+     * another CPU costs tens of microseconds on a VM. */
+    int rc = mp__rmutex_trylock(&q->lock);
+    for (unsigned i = 0; rc == MP_EBUSY && i < MP__QLOCK_TRIES; i++) {
+        for (unsigned k = 0; k < 16; k++)
+            mp__cpu_relax();
+        rc = mp__rmutex_trylock(&q->lock);
+    }
+    if (rc == MP_EBUSY)
+        rc = mp__rmutex_lock(&q->lock, NULL);
     if (rc == MP_EOWNERDEAD) {
         /* A holder died part-way through an update: make the queue whole
          * again before anyone else sees it. */
@@ -40,15 +60,6 @@ void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
         mp__futex_wake(&q->done_seq, w->joiners);
     if (w->signal && atomic_load(&q->pollers) > 0)
         mp__queue_signal(q);
-}
-
-static inline void mp__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
 }
 
 /* Lock held on entry and on return. Before going to sleep, watch the queue
@@ -169,7 +180,7 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
     q->tag = mp__queue_new_tag(q);
     q->head_seg = q->tail_seg = seg;
     q->efd = efd;
-    if ((rc = mp__queue_efd_register(q, efd)) < 0) {
+    if ((rc = mp__queue_efd_register(q)) < 0) {
         mp__rmutex_fini(&q->lock);
         goto fail;
     }

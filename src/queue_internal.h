@@ -33,6 +33,7 @@
 #define MP__QINLINE_MAX ((size_t)64 * 1024)   /* larger copies run unlocked */
 #define MP__QSLICE_NS   (100 * 1000000LL)     /* wait slice while records are held */
 #define MP__QSPIN_NS    (50 * 1000LL)         /* watch before sleeping */
+#define MP__QLOCK_TRIES 200u                  /* trylock rounds before blocking */
 
 enum {
     MP__QREC_COMMITTED = 1, /* ready to get */
@@ -135,7 +136,7 @@ mp__qrec *mp__qstore_rec_of(mp_queue *q, const void *payload);
 
 /* queue_wait.c */
 int mp__queue_efd(const mp_queue *q);
-int mp__queue_efd_register(mp_queue *q, int fd);
+int mp__queue_efd_register(mp_queue *q);
 void mp__queue_efd_forget(mp_queue *q);
 void mp__queue_signal(mp_queue *q);
 int mp__queue_wait_prepare(mp_queue *q, int *fd);

@@ -9,26 +9,35 @@
  * number would mean something else) finds nothing and never writes. Such a
  * process's puts cannot signal the fd, so mp_wait also re-checks queues in
  * 20 ms slices: a wake-up is never lost, at worst late. */
+#include <stdint.h>
 #include <unistd.h>
 
 #include "queue_internal.h"
 
-#define MP__QFD_SLOTS 1024
+#define MP__QFD_SLOTS   1024
+#define MP__QFD_CLAIMED ((mp_queue *)(uintptr_t)1)
 
+/* Slot i: the queue (published last, with release), its eventfd as
+ * numbered in this process, and its tag: a queue created later at the
+ * same address has another tag, so a stale slot never matches it. */
 static _Atomic(mp_queue *) mp__qfd_queue[MP__QFD_SLOTS];
+static int mp__qfd_fd[MP__QFD_SLOTS];
+static uint32_t mp__qfd_tag[MP__QFD_SLOTS];
 static _Atomic size_t mp__qfd_used; /* slots ever used: the scan's bound */
 
-int mp__queue_efd_register(mp_queue *q, int fd)
+int mp__queue_efd_register(mp_queue *q)
 {
-    (void)fd;
     for (size_t i = 0; i < MP__QFD_SLOTS; i++) {
         mp_queue *expected = NULL;
-        if (atomic_compare_exchange_strong(&mp__qfd_queue[i], &expected, q)) {
-            size_t used = atomic_load(&mp__qfd_used);
-            while (used < i + 1 && !atomic_compare_exchange_weak(&mp__qfd_used, &used, i + 1))
-                ;
-            return 0;
-        }
+        if (!atomic_compare_exchange_strong(&mp__qfd_queue[i], &expected, MP__QFD_CLAIMED))
+            continue;
+        mp__qfd_fd[i] = q->efd;
+        mp__qfd_tag[i] = q->tag;
+        atomic_store_explicit(&mp__qfd_queue[i], q, memory_order_release);
+        size_t used = atomic_load(&mp__qfd_used);
+        while (used < i + 1 && !atomic_compare_exchange_weak(&mp__qfd_used, &used, i + 1))
+            ;
+        return 0;
     }
     return MP_EMFILE;
 }
@@ -37,14 +46,16 @@ static size_t mp__queue_slot(const mp_queue *q)
 {
     size_t used = atomic_load(&mp__qfd_used);
     for (size_t i = 0; i < used; i++)
-        if (atomic_load_explicit(&mp__qfd_queue[i], memory_order_relaxed) == q)
+        if (atomic_load_explicit(&mp__qfd_queue[i], memory_order_acquire) == q &&
+            mp__qfd_tag[i] == q->tag)
             return i;
     return SIZE_MAX;
 }
 
 int mp__queue_efd(const mp_queue *q)
 {
-    return mp__queue_slot(q) == SIZE_MAX ? -1 : q->efd;
+    size_t i = mp__queue_slot(q);
+    return i == SIZE_MAX ? -1 : mp__qfd_fd[i];
 }
 
 void mp__queue_efd_forget(mp_queue *q)
@@ -52,8 +63,9 @@ void mp__queue_efd_forget(mp_queue *q)
     size_t i = mp__queue_slot(q);
     if (i == SIZE_MAX)
         return;
+    int fd = mp__qfd_fd[i];
     atomic_store(&mp__qfd_queue[i], NULL);
-    close(q->efd);
+    close(fd);
 }
 
 void mp__queue_signal(mp_queue *q)

@@ -1,9 +1,10 @@
-"""CPython peer of the queue rows.
+"""CPython peer of the queue rows (not named queue.py: that would hide the
+standard library module of the same name).
 
-    python3 queue.py msg64   <messages>   one producer, one consumer, 64 B
-    python3 queue.py msg64x2 <messages>   two producers, two consumers
-    python3 queue.py mib     <messages>   1 MiB messages
-    python3 queue.py mibzc   <messages>   the same as mib: CPython has no
+    python3 mpqueue.py msg64   <messages>   one producer, one consumer, 64 B
+    python3 mpqueue.py msg64x2 <messages>   two producers, two consumers
+    python3 mpqueue.py mib     <messages>   1 MiB messages
+    python3 mpqueue.py mibzc   <messages>   the same as mib: CPython has no
                                           zero-copy queue
 
 multiprocessing.Queue from the fork context (unbounded, as Python's
@@ -48,7 +49,7 @@ def producer(q, go, n, size):
 
 def main():
     if len(sys.argv) < 3 or sys.argv[1] not in MODES:
-        sys.exit("usage: queue.py msg64|msg64x2|mib|mibzc <messages>")
+        sys.exit("usage: mpqueue.py msg64|msg64x2|mib|mibzc <messages>")
     size, pairs = MODES[sys.argv[1]]
     n = int(sys.argv[2])
     n -= n % pairs
