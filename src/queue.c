@@ -393,7 +393,7 @@ int mp_queue_abort(mp_queue *q, void *buf)
     if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
         atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
         q->reserved--;
-        atomic_fetch_sub_explicit(&q->bytes, r->len, memory_order_relaxed);
+        mp__qcount_sub(&q->bytes, r->len);
         mp__qstore_advance(q);
         mp__queue_space_freed(q, 1, &w);
     }

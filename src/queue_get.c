@@ -47,8 +47,8 @@ static void mp__finish(mp_queue *q, mp__qrec *r, bool was_peeked)
     if (was_peeked)
         q->peeked--;
     else
-        atomic_fetch_sub(&q->count, 1);
-    atomic_fetch_sub_explicit(&q->bytes, r->len, memory_order_relaxed);
+        mp__qcount_sub(&q->count, 1);
+    mp__qcount_sub(&q->bytes, r->len);
     mp__qstore_advance(q);
 }
 
@@ -57,7 +57,7 @@ static void mp__take(mp_queue *q, mp__qrec *r)
 {
     mp__qowner_self(&r->owner_pid, &r->owner_start);
     atomic_store_explicit(&r->state, MP__QREC_PEEKED, memory_order_release);
-    atomic_fetch_sub(&q->count, 1);
+    mp__qcount_sub(&q->count, 1);
     q->peeked++;
 }
 

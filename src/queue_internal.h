@@ -100,6 +100,19 @@ typedef struct mp__qwake {
     bool signal; /* new messages or close: tell mp_wait */
 } mp__qwake;
 
+/* Counters are written only under the lock and read without it: a plain
+ * load and store, without the cost of a locked read-modify-write. */
+static inline void mp__qcount_add(_Atomic uint64_t *c, uint64_t delta)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+static inline void mp__qcount_sub(_Atomic uint64_t *c, uint64_t delta)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - delta,
+                          memory_order_relaxed);
+}
+
 static inline size_t mp__qrec_size(uint64_t len)
 {
     return sizeof(mp__qrec) + (((size_t)len + 15) & ~(size_t)15);

@@ -164,7 +164,7 @@ int mp__qstore_append(mp_queue *q, const void *data, uint64_t len, uint64_t stat
         mp__qstore_set_unfinished_after(q, &t->tail, tail + need);
     else
         atomic_store_explicit(&t->tail, tail + need, memory_order_release);
-    atomic_fetch_add_explicit(&q->bytes, len, memory_order_relaxed);
+    mp__qcount_add(&q->bytes, len);
     if (state == MP__QREC_COMMITTED)
         atomic_fetch_add(&q->count, 1);
     else
@@ -227,7 +227,7 @@ bool mp__qstore_reap_dead(mp_queue *q)
             mp__debug("queue %p: reclaiming a record held by dead pid %d", (void *)q,
                       (int)r->owner_pid);
             atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
-            atomic_fetch_sub_explicit(&q->bytes, r->len, memory_order_relaxed);
+            mp__qcount_sub(&q->bytes, r->len);
             if (st == MP__QREC_RESERVED)
                 q->reserved--;
             else

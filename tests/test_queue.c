@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
+#include "queue_internal.h"
 
 TestSuite(queue, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
 
@@ -501,6 +502,43 @@ Test(queue, many_messages_cross_segments)
         mp_assert_ok(mp_queue_get_into(q, &v, sizeof v, &len, 0));
         cr_assert_eq(v, i);
     }
+    mp_assert_rc(mp_queue_empty(q), 1);
+    mp_queue_destroy(q);
+}
+
+/* A holder killed between publishing a record and updating the counters:
+ * the next locker is handed the lock with EOWNERDEAD and recounts. */
+static int die_holding_the_lock(const void *arg, size_t len)
+{
+    (void)len;
+    mp_queue *q = (mp_queue *)arg;
+    if (mp__queue_lock(q) < 0)
+        return 1;
+    mp__qrec *r;
+    if (mp__qstore_append(q, "dead", 5, MP__QREC_COMMITTED, &r) < 0)
+        return 2;
+    atomic_store(&q->count, 0); /* as if killed before the count was raised */
+    raise(SIGKILL);
+    return 3;
+}
+
+Test(queue, lock_holder_killed_mid_update_is_repaired)
+{
+    mp_queue *q = make(&(mp_queue_opts){.maxsize = 4});
+    put_str(q, "before");
+    mp_process *p = start(die_holding_the_lock, q);
+    mp_assert_ok(mp_process_join(p, 20));
+    int code = 0;
+    mp_assert_ok(mp_process_exitcode(p, &code));
+    cr_assert_eq(code, -SIGKILL);
+    mp_process_destroy(p);
+    put_str(q, "after"); /* takes the lock with EOWNERDEAD and repairs */
+    size_t n;
+    mp_assert_ok(mp_queue_qsize(q, &n));
+    cr_assert_eq(n, 3);
+    expect_str(q, "before");
+    expect_str(q, "dead");
+    expect_str(q, "after");
     mp_assert_rc(mp_queue_empty(q), 1);
     mp_queue_destroy(q);
 }
