@@ -17,6 +17,7 @@
 #include "multiproc/error.h"
 #include "multiproc/process.h"
 #include "multiproc/conn.h"
+#include "multiproc/queue.h"
 #include "multiproc/wait.h"
 #include "multiproc/heap.h"
 #include "multiproc/shm.h"

@@ -54,6 +54,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ETASKFAILED, "task failed"),
     MP__E(MP_EBROKEN, "broken"),
     MP__E(MP_ENOHEAPADDR, "shared heap address is taken"),
+    MP__E(MP_ETOOMANYDONE, "task_done called more times than messages were put"),
 };
 /* clang-format on */
 

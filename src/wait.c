@@ -3,6 +3,7 @@
 
 #include "conn_internal.h"
 #include "process_internal.h"
+#include "queue_internal.h"
 
 #define MP__WAIT_MAX 4096
 
@@ -33,6 +34,10 @@ static int mp__wait_prepare(mp_waitable *w, int *fd, bool *exact)
         if (!mp_conn_readable(w->conn))
             return MP_EBADF;
         return mp__conn_has_buffered(w->conn) ? 1 : 0;
+    case MP_WAIT_KIND_QUEUE:
+        /* Sliced: a producer without the queue's eventfd cannot signal. */
+        *exact = false;
+        return mp__queue_wait_prepare(w->queue, fd);
     case MP_WAIT_KIND_FD:
         if (w->fd < 0)
             return MP_EBADF;
@@ -48,6 +53,8 @@ static bool mp__wait_confirm(mp_waitable *w, short revents)
 {
     if (w->kind == MP_WAIT_KIND_PROCESS)
         return mp__process_try_reap(w->process) == 1;
+    if (w->kind == MP_WAIT_KIND_QUEUE)
+        return mp__queue_wait_confirm(w->queue);
     return revents != 0;
 }
 
@@ -88,6 +95,15 @@ static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, cons
     return ready;
 }
 
+/* Count this call among the queues' mp_wait sleepers (producers signal
+ * the eventfd only while there are some). */
+static void mp__wait_queues(mp_waitable *items, size_t n, int delta)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].kind == MP_WAIT_KIND_QUEUE)
+            mp__queue_pollers_add(items[i].queue, delta);
+}
+
 int mp_wait(mp_waitable *items, size_t n, double timeout)
 {
     mp__deadline d;
@@ -102,14 +118,19 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
         mp__sleep_until(&d, INT64_MAX);
         return 0;
     }
+    for (size_t i = 0; i < n; i++)
+        if (items[i].kind == MP_WAIT_KIND_QUEUE && !mp__queue_valid(items[i].queue))
+            return MP_EINVAL;
     struct pollfd *pfd = malloc(n * sizeof(*pfd));
     if (!pfd)
         return MP_ENOMEM;
+    mp__wait_queues(items, n, 1);
     for (;;) {
         rc = mp__wait_round(items, n, pfd, &d);
         if (rc != 0 || mp__deadline_expired(&d))
             break;
     }
+    mp__wait_queues(items, n, -1);
     free(pfd);
     return rc;
 }

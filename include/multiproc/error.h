@@ -74,6 +74,7 @@ typedef enum mp_error {
     MP_ETASKFAILED = -10009,   /* the task reported a failure */
     MP_EBROKEN = -10010,       /* barrier or pool is broken */
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
+    MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
 } mp_error;
 
 /* mp_strerror — a human-readable description of an error code.

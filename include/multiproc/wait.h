@@ -5,8 +5,16 @@
  *     int n = mp_wait(w, 2, 1.5);   // number ready; w[i].ready says which
  *
  * A process is ready when it has exited (it is then reaped); a connection
- * when a recv would not block (a message, end of file or an error); an fd
+ * when a recv would not block (a message, end of file or an error); a queue
+ * when a get would not block (a message, or closed and drained); an fd
  * when it is readable. Later modules add their own kinds.
+ *
+ * Queues: the waiter sleeps on the queue's eventfd, which producers write
+ * only while someone waits through mp_wait. A process forked before the
+ * queue was created has no such fd; its puts are noticed by the waiter's
+ * 20 ms re-checks instead (late, never lost). Readiness is a snapshot:
+ * another consumer may take the message first, so get with a timeout of 0
+ * and expect MP_EEMPTY.
  *
  * Thread safety: safe from any thread; the objects follow their own rules.
  * Waiting on a connection while another thread receives on it is allowed,
@@ -21,6 +29,7 @@
 
 #include "multiproc/conn.h"
 #include "multiproc/process.h"
+#include "multiproc/queue.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,6 +39,7 @@ typedef enum mp_wait_kind {
     MP_WAIT_KIND_PROCESS = 1,
     MP_WAIT_KIND_CONN = 2,
     MP_WAIT_KIND_FD = 3,
+    MP_WAIT_KIND_QUEUE = 4,
 } mp_wait_kind;
 
 typedef struct mp_waitable {
@@ -37,12 +47,14 @@ typedef struct mp_waitable {
     mp_process *process; /* with MP_WAIT_KIND_PROCESS */
     mp_conn *conn;       /* with MP_WAIT_KIND_CONN */
     int fd;              /* with MP_WAIT_KIND_FD: readable */
+    mp_queue *queue;     /* with MP_WAIT_KIND_QUEUE */
     bool ready;          /* output */
 } mp_waitable;
 
 #define MP_WAIT_PROCESS(p) ((mp_waitable){.kind = MP_WAIT_KIND_PROCESS, .process = (p), .fd = -1})
 #define MP_WAIT_CONN(c)    ((mp_waitable){.kind = MP_WAIT_KIND_CONN, .conn = (c), .fd = -1})
 #define MP_WAIT_FD(f)      ((mp_waitable){.kind = MP_WAIT_KIND_FD, .fd = (f)})
+#define MP_WAIT_QUEUE(q)   ((mp_waitable){.kind = MP_WAIT_KIND_QUEUE, .queue = (q), .fd = -1})
 
 /* mp_wait — wait until at least one object is ready or the timeout expires.
  *
@@ -50,7 +62,7 @@ typedef struct mp_waitable {
  * timeout: seconds, MP_FOREVER, or 0 to only check.
  * Returns the number of ready objects, 0 if the timeout expired first (like
  * Python's empty list). Errors (nothing waited for): MP_EINVAL (NULL items
- * with n > 0, unknown kind, NULL object, n above 4096), MP_ENOTSTARTED /
+ * with n > 0, unknown kind, NULL or foreign object, n above 4096), MP_ENOTSTARTED /
  * MP_ECLOSED / MP_EBADF for an object that cannot be waited on.
  * With n == 0 it sleeps for the timeout and returns 0 (MP_EINVAL if that
  * would be forever).
