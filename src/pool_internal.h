@@ -159,6 +159,7 @@ struct mp_async {
 struct mp_imap {
     mp_async *a;
     bool ordered;
+    size_t out_size;
     uint64_t next;         /* ordered: next item to give */
     unsigned char *status; /* ordered: per item 0 pending, 1 ok, 2 failed */
     mp_task_error *fails;  /* every failure, in order of arrival */

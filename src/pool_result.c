@@ -150,6 +150,7 @@ int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **ou
     if (!it)
         return MP_ENOMEM;
     it->ordered = ordered;
+    it->out_size = spec->out_size;
     if (ordered && spec->n > 0) {
         it->status = calloc(spec->n, 1);
         if (!it->status) {
@@ -179,7 +180,7 @@ int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **ou
 static int imap_take(mp_imap *it, void *item, size_t *index, mp_task_error *err)
 {
     mp_async *a = it->a;
-    size_t os = a->job ? a->job->out_size : 0;
+    size_t os = it->out_size;
     const char *res = a->st_out.p;
     uint64_t i;
     if (it->given == a->n)
