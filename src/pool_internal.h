@@ -50,7 +50,7 @@ typedef struct mp__pjob {
     char *out; /* item i at out + i * out_size; NULL: results dropped */
     size_t out_size;
     size_t acc_size;
-    unsigned char acc_init[MP_POOL_ACC_MAX];
+    _Alignas(16) unsigned char acc_init[MP_POOL_ACC_MAX];
 } mp__pjob;
 
 typedef struct mp__pslot {
@@ -72,8 +72,8 @@ typedef struct mp__pslot {
     size_t out_cap;
     size_t out_len;
     void *owner; /* the parent's mp_async; only the parent reads it */
-    unsigned char inbuf[MP__POOL_INLINE];
-    unsigned char outbuf[MP__POOL_INLINE]; /* also a for chunk's partial */
+    _Alignas(16) unsigned char inbuf[MP__POOL_INLINE];
+    _Alignas(16) unsigned char outbuf[MP__POOL_INLINE]; /* also a for chunk's partial */
 } mp__pslot;
 
 struct mp__pshm;
