@@ -333,11 +333,21 @@ static bool has_work(const mp_async *a)
     return a->nretry > 0 || a->next_item < a->n;
 }
 
+/* Makes the slots written so far visible to the workers, waking sleepers. */
+static void publish(mp_pool *p, uint64_t added)
+{
+    atomic_store_explicit(&p->shm->tail, p->tail, memory_order_release);
+    atomic_fetch_add(&p->shm->work_seq, 1);
+    if (atomic_load(&p->shm->work_waiters) > 0)
+        mp__futex_wake(&p->shm->work_seq, added > (uint64_t)p->nproc ? p->nproc : (int)added);
+}
+
 static void feed(mp_pool *p)
 {
     uint64_t added = 0;
     for (mp_async *a = p->jobs; a; a = a->next) {
         while (has_work(a) && p->tail - p->low < MP__POOL_RING) {
+            bool copies = a->st_in.p && a->nretry == 0 && a->kind == MP__JOB_MAP;
             if (a->kind == MP__JOB_APPLY)
                 feed_apply(p, a);
             else
@@ -347,14 +357,16 @@ static void feed(mp_pool *p)
                                   memory_order_relaxed);
             p->tail++;
             added++;
+            /* After copying a chunk of input, let the workers start on it
+             * while the next one is copied. */
+            if (copies) {
+                publish(p, added);
+                added = 0;
+            }
         }
     }
-    if (added == 0)
-        return;
-    atomic_store_explicit(&p->shm->tail, p->tail, memory_order_release);
-    atomic_fetch_add(&p->shm->work_seq, 1);
-    if (atomic_load(&p->shm->work_waiters) > 0)
-        mp__futex_wake(&p->shm->work_seq, added > (uint64_t)p->nproc ? p->nproc : (int)added);
+    if (added > 0)
+        publish(p, added);
 }
 
 int mp__pool_pump(mp_pool *p, bool force_check)
