@@ -75,14 +75,16 @@ typedef struct mp_imap mp_imap;
 
 /* A task: reads in_len bytes at in, writes at most out_cap bytes at out and
  * their number in *out_len (preset to out_cap; maps use fixed-size items, so
- * they may ignore it). ctx is the pointer given with the task. Runs in a
- * worker. Returns 0, or a non-zero code of the task's own. */
+ * they may ignore it). out is aligned to 16 bytes for apply, and at the
+ * item's place in the output array for maps. ctx is the pointer given with
+ * the task. Runs in a worker. Returns 0, or a non-zero code of the task's
+ * own. */
 typedef int (*mp_task_fn)(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                           void *ctx);
 
 /* A parallel-for chunk: processes indexes [begin, end) and accumulates into
- * acc (acc_size bytes, preset to the spec's acc_init, or zero). Returns 0 or
- * the chunk's own non-zero code. */
+ * acc (acc_size bytes, aligned to 16, preset to the spec's acc_init, or
+ * zero). Returns 0 or the chunk's own non-zero code. */
 typedef int (*mp_for_fn)(int64_t begin, int64_t end, void *acc, void *ctx);
 
 /* Combines one chunk's partial result into the total, in the parent. */
@@ -93,7 +95,10 @@ typedef void (*mp_reduce_fn)(void *total, const void *partial, void *ctx);
 typedef void (*mp_init_fn)(void *arg);
 
 /* Called in the parent when an mp_async completes (successfully, or not for
- * the error callback), during a call of the pool; see the file comment. */
+ * the error callback), during a call of the pool; see the file comment.
+ * The callback may read the result (mp_async_error) but must not destroy
+ * it nor call the pool's blocking calls. Not called for tasks cancelled by
+ * terminate. */
 typedef void (*mp_async_cb)(mp_async *a, void *user);
 
 /* Progress of the pool's items: done of total (all jobs), in the parent. */
@@ -286,8 +291,9 @@ MP_API int mp_pool_terminate(mp_pool *p);
 MP_API int mp_pool_join(mp_pool *p, double timeout);
 
 /* mp_pool_destroy — free the pool; a pool still running is terminated
- * first. Outstanding mp_async/mp_imap objects must be destroyed before.
- * NULL: no-op. */
+ * first (its unfinished tasks fail with MP_ECLOSED). mp_async and mp_imap
+ * objects still held keep their outcome and must still be destroyed by
+ * their owner. NULL: no-op. */
 MP_API void mp_pool_destroy(mp_pool *p);
 
 /* mp_pool_pids — the current workers' pids (up to cap). Returns the number of workers. */
