@@ -74,10 +74,11 @@ static u128 sumsq_map(mp_pool *p)
         bench_die("out of memory");
     for (int64_t i = 0; i < SUMSQ_N; i++)
         in[i] = i + 1;
-    check(mp_pool_map(p,
-                      &(mp_map_spec){.fn = square, .in = in, .n = SUMSQ_N, .in_size = 8,
-                                     .out = out, .out_size = 8},
-                      MP_FOREVER),
+    check(mp_pool_map(
+              p,
+              &(mp_map_spec){
+                  .fn = square, .in = in, .n = SUMSQ_N, .in_size = 8, .out = out, .out_size = 8},
+              MP_FOREVER),
           "mp_pool_map");
     u128 sum = 0;
     for (int64_t i = 0; i < SUMSQ_N; i++)
@@ -91,8 +92,12 @@ static u128 sumsq_for(mp_pool *p)
 {
     u128 sum = 0;
     check(mp_pool_for(p,
-                      &(mp_for_spec){.fn = sum_chunk, .begin = 1, .end = SUMSQ_N + 1,
-                                     .acc_size = sizeof(u128), .reduce = add, .result = &sum},
+                      &(mp_for_spec){.fn = sum_chunk,
+                                     .begin = 1,
+                                     .end = SUMSQ_N + 1,
+                                     .acc_size = sizeof(u128),
+                                     .reduce = add,
+                                     .result = &sum},
                       MP_FOREVER),
           "mp_pool_for");
     return sum;
@@ -120,8 +125,12 @@ static void tiny(mp_pool *p, long n)
         in[i] = i;
     mp_imap *it = NULL;
     check(mp_pool_imap(p,
-                       &(mp_map_spec){.fn = square, .in = in, .n = (size_t)n, .in_size = 8,
-                                      .out_size = 8, .chunksize = 1},
+                       &(mp_map_spec){.fn = square,
+                                      .in = in,
+                                      .n = (size_t)n,
+                                      .in_size = 8,
+                                      .out_size = 8,
+                                      .chunksize = 1},
                        false, &it),
           "mp_pool_imap");
     int64_t v, total = 0;

@@ -71,7 +71,8 @@ static void futex_wake(_Atomic uint32_t *w)
  * sets 0. One request and one reply per round trip, like a task. */
 static void roundtrip(long n)
 {
-    _Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    _Atomic uint32_t *w =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED)
         bench_die("mmap");
     atomic_store(w, 0);

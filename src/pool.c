@@ -25,6 +25,8 @@ int mp__pool_check_use(const mp_pool *p)
 
 int mp__pool_spawn(mp_pool *p, int index)
 {
+    if (p->threads)
+        return mp__pool_thread_spawn(p, index);
     mp_process *w = NULL;
     int rc = mp_process_create(&w, &(mp_process_opts){.run = mp__pool_worker_main,
                                                       .user = &p->shm->wrec[index],
@@ -66,6 +68,10 @@ int mp__pool_check_workers(mp_pool *p, bool force)
     if (!force && now - p->last_check_ns < MP__POOL_SLICE_NS / 2)
         return 0;
     p->last_check_ns = now;
+    if (p->threads) {
+        mp__pool_thread_reap(p);
+        return 0;
+    }
     struct pollfd fds[MP__POOL_MAXPROC];
     int idx[MP__POOL_MAXPROC];
     nfds_t n = 0;
@@ -102,8 +108,9 @@ static int check_opts(const mp_pool_opts *o)
         return MP_EINVAL;
     if (o->start_method != MP_START_DEFAULT && o->start_method != MP_START_FORK)
         return MP_EINVAL;
-    if (o->threads)
-        return MP_ENOSYS;
+    /* A thread cannot be killed: no per-task timeout, no other start method. */
+    if (o->threads && (o->task_timeout > 0 || o->start_method != MP_START_DEFAULT))
+        return MP_EINVAL;
     return 0;
 }
 
@@ -132,7 +139,12 @@ static int init_shm(mp_pool *p)
 
 static void stop_workers(mp_pool *p, bool kill_now)
 {
-    atomic_store(&p->shm->quit, 1);
+    if (p->threads) {
+        mp__deadline none = {-1};
+        mp__pool_thread_stop(p, kill_now ? MP__QUIT_NOW : MP__QUIT_WHEN_EMPTY, &none);
+        return;
+    }
+    atomic_store(&p->shm->quit, kill_now ? MP__QUIT_NOW : MP__QUIT_WHEN_EMPTY);
     atomic_fetch_add(&p->shm->work_seq, 1);
     mp__futex_wake(&p->shm->work_seq, INT32_MAX);
     if (kill_now) {
@@ -169,7 +181,12 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     p->owner = getpid();
     p->workers = calloc((size_t)p->nproc, sizeof *p->workers);
     p->tkill = calloc((size_t)p->nproc, 1);
-    rc = p->workers && p->tkill ? init_shm(p) : MP_ENOMEM;
+    if (o.threads) {
+        p->threads = calloc((size_t)p->nproc, sizeof *p->threads);
+        p->thread_live = calloc((size_t)p->nproc, sizeof *p->thread_live);
+    }
+    rc = p->workers && p->tkill && (!o.threads || (p->threads && p->thread_live)) ? init_shm(p)
+                                                                                  : MP_ENOMEM;
     if (rc < 0)
         goto fail;
     for (int i = 0; i < p->nproc; i++) {
@@ -189,6 +206,8 @@ fail_workers:
 fail:
     free(p->workers);
     free(p->tkill);
+    free(p->threads);
+    free(p->thread_live);
     free(p);
     return rc;
 }
@@ -233,10 +252,15 @@ int mp_pool_join(mp_pool *p, double timeout)
         if (rc == MP_ETIMEDOUT)
             return rc;
     }
-    atomic_store(&p->shm->quit, 1);
+    if (p->threads) {
+        rc = mp__pool_thread_stop(p, MP__QUIT_WHEN_EMPTY, &d);
+        if (rc < 0)
+            return rc;
+    }
+    atomic_store(&p->shm->quit, MP__QUIT_WHEN_EMPTY);
     atomic_fetch_add(&p->shm->work_seq, 1);
     mp__futex_wake(&p->shm->work_seq, INT32_MAX);
-    for (int i = 0; i < p->nproc; i++) {
+    for (int i = 0; i < p->nproc && !p->threads; i++) {
         if (!p->workers[i])
             continue;
         rc = mp_process_join(p->workers[i], timeout == 0 ? 0 : mp__deadline_poll_ms(&d) / 1e3);
@@ -259,6 +283,8 @@ void mp_pool_destroy(mp_pool *p)
     if (p->owner != getpid()) {
         free(p->workers);
         free(p->tkill);
+        free(p->threads);
+        free(p->thread_live);
         free(p);
         return;
     }
@@ -279,6 +305,8 @@ void mp_pool_destroy(mp_pool *p)
     mp__heap_free(p->shm);
     free(p->workers);
     free(p->tkill);
+    free(p->threads);
+    free(p->thread_live);
     free(p);
 }
 
@@ -299,10 +327,10 @@ int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap)
         return MP_EINVAL;
     size_t n = 0;
     for (int i = 0; i < p->nproc; i++) {
-        if (!p->workers[i])
+        if (p->threads ? !p->thread_live[i] : !p->workers[i])
             continue;
         if (n < cap)
-            out[n] = mp_process_pid(p->workers[i]);
+            out[n] = p->threads ? getpid() : mp_process_pid(p->workers[i]);
         n++;
     }
     return (int)n;

@@ -14,6 +14,7 @@
 #ifndef MULTIPROC_POOL_INTERNAL_H
 #define MULTIPROC_POOL_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "internal.h"
@@ -32,6 +33,12 @@ typedef enum mp__slot_state {
     MP__SLOT_RUNNING,
     MP__SLOT_DONE,
 } mp__slot_state;
+
+enum {
+    MP__QUIT_NO = 0,
+    MP__QUIT_WHEN_EMPTY = 1, /* join: after the last queued task */
+    MP__QUIT_NOW = 2,        /* terminate: queued tasks are not started */
+};
 
 typedef enum mp__job_kind {
     MP__JOB_APPLY = 1,
@@ -82,6 +89,7 @@ struct mp__pshm;
 typedef struct mp__pwrec {
     struct mp__pshm *shm;
     uint32_t index;
+    _Atomic uint32_t exited; /* thread workers: left the loop */
 } mp__pwrec;
 
 typedef struct mp__pshm {
@@ -174,6 +182,8 @@ struct mp_pool {
     pid_t owner;
     int nproc;
     mp_process **workers;
+    pthread_t *threads; /* threads option */
+    bool *thread_live;
     unsigned char *tkill; /* per worker: killed for an overdue task */
     uint32_t seen_seq;    /* done_seq when the ring was last scanned */
     mp_pool_opts opts;
@@ -194,6 +204,11 @@ struct mp_pool {
 /* pool_worker.c */
 int mp__pool_worker_main(mp_process *self, void *user);
 void mp__pool_repair(mp__pshm *shm);
+
+/* pool_threads.c */
+int mp__pool_thread_spawn(mp_pool *p, int index);
+void mp__pool_thread_reap(mp_pool *p);
+int mp__pool_thread_stop(mp_pool *p, uint32_t how, const mp__deadline *d);
 
 /* pool.c */
 int mp__pool_spawn(mp_pool *p, int index);

@@ -127,6 +127,8 @@ int mp__pool_worker_main(mp_process *self, void *user)
         shm->initializer(shm->initarg);
     unsigned long ran = 0;
     for (;;) {
+        if (atomic_load(&shm->quit) == MP__QUIT_NOW)
+            return 0;
         mp__pslot *s = claim(shm, w->index);
         if (!s) {
             if (atomic_load(&shm->quit))

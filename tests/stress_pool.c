@@ -5,6 +5,7 @@
  * middle of a task. Then the same under imap_unordered. Exits non-zero on
  * the first failed check. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
         }                                                                                          \
     } while (0)
 
-static volatile int64_t sink;
+static _Atomic int64_t sink; /* keeps the busy loop from being optimised away */
 
 /* Items whose task kills its own worker. */
 static bool suicidal(int64_t x)
@@ -45,7 +46,7 @@ static int square(const void *in, size_t in_len, void *out, size_t out_cap, size
     int64_t y = x;
     for (int k = 0; k < 1000; k++)
         y = (y * 31 + k) & 0xffff;
-    sink = y;
+    atomic_store_explicit(&sink, y, memory_order_relaxed);
     *(int64_t *)out = x * x;
     return 0;
 }
@@ -168,6 +169,30 @@ int main(void)
     CHECK(mp_pool_create(&p, &(mp_pool_opts){.processes = 3}) == 0);
     map_under_kills(p, in);
     imap_under_kills(p, in);
+    CHECK(mp_pool_close(p) == 0);
+    CHECK(mp_pool_join(p, 30) == 0);
+    mp_pool_destroy(p);
+
+    /* The same map with threads as workers (no kills: a killed thread is a
+     * killed process), which is what ThreadSanitizer checks here. */
+    CHECK(mp_pool_create(&p, &(mp_pool_opts){.processes = 3, .threads = true}) == 0);
+    int64_t *out = malloc(N * sizeof *out);
+    CHECK(out);
+    for (int64_t i = 0; i < N; i++)
+        in[i] = i * 9973; /* never a suicidal item */
+    CHECK(mp_pool_map(p,
+                      &(mp_map_spec){.fn = square,
+                                     .in = in,
+                                     .n = N,
+                                     .in_size = 8,
+                                     .out = out,
+                                     .out_size = 8,
+                                     .chunksize = 7},
+                      60) == 0);
+    for (int64_t i = 0; i < N; i++)
+        CHECK(out[i] == in[i] * in[i]);
+    printf("thread pool map: ok\n");
+    free(out);
     CHECK(mp_pool_close(p) == 0);
     CHECK(mp_pool_join(p, 30) == 0);
     mp_pool_destroy(p);

@@ -107,7 +107,8 @@ Test(pool, create_rejects_bad_options)
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.task_timeout = NAN}), MP_EINVAL);
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.task_timeout = -1}), MP_EINVAL);
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.start_method = 42}), MP_EINVAL);
-    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.threads = true}), MP_ENOSYS);
+    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.threads = true, .task_timeout = 1}),
+                 MP_EINVAL);
     cr_assert_null(p);
 }
 
@@ -671,4 +672,86 @@ Test(pool, other_process_cannot_use_the_pool)
     cr_assert_eq(waitpid(c, &st, 0), c);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     finish(p);
+}
+
+/* ---- threads as workers --------------------------------------------------*/
+
+static int add_ctx(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                   void *ctx)
+{
+    (void)in_len, (void)out_cap, (void)out_len;
+    *(int64_t *)out = *(const int64_t *)in + *(const int64_t *)ctx;
+    return 0;
+}
+
+static _Atomic int thread_inits;
+
+static void count_thread_init(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&thread_inits, 1);
+}
+
+Test(pool, thread_pool_has_the_same_api)
+{
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = 3,
+                                                    .threads = true,
+                                                    .maxtasksperchild = 10,
+                                                    .initializer = count_thread_init}));
+    pid_t pids[3];
+    cr_assert_eq(mp_pool_pids(p, pids, 3), 3);
+    cr_assert_eq(pids[0], getpid());
+    check_squares(p, 1000, 0);
+    check_squares(p, 1000, 1);
+    /* Threads share the caller's memory: a ctx on the stack made after the
+     * pool works. */
+    int64_t delta = 1000, in[50], out[50];
+    for (int i = 0; i < 50; i++)
+        in[i] = i;
+    mp_assert_ok(mp_pool_map(p,
+                             &(mp_map_spec){.fn = add_ctx,
+                                            .ctx = &delta,
+                                            .in = in,
+                                            .n = 50,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8},
+                             10));
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(out[i], i + 1000);
+    imap_all(p, true);
+    imap_all(p, false);
+    u128 sum = 0;
+    mp_assert_ok(mp_pool_for(p,
+                             &(mp_for_spec){.fn = sum_sq,
+                                            .begin = 1,
+                                            .end = 1001,
+                                            .acc_size = sizeof(u128),
+                                            .reduce = add128,
+                                            .result = &sum},
+                             10));
+    cr_assert(sum == (u128)333833500u);
+    int64_t x = 7, y = 0;
+    mp_assert_rc(mp_pool_apply(p, square_or_fail, NULL, &x, 8, &y, 8, NULL, 10), MP_ETASKFAILED);
+    finish(p);
+    /* maxtasksperchild: retired threads were replaced, each initialised. */
+    cr_assert_gt(atomic_load(&thread_inits), 3);
+}
+
+Test(pool, thread_pool_terminate_cancels_queued_tasks)
+{
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = 1, .threads = true}));
+    mp_async *a[3];
+    double secs = 0.2;
+    for (int i = 0; i < 3; i++)
+        mp_assert_ok(
+            mp_pool_apply_async(p, sleeper, NULL, &secs, sizeof secs, 0, NULL, NULL, NULL, &a[i]));
+    mp_assert_rc(mp_async_wait(a[0], 0.05), MP_ETIMEDOUT); /* the first one runs */
+    mp_assert_ok(mp_pool_terminate(p));
+    mp_assert_rc(mp_async_get(a[2], NULL, 0, NULL, 1), MP_ECLOSED);
+    for (int i = 0; i < 3; i++)
+        mp_async_destroy(a[i]);
+    mp_pool_destroy(p);
 }

@@ -116,7 +116,11 @@ typedef struct mp_pool_opts {
      * 0: no limit. Negative or NaN is MP_EINVAL. */
     double task_timeout;
     mp_start_method start_method;
-    /* Threads as workers (Python's ThreadPool). Reserved: MP_ENOSYS today. */
+    /* Threads as workers (Python's ThreadPool): the same API, the workers
+     * are threads of the caller's process, which share its memory (any ctx
+     * pointer works). A thread cannot be killed: task_timeout must be 0
+     * (else MP_EINVAL), terminate lets running tasks finish and cancels the
+     * queued ones, and a crashing task takes the whole process with it. */
     bool threads;
     /* Draw a progress line on stderr when stderr is a terminal. */
     bool progress;
@@ -176,8 +180,9 @@ typedef struct mp_for_spec {
  *
  * out: receives the pool, owned by the caller (mp_pool_destroy).
  * opts: borrowed until return; NULL means defaults.
- * Errors: MP_EINVAL (bad option), MP_ENOSYS (threads), MP_ENOMEM,
- * MP_EAGAIN (fork failed), MP_ENOHEAPADDR. On failure no worker is left.
+ * Errors: MP_EINVAL (bad option; task_timeout or a start method with
+ * threads), MP_ENOMEM, MP_EAGAIN (fork or thread creation failed),
+ * MP_ENOHEAPADDR. On failure no worker is left.
  */
 MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
 
@@ -281,7 +286,8 @@ MP_API int mp_pool_close(mp_pool *p);
 
 /* mp_pool_terminate — stop now: kill the workers (SIGTERM, then SIGKILL
  * after at most 1 s) and fail every unfinished task with MP_ECLOSED.
- * Bounded in time. The pool is then closed and joined. */
+ * Bounded in time (with threads: it waits for the running tasks). The pool
+ * is then closed and joined. */
 MP_API int mp_pool_terminate(mp_pool *p);
 
 /* mp_pool_join — wait until every task has finished and every worker has
