@@ -2,9 +2,14 @@
  * pool_roundtrip_us, pool_tiny_tasks_per_s).
  *
  *     bench_pool sumsq_map N   the seeds' sum of the squares of 1..10^7 with
- *                              mp_pool_map; the arrays are allocated cold
- *                              (malloc) and filled inside the timed region;
- *                              value = seconds per sum
+ *                              mp_pool_map over malloc'd arrays, allocated
+ *                              cold and filled inside the timed region (the
+ *                              pool copies them into the shared heap and
+ *                              back); value = seconds per sum
+ *     bench_pool sumsq_map_heap N   the same over arrays allocated cold in
+ *                              the shared heap (zero-copy map; a diagnostic:
+ *                              fresh shared pages fault more slowly than
+ *                              private ones, so this is not faster cold)
  *     bench_pool sumsq_for N   the same with mp_pool_for and a reduction
  *     bench_pool roundtrip N   apply_async(identity).get() on an idle pool;
  *                              value = microseconds per round trip
@@ -18,6 +23,7 @@
 #include <multiproc.h>
 
 #include "bench_common.h"
+#include "heap.h"
 
 #define SUMSQ_N 10000000
 
@@ -67,11 +73,21 @@ static void check(int rc, const char *what)
         bench_die("%s: %s", what, mp_strerror(rc));
 }
 
-static u128 sumsq_map(mp_pool *p)
+/* heap: the arrays live in the shared heap (zero-copy map); otherwise they
+ * are malloc'd and the pool copies them in and out. */
+static u128 sumsq_map(mp_pool *p, bool heap)
 {
-    int64_t *in = malloc(SUMSQ_N * sizeof *in), *out = malloc(SUMSQ_N * sizeof *out);
-    if (!in || !out)
-        bench_die("out of memory");
+    int64_t *in = NULL, *out = NULL;
+    if (heap) {
+        if (mp__heap_alloc((void **)&in, SUMSQ_N * sizeof *in) < 0 ||
+            mp__heap_alloc((void **)&out, SUMSQ_N * sizeof *out) < 0)
+            bench_die("out of shared heap");
+    } else {
+        in = malloc(SUMSQ_N * sizeof *in);
+        out = malloc(SUMSQ_N * sizeof *out);
+        if (!in || !out)
+            bench_die("out of memory");
+    }
     for (int64_t i = 0; i < SUMSQ_N; i++)
         in[i] = i + 1;
     check(mp_pool_map(
@@ -83,8 +99,13 @@ static u128 sumsq_map(mp_pool *p)
     u128 sum = 0;
     for (int64_t i = 0; i < SUMSQ_N; i++)
         sum = sum + (uint64_t)out[i];
-    free(in);
-    free(out);
+    if (heap) {
+        mp__heap_free(in);
+        mp__heap_free(out);
+    } else {
+        free(in);
+        free(out);
+    }
     return sum;
 }
 
@@ -147,16 +168,19 @@ static void tiny(mp_pool *p, long n)
 
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "sumsq_map|sumsq_for|roundtrip|tiny <iterations>");
+    long n =
+        bench_args(argc, argv, "sumsq_map|sumsq_map_heap|sumsq_for|roundtrip|tiny <iterations>");
     const char *mode = argv[1];
     mp_pool *p = NULL;
     check(mp_pool_create(&p, NULL), "mp_pool_create");
     roundtrip(p, 10); /* warm-up: every worker has started */
     double t0 = bench_now(), value;
-    if (strcmp(mode, "sumsq_map") == 0 || strcmp(mode, "sumsq_for") == 0) {
-        bool map = mode[6] == 'm';
+    if (strncmp(mode, "sumsq_", 6) == 0) {
+        bool map = strncmp(mode, "sumsq_map", 9) == 0, heap = strcmp(mode, "sumsq_map_heap") == 0;
+        if (!map && strcmp(mode, "sumsq_for") != 0)
+            bench_die("unknown mode '%s'", mode);
         for (long i = 0; i < n; i++)
-            if ((map ? sumsq_map(p) : sumsq_for(p)) != expected_sum)
+            if ((map ? sumsq_map(p, heap) : sumsq_for(p)) != expected_sum)
                 bench_die("wrong sum");
         value = (bench_now() - t0) / (double)n;
     } else if (strcmp(mode, "roundtrip") == 0) {
