@@ -26,6 +26,16 @@
 #define MP__POOL_MAXPROC   1024
 #define MP__POOL_SLICE_NS  10000000 /* parent's longest futex sleep: death checks */
 #define MP__POOL_ERRS_KEPT 16
+#define MP__POOL_SPIN_NS   20000 /* spin for a result or a task before sleeping */
+
+/* The body of a spin-wait loop. */
+#if defined(__x86_64__) || defined(__i386__)
+#define MP__CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define MP__CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define MP__CPU_RELAX() ((void)0)
+#endif
 
 typedef enum mp__slot_state {
     MP__SLOT_FREE = 0,

@@ -381,11 +381,28 @@ int mp__pool_pump(mp_pool *p, bool force_check)
     return (int)p->njobs;
 }
 
+/* Spins a few microseconds for a result before sleeping: when tasks are
+ * short, a result is usually that close, and a parent that does not sleep
+ * spares the worker a futex wake-up per task. */
+static bool spin_for_result(mp_pool *p)
+{
+    int64_t until = mp__now_ns() + MP__POOL_SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&p->shm->done_seq, memory_order_relaxed) != p->seen_seq)
+            return true;
+        if (i % 32 == 0 && mp__now_ns() > until)
+            return false;
+        MP__CPU_RELAX();
+    }
+}
+
 int mp__pool_wait_event(mp_pool *p, const mp__deadline *d)
 {
     if (mp__deadline_expired(d))
         return MP_ETIMEDOUT;
     mp__pshm *shm = p->shm;
+    if (p->tail != p->low && spin_for_result(p))
+        return 0;
     atomic_store(&shm->parent_waiting, 1);
     uint32_t seq = atomic_load(&shm->done_seq);
     int rc = 0;

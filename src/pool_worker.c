@@ -106,9 +106,28 @@ static void publish(mp__pshm *shm, mp__pslot *s)
         mp__futex_wake(&shm->done_seq, 1);
 }
 
+/* Spins a few microseconds for a task: a parent that submits one task at a
+ * time (apply, then get) sends the next one that soon, and a worker found
+ * awake costs it no futex wake-up. */
+static bool spin_for_task(mp__pshm *shm)
+{
+    int64_t until = mp__now_ns() + MP__POOL_SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&shm->head, memory_order_relaxed) <
+                atomic_load_explicit(&shm->tail, memory_order_relaxed) ||
+            atomic_load_explicit(&shm->quit, memory_order_relaxed))
+            return true;
+        if (i % 32 == 0 && mp__now_ns() > until)
+            return false;
+        MP__CPU_RELAX();
+    }
+}
+
 /* Sleeps until tasks may be there or the pool quits. */
 static void idle(mp__pshm *shm)
 {
+    if (spin_for_task(shm))
+        return;
     atomic_fetch_add(&shm->work_waiters, 1);
     uint32_t seq = atomic_load(&shm->work_seq);
     if (atomic_load(&shm->head) >= atomic_load(&shm->tail) && !atomic_load(&shm->quit)) {
