@@ -1,6 +1,7 @@
 /* Tests of the process pool: every call and its errors, worker crashes,
  * per-task timeouts, task error codes, maxtasksperchild, no fd leaks.
  * Each test runs in its own Criterion process. */
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -754,4 +755,35 @@ Test(pool, thread_pool_terminate_cancels_queued_tasks)
     for (int i = 0; i < 3; i++)
         mp_async_destroy(a[i]);
     mp_pool_destroy(p);
+}
+
+Test(pool, killed_parent_leaves_no_worker)
+{
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+    pid_t c = fork();
+    if (c == 0) {
+        mp_pool *p = NULL;
+        pid_t pids[3];
+        if (mp_pool_create(&p, &(mp_pool_opts){.processes = 3}) < 0 ||
+            mp_pool_pids(p, pids, 3) != 3)
+            _exit(1);
+        if (write(fds[1], pids, sizeof pids) != (ssize_t)sizeof pids)
+            _exit(1);
+        pause(); /* killed here, with its pool running */
+        _exit(0);
+    }
+    close(fds[1]);
+    pid_t pids[3];
+    cr_assert_eq(read(fds[0], pids, sizeof pids), (ssize_t)sizeof pids);
+    close(fds[0]);
+    kill(c, SIGKILL);
+    cr_assert_eq(waitpid(c, NULL, 0), c);
+    for (int i = 0; i < 3; i++) {
+        double t0 = mp_test_now();
+        int st;
+        while ((st = mp_test_pid_state(pids[i])) != 0 && st != 'Z' && mp_test_now() - t0 < 10)
+            usleep(1000);
+        cr_assert(st == 0 || st == 'Z', "worker %d survived its parent", (int)pids[i]);
+    }
 }
