@@ -1,7 +1,9 @@
 /* The process pool's shared structures and the parts of the module shared
  * between pool.c (life cycle, workers, progress in the parent),
- * pool_worker.c (the worker's loop), pool_jobs.c (submitting and collecting
- * tasks) and pool_async.c (results and iterators). Not installed.
+ * pool_worker.c (the worker's loop), pool_jobs.c (the parent's side of the
+ * ring: feeding, collecting, failing, waiting), pool_async.c (the
+ * submitting calls), pool_result.c (mp_async and the iterators) and
+ * pool_threads.c (threads as workers). Not installed.
  *
  * The task ring lives in the shared heap. The parent writes tasks at the
  * tail; workers claim them at the head under a robust mutex (the claim is

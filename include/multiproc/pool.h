@@ -33,7 +33,8 @@
  * killed and replaced and the item fails with MP_ETASKFAILED and the reason
  * MP_ETIMEDOUT. Nothing ever hangs on a dead worker.
  *
- * The parent starts no thread. All the pool's bookkeeping (collecting
+ * The parent starts no thread (unless the threads option asks for thread
+ * workers). All the pool's bookkeeping (collecting
  * results, copying them into output arrays, replacing dead workers, killing
  * overdue tasks, calling callbacks, drawing progress) happens inside the
  * pool's calls made by the owner: mp_async_get/wait, mp_imap_next,
