@@ -1,6 +1,7 @@
 /* multiproc — process pools (Python's multiprocessing.Pool and AsyncResult).
  *
- * Worked example (the seeds' map of squares, and a parallel sum):
+ * Worked example (the seeds' map of squares, then the sum of the squares
+ * of 1..10^7 as a parallel-for with a reduction):
  *
  *     static int square(const void *in, size_t in_len, void *out, size_t out_cap,
  *                       size_t *out_len, void *ctx)
@@ -10,6 +11,20 @@
  *         return 0;                            // or the task's own error code
  *     }
  *
+ *     static int sum_squares(int64_t begin, int64_t end, void *acc, void *ctx)
+ *     {
+ *         int64_t s = 0;                       // one chunk [begin, end)
+ *         for (int64_t x = begin; x < end; x++)
+ *             s += x * x;
+ *         *(int64_t *)acc = s;                 // this chunk's partial
+ *         return 0;
+ *     }
+ *
+ *     static void add(void *total, const void *partial, void *ctx)
+ *     {
+ *         *(int64_t *)total += *(const int64_t *)partial;   // in the parent
+ *     }
+ *
  *     mp_pool *pool;
  *     mp_pool_create(&pool, &(mp_pool_opts){ .processes = 4 });
  *     int64_t in[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, out[10];
@@ -17,6 +32,13 @@
  *                              .in = in, .n = 10, .in_size = 8,
  *                              .out = out, .out_size = 8 }, MP_FOREVER);
  *     // rc == 0, out == {1, 4, 9, ..., 100}
+ *
+ *     int64_t sum;                             // 1^2 + ... + 1000000^2
+ *     rc = mp_pool_for(pool, &(mp_for_spec){ .fn = sum_squares,
+ *                          .begin = 1, .end = 1000001,
+ *                          .acc_size = sizeof sum, .reduce = add, .result = &sum },
+ *                      MP_FOREVER);
+ *     // rc == 0, sum == 333333833333500000
  *     mp_pool_close(pool);
  *     mp_pool_join(pool, MP_FOREVER);
  *     mp_pool_destroy(pool);
