@@ -17,6 +17,7 @@
 #define MULTIPROC_POOL_INTERNAL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "internal.h"
@@ -38,6 +39,17 @@
 #else
 #define MP__CPU_RELAX() ((void)0)
 #endif
+
+/* The i-th round of a spin-wait: a pause at first, then sched_yield(), so
+ * that on a busy machine the spinner gives its CPU to whoever it waits
+ * for instead of burning the time slice. */
+static inline void mp__spin_pause(int i)
+{
+    if (i < 256)
+        MP__CPU_RELAX();
+    else
+        sched_yield();
+}
 
 typedef enum mp__slot_state {
     MP__SLOT_FREE = 0,
@@ -112,8 +124,9 @@ typedef struct mp__pshm {
     _Atomic uint32_t work_waiters;
     _Atomic uint32_t done_seq; /* futex: bumped when a task finishes */
     _Atomic uint32_t parent_waiting;
-    _Atomic uint32_t quit; /* workers exit when the ring is empty */
-    int64_t timeout_ns;    /* per-item timeout, 0: none */
+    _Atomic uint32_t spinner; /* 1 while an idle worker spins for a task */
+    _Atomic uint32_t quit;    /* workers exit when the ring is empty */
+    int64_t timeout_ns;       /* per-item timeout, 0: none */
     unsigned long maxtasks;
     mp_init_fn initializer;
     void *initarg;

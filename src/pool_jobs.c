@@ -392,7 +392,7 @@ static bool spin_for_result(mp_pool *p)
             return true;
         if (i % 32 == 0 && mp__now_ns() > until)
             return false;
-        MP__CPU_RELAX();
+        mp__spin_pause(i);
     }
 }
 

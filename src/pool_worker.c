@@ -111,16 +111,26 @@ static void publish(mp__pshm *shm, mp__pslot *s)
  * awake costs it no futex wake-up. */
 static bool spin_for_task(mp__pshm *shm)
 {
+    /* One spinner at a time: more would only take CPU from the workers
+     * that have tasks and from the parent. */
+    uint32_t no = 0;
+    if (!atomic_compare_exchange_strong(&shm->spinner, &no, 1))
+        return false;
+    bool found = false;
     int64_t until = mp__now_ns() + MP__POOL_SPIN_NS;
     for (int i = 1;; i++) {
         if (atomic_load_explicit(&shm->head, memory_order_relaxed) <
                 atomic_load_explicit(&shm->tail, memory_order_relaxed) ||
-            atomic_load_explicit(&shm->quit, memory_order_relaxed))
-            return true;
+            atomic_load_explicit(&shm->quit, memory_order_relaxed)) {
+            found = true;
+            break;
+        }
         if (i % 32 == 0 && mp__now_ns() > until)
-            return false;
-        MP__CPU_RELAX();
+            break;
+        mp__spin_pause(i);
     }
+    atomic_store(&shm->spinner, 0);
+    return found;
 }
 
 /* Sleeps until tasks may be there or the pool quits. */
