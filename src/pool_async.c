@@ -112,14 +112,15 @@ static int stage(mp_pool *p, mp_async *a, const mp_map_spec *s, bool force_out)
     mp__pjob *j = a->job;
     size_t in_bytes = s->n * s->in_size, out_bytes = s->n * s->out_size;
     int rc = 0;
-    if (in_bytes == 0 || mp__heap_contains(s->in, in_bytes)) {
+    /* Thread workers share the caller's memory: nothing to stage. */
+    if (in_bytes == 0 || p->threads || mp__heap_contains(s->in, in_bytes)) {
         j->in = s->in;
     } else {
         rc = mp__pool_block_get(p, &a->st_in, in_bytes);
         j->in = a->st_in.p;
     }
     if (rc == 0 && out_bytes > 0) {
-        if (s->out && !force_out && mp__heap_contains(s->out, out_bytes)) {
+        if (s->out && !force_out && (p->threads || mp__heap_contains(s->out, out_bytes))) {
             j->out = s->out;
         } else if (s->out || force_out) {
             rc = mp__pool_block_get(p, &a->st_out, out_bytes);

@@ -141,8 +141,8 @@ typedef struct mp_pool_opts {
     mp_start_method start_method;
     /* Threads as workers (Python's ThreadPool): the same API, the workers
      * are threads of the caller's process, which share its memory (any ctx
-     * pointer works). A thread cannot be killed: task_timeout must be 0
-     * (else MP_EINVAL), terminate lets running tasks finish and cancels the
+     * pointer works, and maps use the caller's arrays in place). A thread cannot be killed:
+     * task_timeout must be 0 (else MP_EINVAL), terminate lets running tasks finish and cancels the
      * queued ones, and a crashing task takes the whole process with it. */
     bool threads;
     /* Draw a progress line on stderr when stderr is a terminal. */
