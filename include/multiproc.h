@@ -23,5 +23,6 @@
 #include "multiproc/shm.h"
 #include "multiproc/sync.h"
 #include "multiproc/value.h"
+#include "multiproc/pool.h"
 
 #endif /* MULTIPROC_H */

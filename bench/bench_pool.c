@@ -1,0 +1,201 @@
+/* Benchmarks of the process pool (rows seed_sumsq_map_s, seed_sumsq_for_s,
+ * pool_roundtrip_us, pool_tiny_tasks_per_s).
+ *
+ *     bench_pool sumsq_map N   the seeds' sum of the squares of 1..10^7 with
+ *                              mp_pool_map over malloc'd arrays, allocated
+ *                              cold and filled inside the timed region (the
+ *                              pool copies them into the shared heap and
+ *                              back); value = seconds per sum
+ *     bench_pool sumsq_map_heap N   the same over arrays allocated cold in
+ *                              the shared heap (zero-copy map; a diagnostic:
+ *                              fresh shared pages fault more slowly than
+ *                              private ones, so this is not faster cold)
+ *     bench_pool sumsq_for N   the same with mp_pool_for and a reduction
+ *     bench_pool roundtrip N   apply_async(identity).get() on an idle pool;
+ *                              value = microseconds per round trip
+ *     bench_pool tiny N        imap_unordered of N trivial tasks, chunksize
+ *                              1; value = tasks per second
+ *
+ * The pool has mp_cpu_count() workers and is created before the clock starts.
+ */
+#include <stdint.h>
+
+#include <multiproc.h>
+
+#include "bench_common.h"
+#include "heap.h"
+
+#define SUMSQ_N 10000000
+
+__extension__ typedef unsigned __int128 u128;
+
+static const u128 expected_sum = (u128)333333383333335ULL * 1000000u;
+
+static int square(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                  void *ctx)
+{
+    (void)in_len, (void)out_cap, (void)out_len, (void)ctx;
+    int64_t x = *(const int64_t *)in;
+    *(int64_t *)out = x * x;
+    return 0;
+}
+
+static int sum_chunk(int64_t begin, int64_t end, void *acc, void *ctx)
+{
+    (void)ctx;
+    u128 s = 0;
+    for (int64_t x = begin; x < end; x++)
+        s = s + (uint64_t)(x * x);
+    *(u128 *)acc = s;
+    return 0;
+}
+
+static void add(void *total, const void *partial, void *ctx)
+{
+    (void)ctx;
+    *(u128 *)total = *(u128 *)total + *(const u128 *)partial;
+}
+
+static int identity(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                    void *ctx)
+{
+    (void)ctx;
+    if (in_len > out_cap)
+        return 1;
+    memcpy(out, in, in_len);
+    *out_len = in_len;
+    return 0;
+}
+
+static void check(int rc, const char *what)
+{
+    if (rc < 0)
+        bench_die("%s: %s", what, mp_strerror(rc));
+}
+
+/* heap: the arrays live in the shared heap (zero-copy map); otherwise they
+ * are malloc'd and the pool copies them in and out. */
+static u128 sumsq_map(mp_pool *p, bool heap)
+{
+    int64_t *in = NULL, *out = NULL;
+    if (heap) {
+        if (mp__heap_alloc((void **)&in, SUMSQ_N * sizeof *in) < 0 ||
+            mp__heap_alloc((void **)&out, SUMSQ_N * sizeof *out) < 0)
+            bench_die("out of shared heap");
+    } else {
+        in = malloc(SUMSQ_N * sizeof *in);
+        out = malloc(SUMSQ_N * sizeof *out);
+        if (!in || !out)
+            bench_die("out of memory");
+    }
+    for (int64_t i = 0; i < SUMSQ_N; i++)
+        in[i] = i + 1;
+    check(mp_pool_map(
+              p,
+              &(mp_map_spec){
+                  .fn = square, .in = in, .n = SUMSQ_N, .in_size = 8, .out = out, .out_size = 8},
+              MP_FOREVER),
+          "mp_pool_map");
+    u128 sum = 0;
+    for (int64_t i = 0; i < SUMSQ_N; i++)
+        sum = sum + (uint64_t)out[i];
+    if (heap) {
+        mp__heap_free(in);
+        mp__heap_free(out);
+    } else {
+        free(in);
+        free(out);
+    }
+    return sum;
+}
+
+static u128 sumsq_for(mp_pool *p)
+{
+    u128 sum = 0;
+    check(mp_pool_for(p,
+                      &(mp_for_spec){.fn = sum_chunk,
+                                     .begin = 1,
+                                     .end = SUMSQ_N + 1,
+                                     .acc_size = sizeof(u128),
+                                     .reduce = add,
+                                     .result = &sum},
+                      MP_FOREVER),
+          "mp_pool_for");
+    return sum;
+}
+
+static void roundtrip(mp_pool *p, long n)
+{
+    uint64_t x = 42, y = 0;
+    for (long i = 0; i < n; i++) {
+        mp_async *a = NULL;
+        check(mp_pool_apply_async(p, identity, NULL, &x, 8, 8, NULL, NULL, NULL, &a), "apply");
+        check(mp_async_get(a, &y, 8, NULL, MP_FOREVER), "get");
+        mp_async_destroy(a);
+        if (y != x)
+            bench_die("wrong result");
+    }
+}
+
+static void tiny(mp_pool *p, long n)
+{
+    int64_t *in = malloc((size_t)n * sizeof *in);
+    if (!in)
+        bench_die("out of memory");
+    for (long i = 0; i < n; i++)
+        in[i] = i;
+    mp_imap *it = NULL;
+    check(mp_pool_imap(p,
+                       &(mp_map_spec){.fn = square,
+                                      .in = in,
+                                      .n = (size_t)n,
+                                      .in_size = 8,
+                                      .out_size = 8,
+                                      .chunksize = 1},
+                       false, &it),
+          "mp_pool_imap");
+    int64_t v, total = 0;
+    int rc;
+    while ((rc = mp_imap_next(it, &v, NULL, NULL, MP_FOREVER)) == 0)
+        total += v;
+    if (rc != MP_EEOF)
+        bench_die("imap: %s", mp_strerror(rc));
+    mp_imap_destroy(it);
+    free(in);
+    if (total < 0)
+        bench_die("wrong result");
+}
+
+int main(int argc, char **argv)
+{
+    long n =
+        bench_args(argc, argv, "sumsq_map|sumsq_map_heap|sumsq_for|roundtrip|tiny <iterations>");
+    const char *mode = argv[1];
+    mp_pool *p = NULL;
+    check(mp_pool_create(&p, NULL), "mp_pool_create");
+    roundtrip(p, 10); /* warm-up: every worker has started */
+    double t0 = bench_now(), value;
+    if (strncmp(mode, "sumsq_", 6) == 0) {
+        bool map = strncmp(mode, "sumsq_map", 9) == 0, heap = strcmp(mode, "sumsq_map_heap") == 0;
+        if (!map && strcmp(mode, "sumsq_for") != 0)
+            bench_die("unknown mode '%s'", mode);
+        for (long i = 0; i < n; i++)
+            if ((map ? sumsq_map(p, heap) : sumsq_for(p)) != expected_sum)
+                bench_die("wrong sum");
+        value = (bench_now() - t0) / (double)n;
+    } else if (strcmp(mode, "roundtrip") == 0) {
+        roundtrip(p, n);
+        value = (bench_now() - t0) * 1e6 / (double)n;
+    } else if (strcmp(mode, "tiny") == 0) {
+        tiny(p, n);
+        value = (double)n / (bench_now() - t0);
+    } else {
+        bench_die("unknown mode '%s'", mode);
+    }
+    double elapsed = bench_now() - t0;
+    check(mp_pool_close(p), "close");
+    check(mp_pool_join(p, MP_FOREVER), "join");
+    mp_pool_destroy(p);
+    printf("RESULT value=%.6f elapsed=%.6f n=%ld workers=%d\n", value, elapsed, n, mp_cpu_count());
+    return 0;
+}

@@ -1,0 +1,335 @@
+/* multiproc — process pools (Python's multiprocessing.Pool and AsyncResult).
+ *
+ * Worked example (the seeds' map of squares, then the sum of the squares
+ * of 1..10^7 as a parallel-for with a reduction):
+ *
+ *     static int square(const void *in, size_t in_len, void *out, size_t out_cap,
+ *                       size_t *out_len, void *ctx)
+ *     {
+ *         int64_t x = *(const int64_t *)in;
+ *         *(int64_t *)out = x * x;             // out_cap is sizeof(int64_t)
+ *         return 0;                            // or the task's own error code
+ *     }
+ *
+ *     static int sum_squares(int64_t begin, int64_t end, void *acc, void *ctx)
+ *     {
+ *         int64_t s = 0;                       // one chunk [begin, end)
+ *         for (int64_t x = begin; x < end; x++)
+ *             s += x * x;
+ *         *(int64_t *)acc = s;                 // this chunk's partial
+ *         return 0;
+ *     }
+ *
+ *     static void add(void *total, const void *partial, void *ctx)
+ *     {
+ *         *(int64_t *)total += *(const int64_t *)partial;   // in the parent
+ *     }
+ *
+ *     mp_pool *pool;
+ *     mp_pool_create(&pool, &(mp_pool_opts){ .processes = 4 });
+ *     int64_t in[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, out[10];
+ *     int rc = mp_pool_map(pool, &(mp_map_spec){ .fn = square,
+ *                              .in = in, .n = 10, .in_size = 8,
+ *                              .out = out, .out_size = 8 }, MP_FOREVER);
+ *     // rc == 0, out == {1, 4, 9, ..., 100}
+ *
+ *     int64_t sum;                             // 1^2 + ... + 1000000^2
+ *     rc = mp_pool_for(pool, &(mp_for_spec){ .fn = sum_squares,
+ *                          .begin = 1, .end = 1000001,
+ *                          .acc_size = sizeof sum, .reduce = add, .result = &sum },
+ *                      MP_FOREVER);
+ *     // rc == 0, sum == 333333833333500000
+ *     mp_pool_close(pool);
+ *     mp_pool_join(pool, MP_FOREVER);
+ *     mp_pool_destroy(pool);
+ *
+ * Tasks are C functions of one signature (mp_task_fn) that read input bytes
+ * and write output bytes. Every item of a map is one call; items are sent to
+ * the workers in chunks. A task returns 0, or its own non-zero error code:
+ * the item then fails with MP_ETASKFAILED and that code, and the pool goes on.
+ *
+ * Crash-proof: a worker that dies (SIGKILL, segfault, OOM) fails only the
+ * item it was running, with MP_EWORKERLOST and its pid and signal
+ * (mp_task_error); a replacement worker starts and every other item
+ * completes. With a per-task timeout, a worker whose item runs longer is
+ * killed and replaced and the item fails with MP_ETASKFAILED and the reason
+ * MP_ETIMEDOUT. Nothing ever hangs on a dead worker.
+ *
+ * The parent starts no thread (unless the threads option asks for thread
+ * workers). All the pool's bookkeeping (collecting
+ * results, copying them into output arrays, replacing dead workers, killing
+ * overdue tasks, calling callbacks, drawing progress) happens inside the
+ * pool's calls made by the owner: mp_async_get/wait, mp_imap_next,
+ * mp_pool_map/apply/for, mp_pool_join and mp_pool_poll. Callbacks therefore
+ * run in the caller's thread, during one of those calls.
+ *
+ * Memory: workers are forked when the pool is created (and when one is
+ * replaced), so they see the parent's memory as it was then. Input bytes
+ * and arrays are copied into the family's shared heap (once, chunk by chunk
+ * as they are handed out); arrays that already live in the shared heap are
+ * used in place (zero-copy), for input and output. `ctx` pointers given to
+ * tasks must point to memory the workers can see: the shared heap, or data
+ * that existed before the pool was created and is not changed afterwards.
+ *
+ * Thread safety: a pool and its mp_async/mp_imap objects belong to the
+ * process that created the pool; calls on one pool must not run
+ * concurrently from several threads (serialise them). Across processes:
+ * only the creating process may use the pool (MP_EPERM elsewhere). Across
+ * fork: a forked child must not use its copy of the parent's pool.
+ */
+#ifndef MULTIPROC_POOL_H
+#define MULTIPROC_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "multiproc/error.h"
+#include "multiproc/process.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_pool mp_pool;
+typedef struct mp_async mp_async;
+typedef struct mp_imap mp_imap;
+
+/* A task: reads in_len bytes at in, writes at most out_cap bytes at out and
+ * their number in *out_len (preset to out_cap; maps use fixed-size items, so
+ * they may ignore it). out is aligned to 16 bytes for apply, and at the
+ * item's place in the output array for maps. ctx is the pointer given with
+ * the task. Runs in a worker. Returns 0, or a non-zero code of the task's
+ * own. */
+typedef int (*mp_task_fn)(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                          void *ctx);
+
+/* A parallel-for chunk: processes indexes [begin, end) and accumulates into
+ * acc (acc_size bytes, aligned to 16, preset to the spec's acc_init, or
+ * zero). Returns 0 or the chunk's own non-zero code. */
+typedef int (*mp_for_fn)(int64_t begin, int64_t end, void *acc, void *ctx);
+
+/* Combines one chunk's partial result into the total, in the parent. */
+typedef void (*mp_reduce_fn)(void *total, const void *partial, void *ctx);
+
+/* Runs once in each new worker before its first task (also in the
+ * replacements of dead or retired workers). */
+typedef void (*mp_init_fn)(void *arg);
+
+/* Called in the parent when an mp_async completes (successfully, or not for
+ * the error callback), during a call of the pool; see the file comment.
+ * The callback may read the result (mp_async_error) but must not destroy
+ * it nor call the pool's blocking calls. Not called for tasks cancelled by
+ * terminate. */
+typedef void (*mp_async_cb)(mp_async *a, void *user);
+
+/* Progress of the pool's items: done of total (all jobs), in the parent. */
+typedef void (*mp_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+typedef struct mp_pool_opts {
+    /* Number of workers; 0 means mp_cpu_count(). Negative or above 1024 is
+     * MP_EINVAL (Python's "processes must be at least 1"). */
+    int processes;
+    mp_init_fn initializer;
+    void *initarg;
+    /* Tasks (map items) a worker runs before it is replaced; 0: no limit. */
+    unsigned long maxtasksperchild;
+    /* Seconds one task (one map item, one parallel-for chunk) may run;
+     * 0: no limit. Negative or NaN is MP_EINVAL. */
+    double task_timeout;
+    mp_start_method start_method;
+    /* Threads as workers (Python's ThreadPool): the same API, the workers
+     * are threads of the caller's process, which share its memory (any ctx
+     * pointer works, and maps use the caller's arrays in place). A thread cannot be killed:
+     * task_timeout must be 0 (else MP_EINVAL), terminate lets running tasks finish and cancels the
+     * queued ones, and a crashing task takes the whole process with it. */
+    bool threads;
+    /* Draw a progress line on stderr when stderr is a terminal. */
+    bool progress;
+    mp_progress_fn progress_cb;
+    void *progress_user;
+} mp_pool_opts;
+
+/* One failed item. code is MP_ETASKFAILED (task_code holds the task's own
+ * code, or MP_ETIMEDOUT when the per-task timeout killed it) or
+ * MP_EWORKERLOST (pid and signal of the dead worker; signal 0 if it exited). */
+typedef struct mp_task_error {
+    size_t index; /* item index (map), chunk's first index (for), 0 (apply) */
+    int code;
+    int task_code;
+    pid_t pid;
+    int signal;
+} mp_task_error;
+
+/* A map over n fixed-size items: out[i] = fn(in[i]). starmap is the same
+ * with an array of argument structs as the items. */
+typedef struct mp_map_spec {
+    mp_task_fn fn; /* required */
+    void *ctx;     /* passed to fn; see "Memory" above */
+    const void *in;
+    size_t n;       /* number of items (0: nothing to do) */
+    size_t in_size; /* bytes per input item, >= 1 */
+    void *out;      /* n * out_size bytes, or NULL to discard the results */
+    size_t out_size;
+    /* Items per task; 0 chooses like Python: ceil(n / (4 * processes)). */
+    size_t chunksize;
+    /* Optional: up to errors_cap failures are stored here; *n_errors (if
+     * not NULL) receives how many items failed in all. */
+    mp_task_error *errors;
+    size_t errors_cap;
+    size_t *n_errors;
+} mp_map_spec;
+
+/* A parallel-for over [begin, end) with a reduction of the chunks' partials. */
+typedef struct mp_for_spec {
+    mp_for_fn fn; /* required */
+    void *ctx;
+    int64_t begin, end;
+    size_t chunksize;     /* indexes per chunk; 0: automatic */
+    size_t acc_size;      /* bytes of a partial, 0..MP_POOL_ACC_MAX */
+    const void *acc_init; /* initial partial (NULL: zeroes) */
+    mp_reduce_fn reduce;  /* required when acc_size > 0 */
+    void *result;         /* acc_size bytes: receives the total (also preset
+                             from acc_init or zero before reduction) */
+    mp_task_error *errors;
+    size_t errors_cap;
+    size_t *n_errors;
+} mp_for_spec;
+
+#define MP_POOL_ACC_MAX 64
+
+/* mp_pool_create — start a pool of worker processes.
+ *
+ * out: receives the pool, owned by the caller (mp_pool_destroy).
+ * opts: borrowed until return; NULL means defaults.
+ * Errors: MP_EINVAL (bad option; task_timeout or a start method with
+ * threads), MP_ENOMEM, MP_EAGAIN (fork or thread creation failed),
+ * MP_ENOHEAPADDR. On failure no worker is left.
+ */
+MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
+
+/* mp_pool_apply_async — run fn(in) in a worker.
+ *
+ * in: in_len bytes, copied before return (in may be NULL when in_len is 0).
+ * out_cap: the largest result the task may write (bytes).
+ * cb / err_cb / user: optional callbacks (see mp_async_cb).
+ * out: receives the result object (mp_async_destroy).
+ * Errors: MP_EINVAL (NULL fn or out), MP_ECLOSED (pool closed or
+ * terminated: Python's "Pool not running"), MP_ENOMEM.
+ */
+MP_API int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
+                               size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
+                               mp_async **out);
+
+/* mp_pool_apply — apply_async then get, blocking. out/out_cap/out_len as in
+ * mp_async_get. Returns what get returns; on MP_ETIMEDOUT the task is
+ * abandoned (it still runs, its result is dropped). */
+MP_API int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
+                         void *out, size_t out_cap, size_t *out_len, double timeout);
+
+/* mp_pool_map_async — start a map; the results are written into spec->out
+ * while the pool's calls run, and the spec's errors at completion.
+ * spec: borrowed until return, but in, out, errors and n_errors must stay
+ * valid until the mp_async completes or is destroyed.
+ * Errors: MP_EINVAL (NULL fn, in_size 0, NULL in with n > 0, out_size 0
+ * with out), MP_ECLOSED, MP_ENOMEM. */
+MP_API int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb,
+                             mp_async_cb err_cb, void *user, mp_async **out);
+
+/* mp_pool_map — map_async then get. Returns 0 when every item succeeded,
+ * MP_ETASKFAILED or MP_EWORKERLOST (the first failure) when some failed (the
+ * others are done; see spec->errors), MP_ETIMEDOUT (the map goes on in the
+ * background and its results are dropped), or the errors of map_async. */
+MP_API int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout);
+
+/* mp_pool_starmap — Python's starmap: map whose items are argument structs
+ * (in_size = sizeof the struct). Same contract as mp_pool_map. */
+MP_API int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout);
+
+/* mp_pool_for — parallel for over [begin, end) with a reduction: each chunk
+ * accumulates into a partial, the parent reduces the partials into
+ * spec->result (in completion order: reduce must be associative and
+ * commutative). No input or output arrays. Returns like mp_pool_map
+ * (failed chunks are left out of the reduction and reported). Errors:
+ * MP_EINVAL (NULL fn, begin > end, acc_size too large, NULL reduce or
+ * result with acc_size > 0), MP_ECLOSED, MP_ETIMEDOUT, MP_ENOMEM. */
+MP_API int mp_pool_for(mp_pool *p, const mp_for_spec *spec, double timeout);
+
+/* mp_pool_imap — iterate over a map's results: in order (ordered) or as
+ * they complete (Python's imap_unordered). spec->out and spec->errors are
+ * not used. Errors as mp_pool_map_async. */
+MP_API int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **out);
+
+/* mp_imap_next — the next result.
+ * item: receives out_size bytes (may be NULL); index: the item's index.
+ * Returns 0, MP_EEOF when all results were given (Python's StopIteration),
+ * MP_ETIMEDOUT, or the item's failure (MP_ETASKFAILED, MP_EWORKERLOST, with
+ * details in *err if not NULL): iteration may go on after a failure. */
+MP_API int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
+
+/* mp_imap_destroy — free the iterator; unfinished items are dropped. NULL: no-op. */
+MP_API void mp_imap_destroy(mp_imap *it);
+
+/* mp_async_wait — wait until the result is ready. Returns 0 (ready, even if
+ * it failed) or MP_ETIMEDOUT. */
+MP_API int mp_async_wait(mp_async *a, double timeout);
+
+/* mp_async_get — wait, then give the result.
+ * out/out_cap/out_len: for apply_async, receive the result bytes (at most
+ * out_cap; MP_EMSGSIZE if the task wrote more than out_cap); NULL/0/NULL
+ * for maps (their results are in the spec's arrays).
+ * Returns 0, MP_ETIMEDOUT (not ready; the task keeps running: Python's
+ * TimeoutError), MP_ETASKFAILED or MP_EWORKERLOST (see mp_async_error),
+ * MP_ECLOSED (the pool was terminated before it ran). */
+MP_API int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
+
+/* mp_async_ready — true once the result is ready (makes progress, never blocks). */
+MP_API bool mp_async_ready(mp_async *a);
+
+/* mp_async_successful — 0 if ready and succeeded, 1 if ready and failed,
+ * MP_EBUSY if not ready (Python's ValueError). */
+MP_API int mp_async_successful(mp_async *a);
+
+/* mp_async_error — the i-th failure of a ready result (apply: i = 0).
+ * Returns 0, MP_ERANGE (no such failure; only the first errors_cap failures
+ * of a map are kept, 16 when the spec gives no array), MP_EBUSY (not ready). */
+MP_API int mp_async_error(const mp_async *a, size_t i, mp_task_error *out);
+
+/* mp_async_destroy — free the result object. If the task has not finished,
+ * it goes on and its result is dropped. NULL: no-op. */
+MP_API void mp_async_destroy(mp_async *a);
+
+/* mp_pool_poll — make progress without blocking (collect results, run
+ * callbacks, replace dead workers). Returns the number of unfinished jobs. */
+MP_API int mp_pool_poll(mp_pool *p);
+
+/* mp_pool_close — no new tasks; the queued ones still run. Idempotent. */
+MP_API int mp_pool_close(mp_pool *p);
+
+/* mp_pool_terminate — stop now: kill the workers (SIGTERM, then SIGKILL
+ * after at most 1 s) and fail every unfinished task with MP_ECLOSED.
+ * Bounded in time (with threads: it waits for the running tasks). The pool
+ * is then closed and joined. */
+MP_API int mp_pool_terminate(mp_pool *p);
+
+/* mp_pool_join — wait until every task has finished and every worker has
+ * exited. Returns 0, MP_EBUSY (the pool is not closed: Python's
+ * ValueError), MP_ETIMEDOUT (the pool keeps running; join may be called
+ * again). */
+MP_API int mp_pool_join(mp_pool *p, double timeout);
+
+/* mp_pool_destroy — free the pool; a pool still running is terminated
+ * first (its unfinished tasks fail with MP_ECLOSED). mp_async and mp_imap
+ * objects still held keep their outcome and must still be destroyed by
+ * their owner. NULL: no-op. */
+MP_API void mp_pool_destroy(mp_pool *p);
+
+/* mp_pool_pids — the current workers' pids (up to cap). Returns the number of workers. */
+MP_API int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MULTIPROC_POOL_H */

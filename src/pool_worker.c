@@ -1,0 +1,179 @@
+/* The worker's side of the pool: claim a task, run it, publish it. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "futex.h"
+#include "pool_internal.h"
+
+void mp__pool_repair(mp__pshm *shm)
+{
+    /* The claim writes the slot's worker and state before it advances the
+     * head, so a holder that died inside it left at most one slot marked
+     * running at the head: that task was never taken, queue it again. */
+    uint64_t h = atomic_load(&shm->head);
+    if (h < atomic_load(&shm->tail)) {
+        mp__pslot *s = &shm->ring[h % MP__POOL_RING];
+        if (atomic_load(&s->state) == MP__SLOT_RUNNING)
+            atomic_store(&s->state, MP__SLOT_QUEUED);
+    }
+    mp__rmutex_consistent(&shm->mu);
+}
+
+static mp__pslot *claim(mp__pshm *shm, uint32_t self)
+{
+    mp__pslot *s = NULL;
+    int rc = mp__rmutex_lock(&shm->mu, NULL);
+    if (rc == MP_EOWNERDEAD)
+        mp__pool_repair(shm);
+    else if (rc < 0)
+        _exit(70); /* the pool's lock is unusable: nothing sane to do */
+    uint64_t h = atomic_load_explicit(&shm->head, memory_order_relaxed);
+    if (h < atomic_load_explicit(&shm->tail, memory_order_acquire)) {
+        s = &shm->ring[h % MP__POOL_RING];
+        s->worker = self;
+        atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->state, MP__SLOT_RUNNING, memory_order_relaxed);
+        atomic_store_explicit(&shm->head, h + 1, memory_order_release);
+    }
+    mp__rmutex_unlock(&shm->mu);
+    return s;
+}
+
+static void mark_start(const mp__pshm *shm, mp__pslot *s)
+{
+    if (shm->timeout_ns > 0)
+        atomic_store_explicit(&s->item_start_ns, mp__now_ns(), memory_order_relaxed);
+}
+
+static void run_map(const mp__pshm *shm, mp__pslot *s)
+{
+    const mp__pjob *j = s->job;
+    unsigned char scratch[256];
+    void *tmp = NULL;
+    if (!j->out && j->out_size > sizeof scratch)
+        tmp = malloc(j->out_size);
+    for (uint64_t k = 0; k < s->count; k++) {
+        uint64_t i = s->first + k;
+        mark_start(shm, s);
+        void *out = j->out ? j->out + i * j->out_size : (tmp ? tmp : scratch);
+        size_t out_len = j->out_size;
+        int rc = j->fn(j->in + i * j->in_size, j->in_size, out, j->out_size, &out_len, j->ctx);
+        if (rc != 0) {
+            s->fail_code = rc;
+            s->failed = 1;
+            break;
+        }
+        atomic_store_explicit(&s->progress, k + 1, memory_order_release);
+    }
+    free(tmp);
+}
+
+static void run_for(const mp__pshm *shm, mp__pslot *s)
+{
+    const mp__pjob *j = s->job;
+    memcpy(s->outbuf, j->acc_init, j->acc_size);
+    mark_start(shm, s);
+    int rc = j->ffn((int64_t)s->first, (int64_t)(s->first + s->count), s->outbuf, j->ctx);
+    if (rc != 0) {
+        s->fail_code = rc;
+        s->failed = 1;
+    } else {
+        atomic_store_explicit(&s->progress, s->count, memory_order_release);
+    }
+}
+
+static void run_apply(const mp__pshm *shm, mp__pslot *s)
+{
+    mark_start(shm, s);
+    size_t len = s->out_cap;
+    int rc = s->fn(s->in, s->in_len, s->out, s->out_cap, &len, s->ctx);
+    s->out_len = len;
+    if (rc != 0) {
+        s->fail_code = rc;
+        s->failed = 1;
+    } else {
+        atomic_store_explicit(&s->progress, 1, memory_order_release);
+    }
+}
+
+static void publish(mp__pshm *shm, mp__pslot *s)
+{
+    atomic_store_explicit(&s->state, MP__SLOT_DONE, memory_order_release);
+    atomic_fetch_add(&shm->done_seq, 1);
+    if (atomic_load(&shm->parent_waiting))
+        mp__futex_wake(&shm->done_seq, 1);
+}
+
+/* Spins a few microseconds for a task: a parent that submits one task at a
+ * time (apply, then get) sends the next one that soon, and a worker found
+ * awake costs it no futex wake-up. */
+static bool spin_for_task(mp__pshm *shm)
+{
+    /* One spinner at a time: more would only take CPU from the workers
+     * that have tasks and from the parent. */
+    uint32_t no = 0;
+    if (!atomic_compare_exchange_strong(&shm->spinner, &no, 1))
+        return false;
+    bool found = false;
+    int64_t until = mp__now_ns() + MP__POOL_SPIN_NS;
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(&shm->head, memory_order_relaxed) <
+                atomic_load_explicit(&shm->tail, memory_order_relaxed) ||
+            atomic_load_explicit(&shm->quit, memory_order_relaxed)) {
+            found = true;
+            break;
+        }
+        if (i % 32 == 0 && mp__now_ns() > until)
+            break;
+        mp__spin_pause(i);
+    }
+    atomic_store(&shm->spinner, 0);
+    return found;
+}
+
+/* Sleeps until tasks may be there or the pool quits. */
+static void idle(mp__pshm *shm)
+{
+    if (spin_for_task(shm))
+        return;
+    atomic_fetch_add(&shm->work_waiters, 1);
+    uint32_t seq = atomic_load(&shm->work_seq);
+    if (atomic_load(&shm->head) >= atomic_load(&shm->tail) && !atomic_load(&shm->quit)) {
+        mp__deadline none = {-1};
+        mp__futex_wait(&shm->work_seq, seq, &none);
+    }
+    atomic_fetch_sub(&shm->work_waiters, 1);
+}
+
+int mp__pool_worker_main(mp_process *self, void *user)
+{
+    (void)self;
+    const mp__pwrec *w = user;
+    mp__pshm *shm = w->shm;
+    if (shm->initializer)
+        shm->initializer(shm->initarg);
+    unsigned long ran = 0;
+    for (;;) {
+        if (atomic_load(&shm->quit) == MP__QUIT_NOW)
+            return 0;
+        mp__pslot *s = claim(shm, w->index);
+        if (!s) {
+            if (atomic_load(&shm->quit))
+                return 0;
+            idle(shm);
+            continue;
+        }
+        if (s->job == NULL)
+            run_apply(shm, s);
+        else if (s->job->kind == MP__JOB_FOR)
+            run_for(shm, s);
+        else
+            run_map(shm, s);
+        ran += s->job && s->job->kind == MP__JOB_MAP ? s->count : 1;
+        publish(shm, s);
+        if (shm->maxtasks && ran >= shm->maxtasks)
+            return 0;
+    }
+}
