@@ -18,5 +18,10 @@
 #include "multiproc/process.h"
 #include "multiproc/conn.h"
 #include "multiproc/wait.h"
+#include "multiproc/item.h"
+#include "multiproc/dict.h"
+#include "multiproc/list.h"
+#include "multiproc/namespace.h"
+#include "multiproc/manager.h"
 
 #endif /* MULTIPROC_H */
