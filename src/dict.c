@@ -410,16 +410,24 @@ int mp_dict_get_double(const mp_dict *d, const char *key, double *out)
     return dict_read(d, key, strlen(key), read_number, &(num_args){out, MP_ITEM_DOUBLE});
 }
 
-int mp_dict_len(const mp_dict *d, size_t *out)
+int mp_dict_len(const mp_dict *cd, size_t *out)
 {
     if (out == NULL)
         return MP_EINVAL;
-    int rc = mp__dict_check(d);
+    int rc = mp__dict_check(cd);
     if (rc < 0)
         return rc;
+    /* Each shard is locked in turn (not all at once), so that a shard whose
+     * last holder died is repaired before its count is read. */
+    mp_dict *d = (mp_dict *)(uintptr_t)cd;
     size_t n = 0;
-    for (uint32_t i = 0; i < d->nshards; i++)
+    for (uint32_t i = 0; i < d->nshards; i++) {
+        rc = mp__dict_lock(d, i);
+        if (rc < 0)
+            return rc;
         n += atomic_load_explicit(&d->shard[i].s.count, memory_order_relaxed);
+        mp__dict_unlock(d, i);
+    }
     *out = n;
     return 0;
 }

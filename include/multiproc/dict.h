@@ -200,7 +200,8 @@ MP_API int mp_dict_get_double(const mp_dict *d, const char *key, double *out);
 MP_API int mp_dict_contains(const mp_dict *d, const void *key, size_t key_len);
 
 /* mp_dict_len — number of entries into *out. Exact when no other process
- * is writing; otherwise a value the dict had during the call. */
+ * is writing; otherwise a value between the dict's sizes at the start and
+ * at the end of the call (the shards are counted one after the other). */
 MP_API int mp_dict_len(const mp_dict *d, size_t *out);
 
 /* mp_dict_keys, mp_dict_values, mp_dict_items — a consistent private
