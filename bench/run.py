@@ -77,6 +77,20 @@ ROWS = [
         "floor_follows": ["pipe_size"], "pin": True,
         "pilot": {"multiproc": 60, "cpython": 40, "floor": 60},
     },
+    {
+        "id": "dict_op_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_dict", "op"],
+        "cpython": ["dict.py", "op"],
+        "floor": ["floor_dict", "op"],
+        "pilot": {"multiproc": 50000, "cpython": 500, "floor": 100000},
+    },
+    {
+        "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_dict", "4proc"],
+        "cpython": ["dict.py", "4proc"],
+        "floor": ["floor_dict", "4proc"],
+        "pilot": {"multiproc": 20000, "cpython": 200, "floor": 40000},
+    },
 ]
 
 # Targets from the issues: speedup_vs_cpython must be at least, and
@@ -85,6 +99,8 @@ TARGETS = {
     "process_start_fork_ms": {"speedup_vs_cpython": 15.0, "cost_vs_floor": 1.3},
     "pipe_64B_msgs_per_s": {"speedup_vs_cpython": 2.5, "cost_vs_floor": 1 / 0.8},
     "pipe_1MiB_GiB_per_s": {"cost_vs_floor": 1 / 0.9},
+    "dict_op_us": {"speedup_vs_cpython": 60.0},
+    "dict_4proc_op_us": {"speedup_vs_cpython": 60.0},
 }
 
 RUN_TIMEOUT = 120.0  # seconds for one run of one program
