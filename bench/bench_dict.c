@@ -62,8 +62,8 @@ int main(int argc, char **argv)
     check(mp_dict_create(&d, NULL), "mp_dict_create");
     mp_process *p[4];
     for (int i = 0; i < procs; i++) {
-        check(mp_process_create(&p[i], &(mp_process_opts){.target = child, .args = &i,
-                                                          .args_len = sizeof(i)}),
+        check(mp_process_create(
+                  &p[i], &(mp_process_opts){.target = child, .args = &i, .args_len = sizeof(i)}),
               "mp_process_create");
         check(mp_process_start(p[i]), "mp_process_start");
     }

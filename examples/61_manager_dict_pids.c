@@ -72,8 +72,9 @@ int main(void)
         goto out;
     }
     for (int i = 0; i < 2; i++) {
-        rc = mp_process_create(&p[i], &(mp_process_opts){.target = func, .args = keys[i],
-                                                         .args_len = strlen(keys[i]) + 1});
+        rc = mp_process_create(
+            &p[i],
+            &(mp_process_opts){.target = func, .args = keys[i], .args_len = strlen(keys[i]) + 1});
         if (rc >= 0)
             rc = mp_process_start(p[i]);
         if (rc < 0) {

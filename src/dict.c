@@ -121,8 +121,7 @@ static uint32_t shard_of(const mp_dict *d, uint64_t h)
 
 /* Index of key's slot in the locked shard, or -1; *free_at receives the
  * first reusable slot (tombstone or empty) met on the way. */
-static long shard_find(const mp__shard *sh, uint64_t h, const void *key, size_t klen,
-                       long *free_at)
+static long shard_find(const mp__shard *sh, uint64_t h, const void *key, size_t klen, long *free_at)
 {
     *free_at = -1;
     const mp__table *t = sh->table;
@@ -500,8 +499,8 @@ int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t 
     return rc;
 }
 
-int mp_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
-                       void **out, size_t *out_len, mp_item_type *type)
+int mp_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def, void **out,
+                       size_t *out_len, mp_item_type *type)
 {
     if (out != NULL && out_len == NULL)
         return MP_EINVAL;

@@ -28,9 +28,9 @@ typedef struct mp__table {
 
 typedef struct mp__shard {
     mp__rmutex lock;
-    mp__table *table;        /* NULL while the shard is empty */
-    _Atomic uint32_t count;  /* live entries (read without the lock by len) */
-    uint32_t used;           /* live entries + tombstones */
+    mp__table *table;       /* NULL while the shard is empty */
+    _Atomic uint32_t count; /* live entries (read without the lock by len) */
+    uint32_t used;          /* live entries + tombstones */
 } mp__shard;
 
 /* Shards are padded to two cache lines (adjacent-line prefetch), so that

@@ -145,8 +145,8 @@ Test(list, slices_clamp_like_python)
         long start, stop;
         size_t n;
         int64_t first;
-    } cases[] = {{2, 5, 3, 2}, {-3, MP_LIST_END, 3, 7}, {0, 100, 10, 0},
-                 {-100, 2, 2, 0}, {5, 2, 0, 0},         {-1, -1, 0, 0}};
+    } cases[] = {{2, 5, 3, 2}, {-3, MP_LIST_END, 3, 7}, {0, 100, 10, 0}, {-100, 2, 2, 0},
+                 {5, 2, 0, 0}, {-1, -1, 0, 0}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         mp_snapshot *s;
         mp_assert_ok(mp_list_slice(l, cases[c].start, cases[c].stop, &s));

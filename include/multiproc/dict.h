@@ -186,8 +186,7 @@ MP_API int mp_dict_get_into(const mp_dict *d, const void *key, size_t key_len, v
  * of def instead of MP_ENOENT. Returns 1 when the key was found, 0 when
  * the default was returned. */
 MP_API int mp_dict_get_default(const mp_dict *d, const void *key, size_t key_len,
-                               const mp_item *def, void **out, size_t *out_len,
-                               mp_item_type *type);
+                               const mp_item *def, void **out, size_t *out_len, mp_item_type *type);
 
 /* Typed getters whose key is a C string. MP_EPROTO when the value stored
  * has another type (e.g. get_int64 of a string). get_str gives a malloc'd

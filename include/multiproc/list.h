@@ -83,8 +83,8 @@ MP_API int mp_list_get(const mp_list *l, long index, void **out, size_t *out_len
 
 /* mp_list_get_into — copy of l[index] into the caller's buffer.
  * MP_EMSGSIZE when cap is too small: *out_len says the size needed. */
-MP_API int mp_list_get_into(const mp_list *l, long index, void *buf, size_t cap,
-                            size_t *out_len, mp_item_type *type);
+MP_API int mp_list_get_into(const mp_list *l, long index, void *buf, size_t cap, size_t *out_len,
+                            mp_item_type *type);
 
 /* Typed getters: MP_EPROTO when the item has another type. get_str gives a
  * malloc'd C string (free it) and also accepts bytes items. */
