@@ -178,8 +178,11 @@ static int shard_grow(mp__shard *sh)
 /* Inserts a new key's blob into the locked shard. */
 static int shard_insert(mp_dict *d, mp__shard *sh, mp__blob *b, long free_at)
 {
-    if (sh->table == NULL || (free_at >= 0 && sh->table->slot[free_at] == NULL &&
-                              (sh->used + 1) * 4 > sh->table->cap * 3)) {
+    /* Grow before filling an empty slot past 3/4 (tombstones count: they
+     * lengthen probes too); free_at < 0 cannot happen below that load, but
+     * growing is the safe answer if it ever did. */
+    if (sh->table == NULL || free_at < 0 ||
+        (sh->table->slot[free_at] == NULL && (sh->used + 1) * 4 > sh->table->cap * 3)) {
         int rc = shard_grow(sh);
         if (rc < 0)
             return rc;

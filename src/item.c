@@ -70,7 +70,8 @@ uint64_t mp__key_hash(const void *key, size_t len)
 int mp__blob_new(mp__blob **out, const void *key, size_t key_len, const mp_item *v)
 {
     mp__blob *b;
-    int rc = mp__heap_alloc((void **)&b, sizeof(*b) + key_len + 1 + v->len + 1);
+    size_t voff = mp__align8(key_len + 1);
+    int rc = mp__heap_alloc((void **)&b, sizeof(*b) + voff + v->len + 1);
     if (rc < 0)
         return rc;
     b->key_len = (uint32_t)key_len;
@@ -80,8 +81,8 @@ int mp__blob_new(mp__blob **out, const void *key, size_t key_len, const mp_item 
         memcpy(b->data, key, key_len);
     b->data[key_len] = 0;
     if (v->len)
-        memcpy(b->data + key_len + 1, v->data, v->len);
-    b->data[key_len + 1 + v->len] = 0;
+        memcpy(b->data + voff, v->data, v->len);
+    b->data[voff + v->len] = 0;
     if (key)
         b->hash = mp__key_hash(key, key_len);
     *out = b;
@@ -128,9 +129,9 @@ void mp__snap_count(mp__snap_size *sz, const mp__blob *b, unsigned what)
 {
     sz->n++;
     if (what & MP__SNAP_KEYS)
-        sz->bytes += b->key_len + 1;
+        sz->bytes += mp__align8((size_t)b->key_len + 1);
     if (what & MP__SNAP_VALUES)
-        sz->bytes += b->len + 1;
+        sz->bytes += mp__align8(b->len + 1);
 }
 
 int mp__snap_alloc(mp_snapshot **out, const mp__snap_size *sz, unsigned what)
@@ -152,7 +153,7 @@ static mp_item snap_copy(mp_snapshot *s, const void *data, size_t len, mp_item_t
     char *p = s->next;
     memcpy(p, data, len);
     p[len] = '\0';
-    s->next = p + len + 1;
+    s->next = p + mp__align8(len + 1);
     return (mp_item){.data = p, .len = len, .type = type};
 }
 

@@ -37,8 +37,8 @@ typedef struct mp__obj_head {
 bool mp__obj_check(const void *p, size_t size, uint32_t magic);
 
 /* One stored entry: an optional key and a typed value, each followed by a
- * NUL byte (so that strings read back are C strings). Immutable once
- * published. */
+ * NUL byte (so that strings read back are C strings); the value starts
+ * 8-byte aligned. Immutable once published. */
 typedef struct mp__blob {
     uint64_t hash; /* of the key (dicts) */
     uint64_t seq;  /* insertion order (dicts) */
@@ -53,9 +53,16 @@ static inline const unsigned char *mp__blob_key(const mp__blob *b)
     return b->data;
 }
 
+/* Rounds up to a multiple of 8: values start 8-byte aligned, so that
+ * numbers read back can be loaded in place. */
+static inline size_t mp__align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
 static inline const unsigned char *mp__blob_value(const mp__blob *b)
 {
-    return b->data + b->key_len + 1;
+    return b->data + mp__align8((size_t)b->key_len + 1);
 }
 
 /* Validates a key (NULL is MP_EINVAL; too long is MP_EMSGSIZE). */

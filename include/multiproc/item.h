@@ -45,7 +45,8 @@ typedef enum mp_item_type {
 /* One value: data[0 .. len) of the given type. Borrowed: the container
  * copies it. For MP_ITEM_INT64 and MP_ITEM_DOUBLE, len must be 8. data may
  * be NULL only when len is 0. Values read back from a container (snapshots,
- * comparators) are always followed by a NUL byte, not counted in len, so
+ * comparators, update functions) start 8-byte aligned, so numbers can be
+ * read in place, and are followed by a NUL byte, not counted in len, so
  * that strings can be used as C strings. */
 typedef struct mp_item {
     const void *data;
