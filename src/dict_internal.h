@@ -17,7 +17,7 @@
 #include "item_internal.h"
 
 #define MP__DICT_MAX_SHARDS     256u
-#define MP__DICT_DEFAULT_SHARDS 64u
+#define MP__DICT_DEFAULT_SHARDS 32u
 #define MP__TOMBSTONE           ((mp__blob *)(uintptr_t)1)
 
 typedef struct mp__table {
