@@ -24,5 +24,10 @@
 #include "multiproc/sync.h"
 #include "multiproc/value.h"
 #include "multiproc/pool.h"
+#include "multiproc/item.h"
+#include "multiproc/dict.h"
+#include "multiproc/list.h"
+#include "multiproc/namespace.h"
+#include "multiproc/manager.h"
 
 #endif /* MULTIPROC_H */
