@@ -18,5 +18,6 @@
 #include "multiproc/process.h"
 #include "multiproc/conn.h"
 #include "multiproc/wait.h"
+#include "multiproc/popen.h"
 
 #endif /* MULTIPROC_H */

@@ -53,6 +53,8 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ETASKFAILED, "task failed"),
     MP__E(MP_EBROKEN, "broken"),
     MP__E(MP_ENOHEAPADDR, "shared heap address is taken"),
+    MP__E(MP_ECALLEDPROCESS, "program returned a non-zero exit status"),
+    MP__E(MP_ETIMEOUTEXPIRED, "timed out; the program was killed"),
 };
 /* clang-format on */
 

@@ -73,6 +73,10 @@ typedef enum mp_error {
     MP_ETASKFAILED = -10009,   /* the task reported a failure */
     MP_EBROKEN = -10010,       /* barrier or pool is broken */
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
+
+    /* subprocess (-10020..-10029) */
+    MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */
+    MP_ETIMEOUTEXPIRED = -10021, /* run timed out; the child was killed (TimeoutExpired) */
 } mp_error;
 
 /* mp_strerror — a human-readable description of an error code.
