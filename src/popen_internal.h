@@ -35,6 +35,7 @@ typedef struct mp__spawn {
     char *const *argv;
     char **paths; /* candidates to execve, in order */
     size_t n_paths;
+    bool searched; /* the paths come from a PATH search */
     char *const *envp;
     const char *cwd;
     int src_fd[3];            /* fd to place at 0, 1, 2; -1: none (or open_path) */

@@ -144,6 +144,7 @@ static int mp__plan_paths(mp__plan *pl, const char *prog)
         pl->s.n_paths = 1;
         return 0;
     }
+    pl->s.searched = true;
     char *w = pl->path_mem;
     for (const char *d = path;; d++) {
         const char *end = strchr(d, ':');

@@ -159,9 +159,9 @@ static _Noreturn void mp__child_exec(mp__spawn *s)
     bool denied = false;
     for (size_t i = 0; i < s->n_paths; i++) {
         long r = mp__sys(SYS_execve, (long)s->paths[i], (long)s->argv, (long)s->envp, 0);
-        if (s->n_paths > 1 && (r == -ENOENT || r == -ENOTDIR))
+        if (s->searched && (r == -ENOENT || r == -ENOTDIR))
             continue;
-        if (s->n_paths > 1 && r == -EACCES) {
+        if (s->searched && r == -EACCES) {
             if (!denied) {
                 denied = true;
                 err = r;

@@ -59,6 +59,10 @@ typedef enum mp_error {
     MP_ETIMEDOUT = -ETIMEDOUT,             /* the timeout expired first */
     MP_EOWNERDEAD = -EOWNERDEAD,           /* previous owner died; caller now holds it */
     MP_ENOTRECOVERABLE = -ENOTRECOVERABLE, /* object left inconsistent by a dead owner */
+    MP_ENOTDIR = -ENOTDIR,                 /* a path component is not a directory */
+    MP_ENOEXEC = -ENOEXEC,                 /* not an executable format */
+    MP_ETXTBSY = -ETXTBSY,                 /* executable is open for writing */
+    MP_E2BIG = -E2BIG,                     /* argument list and environment too long */
 
     /* Library codes. */
     MP_EEOF = MP_E__LIB_FIRST, /* peer closed: no more messages (Python's EOFError) */
