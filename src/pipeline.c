@@ -93,7 +93,12 @@ int mp_pipeline_create(mp_pipeline **out, const char *const *const *stages, size
         return rc;
     int errp[2] = {-1, -1};
     mp_pipeline *pl = calloc(1, sizeof(*pl));
-    if (!pl || !(pl->st = calloc(n, sizeof(*pl->st)))) {
+    if (!pl) {
+        rc = MP_ENOMEM;
+        goto fail;
+    }
+    pl->comm = (mp__comm){.in_fd = -1, .out_fd = -1, .err_fd = -1};
+    if (!(pl->st = calloc(n, sizeof(*pl->st)))) {
         rc = MP_ENOMEM;
         goto fail;
     }
