@@ -77,6 +77,29 @@ ROWS = [
         "floor_follows": ["pipe_size"], "pin": True,
         "pilot": {"multiproc": 60, "cpython": 40, "floor": 60},
     },
+    {
+        "id": "subprocess_run_true_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_subprocess", "run_true"],
+        "cpython": ["subprocess.py", "run_true"],
+        "floor": ["floor_subprocess", "run_true"],
+        "pilot": {"multiproc": 100, "cpython": 50, "floor": 100},
+    },
+    # The same with 4 GiB of touched memory in the parent (touched before
+    # the timing starts): fork-based spawners copy page tables and collapse.
+    {
+        "id": "subprocess_run_true_4GiB_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_subprocess", "run_true_4g"],
+        "cpython": ["subprocess.py", "run_true_4g"],
+        "floor": ["floor_subprocess", "run_true_4g"],
+        "pilot": {"multiproc": 100, "cpython": 50, "floor": 100},
+    },
+    {
+        "id": "subprocess_communicate_GiB_per_s", "unit": "GiB/s", "higher_is_better": True,
+        "multiproc": ["bench_subprocess", "communicate"],
+        "cpython": ["subprocess.py", "communicate"],
+        "floor": ["floor_subprocess", "communicate"],
+        "pilot": {"multiproc": 1, "cpython": 1, "floor": 1},
+    },
 ]
 
 # Targets from the issues: speedup_vs_cpython must be at least, and
@@ -85,6 +108,9 @@ TARGETS = {
     "process_start_fork_ms": {"speedup_vs_cpython": 15.0, "cost_vs_floor": 1.3},
     "pipe_64B_msgs_per_s": {"speedup_vs_cpython": 2.5, "cost_vs_floor": 1 / 0.8},
     "pipe_1MiB_GiB_per_s": {"cost_vs_floor": 1 / 0.9},
+    "subprocess_run_true_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
+    "subprocess_run_true_4GiB_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
+    "subprocess_communicate_GiB_per_s": {"cost_vs_floor": 1 / 0.8},
 }
 
 RUN_TIMEOUT = 120.0  # seconds for one run of one program

@@ -47,19 +47,21 @@ static int mp__exit_code(const siginfo_t *info)
     return info->si_code == CLD_EXITED ? info->si_status : -info->si_status;
 }
 
-/* One non-blocking reap attempt: 1 reaped (now or before), 0 running. */
-static int mp__popen_try_reap(mp_popen *p)
+/* One reap attempt (blocking with block): 1 reaped (now or before), 0
+ * running. */
+static int mp__popen_reap(mp_popen *p, bool block)
 {
     if (p->reaped)
         return 1;
     siginfo_t info;
     memset(&info, 0, sizeof(info));
+    int flags = WEXITED | (block ? 0 : WNOHANG);
     int r;
     do {
         if (p->pidfd >= 0)
-            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &info, WEXITED | WNOHANG);
+            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &info, flags);
         else
-            r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG);
+            r = waitid(P_PID, (id_t)p->pid, &info, flags);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
         /* ECHILD: reaped by someone else (SIGCHLD ignored, or a
@@ -74,6 +76,11 @@ static int mp__popen_try_reap(mp_popen *p)
     p->reaped = true;
     mp__close_fd(&p->pidfd);
     return 1;
+}
+
+static int mp__popen_try_reap(mp_popen *p)
+{
+    return mp__popen_reap(p, false);
 }
 
 /* Sleeps until the child may have exited or d passes. */
@@ -120,6 +127,8 @@ static bool mp__popen_check_life(mp_popen *p)
 int mp__popen_wait(mp_popen *p, const mp__deadline *d)
 {
     mp__deadline cap = mp__popen_cap(p, d);
+    if (cap.ns < 0)
+        return mp__popen_reap(p, true) ? 0 : MP_EIO; /* no deadline: one blocking call */
     for (;;) {
         if (mp__popen_try_reap(p) || mp__popen_check_life(p))
             return 0;

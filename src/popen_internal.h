@@ -45,7 +45,6 @@ typedef struct mp__spawn {
     const int *pass_fds;
     size_t n_pass_fds;
     bool close_fds;
-    int fd_limit; /* highest fd + 1 to mark close-on-exec without close_range */
     int session;  /* 0: none, 1: setsid, 2: setpgid(0, pgid) */
     pid_t pgid;
     bool set_umask;

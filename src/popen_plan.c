@@ -229,8 +229,6 @@ int mp__plan_init(mp__plan *pl, const char *const *argv, const mp_popen_opts *o,
         return rc;
     const char *prog = o->executable ? o->executable : pl->s.argv[0];
     pl->s.prog = prog;
-    long lim = sysconf(_SC_OPEN_MAX);
-    pl->s.fd_limit = lim < 0 || lim > 65536 ? 65536 : (int)lim;
     if ((rc = mp__plan_paths(pl, prog)) < 0)
         return rc;
     return mp__plan_stdio(pl, o);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -139,7 +140,10 @@ static void mp__child_fds(mp__spawn *s)
         long r = mp__sys(SYS_close_range, 3, (long)~0U, CLOSE_RANGE_CLOEXEC, 0);
         if (r < 0) {
             /* Kernels before 5.11: one fcntl per possible fd. */
-            for (int fd = 3; fd < s->fd_limit; fd++)
+            struct rlimit rl = {.rlim_cur = 65536};
+            (void)mp__sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl);
+            long max = rl.rlim_cur > 65536 ? 65536 : (long)rl.rlim_cur;
+            for (long fd = 3; fd < max; fd++)
                 (void)mp__sys(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC, 0);
         }
     }
