@@ -172,6 +172,8 @@ int mp__popen_create(mp_popen **out, const char *const *argv, const mp_popen_opt
             *o->exec_error = pl.s.fail;
         goto fail;
     }
+    if (o->exec_error)
+        memset(o->exec_error, 0, sizeof(*o->exec_error));
     p->pid = pid;
     p->owner = getpid();
     p->pidfd = mp__pidfd_open(pid);
