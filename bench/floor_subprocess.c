@@ -124,7 +124,7 @@ static double communicate(long n)
 int main(int argc, char **argv)
 {
     long n = bench_args(argc, argv, "run_true|run_true_4g|communicate <iterations>");
-    double t0 = bench_now(), value;
+    double t0 = bench_now(), value, elapsed = -1;
     if (strcmp(argv[1], "run_true") == 0) {
         value = run_true(n);
     } else if (strcmp(argv[1], "run_true_4g") == 0) {
@@ -135,12 +135,15 @@ int main(int argc, char **argv)
             m[i] = 1;
         t0 = bench_now();
         value = run_true(n);
+        elapsed = bench_now() - t0; /* not the munmap */
         munmap(m, BIG_BYTES);
     } else if (strcmp(argv[1], "communicate") == 0) {
         value = communicate(n);
     } else {
         bench_die("unknown mode '%s'", argv[1]);
     }
-    printf("RESULT value=%.6f elapsed=%.6f n=%ld\n", value, bench_now() - t0, n);
+    if (elapsed < 0)
+        elapsed = bench_now() - t0;
+    printf("RESULT value=%.6f elapsed=%.6f n=%ld\n", value, elapsed, n);
     return 0;
 }
