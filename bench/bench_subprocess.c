@@ -1,7 +1,7 @@
 /* Subprocess rows with the library:
  *
  *     bench_subprocess run_true <n>      mp_run({"true"}) n times
- *     bench_subprocess run_true_4g <n>   the same with 4 GiB of touched
+ *     bench_subprocess run_true_1g <n>   the same with 1 GiB of touched
  *                                        memory in the parent
  *     bench_subprocess communicate <n>   n times: 200 MiB through cat with
  *                                        mp_popen_communicate
@@ -15,7 +15,7 @@
 #include "bench_common.h"
 
 #define COMM_BYTES ((size_t)200 << 20)
-#define BIG_BYTES  ((size_t)4 << 30)
+#define BIG_BYTES  ((size_t)1 << 30)
 
 static void check(int rc, const char *what)
 {
@@ -28,7 +28,7 @@ static void *hold_big_memory(void)
 {
     char *m = mmap(NULL, BIG_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
-        bench_die("mmap 4 GiB: %s", strerror(errno));
+        bench_die("mmap 1 GiB: %s", strerror(errno));
     for (size_t i = 0; i < BIG_BYTES; i += 4096)
         m[i] = 1;
     return m;
@@ -76,11 +76,11 @@ static double communicate(long n)
 
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "run_true|run_true_4g|communicate <iterations>");
+    long n = bench_args(argc, argv, "run_true|run_true_1g|communicate <iterations>");
     double t0 = bench_now(), value, elapsed = -1;
     if (strcmp(argv[1], "run_true") == 0) {
         value = run_true(n);
-    } else if (strcmp(argv[1], "run_true_4g") == 0) {
+    } else if (strcmp(argv[1], "run_true_1g") == 0) {
         void *big = hold_big_memory();
         t0 = bench_now();
         value = run_true(n);

@@ -2,7 +2,7 @@
  * communicate over raw pipes (poll, non-blocking write and read).
  *
  *     floor_subprocess run_true <n>
- *     floor_subprocess run_true_4g <n>
+ *     floor_subprocess run_true_1g <n>
  *     floor_subprocess communicate <n>
  *
  * RESULT value = ms per run, or GiB/s, as bench_subprocess.
@@ -16,7 +16,7 @@
 #include "bench_common.h"
 
 #define COMM_BYTES ((size_t)200 << 20)
-#define BIG_BYTES  ((size_t)4 << 30)
+#define BIG_BYTES  ((size_t)1 << 30)
 
 extern char **environ;
 
@@ -123,14 +123,14 @@ static double communicate(long n)
 
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "run_true|run_true_4g|communicate <iterations>");
+    long n = bench_args(argc, argv, "run_true|run_true_1g|communicate <iterations>");
     double t0 = bench_now(), value, elapsed = -1;
     if (strcmp(argv[1], "run_true") == 0) {
         value = run_true(n);
-    } else if (strcmp(argv[1], "run_true_4g") == 0) {
+    } else if (strcmp(argv[1], "run_true_1g") == 0) {
         char *m = mmap(NULL, BIG_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
-            bench_die("mmap 4 GiB: %s", strerror(errno));
+            bench_die("mmap 1 GiB: %s", strerror(errno));
         for (size_t i = 0; i < BIG_BYTES; i += 4096)
             m[i] = 1;
         t0 = bench_now();

@@ -1,7 +1,7 @@
 """CPython peer of the subprocess rows.
 
     python3 subprocess.py run_true <n>      subprocess.run(["true"]) n times
-    python3 subprocess.py run_true_4g <n>   the same holding 4 GiB of touched memory
+    python3 subprocess.py run_true_1g <n>   the same holding 1 GiB of touched memory
     python3 subprocess.py communicate <n>   n times: 200 MiB through cat with
                                             subprocess.run(input=..., capture_output=True)
 
@@ -15,7 +15,7 @@ sys.path = [p for p in sys.path if p not in ("", ".") and not p.endswith("/peers
 import subprocess  # noqa: E402
 
 COMM_BYTES = 200 << 20
-BIG_BYTES = 4 << 30
+BIG_BYTES = 1 << 30
 
 
 def now():
@@ -43,10 +43,10 @@ def communicate(n):
 
 def main():
     if len(sys.argv) < 3:
-        sys.exit("usage: subprocess.py run_true|run_true_4g|communicate <n>")
+        sys.exit("usage: subprocess.py run_true|run_true_1g|communicate <n>")
     mode, n = sys.argv[1], int(sys.argv[2])
     big = None
-    if mode == "run_true_4g":
+    if mode == "run_true_1g":
         big = bytearray(BIG_BYTES)
         big[::4096] = b"\x01" * (BIG_BYTES // 4096)
         mode = "run_true"
