@@ -45,7 +45,7 @@ typedef struct mp__spawn {
     const int *pass_fds;
     size_t n_pass_fds;
     bool close_fds;
-    int session;  /* 0: none, 1: setsid, 2: setpgid(0, pgid) */
+    int session; /* 0: none, 1: setsid, 2: setpgid(0, pgid) */
     pid_t pgid;
     bool set_umask;
     mode_t umask;

@@ -28,8 +28,7 @@ Test(error, codes_are_negative_errno_or_library_range)
     cr_assert_eq(MP_EOWNERDEAD, -EOWNERDEAD);
     int lib[] = {MP_EEOF,        MP_ETRUNCATED,  MP_ERUNNING, MP_ENOTSTARTED,
                  MP_ESTARTED,    MP_ECLOSED,     MP_EEMPTY,   MP_EFULL,
-                 MP_EWORKERLOST, MP_ETASKFAILED, MP_EBROKEN,  MP_ENOHEAPADDR,
-                 MP_ECALLEDPROCESS, MP_ETIMEOUTEXPIRED};
+                 MP_EWORKERLOST, MP_ETASKFAILED, MP_EBROKEN,  MP_ENOHEAPADDR};
     for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
         cr_assert(lib[i] <= MP_E__LIB_FIRST && lib[i] >= MP_E__LIB_LAST);
         cr_assert_str_neq(mp_err_name(lib[i]), "MP_E?", "code %d has no name", lib[i]);
@@ -81,4 +80,16 @@ Test(error, poll_survives_eintr_without_stretching)
     cr_assert(dt >= 0.29 && dt < 5, "poll(0.3 s) with EINTR took %.3f s", dt);
     close(fds[0]);
     close(fds[1]);
+}
+
+Test(error, subprocess_codes_are_in_their_range)
+{
+    int lib[] = {MP_ECALLEDPROCESS, MP_ETIMEOUTEXPIRED};
+    for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
+        cr_assert(lib[i] <= -10020 && lib[i] >= -10029);
+        cr_assert_str_neq(mp_err_name(lib[i]), "MP_E?", "code %d has no name", lib[i]);
+        cr_assert_str_neq(mp_strerror(lib[i]), "unknown error");
+    }
+    cr_assert_str_eq(mp_err_name(MP_ENOTDIR), "MP_ENOTDIR");
+    cr_assert_str_eq(mp_err_name(MP_ENOEXEC), "MP_ENOEXEC");
 }
