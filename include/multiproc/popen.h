@@ -94,7 +94,7 @@ typedef struct mp_io {
 /* The step of the child's set-up that failed. */
 typedef enum mp_spawn_step {
     MP_STEP_NONE = 0,  /* nothing failed */
-    MP_STEP_SESSION,   /* setsid or setpgid */
+    MP_STEP_SESSION,   /* setsid or setpgid ("session") */
     MP_STEP_OPEN,      /* opening a stdio path (or /dev/null) */
     MP_STEP_DUP2,      /* placing a stdio fd */
     MP_STEP_CLOSE_FDS, /* marking inherited fds close-on-exec */
@@ -243,8 +243,9 @@ MP_API ssize_t mp_popen_write(mp_popen *p, const void *data, size_t len, double 
 MP_API int mp_popen_close_stdin(mp_popen *p);
 
 /* Accessors. fd: the parent's end of the pipe for 0 (stdin), 1, 2; -1 when
- * not a pipe or closed; owned by the object (do not close it; it is
- * close-on-exec). sentinel: a pidfd readable when the child exits (for
+ * not a pipe or closed; owned by the object (do not close it); it is
+ * close-on-exec and non-blocking (O_NONBLOCK: poll before a read or write,
+ * or use mp_popen_read/mp_popen_write). sentinel: a pidfd readable when the child exits (for
  * mp_wait with MP_WAIT_FD), -1 without pidfd support. lifetime_expired:
  * the child was killed because its lifetime passed. */
 MP_API pid_t mp_popen_pid(const mp_popen *p);
@@ -299,8 +300,9 @@ MP_API int mp_run(const char *const *argv, const mp_run_opts *opts, mp_run_resul
 /* mp_run_result_free — free the buffers of a result and zero it. */
 MP_API void mp_run_result_free(mp_run_result *res);
 
-/* mp_call — run and give the return code (Python's call). timeout as
- * mp_run_opts.timeout. Errors as mp_run. */
+/* mp_call — run and give the return code (Python's call). opts: as for
+ * mp_popen_create (NULL for defaults). timeout: as mp_run_opts.timeout.
+ * returncode: required (MP_EINVAL if NULL). Errors as mp_run. */
 MP_API int mp_call(const char *const *argv, const mp_popen_opts *opts, double timeout,
                    int *returncode);
 
