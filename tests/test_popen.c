@@ -2,6 +2,7 @@
  * hygiene, communicate without deadlock, timeouts, signals, no zombies. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,4 +530,37 @@ Test(popen, a_thousand_spawns_leave_no_zombie_and_no_fd)
         mp_popen_destroy(p);
     }
     cr_assert_eq(child_count(), 0);
+}
+
+/* The caller's mask reaches the child (all signals are blocked only across
+ * the spawn), and ignored signals stay ignored, as with posix_spawn. */
+Test(popen, signal_mask_and_ignored_signals_are_inherited)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_SETMASK, &set, &old);
+    signal(SIGUSR2, SIG_IGN);
+    assert_out(ARGV("grep", "SigBlk", "/proc/self/status"), (mp_popen_opts){0},
+               "SigBlk:\t0000000000000200\n");
+    assert_out(ARGV("kill -USR2 $$; echo alive"), (mp_popen_opts){.shell = true}, "alive\n");
+    signal(SIGUSR2, SIG_DFL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+Test(popen, lifetime_ends_a_communicate)
+{
+    mp_popen *p;
+    mp_assert_ok(mp_popen_create(&p, ARGV("sleep", "30"),
+                                 &(mp_popen_opts){.out = MP_PIPE, .lifetime = 0.3}));
+    char *out;
+    mp_assert_rc(mp_popen_communicate(p, NULL, 0, &out, NULL, NULL, NULL, MP_FOREVER),
+                 MP_ETIMEDOUT);
+    cr_assert_str_eq(out, "");
+    free(out);
+    cr_assert(mp_popen_lifetime_expired(p));
+    int code;
+    mp_assert_ok(mp_popen_returncode(p, &code));
+    cr_assert_eq(code, -SIGKILL);
+    mp_popen_destroy(p);
 }
