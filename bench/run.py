@@ -186,6 +186,31 @@ ROWS = [
         "floor": ["floor_dict", "4proc"],
         "pilot": {"multiproc": 20000, "cpython": 200, "floor": 40000},
     },
+    {
+        "id": "subprocess_run_true_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_subprocess", "run_true"],
+        "cpython": ["subprocess.py", "run_true"],
+        "floor": ["floor_subprocess", "run_true"],
+        "pilot": {"multiproc": 100, "cpython": 50, "floor": 100},
+    },
+    # The same with 1 GiB of touched memory in the parent (touched before
+    # the timing starts): fork-based spawners copy its page tables (2 MiB of
+    # them) on every spawn. 4 GiB would take ~3 s to touch per run on the
+    # 2-core VMs, ~2.5 minutes for the row: too long for the bench budget.
+    {
+        "id": "subprocess_run_true_1GiB_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_subprocess", "run_true_1g"],
+        "cpython": ["subprocess.py", "run_true_1g"],
+        "floor": ["floor_subprocess", "run_true_1g"],
+        "pilot": {"multiproc": 100, "cpython": 50, "floor": 100},
+    },
+    {
+        "id": "subprocess_communicate_GiB_per_s", "unit": "GiB/s", "higher_is_better": True,
+        "multiproc": ["bench_subprocess", "communicate"],
+        "cpython": ["subprocess.py", "communicate"],
+        "floor": ["floor_subprocess", "communicate"],
+        "pilot": {"multiproc": 1, "cpython": 1, "floor": 1},
+    },
 ]
 
 # Targets from the issues: speedup_vs_cpython must be at least, and
@@ -208,6 +233,9 @@ TARGETS = {
     "pool_tiny_tasks_per_s": {"speedup_vs_cpython": 50.0},
     "dict_op_us": {"speedup_vs_cpython": 60.0},
     "dict_4proc_op_us": {"speedup_vs_cpython": 60.0},
+    "subprocess_run_true_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
+    "subprocess_run_true_1GiB_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
+    "subprocess_communicate_GiB_per_s": {"cost_vs_floor": 1 / 0.8},
 }
 
 RUN_TIMEOUT = 120.0  # seconds for one run of one program

@@ -29,5 +29,6 @@
 #include "multiproc/list.h"
 #include "multiproc/namespace.h"
 #include "multiproc/manager.h"
+#include "multiproc/popen.h"
 
 #endif /* MULTIPROC_H */

@@ -42,6 +42,10 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_EDEADLK, "would deadlock: already held by the caller"),
     MP__E(MP_EOWNERDEAD, "previous owner died"),
     MP__E(MP_ENOTRECOVERABLE, "state not recoverable"),
+    MP__E(MP_ENOTDIR, "not a directory"),
+    MP__E(MP_ENOEXEC, "not an executable format"),
+    MP__E(MP_ETXTBSY, "executable is busy (open for writing)"),
+    MP__E(MP_E2BIG, "argument list too long"),
     MP__E(MP_EEOF, "end of file: the peer closed"),
     MP__E(MP_ETRUNCATED, "peer closed in the middle of a message"),
     MP__E(MP_ERUNNING, "process is still running"),
@@ -55,6 +59,8 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_EBROKEN, "broken"),
     MP__E(MP_ENOHEAPADDR, "shared heap address is taken"),
     MP__E(MP_ETOOMANYDONE, "task_done called more times than messages were put"),
+    MP__E(MP_ECALLEDPROCESS, "program returned a non-zero exit status"),
+    MP__E(MP_ETIMEOUTEXPIRED, "timed out; the program was killed"),
 };
 /* clang-format on */
 

@@ -81,3 +81,15 @@ Test(error, poll_survives_eintr_without_stretching)
     close(fds[0]);
     close(fds[1]);
 }
+
+Test(error, subprocess_codes_are_in_their_range)
+{
+    int lib[] = {MP_ECALLEDPROCESS, MP_ETIMEOUTEXPIRED};
+    for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
+        cr_assert(lib[i] <= -10020 && lib[i] >= -10029);
+        cr_assert_str_neq(mp_err_name(lib[i]), "MP_E?", "code %d has no name", lib[i]);
+        cr_assert_str_neq(mp_strerror(lib[i]), "unknown error");
+    }
+    cr_assert_str_eq(mp_err_name(MP_ENOTDIR), "MP_ENOTDIR");
+    cr_assert_str_eq(mp_err_name(MP_ENOEXEC), "MP_ENOEXEC");
+}

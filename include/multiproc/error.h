@@ -60,6 +60,10 @@ typedef enum mp_error {
     MP_EDEADLK = -EDEADLK,                 /* would deadlock: the caller already holds it */
     MP_EOWNERDEAD = -EOWNERDEAD,           /* previous owner died; caller now holds it */
     MP_ENOTRECOVERABLE = -ENOTRECOVERABLE, /* object left inconsistent by a dead owner */
+    MP_ENOTDIR = -ENOTDIR,                 /* a path component is not a directory */
+    MP_ENOEXEC = -ENOEXEC,                 /* not an executable format */
+    MP_ETXTBSY = -ETXTBSY,                 /* executable is open for writing */
+    MP_E2BIG = -E2BIG,                     /* argument list and environment too long */
 
     /* Library codes. */
     MP_EEOF = MP_E__LIB_FIRST, /* peer closed: no more messages (Python's EOFError) */
@@ -75,6 +79,10 @@ typedef enum mp_error {
     MP_EBROKEN = -10010,       /* barrier or pool is broken */
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
     MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
+
+    /* subprocess (-10020..-10029) */
+    MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */
+    MP_ETIMEOUTEXPIRED = -10021, /* run timed out; the child was killed (TimeoutExpired) */
 } mp_error;
 
 /* mp_strerror — a human-readable description of an error code.
