@@ -53,6 +53,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ETASKFAILED, "task failed"),
     MP__E(MP_EBROKEN, "broken"),
     MP__E(MP_ENOHEAPADDR, "shared heap address is taken"),
+    MP__E(MP_EBOOT, "the new process died before running its target"),
 };
 /* clang-format on */
 

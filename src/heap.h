@@ -27,4 +27,16 @@ void mp__heap_free(void *p);
  * pointer" errors of the shared objects). */
 bool mp__heap_contains(const void *p, size_t len);
 
+/* For spawn and forkserver, which exec a fresh image: the heap's memfd,
+ * family address and size, mapping the heap first if need be (fd < 0 when
+ * there is no heap and none could be made; the child then runs without).
+ * The fd stays owned by the heap. */
+int mp__heap_export(int *fd, void **addr, size_t *size);
+
+/* In a freshly exec'd child, before anything else uses the heap: map the
+ * parent's heap (fd inherited through exec) at its family address. Takes
+ * ownership of fd. Returns 0, or MP_ENOHEAPADDR when the address is taken
+ * in this image, or MP_EBADMSG when fd is not a heap of this layout. */
+int mp__heap_adopt(int fd, void *addr, size_t size);
+
 #endif /* MULTIPROC_HEAP_H */

@@ -73,6 +73,7 @@ typedef enum mp_error {
     MP_ETASKFAILED = -10009,   /* the task reported a failure */
     MP_EBROKEN = -10010,       /* barrier or pool is broken */
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
+    MP_EBOOT = -10060,         /* a spawned child died before running its target */
 } mp_error;
 
 /* mp_strerror — a human-readable description of an error code.
