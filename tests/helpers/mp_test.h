@@ -10,10 +10,32 @@
 /* Number of open fds of this process (entries of /proc/self/fd). */
 int mp_test_fd_count(void);
 
-/* Criterion .init/.fini pair: the test must leave as many fds open as it
- * found. Use: TestSuite(x, .init = mp_test_fd_setup, .fini = mp_test_fd_check). */
+/* The test must leave as many fds open as it found. Use:
+ *     TestSuite(x, .init = mp_test_fd_setup, .fini = mp_test_fd_check);
+ * Criterion ignores failed assertions (and even crashes) in .init and .fini,
+ * so the setup only records the count and the comparison runs at the end
+ * of the test's body, where a failure counts: every Test() of this file is
+ * wrapped (below). The fini is kept as a second report. */
 void mp_test_fd_setup(void);
 void mp_test_fd_check(void);
+void mp_test_fd_body_end(void);
+
+/* Test(): Criterion's, with the body followed by mp_test_fd_body_end()
+ * (which checks only in suites whose .init is mp_test_fd_setup). Built on
+ * CR_TEST_BASE of Criterion 2.4's internal/test.h. */
+#ifndef CR_TEST_BASE
+#error "mp_test.h wraps CR_TEST_BASE of Criterion 2.x"
+#endif
+#undef Test
+#define Test(...) CR_EXPAND(MP__TEST_BASE(__VA_ARGS__, .sentinel_ = 0))
+#define MP__TEST_BASE(Category, Name, ...)                                                         \
+    static void mp__test_body_##Category##_##Name(void);                                           \
+    CR_TEST_BASE(Category, Name, __VA_ARGS__)                                                      \
+    {                                                                                              \
+        mp__test_body_##Category##_##Name();                                                       \
+        mp_test_fd_body_end();                                                                     \
+    }                                                                                              \
+    static void mp__test_body_##Category##_##Name(void)
 
 /* Assert that an mp call returned the expected code, printing both names. */
 #define mp_assert_rc(expr, expected)                                                               \
