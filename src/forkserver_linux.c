@@ -13,8 +13,10 @@
  * through pidfds (pidfd_open works on any process) and learns their exit
  * codes from the server, which reaps them. Requests are serialised under a
  * mutex; exit codes that arrive while waiting for something else are kept
- * in a table until their process asks. The server dies with the parent
- * (death signal) and kills its children when the parent's end closes. */
+ * in a table until their process asks. When the parent's end of the socket
+ * closes (the parent exited or died; forked children of the parent close
+ * their copy), the server kills its children and exits. It has no death
+ * signal: that would follow the thread that started it, not the process. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,8 +30,8 @@
 
 #include "boot.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
 #endif
 
 enum { FS_STARTED = 1, FS_FAILED = 2, FS_EXITED = 3 };
@@ -124,16 +126,24 @@ static bool fs_take_exit(pid_t pid, int *code)
 }
 
 /* Reads the server's messages until one that is not an exit code; exit
- * codes are kept. Returns 0 with *m, or an error (the server is gone). */
-static int fs_next_answer(fs_msg *m)
+ * codes are kept. Returns 0 with *m and the pidfd that came with it (or
+ * -1), or an error (the server is gone). */
+static int fs_next_answer(fs_msg *m, int *pidfd)
 {
     for (;;) {
-        int rc = mp__boot_recv(fs.sock, m, sizeof(*m));
-        if (rc < 0)
-            return rc;
-        if (m->type != FS_EXITED)
+        int fds[MP_PASS_FDS_MAX];
+        size_t n = 0;
+        int rc = mp__boot_recv_fds(fs.sock, m, sizeof(*m), fds, &n);
+        *pidfd = n > 0 ? fds[0] : -1;
+        for (size_t i = 1; i < n; i++)
+            close(fds[i]);
+        if (rc == 0 && m->type != FS_EXITED)
             return 0;
-        if ((rc = fs_keep_exit(m->pid, m->value)) < 0)
+        if (*pidfd >= 0)
+            close(*pidfd);
+        if (rc == 0)
+            rc = fs_keep_exit(m->pid, m->value);
+        if (rc < 0)
             return rc;
     }
 }
@@ -158,30 +168,32 @@ int mp__forkserver_start(mp_process *p)
         return MP_ENOSYS; /* the parent could not watch the server's children */
     pthread_mutex_lock(&fs.mu);
     fs_msg m = {0};
+    int pidfd = -1;
     rc = fs_ensure_locked();
     if (rc == 0)
         rc = mp__boot_send_fds(fs.sock, &b, sizeof(b), p->pass_fds, p->n_pass_fds);
     if (rc == 0 && b.args_len)
         rc = mp__boot_send(fs.sock, p->args, p->args_len);
     if (rc == 0)
-        rc = fs_next_answer(&m);
+        rc = fs_next_answer(&m, &pidfd);
     pthread_mutex_unlock(&fs.mu);
     if (rc < 0)
         return rc == MP_EEOF || rc == MP_EPIPE || rc == MP_ETRUNCATED ? MP_EBOOT : rc;
+    if (m.type == FS_STARTED && m.pid > 0 && pidfd >= 0) {
+        p->pid = m.pid;
+        p->owner = getpid();
+        p->sentinel = pidfd;
+        p->sentinel_is_pidfd = true;
+        return 0;
+    }
+    if (pidfd >= 0) {
+        /* A start without its pidfd, or the reverse: stop what we cannot watch. */
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        close(pidfd);
+    }
     if (m.type == FS_FAILED)
         return m.value < 0 ? m.value : MP_EBADMSG;
-    if (m.type != FS_STARTED || m.pid <= 0)
-        return MP_EBADMSG;
-    p->pid = m.pid;
-    p->owner = getpid();
-    p->sentinel = mp__pidfd_open(m.pid);
-    p->sentinel_is_pidfd = p->sentinel >= 0;
-    if (p->sentinel < 0) {
-        /* Cannot watch it: stop it rather than lose it. */
-        kill(m.pid, SIGKILL);
-        return mp__errno();
-    }
-    return 0;
+    return MP_EBADMSG;
 }
 
 int mp__forkserver_status(mp_process *p, int *code)

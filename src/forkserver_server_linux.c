@@ -51,10 +51,11 @@ static _Noreturn void srv_exit(srv *s)
     _exit(0);
 }
 
-static void srv_send(srv *s, int type, pid_t pid, int value)
+/* Sends a message, with a pidfd riding on it if pidfd >= 0. */
+static void srv_send(srv *s, int type, pid_t pid, int value, int pidfd)
 {
     fs_msg m = {type, pid, value};
-    if (mp__boot_send(s->sock, &m, sizeof(m)) < 0)
+    if (mp__boot_send_fds(s->sock, &m, sizeof(m), &pidfd, pidfd >= 0) < 0)
         srv_exit(s); /* the parent is gone */
 }
 
@@ -157,18 +158,20 @@ static void srv_start(srv *s)
         free(args);
     }
     if (rc < 0) {
-        srv_send(s, FS_FAILED, 0, rc);
+        srv_send(s, FS_FAILED, 0, rc, -1);
         return;
     }
     if (pidfd < 0) {
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
-        srv_send(s, FS_FAILED, 0, MP_ENOSYS);
+        srv_send(s, FS_FAILED, 0, MP_ENOSYS, -1);
         return;
     }
+    /* The parent gets its pidfd from here: one it opened itself could come
+     * too late, after a short-lived child was already reaped. */
     s->kids[s->n++] = (srv_child){pid, pidfd};
-    srv_send(s, FS_STARTED, pid, 0);
+    srv_send(s, FS_STARTED, pid, 0, pidfd);
 }
 
 static void srv_reap(srv *s, size_t i)
@@ -185,7 +188,7 @@ static void srv_reap(srv *s, size_t i)
     pid_t pid = s->kids[i].pid;
     close(s->kids[i].pidfd);
     s->kids[i] = s->kids[--s->n];
-    srv_send(s, FS_EXITED, pid, code);
+    srv_send(s, FS_EXITED, pid, code, -1);
 }
 
 _Noreturn void mp__forkserver_main(int sock, const mp__boot *b)

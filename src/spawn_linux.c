@@ -161,11 +161,18 @@ static void spawn_child(int sock)
     if (b.heap_fd >= 0 &&
         (rc = mp__heap_adopt(b.heap_fd, (void *)(uintptr_t)b.heap_addr, (size_t)b.heap_size)) < 0)
         spawn_fail(sock, rc);
-    /* No orphans, as after fork: the parent may have died already. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != b.ppid)
+    /* The parent may have died already. */
+    if (getppid() != b.ppid)
         _exit(255);
+    /* The fork server serves the whole parent process, not the thread that
+     * happened to start it, which the death signal would follow: it leaves
+     * when the parent's end of the socket closes, which happens when the
+     * parent process dies. */
     if (b.mode == MP__BOOT_SERVER)
         mp__forkserver_main(sock, &b);
+    /* No orphans, as after fork. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != b.ppid)
+        _exit(255);
     void *args = NULL;
     if (b.args_len > 0) {
         if (b.args_len > SIZE_MAX / 2 || !(args = malloc((size_t)b.args_len)))
