@@ -13,7 +13,11 @@
 #include "internal.h"
 
 #define SCAFFOLD_SIZE ((size_t)1 << 30)
+#if defined(__SANITIZE_THREAD__)
+#define SCAFFOLD_ADDR ((void *)0x004000000000ull)
+#else
 #define SCAFFOLD_ADDR ((void *)0x300000000000ull)
+#endif
 
 static char *base;
 static int heap_fd = -1;
