@@ -114,10 +114,9 @@ bool mp__is_current(const mp_process *p)
 
 mp_process *mp_current_process(void)
 {
-    if (mp__current)
-        return mp__current;
-    mp__main.pid = getpid();
-    return &mp__main;
+    /* No pid is stored in the MainProcess object: mp_process_pid() asks
+     * getpid() for it, which stays right after a fork. */
+    return mp__current ? mp__current : &mp__main;
 }
 
 mp_process *mp_parent_process(void)
