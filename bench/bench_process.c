@@ -1,8 +1,11 @@
-/* process_start_fork_ms with the library: create + start + join + destroy of
- * a no-op target, the C form of
+/* process_start_{fork,spawn,forkserver}_ms with the library: create +
+ * start + join + destroy of a no-op target, the C form of
  *     p = ctx.Process(target=noop); p.start(); p.join()
  *
- *     bench_process fork <iterations>
+ *     bench_process fork|spawn|forkserver <iterations>
+ *
+ * The fork server is started before the timing, as CPython's is by its
+ * first Process (its peer runs one untimed start first).
  *
  * RESULT value = milliseconds per start+join.
  */
@@ -23,10 +26,10 @@ static void check(int rc, const char *what)
         bench_die("%s: %s (%s)", what, mp_err_name(rc), mp_strerror(rc));
 }
 
-static void start_join_one(void)
+static void start_join_one(mp_start_method m)
 {
     mp_process *p = NULL;
-    check(mp_process_create(&p, &(mp_process_opts){.target = noop, .start_method = MP_START_FORK}),
+    check(mp_process_create(&p, &(mp_process_opts){.target = noop, .start_method = m}),
           "mp_process_create");
     check(mp_process_start(p), "mp_process_start");
     check(mp_process_join(p, MP_FOREVER), "mp_process_join");
@@ -39,13 +42,22 @@ static void start_join_one(void)
 
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "fork <iterations>");
-    if (strcmp(argv[1], "fork") != 0)
+    long n = bench_args(argc, argv, "fork|spawn|forkserver <iterations>");
+    mp_start_method m;
+    if (strcmp(argv[1], "fork") == 0)
+        m = MP_START_FORK;
+    else if (strcmp(argv[1], "spawn") == 0)
+        m = MP_START_SPAWN;
+    else if (strcmp(argv[1], "forkserver") == 0)
+        m = MP_START_FORKSERVER;
+    else
         bench_die("unknown mode '%s'", argv[1]);
+    if (m == MP_START_FORKSERVER)
+        check(mp_forkserver_ensure(), "mp_forkserver_ensure");
 
     double t0 = bench_now();
     for (long i = 0; i < n; i++)
-        start_join_one();
+        start_join_one(m);
     double dt = bench_now() - t0;
     printf("RESULT value=%.6f elapsed=%.6f n=%ld\n", dt * 1e3 / (double)n, dt, n);
     return 0;

@@ -62,6 +62,20 @@ ROWS = [
         "pilot": {"multiproc": 200, "cpython": 30, "floor": 300},
     },
     {
+        "id": "process_start_spawn_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_process", "spawn"],
+        "cpython": ["process.py", "spawn"],
+        "floor": ["floor_process", "spawn"],
+        "pilot": {"multiproc": 50, "cpython": 3, "floor": 50},
+    },
+    {
+        "id": "process_start_forkserver_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_process", "forkserver"],
+        "cpython": ["process.py", "forkserver"],
+        "floor": ["floor_process", "fork"],
+        "pilot": {"multiproc": 200, "cpython": 10, "floor": 300},
+    },
+    {
         "id": "pipe_64B_msgs_per_s", "unit": "msgs/s", "higher_is_better": True,
         "multiproc": ["bench_pipe", "msg64"],
         "cpython": ["pipe.py", "msg64"],
@@ -217,6 +231,8 @@ ROWS = [
 # cost_vs_floor at most, the value given. A row may name either or both.
 TARGETS = {
     "process_start_fork_ms": {"speedup_vs_cpython": 15.0, "cost_vs_floor": 1.3},
+    "process_start_spawn_ms": {"speedup_vs_cpython": 20.0, "cost_vs_floor": 2.0},
+    "process_start_forkserver_ms": {"speedup_vs_cpython": 10.0, "cost_vs_floor": 1.5},
     "pipe_64B_msgs_per_s": {"speedup_vs_cpython": 2.5, "cost_vs_floor": 1 / 0.8},
     "pipe_1MiB_GiB_per_s": {"cost_vs_floor": 1 / 0.9},
     "alloc_64B_ns": {"cost_vs_floor": 3.0},

@@ -67,7 +67,7 @@ void mp__sleep_until(const mp__deadline *d, int64_t max_ns)
         ;
 }
 
-void mp__debug(const char *fmt, ...)
+bool mp__debug_enabled(void)
 {
     static _Atomic int enabled = -1;
     int on = enabled;
@@ -76,7 +76,12 @@ void mp__debug(const char *fmt, ...)
         on = v && *v && *v != '0';
         enabled = on;
     }
-    if (!on)
+    return on;
+}
+
+void mp__debug(const char *fmt, ...)
+{
+    if (!mp__debug_enabled())
         return;
     char line[512];
     va_list ap;

@@ -61,6 +61,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ETOOMANYDONE, "task_done called more times than messages were put"),
     MP__E(MP_ECALLEDPROCESS, "program returned a non-zero exit status"),
     MP__E(MP_ETIMEOUTEXPIRED, "timed out; the program was killed"),
+    MP__E(MP_EBOOT, "the new process died before running its target"),
 };
 /* clang-format on */
 

@@ -52,5 +52,7 @@ static inline void mp__strlcpy(char *dst, const char *src, size_t cap)
 
 /* MP_DEBUG=1 in the environment turns on a debug log on stderr. */
 void mp__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether MP_DEBUG is on (for checks that cost something to make). */
+bool mp__debug_enabled(void);
 
 #endif /* MULTIPROC_INTERNAL_H */

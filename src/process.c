@@ -18,7 +18,12 @@ static int mp__check_opts(const mp_process_opts *o)
         return MP_EINVAL;
     if (!(o->terminate_grace >= 0)) /* also rejects NaN */
         return MP_EINVAL;
-    if (o->start_method != MP_START_DEFAULT && o->start_method != MP_START_FORK)
+    if (o->n_pass_fds > MP_PASS_FDS_MAX || (o->n_pass_fds && !o->pass_fds))
+        return MP_EINVAL;
+    for (size_t i = 0; i < o->n_pass_fds; i++)
+        if (o->pass_fds[i] < 0)
+            return MP_EBADF;
+    if (o->start_method < MP_START_DEFAULT || o->start_method > MP_START_FORKSERVER)
         return MP_EINVAL;
     return 0;
 }
@@ -54,7 +59,10 @@ int mp_process_create(mp_process **out, const mp_process_opts *opts)
     p->user = opts->user;
     p->daemon = opts->daemon;
     p->grace = opts->terminate_grace > 0 ? opts->terminate_grace : MP__DEFAULT_GRACE;
-    p->method = opts->start_method ? opts->start_method : MP_START_FORK;
+    if (opts->n_pass_fds)
+        memcpy(p->pass_fds, opts->pass_fds, opts->n_pass_fds * sizeof(int));
+    p->n_pass_fds = opts->n_pass_fds;
+    p->method = opts->start_method ? opts->start_method : mp_get_start_method();
     mp__next_identity(p->ident, sizeof(p->ident));
     if (opts->name)
         snprintf(p->name, sizeof(p->name), "%s", opts->name);
@@ -104,7 +112,7 @@ int mp_process_start(mp_process *p)
     pthread_mutex_lock(&p->mu);
     rc = p->closed ? MP_ECLOSED : p->state != MP__CREATED ? MP_ESTARTED : 0;
     if (rc == 0)
-        rc = mp__process_fork(p);
+        rc = mp__process_launch(p);
     if (rc == 0)
         p->state = MP__RUNNING;
     pthread_mutex_unlock(&p->mu);

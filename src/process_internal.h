@@ -48,6 +48,8 @@ struct mp_process {
     void *user;
     bool daemon;
     double grace;
+    int pass_fds[MP_PASS_FDS_MAX];
+    size_t n_pass_fds;
     mp_start_method method;
     char ident[MP__IDENT_MAX]; /* "1", "1:2": Python's _identity */
     char name[MP__NAME_MAX];
@@ -56,6 +58,9 @@ struct mp_process {
     struct mp_process *next, *prev;
     bool linked;
 };
+
+/* start_method.c: start p by its method (fork, spawn or forkserver). */
+int mp__process_launch(mp_process *p);
 
 /* process_linux.c */
 int mp__process_fork(mp_process *p);
@@ -78,7 +83,9 @@ void mp__registry_unlink(mp_process *p);
 /* Assign the next identity ("N" or "<self>:N") to a new process. */
 void mp__next_identity(char *ident, size_t cap);
 /* Called in the child right after fork: reset the registry, become p. */
-void mp__registry_child_init(mp_process *p, pid_t ppid);
+/* parent_name: NULL after a fork (the parent's object is in our copy of its
+ * memory), the name sent by the parent after spawn. */
+void mp__registry_child_init(mp_process *p, pid_t ppid, const char *parent_name);
 /* Terminate daemon children, join the others (at exit, like Python). */
 void mp__registry_exit_cleanup(void);
 /* Register the atexit handler once. */

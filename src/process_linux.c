@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "heap.h"
-#include "process_internal.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -66,31 +66,48 @@ static int mp__exit_code_from(const siginfo_t *info)
     return -info->si_status; /* CLD_KILLED, CLD_DUMPED */
 }
 
+/* Whether our child p exited, without blocking: 1 with *code, 0 while it
+ * runs, or MP_ECHILD when its status is lost. Call with p->mu held. */
+static int mp__collect_exit(mp_process *p, int *code)
+{
+    if (p->method == MP_START_FORKSERVER)
+        return mp__forkserver_status(p, code);
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    int r;
+    do {
+        if (p->sentinel_is_pidfd)
+            r = waitid((idtype_t)P_PIDFD, (id_t)p->sentinel, &info, WEXITED | WNOHANG);
+        else
+            r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return MP_ECHILD;
+    if (info.si_pid == 0)
+        return 0;
+    *code = mp__exit_code_from(&info);
+    return 1;
+}
+
 int mp__process_try_reap(mp_process *p)
 {
     pthread_mutex_lock(&p->mu);
     int reaped = 1;
     if (p->state == MP__RUNNING) {
-        siginfo_t info;
-        memset(&info, 0, sizeof(info));
-        int r;
-        do {
-            if (p->sentinel_is_pidfd)
-                r = waitid((idtype_t)P_PIDFD, (id_t)p->sentinel, &info, WEXITED | WNOHANG);
-            else
-                r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG);
-        } while (r < 0 && errno == EINTR);
+        int code = 0;
+        int r = mp__collect_exit(p, &code);
         if (r < 0) {
             /* ECHILD: someone else (a waitpid(-1) elsewhere in the program,
-             * or SIGCHLD set to SIG_IGN) took the status. The child is gone;
-             * its exit code is lost. */
+             * or SIGCHLD set to SIG_IGN) took the status, or the fork server
+             * that reported it is gone. The child is gone; its exit code is
+             * lost. */
             p->status_lost = true;
             p->state = MP__REAPED;
             mp__debug("process %d was reaped by someone else", (int)p->pid);
-        } else if (info.si_pid == 0) {
+        } else if (r == 0) {
             reaped = 0;
         } else {
-            p->exitcode = mp__exit_code_from(&info);
+            p->exitcode = code;
             p->state = MP__REAPED;
         }
     }
@@ -205,7 +222,7 @@ _Noreturn void mp__child_main(mp_process *p, pid_t ppid, int fallback_wfd)
         _exit(255);
     (void)fallback_wfd; /* held open, unused, until this process exits */
     p->pid = getpid();
-    mp__registry_child_init(p, ppid);
+    mp__registry_child_init(p, ppid, NULL);
     int code = p->target ? p->target(p->args, p->args_len) : p->run(p, p->user);
     /* Like Python's child bootstrap: deal with our own children, flush stdio,
      * and leave without running the parent's atexit handlers. */

@@ -86,14 +86,15 @@ void mp__next_identity(char *ident, size_t cap)
         snprintf(ident, cap, "%lu", n);
 }
 
-void mp__registry_child_init(mp_process *p, pid_t ppid)
+void mp__registry_child_init(mp_process *p, pid_t ppid, const char *parent_name)
 {
     /* The parent's own object is still in this copy of its memory: take its
      * name before this process becomes the current one. No snprintf here:
      * its deep stack frame would copy-on-write several stack pages in every
      * child, a measurable part of a process start. */
     const mp_process *parent_self = mp__current ? mp__current : &mp__main;
-    mp__strlcpy(mp__parent_name, parent_self->name, sizeof(mp__parent_name));
+    mp__strlcpy(mp__parent_name, parent_name ? parent_name : parent_self->name,
+                sizeof(mp__parent_name));
     mp__atfork_child();
     /* The child's copy of its own object: not a child of itself. */
     p->linked = false;
@@ -113,10 +114,9 @@ bool mp__is_current(const mp_process *p)
 
 mp_process *mp_current_process(void)
 {
-    if (mp__current)
-        return mp__current;
-    mp__main.pid = getpid();
-    return &mp__main;
+    /* No pid is stored in the MainProcess object: mp_process_pid() asks
+     * getpid() for it, which stays right after a fork. */
+    return mp__current ? mp__current : &mp__main;
 }
 
 mp_process *mp_parent_process(void)

@@ -1,6 +1,9 @@
-"""CPython peer of process_start_fork_ms: start+join of a no-op target.
+"""CPython peer of process_start_{fork,spawn,forkserver}_ms: start+join of a
+no-op target with that start method.
 
-    python3 process.py fork <iterations>
+    python3 process.py fork|spawn|forkserver <iterations>
+
+The fork server is started (one untimed Process) before the timing.
 
 Prints RESULT value=<ms per start+join> elapsed=<s> n=<iterations>.
 """
@@ -15,9 +18,13 @@ def noop():
 
 def main():
     if len(sys.argv) < 3:
-        sys.exit("usage: process.py fork <iterations>")
+        sys.exit("usage: process.py fork|spawn|forkserver <iterations>")
     method, n = sys.argv[1], int(sys.argv[2])
     ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        warm = ctx.Process(target=noop)
+        warm.start()
+        warm.join()
     t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
     for _ in range(n):
         p = ctx.Process(target=noop)

@@ -79,6 +79,7 @@ typedef enum mp_error {
     MP_EBROKEN = -10010,       /* barrier or pool is broken */
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
     MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
+    MP_EBOOT = -10060,         /* a spawned child died before running its target */
 
     /* subprocess (-10020..-10029) */
     MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */

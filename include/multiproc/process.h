@@ -60,10 +60,33 @@ extern "C" {
 
 typedef struct mp_process mp_process;
 
-/* How a child is started. Only fork exists today; the others are reserved. */
+/* How a child is started (Python's start methods):
+ *
+ *  fork        the child is a copy of the parent (fast; any pointer of the
+ *              parent is valid in the child). Unsafe in a multi-threaded
+ *              parent: only the forking thread exists in the child, and a
+ *              lock another thread held stays locked there forever.
+ *  spawn       the child is a fresh image of the same program
+ *              (/proc/self/exe), started with posix_spawn: nothing of the
+ *              parent's state is inherited but the shared heap, which is
+ *              mapped at the same address. The program's main() never runs
+ *              in the child; the target runs from a library constructor
+ *              (the program's own static constructors run before it).
+ *  forkserver  a fork server (a spawned image with a single thread,
+ *              started on first use) forks the child: as safe as spawn in
+ *              a threaded program, nearly as fast as fork.
+ *
+ * With spawn and forkserver the target (and run) must be a function of the
+ * program or of a library it was linked with (not of one loaded later with
+ * dlopen), and a pointer given as args (args_len == 0) or user must be
+ * NULL, point into the shared heap, or point into a module's static data;
+ * anything else (stack, malloc) is MP_EINVAL at start. Argument bytes
+ * (args_len > 0) are copied in every method. */
 typedef enum mp_start_method {
-    MP_START_DEFAULT = 0, /* the process-wide default (fork) */
+    MP_START_DEFAULT = 0, /* the process-wide default: mp_get_start_method() */
     MP_START_FORK = 1,
+    MP_START_SPAWN = 2,
+    MP_START_FORKSERVER = 3,
 } mp_start_method;
 
 /* target: runs in the child with the argument given at create time.
@@ -97,7 +120,16 @@ typedef struct mp_process_opts {
     /* Seconds mp_process_terminate() waits after SIGTERM before SIGKILL;
      * 0 means the default, 3 seconds. Negative is MP_EINVAL. */
     double terminate_grace;
+    /* File descriptors the child must have, at the same numbers, whatever
+     * the start method (copied at create; at most MP_PASS_FDS_MAX). A forked
+     * child has all of its parent's fds anyway; a spawned child has those not
+     * marked close-on-exec; a forkserver child has only 0, 1, 2 (the
+     * server's) and these. Each must be open at start (else MP_EBADF). */
+    const int *pass_fds;
+    size_t n_pass_fds;
 } mp_process_opts;
+
+#define MP_PASS_FDS_MAX 64
 
 /* mp_process_create — make a process object (nothing runs yet).
  *
@@ -196,6 +228,31 @@ MP_API mp_process *mp_parent_process(void);
  * cap is 0). Returns the number of running children, which may exceed cap.
  */
 MP_API int mp_active_children(mp_process **out, size_t cap);
+
+/* mp_set_start_method — the process-wide default start method (Python's
+ * set_start_method), used by objects created with MP_START_DEFAULT.
+ * MP_START_DEFAULT restores the built-in choice: the environment variable
+ * MP_START_METHOD ("fork", "spawn" or "forkserver") if set, else fork.
+ * Returns 0 or MP_EINVAL. Safe from any thread; affects objects created
+ * afterwards. Forked children inherit the setting. */
+MP_API int mp_set_start_method(mp_start_method method);
+
+/* mp_get_start_method — the process-wide default (never MP_START_DEFAULT). */
+MP_API mp_start_method mp_get_start_method(void);
+
+/* mp_start_method_name — "fork", "spawn", "forkserver" (or "?"); static. */
+MP_API const char *mp_start_method_name(mp_start_method method);
+
+/* mp_forkserver_ensure — start this process's fork server now rather than
+ * at the first forkserver start (Python's forkserver.ensure_running): call
+ * it early, before the program starts threads or grows, for the leanest
+ * server. The server keeps one fd (close-on-exec) of the caller open until
+ * exit. Returns 0, MP_ENOSYS (no pidfds: forkserver cannot work), or an
+ * error of spawn (MP_EBOOT, MP_ENOMEM, ...). Safe from any thread. */
+MP_API int mp_forkserver_ensure(void);
+
+/* mp_process_start_method — the method a process object starts with. */
+MP_API mp_start_method mp_process_start_method(const mp_process *p);
 
 /* mp_cpu_count — CPUs this process may use: the affinity mask, further
  * limited by a cgroup CPU quota (v1 or v2), rounded up; at least 1. */

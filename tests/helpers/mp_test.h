@@ -48,6 +48,16 @@ void mp_test_fd_body_end(void);
 
 #define mp_assert_ok(expr) mp_assert_rc(expr, 0)
 
+/* For tests of behaviour that only the fork start method has (the child
+ * is a copy of the parent: stack and malloc pointers, objects of the
+ * parent). The process suites run under every start method (ctest runs
+ * them with MP_START_METHOD=spawn and forkserver too). */
+#define MP_TEST_FORK_ONLY()                                                                        \
+    do {                                                                                           \
+        if (mp_get_start_method() != MP_START_FORK)                                                \
+            cr_skip_test("needs the fork start method");                                           \
+    } while (0)
+
 /* Seconds on the monotonic clock. */
 double mp_test_now(void);
 

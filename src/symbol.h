@@ -1,0 +1,34 @@
+/* Addresses of code and static data as (module, offset), so that a process
+ * started by spawn or forkserver finds the same function or object in its
+ * own image whatever the address layout. Not installed. */
+#ifndef MULTIPROC_SYMBOL_H
+#define MULTIPROC_SYMBOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MP__BUILD_ID_MAX 32
+#define MP__MODULE_MAX   512
+
+/* A position-independent reference to an address inside a loaded module. */
+typedef struct mp__symref {
+    uint64_t offset;                    /* from the module's load base */
+    uint32_t build_id_len;              /* 0: the module has no build-id */
+    uint8_t build_id[MP__BUILD_ID_MAX]; /* GNU build-id note of the module */
+    char path[MP__MODULE_MAX];          /* "" for the main program */
+} mp__symref;
+
+/* Describes addr, which must lie in a segment of a loaded module (code or
+ * static data). Returns 0, or MP_EINVAL when addr belongs to no module (a
+ * stack or malloc pointer: meaningless in another process image). */
+int mp__sym_encode(const void *addr, mp__symref *out);
+
+/* Finds the address that ref describes in this process. Returns 0, MP_ENOENT
+ * when the module is not loaded here (loaded by the parent with dlopen after
+ * start), MP_EBADMSG when it is another build (build-ids differ). */
+int mp__sym_decode(const mp__symref *ref, void **addr);
+
+/* The build-id of the main program; 0 bytes when it has none. */
+size_t mp__sym_main_build_id(uint8_t id[MP__BUILD_ID_MAX]);
+
+#endif /* MULTIPROC_SYMBOL_H */

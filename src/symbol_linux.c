@@ -1,0 +1,132 @@
+/* (module, offset) references for spawn and forkserver (see symbol.h).
+ *
+ * dl_iterate_phdr lists every loaded module with its load base and program
+ * headers: the segments say whether an address is inside it, and the
+ * PT_NOTE segments hold the GNU build-id that tells two builds apart. The
+ * main program comes first and has an empty name. */
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+
+#include "internal.h"
+#include "symbol.h"
+
+static size_t sym_build_id(const struct dl_phdr_info *info, uint8_t id[MP__BUILD_ID_MAX])
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        const unsigned char *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)(const void *)p;
+            size_t name_sz = (n->n_namesz + 3u) & ~3u, desc_sz = (n->n_descsz + 3u) & ~3u;
+            const unsigned char *name = p + sizeof(*n), *desc = name + name_sz;
+            if (desc + desc_sz > end)
+                break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                n->n_descsz <= MP__BUILD_ID_MAX) {
+                memcpy(id, desc, n->n_descsz);
+                return n->n_descsz;
+            }
+            p = desc + desc_sz;
+        }
+    }
+    return 0;
+}
+
+static bool sym_contains(const struct dl_phdr_info *info, uintptr_t addr)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && addr >= start && addr - start < ph->p_memsz)
+            return true;
+    }
+    return false;
+}
+
+struct sym_find {
+    uintptr_t addr;
+    mp__symref *ref;
+    bool found;
+};
+
+static int sym_find_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct sym_find *f = data;
+    if (!sym_contains(info, f->addr))
+        return 0;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (strlen(name) >= MP__MODULE_MAX)
+        return 1; /* found, but its path cannot be carried: not found */
+    f->ref->offset = (uint64_t)(f->addr - info->dlpi_addr);
+    f->ref->build_id_len = (uint32_t)sym_build_id(info, f->ref->build_id);
+    mp__strlcpy(f->ref->path, name, sizeof(f->ref->path));
+    f->found = true;
+    return 1;
+}
+
+int mp__sym_encode(const void *addr, mp__symref *out)
+{
+    mp__symref ref;
+    memset(&ref, 0, sizeof(ref));
+    struct sym_find f = {.addr = (uintptr_t)addr, .ref = &ref};
+    dl_iterate_phdr(sym_find_cb, &f);
+    if (!f.found)
+        return MP_EINVAL;
+    *out = ref;
+    return 0;
+}
+
+struct sym_lookup {
+    const mp__symref *ref;
+    uintptr_t base;
+    int rc;
+    bool first;
+};
+
+static int sym_lookup_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct sym_lookup *l = data;
+    bool is_main = l->first;
+    l->first = false;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (l->ref->path[0] == '\0' ? !is_main : strcmp(name, l->ref->path) != 0)
+        return 0;
+    uint8_t id[MP__BUILD_ID_MAX];
+    size_t n = sym_build_id(info, id);
+    if (n != l->ref->build_id_len || memcmp(id, l->ref->build_id, n) != 0) {
+        l->rc = MP_EBADMSG;
+        return 1;
+    }
+    l->base = info->dlpi_addr;
+    l->rc = 0;
+    return 1;
+}
+
+int mp__sym_decode(const mp__symref *ref, void **addr)
+{
+    if (memchr(ref->path, '\0', sizeof(ref->path)) == NULL || ref->build_id_len > MP__BUILD_ID_MAX)
+        return MP_EBADMSG;
+    struct sym_lookup l = {.ref = ref, .rc = MP_ENOENT, .first = true};
+    dl_iterate_phdr(sym_lookup_cb, &l);
+    if (l.rc == 0)
+        *addr = (void *)(l.base + (uintptr_t)ref->offset);
+    return l.rc;
+}
+
+static int sym_main_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uint8_t *id = data;
+    return (int)sym_build_id(info, id) + 1; /* the first module is the main program */
+}
+
+size_t mp__sym_main_build_id(uint8_t id[MP__BUILD_ID_MAX])
+{
+    return (size_t)dl_iterate_phdr(sym_main_cb, id) - 1;
+}
