@@ -6,6 +6,7 @@
 #   build    -Werror build in build-check/ and the whole ctest suite
 #   asan     ASan+UBSan build in build-asan/ and the whole ctest suite
 #   tsan     TSan build in build-tsan/ and the tests labelled "concurrency"
+#            but not "notsan"
 #            (stress programs and examples; no Criterion binary, see step_tsan)
 #   format   clang-format check of every .c/.h
 #   headers  each public header compiles alone as C11 and as C++11
@@ -91,7 +92,7 @@ step_tsan() {
             cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo '?'))"
     fi
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        run_ctest build-tsan tsan -L concurrency
+        run_ctest build-tsan tsan -L concurrency -LE notsan
 }
 
 step_format() {

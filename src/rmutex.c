@@ -4,6 +4,14 @@
 
 #include "rmutex.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define MP__RMUTEX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MP__RMUTEX_TSAN 1
+#endif
+#endif
+
 int mp__rmutex_init(mp__rmutex *m, bool recursive)
 {
     pthread_mutexattr_t a;
@@ -34,36 +42,40 @@ static int map_lock_error(int e)
     return e == 0 ? 0 : -e;
 }
 
+/* A robust futex can lose a wake-up when its holder dies between releasing
+ * it and waking a waiter: the mutex is then free while the waiter sleeps on.
+ * So no wait is longer than a slice; after each, the lock is tried again.
+ * (Under ThreadSanitizer, which does not follow a robust mutex taken over by
+ * a timed lock, the wait is a plain one.) */
+#define MP__RMUTEX_SLICE_NS 20000000
+
 int mp__rmutex_lock(mp__rmutex *m, const mp__deadline *d)
 {
+#if defined(MP__RMUTEX_TSAN)
     if (!d || d->ns < 0)
         return map_lock_error(pthread_mutex_lock(&m->m));
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 30)
-    /* clocklock waits on the monotonic clock: the deadline as it is. */
-    struct timespec ts = {.tv_sec = (time_t)(d->ns / 1000000000),
-                          .tv_nsec = (long)(d->ns % 1000000000)};
-    return map_lock_error(pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts));
-#else
-    /* Without clocklock the wait is on CLOCK_REALTIME; recompute it in slices
-     * so that a clock step cannot stretch the wait by more than a slice. */
+#endif
     for (;;) {
-        int64_t left = d->ns - mp__now_ns();
-        if (left <= 0) {
-            int rc = map_lock_error(pthread_mutex_trylock(&m->m));
-            return rc == MP_EBUSY ? MP_ETIMEDOUT : rc;
-        }
-        if (left > 100000000)
-            left = 100000000;
+        int64_t until = mp__now_ns() + MP__RMUTEX_SLICE_NS;
+        bool last = d && d->ns >= 0 && d->ns <= until;
+        if (last)
+            until = d->ns;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 30)
+        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000),
+                              .tv_nsec = (long)(until % 1000000000)};
+        int e = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts);
+#else
+        /* Without clocklock the slice is measured on CLOCK_REALTIME. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + left;
+        int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (until - mp__now_ns());
         ts.tv_sec = (time_t)(abs / 1000000000);
         ts.tv_nsec = (long)(abs % 1000000000);
         int e = pthread_mutex_timedlock(&m->m, &ts);
-        if (e != ETIMEDOUT)
+#endif
+        if (e != ETIMEDOUT || last)
             return map_lock_error(e);
     }
-#endif
 }
 
 int mp__rmutex_trylock(mp__rmutex *m)
