@@ -544,6 +544,44 @@ def write_csv(path, measured, rows_by_id):
     return [existing[k] for k in order]
 
 
+README_BEGIN = "<!-- bench table: written by bench/run.py -->"
+README_END = "<!-- end of bench table -->"
+
+
+def readme_table(csv_rows):
+    """The README's benchmark table (markdown) from the CSV rows."""
+    lines = ["| figure | unit | multiproc | CPython | floor | speedup vs CPython (target) "
+             "| cost vs floor (target) |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for rec in csv_rows:
+        row_id, unit, mp, py, fl, speedup, cost = rec
+        cells = []
+        for metric, val in (("speedup_vs_cpython", speedup), ("cost_vs_floor", cost)):
+            v = float(val) if val else None
+            label, verdict = judge(row_id, metric, v)
+            text = f"{v:.3g}x" if v is not None else "not measured"
+            if label:
+                text += f" ({label.replace('>=', '≥ ').replace('<=', '≤ ')}: "
+                text += "met)" if verdict == "PASS" else "**miss**)" if verdict == "MISS" else "n/a)"
+            cells.append(text)
+        lines.append(f"| `{row_id}` | {unit} | {mp} | {py} | {fl} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(path, csv_rows):
+    """Replaces the table between the README's markers, if it has them."""
+    if not os.path.isfile(path):
+        return
+    text = open(path, encoding="utf-8").read()
+    a, b = text.find(README_BEGIN), text.find(README_END)
+    if a < 0 or b < a:
+        return
+    text = text[:a + len(README_BEGIN)] + "\n" + readme_table(csv_rows) + text[b:]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"readme: {rel(path)} table updated")
+
+
 def draw_chart(path, csv_rows):
     """Log-scale bars of speedup_vs_cpython and cost_vs_floor per row, each
     growing from 1 (parity), green when the row meets its target, red when it
@@ -651,6 +689,7 @@ def main():
           f"({len(measured)} row(s) measured in {time.monotonic() - start:.0f} s)")
     if not args.no_chart:
         draw_chart(args.png, csv_rows)
+    write_readme(os.path.join(ROOT, "README.md"), csv_rows)
     return 0
 
 

@@ -184,7 +184,7 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
         mp__rmutex_fini(&q->lock);
         goto fail;
     }
-    atomic_store_explicit(&q->magic, MP__QUEUE_MAGIC, memory_order_release);
+    __atomic_store_n(&q->magic, MP__QUEUE_MAGIC, __ATOMIC_RELEASE);
     *out = q;
     return 0;
 fail:

@@ -31,7 +31,8 @@ Test(heap, alloc_zeroed_aligned_and_writable)
     for (size_t i = 0; i < MP__ARRAY_LEN(sizes); i++) {
         unsigned char *p = mp_alloc(sizes[i]);
         cr_assert_not_null(p, "mp_alloc(%zu)", sizes[i]);
-        cr_assert_eq((uintptr_t)p % 16, 0, "mp_alloc(%zu) = %p not 16-aligned", sizes[i], p);
+        cr_assert_eq((uintptr_t)p % 16, 0, "mp_alloc(%zu) = %p not 16-aligned", sizes[i],
+                     (void *)p);
         cr_assert(mp_heap_contains(p, sizes[i]));
         cr_assert_geq(mp_alloc_size(p), sizes[i]);
         for (size_t j = 0; j < sizes[i]; j++)
