@@ -154,15 +154,18 @@ static void tiny(mp_pool *p, long n)
                                       .chunksize = 1},
                        false, &it),
           "mp_pool_imap");
-    int64_t v, total = 0;
+    int64_t v;
+    uint64_t total = 0, want = 0; /* both modulo 2^64: large n overflows */
     int rc;
     while ((rc = mp_imap_next(it, &v, NULL, NULL, MP_FOREVER)) == 0)
-        total += v;
+        total += (uint64_t)v;
+    for (long i = 0; i < n; i++)
+        want += (uint64_t)i * (uint64_t)i;
     if (rc != MP_EEOF)
         bench_die("imap: %s", mp_strerror(rc));
     mp_imap_destroy(it);
     free(in);
-    if (total < 0)
+    if (total != want)
         bench_die("wrong result");
 }
 

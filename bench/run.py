@@ -203,7 +203,7 @@ ROWS = [
     {
         "id": "subprocess_run_true_ms", "unit": "ms", "higher_is_better": False,
         "multiproc": ["bench_subprocess", "run_true"],
-        "cpython": ["subprocess.py", "run_true"],
+        "cpython": ["popen_run.py", "run_true"],
         "floor": ["floor_subprocess", "run_true"],
         "pilot": {"multiproc": 100, "cpython": 50, "floor": 100},
     },
@@ -214,14 +214,14 @@ ROWS = [
     {
         "id": "subprocess_run_true_1GiB_ms", "unit": "ms", "higher_is_better": False,
         "multiproc": ["bench_subprocess", "run_true_1g"],
-        "cpython": ["subprocess.py", "run_true_1g"],
+        "cpython": ["popen_run.py", "run_true_1g"],
         "floor": ["floor_subprocess", "run_true_1g"],
         "pilot": {"multiproc": 100, "cpython": 50, "floor": 100},
     },
     {
         "id": "subprocess_communicate_GiB_per_s", "unit": "GiB/s", "higher_is_better": True,
         "multiproc": ["bench_subprocess", "communicate"],
-        "cpython": ["subprocess.py", "communicate"],
+        "cpython": ["popen_run.py", "communicate"],
         "floor": ["floor_subprocess", "communicate"],
         "pilot": {"multiproc": 1, "cpython": 1, "floor": 1},
     },

@@ -1,8 +1,8 @@
 """CPython peer of the subprocess rows.
 
-    python3 subprocess.py run_true <n>      subprocess.run(["true"]) n times
-    python3 subprocess.py run_true_1g <n>   the same holding 1 GiB of touched memory
-    python3 subprocess.py communicate <n>   n times: 200 MiB through cat with
+    python3 popen_run.py run_true <n>      subprocess.run(["true"]) n times
+    python3 popen_run.py run_true_1g <n>   the same holding 1 GiB of touched memory
+    python3 popen_run.py communicate <n>   n times: 200 MiB through cat with
                                             subprocess.run(input=..., capture_output=True)
 
 Prints RESULT value=<ms per run | GiB/s> elapsed=<s> n=<n>.
@@ -43,7 +43,7 @@ def communicate(n):
 
 def main():
     if len(sys.argv) < 3:
-        sys.exit("usage: subprocess.py run_true|run_true_1g|communicate <n>")
+        sys.exit("usage: popen_run.py run_true|run_true_1g|communicate <n>")
     mode, n = sys.argv[1], int(sys.argv[2])
     big = None
     if mode == "run_true_1g":
