@@ -111,9 +111,10 @@ int mp__process_try_reap(mp_process *p)
             p->state = MP__REAPED;
         }
     }
-    bool unlink = reaped && p->linked;
     pthread_mutex_unlock(&p->mu);
-    if (unlink)
+    /* The registry's own lock guards `linked`: unlinking checks it there (a
+     * read of it here, under p->mu, would race with another thread's unlink). */
+    if (reaped)
         mp__registry_unlink(p);
     return reaped;
 }

@@ -185,17 +185,30 @@ static void consume(void)
     free(buf);
 }
 
+/* What a child process gets: under spawn and forkserver it does not share
+ * this program's globals, so the shared table travels with it (a pointer
+ * into the shared heap means the same in every process). */
+struct proc_arg {
+    uintptr_t id;
+    shared *sh;
+};
+
 static int producer_proc(const void *arg, size_t len)
 {
     (void)len;
-    produce((uint32_t)(uintptr_t)arg);
+    struct proc_arg a;
+    memcpy(&a, arg, sizeof a);
+    sh = a.sh;
+    produce((uint32_t)a.id);
     return 0;
 }
 
 static int consumer_proc(const void *arg, size_t len)
 {
-    (void)arg;
     (void)len;
+    struct proc_arg a;
+    memcpy(&a, arg, sizeof a);
+    sh = a.sh;
     consume();
     return 0;
 }
@@ -216,7 +229,9 @@ static void *consumer_thread(void *arg)
 static mp_process *spawn(mp_target_fn fn, uintptr_t arg)
 {
     mp_process *p;
-    STRESS_OK(mp_process_create(&p, &(mp_process_opts){.target = fn, .args = (void *)arg}));
+    struct proc_arg a = {.id = arg, .sh = sh};
+    STRESS_OK(
+        mp_process_create(&p, &(mp_process_opts){.target = fn, .args = &a, .args_len = sizeof a}));
     STRESS_OK(mp_process_start(p));
     return p;
 }

@@ -485,7 +485,10 @@ Test(queue, release_by_another_process_is_eperm)
     size_t len;
     mp_assert_ok(mp_queue_peek(q, &d, &len, 0));
     const void *args[2] = {q, d};
-    mp_process *p = start(release_foreign, (void *)args);
+    mp_process *p;
+    mp_assert_ok(mp_process_create(
+        &p, &(mp_process_opts){.target = release_foreign, .args = args, .args_len = sizeof args}));
+    mp_assert_ok(mp_process_start(p));
     join_ok(p);
     mp_assert_ok(mp_queue_release(q, d));
     mp_queue_destroy(q);
