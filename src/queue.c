@@ -21,6 +21,15 @@ static inline void mp__cpu_relax(void)
 #endif
 }
 
+int mp__queue_lock_rec(mp_queue *q, const void *payload, mp__qrec **r)
+{
+    if (!mp__queue_valid(q))
+        return MP_EINVAL;
+    if (!(*r = mp__qstore_rec_of(q, payload)))
+        return MP_EINVAL;
+    return mp__queue_lock(q);
+}
+
 int mp__queue_lock(mp_queue *q)
 {
     /* Every hold is short (the copies above MP__QINLINE_MAX run unlocked),
@@ -360,12 +369,8 @@ static int mp__check_holder(const mp__qrec *r, uint64_t want)
 
 int mp_queue_commit(mp_queue *q, void *buf)
 {
-    if (!mp__queue_valid(q))
-        return MP_EINVAL;
-    mp__qrec *r = mp__qstore_rec_of(q, buf);
-    if (!r)
-        return MP_EINVAL;
-    int rc = mp__queue_lock(q);
+    mp__qrec *r;
+    int rc = mp__queue_lock_rec(q, buf, &r);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
@@ -381,12 +386,8 @@ int mp_queue_commit(mp_queue *q, void *buf)
 
 int mp_queue_abort(mp_queue *q, void *buf)
 {
-    if (!mp__queue_valid(q))
-        return MP_EINVAL;
-    mp__qrec *r = mp__qstore_rec_of(q, buf);
-    if (!r)
-        return MP_EINVAL;
-    int rc = mp__queue_lock(q);
+    mp__qrec *r;
+    int rc = mp__queue_lock_rec(q, buf, &r);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};

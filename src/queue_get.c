@@ -192,12 +192,8 @@ int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
 
 int mp_queue_release(mp_queue *q, const void *data)
 {
-    if (!mp__queue_valid(q))
-        return MP_EINVAL;
-    mp__qrec *r = mp__qstore_rec_of(q, data);
-    if (!r)
-        return MP_EINVAL;
-    int rc = mp__queue_lock(q);
+    mp__qrec *r;
+    int rc = mp__queue_lock_rec(q, data, &r);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};

@@ -125,6 +125,11 @@ static inline unsigned char *mp__qrec_data(mp__qrec *r)
 /* queue.c */
 bool mp__queue_valid(const mp_queue *q);
 int mp__queue_lock(mp_queue *q);
+/* The start of the calls on one message record (commit, abort, release):
+ * checks q, finds the record of payload and takes the lock. Returns 0 with
+ * *r and the lock held, or MP_EINVAL (not a queue, not one of its
+ * records) or an error of mp__queue_lock. */
+int mp__queue_lock_rec(mp_queue *q, const void *payload, mp__qrec **r);
 void mp__queue_unlock(mp_queue *q, const mp__qwake *w);
 /* Waits for the other side; lock held on entry and on return. Alternate
  * calls (tracked in *spun, false at first) spin briefly without the lock,
