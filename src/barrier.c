@@ -16,7 +16,7 @@
 #include "sync_internal.h"
 
 struct mp_barrier {
-    _Atomic uint32_t magic;
+    mp__obj_head head;
     _Atomic uint32_t phase;   /* futex word; changed with `m` held */
     _Atomic uint64_t history; /* outcome bit per phase; changed with `m` held */
     _Atomic uint32_t count;   /* parties arrived in this phase */
@@ -52,16 +52,16 @@ int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
     atomic_store_explicit(&b->history, 0, memory_order_relaxed);
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     atomic_store_explicit(&b->broken, 0, memory_order_relaxed);
-    atomic_store_explicit(&b->magic, MP__BARRIER_MAGIC, memory_order_release);
+    mp__obj_publish(&b->head, MP__BARRIER_MAGIC);
     *out = b;
     return 0;
 }
 
 void mp_barrier_destroy(mp_barrier *b)
 {
-    if (barrier_check(b) < 0)
+    if (barrier_check(b) < 0 || mp__obj_named(b))
         return;
-    atomic_store_explicit(&b->magic, 0, memory_order_relaxed);
+    mp__obj_retire(&b->head);
     mp__rmutex_fini(&b->m);
     mp__heap_free(b);
 }

@@ -17,7 +17,7 @@
 #include "sync_internal.h"
 
 struct mp_cond {
-    _Atomic uint32_t magic;
+    mp__obj_head head;
     _Atomic uint32_t seq;
     uint32_t waiters; /* counted waiters (lock held) */
     uint32_t signals; /* tickets not yet taken (lock held) */
@@ -54,16 +54,16 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
     c->recursive = o.lock == NULL;
     c->waiters = c->signals = 0;
     atomic_store_explicit(&c->seq, 0, memory_order_relaxed);
-    atomic_store_explicit(&c->magic, MP__COND_MAGIC, memory_order_release);
+    mp__obj_publish(&c->head, MP__COND_MAGIC);
     *out = c;
     return 0;
 }
 
 void mp_cond_destroy(mp_cond *cond)
 {
-    if (cond_check(cond) < 0)
+    if (cond_check(cond) < 0 || mp__obj_named(cond))
         return;
-    atomic_store_explicit(&cond->magic, 0, memory_order_relaxed);
+    mp__obj_retire(&cond->head);
     if (cond->own)
         mp_rlock_destroy((mp_rlock *)cond->lock);
     mp__heap_free(cond);

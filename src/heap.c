@@ -235,6 +235,17 @@ int mp__heap_adopt(int fd, void *addr, size_t size)
     return rc;
 }
 
+int mp__heap_root(unsigned slot, _Atomic(void *) **out)
+{
+    if (slot >= MP__HEAP_ROOTS || out == NULL)
+        return MP_EINVAL;
+    int rc = mp__heap_ensure();
+    if (rc < 0)
+        return rc;
+    *out = &atomic_load_explicit(&mp__heap, memory_order_acquire)->roots[slot];
+    return 0;
+}
+
 uintptr_t mp__heap_family_addr(void)
 {
     return MP__HEAP_ADDR;

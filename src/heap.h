@@ -6,6 +6,7 @@
 #ifndef MULTIPROC_SRC_HEAP_H
 #define MULTIPROC_SRC_HEAP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -14,6 +15,22 @@
  * the heap and sees objects created after it started. Returns 0,
  * MP_ENOHEAPADDR (the family address is taken), MP_ENOMEM, ... */
 int mp__heap_ensure(void);
+
+/* Root slots: a few pointer-sized words in the heap's header, at the same
+ * address in every process that maps the family's heap, whichever way it
+ * was started (fork, spawn, forkserver). They are the family's well-known
+ * entry points, where shared state reachable by name is anchored. Zero
+ * when the heap is made; whoever fills one does so with compare-and-swap,
+ * so that racing processes agree on one value. */
+enum {
+    MP__ROOT_MANAGER = 0, /* the local manager's registry (an mp_dict) */
+    MP__HEAP_ROOTS = 8
+};
+
+/* The address of root slot `slot`, mapping the heap first if need be.
+ * Returns 0 and *out, MP_EINVAL (slot out of range), or an error of
+ * mp__heap_ensure. */
+int mp__heap_root(unsigned slot, _Atomic(void *) **out);
 
 /* Allocates size bytes of zeroed memory in the heap, aligned to 16 bytes.
  * Returns 0 and *out, or MP_ENOMEM / MP_ENOHEAPADDR / MP_EINVAL (size 0 or

@@ -75,10 +75,11 @@ typedef struct mp__hhdr {
     mp__rmutex page_lock;
     /* Guarded by page_lock: */
     mp__hpending pending;
-    uint64_t high;            /* spans below this index were used at least once */
-    uint64_t hint;            /* no free span below this index */
-    uint64_t used;            /* spans in use */
-    _Atomic uint64_t repairs; /* dead holders repaired (statistics) */
+    uint64_t high;                         /* spans below this index were used at least once */
+    uint64_t hint;                         /* no free span below this index */
+    uint64_t used;                         /* spans in use */
+    _Atomic uint64_t repairs;              /* dead holders repaired (statistics) */
+    _Atomic(void *) roots[MP__HEAP_ROOTS]; /* mp__heap_root; zero at creation */
     char pad[64];
     mp__hclass cls[MP__NCLASS];
     _Atomic uint64_t bitmap[]; /* one bit per span: 1 = in use; written under page_lock */

@@ -31,6 +31,33 @@ int mp__poll(struct pollfd *fds, nfds_t n, const mp__deadline *d);
 /* Sleep until the deadline or for at most max_ns, whichever is sooner. */
 void mp__sleep_until(const mp__deadline *d, int64_t max_ns);
 
+/* ---- shared objects ------------------------------------------------------
+ * Every shared object of the library (container, queue, lock, value, ...)
+ * starts with this header: its magic number (cleared by destroy, so that a
+ * foreign or destroyed pointer is refused), the backend that holds its
+ * data (only the local one, the shared heap, exists in this version) and
+ * flags. MP__OBJ_NAMED marks an object owned by the manager's registry:
+ * its mp_X_destroy does nothing. The flag is set before the object is
+ * published under its name and read only by destroy, so no hot path pays
+ * for it. */
+typedef struct mp__obj_head {
+    uint32_t magic;
+    uint16_t backend; /* MP__BACKEND_LOCAL */
+    uint16_t flags;   /* MP__OBJ_NAMED */
+} mp__obj_head;
+
+#define MP__BACKEND_LOCAL 1u
+#define MP__OBJ_NAMED     1u
+
+/* A fresh head, magic still 0: the creator publishes the magic last. */
+#define MP__OBJ_HEAD_INIT ((mp__obj_head){.magic = 0, .backend = MP__BACKEND_LOCAL, .flags = 0})
+
+/* True when the object (any type, through its head) belongs to a registry. */
+static inline bool mp__obj_named(const void *obj)
+{
+    return (((const mp__obj_head *)obj)->flags & MP__OBJ_NAMED) != 0;
+}
+
 /* ---- misc ---------------------------------------------------------------*/
 #define MP__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 /* Negative errno of the last failed call, never 0. */

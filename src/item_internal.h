@@ -1,5 +1,6 @@
-/* Stored values of the shared containers (dict, list, namespace) and the
- * header every shared container starts with. Not installed.
+/* Stored values of the shared containers (dict, list, namespace) and their
+ * magic numbers (the header, mp__obj_head, is in internal.h). Not
+ * installed.
  *
  * The rule that makes the containers survive a writer killed at any
  * moment: a stored entry (mp__blob) is immutable once published. A writer
@@ -16,19 +17,7 @@
 #include "internal.h"
 #include "rmutex.h"
 
-/* Every shared container starts with this header, so that a foreign or
- * wrong pointer is rejected (MP_EINVAL) and the public functions can
- * dispatch on the backend that holds the data. Only the local backend
- * (the shared heap) exists today; see docs/design.md. */
-typedef struct mp__obj_head {
-    uint32_t magic;
-    uint16_t backend; /* MP__BACKEND_LOCAL */
-    uint16_t flags;   /* MP__OBJ_NAMED: owned by a manager's registry */
-} mp__obj_head;
-
-#define MP__BACKEND_LOCAL 1u
-#define MP__OBJ_NAMED     1u
-
+/* Magic numbers of the containers' heads. */
 #define MP__MAGIC_DICT      0x7444706du /* "mpDt" */
 #define MP__MAGIC_LIST      0x744c706du
 #define MP__MAGIC_NAMESPACE 0x734e706du

@@ -47,16 +47,16 @@ static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
     atomic_store_explicit(&l->unrecoverable, 0, memory_order_relaxed);
     l->count = 0;
     l->dead = false;
-    atomic_store_explicit(&l->magic, magic, memory_order_release);
+    mp__obj_publish(&l->head, magic);
     *out = l;
     return 0;
 }
 
 static void lock_free(struct mp_lock *l, uint32_t magic)
 {
-    if (lock_check(l, magic) < 0)
+    if (lock_check(l, magic) < 0 || mp__obj_named(l))
         return;
-    atomic_store_explicit(&l->magic, 0, memory_order_relaxed);
+    mp__obj_retire(&l->head);
     mp__heap_free(l);
 }
 

@@ -1,51 +1,15 @@
-/* The manager: URL dispatch to a backend, and the typed accessors. */
+/* The manager: URL dispatch to a backend, and the typed accessors, which
+ * validate every argument before any backend sees it. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "item_internal.h"
 #include "manager_internal.h"
+#include "queue_internal.h"
 
 struct mp_manager {
     const mp__backend_ops *ops;
     void *state;
-};
-
-static int create_dict(void **out, const void *opts)
-{
-    return mp_dict_create((mp_dict **)out, opts);
-}
-
-static void destroy_dict(void *obj)
-{
-    mp_dict_destroy(obj);
-}
-
-static void destroy_list(void *obj)
-{
-    mp_list_destroy(obj);
-}
-
-static void destroy_namespace(void *obj)
-{
-    mp_namespace_destroy(obj);
-}
-
-static int create_list(void **out, const void *opts)
-{
-    return mp_list_create((mp_list **)out, opts);
-}
-
-static int create_namespace(void **out, const void *opts)
-{
-    return mp_namespace_create((mp_namespace **)out, opts);
-}
-
-/* The types the registry knows. A new shared type adds its tag to
- * mp__objtype, a row here and an accessor below. */
-const mp__objtype_ops mp__objtypes[MP__OBJ_TYPE_END] = {
-    [MP__OBJ_DICT] = {"dict", create_dict, destroy_dict},
-    [MP__OBJ_LIST] = {"list", create_list, destroy_list},
-    [MP__OBJ_NAMESPACE] = {"namespace", create_namespace, destroy_namespace},
 };
 
 static bool is_redis_url(const char *url)
@@ -95,13 +59,18 @@ const char *mp_manager_backend(const mp_manager *m)
     return m ? m->ops->name : NULL;
 }
 
+static int check_name(const mp_manager *m, const char *name)
+{
+    if (m == NULL || name == NULL)
+        return MP_EINVAL;
+    size_t n = strnlen(name, MP_MANAGER_NAME_MAX + 1);
+    return n == 0 || n > MP_MANAGER_NAME_MAX ? MP_EINVAL : 0;
+}
+
 static int manager_get(mp_manager *m, mp__objtype type, const char *name, const void *opts,
                        void **out)
 {
-    if (m == NULL || name == NULL || out == NULL)
-        return MP_EINVAL;
-    size_t n = strlen(name);
-    if (n == 0 || n > MP_MANAGER_NAME_MAX)
+    if (out == NULL || check_name(m, name) < 0)
         return MP_EINVAL;
     return m->ops->get(m->state, type, name, opts, out);
 }
@@ -119,4 +88,70 @@ int mp_manager_list(mp_manager *m, const char *name, mp_list **out)
 int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out)
 {
     return manager_get(m, MP__OBJ_NAMESPACE, name, NULL, (void **)out);
+}
+
+int mp_manager_queue(mp_manager *m, const char *name, const mp_queue_opts *opts, mp_queue **out)
+{
+    if (opts != NULL && mp__queue_check_opts(opts) < 0)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_QUEUE, name, opts, (void **)out);
+}
+
+int mp_manager_lock(mp_manager *m, const char *name, mp_lock **out)
+{
+    return manager_get(m, MP__OBJ_LOCK, name, NULL, (void **)out);
+}
+
+int mp_manager_rlock(mp_manager *m, const char *name, mp_rlock **out)
+{
+    return manager_get(m, MP__OBJ_RLOCK, name, NULL, (void **)out);
+}
+
+int mp_manager_sem(mp_manager *m, const char *name, const mp_sem_opts *opts, mp_sem **out)
+{
+    if (opts != NULL && opts->value > MP_SEM_VALUE_MAX)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_SEM, name, opts, (void **)out);
+}
+
+int mp_manager_cond(mp_manager *m, const char *name, mp_cond **out)
+{
+    return manager_get(m, MP__OBJ_COND, name, NULL, (void **)out);
+}
+
+int mp_manager_event(mp_manager *m, const char *name, mp_event **out)
+{
+    return manager_get(m, MP__OBJ_EVENT, name, NULL, (void **)out);
+}
+
+int mp_manager_barrier(mp_manager *m, const char *name, unsigned parties, mp_barrier **out)
+{
+    if (parties == 0 || parties > INT32_MAX)
+        return MP_EINVAL;
+    mp_barrier_opts o = {.parties = parties};
+    return manager_get(m, MP__OBJ_BARRIER, name, &o, (void **)out);
+}
+
+/* A named value or array owns its lock (or has none): a borrowed lock
+ * would have to outlive a name that lives as long as the family. */
+int mp_manager_value(mp_manager *m, const char *name, const mp_value_opts *opts, mp_value **out)
+{
+    if (opts == NULL || mp_typecode_size(opts->typecode) < 0 || opts->lock != NULL)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_VALUE, name, opts, (void **)out);
+}
+
+int mp_manager_array(mp_manager *m, const char *name, const mp_array_opts *opts, mp_array **out)
+{
+    if (opts == NULL || mp_typecode_size(opts->typecode) < 0 || opts->lock != NULL)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_ARRAY, name, opts, (void **)out);
+}
+
+int mp_manager_remove(mp_manager *m, const char *name, unsigned flags)
+{
+    int rc = check_name(m, name);
+    if (rc < 0 || (flags & ~(unsigned)MP_MANAGER_DESTROY) != 0)
+        return MP_EINVAL;
+    return m->ops->remove(m->state, name, flags);
 }

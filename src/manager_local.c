@@ -4,11 +4,14 @@
  * pointer). Create-or-open runs as one mp_dict_update_with on the name, so
  * it is atomic across processes (the creation happens under the name's
  * shard lock) and robust: a process killed while creating leaves the name
- * absent (the half-made object leaks), never a name without its object. */
-#include <pthread.h>
+ * absent (the half-made object leaks), never a name without its object.
+ *
+ * The registry is anchored in a root slot of the heap's header, so every
+ * process that maps the family's heap finds it, however it was started. */
 #include <stdatomic.h>
 #include <string.h>
 
+#include "heap.h"
 #include "item_internal.h"
 #include "manager_internal.h"
 
@@ -18,35 +21,36 @@ typedef struct name_rec {
     void *obj;
 } name_rec;
 
-/* The family's registry. Process memory, so a forked child inherits the
- * pointer, and the dict it points to is in the shared heap. */
-static _Atomic(mp_dict *) registry;
-static pthread_mutex_t registry_init = PTHREAD_MUTEX_INITIALIZER;
-
 static bool local_accepts(const char *url)
 {
     return url == NULL || strcmp(url, "local") == 0;
 }
 
+/* The first opener in the family makes the registry; racing first openers
+ * agree through the root's compare-and-swap, and a loser frees its own
+ * copy. A process killed between the two steps leaks an empty dict. */
 static int local_open(void **state, const char *url)
 {
     (void)url;
-    mp_dict *r = atomic_load(&registry);
-    int rc = 0;
+    _Atomic(void *) *root;
+    int rc = mp__heap_root(MP__ROOT_MANAGER, &root);
+    if (rc < 0)
+        return rc;
+    void *r = atomic_load_explicit(root, memory_order_acquire);
     if (r == NULL) {
-        pthread_mutex_lock(&registry_init);
-        r = atomic_load(&registry);
-        if (r == NULL) {
-            rc = mp_dict_create(&r, &(mp_dict_opts){.shards = 16});
-            if (rc == 0) {
-                ((mp__obj_head *)r)->flags |= MP__OBJ_NAMED;
-                atomic_store(&registry, r);
-            }
+        mp_dict *mine;
+        if ((rc = mp_dict_create(&mine, &(mp_dict_opts){.shards = 16})) < 0)
+            return rc;
+        ((mp__obj_head *)mine)->flags |= MP__OBJ_NAMED;
+        if (atomic_compare_exchange_strong(root, &r, mine)) {
+            r = mine;
+        } else {
+            ((mp__obj_head *)mine)->flags &= (uint16_t)~MP__OBJ_NAMED;
+            mp_dict_destroy(mine);
         }
-        pthread_mutex_unlock(&registry_init);
     }
     *state = r;
-    return rc;
+    return 0;
 }
 
 static void local_close(void *state)
@@ -68,7 +72,10 @@ static int create_or_check(mp_dict_change *u, void *user)
         if (u->old_len != sizeof(name_rec))
             return MP_EBADMSG;
         memcpy(&a->rec, u->old, sizeof(a->rec));
-        return a->rec.type == (uint32_t)a->type ? MP_DICT_KEEP : MP_EEXIST;
+        if (a->rec.type != (uint32_t)a->type)
+            return MP_EEXIST;
+        const mp__objtype_ops *t = &mp__objtypes[a->type];
+        return t->fits && t->fits(a->rec.obj, a->opts) < 0 ? MP_EEXIST : MP_DICT_KEEP;
     }
     void *obj;
     int rc = mp__objtypes[a->type].create(&obj, a->opts);
@@ -89,7 +96,8 @@ static int local_get(void *state, mp__objtype type, const char *name, const void
     int rc = mp_dict_update_with(state, name, strlen(name), create_or_check, &a);
     if (rc < 0) {
         if (rc == MP_EEXIST)
-            mp__debug("manager: '%s' is not a %s", name, mp__objtypes[type].name);
+            mp__debug("manager: '%s' is not a %s of these parameters", name,
+                      mp__objtypes[type].name);
         /* The store failed after the object was made: unmark and free it. */
         if (a.created) {
             ((mp__obj_head *)a.rec.obj)->flags &= (uint16_t)~MP__OBJ_NAMED;
@@ -101,10 +109,42 @@ static int local_get(void *state, mp__objtype type, const char *name, const void
     return a.created;
 }
 
+typedef struct remove_args {
+    name_rec rec;
+} remove_args;
+
+static int take_name(mp_dict_change *u, void *user)
+{
+    remove_args *a = user;
+    if (!u->found)
+        return MP_ENOENT;
+    if (u->old_len != sizeof(name_rec))
+        return MP_EBADMSG;
+    memcpy(&a->rec, u->old, sizeof(a->rec));
+    return MP_DICT_DELETE;
+}
+
+/* The name goes first, under its shard lock; the object is freed after,
+ * outside it. A process killed in between leaks the object, which nobody
+ * can reach by name any more. */
+static int local_remove(void *state, const char *name, unsigned flags)
+{
+    remove_args a = {{0}};
+    int rc = mp_dict_update_with(state, name, strlen(name), take_name, &a);
+    if (rc < 0)
+        return rc;
+    if ((flags & MP_MANAGER_DESTROY) && a.rec.type > 0 && a.rec.type < MP__OBJ_TYPE_END) {
+        ((mp__obj_head *)a.rec.obj)->flags &= (uint16_t)~MP__OBJ_NAMED;
+        mp__objtypes[a.rec.type].destroy(a.rec.obj);
+    }
+    return 0;
+}
+
 const mp__backend_ops mp__backend_local = {
     .name = "local",
     .accepts = local_accepts,
     .open = local_open,
     .close = local_close,
     .get = local_get,
+    .remove = local_remove,
 };

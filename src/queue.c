@@ -9,7 +9,7 @@
 
 bool mp__queue_valid(const mp_queue *q)
 {
-    return q && mp__heap_contains(q, sizeof *q) && q->magic == MP__QUEUE_MAGIC;
+    return q && mp__heap_contains(q, sizeof *q) && q->head.magic == MP__QUEUE_MAGIC;
 }
 
 static inline void mp__cpu_relax(void)
@@ -143,7 +143,7 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
 
 /* ---- create / destroy ---------------------------------------------------- */
 
-static int mp__queue_check_opts(const mp_queue_opts *o)
+int mp__queue_check_opts(const mp_queue_opts *o)
 {
     if (o->simple && (o->maxsize || o->max_bytes))
         return MP_EINVAL;
@@ -193,7 +193,8 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
         mp__rmutex_fini(&q->lock);
         goto fail;
     }
-    __atomic_store_n(&q->magic, MP__QUEUE_MAGIC, __ATOMIC_RELEASE);
+    q->head = MP__OBJ_HEAD_INIT;
+    __atomic_store_n(&q->head.magic, MP__QUEUE_MAGIC, __ATOMIC_RELEASE);
     *out = q;
     return 0;
 fail:
@@ -206,9 +207,9 @@ fail:
 
 void mp_queue_destroy(mp_queue *q)
 {
-    if (!mp__queue_valid(q))
+    if (!mp__queue_valid(q) || mp__obj_named(q))
         return;
-    q->magic = 0;
+    q->head.magic = 0;
     mp__queue_efd_forget(q);
     mp__qstore_free_all(q);
     mp__rmutex_fini(&q->lock);

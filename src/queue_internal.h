@@ -27,13 +27,13 @@
 #include "multiproc/queue.h"
 #include "rmutex.h"
 
-#define MP__QUEUE_MAGIC 0x6d705f7175657565ULL /* "mp_queue" */
-#define MP__QSEG_MIN    ((size_t)256 * 1024)  /* smallest segment */
-#define MP__QSPARE_MAX  8u                    /* drained segments kept */
-#define MP__QINLINE_MAX ((size_t)64 * 1024)   /* larger copies run unlocked */
-#define MP__QSLICE_NS   (100 * 1000000LL)     /* wait slice while records are held */
-#define MP__QSPIN_NS    (50 * 1000LL)         /* watch before sleeping */
-#define MP__QLOCK_TRIES 200u                  /* trylock rounds before blocking */
+#define MP__QUEUE_MAGIC 0x7571706du          /* "mpqu" */
+#define MP__QSEG_MIN    ((size_t)256 * 1024) /* smallest segment */
+#define MP__QSPARE_MAX  8u                   /* drained segments kept */
+#define MP__QINLINE_MAX ((size_t)64 * 1024)  /* larger copies run unlocked */
+#define MP__QSLICE_NS   (100 * 1000000LL)    /* wait slice while records are held */
+#define MP__QSPIN_NS    (50 * 1000LL)        /* watch before sleeping */
+#define MP__QLOCK_TRIES 200u                 /* trylock rounds before blocking */
 
 enum {
     MP__QREC_COMMITTED = 1, /* ready to get */
@@ -60,7 +60,7 @@ typedef struct mp__qseg {
 } mp__qseg;
 
 struct mp_queue {
-    uint64_t magic;
+    mp__obj_head head;
     uint64_t maxsize, max_bytes;
     uint32_t tag;
     bool joinable, simple;
@@ -124,6 +124,8 @@ static inline unsigned char *mp__qrec_data(mp__qrec *r)
 
 /* queue.c */
 bool mp__queue_valid(const mp_queue *q);
+/* Validates options (not NULL): 0 or MP_EINVAL. */
+int mp__queue_check_opts(const mp_queue_opts *o);
 int mp__queue_lock(mp_queue *q);
 /* The start of the calls on one message record (commit, abort, release):
  * checks q, finds the record of payload and takes the lock. Returns 0 with

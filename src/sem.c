@@ -8,7 +8,7 @@
 #include "sync_internal.h"
 
 struct mp_sem {
-    _Atomic uint32_t magic;
+    mp__obj_head head;
     _Atomic uint32_t value;   /* the futex word */
     _Atomic uint32_t waiters; /* sleeping or about to: releases wake only then */
     uint32_t max;             /* the initial value when bounded */
@@ -17,7 +17,7 @@ struct mp_sem {
 /* Event: bit 0 of `word` is the flag, the bits above count the sets, so
  * that a waiter notices a set even when a clear follows it at once. */
 struct mp_event {
-    _Atomic uint32_t magic;
+    mp__obj_head head;
     _Atomic uint32_t word;
     _Atomic uint32_t waiters;
 };
@@ -45,16 +45,16 @@ int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)
     s->max = o.bounded ? o.value : MP_SEM_VALUE_MAX;
     atomic_store_explicit(&s->value, o.value, memory_order_relaxed);
     atomic_store_explicit(&s->waiters, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->magic, MP__SEM_MAGIC, memory_order_release);
+    mp__obj_publish(&s->head, MP__SEM_MAGIC);
     *out = s;
     return 0;
 }
 
 void mp_sem_destroy(mp_sem *sem)
 {
-    if (sem_check(sem) < 0)
+    if (sem_check(sem) < 0 || mp__obj_named(sem))
         return;
-    atomic_store_explicit(&sem->magic, 0, memory_order_relaxed);
+    mp__obj_retire(&sem->head);
     mp__heap_free(sem);
 }
 
@@ -134,16 +134,16 @@ int mp_event_create(mp_event **out, const mp_event_opts *opts)
     mp_event *e = mem;
     atomic_store_explicit(&e->word, opts && opts->set ? 1u : 0u, memory_order_relaxed);
     atomic_store_explicit(&e->waiters, 0, memory_order_relaxed);
-    atomic_store_explicit(&e->magic, MP__EVENT_MAGIC, memory_order_release);
+    mp__obj_publish(&e->head, MP__EVENT_MAGIC);
     *out = e;
     return 0;
 }
 
 void mp_event_destroy(mp_event *ev)
 {
-    if (event_check(ev) < 0)
+    if (event_check(ev) < 0 || mp__obj_named(ev))
         return;
-    atomic_store_explicit(&ev->magic, 0, memory_order_relaxed);
+    mp__obj_retire(&ev->head);
     mp__heap_free(ev);
 }
 

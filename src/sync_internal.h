@@ -11,8 +11,9 @@
 #include "internal.h"
 #include "rmutex.h"
 
-/* Magic numbers: the first word of each object, cleared by destroy, so that
- * a foreign or destroyed pointer is refused instead of followed. */
+/* Magic numbers: the first word of each object (its mp__obj_head), cleared
+ * by destroy, so that a foreign or destroyed pointer is refused instead of
+ * followed. */
 #define MP__LOCK_MAGIC    0x6d704c4bu /* "mpLK" */
 #define MP__RLOCK_MAGIC   0x6d70524bu /* "mpRK" */
 #define MP__SEM_MAGIC     0x6d705345u /* "mpSE" */
@@ -26,7 +27,7 @@
  * learn that they are not the holder, which a stale value cannot make
  * wrong: a thread id is unique among the live threads of the system. */
 struct mp_lock {
-    _Atomic uint32_t magic;
+    mp__obj_head head; /* magic read and written atomically (mp__check_obj) */
     _Atomic pid_t owner;
     uint32_t count; /* accessed by the holder only */
     bool dead;      /* held after MP_EOWNERDEAD, not yet consistent (holder) */
@@ -54,13 +55,28 @@ static inline pid_t mp__self_tid(void)
 }
 
 /* Object checks: non-NULL, inside the shared heap, with its magic, which
- * is the first word of every object. */
+ * is the first word of every object. The magic is loaded atomically: a
+ * destroy in another thread clears it. */
 static inline int mp__check_obj(const void *obj, size_t size, uint32_t want)
 {
     if (obj == NULL || !mp__heap_contains(obj, size))
         return MP_EINVAL;
-    const _Atomic uint32_t *magic = obj;
-    return atomic_load_explicit(magic, memory_order_relaxed) == want ? 0 : MP_EINVAL;
+    const mp__obj_head *h = obj;
+    return __atomic_load_n(&h->magic, __ATOMIC_RELAXED) == want ? 0 : MP_EINVAL;
+}
+
+/* Publishes a new object's head (last, with release: a process that sees
+ * the magic sees the object whole) and clears it in destroy. */
+static inline void mp__obj_publish(mp__obj_head *h, uint32_t magic)
+{
+    h->backend = MP__BACKEND_LOCAL;
+    h->flags = 0;
+    __atomic_store_n(&h->magic, magic, __ATOMIC_RELEASE);
+}
+
+static inline void mp__obj_retire(mp__obj_head *h)
+{
+    __atomic_store_n(&h->magic, 0, __ATOMIC_RELAXED);
 }
 
 /* The lock of a condition or a synchronised value: either kind, by the

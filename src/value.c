@@ -38,7 +38,7 @@ static const typeinfo types[] = {
 
 /* Both objects share one layout; the data follow the header, 16-aligned. */
 typedef struct mp__shared {
-    _Atomic uint32_t magic;
+    mp__obj_head head;
     const typeinfo *type; /* points into this program's table: same in the family */
     mp_rlock *lock;       /* NULL when raw */
     bool own_lock;
@@ -105,16 +105,16 @@ static int shared_new(mp__shared **out, char code, size_t len, const void *init,
         memcpy(data_of(s), init, len * t->size);
     else
         memset(data_of(s), 0, len * t->size);
-    atomic_store_explicit(&s->magic, magic, memory_order_release);
+    mp__obj_publish(&s->head, magic);
     *out = s;
     return 0;
 }
 
 static void shared_free(mp__shared *s, uint32_t magic)
 {
-    if (s == NULL || checked(s, magic) == NULL)
+    if (s == NULL || checked(s, magic) == NULL || mp__obj_named(s))
         return;
-    atomic_store_explicit(&s->magic, 0, memory_order_relaxed);
+    mp__obj_retire(&s->head);
     if (s->own_lock)
         mp_rlock_destroy(s->lock);
     mp__heap_free(s);

@@ -6,43 +6,55 @@
  *     mp_dict *d;
  *     mp_manager_dict(m, "results", &d);       // creates it, or opens it
  *     mp_dict_set_int64(d, "done", 1);
- *     mp_manager_close(m);                     // d stays valid
+ *     mp_queue *q;
+ *     mp_manager_queue(m, "jobs", &(mp_queue_opts){.maxsize = 100}, &q);
+ *     mp_value *n;
+ *     mp_manager_value(m, "count", &(mp_value_opts){.typecode = 'q'}, &n);
+ *     mp_manager_close(m);                     // d, q, n stay valid
  *
  * Python's Manager() starts a server process and every d[key] = value is a
  * pickled round trip over a socket. The local manager has no server: its
  * objects live in the family's shared heap and every process of the family
  * uses them directly, at memory speed. The manager only gives them names:
- * mp_manager_<type>(m, name, &obj) returns the object registered under
- * name, creating it (with default options) the first time. Creation is
- * atomic: processes racing to create the same name get the same object.
+ * mp_manager_<type>(m, name, ..., &obj) returns the object registered
+ * under name, creating it the first time. Creation is atomic: processes
+ * racing to create the same name get the same object, and a process killed
+ * while creating leaves either no name or a name with its whole object.
+ *
+ * Types: every shared object of the library has an accessor: dict, list,
+ * namespace, queue, lock, rlock, sem, cond, event, barrier, value, array.
  * A name belongs to one type; asking for it as another type is MP_EEXIST.
  *
- * Named objects belong to the manager's registry and live as long as the
- * family's shared heap (until the last process of the family exits):
- * mp_<type>_destroy on them is a no-op, and mp_manager_close releases only
- * the handle.
+ * Parameters: options (queue, sem; the initial contents of a value or
+ * array) are used only by the call that creates the object and ignored
+ * when it exists. The parameters that fix an object's shape are checked
+ * against an existing object, and a mismatch is MP_EEXIST, like another
+ * type: a value's or array's typecode and raw-ness, an array's length, a
+ * barrier's parties. (An opener that does not know them can read them from
+ * the object once it has it, e.g. with mp_array_len.) The return value
+ * (1: created, 0: opened) tells the creator apart, e.g. to fill an array.
  *
- * Reachability: the registry of the local manager is created by the first
- * mp_manager_open of a process family and is shared from then on: every
- * process forked after that point (by mp_process_start or fork) reaches
- * every name, including names created after it started. Open the manager
- * in the parent before starting the children, as Python code creates its
- * Manager() first. A process that opens a manager without having inherited
- * one starts a registry of its own.
+ * Lifetime: named objects belong to the manager's registry and live as
+ * long as the family's shared heap (until the last process of the family
+ * exits): mp_<type>_destroy on them is a no-op, and mp_manager_close
+ * releases only the handle. mp_manager_remove takes a name away: by
+ * default the object stays allocated (pointers held anywhere stay valid);
+ * with MP_MANAGER_DESTROY it is freed too.
+ *
+ * Reachability: the registry of the local manager is anchored in the
+ * family's shared heap, so every process of the family reaches every name
+ * as soon as it is created: children started by fork, spawn or forkserver,
+ * before or after the name was made, and their own children.
  *
  * Backends: "local" (or NULL) is the family's shared heap.
  * "redis://[:password@]host[:port][/db]" is reserved for the distributed
  * backend, which implements the same API on a Redis server; until it is
  * built, opening such a URL returns MP_ENOSYS.
  *
- * Types: dict, list and namespace today. The other shared objects of the
- * library (queue, lock, rlock, sem, cond, event, barrier, value, array)
- * plug into the same registry with one accessor each; see the section
- * "Shared containers and the manager" of docs/design.md.
- *
  * Safety: an mp_manager handle may be used from several threads at once;
  * it is process-local memory, valid in a forked child (which may use it or
- * close its copy). Named objects have the safety of their type.
+ * close its copy); a spawned child opens its own. Named objects have the
+ * safety of their type.
  */
 #ifndef MULTIPROC_MANAGER_H
 #define MULTIPROC_MANAGER_H
@@ -51,6 +63,9 @@
 #include "multiproc/error.h"
 #include "multiproc/list.h"
 #include "multiproc/namespace.h"
+#include "multiproc/queue.h"
+#include "multiproc/sync.h"
+#include "multiproc/value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,16 +92,76 @@ MP_API void mp_manager_close(mp_manager *m);
  * handle; NULL for NULL. */
 MP_API const char *mp_manager_backend(const mp_manager *m);
 
-/* Named objects: out receives the object registered as name, created empty
- * the first time. The pointer stays valid for the life of the family and
- * may be passed to other processes.
- * Returns 1 when this call created the object, 0 when it already existed.
- * Errors: MP_EINVAL (NULL argument, empty name or longer than
- * MP_MANAGER_NAME_MAX), MP_EEXIST (the name belongs to another type),
- * MP_ENOMEM (shared heap full). */
+/* Named objects: out receives the object registered as name, created the
+ * first time (empty, or with the defaults of its type unless said
+ * otherwise below). name: borrowed until return. The pointer stays valid
+ * for the life of the family and may be passed to other processes.
+ * Returns 1 when this call created the object, 0 when it already existed;
+ * on error *out is untouched.
+ * Errors of every accessor: MP_EINVAL (NULL m, name or out; empty name or
+ * longer than MP_MANAGER_NAME_MAX), MP_EEXIST (the name belongs to another
+ * type, or to an object of other shape: see "Parameters" above),
+ * MP_ENOMEM (shared heap full), MP_ENOHEAPADDR. */
 MP_API int mp_manager_dict(mp_manager *m, const char *name, mp_dict **out);
 MP_API int mp_manager_list(mp_manager *m, const char *name, mp_list **out);
 MP_API int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out);
+
+/* mp_manager_queue — a named queue. opts (borrowed until return; NULL:
+ * defaults) are used only when creating it; invalid options are MP_EINVAL
+ * either way (see mp_queue_create). Also MP_EMFILE (no fd left for the
+ * queue's eventfd). */
+MP_API int mp_manager_queue(mp_manager *m, const char *name, const mp_queue_opts *opts,
+                            mp_queue **out);
+
+/* mp_manager_lock, mp_manager_rlock — a named Lock or RLock. */
+MP_API int mp_manager_lock(mp_manager *m, const char *name, mp_lock **out);
+MP_API int mp_manager_rlock(mp_manager *m, const char *name, mp_rlock **out);
+
+/* mp_manager_sem — a named Semaphore or BoundedSemaphore. opts (borrowed
+ * until return; NULL: value 0, not bounded, as mp_sem_create) are used only
+ * when creating it; a value above MP_SEM_VALUE_MAX is MP_EINVAL either
+ * way. */
+MP_API int mp_manager_sem(mp_manager *m, const char *name, const mp_sem_opts *opts, mp_sem **out);
+
+/* mp_manager_cond — a named Condition with its own rlock (Python's
+ * Condition()), reachable with mp_cond_get_rlock. */
+MP_API int mp_manager_cond(mp_manager *m, const char *name, mp_cond **out);
+
+/* mp_manager_event — a named Event, created clear. */
+MP_API int mp_manager_event(mp_manager *m, const char *name, mp_event **out);
+
+/* mp_manager_barrier — a named Barrier for parties parties (no action).
+ * Errors: MP_EINVAL (parties 0 or above 2^31 - 1), MP_EEXIST (the barrier
+ * exists with another number of parties). */
+MP_API int mp_manager_barrier(mp_manager *m, const char *name, unsigned parties, mp_barrier **out);
+
+/* mp_manager_value, mp_manager_array — a named Value or Array. opts:
+ * required, borrowed until return. typecode (and, for an array, len) and
+ * raw are the object's shape: an existing object must have the same
+ * (MP_EEXIST otherwise). init is used only when creating it. lock must be
+ * NULL: a named object owns its lock (or has none, raw).
+ * Errors: MP_EINVAL (NULL opts, unknown typecode, a lock given),
+ * MP_EEXIST (another type or shape), MP_ENOMEM (len too large). */
+MP_API int mp_manager_value(mp_manager *m, const char *name, const mp_value_opts *opts,
+                            mp_value **out);
+MP_API int mp_manager_array(mp_manager *m, const char *name, const mp_array_opts *opts,
+                            mp_array **out);
+
+/* Flags of mp_manager_remove. */
+#define MP_MANAGER_DESTROY 1u /* free the object too */
+
+/* mp_manager_remove — take a name away (whatever its type). The name is
+ * free at once: the next accessor call with it creates a new object.
+ * flags 0: the object stays allocated and named (mp_<type>_destroy still
+ * does nothing), so pointers to it held by any process stay valid; its
+ * memory returns when the family ends. That is the safe choice when other
+ * processes may still use the object.
+ * MP_MANAGER_DESTROY: the object is freed as by mp_<type>_destroy. Only
+ * when no thread of any process uses it, waits on it, or may still hold a
+ * pointer obtained before the removal (the manager cannot know).
+ * Returns 0. Errors: MP_EINVAL (NULL m or name, bad name, unknown flags),
+ * MP_ENOENT (no such name). */
+MP_API int mp_manager_remove(mp_manager *m, const char *name, unsigned flags);
 
 #ifdef __cplusplus
 }
