@@ -39,8 +39,10 @@ static const typeinfo types[] = {
 /* Both objects share one layout; the data follow the header, 16-aligned. */
 typedef struct mp__shared {
     mp__obj_head head;
-    const typeinfo *type; /* points into this program's table: same in the family */
-    mp_rlock *lock;       /* NULL when raw */
+    /* An index into types[], not a pointer: a spawned child runs another
+     * image of the program, where the table may sit at another address. */
+    uint32_t type_index;
+    mp_rlock *lock; /* NULL when raw */
     bool own_lock;
     size_t len;
 } mp__shared;
@@ -68,6 +70,11 @@ int mp_typecode_size(char typecode)
     return t ? t->size : MP_EINVAL;
 }
 
+static const typeinfo *type_of(const mp__shared *s)
+{
+    return &types[s->type_index];
+}
+
 static unsigned char *data_of(const mp__shared *s)
 {
     return (unsigned char *)s + DATA_OFFSET;
@@ -93,7 +100,7 @@ static int shared_new(mp__shared **out, char code, size_t len, const void *init,
     if (rc < 0)
         return rc;
     mp__shared *s = mem;
-    s->type = t;
+    s->type_index = (uint32_t)(t - types);
     s->len = len;
     s->lock = lock;
     s->own_lock = !raw && lock == NULL;
@@ -333,7 +340,7 @@ mp_rlock *mp_value_get_lock(mp_value *v)
 char mp_value_typecode(const mp_value *v)
 {
     const mp__shared *s = v ? checked(&v->s, MP__VALUE_MAGIC) : NULL;
-    return s ? s->type->code : 0;
+    return s ? type_of(s)->code : 0;
 }
 
 void *mp_value_data(mp_value *v)
@@ -348,7 +355,7 @@ void *mp_value_data(mp_value *v)
         mp__shared *s = value_of(v);                                                               \
         if (s == NULL || (check_out))                                                              \
             return MP_EINVAL;                                                                      \
-        return impl(data_of(s), s->type, x);                                                       \
+        return impl(data_of(s), type_of(s), x);                                                    \
     }
 
 VALUE_ACCESSOR(mp_value_get_i64, int64_t *, get_i64, x == NULL)
@@ -390,7 +397,7 @@ mp_rlock *mp_array_get_lock(mp_array *a)
 char mp_array_typecode(const mp_array *a)
 {
     const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
-    return s ? s->type->code : 0;
+    return s ? type_of(s)->code : 0;
 }
 
 size_t mp_array_len(const mp_array *a)
@@ -413,7 +420,8 @@ void *mp_array_data(mp_array *a)
             return MP_EINVAL;                                                                      \
         if (i >= s->len)                                                                           \
             return MP_ERANGE;                                                                      \
-        return impl(data_of(s) + i * s->type->size, s->type, x);                                   \
+        const typeinfo *t = type_of(s);                                                            \
+        return impl(data_of(s) + i * t->size, t, x);                                               \
     }
 
 ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL)

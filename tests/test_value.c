@@ -236,6 +236,47 @@ Test(value, child_writes_are_seen_by_the_parent)
     mp_value_destroy(s.num);
 }
 
+/* A spawned child runs a fresh image of the program, in which the
+ * library's tables may sit elsewhere: objects must hold nothing but heap
+ * pointers. */
+static int read_and_negate(const void *arg, size_t len)
+{
+    if (len != sizeof(seed_args))
+        return 1;
+    const seed_args *s = arg;
+    double d = 0;
+    int64_t x = 0;
+    if (mp_value_typecode(s->num) != 'd' || mp_value_get_double(s->num, &d) != 0 || d != 2.5)
+        return 2;
+    if (mp_array_typecode(s->arr) != 'i' || mp_array_get_i64(s->arr, 3, &x) != 0 || x != 3)
+        return 3;
+    return mp_value_set_double(s->num, -d) == 0 && mp_array_set_i64(s->arr, 3, -x) == 0 ? 0 : 4;
+}
+
+Test(value, spawned_child_uses_values_of_the_parent)
+{
+    seed_args s;
+    int init[4] = {0, 1, 2, 3};
+    mp_assert_ok(
+        mp_value_create(&s.num, &(mp_value_opts){.typecode = 'd', .init = &(double){2.5}}));
+    mp_assert_ok(
+        mp_array_create(&s.arr, &(mp_array_opts){.typecode = 'i', .len = 4, .init = init}));
+    mp_process *p;
+    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = read_and_negate,
+                                                          .args = &s,
+                                                          .args_len = sizeof s,
+                                                          .start_method = MP_START_SPAWN}));
+    mp_assert_ok(mp_process_start(p));
+    cr_assert_eq(join_code(p), 0);
+    double d;
+    int64_t x;
+    mp_assert_ok(mp_value_get_double(s.num, &d));
+    mp_assert_ok(mp_array_get_i64(s.arr, 3, &x));
+    cr_assert(d == -2.5 && x == -3);
+    mp_array_destroy(s.arr);
+    mp_value_destroy(s.num);
+}
+
 /* The mailbox through which the parent hands the child a pointer to a value
  * made after the child started. */
 typedef struct mailbox {
