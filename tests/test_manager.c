@@ -1,10 +1,12 @@
-/* Tests of mp_manager (named objects, backends) and mp_namespace. */
+/* Tests of mp_manager (named objects of every type, errors, removal, backends)
+ * and mp_namespace. The manager across processes: test_manager_procs.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "mp_test.h"
+#include "mp_test_manager.h"
 
 TestSuite(manager, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
 TestSuite(namespace, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
@@ -14,15 +16,6 @@ static mp_manager *open_local(void)
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, "local"));
     return m;
-}
-
-static void join_ok(mp_process *p)
-{
-    int code = -1;
-    mp_assert_ok(mp_process_join(p, 20));
-    mp_assert_ok(mp_process_exitcode(p, &code));
-    cr_assert_eq(code, 0, "child exit code %d", code);
-    mp_process_destroy(p);
 }
 
 Test(manager, open_urls)
@@ -103,242 +96,6 @@ Test(manager, bad_names_and_arguments)
     mp_manager_close(m);
 }
 
-/* Opens a name the parent creates after this child started (whoever comes
- * first creates it: the same object either way) and waits for the value.
- * The child opens its own manager: it finds the family's registry in the
- * shared heap, whatever the start method. */
-static int wait_for_late_name(const void *arg, size_t len)
-{
-    (void)arg;
-    (void)len;
-    mp_manager *m;
-    mp_dict *d;
-    if (mp_manager_open(&m, NULL) < 0 || mp_manager_dict(m, "late", &d) < 0)
-        return 1;
-    for (int i = 0; i < 2000; i++) {
-        int64_t v;
-        if (mp_dict_get_int64(d, "v", &v) == 0)
-            return v == 42 ? 0 : 2;
-        usleep(5000);
-    }
-    return 3;
-}
-
-Test(manager, names_reach_children_started_before_them)
-{
-    mp_manager *m = open_local();
-    mp_process *p;
-    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = wait_for_late_name}));
-    mp_assert_ok(mp_process_start(p));
-    usleep(20000);
-    mp_dict *d;
-    cr_assert_geq(mp_manager_dict(m, "late", &d), 0);
-    mp_assert_ok(mp_dict_set_int64(d, "v", 42));
-    join_ok(p);
-    mp_manager_close(m);
-}
-
-static int count_in_named(const void *arg, size_t len)
-{
-    (void)arg;
-    (void)len;
-    mp_manager *m;
-    mp_dict *d;
-    mp_list *l;
-    if (mp_manager_open(&m, NULL) < 0 || mp_manager_dict(m, "race", &d) < 0 ||
-        mp_manager_list(m, "race-list", &l) < 0)
-        return 1;
-    for (int i = 0; i < 50; i++)
-        if (mp_dict_add_int64(d, "n", 1, NULL) < 0 ||
-            mp_list_append(l, &MP_ITEM_INT64(getpid())) < 0)
-            return 1;
-    mp_manager_close(m);
-    return 0;
-}
-
-Test(manager, racing_creators_get_the_same_object)
-{
-    mp_manager *m = open_local();
-    mp_process *p[4];
-    for (int i = 0; i < 4; i++) {
-        mp_assert_ok(mp_process_create(&p[i], &(mp_process_opts){.target = count_in_named}));
-        mp_assert_ok(mp_process_start(p[i]));
-    }
-    for (int i = 0; i < 4; i++)
-        join_ok(p[i]);
-    mp_dict *d;
-    mp_list *l;
-    mp_assert_rc(mp_manager_dict(m, "race", &d), 0);
-    mp_assert_rc(mp_manager_list(m, "race-list", &l), 0);
-    int64_t n;
-    mp_assert_ok(mp_dict_get_int64(d, "n", &n));
-    cr_assert_eq(n, 200);
-    size_t len;
-    mp_assert_ok(mp_list_len(l, &len));
-    cr_assert_eq(len, 200);
-    mp_manager_close(m);
-}
-
-/* ---- every type ----------------------------------------------------------
- * One index per accessor, with a generic open and a check that the object
- * works, so that the tests below cover every type alike. */
-enum {
-    T_DICT,
-    T_LIST,
-    T_NS,
-    T_QUEUE,
-    T_LOCK,
-    T_RLOCK,
-    T_SEM,
-    T_COND,
-    T_EVENT,
-    T_BARRIER,
-    T_VALUE,
-    T_ARRAY,
-    T_N
-};
-
-static const char *const type_name[T_N] = {"dict",  "list",    "namespace", "queue",
-                                           "lock",  "rlock",   "sem",       "cond",
-                                           "event", "barrier", "value",     "array"};
-
-static int open_as(mp_manager *m, int t, const char *name, void **out)
-{
-    switch (t) {
-    case T_DICT:
-        return mp_manager_dict(m, name, (mp_dict **)out);
-    case T_LIST:
-        return mp_manager_list(m, name, (mp_list **)out);
-    case T_NS:
-        return mp_manager_namespace(m, name, (mp_namespace **)out);
-    case T_QUEUE:
-        return mp_manager_queue(m, name, NULL, (mp_queue **)out);
-    case T_LOCK:
-        return mp_manager_lock(m, name, (mp_lock **)out);
-    case T_RLOCK:
-        return mp_manager_rlock(m, name, (mp_rlock **)out);
-    case T_SEM:
-        return mp_manager_sem(m, name, &(mp_sem_opts){.value = 1}, (mp_sem **)out);
-    case T_COND:
-        return mp_manager_cond(m, name, (mp_cond **)out);
-    case T_EVENT:
-        return mp_manager_event(m, name, (mp_event **)out);
-    case T_BARRIER:
-        return mp_manager_barrier(m, name, 2, (mp_barrier **)out);
-    case T_VALUE:
-        return mp_manager_value(m, name, &(mp_value_opts){.typecode = 'q'}, (mp_value **)out);
-    default:
-        return mp_manager_array(m, name, &(mp_array_opts){.typecode = 'i', .len = 8},
-                                (mp_array **)out);
-    }
-}
-
-/* 0 when the object answers as a fresh or used object of its type should,
- * else the number of the failed step. */
-static int exercise_sync(int t, void *obj)
-{
-    switch (t) {
-    case T_LOCK:
-        return mp_lock_acquire(obj, 0) == 0 && mp_lock_release(obj) == 0 ? 0 : 10;
-    case T_RLOCK:
-        return mp_rlock_acquire(obj, 0) == 0 && mp_rlock_acquire(obj, 0) == 0 &&
-                       mp_rlock_release(obj) == 0 && mp_rlock_release(obj) == 0
-                   ? 0
-                   : 11;
-    case T_SEM:
-        return mp_sem_release(obj) == 0 && mp_sem_acquire(obj, 0) == 0 ? 0 : 12;
-    case T_COND:
-        return mp_cond_acquire(obj, 0) == 0 && mp_cond_notify_all(obj) == 0 &&
-                       mp_cond_release(obj) == 0
-                   ? 0
-                   : 13;
-    case T_EVENT:
-        return mp_event_set(obj) == 0 && mp_event_is_set(obj) && mp_event_clear(obj) == 0 ? 0 : 14;
-    default:
-        return mp_barrier_parties(obj) == 2 && !mp_barrier_broken(obj) ? 0 : 15;
-    }
-}
-
-static int exercise(int t, void *obj)
-{
-    int64_t i = 0;
-    size_t n = 0;
-    char buf[8];
-    switch (t) {
-    case T_DICT:
-        return mp_dict_set_int64(obj, "k", 5) == 0 && mp_dict_get_int64(obj, "k", &i) == 0 && i == 5
-                   ? 0
-                   : 1;
-    case T_LIST:
-        return mp_list_append(obj, &MP_ITEM_INT64(5)) == 0 && mp_list_len(obj, &n) == 0 && n > 0
-                   ? 0
-                   : 2;
-    case T_NS:
-        return mp_namespace_set_int(obj, "k", 5) == 0 && mp_namespace_get_int(obj, "k", &i) == 0
-                   ? 0
-                   : 3;
-    case T_QUEUE:
-        return mp_queue_put_nowait(obj, "hi", 3) == 0 &&
-                       mp_queue_get_into(obj, buf, sizeof buf, &n, 0) == 0 && n == 3
-                   ? 0
-                   : 4;
-    case T_VALUE:
-        return mp_value_set_i64(obj, 7) == 0 && mp_value_get_i64(obj, &i) == 0 && i == 7 ? 0 : 5;
-    case T_ARRAY:
-        return mp_array_len(obj) == 8 && mp_array_set_i64(obj, 7, 7) == 0 &&
-                       mp_array_get_i64(obj, 7, &i) == 0 && i == 7
-                   ? 0
-                   : 6;
-    default:
-        return exercise_sync(t, obj);
-    }
-}
-
-/* mp_X_destroy of the object's type: a no-op on a named object. */
-static void destroy_as(int t, void *obj)
-{
-    switch (t) {
-    case T_DICT:
-        mp_dict_destroy(obj);
-        break;
-    case T_LIST:
-        mp_list_destroy(obj);
-        break;
-    case T_NS:
-        mp_namespace_destroy(obj);
-        break;
-    case T_QUEUE:
-        mp_queue_destroy(obj);
-        break;
-    case T_LOCK:
-        mp_lock_destroy(obj);
-        break;
-    case T_RLOCK:
-        mp_rlock_destroy(obj);
-        break;
-    case T_SEM:
-        mp_sem_destroy(obj);
-        break;
-    case T_COND:
-        mp_cond_destroy(obj);
-        break;
-    case T_EVENT:
-        mp_event_destroy(obj);
-        break;
-    case T_BARRIER:
-        mp_barrier_destroy(obj);
-        break;
-    case T_VALUE:
-        mp_value_destroy(obj);
-        break;
-    default:
-        mp_array_destroy(obj);
-        break;
-    }
-}
-
-/* Frees what a test named (a named queue keeps its eventfd open in the
- * process that created it until it is destroyed). */
 static void remove_all(mp_manager *m, const char *prefix, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -351,40 +108,40 @@ static void remove_all(mp_manager *m, const char *prefix, int n)
 Test(manager, every_type_creates_then_opens)
 {
     mp_manager *m = open_local(), *m2 = open_local();
-    for (int t = 0; t < T_N; t++) {
+    for (int t = 0; t < MPT_N; t++) {
         char name[64];
         snprintf(name, sizeof name, "every-%d", t);
         void *a = NULL, *b = NULL;
-        mp_assert_rc(open_as(m, t, name, &a), 1);
-        mp_assert_rc(open_as(m2, t, name, &b), 0);
-        cr_assert(a != NULL && a == b, "%s: one object per name", type_name[t]);
-        cr_assert_eq(exercise(t, a), 0, "%s works", type_name[t]);
-        destroy_as(t, a); /* named: a no-op */
-        cr_assert_eq(exercise(t, b), 0, "%s survives destroy", type_name[t]);
+        mp_assert_rc(mp_test_open_as(m, t, name, &a), 1);
+        mp_assert_rc(mp_test_open_as(m2, t, name, &b), 0);
+        cr_assert(a != NULL && a == b, "%s: one object per name", mp_test_type_name[t]);
+        cr_assert_eq(mp_test_exercise(t, a), 0, "%s works", mp_test_type_name[t]);
+        mp_test_destroy_as(t, a); /* named: a no-op */
+        cr_assert_eq(mp_test_exercise(t, b), 0, "%s survives destroy", mp_test_type_name[t]);
     }
     mp_manager_close(m2);
-    remove_all(m, "every-", T_N);
+    remove_all(m, "every-", MPT_N);
     mp_manager_close(m);
 }
 
 Test(manager, a_name_of_one_type_is_mp_eexist_as_any_other)
 {
     mp_manager *m = open_local();
-    for (int t = 0; t < T_N; t++) {
+    for (int t = 0; t < MPT_N; t++) {
         char name[64];
         snprintf(name, sizeof name, "typed-%d", t);
         void *obj;
-        mp_assert_rc(open_as(m, t, name, &obj), 1);
-        for (int u = 0; u < T_N; u++) {
+        mp_assert_rc(mp_test_open_as(m, t, name, &obj), 1);
+        for (int u = 0; u < MPT_N; u++) {
             if (u == t)
                 continue;
             void *other = &other;
-            int rc = open_as(m, u, name, &other);
-            cr_assert(rc == MP_EEXIST && other == &other, "%s as %s: %s", type_name[t],
-                      type_name[u], mp_err_name(rc));
+            int rc = mp_test_open_as(m, u, name, &other);
+            cr_assert(rc == MP_EEXIST && other == &other, "%s as %s: %s", mp_test_type_name[t],
+                      mp_test_type_name[u], mp_err_name(rc));
         }
     }
-    remove_all(m, "typed-", T_N);
+    remove_all(m, "typed-", MPT_N);
     mp_manager_close(m);
 }
 
@@ -447,14 +204,14 @@ Test(manager, bad_arguments_of_every_accessor)
     char long_name[MP_MANAGER_NAME_MAX + 2];
     memset(long_name, 'n', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
-    for (int t = 0; t < T_N; t++) {
+    for (int t = 0; t < MPT_N; t++) {
         void *obj = &obj;
-        mp_assert_rc(open_as(m, t, NULL, &obj), MP_EINVAL);
-        mp_assert_rc(open_as(m, t, "", &obj), MP_EINVAL);
-        mp_assert_rc(open_as(m, t, long_name, &obj), MP_EINVAL);
-        mp_assert_rc(open_as(NULL, t, "x", &obj), MP_EINVAL);
-        mp_assert_rc(open_as(m, t, "x", NULL), MP_EINVAL);
-        cr_assert_eq(obj, &obj, "%s: out untouched on error", type_name[t]);
+        mp_assert_rc(mp_test_open_as(m, t, NULL, &obj), MP_EINVAL);
+        mp_assert_rc(mp_test_open_as(m, t, "", &obj), MP_EINVAL);
+        mp_assert_rc(mp_test_open_as(m, t, long_name, &obj), MP_EINVAL);
+        mp_assert_rc(mp_test_open_as(NULL, t, "x", &obj), MP_EINVAL);
+        mp_assert_rc(mp_test_open_as(m, t, "x", NULL), MP_EINVAL);
+        cr_assert_eq(obj, &obj, "%s: out untouched on error", mp_test_type_name[t]);
     }
     mp_value *v;
     mp_array *a;
