@@ -454,7 +454,7 @@ static int check_round(mp_manager *m, int round)
     return i;
 }
 
-Test(manager_procs, killed_creators_leave_no_half_registered_name, .timeout = 120)
+Test(manager_procs, killed_creators_leave_no_half_registered_name)
 {
     mp_manager *m = open_local();
     unsigned seed = (unsigned)getpid() ^ (unsigned)(mp_test_now() * 1e6);
