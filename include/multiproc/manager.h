@@ -39,7 +39,9 @@
  * exits): mp_<type>_destroy on them is a no-op, and mp_manager_close
  * releases only the handle. mp_manager_remove takes a name away: by
  * default the object stays allocated (pointers held anywhere stay valid);
- * with MP_MANAGER_DESTROY it is freed too.
+ * with MP_MANAGER_DESTROY it is freed too. A named queue keeps its
+ * eventfd (used by mp_wait) open in the process that created it, until the
+ * queue is destroyed that way.
  *
  * Reachability: the registry of the local manager is anchored in the
  * family's shared heap, so every process of the family reaches every name
