@@ -42,7 +42,9 @@
  *
  * Lifetime: mp_X_destroy frees the object in the shared heap, for every
  * process at once: call it once, from any one process, when no thread of
- * any process uses or waits on the object any more. Calls on a NULL, a
+ * any process uses or waits on the object any more. On an object that
+ * belongs to a manager (mp_manager_lock, ...) it does nothing: those live
+ * as long as the family. Calls on a NULL, a
  * destroyed object or a pointer outside the shared heap return MP_EINVAL
  * (best effort for destroyed objects whose memory was reused).
  */
@@ -187,8 +189,8 @@ typedef struct mp_cond_opts {
  * given, a bad lock), MP_ENOMEM, MP_ENOHEAPADDR. */
 MP_API int mp_cond_create(mp_cond **out, const mp_cond_opts *opts);
 
-/* mp_cond_destroy — free the condition (and its own rlock, if it made one).
- * NULL: no-op. */
+/* mp_cond_destroy — free the condition (and its own rlock, if it made one)
+ * (see Lifetime above). NULL: no-op. */
 MP_API void mp_cond_destroy(mp_cond *cond);
 
 /* mp_cond_acquire / mp_cond_release — acquire or release the condition's

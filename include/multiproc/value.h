@@ -86,7 +86,8 @@ MP_API int mp_typecode_size(char typecode);
 MP_API int mp_value_create(mp_value **out, const mp_value_opts *opts);
 
 /* mp_value_destroy — free the value and the rlock it made (not a borrowed
- * one). NULL: no-op. */
+ * one). NULL: no-op; so is a value that belongs to a manager
+ * (mp_manager_value), which lives as long as the family. */
 MP_API void mp_value_destroy(mp_value *v);
 
 /* mp_value_get_lock — the value's rlock, NULL for a raw value (or an
