@@ -1,6 +1,5 @@
 /* The manager: URL dispatch to a backend, and the typed accessors, which
  * validate every argument before any backend sees it. */
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 

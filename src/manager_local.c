@@ -109,18 +109,13 @@ static int local_get(void *state, mp__objtype type, const char *name, const void
     return a.created;
 }
 
-typedef struct remove_args {
-    name_rec rec;
-} remove_args;
-
 static int take_name(mp_dict_change *u, void *user)
 {
-    remove_args *a = user;
     if (!u->found)
         return MP_ENOENT;
     if (u->old_len != sizeof(name_rec))
         return MP_EBADMSG;
-    memcpy(&a->rec, u->old, sizeof(a->rec));
+    memcpy(user, u->old, sizeof(name_rec));
     return MP_DICT_DELETE;
 }
 
@@ -129,13 +124,13 @@ static int take_name(mp_dict_change *u, void *user)
  * can reach by name any more. */
 static int local_remove(void *state, const char *name, unsigned flags)
 {
-    remove_args a = {{0}};
-    int rc = mp_dict_update_with(state, name, strlen(name), take_name, &a);
+    name_rec rec = {0};
+    int rc = mp_dict_update_with(state, name, strlen(name), take_name, &rec);
     if (rc < 0)
         return rc;
-    if ((flags & MP_MANAGER_DESTROY) && a.rec.type > 0 && a.rec.type < MP__OBJ_TYPE_END) {
-        ((mp__obj_head *)a.rec.obj)->flags &= (uint16_t)~MP__OBJ_NAMED;
-        mp__objtypes[a.rec.type].destroy(a.rec.obj);
+    if ((flags & MP_MANAGER_DESTROY) && rec.type > 0 && rec.type < MP__OBJ_TYPE_END) {
+        ((mp__obj_head *)rec.obj)->flags &= (uint16_t)~MP__OBJ_NAMED;
+        mp__objtypes[rec.type].destroy(rec.obj);
     }
     return 0;
 }
