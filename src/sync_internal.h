@@ -65,8 +65,9 @@ static inline int mp__check_obj(const void *obj, size_t size, uint32_t want)
     return __atomic_load_n(&h->magic, __ATOMIC_RELAXED) == want ? 0 : MP_EINVAL;
 }
 
-/* Publishes a new object's head (last, with release: a process that sees
- * the magic sees the object whole) and clears it in destroy. */
+/* Publishes a new object's head, last and with release: a process that
+ * sees the magic sees the object whole. mp__obj_retire clears the magic
+ * in destroy. */
 static inline void mp__obj_publish(mp__obj_head *h, uint32_t magic)
 {
     h->backend = MP__BACKEND_LOCAL;
