@@ -168,8 +168,7 @@ void mp__snap_add(mp_snapshot *s, const mp__blob *b)
         e->value = snap_copy(s, mp__blob_value(b), b->len, (mp_item_type)b->type);
 }
 
-void mp__snap_count_item(mp__snap_size *sz, const mp_item *key, const mp_item *value,
-                         unsigned what)
+void mp__snap_count_item(mp__snap_size *sz, const mp_item *key, const mp_item *value, unsigned what)
 {
     sz->n++;
     if (what & MP__SNAP_KEYS)

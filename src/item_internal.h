@@ -41,14 +41,14 @@ typedef struct mp__obj_head {
 #ifdef MP_HAVE_REDIS
 #define MP__REDIS_DISPATCH(obj, call)                                                              \
     do {                                                                                           \
-        if ((obj) != NULL && ((const mp__obj_head *)(const void *)(obj))->backend ==               \
-                                 MP__BACKEND_REDIS)                                                \
+        if ((obj) != NULL &&                                                                       \
+            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS)             \
             return (call);                                                                         \
     } while (0)
 #define MP__REDIS_DISPATCH_VOID(obj, call)                                                         \
     do {                                                                                           \
-        if ((obj) != NULL && ((const mp__obj_head *)(const void *)(obj))->backend ==               \
-                                 MP__BACKEND_REDIS) {                                              \
+        if ((obj) != NULL &&                                                                       \
+            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS) {           \
             call;                                                                                  \
             return;                                                                                \
         }                                                                                          \

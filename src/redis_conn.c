@@ -26,7 +26,7 @@
 struct mp__redis {
     pthread_mutex_t lock;
     atomic_int refs;
-    atomic_int pid; /* the process whose connection c is */
+    atomic_int pid;  /* the process whose connection c is */
     redisContext *c; /* NULL while not connected */
     bool lost;       /* closed after a failure, reconnect=0 */
     bool watching;   /* WATCH sent, no EXEC/DISCARD/UNWATCH yet */
@@ -102,14 +102,13 @@ static void drop(mp__redis *r)
 
 /* Sends one command on the connected context; closes it when no reply
  * came. */
-static int exec_raw(mp__redis *r, mp__rr_kind kind, redisReply **out, int argc,
-                    const char **argv, const size_t *lens)
+static int exec_raw(mp__redis *r, mp__rr_kind kind, redisReply **out, int argc, const char **argv,
+                    const size_t *lens)
 {
     redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
     if (rep == NULL) {
         int rc = context_error(r->c);
-        mp__debug("redis: %s:%d: %s (%s)", r->url.host, r->url.port, r->c->errstr,
-                  mp_err_name(rc));
+        mp__debug("redis: %s:%d: %s (%s)", r->url.host, r->url.port, r->c->errstr, mp_err_name(rc));
         drop(r);
         return rc;
     }
@@ -312,8 +311,8 @@ void mp__redis_end(mp__redis *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc,
-                  const char **argv, const size_t *lens)
+int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
+                  const size_t *lens)
 {
     int rc = mp__redis_begin(r);
     if (rc < 0)

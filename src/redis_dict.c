@@ -44,7 +44,7 @@ static int encode(enc *e, const mp_item *v)
 
 int mp__rdict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     enc e;
     int rc = dict_args(d, key, key_len, &o);
     if (rc == 0)
@@ -76,7 +76,7 @@ static int with_value(const redisReply *rep, int (*fn)(const mp__blob *, void *)
 int mp__rdict_read(const mp_dict *d, const void *key, size_t key_len,
                    int (*fn)(const mp__blob *, void *), void *arg)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
@@ -124,7 +124,7 @@ int mp__rdict_clear(mp_dict *d)
 
 int mp__rdict_delete(mp_dict *d, const void *key, size_t key_len)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
@@ -150,7 +150,7 @@ static const char pop_lua[] = "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
 int mp__rdict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
                   mp_item_type *type)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
@@ -183,7 +183,7 @@ static int check_setdefault(const redisReply *rep)
 int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
                          void **out, size_t *out_len, mp_item_type *type)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     enc e;
     int rc = dict_args(d, key, key_len, &o);
     if (rc == 0)
@@ -210,16 +210,14 @@ int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_i
 /* One attempt of update_with on a begun connection: WATCH, read, decide,
  * MULTI/write/EXEC. Returns fn's decision, MP_EAGAIN when EXEC was
  * aborted by a concurrent change, or an error. */
-static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update_fn fn,
-                       void *user)
+static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update_fn fn, void *user)
 {
     redisReply *rep = NULL;
     int rc = mp__redis_call(o->conn, MP__RR_STATUS, NULL, 0, 2, (const char *[]){"WATCH", o->key},
                             (size_t[]){5, o->key_len});
     if (rc == 0)
         rc = mp__redis_call(o->conn, MP__RR_STR_NIL, &rep, 0, 3,
-                            (const char *[]){"HGET", o->key, key},
-                            (size_t[]){4, o->key_len, klen});
+                            (const char *[]){"HGET", o->key, key}, (size_t[]){4, o->key_len, klen});
     if (rc < 0)
         return rc;
     mp_dict_change u = {.found = rep->type == REDIS_REPLY_STRING};
@@ -259,10 +257,10 @@ static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update
         rc = mp__redis_call(o->conn, MP__RR_EXEC, &rep, 0, 1, (const char *[]){"EXEC"}, NULL);
     if (rc < 0)
         return rc;
-    rc = rep->type == REDIS_REPLY_NIL                                                  ? MP_EAGAIN
-         : rep->elements != 1                                                          ? MP_EBADMSG
+    rc = rep->type == REDIS_REPLY_NIL                             ? MP_EAGAIN
+         : rep->elements != 1                                     ? MP_EBADMSG
          : mp__redis_reply_check(rep->element[0], MP__RR_INT) < 0 ? MP_EBADMSG
-                                                                                       : what;
+                                                                  : what;
     freeReplyObject(rep);
     return rc;
 }
@@ -270,7 +268,7 @@ static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update
 int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
                           void *user)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     for (int i = 0; rc == 0 && i < MAX_ATTEMPTS; i++) {
         rc = mp__redis_begin(o->conn);

@@ -81,8 +81,8 @@ int mp__redis_error_code(const char *s, size_t len);
 /* Encodes v: *out points to the encoded bytes (num, a caller buffer of
  * MP__REDIS_NUM_MAX bytes, for numbers; *heap, malloc'd, for bytes and
  * text: free it). Returns the encoded length, or MP_ENOMEM. */
-int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap,
-                     const char **out, size_t *out_len);
+int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap, const char **out,
+                     size_t *out_len);
 /* Decodes a stored value: *out views s (bytes, text) or num (numbers).
  * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
 int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
@@ -106,8 +106,8 @@ const char *mp__redis_prefix(const mp__redis *r);
  * mp__redis_reply_check), MP_ETIMEDOUT (no reply within the timeout),
  * MP_ECONNRESET (connection lost; with reconnect=0 it stays lost),
  * MP_ECONNREFUSED (reconnect failed), MP_EBADMSG, MP_ENOMEM. */
-int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc,
-                  const char **argv, const size_t *lens);
+int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
+                  const size_t *lens);
 
 /* Several commands on one connection, none interleaved with another
  * thread's (WATCH ... MULTI ... EXEC): begin locks and connects, call runs

@@ -50,7 +50,7 @@ static void encs_free(enc *e, size_t n)
 
 int mp__rlist_extend(mp_list *l, const mp_item *items, size_t n)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = list_args(l, &o);
     if (rc == 0 && items == NULL && n != 0)
         rc = MP_EINVAL;
@@ -106,7 +106,7 @@ static const char pop_lua[] =
 
 int mp__rlist_insert(mp_list *l, long index, const mp_item *v)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     enc e;
     int rc = list_args(l, &o);
     if (rc == 0 && v == NULL)
@@ -126,7 +126,7 @@ int mp__rlist_insert(mp_list *l, long index, const mp_item *v)
 
 int mp__rlist_set(mp_list *l, long index, const mp_item *v)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     enc e;
     int rc = list_args(l, &o);
     if (rc == 0 && v == NULL)
@@ -161,7 +161,7 @@ static int with_value(const redisReply *rep, int (*fn)(const mp__blob *, void *)
 
 int mp__rlist_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = list_args(l, &o);
     if (rc < 0)
         return rc;
@@ -187,7 +187,7 @@ static int copy_out(const mp__blob *b, void *arg)
 
 int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = list_args(l, &o);
     if (rc == 0 && out && !out_len)
         rc = MP_EINVAL;
@@ -214,7 +214,7 @@ int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_t
 
 int mp__rlist_remove(mp_list *l, const mp_item *v)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     enc e;
     int rc = list_args(l, &o);
     if (rc == 0)
@@ -246,7 +246,7 @@ static int key_cmd_int(mp__robj *o, const char *cmd, long long *out)
 
 int mp__rlist_len(const mp_list *l, size_t *out)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = list_args(l, &o);
     long long n;
     if (rc == 0 && out == NULL)
@@ -260,7 +260,7 @@ int mp__rlist_len(const mp_list *l, size_t *out)
 
 int mp__rlist_clear(mp_list *l)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     long long n;
     int rc = list_args(l, &o);
     return rc < 0 ? rc : key_cmd_int(o, "DEL", &n);
@@ -288,7 +288,7 @@ static int lrange(mp__robj *o, long start, long stop, redisReply **rep)
 
 int mp__rlist_slice(const mp_list *l, long start, long stop, mp_snapshot **out)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = list_args(l, &o);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
@@ -409,7 +409,7 @@ static int sort_once(mp__robj *o, sort_ctx *ctx)
 
 int mp__rlist_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
 {
-    mp__robj *o;
+    mp__robj *o = NULL;
     int rc = list_args(l, &o);
     sort_ctx ctx = {cmp, user};
     for (int i = 0; rc == 0 && i < MAX_ATTEMPTS; i++) {

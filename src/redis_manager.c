@@ -118,8 +118,8 @@ static int register_name(mp__redis *r, const char *tname, const char *name)
     char key[MP__REDIS_PREFIX_MAX + 8];
     snprintf(key, sizeof(key), "%snames", mp__redis_prefix(r));
     redisReply *rep;
-    int rc = mp__redis_cmd(r, MP__RR_INT, &rep, 4, (const char *[]){"HSETNX", key, name, tname},
-                           NULL);
+    int rc =
+        mp__redis_cmd(r, MP__RR_INT, &rep, 4, (const char *[]){"HSETNX", key, name, tname}, NULL);
     if (rc < 0)
         return rc;
     int created = rep->integer == 1;

@@ -104,7 +104,7 @@ static int check_kind(const redisReply *r, mp__rr_kind kind)
         for (size_t i = 0; i < r->elements; i++)
             if (r->element[i]->type != REDIS_REPLY_STRING)
                 return r->element[i]->type == REDIS_REPLY_ERROR ? error_of(r->element[i])
-                                                                 : MP_EBADMSG;
+                                                                : MP_EBADMSG;
         return 0;
     case MP__RR_EXEC:
         /* The elements are checked by the caller against what it queued:
@@ -122,8 +122,8 @@ int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind)
     return rc < 0 ? rc : check_kind(r, kind);
 }
 
-int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap,
-                     const char **out, size_t *out_len)
+int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap, const char **out,
+                     size_t *out_len)
 {
     *heap = NULL;
     int n;

@@ -201,7 +201,7 @@ static int parse_rest(mp__redis_url *u, const char *s)
     if (rc == 0)
         rc = parse_hostport(u, hp, (size_t)(s + auth_end - hp));
     if (rc == 0 && slash && slash + 1 < s + main_len) {
-        long db;
+        long db = 0;
         rc = parse_long(slash + 1, (size_t)(s + main_len - slash - 1), 0, 1000000, &db);
         u->db = (int)db;
     }

@@ -28,8 +28,7 @@ static mp_manager *open_manager(void)
 {
     const char *url = getenv("MP_TEST_MANAGER_URL");
     if (url && strcmp(url, "redis") == 0) {
-        cr_assert(mp_test_redis_start(&srv, "pw") == 0, "cannot start redis-server: %s",
-                  srv.error);
+        cr_assert(mp_test_redis_start(&srv, "pw") == 0, "cannot start redis-server: %s", srv.error);
         url = srv.url;
     }
     mp_manager *m;
@@ -332,9 +331,16 @@ Test(objects, list_pop_remove_clear_slice)
     static const struct {
         long start, stop;
         size_t n;
-    } cases[] = {{0, MP_LIST_END, 3}, {1, 2, 1}, {-2, MP_LIST_END, 2}, {0, -1, 2},
-                 {0, 0, 0},           {2, 1, 0}, {-100, 100, 3},        {0, -5, 0},
-                 {5, 9, 0},           {LONG_MIN, LONG_MIN, 0}};
+    } cases[] = {{0, MP_LIST_END, 3},
+                 {1, 2, 1},
+                 {-2, MP_LIST_END, 2},
+                 {0, -1, 2},
+                 {0, 0, 0},
+                 {2, 1, 0},
+                 {-100, 100, 3},
+                 {0, -5, 0},
+                 {5, 9, 0},
+                 {LONG_MIN, LONG_MIN, 0}};
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         mp_assert_ok(mp_list_slice(l, cases[k].start, cases[k].stop, &s));
         cr_assert_eq(mp_snapshot_len(s), cases[k].n, "slice [%ld:%ld]", cases[k].start,
@@ -366,8 +372,8 @@ Test(objects, list_sort)
     mp_list *l;
     mp_assert_rc(mp_manager_list(m, "l", &l), 1);
     mp_assert_ok(mp_list_sort(l, NULL, NULL)); /* empty */
-    mp_item in[] = {MP_ITEM_STR("b"), MP_ITEM_INT64(3), MP_ITEM_DOUBLE(1.5), MP_ITEM_BYTES("z", 1),
-                    MP_ITEM_INT64(-2), MP_ITEM_STR("a")};
+    mp_item in[] = {MP_ITEM_STR("b"),      MP_ITEM_INT64(3),  MP_ITEM_DOUBLE(1.5),
+                    MP_ITEM_BYTES("z", 1), MP_ITEM_INT64(-2), MP_ITEM_STR("a")};
     mp_assert_ok(mp_list_extend(l, in, 6));
     mp_assert_ok(mp_list_sort(l, NULL, NULL));
     /* bytes, then str, then numbers by value. */
@@ -456,8 +462,9 @@ Test(objects, bad_arguments)
     mp_assert_rc(mp_dict_set_item(d, "k", 1, NULL), MP_EINVAL);
     mp_assert_rc(mp_dict_set_item(d, "k", 1, &(mp_item){.data = "x", .len = 1, .type = 9}),
                  MP_EINVAL);
-    mp_assert_rc(mp_dict_set_item(d, "k", 1, &(mp_item){.data = "x", .len = 1, .type = MP_ITEM_INT64}),
-                 MP_EINVAL);
+    mp_assert_rc(
+        mp_dict_set_item(d, "k", 1, &(mp_item){.data = "x", .len = 1, .type = MP_ITEM_INT64}),
+        MP_EINVAL);
     mp_assert_rc(mp_dict_get(d, "k", 1, NULL, NULL, NULL), MP_EINVAL);
     mp_assert_rc(mp_dict_len(d, NULL), MP_EINVAL);
     mp_assert_rc(mp_dict_update_with(d, "k", 1, NULL, NULL), MP_EINVAL);

@@ -29,8 +29,7 @@ TestSuite(redis, .init = mp_test_fd_setup, .fini = redis_fini, .timeout = 60);
 /* Starts the suite's server: a failure to start fails the test. */
 static void server_up(void)
 {
-    cr_assert(mp_test_redis_start(&srv, "s3cret") == 0, "cannot start redis-server: %s",
-              srv.error);
+    cr_assert(mp_test_redis_start(&srv, "s3cret") == 0, "cannot start redis-server: %s", srv.error);
 }
 
 static char *url_with(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -88,23 +87,23 @@ Test(redis_url, good_urls)
 Test(redis_url, bad_urls)
 {
     static const char *const bad[] = {
-        "redis://",                     /* no host */
-        "redis://:pw@",                 /* no host after the password */
-        "redis://h:0",                  /* port out of range */
-        "redis://h:65536",              /* port out of range */
-        "redis://h:12x",                /* port not a number */
-        "redis://h/x",                  /* db not a number */
-        "redis://h/-1",                 /* db negative */
-        "redis://h?timeout=0",          /* timeout must be positive */
-        "redis://h?timeout=abc",        /* timeout not a number */
-        "redis://h?reconnect=yes",      /* 0 or 1 */
-        "redis://h?colour=blue",        /* unknown option: a typo, never ignored */
-        "redis://h?prefix",             /* option without a value */
-        "redis://:p%zz@h",              /* bad escape */
-        "redis://:p%00@h",              /* NUL in the password */
-        "redis://[::1",                 /* unclosed v6 address */
-        "redis://[::1]x",               /* junk after the v6 address */
-        "http://h",                     /* another scheme */
+        "redis://",                /* no host */
+        "redis://:pw@",            /* no host after the password */
+        "redis://h:0",             /* port out of range */
+        "redis://h:65536",         /* port out of range */
+        "redis://h:12x",           /* port not a number */
+        "redis://h/x",             /* db not a number */
+        "redis://h/-1",            /* db negative */
+        "redis://h?timeout=0",     /* timeout must be positive */
+        "redis://h?timeout=abc",   /* timeout not a number */
+        "redis://h?reconnect=yes", /* 0 or 1 */
+        "redis://h?colour=blue",   /* unknown option: a typo, never ignored */
+        "redis://h?prefix",        /* option without a value */
+        "redis://:p%zz@h",         /* bad escape */
+        "redis://:p%00@h",         /* NUL in the password */
+        "redis://[::1",            /* unclosed v6 address */
+        "redis://[::1]x",          /* junk after the v6 address */
+        "http://h",                /* another scheme */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         mp__redis_url u;
@@ -178,8 +177,8 @@ Test(redis_reply, errors_are_mapped)
         {"", MP_ESERVER},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-        redisReply e = {.type = REDIS_REPLY_ERROR, .str = (char *)cases[k].text,
-                        .len = strlen(cases[k].text)};
+        redisReply e = {
+            .type = REDIS_REPLY_ERROR, .str = (char *)cases[k].text, .len = strlen(cases[k].text)};
         mp_assert_rc(mp__redis_reply_check(&e, MP__RR_STR), cases[k].code);
     }
     mp_assert_rc(mp__redis_error_code(NULL, 0), MP_ESERVER);
@@ -187,10 +186,9 @@ Test(redis_reply, errors_are_mapped)
 
 Test(redis_reply, values_round_trip_and_bad_ones_are_refused)
 {
-    const mp_item in[] = {MP_ITEM_INT64(INT64_MIN), MP_ITEM_INT64(42), MP_ITEM_DOUBLE(0.1),
-                          MP_ITEM_DOUBLE(-1e300), MP_ITEM_DOUBLE(5e-324),
-                          MP_ITEM_STR("héllo"), MP_ITEM_BYTES("a\0b", 3),
-                          MP_ITEM_BYTES(NULL, 0)};
+    const mp_item in[] = {MP_ITEM_INT64(INT64_MIN), MP_ITEM_INT64(42),      MP_ITEM_DOUBLE(0.1),
+                          MP_ITEM_DOUBLE(-1e300),   MP_ITEM_DOUBLE(5e-324), MP_ITEM_STR("héllo"),
+                          MP_ITEM_BYTES("a\0b", 3), MP_ITEM_BYTES(NULL, 0)};
     for (size_t k = 0; k < sizeof(in) / sizeof(in[0]); k++) {
         char num[MP__REDIS_NUM_MAX], *heap;
         const char *p;
@@ -204,8 +202,8 @@ Test(redis_reply, values_round_trip_and_bad_ones_are_refused)
         cr_assert(in[k].len == 0 || memcmp(out.data, in[k].data, in[k].len) == 0, "item %zu", k);
         free(heap);
     }
-    static const char *const bad[] = {"", "x12", "i", "i12a", "i 12", "i+1",
-                                      "i99999999999999999999", "d", "d1.5x", "d 1"};
+    static const char *const bad[] = {
+        "", "x12", "i", "i12a", "i 12", "i+1", "i99999999999999999999", "d", "d1.5x", "d 1"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         mp_item out;
         int64_t buf;
@@ -220,8 +218,7 @@ Test(redis, wrong_or_missing_password_is_an_auth_error)
 {
     server_up();
     mp_manager *m = NULL;
-    mp_assert_rc(mp_manager_open(&m, url_with("redis://:wrong@127.0.0.1:%d", srv.port)),
-                 MP_EAUTH);
+    mp_assert_rc(mp_manager_open(&m, url_with("redis://:wrong@127.0.0.1:%d", srv.port)), MP_EAUTH);
     mp_assert_rc(mp_manager_open(&m, url_with("redis://127.0.0.1:%d", srv.port)), MP_EAUTH);
     mp_assert_rc(mp_manager_open(&m, url_with("redis://nobody:s3cret@127.0.0.1:%d", srv.port)),
                  MP_EAUTH);
@@ -443,8 +440,8 @@ Test(redis, malformed_stored_values_are_refused)
     mp_assert_ok(mp__redis_open(&r, &u));
     mp_assert_ok(mp__redis_cmd(r, MP__RR_INT, NULL, 4,
                                (const char *[]){"HSET", "t:dict:d", "k", "zzz"}, NULL));
-    mp_assert_ok(mp__redis_cmd(r, MP__RR_INT, NULL, 3, (const char *[]){"RPUSH", "t:list:l", "i1x"},
-                               NULL));
+    mp_assert_ok(
+        mp__redis_cmd(r, MP__RR_INT, NULL, 3, (const char *[]){"RPUSH", "t:list:l", "i1x"}, NULL));
     mp_assert_ok(mp__redis_cmd(r, MP__RR_STATUS, NULL, 3,
                                (const char *[]){"SET", "t:dict:w", "string"}, NULL));
     mp__redis_unref(r);

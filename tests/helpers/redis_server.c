@@ -61,9 +61,21 @@ static void run_server(const mp_test_redis *s, pid_t parent)
         dup2(null, 0);
         dup2(null, 1);
     }
-    const char *argv[24] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", s->dir,
-                            "--save", "", "--appendonly", "no", "--logfile", log,
-                            "--daemonize", "no"};
+    const char *argv[24] = {"redis-server",
+                            "--port",
+                            port,
+                            "--bind",
+                            "127.0.0.1",
+                            "--dir",
+                            s->dir,
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--logfile",
+                            log,
+                            "--daemonize",
+                            "no"};
     int argc = 15;
     if (s->password[0]) {
         argv[argc++] = "--requirepass";

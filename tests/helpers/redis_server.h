@@ -7,12 +7,12 @@
 #define MP_TEST_REDIS_SERVER_H
 
 typedef struct mp_test_redis {
-    int pid;           /* 0 when not running */
+    int pid; /* 0 when not running */
     int port;
-    char dir[64];      /* the temporary --dir (removed by stop) */
+    char dir[64]; /* the temporary --dir (removed by stop) */
     char password[32];
-    char url[160];     /* redis://:<password>@127.0.0.1:<port> */
-    char error[160];   /* why start failed */
+    char url[160];   /* redis://:<password>@127.0.0.1:<port> */
+    char error[160]; /* why start failed */
 } mp_test_redis;
 
 /* Starts a server (password may be NULL for none) and waits until it
