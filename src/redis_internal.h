@@ -143,4 +143,56 @@ int mp__redis_blob(mp__blob **out, const mp_item *v);
 
 #include "redis_dispatch.h"
 
+/* ---- queue, lock, event, value (redis_queue.c, redis_sync.c) -------------
+ * Internal: implemented and tested, not yet reachable through the public
+ * API (the manager accessors for these types and a backend field in the
+ * local objects' headers come first). Each handle starts with an
+ * mp__obj_head (backend MP__BACKEND_REDIS) so that the public functions
+ * can dispatch to these once wired. */
+#define MP__MAGIC_RQUEUE 0x7551526du /* "mRQu" */
+#define MP__MAGIC_RLOCK  0x6b4c526du
+#define MP__MAGIC_REVENT 0x7645526du
+#define MP__MAGIC_RVALUE 0x6156526du
+
+/* A queue of byte messages; maxsize 0 is unbounded, and the first opener
+ * of a name fixes it for every client. put: 0, MP_EFULL (no room before
+ * the timeout), MP_EMSGSIZE, connection errors. get: 0 and a malloc'd
+ * message (with a NUL after it), MP_EEMPTY (nothing before the timeout). */
+typedef struct mp__rqueue mp__rqueue;
+int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t maxsize);
+void mp__rqueue_close(mp__rqueue *q);
+int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout);
+int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout);
+int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
+
+/* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
+ * (held; the previous holder never released: it died or overran its
+ * lease), MP_ETIMEDOUT, MP_EDEADLK (this process holds it through this
+ * handle). release and renew (a fresh lease): 0, MP_EPERM (not held by
+ * this process through this handle, or the lease ran out). */
+typedef struct mp__rlock mp__rlock;
+int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease);
+void mp__rlock_close(mp__rlock *l);
+int mp__rlock_acquire(mp__rlock *l, double timeout);
+int mp__rlock_release(mp__rlock *l);
+int mp__rlock_renew(mp__rlock *l);
+
+/* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
+ * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. */
+int mp__revent_set(mp__robj *e);
+int mp__revent_clear(mp__robj *e);
+int mp__revent_is_set(mp__robj *e);
+int mp__revent_wait(mp__robj *e, double timeout);
+
+/* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, "value", name));
+ * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing
+ * changes, or the stored value is not an integer); getters: MP_EPROTO
+ * when the stored text is not a number of that kind. */
+int mp__rvalue_set_int64(mp__robj *v, int64_t x);
+int mp__rvalue_get_int64(mp__robj *v, int64_t *out);
+int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
+int mp__rvalue_set_double(mp__robj *v, double x);
+int mp__rvalue_get_double(mp__robj *v, double *out);
+int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
+
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

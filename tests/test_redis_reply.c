@@ -179,4 +179,3 @@ Test(redis_reply, values_round_trip_and_bad_ones_are_refused)
         cr_assert(rc == MP_EBADMSG, "'%s' gave %s", bad[k], mp_err_name(rc));
     }
 }
-
