@@ -6,7 +6,10 @@
  * type tags, no reply validation beyond that, no reconnect or fork
  * handling, no thread safety.
  *
- *     floor_redis op <iterations>
+ * The queue mode is the floor of redis_queue_op_us: RPUSH + BLPOP (1 s
+ * timeout) of 8-byte messages on one list.
+ *
+ *     floor_redis op|queue <iterations>
  */
 #include <hiredis/hiredis.h>
 #include <stdint.h>
@@ -18,6 +21,28 @@
 #include "redis_server.h"
 
 #define NKEYS 100
+
+static int queue_loop(redisContext *c, long iters)
+{
+    for (long i = 0; i < iters; i++) {
+        int64_t v = i;
+        const char *put[] = {"RPUSH", "q", (const char *)&v};
+        size_t put_len[] = {5, 1, sizeof(v)};
+        redisReply *r = redisCommandArgv(c, 3, put, put_len);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+            return 1;
+        freeReplyObject(r);
+        r = redisCommand(c, "BLPOP q 1");
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[1]->type != REDIS_REPLY_STRING || r->element[1]->len != sizeof(v) ||
+            memcmp(r->element[1]->str, &v, sizeof(v)) != 0)
+            return 1;
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+static int queue_mode;
 
 static int run(const mp_test_redis *srv, long iters, int out_fd)
 {
@@ -32,7 +57,9 @@ static int run(const mp_test_redis *srv, long iters, int out_fd)
     for (int k = 0; k < NKEYS; k++)
         snprintf(keys[k], sizeof(keys[k]), "a%02d-key", k);
     double t0 = bench_now();
-    for (long i = 0; i < iters; i++) {
+    if (queue_mode && queue_loop(c, iters) != 0)
+        return 1;
+    for (long i = 0; !queue_mode && i < iters; i++) {
         int64_t v = i;
         const char *set[] = {"HSET", "bench", keys[i % NKEYS], (const char *)&v};
         size_t set_len[] = {4, 5, 6, sizeof(v)};
@@ -56,8 +83,9 @@ static int run(const mp_test_redis *srv, long iters, int out_fd)
 
 int main(int argc, char **argv)
 {
-    long iters = bench_args(argc, argv, "op <iterations>");
-    if (strcmp(argv[1], "op") != 0)
+    long iters = bench_args(argc, argv, "op|queue <iterations>");
+    queue_mode = strcmp(argv[1], "queue") == 0;
+    if (!queue_mode && strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     mp_test_redis srv;
     if (mp_test_redis_start(&srv, "bench") < 0)

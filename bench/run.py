@@ -203,6 +203,15 @@ ROWS = [
         "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
     },
     {
+        # Put + get on the Redis queue (internal until the manager's queue
+        # accessor exists); floor: raw hiredis RPUSH + BLPOP.
+        "id": "redis_queue_op_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "queue"],
+        "cpython": ["redis_dict.py", "queue"],
+        "floor": ["floor_redis", "queue"],
+        "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
+    },
+    {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_dict", "4proc"],
         "cpython": ["dict.py", "4proc"],
@@ -259,6 +268,7 @@ TARGETS = {
     "dict_op_us": {"speedup_vs_cpython": 60.0},
     "dict_4proc_op_us": {"speedup_vs_cpython": 60.0},
     "redis_dict_op_us": {"cost_vs_floor": 1.2},
+    "redis_queue_op_us": {"cost_vs_floor": 1.2},
     "subprocess_run_true_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
     "subprocess_run_true_1GiB_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
     "subprocess_communicate_GiB_per_s": {"cost_vs_floor": 1 / 0.8},

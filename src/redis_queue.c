@@ -4,9 +4,10 @@
  * <prefix>queue:<name> is a Redis list of messages (raw bytes, no tag: a
  * queue carries bytes). <prefix>queue:<name>:maxsize holds the capacity
  * its first opener chose (SET NX), so that every client honours the same
- * one. put is a Lua script (check the length, then RPUSH: atomic, so that
- * racing producers never overfill); a full queue is polled with a backoff
- * until the timeout. get is BLPOP, the server's own blocking pop, in
+ * one. put to a bounded queue is a Lua script (check the length, then
+ * RPUSH: atomic, so that racing producers never overfill), to an unbounded
+ * one a plain RPUSH; a full queue is polled with a backoff until the
+ * timeout. get is BLPOP, the server's own blocking pop, in
  * slices of at most a second so that the connection's mutex is released
  * between slices and the socket timeout always covers the wait. */
 #include <stdio.h>
@@ -100,6 +101,10 @@ int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout)
     snprintf(max, sizeof(max), "%lld", q->maxsize);
     const char *argv[] = {"EVAL", put_lua, "1", q->o->key, data ? data : "", max};
     size_t lens[] = {4, sizeof(put_lua) - 1, 1, q->o->key_len, len, strlen(max)};
+    if (q->maxsize == 0) /* unbounded: a plain RPUSH, no script to run */
+        return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 3,
+                             (const char *[]){"RPUSH", q->o->key, argv[4]},
+                             (size_t[]){5, q->o->key_len, len});
     long step = 1;
     for (;;) {
         redisReply *rep;

@@ -1,6 +1,6 @@
-"""CPython peer of redis_dict_op_us.
+"""CPython peer of redis_dict_op_us and redis_queue_op_us.
 
-    python3 redis_dict.py op <iterations>
+    python3 redis_dict.py op|queue <iterations>
 
 CPython's multiprocessing has no Redis backend; the comparable Python code
 is redis-py (the `redis` module) doing HSET + HGET. When that module is not
