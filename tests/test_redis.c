@@ -3,6 +3,7 @@
  * conflicts, handles, processes, malformed stored values. Each test starts
  * its own redis-server (tests/helpers/redis_server.h) and fails when it
  * cannot. The pure parts are in test_redis_reply.c. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,5 +287,62 @@ Test(redis, malformed_stored_values_are_refused)
     mp_dict_destroy(w);
     mp_dict_destroy(d);
     mp_list_destroy(l);
+    mp_manager_close(m);
+}
+
+Test(redis, acl_users_authenticate)
+{
+    server_up();
+    mp__redis_url u;
+    mp__redis *r;
+    mp_assert_ok(mp__redis_url_parse(&u, srv.url));
+    mp_assert_ok(mp__redis_open(&r, &u));
+    mp_assert_ok(mp__redis_cmd(
+        r, MP__RR_STATUS, NULL, 7,
+        (const char *[]){"ACL", "SETUSER", "app", "on", ">app-pw", "~*", "+@all"}, NULL));
+    mp__redis_unref(r);
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url_with("redis://app:app-pw@127.0.0.1:%d", srv.port)));
+    mp_dict *d;
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    mp_assert_ok(mp_dict_set_int64(d, "x", 1));
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+    mp_assert_rc(mp_manager_open(&m, url_with("redis://app:s3cret@127.0.0.1:%d", srv.port)),
+                 MP_EAUTH);
+}
+
+typedef struct thread_arg {
+    mp_dict *d;
+    _Atomic int failures;
+} thread_arg;
+
+static void *add_in_thread(void *p)
+{
+    thread_arg *a = p;
+    for (int i = 0; i < 100; i++)
+        if (mp_dict_add_int64(a->d, "n", 1, NULL) < 0 || mp_dict_set_int64(a->d, "x", i) < 0)
+            a->failures++;
+    return NULL;
+}
+
+Test(redis, one_manager_from_several_threads)
+{
+    server_up();
+    mp_manager *m;
+    mp_dict *d;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    pthread_t t[4];
+    thread_arg a = {.d = d};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, add_in_thread, &a), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(a.failures, 0);
+    int64_t n;
+    mp_assert_ok(mp_dict_get_int64(d, "n", &n));
+    cr_assert_eq(n, 400);
+    mp_dict_destroy(d);
     mp_manager_close(m);
 }
