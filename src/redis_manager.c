@@ -171,8 +171,14 @@ static int redis_get(void *state, mp__objtype type, const char *name, const void
 {
     (void)opts; /* the local options (shards, ...) mean nothing on Redis */
     const char *tname = type_name(type);
-    if (tname == NULL)
+    if (tname == NULL) {
+        /* A type the local backend has and this one does not serve yet. */
+        if (type > 0 && type < MP__OBJ_TYPE_END) {
+            mp__debug("manager: the Redis backend does not serve this type yet");
+            return MP_ENOSYS;
+        }
         return MP_EINVAL;
+    }
     int created = register_name(state, tname, name);
     if (created < 0)
         return created;
