@@ -47,8 +47,10 @@
  * On Redis, mp_manager_<type> returns a process-local handle to the data
  * on the server: every call makes a new handle, and mp_<type>_destroy
  * releases the handle (never the data). Handles stay valid after
- * mp_manager_close; a forked child may use its parent's handles (its
- * first call opens its own connection). Every operation can then also
+ * mp_manager_close; a child started with the fork method may use its
+ * parent's handles (its first call opens its own connection), a spawned
+ * one opens its own manager. Handles may be used from several threads
+ * (their calls are serialised on the manager's connection). Every operation can then also
  * fail with MP_ETIMEDOUT (no reply within the timeout), MP_ECONNRESET
  * (connection lost; the operation may or may not have been applied),
  * MP_ECONNREFUSED (reconnect found no server), MP_EAUTH, MP_EBADMSG (a
