@@ -194,6 +194,24 @@ ROWS = [
         "pilot": {"multiproc": 50000, "cpython": 500, "floor": 100000},
     },
     {
+        # The floor is raw hiredis doing HSET + HGET; CPython's peer needs
+        # redis-py, which is optional (the cell stays empty without it).
+        "id": "redis_dict_op_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "op"],
+        "cpython": ["redis_dict.py", "op"],
+        "floor": ["floor_redis", "op"],
+        "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
+    },
+    {
+        # Put + get on the Redis queue (internal until the manager's queue
+        # accessor exists); floor: raw hiredis RPUSH + BLPOP.
+        "id": "redis_queue_op_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "queue"],
+        "cpython": ["redis_dict.py", "queue"],
+        "floor": ["floor_redis", "queue"],
+        "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
+    },
+    {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_dict", "4proc"],
         "cpython": ["dict.py", "4proc"],
@@ -249,6 +267,8 @@ TARGETS = {
     "pool_tiny_tasks_per_s": {"speedup_vs_cpython": 50.0},
     "dict_op_us": {"speedup_vs_cpython": 60.0},
     "dict_4proc_op_us": {"speedup_vs_cpython": 60.0},
+    "redis_dict_op_us": {"cost_vs_floor": 1.2},
+    "redis_queue_op_us": {"cost_vs_floor": 1.2},
     "subprocess_run_true_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
     "subprocess_run_true_1GiB_ms": {"speedup_vs_cpython": 1.0, "cost_vs_floor": 1.1},
     "subprocess_communicate_GiB_per_s": {"cost_vs_floor": 1 / 0.8},

@@ -10,9 +10,10 @@ set -euo pipefail
 # The packages, one list. An entry is "package" (present when dpkg says it is
 # installed) or "package:command" (present as soon as that command is on the
 # PATH, so that a tool installed another way, e.g. python3 from pyenv, counts).
-# Add new dependencies here (e.g. redis-server:redis-server libhiredis-dev).
+# Add new dependencies here. redis-server and libhiredis-dev: the Redis backend
+# of the manager and its tests (a real server on 127.0.0.1).
 MP_DEPS="cmake:cmake make:make gcc:gcc g++:g++ pkg-config:pkg-config python3:python3
-libcriterion-dev"
+libcriterion-dev redis-server:redis-server libhiredis-dev"
 
 # Optional: clang with libFuzzer for the fuzz step, clang-format for the format
 # check. The libFuzzer runtime is in the clang-rt package of the installed

@@ -4,6 +4,7 @@
 
 #include "dict_internal.h"
 #include "heap.h"
+#include "redis_dispatch.h"
 
 static size_t dict_size(uint32_t nshards)
 {
@@ -59,6 +60,7 @@ static void table_free(mp__table *t)
 
 void mp_dict_destroy(mp_dict *d)
 {
+    MP__REDIS_DISPATCH_VOID(d, mp__rdict_destroy(d));
     if (mp__dict_check(d) < 0 || (d->head.flags & MP__OBJ_NAMED))
         return;
     d->head.magic = 0;
@@ -221,6 +223,7 @@ int mp__dict_publish(mp_dict *d, mp__blob *b, bool only_if_absent, mp__blob **ol
 
 int mp_dict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value)
 {
+    MP__REDIS_DISPATCH(d, mp__rdict_set_item(d, key, key_len, value));
     int rc = mp__dict_check(d);
     if (rc == 0)
         rc = mp__key_check(key, key_len);
@@ -273,6 +276,7 @@ typedef int (*read_fn)(const mp__blob *b, void *arg);
 /* Runs fn on key's blob with its shard locked; MP_ENOENT when absent. */
 static int dict_read(const mp_dict *cd, const void *key, size_t klen, read_fn fn, void *arg)
 {
+    MP__REDIS_DISPATCH(cd, mp__rdict_read(cd, key, klen, fn, arg));
     int rc = mp__dict_check(cd);
     if (rc == 0)
         rc = mp__key_check(key, klen);
@@ -416,6 +420,7 @@ int mp_dict_len(const mp_dict *cd, size_t *out)
 {
     if (out == NULL)
         return MP_EINVAL;
+    MP__REDIS_DISPATCH(cd, mp__rdict_len(cd, out));
     int rc = mp__dict_check(cd);
     if (rc < 0)
         return rc;
@@ -471,6 +476,7 @@ static mp__blob *shard_remove(mp__shard *sh, long idx)
 
 int mp_dict_delete(mp_dict *d, const void *key, size_t key_len)
 {
+    MP__REDIS_DISPATCH(d, mp__rdict_delete(d, key, key_len));
     locked_key lk;
     int rc = lock_key(d, key, key_len, &lk);
     if (rc < 0)
@@ -486,6 +492,7 @@ int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t 
 {
     if (out == NULL || out_len == NULL)
         return MP_EINVAL;
+    MP__REDIS_DISPATCH(d, mp__rdict_pop(d, key, key_len, out, out_len, type));
     locked_key lk;
     int rc = lock_key(d, key, key_len, &lk);
     if (rc < 0)
@@ -507,6 +514,7 @@ int mp_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_ite
 {
     if (out != NULL && out_len == NULL)
         return MP_EINVAL;
+    MP__REDIS_DISPATCH(d, mp__rdict_setdefault(d, key, key_len, def, out, out_len, type));
     int rc = mp__dict_check(d);
     if (rc == 0)
         rc = mp__key_check(key, key_len);
@@ -578,6 +586,7 @@ int mp_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_upd
 {
     if (fn == NULL)
         return MP_EINVAL;
+    MP__REDIS_DISPATCH(d, mp__rdict_update_with(d, key, key_len, fn, user));
     locked_key lk;
     int rc = lock_key(d, key, key_len, &lk);
     if (rc < 0)

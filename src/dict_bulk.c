@@ -5,6 +5,7 @@
 
 #include "dict_internal.h"
 #include "heap.h"
+#include "redis_dispatch.h"
 
 /* Visits every live blob of a dict whose shards are all locked. */
 static void for_each_blob(const mp_dict *d, void (*fn)(const mp__blob *, void *), void *arg)
@@ -37,6 +38,7 @@ int mp__dict_snapshot(const mp_dict *cd, unsigned what, mp_snapshot **out)
 {
     if (out == NULL)
         return MP_EINVAL;
+    MP__REDIS_DISPATCH(cd, mp__rdict_snapshot(cd, what, out));
     int rc = mp__dict_check(cd);
     if (rc < 0)
         return rc;
@@ -75,6 +77,7 @@ int mp_dict_items(const mp_dict *d, mp_snapshot **out)
 
 int mp_dict_clear(mp_dict *d)
 {
+    MP__REDIS_DISPATCH(d, mp__rdict_clear(d));
     int rc = mp__dict_check(d);
     if (rc < 0)
         return rc;
@@ -103,7 +106,11 @@ int mp_dict_clear(mp_dict *d)
 
 int mp_dict_update(mp_dict *dst, const mp_dict *src)
 {
-    int rc = mp__dict_check(dst);
+    /* Through the public calls, so that src and dst may be of either
+     * backend. */
+    int rc = dst != NULL && ((const mp__obj_head *)(const void *)dst)->backend != MP__BACKEND_LOCAL
+                 ? 0
+                 : mp__dict_check(dst);
     if (rc < 0)
         return rc;
     mp_snapshot *s = NULL;

@@ -46,6 +46,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ENOEXEC, "not an executable format"),
     MP__E(MP_ETXTBSY, "executable is busy (open for writing)"),
     MP__E(MP_E2BIG, "argument list too long"),
+    MP__E(MP_ECONNREFUSED, "connection refused: no server at that address"),
     MP__E(MP_EEOF, "end of file: the peer closed"),
     MP__E(MP_ETRUNCATED, "peer closed in the middle of a message"),
     MP__E(MP_ERUNNING, "process is still running"),
@@ -62,6 +63,8 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ECALLEDPROCESS, "program returned a non-zero exit status"),
     MP__E(MP_ETIMEOUTEXPIRED, "timed out; the program was killed"),
     MP__E(MP_EBOOT, "the new process died before running its target"),
+    MP__E(MP_EAUTH, "authentication failed: wrong or missing password"),
+    MP__E(MP_ESERVER, "the server reported an error"),
 };
 /* clang-format on */
 

@@ -42,11 +42,12 @@ void mp__sleep_until(const mp__deadline *d, int64_t max_ns);
  * for it. */
 typedef struct mp__obj_head {
     uint32_t magic;
-    uint16_t backend; /* MP__BACKEND_LOCAL */
+    uint16_t backend; /* MP__BACKEND_LOCAL or MP__BACKEND_REDIS */
     uint16_t flags;   /* MP__OBJ_NAMED */
 } mp__obj_head;
 
 #define MP__BACKEND_LOCAL 1u
+#define MP__BACKEND_REDIS 2u /* a process-local handle to data on a Redis server */
 #define MP__OBJ_NAMED     1u
 
 /* A fresh head, magic still 0: the creator publishes the magic last. */

@@ -168,6 +168,26 @@ void mp__snap_add(mp_snapshot *s, const mp__blob *b)
         e->value = snap_copy(s, mp__blob_value(b), b->len, (mp_item_type)b->type);
 }
 
+void mp__snap_count_item(mp__snap_size *sz, const mp_item *key, const mp_item *value, unsigned what)
+{
+    sz->n++;
+    if (what & MP__SNAP_KEYS)
+        sz->bytes += mp__align8(key->len + 1);
+    if (what & MP__SNAP_VALUES)
+        sz->bytes += mp__align8(value->len + 1);
+}
+
+void mp__snap_add_item(mp_snapshot *s, const mp_item *key, const mp_item *value)
+{
+    mp__snap_entry *e = &s->e[s->n++];
+    memset(e, 0, sizeof(*e));
+    e->seq = s->n;
+    if (s->what & MP__SNAP_KEYS)
+        e->key = snap_copy(s, key->data, key->len, MP_ITEM_BYTES);
+    if (s->what & MP__SNAP_VALUES)
+        e->value = snap_copy(s, value->data, value->len, value->type);
+}
+
 static int cmp_seq(const void *a, const void *b)
 {
     uint64_t x = ((const mp__snap_entry *)a)->seq, y = ((const mp__snap_entry *)b)->seq;

@@ -22,6 +22,29 @@
 #define MP__MAGIC_LIST      0x744c706du
 #define MP__MAGIC_NAMESPACE 0x734e706du
 
+/* The dispatch at the top of a public function: one compare on the head's
+ * backend field, then the Redis implementation (which checks the rest of
+ * the head). Compiled out when the library is built without hiredis. */
+#ifdef MP_HAVE_REDIS
+#define MP__REDIS_DISPATCH(obj, call)                                                              \
+    do {                                                                                           \
+        if ((obj) != NULL &&                                                                       \
+            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS)             \
+            return (call);                                                                         \
+    } while (0)
+#define MP__REDIS_DISPATCH_VOID(obj, call)                                                         \
+    do {                                                                                           \
+        if ((obj) != NULL &&                                                                       \
+            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS) {           \
+            call;                                                                                  \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+#else
+#define MP__REDIS_DISPATCH(obj, call)      ((void)0)
+#define MP__REDIS_DISPATCH_VOID(obj, call) ((void)0)
+#endif
+
 /* True when p is the head of a local object of that kind in the heap. */
 bool mp__obj_check(const void *p, size_t size, uint32_t magic);
 
@@ -87,6 +110,13 @@ typedef struct mp__snap_size {
 void mp__snap_count(mp__snap_size *sz, const mp__blob *b, unsigned what);
 int mp__snap_alloc(mp_snapshot **out, const mp__snap_size *sz, unsigned what);
 void mp__snap_add(mp_snapshot *s, const mp__blob *b);
+/* The same from views (backends whose entries are not blobs); key is
+ * ignored unless the snapshot holds keys, value unless it holds values. */
+void mp__snap_count_item(mp__snap_size *sz, const mp_item *key, const mp_item *value,
+                         unsigned what);
+void mp__snap_add_item(mp_snapshot *s, const mp_item *key, const mp_item *value);
+/* Default order of list items (mp_list_sort with no comparator). */
+int mp__item_cmp(const mp_item *x, const mp_item *y);
 /* The blobs' insertion sequence numbers were recorded by mp__snap_add;
  * orders the entries by them (dict snapshots). */
 void mp__snap_sort_by_seq(mp_snapshot *s);

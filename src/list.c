@@ -9,6 +9,7 @@
 
 #include "heap.h"
 #include "item_internal.h"
+#include "redis_dispatch.h"
 
 typedef struct mp__larr {
     size_t cap;
@@ -71,6 +72,7 @@ static void arr_free(mp__larr *a, bool items)
 
 void mp_list_destroy(mp_list *l)
 {
+    MP__REDIS_DISPATCH_VOID(l, mp__rlist_destroy(l));
     if (list_check(l) < 0 || (l->head.flags & MP__OBJ_NAMED))
         return;
     l->head.magic = 0;
@@ -155,6 +157,7 @@ static int append_locked(mp_list *l, mp__blob **b, size_t n, mp__larr **old_arr)
 
 int mp_list_extend(mp_list *l, const mp_item *items, size_t n)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_extend(l, items, n));
     int rc = list_check(l);
     if (rc == 0 && items == NULL && n != 0)
         rc = MP_EINVAL;
@@ -186,6 +189,7 @@ int mp_list_append(mp_list *l, const mp_item *v)
 
 int mp_list_insert(mp_list *l, long index, const mp_item *v)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_insert(l, index, v));
     int rc = list_check(l);
     if (rc < 0 || v == NULL)
         return rc < 0 ? rc : MP_EINVAL;
@@ -221,6 +225,7 @@ out:
 
 int mp_list_set(mp_list *l, long index, const mp_item *v)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_set(l, index, v));
     int rc = list_check(l);
     if (rc < 0 || v == NULL)
         return rc < 0 ? rc : MP_EINVAL;
@@ -267,6 +272,7 @@ static int remove_locked(mp_list *l, size_t i, mp__blob **gone, mp__larr **old_a
 
 int mp_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_pop(l, index, out, out_len, type));
     int rc = list_check(l);
     if (rc == 0 && out && !out_len)
         rc = MP_EINVAL;
@@ -294,6 +300,7 @@ int mp_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_typ
 
 int mp_list_remove(mp_list *l, const mp_item *v)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_remove(l, v));
     int rc = list_check(l);
     if (rc == 0)
         rc = mp__item_check(v);
@@ -321,6 +328,7 @@ int mp_list_remove(mp_list *l, const mp_item *v)
 
 int mp_list_clear(mp_list *l)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_clear(l));
     int rc = list_check(l);
     if (rc == 0)
         rc = list_lock(l);
@@ -335,6 +343,7 @@ int mp_list_clear(mp_list *l)
 
 int mp_list_len(const mp_list *l, size_t *out)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_len(l, out));
     int rc = list_check(l);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
@@ -350,6 +359,7 @@ int mp_list_len(const mp_list *l, size_t *out)
 /* Runs fn on item index with the list locked. */
 static int list_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_read(l, index, fn, arg));
     int rc = list_check(l);
     if (rc == 0)
         rc = list_lock(l);
@@ -448,6 +458,7 @@ static size_t clamp_bound(long i, size_t len)
 
 int mp_list_slice(const mp_list *l, long start, long stop, mp_snapshot **out)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_slice(l, start, stop, out));
     int rc = list_check(l);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
@@ -483,32 +494,32 @@ typedef struct sort_ctx {
     void *user;
 } sort_ctx;
 
-static int kind_rank(uint32_t t)
+static int kind_rank(mp_item_type t)
 {
     return t == MP_ITEM_INT64 || t == MP_ITEM_DOUBLE ? 2 : (int)t;
 }
 
-static double as_double(const mp__blob *b)
+static double as_double(const mp_item *v)
 {
-    if (b->type == MP_ITEM_DOUBLE) {
+    if (v->type == MP_ITEM_DOUBLE) {
         double d;
-        memcpy(&d, mp__blob_value(b), sizeof(d));
+        memcpy(&d, v->data, sizeof(d));
         return d;
     }
     int64_t i;
-    memcpy(&i, mp__blob_value(b), sizeof(i));
+    memcpy(&i, v->data, sizeof(i));
     return (double)i;
 }
 
-static int default_cmp(const mp__blob *x, const mp__blob *y)
+int mp__item_cmp(const mp_item *x, const mp_item *y)
 {
     int kx = kind_rank(x->type), ky = kind_rank(y->type);
     if (kx != ky)
         return kx < ky ? -1 : 1;
     if (x->type == MP_ITEM_INT64 && y->type == MP_ITEM_INT64) {
         int64_t a, b;
-        memcpy(&a, mp__blob_value(x), sizeof(a));
-        memcpy(&b, mp__blob_value(y), sizeof(b));
+        memcpy(&a, x->data, sizeof(a));
+        memcpy(&b, y->data, sizeof(b));
         return a < b ? -1 : a > b;
     }
     if (kx == 2) {
@@ -516,7 +527,7 @@ static int default_cmp(const mp__blob *x, const mp__blob *y)
         return a < b ? -1 : a > b;
     }
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = n ? memcmp(mp__blob_value(x), mp__blob_value(y), n) : 0;
+    int c = n ? memcmp(x->data, y->data, n) : 0;
     return c ? c : x->len < y->len ? -1 : x->len > y->len;
 }
 
@@ -524,13 +535,8 @@ static int pair_cmp(const void *pa, const void *pb, void *arg)
 {
     const sort_pair *a = pa, *b = pb;
     const sort_ctx *ctx = arg;
-    int c;
-    if (ctx->cmp) {
-        mp_item x = mp__blob_item(a->b), y = mp__blob_item(b->b);
-        c = ctx->cmp(&x, &y, ctx->user);
-    } else {
-        c = default_cmp(a->b, b->b);
-    }
+    mp_item x = mp__blob_item(a->b), y = mp__blob_item(b->b);
+    int c = ctx->cmp ? ctx->cmp(&x, &y, ctx->user) : mp__item_cmp(&x, &y);
     if (c)
         return c;
     return a->pos < b->pos ? -1 : 1;
@@ -538,6 +544,7 @@ static int pair_cmp(const void *pa, const void *pb, void *arg)
 
 int mp_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
 {
+    MP__REDIS_DISPATCH(l, mp__rlist_sort(l, cmp, user));
     int rc = list_check(l);
     if (rc == 0)
         rc = list_lock(l);

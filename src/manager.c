@@ -20,7 +20,12 @@ int mp_manager_open(mp_manager **out, const char *url)
 {
     if (out == NULL)
         return MP_EINVAL;
-    static const mp__backend_ops *const backends[] = {&mp__backend_local};
+    static const mp__backend_ops *const backends[] = {
+        &mp__backend_local,
+#ifdef MP_HAVE_REDIS
+        &mp__backend_redis,
+#endif
+    };
     const mp__backend_ops *ops = NULL;
     for (size_t i = 0; i < MP__ARRAY_LEN(backends) && ops == NULL; i++)
         if (backends[i]->accepts(url))

@@ -69,5 +69,8 @@ typedef struct mp__backend_ops {
 } mp__backend_ops;
 
 extern const mp__backend_ops mp__backend_local;
+#ifdef MP_HAVE_REDIS
+extern const mp__backend_ops mp__backend_redis; /* redis_manager.c */
+#endif
 
 #endif /* MULTIPROC_MANAGER_INTERNAL_H */

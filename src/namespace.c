@@ -12,8 +12,29 @@ struct mp_namespace {
 
 static int ns_check(const mp_namespace *ns)
 {
+#ifdef MP_HAVE_REDIS
+    /* A namespace of another backend is a process-local wrapper around a
+     * dict handle of that backend (mp__namespace_wrap). */
+    if (ns != NULL && ns->head.backend == MP__BACKEND_REDIS)
+        return ns->head.magic == MP__MAGIC_NAMESPACE ? 0 : MP_EINVAL;
+#endif
     return mp__obj_check(ns, sizeof(*ns), MP__MAGIC_NAMESPACE) ? 0 : MP_EINVAL;
 }
+
+#ifdef MP_HAVE_REDIS
+int mp__namespace_wrap(mp_namespace **out, mp_dict *d);
+
+int mp__namespace_wrap(mp_namespace **out, mp_dict *d)
+{
+    mp_namespace *ns = malloc(sizeof(*ns));
+    if (ns == NULL)
+        return MP_ENOMEM;
+    ns->head = (mp__obj_head){.magic = MP__MAGIC_NAMESPACE, .backend = MP__BACKEND_REDIS};
+    ns->d = d;
+    *out = ns;
+    return 0;
+}
+#endif
 
 /* Identifier rule of namespace.h. */
 static int name_check(const char *name)
@@ -64,6 +85,12 @@ void mp_namespace_destroy(mp_namespace *ns)
 {
     if (ns_check(ns) < 0 || (ns->head.flags & MP__OBJ_NAMED))
         return;
+    if (ns->head.backend != MP__BACKEND_LOCAL) { /* a handle: the data stays */
+        ns->head.magic = 0;
+        mp_dict_destroy(ns->d);
+        free(ns);
+        return;
+    }
     ns->head.magic = 0;
     mp_dict_destroy(ns->d);
     mp__heap_free(ns);

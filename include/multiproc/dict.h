@@ -40,6 +40,12 @@
  * Safety: every function is safe from any thread of any process of the
  * family, and across fork (the child uses the same dict). mp_dict_destroy
  * must run once, when no other process or thread uses the dict.
+ *
+ * Redis: a dict obtained from a Redis manager (multiproc/manager.h) takes
+ * the same calls. Each operation is atomic on the server; snapshots are in
+ * Redis's order, not insertion order; mp_dict_update_with's function may
+ * run more than once (optimistic retry, the last run decides); every call
+ * may also return the connection errors listed in manager.h.
  */
 #ifndef MULTIPROC_DICT_H
 #define MULTIPROC_DICT_H

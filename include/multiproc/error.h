@@ -64,6 +64,7 @@ typedef enum mp_error {
     MP_ENOEXEC = -ENOEXEC,                 /* not an executable format */
     MP_ETXTBSY = -ETXTBSY,                 /* executable is open for writing */
     MP_E2BIG = -E2BIG,                     /* argument list and environment too long */
+    MP_ECONNREFUSED = -ECONNREFUSED,       /* no server listens at that address */
 
     /* Library codes. */
     MP_EEOF = MP_E__LIB_FIRST, /* peer closed: no more messages (Python's EOFError) */
@@ -80,6 +81,8 @@ typedef enum mp_error {
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
     MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
     MP_EBOOT = -10060,         /* a spawned child died before running its target */
+    MP_EAUTH = -10070,         /* the server refused the password (or user) */
+    MP_ESERVER = -10071,       /* the server answered with an error of its own */
 
     /* subprocess (-10020..-10029) */
     MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */

@@ -27,6 +27,12 @@
  * family, and across fork. mp_list_destroy must run once, when nobody else
  * uses the list.
  *
+ * Redis: a list obtained from a Redis manager (multiproc/manager.h) takes
+ * the same calls, each atomic on the server (mp_list_sort reads, sorts in
+ * the caller and writes back, retried if another client changed the list
+ * meanwhile); every call may also return the connection errors listed in
+ * manager.h.
+ *
  * Common errors: MP_EINVAL (NULL or foreign list, NULL out pointer, bad
  * item), MP_ERANGE (index out of range: Python's IndexError), MP_EMSGSIZE
  * (item longer than MP_VALUE_MAX), MP_ENOMEM (shared heap full, or private

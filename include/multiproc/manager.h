@@ -49,9 +49,34 @@
  * before or after the name was made, and their own children.
  *
  * Backends: "local" (or NULL) is the family's shared heap.
- * "redis://[:password@]host[:port][/db]" is reserved for the distributed
- * backend, which implements the same API on a Redis server; until it is
- * built, opening such a URL returns MP_ENOSYS.
+ * "redis://[[user]:password@]host[:port][/db][?options]" is the Redis
+ * backend (built when the library was built with hiredis; otherwise
+ * MP_ENOSYS): the same API on a Redis server, shared by processes on any
+ * machine that reaches it. Options: prefix=<key prefix> (default "mp:";
+ * applications with different prefixes share one server safely),
+ * timeout=<seconds> (default 5: the connect and every wait for a reply),
+ * reconnect=0|1 (default 0: after a lost connection every call fails with
+ * MP_ECONNRESET; 1: the next call connects again, and a server restarted
+ * between two calls is not even noticed). "rediss://" (TLS) is reserved:
+ * MP_ENOSYS.
+ *
+ *     mp_manager_open(&m, "redis://:secret@10.0.0.5:6379/0?prefix=app1:");
+ *
+ * On Redis, mp_manager_<type> returns a process-local handle to the data
+ * on the server: every call makes a new handle, and mp_<type>_destroy
+ * releases the handle (never the data). Handles stay valid after
+ * mp_manager_close; a child started with the fork method may use its
+ * parent's handles (its first call opens its own connection), a spawned
+ * one opens its own manager. Handles may be used from several threads
+ * (their calls are serialised on the manager's connection). Every operation can then also
+ * fail with MP_ETIMEDOUT (no reply within the timeout), MP_ECONNRESET
+ * (connection lost; the operation may or may not have been applied),
+ * MP_ECONNREFUSED (reconnect found no server), MP_EAUTH, MP_EBADMSG (a
+ * malformed reply or a stored value this library did not write),
+ * MP_EPROTO (the key holds another Redis type) or MP_ESERVER (any other
+ * server error). What is atomic, and how the Redis semantics differ
+ * (snapshot order, update functions that may run more than once), is
+ * under "Redis backend" in docs/design.md.
  *
  * Safety: an mp_manager handle may be used from several threads at once;
  * it is process-local memory, valid in a forked child (which may use it or
@@ -79,19 +104,23 @@ typedef struct mp_manager mp_manager;
 #define MP_MANAGER_NAME_MAX 255
 
 /* mp_manager_open — open a manager.
- * url: NULL or "local" for the family's shared heap; "redis://..." is
- * MP_ENOSYS until the Redis backend exists. Borrowed until return.
+ * url: NULL or "local" for the family's shared heap; "redis://..." for a
+ * Redis server (see above). Borrowed until return.
  * out: receives the handle, owned by the caller (mp_manager_close).
- * Errors: MP_EINVAL (NULL out, unknown URL scheme), MP_ENOSYS (a backend
- * not built in), MP_ENOMEM, MP_ENOHEAPADDR. */
+ * Errors: MP_EINVAL (NULL out, unknown URL scheme, malformed Redis URL or
+ * unknown option), MP_ENOSYS (a backend not built in, rediss://),
+ * MP_ENOMEM, MP_ENOHEAPADDR; for Redis also MP_EAUTH (wrong or missing
+ * password), MP_ECONNREFUSED (nothing listens there), MP_ETIMEDOUT (no
+ * answer within the timeout), MP_EIO (host not found, other socket
+ * errors), MP_ESERVER (e.g. a db number the server lacks). */
 MP_API int mp_manager_open(mp_manager **out, const char *url);
 
 /* mp_manager_close — release the handle. The named objects stay, and so
  * do the pointers obtained through it. NULL is a no-op. */
 MP_API void mp_manager_close(mp_manager *m);
 
-/* mp_manager_backend — the backend's name: "local". Never NULL for a valid
- * handle; NULL for NULL. */
+/* mp_manager_backend — the backend's name: "local" or "redis". Never NULL
+ * for a valid handle; NULL for NULL. */
 MP_API const char *mp_manager_backend(const mp_manager *m);
 
 /* Named objects: out receives the object registered as name, created the
@@ -103,7 +132,8 @@ MP_API const char *mp_manager_backend(const mp_manager *m);
  * Errors of every accessor: MP_EINVAL (NULL m, name or out; empty name or
  * longer than MP_MANAGER_NAME_MAX), MP_EEXIST (the name belongs to another
  * type, or to an object of other shape: see "Parameters" above),
- * MP_ENOMEM (shared heap full), MP_ENOHEAPADDR. */
+ * MP_ENOMEM (shared heap full), MP_ENOHEAPADDR; on Redis, the connection
+ * errors above. */
 MP_API int mp_manager_dict(mp_manager *m, const char *name, mp_dict **out);
 MP_API int mp_manager_list(mp_manager *m, const char *name, mp_list **out);
 MP_API int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out);

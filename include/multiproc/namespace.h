@@ -19,7 +19,9 @@
  *
  * Safety: every function is safe from any thread of any process of the
  * family and across fork; mp_namespace_destroy must run once, when nobody
- * else uses it.
+ * else uses it. A namespace from a Redis manager (multiproc/manager.h) is
+ * a Redis dict underneath, with the same calls and the connection errors
+ * listed in manager.h.
  *
  * Common errors: MP_EINVAL (NULL or foreign namespace, NULL or invalid
  * name, NULL out pointer), MP_ENOENT (no such attribute: Python's

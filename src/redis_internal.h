@@ -1,0 +1,198 @@
+/* The Redis backend of the manager (built when hiredis is found; see
+ * docs/design.md, "Redis backend"). Not installed.
+ *
+ * Layers, one file each:
+ *   redis_url.c      the URL and its options (pure, unit-tested)
+ *   redis_conn.c     a connection: connect, AUTH, SELECT, timeouts,
+ *                    reconnect, fork; runs commands under its mutex
+ *   redis_reply.c    the checks every reply passes before it is read, and
+ *                    the value codec (pure, fuzzed: fuzz/fuzz_redis_reply.c)
+ *   redis_manager.c  the backend table, names, object handles
+ *   redis_dict.c, redis_list.c, redis_sync.c   the object families
+ *
+ * A Redis-backed object is a process-local handle (malloc) that starts with
+ * an mp__obj_head whose backend is MP__BACKEND_REDIS: the public functions
+ * look at that field first and call the functions declared here. */
+#ifndef MULTIPROC_REDIS_INTERNAL_H
+#define MULTIPROC_REDIS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "item_internal.h"
+
+/* ---- URL ---------------------------------------------------------------- */
+
+#define MP__REDIS_HOST_MAX   255
+#define MP__REDIS_PREFIX_MAX 128
+
+/* redis[s]://[[user]:password@]host[:port][/db][?option=value&...]
+ * Options: prefix=<key prefix> (default "mp:"), timeout=<seconds> (default
+ * 5: connect and every reply), reconnect=0|1 (default 0). */
+typedef struct mp__redis_url {
+    bool tls; /* rediss:// */
+    char host[MP__REDIS_HOST_MAX + 1];
+    int port;
+    int db;
+    char *user;     /* NULL: the default user */
+    char *password; /* NULL: no AUTH */
+    char prefix[MP__REDIS_PREFIX_MAX + 1];
+    double timeout;
+    bool reconnect;
+} mp__redis_url;
+
+/* Parses url into u (strings owned by u: mp__redis_url_fini). Returns 0 or
+ * MP_EINVAL (malformed URL, bad port/db/option), MP_ENOMEM. Pure. */
+int mp__redis_url_parse(mp__redis_url *u, const char *url);
+void mp__redis_url_fini(mp__redis_url *u);
+
+/* ---- replies (pure: no I/O, no global state) ---------------------------- */
+
+/* What a command's reply must look like. */
+typedef enum mp__rr_kind {
+    MP__RR_STATUS = 1, /* +OK */
+    MP__RR_INT,        /* :n */
+    MP__RR_STR,        /* $n, not nil */
+    MP__RR_STR_NIL,    /* $n or nil */
+    MP__RR_ARRAY,      /* array of strings (not nil, no nil element) */
+    MP__RR_EXEC,       /* EXEC: array (checked element by element) or nil */
+    MP__RR_ANY_VALUE,  /* anything but an error (element of an EXEC reply) */
+} mp__rr_kind;
+
+/* Checks a reply tree against kind before any field of it is read.
+ * Returns 0, the error an error reply stands for (mp__redis_error_code),
+ * or MP_EBADMSG for a reply of another shape or with inconsistent fields
+ * (NULL string with a length, NULL element, nesting deeper than 4). */
+int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind);
+
+/* The library error for a Redis error reply's text: NOAUTH, WRONGPASS and
+ * "invalid password" are MP_EAUTH, OOM is MP_ENOMEM, LOADING/BUSY/MASTERDOWN
+ * are MP_EAGAIN, "index out of range" is MP_ERANGE, WRONGTYPE is MP_EPROTO,
+ * anything else MP_ESERVER. */
+int mp__redis_error_code(const char *s, size_t len);
+
+/* Values in Redis: one tag byte, then the payload: 'b' bytes, 's' text,
+ * 'i' an int64 in decimal, 'd' a double as %.17g (text, so that machines
+ * of any byte order read the same values and redis-cli shows them). */
+#define MP__REDIS_NUM_MAX 40
+/* Encodes v: *out points to the encoded bytes (num, a caller buffer of
+ * MP__REDIS_NUM_MAX bytes, for numbers; *heap, malloc'd, for bytes and
+ * text: free it). Returns the encoded length, or MP_ENOMEM. */
+int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap, const char **out,
+                     size_t *out_len);
+/* Decodes a stored value: *out views s (bytes, text) or num (numbers).
+ * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
+int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
+
+/* ---- connection --------------------------------------------------------- */
+
+typedef struct mp__redis mp__redis;
+
+/* Connects (AUTH, SELECT, PING) with u (taken over: *u is zeroed).
+ * Errors: MP_EINVAL, MP_ENOSYS (rediss://), MP_ECONNREFUSED, MP_ETIMEDOUT,
+ * MP_EAUTH, MP_ESERVER, MP_EIO, MP_ENOMEM. */
+int mp__redis_open(mp__redis **out, mp__redis_url *u);
+void mp__redis_ref(mp__redis *r);
+/* Drops a reference; the last one closes the connection. */
+void mp__redis_unref(mp__redis *r);
+const char *mp__redis_prefix(const mp__redis *r);
+
+/* One command, argv[0..argc) with lengths, whose reply must be of kind.
+ * On success *reply is the checked reply (freeReplyObject) — NULL may be
+ * passed when the reply is not wanted. Errors: the reply's (see
+ * mp__redis_reply_check), MP_ETIMEDOUT (no reply within the timeout),
+ * MP_ECONNRESET (connection lost; with reconnect=0 it stays lost),
+ * MP_ECONNREFUSED (reconnect failed), MP_EBADMSG, MP_ENOMEM. */
+int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
+                  const size_t *lens);
+
+/* Several commands on one connection, none interleaved with another
+ * thread's (WATCH ... MULTI ... EXEC): begin locks and connects, call runs
+ * one command, end unlocks (and, when a call failed, discards the state of
+ * the connection: an UNWATCH/DISCARD is sent or the connection dropped).
+ * block_s: extra seconds a blocking command (BLPOP) may wait, or 0. */
+int mp__redis_begin(mp__redis *r);
+int mp__redis_call(mp__redis *r, mp__rr_kind kind, redisReply **reply, double block_s, int argc,
+                   const char **argv, const size_t *lens);
+void mp__redis_end(mp__redis *r);
+
+/* ---- object handles ----------------------------------------------------- */
+
+/* A Redis-backed dict or list (and the dict under a namespace): the full
+ * key of its data and a reference on the connection. */
+typedef struct mp__robj {
+    mp__obj_head head; /* backend MP__BACKEND_REDIS; magic of the type */
+    mp__redis *conn;
+    size_t key_len;
+    char key[]; /* prefix + type + ':' + name, NUL-terminated */
+} mp__robj;
+
+/* Makes a handle for key <prefix><kind>:<name>. */
+int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *kind,
+                 const char *name);
+void mp__robj_free(mp__robj *o);
+/* 0 when p is a live handle of that magic, else MP_EINVAL. */
+int mp__robj_check(const void *p, uint32_t magic);
+
+/* A malloc'd mp__blob (item_internal.h) holding a value read from Redis,
+ * so that the readers of the local containers can run on it unchanged. */
+int mp__redis_blob(mp__blob **out, const mp_item *v);
+
+#include "redis_dispatch.h"
+
+/* ---- queue, lock, event, value (redis_queue.c, redis_sync.c) -------------
+ * Internal: implemented and tested, not yet reachable through the public
+ * API (the manager accessors for these types and a backend field in the
+ * local objects' headers come first). Each handle starts with an
+ * mp__obj_head (backend MP__BACKEND_REDIS) so that the public functions
+ * can dispatch to these once wired. */
+#define MP__MAGIC_RQUEUE 0x7551526du /* "mRQu" */
+#define MP__MAGIC_RLOCK  0x6b4c526du
+#define MP__MAGIC_REVENT 0x7645526du
+#define MP__MAGIC_RVALUE 0x6156526du
+
+/* A queue of byte messages; maxsize 0 is unbounded, and the first opener
+ * of a name fixes it for every client. put: 0, MP_EFULL (no room before
+ * the timeout), MP_EMSGSIZE, connection errors. get: 0 and a malloc'd
+ * message (with a NUL after it), MP_EEMPTY (nothing before the timeout). */
+typedef struct mp__rqueue mp__rqueue;
+int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t maxsize);
+void mp__rqueue_close(mp__rqueue *q);
+int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout);
+int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout);
+int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
+
+/* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
+ * (held; the previous holder never released: it died or overran its
+ * lease), MP_ETIMEDOUT, MP_EDEADLK (this process holds it through this
+ * handle). release and renew (a fresh lease): 0, MP_EPERM (not held by
+ * this process through this handle, or the lease ran out). */
+typedef struct mp__rlock mp__rlock;
+int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease);
+void mp__rlock_close(mp__rlock *l);
+int mp__rlock_acquire(mp__rlock *l, double timeout);
+int mp__rlock_release(mp__rlock *l);
+int mp__rlock_renew(mp__rlock *l);
+
+/* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
+ * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. */
+int mp__revent_set(mp__robj *e);
+int mp__revent_clear(mp__robj *e);
+int mp__revent_is_set(mp__robj *e);
+int mp__revent_wait(mp__robj *e, double timeout);
+
+/* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, "value", name));
+ * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing
+ * changes, or the stored value is not an integer); getters: MP_EPROTO
+ * when the stored text is not a number of that kind. */
+int mp__rvalue_set_int64(mp__robj *v, int64_t x);
+int mp__rvalue_get_int64(mp__robj *v, int64_t *out);
+int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
+int mp__rvalue_set_double(mp__robj *v, double x);
+int mp__rvalue_get_double(mp__robj *v, double *out);
+int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
+
+#endif /* MULTIPROC_REDIS_INTERNAL_H */

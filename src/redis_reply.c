@@ -1,0 +1,231 @@
+/* Replies from Redis are untrusted input: every one passes
+ * mp__redis_reply_check before the backend reads a field of it, and every
+ * stored value passes mp__redis_decode. Both are pure functions, fuzzed by
+ * fuzz/fuzz_redis_reply.c and unit-tested on malformed replies. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_internal.h"
+
+/* Deepest nesting the backend ever asks for is 2 (EXEC of arrays); a
+ * deeper reply is not one of ours. */
+#define MAX_DEPTH 4
+/* A stored value is at most MP_VALUE_MAX bytes plus its tag. */
+#define MAX_STR (MP_VALUE_MAX + 1)
+
+static bool starts_with(const char *s, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    return len >= n && memcmp(s, word, n) == 0;
+}
+
+static bool contains(const char *s, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(s + i, word, n) == 0)
+            return true;
+    return false;
+}
+
+int mp__redis_error_code(const char *s, size_t len)
+{
+    if (s == NULL)
+        return MP_ESERVER;
+    if (starts_with(s, len, "NOAUTH") || starts_with(s, len, "WRONGPASS") ||
+        contains(s, len, "invalid password") || contains(s, len, "without any password") ||
+        contains(s, len, "invalid username-password"))
+        return MP_EAUTH;
+    if (starts_with(s, len, "OOM"))
+        return MP_ENOMEM;
+    if (starts_with(s, len, "LOADING") || starts_with(s, len, "BUSY") ||
+        starts_with(s, len, "MASTERDOWN") || starts_with(s, len, "TRYAGAIN"))
+        return MP_EAGAIN;
+    if (starts_with(s, len, "WRONGTYPE"))
+        return MP_EPROTO;
+    if (contains(s, len, "index out of range") || starts_with(s, len, "ERR no such key"))
+        return MP_ERANGE;
+    return MP_ESERVER;
+}
+
+/* Fields a reply of each type must have consistent, whatever was asked. */
+static int check_node(const redisReply *r, int depth)
+{
+    if (r == NULL || depth > MAX_DEPTH)
+        return MP_EBADMSG;
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        if (r->len > MAX_STR || (r->str == NULL && r->len != 0) || r->len > INT32_MAX)
+            return MP_EBADMSG;
+        return 0;
+    case REDIS_REPLY_INTEGER:
+    case REDIS_REPLY_NIL:
+        return 0;
+    case REDIS_REPLY_ARRAY:
+        if (r->elements != 0 && r->element == NULL)
+            return MP_EBADMSG;
+        for (size_t i = 0; i < r->elements; i++) {
+            int rc = check_node(r->element[i], depth + 1);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    default:
+        return MP_EBADMSG;
+    }
+}
+
+static int error_of(const redisReply *r)
+{
+    return mp__redis_error_code(r->str, r->len);
+}
+
+static int check_kind(const redisReply *r, mp__rr_kind kind)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return error_of(r);
+    switch (kind) {
+    case MP__RR_STATUS:
+        return r->type == REDIS_REPLY_STATUS ? 0 : MP_EBADMSG;
+    case MP__RR_INT:
+        return r->type == REDIS_REPLY_INTEGER ? 0 : MP_EBADMSG;
+    case MP__RR_STR:
+        return r->type == REDIS_REPLY_STRING ? 0 : MP_EBADMSG;
+    case MP__RR_STR_NIL:
+        return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL ? 0 : MP_EBADMSG;
+    case MP__RR_ARRAY:
+        if (r->type != REDIS_REPLY_ARRAY)
+            return MP_EBADMSG;
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i]->type != REDIS_REPLY_STRING)
+                return r->element[i]->type == REDIS_REPLY_ERROR ? error_of(r->element[i])
+                                                                : MP_EBADMSG;
+        return 0;
+    case MP__RR_EXEC:
+        /* The elements are checked by the caller against what it queued:
+         * an error inside means one queued command failed. */
+        return r->type == REDIS_REPLY_ARRAY || r->type == REDIS_REPLY_NIL ? 0 : MP_EBADMSG;
+    case MP__RR_ANY_VALUE:
+        return 0;
+    }
+    return MP_EBADMSG;
+}
+
+int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind)
+{
+    int rc = check_node(r, 0);
+    return rc < 0 ? rc : check_kind(r, kind);
+}
+
+int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap, const char **out,
+                     size_t *out_len)
+{
+    *heap = NULL;
+    int n;
+    switch (v->type) {
+    case MP_ITEM_INT64: {
+        int64_t i;
+        memcpy(&i, v->data, sizeof(i));
+        n = snprintf(num, MP__REDIS_NUM_MAX, "i%" PRId64, i);
+        break;
+    }
+    case MP_ITEM_DOUBLE: {
+        double d;
+        memcpy(&d, v->data, sizeof(d));
+        n = snprintf(num, MP__REDIS_NUM_MAX, "d%.17g", d);
+        break;
+    }
+    default: {
+        char *p = malloc(v->len + 1);
+        if (p == NULL)
+            return MP_ENOMEM;
+        p[0] = v->type == MP_ITEM_STR ? 's' : 'b';
+        if (v->len)
+            memcpy(p + 1, v->data, v->len);
+        *heap = p;
+        *out = p;
+        *out_len = v->len + 1;
+        return 0;
+    }
+    }
+    *out = num;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+/* Strictly the form the encoder writes: no spaces, no trailing bytes. */
+static int decode_int(const char *s, size_t len, int64_t *out)
+{
+    char buf[MP__REDIS_NUM_MAX];
+    if (len == 0 || len >= sizeof(buf))
+        return MP_EBADMSG;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
+        return MP_EBADMSG;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (*end != '\0' || errno != 0)
+        return MP_EBADMSG;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int decode_double(const char *s, size_t len, double *out)
+{
+    char buf[MP__REDIS_NUM_MAX];
+    if (len == 0 || len >= sizeof(buf))
+        return MP_EBADMSG;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (buf[0] == ' ' || (unsigned char)buf[0] < ' ')
+        return MP_EBADMSG;
+    /* errno is not looked at: strtod reports ERANGE for subnormal numbers,
+     * which the encoder writes and which read back exactly. */
+    char *end;
+    double d = strtod(buf, &end);
+    if (*end != '\0')
+        return MP_EBADMSG;
+    *out = d;
+    return 0;
+}
+
+int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num)
+{
+    if (s == NULL || len == 0)
+        return MP_EBADMSG;
+    const char *p = s + 1;
+    size_t n = len - 1;
+    switch (s[0]) {
+    case 'b':
+    case 's':
+        *out = (mp_item){.data = p, .len = n, .type = s[0] == 's' ? MP_ITEM_STR : MP_ITEM_BYTES};
+        return 0;
+    case 'i': {
+        int64_t v;
+        int rc = decode_int(p, n, &v);
+        if (rc < 0)
+            return rc;
+        memcpy(num, &v, sizeof(v));
+        *out = (mp_item){.data = num, .len = 8, .type = MP_ITEM_INT64};
+        return 0;
+    }
+    case 'd': {
+        double v;
+        int rc = decode_double(p, n, &v);
+        if (rc < 0)
+            return rc;
+        memcpy(num, &v, sizeof(v));
+        *out = (mp_item){.data = num, .len = 8, .type = MP_ITEM_DOUBLE};
+        return 0;
+    }
+    default:
+        return MP_EBADMSG;
+    }
+}

@@ -1,0 +1,363 @@
+/* Locks, events and values on Redis (internal functions, ready for the
+ * manager's accessors; see redis_internal.h).
+ *
+ * Lock: two keys. <prefix>lock:<name> holds the holder's token with an
+ * expiry (the lease): a holder that dies stops renewing it, so the lock
+ * frees itself when the lease runs out. <prefix>lock:<name>:owner holds
+ * the same token without expiry, and only a release deletes it: an
+ * acquirer that finds an old token there knows that the previous holder
+ * never released (it died, or overran its lease) and gets MP_EOWNERDEAD,
+ * the robust-mutex contract of the local locks. Acquire and release are
+ * Lua scripts, atomic on the server; a waiter polls with a backoff from 1
+ * to 32 ms, bounded by its timeout.
+ *
+ * Event: <prefix>event:<name> exists while the event is set; a waiter
+ * polls like a lock waiter.
+ *
+ * Value: <prefix>value:<name> is a decimal number, so that INCRBY and
+ * INCRBYFLOAT change it atomically on the server. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redis_internal.h"
+
+#define DEFAULT_LEASE 30.0
+#define KEY_MAX       (MP__REDIS_PREFIX_MAX + 300)
+
+struct mp__rlock {
+    mp__obj_head head; /* MP__MAGIC_RLOCK */
+    mp__robj *o;
+    pthread_mutex_t mu; /* guards token and holder */
+    double lease;
+    int holder; /* pid holding it through this handle, or 0 */
+    char token[48];
+};
+
+/* Sleeps for the next step of a polling wait, never past the deadline.
+ * Returns MP_ETIMEDOUT when the deadline has passed. */
+static int backoff(const mp__deadline *dl, long *step_ms)
+{
+    if (mp__deadline_expired(dl))
+        return MP_ETIMEDOUT;
+    long ms = *step_ms;
+    int left = mp__deadline_poll_ms(dl);
+    if (left >= 0 && ms > left)
+        ms = left;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    if (*step_ms < 32)
+        *step_ms *= 2;
+    return 0;
+}
+
+int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease)
+{
+    if (out == NULL || conn == NULL || name == NULL || !(lease >= 0))
+        return MP_EINVAL;
+    mp__rlock *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return MP_ENOMEM;
+    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_RLOCK, "lock", name);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    l->lease = lease > 0 ? lease : DEFAULT_LEASE;
+    l->head = (mp__obj_head){.magic = MP__MAGIC_RLOCK, .backend = MP__BACKEND_REDIS};
+    *out = l;
+    return 0;
+}
+
+void mp__rlock_close(mp__rlock *l)
+{
+    if (l == NULL)
+        return;
+    l->head.magic = 0;
+    mp__robj_free(l->o);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static void owner_key(const mp__rlock *l, char *buf)
+{
+    snprintf(buf, KEY_MAX, "%s:owner", l->o->key);
+}
+
+/* A token no other holder anywhere will have: 128 random bits and the
+ * pid, so that a release can only undo its own acquire. */
+static void new_token(char *tok, size_t cap)
+{
+    unsigned char r[16] = {0};
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        uint64_t t = (uint64_t)mp__now_ns() ^ ((uint64_t)getpid() << 32);
+        memcpy(r, &t, sizeof(t));
+    }
+    int n = snprintf(tok, cap, "%d-", (int)getpid());
+    for (size_t i = 0; i < sizeof(r) && (size_t)n + 2 < cap; i++, n += 2)
+        snprintf(tok + n, cap - (size_t)n, "%02x", r[i]);
+}
+
+static const char acquire_lua[] =
+    "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
+    "if redis.call('GETSET', KEYS[2], ARGV[1]) then return 1 end return 0";
+
+static const char release_lua[] =
+    "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
+    "if held then redis.call('DEL', KEYS[1]) end "
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
+    "if held then return 1 end return 0";
+
+static const char renew_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+
+/* Runs a lock script: KEYS = lock and owner keys, ARGV = token and lease
+ * in ms. *result: the script's integer. */
+static int lock_script(mp__rlock *l, const char *lua, const char *token, long long *result)
+{
+    char okey[KEY_MAX], ms[24];
+    owner_key(l, okey);
+    snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
+    const char *argv[] = {"EVAL", lua, "2", l->o->key, okey, token, ms};
+    redisReply *rep;
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 7, argv, NULL);
+    if (rc < 0)
+        return rc;
+    *result = rep->integer;
+    freeReplyObject(rep);
+    return 0;
+}
+
+int mp__rlock_acquire(mp__rlock *l, double timeout)
+{
+    mp__deadline dl;
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK || mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rc = l->holder == (int)getpid() ? MP_EDEADLK : 0;
+    pthread_mutex_unlock(&l->mu);
+    if (rc < 0)
+        return rc;
+    char tok[sizeof(l->token)];
+    new_token(tok, sizeof(tok));
+    long step = 1;
+    for (;;) {
+        long long r;
+        rc = lock_script(l, acquire_lua, tok, &r);
+        if (rc < 0)
+            return rc;
+        if (r >= 0) {
+            pthread_mutex_lock(&l->mu);
+            memcpy(l->token, tok, sizeof(tok));
+            l->holder = (int)getpid();
+            pthread_mutex_unlock(&l->mu);
+            return r == 1 ? MP_EOWNERDEAD : 0;
+        }
+        if ((rc = backoff(&dl, &step)) < 0)
+            return rc;
+    }
+}
+
+/* Copies the token of a hold by this process, or MP_EPERM. */
+static int held_token(mp__rlock *l, char *tok, bool drop)
+{
+    pthread_mutex_lock(&l->mu);
+    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    if (rc == 0)
+        memcpy(tok, l->token, sizeof(l->token));
+    if (rc == 0 && drop)
+        l->holder = 0;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int mp__rlock_release(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    int rc = held_token(l, tok, true);
+    long long r = 0;
+    if (rc == 0)
+        rc = lock_script(l, release_lua, tok, &r);
+    /* 0: the lease ran out before the release, the lock was not held any
+     * more (another holder may have had it meanwhile). */
+    return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
+}
+
+int mp__rlock_renew(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    int rc = held_token(l, tok, false);
+    long long r = 0;
+    if (rc == 0)
+        rc = lock_script(l, renew_lua, tok, &r);
+    return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
+}
+
+/* ---- event ---------------------------------------------------------------*/
+
+static int key_int(mp__robj *o, int argc, const char **argv, long long *out)
+{
+    redisReply *rep;
+    int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, argc, argv, NULL);
+    if (rc == 0) {
+        *out = rep->integer;
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+int mp__revent_set(mp__robj *e)
+{
+    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    return rc < 0 ? rc
+                  : mp__redis_cmd(e->conn, MP__RR_STATUS, NULL, 3,
+                                  (const char *[]){"SET", e->key, "1"}, NULL);
+}
+
+int mp__revent_clear(mp__robj *e)
+{
+    long long n;
+    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    return rc < 0 ? rc : key_int(e, 2, (const char *[]){"DEL", e->key}, &n);
+}
+
+int mp__revent_is_set(mp__robj *e)
+{
+    long long n = 0;
+    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    if (rc == 0)
+        rc = key_int(e, 2, (const char *[]){"EXISTS", e->key}, &n);
+    return rc < 0 ? rc : n > 0;
+}
+
+int mp__revent_wait(mp__robj *e, double timeout)
+{
+    mp__deadline dl;
+    if (mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    long step = 1;
+    for (;;) {
+        int rc = mp__revent_is_set(e);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+        if ((rc = backoff(&dl, &step)) < 0)
+            return rc;
+    }
+}
+
+/* ---- value ---------------------------------------------------------------*/
+
+int mp__rvalue_set_int64(mp__robj *v, int64_t x)
+{
+    char num[24];
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    snprintf(num, sizeof(num), "%lld", (long long)x);
+    return rc < 0 ? rc
+                  : mp__redis_cmd(v->conn, MP__RR_STATUS, NULL, 3,
+                                  (const char *[]){"SET", v->key, num}, NULL);
+}
+
+int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
+{
+    char num[24];
+    long long r = 0;
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    snprintf(num, sizeof(num), "%lld", (long long)delta);
+    if (rc == 0)
+        rc = key_int(v, 3, (const char *[]){"INCRBY", v->key, num}, &r);
+    if (rc == MP_ESERVER) /* "increment or decrement would overflow" or not an integer */
+        rc = MP_EOVERFLOW;
+    if (rc == 0 && result)
+        *result = (int64_t)r;
+    return rc;
+}
+
+/* GET of the value's text: 0 for an absent value, like a fresh Value(). */
+static int value_text(mp__robj *v, char *buf, size_t cap)
+{
+    redisReply *rep;
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    if (rc == 0)
+        rc = mp__redis_cmd(v->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", v->key}, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL)
+        snprintf(buf, cap, "0");
+    else if (rep->len == 0 || rep->len >= cap || memchr(rep->str, '\0', rep->len))
+        rc = MP_EBADMSG;
+    else
+        memcpy(buf, rep->str, rep->len + 1);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int mp__rvalue_get_int64(mp__robj *v, int64_t *out)
+{
+    char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
+    int rc = value_text(v, buf, sizeof(buf));
+    if (rc < 0)
+        return rc;
+    /* The stored text is untrusted: decode it as a tagged int64. */
+    snprintf(tagged, sizeof(tagged), "i%s", buf);
+    mp_item it;
+    rc = mp__redis_decode(tagged, strlen(tagged), &it, out);
+    return rc < 0 ? MP_EPROTO : 0;
+}
+
+int mp__rvalue_set_double(mp__robj *v, double x)
+{
+    char num[MP__REDIS_NUM_MAX];
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    snprintf(num, sizeof(num), "%.17g", x);
+    return rc < 0 ? rc
+                  : mp__redis_cmd(v->conn, MP__RR_STATUS, NULL, 3,
+                                  (const char *[]){"SET", v->key, num}, NULL);
+}
+
+int mp__rvalue_get_double(mp__robj *v, double *out)
+{
+    char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
+    int rc = value_text(v, buf, sizeof(buf));
+    if (rc < 0)
+        return rc;
+    snprintf(tagged, sizeof(tagged), "d%s", buf);
+    mp_item it;
+    rc = mp__redis_decode(tagged, strlen(tagged), &it, out);
+    return rc < 0 ? MP_EPROTO : 0;
+}
+
+int mp__rvalue_add_double(mp__robj *v, double delta, double *result)
+{
+    char num[MP__REDIS_NUM_MAX];
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    snprintf(num, sizeof(num), "%.17g", delta);
+    redisReply *rep;
+    if (rc == 0)
+        rc = mp__redis_cmd(v->conn, MP__RR_STR, &rep, 3,
+                           (const char *[]){"INCRBYFLOAT", v->key, num}, NULL);
+    if (rc < 0)
+        return rc == MP_ESERVER ? MP_EPROTO : rc;
+    char tagged[MP__REDIS_NUM_MAX + 1];
+    if (rep->len >= sizeof(tagged) - 1 || memchr(rep->str, '\0', rep->len)) {
+        freeReplyObject(rep);
+        return MP_EBADMSG;
+    }
+    snprintf(tagged, sizeof(tagged), "d%s", rep->str);
+    freeReplyObject(rep);
+    double d;
+    mp_item it;
+    if (mp__redis_decode(tagged, strlen(tagged), &it, &d) < 0)
+        return MP_EBADMSG;
+    if (result)
+        *result = d;
+    return 0;
+}
