@@ -80,6 +80,8 @@ typedef enum mp_error {
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
     MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
     MP_EBOOT = -10060,         /* a spawned child died before running its target */
+    MP_ENOTLOADED = -10061,    /* a function's module is not loaded in the worker (dlopen'd) */
+    MP_EOTHERBUILD = -10062,   /* a function's module is another build in the worker */
 
     /* subprocess (-10020..-10029) */
     MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */
