@@ -1,4 +1,6 @@
-/* The worker's side of the pool: claim a task, run it, publish it. */
+/* The worker's side of the pool: claim a task, run it (after translating
+ * the parent's pointers when the worker is a fresh image: spawn,
+ * forkserver), publish it. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -210,12 +212,7 @@ int mp__pool_worker_main(mp_process *self, void *user)
     (void)self;
     const mp__pwrec *w = user;
     mp__pshm *shm = w->shm;
-    mp__wxlate x;
-    x.shm = shm;
-    if (shm->xlate) {
-        x.fn_from = x.fn_to = 0;
-        memset(x.known, 0, sizeof x.known);
-    }
+    mp__wxlate x = {.shm = shm};
     /* An initializer that cannot be found fails the tasks this worker
      * takes, with the reason, rather than the worker (whose replacement
      * would fail the same way, forever). */
