@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
+#include "pool_internal.h"
 
 /* The fork server's fd lives as long as the process: start it first, also
  * for the tests that ask for forkserver whatever the suite's method is. */
@@ -285,6 +286,26 @@ Test(pool_start, task_in_a_module_the_workers_lack_fails_with_the_reason)
                  MP_ENOTLOADED);
     finish(p);
     dlclose(h);
+}
+
+Test(pool_start, module_of_another_build_fails_the_task_with_the_reason)
+{
+    MP_TEST_FRESH_IMAGE_ONLY();
+    /* What a worker of another build would see, made by hand: the pool's
+     * entry for the program (added by the first submit, decoded by a worker
+     * when it first meets it) gets another build-id before any worker
+     * looks at it. */
+    mp_pool *p = make_pool(1);
+    mp_assert_ok(mp__pool_xlate_check(p, (const void *)(uintptr_t)add_ctx, true));
+    cr_assert_eq(atomic_load(&p->shm->nmods), 1);
+    mp__symref *ref = &p->shm->mods[0].ref;
+    if (ref->build_id_len == 0)
+        ref->build_id_len = 1;
+    ref->build_id[0] ^= 0xff;
+    int64_t x = 1, y = 0;
+    mp_assert_rc(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30),
+                 MP_EOTHERBUILD);
+    finish(p);
 }
 
 static int sleep_then_pid(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
