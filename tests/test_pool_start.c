@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,6 +101,43 @@ Test(pool_start, static_and_heap_ctx_reach_the_workers)
     cr_assert_eq(sum, 4950 + 700);
     finish(p);
     mp_free(heap_delta);
+}
+
+/* Shared objects live in the shared heap: a handle passes as it is. */
+static int record_in_dict(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                          void *ctx)
+{
+    (void)in_len, (void)out, (void)out_cap, (void)out_len;
+    int64_t x = *(const int64_t *)in;
+    char key[32];
+    snprintf(key, sizeof key, "k%lld", (long long)x);
+    int rc = mp_dict_set_int64(ctx, key, x * x);
+    return rc < 0 ? rc : mp_dict_add_int64(ctx, "sum", x, NULL);
+}
+
+Test(pool_start, shared_object_handles_work_as_ctx)
+{
+    mp_dict *d = NULL;
+    mp_assert_ok(mp_dict_create(&d, NULL));
+    mp_pool *p = make_pool(2);
+    int64_t in[50];
+    for (int i = 0; i < 50; i++)
+        in[i] = i;
+    mp_assert_ok(mp_pool_map(
+        p,
+        &(mp_map_spec){
+            .fn = record_in_dict, .ctx = d, .in = in, .n = 50, .in_size = 8, .chunksize = 5},
+        30));
+    finish(p);
+    int64_t v = 0;
+    size_t len = 0;
+    mp_assert_ok(mp_dict_get_int64(d, "sum", &v));
+    cr_assert_eq(v, 1225);
+    mp_assert_ok(mp_dict_get_int64(d, "k7", &v));
+    cr_assert_eq(v, 49);
+    mp_assert_ok(mp_dict_len(d, &len));
+    cr_assert_eq(len, 51);
+    mp_dict_destroy(d);
 }
 
 Test(pool_start, stack_and_malloc_ctx_are_refused_at_submit)
@@ -238,8 +276,8 @@ Test(pool_start, task_in_a_module_loaded_after_the_pool_started_is_refused)
 
 Test(pool_start, task_in_a_module_the_workers_lack_fails_with_the_reason)
 {
-    /* Loaded before the pool: fork workers have it, spawned ones (and the
-     * fork server's, started earlier) do not. */
+    /* Loaded before the pool: fork workers have it; spawned ones and the
+     * fork server's (a spawned image itself) do not. */
     void *h = dlopen(MP_POOL_PLUGIN, RTLD_NOW | RTLD_LOCAL);
     cr_assert(h, "%s", dlerror());
     void *fn = dlsym(h, "plugin_triple");
