@@ -91,7 +91,7 @@ typedef struct mp__pslot {
     uint32_t worker;               /* index of the worker running it */
     uint32_t failed;               /* 1: item first + progress failed with fail_code;
                                       2: none could run, fail_code is the library's reason */
-    int32_t fail_code;             /* the task's own code */
+    int32_t fail_code;             /* the task's own code (failed 1), the reason (2) */
     mp__pjob *job;                 /* map and for */
     uint64_t first;                /* first item (for: first index) */
     uint64_t count;                /* items (for: indexes) */
