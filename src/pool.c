@@ -147,8 +147,10 @@ static int init_shm(mp_pool *p)
     int rc = mp__heap_alloc(&mem, sizeof(mp__pshm));
     if (rc < 0)
         return rc;
+    /* The block comes zeroed, and untouched: most of it (the ring) is
+     * faulted in only as slots are used, which keeps the pool's start
+     * short. */
     mp__pshm *shm = mem;
-    memset(shm, 0, sizeof *shm);
     rc = mp__rmutex_init(&shm->mu, false);
     if (rc < 0) {
         mp__heap_free(shm);
@@ -158,7 +160,7 @@ static int init_shm(mp_pool *p)
     shm->maxtasks = p->opts.maxtasksperchild;
     shm->initializer = p->opts.initializer;
     shm->initarg = p->opts.initarg;
-    for (int i = 0; i < MP__POOL_MAXPROC; i++)
+    for (int i = 0; i < p->nproc; i++)
         shm->wrec[i] = (mp__pwrec){.shm = shm, .index = (uint32_t)i};
     p->shm = shm;
     if (p->threads || p->opts.start_method == MP_START_FORK)
