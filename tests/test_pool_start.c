@@ -349,7 +349,9 @@ Test(pool_start, module_of_another_build_fails_the_task_with_the_reason)
 static int sleep_then_pid(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                           void *ctx)
 {
-    (void)in_len, (void)out_cap, (void)ctx;
+    (void)in_len, (void)out_cap;
+    if (ctx)
+        atomic_store((_Atomic int *)ctx, 1); /* started: in the shared heap */
     usleep((useconds_t)(*(const double *)in * 1e6));
     *(pid_t *)out = getpid();
     *out_len = sizeof(pid_t);
@@ -378,9 +380,14 @@ Test(pool_start, killed_forkserver_worker_fails_its_task_and_is_replaced_by_the_
     cr_assert_neq(ppid, getpid()); /* a child of the fork server */
     double secs = 30;
     mp_async *a = NULL;
-    mp_assert_ok(
-        mp_pool_apply_async(p, sleep_then_pid, NULL, &secs, sizeof secs, 8, NULL, NULL, NULL, &a));
-    mp_assert_rc(mp_async_wait(a, 0.2), MP_ETIMEDOUT);
+    _Atomic int *started = mp_calloc(1, sizeof *started);
+    cr_assert(started);
+    mp_assert_ok(mp_pool_apply_async(p, sleep_then_pid, (void *)started, &secs, sizeof secs, 8,
+                                     NULL, NULL, NULL, &a));
+    double t0 = mp_test_now();
+    while (!atomic_load(started) && mp_test_now() - t0 < 20)
+        mp_assert_rc(mp_async_wait(a, 0.01), MP_ETIMEDOUT);
+    cr_assert(atomic_load(started));
     cr_assert_eq(kill(before, SIGKILL), 0);
     mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 30), MP_EWORKERLOST);
     mp_task_error e;
@@ -396,5 +403,6 @@ Test(pool_start, killed_forkserver_worker_fails_its_task_and_is_replaced_by_the_
     mp_assert_ok(mp_pool_apply(p, parent_pid, NULL, NULL, 0, &ppid, sizeof ppid, NULL, 30));
     cr_assert_neq(ppid, getpid());
     finish(p);
+    mp_free((void *)started);
     mp_assert_ok(mp_set_start_method(MP_START_DEFAULT));
 }
