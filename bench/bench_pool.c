@@ -15,15 +15,23 @@
  *                              value = microseconds per round trip
  *     bench_pool tiny N        imap_unordered of N trivial tasks, chunksize
  *                              1; value = tasks per second
+ *     bench_pool start_fork|start_spawn|start_forkserver N   pool start with
+ *                              that method: create a pool, wait until every
+ *                              worker runs a task (a map of one item per
+ *                              worker, each waiting for all the others),
+ *                              close, join, destroy; value = milliseconds
+ *                              per pool (the fork server is started before
+ *                              the clock)
  *
- * The pool has mp_cpu_count() workers and is created before the clock starts.
+ * The pool has mp_cpu_count() workers and, but for the start modes, is
+ * created before the clock starts.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <multiproc.h>
 
 #include "bench_common.h"
-#include "heap.h"
 
 #define SUMSQ_N 10000000
 
@@ -79,8 +87,9 @@ static u128 sumsq_map(mp_pool *p, bool heap)
 {
     int64_t *in = NULL, *out = NULL;
     if (heap) {
-        if (mp__heap_alloc((void **)&in, SUMSQ_N * sizeof *in) < 0 ||
-            mp__heap_alloc((void **)&out, SUMSQ_N * sizeof *out) < 0)
+        in = mp_alloc(SUMSQ_N * sizeof *in);
+        out = mp_alloc(SUMSQ_N * sizeof *out);
+        if (!in || !out)
             bench_die("out of shared heap");
     } else {
         in = malloc(SUMSQ_N * sizeof *in);
@@ -100,8 +109,8 @@ static u128 sumsq_map(mp_pool *p, bool heap)
     for (int64_t i = 0; i < SUMSQ_N; i++)
         sum = sum + (uint64_t)out[i];
     if (heap) {
-        mp__heap_free(in);
-        mp__heap_free(out);
+        mp_free(in);
+        mp_free(out);
     } else {
         free(in);
         free(out);
@@ -169,11 +178,79 @@ static void tiny(mp_pool *p, long n)
         bench_die("wrong result");
 }
 
+/* One item per worker: each waits until all have arrived, so that the map
+ * completes only once every worker runs. */
+static int arrive(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                  void *ctx)
+{
+    (void)in_len, (void)out, (void)out_cap, (void)out_len;
+    _Atomic int64_t *count = ctx;
+    atomic_fetch_add(count, 1);
+    for (int i = 0; atomic_load(count) < *(const int64_t *)in; i++)
+        if (i > 64)
+            sched_yield();
+    return 0;
+}
+
+static mp_start_method method_named(const char *name)
+{
+    if (strcmp(name, "fork") == 0)
+        return MP_START_FORK;
+    if (strcmp(name, "spawn") == 0)
+        return MP_START_SPAWN;
+    if (strcmp(name, "forkserver") == 0)
+        return MP_START_FORKSERVER;
+    bench_die("unknown start method '%s'", name);
+}
+
+static double pool_start(const char *method, long iters)
+{
+    mp_start_method m = method_named(method);
+    int n = mp_cpu_count();
+    _Atomic int64_t *count = mp_alloc(sizeof *count);
+    int64_t *in = malloc((size_t)n * sizeof *in);
+    if (!count || !in)
+        bench_die("out of memory");
+    for (int i = 0; i < n; i++)
+        in[i] = n;
+    if (m == MP_START_FORKSERVER)
+        check(mp_forkserver_ensure(), "mp_forkserver_ensure");
+    double t0 = bench_now();
+    for (long k = 0; k < iters; k++) {
+        atomic_store(count, 0);
+        mp_pool *p = NULL;
+        check(mp_pool_create(&p, &(mp_pool_opts){.processes = n, .start_method = m}), "create");
+        check(mp_pool_map(p,
+                          &(mp_map_spec){.fn = arrive,
+                                         .ctx = (void *)count,
+                                         .in = in,
+                                         .n = (size_t)n,
+                                         .in_size = sizeof *in,
+                                         .chunksize = 1},
+                          MP_FOREVER),
+              "map");
+        check(mp_pool_close(p), "close");
+        check(mp_pool_join(p, MP_FOREVER), "join");
+        mp_pool_destroy(p);
+    }
+    double dt = bench_now() - t0;
+    mp_free((void *)count);
+    free(in);
+    return dt;
+}
+
 int main(int argc, char **argv)
 {
-    long n =
-        bench_args(argc, argv, "sumsq_map|sumsq_map_heap|sumsq_for|roundtrip|tiny <iterations>");
+    long n = bench_args(argc, argv,
+                        "sumsq_map|sumsq_map_heap|sumsq_for|roundtrip|tiny|"
+                        "start_fork|start_spawn|start_forkserver <iterations>");
     const char *mode = argv[1];
+    if (strncmp(mode, "start_", 6) == 0) {
+        double dt = pool_start(mode + 6, n);
+        printf("RESULT value=%.6f elapsed=%.6f n=%ld workers=%d\n", dt * 1e3 / (double)n, dt, n,
+               mp_cpu_count());
+        return 0;
+    }
     mp_pool *p = NULL;
     check(mp_pool_create(&p, NULL), "mp_pool_create");
     roundtrip(p, 10); /* warm-up: every worker has started */

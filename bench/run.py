@@ -186,6 +186,33 @@ ROWS = [
         "floor": None,
         "pilot": {"multiproc": 100000, "cpython": 2000, "floor": 0},
     },
+    # Pool start: cpu_count workers created and all running a task, then
+    # closed and joined. The floor starts as many bare children at once
+    # (fork, or posix_spawn of a program that exits in main) and waits.
+    {
+        "id": "pool_start_fork_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_pool", "start_fork"],
+        "cpython": ["pool.py", "start_fork"],
+        "floor": ["floor_process", "forkn"],
+        "floor_follows": ["workers"],
+        "pilot": {"multiproc": 50, "cpython": 5, "floor": 100},
+    },
+    {
+        "id": "pool_start_spawn_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_pool", "start_spawn"],
+        "cpython": ["pool.py", "start_spawn"],
+        "floor": ["floor_process", "spawnn"],
+        "floor_follows": ["workers"],
+        "pilot": {"multiproc": 20, "cpython": 2, "floor": 30},
+    },
+    {
+        "id": "pool_start_forkserver_ms", "unit": "ms", "higher_is_better": False,
+        "multiproc": ["bench_pool", "start_forkserver"],
+        "cpython": ["pool.py", "start_forkserver"],
+        "floor": ["floor_process", "forkn"],
+        "floor_follows": ["workers"],
+        "pilot": {"multiproc": 50, "cpython": 3, "floor": 100},
+    },
     {
         "id": "dict_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_dict", "op"],

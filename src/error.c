@@ -63,6 +63,8 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ECALLEDPROCESS, "program returned a non-zero exit status"),
     MP__E(MP_ETIMEOUTEXPIRED, "timed out; the program was killed"),
     MP__E(MP_EBOOT, "the new process died before running its target"),
+    MP__E(MP_ENOTLOADED, "the task's module is not loaded in the worker (loaded with dlopen after the start: spawn and forkserver workers have only the modules the program loads at start)"),
+    MP__E(MP_EOTHERBUILD, "the task's module is another build in the worker (build-ids differ)"),
     MP__E(MP_EAUTH, "authentication failed: wrong or missing password"),
     MP__E(MP_ESERVER, "the server reported an error"),
 };

@@ -132,7 +132,8 @@ static int check_opts(const mp_pool_opts *o)
         return MP_EINVAL;
     if (isnan(o->task_timeout) || o->task_timeout < 0 || o->task_timeout > 1e9)
         return MP_EINVAL;
-    if (o->start_method != MP_START_DEFAULT && o->start_method != MP_START_FORK)
+    if (o->start_method != MP_START_DEFAULT && o->start_method != MP_START_FORK &&
+        o->start_method != MP_START_SPAWN && o->start_method != MP_START_FORKSERVER)
         return MP_EINVAL;
     /* A thread cannot be killed: no per-task timeout, no other start method. */
     if (o->threads && (o->task_timeout > 0 || o->start_method != MP_START_DEFAULT))
@@ -146,8 +147,10 @@ static int init_shm(mp_pool *p)
     int rc = mp__heap_alloc(&mem, sizeof(mp__pshm));
     if (rc < 0)
         return rc;
+    /* The block comes zeroed, and untouched: most of it (the ring) is
+     * faulted in only as slots are used, which keeps the pool's start
+     * short. */
     mp__pshm *shm = mem;
-    memset(shm, 0, sizeof *shm);
     rc = mp__rmutex_init(&shm->mu, false);
     if (rc < 0) {
         mp__heap_free(shm);
@@ -157,10 +160,23 @@ static int init_shm(mp_pool *p)
     shm->maxtasks = p->opts.maxtasksperchild;
     shm->initializer = p->opts.initializer;
     shm->initarg = p->opts.initarg;
-    for (int i = 0; i < MP__POOL_MAXPROC; i++)
+    for (int i = 0; i < p->nproc; i++)
         shm->wrec[i] = (mp__pwrec){.shm = shm, .index = (uint32_t)i};
     p->shm = shm;
-    return 0;
+    if (p->threads || p->opts.start_method == MP_START_FORK)
+        return 0;
+    rc = mp__pool_xlate_init(p);
+    if (rc == 0)
+        rc = mp__pool_xlate_check(p, (const void *)(uintptr_t)p->opts.initializer, true);
+    if (rc == 0)
+        rc = mp__pool_xlate_check(p, p->opts.initarg, false);
+    if (rc < 0) {
+        mp__pool_xlate_fini(p);
+        mp__rmutex_fini(&shm->mu);
+        mp__heap_free(shm);
+        p->shm = NULL;
+    }
+    return rc;
 }
 
 static void stop_workers(mp_pool *p, bool kill_now)
@@ -202,6 +218,10 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     mp_pool *p = calloc(1, sizeof *p);
     if (!p)
         return MP_ENOMEM;
+    /* Replacements of dead or retired workers start like the first ones,
+     * whatever the default is by then. */
+    if (!o.threads && o.start_method == MP_START_DEFAULT)
+        o.start_method = mp_get_start_method();
     p->opts = o;
     p->nproc = o.processes ? o.processes : mp_cpu_count();
     p->owner = my_pid();
@@ -227,6 +247,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     return 0;
 fail_workers:
     stop_workers(p, true);
+    mp__pool_xlate_fini(p);
     mp__rmutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
 fail:
@@ -307,6 +328,7 @@ void mp_pool_destroy(mp_pool *p)
     if (!p)
         return;
     if (p->owner != my_pid()) {
+        free(p->start_bases);
         free(p->workers);
         free(p->tkill);
         free(p->threads);
@@ -327,6 +349,7 @@ void mp_pool_destroy(mp_pool *p)
     }
     for (size_t i = 0; i < MP__ARRAY_LEN(p->cache); i++)
         mp__heap_free(p->cache[i].p);
+    mp__pool_xlate_fini(p);
     mp__rmutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
     free(p->workers);

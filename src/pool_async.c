@@ -44,6 +44,16 @@ static int check_submit(mp_pool *p)
     return p->closed ? MP_ECLOSED : 0;
 }
 
+/* Whether the workers can use fn and ctx (spawn, forkserver; fork and
+ * thread workers share the parent's layout: nothing to check). */
+static int check_ptrs(mp_pool *p, const void *fn, const void *ctx)
+{
+    if (!p->shm->xlate)
+        return 0;
+    int rc = mp__pool_xlate_check(p, fn, true);
+    return rc < 0 ? rc : mp__pool_xlate_check(p, ctx, false);
+}
+
 int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
                         size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
                         mp_async **out)
@@ -53,6 +63,9 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
         return rc;
     if (!fn || !out || (!in && in_len > 0))
         return MP_EINVAL;
+    rc = check_ptrs(p, (const void *)(uintptr_t)fn, ctx);
+    if (rc < 0)
+        return rc;
     mp_async *a = async_new();
     if (!a)
         return MP_ENOMEM;
@@ -138,6 +151,8 @@ int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_asyn
     int rc = check_submit(p);
     if (rc == 0)
         rc = check_map(s);
+    if (rc == 0)
+        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx);
     if (rc < 0)
         return rc;
     mp_async *a = async_new();
@@ -231,6 +246,8 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
     int rc = check_submit(p);
     if (rc == 0)
         rc = check_for(s);
+    if (rc == 0)
+        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx);
     if (rc < 0)
         return rc;
     mp_async *a = async_new();

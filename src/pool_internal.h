@@ -23,6 +23,7 @@
 #include "internal.h"
 #include "multiproc/pool.h"
 #include "rmutex.h"
+#include "symbol.h"
 
 #define MP__POOL_RING      1024 /* slots; a power of two */
 #define MP__POOL_INLINE    64   /* apply bytes carried inside the slot */
@@ -30,6 +31,7 @@
 #define MP__POOL_SLICE_NS  10000000 /* parent's longest futex sleep: death checks */
 #define MP__POOL_ERRS_KEPT 16
 #define MP__POOL_SPIN_NS   20000 /* spin for a result or a task before sleeping */
+#define MP__POOL_MODS      64    /* modules the tasks of a spawn/forkserver pool may use */
 
 /* The body of a spin-wait loop. */
 #if defined(__x86_64__) || defined(__i386__)
@@ -87,8 +89,9 @@ typedef struct mp__pjob {
 typedef struct mp__pslot {
     _Atomic uint32_t state;
     uint32_t worker;               /* index of the worker running it */
-    uint32_t failed;               /* 1: item first + progress failed with fail_code */
-    int32_t fail_code;             /* the task's own code */
+    uint32_t failed;               /* 1: item first + progress failed with fail_code;
+                                      2: none could run, fail_code is the library's reason */
+    int32_t fail_code;             /* the task's own code (failed 1), the reason (2) */
     mp__pjob *job;                 /* map and for */
     uint64_t first;                /* first item (for: first index) */
     uint64_t count;                /* items (for: indexes) */
@@ -106,6 +109,25 @@ typedef struct mp__pslot {
     _Alignas(16) unsigned char inbuf[MP__POOL_INLINE];
     _Alignas(16) unsigned char outbuf[MP__POOL_INLINE]; /* also a for chunk's partial */
 } mp__pslot;
+
+/* A module that the function and ctx pointers of a spawn or forkserver
+ * pool point into, as the parent sees it. The ring carries the parent's
+ * raw pointers; a worker finds a pointer's module by its range here and
+ * adds the difference of the two load bases, which it computes once per
+ * module. Entries are appended by the parent and never change. */
+typedef struct mp__pmod {
+    uintptr_t base, lo, hi; /* in the parent */
+    mp__symref ref;         /* the module's base (offset 0), path and build-id */
+} mp__pmod;
+
+/* A worker's translations (spawn and forkserver), in the worker. */
+typedef struct mp__wxlate {
+    const struct mp__pshm *shm;
+    uintptr_t fn_from, fn_to; /* the last function translated */
+    bool known[MP__POOL_MODS];
+    int rc[MP__POOL_MODS]; /* 0: delta is valid, else why the module is unusable */
+    uintptr_t delta[MP__POOL_MODS];
+} mp__wxlate;
 
 struct mp__pshm;
 
@@ -130,6 +152,9 @@ typedef struct mp__pshm {
     unsigned long maxtasks;
     mp_init_fn initializer;
     void *initarg;
+    uint32_t xlate;         /* 1: workers are fresh images; pointers need translation */
+    _Atomic uint32_t nmods; /* entries of mods (written before, release) */
+    mp__pmod *mods;         /* MP__POOL_MODS entries, in the heap; NULL with fork */
     mp__pwrec wrec[MP__POOL_MAXPROC];
     mp__pslot ring[MP__POOL_RING];
 } mp__pshm;
@@ -224,11 +249,22 @@ struct mp_pool {
     uint64_t items_total, items_done;
     int64_t progress_ns, started_ns;
     bool progress_tty;
+    /* spawn, forkserver: modules loaded when the pool started, and the last
+     * function pointer found in a usable module */
+    uintptr_t *start_bases;
+    size_t nstart;
+    uintptr_t last_fn;
 };
 
 /* pool_worker.c */
 int mp__pool_worker_main(mp_process *self, void *user);
 void mp__pool_repair(mp__pshm *shm);
+
+/* pool_xlate.c */
+int mp__pool_xlate_init(mp_pool *p);
+void mp__pool_xlate_fini(mp_pool *p);
+int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code);
+int mp__pool_xlate(mp__wxlate *x, const void *from, bool code, void **to);
 
 /* pool_threads.c */
 int mp__pool_thread_spawn(mp_pool *p, int index);

@@ -134,7 +134,9 @@ typedef struct outcome {
 static void failed_item(mp_async *a, const mp__pslot *s, uint64_t index, const outcome *o)
 {
     mp_task_error e = {.index = (size_t)index, .code = MP_ETASKFAILED, .task_code = s->fail_code};
-    if (o->lost_code == MP_EWORKERLOST)
+    if (s->failed == 2 && !o->lost_code)
+        e = (mp_task_error){.index = (size_t)index, .code = s->fail_code};
+    else if (o->lost_code == MP_EWORKERLOST)
         e = (mp_task_error){
             .index = (size_t)index, .code = MP_EWORKERLOST, .pid = o->pid, .signal = o->sig};
     else if (o->lost_code == MP_ETASKFAILED)
@@ -171,7 +173,9 @@ static void done_map(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome 
         mp__imap_on_items(a->it, s->first, d);
     a->items_done += d;
     p->items_done += d;
-    if (d < s->count && (s->failed || o->lost_code)) {
+    /* A task the worker could not even call fails every item of the slot. */
+    uint64_t nfail = s->failed == 2 && !o->lost_code ? s->count - d : 1;
+    for (uint64_t k = 0; k < nfail && d < s->count && (s->failed || o->lost_code); k++) {
         failed_item(a, s, s->first + d, o);
         p->items_done++;
         d++;

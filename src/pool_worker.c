@@ -1,4 +1,6 @@
-/* The worker's side of the pool: claim a task, run it, publish it. */
+/* The worker's side of the pool: claim a task, run it (after translating
+ * the parent's pointers when the worker is a fresh image: spawn,
+ * forkserver), publish it. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,7 +49,15 @@ static void mark_start(const mp__pshm *shm, mp__pslot *s)
         atomic_store_explicit(&s->item_start_ns, mp__now_ns(), memory_order_relaxed);
 }
 
-static void run_map(const mp__pshm *shm, mp__pslot *s)
+/* What a task calls: the pointers of the ring, translated for this image
+ * when the workers are fresh images. */
+typedef struct task_call {
+    mp_task_fn fn;
+    mp_for_fn ffn;
+    void *ctx;
+} task_call;
+
+static void run_map(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     const mp__pjob *j = s->job;
     unsigned char scratch[256];
@@ -59,7 +69,7 @@ static void run_map(const mp__pshm *shm, mp__pslot *s)
         mark_start(shm, s);
         void *out = j->out ? j->out + i * j->out_size : (tmp ? tmp : scratch);
         size_t out_len = j->out_size;
-        int rc = j->fn(j->in + i * j->in_size, j->in_size, out, j->out_size, &out_len, j->ctx);
+        int rc = c->fn(j->in + i * j->in_size, j->in_size, out, j->out_size, &out_len, c->ctx);
         if (rc != 0) {
             s->fail_code = rc;
             s->failed = 1;
@@ -70,12 +80,12 @@ static void run_map(const mp__pshm *shm, mp__pslot *s)
     free(tmp);
 }
 
-static void run_for(const mp__pshm *shm, mp__pslot *s)
+static void run_for(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     const mp__pjob *j = s->job;
     memcpy(s->outbuf, j->acc_init, j->acc_size);
     mark_start(shm, s);
-    int rc = j->ffn((int64_t)s->first, (int64_t)(s->first + s->count), s->outbuf, j->ctx);
+    int rc = c->ffn((int64_t)s->first, (int64_t)(s->first + s->count), s->outbuf, c->ctx);
     if (rc != 0) {
         s->fail_code = rc;
         s->failed = 1;
@@ -84,11 +94,11 @@ static void run_for(const mp__pshm *shm, mp__pslot *s)
     }
 }
 
-static void run_apply(const mp__pshm *shm, mp__pslot *s)
+static void run_apply(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     mark_start(shm, s);
     size_t len = s->out_cap;
-    int rc = s->fn(s->in, s->in_len, s->out, s->out_cap, &len, s->ctx);
+    int rc = c->fn(s->in, s->in_len, s->out, s->out_cap, &len, c->ctx);
     s->out_len = len;
     if (rc != 0) {
         s->fail_code = rc;
@@ -147,13 +157,66 @@ static void idle(mp__pshm *shm)
     atomic_fetch_sub(&shm->work_waiters, 1);
 }
 
+/* The parent's pointers of a task made usable here (spawn, forkserver). */
+static int translate(mp__wxlate *x, task_call *c)
+{
+    void *fn = NULL, *ffn = NULL;
+    int rc = mp__pool_xlate(x, (const void *)(uintptr_t)c->fn, true, &fn);
+    if (rc == 0)
+        rc = mp__pool_xlate(x, (const void *)(uintptr_t)c->ffn, true, &ffn);
+    if (rc == 0)
+        rc = mp__pool_xlate(x, c->ctx, false, &c->ctx);
+    c->fn = (mp_task_fn)(uintptr_t)fn;
+    c->ffn = (mp_for_fn)(uintptr_t)ffn;
+    return rc;
+}
+
+/* Runs the initializer; returns why it could not (spawn, forkserver). */
+static int initialize(const mp__pshm *shm, mp__wxlate *x)
+{
+    if (!shm->initializer)
+        return 0;
+    if (!shm->xlate) {
+        shm->initializer(shm->initarg);
+        return 0;
+    }
+    void *fn = NULL, *arg = NULL;
+    int rc = mp__pool_xlate(x, (const void *)(uintptr_t)shm->initializer, true, &fn);
+    if (rc == 0)
+        rc = mp__pool_xlate(x, shm->initarg, false, &arg);
+    if (rc == 0)
+        ((mp_init_fn)(uintptr_t)fn)(arg);
+    return rc;
+}
+
+static void run_task(const mp__pshm *shm, mp__pslot *s, mp__wxlate *x, int init_rc)
+{
+    const mp__pjob *j = s->job;
+    task_call c = {j ? j->fn : s->fn, j ? j->ffn : NULL, j ? j->ctx : s->ctx};
+    int rc = shm->xlate ? (init_rc < 0 ? init_rc : translate(x, &c)) : 0;
+    if (rc < 0) {
+        /* Nothing of it can run here: the parent fails all its items. */
+        s->fail_code = rc;
+        s->failed = 2;
+    } else if (j == NULL) {
+        run_apply(shm, s, &c);
+    } else if (j->kind == MP__JOB_FOR) {
+        run_for(shm, s, &c);
+    } else {
+        run_map(shm, s, &c);
+    }
+}
+
 int mp__pool_worker_main(mp_process *self, void *user)
 {
     (void)self;
     const mp__pwrec *w = user;
     mp__pshm *shm = w->shm;
-    if (shm->initializer)
-        shm->initializer(shm->initarg);
+    mp__wxlate x = {.shm = shm};
+    /* An initializer that cannot be found fails the tasks this worker
+     * takes, with the reason, rather than the worker (whose replacement
+     * would fail the same way, forever). */
+    int init_rc = initialize(shm, &x);
     unsigned long ran = 0;
     for (;;) {
         if (atomic_load(&shm->quit) == MP__QUIT_NOW)
@@ -165,12 +228,7 @@ int mp__pool_worker_main(mp_process *self, void *user)
             idle(shm);
             continue;
         }
-        if (s->job == NULL)
-            run_apply(shm, s);
-        else if (s->job->kind == MP__JOB_FOR)
-            run_for(shm, s);
-        else
-            run_map(shm, s);
+        run_task(shm, s, &x, init_rc);
         ran += s->job && s->job->kind == MP__JOB_MAP ? s->count : 1;
         publish(shm, s);
         if (shm->maxtasks && ran >= shm->maxtasks)

@@ -28,6 +28,16 @@ int mp__sym_encode(const void *addr, mp__symref *out);
  * start), MP_EBADMSG when it is another build (build-ids differ). */
 int mp__sym_decode(const mp__symref *ref, void **addr);
 
+/* The module that contains addr: ref describes its load base (offset 0),
+ * *base is that base in this process and [*lo, *hi) the extent of its
+ * loaded segments. Returns 0 or MP_EINVAL (addr is in no module). */
+int mp__sym_module(const void *addr, mp__symref *ref, uintptr_t *base, uintptr_t *lo,
+                   uintptr_t *hi);
+
+/* The load bases of the modules loaded now, up to cap; returns how many
+ * modules there are. */
+size_t mp__sym_bases(uintptr_t *bases, size_t cap);
+
 /* The build-id of the main program; 0 bytes when it has none. */
 size_t mp__sym_main_build_id(uint8_t id[MP__BUILD_ID_MAX]);
 

@@ -51,7 +51,24 @@ struct sym_find {
     uintptr_t addr;
     mp__symref *ref;
     bool found;
+    uintptr_t base, lo, hi;
 };
+
+static void sym_extent(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = UINTPTR_MAX;
+    *hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type != PT_LOAD)
+            continue;
+        if (start < *lo)
+            *lo = start;
+        if (start + ph->p_memsz > *hi)
+            *hi = start + ph->p_memsz;
+    }
+}
 
 static int sym_find_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -66,6 +83,8 @@ static int sym_find_cb(struct dl_phdr_info *info, size_t size, void *data)
     f->ref->build_id_len = (uint32_t)sym_build_id(info, f->ref->build_id);
     mp__strlcpy(f->ref->path, name, sizeof(f->ref->path));
     f->found = true;
+    f->base = info->dlpi_addr;
+    sym_extent(info, &f->lo, &f->hi);
     return 1;
 }
 
@@ -79,6 +98,44 @@ int mp__sym_encode(const void *addr, mp__symref *out)
         return MP_EINVAL;
     *out = ref;
     return 0;
+}
+
+int mp__sym_module(const void *addr, mp__symref *ref, uintptr_t *base, uintptr_t *lo, uintptr_t *hi)
+{
+    mp__symref r;
+    memset(&r, 0, sizeof(r));
+    struct sym_find f = {.addr = (uintptr_t)addr, .ref = &r};
+    dl_iterate_phdr(sym_find_cb, &f);
+    if (!f.found)
+        return MP_EINVAL;
+    r.offset = 0;
+    *ref = r;
+    *base = f.base;
+    *lo = f.lo;
+    *hi = f.hi;
+    return 0;
+}
+
+struct sym_bases {
+    uintptr_t *bases;
+    size_t cap, n;
+};
+
+static int sym_bases_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct sym_bases *b = data;
+    if (b->n < b->cap)
+        b->bases[b->n] = info->dlpi_addr;
+    b->n++;
+    return 0;
+}
+
+size_t mp__sym_bases(uintptr_t *bases, size_t cap)
+{
+    struct sym_bases b = {.bases = bases, .cap = cap};
+    dl_iterate_phdr(sym_bases_cb, &b);
+    return b.n;
 }
 
 struct sym_lookup {

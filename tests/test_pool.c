@@ -1,6 +1,8 @@
 /* Tests of the process pool: every call and its errors, worker crashes,
  * per-task timeouts, task error codes, maxtasksperchild, no fd leaks.
- * Each test runs in its own Criterion process. */
+ * Each test runs in its own Criterion process. The suite also runs under
+ * the spawn and forkserver start methods (tests/CMakeLists.txt); what only
+ * those methods do is in test_pool_start.c. */
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -10,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "heap.h"
 #include "mp_test.h"
 
 TestSuite(pool, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
@@ -287,9 +288,8 @@ Test(pool, map_with_every_chunk_size)
 Test(pool, map_over_shared_heap_arrays_in_place)
 {
     mp_pool *p = make_pool(2);
-    int64_t *in = NULL, *out = NULL;
-    mp_assert_ok(mp__heap_alloc((void **)&in, 100 * 8));
-    mp_assert_ok(mp__heap_alloc((void **)&out, 100 * 8));
+    int64_t *in = mp_alloc(100 * 8), *out = mp_alloc(100 * 8);
+    cr_assert(in && out);
     for (int i = 0; i < 100; i++)
         in[i] = i;
     mp_assert_ok(mp_pool_map(
@@ -299,6 +299,8 @@ Test(pool, map_over_shared_heap_arrays_in_place)
     for (int i = 0; i < 100; i++)
         cr_assert_eq(out[i], i * i);
     finish(p);
+    mp_free(in);
+    mp_free(out);
 }
 
 Test(pool, map_reports_each_failed_item_and_completes_the_others)
@@ -465,10 +467,10 @@ Test(pool, parallel_for_reduces_the_chunks)
     /* A failing chunk is left out and reported. */
     mp_task_error e;
     size_t nerr = 0;
-    int flag = 1;
+    static const int flag = 1; /* static data: every start method can pass it */
     mp_assert_rc(mp_pool_for(p,
                              &(mp_for_spec){.fn = sum_sq,
-                                            .ctx = &flag,
+                                            .ctx = (void *)&flag,
                                             .begin = 0,
                                             .end = 1000,
                                             .chunksize = 100,
@@ -494,7 +496,7 @@ Test(pool, killed_worker_fails_its_item_only_and_is_replaced)
     mp_pool *p = make_pool(2);
     pid_t before[2], after[2];
     cr_assert_eq(mp_pool_pids(p, before, 2), 2);
-    static const int64_t victim = 123; /* exists before the fork: the workers see it */
+    static const int64_t victim = 123; /* static data: every start method can pass it */
     int64_t in[200], out[200];
     for (int i = 0; i < 200; i++)
         in[i] = i;
@@ -563,22 +565,22 @@ Test(pool, per_task_timeout_kills_and_replaces_the_worker)
     finish(p);
 }
 
-static _Atomic int *inits;
-
+/* Counts in the shared heap: every start method passes heap pointers as
+ * they are. */
 static void count_init(void *arg)
 {
-    cr_assert_eq(arg, (void *)&inits);
-    atomic_fetch_add(inits, 1);
+    atomic_fetch_add((_Atomic int *)arg, 1);
 }
 
 Test(pool, maxtasksperchild_replaces_workers_and_reruns_the_initializer)
 {
-    mp_assert_ok(mp__heap_alloc((void **)&inits, sizeof *inits));
+    _Atomic int *inits = mp_calloc(1, sizeof *inits);
+    cr_assert(inits);
     mp_pool *p = NULL;
     mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = 1,
                                                     .maxtasksperchild = 2,
                                                     .initializer = count_init,
-                                                    .initarg = &inits}));
+                                                    .initarg = (void *)inits}));
     pid_t pids[6];
     for (int i = 0; i < 6; i++)
         mp_assert_ok(mp_pool_apply(p, my_pid, NULL, NULL, 0, &pids[i], sizeof(pid_t), NULL, 10));
@@ -589,6 +591,7 @@ Test(pool, maxtasksperchild_replaces_workers_and_reruns_the_initializer)
     }
     finish(p);
     cr_assert_geq(atomic_load(inits), 3);
+    mp_free((void *)inits);
 }
 
 Test(pool, terminate_is_bounded_and_fails_unfinished_tasks)

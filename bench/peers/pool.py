@@ -5,11 +5,18 @@
     python3 pool.py roundtrip <iterations>  apply_async(identity).get(); value = microseconds
     python3 pool.py tiny <iterations>       imap_unordered(f, range(n), chunksize=1);
                                             value = tasks per second
+    python3 pool.py start_fork|start_spawn|start_forkserver <iterations>
+                                            get_context(m).Pool(n), a map of one
+                                            item per worker that waits at a
+                                            Barrier(n) (every worker runs), close,
+                                            join; value = milliseconds per pool
 
-The pool has os.cpu_count() workers (the default) and is started before the
-clock starts. Prints RESULT value=<v> elapsed=<s> n=<iterations>.
+The pool has os.cpu_count() workers (the default) and, but for the start
+modes, is started before the clock starts. The fork server is started before
+the clock. Prints RESULT value=<v> elapsed=<s> n=<iterations>.
 """
 import multiprocessing
+import os
 import sys
 import time
 
@@ -22,10 +29,47 @@ def identity(x):
     return x
 
 
+_barrier = None
+
+
+def set_barrier(b):
+    global _barrier
+    _barrier = b
+
+
+def arrive(_):
+    _barrier.wait()
+
+
+def noop():
+    pass
+
+
+def pool_start(method, n):
+    ctx = multiprocessing.get_context(method)
+    workers = os.cpu_count()
+    if method == "forkserver":
+        warm = ctx.Process(target=noop)
+        warm.start()
+        warm.join()
+    barriers = [ctx.Barrier(workers) for _ in range(n)]
+    t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
+    for b in barriers:
+        pool = ctx.Pool(workers, initializer=set_barrier, initargs=(b,))
+        pool.map(arrive, range(workers), chunksize=1)
+        pool.close()
+        pool.join()
+    dt = time.clock_gettime(time.CLOCK_MONOTONIC) - t0
+    print(f"RESULT value={dt * 1e3 / n:.6f} elapsed={dt:.6f} n={n}", flush=True)
+
+
 def main():
     if len(sys.argv) < 3:
-        sys.exit("usage: pool.py sumsq|roundtrip|tiny <iterations>")
+        sys.exit("usage: pool.py sumsq|roundtrip|tiny|start_<method> <iterations>")
     mode, n = sys.argv[1], int(sys.argv[2])
+    if mode.startswith("start_"):
+        pool_start(mode[len("start_"):], n)
+        return
     with multiprocessing.get_context("fork").Pool() as pool:
         for _ in range(10):
             pool.apply_async(identity, (1,)).get()

@@ -63,13 +63,34 @@
  * mp_pool_map/apply/for, mp_pool_join and mp_pool_poll. Callbacks therefore
  * run in the caller's thread, during one of those calls.
  *
- * Memory: workers are forked when the pool is created (and when one is
- * replaced), so they see the parent's memory as it was then. Input bytes
- * and arrays are copied into the family's shared heap (once, chunk by chunk
- * as they are handed out); arrays that already live in the shared heap are
- * used in place (zero-copy), for input and output. `ctx` pointers given to
- * tasks must point to memory the workers can see: the shared heap, or data
- * that existed before the pool was created and is not changed afterwards.
+ * Memory: input bytes and arrays are copied into the family's shared heap
+ * (once, chunk by chunk as they are handed out); arrays that already live
+ * in the shared heap are used in place (zero-copy), for input and output.
+ * This holds for every start method.
+ *
+ * Start methods (option start_method): workers are started like
+ * mp_process children, with fork, spawn or forkserver; replacements of
+ * dead or retired workers use the pool's method too. Task functions, the
+ * initializer and the ctx / initarg pointers are plain pointers of the
+ * caller under every method:
+ *   - fork: workers are copies of the parent made when each started, so
+ *     any pointer to data older than the worker works (stack and malloc
+ *     included), unchecked;
+ *   - spawn, forkserver: workers are fresh images of the program. A
+ *     function or a pointer into static data is translated into the
+ *     worker's image (module, offset, and a check of the module's
+ *     build-id); a pointer into the shared heap passes as it is; any other
+ *     ctx or initarg (stack, malloc, mmap) is refused with MP_EINVAL when
+ *     the task is submitted (the pool is created). Static data reaches the
+ *     worker's own copy, as initialised when the image loaded: values the
+ *     parent computes belong in the shared heap. A function in a module
+ *     the parent loaded with dlopen after the pool was created is refused
+ *     at submit with MP_ENOTLOADED; one the workers lack for another
+ *     reason (loaded with dlopen before the pool: a spawned image has only
+ *     the modules the program loads at start) fails the task with
+ *     MP_ENOTLOADED, and a module of another build with MP_EOTHERBUILD.
+ * A task's function must therefore be a function of the program or of a
+ * library it links (not a dlopen'd plugin) under spawn and forkserver.
  *
  * Thread safety: a pool and its mp_async/mp_imap objects belong to the
  * process that created the pool; calls on one pool must not run
@@ -138,6 +159,9 @@ typedef struct mp_pool_opts {
     /* Seconds one task (one map item, one parallel-for chunk) may run;
      * 0: no limit. Negative or NaN is MP_EINVAL. */
     double task_timeout;
+    /* How workers start: MP_START_FORK, _SPAWN, _FORKSERVER, or
+     * MP_START_DEFAULT for the process-wide default at creation (see
+     * "Start methods" above). Not allowed with threads. */
     mp_start_method start_method;
     /* Threads as workers (Python's ThreadPool): the same API, the workers
      * are threads of the caller's process, which share its memory (any ctx
@@ -152,8 +176,11 @@ typedef struct mp_pool_opts {
 } mp_pool_opts;
 
 /* One failed item. code is MP_ETASKFAILED (task_code holds the task's own
- * code, or MP_ETIMEDOUT when the per-task timeout killed it) or
- * MP_EWORKERLOST (pid and signal of the dead worker; signal 0 if it exited). */
+ * code, or MP_ETIMEDOUT when the per-task timeout killed it),
+ * MP_EWORKERLOST (pid and signal of the dead worker; signal 0 if it
+ * exited), or, under spawn and forkserver, MP_ENOTLOADED / MP_EOTHERBUILD
+ * (the task's function, ctx or the pool's initializer is in a module the
+ * worker lacks or has in another build: the task never ran). */
 typedef struct mp_task_error {
     size_t index; /* item index (map), chunk's first index (for), 0 (apply) */
     int code;
@@ -204,8 +231,11 @@ typedef struct mp_for_spec {
  * out: receives the pool, owned by the caller (mp_pool_destroy).
  * opts: borrowed until return; NULL means defaults.
  * Errors: MP_EINVAL (bad option; task_timeout or a start method with
- * threads), MP_ENOMEM, MP_EAGAIN (fork or thread creation failed),
- * MP_ENOHEAPADDR. On failure no worker is left.
+ * threads; under spawn or forkserver an initarg that is neither in the
+ * shared heap nor in static data), MP_ENOMEM, MP_EAGAIN (fork or thread
+ * creation failed), MP_ENOHEAPADDR, MP_ENOSYS (forkserver without pidfds),
+ * or what mp_process_start returns under spawn and forkserver (MP_EBOOT,
+ * ...). On failure no worker is left.
  */
 MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
 
@@ -215,8 +245,12 @@ MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
  * out_cap: the largest result the task may write (bytes).
  * cb / err_cb / user: optional callbacks (see mp_async_cb).
  * out: receives the result object (mp_async_destroy).
- * Errors: MP_EINVAL (NULL fn or out), MP_ECLOSED (pool closed or
- * terminated: Python's "Pool not running"), MP_ENOMEM.
+ * Errors: MP_EINVAL (NULL fn or out; under spawn or forkserver a ctx that
+ * is neither in the shared heap nor in static data), MP_ENOTLOADED (spawn,
+ * forkserver: fn or ctx is in a module loaded after the pool was created),
+ * MP_ENOSPC (spawn, forkserver: the pool's tasks use more than 64
+ * modules), MP_ECLOSED (pool closed or terminated: Python's "Pool not
+ * running"), MP_ENOMEM.
  */
 MP_API int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
                                size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
@@ -233,13 +267,15 @@ MP_API int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, s
  * spec: borrowed until return, but in, out, errors and n_errors must stay
  * valid until the mp_async completes or is destroyed.
  * Errors: MP_EINVAL (NULL fn, in_size 0, NULL in with n > 0, out_size 0
- * with out), MP_ECLOSED, MP_ENOMEM. */
+ * with out; a ctx as in apply_async), MP_ENOTLOADED, MP_ENOSPC (as in
+ * apply_async), MP_ECLOSED, MP_ENOMEM. */
 MP_API int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb,
                              mp_async_cb err_cb, void *user, mp_async **out);
 
 /* mp_pool_map — map_async then get. Returns 0 when every item succeeded,
  * MP_ETASKFAILED or MP_EWORKERLOST (the first failure) when some failed (the
- * others are done; see spec->errors), MP_ETIMEDOUT (the map goes on in the
+ * others are done; see spec->errors; also MP_ENOTLOADED or MP_EOTHERBUILD
+ * when the workers cannot call fn), MP_ETIMEDOUT (the map goes on in the
  * background and its results are dropped), or the errors of map_async. */
 MP_API int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout);
 
@@ -253,7 +289,9 @@ MP_API int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout);
  * commutative). No input or output arrays. Returns like mp_pool_map
  * (failed chunks are left out of the reduction and reported). Errors:
  * MP_EINVAL (NULL fn, begin > end, acc_size too large, NULL reduce or
- * result with acc_size > 0), MP_ECLOSED, MP_ETIMEDOUT, MP_ENOMEM. */
+ * result with acc_size > 0, a ctx as in apply_async), MP_ENOTLOADED,
+ * MP_ENOSPC (as in apply_async), MP_ECLOSED, MP_ETIMEDOUT, MP_ENOMEM.
+ * reduce runs in the parent: any function works. */
 MP_API int mp_pool_for(mp_pool *p, const mp_for_spec *spec, double timeout);
 
 /* mp_pool_imap — iterate over a map's results: in order (ordered) or as
@@ -280,7 +318,8 @@ MP_API int mp_async_wait(mp_async *a, double timeout);
  * out_cap; MP_EMSGSIZE if the task wrote more than out_cap); NULL/0/NULL
  * for maps (their results are in the spec's arrays).
  * Returns 0, MP_ETIMEDOUT (not ready; the task keeps running: Python's
- * TimeoutError), MP_ETASKFAILED or MP_EWORKERLOST (see mp_async_error),
+ * TimeoutError), MP_ETASKFAILED, MP_EWORKERLOST, MP_ENOTLOADED or
+ * MP_EOTHERBUILD (see mp_task_error and mp_async_error),
  * MP_ECLOSED (the pool was terminated before it ran). */
 MP_API int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
 

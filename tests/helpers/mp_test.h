@@ -58,6 +58,14 @@ void mp_test_fd_body_end(void);
             cr_skip_test("needs the fork start method");                                           \
     } while (0)
 
+/* For tests of what only the spawn and forkserver start methods do (the
+ * child is a fresh image: pointers are checked and translated). */
+#define MP_TEST_FRESH_IMAGE_ONLY()                                                                 \
+    do {                                                                                           \
+        if (mp_get_start_method() == MP_START_FORK)                                                \
+            cr_skip_test("needs the spawn or forkserver start method");                            \
+    } while (0)
+
 /* Seconds on the monotonic clock. */
 double mp_test_now(void);
 
