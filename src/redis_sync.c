@@ -202,6 +202,14 @@ int mp__rlock_renew(mp__rlock *l)
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
 }
 
+int mp__rlock_consistent(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    return held_token(l, tok, false);
+}
+
 /* ---- event ---------------------------------------------------------------*/
 
 static int key_int(mp__robj *o, int argc, const char **argv, long long *out)

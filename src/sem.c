@@ -141,6 +141,7 @@ int mp_event_create(mp_event **out, const mp_event_opts *opts)
 
 void mp_event_destroy(mp_event *ev)
 {
+    MP__REDIS_DISPATCH_VOID(ev, mp__robj_free((mp__robj *)(void *)ev));
     if (event_check(ev) < 0 || mp__obj_named(ev))
         return;
     mp__obj_retire(&ev->head);
@@ -149,6 +150,7 @@ void mp_event_destroy(mp_event *ev)
 
 int mp_event_set(mp_event *ev)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_set((mp__robj *)(void *)ev));
     int rc = event_check(ev);
     if (rc < 0)
         return rc;
@@ -164,6 +166,7 @@ int mp_event_set(mp_event *ev)
 
 int mp_event_clear(mp_event *ev)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_clear((mp__robj *)(void *)ev));
     int rc = event_check(ev);
     if (rc < 0)
         return rc;
@@ -173,11 +176,13 @@ int mp_event_clear(mp_event *ev)
 
 bool mp_event_is_set(mp_event *ev)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_is_set((mp__robj *)(void *)ev) > 0);
     return event_check(ev) == 0 && (atomic_load(&ev->word) & 1u);
 }
 
 int mp_event_wait(mp_event *ev, double timeout)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_wait((mp__robj *)(void *)ev, timeout));
     int rc = event_check(ev);
     if (rc < 0)
         return rc;

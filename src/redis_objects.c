@@ -1,0 +1,201 @@
+/* The public queue and value functions on Redis that are more than one
+ * call of redis_queue.c or redis_sync.c: get_into, put_many, empty, full,
+ * and the value handle (a typecode over a number key). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_internal.h"
+
+/* ---- queue -------------------------------------------------------------- */
+
+int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, double timeout)
+{
+    if (len == NULL || (buf == NULL && cap != 0))
+        return MP_EINVAL;
+    void *data;
+    size_t n;
+    int rc = mp__rqueue_get(q, &data, &n, timeout);
+    if (rc < 0)
+        return rc;
+    *len = n;
+    if (n > cap) {
+        /* The message goes back first, as the local queue leaves it first;
+         * a consumer that got another message meanwhile is not undone. */
+        rc = mp__rqueue_unget(q, data, n);
+        free(data);
+        return rc < 0 ? rc : MP_EMSGSIZE;
+    }
+    if (n)
+        memcpy(buf, data, n);
+    free(data);
+    return 0;
+}
+
+int mp__rqueue_put_many(mp__rqueue *q, const mp_queue_msg *msgs, size_t n, double timeout)
+{
+    if (msgs == NULL && n != 0)
+        return MP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].data == NULL && msgs[i].len != 0)
+            return MP_EINVAL;
+        if (msgs[i].len > MP_QUEUE_MAX_MESSAGE)
+            return MP_EMSGSIZE;
+    }
+    size_t done = 0;
+    for (; done < n; done++) {
+        int rc = mp__rqueue_put(q, msgs[done].data, msgs[done].len, done == 0 ? timeout : 0);
+        if (rc == MP_EFULL && done > 0)
+            break;
+        if (rc < 0)
+            return done > 0 ? (int)done : rc;
+    }
+    return done > INT32_MAX ? INT32_MAX : (int)done;
+}
+
+int mp__rqueue_empty(mp__rqueue *q)
+{
+    size_t n;
+    int rc = mp__rqueue_qsize(q, &n);
+    return rc < 0 ? rc : n == 0;
+}
+
+int mp__rqueue_full(mp__rqueue *q)
+{
+    size_t n;
+    int rc = mp__rqueue_qsize(q, &n);
+    size_t max = mp__rqueue_maxsize(q);
+    return rc < 0 ? rc : max > 0 && n >= max;
+}
+
+/* ---- value -------------------------------------------------------------- */
+
+#define MP__MAGIC_RVALUE_HANDLE 0x6856526du /* "mRVh" */
+
+typedef struct rvalue {
+    mp__obj_head head; /* MP__MAGIC_RVALUE_HANDLE */
+    mp__robj *o;       /* <prefix>value:<name>, magic MP__MAGIC_RVALUE */
+    char typecode;
+} rvalue;
+
+int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode)
+{
+    rvalue *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return MP_ENOMEM;
+    int rc = mp__robj_new(&v->o, conn, MP__MAGIC_RVALUE, "value", name);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    v->typecode = typecode;
+    v->head = (mp__obj_head){.magic = MP__MAGIC_RVALUE_HANDLE, .backend = MP__BACKEND_REDIS};
+    *out = v;
+    return 0;
+}
+
+static rvalue *rvalue_of(const mp_value *p)
+{
+    return mp__robj_check(p, MP__MAGIC_RVALUE_HANDLE) == 0 ? (rvalue *)(uintptr_t)p : NULL;
+}
+
+void mp__rvalue_destroy(mp_value *p)
+{
+    rvalue *v = rvalue_of(p);
+    if (v == NULL)
+        return;
+    v->head.magic = 0;
+    mp__robj_free(v->o);
+    free(v);
+}
+
+char mp__rvalue_typecode(const mp_value *p)
+{
+    const rvalue *v = rvalue_of(p);
+    return v ? v->typecode : 0;
+}
+
+int mp__rvalue_get_text(mp_value *p, char *buf, size_t cap)
+{
+    rvalue *v = rvalue_of(p);
+    if (v == NULL || buf == NULL || cap < 2)
+        return MP_EINVAL;
+    redisReply *rep;
+    int rc = mp__redis_cmd(v->o->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", v->o->key},
+                           NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL)
+        memcpy(buf, "0", 2);
+    else if (rep->len == 0 || rep->len >= cap || memchr(rep->str, '\0', rep->len))
+        rc = MP_EBADMSG;
+    else
+        memcpy(buf, rep->str, rep->len + 1);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int mp__rvalue_set_text(mp_value *p, const char *text)
+{
+    rvalue *v = rvalue_of(p);
+    if (v == NULL || text == NULL)
+        return MP_EINVAL;
+    return mp__redis_cmd(v->o->conn, MP__RR_STATUS, NULL, 3,
+                         (const char *[]){"SET", v->o->key, text}, NULL);
+}
+
+/* Sets the initial value unless the key holds one (a value created again
+ * after a removal without MP_MANAGER_DESTROY keeps its number). */
+int mp__rvalue_init_text(void *p, const char *text)
+{
+    rvalue *v = rvalue_of(p);
+    if (v == NULL || text == NULL)
+        return MP_EINVAL;
+    int rc = mp__redis_cmd(v->o->conn, MP__RR_STR_NIL, NULL, 4,
+                           (const char *[]){"SET", v->o->key, text, "NX"}, NULL);
+    return rc == MP_EBADMSG ? 0 : rc; /* +OK or nil: both fine */
+}
+
+/* INCRBY, undone in the same script when the result leaves the item's
+ * range; the result is read back as text (Lua numbers are doubles). */
+static const char add_lua[] = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+                              "if n < tonumber(ARGV[2]) or n > tonumber(ARGV[3]) then "
+                              "redis.call('DECRBY', KEYS[1], ARGV[1]) return false end "
+                              "return redis.call('GET', KEYS[1])";
+
+int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char *max,
+                         int64_t *result)
+{
+    rvalue *v = rvalue_of(p);
+    if (v == NULL || min == NULL || max == NULL)
+        return MP_EINVAL;
+    char d[24];
+    snprintf(d, sizeof(d), "%lld", (long long)delta);
+    redisReply *rep;
+    int rc = mp__redis_cmd(v->o->conn, MP__RR_STR_NIL, &rep, 7,
+                           (const char *[]){"EVAL", add_lua, "1", v->o->key, d, min, max}, NULL);
+    if (rc == MP_ESERVER) /* int64 overflow, or the key holds no integer */
+        return MP_ERANGE;
+    if (rc < 0)
+        return rc;
+    char *end = NULL;
+    long long r = 0;
+    if (rep->type == REDIS_REPLY_NIL)
+        rc = MP_ERANGE;
+    else if (rep->len == 0 || rep->len > 20 ||
+             (r = strtoll(rep->str, &end, 10), end != rep->str + rep->len))
+        rc = MP_EBADMSG;
+    freeReplyObject(rep);
+    if (rc == 0 && result)
+        *result = (int64_t)r;
+    return rc;
+}
+
+int mp__rvalue_add_float(mp_value *p, double delta, double *result)
+{
+    rvalue *v = rvalue_of(p);
+    if (v == NULL)
+        return MP_EINVAL;
+    int rc = mp__rvalue_add_double(v->o, delta, result);
+    return rc == MP_EPROTO ? MP_ERANGE : rc;
+}
