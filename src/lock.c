@@ -224,11 +224,13 @@ int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
 
 void mp_rlock_destroy(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH_VOID(rlock, mp__rlock_close((mp__rlock *)(void *)rlock));
     lock_free(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_acquire((mp__rlock *)(void *)rlock, timeout));
     struct mp_lock *l = rlock ? &rlock->l : NULL;
     if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
         return MP_EINVAL;
@@ -246,16 +248,19 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 
 int mp_rlock_release(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_release((mp__rlock *)(void *)rlock));
     return lock_release(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_consistent(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_consistent((mp__rlock *)(void *)rlock));
     return lock_consistent(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_count(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_count((mp__rlock *)(void *)rlock));
     int rc = lock_check(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
     if (rc < 0)
         return rc;

@@ -60,6 +60,15 @@ int mp__rlock_release(mp__rlock *l);
 /* 0 when this process holds it through this handle (nothing to mark: the
  * server keeps no "inconsistent" state), else MP_EPERM. */
 int mp__rlock_consistent(mp__rlock *l);
+/* Levels held by this process through this handle (an rlock), or 0. */
+int mp__rlock_count(mp__rlock *l);
+
+/* sem (redis_sem.c): an mp_sem whose head says Redis is an mp__rsem. */
+typedef struct mp__rsem mp__rsem;
+void mp__rsem_close(mp__rsem *s);
+int mp__rsem_acquire(mp__rsem *s, double timeout);
+int mp__rsem_release(mp__rsem *s);
+int mp__rsem_get_value(mp__rsem *s);
 
 /* event and value (redis_sync.c, redis_objects.c): handles are mp__robj. */
 typedef struct mp__robj mp__robj;

@@ -154,6 +154,7 @@ int mp__redis_blob(mp__blob **out, const mp_item *v);
 #define MP__MAGIC_RLOCK  0x6b4c526du
 #define MP__MAGIC_REVENT 0x7645526du
 #define MP__MAGIC_RVALUE 0x6156526du
+#define MP__MAGIC_RSEM   0x6d53526du
 
 /* A queue of byte messages; maxsize 0 is unbounded, and the first opener
  * of a name fixes it for every client. put: 0, MP_EFULL (no room before
@@ -177,10 +178,16 @@ size_t mp__rqueue_maxsize(const mp__rqueue *q);
  * this process through this handle, or the lease ran out). */
 typedef struct mp__rlock mp__rlock;
 int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease);
+/* The same with keys <prefix><kind>:<name> ("rlock" for an RLock). */
+int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
+                        double lease);
 void mp__rlock_close(mp__rlock *l);
 int mp__rlock_acquire(mp__rlock *l, double timeout);
 int mp__rlock_release(mp__rlock *l);
 int mp__rlock_renew(mp__rlock *l);
+/* Makes the handle an RLock's: its holder may acquire again (counted;
+ * MP_EOVERFLOW at 2^32 - 1), and a release drops one level. */
+void mp__rlock_set_recursive(mp__rlock *l);
 
 /* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
  * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. */
@@ -199,6 +206,10 @@ int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
 int mp__rvalue_set_double(mp__robj *v, double x);
 int mp__rvalue_get_double(mp__robj *v, double *out);
 int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
+
+/* A semaphore (redis_sem.c); value and bounded are used by the first
+ * opener of a name only. Contracts of the public mp_sem functions. */
+int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded);
 
 /* The public value handle (redis_objects.c): a typecode over a number key.
  * init_text: SET NX of the initial number. */

@@ -131,6 +131,10 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[16])
         return "queue";
     case MP__OBJ_LOCK:
         return "lock";
+    case MP__OBJ_RLOCK:
+        return "rlock";
+    case MP__OBJ_SEM:
+        return "sem";
     case MP__OBJ_EVENT:
         return "event";
     case MP__OBJ_VALUE: {
@@ -150,9 +154,9 @@ static int data_keys(const char *tname, const char *name, char keys[2][KEY_MAX])
     static const struct {
         const char *type, *kind, *second; /* second: a suffix, or NULL */
     } rows[] = {
-        {"dict", "dict", NULL},         {"list", "list", NULL},     {"namespace", "ns", NULL},
-        {"queue", "queue", ":maxsize"}, {"lock", "lock", ":owner"}, {"event", "event", NULL},
-        {"value", "value", NULL},
+        {"dict", "dict", NULL},         {"list", "list", NULL},       {"namespace", "ns", NULL},
+        {"queue", "queue", ":maxsize"}, {"lock", "lock", ":owner"},   {"event", "event", NULL},
+        {"value", "value", NULL},       {"rlock", "rlock", ":owner"}, {"sem", "sem", ":max"},
     };
     for (size_t i = 0; i < MP__ARRAY_LEN(rows); i++) {
         size_t n = strlen(rows[i].type);
@@ -206,6 +210,16 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
     }
     case MP__OBJ_LOCK:
         return mp__rlock_open((mp__rlock **)out, r, name, mp__redis_lease(r));
+    case MP__OBJ_RLOCK: {
+        int rc = mp__rlock_open_kind((mp__rlock **)out, r, name, "rlock", mp__redis_lease(r));
+        if (rc == 0)
+            mp__rlock_set_recursive(*out);
+        return rc;
+    }
+    case MP__OBJ_SEM: {
+        const mp_sem_opts *o = opts;
+        return mp__rsem_open((mp__rsem **)out, r, name, o ? o->value : 0, o && o->bounded);
+    }
     case MP__OBJ_EVENT:
         return mp__robj_new((mp__robj **)out, r, MP__MAGIC_REVENT, "event", name);
     case MP__OBJ_VALUE:

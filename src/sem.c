@@ -52,6 +52,7 @@ int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)
 
 void mp_sem_destroy(mp_sem *sem)
 {
+    MP__REDIS_DISPATCH_VOID(sem, mp__rsem_close((mp__rsem *)(void *)sem));
     if (sem_check(sem) < 0 || mp__obj_named(sem))
         return;
     mp__obj_retire(&sem->head);
@@ -69,6 +70,7 @@ static bool sem_try_down(mp_sem *s)
 
 int mp_sem_acquire(mp_sem *sem, double timeout)
 {
+    MP__REDIS_DISPATCH(sem, mp__rsem_acquire((mp__rsem *)(void *)sem, timeout));
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -102,6 +104,7 @@ int mp_sem_acquire(mp_sem *sem, double timeout)
 
 int mp_sem_release(mp_sem *sem)
 {
+    MP__REDIS_DISPATCH(sem, mp__rsem_release((mp__rsem *)(void *)sem));
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -117,6 +120,7 @@ int mp_sem_release(mp_sem *sem)
 
 int mp_sem_get_value(mp_sem *sem)
 {
+    MP__REDIS_DISPATCH(sem, mp__rsem_get_value((mp__rsem *)(void *)sem));
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;

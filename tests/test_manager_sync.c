@@ -274,6 +274,81 @@ Test(msync, a_lock_excludes_other_processes)
     mp_manager_close(m);
 }
 
+/* Child: "R" is held by the parent: not got within a short timeout. */
+static int rlock_child(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_rlock *r;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_rlock(m, "R", &r) < 0)
+        return 1;
+    if (mp_rlock_acquire(r, 0.05) != MP_ETIMEDOUT || mp_rlock_count(r) != 0)
+        return 2;
+    return 0;
+}
+
+Test(msync, rlock_counts_levels_and_excludes_other_processes)
+{
+    mp_manager *m = open_manager();
+    mp_rlock *r;
+    mp_assert_rc(mp_manager_rlock(m, "R", &r), 1);
+    mp_assert_rc(mp_rlock_count(r), 0);
+    mp_assert_rc(mp_rlock_release(r), MP_EPERM);
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_rc(mp_rlock_count(r), 2);
+    join_ok(start_child(rlock_child));
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_rc(mp_rlock_count(r), 1);
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_rc(mp_rlock_count(r), 0);
+    mp_assert_rc(mp_rlock_release(r), MP_EPERM);
+    mp_rlock_destroy(r);
+    mp_manager_close(m);
+}
+
+/* Child: releases "S" once. */
+static int sem_release_child(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_sem *s;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_sem(m, "S", NULL, &s) < 0)
+        return 1;
+    usleep(50 * 1000);
+    int rc = mp_sem_release(s);
+    mp_sem_destroy(s);
+    mp_manager_close(m);
+    return rc < 0 ? 2 : 0;
+}
+
+Test(msync, sem_counts_bounds_and_wakes_across_processes)
+{
+    mp_manager *m = open_manager();
+    mp_sem *s, *b;
+    mp_assert_rc(mp_manager_sem(m, "S", &(mp_sem_opts){.value = 1}, &s), 1);
+    mp_assert_rc(mp_sem_get_value(s), 1);
+    mp_assert_ok(mp_sem_acquire(s, 0));
+    mp_assert_rc(mp_sem_acquire(s, 0), MP_ETIMEDOUT);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_sem_acquire(s, 0.05), MP_ETIMEDOUT);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    mp_process *p = start_child(sem_release_child);
+    mp_assert_ok(mp_sem_acquire(s, 20)); /* released by the child */
+    join_ok(p);
+    mp_assert_rc(mp_sem_get_value(s), 0);
+    /* Bounded: a release above the initial value changes nothing. */
+    mp_assert_rc(mp_manager_sem(m, "B", &(mp_sem_opts){.value = 2, .bounded = true}, &b), 1);
+    mp_assert_rc(mp_sem_release(b), MP_EOVERFLOW);
+    mp_assert_ok(mp_sem_acquire(b, 0));
+    mp_assert_ok(mp_sem_release(b));
+    mp_assert_rc(mp_sem_get_value(b), 2);
+    mp_assert_rc(mp_sem_acquire(b, NAN), MP_EINVAL);
+    mp_sem_destroy(b);
+    mp_sem_destroy(s);
+    mp_manager_close(m);
+}
+
 /* ---- event ---------------------------------------------------------------*/
 
 static int set_event(const void *arg, size_t len)

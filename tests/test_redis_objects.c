@@ -174,13 +174,9 @@ Test(redis_objects, unsupported_functions_are_mp_enosys)
     cr_assert_null(mp_value_data(v));
     mp_value_destroy(v);
     /* Types the backend does not serve. */
-    mp_rlock *rl;
-    mp_sem *sem;
     mp_cond *c;
     mp_barrier *b;
     mp_array *a;
-    mp_assert_rc(mp_manager_rlock(m, "rl", &rl), MP_ENOSYS);
-    mp_assert_rc(mp_manager_sem(m, "s", NULL, &sem), MP_ENOSYS);
     mp_assert_rc(mp_manager_cond(m, "c", &c), MP_ENOSYS);
     mp_assert_rc(mp_manager_barrier(m, "b", 2, &b), MP_ENOSYS);
     mp_assert_rc(mp_manager_array(m, "a", &(mp_array_opts){.typecode = 'i', .len = 2}, &a),
@@ -246,11 +242,25 @@ Test(redis_objects, key_layout_and_destroy)
     mp_assert_ok(mp_manager_remove(m, "v", 0));
     cr_assert_str_eq(RAW(r, "GET", "app:value:v"), "5");
     mp_assert_ok(mp_lock_release(l));
-    const char *names[] = {"q", "l", "e"};
-    for (int i = 0; i < 3; i++)
+    mp_rlock *rl;
+    mp_sem *sem;
+    mp_assert_rc(mp_manager_rlock(m, "rl", &rl), 1);
+    mp_assert_rc(mp_manager_sem(m, "s", &(mp_sem_opts){.value = 2, .bounded = true}, &sem), 1);
+    mp_assert_ok(mp_rlock_acquire(rl, 0));
+    mp_assert_ok(mp_rlock_acquire(rl, 0));
+    cr_assert_str_eq(RAW(r, "HGET", "app:names", "rl"), "rlock");
+    cr_assert_str_eq(RAW(r, "EXISTS", "app:rlock:rl", "app:rlock:rl:owner"), "2");
+    cr_assert_str_eq(RAW(r, "HGET", "app:names", "s"), "sem");
+    cr_assert_str_eq(RAW(r, "GET", "app:sem:s"), "2");
+    cr_assert_str_eq(RAW(r, "GET", "app:sem:s:max"), "2");
+    mp_assert_ok(mp_rlock_release(rl));
+    mp_assert_ok(mp_rlock_release(rl));
+    cr_assert_str_eq(RAW(r, "EXISTS", "app:rlock:rl", "app:rlock:rl:owner"), "0");
+    const char *names[] = {"q", "l", "e", "rl", "s"};
+    for (int i = 0; i < 5; i++)
         mp_assert_ok(mp_manager_remove(m, names[i], MP_MANAGER_DESTROY));
     cr_assert_str_eq(RAW(r, "EXISTS", "app:queue:q", "app:queue:q:maxsize", "app:lock:l",
-                         "app:lock:l:owner", "app:event:e"),
+                         "app:lock:l:owner", "app:event:e", "app:sem:s", "app:sem:s:max"),
                      "0");
     cr_assert_str_eq(RAW(r, "HLEN", "app:names"), "0");
     mp__redis_unref(r);
@@ -258,6 +268,8 @@ Test(redis_objects, key_layout_and_destroy)
     mp_lock_destroy(l);
     mp_event_destroy(e);
     mp_value_destroy(v);
+    mp_rlock_destroy(rl);
+    mp_sem_destroy(sem);
     mp_manager_close(m);
 }
 
