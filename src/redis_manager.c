@@ -25,7 +25,7 @@
  * handle of this backend. */
 int mp__namespace_wrap(mp_namespace **out, mp_dict *d);
 
-#define KEY_MAX (MP_MANAGER_NAME_MAX + 32)
+#define KEY_MAX (MP__REDIS_PREFIX_MAX + MP_MANAGER_NAME_MAX + 32)
 
 /* The initial number of a value its creator made (value.c formats it). */
 static int init_value(void *v, const mp_value_opts *o)
@@ -147,9 +147,9 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[16])
     }
 }
 
-/* The data keys of an object whose stored type name is tname, after the
- * prefix: what MP_MANAGER_DESTROY deletes. Returns their number. */
-static int data_keys(const char *tname, const char *name, char keys[2][KEY_MAX])
+/* The data keys of an object whose stored type name is tname: what
+ * MP_MANAGER_DESTROY deletes. Returns their number. */
+static int data_keys(const char *prefix, const char *tname, const char *name, char keys[2][KEY_MAX])
 {
     static const struct {
         const char *type, *kind, *second; /* second: a suffix, or NULL */
@@ -162,10 +162,10 @@ static int data_keys(const char *tname, const char *name, char keys[2][KEY_MAX])
         size_t n = strlen(rows[i].type);
         if (strncmp(tname, rows[i].type, n) != 0 || (tname[n] != '\0' && tname[n] != ':'))
             continue;
-        snprintf(keys[0], KEY_MAX, "%s:%s", rows[i].kind, name);
+        snprintf(keys[0], KEY_MAX, "%s%s:%s", prefix, rows[i].kind, name);
         if (rows[i].second == NULL)
             return 1;
-        snprintf(keys[1], KEY_MAX, "%s:%s%s", rows[i].kind, name, rows[i].second);
+        snprintf(keys[1], KEY_MAX, "%s%s:%s%s", prefix, rows[i].kind, name, rows[i].second);
         return 2;
     }
     return 0; /* written by a later version: only the name goes */
@@ -310,7 +310,7 @@ static int redis_remove(void *state, const char *name, unsigned flags)
 {
     mp__redis *r = state;
     const char *prefix = mp__redis_prefix(r);
-    char names[MP__REDIS_PREFIX_MAX + 8], keys[2][KEY_MAX], full[2][KEY_MAX + MP__REDIS_PREFIX_MAX];
+    char names[MP__REDIS_PREFIX_MAX + 8], keys[2][KEY_MAX];
     snprintf(names, sizeof(names), "%snames", prefix);
     redisReply *rep;
     int rc = mp__redis_cmd(r, MP__RR_STR_NIL, &rep, 3, (const char *[]){"HGET", names, name}, NULL);
@@ -320,25 +320,22 @@ static int redis_remove(void *state, const char *name, unsigned flags)
         freeReplyObject(rep);
         return MP_ENOENT;
     }
-    int nkeys = (flags & MP_MANAGER_DESTROY) ? data_keys(rep->str, name, keys) : 0;
-    for (int i = 0; i < nkeys; i++)
-        snprintf(full[i], sizeof(full[i]), "%s%s", prefix, keys[i]);
+    int nkeys = (flags & MP_MANAGER_DESTROY) ? data_keys(prefix, rep->str, name, keys) : 0;
     const char *argv[8] = {"EVAL", remove_lua, NULL, names};
     char nk[12];
     snprintf(nk, sizeof(nk), "%d", 1 + nkeys);
     argv[2] = nk;
     int argc = 4;
     for (int i = 0; i < nkeys; i++)
-        argv[argc++] = full[i];
+        argv[argc++] = keys[i];
     argv[argc++] = name;
     argv[argc++] = rep->str;
-    long long removed = 0;
     redisReply *res;
     rc = mp__redis_cmd(r, MP__RR_INT, &res, argc, argv, NULL);
     freeReplyObject(rep);
     if (rc < 0)
         return rc;
-    removed = res->integer;
+    long long removed = res->integer;
     freeReplyObject(res);
     return removed == 1 ? 0 : MP_ENOENT;
 }

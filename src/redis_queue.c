@@ -1,5 +1,5 @@
-/* Queues on Redis (internal functions, ready for the manager's queue
- * accessor; see redis_internal.h).
+/* Queues on Redis (mp_manager_queue on a Redis manager; the public queue
+ * functions dispatch here, see redis_internal.h).
  *
  * <prefix>queue:<name> is a Redis list of messages (raw bytes, no tag: a
  * queue carries bytes). <prefix>queue:<name>:maxsize holds the capacity

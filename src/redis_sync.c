@@ -1,5 +1,5 @@
-/* Locks, events and values on Redis (internal functions, ready for the
- * manager's accessors; see redis_internal.h).
+/* Locks, rlocks, events and values on Redis (the public functions of those
+ * types dispatch here; see redis_internal.h).
  *
  * Lock: two keys. <prefix>lock:<name> holds the holder's token with an
  * expiry (the lease): a holder that dies stops renewing it, so the lock
