@@ -91,6 +91,13 @@ int mp__rvalue_add_range(mp_value *v, int64_t delta, const char *min, const char
 int mp__rvalue_add_float(mp_value *v, double delta, double *result);
 void mp__rvalue_destroy(mp_value *v);
 
+/* array (redis_objects.c): the same over a Redis list of numbers. */
+char mp__rarray_typecode(const mp_array *a);
+size_t mp__rarray_len(const mp_array *a);
+int mp__rarray_get_text(mp_array *a, size_t i, char *buf, size_t cap);
+int mp__rarray_set_text(mp_array *a, size_t i, const char *text);
+void mp__rarray_destroy(mp_array *a);
+
 /* (value.c) One item of a typecode as the text a Redis value holds:
  * decimal integers, %.17g for floats. Returns 0 or MP_EINVAL. */
 #define MP__VALUE_TEXT_MAX 40

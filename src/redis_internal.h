@@ -215,5 +215,12 @@ int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned va
  * init_text: SET NX of the initial number. */
 int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode);
 int mp__rvalue_init_text(void *v, const char *text);
+/* The public array handle: len items in a Redis list (at most
+ * MP__RARRAY_MAX: every item travels in the creating command; more is
+ * MP_ENOMEM). init: the n = len items' texts, pushed unless the list
+ * exists. */
+#define MP__RARRAY_MAX ((size_t)1 << 20)
+int mp__rarray_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len);
+int mp__rarray_init(void *a, const char *const *texts, size_t n);
 
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

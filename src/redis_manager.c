@@ -37,6 +37,28 @@ static int init_value(void *v, const mp_value_opts *o)
     return rc < 0 ? rc : mp__rvalue_init_text(v, text);
 }
 
+/* The items of an array its creator made: zeros, or init's. */
+static int init_array(void *a, const mp_array_opts *o)
+{
+    size_t n = o->len, size = (size_t)mp_typecode_size(o->typecode);
+    char(*texts)[MP__VALUE_TEXT_MAX] = calloc(n ? n : 1, sizeof(*texts));
+    const char **argv = calloc(n ? n : 1, sizeof(*argv));
+    int rc = texts && argv ? 0 : MP_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        argv[i] = texts[i];
+        if (o->init == NULL)
+            memcpy(texts[i], "0", 2);
+        else
+            rc = mp__value_item_text(o->typecode, (const char *)o->init + i * size, texts[i],
+                                     sizeof(texts[i]));
+    }
+    if (rc == 0)
+        rc = mp__rarray_init(a, argv, n);
+    free(argv);
+    free(texts);
+    return rc;
+}
+
 static bool redis_accepts(const char *url)
 {
     return url && (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0);
@@ -118,7 +140,7 @@ int mp__redis_blob(mp__blob **out, const mp_item *v)
  * value's name carries its shape, "value:q" or "value:qr" (raw), so that
  * a mismatch is MP_EEXIST like another type. Returns NULL for a type this
  * backend does not serve. */
-static const char *type_name(mp__objtype type, const void *opts, char buf[16])
+static const char *type_name(mp__objtype type, const void *opts, char buf[48])
 {
     switch (type) {
     case MP__OBJ_DICT:
@@ -139,7 +161,12 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[16])
         return "event";
     case MP__OBJ_VALUE: {
         const mp_value_opts *o = opts;
-        snprintf(buf, 16, "value:%c%s", o->typecode, o->raw ? "r" : "");
+        snprintf(buf, 48, "value:%c%s", o->typecode, o->raw ? "r" : "");
+        return buf;
+    }
+    case MP__OBJ_ARRAY: {
+        const mp_array_opts *o = opts;
+        snprintf(buf, 48, "array:%c%s:%zu", o->typecode, o->raw ? "r" : "", o->len);
         return buf;
     }
     default:
@@ -157,6 +184,7 @@ static int data_keys(const char *prefix, const char *tname, const char *name, ch
         {"dict", "dict", NULL},         {"list", "list", NULL},       {"namespace", "ns", NULL},
         {"queue", "queue", ":maxsize"}, {"lock", "lock", ":owner"},   {"event", "event", NULL},
         {"value", "value", NULL},       {"rlock", "rlock", ":owner"}, {"sem", "sem", ":max"},
+        {"array", "array", NULL},
     };
     for (size_t i = 0; i < MP__ARRAY_LEN(rows); i++) {
         size_t n = strlen(rows[i].type);
@@ -224,6 +252,10 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
         return mp__robj_new((mp__robj **)out, r, MP__MAGIC_REVENT, "event", name);
     case MP__OBJ_VALUE:
         return mp__rvalue_open(out, r, name, ((const mp_value_opts *)opts)->typecode);
+    case MP__OBJ_ARRAY: {
+        const mp_array_opts *o = opts;
+        return mp__rarray_open(out, r, name, o->typecode, o->len);
+    }
     default:
         return MP_EINVAL;
     }
@@ -259,7 +291,8 @@ static int make_handle(mp__redis *r, mp__objtype type, const char *name, const v
 }
 
 /* Options the Redis objects cannot honour: MP_ENOSYS, never silently
- * dropped (a byte budget, task accounting). */
+ * dropped (a byte budget, task accounting); an array longer than one
+ * command may carry: MP_ENOMEM. */
 static int check_opts(mp__objtype type, const void *opts)
 {
     const mp_queue_opts *q = opts;
@@ -267,12 +300,14 @@ static int check_opts(mp__objtype type, const void *opts)
         mp__debug("manager: a Redis queue has no max_bytes and is not joinable");
         return MP_ENOSYS;
     }
+    if (type == MP__OBJ_ARRAY && ((const mp_array_opts *)opts)->len > MP__RARRAY_MAX)
+        return MP_ENOMEM;
     return 0;
 }
 
 static int redis_get(void *state, mp__objtype type, const char *name, const void *opts, void **out)
 {
-    char buf[16];
+    char buf[48];
     const char *tname = type_name(type, opts, buf);
     if (tname == NULL) {
         /* A type the local backend has and this one does not serve. */
@@ -292,6 +327,11 @@ static int redis_get(void *state, mp__objtype type, const char *name, const void
         rc = init_value(obj, opts);
         if (rc < 0)
             mp__rvalue_destroy(obj);
+    }
+    if (rc == 0 && created && type == MP__OBJ_ARRAY) {
+        rc = init_array(obj, opts);
+        if (rc < 0)
+            mp__rarray_destroy(obj);
     }
     if (rc < 0)
         return rc;

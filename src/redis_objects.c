@@ -1,6 +1,7 @@
-/* The public queue and value functions on Redis that are more than one
- * call of redis_queue.c or redis_sync.c: get_into, put_many, empty, full,
- * and the value handle (a typecode over a number key). */
+/* The public queue, value and array functions on Redis that are more than
+ * one call of redis_queue.c or redis_sync.c: get_into, put_many, empty,
+ * full, and the value and array handles (a typecode over a number key, or
+ * over a list of numbers). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,27 +72,38 @@ int mp__rqueue_full(mp__rqueue *q)
 /* ---- value -------------------------------------------------------------- */
 
 #define MP__MAGIC_RVALUE_HANDLE 0x6856526du /* "mRVh" */
+#define MP__MAGIC_RARRAY_HANDLE 0x6841526du /* "mRAh" */
 
 typedef struct rvalue {
-    mp__obj_head head; /* MP__MAGIC_RVALUE_HANDLE */
-    mp__robj *o;       /* <prefix>value:<name>, magic MP__MAGIC_RVALUE */
+    mp__obj_head head; /* MP__MAGIC_RVALUE_HANDLE or MP__MAGIC_RARRAY_HANDLE */
+    mp__robj *o;       /* <prefix>value:<name> (magic MP__MAGIC_RVALUE), or
+                          <prefix>array:<name> */
     char typecode;
+    size_t len; /* items of an array */
 } rvalue;
 
-int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode)
+static int handle_new(void **out, mp__redis *conn, const char *name, char typecode, bool array,
+                      size_t len)
 {
     rvalue *v = calloc(1, sizeof(*v));
     if (v == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&v->o, conn, MP__MAGIC_RVALUE, "value", name);
+    int rc = mp__robj_new(&v->o, conn, MP__MAGIC_RVALUE, array ? "array" : "value", name);
     if (rc < 0) {
         free(v);
         return rc;
     }
     v->typecode = typecode;
-    v->head = (mp__obj_head){.magic = MP__MAGIC_RVALUE_HANDLE, .backend = MP__BACKEND_REDIS};
+    v->len = len;
+    v->head = (mp__obj_head){.magic = array ? MP__MAGIC_RARRAY_HANDLE : MP__MAGIC_RVALUE_HANDLE,
+                             .backend = MP__BACKEND_REDIS};
     *out = v;
     return 0;
+}
+
+int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode)
+{
+    return handle_new(out, conn, name, typecode, false, 0);
 }
 
 static rvalue *rvalue_of(const mp_value *p)
@@ -198,4 +210,102 @@ int mp__rvalue_add_float(mp_value *p, double delta, double *result)
         return MP_EINVAL;
     int rc = mp__rvalue_add_double(v->o, delta, result);
     return rc == MP_EPROTO ? MP_ERANGE : rc;
+}
+
+/* ---- array ---------------------------------------------------------------*/
+
+int mp__rarray_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len)
+{
+    if (len > MP__RARRAY_MAX)
+        return MP_ENOMEM;
+    return handle_new(out, conn, name, typecode, true, len);
+}
+
+static rvalue *rarray_of(const mp_array *p)
+{
+    return mp__robj_check(p, MP__MAGIC_RARRAY_HANDLE) == 0 ? (rvalue *)(uintptr_t)p : NULL;
+}
+
+void mp__rarray_destroy(mp_array *p)
+{
+    rvalue *a = rarray_of(p);
+    if (a == NULL)
+        return;
+    a->head.magic = 0;
+    mp__robj_free(a->o);
+    free(a);
+}
+
+char mp__rarray_typecode(const mp_array *p)
+{
+    const rvalue *a = rarray_of(p);
+    return a ? a->typecode : 0;
+}
+
+size_t mp__rarray_len(const mp_array *p)
+{
+    const rvalue *a = rarray_of(p);
+    return a ? a->len : 0;
+}
+
+/* Fills the list with the items' texts unless it exists (an array made
+ * again after a removal without MP_MANAGER_DESTROY keeps its items). */
+static const char init_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+                               "for i = 1, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end "
+                               "return 1";
+
+int mp__rarray_init(void *p, const char *const *texts, size_t n)
+{
+    rvalue *a = rarray_of(p);
+    if (a == NULL || n != a->len)
+        return MP_EINVAL;
+    if (n == 0)
+        return 0; /* an empty list is no key */
+    const char **argv = malloc((n + 4) * sizeof(*argv));
+    if (argv == NULL)
+        return MP_ENOMEM;
+    argv[0] = "EVAL";
+    argv[1] = init_lua;
+    argv[2] = "1";
+    argv[3] = a->o->key;
+    memcpy(argv + 4, texts, n * sizeof(*argv));
+    int rc = mp__redis_cmd(a->o->conn, MP__RR_INT, NULL, (int)n + 4, argv, NULL);
+    free(argv);
+    return rc;
+}
+
+int mp__rarray_get_text(mp_array *p, size_t i, char *buf, size_t cap)
+{
+    rvalue *a = rarray_of(p);
+    if (a == NULL || buf == NULL || cap < 2 || i >= a->len)
+        return MP_EINVAL;
+    char idx[24];
+    snprintf(idx, sizeof(idx), "%zu", i);
+    redisReply *rep;
+    int rc = mp__redis_cmd(a->o->conn, MP__RR_STR_NIL, &rep, 3,
+                           (const char *[]){"LINDEX", a->o->key, idx}, NULL);
+    if (rc < 0)
+        return rc;
+    /* nil: the list is shorter than the handle says (written by another
+     * program, or an array of another length removed without its data). */
+    if (rep->type == REDIS_REPLY_NIL || rep->len == 0 || rep->len >= cap ||
+        memchr(rep->str, '\0', rep->len))
+        rc = MP_EBADMSG;
+    else
+        memcpy(buf, rep->str, rep->len + 1);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int mp__rarray_set_text(mp_array *p, size_t i, const char *text)
+{
+    rvalue *a = rarray_of(p);
+    if (a == NULL || text == NULL || i >= a->len)
+        return MP_EINVAL;
+    char idx[24];
+    snprintf(idx, sizeof(idx), "%zu", i);
+    int rc = mp__redis_cmd(a->o->conn, MP__RR_STATUS, NULL, 4,
+                           (const char *[]){"LSET", a->o->key, idx, text}, NULL);
+    /* "no such key" / "index out of range": as a nil read above */
+    return rc == MP_ERANGE || rc == MP_ESERVER ? MP_EBADMSG : rc;
 }

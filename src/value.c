@@ -373,13 +373,24 @@ int mp__value_item_text(char typecode, const void *item, char *buf, size_t cap)
 }
 
 #ifdef MP_HAVE_REDIS
-/* Reads the value of a Redis handle into item (of type *t). A stored text
+/* A Redis value (array false) or array handle h: the type of its items. */
+static const typeinfo *redis_type(const void *h, bool array)
+{
+    return find_type(array ? mp__rarray_typecode(h) : mp__rvalue_typecode(h));
+}
+
+/* Reads item i of h (0 for a value) into item, of type *t. A stored text
  * that is no number of the type is MP_EBADMSG. */
-static int redis_load(mp_value *v, uint64_t *item, const typeinfo **t)
+static int redis_get_item(void *h, bool array, size_t i, uint64_t *item, const typeinfo **t)
 {
     char text[MP__VALUE_TEXT_MAX];
-    *t = find_type(mp__rvalue_typecode(v));
-    int rc = *t ? mp__rvalue_get_text(v, text, sizeof(text)) : MP_EINVAL;
+    *t = redis_type(h, array);
+    if (*t == NULL)
+        return MP_EINVAL;
+    if (array && i >= mp__rarray_len(h))
+        return MP_ERANGE;
+    int rc = array ? mp__rarray_get_text(h, i, text, sizeof(text))
+                   : mp__rvalue_get_text(h, text, sizeof(text));
     if (rc < 0)
         return rc;
     char *end;
@@ -393,37 +404,46 @@ static int redis_load(mp_value *v, uint64_t *item, const typeinfo **t)
     return rc < 0 || errno != 0 || *end != '\0' ? MP_EBADMSG : 0;
 }
 
-/* Converts x with the local setter (range checks included), then stores. */
-#define REDIS_SET(v, impl, x)                                                                      \
+/* Stores item (already converted and range-checked) as item i of h. */
+static int redis_put_item(void *h, bool array, size_t i, const typeinfo *t, const uint64_t *item)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    if (array && i >= mp__rarray_len(h))
+        return MP_ERANGE;
+    int rc = mp__value_item_text(t->code, item, text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    return array ? mp__rarray_set_text(h, i, text) : mp__rvalue_set_text(h, text);
+}
+
+/* The local conversions, on an item in a local buffer. */
+#define REDIS_SET(h, array, i, impl, x)                                                            \
     do {                                                                                           \
-        const typeinfo *t_ = find_type(mp__rvalue_typecode(v));                                    \
+        const typeinfo *t_ = redis_type(h, array);                                                 \
         uint64_t item_ = 0;                                                                        \
-        char text_[MP__VALUE_TEXT_MAX];                                                            \
         int rc_ = t_ ? impl(&item_, t_, x) : MP_EINVAL;                                            \
-        if (rc_ == 0)                                                                              \
-            rc_ = mp__value_item_text(t_->code, &item_, text_, sizeof(text_));                     \
-        return rc_ < 0 ? rc_ : mp__rvalue_set_text(v, text_);                                      \
+        return rc_ < 0 ? rc_ : redis_put_item(h, array, i, t_, &item_);                            \
     } while (0)
-#define REDIS_GET(v, impl, x)                                                                      \
+#define REDIS_GET(h, array, i, impl, x)                                                            \
     do {                                                                                           \
         const typeinfo *t_ = NULL;                                                                 \
         uint64_t item_ = 0;                                                                        \
-        int rc_ = (x) == NULL ? MP_EINVAL : redis_load(v, &item_, &t_);                            \
+        int rc_ = (x) == NULL ? MP_EINVAL : redis_get_item(h, array, i, &item_, &t_);              \
         return rc_ < 0 ? rc_ : impl(&item_, t_, x);                                                \
     } while (0)
 #define IS_REDIS(v)                                                                                \
     ((v) != NULL && ((const mp__obj_head *)(const void *)(v))->backend == MP__BACKEND_REDIS)
 #else
-#define REDIS_SET(v, impl, x) ((void)0)
-#define REDIS_GET(v, impl, x) ((void)0)
-#define IS_REDIS(v)           false
+#define REDIS_SET(h, array, i, impl, x) ((void)0)
+#define REDIS_GET(h, array, i, impl, x) ((void)0)
+#define IS_REDIS(v)                     false
 #endif
 
 #define VALUE_ACCESSOR(name, T, impl, check_out, redis)                                            \
     int name(mp_value *v, T x)                                                                     \
     {                                                                                              \
         if (IS_REDIS(v))                                                                           \
-            redis(v, impl, x);                                                                     \
+            redis(v, false, 0, impl, x);                                                           \
         mp__shared *s = value_of(v);                                                               \
         if (s == NULL || (check_out))                                                              \
             return MP_EINVAL;                                                                      \
@@ -573,36 +593,43 @@ int mp_array_create(mp_array **out, const mp_array_opts *opts)
 
 void mp_array_destroy(mp_array *a)
 {
+    MP__REDIS_DISPATCH_VOID(a, mp__rarray_destroy(a));
     shared_free(a ? &a->s : NULL, MP__ARRAY_MAGIC);
 }
 
 mp_rlock *mp_array_get_lock(mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, NULL); /* no lock on Redis */
     mp__shared *s = array_of(a);
     return s ? s->lock : NULL;
 }
 
 char mp_array_typecode(const mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, mp__rarray_typecode(a));
     const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
 size_t mp_array_len(const mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, mp__rarray_len(a));
     const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
     return s ? s->len : 0;
 }
 
 void *mp_array_data(mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, NULL); /* the items are on the server */
     mp__shared *s = array_of(a);
     return s ? data_of(s) : NULL;
 }
 
-#define ARRAY_ACCESSOR(name, T, impl, check_out)                                                   \
+#define ARRAY_ACCESSOR(name, T, impl, check_out, redis)                                            \
     int name(mp_array *a, size_t i, T x)                                                           \
     {                                                                                              \
+        if (IS_REDIS(a))                                                                           \
+            redis(a, true, i, impl, x);                                                            \
         mp__shared *s = array_of(a);                                                               \
         if (s == NULL || (check_out))                                                              \
             return MP_EINVAL;                                                                      \
@@ -612,9 +639,9 @@ void *mp_array_data(mp_array *a)
         return impl(data_of(s) + i * t->size, t, x);                                               \
     }
 
-ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL)
-ARRAY_ACCESSOR(mp_array_get_u64, uint64_t *, get_u64, x == NULL)
-ARRAY_ACCESSOR(mp_array_get_double, double *, get_double, x == NULL)
-ARRAY_ACCESSOR(mp_array_set_i64, int64_t, set_i64, false)
-ARRAY_ACCESSOR(mp_array_set_u64, uint64_t, set_u64, false)
-ARRAY_ACCESSOR(mp_array_set_double, double, set_double, false)
+ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_get_double, double *, get_double, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_set_i64, int64_t, set_i64, false, REDIS_SET)
+ARRAY_ACCESSOR(mp_array_set_u64, uint64_t, set_u64, false, REDIS_SET)
+ARRAY_ACCESSOR(mp_array_set_double, double, set_double, false, REDIS_SET)

@@ -472,6 +472,66 @@ Test(msync, value_types_ranges_and_init)
     mp_manager_close(m);
 }
 
+/* Child: negates every item of "arr". */
+static int negate_array(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_array *a;
+    if (mp_manager_open(&m, arg) < 0 ||
+        mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 4}, &a) < 0)
+        return 1;
+    for (size_t i = 0; i < mp_array_len(a); i++) {
+        int64_t x;
+        if (mp_array_get_i64(a, i, &x) < 0 || mp_array_set_i64(a, i, -x) < 0)
+            return 2;
+    }
+    mp_array_destroy(a);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, array_items_shape_and_children)
+{
+    mp_manager *m = open_manager();
+    mp_array *a, *again;
+    int init[4] = {1, 2, 3, 4};
+    mp_assert_rc(
+        mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 4, .init = init}, &a),
+        1);
+    cr_assert_eq(mp_array_len(a), 4);
+    cr_assert_eq(mp_array_typecode(a), 'i');
+    /* The length and typecode are the shape; init only when creating. */
+    mp_assert_rc(mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 5}, &again),
+                 MP_EEXIST);
+    mp_assert_rc(mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'h', .len = 4}, &again),
+                 MP_EEXIST);
+    mp_assert_rc(mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 4}, &again),
+                 0);
+    join_ok(start_child(negate_array));
+    int64_t x;
+    for (size_t i = 0; i < 4; i++) {
+        mp_assert_ok(mp_array_get_i64(again, i, &x));
+        cr_assert_eq(x, -(int64_t)(i + 1));
+    }
+    mp_assert_rc(mp_array_get_i64(a, 4, &x), MP_ERANGE);
+    mp_assert_rc(mp_array_set_i64(a, 4, 0), MP_ERANGE);
+    mp_assert_rc(mp_array_set_i64(a, 0, (int64_t)INT32_MAX + 1), MP_ERANGE);
+    mp_assert_ok(mp_array_set_double(a, 3, 7.0));
+    double d;
+    mp_assert_ok(mp_array_get_double(a, 3, &d));
+    cr_assert_eq(d, 7.0);
+    mp_assert_rc(mp_array_get_double(a, 3, NULL), MP_EINVAL);
+    mp_array *z;
+    mp_assert_rc(mp_manager_array(m, "zeros", &(mp_array_opts){.typecode = 'd', .len = 2}, &z), 1);
+    mp_assert_ok(mp_array_get_double(z, 1, &d));
+    cr_assert_eq(d, 0.0);
+    mp_array_destroy(z);
+    mp_array_destroy(again);
+    mp_array_destroy(a);
+    mp_manager_close(m);
+}
+
 /* ---- remove --------------------------------------------------------------*/
 
 Test(msync, remove_with_and_without_destroy)

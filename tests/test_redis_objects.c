@@ -173,14 +173,18 @@ Test(redis_objects, unsupported_functions_are_mp_enosys)
     cr_assert_null(mp_value_get_lock(v));
     cr_assert_null(mp_value_data(v));
     mp_value_destroy(v);
+    mp_array *a;
+    mp_assert_rc(mp_manager_array(m, "a", &(mp_array_opts){.typecode = 'i', .len = 2}, &a), 1);
+    cr_assert_null(mp_array_get_lock(a));
+    cr_assert_null(mp_array_data(a));
+    mp_array_destroy(a);
+    mp_assert_rc(mp_manager_array(m, "big", &(mp_array_opts){.typecode = 'b', .len = 1u << 21}, &a),
+                 MP_ENOMEM);
     /* Types the backend does not serve. */
     mp_cond *c;
     mp_barrier *b;
-    mp_array *a;
     mp_assert_rc(mp_manager_cond(m, "c", &c), MP_ENOSYS);
     mp_assert_rc(mp_manager_barrier(m, "b", 2, &b), MP_ENOSYS);
-    mp_assert_rc(mp_manager_array(m, "a", &(mp_array_opts){.typecode = 'i', .len = 2}, &a),
-                 MP_ENOSYS);
     mp_queue_destroy(q);
     mp_manager_close(m);
 }
@@ -242,6 +246,17 @@ Test(redis_objects, key_layout_and_destroy)
     mp_assert_ok(mp_manager_remove(m, "v", 0));
     cr_assert_str_eq(RAW(r, "GET", "app:value:v"), "5");
     mp_assert_ok(mp_lock_release(l));
+    mp_array *arr;
+    mp_assert_rc(
+        mp_manager_array(
+            m, "a", &(mp_array_opts){.typecode = 'd', .len = 2, .init = (double[]){0.5, -1}}, &arr),
+        1);
+    cr_assert_str_eq(RAW(r, "HGET", "app:names", "a"), "array:d:2");
+    cr_assert_str_eq(RAW(r, "LINDEX", "app:array:a", "0"), "0.5");
+    cr_assert_str_eq(RAW(r, "LINDEX", "app:array:a", "1"), "-1");
+    mp_assert_ok(mp_manager_remove(m, "a", MP_MANAGER_DESTROY));
+    cr_assert_str_eq(RAW(r, "EXISTS", "app:array:a"), "0");
+    mp_array_destroy(arr);
     mp_rlock *rl;
     mp_sem *sem;
     mp_assert_rc(mp_manager_rlock(m, "rl", &rl), 1);

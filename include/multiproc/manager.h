@@ -79,9 +79,9 @@
  * (snapshot order, update functions that may run more than once), is
  * under "Redis backend" in docs/design.md.
  *
- * Types on Redis: dict, list, namespace, queue, lock, rlock, sem, event and
- * value; cond, barrier and array are MP_ENOSYS (their accessors). How the
- * Redis objects differ from the local ones:
+ * Types on Redis: dict, list, namespace, queue, lock, rlock, sem, event,
+ * value and array; cond and barrier are MP_ENOSYS (their accessors). How
+ * the Redis objects differ from the local ones:
  *   queue: maxsize as locally (fixed by the creator); max_bytes and
  *     joinable are MP_ENOSYS at the accessor. put, put_nowait, put_many,
  *     get, get_nowait, get_into (a short buffer puts the message back at
@@ -104,10 +104,13 @@
  *     are the atomic read-modify-write (INCRBY / INCRBYFLOAT). A 'Q' or
  *     'L' value adds only within int64; an 'f' value added to keeps the
  *     double the server computed.
+ *   array: the items live on the server (a list of numbers, at most 2^20
+ *     items: longer is MP_ENOMEM): mp_array_data and mp_array_get_lock are
+ *     NULL; the typed accessors read or write one item per round trip.
  * Removal on Redis: flags 0 takes the name away and leaves the data keys;
  * handles anywhere keep working on them, and a new object of the same name
- * and type sees the old data (a value keeps its number: init is not
- * applied over it). MP_MANAGER_DESTROY deletes the data keys in the same
+ * and type sees the old data (a value or array keeps its numbers: init is
+ * not applied over them). MP_MANAGER_DESTROY deletes the data keys in the same
  * atomic step; handles anywhere stay valid and see an empty object.
  *
  * Safety: an mp_manager handle may be used from several threads at once;
