@@ -88,6 +88,8 @@ int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap,
 /* Decodes a stored value: *out views s (bytes, text) or num (numbers).
  * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
 int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
+/* A strict decimal int64 (a counter's text), or MP_EBADMSG (redis_objects.c). */
+int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
 
 /* ---- connection --------------------------------------------------------- */
 

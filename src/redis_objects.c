@@ -8,6 +8,19 @@
 
 #include "redis_internal.h"
 
+int mp__redis_parse_int(const char *s, size_t len, int64_t *out)
+{
+    /* Through the value codec's strict reader (no spaces, no '+', no
+     * trailing bytes): the text comes from the server. */
+    char tagged[MP__REDIS_NUM_MAX + 1];
+    if (s == NULL || len == 0 || len >= sizeof(tagged) - 1)
+        return MP_EBADMSG;
+    tagged[0] = 'i';
+    memcpy(tagged + 1, s, len);
+    mp_item it;
+    return mp__redis_decode(tagged, len + 1, &it, out) < 0 ? MP_EBADMSG : 0;
+}
+
 /* ---- queue -------------------------------------------------------------- */
 
 int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, double timeout)
@@ -190,16 +203,11 @@ int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char
         return MP_ERANGE;
     if (rc < 0)
         return rc;
-    char *end = NULL;
-    long long r = 0;
-    if (rep->type == REDIS_REPLY_NIL)
-        rc = MP_ERANGE;
-    else if (rep->len == 0 || rep->len > 20 ||
-             (r = strtoll(rep->str, &end, 10), end != rep->str + rep->len))
-        rc = MP_EBADMSG;
+    int64_t r = 0;
+    rc = rep->type == REDIS_REPLY_NIL ? MP_ERANGE : mp__redis_parse_int(rep->str, rep->len, &r);
     freeReplyObject(rep);
     if (rc == 0 && result)
-        *result = (int64_t)r;
+        *result = r;
     return rc;
 }
 

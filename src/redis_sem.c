@@ -123,12 +123,11 @@ int mp__rsem_get_value(mp__rsem *s)
                            NULL);
     if (rc < 0)
         return rc;
-    long long v = 0;
-    char *end = NULL;
-    if (rep->type != REDIS_REPLY_NIL &&
-        (rep->len == 0 || rep->len > 10 ||
-         (v = strtoll(rep->str, &end, 10), end != rep->str + rep->len) || v < 0 || v > INT32_MAX))
-        rc = MP_EBADMSG;
+    int64_t v = 0;
+    if (rep->type != REDIS_REPLY_NIL)
+        rc = mp__redis_parse_int(rep->str, rep->len, &v);
     freeReplyObject(rep);
+    if (rc == 0 && (v < 0 || v > INT32_MAX))
+        rc = MP_EBADMSG;
     return rc < 0 ? rc : (int)v;
 }
