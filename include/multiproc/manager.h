@@ -90,8 +90,8 @@
  *     and join are MP_ENOSYS, and so is mp_wait on a Redis queue (no fd).
  *   lock, rlock: the holder is the process through that handle, not the
  *     thread: threads that must exclude each other use one handle each
- *     (another thread acquiring a lock through the same handle gets
- *     MP_EDEADLK, an rlock's counts one more level). A lock is held for at
+ *     (another thread acquiring through the same handle gets MP_EDEADLK
+ *     from a lock, one more level of an rlock). A lock is held for at
  *     most its lease (URL option lease=<seconds>, default 30): a holder
  *     that dies, or holds it longer, loses it when the lease runs out, the
  *     next holder gets MP_EOWNERDEAD, and the late release is MP_EPERM.
@@ -102,8 +102,8 @@
  *   value: the number lives on the server: mp_value_data and
  *     mp_value_get_lock are NULL; mp_value_add_i64 / mp_value_add_double
  *     are the atomic read-modify-write (INCRBY / INCRBYFLOAT). A 'Q' or
- *     'L' value adds only within int64; an 'f' value added to keeps the
- *     double the server computed.
+ *     'L' value adds only within int64; an add to an 'f' value returns
+ *     the double the server computed (a read rounds it to float).
  *   array: the items live on the server (a list of numbers, at most 2^20
  *     items: longer is MP_ENOMEM): mp_array_data and mp_array_get_lock are
  *     NULL; the typed accessors read or write one item per round trip.
