@@ -35,8 +35,8 @@ void mp__sleep_until(const mp__deadline *d, int64_t max_ns);
  * Every shared object of the library (container, queue, lock, value, ...)
  * starts with this header: its magic number (cleared by destroy, so that a
  * foreign or destroyed pointer is refused), the backend that holds its
- * data (only the local one, the shared heap, exists in this version) and
- * flags. MP__OBJ_NAMED marks an object owned by the manager's registry:
+ * data (the shared heap, or a Redis server behind a process-local handle)
+ * and flags. MP__OBJ_NAMED marks an object owned by the manager's registry:
  * its mp_X_destroy does nothing. The flag is set before the object is
  * published under its name and read only by destroy, so no hot path pays
  * for it. */
@@ -49,6 +49,30 @@ typedef struct mp__obj_head {
 #define MP__BACKEND_LOCAL 1u
 #define MP__BACKEND_REDIS 2u /* a process-local handle to data on a Redis server */
 #define MP__OBJ_NAMED     1u
+
+/* The dispatch at the top of a public function of any shared type: one
+ * compare on the head's backend field, then the Redis implementation (which
+ * checks the rest of the head; prototypes in redis_dispatch.h). Compiled
+ * out when the library is built without hiredis. */
+#ifdef MP_HAVE_REDIS
+#define MP__REDIS_DISPATCH(obj, call)                                                              \
+    do {                                                                                           \
+        if ((obj) != NULL &&                                                                       \
+            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS)             \
+            return (call);                                                                         \
+    } while (0)
+#define MP__REDIS_DISPATCH_VOID(obj, call)                                                         \
+    do {                                                                                           \
+        if ((obj) != NULL &&                                                                       \
+            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS) {           \
+            call;                                                                                  \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+#else
+#define MP__REDIS_DISPATCH(obj, call)      ((void)0)
+#define MP__REDIS_DISPATCH_VOID(obj, call) ((void)0)
+#endif
 
 /* A fresh head, magic still 0: the creator publishes the magic last. */
 #define MP__OBJ_HEAD_INIT ((mp__obj_head){.magic = 0, .backend = MP__BACKEND_LOCAL, .flags = 0})

@@ -22,29 +22,6 @@
 #define MP__MAGIC_LIST      0x744c706du
 #define MP__MAGIC_NAMESPACE 0x734e706du
 
-/* The dispatch at the top of a public function: one compare on the head's
- * backend field, then the Redis implementation (which checks the rest of
- * the head). Compiled out when the library is built without hiredis. */
-#ifdef MP_HAVE_REDIS
-#define MP__REDIS_DISPATCH(obj, call)                                                              \
-    do {                                                                                           \
-        if ((obj) != NULL &&                                                                       \
-            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS)             \
-            return (call);                                                                         \
-    } while (0)
-#define MP__REDIS_DISPATCH_VOID(obj, call)                                                         \
-    do {                                                                                           \
-        if ((obj) != NULL &&                                                                       \
-            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS) {           \
-            call;                                                                                  \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-#else
-#define MP__REDIS_DISPATCH(obj, call)      ((void)0)
-#define MP__REDIS_DISPATCH_VOID(obj, call) ((void)0)
-#endif
-
 /* True when p is the head of a local object of that kind in the heap. */
 bool mp__obj_check(const void *p, size_t size, uint32_t magic);
 

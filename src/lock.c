@@ -171,6 +171,7 @@ int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)
 
 void mp_lock_destroy(mp_lock *lock)
 {
+    MP__REDIS_DISPATCH_VOID(lock, mp__rlock_close((mp__rlock *)(void *)lock));
     lock_free(lock, MP__LOCK_MAGIC);
 }
 
@@ -179,6 +180,7 @@ void mp_lock_destroy(mp_lock *lock)
  * mp__lock_acquire_raw and lock_release. */
 int mp_lock_acquire(mp_lock *lock, double timeout)
 {
+    MP__REDIS_DISPATCH(lock, mp__rlock_acquire((mp__rlock *)(void *)lock, timeout));
     if (lock_check(lock, MP__LOCK_MAGIC) < 0 || isnan(timeout))
         return MP_EINVAL;
     pid_t self = mp__self_tid();
@@ -194,6 +196,7 @@ int mp_lock_acquire(mp_lock *lock, double timeout)
 
 int mp_lock_release(mp_lock *lock)
 {
+    MP__REDIS_DISPATCH(lock, mp__rlock_release((mp__rlock *)(void *)lock));
     if (lock_check(lock, MP__LOCK_MAGIC) < 0)
         return MP_EINVAL;
     if (atomic_load_explicit(&lock->owner, memory_order_relaxed) != mp__self_tid())
@@ -204,6 +207,7 @@ int mp_lock_release(mp_lock *lock)
 
 int mp_lock_consistent(mp_lock *lock)
 {
+    MP__REDIS_DISPATCH(lock, mp__rlock_consistent((mp__rlock *)(void *)lock));
     return lock_consistent(lock, MP__LOCK_MAGIC);
 }
 
@@ -220,11 +224,13 @@ int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
 
 void mp_rlock_destroy(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH_VOID(rlock, mp__rlock_close((mp__rlock *)(void *)rlock));
     lock_free(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_acquire((mp__rlock *)(void *)rlock, timeout));
     struct mp_lock *l = rlock ? &rlock->l : NULL;
     if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
         return MP_EINVAL;
@@ -242,16 +248,19 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 
 int mp_rlock_release(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_release((mp__rlock *)(void *)rlock));
     return lock_release(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_consistent(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_consistent((mp__rlock *)(void *)rlock));
     return lock_consistent(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_count(mp_rlock *rlock)
 {
+    MP__REDIS_DISPATCH(rlock, mp__rlock_count((mp__rlock *)(void *)rlock));
     int rc = lock_check(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
     if (rc < 0)
         return rc;

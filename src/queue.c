@@ -207,6 +207,7 @@ fail:
 
 void mp_queue_destroy(mp_queue *q)
 {
+    MP__REDIS_DISPATCH_VOID(q, mp__rqueue_close((mp__rqueue *)(void *)q));
     if (!mp__queue_valid(q) || mp__obj_named(q))
         return;
     q->head.magic = 0;
@@ -279,6 +280,7 @@ static int mp__put_large(mp_queue *q, const void *data, size_t len, double timeo
 
 int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_put((mp__rqueue *)(void *)q, data, len, timeout));
     int rc = mp__put_check(q, data, len);
     if (rc < 0)
         return rc;
@@ -308,6 +310,7 @@ int mp_queue_put_nowait(mp_queue *q, const void *data, size_t len)
 
 int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double timeout)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_put_many((mp__rqueue *)(void *)q, msgs, n, timeout));
     if (!mp__queue_valid(q) || (!msgs && n > 0) || n > INT_MAX)
         return MP_EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -337,6 +340,7 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
 
 int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     int rc = mp__put_check(q, NULL, 0);
     if (rc < 0 || !buf)
         return rc < 0 ? rc : MP_EINVAL;
@@ -370,6 +374,7 @@ static int mp__check_holder(const mp__qrec *r, uint64_t want)
 
 int mp_queue_commit(mp_queue *q, void *buf)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     mp__qrec *r;
     int rc = mp__queue_lock_rec(q, buf, &r);
     if (rc < 0)
@@ -387,6 +392,7 @@ int mp_queue_commit(mp_queue *q, void *buf)
 
 int mp_queue_abort(mp_queue *q, void *buf)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     mp__qrec *r;
     int rc = mp__queue_lock_rec(q, buf, &r);
     if (rc < 0)
@@ -405,6 +411,7 @@ int mp_queue_abort(mp_queue *q, void *buf)
 
 int mp_queue_close(mp_queue *q)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     int rc = mp__queue_lock(q);
@@ -420,6 +427,7 @@ int mp_queue_close(mp_queue *q)
 
 int mp_queue_qsize(mp_queue *q, size_t *n)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_qsize((mp__rqueue *)(void *)q, n));
     if (!mp__queue_valid(q) || !n)
         return MP_EINVAL;
     *n = (size_t)atomic_load_explicit(&q->count, memory_order_relaxed);
@@ -428,6 +436,7 @@ int mp_queue_qsize(mp_queue *q, size_t *n)
 
 int mp_queue_empty(mp_queue *q)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_empty((mp__rqueue *)(void *)q));
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     return atomic_load_explicit(&q->count, memory_order_relaxed) == 0;
@@ -435,6 +444,7 @@ int mp_queue_empty(mp_queue *q)
 
 int mp_queue_full(mp_queue *q)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_full((mp__rqueue *)(void *)q));
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     int rc = mp__queue_lock(q);

@@ -98,6 +98,7 @@ static int mp__deliver(mp_queue *q, mp__qrec *r, void *dst)
 
 int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_get_into((mp__rqueue *)(void *)q, buf, cap, len, timeout));
     if (!mp__queue_valid(q) || !len || (!buf && cap > 0))
         return MP_EINVAL;
     mp__qrec *r;
@@ -118,6 +119,7 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double ti
 
 int mp_queue_get(mp_queue *q, void **data, size_t *len, double timeout)
 {
+    MP__REDIS_DISPATCH(q, mp__rqueue_get((mp__rqueue *)(void *)q, data, len, timeout));
     if (!mp__queue_valid(q) || !data || !len)
         return MP_EINVAL;
     mp__qrec *r;
@@ -147,6 +149,7 @@ int mp_queue_get_nowait(mp_queue *q, void **data, size_t *len)
 
 int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n, double timeout)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     if (!mp__queue_valid(q) || (!buf && cap > 0) || (!lens && n > 0) || n > INT_MAX)
         return MP_EINVAL;
     if (n == 0)
@@ -177,6 +180,7 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
 
 int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     if (!mp__queue_valid(q) || !data || !len)
         return MP_EINVAL;
     mp__qrec *r;
@@ -192,6 +196,7 @@ int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
 
 int mp_queue_release(mp_queue *q, const void *data)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     mp__qrec *r;
     int rc = mp__queue_lock_rec(q, data, &r);
     if (rc < 0)
@@ -218,6 +223,7 @@ int mp_queue_release(mp_queue *q, const void *data)
 
 int mp_queue_task_done(mp_queue *q)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     if (!mp__queue_valid(q) || !q->joinable)
         return MP_EINVAL;
     int rc = mp__queue_lock(q);
@@ -241,6 +247,7 @@ int mp_queue_task_done(mp_queue *q)
 
 int mp_queue_join(mp_queue *q, double timeout)
 {
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
     if (!mp__queue_valid(q) || !q->joinable)
         return MP_EINVAL;
     mp__deadline d;

@@ -25,6 +25,7 @@
 #include "heap.h"
 #include "internal.h"
 #include "multiproc/queue.h"
+#include "redis_dispatch.h"
 #include "rmutex.h"
 
 #define MP__QUEUE_MAGIC 0x7571706du          /* "mpqu" */

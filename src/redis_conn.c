@@ -262,6 +262,11 @@ const char *mp__redis_prefix(const mp__redis *r)
     return r->url.prefix;
 }
 
+double mp__redis_lease(const mp__redis *r)
+{
+    return r->url.lease;
+}
+
 int mp__redis_begin(mp__redis *r)
 {
     if (atomic_load(&r->pid) != (int)getpid())

@@ -31,7 +31,8 @@
 
 /* redis[s]://[[user]:password@]host[:port][/db][?option=value&...]
  * Options: prefix=<key prefix> (default "mp:"), timeout=<seconds> (default
- * 5: connect and every reply), reconnect=0|1 (default 0). */
+ * 5: connect and every reply), reconnect=0|1 (default 0), lease=<seconds>
+ * (default 30: how long a lock stays held without a release). */
 typedef struct mp__redis_url {
     bool tls; /* rediss:// */
     char host[MP__REDIS_HOST_MAX + 1];
@@ -41,6 +42,7 @@ typedef struct mp__redis_url {
     char *password; /* NULL: no AUTH */
     char prefix[MP__REDIS_PREFIX_MAX + 1];
     double timeout;
+    double lease;
     bool reconnect;
 } mp__redis_url;
 
@@ -86,6 +88,8 @@ int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap,
 /* Decodes a stored value: *out views s (bytes, text) or num (numbers).
  * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
 int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
+/* A strict decimal int64 (a counter's text), or MP_EBADMSG (redis_objects.c). */
+int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
 
 /* ---- connection --------------------------------------------------------- */
 
@@ -99,6 +103,8 @@ void mp__redis_ref(mp__redis *r);
 /* Drops a reference; the last one closes the connection. */
 void mp__redis_unref(mp__redis *r);
 const char *mp__redis_prefix(const mp__redis *r);
+/* The lease of the locks opened through this connection (URL option). */
+double mp__redis_lease(const mp__redis *r);
 
 /* One command, argv[0..argc) with lengths, whose reply must be of kind.
  * On success *reply is the checked reply (freeReplyObject) — NULL may be
@@ -144,15 +150,13 @@ int mp__redis_blob(mp__blob **out, const mp_item *v);
 #include "redis_dispatch.h"
 
 /* ---- queue, lock, event, value (redis_queue.c, redis_sync.c) -------------
- * Internal: implemented and tested, not yet reachable through the public
- * API (the manager accessors for these types and a backend field in the
- * local objects' headers come first). Each handle starts with an
- * mp__obj_head (backend MP__BACKEND_REDIS) so that the public functions
- * can dispatch to these once wired. */
+ * Each handle starts with an mp__obj_head (backend MP__BACKEND_REDIS): the
+ * public functions of the type dispatch to these (redis_dispatch.h). */
 #define MP__MAGIC_RQUEUE 0x7551526du /* "mRQu" */
 #define MP__MAGIC_RLOCK  0x6b4c526du
 #define MP__MAGIC_REVENT 0x7645526du
 #define MP__MAGIC_RVALUE 0x6156526du
+#define MP__MAGIC_RSEM   0x6d53526du
 
 /* A queue of byte messages; maxsize 0 is unbounded, and the first opener
  * of a name fixes it for every client. put: 0, MP_EFULL (no room before
@@ -164,6 +168,10 @@ void mp__rqueue_close(mp__rqueue *q);
 int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout);
 int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout);
 int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
+/* Puts a message back at the head (a get_into whose buffer was short). */
+int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len);
+/* The capacity every client honours (0: unbounded). */
+size_t mp__rqueue_maxsize(const mp__rqueue *q);
 
 /* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
  * (held; the previous holder never released: it died or overran its
@@ -172,10 +180,16 @@ int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
  * this process through this handle, or the lease ran out). */
 typedef struct mp__rlock mp__rlock;
 int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease);
+/* The same with keys <prefix><kind>:<name> ("rlock" for an RLock). */
+int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
+                        double lease);
 void mp__rlock_close(mp__rlock *l);
 int mp__rlock_acquire(mp__rlock *l, double timeout);
 int mp__rlock_release(mp__rlock *l);
 int mp__rlock_renew(mp__rlock *l);
+/* Makes the handle an RLock's: its holder may acquire again (counted;
+ * MP_EOVERFLOW at 2^32 - 1), and a release drops one level. */
+void mp__rlock_set_recursive(mp__rlock *l);
 
 /* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
  * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. */
@@ -194,5 +208,21 @@ int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
 int mp__rvalue_set_double(mp__robj *v, double x);
 int mp__rvalue_get_double(mp__robj *v, double *out);
 int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
+
+/* A semaphore (redis_sem.c); value and bounded are used by the first
+ * opener of a name only. Contracts of the public mp_sem functions. */
+int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded);
+
+/* The public value handle (redis_objects.c): a typecode over a number key.
+ * init_text: SET NX of the initial number. */
+int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode);
+int mp__rvalue_init_text(void *v, const char *text);
+/* The public array handle: len items in a Redis list (at most
+ * MP__RARRAY_MAX: every item travels in the creating command; more is
+ * MP_ENOMEM). init: the n = len items' texts, pushed unless the list
+ * exists. */
+#define MP__RARRAY_MAX ((size_t)1 << 20)
+int mp__rarray_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len);
+int mp__rarray_init(void *a, const char *const *texts, size_t n);
 
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

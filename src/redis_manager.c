@@ -6,6 +6,12 @@
  *   <prefix>dict:<name>    hash: dict key -> tagged value (redis_reply.c)
  *   <prefix>list:<name>    list of tagged values
  *   <prefix>ns:<name>      hash: attribute name -> tagged value
+ *   <prefix>queue:<name>   list of messages (raw bytes), and
+ *   <prefix>queue:<name>:maxsize    its capacity (redis_queue.c)
+ *   <prefix>lock:<name>    the holder's token, with the lease as expiry, and
+ *   <prefix>lock:<name>:owner       the same token until released (redis_sync.c)
+ *   <prefix>event:<name>   exists while the event is set
+ *   <prefix>value:<name>   the number in decimal (absent: 0)
  * A name belongs to one type, like in the local registry: HSETNX on the
  * names hash makes the creation atomic between clients. */
 #include <stdio.h>
@@ -18,6 +24,40 @@
 /* Implemented in namespace.c: a process-local namespace over a dict
  * handle of this backend. */
 int mp__namespace_wrap(mp_namespace **out, mp_dict *d);
+
+#define KEY_MAX (MP__REDIS_PREFIX_MAX + MP_MANAGER_NAME_MAX + 32)
+
+/* The initial number of a value its creator made (value.c formats it). */
+static int init_value(void *v, const mp_value_opts *o)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    if (o->init == NULL)
+        return 0; /* absent reads 0 */
+    int rc = mp__value_item_text(o->typecode, o->init, text, sizeof(text));
+    return rc < 0 ? rc : mp__rvalue_init_text(v, text);
+}
+
+/* The items of an array its creator made: zeros, or init's. */
+static int init_array(void *a, const mp_array_opts *o)
+{
+    size_t n = o->len, size = (size_t)mp_typecode_size(o->typecode);
+    char(*texts)[MP__VALUE_TEXT_MAX] = calloc(n ? n : 1, sizeof(*texts));
+    const char **argv = calloc(n ? n : 1, sizeof(*argv));
+    int rc = texts && argv ? 0 : MP_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        argv[i] = texts[i];
+        if (o->init == NULL)
+            memcpy(texts[i], "0", 2);
+        else
+            rc = mp__value_item_text(o->typecode, (const char *)o->init + i * size, texts[i],
+                                     sizeof(texts[i]));
+    }
+    if (rc == 0)
+        rc = mp__rarray_init(a, argv, n);
+    free(argv);
+    free(texts);
+    return rc;
+}
 
 static bool redis_accepts(const char *url)
 {
@@ -96,8 +136,11 @@ int mp__redis_blob(mp__blob **out, const mp_item *v)
     return 0;
 }
 
-/* The type names stored in the names hash (part of the key layout). */
-static const char *type_name(mp__objtype type)
+/* The type names stored in the names hash (part of the key layout). A
+ * value's name carries its shape, "value:q" or "value:qr" (raw), so that
+ * a mismatch is MP_EEXIST like another type. Returns NULL for a type this
+ * backend does not serve. */
+static const char *type_name(mp__objtype type, const void *opts, char buf[48])
 {
     switch (type) {
     case MP__OBJ_DICT:
@@ -106,9 +149,54 @@ static const char *type_name(mp__objtype type)
         return "list";
     case MP__OBJ_NAMESPACE:
         return "namespace";
+    case MP__OBJ_QUEUE:
+        return "queue";
+    case MP__OBJ_LOCK:
+        return "lock";
+    case MP__OBJ_RLOCK:
+        return "rlock";
+    case MP__OBJ_SEM:
+        return "sem";
+    case MP__OBJ_EVENT:
+        return "event";
+    case MP__OBJ_VALUE: {
+        const mp_value_opts *o = opts;
+        snprintf(buf, 48, "value:%c%s", o->typecode, o->raw ? "r" : "");
+        return buf;
+    }
+    case MP__OBJ_ARRAY: {
+        const mp_array_opts *o = opts;
+        snprintf(buf, 48, "array:%c%s:%zu", o->typecode, o->raw ? "r" : "", o->len);
+        return buf;
+    }
     default:
         return NULL;
     }
+}
+
+/* The data keys of an object whose stored type name is tname: what
+ * MP_MANAGER_DESTROY deletes. Returns their number. */
+static int data_keys(const char *prefix, const char *tname, const char *name, char keys[2][KEY_MAX])
+{
+    static const struct {
+        const char *type, *kind, *second; /* second: a suffix, or NULL */
+    } rows[] = {
+        {"dict", "dict", NULL},         {"list", "list", NULL},       {"namespace", "ns", NULL},
+        {"queue", "queue", ":maxsize"}, {"lock", "lock", ":owner"},   {"event", "event", NULL},
+        {"value", "value", NULL},       {"rlock", "rlock", ":owner"}, {"sem", "sem", ":max"},
+        {"array", "array", NULL},
+    };
+    for (size_t i = 0; i < MP__ARRAY_LEN(rows); i++) {
+        size_t n = strlen(rows[i].type);
+        if (strncmp(tname, rows[i].type, n) != 0 || (tname[n] != '\0' && tname[n] != ':'))
+            continue;
+        snprintf(keys[0], KEY_MAX, "%s%s:%s", prefix, rows[i].kind, name);
+        if (rows[i].second == NULL)
+            return 1;
+        snprintf(keys[1], KEY_MAX, "%s%s:%s%s", prefix, rows[i].kind, name, rows[i].second);
+        return 2;
+    }
+    return 0; /* written by a later version: only the name goes */
 }
 
 /* Registers name as type: 1 when this call created it, 0 when it existed
@@ -139,7 +227,42 @@ static int register_name(mp__redis *r, const char *tname, const char *name)
     return same ? 0 : MP_EEXIST;
 }
 
-static int make_handle(mp__redis *r, mp__objtype type, const char *name, void **out)
+/* The handle of a queue, lock, event or value. */
+static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, const void *opts,
+                            void **out)
+{
+    switch (type) {
+    case MP__OBJ_QUEUE: {
+        const mp_queue_opts *o = opts;
+        return mp__rqueue_open((mp__rqueue **)out, r, name, o ? o->maxsize : 0);
+    }
+    case MP__OBJ_LOCK:
+        return mp__rlock_open((mp__rlock **)out, r, name, mp__redis_lease(r));
+    case MP__OBJ_RLOCK: {
+        int rc = mp__rlock_open_kind((mp__rlock **)out, r, name, "rlock", mp__redis_lease(r));
+        if (rc == 0)
+            mp__rlock_set_recursive(*out);
+        return rc;
+    }
+    case MP__OBJ_SEM: {
+        const mp_sem_opts *o = opts;
+        return mp__rsem_open((mp__rsem **)out, r, name, o ? o->value : 0, o && o->bounded);
+    }
+    case MP__OBJ_EVENT:
+        return mp__robj_new((mp__robj **)out, r, MP__MAGIC_REVENT, "event", name);
+    case MP__OBJ_VALUE:
+        return mp__rvalue_open(out, r, name, ((const mp_value_opts *)opts)->typecode);
+    case MP__OBJ_ARRAY: {
+        const mp_array_opts *o = opts;
+        return mp__rarray_open(out, r, name, o->typecode, o->len);
+    }
+    default:
+        return MP_EINVAL;
+    }
+}
+
+static int make_handle(mp__redis *r, mp__objtype type, const char *name, const void *opts,
+                       void **out)
 {
     mp__robj *o;
     int rc;
@@ -160,30 +283,101 @@ static int make_handle(mp__redis *r, mp__objtype type, const char *name, void **
         }
         break;
     default:
-        return MP_EINVAL;
+        return make_sync_handle(r, type, name, opts, out);
     }
     if (rc == 0)
         *out = o;
     return rc;
 }
 
+/* Options the Redis objects cannot honour: MP_ENOSYS, never silently
+ * dropped (a byte budget, task accounting); an array longer than one
+ * command may carry: MP_ENOMEM. */
+static int check_opts(mp__objtype type, const void *opts)
+{
+    const mp_queue_opts *q = opts;
+    if (type == MP__OBJ_QUEUE && q && (q->max_bytes != 0 || q->joinable)) {
+        mp__debug("manager: a Redis queue has no max_bytes and is not joinable");
+        return MP_ENOSYS;
+    }
+    if (type == MP__OBJ_ARRAY && ((const mp_array_opts *)opts)->len > MP__RARRAY_MAX)
+        return MP_ENOMEM;
+    return 0;
+}
+
 static int redis_get(void *state, mp__objtype type, const char *name, const void *opts, void **out)
 {
-    (void)opts; /* the local options (shards, ...) mean nothing on Redis */
-    const char *tname = type_name(type);
+    char buf[48];
+    const char *tname = type_name(type, opts, buf);
     if (tname == NULL) {
-        /* A type the local backend has and this one does not serve yet. */
+        /* A type the local backend has and this one does not serve. */
         if (type > 0 && type < MP__OBJ_TYPE_END) {
-            mp__debug("manager: the Redis backend does not serve this type yet");
+            mp__debug("manager: the Redis backend does not serve this type");
             return MP_ENOSYS;
         }
         return MP_EINVAL;
     }
-    int created = register_name(state, tname, name);
+    int rc = check_opts(type, opts);
+    int created = rc < 0 ? rc : register_name(state, tname, name);
     if (created < 0)
         return created;
-    int rc = make_handle(state, type, name, out);
-    return rc < 0 ? rc : created;
+    void *obj;
+    rc = make_handle(state, type, name, opts, &obj);
+    if (rc == 0 && created && type == MP__OBJ_VALUE) {
+        rc = init_value(obj, opts);
+        if (rc < 0)
+            mp__rvalue_destroy(obj);
+    }
+    if (rc == 0 && created && type == MP__OBJ_ARRAY) {
+        rc = init_array(obj, opts);
+        if (rc < 0)
+            mp__rarray_destroy(obj);
+    }
+    if (rc < 0)
+        return rc;
+    *out = obj;
+    return created;
+}
+
+/* Takes name away in one script (atomic on the server): the entry in the
+ * names hash, and with destroy the data keys (KEYS[2..]). 0: the name
+ * changed type or went away between the HGET and the script. */
+static const char remove_lua[] = "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then "
+                                 "return 0 end redis.call('HDEL', KEYS[1], ARGV[1]) "
+                                 "for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end return 1";
+
+static int redis_remove(void *state, const char *name, unsigned flags)
+{
+    mp__redis *r = state;
+    const char *prefix = mp__redis_prefix(r);
+    char names[MP__REDIS_PREFIX_MAX + 8], keys[2][KEY_MAX];
+    snprintf(names, sizeof(names), "%snames", prefix);
+    redisReply *rep;
+    int rc = mp__redis_cmd(r, MP__RR_STR_NIL, &rep, 3, (const char *[]){"HGET", names, name}, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL || memchr(rep->str, '\0', rep->len) != NULL) {
+        freeReplyObject(rep);
+        return MP_ENOENT;
+    }
+    int nkeys = (flags & MP_MANAGER_DESTROY) ? data_keys(prefix, rep->str, name, keys) : 0;
+    const char *argv[8] = {"EVAL", remove_lua, NULL, names};
+    char nk[12];
+    snprintf(nk, sizeof(nk), "%d", 1 + nkeys);
+    argv[2] = nk;
+    int argc = 4;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = keys[i];
+    argv[argc++] = name;
+    argv[argc++] = rep->str;
+    redisReply *res;
+    rc = mp__redis_cmd(r, MP__RR_INT, &res, argc, argv, NULL);
+    freeReplyObject(rep);
+    if (rc < 0)
+        return rc;
+    long long removed = res->integer;
+    freeReplyObject(res);
+    return removed == 1 ? 0 : MP_ENOENT;
 }
 
 const mp__backend_ops mp__backend_redis = {
@@ -192,4 +386,5 @@ const mp__backend_ops mp__backend_redis = {
     .open = redis_open,
     .close = redis_close,
     .get = redis_get,
+    .remove = redis_remove,
 };

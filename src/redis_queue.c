@@ -1,5 +1,5 @@
-/* Queues on Redis (internal functions, ready for the manager's queue
- * accessor; see redis_internal.h).
+/* Queues on Redis (mp_manager_queue on a Redis manager; the public queue
+ * functions dispatch here, see redis_internal.h).
  *
  * <prefix>queue:<name> is a Redis list of messages (raw bytes, no tag: a
  * queue carries bytes). <prefix>queue:<name>:maxsize holds the capacity
@@ -205,4 +205,21 @@ int mp__rqueue_qsize(mp__rqueue *q, size_t *out)
         *out = (size_t)rep->integer;
     freeReplyObject(rep);
     return rc;
+}
+
+int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len)
+{
+    int rc = queue_check(q);
+    if (rc < 0)
+        return rc;
+    /* LPUSH ignores maxsize on purpose: the message was in the queue a
+     * moment ago, and putting it back must not fail for lack of room. */
+    return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 3,
+                         (const char *[]){"LPUSH", q->o->key, data ? data : ""},
+                         (size_t[]){5, q->o->key_len, len});
+}
+
+size_t mp__rqueue_maxsize(const mp__rqueue *q)
+{
+    return queue_check(q) == 0 ? (size_t)q->maxsize : 0;
 }

@@ -1,5 +1,5 @@
-/* Locks, events and values on Redis (internal functions, ready for the
- * manager's accessors; see redis_internal.h).
+/* Locks, rlocks, events and values on Redis (the public functions of those
+ * types dispatch here; see redis_internal.h).
  *
  * Lock: two keys. <prefix>lock:<name> holds the holder's token with an
  * expiry (the lease): a holder that dies stops renewing it, so the lock
@@ -34,7 +34,9 @@ struct mp__rlock {
     mp__robj *o;
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
-    int holder; /* pid holding it through this handle, or 0 */
+    int holder;     /* pid holding it through this handle, or 0 */
+    bool recursive; /* an rlock: the holder may acquire again */
+    uint32_t count; /* levels held (rlock) */
     char token[48];
 };
 
@@ -57,12 +59,18 @@ static int backoff(const mp__deadline *dl, long *step_ms)
 
 int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease)
 {
+    return mp__rlock_open_kind(out, conn, name, "lock", lease);
+}
+
+int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
+                        double lease)
+{
     if (out == NULL || conn == NULL || name == NULL || !(lease >= 0))
         return MP_EINVAL;
     mp__rlock *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_RLOCK, "lock", name);
+    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_RLOCK, kind, name);
     if (rc < 0) {
         free(l);
         return rc;
@@ -133,16 +141,34 @@ static int lock_script(mp__rlock *l, const char *lua, const char *token, long lo
     return 0;
 }
 
+void mp__rlock_set_recursive(mp__rlock *l)
+{
+    l->recursive = true;
+}
+
+/* A holder acquiring again: 1 (one more level of an rlock), MP_EDEADLK
+ * (a lock), MP_EOVERFLOW; 0 when this process does not hold it. */
+static int acquire_again(mp__rlock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    if (l->holder == (int)getpid()) {
+        rc = !l->recursive ? MP_EDEADLK : l->count == UINT32_MAX ? MP_EOVERFLOW : 1;
+        if (rc == 1)
+            l->count++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
 int mp__rlock_acquire(mp__rlock *l, double timeout)
 {
     mp__deadline dl;
     if (l == NULL || l->head.magic != MP__MAGIC_RLOCK || mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
-    pthread_mutex_lock(&l->mu);
-    int rc = l->holder == (int)getpid() ? MP_EDEADLK : 0;
-    pthread_mutex_unlock(&l->mu);
-    if (rc < 0)
-        return rc;
+    int rc = acquire_again(l);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     char tok[sizeof(l->token)];
     new_token(tok, sizeof(tok));
     long step = 1;
@@ -155,6 +181,7 @@ int mp__rlock_acquire(mp__rlock *l, double timeout)
             pthread_mutex_lock(&l->mu);
             memcpy(l->token, tok, sizeof(tok));
             l->holder = (int)getpid();
+            l->count = 1;
             pthread_mutex_unlock(&l->mu);
             return r == 1 ? MP_EOWNERDEAD : 0;
         }
@@ -163,15 +190,21 @@ int mp__rlock_acquire(mp__rlock *l, double timeout)
     }
 }
 
-/* Copies the token of a hold by this process, or MP_EPERM. */
+/* Copies the token of a hold by this process, or MP_EPERM. drop: the
+ * release of one level; 1 when an rlock stays held (nothing to send). */
 static int held_token(mp__rlock *l, char *tok, bool drop)
 {
     pthread_mutex_lock(&l->mu);
     int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
     if (rc == 0)
         memcpy(tok, l->token, sizeof(l->token));
-    if (rc == 0 && drop)
+    if (rc == 0 && drop && l->recursive && l->count > 1) {
+        l->count--;
+        rc = 1; /* still held: one level less */
+    } else if (rc == 0 && drop) {
         l->holder = 0;
+        l->count = 0;
+    }
     pthread_mutex_unlock(&l->mu);
     return rc;
 }
@@ -183,6 +216,8 @@ int mp__rlock_release(mp__rlock *l)
     char tok[sizeof(l->token)];
     int rc = held_token(l, tok, true);
     long long r = 0;
+    if (rc == 1)
+        return 0;
     if (rc == 0)
         rc = lock_script(l, release_lua, tok, &r);
     /* 0: the lease ran out before the release, the lock was not held any
@@ -200,6 +235,24 @@ int mp__rlock_renew(mp__rlock *l)
     if (rc == 0)
         rc = lock_script(l, renew_lua, tok, &r);
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
+}
+
+int mp__rlock_consistent(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    return held_token(l, tok, false);
+}
+
+int mp__rlock_count(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    uint32_t n = l->holder == (int)getpid() ? l->count : 0;
+    pthread_mutex_unlock(&l->mu);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 /* ---- event ---------------------------------------------------------------*/

@@ -9,6 +9,7 @@
 
 #define DEFAULT_PORT    6379
 #define DEFAULT_TIMEOUT 5.0
+#define DEFAULT_LEASE   30.0
 
 static int hex_digit(char c)
 {
@@ -121,6 +122,23 @@ static int parse_hostport(mp__redis_url *u, const char *s, size_t n)
     return 0;
 }
 
+/* A number of seconds in (0, 86400]. */
+static int parse_seconds(const char *v, size_t vlen, double *out)
+{
+    char buf[32];
+    if (vlen == 0 || vlen >= sizeof(buf))
+        return MP_EINVAL;
+    memcpy(buf, v, vlen);
+    buf[vlen] = '\0';
+    char *end;
+    errno = 0;
+    double t = strtod(buf, &end);
+    if (*end != '\0' || errno != 0 || !isfinite(t) || t <= 0 || t > 86400)
+        return MP_EINVAL;
+    *out = t;
+    return 0;
+}
+
 static int parse_option(mp__redis_url *u, const char *s, size_t n)
 {
     const char *eq = memchr(s, '=', n);
@@ -143,17 +161,17 @@ static int parse_option(mp__redis_url *u, const char *s, size_t n)
         return 0;
     }
     if (klen == 7 && memcmp(s, "timeout", 7) == 0) {
-        char buf[32];
-        if (vlen == 0 || vlen >= sizeof(buf))
-            return MP_EINVAL;
-        memcpy(buf, v, vlen);
-        buf[vlen] = '\0';
-        char *end;
-        errno = 0;
-        double t = strtod(buf, &end);
-        if (*end != '\0' || errno != 0 || !isfinite(t) || t <= 0 || t > 86400)
+        double t;
+        if (parse_seconds(v, vlen, &t) < 0)
             return MP_EINVAL;
         u->timeout = t;
+        return 0;
+    }
+    if (klen == 5 && memcmp(s, "lease", 5) == 0) {
+        double t;
+        if (parse_seconds(v, vlen, &t) < 0)
+            return MP_EINVAL;
+        u->lease = t;
         return 0;
     }
     if (klen == 9 && memcmp(s, "reconnect", 9) == 0) {
@@ -216,6 +234,7 @@ int mp__redis_url_parse(mp__redis_url *u, const char *url)
         return MP_EINVAL;
     memset(u, 0, sizeof(*u));
     u->timeout = DEFAULT_TIMEOUT;
+    u->lease = DEFAULT_LEASE;
     memcpy(u->prefix, "mp:", 4);
     const char *rest;
     if (strncmp(url, "redis://", 8) == 0) {

@@ -52,6 +52,7 @@ int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)
 
 void mp_sem_destroy(mp_sem *sem)
 {
+    MP__REDIS_DISPATCH_VOID(sem, mp__rsem_close((mp__rsem *)(void *)sem));
     if (sem_check(sem) < 0 || mp__obj_named(sem))
         return;
     mp__obj_retire(&sem->head);
@@ -69,6 +70,7 @@ static bool sem_try_down(mp_sem *s)
 
 int mp_sem_acquire(mp_sem *sem, double timeout)
 {
+    MP__REDIS_DISPATCH(sem, mp__rsem_acquire((mp__rsem *)(void *)sem, timeout));
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -102,6 +104,7 @@ int mp_sem_acquire(mp_sem *sem, double timeout)
 
 int mp_sem_release(mp_sem *sem)
 {
+    MP__REDIS_DISPATCH(sem, mp__rsem_release((mp__rsem *)(void *)sem));
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -117,6 +120,7 @@ int mp_sem_release(mp_sem *sem)
 
 int mp_sem_get_value(mp_sem *sem)
 {
+    MP__REDIS_DISPATCH(sem, mp__rsem_get_value((mp__rsem *)(void *)sem));
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -141,6 +145,7 @@ int mp_event_create(mp_event **out, const mp_event_opts *opts)
 
 void mp_event_destroy(mp_event *ev)
 {
+    MP__REDIS_DISPATCH_VOID(ev, mp__robj_free((mp__robj *)(void *)ev));
     if (event_check(ev) < 0 || mp__obj_named(ev))
         return;
     mp__obj_retire(&ev->head);
@@ -149,6 +154,7 @@ void mp_event_destroy(mp_event *ev)
 
 int mp_event_set(mp_event *ev)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_set((mp__robj *)(void *)ev));
     int rc = event_check(ev);
     if (rc < 0)
         return rc;
@@ -164,6 +170,7 @@ int mp_event_set(mp_event *ev)
 
 int mp_event_clear(mp_event *ev)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_clear((mp__robj *)(void *)ev));
     int rc = event_check(ev);
     if (rc < 0)
         return rc;
@@ -173,11 +180,13 @@ int mp_event_clear(mp_event *ev)
 
 bool mp_event_is_set(mp_event *ev)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_is_set((mp__robj *)(void *)ev) > 0);
     return event_check(ev) == 0 && (atomic_load(&ev->word) & 1u);
 }
 
 int mp_event_wait(mp_event *ev, double timeout)
 {
+    MP__REDIS_DISPATCH(ev, mp__revent_wait((mp__robj *)(void *)ev, timeout));
     int rc = event_check(ev);
     if (rc < 0)
         return rc;

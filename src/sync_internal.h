@@ -9,6 +9,7 @@
 
 #include "heap.h"
 #include "internal.h"
+#include "redis_dispatch.h"
 #include "rmutex.h"
 
 /* Magic numbers: the first word of each object (its mp__obj_head), cleared

@@ -1,7 +1,10 @@
 /* Shared values and arrays (see multiproc/value.h). */
+#include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sync_internal.h"
@@ -328,42 +331,247 @@ int mp_value_create(mp_value **out, const mp_value_opts *opts)
 
 void mp_value_destroy(mp_value *v)
 {
+    MP__REDIS_DISPATCH_VOID(v, mp__rvalue_destroy(v));
     shared_free(v ? &v->s : NULL, MP__VALUE_MAGIC);
 }
 
 mp_rlock *mp_value_get_lock(mp_value *v)
 {
+    MP__REDIS_DISPATCH(v, NULL); /* no lock on Redis: mp_value_add_* instead */
     mp__shared *s = value_of(v);
     return s ? s->lock : NULL;
 }
 
 char mp_value_typecode(const mp_value *v)
 {
+    MP__REDIS_DISPATCH(v, mp__rvalue_typecode(v));
     const mp__shared *s = v ? checked(&v->s, MP__VALUE_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
 void *mp_value_data(mp_value *v)
 {
+    MP__REDIS_DISPATCH(v, NULL); /* the number is on the server */
     mp__shared *s = value_of(v);
     return s ? data_of(s) : NULL;
 }
 
-#define VALUE_ACCESSOR(name, T, impl, check_out)                                                   \
+/* ---- values on Redis ------------------------------------------------------
+ * The number travels as text (decimal, or %.17g for floats); the
+ * conversions are the local ones, run on an item in a local buffer. */
+int mp__value_item_text(char typecode, const void *item, char *buf, size_t cap)
+{
+    const typeinfo *t = find_type(typecode);
+    if (t == NULL || item == NULL || buf == NULL)
+        return MP_EINVAL;
+    number n;
+    item_load(item, t, &n);
+    int len = t->kind == KIND_FLOAT    ? snprintf(buf, cap, "%.17g", n.f)
+              : t->kind == KIND_SIGNED ? snprintf(buf, cap, "%lld", (long long)n.i)
+                                       : snprintf(buf, cap, "%llu", (unsigned long long)n.u);
+    return len < 0 || (size_t)len >= cap ? MP_EINVAL : 0;
+}
+
+#ifdef MP_HAVE_REDIS
+/* A Redis value (array false) or array handle h: the type of its items. */
+static const typeinfo *redis_type(const void *h, bool array)
+{
+    return find_type(array ? mp__rarray_typecode(h) : mp__rvalue_typecode(h));
+}
+
+/* Reads item i of h (0 for a value) into item, of type *t. A stored text
+ * that is no number of the type is MP_EBADMSG. */
+static int redis_get_item(void *h, bool array, size_t i, uint64_t *item, const typeinfo **t)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    *t = redis_type(h, array);
+    if (*t == NULL)
+        return MP_EINVAL;
+    if (array && i >= mp__rarray_len(h))
+        return MP_ERANGE;
+    int rc = array ? mp__rarray_get_text(h, i, text, sizeof(text))
+                   : mp__rvalue_get_text(h, text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    char *end;
+    errno = 0;
+    if ((*t)->kind == KIND_FLOAT)
+        rc = set_double(item, *t, strtod(text, &end));
+    else if ((*t)->kind == KIND_SIGNED)
+        rc = set_i64(item, *t, strtoll(text, &end, 10));
+    else
+        rc = text[0] == '-' ? MP_ERANGE : set_u64(item, *t, strtoull(text, &end, 10));
+    return rc < 0 || errno != 0 || *end != '\0' ? MP_EBADMSG : 0;
+}
+
+/* Stores item (already converted and range-checked) as item i of h. */
+static int redis_put_item(void *h, bool array, size_t i, const typeinfo *t, const uint64_t *item)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    if (array && i >= mp__rarray_len(h))
+        return MP_ERANGE;
+    int rc = mp__value_item_text(t->code, item, text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    return array ? mp__rarray_set_text(h, i, text) : mp__rvalue_set_text(h, text);
+}
+
+/* The local conversions, on an item in a local buffer. */
+#define REDIS_SET(h, array, i, impl, x)                                                            \
+    do {                                                                                           \
+        const typeinfo *t_ = redis_type(h, array);                                                 \
+        uint64_t item_ = 0;                                                                        \
+        int rc_ = t_ ? impl(&item_, t_, x) : MP_EINVAL;                                            \
+        return rc_ < 0 ? rc_ : redis_put_item(h, array, i, t_, &item_);                            \
+    } while (0)
+#define REDIS_GET(h, array, i, impl, x)                                                            \
+    do {                                                                                           \
+        const typeinfo *t_ = NULL;                                                                 \
+        uint64_t item_ = 0;                                                                        \
+        int rc_ = (x) == NULL ? MP_EINVAL : redis_get_item(h, array, i, &item_, &t_);              \
+        return rc_ < 0 ? rc_ : impl(&item_, t_, x);                                                \
+    } while (0)
+#define IS_REDIS(v)                                                                                \
+    ((v) != NULL && ((const mp__obj_head *)(const void *)(v))->backend == MP__BACKEND_REDIS)
+#else
+#define REDIS_SET(h, array, i, impl, x) ((void)0)
+#define REDIS_GET(h, array, i, impl, x) ((void)0)
+#define IS_REDIS(v)                     false
+#endif
+
+#define VALUE_ACCESSOR(name, T, impl, check_out, redis)                                            \
     int name(mp_value *v, T x)                                                                     \
     {                                                                                              \
+        if (IS_REDIS(v))                                                                           \
+            redis(v, false, 0, impl, x);                                                           \
         mp__shared *s = value_of(v);                                                               \
         if (s == NULL || (check_out))                                                              \
             return MP_EINVAL;                                                                      \
         return impl(data_of(s), type_of(s), x);                                                    \
     }
 
-VALUE_ACCESSOR(mp_value_get_i64, int64_t *, get_i64, x == NULL)
-VALUE_ACCESSOR(mp_value_get_u64, uint64_t *, get_u64, x == NULL)
-VALUE_ACCESSOR(mp_value_get_double, double *, get_double, x == NULL)
-VALUE_ACCESSOR(mp_value_set_i64, int64_t, set_i64, false)
-VALUE_ACCESSOR(mp_value_set_u64, uint64_t, set_u64, false)
-VALUE_ACCESSOR(mp_value_set_double, double, set_double, false)
+VALUE_ACCESSOR(mp_value_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
+VALUE_ACCESSOR(mp_value_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
+VALUE_ACCESSOR(mp_value_get_double, double *, get_double, x == NULL, REDIS_GET)
+VALUE_ACCESSOR(mp_value_set_i64, int64_t, set_i64, false, REDIS_SET)
+VALUE_ACCESSOR(mp_value_set_u64, uint64_t, set_u64, false, REDIS_SET)
+VALUE_ACCESSOR(mp_value_set_double, double, set_double, false, REDIS_SET)
+
+/* ---- atomic add ------------------------------------------------------------
+ * A compare-and-swap loop on the item's bits: atomic against the other
+ * accessors and adds of any process, without the lock. */
+static bool cas_bits(void *p, uint8_t size, uint64_t *old, uint64_t nw)
+{
+    switch (size) {
+    case 1: {
+        uint8_t o = (uint8_t)*old;
+        bool ok = __atomic_compare_exchange_n((uint8_t *)p, &o, (uint8_t)nw, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        *old = o;
+        return ok;
+    }
+    case 2: {
+        uint16_t o = (uint16_t)*old;
+        bool ok = __atomic_compare_exchange_n((uint16_t *)p, &o, (uint16_t)nw, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        *old = o;
+        return ok;
+    }
+    case 4: {
+        uint32_t o = (uint32_t)*old;
+        bool ok = __atomic_compare_exchange_n((uint32_t *)p, &o, (uint32_t)nw, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        *old = o;
+        return ok;
+    }
+    default:
+        return __atomic_compare_exchange_n((uint64_t *)p, old, nw, false, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_RELAXED);
+    }
+}
+
+/* One step of an add: from the item cur to the item *next. */
+static int add_step(const typeinfo *t, const uint64_t *cur, uint64_t *next, int64_t di, double dd,
+                    number *res)
+{
+    int rc;
+    if (t->kind == KIND_FLOAT) {
+        double x;
+        get_double(cur, t, &x);
+        rc = set_double(next, t, x + dd);
+        if (rc == 0)
+            get_double(next, t, &res->f); /* rounded as stored ('f') */
+        return rc;
+    }
+    int64_t x;
+    rc = get_i64(cur, t, &x);
+    if (rc == 0 && __builtin_add_overflow(x, di, &x))
+        rc = MP_ERANGE;
+    if (rc == 0)
+        rc = set_i64(next, t, x);
+    res->i = x;
+    return rc;
+}
+
+static int add_local(mp_value *v, bool want_float, int64_t di, double dd, number *res)
+{
+    mp__shared *s = value_of(v);
+    if (s == NULL || (type_of(s)->kind == KIND_FLOAT) != want_float)
+        return MP_EINVAL;
+    const typeinfo *t = type_of(s);
+    unsigned char *p = data_of(s);
+    uint64_t old = load_bits(p, t->size);
+    for (;;) {
+        uint64_t cur = 0, next = 0;
+        store_bits(&cur, t->size, old);
+        int rc = add_step(t, &cur, &next, di, dd, res);
+        if (rc < 0)
+            return rc;
+        if (cas_bits(p, t->size, &old, load_bits(&next, t->size)))
+            return 0;
+    }
+}
+
+#ifdef MP_HAVE_REDIS
+static int redis_add_i64(mp_value *v, int64_t delta, int64_t *result)
+{
+    const typeinfo *t = find_type(mp__rvalue_typecode(v));
+    if (t == NULL || t->kind == KIND_FLOAT)
+        return MP_EINVAL;
+    char min[24], max[24];
+    snprintf(min, sizeof(min), "%lld", (long long)(t->kind == KIND_SIGNED ? t->min : 0));
+    snprintf(max, sizeof(max), "%llu", (unsigned long long)t->max);
+    return mp__rvalue_add_range(v, delta, min, max, result);
+}
+
+static int redis_add_double(mp_value *v, double delta, double *result)
+{
+    const typeinfo *t = find_type(mp__rvalue_typecode(v));
+    if (t == NULL || t->kind != KIND_FLOAT)
+        return MP_EINVAL;
+    return mp__rvalue_add_float(v, delta, result);
+}
+#endif
+
+int mp_value_add_i64(mp_value *v, int64_t delta, int64_t *result)
+{
+    MP__REDIS_DISPATCH(v, redis_add_i64(v, delta, result));
+    number n;
+    int rc = add_local(v, false, delta, 0, &n);
+    if (rc == 0 && result)
+        *result = n.i;
+    return rc;
+}
+
+int mp_value_add_double(mp_value *v, double delta, double *result)
+{
+    MP__REDIS_DISPATCH(v, redis_add_double(v, delta, result));
+    number n;
+    int rc = add_local(v, true, 0, delta, &n);
+    if (rc == 0 && result)
+        *result = n.f;
+    return rc;
+}
 
 /* ---- mp_array ------------------------------------------------------------ */
 static mp__shared *array_of(mp_array *a)
@@ -385,36 +593,43 @@ int mp_array_create(mp_array **out, const mp_array_opts *opts)
 
 void mp_array_destroy(mp_array *a)
 {
+    MP__REDIS_DISPATCH_VOID(a, mp__rarray_destroy(a));
     shared_free(a ? &a->s : NULL, MP__ARRAY_MAGIC);
 }
 
 mp_rlock *mp_array_get_lock(mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, NULL); /* no lock on Redis */
     mp__shared *s = array_of(a);
     return s ? s->lock : NULL;
 }
 
 char mp_array_typecode(const mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, mp__rarray_typecode(a));
     const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
 size_t mp_array_len(const mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, mp__rarray_len(a));
     const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
     return s ? s->len : 0;
 }
 
 void *mp_array_data(mp_array *a)
 {
+    MP__REDIS_DISPATCH(a, NULL); /* the items are on the server */
     mp__shared *s = array_of(a);
     return s ? data_of(s) : NULL;
 }
 
-#define ARRAY_ACCESSOR(name, T, impl, check_out)                                                   \
+#define ARRAY_ACCESSOR(name, T, impl, check_out, redis)                                            \
     int name(mp_array *a, size_t i, T x)                                                           \
     {                                                                                              \
+        if (IS_REDIS(a))                                                                           \
+            redis(a, true, i, impl, x);                                                            \
         mp__shared *s = array_of(a);                                                               \
         if (s == NULL || (check_out))                                                              \
             return MP_EINVAL;                                                                      \
@@ -424,9 +639,9 @@ void *mp_array_data(mp_array *a)
         return impl(data_of(s) + i * t->size, t, x);                                               \
     }
 
-ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL)
-ARRAY_ACCESSOR(mp_array_get_u64, uint64_t *, get_u64, x == NULL)
-ARRAY_ACCESSOR(mp_array_get_double, double *, get_double, x == NULL)
-ARRAY_ACCESSOR(mp_array_set_i64, int64_t, set_i64, false)
-ARRAY_ACCESSOR(mp_array_set_u64, uint64_t, set_u64, false)
-ARRAY_ACCESSOR(mp_array_set_double, double, set_double, false)
+ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_get_double, double *, get_double, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_set_i64, int64_t, set_i64, false, REDIS_SET)
+ARRAY_ACCESSOR(mp_array_set_u64, uint64_t, set_u64, false, REDIS_SET)
+ARRAY_ACCESSOR(mp_array_set_double, double, set_double, false, REDIS_SET)

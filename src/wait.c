@@ -118,9 +118,14 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
         mp__sleep_until(&d, INT64_MAX);
         return 0;
     }
-    for (size_t i = 0; i < n; i++)
-        if (items[i].kind == MP_WAIT_KIND_QUEUE && !mp__queue_valid(items[i].queue))
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != MP_WAIT_KIND_QUEUE)
+            continue;
+        /* A Redis queue has no fd to poll (docs/design.md, "Redis backend"). */
+        MP__REDIS_DISPATCH(items[i].queue, MP_ENOSYS);
+        if (!mp__queue_valid(items[i].queue))
             return MP_EINVAL;
+    }
     struct pollfd *pfd = malloc(n * sizeof(*pfd));
     if (!pfd)
         return MP_ENOMEM;

@@ -1,8 +1,10 @@
 /* Threads and processes on one Redis manager: the parent and PROCS child
  * processes (which use the handles their parent made: each process gets
  * its own connection) each run THREADS threads on the same handles, with
- * atomic dict increments, list appends, and read-modify-writes that are
- * right only under the Redis lock. At the end every count must be exact.
+ * atomic dict increments, list appends, read-modify-writes that are right
+ * only under the Redis lock, and through the public API a bounded queue
+ * (each op puts then gets one message) and a value's atomic adds. At the
+ * end every count must be exact and the queue empty.
  * Starts its own redis-server; runs under ASan and TSan too (the
  * connection's mutex is the only synchronisation around hiredis). */
 #include <pthread.h>
@@ -24,6 +26,8 @@ static mp_manager *mgr;
 static mp_dict *dict;
 static mp_list *list;
 static mp__redis *conn;
+static mp_queue *queue;
+static mp_value *count;
 
 static void *worker(void *arg)
 {
@@ -42,6 +46,12 @@ static void *worker(void *arg)
         STRESS_OK(mp__rvalue_get_int64(v, &x));
         STRESS_OK(mp__rvalue_set_int64(v, x + 1));
         STRESS_OK(mp__rlock_release(l));
+        STRESS_OK(mp_queue_put(queue, &i, sizeof(i), 30));
+        int got;
+        size_t n;
+        STRESS_OK(mp_queue_get_into(queue, &got, sizeof(got), &n, 30));
+        STRESS_CHECK(n == sizeof(got), "message of %zu bytes", n);
+        STRESS_OK(mp_value_add_i64(count, 1, NULL));
     }
     mp__robj_free(v);
     mp__rlock_close(l);
@@ -72,6 +82,9 @@ int main(void)
     STRESS_OK(mp_manager_open(&mgr, srv.url));
     STRESS_CHECK(mp_manager_dict(mgr, "d", &dict) == 1, "dict");
     STRESS_CHECK(mp_manager_list(mgr, "l", &list) == 1, "list");
+    STRESS_CHECK(mp_manager_queue(mgr, "q", &(mp_queue_opts){.maxsize = 4}, &queue) == 1, "queue");
+    STRESS_CHECK(mp_manager_value(mgr, "c", &(mp_value_opts){.typecode = 'q'}, &count) == 1,
+                 "value");
     mp__redis_url u;
     STRESS_OK(mp__redis_url_parse(&u, srv.url));
     STRESS_OK(mp__redis_open(&conn, &u));
@@ -100,6 +113,11 @@ int main(void)
     STRESS_OK(mp__rvalue_get_int64(v, &n));
     STRESS_CHECK(n == total, "guarded counter %lld: the lock let two holders in", (long long)n);
     mp__robj_free(v);
+    STRESS_OK(mp_value_get_i64(count, &n));
+    STRESS_CHECK(n == total, "value counter %lld", (long long)n);
+    STRESS_CHECK(mp_queue_empty(queue) == 1, "queue not empty");
+    mp_value_destroy(count);
+    mp_queue_destroy(queue);
     mp_dict_destroy(dict);
     mp_list_destroy(list);
     mp__redis_unref(conn);

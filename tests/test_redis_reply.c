@@ -24,6 +24,7 @@ Test(redis_url, good_urls)
     cr_assert_null(u.user);
     cr_assert_str_eq(u.prefix, "mp:");
     cr_assert_eq(u.timeout, 5.0);
+    cr_assert_eq(u.lease, 30.0);
     cr_assert(!u.reconnect && !u.tls);
     mp__redis_url_fini(&u);
 
@@ -36,13 +37,14 @@ Test(redis_url, good_urls)
     mp__redis_url_fini(&u);
 
     mp_assert_ok(mp__redis_url_parse(
-        &u, "redis://app:pw@[::1]:6380/1?prefix=app1%3A&timeout=0.25&reconnect=1"));
+        &u, "redis://app:pw@[::1]:6380/1?prefix=app1%3A&timeout=0.25&reconnect=1&lease=1.5"));
     cr_assert_str_eq(u.host, "::1");
     cr_assert_eq(u.port, 6380);
     cr_assert_str_eq(u.user, "app");
     cr_assert_str_eq(u.password, "pw");
     cr_assert_str_eq(u.prefix, "app1:");
     cr_assert_eq(u.timeout, 0.25);
+    cr_assert_eq(u.lease, 1.5);
     cr_assert(u.reconnect);
     mp__redis_url_fini(&u);
 
@@ -65,6 +67,8 @@ Test(redis_url, bad_urls)
         "redis://h?timeout=0",     /* timeout must be positive */
         "redis://h?timeout=abc",   /* timeout not a number */
         "redis://h?reconnect=yes", /* 0 or 1 */
+        "redis://h?lease=0",       /* lease must be positive */
+        "redis://h?lease=-1",      /* lease must be positive */
         "redis://h?colour=blue",   /* unknown option: a typo, never ignored */
         "redis://h?prefix",        /* option without a value */
         "redis://:p%zz@h",         /* bad escape */

@@ -1,6 +1,6 @@
 /* Tests of the Redis implementations of queues, locks, events and values
- * (internal functions of src/redis_queue.c and src/redis_sync.c, which
- * the manager's accessors for these types will expose). Each test starts
+ * (internal functions of src/redis_queue.c and src/redis_sync.c, below the
+ * public API that test_manager_sync.c covers). Each test starts
  * its own redis-server and fails when it cannot. */
 #include <signal.h>
 #include <stdlib.h>

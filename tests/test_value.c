@@ -1,9 +1,10 @@
 /* Tests of shared values and arrays: typecodes, initial values, locks,
- * conversions and their errors, sharing with children (also children
- * started before the object was made). */
+ * conversions and their errors, atomic adds, sharing with children (also
+ * children started before the object was made). */
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -343,4 +344,57 @@ Test(value, increments_under_get_lock_are_exact)
     cr_assert_eq(join_code(q), 0);
     cr_assert_eq(*(int *)mp_value_data(v), 60000);
     mp_value_destroy(v);
+}
+
+static mp_value *added;
+
+static void *add_1000(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        if (mp_value_add_i64(added, 1, NULL) < 0)
+            return (void *)1;
+    return NULL;
+}
+
+Test(value, atomic_adds)
+{
+    /* Raw (no lock) from several threads: no add is lost. */
+    mp_assert_ok(mp_value_create(&added, &(mp_value_opts){.typecode = 'i', .raw = true}));
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, add_1000, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *res;
+        pthread_join(t[i], &res);
+        cr_assert_null(res);
+    }
+    int64_t x;
+    mp_assert_ok(mp_value_get_i64(added, &x));
+    cr_assert_eq(x, 4000);
+    mp_value_destroy(added);
+    /* Ranges: the item's type and int64; a failed add changes nothing. */
+    mp_value *v;
+    mp_assert_ok(
+        mp_value_create(&v, &(mp_value_opts){.typecode = 'B', .init = &(unsigned char){250}}));
+    mp_assert_rc(mp_value_add_i64(v, 6, NULL), MP_ERANGE);
+    mp_assert_rc(mp_value_add_i64(v, -251, NULL), MP_ERANGE);
+    mp_assert_ok(mp_value_add_i64(v, 5, &x));
+    cr_assert_eq(x, 255);
+    mp_assert_rc(mp_value_add_double(v, 1.0, NULL), MP_EINVAL);
+    mp_value_destroy(v);
+    mp_assert_ok(
+        mp_value_create(&v, &(mp_value_opts){.typecode = 'q', .init = &(long long){LLONG_MAX}}));
+    mp_assert_rc(mp_value_add_i64(v, 1, NULL), MP_ERANGE);
+    mp_value_destroy(v);
+    /* Floats: the result as stored ('f' rounds), beyond float's range refused. */
+    mp_assert_ok(mp_value_create(&v, &(mp_value_opts){.typecode = 'f'}));
+    double d;
+    mp_assert_ok(mp_value_add_double(v, 0.1, &d));
+    cr_assert_eq(d, (double)0.1f);
+    mp_assert_rc(mp_value_add_double(v, 1e300, NULL), MP_ERANGE);
+    mp_assert_rc(mp_value_add_i64(v, 1, NULL), MP_EINVAL);
+    mp_value_destroy(v);
+    mp_assert_rc(mp_value_add_i64(NULL, 1, NULL), MP_EINVAL);
+    mp_assert_rc(mp_value_add_double(NULL, 1, NULL), MP_EINVAL);
 }

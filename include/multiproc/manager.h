@@ -57,8 +57,9 @@
  * timeout=<seconds> (default 5: the connect and every wait for a reply),
  * reconnect=0|1 (default 0: after a lost connection every call fails with
  * MP_ECONNRESET; 1: the next call connects again, and a server restarted
- * between two calls is not even noticed). "rediss://" (TLS) is reserved:
- * MP_ENOSYS.
+ * between two calls is not even noticed), lease=<seconds> (default 30: how
+ * long a lock stays held without a release; see below). "rediss://" (TLS)
+ * is reserved: MP_ENOSYS.
  *
  *     mp_manager_open(&m, "redis://:secret@10.0.0.5:6379/0?prefix=app1:");
  *
@@ -77,6 +78,40 @@
  * server error). What is atomic, and how the Redis semantics differ
  * (snapshot order, update functions that may run more than once), is
  * under "Redis backend" in docs/design.md.
+ *
+ * Types on Redis: dict, list, namespace, queue, lock, rlock, sem, event,
+ * value and array; cond and barrier are MP_ENOSYS (their accessors). How
+ * the Redis objects differ from the local ones:
+ *   queue: maxsize as locally (fixed by the creator); max_bytes and
+ *     joinable are MP_ENOSYS at the accessor. put, put_nowait, put_many,
+ *     get, get_nowait, get_into (a short buffer puts the message back at
+ *     the head), qsize, empty, full work; the zero-copy functions
+ *     (reserve, commit, abort, peek, release), get_many, close, task_done
+ *     and join are MP_ENOSYS, and so is mp_wait on a Redis queue (no fd).
+ *   lock, rlock: the holder is the process through that handle, not the
+ *     thread: threads that must exclude each other use one handle each
+ *     (another thread acquiring through the same handle gets MP_EDEADLK
+ *     from a lock, one more level of an rlock). A lock is held for at
+ *     most its lease (URL option lease=<seconds>, default 30): a holder
+ *     that dies, or holds it longer, loses it when the lease runs out, the
+ *     next holder gets MP_EOWNERDEAD, and the late release is MP_EPERM.
+ *     mp_lock_consistent is 0 while held (there is no unrecoverable state).
+ *   sem: value and bounded as locally; a process killed between acquire
+ *     and release does not give its unit back (nor locally).
+ *   event: as locally (waiters poll the server: 1 to 32 ms late).
+ *   value: the number lives on the server: mp_value_data and
+ *     mp_value_get_lock are NULL; mp_value_add_i64 / mp_value_add_double
+ *     are the atomic read-modify-write (INCRBY / INCRBYFLOAT). A 'Q' or
+ *     'L' value adds only within int64; an add to an 'f' value returns
+ *     the double the server computed (a read rounds it to float).
+ *   array: the items live on the server (a list of numbers, at most 2^20
+ *     items: longer is MP_ENOMEM): mp_array_data and mp_array_get_lock are
+ *     NULL; the typed accessors read or write one item per round trip.
+ * Removal on Redis: flags 0 takes the name away and leaves the data keys;
+ * handles anywhere keep working on them, and a new object of the same name
+ * and type sees the old data (a value or array keeps its numbers: init is
+ * not applied over them). MP_MANAGER_DESTROY deletes the data keys in the same
+ * atomic step; handles anywhere stay valid and see an empty object.
  *
  * Safety: an mp_manager handle may be used from several threads at once;
  * it is process-local memory, valid in a forked child (which may use it or
@@ -133,7 +168,8 @@ MP_API const char *mp_manager_backend(const mp_manager *m);
  * longer than MP_MANAGER_NAME_MAX), MP_EEXIST (the name belongs to another
  * type, or to an object of other shape: see "Parameters" above),
  * MP_ENOMEM (shared heap full), MP_ENOHEAPADDR; on Redis, the connection
- * errors above. */
+ * errors above, and MP_ENOSYS for a type (or a queue option) the Redis
+ * backend does not serve (see "Types on Redis" above). */
 MP_API int mp_manager_dict(mp_manager *m, const char *name, mp_dict **out);
 MP_API int mp_manager_list(mp_manager *m, const char *name, mp_list **out);
 MP_API int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out);
@@ -191,8 +227,9 @@ MP_API int mp_manager_array(mp_manager *m, const char *name, const mp_array_opts
  * MP_MANAGER_DESTROY: the object is freed as by mp_<type>_destroy. Only
  * when no thread of any process uses it, waits on it, or may still hold a
  * pointer obtained before the removal (the manager cannot know).
+ * On Redis: see "Removal on Redis" above.
  * Returns 0. Errors: MP_EINVAL (NULL m or name, bad name, unknown flags),
- * MP_ENOENT (no such name). */
+ * MP_ENOENT (no such name); on Redis, the connection errors above. */
 MP_API int mp_manager_remove(mp_manager *m, const char *name, unsigned flags);
 
 #ifdef __cplusplus

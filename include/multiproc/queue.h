@@ -45,6 +45,10 @@
  * the same address everywhere), so pass it in process arguments or store it
  * in other shared objects. A queue created after a child started is usable
  * by the child.
+ *
+ * A queue obtained from a Redis manager (mp_manager_queue) is a handle to a
+ * queue on the server: the functions that apply to it, and those that are
+ * MP_ENOSYS there, are listed in multiproc/manager.h, "Types on Redis".
  */
 #ifndef MULTIPROC_QUEUE_H
 #define MULTIPROC_QUEUE_H

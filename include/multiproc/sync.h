@@ -16,6 +16,9 @@
  * thread-safe); across fork, a child uses the very same object as its
  * parent (it is shared memory, not a copy), and a child forked while its
  * parent holds a lock does not hold it (its thread is another thread).
+ * Locks, rlocks, semaphores and events obtained from a Redis manager are
+ * handles to objects on the server, with a process (through a handle) as
+ * holder and a lease: multiproc/manager.h, "Types on Redis".
  *
  * Waits: every blocking call takes a timeout in seconds (MP_FOREVER waits
  * without limit, 0 never blocks) and returns MP_ETIMEDOUT when it expires,

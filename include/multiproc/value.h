@@ -111,6 +111,18 @@ MP_API int mp_value_set_i64(mp_value *v, int64_t x);
 MP_API int mp_value_set_u64(mp_value *v, uint64_t x);
 MP_API int mp_value_set_double(mp_value *v, double x);
 
+/* mp_value_add_i64, mp_value_add_double — add delta to the value in one
+ * atomic step (Python's `with v.get_lock(): v.value += delta`, without
+ * the lock): atomic against every accessor and add of any process, also on
+ * a raw value and on a Redis manager's value (where there is no lock).
+ * add_i64 is for integer typecodes, add_double for 'f' and 'd'.
+ * result: receives the new value (as stored: a float value rounds); may be
+ * NULL. Errors (nothing changed): MP_EINVAL (invalid value, a typecode of
+ * the other kind), MP_ERANGE (the sum leaves the item's type or int64, or
+ * the value read is out of int64 range, or a float sum leaves float's). */
+MP_API int mp_value_add_i64(mp_value *v, int64_t delta, int64_t *result);
+MP_API int mp_value_add_double(mp_value *v, double delta, double *result);
+
 /* mp_array_create — a new shared array of opts->len items.
  * Errors: as mp_value_create, and MP_ENOMEM for a length whose size
  * overflows. */

@@ -1,0 +1,569 @@
+/* The manager's queues, locks, events and values through the public API,
+ * written once for every backend (like test_manager_objects.c): unset or
+ * "local" MP_TEST_MANAGER_URL for the shared heap, "redis" for a
+ * redis-server the suite starts itself (ctest runs both: test_manager_sync
+ * and test_manager_sync_redis). Children open their own manager from the
+ * URL, so the suite also runs under the spawn and forkserver methods. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mp_test.h"
+#include "redis_server.h"
+
+static mp_test_redis srv;
+static char url[256];
+
+static void msync_fini(void)
+{
+    mp_test_redis_stop(&srv, 0);
+    mp_test_fd_check();
+}
+
+TestSuite(msync, .init = mp_test_fd_setup, .fini = msync_fini, .timeout = 60);
+
+static bool on_redis(void)
+{
+    const char *u = getenv("MP_TEST_MANAGER_URL");
+    return u && strcmp(u, "redis") == 0;
+}
+
+/* Opens the suite's manager; query: Redis URL options (e.g. "lease=1"),
+ * ignored by the local backend. The URL is kept for children. */
+static mp_manager *open_manager_q(const char *query)
+{
+    const char *u = getenv("MP_TEST_MANAGER_URL");
+    if (on_redis()) {
+        cr_assert(mp_test_redis_start(&srv, "pw") == 0, "cannot start redis-server: %s", srv.error);
+        snprintf(url, sizeof(url), "%s%s%s", srv.url, query ? "?" : "", query ? query : "");
+    } else {
+        snprintf(url, sizeof(url), "%s", u && *u ? u : "local");
+    }
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url));
+    return m;
+}
+
+static mp_manager *open_manager(void)
+{
+    return open_manager_q(NULL);
+}
+
+static mp_process *start_child(mp_target_fn fn)
+{
+    mp_process *p;
+    mp_assert_ok(mp_process_create(
+        &p, &(mp_process_opts){.target = fn, .args = url, .args_len = strlen(url) + 1}));
+    mp_assert_ok(mp_process_start(p));
+    return p;
+}
+
+static void join_ok(mp_process *p)
+{
+    int code = -1;
+    mp_assert_ok(mp_process_join(p, 30));
+    mp_assert_ok(mp_process_exitcode(p, &code));
+    cr_assert_eq(code, 0, "child exit code %d", code);
+    mp_process_destroy(p);
+}
+
+/* ---- queue ---------------------------------------------------------------*/
+
+/* Releases a queue handle and takes the name away with its data (a named
+ * local queue keeps its eventfd open until destroyed that way). */
+static void drop_queue(mp_manager *m, const char *name, mp_queue *q)
+{
+    mp_queue_destroy(q);
+    mp_assert_ok(mp_manager_remove(m, name, MP_MANAGER_DESTROY));
+}
+
+static void get_str(mp_queue *q, const char *want)
+{
+    void *p;
+    size_t n;
+    mp_assert_ok(mp_queue_get(q, &p, &n, 5));
+    cr_assert(n == strlen(want) && memcmp(p, want, n) == 0, "got %.*s", (int)n, (char *)p);
+    free(p);
+}
+
+Test(msync, queue_put_get_maxsize_and_timeouts)
+{
+    mp_manager *m = open_manager();
+    mp_queue *q, *q2;
+    mp_assert_rc(mp_manager_queue(m, "q", &(mp_queue_opts){.maxsize = 2}, &q), 1);
+    /* Options only matter at creation: a second opener shares the queue. */
+    mp_assert_rc(mp_manager_queue(m, "q", NULL, &q2), 0);
+    mp_assert_rc(mp_queue_empty(q), 1);
+    mp_assert_rc(mp_queue_full(q), 0);
+    mp_assert_ok(mp_queue_put(q, "a", 1, 0));
+    mp_assert_ok(mp_queue_put(q2, "bb", 2, 1));
+    mp_assert_rc(mp_queue_put_nowait(q, "c", 1), MP_EFULL);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_queue_put(q, "c", 1, 0.05), MP_EFULL);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    mp_assert_rc(mp_queue_full(q2), 1);
+    size_t n;
+    mp_assert_ok(mp_queue_qsize(q, &n));
+    cr_assert_eq(n, 2);
+    get_str(q2, "a");
+    /* A short buffer: the size needed, and the message stays first. */
+    char buf[8];
+    mp_assert_rc(mp_queue_get_into(q, buf, 1, &n, 1), MP_EMSGSIZE);
+    cr_assert_eq(n, 2);
+    mp_assert_ok(mp_queue_get_into(q, buf, sizeof(buf), &n, 1));
+    cr_assert(n == 2 && memcmp(buf, "bb", 2) == 0);
+    void *p;
+    mp_assert_rc(mp_queue_get_nowait(q, &p, &n), MP_EEMPTY);
+    t0 = mp_test_now();
+    mp_assert_rc(mp_queue_get(q, &p, &n, 0.05), MP_EEMPTY);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    /* put_many puts what fits. */
+    mp_queue_msg msgs[3] = {{"x", 1}, {"", 0}, {"z", 1}};
+    mp_assert_rc(mp_queue_put_many(q, msgs, 3, 1), 2);
+    get_str(q, "x");
+    get_str(q, "");
+    mp_assert_rc(mp_queue_put(q, NULL, 1, 0), MP_EINVAL);
+    mp_assert_rc(mp_queue_get(q, NULL, &n, 0), MP_EINVAL);
+    mp_queue_destroy(q2);
+    drop_queue(m, "q", q);
+    mp_manager_close(m);
+}
+
+/* Child: doubles every number of "jobs" into "results" until "stop". */
+static int queue_worker(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_queue *jobs, *results;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_queue(m, "jobs", NULL, &jobs) < 0 ||
+        mp_manager_queue(m, "results", NULL, &results) < 0)
+        return 1;
+    for (;;) {
+        char buf[32];
+        size_t n;
+        if (mp_queue_get_into(jobs, buf, sizeof(buf) - 1, &n, 20) < 0)
+            return 2;
+        buf[n] = '\0';
+        if (strcmp(buf, "stop") == 0)
+            break;
+        int len2 = snprintf(buf, sizeof(buf), "%d", 2 * atoi(buf));
+        if (mp_queue_put(results, buf, (size_t)len2, 20) < 0)
+            return 3;
+    }
+    mp_queue_destroy(jobs);
+    mp_queue_destroy(results);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, queue_between_processes)
+{
+    mp_manager *m = open_manager();
+    mp_queue *jobs, *results;
+    mp_assert_rc(mp_manager_queue(m, "jobs", &(mp_queue_opts){.maxsize = 4}, &jobs), 1);
+    mp_assert_rc(mp_manager_queue(m, "results", NULL, &results), 1);
+    mp_process *p[2] = {start_child(queue_worker), start_child(queue_worker)};
+    long sum = 0;
+    for (int i = 1; i <= 20; i++) {
+        char buf[16];
+        int n = snprintf(buf, sizeof(buf), "%d", i);
+        mp_assert_ok(mp_queue_put(jobs, buf, (size_t)n, 20)); /* blocks while full */
+    }
+    for (int i = 0; i < 20; i++) {
+        char buf[16];
+        size_t n;
+        mp_assert_ok(mp_queue_get_into(results, buf, sizeof(buf) - 1, &n, 20));
+        buf[n] = '\0';
+        sum += atol(buf);
+    }
+    cr_assert_eq(sum, 2 * 210);
+    for (int i = 0; i < 2; i++)
+        mp_assert_ok(mp_queue_put(jobs, "stop", 4, 20));
+    join_ok(p[0]);
+    join_ok(p[1]);
+    drop_queue(m, "jobs", jobs);
+    drop_queue(m, "results", results);
+    mp_manager_close(m);
+}
+
+/* ---- lock ----------------------------------------------------------------*/
+
+/* Child: takes "L", says so with event "held", then waits to be killed. */
+static int hold_lock(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_lock *l;
+    mp_event *e;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "L", &l) < 0 ||
+        mp_manager_event(m, "held", &e) < 0 || mp_lock_acquire(l, 20) < 0 || mp_event_set(e) < 0)
+        return 1;
+    for (;;)
+        pause();
+}
+
+Test(msync, a_killed_holder_leaves_the_lock_owner_dead)
+{
+    /* A short lease: a Redis lock held by a dead process frees itself
+     * after it (a local lock at once, through the kernel). */
+    mp_manager *m = open_manager_q("lease=1");
+    mp_lock *l;
+    mp_event *held;
+    mp_assert_rc(mp_manager_lock(m, "L", &l), 1);
+    mp_assert_rc(mp_manager_event(m, "held", &held), 1);
+    mp_assert_rc(mp_lock_release(l), MP_EPERM); /* not held */
+    mp_process *p = start_child(hold_lock);
+    mp_assert_ok(mp_event_wait(held, 20));
+    mp_assert_rc(mp_lock_acquire(l, 0), MP_ETIMEDOUT);
+    mp_assert_rc(mp_lock_acquire(l, 0.05), MP_ETIMEDOUT);
+    mp_assert_ok(mp_process_kill(p));
+    mp_assert_ok(mp_process_join(p, 20));
+    mp_process_destroy(p);
+    mp_assert_rc(mp_lock_acquire(l, 20), MP_EOWNERDEAD);
+    mp_assert_ok(mp_lock_consistent(l));
+    mp_assert_ok(mp_lock_release(l));
+    mp_assert_ok(mp_lock_acquire(l, 0)); /* a clean release: no owner-dead */
+    mp_assert_ok(mp_lock_release(l));
+    mp_lock_destroy(l);
+    mp_event_destroy(held);
+    mp_manager_close(m);
+}
+
+/* Child: 50 increments of "n" by get then set, under lock "CL". */
+static int locked_increments(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_lock *l;
+    mp_value *v;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "CL", &l) < 0 ||
+        mp_manager_value(m, "n", &(mp_value_opts){.typecode = 'q', .raw = true}, &v) < 0)
+        return 1;
+    for (int i = 0; i < 50; i++) {
+        int64_t x;
+        if (mp_lock_acquire(l, 20) < 0)
+            return 2;
+        if (mp_value_get_i64(v, &x) < 0 || mp_value_set_i64(v, x + 1) < 0)
+            return 3;
+        if (mp_lock_release(l) < 0)
+            return 4;
+    }
+    mp_value_destroy(v);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, a_lock_excludes_other_processes)
+{
+    mp_manager *m = open_manager();
+    mp_value *v;
+    mp_assert_rc(mp_manager_value(m, "n", &(mp_value_opts){.typecode = 'q', .raw = true}, &v), 1);
+    mp_process *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = start_child(locked_increments);
+    for (int i = 0; i < 3; i++)
+        join_ok(p[i]);
+    int64_t x;
+    mp_assert_ok(mp_value_get_i64(v, &x));
+    cr_assert_eq(x, 150);
+    mp_value_destroy(v);
+    mp_manager_close(m);
+}
+
+/* Child: "R" is held by the parent: not got within a short timeout. */
+static int rlock_child(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_rlock *r;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_rlock(m, "R", &r) < 0)
+        return 1;
+    if (mp_rlock_acquire(r, 0.05) != MP_ETIMEDOUT || mp_rlock_count(r) != 0)
+        return 2;
+    return 0;
+}
+
+Test(msync, rlock_counts_levels_and_excludes_other_processes)
+{
+    mp_manager *m = open_manager();
+    mp_rlock *r;
+    mp_assert_rc(mp_manager_rlock(m, "R", &r), 1);
+    mp_assert_rc(mp_rlock_count(r), 0);
+    mp_assert_rc(mp_rlock_release(r), MP_EPERM);
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_rc(mp_rlock_count(r), 2);
+    join_ok(start_child(rlock_child));
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_rc(mp_rlock_count(r), 1);
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_rc(mp_rlock_count(r), 0);
+    mp_assert_rc(mp_rlock_release(r), MP_EPERM);
+    mp_rlock_destroy(r);
+    mp_manager_close(m);
+}
+
+/* Child: releases "S" once. */
+static int sem_release_child(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_sem *s;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_sem(m, "S", NULL, &s) < 0)
+        return 1;
+    usleep(50 * 1000);
+    int rc = mp_sem_release(s);
+    mp_sem_destroy(s);
+    mp_manager_close(m);
+    return rc < 0 ? 2 : 0;
+}
+
+Test(msync, sem_counts_bounds_and_wakes_across_processes)
+{
+    mp_manager *m = open_manager();
+    mp_sem *s, *b;
+    mp_assert_rc(mp_manager_sem(m, "S", &(mp_sem_opts){.value = 1}, &s), 1);
+    mp_assert_rc(mp_sem_get_value(s), 1);
+    mp_assert_ok(mp_sem_acquire(s, 0));
+    mp_assert_rc(mp_sem_acquire(s, 0), MP_ETIMEDOUT);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_sem_acquire(s, 0.05), MP_ETIMEDOUT);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    mp_process *p = start_child(sem_release_child);
+    mp_assert_ok(mp_sem_acquire(s, 20)); /* released by the child */
+    join_ok(p);
+    mp_assert_rc(mp_sem_get_value(s), 0);
+    /* Bounded: a release above the initial value changes nothing. */
+    mp_assert_rc(mp_manager_sem(m, "B", &(mp_sem_opts){.value = 2, .bounded = true}, &b), 1);
+    mp_assert_rc(mp_sem_release(b), MP_EOVERFLOW);
+    mp_assert_ok(mp_sem_acquire(b, 0));
+    mp_assert_ok(mp_sem_release(b));
+    mp_assert_rc(mp_sem_get_value(b), 2);
+    mp_assert_rc(mp_sem_acquire(b, NAN), MP_EINVAL);
+    mp_sem_destroy(b);
+    mp_sem_destroy(s);
+    mp_manager_close(m);
+}
+
+/* ---- event ---------------------------------------------------------------*/
+
+static int set_event(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_event *e;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_event(m, "go", &e) < 0)
+        return 1;
+    usleep(50 * 1000);
+    int rc = mp_event_set(e);
+    mp_event_destroy(e);
+    mp_manager_close(m);
+    return rc < 0 ? 2 : 0;
+}
+
+Test(msync, event_set_wait_clear)
+{
+    mp_manager *m = open_manager();
+    mp_event *e;
+    mp_assert_rc(mp_manager_event(m, "go", &e), 1);
+    cr_assert_not(mp_event_is_set(e));
+    mp_assert_rc(mp_event_wait(e, 0), MP_ETIMEDOUT);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_event_wait(e, 0.05), MP_ETIMEDOUT);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    mp_process *p = start_child(set_event);
+    mp_assert_ok(mp_event_wait(e, 20)); /* set by the child */
+    join_ok(p);
+    cr_assert(mp_event_is_set(e));
+    mp_assert_ok(mp_event_set(e)); /* already set: no change */
+    mp_assert_ok(mp_event_wait(e, 0));
+    mp_assert_ok(mp_event_clear(e));
+    cr_assert_not(mp_event_is_set(e));
+    mp_assert_rc(mp_event_wait(e, 0.01), MP_ETIMEDOUT);
+    mp_assert_rc(mp_event_wait(e, NAN), MP_EINVAL);
+    mp_event_destroy(e);
+    mp_manager_close(m);
+}
+
+/* ---- value ---------------------------------------------------------------*/
+
+static int add_100(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_value *v;
+    if (mp_manager_open(&m, arg) < 0 ||
+        mp_manager_value(m, "count", &(mp_value_opts){.typecode = 'q'}, &v) < 0)
+        return 1;
+    for (int i = 0; i < 100; i++)
+        if (mp_value_add_i64(v, 1, NULL) < 0)
+            return 2;
+    mp_value_destroy(v);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, value_adds_from_four_processes)
+{
+    mp_manager *m = open_manager();
+    mp_value *v;
+    mp_assert_rc(mp_manager_value(m, "count", &(mp_value_opts){.typecode = 'q'}, &v), 1);
+    mp_process *p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = start_child(add_100);
+    for (int i = 0; i < 4; i++)
+        join_ok(p[i]);
+    int64_t x, r;
+    mp_assert_ok(mp_value_get_i64(v, &x));
+    cr_assert_eq(x, 400);
+    mp_assert_ok(mp_value_add_i64(v, -401, &r));
+    cr_assert_eq(r, -1);
+    mp_value_destroy(v);
+    mp_manager_close(m);
+}
+
+Test(msync, value_types_ranges_and_init)
+{
+    mp_manager *m = open_manager();
+    mp_value *b, *d, *i, *again;
+    mp_assert_rc(mp_manager_value(m, "b", &(mp_value_opts){.typecode = 'b'}, &b), 1);
+    cr_assert_eq(mp_value_typecode(b), 'b');
+    mp_assert_ok(mp_value_set_i64(b, 127));
+    mp_assert_rc(mp_value_set_i64(b, 128), MP_ERANGE);
+    mp_assert_rc(mp_value_add_i64(b, 1, NULL), MP_ERANGE); /* nothing changes */
+    int64_t x;
+    mp_assert_ok(mp_value_get_i64(b, &x));
+    cr_assert_eq(x, 127);
+    mp_assert_rc(mp_value_add_double(b, 1.0, NULL), MP_EINVAL); /* an integer item */
+    mp_assert_rc(mp_value_set_double(b, 1.5), MP_EINVAL);
+    mp_assert_ok(mp_value_set_double(b, -3.0));
+    mp_assert_ok(mp_value_get_i64(b, &x));
+    cr_assert_eq(x, -3);
+    uint64_t u;
+    mp_assert_rc(mp_value_get_u64(b, &u), MP_ERANGE);
+    /* The typecode is the shape: another one is MP_EEXIST. */
+    mp_assert_rc(mp_manager_value(m, "b", &(mp_value_opts){.typecode = 'h'}, &again), MP_EEXIST);
+    mp_assert_rc(
+        mp_manager_value(m, "d", &(mp_value_opts){.typecode = 'd', .init = &(double){0.5}}, &d), 1);
+    double f, r;
+    mp_assert_ok(mp_value_get_double(d, &f));
+    cr_assert_eq(f, 0.5);
+    mp_assert_ok(mp_value_add_double(d, 0.25, &r));
+    cr_assert_eq(r, 0.75);
+    mp_assert_rc(mp_value_add_i64(d, 1, NULL), MP_EINVAL);
+    mp_assert_ok(mp_value_get_i64(d, &x));
+    cr_assert_eq(x, 0); /* truncated */
+    /* init only when creating. */
+    mp_assert_rc(mp_manager_value(m, "i", &(mp_value_opts){.typecode = 'i', .init = &(int){5}}, &i),
+                 1);
+    mp_assert_rc(
+        mp_manager_value(m, "i", &(mp_value_opts){.typecode = 'i', .init = &(int){9}}, &again), 0);
+    mp_assert_ok(mp_value_get_i64(again, &x));
+    cr_assert_eq(x, 5);
+    mp_assert_rc(mp_value_get_i64(i, NULL), MP_EINVAL);
+    mp_value_destroy(again);
+    mp_value_destroy(i);
+    mp_value_destroy(d);
+    mp_value_destroy(b);
+    mp_manager_close(m);
+}
+
+/* Child: negates every item of "arr". */
+static int negate_array(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_array *a;
+    if (mp_manager_open(&m, arg) < 0 ||
+        mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 4}, &a) < 0)
+        return 1;
+    for (size_t i = 0; i < mp_array_len(a); i++) {
+        int64_t x;
+        if (mp_array_get_i64(a, i, &x) < 0 || mp_array_set_i64(a, i, -x) < 0)
+            return 2;
+    }
+    mp_array_destroy(a);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, array_items_shape_and_children)
+{
+    mp_manager *m = open_manager();
+    mp_array *a, *again;
+    int init[4] = {1, 2, 3, 4};
+    mp_assert_rc(
+        mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 4, .init = init}, &a),
+        1);
+    cr_assert_eq(mp_array_len(a), 4);
+    cr_assert_eq(mp_array_typecode(a), 'i');
+    /* The length and typecode are the shape; init only when creating. */
+    mp_assert_rc(mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 5}, &again),
+                 MP_EEXIST);
+    mp_assert_rc(mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'h', .len = 4}, &again),
+                 MP_EEXIST);
+    mp_assert_rc(mp_manager_array(m, "arr", &(mp_array_opts){.typecode = 'i', .len = 4}, &again),
+                 0);
+    join_ok(start_child(negate_array));
+    int64_t x;
+    for (size_t i = 0; i < 4; i++) {
+        mp_assert_ok(mp_array_get_i64(again, i, &x));
+        cr_assert_eq(x, -(int64_t)(i + 1));
+    }
+    mp_assert_rc(mp_array_get_i64(a, 4, &x), MP_ERANGE);
+    mp_assert_rc(mp_array_set_i64(a, 4, 0), MP_ERANGE);
+    mp_assert_rc(mp_array_set_i64(a, 0, (int64_t)INT32_MAX + 1), MP_ERANGE);
+    mp_assert_ok(mp_array_set_double(a, 3, 7.0));
+    double d;
+    mp_assert_ok(mp_array_get_double(a, 3, &d));
+    cr_assert_eq(d, 7.0);
+    mp_assert_rc(mp_array_get_double(a, 3, NULL), MP_EINVAL);
+    mp_array *z;
+    mp_assert_rc(mp_manager_array(m, "zeros", &(mp_array_opts){.typecode = 'd', .len = 2}, &z), 1);
+    mp_assert_ok(mp_array_get_double(z, 1, &d));
+    cr_assert_eq(d, 0.0);
+    mp_array_destroy(z);
+    mp_array_destroy(again);
+    mp_array_destroy(a);
+    mp_manager_close(m);
+}
+
+/* ---- remove --------------------------------------------------------------*/
+
+Test(msync, remove_with_and_without_destroy)
+{
+    mp_manager *m = open_manager();
+    mp_queue *q, *q2;
+    mp_value *v;
+    mp_event *e;
+    /* Without MP_MANAGER_DESTROY: the name is free for any type, and the
+     * object stays usable through the pointers (handles) held. */
+    mp_assert_rc(mp_manager_value(m, "rq", &(mp_value_opts){.typecode = 'q'}, &v), 1);
+    mp_assert_ok(mp_value_set_i64(v, 7));
+    mp_assert_ok(mp_manager_remove(m, "rq", 0));
+    mp_assert_rc(mp_manager_remove(m, "rq", 0), MP_ENOENT);
+    mp_assert_rc(mp_manager_event(m, "rq", &e), 1);
+    int64_t x;
+    mp_assert_ok(mp_value_get_i64(v, &x));
+    cr_assert_eq(x, 7);
+    mp_value_destroy(v); /* local: still named, a no-op; Redis: the handle */
+    mp_event_destroy(e);
+    mp_assert_ok(mp_manager_remove(m, "rq", MP_MANAGER_DESTROY));
+    /* With it, the data go: a new queue of the name is empty (on Redis
+     * the data keys were deleted). */
+    mp_assert_rc(mp_manager_queue(m, "rq2", NULL, &q), 1);
+    mp_assert_ok(mp_queue_put(q, "m", 1, 0));
+    mp_assert_ok(mp_manager_remove(m, "rq2", MP_MANAGER_DESTROY));
+    mp_assert_rc(mp_manager_queue(m, "rq2", NULL, &q2), 1);
+    mp_assert_rc(mp_queue_empty(q2), 1);
+    if (on_redis())
+        mp_queue_destroy(q); /* a handle: released (local: freed already) */
+    drop_queue(m, "rq2", q2);
+    mp_assert_rc(mp_manager_remove(m, "never", 0), MP_ENOENT);
+    mp_assert_rc(mp_manager_remove(m, "rq2", 2), MP_EINVAL);
+    mp_manager_close(m);
+}
