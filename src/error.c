@@ -65,6 +65,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_EBOOT, "the new process died before running its target"),
     MP__E(MP_EAUTH, "authentication failed: wrong or missing password"),
     MP__E(MP_ESERVER, "the server reported an error"),
+    MP__E(MP_ENOFUNC, "the worker does not know the task's function (not registered, or another build)"),
 };
 /* clang-format on */
 

@@ -187,6 +187,7 @@ struct mp_async {
 
     /* imap */
     mp_imap *it;
+    bool remote; /* part of an mp__rasync (rpool.h) */
 };
 
 struct mp_imap {
@@ -200,6 +201,7 @@ struct mp_imap {
     mp__range *fifo; /* unordered: finished ranges of good items */
     size_t fifo_head, fifo_len, fifo_cap;
     uint64_t given;
+    bool remote; /* part of an mp__rimap (rpool.h) */
 };
 
 struct mp_pool {
@@ -224,6 +226,7 @@ struct mp_pool {
     uint64_t items_total, items_done;
     int64_t progress_ns, started_ns;
     bool progress_tty;
+    bool remote; /* part of an mp__rpool (rpool.h) */
 };
 
 /* pool_worker.c */

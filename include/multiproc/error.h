@@ -83,6 +83,7 @@ typedef enum mp_error {
     MP_EBOOT = -10060,         /* a spawned child died before running its target */
     MP_EAUTH = -10070,         /* the server refused the password (or user) */
     MP_ESERVER = -10071,       /* the server answered with an error of its own */
+    MP_ENOFUNC = -10080,       /* a distributed worker does not know the task's function */
 
     /* subprocess (-10020..-10029) */
     MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */
