@@ -30,12 +30,35 @@ typedef struct worker {
     unsigned long done;
 } worker;
 
+/* Whether the stream has the workers' group (XINFO GROUPS: one flat
+ * name/value array per group, "name" first). */
+static bool group_exists(worker *w)
+{
+    redisReply *rep;
+    if (mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, &rep, 3,
+                      (const char *[]){"XINFO", "GROUPS", w->k_tasks}, NULL) < 0)
+        return false;
+    bool found = false;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *g = rep->element[i];
+        if (g->type == REDIS_REPLY_ARRAY && g->elements >= 2 &&
+            g->element[1]->type == REDIS_REPLY_STRING && g->element[1]->len == strlen(GROUP) &&
+            memcmp(g->element[1]->str, GROUP, strlen(GROUP)) == 0)
+            found = true;
+    }
+    freeReplyObject(rep);
+    return found;
+}
+
 static int ensure_group(worker *w)
 {
     int rc = mp__redis_cmd(w->conn, MP__RR_STATUS, NULL, 6,
                            (const char *[]){"XGROUP", "CREATE", w->k_tasks, GROUP, "0", "MKSTREAM"},
                            NULL);
-    return rc == MP_ESERVER ? 0 : rc; /* BUSYGROUP: it exists */
+    /* BUSYGROUP (another worker made it) reads as a server error. */
+    if ((rc == MP_ESERVER || rc == MP_EAGAIN) && group_exists(w))
+        rc = 0;
+    return rc;
 }
 
 /* The stop generation (mp_worker_stop increments it) into buf. */
