@@ -28,7 +28,6 @@ static void rpool_fini(void)
 }
 
 TestSuite(rpool, .init = mp_test_fd_setup, .fini = rpool_fini, .timeout = 60);
-TestSuite(rpool_codec, .init = mp_test_fd_setup, .timeout = 10);
 
 /* ---- tasks ---------------------------------------------------------------*/
 
@@ -519,7 +518,7 @@ Test(rpool, terminate_abandons_and_destroy_keeps_results_valid)
 
 /* ---- codecs (pure) -------------------------------------------------------*/
 
-Test(rpool_codec, result_records_are_checked_before_use)
+Test(rpool, codec_result_records_are_checked_before_use)
 {
     unsigned char buf[64];
     mp__rpr r;
@@ -571,7 +570,7 @@ static int parse(mp__rptask *t, size_t nf, ...)
     return mp__rptask_parse(f, lens, nf, t);
 }
 
-Test(rpool_codec, task_entries_are_checked_before_use)
+Test(rpool, codec_task_entries_are_checked_before_use)
 {
     mp__rptask t;
     mp_assert_ok(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "2", "isz", "3", "cap",
