@@ -132,8 +132,23 @@ static void xadd_args(mp__rpool *p, const char *fn, size_t fn_len, const mp__rpc
     snprintf(num[1], 24, "%" PRIu32, c->n);
     snprintf(num[2], 24, "%zu", c->isz);
     snprintf(num[3], 24, "%zu", c->cap);
-    const char *a[17] = {"XADD", p->k_tasks, "*", "id", num[0], "c", p->client, "f", fn, "n",
-                         num[1], "isz", num[2], "cap", num[3], "in", c->in_len ? c->in : ""};
+    const char *a[17] = {"XADD",
+                         p->k_tasks,
+                         "*",
+                         "id",
+                         num[0],
+                         "c",
+                         p->client,
+                         "f",
+                         fn,
+                         "n",
+                         num[1],
+                         "isz",
+                         num[2],
+                         "cap",
+                         num[3],
+                         "in",
+                         c->in_len ? c->in : ""};
     for (int i = 0; i < 17; i++) {
         argv[i] = a[i];
         lens[i] = strlen(a[i]);
@@ -163,8 +178,8 @@ int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len,
         argc[i] = 17;
         av[i] = argv[i];
         lv[i] = lens[i];
-        p->slots[p->next_id - p->base] = (mp__rslot){.a = a, .first = chunks[i].first,
-                                                      .n = chunks[i].n};
+        p->slots[p->next_id - p->base] =
+            (mp__rslot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
     }
     rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv);

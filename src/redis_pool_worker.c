@@ -164,7 +164,8 @@ static int answer(worker *w, const char *eid, size_t eid_len, const mp__rptask *
     const char *const c2[] = {"XACK", w->k_tasks, GROUP, eid};
     const char *const c3[] = {"XDEL", w->k_tasks, eid};
     size_t l0[] = {5, strlen(k_res), len}, l1[] = {6, strlen(k_res), strlen(RESULT_TTL)};
-    size_t l2[] = {4, strlen(w->k_tasks), strlen(GROUP), eid_len}, l3[] = {4, strlen(w->k_tasks), eid_len};
+    size_t l2[] = {4, strlen(w->k_tasks), strlen(GROUP), eid_len},
+           l3[] = {4, strlen(w->k_tasks), eid_len};
     const char *const *av[] = {c0, c1, c2, c3};
     const size_t *lv[] = {l0, l1, l2, l3};
     int skip = t->client[0] ? 0 : 2; /* no client to answer: only the ack */
@@ -175,7 +176,8 @@ static int answer(worker *w, const char *eid, size_t eid_len, const mp__rptask *
 }
 
 /* Copies the entry to the dead-letter stream with the reason. */
-static int dead_letter(worker *w, const redisReply *fields, const char *reason, long long deliveries)
+static int dead_letter(worker *w, const redisReply *fields, const char *reason,
+                       long long deliveries)
 {
     size_t nf = fields->elements, argc = 3 + nf + 4;
     const char **argv = malloc(argc * sizeof(*argv));
@@ -294,8 +296,8 @@ static int take_new(worker *w, long block_ms)
 {
     char ms[24];
     snprintf(ms, sizeof(ms), "%ld", block_ms);
-    const char *argv[] = {"XREADGROUP", "GROUP", GROUP, w->consumer, "COUNT", "1",
-                          "BLOCK",      ms,      "STREAMS", w->k_tasks, ">"};
+    const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     w->consumer, "COUNT", "1",
+                          "BLOCK",      ms,      "STREAMS", w->k_tasks,  ">"};
     redisReply *rep = NULL;
     int rc = mp__redis_begin(w->conn);
     if (rc < 0)

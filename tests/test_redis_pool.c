@@ -188,7 +188,8 @@ Test(rpool, apply_async_round_trip_by_name_and_by_address)
     int64_t x = 12, y = 0;
     size_t len = 0;
     mp_async *a;
-    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, sizeof(x), sizeof(y), NULL, NULL, NULL, &a));
+    mp_assert_ok(
+        mp_pool_apply_async(p, square, NULL, &x, sizeof(x), sizeof(y), NULL, NULL, NULL, &a));
     mp_assert_ok(mp_async_get(a, &y, sizeof(y), &len, 30));
     cr_assert_eq(y, 144);
     cr_assert_eq(len, sizeof(y));
@@ -249,16 +250,22 @@ Test(rpool, map_of_1000_items_with_two_workers)
     int64_t in[N], out[N];
     for (int i = 0; i < N; i++)
         in[i] = i, out[i] = -1;
-    mp_assert_ok(mp_pool_map(p, &(mp_map_spec){.fn = square, .in = in, .n = N, .in_size = 8,
-                                               .out = out, .out_size = 8, .chunksize = 7},
+    mp_assert_ok(mp_pool_map(p,
+                             &(mp_map_spec){.fn = square,
+                                            .in = in,
+                                            .n = N,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 7},
                              60));
     for (int i = 0; i < N; i++)
         cr_assert_eq(out[i], (int64_t)i * i, "item %d", i);
     /* Default chunking, and an empty map. */
     memset(out, 0, sizeof(out));
-    mp_assert_ok(mp_pool_map(p, &(mp_map_spec){.fn = square, .in = in, .n = N, .in_size = 8,
-                                               .out = out, .out_size = 8},
-                             60));
+    mp_assert_ok(mp_pool_map(
+        p, &(mp_map_spec){.fn = square, .in = in, .n = N, .in_size = 8, .out = out, .out_size = 8},
+        60));
     cr_assert_eq(out[N - 1], (int64_t)(N - 1) * (N - 1));
     mp_assert_ok(mp_pool_map(p, &(mp_map_spec){.fn = square, .in = in, .n = 0, .in_size = 8}, 5));
     mp_assert_ok(mp_pool_close(p));
@@ -280,9 +287,11 @@ Test(rpool, imap_unordered_and_ordered)
         in[i] = i;
     for (int ordered = 0; ordered < 2; ordered++) {
         mp_imap *it;
-        mp_assert_ok(mp_pool_imap(p, &(mp_map_spec){.fn = square, .in = in, .n = 50,
-                                                    .in_size = 8, .out_size = 8, .chunksize = 3},
-                                  ordered, &it));
+        mp_assert_ok(mp_pool_imap(
+            p,
+            &(mp_map_spec){
+                .fn = square, .in = in, .n = 50, .in_size = 8, .out_size = 8, .chunksize = 3},
+            ordered, &it));
         bool seen[50] = {false};
         int64_t v;
         size_t idx;
@@ -314,10 +323,17 @@ Test(rpool, a_task_error_code_fails_only_its_item)
         in[i] = i;
     mp_task_error errs[8];
     size_t nerr = 0;
-    mp_assert_rc(mp_pool_map(p, &(mp_map_spec){.fn = fail_odd, .in = in, .n = 10, .in_size = 8,
-                                               .out = out, .out_size = 8, .chunksize = 4,
-                                               .errors = errs, .errors_cap = 8,
-                                               .n_errors = &nerr},
+    mp_assert_rc(mp_pool_map(p,
+                             &(mp_map_spec){.fn = fail_odd,
+                                            .in = in,
+                                            .n = 10,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 4,
+                                            .errors = errs,
+                                            .errors_cap = 8,
+                                            .n_errors = &nerr},
                              30),
                  MP_ETASKFAILED);
     cr_assert_eq(nerr, 5);
@@ -379,8 +395,8 @@ Test(rpool, a_killed_worker_task_is_claimed_again)
     pid_t w1 = start_worker(srv.url, &o);
     mp_pool *p = make_pool(m);
     mp_async *a;
-    mp_assert_ok(mp_pool_apply_async(p, slow_once, NULL, marker, strlen(marker), 8, NULL, NULL,
-                                     NULL, &a));
+    mp_assert_ok(
+        mp_pool_apply_async(p, slow_once, NULL, marker, strlen(marker), 8, NULL, NULL, NULL, &a));
     /* Wait until w1 holds it (the marker exists), then kill w1. */
     struct stat st;
     for (int i = 0; i < 3000 && stat(marker, &st) != 0; i++)
@@ -584,11 +600,11 @@ Test(rpool, codec_task_entries_are_checked_before_use)
     mp_assert_rc(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "2", "isz", "3", "cap",
                        "8", "in", "abcde"),
                  MP_EBADMSG);
-    mp_assert_rc(parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0", "cap",
-                       "8"),
-                 MP_EBADMSG);
-    mp_assert_rc(parse(&t, 16, "id", "7", "id", "8", "c", "00ff", "f", "n:sq", "n", "1", "isz",
-                       "0", "cap", "8", "in", ""),
+    mp_assert_rc(
+        parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0", "cap", "8"),
+        MP_EBADMSG);
+    mp_assert_rc(parse(&t, 16, "id", "7", "id", "8", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0",
+                       "cap", "8", "in", ""),
                  MP_EBADMSG);
     /* A client id that would make another key, bad numbers, no items,
      * bounds past what a worker allocates, an odd field count. */
@@ -598,8 +614,8 @@ Test(rpool, codec_task_entries_are_checked_before_use)
     mp_assert_rc(parse(&t, 14, "id", "-7", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0", "cap",
                        "8", "in", ""),
                  MP_EBADMSG);
-    mp_assert_rc(parse(&t, 14, "id", "99999999999999999999999", "c", "00ff", "f", "n:sq", "n",
-                       "1", "isz", "0", "cap", "8", "in", ""),
+    mp_assert_rc(parse(&t, 14, "id", "99999999999999999999999", "c", "00ff", "f", "n:sq", "n", "1",
+                       "isz", "0", "cap", "8", "in", ""),
                  MP_EBADMSG);
     mp_assert_rc(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "0", "isz", "0", "cap",
                        "8", "in", ""),
