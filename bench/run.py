@@ -212,6 +212,18 @@ ROWS = [
         "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
     },
     {
+        # The distributed pool: imap_unordered of tiny tasks, chunksize 1,
+        # 2 local workers over a local Redis (compare pool_tiny_tasks_per_s).
+        # No floor (no hand-written equivalent short of the same protocol)
+        # and no CPython peer (multiprocessing has no distributed pool; a
+        # BaseManager queue pair is another workload).
+        "id": "redis_pool_tiny_tasks_per_s", "unit": "tasks/s", "higher_is_better": True,
+        "multiproc": ["bench_rpool", "tiny"],
+        "cpython": None,
+        "floor": None,
+        "pilot": {"multiproc": 2000, "cpython": 0, "floor": 0},
+    },
+    {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_dict", "4proc"],
         "cpython": ["dict.py", "4proc"],

@@ -151,7 +151,7 @@ int mp__rpool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const void *i
 int mp__rpool_apply(mp_pool *pool, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
                     void *out, size_t out_cap, size_t *out_len, double timeout)
 {
-    mp_async *a;
+    mp_async *a = NULL;
     int rc = mp__rpool_apply_async(pool, fn, ctx, in, in_len, out_cap, NULL, NULL, NULL, &a);
     if (rc < 0)
         return rc;
@@ -252,7 +252,7 @@ int mp__rpool_map_start(mp_pool *pool, const mp_map_spec *s, mp__rimap *it, mp__
 int mp__rpool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
                         void *user, mp_async **out)
 {
-    mp__rasync *a;
+    mp__rasync *a = NULL;
     if (!out)
         return MP_EINVAL;
     int rc = map_start(pool, s, cb, err_cb, user, NULL, &a);
@@ -263,7 +263,7 @@ int mp__rpool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_
 
 int mp__rpool_map(mp_pool *pool, const mp_map_spec *s, double timeout)
 {
-    mp_async *a;
+    mp_async *a = NULL;
     int rc = mp__rpool_map_async(pool, s, NULL, NULL, NULL, &a);
     if (rc < 0)
         return rc;

@@ -35,7 +35,7 @@ int mp__rpool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_imap **
         free_imap(it);
         return MP_ENOMEM;
     }
-    mp__rasync *a;
+    mp__rasync *a = NULL;
     int rc = mp__rpool_map_start(pool, s, it, &a);
     if (rc < 0) {
         free_imap(it);
