@@ -5,12 +5,15 @@
  *     bench_rpool tiny N   imap_unordered of N trivial tasks (square of an
  *                          int64), chunksize 1, served by 2 worker
  *                          processes on this machine; value = tasks/s
+ *     bench_rpool tiny_prefetch16 N   the same with workers that take 16
+ *                          tasks per round trip (mp_worker_opts.prefetch)
  *
  * The same workload as bench_pool's tiny mode, but every task is one entry
  * of a Redis stream and one result on the client's list. The program
  * starts its own redis-server (127.0.0.1, a free port, a password, no
  * persistence) and two forked workers (mp_worker_serve), and warms them up
  * before the clock starts. Prints RESULT value=<tasks/s> elapsed=<s>.
+ * BENCH_PREFETCH=<k> overrides the workers' prefetch option.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -28,6 +31,7 @@
 #define WORKERS 2
 
 static mp_test_redis srv;
+static unsigned prefetch; /* BENCH_PREFETCH: the workers' prefetch option */
 
 static void check(int rc, const char *what)
 {
@@ -58,7 +62,7 @@ static pid_t start_worker(void)
         mp_manager *m;
         int rc = mp_manager_open(&m, srv.url);
         if (rc == 0)
-            rc = mp_worker_serve(m, "bench", NULL);
+            rc = mp_worker_serve(m, "bench", &(mp_worker_opts){.prefetch = prefetch});
         _exit(rc == 0 ? 0 : 1);
     }
     return pid;
@@ -98,9 +102,11 @@ static void tiny(mp_pool *p, long n)
 
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "tiny <iterations>");
-    if (strcmp(argv[1], "tiny") != 0)
+    long n = bench_args(argc, argv, "tiny|tiny_prefetch16 <iterations>");
+    if (strcmp(argv[1], "tiny") != 0 && strcmp(argv[1], "tiny_prefetch16") != 0)
         bench_die("unknown mode '%s'", argv[1]);
+    const char *pf = getenv("BENCH_PREFETCH");
+    prefetch = pf ? (unsigned)atoi(pf) : strcmp(argv[1], "tiny") == 0 ? 0 : 16;
     if (mp_test_redis_start(&srv, "bench") != 0)
         bench_die("redis-server: %s", srv.error);
     check(mp_task_register("square", square), "register");

@@ -224,6 +224,16 @@ ROWS = [
         "pilot": {"multiproc": 2000, "cpython": 0, "floor": 0},
     },
     {
+        # The same with workers that take 16 tasks per round trip
+        # (mp_worker_opts.prefetch = 16).
+        "id": "redis_pool_tiny_prefetch16_tasks_per_s", "unit": "tasks/s",
+        "higher_is_better": True,
+        "multiproc": ["bench_rpool", "tiny_prefetch16"],
+        "cpython": None,
+        "floor": None,
+        "pilot": {"multiproc": 5000, "cpython": 0, "floor": 0},
+    },
+    {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_dict", "4proc"],
         "cpython": ["dict.py", "4proc"],

@@ -149,29 +149,82 @@ static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigne
     return 0;
 }
 
-/* Pushes the result, then acknowledges and deletes the entry. */
-static int answer(worker *w, const char *eid, size_t eid_len, const mp__rptask *t,
-                  const unsigned char *rec, size_t len)
+/* The answers of a batch of tasks, sent in one pipelined round trip after
+ * the batch ran: per task the result (RPUSH, EXPIRE) then the ack (XACK,
+ * XDEL), so that a task is acknowledged only once its result is stored. */
+typedef struct answer {
+    char *k_res;        /* NULL: no client to answer (only the ack) */
+    unsigned char *rec; /* malloc'd, or head */
+    unsigned char head[MP__RPR_HEAD];
+    size_t rec_len;
+    const char *argv[4][4];
+    size_t lens[4][4];
+} answer;
+
+typedef struct batch {
+    answer *a;
+    size_t n, cap;
+} batch;
+
+/* Queues the answer for entry eid (its result in b->a[b->n].rec). */
+static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, const char *client)
 {
-    char *k_res = NULL;
-    char what[64];
-    snprintf(what, sizeof(what), "results:%s", t->client);
-    int rc = mp__rp_key(&k_res, mp__redis_prefix(w->conn), w->name, what);
-    if (rc < 0)
-        return rc;
-    const char *const c0[] = {"RPUSH", k_res, (const char *)rec};
-    const char *const c1[] = {"EXPIRE", k_res, RESULT_TTL};
-    const char *const c2[] = {"XACK", w->k_tasks, GROUP, eid};
-    const char *const c3[] = {"XDEL", w->k_tasks, eid};
-    size_t l0[] = {5, strlen(k_res), len}, l1[] = {6, strlen(k_res), strlen(RESULT_TTL)};
-    size_t l2[] = {4, strlen(w->k_tasks), strlen(GROUP), eid_len},
-           l3[] = {4, strlen(w->k_tasks), eid_len};
-    const char *const *av[] = {c0, c1, c2, c3};
-    const size_t *lv[] = {l0, l1, l2, l3};
-    int skip = t->client[0] ? 0 : 2; /* no client to answer: only the ack */
-    rc = mp__redis_pipeline(w->conn, MP__RR_INT, 4 - skip, (const int[]){3, 3, 4, 3} + skip,
-                            av + skip, lv + skip);
-    free(k_res);
+    answer *x = &b->a[b->n];
+    if (client[0]) {
+        char what[64];
+        snprintf(what, sizeof(what), "results:%s", client);
+        int rc = mp__rp_key(&x->k_res, mp__redis_prefix(w->conn), w->name, what);
+        if (rc < 0)
+            return rc;
+    }
+    const char *kr = x->k_res ? x->k_res : "";
+    const char *c[4][4] = {{"RPUSH", kr, (const char *)x->rec},
+                           {"EXPIRE", kr, RESULT_TTL},
+                           {"XACK", w->k_tasks, GROUP, eid},
+                           {"XDEL", w->k_tasks, eid}};
+    size_t l[4][4] = {{5, strlen(kr), x->rec_len},
+                      {6, strlen(kr), strlen(RESULT_TTL)},
+                      {4, strlen(w->k_tasks), strlen(GROUP), eid_len},
+                      {4, strlen(w->k_tasks), eid_len}};
+    memcpy(x->argv, c, sizeof(c));
+    memcpy(x->lens, l, sizeof(l));
+    b->n++;
+    return 0;
+}
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->a[i].k_res);
+        if (b->a[i].rec != b->a[i].head)
+            free(b->a[i].rec);
+    }
+    memset(b->a, 0, b->cap * sizeof(*b->a));
+    b->n = 0;
+}
+
+static int flush(worker *w, batch *b)
+{
+    static const int argc[4] = {3, 3, 4, 3};
+    int n = 0, rc = 0;
+    int *ac = malloc(4 * b->n * sizeof(*ac));
+    const char *const **av = malloc(4 * b->n * sizeof(*av));
+    const size_t **lv = malloc(4 * b->n * sizeof(*lv));
+    if (ac == NULL || av == NULL || lv == NULL)
+        rc = MP_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < b->n; i++)
+        for (int k = b->a[i].k_res ? 0 : 2; k < 4; k++, n++) {
+            ac[n] = argc[k];
+            av[n] = b->a[i].argv[k];
+            lv[n] = b->a[i].lens[k];
+        }
+    if (rc == 0 && n > 0)
+        rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
+                                (const size_t *const *)lv);
+    free(ac);
+    free(av);
+    free(lv);
+    batch_clear(b);
     return rc;
 }
 
@@ -210,7 +263,7 @@ static bool entry_ok(const redisReply *e)
            e->element[1]->elements % 2 == 0 && e->element[1]->elements <= 64;
 }
 
-static int handle(worker *w, const redisReply *e, long long deliveries)
+static int handle(worker *w, batch *b, const redisReply *e, long long deliveries)
 {
     const redisReply *id = e->element[0], *fields = e->element[1];
     const char *f[64];
@@ -222,30 +275,33 @@ static int handle(worker *w, const redisReply *e, long long deliveries)
         lens[i] = fields->element[i]->len;
     }
     mp__rptask t;
-    unsigned char head[MP__RPR_HEAD], *rec = head;
-    size_t len = MP__RPR_HEAD;
+    answer *x = &b->a[b->n];
+    x->rec = x->head;
+    x->rec_len = MP__RPR_HEAD;
     int rc = 0;
     if (mp__rptask_parse(f, lens, fields->elements, &t) < 0) {
         mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
         t.client[0] = '\0';
         rc = dead_letter(w, fields, "malformed", deliveries);
     } else if (deliveries > (long long)w->maxdel) {
-        mp__rpr_put_head(head, t.id, MP_EWORKERLOST, 0);
+        mp__rpr_put_head(x->head, t.id, MP_EWORKERLOST, 0);
         rc = dead_letter(w, fields, "worker lost", deliveries);
     } else {
         mp_task_fn fn = resolve(w, &t);
         if (fn == NULL) {
             mp__debug("pool: unknown function %.*s", (int)t.fn_len, t.fn);
-            mp__rpr_put_head(head, t.id, MP_ENOFUNC, 0);
-        } else if (run_task(w, &t, fn, &rec, &len) < 0) {
-            mp__rpr_put_head(head, t.id, MP_ENOMEM, 0);
+            mp__rpr_put_head(x->head, t.id, MP_ENOFUNC, 0);
+        } else if (run_task(w, &t, fn, &x->rec, &x->rec_len) < 0) {
+            mp__rpr_put_head(x->head, t.id, MP_ENOMEM, 0);
         }
         w->done++;
     }
     if (rc == 0)
-        rc = answer(w, id->str, id->len, &t, rec, len);
-    if (rec != head)
-        free(rec);
+        rc = queue_answer(w, b, id->str, id->len, t.client);
+    if (rc < 0 && x->rec != x->head)
+        free(x->rec);
+    if (rc < 0)
+        x->rec = NULL;
     return rc;
 }
 
@@ -284,19 +340,27 @@ static int reclaim(worker *w)
         rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements >= 1 &&
         entry_ok(rep->element[1]->element[0])) {
         const redisReply *e = rep->element[1]->element[0];
-        rc = handle(w, e, deliveries_of(w, e->element[0]));
-        rc = rc < 0 ? rc : 1;
+        answer one = {0};
+        batch b = {.a = &one, .cap = 1};
+        rc = handle(w, &b, e, deliveries_of(w, e->element[0]));
+        int f = flush(w, &b);
+        rc = rc < 0 ? rc : f < 0 ? f : 1;
     }
     freeReplyObject(rep);
     return rc;
 }
 
-/* Waits up to block_ms for a new entry and handles it: 1, 0 (none). */
+/* Waits up to block_ms for new entries (up to the prefetch count) and
+ * handles them: the number handled, 0 (none), or an error. */
 static int take_new(worker *w, long block_ms)
 {
-    char ms[24];
+    char ms[24], count[24];
     snprintf(ms, sizeof(ms), "%ld", block_ms);
-    const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     w->consumer, "COUNT", "1",
+    unsigned long want = w->o->prefetch ? w->o->prefetch : 1;
+    if (w->o->max_tasks && w->o->max_tasks - w->done < want)
+        want = w->o->max_tasks - w->done;
+    snprintf(count, sizeof(count), "%lu", want);
+    const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     w->consumer, "COUNT", count,
                           "BLOCK",      ms,      "STREAMS", w->k_tasks,  ">"};
     redisReply *rep = NULL;
     int rc = mp__redis_begin(w->conn);
@@ -307,14 +371,26 @@ static int take_new(worker *w, long block_ms)
     if (rc < 0)
         return rc;
     rc = 0;
+    const redisReply *entries = NULL;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
         rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
         rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
-        rep->element[0]->element[1]->elements == 1 &&
-        entry_ok(rep->element[0]->element[1]->element[0])) {
-        rc = handle(w, rep->element[0]->element[1]->element[0], 1);
-        rc = rc < 0 ? rc : 1;
+        rep->element[0]->element[1]->elements <= want)
+        entries = rep->element[0]->element[1];
+    batch b = {.a = calloc(want, sizeof(answer)), .cap = want};
+    if (b.a == NULL)
+        rc = MP_ENOMEM;
+    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++)
+        if (entry_ok(entries->element[i])) {
+            int h = handle(w, &b, entries->element[i], 1);
+            rc = h < 0 ? h : rc + 1;
+        }
+    if (b.a) {
+        /* Even after a failure: what ran is answered. */
+        int f = flush(w, &b);
+        rc = rc < 0 ? rc : f < 0 ? f : rc;
     }
+    free(b.a);
     freeReplyObject(rep);
     return rc;
 }

@@ -244,7 +244,9 @@ Test(rpool, map_of_1000_items_with_two_workers)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w[2] = {start_worker(srv.url, NULL), start_worker(srv.url, NULL)};
+    /* One takes a task at a time, the other eight (prefetch). */
+    pid_t w[2] = {start_worker(srv.url, NULL),
+                  start_worker(srv.url, &(mp_worker_opts){.prefetch = 8})};
     mp_pool *p = make_pool(m);
     enum { N = 1000 };
     int64_t in[N], out[N];

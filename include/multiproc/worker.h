@@ -95,6 +95,11 @@ typedef struct mp_worker_opts {
     /* Deliveries of one task before it fails with MP_EWORKERLOST and goes
      * to the dead-letter stream; 0: 3. */
     unsigned max_deliveries;
+    /* Tasks taken from the stream at once; 0: 1. More makes tiny tasks
+     * faster (one round trip for several); fewer spreads long tasks
+     * better over the workers. Tasks taken are this worker's: if it
+     * dies, they wait for the visibility timeout. */
+    unsigned prefetch;
     /* Refuse tasks whose function is not registered by name. */
     bool registered_only;
     /* Passed to every task as its ctx. */
