@@ -298,8 +298,10 @@ static int wait_one(mp__rpool *p, const mp__deadline *d)
     double left = 1.0;
     if (d->ns >= 0)
         left = (double)(d->ns - mp__now_ns()) / 1e9;
-    if (left < 0.001)
-        return MP_ETIMEDOUT;
+    if (left < 0.001) { /* no time to wait, but what has come counts */
+        int rc = drain(p);
+        return rc < 0 ? rc : MP_ETIMEDOUT;
+    }
     if (left > 1.0)
         left = 1.0;
     char t[32];

@@ -98,7 +98,9 @@ typedef struct mp_worker_opts {
     /* Tasks taken from the stream at once; 0: 1. More makes tiny tasks
      * faster (one round trip for several); fewer spreads long tasks
      * better over the workers. Tasks taken are this worker's: if it
-     * dies, they wait for the visibility timeout. */
+     * dies, they wait for the visibility timeout, which runs for each
+     * from the moment the batch was taken (keep prefetch x the longest
+     * task below it, or tasks run twice). */
     unsigned prefetch;
     /* Refuse tasks whose function is not registered by name. */
     bool registered_only;
