@@ -512,6 +512,26 @@ Test(rpool, server_restart_with_reconnect_goes_on)
     mp_manager_close(m);
 }
 
+Test(rpool, a_frozen_server_never_holds_a_call_past_its_timeouts)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url_opt("?timeout=1")));
+    mp_pool *p = make_pool(m);
+    int64_t x = 4;
+    mp_async *a;
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    /* The server stops answering (no worker either): the wait ends with
+     * the call's timeout plus the connection's, not never. */
+    kill(srv.pid, SIGSTOP);
+    int rc = mp_async_get(a, NULL, 0, NULL, 0.5);
+    cr_assert(rc == MP_ETIMEDOUT, "%s", mp_err_name(rc));
+    kill(srv.pid, SIGCONT);
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    mp_manager_close(m);
+}
+
 Test(rpool, terminate_abandons_and_destroy_keeps_results_valid)
 {
     server_up();
