@@ -280,6 +280,8 @@ static int wait_done(mp__rasync *a, const mp__deadline *d)
     while (!a->done) {
         if (a->pool == NULL)
             return MP_ECLOSED;
+        if (a->pool->owner != getpid())
+            return MP_EPERM; /* a forked child would take its parent's results */
         int rc = mp__rpool_pump(a->pool, d, true);
         if (rc < 0 && !a->done)
             return rc;

@@ -176,6 +176,18 @@ static long long redis_int(mp_manager *m, const char *cmd, const char *key)
     return v;
 }
 
+static void on_ok(mp_async *a, void *user)
+{
+    (void)a;
+    ((int *)user)[0]++;
+}
+
+static void on_err(mp_async *a, void *user)
+{
+    (void)a;
+    ((int *)user)[1]++;
+}
+
 /* ---- a real server -------------------------------------------------------*/
 
 Test(rpool, apply_async_round_trip_by_name_and_by_address)
@@ -188,11 +200,13 @@ Test(rpool, apply_async_round_trip_by_name_and_by_address)
     int64_t x = 12, y = 0;
     size_t len = 0;
     mp_async *a;
+    int calls[2] = {0, 0};
     mp_assert_ok(
-        mp_pool_apply_async(p, square, NULL, &x, sizeof(x), sizeof(y), NULL, NULL, NULL, &a));
+        mp_pool_apply_async(p, square, NULL, &x, sizeof(x), sizeof(y), on_ok, on_err, calls, &a));
     mp_assert_ok(mp_async_get(a, &y, sizeof(y), &len, 30));
     cr_assert_eq(y, 144);
     cr_assert_eq(len, sizeof(y));
+    cr_assert(calls[0] == 1 && calls[1] == 0, "callbacks: %d ok, %d failed", calls[0], calls[1]);
     cr_assert(mp_async_ready(a));
     cr_assert_eq(mp_async_successful(a), 0);
     mp_async_destroy(a);
@@ -348,8 +362,10 @@ Test(rpool, a_task_error_code_fails_only_its_item)
     mp_async *a;
     mp_task_error e;
     int64_t x = 3;
-    mp_assert_ok(mp_pool_apply_async(p, fail_odd, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    int calls[2] = {0, 0};
+    mp_assert_ok(mp_pool_apply_async(p, fail_odd, NULL, &x, 8, 8, on_ok, on_err, calls, &a));
     mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 30), MP_ETASKFAILED);
+    cr_assert(calls[0] == 0 && calls[1] == 1);
     cr_assert_eq(mp_async_successful(a), 1);
     mp_assert_ok(mp_async_error(a, 0, &e));
     cr_assert_eq(e.task_code, 7);
@@ -544,6 +560,18 @@ Test(rpool, terminate_abandons_and_destroy_keeps_results_valid)
     mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
     mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 0.2), MP_ETIMEDOUT);
     mp_assert_rc(mp_pool_join(p, 0.1), MP_EBUSY);
+    /* Only the creating process uses the pool: a forked child would take
+     * its parent's results. */
+    pid_t child = fork();
+    if (child == 0) {
+        mp_async *b;
+        bool ok = mp_async_wait(a, 0.1) == MP_EPERM &&
+                  mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &b) == MP_EPERM;
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     cr_assert_eq(mp_pool_poll(p), 1);
     mp_assert_ok(mp_pool_terminate(p));
     mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 1), MP_ECLOSED);
