@@ -245,8 +245,12 @@ static int dead_letter(worker *w, const redisReply *fields, const char *reason,
     const char *head[] = {"XADD", w->k_dead, "*"}, *tail[] = {"reason", reason, "deliveries", nd};
     for (size_t i = 0; i < 3; i++)
         argv[i] = head[i], lens[i] = strlen(head[i]);
-    for (size_t i = 0; i < nf; i++)
-        argv[3 + i] = fields->element[i]->str, lens[3 + i] = fields->element[i]->len;
+    for (size_t i = 0; i < nf; i++) {
+        const redisReply *e = fields->element[i];
+        bool str = e->type == REDIS_REPLY_STRING;
+        argv[3 + i] = str ? e->str : "";
+        lens[3 + i] = str ? e->len : 0;
+    }
     for (size_t i = 0; i < 4; i++)
         argv[3 + nf + i] = tail[i], lens[3 + nf + i] = strlen(tail[i]);
     int rc = mp__redis_cmd(w->conn, MP__RR_STR, NULL, (int)argc, argv, lens);
@@ -269,10 +273,10 @@ static int handle(worker *w, batch *b, const redisReply *e, long long deliveries
     const char *f[64];
     size_t lens[64];
     for (size_t i = 0; i < fields->elements; i++) {
-        if (fields->element[i]->type != REDIS_REPLY_STRING)
-            return dead_letter(w, fields, "malformed", deliveries);
-        f[i] = fields->element[i]->str;
-        lens[i] = fields->element[i]->len;
+        /* A non-string field is refused by the parser (NULL). */
+        bool str = fields->element[i]->type == REDIS_REPLY_STRING;
+        f[i] = str ? fields->element[i]->str : NULL;
+        lens[i] = str ? fields->element[i]->len : 0;
     }
     mp__rptask t;
     answer *x = &b->a[b->n];

@@ -394,9 +394,18 @@ Test(rpool, unknown_function_fails_the_task_not_the_worker)
     mp_assert_rc(mp_pool_apply(p, late, NULL, &x, 8, &y, 8, NULL, 30), MP_ENOFUNC);
     /* By address, refused by a registered_only worker. */
     mp_assert_rc(mp_pool_apply(p, negate, NULL, &x, 8, &y, 8, NULL, 30), MP_ENOFUNC);
-    /* The worker is still there. */
+    /* An entry this library did not write: dead-lettered, acknowledged. */
+    mp__redis *r = mp__manager_redis_conn(m);
+    char k[128];
+    snprintf(k, sizeof(k), "%spool:p:tasks", mp__redis_prefix(r));
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_STR, NULL, 7,
+                               (const char *[]){"XADD", k, "*", "id", "x", "c", "../../etc"},
+                               NULL));
+    /* The worker is still there (and has passed the bad entry). */
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 25);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:dead"), 1);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
     mp_pool_destroy(p);
     stop_workers(m, &w, 1);
     mp_manager_close(m);
