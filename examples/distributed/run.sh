@@ -12,10 +12,16 @@
 # (open port 6379 between them only; the password is the only protection.)
 master=$1
 worker=$2
+howto() {
+    echo "Across two machines (A: Redis and the master, B: the workers):"
+    echo "  A\$ redis-server --port 6379 --requirepass secret --bind 0.0.0.0 --protected-mode no"
+    echo "  B\$ ${worker##*/} redis://:secret@A:6379 &  ${worker##*/} redis://:secret@A:6379 &"
+    echo "  A\$ ${master##*/} redis://:secret@A:6379"
+}
 echo "---- distributed: task_master + 2 x task_worker over Redis ----"
 if ! command -v redis-server >/dev/null 2>&1; then
-    echo "distributed: skipped (no redis-server installed; see examples/distributed/run.sh"
-    echo "for how to run it against any Redis, or across two machines)"
+    echo "distributed: skipped (no redis-server installed here)."
+    howto
     exit 0
 fi
 dir=$(mktemp -d)
@@ -40,4 +46,6 @@ done
 "$master" "$url"
 rc=$?
 wait $w1 $w2
+echo
+howto
 exit $rc
