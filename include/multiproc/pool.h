@@ -152,9 +152,10 @@ typedef struct mp_pool_opts {
     /* A distributed pool (multiproc/worker.h): with a Redis manager, tasks
      * go to the Redis stream of the pool named name (required then) and
      * run in mp_worker_serve calls of any process on any machine; the
-     * other options must then be zero. Both borrowed until return (the
-     * pool keeps its own reference to the manager's connection). NULL:
-     * a local pool. A local manager is MP_EINVAL. */
+     * options above must then be zero (progress ones are ignored). Both
+     * borrowed until return (the pool keeps its own reference to the
+     * manager's connection). NULL: a local pool (name is then ignored).
+     * A local manager is MP_EINVAL. */
     struct mp_manager *manager;
     const char *name;
 } mp_pool_opts;

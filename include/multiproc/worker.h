@@ -40,7 +40,11 @@
  * Differences from a local pool: ctx must be NULL on the client (a pointer
  * means nothing on another machine); tasks get the worker's
  * mp_worker_opts.ctx instead. mp_pool_for is MP_ENOSYS. mp_pool_pids
- * returns 0. Per-task timeouts and callbacks work; progress does not.
+ * returns 0. Callbacks work; processes, initializer, maxtasksperchild,
+ * task_timeout, start_method and threads must be zero (MP_EINVAL), and
+ * the progress options are ignored. A failed item's mp_task_error has
+ * pid 0 and signal 0 (the worker was elsewhere); MP_ENOFUNC is a code of
+ * its own.
  * Every call can also fail with the connection errors of the Redis
  * manager (see multiproc/manager.h): with reconnect=0 a lost connection
  * is MP_ECONNRESET for every later call; with reconnect=1 the next call
@@ -59,6 +63,8 @@
  * Thread safety: as a local pool (one thread at a time per pool).
  * mp_task_register may be called from any thread; mp_worker_serve may run
  * in several threads or processes at once, one task at a time each.
+ * Threads that share a manager share its connection, on which a waiting
+ * worker holds it up to half a second: give each thread its own manager.
  */
 #ifndef MULTIPROC_WORKER_H
 #define MULTIPROC_WORKER_H
