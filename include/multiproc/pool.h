@@ -155,7 +155,7 @@ typedef struct mp_pool_opts {
      * options above must then be zero (progress ones are ignored). Both
      * borrowed until return (the pool keeps its own reference to the
      * manager's connection). NULL: a local pool (name is then ignored).
-     * A local manager is MP_EINVAL. */
+     * A local manager is MP_EINVAL (MP_ENOSYS in a build without Redis). */
     struct mp_manager *manager;
     const char *name;
 } mp_pool_opts;
