@@ -330,7 +330,7 @@ bool mp__redis_reconnects(const mp__redis *r)
 
 /* Reads the replies of n pipelined commands; the first failure wins, and a
  * missing reply leaves the stream out of step, so the connection goes. */
-static int read_replies(mp__redis *r, mp__rr_kind kind, int n)
+static int read_replies(mp__redis *r, mp__rr_kind kind, int n, redisReply **out)
 {
     int first = 0;
     for (int i = 0; i < n; i++) {
@@ -341,7 +341,10 @@ static int read_replies(mp__redis *r, mp__rr_kind kind, int n)
             return rc;
         }
         int rc = mp__redis_reply_check(rep, kind);
-        freeReplyObject(rep);
+        if (rc == 0 && out)
+            out[i] = rep;
+        else
+            freeReplyObject(rep);
         if (rc < 0 && first == 0)
             first = rc;
     }
@@ -349,8 +352,11 @@ static int read_replies(mp__redis *r, mp__rr_kind kind, int n)
 }
 
 int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
-                       const char *const *const *argv, const size_t *const *lens)
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies)
 {
+    for (int i = 0; replies && i < n; i++)
+        replies[i] = NULL;
     int rc = mp__redis_begin(r);
     if (rc < 0)
         return rc;
@@ -358,9 +364,14 @@ int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
         if (redisAppendCommandArgv(r->c, argc[i], (const char **)argv[i], lens[i]) != REDIS_OK)
             rc = MP_ENOMEM;
     if (rc == 0)
-        rc = read_replies(r, kind, n);
+        rc = read_replies(r, kind, n, replies);
     else
         drop(r); /* partly buffered commands: start afresh */
     mp__redis_end(r);
+    for (int i = 0; rc < 0 && replies && i < n; i++) {
+        if (replies[i])
+            freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
     return rc;
 }

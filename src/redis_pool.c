@@ -4,6 +4,7 @@
  * each passes mp__rpr_decode, and ids that are not outstanding
  * (duplicates of an at-least-once delivery, or of an abandoned task) are
  * dropped. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 
 #include "redis_pool.h"
 #include "symbol.h"
+
+static int server_run_id(mp__rpool *p, char out[48]);
 
 /* Results taken per LPOP when draining without waiting. */
 #define DRAIN 256 /* also in drain()'s LPOP */
@@ -67,6 +70,7 @@ int mp__rpool_create(mp_pool **out, const mp_pool_opts *o)
     }
     mp__redis_ref(conn);
     p->conn = conn;
+    server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
     *out = &p->pub;
     return 0;
 }
@@ -182,12 +186,21 @@ int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len,
             (mp__rslot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
     }
-    rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv);
+    redisReply *ids[MP__RP_BATCH];
+    rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, ids);
     if (rc < 0) {
         /* Some may be on the stream: their results will find no slot. */
         for (uint64_t id = id0; id < p->next_id; id++)
             p->slots[id - p->base].a = NULL;
         return rc;
+    }
+    /* The entry ids, to tell later whether a server restart lost them. */
+    for (int i = 0; i < k; i++) {
+        mp__rslot *sl = &p->slots[id0 + (uint64_t)i - p->base];
+        size_t len = ids[i]->len < MP__RP_EID_MAX ? ids[i]->len : 0;
+        memcpy(sl->eid, ids[i]->str, len);
+        sl->eid[len] = '\0';
+        freeReplyObject(ids[i]);
     }
     a->pending += (size_t)k;
     return 0;
@@ -231,6 +244,24 @@ static void deliver_item(mp__rasync *a, uint64_t idx, int code, int32_t tc,
     }
 }
 
+/* Ends outstanding task id: with the items of r when code is 0, else
+ * every item fails with code. */
+static void settle(mp__rpool *p, uint64_t id, int code, mp__rpr *r)
+{
+    mp__rslot s = p->slots[id - p->base];
+    p->slots[id - p->base].a = NULL;
+    for (uint32_t i = 0; i < s.n; i++) {
+        int32_t tc = 0;
+        const unsigned char *data = NULL;
+        size_t ilen = 0;
+        if (code == 0)
+            mp__rpr_next(r, &tc, &data, &ilen);
+        deliver_item(s.a, s.first + i, code, tc, data, ilen);
+    }
+    if (--s.a->pending == 0)
+        mp__rasync_finish(s.a);
+}
+
 static void deliver(mp__rpool *p, const void *buf, size_t len)
 {
     mp__rpr r;
@@ -240,21 +271,7 @@ static void deliver(mp__rpool *p, const void *buf, size_t len)
     }
     if (r.id < p->base || r.id >= p->next_id || p->slots[r.id - p->base].a == NULL)
         return; /* a duplicate, or a task given up */
-    mp__rslot s = p->slots[r.id - p->base];
-    p->slots[r.id - p->base].a = NULL;
-    int code = r.code;
-    if (code == 0 && r.n != s.n)
-        code = MP_EBADMSG;
-    for (uint32_t i = 0; i < s.n; i++) {
-        int32_t tc = 0;
-        const unsigned char *data = NULL;
-        size_t ilen = 0;
-        if (code == 0)
-            mp__rpr_next(&r, &tc, &data, &ilen);
-        deliver_item(s.a, s.first + i, code, tc, data, ilen);
-    }
-    if (--s.a->pending == 0)
-        mp__rasync_finish(s.a);
+    settle(p, r.id, r.code == 0 && r.n != p->slots[r.id - p->base].n ? MP_EBADMSG : r.code, &r);
 }
 
 /* Hands every string of an LPOP/BLPOP reply to deliver. */
@@ -290,6 +307,88 @@ static int drain(mp__rpool *p)
     }
 }
 
+/* The server's run_id (INFO server), which a restart changes. */
+static int server_run_id(mp__rpool *p, char out[48])
+{
+    redisReply *rep;
+    int rc = mp__redis_cmd(p->conn, MP__RR_STR, &rep, 2, (const char *[]){"INFO", "server"}, NULL);
+    if (rc < 0)
+        return rc;
+    out[0] = '\0';
+    for (size_t i = 0; i + 7 <= rep->len; i++)
+        if (memcmp(rep->str + i, "run_id:", 7) == 0) {
+            size_t n = 0;
+            while (i + 7 + n < rep->len && n < 47 && isxdigit((unsigned char)rep->str[i + 7 + n]))
+                n++;
+            memcpy(out, rep->str + i + 7, n);
+            out[n] = '\0';
+            break;
+        }
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* Marks in gone[] the outstanding tasks of ids[0..n) whose stream entry
+ * no longer exists (XRANGE of the entry's id, pipelined). */
+static int entries_gone(mp__rpool *p, const uint64_t *ids, int n, bool *gone)
+{
+    const char *argv[MP__RP_BATCH][4];
+    size_t lens[MP__RP_BATCH][4];
+    const char *const *av[MP__RP_BATCH];
+    const size_t *lv[MP__RP_BATCH];
+    int argc[MP__RP_BATCH];
+    redisReply *rep[MP__RP_BATCH];
+    for (int i = 0; i < n; i++) {
+        const char *eid = p->slots[ids[i] - p->base].eid;
+        const char *a[4] = {"XRANGE", p->k_tasks, eid, eid};
+        for (int j = 0; j < 4; j++)
+            argv[i][j] = a[j], lens[i][j] = strlen(a[j]);
+        av[i] = argv[i];
+        lv[i] = lens[i];
+        argc[i] = 4;
+    }
+    int rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, n, argc, av, lv, rep);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        gone[i] = rep[i]->type == REDIS_REPLY_ARRAY && rep[i]->elements == 0;
+        freeReplyObject(rep[i]);
+    }
+    return rc;
+}
+
+/* After a server restart, the tasks whose entries are gone from the
+ * stream and whose results are not on the list were lost with the
+ * server's data: they fail with MP_ECONNRESET. A worker pushes a result
+ * before it deletes the entry, so the drain after the check finds every
+ * task that did finish. */
+static int check_restart(mp__rpool *p)
+{
+    char run_id[48];
+    int rc = server_run_id(p, run_id);
+    if (rc < 0 || strcmp(run_id, p->run_id) == 0)
+        return rc;
+    mp__debug("pool: the server restarted; looking for lost tasks of %s", p->k_results);
+    memcpy(p->run_id, run_id, sizeof(run_id));
+    uint64_t ids[MP__RP_BATCH];
+    bool gone[MP__RP_BATCH];
+    uint64_t lost[MP__RP_BATCH];
+    for (uint64_t id = p->base, end = p->next_id; rc == 0 && id < end;) {
+        int n = 0, nlost = 0;
+        for (; id < end && n < MP__RP_BATCH; id++)
+            if (id >= p->base && p->slots[id - p->base].a && p->slots[id - p->base].eid[0])
+                ids[n++] = id;
+        rc = n ? entries_gone(p, ids, n, gone) : 0;
+        for (int i = 0; rc == 0 && i < n; i++)
+            if (gone[i])
+                lost[nlost++] = ids[i];
+        if (rc == 0 && nlost)
+            rc = drain(p);
+        for (int i = 0; rc == 0 && i < nlost; i++)
+            if (lost[i] >= p->base && lost[i] < p->next_id && p->slots[lost[i] - p->base].a)
+                settle(p, lost[i], MP_ECONNRESET, NULL);
+    }
+    return rc;
+}
+
 /* One BLPOP of at most the time left, and at most a second: a server
  * gone silent is then noticed within a second plus the connection's
  * timeout. */
@@ -317,6 +416,10 @@ static int wait_one(mp__rpool *p, const mp__deadline *d)
         return rc;
     rc = deliver_reply(p, rep, true);
     freeReplyObject(rep);
+    if (rc == MP_ETIMEDOUT) { /* a quiet second: did the server lose our tasks? */
+        int r2 = check_restart(p);
+        rc = r2 < 0 ? r2 : rc;
+    }
     return rc;
 }
 
@@ -324,9 +427,10 @@ int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block)
 {
     if (!block)
         return drain(p);
-    int rc;
-    do
-        rc = wait_one(p, d);
-    while (rc == MP_ETIMEDOUT && !mp__deadline_expired(d));
+    /* One slice: the caller looks at what it waits for and calls again,
+     * so that a task settled by check_restart ends its wait at once. */
+    int rc = wait_one(p, d);
+    if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
+        return 0;
     return rc == 0 ? drain(p) : rc;
 }

@@ -68,10 +68,12 @@ int mp__rp_key(char **out, const char *prefix, const char *name, const char *wha
 typedef struct mp__rasync mp__rasync;
 
 /* One task on the stream: a map chunk of n items from first, or an apply. */
+#define MP__RP_EID_MAX 48 /* a stream entry id: "<ms>-<seq>" */
 typedef struct mp__rslot {
     mp__rasync *a; /* NULL: answered or abandoned */
     uint64_t first;
     uint32_t n;
+    char eid[MP__RP_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__rslot;
 
 typedef struct mp__rpool {
@@ -86,6 +88,7 @@ typedef struct mp__rpool {
     uint64_t base;
     size_t slots_cap;
     size_t unfinished; /* mp__rasync not done */
+    char run_id[48];   /* the server's run_id when last seen ("": unknown) */
     mp__rasync *live;  /* every mp__rasync of the pool */
     bool closed, terminated;
 } mp__rpool;
@@ -142,8 +145,10 @@ typedef struct mp__rpchunk {
 /* Submits k (1..MP__RP_BATCH) tasks of a in one pipelined round trip. */
 int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len, int k,
                      const mp__rpchunk *chunks);
-/* Takes results off the client's list: waits up to the deadline for the
- * first when block (0 or MP_ETIMEDOUT), else never waits. */
+/* Takes results off the client's list. block: waits for the first for
+ * at most a second and the deadline; returns 0 (results taken, or a quiet
+ * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never
+ * waits. Or a connection error. */
 int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block);
 /* The wire name of fn: "n:<name>" or "r:<ref>", in buf. */
 int mp__rpool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len);
@@ -158,9 +163,12 @@ int mp__rpool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__rimap *i
 
 /* Pipelined commands on one connection (redis_conn.c): n commands, all
  * sent before any reply is read; each reply must be of kind. Returns 0 or
- * the first error (the others' replies are read and dropped). */
+ * the first error (the others' replies are read and dropped). replies:
+ * NULL, or n slots that receive the checked replies on success (free each
+ * with freeReplyObject; all NULL on failure). */
 int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
-                       const char *const *const *argv, const size_t *const *lens);
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies);
 /* Whether the connection reconnects after a loss (the URL's option). */
 bool mp__redis_reconnects(const mp__redis *r);
 

@@ -220,7 +220,7 @@ static int flush(worker *w, batch *b)
         }
     if (rc == 0 && n > 0)
         rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
-                                (const size_t *const *)lv);
+                                (const size_t *const *)lv, NULL);
     free(ac);
     free(av);
     free(lv);

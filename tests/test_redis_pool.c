@@ -537,6 +537,45 @@ Test(rpool, server_restart_with_reconnect_goes_on)
     mp_manager_close(m);
 }
 
+Test(rpool, tasks_lost_in_a_server_restart_fail_instead_of_hanging)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url_opt("?reconnect=1")));
+    mp_pool *p = make_pool(m);
+    int64_t x = 4, in[10] = {0}, out[10], y;
+    mp_async *a, *b;
+    /* No worker yet: both wait on the stream when the server restarts
+     * without its data. */
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    mp_assert_ok(mp_pool_map_async(p,
+                                   &(mp_map_spec){.fn = square,
+                                                  .in = in,
+                                                  .n = 10,
+                                                  .in_size = 8,
+                                                  .out = out,
+                                                  .out_size = 8,
+                                                  .chunksize = 3},
+                                   NULL, NULL, NULL, &b));
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 0.2), MP_ETIMEDOUT);
+    mp_test_redis_stop(&srv, 1);
+    cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
+    mp_assert_rc(mp_async_get(a, &y, 8, NULL, MP_FOREVER), MP_ECONNRESET);
+    mp_assert_rc(mp_async_get(b, NULL, 0, NULL, MP_FOREVER), MP_ECONNRESET);
+    mp_task_error e;
+    mp_assert_ok(mp_async_error(b, 0, &e));
+    cr_assert_eq(e.code, MP_ECONNRESET);
+    mp_async_destroy(a);
+    mp_async_destroy(b);
+    /* The pool goes on with the new server. */
+    pid_t w = start_worker(srv.url, NULL);
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    cr_assert_eq(y, 16);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
 Test(rpool, a_frozen_server_never_holds_a_call_past_its_timeouts)
 {
     server_up();

@@ -49,7 +49,8 @@
  * manager (see multiproc/manager.h): with reconnect=0 a lost connection
  * is MP_ECONNRESET for every later call; with reconnect=1 the next call
  * connects again. Tasks in flight when a server without persistence
- * restarts are lost: their get ends with MP_ETIMEDOUT at its timeout.
+ * restarts are lost with its data: they fail with MP_ECONNRESET once a
+ * wait of the client notices the restart (within about a second).
  * No call waits longer than its timeout plus the manager's connection
  * timeout (the URL's timeout option).
  *
