@@ -34,8 +34,9 @@ static void unlink_async(mp__rasync *a)
     if (a->next)
         a->next->prev = a->prev;
     a->next = a->prev = NULL;
-    /* Results still to come for it find no slot and are dropped. */
-    for (uint64_t id = p->base; id < p->next_id; id++)
+    /* Results still to come for it find no slot and are dropped (a done
+     * result has no slot left: no scan). */
+    for (uint64_t id = p->base; !a->done && id < p->next_id; id++)
         if (p->slots[id - p->base].a == a)
             p->slots[id - p->base].a = NULL;
     if (!a->done)
