@@ -431,7 +431,8 @@ static bool stopping(worker *w, int64_t idle_since, int64_t *last_check)
 {
     const mp_worker_opts *o = w->o;
     int64_t now = mp__now_ns();
-    if ((o->stop && *o->stop) || (o->max_tasks && w->done >= o->max_tasks) ||
+    if ((o->stop && __atomic_load_n(o->stop, __ATOMIC_ACQUIRE)) ||
+        (o->max_tasks && w->done >= o->max_tasks) ||
         (o->idle_timeout > 0 && (double)(now - idle_since) / 1e9 >= o->idle_timeout))
         return true;
     if (now - *last_check < 500000000)

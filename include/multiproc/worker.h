@@ -113,8 +113,9 @@ typedef struct mp_worker_opts {
     bool registered_only;
     /* Passed to every task as its ctx. */
     void *ctx;
-    /* Checked between tasks (at least every half second): non-zero makes
-     * the call return 0. May be NULL. */
+    /* Checked between tasks (at least every half second), with an atomic
+     * load: non-zero makes the call return 0. Set it from another thread
+     * (atomically) or a signal handler. May be NULL. */
     volatile int *stop;
 } mp_worker_opts;
 
