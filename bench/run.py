@@ -239,6 +239,28 @@ ROWS = [
         "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
     },
     {
+        # The distributed pool: imap_unordered of tiny tasks, chunksize 1,
+        # 2 local workers over a local Redis (compare pool_tiny_tasks_per_s).
+        # CPython has no distributed pool: its peer is the seeds' pattern,
+        # a BaseManager serving a task and a result queue to 2 workers. No
+        # floor (a hand-written equivalent is the same protocol again).
+        "id": "redis_pool_tiny_tasks_per_s", "unit": "tasks/s", "higher_is_better": True,
+        "multiproc": ["bench_rpool", "tiny"],
+        "cpython": ["dist_pool.py", "tiny"],
+        "floor": None,
+        "pilot": {"multiproc": 2000, "cpython": 500, "floor": 0},
+    },
+    {
+        # The same with workers that take 16 tasks per round trip
+        # (mp_worker_opts.prefetch = 16).
+        "id": "redis_pool_tiny_prefetch16_tasks_per_s", "unit": "tasks/s",
+        "higher_is_better": True,
+        "multiproc": ["bench_rpool", "tiny_prefetch16"],
+        "cpython": ["dist_pool.py", "tiny"],
+        "floor": None,
+        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 0},
+    },
+    {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_dict", "4proc"],
         "cpython": ["dict.py", "4proc"],

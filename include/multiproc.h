@@ -24,6 +24,7 @@
 #include "multiproc/sync.h"
 #include "multiproc/value.h"
 #include "multiproc/pool.h"
+#include "multiproc/worker.h"
 #include "multiproc/item.h"
 #include "multiproc/dict.h"
 #include "multiproc/list.h"

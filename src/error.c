@@ -67,6 +67,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_EOTHERBUILD, "the task's module is another build in the worker (build-ids differ)"),
     MP__E(MP_EAUTH, "authentication failed: wrong or missing password"),
     MP__E(MP_ESERVER, "the server reported an error"),
+    MP__E(MP_ENOFUNC, "the worker does not know the task's function (not registered, or another build)"),
 };
 /* clang-format on */
 

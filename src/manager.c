@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "manager_internal.h"
+#include "rpool.h"
 #include "queue_internal.h"
 
 struct mp_manager {
@@ -158,4 +159,15 @@ int mp_manager_remove(mp_manager *m, const char *name, unsigned flags)
     if (rc < 0 || (flags & ~(unsigned)MP_MANAGER_DESTROY) != 0)
         return MP_EINVAL;
     return m->ops->remove(m->state, name, flags);
+}
+
+void *mp__manager_redis_conn(mp_manager *m)
+{
+#ifdef MP_HAVE_REDIS
+    if (m && m->ops == &mp__backend_redis)
+        return m->state;
+#else
+    (void)m;
+#endif
+    return NULL;
 }

@@ -10,6 +10,7 @@
 
 #include "futex.h"
 #include "heap.h"
+#include "rpool.h"
 #include "pool_internal.h"
 
 #define TERMINATE_GRACE 1.0
@@ -206,6 +207,8 @@ static void stop_workers(mp_pool *p, bool kill_now)
 
 int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
 {
+    if (out && opts && opts->manager)
+        return mp__rpool_create(out, opts);
     mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
     if (!out)
         return MP_EINVAL;
@@ -261,6 +264,8 @@ fail:
 
 int mp_pool_close(mp_pool *p)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_close(p);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -270,6 +275,8 @@ int mp_pool_close(mp_pool *p)
 
 int mp_pool_terminate(mp_pool *p)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_terminate(p);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -285,6 +292,8 @@ int mp_pool_terminate(mp_pool *p)
 
 int mp_pool_join(mp_pool *p, double timeout)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_join(p, timeout);
     mp__deadline d;
     int rc = mp__pool_check_use(p);
     if (rc < 0)
@@ -325,6 +334,10 @@ int mp_pool_join(mp_pool *p, double timeout)
 
 void mp_pool_destroy(mp_pool *p)
 {
+    if (MP__REMOTE(p)) {
+        mp__rpool_destroy(p);
+        return;
+    }
     if (!p)
         return;
     if (p->owner != my_pid()) {
@@ -361,6 +374,8 @@ void mp_pool_destroy(mp_pool *p)
 
 int mp_pool_poll(mp_pool *p)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_poll(p);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -369,6 +384,8 @@ int mp_pool_poll(mp_pool *p)
 
 int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap)
 {
+    if (MP__REMOTE(p))
+        return 0;
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "heap.h"
+#include "rpool.h"
 #include "pool_internal.h"
 
 static mp_async *async_new(void)
@@ -58,6 +59,8 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
                         size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
                         mp_async **out)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_apply_async(p, fn, ctx, in, in_len, out_cap, cb, err_cb, user, out);
     int rc = check_submit(p);
     if (rc < 0)
         return rc;
@@ -84,6 +87,8 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
 int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len, void *out,
                   size_t out_cap, size_t *out_len, double timeout)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_apply(p, fn, ctx, in, in_len, out, out_cap, out_len, timeout);
     mp_async *a = NULL;
     if (!out && out_cap > 0)
         return MP_EINVAL;
@@ -196,6 +201,8 @@ fail:
 int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_async_cb err_cb,
                       void *user, mp_async **out)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_map_async(p, spec, cb, err_cb, user, out);
     if (!out)
         return MP_EINVAL;
     mp_async *a = NULL;
@@ -213,6 +220,8 @@ int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_as
 
 int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_map(p, spec, timeout);
     mp_async *a = NULL;
     int rc = mp__pool_map_start(p, spec, false, &a);
     if (rc < 0)
@@ -224,6 +233,8 @@ int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
 
 int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout)
 {
+    if (MP__REMOTE(p))
+        return mp__rpool_map(p, spec, timeout);
     return mp_pool_map(p, spec, timeout);
 }
 
@@ -242,6 +253,8 @@ static int check_for(const mp_for_spec *s)
 
 int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
 {
+    if (MP__REMOTE(p))
+        return MP_ENOSYS;
     void *jm = NULL;
     int rc = check_submit(p);
     if (rc == 0)

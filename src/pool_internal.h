@@ -212,6 +212,7 @@ struct mp_async {
 
     /* imap */
     mp_imap *it;
+    bool remote; /* part of an mp__rasync (rpool.h) */
 };
 
 struct mp_imap {
@@ -225,6 +226,7 @@ struct mp_imap {
     mp__range *fifo; /* unordered: finished ranges of good items */
     size_t fifo_head, fifo_len, fifo_cap;
     uint64_t given;
+    bool remote; /* part of an mp__rimap (rpool.h) */
 };
 
 struct mp_pool {
@@ -254,6 +256,7 @@ struct mp_pool {
     uintptr_t *start_bases;
     size_t nstart;
     uintptr_t last_fn;
+    bool remote; /* part of an mp__rpool (rpool.h) */
 };
 
 /* pool_worker.c */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "redis_internal.h"
+#include "redis_pool.h"
 
 struct mp__redis {
     pthread_mutex_t lock;
@@ -324,5 +325,58 @@ int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, 
         return rc;
     rc = mp__redis_call(r, kind, reply, 0, argc, argv, lens);
     mp__redis_end(r);
+    return rc;
+}
+
+bool mp__redis_reconnects(const mp__redis *r)
+{
+    return r->url.reconnect != 0;
+}
+
+/* Reads the replies of n pipelined commands; the first failure wins, and a
+ * missing reply leaves the stream out of step, so the connection goes. */
+static int read_replies(mp__redis *r, mp__rr_kind kind, int n, redisReply **out)
+{
+    int first = 0;
+    for (int i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL) {
+            int rc = context_error(r->c);
+            drop(r);
+            return rc;
+        }
+        int rc = mp__redis_reply_check(rep, kind);
+        if (rc == 0 && out)
+            out[i] = rep;
+        else
+            freeReplyObject(rep);
+        if (rc < 0 && first == 0)
+            first = rc;
+    }
+    return first;
+}
+
+int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies)
+{
+    for (int i = 0; replies && i < n; i++)
+        replies[i] = NULL;
+    int rc = mp__redis_begin(r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n && rc == 0; i++)
+        if (redisAppendCommandArgv(r->c, argc[i], (const char **)argv[i], lens[i]) != REDIS_OK)
+            rc = MP_ENOMEM;
+    if (rc == 0)
+        rc = read_replies(r, kind, n, replies);
+    else
+        drop(r); /* partly buffered commands: start afresh */
+    mp__redis_end(r);
+    for (int i = 0; rc < 0 && replies && i < n; i++) {
+        if (replies[i])
+            freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
     return rc;
 }

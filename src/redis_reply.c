@@ -10,9 +10,9 @@
 
 #include "redis_internal.h"
 
-/* Deepest nesting the backend ever asks for is 2 (EXEC of arrays); a
- * deeper reply is not one of ours. */
-#define MAX_DEPTH 4
+/* Deepest nesting the backend ever asks for is 5 (XREADGROUP: streams,
+ * stream, entries, entry, fields); a deeper reply is not one of ours. */
+#define MAX_DEPTH 6
 /* A stored value is at most MP_VALUE_MAX bytes plus its tag. */
 #define MAX_STR (MP_VALUE_MAX + 1)
 

@@ -85,6 +85,7 @@ typedef enum mp_error {
     MP_EOTHERBUILD = -10062,   /* a function's module is another build in the worker */
     MP_EAUTH = -10070,         /* the server refused the password (or user) */
     MP_ESERVER = -10071,       /* the server answered with an error of its own */
+    MP_ENOFUNC = -10080,       /* a distributed worker does not know the task's function */
 
     /* subprocess (-10020..-10029) */
     MP_ECALLEDPROCESS = -10020,  /* the program returned non-zero (CalledProcessError) */

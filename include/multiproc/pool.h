@@ -173,6 +173,15 @@ typedef struct mp_pool_opts {
     bool progress;
     mp_progress_fn progress_cb;
     void *progress_user;
+    /* A distributed pool (multiproc/worker.h): with a Redis manager, tasks
+     * go to the Redis stream of the pool named name (required then) and
+     * run in mp_worker_serve calls of any process on any machine; the
+     * options above must then be zero (progress ones are ignored). Both
+     * borrowed until return (the pool keeps its own reference to the
+     * manager's connection). NULL: a local pool (name is then ignored).
+     * A local manager is MP_EINVAL (MP_ENOSYS in a build without Redis). */
+    struct mp_manager *manager;
+    const char *name;
 } mp_pool_opts;
 
 /* One failed item. code is MP_ETASKFAILED (task_code holds the task's own
@@ -226,7 +235,8 @@ typedef struct mp_for_spec {
 
 #define MP_POOL_ACC_MAX 64
 
-/* mp_pool_create — start a pool of worker processes.
+/* mp_pool_create — start a pool of worker processes (or, with
+ * opts->manager, a client of a distributed pool: multiproc/worker.h).
  *
  * out: receives the pool, owned by the caller (mp_pool_destroy).
  * opts: borrowed until return; NULL means defaults.

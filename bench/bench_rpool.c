@@ -1,0 +1,133 @@
+/* The distributed pool's tiny-task throughput (row
+ * redis_pool_tiny_tasks_per_s), to set against the local pool's
+ * pool_tiny_tasks_per_s (bench_pool tiny).
+ *
+ *     bench_rpool tiny N   imap_unordered of N trivial tasks (square of an
+ *                          int64), chunksize 1, served by 2 worker
+ *                          processes on this machine; value = tasks/s
+ *     bench_rpool tiny_prefetch16 N   the same with workers that take 16
+ *                          tasks per round trip (mp_worker_opts.prefetch)
+ *
+ * The same workload as bench_pool's tiny mode, but every task is one entry
+ * of a Redis stream and one result on the client's list. The program
+ * starts its own redis-server (127.0.0.1, a free port, a password, no
+ * persistence) and two forked workers (mp_worker_serve), and warms them up
+ * before the clock starts. Prints RESULT value=<tasks/s> elapsed=<s>.
+ * BENCH_PREFETCH=<k> overrides the workers' prefetch option.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <multiproc.h>
+
+#include "bench_common.h"
+#include "redis_server.h"
+
+#define WORKERS 2
+
+static mp_test_redis srv;
+static unsigned prefetch; /* BENCH_PREFETCH: the workers' prefetch option */
+
+static void check(int rc, const char *what)
+{
+    if (rc < 0) {
+        mp_test_redis_stop(&srv, 0);
+        bench_die("%s: %s", what, mp_strerror(rc));
+    }
+}
+
+static int square(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                  void *ctx)
+{
+    (void)in_len, (void)out_cap, (void)ctx;
+    int64_t x;
+    memcpy(&x, in, sizeof(x));
+    x *= x;
+    memcpy(out, &x, sizeof(x));
+    *out_len = sizeof(x);
+    return 0;
+}
+
+static pid_t start_worker(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork failed");
+    if (pid == 0) {
+        mp_manager *m;
+        int rc = mp_manager_open(&m, srv.url);
+        if (rc == 0)
+            rc = mp_worker_serve(m, "bench", &(mp_worker_opts){.prefetch = prefetch});
+        _exit(rc == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+static void tiny(mp_pool *p, long n)
+{
+    int64_t *in = malloc((size_t)n * sizeof *in);
+    if (!in)
+        bench_die("out of memory");
+    for (long i = 0; i < n; i++)
+        in[i] = i;
+    mp_imap *it = NULL;
+    check(mp_pool_imap(p,
+                       &(mp_map_spec){.fn = square,
+                                      .in = in,
+                                      .n = (size_t)n,
+                                      .in_size = 8,
+                                      .out_size = 8,
+                                      .chunksize = 1},
+                       false, &it),
+          "mp_pool_imap");
+    int64_t v;
+    uint64_t total = 0, want = 0;
+    int rc;
+    while ((rc = mp_imap_next(it, &v, NULL, NULL, 60)) == 0)
+        total += (uint64_t)v;
+    for (long i = 0; i < n; i++)
+        want += (uint64_t)i * (uint64_t)i;
+    if (rc != MP_EEOF)
+        check(rc, "imap");
+    mp_imap_destroy(it);
+    free(in);
+    if (total != want)
+        bench_die("wrong result");
+}
+
+int main(int argc, char **argv)
+{
+    long n = bench_args(argc, argv, "tiny|tiny_prefetch16 <iterations>");
+    if (strcmp(argv[1], "tiny") != 0 && strcmp(argv[1], "tiny_prefetch16") != 0)
+        bench_die("unknown mode '%s'", argv[1]);
+    const char *pf = getenv("BENCH_PREFETCH");
+    prefetch = pf ? (unsigned)atoi(pf) : strcmp(argv[1], "tiny") == 0 ? 0 : 16;
+    if (mp_test_redis_start(&srv, "bench") != 0)
+        bench_die("redis-server: %s", srv.error);
+    check(mp_task_register("square", square), "register");
+    pid_t w[WORKERS];
+    for (int i = 0; i < WORKERS; i++)
+        w[i] = start_worker();
+    mp_manager *m;
+    check(mp_manager_open(&m, srv.url), "mp_manager_open");
+    mp_pool *p;
+    check(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "bench"}), "mp_pool_create");
+    tiny(p, 100); /* warm-up: both workers are serving */
+    double t0 = bench_now();
+    tiny(p, n);
+    double elapsed = bench_now() - t0;
+    mp_pool_destroy(p);
+    check(mp_worker_stop(m, "bench"), "stop");
+    for (int i = 0; i < WORKERS; i++)
+        waitpid(w[i], NULL, 0);
+    mp_manager_close(m);
+    mp_test_redis_stop(&srv, 0);
+    printf("RESULT value=%.6f elapsed=%.6f n=%ld workers=%d\n", (double)n / elapsed, elapsed, n,
+           WORKERS);
+    return 0;
+}

@@ -1,0 +1,70 @@
+/* Fuzz target: the distributed pool's wire formats, fed untrusted bytes
+ * (what a worker reads from the task stream, what a client reads from its
+ * result list).
+ *
+ * Run (from the repository root; needs libhiredis-dev):
+ *     CC=clang cmake -S . -B build-fuzz -DMP_BUILD_FUZZ=ON -DMP_BUILD_TESTS=OFF \
+ *         -DMP_BUILD_EXAMPLES=OFF -DMP_BUILD_BENCH=OFF
+ *     cmake --build build-fuzz --target fuzz_rpool_codec
+ *     build-fuzz/fuzz/fuzz_rpool_codec -max_total_time=30 fuzz/corpus/rpool_codec
+ *
+ * Input: the whole buffer is decoded as a result record (mp__rpr_decode),
+ * and when it passes every item is read (mp__rpr_next), each of which must
+ * lie inside the input, the items adding up to it. The same bytes, cut at
+ * each NUL into fields, are parsed as a task entry (mp__rptask_parse); a
+ * task that passes must keep its promises (n x isz = input size, bounds,
+ * views inside the input).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_pool.h"
+
+static void check_result(const uint8_t *data, size_t size)
+{
+    mp__rpr r;
+    if (mp__rpr_decode(data, size, &r) < 0)
+        return;
+    int32_t code;
+    const unsigned char *d;
+    size_t len, total = MP__RPR_HEAD;
+    uint32_t n = 0;
+    while (mp__rpr_next(&r, &code, &d, &len) == 0) {
+        if (d < data || d + len > data + size)
+            abort();
+        total += MP__RPR_ITEM + len;
+        n++;
+    }
+    if (n != r.n || total != size)
+        abort();
+}
+
+static void check_task(const uint8_t *data, size_t size)
+{
+    const char *f[64];
+    size_t lens[64], nf = 0, start = 0;
+    for (size_t i = 0; i <= size && nf < 64; i++)
+        if (i == size || data[i] == 0) {
+            f[nf] = (const char *)data + start;
+            lens[nf++] = i - start;
+            start = i + 1;
+        }
+    mp__rptask t;
+    if (mp__rptask_parse(f, lens, nf, &t) < 0)
+        return;
+    const unsigned char *end = data + size;
+    if (t.n == 0 || t.n > MP__RP_ITEMS_MAX || t.isz * t.n != t.in_len ||
+        t.cap * t.n > MP__RP_OUT_MAX || (t.in_len && (t.in < data || t.in + t.in_len > end)) ||
+        (const unsigned char *)t.fn < data || (const unsigned char *)t.fn + t.fn_len > end ||
+        !mp__rp_client_ok(t.client, strlen(t.client)))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    check_result(data, size);
+    check_task(data, size);
+    return 0;
+}

@@ -1,0 +1,141 @@
+/* multiproc — the distributed pool: tasks on a Redis stream, workers in any
+ * process on any machine.
+ *
+ * The client is an ordinary mp_pool created with a Redis manager and a
+ * pool name; apply_async, apply, map, map_async, starmap, imap and
+ * imap_unordered, mp_async_* and mp_imap_* work as on a local pool:
+ *
+ *     mp_manager *m;
+ *     mp_manager_open(&m, "redis://:secret@10.0.0.5:6379");
+ *     mp_task_register("square", square);
+ *     mp_pool *pool;
+ *     mp_pool_create(&pool, &(mp_pool_opts){ .manager = m, .name = "squares" });
+ *     int rc = mp_pool_map(pool, &(mp_map_spec){ .fn = square, .in = in, .n = 10,
+ *                              .in_size = 8, .out = out, .out_size = 8 }, 10.0);
+ *
+ * and on any machine, the same program (or any program that registers the
+ * same names) serves it:
+ *
+ *     mp_task_register("square", square);
+ *     mp_worker_serve(m, "squares", &(mp_worker_opts){ .idle_timeout = 60 });
+ *
+ * Functions: a task's function travels as the name it was registered
+ * under (mp_task_register), or, when it has none, as its place in the
+ * client's program (module path, offset, build-id): a worker then runs it
+ * only when it runs the same build of that module. A worker that cannot
+ * resolve the function fails the task with MP_ENOFUNC; it never crashes.
+ * Whoever can write to the Redis server can make workers call any
+ * registered function, and (without registered_only) any function of
+ * their program: protect the server with a password.
+ *
+ * Delivery is at least once: a worker that dies holding a task leaves it
+ * pending; after visibility_timeout seconds another worker claims it
+ * again. After max_deliveries deliveries the task fails with
+ * MP_EWORKERLOST (pid 0, signal 0: the worker was on another machine) and
+ * is copied to the dead-letter stream <prefix>pool:<name>:dead. A task
+ * may therefore run more than once (a worker that was only slow, or lost
+ * its connection after running it): make tasks idempotent. The client
+ * keeps the first result of each task and drops duplicates.
+ *
+ * Differences from a local pool: ctx must be NULL on the client (a pointer
+ * means nothing on another machine); tasks get the worker's
+ * mp_worker_opts.ctx instead. mp_pool_for is MP_ENOSYS. mp_pool_pids
+ * returns 0. Callbacks work; processes, initializer, maxtasksperchild,
+ * task_timeout, start_method and threads must be zero (MP_EINVAL), and
+ * the progress options are ignored. A failed item's mp_task_error has
+ * pid 0 and signal 0 (the worker was elsewhere); MP_ENOFUNC is a code of
+ * its own.
+ * Every call can also fail with the connection errors of the Redis
+ * manager (see multiproc/manager.h): with reconnect=0 a lost connection
+ * is MP_ECONNRESET for every later call; with reconnect=1 the next call
+ * connects again. Tasks in flight when a server without persistence
+ * restarts are lost with its data: they fail with MP_ECONNRESET once a
+ * wait of the client notices the restart (within about a second).
+ * No call waits longer than its timeout plus the manager's connection
+ * timeout (the URL's timeout option).
+ *
+ * Semantics of the pool calls on a distributed pool: close stops
+ * submissions; join (after close) waits until every task this client
+ * submitted has its result; terminate fails every unfinished mp_async with
+ * MP_ECLOSED at once (the tasks already on the stream may still run; their
+ * results are discarded); destroy terminates a pool with unfinished tasks
+ * and deletes the client's result list.
+ *
+ * Thread safety: as a local pool (one thread at a time per pool).
+ * mp_task_register may be called from any thread; mp_worker_serve may run
+ * in several threads or processes at once, one task at a time each.
+ * Threads that share a manager share its connection, on which a waiting
+ * worker holds it up to half a second: give each thread its own manager.
+ */
+#ifndef MULTIPROC_WORKER_H
+#define MULTIPROC_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "multiproc/error.h"
+#include "multiproc/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest task name, in bytes. */
+#define MP_TASK_NAME_MAX 64
+
+/* mp_task_register — give fn a name that clients and workers agree on.
+ * name: copied. Registering the same name with the same fn again is a
+ * no-op. Process-wide, thread-safe; names cannot be removed.
+ * Errors: MP_EINVAL (NULL or empty name, longer than MP_TASK_NAME_MAX,
+ * NULL fn), MP_EEXIST (name registered with another function, or fn under
+ * another name), MP_ENOMEM. */
+MP_API int mp_task_register(const char *name, mp_task_fn fn);
+
+typedef struct mp_worker_opts {
+    /* Tasks to run before returning; 0: no limit. */
+    unsigned long max_tasks;
+    /* Return 0 after this many seconds without a task; 0: never. */
+    double idle_timeout;
+    /* Seconds a task may stay delivered without an answer before another
+     * worker claims it again; 0: 30. Longer than the longest task. */
+    double visibility_timeout;
+    /* Deliveries of one task before it fails with MP_EWORKERLOST and goes
+     * to the dead-letter stream; 0: 3. */
+    unsigned max_deliveries;
+    /* Tasks taken from the stream at once; 0: 1. More makes tiny tasks
+     * faster (one round trip for several); fewer spreads long tasks
+     * better over the workers. Tasks taken are this worker's: if it
+     * dies, they wait for the visibility timeout, which runs for each
+     * from the moment the batch was taken (keep prefetch x the longest
+     * task below it, or tasks run twice). */
+    unsigned prefetch;
+    /* Refuse tasks whose function is not registered by name. */
+    bool registered_only;
+    /* Passed to every task as its ctx. */
+    void *ctx;
+    /* Checked between tasks (at least every half second), with an atomic
+     * load: non-zero makes the call return 0. Set it from another thread
+     * (atomically) or a signal handler. May be NULL. */
+    volatile int *stop;
+} mp_worker_opts;
+
+/* mp_worker_serve — run tasks of the distributed pool pool_name, one at a
+ * time, until stopped (opts->stop, mp_worker_stop, max_tasks,
+ * idle_timeout) or a connection error.
+ * m: a Redis manager, borrowed for the call. opts: NULL for defaults.
+ * Returns 0 when stopped, or: MP_EINVAL (NULL m or name, a local manager,
+ * negative or NaN timeouts), MP_ENOSYS (built without Redis), MP_ENOMEM,
+ * and the manager's connection errors (with reconnect=1 a lost server is
+ * waited for instead, until a stop condition). */
+MP_API int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts);
+
+/* mp_worker_stop — make every worker serving pool_name return (within
+ * about half a second of finishing its current task). Workers started
+ * later are not affected. Errors: MP_EINVAL, MP_ENOSYS, connection errors. */
+MP_API int mp_worker_stop(struct mp_manager *m, const char *pool_name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MULTIPROC_WORKER_H */

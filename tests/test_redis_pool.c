@@ -1,0 +1,728 @@
+/* Tests of the distributed pool against a real Redis server: round trips,
+ * maps with several worker processes, imap_unordered, task errors,
+ * unknown functions, a worker killed while holding a task, a task that
+ * kills every worker (dead letter), a server restarted mid-run, and the
+ * codecs on malformed input. Each test starts its own redis-server
+ * (tests/helpers/redis_server.h); workers are forked processes running
+ * mp_worker_serve. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mp_test.h"
+#include "redis_pool.h"
+#include "redis_server.h"
+
+static mp_test_redis srv;
+
+static void rpool_fini(void)
+{
+    mp_test_redis_stop(&srv, 0);
+    mp_test_fd_check();
+}
+
+TestSuite(rpool, .init = mp_test_fd_setup, .fini = rpool_fini, .timeout = 60);
+
+/* ---- tasks ---------------------------------------------------------------*/
+
+static int square(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                  void *ctx)
+{
+    (void)ctx;
+    int64_t x;
+    if (in_len != sizeof(x) || out_cap < sizeof(x))
+        return 99;
+    memcpy(&x, in, sizeof(x));
+    x *= x;
+    memcpy(out, &x, sizeof(x));
+    *out_len = sizeof(x);
+    return 0;
+}
+
+static int fail_odd(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                    void *ctx)
+{
+    int64_t x;
+    memcpy(&x, in, sizeof(x));
+    if (x % 2)
+        return 7;
+    return square(in, in_len, out, out_cap, out_len, ctx);
+}
+
+/* Not registered: travels as (module, offset, build-id). */
+static int negate(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                  void *ctx)
+{
+    (void)ctx, (void)out_cap;
+    int64_t x;
+    memcpy(&x, in, sizeof(x));
+    x = -x;
+    memcpy(out, &x, sizeof(x));
+    *out_len = in_len;
+    return 0;
+}
+
+/* Sleeps 60 s the first time (the test kills the worker meanwhile), runs
+ * at once once the marker file exists. in: the marker's path. */
+static int slow_once(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                     void *ctx)
+{
+    (void)ctx, (void)out_cap;
+    char path[256];
+    snprintf(path, sizeof(path), "%.*s", (int)in_len, (const char *)in);
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd >= 0) {
+        close(fd);
+        sleep(60);
+    }
+    memcpy(out, "done", 4);
+    *out_len = 4;
+    return 0;
+}
+
+static int sleep_ms(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                    void *ctx)
+{
+    (void)in_len, (void)out, (void)out_cap, (void)ctx;
+    int64_t ms;
+    memcpy(&ms, in, sizeof(ms));
+    usleep((useconds_t)ms * 1000);
+    *out_len = 0;
+    return 0;
+}
+
+static int suicide(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                   void *ctx)
+{
+    (void)in, (void)in_len, (void)out, (void)out_cap, (void)out_len, (void)ctx;
+    raise(SIGKILL);
+    return 0;
+}
+
+static void register_tasks(void)
+{
+    mp_assert_ok(mp_task_register("square", square));
+    mp_assert_ok(mp_task_register("fail_odd", fail_odd));
+    mp_assert_ok(mp_task_register("slow_once", slow_once));
+    mp_assert_ok(mp_task_register("suicide", suicide));
+    mp_assert_ok(mp_task_register("sleep_ms", sleep_ms));
+}
+
+/* ---- helpers -------------------------------------------------------------*/
+
+static void server_up(void)
+{
+    cr_assert(mp_test_redis_start(&srv, "s3cret") == 0, "cannot start redis-server: %s", srv.error);
+    register_tasks();
+}
+
+static const char *url_opt(const char *opt)
+{
+    static char buf[256];
+    snprintf(buf, sizeof(buf), "%s%s", srv.url, opt);
+    return buf;
+}
+
+/* A worker process serving pool "p" on its own connection. */
+static pid_t start_worker(const char *url, const mp_worker_opts *o)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        mp_manager *m;
+        if (mp_manager_open(&m, url) < 0)
+            _exit(2);
+        int rc = mp_worker_serve(m, "p", o);
+        if (rc != 0)
+            fprintf(stderr, "worker %d: %s\n", (int)getpid(), mp_err_name(rc));
+        mp_manager_close(m);
+        _exit(rc == 0 ? 0 : 3);
+    }
+    return pid;
+}
+
+static void stop_workers(mp_manager *m, const pid_t *pids, int n)
+{
+    mp_assert_ok(mp_worker_stop(m, "p"));
+    for (int i = 0; i < n; i++) {
+        int st;
+        cr_assert_eq(waitpid(pids[i], &st, 0), pids[i]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker status %d", st);
+    }
+}
+
+static mp_pool *make_pool(mp_manager *m)
+{
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "p"}));
+    return p;
+}
+
+static long long redis_int(mp_manager *m, const char *cmd, const char *key)
+{
+    mp__redis *r = mp__manager_redis_conn(m);
+    char k[256];
+    snprintf(k, sizeof(k), "%s%s", mp__redis_prefix(r), key);
+    redisReply *rep;
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_INT, &rep, 2, (const char *[]){cmd, k}, NULL));
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+static void on_ok(mp_async *a, void *user)
+{
+    (void)a;
+    ((int *)user)[0]++;
+}
+
+static void on_err(mp_async *a, void *user)
+{
+    (void)a;
+    ((int *)user)[1]++;
+}
+
+/* ---- a real server -------------------------------------------------------*/
+
+Test(rpool, apply_async_round_trip_by_name_and_by_address)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w = start_worker(srv.url, NULL);
+    mp_pool *p = make_pool(m);
+    int64_t x = 12, y = 0;
+    size_t len = 0;
+    mp_async *a;
+    int calls[2] = {0, 0};
+    mp_assert_ok(
+        mp_pool_apply_async(p, square, NULL, &x, sizeof(x), sizeof(y), on_ok, on_err, calls, &a));
+    mp_assert_ok(mp_async_get(a, &y, sizeof(y), &len, 30));
+    cr_assert_eq(y, 144);
+    cr_assert_eq(len, sizeof(y));
+    cr_assert(calls[0] == 1 && calls[1] == 0, "callbacks: %d ok, %d failed", calls[0], calls[1]);
+    cr_assert(mp_async_ready(a));
+    cr_assert_eq(mp_async_successful(a), 0);
+    mp_async_destroy(a);
+    /* An unregistered function of the same program, by address. */
+    mp_assert_ok(mp_pool_apply(p, negate, NULL, &x, sizeof(x), &y, sizeof(y), &len, 30));
+    cr_assert_eq(y, -12);
+    /* A result larger than the caller's buffer. */
+    char small[2];
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, sizeof(x), 8, NULL, NULL, NULL, &a));
+    mp_assert_rc(mp_async_get(a, small, sizeof(small), NULL, 30), MP_EMSGSIZE);
+    mp_async_destroy(a);
+    /* ctx pointers mean nothing on another machine. */
+    mp_assert_rc(mp_pool_apply_async(p, square, &x, &x, sizeof(x), 8, NULL, NULL, NULL, &a),
+                 MP_EINVAL);
+    mp_assert_rc(mp_pool_for(p, &(mp_for_spec){0}, 1), MP_ENOSYS);
+    mp_assert_ok(mp_pool_close(p));
+    mp_assert_rc(mp_pool_apply_async(p, square, NULL, &x, sizeof(x), 8, NULL, NULL, NULL, &a),
+                 MP_ECLOSED);
+    mp_assert_ok(mp_pool_join(p, 30));
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, create_validates_its_options)
+{
+    server_up();
+    mp_manager *m, *local;
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_assert_ok(mp_manager_open(&local, "local"));
+    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = m}), MP_EINVAL);
+    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = ""}), MP_EINVAL);
+    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = local, .name = "p"}), MP_EINVAL);
+    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "p", .processes = 2}),
+                 MP_EINVAL);
+    cr_assert_null(p);
+    mp_assert_rc(mp_worker_serve(local, "p", NULL), MP_EINVAL);
+    mp_assert_rc(mp_worker_serve(m, NULL, NULL), MP_EINVAL);
+    mp_assert_rc(mp_worker_serve(m, "p", &(mp_worker_opts){.idle_timeout = -1}), MP_EINVAL);
+    mp_assert_rc(mp_task_register("square", negate), MP_EEXIST);
+    mp_assert_rc(mp_task_register("", negate), MP_EINVAL);
+    mp_manager_close(local);
+    mp_manager_close(m);
+}
+
+Test(rpool, map_of_1000_items_with_two_workers)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    /* One takes a task at a time, the other eight (prefetch). */
+    pid_t w[2] = {start_worker(srv.url, NULL),
+                  start_worker(srv.url, &(mp_worker_opts){.prefetch = 8})};
+    mp_pool *p = make_pool(m);
+    enum { N = 1000 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i, out[i] = -1;
+    mp_assert_ok(mp_pool_map(p,
+                             &(mp_map_spec){.fn = square,
+                                            .in = in,
+                                            .n = N,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 7},
+                             60));
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(out[i], (int64_t)i * i, "item %d", i);
+    /* Default chunking, and an empty map. */
+    memset(out, 0, sizeof(out));
+    mp_assert_ok(mp_pool_map(
+        p, &(mp_map_spec){.fn = square, .in = in, .n = N, .in_size = 8, .out = out, .out_size = 8},
+        60));
+    cr_assert_eq(out[N - 1], (int64_t)(N - 1) * (N - 1));
+    mp_assert_ok(mp_pool_map(p, &(mp_map_spec){.fn = square, .in = in, .n = 0, .in_size = 8}, 5));
+    mp_assert_ok(mp_pool_close(p));
+    mp_assert_ok(mp_pool_join(p, 30));
+    mp_pool_destroy(p);
+    stop_workers(m, w, 2);
+    mp_manager_close(m);
+}
+
+Test(rpool, imap_unordered_and_ordered)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w[2] = {start_worker(srv.url, NULL), start_worker(srv.url, NULL)};
+    mp_pool *p = make_pool(m);
+    int64_t in[50];
+    for (int i = 0; i < 50; i++)
+        in[i] = i;
+    for (int ordered = 0; ordered < 2; ordered++) {
+        mp_imap *it;
+        mp_assert_ok(mp_pool_imap(
+            p,
+            &(mp_map_spec){
+                .fn = square, .in = in, .n = 50, .in_size = 8, .out_size = 8, .chunksize = 3},
+            ordered, &it));
+        bool seen[50] = {false};
+        int64_t v;
+        size_t idx;
+        for (int k = 0; k < 50; k++) {
+            mp_assert_ok(mp_imap_next(it, &v, &idx, NULL, 30));
+            cr_assert(idx < 50 && !seen[idx]);
+            if (ordered)
+                cr_assert_eq(idx, (size_t)k);
+            seen[idx] = true;
+            cr_assert_eq(v, (int64_t)(idx * idx));
+        }
+        mp_assert_rc(mp_imap_next(it, &v, &idx, NULL, 1), MP_EEOF);
+        mp_imap_destroy(it);
+    }
+    mp_pool_destroy(p);
+    stop_workers(m, w, 2);
+    mp_manager_close(m);
+}
+
+Test(rpool, a_task_error_code_fails_only_its_item)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w = start_worker(srv.url, NULL);
+    mp_pool *p = make_pool(m);
+    int64_t in[10], out[10] = {0};
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    mp_task_error errs[8];
+    size_t nerr = 0;
+    mp_assert_rc(mp_pool_map(p,
+                             &(mp_map_spec){.fn = fail_odd,
+                                            .in = in,
+                                            .n = 10,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 4,
+                                            .errors = errs,
+                                            .errors_cap = 8,
+                                            .n_errors = &nerr},
+                             30),
+                 MP_ETASKFAILED);
+    cr_assert_eq(nerr, 5);
+    for (size_t i = 0; i < nerr; i++) {
+        cr_assert_eq(errs[i].code, MP_ETASKFAILED);
+        cr_assert_eq(errs[i].task_code, 7);
+        cr_assert_eq(errs[i].index % 2, 1);
+    }
+    cr_assert_eq(out[4], 16);
+    mp_async *a;
+    mp_task_error e;
+    int64_t x = 3;
+    int calls[2] = {0, 0};
+    mp_assert_ok(mp_pool_apply_async(p, fail_odd, NULL, &x, 8, 8, on_ok, on_err, calls, &a));
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 30), MP_ETASKFAILED);
+    cr_assert(calls[0] == 0 && calls[1] == 1);
+    cr_assert_eq(mp_async_successful(a), 1);
+    mp_assert_ok(mp_async_error(a, 0, &e));
+    cr_assert_eq(e.task_code, 7);
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+static int late(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                void *ctx)
+{
+    return square(in, in_len, out, out_cap, out_len, ctx);
+}
+
+Test(rpool, unknown_function_fails_the_task_not_the_worker)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w = start_worker(srv.url, &(mp_worker_opts){.registered_only = true});
+    /* Registered after the worker started: the worker does not know it. */
+    mp_assert_ok(mp_task_register("late", late));
+    mp_pool *p = make_pool(m);
+    int64_t x = 5, y;
+    mp_assert_rc(mp_pool_apply(p, late, NULL, &x, 8, &y, 8, NULL, 30), MP_ENOFUNC);
+    /* By address, refused by a registered_only worker. */
+    mp_assert_rc(mp_pool_apply(p, negate, NULL, &x, 8, &y, 8, NULL, 30), MP_ENOFUNC);
+    /* An entry this library did not write: dead-lettered, acknowledged. */
+    mp__redis *r = mp__manager_redis_conn(m);
+    char k[128];
+    snprintf(k, sizeof(k), "%spool:p:tasks", mp__redis_prefix(r));
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_STR, NULL, 7,
+                               (const char *[]){"XADD", k, "*", "id", "x", "c", "../../etc"},
+                               NULL));
+    /* The worker is still there (and has passed the bad entry). */
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    cr_assert_eq(y, 25);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:dead"), 1);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, a_killed_worker_task_is_claimed_again)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    char marker[128];
+    snprintf(marker, sizeof(marker), "%s/slow_once.marker", srv.dir);
+    mp_worker_opts o = {.visibility_timeout = 1};
+    pid_t w1 = start_worker(srv.url, &o);
+    mp_pool *p = make_pool(m);
+    mp_async *a;
+    mp_assert_ok(
+        mp_pool_apply_async(p, slow_once, NULL, marker, strlen(marker), 8, NULL, NULL, NULL, &a));
+    /* Wait until w1 holds it (the marker exists), then kill w1. */
+    struct stat st;
+    for (int i = 0; i < 3000 && stat(marker, &st) != 0; i++)
+        usleep(10000);
+    cr_assert_eq(stat(marker, &st), 0, "the task never started");
+    kill(w1, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(w1, &status, 0), w1);
+    pid_t w2 = start_worker(srv.url, &o);
+    char out[8];
+    size_t len;
+    mp_assert_ok(mp_async_get(a, out, sizeof(out), &len, 30));
+    cr_assert_eq(len, 4);
+    cr_assert(memcmp(out, "done", 4) == 0);
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    stop_workers(m, &w2, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_worker_opts o = {.visibility_timeout = 0.3, .max_deliveries = 2};
+    pid_t w = start_worker(srv.url, &o);
+    mp_pool *p = make_pool(m);
+    mp_async *a;
+    mp_assert_ok(mp_pool_apply_async(p, suicide, NULL, NULL, 0, 0, NULL, NULL, NULL, &a));
+    int deaths = 0;
+    while (!mp_async_ready(a)) {
+        int st;
+        if (waitpid(w, &st, WNOHANG) == w) {
+            cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+            deaths++;
+            cr_assert(deaths <= 2, "delivered more than max_deliveries times");
+            w = start_worker(srv.url, &o);
+        }
+        mp_async_wait(a, 0.05);
+    }
+    cr_assert_eq(deaths, 2);
+    mp_task_error e;
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 0), MP_EWORKERLOST);
+    mp_assert_ok(mp_async_error(a, 0, &e));
+    cr_assert_eq(e.code, MP_EWORKERLOST);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:dead"), 1);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, server_restart_is_a_clear_error_without_reconnect)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w = start_worker(url_opt("?reconnect=1"), NULL);
+    mp_pool *p = make_pool(m);
+    int64_t x = 4, y;
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    mp_test_redis_stop(&srv, 1);
+    /* Down: the call fails, it does not wait for its timeout. */
+    mp_assert_rc(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, MP_FOREVER), MP_ECONNRESET);
+    cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
+    /* Back, but this client does not reconnect. */
+    mp_async *a;
+    mp_assert_rc(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a),
+                 MP_ECONNRESET);
+    mp_pool_destroy(p);
+    mp_manager_close(m);
+    /* The worker did reconnect: a new client is served. */
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    p = make_pool(m);
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    cr_assert_eq(y, 16);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, server_restart_with_reconnect_goes_on)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url_opt("?reconnect=1&timeout=2")));
+    pid_t w = start_worker(url_opt("?reconnect=1"), NULL);
+    mp_pool *p = make_pool(m);
+    int64_t x = 4, y;
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    /* A task in flight while the server restarts without its data is
+     * lost: its get ends at its timeout, it does not hang. */
+    mp_test_redis_stop(&srv, 1);
+    cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    cr_assert_eq(y, 16);
+    mp_async *a;
+    int64_t ms = 1500;
+    mp_assert_ok(mp_pool_apply_async(p, sleep_ms, NULL, &ms, 8, 0, NULL, NULL, NULL, &a));
+    mp_test_redis_stop(&srv, 1);
+    int rc = mp_async_get(a, NULL, 0, NULL, 1);
+    cr_assert(rc == MP_ECONNREFUSED || rc == MP_ECONNRESET || rc == MP_ETIMEDOUT, "%s",
+              mp_err_name(rc));
+    mp_async_destroy(a);
+    cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, tasks_lost_in_a_server_restart_fail_instead_of_hanging)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url_opt("?reconnect=1")));
+    mp_pool *p = make_pool(m);
+    int64_t x = 4, in[10] = {0}, out[10], y;
+    mp_async *a, *b;
+    /* No worker yet: both wait on the stream when the server restarts
+     * without its data. */
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    mp_assert_ok(mp_pool_map_async(p,
+                                   &(mp_map_spec){.fn = square,
+                                                  .in = in,
+                                                  .n = 10,
+                                                  .in_size = 8,
+                                                  .out = out,
+                                                  .out_size = 8,
+                                                  .chunksize = 3},
+                                   NULL, NULL, NULL, &b));
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 0.2), MP_ETIMEDOUT);
+    mp_test_redis_stop(&srv, 1);
+    cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
+    mp_assert_rc(mp_async_get(a, &y, 8, NULL, MP_FOREVER), MP_ECONNRESET);
+    mp_assert_rc(mp_async_get(b, NULL, 0, NULL, MP_FOREVER), MP_ECONNRESET);
+    mp_task_error e;
+    mp_assert_ok(mp_async_error(b, 0, &e));
+    cr_assert_eq(e.code, MP_ECONNRESET);
+    mp_async_destroy(a);
+    mp_async_destroy(b);
+    /* The pool goes on with the new server. */
+    pid_t w = start_worker(srv.url, NULL);
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
+    cr_assert_eq(y, 16);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, a_frozen_server_never_holds_a_call_past_its_timeouts)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, url_opt("?timeout=1")));
+    mp_pool *p = make_pool(m);
+    int64_t x = 4;
+    mp_async *a;
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    /* The server stops answering (no worker either): the wait ends with
+     * the call's timeout plus the connection's, not never. */
+    kill(srv.pid, SIGSTOP);
+    int rc = mp_async_get(a, NULL, 0, NULL, 0.5);
+    cr_assert(rc == MP_ETIMEDOUT, "%s", mp_err_name(rc));
+    kill(srv.pid, SIGCONT);
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    mp_manager_close(m);
+}
+
+Test(rpool, terminate_abandons_and_destroy_keeps_results_valid)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    int64_t x = 4;
+    mp_async *a;
+    /* No worker: the task stays on the stream. */
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 0.2), MP_ETIMEDOUT);
+    mp_assert_rc(mp_pool_join(p, 0.1), MP_EBUSY);
+    /* Only the creating process uses the pool: a forked child would take
+     * its parent's results. */
+    pid_t child = fork();
+    if (child == 0) {
+        mp_async *b;
+        bool ok = mp_async_wait(a, 0.1) == MP_EPERM &&
+                  mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &b) == MP_EPERM;
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_assert_eq(mp_pool_poll(p), 1);
+    mp_assert_ok(mp_pool_terminate(p));
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 1), MP_ECLOSED);
+    mp_assert_ok(mp_pool_join(p, 1));
+    mp_pool_destroy(p);
+    cr_assert_eq(mp_async_successful(a), 1);
+    mp_async_destroy(a);
+    mp_manager_close(m);
+}
+
+/* ---- codecs (pure) -------------------------------------------------------*/
+
+Test(rpool, codec_result_records_are_checked_before_use)
+{
+    unsigned char buf[64];
+    mp__rpr r;
+    mp__rpr_put_head(buf, 42, 0, 2);
+    mp__rpr_put_item(buf + 20, 0, 3);
+    memcpy(buf + 28, "abc", 3);
+    mp__rpr_put_item(buf + 31, 5, 0);
+    mp_assert_ok(mp__rpr_decode(buf, 39, &r));
+    cr_assert_eq(r.id, 42);
+    int32_t code;
+    const unsigned char *d;
+    size_t len;
+    mp_assert_ok(mp__rpr_next(&r, &code, &d, &len));
+    cr_assert(code == 0 && len == 3 && memcmp(d, "abc", 3) == 0);
+    mp_assert_ok(mp__rpr_next(&r, &code, &d, &len));
+    cr_assert(code == 5 && len == 0);
+    mp_assert_rc(mp__rpr_next(&r, &code, &d, &len), MP_ERANGE);
+    /* Truncated anywhere, one byte too many, a bad magic. */
+    for (size_t n = 0; n < 39; n++)
+        mp_assert_rc(mp__rpr_decode(buf, n, &r), MP_EBADMSG);
+    mp_assert_rc(mp__rpr_decode(buf, 40, &r), MP_EBADMSG);
+    mp_assert_rc(mp__rpr_decode(NULL, 39, &r), MP_EBADMSG);
+    buf[0] = 'X';
+    mp_assert_rc(mp__rpr_decode(buf, 39, &r), MP_EBADMSG);
+    /* An item length past the end (even a huge one). */
+    mp__rpr_put_head(buf, 1, 0, 1);
+    mp__rpr_put_item(buf + 20, 0, 0xffffffffu);
+    mp_assert_rc(mp__rpr_decode(buf, 28, &r), MP_EBADMSG);
+    /* A whole-task failure carries no items; a positive code is not ours. */
+    mp__rpr_put_head(buf, 1, MP_EWORKERLOST, 0);
+    mp_assert_ok(mp__rpr_decode(buf, 20, &r));
+    mp__rpr_put_head(buf, 1, MP_EWORKERLOST, 1);
+    mp_assert_rc(mp__rpr_decode(buf, 20, &r), MP_EBADMSG);
+    mp__rpr_put_head(buf, 1, 3, 0);
+    mp_assert_rc(mp__rpr_decode(buf, 20, &r), MP_EBADMSG);
+}
+
+static int parse(mp__rptask *t, size_t nf, ...)
+{
+    const char *f[32];
+    size_t lens[32];
+    va_list ap;
+    va_start(ap, nf);
+    for (size_t i = 0; i < nf; i++) {
+        f[i] = va_arg(ap, const char *);
+        lens[i] = strlen(f[i]);
+    }
+    va_end(ap);
+    return mp__rptask_parse(f, lens, nf, t);
+}
+
+Test(rpool, codec_task_entries_are_checked_before_use)
+{
+    mp__rptask t;
+    mp_assert_ok(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "2", "isz", "3", "cap",
+                       "8", "in", "abcdef"));
+    cr_assert(t.id == 7 && t.n == 2 && t.isz == 3 && t.cap == 8 && t.in_len == 6);
+    cr_assert_str_eq(t.client, "00ff");
+    /* Unknown fields are ignored. */
+    mp_assert_ok(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0", "cap",
+                       "8", "in", "", "x", "y"));
+    /* Sizes that do not add up, a missing field, a duplicate. */
+    mp_assert_rc(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "2", "isz", "3", "cap",
+                       "8", "in", "abcde"),
+                 MP_EBADMSG);
+    mp_assert_rc(
+        parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0", "cap", "8"),
+        MP_EBADMSG);
+    mp_assert_rc(parse(&t, 16, "id", "7", "id", "8", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0",
+                       "cap", "8", "in", ""),
+                 MP_EBADMSG);
+    /* A client id that would make another key, bad numbers, no items,
+     * bounds past what a worker allocates, an odd field count. */
+    mp_assert_rc(parse(&t, 14, "id", "7", "c", "../x", "f", "n:sq", "n", "1", "isz", "0", "cap",
+                       "8", "in", ""),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 14, "id", "-7", "c", "00ff", "f", "n:sq", "n", "1", "isz", "0", "cap",
+                       "8", "in", ""),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 14, "id", "99999999999999999999999", "c", "00ff", "f", "n:sq", "n", "1",
+                       "isz", "0", "cap", "8", "in", ""),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "0", "isz", "0", "cap",
+                       "8", "in", ""),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "1000", "isz", "0", "cap",
+                       "1000000000", "in", ""),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 14, "id", "7", "c", "00ff", "f", "x:sq", "n", "1", "isz", "0", "cap",
+                       "8", "in", ""),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 3, "id", "7", "c"), MP_EBADMSG);
+}
