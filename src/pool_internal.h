@@ -32,7 +32,7 @@
 #define MP__POOL_ERRS_KEPT 16
 #define MP__POOL_SPIN_NS   20000        /* spin for a result or a task before sleeping */
 #define MP__POOL_MODS      64           /* modules the tasks of a spawn/forkserver pool may use */
-#define MP__POOL_WIN_CHUNK (128 * 1024) /* automatic chunks of a staged map: bytes per chunk */
+#define MP__POOL_WIN_CHUNK (512 * 1024) /* automatic chunks of a staged map: bytes per chunk */
 #define MP__POOL_WIN_BUFS  64           /* at most this many staging buffers per map */
 
 /* The body of a spin-wait loop. */

@@ -204,7 +204,7 @@ typedef struct mp_map_spec {
     void *out;      /* n * out_size bytes, or NULL to discard the results */
     size_t out_size;
     /* Items per task; 0 chooses like Python, ceil(n / (4 * processes)),
-     * but at most 128 KiB of input plus output per chunk when the arrays
+     * but at most 512 KiB of input plus output per chunk when the arrays
      * are copied (not in the shared heap). */
     size_t chunksize;
     /* Optional: up to errors_cap failures are stored here; *n_errors (if
