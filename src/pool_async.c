@@ -150,7 +150,10 @@ static int open_window(mp_pool *p, mp_async *a, size_t in_size, size_t out_size)
     if (__builtin_mul_overflow(a->win_buf, (size_t)nbuf, &total))
         return MP_ENOMEM;
     a->win_free = nbuf == 64 ? UINT64_MAX : ((uint64_t)1 << nbuf) - 1;
-    return mp__pool_block_get(p, &a->win, total);
+    int rc = mp__pool_block_get(p, &a->win, total);
+    if (rc == 0)
+        mp__pool_prefault(a->win.p, total); /* fresh shared pages: one call */
+    return rc;
 }
 
 /* Staging: arrays outside the heap pass through the window (input copied

@@ -297,6 +297,7 @@ void mp__pool_fail_all(mp_pool *p, int code);
 int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
 void mp__pool_block_put(mp_pool *p, mp__block *b);
 void mp__pool_record_error(mp_async *a, const mp_task_error *e);
+void mp__pool_prefault(void *p, size_t len);
 
 /* pool_async.c */
 int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out);
