@@ -35,6 +35,7 @@ void mp__async_free(mp_async *a)
     free(a->retry);
     free(a->res);
     free(a->in_copy);
+    free(a->win_stack);
     free(a);
 }
 
@@ -130,26 +131,36 @@ static size_t round64(size_t x)
     return (x + 63) & ~(size_t)63;
 }
 
-/* The window of a staged map: a few chunk-sized buffers, reused as chunks
- * come back, so that a large array is never duplicated in the heap and the
+/* The window of a staged map: chunk-sized buffers, reused as chunks come
+ * back, so that a large array is never duplicated in the heap and the
  * buffers' pages, faulted once, stay warm (the pool keeps the block for
  * the next map). Two per worker and two more let the parent fill the next
- * chunks while the workers run theirs. */
+ * chunks while the workers run theirs; small chunks get more, up to the
+ * same bytes (or one per ring slot), so that a map of tiny tasks keeps as
+ * many chunks queued as it would in place. */
 static int open_window(mp_pool *p, mp_async *a, size_t in_size, size_t out_size)
 {
     uint64_t chunks = a->n / a->chunk + (a->n % a->chunk ? 1 : 0);
-    uint64_t nbuf = (uint64_t)p->nproc * 2 + 2;
-    if (nbuf > MP__POOL_WIN_BUFS)
-        nbuf = MP__POOL_WIN_BUFS;
-    if (nbuf > chunks)
-        nbuf = chunks;
     /* chunk <= n, and n * size fits (check_map): no overflow below 2^63. */
     a->win_in = in_size ? round64(a->chunk * in_size) : 0;
     a->win_buf = a->win_in + (out_size ? round64(a->chunk * out_size) : 0);
+    uint64_t base = (uint64_t)p->nproc * 2 + 2;
+    uint64_t nbuf = base * MP__POOL_WIN_CHUNK / a->win_buf;
+    if (nbuf < base)
+        nbuf = base;
+    if (nbuf > MP__POOL_RING)
+        nbuf = MP__POOL_RING;
+    if (nbuf > chunks)
+        nbuf = chunks;
     size_t total;
     if (__builtin_mul_overflow(a->win_buf, (size_t)nbuf, &total))
         return MP_ENOMEM;
-    a->win_free = nbuf == 64 ? UINT64_MAX : ((uint64_t)1 << nbuf) - 1;
+    a->win_stack = malloc((size_t)nbuf * sizeof *a->win_stack);
+    if (!a->win_stack)
+        return MP_ENOMEM;
+    for (uint32_t i = 0; i < (uint32_t)nbuf; i++)
+        a->win_stack[i] = (uint32_t)nbuf - 1 - i; /* buffer 0 on top */
+    a->win_nfree = (uint32_t)nbuf;
     int rc = mp__pool_block_get(p, &a->win, total);
     if (rc == 0)
         mp__pool_prefault(a->win.p, total); /* fresh shared pages: one call */

@@ -33,7 +33,6 @@
 #define MP__POOL_SPIN_NS   20000        /* spin for a result or a task before sleeping */
 #define MP__POOL_MODS      64           /* modules the tasks of a spawn/forkserver pool may use */
 #define MP__POOL_WIN_CHUNK (512 * 1024) /* automatic chunks of a staged map: bytes per chunk */
-#define MP__POOL_WIN_BUFS  64           /* at most this many staging buffers per map */
 
 /* The body of a spin-wait loop. */
 #if defined(__x86_64__) || defined(__i386__)
@@ -212,9 +211,10 @@ struct mp_async {
     mp__block st_in, st_out; /* apply's staging, imap's results (NULL p: none) */
     mp__block win;           /* map: the staging window (NULL p: none) */
     size_t win_in, win_buf;  /* bytes of a buffer's input part, of a whole buffer */
-    uint64_t win_free;       /* bit i: buffer i is free */
-    int64_t begin;           /* for: first index */
-    void *result;            /* for: total */
+    uint32_t *win_stack;     /* indexes of the free buffers, the last freed on top */
+    uint32_t win_nfree;
+    int64_t begin; /* for: first index */
+    void *result;  /* for: total */
     mp_reduce_fn reduce;
     void *rctx;
 

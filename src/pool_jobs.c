@@ -242,7 +242,7 @@ static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
             a->reduce(a->result, s->outbuf, a->rctx);
     }
     if (s->buf >= 0)
-        a->win_free |= (uint64_t)1 << s->buf; /* its worker is done with it, or dead */
+        a->win_stack[a->win_nfree++] = (uint32_t)s->buf; /* its worker is done, or dead */
     s->buf = -1;
     atomic_store_explicit(&s->state, MP__SLOT_FREE, memory_order_relaxed);
     a->inflight--;
@@ -347,9 +347,8 @@ static void place_map(mp_async *a, mp__pslot *s, uint64_t first, uint64_t count)
     const mp__pjob *j = a->job;
     char *buf = NULL;
     if (a->win.p) {
-        int b = __builtin_ctzll(a->win_free);
-        a->win_free &= ~((uint64_t)1 << b);
-        s->buf = b;
+        uint32_t b = a->win_stack[--a->win_nfree];
+        s->buf = (int32_t)b;
         buf = (char *)a->win.p + (size_t)b * a->win_buf;
     }
     if (a->user_in) {
@@ -387,7 +386,7 @@ static void feed_range(mp_pool *p, mp_async *a)
  * for a free buffer of its window. */
 static bool has_work(const mp_async *a)
 {
-    return (a->nretry > 0 || a->next_item < a->n) && (!a->win.p || a->win_free != 0);
+    return (a->nretry > 0 || a->next_item < a->n) && (!a->win.p || a->win_nfree > 0);
 }
 
 /* Makes the slots written so far visible to the workers, waking sleepers. */
