@@ -4,12 +4,14 @@
  *     bench_pool sumsq_map N   the seeds' sum of the squares of 1..10^7 with
  *                              mp_pool_map over malloc'd arrays, allocated
  *                              cold and filled inside the timed region (the
- *                              pool copies them into the shared heap and
- *                              back); value = seconds per sum
+ *                              pool copies them chunk by chunk through its
+ *                              staging window and back); value = seconds
+ *                              per sum
  *     bench_pool sumsq_map_heap N   the same over arrays allocated cold in
  *                              the shared heap (zero-copy map; a diagnostic:
  *                              fresh shared pages fault more slowly than
- *                              private ones, so this is not faster cold)
+ *                              private ones, so cold this is slower than
+ *                              the staged map)
  *     bench_pool sumsq_for N   the same with mp_pool_for and a reduction
  *     bench_pool roundtrip N   apply_async(identity).get() on an idle pool;
  *                              value = microseconds per round trip
