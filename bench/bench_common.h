@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,37 @@ static inline void bench_pin(int role)
     CPU_SET((size_t)cpu[role], &set);
     if (sched_setaffinity(0, sizeof set, &set) < 0)
         bench_die("sched_setaffinity(%d): %s", cpu[role], strerror(errno));
+}
+
+/* The sum of x * x for x in [begin, end), 1 <= begin, end <= 2^26: the
+ * inner loop of the sum-of-squares rows, shared by the library's benchmark
+ * and its floor so that both do the same arithmetic. Blocks of 4096 terms
+ * are summed in 64 bits (below 2^26 a block cannot overflow), with four
+ * independent accumulators that the CPU runs in parallel, then added to
+ * the 128-bit total. */
+__extension__ typedef unsigned __int128 bench_u128;
+
+#define BENCH_SUMSQ_BLOCK 4096
+
+static inline bench_u128 bench_sumsq_range(int64_t begin, int64_t end)
+{
+    if (begin < 1 || end > ((int64_t)1 << 26))
+        bench_die("bench_sumsq_range: [%lld, %lld) out of range", (long long)begin, (long long)end);
+    bench_u128 total = 0;
+    for (int64_t lo = begin; lo < end; lo += BENCH_SUMSQ_BLOCK) {
+        uint64_t hi = (uint64_t)(end - lo < BENCH_SUMSQ_BLOCK ? end : lo + BENCH_SUMSQ_BLOCK);
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, x = (uint64_t)lo;
+        for (; x + 4 <= hi; x += 4) {
+            s0 += x * x;
+            s1 += (x + 1) * (x + 1);
+            s2 += (x + 2) * (x + 2);
+            s3 += (x + 3) * (x + 3);
+        }
+        for (; x < hi; x++)
+            s0 += x * x;
+        total += s0 + s1 + s2 + s3;
+    }
+    return total;
 }
 
 #endif /* MULTIPROC_BENCH_COMMON_H */

@@ -4,12 +4,14 @@
  *     bench_pool sumsq_map N   the seeds' sum of the squares of 1..10^7 with
  *                              mp_pool_map over malloc'd arrays, allocated
  *                              cold and filled inside the timed region (the
- *                              pool copies them into the shared heap and
- *                              back); value = seconds per sum
+ *                              pool copies them chunk by chunk through its
+ *                              staging window and back); value = seconds
+ *                              per sum
  *     bench_pool sumsq_map_heap N   the same over arrays allocated cold in
  *                              the shared heap (zero-copy map; a diagnostic:
  *                              fresh shared pages fault more slowly than
- *                              private ones, so this is not faster cold)
+ *                              private ones, so cold this is slower than
+ *                              the staged map)
  *     bench_pool sumsq_for N   the same with mp_pool_for and a reduction
  *     bench_pool roundtrip N   apply_async(identity).get() on an idle pool;
  *                              value = microseconds per round trip
@@ -51,10 +53,7 @@ static int square(const void *in, size_t in_len, void *out, size_t out_cap, size
 static int sum_chunk(int64_t begin, int64_t end, void *acc, void *ctx)
 {
     (void)ctx;
-    u128 s = 0;
-    for (int64_t x = begin; x < end; x++)
-        s = s + (uint64_t)(x * x);
-    *(u128 *)acc = s;
+    *(u128 *)acc = bench_sumsq_range(begin, end); /* the floor's inner loop */
     return 0;
 }
 

@@ -3,13 +3,16 @@
  *     floor_pool sumsq_map N   the seeds' map + sum with an OpenMP parallel
  *                              loop (same cold arrays, same serial fill and sum)
  *     floor_pool sumsq_for N   the sum of squares as one OpenMP parallel
- *                              loop with per-thread 128-bit partials
+ *                              region: each thread sums its static share
+ *                              with bench_sumsq_range (the library's chunks
+ *                              use the same) into a 128-bit partial
  *     floor_pool roundtrip N   futex ping-pong between two processes over a
  *                              shared word; value = microseconds per round trip
  *
  * Built with -fopenmp (this program only).
  */
 #include <linux/futex.h>
+#include <omp.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -47,10 +50,11 @@ static u128 sumsq_for(void)
     u128 sum = 0;
 #pragma omp parallel
     {
-        u128 part = 0;
-#pragma omp for schedule(static)
-        for (int64_t x = 1; x <= SUMSQ_N; x++)
-            part = part + (uint64_t)(x * x);
+        /* Each thread's static share of 1..10^7, summed by the same inner
+         * loop as the library's chunks. */
+        int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t lo = 1 + SUMSQ_N * t / nt, hi = 1 + SUMSQ_N * (t + 1) / nt;
+        u128 part = bench_sumsq_range(lo, hi);
 #pragma omp critical
         sum = sum + part;
     }

@@ -357,7 +357,8 @@ void mp_pool_destroy(mp_pool *p)
     for (mp_async *a = p->all; a; a = a->all_next) {
         mp__heap_free(a->st_in.p);
         mp__heap_free(a->st_out.p);
-        a->st_in = a->st_out = (mp__block){0};
+        mp__heap_free(a->win.p);
+        a->st_in = a->st_out = a->win = (mp__block){0};
         a->pool = NULL;
     }
     for (size_t i = 0; i < MP__ARRAY_LEN(p->cache); i++)

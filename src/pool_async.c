@@ -23,6 +23,7 @@ void mp__async_free(mp_async *a)
     if (p) {
         mp__pool_block_put(p, &a->st_in);
         mp__pool_block_put(p, &a->st_out);
+        mp__pool_block_put(p, &a->win);
         if (a->all_prev)
             a->all_prev->all_next = a->all_next;
         else if (p->all == a)
@@ -34,6 +35,8 @@ void mp__async_free(mp_async *a)
         mp__heap_free(a->job);
     free(a->retry);
     free(a->res);
+    free(a->in_copy);
+    free(a->win_stack);
     free(a);
 }
 
@@ -113,41 +116,109 @@ static int check_map(const mp_map_spec *s)
     return 0;
 }
 
-static uint64_t auto_chunk(const mp_pool *p, uint64_t n, size_t chunksize)
+/* staged: bytes per item that pass through a staging window (0: none). */
+static uint64_t auto_chunk(const mp_pool *p, uint64_t n, size_t chunksize, size_t staged)
 {
     if (chunksize > 0)
-        return chunksize;
+        return chunksize < n ? chunksize : (n ? n : 1);
     /* Python's rule: four chunks per worker, rounded up. */
     uint64_t per = (uint64_t)p->nproc * 4;
     uint64_t c = n / per + (n % per ? 1 : 0);
+    /* Staged chunks stay small: the window's buffers then stay in the
+     * caches between the parent's copies and the worker's pass. */
+    if (staged > 0 && c > MP__POOL_WIN_CHUNK / staged)
+        c = MP__POOL_WIN_CHUNK / staged;
     return c ? c : 1;
 }
 
-/* Staging: arrays outside the heap are copied into a heap block (input
- * chunk by chunk as it is handed out, output as chunks complete). */
+static size_t round64(size_t x)
+{
+    return (x + 63) & ~(size_t)63;
+}
+
+/* The window of a staged map: chunk-sized buffers, reused as chunks come
+ * back, so that a large array is never duplicated in the heap and the
+ * buffers' pages, faulted once, stay warm (the pool keeps the block for
+ * the next map). Two per worker and two more let the parent fill the next
+ * chunks while the workers run theirs; small chunks get more, up to the
+ * same bytes (or one per ring slot), so that a map of tiny tasks keeps as
+ * many chunks queued as it would in place. */
+static int open_window(mp_pool *p, mp_async *a, size_t in_size, size_t out_size)
+{
+    uint64_t chunks = a->n / a->chunk + (a->n % a->chunk ? 1 : 0);
+    /* chunk <= n, and n * size fits (check_map): no overflow below 2^63. */
+    a->win_in = in_size ? round64(a->chunk * in_size) : 0;
+    a->win_buf = a->win_in + (out_size ? round64(a->chunk * out_size) : 0);
+    uint64_t base = (uint64_t)p->nproc * 2 + 2;
+    uint64_t nbuf = base * MP__POOL_WIN_CHUNK / a->win_buf;
+    if (nbuf < base)
+        nbuf = base;
+    if (nbuf > MP__POOL_RING)
+        nbuf = MP__POOL_RING;
+    if (nbuf > chunks)
+        nbuf = chunks;
+    size_t total;
+    if (__builtin_mul_overflow(a->win_buf, (size_t)nbuf, &total))
+        return MP_ENOMEM;
+    a->win_stack = malloc((size_t)nbuf * sizeof *a->win_stack);
+    if (!a->win_stack)
+        return MP_ENOMEM;
+    for (uint32_t i = 0; i < (uint32_t)nbuf; i++)
+        a->win_stack[i] = (uint32_t)nbuf - 1 - i; /* buffer 0 on top */
+    a->win_nfree = (uint32_t)nbuf;
+    int rc = mp__pool_block_get(p, &a->win, total);
+    if (rc == 0)
+        mp__pool_prefault(a->win.p, total); /* fresh shared pages: one call */
+    return rc;
+}
+
+/* Staging: arrays outside the heap pass through the window (input copied
+ * into a buffer as its chunk is handed out, results copied back to the
+ * caller's array as the chunk comes back); arrays in the heap are used in
+ * place, and so are all arrays with thread workers, which share the
+ * caller's memory. An iterator's results are kept in a heap block of
+ * their own until taken. */
 static int stage(mp_pool *p, mp_async *a, const mp_map_spec *s, bool force_out)
 {
     mp__pjob *j = a->job;
     size_t in_bytes = s->n * s->in_size, out_bytes = s->n * s->out_size;
+    bool win_in = in_bytes > 0 && !p->threads && !mp__heap_contains(s->in, in_bytes);
+    bool win_out = false;
     int rc = 0;
-    /* Thread workers share the caller's memory: nothing to stage. */
-    if (in_bytes == 0 || p->threads || mp__heap_contains(s->in, in_bytes)) {
-        j->in = s->in;
-    } else {
-        rc = mp__pool_block_get(p, &a->st_in, in_bytes);
-        j->in = a->st_in.p;
+    j->in = win_in ? NULL : s->in;
+    a->user_in = win_in ? s->in : NULL;
+    if (out_bytes > 0 && force_out) {
+        rc = mp__pool_block_get(p, &a->st_out, out_bytes);
+        j->out = a->st_out.p;
+    } else if (out_bytes > 0 && s->out) {
+        win_out = !p->threads && !mp__heap_contains(s->out, out_bytes);
+        j->out = win_out ? NULL : s->out;
+        a->user_out = win_out ? s->out : NULL;
     }
-    if (rc == 0 && out_bytes > 0) {
-        if (s->out && !force_out && (p->threads || mp__heap_contains(s->out, out_bytes))) {
-            j->out = s->out;
-        } else if (s->out || force_out) {
-            rc = mp__pool_block_get(p, &a->st_out, out_bytes);
-            j->out = a->st_out.p;
-            a->user_out = force_out ? NULL : s->out;
-        }
+    a->chunk =
+        auto_chunk(p, s->n, s->chunksize, (win_in ? s->in_size : 0) + (win_out ? s->out_size : 0));
+    if (rc < 0 || (!win_in && !win_out))
+        return rc;
+    return open_window(p, a, win_in ? s->in_size : 0, win_out ? s->out_size : 0);
+}
+
+void mp__async_own_input(mp_async *a)
+{
+    if (!a->user_in || a->in_copy)
+        return;
+    size_t bytes = a->n * a->job->in_size;
+    a->in_copy = malloc(bytes);
+    if (a->in_copy) {
+        memcpy(a->in_copy, a->user_in, bytes);
+        a->user_in = a->in_copy;
+        return;
     }
-    a->user_in = a->st_in.p ? s->in : NULL;
-    return rc;
+    /* No copy: the items not yet handed out are dropped unrun (nobody
+     * would see their results). */
+    a->next_item = a->n;
+    a->nretry = 0;
+    if (a->inflight == 0)
+        mp__pool_finish(a->pool, a);
 }
 
 int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out)
@@ -174,12 +245,11 @@ int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_asyn
                          .in_size = s->in_size,
                          .out_size = s->out_size};
     a->pool = p;
+    a->n = s->n;
     rc = stage(p, a, s, force_out);
     if (rc < 0)
         goto fail;
     a->kind = MP__JOB_MAP;
-    a->n = s->n;
-    a->chunk = auto_chunk(p, s->n, s->chunksize);
     if (s->errors_cap > 0) {
         a->errs = s->errors;
         a->errs_cap = s->errors_cap;
@@ -280,7 +350,7 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
     a->kind = MP__JOB_FOR;
     a->begin = s->begin;
     a->n = (uint64_t)(s->end - s->begin);
-    a->chunk = auto_chunk(p, a->n, s->chunksize);
+    a->chunk = auto_chunk(p, a->n, s->chunksize, 0);
     a->result = s->result;
     a->reduce = s->reduce;
     a->rctx = s->ctx;

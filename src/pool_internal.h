@@ -30,8 +30,9 @@
 #define MP__POOL_MAXPROC   1024
 #define MP__POOL_SLICE_NS  10000000 /* parent's longest futex sleep: death checks */
 #define MP__POOL_ERRS_KEPT 16
-#define MP__POOL_SPIN_NS   20000 /* spin for a result or a task before sleeping */
-#define MP__POOL_MODS      64    /* modules the tasks of a spawn/forkserver pool may use */
+#define MP__POOL_SPIN_NS   20000        /* spin for a result or a task before sleeping */
+#define MP__POOL_MODS      64           /* modules the tasks of a spawn/forkserver pool may use */
+#define MP__POOL_WIN_CHUNK (512 * 1024) /* automatic chunks of a staged map: bytes per chunk */
 
 /* The body of a spin-wait loop. */
 #if defined(__x86_64__) || defined(__i386__)
@@ -92,12 +93,14 @@ typedef struct mp__pslot {
     uint32_t failed;               /* 1: item first + progress failed with fail_code;
                                       2: none could run, fail_code is the library's reason */
     int32_t fail_code;             /* the task's own code (failed 1), the reason (2) */
+    int32_t buf;                   /* map: the staging buffer it holds, -1: none (parent's) */
     mp__pjob *job;                 /* map and for */
     uint64_t first;                /* first item (for: first index) */
     uint64_t count;                /* items (for: indexes) */
     _Atomic uint64_t progress;     /* items finished, written by the worker */
     _Atomic int64_t item_start_ns; /* when the current item began (timeouts) */
-    /* apply */
+    /* apply; in and out also for maps: the first item's input and
+     * output (out NULL: results dropped) */
     mp_task_fn fn;
     void *ctx;
     void *in;
@@ -202,11 +205,16 @@ struct mp_async {
     uint64_t n, chunk, next_item, items_done, inflight;
     mp__range *retry;
     size_t nretry, retry_cap;
-    const char *user_in;
-    char *user_out;
-    mp__block st_in, st_out; /* heap staging (NULL p: used in place) */
-    int64_t begin;           /* for: first index */
-    void *result;            /* for: total */
+    const char *user_in;     /* ordinary input array, staged through the window */
+    char *user_out;          /* ordinary output array, staged through the window */
+    char *in_copy;           /* private copy of user_in once detached (user_in points to it) */
+    mp__block st_in, st_out; /* apply's staging, imap's results (NULL p: none) */
+    mp__block win;           /* map: the staging window (NULL p: none) */
+    size_t win_in, win_buf;  /* bytes of a buffer's input part, of a whole buffer */
+    uint32_t *win_stack;     /* indexes of the free buffers, the last freed on top */
+    uint32_t win_nfree;
+    int64_t begin; /* for: first index */
+    void *result;  /* for: total */
     mp_reduce_fn reduce;
     void *rctx;
 
@@ -292,10 +300,14 @@ void mp__pool_fail_all(mp_pool *p, int code);
 int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
 void mp__pool_block_put(mp_pool *p, mp__block *b);
 void mp__pool_record_error(mp_async *a, const mp_task_error *e);
+void mp__pool_prefault(void *p, size_t len);
 
 /* pool_async.c */
 int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out);
 void mp__async_free(mp_async *a);
+/* A map's caller is gone (destroyed before completion): stop reading its
+ * input array. May finish (and free) a. */
+void mp__async_own_input(mp_async *a);
 void mp__imap_on_items(mp_imap *it, uint64_t first, uint64_t count);
 void mp__imap_on_error(mp_imap *it, const mp_task_error *e);
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "futex.h"
 #include "heap.h"
@@ -103,6 +104,7 @@ void mp__pool_finish(mp_pool *p, mp_async *a)
     if (a->n_errors_out)
         *a->n_errors_out = a->nerr;
     mp__pool_block_put(p, &a->st_in);
+    mp__pool_block_put(p, &a->win);
     if (!a->it)
         mp__pool_block_put(p, &a->st_out); /* an iterator still reads it */
     if (a->job) {
@@ -161,14 +163,36 @@ static void retry(mp_async *a, uint64_t first, uint64_t count)
     a->retry[a->nretry++] = (mp__range){first, count};
 }
 
+/* Faults in the pages of [p, p + len) with one call before they are
+ * written: a fresh output array otherwise takes one page fault per page,
+ * in the parent, one after the other, and that trap was a large part of
+ * a staged map's cost. The pages are the caller's and are about to be
+ * written; their contents do not change. Best effort (MADV_POPULATE_WRITE
+ * is Linux 5.14). */
+void mp__pool_prefault(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t lo = (uintptr_t)p & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)p + len + 4095) & ~(uintptr_t)4095;
+    if (len > 0)
+        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)len;
+#endif
+}
+
 static void done_map(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome *o)
 {
     uint64_t d = atomic_load_explicit(&s->progress, memory_order_acquire);
     if (d > s->count)
         d = s->count;
     size_t os = a->job->out_size;
-    if (d > 0 && a->st_out.p && a->user_out)
-        memcpy(a->user_out + s->first * os, (const char *)a->st_out.p + s->first * os, d * os);
+    /* Results staged in the window go to the caller's array now, before
+     * the buffer is reused (a detached job has no array any more). */
+    if (d > 0 && a->user_out) {
+        mp__pool_prefault(a->user_out + s->first * os, d * os);
+        memcpy(a->user_out + s->first * os, s->out, d * os);
+    }
     if (d > 0 && a->it)
         mp__imap_on_items(a->it, s->first, d);
     a->items_done += d;
@@ -217,6 +241,9 @@ static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
         else if (a->reduce)
             a->reduce(a->result, s->outbuf, a->rctx);
     }
+    if (s->buf >= 0)
+        a->win_stack[a->win_nfree++] = (uint32_t)s->buf; /* its worker is done, or dead */
+    s->buf = -1;
     atomic_store_explicit(&s->state, MP__SLOT_FREE, memory_order_relaxed);
     a->inflight--;
     if (job_complete(a))
@@ -285,6 +312,7 @@ static mp__pslot *slot_for(mp_pool *p, mp_async *a)
     s->worker = UINT32_MAX;
     s->failed = 0;
     s->fail_code = 0;
+    s->buf = -1;
     s->job = a->job;
     s->owner = a;
     atomic_store_explicit(&s->progress, 0, memory_order_relaxed);
@@ -310,6 +338,31 @@ static void feed_apply(mp_pool *p, mp_async *a)
     a->next_item = 1;
 }
 
+/* Where a map chunk's items are read and written: in place (arrays in
+ * the heap, thread workers, an iterator's results), or in a free buffer of
+ * the window, into which the input is copied now; the results are copied
+ * out of it when the chunk comes back (done_map). */
+static void place_map(mp_async *a, mp__pslot *s, uint64_t first, uint64_t count)
+{
+    const mp__pjob *j = a->job;
+    char *buf = NULL;
+    if (a->win.p) {
+        uint32_t b = a->win_stack[--a->win_nfree];
+        s->buf = (int32_t)b;
+        buf = (char *)a->win.p + (size_t)b * a->win_buf;
+    }
+    if (a->user_in) {
+        memcpy(buf, a->user_in + first * j->in_size, count * j->in_size);
+        s->in = buf;
+    } else {
+        s->in = (void *)(uintptr_t)(j->in + first * j->in_size);
+    }
+    if (a->win_buf > a->win_in) /* the buffer has an output part */
+        s->out = buf + a->win_in;
+    else
+        s->out = j->out ? j->out + first * j->out_size : NULL;
+}
+
 static void feed_range(mp_pool *p, mp_async *a)
 {
     uint64_t first, count;
@@ -321,20 +374,19 @@ static void feed_range(mp_pool *p, mp_async *a)
         first = a->next_item;
         count = a->n - first < a->chunk ? a->n - first : a->chunk;
         a->next_item += count;
-        /* Ordinary input arrays are copied into the heap here, chunk by
-         * chunk, so that the workers start on the first chunk at once. */
-        if (a->st_in.p)
-            memcpy((char *)a->st_in.p + first * a->job->in_size,
-                   a->user_in + first * a->job->in_size, count * a->job->in_size);
     }
     mp__pslot *s = slot_for(p, a);
     s->first = a->kind == MP__JOB_FOR ? first + (uint64_t)a->begin : first;
     s->count = count;
+    if (a->kind == MP__JOB_MAP)
+        place_map(a, s, first, count);
 }
 
+/* Whether a chunk of the job can be handed out now: a staged map waits
+ * for a free buffer of its window. */
 static bool has_work(const mp_async *a)
 {
-    return a->nretry > 0 || a->next_item < a->n;
+    return (a->nretry > 0 || a->next_item < a->n) && (!a->win.p || a->win_nfree > 0);
 }
 
 /* Makes the slots written so far visible to the workers, waking sleepers. */
@@ -351,7 +403,7 @@ static void feed(mp_pool *p)
     uint64_t added = 0;
     for (mp_async *a = p->jobs; a; a = a->next) {
         while (has_work(a) && p->tail - p->low < MP__POOL_RING) {
-            bool copies = a->st_in.p && a->nretry == 0 && a->kind == MP__JOB_MAP;
+            bool copies = a->user_in != NULL;
             if (a->kind == MP__JOB_APPLY)
                 feed_apply(p, a);
             else

@@ -117,6 +117,7 @@ void mp_async_destroy(mp_async *a)
         a->errs = a->local_errs;
         a->errs_cap = 0;
     }
+    mp__async_own_input(a); /* last: may free a */
 }
 
 /* ---- iterators ---------------------------------------------------------*/

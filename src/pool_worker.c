@@ -60,16 +60,17 @@ typedef struct task_call {
 static void run_map(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     const mp__pjob *j = s->job;
+    const char *in = s->in; /* the chunk's first item, in place or staged */
+    char *res = s->out;
     unsigned char scratch[256];
     void *tmp = NULL;
-    if (!j->out && j->out_size > sizeof scratch)
+    if (!res && j->out_size > sizeof scratch)
         tmp = malloc(j->out_size);
     for (uint64_t k = 0; k < s->count; k++) {
-        uint64_t i = s->first + k;
         mark_start(shm, s);
-        void *out = j->out ? j->out + i * j->out_size : (tmp ? tmp : scratch);
+        void *out = res ? res + k * j->out_size : (tmp ? tmp : scratch);
         size_t out_len = j->out_size;
-        int rc = c->fn(j->in + i * j->in_size, j->in_size, out, j->out_size, &out_len, c->ctx);
+        int rc = c->fn(in + k * j->in_size, j->in_size, out, j->out_size, &out_len, c->ctx);
         if (rc != 0) {
             s->fail_code = rc;
             s->failed = 1;

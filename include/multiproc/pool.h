@@ -64,9 +64,13 @@
  * run in the caller's thread, during one of those calls.
  *
  * Memory: input bytes and arrays are copied into the family's shared heap
- * (once, chunk by chunk as they are handed out); arrays that already live
- * in the shared heap are used in place (zero-copy), for input and output.
- * This holds for every start method.
+ * (once, chunk by chunk as they are handed out, through a few reused
+ * chunk buffers for map arrays); results reach an ordinary output array
+ * as their chunks finish. Arrays that already live in the shared heap are
+ * used in place (zero-copy), for input and output. This holds for every
+ * start method. The caller's arrays are not touched after mp_pool_map
+ * returns (even on MP_ETIMEDOUT) or after the map's mp_async or mp_imap is
+ * destroyed: an unfinished map goes on with a private copy of its input.
  *
  * Start methods (option start_method): workers are started like
  * mp_process children, with fork, spawn or forkserver; replacements of
@@ -208,7 +212,9 @@ typedef struct mp_map_spec {
     size_t in_size; /* bytes per input item, >= 1 */
     void *out;      /* n * out_size bytes, or NULL to discard the results */
     size_t out_size;
-    /* Items per task; 0 chooses like Python: ceil(n / (4 * processes)). */
+    /* Items per task; 0 chooses like Python, ceil(n / (4 * processes)),
+     * but at most 512 KiB of input plus output per chunk when the arrays
+     * are copied (not in the shared heap). */
     size_t chunksize;
     /* Optional: up to errors_cap failures are stored here; *n_errors (if
      * not NULL) receives how many items failed in all. */
