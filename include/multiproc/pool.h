@@ -322,7 +322,9 @@ MP_API int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_im
  * details in *err if not NULL): iteration may go on after a failure. */
 MP_API int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
 
-/* mp_imap_destroy — free the iterator; unfinished items are dropped. NULL: no-op. */
+/* mp_imap_destroy — free the iterator. Items already submitted still run
+ * in the workers (the pool keeps its own copy of their input); their
+ * results are discarded. NULL: no-op. */
 MP_API void mp_imap_destroy(mp_imap *it);
 
 /* mp_async_wait — wait until the result is ready. Returns 0 (ready, even if
