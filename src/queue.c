@@ -296,7 +296,7 @@ static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadli
         if (atomic_load_explicit(&q->closed, memory_order_relaxed))
             return MP_ECLOSED;
         if (data && q->ring) {
-            int rr = mp__qring_put(q, data, len, false);
+            int rr = mp__qring_put_quiet(q, data, len);
             if (rr == MP__QR_OK || rr == MP__QR_CLOSED) {
                 *in_ring = rr == MP__QR_OK;
                 return rr == MP__QR_OK ? 0 : MP_ECLOSED;
@@ -317,7 +317,9 @@ static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadli
 /* Lock held: n messages were published; wake as many consumers. */
 static void mp__wake_getters(mp_queue *q, size_t n, mp__qwake *w)
 {
-    uint32_t g = atomic_load_explicit(&q->getters, memory_order_relaxed);
+    /* seq_cst: after a ring publication, against a sleeper registering
+     * without the lock's help (see mp__qring_wake_getters). */
+    uint32_t g = atomic_load(&q->getters);
     w->signal = true;
     if (g == 0)
         return;
@@ -360,7 +362,7 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
     rc = mp__admit(q, data ? data : "", len, &d, &in_ring);
     if (rc == 0 && !in_ring)
         rc = mp__qstore_append(q, data, len, MP__QREC_COMMITTED, &r);
-    if (rc == 0 && !in_ring)
+    if (rc == 0)
         mp__wake_getters(q, 1, &w);
     mp__queue_unlock(q, &w);
     return rc;
@@ -396,7 +398,7 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
     while (rc == 0 && done < n) {
         const mp_queue_msg *m = &msgs[done];
         if (chained == 0 && done > 0) {
-            int rr = mp__qring_put(q, m->data ? m->data : "", m->len, false);
+            int rr = mp__qring_put_quiet(q, m->data ? m->data : "", m->len);
             if (rr == MP__QR_OK) {
                 done++;
                 continue;
@@ -411,8 +413,8 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
         done += rc == 0;
         chained += rc == 0;
     }
-    if (chained > 0)
-        mp__wake_getters(q, chained, &w);
+    if (done > 0)
+        mp__wake_getters(q, done, &w);
     mp__queue_unlock(q, &w);
     return done > 0 ? (int)done : rc;
 }

@@ -9,7 +9,8 @@
 
 void mp__queue_space_freed(mp_queue *q, size_t n, mp__qwake *w)
 {
-    uint32_t p = atomic_load_explicit(&q->putters, memory_order_relaxed);
+    /* seq_cst: after a ring take, against a sleeper registering. */
+    uint32_t p = atomic_load(&q->putters);
     if (p == 0)
         return;
     atomic_fetch_add(&q->get_seq, 1);
@@ -213,7 +214,7 @@ int mp_queue_get_nowait(mp_queue *q, void **data, size_t *len)
 static bool mp__next(mp_queue *q, void *dst, size_t cap, mp__qrec **r, size_t *len)
 {
     *r = NULL;
-    int rr = mp__qring_take(q, dst, cap, len);
+    int rr = mp__qring_take_quiet(q, dst, cap, len);
     if (rr == MP__QR_OK)
         return true;
     if (rr != MP__QR_EMPTY || !(*r = mp__qstore_first(q)))
@@ -244,21 +245,20 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
         lens[0] = (size_t)r->len;
         return MP_EMSGSIZE;
     }
-    size_t got = 0, off = 0, chained = 0;
+    size_t got = 0, off = 0;
     for (bool more = true; more;) {
         if (r) {
             len = (size_t)r->len;
             if (len)
                 memcpy((unsigned char *)buf + off, mp__qrec_data(r), len);
             mp__finish(q, r, false);
-            chained++;
         }
         lens[got++] = len;
         off += len;
         more = got < n && mp__next(q, buf ? (unsigned char *)buf + off : NULL, cap - off, &r, &len);
     }
     mp__qwake w = {0};
-    mp__queue_space_freed(q, chained, &w);
+    mp__queue_space_freed(q, got, &w);
     mp__queue_unlock(q, &w);
     return (int)got;
 }

@@ -201,8 +201,11 @@ int mp__qring_new(mp_queue *q, size_t maxsize);
 /* Puts a message of at most MP__QRING_MAX bytes; spin: may wait briefly
  * for a free slot. MP__QR_OK, MP__QR_CHAIN or MP__QR_CLOSED. */
 int mp__qring_put(mp_queue *q, const void *data, size_t len, bool spin);
+/* The same without spinning or waking anyone (a batch wakes once). */
+int mp__qring_put_quiet(mp_queue *q, const void *data, size_t len);
 /* Takes the first message into dst (cap bytes), length in *len. */
 int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len);
+int mp__qring_take_quiet(mp_queue *q, void *dst, size_t cap, size_t *len);
 /* The same, but watching the ring for a few microseconds (without the
  * lock) while it is empty, as long as the chain is empty too. */
 int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len);

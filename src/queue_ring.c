@@ -216,7 +216,7 @@ void mp__qring_wake_getters(mp_queue *q)
         mp__queue_signal(q);
 }
 
-int mp__qring_put(mp_queue *q, const void *data, size_t len, bool spin)
+static int mp__qring_put_(mp_queue *q, const void *data, size_t len, bool spin, bool wake)
 {
     int32_t pid;
     uint64_t start;
@@ -250,11 +250,22 @@ int mp__qring_put(mp_queue *q, const void *data, size_t len, bool spin)
         uint64_t w = claimed;
         if (atomic_compare_exchange_strong(&s->word, &w, mp__qs_word(q, e, 0, MP__QS_PUB))) {
             mp__qring_advance(&q->enq, e);
-            mp__qring_wake_getters(q);
+            if (wake)
+                mp__qring_wake_getters(q);
             return MP__QR_OK;
         }
         /* Taken for a dead claimer's (a reused pid misjudged): again. */
     }
+}
+
+int mp__qring_put(mp_queue *q, const void *data, size_t len, bool spin)
+{
+    return mp__qring_put_(q, data, len, spin, true);
+}
+
+int mp__qring_put_quiet(mp_queue *q, const void *data, size_t len)
+{
+    return mp__qring_put_(q, data, len, false, false);
 }
 
 /* ---- consumers ----------------------------------------------------------- */
@@ -302,7 +313,7 @@ int mp__qring_state(mp_queue *q)
     return mp__qring_classify(q, d, w);
 }
 
-int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len)
+static int mp__qring_take_(mp_queue *q, void *dst, size_t cap, size_t *len, bool wake)
 {
     if (!q->ring)
         return MP__QR_EMPTY;
@@ -330,9 +341,20 @@ int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len)
         if (n)
             memcpy(dst, copy, (size_t)n);
         *len = (size_t)n;
-        mp__qring_wake_putters(q);
+        if (wake)
+            mp__qring_wake_putters(q);
         return MP__QR_OK;
     }
+}
+
+int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len)
+{
+    return mp__qring_take_(q, dst, cap, len, true);
+}
+
+int mp__qring_take_quiet(mp_queue *q, void *dst, size_t cap, size_t *len)
+{
+    return mp__qring_take_(q, dst, cap, len, false);
 }
 
 int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len)
