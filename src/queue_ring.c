@@ -105,7 +105,10 @@ uint64_t mp__qring_used(mp_queue *q)
     for (;;) {
         uint64_t e = atomic_load(&q->enq);
         uint64_t w = atomic_load(&mp__qs_slot(q, e)->word);
-        if (mp__qs_round(w) != mp__qs_round(mp__qs_word(q, e, 0, 0)) || (w & 3) == MP__QS_FREE)
+        bool this_round = mp__qs_round(w) == mp__qs_round(mp__qs_word(q, e, 0, 0));
+        bool next_round =
+            mp__qs_round(w) == mp__qs_round(mp__qs_word(q, e + mp__qs_slots(q), 0, 0));
+        if (!next_round && (!this_round || (w & 3) == MP__QS_FREE))
             break;
         mp__qring_advance(&q->enq, e);
     }
