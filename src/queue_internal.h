@@ -1,20 +1,22 @@
 /* Queues: the shared layout and the pieces shared by queue*.c. Not
  * installed.
  *
- * A queue is one struct in the shared heap plus a chain of segments, each a
- * heap block holding records back to back: a 32-byte header (length, state,
- * owner) followed by the payload, padded to 16 bytes. Producers append at
- * the tail of the last segment (a new segment is linked when a record does
- * not fit); consumers take the first committed record from the head and
- * step the head over finished ones; a drained segment goes to a small spare
- * list, so the steady state allocates nothing.
+ * A queue is one struct in the shared heap, a ring of small messages used
+ * without the lock (queue_ring.c; joinable and byte-bounded queues have
+ * none) and a chain of segments, each a heap block holding records back to
+ * back: a 32-byte header (length, state, owner) followed by the payload,
+ * padded to 16 bytes. Producers append at the tail of the last segment (a
+ * new segment is linked when a record does not fit); consumers take the
+ * first committed record from the head and step the head over finished
+ * ones; a drained segment goes to a small spare list, so the steady state
+ * allocates nothing.
  *
- * Every update runs under the robust mutex, and is ordered so that a holder
- * killed at any instruction leaves a state mp__queue_repair can fix: a
- * record becomes visible by one release store (the segment's tail, or the
- * record's state), and the counters are recomputed from the records. The
- * one counter that cannot be recomputed (unfinished tasks) is covered by a
- * one-entry journal. */
+ * Every update of the chain runs under the robust mutex, and is ordered so
+ * that a holder killed at any instruction leaves a state mp__queue_repair
+ * can fix: a record becomes visible by one release store (the segment's
+ * tail, or the record's state), and the counters are recomputed from the
+ * records. The one counter that cannot be recomputed (unfinished tasks) is
+ * covered by a one-entry journal. */
 #ifndef MULTIPROC_QUEUE_INTERNAL_H
 #define MULTIPROC_QUEUE_INTERNAL_H
 
