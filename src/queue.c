@@ -342,18 +342,16 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
     int rc = mp__put_check(q, data, len);
     if (rc < 0)
         return rc;
-    if (isnan(timeout))
-        return MP_EINVAL;
+    mp__deadline d;
+    if ((rc = mp__deadline_init(&d, timeout)) < 0)
+        return rc;
     /* A small message goes into the ring without the lock when it can. */
-    int rr = mp__qring_put(q, data, len, timeout != 0);
+    int rr = mp__qring_put(q, data, len, timeout != 0 ? &d : NULL);
     if (rr == MP__QR_OK || rr == MP__QR_CLOSED)
         return rr == MP__QR_OK ? 0 : MP_ECLOSED;
     /* A large copy runs outside the lock: reserve, copy, commit. */
     if (len > MP__QINLINE_MAX)
         return mp__put_large(q, data, len, timeout);
-    mp__deadline d;
-    if ((rc = mp__deadline_init(&d, timeout)) < 0)
-        return rc;
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qwake w = {0};

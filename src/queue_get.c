@@ -89,15 +89,28 @@ static void mp__take(mp_queue *q, mp__qrec *r)
 
 /* Waits for a message (see mp__await). Returns 0 with the lock held, or
  * an error with the lock released. */
-static int mp__begin(mp_queue *q, double timeout, void *dst, size_t cap, mp__qrec **r, size_t *len)
+static int mp__begin(mp_queue *q, const mp__deadline *d, void *dst, size_t cap, mp__qrec **r,
+                     size_t *len)
 {
-    mp__deadline d;
-    int rc = mp__deadline_init(&d, timeout);
-    if (rc < 0 || (rc = mp__queue_lock(q)) < 0)
+    int rc = mp__queue_lock(q);
+    if (rc < 0)
         return rc;
-    if ((rc = mp__await(q, &d, dst, cap, r, len, 0)) < 0)
+    if ((rc = mp__await(q, d, dst, cap, r, len, 0)) < 0)
         mp__queue_unlock(q, NULL);
     return rc;
+}
+
+/* Before the lock: the ring's first message, watching the ring briefly
+ * when it is empty and the call may wait. *d is set for the rest. */
+static int mp__fast_take(mp_queue *q, double timeout, mp__deadline *d, void *dst, size_t cap,
+                         size_t *len)
+{
+    int rr = mp__qring_take(q, dst, cap, len);
+    if (rr == MP__QR_OK || rr == MP__QR_TOOSMALL)
+        return rr;
+    if (mp__deadline_init(d, timeout) < 0 || timeout == 0)
+        return rr;
+    return mp__qring_take_soon(q, dst, cap, len, d);
 }
 
 /* A large message is copied outside the lock: peek, copy, release. */
@@ -128,14 +141,13 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double ti
 {
     if (!mp__queue_valid(q) || !len || (!buf && cap > 0) || isnan(timeout))
         return MP_EINVAL;
-    /* The ring's first message, without the lock. */
-    int rr =
-        timeout == 0 ? mp__qring_take(q, buf, cap, len) : mp__qring_take_soon(q, buf, cap, len);
+    mp__deadline d;
+    int rr = mp__fast_take(q, timeout, &d, buf, cap, len);
     if (rr == MP__QR_OK || rr == MP__QR_TOOSMALL)
         return rr == MP__QR_OK ? 0 : MP_EMSGSIZE;
     mp__qrec *r;
     size_t n = 0;
-    int rc = mp__begin(q, timeout, buf, cap, &r, &n);
+    int rc = mp__begin(q, &d, buf, cap, &r, &n);
     if (rc == MP_EMSGSIZE)
         *len = n;
     if (rc < 0)
@@ -167,15 +179,14 @@ int mp_queue_get(mp_queue *q, void **data, size_t *len, double timeout)
     if (!small)
         return MP_ENOMEM;
     size_t n;
-    int rr = timeout == 0 ? mp__qring_take(q, small, MP__QRING_MAX, &n)
-                          : mp__qring_take_soon(q, small, MP__QRING_MAX, &n);
-    if (rr == MP__QR_OK) {
+    mp__deadline d;
+    if (mp__fast_take(q, timeout, &d, small, MP__QRING_MAX, &n) == MP__QR_OK) {
         *data = small;
         *len = n;
         return 0;
     }
     mp__qrec *r;
-    int rc = mp__begin(q, timeout, small, MP__QRING_MAX, &r, &n);
+    int rc = mp__begin(q, &d, small, MP__QRING_MAX, &r, &n);
     if (rc < 0) {
         free(small);
         return rc;
@@ -235,7 +246,10 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
         return 0;
     mp__qrec *r;
     size_t len = 0;
-    int rc = mp__begin(q, timeout, buf, cap, &r, &len);
+    mp__deadline d;
+    int rc = mp__deadline_init(&d, timeout);
+    if (rc == 0)
+        rc = mp__begin(q, &d, buf, cap, &r, &len);
     if (rc == MP_EMSGSIZE)
         lens[0] = len;
     if (rc < 0)

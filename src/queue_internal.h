@@ -200,9 +200,10 @@ mp__qrec *mp__qstore_rec_of(mp_queue *q, const void *payload);
 
 /* queue_ring.c: the lock-free ring of small messages (see there) */
 int mp__qring_new(mp_queue *q, size_t maxsize);
-/* Puts a message of at most MP__QRING_MAX bytes; spin: may wait briefly
- * for a free slot. MP__QR_OK, MP__QR_CHAIN or MP__QR_CLOSED. */
-int mp__qring_put(mp_queue *q, const void *data, size_t len, bool spin);
+/* Puts a message of at most MP__QRING_MAX bytes; while the ring is full,
+ * watches it briefly, never past d (NULL: not at all). MP__QR_OK,
+ * MP__QR_CHAIN (the lock path must decide) or MP__QR_CLOSED. */
+int mp__qring_put(mp_queue *q, const void *data, size_t len, const mp__deadline *d);
 /* The same without spinning or waking anyone (a batch wakes once). */
 int mp__qring_put_quiet(mp_queue *q, const void *data, size_t len);
 /* Takes the first message into dst (cap bytes), length in *len. */
@@ -210,7 +211,7 @@ int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len);
 int mp__qring_take_quiet(mp_queue *q, void *dst, size_t cap, size_t *len);
 /* The same, but watching the ring for a few microseconds (without the
  * lock) while it is empty, as long as the chain is empty too. */
-int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len);
+int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len, const mp__deadline *d);
 /* MP__QR_OK (a message is ready), MP__QR_EMPTY or MP__QR_BUSY. */
 int mp__qring_state(mp_queue *q);
 /* Messages claimed and not yet taken (an estimate without the lock). */

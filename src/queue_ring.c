@@ -138,17 +138,21 @@ static bool mp__qring_room(mp_queue *q, uint64_t e)
     return e < d || e - d < q->maxsize;
 }
 
-/* The ring is full (by maxsize, or every slot in use): may the producer
- * wait a little longer? A consumer at work frees a slot within
- * microseconds; the first check of the clock waits for the first pause. */
-static bool mp__qring_full_wait(bool spin, int64_t *end)
+/* The ring is full (by maxsize, or every slot in use), or empty: may the
+ * caller watch it a little longer? A process at work on the other side
+ * acts within microseconds. Until MP__QSPIN_NS after the first look at the
+ * clock, and never past the caller's deadline (NULL: not at all). */
+static bool mp__qring_watch(const mp__deadline *d, int64_t *end)
 {
-    if (!spin)
+    if (!d)
         return false;
     int64_t now = mp__now_ns();
-    if (*end < 0)
+    if (*end < 0) {
         *end = now + MP__QSPIN_NS;
-    else if (now >= *end)
+        if (d->ns >= 0 && d->ns < *end)
+            *end = d->ns;
+    }
+    if (now >= *end)
         return false;
     for (unsigned k = 0; k < 16; k++)
         mp__qs_relax();
@@ -157,13 +161,13 @@ static bool mp__qring_full_wait(bool spin, int64_t *end)
 
 /* Claims the slot at enq: MP__QR_OK with *pos, or MP__QR_CHAIN when the
  * queue stays full by maxsize or every slot stays in use. */
-static int mp__qring_claim(mp_queue *q, uint32_t pid, bool spin, uint64_t *pos)
+static int mp__qring_claim(mp_queue *q, uint32_t pid, const mp__deadline *d, uint64_t *pos)
 {
     int64_t end = -1;
     for (;;) {
         uint64_t e = atomic_load_explicit(&q->enq, memory_order_relaxed);
         if (!mp__qring_room(q, e)) {
-            if (!mp__qring_full_wait(spin, &end))
+            if (!mp__qring_watch(d, &end))
                 return MP__QR_CHAIN;
             continue;
         }
@@ -184,7 +188,7 @@ static int mp__qring_claim(mp_queue *q, uint32_t pid, bool spin, uint64_t *pos)
         uint64_t next_w = mp__qs_word(q, e + mp__qs_slots(q), 0, MP__QS_FREE);
         if (mp__qs_round(w) != mp__qs_round(free_w) && mp__qs_round(w) != mp__qs_round(next_w)) {
             /* The slot still holds the previous round: all in use. */
-            if (!mp__qring_full_wait(spin, &end))
+            if (!mp__qring_watch(d, &end))
                 return MP__QR_CHAIN;
             continue;
         }
@@ -219,7 +223,8 @@ void mp__qring_wake_getters(mp_queue *q)
         mp__queue_signal(q);
 }
 
-static int mp__qring_put_(mp_queue *q, const void *data, size_t len, bool spin, bool wake)
+static int mp__qring_put_(mp_queue *q, const void *data, size_t len, const mp__deadline *d,
+                          bool wake)
 {
     int32_t pid;
     uint64_t start;
@@ -232,7 +237,7 @@ static int mp__qring_put_(mp_queue *q, const void *data, size_t len, bool spin, 
         return MP__QR_CHAIN;
     for (;;) {
         uint64_t e;
-        int rc = mp__qring_claim(q, (uint32_t)pid, spin, &e);
+        int rc = mp__qring_claim(q, (uint32_t)pid, d, &e);
         if (rc != MP__QR_OK)
             return rc;
         mp__qslot *s = mp__qs_slot(q, e);
@@ -261,14 +266,14 @@ static int mp__qring_put_(mp_queue *q, const void *data, size_t len, bool spin, 
     }
 }
 
-int mp__qring_put(mp_queue *q, const void *data, size_t len, bool spin)
+int mp__qring_put(mp_queue *q, const void *data, size_t len, const mp__deadline *d)
 {
-    return mp__qring_put_(q, data, len, spin, true);
+    return mp__qring_put_(q, data, len, d, true);
 }
 
 int mp__qring_put_quiet(mp_queue *q, const void *data, size_t len)
 {
-    return mp__qring_put_(q, data, len, false, false);
+    return mp__qring_put_(q, data, len, NULL, false);
 }
 
 /* ---- consumers ----------------------------------------------------------- */
@@ -360,7 +365,7 @@ int mp__qring_take_quiet(mp_queue *q, void *dst, size_t cap, size_t *len)
     return mp__qring_take_(q, dst, cap, len, false);
 }
 
-int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len)
+int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len, const mp__deadline *d)
 {
     int rr = mp__qring_take(q, dst, cap, len);
     if (!q->ring || (rr != MP__QR_EMPTY && rr != MP__QR_BUSY))
@@ -379,13 +384,8 @@ int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len)
                 return rr;
         }
         mp__qs_relax();
-        if (i % 32 == 0) {
-            int64_t now = mp__now_ns();
-            if (end < 0)
-                end = now + MP__QSPIN_NS;
-            else if (now >= end)
-                return rr;
-        }
+        if (i % 32 == 0 && !mp__qring_watch(d, &end))
+            return rr;
     }
 }
 
