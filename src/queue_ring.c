@@ -258,6 +258,9 @@ static int mp__qring_put_(mp_queue *q, const void *data, size_t len, const mp__d
         uint64_t w = claimed;
         if (atomic_compare_exchange_strong(&s->word, &w, mp__qs_word(q, e, 0, MP__QS_PUB))) {
             mp__qring_advance(&q->enq, e);
+            /* The next claims' slots were last written by a consumer a
+             * round ago: start bringing them over now. */
+            __builtin_prefetch(mp__qs_slot(q, e + 2), 1, 3);
             if (wake)
                 mp__qring_wake_getters(q);
             return MP__QR_OK;
