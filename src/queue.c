@@ -505,6 +505,9 @@ int mp_queue_qsize(mp_queue *q, size_t *n)
 {
     if (!mp__queue_valid(q) || !n)
         return MP_EINVAL;
+    /* A slot left claimed by a dead producer must not count. */
+    if (mp__qring_state(q) == MP__QR_BUSY)
+        mp__qring_reap(q);
     *n = (size_t)mp__queue_count(q);
     return 0;
 }
@@ -513,6 +516,8 @@ int mp_queue_empty(mp_queue *q)
 {
     if (!mp__queue_valid(q))
         return MP_EINVAL;
+    if (mp__qring_state(q) == MP__QR_BUSY)
+        mp__qring_reap(q);
     return mp__queue_count(q) == 0;
 }
 
