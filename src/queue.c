@@ -1,6 +1,7 @@
 /* Queues: creation, the lock, waiting, and the producer side (see
  * include/multiproc/queue.h and queue_internal.h). */
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -56,9 +57,18 @@ int mp__queue_lock(mp_queue *q)
     return rc;
 }
 
+/* Every release of the lock: a producer's intent to append to the chain
+ * ends with its hold. */
+static void mp__queue_drop_lock(mp_queue *q)
+{
+    if (atomic_load_explicit(&q->chain_intent, memory_order_relaxed))
+        atomic_store(&q->chain_intent, 0);
+    mp__rmutex_unlock(&q->lock);
+}
+
 void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
 {
-    mp__rmutex_unlock(&q->lock);
+    mp__queue_drop_lock(q);
     if (!w)
         return;
     if (w->getters)
@@ -82,7 +92,8 @@ static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
     uint64_t count = atomic_load_explicit(&q->count, memory_order_relaxed);
     uint64_t bytes = atomic_load_explicit(&q->bytes, memory_order_relaxed);
     uint64_t unfinished = atomic_load_explicit(&q->unfinished, memory_order_relaxed);
-    mp__rmutex_unlock(&q->lock);
+    uint64_t deq = atomic_load_explicit(&q->deq, memory_order_relaxed);
+    mp__queue_drop_lock(q);
     int64_t end = mp__now_ns() + MP__QSPIN_NS;
     if (d->ns >= 0 && d->ns < end)
         end = d->ns;
@@ -92,7 +103,9 @@ static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
         if (atomic_load_explicit(&q->count, memory_order_relaxed) != count ||
             atomic_load_explicit(&q->bytes, memory_order_relaxed) != bytes ||
             atomic_load_explicit(&q->unfinished, memory_order_relaxed) != unfinished ||
-            atomic_load_explicit(&q->closed, memory_order_relaxed)) {
+            atomic_load_explicit(&q->deq, memory_order_relaxed) != deq ||
+            atomic_load_explicit(&q->closed, memory_order_relaxed) ||
+            (q->ring && mp__qring_state(q) == MP__QR_OK)) {
             *changed = true;
             break;
         }
@@ -100,6 +113,31 @@ static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
             break;
     }
     return mp__queue_lock(q);
+}
+
+/* After registering as a sleeper: did the ring change in a way its
+ * lock-free side would not wake us for? Its producers and consumers wake
+ * sleepers they see; one that came before the registration is seen here. */
+static bool mp__queue_ring_moved(mp_queue *q, const _Atomic uint32_t *word)
+{
+    if (!q->ring)
+        return false;
+    if (word == &q->put_seq)
+        return mp__qring_state(q) == MP__QR_OK;
+    if (word == &q->get_seq)
+        return q->maxsize && mp__queue_count(q) + atomic_load(&q->reserved) < q->maxsize;
+    return false;
+}
+
+/* After a sleep slice: drops what dead processes held. */
+static bool mp__queue_reap(mp_queue *q)
+{
+    bool any = mp__qring_reap(q);
+    if (atomic_load(&q->reserved) + q->peeked > 0 && mp__qstore_reap_dead(q)) {
+        mp__qstore_advance(q);
+        any = true;
+    }
+    return any;
 }
 
 int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleepers,
@@ -117,25 +155,23 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
     int lrc;
     uint32_t seq = atomic_load(word);
     atomic_fetch_add(sleepers, 1);
-    /* While a record is held, its holder may die without waking anyone:
-     * sleep in slices and look for dead holders after each. */
+    /* While a record or a ring slot is held, its holder may die without
+     * waking anyone: sleep in slices and look for dead holders after each. */
     mp__deadline slice = *d;
-    bool sliced = q->reserved + q->peeked > 0;
+    bool sliced = atomic_load(&q->reserved) + q->peeked > 0 || mp__qring_state(q) == MP__QR_BUSY;
     if (sliced) {
         int64_t cap = mp__now_ns() + MP__QSLICE_NS;
         if (slice.ns < 0 || slice.ns > cap)
             slice.ns = cap;
     }
-    mp__rmutex_unlock(&q->lock);
-    int rc = mp__futex_wait(word, seq, &slice);
+    mp__queue_drop_lock(q);
+    int rc = mp__queue_ring_moved(q, word) ? 0 : mp__futex_wait(word, seq, &slice);
     lrc = mp__queue_lock(q);
     atomic_fetch_sub(sleepers, 1);
     if (lrc < 0)
         return lrc;
-    if (rc == MP_ETIMEDOUT && sliced && mp__qstore_reap_dead(q)) {
-        mp__qstore_advance(q);
+    if (rc == MP_ETIMEDOUT && sliced && mp__queue_reap(q))
         return 0;
-    }
     if (rc == MP_ETIMEDOUT)
         return mp__deadline_expired(d) ? MP_ETIMEDOUT : 0;
     return rc < 0 && rc != MP_EINTR ? rc : 0;
@@ -180,6 +216,10 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
         rc = mp__errno();
         goto fail;
     }
+    /* The ring keeps no byte count and no task count: queues with a byte
+     * bound or joinable ones use the chain only. */
+    if (!o->joinable && !o->max_bytes && (rc = mp__qring_new(q, o->maxsize)) < 0)
+        goto fail;
     if ((rc = mp__rmutex_init(&q->lock, false)) < 0)
         goto fail;
     q->maxsize = o->maxsize;
@@ -200,6 +240,7 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
 fail:
     if (efd >= 0)
         close(efd);
+    mp__heap_free(q ? q->ring_mem : NULL);
     mp__heap_free(seg);
     mp__heap_free(q);
     return rc;
@@ -213,6 +254,7 @@ void mp_queue_destroy(mp_queue *q)
     q->head.magic = 0;
     mp__queue_efd_forget(q);
     mp__qstore_free_all(q);
+    mp__heap_free(q->ring_mem);
     mp__rmutex_fini(&q->lock);
     mp__heap_free(q);
 }
@@ -228,23 +270,40 @@ static int mp__put_check(mp_queue *q, const void *data, size_t len)
     return 0;
 }
 
-static bool mp__room(const mp_queue *q, size_t len)
+/* Lock held: may a message of len bytes go into the chain? With a ring,
+ * chain_intent is raised first (until the lock is dropped): a ring producer
+ * claiming a slot meanwhile either is counted here or sees the intent and
+ * steps back, so the two never overshoot maxsize together. */
+static bool mp__room(mp_queue *q, size_t len)
 {
-    uint64_t count = atomic_load_explicit(&q->count, memory_order_relaxed);
-    if (q->maxsize && count + q->reserved >= q->maxsize)
+    if (q->ring)
+        atomic_store(&q->chain_intent, 1);
+    uint64_t count = mp__queue_count(q);
+    if (q->maxsize && count + atomic_load(&q->reserved) >= q->maxsize)
         return false;
     uint64_t bytes = atomic_load_explicit(&q->bytes, memory_order_relaxed);
     return !q->max_bytes || bytes + len <= q->max_bytes;
 }
 
-/* Lock held: waits until a message of len bytes fits. The last check after
- * an expired wait decides, so a timeout never hides room that appeared. */
-static int mp__admit(mp_queue *q, size_t len, const mp__deadline *d)
+/* Lock held: waits until a message of len bytes fits. A message with data
+ * small enough tries the ring first (*in_ring: it went there, done). The
+ * last check after an expired wait decides, so a timeout never hides room
+ * that appeared. */
+static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadline *d,
+                     bool *in_ring)
 {
     bool last = false, spun = false;
+    *in_ring = false;
     for (;;) {
         if (atomic_load_explicit(&q->closed, memory_order_relaxed))
             return MP_ECLOSED;
+        if (data && q->ring) {
+            int rr = mp__qring_put_quiet(q, data, len);
+            if (rr == MP__QR_OK || rr == MP__QR_CLOSED) {
+                *in_ring = rr == MP__QR_OK;
+                return rr == MP__QR_OK ? 0 : MP_ECLOSED;
+            }
+        }
         if (mp__room(q, len))
             return 0;
         if (last || mp__deadline_expired(d))
@@ -260,7 +319,9 @@ static int mp__admit(mp_queue *q, size_t len, const mp__deadline *d)
 /* Lock held: n messages were published; wake as many consumers. */
 static void mp__wake_getters(mp_queue *q, size_t n, mp__qwake *w)
 {
-    uint32_t g = atomic_load_explicit(&q->getters, memory_order_relaxed);
+    /* seq_cst: after a ring publication, against a sleeper registering
+     * without the lock's help (see mp__qring_wake_getters). */
+    uint32_t g = atomic_load(&q->getters);
     w->signal = true;
     if (g == 0)
         return;
@@ -284,18 +345,23 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
     int rc = mp__put_check(q, data, len);
     if (rc < 0)
         return rc;
-    /* A large copy runs outside the lock: reserve, copy, commit. */
-    if (len > MP__QINLINE_MAX)
-        return mp__put_large(q, data, len, timeout);
     mp__deadline d;
     if ((rc = mp__deadline_init(&d, timeout)) < 0)
         return rc;
+    /* A small message goes into the ring without the lock when it can. */
+    int rr = mp__qring_put(q, data, len, timeout != 0 ? &d : NULL);
+    if (rr == MP__QR_OK || rr == MP__QR_CLOSED)
+        return rr == MP__QR_OK ? 0 : MP_ECLOSED;
+    /* A large copy runs outside the lock: reserve, copy, commit. */
+    if (len > MP__QINLINE_MAX)
+        return mp__put_large(q, data, len, timeout);
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qwake w = {0};
     mp__qrec *r;
-    rc = mp__admit(q, len, &d);
-    if (rc == 0)
+    bool in_ring;
+    rc = mp__admit(q, data ? data : "", len, &d, &in_ring);
+    if (rc == 0 && !in_ring)
         rc = mp__qstore_append(q, data, len, MP__QREC_COMMITTED, &r);
     if (rc == 0)
         mp__wake_getters(q, 1, &w);
@@ -325,12 +391,29 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qwake w = {0};
-    size_t done = 0;
-    rc = mp__admit(q, msgs[0].len, &d);
-    while (rc == 0 && done < n && (done == 0 || mp__room(q, msgs[done].len))) {
+    size_t done = 0, chained = 0;
+    bool in_ring;
+    rc = mp__admit(q, msgs[0].data ? msgs[0].data : "", msgs[0].len, &d, &in_ring);
+    done = rc == 0 && in_ring;
+    /* The rest go where they fit now: the ring while it takes them, then
+     * the chain (and only the chain after that, for their order). */
+    while (rc == 0 && done < n) {
+        const mp_queue_msg *m = &msgs[done];
+        if (chained == 0 && done > 0) {
+            int rr = mp__qring_put_quiet(q, m->data ? m->data : "", m->len);
+            if (rr == MP__QR_OK) {
+                done++;
+                continue;
+            }
+            if (rr == MP__QR_CLOSED)
+                break;
+        }
+        if (done > 0 && !mp__room(q, m->len))
+            break;
         mp__qrec *r;
-        rc = mp__qstore_append(q, msgs[done].data, msgs[done].len, MP__QREC_COMMITTED, &r);
+        rc = mp__qstore_append(q, m->data, m->len, MP__QREC_COMMITTED, &r);
         done += rc == 0;
+        chained += rc == 0;
     }
     if (done > 0)
         mp__wake_getters(q, done, &w);
@@ -352,7 +435,8 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qrec *r;
-    rc = mp__admit(q, len, &d);
+    bool in_ring;
+    rc = mp__admit(q, NULL, len, &d, &in_ring);
     if (rc == 0)
         rc = mp__qstore_append(q, NULL, len, MP__QREC_RESERVED, &r);
     mp__queue_unlock(q, NULL);
@@ -382,7 +466,7 @@ int mp_queue_commit(mp_queue *q, void *buf)
     mp__qwake w = {0};
     if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
         mp__qstore_set_unfinished_after(q, &r->state, MP__QREC_COMMITTED);
-        q->reserved--;
+        mp__qcount_sub(&q->reserved, 1);
         atomic_fetch_add(&q->count, 1);
         mp__wake_getters(q, 1, &w);
     }
@@ -400,7 +484,7 @@ int mp_queue_abort(mp_queue *q, void *buf)
     mp__qwake w = {0};
     if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
         atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
-        q->reserved--;
+        mp__qcount_sub(&q->reserved, 1);
         mp__qcount_sub(&q->bytes, r->len);
         mp__qstore_advance(q);
         mp__queue_space_freed(q, 1, &w);
@@ -430,7 +514,10 @@ int mp_queue_qsize(mp_queue *q, size_t *n)
     MP__REDIS_DISPATCH(q, mp__rqueue_qsize((mp__rqueue *)(void *)q, n));
     if (!mp__queue_valid(q) || !n)
         return MP_EINVAL;
-    *n = (size_t)atomic_load_explicit(&q->count, memory_order_relaxed);
+    /* A slot left claimed by a dead producer must not count. */
+    if (mp__qring_state(q) == MP__QR_BUSY)
+        mp__qring_reap(q);
+    *n = (size_t)mp__queue_count(q);
     return 0;
 }
 
@@ -439,7 +526,9 @@ int mp_queue_empty(mp_queue *q)
     MP__REDIS_DISPATCH(q, mp__rqueue_empty((mp__rqueue *)(void *)q));
     if (!mp__queue_valid(q))
         return MP_EINVAL;
-    return atomic_load_explicit(&q->count, memory_order_relaxed) == 0;
+    if (mp__qring_state(q) == MP__QR_BUSY)
+        mp__qring_reap(q);
+    return mp__queue_count(q) == 0;
 }
 
 int mp_queue_full(mp_queue *q)

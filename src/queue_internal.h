@@ -1,20 +1,22 @@
 /* Queues: the shared layout and the pieces shared by queue*.c. Not
  * installed.
  *
- * A queue is one struct in the shared heap plus a chain of segments, each a
- * heap block holding records back to back: a 32-byte header (length, state,
- * owner) followed by the payload, padded to 16 bytes. Producers append at
- * the tail of the last segment (a new segment is linked when a record does
- * not fit); consumers take the first committed record from the head and
- * step the head over finished ones; a drained segment goes to a small spare
- * list, so the steady state allocates nothing.
+ * A queue is one struct in the shared heap, a ring of small messages used
+ * without the lock (queue_ring.c; joinable and byte-bounded queues have
+ * none) and a chain of segments, each a heap block holding records back to
+ * back: a 32-byte header (length, state, owner) followed by the payload,
+ * padded to 16 bytes. Producers append at the tail of the last segment (a
+ * new segment is linked when a record does not fit); consumers take the
+ * first committed record from the head and step the head over finished
+ * ones; a drained segment goes to a small spare list, so the steady state
+ * allocates nothing.
  *
- * Every update runs under the robust mutex, and is ordered so that a holder
- * killed at any instruction leaves a state mp__queue_repair can fix: a
- * record becomes visible by one release store (the segment's tail, or the
- * record's state), and the counters are recomputed from the records. The
- * one counter that cannot be recomputed (unfinished tasks) is covered by a
- * one-entry journal. */
+ * Every update of the chain runs under the robust mutex, and is ordered so
+ * that a holder killed at any instruction leaves a state mp__queue_repair
+ * can fix: a record becomes visible by one release store (the segment's
+ * tail, or the record's state), and the counters are recomputed from the
+ * records. The one counter that cannot be recomputed (unfinished tasks) is
+ * covered by a one-entry journal. */
 #ifndef MULTIPROC_QUEUE_INTERNAL_H
 #define MULTIPROC_QUEUE_INTERNAL_H
 
@@ -28,13 +30,18 @@
 #include "redis_dispatch.h"
 #include "rmutex.h"
 
-#define MP__QUEUE_MAGIC 0x7571706du          /* "mpqu" */
-#define MP__QSEG_MIN    ((size_t)256 * 1024) /* smallest segment */
-#define MP__QSPARE_MAX  8u                   /* drained segments kept */
-#define MP__QINLINE_MAX ((size_t)64 * 1024)  /* larger copies run unlocked */
-#define MP__QSLICE_NS   (100 * 1000000LL)    /* wait slice while records are held */
-#define MP__QSPIN_NS    (50 * 1000LL)        /* watch before sleeping */
-#define MP__QLOCK_TRIES 200u                 /* trylock rounds before blocking */
+#define MP__QUEUE_MAGIC     0x7571706du          /* "mpqu" */
+#define MP__QSEG_MIN        ((size_t)256 * 1024) /* smallest segment */
+#define MP__QSPARE_MAX      8u                   /* drained segments kept */
+#define MP__QINLINE_MAX     ((size_t)64 * 1024)  /* larger copies run unlocked */
+#define MP__QSLICE_NS       (100 * 1000000LL)    /* wait slice while records are held */
+#define MP__QSPIN_NS        (50 * 1000LL)        /* watch before sleeping */
+#define MP__QLOCK_TRIES     200u                 /* trylock rounds before blocking */
+#define MP__QRING_SHIFT     10u                  /* 1024 ring slots, unbounded queues */
+#define MP__QRING_SHIFT_MIN 6u                   /* bounded: maxsize slots, 64 to 8192 */
+#define MP__QRING_SHIFT_MAX 13u
+#define MP__QRING_WORDS     13u                    /* payload words of a slot */
+#define MP__QRING_MAX       (MP__QRING_WORDS * 8u) /* largest message in the ring */
 
 enum {
     MP__QREC_COMMITTED = 1, /* ready to get */
@@ -51,6 +58,28 @@ typedef struct mp__qrec {
     uint64_t owner_start; /* holder's start time (pid reuse) */
 } mp__qrec;
 
+/* A ring slot (128 bytes). word packs the slot's round (position >>
+ * MP__QRING_SHIFT, 40 bits), the claiming producer's pid (22 bits) and a
+ * state (2 bits); see queue_ring.c. Every field is atomic: a consumer may
+ * read a slot optimistically while a producer of the next round writes it,
+ * and throws what it read away when its claim fails. */
+typedef struct mp__qslot {
+    _Atomic uint64_t word;
+    _Atomic uint64_t start; /* claimer's start time (pid reuse) */
+    _Atomic uint64_t meta;  /* position << 8 | length, stored after start */
+    _Atomic uint64_t data[MP__QRING_WORDS];
+} mp__qslot;
+
+/* Outcomes of the ring's operations. */
+enum {
+    MP__QR_OK = 0,   /* put, or taken */
+    MP__QR_CHAIN,    /* put: the ring cannot take it now; use the chain */
+    MP__QR_EMPTY,    /* take: nothing claimed in the ring */
+    MP__QR_BUSY,     /* take: the first slot is being written */
+    MP__QR_TOOSMALL, /* take: the first message does not fit (length set) */
+    MP__QR_CLOSED,   /* put: the queue is closed */
+};
+
 typedef struct mp__qseg {
     struct mp__qseg *next;
     uint64_t size;         /* bytes of data[] */
@@ -65,16 +94,19 @@ struct mp_queue {
     uint64_t maxsize, max_bytes;
     uint32_t tag;
     bool joinable, simple;
-    int efd; /* valid in processes that hold it (mp__queue_efd) */
+    int efd;             /* valid in processes that hold it (mp__queue_efd) */
+    mp__qslot *ring;     /* NULL: this queue has no ring (joinable, byte bound) */
+    uint32_t ring_shift; /* 1 << ring_shift slots */
+    void *ring_mem;      /* the heap block holding ring (aligned to 64 bytes) */
     mp__rmutex lock;
 
     /* Under the lock. count and bytes are also read without it. */
     mp__qseg *head_seg, *tail_seg, *spare;
     uint32_t nspare;
-    _Atomic uint64_t count; /* committed records */
-    uint64_t reserved;      /* RESERVED records */
-    uint64_t peeked;        /* PEEKED records */
-    _Atomic uint64_t bytes; /* payload of every record not DONE */
+    _Atomic uint64_t count;    /* committed records */
+    _Atomic uint64_t reserved; /* RESERVED records */
+    uint64_t peeked;           /* PEEKED records */
+    _Atomic uint64_t bytes;    /* payload of every record not DONE */
     _Atomic uint32_t closed;
     _Atomic uint64_t unfinished; /* joinable: put and not yet task_done */
 
@@ -93,6 +125,15 @@ struct mp_queue {
     _Alignas(64) _Atomic uint32_t done_seq; /* join sleeps on it */
     _Atomic uint32_t joiners;
     _Atomic uint32_t pollers; /* inside mp_wait */
+    /* Set under the lock while a producer decides to append to the chain
+     * of a queue with a ring: ring producers that see it step back. */
+    _Atomic uint32_t chain_intent;
+
+    /* The ring's positions: hints, each advanced past a slot by whoever
+     * sees the slot done (a process may die before advancing it). */
+    _Alignas(64) _Atomic uint64_t enq; /* next slot to claim */
+    _Atomic uint64_t deq_seen;         /* producers' copy of deq */
+    _Alignas(64) _Atomic uint64_t deq; /* next slot to take */
 };
 
 /* Wake-ups decided under the lock, done after it. */
@@ -145,6 +186,8 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
 void mp__queue_space_freed(mp_queue *q, size_t n, mp__qwake *w);
 
 /* queue_store.c (all under the lock) */
+/* Makes the tail segment hold need more bytes (a new segment if not). */
+int mp__qstore_make_room(mp_queue *q, size_t need);
 int mp__qstore_append(mp_queue *q, const void *data, uint64_t len, uint64_t state, mp__qrec **out);
 mp__qrec *mp__qstore_first(mp_queue *q);
 void mp__qstore_advance(mp_queue *q);
@@ -153,7 +196,42 @@ bool mp__qstore_reap_dead(mp_queue *q);
 void mp__queue_repair(mp_queue *q);
 void mp__qstore_free_all(mp_queue *q);
 void mp__qowner_self(int32_t *pid, uint64_t *start);
+/* True only when pid is certainly not the live holder: no such process, a
+ * zombie, or (start not 0) another process that reused the pid. */
+bool mp__qowner_dead(int32_t pid, uint64_t start);
 mp__qrec *mp__qstore_rec_of(mp_queue *q, const void *payload);
+
+/* queue_ring.c: the lock-free ring of small messages (see there) */
+int mp__qring_new(mp_queue *q, size_t maxsize);
+/* Puts a message of at most MP__QRING_MAX bytes; while the ring is full,
+ * watches it briefly, never past d (NULL: not at all). MP__QR_OK,
+ * MP__QR_CHAIN (the lock path must decide) or MP__QR_CLOSED. */
+int mp__qring_put(mp_queue *q, const void *data, size_t len, const mp__deadline *d);
+/* The same without spinning or waking anyone (a batch wakes once). */
+int mp__qring_put_quiet(mp_queue *q, const void *data, size_t len);
+/* Takes the first message into dst (cap bytes), length in *len. */
+int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len);
+int mp__qring_take_quiet(mp_queue *q, void *dst, size_t cap, size_t *len);
+/* The same, but watching the ring for a few microseconds (without the
+ * lock) while it is empty, as long as the chain is empty too. */
+int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len, const mp__deadline *d);
+/* MP__QR_OK (a message is ready), MP__QR_EMPTY or MP__QR_BUSY. */
+int mp__qring_state(mp_queue *q);
+/* Messages claimed and not yet taken (an estimate without the lock). */
+uint64_t mp__qring_used(mp_queue *q);
+/* Drops the first slot when its producer died while writing it. */
+bool mp__qring_reap(mp_queue *q);
+/* Wakes a sleeping consumer and mp_wait after a message went in. */
+void mp__qring_wake_getters(mp_queue *q);
+/* Messages the queue holds: chain and ring. */
+uint64_t mp__queue_count(mp_queue *q);
+/* Producers must append to the chain: something there comes first. */
+static inline bool mp__qchain_pending(mp_queue *q)
+{
+    return atomic_load_explicit(&q->count, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&q->reserved, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&q->chain_intent, memory_order_relaxed) != 0;
+}
 
 /* queue_wait.c */
 int mp__queue_efd(const mp_queue *q);

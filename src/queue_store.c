@@ -1,7 +1,10 @@
 /* Queues: segments, records, reclaiming records of dead holders, and the
  * repair after a holder of the lock died (see queue_internal.h). Every
  * function here runs under the queue's lock. */
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,21 +47,38 @@ static bool mp__read_stat(int32_t pid, char *state, uint64_t *start)
     return true;
 }
 
+/* This process's pid and start time, cached (getpid() is a system call
+ * and the ring's producers need the pid for every message); a fork child
+ * forgets the parent's. */
+static _Atomic int32_t mp__qself_pid;
+static _Atomic uint64_t mp__qself_start;
+static pthread_once_t mp__qself_once = PTHREAD_ONCE_INIT;
+
+static void mp__qself_forget(void)
+{
+    atomic_store_explicit(&mp__qself_pid, 0, memory_order_relaxed);
+}
+
+static void mp__qself_register(void)
+{
+    pthread_atfork(NULL, NULL, mp__qself_forget);
+}
+
 void mp__qowner_self(int32_t *pid, uint64_t *start)
 {
-    static _Thread_local int32_t cached_pid;
-    static _Thread_local uint64_t cached_start;
-    int32_t me = (int32_t)getpid();
-    if (me != cached_pid) {
+    int32_t me = atomic_load_explicit(&mp__qself_pid, memory_order_acquire);
+    if (me == 0) {
+        pthread_once(&mp__qself_once, mp__qself_register);
+        me = (int32_t)getpid();
         char st;
         uint64_t s = 0;
         if (!mp__read_stat(me, &st, &s))
             s = 0;
-        cached_start = s;
-        cached_pid = me;
+        atomic_store_explicit(&mp__qself_start, s, memory_order_relaxed);
+        atomic_store_explicit(&mp__qself_pid, me, memory_order_release);
     }
-    *pid = cached_pid;
-    *start = cached_start;
+    *pid = me;
+    *start = atomic_load_explicit(&mp__qself_start, memory_order_relaxed);
 }
 
 static bool mp__owner_alive(int32_t pid, uint64_t start)
@@ -68,6 +88,18 @@ static bool mp__owner_alive(int32_t pid, uint64_t start)
     if (!mp__read_stat(pid, &st, &s))
         return false;
     return st != 'Z' && st != 'X' && (start == 0 || s == start);
+}
+
+bool mp__qowner_dead(int32_t pid, uint64_t start)
+{
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return true;
+    char st;
+    uint64_t s;
+    /* Unreadable (/proc missing, no fd left): it may be alive. */
+    if (!mp__read_stat(pid, &st, &s))
+        return false;
+    return st == 'Z' || st == 'X' || (start != 0 && s != start);
 }
 
 /* ---- segments ------------------------------------------------------------ */
@@ -132,26 +164,34 @@ void mp__qstore_set_unfinished_after(mp_queue *q, _Atomic uint64_t *word, uint64
     atomic_store_explicit(&q->j_active, 0, memory_order_release);
 }
 
+int mp__qstore_make_room(mp_queue *q, size_t need)
+{
+    mp__qseg *t = q->tail_seg;
+    uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
+    if (t->size - tail >= need)
+        return 0;
+    /* Records held by dead processes pin the head; look for them before
+     * the chain grows. */
+    if (q->head_seg != t && atomic_load(&q->reserved) + q->peeked > 0 && mp__qstore_reap_dead(q))
+        mp__qstore_advance(q);
+    mp__qseg *s;
+    int rc = mp__seg_new(q, need, &s);
+    if (rc < 0)
+        return rc;
+    atomic_thread_fence(memory_order_release);
+    t->next = s;
+    q->tail_seg = s;
+    return 0;
+}
+
 int mp__qstore_append(mp_queue *q, const void *data, uint64_t len, uint64_t state, mp__qrec **out)
 {
     size_t need = mp__qrec_size(len);
+    int rc = mp__qstore_make_room(q, need);
+    if (rc < 0)
+        return rc;
     mp__qseg *t = q->tail_seg;
     uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
-    if (t->size - tail < need) {
-        /* Records held by dead processes pin the head; look for them
-         * before the chain grows. */
-        if (q->head_seg != t && q->reserved + q->peeked > 0 && mp__qstore_reap_dead(q))
-            mp__qstore_advance(q);
-        mp__qseg *s;
-        int rc = mp__seg_new(q, need, &s);
-        if (rc < 0)
-            return rc;
-        atomic_thread_fence(memory_order_release);
-        t->next = s;
-        q->tail_seg = s;
-        t = s;
-        tail = 0;
-    }
     mp__qrec *r = mp__rec_at(t, tail);
     if (data && len)
         memcpy(mp__qrec_data(r), data, (size_t)len);
@@ -167,8 +207,10 @@ int mp__qstore_append(mp_queue *q, const void *data, uint64_t len, uint64_t stat
     mp__qcount_add(&q->bytes, len);
     if (state == MP__QREC_COMMITTED)
         atomic_fetch_add(&q->count, 1);
+    else if (state == MP__QREC_RESERVED)
+        mp__qcount_add(&q->reserved, 1);
     else
-        q->reserved++;
+        q->peeked++;
     *out = r;
     return 0;
 }
@@ -229,7 +271,7 @@ bool mp__qstore_reap_dead(mp_queue *q)
             atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
             mp__qcount_sub(&q->bytes, r->len);
             if (st == MP__QREC_RESERVED)
-                q->reserved--;
+                mp__qcount_sub(&q->reserved, 1);
             else
                 q->peeked--;
             any = true;
@@ -258,7 +300,7 @@ static void mp__repair_seg(mp_queue *q, mp__qseg *s, uint64_t *count, uint64_t *
         if (st != MP__QREC_DONE)
             *bytes += r->len;
         *count += st == MP__QREC_COMMITTED;
-        q->reserved += st == MP__QREC_RESERVED;
+        mp__qcount_add(&q->reserved, st == MP__QREC_RESERVED);
         q->peeked += st == MP__QREC_PEEKED;
         off += mp__qrec_size(r->len);
     }
@@ -268,8 +310,9 @@ static void mp__repair_seg(mp_queue *q, mp__qseg *s, uint64_t *count, uint64_t *
 void mp__queue_repair(mp_queue *q)
 {
     uint64_t count = 0, bytes = 0;
-    q->reserved = 0;
+    atomic_store(&q->reserved, 0);
     q->peeked = 0;
+    atomic_store(&q->chain_intent, 0);
     mp__qseg *last = q->head_seg;
     for (mp__qseg *s = q->head_seg; s; s = s->next) {
         mp__repair_seg(q, s, &count, &bytes);

@@ -87,10 +87,15 @@ void mp__queue_pollers_add(mp_queue *q, int delta)
         atomic_fetch_sub(&q->pollers, 1);
 }
 
-/* Ready when a get would not block: a message, or closed and drained. */
+/* Ready when a get would not block: a message, or closed and drained. A
+ * ring slot that a dead producer left claimed is dropped here too, since
+ * the messages behind it would otherwise not count. */
 static bool mp__queue_ready(mp_queue *q)
 {
-    return atomic_load(&q->count) > 0 || atomic_load(&q->closed);
+    int rs = mp__qring_state(q);
+    if (rs == MP__QR_BUSY && mp__qring_reap(q))
+        rs = mp__qring_state(q);
+    return rs == MP__QR_OK || atomic_load(&q->count) > 0 || atomic_load(&q->closed);
 }
 
 int mp__queue_wait_prepare(mp_queue *q, int *fd)

@@ -40,4 +40,18 @@ int mp__rmutex_unlock(mp__rmutex *m);
 /* After MP_EOWNERDEAD and the repair: the mutex is normal again. */
 int mp__rmutex_consistent(mp__rmutex *m);
 
+/* True when the last holder died holding it and nobody has locked it
+ * since: one load, for callers that work beside the mutex without taking
+ * it and must let the next locker repair first. (glibc: the kernel marks
+ * the futex word FUTEX_OWNER_DIED; elsewhere always false.) */
+static inline bool mp__rmutex_owner_died(mp__rmutex *m)
+{
+#if defined(__GLIBC__)
+    return (__atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED) & 0x40000000) != 0;
+#else
+    (void)m;
+    return false;
+#endif
+}
+
 #endif /* MULTIPROC_RMUTEX_H */

@@ -547,3 +547,137 @@ Test(queue, lock_holder_killed_mid_update_is_repaired)
     mp_assert_rc(mp_queue_empty(q), 1);
     mp_queue_destroy(q);
 }
+
+/* ---- the ring of small messages ------------------------------------------ */
+
+Test(queue, ring_and_chain_keep_each_producers_order)
+{
+    mp_queue *q = make(NULL);
+    size_t big = (size_t)100 * 1024;
+    char *b = calloc(1, big);
+    cr_assert_not_null(b);
+    put_str(q, "ring");                       /* small: the ring */
+    mp_assert_ok(mp_queue_put(q, b, big, 0)); /* large: the chain */
+    put_str(q, "behind the large one");       /* must stay behind it */
+    void *slot;
+    mp_assert_ok(mp_queue_reserve(q, 8, &slot, 0)); /* a reservation first */
+    put_str(q, "after the reservation");
+    size_t n = 0;
+    mp_assert_ok(mp_queue_qsize(q, &n));
+    cr_assert_eq(n, 4);
+    expect_str(q, "ring");
+    size_t len = 0;
+    mp_assert_ok(mp_queue_get_into(q, b, big, &len, 5));
+    cr_assert_eq(len, big);
+    expect_str(q, "behind the large one");
+    expect_str(q, "after the reservation"); /* the reservation is skipped */
+    memcpy(slot, "reserved", 8);
+    mp_assert_ok(mp_queue_commit(q, slot));
+    char buf[8];
+    mp_assert_ok(mp_queue_get_into(q, buf, sizeof buf, &len, 5));
+    cr_assert(len == 8 && memcmp(buf, "reserved", 8) == 0);
+    put_str(q, "ring again"); /* the chain is empty: the ring again */
+    expect_str(q, "ring again");
+    mp_assert_rc(mp_queue_empty(q), 1);
+    free(b);
+    mp_queue_destroy(q);
+}
+
+Test(queue, maxsize_counts_ring_and_reservations)
+{
+    mp_queue *q = make(&(mp_queue_opts){.maxsize = 3});
+    put_str(q, "a");
+    void *slot;
+    mp_assert_ok(mp_queue_reserve(q, 1, &slot, 0));
+    put_str(q, "b");
+    mp_assert_rc(mp_queue_put(q, "c", 2, 0), MP_EFULL);
+    mp_assert_rc(mp_queue_full(q), 1);
+    expect_str(q, "a");
+    mp_assert_ok(mp_queue_put(q, "c", 2, 0));
+    mp_assert_ok(mp_queue_abort(q, slot));
+    expect_str(q, "b");
+    expect_str(q, "c");
+    mp_assert_rc(mp_queue_empty(q), 1);
+    mp_queue_destroy(q);
+}
+
+Test(queue, peek_of_a_ring_message_holds_it_until_release)
+{
+    mp_queue *q = make(NULL);
+    put_str(q, "held");
+    put_str(q, "next");
+    const void *d;
+    size_t len;
+    mp_assert_ok(mp_queue_peek(q, &d, &len, 0));
+    cr_assert_eq(len, 5);
+    cr_assert_str_eq(d, "held");
+    size_t n = 0;
+    mp_assert_ok(mp_queue_qsize(q, &n));
+    cr_assert_eq(n, 1);
+    expect_str(q, "next");
+    mp_assert_ok(mp_queue_release(q, d));
+    mp_assert_rc(mp_queue_release(q, d), MP_EINVAL);
+    mp_assert_rc(mp_queue_empty(q), 1);
+    mp_queue_destroy(q);
+}
+
+/* A producer killed between claiming a ring slot and publishing it: the
+ * slot names it, as mp__qring_put leaves it at that instant. */
+static int claim_a_slot_and_die(const void *arg, size_t len)
+{
+    (void)len;
+    mp_queue *q = (mp_queue *)arg;
+    (void)mp__qring_used(q); /* steps enq over finished slots */
+    uint64_t e = atomic_load(&q->enq);
+    mp__qslot *s = &q->ring[e & (((uint64_t)1 << q->ring_shift) - 1)];
+    uint64_t w = atomic_load(&s->word); /* FREE for position e */
+    if ((w & 3) != 0)
+        return 1;
+    atomic_store(&s->word, w | (uint64_t)getpid() << 2 | 1);
+    raise(SIGKILL);
+    return 2;
+}
+
+static void run_and_die(mp_queue *q)
+{
+    mp_process *p = start(claim_a_slot_and_die, q);
+    mp_assert_ok(mp_process_join(p, 20));
+    int code = 0;
+    mp_assert_ok(mp_process_exitcode(p, &code));
+    cr_assert_eq(code, -SIGKILL);
+    mp_process_destroy(p);
+}
+
+Test(queue, ring_slot_of_a_dead_producer_is_dropped)
+{
+    mp_queue *q = make(NULL);
+    run_and_die(q);
+    put_str(q, "one"); /* behind the dead producer's slot */
+    put_str(q, "two");
+    char buf[8];
+    size_t len;
+    mp_assert_ok(mp_queue_get_into(q, buf, sizeof buf, &len, 0)); /* looks before giving up */
+    cr_assert_str_eq(buf, "one");
+    expect_str(q, "two");
+    run_and_die(q);
+    put_str(q, "three");
+    expect_str(q, "three"); /* found while waiting */
+    mp_assert_rc(mp_queue_empty(q), 1);
+    mp_queue_destroy(q);
+}
+
+Test(queue, ring_slot_of_a_dead_producer_frees_its_room)
+{
+    mp_queue *q = make(&(mp_queue_opts){.maxsize = 1});
+    run_and_die(q);
+    mp_assert_rc(mp_queue_empty(q), 1); /* the dead slot does not count */
+    run_and_die(q);
+    size_t n = 1;
+    mp_assert_ok(mp_queue_qsize(q, &n));
+    cr_assert_eq(n, 0);
+    run_and_die(q);
+    mp_assert_rc(mp_queue_put(q, "x", 2, 0), MP_EFULL);
+    mp_assert_ok(mp_queue_put(q, "x", 2, 20)); /* dropped while waiting */
+    expect_str(q, "x");
+    mp_queue_destroy(q);
+}

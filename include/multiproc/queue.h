@@ -28,13 +28,17 @@
  * MP_ECLOSED and gets return what is left, then MP_ECLOSED.
  *
  * Robustness: a process killed at any moment (SIGKILL included) while using
- * a queue never wedges the others. The queue's lock is a robust mutex, and
- * its updates are ordered so that the next process to take the lock after
- * a death repairs the queue. The only messages lost are those the killed
- * process had in hand: a message it was getting, a zero-copy reservation it
- * had not committed, a message it had peeked and not released. Such records
- * are reclaimed as soon as a process waiting on the queue finds their owner
- * dead (checked at most every 100 ms while some record is held). A thread
+ * a queue never wedges the others. Small messages (up to 104 bytes, in a
+ * queue that is neither joinable nor byte-bounded) go through a lock-free
+ * ring whose every change is one compare-and-swap and whose slots name the
+ * producer writing them; everything else goes through a chain under a
+ * robust mutex, whose updates are ordered so that the next process to take
+ * the lock after a death repairs the queue. The only messages lost are
+ * those the killed process had in hand: a message it was putting or
+ * getting, a zero-copy reservation it had not committed, a message it had
+ * peeked and not released. Such slots and records are reclaimed as soon as
+ * a process waiting on the queue finds their owner dead (checked at most
+ * every 100 ms while some are held). A thread
  * that exits while holding a reservation is not detected: its process is
  * alive, so its reservation stays until the process dies.
  *
