@@ -252,6 +252,9 @@ typedef struct mp_for_spec {
  * creation failed), MP_ENOHEAPADDR, MP_ENOSYS (forkserver without pidfds),
  * or what mp_process_start returns under spawn and forkserver (MP_EBOOT,
  * ...). On failure no worker is left.
+ * With opts->manager: MP_EINVAL (a local manager, no name or one longer
+ * than MP_MANAGER_NAME_MAX, a local-only option not zero), MP_ENOSYS
+ * (built without Redis), MP_ENOMEM.
  */
 MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
 
