@@ -1,5 +1,5 @@
-/* Dict operations on the Redis backend from a child process (row
- * redis_dict_op_us).
+/* Dict and queue operations on the Redis backend from a child process
+ * (rows redis_dict_op_us and redis_queue_op_us).
  *
  *     bench_redis op N      one child: N x (set + get) of small keys
  *     bench_redis queue N   one child: N x (put + get) of 8-byte messages
@@ -10,9 +10,11 @@
  * redis-server (127.0.0.1, a free port, a password, a temporary directory,
  * no persistence) and stops it at the end. The child uses the handle its
  * parent made (its first call connects it anew, before timing starts).
- * The queue mode runs the Redis queue (src/redis_queue.c: internal until
- * the manager's queue accessor exists), unbounded, get with a 1 s timeout
- * (BLPOP). Prints RESULT value=<us per op> elapsed=<s>.
+ * The queue mode runs the internal Redis queue layer (src/redis_queue.c,
+ * which a Redis manager's queue handle calls; the row predates
+ * mp_manager_queue on Redis and still bypasses the public functions),
+ * unbounded, get with a 1 s timeout (BLPOP). Prints RESULT value=<us per
+ * op> elapsed=<s>.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -31,7 +31,7 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ENOSPC, "no space left"),
     MP__E(MP_EPIPE, "peer closed its end"),
     MP__E(MP_ERANGE, "value out of range"),
-    MP__E(MP_ENOSYS, "not supported by this kernel"),
+    MP__E(MP_ENOSYS, "not supported (by this kernel, this build or this backend)"),
     MP__E(MP_ENOTSOCK, "operation needs a duplex (socket) connection"),
     MP__E(MP_EMSGSIZE, "message too large"),
     MP__E(MP_EPROTO, "next message is of another kind"),

@@ -82,9 +82,10 @@ typedef struct mp_dict_opts {
 MP_API int mp_dict_create(mp_dict **out, const mp_dict_opts *opts);
 
 /* mp_dict_destroy — free the dict and all its entries. NULL is a no-op; so
- * is a dict that belongs to a manager (mp_manager_dict): those live as long
- * as the family. No other process or thread may use the dict during or
- * after the call. */
+ * is a dict that belongs to a local manager (mp_manager_dict): those live
+ * as long as the family. A Redis manager's dict handle is released (the
+ * data stay on the server). No other process or thread may use the dict
+ * during or after the call. */
 MP_API void mp_dict_destroy(mp_dict *d);
 
 /* ---- writing ------------------------------------------------------------

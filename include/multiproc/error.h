@@ -49,7 +49,7 @@ typedef enum mp_error {
     MP_ENOSPC = -ENOSPC,                   /* no space left */
     MP_EPIPE = -EPIPE,                     /* peer closed its end while we were writing */
     MP_ERANGE = -ERANGE,                   /* value out of range */
-    MP_ENOSYS = -ENOSYS,                   /* not implemented by this kernel */
+    MP_ENOSYS = -ENOSYS,                   /* not supported by this kernel, build or backend */
     MP_ENOTSOCK = -ENOTSOCK,               /* operation needs a socket (duplex) connection */
     MP_EMSGSIZE = -EMSGSIZE,               /* message too large for the buffer or object */
     MP_EPROTO = -EPROTO,                   /* next message is of another kind than asked */

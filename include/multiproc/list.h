@@ -65,7 +65,8 @@ typedef struct mp_list_opts {
 MP_API int mp_list_create(mp_list **out, const mp_list_opts *opts);
 
 /* mp_list_destroy — free the list and its items. NULL is a no-op, and so
- * is a list owned by a manager (mp_manager_list). */
+ * is a list owned by a local manager (mp_manager_list); a Redis manager's
+ * list handle is released (the data stay on the server). */
 MP_API void mp_list_destroy(mp_list *l);
 
 /* mp_list_append — l.append(v). v is borrowed until return. */

@@ -50,7 +50,8 @@ typedef struct mp_namespace mp_namespace;
 MP_API int mp_namespace_create(mp_namespace **out, const void *opts);
 
 /* mp_namespace_destroy — free it. NULL is a no-op; so is a namespace owned
- * by a manager (mp_manager_namespace). */
+ * by a local manager (mp_manager_namespace); a Redis manager's namespace
+ * handle is released (the data stay on the server). */
 MP_API void mp_namespace_destroy(mp_namespace *ns);
 
 /* Setters: ns.name = value. Strings and bytes are copied. */

@@ -101,6 +101,9 @@
  * concurrently from several threads (serialise them). Across processes:
  * only the creating process may use the pool (MP_EPERM elsewhere). Across
  * fork: a forked child must not use its copy of the parent's pool.
+ *
+ * A pool created with a Redis manager (opts.manager) is the client of a
+ * distributed pool whose workers run anywhere: multiproc/worker.h.
  */
 #ifndef MULTIPROC_POOL_H
 #define MULTIPROC_POOL_H
@@ -252,6 +255,9 @@ typedef struct mp_for_spec {
  * creation failed), MP_ENOHEAPADDR, MP_ENOSYS (forkserver without pidfds),
  * or what mp_process_start returns under spawn and forkserver (MP_EBOOT,
  * ...). On failure no worker is left.
+ * With opts->manager: MP_EINVAL (a local manager, no name or one longer
+ * than MP_MANAGER_NAME_MAX, a local-only option not zero), MP_ENOSYS
+ * (built without Redis), MP_ENOMEM.
  */
 MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
 
@@ -306,8 +312,9 @@ MP_API int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout);
  * (failed chunks are left out of the reduction and reported). Errors:
  * MP_EINVAL (NULL fn, begin > end, acc_size too large, NULL reduce or
  * result with acc_size > 0, a ctx as in apply_async), MP_ENOTLOADED,
- * MP_ENOSPC (as in apply_async), MP_ECLOSED, MP_ETIMEDOUT, MP_ENOMEM.
- * reduce runs in the parent: any function works. */
+ * MP_ENOSPC (as in apply_async), MP_ECLOSED, MP_ETIMEDOUT, MP_ENOMEM;
+ * MP_ENOSYS on a distributed pool. reduce runs in the parent: any
+ * function works. */
 MP_API int mp_pool_for(mp_pool *p, const mp_for_spec *spec, double timeout);
 
 /* mp_pool_imap — iterate over a map's results: in order (ordered) or as
@@ -382,7 +389,8 @@ MP_API int mp_pool_join(mp_pool *p, double timeout);
  * their owner. NULL: no-op. */
 MP_API void mp_pool_destroy(mp_pool *p);
 
-/* mp_pool_pids — the current workers' pids (up to cap). Returns the number of workers. */
+/* mp_pool_pids — the current workers' pids (up to cap). Returns the number
+ * of workers (0 for a distributed pool, whose workers are elsewhere). */
 MP_API int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap);
 
 #ifdef __cplusplus

@@ -104,7 +104,8 @@ MP_API int mp_queue_create(mp_queue **out, const mp_queue_opts *opts);
 
 /* mp_queue_destroy — free the queue and its messages. Call it once, in one
  * process, when no process uses the queue any more. NULL is a no-op; so is
- * a queue that belongs to a manager (mp_manager_queue). */
+ * a queue that belongs to a local manager (mp_manager_queue). A Redis
+ * manager's queue handle is released (the messages stay on the server). */
 MP_API void mp_queue_destroy(mp_queue *q);
 
 /* mp_queue_put — copy len bytes into the queue.

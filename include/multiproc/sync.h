@@ -46,8 +46,9 @@
  * Lifetime: mp_X_destroy frees the object in the shared heap, for every
  * process at once: call it once, from any one process, when no thread of
  * any process uses or waits on the object any more. On an object that
- * belongs to a manager (mp_manager_lock, ...) it does nothing: those live
- * as long as the family. Calls on a NULL, a
+ * belongs to a local manager (mp_manager_lock, ...) it does nothing: those
+ * live as long as the family; on a Redis manager's handle it releases the
+ * handle (the object stays on the server). Calls on a NULL, a
  * destroyed object or a pointer outside the shared heap return MP_EINVAL
  * (best effort for destroyed objects whose memory was reused).
  */

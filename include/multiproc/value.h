@@ -40,6 +40,13 @@
  * Thread safety: safe from any thread of any process; across fork the
  * child uses the same shared object. Lifetime: destroy once, from any one
  * process, when no one uses the object any more (as for the sync objects).
+ *
+ * A value or array obtained from a Redis manager is a process-local handle
+ * to numbers on the server: mp_value_data, mp_array_data and the get_lock
+ * functions return NULL, every accessor is a round trip (and may also
+ * return the connection errors), mp_value_add_i64 / mp_value_add_double
+ * are the atomic updates, and destroy releases the handle only:
+ * multiproc/manager.h, "Types on Redis".
  */
 #ifndef MULTIPROC_VALUE_H
 #define MULTIPROC_VALUE_H
@@ -86,12 +93,13 @@ MP_API int mp_typecode_size(char typecode);
 MP_API int mp_value_create(mp_value **out, const mp_value_opts *opts);
 
 /* mp_value_destroy — free the value and the rlock it made (not a borrowed
- * one). NULL: no-op; so is a value that belongs to a manager
- * (mp_manager_value), which lives as long as the family. */
+ * one). NULL: no-op; so is a value that belongs to a local manager
+ * (mp_manager_value), which lives as long as the family (a Redis handle
+ * is released, the number stays on the server). */
 MP_API void mp_value_destroy(mp_value *v);
 
-/* mp_value_get_lock — the value's rlock, NULL for a raw value (or an
- * invalid one). Owned by the value, or by whoever passed it. */
+/* mp_value_get_lock — the value's rlock, NULL for a raw value, a Redis
+ * value (or an invalid one). Owned by the value, or by whoever passed it. */
 MP_API mp_rlock *mp_value_get_lock(mp_value *v);
 
 /* mp_value_typecode — the typecode, or 0 for an invalid value. */
@@ -99,7 +107,8 @@ MP_API char mp_value_typecode(const mp_value *v);
 
 /* mp_value_data — the item itself, for direct typed access (e.g.
  * `*(double *)mp_value_data(v) += 1` with the lock held). Valid until
- * destroy, in every process of the family; NULL for an invalid value. */
+ * destroy, in every process of the family; NULL for a Redis value or an
+ * invalid value. */
 MP_API void *mp_value_data(mp_value *v);
 
 /* Typed accessors (see Conversions above). Errors: MP_EINVAL (invalid

@@ -7,12 +7,14 @@
  * A process is ready when it has exited (it is then reaped); a connection
  * when a recv would not block (a message, end of file or an error); a queue
  * when a get would not block (a message, or closed and drained); an fd
- * when it is readable. Later modules add their own kinds.
+ * when it is readable.
  *
  * Queues: the waiter sleeps on the queue's eventfd, which producers write
- * only while someone waits through mp_wait. A process forked before the
- * queue was created has no such fd; its puts are noticed by the waiter's
- * 20 ms re-checks instead (late, never lost). Readiness is a snapshot:
+ * only while someone waits through mp_wait. A process that has no such fd
+ * (forked before the queue was created, or started by spawn or forkserver:
+ * the fd is close-on-exec) puts without signalling; its puts are noticed
+ * by the waiter's 20 ms re-checks instead (late, never lost). A queue of a
+ * Redis manager cannot be waited on (no fd): MP_ENOSYS. Readiness is a snapshot:
  * another consumer may take the message first, so get with a timeout of 0
  * and expect MP_EEMPTY.
  *
@@ -63,7 +65,8 @@ typedef struct mp_waitable {
  * Returns the number of ready objects, 0 if the timeout expired first (like
  * Python's empty list). Errors (nothing waited for): MP_EINVAL (NULL items
  * with n > 0, unknown kind, NULL or foreign object, n above 4096), MP_ENOTSTARTED /
- * MP_ECLOSED / MP_EBADF for an object that cannot be waited on.
+ * MP_ECLOSED / MP_EBADF for an object that cannot be waited on, MP_ENOSYS
+ * (a Redis manager's queue).
  * With n == 0 it sleeps for the timeout and returns 0 (MP_EINVAL if that
  * would be forever).
  */
