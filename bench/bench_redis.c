@@ -10,11 +10,9 @@
  * redis-server (127.0.0.1, a free port, a password, a temporary directory,
  * no persistence) and stops it at the end. The child uses the handle its
  * parent made (its first call connects it anew, before timing starts).
- * The queue mode runs the internal Redis queue layer (src/redis_queue.c,
- * which a Redis manager's queue handle calls; the row predates
- * mp_manager_queue on Redis and still bypasses the public functions),
- * unbounded, get with a 1 s timeout (BLPOP). Prints RESULT value=<us per
- * op> elapsed=<s>.
+ * The queue mode uses a named queue of a Redis manager (mp_manager_queue,
+ * mp_queue_put, mp_queue_get), unbounded, get with a 1 s timeout (BLPOP).
+ * Prints RESULT value=<us per op> elapsed=<s>.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +22,6 @@
 #include <multiproc.h>
 
 #include "bench_common.h"
-#include "redis_internal.h"
 #include "redis_server.h"
 
 #define NKEYS 100
@@ -42,29 +39,35 @@ static void check(int rc, const char *what)
     }
 }
 
-/* The queue loop: the handle is opened on a connection of its own, like
- * a worker process would. */
+/* The queue loop, through the public API: the child opens a manager of
+ * its own (a connection of its own, as a worker process on another
+ * machine would) and a named queue on it. */
 static int queue_child(void)
 {
-    mp__redis_url u;
-    mp__redis *r;
-    mp__rqueue *q;
-    if (mp__redis_url_parse(&u, srv.url) < 0 || mp__redis_open(&r, &u) < 0 ||
-        mp__rqueue_open(&q, r, "bench", 0) < 0)
+    mp_manager *m;
+    mp_queue *q;
+    int rc = mp_manager_open(&m, srv.url);
+    if (rc >= 0)
+        rc = mp_manager_queue(m, "bench-queue", NULL, &q);
+    if (rc < 0) {
+        fprintf(stderr, "bench_redis: queue: %s\n", mp_strerror(rc));
         return 1;
+    }
     double t0 = bench_now();
     for (long i = 0; i < iters; i++) {
         int64_t v = i;
-        void *m;
+        void *msg;
         size_t n;
-        if (mp__rqueue_put(q, &v, sizeof(v), 1) < 0 || mp__rqueue_get(q, &m, &n, 1) < 0 ||
-            n != sizeof(v) || memcmp(m, &v, n) != 0)
+        if (mp_queue_put(q, &v, sizeof(v), 1) < 0 || mp_queue_get(q, &msg, &n, 1) < 0 ||
+            n != sizeof(v) || memcmp(msg, &v, n) != 0) {
+            fprintf(stderr, "bench_redis: queue: put/get failed\n");
             return 1;
-        free(m);
+        }
+        free(msg);
     }
     double dt = bench_now() - t0;
-    mp__rqueue_close(q);
-    mp__redis_unref(r);
+    mp_queue_destroy(q);
+    mp_manager_close(m);
     return mp_dict_set_double(d, "elapsed", dt) < 0 ? 1 : 0;
 }
 

@@ -230,8 +230,8 @@ ROWS = [
         "pilot": {"multiproc": 2000, "cpython": 200, "floor": 2000},
     },
     {
-        # Put + get on the internal Redis queue layer under a Redis
-        # manager's queue handle; floor: raw hiredis RPUSH + BLPOP.
+        # Put + get on a Redis manager's named queue (public API); floor:
+        # raw hiredis RPUSH + BLPOP.
         "id": "redis_queue_op_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_redis", "queue"],
         "cpython": ["redis_dict.py", "queue"],
