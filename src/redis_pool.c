@@ -400,7 +400,9 @@ static int check_restart(mp__rpool *p)
 
 /* Waits up to left seconds for the first result on the list and takes
  * it with up to DRAIN - 1 more that are there (BLMPOP, Redis 7; BLPOP
- * before). *got: how many were taken. */
+ * before). *got: how many were taken. Returns 0, 1 when the server
+ * answered that none came, or an error (MP_ETIMEDOUT: the server did not
+ * answer in time). */
 static int pop_wait(mp__rpool *p, double left, size_t *got)
 {
     char t[32];
@@ -422,7 +424,7 @@ static int pop_wait(mp__rpool *p, double left, size_t *got)
         return rc;
     rc = deliver_reply(p, rep, true, got);
     freeReplyObject(rep);
-    return rc;
+    return rc == MP_ETIMEDOUT ? 1 : rc;
 }
 
 /* One blocking pop of at most the time left, and at most a second: a
@@ -442,9 +444,9 @@ static int wait_one(mp__rpool *p, const mp__deadline *d)
         left = 1.0;
     size_t got = 0;
     int rc = pop_wait(p, left, &got);
-    if (rc == MP_ETIMEDOUT) { /* a quiet second: did the server lose our tasks? */
+    if (rc == 1) { /* a quiet second: did the server lose our tasks? */
         int r2 = check_restart(p);
-        rc = r2 < 0 ? r2 : rc;
+        rc = r2 < 0 ? r2 : MP_ETIMEDOUT;
     }
     if (rc == 0 && (p->no_blmpop || got == DRAIN))
         rc = drain(p);
