@@ -408,6 +408,34 @@ static const redisReply *read_entries(const redisReply *rep, unsigned long want)
     return NULL;
 }
 
+/* Restarts the visibility timeout of entries[from..] (still this
+ * worker's, not run yet): XCLAIM to itself with JUSTID, which leaves the
+ * delivery count alone. A batch's last tasks then are not claimed by
+ * another worker while this one runs the first ones (each must still take
+ * less than half the visibility timeout). */
+static int touch(worker *w, const redisReply *entries, size_t from)
+{
+    size_t n = entries->elements - from, k = 0;
+    const char **argv = malloc((n + 6) * sizeof(*argv));
+    size_t *lens = malloc((n + 6) * sizeof(*lens));
+    int rc = MP_ENOMEM;
+    if (argv && lens) {
+        const char *head[] = {"XCLAIM", w->k_tasks, GROUP, w->consumer, "0"};
+        for (; k < 5; k++)
+            argv[k] = head[k], lens[k] = strlen(head[k]);
+        for (size_t i = from; i < entries->elements; i++)
+            if (entry_ok(entries->element[i])) {
+                argv[k] = entries->element[i]->element[0]->str;
+                lens[k++] = entries->element[i]->element[0]->len;
+            }
+        argv[k] = "JUSTID", lens[k++] = 6;
+        rc = mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, NULL, (int)k, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    return rc;
+}
+
 static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
 {
     if (w->o->prefetch)
@@ -443,12 +471,20 @@ static int take_new(worker *w, long block_ms)
     batch b = {.a = calloc(want, sizeof(answer)), .cap = want};
     if (b.a == NULL)
         rc = MP_ENOMEM;
-    int64_t t0 = mp__now_ns();
-    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++)
-        if (entry_ok(entries->element[i])) {
+    int64_t t0 = mp__now_ns(), touched = t0;
+    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++) {
+        if (i > 0 && (double)(mp__now_ns() - touched) / 1e9 >= w->vis / 2) {
+            /* Half the visibility timeout has passed: what ran is
+             * answered, what did not is held again. */
+            int f = flush(w, &b), t = f < 0 ? f : touch(w, entries, i);
+            rc = t < 0 ? t : rc;
+            touched = mp__now_ns();
+        }
+        if (rc >= 0 && entry_ok(entries->element[i])) {
             int h = handle(w, &b, entries->element[i], 1);
             rc = h < 0 ? h : rc + 1;
         }
+    }
     if (entries)
         adapt(w, entries->elements, want, mp__now_ns() - t0);
     if (b.a) {

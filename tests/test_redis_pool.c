@@ -99,6 +99,19 @@ static int stall_once(const void *in, size_t in_len, void *out, size_t out_cap, 
     return square(in, in_len, out, out_cap, out_len, NULL);
 }
 
+/* Appends its item's low byte to the file at ctx, sleeps 700 ms and
+ * squares: the file tells how many times each item ran. */
+static int logged_slow(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                       void *ctx)
+{
+    int fd = open((const char *)ctx, O_CREAT | O_APPEND | O_WRONLY, 0600);
+    if (fd < 0 || write(fd, in, 1) != 1)
+        abort();
+    close(fd);
+    usleep(700000);
+    return square(in, in_len, out, out_cap, out_len, NULL);
+}
+
 static int sleep_ms(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                     void *ctx)
 {
@@ -126,6 +139,7 @@ static void register_tasks(void)
     mp_assert_ok(mp_task_register("suicide", suicide));
     mp_assert_ok(mp_task_register("sleep_ms", sleep_ms));
     mp_assert_ok(mp_task_register("stall_once", stall_once));
+    mp_assert_ok(mp_task_register("logged_slow", logged_slow));
 }
 
 /* ---- helpers -------------------------------------------------------------*/
@@ -516,6 +530,49 @@ Test(rpool, a_killed_worker_holding_a_prefetched_batch_loses_none_of_it)
     mp_async_destroy(a);
     mp_pool_destroy(p);
     stop_workers(m, &w2, 1);
+    mp_manager_close(m);
+}
+
+Test(rpool, a_prefetched_batch_longer_than_the_visibility_timeout_runs_once)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    char log[128];
+    snprintf(log, sizeof(log), "%s/runs.log", srv.dir);
+    mp_pool *p = make_pool(m);
+    enum { N = 6 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i, out[i] = -1;
+    mp_async *a;
+    mp_assert_ok(mp_pool_map_async(p,
+                                   &(mp_map_spec){.fn = logged_slow,
+                                                  .in = in,
+                                                  .n = N,
+                                                  .in_size = 8,
+                                                  .out = out,
+                                                  .out_size = 8,
+                                                  .chunksize = 1},
+                                   NULL, NULL, NULL, &a));
+    /* w1 takes the six (4.2 s of work, twice its visibility timeout); w2
+     * claims whatever stays idle past it: the batch's held tasks must not. */
+    mp_worker_opts o = {.visibility_timeout = 2, .prefetch = N, .ctx = log};
+    pid_t w[2] = {start_worker(srv.url, &o), 0};
+    struct stat st;
+    for (int i = 0; i < 3000 && stat(log, &st) != 0; i++)
+        usleep(10000);
+    cr_assert_eq(pending_count(m), N);
+    o.prefetch = 0;
+    w[1] = start_worker(srv.url, &o);
+    mp_assert_ok(mp_async_get(a, NULL, 0, NULL, 30));
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(out[i], (int64_t)i * i, "item %d", i);
+    cr_assert_eq(stat(log, &st), 0);
+    cr_assert_eq(st.st_size, N, "every task ran once");
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    stop_workers(m, w, 2);
     mp_manager_close(m);
 }
 

@@ -108,9 +108,10 @@ typedef struct mp_worker_opts {
      * trips, and tasks that take longer are taken one at a time. More
      * makes tiny tasks faster; fewer spreads long tasks better over the
      * workers. Tasks taken are this worker's: if it dies, they wait for
-     * the visibility timeout, which runs for each from the moment the
-     * batch was taken (keep prefetch x the longest task below it, or
-     * tasks run twice). */
+     * the visibility timeout. While it runs a batch, every half
+     * visibility timeout it answers the tasks that ran and restarts the
+     * timeout of the others (keep each task below half the timeout, or
+     * tasks may run twice). */
     unsigned prefetch;
     /* Refuse tasks whose function is not registered by name. */
     bool registered_only;
