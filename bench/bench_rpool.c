@@ -14,8 +14,11 @@
  * persistence) and two forked workers (mp_worker_serve), and warms them up
  * before the clock starts. Prints RESULT value=<tasks/s> elapsed=<s>.
  * BENCH_PREFETCH=<k> overrides the workers' prefetch option.
+ * BENCH_CMDSTATS=1 prints the server's INFO commandstats of the measured
+ * run (redis-cli), to count the commands per task.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +54,16 @@ static int square(const void *in, size_t in_len, void *out, size_t out_cap, size
     memcpy(out, &x, sizeof(x));
     *out_len = sizeof(x);
     return 0;
+}
+
+/* Runs redis-cli on the bench's server with the given arguments. */
+static void redis_cli(const char *args)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "redis-cli --no-auth-warning -p %d -a %s %s", srv.port, srv.password,
+             args);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_rpool: '%s' failed\n", args);
 }
 
 static pid_t start_worker(void)
@@ -118,9 +131,14 @@ int main(int argc, char **argv)
     mp_pool *p;
     check(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "bench"}), "mp_pool_create");
     tiny(p, 100); /* warm-up: both workers are serving */
+    bool stats = getenv("BENCH_CMDSTATS") != NULL;
+    if (stats)
+        redis_cli("CONFIG RESETSTAT > /dev/null");
     double t0 = bench_now();
     tiny(p, n);
     double elapsed = bench_now() - t0;
+    if (stats)
+        redis_cli("INFO commandstats");
     mp_pool_destroy(p);
     check(mp_worker_stop(m, "bench"), "stop");
     for (int i = 0; i < WORKERS; i++)

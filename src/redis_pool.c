@@ -274,18 +274,27 @@ static void deliver(mp__rpool *p, const void *buf, size_t len)
     settle(p, r.id, r.code == 0 && r.n != p->slots[r.id - p->base].n ? MP_EBADMSG : r.code, &r);
 }
 
-/* Hands every string of an LPOP/BLPOP reply to deliver. */
-static int deliver_reply(mp__rpool *p, const redisReply *rep, bool blpop)
+/* Hands every string of a reply to deliver: LPOP's array of strings, or
+ * BLPOP's / BLMPOP's [key, value] / [key, [values]] (kv). *got: how many. */
+static int deliver_reply(mp__rpool *p, const redisReply *rep, bool kv, size_t *got)
 {
+    *got = 0;
     if (rep->type == REDIS_REPLY_NIL)
         return MP_ETIMEDOUT;
-    if (rep->type != REDIS_REPLY_ARRAY || (blpop && rep->elements != 2))
+    if (rep->type != REDIS_REPLY_ARRAY || (kv && rep->elements != 2))
         return MP_EBADMSG;
-    for (size_t i = blpop ? 1 : 0; i < rep->elements; i++)
-        if (rep->element[i]->type != REDIS_REPLY_STRING)
+    const redisReply *const *v = (const redisReply *const *)rep->element + (kv ? 1 : 0);
+    size_t n = kv ? 1 : rep->elements;
+    if (kv && v[0]->type == REDIS_REPLY_ARRAY) { /* BLMPOP */
+        n = v[0]->elements;
+        v = (const redisReply *const *)v[0]->element;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->type != REDIS_REPLY_STRING)
             return MP_EBADMSG;
-    for (size_t i = blpop ? 1 : 0; i < rep->elements; i++)
-        deliver(p, rep->element[i]->str, rep->element[i]->len);
+    for (size_t i = 0; i < n; i++)
+        deliver(p, v[i]->str, v[i]->len);
+    *got = n;
     return 0;
 }
 
@@ -297,8 +306,8 @@ static int drain(mp__rpool *p)
                                (const char *[]){"LPOP", p->k_results, "256"}, NULL);
         if (rc < 0)
             return rc;
-        size_t got = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
-        rc = deliver_reply(p, rep, false);
+        size_t got;
+        rc = deliver_reply(p, rep, false, &got);
         freeReplyObject(rep);
         if (rc == MP_ETIMEDOUT || (rc == 0 && got < DRAIN))
             return 0;
@@ -389,9 +398,39 @@ static int check_restart(mp__rpool *p)
     return rc;
 }
 
-/* One BLPOP of at most the time left, and at most a second: a server
- * gone silent is then noticed within a second plus the connection's
- * timeout. */
+/* Waits up to left seconds for the first result on the list and takes
+ * it with up to DRAIN - 1 more that are there (BLMPOP, Redis 7; BLPOP
+ * before). *got: how many were taken. Returns 0, 1 when the server
+ * answered that none came, or an error (MP_ETIMEDOUT: the server did not
+ * answer in time). */
+static int pop_wait(mp__rpool *p, double left, size_t *got)
+{
+    char t[32];
+    snprintf(t, sizeof(t), "%.3f", left);
+    const char *blmpop[] = {"BLMPOP", t, "1", p->k_results, "LEFT", "COUNT", "256"};
+    const char *blpop[] = {"BLPOP", p->k_results, t};
+    bool m = !p->no_blmpop;
+    int rc = mp__redis_begin(p->conn);
+    if (rc < 0)
+        return rc;
+    redisReply *rep = NULL;
+    rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, m ? 7 : 3, m ? blmpop : blpop, NULL);
+    if (rc == MP_ESERVER && m) { /* an older server: unknown command */
+        p->no_blmpop = true;
+        rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, 3, blpop, NULL);
+    }
+    mp__redis_end(p->conn);
+    if (rc < 0)
+        return rc;
+    rc = deliver_reply(p, rep, true, got);
+    freeReplyObject(rep);
+    return rc == MP_ETIMEDOUT ? 1 : rc;
+}
+
+/* One blocking pop of at most the time left, and at most a second: a
+ * server gone silent is then noticed within a second plus the
+ * connection's timeout. Then the rest of the list, unless the pop took
+ * what there was. */
 static int wait_one(mp__rpool *p, const mp__deadline *d)
 {
     double left = 1.0;
@@ -403,23 +442,14 @@ static int wait_one(mp__rpool *p, const mp__deadline *d)
     }
     if (left > 1.0)
         left = 1.0;
-    char t[32];
-    snprintf(t, sizeof(t), "%.3f", left);
-    int rc = mp__redis_begin(p->conn);
-    if (rc < 0)
-        return rc;
-    redisReply *rep = NULL;
-    rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, 3,
-                        (const char *[]){"BLPOP", p->k_results, t}, NULL);
-    mp__redis_end(p->conn);
-    if (rc < 0)
-        return rc;
-    rc = deliver_reply(p, rep, true);
-    freeReplyObject(rep);
-    if (rc == MP_ETIMEDOUT) { /* a quiet second: did the server lose our tasks? */
+    size_t got = 0;
+    int rc = pop_wait(p, left, &got);
+    if (rc == 1) { /* a quiet second: did the server lose our tasks? */
         int r2 = check_restart(p);
-        rc = r2 < 0 ? r2 : rc;
+        rc = r2 < 0 ? r2 : MP_ETIMEDOUT;
     }
+    if (rc == 0 && (p->no_blmpop || got == DRAIN))
+        rc = drain(p);
     return rc;
 }
 
@@ -432,5 +462,5 @@ int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block)
     int rc = wait_one(p, d);
     if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
         return 0;
-    return rc == 0 ? drain(p) : rc;
+    return rc;
 }

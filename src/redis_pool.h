@@ -91,6 +91,7 @@ typedef struct mp__rpool {
     char run_id[48];   /* the server's run_id when last seen ("": unknown) */
     mp__rasync *live;  /* every mp__rasync of the pool */
     bool closed, terminated;
+    bool no_blmpop; /* the server has no BLMPOP (before Redis 7) */
 } mp__rpool;
 
 struct mp__rasync {

@@ -17,6 +17,14 @@
 #define GROUP "workers"
 /* Results a client never reads expire after a day. */
 #define RESULT_TTL "86400"
+/* prefetch 0 (adaptive): a read takes 1 task, twice as many after a batch
+ * that came back full and ran in under ADAPT_NS, up to ADAPT_MAX; a batch
+ * that took longer starts again from 1. A worker then holds at most
+ * ADAPT_MAX tasks, and only tasks that take about ADAPT_NS / ADAPT_MAX or
+ * less each, so a dead worker delays little work and long tasks spread
+ * one by one over the workers. */
+#define ADAPT_MAX 16
+#define ADAPT_NS  5000000
 
 typedef struct worker {
     mp__redis *conn;
@@ -28,6 +36,7 @@ typedef struct worker {
     unsigned maxdel;
     char stop_gen[32];
     unsigned long done;
+    unsigned long adapt; /* prefetch 0: the tasks the next read takes */
 } worker;
 
 /* Whether the stream has the workers' group (XINFO GROUPS: one flat
@@ -150,15 +159,17 @@ static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigne
 }
 
 /* The answers of a batch of tasks, sent in one pipelined round trip after
- * the batch ran: per task the result (RPUSH, EXPIRE) then the ack (XACK,
- * XDEL), so that a task is acknowledged only once its result is stored. */
+ * the batch ran: the results first (one RPUSH and one EXPIRE per run of
+ * answers to the same client), then one XACK and one XDEL of every entry,
+ * so that a task is acknowledged only once its result is stored (Redis
+ * runs a connection's commands in order). */
 typedef struct answer {
     char *k_res;        /* NULL: no client to answer (only the ack) */
     unsigned char *rec; /* malloc'd, or head */
     unsigned char head[MP__RPR_HEAD];
     size_t rec_len;
-    const char *argv[4][4];
-    size_t lens[4][4];
+    char eid[MP__RP_EID_MAX];
+    size_t eid_len;
 } answer;
 
 typedef struct batch {
@@ -170,6 +181,8 @@ typedef struct batch {
 static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, const char *client)
 {
     answer *x = &b->a[b->n];
+    if (eid_len >= MP__RP_EID_MAX)
+        return MP_EBADMSG; /* not an id the server makes */
     if (client[0]) {
         char what[64];
         snprintf(what, sizeof(what), "results:%s", client);
@@ -177,17 +190,8 @@ static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, co
         if (rc < 0)
             return rc;
     }
-    const char *kr = x->k_res ? x->k_res : "";
-    const char *c[4][4] = {{"RPUSH", kr, (const char *)x->rec},
-                           {"EXPIRE", kr, RESULT_TTL},
-                           {"XACK", w->k_tasks, GROUP, eid},
-                           {"XDEL", w->k_tasks, eid}};
-    size_t l[4][4] = {{5, strlen(kr), x->rec_len},
-                      {6, strlen(kr), strlen(RESULT_TTL)},
-                      {4, strlen(w->k_tasks), strlen(GROUP), eid_len},
-                      {4, strlen(w->k_tasks), eid_len}};
-    memcpy(x->argv, c, sizeof(c));
-    memcpy(x->lens, l, sizeof(l));
+    memcpy(x->eid, eid, eid_len);
+    x->eid_len = eid_len;
     b->n++;
     return 0;
 }
@@ -203,24 +207,62 @@ static void batch_clear(batch *b)
     b->n = 0;
 }
 
+static bool same_key(const answer *x, const answer *y)
+{
+    return x->k_res && y->k_res && strcmp(x->k_res, y->k_res) == 0;
+}
+
+static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, size_t len)
+{
+    argv[*k] = s;
+    lens[*k] = len;
+    (*k)++;
+}
+
+/* Worst case per answer: its own RPUSH (3) and EXPIRE (3), and its id in
+ * XACK and XDEL (2); plus their 5 fixed arguments. */
 static int flush(worker *w, batch *b)
 {
-    static const int argc[4] = {3, 3, 4, 3};
+    size_t nargs = 8 * b->n + 5, ncmd = 2 * b->n + 2, k = 0;
     int n = 0, rc = 0;
-    int *ac = malloc(4 * b->n * sizeof(*ac));
-    const char *const **av = malloc(4 * b->n * sizeof(*av));
-    const size_t **lv = malloc(4 * b->n * sizeof(*lv));
-    if (ac == NULL || av == NULL || lv == NULL)
-        rc = MP_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < b->n; i++)
-        for (int k = b->a[i].k_res ? 0 : 2; k < 4; k++, n++) {
-            ac[n] = argc[k];
-            av[n] = b->a[i].argv[k];
-            lv[n] = b->a[i].lens[k];
-        }
-    if (rc == 0 && n > 0)
+    const char **argv = malloc(nargs * sizeof(*argv));
+    size_t *lens = malloc(nargs * sizeof(*lens));
+    int *ac = malloc(ncmd * sizeof(*ac));
+    const char *const **av = malloc(ncmd * sizeof(*av));
+    const size_t **lv = malloc(ncmd * sizeof(*lv));
+    if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL || b->n == 0)
+        rc = b->n ? MP_ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        const answer *x = &b->a[i];
+        if (x->k_res == NULL || (i > 0 && same_key(&b->a[i - 1], x)))
+            continue;
+        size_t start = k, kl = strlen(x->k_res);
+        push_arg(argv, lens, &k, "RPUSH", 5);
+        push_arg(argv, lens, &k, x->k_res, kl);
+        for (size_t j = i; j < b->n && (j == i || same_key(&b->a[j - 1], &b->a[j])); j++)
+            push_arg(argv, lens, &k, (const char *)b->a[j].rec, b->a[j].rec_len);
+        av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
+        start = k;
+        push_arg(argv, lens, &k, "EXPIRE", 6);
+        push_arg(argv, lens, &k, x->k_res, kl);
+        push_arg(argv, lens, &k, RESULT_TTL, strlen(RESULT_TTL));
+        av[n] = argv + start, lv[n] = lens + start, ac[n++] = 3;
+    }
+    for (int c = 0; rc == 0 && c < 2; c++) {
+        size_t start = k;
+        push_arg(argv, lens, &k, c == 0 ? "XACK" : "XDEL", 4);
+        push_arg(argv, lens, &k, w->k_tasks, strlen(w->k_tasks));
+        if (c == 0)
+            push_arg(argv, lens, &k, GROUP, strlen(GROUP));
+        for (size_t i = 0; i < b->n; i++)
+            push_arg(argv, lens, &k, b->a[i].eid, b->a[i].eid_len);
+        av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
+    }
+    if (rc == 0 && b->n > 0)
         rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
                                 (const size_t *const *)lv, NULL);
+    free(argv);
+    free(lens);
     free(ac);
     free(av);
     free(lv);
@@ -354,13 +396,63 @@ static int reclaim(worker *w)
     return rc;
 }
 
+/* The entries of an XREADGROUP reply of one stream (at most want), or
+ * NULL. */
+static const redisReply *read_entries(const redisReply *rep, unsigned long want)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+        rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
+        rep->element[0]->element[1]->elements <= want)
+        return rep->element[0]->element[1];
+    return NULL;
+}
+
+/* Restarts the visibility timeout of entries[from..] (still this
+ * worker's, not run yet): XCLAIM to itself with JUSTID, which leaves the
+ * delivery count alone. A batch's last tasks then are not claimed by
+ * another worker while this one runs the first ones (each must still take
+ * less than half the visibility timeout). */
+static int touch(worker *w, const redisReply *entries, size_t from)
+{
+    size_t n = entries->elements - from, k = 0;
+    const char **argv = malloc((n + 6) * sizeof(*argv));
+    size_t *lens = malloc((n + 6) * sizeof(*lens));
+    int rc = MP_ENOMEM;
+    if (argv && lens) {
+        const char *head[] = {"XCLAIM", w->k_tasks, GROUP, w->consumer, "0"};
+        for (; k < 5; k++)
+            argv[k] = head[k], lens[k] = strlen(head[k]);
+        for (size_t i = from; i < entries->elements; i++)
+            if (entry_ok(entries->element[i])) {
+                argv[k] = entries->element[i]->element[0]->str;
+                lens[k++] = entries->element[i]->element[0]->len;
+            }
+        argv[k] = "JUSTID", lens[k++] = 6;
+        rc = mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, NULL, (int)k, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
+{
+    if (w->o->prefetch)
+        return;
+    if (ran_ns >= ADAPT_NS)
+        w->adapt = 1;
+    else if (got == want && w->adapt < ADAPT_MAX)
+        w->adapt *= 2;
+}
+
 /* Waits up to block_ms for new entries (up to the prefetch count) and
  * handles them: the number handled, 0 (none), or an error. */
 static int take_new(worker *w, long block_ms)
 {
     char ms[24], count[24];
     snprintf(ms, sizeof(ms), "%ld", block_ms);
-    unsigned long want = w->o->prefetch ? w->o->prefetch : 1;
+    unsigned long want = w->o->prefetch ? w->o->prefetch : w->adapt;
     if (w->o->max_tasks && w->o->max_tasks - w->done < want)
         want = w->o->max_tasks - w->done;
     snprintf(count, sizeof(count), "%lu", want);
@@ -375,20 +467,26 @@ static int take_new(worker *w, long block_ms)
     if (rc < 0)
         return rc;
     rc = 0;
-    const redisReply *entries = NULL;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
-        rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
-        rep->element[0]->element[1]->elements <= want)
-        entries = rep->element[0]->element[1];
+    const redisReply *entries = read_entries(rep, want);
     batch b = {.a = calloc(want, sizeof(answer)), .cap = want};
     if (b.a == NULL)
         rc = MP_ENOMEM;
-    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++)
-        if (entry_ok(entries->element[i])) {
+    int64_t t0 = mp__now_ns(), touched = t0;
+    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++) {
+        if (i > 0 && (double)(mp__now_ns() - touched) / 1e9 >= w->vis / 2) {
+            /* Half the visibility timeout has passed: what ran is
+             * answered, what did not is held again. */
+            int f = flush(w, &b), t = f < 0 ? f : touch(w, entries, i);
+            rc = t < 0 ? t : rc;
+            touched = mp__now_ns();
+        }
+        if (rc >= 0 && entry_ok(entries->element[i])) {
             int h = handle(w, &b, entries->element[i], 1);
             rc = h < 0 ? h : rc + 1;
         }
+    }
+    if (entries)
+        adapt(w, entries->elements, want, mp__now_ns() - t0);
     if (b.a) {
         /* Even after a failure: what ran is answered. */
         int f = flush(w, &b);
@@ -416,6 +514,7 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
     w->name = name;
     w->vis = o->visibility_timeout > 0 ? o->visibility_timeout : 30;
     w->maxdel = o->max_deliveries ? o->max_deliveries : 3;
+    w->adapt = 1;
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
     snprintf(w->consumer, sizeof(w->consumer), "%s:%d:%p", host, (int)getpid(), (void *)w);

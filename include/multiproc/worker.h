@@ -102,12 +102,16 @@ typedef struct mp_worker_opts {
     /* Deliveries of one task before it fails with MP_EWORKERLOST and goes
      * to the dead-letter stream; 0: 3. */
     unsigned max_deliveries;
-    /* Tasks taken from the stream at once; 0: 1. More makes tiny tasks
-     * faster (one round trip for several); fewer spreads long tasks
-     * better over the workers. Tasks taken are this worker's: if it
-     * dies, they wait for the visibility timeout, which runs for each
-     * from the moment the batch was taken (keep prefetch x the longest
-     * task below it, or tasks run twice). */
+    /* Tasks taken from the stream at once. 0 (default): adaptive, 1 to
+     * 16: twice as many after a batch that came back full and ran in
+     * under 5 ms, 1 again after a slower one; tiny tasks then share round
+     * trips, and tasks that take longer are taken one at a time. More
+     * makes tiny tasks faster; fewer spreads long tasks better over the
+     * workers. Tasks taken are this worker's: if it dies, they wait for
+     * the visibility timeout. While it runs a batch, every half
+     * visibility timeout it answers the tasks that ran and restarts the
+     * timeout of the others (keep each task below half the timeout, or
+     * tasks may run twice). */
     unsigned prefetch;
     /* Refuse tasks whose function is not registered by name. */
     bool registered_only;
