@@ -127,15 +127,19 @@ typedef struct mp_worker_opts {
  * time, until stopped (opts->stop, mp_worker_stop, max_tasks,
  * idle_timeout) or a connection error.
  * m: a Redis manager, borrowed for the call. opts: NULL for defaults.
- * Returns 0 when stopped, or: MP_EINVAL (NULL m or name, a local manager,
- * negative or NaN timeouts), MP_ENOSYS (built without Redis), MP_ENOMEM,
+ * Returns 0 when stopped, or: MP_EINVAL (NULL m, NULL or empty name, longer
+ * than MP_MANAGER_NAME_MAX, a local manager, negative or NaN timeouts),
+ * MP_ENOSYS (built without Redis), MP_ENOMEM,
  * and the manager's connection errors (with reconnect=1 a lost server is
  * waited for instead, until a stop condition). */
 MP_API int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts);
 
 /* mp_worker_stop — make every worker serving pool_name return (within
  * about half a second of finishing its current task). Workers started
- * later are not affected. Errors: MP_EINVAL, MP_ENOSYS, connection errors. */
+ * later are not affected. Errors: MP_EINVAL (NULL m, NULL or empty name, longer
+ * than MP_MANAGER_NAME_MAX, a local manager), MP_ENOSYS (built without
+ * Redis), and the manager's connection errors (MP_ETIMEDOUT,
+ * MP_ECONNRESET, MP_ECONNREFUSED, MP_EAUTH, MP_ESERVER). */
 MP_API int mp_worker_stop(struct mp_manager *m, const char *pool_name);
 
 #ifdef __cplusplus
