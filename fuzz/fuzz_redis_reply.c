@@ -88,6 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     redisReader *rd = redisReaderCreate();
     if (rd == NULL)
         return 0;
+    if (mp__redis_reader_bound(rd) < 0) {
+        redisReaderFree(rd);
+        return 0;
+    }
     if (redisReaderFeed(rd, bytes, n) == REDIS_OK) {
         void *reply;
         for (int i = 0; i < 64 && redisReaderGetReply(rd, &reply) == REDIS_OK && reply; i++) {

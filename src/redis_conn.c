@@ -76,7 +76,9 @@ static int context_error(const redisContext *c)
     case REDIS_ERR_PROTOCOL:
         return MP_EBADMSG;
     case REDIS_ERR_OOM:
-        return MP_ENOMEM;
+        /* A refused array header is a malformed reply, not a lack of
+         * memory. */
+        return mp__redis_array_refused() ? MP_EBADMSG : MP_ENOMEM;
     case REDIS_ERR_IO:
         if (has(c->errstr, "refused"))
             return MP_ECONNREFUSED;
@@ -163,7 +165,8 @@ static int connect_now(mp__redis *r)
     /* hiredis 0.14 makes its socket without SOCK_CLOEXEC; set it at once
      * so that programs this process runs do not inherit the connection. */
     int fl = fcntl(c->fd, F_GETFD);
-    if (fl < 0 || fcntl(c->fd, F_SETFD, fl | FD_CLOEXEC) < 0 || redisSetTimeout(c, tv) != 0) {
+    if (fl < 0 || fcntl(c->fd, F_SETFD, fl | FD_CLOEXEC) < 0 || redisSetTimeout(c, tv) != 0 ||
+        mp__redis_reader_bound(c->reader) < 0) {
         redisFree(c);
         return MP_EIO;
     }

@@ -70,6 +70,24 @@ typedef enum mp__rr_kind {
  * (NULL string with a length, NULL element, nesting deeper than 4). */
 int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind);
 
+/* The most elements an array header of a reply may announce. hiredis 0.14
+ * allocates a whole array as soon as it reads the header, before any
+ * element arrives, so "*555555550\r\n" from a broken or hostile server
+ * would make the client reserve 4 GiB. 2^26 elements (512 MiB of pointers)
+ * is above any reply the library asks for except a snapshot of a container
+ * of more than 2^26 entries (2^25 for a dict's HGETALL). */
+#define MP__REDIS_ARRAY_MAX (1 << 26)
+
+/* Makes a hiredis reader refuse array headers above MP__REDIS_ARRAY_MAX:
+ * the read then fails as out of memory (REDIS_ERR_OOM), and
+ * mp__redis_array_refused() tells that case apart in the calling thread.
+ * Returns 0 or MP_ENOMEM. */
+int mp__redis_reader_bound(redisReader *rd);
+
+/* True when the last out-of-memory failure of a reader in this thread was
+ * a refused array header; clears the mark. */
+bool mp__redis_array_refused(void);
+
 /* The library error for a Redis error reply's text: NOAUTH, WRONGPASS and
  * "invalid password" are MP_EAUTH, OOM is MP_ENOMEM, LOADING/BUSY/MASTERDOWN
  * are MP_EAGAIN, "index out of range" is MP_ERANGE, WRONGTYPE is MP_EPROTO,

@@ -4,6 +4,7 @@
  * fuzz/fuzz_redis_reply.c and unit-tested on malformed replies. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,4 +229,50 @@ int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num)
     default:
         return MP_EBADMSG;
     }
+}
+
+/* The reader functions of this library: hiredis's own, except that an
+ * array header above MP__REDIS_ARRAY_MAX elements is refused. Copied once
+ * from a reader made with the defaults (hiredis 0.14 does not export its
+ * table). */
+static redisReplyObjectFunctions bounded_fns;
+static void *(*default_create_array)(const redisReadTask *, int);
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool array_refused;
+
+static void *create_array_bounded(const redisReadTask *task, int elements)
+{
+    if (elements > MP__REDIS_ARRAY_MAX) {
+        array_refused = true;
+        return NULL;
+    }
+    return default_create_array(task, elements);
+}
+
+static void bounded_init(void)
+{
+    redisReader *tmp = redisReaderCreate();
+    if (tmp == NULL || tmp->fn == NULL || tmp->fn->createArray == NULL) {
+        redisReaderFree(tmp);
+        return;
+    }
+    bounded_fns = *tmp->fn;
+    default_create_array = tmp->fn->createArray;
+    bounded_fns.createArray = create_array_bounded;
+    redisReaderFree(tmp);
+}
+
+int mp__redis_reader_bound(redisReader *rd)
+{
+    if (rd == NULL || pthread_once(&bounded_once, bounded_init) != 0 || !default_create_array)
+        return MP_ENOMEM;
+    rd->fn = &bounded_fns;
+    return 0;
+}
+
+bool mp__redis_array_refused(void)
+{
+    bool was = array_refused;
+    array_refused = false;
+    return was;
 }

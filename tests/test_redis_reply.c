@@ -183,3 +183,43 @@ Test(redis_reply, values_round_trip_and_bad_ones_are_refused)
         cr_assert(rc == MP_EBADMSG, "'%s' gave %s", bad[k], mp_err_name(rc));
     }
 }
+
+/* hiredis allocates an array when it reads the header: a reader of the
+ * library refuses a header announcing more than MP__REDIS_ARRAY_MAX
+ * elements instead of reserving gigabytes, and reads ordinary arrays as
+ * before. */
+Test(redis_reply, huge_array_headers_are_refused)
+{
+    redisReader *rd = redisReaderCreate();
+    cr_assert_not_null(rd);
+    cr_assert_eq(mp__redis_reader_bound(rd), 0);
+    const char ok[] = "*2\r\n$1\r\na\r\n$2\r\nbc\r\n";
+    cr_assert_eq(redisReaderFeed(rd, ok, sizeof ok - 1), REDIS_OK);
+    void *reply = NULL;
+    cr_assert_eq(redisReaderGetReply(rd, &reply), REDIS_OK);
+    cr_assert_not_null(reply);
+    cr_assert_eq(mp__redis_reply_check(reply, MP__RR_ARRAY), 0);
+    cr_assert_eq(((redisReply *)reply)->elements, 2);
+    freeReplyObject(reply);
+    cr_assert_not(mp__redis_array_refused());
+
+    char huge[32];
+    int n = snprintf(huge, sizeof huge, "*%d\r\n", MP__REDIS_ARRAY_MAX + 1);
+    cr_assert_eq(redisReaderFeed(rd, huge, (size_t)n), REDIS_OK);
+    reply = NULL;
+    cr_assert_eq(redisReaderGetReply(rd, &reply), REDIS_ERR);
+    cr_assert_null(reply);
+    cr_assert(mp__redis_array_refused());
+    cr_assert_not(mp__redis_array_refused(), "the mark is cleared once read");
+    redisReaderFree(rd);
+
+    /* The largest allowed header is still taken (its elements never come). */
+    rd = redisReaderCreate();
+    cr_assert_eq(mp__redis_reader_bound(rd), 0);
+    n = snprintf(huge, sizeof huge, "*%d\r\n", 1000);
+    cr_assert_eq(redisReaderFeed(rd, huge, (size_t)n), REDIS_OK);
+    cr_assert_eq(redisReaderGetReply(rd, &reply), REDIS_OK);
+    cr_assert_null(reply, "incomplete: waits for the elements");
+    redisReaderFree(rd);
+    cr_assert_eq(mp__redis_reader_bound(NULL), MP_ENOMEM);
+}
