@@ -28,27 +28,13 @@ void mp__rdict_destroy(mp_dict *d)
         mp__robj_free((mp__robj *)d);
 }
 
-/* An encoded value: the bytes to send and what to free after. */
-typedef struct enc {
-    char num[MP__REDIS_NUM_MAX];
-    char *heap;
-    const char *p;
-    size_t len;
-} enc;
-
-static int encode(enc *e, const mp_item *v)
-{
-    int rc = mp__item_check(v);
-    return rc < 0 ? rc : mp__redis_encode(v, e->num, &e->heap, &e->p, &e->len);
-}
-
 int mp__rdict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value)
 {
     mp__robj *o = NULL;
-    enc e;
+    mp__renc e;
     int rc = dict_args(d, key, key_len, &o);
     if (rc == 0)
-        rc = encode(&e, value);
+        rc = mp__renc_item(&e, value);
     if (rc < 0)
         return rc;
     const char *argv[] = {"HSET", o->key, key, e.p};
@@ -184,10 +170,10 @@ int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_i
                          void **out, size_t *out_len, mp_item_type *type)
 {
     mp__robj *o = NULL;
-    enc e;
+    mp__renc e;
     int rc = dict_args(d, key, key_len, &o);
     if (rc == 0)
-        rc = encode(&e, def);
+        rc = mp__renc_item(&e, def);
     if (rc < 0)
         return rc;
     const char *argv[] = {"EVAL", setdefault_lua, "1", o->key, key, e.p};
@@ -241,8 +227,8 @@ static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update
         return what;
     if (what != MP_DICT_STORE && what != MP_DICT_DELETE)
         return MP_EINVAL;
-    enc e = {.heap = NULL};
-    if (what == MP_DICT_STORE && (rc = encode(&e, &u.new_value)) < 0)
+    mp__renc e = {.heap = NULL};
+    if (what == MP_DICT_STORE && (rc = mp__renc_item(&e, &u.new_value)) < 0)
         return rc;
     rc = mp__redis_call(o->conn, MP__RR_STATUS, NULL, 0, 1, (const char *[]){"MULTI"}, NULL);
     if (rc == 0 && what == MP_DICT_STORE)

@@ -103,6 +103,24 @@ int mp__redis_error_code(const char *s, size_t len);
  * text: free it). Returns the encoded length, or MP_ENOMEM. */
 int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap, const char **out,
                      size_t *out_len);
+/* A value checked and encoded for a command: send p/len, then free heap
+ * (NULL unless the value needed an allocation). */
+typedef struct mp__renc {
+    char num[MP__REDIS_NUM_MAX];
+    char *heap;
+    const char *p;
+    size_t len;
+} mp__renc;
+
+/* Checks v (mp__item_check) and encodes it into e. Returns the encoded
+ * length, MP_EINVAL or MP_ENOMEM; e->heap is NULL or to be freed. */
+static inline int mp__renc_item(mp__renc *e, const mp_item *v)
+{
+    e->heap = NULL;
+    int rc = mp__item_check(v);
+    return rc < 0 ? rc : mp__redis_encode(v, e->num, &e->heap, &e->p, &e->len);
+}
+
 /* Decodes a stored value: *out views s (bytes, text) or num (numbers).
  * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
 int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
@@ -221,6 +239,10 @@ int mp__revent_wait(mp__robj *e, double timeout);
  * changes, or the stored value is not an integer); getters: MP_EPROTO
  * when the stored text is not a number of that kind. */
 int mp__rvalue_set_int64(mp__robj *v, int64_t x);
+/* GET of the value's text into buf (cap >= 2): "0" for an absent value,
+ * like a fresh Value(); MP_EBADMSG for an empty text, one with a NUL or
+ * longer than cap - 1. */
+int mp__rvalue_text(mp__robj *v, char *buf, size_t cap);
 int mp__rvalue_get_int64(mp__robj *v, int64_t *out);
 int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
 int mp__rvalue_set_double(mp__robj *v, double x);

@@ -27,21 +27,7 @@ void mp__rlist_destroy(mp_list *l)
         mp__robj_free((mp__robj *)l);
 }
 
-typedef struct enc {
-    char num[MP__REDIS_NUM_MAX];
-    char *heap;
-    const char *p;
-    size_t len;
-} enc;
-
-static int encode(enc *e, const mp_item *v)
-{
-    e->heap = NULL;
-    int rc = mp__item_check(v);
-    return rc < 0 ? rc : mp__redis_encode(v, e->num, &e->heap, &e->p, &e->len);
-}
-
-static void encs_free(enc *e, size_t n)
+static void encs_free(mp__renc *e, size_t n)
 {
     for (size_t i = 0; e && i < n; i++)
         free(e[i].heap);
@@ -58,12 +44,12 @@ int mp__rlist_extend(mp_list *l, const mp_item *items, size_t n)
         return rc;
     if (n > (size_t)INT32_MAX - 2)
         return MP_EINVAL;
-    enc *e = calloc(n, sizeof(*e));
+    mp__renc *e = calloc(n, sizeof(*e));
     const char **argv = malloc((n + 2) * sizeof(*argv));
     size_t *lens = malloc((n + 2) * sizeof(*lens));
     rc = e && argv && lens ? 0 : MP_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = encode(&e[i], &items[i]);
+        rc = mp__renc_item(&e[i], &items[i]);
         argv[i + 2] = e[i].p;
         lens[i + 2] = e[i].len;
     }
@@ -104,44 +90,39 @@ static const char pop_lua[] =
     "local tail = redis.call('LRANGE', KEYS[1], i + 1, -1) "
     "redis.call('LTRIM', KEYS[1], 0, i - 1) " LUA_PUSH_TAIL "end return v";
 
-int mp__rlist_insert(mp_list *l, long index, const mp_item *v)
+/* insert (a script, since Redis has no insert at an index) and set
+ * (LSET) of one value at an index. */
+static int list_put_at(mp_list *l, long index, const mp_item *v, bool insert)
 {
     mp__robj *o = NULL;
-    enc e;
+    mp__renc e;
     int rc = list_args(l, &o);
-    if (rc == 0 && v == NULL)
-        rc = MP_EINVAL;
     if (rc == 0)
-        rc = encode(&e, v);
+        rc = mp__renc_item(&e, v);
     if (rc < 0)
         return rc;
     char idx[24];
     snprintf(idx, sizeof(idx), "%ld", index);
     const char *argv[] = {"EVAL", insert_lua, "1", o->key, idx, e.p};
     size_t lens[] = {4, sizeof(insert_lua) - 1, 1, o->key_len, strlen(idx), e.len};
-    rc = mp__redis_cmd(o->conn, MP__RR_INT, NULL, 6, argv, lens);
+    if (insert)
+        rc = mp__redis_cmd(o->conn, MP__RR_INT, NULL, 6, argv, lens);
+    else
+        rc = mp__redis_cmd(o->conn, MP__RR_STATUS, NULL, 4,
+                           (const char *[]){"LSET", o->key, idx, e.p},
+                           (size_t[]){4, o->key_len, strlen(idx), e.len});
     free(e.heap);
     return rc;
 }
 
+int mp__rlist_insert(mp_list *l, long index, const mp_item *v)
+{
+    return list_put_at(l, index, v, true);
+}
+
 int mp__rlist_set(mp_list *l, long index, const mp_item *v)
 {
-    mp__robj *o = NULL;
-    enc e;
-    int rc = list_args(l, &o);
-    if (rc == 0 && v == NULL)
-        rc = MP_EINVAL;
-    if (rc == 0)
-        rc = encode(&e, v);
-    if (rc < 0)
-        return rc;
-    char idx[24];
-    snprintf(idx, sizeof(idx), "%ld", index);
-    const char *argv[] = {"LSET", o->key, idx, e.p};
-    size_t lens[] = {4, o->key_len, strlen(idx), e.len};
-    rc = mp__redis_cmd(o->conn, MP__RR_STATUS, NULL, 4, argv, lens);
-    free(e.heap);
-    return rc;
+    return list_put_at(l, index, v, false);
 }
 
 /* Runs fn on a private blob of the value of a string reply. */
@@ -215,10 +196,10 @@ int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_t
 int mp__rlist_remove(mp_list *l, const mp_item *v)
 {
     mp__robj *o = NULL;
-    enc e;
+    mp__renc e;
     int rc = list_args(l, &o);
     if (rc == 0)
-        rc = encode(&e, v);
+        rc = mp__renc_item(&e, v);
     if (rc < 0)
         return rc;
     redisReply *rep;

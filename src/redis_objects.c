@@ -145,19 +145,7 @@ int mp__rvalue_get_text(mp_value *p, char *buf, size_t cap)
     rvalue *v = rvalue_of(p);
     if (v == NULL || buf == NULL || cap < 2)
         return MP_EINVAL;
-    redisReply *rep;
-    int rc = mp__redis_cmd(v->o->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", v->o->key},
-                           NULL);
-    if (rc < 0)
-        return rc;
-    if (rep->type == REDIS_REPLY_NIL)
-        memcpy(buf, "0", 2);
-    else if (rep->len == 0 || rep->len >= cap || memchr(rep->str, '\0', rep->len))
-        rc = MP_EBADMSG;
-    else
-        memcpy(buf, rep->str, rep->len + 1);
-    freeReplyObject(rep);
-    return rc;
+    return mp__rvalue_text(v->o, buf, cap);
 }
 
 int mp__rvalue_set_text(mp_value *p, const char *text)

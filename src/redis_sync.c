@@ -334,8 +334,7 @@ int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
     return rc;
 }
 
-/* GET of the value's text: 0 for an absent value, like a fresh Value(). */
-static int value_text(mp__robj *v, char *buf, size_t cap)
+int mp__rvalue_text(mp__robj *v, char *buf, size_t cap)
 {
     redisReply *rep;
     int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
@@ -356,7 +355,7 @@ static int value_text(mp__robj *v, char *buf, size_t cap)
 int mp__rvalue_get_int64(mp__robj *v, int64_t *out)
 {
     char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
-    int rc = value_text(v, buf, sizeof(buf));
+    int rc = mp__rvalue_text(v, buf, sizeof(buf));
     if (rc < 0)
         return rc;
     /* The stored text is untrusted: decode it as a tagged int64. */
@@ -379,7 +378,7 @@ int mp__rvalue_set_double(mp__robj *v, double x)
 int mp__rvalue_get_double(mp__robj *v, double *out)
 {
     char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
-    int rc = value_text(v, buf, sizeof(buf));
+    int rc = mp__rvalue_text(v, buf, sizeof(buf));
     if (rc < 0)
         return rc;
     snprintf(tagged, sizeof(tagged), "d%s", buf);

@@ -206,6 +206,23 @@ static mp_pool *make_pool(mp_manager *m)
     return p;
 }
 
+/* map_async of n int64 items through fn, in chunks of chunksize. */
+static mp_async *map_i64_async(mp_pool *p, mp_task_fn fn, const int64_t *in, int64_t *out, size_t n,
+                               size_t chunksize)
+{
+    mp_async *a = NULL;
+    mp_assert_ok(mp_pool_map_async(p,
+                                   &(mp_map_spec){.fn = fn,
+                                                  .in = in,
+                                                  .n = n,
+                                                  .in_size = 8,
+                                                  .out = out,
+                                                  .out_size = 8,
+                                                  .chunksize = chunksize},
+                                   NULL, NULL, NULL, &a));
+    return a;
+}
+
 static long long redis_int(mp_manager *m, const char *cmd, const char *key)
 {
     mp__redis *r = mp__manager_redis_conn(m);
@@ -516,15 +533,7 @@ Test(rpool, a_killed_worker_holding_a_prefetched_batch_loses_none_of_it)
     mp_async *a;
     /* Every task is on the stream before the worker reads: it takes all
      * eight at once, and hangs in the first. */
-    mp_assert_ok(mp_pool_map_async(p,
-                                   &(mp_map_spec){.fn = stall_once,
-                                                  .in = in,
-                                                  .n = N,
-                                                  .in_size = 8,
-                                                  .out = out,
-                                                  .out_size = 8,
-                                                  .chunksize = 1},
-                                   NULL, NULL, NULL, &a));
+    a = map_i64_async(p, stall_once, in, out, N, 1);
     mp_worker_opts o = {.visibility_timeout = 1, .prefetch = N, .ctx = marker};
     pid_t w1 = start_worker(srv.url, &o);
     struct stat st;
@@ -560,15 +569,7 @@ Test(rpool, a_prefetched_batch_longer_than_the_visibility_timeout_runs_once)
     for (int i = 0; i < N; i++)
         in[i] = i, out[i] = -1;
     mp_async *a;
-    mp_assert_ok(mp_pool_map_async(p,
-                                   &(mp_map_spec){.fn = logged_slow,
-                                                  .in = in,
-                                                  .n = N,
-                                                  .in_size = 8,
-                                                  .out = out,
-                                                  .out_size = 8,
-                                                  .chunksize = 1},
-                                   NULL, NULL, NULL, &a));
+    a = map_i64_async(p, logged_slow, in, out, N, 1);
     /* w1 takes the six (4.2 s of work, twice its visibility timeout); w2
      * claims whatever stays idle past it: the batch's held tasks must not. */
     mp_worker_opts o = {.visibility_timeout = 2, .prefetch = N, .ctx = log};
@@ -728,15 +729,7 @@ Test(rpool, tasks_lost_in_a_server_restart_fail_instead_of_hanging)
     /* No worker yet: both wait on the stream when the server restarts
      * without its data. */
     mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
-    mp_assert_ok(mp_pool_map_async(p,
-                                   &(mp_map_spec){.fn = square,
-                                                  .in = in,
-                                                  .n = 10,
-                                                  .in_size = 8,
-                                                  .out = out,
-                                                  .out_size = 8,
-                                                  .chunksize = 3},
-                                   NULL, NULL, NULL, &b));
+    b = map_i64_async(p, square, in, out, 10, 3);
     mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 0.2), MP_ETIMEDOUT);
     mp_test_redis_stop(&srv, 1);
     cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
