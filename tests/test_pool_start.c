@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mp_test.h"
@@ -405,4 +407,90 @@ Test(pool_start, killed_forkserver_worker_fails_its_task_and_is_replaced_by_the_
     finish(p);
     mp_free((void *)started);
     mp_assert_ok(mp_set_start_method(MP_START_DEFAULT));
+}
+
+/* The number of running or unreaped children of this (single-threaded)
+ * process. */
+static int child_count(void)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int n = 0, pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        n++;
+    fclose(f);
+    return n;
+}
+
+/* In a forked child: create a pool of 4 (by the suite's start method) with
+ * room for only `room` more fds, so that the workers' start fails part of
+ * the way through. 0: it started and ran a map; 1: it failed cleanly (no
+ * worker left running or unreaped, no fd left open); 10 and up: a defect. */
+static int pool_under_fd_limit(int room)
+{
+    if (mp_get_start_method() == MP_START_FORKSERVER && mp_forkserver_ensure() < 0)
+        return 10;
+    int fds = mp_test_fd_count(), kids = child_count(), lowest = dup(0);
+    struct rlimit rl;
+    if (fds < 0 || kids < 0 || lowest < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 11;
+    close(lowest);
+    /* New fds take the numbers from `lowest` up: room for `room` of them,
+     * and one to look at /proc afterwards. */
+    rl.rlim_cur = (rlim_t)(lowest + 1 + room);
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 12;
+    mp_pool *p = NULL;
+    int rc = mp_pool_create(&p, &(mp_pool_opts){.processes = 4});
+    if (rc == 0) {
+        int64_t in[16], out[16];
+        for (int i = 0; i < 16; i++)
+            in[i] = i;
+        rc = mp_pool_map(p,
+                         &(mp_map_spec){.fn = add_ctx,
+                                        .ctx = (void *)&static_delta,
+                                        .in = in,
+                                        .n = 16,
+                                        .in_size = 8,
+                                        .out = out,
+                                        .out_size = 8},
+                         30);
+        for (int i = 0; rc == 0 && i < 16; i++)
+            rc = out[i] == i + static_delta ? 0 : -1;
+        if (mp_pool_close(p) < 0 || mp_pool_join(p, 30) < 0)
+            rc = -1;
+        mp_pool_destroy(p);
+        return rc == 0 ? 0 : 13;
+    }
+    if (child_count() != kids)
+        return 14;
+    if (mp_test_fd_count() != fds)
+        return 15;
+    return 1;
+}
+
+Test(pool_start, running_out_of_fds_while_starting_workers_fails_cleanly)
+{
+    int ok = 0, failed = 0;
+    for (int room = 0; room <= 12; room++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            _exit(pool_under_fd_limit(room));
+        int st = 0;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st), "room %d: the child died (status %#x)", room, st);
+        int code = WEXITSTATUS(st);
+        cr_assert(code <= 1, "room %d: defect %d", room, code);
+        ok += code == 0;
+        failed += code == 1;
+    }
+    /* A fork worker needs no fd (without a pidfd its parent polls); a
+     * spawn or forkserver worker needs its start socket. */
+    if (mp_get_start_method() != MP_START_FORK)
+        cr_assert_gt(failed, 0, "no limit made the pool fail");
+    cr_assert_gt(ok, 0, "no limit let the pool start");
 }
