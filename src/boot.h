@@ -66,8 +66,8 @@ int mp__boot_check(const mp__boot *b);
 
 /* Child side: build this process's mp_process from a checked message and
  * its argument bytes (owned by the process afterwards; may be NULL).
- * Returns 0 with *out, or MP_ENOENT / MP_EBADMSG (a module missing or of
- * another build), MP_ENOMEM. */
+ * Returns 0 with *out, or MP_ENOTLOADED / MP_EOTHERBUILD (a module missing
+ * or of another build), MP_EBADMSG, MP_ENOMEM. */
 int mp__boot_process(const mp__boot *b, void *args, mp_process **out);
 
 /* Child side: run the target of p as this process's body and exit with
@@ -90,7 +90,7 @@ int mp__boot_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *n);
  * of the start socket, on which mp__spawn_report reads the child's answer. */
 int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock);
 /* 0 when the child runs its target (or serves), else why not: MP_EBOOT when
- * it died first, or the code it reported (MP_ENOHEAPADDR, MP_ENOENT, ...). */
+ * it died first, or the code it reported (MP_ENOHEAPADDR, MP_ENOTLOADED, ...). */
 int mp__spawn_report(int sock);
 
 /* The spawn start method (spawn_linux.c) and the fork server

@@ -98,7 +98,7 @@ static int module_delta(mp__wxlate *x, uint32_t i, uintptr_t *delta)
     if (!x->known[i]) {
         void *base = NULL;
         int rc = mp__sym_decode(&x->shm->mods[i].ref, &base);
-        x->rc[i] = rc == MP_ENOENT ? MP_ENOTLOADED : rc == MP_EBADMSG ? MP_EOTHERBUILD : rc;
+        x->rc[i] = rc;
         x->delta[i] = (uintptr_t)base - x->shm->mods[i].base;
         x->known[i] = true;
     }

@@ -23,9 +23,10 @@ typedef struct mp__symref {
  * stack or malloc pointer: meaningless in another process image). */
 int mp__sym_encode(const void *addr, mp__symref *out);
 
-/* Finds the address that ref describes in this process. Returns 0, MP_ENOENT
- * when the module is not loaded here (loaded by the parent with dlopen after
- * start), MP_EBADMSG when it is another build (build-ids differ). */
+/* Finds the address that ref describes in this process. Returns 0,
+ * MP_ENOTLOADED when the module is not loaded here (loaded by the parent with
+ * dlopen after start), MP_EOTHERBUILD when it is another build (build-ids
+ * differ), MP_EBADMSG when ref itself is malformed. */
 int mp__sym_decode(const mp__symref *ref, void **addr);
 
 /* The module that contains addr: ref describes its load base (offset 0),

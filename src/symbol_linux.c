@@ -157,7 +157,7 @@ static int sym_lookup_cb(struct dl_phdr_info *info, size_t size, void *data)
     uint8_t id[MP__BUILD_ID_MAX];
     size_t n = sym_build_id(info, id);
     if (n != l->ref->build_id_len || memcmp(id, l->ref->build_id, n) != 0) {
-        l->rc = MP_EBADMSG;
+        l->rc = MP_EOTHERBUILD;
         return 1;
     }
     l->base = info->dlpi_addr;
@@ -169,7 +169,7 @@ int mp__sym_decode(const mp__symref *ref, void **addr)
 {
     if (memchr(ref->path, '\0', sizeof(ref->path)) == NULL || ref->build_id_len > MP__BUILD_ID_MAX)
         return MP_EBADMSG;
-    struct sym_lookup l = {.ref = ref, .rc = MP_ENOENT, .first = true};
+    struct sym_lookup l = {.ref = ref, .rc = MP_ENOTLOADED, .first = true};
     dl_iterate_phdr(sym_lookup_cb, &l);
     if (l.rc == 0)
         *addr = (void *)(l.base + (uintptr_t)ref->offset);

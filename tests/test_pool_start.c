@@ -1,6 +1,7 @@
 /* The pool under each start method: which function and ctx pointers reach
  * the workers, what is refused and with which error, the initializer, and
- * replacement workers started like the first ones. Runs under fork, spawn
+ * replacement workers started like the first ones; a process target in a
+ * module the child lacks, and running out of fds while workers start. Runs under fork, spawn
  * and forkserver (tests/CMakeLists.txt); the whole of test_pool too. */
 #include <dlfcn.h>
 #include <signal.h>
@@ -346,6 +347,49 @@ Test(pool_start, module_of_another_build_fails_the_task_with_the_reason)
     mp_assert_rc(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30),
                  MP_EOTHERBUILD);
     finish(p);
+}
+
+Test(pool_start, process_target_in_a_module_the_child_lacks_fails_its_start_with_the_reason)
+{
+    void *h = dlopen(MP_POOL_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    cr_assert(h, "%s", dlerror());
+    mp_target_fn fn = (mp_target_fn)(uintptr_t)dlsym(h, "plugin_exit7");
+    cr_assert(fn);
+    mp_process *p = NULL;
+    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = fn}));
+    if (mp_get_start_method() == MP_START_FORK) {
+        /* A fork child has every module its parent had. */
+        mp_assert_ok(mp_process_start(p));
+        mp_assert_ok(mp_process_join(p, 30));
+        int code = -1;
+        mp_assert_ok(mp_process_exitcode(p, &code));
+        cr_assert_eq(code, 7);
+    } else {
+        mp_assert_rc(mp_process_start(p), MP_ENOTLOADED);
+        mp_assert_rc(mp_process_join(p, 0), MP_ENOTSTARTED); /* no child exists */
+    }
+    mp_process_destroy(p);
+    dlclose(h);
+}
+
+Test(pool_start, reference_to_another_build_is_told_apart_from_a_missing_module)
+{
+    mp__symref ref;
+    void *addr = NULL;
+    mp_assert_ok(mp__sym_encode((const void *)(uintptr_t)add_ctx, &ref));
+    mp_assert_ok(mp__sym_decode(&ref, &addr));
+    cr_assert_eq(addr, (void *)(uintptr_t)add_ctx);
+    mp__symref other = ref;
+    if (other.build_id_len == 0)
+        other.build_id_len = 1;
+    other.build_id[0] ^= 0xff;
+    mp_assert_rc(mp__sym_decode(&other, &addr), MP_EOTHERBUILD);
+    mp__symref missing = ref;
+    snprintf(missing.path, sizeof(missing.path), "/nonexistent/libnothing.so");
+    mp_assert_rc(mp__sym_decode(&missing, &addr), MP_ENOTLOADED);
+    mp__symref bad = ref;
+    memset(bad.path, 'x', sizeof(bad.path)); /* no terminator */
+    mp_assert_rc(mp__sym_decode(&bad, &addr), MP_EBADMSG);
 }
 
 static int sleep_then_pid(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,

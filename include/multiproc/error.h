@@ -81,8 +81,8 @@ typedef enum mp_error {
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
     MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
     MP_EBOOT = -10060,         /* a spawned child died before running its target */
-    MP_ENOTLOADED = -10061,    /* a function's module is not loaded in the worker (dlopen'd) */
-    MP_EOTHERBUILD = -10062,   /* a function's module is another build in the worker */
+    MP_ENOTLOADED = -10061,    /* a function's module is not loaded in the child (dlopen'd) */
+    MP_EOTHERBUILD = -10062,   /* a function's module is another build in the child */
     MP_EAUTH = -10070,         /* the server refused the password (or user) */
     MP_ESERVER = -10071,       /* the server answered with an error of its own */
     MP_ENOFUNC = -10080,       /* a distributed worker does not know the task's function */

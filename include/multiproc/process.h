@@ -142,8 +142,16 @@ MP_API int mp_process_create(mp_process **out, const mp_process_opts *opts);
 
 /* mp_process_start — start the child.
  *
- * Errors: MP_ESTARTED (already started), MP_ECLOSED, MP_EAGAIN/MP_ENOMEM
- * (fork failed: too many processes or no memory). On failure no child exists.
+ * Errors: MP_ESTARTED (already started), MP_ECLOSED, MP_EPERM (not a child
+ * made by mp_process_create), MP_EAGAIN/MP_ENOMEM/MP_EMFILE (too many
+ * processes, no memory, no fd left). Under spawn and forkserver also:
+ * MP_EINVAL (args or user is a pointer the child cannot see: neither in the
+ * shared heap nor in a module's static data), MP_ENOTLOADED (the target's
+ * or such a pointer's module was loaded with dlopen and the new image lacks
+ * it), MP_EOTHERBUILD (the module is another build there), MP_EBOOT (the
+ * new process died before running its target), MP_ENOHEAPADDR (the shared
+ * heap's address is taken there), MP_ENOSYS (forkserver without pidfds).
+ * On failure no child exists.
  */
 MP_API int mp_process_start(mp_process *p);
 

@@ -1,5 +1,6 @@
-/* A module that test_pool_start loads with dlopen: a task and an
- * initializer that live in a module the program did not load at start. */
+/* A module that test_pool_start loads with dlopen: a task, an initializer
+ * and a process target that live in a module the program did not load at
+ * start. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,6 +10,7 @@
 PLUGIN_API int plugin_triple(const void *in, size_t in_len, void *out, size_t out_cap,
                              size_t *out_len, void *ctx);
 PLUGIN_API void plugin_init(void *arg);
+PLUGIN_API int plugin_exit7(const void *arg, size_t len);
 
 int plugin_triple(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                   void *ctx)
@@ -21,4 +23,10 @@ int plugin_triple(const void *in, size_t in_len, void *out, size_t out_cap, size
 void plugin_init(void *arg)
 {
     (void)arg;
+}
+
+int plugin_exit7(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    return 7;
 }
