@@ -164,8 +164,16 @@ static int init_shm(mp_pool *p)
     for (int i = 0; i < p->nproc; i++)
         shm->wrec[i] = (mp__pwrec){.shm = shm, .index = (uint32_t)i};
     p->shm = shm;
-    if (p->threads || p->opts.start_method == MP_START_FORK)
+    if (p->threads)
         return 0;
+    if (p->opts.start_method == MP_START_FORK) {
+        if ((rc = mp__pool_fork_init(p)) < 0) {
+            mp__rmutex_fini(&shm->mu);
+            mp__heap_free(shm);
+            p->shm = NULL;
+        }
+        return rc;
+    }
     rc = mp__pool_xlate_init(p);
     if (rc == 0)
         rc = mp__pool_xlate_check(p, (const void *)(uintptr_t)p->opts.initializer, true);

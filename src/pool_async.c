@@ -48,12 +48,13 @@ static int check_submit(mp_pool *p)
     return p->closed ? MP_ECLOSED : 0;
 }
 
-/* Whether the workers can use fn and ctx (spawn, forkserver; fork and
- * thread workers share the parent's layout: nothing to check). */
+/* Whether the workers can use fn and ctx (spawn, forkserver; fork workers
+ * share the parent's layout as it was at the pool's start, thread workers
+ * share it as it is). */
 static int check_ptrs(mp_pool *p, const void *fn, const void *ctx)
 {
     if (!p->shm->xlate)
-        return 0;
+        return mp__pool_fork_check(p, fn);
     int rc = mp__pool_xlate_check(p, fn, true);
     return rc < 0 ? rc : mp__pool_xlate_check(p, ctx, false);
 }

@@ -32,6 +32,7 @@
 #define MP__POOL_ERRS_KEPT 16
 #define MP__POOL_SPIN_NS   20000        /* spin for a result or a task before sleeping */
 #define MP__POOL_MODS      64           /* modules the tasks of a spawn/forkserver pool may use */
+#define MP__POOL_FORK_MODS 8            /* start modules a fork pool remembers as checked */
 #define MP__POOL_WIN_CHUNK (512 * 1024) /* automatic chunks of a staged map: bytes per chunk */
 
 /* The body of a spin-wait loop. */
@@ -259,11 +260,14 @@ struct mp_pool {
     uint64_t items_total, items_done;
     int64_t progress_ns, started_ns;
     bool progress_tty;
-    /* spawn, forkserver: modules loaded when the pool started, and the last
-     * function pointer found in a usable module */
+    /* process pools: modules loaded when the pool started, and the last
+     * function pointer found in a usable module; fork pools also keep the
+     * extents of the start modules their functions were found in */
     uintptr_t *start_bases;
     size_t nstart;
     uintptr_t last_fn;
+    uintptr_t fork_lo[MP__POOL_FORK_MODS], fork_hi[MP__POOL_FORK_MODS];
+    size_t nfork;
     bool remote; /* part of an mp__rpool (rpool.h) */
 };
 
@@ -275,6 +279,10 @@ void mp__pool_repair(mp__pshm *shm);
 int mp__pool_xlate_init(mp_pool *p);
 void mp__pool_xlate_fini(mp_pool *p);
 int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code);
+/* Fork pools: remember the modules loaded at start (0 or MP_ENOMEM), and
+ * refuse a task function in a module loaded after (MP_ENOTLOADED). */
+int mp__pool_fork_init(mp_pool *p);
+int mp__pool_fork_check(mp_pool *p, const void *fn);
 int mp__pool_xlate(mp__wxlate *x, const void *from, bool code, void **to);
 
 /* pool_threads.c */

@@ -10,13 +10,26 @@
  * can have. A module the parent loaded with dlopen before the pool started
  * is not in a spawned worker either: the worker finds that out when it
  * first meets the module, and the task fails with MP_ENOTLOADED (or
- * MP_EOTHERBUILD when the build-ids differ). Fork pools never come here:
- * their workers share the parent's layout. */
+ * MP_EOTHERBUILD when the build-ids differ). Fork pools share the parent's
+ * layout and only check that a task function's module was there when the
+ * pool started (mp__pool_fork_check). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "heap.h"
 #include "pool_internal.h"
+
+static int record_start_modules(mp_pool *p)
+{
+    size_t n = mp__sym_bases(NULL, 0);
+    p->start_bases = malloc((n ? n : 1) * sizeof *p->start_bases);
+    if (!p->start_bases)
+        return MP_ENOMEM;
+    p->nstart = mp__sym_bases(p->start_bases, n);
+    if (p->nstart > n)
+        p->nstart = n; /* a module loaded in between: not a start module */
+    return 0;
+}
 
 int mp__pool_xlate_init(mp_pool *p)
 {
@@ -24,18 +37,18 @@ int mp__pool_xlate_init(mp_pool *p)
     int rc = mp__heap_alloc(&mem, MP__POOL_MODS * sizeof(mp__pmod));
     if (rc < 0)
         return rc;
-    size_t n = mp__sym_bases(NULL, 0);
-    p->start_bases = malloc((n ? n : 1) * sizeof *p->start_bases);
-    if (!p->start_bases) {
+    if ((rc = record_start_modules(p)) < 0) {
         mp__heap_free(mem);
-        return MP_ENOMEM;
+        return rc;
     }
-    p->nstart = mp__sym_bases(p->start_bases, n);
-    if (p->nstart > n)
-        p->nstart = n; /* a module loaded in between: not a start module */
     p->shm->mods = mem;
     p->shm->xlate = 1;
     return 0;
+}
+
+int mp__pool_fork_init(mp_pool *p)
+{
+    return record_start_modules(p);
 }
 
 void mp__pool_xlate_fini(mp_pool *p)
@@ -67,6 +80,35 @@ static int add_module(mp_pool *p, const void *ptr)
         return MP_ENOSPC;
     p->shm->mods[n] = m;
     atomic_store_explicit(&p->shm->nmods, n + 1, memory_order_release);
+    return 0;
+}
+
+/* A fork worker is a copy of the parent as it was at the pool's start: a
+ * module dlopen'd after is not mapped there, and calling into it would
+ * crash the worker. Pointers in no module (code made at run time) are let
+ * through: whether the worker has them cannot be told cheaply. */
+int mp__pool_fork_check(mp_pool *p, const void *fn)
+{
+    uintptr_t a = (uintptr_t)fn;
+    if (!p->start_bases || a == p->last_fn)
+        return 0;
+    for (size_t i = 0; i < p->nfork; i++) {
+        if (a >= p->fork_lo[i] && a < p->fork_hi[i]) {
+            p->last_fn = a;
+            return 0;
+        }
+    }
+    mp__symref ref;
+    uintptr_t base, lo, hi;
+    if (mp__sym_module(fn, &ref, &base, &lo, &hi) < 0)
+        return 0;
+    if (!loaded_at_start(p, base))
+        return MP_ENOTLOADED;
+    if (p->nfork < MP__POOL_FORK_MODS) {
+        p->fork_lo[p->nfork] = lo;
+        p->fork_hi[p->nfork++] = hi;
+    }
+    p->last_fn = a;
     return 0;
 }
 

@@ -79,7 +79,10 @@
  * caller under every method:
  *   - fork: workers are copies of the parent made when each started, so
  *     any pointer to data older than the worker works (stack and malloc
- *     included), unchecked;
+ *     included), unchecked. A task function in a module the parent loaded
+ *     with dlopen after the pool was created is refused at submit with
+ *     MP_ENOTLOADED (the workers, copies from before, would crash calling
+ *     it); a ctx pointer into such a module is not checked;
  *   - spawn, forkserver: workers are fresh images of the program. A
  *     function or a pointer into static data is translated into the
  *     worker's image (module, offset, and a check of the module's
