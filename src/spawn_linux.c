@@ -83,6 +83,7 @@ int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock)
         return mp__errno();
     int rc = spawn_exec(b, sv[1], pid);
     close(sv[1]);
+    bool spawned = rc == 0;
     if (rc == 0)
         rc = mp__boot_send(sv[0], b, sizeof(*b));
     if (rc == 0 && b->args_len)
@@ -91,6 +92,9 @@ int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock)
         rc = 0; /* the child died: its report (end of file) says so */
     if (rc < 0) {
         close(sv[0]);
+        if (spawned) /* it reads end of file and exits: reap it */
+            while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+                ;
         return rc;
     }
     *sock = sv[0];
