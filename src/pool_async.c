@@ -91,9 +91,7 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
 int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len, void *out,
                   size_t out_cap, size_t *out_len, double timeout)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_apply(p, fn, ctx, in, in_len, out, out_cap, out_len, timeout);
-    mp_async *a = NULL;
+    mp_async *a = NULL; /* apply_async, get and destroy serve both kinds of pool */
     if (!out && out_cap > 0)
         return MP_EINVAL;
     int rc = mp_pool_apply_async(p, fn, ctx, in, in_len, out_cap, NULL, NULL, NULL, &a);
@@ -291,10 +289,9 @@ int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_as
 
 int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_map(p, spec, timeout);
     mp_async *a = NULL;
-    int rc = mp__pool_map_start(p, spec, false, &a);
+    int rc = MP__REMOTE(p) ? mp__rpool_map_async(p, spec, NULL, NULL, NULL, &a)
+                           : mp__pool_map_start(p, spec, false, &a);
     if (rc < 0)
         return rc;
     rc = mp_async_get(a, NULL, 0, NULL, timeout);
@@ -304,8 +301,6 @@ int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
 
 int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_map(p, spec, timeout);
     return mp_pool_map(p, spec, timeout);
 }
 

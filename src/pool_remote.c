@@ -100,22 +100,10 @@ int mp__rpool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, 
     (void)cb, (void)err_cb, (void)user, (void)out;
     return MP_ENOSYS;
 }
-int mp__rpool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len, void *out,
-                    size_t out_cap, size_t *out_len, double timeout)
-{
-    (void)p, (void)fn, (void)ctx, (void)in, (void)in_len, (void)out, (void)out_cap, (void)out_len;
-    (void)timeout;
-    return MP_ENOSYS;
-}
 int mp__rpool_map_async(mp_pool *p, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
                         void *user, mp_async **out)
 {
     (void)p, (void)s, (void)cb, (void)err_cb, (void)user, (void)out;
-    return MP_ENOSYS;
-}
-int mp__rpool_map(mp_pool *p, const mp_map_spec *s, double timeout)
-{
-    (void)p, (void)s, (void)timeout;
     return MP_ENOSYS;
 }
 int mp__rpool_imap(mp_pool *p, const mp_map_spec *s, bool ordered, mp_imap **out)

@@ -77,25 +77,12 @@ int mp__rdict_read(const mp_dict *d, const void *key, size_t key_len,
     return rc;
 }
 
-/* A command on the dict's key alone whose integer reply is a count. */
-static int count_cmd(mp__robj *o, const char *cmd, long long *out)
-{
-    redisReply *rep;
-    int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, 2, (const char *[]){cmd, o->key},
-                           (size_t[]){strlen(cmd), o->key_len});
-    if (rc < 0)
-        return rc;
-    *out = rep->integer;
-    freeReplyObject(rep);
-    return *out < 0 ? MP_EBADMSG : 0;
-}
-
 int mp__rdict_len(const mp_dict *d, size_t *out)
 {
     int rc = mp__robj_check(d, MP__MAGIC_DICT);
     long long n;
     if (rc == 0)
-        rc = count_cmd((mp__robj *)(uintptr_t)d, "HLEN", &n);
+        rc = mp__robj_count((mp__robj *)(uintptr_t)d, "HLEN", &n);
     if (rc == 0)
         *out = (size_t)n;
     return rc;
@@ -105,7 +92,7 @@ int mp__rdict_clear(mp_dict *d)
 {
     int rc = mp__robj_check(d, MP__MAGIC_DICT);
     long long n;
-    return rc < 0 ? rc : count_cmd((mp__robj *)d, "DEL", &n);
+    return rc < 0 ? rc : mp__robj_count((mp__robj *)d, "DEL", &n);
 }
 
 int mp__rdict_delete(mp_dict *d, const void *key, size_t key_len)

@@ -178,6 +178,10 @@ int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *ki
 void mp__robj_free(mp__robj *o);
 /* 0 when p is a live handle of that magic, else MP_EINVAL. */
 int mp__robj_check(const void *p, uint32_t magic);
+/* Runs a command on o's key alone whose integer reply is a count (LLEN,
+ * HLEN, DEL): 0 with *out, MP_EBADMSG for a negative count, or the error of
+ * mp__redis_cmd. */
+int mp__robj_count(mp__robj *o, const char *cmd, long long *out);
 
 /* A malloc'd mp__blob (item_internal.h) holding a value read from Redis,
  * so that the readers of the local containers can run on it unchanged. */

@@ -213,18 +213,6 @@ int mp__rlist_remove(mp_list *l, const mp_item *v)
     return rc;
 }
 
-static int key_cmd_int(mp__robj *o, const char *cmd, long long *out)
-{
-    redisReply *rep;
-    int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, 2, (const char *[]){cmd, o->key},
-                           (size_t[]){strlen(cmd), o->key_len});
-    if (rc < 0)
-        return rc;
-    *out = rep->integer;
-    freeReplyObject(rep);
-    return *out < 0 ? MP_EBADMSG : 0;
-}
-
 int mp__rlist_len(const mp_list *l, size_t *out)
 {
     mp__robj *o = NULL;
@@ -233,7 +221,7 @@ int mp__rlist_len(const mp_list *l, size_t *out)
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
     if (rc == 0)
-        rc = key_cmd_int(o, "LLEN", &n);
+        rc = mp__robj_count(o, "LLEN", &n);
     if (rc == 0)
         *out = (size_t)n;
     return rc;
@@ -244,7 +232,7 @@ int mp__rlist_clear(mp_list *l)
     mp__robj *o = NULL;
     long long n;
     int rc = list_args(l, &o);
-    return rc < 0 ? rc : key_cmd_int(o, "DEL", &n);
+    return rc < 0 ? rc : mp__robj_count(o, "DEL", &n);
 }
 
 /* Decodes every element of an LRANGE reply into items (numbers into nums). */

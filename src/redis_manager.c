@@ -119,6 +119,18 @@ int mp__robj_check(const void *p, uint32_t magic)
     return 0;
 }
 
+int mp__robj_count(mp__robj *o, const char *cmd, long long *out)
+{
+    redisReply *rep;
+    int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, 2, (const char *[]){cmd, o->key},
+                           (size_t[]){strlen(cmd), o->key_len});
+    if (rc < 0)
+        return rc;
+    *out = rep->integer;
+    freeReplyObject(rep);
+    return *out < 0 ? MP_EBADMSG : 0;
+}
+
 int mp__redis_blob(mp__blob **out, const mp_item *v)
 {
     mp__blob *b = malloc(sizeof(*b) + mp__align8(1) + v->len + 1);

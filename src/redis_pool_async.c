@@ -149,18 +149,6 @@ int mp__rpool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const void *i
     return 0;
 }
 
-int mp__rpool_apply(mp_pool *pool, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
-                    void *out, size_t out_cap, size_t *out_len, double timeout)
-{
-    mp_async *a = NULL;
-    int rc = mp__rpool_apply_async(pool, fn, ctx, in, in_len, out_cap, NULL, NULL, NULL, &a);
-    if (rc < 0)
-        return rc;
-    rc = mp__rasync_get(a, out, out_cap, out_len, timeout);
-    mp__rasync_destroy(a);
-    return rc;
-}
-
 static size_t pick_chunk(const mp_map_spec *s)
 {
     size_t c = s->chunksize ? s->chunksize : (s->n + 31) / 32;
@@ -259,17 +247,6 @@ int mp__rpool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_
     int rc = map_start(pool, s, cb, err_cb, user, NULL, &a);
     if (rc == 0)
         *out = &a->pub;
-    return rc;
-}
-
-int mp__rpool_map(mp_pool *pool, const mp_map_spec *s, double timeout)
-{
-    mp_async *a = NULL;
-    int rc = mp__rpool_map_async(pool, s, NULL, NULL, NULL, &a);
-    if (rc < 0)
-        return rc;
-    rc = mp__rasync_get(a, NULL, 0, NULL, timeout);
-    mp__rasync_destroy(a);
     return rc;
 }
 

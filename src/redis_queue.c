@@ -194,16 +194,11 @@ int mp__rqueue_qsize(mp__rqueue *q, size_t *out)
     int rc = queue_check(q);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
-    redisReply *rep;
+    long long n;
     if (rc == 0)
-        rc = mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 2, (const char *[]){"LLEN", q->o->key},
-                           NULL);
-    if (rc < 0)
-        return rc;
-    rc = rep->integer < 0 ? MP_EBADMSG : 0;
+        rc = mp__robj_count(q->o, "LLEN", &n);
     if (rc == 0)
-        *out = (size_t)rep->integer;
-    freeReplyObject(rep);
+        *out = (size_t)n;
     return rc;
 }
 

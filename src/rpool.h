@@ -16,11 +16,8 @@ int mp__rpool_create(mp_pool **out, const mp_pool_opts *o);
 int mp__rpool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
                           size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
                           mp_async **out);
-int mp__rpool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len, void *out,
-                    size_t out_cap, size_t *out_len, double timeout);
 int mp__rpool_map_async(mp_pool *p, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
                         void *user, mp_async **out);
-int mp__rpool_map(mp_pool *p, const mp_map_spec *s, double timeout);
 int mp__rpool_imap(mp_pool *p, const mp_map_spec *s, bool ordered, mp_imap **out);
 int mp__rpool_close(mp_pool *p);
 int mp__rpool_terminate(mp_pool *p);
