@@ -34,6 +34,7 @@
 #include <multiproc.h>
 
 #include "bench_common.h"
+#include "bench_tiny.h"
 
 #define SUMSQ_N 10000000
 
@@ -145,38 +146,6 @@ static void roundtrip(mp_pool *p, long n)
     }
 }
 
-static void tiny(mp_pool *p, long n)
-{
-    int64_t *in = malloc((size_t)n * sizeof *in);
-    if (!in)
-        bench_die("out of memory");
-    for (long i = 0; i < n; i++)
-        in[i] = i;
-    mp_imap *it = NULL;
-    check(mp_pool_imap(p,
-                       &(mp_map_spec){.fn = square,
-                                      .in = in,
-                                      .n = (size_t)n,
-                                      .in_size = 8,
-                                      .out_size = 8,
-                                      .chunksize = 1},
-                       false, &it),
-          "mp_pool_imap");
-    int64_t v;
-    uint64_t total = 0, want = 0; /* both modulo 2^64: large n overflows */
-    int rc;
-    while ((rc = mp_imap_next(it, &v, NULL, NULL, MP_FOREVER)) == 0)
-        total += (uint64_t)v;
-    for (long i = 0; i < n; i++)
-        want += (uint64_t)i * (uint64_t)i;
-    if (rc != MP_EEOF)
-        bench_die("imap: %s", mp_strerror(rc));
-    mp_imap_destroy(it);
-    free(in);
-    if (total != want)
-        bench_die("wrong result");
-}
-
 /* One item per worker: each waits until all have arrived, so that the map
  * completes only once every worker runs. */
 static int arrive(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
@@ -266,7 +235,7 @@ int main(int argc, char **argv)
         roundtrip(p, n);
         value = (bench_now() - t0) * 1e6 / (double)n;
     } else if (strcmp(mode, "tiny") == 0) {
-        tiny(p, n);
+        check(bench_tiny_imap(p, square, n, MP_FOREVER), "imap");
         value = (double)n / (bench_now() - t0);
     } else {
         bench_die("unknown mode '%s'", mode);

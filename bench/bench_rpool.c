@@ -29,6 +29,7 @@
 #include <multiproc.h>
 
 #include "bench_common.h"
+#include "bench_tiny.h"
 #include "redis_server.h"
 
 #define WORKERS 2
@@ -81,38 +82,6 @@ static pid_t start_worker(void)
     return pid;
 }
 
-static void tiny(mp_pool *p, long n)
-{
-    int64_t *in = malloc((size_t)n * sizeof *in);
-    if (!in)
-        bench_die("out of memory");
-    for (long i = 0; i < n; i++)
-        in[i] = i;
-    mp_imap *it = NULL;
-    check(mp_pool_imap(p,
-                       &(mp_map_spec){.fn = square,
-                                      .in = in,
-                                      .n = (size_t)n,
-                                      .in_size = 8,
-                                      .out_size = 8,
-                                      .chunksize = 1},
-                       false, &it),
-          "mp_pool_imap");
-    int64_t v;
-    uint64_t total = 0, want = 0;
-    int rc;
-    while ((rc = mp_imap_next(it, &v, NULL, NULL, 60)) == 0)
-        total += (uint64_t)v;
-    for (long i = 0; i < n; i++)
-        want += (uint64_t)i * (uint64_t)i;
-    if (rc != MP_EEOF)
-        check(rc, "imap");
-    mp_imap_destroy(it);
-    free(in);
-    if (total != want)
-        bench_die("wrong result");
-}
-
 int main(int argc, char **argv)
 {
     long n = bench_args(argc, argv, "tiny|tiny_prefetch16 <iterations>");
@@ -130,12 +99,12 @@ int main(int argc, char **argv)
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
     mp_pool *p;
     check(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "bench"}), "mp_pool_create");
-    tiny(p, 100); /* warm-up: both workers are serving */
+    check(bench_tiny_imap(p, square, 100, 60), "imap"); /* warm-up: both workers serve */
     bool stats = getenv("BENCH_CMDSTATS") != NULL;
     if (stats)
         redis_cli("CONFIG RESETSTAT > /dev/null");
     double t0 = bench_now();
-    tiny(p, n);
+    check(bench_tiny_imap(p, square, n, 60), "imap");
     double elapsed = bench_now() - t0;
     if (stats)
         redis_cli("INFO commandstats");
