@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mp_test.h"
+#include "mp_test_manager.h"
 #include "redis_server.h"
 
 static mp_test_redis srv;
@@ -407,35 +408,8 @@ Test(objects, namespace_attributes)
     mp_manager *m = open_manager();
     mp_namespace *ns;
     mp_assert_rc(mp_manager_namespace(m, "Global", &ns), 1);
+    mp_test_namespace_attributes(ns);
     char *s;
-    mp_assert_ok(mp_namespace_repr(ns, &s));
-    cr_assert_str_eq(s, "Namespace()");
-    free(s);
-    mp_assert_ok(mp_namespace_set_str(ns, "y", "hello"));
-    mp_assert_ok(mp_namespace_set_int(ns, "x", 10));
-    mp_assert_ok(mp_namespace_set_double(ns, "f", 1e16));
-    mp_assert_ok(mp_namespace_set_bytes(ns, "b", "a\0", 2));
-    mp_assert_ok(mp_namespace_repr(ns, &s));
-    cr_assert_str_eq(s, "Namespace(b=b'a\\x00', f=1e+16, x=10, y='hello')");
-    free(s);
-    int64_t i;
-    double d;
-    void *p;
-    size_t n;
-    mp_item_type t;
-    mp_assert_ok(mp_namespace_get_int(ns, "x", &i));
-    cr_assert_eq(i, 10);
-    mp_assert_ok(mp_namespace_get_double(ns, "f", &d));
-    cr_assert_eq(d, 1e16);
-    mp_assert_ok(mp_namespace_get_str(ns, "y", &s));
-    cr_assert_str_eq(s, "hello");
-    free(s);
-    mp_assert_ok(mp_namespace_get_bytes(ns, "b", &p, &n));
-    cr_assert(n == 2 && memcmp(p, "a\0", 2) == 0);
-    free(p);
-    mp_assert_ok(mp_namespace_type(ns, "f", &t));
-    cr_assert_eq(t, MP_ITEM_DOUBLE);
-    mp_assert_rc(mp_namespace_get_int(ns, "y", &i), MP_EPROTO);
     mp_assert_rc(mp_namespace_set_int(ns, "1x", 1), MP_EINVAL);
     mp_assert_rc(mp_namespace_has(ns, "x"), 1);
     mp_assert_ok(mp_namespace_delete(ns, "x"));

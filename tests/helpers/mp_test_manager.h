@@ -33,4 +33,9 @@ int mp_test_exercise(int t, void *obj);
 /* mp_<type>_destroy (a no-op on named objects). */
 void mp_test_destroy_as(int t, void *obj);
 
+/* The attribute calls of an empty namespace, asserted: a set of each kind,
+ * the repr (sorted, like CPython), each read back, the type, and reads of
+ * the wrong type (MP_EPROTO). Leaves b, f, x and y set. */
+void mp_test_namespace_attributes(mp_namespace *ns);
+
 #endif /* MP_TEST_MANAGER_H */
