@@ -84,20 +84,6 @@ static int echo(const void *in, size_t in_len, void *out, size_t out_cap, size_t
     return 0;
 }
 
-static mp_pool *make_pool(int n)
-{
-    mp_pool *p = NULL;
-    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = n}));
-    return p;
-}
-
-static void finish(mp_pool *p)
-{
-    mp_assert_ok(mp_pool_close(p));
-    mp_assert_ok(mp_pool_join(p, 10));
-    mp_pool_destroy(p);
-}
-
 /* ---- creation and misuse -------------------------------------------------*/
 
 Test(pool, create_rejects_bad_options)
@@ -119,12 +105,12 @@ Test(pool, default_size_is_cpu_count)
     mp_pool *p = NULL;
     mp_assert_ok(mp_pool_create(&p, NULL));
     cr_assert_eq(mp_pool_pids(p, NULL, 0), mp_cpu_count());
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, misuse_gets_documented_errors)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     mp_async *a = NULL;
     int64_t x = 3;
     mp_assert_rc(mp_pool_apply_async(p, NULL, NULL, &x, 8, 8, NULL, NULL, NULL, &a), MP_EINVAL);
@@ -150,7 +136,7 @@ Test(pool, misuse_gets_documented_errors)
 
 Test(pool, apply_returns_the_result)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t x = 12, y = 0;
     size_t len = 0;
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, &len, 5));
@@ -162,12 +148,12 @@ Test(pool, apply_returns_the_result)
     mp_assert_ok(mp_pool_apply(p, echo, NULL, big, sizeof big, back, sizeof back, &len, 5));
     cr_assert_eq(len, sizeof big);
     cr_assert_eq(memcmp(big, back, sizeof big), 0);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, apply_async_get_times_out_and_the_task_keeps_running)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     mp_async *a = NULL;
     double secs = 0.5;
     mp_assert_ok(
@@ -181,12 +167,12 @@ Test(pool, apply_async_get_times_out_and_the_task_keeps_running)
     cr_assert_eq(mp_async_successful(a), 0);
     mp_assert_ok(mp_async_get(a, NULL, 0, NULL, 0));
     mp_async_destroy(a);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, task_error_code_fails_only_that_task)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     mp_async *a = NULL;
     mp_task_error e;
     int64_t x = 14, y;
@@ -201,12 +187,12 @@ Test(pool, task_error_code_fails_only_that_task)
     x = 5;
     mp_assert_ok(mp_pool_apply(p, square_or_fail, NULL, &x, 8, &y, 8, NULL, 10));
     cr_assert_eq(y, 25);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, result_larger_than_the_buffer_is_emsgsize)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     char in[32] = "0123456789", out[4];
     mp_assert_rc(mp_pool_apply(p, echo, NULL, in, sizeof in, out, sizeof out, NULL, 10),
                  MP_ETASKFAILED); /* the task itself refuses: in_len > out_cap */
@@ -214,7 +200,7 @@ Test(pool, result_larger_than_the_buffer_is_emsgsize)
     mp_assert_ok(mp_pool_apply_async(p, echo, NULL, in, 8, 8, NULL, NULL, NULL, &a));
     mp_assert_rc(mp_async_get(a, out, sizeof out, NULL, 10), MP_EMSGSIZE);
     mp_async_destroy(a);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 static int ok_calls, err_calls;
@@ -234,7 +220,7 @@ static void on_err(mp_async *a, void *user)
 
 Test(pool, callbacks_run_in_the_caller_during_join)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     mp_async *a[4];
     int user = 7;
     for (int64_t i = 0; i < 4; i++) {
@@ -275,19 +261,19 @@ static void check_squares(mp_pool *p, size_t n, size_t chunksize)
 
 Test(pool, map_with_every_chunk_size)
 {
-    mp_pool *p = make_pool(3);
+    mp_pool *p = mp_test_pool(3);
     check_squares(p, 0, 0);
     check_squares(p, 1, 0);
     check_squares(p, 1000, 0);
     check_squares(p, 1000, 1);
     check_squares(p, 1000, 7);
     check_squares(p, 5000, 5000);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, map_over_shared_heap_arrays_in_place)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t *in = mp_alloc(100 * 8), *out = mp_alloc(100 * 8);
     cr_assert(in && out);
     for (int i = 0; i < 100; i++)
@@ -298,14 +284,14 @@ Test(pool, map_over_shared_heap_arrays_in_place)
         10));
     for (int i = 0; i < 100; i++)
         cr_assert_eq(out[i], i * i);
-    finish(p);
+    mp_test_pool_finish(p, 10);
     mp_free(in);
     mp_free(out);
 }
 
 Test(pool, map_reports_each_failed_item_and_completes_the_others)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t in[50], out[50];
     for (int i = 0; i < 50; i++)
         in[i] = i, out[i] = -1;
@@ -335,7 +321,7 @@ Test(pool, map_reports_each_failed_item_and_completes_the_others)
     for (int i = 0; i < 50; i++)
         if (!seen[i])
             cr_assert_eq(out[i], i * i, "item %d", i);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 typedef struct pair {
@@ -352,7 +338,7 @@ static int mul(const void *in, size_t in_len, void *out, size_t out_cap, size_t 
 
 Test(pool, starmap_over_argument_structs)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     pair args[20];
     int64_t out[20];
     for (int i = 0; i < 20; i++)
@@ -364,12 +350,12 @@ Test(pool, starmap_over_argument_structs)
         10));
     for (int i = 0; i < 20; i++)
         cr_assert_eq(out[i], i * (i + 1));
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, map_async_with_callback)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t in[30], out[30];
     int user = 7;
     for (int i = 0; i < 30; i++)
@@ -384,7 +370,7 @@ Test(pool, map_async_with_callback)
     for (int i = 0; i < 30; i++)
         cr_assert_eq(out[i], i * i);
     mp_async_destroy(a);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 static void imap_all(mp_pool *p, bool ordered)
@@ -427,10 +413,10 @@ static void imap_all(mp_pool *p, bool ordered)
 
 Test(pool, imap_in_order_and_unordered)
 {
-    mp_pool *p = make_pool(3);
+    mp_pool *p = mp_test_pool(3);
     imap_all(p, true);
     imap_all(p, false);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 __extension__ typedef unsigned __int128 u128;
@@ -453,7 +439,7 @@ static void add128(void *total, const void *partial, void *ctx)
 
 Test(pool, parallel_for_reduces_the_chunks)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     u128 sum = 0;
     mp_assert_ok(mp_pool_for(p,
                              &(mp_for_spec){.fn = sum_sq,
@@ -486,14 +472,14 @@ Test(pool, parallel_for_reduces_the_chunks)
     cr_assert_eq(e.index, 500);
     cr_assert_eq(e.task_code, 9);
     mp_assert_rc(mp_pool_for(p, &(mp_for_spec){.fn = sum_sq, .begin = 5, .end = 1}, 1), MP_EINVAL);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 /* ---- reliability ---------------------------------------------------------*/
 
 Test(pool, killed_worker_fails_its_item_only_and_is_replaced)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     pid_t before[2], after[2];
     cr_assert_eq(mp_pool_pids(p, before, 2), 2);
     static const int64_t victim = 123; /* static data: every start method can pass it */
@@ -526,12 +512,12 @@ Test(pool, killed_worker_fails_its_item_only_and_is_replaced)
             cr_assert_eq(out[i], i * i, "item %d", i);
     cr_assert_eq(mp_pool_pids(p, after, 2), 2);
     cr_assert(after[0] != e.pid && after[1] != e.pid);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, segfaulting_task_is_worker_lost)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     mp_async *a = NULL;
     mp_task_error e;
     mp_assert_ok(mp_pool_apply_async(p, segfault, NULL, NULL, 0, 0, NULL, NULL, NULL, &a));
@@ -542,7 +528,7 @@ Test(pool, segfaulting_task_is_worker_lost)
     int64_t x = 9, y = 0;
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 10));
     cr_assert_eq(y, 81);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 Test(pool, per_task_timeout_kills_and_replaces_the_worker)
@@ -562,7 +548,7 @@ Test(pool, per_task_timeout_kills_and_replaces_the_worker)
     int64_t x = 4, y = 0;
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 10));
     cr_assert_eq(y, 16);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 /* Counts in the shared heap: every start method passes heap pointers as
@@ -589,14 +575,14 @@ Test(pool, maxtasksperchild_replaces_workers_and_reruns_the_initializer)
         if (i > 0)
             cr_assert_neq(pids[i], pids[i - 1]);
     }
-    finish(p);
+    mp_test_pool_finish(p, 10);
     cr_assert_geq(atomic_load(inits), 3);
     mp_free((void *)inits);
 }
 
 Test(pool, terminate_is_bounded_and_fails_unfinished_tasks)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     mp_async *a[4];
     double secs = 30;
     for (int i = 0; i < 4; i++)
@@ -615,7 +601,7 @@ Test(pool, terminate_is_bounded_and_fails_unfinished_tasks)
 
 Test(pool, join_times_out_while_tasks_run)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     mp_async *a = NULL;
     double secs = 0.6;
     mp_assert_ok(
@@ -629,7 +615,7 @@ Test(pool, join_times_out_while_tasks_run)
 
 Test(pool, destroy_running_pool_leaves_no_worker)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     pid_t pids[2];
     cr_assert_eq(mp_pool_pids(p, pids, 2), 2);
     mp_async *a = NULL;
@@ -659,14 +645,14 @@ Test(pool, progress_callback_reaches_the_total)
     mp_assert_ok(mp_pool_create(
         &p, &(mp_pool_opts){.processes = 2, .progress = true, .progress_cb = on_progress}));
     check_squares(p, 3000, 10);
-    finish(p);
+    mp_test_pool_finish(p, 10);
     cr_assert_eq(last_total, 3000);
     cr_assert_eq(last_done, 3000);
 }
 
 Test(pool, other_process_cannot_use_the_pool)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     pid_t c = fork();
     if (c == 0) {
         int64_t x = 2, y;
@@ -675,7 +661,7 @@ Test(pool, other_process_cannot_use_the_pool)
     int st;
     cr_assert_eq(waitpid(c, &st, 0), c);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    finish(p);
+    mp_test_pool_finish(p, 10);
 }
 
 /* ---- threads as workers --------------------------------------------------*/
@@ -738,7 +724,7 @@ Test(pool, thread_pool_has_the_same_api)
     cr_assert(sum == (u128)333833500u);
     int64_t x = 7, y = 0;
     mp_assert_rc(mp_pool_apply(p, square_or_fail, NULL, &x, 8, &y, 8, NULL, 10), MP_ETASKFAILED);
-    finish(p);
+    mp_test_pool_finish(p, 10);
     /* maxtasksperchild: retired threads were replaced, each initialised. */
     cr_assert_gt(atomic_load(&thread_inits), 3);
 }

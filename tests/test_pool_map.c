@@ -50,20 +50,6 @@ static int slow_sum(const void *in, size_t in_len, void *out, size_t out_cap, si
     return 0;
 }
 
-static mp_pool *make_pool(int n)
-{
-    mp_pool *p = NULL;
-    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = n}));
-    return p;
-}
-
-static void finish(mp_pool *p)
-{
-    mp_assert_ok(mp_pool_close(p));
-    mp_assert_ok(mp_pool_join(p, 30));
-    mp_pool_destroy(p);
-}
-
 static void fill(int64_t *in, int64_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -83,7 +69,7 @@ static void map_big(mp_pool *p, int64_t *in, int64_t *out)
 
 Test(pool_map, large_maps_over_ordinary_and_heap_arrays_give_every_result)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t *in = malloc(BIG * 8), *out = malloc(BIG * 8);
     int64_t *hin = mp_alloc(BIG * 8), *hout = mp_alloc(BIG * 8);
     cr_assert(in && out && hin && hout);
@@ -92,7 +78,7 @@ Test(pool_map, large_maps_over_ordinary_and_heap_arrays_give_every_result)
     map_big(p, hin, out); /* input in place, output staged */
     map_big(p, in, hout); /* input staged, output in place */
     map_big(p, hin, hout);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     free(in);
     free(out);
     mp_free(hin);
@@ -101,7 +87,7 @@ Test(pool_map, large_maps_over_ordinary_and_heap_arrays_give_every_result)
 
 Test(pool_map, explicit_chunks_larger_than_the_map_are_one_chunk)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t in[100], out[100];
     fill(in, out, 100);
     mp_assert_ok(mp_pool_map(p,
@@ -115,12 +101,12 @@ Test(pool_map, explicit_chunks_larger_than_the_map_are_one_chunk)
                              10));
     for (int i = 0; i < 100; i++)
         cr_assert_eq(out[i], i * i);
-    finish(p);
+    mp_test_pool_finish(p, 30);
 }
 
 Test(pool_map, killed_worker_and_failed_items_in_a_large_staged_map)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     static const int64_t victim = 123456; /* static data: every start method passes it */
     int64_t *in = malloc(BIG * 8), *out = malloc(BIG * 8);
     cr_assert(in && out);
@@ -159,7 +145,7 @@ Test(pool_map, killed_worker_and_failed_items_in_a_large_staged_map)
             cr_assert_eq(out[i], (int64_t)(i * i), "item %zu", i);
     /* The pool and its window still serve the next map. */
     map_big(p, in, out);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     free(in);
     free(out);
 }
@@ -168,7 +154,7 @@ Test(pool_map, killed_worker_and_failed_items_in_a_large_staged_map)
  * overwritten and freed as soon as the call has returned. */
 static void abandoned_map_goes_on(bool imap)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     _Atomic int64_t *sum = mp_alloc(sizeof *sum);
     size_t n = 200;
     int64_t *in = malloc(n * 8), *out = malloc(n * 8);
@@ -194,7 +180,7 @@ static void abandoned_map_goes_on(bool imap)
     memset(in, 0x55, n * 8);
     free(in);
     free(out);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     cr_assert_eq(atomic_load(sum), (int64_t)(n * (n - 1) / 2));
     mp_free((void *)sum);
 }

@@ -48,25 +48,11 @@ static void add_partial(void *total, const void *partial, void *ctx)
     *(int64_t *)total += *(const int64_t *)partial;
 }
 
-static void finish(mp_pool *p)
-{
-    mp_assert_ok(mp_pool_close(p));
-    mp_assert_ok(mp_pool_join(p, 30));
-    mp_pool_destroy(p);
-}
-
-static mp_pool *make_pool(int n)
-{
-    mp_pool *p = NULL;
-    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = n}));
-    return p;
-}
-
 static const int64_t static_delta = 1000;
 
 Test(pool_start, static_and_heap_ctx_reach_the_workers)
 {
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t *heap_delta = mp_alloc(sizeof *heap_delta);
     cr_assert(heap_delta);
     *heap_delta = 7; /* after the workers started: the heap is shared */
@@ -102,7 +88,7 @@ Test(pool_start, static_and_heap_ctx_reach_the_workers)
                                             .result = &sum},
                              30));
     cr_assert_eq(sum, 4950 + 700);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     mp_free(heap_delta);
 }
 
@@ -122,7 +108,7 @@ Test(pool_start, shared_object_handles_work_as_ctx)
 {
     mp_dict *d = NULL;
     mp_assert_ok(mp_dict_create(&d, NULL));
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t in[50];
     for (int i = 0; i < 50; i++)
         in[i] = i;
@@ -131,7 +117,7 @@ Test(pool_start, shared_object_handles_work_as_ctx)
         &(mp_map_spec){
             .fn = record_in_dict, .ctx = d, .in = in, .n = 50, .in_size = 8, .chunksize = 5},
         30));
-    finish(p);
+    mp_test_pool_finish(p, 30);
     int64_t v = 0;
     size_t len = 0;
     mp_assert_ok(mp_dict_get_int64(d, "sum", &v));
@@ -146,7 +132,7 @@ Test(pool_start, shared_object_handles_work_as_ctx)
 Test(pool_start, stack_and_malloc_ctx_are_refused_at_submit)
 {
     MP_TEST_FRESH_IMAGE_ONLY();
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     int64_t local = 1, x = 2, y = 0;
     int64_t *mem = malloc(sizeof *mem);
     cr_assert(mem);
@@ -173,7 +159,7 @@ Test(pool_start, stack_and_malloc_ctx_are_refused_at_submit)
     cr_assert_eq(mp_pool_poll(p), 0);
     mp_assert_ok(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 1002);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     mp_pool *q = NULL;
     mp_assert_rc(mp_pool_create(&q, &(mp_pool_opts){.processes = 1,
                                                     .initializer = (mp_init_fn)(uintptr_t)free,
@@ -189,11 +175,11 @@ Test(pool_start, malloc_ctx_made_before_the_pool_works_under_fork)
     int64_t *mem = malloc(sizeof *mem);
     cr_assert(mem);
     *mem = 40; /* before the workers are forked: they see it */
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     int64_t x = 2, y = 0;
     mp_assert_ok(mp_pool_apply(p, add_ctx, mem, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 42);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     free(mem);
 }
 
@@ -236,14 +222,14 @@ Test(pool_start, initializer_runs_in_every_worker_with_its_argument)
                              30));
     for (int i = 0; i < 30; i++)
         cr_assert_eq(out[i], i + 500, "item %d", i);
-    finish(p);
+    mp_test_pool_finish(p, 30);
 }
 
 static int triple_of(void *fn, int64_t x, int64_t *y)
 {
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     int rc = mp_pool_apply(p, (mp_task_fn)(uintptr_t)fn, NULL, &x, 8, y, 8, NULL, 30);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     return rc;
 }
 
@@ -251,7 +237,7 @@ Test(pool_start, task_in_a_module_loaded_after_the_pool_started_is_refused)
 {
     /* Under every method: a fork worker is a copy of the parent from
      * before the dlopen, and would crash calling into the module. */
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     void *h = dlopen(MP_POOL_PLUGIN, RTLD_NOW | RTLD_LOCAL);
     cr_assert(h, "%s", dlerror());
     void *fn = dlsym(h, "plugin_triple");
@@ -279,7 +265,7 @@ Test(pool_start, task_in_a_module_loaded_after_the_pool_started_is_refused)
     /* The pool goes on with the program's own functions. */
     mp_assert_ok(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 1002);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     dlclose(h);
 }
 
@@ -300,7 +286,7 @@ Test(pool_start, task_in_a_module_the_workers_lack_fails_with_the_reason)
     }
     mp_assert_rc(triple_of(fn, 5, &y), MP_ENOTLOADED);
     /* Every item of a map fails with the reason; the pool goes on. */
-    mp_pool *p = make_pool(2);
+    mp_pool *p = mp_test_pool(2);
     int64_t in[20] = {0}, out[20];
     mp_task_error errs[20];
     size_t nerr = 0;
@@ -323,7 +309,7 @@ Test(pool_start, task_in_a_module_the_workers_lack_fails_with_the_reason)
     int64_t x = 1;
     mp_assert_ok(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 1001);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     /* An initializer there: the workers fail their tasks with the reason
      * (instead of dying and being replaced forever). */
     mp_assert_ok(mp_pool_create(
@@ -331,7 +317,7 @@ Test(pool_start, task_in_a_module_the_workers_lack_fails_with_the_reason)
                             .initializer = (mp_init_fn)(uintptr_t)dlsym(h, "plugin_init")}));
     mp_assert_rc(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30),
                  MP_ENOTLOADED);
-    finish(p);
+    mp_test_pool_finish(p, 30);
     dlclose(h);
 }
 
@@ -342,7 +328,7 @@ Test(pool_start, module_of_another_build_fails_the_task_with_the_reason)
      * entry for the program (added by the first submit, decoded by a worker
      * when it first meets it) gets another build-id before any worker
      * looks at it. */
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     mp_assert_ok(mp__pool_xlate_check(p, (const void *)(uintptr_t)add_ctx, true));
     cr_assert_eq(atomic_load(&p->shm->nmods), 1);
     mp__symref *ref = &p->shm->mods[0].ref;
@@ -352,7 +338,7 @@ Test(pool_start, module_of_another_build_fails_the_task_with_the_reason)
     int64_t x = 1, y = 0;
     mp_assert_rc(mp_pool_apply(p, add_ctx, (void *)&static_delta, &x, 8, &y, 8, NULL, 30),
                  MP_EOTHERBUILD);
-    finish(p);
+    mp_test_pool_finish(p, 30);
 }
 
 Test(pool_start, process_target_in_a_module_the_child_lacks_fails_its_start_with_the_reason)
@@ -424,7 +410,7 @@ Test(pool_start, killed_forkserver_worker_fails_its_task_and_is_replaced_by_the_
     /* The pool takes the default when it is created; its replacements
      * start the same way even after the default changed. */
     mp_assert_ok(mp_set_start_method(MP_START_FORKSERVER));
-    mp_pool *p = make_pool(1);
+    mp_pool *p = mp_test_pool(1);
     mp_assert_ok(mp_set_start_method(MP_START_FORK));
     pid_t before = 0, after = 0, ppid = 0;
     cr_assert_eq(mp_pool_pids(p, &before, 1), 1);
@@ -454,7 +440,7 @@ Test(pool_start, killed_forkserver_worker_fails_its_task_and_is_replaced_by_the_
     cr_assert_neq(after, before);
     mp_assert_ok(mp_pool_apply(p, parent_pid, NULL, NULL, 0, &ppid, sizeof ppid, NULL, 30));
     cr_assert_neq(ppid, getpid());
-    finish(p);
+    mp_test_pool_finish(p, 30);
     mp_free((void *)started);
     mp_assert_ok(mp_set_start_method(MP_START_DEFAULT));
 }

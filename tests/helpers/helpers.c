@@ -77,3 +77,17 @@ int mp_test_pid_state(int pid)
     char *rp = strrchr(buf, ')');
     return rp && rp[1] == ' ' ? rp[2] : 0;
 }
+
+mp_pool *mp_test_pool(int n)
+{
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = n}));
+    return p;
+}
+
+void mp_test_pool_finish(mp_pool *p, double timeout)
+{
+    mp_assert_ok(mp_pool_close(p));
+    mp_assert_ok(mp_pool_join(p, timeout));
+    mp_pool_destroy(p);
+}

@@ -72,4 +72,9 @@ double mp_test_now(void);
 /* True if pid is a zombie or gone (for no-zombie checks: false while it lives). */
 int mp_test_pid_state(int pid); /* returns the state letter from /proc, or 0 if gone */
 
+/* A process pool of n workers (the default start method), asserted. */
+mp_pool *mp_test_pool(int n);
+/* Close p, join it within timeout seconds (asserted), destroy it. */
+void mp_test_pool_finish(mp_pool *p, double timeout);
+
 #endif /* MP_TEST_H */
