@@ -5,20 +5,28 @@
  * a copy of that small, quiet process instead of a copy of a large,
  * threaded parent. The parent talks to it over the start socket:
  *
+ *   server -> parent: {0, exit_by_pidfd}               (ready, once)
  *   parent -> server: mp__boot + argument bytes       (one start request)
  *   server -> parent: {STARTED, pid} or {FAILED, code} (its answer)
- *                     {EXITED, pid, code}              (whenever a child ends)
+ *                     {EXITED, pid, code}              (whenever a child ends,
+ *                                                       unless exit_by_pidfd)
  *
  * The children are the server's, not the parent's: the parent watches them
- * through pidfds (pidfd_open works on any process) and learns their exit
- * codes from the server, which reaps them. Requests are serialised under a
- * mutex; exit codes that arrive while waiting for something else are kept
- * in a table until their process asks. When the parent's end of the socket
- * closes (the parent exited or died; forked children of the parent close
- * their copy), the server kills its children and exits. It has no death
- * signal: that would follow the thread that started it, not the process. */
+ * through pidfds (pidfd_open works on any process, and the server sends
+ * each child's with its answer). Where the kernel keeps the exit code of a
+ * released process with its pidfd (PIDFD_INFO_EXIT, Linux 6.15), the server
+ * has its children released at exit (SA_NOCLDWAIT) and the parent reads the
+ * code from the pidfd as soon as it turns readable: the server is not on
+ * the exit path at all. Elsewhere the server reaps them and sends their
+ * codes. Requests are serialised under a mutex; exit codes that arrive while
+ * waiting for something else are kept in a table until their process asks.
+ * When the parent's end of the socket closes (the parent exited or died;
+ * forked children of the parent close their copy), the server kills its
+ * children and exits. It has no death signal: that would follow the thread
+ * that started it, not the process. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +59,7 @@ static struct {
     pid_t owner; /* the process that started the server; 0: none */
     pid_t pid;
     int sock;
+    bool exit_by_pidfd; /* the server's children: see the top of the file */
     fs_exit *exits; /* exit codes received, not yet asked for */
     size_t n_exits, cap_exits;
 } fs = {.mu = PTHREAD_MUTEX_INITIALIZER, .sock = -1};
@@ -87,15 +96,18 @@ static int fs_ensure_locked(void)
     int rc = mp__spawn_image(&b, NULL, &pid, &sock);
     if (rc < 0)
         return rc;
-    if ((rc = mp__spawn_report(sock)) < 0) {
+    int32_t exit_by_pidfd = 0;
+    if ((rc = mp__spawn_report(sock)) < 0 ||
+        (rc = mp__boot_recv(sock, &exit_by_pidfd, sizeof(exit_by_pidfd))) < 0) {
         close(sock);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
-        return rc;
+        return rc == MP_EEOF || rc == MP_ETRUNCATED ? MP_EBOOT : rc;
     }
     fs.owner = getpid();
     fs.pid = pid;
     fs.sock = sock;
+    fs.exit_by_pidfd = exit_by_pidfd == 1;
     return 0;
 }
 
@@ -170,6 +182,7 @@ int mp__forkserver_start(mp_process *p)
     fs_msg m = {0};
     int pidfd = -1;
     rc = fs_ensure_locked();
+    bool exit_by_pidfd = fs.exit_by_pidfd;
     if (rc == 0)
         rc = mp__boot_send_fds(fs.sock, &b, sizeof(b), p->pass_fds, p->n_pass_fds);
     if (rc == 0 && b.args_len)
@@ -184,6 +197,7 @@ int mp__forkserver_start(mp_process *p)
         p->owner = getpid();
         p->sentinel = pidfd;
         p->sentinel_is_pidfd = true;
+        p->exit_by_pidfd = exit_by_pidfd;
         return 0;
     }
     if (pidfd >= 0) {
@@ -196,11 +210,31 @@ int mp__forkserver_start(mp_process *p)
     return MP_EBADMSG;
 }
 
+/* The exit code kept with the pidfd of a child that exited: the kernel
+ * releases it right after the pidfd turns readable, so the code is there
+ * at once or after a few yields. A child that stays a zombie longer (a
+ * tracer holds it) reads as running, after a millisecond, until released. */
+static int fs_status_by_pidfd(mp_process *p, int *code)
+{
+    for (int i = 0; i < 64; i++) {
+        int r = mp__pidfd_exit_code(p->sentinel, code);
+        if (r != 0)
+            return r < 0 ? MP_ECHILD : 1;
+        if (i < 16)
+            sched_yield();
+        else
+            usleep(20);
+    }
+    return 0;
+}
+
 int mp__forkserver_status(mp_process *p, int *code)
 {
     struct pollfd pfd = {.fd = p->sentinel, .events = POLLIN};
     if (poll(&pfd, 1, 0) == 0)
         return 0;
+    if (p->exit_by_pidfd)
+        return fs_status_by_pidfd(p, code);
     /* It exited: the server reaps it and says so at once. */
     pthread_mutex_lock(&fs.mu);
     int rc = 1;

@@ -39,6 +39,9 @@ struct mp_process {
     pid_t owner;  /* the process that started it: the only one that may reap */
     int sentinel; /* pidfd, or the read end of the fallback pipe */
     bool sentinel_is_pidfd;
+    /* forkserver: the server releases its children at once, and the exit
+     * code is read from the pidfd (mp__pidfd_exit_code), not sent */
+    bool exit_by_pidfd;
 
     mp_target_fn target;
     void *args; /* owned copy when args_owned */
@@ -71,6 +74,11 @@ int mp__process_try_reap(mp_process *p);
 int mp__process_signal(mp_process *p, int sig);
 /* Open a pidfd for pid, or -1 with the fallback in use (or on error). */
 int mp__pidfd_open(pid_t pid);
+/* The exit code that the kernel keeps with a pidfd once its process is
+ * released (PIDFD_INFO_EXIT, Linux 6.15): 1 with *code, 0 while it is not
+ * there (the process runs, or is a zombie nobody reaped yet), or -errno
+ * (ENOTTY, EINVAL: the kernel is older). */
+int mp__pidfd_exit_code(int pidfd, int *code);
 /* True when pidfds work here (probed once; MP_DISABLE_PIDFD=1 forces the
  * fallback, for tests). */
 bool mp__pidfd_supported(void);

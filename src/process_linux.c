@@ -1,9 +1,11 @@
 /* Linux side of processes: fork with the orphan guard, pidfds, reaping. */
 #include <fcntl.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,6 +59,33 @@ int mp__pidfd_open(pid_t pid)
         return -1;
     /* pidfd_open returns a close-on-exec fd. */
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* PIDFD_GET_INFO (Linux 6.13) and its PIDFD_INFO_EXIT field (6.15), spelled
+ * out because the system headers may be older than the kernel. */
+struct mp__pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code; /* a wait status */
+    uint32_t coredump_mask;
+    uint32_t spare;
+};
+#define MP__PIDFD_INFO_EXIT 8u
+#define MP__PIDFD_GET_INFO  _IOWR(0xFF, 11, struct mp__pidfd_info)
+
+int mp__pidfd_exit_code(int pidfd, int *code)
+{
+    struct mp__pidfd_info info;
+    memset(&info, 0, sizeof(info));
+    info.mask = MP__PIDFD_INFO_EXIT;
+    if (ioctl(pidfd, MP__PIDFD_GET_INFO, &info) < 0)
+        return errno == ESRCH ? 0 : mp__errno();
+    if (!(info.mask & MP__PIDFD_INFO_EXIT))
+        return 0;
+    int st = info.exit_code;
+    *code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    return 1;
 }
 
 static int mp__exit_code_from(const siginfo_t *info)
