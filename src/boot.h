@@ -100,6 +100,9 @@ int mp__forkserver_start(mp_process *p);
 /* For a child started by the fork server: 1 with *code when it has exited
  * (the server reaped it), 0 while it runs, or an error. */
 int mp__forkserver_status(mp_process *p, int *code);
+/* Whether this process has a fork server now (for the tests' fd counts:
+ * its fds are fixed once mp_forkserver_ensure has returned). */
+bool mp__forkserver_running(void);
 /* The server's loop, in a spawned image; never returns. */
 _Noreturn void mp__forkserver_main(int sock, const mp__boot *b);
 

@@ -1,52 +1,49 @@
-/* The forkserver start method.
+/* The forkserver start method, the parent's side (the protocol is in
+ * forkserver.h, the server in forkserver_server_linux.c).
  *
  * A fork server is a spawned image of the program (so it never ran main
- * and has one thread) that forks children on request: each child starts as
- * a copy of that small, quiet process instead of a copy of a large,
- * threaded parent. The parent talks to it over the start socket:
- *
- *   server -> parent: {0, exit_by_pidfd}               (ready, once)
- *   parent -> server: mp__boot + argument bytes       (one start request)
- *   server -> parent: {STARTED, pid} or {FAILED, code} (its answer)
- *                     {EXITED, pid, code}              (whenever a child ends,
- *                                                       unless exit_by_pidfd)
+ * and has one thread) that forks children for the parent: each child
+ * starts as a copy of that small, quiet process instead of a copy of a
+ * large, threaded parent. The server forks its children ahead, as spares,
+ * and sends the parent each one's pid, pidfd and socket; a start checks its
+ * request here, writes it on the next spare's socket and returns.
  *
  * The children are the server's, not the parent's: the parent watches them
- * through pidfds (pidfd_open works on any process, and the server sends
- * each child's with its answer). Where the kernel keeps the exit code of a
- * released process with its pidfd (PIDFD_INFO_EXIT, Linux 6.15), the server
- * has its children released at exit (SA_NOCLDWAIT) and the parent reads the
- * code from the pidfd as soon as it turns readable: the server is not on
- * the exit path at all. Elsewhere the server reaps them and sends their
- * codes. Requests are serialised under a mutex; exit codes that arrive while
- * waiting for something else are kept in a table until their process asks.
- * When the parent's end of the socket closes (the parent exited or died;
- * forked children of the parent close their copy), the server kills its
- * children and exits. It has no death signal: that would follow the thread
- * that started it, not the process. */
+ * through the pidfds the server sent. Where the kernel keeps the exit code
+ * of a released process with its pidfd (PIDFD_INFO_EXIT, Linux 6.15), the
+ * server has its children released at exit and the parent reads the code
+ * from the pidfd as soon as it turns readable. Elsewhere the server reaps
+ * them and sends their codes; codes that arrive while waiting for something
+ * else are kept in a table until their process asks. Calls are serialised
+ * under a mutex. When the parent's end of the socket closes (the parent
+ * exited or died; forked children of the parent close their copy), the
+ * server kills its children and exits. It has no death signal: that would
+ * follow the thread that started it, not the process. A server that is
+ * lost (killed from outside) is replaced at the next start. */
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "boot.h"
+#include "forkserver.h"
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
 
-enum { FS_STARTED = 1, FS_FAILED = 2, FS_EXITED = 3 };
-
-typedef struct fs_msg {
-    int32_t type, pid, value;
-} fs_msg;
+typedef struct fs_spare {
+    pid_t pid;
+    int pidfd;
+    int chan; /* our end of its socket: the request goes there */
+    uint32_t number;
+} fs_spare;
 
 typedef struct fs_exit {
     pid_t pid;
@@ -59,22 +56,60 @@ static struct {
     pid_t owner; /* the process that started the server; 0: none */
     pid_t pid;
     int sock;
+    uint32_t gen;       /* counts servers started: a process knows its own */
     bool exit_by_pidfd; /* the server's children: see the top of the file */
+    mp__symmod *mods;   /* the server's modules, to check requests against */
+    size_t n_mods;
+    uint64_t heap_addr, heap_size; /* the shared heap the server mapped */
+    /* The spares announced and not used yet, oldest first; the number of
+     * the last one used (or found dead); why the last fork failed. */
+    fs_spare *spares;
+    size_t n_spares, cap_spares;
+    uint32_t used, announced;
+    int spare_err;  /* from FS_NOSPARE, for the next start */
     fs_exit *exits; /* exit codes received, not yet asked for */
     size_t n_exits, cap_exits;
 } fs = {.mu = PTHREAD_MUTEX_INITIALIZER, .sock = -1};
+
+/* Forgets the server and everything it sent (not the exit codes kept). */
+static void fs_forget(void)
+{
+    if (fs.sock >= 0)
+        close(fs.sock);
+    fs.sock = -1;
+    fs.owner = 0;
+    for (size_t i = 0; i < fs.n_spares; i++) {
+        close(fs.spares[i].chan); /* the spare reads end of file and leaves */
+        close(fs.spares[i].pidfd);
+    }
+    free(fs.spares);
+    fs.spares = NULL;
+    fs.n_spares = fs.cap_spares = 0;
+    fs.used = fs.announced = 0;
+    fs.spare_err = 0;
+    free(fs.mods);
+    fs.mods = NULL;
+    fs.n_mods = 0;
+}
 
 static void fs_atfork_child(void)
 {
     /* The server belongs to the parent; this process will start its own. */
     pthread_mutex_init(&fs.mu, NULL);
-    if (fs.sock >= 0)
-        close(fs.sock);
-    fs.sock = -1;
-    fs.owner = 0;
+    fs_forget();
     free(fs.exits);
     fs.exits = NULL;
     fs.n_exits = fs.cap_exits = 0;
+}
+
+/* The server broke its protocol or went away: it is stopped (its children
+ * die with it) and the next start spawns another. */
+static void fs_lose_server(void)
+{
+    kill(fs.pid, SIGKILL);
+    while (waitpid(fs.pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    fs_forget();
 }
 
 static pthread_once_t fs_once = PTHREAD_ONCE_INIT;
@@ -82,6 +117,32 @@ static pthread_once_t fs_once = PTHREAD_ONCE_INIT;
 static void fs_register_atfork(void)
 {
     pthread_atfork(NULL, NULL, fs_atfork_child);
+}
+
+/* Reads the server's ready message: its modules and heap. */
+static int fs_read_hello(int sock)
+{
+    fs_hello h;
+    int rc = mp__spawn_report(sock);
+    if (rc == 0)
+        rc = mp__boot_recv(sock, &h, sizeof(h));
+    if (rc == 0 && (h.n_mods == 0 || h.n_mods > 1u << 16))
+        rc = MP_EBADMSG;
+    mp__symmod *mods = NULL;
+    if (rc == 0 && !(mods = calloc(h.n_mods, sizeof(*mods))))
+        rc = MP_ENOMEM;
+    if (rc == 0)
+        rc = mp__boot_recv(sock, mods, h.n_mods * sizeof(*mods));
+    if (rc < 0) {
+        free(mods);
+        return rc == MP_EEOF || rc == MP_ETRUNCATED ? MP_EBOOT : rc;
+    }
+    fs.mods = mods;
+    fs.n_mods = h.n_mods;
+    fs.exit_by_pidfd = h.exit_by_pidfd == 1;
+    fs.heap_addr = h.heap_addr;
+    fs.heap_size = h.heap_size;
+    return 0;
 }
 
 static int fs_ensure_locked(void)
@@ -96,31 +157,40 @@ static int fs_ensure_locked(void)
     int rc = mp__spawn_image(&b, NULL, &pid, &sock);
     if (rc < 0)
         return rc;
-    int32_t exit_by_pidfd = 0;
-    if ((rc = mp__spawn_report(sock)) < 0 ||
-        (rc = mp__boot_recv(sock, &exit_by_pidfd, sizeof(exit_by_pidfd))) < 0) {
+    if ((rc = fs_read_hello(sock)) < 0) {
         close(sock);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
-        return rc == MP_EEOF || rc == MP_ETRUNCATED ? MP_EBOOT : rc;
+        return rc;
     }
     fs.owner = getpid();
     fs.pid = pid;
     fs.sock = sock;
-    fs.exit_by_pidfd = exit_by_pidfd == 1;
+    fs.gen++;
+    return 0;
+}
+
+/* Room for one more element in the array that the pointer at arr points
+ * to, which holds n of capacity *cap. */
+static int fs_room(void *arr, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 4;
+    void *old;
+    memcpy(&old, arr, sizeof(old)); /* the pointer is of another type */
+    void *grown = realloc(old, c * size);
+    if (!grown)
+        return MP_ENOMEM;
+    memcpy(arr, &grown, sizeof(grown));
+    *cap = c;
     return 0;
 }
 
 static int fs_keep_exit(pid_t pid, int code)
 {
-    if (fs.n_exits == fs.cap_exits) {
-        size_t cap = fs.cap_exits ? 2 * fs.cap_exits : 16;
-        fs_exit *e = realloc(fs.exits, cap * sizeof(*e));
-        if (!e)
-            return MP_ENOMEM;
-        fs.exits = e;
-        fs.cap_exits = cap;
-    }
+    if (fs_room(&fs.exits, fs.n_exits, &fs.cap_exits, sizeof(*fs.exits)) < 0)
+        return MP_ENOMEM;
     fs.exits[fs.n_exits++] = (fs_exit){pid, code};
     return 0;
 }
@@ -137,27 +207,135 @@ static bool fs_take_exit(pid_t pid, int *code)
     return false;
 }
 
-/* Reads the server's messages until one that is not an exit code; exit
- * codes are kept. Returns 0 with *m and the pidfd that came with it (or
- * -1), or an error (the server is gone). */
-static int fs_next_answer(fs_msg *m, int *pidfd)
+static int fs_keep_spare(const fs_msg *m, const int *fds, size_t n)
 {
-    for (;;) {
-        int fds[MP_PASS_FDS_MAX];
-        size_t n = 0;
-        int rc = mp__boot_recv_fds(fs.sock, m, sizeof(*m), fds, &n);
-        *pidfd = n > 0 ? fds[0] : -1;
-        for (size_t i = 1; i < n; i++)
+    if (m->pid <= 0 || (uint32_t)m->value != fs.announced + 1)
+        return MP_EBADMSG;
+    if (n != 2) {
+        /* The kernel dropped the fds for want of room (RLIMIT_NOFILE): this
+         * spare is lost to us (it reads end of file and leaves, and the
+         * server replaces it), and the start that wanted one fails. */
+        for (size_t i = 0; i < n; i++)
             close(fds[i]);
-        if (rc == 0 && m->type != FS_EXITED)
-            return 0;
-        if (*pidfd >= 0)
-            close(*pidfd);
-        if (rc == 0)
-            rc = fs_keep_exit(m->pid, m->value);
-        if (rc < 0)
-            return rc;
+        fs.announced++;
+        fs.spare_err = MP_EMFILE;
+        return 0;
     }
+    if (fs_room(&fs.spares, fs.n_spares, &fs.cap_spares, sizeof(*fs.spares)) < 0)
+        return MP_ENOMEM;
+    fs.spares[fs.n_spares++] = (fs_spare){m->pid, fds[0], fds[1], (uint32_t)m->value};
+    fs.announced++;
+    return 0;
+}
+
+/* Reads one message of the server and files it. Returns 0, or an error
+ * after which the server cannot be used (it is gone, or broke protocol). */
+static int fs_read_one(void)
+{
+    fs_msg m;
+    int fds[MP_PASS_FDS_MAX];
+    size_t n = 0;
+    int rc = mp__boot_recv_fds(fs.sock, &m, sizeof(m), fds, &n);
+    if (rc == 0 && m.type == FS_SPARE)
+        return fs_keep_spare(&m, fds, n);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+    if (rc < 0)
+        return rc;
+    if (m.type == FS_NOSPARE && m.value < 0 && n == 0) {
+        fs.spare_err = m.value;
+        return 0;
+    }
+    if (m.type == FS_EXITED && n == 0)
+        return fs_keep_exit(m.pid, m.value);
+    return MP_EBADMSG;
+}
+
+/* Files every message already there, without waiting. */
+static int fs_read_ready(void)
+{
+    struct pollfd pfd = {.fd = fs.sock, .events = POLLIN};
+    int rc = 0;
+    while (rc == 0 && poll(&pfd, 1, 0) > 0)
+        rc = fs_read_one();
+    return rc;
+}
+
+/* Whether a pointer of the request means something in the server's image
+ * (MP_ENOTLOADED, MP_EOTHERBUILD, MP_EBADMSG if not), as the spare will
+ * decode it. */
+static int fs_check_ptr(uint32_t kind, uint64_t raw, const mp__symref *ref)
+{
+    if (kind == MP__PTR_IMAGE)
+        return mp__sym_check(ref, fs.mods, fs.n_mods);
+    if (kind == MP__PTR_HEAP)
+        return raw >= fs.heap_addr && raw - fs.heap_addr < fs.heap_size ? 0 : MP_EBADMSG;
+    return 0;
+}
+
+static int fs_check(const mp__boot *b)
+{
+    int rc = mp__sym_check(&b->fn, fs.mods, fs.n_mods);
+    if (rc == 0 && b->args_len == 0)
+        rc = fs_check_ptr(b->args_kind, b->args_ptr, &b->args_ref);
+    if (rc == 0)
+        rc = fs_check_ptr(b->user_kind, b->user_ptr, &b->user_ref);
+    return rc;
+}
+
+/* Reads what the server sent, and until at least want spares are there
+ * asks for them (telling the server which ones were used) and waits.
+ * Returns 0, the error of a failed fork (once: the next call asks again),
+ * or MP_EBOOT (the server is lost: forgotten here). */
+static int fs_fill(size_t want)
+{
+    int rc = fs_read_ready();
+    while (rc == 0 && fs.n_spares < want && !fs.spare_err) {
+        fs_msg need = {FS_NEED, 0, (int32_t)fs.used};
+        rc = mp__boot_send(fs.sock, &need, sizeof(need));
+        while (rc == 0 && fs.n_spares < want && !fs.spare_err)
+            rc = fs_read_one();
+    }
+    if (rc < 0) {
+        fs_lose_server();
+        return MP_EBOOT;
+    }
+    if (fs.n_spares < want) {
+        rc = fs.spare_err;
+        fs.spare_err = 0;
+    }
+    return rc;
+}
+
+/* The next spare, taken off the list (see fs_fill for the errors). */
+static int fs_next_spare(fs_spare *out)
+{
+    int rc = fs_fill(1);
+    if (rc < 0)
+        return rc;
+    *out = fs.spares[0];
+    fs.n_spares--;
+    memmove(fs.spares, fs.spares + 1, fs.n_spares * sizeof(*fs.spares));
+    fs.used = out->number;
+    return 0;
+}
+
+/* Writes the request for the spare. A spare that died before it read it
+ * (killed from outside) makes this MP_EPIPE; the caller takes the next. */
+static int fs_send_request(const fs_spare *sp, const mp__boot *b, const mp_process *p)
+{
+    int rc = mp__boot_send_fds(sp->chan, b, sizeof(*b), p->pass_fds, p->n_pass_fds);
+    if (rc == 0 && b->args_len)
+        rc = mp__boot_send(sp->chan, p->args, p->args_len);
+    return rc;
+}
+
+bool mp__forkserver_running(void)
+{
+    pthread_mutex_lock(&fs.mu);
+    bool yes = fs.owner == getpid() && fs.sock >= 0;
+    pthread_mutex_unlock(&fs.mu);
+    return yes;
 }
 
 int mp_forkserver_ensure(void)
@@ -166,6 +344,8 @@ int mp_forkserver_ensure(void)
         return MP_ENOSYS;
     pthread_mutex_lock(&fs.mu);
     int rc = fs_ensure_locked();
+    if (rc == 0)
+        rc = fs_fill(FS_SPARES);
     pthread_mutex_unlock(&fs.mu);
     return rc;
 }
@@ -179,35 +359,39 @@ int mp__forkserver_start(mp_process *p)
     if (!mp__pidfd_supported())
         return MP_ENOSYS; /* the parent could not watch the server's children */
     pthread_mutex_lock(&fs.mu);
-    fs_msg m = {0};
-    int pidfd = -1;
     rc = fs_ensure_locked();
-    bool exit_by_pidfd = fs.exit_by_pidfd;
     if (rc == 0)
-        rc = mp__boot_send_fds(fs.sock, &b, sizeof(b), p->pass_fds, p->n_pass_fds);
-    if (rc == 0 && b.args_len)
-        rc = mp__boot_send(fs.sock, p->args, p->args_len);
-    if (rc == 0)
-        rc = fs_next_answer(&m, &pidfd);
-    pthread_mutex_unlock(&fs.mu);
-    if (rc < 0)
-        return rc == MP_EEOF || rc == MP_EPIPE || rc == MP_ETRUNCATED ? MP_EBOOT : rc;
-    if (m.type == FS_STARTED && m.pid > 0 && pidfd >= 0) {
-        p->pid = m.pid;
+        rc = fs_check(&b);
+    fs_spare sp = {.pidfd = -1, .chan = -1};
+    bool respawned = false;
+    while (rc == 0) {
+        if ((rc = fs_next_spare(&sp)) == MP_EBOOT && !respawned) {
+            /* The server was lost (killed from outside): start another. */
+            respawned = true;
+            rc = fs_ensure_locked();
+            continue;
+        }
+        if (rc < 0)
+            break;
+        rc = fs_send_request(&sp, &b, p);
+        close(sp.chan);
+        if (rc == 0)
+            break;
+        if (rc != MP_EPIPE) /* it may have read part: it must not run */
+            syscall(SYS_pidfd_send_signal, sp.pidfd, SIGKILL, NULL, 0);
+        close(sp.pidfd);
+        rc = rc == MP_EPIPE ? 0 : rc;
+    }
+    if (rc == 0) {
+        p->pid = sp.pid;
         p->owner = getpid();
-        p->sentinel = pidfd;
+        p->sentinel = sp.pidfd;
         p->sentinel_is_pidfd = true;
-        p->exit_by_pidfd = exit_by_pidfd;
-        return 0;
+        p->exit_by_pidfd = fs.exit_by_pidfd;
+        p->server_gen = fs.gen;
     }
-    if (pidfd >= 0) {
-        /* A start without its pidfd, or the reverse: stop what we cannot watch. */
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        close(pidfd);
-    }
-    if (m.type == FS_FAILED)
-        return m.value < 0 ? m.value : MP_EBADMSG;
-    return MP_EBADMSG;
+    pthread_mutex_unlock(&fs.mu);
+    return rc;
 }
 
 /* The exit code kept with the pidfd of a child that exited: the kernel
@@ -239,13 +423,13 @@ int mp__forkserver_status(mp_process *p, int *code)
     pthread_mutex_lock(&fs.mu);
     int rc = 1;
     while (!fs_take_exit(p->pid, code)) {
-        fs_msg m;
-        if (fs.owner != getpid() || fs.sock < 0 || mp__boot_recv(fs.sock, &m, sizeof(m)) < 0) {
+        if (fs.owner != getpid() || fs.sock < 0 || fs.gen != p->server_gen) {
             rc = MP_ECHILD; /* the server is gone, and the exit code with it */
             break;
         }
-        if (m.type == FS_EXITED && fs_keep_exit(m.pid, m.value) < 0) {
-            rc = MP_ENOMEM;
+        if (fs_read_one() < 0) {
+            fs_lose_server();
+            rc = MP_ECHILD;
             break;
         }
     }

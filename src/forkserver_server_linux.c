@@ -1,19 +1,17 @@
-/* The fork server's own loop (see forkserver_linux.c for the protocol). It
- * runs in a spawned image with one thread.
+/* The fork server's own loop (protocol in forkserver.h). It runs in a
+ * spawned image with one thread.
  *
- * The server keeps one spare child, forked ahead of time and waiting on a
- * private socket. A start request is checked, handed to the spare (which
- * becomes the new process) and answered with the spare's pid and pidfd;
- * only then does the server fork the next spare, while the new process runs
- * and the parent goes on. A start thus never waits for a fork, unless
- * requests come faster than the server can fork.
+ * It keeps FS_SPARES spares forked and announced. Each waits on a socket of
+ * its own, whose other end the parent holds, for the request that makes it
+ * a process; the server never sees the requests. A spare is replaced when
+ * it exits, or when the parent says (FS_NEED) that it used it.
  *
  * Where the kernel keeps a released child's exit code with its pidfd (Linux
  * 6.15), the server has its children released at exit (SIGCHLD ignored) and
  * the parent reads the code from its pidfd: the server is not on the exit
- * path. Elsewhere the server watches its children through pidfds, reaps
- * them and sends their exit codes. When the parent's end of the socket
- * closes, the server kills its children and exits. */
+ * path. Elsewhere the server reaps its children and sends their exit codes.
+ * When the parent's end of the socket closes, the server kills its
+ * children and exits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +25,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "forkserver.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -35,25 +34,21 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
-enum { FS_STARTED = 1, FS_FAILED = 2, FS_EXITED = 3 };
-
-typedef struct fs_msg {
-    int32_t type, pid, value;
-} fs_msg;
-
 typedef struct srv_child {
     pid_t pid;
     int pidfd;
+    uint32_t number; /* its number as a spare */
 } srv_child;
 
 typedef struct srv {
     int sock;
-    bool exit_by_pidfd; /* children released at exit; no EXITED messages */
-    srv_child spare;    /* pid 0: none */
-    int spare_chan;     /* the server's end of the spare's socket */
-    srv_child *kids;    /* the children handed a start request */
+    bool exit_by_pidfd; /* children released at exit; no FS_EXITED */
+    uint32_t number;    /* of the last spare announced */
+    uint32_t used;      /* the parent has used spares 1..used */
+    bool want_spare;    /* false after FS_NOSPARE, until FS_NEED */
+    srv_child *kids;    /* every child that has not exited: spares and not */
     size_t n, cap;
-    struct pollfd *pfd; /* sock, the spare, then one per child */
+    struct pollfd *pfd; /* sock, then one per child */
 } srv;
 
 static void srv_wait(pid_t pid)
@@ -65,22 +60,18 @@ static void srv_wait(pid_t pid)
 
 static _Noreturn void srv_exit(srv *s)
 {
-    if (s->spare.pid > 0)
-        syscall(SYS_pidfd_send_signal, s->spare.pidfd, SIGKILL, NULL, 0);
     for (size_t i = 0; i < s->n; i++)
         syscall(SYS_pidfd_send_signal, s->kids[i].pidfd, SIGKILL, NULL, 0);
-    if (s->spare.pid > 0)
-        srv_wait(s->spare.pid);
     for (size_t i = 0; i < s->n; i++)
         srv_wait(s->kids[i].pid);
     _exit(0);
 }
 
-/* Sends a message, with a pidfd riding on it if pidfd >= 0. */
-static void srv_send(srv *s, int type, pid_t pid, int value, int pidfd)
+/* Sends a message, with n fds riding on it. */
+static void srv_send(srv *s, int type, pid_t pid, int value, const int *fds, size_t n)
 {
     fs_msg m = {type, pid, value};
-    if (mp__boot_send_fds(s->sock, &m, sizeof(m), &pidfd, pidfd >= 0) < 0)
+    if (mp__boot_send_fds(s->sock, &m, sizeof(m), fds, n) < 0)
         srv_exit(s); /* the parent is gone */
 }
 
@@ -93,7 +84,7 @@ static int srv_grow(srv *s)
     if (!k)
         return MP_ENOMEM;
     s->kids = k;
-    struct pollfd *p = realloc(s->pfd, (cap + 2) * sizeof(*p));
+    struct pollfd *p = realloc(s->pfd, (cap + 1) * sizeof(*p));
     if (!p)
         return MP_ENOMEM;
     s->pfd = p;
@@ -123,65 +114,47 @@ static int srv_place_fds(int *got, const int32_t *want, size_t n)
     return 0;
 }
 
-static void srv_close_fds(int *fds, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        close(fds[i]);
-}
-
-/* Reads one start request (the message, its fds, its argument bytes) from
- * fd. Returns 0 with *args (malloc'd, or NULL), or an error after which the
- * stream cannot be trusted. The fds are the caller's either way. */
-static int srv_read_request(int fd, mp__boot *b, int *fds, size_t *n_fds, void **args)
-{
-    *args = NULL;
-    int rc = mp__boot_recv_fds(fd, b, sizeof(*b), fds, n_fds);
-    if (rc == 0)
-        rc = mp__boot_check(b);
-    if (rc == 0 && b->args_len > SIZE_MAX / 2)
-        rc = MP_EBADMSG;
-    if (rc == 0 && b->args_len && !(*args = malloc((size_t)b->args_len)))
-        rc = MP_ENOMEM;
-    if (rc == 0 && b->args_len && (rc = mp__boot_recv(fd, *args, (size_t)b->args_len)) < 0) {
-        free(*args);
-        *args = NULL;
-    }
-    return rc;
-}
-
-/* The spare, once handed a request: become the process the parent asked
- * for. The server checked the request; a failure here (out of memory) can
- * only end the process. Without a request (the server left), just leave. */
+/* The spare: wait for the request on its socket and become the process the
+ * parent asked for. Without a request (the parent closed the socket) it
+ * just leaves. The parent checked the request against this image
+ * beforehand, so a failure to decode it (out of memory) can only end the
+ * process. */
 static _Noreturn void srv_spare_main(int chan)
 {
     mp__boot b;
     int fds[MP_PASS_FDS_MAX];
     size_t n_fds = 0;
-    void *args;
-    mp_process *p = NULL;
-    if (srv_read_request(chan, &b, fds, &n_fds, &args) < 0)
+    int rc = mp__boot_recv_fds(chan, &b, sizeof(b), fds, &n_fds);
+    if (rc == MP_EEOF)
         _exit(0);
-    close(chan);
-    if (n_fds != b.n_pass_fds || mp__boot_process(&b, args, &p) < 0 ||
-        srv_place_fds(fds, b.pass_fds, n_fds) < 0)
+    void *args = NULL;
+    if (rc == 0)
+        rc = mp__boot_check(&b);
+    if (rc == 0 && (b.mode != MP__BOOT_CHILD || n_fds != b.n_pass_fds || b.args_len > SIZE_MAX / 2))
+        rc = MP_EBADMSG;
+    if (rc == 0 && b.args_len && !(args = malloc((size_t)b.args_len)))
+        rc = MP_ENOMEM;
+    if (rc == 0 && b.args_len)
+        rc = mp__boot_recv(chan, args, (size_t)b.args_len);
+    mp_process *p = NULL;
+    if (rc == 0)
+        rc = mp__boot_process(&b, args, &p);
+    close(chan); /* before the fds take their numbers, one of which may be its */
+    if (rc < 0 || srv_place_fds(fds, b.pass_fds, n_fds) < 0)
         _exit(255);
     mp__boot_run(p, b.ppid, b.parent_name);
 }
 
-/* Forks the spare, unless there is one; the spare closes the server's fds,
- * and the n_held fds the server holds for a request. Returns 0 or why not. */
-static int srv_make_spare(srv *s, const int *held, size_t n_held)
+/* Forks a spare and announces it, or announces why not (and forks no more
+ * until the parent asks). */
+static void srv_make_spare(srv *s)
 {
-    if (s->spare.pid > 0)
-        return 0;
-    int rc = srv_grow(s); /* room for it in kids, so that a hand-over cannot fail for it */
-    int ch[2];
-    if (rc < 0)
-        return rc;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) < 0)
-        return mp__errno();
+    int rc = srv_grow(s);
+    int ch[2] = {-1, -1};
+    if (rc == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) < 0)
+        rc = mp__errno();
     pid_t server = getpid();
-    pid_t pid = fork();
+    pid_t pid = rc == 0 ? fork() : -1;
     if (pid == 0) {
         /* The server dies with the parent; its children die with it. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != server)
@@ -194,127 +167,71 @@ static int srv_make_spare(srv *s, const int *held, size_t n_held)
         close(s->sock);
         for (size_t i = 0; i < s->n; i++)
             close(s->kids[i].pidfd);
-        for (size_t i = 0; i < n_held; i++)
-            close(held[i]);
         srv_spare_main(ch[1]);
     }
-    close(ch[1]);
-    if (pid < 0) {
+    if (rc == 0 && pid < 0)
         rc = mp__errno();
-        close(ch[0]);
-        return rc;
-    }
+    if (ch[1] >= 0)
+        close(ch[1]);
     /* The spare waits for its request, so it is there to be opened. */
-    int pidfd = mp__pidfd_open(pid);
-    if (pidfd < 0) {
+    int fds[2] = {pid > 0 ? mp__pidfd_open(pid) : -1, ch[0]};
+    if (pid > 0 && fds[0] < 0) {
         rc = errno == ESRCH ? MP_ECHILD : mp__errno();
-        close(ch[0]); /* it reads end of file and leaves */
         kill(pid, SIGKILL);
         srv_wait(pid);
-        return rc;
     }
-    s->spare = (srv_child){pid, pidfd};
-    s->spare_chan = ch[0];
-    return 0;
-}
-
-/* The spare died before it was handed anything (killed from outside). */
-static void srv_drop_spare(srv *s)
-{
-    close(s->spare_chan);
-    close(s->spare.pidfd);
-    srv_wait(s->spare.pid);
-    s->spare.pid = 0;
-}
-
-/* Hands a checked request to the spare. Returns 0, with the spare now in
- * kids and none left, or an error (the spare is dropped). */
-static int srv_hand_over(srv *s, const mp__boot *b, const int *fds, size_t n_fds, const void *args)
-{
-    int rc = mp__boot_send_fds(s->spare_chan, b, sizeof(*b), fds, n_fds);
-    if (rc == 0 && b->args_len)
-        rc = mp__boot_send(s->spare_chan, args, (size_t)b->args_len);
     if (rc < 0) {
-        syscall(SYS_pidfd_send_signal, s->spare.pidfd, SIGKILL, NULL, 0);
-        srv_drop_spare(s);
-        return rc == MP_EPIPE ? MP_ECHILD : rc;
+        if (ch[0] >= 0)
+            close(ch[0]);
+        s->want_spare = false;
+        srv_send(s, FS_NOSPARE, 0, rc, NULL, 0);
+        return;
     }
-    close(s->spare_chan);
-    s->kids[s->n++] = s->spare;
-    s->spare.pid = 0;
-    return 0;
+    s->kids[s->n++] = (srv_child){pid, fds[0], ++s->number};
+    srv_send(s, FS_SPARE, pid, (int32_t)s->number, fds, 2);
+    close(ch[0]); /* the parent's end now */
 }
 
-/* Forgets the children that have exited (the kernel released them), when
- * the server does not watch them. */
-static void srv_sweep(srv *s)
+/* The spares the parent may not have used yet. */
+static size_t srv_spares(const srv *s)
 {
+    size_t k = 0;
     for (size_t i = 0; i < s->n; i++)
-        s->pfd[i] = (struct pollfd){.fd = s->kids[i].pidfd, .events = POLLIN};
-    if (s->n == 0 || poll(s->pfd, s->n, 0) <= 0)
-        return;
-    for (size_t i = s->n; i-- > 0;) {
-        if (s->pfd[i].revents) {
-            close(s->kids[i].pidfd);
-            s->kids[i] = s->kids[--s->n];
-        }
-    }
+        k += s->kids[i].number > s->used;
+    return k;
 }
 
-static void srv_start(srv *s)
+/* Child i exited: forget it (after reaping it and sending its code, where
+ * the kernel does not keep the code with its pidfd). */
+static void srv_child_exited(srv *s, size_t i)
 {
-    mp__boot b;
-    int fds[MP_PASS_FDS_MAX];
-    size_t n_fds = 0;
-    void *args;
-    if (srv_read_request(s->sock, &b, fds, &n_fds, &args) < 0)
-        srv_exit(s); /* the parent left, or the stream cannot be trusted */
-    /* Check what the child will decode, so that a module missing here (or
-     * of another build) fails the start rather than the child. */
-    mp_process *p = NULL;
-    int rc = n_fds == b.n_pass_fds ? mp__boot_process(&b, args, &p) : MP_EBADMSG;
-    if (p) {
-        pthread_mutex_destroy(&p->mu);
-        free(p);
+    if (!s->exit_by_pidfd) {
+        siginfo_t info;
+        memset(&info, 0, sizeof(info));
+        int r;
+        do
+            r = waitid((idtype_t)P_PIDFD, (id_t)s->kids[i].pidfd, &info, WEXITED | WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0 && info.si_pid == 0)
+            return; /* not yet */
+        int code = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
+        srv_send(s, FS_EXITED, s->kids[i].pid, code, NULL, 0);
     }
-    if (s->exit_by_pidfd)
-        srv_sweep(s);
-    for (int tries = 0; rc == 0; tries++) {
-        rc = srv_make_spare(s, fds, n_fds);
-        if (rc == 0)
-            rc = srv_hand_over(s, &b, fds, n_fds, args);
-        if (rc != MP_ECHILD || tries == 1)
-            break; /* a spare killed from outside is replaced once */
-        rc = 0;
-    }
-    srv_close_fds(fds, n_fds);
-    free(args);
-    if (rc < 0) {
-        srv_send(s, FS_FAILED, 0, rc, -1);
-        return;
-    }
-    srv_child *k = &s->kids[s->n - 1];
-    srv_send(s, FS_STARTED, k->pid, 0, k->pidfd);
-    /* The next spare is forked while this child runs. A failure is retried
-     * at the next request, which then reports it. */
-    (void)srv_make_spare(s, NULL, 0);
-}
-
-static void srv_reap(srv *s, size_t i)
-{
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    int r;
-    do
-        r = waitid((idtype_t)P_PIDFD, (id_t)s->kids[i].pidfd, &info, WEXITED | WNOHANG);
-    while (r < 0 && errno == EINTR);
-    if (r == 0 && info.si_pid == 0)
-        return; /* not yet */
-    int code = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
-    pid_t pid = s->kids[i].pid;
     close(s->kids[i].pidfd);
     s->kids[i] = s->kids[--s->n];
-    srv_send(s, FS_EXITED, pid, code, -1);
+}
+
+/* A message of the parent: FS_NEED (it used spares up to value). */
+static void srv_read_socket(srv *s)
+{
+    fs_msg m;
+    if (mp__boot_recv(s->sock, &m, sizeof(m)) < 0)
+        srv_exit(s); /* the parent is gone */
+    if (m.type != FS_NEED || m.value < 0 || (uint32_t)m.value > s->number)
+        srv_exit(s); /* the stream cannot be trusted */
+    if ((uint32_t)m.value > s->used)
+        s->used = (uint32_t)m.value;
+    s->want_spare = true;
 }
 
 /* Whether the kernel keeps the exit code of a child released at exit with
@@ -368,36 +285,50 @@ static bool srv_probe_exit_by_pidfd(void)
     return yes;
 }
 
+/* Ready: the server's modules and heap, against which the parent checks
+ * its requests. */
+static int srv_hello(srv *s, const mp__boot *b)
+{
+    size_t n = mp__sym_modules(NULL, 0);
+    mp__symmod *mods = calloc(n ? n : 1, sizeof(*mods));
+    if (!mods)
+        return MP_ENOMEM;
+    n = mp__sym_modules(mods, n);
+    fs_hello h = {.exit_by_pidfd = s->exit_by_pidfd, .n_mods = (uint32_t)n};
+    if (b->heap_fd >= 0) {
+        h.heap_addr = b->heap_addr;
+        h.heap_size = b->heap_size;
+    }
+    int32_t ready = 0;
+    int rc = mp__boot_send(s->sock, &ready, sizeof(ready));
+    if (rc == 0)
+        rc = mp__boot_send(s->sock, &h, sizeof(h));
+    if (rc == 0)
+        rc = mp__boot_send(s->sock, mods, n * sizeof(*mods));
+    free(mods);
+    return rc;
+}
+
 _Noreturn void mp__forkserver_main(int sock, const mp__boot *b)
 {
-    (void)b;
-    srv s = {.sock = sock, .exit_by_pidfd = srv_probe_exit_by_pidfd()};
-    if (srv_grow(&s) < 0)
-        _exit(255);
-    (void)srv_make_spare(&s, NULL, 0);
-    int32_t ready[2] = {0, s.exit_by_pidfd};
-    if (mp__boot_send(sock, ready, sizeof(ready)) < 0)
+    srv s = {.sock = sock, .exit_by_pidfd = srv_probe_exit_by_pidfd(), .want_spare = true};
+    if (srv_grow(&s) < 0 || srv_hello(&s, b) < 0)
         srv_exit(&s);
     for (;;) {
-        size_t n = 0;
-        s.pfd[n++] = (struct pollfd){.fd = sock, .events = POLLIN};
-        if (s.spare.pid > 0)
-            s.pfd[n++] = (struct pollfd){.fd = s.spare.pidfd, .events = POLLIN};
-        size_t first_kid = n;
-        if (!s.exit_by_pidfd)
-            for (size_t i = 0; i < s.n; i++)
-                s.pfd[n++] = (struct pollfd){.fd = s.kids[i].pidfd, .events = POLLIN};
-        if (poll(s.pfd, n, -1) < 0) {
+        while (s.want_spare && srv_spares(&s) < FS_SPARES)
+            srv_make_spare(&s);
+        s.pfd[0] = (struct pollfd){.fd = sock, .events = POLLIN};
+        for (size_t i = 0; i < s.n; i++)
+            s.pfd[i + 1] = (struct pollfd){.fd = s.kids[i].pidfd, .events = POLLIN};
+        if (poll(s.pfd, s.n + 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
             srv_exit(&s);
         }
-        if (s.spare.pid > 0 && s.pfd[1].revents)
-            srv_drop_spare(&s); /* the next request forks another */
-        for (size_t i = n - first_kid; i-- > 0;)
-            if (s.pfd[first_kid + i].revents)
-                srv_reap(&s, i);
+        for (size_t i = s.n; i-- > 0;)
+            if (s.pfd[i + 1].revents)
+                srv_child_exited(&s, i);
         if (s.pfd[0].revents)
-            srv_start(&s);
+            srv_read_socket(&s);
     }
 }

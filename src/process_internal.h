@@ -42,6 +42,7 @@ struct mp_process {
     /* forkserver: the server releases its children at once, and the exit
      * code is read from the pidfd (mp__pidfd_exit_code), not sent */
     bool exit_by_pidfd;
+    uint32_t server_gen; /* forkserver: which server of its parent started it */
 
     mp_target_fn target;
     void *args; /* owned copy when args_owned */

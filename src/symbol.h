@@ -18,6 +18,14 @@ typedef struct mp__symref {
     char path[MP__MODULE_MAX];          /* "" for the main program */
 } mp__symref;
 
+/* A loaded module as another process sees it: enough to tell whether a
+ * reference would decode there (mp__sym_check). */
+typedef struct mp__symmod {
+    uint32_t build_id_len;
+    uint8_t build_id[MP__BUILD_ID_MAX];
+    char path[MP__MODULE_MAX]; /* "" for the main program */
+} mp__symmod;
+
 /* Describes addr, which must lie in a segment of a loaded module (code or
  * static data). Returns 0, or MP_EINVAL when addr belongs to no module (a
  * stack or malloc pointer: meaningless in another process image). */
@@ -28,6 +36,16 @@ int mp__sym_encode(const void *addr, mp__symref *out);
  * dlopen after start), MP_EOTHERBUILD when it is another build (build-ids
  * differ), MP_EBADMSG when ref itself is malformed. */
 int mp__sym_decode(const mp__symref *ref, void **addr);
+
+/* The modules loaded now, up to cap of them in mods (NULL: just count);
+ * returns how many there are. A module whose path is too long to carry is
+ * left out, as mp__sym_encode leaves it out. */
+size_t mp__sym_modules(mp__symmod *mods, size_t cap);
+
+/* What mp__sym_decode of ref would return in a process whose modules are
+ * mods[0..n) (from mp__sym_modules there): 0, MP_ENOTLOADED,
+ * MP_EOTHERBUILD or MP_EBADMSG. */
+int mp__sym_check(const mp__symref *ref, const mp__symmod *mods, size_t n);
 
 /* The module that contains addr: ref describes its load base (offset 0),
  * *base is that base in this process and [*lo, *hi) the extent of its

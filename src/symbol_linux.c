@@ -138,6 +138,67 @@ size_t mp__sym_bases(uintptr_t *bases, size_t cap)
     return b.n;
 }
 
+/* Whether a module (name, main or not, build-id) is the one ref names:
+ * 1 yes, 0 not this module, MP_EOTHERBUILD this module in another build. */
+static int sym_match(const mp__symref *ref, const char *name, bool is_main, const uint8_t *id,
+                     size_t n)
+{
+    if (ref->path[0] == '\0' ? !is_main : strcmp(name, ref->path) != 0)
+        return 0;
+    if (n != ref->build_id_len || memcmp(id, ref->build_id, n) != 0)
+        return MP_EOTHERBUILD;
+    return 1;
+}
+
+static int sym_ref_ok(const mp__symref *ref)
+{
+    if (memchr(ref->path, '\0', sizeof(ref->path)) == NULL || ref->build_id_len > MP__BUILD_ID_MAX)
+        return MP_EBADMSG;
+    return 0;
+}
+
+struct sym_mods {
+    mp__symmod *mods;
+    size_t cap, n;
+};
+
+static int sym_mods_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct sym_mods *m = data;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (m->n > 0 && name[0] == '\0')
+        return 0; /* the vDSO on some systems: never named by a reference */
+    if (strlen(name) >= MP__MODULE_MAX)
+        return 0;
+    if (m->n < m->cap) {
+        mp__symmod *d = &m->mods[m->n];
+        memset(d, 0, sizeof(*d));
+        d->build_id_len = (uint32_t)sym_build_id(info, d->build_id);
+        mp__strlcpy(d->path, m->n == 0 ? "" : name, sizeof(d->path));
+    }
+    m->n++;
+    return 0;
+}
+
+size_t mp__sym_modules(mp__symmod *mods, size_t cap)
+{
+    struct sym_mods m = {.mods = mods, .cap = mods ? cap : 0};
+    dl_iterate_phdr(sym_mods_cb, &m);
+    return m.n;
+}
+
+int mp__sym_check(const mp__symref *ref, const mp__symmod *mods, size_t n)
+{
+    int rc = sym_ref_ok(ref);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int m = sym_match(ref, mods[i].path, i == 0, mods[i].build_id, mods[i].build_id_len);
+        if (m != 0)
+            return m < 0 ? m : 0;
+    }
+    return rc < 0 ? rc : MP_ENOTLOADED;
+}
+
 struct sym_lookup {
     const mp__symref *ref;
     uintptr_t base;
@@ -152,22 +213,19 @@ static int sym_lookup_cb(struct dl_phdr_info *info, size_t size, void *data)
     bool is_main = l->first;
     l->first = false;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
-    if (l->ref->path[0] == '\0' ? !is_main : strcmp(name, l->ref->path) != 0)
-        return 0;
     uint8_t id[MP__BUILD_ID_MAX];
     size_t n = sym_build_id(info, id);
-    if (n != l->ref->build_id_len || memcmp(id, l->ref->build_id, n) != 0) {
-        l->rc = MP_EOTHERBUILD;
-        return 1;
-    }
+    int m = sym_match(l->ref, name, is_main, id, n);
+    if (m == 0)
+        return 0;
+    l->rc = m < 0 ? m : 0;
     l->base = info->dlpi_addr;
-    l->rc = 0;
     return 1;
 }
 
 int mp__sym_decode(const mp__symref *ref, void **addr)
 {
-    if (memchr(ref->path, '\0', sizeof(ref->path)) == NULL || ref->build_id_len > MP__BUILD_ID_MAX)
+    if (sym_ref_ok(ref) < 0)
         return MP_EBADMSG;
     struct sym_lookup l = {.ref = ref, .rc = MP_ENOTLOADED, .first = true};
     dl_iterate_phdr(sym_lookup_cb, &l);

@@ -280,36 +280,184 @@ Test(start, child_knows_its_method)
                      (int)methods[i]);
 }
 
-Test(start, forkserver_children_die_when_the_server_is_killed)
+/* Runs body in a forked child of the test, which gets a fork server of its
+ * own (so that killing it leaves the one the other tests share), and
+ * asserts that it returned 0. */
+static void in_own_process(int (*body)(void))
 {
-    /* In a child of the test, so that the server killed is not the one the
-     * other tests share. */
     pid_t pid = fork();
-    if (pid == 0) {
-        mp_process *p;
-        if (mp_process_create(&p, &(mp_process_opts){.target = sleep_long,
-                                                     .start_method = MP_START_FORKSERVER}) ||
-            mp_process_start(p))
-            _exit(1);
-        pid_t child = mp_process_pid(p);
-        /* The server is the child's parent. */
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)child);
-        FILE *f = fopen(path, "r");
-        if (!f || !fgets(buf, sizeof buf, f))
-            _exit(2);
-        fclose(f);
-        int server = 0;
-        sscanf(strrchr(buf, ')') + 2, "%*c %d", &server);
-        kill(server, SIGKILL);
-        /* Its child dies with it; the exit code is lost with the server. */
-        if (mp_process_join(p, 20) != 0)
-            _exit(3);
-        int code;
-        int rc = mp_process_exitcode(p, &code);
-        _exit(rc == 0 || rc == MP_ECHILD ? 0 : 4);
-    }
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(body());
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+}
+
+/* This process's fork server: its only child (in a process that has
+ * started nothing else). */
+static pid_t own_server(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    FILE *f = fopen(path, "r");
+    int server = 0, more = 0;
+    if (!f || fscanf(f, "%d %d", &server, &more) != 1)
+        server = 0;
+    if (f)
+        fclose(f);
+    return (pid_t)server;
+}
+
+static int server_children(pid_t server, pid_t *kids, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server, (int)server);
+    FILE *f = fopen(path, "r");
+    int n = 0, kid;
+    while (f && n < cap && fscanf(f, "%d", &kid) == 1)
+        kids[n++] = kid;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int ret_seven(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    return 7;
+}
+
+/* Starts a forkserver process running target and returns its exit code,
+ * or an error of start, join or exitcode. */
+static int forkserver_run(mp_target_fn target, pid_t *pid)
+{
+    mp_process *p;
+    int rc = mp_process_create(
+        &p, &(mp_process_opts){.target = target, .start_method = MP_START_FORKSERVER});
+    if (rc == 0)
+        rc = mp_process_start(p);
+    if (rc == 0 && pid)
+        *pid = mp_process_pid(p);
+    if (rc == 0)
+        rc = mp_process_join(p, 20);
+    int code = 0;
+    if (rc == 0)
+        rc = mp_process_exitcode(p, &code);
+    mp_process_destroy(p);
+    return rc < 0 ? rc : code;
+}
+
+static int kill_the_server(void)
+{
+    mp_process *p;
+    if (mp_process_create(
+            &p, &(mp_process_opts){.target = sleep_long, .start_method = MP_START_FORKSERVER}) ||
+        mp_process_start(p))
+        return 1;
+    pid_t server = own_server();
+    if (server <= 0 || kill(server, SIGKILL) < 0)
+        return 2;
+    /* Its child dies with it: killed, where the kernel keeps the code with
+     * the pidfd, else lost with the server. */
+    if (mp_process_join(p, 20) != 0)
+        return 3;
+    int code = 0, rc = mp_process_exitcode(p, &code);
+    if (!(rc == 0 && code == -SIGKILL) && rc != MP_ECHILD)
+        return 4;
+    mp_process_destroy(p);
+    /* The next start finds the server gone and starts another. */
+    if (forkserver_run(ret_seven, NULL) != 7)
+        return 5;
+    if (own_server() == server || forkserver_run(ret_seven, NULL) != 7)
+        return 6;
+    return 0;
+}
+
+Test(start, forkserver_children_die_with_a_killed_server_which_is_replaced)
+{
+    in_own_process(kill_the_server);
+}
+
+static int kill_the_spares(void)
+{
+    if (mp_forkserver_ensure() != 0)
+        return 1;
+    pid_t server = own_server(), spares[8];
+    int n = server_children(server, spares, 8);
+    if (server <= 0 || n < 1)
+        return 2;
+    for (int i = 0; i < n; i++)
+        kill(spares[i], SIGKILL);
+    /* Until they are gone from the server's children (a request written
+     * before that would go to a process being killed: killed too). */
+    for (int tries = 0;; tries++) {
+        pid_t now[8];
+        int m = server_children(server, now, 8), left = 0;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                left += now[i] == spares[j];
+        if (left == 0)
+            break;
+        if (tries == 2000)
+            return 5;
+        usleep(5000);
+    }
+    /* Every start runs its own target, in a process that is none of the
+     * dead spares. */
+    for (int round = 0; round < 4; round++) {
+        pid_t child = 0;
+        if (forkserver_run(ret_seven, &child) != 7)
+            return 3;
+        for (int i = 0; i < n; i++)
+            if (child == spares[i])
+                return 4;
+    }
+    return 0;
+}
+
+Test(start, forkserver_spares_killed_before_use_are_skipped)
+{
+    in_own_process(kill_the_spares);
+}
+
+static int read_then_exit(const void *arg, size_t len)
+{
+    int fd;
+    if (len != sizeof(fd))
+        return 100;
+    memcpy(&fd, arg, sizeof(fd));
+    char c;
+    ssize_t r = read(fd, &c, 1); /* end of file when the parent lets go */
+    return r == 0 ? 3 : 101;
+}
+
+Test(start, forkserver_more_children_at_once_than_spares)
+{
+    int gate[2];
+    cr_assert_eq(pipe2(gate, O_CLOEXEC), 0);
+    enum { N = 7 };
+    mp_process *ps[N];
+    for (int i = 0; i < N; i++) {
+        mp_assert_ok(
+            mp_process_create(&ps[i], &(mp_process_opts){.target = read_then_exit,
+                                                         .args = &gate[0],
+                                                         .args_len = sizeof(gate[0]),
+                                                         .pass_fds = gate,
+                                                         .n_pass_fds = 1,
+                                                         .start_method = MP_START_FORKSERVER}));
+        mp_assert_ok(mp_process_start(ps[i]));
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert(mp_process_is_alive(ps[i]));
+    close(gate[1]);
+    close(gate[0]);
+    for (int i = 0; i < N; i++) {
+        mp_assert_ok(mp_process_join(ps[i], 20));
+        int code;
+        mp_assert_ok(mp_process_exitcode(ps[i], &code));
+        cr_assert_eq(code, 3, "child %d", i);
+        mp_process_destroy(ps[i]);
+    }
 }

@@ -149,9 +149,13 @@ MP_API int mp_process_create(mp_process **out, const mp_process_opts *opts);
  * shared heap nor in a module's static data), MP_ENOTLOADED (the target's
  * or such a pointer's module was loaded with dlopen and the new image lacks
  * it), MP_EOTHERBUILD (the module is another build there), MP_EBOOT (the
- * new process died before running its target), MP_ENOHEAPADDR (the shared
- * heap's address is taken there), MP_ENOSYS (forkserver without pidfds).
- * On failure no child exists.
+ * new process died before running its target; forkserver: the server was
+ * lost twice in a row), MP_ENOHEAPADDR (the shared heap's address is taken
+ * there), MP_ENOSYS (forkserver without pidfds). On failure no child
+ * exists. Under forkserver the call returns once the request is written
+ * for a spare child forked ahead: a spare that cannot take it then
+ * (killed from outside, out of memory) shows as a process killed or
+ * exited with 255.
  */
 MP_API int mp_process_start(mp_process *p);
 
@@ -252,11 +256,15 @@ MP_API mp_start_method mp_get_start_method(void);
 MP_API const char *mp_start_method_name(mp_start_method method);
 
 /* mp_forkserver_ensure — start this process's fork server now rather than
- * at the first forkserver start (Python's forkserver.ensure_running): call
- * it early, before the program starts threads or grows, for the leanest
- * server. The server keeps one fd (close-on-exec) of the caller open until
- * exit. Returns 0, MP_ENOSYS (no pidfds: forkserver cannot work), or an
- * error of spawn (MP_EBOOT, MP_ENOMEM, ...). Safe from any thread. */
+ * at the first forkserver start (Python's forkserver.ensure_running), and
+ * wait until its two spare children (forked ahead, one taken by each
+ * start) are ready: call it early, before the program starts threads or
+ * grows, for the leanest server. A server lost to a kill is replaced here
+ * or at the next start. The server keeps five fds (close-on-exec) of the
+ * caller open until exit: its socket, and a pidfd and a socket per spare.
+ * Returns 0, MP_ENOSYS (no pidfds: forkserver cannot work), an error of
+ * spawn (MP_EBOOT, MP_ENOMEM, ...), or one of the server's fork (MP_EAGAIN,
+ * MP_EMFILE, ...; the next call asks it again). Safe from any thread. */
 MP_API int mp_forkserver_ensure(void);
 
 /* mp_process_start_method — the method a process object starts with. */

@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "mp_test.h"
 
 int mp_test_fd_count(void)
@@ -37,8 +38,9 @@ static int mp_test_fds_before = -1;
 
 void mp_test_fd_setup(void)
 {
-    /* The fork server's fd lives as long as the process: count it in. */
-    if (mp_get_start_method() == MP_START_FORKSERVER)
+    /* The fork server's fds live as long as the process: count them in,
+     * with its spares ready (their number is then fixed). */
+    if (mp_get_start_method() == MP_START_FORKSERVER || mp__forkserver_running())
         cr_assert_eq(mp_forkserver_ensure(), 0);
     mp_test_fds_before = mp_test_fd_count();
 }
@@ -47,6 +49,8 @@ void mp_test_fd_body_end(void)
 {
     if (mp_test_fds_before < 0)
         return;
+    if (mp__forkserver_running())
+        cr_assert_eq(mp_forkserver_ensure(), 0);
     int after = mp_test_fd_count();
     cr_assert(after == mp_test_fds_before, "fd leak: %d fds open before the test, %d after",
               mp_test_fds_before, after);
