@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ typedef struct fs_spare {
 typedef struct fs_exit {
     pid_t pid;
     int code;
+    bool unwanted; /* a spare given up: drop its code when it comes */
 } fs_exit;
 
 /* The parent's side: one server per process (a forked child makes its own). */
@@ -187,24 +189,54 @@ static int fs_room(void *arr, size_t n, size_t *cap, size_t size)
     return 0;
 }
 
-static int fs_keep_exit(pid_t pid, int code)
+/* The entry of pid in the exit table (wanted or not), or -1. */
+static ptrdiff_t fs_find_exit(pid_t pid, bool unwanted)
+{
+    for (size_t i = 0; i < fs.n_exits; i++)
+        if (fs.exits[i].pid == pid && fs.exits[i].unwanted == unwanted)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+static int fs_add_exit(pid_t pid, int code, bool unwanted)
 {
     if (fs_room(&fs.exits, fs.n_exits, &fs.cap_exits, sizeof(*fs.exits)) < 0)
         return MP_ENOMEM;
-    fs.exits[fs.n_exits++] = (fs_exit){pid, code};
+    fs.exits[fs.n_exits++] = (fs_exit){pid, code, unwanted};
+    return 0;
+}
+
+static void fs_drop_exit(size_t i)
+{
+    fs.exits[i] = fs.exits[--fs.n_exits];
+}
+
+static int fs_keep_exit(pid_t pid, int code)
+{
+    ptrdiff_t i = fs_find_exit(pid, true);
+    if (i < 0)
+        return fs_add_exit(pid, code, false);
+    fs_drop_exit((size_t)i);
     return 0;
 }
 
 static bool fs_take_exit(pid_t pid, int *code)
 {
-    for (size_t i = 0; i < fs.n_exits; i++) {
-        if (fs.exits[i].pid == pid) {
-            *code = fs.exits[i].code;
-            fs.exits[i] = fs.exits[--fs.n_exits];
-            return true;
-        }
-    }
-    return false;
+    ptrdiff_t i = fs_find_exit(pid, false);
+    if (i < 0)
+        return false;
+    *code = fs.exits[i].code;
+    fs_drop_exit((size_t)i);
+    return true;
+}
+
+/* A spare given up (dead before it was used, or lost for want of fds): the
+ * code the server sends for it, if it sends codes, has no taker. */
+static void fs_give_up(pid_t pid)
+{
+    int code;
+    if (!fs.exit_by_pidfd && !fs_take_exit(pid, &code))
+        (void)fs_add_exit(pid, 0, true); /* without memory, one entry stays */
 }
 
 static int fs_keep_spare(const fs_msg *m, const int *fds, size_t n)
@@ -219,6 +251,7 @@ static int fs_keep_spare(const fs_msg *m, const int *fds, size_t n)
             close(fds[i]);
         fs.announced++;
         fs.spare_err = MP_EMFILE;
+        fs_give_up(m->pid);
         return 0;
     }
     if (fs_room(&fs.spares, fs.n_spares, &fs.cap_spares, sizeof(*fs.spares)) < 0)
@@ -380,6 +413,7 @@ int mp__forkserver_start(mp_process *p)
         if (rc != MP_EPIPE) /* it may have read part: it must not run */
             syscall(SYS_pidfd_send_signal, sp.pidfd, SIGKILL, NULL, 0);
         close(sp.pidfd);
+        fs_give_up(sp.pid);
         rc = rc == MP_EPIPE ? 0 : rc;
     }
     if (rc == 0) {
