@@ -428,16 +428,34 @@ int mp__forkserver_start(mp_process *p)
     return rc;
 }
 
+/* Whether the server that started p is gone (its children were given to
+ * another parent, which may take its time to reap them, or never do). */
+static bool fs_server_gone(const mp_process *p)
+{
+    pthread_mutex_lock(&fs.mu);
+    bool gone = fs.owner != getpid() || fs.sock < 0 || fs.gen != p->server_gen;
+    if (!gone) {
+        struct pollfd pfd = {.fd = fs.sock, .events = 0};
+        gone = poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR));
+    }
+    pthread_mutex_unlock(&fs.mu);
+    return gone;
+}
+
 /* The exit code kept with the pidfd of a child that exited: the kernel
  * releases it right after the pidfd turns readable, so the code is there
- * at once or after a few yields. A child that stays a zombie longer (a
- * tracer holds it) reads as running, after a millisecond, until released. */
+ * at once or after a few yields. A child that stays a zombie longer reads
+ * as running, after a millisecond, until released (a tracer holds it), or
+ * as lost (MP_ECHILD) if its server is gone: it is then another process's
+ * zombie, reaped whenever that one (init, a subreaper) gets round to it. */
 static int fs_status_by_pidfd(mp_process *p, int *code)
 {
     for (int i = 0; i < 64; i++) {
         int r = mp__pidfd_exit_code(p->sentinel, code);
         if (r != 0)
             return r < 0 ? MP_ECHILD : 1;
+        if (i == 16 && fs_server_gone(p))
+            return MP_ECHILD;
         if (i < 16)
             sched_yield();
         else

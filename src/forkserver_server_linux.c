@@ -156,9 +156,14 @@ static void srv_make_spare(srv *s)
     pid_t server = getpid();
     pid_t pid = rc == 0 ? fork() : -1;
     if (pid == 0) {
-        /* The server dies with the parent; its children die with it. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != server)
+        /* The server dies with the parent; its children die with it. If it
+         * died before the death signal was armed, die as the signal would
+         * have made us (the parent may have used this spare already, and
+         * sees how it ended). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != server) {
+            raise(SIGKILL);
             _exit(255);
+        }
         /* The server's SIGCHLD setting is no business of the child's own
          * children. */
         struct sigaction dfl = {.sa_handler = SIG_DFL};
