@@ -452,8 +452,23 @@ static int fs_status_by_pidfd(mp_process *p, int *code)
 {
     for (int i = 0; i < 64; i++) {
         int r = mp__pidfd_exit_code(p->sentinel, code);
-        if (r != 0)
-            return r < 0 ? MP_ECHILD : 1;
+        if (r < 0)
+            return MP_ECHILD;
+        if (r == 1) {
+            /* The kernel keeps the code a moment before it frees the pid:
+             * wait for that too, so that after a join the pid is gone, as
+             * after fork's waitpid. */
+            int64_t until = mp__now_ns() + 10 * 1000000; /* 10 ms at most */
+            for (int k = 0; syscall(SYS_pidfd_send_signal, p->sentinel, 0, NULL, 0) == 0; k++) {
+                if (mp__now_ns() > until)
+                    break;
+                if (k < 100)
+                    sched_yield();
+                else
+                    usleep(10);
+            }
+            return 1;
+        }
         if (i == 16 && fs_server_gone(p))
             return MP_ECHILD;
         if (i < 16)
