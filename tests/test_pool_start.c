@@ -18,7 +18,7 @@
 #include "mp_test.h"
 #include "pool_internal.h"
 
-/* The fork server's fd lives as long as the process: start it first, also
+/* The fork server's fds live as long as the process: start it first, also
  * for the tests that ask for forkserver whatever the suite's method is. */
 static void start_setup(void)
 {

@@ -14,7 +14,7 @@
 #include "internal.h"
 #include "mp_test.h"
 
-/* The fork server's fd lives as long as the process: start it first. */
+/* The fork server's fds live as long as the process: start it first. */
 static void start_setup(void)
 {
     cr_assert_eq(mp_forkserver_ensure(), 0);
