@@ -241,23 +241,27 @@ static void fs_give_up(pid_t pid)
 
 static int fs_keep_spare(const fs_msg *m, const int *fds, size_t n)
 {
+    int why = 0;
     if (m->pid <= 0 || (uint32_t)m->value != fs.announced + 1)
-        return MP_EBADMSG;
-    if (n != 2) {
-        /* The kernel dropped the fds for want of room (RLIMIT_NOFILE): this
-         * spare is lost to us (it reads end of file and leaves, and the
-         * server replaces it), and the start that wanted one fails. */
-        for (size_t i = 0; i < n; i++)
-            close(fds[i]);
+        why = MP_EBADMSG;
+    else if (n != 2) /* the kernel dropped them for want of room */
+        why = MP_EMFILE;
+    else if (fs_room(&fs.spares, fs.n_spares, &fs.cap_spares, sizeof(*fs.spares)) < 0)
+        why = MP_ENOMEM;
+    if (why == 0) {
+        fs.spares[fs.n_spares++] = (fs_spare){m->pid, fds[0], fds[1], (uint32_t)m->value};
         fs.announced++;
-        fs.spare_err = MP_EMFILE;
-        fs_give_up(m->pid);
         return 0;
     }
-    if (fs_room(&fs.spares, fs.n_spares, &fs.cap_spares, sizeof(*fs.spares)) < 0)
-        return MP_ENOMEM;
-    fs.spares[fs.n_spares++] = (fs_spare){m->pid, fds[0], fds[1], (uint32_t)m->value};
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+    if (why == MP_EBADMSG)
+        return why;
+    /* This spare is lost to us (it reads end of file and leaves, and the
+     * server replaces it), and the start that wanted one fails. */
     fs.announced++;
+    fs.spare_err = why;
+    fs_give_up(m->pid);
     return 0;
 }
 
@@ -329,6 +333,8 @@ static int fs_fill(size_t want)
         while (rc == 0 && fs.n_spares < want && !fs.spare_err)
             rc = fs_read_one();
     }
+    if (rc == MP_ENOMEM)
+        return rc; /* an exit code had no room: lost, but the server is fine */
     if (rc < 0) {
         fs_lose_server();
         return MP_EBOOT;
@@ -494,8 +500,10 @@ int mp__forkserver_status(mp_process *p, int *code)
             rc = MP_ECHILD; /* the server is gone, and the exit code with it */
             break;
         }
-        if (fs_read_one() < 0) {
+        int r = fs_read_one();
+        if (r < 0 && r != MP_ENOMEM)
             fs_lose_server();
+        if (r < 0) {
             rc = MP_ECHILD;
             break;
         }
