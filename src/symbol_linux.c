@@ -138,16 +138,17 @@ size_t mp__sym_bases(uintptr_t *bases, size_t cap)
     return b.n;
 }
 
-/* Whether a module (name, main or not, build-id) is the one ref names:
- * 1 yes, 0 not this module, MP_EOTHERBUILD this module in another build. */
-static int sym_match(const mp__symref *ref, const char *name, bool is_main, const uint8_t *id,
-                     size_t n)
+/* Whether a module (its name, and whether it is the main program) is the
+ * one ref names. */
+static bool sym_names(const mp__symref *ref, const char *name, bool is_main)
 {
-    if (ref->path[0] == '\0' ? !is_main : strcmp(name, ref->path) != 0)
-        return 0;
-    if (n != ref->build_id_len || memcmp(id, ref->build_id, n) != 0)
-        return MP_EOTHERBUILD;
-    return 1;
+    return ref->path[0] == '\0' ? is_main : strcmp(name, ref->path) == 0;
+}
+
+/* For the module ref names: 0 if it has ref's build-id, else MP_EOTHERBUILD. */
+static int sym_same_build(const mp__symref *ref, const uint8_t *id, size_t n)
+{
+    return n == ref->build_id_len && memcmp(id, ref->build_id, n) == 0 ? 0 : MP_EOTHERBUILD;
 }
 
 static int sym_ref_ok(const mp__symref *ref)
@@ -191,11 +192,9 @@ size_t mp__sym_modules(mp__symmod *mods, size_t cap)
 int mp__sym_check(const mp__symref *ref, const mp__symmod *mods, size_t n)
 {
     int rc = sym_ref_ok(ref);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int m = sym_match(ref, mods[i].path, i == 0, mods[i].build_id, mods[i].build_id_len);
-        if (m != 0)
-            return m < 0 ? m : 0;
-    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (sym_names(ref, mods[i].path, i == 0))
+            return sym_same_build(ref, mods[i].build_id, mods[i].build_id_len);
     return rc < 0 ? rc : MP_ENOTLOADED;
 }
 
@@ -213,12 +212,10 @@ static int sym_lookup_cb(struct dl_phdr_info *info, size_t size, void *data)
     bool is_main = l->first;
     l->first = false;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
-    uint8_t id[MP__BUILD_ID_MAX];
-    size_t n = sym_build_id(info, id);
-    int m = sym_match(l->ref, name, is_main, id, n);
-    if (m == 0)
+    if (!sym_names(l->ref, name, is_main))
         return 0;
-    l->rc = m < 0 ? m : 0;
+    uint8_t id[MP__BUILD_ID_MAX];
+    l->rc = sym_same_build(l->ref, id, sym_build_id(info, id));
     l->base = info->dlpi_addr;
     return 1;
 }
