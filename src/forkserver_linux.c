@@ -73,6 +73,12 @@ static struct {
     size_t n_exits, cap_exits;
 } fs = {.mu = PTHREAD_MUTEX_INITIALIZER, .sock = -1};
 
+/* Whether this process has a server it started, not yet lost. */
+static bool fs_ours(void)
+{
+    return fs.owner == getpid() && fs.sock >= 0;
+}
+
 /* Forgets the server and everything it sent (not the exit codes kept). */
 static void fs_forget(void)
 {
@@ -149,7 +155,7 @@ static int fs_read_hello(int sock)
 
 static int fs_ensure_locked(void)
 {
-    if (fs.owner == getpid() && fs.sock >= 0)
+    if (fs_ours())
         return 0;
     pthread_once(&fs_once, fs_register_atfork);
     mp__boot b;
@@ -265,8 +271,9 @@ static int fs_keep_spare(const fs_msg *m, const int *fds, size_t n)
     return 0;
 }
 
-/* Reads one message of the server and files it. Returns 0, or an error
- * after which the server cannot be used (it is gone, or broke protocol). */
+/* Reads one message of the server and files it. Returns 0, MP_ENOMEM (an
+ * exit code had no room and is lost), or an error after which the server
+ * cannot be used (it is gone, or broke protocol). */
 static int fs_read_one(void)
 {
     fs_msg m;
@@ -312,7 +319,7 @@ static int fs_check_ptr(uint32_t kind, uint64_t raw, const mp__symref *ref)
 
 static int fs_check(const mp__boot *b)
 {
-    int rc = mp__sym_check(&b->fn, fs.mods, fs.n_mods);
+    int rc = fs_check_ptr(MP__PTR_IMAGE, 0, &b->fn);
     if (rc == 0 && b->args_len == 0)
         rc = fs_check_ptr(b->args_kind, b->args_ptr, &b->args_ref);
     if (rc == 0)
@@ -372,7 +379,7 @@ static int fs_send_request(const fs_spare *sp, const mp__boot *b, const mp_proce
 bool mp__forkserver_running(void)
 {
     pthread_mutex_lock(&fs.mu);
-    bool yes = fs.owner == getpid() && fs.sock >= 0;
+    bool yes = fs_ours();
     pthread_mutex_unlock(&fs.mu);
     return yes;
 }
@@ -439,13 +446,35 @@ int mp__forkserver_start(mp_process *p)
 static bool fs_server_gone(const mp_process *p)
 {
     pthread_mutex_lock(&fs.mu);
-    bool gone = fs.owner != getpid() || fs.sock < 0 || fs.gen != p->server_gen;
+    bool gone = !fs_ours() || fs.gen != p->server_gen;
     if (!gone) {
         struct pollfd pfd = {.fd = fs.sock, .events = 0};
         gone = poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR));
     }
     pthread_mutex_unlock(&fs.mu);
     return gone;
+}
+
+/* The i-th pause of a short wait for the kernel: yields, then sleeps. */
+static void fs_pause(int i)
+{
+    if (i < 16)
+        sched_yield();
+    else
+        usleep(20);
+}
+
+/* The kernel keeps a released child's code a moment before it frees its
+ * pid: waits for that too (10 ms at most), so that after a join the pid is
+ * gone, as after fork's waitpid. */
+static void fs_wait_pid_freed(int pidfd)
+{
+    int64_t until = mp__now_ns() + 10 * 1000000;
+    for (int i = 0; syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0; i++) {
+        if (mp__now_ns() > until)
+            break;
+        fs_pause(i);
+    }
 }
 
 /* The exit code kept with the pidfd of a child that exited: the kernel
@@ -461,26 +490,12 @@ static int fs_status_by_pidfd(mp_process *p, int *code)
         if (r < 0)
             return MP_ECHILD;
         if (r == 1) {
-            /* The kernel keeps the code a moment before it frees the pid:
-             * wait for that too, so that after a join the pid is gone, as
-             * after fork's waitpid. */
-            int64_t until = mp__now_ns() + 10 * 1000000; /* 10 ms at most */
-            for (int k = 0; syscall(SYS_pidfd_send_signal, p->sentinel, 0, NULL, 0) == 0; k++) {
-                if (mp__now_ns() > until)
-                    break;
-                if (k < 100)
-                    sched_yield();
-                else
-                    usleep(10);
-            }
+            fs_wait_pid_freed(p->sentinel);
             return 1;
         }
         if (i == 16 && fs_server_gone(p))
             return MP_ECHILD;
-        if (i < 16)
-            sched_yield();
-        else
-            usleep(20);
+        fs_pause(i);
     }
     return 0;
 }
@@ -496,7 +511,7 @@ int mp__forkserver_status(mp_process *p, int *code)
     pthread_mutex_lock(&fs.mu);
     int rc = 1;
     while (!fs_take_exit(p->pid, code)) {
-        if (fs.owner != getpid() || fs.sock < 0 || fs.gen != p->server_gen) {
+        if (!fs_ours() || fs.gen != p->server_gen) {
             rc = MP_ECHILD; /* the server is gone, and the exit code with it */
             break;
         }
