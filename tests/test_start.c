@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -420,6 +421,62 @@ static int kill_the_spares(void)
 Test(start, forkserver_spares_killed_before_use_are_skipped)
 {
     in_own_process(kill_the_spares);
+}
+
+/* The lowest fd number free in process pid. */
+static int lowest_free_fd(pid_t pid)
+{
+    char path[64];
+    for (int fd = 0;; fd++) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+        if (access(path, F_OK) < 0)
+            return fd;
+    }
+}
+
+static int starve_the_server(void)
+{
+    if (mp_forkserver_ensure() != 0)
+        return 1;
+    pid_t server = own_server();
+    struct rlimit was, none;
+    if (server <= 0 || prlimit(server, RLIMIT_NOFILE, NULL, &was) < 0)
+        return 2;
+    /* No new fd in the server: it cannot make the next spare's socket. (Its
+     * poll of its socket and children still fits under the limit.) */
+    none = was;
+    none.rlim_cur = (rlim_t)lowest_free_fd(server);
+    if (prlimit(server, RLIMIT_NOFILE, &none, NULL) < 0)
+        return 3;
+    /* The two spares ready take two long starts; the third start asks for
+     * a spare the server cannot make, and fails with the server's error. */
+    mp_process *ps[3] = {NULL};
+    for (int i = 0; i < 2; i++)
+        if (mp_process_create(&ps[i], &(mp_process_opts){.target = sleep_long,
+                                                         .start_method = MP_START_FORKSERVER}) ||
+            mp_process_start(ps[i]))
+            return 4;
+    if (mp_process_create(
+            &ps[2], &(mp_process_opts){.target = ret_seven, .start_method = MP_START_FORKSERVER}))
+        return 5;
+    if (mp_process_start(ps[2]) != MP_EMFILE)
+        return 6;
+    /* With room again, the next start asks again and works. */
+    if (prlimit(server, RLIMIT_NOFILE, &was, NULL) < 0)
+        return 7;
+    if (forkserver_run(ret_seven, NULL) != 7)
+        return 8;
+    for (int i = 0; i < 2; i++)
+        if (mp_process_kill(ps[i]) != 0)
+            return 9;
+    for (int i = 0; i < 3; i++)
+        mp_process_destroy(ps[i]);
+    return own_server() == server ? 0 : 10;
+}
+
+Test(start, forkserver_fork_failure_fails_the_start_and_is_asked_again)
+{
+    in_own_process(starve_the_server);
 }
 
 static int read_then_exit(const void *arg, size_t len)
