@@ -446,26 +446,9 @@ Test(pool_start, killed_forkserver_worker_fails_its_task_and_is_replaced_by_the_
     mp_assert_ok(mp_set_start_method(MP_START_DEFAULT));
 }
 
-/* The number of running or unreaped children of this (single-threaded)
- * process. */
-static int children_of(pid_t pid, pid_t *first)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    int n = 0, kid;
-    while (fscanf(f, "%d", &kid) == 1)
-        if (n++ == 0 && first)
-            *first = kid;
-    fclose(f);
-    return n;
-}
-
 static int child_count(void)
 {
-    return children_of(getpid(), NULL);
+    return mp_test_children(getpid(), NULL, 0);
 }
 
 /* Under forkserver the workers are the server's children (the server is
@@ -476,10 +459,10 @@ static bool server_has_only_spares(void)
     pid_t server = 0;
     if (mp_get_start_method() != MP_START_FORKSERVER)
         return true;
-    if (children_of(getpid(), &server) != 1)
+    if (mp_test_children(getpid(), &server, 1) != 1)
         return false;
     for (int i = 0; i < 500; i++) {
-        if (children_of(server, NULL) == FS_SPARES)
+        if (mp_test_children(server, NULL, 0) == FS_SPARES)
             return true;
         usleep(10000);
     }

@@ -296,31 +296,11 @@ static void in_own_process(int (*body)(void))
 }
 
 /* This process's fork server: its only child (in a process that has
- * started nothing else). */
+ * started nothing else), or 0. */
 static pid_t own_server(void)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
-    FILE *f = fopen(path, "r");
-    int server = 0, more = 0;
-    if (!f || fscanf(f, "%d %d", &server, &more) != 1)
-        server = 0;
-    if (f)
-        fclose(f);
-    return (pid_t)server;
-}
-
-static int server_children(pid_t server, pid_t *kids, int cap)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server, (int)server);
-    FILE *f = fopen(path, "r");
-    int n = 0, kid;
-    while (f && n < cap && fscanf(f, "%d", &kid) == 1)
-        kids[n++] = kid;
-    if (f)
-        fclose(f);
-    return n;
+    pid_t server = 0;
+    return mp_test_children(getpid(), &server, 1) == 1 ? server : 0;
 }
 
 static int ret_seven(const void *arg, size_t len)
@@ -386,8 +366,8 @@ static int kill_the_spares(void)
     if (mp_forkserver_ensure() != 0)
         return 1;
     pid_t server = own_server(), spares[8];
-    int n = server_children(server, spares, 8);
-    if (server <= 0 || n < 1)
+    int n = mp_test_children(server, spares, 8);
+    if (server <= 0 || n < 1 || n > 8)
         return 2;
     for (int i = 0; i < n; i++)
         kill(spares[i], SIGKILL);
@@ -395,8 +375,8 @@ static int kill_the_spares(void)
      * before that would go to a process being killed: killed too). */
     for (int tries = 0;; tries++) {
         pid_t now[8];
-        int m = server_children(server, now, 8), left = 0;
-        for (int i = 0; i < m; i++)
+        int m = mp_test_children(server, now, 8), left = 0;
+        for (int i = 0; i < m && i < 8; i++)
             for (int j = 0; j < n; j++)
                 left += now[i] == spares[j];
         if (left == 0)

@@ -82,6 +82,21 @@ int mp_test_pid_state(int pid)
     return rp && rp[1] == ' ' ? rp[2] : 0;
 }
 
+int mp_test_children(pid_t pid, pid_t *kids, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int n = 0, kid;
+    while (fscanf(f, "%d", &kid) == 1)
+        if (n++ < cap && kids)
+            kids[n - 1] = kid;
+    fclose(f);
+    return n;
+}
+
 mp_pool *mp_test_pool(int n)
 {
     mp_pool *p = NULL;

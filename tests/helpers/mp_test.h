@@ -72,6 +72,11 @@ double mp_test_now(void);
 /* True if pid is a zombie or gone (for no-zombie checks: false while it lives). */
 int mp_test_pid_state(int pid); /* returns the state letter from /proc, or 0 if gone */
 
+/* The children of (single-threaded) process pid, running or unreaped: how
+ * many there are, the first cap of them in kids (which may be NULL); -1 if
+ * /proc cannot tell. */
+int mp_test_children(pid_t pid, pid_t *kids, int cap);
+
 /* A process pool of n workers (the default start method), asserted. */
 mp_pool *mp_test_pool(int n);
 /* Close p, join it within timeout seconds (asserted), destroy it. */
