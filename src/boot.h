@@ -98,7 +98,8 @@ int mp__spawn_report(int sock);
 int mp__process_spawn(mp_process *p);
 int mp__forkserver_start(mp_process *p);
 /* For a child started by the fork server: 1 with *code when it has exited
- * (the server reaped it), 0 while it runs, or an error. */
+ * (the code read from its pidfd, or sent by the server that reaped it), 0
+ * while it runs, or MP_ECHILD (the code is lost with its server). */
 int mp__forkserver_status(mp_process *p, int *code);
 /* Whether this process has a fork server now (for the tests' fd counts:
  * its fds are fixed once mp_forkserver_ensure has returned). */
