@@ -59,6 +59,8 @@ static const mp__errinfo mp__errors[] = {
     MP__E(MP_ETASKFAILED, "task failed"),
     MP__E(MP_EBROKEN, "broken"),
     MP__E(MP_ENOHEAPADDR, "shared heap address is taken"),
+    MP__E(MP_EBROKENPOOL, "the pool is broken: its workers died one after another before finishing any task"),
+    MP__E(MP_EHALFSENT, "an earlier send stopped in the middle of a message; this connection can no longer send"),
     MP__E(MP_ETOOMANYDONE, "task_done called more times than messages were put"),
     MP__E(MP_ECALLEDPROCESS, "program returned a non-zero exit status"),
     MP__E(MP_ETIMEOUTEXPIRED, "timed out; the program was killed"),

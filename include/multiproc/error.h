@@ -79,6 +79,8 @@ typedef enum mp_error {
     MP_ETASKFAILED = -10009,   /* the task reported a failure */
     MP_EBROKEN = -10010,       /* barrier or pool is broken */
     MP_ENOHEAPADDR = -10011,   /* the family's shared-heap address is taken */
+    MP_EBROKENPOOL = -10012,   /* the pool is broken: its workers keep dying before any task ends */
+    MP_EHALFSENT = -10013,     /* an earlier send stopped mid-message: this end can send no more */
     MP_ETOOMANYDONE = -10050,  /* task_done called more times than messages put (ValueError) */
     MP_EBOOT = -10060,         /* a spawned child died before running its target */
     MP_ENOTLOADED = -10061,    /* a function's module is not loaded in the child (dlopen'd) */
