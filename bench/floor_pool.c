@@ -8,10 +8,15 @@
  *                              use the same) into a 128-bit partial
  *     floor_pool roundtrip N   futex ping-pong between two processes over a
  *                              shared word; value = microseconds per round trip
+ *     floor_pool roundtrip_spin N  the same hand-off with both sides spinning
+ *                              on the word (no system call): the cost of
+ *                              moving one cache line there and back, the
+ *                              limit for any hand-off between two CPUs
  *
  * Built with -fopenmp (this program only).
  */
 #include <linux/futex.h>
+#include <sched.h>
 #include <omp.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -101,9 +106,38 @@ static void roundtrip(long n)
     waitpid(c, NULL, 0);
 }
 
+/* The parent writes the round number, the child answers with its
+ * negation; both spin (yielding now and then, to stay correct on one CPU). */
+static void roundtrip_spin(long n)
+{
+    _Atomic int64_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w == MAP_FAILED)
+        bench_die("mmap");
+    atomic_store(w, 0);
+    pid_t c = fork();
+    if (c < 0)
+        bench_die("fork");
+    if (c == 0) {
+        for (int64_t i = 1; i <= n; i++) {
+            for (unsigned spins = 0; atomic_load_explicit(w, memory_order_acquire) != i;)
+                if (++spins % 4096 == 0)
+                    sched_yield();
+            atomic_store_explicit(w, -i, memory_order_release);
+        }
+        _exit(0);
+    }
+    for (int64_t i = 1; i <= n; i++) {
+        atomic_store_explicit(w, i, memory_order_release);
+        for (unsigned spins = 0; atomic_load_explicit(w, memory_order_acquire) != -i;)
+            if (++spins % 4096 == 0)
+                sched_yield();
+    }
+    waitpid(c, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "sumsq_map|sumsq_for|roundtrip <iterations>");
+    long n = bench_args(argc, argv, "sumsq_map|sumsq_for|roundtrip|roundtrip_spin <iterations>");
     const char *mode = argv[1];
     double t0 = bench_now(), value;
     if (strcmp(mode, "sumsq_map") == 0 || strcmp(mode, "sumsq_for") == 0) {
@@ -112,8 +146,11 @@ int main(int argc, char **argv)
             if ((map ? sumsq_map() : sumsq_for()) != expected_sum)
                 bench_die("wrong sum");
         value = (bench_now() - t0) / (double)n;
-    } else if (strcmp(mode, "roundtrip") == 0) {
-        roundtrip(n);
+    } else if (strcmp(mode, "roundtrip") == 0 || strcmp(mode, "roundtrip_spin") == 0) {
+        if (mode[9] == '_')
+            roundtrip_spin(n);
+        else
+            roundtrip(n);
         value = (bench_now() - t0) * 1e6 / (double)n;
     } else {
         bench_die("unknown mode '%s'", mode);
