@@ -110,7 +110,8 @@ static void roundtrip(long n)
  * negation; both spin (yielding now and then, to stay correct on one CPU). */
 static void roundtrip_spin(long n)
 {
-    _Atomic int64_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    _Atomic int64_t *w =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED)
         bench_die("mmap");
     atomic_store(w, 0);

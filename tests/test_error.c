@@ -26,11 +26,10 @@ Test(error, codes_are_negative_errno_or_library_range)
     cr_assert_eq(MP_EINVAL, -EINVAL);
     cr_assert_eq(MP_ETIMEDOUT, -ETIMEDOUT);
     cr_assert_eq(MP_EOWNERDEAD, -EOWNERDEAD);
-    int lib[] = {MP_EEOF,         MP_ETRUNCATED,  MP_ERUNNING,   MP_ENOTSTARTED,
-                 MP_ESTARTED,     MP_ECLOSED,     MP_EEMPTY,     MP_EFULL,
-                 MP_EWORKERLOST,  MP_ETASKFAILED, MP_EBROKEN,    MP_ENOHEAPADDR,
-                 MP_ETOOMANYDONE, MP_EBOOT,       MP_ENOTLOADED, MP_EOTHERBUILD,
-                 MP_EBROKENPOOL,  MP_EHALFSENT};
+    int lib[] = {MP_EEOF,        MP_ETRUNCATED,  MP_ERUNNING,     MP_ENOTSTARTED, MP_ESTARTED,
+                 MP_ECLOSED,     MP_EEMPTY,      MP_EFULL,        MP_EWORKERLOST, MP_ETASKFAILED,
+                 MP_EBROKEN,     MP_ENOHEAPADDR, MP_ETOOMANYDONE, MP_EBOOT,       MP_ENOTLOADED,
+                 MP_EOTHERBUILD, MP_EBROKENPOOL, MP_EHALFSENT};
     for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
         cr_assert(lib[i] <= MP_E__LIB_FIRST && lib[i] >= MP_E__LIB_LAST);
         cr_assert_str_neq(mp_err_name(lib[i]), "MP_E?", "code %d has no name", lib[i]);
