@@ -677,19 +677,19 @@ static void send_torn_by_its_deadline(bool duplex)
     destroy2(a, b);
 }
 
-Test(conn, send_torn_by_its_deadline_oneway, .timeout = 15)
+Test(conn, send_torn_by_its_deadline_oneway)
 {
     send_torn_by_its_deadline(false);
 }
 
-Test(conn, send_torn_by_its_deadline_duplex, .timeout = 15)
+Test(conn, send_torn_by_its_deadline_duplex)
 {
     send_torn_by_its_deadline(true);
 }
 
 /* The same on kernels whose pipes lack RWF_NOWAIT (poll, then write at most
  * a page). */
-Test(conn, send_torn_by_its_deadline_without_rwf_nowait, .timeout = 15)
+Test(conn, send_torn_by_its_deadline_without_rwf_nowait)
 {
     setenv("MP_DISABLE_RWF_NOWAIT", "1", 1);
     send_torn_by_its_deadline(false);
@@ -751,12 +751,12 @@ static void send_refused_whole_then_resumed(bool duplex)
     destroy2(a, b);
 }
 
-Test(conn, send_refused_whole_keeps_the_end_usable_oneway, .timeout = 15)
+Test(conn, send_refused_whole_keeps_the_end_usable_oneway)
 {
     send_refused_whole_then_resumed(false);
 }
 
-Test(conn, send_refused_whole_keeps_the_end_usable_duplex, .timeout = 15)
+Test(conn, send_refused_whole_keeps_the_end_usable_duplex)
 {
     send_refused_whole_then_resumed(true);
 }
@@ -880,12 +880,12 @@ static void torn_send_under_signals(bool duplex)
     destroy2(a, b);
 }
 
-Test(conn, signals_every_ms_do_not_stretch_a_started_send_oneway, .timeout = 15)
+Test(conn, signals_every_ms_do_not_stretch_a_started_send_oneway)
 {
     torn_send_under_signals(false);
 }
 
-Test(conn, signals_every_ms_do_not_stretch_a_started_send_duplex, .timeout = 15)
+Test(conn, signals_every_ms_do_not_stretch_a_started_send_duplex)
 {
     torn_send_under_signals(true);
 }
