@@ -451,6 +451,13 @@ int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout)
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* A send stopped mid-frame left the stream torn: sending more would make
+ * the receiver read our next frame as the rest of the old one. */
+static int conn_send_ok(const mp_conn *c)
+{
+    return c->halfsent ? MP_EHALFSENT : 0;
+}
+
 int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout)
 {
     mp__deadline d;
@@ -462,6 +469,8 @@ int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout)
     if ((uint64_t)len > MP__FRAME_LEN_MAX)
         return MP_EMSGSIZE;
     rc = mp__deadline_init(&d, timeout);
+    if (rc == 0)
+        rc = conn_send_ok(c);
     if (rc)
         return rc;
     unsigned char hdr[MP__FRAME_HEADER];
@@ -483,6 +492,8 @@ int mp_conn_send_fd(mp_conn *c, int fd, double timeout)
         rc = MP_EBADF;
     if (rc == 0)
         rc = mp__deadline_init(&d, timeout);
+    if (rc == 0)
+        rc = conn_send_ok(c);
     if (rc)
         return rc;
     unsigned char frame[MP__FRAME_HEADER + MP__FRAME_FD_PAYLOAD] = {0};

@@ -4,11 +4,14 @@
  * be shared with forked children or, through mp_conn_open_fd, with programs
  * that expect blocking I/O, and O_NONBLOCK would leak into all of them. With
  * no timeout we simply make the blocking call (one syscall per message).
- * With a timeout we make a non-blocking attempt per call instead (MSG_DONTWAIT
- * on sockets, RWF_NOWAIT on pipes; poll first where the kernel lacks it) and
- * poll until the deadline only when the attempt finds nothing to do. Once a
- * send has written its first byte it finishes the frame with blocking writes:
- * a torn frame would corrupt the stream for the receiver.
+ * With a timeout we make non-blocking attempts instead (MSG_DONTWAIT on
+ * sockets, RWF_NOWAIT on pipes; where the kernel lacks it, poll first and
+ * write at most what poll promised) and poll until the deadline only when an
+ * attempt finds nothing to do. The deadline holds for the whole send, not
+ * only until its first byte: a peer that never reads cannot hold a sender
+ * past it. Half a frame cannot be taken back, so a send stopped after its
+ * first byte leaves the end half-sent: every later send is refused
+ * (MP_EHALFSENT) rather than corrupt the stream for the receiver.
  *
  * Descriptors: the kernel delivers the descriptors of a sendmsg with the
  * first read that touches its bytes, and a read stops right after them. We
@@ -36,9 +39,10 @@
 #define CONN_CMSG_FDS 8u
 
 /* Whether preadv2/pwritev2 accept RWF_NOWAIT on pipes; a property of the
- * kernel, learnt on first use. Atomic because a sender and a receiver thread
- * may both discover it. */
-static atomic_bool conn_rwf_nowait = true;
+ * kernel, learnt on first use. -1 unknown, 0 no, 1 yes (until a call says
+ * otherwise). Atomic because a sender and a receiver thread may both
+ * discover it. */
+static atomic_int conn_rwf_nowait = -1;
 
 /* Linux 6.18 gave pwritev2 a flag that keeps a pipe write from raising
  * SIGPIPE: one syscall per send instead of three with the signal mask.
@@ -48,7 +52,13 @@ static atomic_bool conn_rwf_nowait = true;
 #endif
 static atomic_int conn_rwf_nosignal = -1;
 
-static const mp__deadline conn_forever = {.ns = -1};
+/* Whether the variable name is set to turn a kernel feature off (tests use
+ * this to reach the fallbacks of older kernels). */
+static bool conn_env_off(const char *name)
+{
+    const char *v = secure_getenv(name);
+    return v && *v && *v != '0';
+}
 
 /* ---- readiness ---------------------------------------------------------- */
 
@@ -73,14 +83,21 @@ static bool conn_no_rwf_nowait(int err)
 {
     if (err != EOPNOTSUPP && err != ENOSYS)
         return false;
-    atomic_store_explicit(&conn_rwf_nowait, false, memory_order_relaxed);
+    atomic_store_explicit(&conn_rwf_nowait, 0, memory_order_relaxed);
     return true;
 }
 
+/* MP_DISABLE_RWF_NOWAIT=1 forces the poll-first path of older kernels. */
 static bool conn_use_rwf_nowait(const mp_conn *c, bool nowait)
 {
-    return nowait && c->kind == MP__CONN_FIFO &&
-           atomic_load_explicit(&conn_rwf_nowait, memory_order_relaxed);
+    if (!nowait || c->kind != MP__CONN_FIFO)
+        return false;
+    int s = atomic_load_explicit(&conn_rwf_nowait, memory_order_relaxed);
+    if (s < 0) {
+        s = !conn_env_off("MP_DISABLE_RWF_NOWAIT");
+        atomic_store_explicit(&conn_rwf_nowait, s, memory_order_relaxed);
+    }
+    return s == 1;
 }
 
 /* ---- the queue of received descriptors --------------------------------- */
@@ -269,19 +286,39 @@ static size_t conn_iov_total(const struct iovec *iov, int cnt)
     return n;
 }
 
-/* One write attempt; with nowait it fails with EAGAIN rather than block
- * before the first byte. Pipe writes up to PIPE_BUF are atomic. A larger one
- * first merges its tail into the pipe's last page, so even a full pipe would
- * take a few bytes of the frame, after which the frame must be finished
- * whatever the timeout: start such a write only when a page is free. */
+/* The first iovecs of iov, cut to at most max bytes in all, into out
+ * (room for cnt entries); returns how many. */
+static int conn_iov_cap(const struct iovec *iov, int cnt, size_t max, struct iovec *out)
+{
+    int k = 0;
+    for (; k < cnt && max > 0; k++) {
+        out[k] = iov[k];
+        if (out[k].iov_len > max)
+            out[k].iov_len = max;
+        max -= out[k].iov_len;
+    }
+    return k;
+}
+
+/* One write attempt; with nowait it fails with EAGAIN rather than block.
+ * Pipe writes up to PIPE_BUF are atomic. A larger one first merges its tail
+ * into the pipe's last page, so even a full pipe would take a few bytes of
+ * the frame and leave it torn: start such a write only when a page is free.
+ * Without RWF_NOWAIT the fd itself blocks, so after poll reported a free
+ * page we write no more than the page (PIPE_BUF), which a pipe then takes
+ * at once. */
 static ssize_t conn_write_once(mp_conn *c, struct iovec *iov, int cnt, int pass_fd, bool nowait)
 {
     if (c->kind == MP__CONN_SOCKET)
         return conn_sendmsg(c, iov, cnt, pass_fd, nowait);
     bool rwf = conn_use_rwf_nowait(c, nowait);
-    if (nowait && (!rwf || conn_iov_total(iov, cnt) > PIPE_BUF) && !conn_ready(c->fd, POLLOUT)) {
-        errno = EAGAIN;
-        return -1;
+    bool polled = false;
+    if (nowait && (!rwf || conn_iov_total(iov, cnt) > PIPE_BUF)) {
+        if (!conn_ready(c->fd, POLLOUT)) {
+            errno = EAGAIN;
+            return -1;
+        }
+        polled = true;
     }
     int nosig =
         atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed) == 1 ? RWF_NOSIGNAL : 0;
@@ -289,6 +326,15 @@ static ssize_t conn_write_once(mp_conn *c, struct iovec *iov, int cnt, int pass_
         ssize_t r = pwritev2(c->fd, iov, cnt, -1, RWF_NOWAIT | nosig);
         if (r >= 0 || !conn_no_rwf_nowait(errno))
             return r;
+    }
+    struct iovec capped[MP__CONN_IOV_MAX];
+    if (nowait) {
+        if (!polled && !conn_ready(c->fd, POLLOUT)) {
+            errno = EAGAIN;
+            return -1;
+        }
+        cnt = conn_iov_cap(iov, cnt < MP__CONN_IOV_MAX ? cnt : MP__CONN_IOV_MAX, PIPE_BUF, capped);
+        iov = capped;
     }
     if (nosig)
         return pwritev2(c->fd, iov, cnt, -1, nosig);
@@ -302,40 +348,47 @@ static bool conn_has_rwf_nosignal(int fd)
     int s = atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed);
     if (s < 0) {
         /* MP_DISABLE_RWF_NOSIGNAL=1 forces the signal-mask path (tests). */
-        const char *off = getenv("MP_DISABLE_RWF_NOSIGNAL");
         struct iovec none = {.iov_base = NULL, .iov_len = 0};
-        s = !(off && *off && *off != '0') && pwritev2(fd, &none, 1, -1, RWF_NOSIGNAL) == 0;
+        s = !conn_env_off("MP_DISABLE_RWF_NOSIGNAL") &&
+            pwritev2(fd, &none, 1, -1, RWF_NOSIGNAL) == 0;
         atomic_store_explicit(&conn_rwf_nosignal, s, memory_order_relaxed);
     }
     return s == 1;
 }
 
-/* Write the whole frame. The deadline only applies before the first byte;
- * the descriptor, if any, rides on the first write. */
+/* Write the whole frame by the deadline; the descriptor, if any, rides on
+ * the first write. With a deadline every attempt is non-blocking, so that
+ * neither a full pipe nor a signal can carry the call past it (mp__poll
+ * restarts with the time left). A failure after the first byte leaves the
+ * frame torn: the end is marked half-sent. */
 static int conn_write_all(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
                           const mp__deadline *d)
 {
-    bool started = false;
-    while (cnt > 0) {
-        bool nowait = !started && d->ns >= 0;
+    bool started = false, nowait = d->ns >= 0;
+    int rc = 0;
+    while (cnt > 0 && rc == 0) {
         ssize_t n = conn_write_once(c, iov, cnt, started ? -1 : pass_fd, nowait);
-        if (n < 0) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err == EPIPE || err == ECONNRESET)
-                return MP_EPIPE;
-            if (err != EAGAIN && err != EWOULDBLOCK)
-                return -err;
-            int w = mp__conn_wait(c, POLLOUT, started ? &conn_forever : d);
-            if (w <= 0)
-                return w == 0 ? MP_ETIMEDOUT : w;
+        if (n >= 0) {
+            started = true;
+            conn_iov_advance(&iov, &cnt, (size_t)n);
             continue;
         }
-        started = true;
-        conn_iov_advance(&iov, &cnt, (size_t)n);
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EPIPE || err == ECONNRESET)
+            rc = MP_EPIPE;
+        else if (err != EAGAIN && err != EWOULDBLOCK)
+            rc = -err;
+        else {
+            int w = mp__conn_wait(c, POLLOUT, d);
+            if (w <= 0)
+                rc = w == 0 ? MP_ETIMEDOUT : w;
+        }
     }
-    return 0;
+    if (rc && started)
+        c->halfsent = true;
+    return rc;
 }
 
 /* A write to a pipe whose reader is gone raises SIGPIPE, whose default action

@@ -47,6 +47,9 @@ struct mp_conn {
      * may read it from another thread while the receiver works; everything
      * above belongs to the receiving thread alone. */
     atomic_bool buffered;
+    /* The sending thread's: a send stopped in the middle of a frame, so the
+     * stream is torn and every later send is MP_EHALFSENT. */
+    bool halfsent;
 };
 
 /* poll() the fd for events until the deadline: > 0 ready, 0 expired, or an
@@ -58,9 +61,13 @@ int mp__conn_wait(const mp_conn *c, short events, const mp__deadline *d);
  * included), or an error (MP_ETIMEDOUT, MP_ENOMEM, -errno). */
 ssize_t mp__conn_read(mp_conn *c, void *buf, size_t n, const mp__deadline *d);
 
-/* Write a whole frame; pass_fd (or -1) rides on its first byte. The deadline
- * only applies before the first byte. Returns 0, MP_ETIMEDOUT (nothing
- * written), MP_EPIPE, or -errno. iov is consumed. */
+/* Most iovecs a frame is written from: header and payload. */
+#define MP__CONN_IOV_MAX 2
+
+/* Write a whole frame by the deadline; pass_fd (or -1) rides on its first
+ * byte; iov (at most MP__CONN_IOV_MAX entries) is consumed. Returns 0,
+ * MP_ETIMEDOUT, MP_EPIPE, or -errno. A failure after the first byte sets
+ * c->halfsent: the frame is torn and the end must send no more. */
 int mp__conn_write_frame(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
                          const mp__deadline *d);
 

@@ -40,6 +40,7 @@ static mp_popen_opts mp__stage_opts(const mp_pipeline_opts *o, size_t i, size_t 
     so.out = i == n - 1 ? o->out : MP_USE_FD(link_w);
     so.err = err_w >= 0 ? MP_USE_FD(err_w) : o->err;
     so.process_group = o->process_group && i == 0;
+    so.die_with_parent = o->die_with_parent;
     so.exec_error = o->exec_error;
     return so;
 }

@@ -22,9 +22,11 @@
 #define MP__KILL_WAIT_NS (5 * 1000000000LL)
 
 static const char *const mp__step_names[] = {
-    [MP_STEP_NONE] = "none",   [MP_STEP_SESSION] = "session",     [MP_STEP_OPEN] = "open",
-    [MP_STEP_DUP2] = "dup2",   [MP_STEP_CLOSE_FDS] = "close_fds", [MP_STEP_PASS_FDS] = "pass_fds",
-    [MP_STEP_CHDIR] = "chdir", [MP_STEP_EXEC] = "exec",           [MP_STEP_SPAWN] = "spawn",
+    [MP_STEP_NONE] = "none",           [MP_STEP_SESSION] = "session",
+    [MP_STEP_OPEN] = "open",           [MP_STEP_DUP2] = "dup2",
+    [MP_STEP_CLOSE_FDS] = "close_fds", [MP_STEP_PASS_FDS] = "pass_fds",
+    [MP_STEP_CHDIR] = "chdir",         [MP_STEP_EXEC] = "exec",
+    [MP_STEP_SPAWN] = "spawn",         [MP_STEP_PDEATHSIG] = "pdeathsig",
 };
 
 const char *mp_spawn_step_name(mp_spawn_step step)

@@ -49,9 +49,11 @@ typedef struct mp__spawn {
     pid_t pgid;
     bool set_umask;
     mode_t umask;
-    sigset_t mask;      /* the caller's mask, restored before exec */
-    int report_fd;      /* fork path: write end of the CLOEXEC report pipe */
-    mp_exec_error fail; /* written by the child on failure */
+    bool die_with_parent; /* arm PR_SET_PDEATHSIG(SIGKILL) */
+    pid_t parent;         /* our pid, taken before the spawn */
+    sigset_t mask;        /* the caller's mask, restored before exec */
+    int report_fd;        /* fork path: write end of the CLOEXEC report pipe */
+    mp_exec_error fail;   /* written by the child on failure */
 } mp__spawn;
 
 /* The parent's plan: mp__spawn plus the memory behind its pointers. */

@@ -225,6 +225,7 @@ int mp__plan_init(mp__plan *pl, const char *const *argv, const mp_popen_opts *o,
     pl->s.pgid = pgid;
     pl->s.set_umask = o->set_umask;
     pl->s.umask = o->umask;
+    pl->s.die_with_parent = o->die_with_parent;
     if ((rc = mp__plan_argv(pl, argv, o)) < 0 || (rc = mp__plan_env(pl, o)) < 0)
         return rc;
     const char *prog = o->executable ? o->executable : pl->s.argv[0];

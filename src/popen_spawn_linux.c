@@ -10,6 +10,11 @@
  *
  * Between clone and exec the child makes only system calls: no malloc, no
  * stdio, no lock. Everything it needs was prepared by popen_plan.c.
+ *
+ * die_with_parent: PR_SET_PDEATHSIG is the first thing the child does, on
+ * either path. With CLONE_VM the child still has its own task, so the
+ * setting is the child's and survives the exec (Linux clears it only for a
+ * set-user-ID, set-group-ID or capability-gaining exec).
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -17,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -80,6 +86,24 @@ static void mp__child_signals(void)
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
         (void)sigaction(sig, &sa, NULL);
+    }
+}
+
+/* die_with_parent: the parent may already have died between the spawn and
+ * the prctl, which then arms nothing, so the child checks that its parent
+ * is still the process that spawned it; if not, it dies as the signal
+ * would have made it. */
+static void mp__child_pdeathsig(mp__spawn *s)
+{
+    if (!s->die_with_parent)
+        return;
+    long r = mp__sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+    if (r < 0)
+        mp__child_fail(s, MP_STEP_PDEATHSIG, r, "");
+    if (mp__sys(SYS_getppid, 0, 0, 0, 0) != (long)s->parent) {
+        (void)mp__sys(SYS_kill, mp__sys(SYS_getpid, 0, 0, 0, 0), SIGKILL, 0, 0);
+        for (;;)
+            (void)syscall(SYS_exit_group, 128 + SIGKILL);
     }
 }
 
@@ -183,6 +207,7 @@ static _Noreturn void mp__child_exec(mp__spawn *s)
 static int mp__child_main(void *arg)
 {
     mp__spawn *s = arg;
+    mp__child_pdeathsig(s);
     mp__child_signals();
     mp__child_session(s);
     mp__child_stdio(s);
@@ -201,7 +226,7 @@ static bool mp__use_fork(void)
     static _Atomic int state = -1;
     int v = atomic_load_explicit(&state, memory_order_relaxed);
     if (v < 0) {
-        const char *e = getenv("MP_SPAWN_FORK");
+        const char *e = secure_getenv("MP_SPAWN_FORK");
         v = MP__SANITIZED || (e && *e && *e != '0');
         atomic_store_explicit(&state, v, memory_order_relaxed);
     }
@@ -261,6 +286,7 @@ int mp__spawn_child(mp__spawn *s, pid_t *pid_out)
     int report[2] = {-1, -1};
     bool use_fork = mp__use_fork();
     memset(&s->fail, 0, sizeof(s->fail));
+    s->parent = getpid();
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &s->mask);

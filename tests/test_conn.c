@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -644,6 +645,122 @@ Test(conn, send_times_out_before_the_first_byte_duplex)
     send_times_out_on_full_pipe(true);
 }
 
+/* ---- a send cut off by its deadline ------------------------------------- */
+
+/* Nobody reads a, so a 1 MiB send fills the pipe (or the socket's buffer)
+ * and must still return by its deadline. Part of the frame is out and cannot
+ * be taken back: the end refuses every later send, while a duplex end still
+ * receives. */
+static void send_torn_by_its_deadline(bool duplex)
+{
+    mp_conn *a, *b;
+    pipe_pair(&a, &b, duplex);
+    unsigned char *big = pattern_new(MIB, 3);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_conn_send(b, big, MIB, 0.05), MP_ETIMEDOUT);
+    check_elapsed(t0, 0.04, "send(0.05) of 1 MiB that nobody reads");
+    mp_assert_rc(mp_conn_send(b, "x", 1, 0.05), MP_EHALFSENT);
+    mp_assert_rc(mp_conn_send(b, NULL, 0, 0), MP_EHALFSENT);
+    mp_assert_rc(mp_conn_send(b, big, MIB, MP_FOREVER), MP_EHALFSENT);
+    if (duplex) {
+        mp_assert_rc(mp_conn_send_fd(b, mp_conn_fileno(a), 0), MP_EHALFSENT);
+        mp_assert_ok(mp_conn_send(a, "back", 4, 1));
+        char got[8];
+        size_t len;
+        mp_assert_ok(mp_conn_recv_into(b, got, sizeof got, &len, 1));
+        cr_assert(len == 4 && memcmp(got, "back", 4) == 0);
+    }
+    /* The reader has the start of the frame, never its end. */
+    size_t len;
+    mp_assert_rc(mp_conn_recv(a, &(void *){NULL}, &len, 0), MP_ETIMEDOUT);
+    free(big);
+    destroy2(a, b);
+}
+
+Test(conn, send_torn_by_its_deadline_oneway)
+{
+    send_torn_by_its_deadline(false);
+}
+
+Test(conn, send_torn_by_its_deadline_duplex)
+{
+    send_torn_by_its_deadline(true);
+}
+
+/* The same on kernels whose pipes lack RWF_NOWAIT (poll, then write at most
+ * a page). */
+Test(conn, send_torn_by_its_deadline_without_rwf_nowait)
+{
+    setenv("MP_DISABLE_RWF_NOWAIT", "1", 1);
+    send_torn_by_its_deadline(false);
+}
+
+typedef struct big_reader {
+    mp_conn *c;
+    size_t n;
+    unsigned seed;
+    bool ok;
+} big_reader;
+
+/* Receive one pattern message of r->n bytes, then "end". */
+static void *big_reader_main(void *arg)
+{
+    big_reader *r = arg;
+    void *m = NULL;
+    size_t len = 0;
+    r->ok = mp_conn_recv(r->c, &m, &len, 10) == 0 && len == r->n && pattern_ok(m, len, r->seed);
+    free(m);
+    char end[4];
+    r->ok = r->ok && mp_conn_recv_into(r->c, end, sizeof end, &len, 10) == 0 && len == 3 &&
+            memcmp(end, "end", 3) == 0;
+    return NULL;
+}
+
+/* The peer's buffer holds only whole messages: a send that times out has
+ * written nothing and changed nothing. Once the reader drains it, the end
+ * sends on and every frame arrives whole. */
+static void send_refused_whole_then_resumed(bool duplex)
+{
+    mp_conn *a, *b;
+    pipe_pair(&a, &b, duplex);
+    unsigned char msg[64];
+    unsigned n = 0;
+    for (;; n++) {
+        pattern(msg, sizeof msg, n);
+        int rc = mp_conn_send(b, msg, sizeof msg, 0);
+        if (rc == MP_ETIMEDOUT)
+            break;
+        mp_assert_ok(rc);
+        cr_assert(n < 1000000, "the pipe never filled");
+    }
+    unsigned char *big = pattern_new(MIB, 4);
+    mp_assert_rc(mp_conn_send(b, big, MIB, 0.05), MP_ETIMEDOUT);
+    mp_assert_rc(mp_conn_send(b, msg, sizeof msg, 0.01), MP_ETIMEDOUT);
+    for (unsigned i = 0; i < n; i++)
+        expect_pattern_msg(a, sizeof msg, i, 1);
+    big_reader r = {.c = a, .n = MIB, .seed = 4};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, big_reader_main, &r), 0);
+    int rc_big = mp_conn_send(b, big, MIB, 10);
+    int rc_end = mp_conn_send(b, "end", 3, 10);
+    pthread_join(t, NULL);
+    mp_assert_ok(rc_big);
+    mp_assert_ok(rc_end);
+    cr_assert(r.ok, "the reader did not get the 1 MiB message and \"end\" intact");
+    free(big);
+    destroy2(a, b);
+}
+
+Test(conn, send_refused_whole_keeps_the_end_usable_oneway)
+{
+    send_refused_whole_then_resumed(false);
+}
+
+Test(conn, send_refused_whole_keeps_the_end_usable_duplex)
+{
+    send_refused_whole_then_resumed(true);
+}
+
 /* ---- signals ------------------------------------------------------------ */
 
 static void noop_handler(int sig)
@@ -725,6 +842,52 @@ Test(conn, signals_do_not_cut_a_blocked_send)
     check_elapsed(t0, 0.29, "send(0.3) under signals");
     pester_stop(&p, &old);
     destroy2(a, b);
+}
+
+/* SIGALRM every millisecond (setitimer), with a no-op handler without
+ * SA_RESTART: a write blocked mid-frame would be cut and restarted forever. */
+static void alarm_every_ms_start(struct sigaction *old)
+{
+    struct sigaction sa = {.sa_handler = noop_handler};
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGALRM, &sa, old), 0);
+    struct itimerval it = {.it_interval = {0, 1000}, .it_value = {0, 1000}};
+    cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+static void alarm_every_ms_stop(const struct sigaction *old)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, old, NULL);
+}
+
+static void torn_send_under_signals(bool duplex)
+{
+    mp_conn *a, *b;
+    pipe_pair(&a, &b, duplex);
+    unsigned char *big = pattern_new(MIB, 5);
+    struct sigaction old;
+    alarm_every_ms_start(&old);
+    double t0 = mp_test_now();
+    int rc = mp_conn_send(b, big, MIB, 0.2);
+    double dt = mp_test_now() - t0;
+    alarm_every_ms_stop(&old);
+    mp_assert_rc(rc, MP_ETIMEDOUT);
+    cr_assert(dt >= 0.19 && dt < 5.0, "send(0.2) under SIGALRM every ms took %.3f s", dt);
+    mp_assert_rc(mp_conn_send(b, "x", 1, 0), MP_EHALFSENT);
+    free(big);
+    destroy2(a, b);
+}
+
+Test(conn, signals_every_ms_do_not_stretch_a_started_send_oneway)
+{
+    torn_send_under_signals(false);
+}
+
+Test(conn, signals_every_ms_do_not_stretch_a_started_send_duplex)
+{
+    torn_send_under_signals(true);
 }
 
 static bool sigpipe_pending(void)

@@ -1,13 +1,17 @@
 /* Tests of mp_popen: exec failures reported precisely, stdio wiring, fd
  * hygiene, communicate without deadlock, timeouts, signals, no zombies. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mp_test.h"
@@ -563,4 +567,145 @@ Test(popen, lifetime_ends_a_communicate)
     mp_assert_ok(mp_popen_returncode(p, &code));
     cr_assert_eq(code, -SIGKILL);
     mp_popen_destroy(p);
+}
+
+/* ---- die_with_parent ---------------------------------------------------- */
+
+typedef enum orphan_via { VIA_POPEN, VIA_RUN, VIA_PIPELINE } orphan_via;
+
+/* The intermediate process: through the given API, starts a shell that
+ * writes its pid to w and becomes `sleep 100`, then stays until killed. */
+static _Noreturn void orphan_parent_main(orphan_via via, bool die, int w)
+{
+    const char *const *argv = ARGV("/bin/sh", "-c", "echo $$; exec sleep 100");
+    mp_io out = MP_USE_FD(w);
+    int rc;
+    if (via == VIA_POPEN) {
+        mp_popen *p;
+        rc = mp_popen_create(&p, argv, &(mp_popen_opts){.out = out, .die_with_parent = die});
+        while (rc == 0)
+            pause();
+    } else if (via == VIA_RUN) {
+        mp_run_result r;
+        rc = mp_run(argv, &(mp_run_opts){.popen = {.out = out, .die_with_parent = die}}, &r);
+    } else {
+        mp_pipeline *pl;
+        const char *const *stages[] = {argv};
+        rc = mp_pipeline_create(&pl, stages, 1,
+                                &(mp_pipeline_opts){.out = out, .die_with_parent = die});
+        if (rc == 0)
+            rc = mp_pipeline_wait(pl, MP_FOREVER);
+    }
+    _exit(rc == 0 ? 0 : 1);
+}
+
+/* Forks the intermediate process (*parent) and returns the pid of the
+ * program it started. */
+static pid_t orphan_start(orphan_via via, bool die, pid_t *parent)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t m = fork();
+    cr_assert(m >= 0);
+    if (m == 0) {
+        close(p[0]);
+        orphan_parent_main(via, die, p[1]);
+    }
+    close(p[1]);
+    char line[32];
+    size_t n = 0;
+    for (; n < sizeof(line) - 1; n++) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        cr_assert_eq(poll(&pf, 1, 10000), 1, "no pid from the intermediate process");
+        cr_assert_eq(read(p[0], line + n, 1), 1, "the intermediate process could not spawn");
+        if (line[n] == '\n')
+            break;
+    }
+    line[n] = '\0';
+    close(p[0]);
+    *parent = m;
+    pid_t kid = (pid_t)atoi(line);
+    cr_assert(kid > 0, "bad pid line \"%s\"", line);
+    return kid;
+}
+
+/* Whether the process ends within timeout seconds: a hang guard, not a
+ * measure. By pidfd, else by /proc (gone or a zombie). */
+static bool pid_ends_within(int pidfd, pid_t pid, double timeout)
+{
+    if (pidfd >= 0) {
+        struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+        int r;
+        while ((r = poll(&pf, 1, (int)(timeout * 1000))) < 0 && errno == EINTR)
+            ;
+        return r == 1;
+    }
+    double end = mp_test_now() + timeout;
+    for (;;) {
+        int st = mp_test_pid_state(pid);
+        if (st == 0 || st == 'Z')
+            return true;
+        if (mp_test_now() > end)
+            return false;
+        usleep(10000);
+    }
+}
+
+/* Starts `sleep 100` from an intermediate process, SIGKILLs that process,
+ * and checks whether the sleep dies with it. */
+static void orphan_check(orphan_via via, bool die)
+{
+    pid_t m;
+    pid_t kid = orphan_start(via, die, &m);
+    /* The sleep is m's unreaped child while m lives: its pid is stable. */
+    int pidfd = (int)syscall(SYS_pidfd_open, kid, 0);
+    cr_assert(pidfd >= 0 || errno == ENOSYS, "pidfd_open: %s", strerror(errno));
+    cr_assert_eq(kill(m, SIGKILL), 0);
+    int st;
+    cr_assert_eq(waitpid(m, &st, 0), m);
+    if (die) {
+        cr_assert(pid_ends_within(pidfd, kid, 10), "the child of a killed parent runs on");
+    } else {
+        /* Linux sends a parent-death signal while the parent exits, before
+         * it can be reaped: had one been armed, it would be on its way. */
+        cr_assert_not(pid_ends_within(pidfd, kid, 0.3), "the child died with its parent");
+        cr_assert_eq(kill(kid, SIGKILL), 0);
+        cr_assert(pid_ends_within(pidfd, kid, 10));
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+}
+
+Test(popen, die_with_parent_child_dies_with_its_killed_parent)
+{
+    orphan_check(VIA_POPEN, true);
+}
+
+Test(popen, die_with_parent_on_the_fork_path)
+{
+    setenv("MP_SPAWN_FORK", "1", 1);
+    orphan_check(VIA_POPEN, true);
+}
+
+Test(popen, die_with_parent_reaches_mp_run)
+{
+    orphan_check(VIA_RUN, true);
+}
+
+Test(popen, die_with_parent_reaches_pipeline_stages)
+{
+    orphan_check(VIA_PIPELINE, true);
+}
+
+/* The default, as with Python's Popen: the program outlives its parent. */
+Test(popen, by_default_a_child_outlives_its_killed_parent)
+{
+    orphan_check(VIA_POPEN, false);
+}
+
+Test(popen, by_default_a_child_outlives_its_killed_parent_fork_path)
+{
+    setenv("MP_SPAWN_FORK", "1", 1);
+    orphan_check(VIA_POPEN, false);
 }

@@ -66,12 +66,25 @@ MP_API int mp_conn_open_fd(mp_conn **out, int fd);
 /* mp_conn_send — send one message.
  *
  * data: borrowed until return; may be NULL when len is 0.
- * timeout: seconds to wait for room in the pipe. The timeout only cuts a
- * message off before its first byte is written (MP_ETIMEDOUT, nothing sent);
- * once a message has started it is written whole, because a torn frame would
- * corrupt the stream for the receiver.
- * Errors: MP_EINVAL (NULL data with len > 0), MP_EPIPE (peer closed),
- * MP_EBADF (receive-only end), MP_ECLOSED, MP_ETIMEDOUT.
+ * timeout: seconds for the whole call, whatever the message's size and
+ * however often signals interrupt it; MP_FOREVER waits for the peer to make
+ * room as long as it takes. A message is received whole or not at all, and
+ * part of a frame cannot be taken back, so a timeout has two outcomes:
+ *  - nothing of the message was written (the peer's buffer was full):
+ *    MP_ETIMEDOUT and nothing changed; send again later;
+ *  - the message was cut off after its first byte: MP_ETIMEDOUT too, and the
+ *    end is now half-sent: every later mp_conn_send / mp_conn_send_fd on it
+ *    fails with MP_EHALFSENT, since the receiver would take the next frame
+ *    for the rest of this one. Receiving on a duplex end still works. The
+ *    peer's receive gets the part that arrived and then waits for the rest
+ *    (MP_ETIMEDOUT), or MP_ETRUNCATED once this end is closed.
+ * A frame of at most PIPE_BUF (4096) bytes, the message plus an 8-byte
+ * header, goes out in one piece on a pipe and (with the default buffer
+ * sizes) on a socket, so only the first outcome is possible. Any other
+ * error after the first byte (MP_EPIPE, ...) also leaves the end half-sent.
+ * Errors: MP_EINVAL (NULL data with len > 0, NaN timeout), MP_EPIPE (peer
+ * closed), MP_EBADF (receive-only end), MP_ECLOSED, MP_ETIMEDOUT,
+ * MP_EHALFSENT (an earlier send stopped mid-message), MP_EMSGSIZE.
  */
 MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout);
 
@@ -112,7 +125,8 @@ MP_API int mp_conn_poll(mp_conn *c, double timeout);
  * kernel; the sender keeps its own. The received fd is close-on-exec and
  * owned by the caller. Fds and messages keep their order: recv_fd on a data
  * message, or recv on an fd message, returns MP_EPROTO and consumes nothing.
- * send_fd with a negative or closed fd is MP_EBADF. Other errors as
+ * send_fd with a negative or closed fd is MP_EBADF. The timeout of send_fd
+ * works as mp_conn_send's (MP_EHALFSENT included). Other errors as
  * send/recv. */
 MP_API int mp_conn_send_fd(mp_conn *c, int fd, double timeout);
 MP_API int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout);

@@ -18,7 +18,8 @@
  * Spawning: the child is made with clone(CLONE_VM | CLONE_VFORK), the way
  * posix_spawn works, so a parent with a large memory spawns as fast as a
  * small one (fork would copy its page tables). The child runs only
- * async-signal-safe code between clone and exec: it resets caught signals
+ * async-signal-safe code between clone and exec: it arms
+ * PR_SET_PDEATHSIG when asked (die_with_parent), resets caught signals
  * to their default, restores the caller's signal mask (all signals are
  * blocked across the spawn), sets up the session, umask, stdio, close-on-
  * exec flags and directory, and execs. Builds with AddressSanitizer or
@@ -102,6 +103,7 @@ typedef enum mp_spawn_step {
     MP_STEP_CHDIR,     /* changing to cwd */
     MP_STEP_EXEC,      /* execve of every candidate path */
     MP_STEP_SPAWN,     /* clone/fork itself (in the parent) */
+    MP_STEP_PDEATHSIG, /* prctl(PR_SET_PDEATHSIG) for die_with_parent */
 } mp_spawn_step;
 
 /* Why a child could not be started. */
@@ -151,6 +153,18 @@ typedef struct mp_popen_opts {
      * with new_session or process_group), reap it, then return
      * MP_ETIMEDOUT with the partial output. Default: leave it running. */
     bool kill_on_timeout;
+    /* SIGKILL the child when its parent dies, even by SIGKILL. Default
+     * false: like Python's Popen, the program runs on after its parent
+     * (reparented to init). The child arms PR_SET_PDEATHSIG before anything
+     * else, then compares getppid() with the parent's pid taken before the
+     * spawn, so a parent that died in between is noticed too. Two limits
+     * of Linux: the signal comes when the *thread* that created the child
+     * exits, not only the whole process (create such children from a
+     * thread that lives as long as they should, e.g. the main thread); and
+     * the kernel clears it when the program exec'd is set-user-ID or
+     * set-group-ID or gains capabilities (such a program outlives its
+     * parent). Only the child itself is killed, not its own children. */
+    bool die_with_parent;
     /* Filled when create fails because the child could not start; may be
      * NULL. Owned by the caller. */
     mp_exec_error *exec_error;
@@ -338,6 +352,9 @@ typedef struct mp_pipeline_opts {
     /* When communicate or wait times out, kill every stage (the group with
      * process_group) and reap them all. */
     bool kill_on_timeout;
+    /* Every stage gets mp_popen_opts.die_with_parent (see there; default
+     * false: the stages outlive a parent that dies). */
+    bool die_with_parent;
     /* Filled when a stage could not start; the stage's index in *failed_stage
      * (both may be NULL). */
     mp_exec_error *exec_error;
