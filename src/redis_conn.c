@@ -190,7 +190,7 @@ static int exec_raw(mp__redis *r, mp__rr_kind kind, redisReply **out, int argc, 
                     const size_t *lens, const mp__deadline *dl)
 {
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
     if (len < 0)
         return MP_ENOMEM; /* nothing sent: the connection is still in step */
     int rc = send_all(r, cmd, (size_t)len, dl);
@@ -511,7 +511,7 @@ static int format_all(int n, const int *argc, const char *const *const *argv,
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         char *cmd = NULL;
-        int k = redisFormatCommandArgv(&cmd, argc[i], (const char **)argv[i], lens[i]);
+        long long k = redisFormatCommandArgv(&cmd, argc[i], (const char **)argv[i], lens[i]);
         char *grown = k < 0 ? NULL : realloc(all, len + (size_t)k + 1);
         if (grown == NULL) {
             redisFreeCommand(cmd);
