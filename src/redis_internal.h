@@ -3,8 +3,9 @@
  *
  * Layers, one file each:
  *   redis_url.c      the URL and its options (pure, unit-tested)
- *   redis_conn.c     a connection: connect, AUTH, SELECT, timeouts,
- *                    reconnect, fork; runs commands under its mutex
+ *   redis_conn.c     a connection: connect, AUTH, SELECT, deadlines,
+ *                    reconnect, fork; runs commands under its mutex on a
+ *                    socket it polls itself (hiredis formats and parses)
  *   redis_reply.c    the checks every reply passes before it is read, and
  *                    the value codec (pure, fuzzed: fuzz/fuzz_redis_reply.c)
  *   redis_manager.c  the backend table, names, object handles
@@ -31,7 +32,8 @@
 
 /* redis[s]://[[user]:password@]host[:port][/db][?option=value&...]
  * Options: prefix=<key prefix> (default "mp:"), timeout=<seconds> (default
- * 5: connect and every reply), reconnect=0|1 (default 0), lease=<seconds>
+ * 5: the deadline of each call, its connect, sends and reads together),
+ * reconnect=0|1 (default 0), lease=<seconds>
  * (default 30: how long a lock stays held without a release). */
 typedef struct mp__redis_url {
     bool tls; /* rediss:// */
@@ -144,8 +146,11 @@ double mp__redis_lease(const mp__redis *r);
 
 /* One command, argv[0..argc) with lengths, whose reply must be of kind.
  * On success *reply is the checked reply (freeReplyObject) — NULL may be
- * passed when the reply is not wanted. Errors: the reply's (see
- * mp__redis_reply_check), MP_ETIMEDOUT (no reply within the timeout),
+ * passed when the reply is not wanted. The URL's timeout is a deadline for
+ * the whole call: a reconnect, the send and every read; EINTR never
+ * extends it. Errors: the reply's (see mp__redis_reply_check),
+ * MP_ETIMEDOUT (no whole reply before the deadline: the connection is
+ * dropped, since the rest of the reply may still come),
  * MP_ECONNRESET (connection lost; with reconnect=0 it stays lost),
  * MP_ECONNREFUSED (reconnect failed), MP_EBADMSG, MP_ENOMEM. */
 int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
@@ -155,7 +160,9 @@ int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, 
  * thread's (WATCH ... MULTI ... EXEC): begin locks and connects, call runs
  * one command, end unlocks (and, when a call failed, discards the state of
  * the connection: an UNWATCH/DISCARD is sent or the connection dropped).
- * block_s: extra seconds a blocking command (BLPOP) may wait, or 0. */
+ * begin starts the deadline (the URL's timeout) that bounds it and every
+ * call up to end; block_s: extra seconds a blocking command (BLPOP) may
+ * wait on the server, added to the deadline of that call, or 0. */
 int mp__redis_begin(mp__redis *r);
 int mp__redis_call(mp__redis *r, mp__rr_kind kind, redisReply **reply, double block_s, int argc,
                    const char **argv, const size_t *lens);

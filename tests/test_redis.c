@@ -1,14 +1,22 @@
 /* Tests of the Redis backend of the manager against a real server:
  * authentication, connection loss, timeouts, reconnect, key prefixes, type
- * conflicts, handles, processes, malformed stored values. Each test starts
- * its own redis-server (tests/helpers/redis_server.h) and fails when it
- * cannot. The pure parts are in test_redis_reply.c. */
+ * conflicts, handles, processes, malformed stored values, deadlines that
+ * hold while signals arrive and against a server that trickles its replies
+ * or never accepts. Each test starts its own redis-server (tests/helpers/redis_server.h) and fails
+ * when it cannot. The pure parts are in test_redis_reply.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "mp_test.h"
@@ -345,4 +353,364 @@ Test(redis, one_manager_from_several_threads)
     cr_assert_eq(n, 400);
     mp_dict_destroy(d);
     mp_manager_close(m);
+}
+
+/* ---- a call's deadline holds whatever signals arrive ---------------------
+ * timeout=1 in the URL bounds a whole call: connect, send and every read.
+ * A stopped server (alive, silent) with a SIGALRM every 5 ms must not make
+ * a call wait forever (a read restarted after each signal with a fresh
+ * timeout would), and a signal during a connect is no I/O error. */
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* A SIGALRM every 5 ms, its handler with or without SA_RESTART. */
+static void alarms_start(bool restart)
+{
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0};
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+    alarms = 0;
+    struct itimerval it = {.it_interval = {0, 5000}, .it_value = {0, 5000}};
+    cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+/* Stops them; returns how many arrived. */
+static int alarms_stop(void)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    signal(SIGALRM, SIG_IGN); /* one may still be pending */
+    return alarms;
+}
+
+typedef enum stalled_op {
+    OP_DICT_GET,
+    OP_QUEUE_GET,
+    OP_LOCK_ACQUIRE,
+    OP_SEM_ACQUIRE,
+    OP_EVENT_WAIT,
+    OP_MANAGER_OPEN,
+} stalled_op;
+
+/* op against a stopped server under signals: MP_ETIMEDOUT near the
+ * deadline (the objects wait forever themselves: only the connection's
+ * timeout can end the call). Then the server runs again, and the same
+ * manager and handle work again (reconnect=1). */
+static void stalled_call(stalled_op op, bool restart)
+{
+    server_up();
+    char url[256];
+    snprintf(url, sizeof(url), "%s?timeout=1&reconnect=1", srv.url);
+    mp_manager *m, *m2 = NULL;
+    mp_dict *d;
+    mp_queue *q = NULL;
+    mp_lock *l = NULL;
+    mp_sem *s = NULL;
+    mp_event *e = NULL;
+    mp_assert_ok(mp_manager_open(&m, url));
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    mp_assert_rc(mp_manager_queue(m, "q", NULL, &q), 1);
+    mp_assert_rc(mp_manager_lock(m, "l", &l), 1);
+    mp_assert_rc(mp_manager_sem(m, "s", &(mp_sem_opts){.value = 0}, &s), 1);
+    mp_assert_rc(mp_manager_event(m, "e", &e), 1);
+    kill(srv.pid, SIGSTOP);
+    alarms_start(restart);
+    double t0 = mp_test_now();
+    int64_t v = 0;
+    void *data = NULL;
+    size_t len = 0;
+    int rc = MP_EINVAL;
+    switch (op) {
+    case OP_DICT_GET:
+        rc = mp_dict_get_int64(d, "x", &v);
+        break;
+    case OP_QUEUE_GET:
+        rc = mp_queue_get(q, &data, &len, -1);
+        break;
+    case OP_LOCK_ACQUIRE:
+        rc = mp_lock_acquire(l, -1);
+        break;
+    case OP_SEM_ACQUIRE:
+        rc = mp_sem_acquire(s, -1);
+        break;
+    case OP_EVENT_WAIT:
+        rc = mp_event_wait(e, -1);
+        break;
+    case OP_MANAGER_OPEN:
+        rc = mp_manager_open(&m2, url);
+        break;
+    }
+    double took = mp_test_now() - t0;
+    int n = alarms_stop();
+    kill(srv.pid, SIGCONT);
+    mp_assert_rc(rc, MP_ETIMEDOUT);
+    cr_assert_gt(n, 0, "no signal arrived during the call");
+    cr_assert_lt(took, 10.0, "a 1 s deadline took %.1f s", took); /* hang guard */
+    /* The server runs again: the handles of the same manager work. */
+    mp_assert_ok(mp_dict_set_int64(d, "x", 5));
+    mp_assert_ok(mp_dict_get_int64(d, "x", &v));
+    cr_assert_eq(v, 5);
+    mp_assert_ok(mp_event_set(e));
+    mp_assert_ok(mp_event_wait(e, 5));
+    if (op == OP_MANAGER_OPEN) {
+        mp_assert_ok(mp_manager_open(&m2, url));
+        mp_manager_close(m2);
+    }
+    mp_event_destroy(e);
+    mp_sem_destroy(s);
+    mp_lock_destroy(l);
+    mp_queue_destroy(q);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+}
+
+/* The new tests name the suite's timeout: under ASan, Criterion's runner
+ * leaks a timeout record when tests of different timeouts run side by side. */
+#define STALLED_TEST(name, op)                                                                     \
+    Test(redis, name##_times_out_under_signals, .timeout = 60)                                     \
+    {                                                                                              \
+        stalled_call(op, false);                                                                   \
+    }                                                                                              \
+    Test(redis, name##_times_out_under_restarting_signals, .timeout = 60)                          \
+    {                                                                                              \
+        stalled_call(op, true);                                                                    \
+    }
+
+STALLED_TEST(dict_get, OP_DICT_GET)
+STALLED_TEST(queue_get, OP_QUEUE_GET)
+STALLED_TEST(lock_acquire, OP_LOCK_ACQUIRE)
+STALLED_TEST(sem_acquire, OP_SEM_ACQUIRE)
+STALLED_TEST(event_wait, OP_EVENT_WAIT)
+STALLED_TEST(manager_open, OP_MANAGER_OPEN)
+
+/* ---- a server that trickles its replies -----------------------------------
+ * A thread on 127.0.0.1 speaking just enough of the protocol: PING and
+ * HSETNX are answered at once (unless every reply is slow), anything else
+ * with a valid reply sent one byte every 300 ms. A timeout that bounded
+ * each read, not the call, would never end such a call. */
+
+typedef struct trickler {
+    int listen_fd, port;
+    int stop[2]; /* written to: the thread ends */
+    bool all_slow;
+    pthread_t thread;
+} trickler;
+
+/* "<tag><decimal>\r\n" at b[*i]. */
+static bool resp_number(const char *b, size_t n, size_t *i, char tag, size_t *out)
+{
+    if (*i >= n || b[*i] != tag)
+        return false;
+    size_t j = *i + 1, v = 0;
+    while (j < n && b[j] >= '0' && b[j] <= '9')
+        v = v * 10 + (size_t)(b[j++] - '0');
+    if (j + 2 > n || b[j] != '\r')
+        return false;
+    *i = j + 2;
+    *out = v;
+    return true;
+}
+
+/* The first whole command in b[0..n): its name, and the bytes it spans. */
+static bool resp_command(const char *b, size_t n, const char **name, size_t *name_len, size_t *used)
+{
+    size_t i = 0, argc, len;
+    if (!resp_number(b, n, &i, '*', &argc) || argc == 0)
+        return false;
+    for (size_t a = 0; a < argc; a++) {
+        if (!resp_number(b, n, &i, '$', &len) || i + len + 2 > n)
+            return false;
+        if (a == 0) {
+            *name = b + i;
+            *name_len = len;
+        }
+        i += len + 2;
+    }
+    *used = i;
+    return true;
+}
+
+static const char slow_reply[] = "$31\r\nsthis text comes one byte a time\r\n";
+
+static void trickle_serve(trickler *t, int c)
+{
+    char in[8192];
+    size_t have = 0, sent = 0, out_len = 0;
+    const char *out = NULL;
+    bool slow = false;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = c, .events = POLLIN}, {.fd = t->stop[0], .events = POLLIN}};
+        int wait = sent < out_len ? (slow ? 300 : 0) : -1;
+        if (poll(p, 2, wait) < 0 && errno != EINTR)
+            return;
+        if (p[1].revents)
+            return;
+        if (p[0].revents) {
+            ssize_t k = recv(c, in + have, sizeof(in) - have, 0);
+            if (k <= 0)
+                return;
+            have += (size_t)k;
+        }
+        const char *name;
+        size_t name_len, used;
+        if (sent == out_len && resp_command(in, have, &name, &name_len, &used)) {
+            bool ping = name_len == 4 && strncasecmp(name, "PING", 4) == 0;
+            bool hsetnx = name_len == 6 && strncasecmp(name, "HSETNX", 6) == 0;
+            slow = t->all_slow || !(ping || hsetnx);
+            out = slow && !ping ? slow_reply : ping ? "+PONG\r\n" : ":1\r\n";
+            out_len = strlen(out);
+            sent = 0;
+            memmove(in, in + used, have - used);
+            have -= used;
+        }
+        if (sent < out_len) {
+            size_t chunk = slow ? 1 : out_len - sent;
+            if (send(c, out + sent, chunk, MSG_NOSIGNAL) < 0)
+                return;
+            sent += chunk;
+        }
+    }
+}
+
+static void *trickle_main(void *arg)
+{
+    trickler *t = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = t->listen_fd, .events = POLLIN},
+                              {.fd = t->stop[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return NULL;
+        if (p[1].revents)
+            return NULL;
+        if (!p[0].revents)
+            continue;
+        int c = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c >= 0) {
+            trickle_serve(t, c);
+            close(c);
+        }
+    }
+}
+
+/* A listening socket on 127.0.0.1 (a free port) with that backlog. */
+static int listener(int backlog, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, backlog), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void trickler_start(trickler *t, bool all_slow)
+{
+    t->all_slow = all_slow;
+    t->listen_fd = listener(8, &t->port);
+    cr_assert_eq(pipe2(t->stop, O_CLOEXEC), 0);
+    cr_assert_eq(pthread_create(&t->thread, NULL, trickle_main, t), 0);
+}
+
+static void trickler_stop(trickler *t)
+{
+    cr_assert_eq(write(t->stop[1], "x", 1), 1);
+    pthread_join(t->thread, NULL);
+    close(t->stop[0]);
+    close(t->stop[1]);
+    close(t->listen_fd);
+}
+
+Test(redis, a_trickled_reply_times_out_the_call, .timeout = 60)
+{
+    trickler t;
+    trickler_start(&t, false);
+    mp_manager *m;
+    mp_dict *d;
+    mp_assert_ok(mp_manager_open(&m, url_with("redis://127.0.0.1:%d?timeout=1", t.port)));
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    double t0 = mp_test_now();
+    int64_t v;
+    mp_assert_rc(mp_dict_get_int64(d, "x", &v), MP_ETIMEDOUT);
+    double took = mp_test_now() - t0;
+    cr_assert_lt(took, 5.0, "a 1 s deadline took %.1f s", took); /* hang guard */
+    /* The rest of the reply may still come: the connection is not used
+     * again (reconnect=0: lost). */
+    mp_assert_rc(mp_dict_get_int64(d, "x", &v), MP_ECONNRESET);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+    trickler_stop(&t);
+}
+
+Test(redis, a_trickled_handshake_times_out_the_open, .timeout = 60)
+{
+    trickler t;
+    trickler_start(&t, true);
+    mp_manager *m = NULL;
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_manager_open(&m, url_with("redis://127.0.0.1:%d?timeout=1", t.port)),
+                 MP_ETIMEDOUT);
+    double took = mp_test_now() - t0;
+    cr_assert_lt(took, 5.0, "a 1 s deadline took %.1f s", took); /* hang guard */
+    cr_assert_null(m);
+    trickler_stop(&t);
+}
+
+/* ---- a listener that never accepts ----------------------------------------
+ * Its accept queue is full (backlog 0 and connections nobody accepts), so
+ * the kernel drops new SYNs: a connect stays in progress. Signals arriving
+ * meanwhile must not turn the wait into an I/O error. */
+
+#define FILLERS_MAX 16
+
+static void connect_never_accepted(bool restart)
+{
+    int port, fillers[FILLERS_MAX], nf = 0;
+    int l = listener(0, &port);
+    bool pending = false;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    while (!pending && nf < FILLERS_MAX) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        cr_assert_geq(fd, 0);
+        fillers[nf++] = fd;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+            continue;
+        cr_assert_eq(errno, EINPROGRESS);
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        pending = poll(&p, 1, 300) == 0; /* no answer to its SYN: the queue is full */
+    }
+    cr_assert(pending, "could not fill the accept queue of a listener");
+    alarms_start(restart);
+    mp_manager *m = NULL;
+    double t0 = mp_test_now();
+    int rc = mp_manager_open(&m, url_with("redis://127.0.0.1:%d?timeout=1", port));
+    double took = mp_test_now() - t0;
+    int n = alarms_stop();
+    mp_assert_rc(rc, MP_ETIMEDOUT);
+    cr_assert_gt(n, 0, "no signal arrived during the connect");
+    cr_assert_lt(took, 10.0, "a 1 s deadline took %.1f s", took); /* hang guard */
+    cr_assert_null(m);
+    for (int i = 0; i < nf; i++)
+        close(fillers[i]);
+    close(l);
+}
+
+Test(redis, a_connect_never_accepted_times_out_under_signals, .timeout = 60)
+{
+    connect_never_accepted(false);
+}
+
+Test(redis, a_connect_never_accepted_times_out_under_restarting_signals, .timeout = 60)
+{
+    connect_never_accepted(true);
 }

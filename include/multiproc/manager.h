@@ -54,7 +54,9 @@
  * MP_ENOSYS): the same API on a Redis server, shared by processes on any
  * machine that reaches it. Options: prefix=<key prefix> (default "mp:";
  * applications with different prefixes share one server safely),
- * timeout=<seconds> (default 5: the connect and every wait for a reply),
+ * timeout=<seconds> (default 5: a deadline for each call to the server,
+ * its connect, sends and reads together, which signals never stretch; a
+ * blocking get may wait its server-side slice longer),
  * reconnect=0|1 (default 0: after a lost connection every call fails with
  * MP_ECONNRESET; 1: the next call connects again, and a server restarted
  * between two calls is not even noticed), lease=<seconds> (default 30: how
@@ -70,7 +72,9 @@
  * parent's handles (its first call opens its own connection), a spawned
  * one opens its own manager. Handles may be used from several threads
  * (their calls are serialised on the manager's connection). Every operation can then also
- * fail with MP_ETIMEDOUT (no reply within the timeout), MP_ECONNRESET
+ * fail with MP_ETIMEDOUT (no whole reply within the timeout; the
+ * connection is then dropped, as for a lost one, since the rest of the
+ * reply could still come), MP_ECONNRESET
  * (connection lost; the operation may or may not have been applied),
  * MP_ECONNREFUSED (reconnect found no server), MP_EAUTH, MP_EBADMSG (a
  * malformed reply or a stored value this library did not write),
