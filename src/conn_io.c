@@ -302,7 +302,7 @@ static bool conn_has_rwf_nosignal(int fd)
     int s = atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed);
     if (s < 0) {
         /* MP_DISABLE_RWF_NOSIGNAL=1 forces the signal-mask path (tests). */
-        const char *off = getenv("MP_DISABLE_RWF_NOSIGNAL");
+        const char *off = secure_getenv("MP_DISABLE_RWF_NOSIGNAL");
         struct iovec none = {.iov_base = NULL, .iov_len = 0};
         s = !(off && *off && *off != '0') && pwritev2(fd, &none, 1, -1, RWF_NOSIGNAL) == 0;
         atomic_store_explicit(&conn_rwf_nosignal, s, memory_order_relaxed);

@@ -201,7 +201,7 @@ static bool mp__use_fork(void)
     static _Atomic int state = -1;
     int v = atomic_load_explicit(&state, memory_order_relaxed);
     if (v < 0) {
-        const char *e = getenv("MP_SPAWN_FORK");
+        const char *e = secure_getenv("MP_SPAWN_FORK");
         v = MP__SANITIZED || (e && *e && *e != '0');
         atomic_store_explicit(&state, v, memory_order_relaxed);
     }
