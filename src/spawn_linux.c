@@ -34,6 +34,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -254,14 +255,22 @@ typedef enum spawn_verdict {
     SPAWN_ORPHANED, /* a start meant for us, by a parent that has died since */
 } spawn_verdict;
 
-static bool spawn_is_unix_stream(int fd)
+/* A connected Unix stream socket without a name at either end: one end of
+ * a socket pair, as the parent makes (a connection accepted on a named
+ * socket has a peer that anyone could be). */
+static bool spawn_is_socket_pair(int fd)
 {
     struct stat st;
     int domain = -1, type = -1;
     socklen_t dl = sizeof(domain), tl = sizeof(type);
-    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-           getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 && domain == AF_UNIX &&
-           getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
+    if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0 || domain != AF_UNIX ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM)
+        return false;
+    struct sockaddr_un me, peer;
+    socklen_t ml = sizeof(me), pl = sizeof(peer);
+    return getsockname(fd, (struct sockaddr *)&me, &ml) == 0 && ml == sizeof(sa_family_t) &&
+           getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && pl == sizeof(sa_family_t);
 }
 
 /* Whether the magic and the token are already waiting on fd. Peeked, not
@@ -285,13 +294,14 @@ static bool spawn_head_matches(int fd, const uint8_t token[MP__BOOT_TOKEN_LEN])
 
 static spawn_verdict spawn_authenticate(int fd, const uint8_t token[MP__BOOT_TOKEN_LEN])
 {
-    if (!spawn_is_unix_stream(fd) || !spawn_head_matches(fd, token))
+    if (!spawn_is_socket_pair(fd) || !spawn_head_matches(fd, token))
         return SPAWN_NOT_OURS;
     struct ucred peer;
     socklen_t len = sizeof(peer);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || len != sizeof(peer))
         return SPAWN_NOT_OURS;
-    if (peer.pid == getppid())
+    /* A maker outside our pid namespace shows as 0, like a parent there. */
+    if (peer.pid > 0 && peer.pid == getppid())
         return SPAWN_OURS;
     /* The token is right but the socket's maker is not our parent: either
      * the parent that spawned us died at once (we were re-parented, its end

@@ -6,11 +6,13 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,6 +190,33 @@ Test(env, spawn_fd_that_is_not_a_unix_stream_socket_runs_main)
     close(file);
     value_for(value, 900);
     expect_code(probe_with(value, -1), MAIN_RAN);
+}
+
+/* A connection to a named socket of the parent, with the right head waiting:
+ * the peer of such a socket is whoever connected, not a socket pair the
+ * parent made for this child. */
+Test(env, connection_on_a_named_socket_runs_main)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int len = snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "mp_env_%d", (int)getpid());
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+    int lis = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int cli = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(lis >= 0 && cli >= 0);
+    cr_assert_eq(bind(lis, (struct sockaddr *)&addr, alen), 0);
+    cr_assert_eq(listen(lis, 1), 0);
+    cr_assert_eq(connect(cli, (struct sockaddr *)&addr, alen), 0);
+    int srv = accept4(lis, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(srv, 0);
+    unsigned char head[MP__BOOT_AUTH_LEN];
+    head_for(head);
+    cr_assert_eq(send(srv, head, sizeof(head), 0), (ssize_t)sizeof(head));
+    close(srv);
+    close(lis);
+    char value[MP__SPAWN_VALUE_MAX];
+    value_for(value, cli);
+    expect_code(probe_with(value, cli), MAIN_RAN);
+    close(cli);
 }
 
 /* env_probe --forge kind: its code. */
