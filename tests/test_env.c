@@ -287,7 +287,8 @@ Test(env, secure_execution_ignores_every_variable)
     char dir[] = "/tmp/mp_env_XXXXXX";
     char *path = setuid_probe(dir);
     if (!path)
-        cr_skip_test("cannot run a setuid program here (needs root)");
+        cr_skip_test("no setuid program runs here (it needs root, a file system that honours "
+                     "setuid, and a build without sanitizers)");
     /* The start of a parent that is honest but was chosen by the caller. */
     const char *forge_argv[] = {MP_ENV_PROBE, "--forge", "ok", path, NULL};
     int forged = run(MP_ENV_PROBE, forge_argv, NULL, -1, -1);
