@@ -13,10 +13,10 @@
  * the variable alone makes nobody a child. The token is 128 random bits
  * drawn for one start; the parent puts it at the head of the message and
  * queues that head on the socket before the image exists. The constructor
- * accepts the start only if the fd is a Unix stream socket made by its
- * parent process (SO_PEERCRED) on which the magic and that token are already
- * waiting, which it checks without reading anything (MSG_PEEK) and without
- * waiting (MSG_DONTWAIT). Anything else (a number that is not an fd, a pipe,
+ * accepts the start only if the fd is one end of a Unix stream socket pair
+ * made by its parent process (SO_PEERCRED) on which the magic and that token
+ * are already waiting, which it checks without reading anything (MSG_PEEK)
+ * and without waiting (MSG_DONTWAIT). Anything else (a number that is not an fd, a pipe,
  * someone else's socket, a silent or foreign peer, another token) leaves the
  * fd as the program got it: the variable is removed and main runs. In
  * secure-execution mode (setuid, file capabilities) the variable is not
