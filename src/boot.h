@@ -3,21 +3,27 @@
  *
  * The parent fills it (boot.c), sends it with the argument bytes over a
  * socket, and the child (a spawned image, or a child of the fork server)
- * checks it and runs the target (boot_child.c). Both sides are the same
+ * checks it and runs the target (spawn_linux.c, forkserver_server_linux.c). Both sides are the same
  * build of the same program, which the main program's build-id in the
  * message confirms, so the struct is sent as it is. */
 #ifndef MULTIPROC_BOOT_H
 #define MULTIPROC_BOOT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "process_internal.h"
 #include "symbol.h"
 
 #define MP__BOOT_MAGIC 0x746f6f62706dULL /* "mpboot" */
-/* The environment variable that makes a spawned image a child: the number
- * of its end of the start socket. */
-#define MP__SPAWN_ENV "MP_SPAWN_FD"
+/* The environment variable that makes a spawned image a child:
+ * "<fd>:<token>", the number of its end of the start socket and the start's
+ * random token in hex. The environment is untrusted: a child is a child only
+ * once the socket proves to be its parent's and to carry that token (see
+ * spawn_linux.c); anything else is ignored and main runs. */
+#define MP__SPAWN_ENV       "MP_SPAWN_FD"
+#define MP__BOOT_TOKEN_LEN  16
+#define MP__SPAWN_VALUE_MAX (11 + 1 + 2 * MP__BOOT_TOKEN_LEN + 1)
 
 typedef enum mp__boot_mode {
     MP__BOOT_CHILD = 1,  /* run the target, exit with its code */
@@ -33,6 +39,10 @@ typedef enum mp__boot_ptr {
 
 typedef struct mp__boot {
     uint64_t magic;
+    /* A spawned image's proof that the message is the one meant for it: the
+     * token of its MP_SPAWN_FD. The parent sends magic and token before it
+     * spawns the image. Zero on a fork server's channels. */
+    uint8_t token[MP__BOOT_TOKEN_LEN];
     uint64_t size; /* sizeof(mp__boot): a second guard on the layout */
     uint32_t mode;
     int32_t ppid;
@@ -54,6 +64,9 @@ typedef struct mp__boot {
     char ident[MP__IDENT_MAX];
     char parent_name[MP__NAME_MAX];
 } mp__boot;
+
+/* The bytes a spawned image checks before it trusts the socket. */
+#define MP__BOOT_AUTH_LEN (offsetof(mp__boot, token) + MP__BOOT_TOKEN_LEN)
 
 /* Parent side: describe p (whose method is spawn or forkserver) for a
  * child. Returns 0, or MP_EINVAL when a pointer it carries (args with
@@ -92,6 +105,11 @@ int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock);
 /* 0 when the child runs its target (or serves), else why not: MP_EBOOT when
  * it died first, or the code it reported (MP_ENOHEAPADDR, MP_ENOTLOADED, ...). */
 int mp__spawn_report(int sock);
+/* The value of MP_SPAWN_FD for a start socket fd and a token, into out
+ * (MP__SPAWN_VALUE_MAX bytes); and its strict parse: 0 with *fd and token,
+ * or MP_EINVAL for anything but "<decimal fd>:<lower-case hex token>". */
+void mp__spawn_value_format(char *out, int fd, const uint8_t token[MP__BOOT_TOKEN_LEN]);
+int mp__spawn_value_parse(const char *v, int *fd, uint8_t token[MP__BOOT_TOKEN_LEN]);
 
 /* The spawn start method (spawn_linux.c) and the fork server
  * (forkserver_linux.c). */

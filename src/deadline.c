@@ -72,7 +72,7 @@ bool mp__debug_enabled(void)
     static _Atomic int enabled = -1;
     int on = enabled;
     if (on < 0) {
-        const char *v = getenv("MP_DEBUG");
+        const char *v = secure_getenv("MP_DEBUG");
         on = v && *v && *v != '0';
         enabled = on;
     }

@@ -246,7 +246,7 @@ static void srv_read_socket(srv *s)
  * run the other way on any kernel. */
 static bool srv_probe_exit_by_pidfd(void)
 {
-    const char *off = getenv("MP_DISABLE_PIDFD_EXIT");
+    const char *off = secure_getenv("MP_DISABLE_PIDFD_EXIT");
     if (off && *off && *off != '0')
         return false;
     struct sigaction ign = {.sa_handler = SIG_IGN};

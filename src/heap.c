@@ -41,16 +41,19 @@ int mp__heap_fd = -1;
 static pthread_mutex_t mp__init_mu = PTHREAD_MUTEX_INITIALIZER;
 static bool mp__cache_ready;
 
-/* MP_HEAP_SIZE: a byte count with an optional K, M, G or T suffix. */
+/* MP_HEAP_SIZE: a byte count with an optional K, M, G or T suffix, and
+ * nothing else: strtoull alone would take " -1" for 2^64 - 1. */
 static int mp__env_size(size_t *out)
 {
-    const char *s = getenv("MP_HEAP_SIZE");
+    const char *s = secure_getenv("MP_HEAP_SIZE");
     if (!s || !*s)
         return 0;
+    if (*s < '0' || *s > '9')
+        return MP_EINVAL;
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
+    if (errno || end == s)
         return MP_EINVAL;
     int shift = 0;
     switch (*end) {

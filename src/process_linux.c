@@ -32,7 +32,7 @@ bool mp__pidfd_supported(void)
     int s = atomic_load(&mp__pidfd_state);
     if (s >= 0)
         return s == 1;
-    const char *off = getenv("MP_DISABLE_PIDFD");
+    const char *off = secure_getenv("MP_DISABLE_PIDFD");
     s = 0;
     if (!(off && *off && *off != '0')) {
         /* waitid(P_PIDFD) came a release after pidfd_open (5.3 vs 5.4); probe

@@ -11,7 +11,7 @@ static _Atomic int mp__default_method;
 
 static mp_start_method mp__method_from_env(void)
 {
-    const char *v = getenv("MP_START_METHOD");
+    const char *v = secure_getenv("MP_START_METHOD");
     if (v && strcmp(v, "spawn") == 0)
         return MP_START_SPAWN;
     if (v && strcmp(v, "forkserver") == 0)

@@ -49,8 +49,9 @@ extern "C" {
 
 typedef struct mp_init_opts {
     /* Bytes of address space to reserve (rounded down to 64 KiB, at least
-     * 1 MiB). 0: the environment variable MP_HEAP_SIZE (bytes, with an
-     * optional K, M, G or T suffix), else 64 GiB. */
+     * 1 MiB). 0: the environment variable MP_HEAP_SIZE (decimal bytes,
+     * with an optional K, M, G or T suffix; ignored in secure-execution
+     * mode, e.g. setuid), else 64 GiB. */
     size_t heap_size;
 } mp_init_opts;
 

@@ -72,6 +72,10 @@ typedef struct mp_process mp_process;
  *              mapped at the same address. The program's main() never runs
  *              in the child; the target runs from a library constructor
  *              (the program's own static constructors run before it).
+ *              That constructor acts only on a start its parent really
+ *              sent (MP_SPAWN_FD naming the parent's socket and carrying
+ *              that start's random token): a program run by anyone else
+ *              with MP_SPAWN_FD set runs main as usual, without it.
  *  forkserver  a fork server (a spawned image with a single thread,
  *              started on first use) forks the child: as safe as spawn in
  *              a threaded program, nearly as fast as fork.
@@ -244,7 +248,8 @@ MP_API int mp_active_children(mp_process **out, size_t cap);
 /* mp_set_start_method — the process-wide default start method (Python's
  * set_start_method), used by objects created with MP_START_DEFAULT.
  * MP_START_DEFAULT restores the built-in choice: the environment variable
- * MP_START_METHOD ("fork", "spawn" or "forkserver") if set, else fork.
+ * MP_START_METHOD ("fork", "spawn" or "forkserver"; any other value, and
+ * any value in secure-execution mode such as setuid, means fork), else fork.
  * Returns 0 or MP_EINVAL. Safe from any thread; affects objects created
  * afterwards. Forked children inherit the setting. */
 MP_API int mp_set_start_method(mp_start_method method);
