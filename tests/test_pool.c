@@ -835,7 +835,7 @@ static void check_broken_pool(mp_pool *p, const mp_pool_broken_info *info)
     mp_pool_destroy(p);
 }
 
-Test(pool, initializer_killing_every_worker_breaks_the_pool, .timeout = 60)
+Test(pool, initializer_killing_every_worker_breaks_the_pool)
 {
     _Atomic int *starts;
     mp_pool *p = dying_pool(2, init_then_sigkill, &starts);
@@ -873,7 +873,7 @@ Test(pool, initializer_killing_every_worker_breaks_the_pool, .timeout = 60)
     mp_free((void *)starts);
 }
 
-Test(pool, initializer_segfaulting_breaks_the_pool, .timeout = 60)
+Test(pool, initializer_segfaulting_breaks_the_pool)
 {
     _Atomic int *starts;
     mp_pool *p = dying_pool(1, init_then_segfault, &starts);
@@ -910,7 +910,7 @@ static void on_broken_err(mp_async *a, void *user)
     broken_err++;
 }
 
-Test(pool, initializer_exiting_breaks_the_pool_with_its_exit_code, .timeout = 60)
+Test(pool, initializer_exiting_breaks_the_pool_with_its_exit_code)
 {
     _Atomic int *starts;
     mp_pool *p = dying_pool(2, init_then_exit3, &starts);
@@ -947,7 +947,7 @@ Test(pool, initializer_exiting_breaks_the_pool_with_its_exit_code, .timeout = 60
     mp_free((void *)starts);
 }
 
-Test(pool, tasks_killing_their_workers_do_not_break_the_pool, .timeout = 60)
+Test(pool, tasks_killing_their_workers_do_not_break_the_pool)
 {
     /* One worker, an initializer, and ten tasks in a row that each kill
      * the worker running them: more deaths in a row than the bound, but

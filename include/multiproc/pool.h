@@ -56,15 +56,13 @@
  * MP_ETIMEDOUT. Nothing ever hangs on a dead worker.
  *
  * Broken pool: workers that keep dying before they get past the
- * initializer (it crashes, exits, or the workers cannot boot) are not
- * replaced for ever. After 2 * processes + 2 worker deaths in a row in
- * which no worker got past its initializer and no task ended, the pool is
- * broken (Python's BrokenProcessPool): its workers are stopped, every
- * unfinished job fails with MP_EBROKENPOOL (error callbacks run), every
- * later submit returns MP_EBROKENPOOL, and mp_pool_broken_reason tells the
- * last death. A task that kills its worker is not such a death: it fails
- * alone with MP_EWORKERLOST and the pool goes on. Thread pools never break
- * (a crash ends the process).
+ * initializer (it crashes or exits) are not replaced for ever. After 2 * processes + 2 worker
+ * deaths in a row in which no worker got past its initializer and no task ended, the pool is broken
+ * (Python's BrokenProcessPool): its workers are stopped, every unfinished job fails with
+ * MP_EBROKENPOOL (error callbacks run), every later submit returns MP_EBROKENPOOL, and
+ * mp_pool_broken_reason tells the last death. A task that kills its worker is not such a death: it
+ * fails alone with MP_EWORKERLOST and the pool goes on. Thread pools never break (a crash ends the
+ * process).
  *
  * The parent starts no thread (unless the threads option asks for thread
  * workers). All the pool's bookkeeping (collecting
@@ -164,7 +162,7 @@ typedef void (*mp_init_fn)(void *arg);
  * the error callback), during a call of the pool; see the file comment.
  * The callback may read the result (mp_async_error) but must not destroy
  * it nor call the pool's blocking calls. Not called for tasks cancelled by
- * terminate. */
+ * terminate; the error callback is called for jobs ended by a broken pool. */
 typedef void (*mp_async_cb)(mp_async *a, void *user);
 
 /* Progress of the pool's items: done of total (all jobs), in the parent. */
