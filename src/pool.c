@@ -14,6 +14,9 @@
 #include "pool_internal.h"
 
 #define TERMINATE_GRACE 1.0
+/* A per-task timeout above this (a century, as for every timeout) is no
+ * limit; it would overflow in nanoseconds. */
+#define TASK_TIMEOUT_MAX 3.0e9
 
 /* This process's pid, cached: every call of the pool checks it, and
  * getpid() is a system call. A fork child forgets the parent's value. */
@@ -41,6 +44,8 @@ static pid_t my_pid(void)
     return me;
 }
 
+static void stop_workers(mp_pool *p, bool kill_now);
+
 int mp__pool_check_use(const mp_pool *p)
 {
     if (!p)
@@ -52,6 +57,7 @@ int mp__pool_check_use(const mp_pool *p)
 
 int mp__pool_spawn(mp_pool *p, int index)
 {
+    atomic_store(&p->shm->wrec[index].ready, 0);
     if (p->threads)
         return mp__pool_thread_spawn(p, index);
     mp_process *w = NULL;
@@ -71,8 +77,51 @@ int mp__pool_spawn(mp_pool *p, int index)
     return 0;
 }
 
+static unsigned broken_bound(const mp_pool *p)
+{
+    return 2 * (unsigned)p->nproc + 2;
+}
+
+/* Too many workers died in a row before their initializer returned: stop
+ * replacing them, end every job with MP_EBROKENPOOL, refuse new ones. */
+static void break_pool(mp_pool *p)
+{
+    p->broken = true;
+    stop_workers(p, true);
+    p->terminated = true; /* nothing more to pump; terminate is a no-op */
+    p->joined = true;     /* no worker is left */
+    mp__pool_fail_broken(p);
+}
+
+/* Counts worker i's death (code as mp_process_exitcode) towards breaking
+ * the pool; true when the pool broke. A death counts only if the worker
+ * never got past its initializer; the count starts again at any sign of
+ * life in between (a worker got past its initializer, a task ended), so
+ * that a task killing its worker, or an initializer crashing now and then,
+ * never breaks the pool. */
+static bool count_death(mp_pool *p, int i, pid_t pid, int code)
+{
+    if (atomic_load(&p->shm->wrec[i].ready)) {
+        p->streak = 0;
+        return false;
+    }
+    uint64_t mark = atomic_load(&p->shm->ready_seq) + p->items_done;
+    if (mark != p->streak_mark)
+        p->streak = 0;
+    p->streak_mark = mark;
+    p->streak++;
+    p->broken_info = (mp_pool_broken_info){.pid = pid,
+                                           .signal = code < 0 ? -code : 0,
+                                           .exitcode = code > 0 ? code : 0,
+                                           .deaths = p->streak};
+    if (p->streak < broken_bound(p))
+        return false;
+    break_pool(p);
+    return true;
+}
+
 /* A worker has exited: fail what it held, and start its replacement while
- * the pool still has work to do. */
+ * the pool still has work to do (and is not broken). */
 static int worker_exited(mp_pool *p, int i)
 {
     mp_process *w = p->workers[i];
@@ -84,7 +133,7 @@ static int worker_exited(mp_pool *p, int i)
     p->tkill[i] = 0;
     mp_process_destroy(w);
     p->workers[i] = NULL;
-    if (atomic_load(&p->shm->quit))
+    if (atomic_load(&p->shm->quit) || count_death(p, i, pid, code))
         return 0;
     return mp__pool_spawn(p, i);
 }
@@ -117,7 +166,7 @@ int mp__pool_check_workers(mp_pool *p, bool force)
     if (r <= 0)
         return 0;
     int rc = 0;
-    for (nfds_t k = 0; k < n; k++) {
+    for (nfds_t k = 0; k < n && !p->broken; k++) {
         if (fds[k].revents && !mp_process_is_alive(p->workers[idx[k]])) {
             int e = worker_exited(p, idx[k]);
             if (e < 0 && rc == 0)
@@ -131,7 +180,7 @@ static int check_opts(const mp_pool_opts *o)
 {
     if (o->processes < 0 || o->processes > MP__POOL_MAXPROC)
         return MP_EINVAL;
-    if (isnan(o->task_timeout) || o->task_timeout < 0 || o->task_timeout > 1e9)
+    if (isnan(o->task_timeout) || o->task_timeout < 0)
         return MP_EINVAL;
     if (o->start_method != MP_START_DEFAULT && o->start_method != MP_START_FORK &&
         o->start_method != MP_START_SPAWN && o->start_method != MP_START_FORKSERVER)
@@ -220,6 +269,8 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
     if (!out)
         return MP_EINVAL;
+    if (o.task_timeout > TASK_TIMEOUT_MAX)
+        o.task_timeout = 0; /* no limit (INFINITY included) */
     int rc = check_opts(&o);
     if (rc < 0)
         return rc;
@@ -389,6 +440,19 @@ int mp_pool_poll(mp_pool *p)
     if (rc < 0)
         return rc;
     return mp__pool_pump(p, true);
+}
+
+int mp_pool_broken_reason(mp_pool *p, mp_pool_broken_info *out)
+{
+    if (MP__REMOTE(p))
+        return MP_ENOSYS;
+    int rc = mp__pool_check_use(p);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return MP_EINVAL;
+    *out = p->broken ? p->broken_info : (mp_pool_broken_info){0};
+    return p->broken ? 1 : 0;
 }
 
 int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap)

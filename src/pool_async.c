@@ -45,6 +45,8 @@ static int check_submit(mp_pool *p)
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
+    if (p->broken)
+        return MP_EBROKENPOOL;
     return p->closed ? MP_ECLOSED : 0;
 }
 
@@ -304,6 +306,13 @@ int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout)
     return mp_pool_map(p, spec, timeout);
 }
 
+/* The number of indexes of [begin, end), begin <= end: computed unsigned,
+ * where it cannot overflow (end - begin in int64_t can). */
+static uint64_t for_span(const mp_for_spec *s)
+{
+    return (uint64_t)s->end - (uint64_t)s->begin;
+}
+
 static int check_for(const mp_for_spec *s)
 {
     if (!s || !s->fn || s->begin > s->end || s->acc_size > MP_POOL_ACC_MAX)
@@ -312,7 +321,8 @@ static int check_for(const mp_for_spec *s)
         return MP_EINVAL;
     if (s->errors_cap > 0 && !s->errors)
         return MP_EINVAL;
-    if ((uint64_t)(s->end - s->begin) > (uint64_t)INT64_MAX)
+    /* Chunk bounds are begin plus an offset in int64_t: the span must fit. */
+    if (for_span(s) > (uint64_t)INT64_MAX)
         return MP_EINVAL;
     return 0;
 }
@@ -338,14 +348,18 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
         return rc;
     }
     a->job = jm;
-    *a->job = (mp__pjob){.kind = MP__JOB_FOR, .ffn = s->fn, .ctx = s->ctx, .acc_size = s->acc_size};
+    *a->job = (mp__pjob){.kind = MP__JOB_FOR,
+                         .ffn = s->fn,
+                         .ctx = s->ctx,
+                         .acc_size = s->acc_size,
+                         .begin = s->begin};
     if (s->acc_init)
         memcpy(a->job->acc_init, s->acc_init, s->acc_size);
     if (s->acc_size)
         memcpy(s->result, a->job->acc_init, s->acc_size);
     a->kind = MP__JOB_FOR;
     a->begin = s->begin;
-    a->n = (uint64_t)(s->end - s->begin);
+    a->n = for_span(s);
     a->chunk = auto_chunk(p, a->n, s->chunksize, 0);
     a->result = s->result;
     a->reduce = s->reduce;

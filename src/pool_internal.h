@@ -85,6 +85,7 @@ typedef struct mp__pjob {
     char *out; /* item i at out + i * out_size; NULL: results dropped */
     size_t out_size;
     size_t acc_size;
+    int64_t begin; /* for: a slot's first and count are offsets from it */
     _Alignas(16) unsigned char acc_init[MP_POOL_ACC_MAX];
 } mp__pjob;
 
@@ -92,11 +93,13 @@ typedef struct mp__pslot {
     _Atomic uint32_t state;
     uint32_t worker;               /* index of the worker running it */
     uint32_t failed;               /* 1: item first + progress failed with fail_code;
-                                      2: none could run, fail_code is the library's reason */
-    int32_t fail_code;             /* the task's own code (failed 1), the reason (2) */
+                                      2: none could run, fail_code is the library's reason;
+                                      3: item first + progress failed with the library's
+                                         reason fail_code (its result did not fit) */
+    int32_t fail_code;             /* the task's own code (failed 1), the reason (2, 3) */
     int32_t buf;                   /* map: the staging buffer it holds, -1: none (parent's) */
     mp__pjob *job;                 /* map and for */
-    uint64_t first;                /* first item (for: first index) */
+    uint64_t first;                /* first item (for: first index - job's begin) */
     uint64_t count;                /* items (for: indexes) */
     _Atomic uint64_t progress;     /* items finished, written by the worker */
     _Atomic int64_t item_start_ns; /* when the current item began (timeouts) */
@@ -140,6 +143,7 @@ typedef struct mp__pwrec {
     struct mp__pshm *shm;
     uint32_t index;
     _Atomic uint32_t exited; /* thread workers: left the loop */
+    _Atomic uint32_t ready;  /* the worker got past its initializer */
 } mp__pwrec;
 
 typedef struct mp__pshm {
@@ -150,9 +154,10 @@ typedef struct mp__pshm {
     _Atomic uint32_t work_waiters;
     _Atomic uint32_t done_seq; /* futex: bumped when a task finishes */
     _Atomic uint32_t parent_waiting;
-    _Atomic uint32_t spinner; /* 1 while an idle worker spins for a task */
-    _Atomic uint32_t quit;    /* workers exit when the ring is empty */
-    int64_t timeout_ns;       /* per-item timeout, 0: none */
+    _Atomic uint32_t spinner;   /* 1 while an idle worker spins for a task */
+    _Atomic uint32_t quit;      /* workers exit when the ring is empty */
+    _Atomic uint32_t ready_seq; /* bumped by each worker that gets past its initializer */
+    int64_t timeout_ns;         /* per-item timeout, 0: none */
     unsigned long maxtasks;
     mp_init_fn initializer;
     void *initarg;
@@ -199,7 +204,6 @@ struct mp_async {
     unsigned char inl[MP__POOL_INLINE];
     void *res;
     size_t res_len;
-    int res_rc; /* MP_EMSGSIZE when the task claimed more than out_cap */
 
     /* map / for */
     mp__pjob *job;
@@ -249,8 +253,14 @@ struct mp_pool {
     uint32_t seen_seq;    /* done_seq when the ring was last scanned */
     mp_pool_opts opts;
     bool closed, terminated, joined;
-    uint64_t low;  /* lowest ticket not collected */
-    uint64_t tail; /* parent's copy of shm->tail */
+    /* Broken (see mp_pool_broken_reason): too many workers in a row died
+     * before getting past their initializer, while nothing else went on. */
+    bool broken;
+    mp_pool_broken_info broken_info;
+    unsigned streak;      /* such deaths in a row */
+    uint64_t streak_mark; /* ready_seq + items_done at the last one */
+    uint64_t low;         /* lowest ticket not collected */
+    uint64_t tail;        /* parent's copy of shm->tail */
     int64_t last_check_ns;
     mp_async *jobs; /* unfinished jobs, oldest first */
     mp_async *jobs_last;
@@ -305,6 +315,7 @@ int mp__pool_submit_apply(mp_pool *p, mp_async *a, mp_task_fn fn, void *ctx, con
 void mp__pool_add_job(mp_pool *p, mp_async *a);
 void mp__pool_finish(mp_pool *p, mp_async *a);
 void mp__pool_fail_all(mp_pool *p, int code);
+void mp__pool_fail_broken(mp_pool *p);
 int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
 void mp__pool_block_put(mp_pool *p, mp__block *b);
 void mp__pool_record_error(mp_async *a, const mp_task_error *e);

@@ -136,7 +136,7 @@ typedef struct outcome {
 static void failed_item(mp_async *a, const mp__pslot *s, uint64_t index, const outcome *o)
 {
     mp_task_error e = {.index = (size_t)index, .code = MP_ETASKFAILED, .task_code = s->fail_code};
-    if (s->failed == 2 && !o->lost_code)
+    if ((s->failed == 2 || s->failed == 3) && !o->lost_code)
         e = (mp_task_error){.index = (size_t)index, .code = s->fail_code};
     else if (o->lost_code == MP_EWORKERLOST)
         e = (mp_task_error){
@@ -214,13 +214,13 @@ static void done_apply(mp_pool *p, mp_async *a, const mp__pslot *s, const outcom
     if (s->failed || o->lost_code) {
         failed_item(a, s, 0, o);
     } else if (s->out_len > s->out_cap) {
-        a->res_rc = MP_EMSGSIZE;
+        /* The task claims more than it was given room for: its result
+         * cannot be delivered, so the task failed. */
+        mp__pool_record_error(a, &(mp_task_error){.code = MP_EMSGSIZE});
+    } else if (!(a->res = malloc(s->out_len ? s->out_len : 1))) {
+        mp__pool_record_error(a, &(mp_task_error){.code = MP_ENOMEM});
     } else {
-        a->res = malloc(s->out_len ? s->out_len : 1);
-        if (!a->res)
-            a->res_rc = MP_ENOMEM;
-        else
-            memcpy(a->res, s->out, s->out_len);
+        memcpy(a->res, s->out, s->out_len);
         a->res_len = s->out_len;
     }
     mp__pool_block_put(p, &a->st_in);
@@ -237,7 +237,7 @@ static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
     } else {
         p->items_done += s->count;
         if (s->failed || o->lost_code)
-            failed_item(a, s, s->first, o);
+            failed_item(a, s, (uint64_t)(a->begin + (int64_t)s->first), o);
         else if (a->reduce)
             a->reduce(a->result, s->outbuf, a->rctx);
     }
@@ -376,7 +376,7 @@ static void feed_range(mp_pool *p, mp_async *a)
         a->next_item += count;
     }
     mp__pslot *s = slot_for(p, a);
-    s->first = a->kind == MP__JOB_FOR ? first + (uint64_t)a->begin : first;
+    s->first = first;
     s->count = count;
     if (a->kind == MP__JOB_MAP)
         place_map(a, s, first, count);
@@ -507,15 +507,38 @@ int mp__pool_submit_apply(mp_pool *p, mp_async *a, mp_task_fn fn, void *ctx, con
     return 0;
 }
 
+/* Ends a job at once with code, whatever it still had to run. */
+static void end_job(mp_pool *p, mp_async *a, int code)
+{
+    a->rc = code;
+    a->nretry = 0;
+    a->next_item = a->n;
+    a->inflight = 0;
+    mp__pool_finish(p, a);
+}
+
 void mp__pool_fail_all(mp_pool *p, int code)
 {
     while (p->jobs) {
         mp_async *a = p->jobs;
-        a->rc = code;
-        a->nretry = 0;
-        a->next_item = a->n;
-        a->inflight = 0;
         a->cb = a->err_cb = NULL; /* nothing ran to completion: no callback */
-        mp__pool_finish(p, a);
+        end_job(p, a, code);
+    }
+}
+
+void mp__pool_fail_broken(mp_pool *p)
+{
+    const mp_pool_broken_info *b = &p->broken_info;
+    mp_task_error e = {
+        .code = MP_EBROKENPOOL, .task_code = b->exitcode, .pid = b->pid, .signal = b->signal};
+    while (p->jobs) {
+        mp_async *a = p->jobs;
+        /* One failure for all the unfinished items; not given to an
+         * iterator item by item (it answers MP_EBROKENPOOL for each). The
+         * error callback runs: the job did end, in failure. */
+        if (a->nerr < a->errs_cap)
+            a->errs[a->nerr] = e;
+        a->nerr++;
+        end_job(p, a, MP_EBROKENPOOL);
     }
 }

@@ -48,8 +48,6 @@ int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double
         return a->rc;
     if (a->kind != MP__JOB_APPLY)
         return 0;
-    if (a->res_rc != 0)
-        return a->res_rc;
     if (a->res_len > out_cap)
         return MP_EMSGSIZE;
     if (a->res_len > 0)
@@ -76,7 +74,7 @@ int mp_async_successful(mp_async *a)
         return mp__rasync_successful(a);
     if (!mp_async_ready(a))
         return a ? MP_EBUSY : MP_EINVAL;
-    return a->rc == 0 && a->res_rc == 0 ? 0 : 1;
+    return a->rc == 0 ? 0 : 1;
 }
 
 int mp_async_error(const mp_async *a, size_t i, mp_task_error *out)

@@ -76,6 +76,11 @@ static void run_map(const mp__pshm *shm, mp__pslot *s, const task_call *c)
             s->failed = 1;
             break;
         }
+        if (out_len > j->out_size) { /* a result that does not fit is not delivered */
+            s->fail_code = MP_EMSGSIZE;
+            s->failed = 3;
+            break;
+        }
         atomic_store_explicit(&s->progress, k + 1, memory_order_release);
     }
     free(tmp);
@@ -86,7 +91,10 @@ static void run_for(const mp__pshm *shm, mp__pslot *s, const task_call *c)
     const mp__pjob *j = s->job;
     memcpy(s->outbuf, j->acc_init, j->acc_size);
     mark_start(shm, s);
-    int rc = c->ffn((int64_t)s->first, (int64_t)(s->first + s->count), s->outbuf, c->ctx);
+    /* The span fits in int64_t (mp_pool_for checks it), so neither bound
+     * overflows: both lie in [begin, end]. */
+    int64_t b = j->begin + (int64_t)s->first, e = b + (int64_t)s->count;
+    int rc = c->ffn(b, e, s->outbuf, c->ctx);
     if (rc != 0) {
         s->fail_code = rc;
         s->failed = 1;
@@ -211,13 +219,17 @@ static void run_task(const mp__pshm *shm, mp__pslot *s, mp__wxlate *x, int init_
 int mp__pool_worker_main(mp_process *self, void *user)
 {
     (void)self;
-    const mp__pwrec *w = user;
+    mp__pwrec *w = user;
     mp__pshm *shm = w->shm;
     mp__wxlate x = {.shm = shm};
     /* An initializer that cannot be found fails the tasks this worker
      * takes, with the reason, rather than the worker (whose replacement
      * would fail the same way, forever). */
     int init_rc = initialize(shm, &x);
+    /* Past the initializer: this worker's death no longer counts towards
+     * breaking the pool (see worker_exited in pool.c). */
+    atomic_store(&w->ready, 1);
+    atomic_fetch_add(&shm->ready_seq, 1);
     unsigned long ran = 0;
     for (;;) {
         if (atomic_load(&shm->quit) == MP__QUIT_NOW)

@@ -4,6 +4,7 @@
  * the spawn and forkserver start methods (tests/CMakeLists.txt); what only
  * those methods do is in test_pool_start.c. */
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -775,4 +776,382 @@ Test(pool, killed_parent_leaves_no_worker)
             usleep(1000);
         cr_assert(st == 0 || st == 'Z', "worker %d survived its parent", (int)pids[i]);
     }
+}
+
+/* ---- broken pools ----------------------------------------------------------*/
+
+/* Initializers that kill their worker; arg counts the workers started (in
+ * the shared heap: every start method passes heap pointers as they are). */
+static void init_then_sigkill(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    raise(SIGKILL);
+}
+
+static void init_then_segfault(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    raise(SIGSEGV);
+}
+
+static void init_then_exit3(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    _exit(3);
+}
+
+/* A pool of n workers whose initializer is init, counting into *starts. */
+static mp_pool *dying_pool(int n, mp_init_fn init, _Atomic int **starts)
+{
+    *starts = mp_calloc(1, sizeof **starts);
+    cr_assert(*starts);
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(
+        &p, &(mp_pool_opts){.processes = n, .initializer = init, .initarg = (void *)*starts}));
+    return p;
+}
+
+/* What every broken pool does: later submits fail at once, close, join and
+ * terminate work, and no worker is left. */
+static void check_broken_pool(mp_pool *p, const mp_pool_broken_info *info)
+{
+    int64_t x = 2, y = 0;
+    mp_async *a = NULL;
+    mp_assert_rc(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a),
+                 MP_EBROKENPOOL);
+    cr_assert_null(a);
+    mp_assert_rc(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, MP_FOREVER), MP_EBROKENPOOL);
+    mp_assert_rc(
+        mp_pool_map(p, &(mp_map_spec){.fn = square, .in = &x, .n = 1, .in_size = 8}, MP_FOREVER),
+        MP_EBROKENPOOL);
+    cr_assert_eq(mp_pool_pids(p, NULL, 0), 0);
+    mp_pool_broken_info again;
+    cr_assert_eq(mp_pool_broken_reason(p, &again), 1);
+    cr_assert_eq(memcmp(&again, info, sizeof again), 0);
+    cr_assert_eq(mp_pool_poll(p), 0);
+    mp_assert_ok(mp_pool_terminate(p));
+    mp_assert_ok(mp_pool_close(p));
+    mp_assert_ok(mp_pool_join(p, 10));
+    mp_pool_destroy(p);
+}
+
+Test(pool, initializer_killing_every_worker_breaks_the_pool)
+{
+    _Atomic int *starts;
+    mp_pool *p = dying_pool(2, init_then_sigkill, &starts);
+    int64_t in[20], out[20];
+    for (int i = 0; i < 20; i++)
+        in[i] = i;
+    mp_task_error e = {0};
+    size_t nerr = 0;
+    /* Hangs (and fails by the timeout) if the pool respawns for ever. */
+    mp_assert_rc(mp_pool_map(p,
+                             &(mp_map_spec){.fn = square,
+                                            .in = in,
+                                            .n = 20,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .errors = &e,
+                                            .errors_cap = 1,
+                                            .n_errors = &nerr},
+                             MP_FOREVER),
+                 MP_EBROKENPOOL);
+    mp_pool_broken_info info;
+    cr_assert_eq(mp_pool_broken_reason(p, &info), 1);
+    cr_assert_gt(info.pid, 0);
+    cr_assert_eq(info.signal, SIGKILL);
+    cr_assert_eq(info.exitcode, 0);
+    cr_assert_eq(info.deaths, 2 * 2 + 2); /* the documented bound */
+    cr_assert_eq(nerr, 1);
+    cr_assert_eq(e.code, MP_EBROKENPOOL);
+    cr_assert_eq(e.pid, info.pid);
+    cr_assert_eq(e.signal, SIGKILL);
+    /* The first two, then one replacement per death but the last. */
+    cr_assert_leq(atomic_load(starts), 2 + 2 * 2 + 2);
+    check_broken_pool(p, &info);
+    mp_free((void *)starts);
+}
+
+Test(pool, initializer_segfaulting_breaks_the_pool)
+{
+    _Atomic int *starts;
+    mp_pool *p = dying_pool(1, init_then_segfault, &starts);
+    int64_t x = 3, y = 0;
+    mp_assert_rc(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, MP_FOREVER), MP_EBROKENPOOL);
+    mp_pool_broken_info info;
+    cr_assert_eq(mp_pool_broken_reason(p, &info), 1);
+    cr_assert_gt(info.pid, 0);
+#if defined(__SANITIZE_ADDRESS__)
+    cr_assert(info.signal != 0 || info.exitcode != 0); /* ASan reports the fault its own way */
+#else
+    cr_assert_eq(info.signal, SIGSEGV);
+#endif
+    cr_assert_eq(info.deaths, 2 * 1 + 2);
+    cr_assert_leq(atomic_load(starts), 1 + 2 * 1 + 2);
+    check_broken_pool(p, &info);
+    mp_free((void *)starts);
+}
+
+static int broken_ok, broken_err;
+
+static void on_broken_ok(mp_async *a, void *user)
+{
+    (void)a, (void)user;
+    broken_ok++;
+}
+
+static void on_broken_err(mp_async *a, void *user)
+{
+    (void)user;
+    mp_task_error e;
+    mp_assert_ok(mp_async_error(a, 0, &e));
+    cr_assert_eq(e.code, MP_EBROKENPOOL);
+    broken_err++;
+}
+
+Test(pool, initializer_exiting_breaks_the_pool_with_its_exit_code)
+{
+    _Atomic int *starts;
+    mp_pool *p = dying_pool(2, init_then_exit3, &starts);
+    int64_t x = 3, in[10] = {0};
+    mp_async *a[3] = {NULL};
+    for (int i = 0; i < 3; i++)
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, on_broken_ok, on_broken_err,
+                                         NULL, &a[i]));
+    mp_imap *it = NULL;
+    mp_assert_ok(mp_pool_imap(
+        p, &(mp_map_spec){.fn = square, .in = in, .n = 10, .in_size = 8, .out_size = 8}, true,
+        &it));
+    int64_t item;
+    mp_assert_rc(mp_imap_next(it, &item, NULL, NULL, MP_FOREVER), MP_EBROKENPOOL);
+    mp_assert_rc(mp_imap_next(it, &item, NULL, NULL, 0), MP_EBROKENPOOL);
+    mp_imap_destroy(it);
+    mp_pool_broken_info info;
+    cr_assert_eq(mp_pool_broken_reason(p, &info), 1);
+    cr_assert_eq(info.signal, 0);
+    cr_assert_eq(info.exitcode, 3);
+    for (int i = 0; i < 3; i++) {
+        mp_task_error e;
+        mp_assert_rc(mp_async_get(a[i], NULL, 0, NULL, 0), MP_EBROKENPOOL);
+        cr_assert_eq(mp_async_successful(a[i]), 1);
+        mp_assert_ok(mp_async_error(a[i], 0, &e));
+        cr_assert_eq(e.code, MP_EBROKENPOOL);
+        cr_assert_eq(e.task_code, 3);
+        cr_assert_eq(e.pid, info.pid);
+        mp_async_destroy(a[i]);
+    }
+    cr_assert_eq(broken_ok, 0);
+    cr_assert_eq(broken_err, 3);
+    check_broken_pool(p, &info);
+    mp_free((void *)starts);
+}
+
+Test(pool, tasks_killing_their_workers_do_not_break_the_pool)
+{
+    /* One worker, an initializer, and ten tasks in a row that each kill
+     * the worker running them: more deaths in a row than the bound, but
+     * each worker got past its initializer. */
+    _Atomic int *inits = mp_calloc(1, sizeof *inits);
+    cr_assert(inits);
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(
+        &p, &(mp_pool_opts){.processes = 1, .initializer = count_init, .initarg = (void *)inits}));
+    int64_t in[30], out[30];
+    mp_task_error errs[30];
+    size_t nerr = 0;
+    for (int i = 0; i < 30; i++)
+        in[i] = i < 10 ? 1000 : i;      /* 1000: the victim */
+    static const int64_t victim = 1000; /* static data: every start method can pass it */
+    mp_assert_rc(mp_pool_map(p,
+                             &(mp_map_spec){.fn = square_or_die,
+                                            .ctx = (void *)&victim,
+                                            .in = in,
+                                            .n = 30,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 1,
+                                            .errors = errs,
+                                            .errors_cap = 30,
+                                            .n_errors = &nerr},
+                             30),
+                 MP_EWORKERLOST);
+    cr_assert_eq(nerr, 10);
+    for (size_t k = 0; k < nerr; k++)
+        cr_assert_eq(errs[k].code, MP_EWORKERLOST);
+    for (int i = 10; i < 30; i++)
+        cr_assert_eq(out[i], i * i, "item %d", i);
+    mp_pool_broken_info info;
+    cr_assert_eq(mp_pool_broken_reason(p, &info), 0);
+    cr_assert_eq(info.pid, 0);
+    int64_t x = 6, y = 0;
+    mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 10));
+    cr_assert_eq(y, 36);
+    mp_assert_rc(mp_pool_broken_reason(NULL, &info), MP_EINVAL);
+    mp_assert_rc(mp_pool_broken_reason(p, NULL), MP_EINVAL);
+    mp_test_pool_finish(p, 10);
+    cr_assert_geq(atomic_load(inits), 11);
+    mp_free((void *)inits);
+}
+
+/* ---- results that do not fit ---------------------------------------------*/
+
+/* Returns 0 but claims one byte more than it was given. */
+static int claim_too_much(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                          void *ctx)
+{
+    (void)in, (void)in_len, (void)out, (void)ctx;
+    *out_len = out_cap + 1;
+    return 0;
+}
+
+Test(pool, result_larger_than_out_cap_fails_the_task)
+{
+    mp_pool *p = mp_test_pool(1);
+    mp_async *a = NULL;
+    char buf[64];
+    int user = 7;
+    mp_assert_ok(
+        mp_pool_apply_async(p, claim_too_much, NULL, NULL, 0, 8, on_ok, on_err, &user, &a));
+    mp_assert_rc(mp_async_get(a, buf, sizeof buf, NULL, 10), MP_EMSGSIZE);
+    cr_assert_eq(mp_async_successful(a), 1);
+    mp_task_error e;
+    mp_assert_ok(mp_async_error(a, 0, &e));
+    cr_assert_eq(e.code, MP_EMSGSIZE);
+    mp_assert_rc(mp_async_error(a, 1, &e), MP_ERANGE);
+    cr_assert_eq(ok_calls, 0);
+    cr_assert_eq(err_calls, 1);
+    mp_async_destroy(a);
+    mp_assert_rc(mp_pool_apply(p, claim_too_much, NULL, NULL, 0, buf, 100, NULL, 10), MP_EMSGSIZE);
+    mp_test_pool_finish(p, 10);
+    cr_assert_eq(ok_calls, 0);
+    cr_assert_eq(err_calls, 1);
+}
+
+Test(pool, map_item_claiming_more_than_out_size_fails_with_emsgsize)
+{
+    mp_pool *p = mp_test_pool(2);
+    int64_t in[8] = {0}, out[8];
+    mp_task_error errs[8];
+    size_t nerr = 0;
+    mp_assert_rc(mp_pool_map(p,
+                             &(mp_map_spec){.fn = claim_too_much,
+                                            .in = in,
+                                            .n = 8,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 3,
+                                            .errors = errs,
+                                            .errors_cap = 8,
+                                            .n_errors = &nerr},
+                             10),
+                 MP_EMSGSIZE);
+    cr_assert_eq(nerr, 8);
+    for (size_t k = 0; k < nerr; k++)
+        cr_assert_eq(errs[k].code, MP_EMSGSIZE);
+    mp_imap *it = NULL;
+    mp_assert_ok(mp_pool_imap(
+        p, &(mp_map_spec){.fn = claim_too_much, .in = in, .n = 8, .in_size = 8, .out_size = 8},
+        false, &it));
+    int fails = 0;
+    for (;;) {
+        mp_task_error e;
+        int rc = mp_imap_next(it, NULL, NULL, &e, 10);
+        if (rc == MP_EEOF)
+            break;
+        mp_assert_rc(rc, MP_EMSGSIZE);
+        cr_assert_eq(e.code, MP_EMSGSIZE);
+        fails++;
+    }
+    cr_assert_eq(fails, 8);
+    mp_imap_destroy(it);
+    mp_test_pool_finish(p, 10);
+}
+
+/* ---- parallel-for at the limits of int64_t --------------------------------*/
+
+/* Adds the chunk's length; fails (1) if the chunk is empty or reversed. */
+static int span_of(int64_t begin, int64_t end, void *acc, void *ctx)
+{
+    (void)ctx;
+    if (end <= begin)
+        return 1;
+    *(uint64_t *)acc += (uint64_t)end - (uint64_t)begin;
+    return 0;
+}
+
+static void add_u64(void *total, const void *partial, void *ctx)
+{
+    (void)ctx;
+    *(uint64_t *)total += *(const uint64_t *)partial;
+}
+
+static int span_for(mp_pool *p, int64_t begin, int64_t end, size_t chunksize, uint64_t *sum)
+{
+    *sum = 0;
+    return mp_pool_for(p,
+                       &(mp_for_spec){.fn = span_of,
+                                      .begin = begin,
+                                      .end = end,
+                                      .chunksize = chunksize,
+                                      .acc_size = sizeof *sum,
+                                      .reduce = add_u64,
+                                      .result = sum},
+                       30);
+}
+
+Test(pool, parallel_for_span_that_does_not_fit_is_einval)
+{
+    mp_pool *p = mp_test_pool(2);
+    uint64_t sum = 7;
+    mp_assert_rc(span_for(p, -2, INT64_MAX, 0, &sum), MP_EINVAL);
+    mp_assert_rc(span_for(p, INT64_MIN, INT64_MAX, 0, &sum), MP_EINVAL);
+    mp_assert_rc(span_for(p, INT64_MIN, 0, 0, &sum), MP_EINVAL);
+    mp_assert_rc(span_for(p, -1, INT64_MAX, 1000, &sum), MP_EINVAL);
+    mp_assert_rc(span_for(p, INT64_MAX, INT64_MIN, 0, &sum), MP_EINVAL);
+    cr_assert_eq(mp_pool_poll(p), 0); /* nothing was started */
+    mp_test_pool_finish(p, 10);
+}
+
+Test(pool, parallel_for_over_ranges_at_the_limits)
+{
+    mp_pool *p = mp_test_pool(2);
+    uint64_t sum;
+    mp_assert_ok(span_for(p, INT64_MIN, -1, 0, &sum)); /* a span of INT64_MAX */
+    cr_assert_eq(sum, (uint64_t)INT64_MAX);
+    mp_assert_ok(span_for(p, -2, INT64_MAX - 2, 0, &sum));
+    cr_assert_eq(sum, (uint64_t)INT64_MAX);
+    mp_assert_ok(span_for(p, 0, INT64_MAX, 0, &sum));
+    cr_assert_eq(sum, (uint64_t)INT64_MAX);
+    mp_assert_ok(span_for(p, INT64_MAX - 100, INT64_MAX, 7, &sum));
+    cr_assert_eq(sum, 100);
+    mp_assert_ok(span_for(p, INT64_MIN, INT64_MIN + 100, 7, &sum));
+    cr_assert_eq(sum, 100);
+    mp_test_pool_finish(p, 10);
+}
+
+/* ---- per-task timeout: infinite is no limit --------------------------------*/
+
+Test(pool, task_timeout_infinite_or_huge_is_no_limit)
+{
+    const double limits[] = {INFINITY, 1e12, 3.1e9, DBL_MAX};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        mp_pool *p = NULL;
+        mp_assert_ok(
+            mp_pool_create(&p, &(mp_pool_opts){.processes = 1, .task_timeout = limits[k]}));
+        int64_t x = 5, y = 0;
+        mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 10));
+        cr_assert_eq(y, 25);
+        check_squares(p, 100, 3);
+        mp_test_pool_finish(p, 10);
+    }
+    /* No limit is what a thread pool can do. */
+    mp_pool *p = NULL;
+    mp_assert_ok(mp_pool_create(
+        &p, &(mp_pool_opts){.processes = 1, .threads = true, .task_timeout = INFINITY}));
+    check_squares(p, 100, 3);
+    mp_test_pool_finish(p, 10);
+    mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.task_timeout = -INFINITY}), MP_EINVAL);
 }

@@ -55,6 +55,15 @@
  * killed and replaced and the item fails with MP_ETASKFAILED and the reason
  * MP_ETIMEDOUT. Nothing ever hangs on a dead worker.
  *
+ * Broken pool: workers that keep dying before they get past the
+ * initializer (it crashes or exits) are not replaced for ever. After 2 * processes + 2 worker
+ * deaths in a row in which no worker got past its initializer and no task ended, the pool is broken
+ * (Python's BrokenProcessPool): its workers are stopped, every unfinished job fails with
+ * MP_EBROKENPOOL (error callbacks run), every later submit returns MP_EBROKENPOOL, and
+ * mp_pool_broken_reason tells the last death. A task that kills its worker is not such a death: it
+ * fails alone with MP_EWORKERLOST and the pool goes on. Thread pools never break (a crash ends the
+ * process).
+ *
  * The parent starts no thread (unless the threads option asks for thread
  * workers). All the pool's bookkeeping (collecting
  * results, copying them into output arrays, replacing dead workers, killing
@@ -132,7 +141,8 @@ typedef struct mp_imap mp_imap;
  * they may ignore it). out is aligned to 16 bytes for apply, and at the
  * item's place in the output array for maps. ctx is the pointer given with
  * the task. Runs in a worker. Returns 0, or a non-zero code of the task's
- * own. */
+ * own. A task that returns 0 but sets *out_len above out_cap has a result
+ * that cannot be delivered: it fails with MP_EMSGSIZE (for maps too). */
 typedef int (*mp_task_fn)(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                           void *ctx);
 
@@ -152,7 +162,7 @@ typedef void (*mp_init_fn)(void *arg);
  * the error callback), during a call of the pool; see the file comment.
  * The callback may read the result (mp_async_error) but must not destroy
  * it nor call the pool's blocking calls. Not called for tasks cancelled by
- * terminate. */
+ * terminate; the error callback is called for jobs ended by a broken pool. */
 typedef void (*mp_async_cb)(mp_async *a, void *user);
 
 /* Progress of the pool's items: done of total (all jobs), in the parent. */
@@ -167,7 +177,8 @@ typedef struct mp_pool_opts {
     /* Tasks (map items) a worker runs before it is replaced; 0: no limit. */
     unsigned long maxtasksperchild;
     /* Seconds one task (one map item, one parallel-for chunk) may run;
-     * 0: no limit. Negative or NaN is MP_EINVAL. */
+     * 0: no limit, and so is any value above 3e9 (a century) and
+     * INFINITY, as with every timeout. Negative or NaN is MP_EINVAL. */
     double task_timeout;
     /* How workers start: MP_START_FORK, _SPAWN, _FORKSERVER, or
      * MP_START_DEFAULT for the process-wide default at creation (see
@@ -176,8 +187,8 @@ typedef struct mp_pool_opts {
     /* Threads as workers (Python's ThreadPool): the same API, the workers
      * are threads of the caller's process, which share its memory (any ctx
      * pointer works, and maps use the caller's arrays in place). A thread cannot be killed:
-     * task_timeout must be 0 (else MP_EINVAL), terminate lets running tasks finish and cancels the
-     * queued ones, and a crashing task takes the whole process with it. */
+     * task_timeout must be no limit (else MP_EINVAL), terminate lets running tasks finish and
+     * cancels the queued ones, and a crashing task takes the whole process with it. */
     bool threads;
     /* Draw a progress line on stderr when stderr is a terminal. */
     bool progress;
@@ -197,9 +208,14 @@ typedef struct mp_pool_opts {
 /* One failed item. code is MP_ETASKFAILED (task_code holds the task's own
  * code, or MP_ETIMEDOUT when the per-task timeout killed it),
  * MP_EWORKERLOST (pid and signal of the dead worker; signal 0 if it
- * exited), or, under spawn and forkserver, MP_ENOTLOADED / MP_EOTHERBUILD
- * (the task's function, ctx or the pool's initializer is in a module the
- * worker lacks or has in another build: the task never ran). */
+ * exited), MP_EMSGSIZE (the task returned 0 but its *out_len exceeded
+ * out_cap: the result was not delivered), MP_ENOMEM (the parent could not
+ * keep an apply's result), MP_EBROKENPOOL (the pool broke: one such error
+ * stands for all the job's unfinished items, index 0; pid and signal of the
+ * last worker death, task_code its exit code), or, under spawn and
+ * forkserver, MP_ENOTLOADED / MP_EOTHERBUILD (the task's function, ctx or
+ * the pool's initializer is in a module the worker lacks or has in another
+ * build: the task never ran). */
 typedef struct mp_task_error {
     size_t index; /* item index (map), chunk's first index (for), 0 (apply) */
     int code;
@@ -233,7 +249,7 @@ typedef struct mp_map_spec {
 typedef struct mp_for_spec {
     mp_for_fn fn; /* required */
     void *ctx;
-    int64_t begin, end;
+    int64_t begin, end;   /* begin <= end, and end - begin at most INT64_MAX */
     size_t chunksize;     /* indexes per chunk; 0: automatic */
     size_t acc_size;      /* bytes of a partial, 0..MP_POOL_ACC_MAX */
     const void *acc_init; /* initial partial (NULL: zeroes) */
@@ -275,7 +291,7 @@ MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
  * forkserver: fn or ctx is in a module loaded after the pool was created),
  * MP_ENOSPC (spawn, forkserver: the pool's tasks use more than 64
  * modules), MP_ECLOSED (pool closed or terminated: Python's "Pool not
- * running"), MP_ENOMEM.
+ * running"), MP_EBROKENPOOL (the pool is broken), MP_ENOMEM.
  */
 MP_API int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
                                size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
@@ -293,15 +309,17 @@ MP_API int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, s
  * valid until the mp_async completes or is destroyed.
  * Errors: MP_EINVAL (NULL fn, in_size 0, NULL in with n > 0, out_size 0
  * with out; a ctx as in apply_async), MP_ENOTLOADED, MP_ENOSPC (as in
- * apply_async), MP_ECLOSED, MP_ENOMEM. */
+ * apply_async), MP_ECLOSED, MP_EBROKENPOOL, MP_ENOMEM. */
 MP_API int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb,
                              mp_async_cb err_cb, void *user, mp_async **out);
 
 /* mp_pool_map — map_async then get. Returns 0 when every item succeeded,
  * MP_ETASKFAILED or MP_EWORKERLOST (the first failure) when some failed (the
  * others are done; see spec->errors; also MP_ENOTLOADED or MP_EOTHERBUILD
- * when the workers cannot call fn), MP_ETIMEDOUT (the map goes on in the
- * background and its results are dropped), or the errors of map_async. */
+ * when the workers cannot call fn, MP_EMSGSIZE for an item whose *out_len
+ * exceeded out_size), MP_EBROKENPOOL (the pool broke before the map
+ * ended), MP_ETIMEDOUT (the map goes on in the background and its results
+ * are dropped), or the errors of map_async. */
 MP_API int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout);
 
 /* mp_pool_starmap — Python's starmap: map whose items are argument structs
@@ -313,9 +331,10 @@ MP_API int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout);
  * spec->result (in completion order: reduce must be associative and
  * commutative). No input or output arrays. Returns like mp_pool_map
  * (failed chunks are left out of the reduction and reported). Errors:
- * MP_EINVAL (NULL fn, begin > end, acc_size too large, NULL reduce or
+ * MP_EINVAL (NULL fn, begin > end, a span end - begin above INT64_MAX
+ * such as INT64_MIN..INT64_MAX, acc_size too large, NULL reduce or
  * result with acc_size > 0, a ctx as in apply_async), MP_ENOTLOADED,
- * MP_ENOSPC (as in apply_async), MP_ECLOSED, MP_ETIMEDOUT, MP_ENOMEM;
+ * MP_ENOSPC (as in apply_async), MP_ECLOSED, MP_EBROKENPOOL, MP_ETIMEDOUT, MP_ENOMEM;
  * MP_ENOSYS on a distributed pool. reduce runs in the parent: any
  * function works. */
 MP_API int mp_pool_for(mp_pool *p, const mp_for_spec *spec, double timeout);
@@ -329,7 +348,9 @@ MP_API int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_im
  * item: receives out_size bytes (may be NULL); index: the item's index.
  * Returns 0, MP_EEOF when all results were given (Python's StopIteration),
  * MP_ETIMEDOUT, or the item's failure (MP_ETASKFAILED, MP_EWORKERLOST, with
- * details in *err if not NULL): iteration may go on after a failure. */
+ * details in *err if not NULL): iteration may go on after a failure.
+ * Once the pool is broken, the items still pending give MP_EBROKENPOOL
+ * (without *err), at every call. */
 MP_API int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
 
 /* mp_imap_destroy — free the iterator. Items already submitted still run
@@ -347,8 +368,11 @@ MP_API int mp_async_wait(mp_async *a, double timeout);
  * for maps (their results are in the spec's arrays).
  * Returns 0, MP_ETIMEDOUT (not ready; the task keeps running: Python's
  * TimeoutError), MP_ETASKFAILED, MP_EWORKERLOST, MP_ENOTLOADED or
- * MP_EOTHERBUILD (see mp_task_error and mp_async_error),
- * MP_ECLOSED (the pool was terminated before it ran). */
+ * MP_EOTHERBUILD, MP_EMSGSIZE (the task claimed more than the
+ * apply_async's out_cap; also when the result does not fit this call's
+ * out_cap, but the task then succeeded), MP_EBROKENPOOL (see
+ * mp_task_error and mp_async_error), MP_ECLOSED (the pool was terminated
+ * before it ran). */
 MP_API int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
 
 /* mp_async_ready — true once the result is ready (makes progress, never blocks). */
@@ -395,6 +419,20 @@ MP_API void mp_pool_destroy(mp_pool *p);
 /* mp_pool_pids — the current workers' pids (up to cap). Returns the number
  * of workers (0 for a distributed pool, whose workers are elsewhere). */
 MP_API int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap);
+
+/* Why a pool broke (see "Broken pool" above): the last worker death. */
+typedef struct mp_pool_broken_info {
+    pid_t pid;       /* the worker that died last */
+    int signal;      /* the signal that killed it; 0 if it exited */
+    int exitcode;    /* its exit status when it exited (signal 0), else 0 */
+    unsigned deaths; /* deaths in a row that broke the pool */
+} mp_pool_broken_info;
+
+/* mp_pool_broken_reason — whether the pool is broken, and why.
+ * out: receives the reason when broken, zeroes otherwise.
+ * Returns 1 (broken), 0 (not broken), MP_EINVAL (NULL p or out),
+ * MP_EPERM (not the creating process), MP_ENOSYS (a distributed pool). */
+MP_API int mp_pool_broken_reason(mp_pool *p, mp_pool_broken_info *out);
 
 #ifdef __cplusplus
 }
