@@ -143,13 +143,35 @@ _Noreturn void mp__boot_run(mp_process *p, pid_t ppid, const char *parent_name)
     _exit(code & 0xff);
 }
 
-int mp__boot_send(int fd, const void *buf, size_t len)
+/* Waits until fd is ready for events or the deadline passes (MP_ETIMEDOUT).
+ * Without a deadline the socket call itself blocks: nothing to wait for. */
+static int boot_ready(int fd, short events, const mp__deadline *d)
+{
+    if (!d)
+        return 0;
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int r = mp__poll(&pfd, 1, d);
+    return r < 0 ? r : r == 0 ? MP_ETIMEDOUT : 0;
+}
+
+/* A deadline that passes after part of a message leaves the stream out of
+ * step: that is a truncated message, not a timeout. */
+static int boot_late(size_t done)
+{
+    return done ? MP_ETRUNCATED : MP_ETIMEDOUT;
+}
+
+int mp__boot_send_by(int fd, const void *buf, size_t len, const mp__deadline *d)
 {
     const char *p = buf;
     size_t done = 0;
+    int flags = MSG_NOSIGNAL | (d ? MSG_DONTWAIT : 0);
     while (done < len) {
-        ssize_t n = send(fd, p + done, len - done, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
+        int rc = boot_ready(fd, POLLOUT, d);
+        if (rc < 0)
+            return rc == MP_ETIMEDOUT ? boot_late(done) : rc;
+        ssize_t n = send(fd, p + done, len - done, flags);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n < 0)
             return errno == EPIPE || errno == ECONNRESET ? MP_EPIPE : mp__errno();
@@ -158,27 +180,27 @@ int mp__boot_send(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int mp__boot_recv(int fd, void *buf, size_t len)
+int mp__boot_send(int fd, const void *buf, size_t len)
 {
-    char *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = recv(fd, p + done, len - done, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != ECONNRESET)
-            return mp__errno();
-        if (n <= 0)
-            return done ? MP_ETRUNCATED : MP_EEOF;
-        done += (size_t)n;
-    }
-    return 0;
+    return mp__boot_send_by(fd, buf, len, NULL);
 }
 
-int mp__boot_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t n)
+int mp__boot_recv_by(int fd, void *buf, size_t len, const mp__deadline *d)
+{
+    size_t n = 0;
+    return mp__boot_recv_fds_by(fd, buf, len, NULL, &n, d);
+}
+
+int mp__boot_recv(int fd, void *buf, size_t len)
+{
+    return mp__boot_recv_by(fd, buf, len, NULL);
+}
+
+int mp__boot_send_fds_by(int fd, const void *buf, size_t len, const int *fds, size_t n,
+                         const mp__deadline *d)
 {
     if (n == 0)
-        return mp__boot_send(fd, buf, len);
+        return mp__boot_send_by(fd, buf, len, d);
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * MP_PASS_FDS_MAX)];
@@ -195,12 +217,23 @@ int mp__boot_send_fds(int fd, const void *buf, size_t len, const int *fds, size_
     h->cmsg_len = CMSG_LEN(sizeof(int) * n);
     memcpy(CMSG_DATA(h), fds, sizeof(int) * n);
     ssize_t r;
-    do
-        r = sendmsg(fd, &m, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return errno == EPIPE || errno == ECONNRESET ? MP_EPIPE : mp__errno();
-    return mp__boot_send(fd, (const char *)buf + r, len - (size_t)r);
+    for (;;) {
+        int rc = boot_ready(fd, POLLOUT, d);
+        if (rc < 0)
+            return rc;
+        r = sendmsg(fd, &m, MSG_NOSIGNAL | (d ? MSG_DONTWAIT : 0));
+        if (r >= 0)
+            break;
+        if (errno != EINTR && errno != EAGAIN)
+            return errno == EPIPE || errno == ECONNRESET ? MP_EPIPE : mp__errno();
+    }
+    int rc = mp__boot_send_by(fd, (const char *)buf + r, len - (size_t)r, d);
+    return rc == MP_ETIMEDOUT ? MP_ETRUNCATED : rc; /* the fds and r bytes went */
+}
+
+int mp__boot_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t n)
+{
+    return mp__boot_send_fds_by(fd, buf, len, fds, n, NULL);
 }
 
 static void boot_take_fds(struct msghdr *m, int *fds, size_t *n)
@@ -220,7 +253,8 @@ static void boot_take_fds(struct msghdr *m, int *fds, size_t *n)
     }
 }
 
-int mp__boot_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *n)
+/* Without room for fds (fds NULL) the kernel closes any that come. */
+int mp__boot_recv_fds_by(int fd, void *buf, size_t len, int *fds, size_t *n, const mp__deadline *d)
 {
     char *p = buf;
     size_t done = 0;
@@ -233,18 +267,26 @@ int mp__boot_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *n)
         struct iovec iov = {.iov_base = p + done, .iov_len = len - done};
         struct msghdr m = {.msg_iov = &iov,
                            .msg_iovlen = 1,
-                           .msg_control = ctl.buf,
-                           .msg_controllen = sizeof(ctl)};
-        ssize_t r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
-        if (r < 0 && errno == EINTR)
+                           .msg_control = fds ? ctl.buf : NULL,
+                           .msg_controllen = fds ? sizeof(ctl) : 0};
+        int rc = boot_ready(fd, POLLIN, d);
+        if (rc < 0)
+            return rc == MP_ETIMEDOUT ? boot_late(done) : rc;
+        ssize_t r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | (d ? MSG_DONTWAIT : 0));
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r < 0 && errno != ECONNRESET)
             return mp__errno();
-        if (r > 0)
+        if (r > 0 && fds)
             boot_take_fds(&m, fds, n);
         if (r <= 0)
             return done ? MP_ETRUNCATED : MP_EEOF;
         done += (size_t)r;
     }
     return 0;
+}
+
+int mp__boot_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *n)
+{
+    return mp__boot_recv_fds_by(fd, buf, len, fds, n, NULL);
 }

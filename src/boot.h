@@ -97,14 +97,28 @@ int mp__boot_recv(int fd, void *buf, size_t len);
  * in *n, and owns them even when it fails. */
 int mp__boot_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t n);
 int mp__boot_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *n);
+/* The same four, bounded by a deadline (NULL: none): MP_ETIMEDOUT when it
+ * passes before the first byte, MP_ETRUNCATED when it passes in the middle
+ * of the message (the stream is then out of step). */
+int mp__boot_send_by(int fd, const void *buf, size_t len, const mp__deadline *d);
+int mp__boot_recv_by(int fd, void *buf, size_t len, const mp__deadline *d);
+int mp__boot_send_fds_by(int fd, const void *buf, size_t len, const int *fds, size_t n,
+                         const mp__deadline *d);
+int mp__boot_recv_fds_by(int fd, void *buf, size_t len, int *fds, size_t *n, const mp__deadline *d);
 
 /* Spawn a fresh image of the program and send it b (whose heap fields are
- * filled here) and args. Returns 0 with the child's pid and the parent's end
- * of the start socket, on which mp__spawn_report reads the child's answer. */
-int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock);
+ * filled here) and args, by the deadline d. Returns 0 with the child's pid
+ * and the parent's end of the start socket, on which mp__spawn_report reads
+ * the child's answer; on failure (MP_ETIMEDOUT: the child did not take the
+ * message in time) the child is killed and reaped. */
+int mp__spawn_image(mp__boot *b, const void *args, const mp__deadline *d, pid_t *pid, int *sock);
 /* 0 when the child runs its target (or serves), else why not: MP_EBOOT when
- * it died first, or the code it reported (MP_ENOHEAPADDR, MP_ENOTLOADED, ...). */
-int mp__spawn_report(int sock);
+ * it died first, MP_ETIMEDOUT when it did not report by the deadline (it
+ * is still there: the caller kills it), or the code it reported
+ * (MP_ENOHEAPADDR, MP_ENOTLOADED, ...). */
+int mp__spawn_report(int sock, const mp__deadline *d);
+/* Kills and reaps the child of a failed spawn (it never ran its target). */
+void mp__spawn_reap_failed(pid_t pid);
 /* The value of MP_SPAWN_FD for a start socket fd and a token, into out
  * (MP__SPAWN_VALUE_MAX bytes); and its strict parse: 0 with *fd and token,
  * or MP_EINVAL for anything but "<decimal fd>:<lower-case hex token>". */
@@ -112,9 +126,9 @@ void mp__spawn_value_format(char *out, int fd, const uint8_t token[MP__BOOT_TOKE
 int mp__spawn_value_parse(const char *v, int *fd, uint8_t token[MP__BOOT_TOKEN_LEN]);
 
 /* The spawn start method (spawn_linux.c) and the fork server
- * (forkserver_linux.c). */
-int mp__process_spawn(mp_process *p);
-int mp__forkserver_start(mp_process *p);
+ * (forkserver_linux.c), bounded by the start's deadline d. */
+int mp__process_spawn(mp_process *p, const mp__deadline *d);
+int mp__forkserver_start(mp_process *p, const mp__deadline *d);
 /* For a child started by the fork server: 1 with *code when it has exited
  * (the code read from its pidfd, or sent by the server that reaped it), 0
  * while it runs, or MP_ECHILD (the code is lost with its server). */

@@ -19,12 +19,17 @@
  * exited or died; forked children of the parent close their copy), the
  * server kills its children and exits. It has no death signal: that would
  * follow the thread that started it, not the process. A server that is
- * lost (killed from outside) is replaced at the next start. */
+ * lost (killed from outside) is replaced at the next start or ensure. A
+ * server that does not answer by the start's deadline (stopped) is kept,
+ * with its children: that start fails with MP_ETIMEDOUT, and the next one
+ * asks it again. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <stddef.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,6 +42,9 @@
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
 #endif
 
 typedef struct fs_spare {
@@ -120,6 +128,20 @@ static void fs_lose_server(void)
     fs_forget();
 }
 
+/* Whether the server (our child) has exited: a zombie not reaped yet, or
+ * reaped by another part of the program. Its end of the socket may close
+ * later than that: a spare forked just before holds it a moment. */
+static bool fs_server_exited(void)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    int r;
+    do
+        r = waitid(P_PID, (id_t)fs.pid, &info, WEXITED | WNOHANG | WNOWAIT);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? errno == ECHILD : info.si_pid == fs.pid;
+}
+
 static pthread_once_t fs_once = PTHREAD_ONCE_INIT;
 
 static void fs_register_atfork(void)
@@ -128,21 +150,23 @@ static void fs_register_atfork(void)
 }
 
 /* Reads the server's ready message: its modules and heap. */
-static int fs_read_hello(int sock)
+static int fs_read_hello(int sock, const mp__deadline *d)
 {
     fs_hello h;
-    int rc = mp__spawn_report(sock);
+    int rc = mp__spawn_report(sock, d);
     if (rc == 0)
-        rc = mp__boot_recv(sock, &h, sizeof(h));
+        rc = mp__boot_recv_by(sock, &h, sizeof(h), d);
     if (rc == 0 && (h.n_mods == 0 || h.n_mods > 1u << 16))
         rc = MP_EBADMSG;
     mp__symmod *mods = NULL;
     if (rc == 0 && !(mods = calloc(h.n_mods, sizeof(*mods))))
         rc = MP_ENOMEM;
     if (rc == 0)
-        rc = mp__boot_recv(sock, mods, h.n_mods * sizeof(*mods));
+        rc = mp__boot_recv_by(sock, mods, h.n_mods * sizeof(*mods), d);
     if (rc < 0) {
         free(mods);
+        if (rc == MP_ETRUNCATED && mp__deadline_expired(d))
+            return MP_ETIMEDOUT;
         return rc == MP_EEOF || rc == MP_ETRUNCATED ? MP_EBOOT : rc;
     }
     fs.mods = mods;
@@ -153,7 +177,9 @@ static int fs_read_hello(int sock)
     return 0;
 }
 
-static int fs_ensure_locked(void)
+/* Starts a server unless this process has one, by the deadline d (a
+ * server too slow to say it is ready is killed: MP_ETIMEDOUT). */
+static int fs_ensure_locked(const mp__deadline *d)
 {
     if (fs_ours())
         return 0;
@@ -162,13 +188,12 @@ static int fs_ensure_locked(void)
     mp__boot_fill(&b, NULL, MP__BOOT_SERVER);
     pid_t pid;
     int sock;
-    int rc = mp__spawn_image(&b, NULL, &pid, &sock);
+    int rc = mp__spawn_image(&b, NULL, d, &pid, &sock);
     if (rc < 0)
         return rc;
-    if ((rc = fs_read_hello(sock)) < 0) {
+    if ((rc = fs_read_hello(sock, d)) < 0) {
         close(sock);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        mp__spawn_reap_failed(pid);
         return rc;
     }
     fs.owner = getpid();
@@ -271,15 +296,17 @@ static int fs_keep_spare(const fs_msg *m, const int *fds, size_t n)
     return 0;
 }
 
-/* Reads one message of the server and files it. Returns 0, MP_ENOMEM (an
- * exit code had no room and is lost), or an error after which the server
- * cannot be used (it is gone, or broke protocol). */
-static int fs_read_one(void)
+/* Reads one message of the server, by the deadline d, and files it.
+ * Returns 0, MP_ENOMEM (an exit code had no room and is lost),
+ * MP_ETIMEDOUT (nothing came: the server may be stopped or slow, and can
+ * still be used), or an error after which the server cannot be used (it is
+ * gone, broke protocol, or stopped in the middle of a message). */
+static int fs_read_one(const mp__deadline *d)
 {
     fs_msg m;
     int fds[MP_PASS_FDS_MAX];
     size_t n = 0;
-    int rc = mp__boot_recv_fds(fs.sock, &m, sizeof(m), fds, &n);
+    int rc = mp__boot_recv_fds_by(fs.sock, &m, sizeof(m), fds, &n, d);
     if (rc == 0 && m.type == FS_SPARE)
         return fs_keep_spare(&m, fds, n);
     for (size_t i = 0; i < n; i++)
@@ -295,13 +322,14 @@ static int fs_read_one(void)
     return MP_EBADMSG;
 }
 
-/* Files every message already there, without waiting. */
-static int fs_read_ready(void)
+/* Files every message already there, without waiting for more (the rest
+ * of one begun is waited for until the deadline d). */
+static int fs_read_ready(const mp__deadline *d)
 {
     struct pollfd pfd = {.fd = fs.sock, .events = POLLIN};
     int rc = 0;
     while (rc == 0 && poll(&pfd, 1, 0) > 0)
-        rc = fs_read_one();
+        rc = fs_read_one(d);
     return rc;
 }
 
@@ -328,20 +356,22 @@ static int fs_check(const mp__boot *b)
 }
 
 /* Reads what the server sent, and until at least want spares are there
- * asks for them (telling the server which ones were used) and waits.
- * Returns 0, the error of a failed fork (once: the next call asks again),
- * or MP_EBOOT (the server is lost: forgotten here). */
-static int fs_fill(size_t want)
+ * asks for them (telling the server which ones were used) and waits, until
+ * the deadline d. Returns 0, the error of a failed fork (once: the next
+ * call asks again), MP_ETIMEDOUT (the server did not answer in time: it is
+ * kept, and the next call asks again), or MP_EBOOT (the server is lost:
+ * forgotten here). */
+static int fs_fill(size_t want, const mp__deadline *d)
 {
-    int rc = fs_read_ready();
+    int rc = fs_read_ready(d);
     while (rc == 0 && fs.n_spares < want && !fs.spare_err) {
         fs_msg need = {FS_NEED, 0, (int32_t)fs.used};
-        rc = mp__boot_send(fs.sock, &need, sizeof(need));
+        rc = mp__boot_send_by(fs.sock, &need, sizeof(need), d);
         while (rc == 0 && fs.n_spares < want && !fs.spare_err)
-            rc = fs_read_one();
+            rc = fs_read_one(d);
     }
-    if (rc == MP_ENOMEM)
-        return rc; /* an exit code had no room: lost, but the server is fine */
+    if (rc == MP_ENOMEM || rc == MP_ETIMEDOUT)
+        return rc; /* nothing lost in the stream: the server can go on */
     if (rc < 0) {
         fs_lose_server();
         return MP_EBOOT;
@@ -354,9 +384,9 @@ static int fs_fill(size_t want)
 }
 
 /* The next spare, taken off the list (see fs_fill for the errors). */
-static int fs_next_spare(fs_spare *out)
+static int fs_next_spare(fs_spare *out, const mp__deadline *d)
 {
-    int rc = fs_fill(1);
+    int rc = fs_fill(1, d);
     if (rc < 0)
         return rc;
     *out = fs.spares[0];
@@ -366,13 +396,18 @@ static int fs_next_spare(fs_spare *out)
     return 0;
 }
 
-/* Writes the request for the spare. A spare that died before it read it
- * (killed from outside) makes this MP_EPIPE; the caller takes the next. */
-static int fs_send_request(const fs_spare *sp, const mp__boot *b, const mp_process *p)
+/* Writes the request for the spare, by the deadline d. A spare that died
+ * before it read it (killed from outside) makes this MP_EPIPE; the caller
+ * takes the next. A spare too slow to read it (stopped) makes it
+ * MP_ETIMEDOUT, or MP_ETRUNCATED if it took part. */
+static int fs_send_request(const fs_spare *sp, const mp__boot *b, const mp_process *p,
+                           const mp__deadline *d)
 {
-    int rc = mp__boot_send_fds(sp->chan, b, sizeof(*b), p->pass_fds, p->n_pass_fds);
-    if (rc == 0 && b->args_len)
-        rc = mp__boot_send(sp->chan, p->args, p->args_len);
+    int rc = mp__boot_send_fds_by(sp->chan, b, sizeof(*b), p->pass_fds, p->n_pass_fds, d);
+    if (rc == 0 && b->args_len) {
+        rc = mp__boot_send_by(sp->chan, p->args, p->args_len, d);
+        rc = rc == MP_ETIMEDOUT ? MP_ETRUNCATED : rc;
+    }
     return rc;
 }
 
@@ -384,19 +419,66 @@ bool mp__forkserver_running(void)
     return yes;
 }
 
+/* Whether the server we have died (killed from outside): then it is
+ * forgotten, after filing what it sent before it went (exit codes). */
+static bool fs_found_dead(void)
+{
+    if (!fs_ours() || !fs_server_exited())
+        return false;
+    (void)fs_read_ready(NULL); /* what is there is whole: the writer is dead */
+    fs_lose_server();
+    return true;
+}
+
 int mp_forkserver_ensure(void)
 {
     if (!mp__pidfd_supported())
         return MP_ENOSYS;
+    mp__deadline d;
+    mp__deadline_init(&d, MP__DEFAULT_START_TIMEOUT);
     pthread_mutex_lock(&fs.mu);
-    int rc = fs_ensure_locked();
-    if (rc == 0)
-        rc = fs_fill(FS_SPARES);
+    (void)fs_found_dead();
+    int rc = fs_ensure_locked(&d);
+    if (rc == 0 && (rc = fs_fill(FS_SPARES, &d)) == MP_EBOOT) {
+        /* It died between the check and the request: start another. */
+        if ((rc = fs_ensure_locked(&d)) == 0)
+            rc = fs_fill(FS_SPARES, &d);
+    }
     pthread_mutex_unlock(&fs.mu);
     return rc;
 }
 
-int mp__forkserver_start(mp_process *p)
+/* Writes the request for the next spare, taking the one after it if a
+ * spare died first, and starting a new server once if the server was lost.
+ * Returns 0 with the spare that took it in *sp. */
+static int fs_place_request(const mp__boot *b, const mp_process *p, fs_spare *sp,
+                            const mp__deadline *d)
+{
+    bool respawned = false;
+    for (;;) {
+        int rc = fs_next_spare(sp, d);
+        if (rc == MP_EBOOT && !respawned) {
+            /* The server was lost (killed from outside): start another. */
+            respawned = true;
+            if ((rc = fs_ensure_locked(d)) == 0)
+                continue;
+        }
+        if (rc < 0)
+            return rc;
+        rc = fs_send_request(sp, b, p, d);
+        close(sp->chan);
+        if (rc == 0)
+            return 0;
+        if (rc != MP_EPIPE) /* it may have read part: it must not run */
+            syscall(SYS_pidfd_send_signal, sp->pidfd, SIGKILL, NULL, 0);
+        close(sp->pidfd);
+        fs_give_up(sp->pid);
+        if (rc != MP_EPIPE)
+            return rc == MP_ETRUNCATED ? MP_ETIMEDOUT : rc;
+    }
+}
+
+int mp__forkserver_start(mp_process *p, const mp__deadline *d)
 {
     mp__boot b;
     int rc = mp__boot_fill(&b, p, MP__BOOT_CHILD);
@@ -405,30 +487,13 @@ int mp__forkserver_start(mp_process *p)
     if (!mp__pidfd_supported())
         return MP_ENOSYS; /* the parent could not watch the server's children */
     pthread_mutex_lock(&fs.mu);
-    rc = fs_ensure_locked();
+    (void)fs_found_dead();
+    rc = fs_ensure_locked(d);
     if (rc == 0)
         rc = fs_check(&b);
     fs_spare sp = {.pidfd = -1, .chan = -1};
-    bool respawned = false;
-    while (rc == 0) {
-        if ((rc = fs_next_spare(&sp)) == MP_EBOOT && !respawned) {
-            /* The server was lost (killed from outside): start another. */
-            respawned = true;
-            rc = fs_ensure_locked();
-            continue;
-        }
-        if (rc < 0)
-            break;
-        rc = fs_send_request(&sp, &b, p);
-        close(sp.chan);
-        if (rc == 0)
-            break;
-        if (rc != MP_EPIPE) /* it may have read part: it must not run */
-            syscall(SYS_pidfd_send_signal, sp.pidfd, SIGKILL, NULL, 0);
-        close(sp.pidfd);
-        fs_give_up(sp.pid);
-        rc = rc == MP_EPIPE ? 0 : rc;
-    }
+    if (rc == 0)
+        rc = fs_place_request(&b, p, &sp, d);
     if (rc == 0) {
         p->pid = sp.pid;
         p->owner = getpid();
@@ -446,11 +511,7 @@ int mp__forkserver_start(mp_process *p)
 static bool fs_server_gone(const mp_process *p)
 {
     pthread_mutex_lock(&fs.mu);
-    bool gone = !fs_ours() || fs.gen != p->server_gen;
-    if (!gone) {
-        struct pollfd pfd = {.fd = fs.sock, .events = 0};
-        gone = poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR));
-    }
+    bool gone = !fs_ours() || fs.gen != p->server_gen || fs_server_exited();
     pthread_mutex_unlock(&fs.mu);
     return gone;
 }
@@ -477,12 +538,64 @@ static void fs_wait_pid_freed(int pidfd)
     }
 }
 
+/* The wait status of zombie pid as /proc shows it (field 52 of its stat,
+ * Linux 3.5), as an exit code: 1 with *code, 0 if it is not a zombie (or
+ * gone, or /proc cannot tell). */
+static int fs_zombie_code(pid_t pid, int *code)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    char *f = strrchr(buf, ')'); /* the name before it may hold anything */
+    if (!f || f[1] != ' ' || f[2] != 'Z')
+        return 0;
+    f += 2; /* field 3, the state */
+    for (int field = 3; field < 52 && f; field++)
+        if ((f = strchr(f, ' ')))
+            f++;
+    if (!f || *f < '0' || *f > '9')
+        return 0;
+    int st = atoi(f);
+    *code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    return 1;
+}
+
+/* The status of a child whose server is gone (the child was killed with
+ * it, or ended before). It is another process's child now: ours if this
+ * process is a subreaper (reaped here), else a zombie of init or of a
+ * subreaper until that one reaps it. The code is read, in that order, by
+ * reaping it, from the kernel (Linux 6.15 keeps it with the pidfd of a
+ * process released), or from /proc while it is a zombie. MP_ECHILD when
+ * none can tell (an older kernel, and the child reaped already). */
+static int fs_orphan_status(const mp_process *p, int *code)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid((idtype_t)P_PIDFD, (id_t)p->sentinel, &info, WEXITED | WNOHANG) == 0 &&
+        info.si_pid != 0) {
+        *code = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
+        return 1;
+    }
+    if (mp__pidfd_exit_code(p->sentinel, code) == 1)
+        return 1;
+    /* The pid was still this child's when /proc was read if the child is
+     * still not released afterwards. */
+    if (fs_zombie_code(p->pid, code) == 1 &&
+        syscall(SYS_pidfd_send_signal, p->sentinel, 0, NULL, 0) == 0)
+        return 1;
+    return mp__pidfd_exit_code(p->sentinel, code) == 1 ? 1 : MP_ECHILD;
+}
+
 /* The exit code kept with the pidfd of a child that exited: the kernel
  * releases it right after the pidfd turns readable, so the code is there
  * at once or after a few yields. A child that stays a zombie longer reads
- * as running, after a millisecond, until released (a tracer holds it), or
- * as lost (MP_ECHILD) if its server is gone: it is then another process's
- * zombie, reaped whenever that one (init, a subreaper) gets round to it. */
+ * as running, after a millisecond, until released (a tracer holds it), or,
+ * if its server is gone, as fs_orphan_status finds it. */
 static int fs_status_by_pidfd(mp_process *p, int *code)
 {
     for (int i = 0; i < 64; i++) {
@@ -494,11 +607,16 @@ static int fs_status_by_pidfd(mp_process *p, int *code)
             return 1;
         }
         if (i == 16 && fs_server_gone(p))
-            return MP_ECHILD;
+            return fs_orphan_status(p, code);
         fs_pause(i);
     }
     return 0;
 }
+
+/* How long a status waits for the server to send the exit code of a child
+ * that exited: it comes at once from a server that runs; a stopped one
+ * must not block the call (the child reads as running meanwhile). */
+#define FS_ANSWER_WAIT 0.1
 
 int mp__forkserver_status(mp_process *p, int *code)
 {
@@ -508,21 +626,24 @@ int mp__forkserver_status(mp_process *p, int *code)
     if (p->exit_by_pidfd)
         return fs_status_by_pidfd(p, code);
     /* It exited: the server reaps it and says so at once. */
+    mp__deadline soon;
+    mp__deadline_init(&soon, FS_ANSWER_WAIT);
     pthread_mutex_lock(&fs.mu);
     int rc = 1;
-    while (!fs_take_exit(p->pid, code)) {
+    bool orphan = false;
+    while (rc == 1 && !orphan && !fs_take_exit(p->pid, code)) {
         if (!fs_ours() || fs.gen != p->server_gen) {
-            rc = MP_ECHILD; /* the server is gone, and the exit code with it */
+            orphan = true; /* the server is gone, before it sent the code */
             break;
         }
-        int r = fs_read_one();
-        if (r < 0 && r != MP_ENOMEM)
+        int r = fs_read_one(&soon);
+        if (r == MP_ETIMEDOUT)
+            rc = 0;
+        else if (r == MP_ENOMEM)
+            rc = MP_ECHILD; /* a code had no room: perhaps this one */
+        else if (r < 0)
             fs_lose_server();
-        if (r < 0) {
-            rc = MP_ECHILD;
-            break;
-        }
     }
     pthread_mutex_unlock(&fs.mu);
-    return rc;
+    return orphan ? fs_orphan_status(p, code) : rc;
 }

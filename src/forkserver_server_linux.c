@@ -48,7 +48,8 @@ typedef struct srv {
     bool want_spare;    /* false after FS_NOSPARE, until FS_NEED */
     srv_child *kids;    /* every child that has not exited: spares and not */
     size_t n, cap;
-    struct pollfd *pfd; /* sock, then one per child */
+    struct pollfd *pfd;      /* sock, then one per child */
+    struct sigaction sigint; /* as the server found it: its children's */
 } srv;
 
 static void srv_wait(pid_t pid)
@@ -118,8 +119,11 @@ static int srv_place_fds(int *got, const int32_t *want, size_t n)
  * parent asked for. Without a request (the parent closed the socket) it
  * just leaves. The parent checked the request against this image
  * beforehand, so a failure to decode it (out of memory) can only end the
- * process. */
-static _Noreturn void srv_spare_main(int chan)
+ * process. It ignores SIGINT, as the server does, until it has its request
+ * (a Ctrl-C costs no spare), then takes back the setting the server found,
+ * sigint: the parent's when it started the server, as a spawned child
+ * would have it. */
+static _Noreturn void srv_spare_main(int chan, const struct sigaction *sigint)
 {
     mp__boot b;
     int fds[MP_PASS_FDS_MAX];
@@ -142,6 +146,7 @@ static _Noreturn void srv_spare_main(int chan)
     close(chan); /* before the fds take their numbers, one of which may be its */
     if (rc < 0 || srv_place_fds(fds, b.pass_fds, n_fds) < 0)
         _exit(255);
+    sigaction(SIGINT, sigint, NULL);
     mp__boot_run(p, b.ppid, b.parent_name);
 }
 
@@ -172,7 +177,7 @@ static void srv_make_spare(srv *s)
         close(s->sock);
         for (size_t i = 0; i < s->n; i++)
             close(s->kids[i].pidfd);
-        srv_spare_main(ch[1]);
+        srv_spare_main(ch[1], &s->sigint);
     }
     if (rc == 0 && pid < 0)
         rc = mp__errno();
@@ -317,7 +322,11 @@ static int srv_hello(srv *s, const mp__boot *b)
 _Noreturn void mp__forkserver_main(int sock, const mp__boot *b)
 {
     srv s = {.sock = sock, .exit_by_pidfd = srv_probe_exit_by_pidfd(), .want_spare = true};
-    if (srv_grow(&s) < 0 || srv_hello(&s, b) < 0)
+    /* A Ctrl-C reaches the whole foreground process group, the server too:
+     * its death would kill every child it started, even those that ignore
+     * or handle SIGINT. Like CPython's fork server, it ignores it. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    if (sigaction(SIGINT, &ign, &s.sigint) < 0 || srv_grow(&s) < 0 || srv_hello(&s, b) < 0)
         srv_exit(&s);
     for (;;) {
         while (s.want_spare && srv_spares(&s) < FS_SPARES)

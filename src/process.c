@@ -16,7 +16,7 @@ static int mp__check_opts(const mp_process_opts *o)
         return MP_EINVAL;
     if (o->name && strlen(o->name) >= MP__NAME_MAX)
         return MP_EINVAL;
-    if (!(o->terminate_grace >= 0)) /* also rejects NaN */
+    if (!(o->terminate_grace >= 0) || !(o->start_timeout >= 0)) /* also rejects NaN */
         return MP_EINVAL;
     if (o->n_pass_fds > MP_PASS_FDS_MAX || (o->n_pass_fds && !o->pass_fds))
         return MP_EINVAL;
@@ -59,6 +59,7 @@ int mp_process_create(mp_process **out, const mp_process_opts *opts)
     p->user = opts->user;
     p->daemon = opts->daemon;
     p->grace = opts->terminate_grace > 0 ? opts->terminate_grace : MP__DEFAULT_GRACE;
+    p->start_timeout = opts->start_timeout > 0 ? opts->start_timeout : MP__DEFAULT_START_TIMEOUT;
     if (opts->n_pass_fds)
         memcpy(p->pass_fds, opts->pass_fds, opts->n_pass_fds * sizeof(int));
     p->n_pass_fds = opts->n_pass_fds;
@@ -103,6 +104,8 @@ int mp_process_start(mp_process *p)
         return MP_EINVAL;
     if (p->kind != MP__KIND_CHILD)
         return MP_EPERM;
+    mp__deadline d;
+    mp__deadline_init(&d, p->start_timeout);
     mp__registry_ensure_atexit();
     /* The heap must exist before the fork for the child to share it, and
      * to see the objects made after it started. */
@@ -112,7 +115,7 @@ int mp_process_start(mp_process *p)
     pthread_mutex_lock(&p->mu);
     rc = p->closed ? MP_ECLOSED : p->state != MP__CREATED ? MP_ESTARTED : 0;
     if (rc == 0)
-        rc = mp__process_launch(p);
+        rc = mp__process_launch(p, &d);
     if (rc == 0)
         p->state = MP__RUNNING;
     pthread_mutex_unlock(&p->mu);

@@ -12,6 +12,9 @@
 #define MP__NAME_MAX      256
 #define MP__IDENT_MAX     64
 #define MP__DEFAULT_GRACE 3.0
+/* How long a start may take by default (spawn, forkserver), and how long
+ * mp_forkserver_ensure may. */
+#define MP__DEFAULT_START_TIMEOUT 10.0
 /* How long kill waits for a SIGKILLed child before giving up (a child in
  * uninterruptible sleep cannot die until the kernel lets it). */
 #define MP__KILL_WAIT 5.0
@@ -52,6 +55,7 @@ struct mp_process {
     void *user;
     bool daemon;
     double grace;
+    double start_timeout; /* seconds; the default already put in */
     int pass_fds[MP_PASS_FDS_MAX];
     size_t n_pass_fds;
     mp_start_method method;
@@ -63,8 +67,9 @@ struct mp_process {
     bool linked;
 };
 
-/* start_method.c: start p by its method (fork, spawn or forkserver). */
-int mp__process_launch(mp_process *p);
+/* start_method.c: start p by its method (fork, spawn or forkserver), by
+ * the deadline d (which fork, never blocking, does not need). */
+int mp__process_launch(mp_process *p, const mp__deadline *d);
 
 /* process_linux.c */
 int mp__process_fork(mp_process *p);

@@ -149,7 +149,7 @@ static int spawn_exec(const mp__boot *b, int child_sock, pid_t *pid)
     return -e;
 }
 
-int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock)
+int mp__spawn_image(mp__boot *b, const void *args, const mp__deadline *d, pid_t *pid, int *sock)
 {
     int heap_fd;
     void *addr;
@@ -178,17 +178,18 @@ int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock)
     close(sv[1]);
     bool spawned = rc == 0;
     if (rc == 0)
-        rc = mp__boot_send(sv[0], (const char *)b + MP__BOOT_AUTH_LEN,
-                           sizeof(*b) - MP__BOOT_AUTH_LEN);
+        rc = mp__boot_send_by(sv[0], (const char *)b + MP__BOOT_AUTH_LEN,
+                              sizeof(*b) - MP__BOOT_AUTH_LEN, d);
     if (rc == 0 && b->args_len)
-        rc = mp__boot_send(sv[0], args, (size_t)b->args_len);
+        rc = mp__boot_send_by(sv[0], args, (size_t)b->args_len, d);
     if (rc == MP_EPIPE)
         rc = 0; /* the child died: its report (end of file) says so */
+    if (rc == MP_ETRUNCATED)
+        rc = MP_ETIMEDOUT; /* the deadline passed in the middle */
     if (rc < 0) {
         close(sv[0]);
-        if (spawned) /* it reads end of file and exits: reap it */
-            while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+        if (spawned)
+            mp__spawn_reap_failed(*pid);
         return rc;
     }
     *sock = sv[0];
@@ -196,10 +197,12 @@ int mp__spawn_image(mp__boot *b, const void *args, pid_t *pid, int *sock)
 }
 
 /* The child's report: 0 when it runs the target, else why it could not. */
-int mp__spawn_report(int sock)
+int mp__spawn_report(int sock, const mp__deadline *d)
 {
     int32_t report;
-    int rc = mp__boot_recv(sock, &report, sizeof(report));
+    int rc = mp__boot_recv_by(sock, &report, sizeof(report), d);
+    if (rc == MP_ETIMEDOUT || rc == MP_ETRUNCATED)
+        return MP_ETIMEDOUT;
     if (rc < 0)
         return MP_EBOOT; /* it died before reporting */
     if (report > 0 || report < -20000)
@@ -207,13 +210,16 @@ int mp__spawn_report(int sock)
     return report;
 }
 
-static void spawn_reap_failed(pid_t pid)
+void mp__spawn_reap_failed(pid_t pid)
 {
+    /* It has not run its target; it may be stuck (stopped, slow to load,
+     * or waiting for the rest of its message): it must not live on. */
+    kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
 }
 
-int mp__process_spawn(mp_process *p)
+int mp__process_spawn(mp_process *p, const mp__deadline *d)
 {
     mp__boot b;
     int rc = mp__boot_fill(&b, p, MP__BOOT_CHILD);
@@ -221,11 +227,11 @@ int mp__process_spawn(mp_process *p)
         return rc;
     pid_t pid;
     int sock;
-    if ((rc = mp__spawn_image(&b, p->args, &pid, &sock)) < 0)
+    if ((rc = mp__spawn_image(&b, p->args, d, &pid, &sock)) < 0)
         return rc;
-    if ((rc = mp__spawn_report(sock)) < 0) {
+    if ((rc = mp__spawn_report(sock, d)) < 0) {
         close(sock);
-        spawn_reap_failed(pid);
+        mp__spawn_reap_failed(pid);
         return rc;
     }
     p->pid = pid;

@@ -1,5 +1,6 @@
 /* Start methods: the process-wide default and the dispatch of a start. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,26 @@ static int mp__thread_count(void)
     return n;
 }
 
-int mp__process_launch(mp_process *p)
+/* Every fd to pass must be open, whatever the method (a forked child would
+ * otherwise find nothing at that number, or whatever took it later). */
+static int mp__check_pass_fds(const mp_process *p)
 {
+    for (size_t i = 0; i < p->n_pass_fds; i++)
+        if (fcntl(p->pass_fds[i], F_GETFD) < 0)
+            return MP_EBADF;
+    return 0;
+}
+
+int mp__process_launch(mp_process *p, const mp__deadline *d)
+{
+    int rc = mp__check_pass_fds(p);
+    if (rc < 0)
+        return rc;
     switch (p->method) {
     case MP_START_SPAWN:
-        return mp__process_spawn(p);
+        return mp__process_spawn(p, d);
     case MP_START_FORKSERVER:
-        return mp__forkserver_start(p);
+        return mp__forkserver_start(p, d);
     default:
         break;
     }

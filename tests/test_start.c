@@ -2,6 +2,7 @@
  * refuse, the process-wide default, and the fork server's life. The whole
  * process suite also runs under each method (tests/CMakeLists.txt). */
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <signal.h>
@@ -84,6 +85,13 @@ static int ret_zero(const void *arg, size_t len)
     (void)arg;
     (void)len;
     return 0;
+}
+
+static int ret_seven(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    return 7;
 }
 
 static int run_zero(mp_process *self, void *user)
@@ -288,8 +296,10 @@ static void in_own_process(int (*body)(void))
 {
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
-    if (pid == 0)
+    if (pid == 0) {
+        alarm(50); /* a body that hangs fails here, before the suite's timeout */
         _exit(body());
+    }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
@@ -301,13 +311,6 @@ static pid_t own_server(void)
 {
     pid_t server = 0;
     return mp_test_children(getpid(), &server, 1) == 1 ? server : 0;
-}
-
-static int ret_seven(const void *arg, size_t len)
-{
-    (void)arg;
-    (void)len;
-    return 7;
 }
 
 /* Starts a forkserver process running target and returns its exit code,
@@ -497,4 +500,281 @@ Test(start, forkserver_more_children_at_once_than_spares)
         cr_assert_eq(code, 3, "child %d", i);
         mp_process_destroy(ps[i]);
     }
+}
+
+/* A spawned image of this program stalls before the library's constructor
+ * can report it ready while MP_TEST_STALL_SPAWN is set: a program whose own
+ * start hangs. (This constructor runs before the library's.) */
+__attribute__((constructor(101))) static void stall_spawned_image(void)
+{
+    if (getenv("MP_TEST_STALL_SPAWN"))
+        pause();
+}
+
+/* Waits (10 s at most) until process pid is in state want ('T' stopped,
+ * 'Z' dead and not reaped); false if it never is. */
+static bool reaches_state(pid_t pid, int want)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (mp_test_pid_state(pid) == want)
+            return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+/* Starts p, expecting MP_ETIMEDOUT after its short start timeout, with
+ * nothing left behind: no fd, no child, no started process. Returns 0 or
+ * the number of the check that failed. */
+static int start_times_out(mp_process *p)
+{
+    int fds = mp_test_fd_count(), kids = mp_test_children(getpid(), NULL, 0);
+    double t0 = mp_test_now();
+    if (mp_process_start(p) != MP_ETIMEDOUT)
+        return 1;
+    if (mp_test_now() - t0 > 5) /* a hang guard: 0.3 s was asked, not 10 */
+        return 2;
+    if (mp_test_fd_count() != fds || mp_test_children(getpid(), NULL, 0) != kids)
+        return 3;
+    if (mp_process_join(p, 0) != MP_ENOTSTARTED || mp_process_pid(p) != 0)
+        return 4;
+    return 0;
+}
+
+static int stop_the_server(void)
+{
+    if (mp_forkserver_ensure() != 0)
+        return 1;
+    pid_t server = own_server();
+    if (server <= 0 || kill(server, SIGSTOP) < 0 || !reaches_state(server, 'T'))
+        return 2;
+    /* The spares forked ahead take the first starts; the next one needs
+     * the stopped server. */
+    mp_process *ps[8];
+    int n = 0, rc = 0;
+    while (n < 8) {
+        if (mp_process_create(&ps[n], &(mp_process_opts){.target = ret_seven,
+                                                         .start_method = MP_START_FORKSERVER,
+                                                         .start_timeout = 0.3}))
+            return 3;
+        if (mp_process_start(ps[n]) != 0)
+            break;
+        n++;
+    }
+    if (n == 8 || (rc = start_times_out(ps[n])) != 0)
+        return 10 + rc;
+    mp_process_destroy(ps[n]);
+    /* Woken, the same server serves again. */
+    if (kill(server, SIGCONT) < 0 || forkserver_run(ret_seven, NULL) != 7 || own_server() != server)
+        return 4;
+    for (int i = 0; i < n; i++) {
+        int code = 0;
+        if (mp_process_join(ps[i], 20) != 0 || mp_process_exitcode(ps[i], &code) != 0 || code != 7)
+            return 5;
+        mp_process_destroy(ps[i]);
+    }
+    return 0;
+}
+
+Test(start, forkserver_stopped_server_times_out_the_start)
+{
+    in_own_process(stop_the_server);
+}
+
+static int stall_a_spawn(void)
+{
+    mp_process *p;
+    if (mp_process_create(&p, &(mp_process_opts){.target = ret_seven,
+                                                 .start_method = MP_START_SPAWN,
+                                                 .start_timeout = 0.3}))
+        return 1;
+    setenv("MP_TEST_STALL_SPAWN", "1", 1);
+    int rc = start_times_out(p);
+    unsetenv("MP_TEST_STALL_SPAWN");
+    if (rc != 0)
+        return 10 + rc;
+    if (mp_test_children(getpid(), NULL, 0) != 0)
+        return 2;
+    /* Nothing changed: the same object starts once the image can. */
+    int code = 0;
+    if (mp_process_start(p) != 0 || mp_process_join(p, 20) != 0 ||
+        mp_process_exitcode(p, &code) != 0 || code != 7)
+        return 3;
+    mp_process_destroy(p);
+    return 0;
+}
+
+Test(start, spawn_image_that_never_reports_times_out_the_start)
+{
+    in_own_process(stall_a_spawn);
+}
+
+Test(start, start_timeout_bad_input)
+{
+    mp_process *p;
+    mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_zero, .start_timeout = -1}),
+                 MP_EINVAL);
+    mp_assert_rc(
+        mp_process_create(&p, &(mp_process_opts){.target = ret_zero, .start_timeout = NAN}),
+        MP_EINVAL);
+}
+
+/* Writes a byte on fds[1] once SIGINT is set (ignored if arg says so, else
+ * left as the child got it), then waits for end of file on fds[0]. */
+static int wait_with_sigint(const void *arg, size_t len)
+{
+    int fds[3];
+    if (len != sizeof(fds))
+        return 100;
+    memcpy(fds, arg, sizeof(fds));
+    if (fds[2])
+        signal(SIGINT, SIG_IGN);
+    if (write(fds[1], "r", 1) != 1)
+        return 101;
+    char c;
+    return read(fds[0], &c, 1) == 0 ? 0 : 102;
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+}
+
+static int start_sigint_waiter(mp_process **p, int gate, int ready, bool ignore)
+{
+    int args[3] = {gate, ready, ignore};
+    int rc = mp_process_create(p, &(mp_process_opts){.target = wait_with_sigint,
+                                                     .args = args,
+                                                     .args_len = sizeof(args),
+                                                     .pass_fds = args,
+                                                     .n_pass_fds = 2,
+                                                     .start_method = MP_START_FORKSERVER});
+    return rc == 0 ? mp_process_start(*p) : rc;
+}
+
+static int interrupt_the_group(void)
+{
+    /* A group of our own, as a terminal's foreground job: the server and
+     * the children join it. This process survives the Ctrl-C by a handler
+     * (which a spawned image, the server, gets back as the default). */
+    struct sigaction sa = {.sa_handler = on_sigint};
+    if (setpgid(0, 0) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+        return 1;
+    int gate[2], ready[2];
+    if (mp_forkserver_ensure() != 0 || pipe2(gate, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+        return 2;
+    pid_t server = own_server();
+    mp_process *keeps, *dflt;
+    if (server <= 0 || start_sigint_waiter(&keeps, gate[0], ready[1], true) ||
+        start_sigint_waiter(&dflt, gate[0], ready[1], false))
+        return 3;
+    char buf[2];
+    if (read(ready[0], buf, 1) != 1 || read(ready[0], buf, 1) != 1)
+        return 4;
+    kill(0, SIGINT); /* the Ctrl-C */
+    /* The child with the default action dies of it, as under spawn. */
+    int code = 0;
+    if (mp_process_join(dflt, 20) != 0 || mp_process_exitcode(dflt, &code) != 0 || code != -SIGINT)
+        return 5;
+    /* The server had it too, and lives: the child that ignores SIGINT
+     * ends when it is told to, with its own code. */
+    if (mp_test_pid_state(server) == 'Z' || mp_test_pid_state(server) == 0)
+        return 6;
+    close(gate[1]);
+    if (mp_process_join(keeps, 20) != 0 || mp_process_exitcode(keeps, &code) != 0 || code != 0)
+        return 7;
+    if (forkserver_run(ret_seven, NULL) != 7 || own_server() != server)
+        return 8;
+    mp_process_destroy(keeps);
+    mp_process_destroy(dflt);
+    close(gate[0]);
+    close(ready[0]);
+    close(ready[1]);
+    return 0;
+}
+
+Test(start, forkserver_survives_sigint_and_its_children_keep_their_own)
+{
+    in_own_process(interrupt_the_group);
+}
+
+static int ensure_after_kill(void)
+{
+    if (mp_forkserver_ensure() != 0)
+        return 1;
+    pid_t server = own_server();
+    /* Dead (its fds closed), not yet reaped by us. */
+    if (server <= 0 || kill(server, SIGKILL) < 0 || !reaches_state(server, 'Z'))
+        return 2;
+    if (mp_forkserver_ensure() != 0)
+        return 3;
+    pid_t now = own_server();
+    if (now <= 0 || now == server)
+        return 4;
+    return forkserver_run(ret_seven, NULL) == 7 ? 0 : 5;
+}
+
+Test(start, forkserver_ensure_replaces_a_killed_server_at_once)
+{
+    in_own_process(ensure_after_kill);
+}
+
+Test(start, pass_fds_closed_fd_is_refused_under_every_method)
+{
+    for (size_t i = 0; i < MP__ARRAY_LEN(methods); i++) {
+        int closed = dup(0);
+        cr_assert_geq(closed, 0);
+        close(closed);
+        int kids = mp_test_children(getpid(), NULL, 0);
+        mp_process *p;
+        mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = ret_seven,
+                                                              .pass_fds = &closed,
+                                                              .n_pass_fds = 1,
+                                                              .start_method = methods[i]}));
+        mp_assert_rc(mp_process_start(p), MP_EBADF);
+        mp_assert_rc(mp_process_join(p, 0), MP_ENOTSTARTED);
+        cr_assert_eq(mp_test_children(getpid(), NULL, 0), kids, "method %s",
+                     mp_start_method_name(methods[i]));
+        /* Nothing changed: with the fd open, the same object starts. */
+        cr_assert_eq(dup2(1, closed), closed);
+        mp_assert_ok(mp_process_start(p));
+        mp_assert_ok(mp_process_join(p, 20));
+        int code;
+        mp_assert_ok(mp_process_exitcode(p, &code));
+        cr_assert_eq(code, 7);
+        mp_process_destroy(p);
+        close(closed);
+    }
+}
+
+static int kill_server_under_children(void)
+{
+    enum { N = 3 };
+    mp_process *ps[N];
+    for (int i = 0; i < N; i++)
+        if (mp_process_create(&ps[i], &(mp_process_opts){.target = sleep_long,
+                                                         .start_method = MP_START_FORKSERVER}) ||
+            mp_process_start(ps[i]))
+            return 1;
+    pid_t server = own_server();
+    if (server <= 0 || kill(server, SIGKILL) < 0)
+        return 2;
+    /* They die with it, killed: so says every one, whoever reaps it. */
+    for (int i = 0; i < N; i++) {
+        int code = 0;
+        if (mp_process_join(ps[i], 20) != 0)
+            return 3;
+        int rc = mp_process_exitcode(ps[i], &code);
+        if (rc != 0)
+            return 10 - rc; /* 10 + errno */
+        if (code != -SIGKILL)
+            return 4;
+        mp_process_destroy(ps[i]);
+    }
+    return 0;
+}
+
+Test(start, forkserver_children_of_a_killed_server_are_reported_killed)
+{
+    in_own_process(kill_server_under_children);
 }

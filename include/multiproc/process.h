@@ -78,7 +78,11 @@ typedef struct mp_process mp_process;
  *              with MP_SPAWN_FD set runs main as usual, without it.
  *  forkserver  a fork server (a spawned image with a single thread,
  *              started on first use) forks the child: as safe as spawn in
- *              a threaded program, nearly as fast as fork.
+ *              a threaded program, nearly as fast as fork. The server
+ *              ignores SIGINT (a Ctrl-C at the terminal leaves it, and
+ *              the children it would kill by dying, alone); its children
+ *              get SIGINT back as the parent had it when the server
+ *              started (ignored, or the default action), as under spawn.
  *
  * With spawn and forkserver the target (and run) must be a function of the
  * program or of a library it was linked with (not of one loaded later with
@@ -128,9 +132,16 @@ typedef struct mp_process_opts {
      * the start method (copied at create; at most MP_PASS_FDS_MAX). A forked
      * child has all of its parent's fds anyway; a spawned child has those not
      * marked close-on-exec; a forkserver child has only 0, 1, 2 (the
-     * server's) and these. Each must be open at start (else MP_EBADF). */
+     * server's) and these. Each must be open at start, under every method
+     * (else MP_EBADF, and nothing is started). */
     const int *pass_fds;
     size_t n_pass_fds;
+    /* Seconds mp_process_start may take before it fails with MP_ETIMEDOUT:
+     * under spawn, until the new image reports that it runs the target;
+     * under forkserver, until the request is written for a spare child
+     * (the server started first, if need be). 0 means the default, 10
+     * seconds; negative or NaN is MP_EINVAL. A fork start never waits. */
+    double start_timeout;
 } mp_process_opts;
 
 #define MP_PASS_FDS_MAX 64
@@ -148,7 +159,12 @@ MP_API int mp_process_create(mp_process **out, const mp_process_opts *opts);
  *
  * Errors: MP_ESTARTED (already started), MP_ECLOSED, MP_EPERM (not a child
  * made by mp_process_create), MP_EAGAIN/MP_ENOMEM/MP_EMFILE (too many
- * processes, no memory, no fd left). Under spawn and forkserver also:
+ * processes, no memory, no fd left), MP_EBADF (an fd of pass_fds is not
+ * open). Under spawn and forkserver also: MP_ETIMEDOUT (the start took
+ * longer than start_timeout: the new image, stopped or stuck before its
+ * target, was killed and reaped; under forkserver the server did not
+ * answer, as when it is stopped: it is kept, with its running children,
+ * and the next start asks it again),
  * MP_EINVAL (args or user is a pointer the child cannot see: neither in the
  * shared heap nor in a module's static data), MP_ENOTLOADED (the target's
  * or such a pointer's module was loaded with dlopen and the new image lacks
@@ -166,10 +182,13 @@ MP_API int mp_process_start(mp_process *p);
 /* mp_process_join — wait until the child exits and reap it.
  *
  * timeout: seconds; MP_FOREVER waits without limit, 0 only checks.
- * Returns 0 once the child has exited (its exit code is then available),
- * MP_ETIMEDOUT if it is still running when the timeout expires,
+ * Returns 0 once the child has exited (mp_process_exitcode then tells how),
+ * MP_ETIMEDOUT if it is still running when the timeout expires (or, under
+ * forkserver on kernels before 6.15, if its exit code has not come from a
+ * stopped server yet: such a call may overrun its timeout by 0.1 s),
  * MP_ENOTSTARTED, MP_ECLOSED, MP_EPERM (called from another process than the
- * parent). Joining an exited process again returns 0 at once.
+ * parent), MP_EINVAL (p NULL, timeout NaN). Those are the only codes.
+ * Joining an exited process again returns 0 at once.
  */
 MP_API int mp_process_join(mp_process *p, double timeout);
 
@@ -180,8 +199,15 @@ MP_API bool mp_process_is_alive(mp_process *p);
 /* mp_process_exitcode — the exit code, with Python's meaning.
  *
  * code: receives the exit status (0..255) or -signal if a signal ended it.
+ * A forkserver child killed with its server (the server's death kills its
+ * children) has -SIGKILL, like a child killed directly.
  * Returns 0 when *code is set, MP_ERUNNING while the child runs (Python's
- * None), MP_ENOTSTARTED before start, MP_ECLOSED after close. Never blocks.
+ * None), MP_ENOTSTARTED before start, MP_ECLOSED after close, MP_EINVAL (p
+ * or code NULL), or MP_ECHILD when the child has ended but its status was
+ * lost: someone else reaped it (a waitpid(-1) elsewhere in the program,
+ * SIGCHLD set to SIG_IGN), or, under forkserver on kernels before 6.15, its
+ * server died and init reaped it before its status was read. Never blocks
+ * (under forkserver before 6.15, at most 0.1 s for a stopped server).
  */
 MP_API int mp_process_exitcode(mp_process *p, int *code);
 
@@ -265,11 +291,15 @@ MP_API const char *mp_start_method_name(mp_start_method method);
  * wait until its two spare children (forked ahead, one taken by each
  * start) are ready: call it early, before the program starts threads or
  * grows, for the leanest server. A server lost to a kill is replaced here
- * or at the next start. The server keeps five fds (close-on-exec) of the
- * caller open until exit: its socket, and a pidfd and a socket per spare.
- * Returns 0, MP_ENOSYS (no pidfds: forkserver cannot work), an error of
- * spawn (MP_EBOOT, MP_ENOMEM, ...), or one of the server's fork (MP_EAGAIN,
- * MP_EMFILE, ...; the next call asks it again). Safe from any thread. */
+ * (by this call, at once) or at the next start. The server keeps five fds
+ * (close-on-exec) of the caller open until exit: its socket, and a pidfd
+ * and a socket per spare. Waits 10 seconds at most.
+ * Returns 0, MP_ENOSYS (no pidfds: forkserver cannot work), MP_ETIMEDOUT
+ * (a server started here did not become ready in time, and was killed; or
+ * the running server did not answer, as when it is stopped: it is kept),
+ * an error of spawn (MP_EBOOT, MP_ENOMEM, ...), or one of the server's fork
+ * (MP_EAGAIN, MP_EMFILE, ...; the next call asks it again). Safe from any
+ * thread. */
 MP_API int mp_forkserver_ensure(void);
 
 /* mp_process_start_method — the method a process object starts with. */
