@@ -397,7 +397,7 @@ static int add_5000(const void *arg, size_t len)
     return failed ? 2 : 0;
 }
 
-Test(redis, add_int64_never_fails_under_contention, .timeout = 180)
+Test(redis, add_int64_never_fails_under_contention)
 {
     server_up();
     child_url = srv.url;
@@ -437,7 +437,7 @@ static int write_other_keys(const void *arg, size_t len)
 /* An optimistic add (WATCH on the whole hash) loses every race against a
  * client that writes other keys of the same dict; the server-side add
  * does not race at all. */
-Test(redis, add_int64_is_not_starved_by_writers_of_other_keys, .timeout = 120)
+Test(redis, add_int64_is_not_starved_by_writers_of_other_keys)
 {
     server_up();
     child_url = srv.url;

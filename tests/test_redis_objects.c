@@ -496,7 +496,7 @@ static void pool_keys(const char *name, keyset *ks)
     }
 }
 
-Test(redis_objects, hostile_names_of_every_type_have_disjoint_keys, .timeout = 120)
+Test(redis_objects, hostile_names_of_every_type_have_disjoint_keys)
 {
     mp_manager *m = open_q("prefix=x:");
     mp__redis *r = raw_conn();
