@@ -172,6 +172,7 @@ static int add_fn(mp_dict_change *u, void *user)
 
 int mp_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result)
 {
+    MP__REDIS_DISPATCH(d, mp__rdict_add_int64(d, key, delta, result));
     if (key == NULL)
         return MP_EINVAL;
     add_args a = {.delta = delta};

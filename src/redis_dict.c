@@ -1,16 +1,15 @@
 /* Dicts on Redis: one hash per dict, one field per key, values tagged
  * (redis_reply.c). Every operation is one command or one Lua script, so
- * it is atomic on the server, except mp_dict_update_with (and with it
- * mp_dict_add_int64), which runs the caller's C function between a read
- * and a write: an optimistic WATCH/MULTI/EXEC loop that calls the function
- * again when another client changed the hash in between. */
+ * it is atomic on the server (mp_dict_add_int64 too: a script adds to the
+ * tagged int64), except mp_dict_update_with, which runs the caller's C
+ * function between a read and a write: an optimistic WATCH/MULTI/EXEC
+ * loop that calls the function again when another client changed the hash
+ * in between, for up to MP__REDIS_RETRY_S seconds. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "redis_internal.h"
-
-/* Gives up an update_with that keeps losing the race (MP_EAGAIN). */
-#define MAX_ATTEMPTS 1000
 
 static int dict_args(const mp_dict *d, const void *key, size_t klen, mp__robj **o)
 {
@@ -242,18 +241,91 @@ int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_u
                           void *user)
 {
     mp__robj *o = NULL;
+    mp__deadline dl;
+    unsigned lost = 0;
     int rc = dict_args(d, key, key_len, &o);
-    for (int i = 0; rc == 0 && i < MAX_ATTEMPTS; i++) {
+    if (rc < 0)
+        return rc;
+    mp__deadline_init(&dl, MP__REDIS_RETRY_S);
+    do {
         rc = mp__redis_begin(o->conn);
         if (rc < 0)
             return rc;
         rc = update_once(o, key, key_len, fn, user);
         mp__redis_end(o->conn);
-        if (rc != MP_EAGAIN)
-            return rc;
-        rc = 0;
-    }
-    return rc < 0 ? rc : MP_EAGAIN;
+    } while (rc == MP_EAGAIN && mp__redis_retry(&dl, &lost) == 0);
+    return rc;
+}
+
+/* d[k] += delta on the server. The int64 is added in two limbs of 9
+ * decimal digits (Lua 5.1 numbers are doubles, exact below 2^53), and the
+ * result is checked against the int64 range as text. Answers {0, sum},
+ * {1, stored} when the stored value is not an int64 as this library
+ * writes it (the caller tells another type from a malformed value), or
+ * {2} on overflow; nothing is written in the last two cases. */
+static const char add_lua[] = MP__RLUA_HELPERS
+    "local MIN, MAX = '-9223372036854775808', '9223372036854775807' "
+    "local function limbs(s) local neg = string.sub(s, 1, 1) == '-' "
+    "local d = neg and string.sub(s, 2) or s "
+    "local hi = #d > 9 and tonumber(string.sub(d, 1, #d - 9)) or 0 "
+    "local lo = tonumber(string.sub(d, -9)) "
+    "if neg then return -hi, -lo end return hi, lo end "
+    "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+    "local cur = '0' "
+    "if v then cur = string.sub(v, 2) "
+    "if string.sub(v, 1, 1) ~= 'i' or not isnum(cur, false) or dcmp(cur, MIN) < 0 "
+    "or dcmp(cur, MAX) > 0 then return {1, v} end end "
+    "local h1, l1 = limbs(cur) local h2, l2 = limbs(ARGV[2]) "
+    "local h, l = h1 + h2, l1 + l2 "
+    "local c = math.floor(l / 1e9) l = l - c * 1e9 h = h + c "
+    "local neg = h < 0 "
+    "if neg and l > 0 then h, l = -h - 1, 1e9 - l elseif neg then h = -h end "
+    "local r = h > 0 and string.format('%.0f%09.0f', h, l) or string.format('%.0f', l) "
+    "if neg then r = '-' .. r end "
+    "if dcmp(r, MIN) < 0 or dcmp(r, MAX) > 0 then return {2} end "
+    "redis.call('HSET', KEYS[1], ARGV[1], 'i' .. r) return {0, r}";
+
+/* What add_lua answered. */
+static int add_answer(const redisReply *rep, int64_t *result)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER)
+        return MP_EBADMSG;
+    long long code = rep->element[0]->integer;
+    if (code == 2 && rep->elements == 1)
+        return MP_EOVERFLOW;
+    if (rep->elements != 2 || rep->element[1]->type != REDIS_REPLY_STRING)
+        return MP_EBADMSG;
+    const redisReply *s = rep->element[1];
+    if (code == 0)
+        return mp__redis_parse_int(s->str, s->len, result);
+    mp_item v;
+    int64_t num;
+    if (code != 1 || mp__redis_decode(s->str, s->len, &v, &num) < 0 || v.type == MP_ITEM_INT64)
+        return MP_EBADMSG;
+    return MP_EPROTO; /* a well-formed value of another type */
+}
+
+int mp__rdict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result)
+{
+    mp__robj *o = NULL;
+    int rc = key ? dict_args(d, key, strlen(key), &o) : MP_EINVAL;
+    if (rc < 0)
+        return rc;
+    char num[24];
+    snprintf(num, sizeof(num), "%lld", (long long)delta);
+    const char *argv[] = {"EVAL", add_lua, "1", o->key, key, num};
+    size_t lens[] = {4, sizeof(add_lua) - 1, 1, o->key_len, strlen(key), strlen(num)};
+    redisReply *rep;
+    rc = mp__redis_cmd(o->conn, MP__RR_EXEC, &rep, 6, argv, lens);
+    if (rc < 0)
+        return rc;
+    int64_t r = 0;
+    rc = add_answer(rep, &r);
+    freeReplyObject(rep);
+    if (rc == 0 && result)
+        *result = r;
+    return rc;
 }
 
 /* Adds the entries of a HKEYS/HVALS/HGETALL reply to a snapshot (s NULL:

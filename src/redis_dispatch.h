@@ -22,6 +22,8 @@ int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_i
                          void **out, size_t *out_len, mp_item_type *type);
 int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
                           void *user);
+/* One script on the server: never fails for contention. */
+int mp__rdict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result);
 int mp__rdict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out);
 int mp__rdict_clear(mp_dict *d);
 

@@ -126,8 +126,62 @@ static inline int mp__renc_item(mp__renc *e, const mp_item *v)
 /* Decodes a stored value: *out views s (bytes, text) or num (numbers).
  * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
 int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
+/* True when s[0..len) is a number exactly as this library writes it: an
+ * integer is 0 or -?[1-9][0-9]* (at most 20 characters); a float (is_float)
+ * also -?inf, -?nan, and -?D(.D+)?(e[+-]D+)? with D an integer's digits (at
+ * most MP__REDIS_NUM_MAX - 1 characters: what %.17g and INCRBYFLOAT
+ * write). Leading spaces, '+', hex, NaN payloads and "infinity" are not. */
+bool mp__redis_num_ok(const char *s, size_t len, bool is_float);
 /* A strict decimal int64 (a counter's text), or MP_EBADMSG (redis_objects.c). */
 int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
+
+/* Lua that the scripts reading the library's own data begin with, so that
+ * data another program wrote is refused on the server, before anything is
+ * changed (Redis runs Lua 5.1: numbers are doubles, so integers are
+ * compared as text):
+ *   isnum(s, fl)  mp__redis_num_ok(s, #s, fl)
+ *   dcmp(a, b)    -1, 0 or 1 as the integers a and b (isnum) compare
+ *   kind(k)       the Redis type of key k: 'none', 'string', 'hash'...
+ *   EBADMSG, EPROTO   MP__RLUA_BADMSG and MP__RLUA_PROTO
+ * Scripts answer MP__RLUA_BADMSG for data this library did not write and
+ * MP__RLUA_PROTO for a key of another Redis type (mp__rlua_error). */
+#define MP__RLUA_HELPERS                                                                           \
+    "local function isnum(s, fl) "                                                                 \
+    "if #s == 0 or #s > (fl and 39 or 20) then return false end "                                  \
+    "local b = string.match(s, '^%-?(.*)$') "                                                      \
+    "if fl and (b == 'inf' or b == 'nan') then return true end "                                   \
+    "local i, r = string.match(b, '^(%d+)(.*)$') "                                                 \
+    "if not i or (#i > 1 and string.sub(i, 1, 1) == '0') then return false end "                   \
+    "if not fl then return r == '' and s ~= '-0' end "                                             \
+    "local f = string.match(r, '^%.%d+') or '' "                                                   \
+    "r = string.sub(r, #f + 1) "                                                                   \
+    "return r == '' or string.match(r, '^e[%+%-]%d+$') ~= nil end "                                \
+    "local function dcmp(a, b) "                                                                   \
+    "local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-' "                       \
+    "if na ~= nb then return na and -1 or 1 end "                                                  \
+    "if na then a, b = string.sub(a, 2), string.sub(b, 2) end "                                    \
+    "local c = 0 "                                                                                 \
+    "if #a ~= #b then c = #a < #b and -1 or 1 elseif a ~= b then c = a < b and -1 or 1 end "       \
+    "return na and -c or c end "                                                                   \
+    "local function kind(k) return redis.call('TYPE', k).ok end "                                  \
+    "local EBADMSG, EPROTO = -1000, -1001 "
+#define MP__RLUA_BADMSG (-1000)
+#define MP__RLUA_PROTO  (-1001)
+/* The library error a script's answer stands for: MP_EBADMSG, MP_EPROTO,
+ * or 0 for any other answer. */
+static inline int mp__rlua_error(long long answer)
+{
+    return answer == MP__RLUA_BADMSG ? MP_EBADMSG : answer == MP__RLUA_PROTO ? MP_EPROTO : 0;
+}
+
+/* One more round of an optimistic update that lost a race (WATCH ...
+ * EXEC aborted): sleeps a random time that grows with *lost (up to 32 ms,
+ * so that the clients that collide spread out), or returns MP_EAGAIN once
+ * dl has passed. (redis_objects.c) */
+int mp__redis_retry(const mp__deadline *dl, unsigned *lost);
+/* How long an optimistic update keeps retrying (mp_dict_update_with,
+ * mp_list_sort on Redis). */
+#define MP__REDIS_RETRY_S 10.0
 
 /* ---- connection --------------------------------------------------------- */
 
@@ -176,12 +230,28 @@ typedef struct mp__robj {
     mp__obj_head head; /* backend MP__BACKEND_REDIS; magic of the type */
     mp__redis *conn;
     size_t key_len;
-    char key[]; /* prefix + type + ':' + name, NUL-terminated */
+    char key[]; /* mp__redis_key(prefix, type, name, NULL), NUL-terminated */
 } mp__robj;
 
-/* Makes a handle for key <prefix><kind>:<name>. */
+/* Keys (docs/design.md, "Key layout"): <prefix><tag>:<name> and
+ * <prefix><tag>:<name>:<part>, the name escaped ('%' as "%25", ':' as
+ * "%3A") so that it holds no ':'. The tag (dict, list, ns, queue, lock,
+ * rlock, sem, event, value, array, pool) ends at the first ':' after the
+ * prefix and the name at the next, so no name of any type gives another
+ * object's key, nor the names hash <prefix>names (no ':' after the prefix).
+ * The longest key: */
+#define MP__REDIS_KEY_MAX (MP__REDIS_PREFIX_MAX + 16 + 3 * MP_MANAGER_NAME_MAX + 48)
+/* Writes the key of (tag, name, part) into buf, NUL-terminated (part
+ * NULL: the object's main key). Returns its length, or MP_EINVAL (NULL or
+ * empty name, name longer than MP_MANAGER_NAME_MAX, cap too small). Pure. */
+int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, const char *name,
+                  const char *part);
+
+/* Makes a handle for key <prefix><kind>:<escaped name>. */
 int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *kind,
                  const char *name);
+/* The key of o's part (<o's key>:<part>) into buf of MP__REDIS_KEY_MAX. */
+void mp__robj_part(const mp__robj *o, const char *part, char buf[MP__REDIS_KEY_MAX]);
 void mp__robj_free(mp__robj *o);
 /* 0 when p is a live handle of that magic, else MP_EINVAL. */
 int mp__robj_check(const void *p, uint32_t magic);
@@ -239,7 +309,9 @@ int mp__rlock_renew(mp__rlock *l);
 void mp__rlock_set_recursive(mp__rlock *l);
 
 /* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
- * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. */
+ * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. Every function: MP_EBADMSG
+ * when the key holds another text than "1", MP_EPROTO when it is of
+ * another Redis type (nothing changes). */
 int mp__revent_set(mp__robj *e);
 int mp__revent_clear(mp__robj *e);
 int mp__revent_is_set(mp__robj *e);
@@ -247,9 +319,14 @@ int mp__revent_wait(mp__robj *e, double timeout);
 
 /* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, "value", name));
  * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing
- * changes, or the stored value is not an integer); getters: MP_EPROTO
- * when the stored text is not a number of that kind. */
+ * changes); add_double: MP_ERANGE when the sum is no finite double; getters: MP_EPROTO when the
+ * stored text is a number of the other kind. Every function: MP_EBADMSG when the stored text is no
+ * number as this library writes it, MP_EPROTO when the key is of another
+ * Redis type (nothing changes). */
 int mp__rvalue_set_int64(mp__robj *v, int64_t x);
+/* SET of a number's text, unless the key holds another Redis type
+ * (MP_EPROTO, nothing changed). */
+int mp__rvalue_store(mp__robj *v, const char *text);
 /* GET of the value's text into buf (cap >= 2): "0" for an absent value,
  * like a fresh Value(); MP_EBADMSG for an empty text, one with a NUL or
  * longer than cap - 1. */

@@ -3,15 +3,13 @@
  * command; insert and pop at an inner index are Lua scripts, atomic on the
  * server; sort reads, sorts here with the caller's comparator and writes
  * back in a WATCH/MULTI/EXEC loop (retried when another client changed
- * the list meanwhile). */
+ * the list meanwhile, for up to MP__REDIS_RETRY_S seconds). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "redis_internal.h"
-
-#define MAX_ATTEMPTS 1000
 
 static int list_args(const mp_list *l, mp__robj **o)
 {
@@ -379,17 +377,19 @@ static int sort_once(mp__robj *o, sort_ctx *ctx)
 int mp__rlist_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
 {
     mp__robj *o = NULL;
+    mp__deadline dl;
+    unsigned lost = 0;
     int rc = list_args(l, &o);
     sort_ctx ctx = {cmp, user};
-    for (int i = 0; rc == 0 && i < MAX_ATTEMPTS; i++) {
+    if (rc < 0)
+        return rc;
+    mp__deadline_init(&dl, MP__REDIS_RETRY_S);
+    do {
         rc = mp__redis_begin(o->conn);
         if (rc < 0)
             return rc;
         rc = sort_once(o, &ctx);
         mp__redis_end(o->conn);
-        if (rc != MP_EAGAIN)
-            return rc;
-        rc = 0;
-    }
-    return rc < 0 ? rc : MP_EAGAIN;
+    } while (rc == MP_EAGAIN && mp__redis_retry(&dl, &lost) == 0);
+    return rc;
 }

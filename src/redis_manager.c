@@ -1,17 +1,21 @@
-/* The Redis backend's entry in the manager's backend table: names and
- * object handles.
+/* The Redis backend's entry in the manager's backend table: names, keys
+ * and object handles.
  *
- * Key layout (every key starts with the URL's prefix, "mp:" by default):
+ * Key layout (every key starts with the URL's prefix, "mp:" by default;
+ * <n> is the object's name escaped by mp__redis_key: '%' as "%25", ':' as
+ * "%3A", so that it ends at the next ':'):
  *   <prefix>names          hash: object name -> type ("dict", "list", ...)
- *   <prefix>dict:<name>    hash: dict key -> tagged value (redis_reply.c)
- *   <prefix>list:<name>    list of tagged values
- *   <prefix>ns:<name>      hash: attribute name -> tagged value
- *   <prefix>queue:<name>   list of messages (raw bytes), and
- *   <prefix>queue:<name>:maxsize    its capacity (redis_queue.c)
- *   <prefix>lock:<name>    the holder's token, with the lease as expiry, and
- *   <prefix>lock:<name>:owner       the same token until released (redis_sync.c)
- *   <prefix>event:<name>   exists while the event is set
- *   <prefix>value:<name>   the number in decimal (absent: 0)
+ *   <prefix>dict:<n>       hash: dict key -> tagged value (redis_reply.c)
+ *   <prefix>list:<n>       list of tagged values
+ *   <prefix>ns:<n>         hash: attribute name -> tagged value
+ *   <prefix>queue:<n>      list of messages (raw bytes), and
+ *   <prefix>queue:<n>:maxsize    its capacity (redis_queue.c)
+ *   <prefix>lock:<n>       the holder's token, with the lease as expiry, and
+ *   <prefix>lock:<n>:owner       the same token until released (redis_sync.c)
+ *   <prefix>sem:<n>, <prefix>sem:<n>:max   value and bound (redis_sem.c)
+ *   <prefix>event:<n>      "1" while the event is set
+ *   <prefix>value:<n>      the number in decimal (absent: 0)
+ *   <prefix>pool:<n>:...   a distributed pool's keys (redis_pool_codec.c)
  * A name belongs to one type, like in the local registry: HSETNX on the
  * names hash makes the creation atomic between clients. */
 #include <stdio.h>
@@ -24,8 +28,6 @@
 /* Implemented in namespace.c: a process-local namespace over a dict
  * handle of this backend. */
 int mp__namespace_wrap(mp_namespace **out, mp_dict *d);
-
-#define KEY_MAX (MP__REDIS_PREFIX_MAX + MP_MANAGER_NAME_MAX + 32)
 
 /* The initial number of a value its creator made (value.c formats it). */
 static int init_value(void *v, const mp_value_opts *o)
@@ -84,21 +86,76 @@ static void redis_close(void *state)
     mp__redis_unref(state);
 }
 
+/* One byte of a name as it appears in a key: itself, or %XX for the
+ * separator and the escape character. Returns the bytes written (out may
+ * be NULL to count). */
+static size_t escape_byte(char c, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (c != ':' && c != '%') {
+        if (out)
+            out[0] = c;
+        return 1;
+    }
+    if (out) {
+        out[0] = '%';
+        out[1] = hex[(unsigned char)c >> 4];
+        out[2] = hex[(unsigned char)c & 15];
+    }
+    return 3;
+}
+
+int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, const char *name,
+                  const char *part)
+{
+    size_t nlen = name ? strnlen(name, MP_MANAGER_NAME_MAX + 1) : 0;
+    if (buf == NULL || prefix == NULL || tag == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
+        return MP_EINVAL;
+    size_t plen = strlen(prefix), tlen = strlen(tag), xlen = part ? strlen(part) + 1 : 0, n = 0;
+    for (size_t i = 0; i < nlen; i++)
+        n += escape_byte(name[i], NULL);
+    size_t total = plen + tlen + 1 + n + xlen;
+    if (total >= cap || total > INT32_MAX)
+        return MP_EINVAL;
+    char *p = buf;
+    memcpy(p, prefix, plen);
+    memcpy(p += plen, tag, tlen);
+    *(p += tlen) = ':';
+    p++;
+    for (size_t i = 0; i < nlen; i++)
+        p += escape_byte(name[i], p);
+    if (part) {
+        *p++ = ':';
+        memcpy(p, part, xlen - 1);
+    }
+    buf[total] = '\0';
+    return (int)total;
+}
+
 int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *kind,
                  const char *name)
 {
-    const char *prefix = mp__redis_prefix(conn);
-    size_t n = strlen(prefix) + strlen(kind) + 1 + strlen(name);
-    mp__robj *o = malloc(sizeof(*o) + n + 1);
+    char key[MP__REDIS_KEY_MAX];
+    int n = mp__redis_key(key, sizeof(key), mp__redis_prefix(conn), kind, name, NULL);
+    if (n < 0)
+        return n;
+    mp__robj *o = malloc(sizeof(*o) + (size_t)n + 1);
     if (o == NULL)
         return MP_ENOMEM;
     o->head = (mp__obj_head){.magic = magic, .backend = MP__BACKEND_REDIS};
     o->conn = conn;
-    o->key_len = n;
-    snprintf(o->key, n + 1, "%s%s:%s", prefix, kind, name);
+    o->key_len = (size_t)n;
+    memcpy(o->key, key, (size_t)n + 1);
     mp__redis_ref(conn);
     *out = o;
     return 0;
+}
+
+void mp__robj_part(const mp__robj *o, const char *part, char buf[MP__REDIS_KEY_MAX])
+{
+    /* The object's key ends with its escaped name: appending ":part" gives
+     * mp__redis_key(..., part), and fits (the key was built to leave room). */
+    snprintf(buf, MP__REDIS_KEY_MAX, "%s:%s", o->key, part);
 }
 
 void mp__robj_free(mp__robj *o)
@@ -187,26 +244,27 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
 }
 
 /* The data keys of an object whose stored type name is tname: what
- * MP_MANAGER_DESTROY deletes. Returns their number. */
-static int data_keys(const char *prefix, const char *tname, const char *name, char keys[2][KEY_MAX])
+ * MP_MANAGER_DESTROY deletes. Returns their number, or MP_EINVAL. */
+static int data_keys(const char *prefix, const char *tname, const char *name,
+                     char keys[2][MP__REDIS_KEY_MAX])
 {
     static const struct {
-        const char *type, *kind, *second; /* second: a suffix, or NULL */
+        const char *type, *kind, *second; /* second: a part, or NULL */
     } rows[] = {
-        {"dict", "dict", NULL},         {"list", "list", NULL},       {"namespace", "ns", NULL},
-        {"queue", "queue", ":maxsize"}, {"lock", "lock", ":owner"},   {"event", "event", NULL},
-        {"value", "value", NULL},       {"rlock", "rlock", ":owner"}, {"sem", "sem", ":max"},
+        {"dict", "dict", NULL},        {"list", "list", NULL},      {"namespace", "ns", NULL},
+        {"queue", "queue", "maxsize"}, {"lock", "lock", "owner"},   {"event", "event", NULL},
+        {"value", "value", NULL},      {"rlock", "rlock", "owner"}, {"sem", "sem", "max"},
         {"array", "array", NULL},
     };
     for (size_t i = 0; i < MP__ARRAY_LEN(rows); i++) {
         size_t n = strlen(rows[i].type);
         if (strncmp(tname, rows[i].type, n) != 0 || (tname[n] != '\0' && tname[n] != ':'))
             continue;
-        snprintf(keys[0], KEY_MAX, "%s%s:%s", prefix, rows[i].kind, name);
-        if (rows[i].second == NULL)
-            return 1;
-        snprintf(keys[1], KEY_MAX, "%s%s:%s%s", prefix, rows[i].kind, name, rows[i].second);
-        return 2;
+        int rc = mp__redis_key(keys[0], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name, NULL);
+        if (rc >= 0 && rows[i].second)
+            rc = mp__redis_key(keys[1], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name,
+                               rows[i].second);
+        return rc < 0 ? rc : rows[i].second ? 2 : 1;
     }
     return 0; /* written by a later version: only the name goes */
 }
@@ -362,7 +420,8 @@ static int redis_remove(void *state, const char *name, unsigned flags)
 {
     mp__redis *r = state;
     const char *prefix = mp__redis_prefix(r);
-    char names[MP__REDIS_PREFIX_MAX + 8], keys[2][KEY_MAX];
+    char names[MP__REDIS_PREFIX_MAX + 8];
+    char keys[2][MP__REDIS_KEY_MAX];
     snprintf(names, sizeof(names), "%snames", prefix);
     redisReply *rep;
     int rc = mp__redis_cmd(r, MP__RR_STR_NIL, &rep, 3, (const char *[]){"HGET", names, name}, NULL);
@@ -373,6 +432,10 @@ static int redis_remove(void *state, const char *name, unsigned flags)
         return MP_ENOENT;
     }
     int nkeys = (flags & MP_MANAGER_DESTROY) ? data_keys(prefix, rep->str, name, keys) : 0;
+    if (nkeys < 0) {
+        freeReplyObject(rep);
+        return nkeys;
+    }
     const char *argv[8] = {"EVAL", remove_lua, NULL, names};
     char nk[12];
     snprintf(nk, sizeof(nk), "%d", 1 + nkeys);

@@ -21,6 +21,22 @@ int mp__redis_parse_int(const char *s, size_t len, int64_t *out)
     return mp__redis_decode(tagged, len + 1, &it, out) < 0 ? MP_EBADMSG : 0;
 }
 
+int mp__redis_retry(const mp__deadline *dl, unsigned *lost)
+{
+    if (mp__deadline_expired(dl))
+        return MP_EAGAIN;
+    /* The first losers retry at once (one more round trip is the cheapest
+     * wait); later ones sleep a random part of a window that doubles up to
+     * 32 ms, so that clients colliding again and again fall apart. */
+    unsigned n = ++*lost;
+    if (n <= 2)
+        return 0;
+    int64_t window = (int64_t)1000000 << (n - 3 < 5 ? n - 3 : 5);
+    uint64_t x = (uint64_t)mp__now_ns() * 0x9E3779B97F4A7C15u ^ (uint64_t)(uintptr_t)lost;
+    mp__sleep_until(dl, (int64_t)((x >> 11) % (uint64_t)window) + 1);
+    return mp__deadline_expired(dl) ? MP_EAGAIN : 0;
+}
+
 /* ---- queue -------------------------------------------------------------- */
 
 int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, double timeout)
@@ -140,12 +156,27 @@ char mp__rvalue_typecode(const mp_value *p)
     return v ? v->typecode : 0;
 }
 
+/* Whether the items of typecode are floats (else integers). */
+static bool float_type(char typecode)
+{
+    return typecode == 'f' || typecode == 'd';
+}
+
+/* An item's text as read: a number of the handle's kind as this library
+ * writes it, else MP_EBADMSG (value.c then converts it and checks the
+ * item's range). */
+static int check_text(const rvalue *v, const char *buf)
+{
+    return mp__redis_num_ok(buf, strlen(buf), float_type(v->typecode)) ? 0 : MP_EBADMSG;
+}
+
 int mp__rvalue_get_text(mp_value *p, char *buf, size_t cap)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL || buf == NULL || cap < 2)
         return MP_EINVAL;
-    return mp__rvalue_text(v->o, buf, cap);
+    int rc = mp__rvalue_text(v->o, buf, cap);
+    return rc < 0 ? rc : check_text(v, buf);
 }
 
 int mp__rvalue_set_text(mp_value *p, const char *text)
@@ -153,8 +184,7 @@ int mp__rvalue_set_text(mp_value *p, const char *text)
     rvalue *v = rvalue_of(p);
     if (v == NULL || text == NULL)
         return MP_EINVAL;
-    return mp__redis_cmd(v->o->conn, MP__RR_STATUS, NULL, 3,
-                         (const char *[]){"SET", v->o->key, text}, NULL);
+    return mp__rvalue_store(v->o, text);
 }
 
 /* Sets the initial value unless the key holds one (a value created again
@@ -169,12 +199,22 @@ int mp__rvalue_init_text(void *p, const char *text)
     return rc == MP_EBADMSG ? 0 : rc; /* +OK or nil: both fine */
 }
 
-/* INCRBY, undone in the same script when the result leaves the item's
- * range; the result is read back as text (Lua numbers are doubles). */
-static const char add_lua[] = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) "
-                              "if n < tonumber(ARGV[2]) or n > tonumber(ARGV[3]) then "
-                              "redis.call('DECRBY', KEYS[1], ARGV[1]) return false end "
-                              "return redis.call('GET', KEYS[1])";
+/* INCRBY of a number within [ARGV[2], ARGV[3]] (the item's range, as
+ * text: Lua numbers are doubles), undone in the same script when the
+ * result leaves it; a stored text that is no such number (MP_EBADMSG) or
+ * another Redis type (MP_EPROTO) is refused before anything changes. */
+static const char add_lua[] = MP__RLUA_HELPERS
+    "local t = kind(KEYS[1]) "
+    "if t ~= 'none' and t ~= 'string' then return EPROTO end "
+    "local s = redis.call('GET', KEYS[1]) "
+    "if s and (not isnum(s, false) or dcmp(s, ARGV[2]) < 0 or dcmp(s, ARGV[3]) > 0) then "
+    "return EBADMSG end "
+    "redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "local r = redis.call('GET', KEYS[1]) "
+    "if dcmp(r, ARGV[2]) < 0 or dcmp(r, ARGV[3]) > 0 then "
+    "if s then redis.call('SET', KEYS[1], s) else redis.call('DEL', KEYS[1]) end "
+    "return false end "
+    "return r";
 
 int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char *max,
                          int64_t *result)
@@ -185,14 +225,21 @@ int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char
     char d[24];
     snprintf(d, sizeof(d), "%lld", (long long)delta);
     redisReply *rep;
-    int rc = mp__redis_cmd(v->o->conn, MP__RR_STR_NIL, &rep, 7,
+    int rc = mp__redis_cmd(v->o->conn, MP__RR_ANY_VALUE, &rep, 7,
                            (const char *[]){"EVAL", add_lua, "1", v->o->key, d, min, max}, NULL);
-    if (rc == MP_ESERVER) /* int64 overflow, or the key holds no integer */
+    if (rc == MP_ESERVER) /* int64 overflow (a 'Q' above INT64_MAX) */
         return MP_ERANGE;
     if (rc < 0)
         return rc;
     int64_t r = 0;
-    rc = rep->type == REDIS_REPLY_NIL ? MP_ERANGE : mp__redis_parse_int(rep->str, rep->len, &r);
+    if (rep->type == REDIS_REPLY_NIL)
+        rc = MP_ERANGE;
+    else if (rep->type == REDIS_REPLY_INTEGER)
+        rc = mp__rlua_error(rep->integer) < 0 ? mp__rlua_error(rep->integer) : MP_EBADMSG;
+    else if (rep->type == REDIS_REPLY_STRING)
+        rc = mp__redis_parse_int(rep->str, rep->len, &r);
+    else
+        rc = MP_EBADMSG;
     freeReplyObject(rep);
     if (rc == 0 && result)
         *result = r;
@@ -204,8 +251,7 @@ int mp__rvalue_add_float(mp_value *p, double delta, double *result)
     rvalue *v = rvalue_of(p);
     if (v == NULL)
         return MP_EINVAL;
-    int rc = mp__rvalue_add_double(v->o, delta, result);
-    return rc == MP_EPROTO ? MP_ERANGE : rc;
+    return mp__rvalue_add_double(v->o, delta, result);
 }
 
 /* ---- array ---------------------------------------------------------------*/
@@ -290,7 +336,7 @@ int mp__rarray_get_text(mp_array *p, size_t i, char *buf, size_t cap)
     else
         memcpy(buf, rep->str, rep->len + 1);
     freeReplyObject(rep);
-    return rc;
+    return rc < 0 ? rc : check_text(a, buf);
 }
 
 int mp__rarray_set_text(mp_array *p, size_t i, const char *text)

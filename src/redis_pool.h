@@ -60,7 +60,8 @@ void mp__rpr_put_item(unsigned char *p, int32_t code, uint32_t len);
 
 /* Client ids and the keys: 0 or MP_EBADMSG / MP_ENOMEM. */
 bool mp__rp_client_ok(const char *s, size_t len);
-/* *out = "<prefix>pool:<name>:<what>" (malloc'd). */
+/* *out = "<prefix>pool:<name>:<what>" (malloc'd), the name escaped as an
+ * object's (mp__redis_key). 0, MP_EINVAL (bad name) or MP_ENOMEM. */
 int mp__rp_key(char **out, const char *prefix, const char *name, const char *what);
 
 /* ---- client ------------------------------------------------------------- */

@@ -87,11 +87,17 @@ bool mp__rp_client_ok(const char *s, size_t len)
 
 int mp__rp_key(char **out, const char *prefix, const char *name, const char *what)
 {
-    size_t n = strlen(prefix) + strlen(name) + strlen(what) + 8;
-    char *k = malloc(n);
+    /* The objects' scheme (mp__redis_key): tag "pool", the name escaped, and
+     * what as the part, so that no pool name reaches another pool's keys
+     * (or an object's: their tags differ). */
+    char key[MP__REDIS_KEY_MAX];
+    int n = mp__redis_key(key, sizeof(key), prefix, "pool", name, what);
+    if (n < 0)
+        return n;
+    char *k = malloc((size_t)n + 1);
     if (k == NULL)
         return MP_ENOMEM;
-    snprintf(k, n, "%spool:%s:%s", prefix, name, what);
+    memcpy(k, key, (size_t)n + 1);
     *out = k;
     return 0;
 }

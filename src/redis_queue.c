@@ -17,8 +17,6 @@
 
 #include "redis_internal.h"
 
-#define KEY_MAX (MP__REDIS_PREFIX_MAX + 300)
-
 struct mp__rqueue {
     mp__obj_head head; /* MP__MAGIC_RQUEUE */
     mp__robj *o;
@@ -27,8 +25,8 @@ struct mp__rqueue {
 
 static int read_maxsize(mp__rqueue *q, size_t want)
 {
-    char key[KEY_MAX], num[24];
-    snprintf(key, sizeof(key), "%s:maxsize", q->o->key);
+    char key[MP__REDIS_KEY_MAX], num[24];
+    mp__robj_part(q->o, "maxsize", key);
     snprintf(num, sizeof(num), "%zu", want);
     int rc = mp__redis_cmd(q->o->conn, MP__RR_STR_NIL, NULL, 4,
                            (const char *[]){"SET", key, num, "NX"}, NULL);
@@ -40,9 +38,9 @@ static int read_maxsize(mp__rqueue *q, size_t want)
         rc = mp__redis_cmd(q->o->conn, MP__RR_STR, &rep, 2, (const char *[]){"GET", key}, NULL);
     if (rc < 0)
         return rc;
-    char *end;
-    long long m = rep->len > 0 && rep->len < 21 ? strtoll(rep->str, &end, 10) : -1;
-    if (m < 0 || rep->len == 0 || end != rep->str + rep->len)
+    int64_t m = -1;
+    rc = mp__redis_parse_int(rep->str, rep->len, &m); /* strict: the text is untrusted */
+    if (rc == 0 && m < 0)
         rc = MP_EBADMSG;
     q->maxsize = m;
     freeReplyObject(rep);

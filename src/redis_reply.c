@@ -4,6 +4,7 @@
  * fuzz/fuzz_redis_reply.c and unit-tested on malformed replies. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,16 +160,54 @@ int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap,
     return 0;
 }
 
-/* Strictly the form the encoder writes: no spaces, no trailing bytes. */
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Digits from s[*i] on, at least one; returns how many. */
+static size_t digits(const char *s, size_t len, size_t *i)
+{
+    size_t start = *i;
+    while (*i < len && is_digit(s[*i]))
+        (*i)++;
+    return *i - start;
+}
+
+bool mp__redis_num_ok(const char *s, size_t len, bool is_float)
+{
+    if (s == NULL || len == 0 || len > (is_float ? MP__REDIS_NUM_MAX - 1 : 20))
+        return false;
+    size_t i = s[0] == '-';
+    if (is_float && len - i == 3 && (memcmp(s + i, "inf", 3) == 0 || memcmp(s + i, "nan", 3) == 0))
+        return true;
+    size_t start = i, n = digits(s, len, &i);
+    if (n == 0 || (n > 1 && s[start] == '0'))
+        return false; /* no digit, or a leading zero */
+    if (!is_float)
+        return i == len && !(start == 1 && n == 1 && s[1] == '0'); /* "-0" */
+    if (i < len && s[i] == '.' && (++i, digits(s, len, &i) == 0))
+        return false;
+    if (i < len && s[i] == 'e') {
+        i++;
+        if (i == len || (s[i] != '+' && s[i] != '-'))
+            return false;
+        i++;
+        if (digits(s, len, &i) == 0)
+            return false;
+    }
+    return i == len;
+}
+
+/* Strictly the form the encoder writes: no spaces, no sign but '-', no
+ * leading zero, no trailing bytes, within int64. */
 static int decode_int(const char *s, size_t len, int64_t *out)
 {
     char buf[MP__REDIS_NUM_MAX];
-    if (len == 0 || len >= sizeof(buf))
+    if (!mp__redis_num_ok(s, len, false))
         return MP_EBADMSG;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
-        return MP_EBADMSG;
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
@@ -178,20 +217,23 @@ static int decode_int(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
+/* Strictly what %.17g (or Redis's INCRBYFLOAT) writes: no spaces, no '+',
+ * no hex, no NaN payload, no "infinity", nothing out of range. */
 static int decode_double(const char *s, size_t len, double *out)
 {
     char buf[MP__REDIS_NUM_MAX];
-    if (len == 0 || len >= sizeof(buf))
+    if (!mp__redis_num_ok(s, len, true))
         return MP_EBADMSG;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    if (buf[0] == ' ' || (unsigned char)buf[0] < ' ')
-        return MP_EBADMSG;
-    /* errno is not looked at: strtod reports ERANGE for subnormal numbers,
-     * which the encoder writes and which read back exactly. */
     char *end;
+    errno = 0;
     double d = strtod(buf, &end);
-    if (*end != '\0')
+    /* ERANGE with a finite result is an underflow: the encoder writes
+     * subnormal numbers, which read back exactly. An infinite one came
+     * from digits too large for a double, which it never writes. */
+    bool written_inf = buf[len - 1] == 'f';
+    if (*end != '\0' || (errno == ERANGE && isinf(d) && !written_inf))
         return MP_EBADMSG;
     *out = d;
     return 0;

@@ -1,7 +1,9 @@
 /* Semaphores on Redis (the manager's mp_manager_sem on a Redis manager).
  *
  * <prefix>sem:<name> holds the value in decimal; <prefix>sem:<name>:max
- * the bound of a BoundedSemaphore (its initial value), or -1. Both are set
+ * the bound of a BoundedSemaphore (its initial value), or -1 (both
+ * 0..MP_SEM_VALUE_MAX; the scripts refuse other texts, MP_EBADMSG, and
+ * other Redis types, MP_EPROTO, before they change anything). Both are set
  * by the first opener (SET NX), like a queue's capacity. Acquire and
  * release are Lua scripts, atomic on the server; a waiter polls with a
  * backoff from 1 to 32 ms, bounded by its timeout. A process killed
@@ -14,12 +16,10 @@
 
 #include "redis_internal.h"
 
-#define KEY_MAX (MP__REDIS_PREFIX_MAX + MP_MANAGER_NAME_MAX + 16)
-
 struct mp__rsem {
     mp__obj_head head; /* MP__MAGIC_RSEM */
     mp__robj *o;
-    char max_key[KEY_MAX];
+    char max_key[MP__REDIS_KEY_MAX];
 };
 
 static int set_nx(mp__redis *r, const char *key, const char *val)
@@ -31,6 +31,8 @@ static int set_nx(mp__redis *r, const char *key, const char *val)
 
 int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded)
 {
+    if (value > MP_SEM_VALUE_MAX)
+        return MP_EINVAL;
     mp__rsem *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return MP_ENOMEM;
@@ -39,7 +41,7 @@ int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned va
     snprintf(v, sizeof(v), "%u", value);
     snprintf(m, sizeof(m), "%lld", bounded ? (long long)value : -1LL);
     if (rc == 0) {
-        snprintf(s->max_key, sizeof(s->max_key), "%s:max", s->o->key);
+        mp__robj_part(s->o, "max", s->max_key);
         rc = set_nx(conn, s->max_key, m);
     }
     if (rc == 0)
@@ -63,15 +65,27 @@ void mp__rsem_close(mp__rsem *s)
     free(s);
 }
 
-static const char acquire_lua[] = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                                  "if v and v > 0 then redis.call('DECR', KEYS[1]) return 1 end "
-                                  "return 0";
+/* Lua: v and m, the value (absent: 0) and the bound (absent or -1:
+ * none), each 0..MP_SEM_VALUE_MAX as this library writes them; anything
+ * else answers before a key is changed. */
+#define SEM_READ                                                                                   \
+    MP__RLUA_HELPERS                                                                               \
+    "local function num(k, absent) local t = kind(k) "                                             \
+    "if t == 'none' then return absent end "                                                       \
+    "if t ~= 'string' then return nil, EPROTO end "                                                \
+    "local s = redis.call('GET', k) "                                                              \
+    "if not isnum(s, false) or dcmp(s, '-1') < 0 or dcmp(s, '2147483647') > 0 then "               \
+    "return nil, EBADMSG end return tonumber(s) end "                                              \
+    "local v, e = num(KEYS[1], 0) if not v then return e end "                                     \
+    "if v < 0 then return EBADMSG end "                                                            \
+    "local m, f = num(KEYS[2], -1) if not m then return f end "
+
+static const char acquire_lua[] =
+    SEM_READ "if v > 0 then redis.call('DECR', KEYS[1]) return 1 end return 0";
 
 static const char release_lua[] =
-    "local v = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "local m = tonumber(redis.call('GET', KEYS[2]) or '-1') "
-    "if not v or (m and m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
-    "redis.call('INCR', KEYS[1]) return 1";
+    SEM_READ "if (m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
+             "redis.call('INCR', KEYS[1]) return 1";
 
 static int script(mp__rsem *s, const char *lua, long long *result)
 {
@@ -82,7 +96,7 @@ static int script(mp__rsem *s, const char *lua, long long *result)
         return rc;
     *result = rep->integer;
     freeReplyObject(rep);
-    return 0;
+    return mp__rlua_error(*result);
 }
 
 int mp__rsem_acquire(mp__rsem *s, double timeout)

@@ -11,11 +11,15 @@
  * Lua scripts, atomic on the server; a waiter polls with a backoff from 1
  * to 32 ms, bounded by its timeout.
  *
- * Event: <prefix>event:<name> exists while the event is set; a waiter
+ * Event: <prefix>event:<name> holds "1" while the event is set; a waiter
  * polls like a lock waiter.
  *
  * Value: <prefix>value:<name> is a decimal number, so that INCRBY and
- * INCRBYFLOAT change it atomically on the server. */
+ * INCRBYFLOAT change it atomically on the server.
+ *
+ * Every script first checks that the keys hold what this library writes
+ * (MP__RLUA_HELPERS): a foreign Redis type is MP_EPROTO, a foreign text
+ * MP_EBADMSG, and nothing is changed. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +31,6 @@
 #include "redis_internal.h"
 
 #define DEFAULT_LEASE 30.0
-#define KEY_MAX       (MP__REDIS_PREFIX_MAX + 300)
 
 struct mp__rlock {
     mp__obj_head head; /* MP__MAGIC_RLOCK */
@@ -92,11 +95,6 @@ void mp__rlock_close(mp__rlock *l)
     free(l);
 }
 
-static void owner_key(const mp__rlock *l, char *buf)
-{
-    snprintf(buf, KEY_MAX, "%s:owner", l->o->key);
-}
-
 /* A token no other holder anywhere will have: 128 random bits and the
  * pid, so that a release can only undo its own acquire. */
 static void new_token(char *tok, size_t cap)
@@ -111,25 +109,39 @@ static void new_token(char *tok, size_t cap)
         snprintf(tok + n, cap - (size_t)n, "%02x", r[i]);
 }
 
+/* Lua: refuses (with the error to answer) a lock or owner key that holds
+ * no token of this library: another Redis type, or another text. A token
+ * is "<pid>-<hex>" (new_token). */
+#define LOCK_CHECK                                                                                 \
+    MP__RLUA_HELPERS                                                                               \
+    "local function bad(k) local t = kind(k) "                                                     \
+    "if t == 'none' then return false end "                                                        \
+    "if t ~= 'string' then return EPROTO end "                                                     \
+    "if not string.match(redis.call('GET', k), '^%d+%-%x+$') then return EBADMSG end "             \
+    "return false end "                                                                            \
+    "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
+
 static const char acquire_lua[] =
-    "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
-    "if redis.call('GETSET', KEYS[2], ARGV[1]) then return 1 end return 0";
+    LOCK_CHECK "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
+               "if redis.call('GETSET', KEYS[2], ARGV[1]) then return 1 end return 0";
 
 static const char release_lua[] =
-    "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
-    "if held then redis.call('DEL', KEYS[1]) end "
-    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
-    "if held then return 1 end return 0";
+    LOCK_CHECK "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
+               "if held then redis.call('DEL', KEYS[1]) end "
+               "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
+               "if held then return 1 end return 0";
 
-static const char renew_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-                                "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                           "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+                                           "return 0";
 
 /* Runs a lock script: KEYS = lock and owner keys, ARGV = token and lease
- * in ms. *result: the script's integer. */
+ * in ms. *result: the script's integer; MP_EBADMSG or MP_EPROTO when a
+ * key holds what no holder of this library wrote (nothing changed). */
 static int lock_script(mp__rlock *l, const char *lua, const char *token, long long *result)
 {
-    char okey[KEY_MAX], ms[24];
-    owner_key(l, okey);
+    char okey[MP__REDIS_KEY_MAX], ms[24];
+    mp__robj_part(l->o, "owner", okey);
     snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
     const char *argv[] = {"EVAL", lua, "2", l->o->key, okey, token, ms};
     redisReply *rep;
@@ -138,7 +150,7 @@ static int lock_script(mp__rlock *l, const char *lua, const char *token, long lo
         return rc;
     *result = rep->integer;
     freeReplyObject(rep);
-    return 0;
+    return mp__rlua_error(*result);
 }
 
 void mp__rlock_set_recursive(mp__rlock *l)
@@ -268,28 +280,47 @@ static int key_int(mp__robj *o, int argc, const char **argv, long long *out)
     return rc;
 }
 
-int mp__revent_set(mp__robj *e)
-{
-    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
-    return rc < 0 ? rc
-                  : mp__redis_cmd(e->conn, MP__RR_STATUS, NULL, 3,
-                                  (const char *[]){"SET", e->key, "1"}, NULL);
-}
+/* Lua: an event key is "1" or absent; anything else is refused before
+ * the script changes it. */
+#define EVENT_CHECK                                                                                \
+    MP__RLUA_HELPERS "local t = kind(KEYS[1]) "                                                    \
+                     "if t ~= 'none' and t ~= 'string' then return EPROTO end "                    \
+                     "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then "                \
+                     "return EBADMSG end "
 
-int mp__revent_clear(mp__robj *e)
-{
-    long long n;
-    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
-    return rc < 0 ? rc : key_int(e, 2, (const char *[]){"DEL", e->key}, &n);
-}
+static const char event_set_lua[] = EVENT_CHECK "redis.call('SET', KEYS[1], '1') return 0";
+static const char event_clear_lua[] = EVENT_CHECK "redis.call('DEL', KEYS[1]) return 0";
 
-int mp__revent_is_set(mp__robj *e)
+static int event_script(mp__robj *e, const char *lua)
 {
     long long n = 0;
     int rc = mp__robj_check(e, MP__MAGIC_REVENT);
     if (rc == 0)
-        rc = key_int(e, 2, (const char *[]){"EXISTS", e->key}, &n);
-    return rc < 0 ? rc : n > 0;
+        rc = key_int(e, 4, (const char *[]){"EVAL", lua, "1", e->key}, &n);
+    return rc < 0 ? rc : mp__rlua_error(n);
+}
+
+int mp__revent_set(mp__robj *e)
+{
+    return event_script(e, event_set_lua);
+}
+
+int mp__revent_clear(mp__robj *e)
+{
+    return event_script(e, event_clear_lua);
+}
+
+int mp__revent_is_set(mp__robj *e)
+{
+    redisReply *rep;
+    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    if (rc == 0) /* another Redis type: WRONGTYPE, MP_EPROTO */
+        rc = mp__redis_cmd(e->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", e->key}, NULL);
+    if (rc < 0)
+        return rc;
+    rc = rep->type == REDIS_REPLY_NIL ? 0 : rep->len == 1 && rep->str[0] == '1' ? 1 : MP_EBADMSG;
+    freeReplyObject(rep);
+    return rc;
 }
 
 int mp__revent_wait(mp__robj *e, double timeout)
@@ -309,28 +340,64 @@ int mp__revent_wait(mp__robj *e, double timeout)
 
 /* ---- value ---------------------------------------------------------------*/
 
+/* Lua: the value key holds nothing or a string (KEYS[1]). */
+#define VALUE_TYPE_CHECK                                                                           \
+    MP__RLUA_HELPERS "local t = kind(KEYS[1]) "                                                    \
+                     "if t ~= 'none' and t ~= 'string' then return EPROTO end "
+
+/* A set replaces a number, never a key of another Redis type. */
+static const char store_lua[] = VALUE_TYPE_CHECK "redis.call('SET', KEYS[1], ARGV[1]) return 0";
+
+int mp__rvalue_store(mp__robj *v, const char *text)
+{
+    long long r = 0;
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    if (rc == 0 && text == NULL)
+        rc = MP_EINVAL;
+    if (rc == 0)
+        rc = key_int(v, 5, (const char *[]){"EVAL", store_lua, "1", v->key, text}, &r);
+    return rc < 0 ? rc : mp__rlua_error(r);
+}
+
 int mp__rvalue_set_int64(mp__robj *v, int64_t x)
 {
     char num[24];
-    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
     snprintf(num, sizeof(num), "%lld", (long long)x);
-    return rc < 0 ? rc
-                  : mp__redis_cmd(v->conn, MP__RR_STATUS, NULL, 3,
-                                  (const char *[]){"SET", v->key, num}, NULL);
+    return mp__rvalue_store(v, num);
 }
+
+/* INCRBY of a value that holds an int64 as this library writes it (the
+ * check tells a foreign text, MP_EBADMSG, from an overflow, which Redis
+ * reports with the same kind of error). */
+static const char add_int_lua[] =
+    VALUE_TYPE_CHECK "local s = redis.call('GET', KEYS[1]) "
+                     "if s and (not isnum(s, false) or dcmp(s, '-9223372036854775808') < 0 "
+                     "or dcmp(s, '9223372036854775807') > 0) then return EBADMSG end "
+                     "redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])";
 
 int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
 {
     char num[24];
-    long long r = 0;
+    redisReply *rep;
     int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
     snprintf(num, sizeof(num), "%lld", (long long)delta);
     if (rc == 0)
-        rc = key_int(v, 3, (const char *[]){"INCRBY", v->key, num}, &r);
-    if (rc == MP_ESERVER) /* "increment or decrement would overflow" or not an integer */
-        rc = MP_EOVERFLOW;
+        rc = mp__redis_cmd(v->conn, MP__RR_ANY_VALUE, &rep, 5,
+                           (const char *[]){"EVAL", add_int_lua, "1", v->key, num}, NULL);
+    if (rc < 0) /* ESERVER: "increment or decrement would overflow" */
+        return rc == MP_ESERVER ? MP_EOVERFLOW : rc;
+    /* The sum comes back as text: Lua would round an integer reply to a
+     * double. */
+    int64_t r = 0;
+    if (rep->type == REDIS_REPLY_STRING)
+        rc = mp__redis_parse_int(rep->str, rep->len, &r);
+    else
+        rc = rep->type == REDIS_REPLY_INTEGER && mp__rlua_error(rep->integer) < 0
+                 ? mp__rlua_error(rep->integer)
+                 : MP_EBADMSG;
+    freeReplyObject(rep);
     if (rc == 0 && result)
-        *result = (int64_t)r;
+        *result = r;
     return rc;
 }
 
@@ -352,40 +419,47 @@ int mp__rvalue_text(mp__robj *v, char *buf, size_t cap)
     return rc;
 }
 
-int mp__rvalue_get_int64(mp__robj *v, int64_t *out)
+/* Decodes the stored text as a number of the kind tag ('i' or 'd'): a
+ * number of the other kind is MP_EPROTO, no number MP_EBADMSG. */
+static int value_as(mp__robj *v, char tag, void *out)
 {
     char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
     int rc = mp__rvalue_text(v, buf, sizeof(buf));
     if (rc < 0)
         return rc;
-    /* The stored text is untrusted: decode it as a tagged int64. */
-    snprintf(tagged, sizeof(tagged), "i%s", buf);
+    size_t n = strlen(buf);
+    if (!mp__redis_num_ok(buf, n, true))
+        return MP_EBADMSG;
+    if (tag == 'i' && !mp__redis_num_ok(buf, n, false))
+        return MP_EPROTO; /* "0.75" is no int64 */
+    snprintf(tagged, sizeof(tagged), "%c%s", tag, buf);
     mp_item it;
-    rc = mp__redis_decode(tagged, strlen(tagged), &it, out);
-    return rc < 0 ? MP_EPROTO : 0;
+    return mp__redis_decode(tagged, n + 1, &it, out) < 0 ? MP_EBADMSG : 0;
+}
+
+int mp__rvalue_get_int64(mp__robj *v, int64_t *out)
+{
+    return value_as(v, 'i', out);
 }
 
 int mp__rvalue_set_double(mp__robj *v, double x)
 {
     char num[MP__REDIS_NUM_MAX];
-    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
     snprintf(num, sizeof(num), "%.17g", x);
-    return rc < 0 ? rc
-                  : mp__redis_cmd(v->conn, MP__RR_STATUS, NULL, 3,
-                                  (const char *[]){"SET", v->key, num}, NULL);
+    return mp__rvalue_store(v, num);
 }
 
 int mp__rvalue_get_double(mp__robj *v, double *out)
 {
-    char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
-    int rc = mp__rvalue_text(v, buf, sizeof(buf));
-    if (rc < 0)
-        return rc;
-    snprintf(tagged, sizeof(tagged), "d%s", buf);
-    mp_item it;
-    rc = mp__redis_decode(tagged, strlen(tagged), &it, out);
-    return rc < 0 ? MP_EPROTO : 0;
+    return value_as(v, 'd', out);
 }
+
+/* INCRBYFLOAT of a value that holds a number as this library writes it
+ * (Redis itself would also take hex floats). */
+static const char add_float_lua[] =
+    VALUE_TYPE_CHECK "local s = redis.call('GET', KEYS[1]) "
+                     "if s and not isnum(s, true) then return EBADMSG end "
+                     "return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])";
 
 int mp__rvalue_add_double(mp__robj *v, double delta, double *result)
 {
@@ -394,12 +468,18 @@ int mp__rvalue_add_double(mp__robj *v, double delta, double *result)
     snprintf(num, sizeof(num), "%.17g", delta);
     redisReply *rep;
     if (rc == 0)
-        rc = mp__redis_cmd(v->conn, MP__RR_STR, &rep, 3,
-                           (const char *[]){"INCRBYFLOAT", v->key, num}, NULL);
-    if (rc < 0)
-        return rc == MP_ESERVER ? MP_EPROTO : rc;
+        rc = mp__redis_cmd(v->conn, MP__RR_ANY_VALUE, &rep, 5,
+                           (const char *[]){"EVAL", add_float_lua, "1", v->key, num}, NULL);
+    if (rc < 0) /* ESERVER: the sum is no finite double */
+        return rc == MP_ESERVER ? MP_ERANGE : rc;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        rc = mp__rlua_error(rep->integer);
+        freeReplyObject(rep);
+        return rc < 0 ? rc : MP_EBADMSG;
+    }
     char tagged[MP__REDIS_NUM_MAX + 1];
-    if (rep->len >= sizeof(tagged) - 1 || memchr(rep->str, '\0', rep->len)) {
+    if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(tagged) - 1 ||
+        memchr(rep->str, '\0', rep->len)) {
         freeReplyObject(rep);
         return MP_EBADMSG;
     }

@@ -395,9 +395,14 @@ static int redis_get_item(void *h, bool array, size_t i, uint64_t *item, const t
         return rc;
     char *end;
     errno = 0;
-    if ((*t)->kind == KIND_FLOAT)
-        rc = set_double(item, *t, strtod(text, &end));
-    else if ((*t)->kind == KIND_SIGNED)
+    if ((*t)->kind == KIND_FLOAT) {
+        /* ERANGE with a finite result is an underflow: a subnormal number,
+         * which %.17g writes and which reads back exactly. */
+        double d = strtod(text, &end);
+        if (errno == ERANGE && !isinf(d))
+            errno = 0;
+        rc = set_double(item, *t, d);
+    } else if ((*t)->kind == KIND_SIGNED)
         rc = set_i64(item, *t, strtoll(text, &end, 10));
     else
         rc = text[0] == '-' ? MP_ERANGE : set_u64(item, *t, strtoull(text, &end, 10));

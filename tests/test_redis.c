@@ -298,6 +298,187 @@ Test(redis, malformed_stored_values_are_refused)
     mp_manager_close(m);
 }
 
+Test(redis, malformed_numbers_in_a_dict_are_refused)
+{
+    server_up();
+    mp_manager *m;
+    mp_dict *d;
+    mp_assert_ok(mp_manager_open(&m, url_with("%s?prefix=t:", srv.url)));
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    mp__redis_url u;
+    mp__redis *r;
+    mp_assert_ok(mp__redis_url_parse(&u, srv.url));
+    mp_assert_ok(mp__redis_open(&r, &u));
+    static const char *const bad[] = {"d0x1p3",
+                                      "d  5",
+                                      "dnan(0x1)",
+                                      "d+5",
+                                      "d1e999",
+                                      "d.5",
+                                      "d5.",
+                                      "dinfinity",
+                                      "d1E5",
+                                      "d",
+                                      "i05",
+                                      "i-0",
+                                      "i+5",
+                                      "i 5",
+                                      "i5 ",
+                                      "i0x10",
+                                      "i99999999999999999999"};
+    for (size_t i = 0; i < MP__ARRAY_LEN(bad); i++) {
+        mp_assert_ok(mp__redis_cmd(r, MP__RR_INT, NULL, 4,
+                                   (const char *[]){"HSET", "t:dict:d", "k", bad[i]}, NULL));
+        double x;
+        int64_t v;
+        int rc = bad[i][0] == 'd' ? mp_dict_get_double(d, "k", &x) : mp_dict_get_int64(d, "k", &v);
+        cr_assert(rc == MP_EBADMSG, "'%s' read as %s", bad[i], mp_err_name(rc));
+        rc = mp_dict_add_int64(d, "k", 1, &v);
+        cr_assert(rc == MP_EBADMSG, "add over '%s' gave %s", bad[i], mp_err_name(rc));
+        redisReply *rep;
+        mp_assert_ok(
+            mp__redis_cmd(r, MP__RR_STR, &rep, 3, (const char *[]){"HGET", "t:dict:d", "k"}, NULL));
+        cr_assert_str_eq(rep->str, bad[i]);
+        freeReplyObject(rep);
+    }
+    /* Well-formed values of another type: MP_EPROTO, still unchanged. */
+    mp_assert_ok(mp_dict_set_double(d, "k", 2.5));
+    mp_assert_rc(mp_dict_add_int64(d, "k", 1, NULL), MP_EPROTO);
+    double x;
+    mp_assert_ok(mp_dict_get_double(d, "k", &x));
+    cr_assert_eq(x, 2.5);
+    mp__redis_unref(r);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+}
+
+Test(redis, add_int64_is_exact_at_the_ends_of_int64)
+{
+    server_up();
+    mp_manager *m;
+    mp_dict *d;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    int64_t v;
+    mp_assert_ok(mp_dict_add_int64(d, "n", INT64_MAX, &v));
+    cr_assert_eq(v, INT64_MAX);
+    mp_assert_rc(mp_dict_add_int64(d, "n", 1, &v), MP_EOVERFLOW);
+    mp_assert_ok(mp_dict_add_int64(d, "n", -1, &v));
+    cr_assert_eq(v, INT64_MAX - 1);
+    mp_assert_ok(mp_dict_add_int64(d, "n", INT64_MIN, &v));
+    cr_assert_eq(v, -2);
+    mp_assert_ok(mp_dict_add_int64(d, "n", INT64_MIN + 2, &v));
+    cr_assert_eq(v, INT64_MIN);
+    mp_assert_rc(mp_dict_add_int64(d, "n", -1, &v), MP_EOVERFLOW);
+    mp_assert_ok(mp_dict_get_int64(d, "n", &v));
+    cr_assert_eq(v, INT64_MIN);
+    static const int64_t steps[] = {
+        999999999, 1000000000, -1000000001, 123456789012345678, -987654321098765432, 1, -1, 0};
+    int64_t want = 0;
+    mp_assert_ok(mp_dict_set_int64(d, "n", 0));
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < MP__ARRAY_LEN(steps); i++) {
+            want += steps[i];
+            mp_assert_ok(mp_dict_add_int64(d, "n", steps[i], &v));
+            cr_assert_eq(v, want);
+        }
+    mp_assert_ok(mp_dict_get_int64(d, "n", &v));
+    cr_assert_eq(v, want);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+}
+
+static int add_5000(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    mp_manager *m;
+    mp_dict *d;
+    if (mp_manager_open(&m, child_url) < 0 || mp_manager_dict(m, "counter", &d) < 0)
+        return 1;
+    int failed = 0;
+    for (int i = 0; i < 5000; i++)
+        if (mp_dict_add_int64(d, "n", 1, NULL) < 0)
+            failed++;
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+    return failed ? 2 : 0;
+}
+
+Test(redis, add_int64_never_fails_under_contention)
+{
+    server_up();
+    child_url = srv.url;
+    run_children(add_5000, 3);
+    mp_manager *m;
+    mp_dict *d;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_assert_rc(mp_manager_dict(m, "counter", &d), 0);
+    int64_t n;
+    mp_assert_ok(mp_dict_get_int64(d, "n", &n));
+    cr_assert_eq(n, 15000);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+}
+
+/* Writes other keys of the dict without a pause until "stop" appears. */
+static int write_other_keys(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    mp_manager *m;
+    mp_dict *d;
+    if (mp_manager_open(&m, child_url) < 0 || mp_manager_dict(m, "counter", &d) < 0)
+        return 1;
+    double end = mp_test_now() + 60; /* hang guard */
+    int rc = 0;
+    for (int64_t i = 0; rc == 0 && mp_test_now() < end; i++) {
+        rc = mp_dict_set_int64(d, "other", i);
+        if (rc == 0 && i % 16 == 0 && mp_dict_contains(d, "stop", 4) == 1)
+            break;
+    }
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+    return rc < 0 ? 2 : 0;
+}
+
+/* An optimistic add (WATCH on the whole hash) loses every race against a
+ * client that writes other keys of the same dict; the server-side add
+ * does not race at all. */
+Test(redis, add_int64_is_not_starved_by_writers_of_other_keys)
+{
+    server_up();
+    child_url = srv.url;
+    mp_manager *m;
+    mp_dict *d;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_assert_rc(mp_manager_dict(m, "counter", &d), 1);
+    mp_process *p;
+    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = write_other_keys}));
+    mp_assert_ok(mp_process_start(p));
+    /* Wait until the writer runs, so that every add below meets it. */
+    while (mp_dict_contains(d, "other", 5) != 1)
+        usleep(1000);
+    int failed = 0, first = 0;
+    for (int i = 0; i < 2000; i++) {
+        int rc = mp_dict_add_int64(d, "n", 1, NULL);
+        if (rc < 0 && failed++ == 0)
+            first = rc;
+    }
+    mp_assert_ok(mp_dict_set_int64(d, "stop", 1));
+    int code = -1;
+    mp_assert_ok(mp_process_join(p, 60));
+    mp_assert_ok(mp_process_exitcode(p, &code));
+    mp_process_destroy(p);
+    cr_assert_eq(code, 0, "writer exit code %d", code);
+    cr_assert_eq(failed, 0, "%d adds failed, the first with %s", failed, mp_err_name(first));
+    int64_t n;
+    mp_assert_ok(mp_dict_get_int64(d, "n", &n));
+    cr_assert_eq(n, 2000);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+}
+
 Test(redis, acl_users_authenticate)
 {
     server_up();

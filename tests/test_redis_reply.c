@@ -175,12 +175,35 @@ Test(redis_reply, values_round_trip_and_bad_ones_are_refused)
         free(heap);
     }
     static const char *const bad[] = {
-        "", "x12", "i", "i12a", "i 12", "i+1", "i99999999999999999999", "d", "d1.5x", "d 1"};
+        "",       "x12",      "i",         "i12a",  "i 12",      "i+1",   "i99999999999999999999",
+        "i05",    "i-0",      "i-",        "i0x10", "d",         "d1.5x", "d 1",
+        "d0x1p3", "d  5",     "dnan(0x1)", "d+5",   "d1e999",    "d.5",   "d5.",
+        "d1e",    "d1e5",     "d1E+5",     "d05",   "dinfinity", "dNaN",  "d--1",
+        "d-",     "d5.0e+5x", "d\t5"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         mp_item out;
         int64_t buf;
         int rc = mp__redis_decode(bad[k], strlen(bad[k]), &out, &buf);
         cr_assert(rc == MP_EBADMSG, "'%s' gave %s", bad[k], mp_err_name(rc));
+    }
+    /* What %.17g and INCRBYFLOAT write reads back. */
+    static const char *const good[] = {"d5",
+                                       "d-0",
+                                       "d0.75",
+                                       "d1e+300",
+                                       "d-inf",
+                                       "dnan",
+                                       "d-nan",
+                                       "d2.5e-05",
+                                       "d4.9406564584124654e-324",
+                                       "i0",
+                                       "i-9223372036854775808",
+                                       "i9223372036854775807"};
+    for (size_t k = 0; k < sizeof(good) / sizeof(good[0]); k++) {
+        mp_item out;
+        int64_t buf;
+        int rc = mp__redis_decode(good[k], strlen(good[k]), &out, &buf);
+        cr_assert(rc == 0, "'%s' gave %s", good[k], mp_err_name(rc));
     }
 }
 

@@ -44,8 +44,11 @@
  * Redis: a dict obtained from a Redis manager (multiproc/manager.h) takes
  * the same calls. Each operation is atomic on the server; snapshots are in
  * Redis's order, not insertion order; mp_dict_update_with's function may
- * run more than once (optimistic retry, the last run decides); every call
- * may also return the connection errors listed in manager.h.
+ * run more than once (optimistic retry, the last run decides; after 10
+ * seconds of races lost to other clients writing the same dict it gives
+ * up with MP_EAGAIN, nothing changed); mp_dict_add_int64 runs on the
+ * server and never fails for contention; every call may also return the
+ * connection errors listed in manager.h.
  */
 #ifndef MULTIPROC_DICT_H
 #define MULTIPROC_DICT_H
@@ -172,7 +175,9 @@ MP_API int mp_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_d
 /* mp_dict_add_int64 — atomically add delta to an int64 value (absent: 0)
  * and optionally return the result (Python's d[k] = d.get(k, 0) + delta,
  * made atomic). MP_EPROTO when the stored value is not an int64,
- * MP_EOVERFLOW when the sum overflows (nothing changes). */
+ * MP_EOVERFLOW when the sum overflows (nothing changes). On Redis: one
+ * script on the server, never MP_EAGAIN; MP_EBADMSG when the stored value
+ * is no value this library wrote (nothing changes). */
 MP_API int mp_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result);
 
 /* ---- reading --------------------------------------------------------------

@@ -77,11 +77,15 @@
  * reply could still come), MP_ECONNRESET
  * (connection lost; the operation may or may not have been applied),
  * MP_ECONNREFUSED (reconnect found no server), MP_EAUTH, MP_EBADMSG (a
- * malformed reply or a stored value this library did not write),
- * MP_EPROTO (the key holds another Redis type) or MP_ESERVER (any other
- * server error). What is atomic, and how the Redis semantics differ
- * (snapshot order, update functions that may run more than once), is
- * under "Redis backend" in docs/design.md.
+ * malformed reply or a stored value this library did not write, such as
+ * a number in another form than the library writes: nothing is changed),
+ * MP_EPROTO (the key holds another Redis type: nothing is changed) or
+ * MP_ESERVER (any other server error). Names may hold any byte but NUL:
+ * in keys, '%' and ':' of a name are escaped, so that no name of any type
+ * reaches another object's keys (docs/design.md, "Key layout"). What is
+ * atomic, and how the Redis semantics differ (snapshot order, update
+ * functions that may run more than once), is under "Redis backend" in
+ * docs/design.md.
  *
  * Types on Redis: dict, list, namespace, queue, lock, rlock, sem, event,
  * value and array; cond and barrier are MP_ENOSYS (their accessors). How
