@@ -400,6 +400,11 @@ double mp__redis_lease(const mp__redis *r)
     return r->url.lease;
 }
 
+double mp__redis_timeout(const mp__redis *r)
+{
+    return r->url.timeout;
+}
+
 /* Locks and connects before dl, which then bounds the calls up to end. */
 static int begin_at(mp__redis *r, const mp__deadline *dl)
 {

@@ -4,7 +4,7 @@
  * tagged int64), except mp_dict_update_with, which runs the caller's C
  * function between a read and a write: an optimistic WATCH/MULTI/EXEC
  * loop that calls the function again when another client changed the hash
- * in between, for up to MP__REDIS_RETRY_S seconds. */
+ * in between, until the URL's timeout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,7 +246,7 @@ int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_u
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
-    mp__deadline_init(&dl, MP__REDIS_RETRY_S);
+    mp__deadline_init(&dl, mp__redis_timeout(o->conn));
     do {
         rc = mp__redis_begin(o->conn);
         if (rc < 0)

@@ -179,9 +179,6 @@ static inline int mp__rlua_error(long long answer)
  * so that the clients that collide spread out), or returns MP_EAGAIN once
  * dl has passed. (redis_objects.c) */
 int mp__redis_retry(const mp__deadline *dl, unsigned *lost);
-/* How long an optimistic update keeps retrying (mp_dict_update_with,
- * mp_list_sort on Redis). */
-#define MP__REDIS_RETRY_S 10.0
 
 /* ---- connection --------------------------------------------------------- */
 
@@ -197,6 +194,10 @@ void mp__redis_unref(mp__redis *r);
 const char *mp__redis_prefix(const mp__redis *r);
 /* The lease of the locks opened through this connection (URL option). */
 double mp__redis_lease(const mp__redis *r);
+/* The URL's timeout: also how long an optimistic update that keeps losing
+ * races retries (mp_dict_update_with, mp_list_sort), since those calls
+ * have no timeout of their own. */
+double mp__redis_timeout(const mp__redis *r);
 
 /* One command, argv[0..argc) with lengths, whose reply must be of kind.
  * On success *reply is the checked reply (freeReplyObject) — NULL may be

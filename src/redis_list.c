@@ -3,7 +3,7 @@
  * command; insert and pop at an inner index are Lua scripts, atomic on the
  * server; sort reads, sorts here with the caller's comparator and writes
  * back in a WATCH/MULTI/EXEC loop (retried when another client changed
- * the list meanwhile, for up to MP__REDIS_RETRY_S seconds). */
+ * the list meanwhile, until the URL's timeout). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,7 +383,7 @@ int mp__rlist_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
     sort_ctx ctx = {cmp, user};
     if (rc < 0)
         return rc;
-    mp__deadline_init(&dl, MP__REDIS_RETRY_S);
+    mp__deadline_init(&dl, mp__redis_timeout(o->conn));
     do {
         rc = mp__redis_begin(o->conn);
         if (rc < 0)

@@ -44,9 +44,9 @@
  * Redis: a dict obtained from a Redis manager (multiproc/manager.h) takes
  * the same calls. Each operation is atomic on the server; snapshots are in
  * Redis's order, not insertion order; mp_dict_update_with's function may
- * run more than once (optimistic retry, the last run decides; after 10
- * seconds of races lost to other clients writing the same dict it gives
- * up with MP_EAGAIN, nothing changed); mp_dict_add_int64 runs on the
+ * run more than once (optimistic retry, the last run decides; once the
+ * URL's timeout= has passed in races lost to other clients writing the
+ * same dict it gives up with MP_EAGAIN, nothing changed); mp_dict_add_int64 runs on the
  * server and never fails for contention; every call may also return the
  * connection errors listed in manager.h.
  */
