@@ -214,17 +214,14 @@ static void deliver_item(mp__rasync *a, uint64_t idx, int code, int32_t tc,
     if (code == 0 && tc != 0) {
         e.code = MP_ETASKFAILED;
         e.task_code = tc;
+    } else if (code == 0 && (a->is_map ? len > a->out_size : len > a->out_cap)) {
+        /* A result that cannot be delivered fails its task, as locally. */
+        e.code = MP_EMSGSIZE;
     } else if (code == 0 && !a->is_map) {
-        if (len > a->out_cap) {
-            a->res_rc = MP_EMSGSIZE;
-            len = a->out_cap;
-        }
         if (len)
             memcpy(a->res, data, len);
         a->res_len = len;
         return;
-    } else if (code == 0 && len > a->out_size) {
-        e.code = MP_EBADMSG; /* more than the worker was allowed to write */
     } else if (code == 0) {
         if (a->out && len)
             memcpy(a->out + idx * a->out_size, data, len);

@@ -42,6 +42,10 @@ int mp__rptask_parse(const char *const *f, const size_t *lens, size_t nf, mp__rp
  * value) and output length (u32) and bytes. Big-endian. */
 #define MP__RPR_HEAD 20
 #define MP__RPR_ITEM 8
+/* An item's length that says its task claimed a longer result than it was
+ * allowed (*out_len above out_cap): the item has no payload and fails with
+ * MP_EMSGSIZE, as in a local pool. mp__rpr_next gives SIZE_MAX for it. */
+#define MP__RPR_OVERSIZE UINT32_MAX
 typedef struct mp__rpr {
     uint64_t id;
     int32_t code;
@@ -107,7 +111,6 @@ struct mp__rasync {
     /* apply */
     unsigned char *res;
     size_t res_len, out_cap;
-    int res_rc;
     /* map */
     char *out;
     size_t out_size, n;

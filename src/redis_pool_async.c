@@ -285,8 +285,8 @@ int mp__rasync_get(mp_async *pa, void *out, size_t out_cap, size_t *out_len, dou
         return a->rc;
     if (a->is_map)
         return 0;
-    if (a->res_rc != 0 || a->res_len > out_cap)
-        return MP_EMSGSIZE;
+    if (a->res_len > out_cap)
+        return MP_EMSGSIZE; /* a smaller buffer than the one submitted */
     if (a->res_len)
         memcpy(out, a->res, a->res_len);
     if (out_len)

@@ -52,7 +52,9 @@ int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out)
     for (uint32_t i = 0; i < r.n; i++) {
         if ((size_t)(r.end - q) < MP__RPR_ITEM)
             return MP_EBADMSG;
-        size_t ilen = get32(q + 4);
+        uint32_t ilen = get32(q + 4);
+        if (ilen == MP__RPR_OVERSIZE)
+            ilen = 0;
         q += MP__RPR_ITEM;
         if ((size_t)(r.end - q) < ilen)
             return MP_EBADMSG;
@@ -68,10 +70,11 @@ int mp__rpr_next(mp__rpr *r, int32_t *code, const unsigned char **data, size_t *
 {
     if (r->p >= r->end)
         return MP_ERANGE;
+    uint32_t ilen = get32(r->p + 4);
     *code = (int32_t)get32(r->p);
-    *len = get32(r->p + 4);
+    *len = ilen == MP__RPR_OVERSIZE ? SIZE_MAX : ilen;
     *data = r->p + MP__RPR_ITEM;
-    r->p += MP__RPR_ITEM + *len;
+    r->p += MP__RPR_ITEM + (ilen == MP__RPR_OVERSIZE ? 0 : ilen);
     return 0;
 }
 

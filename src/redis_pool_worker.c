@@ -145,9 +145,10 @@ static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigne
     for (size_t i = 0; i < n; i++) {
         size_t olen = cap;
         int code = fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, w->o->ctx);
-        if (code != 0 || olen > cap)
+        bool oversize = code == 0 && olen > cap;
+        if (code != 0 || oversize)
             olen = 0;
-        mp__rpr_put_item(r + off, code, (uint32_t)olen);
+        mp__rpr_put_item(r + off, code, oversize ? MP__RPR_OVERSIZE : (uint32_t)olen);
         memcpy(r + off + MP__RPR_ITEM, out, olen);
         off += MP__RPR_ITEM + olen;
     }

@@ -123,6 +123,15 @@ static int sleep_ms(const void *in, size_t in_len, void *out, size_t out_cap, si
     return 0;
 }
 
+/* Claims one byte more than it may write: its result cannot be delivered. */
+static int claim_too_much(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                          void *ctx)
+{
+    (void)in, (void)in_len, (void)out, (void)ctx;
+    *out_len = out_cap + 1;
+    return 0;
+}
+
 static int suicide(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                    void *ctx)
 {
@@ -137,6 +146,7 @@ static void register_tasks(void)
     mp_assert_ok(mp_task_register("fail_odd", fail_odd));
     mp_assert_ok(mp_task_register("slow_once", slow_once));
     mp_assert_ok(mp_task_register("suicide", suicide));
+    mp_assert_ok(mp_task_register("claim_too_much", claim_too_much));
     mp_assert_ok(mp_task_register("sleep_ms", sleep_ms));
     mp_assert_ok(mp_task_register("stall_once", stall_once));
     mp_assert_ok(mp_task_register("logged_slow", logged_slow));
@@ -438,6 +448,49 @@ static int late(const void *in, size_t in_len, void *out, size_t out_cap, size_t
                 void *ctx)
 {
     return square(in, in_len, out, out_cap, out_len, ctx);
+}
+
+Test(rpool, a_result_larger_than_allowed_fails_its_task)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w = start_worker(srv.url, NULL);
+    mp_pool *p = make_pool(m);
+    mp_async *a;
+    mp_task_error e;
+    char buf[64];
+    int calls[2] = {0, 0};
+    mp_assert_ok(
+        mp_pool_apply_async(p, claim_too_much, NULL, NULL, 0, 8, on_ok, on_err, calls, &a));
+    mp_assert_rc(mp_async_get(a, buf, sizeof buf, NULL, 30), MP_EMSGSIZE);
+    cr_assert(calls[0] == 0 && calls[1] == 1, "callbacks: %d ok, %d failed", calls[0], calls[1]);
+    cr_assert_eq(mp_async_successful(a), 1);
+    mp_assert_ok(mp_async_error(a, 0, &e));
+    cr_assert_eq(e.code, MP_EMSGSIZE);
+    mp_async_destroy(a);
+    int64_t in[6] = {0}, out[6];
+    mp_task_error errs[6];
+    size_t nerr = 0;
+    mp_assert_rc(mp_pool_map(p,
+                             &(mp_map_spec){.fn = claim_too_much,
+                                            .in = in,
+                                            .n = 6,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 4,
+                                            .errors = errs,
+                                            .errors_cap = 6,
+                                            .n_errors = &nerr},
+                             30),
+                 MP_EMSGSIZE);
+    cr_assert_eq(nerr, 6);
+    for (size_t i = 0; i < nerr; i++)
+        cr_assert_eq(errs[i].code, MP_EMSGSIZE);
+    mp_pool_destroy(p);
+    stop_workers(m, &w, 1);
+    mp_manager_close(m);
 }
 
 Test(rpool, unknown_function_fails_the_task_not_the_worker)
