@@ -53,6 +53,8 @@ int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out)
         if ((size_t)(r.end - q) < MP__RPR_ITEM)
             return MP_EBADMSG;
         uint32_t ilen = get32(q + 4);
+        if (ilen == MP__RPR_OVERSIZE && get32(q) != 0)
+            return MP_EBADMSG; /* only a task that succeeded claims a result */
         if (ilen == MP__RPR_OVERSIZE)
             ilen = 0;
         q += MP__RPR_ITEM;

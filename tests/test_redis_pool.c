@@ -885,7 +885,16 @@ Test(rpool, codec_result_records_are_checked_before_use)
     mp_assert_rc(mp__rpr_decode(buf, 39, &r), MP_EBADMSG);
     /* An item length past the end (even a huge one). */
     mp__rpr_put_head(buf, 1, 0, 1);
-    mp__rpr_put_item(buf + 20, 0, 0xffffffffu);
+    mp__rpr_put_item(buf + 20, 0, 0xfffffffeu);
+    mp_assert_rc(mp__rpr_decode(buf, 28, &r), MP_EBADMSG);
+    /* The oversize mark: no payload, a length no buffer holds; only for a
+     * task that returned 0. */
+    mp__rpr_put_item(buf + 20, 0, MP__RPR_OVERSIZE);
+    mp_assert_ok(mp__rpr_decode(buf, 28, &r));
+    mp_assert_ok(mp__rpr_next(&r, &code, &d, &len));
+    cr_assert(code == 0 && len == SIZE_MAX);
+    mp_assert_rc(mp__rpr_decode(buf, 29, &r), MP_EBADMSG);
+    mp__rpr_put_item(buf + 20, 5, MP__RPR_OVERSIZE);
     mp_assert_rc(mp__rpr_decode(buf, 28, &r), MP_EBADMSG);
     /* A whole-task failure carries no items; a positive code is not ours. */
     mp__rpr_put_head(buf, 1, MP_EWORKERLOST, 0);
