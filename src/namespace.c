@@ -15,7 +15,7 @@ static int ns_check(const mp_namespace *ns)
 #ifdef MP_HAVE_REDIS
     /* A namespace of another backend is a process-local wrapper around a
      * dict handle of that backend (mp__namespace_wrap). */
-    if (ns != NULL && ns->head.backend == MP__BACKEND_REDIS)
+    if (mp__obj_is_redis(ns))
         return ns->head.magic == MP__MAGIC_NAMESPACE ? 0 : MP_EINVAL;
 #endif
     return mp__obj_check(ns, sizeof(*ns), MP__MAGIC_NAMESPACE) ? 0 : MP_EINVAL;

@@ -431,8 +431,7 @@ static int redis_put_item(void *h, bool array, size_t i, const typeinfo *t, cons
         int rc_ = (x) == NULL ? MP_EINVAL : redis_get_item(h, array, i, &item_, &t_);              \
         return rc_ < 0 ? rc_ : impl(&item_, t_, x);                                                \
     } while (0)
-#define IS_REDIS(v)                                                                                \
-    ((v) != NULL && ((const mp__obj_head *)(const void *)(v))->backend == MP__BACKEND_REDIS)
+#define IS_REDIS(v) mp__obj_is_redis(v)
 #else
 #define REDIS_SET(h, array, i, impl, x) ((void)0)
 #define REDIS_GET(h, array, i, impl, x) ((void)0)
