@@ -113,7 +113,7 @@ static uint64_t bad_frees(void)
     return st.bad_frees;
 }
 
-Test(heap, double_free_of_a_small_block_is_refused, .timeout = 30)
+Test(heap, double_free_of_a_small_block_is_refused)
 {
     mp_assert_ok(mp_init(NULL));
     uint64_t before = bad_frees();
@@ -133,7 +133,7 @@ Test(heap, double_free_of_a_small_block_is_refused, .timeout = 30)
     cr_assert_eq(mp_heap_check(), (int)(before + 1));
 }
 
-Test(heap, double_free_of_a_large_block_is_refused, .timeout = 30)
+Test(heap, double_free_of_a_large_block_is_refused)
 {
     mp_assert_ok(mp_init(NULL));
     uint64_t before = bad_frees();
@@ -150,7 +150,7 @@ Test(heap, double_free_of_a_large_block_is_refused, .timeout = 30)
     mp_free(b);
 }
 
-Test(heap, free_of_a_pointer_that_is_no_block_start_is_refused, .timeout = 30)
+Test(heap, free_of_a_pointer_that_is_no_block_start_is_refused)
 {
     mp_assert_ok(mp_init(NULL));
     uint64_t before = bad_frees();
@@ -207,7 +207,7 @@ static void *free_all(void *arg)
     return NULL;
 }
 
-Test(heap, racing_double_frees_free_each_block_once, .timeout = 60)
+Test(heap, racing_double_frees_free_each_block_once)
 {
     mp_assert_ok(mp_init(NULL));
     uint64_t before = bad_frees();
@@ -251,7 +251,7 @@ static int child_frees_again(const void *arg, size_t len)
     return after.bad_frees == st.bad_frees + 1 ? 0 : 2;
 }
 
-Test(heap, a_double_free_by_another_process_is_refused, .timeout = 60)
+Test(heap, a_double_free_by_another_process_is_refused)
 {
     mp_assert_ok(mp_init(NULL));
     uint64_t before = bad_frees();

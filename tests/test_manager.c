@@ -355,7 +355,7 @@ Test(namespace, names_must_be_identifiers)
 /* CPython: repr(Namespace(_hidden=1, shown='x', a=1, a1=2, A=3, b_=4, b=5))
  * is "Namespace(A=3, a1=2, a=1, b=5, b_=4, shown='x')": names starting with
  * '_' are left out, the "name=value" strings are sorted. */
-Test(namespace, repr_leaves_out_underscore_names_like_cpython, .timeout = 10)
+Test(namespace, repr_leaves_out_underscore_names_like_cpython)
 {
     mp_namespace *ns;
     mp_assert_ok(mp_namespace_create(&ns, NULL));

@@ -118,7 +118,7 @@ Test(lock, bad_input)
 
 /* sync.h: a pointer that is no lock (unmapped, misaligned, outside the
  * heap) is MP_EINVAL, never a crash. */
-Test(lock, wild_pointers_are_einval, .timeout = 30)
+Test(lock, wild_pointers_are_einval)
 {
     unsigned char stack[64];
     mp_test_wild w;
@@ -325,7 +325,7 @@ Test(rlock, recursion_counts_and_ownership)
     mp_rlock_destroy(r);
 }
 
-Test(rlock, wild_pointers_are_einval, .timeout = 30)
+Test(rlock, wild_pointers_are_einval)
 {
     unsigned char stack[64];
     mp_test_wild w;
@@ -417,7 +417,7 @@ static int sem_take_then_give(const void *arg, size_t len)
     return mp_sem_release(s[1]) == 0 ? 0 : 2;
 }
 
-Test(sem, wild_pointers_are_einval, .timeout = 30)
+Test(sem, wild_pointers_are_einval)
 {
     unsigned char stack[64];
     mp_test_wild w;
@@ -523,7 +523,7 @@ static int cond_read(cond_state *st, int *field)
     return v;
 }
 
-Test(cond, wild_pointers_are_einval, .timeout = 30)
+Test(cond, wild_pointers_are_einval)
 {
     unsigned char stack[64];
     mp_test_wild w;
@@ -683,7 +683,7 @@ static int event_wait_child(const void *arg, size_t len)
     return mp_event_wait(e[0], 20) == 0 ? 0 : 1;
 }
 
-Test(event, wild_pointers_are_einval, .timeout = 30)
+Test(event, wild_pointers_are_einval)
 {
     unsigned char stack[64];
     mp_test_wild w;
@@ -863,7 +863,7 @@ static int barrier_party(const void *arg, size_t len)
     return rc >= 0 ? rc : 100;
 }
 
-Test(barrier, wild_pointers_are_einval, .timeout = 30)
+Test(barrier, wild_pointers_are_einval)
 {
     unsigned char stack[64];
     mp_test_wild w;
