@@ -108,9 +108,7 @@ int mp_dict_update(mp_dict *dst, const mp_dict *src)
 {
     /* Through the public calls, so that src and dst may be of either
      * backend. */
-    int rc = dst != NULL && ((const mp__obj_head *)(const void *)dst)->backend != MP__BACKEND_LOCAL
-                 ? 0
-                 : mp__dict_check(dst);
+    int rc = mp__obj_is_redis(dst) ? 0 : mp__dict_check(dst);
     if (rc < 0)
         return rc;
     mp_snapshot *s = NULL;

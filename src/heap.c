@@ -2,11 +2,14 @@
  * public API over the allocator (heap_alloc.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "heap_internal.h"
@@ -86,6 +89,39 @@ static int mp__env_size(size_t *out)
     return 0;
 }
 
+_Atomic uintptr_t mp__heap_lo, mp__heap_hi;
+
+/* Publishes the mapped heap h: its block area first (mp__heap_contains),
+ * then the heap itself. */
+static void mp__heap_publish(mp__hhdr *h)
+{
+    atomic_store_explicit(&mp__heap_hi, (uintptr_t)h + h->size, memory_order_relaxed);
+    atomic_store_explicit(&mp__heap_lo, (uintptr_t)h + h->spans_off, memory_order_release);
+    atomic_store_explicit(&mp__heap, h, memory_order_release);
+}
+
+/* A private futex wait that cannot sleep (zero timeout) reads the word
+ * through the kernel's user-copy, which reports a fault as EFAULT instead
+ * of a signal; any other outcome (the word differed, or matched and the
+ * zero wait timed out) means it was read. */
+static bool mp__word_readable(const void *p)
+{
+    struct timespec zero = {0, 0};
+    long rc;
+    do
+        rc = syscall(SYS_futex, p, FUTEX_WAIT_PRIVATE, 0u, &zero, NULL, 0);
+    while (rc < 0 && errno == EINTR);
+    return rc == 0 || errno != EFAULT;
+}
+
+bool mp__mem_readable(const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (p == NULL || len == 0 || (a & 3u) != 0)
+        return false;
+    return mp__word_readable(p) && mp__word_readable((const void *)((a + len - 1) & ~(uintptr_t)3));
+}
+
 static int mp__heap_format(mp__hhdr *h, size_t size)
 {
     uint64_t max_spans = size >> MP__SPAN_SHIFT;
@@ -136,7 +172,7 @@ static int mp__heap_map(size_t size)
         goto fail;
     }
     mp__heap_fd = fd;
-    atomic_store_explicit(&mp__heap, (mp__hhdr *)p, memory_order_release);
+    mp__heap_publish(p);
     mp__debug("heap: %zu bytes at %p", size, p);
     return 0;
 fail:
@@ -222,7 +258,7 @@ static int mp__heap_adopt_locked(int fd, void *addr, size_t size)
     /* Inherited through exec, so without close-on-exec: set it again. */
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     mp__heap_fd = fd;
-    atomic_store_explicit(&mp__heap, h, memory_order_release);
+    mp__heap_publish(h);
     return 0;
 }
 
@@ -252,15 +288,6 @@ int mp__heap_root(unsigned slot, _Atomic(void *) **out)
 uintptr_t mp__heap_family_addr(void)
 {
     return MP__HEAP_ADDR;
-}
-
-bool mp__heap_contains(const void *p, size_t len)
-{
-    mp__hhdr *h = atomic_load_explicit(&mp__heap, memory_order_acquire);
-    if (!h)
-        return false;
-    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)h + h->spans_off, hi = (uintptr_t)h + h->size;
-    return a >= lo && a <= hi && len <= hi - a;
 }
 
 /* ---- public API ---------------------------------------------------------*/

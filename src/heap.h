@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Maps the heap if this process has not yet (created lazily on first use).
  * Called by mp_process_start before it forks, so that every child shares
@@ -40,9 +41,27 @@ int mp__heap_alloc(void **out, size_t size);
 /* Frees a block from mp__heap_alloc (NULL: no-op). */
 void mp__heap_free(void *p);
 
+/* The block area of this process's heap, [mp__heap_lo, mp__heap_hi]; both
+ * 0 until the heap is mapped, then never changed. hi is stored before lo,
+ * which is stored with release and loaded with acquire. */
+extern _Atomic uintptr_t mp__heap_lo, mp__heap_hi;
+
 /* True when [p, p + len) lies inside the heap (the check behind "foreign
- * pointer" errors of the shared objects). */
-bool mp__heap_contains(const void *p, size_t len);
+ * pointer" errors of the shared objects). A few compares, no access to the
+ * memory: every public function of a shared type makes it first. */
+static inline bool mp__heap_contains(const void *p, size_t len)
+{
+    uintptr_t lo = atomic_load_explicit(&mp__heap_lo, memory_order_acquire);
+    uintptr_t hi = atomic_load_explicit(&mp__heap_hi, memory_order_relaxed);
+    uintptr_t a = (uintptr_t)p;
+    return lo != 0 && a >= lo && a <= hi && len <= hi - a;
+}
+
+/* True when the len bytes at p (4-aligned, within one page) can be read
+ * without a fault, asked of the kernel: for a pointer outside the heap that
+ * may be a process-local handle (a Redis object) or garbage. One system
+ * call. A page unmapped by another thread right after may still fault. */
+bool mp__mem_readable(const void *p, size_t len);
 
 /* For spawn and forkserver, which exec a fresh image: the heap's memfd,
  * family address and size, mapping the heap first if need be (fd < 0 when

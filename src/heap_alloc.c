@@ -75,7 +75,9 @@ static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n);
 
 /* A holder of the page lock died. Finish or undo its span operation. An
  * allocation never reached its caller (the lock was still held), so undoing
- * it is safe, unless it made a new slab that its class already points at. */
+ * it is safe, unless it made a new slab that its class already points at.
+ * An undone allocation may have written a header or free marks: its spans
+ * are released too, since a large block is handed out as zeros. */
 static void mp__repair_page(mp__hhdr *h)
 {
     mp__hpending *p = &h->pending;
@@ -84,8 +86,7 @@ static void mp__repair_page(mp__hhdr *h)
         if (p->op == MP__OP_ALLOC && p->cls >= 0 && p->cls < MP__NCLASS)
             keep = (h->cls[p->cls].bump >> 32) == p->first + 1;
         if (!keep && p->first < h->nspans && p->n <= h->nspans - p->first) {
-            if (p->op == MP__OP_FREE)
-                mp__span_release(h, p->first, p->n);
+            mp__span_release(h, p->first, p->n);
             mp__clear_bits(h, p->first, p->n);
             if (p->first < h->hint)
                 h->hint = p->first;
@@ -229,12 +230,17 @@ static int64_t mp__span_alloc(mp__hhdr *h, uint64_t n, int cls)
     mp__hspan *sp = (mp__hspan *)mp__span_addr(h, first);
     if (cls >= 0) {
         uint32_t bs = mp__class_size[cls];
+        /* Every block of a new slab is free: marked, so that a free of one
+         * not yet handed out is refused like a double free. */
+        for (char *b = (char *)sp + MP__SPAN_HDR; b + bs <= (char *)sp + MP__SPAN; b += bs)
+            atomic_store_explicit(mp__mark_word(b), mp__free_mark(b), memory_order_relaxed);
         *sp = (mp__hspan){.magic = MP__SPAN_MAGIC,
                           .kind = MP__SPAN_SLAB,
                           .cls = (uint32_t)cls,
                           .bsize = bs,
                           .nspans = 1,
-                          .nblocks = (MP__SPAN - MP__SPAN_HDR) / bs};
+                          .nblocks = (MP__SPAN - MP__SPAN_HDR) / bs,
+                          .inv = (uint32_t)((1ULL << 32) / bs + 1)};
         h->cls[cls].bump = (first + 1) << 32;
     } else {
         *sp = (mp__hspan){.magic = MP__SPAN_MAGIC, .kind = MP__SPAN_LARGE, .nspans = n};
@@ -255,13 +261,31 @@ static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n)
         memset(a, 0, len); /* large blocks are handed out zeroed */
 }
 
-/* Gives n spans back, memory first, under the page lock and recorded as
- * pending: a holder killed anywhere in between is completed by the next
- * (release again, clear the bits), so a free never leaks address space. */
-static void mp__span_free(mp__hhdr *h, uint64_t first, uint64_t n)
+/* Counts and reports a free that changes nothing. */
+static void mp__bad_free(mp__hhdr *h, const void *p, const char *why)
+{
+    atomic_fetch_add_explicit(&h->bad_frees, 1, memory_order_relaxed);
+    mp__debug("heap: mp_free(%p): %s; ignored", p, why);
+}
+
+/* Gives back the large block starting at span first, memory first, under
+ * the page lock and recorded as pending: a holder killed anywhere in
+ * between is completed by the next (release again, clear the bits), so a
+ * free never leaks address space. The header is checked again under the
+ * lock: of two frees of one block (in any processes) the first wipes it
+ * (the released memory reads as zeros), the second finds it gone. */
+static void mp__large_free(mp__hhdr *h, uint64_t first, const void *p)
 {
     if (mp__heap_lock_page(h) < 0)
         return; /* unrecoverable lock: leak rather than corrupt */
+    const mp__hspan *sp = (const mp__hspan *)mp__span_addr(h, first);
+    uint64_t n = sp->nspans;
+    if (!mp__bit(h, first) || sp->magic != MP__SPAN_MAGIC || sp->kind != MP__SPAN_LARGE || n == 0 ||
+        n > h->nspans - first) {
+        mp__rmutex_unlock(&h->page_lock);
+        mp__bad_free(h, p, "a large block already free (a double free)");
+        return;
+    }
     mp__pending_begin(h, MP__OP_FREE, -1, first, n);
     mp__span_release(h, first, n);
     mp__clear_bits(h, first, n);
@@ -290,15 +314,23 @@ static mp__hspan *mp__span_of(mp__hhdr *h, const void *p, uint64_t *index)
     return sp;
 }
 
+/* True when p, a pointer into slab sp, is the start of one of its blocks.
+ * The offset is below 2^16 and a block at most 2^13 bytes, so the multiply
+ * by sp->inv gives the exact quotient, without a division on mp_free's
+ * path. */
+static bool mp__slab_block(const mp__hspan *sp, const void *p)
+{
+    uint64_t off = (uint64_t)((const char *)p - (const char *)sp) - MP__SPAN_HDR;
+    uint64_t q = (off * sp->inv) >> 32;
+    return off < MP__SPAN && q * sp->bsize == off && q < sp->nblocks;
+}
+
 /* True when p is a block of class c (a free-list link worth following). */
 bool mp__heap_is_block(mp__hhdr *h, const void *p, int c)
 {
     uint64_t i;
     mp__hspan *sp = mp__span_of(h, p, &i);
-    if (!sp || sp->kind != MP__SPAN_SLAB || sp->cls != (uint32_t)c)
-        return false;
-    size_t off = (size_t)((const char *)p - (const char *)sp) - MP__SPAN_HDR;
-    return off % sp->bsize == 0 && off / sp->bsize < sp->nblocks;
+    return sp && sp->kind == MP__SPAN_SLAB && sp->cls == (uint32_t)c && mp__slab_block(sp, p);
 }
 
 /* Takes up to want blocks of class c from the shared list, then from the
@@ -444,7 +476,7 @@ static mp__tcache *mp__tc_get(mp__hhdr *h)
     return tc;
 }
 
-static void *mp__small_alloc(mp__hhdr *h, int c)
+static void *mp__small_pop(mp__hhdr *h, int c)
 {
     mp__tcache *tc = mp__tc_get(h);
     void *p = NULL;
@@ -458,8 +490,30 @@ static void *mp__small_alloc(mp__hhdr *h, int c)
             return NULL;
         p = tc->slot[c][--tc->n[c]];
     }
-    memset(p, 0, mp__class_size[c]);
     return p;
+}
+
+static void *mp__small_alloc(mp__hhdr *h, int c)
+{
+    void *p;
+    while ((p = mp__small_pop(h, c)) != NULL && !mp__block_marked(p)) {
+        /* A write after free wiped the mark: someone may still use the
+         * block, so it is left out (a leak) rather than handed out. */
+        mp__debug("heap: free block %p was written after its free; left unused", p);
+    }
+    if (p)
+        memset(p, 0, mp__class_size[c]); /* clears the mark: in use */
+    return p;
+}
+
+/* Marks p free (see MP__FREE_MARK). Returns true when this call freed it,
+ * false when it was free already: then the exchange wrote the mark that
+ * was there, which changes nothing. One atomic instruction, the only cost
+ * the check adds to mp_free. */
+static bool mp__block_claim(void *p)
+{
+    uint64_t mark = mp__free_mark(p);
+    return atomic_exchange_explicit(mp__mark_word(p), mark, memory_order_relaxed) != mark;
 }
 
 static void mp__small_free(mp__hhdr *h, int c, void *p)
@@ -514,7 +568,9 @@ size_t mp__heap_usable(const void *p)
     if (!sp)
         return 0;
     if (sp->kind == MP__SPAN_SLAB)
-        return sp->bsize;
+        return mp__slab_block(sp, p) && !mp__block_marked((void *)(uintptr_t)p) ? sp->bsize : 0;
+    if ((const char *)p != (const char *)sp + MP__SPAN_HDR)
+        return 0;
     return (size_t)(sp->nspans << MP__SPAN_SHIFT) - MP__SPAN_HDR;
 }
 
@@ -523,14 +579,20 @@ void mp__heap_free(void *p)
     if (!p)
         return;
     mp__hhdr *h = atomic_load_explicit(&mp__heap, memory_order_acquire);
+    if (!h) {
+        mp__debug("heap: mp_free(%p): no shared heap in this process; ignored", p);
+        return;
+    }
     uint64_t i;
-    mp__hspan *sp = h ? mp__span_of(h, p, &i) : NULL;
-    if (sp && sp->kind == MP__SPAN_SLAB && mp__heap_is_block(h, p, (int)sp->cls)) {
-        mp__small_free(h, (int)sp->cls, p);
-    } else if (sp && sp->kind == MP__SPAN_LARGE && (char *)p == (char *)sp + MP__SPAN_HDR &&
-               sp->nspans <= h->nspans - i) {
-        mp__span_free(h, i, sp->nspans); /* wipes the header: a second free is ignored */
+    mp__hspan *sp = mp__span_of(h, p, &i);
+    if (sp && sp->kind == MP__SPAN_SLAB && mp__slab_block(sp, p)) {
+        if (mp__block_claim(p))
+            mp__small_free(h, (int)sp->cls, p);
+        else
+            mp__bad_free(h, p, "a block already free (a double free)");
+    } else if (sp && sp->kind == MP__SPAN_LARGE && (char *)p == (char *)sp + MP__SPAN_HDR) {
+        mp__large_free(h, i, p);
     } else {
-        mp__debug("heap: mp_free(%p): not a block of the shared heap; ignored", p);
+        mp__bad_free(h, p, "not a block in use of the shared heap (freed already, or never one)");
     }
 }

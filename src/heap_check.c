@@ -1,4 +1,5 @@
 /* The shared heap's consistency checker and statistics. */
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "heap_internal.h"
@@ -27,7 +28,8 @@ static int mp__walk_spans(const mp__hhdr *h, uint64_t *slabs, uint64_t *leaked)
             (*leaked)++;
         } else if (sp->kind == MP__SPAN_SLAB) {
             if (sp->cls >= MP__NCLASS || sp->bsize != mp__class_size[sp->cls] ||
-                sp->nblocks != (MP__SPAN - MP__SPAN_HDR) / sp->bsize)
+                sp->nblocks != (MP__SPAN - MP__SPAN_HDR) / sp->bsize ||
+                sp->inv != (uint32_t)((1ULL << 32) / sp->bsize + 1))
                 MP__BAD("span %llu: bad slab header", (unsigned long long)i);
             if (slabs)
                 slabs[sp->cls]++;
@@ -67,7 +69,8 @@ static int mp__check_header(const mp__hhdr *h)
 }
 
 /* One class (its lock held): the free list is acyclic, made of blocks of
- * this class, and the bump word names one of its slabs. */
+ * this class that carry the free mark, and the bump word names one of its
+ * slabs. */
 static int mp__check_class(mp__hhdr *h, int c, uint64_t slabs)
 {
     const mp__hclass *k = &h->cls[c];
@@ -76,6 +79,8 @@ static int mp__check_class(mp__hhdr *h, int c, uint64_t slabs)
     for (void *p = k->free; p; p = *(void **)p) {
         if (!mp__heap_is_block(h, p, c))
             MP__BAD("class %d: free list holds %p, not one of its blocks", c, p);
+        if (!mp__block_marked(p))
+            MP__BAD("class %d: free block %p written after its free", c, p);
         if (++n > limit)
             MP__BAD("class %d: free list longer than its slabs (a cycle)", c);
     }
@@ -112,6 +117,14 @@ int mp_heap_check(void)
 out:
     while (locked-- > 0)
         mp__rmutex_unlock(&h->cls[locked].lock);
+    if (rc == 0) {
+        /* Consistent; the frees it refused tell of a bug in the program. */
+        uint64_t bad = atomic_load_explicit(&h->bad_frees, memory_order_relaxed);
+        if (bad)
+            mp__debug("heap check: %llu frees refused (double frees, or not blocks)",
+                      (unsigned long long)bad);
+        rc = bad > INT_MAX ? INT_MAX : (int)bad;
+    }
     return rc;
 }
 
@@ -136,6 +149,7 @@ int mp_heap_get_stats(mp_heap_stats *out)
                            .span_bytes = (size_t)used << MP__SPAN_SHIFT,
                            .resident = resident,
                            .leaked = (size_t)leaked << MP__SPAN_SHIFT,
-                           .repairs = atomic_load(&h->repairs)};
+                           .repairs = atomic_load(&h->repairs),
+                           .bad_frees = atomic_load(&h->bad_frees)};
     return 0;
 }

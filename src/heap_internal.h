@@ -79,6 +79,7 @@ typedef struct mp__hhdr {
     uint64_t hint;                         /* no free span below this index */
     uint64_t used;                         /* spans in use */
     _Atomic uint64_t repairs;              /* dead holders repaired (statistics) */
+    _Atomic uint64_t bad_frees;            /* frees refused: double, or not a block */
     _Atomic(void *) roots[MP__HEAP_ROOTS]; /* mp__heap_root; zero at creation */
     char pad[64];
     mp__hclass cls[MP__NCLASS];
@@ -94,7 +95,33 @@ typedef struct mp__hspan {
     uint32_t bsize;  /* slab: block size */
     uint64_t nspans; /* large: spans of the block */
     uint64_t nblocks;
+    uint32_t inv; /* slab: 2^32 / bsize + 1, so that off / bsize is a multiply */
 } mp__hspan;
+
+/* A free small block (in a free list, in a thread cache, or not yet handed
+ * out by its slab) carries a mark in its second word; an allocated block
+ * does not (mp_alloc zeroes it). The mark is keyed by the block's address,
+ * so that the bytes of a free block copied elsewhere are not a mark there.
+ * mp_free claims a block by a compare-and-swap that sets the mark: of two
+ * frees of one block, in any processes, exactly one wins and the other
+ * sees the mark and changes nothing. Blocks are at least 16 bytes, so the
+ * second word never meets the free-list link in the first. */
+#define MP__FREE_MARK 0x6d70667265656421ULL /* "mpfree!" */
+
+static inline _Atomic uint64_t *mp__mark_word(void *p)
+{
+    return (_Atomic uint64_t *)(void *)((char *)p + 8);
+}
+
+static inline uint64_t mp__free_mark(const void *p)
+{
+    return MP__FREE_MARK ^ (uint64_t)(uintptr_t)p;
+}
+
+static inline bool mp__block_marked(void *p)
+{
+    return atomic_load_explicit(mp__mark_word(p), memory_order_relaxed) == mp__free_mark(p);
+}
 
 /* The heap of this process (NULL until mapped) and its memfd. */
 extern _Atomic(mp__hhdr *) mp__heap;

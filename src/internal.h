@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "heap.h"
 #include "multiproc.h"
 
 /* ---- deadlines (deadline.c) -------------------------------------------
@@ -50,21 +51,34 @@ typedef struct mp__obj_head {
 #define MP__BACKEND_REDIS 2u /* a process-local handle to data on a Redis server */
 #define MP__OBJ_NAMED     1u
 
-/* The dispatch at the top of a public function of any shared type: one
- * compare on the head's backend field, then the Redis implementation (which
- * checks the rest of the head; prototypes in redis_dispatch.h). Compiled
- * out when the library is built without hiredis. */
+/* True when obj, the object of a public function, is a Redis handle.
+ * Handles are process-local (malloc'd), never in the shared heap, so an
+ * object in the heap is local after a few compares and nothing is read;
+ * one outside is read only after the kernel said its head is readable
+ * (one system call, beside a network round trip), so that a wild pointer
+ * (unmapped, misaligned, PROT_NONE) goes on to the local check, which
+ * refuses it with MP_EINVAL, instead of faulting here. */
+static inline bool mp__obj_is_redis(const void *obj)
+{
+    return obj != NULL && !mp__heap_contains(obj, sizeof(mp__obj_head)) &&
+           ((uintptr_t)obj & 7u) == 0 && mp__mem_readable(obj, sizeof(mp__obj_head)) &&
+           ((const mp__obj_head *)obj)->backend == MP__BACKEND_REDIS;
+}
+
+/* The dispatch at the top of a public function of any shared type: the
+ * Redis implementation for a Redis handle (it checks the rest of the head;
+ * prototypes in redis_dispatch.h), else on to the local implementation,
+ * whose first step checks the object (in the heap, aligned, its magic).
+ * Compiled out when the library is built without hiredis. */
 #ifdef MP_HAVE_REDIS
 #define MP__REDIS_DISPATCH(obj, call)                                                              \
     do {                                                                                           \
-        if ((obj) != NULL &&                                                                       \
-            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS)             \
+        if (mp__obj_is_redis(obj))                                                                 \
             return (call);                                                                         \
     } while (0)
 #define MP__REDIS_DISPATCH_VOID(obj, call)                                                         \
     do {                                                                                           \
-        if ((obj) != NULL &&                                                                       \
-            ((const mp__obj_head *)(const void *)(obj))->backend == MP__BACKEND_REDIS) {           \
+        if (mp__obj_is_redis(obj)) {                                                               \
             call;                                                                                  \
             return;                                                                                \
         }                                                                                          \

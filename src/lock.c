@@ -211,6 +211,14 @@ int mp_lock_consistent(mp_lock *lock)
     return lock_consistent(lock, MP__LOCK_MAGIC);
 }
 
+/* The lock inside an rlock, its first member: converted, not reached by
+ * member access, so that a misaligned pointer (refused by the check that
+ * follows) is not already undefined behaviour here. */
+static struct mp_lock *rlock_lock(mp_rlock *rlock)
+{
+    return (struct mp_lock *)(void *)rlock;
+}
+
 int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
 {
     struct mp_lock *l = NULL;
@@ -225,13 +233,13 @@ int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
 void mp_rlock_destroy(mp_rlock *rlock)
 {
     MP__REDIS_DISPATCH_VOID(rlock, mp__rlock_close((mp__rlock *)(void *)rlock));
-    lock_free(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+    lock_free(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 {
     MP__REDIS_DISPATCH(rlock, mp__rlock_acquire((mp__rlock *)(void *)rlock, timeout));
-    struct mp_lock *l = rlock ? &rlock->l : NULL;
+    struct mp_lock *l = rlock_lock(rlock);
     if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
         return MP_EINVAL;
     pid_t self = mp__self_tid();
@@ -249,22 +257,22 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 int mp_rlock_release(mp_rlock *rlock)
 {
     MP__REDIS_DISPATCH(rlock, mp__rlock_release((mp__rlock *)(void *)rlock));
-    return lock_release(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+    return lock_release(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_consistent(mp_rlock *rlock)
 {
     MP__REDIS_DISPATCH(rlock, mp__rlock_consistent((mp__rlock *)(void *)rlock));
-    return lock_consistent(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+    return lock_consistent(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_count(mp_rlock *rlock)
 {
     MP__REDIS_DISPATCH(rlock, mp__rlock_count((mp__rlock *)(void *)rlock));
-    int rc = lock_check(rlock ? &rlock->l : NULL, MP__RLOCK_MAGIC);
+    int rc = lock_check(rlock_lock(rlock), MP__RLOCK_MAGIC);
     if (rc < 0)
         return rc;
-    if (!mp__lock_held(&rlock->l))
+    if (!mp__lock_held(rlock_lock(rlock)))
         return 0;
     return rlock->l.count > INT32_MAX ? INT32_MAX : (int)rlock->l.count;
 }

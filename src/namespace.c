@@ -15,7 +15,7 @@ static int ns_check(const mp_namespace *ns)
 #ifdef MP_HAVE_REDIS
     /* A namespace of another backend is a process-local wrapper around a
      * dict handle of that backend (mp__namespace_wrap). */
-    if (ns != NULL && ns->head.backend == MP__BACKEND_REDIS)
+    if (mp__obj_is_redis(ns))
         return ns->head.magic == MP__MAGIC_NAMESPACE ? 0 : MP_EINVAL;
 #endif
     return mp__obj_check(ns, sizeof(*ns), MP__MAGIC_NAMESPACE) ? 0 : MP_EINVAL;
@@ -184,12 +184,20 @@ int mp_namespace_delete(mp_namespace *ns, const char *name)
     return rc < 0 ? rc : mp_dict_delete(ns->d, name, strlen(name));
 }
 
+/* CPython sorts the strings "name=repr(value)"; names are unique and hold
+ * no '=', so that is the order of the names each followed by '=' (a1 comes
+ * before a, since '1' < '='). UTF-8 byte order is code point order, which
+ * is how Python compares them. */
 static int cmp_names(const void *a, const void *b)
 {
     const mp_item *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->data, y->data, n);
-    return c ? c : x->len < y->len ? -1 : x->len > y->len;
+    if (c || x->len == y->len)
+        return c;
+    unsigned char nx = x->len > n ? ((const unsigned char *)x->data)[n] : '=';
+    unsigned char ny = y->len > n ? ((const unsigned char *)y->data)[n] : '=';
+    return nx < ny ? -1 : 1;
 }
 
 int mp_namespace_repr(const mp_namespace *ns, char **out)
@@ -201,22 +209,25 @@ int mp_namespace_repr(const mp_namespace *ns, char **out)
     rc = mp_dict_items(ns->d, &s);
     if (rc < 0)
         return rc;
-    size_t n = mp_snapshot_len(s);
-    /* Pairs (name, value) sorted by name: UTF-8 byte order is code point
-     * order, which is how Python sorts the names. */
+    size_t n = mp_snapshot_len(s), shown = 0;
     mp_item *kv = malloc((n ? n : 1) * 2 * sizeof(*kv));
     mp__strbuf sb = {0};
     if (kv == NULL) {
         mp_snapshot_destroy(s);
         return MP_ENOMEM;
     }
+    /* Like CPython's Namespace.__repr__, names starting with '_' are not
+     * shown. */
     for (size_t i = 0; i < n; i++) {
-        mp_snapshot_key(s, i, &kv[2 * i]);
-        mp_snapshot_value(s, i, &kv[2 * i + 1]);
+        mp_snapshot_key(s, i, &kv[2 * shown]);
+        if (kv[2 * shown].len > 0 && ((const char *)kv[2 * shown].data)[0] == '_')
+            continue;
+        mp_snapshot_value(s, i, &kv[2 * shown + 1]);
+        shown++;
     }
-    qsort(kv, n, 2 * sizeof(*kv), cmp_names);
+    qsort(kv, shown, 2 * sizeof(*kv), cmp_names);
     mp__sb_adds(&sb, "Namespace(");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < shown; i++) {
         if (i)
             mp__sb_adds(&sb, ", ");
         mp__sb_add(&sb, kv[2 * i].data, kv[2 * i].len);

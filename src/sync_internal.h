@@ -55,12 +55,14 @@ static inline pid_t mp__self_tid(void)
     return __builtin_expect(t != 0, 1) ? t : mp__self_tid_slow();
 }
 
-/* Object checks: non-NULL, inside the shared heap, with its magic, which
- * is the first word of every object. The magic is loaded atomically: a
+/* Object checks: non-NULL, inside the shared heap, 8-aligned (like every
+ * block of the heap), with its magic, which is the first word of every
+ * object. Nothing is read before the range check, so a pointer outside the
+ * heap is refused without a fault. The magic is loaded atomically: a
  * destroy in another thread clears it. */
 static inline int mp__check_obj(const void *obj, size_t size, uint32_t want)
 {
-    if (obj == NULL || !mp__heap_contains(obj, size))
+    if (obj == NULL || ((uintptr_t)obj & 7u) != 0 || !mp__heap_contains(obj, size))
         return MP_EINVAL;
     const mp__obj_head *h = obj;
     return __atomic_load_n(&h->magic, __ATOMIC_RELAXED) == want ? 0 : MP_EINVAL;

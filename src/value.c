@@ -315,7 +315,7 @@ static int set_double(void *p, const typeinfo *t, double x)
 /* ---- mp_value ------------------------------------------------------------ */
 static mp__shared *value_of(mp_value *v)
 {
-    return v ? (mp__shared *)checked(&v->s, MP__VALUE_MAGIC) : NULL;
+    return v ? (mp__shared *)checked((const mp__shared *)(const void *)v, MP__VALUE_MAGIC) : NULL;
 }
 
 int mp_value_create(mp_value **out, const mp_value_opts *opts)
@@ -332,7 +332,7 @@ int mp_value_create(mp_value **out, const mp_value_opts *opts)
 void mp_value_destroy(mp_value *v)
 {
     MP__REDIS_DISPATCH_VOID(v, mp__rvalue_destroy(v));
-    shared_free(v ? &v->s : NULL, MP__VALUE_MAGIC);
+    shared_free((mp__shared *)(void *)v, MP__VALUE_MAGIC);
 }
 
 mp_rlock *mp_value_get_lock(mp_value *v)
@@ -345,7 +345,7 @@ mp_rlock *mp_value_get_lock(mp_value *v)
 char mp_value_typecode(const mp_value *v)
 {
     MP__REDIS_DISPATCH(v, mp__rvalue_typecode(v));
-    const mp__shared *s = v ? checked(&v->s, MP__VALUE_MAGIC) : NULL;
+    const mp__shared *s = v ? checked((const mp__shared *)(const void *)v, MP__VALUE_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
@@ -436,8 +436,7 @@ static int redis_put_item(void *h, bool array, size_t i, const typeinfo *t, cons
         int rc_ = (x) == NULL ? MP_EINVAL : redis_get_item(h, array, i, &item_, &t_);              \
         return rc_ < 0 ? rc_ : impl(&item_, t_, x);                                                \
     } while (0)
-#define IS_REDIS(v)                                                                                \
-    ((v) != NULL && ((const mp__obj_head *)(const void *)(v))->backend == MP__BACKEND_REDIS)
+#define IS_REDIS(v) mp__obj_is_redis(v)
 #else
 #define REDIS_SET(h, array, i, impl, x) ((void)0)
 #define REDIS_GET(h, array, i, impl, x) ((void)0)
@@ -581,7 +580,7 @@ int mp_value_add_double(mp_value *v, double delta, double *result)
 /* ---- mp_array ------------------------------------------------------------ */
 static mp__shared *array_of(mp_array *a)
 {
-    return a ? (mp__shared *)checked(&a->s, MP__ARRAY_MAGIC) : NULL;
+    return a ? (mp__shared *)checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
 }
 
 int mp_array_create(mp_array **out, const mp_array_opts *opts)
@@ -599,7 +598,7 @@ int mp_array_create(mp_array **out, const mp_array_opts *opts)
 void mp_array_destroy(mp_array *a)
 {
     MP__REDIS_DISPATCH_VOID(a, mp__rarray_destroy(a));
-    shared_free(a ? &a->s : NULL, MP__ARRAY_MAGIC);
+    shared_free((mp__shared *)(void *)a, MP__ARRAY_MAGIC);
 }
 
 mp_rlock *mp_array_get_lock(mp_array *a)
@@ -612,14 +611,14 @@ mp_rlock *mp_array_get_lock(mp_array *a)
 char mp_array_typecode(const mp_array *a)
 {
     MP__REDIS_DISPATCH(a, mp__rarray_typecode(a));
-    const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
+    const mp__shared *s = a ? checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
 size_t mp_array_len(const mp_array *a)
 {
     MP__REDIS_DISPATCH(a, mp__rarray_len(a));
-    const mp__shared *s = a ? checked(&a->s, MP__ARRAY_MAGIC) : NULL;
+    const mp__shared *s = a ? checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
     return s ? s->len : 0;
 }
 

@@ -93,7 +93,185 @@ Test(heap, bad_input)
     mp_free(big); /* a second free of a large block is caught */
     mp_free(p);
     mp_assert_rc(mp_heap_get_stats(NULL), MP_EINVAL);
-    mp_assert_ok(mp_heap_check());
+    /* Consistent, and the three wrong frees since the heap exists counted. */
+    mp_heap_stats st;
+    mp_assert_ok(mp_heap_get_stats(&st));
+    cr_assert_geq(st.bad_frees, 3);
+    cr_assert_eq(mp_heap_check(), (int)st.bad_frees);
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t bad_frees(void)
+{
+    mp_heap_stats st;
+    mp_assert_ok(mp_heap_get_stats(&st));
+    return st.bad_frees;
+}
+
+Test(heap, double_free_of_a_small_block_is_refused)
+{
+    mp_assert_ok(mp_init(NULL));
+    uint64_t before = bad_frees();
+    char *p = mp_alloc(64);
+    cr_assert_not_null(p);
+    mp_free(p);
+    cr_assert_eq(mp_alloc_size(p), 0, "a freed block has no size");
+    cr_assert_null(mp_realloc(p, 128), "realloc of a freed block");
+    mp_free(p); /* the second free: refused, changes nothing */
+    cr_assert_eq(bad_frees(), before + 1);
+    char *a = mp_alloc(64), *b = mp_alloc(64);
+    cr_assert(a && b);
+    cr_assert_neq(a, b, "one block handed out twice");
+    cr_assert_eq(mp_heap_check(), (int)(before + 1));
+    mp_free(a);
+    mp_free(b);
+    cr_assert_eq(mp_heap_check(), (int)(before + 1));
+}
+
+Test(heap, double_free_of_a_large_block_is_refused)
+{
+    mp_assert_ok(mp_init(NULL));
+    uint64_t before = bad_frees();
+    char *p = mp_alloc(100000);
+    cr_assert_not_null(p);
+    mp_free(p);
+    mp_free(p);
+    cr_assert_eq(bad_frees(), before + 1);
+    char *a = mp_alloc(100000), *b = mp_alloc(100000);
+    cr_assert(a && b);
+    cr_assert_neq(a, b);
+    cr_assert_eq(mp_heap_check(), (int)(before + 1));
+    mp_free(a);
+    mp_free(b);
+}
+
+Test(heap, free_of_a_pointer_that_is_no_block_start_is_refused)
+{
+    mp_assert_ok(mp_init(NULL));
+    uint64_t before = bad_frees();
+    /* A 16-byte block: its class's slab is carved 16 blocks at a time, so
+     * the slab's block 1000 has never been handed out. */
+    char *p = mp_alloc(16), *big = mp_alloc((size_t)3 << 16);
+    cr_assert(p && big);
+    char *slab = (char *)((uintptr_t)p & ~(MP__SPAN - 1));
+    char *never = slab + MP__SPAN_HDR + 1000 * 16;
+    cr_assert(never != p);
+    memset(p, 0x5a, 16);
+    mp_free(p + 8);
+    mp_free(p + 1);
+    mp_free(never);
+    mp_free(big + 64);
+    mp_free(big + MP__SPAN); /* the start of the block's second span */
+    cr_assert_eq(bad_frees(), before + 5);
+    cr_assert_eq(mp_alloc_size(p), 16);
+    cr_assert_eq(mp_alloc_size(p + 8), 0);
+    cr_assert_geq(mp_alloc_size(big), (size_t)3 << 16);
+    cr_assert_eq(p[15], 0x5a, "a refused free changed the block");
+    /* Nothing was freed: more allocations than the slab holds return
+     * neither p nor any block twice (the never handed out one once). */
+    enum { N = 5000 };
+    void **got = malloc(N * sizeof *got);
+    cr_assert_not_null(got);
+    for (int i = 0; i < N; i++) {
+        got[i] = mp_alloc(16);
+        cr_assert_not_null(got[i]);
+        cr_assert(got[i] != p && got[i] != p + 8, "block %d is %p", i, got[i]);
+    }
+    qsort(got, N, sizeof *got, cmp_ptr);
+    for (int i = 1; i < N; i++)
+        cr_assert_neq(got[i], got[i - 1], "a block handed out twice");
+    for (int i = 0; i < N; i++)
+        mp_free(got[i]);
+    free(got);
+    mp_free(p);
+    mp_free(big);
+    cr_assert_eq(mp_heap_check(), (int)(before + 5));
+}
+
+/* Threads free the same blocks at once: each block is freed exactly once. */
+enum { RACE_BLOCKS = 500, RACE_THREADS = 4 };
+static void *race_blocks[RACE_BLOCKS];
+static pthread_barrier_t race_start;
+
+static void *free_all(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&race_start);
+    for (int i = 0; i < RACE_BLOCKS; i++)
+        mp_free(race_blocks[i]);
+    return NULL;
+}
+
+Test(heap, racing_double_frees_free_each_block_once)
+{
+    mp_assert_ok(mp_init(NULL));
+    uint64_t before = bad_frees();
+    for (int i = 0; i < RACE_BLOCKS; i++)
+        cr_assert_not_null(race_blocks[i] = mp_alloc(i % 2 ? 64 : 20000));
+    pthread_barrier_init(&race_start, NULL, RACE_THREADS);
+    pthread_t t[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, free_all, NULL), 0);
+    for (int i = 0; i < RACE_THREADS; i++)
+        pthread_join(t[i], NULL); /* their caches go back to the heap */
+    pthread_barrier_destroy(&race_start);
+    cr_assert_eq(bad_frees(), before + (uint64_t)RACE_BLOCKS * (RACE_THREADS - 1));
+    cr_assert_eq(mp_heap_check(), (int)(before + (uint64_t)RACE_BLOCKS * (RACE_THREADS - 1)));
+    /* Every small block is in the free structures once: allocating many
+     * more than there were never returns one twice. */
+    enum { N = 4 * RACE_BLOCKS };
+    void **got = malloc(N * sizeof *got);
+    cr_assert_not_null(got);
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(got[i] = mp_alloc(64));
+    qsort(got, N, sizeof *got, cmp_ptr);
+    for (int i = 1; i < N; i++)
+        cr_assert_neq(got[i], got[i - 1], "a block handed out twice");
+    for (int i = 0; i < N; i++)
+        mp_free(got[i]);
+    free(got);
+}
+
+static int child_frees_again(const void *arg, size_t len)
+{
+    (void)len;
+    void *p = *(void *const *)arg;
+    mp_heap_stats st;
+    if (mp_heap_get_stats(&st) < 0)
+        return 1;
+    mp_free(p);
+    mp_heap_stats after;
+    if (mp_heap_get_stats(&after) < 0)
+        return 1;
+    return after.bad_frees == st.bad_frees + 1 ? 0 : 2;
+}
+
+Test(heap, a_double_free_by_another_process_is_refused)
+{
+    mp_assert_ok(mp_init(NULL));
+    uint64_t before = bad_frees();
+    void *p = mp_alloc(64);
+    cr_assert_not_null(p);
+    mp_free(p); /* in this thread's cache, free */
+    mp_process *c;
+    mp_assert_ok(mp_process_create(
+        &c, &(mp_process_opts){.target = child_frees_again, .args = &p, .args_len = sizeof p}));
+    mp_assert_ok(mp_process_start(c));
+    mp_assert_ok(mp_process_join(c, 30));
+    int code = -1;
+    mp_assert_ok(mp_process_exitcode(c, &code));
+    cr_assert_eq(code, 0, "the child's free was not refused (exit %d)", code);
+    mp_process_destroy(c);
+    char *a = mp_alloc(64), *b = mp_alloc(64);
+    cr_assert(a && b && a != b);
+    cr_assert_eq(mp_heap_check(), (int)(before + 1));
+    mp_free(a);
+    mp_free(b);
 }
 
 Test(heap, calloc_and_realloc)

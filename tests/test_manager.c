@@ -344,7 +344,43 @@ Test(namespace, names_must_be_identifiers)
     mp_assert_rc(mp_namespace_repr(ns, NULL), MP_EINVAL);
     char *s;
     mp_assert_ok(mp_namespace_repr(ns, &s));
-    cr_assert_str_eq(s, "Namespace(_private9=1, 名字=2)");
+    cr_assert_str_eq(s, "Namespace(名字=2)"); /* _private9 is stored, not shown */
+    free(s);
+    int64_t v;
+    mp_assert_ok(mp_namespace_get_int(ns, "_private9", &v));
+    cr_assert_eq(v, 1);
+    mp_namespace_destroy(ns);
+}
+
+/* CPython: repr(Namespace(_hidden=1, shown='x', a=1, a1=2, A=3, b_=4, b=5))
+ * is "Namespace(A=3, a1=2, a=1, b=5, b_=4, shown='x')": names starting with
+ * '_' are left out, the "name=value" strings are sorted. */
+Test(namespace, repr_leaves_out_underscore_names_like_cpython)
+{
+    mp_namespace *ns;
+    mp_assert_ok(mp_namespace_create(&ns, NULL));
+    mp_assert_ok(mp_namespace_set_int(ns, "_hidden", 1));
+    mp_assert_ok(mp_namespace_set_str(ns, "shown", "x"));
+    char *s;
+    mp_assert_ok(mp_namespace_repr(ns, &s));
+    cr_assert_str_eq(s, "Namespace(shown='x')");
+    free(s);
+    mp_assert_ok(mp_namespace_set_int(ns, "a", 1));
+    mp_assert_ok(mp_namespace_set_int(ns, "a1", 2));
+    mp_assert_ok(mp_namespace_set_int(ns, "A", 3));
+    mp_assert_ok(mp_namespace_set_int(ns, "b_", 4));
+    mp_assert_ok(mp_namespace_set_int(ns, "b", 5));
+    mp_assert_ok(mp_namespace_repr(ns, &s));
+    cr_assert_str_eq(s, "Namespace(A=3, a1=2, a=1, b=5, b_=4, shown='x')");
+    free(s);
+    mp_assert_ok(mp_namespace_delete(ns, "shown"));
+    mp_assert_ok(mp_namespace_delete(ns, "a"));
+    mp_assert_ok(mp_namespace_delete(ns, "a1"));
+    mp_assert_ok(mp_namespace_delete(ns, "A"));
+    mp_assert_ok(mp_namespace_delete(ns, "b"));
+    mp_assert_ok(mp_namespace_delete(ns, "b_"));
+    mp_assert_ok(mp_namespace_repr(ns, &s));
+    cr_assert_str_eq(s, "Namespace()"); /* only _hidden is left */
     free(s);
     mp_namespace_destroy(ns);
 }

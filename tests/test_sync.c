@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
+#include "wild_pointers.h"
 
 TestSuite(lock, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
 TestSuite(rlock, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
@@ -113,6 +114,25 @@ Test(lock, bad_input)
     mp_assert_rc(mp_lock_acquire(l, 0), MP_EINVAL); /* destroyed */
     mp_lock_destroy(NULL);
     mp_rlock_destroy(NULL);
+}
+
+/* sync.h: a pointer that is no lock (unmapped, misaligned, outside the
+ * heap) is MP_EINVAL, never a crash. */
+Test(lock, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_lock *l = w.p[i];
+        cr_assert_eq(mp_lock_acquire(l, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_lock_release(l), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_lock_consistent(l), MP_EINVAL, "%s", w.what[i]);
+        mp_lock_destroy(l);
+        mp_cond *c = NULL;
+        cr_assert_eq(mp_cond_create(&c, &(mp_cond_opts){.lock = l}), MP_EINVAL, "%s", w.what[i]);
+    }
+    mp_test_wild_end(&w);
 }
 
 static void *release_other_thread(void *arg)
@@ -305,6 +325,24 @@ Test(rlock, recursion_counts_and_ownership)
     mp_rlock_destroy(r);
 }
 
+Test(rlock, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_rlock *r = w.p[i];
+        cr_assert_eq(mp_rlock_acquire(r, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_rlock_release(r), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_rlock_consistent(r), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_rlock_count(r), MP_EINVAL, "%s", w.what[i]);
+        mp_rlock_destroy(r);
+        mp_cond *c = NULL;
+        cr_assert_eq(mp_cond_create(&c, &(mp_cond_opts){.rlock = r}), MP_EINVAL, "%s", w.what[i]);
+    }
+    mp_test_wild_end(&w);
+}
+
 Test(rlock, owner_killed_with_count_two)
 {
     holder_arg h = {0};
@@ -377,6 +415,21 @@ static int sem_take_then_give(const void *arg, size_t len)
     if (mp_sem_acquire(s[0], 20) != 0)
         return 1;
     return mp_sem_release(s[1]) == 0 ? 0 : 2;
+}
+
+Test(sem, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_sem *s = w.p[i];
+        cr_assert_eq(mp_sem_acquire(s, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_sem_release(s), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_sem_get_value(s), MP_EINVAL, "%s", w.what[i]);
+        mp_sem_destroy(s);
+    }
+    mp_test_wild_end(&w);
 }
 
 Test(sem, wakes_a_waiter_in_another_process)
@@ -468,6 +521,25 @@ static int cond_read(cond_state *st, int *field)
     int v = *field;
     mp_assert_ok(mp_cond_release(st->c));
     return v;
+}
+
+Test(cond, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_cond *c = w.p[i];
+        cr_assert_eq(mp_cond_acquire(c, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_cond_release(c), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_cond_wait(c, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_cond_notify(c, 1), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_cond_notify_all(c), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_null(mp_cond_get_lock(c), "%s", w.what[i]);
+        cr_assert_null(mp_cond_get_rlock(c), "%s", w.what[i]);
+        mp_cond_destroy(c);
+    }
+    mp_test_wild_end(&w);
 }
 
 Test(cond, notify_n_wakes_exactly_n)
@@ -609,6 +681,22 @@ static int event_wait_child(const void *arg, size_t len)
     mp_event *const *e = arg;
     mp_event_set(e[1]);
     return mp_event_wait(e[0], 20) == 0 ? 0 : 1;
+}
+
+Test(event, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_event *e = w.p[i];
+        cr_assert_eq(mp_event_set(e), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_event_clear(e), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_event_wait(e, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_not(mp_event_is_set(e), "%s", w.what[i]);
+        mp_event_destroy(e);
+    }
+    mp_test_wild_end(&w);
 }
 
 Test(event, wakes_waiters_in_other_processes)
@@ -773,6 +861,24 @@ static int barrier_party(const void *arg, size_t len)
     (void)len;
     int rc = mp_barrier_wait((mp_barrier *)arg, 20);
     return rc >= 0 ? rc : 100;
+}
+
+Test(barrier, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_barrier *b = w.p[i];
+        cr_assert_eq(mp_barrier_wait(b, 0), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_barrier_reset(b), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_barrier_abort(b), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_barrier_parties(b), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_barrier_n_waiting(b), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_not(mp_barrier_broken(b), "%s", w.what[i]);
+        mp_barrier_destroy(b);
+    }
+    mp_test_wild_end(&w);
 }
 
 Test(barrier, processes_and_a_killed_party)

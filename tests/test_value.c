@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
+#include "wild_pointers.h"
 
 TestSuite(value, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
 TestSuite(array, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
@@ -165,6 +166,41 @@ Test(value, conversions_are_checked)
     mp_value *all[] = {b, c, Q, f, d, i};
     for (size_t k = 0; k < 6; k++)
         mp_value_destroy(all[k]);
+}
+
+/* A pointer that is no value or array (unmapped, misaligned, outside the
+ * heap) is MP_EINVAL (or NULL, 0), never a crash. */
+Test(value, wild_pointers_are_einval)
+{
+    unsigned char stack[64];
+    mp_test_wild w;
+    mp_test_wild_begin(&w, stack);
+    for (size_t i = 0; i < w.n; i++) {
+        mp_value *v = w.p[i];
+        int64_t x;
+        double d;
+        cr_assert_eq(mp_value_get_i64(v, &x), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_value_set_double(v, 1), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_value_add_i64(v, 1, &x), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_value_add_double(v, 1, &d), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_null(mp_value_data(v), "%s", w.what[i]);
+        cr_assert_null(mp_value_get_lock(v), "%s", w.what[i]);
+        cr_assert_eq(mp_value_typecode(v), 0, "%s", w.what[i]);
+        mp_value_destroy(v);
+        mp_value *nv = NULL;
+        cr_assert_eq(
+            mp_value_create(&nv, &(mp_value_opts){.typecode = 'i', .lock = (mp_rlock *)w.p[i]}),
+            MP_EINVAL, "%s", w.what[i]);
+        mp_array *a = w.p[i];
+        cr_assert_eq(mp_array_get_i64(a, 0, &x), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_array_set_u64(a, 0, 1), MP_EINVAL, "%s", w.what[i]);
+        cr_assert_eq(mp_array_len(a), 0, "%s", w.what[i]);
+        cr_assert_null(mp_array_data(a), "%s", w.what[i]);
+        cr_assert_null(mp_array_get_lock(a), "%s", w.what[i]);
+        cr_assert_eq(mp_array_typecode(a), 0, "%s", w.what[i]);
+        mp_array_destroy(a);
+    }
+    mp_test_wild_end(&w);
 }
 
 Test(array, init_len_index_errors)

@@ -88,17 +88,28 @@ MP_API void *mp_calloc(size_t n, size_t size);
  * p: NULL (then like mp_alloc) or a block of this heap. size 0 frees p and
  * returns NULL. Returns the block (moved or not; the contents up to the
  * smaller size are kept), or NULL with p untouched (exhaustion, or p is not
- * a block of this heap). Bytes beyond the old size are unspecified. */
+ * a block of this heap in use). Bytes beyond the old size are unspecified. */
 MP_API void *mp_realloc(void *p, size_t size);
 
-/* mp_free — give a block back. NULL is a no-op; a pointer that is not a
- * block of this heap is ignored (reported with MP_DEBUG=1). Any process of
- * the family may free a block allocated by another. Large blocks (above
- * 8 KiB) give their memory back to the system at once. */
+/* mp_free — give a block back. NULL is a no-op. Any process of the family
+ * may free a block allocated by another. Large blocks (above 8 KiB) give
+ * their memory back to the system at once.
+ *
+ * A wrong free changes nothing: a block already free (a double free, of a
+ * block of any size, even by two processes at once), a pointer inside a
+ * block or to a block never handed out, a pointer outside the heap. It is
+ * reported with MP_DEBUG=1 and counted (mp_heap_check, mp_heap_stats), and
+ * a block is never handed out twice because of it. What cannot be told
+ * from a valid free: freeing a stale pointer after its block was handed
+ * out again (that frees the new owner's block), and a free of a small
+ * block whose second 8-byte word holds, by chance or design, the
+ * allocator's free mark for that address (the free is then refused: a
+ * leak). A small block whose mark a write after free destroyed is left
+ * unused rather than handed out (a leak, reported with MP_DEBUG=1). */
 MP_API void mp_free(void *p);
 
 /* mp_alloc_size — usable bytes of a block (at least what was asked), 0 for
- * NULL or a pointer that is not a block of this heap. */
+ * NULL, a freed block or a pointer that is not a block of this heap. */
 MP_API size_t mp_alloc_size(const void *p);
 
 /* mp_heap_contains — true when [p, p + len) lies in the heap's block area,
@@ -106,13 +117,15 @@ MP_API size_t mp_alloc_size(const void *p);
 MP_API bool mp_heap_contains(const void *p, size_t len);
 
 typedef struct mp_heap_stats {
-    void *base;        /* the family address */
-    size_t reserved;   /* bytes of address space reserved */
-    size_t span_bytes; /* bytes of 64 KiB spans in use (slabs and large blocks) */
-    size_t resident;   /* bytes of memory the heap holds now (all processes) */
-    size_t leaked;     /* bytes of spans in use that no block header accounts
-                          for: 0 unless a stray write hit a header */
-    uint64_t repairs;  /* locks taken over from a dead process */
+    void *base;         /* the family address */
+    size_t reserved;    /* bytes of address space reserved */
+    size_t span_bytes;  /* bytes of 64 KiB spans in use (slabs and large blocks) */
+    size_t resident;    /* bytes of memory the heap holds now (all processes) */
+    size_t leaked;      /* bytes of spans in use that no block header accounts
+                           for: 0 unless a stray write hit a header */
+    uint64_t repairs;   /* locks taken over from a dead process */
+    uint64_t bad_frees; /* mp_free calls refused: double frees, pointers
+                           that are not blocks (see mp_free) */
 } mp_heap_stats;
 
 /* mp_heap_get_stats — figures about the heap (creating it if needed).
@@ -127,9 +140,13 @@ MP_API int mp_heap_get_stats(mp_heap_stats *out);
  * as any caller would), then walks the span bitmap, the span headers, every
  * size class's free list and slab. Slow: O(heap in use). Blocks cached by
  * threads are not seen (they are neither free-listed nor corrupt).
- * Returns 0 when consistent (a leak is not an inconsistency), MP_EBADMSG
- * when a structure is corrupt (reported with MP_DEBUG=1: which, where), or
- * the error of mp_init. */
+ * Returns 0 when consistent (a leak is not an inconsistency) and no free
+ * was ever refused; when consistent but mp_free refused wrong frees (double
+ * frees, pointers that are not blocks: see mp_free) in any process of the
+ * family since the heap was made, their count (positive, at most INT_MAX);
+ * MP_EBADMSG when a structure is corrupt, including a free block written
+ * after its free (reported with MP_DEBUG=1: which, where); or the error of
+ * mp_init. */
 MP_API int mp_heap_check(void);
 
 #ifdef __cplusplus

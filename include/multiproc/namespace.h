@@ -80,9 +80,11 @@ MP_API int mp_namespace_has(const mp_namespace *ns, const char *name);
 MP_API int mp_namespace_delete(mp_namespace *ns, const char *name);
 
 /* mp_namespace_repr — what Python prints for the namespace, into a
- * malloc'd C string (free it): "Namespace(x=10, y='hello')", attributes
- * sorted by name like CPython's managers.Namespace, values in Python's
- * repr (mp_item_repr). A consistent snapshot. */
+ * malloc'd C string (free it): "Namespace(x=10, y='hello')", exactly as
+ * CPython's managers.Namespace: attributes whose name starts with '_' are
+ * left out (they are still stored and readable), the others appear as
+ * name=value sorted as those strings (so "a1=2" comes before "a=1"),
+ * values in Python's repr (mp_item_repr). A consistent snapshot. */
 MP_API int mp_namespace_repr(const mp_namespace *ns, char **out);
 
 #ifdef __cplusplus

@@ -48,9 +48,21 @@
  * any process uses or waits on the object any more. On an object that
  * belongs to a local manager (mp_manager_lock, ...) it does nothing: those
  * live as long as the family; on a Redis manager's handle it releases the
- * handle (the object stays on the server). Calls on a NULL, a
- * destroyed object or a pointer outside the shared heap return MP_EINVAL
- * (best effort for destroyed objects whose memory was reused).
+ * handle (the object stays on the server).
+ *
+ * Bad pointers: every call checks its object before it uses it, and
+ * returns MP_EINVAL (false, NULL or nothing for the functions without an
+ * error code) for NULL; for a pointer outside the shared heap that is not
+ * a live Redis handle: unmapped, PROT_NONE, misaligned, a stack or malloc
+ * address (nothing is read before the kernel says the object's first 8
+ * bytes are readable); for a pointer into the heap that is misaligned, too
+ * close to its end, or whose first word is not the magic of this type
+ * (another type, a destroyed object, any other block). Not detectable, so
+ * undefined: a pointer into the heap whose first word happens to hold this
+ * type's magic without being such an object (a copy of one's bytes, or a
+ * destroyed object's memory reused and so filled); readable memory outside
+ * the heap made to look like a Redis handle; and memory unmapped by
+ * another thread while the call runs.
  */
 #ifndef MULTIPROC_SYNC_H
 #define MULTIPROC_SYNC_H

@@ -40,6 +40,10 @@
  * Thread safety: safe from any thread of any process; across fork the
  * child uses the same shared object. Lifetime: destroy once, from any one
  * process, when no one uses the object any more (as for the sync objects).
+ * An invalid value or array (NULL, destroyed, not one: unmapped, misaligned,
+ * outside the heap) is refused without a crash, with the same checks and
+ * the same undefined cases as the sync objects (multiproc/sync.h, "Bad
+ * pointers").
  *
  * A value or array obtained from a Redis manager is a process-local handle
  * to numbers on the server: mp_value_data, mp_array_data and the get_lock

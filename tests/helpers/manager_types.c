@@ -163,6 +163,14 @@ void mp_test_namespace_attributes(mp_namespace *ns)
     mp_assert_ok(mp_namespace_repr(ns, &s));
     cr_assert_str_eq(s, "Namespace(b=b'a\\x00', f=1e+16, x=10, y='hello')");
     free(s);
+    /* Both backends print like CPython: '_' names hidden, "x1=" before "x=". */
+    mp_assert_ok(mp_namespace_set_int(ns, "_hidden", 1));
+    mp_assert_ok(mp_namespace_set_int(ns, "x1", 2));
+    mp_assert_ok(mp_namespace_repr(ns, &s));
+    cr_assert_str_eq(s, "Namespace(b=b'a\\x00', f=1e+16, x1=2, x=10, y='hello')");
+    free(s);
+    mp_assert_ok(mp_namespace_delete(ns, "_hidden"));
+    mp_assert_ok(mp_namespace_delete(ns, "x1"));
     int64_t i;
     double d;
     void *p;
