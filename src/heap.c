@@ -114,12 +114,54 @@ static bool mp__word_readable(const void *p)
     return rc == 0 || errno != EFAULT;
 }
 
+/* Handles freed so far; a thread's remembered handles carry the count of
+ * their time. */
+static _Atomic uint64_t mp__handles_freed;
+
+#define MP__HANDLE_MEMORY 4
+
+static _Thread_local struct {
+    const void *p[MP__HANDLE_MEMORY];
+    uint64_t freed; /* mp__handles_freed when the entries were made */
+    unsigned next;
+} mp__handles;
+
+bool mp__handle_known(const void *p)
+{
+    if (mp__handles.freed != atomic_load_explicit(&mp__handles_freed, memory_order_acquire))
+        return false;
+    for (int i = 0; i < MP__HANDLE_MEMORY; i++)
+        if (mp__handles.p[i] == p)
+            return true;
+    return false;
+}
+
+void mp__handle_remember(const void *p)
+{
+    uint64_t now = atomic_load_explicit(&mp__handles_freed, memory_order_acquire);
+    if (mp__handles.freed != now) {
+        memset(mp__handles.p, 0, sizeof(mp__handles.p));
+        mp__handles.freed = now;
+    }
+    mp__handles.p[mp__handles.next++ % MP__HANDLE_MEMORY] = p;
+}
+
+void mp__handle_freed(void)
+{
+    atomic_fetch_add_explicit(&mp__handles_freed, 1, memory_order_release);
+}
+
 bool mp__mem_readable(const void *p, size_t len)
 {
     uintptr_t a = (uintptr_t)p;
     if (p == NULL || len == 0 || (a & 3u) != 0)
         return false;
-    return mp__word_readable(p) && mp__word_readable((const void *)((a + len - 1) & ~(uintptr_t)3));
+    uintptr_t last = (a + len - 1) & ~(uintptr_t)3;
+    /* Readability is per page, and a page is at least 4 KiB: one probe
+     * answers for both ends when they share a 4 KiB block. */
+    if (!mp__word_readable(p))
+        return false;
+    return (a >> 12) == (last >> 12) || mp__word_readable((const void *)last);
 }
 
 static int mp__heap_format(mp__hhdr *h, size_t size)

@@ -63,6 +63,15 @@ static inline bool mp__heap_contains(const void *p, size_t len)
  * call. A page unmapped by another thread right after may still fault. */
 bool mp__mem_readable(const void *p, size_t len);
 
+/* A small per-thread memory of process-local handles (Redis objects) this
+ * thread found readable, so that a stream of calls on one handle pays the
+ * kernel probe above once. An entry holds only while no handle has been
+ * freed in this process since it was remembered: mp__handle_freed, called
+ * before every handle's memory is freed, forgets them all. */
+bool mp__handle_known(const void *p);
+void mp__handle_remember(const void *p);
+void mp__handle_freed(void);
+
 /* For spawn and forkserver, which exec a fresh image: the heap's memfd,
  * family address and size, mapping the heap first if need be (fd < 0 when
  * there is no heap and none could be made; the child then runs without).

@@ -55,14 +55,21 @@ typedef struct mp__obj_head {
  * Handles are process-local (malloc'd), never in the shared heap, so an
  * object in the heap is local after a few compares and nothing is read;
  * one outside is read only after the kernel said its head is readable
- * (one system call, beside a network round trip), so that a wild pointer
+ * (one system call, paid once per handle while this thread remembers it:
+ * mp__handle_known in heap.h), so that a wild pointer
  * (unmapped, misaligned, PROT_NONE) goes on to the local check, which
  * refuses it with MP_EINVAL, instead of faulting here. */
 static inline bool mp__obj_is_redis(const void *obj)
 {
-    return obj != NULL && !mp__heap_contains(obj, sizeof(mp__obj_head)) &&
-           ((uintptr_t)obj & 7u) == 0 && mp__mem_readable(obj, sizeof(mp__obj_head)) &&
-           ((const mp__obj_head *)obj)->backend == MP__BACKEND_REDIS;
+    if (obj == NULL || mp__heap_contains(obj, sizeof(mp__obj_head)) || ((uintptr_t)obj & 7u) != 0)
+        return false;
+    if (mp__handle_known(obj))
+        return true;
+    if (!mp__mem_readable(obj, sizeof(mp__obj_head)) ||
+        ((const mp__obj_head *)obj)->backend != MP__BACKEND_REDIS)
+        return false;
+    mp__handle_remember(obj);
+    return true;
 }
 
 /* The dispatch at the top of a public function of any shared type: the

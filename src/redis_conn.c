@@ -24,6 +24,7 @@
  * reconnect=1 the next call connects again first. The failed call itself
  * is never retried: the server may have applied it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "redis_internal.h"
@@ -49,6 +52,7 @@ struct mp__redis {
     bool lost;       /* closed after a failure, reconnect=0 */
     bool watching;   /* WATCH sent, no EXEC/DISCARD/UNWATCH yet */
     bool in_multi;   /* MULTI sent, no EXEC/DISCARD yet */
+    int64_t quantum; /* SO_RCVTIMEO of fd in ns (see may_block) */
     mp__redis_url url;
 };
 
@@ -136,13 +140,57 @@ static int wait_fd(int fd, short events, const mp__deadline *dl)
     return n < 0 ? n : n == 0 ? MP_ETIMEDOUT : 0;
 }
 
+/* How much shorter than the URL's timeout the socket's own receive timeout
+ * is, so that the first read of a call, made a little after the call
+ * began, can still block for the whole of it without passing the call's
+ * deadline. */
+#define QUANTUM_SLACK_NS 2000000
+
+/* The socket is blocking, with a receive timeout (the quantum) a little
+ * shorter than the URL's timeout: a read may block in the kernel (one
+ * system call, no poll) when the call's deadline is at least a quantum
+ * away, since the kernel then returns (EAGAIN) before the deadline; a
+ * signal ends such a read with EINTR even under SA_RESTART (socket reads
+ * with a timeout are never restarted), and the loop goes on with the time
+ * left. Closer to the deadline, poll with the exact time left, then read
+ * without waiting. quantum < 0: no timeout at all (block freely while the
+ * call has no deadline); 0: never block. */
+static bool may_block(const mp__redis *r, const mp__deadline *dl)
+{
+    if (r->quantum < 0 || dl->ns < 0)
+        return r->quantum < 0 && dl->ns < 0;
+    if (r->quantum == 0)
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return dl->ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec) >= r->quantum;
+}
+
+/* Sets fd blocking with the receive timeout that may_block relies on. */
+static int set_quantum(mp__redis *r, int fd)
+{
+    double t = r->url.timeout;
+    int64_t q = t < 0 || t > 3e9 ? -1 : (int64_t)(t * 1e9) - QUANTUM_SLACK_NS;
+    if (q > 0) {
+        struct timeval tv = {.tv_sec = (time_t)(q / 1000000000),
+                             .tv_usec = (suseconds_t)(q % 1000000000 / 1000)};
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+            return errno_code(errno);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return errno_code(errno);
+    r->quantum = q < 0 ? -1 : q;
+    return 0;
+}
+
 /* Writes p[0..n) before dl. */
 static int send_all(mp__redis *r, const char *p, size_t n, const mp__deadline *dl)
 {
     while (n > 0) {
         if (mp__deadline_expired(dl))
             return MP_ETIMEDOUT;
-        ssize_t w = send(r->fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(r->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
@@ -170,11 +218,15 @@ static int recv_reply(mp__redis *r, redisReply **out, const mp__deadline *dl)
         }
         if (mp__deadline_expired(dl))
             return MP_ETIMEDOUT;
-        int rc = wait_fd(r->fd, POLLIN, dl);
-        if (rc < 0)
-            return rc;
+        int flags = 0;
+        if (!may_block(r, dl)) {
+            int rc = wait_fd(r->fd, POLLIN, dl);
+            if (rc < 0)
+                return rc;
+            flags = MSG_DONTWAIT;
+        }
         char buf[16384];
-        ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(r->fd, buf, sizeof(buf), flags);
         if (n == 0)
             return MP_ECONNRESET; /* EOF: the server closed the connection */
         if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
@@ -237,7 +289,8 @@ static int handshake(mp__redis *r, const mp__deadline *dl)
     return rc;
 }
 
-/* A non-blocking, close-on-exec socket connected to ai before dl, in *fd. */
+/* A close-on-exec socket connected to ai before dl, in *fd (non-blocking:
+ * connect_now then makes it blocking with its receive timeout). */
 static int connect_addr(const struct addrinfo *ai, const mp__deadline *dl, int *fd)
 {
     int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -292,6 +345,10 @@ static int connect_now(mp__redis *r, const mp__deadline *dl)
     int rc = connect_socket(r, dl, &fd);
     if (rc < 0) {
         mp__debug("redis: connect %s:%d: %s", r->url.host, r->url.port, mp_err_name(rc));
+        return rc;
+    }
+    if ((rc = set_quantum(r, fd)) < 0) {
+        close(fd);
         return rc;
     }
     redisReader *rd = redisReaderCreate();

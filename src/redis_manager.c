@@ -164,6 +164,7 @@ void mp__robj_free(mp__robj *o)
         return;
     o->head.magic = 0;
     mp__redis_unref(o->conn);
+    mp__handle_freed(); /* every handle's close frees its object: see heap.h */
     free(o);
 }
 
