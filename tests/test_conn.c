@@ -605,6 +605,22 @@ Test(conn, large_message_from_stalled_child_completes_after_timeout)
     mp_conn_destroy(a);
 }
 
+/* Sends 64-byte messages (pattern n) on c until one would block; returns
+ * how many went out, each whole. */
+static unsigned fill_with_small_messages(mp_conn *c)
+{
+    unsigned char msg[64];
+    unsigned n = 0;
+    for (;; n++) {
+        pattern(msg, sizeof msg, n);
+        int rc = mp_conn_send(c, msg, sizeof msg, 0);
+        if (rc == MP_ETIMEDOUT)
+            return n;
+        mp_assert_ok(rc);
+        cr_assert(n < 1000000, "the pipe never filled");
+    }
+}
+
 /* Fill the pipe with small messages, then a send with a timeout must give
  * up after the timeout having written nothing: the reader finds exactly the
  * messages that were accepted, each whole. */
@@ -612,16 +628,9 @@ static void send_times_out_on_full_pipe(bool duplex)
 {
     mp_conn *a, *b;
     pipe_pair(&a, &b, duplex);
-    unsigned char msg[64];
-    unsigned n = 0;
-    for (;; n++) {
-        pattern(msg, sizeof msg, n);
-        int rc = mp_conn_send(b, msg, sizeof msg, 0);
-        if (rc == MP_ETIMEDOUT)
-            break;
-        mp_assert_ok(rc);
-        cr_assert(n < 1000000, "the pipe never filled");
-    }
+    unsigned n = fill_with_small_messages(b);
+    unsigned char msg[64]; /* the message the full pipe refused */
+    pattern(msg, sizeof msg, n);
     double t0 = mp_test_now();
     mp_assert_rc(mp_conn_send(b, msg, sizeof msg, 0.1), MP_ETIMEDOUT);
     check_elapsed(t0, 0.09, "send(0.1) on a full pipe");
@@ -723,16 +732,9 @@ static void send_refused_whole_then_resumed(bool duplex)
 {
     mp_conn *a, *b;
     pipe_pair(&a, &b, duplex);
-    unsigned char msg[64];
-    unsigned n = 0;
-    for (;; n++) {
-        pattern(msg, sizeof msg, n);
-        int rc = mp_conn_send(b, msg, sizeof msg, 0);
-        if (rc == MP_ETIMEDOUT)
-            break;
-        mp_assert_ok(rc);
-        cr_assert(n < 1000000, "the pipe never filled");
-    }
+    unsigned n = fill_with_small_messages(b);
+    unsigned char msg[64]; /* the message the full pipe refused */
+    pattern(msg, sizeof msg, n);
     unsigned char *big = pattern_new(MIB, 4);
     mp_assert_rc(mp_conn_send(b, big, MIB, 0.05), MP_ETIMEDOUT);
     mp_assert_rc(mp_conn_send(b, msg, sizeof msg, 0.01), MP_ETIMEDOUT);
