@@ -3,9 +3,10 @@
  *
  * The parent fills it (boot.c), sends it with the argument bytes over a
  * socket, and the child (a spawned image, or a child of the fork server)
- * checks it and runs the target (spawn_linux.c, forkserver_server_linux.c). Both sides are the same
- * build of the same program, which the main program's build-id in the
- * message confirms, so the struct is sent as it is. */
+ * checks it and runs the target (spawn_linux.c, forkserver_server_linux.c).
+ * Both sides are the same build of the same program, which the main
+ * program's build-id in the message confirms, so the struct is sent as it
+ * is. */
 #ifndef MULTIPROC_BOOT_H
 #define MULTIPROC_BOOT_H
 

@@ -1,8 +1,8 @@
 /* The Redis implementations the public functions dispatch to
  * (MP__REDIS_DISPATCH in internal.h). Prototypes only, free of hiredis
- * types, so that dict.c, list.c, queue*.c, lock.c, sync.c and value.c
- * include it in every build; the
- * definitions exist when the library is built with hiredis. Not installed. */
+ * types, so that the local types (dict, list, queue, the synchronisation
+ * primitives, value) include it in every build; the definitions exist when
+ * the library is built with hiredis. Not installed. */
 #ifndef MULTIPROC_REDIS_DISPATCH_H
 #define MULTIPROC_REDIS_DISPATCH_H
 
