@@ -675,12 +675,29 @@ Test(event, set_clear_wait)
     cr_assert(!mp_event_is_set(NULL));
 }
 
+typedef struct event_wait_arg {
+    mp_event *go;
+    mp_sem *ready;
+} event_wait_arg;
+
+/* Says it is about to wait, then waits for go. */
 static int event_wait_child(const void *arg, size_t len)
 {
     (void)len;
-    mp_event *const *e = arg;
-    mp_event_set(e[1]);
-    return mp_event_wait(e[0], 20) == 0 ? 0 : 1;
+    const event_wait_arg *a = arg;
+    mp_sem_release(a->ready);
+    return mp_event_wait(a->go, 20) == 0 ? 0 : 1;
+}
+
+/* Waits until process p sleeps (its state in /proc is S): after it said it
+ * is about to wait, the only place it can sleep is that wait. */
+static void wait_until_sleeping(mp_process *p)
+{
+    double t0 = mp_test_now();
+    while (mp_test_pid_state(mp_process_pid(p)) != 'S') {
+        cr_assert(mp_test_now() - t0 < 10, "child %d never waits", (int)mp_process_pid(p));
+        usleep(1000);
+    }
 }
 
 Test(event, wild_pointers_are_einval)
@@ -701,18 +718,21 @@ Test(event, wild_pointers_are_einval)
 
 Test(event, wakes_waiters_in_other_processes)
 {
-    mp_event *e[2];
-    mp_assert_ok(mp_event_create(&e[0], NULL));
-    mp_assert_ok(mp_event_create(&e[1], NULL));
-    mp_process *p = spawn(event_wait_child, e), *q = spawn(event_wait_child, e);
-    mp_assert_ok(mp_event_wait(e[1], 10));
-    usleep(20000);
-    mp_assert_ok(mp_event_set(e[0]));
-    mp_assert_ok(mp_event_clear(e[0])); /* a set is never missed, even cleared at once */
+    event_wait_arg a;
+    mp_assert_ok(mp_event_create(&a.go, NULL));
+    mp_assert_ok(mp_sem_create(&a.ready, &(mp_sem_opts){.value = 0}));
+    mp_process *p = spawn(event_wait_child, &a), *q = spawn(event_wait_child, &a);
+    mp_assert_ok(mp_sem_acquire(a.ready, 10));
+    mp_assert_ok(mp_sem_acquire(a.ready, 10));
+    wait_until_sleeping(p);
+    wait_until_sleeping(q);
+    mp_assert_ok(mp_event_set(a.go));
+    mp_assert_ok(
+        mp_event_clear(a.go)); /* a set is never missed by a waiter, even cleared at once */
     cr_assert_eq(join_code(p), 0);
     cr_assert_eq(join_code(q), 0);
-    mp_event_destroy(e[0]);
-    mp_event_destroy(e[1]);
+    mp_event_destroy(a.go);
+    mp_sem_destroy(a.ready);
 }
 
 /* ---- Barrier -------------------------------------------------------------- */
