@@ -10,7 +10,8 @@
  *
  * Input: the whole buffer is decoded as a result record (mp__rpr_decode),
  * and when it passes every item is read (mp__rpr_next), each of which must
- * lie inside the input, the items adding up to it. The same bytes, cut at
+ * lie inside the input (an oversize mark has no payload, and only a task
+ * that returned 0 may carry one), the items adding up to it. The same bytes, cut at
  * each NUL into fields, are parsed as a task entry (mp__rptask_parse); a
  * task that passes must keep its promises (n x isz = input size, bounds,
  * views inside the input).
@@ -31,6 +32,11 @@ static void check_result(const uint8_t *data, size_t size)
     size_t len, total = MP__RPR_HEAD;
     uint32_t n = 0;
     while (mp__rpr_next(&r, &code, &d, &len) == 0) {
+        if (len == SIZE_MAX) { /* the oversize mark: no payload, only after a 0 */
+            if (code != 0)
+                abort();
+            len = 0;
+        }
         if (d < data || d + len > data + size)
             abort();
         total += MP__RPR_ITEM + len;
