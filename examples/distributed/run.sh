@@ -25,22 +25,38 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 0
 fi
 dir=$(mktemp -d)
-port=$((20000 + $$ % 20000))
 pass=demo$$
-redis-server --port "$port" --bind 127.0.0.1 --requirepass "$pass" --save '' \
-    --appendonly no --dir "$dir" --daemonize no >"$dir/log" 2>&1 &
-server=$!
+server=
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
-url="redis://:$pass@127.0.0.1:$port"
-# Ready when it answers (redis-cli comes with redis-server).
-i=0
-until [ "$(redis-cli -p "$port" -a "$pass" --no-auth-warning ping 2>/dev/null)" = PONG ]; do
-    i=$((i + 1))
-    if [ "$i" -gt 100 ]; then
+# A port that another program may hold by chance (an ephemeral port of
+# some connection): a server that cannot bind exits, and the next port is
+# tried.
+try=0
+while :; do
+    port=$((20000 + ($$ + try * 7919) % 12000))
+    redis-server --port "$port" --bind 127.0.0.1 --requirepass "$pass" --save '' \
+        --appendonly no --dir "$dir" --daemonize no >"$dir/log" 2>&1 &
+    server=$!
+    # Ready once it says so in its log (it holds the port then, so the
+    # ping below cannot reach another program) and answers.
+    i=0
+    while kill -0 "$server" 2>/dev/null && [ "$i" -le 100 ] &&
+        ! grep -q "Ready to accept connections" "$dir/log"; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    if grep -q "Ready to accept connections" "$dir/log" &&
+        [ "$(redis-cli -p "$port" -a "$pass" --no-auth-warning ping 2>/dev/null)" = PONG ]; then
+        break
+    fi
+    kill "$server" 2>/dev/null
+    wait "$server" 2>/dev/null
+    try=$((try + 1))
+    if [ "$try" -ge 10 ]; then
         echo "distributed: redis-server did not start:"; cat "$dir/log"; exit 1
     fi
-    sleep 0.1
 done
+url="redis://:$pass@127.0.0.1:$port"
 "$worker" "$url" & w1=$!
 "$worker" "$url" & w2=$!
 "$master" "$url"
