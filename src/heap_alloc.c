@@ -106,7 +106,8 @@ static int mp__heap_lock(mp__rmutex *m)
 {
 #if defined(MP__TSAN)
     /* ThreadSanitizer (GCC 12) does not see a lock taken by timedlock with
-     * EOWNERDEAD, and would then report its unlock: block plainly there. */
+     * EOWNERDEAD, and would then report its unlock: the rmutex layer polls
+     * with trylock there, which it follows. */
     return mp__rmutex_lock(m, NULL);
 #else
     int rc = mp__rmutex_trylock(m);
