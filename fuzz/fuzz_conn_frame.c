@@ -31,7 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn_internal.h"
+#include "conn/conn_internal.h"
 #include "multiproc.h"
 
 #define FD_BIT ((uint64_t)1 << 63)

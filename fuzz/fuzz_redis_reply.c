@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis_internal.h"
+#include "redis/redis_internal.h"
 
 static void check_value(const char *s, size_t len)
 {

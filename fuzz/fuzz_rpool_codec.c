@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis_pool.h"
+#include "redis/redis_pool.h"
 
 static void check_result(const uint8_t *data, size_t size)
 {

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "heap.h"
+#include "heap/heap.h"
 #include "stress.h"
 
 #define PER_PRODUCER 20000u

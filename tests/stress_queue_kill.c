@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "heap.h"
+#include "heap/heap.h"
 #include "stress.h"
 
 /* At least 10^6 messages; under ThreadSanitizer, whose fork of a process

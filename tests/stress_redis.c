@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis_internal.h"
+#include "redis/redis_internal.h"
 #include "redis_server.h"
 #include "stress.h"
 

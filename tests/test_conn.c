@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "conn_internal.h"
+#include "conn/conn_internal.h"
 #include "mp_test.h"
 
 TestSuite(conn, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "boot.h"
+#include "process/boot.h"
 #include "mp_test.h"
 
 extern char **environ;

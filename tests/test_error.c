@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base/internal.h"
 #include "mp_test.h"
 
 TestSuite(error, .timeout = 30);

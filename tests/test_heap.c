@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "heap_internal.h"
+#include "heap/heap_internal.h"
 #include "mp_test.h"
 
 extern char **environ;

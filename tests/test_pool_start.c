@@ -14,9 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "forkserver.h"
+#include "process/forkserver.h"
 #include "mp_test.h"
-#include "pool_internal.h"
+#include "pool/pool_internal.h"
 
 /* The fork server's fds live as long as the process: start it first, also
  * for the tests that ask for forkserver whatever the suite's method is. */

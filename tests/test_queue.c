@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
-#include "queue_internal.h"
+#include "queue/queue_internal.h"
 
 TestSuite(queue, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
 

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
-#include "redis_internal.h"
+#include "redis/redis_internal.h"
 #include "redis_server.h"
 
 static mp_test_redis srv;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "mp_test.h"
-#include "redis_internal.h"
+#include "redis/redis_internal.h"
 
 TestSuite(redis_url, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);
 TestSuite(redis_reply, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 30);

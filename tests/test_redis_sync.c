@@ -1,5 +1,5 @@
 /* Tests of the Redis implementations of queues, locks, events and values
- * (internal functions of src/redis_queue.c and src/redis_sync.c, below the
+ * (internal functions of src/redis/redis_queue.c and src/redis/redis_sync.c, below the
  * public API that test_manager_sync.c covers). Each test starts
  * its own redis-server and fails when it cannot. */
 #include <signal.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
-#include "redis_internal.h"
+#include "redis/redis_internal.h"
 #include "redis_server.h"
 
 static mp_test_redis srv;

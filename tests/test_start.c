@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "heap.h"
-#include "internal.h"
+#include "heap/heap.h"
+#include "base/internal.h"
 #include "mp_test.h"
 
 /* The fork server's fds live as long as the process: start it first. */

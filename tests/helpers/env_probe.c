@@ -36,7 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "boot.h"
+#include "process/boot.h"
 #include "multiproc.h"
 
 extern char **environ;

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "heap.h"
+#include "heap/heap.h"
 #include "multiproc.h"
 
 static int adopt_and_answer(char **argv)

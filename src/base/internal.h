@@ -1,0 +1,131 @@
+/* Internal declarations shared by the library's modules. Not installed. */
+#ifndef MULTIPROC_INTERNAL_H
+#define MULTIPROC_INTERNAL_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "heap/heap.h"
+#include "multiproc.h"
+
+/* ---- deadlines (base/deadline.c) -------------------------------------------
+ * Every blocking call turns its relative timeout into an absolute
+ * CLOCK_MONOTONIC deadline at once, so that retries after EINTR or after a
+ * spurious wake-up never stretch the wait. */
+typedef struct mp__deadline {
+    int64_t ns; /* absolute monotonic time in ns; < 0 means no deadline */
+} mp__deadline;
+
+/* Validate a timeout (NaN is MP_EINVAL) and compute its deadline. */
+int mp__deadline_init(mp__deadline *d, double timeout);
+/* The monotonic clock in nanoseconds. */
+int64_t mp__now_ns(void);
+/* True when the deadline has passed (never for no deadline). */
+bool mp__deadline_expired(const mp__deadline *d);
+/* Milliseconds left for poll(): -1 without deadline, 0 when expired,
+ * rounded up so that a wait never ends before the deadline. */
+int mp__deadline_poll_ms(const mp__deadline *d);
+/* poll() until an event or the deadline, restarting after EINTR with the
+ * remaining time. Returns the number of ready fds, 0 on expiry, -errno. */
+int mp__poll(struct pollfd *fds, nfds_t n, const mp__deadline *d);
+/* Sleep until the deadline or for at most max_ns, whichever is sooner. */
+void mp__sleep_until(const mp__deadline *d, int64_t max_ns);
+
+/* ---- shared objects ------------------------------------------------------
+ * Every shared object of the library (container, queue, lock, value, ...)
+ * starts with this header: its magic number (cleared by destroy, so that a
+ * foreign or destroyed pointer is refused), the backend that holds its
+ * data (the shared heap, or a Redis server behind a process-local handle)
+ * and flags. MP__OBJ_NAMED marks an object owned by the manager's registry:
+ * its mp_X_destroy does nothing. The flag is set before the object is
+ * published under its name and read only by destroy, so no hot path pays
+ * for it. */
+typedef struct mp__obj_head {
+    uint32_t magic;
+    uint16_t backend; /* MP__BACKEND_LOCAL or MP__BACKEND_REDIS */
+    uint16_t flags;   /* MP__OBJ_NAMED */
+} mp__obj_head;
+
+#define MP__BACKEND_LOCAL 1u
+#define MP__BACKEND_REDIS 2u /* a process-local handle to data on a Redis server */
+#define MP__OBJ_NAMED     1u
+
+/* True when obj, the object of a public function, is a Redis handle.
+ * Handles are process-local (malloc'd), never in the shared heap, so an
+ * object in the heap is local after a few compares and nothing is read;
+ * one outside is read only after the kernel said its head is readable
+ * (one system call, paid once per handle while this thread remembers it:
+ * mp__handle_known in heap/heap.h), so that a wild pointer
+ * (unmapped, misaligned, PROT_NONE) goes on to the local check, which
+ * refuses it with MP_EINVAL, instead of faulting here. */
+static inline bool mp__obj_is_redis(const void *obj)
+{
+    if (obj == NULL || mp__heap_contains(obj, sizeof(mp__obj_head)) || ((uintptr_t)obj & 7u) != 0)
+        return false;
+    if (mp__handle_known(obj))
+        return true;
+    if (!mp__mem_readable(obj, sizeof(mp__obj_head)) ||
+        ((const mp__obj_head *)obj)->backend != MP__BACKEND_REDIS)
+        return false;
+    mp__handle_remember(obj);
+    return true;
+}
+
+/* The dispatch at the top of a public function of any shared type: the
+ * Redis implementation for a Redis handle (it checks the rest of the head;
+ * prototypes in redis/redis_dispatch.h), else on to the local implementation,
+ * whose first step checks the object (in the heap, aligned, its magic).
+ * Compiled out when the library is built without hiredis. */
+#ifdef MP_HAVE_REDIS
+#define MP__REDIS_DISPATCH(obj, call)                                                              \
+    do {                                                                                           \
+        if (mp__obj_is_redis(obj))                                                                 \
+            return (call);                                                                         \
+    } while (0)
+#define MP__REDIS_DISPATCH_VOID(obj, call)                                                         \
+    do {                                                                                           \
+        if (mp__obj_is_redis(obj)) {                                                               \
+            call;                                                                                  \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+#else
+#define MP__REDIS_DISPATCH(obj, call)      ((void)0)
+#define MP__REDIS_DISPATCH_VOID(obj, call) ((void)0)
+#endif
+
+/* A fresh head, magic still 0: the creator publishes the magic last. */
+#define MP__OBJ_HEAD_INIT ((mp__obj_head){.magic = 0, .backend = MP__BACKEND_LOCAL, .flags = 0})
+
+/* True when the object (any type, through its head) belongs to a registry. */
+static inline bool mp__obj_named(const void *obj)
+{
+    return (((const mp__obj_head *)obj)->flags & MP__OBJ_NAMED) != 0;
+}
+
+/* ---- misc ---------------------------------------------------------------*/
+#define MP__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* Negative errno of the last failed call, never 0. */
+static inline int mp__errno(void)
+{
+    return errno > 0 ? -errno : MP_EIO;
+}
+
+/* Copies src into dst (cap > 0 bytes), truncated and always terminated.
+ * A plain loop on purpose: it runs in freshly forked children, where the
+ * first call of a libc string function would resolve its symbol lazily. */
+static inline void mp__strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t i = 0;
+    for (; i + 1 < cap && src[i]; i++)
+        dst[i] = src[i];
+    dst[i] = '\0';
+}
+
+/* MP_DEBUG=1 in the environment turns on a debug log on stderr. */
+void mp__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether MP_DEBUG is on (for checks that cost something to make). */
+bool mp__debug_enabled(void);
+
+#endif /* MULTIPROC_INTERNAL_H */

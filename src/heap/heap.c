@@ -1,0 +1,390 @@
+/* The shared heap: the memfd, its mapping at the family address, and the
+ * public API over the allocator (heap/heap_alloc.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heap/heap_internal.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* The family address (docs/design.md, "Shared heap"). The kernel puts
+ * nothing of its own choosing below 0x2aaa'aaaa'a000 (a third of the
+ * address space, where even the legacy mmap layout begins): PIE programs
+ * load near 0x5555'5555'4000 and libraries, mmaps and stacks sit near the
+ * top. 256 GiB is in that empty region, and inside ThreadSanitizer's
+ * "low application memory" (below 512 GiB), the narrowest of the
+ * sanitizer layouts. AddressSanitizer's shadow gap covers it, so ASan
+ * builds use 17 TiB instead: above its high shadow (which ends near
+ * 16 TiB), below Criterion's arena (at 32 TiB) and ASan's allocator (96 TiB). */
+#if defined(MP__ASAN)
+#define MP__HEAP_ADDR  ((uintptr_t)0x110000000000ULL)
+#define MP__HEAP_LIMIT ((size_t)4 << 40)
+#elif defined(MP__TSAN)
+#define MP__HEAP_ADDR  ((uintptr_t)0x004000000000ULL)
+#define MP__HEAP_LIMIT ((size_t)256 << 30)
+#else
+#define MP__HEAP_ADDR  ((uintptr_t)0x004000000000ULL)
+#define MP__HEAP_LIMIT ((size_t)4 << 40)
+#endif
+#define MP__HEAP_DEFAULT ((size_t)64 << 30)
+
+_Atomic(mp__hhdr *) mp__heap;
+int mp__heap_fd = -1;
+static pthread_mutex_t mp__init_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool mp__cache_ready;
+
+/* MP_HEAP_SIZE: a byte count with an optional K, M, G or T suffix, and
+ * nothing else: strtoull alone would take " -1" for 2^64 - 1. */
+static int mp__env_size(size_t *out)
+{
+    const char *s = secure_getenv("MP_HEAP_SIZE");
+    if (!s || !*s)
+        return 0;
+    if (*s < '0' || *s > '9')
+        return MP_EINVAL;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return MP_EINVAL;
+    int shift = 0;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (*end || v > (SIZE_MAX >> shift))
+        return MP_EINVAL;
+    *out = (size_t)v << shift;
+    return 0;
+}
+
+_Atomic uintptr_t mp__heap_lo, mp__heap_hi;
+
+/* Publishes the mapped heap h: its block area first (mp__heap_contains),
+ * then the heap itself. */
+static void mp__heap_publish(mp__hhdr *h)
+{
+    atomic_store_explicit(&mp__heap_hi, (uintptr_t)h + h->size, memory_order_relaxed);
+    atomic_store_explicit(&mp__heap_lo, (uintptr_t)h + h->spans_off, memory_order_release);
+    atomic_store_explicit(&mp__heap, h, memory_order_release);
+}
+
+/* A private futex wait that cannot sleep (zero timeout) reads the word
+ * through the kernel's user-copy, which reports a fault as EFAULT instead
+ * of a signal; any other outcome (the word differed, or matched and the
+ * zero wait timed out) means it was read. */
+static bool mp__word_readable(const void *p)
+{
+    struct timespec zero = {0, 0};
+    long rc;
+    do
+        rc = syscall(SYS_futex, p, FUTEX_WAIT_PRIVATE, 0u, &zero, NULL, 0);
+    while (rc < 0 && errno == EINTR);
+    return rc == 0 || errno != EFAULT;
+}
+
+/* Handles freed so far; a thread's remembered handles carry the count of
+ * their time. */
+static _Atomic uint64_t mp__handles_freed;
+
+#define MP__HANDLE_MEMORY 4
+
+static _Thread_local struct {
+    const void *p[MP__HANDLE_MEMORY];
+    uint64_t freed; /* mp__handles_freed when the entries were made */
+    unsigned next;
+} mp__handles;
+
+bool mp__handle_known(const void *p)
+{
+    if (mp__handles.freed != atomic_load_explicit(&mp__handles_freed, memory_order_acquire))
+        return false;
+    for (int i = 0; i < MP__HANDLE_MEMORY; i++)
+        if (mp__handles.p[i] == p)
+            return true;
+    return false;
+}
+
+void mp__handle_remember(const void *p)
+{
+    uint64_t now = atomic_load_explicit(&mp__handles_freed, memory_order_acquire);
+    if (mp__handles.freed != now) {
+        memset(mp__handles.p, 0, sizeof(mp__handles.p));
+        mp__handles.freed = now;
+    }
+    mp__handles.p[mp__handles.next++ % MP__HANDLE_MEMORY] = p;
+}
+
+void mp__handle_freed(void)
+{
+    atomic_fetch_add_explicit(&mp__handles_freed, 1, memory_order_release);
+}
+
+bool mp__mem_readable(const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (p == NULL || len == 0 || (a & 3u) != 0)
+        return false;
+    uintptr_t last = (a + len - 1) & ~(uintptr_t)3;
+    /* Readability is per page, and a page is at least 4 KiB: one probe
+     * answers for both ends when they share a 4 KiB block. */
+    if (!mp__word_readable(p))
+        return false;
+    return (a >> 12) == (last >> 12) || mp__word_readable((const void *)last);
+}
+
+static int mp__heap_format(mp__hhdr *h, size_t size)
+{
+    uint64_t max_spans = size >> MP__SPAN_SHIFT;
+    size_t meta = sizeof(mp__hhdr) + (size_t)(max_spans + 63) / 64 * sizeof(uint64_t);
+    size_t off = (meta + MP__SPAN - 1) & ~(MP__SPAN - 1);
+    if (off + MP__SPAN > size)
+        return MP_EINVAL;
+    h->size = size;
+    h->spans_off = off;
+    h->nspans = (size - off) >> MP__SPAN_SHIFT;
+    int rc = mp__rmutex_init(&h->page_lock, false);
+    for (int c = 0; c < MP__NCLASS && rc == 0; c++)
+        rc = mp__rmutex_init(&h->cls[c].lock, false);
+    if (rc == 0)
+        __atomic_store_n(&h->magic, MP__HEAP_MAGIC, __ATOMIC_RELEASE);
+    return rc;
+}
+
+/* Creates the memfd and maps it at the family address. */
+static int mp__heap_map(size_t size)
+{
+    int fd = memfd_create("multiproc-heap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return mp__errno();
+    int rc = 0;
+    void *want = (void *)MP__HEAP_ADDR;
+    if (ftruncate(fd, (off_t)size) < 0) {
+        rc = errno == EFBIG || errno == EINVAL ? MP_ENOMEM : mp__errno();
+        goto fail;
+    }
+    /* Nobody can shrink it under the family's feet (which would turn
+     * accesses into SIGBUS); punching holes stays allowed. */
+    (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    void *p = mmap(want, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+    if (p == MAP_FAILED) {
+        rc = errno == EEXIST ? MP_ENOHEAPADDR : errno == ENOMEM ? MP_ENOMEM : mp__errno();
+        goto fail;
+    }
+    if (p != want) {
+        /* A kernel older than 4.17 takes the flag for a hint. */
+        munmap(p, size);
+        rc = MP_ENOHEAPADDR;
+        goto fail;
+    }
+    if ((rc = mp__heap_format(p, size)) < 0) {
+        munmap(p, size);
+        goto fail;
+    }
+    mp__heap_fd = fd;
+    mp__heap_publish(p);
+    mp__debug("heap: %zu bytes at %p", size, p);
+    return 0;
+fail:
+    close(fd);
+    mp__debug("heap: cannot map %zu bytes at %p: %s", size, want, mp_strerror(rc));
+    return rc;
+}
+
+static int mp__heap_create(size_t req)
+{
+    pthread_mutex_lock(&mp__init_mu);
+    mp__hhdr *h = atomic_load(&mp__heap);
+    int rc = 0;
+    size_t size = req;
+    if (h) {
+        if (req && (req & ~(MP__SPAN - 1)) != h->size)
+            rc = MP_EBUSY;
+        goto out;
+    }
+    if (!size && (rc = mp__env_size(&size)) < 0)
+        goto out;
+    if (!size)
+        size = MP__HEAP_DEFAULT;
+    size &= ~(MP__SPAN - 1);
+    if (size < MP__HEAP_MIN || size > MP__HEAP_LIMIT) {
+        rc = MP_EINVAL;
+        goto out;
+    }
+    if (!mp__cache_ready) {
+        if ((rc = mp__heap_cache_setup()) < 0)
+            goto out;
+        mp__cache_ready = true;
+    }
+    rc = mp__heap_map(size);
+out:
+    pthread_mutex_unlock(&mp__init_mu);
+    return rc;
+}
+
+int mp__heap_ensure(void)
+{
+    if (atomic_load_explicit(&mp__heap, memory_order_acquire))
+        return 0;
+    return mp__heap_create(0);
+}
+
+int mp__heap_export(int *fd, void **addr, size_t *size)
+{
+    if (!fd || !addr || !size)
+        return MP_EINVAL;
+    int rc = mp__heap_ensure();
+    mp__hhdr *h = atomic_load_explicit(&mp__heap, memory_order_acquire);
+    *fd = h ? mp__heap_fd : -1;
+    *addr = h;
+    *size = h ? h->size : 0;
+    return rc;
+}
+
+/* Maps an inherited heap (init lock held). The fd must be a heap of this
+ * build: the address and size it claims, a formatted header. */
+static int mp__heap_adopt_locked(int fd, void *addr, size_t size)
+{
+    struct stat st;
+    if ((uintptr_t)addr != MP__HEAP_ADDR || size < MP__HEAP_MIN || size > MP__HEAP_LIMIT ||
+        fstat(fd, &st) < 0 || (uint64_t)st.st_size != size)
+        return MP_EBADMSG;
+    int rc = 0;
+    if (!mp__cache_ready) {
+        if ((rc = mp__heap_cache_setup()) < 0)
+            return rc;
+        mp__cache_ready = true;
+    }
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+    if (p == MAP_FAILED)
+        return errno == EEXIST ? MP_ENOHEAPADDR : errno == ENOMEM ? MP_ENOMEM : mp__errno();
+    mp__hhdr *h = p;
+    if (p != addr || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != MP__HEAP_MAGIC ||
+        h->size != size) {
+        munmap(p, size);
+        return p != addr ? MP_ENOHEAPADDR : MP_EBADMSG;
+    }
+    /* Inherited through exec, so without close-on-exec: set it again. */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    mp__heap_fd = fd;
+    mp__heap_publish(h);
+    return 0;
+}
+
+int mp__heap_adopt(int fd, void *addr, size_t size)
+{
+    if (fd < 0)
+        return MP_EBADF;
+    pthread_mutex_lock(&mp__init_mu);
+    int rc = atomic_load(&mp__heap) ? MP_EBUSY : mp__heap_adopt_locked(fd, addr, size);
+    pthread_mutex_unlock(&mp__init_mu);
+    if (rc < 0)
+        close(fd); /* ours either way */
+    return rc;
+}
+
+int mp__heap_root(unsigned slot, _Atomic(void *) **out)
+{
+    if (slot >= MP__HEAP_ROOTS || out == NULL)
+        return MP_EINVAL;
+    int rc = mp__heap_ensure();
+    if (rc < 0)
+        return rc;
+    *out = &atomic_load_explicit(&mp__heap, memory_order_acquire)->roots[slot];
+    return 0;
+}
+
+uintptr_t mp__heap_family_addr(void)
+{
+    return MP__HEAP_ADDR;
+}
+
+/* ---- public API ---------------------------------------------------------*/
+
+int mp_init(const mp_init_opts *opts)
+{
+    return mp__heap_create(opts ? opts->heap_size : 0);
+}
+
+void *mp_alloc(size_t size)
+{
+    void *p = NULL;
+    return mp__heap_alloc(&p, size) == 0 ? p : NULL;
+}
+
+void *mp_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total))
+        return NULL;
+    return mp_alloc(total);
+}
+
+void *mp_realloc(void *p, size_t size)
+{
+    if (!p)
+        return mp_alloc(size);
+    size_t old = mp__heap_usable(p);
+    if (old == 0)
+        return NULL; /* not ours: leave it alone */
+    if (size == 0) {
+        mp__heap_free(p);
+        return NULL;
+    }
+    if (size <= old && (old <= MP__SMALL_MAX || size > MP__SMALL_MAX))
+        return p;
+    void *q = mp_alloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < size ? old : size);
+    mp__heap_free(p);
+    return q;
+}
+
+void mp_free(void *p)
+{
+    mp__heap_free(p);
+}
+
+size_t mp_alloc_size(const void *p)
+{
+    return p ? mp__heap_usable(p) : 0;
+}
+
+bool mp_heap_contains(const void *p, size_t len)
+{
+    return mp__heap_contains(p, len);
+}

@@ -1,0 +1,173 @@
+/* The manager: URL dispatch to a backend, and the typed accessors, which
+ * validate every argument before any backend sees it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/manager_internal.h"
+#include "pool/rpool.h"
+#include "queue/queue_internal.h"
+
+struct mp_manager {
+    const mp__backend_ops *ops;
+    void *state;
+};
+
+static bool is_redis_url(const char *url)
+{
+    return strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0;
+}
+
+int mp_manager_open(mp_manager **out, const char *url)
+{
+    if (out == NULL)
+        return MP_EINVAL;
+    static const mp__backend_ops *const backends[] = {
+        &mp__backend_local,
+#ifdef MP_HAVE_REDIS
+        &mp__backend_redis,
+#endif
+    };
+    const mp__backend_ops *ops = NULL;
+    for (size_t i = 0; i < MP__ARRAY_LEN(backends) && ops == NULL; i++)
+        if (backends[i]->accepts(url))
+            ops = backends[i];
+    if (ops == NULL) {
+        if (url && is_redis_url(url)) {
+            mp__debug("manager: the Redis backend is not built in this version");
+            return MP_ENOSYS;
+        }
+        return MP_EINVAL;
+    }
+    mp_manager *m = malloc(sizeof(*m));
+    if (m == NULL)
+        return MP_ENOMEM;
+    int rc = ops->open(&m->state, url);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    m->ops = ops;
+    *out = m;
+    return 0;
+}
+
+void mp_manager_close(mp_manager *m)
+{
+    if (m == NULL)
+        return;
+    m->ops->close(m->state);
+    free(m);
+}
+
+const char *mp_manager_backend(const mp_manager *m)
+{
+    return m ? m->ops->name : NULL;
+}
+
+static int check_name(const mp_manager *m, const char *name)
+{
+    if (m == NULL || name == NULL)
+        return MP_EINVAL;
+    size_t n = strnlen(name, MP_MANAGER_NAME_MAX + 1);
+    return n == 0 || n > MP_MANAGER_NAME_MAX ? MP_EINVAL : 0;
+}
+
+static int manager_get(mp_manager *m, mp__objtype type, const char *name, const void *opts,
+                       void **out)
+{
+    if (out == NULL || check_name(m, name) < 0)
+        return MP_EINVAL;
+    return m->ops->get(m->state, type, name, opts, out);
+}
+
+int mp_manager_dict(mp_manager *m, const char *name, mp_dict **out)
+{
+    return manager_get(m, MP__OBJ_DICT, name, NULL, (void **)out);
+}
+
+int mp_manager_list(mp_manager *m, const char *name, mp_list **out)
+{
+    return manager_get(m, MP__OBJ_LIST, name, NULL, (void **)out);
+}
+
+int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out)
+{
+    return manager_get(m, MP__OBJ_NAMESPACE, name, NULL, (void **)out);
+}
+
+int mp_manager_queue(mp_manager *m, const char *name, const mp_queue_opts *opts, mp_queue **out)
+{
+    if (opts != NULL && mp__queue_check_opts(opts) < 0)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_QUEUE, name, opts, (void **)out);
+}
+
+int mp_manager_lock(mp_manager *m, const char *name, mp_lock **out)
+{
+    return manager_get(m, MP__OBJ_LOCK, name, NULL, (void **)out);
+}
+
+int mp_manager_rlock(mp_manager *m, const char *name, mp_rlock **out)
+{
+    return manager_get(m, MP__OBJ_RLOCK, name, NULL, (void **)out);
+}
+
+int mp_manager_sem(mp_manager *m, const char *name, const mp_sem_opts *opts, mp_sem **out)
+{
+    if (opts != NULL && opts->value > MP_SEM_VALUE_MAX)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_SEM, name, opts, (void **)out);
+}
+
+int mp_manager_cond(mp_manager *m, const char *name, mp_cond **out)
+{
+    return manager_get(m, MP__OBJ_COND, name, NULL, (void **)out);
+}
+
+int mp_manager_event(mp_manager *m, const char *name, mp_event **out)
+{
+    return manager_get(m, MP__OBJ_EVENT, name, NULL, (void **)out);
+}
+
+int mp_manager_barrier(mp_manager *m, const char *name, unsigned parties, mp_barrier **out)
+{
+    if (parties == 0 || parties > INT32_MAX)
+        return MP_EINVAL;
+    mp_barrier_opts o = {.parties = parties};
+    return manager_get(m, MP__OBJ_BARRIER, name, &o, (void **)out);
+}
+
+/* A named value or array owns its lock (or has none): a borrowed lock
+ * would have to outlive a name that lives as long as the family. */
+int mp_manager_value(mp_manager *m, const char *name, const mp_value_opts *opts, mp_value **out)
+{
+    if (opts == NULL || mp_typecode_size(opts->typecode) < 0 || opts->lock != NULL)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_VALUE, name, opts, (void **)out);
+}
+
+int mp_manager_array(mp_manager *m, const char *name, const mp_array_opts *opts, mp_array **out)
+{
+    if (opts == NULL || mp_typecode_size(opts->typecode) < 0 || opts->lock != NULL)
+        return MP_EINVAL;
+    return manager_get(m, MP__OBJ_ARRAY, name, opts, (void **)out);
+}
+
+int mp_manager_remove(mp_manager *m, const char *name, unsigned flags)
+{
+    int rc = check_name(m, name);
+    if (rc < 0 || (flags & ~(unsigned)MP_MANAGER_DESTROY) != 0)
+        return MP_EINVAL;
+    return m->ops->remove(m->state, name, flags);
+}
+
+void *mp__manager_redis_conn(mp_manager *m)
+{
+#ifdef MP_HAVE_REDIS
+    if (m && m->ops == &mp__backend_redis)
+        return m->state;
+#else
+    (void)m;
+#endif
+    return NULL;
+}

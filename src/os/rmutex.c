@@ -1,0 +1,117 @@
+/* Robust process-shared mutexes (see os/rmutex.h). */
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "os/rmutex.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define MP__RMUTEX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MP__RMUTEX_TSAN 1
+#endif
+#endif
+
+int mp__rmutex_init(mp__rmutex *m, bool recursive)
+{
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (e)
+        return -e;
+    /* Error checking even when not recursive: an unlock by a non-holder is
+     * reported (MP_EPERM), never silently corrupts the lock. */
+    e = pthread_mutexattr_settype(&a,
+                                  recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
+    if (!e)
+        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!e)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e)
+        e = pthread_mutex_init(&m->m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -e;
+}
+
+void mp__rmutex_fini(mp__rmutex *m)
+{
+    pthread_mutex_destroy(&m->m);
+}
+
+static int map_lock_error(int e)
+{
+    return e == 0 ? 0 : -e;
+}
+
+/* A robust futex can lose a wake-up when its holder dies between releasing
+ * it and waking a waiter: the mutex is then free while the waiter sleeps on.
+ * So no wait is longer than a slice; after each, the lock is tried again. */
+#define MP__RMUTEX_SLICE_NS 20000000
+
+#if defined(MP__RMUTEX_TSAN)
+/* ThreadSanitizer (GCC 12) follows a mutex taken over from a dead holder
+ * (EOWNERDEAD) through lock and trylock only, not through the timed locks.
+ * A plain lock cannot be bounded against the lost wake-up above, so under
+ * it every lock is a trylock, retried after a sleep that doubles from 20 us
+ * to 1 ms, until the deadline. */
+static int rmutex_lock_polling(mp__rmutex *m, const mp__deadline *d)
+{
+    long nap_ns = 20000;
+    for (;;) {
+        int e = pthread_mutex_trylock(&m->m);
+        if (e != EBUSY)
+            return map_lock_error(e);
+        int64_t left = d && d->ns >= 0 ? d->ns - mp__now_ns() : INT64_MAX;
+        if (left <= 0)
+            return MP_ETIMEDOUT;
+        struct timespec ts = {0, left < nap_ns ? (long)left : nap_ns};
+        nanosleep(&ts, NULL);
+        if (nap_ns < 1000000)
+            nap_ns *= 2;
+    }
+}
+#endif
+
+int mp__rmutex_lock(mp__rmutex *m, const mp__deadline *d)
+{
+#if defined(MP__RMUTEX_TSAN)
+    return rmutex_lock_polling(m, d);
+#else
+    for (;;) {
+        int64_t until = mp__now_ns() + MP__RMUTEX_SLICE_NS;
+        bool last = d && d->ns >= 0 && d->ns <= until;
+        if (last)
+            until = d->ns;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 30)
+        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000),
+                              .tv_nsec = (long)(until % 1000000000)};
+        int e = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts);
+#else
+        /* Without clocklock the slice is measured on CLOCK_REALTIME. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t abs = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (until - mp__now_ns());
+        ts.tv_sec = (time_t)(abs / 1000000000);
+        ts.tv_nsec = (long)(abs % 1000000000);
+        int e = pthread_mutex_timedlock(&m->m, &ts);
+#endif
+        if (e != ETIMEDOUT || last)
+            return map_lock_error(e);
+    }
+#endif
+}
+
+int mp__rmutex_trylock(mp__rmutex *m)
+{
+    return map_lock_error(pthread_mutex_trylock(&m->m));
+}
+
+int mp__rmutex_unlock(mp__rmutex *m)
+{
+    return map_lock_error(pthread_mutex_unlock(&m->m));
+}
+
+int mp__rmutex_consistent(mp__rmutex *m)
+{
+    return map_lock_error(pthread_mutex_consistent(&m->m));
+}

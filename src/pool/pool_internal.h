@@ -1,0 +1,333 @@
+/* The process pool's shared structures and the parts of the module shared
+ * between pool/pool.c (life cycle, workers, progress in the parent),
+ * pool/pool_worker.c (the worker's loop), pool/pool_jobs.c (the parent's side of the
+ * ring: feeding, collecting, failing, waiting), pool/pool_async.c (the
+ * submitting calls), pool/pool_result.c (mp_async and the iterators) and
+ * pool/pool_threads.c (threads as workers). Not installed.
+ *
+ * The task ring lives in the shared heap. The parent writes tasks at the
+ * tail; workers claim them at the head under a robust mutex (the claim is
+ * the only critical section, so a worker dying inside it is repaired by
+ * looking at one slot); a worker publishes a finished task by storing its
+ * state with release order, without the lock. Each slot records which
+ * worker runs it and how many of its items are done, which is all that
+ * crash recovery and per-task timeouts need. Only the parent collects
+ * slots and frees them, so it alone decides when a slot is reused. */
+#ifndef MULTIPROC_POOL_INTERNAL_H
+#define MULTIPROC_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "base/internal.h"
+#include "multiproc/pool.h"
+#include "os/rmutex.h"
+#include "os/symbol.h"
+
+#define MP__POOL_RING      1024 /* slots; a power of two */
+#define MP__POOL_INLINE    64   /* apply bytes carried inside the slot */
+#define MP__POOL_MAXPROC   1024
+#define MP__POOL_SLICE_NS  10000000 /* parent's longest futex sleep: death checks */
+#define MP__POOL_ERRS_KEPT 16
+#define MP__POOL_SPIN_NS   20000        /* spin for a result or a task before sleeping */
+#define MP__POOL_MODS      64           /* modules the tasks of a spawn/forkserver pool may use */
+#define MP__POOL_FORK_MODS 8            /* start modules a fork pool remembers as checked */
+#define MP__POOL_WIN_CHUNK (512 * 1024) /* automatic chunks of a staged map: bytes per chunk */
+
+/* The body of a spin-wait loop. */
+#if defined(__x86_64__) || defined(__i386__)
+#define MP__CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define MP__CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define MP__CPU_RELAX() ((void)0)
+#endif
+
+/* The i-th round of a spin-wait: a pause at first, then sched_yield(), so
+ * that on a busy machine the spinner gives its CPU to whoever it waits
+ * for instead of burning the time slice. */
+static inline void mp__spin_pause(int i)
+{
+    if (i < 256)
+        MP__CPU_RELAX();
+    else
+        sched_yield();
+}
+
+typedef enum mp__slot_state {
+    MP__SLOT_FREE = 0,
+    MP__SLOT_QUEUED,
+    MP__SLOT_RUNNING,
+    MP__SLOT_DONE,
+} mp__slot_state;
+
+enum {
+    MP__QUIT_NO = 0,
+    MP__QUIT_WHEN_EMPTY = 1, /* join: after the last queued task */
+    MP__QUIT_NOW = 2,        /* terminate: queued tasks are not started */
+};
+
+typedef enum mp__job_kind {
+    MP__JOB_APPLY = 1,
+    MP__JOB_MAP,
+    MP__JOB_FOR,
+} mp__job_kind;
+
+/* What the workers read about a map or a parallel-for (in the heap). */
+typedef struct mp__pjob {
+    int kind;
+    mp_task_fn fn;
+    mp_for_fn ffn;
+    void *ctx;
+    const char *in; /* item i at in + i * in_size */
+    size_t in_size;
+    char *out; /* item i at out + i * out_size; NULL: results dropped */
+    size_t out_size;
+    size_t acc_size;
+    int64_t begin; /* for: a slot's first and count are offsets from it */
+    _Alignas(16) unsigned char acc_init[MP_POOL_ACC_MAX];
+} mp__pjob;
+
+typedef struct mp__pslot {
+    _Atomic uint32_t state;
+    uint32_t worker;               /* index of the worker running it */
+    uint32_t failed;               /* 1: item first + progress failed with fail_code;
+                                      2: none could run, fail_code is the library's reason;
+                                      3: item first + progress failed with the library's
+                                         reason fail_code (its result did not fit) */
+    int32_t fail_code;             /* the task's own code (failed 1), the reason (2, 3) */
+    int32_t buf;                   /* map: the staging buffer it holds, -1: none (parent's) */
+    mp__pjob *job;                 /* map and for */
+    uint64_t first;                /* first item (for: first index - job's begin) */
+    uint64_t count;                /* items (for: indexes) */
+    _Atomic uint64_t progress;     /* items finished, written by the worker */
+    _Atomic int64_t item_start_ns; /* when the current item began (timeouts) */
+    /* apply; in and out also for maps: the first item's input and
+     * output (out NULL: results dropped) */
+    mp_task_fn fn;
+    void *ctx;
+    void *in;
+    size_t in_len;
+    void *out;
+    size_t out_cap;
+    size_t out_len;
+    void *owner; /* the parent's mp_async; only the parent reads it */
+    _Alignas(16) unsigned char inbuf[MP__POOL_INLINE];
+    _Alignas(16) unsigned char outbuf[MP__POOL_INLINE]; /* also a for chunk's partial */
+} mp__pslot;
+
+/* A module that the function and ctx pointers of a spawn or forkserver
+ * pool point into, as the parent sees it. The ring carries the parent's
+ * raw pointers; a worker finds a pointer's module by its range here and
+ * adds the difference of the two load bases, which it computes once per
+ * module. Entries are appended by the parent and never change. */
+typedef struct mp__pmod {
+    uintptr_t base, lo, hi; /* in the parent */
+    mp__symref ref;         /* the module's base (offset 0), path and build-id */
+} mp__pmod;
+
+/* A worker's translations (spawn and forkserver), in the worker. */
+typedef struct mp__wxlate {
+    const struct mp__pshm *shm;
+    uintptr_t fn_from, fn_to; /* the last function translated */
+    bool known[MP__POOL_MODS];
+    int rc[MP__POOL_MODS]; /* 0: delta is valid, else why the module is unusable */
+    uintptr_t delta[MP__POOL_MODS];
+} mp__wxlate;
+
+struct mp__pshm;
+
+/* One per worker index: what the worker needs to find the pool. */
+typedef struct mp__pwrec {
+    struct mp__pshm *shm;
+    uint32_t index;
+    _Atomic uint32_t exited; /* thread workers: left the loop */
+    _Atomic uint32_t ready;  /* the worker got past its initializer */
+} mp__pwrec;
+
+typedef struct mp__pshm {
+    mp__rmutex mu;             /* guards head and the claim of a slot */
+    _Atomic uint64_t head;     /* next ticket to claim */
+    _Atomic uint64_t tail;     /* next ticket the parent writes */
+    _Atomic uint32_t work_seq; /* futex: bumped when tasks are added */
+    _Atomic uint32_t work_waiters;
+    _Atomic uint32_t done_seq; /* futex: bumped when a task finishes */
+    _Atomic uint32_t parent_waiting;
+    _Atomic uint32_t spinner;   /* 1 while an idle worker spins for a task */
+    _Atomic uint32_t quit;      /* workers exit when the ring is empty */
+    _Atomic uint32_t ready_seq; /* bumped by each worker that gets past its initializer */
+    int64_t timeout_ns;         /* per-item timeout, 0: none */
+    unsigned long maxtasks;
+    mp_init_fn initializer;
+    void *initarg;
+    uint32_t xlate;         /* 1: workers are fresh images; pointers need translation */
+    _Atomic uint32_t nmods; /* entries of mods (written before, release) */
+    mp__pmod *mods;         /* MP__POOL_MODS entries, in the heap; NULL with fork */
+    mp__pwrec wrec[MP__POOL_MAXPROC];
+    mp__pslot ring[MP__POOL_RING];
+} mp__pshm;
+
+/* A range of items still to hand out (first submission or retry). */
+typedef struct mp__range {
+    uint64_t first, count;
+} mp__range;
+
+typedef struct mp__block {
+    void *p;
+    size_t size;
+} mp__block;
+
+struct mp_async {
+    mp_pool *pool;
+    mp__job_kind kind;
+    bool done;
+    bool detached;                        /* destroyed by the user before completion */
+    int rc;                               /* first failure's code, once done */
+    struct mp_async *next, *prev;         /* the pool's unfinished jobs */
+    struct mp_async *all_next, *all_prev; /* every live mp_async of the pool */
+
+    /* Callbacks. */
+    mp_async_cb cb, err_cb;
+    void *user;
+
+    /* Failures. */
+    mp_task_error *errs;
+    size_t errs_cap, nerr;
+    size_t *n_errors_out;
+    mp_task_error local_errs[MP__POOL_ERRS_KEPT];
+
+    /* apply: the task, its input (inline or staged), its result */
+    mp_task_fn fn;
+    void *ctx;
+    size_t in_len, out_cap;
+    unsigned char inl[MP__POOL_INLINE];
+    void *res;
+    size_t res_len;
+
+    /* map / for */
+    mp__pjob *job;
+    uint64_t n, chunk, next_item, items_done, inflight;
+    mp__range *retry;
+    size_t nretry, retry_cap;
+    const char *user_in;     /* ordinary input array, staged through the window */
+    char *user_out;          /* ordinary output array, staged through the window */
+    char *in_copy;           /* private copy of user_in once detached (user_in points to it) */
+    mp__block st_in, st_out; /* apply's staging, imap's results (NULL p: none) */
+    mp__block win;           /* map: the staging window (NULL p: none) */
+    size_t win_in, win_buf;  /* bytes of a buffer's input part, of a whole buffer */
+    uint32_t *win_stack;     /* indexes of the free buffers, the last freed on top */
+    uint32_t win_nfree;
+    int64_t begin; /* for: first index */
+    void *result;  /* for: total */
+    mp_reduce_fn reduce;
+    void *rctx;
+
+    /* imap */
+    mp_imap *it;
+    bool remote; /* part of an mp__rasync (pool/rpool.h) */
+};
+
+struct mp_imap {
+    mp_async *a;
+    bool ordered;
+    size_t out_size;
+    uint64_t next;         /* ordered: next item to give */
+    unsigned char *status; /* ordered: per item 0 pending, 1 ok, 2 failed */
+    mp_task_error *fails;  /* every failure, in order of arrival */
+    size_t nfails, fails_cap, fails_given;
+    mp__range *fifo; /* unordered: finished ranges of good items */
+    size_t fifo_head, fifo_len, fifo_cap;
+    uint64_t given;
+    bool remote; /* part of an mp__rimap (pool/rpool.h) */
+};
+
+struct mp_pool {
+    mp__pshm *shm;
+    pid_t owner;
+    int nproc;
+    mp_process **workers;
+    pthread_t *threads; /* threads option */
+    bool *thread_live;
+    unsigned char *tkill; /* per worker: killed for an overdue task */
+    uint32_t seen_seq;    /* done_seq when the ring was last scanned */
+    mp_pool_opts opts;
+    bool closed, terminated, joined;
+    /* Broken (see mp_pool_broken_reason): too many workers in a row died
+     * before getting past their initializer, while nothing else went on. */
+    bool broken;
+    mp_pool_broken_info broken_info;
+    unsigned streak;      /* such deaths in a row */
+    uint64_t streak_mark; /* ready_seq + items_done at the last one */
+    uint64_t low;         /* lowest ticket not collected */
+    uint64_t tail;        /* parent's copy of shm->tail */
+    int64_t last_check_ns;
+    mp_async *jobs; /* unfinished jobs, oldest first */
+    mp_async *jobs_last;
+    mp_async *all; /* every live mp_async (unfinished, or held by the user) */
+    size_t njobs;
+    mp__block cache[4]; /* staging blocks kept for the next map */
+    uint64_t items_total, items_done;
+    int64_t progress_ns, started_ns;
+    bool progress_tty;
+    /* process pools: modules loaded when the pool started, and the last
+     * function pointer found in a usable module; fork pools also keep the
+     * extents of the start modules their functions were found in */
+    uintptr_t *start_bases;
+    size_t nstart;
+    uintptr_t last_fn;
+    uintptr_t fork_lo[MP__POOL_FORK_MODS], fork_hi[MP__POOL_FORK_MODS];
+    size_t nfork;
+    bool remote; /* part of an mp__rpool (pool/rpool.h) */
+};
+
+/* pool/pool_worker.c */
+int mp__pool_worker_main(mp_process *self, void *user);
+void mp__pool_repair(mp__pshm *shm);
+
+/* pool/pool_xlate.c */
+int mp__pool_xlate_init(mp_pool *p);
+void mp__pool_xlate_fini(mp_pool *p);
+int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code);
+/* Fork pools: remember the modules loaded at start (0 or MP_ENOMEM), and
+ * refuse a task function in a module loaded after (MP_ENOTLOADED). */
+int mp__pool_fork_init(mp_pool *p);
+int mp__pool_fork_check(mp_pool *p, const void *fn);
+int mp__pool_xlate(mp__wxlate *x, const void *from, bool code, void **to);
+
+/* pool/pool_threads.c */
+int mp__pool_thread_spawn(mp_pool *p, int index);
+void mp__pool_thread_reap(mp_pool *p);
+int mp__pool_thread_stop(mp_pool *p, uint32_t how, const mp__deadline *d);
+
+/* pool/pool.c */
+int mp__pool_spawn(mp_pool *p, int index);
+int mp__pool_check_workers(mp_pool *p, bool force);
+void mp__pool_progress(mp_pool *p, bool final);
+int mp__pool_check_use(const mp_pool *p);
+
+/* pool/pool_jobs.c */
+int mp__pool_pump(mp_pool *p, bool force_check);
+int mp__pool_wait_event(mp_pool *p, const mp__deadline *d);
+void mp__pool_lost(mp_pool *p, uint32_t worker, pid_t pid, int sig, bool timed_out);
+int mp__pool_submit_apply(mp_pool *p, mp_async *a, mp_task_fn fn, void *ctx, const void *in,
+                          size_t in_len, size_t out_cap);
+void mp__pool_add_job(mp_pool *p, mp_async *a);
+void mp__pool_finish(mp_pool *p, mp_async *a);
+void mp__pool_fail_all(mp_pool *p, int code);
+void mp__pool_fail_broken(mp_pool *p);
+int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
+void mp__pool_block_put(mp_pool *p, mp__block *b);
+void mp__pool_record_error(mp_async *a, const mp_task_error *e);
+void mp__pool_prefault(void *p, size_t len);
+
+/* pool/pool_async.c */
+int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out);
+void mp__async_free(mp_async *a);
+/* A map's caller is gone (destroyed before completion): stop reading its
+ * input array. May finish (and free) a. */
+void mp__async_own_input(mp_async *a);
+void mp__imap_on_items(mp_imap *it, uint64_t first, uint64_t count);
+void mp__imap_on_error(mp_imap *it, const mp_task_error *e);
+
+#endif /* MULTIPROC_POOL_INTERNAL_H */

@@ -1,0 +1,314 @@
+/* Processes: the public API over process/process_fork.c and process/registry.c. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "heap/heap.h"
+#include "process/process_internal.h"
+
+static int mp__check_opts(const mp_process_opts *o)
+{
+    if (!o || (!o->target == !o->run))
+        return MP_EINVAL;
+    if (o->args_len > 0 && !o->args)
+        return MP_EINVAL;
+    if (o->name && strlen(o->name) >= MP__NAME_MAX)
+        return MP_EINVAL;
+    if (!(o->terminate_grace >= 0) || !(o->start_timeout >= 0)) /* also rejects NaN */
+        return MP_EINVAL;
+    if (o->n_pass_fds > MP_PASS_FDS_MAX || (o->n_pass_fds && !o->pass_fds))
+        return MP_EINVAL;
+    for (size_t i = 0; i < o->n_pass_fds; i++)
+        if (o->pass_fds[i] < 0)
+            return MP_EBADF;
+    if (o->start_method < MP_START_DEFAULT || o->start_method > MP_START_FORKSERVER)
+        return MP_EINVAL;
+    return 0;
+}
+
+int mp_process_create(mp_process **out, const mp_process_opts *opts)
+{
+    if (!out)
+        return MP_EINVAL;
+    int rc = mp__check_opts(opts);
+    if (rc < 0)
+        return rc;
+    mp_process *p = calloc(1, sizeof(*p));
+    if (!p)
+        return MP_ENOMEM;
+    if (opts->args_len > 0) {
+        p->args = malloc(opts->args_len);
+        if (!p->args) {
+            free(p);
+            return MP_ENOMEM;
+        }
+        memcpy(p->args, opts->args, opts->args_len);
+        p->args_owned = true;
+    } else {
+        p->args = (void *)(uintptr_t)opts->args; /* a pointer, passed as it is */
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    p->kind = MP__KIND_CHILD;
+    p->state = MP__CREATED;
+    p->sentinel = -1;
+    p->target = opts->target;
+    p->args_len = opts->args_len;
+    p->run = opts->run;
+    p->user = opts->user;
+    p->daemon = opts->daemon;
+    p->grace = opts->terminate_grace > 0 ? opts->terminate_grace : MP__DEFAULT_GRACE;
+    p->start_timeout = opts->start_timeout > 0 ? opts->start_timeout : MP__DEFAULT_START_TIMEOUT;
+    if (opts->n_pass_fds)
+        memcpy(p->pass_fds, opts->pass_fds, opts->n_pass_fds * sizeof(int));
+    p->n_pass_fds = opts->n_pass_fds;
+    p->method = opts->start_method ? opts->start_method : mp_get_start_method();
+    mp__next_identity(p->ident, sizeof(p->ident));
+    if (opts->name)
+        snprintf(p->name, sizeof(p->name), "%s", opts->name);
+    else
+        snprintf(p->name, sizeof(p->name), "Process-%s", p->ident);
+    *out = p;
+    return 0;
+}
+
+/* Common checks of the calls that act on a started child: it must be ours,
+ * started, and not closed. Call with p->mu held. */
+static int mp__check_child_locked(const mp_process *p)
+{
+    if (p->kind != MP__KIND_CHILD)
+        return MP_EPERM;
+    if (p->closed)
+        return MP_ECLOSED;
+    if (p->state == MP__CREATED)
+        return MP_ENOTSTARTED;
+    if (p->owner != getpid())
+        return MP_EPERM;
+    return 0;
+}
+
+static int mp__check_child(mp_process *p)
+{
+    if (!p)
+        return MP_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    int rc = mp__check_child_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int mp_process_start(mp_process *p)
+{
+    if (!p)
+        return MP_EINVAL;
+    if (p->kind != MP__KIND_CHILD)
+        return MP_EPERM;
+    mp__deadline d;
+    mp__deadline_init(&d, p->start_timeout);
+    mp__registry_ensure_atexit();
+    /* The heap must exist before the fork for the child to share it, and
+     * to see the objects made after it started. */
+    int rc = mp__heap_ensure();
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    rc = p->closed ? MP_ECLOSED : p->state != MP__CREATED ? MP_ESTARTED : 0;
+    if (rc == 0)
+        rc = mp__process_launch(p, &d);
+    if (rc == 0)
+        p->state = MP__RUNNING;
+    pthread_mutex_unlock(&p->mu);
+    if (rc == 0)
+        mp__registry_link(p);
+    return rc;
+}
+
+/* Wait for the sentinel or the deadline. A pidfd turns readable exactly
+ * when the child exits. The fallback pipe can turn readable early (the child
+ * exec'd) or late (a grandchild inherited the write end), so there the wait
+ * is cut into short slices with a reap check after each. */
+static int mp__wait_exit(mp_process *p, const mp__deadline *d)
+{
+    for (;;) {
+        if (mp__process_try_reap(p))
+            return 0;
+        if (mp__deadline_expired(d))
+            return MP_ETIMEDOUT;
+        pthread_mutex_lock(&p->mu);
+        int fd = p->sentinel;
+        bool exact = p->sentinel_is_pidfd;
+        pthread_mutex_unlock(&p->mu);
+        if (fd < 0 || !exact) {
+            mp__deadline slice = *d;
+            int64_t cap = mp__now_ns() + 20 * 1000000;
+            if (slice.ns < 0 || slice.ns > cap)
+                slice.ns = cap;
+            if (fd >= 0) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                int r = mp__poll(&pfd, 1, &slice);
+                if (r > 0)
+                    mp__sleep_until(&slice, 1000000); /* EOF stays readable */
+            } else {
+                mp__sleep_until(&slice, INT64_MAX);
+            }
+            continue;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = mp__poll(&pfd, 1, d);
+        if (r < 0)
+            return r;
+    }
+}
+
+int mp_process_join(mp_process *p, double timeout)
+{
+    mp__deadline d;
+    int rc = mp__deadline_init(&d, timeout);
+    if (rc < 0)
+        return rc;
+    if ((rc = mp__check_child(p)) < 0)
+        return rc;
+    return mp__wait_exit(p, &d);
+}
+
+bool mp_process_is_alive(mp_process *p)
+{
+    if (!p)
+        return false;
+    if (p->kind == MP__KIND_SELF || p == mp_current_process())
+        return true;
+    if (p->kind == MP__KIND_PARENT) {
+        if (p->sentinel >= 0) {
+            struct pollfd pfd = {.fd = p->sentinel, .events = POLLIN};
+            return poll(&pfd, 1, 0) == 0;
+        }
+        return getppid() == p->pid;
+    }
+    if (mp__check_child(p) < 0)
+        return false;
+    return !mp__process_try_reap(p);
+}
+
+int mp_process_exitcode(mp_process *p, int *code)
+{
+    if (!p || !code)
+        return MP_EINVAL;
+    if (mp__is_current(p))
+        return MP_ERUNNING; /* a process asking about itself, or its parent */
+    int rc = mp__check_child(p);
+    if (rc == MP_ECLOSED || rc == MP_EPERM) {
+        /* A closed object (or a copy seen from another process) still knows
+         * the code it recorded. */
+        pthread_mutex_lock(&p->mu);
+        rc = p->state == MP__REAPED ? 0 : rc;
+        pthread_mutex_unlock(&p->mu);
+    } else if (rc == 0 && !mp__process_try_reap(p)) {
+        return MP_ERUNNING;
+    }
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    rc = p->status_lost ? MP_ECHILD : 0;
+    if (rc == 0)
+        *code = p->exitcode;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int mp_process_send_signal(mp_process *p, int sig)
+{
+    if (sig < 0 || sig >= NSIG)
+        return MP_EINVAL;
+    int rc = mp__check_child(p);
+    return rc < 0 ? rc : mp__process_signal(p, sig);
+}
+
+static int mp__stop(mp_process *p, int first_sig, double grace)
+{
+    int rc = mp__check_child(p);
+    if (rc < 0 || mp__process_try_reap(p))
+        return rc;
+    mp__deadline d;
+    if (first_sig != SIGKILL) {
+        if ((rc = mp__process_signal(p, first_sig)) < 0)
+            return rc;
+        mp__deadline_init(&d, grace);
+        if (mp__wait_exit(p, &d) == 0)
+            return 0;
+    }
+    if ((rc = mp__process_signal(p, SIGKILL)) < 0)
+        return rc;
+    mp__deadline_init(&d, MP__KILL_WAIT);
+    return mp__wait_exit(p, &d);
+}
+
+int mp_process_terminate(mp_process *p)
+{
+    return mp__stop(p, SIGTERM, p ? p->grace : 0);
+}
+
+int mp_process_kill(mp_process *p)
+{
+    return mp__stop(p, SIGKILL, 0);
+}
+
+int mp_process_close(mp_process *p)
+{
+    if (!p)
+        return MP_EINVAL;
+    if (p->kind != MP__KIND_CHILD)
+        return MP_EPERM;
+    pthread_mutex_lock(&p->mu);
+    bool ours_running = p->state == MP__RUNNING && p->owner == getpid();
+    pthread_mutex_unlock(&p->mu);
+    if (ours_running && !mp__process_try_reap(p))
+        return MP_EBUSY;
+    pthread_mutex_lock(&p->mu);
+    if (!p->closed && p->sentinel >= 0)
+        close(p->sentinel);
+    p->sentinel = -1;
+    p->closed = true;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void mp_process_destroy(mp_process *p)
+{
+    if (!p || p->kind != MP__KIND_CHILD || mp__is_current(p))
+        return;
+    if (p->owner == getpid() && p->state == MP__RUNNING && !p->closed) {
+        mp_process_terminate(p);
+        mp__registry_unlink(p); /* even if the kernel kept it: never dangle */
+    }
+    if (p->sentinel >= 0)
+        close(p->sentinel);
+    if (p->args_owned)
+        free(p->args);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+pid_t mp_process_pid(const mp_process *p)
+{
+    if (!p)
+        return 0;
+    if (p->kind == MP__KIND_SELF)
+        return getpid();
+    return p->pid;
+}
+
+const char *mp_process_name(const mp_process *p)
+{
+    return p ? p->name : NULL;
+}
+
+bool mp_process_daemon(const mp_process *p)
+{
+    return p && p->daemon;
+}
+
+int mp_process_sentinel(const mp_process *p)
+{
+    return p ? p->sentinel : -1;
+}

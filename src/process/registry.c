@@ -1,0 +1,222 @@
+/* This process's running children, its own process object and its parent's.
+ *
+ * Lock order: the registry lock may be taken while holding nothing, or
+ * before a process's own lock; never the other way round. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "process/process_internal.h"
+
+static pthread_mutex_t mp__reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static mp_process *mp__reg_head;
+static unsigned long mp__reg_counter; /* identities given to our children */
+static mp_process *mp__current;       /* NULL in the main process */
+static mp_process *mp__parent;        /* built lazily in a child */
+static pid_t mp__parent_pid;
+static char mp__parent_name[MP__NAME_MAX];
+static mp_process mp__main = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .kind = MP__KIND_SELF,
+    .state = MP__RUNNING,
+    .sentinel = -1,
+    .name = "MainProcess",
+};
+
+/* A fork that the library did not make (the program's own fork()) must not
+ * leave the child with its parent's children in the list, nor with a lock
+ * held by a thread that does not exist in the child. */
+static void mp__atfork_child(void)
+{
+    pthread_mutex_init(&mp__reg_mu, NULL);
+    mp__reg_head = NULL;
+    mp__reg_counter = 0;
+}
+
+static pthread_once_t mp__reg_once = PTHREAD_ONCE_INIT;
+
+static void mp__reg_init(void)
+{
+    pthread_atfork(NULL, NULL, mp__atfork_child);
+}
+
+void mp__registry_link(mp_process *p)
+{
+    pthread_once(&mp__reg_once, mp__reg_init);
+    pthread_mutex_lock(&mp__reg_mu);
+    p->prev = NULL;
+    p->next = mp__reg_head;
+    if (mp__reg_head)
+        mp__reg_head->prev = p;
+    mp__reg_head = p;
+    p->linked = true;
+    pthread_mutex_unlock(&mp__reg_mu);
+}
+
+static void mp__unlink_locked(mp_process *p)
+{
+    if (!p->linked)
+        return;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        mp__reg_head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+    p->linked = false;
+}
+
+void mp__registry_unlink(mp_process *p)
+{
+    pthread_mutex_lock(&mp__reg_mu);
+    mp__unlink_locked(p);
+    pthread_mutex_unlock(&mp__reg_mu);
+}
+
+void mp__next_identity(char *ident, size_t cap)
+{
+    pthread_mutex_lock(&mp__reg_mu);
+    unsigned long n = ++mp__reg_counter;
+    pthread_mutex_unlock(&mp__reg_mu);
+    if (mp__current)
+        snprintf(ident, cap, "%s:%lu", mp__current->ident, n);
+    else
+        snprintf(ident, cap, "%lu", n);
+}
+
+void mp__registry_child_init(mp_process *p, pid_t ppid, const char *parent_name)
+{
+    /* The parent's own object is still in this copy of its memory: take its
+     * name before this process becomes the current one. No snprintf here:
+     * its deep stack frame would copy-on-write several stack pages in every
+     * child, a measurable part of a process start. */
+    const mp_process *parent_self = mp__current ? mp__current : &mp__main;
+    mp__strlcpy(mp__parent_name, parent_name ? parent_name : parent_self->name,
+                sizeof(mp__parent_name));
+    mp__atfork_child();
+    /* The child's copy of its own object: not a child of itself. */
+    p->linked = false;
+    p->next = p->prev = NULL;
+    p->owner = ppid;
+    p->state = MP__RUNNING;
+    pthread_mutex_init(&p->mu, NULL);
+    mp__current = p;
+    mp__parent = NULL; /* a grandparent object copied from the parent is stale */
+    mp__parent_pid = ppid;
+}
+
+bool mp__is_current(const mp_process *p)
+{
+    return p == mp__current || p == &mp__main || (p && p == mp__parent);
+}
+
+mp_process *mp_current_process(void)
+{
+    /* No pid is stored in the MainProcess object: mp_process_pid() asks
+     * getpid() for it, which stays right after a fork. */
+    return mp__current ? mp__current : &mp__main;
+}
+
+mp_process *mp_parent_process(void)
+{
+    if (!mp__current)
+        return NULL;
+    pthread_mutex_lock(&mp__reg_mu);
+    if (!mp__parent) {
+        mp_process *pp = calloc(1, sizeof(*pp));
+        if (pp) {
+            pthread_mutex_init(&pp->mu, NULL);
+            pp->kind = MP__KIND_PARENT;
+            pp->state = MP__RUNNING;
+            pp->pid = mp__parent_pid;
+            pp->sentinel = mp__pidfd_open(mp__parent_pid);
+            pp->sentinel_is_pidfd = pp->sentinel >= 0;
+            snprintf(pp->name, sizeof(pp->name), "%s", mp__parent_name);
+            mp__parent = pp;
+        }
+    }
+    mp_process *r = mp__parent;
+    pthread_mutex_unlock(&mp__reg_mu);
+    return r;
+}
+
+/* Snapshot the running children; each check may reap and unlink, which
+ * takes the registry lock, so it is not held across the checks. The
+ * snapshot is only valid while no other thread destroys those objects,
+ * which the API documents. */
+static int mp__snapshot(mp_process ***out)
+{
+    pthread_mutex_lock(&mp__reg_mu);
+    int n = 0;
+    for (mp_process *p = mp__reg_head; p; p = p->next)
+        n++;
+    mp_process **v = n ? malloc((size_t)n * sizeof(*v)) : NULL;
+    if (n && !v) {
+        pthread_mutex_unlock(&mp__reg_mu);
+        return MP_ENOMEM;
+    }
+    int i = 0;
+    for (mp_process *p = mp__reg_head; p; p = p->next)
+        v[i++] = p;
+    pthread_mutex_unlock(&mp__reg_mu);
+    *out = v;
+    return n;
+}
+
+int mp_active_children(mp_process **out, size_t cap)
+{
+    if (!out && cap > 0)
+        return MP_EINVAL;
+    mp_process **v = NULL;
+    int n = mp__snapshot(&v);
+    if (n < 0)
+        return n;
+    int alive = 0;
+    for (int i = 0; i < n; i++) {
+        if (mp__process_try_reap(v[i]))
+            continue;
+        if ((size_t)alive < cap)
+            out[alive] = v[i];
+        alive++;
+    }
+    free(v);
+    return alive;
+}
+
+void mp__registry_exit_cleanup(void)
+{
+    mp_process **v = NULL;
+    int n = mp__snapshot(&v);
+    if (n <= 0)
+        return;
+    for (int i = 0; i < n; i++)
+        if (v[i]->daemon)
+            mp_process_terminate(v[i]);
+    for (int i = 0; i < n; i++)
+        if (!v[i]->daemon)
+            mp_process_join(v[i], MP_FOREVER);
+    free(v);
+}
+
+static pthread_once_t mp__atexit_once = PTHREAD_ONCE_INIT;
+
+static void mp__atexit_handler(void)
+{
+    /* Only the process that registered the handler runs it: a child made by
+     * the library leaves through _exit, and a plain fork()ed child has an
+     * empty list. */
+    mp__registry_exit_cleanup();
+}
+
+static void mp__register_atexit(void)
+{
+    atexit(mp__atexit_handler);
+}
+
+void mp__registry_ensure_atexit(void)
+{
+    pthread_once(&mp__reg_once, mp__reg_init);
+    pthread_once(&mp__atexit_once, mp__register_atexit);
+}

@@ -1,0 +1,545 @@
+/* Queues: creation, the lock, waiting, and the producer side (see
+ * include/multiproc/queue.h and queue/queue_internal.h). */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "queue/queue_internal.h"
+
+bool mp__queue_valid(const mp_queue *q)
+{
+    return q && mp__heap_contains(q, sizeof *q) && q->head.magic == MP__QUEUE_MAGIC;
+}
+
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+int mp__queue_lock_rec(mp_queue *q, const void *payload, mp__qrec **r)
+{
+    if (!mp__queue_valid(q))
+        return MP_EINVAL;
+    if (!(*r = mp__qstore_rec_of(q, payload)))
+        return MP_EINVAL;
+    return mp__queue_lock(q);
+}
+
+int mp__queue_lock(mp_queue *q)
+{
+    /* Every hold is short (the copies above MP__QINLINE_MAX run unlocked),
+     * so a busy lock is worth a few microseconds of trying before the
+     * mutex puts this thread to sleep in the kernel: a futex wake-up from
+     * another CPU costs tens of microseconds on a VM. */
+    int rc = mp__rmutex_trylock(&q->lock);
+    for (unsigned i = 0; rc == MP_EBUSY && i < MP__QLOCK_TRIES; i++) {
+        for (unsigned k = 0; k < 16; k++)
+            mp__cpu_relax();
+        rc = mp__rmutex_trylock(&q->lock);
+    }
+    if (rc == MP_EBUSY)
+        rc = mp__rmutex_lock(&q->lock, NULL);
+    if (rc == MP_EOWNERDEAD) {
+        /* A holder died part-way through an update: make the queue whole
+         * again before anyone else sees it. */
+        mp__debug("queue %p: previous lock holder died, repairing", (void *)q);
+        mp__queue_repair(q);
+        rc = mp__rmutex_consistent(&q->lock);
+        if (rc < 0)
+            mp__rmutex_unlock(&q->lock);
+    }
+    return rc;
+}
+
+/* Every release of the lock: a producer's intent to append to the chain
+ * ends with its hold. */
+static void mp__queue_drop_lock(mp_queue *q)
+{
+    if (atomic_load_explicit(&q->chain_intent, memory_order_relaxed))
+        atomic_store(&q->chain_intent, 0);
+    mp__rmutex_unlock(&q->lock);
+}
+
+void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
+{
+    mp__queue_drop_lock(q);
+    if (!w)
+        return;
+    if (w->getters)
+        mp__futex_wake(&q->put_seq, w->getters);
+    if (w->putters)
+        mp__futex_wake(&q->get_seq, w->putters);
+    if (w->joiners)
+        mp__futex_wake(&q->done_seq, w->joiners);
+    if (w->signal && atomic_load(&q->pollers) > 0)
+        mp__queue_signal(q);
+}
+
+/* Lock held on entry and on return. Before going to sleep, watch the queue
+ * without the lock for a few microseconds: between two processes running
+ * on two CPUs the other side usually acts within that time, and a futex
+ * sleep and wake-up costs far more (tens of microseconds on a VM). Returns
+ * true when the queue changed (the caller checks again), false when the
+ * caller should sleep. */
+static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
+{
+    uint64_t count = atomic_load_explicit(&q->count, memory_order_relaxed);
+    uint64_t bytes = atomic_load_explicit(&q->bytes, memory_order_relaxed);
+    uint64_t unfinished = atomic_load_explicit(&q->unfinished, memory_order_relaxed);
+    uint64_t deq = atomic_load_explicit(&q->deq, memory_order_relaxed);
+    mp__queue_drop_lock(q);
+    int64_t end = mp__now_ns() + MP__QSPIN_NS;
+    if (d->ns >= 0 && d->ns < end)
+        end = d->ns;
+    *changed = false;
+    for (unsigned i = 1;; i++) {
+        mp__cpu_relax();
+        if (atomic_load_explicit(&q->count, memory_order_relaxed) != count ||
+            atomic_load_explicit(&q->bytes, memory_order_relaxed) != bytes ||
+            atomic_load_explicit(&q->unfinished, memory_order_relaxed) != unfinished ||
+            atomic_load_explicit(&q->deq, memory_order_relaxed) != deq ||
+            atomic_load_explicit(&q->closed, memory_order_relaxed) ||
+            (q->ring && mp__qring_state(q) == MP__QR_OK)) {
+            *changed = true;
+            break;
+        }
+        if (i % 32 == 0 && mp__now_ns() >= end)
+            break;
+    }
+    return mp__queue_lock(q);
+}
+
+/* After registering as a sleeper: did the ring change in a way its
+ * lock-free side would not wake us for? Its producers and consumers wake
+ * sleepers they see; one that came before the registration is seen here. */
+static bool mp__queue_ring_moved(mp_queue *q, const _Atomic uint32_t *word)
+{
+    if (!q->ring)
+        return false;
+    if (word == &q->put_seq)
+        return mp__qring_state(q) == MP__QR_OK;
+    if (word == &q->get_seq)
+        return q->maxsize && mp__queue_count(q) + atomic_load(&q->reserved) < q->maxsize;
+    return false;
+}
+
+/* After a sleep slice: drops what dead processes held. */
+static bool mp__queue_reap(mp_queue *q)
+{
+    bool any = mp__qring_reap(q);
+    if (atomic_load(&q->reserved) + q->peeked > 0 && mp__qstore_reap_dead(q)) {
+        mp__qstore_advance(q);
+        any = true;
+    }
+    return any;
+}
+
+int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleepers,
+                    const mp__deadline *d, bool *spun)
+{
+    /* First round: spin, then let the caller check again under the lock.
+     * Second round: sleep, registered under the same lock hold as the
+     * caller's failed check, so no wake-up can fall in between. */
+    if (!*spun) {
+        bool changed;
+        *spun = true;
+        return mp__queue_spin(q, d, &changed);
+    }
+    *spun = false;
+    int lrc;
+    uint32_t seq = atomic_load(word);
+    atomic_fetch_add(sleepers, 1);
+    /* While a record or a ring slot is held, its holder may die without
+     * waking anyone: sleep in slices and look for dead holders after each. */
+    mp__deadline slice = *d;
+    bool sliced = atomic_load(&q->reserved) + q->peeked > 0 || mp__qring_state(q) == MP__QR_BUSY;
+    if (sliced) {
+        int64_t cap = mp__now_ns() + MP__QSLICE_NS;
+        if (slice.ns < 0 || slice.ns > cap)
+            slice.ns = cap;
+    }
+    mp__queue_drop_lock(q);
+    int rc = mp__queue_ring_moved(q, word) ? 0 : mp__futex_wait(word, seq, &slice);
+    lrc = mp__queue_lock(q);
+    atomic_fetch_sub(sleepers, 1);
+    if (lrc < 0)
+        return lrc;
+    if (rc == MP_ETIMEDOUT && sliced && mp__queue_reap(q))
+        return 0;
+    if (rc == MP_ETIMEDOUT)
+        return mp__deadline_expired(d) ? MP_ETIMEDOUT : 0;
+    return rc < 0 && rc != MP_EINTR ? rc : 0;
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+int mp__queue_check_opts(const mp_queue_opts *o)
+{
+    if (o->simple && (o->maxsize || o->max_bytes))
+        return MP_EINVAL;
+    if (o->max_bytes > MP_QUEUE_MAX_MESSAGE || o->maxsize > MP_QUEUE_MAX_MESSAGE)
+        return MP_EINVAL;
+    return 0;
+}
+
+static uint32_t mp__queue_new_tag(const mp_queue *q)
+{
+    static _Atomic uint32_t counter;
+    uint32_t c = atomic_fetch_add(&counter, 1);
+    return (uint32_t)((uintptr_t)q >> 4) ^ ((uint32_t)getpid() << 16) ^ (c * 2654435761u);
+}
+
+int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
+{
+    static const mp_queue_opts defaults;
+    const mp_queue_opts *o = opts ? opts : &defaults;
+    if (!out)
+        return MP_EINVAL;
+    int rc = mp__queue_check_opts(o);
+    if (rc < 0 || (rc = mp__heap_ensure()) < 0)
+        return rc;
+    mp_queue *q = NULL;
+    mp__qseg *seg = NULL;
+    int efd = -1;
+    if ((rc = mp__heap_alloc((void **)&q, sizeof *q)) < 0)
+        goto fail;
+    if ((rc = mp__heap_alloc((void **)&seg, sizeof *seg + MP__QSEG_MIN)) < 0)
+        goto fail;
+    seg->size = MP__QSEG_MIN;
+    if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        rc = mp__errno();
+        goto fail;
+    }
+    /* The ring keeps no byte count and no task count: queues with a byte
+     * bound or joinable ones use the chain only. */
+    if (!o->joinable && !o->max_bytes && (rc = mp__qring_new(q, o->maxsize)) < 0)
+        goto fail;
+    if ((rc = mp__rmutex_init(&q->lock, false)) < 0)
+        goto fail;
+    q->maxsize = o->maxsize;
+    q->max_bytes = o->max_bytes;
+    q->joinable = o->joinable;
+    q->simple = o->simple;
+    q->tag = mp__queue_new_tag(q);
+    q->head_seg = q->tail_seg = seg;
+    q->efd = efd;
+    if ((rc = mp__queue_efd_register(q)) < 0) {
+        mp__rmutex_fini(&q->lock);
+        goto fail;
+    }
+    q->head = MP__OBJ_HEAD_INIT;
+    __atomic_store_n(&q->head.magic, MP__QUEUE_MAGIC, __ATOMIC_RELEASE);
+    *out = q;
+    return 0;
+fail:
+    if (efd >= 0)
+        close(efd);
+    mp__heap_free(q ? q->ring_mem : NULL);
+    mp__heap_free(seg);
+    mp__heap_free(q);
+    return rc;
+}
+
+void mp_queue_destroy(mp_queue *q)
+{
+    MP__REDIS_DISPATCH_VOID(q, mp__rqueue_close((mp__rqueue *)(void *)q));
+    if (!mp__queue_valid(q) || mp__obj_named(q))
+        return;
+    q->head.magic = 0;
+    mp__queue_efd_forget(q);
+    mp__qstore_free_all(q);
+    mp__heap_free(q->ring_mem);
+    mp__rmutex_fini(&q->lock);
+    mp__heap_free(q);
+}
+
+/* ---- producers ----------------------------------------------------------- */
+
+static int mp__put_check(mp_queue *q, const void *data, size_t len)
+{
+    if (!mp__queue_valid(q) || (!data && len > 0))
+        return MP_EINVAL;
+    if (len > MP_QUEUE_MAX_MESSAGE || (q->max_bytes && len > q->max_bytes))
+        return MP_EMSGSIZE;
+    return 0;
+}
+
+/* Lock held: may a message of len bytes go into the chain? With a ring,
+ * chain_intent is raised first (until the lock is dropped): a ring producer
+ * claiming a slot meanwhile either is counted here or sees the intent and
+ * steps back, so the two never overshoot maxsize together. */
+static bool mp__room(mp_queue *q, size_t len)
+{
+    if (q->ring)
+        atomic_store(&q->chain_intent, 1);
+    uint64_t count = mp__queue_count(q);
+    if (q->maxsize && count + atomic_load(&q->reserved) >= q->maxsize)
+        return false;
+    uint64_t bytes = atomic_load_explicit(&q->bytes, memory_order_relaxed);
+    return !q->max_bytes || bytes + len <= q->max_bytes;
+}
+
+/* Lock held: waits until a message of len bytes fits. A message with data
+ * small enough tries the ring first (*in_ring: it went there, done). The
+ * last check after an expired wait decides, so a timeout never hides room
+ * that appeared. */
+static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadline *d,
+                     bool *in_ring)
+{
+    bool last = false, spun = false;
+    *in_ring = false;
+    for (;;) {
+        if (atomic_load_explicit(&q->closed, memory_order_relaxed))
+            return MP_ECLOSED;
+        if (data && q->ring) {
+            int rr = mp__qring_put_quiet(q, data, len);
+            if (rr == MP__QR_OK || rr == MP__QR_CLOSED) {
+                *in_ring = rr == MP__QR_OK;
+                return rr == MP__QR_OK ? 0 : MP_ECLOSED;
+            }
+        }
+        if (mp__room(q, len))
+            return 0;
+        if (last || mp__deadline_expired(d))
+            return MP_EFULL;
+        int rc = mp__queue_sleep(q, &q->get_seq, &q->putters, d, &spun);
+        if (rc == MP_ETIMEDOUT)
+            last = true;
+        else if (rc < 0)
+            return rc;
+    }
+}
+
+/* Lock held: n messages were published; wake as many consumers. */
+static void mp__wake_getters(mp_queue *q, size_t n, mp__qwake *w)
+{
+    /* seq_cst: after a ring publication, against a sleeper registering
+     * without the lock's help (see mp__qring_wake_getters). */
+    uint32_t g = atomic_load(&q->getters);
+    w->signal = true;
+    if (g == 0)
+        return;
+    atomic_fetch_add(&q->put_seq, 1);
+    w->getters = n < g ? (int)n : (int)g;
+}
+
+static int mp__put_large(mp_queue *q, const void *data, size_t len, double timeout)
+{
+    void *buf;
+    int rc = mp_queue_reserve(q, len, &buf, timeout);
+    if (rc < 0)
+        return rc;
+    memcpy(buf, data, len);
+    return mp_queue_commit(q, buf);
+}
+
+int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
+{
+    MP__REDIS_DISPATCH(q, mp__rqueue_put((mp__rqueue *)(void *)q, data, len, timeout));
+    int rc = mp__put_check(q, data, len);
+    if (rc < 0)
+        return rc;
+    mp__deadline d;
+    if ((rc = mp__deadline_init(&d, timeout)) < 0)
+        return rc;
+    /* A small message goes into the ring without the lock when it can. */
+    int rr = mp__qring_put(q, data, len, timeout != 0 ? &d : NULL);
+    if (rr == MP__QR_OK || rr == MP__QR_CLOSED)
+        return rr == MP__QR_OK ? 0 : MP_ECLOSED;
+    /* A large copy runs outside the lock: reserve, copy, commit. */
+    if (len > MP__QINLINE_MAX)
+        return mp__put_large(q, data, len, timeout);
+    if ((rc = mp__queue_lock(q)) < 0)
+        return rc;
+    mp__qwake w = {0};
+    mp__qrec *r;
+    bool in_ring;
+    rc = mp__admit(q, data ? data : "", len, &d, &in_ring);
+    if (rc == 0 && !in_ring)
+        rc = mp__qstore_append(q, data, len, MP__QREC_COMMITTED, &r);
+    if (rc == 0)
+        mp__wake_getters(q, 1, &w);
+    mp__queue_unlock(q, &w);
+    return rc;
+}
+
+int mp_queue_put_nowait(mp_queue *q, const void *data, size_t len)
+{
+    return mp_queue_put(q, data, len, 0);
+}
+
+int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double timeout)
+{
+    MP__REDIS_DISPATCH(q, mp__rqueue_put_many((mp__rqueue *)(void *)q, msgs, n, timeout));
+    if (!mp__queue_valid(q) || (!msgs && n > 0) || n > INT_MAX)
+        return MP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int rc = mp__put_check(q, msgs[i].data, msgs[i].len);
+        if (rc < 0)
+            return rc;
+    }
+    mp__deadline d;
+    int rc = mp__deadline_init(&d, timeout);
+    if (rc < 0 || n == 0)
+        return rc;
+    if ((rc = mp__queue_lock(q)) < 0)
+        return rc;
+    mp__qwake w = {0};
+    size_t done = 0, chained = 0;
+    bool in_ring;
+    rc = mp__admit(q, msgs[0].data ? msgs[0].data : "", msgs[0].len, &d, &in_ring);
+    done = rc == 0 && in_ring;
+    /* The rest go where they fit now: the ring while it takes them, then
+     * the chain (and only the chain after that, for their order). */
+    while (rc == 0 && done < n) {
+        const mp_queue_msg *m = &msgs[done];
+        if (chained == 0 && done > 0) {
+            int rr = mp__qring_put_quiet(q, m->data ? m->data : "", m->len);
+            if (rr == MP__QR_OK) {
+                done++;
+                continue;
+            }
+            if (rr == MP__QR_CLOSED)
+                break;
+        }
+        if (done > 0 && !mp__room(q, m->len))
+            break;
+        mp__qrec *r;
+        rc = mp__qstore_append(q, m->data, m->len, MP__QREC_COMMITTED, &r);
+        done += rc == 0;
+        chained += rc == 0;
+    }
+    if (done > 0)
+        mp__wake_getters(q, done, &w);
+    mp__queue_unlock(q, &w);
+    return done > 0 ? (int)done : rc;
+}
+
+int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
+{
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    int rc = mp__put_check(q, NULL, 0);
+    if (rc < 0 || !buf)
+        return rc < 0 ? rc : MP_EINVAL;
+    if (len > MP_QUEUE_MAX_MESSAGE || (q->max_bytes && len > q->max_bytes))
+        return MP_EMSGSIZE;
+    mp__deadline d;
+    if ((rc = mp__deadline_init(&d, timeout)) < 0)
+        return rc;
+    if ((rc = mp__queue_lock(q)) < 0)
+        return rc;
+    mp__qrec *r;
+    bool in_ring;
+    rc = mp__admit(q, NULL, len, &d, &in_ring);
+    if (rc == 0)
+        rc = mp__qstore_append(q, NULL, len, MP__QREC_RESERVED, &r);
+    mp__queue_unlock(q, NULL);
+    if (rc == 0)
+        *buf = mp__qrec_data(r);
+    return rc;
+}
+
+/* Lock held: r must be a record of this process in state `want`. */
+static int mp__check_holder(const mp__qrec *r, uint64_t want)
+{
+    if (atomic_load_explicit(&r->state, memory_order_relaxed) != want)
+        return MP_EINVAL;
+    int32_t pid;
+    uint64_t start;
+    mp__qowner_self(&pid, &start);
+    return r->owner_pid == pid ? 0 : MP_EPERM;
+}
+
+int mp_queue_commit(mp_queue *q, void *buf)
+{
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    mp__qrec *r;
+    int rc = mp__queue_lock_rec(q, buf, &r);
+    if (rc < 0)
+        return rc;
+    mp__qwake w = {0};
+    if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
+        mp__qstore_set_unfinished_after(q, &r->state, MP__QREC_COMMITTED);
+        mp__qcount_sub(&q->reserved, 1);
+        atomic_fetch_add(&q->count, 1);
+        mp__wake_getters(q, 1, &w);
+    }
+    mp__queue_unlock(q, &w);
+    return rc;
+}
+
+int mp_queue_abort(mp_queue *q, void *buf)
+{
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    mp__qrec *r;
+    int rc = mp__queue_lock_rec(q, buf, &r);
+    if (rc < 0)
+        return rc;
+    mp__qwake w = {0};
+    if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
+        atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
+        mp__qcount_sub(&q->reserved, 1);
+        mp__qcount_sub(&q->bytes, r->len);
+        mp__qstore_advance(q);
+        mp__queue_space_freed(q, 1, &w);
+    }
+    mp__queue_unlock(q, &w);
+    return rc;
+}
+
+int mp_queue_close(mp_queue *q)
+{
+    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (!mp__queue_valid(q))
+        return MP_EINVAL;
+    int rc = mp__queue_lock(q);
+    if (rc < 0)
+        return rc;
+    atomic_store(&q->closed, 1);
+    atomic_fetch_add(&q->put_seq, 1);
+    atomic_fetch_add(&q->get_seq, 1);
+    mp__qwake w = {.getters = INT32_MAX, .putters = INT32_MAX, .signal = true};
+    mp__queue_unlock(q, &w);
+    return 0;
+}
+
+int mp_queue_qsize(mp_queue *q, size_t *n)
+{
+    MP__REDIS_DISPATCH(q, mp__rqueue_qsize((mp__rqueue *)(void *)q, n));
+    if (!mp__queue_valid(q) || !n)
+        return MP_EINVAL;
+    /* A slot left claimed by a dead producer must not count. */
+    if (mp__qring_state(q) == MP__QR_BUSY)
+        mp__qring_reap(q);
+    *n = (size_t)mp__queue_count(q);
+    return 0;
+}
+
+int mp_queue_empty(mp_queue *q)
+{
+    MP__REDIS_DISPATCH(q, mp__rqueue_empty((mp__rqueue *)(void *)q));
+    if (!mp__queue_valid(q))
+        return MP_EINVAL;
+    if (mp__qring_state(q) == MP__QR_BUSY)
+        mp__qring_reap(q);
+    return mp__queue_count(q) == 0;
+}
+
+int mp_queue_full(mp_queue *q)
+{
+    MP__REDIS_DISPATCH(q, mp__rqueue_full((mp__rqueue *)(void *)q));
+    if (!mp__queue_valid(q))
+        return MP_EINVAL;
+    int rc = mp__queue_lock(q);
+    if (rc < 0)
+        return rc;
+    bool full = !mp__room(q, 0) || (q->max_bytes && atomic_load(&q->bytes) >= q->max_bytes);
+    mp__queue_unlock(q, NULL);
+    return full;
+}

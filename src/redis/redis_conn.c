@@ -1,0 +1,621 @@
+/* A connection to Redis: connect, AUTH, SELECT, timeouts, reconnect and
+ * fork, and the one place where commands are sent (under the connection's
+ * mutex, so that a manager is usable from several threads).
+ *
+ * Lifetime: reference-counted. The manager holds one reference and every
+ * object handle one more, so that handles stay usable after
+ * mp_manager_close, as local named objects do.
+ *
+ * I/O: this file drives the socket itself, non-blocking, with poll()
+ * against one absolute CLOCK_MONOTONIC deadline per call (the URL's
+ * timeout, plus the server-side wait of a blocking command): the connect,
+ * every write and every read of a call share it, and a signal (EINTR, with
+ * or without SA_RESTART) never restarts the clock. hiredis only formats
+ * commands and parses replies (redisFormatCommandArgv, redisReader); no
+ * blocking system call ever runs inside it. Name resolution (getaddrinfo)
+ * is the one step the deadline cannot bound: use an address, or a name
+ * the resolver answers at once, when that matters.
+ *
+ * Failure model: a command whose reply does not come whole (timeout, EOF,
+ * reset, a reply cut short by the deadline) leaves the connection in an
+ * unknown state (the rest of the reply may still arrive and would be taken
+ * for the next command's), so the connection is closed. With reconnect=0
+ * it stays closed and every later call fails with MP_ECONNRESET; with
+ * reconnect=1 the next call connects again first. The failed call itself
+ * is never retried: the server may have applied it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redis/redis_internal.h"
+#include "redis/redis_pool.h"
+
+struct mp__redis {
+    pthread_mutex_t lock;
+    atomic_int refs;
+    atomic_int pid;  /* the process whose connection fd is */
+    int fd;          /* -1 while not connected */
+    redisReader *rd; /* the replies read from fd (NULL while not connected) */
+    mp__deadline dl; /* of the call under way (set by begin) */
+    bool lost;       /* closed after a failure, reconnect=0 */
+    bool watching;   /* WATCH sent, no EXEC/DISCARD/UNWATCH yet */
+    bool in_multi;   /* MULTI sent, no EXEC/DISCARD yet */
+    int64_t quantum; /* SO_RCVTIMEO of fd in ns (see may_block) */
+    mp__redis_url url;
+};
+
+/* Serialises the repair of connections in a forked child; re-initialised
+ * there by the atfork handler, since a thread of the parent may have held
+ * it at the fork. */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_child(void)
+{
+    pthread_mutex_init(&fork_lock, NULL);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* The deadline of a call starting now: the URL's timeout (in (0, 86400],
+ * so never "forever"). */
+static void call_deadline(const mp__redis *r, mp__deadline *dl)
+{
+    mp__deadline_init(dl, r->url.timeout);
+}
+
+/* The library error for a failed socket call's errno. */
+static int errno_code(int e)
+{
+    switch (e) {
+    case ECONNREFUSED:
+        return MP_ECONNREFUSED;
+    case ETIMEDOUT:
+        return MP_ETIMEDOUT;
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE:
+        return MP_ECONNRESET;
+    case ENOMEM:
+        return MP_ENOMEM;
+    default:
+        return MP_EIO;
+    }
+}
+
+/* The library error for a reader that failed on the bytes fed to it. */
+static int reader_error(const redisReader *rd)
+{
+    switch (rd->err) {
+    case REDIS_ERR_PROTOCOL:
+        return MP_EBADMSG;
+    case REDIS_ERR_OOM:
+        /* A refused array header is a malformed reply, not a lack of
+         * memory. */
+        return mp__redis_array_refused() ? MP_EBADMSG : MP_ENOMEM;
+    default:
+        return MP_EIO;
+    }
+}
+
+static void close_socket(mp__redis *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->rd)
+        redisReaderFree(r->rd);
+    r->fd = -1;
+    r->rd = NULL;
+}
+
+static void drop(mp__redis *r)
+{
+    close_socket(r);
+    r->watching = r->in_multi = false;
+    if (!r->url.reconnect)
+        r->lost = true;
+}
+
+/* Waits for events on fd until dl: 0 when they came, MP_ETIMEDOUT, or the
+ * error of poll. EINTR restarts the wait with the time left. */
+static int wait_fd(int fd, short events, const mp__deadline *dl)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = mp__poll(&p, 1, dl);
+    return n < 0 ? n : n == 0 ? MP_ETIMEDOUT : 0;
+}
+
+/* How much shorter than the URL's timeout the socket's own receive timeout
+ * is, so that the first read of a call, made a little after the call
+ * began, can still block for the whole of it without passing the call's
+ * deadline. */
+#define QUANTUM_SLACK_NS 2000000
+
+/* The socket is blocking, with a receive timeout (the quantum) a little
+ * shorter than the URL's timeout: a read may block in the kernel (one
+ * system call, no poll) when the call's deadline is at least a quantum
+ * away, since the kernel then returns (EAGAIN) before the deadline; a
+ * signal ends such a read with EINTR even under SA_RESTART (socket reads
+ * with a timeout are never restarted), and the loop goes on with the time
+ * left. Closer to the deadline, poll with the exact time left, then read
+ * without waiting. quantum < 0: no timeout at all (block freely while the
+ * call has no deadline); 0: never block. */
+static bool may_block(const mp__redis *r, const mp__deadline *dl)
+{
+    if (r->quantum < 0 || dl->ns < 0)
+        return r->quantum < 0 && dl->ns < 0;
+    if (r->quantum == 0)
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return dl->ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec) >= r->quantum;
+}
+
+/* Sets fd blocking with the receive timeout that may_block relies on. */
+static int set_quantum(mp__redis *r, int fd)
+{
+    double t = r->url.timeout;
+    int64_t q = t < 0 || t > 3e9 ? -1 : (int64_t)(t * 1e9) - QUANTUM_SLACK_NS;
+    if (q > 0) {
+        struct timeval tv = {.tv_sec = (time_t)(q / 1000000000),
+                             .tv_usec = (suseconds_t)(q % 1000000000 / 1000)};
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+            return errno_code(errno);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return errno_code(errno);
+    r->quantum = q < 0 ? -1 : q;
+    return 0;
+}
+
+/* Writes p[0..n) before dl. */
+static int send_all(mp__redis *r, const char *p, size_t n, const mp__deadline *dl)
+{
+    while (n > 0) {
+        if (mp__deadline_expired(dl))
+            return MP_ETIMEDOUT;
+        ssize_t w = send(r->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno_code(errno);
+        int rc = wait_fd(r->fd, POLLOUT, dl);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads until the reader holds a whole reply, before dl. */
+static int recv_reply(mp__redis *r, redisReply **out, const mp__deadline *dl)
+{
+    for (;;) {
+        void *rep = NULL;
+        if (redisReaderGetReply(r->rd, &rep) != REDIS_OK)
+            return reader_error(r->rd);
+        if (rep) {
+            *out = rep;
+            return 0;
+        }
+        if (mp__deadline_expired(dl))
+            return MP_ETIMEDOUT;
+        int flags = 0;
+        if (!may_block(r, dl)) {
+            int rc = wait_fd(r->fd, POLLIN, dl);
+            if (rc < 0)
+                return rc;
+            flags = MSG_DONTWAIT;
+        }
+        char buf[16384];
+        ssize_t n = recv(r->fd, buf, sizeof(buf), flags);
+        if (n == 0)
+            return MP_ECONNRESET; /* EOF: the server closed the connection */
+        if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno_code(errno);
+        if (n > 0 && redisReaderFeed(r->rd, buf, (size_t)n) != REDIS_OK)
+            return reader_error(r->rd);
+    }
+}
+
+/* Sends one command; closes the connection when its reply did not come
+ * whole before dl. */
+static int exec_raw(mp__redis *r, mp__rr_kind kind, redisReply **out, int argc, const char **argv,
+                    const size_t *lens, const mp__deadline *dl)
+{
+    char *cmd = NULL;
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        return MP_ENOMEM; /* nothing sent: the connection is still in step */
+    int rc = send_all(r, cmd, (size_t)len, dl);
+    redisFreeCommand(cmd);
+    redisReply *rep = NULL;
+    if (rc == 0)
+        rc = recv_reply(r, &rep, dl);
+    if (rc < 0) {
+        mp__debug("redis: %s:%d: %s: %s", r->url.host, r->url.port, argv[0], mp_err_name(rc));
+        drop(r);
+        return rc;
+    }
+    rc = mp__redis_reply_check(rep, kind);
+    if (rc < 0 && rep->type == REDIS_REPLY_ERROR)
+        mp__debug("redis: %s: %.*s", argv[0], (int)rep->len, rep->str);
+    if (rc < 0 || out == NULL)
+        freeReplyObject(rep);
+    else
+        *out = rep;
+    return rc;
+}
+
+/* AUTH, SELECT and a PING: a server that wants a password we lack answers
+ * the PING with NOAUTH, so open reports MP_EAUTH at once. */
+static int handshake(mp__redis *r, const mp__deadline *dl)
+{
+    const mp__redis_url *u = &r->url;
+    int rc = 0;
+    if (u->password) {
+        const char *argv[3] = {"AUTH"};
+        int argc = 1;
+        if (u->user)
+            argv[argc++] = u->user;
+        argv[argc++] = u->password;
+        rc = exec_raw(r, MP__RR_STATUS, NULL, argc, argv, NULL, dl);
+    }
+    if (rc == 0 && u->db != 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", u->db);
+        rc = exec_raw(r, MP__RR_STATUS, NULL, 2, (const char *[]){"SELECT", db}, NULL, dl);
+    }
+    if (rc == 0)
+        rc = exec_raw(r, MP__RR_STATUS, NULL, 1, (const char *[]){"PING"}, NULL, dl);
+    return rc;
+}
+
+/* A close-on-exec socket connected to ai before dl, in *fd (non-blocking:
+ * connect_now then makes it blocking with its receive timeout). */
+static int connect_addr(const struct addrinfo *ai, const mp__deadline *dl, int *fd)
+{
+    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (s < 0)
+        return errno_code(errno);
+    int rc = 0;
+    /* EINTR: the connection goes on in the background, as EINPROGRESS. */
+    if (connect(s, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS && errno != EINTR)
+        rc = errno_code(errno);
+    if (rc == 0)
+        rc = wait_fd(s, POLLOUT, dl);
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (rc == 0 && getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (rc == 0 && err != 0)
+        rc = errno_code(err);
+    if (rc < 0) {
+        close(s);
+        return rc;
+    }
+    int one = 1; /* commands are small and wait for their reply: no Nagle delay */
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    *fd = s;
+    return 0;
+}
+
+/* Connects to the URL's host (each of its addresses in turn) before dl. */
+static int connect_socket(mp__redis *r, const mp__deadline *dl, int *fd)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", r->url.port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *list = NULL;
+    int g = getaddrinfo(r->url.host, port, &hints, &list);
+    if (g != 0) {
+        mp__debug("redis: %s: %s", r->url.host, gai_strerror(g));
+        return g == EAI_MEMORY ? MP_ENOMEM : MP_EIO;
+    }
+    int rc = MP_EIO;
+    for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+        rc = connect_addr(ai, dl, fd);
+        if (rc == 0 || rc == MP_ETIMEDOUT)
+            break;
+    }
+    freeaddrinfo(list);
+    return rc;
+}
+
+static int connect_now(mp__redis *r, const mp__deadline *dl)
+{
+    int fd = -1;
+    int rc = connect_socket(r, dl, &fd);
+    if (rc < 0) {
+        mp__debug("redis: connect %s:%d: %s", r->url.host, r->url.port, mp_err_name(rc));
+        return rc;
+    }
+    if ((rc = set_quantum(r, fd)) < 0) {
+        close(fd);
+        return rc;
+    }
+    redisReader *rd = redisReaderCreate();
+    if (rd == NULL || mp__redis_reader_bound(rd) < 0) {
+        if (rd)
+            redisReaderFree(rd);
+        close(fd);
+        return MP_ENOMEM;
+    }
+    r->fd = fd;
+    r->rd = rd;
+    r->lost = false;
+    rc = handshake(r, dl);
+    if (rc < 0)
+        close_socket(r); /* a failed open leaves nothing to reconnect: not "lost" */
+    return rc;
+}
+
+/* With reconnect=1, a server that closed an idle connection (restart) is
+ * seen before the next command is written, so that command goes to the new
+ * server instead of failing. Unexpected bytes also mean the stream is out
+ * of step: start afresh. */
+static bool peer_closed(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) != 0;
+}
+
+static int ensure_connected(mp__redis *r, const mp__deadline *dl)
+{
+    if (r->fd >= 0 && r->url.reconnect && peer_closed(r->fd)) {
+        mp__debug("redis: %s:%d closed the connection; reconnecting", r->url.host, r->url.port);
+        close_socket(r);
+    }
+    if (r->fd >= 0)
+        return 0;
+    if (r->lost)
+        return MP_ECONNRESET;
+    return connect_now(r, dl);
+}
+
+/* A forked child must not talk on its parent's socket (the two would read
+ * each other's replies): it closes its copy and connects anew. */
+static void after_fork(mp__redis *r)
+{
+    pthread_mutex_lock(&fork_lock);
+    int me = (int)getpid();
+    if (atomic_load(&r->pid) != me) {
+        pthread_mutex_init(&r->lock, NULL);
+        close_socket(r); /* closes the child's copy of the fd only */
+        r->lost = r->watching = r->in_multi = false;
+        atomic_store(&r->pid, me);
+    }
+    pthread_mutex_unlock(&fork_lock);
+}
+
+int mp__redis_open(mp__redis **out, mp__redis_url *u)
+{
+    if (u->tls) {
+        mp__debug("redis: rediss:// (TLS) is not built in this version");
+        return MP_ENOSYS;
+    }
+    pthread_once(&atfork_once, register_atfork);
+    mp__redis *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return MP_ENOMEM;
+    pthread_mutex_init(&r->lock, NULL);
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->pid, (int)getpid());
+    r->fd = -1;
+    r->url = *u;
+    memset(u, 0, sizeof(*u));
+    mp__deadline dl;
+    call_deadline(r, &dl);
+    int rc = connect_now(r, &dl);
+    if (rc < 0) {
+        mp__redis_unref(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void mp__redis_ref(mp__redis *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+}
+
+void mp__redis_unref(mp__redis *r)
+{
+    if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    close_socket(r);
+    mp__redis_url_fini(&r->url);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+const char *mp__redis_prefix(const mp__redis *r)
+{
+    return r->url.prefix;
+}
+
+double mp__redis_lease(const mp__redis *r)
+{
+    return r->url.lease;
+}
+
+double mp__redis_timeout(const mp__redis *r)
+{
+    return r->url.timeout;
+}
+
+/* Locks and connects before dl, which then bounds the calls up to end. */
+static int begin_at(mp__redis *r, const mp__deadline *dl)
+{
+    if (atomic_load(&r->pid) != (int)getpid())
+        after_fork(r);
+    pthread_mutex_lock(&r->lock);
+    r->dl = *dl;
+    int rc = ensure_connected(r, dl);
+    if (rc < 0)
+        pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int mp__redis_begin(mp__redis *r)
+{
+    mp__deadline dl;
+    call_deadline(r, &dl);
+    return begin_at(r, &dl);
+}
+
+static bool is_cmd(const char *argv0, const char *name)
+{
+    return strcasecmp(argv0, name) == 0;
+}
+
+int mp__redis_call(mp__redis *r, mp__rr_kind kind, redisReply **reply, double block_s, int argc,
+                   const char **argv, const size_t *lens)
+{
+    if (r->fd < 0)
+        return MP_ECONNRESET;
+    /* A blocking command may wait block_s on the server: the client waits
+     * that much longer than the deadline of the call. */
+    mp__deadline dl = r->dl;
+    if (block_s > 0 && dl.ns >= 0)
+        dl.ns += (int64_t)(block_s * 1e9);
+    int rc = exec_raw(r, kind, reply, argc, argv, lens, &dl);
+    if (r->fd < 0)
+        return rc;
+    /* Track the transaction state, so that end can leave it clean. */
+    if (is_cmd(argv[0], "WATCH") && rc == 0)
+        r->watching = true;
+    else if (is_cmd(argv[0], "MULTI") && rc == 0)
+        r->in_multi = true;
+    else if (is_cmd(argv[0], "EXEC") || is_cmd(argv[0], "DISCARD"))
+        r->in_multi = r->watching = false;
+    else if (is_cmd(argv[0], "UNWATCH"))
+        r->watching = false;
+    return rc;
+}
+
+void mp__redis_end(mp__redis *r)
+{
+    /* The clean-up gets a deadline of its own: the call's may be spent. */
+    if (r->fd >= 0 && (r->in_multi || r->watching))
+        call_deadline(r, &r->dl);
+    if (r->fd >= 0 && r->in_multi)
+        mp__redis_call(r, MP__RR_STATUS, NULL, 0, 1, (const char *[]){"DISCARD"}, NULL);
+    if (r->fd >= 0 && r->watching)
+        mp__redis_call(r, MP__RR_STATUS, NULL, 0, 1, (const char *[]){"UNWATCH"}, NULL);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
+                  const size_t *lens)
+{
+    /* One deadline for the (re)connect and the command. */
+    int rc = mp__redis_begin(r);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_call(r, kind, reply, 0, argc, argv, lens);
+    mp__redis_end(r);
+    return rc;
+}
+
+bool mp__redis_reconnects(const mp__redis *r)
+{
+    return r->url.reconnect != 0;
+}
+
+/* Reads the replies of n pipelined commands; the first failure wins, and a
+ * missing reply leaves the stream out of step, so the connection goes. */
+static int read_replies(mp__redis *r, mp__rr_kind kind, int n, redisReply **out)
+{
+    int first = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *rep = NULL;
+        int rc = recv_reply(r, &rep, &r->dl);
+        if (rc < 0) {
+            mp__debug("redis: %s:%d: pipeline: %s", r->url.host, r->url.port, mp_err_name(rc));
+            drop(r);
+            return rc;
+        }
+        rc = mp__redis_reply_check(rep, kind);
+        if (rc == 0 && out)
+            out[i] = rep;
+        else
+            freeReplyObject(rep);
+        if (rc < 0 && first == 0)
+            first = rc;
+    }
+    return first;
+}
+
+/* The n commands formatted one after the other, in *out (malloc'd). */
+static int format_all(int n, const int *argc, const char *const *const *argv,
+                      const size_t *const *lens, char **out, size_t *out_len)
+{
+    char *all = NULL;
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        char *cmd = NULL;
+        long long k = redisFormatCommandArgv(&cmd, argc[i], (const char **)argv[i], lens[i]);
+        char *grown = k < 0 ? NULL : realloc(all, len + (size_t)k + 1);
+        if (grown == NULL) {
+            redisFreeCommand(cmd);
+            free(all);
+            return MP_ENOMEM;
+        }
+        all = grown;
+        memcpy(all + len, cmd, (size_t)k);
+        len += (size_t)k;
+        redisFreeCommand(cmd);
+    }
+    *out = all;
+    *out_len = len;
+    return 0;
+}
+
+int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies)
+{
+    for (int i = 0; replies && i < n; i++)
+        replies[i] = NULL;
+    char *cmds = NULL;
+    size_t len = 0;
+    int rc = format_all(n, argc, argv, lens, &cmds, &len);
+    if (rc < 0)
+        return rc;
+    /* One deadline for the (re)connect, the commands and all replies. */
+    rc = mp__redis_begin(r);
+    if (rc == 0) {
+        rc = send_all(r, cmds, len, &r->dl);
+        if (rc < 0)
+            drop(r); /* partly sent commands: start afresh */
+        else
+            rc = read_replies(r, kind, n, replies);
+        mp__redis_end(r);
+    }
+    free(cmds);
+    for (int i = 0; rc < 0 && replies && i < n; i++) {
+        if (replies[i])
+            freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,357 @@
+/* The Redis backend of the manager (built when hiredis is found; see
+ * docs/design.md, "Redis backend"). Not installed.
+ *
+ * Layers, one file each:
+ *   redis/redis_url.c      the URL and its options (pure, unit-tested)
+ *   redis/redis_conn.c     a connection: connect, AUTH, SELECT, deadlines,
+ *                    reconnect, fork; runs commands under its mutex on a
+ *                    socket it polls itself (hiredis formats and parses)
+ *   redis/redis_reply.c    the checks every reply passes before it is read, and
+ *                    the value codec (pure, fuzzed: fuzz/fuzz_redis_reply.c)
+ *   redis/redis_manager.c  the backend table, names, object handles
+ *   redis/redis_dict.c, redis/redis_list.c, redis/redis_sync.c   the object families
+ *
+ * A Redis-backed object is a process-local handle (malloc) that starts with
+ * an mp__obj_head whose backend is MP__BACKEND_REDIS: the public functions
+ * look at that field first and call the functions declared here. */
+#ifndef MULTIPROC_REDIS_INTERNAL_H
+#define MULTIPROC_REDIS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "containers/item_internal.h"
+
+/* ---- URL ---------------------------------------------------------------- */
+
+#define MP__REDIS_HOST_MAX   255
+#define MP__REDIS_PREFIX_MAX 128
+
+/* redis[s]://[[user]:password@]host[:port][/db][?option=value&...]
+ * Options: prefix=<key prefix> (default "mp:"), timeout=<seconds> (default
+ * 5: the deadline of each call, its connect, sends and reads together),
+ * reconnect=0|1 (default 0), lease=<seconds>
+ * (default 30: how long a lock stays held without a release). */
+typedef struct mp__redis_url {
+    bool tls; /* rediss:// */
+    char host[MP__REDIS_HOST_MAX + 1];
+    int port;
+    int db;
+    char *user;     /* NULL: the default user */
+    char *password; /* NULL: no AUTH */
+    char prefix[MP__REDIS_PREFIX_MAX + 1];
+    double timeout;
+    double lease;
+    bool reconnect;
+} mp__redis_url;
+
+/* Parses url into u (strings owned by u: mp__redis_url_fini). Returns 0 or
+ * MP_EINVAL (malformed URL, bad port/db/option), MP_ENOMEM. Pure. */
+int mp__redis_url_parse(mp__redis_url *u, const char *url);
+void mp__redis_url_fini(mp__redis_url *u);
+
+/* ---- replies (pure: no I/O, no global state) ---------------------------- */
+
+/* What a command's reply must look like. */
+typedef enum mp__rr_kind {
+    MP__RR_STATUS = 1, /* +OK */
+    MP__RR_INT,        /* :n */
+    MP__RR_STR,        /* $n, not nil */
+    MP__RR_STR_NIL,    /* $n or nil */
+    MP__RR_ARRAY,      /* array of strings (not nil, no nil element) */
+    MP__RR_EXEC,       /* EXEC: array (checked element by element) or nil */
+    MP__RR_ANY_VALUE,  /* anything but an error (element of an EXEC reply) */
+} mp__rr_kind;
+
+/* Checks a reply tree against kind before any field of it is read.
+ * Returns 0, the error an error reply stands for (mp__redis_error_code),
+ * or MP_EBADMSG for a reply of another shape or with inconsistent fields
+ * (NULL string with a length, NULL element, nesting deeper than 4). */
+int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind);
+
+/* The most elements an array header of a reply may announce. hiredis 0.14
+ * allocates a whole array as soon as it reads the header, before any
+ * element arrives, so "*555555550\r\n" from a broken or hostile server
+ * would make the client reserve 4 GiB. 2^26 elements (512 MiB of pointers)
+ * is above any reply the library asks for except a snapshot of a container
+ * of more than 2^26 entries (2^25 for a dict's HGETALL). */
+#define MP__REDIS_ARRAY_MAX (1 << 26)
+
+/* Makes a hiredis reader refuse array headers above MP__REDIS_ARRAY_MAX:
+ * the read then fails as out of memory (REDIS_ERR_OOM), and
+ * mp__redis_array_refused() tells that case apart in the calling thread.
+ * Returns 0 or MP_ENOMEM. */
+int mp__redis_reader_bound(redisReader *rd);
+
+/* True when the last out-of-memory failure of a reader in this thread was
+ * a refused array header; clears the mark. */
+bool mp__redis_array_refused(void);
+
+/* The library error for a Redis error reply's text: NOAUTH, WRONGPASS and
+ * "invalid password" are MP_EAUTH, OOM is MP_ENOMEM, LOADING/BUSY/MASTERDOWN
+ * are MP_EAGAIN, "index out of range" is MP_ERANGE, WRONGTYPE is MP_EPROTO,
+ * anything else MP_ESERVER. */
+int mp__redis_error_code(const char *s, size_t len);
+
+/* Values in Redis: one tag byte, then the payload: 'b' bytes, 's' text,
+ * 'i' an int64 in decimal, 'd' a double as %.17g (text, so that machines
+ * of any byte order read the same values and redis-cli shows them). */
+#define MP__REDIS_NUM_MAX 40
+/* Encodes v: *out points to the encoded bytes (num, a caller buffer of
+ * MP__REDIS_NUM_MAX bytes, for numbers; *heap, malloc'd, for bytes and
+ * text: free it). Returns the encoded length, or MP_ENOMEM. */
+int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap, const char **out,
+                     size_t *out_len);
+/* A value checked and encoded for a command: send p/len, then free heap
+ * (NULL unless the value needed an allocation). */
+typedef struct mp__renc {
+    char num[MP__REDIS_NUM_MAX];
+    char *heap;
+    const char *p;
+    size_t len;
+} mp__renc;
+
+/* Checks v (mp__item_check) and encodes it into e. Returns the encoded
+ * length, MP_EINVAL or MP_ENOMEM; e->heap is NULL or to be freed. */
+static inline int mp__renc_item(mp__renc *e, const mp_item *v)
+{
+    e->heap = NULL;
+    int rc = mp__item_check(v);
+    return rc < 0 ? rc : mp__redis_encode(v, e->num, &e->heap, &e->p, &e->len);
+}
+
+/* Decodes a stored value: *out views s (bytes, text) or num (numbers).
+ * MP_EBADMSG for an unknown tag or a malformed number. Pure. */
+int mp__redis_decode(const char *s, size_t len, mp_item *out, void *num);
+/* True when s[0..len) is a number exactly as this library writes it: an
+ * integer is 0 or -?[1-9][0-9]* (at most 20 characters); a float (is_float)
+ * also -?inf, -?nan, and -?D(.D+)?(e[+-]D+)? with D an integer's digits (at
+ * most MP__REDIS_NUM_MAX - 1 characters: what %.17g and INCRBYFLOAT
+ * write). Leading spaces, '+', hex, NaN payloads and "infinity" are not. */
+bool mp__redis_num_ok(const char *s, size_t len, bool is_float);
+/* A strict decimal int64 (a counter's text), or MP_EBADMSG (redis/redis_objects.c). */
+int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
+
+/* Lua that the scripts reading the library's own data begin with, so that
+ * data another program wrote is refused on the server, before anything is
+ * changed (Redis runs Lua 5.1: numbers are doubles, so integers are
+ * compared as text):
+ *   isnum(s, fl)  mp__redis_num_ok(s, #s, fl)
+ *   dcmp(a, b)    -1, 0 or 1 as the integers a and b (isnum) compare
+ *   kind(k)       the Redis type of key k: 'none', 'string', 'hash'...
+ *   EBADMSG, EPROTO   MP__RLUA_BADMSG and MP__RLUA_PROTO
+ * Scripts answer MP__RLUA_BADMSG for data this library did not write and
+ * MP__RLUA_PROTO for a key of another Redis type (mp__rlua_error). */
+#define MP__RLUA_HELPERS                                                                           \
+    "local function isnum(s, fl) "                                                                 \
+    "if #s == 0 or #s > (fl and 39 or 20) then return false end "                                  \
+    "local b = string.match(s, '^%-?(.*)$') "                                                      \
+    "if fl and (b == 'inf' or b == 'nan') then return true end "                                   \
+    "local i, r = string.match(b, '^(%d+)(.*)$') "                                                 \
+    "if not i or (#i > 1 and string.sub(i, 1, 1) == '0') then return false end "                   \
+    "if not fl then return r == '' and s ~= '-0' end "                                             \
+    "local f = string.match(r, '^%.%d+') or '' "                                                   \
+    "r = string.sub(r, #f + 1) "                                                                   \
+    "return r == '' or string.match(r, '^e[%+%-]%d+$') ~= nil end "                                \
+    "local function dcmp(a, b) "                                                                   \
+    "local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-' "                       \
+    "if na ~= nb then return na and -1 or 1 end "                                                  \
+    "if na then a, b = string.sub(a, 2), string.sub(b, 2) end "                                    \
+    "local c = 0 "                                                                                 \
+    "if #a ~= #b then c = #a < #b and -1 or 1 elseif a ~= b then c = a < b and -1 or 1 end "       \
+    "return na and -c or c end "                                                                   \
+    "local function kind(k) return redis.call('TYPE', k).ok end "                                  \
+    "local EBADMSG, EPROTO = -1000, -1001 "
+#define MP__RLUA_BADMSG (-1000)
+#define MP__RLUA_PROTO  (-1001)
+/* The library error a script's answer stands for: MP_EBADMSG, MP_EPROTO,
+ * or 0 for any other answer. */
+static inline int mp__rlua_error(long long answer)
+{
+    return answer == MP__RLUA_BADMSG ? MP_EBADMSG : answer == MP__RLUA_PROTO ? MP_EPROTO : 0;
+}
+
+/* One more round of an optimistic update that lost a race (WATCH ...
+ * EXEC aborted): sleeps a random time that grows with *lost (up to 32 ms,
+ * so that the clients that collide spread out), or returns MP_EAGAIN once
+ * dl has passed. (redis/redis_objects.c) */
+int mp__redis_retry(const mp__deadline *dl, unsigned *lost);
+
+/* ---- connection --------------------------------------------------------- */
+
+typedef struct mp__redis mp__redis;
+
+/* Connects (AUTH, SELECT, PING) with u (taken over: *u is zeroed).
+ * Errors: MP_EINVAL, MP_ENOSYS (rediss://), MP_ECONNREFUSED, MP_ETIMEDOUT,
+ * MP_EAUTH, MP_ESERVER, MP_EIO, MP_ENOMEM. */
+int mp__redis_open(mp__redis **out, mp__redis_url *u);
+void mp__redis_ref(mp__redis *r);
+/* Drops a reference; the last one closes the connection. */
+void mp__redis_unref(mp__redis *r);
+const char *mp__redis_prefix(const mp__redis *r);
+/* The lease of the locks opened through this connection (URL option). */
+double mp__redis_lease(const mp__redis *r);
+/* The URL's timeout: also how long an optimistic update that keeps losing
+ * races retries (mp_dict_update_with, mp_list_sort), since those calls
+ * have no timeout of their own. */
+double mp__redis_timeout(const mp__redis *r);
+
+/* One command, argv[0..argc) with lengths, whose reply must be of kind.
+ * On success *reply is the checked reply (freeReplyObject) — NULL may be
+ * passed when the reply is not wanted. The URL's timeout is a deadline for
+ * the whole call: a reconnect, the send and every read; EINTR never
+ * extends it. Errors: the reply's (see mp__redis_reply_check),
+ * MP_ETIMEDOUT (no whole reply before the deadline: the connection is
+ * dropped, since the rest of the reply may still come),
+ * MP_ECONNRESET (connection lost; with reconnect=0 it stays lost),
+ * MP_ECONNREFUSED (reconnect failed), MP_EBADMSG, MP_ENOMEM. */
+int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
+                  const size_t *lens);
+
+/* Several commands on one connection, none interleaved with another
+ * thread's (WATCH ... MULTI ... EXEC): begin locks and connects, call runs
+ * one command, end unlocks (and, when a call failed, discards the state of
+ * the connection: an UNWATCH/DISCARD is sent or the connection dropped).
+ * begin starts the deadline (the URL's timeout) that bounds it and every
+ * call up to end; block_s: extra seconds a blocking command (BLPOP) may
+ * wait on the server, added to the deadline of that call, or 0. */
+int mp__redis_begin(mp__redis *r);
+int mp__redis_call(mp__redis *r, mp__rr_kind kind, redisReply **reply, double block_s, int argc,
+                   const char **argv, const size_t *lens);
+void mp__redis_end(mp__redis *r);
+
+/* ---- object handles ----------------------------------------------------- */
+
+/* A Redis-backed dict or list (and the dict under a namespace): the full
+ * key of its data and a reference on the connection. */
+typedef struct mp__robj {
+    mp__obj_head head; /* backend MP__BACKEND_REDIS; magic of the type */
+    mp__redis *conn;
+    size_t key_len;
+    char key[]; /* mp__redis_key(prefix, type, name, NULL), NUL-terminated */
+} mp__robj;
+
+/* Keys (docs/design.md, "Key layout"): <prefix><tag>:<name> and
+ * <prefix><tag>:<name>:<part>, the name escaped ('%' as "%25", ':' as
+ * "%3A") so that it holds no ':'. The tag (dict, list, ns, queue, lock,
+ * rlock, sem, event, value, array, pool) ends at the first ':' after the
+ * prefix and the name at the next, so no name of any type gives another
+ * object's key, nor the names hash <prefix>names (no ':' after the prefix).
+ * The longest key: */
+#define MP__REDIS_KEY_MAX (MP__REDIS_PREFIX_MAX + 16 + 3 * MP_MANAGER_NAME_MAX + 48)
+/* Writes the key of (tag, name, part) into buf, NUL-terminated (part
+ * NULL: the object's main key). Returns its length, or MP_EINVAL (NULL or
+ * empty name, name longer than MP_MANAGER_NAME_MAX, cap too small). Pure. */
+int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, const char *name,
+                  const char *part);
+
+/* Makes a handle for key <prefix><kind>:<escaped name>. */
+int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *kind,
+                 const char *name);
+/* The key of o's part (<o's key>:<part>) into buf of MP__REDIS_KEY_MAX. */
+void mp__robj_part(const mp__robj *o, const char *part, char buf[MP__REDIS_KEY_MAX]);
+void mp__robj_free(mp__robj *o);
+/* 0 when p is a live handle of that magic, else MP_EINVAL. */
+int mp__robj_check(const void *p, uint32_t magic);
+/* Runs a command on o's key alone whose integer reply is a count (LLEN,
+ * HLEN, DEL): 0 with *out, MP_EBADMSG for a negative count, or the error of
+ * mp__redis_cmd. */
+int mp__robj_count(mp__robj *o, const char *cmd, long long *out);
+
+/* A malloc'd mp__blob (containers/item_internal.h) holding a value read from Redis,
+ * so that the readers of the local containers can run on it unchanged. */
+int mp__redis_blob(mp__blob **out, const mp_item *v);
+
+#include "redis/redis_dispatch.h"
+
+/* ---- queue, lock, event, value (redis/redis_queue.c, redis/redis_sync.c) -------------
+ * Each handle starts with an mp__obj_head (backend MP__BACKEND_REDIS): the
+ * public functions of the type dispatch to these (redis/redis_dispatch.h). */
+#define MP__MAGIC_RQUEUE 0x7551526du /* "mRQu" */
+#define MP__MAGIC_RLOCK  0x6b4c526du
+#define MP__MAGIC_REVENT 0x7645526du
+#define MP__MAGIC_RVALUE 0x6156526du
+#define MP__MAGIC_RSEM   0x6d53526du
+
+/* A queue of byte messages; maxsize 0 is unbounded, and the first opener
+ * of a name fixes it for every client. put: 0, MP_EFULL (no room before
+ * the timeout), MP_EMSGSIZE, connection errors. get: 0 and a malloc'd
+ * message (with a NUL after it), MP_EEMPTY (nothing before the timeout). */
+typedef struct mp__rqueue mp__rqueue;
+int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t maxsize);
+void mp__rqueue_close(mp__rqueue *q);
+int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout);
+int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout);
+int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
+/* Puts a message back at the head (a get_into whose buffer was short). */
+int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len);
+/* The capacity every client honours (0: unbounded). */
+size_t mp__rqueue_maxsize(const mp__rqueue *q);
+
+/* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
+ * (held; the previous holder never released: it died or overran its
+ * lease), MP_ETIMEDOUT, MP_EDEADLK (this process holds it through this
+ * handle). release and renew (a fresh lease): 0, MP_EPERM (not held by
+ * this process through this handle, or the lease ran out). */
+typedef struct mp__rlock mp__rlock;
+int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease);
+/* The same with keys <prefix><kind>:<name> ("rlock" for an RLock). */
+int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
+                        double lease);
+void mp__rlock_close(mp__rlock *l);
+int mp__rlock_acquire(mp__rlock *l, double timeout);
+int mp__rlock_release(mp__rlock *l);
+int mp__rlock_renew(mp__rlock *l);
+/* Makes the handle an RLock's: its holder may acquire again (counted;
+ * MP_EOVERFLOW at 2^32 - 1), and a release drops one level. */
+void mp__rlock_set_recursive(mp__rlock *l);
+
+/* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
+ * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. Every function: MP_EBADMSG
+ * when the key holds another text than "1", MP_EPROTO when it is of
+ * another Redis type (nothing changes). */
+int mp__revent_set(mp__robj *e);
+int mp__revent_clear(mp__robj *e);
+int mp__revent_is_set(mp__robj *e);
+int mp__revent_wait(mp__robj *e, double timeout);
+
+/* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, "value", name));
+ * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing
+ * changes); add_double: MP_ERANGE when the sum is no finite double; getters: MP_EPROTO when the
+ * stored text is a number of the other kind. Every function: MP_EBADMSG when the stored text is no
+ * number as this library writes it, MP_EPROTO when the key is of another
+ * Redis type (nothing changes). */
+int mp__rvalue_set_int64(mp__robj *v, int64_t x);
+/* SET of a number's text, unless the key holds another Redis type
+ * (MP_EPROTO, nothing changed). */
+int mp__rvalue_store(mp__robj *v, const char *text);
+/* GET of the value's text into buf (cap >= 2): "0" for an absent value,
+ * like a fresh Value(); MP_EBADMSG for an empty text, one with a NUL or
+ * longer than cap - 1. */
+int mp__rvalue_text(mp__robj *v, char *buf, size_t cap);
+int mp__rvalue_get_int64(mp__robj *v, int64_t *out);
+int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
+int mp__rvalue_set_double(mp__robj *v, double x);
+int mp__rvalue_get_double(mp__robj *v, double *out);
+int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
+
+/* A semaphore (redis/redis_sem.c); value and bounded are used by the first
+ * opener of a name only. Contracts of the public mp_sem functions. */
+int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded);
+
+/* The public value handle (redis/redis_objects.c): a typecode over a number key.
+ * init_text: SET NX of the initial number. */
+int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode);
+int mp__rvalue_init_text(void *v, const char *text);
+/* The public array handle: len items in a Redis list (at most
+ * MP__RARRAY_MAX: every item travels in the creating command; more is
+ * MP_ENOMEM). init: the n = len items' texts, pushed unless the list
+ * exists. */
+#define MP__RARRAY_MAX ((size_t)1 << 20)
+int mp__rarray_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len);
+int mp__rarray_init(void *a, const char *const *texts, size_t n);
+
+#endif /* MULTIPROC_REDIS_INTERNAL_H */

@@ -1,0 +1,463 @@
+/* The distributed pool's client: creation, task submission (XADD on the
+ * pool's stream), and the pump that takes results off the client's list
+ * and hands them to their mp_async by task id. Results are untrusted:
+ * each passes mp__rpr_decode, and ids that are not outstanding
+ * (duplicates of an at-least-once delivery, or of an abandoned task) are
+ * dropped. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redis/redis_pool.h"
+#include "os/symbol.h"
+
+static int server_run_id(mp__rpool *p, char out[48]);
+
+/* Results taken per LPOP when draining without waiting. */
+#define DRAIN 256 /* also in drain()'s LPOP */
+
+int mp__rpool_check(mp_pool *p, mp__rpool **out)
+{
+    mp__rpool *rp = (mp__rpool *)p;
+    if (rp->owner != getpid())
+        return MP_EPERM;
+    *out = rp;
+    return 0;
+}
+
+static void make_client_id(char out[MP__RP_CLIENT_MAX + 1])
+{
+    uint64_t v[2] = {0, 0};
+    if (getrandom(v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        v[0] = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+        v[1] = (uint64_t)mp__now_ns();
+    }
+    snprintf(out, MP__RP_CLIENT_MAX + 1, "%016" PRIx64 "%016" PRIx64, v[0], v[1]);
+}
+
+static bool opts_are_remote_only(const mp_pool_opts *o)
+{
+    return o->processes == 0 && !o->initializer && !o->initarg && o->maxtasksperchild == 0 &&
+           o->task_timeout == 0 && o->start_method == 0 && !o->threads;
+}
+
+int mp__rpool_create(mp_pool **out, const mp_pool_opts *o)
+{
+    mp__redis *conn = mp__manager_redis_conn(o->manager);
+    size_t nlen = o->name ? strnlen(o->name, MP_MANAGER_NAME_MAX + 1) : 0;
+    if (conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !opts_are_remote_only(o))
+        return MP_EINVAL;
+    mp__rpool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return MP_ENOMEM;
+    p->pub.remote = true;
+    p->owner = getpid();
+    p->next_id = p->base = 1;
+    make_client_id(p->client);
+    char what[64];
+    snprintf(what, sizeof(what), "results:%s", p->client);
+    const char *prefix = mp__redis_prefix(conn);
+    if (mp__rp_key(&p->k_tasks, prefix, o->name, "tasks") < 0 ||
+        mp__rp_key(&p->k_results, prefix, o->name, what) < 0) {
+        free(p->k_tasks);
+        free(p);
+        return MP_ENOMEM;
+    }
+    mp__redis_ref(conn);
+    p->conn = conn;
+    server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
+    *out = &p->pub;
+    return 0;
+}
+
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int mp__rpool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
+{
+    const char *name = mp__task_name(fn);
+    int n;
+    if (name) {
+        n = snprintf(buf, cap, "n:%s", name);
+    } else {
+        mp__symref ref;
+        void *addr;
+        memcpy(&addr, &fn, sizeof(addr)); /* POSIX: functions have data-pointer size */
+        int rc = mp__sym_encode(addr, &ref);
+        if (rc < 0)
+            return rc;
+        char bid[2 * MP__BUILD_ID_MAX + 1] = "";
+        hex(bid, ref.build_id, ref.build_id_len);
+        n = snprintf(buf, cap, "r:%s:%" PRIx64 ":%s", bid, ref.offset, ref.path);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return MP_EINVAL;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Room for k more slots, after dropping the answered ones at the front. */
+static int reserve_slots(mp__rpool *p, size_t k)
+{
+    size_t used = (size_t)(p->next_id - p->base), skip = 0;
+    while (skip < used && p->slots[skip].a == NULL)
+        skip++;
+    if (skip) {
+        memmove(p->slots, p->slots + skip, (used - skip) * sizeof(*p->slots));
+        p->base += skip;
+        used -= skip;
+    }
+    if (used + k <= p->slots_cap)
+        return 0;
+    size_t cap = p->slots_cap ? p->slots_cap : 64;
+    while (cap < used + k)
+        cap *= 2;
+    mp__rslot *s = realloc(p->slots, cap * sizeof(*s));
+    if (s == NULL)
+        return MP_ENOMEM;
+    p->slots = s;
+    p->slots_cap = cap;
+    return 0;
+}
+
+/* The XADD of one task, in argv/lens (17 entries); num holds its numbers. */
+static void xadd_args(mp__rpool *p, const char *fn, size_t fn_len, const mp__rpchunk *c,
+                      char num[4][24], const char **argv, size_t *lens)
+{
+    snprintf(num[0], 24, "%" PRIu64, p->next_id);
+    snprintf(num[1], 24, "%" PRIu32, c->n);
+    snprintf(num[2], 24, "%zu", c->isz);
+    snprintf(num[3], 24, "%zu", c->cap);
+    const char *a[17] = {"XADD",
+                         p->k_tasks,
+                         "*",
+                         "id",
+                         num[0],
+                         "c",
+                         p->client,
+                         "f",
+                         fn,
+                         "n",
+                         num[1],
+                         "isz",
+                         num[2],
+                         "cap",
+                         num[3],
+                         "in",
+                         c->in_len ? c->in : ""};
+    for (int i = 0; i < 17; i++) {
+        argv[i] = a[i];
+        lens[i] = strlen(a[i]);
+    }
+    lens[8] = fn_len;
+    lens[16] = c->in_len;
+}
+
+int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len, int k,
+                     const mp__rpchunk *chunks)
+{
+    if (k <= 0 || k > MP__RP_BATCH)
+        return MP_EINVAL;
+    int rc = reserve_slots(p, (size_t)k);
+    if (rc < 0)
+        return rc;
+    char num[MP__RP_BATCH][4][24];
+    const char *argv[MP__RP_BATCH][17];
+    size_t lens[MP__RP_BATCH][17];
+    int argc[MP__RP_BATCH];
+    const char *const *av[MP__RP_BATCH];
+    const size_t *lv[MP__RP_BATCH];
+    uint64_t id0 = p->next_id;
+    /* Slots first: a result can only be matched to a task in a slot. */
+    for (int i = 0; i < k; i++) {
+        xadd_args(p, fn, fn_len, &chunks[i], num[i], argv[i], lens[i]);
+        argc[i] = 17;
+        av[i] = argv[i];
+        lv[i] = lens[i];
+        p->slots[p->next_id - p->base] =
+            (mp__rslot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
+        p->next_id++;
+    }
+    redisReply *ids[MP__RP_BATCH];
+    rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, ids);
+    if (rc < 0) {
+        /* Some may be on the stream: their results will find no slot. */
+        for (uint64_t id = id0; id < p->next_id; id++)
+            p->slots[id - p->base].a = NULL;
+        return rc;
+    }
+    /* The entry ids, to tell later whether a server restart lost them. */
+    for (int i = 0; i < k; i++) {
+        mp__rslot *sl = &p->slots[id0 + (uint64_t)i - p->base];
+        size_t len = ids[i]->len < MP__RP_EID_MAX ? ids[i]->len : 0;
+        memcpy(sl->eid, ids[i]->str, len);
+        sl->eid[len] = '\0';
+        freeReplyObject(ids[i]);
+    }
+    a->pending += (size_t)k;
+    return 0;
+}
+
+/* One item's outcome into its mp_async (and its iterator). */
+static void deliver_item(mp__rasync *a, uint64_t idx, int code, int32_t tc,
+                         const unsigned char *data, size_t len)
+{
+    mp_task_error e = {.index = a->is_map ? (size_t)idx : 0, .code = code};
+    if (code == 0 && tc != 0) {
+        e.code = MP_ETASKFAILED;
+        e.task_code = tc;
+    } else if (code == 0 && (a->is_map ? len > a->out_size : len > a->out_cap)) {
+        /* A result that cannot be delivered fails its task, as locally. */
+        e.code = MP_EMSGSIZE;
+    } else if (code == 0 && !a->is_map) {
+        if (len)
+            memcpy(a->res, data, len);
+        a->res_len = len;
+        return;
+    } else if (code == 0) {
+        if (a->out && len)
+            memcpy(a->out + idx * a->out_size, data, len);
+        if (a->it) {
+            if (len)
+                memcpy(a->it->buf + idx * a->out_size, data, len);
+            a->it->status[idx] = 1;
+            a->it->fifo[a->it->fifo_len++] = (size_t)idx;
+        }
+        return;
+    }
+    mp__rasync_record(a, &e);
+    if (a->it) {
+        a->it->status[idx] = 2;
+        a->it->ierr[idx] = e;
+        a->it->fifo[a->it->fifo_len++] = (size_t)idx;
+    }
+}
+
+/* Ends outstanding task id: with the items of r when code is 0, else
+ * every item fails with code. */
+static void settle(mp__rpool *p, uint64_t id, int code, mp__rpr *r)
+{
+    mp__rslot s = p->slots[id - p->base];
+    p->slots[id - p->base].a = NULL;
+    for (uint32_t i = 0; i < s.n; i++) {
+        int32_t tc = 0;
+        const unsigned char *data = NULL;
+        size_t ilen = 0;
+        if (code == 0)
+            mp__rpr_next(r, &tc, &data, &ilen);
+        deliver_item(s.a, s.first + i, code, tc, data, ilen);
+    }
+    if (--s.a->pending == 0)
+        mp__rasync_finish(s.a);
+}
+
+static void deliver(mp__rpool *p, const void *buf, size_t len)
+{
+    mp__rpr r;
+    if (mp__rpr_decode(buf, len, &r) < 0) {
+        mp__debug("pool: dropped a malformed result on %s", p->k_results);
+        return;
+    }
+    if (r.id < p->base || r.id >= p->next_id || p->slots[r.id - p->base].a == NULL)
+        return; /* a duplicate, or a task given up */
+    settle(p, r.id, r.code == 0 && r.n != p->slots[r.id - p->base].n ? MP_EBADMSG : r.code, &r);
+}
+
+/* Hands every string of a reply to deliver: LPOP's array of strings, or
+ * BLPOP's / BLMPOP's [key, value] / [key, [values]] (kv). *got: how many. */
+static int deliver_reply(mp__rpool *p, const redisReply *rep, bool kv, size_t *got)
+{
+    *got = 0;
+    if (rep->type == REDIS_REPLY_NIL)
+        return MP_ETIMEDOUT;
+    if (rep->type != REDIS_REPLY_ARRAY || (kv && rep->elements != 2))
+        return MP_EBADMSG;
+    const redisReply *const *v = (const redisReply *const *)rep->element + (kv ? 1 : 0);
+    size_t n = kv ? 1 : rep->elements;
+    if (kv && v[0]->type == REDIS_REPLY_ARRAY) { /* BLMPOP */
+        n = v[0]->elements;
+        v = (const redisReply *const *)v[0]->element;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->type != REDIS_REPLY_STRING)
+            return MP_EBADMSG;
+    for (size_t i = 0; i < n; i++)
+        deliver(p, v[i]->str, v[i]->len);
+    *got = n;
+    return 0;
+}
+
+static int drain(mp__rpool *p)
+{
+    for (;;) {
+        redisReply *rep;
+        int rc = mp__redis_cmd(p->conn, MP__RR_ANY_VALUE, &rep, 3,
+                               (const char *[]){"LPOP", p->k_results, "256"}, NULL);
+        if (rc < 0)
+            return rc;
+        size_t got;
+        rc = deliver_reply(p, rep, false, &got);
+        freeReplyObject(rep);
+        if (rc == MP_ETIMEDOUT || (rc == 0 && got < DRAIN))
+            return 0;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* The server's run_id (INFO server), which a restart changes. */
+static int server_run_id(mp__rpool *p, char out[48])
+{
+    redisReply *rep;
+    int rc = mp__redis_cmd(p->conn, MP__RR_STR, &rep, 2, (const char *[]){"INFO", "server"}, NULL);
+    if (rc < 0)
+        return rc;
+    out[0] = '\0';
+    for (size_t i = 0; i + 7 <= rep->len; i++)
+        if (memcmp(rep->str + i, "run_id:", 7) == 0) {
+            size_t n = 0;
+            while (i + 7 + n < rep->len && n < 47 && isxdigit((unsigned char)rep->str[i + 7 + n]))
+                n++;
+            memcpy(out, rep->str + i + 7, n);
+            out[n] = '\0';
+            break;
+        }
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* Marks in gone[] the outstanding tasks of ids[0..n) whose stream entry
+ * no longer exists (XRANGE of the entry's id, pipelined). */
+static int entries_gone(mp__rpool *p, const uint64_t *ids, int n, bool *gone)
+{
+    const char *argv[MP__RP_BATCH][4];
+    size_t lens[MP__RP_BATCH][4];
+    const char *const *av[MP__RP_BATCH];
+    const size_t *lv[MP__RP_BATCH];
+    int argc[MP__RP_BATCH];
+    redisReply *rep[MP__RP_BATCH];
+    for (int i = 0; i < n; i++) {
+        const char *eid = p->slots[ids[i] - p->base].eid;
+        const char *a[4] = {"XRANGE", p->k_tasks, eid, eid};
+        for (int j = 0; j < 4; j++)
+            argv[i][j] = a[j], lens[i][j] = strlen(a[j]);
+        av[i] = argv[i];
+        lv[i] = lens[i];
+        argc[i] = 4;
+    }
+    int rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, n, argc, av, lv, rep);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        gone[i] = rep[i]->type == REDIS_REPLY_ARRAY && rep[i]->elements == 0;
+        freeReplyObject(rep[i]);
+    }
+    return rc;
+}
+
+/* After a server restart, the tasks whose entries are gone from the
+ * stream and whose results are not on the list were lost with the
+ * server's data: they fail with MP_ECONNRESET. A worker pushes a result
+ * before it deletes the entry, so the drain after the check finds every
+ * task that did finish. */
+static int check_restart(mp__rpool *p)
+{
+    char run_id[48];
+    int rc = server_run_id(p, run_id);
+    if (rc < 0 || strcmp(run_id, p->run_id) == 0)
+        return rc;
+    mp__debug("pool: the server restarted; looking for lost tasks of %s", p->k_results);
+    memcpy(p->run_id, run_id, sizeof(run_id));
+    uint64_t ids[MP__RP_BATCH];
+    bool gone[MP__RP_BATCH];
+    uint64_t lost[MP__RP_BATCH];
+    for (uint64_t id = p->base, end = p->next_id; rc == 0 && id < end;) {
+        int n = 0, nlost = 0;
+        for (; id < end && n < MP__RP_BATCH; id++)
+            if (id >= p->base && p->slots[id - p->base].a && p->slots[id - p->base].eid[0])
+                ids[n++] = id;
+        rc = n ? entries_gone(p, ids, n, gone) : 0;
+        for (int i = 0; rc == 0 && i < n; i++)
+            if (gone[i])
+                lost[nlost++] = ids[i];
+        if (rc == 0 && nlost)
+            rc = drain(p);
+        for (int i = 0; rc == 0 && i < nlost; i++)
+            if (lost[i] >= p->base && lost[i] < p->next_id && p->slots[lost[i] - p->base].a)
+                settle(p, lost[i], MP_ECONNRESET, NULL);
+    }
+    return rc;
+}
+
+/* Waits up to left seconds for the first result on the list and takes
+ * it with up to DRAIN - 1 more that are there (BLMPOP, Redis 7; BLPOP
+ * before). *got: how many were taken. Returns 0, 1 when the server
+ * answered that none came, or an error (MP_ETIMEDOUT: the server did not
+ * answer in time). */
+static int pop_wait(mp__rpool *p, double left, size_t *got)
+{
+    char t[32];
+    snprintf(t, sizeof(t), "%.3f", left);
+    const char *blmpop[] = {"BLMPOP", t, "1", p->k_results, "LEFT", "COUNT", "256"};
+    const char *blpop[] = {"BLPOP", p->k_results, t};
+    bool m = !p->no_blmpop;
+    int rc = mp__redis_begin(p->conn);
+    if (rc < 0)
+        return rc;
+    redisReply *rep = NULL;
+    rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, m ? 7 : 3, m ? blmpop : blpop, NULL);
+    if (rc == MP_ESERVER && m) { /* an older server: unknown command */
+        p->no_blmpop = true;
+        rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, 3, blpop, NULL);
+    }
+    mp__redis_end(p->conn);
+    if (rc < 0)
+        return rc;
+    rc = deliver_reply(p, rep, true, got);
+    freeReplyObject(rep);
+    return rc == MP_ETIMEDOUT ? 1 : rc;
+}
+
+/* One blocking pop of at most the time left, and at most a second: a
+ * server gone silent is then noticed within a second plus the
+ * connection's timeout. Then the rest of the list, unless the pop took
+ * what there was. */
+static int wait_one(mp__rpool *p, const mp__deadline *d)
+{
+    double left = 1.0;
+    if (d->ns >= 0)
+        left = (double)(d->ns - mp__now_ns()) / 1e9;
+    if (left < 0.001) { /* no time to wait, but what has come counts */
+        int rc = drain(p);
+        return rc < 0 ? rc : MP_ETIMEDOUT;
+    }
+    if (left > 1.0)
+        left = 1.0;
+    size_t got = 0;
+    int rc = pop_wait(p, left, &got);
+    if (rc == 1) { /* a quiet second: did the server lose our tasks? */
+        int r2 = check_restart(p);
+        rc = r2 < 0 ? r2 : MP_ETIMEDOUT;
+    }
+    if (rc == 0 && (p->no_blmpop || got == DRAIN))
+        rc = drain(p);
+    return rc;
+}
+
+int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block)
+{
+    if (!block)
+        return drain(p);
+    /* One slice: the caller looks at what it waits for and calls again,
+     * so that a task settled by check_restart ends its wait at once. */
+    int rc = wait_one(p, d);
+    if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
+        return 0;
+    return rc;
+}

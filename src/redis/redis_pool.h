@@ -1,0 +1,180 @@
+/* The distributed pool on Redis: client (redis/redis_pool.c, redis/redis_pool_async.c),
+ * worker (redis/redis_pool_worker.c) and the pure codecs they share
+ * (redis/redis_pool_codec.c). Key layout and protocol: "Distributed pool" in
+ * docs/design.md. Not installed. */
+#ifndef MULTIPROC_REDIS_POOL_H
+#define MULTIPROC_REDIS_POOL_H
+
+#include "pool/pool_internal.h"
+#include "redis/redis_internal.h"
+#include "pool/rpool.h"
+
+/* Client ids are up to 32 lowercase hex digits (they are part of a key). */
+#define MP__RP_CLIENT_MAX 32
+/* Bounds a worker enforces on a task before allocating for it. */
+#define MP__RP_ITEMS_MAX ((uint64_t)1 << 24)
+#define MP__RP_OUT_MAX   ((uint64_t)1 << 28)
+/* Failures kept per map when the spec gives no array (as locally). */
+#define MP__RP_ERRS_KEPT 16
+
+/* ---- codecs (pure) ------------------------------------------------------ */
+
+/* A task as a worker reads it from the stream entry's fields. Views into
+ * the fields; fn is "n:<name>" or "r:<build-id hex>:<offset hex>:<path>". */
+typedef struct mp__rptask {
+    uint64_t id;
+    char client[MP__RP_CLIENT_MAX + 1];
+    const char *fn;
+    size_t fn_len;
+    uint64_t n, isz, cap; /* items, input bytes per item, output cap per item */
+    const unsigned char *in;
+    size_t in_len;
+} mp__rptask;
+
+/* Parses nf field/value strings (f[0], f[1] the first pair). Returns 0, or
+ * MP_EBADMSG for a missing, duplicate or malformed field, sizes that do
+ * not add up, or bounds exceeded. */
+int mp__rptask_parse(const char *const *f, const size_t *lens, size_t nf, mp__rptask *t);
+
+/* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
+ * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
+ * task), item count (u32), then per item its code (i32: the task's return
+ * value) and output length (u32) and bytes. Big-endian. */
+#define MP__RPR_HEAD 20
+#define MP__RPR_ITEM 8
+/* An item's length that says its task claimed a longer result than it was
+ * allowed (*out_len above out_cap): the item has no payload and fails with
+ * MP_EMSGSIZE, as in a local pool. mp__rpr_next gives SIZE_MAX for it. */
+#define MP__RPR_OVERSIZE UINT32_MAX
+typedef struct mp__rpr {
+    uint64_t id;
+    int32_t code;
+    uint32_t n;
+    const unsigned char *p, *end; /* the items not read yet */
+} mp__rpr;
+
+/* Checks the whole record (every item in bounds, nothing after the last)
+ * before anything is read. 0 or MP_EBADMSG. */
+int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out);
+/* The next item of a decoded record: 0, or MP_ERANGE after the last. */
+int mp__rpr_next(mp__rpr *r, int32_t *code, const unsigned char **data, size_t *len);
+
+void mp__rpr_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n);
+void mp__rpr_put_item(unsigned char *p, int32_t code, uint32_t len);
+
+/* Client ids and the keys: 0 or MP_EBADMSG / MP_ENOMEM. */
+bool mp__rp_client_ok(const char *s, size_t len);
+/* *out = "<prefix>pool:<name>:<what>" (malloc'd), the name escaped as an
+ * object's (mp__redis_key). 0, MP_EINVAL (bad name) or MP_ENOMEM. */
+int mp__rp_key(char **out, const char *prefix, const char *name, const char *what);
+
+/* ---- client ------------------------------------------------------------- */
+
+typedef struct mp__rasync mp__rasync;
+
+/* One task on the stream: a map chunk of n items from first, or an apply. */
+#define MP__RP_EID_MAX 48 /* a stream entry id: "<ms>-<seq>" */
+typedef struct mp__rslot {
+    mp__rasync *a; /* NULL: answered or abandoned */
+    uint64_t first;
+    uint32_t n;
+    char eid[MP__RP_EID_MAX]; /* its entry on the stream ("": unknown) */
+} mp__rslot;
+
+typedef struct mp__rpool {
+    struct mp_pool pub; /* only pub.remote is used */
+    mp__redis *conn;
+    pid_t owner;
+    char *k_tasks, *k_results;
+    char client[MP__RP_CLIENT_MAX + 1];
+    uint64_t next_id; /* the next task id */
+    /* Outstanding tasks by id: slots[id - base] for base <= id < next_id. */
+    mp__rslot *slots;
+    uint64_t base;
+    size_t slots_cap;
+    size_t unfinished; /* mp__rasync not done */
+    char run_id[48];   /* the server's run_id when last seen ("": unknown) */
+    mp__rasync *live;  /* every mp__rasync of the pool */
+    bool closed, terminated;
+    bool no_blmpop; /* the server has no BLMPOP (before Redis 7) */
+} mp__rpool;
+
+struct mp__rasync {
+    struct mp_async pub; /* only pub.remote is used */
+    mp__rpool *pool;     /* NULL once the pool is destroyed */
+    mp__rasync *next, *prev;
+    bool done, is_map;
+    int rc;
+    size_t pending; /* tasks without a result */
+    mp_async_cb cb, err_cb;
+    void *user;
+    /* apply */
+    unsigned char *res;
+    size_t res_len, out_cap;
+    /* map */
+    char *out;
+    size_t out_size, n;
+    mp_task_error *errs;
+    size_t errs_cap, nerr;
+    size_t *n_errors_out;
+    mp_task_error local_errs[MP__RP_ERRS_KEPT];
+    struct mp__rimap *it;
+};
+
+typedef struct mp__rimap {
+    struct mp_imap pub; /* only pub.remote is used */
+    mp__rasync *a;
+    bool ordered;
+    size_t out_size, n;
+    unsigned char *buf;    /* n * out_size */
+    unsigned char *status; /* per item: 0 pending, 1 ok, 2 failed */
+    mp_task_error *ierr;   /* per item, for failed ones */
+    size_t *fifo;          /* unordered: indexes in order of arrival */
+    size_t fifo_head, fifo_len;
+    size_t next, given; /* ordered: next index to give */
+} mp__rimap;
+
+/* The pool of a remote p, if this process owns it: 0 or MP_EPERM. */
+int mp__rpool_check(mp_pool *p, mp__rpool **out);
+
+/* One task: n items from first, isz input bytes each, cap output bytes
+ * each (apply: one item of in_len bytes). */
+typedef struct mp__rpchunk {
+    uint64_t first;
+    uint32_t n;
+    size_t isz, cap;
+    const void *in;
+    size_t in_len;
+} mp__rpchunk;
+#define MP__RP_BATCH 64
+/* Submits k (1..MP__RP_BATCH) tasks of a in one pipelined round trip. */
+int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len, int k,
+                     const mp__rpchunk *chunks);
+/* Takes results off the client's list. block: waits for the first for
+ * at most a second and the deadline; returns 0 (results taken, or a quiet
+ * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never
+ * waits. Or a connection error. */
+int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block);
+/* The wire name of fn: "n:<name>" or "r:<ref>", in buf. */
+int mp__rpool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len);
+void mp__rasync_link(mp__rpool *p, mp__rasync *a);
+void mp__rasync_finish(mp__rasync *a);
+void mp__rasync_record(mp__rasync *a, const mp_task_error *e);
+/* Fails a result that is not done with code: its tasks are given up. */
+void mp__rasync_abandon(mp__rasync *a, int code);
+/* Starts a map whose items go to the iterator it (NULL: to s->out). */
+int mp__rpool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__rimap *it,
+                        mp__rasync **out);
+
+/* Pipelined commands on one connection (redis/redis_conn.c): n commands, all
+ * sent before any reply is read; each reply must be of kind. Returns 0 or
+ * the first error (the others' replies are read and dropped). replies:
+ * NULL, or n slots that receive the checked replies on success (free each
+ * with freeReplyObject; all NULL on failure). */
+int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies);
+/* Whether the connection reconnects after a loss (the URL's option). */
+bool mp__redis_reconnects(const mp__redis *r);
+
+#endif /* MULTIPROC_REDIS_POOL_H */

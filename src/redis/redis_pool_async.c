@@ -1,0 +1,333 @@
+/* The distributed pool's client API: apply, map, imap and their results,
+ * close, join, terminate, destroy. The same contracts as the local pool
+ * (multiproc/pool.h), with the differences listed in multiproc/worker.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "redis/redis_pool.h"
+#include "os/symbol.h"
+
+/* Largest input a map chunk carries, so that one XADD stays small. */
+#define CHUNK_BYTES ((size_t)1 << 20)
+
+void mp__rasync_link(mp__rpool *p, mp__rasync *a)
+{
+    a->pub.remote = true;
+    a->pool = p;
+    a->next = p->live;
+    if (p->live)
+        p->live->prev = a;
+    p->live = a;
+    p->unfinished++;
+}
+
+static void unlink_async(mp__rasync *a)
+{
+    mp__rpool *p = a->pool;
+    if (p == NULL)
+        return;
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        p->live = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->next = a->prev = NULL;
+    /* Results still to come for it find no slot and are dropped (a done
+     * result has no slot left: no scan). */
+    for (uint64_t id = p->base; !a->done && id < p->next_id; id++)
+        if (p->slots[id - p->base].a == a)
+            p->slots[id - p->base].a = NULL;
+    if (!a->done)
+        p->unfinished--;
+    a->pool = NULL;
+}
+
+void mp__rasync_record(mp__rasync *a, const mp_task_error *e)
+{
+    if (a->nerr < a->errs_cap)
+        a->errs[a->nerr] = *e;
+    a->nerr++;
+    if (a->rc == 0)
+        a->rc = e->code;
+}
+
+void mp__rasync_finish(mp__rasync *a)
+{
+    a->done = true;
+    if (a->pool)
+        a->pool->unfinished--;
+    if (a->n_errors_out)
+        *a->n_errors_out = a->nerr;
+    if (a->rc == 0 && a->cb)
+        a->cb(&a->pub, a->user);
+    else if (a->rc != 0 && a->err_cb)
+        a->err_cb(&a->pub, a->user);
+}
+
+/* Fails a not-yet-done result with code (terminate, a failed submit). */
+void mp__rasync_abandon(mp__rasync *a, int code)
+{
+    mp__rpool *p = a->pool;
+    for (uint64_t id = p ? p->base : 0; p && id < p->next_id; id++)
+        if (p->slots[id - p->base].a == a)
+            p->slots[id - p->base].a = NULL;
+    a->pending = 0;
+    if (a->rc == 0)
+        a->rc = code;
+    if (a->it) /* the iterator ends: every item not given is failed */
+        for (size_t i = 0; i < a->it->n; i++)
+            if (a->it->status[i] == 0) {
+                a->it->status[i] = 2;
+                a->it->ierr[i] = (mp_task_error){.index = i, .code = code};
+                a->it->fifo[a->it->fifo_len++] = i;
+            }
+    a->done = true;
+    if (p)
+        p->unfinished--;
+}
+
+static mp__rasync *new_async(mp__rpool *p, mp_async_cb cb, mp_async_cb err_cb, void *user)
+{
+    mp__rasync *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->cb = cb;
+    a->err_cb = err_cb;
+    a->user = user;
+    a->errs = a->local_errs;
+    a->errs_cap = MP__RP_ERRS_KEPT;
+    mp__rasync_link(p, a);
+    return a;
+}
+
+static void free_async(mp__rasync *a)
+{
+    unlink_async(a);
+    free(a->res);
+    free(a);
+}
+
+static int check_submit(mp_pool *pool, mp__rpool **p)
+{
+    int rc = mp__rpool_check(pool, p);
+    if (rc == 0 && (*p)->closed)
+        rc = MP_ECLOSED;
+    return rc;
+}
+
+int mp__rpool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
+                          size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
+                          mp_async **out)
+{
+    mp__rpool *p;
+    if (!fn || !out || ctx || (!in && in_len) || out_cap > MP__RP_OUT_MAX)
+        return MP_EINVAL;
+    int rc = check_submit(pool, &p);
+    char spec[MP__MODULE_MAX + 128];
+    size_t spec_len;
+    if (rc == 0)
+        rc = mp__rpool_fn_spec(fn, spec, sizeof(spec), &spec_len);
+    if (rc < 0)
+        return rc;
+    mp__rasync *a = new_async(p, cb, err_cb, user);
+    if (a == NULL || (out_cap && (a->res = malloc(out_cap)) == NULL)) {
+        if (a)
+            free_async(a);
+        return MP_ENOMEM;
+    }
+    a->out_cap = out_cap;
+    a->errs_cap = 1;
+    mp__rpchunk c = {.n = 1, .isz = in_len, .cap = out_cap, .in = in, .in_len = in_len};
+    rc = mp__rpool_submit(p, a, spec, spec_len, 1, &c);
+    if (rc < 0) {
+        free_async(a);
+        return rc;
+    }
+    *out = &a->pub;
+    return 0;
+}
+
+static size_t pick_chunk(const mp_map_spec *s)
+{
+    size_t c = s->chunksize ? s->chunksize : (s->n + 31) / 32;
+    size_t big = s->in_size > s->out_size ? s->in_size : s->out_size;
+    if (!s->chunksize && c * big > CHUNK_BYTES)
+        c = CHUNK_BYTES / big;
+    if (c > UINT32_MAX)
+        c = UINT32_MAX;
+    return c ? c : 1;
+}
+
+/* Puts every chunk of the map on the stream, MP__RP_BATCH per round trip. */
+static int submit_map(mp__rpool *p, mp__rasync *a, const mp_map_spec *s, const char *spec,
+                      size_t spec_len)
+{
+    size_t chunk = pick_chunk(s);
+    mp__rpchunk c[MP__RP_BATCH];
+    int k = 0;
+    for (size_t first = 0; first < s->n; first += chunk) {
+        size_t n = s->n - first < chunk ? s->n - first : chunk;
+        c[k++] = (mp__rpchunk){.first = first,
+                               .n = (uint32_t)n,
+                               .isz = s->in_size,
+                               .cap = s->out_size,
+                               .in = (const char *)s->in + first * s->in_size,
+                               .in_len = n * s->in_size};
+        if (k == MP__RP_BATCH || first + n >= s->n) {
+            int rc = mp__rpool_submit(p, a, spec, spec_len, k, c);
+            if (rc < 0)
+                return rc;
+            k = 0;
+        }
+    }
+    return 0;
+}
+
+static int check_spec(const mp_map_spec *s)
+{
+    if (!s || !s->fn || s->ctx || s->in_size == 0 || (!s->in && s->n) || (s->out && !s->out_size) ||
+        s->in_size > MP__RP_OUT_MAX || s->out_size > MP__RP_OUT_MAX ||
+        s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
+        return MP_EINVAL;
+    return 0;
+}
+
+static int map_start(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
+                     void *user, mp__rimap *it, mp__rasync **out)
+{
+    mp__rpool *p;
+    int rc = check_spec(s);
+    if (rc == 0)
+        rc = check_submit(pool, &p);
+    char spec[MP__MODULE_MAX + 128];
+    size_t spec_len;
+    if (rc == 0)
+        rc = mp__rpool_fn_spec(s->fn, spec, sizeof(spec), &spec_len);
+    if (rc < 0)
+        return rc;
+    mp__rasync *a = new_async(p, cb, err_cb, user);
+    if (a == NULL)
+        return MP_ENOMEM;
+    a->is_map = true;
+    a->out = it ? NULL : s->out;
+    a->out_size = s->out_size;
+    a->n = s->n;
+    a->it = it;
+    if (!it && s->errors) {
+        a->errs = s->errors;
+        a->errs_cap = s->errors_cap;
+    }
+    a->n_errors_out = it ? NULL : s->n_errors;
+    rc = submit_map(p, a, s, spec, spec_len);
+    if (rc < 0 && a->pending == 0) {
+        free_async(a);
+        return rc;
+    }
+    if (rc < 0) /* part of it is on the stream: the map fails as a whole */
+        mp__rasync_abandon(a, rc);
+    else if (a->pending == 0)
+        mp__rasync_finish(a);
+    *out = a;
+    return 0;
+}
+
+int mp__rpool_map_start(mp_pool *pool, const mp_map_spec *s, mp__rimap *it, mp__rasync **out)
+{
+    return map_start(pool, s, NULL, NULL, NULL, it, out);
+}
+
+int mp__rpool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
+                        void *user, mp_async **out)
+{
+    mp__rasync *a = NULL;
+    if (!out)
+        return MP_EINVAL;
+    int rc = map_start(pool, s, cb, err_cb, user, NULL, &a);
+    if (rc == 0)
+        *out = &a->pub;
+    return rc;
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+/* Pumps until a is done or the deadline passes. */
+static int wait_done(mp__rasync *a, const mp__deadline *d)
+{
+    while (!a->done) {
+        if (a->pool == NULL)
+            return MP_ECLOSED;
+        if (a->pool->owner != getpid())
+            return MP_EPERM; /* a forked child would take its parent's results */
+        int rc = mp__rpool_pump(a->pool, d, true);
+        if (rc < 0 && !a->done)
+            return rc;
+    }
+    return 0;
+}
+
+int mp__rasync_wait(mp_async *pa, double timeout)
+{
+    mp__rasync *a = (mp__rasync *)pa;
+    mp__deadline d;
+    int rc = mp__deadline_init(&d, timeout);
+    return rc < 0 ? rc : wait_done(a, &d);
+}
+
+int mp__rasync_get(mp_async *pa, void *out, size_t out_cap, size_t *out_len, double timeout)
+{
+    mp__rasync *a = (mp__rasync *)pa;
+    int rc = mp__rasync_wait(pa, timeout);
+    if (rc < 0)
+        return rc;
+    if (a->rc != 0)
+        return a->rc;
+    if (a->is_map)
+        return 0;
+    if (a->res_len > out_cap)
+        return MP_EMSGSIZE; /* a smaller buffer than the one submitted */
+    if (a->res_len)
+        memcpy(out, a->res, a->res_len);
+    if (out_len)
+        *out_len = a->res_len;
+    return 0;
+}
+
+bool mp__rasync_ready(mp_async *pa)
+{
+    mp__rasync *a = (mp__rasync *)pa;
+    if (!a->done && a->pool && a->pool->owner == getpid())
+        mp__rpool_pump(a->pool, NULL, false);
+    return a->done;
+}
+
+int mp__rasync_successful(mp_async *pa)
+{
+    mp__rasync *a = (mp__rasync *)pa;
+    if (!a->done)
+        return MP_EBUSY;
+    return a->rc == 0 ? 0 : 1;
+}
+
+int mp__rasync_error(const mp_async *pa, size_t i, mp_task_error *out)
+{
+    const mp__rasync *a = (const mp__rasync *)pa;
+    if (!out)
+        return MP_EINVAL;
+    if (!a->done)
+        return MP_EBUSY;
+    if (a->rc != 0 && a->nerr == 0 && i == 0) { /* abandoned as a whole */
+        *out = (mp_task_error){.code = a->rc};
+        return 0;
+    }
+    if (i >= a->nerr || i >= a->errs_cap)
+        return MP_ERANGE;
+    *out = a->errs[i];
+    return 0;
+}
+
+void mp__rasync_destroy(mp_async *pa)
+{
+    free_async((mp__rasync *)pa);
+}

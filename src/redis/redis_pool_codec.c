@@ -1,0 +1,190 @@
+/* The distributed pool's wire formats: task entries as workers read them
+ * and result records as clients read them. Both come from the network and
+ * are checked completely before use. Pure; unit-tested on malformed input
+ * in tests/test_redis_pool.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis/redis_pool.h"
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+void mp__rpr_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n)
+{
+    memcpy(p, "MPR1", 4);
+    put32(p + 4, (uint32_t)(id >> 32));
+    put32(p + 8, (uint32_t)id);
+    put32(p + 12, (uint32_t)code);
+    put32(p + 16, n);
+}
+
+void mp__rpr_put_item(unsigned char *p, int32_t code, uint32_t len)
+{
+    put32(p, (uint32_t)code);
+    put32(p + 4, len);
+}
+
+int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out)
+{
+    const unsigned char *p = buf;
+    if (buf == NULL || len < MP__RPR_HEAD || memcmp(p, "MPR1", 4) != 0)
+        return MP_EBADMSG;
+    mp__rpr r = {.id = (uint64_t)get32(p + 4) << 32 | get32(p + 8),
+                 .code = (int32_t)get32(p + 12),
+                 .n = get32(p + 16),
+                 .p = p + MP__RPR_HEAD,
+                 .end = p + len};
+    if (r.code > 0 || (r.code != 0 && r.n != 0))
+        return MP_EBADMSG;
+    const unsigned char *q = r.p;
+    for (uint32_t i = 0; i < r.n; i++) {
+        if ((size_t)(r.end - q) < MP__RPR_ITEM)
+            return MP_EBADMSG;
+        uint32_t ilen = get32(q + 4);
+        if (ilen == MP__RPR_OVERSIZE && get32(q) != 0)
+            return MP_EBADMSG; /* only a task that succeeded claims a result */
+        if (ilen == MP__RPR_OVERSIZE)
+            ilen = 0;
+        q += MP__RPR_ITEM;
+        if ((size_t)(r.end - q) < ilen)
+            return MP_EBADMSG;
+        q += ilen;
+    }
+    if (q != r.end)
+        return MP_EBADMSG;
+    *out = r;
+    return 0;
+}
+
+int mp__rpr_next(mp__rpr *r, int32_t *code, const unsigned char **data, size_t *len)
+{
+    if (r->p >= r->end)
+        return MP_ERANGE;
+    uint32_t ilen = get32(r->p + 4);
+    *code = (int32_t)get32(r->p);
+    *len = ilen == MP__RPR_OVERSIZE ? SIZE_MAX : ilen;
+    *data = r->p + MP__RPR_ITEM;
+    r->p += MP__RPR_ITEM + (ilen == MP__RPR_OVERSIZE ? 0 : ilen);
+    return 0;
+}
+
+bool mp__rp_client_ok(const char *s, size_t len)
+{
+    if (s == NULL || len == 0 || len > MP__RP_CLIENT_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int mp__rp_key(char **out, const char *prefix, const char *name, const char *what)
+{
+    /* The objects' scheme (mp__redis_key): tag "pool", the name escaped, and
+     * what as the part, so that no pool name reaches another pool's keys
+     * (or an object's: their tags differ). */
+    char key[MP__REDIS_KEY_MAX];
+    int n = mp__redis_key(key, sizeof(key), prefix, "pool", name, what);
+    if (n < 0)
+        return n;
+    char *k = malloc((size_t)n + 1);
+    if (k == NULL)
+        return MP_ENOMEM;
+    memcpy(k, key, (size_t)n + 1);
+    *out = k;
+    return 0;
+}
+
+/* A decimal u64 with no sign, no leading junk, no overflow. */
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return MP_EBADMSG;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return MP_EBADMSG;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return MP_EBADMSG;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static bool field_is(const char *f, size_t len, const char *name)
+{
+    return len == strlen(name) && memcmp(f, name, len) == 0;
+}
+
+/* Stores one field; bit is its flag in *seen (duplicates are refused). */
+static int task_field(mp__rptask *t, const char *f, size_t fl, const char *v, size_t vl,
+                      unsigned *seen)
+{
+    static const char *const names[] = {"id", "c", "f", "n", "isz", "cap", "in"};
+    unsigned bit = 0;
+    for (unsigned i = 0; i < 7; i++)
+        if (field_is(f, fl, names[i]))
+            bit = 1u << i;
+    if (bit == 0)
+        return 0; /* fields of later versions are ignored */
+    if (*seen & bit)
+        return MP_EBADMSG;
+    *seen |= bit;
+    switch (bit) {
+    case 1u:
+        return parse_u64(v, vl, &t->id);
+    case 2u:
+        if (!mp__rp_client_ok(v, vl))
+            return MP_EBADMSG;
+        memcpy(t->client, v, vl);
+        t->client[vl] = '\0';
+        return 0;
+    case 4u:
+        t->fn = v;
+        t->fn_len = vl;
+        return vl > 2 && v[1] == ':' && (v[0] == 'n' || v[0] == 'r') ? 0 : MP_EBADMSG;
+    case 8u:
+        return parse_u64(v, vl, &t->n);
+    case 16u:
+        return parse_u64(v, vl, &t->isz);
+    case 32u:
+        return parse_u64(v, vl, &t->cap);
+    default:
+        t->in = (const unsigned char *)v;
+        t->in_len = vl;
+        return 0;
+    }
+}
+
+int mp__rptask_parse(const char *const *f, const size_t *lens, size_t nf, mp__rptask *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (nf % 2 != 0)
+        return MP_EBADMSG;
+    unsigned seen = 0;
+    for (size_t i = 0; i < nf; i += 2) {
+        if (f[i] == NULL || f[i + 1] == NULL)
+            return MP_EBADMSG;
+        int rc = task_field(t, f[i], lens[i], f[i + 1], lens[i + 1], &seen);
+        if (rc < 0)
+            return rc;
+    }
+    if (seen != 0x7fu || t->n == 0 || t->n > MP__RP_ITEMS_MAX || t->isz > MP__RP_OUT_MAX ||
+        t->cap > MP__RP_OUT_MAX || t->cap * t->n > MP__RP_OUT_MAX || t->isz * t->n != t->in_len)
+        return MP_EBADMSG;
+    return 0;
+}

@@ -1,0 +1,176 @@
+/* The distributed pool's iterators (imap, imap_unordered) and the pool's
+ * life cycle: close, join, terminate, poll, destroy. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "redis/redis_pool.h"
+
+static void free_imap(mp__rimap *it)
+{
+    free(it->buf);
+    free(it->status);
+    free(it->ierr);
+    free(it->fifo);
+    free(it);
+}
+
+int mp__rpool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_imap **out)
+{
+    if (!out || !s || (s->n && s->out_size && s->n > SIZE_MAX / s->out_size))
+        return MP_EINVAL;
+    mp__rimap *it = calloc(1, sizeof(*it));
+    if (it == NULL)
+        return MP_ENOMEM;
+    it->pub.remote = true;
+    it->ordered = ordered;
+    it->out_size = s->out_size;
+    it->n = s->n;
+    size_t n = s->n ? s->n : 1;
+    it->buf = malloc(s->out_size ? n * s->out_size : 1);
+    it->status = calloc(n, 1);
+    it->ierr = calloc(n, sizeof(*it->ierr));
+    it->fifo = calloc(n, sizeof(*it->fifo));
+    if (!it->buf || !it->status || !it->ierr || !it->fifo) {
+        free_imap(it);
+        return MP_ENOMEM;
+    }
+    mp__rasync *a = NULL;
+    int rc = mp__rpool_map_start(pool, s, it, &a);
+    if (rc < 0) {
+        free_imap(it);
+        return rc;
+    }
+    it->a = a;
+    *out = &it->pub;
+    return 0;
+}
+
+/* The next item to give, if it has arrived: its index, or SIZE_MAX. */
+static size_t next_ready(mp__rimap *it)
+{
+    if (it->ordered)
+        return it->next < it->n && it->status[it->next] ? it->next : SIZE_MAX;
+    return it->fifo_head < it->fifo_len ? it->fifo[it->fifo_head] : SIZE_MAX;
+}
+
+int mp__rimap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *err, double timeout)
+{
+    mp__rimap *it = (mp__rimap *)pit;
+    mp__deadline d;
+    int rc = mp__deadline_init(&d, timeout);
+    if (rc < 0)
+        return rc;
+    if (it->given == it->n)
+        return MP_EEOF;
+    size_t i;
+    while ((i = next_ready(it)) == SIZE_MAX) {
+        mp__rasync *a = it->a;
+        if (a->pool == NULL)
+            return MP_ECLOSED;
+        if (a->done) /* abandoned items are all in the fifo: unreachable */
+            return MP_EEOF;
+        rc = mp__rpool_pump(a->pool, &d, true);
+        if (rc < 0 && next_ready(it) == SIZE_MAX)
+            return rc;
+    }
+    if (it->ordered)
+        it->next++;
+    else
+        it->fifo_head++;
+    it->given++;
+    if (index)
+        *index = i;
+    if (it->status[i] == 2) {
+        if (err)
+            *err = it->ierr[i];
+        return it->ierr[i].code;
+    }
+    if (item && it->out_size)
+        memcpy(item, it->buf + i * it->out_size, it->out_size);
+    return 0;
+}
+
+void mp__rimap_destroy(mp_imap *pit)
+{
+    mp__rimap *it = (mp__rimap *)pit;
+    mp__rasync_destroy(&it->a->pub);
+    free_imap(it);
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+
+int mp__rpool_close(mp_pool *pool)
+{
+    mp__rpool *p;
+    int rc = mp__rpool_check(pool, &p);
+    if (rc == 0)
+        p->closed = true;
+    return rc;
+}
+
+int mp__rpool_join(mp_pool *pool, double timeout)
+{
+    mp__rpool *p;
+    mp__deadline d;
+    int rc = mp__rpool_check(pool, &p);
+    if (rc == 0)
+        rc = mp__deadline_init(&d, timeout);
+    if (rc < 0)
+        return rc;
+    if (!p->closed)
+        return MP_EBUSY;
+    while (p->unfinished > 0) {
+        rc = mp__rpool_pump(p, &d, true);
+        if (rc < 0 && p->unfinished > 0)
+            return rc;
+    }
+    return 0;
+}
+
+int mp__rpool_terminate(mp_pool *pool)
+{
+    mp__rpool *p;
+    int rc = mp__rpool_check(pool, &p);
+    if (rc < 0)
+        return rc;
+    p->closed = p->terminated = true;
+    for (mp__rasync *a = p->live; a; a = a->next)
+        if (!a->done)
+            mp__rasync_abandon(a, MP_ECLOSED);
+    return 0;
+}
+
+int mp__rpool_poll(mp_pool *pool)
+{
+    mp__rpool *p;
+    int rc = mp__rpool_check(pool, &p);
+    if (rc < 0)
+        return rc;
+    if (p->unfinished > 0)
+        mp__rpool_pump(p, NULL, false);
+    return (int)p->unfinished;
+}
+
+void mp__rpool_destroy(mp_pool *pool)
+{
+    mp__rpool *p = (mp__rpool *)pool;
+    if (p->owner == getpid()) {
+        mp__rpool_terminate(pool);
+        /* Results still to come are nobody's: drop the list (a late one
+         * recreates it, and it expires; see the worker). */
+        mp__redis_cmd(p->conn, MP__RR_INT, NULL, 2, (const char *[]){"DEL", p->k_results}, NULL);
+    }
+    /* The results held by the user stay valid, detached from the pool. */
+    while (p->live) {
+        mp__rasync *a = p->live;
+        p->live = a->next;
+        a->next = a->prev = NULL;
+        a->pool = NULL;
+    }
+    mp__redis_unref(p->conn);
+    free(p->k_tasks);
+    free(p->k_results);
+    free(p->slots);
+    free(p);
+}

@@ -1,0 +1,615 @@
+/* The distributed pool's worker: takes tasks from the pool's stream with a
+ * consumer group, runs them, pushes each result to its client's list and
+ * acknowledges the entry (in that order: at least once). Entries held
+ * longer than the visibility timeout by a worker that died are claimed
+ * again (XAUTOCLAIM); past the delivery cap they go to the dead-letter
+ * stream and their client gets MP_EWORKERLOST. Entries are untrusted:
+ * every field passes mp__rptask_parse before use. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "redis/redis_pool.h"
+#include "os/symbol.h"
+
+#define GROUP "workers"
+/* Results a client never reads expire after a day. */
+#define RESULT_TTL "86400"
+/* prefetch 0 (adaptive): a read takes 1 task, twice as many after a batch
+ * that came back full and ran in under ADAPT_NS, up to ADAPT_MAX; a batch
+ * that took longer starts again from 1. A worker then holds at most
+ * ADAPT_MAX tasks, and only tasks that take about ADAPT_NS / ADAPT_MAX or
+ * less each, so a dead worker delays little work and long tasks spread
+ * one by one over the workers. */
+#define ADAPT_MAX 16
+#define ADAPT_NS  5000000
+
+typedef struct worker {
+    mp__redis *conn;
+    const mp_worker_opts *o;
+    const char *name;
+    char *k_tasks, *k_dead, *k_stop;
+    char consumer[96];
+    double vis;
+    unsigned maxdel;
+    char stop_gen[32];
+    unsigned long done;
+    unsigned long adapt; /* prefetch 0: the tasks the next read takes */
+} worker;
+
+/* Whether the stream has the workers' group (XINFO GROUPS: one flat
+ * name/value array per group, "name" first). */
+static bool group_exists(worker *w)
+{
+    redisReply *rep;
+    if (mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, &rep, 3,
+                      (const char *[]){"XINFO", "GROUPS", w->k_tasks}, NULL) < 0)
+        return false;
+    bool found = false;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *g = rep->element[i];
+        if (g->type == REDIS_REPLY_ARRAY && g->elements >= 2 &&
+            g->element[1]->type == REDIS_REPLY_STRING && g->element[1]->len == strlen(GROUP) &&
+            memcmp(g->element[1]->str, GROUP, strlen(GROUP)) == 0)
+            found = true;
+    }
+    freeReplyObject(rep);
+    return found;
+}
+
+static int ensure_group(worker *w)
+{
+    int rc = mp__redis_cmd(w->conn, MP__RR_STATUS, NULL, 6,
+                           (const char *[]){"XGROUP", "CREATE", w->k_tasks, GROUP, "0", "MKSTREAM"},
+                           NULL);
+    /* BUSYGROUP (another worker made it) reads as a server error. */
+    if ((rc == MP_ESERVER || rc == MP_EAGAIN) && group_exists(w))
+        rc = 0;
+    return rc;
+}
+
+/* The stop generation (mp_worker_stop increments it) into buf. */
+static int read_stop(worker *w, char buf[32])
+{
+    redisReply *rep;
+    int rc =
+        mp__redis_cmd(w->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", w->k_stop}, NULL);
+    if (rc < 0)
+        return rc;
+    snprintf(buf, 32, "%.*s", rep->type == REDIS_REPLY_STRING ? (int)rep->len : 0,
+             rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+    return 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "r:<build-id hex>:<offset hex>:<path>" to a function of this process. */
+static mp_task_fn resolve_ref(const char *s, size_t len)
+{
+    mp__symref ref = {0};
+    size_t i = 2;
+    for (; i + 1 < len && s[i] != ':' && ref.build_id_len < MP__BUILD_ID_MAX; i += 2) {
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return NULL;
+        ref.build_id[ref.build_id_len++] = (uint8_t)(hi << 4 | lo);
+    }
+    if (ref.build_id_len == 0 || i >= len || s[i++] != ':')
+        return NULL; /* without a build-id nothing proves it is the same program */
+    size_t digits = 0;
+    for (; i < len && s[i] != ':' && digits < 16; i++, digits++) {
+        int d = hexval(s[i]);
+        if (d < 0)
+            return NULL;
+        ref.offset = ref.offset << 4 | (uint64_t)d;
+    }
+    if (digits == 0 || i >= len || s[i++] != ':' || len - i >= MP__MODULE_MAX ||
+        memchr(s + i, '\0', len - i))
+        return NULL;
+    memcpy(ref.path, s + i, len - i);
+    void *addr;
+    if (mp__sym_decode(&ref, &addr) < 0)
+        return NULL;
+    mp_task_fn fn;
+    memcpy(&fn, &addr, sizeof(fn));
+    return fn;
+}
+
+static mp_task_fn resolve(const worker *w, const mp__rptask *t)
+{
+    if (t->fn[0] == 'n')
+        return mp__task_lookup(t->fn + 2, t->fn_len - 2);
+    return w->o->registered_only ? NULL : resolve_ref(t->fn, t->fn_len);
+}
+
+/* Runs every item into a result record (malloc'd, *len bytes). */
+static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigned char **rec,
+                    size_t *len)
+{
+    size_t cap = (size_t)t->cap, n = (size_t)t->n;
+    unsigned char *r = malloc(MP__RPR_HEAD + n * (MP__RPR_ITEM + cap));
+    /* Tasks may expect aligned output (apply promises 16 bytes). */
+    void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
+    if (r == NULL || out == NULL) {
+        free(r);
+        free(out);
+        return MP_ENOMEM;
+    }
+    size_t off = MP__RPR_HEAD;
+    for (size_t i = 0; i < n; i++) {
+        size_t olen = cap;
+        int code = fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, w->o->ctx);
+        bool oversize = code == 0 && olen > cap;
+        if (code != 0 || oversize)
+            olen = 0;
+        mp__rpr_put_item(r + off, code, oversize ? MP__RPR_OVERSIZE : (uint32_t)olen);
+        memcpy(r + off + MP__RPR_ITEM, out, olen);
+        off += MP__RPR_ITEM + olen;
+    }
+    mp__rpr_put_head(r, t->id, 0, (uint32_t)n);
+    free(out);
+    *rec = r;
+    *len = off;
+    return 0;
+}
+
+/* The answers of a batch of tasks, sent in one pipelined round trip after
+ * the batch ran: the results first (one RPUSH and one EXPIRE per run of
+ * answers to the same client), then one XACK and one XDEL of every entry,
+ * so that a task is acknowledged only once its result is stored (Redis
+ * runs a connection's commands in order). */
+typedef struct answer {
+    char *k_res;        /* NULL: no client to answer (only the ack) */
+    unsigned char *rec; /* malloc'd, or head */
+    unsigned char head[MP__RPR_HEAD];
+    size_t rec_len;
+    char eid[MP__RP_EID_MAX];
+    size_t eid_len;
+} answer;
+
+typedef struct batch {
+    answer *a;
+    size_t n, cap;
+} batch;
+
+/* Queues the answer for entry eid (its result in b->a[b->n].rec). */
+static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, const char *client)
+{
+    answer *x = &b->a[b->n];
+    if (eid_len >= MP__RP_EID_MAX)
+        return MP_EBADMSG; /* not an id the server makes */
+    if (client[0]) {
+        char what[64];
+        snprintf(what, sizeof(what), "results:%s", client);
+        int rc = mp__rp_key(&x->k_res, mp__redis_prefix(w->conn), w->name, what);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(x->eid, eid, eid_len);
+    x->eid_len = eid_len;
+    b->n++;
+    return 0;
+}
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->a[i].k_res);
+        if (b->a[i].rec != b->a[i].head)
+            free(b->a[i].rec);
+    }
+    memset(b->a, 0, b->cap * sizeof(*b->a));
+    b->n = 0;
+}
+
+static bool same_key(const answer *x, const answer *y)
+{
+    return x->k_res && y->k_res && strcmp(x->k_res, y->k_res) == 0;
+}
+
+static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, size_t len)
+{
+    argv[*k] = s;
+    lens[*k] = len;
+    (*k)++;
+}
+
+/* Worst case per answer: its own RPUSH (3) and EXPIRE (3), and its id in
+ * XACK and XDEL (2); plus their 5 fixed arguments. */
+static int flush(worker *w, batch *b)
+{
+    size_t nargs = 8 * b->n + 5, ncmd = 2 * b->n + 2, k = 0;
+    int n = 0, rc = 0;
+    const char **argv = malloc(nargs * sizeof(*argv));
+    size_t *lens = malloc(nargs * sizeof(*lens));
+    int *ac = malloc(ncmd * sizeof(*ac));
+    const char *const **av = malloc(ncmd * sizeof(*av));
+    const size_t **lv = malloc(ncmd * sizeof(*lv));
+    if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL || b->n == 0)
+        rc = b->n ? MP_ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        const answer *x = &b->a[i];
+        if (x->k_res == NULL || (i > 0 && same_key(&b->a[i - 1], x)))
+            continue;
+        size_t start = k, kl = strlen(x->k_res);
+        push_arg(argv, lens, &k, "RPUSH", 5);
+        push_arg(argv, lens, &k, x->k_res, kl);
+        for (size_t j = i; j < b->n && (j == i || same_key(&b->a[j - 1], &b->a[j])); j++)
+            push_arg(argv, lens, &k, (const char *)b->a[j].rec, b->a[j].rec_len);
+        av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
+        start = k;
+        push_arg(argv, lens, &k, "EXPIRE", 6);
+        push_arg(argv, lens, &k, x->k_res, kl);
+        push_arg(argv, lens, &k, RESULT_TTL, strlen(RESULT_TTL));
+        av[n] = argv + start, lv[n] = lens + start, ac[n++] = 3;
+    }
+    for (int c = 0; rc == 0 && c < 2; c++) {
+        size_t start = k;
+        push_arg(argv, lens, &k, c == 0 ? "XACK" : "XDEL", 4);
+        push_arg(argv, lens, &k, w->k_tasks, strlen(w->k_tasks));
+        if (c == 0)
+            push_arg(argv, lens, &k, GROUP, strlen(GROUP));
+        for (size_t i = 0; i < b->n; i++)
+            push_arg(argv, lens, &k, b->a[i].eid, b->a[i].eid_len);
+        av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
+    }
+    if (rc == 0 && b->n > 0)
+        rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
+                                (const size_t *const *)lv, NULL);
+    free(argv);
+    free(lens);
+    free(ac);
+    free(av);
+    free(lv);
+    batch_clear(b);
+    return rc;
+}
+
+/* Copies the entry to the dead-letter stream with the reason. */
+static int dead_letter(worker *w, const redisReply *fields, const char *reason,
+                       long long deliveries)
+{
+    size_t nf = fields->elements, argc = 3 + nf + 4;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        return MP_ENOMEM;
+    }
+    char nd[24];
+    snprintf(nd, sizeof(nd), "%lld", deliveries);
+    const char *head[] = {"XADD", w->k_dead, "*"}, *tail[] = {"reason", reason, "deliveries", nd};
+    for (size_t i = 0; i < 3; i++)
+        argv[i] = head[i], lens[i] = strlen(head[i]);
+    for (size_t i = 0; i < nf; i++) {
+        const redisReply *e = fields->element[i];
+        bool str = e->type == REDIS_REPLY_STRING;
+        argv[3 + i] = str ? e->str : "";
+        lens[3 + i] = str ? e->len : 0;
+    }
+    for (size_t i = 0; i < 4; i++)
+        argv[3 + nf + i] = tail[i], lens[3 + nf + i] = strlen(tail[i]);
+    int rc = mp__redis_cmd(w->conn, MP__RR_STR, NULL, (int)argc, argv, lens);
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+/* An entry [id, [field, value, ...]] of a stream reply, checked. */
+static bool entry_ok(const redisReply *e)
+{
+    return e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+           e->element[0]->type == REDIS_REPLY_STRING && e->element[1]->type == REDIS_REPLY_ARRAY &&
+           e->element[1]->elements % 2 == 0 && e->element[1]->elements <= 64;
+}
+
+static int handle(worker *w, batch *b, const redisReply *e, long long deliveries)
+{
+    const redisReply *id = e->element[0], *fields = e->element[1];
+    const char *f[64];
+    size_t lens[64];
+    for (size_t i = 0; i < fields->elements; i++) {
+        /* A non-string field is refused by the parser (NULL). */
+        bool str = fields->element[i]->type == REDIS_REPLY_STRING;
+        f[i] = str ? fields->element[i]->str : NULL;
+        lens[i] = str ? fields->element[i]->len : 0;
+    }
+    mp__rptask t;
+    answer *x = &b->a[b->n];
+    x->rec = x->head;
+    x->rec_len = MP__RPR_HEAD;
+    int rc = 0;
+    if (mp__rptask_parse(f, lens, fields->elements, &t) < 0) {
+        mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
+        t.client[0] = '\0';
+        rc = dead_letter(w, fields, "malformed", deliveries);
+    } else if (deliveries > (long long)w->maxdel) {
+        mp__rpr_put_head(x->head, t.id, MP_EWORKERLOST, 0);
+        rc = dead_letter(w, fields, "worker lost", deliveries);
+    } else {
+        mp_task_fn fn = resolve(w, &t);
+        if (fn == NULL) {
+            mp__debug("pool: unknown function %.*s", (int)t.fn_len, t.fn);
+            mp__rpr_put_head(x->head, t.id, MP_ENOFUNC, 0);
+        } else if (run_task(w, &t, fn, &x->rec, &x->rec_len) < 0) {
+            mp__rpr_put_head(x->head, t.id, MP_ENOMEM, 0);
+        }
+        w->done++;
+    }
+    if (rc == 0)
+        rc = queue_answer(w, b, id->str, id->len, t.client);
+    if (rc < 0 && x->rec != x->head)
+        free(x->rec);
+    if (rc < 0)
+        x->rec = NULL;
+    return rc;
+}
+
+/* How many times the entry was delivered (XPENDING), or 1 if unknown. */
+static long long deliveries_of(worker *w, const redisReply *id)
+{
+    redisReply *rep;
+    const char *argv[] = {"XPENDING", w->k_tasks, GROUP, id->str, id->str, "1"};
+    size_t lens[] = {8, strlen(w->k_tasks), strlen(GROUP), id->len, id->len, 1};
+    if (mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, &rep, 6, argv, lens) < 0)
+        return 1;
+    long long n = 1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 4 &&
+        rep->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
+        n = rep->element[0]->element[3]->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* Claims one entry idle past the visibility timeout and handles it.
+ * Returns 1 when one was handled, 0 when none was idle. */
+static int reclaim(worker *w)
+{
+    char idle[24];
+    snprintf(idle, sizeof(idle), "%lld", (long long)(w->vis * 1000));
+    redisReply *rep;
+    int rc = mp__redis_cmd(
+        w->conn, MP__RR_ANY_VALUE, &rep, 8,
+        (const char *[]){"XAUTOCLAIM", w->k_tasks, GROUP, w->consumer, idle, "0-0", "COUNT", "1"},
+        NULL);
+    if (rc < 0)
+        return rc;
+    rc = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+        rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements >= 1 &&
+        entry_ok(rep->element[1]->element[0])) {
+        const redisReply *e = rep->element[1]->element[0];
+        answer one = {0};
+        batch b = {.a = &one, .cap = 1};
+        rc = handle(w, &b, e, deliveries_of(w, e->element[0]));
+        int f = flush(w, &b);
+        rc = rc < 0 ? rc : f < 0 ? f : 1;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* The entries of an XREADGROUP reply of one stream (at most want), or
+ * NULL. */
+static const redisReply *read_entries(const redisReply *rep, unsigned long want)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+        rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
+        rep->element[0]->element[1]->elements <= want)
+        return rep->element[0]->element[1];
+    return NULL;
+}
+
+/* Restarts the visibility timeout of entries[from..] (still this
+ * worker's, not run yet): XCLAIM to itself with JUSTID, which leaves the
+ * delivery count alone. A batch's last tasks then are not claimed by
+ * another worker while this one runs the first ones (each must still take
+ * less than half the visibility timeout). */
+static int touch(worker *w, const redisReply *entries, size_t from)
+{
+    size_t n = entries->elements - from, k = 0;
+    const char **argv = malloc((n + 6) * sizeof(*argv));
+    size_t *lens = malloc((n + 6) * sizeof(*lens));
+    int rc = MP_ENOMEM;
+    if (argv && lens) {
+        const char *head[] = {"XCLAIM", w->k_tasks, GROUP, w->consumer, "0"};
+        for (; k < 5; k++)
+            argv[k] = head[k], lens[k] = strlen(head[k]);
+        for (size_t i = from; i < entries->elements; i++)
+            if (entry_ok(entries->element[i])) {
+                argv[k] = entries->element[i]->element[0]->str;
+                lens[k++] = entries->element[i]->element[0]->len;
+            }
+        argv[k] = "JUSTID", lens[k++] = 6;
+        rc = mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, NULL, (int)k, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
+{
+    if (w->o->prefetch)
+        return;
+    if (ran_ns >= ADAPT_NS)
+        w->adapt = 1;
+    else if (got == want && w->adapt < ADAPT_MAX)
+        w->adapt *= 2;
+}
+
+/* Waits up to block_ms for new entries (up to the prefetch count) and
+ * handles them: the number handled, 0 (none), or an error. */
+static int take_new(worker *w, long block_ms)
+{
+    char ms[24], count[24];
+    snprintf(ms, sizeof(ms), "%ld", block_ms);
+    unsigned long want = w->o->prefetch ? w->o->prefetch : w->adapt;
+    if (w->o->max_tasks && w->o->max_tasks - w->done < want)
+        want = w->o->max_tasks - w->done;
+    snprintf(count, sizeof(count), "%lu", want);
+    const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     w->consumer, "COUNT", count,
+                          "BLOCK",      ms,      "STREAMS", w->k_tasks,  ">"};
+    redisReply *rep = NULL;
+    int rc = mp__redis_begin(w->conn);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_call(w->conn, MP__RR_ANY_VALUE, &rep, (double)block_ms / 1000.0, 11, argv, NULL);
+    mp__redis_end(w->conn);
+    if (rc < 0)
+        return rc;
+    rc = 0;
+    const redisReply *entries = read_entries(rep, want);
+    batch b = {.a = calloc(want, sizeof(answer)), .cap = want};
+    if (b.a == NULL)
+        rc = MP_ENOMEM;
+    int64_t t0 = mp__now_ns(), touched = t0;
+    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++) {
+        if (i > 0 && (double)(mp__now_ns() - touched) / 1e9 >= w->vis / 2) {
+            /* Half the visibility timeout has passed: what ran is
+             * answered, what did not is held again. */
+            int f = flush(w, &b), t = f < 0 ? f : touch(w, entries, i);
+            rc = t < 0 ? t : rc;
+            touched = mp__now_ns();
+        }
+        if (rc >= 0 && entry_ok(entries->element[i])) {
+            int h = handle(w, &b, entries->element[i], 1);
+            rc = h < 0 ? h : rc + 1;
+        }
+    }
+    if (entries)
+        adapt(w, entries->elements, want, mp__now_ns() - t0);
+    if (b.a) {
+        /* Even after a failure: what ran is answered. */
+        int f = flush(w, &b);
+        rc = rc < 0 ? rc : f < 0 ? f : rc;
+    }
+    free(b.a);
+    freeReplyObject(rep);
+    return rc;
+}
+
+static bool is_conn_error(int rc)
+{
+    return rc == MP_ECONNRESET || rc == MP_ECONNREFUSED || rc == MP_ETIMEDOUT || rc == MP_EIO ||
+           rc == MP_EAGAIN;
+}
+
+static int worker_init(worker *w, mp_manager *m, const char *name, const mp_worker_opts *o)
+{
+    size_t nlen = name ? strnlen(name, MP_MANAGER_NAME_MAX + 1) : 0;
+    w->conn = mp__manager_redis_conn(m);
+    if (w->conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !(o->idle_timeout >= 0) ||
+        !(o->visibility_timeout >= 0))
+        return MP_EINVAL;
+    w->o = o;
+    w->name = name;
+    w->vis = o->visibility_timeout > 0 ? o->visibility_timeout : 30;
+    w->maxdel = o->max_deliveries ? o->max_deliveries : 3;
+    w->adapt = 1;
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(w->consumer, sizeof(w->consumer), "%s:%d:%p", host, (int)getpid(), (void *)w);
+    const char *prefix = mp__redis_prefix(w->conn);
+    if (mp__rp_key(&w->k_tasks, prefix, name, "tasks") < 0 ||
+        mp__rp_key(&w->k_dead, prefix, name, "dead") < 0 ||
+        mp__rp_key(&w->k_stop, prefix, name, "stop") < 0)
+        return MP_ENOMEM;
+    return 0;
+}
+
+static bool stopping(worker *w, int64_t idle_since, int64_t *last_check)
+{
+    const mp_worker_opts *o = w->o;
+    int64_t now = mp__now_ns();
+    if ((o->stop && __atomic_load_n(o->stop, __ATOMIC_ACQUIRE)) ||
+        (o->max_tasks && w->done >= o->max_tasks) ||
+        (o->idle_timeout > 0 && (double)(now - idle_since) / 1e9 >= o->idle_timeout))
+        return true;
+    if (now - *last_check < 500000000)
+        return false;
+    *last_check = now;
+    char gen[32];
+    return read_stop(w, gen) == 0 && strcmp(gen, w->stop_gen) != 0;
+}
+
+/* One step: a reclaimed entry when one is due, else a new one. */
+static int step(worker *w, int64_t *next_claim)
+{
+    int64_t now = mp__now_ns();
+    if (now >= *next_claim) {
+        int rc = reclaim(w);
+        if (rc != 0)
+            return rc;
+        double every = w->vis / 2 < 1.0 ? w->vis / 2 : 1.0;
+        *next_claim = now + (int64_t)(every * 1e9);
+    }
+    long ms = (long)((*next_claim - now) / 1000000);
+    ms = ms < 1 ? 1 : ms > 500 ? 500 : ms;
+    return take_new(w, ms);
+}
+
+static int serve(worker *w)
+{
+    int rc = ensure_group(w);
+    if (rc == 0)
+        rc = read_stop(w, w->stop_gen);
+    int64_t idle_since = mp__now_ns(), last_check = idle_since, next_claim = 0;
+    bool fixed_group = false;
+    while (rc == 0 && !stopping(w, idle_since, &last_check)) {
+        rc = step(w, &next_claim);
+        if (rc > 0) {
+            idle_since = mp__now_ns();
+            fixed_group = false;
+            rc = 0;
+        } else if (rc == MP_ESERVER && !fixed_group) {
+            /* NOGROUP: the server lost its data (restart without
+             * persistence) or someone deleted the stream. */
+            fixed_group = true;
+            rc = ensure_group(w);
+        } else if (rc < 0 && is_conn_error(rc) && mp__redis_reconnects(w->conn)) {
+            mp__debug("pool: worker waits for the server (%s)", mp_err_name(rc));
+            usleep(200000);
+            rc = 0;
+            fixed_group = false;
+        }
+    }
+    return rc;
+}
+
+int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts)
+{
+    mp_worker_opts defaults = {0};
+    worker w = {0};
+    int rc = worker_init(&w, m, pool_name, opts ? opts : &defaults);
+    if (rc == 0)
+        rc = serve(&w);
+    free(w.k_tasks);
+    free(w.k_dead);
+    free(w.k_stop);
+    return rc;
+}
+
+int mp_worker_stop(struct mp_manager *m, const char *pool_name)
+{
+    mp__redis *conn = mp__manager_redis_conn(m);
+    size_t nlen = pool_name ? strnlen(pool_name, MP_MANAGER_NAME_MAX + 1) : 0;
+    if (conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
+        return MP_EINVAL;
+    char *k;
+    int rc = mp__rp_key(&k, mp__redis_prefix(conn), pool_name, "stop");
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_cmd(conn, MP__RR_INT, NULL, 2, (const char *[]){"INCR", k}, NULL);
+    free(k);
+    return rc;
+}

@@ -1,0 +1,147 @@
+/* Semaphores on Redis (the manager's mp_manager_sem on a Redis manager).
+ *
+ * <prefix>sem:<name> holds the value in decimal; <prefix>sem:<name>:max
+ * the bound of a BoundedSemaphore (its initial value), or -1 (both
+ * 0..MP_SEM_VALUE_MAX; the scripts refuse other texts, MP_EBADMSG, and
+ * other Redis types, MP_EPROTO, before they change anything). Both are set
+ * by the first opener (SET NX), like a queue's capacity. Acquire and
+ * release are Lua scripts, atomic on the server; a waiter polls with a
+ * backoff from 1 to 32 ms, bounded by its timeout. A process killed
+ * between an acquire and its release does not give the unit back (nor does
+ * a local semaphore). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "redis/redis_internal.h"
+
+struct mp__rsem {
+    mp__obj_head head; /* MP__MAGIC_RSEM */
+    mp__robj *o;
+    char max_key[MP__REDIS_KEY_MAX];
+};
+
+static int set_nx(mp__redis *r, const char *key, const char *val)
+{
+    int rc =
+        mp__redis_cmd(r, MP__RR_STR_NIL, NULL, 4, (const char *[]){"SET", key, val, "NX"}, NULL);
+    return rc == MP_EBADMSG ? 0 : rc; /* +OK or nil: either is fine */
+}
+
+int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded)
+{
+    if (value > MP_SEM_VALUE_MAX)
+        return MP_EINVAL;
+    mp__rsem *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return MP_ENOMEM;
+    int rc = mp__robj_new(&s->o, conn, MP__MAGIC_RSEM, "sem", name);
+    char v[16], m[16];
+    snprintf(v, sizeof(v), "%u", value);
+    snprintf(m, sizeof(m), "%lld", bounded ? (long long)value : -1LL);
+    if (rc == 0) {
+        mp__robj_part(s->o, "max", s->max_key);
+        rc = set_nx(conn, s->max_key, m);
+    }
+    if (rc == 0)
+        rc = set_nx(conn, s->o->key, v);
+    if (rc < 0) {
+        mp__robj_free(s->o);
+        free(s);
+        return rc;
+    }
+    s->head = (mp__obj_head){.magic = MP__MAGIC_RSEM, .backend = MP__BACKEND_REDIS};
+    *out = s;
+    return 0;
+}
+
+void mp__rsem_close(mp__rsem *s)
+{
+    if (s == NULL || s->head.magic != MP__MAGIC_RSEM)
+        return;
+    s->head.magic = 0;
+    mp__robj_free(s->o);
+    free(s);
+}
+
+/* Lua: v and m, the value (absent: 0) and the bound (absent or -1:
+ * none), each 0..MP_SEM_VALUE_MAX as this library writes them; anything
+ * else answers before a key is changed. */
+#define SEM_READ                                                                                   \
+    MP__RLUA_HELPERS                                                                               \
+    "local function num(k, absent) local t = kind(k) "                                             \
+    "if t == 'none' then return absent end "                                                       \
+    "if t ~= 'string' then return nil, EPROTO end "                                                \
+    "local s = redis.call('GET', k) "                                                              \
+    "if not isnum(s, false) or dcmp(s, '-1') < 0 or dcmp(s, '2147483647') > 0 then "               \
+    "return nil, EBADMSG end return tonumber(s) end "                                              \
+    "local v, e = num(KEYS[1], 0) if not v then return e end "                                     \
+    "if v < 0 then return EBADMSG end "                                                            \
+    "local m, f = num(KEYS[2], -1) if not m then return f end "
+
+static const char acquire_lua[] =
+    SEM_READ "if v > 0 then redis.call('DECR', KEYS[1]) return 1 end return 0";
+
+static const char release_lua[] =
+    SEM_READ "if (m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
+             "redis.call('INCR', KEYS[1]) return 1";
+
+static int script(mp__rsem *s, const char *lua, long long *result)
+{
+    redisReply *rep;
+    int rc = mp__redis_cmd(s->o->conn, MP__RR_INT, &rep, 5,
+                           (const char *[]){"EVAL", lua, "2", s->o->key, s->max_key}, NULL);
+    if (rc < 0)
+        return rc;
+    *result = rep->integer;
+    freeReplyObject(rep);
+    return mp__rlua_error(*result);
+}
+
+int mp__rsem_acquire(mp__rsem *s, double timeout)
+{
+    mp__deadline dl;
+    if (s == NULL || s->head.magic != MP__MAGIC_RSEM || mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    long step = 1;
+    for (;;) {
+        long long r;
+        int rc = script(s, acquire_lua, &r);
+        if (rc < 0 || r == 1)
+            return rc;
+        if (mp__deadline_expired(&dl))
+            return MP_ETIMEDOUT;
+        int left = mp__deadline_poll_ms(&dl);
+        long ms = left >= 0 && step > left ? left : step;
+        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000}, NULL);
+        step = step < 32 ? step * 2 : step;
+    }
+}
+
+int mp__rsem_release(mp__rsem *s)
+{
+    if (s == NULL || s->head.magic != MP__MAGIC_RSEM)
+        return MP_EINVAL;
+    long long r;
+    int rc = script(s, release_lua, &r);
+    return rc < 0 ? rc : r == 1 ? 0 : MP_EOVERFLOW;
+}
+
+int mp__rsem_get_value(mp__rsem *s)
+{
+    if (s == NULL || s->head.magic != MP__MAGIC_RSEM)
+        return MP_EINVAL;
+    redisReply *rep;
+    int rc = mp__redis_cmd(s->o->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", s->o->key},
+                           NULL);
+    if (rc < 0)
+        return rc;
+    int64_t v = 0;
+    if (rep->type != REDIS_REPLY_NIL)
+        rc = mp__redis_parse_int(rep->str, rep->len, &v);
+    freeReplyObject(rep);
+    if (rc == 0 && (v < 0 || v > INT32_MAX))
+        rc = MP_EBADMSG;
+    return rc < 0 ? rc : (int)v;
+}

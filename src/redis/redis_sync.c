@@ -1,0 +1,495 @@
+/* Locks, rlocks, events and values on Redis (the public functions of those
+ * types dispatch here; see redis/redis_internal.h).
+ *
+ * Lock: two keys. <prefix>lock:<name> holds the holder's token with an
+ * expiry (the lease): a holder that dies stops renewing it, so the lock
+ * frees itself when the lease runs out. <prefix>lock:<name>:owner holds
+ * the same token without expiry, and only a release deletes it: an
+ * acquirer that finds an old token there knows that the previous holder
+ * never released (it died, or overran its lease) and gets MP_EOWNERDEAD,
+ * the robust-mutex contract of the local locks. Acquire and release are
+ * Lua scripts, atomic on the server; a waiter polls with a backoff from 1
+ * to 32 ms, bounded by its timeout.
+ *
+ * Event: <prefix>event:<name> holds "1" while the event is set; a waiter
+ * polls like a lock waiter.
+ *
+ * Value: <prefix>value:<name> is a decimal number, so that INCRBY and
+ * INCRBYFLOAT change it atomically on the server.
+ *
+ * Every script first checks that the keys hold what this library writes
+ * (MP__RLUA_HELPERS): a foreign Redis type is MP_EPROTO, a foreign text
+ * MP_EBADMSG, and nothing is changed. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redis/redis_internal.h"
+
+#define DEFAULT_LEASE 30.0
+
+struct mp__rlock {
+    mp__obj_head head; /* MP__MAGIC_RLOCK */
+    mp__robj *o;
+    pthread_mutex_t mu; /* guards token and holder */
+    double lease;
+    int holder;     /* pid holding it through this handle, or 0 */
+    bool recursive; /* an rlock: the holder may acquire again */
+    uint32_t count; /* levels held (rlock) */
+    char token[48];
+};
+
+/* Sleeps for the next step of a polling wait, never past the deadline.
+ * Returns MP_ETIMEDOUT when the deadline has passed. */
+static int backoff(const mp__deadline *dl, long *step_ms)
+{
+    if (mp__deadline_expired(dl))
+        return MP_ETIMEDOUT;
+    long ms = *step_ms;
+    int left = mp__deadline_poll_ms(dl);
+    if (left >= 0 && ms > left)
+        ms = left;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    if (*step_ms < 32)
+        *step_ms *= 2;
+    return 0;
+}
+
+int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease)
+{
+    return mp__rlock_open_kind(out, conn, name, "lock", lease);
+}
+
+int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
+                        double lease)
+{
+    if (out == NULL || conn == NULL || name == NULL || !(lease >= 0))
+        return MP_EINVAL;
+    mp__rlock *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return MP_ENOMEM;
+    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_RLOCK, kind, name);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    l->lease = lease > 0 ? lease : DEFAULT_LEASE;
+    l->head = (mp__obj_head){.magic = MP__MAGIC_RLOCK, .backend = MP__BACKEND_REDIS};
+    *out = l;
+    return 0;
+}
+
+void mp__rlock_close(mp__rlock *l)
+{
+    if (l == NULL)
+        return;
+    l->head.magic = 0;
+    mp__robj_free(l->o);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+/* A token no other holder anywhere will have: 128 random bits and the
+ * pid, so that a release can only undo its own acquire. */
+static void new_token(char *tok, size_t cap)
+{
+    unsigned char r[16] = {0};
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        uint64_t t = (uint64_t)mp__now_ns() ^ ((uint64_t)getpid() << 32);
+        memcpy(r, &t, sizeof(t));
+    }
+    int n = snprintf(tok, cap, "%d-", (int)getpid());
+    for (size_t i = 0; i < sizeof(r) && (size_t)n + 2 < cap; i++, n += 2)
+        snprintf(tok + n, cap - (size_t)n, "%02x", r[i]);
+}
+
+/* Lua: refuses (with the error to answer) a lock or owner key that holds
+ * no token of this library: another Redis type, or another text. A token
+ * is "<pid>-<hex>" (new_token). */
+#define LOCK_CHECK                                                                                 \
+    MP__RLUA_HELPERS                                                                               \
+    "local function bad(k) local t = kind(k) "                                                     \
+    "if t == 'none' then return false end "                                                        \
+    "if t ~= 'string' then return EPROTO end "                                                     \
+    "if not string.match(redis.call('GET', k), '^%d+%-%x+$') then return EBADMSG end "             \
+    "return false end "                                                                            \
+    "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
+
+static const char acquire_lua[] =
+    LOCK_CHECK "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
+               "if redis.call('GETSET', KEYS[2], ARGV[1]) then return 1 end return 0";
+
+static const char release_lua[] =
+    LOCK_CHECK "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
+               "if held then redis.call('DEL', KEYS[1]) end "
+               "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
+               "if held then return 1 end return 0";
+
+static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                           "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+                                           "return 0";
+
+/* Runs a lock script: KEYS = lock and owner keys, ARGV = token and lease
+ * in ms. *result: the script's integer; MP_EBADMSG or MP_EPROTO when a
+ * key holds what no holder of this library wrote (nothing changed). */
+static int lock_script(mp__rlock *l, const char *lua, const char *token, long long *result)
+{
+    char okey[MP__REDIS_KEY_MAX], ms[24];
+    mp__robj_part(l->o, "owner", okey);
+    snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
+    const char *argv[] = {"EVAL", lua, "2", l->o->key, okey, token, ms};
+    redisReply *rep;
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 7, argv, NULL);
+    if (rc < 0)
+        return rc;
+    *result = rep->integer;
+    freeReplyObject(rep);
+    return mp__rlua_error(*result);
+}
+
+void mp__rlock_set_recursive(mp__rlock *l)
+{
+    l->recursive = true;
+}
+
+/* A holder acquiring again: 1 (one more level of an rlock), MP_EDEADLK
+ * (a lock), MP_EOVERFLOW; 0 when this process does not hold it. */
+static int acquire_again(mp__rlock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    if (l->holder == (int)getpid()) {
+        rc = !l->recursive ? MP_EDEADLK : l->count == UINT32_MAX ? MP_EOVERFLOW : 1;
+        if (rc == 1)
+            l->count++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int mp__rlock_acquire(mp__rlock *l, double timeout)
+{
+    mp__deadline dl;
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK || mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    int rc = acquire_again(l);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    char tok[sizeof(l->token)];
+    new_token(tok, sizeof(tok));
+    long step = 1;
+    for (;;) {
+        long long r;
+        rc = lock_script(l, acquire_lua, tok, &r);
+        if (rc < 0)
+            return rc;
+        if (r >= 0) {
+            pthread_mutex_lock(&l->mu);
+            memcpy(l->token, tok, sizeof(tok));
+            l->holder = (int)getpid();
+            l->count = 1;
+            pthread_mutex_unlock(&l->mu);
+            return r == 1 ? MP_EOWNERDEAD : 0;
+        }
+        if ((rc = backoff(&dl, &step)) < 0)
+            return rc;
+    }
+}
+
+/* Copies the token of a hold by this process, or MP_EPERM. drop: the
+ * release of one level; 1 when an rlock stays held (nothing to send). */
+static int held_token(mp__rlock *l, char *tok, bool drop)
+{
+    pthread_mutex_lock(&l->mu);
+    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    if (rc == 0)
+        memcpy(tok, l->token, sizeof(l->token));
+    if (rc == 0 && drop && l->recursive && l->count > 1) {
+        l->count--;
+        rc = 1; /* still held: one level less */
+    } else if (rc == 0 && drop) {
+        l->holder = 0;
+        l->count = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int mp__rlock_release(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    int rc = held_token(l, tok, true);
+    long long r = 0;
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        rc = lock_script(l, release_lua, tok, &r);
+    /* 0: the lease ran out before the release, the lock was not held any
+     * more (another holder may have had it meanwhile). */
+    return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
+}
+
+int mp__rlock_renew(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    int rc = held_token(l, tok, false);
+    long long r = 0;
+    if (rc == 0)
+        rc = lock_script(l, renew_lua, tok, &r);
+    return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
+}
+
+int mp__rlock_consistent(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    char tok[sizeof(l->token)];
+    return held_token(l, tok, false);
+}
+
+int mp__rlock_count(mp__rlock *l)
+{
+    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+        return MP_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    uint32_t n = l->holder == (int)getpid() ? l->count : 0;
+    pthread_mutex_unlock(&l->mu);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* ---- event ---------------------------------------------------------------*/
+
+static int key_int(mp__robj *o, int argc, const char **argv, long long *out)
+{
+    redisReply *rep;
+    int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, argc, argv, NULL);
+    if (rc == 0) {
+        *out = rep->integer;
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+/* Lua: an event key is "1" or absent; anything else is refused before
+ * the script changes it. */
+#define EVENT_CHECK                                                                                \
+    MP__RLUA_HELPERS "local t = kind(KEYS[1]) "                                                    \
+                     "if t ~= 'none' and t ~= 'string' then return EPROTO end "                    \
+                     "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then "                \
+                     "return EBADMSG end "
+
+static const char event_set_lua[] = EVENT_CHECK "redis.call('SET', KEYS[1], '1') return 0";
+static const char event_clear_lua[] = EVENT_CHECK "redis.call('DEL', KEYS[1]) return 0";
+
+static int event_script(mp__robj *e, const char *lua)
+{
+    long long n = 0;
+    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    if (rc == 0)
+        rc = key_int(e, 4, (const char *[]){"EVAL", lua, "1", e->key}, &n);
+    return rc < 0 ? rc : mp__rlua_error(n);
+}
+
+int mp__revent_set(mp__robj *e)
+{
+    return event_script(e, event_set_lua);
+}
+
+int mp__revent_clear(mp__robj *e)
+{
+    return event_script(e, event_clear_lua);
+}
+
+int mp__revent_is_set(mp__robj *e)
+{
+    redisReply *rep;
+    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    if (rc == 0) /* another Redis type: WRONGTYPE, MP_EPROTO */
+        rc = mp__redis_cmd(e->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", e->key}, NULL);
+    if (rc < 0)
+        return rc;
+    rc = rep->type == REDIS_REPLY_NIL ? 0 : rep->len == 1 && rep->str[0] == '1' ? 1 : MP_EBADMSG;
+    freeReplyObject(rep);
+    return rc;
+}
+
+int mp__revent_wait(mp__robj *e, double timeout)
+{
+    mp__deadline dl;
+    if (mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    long step = 1;
+    for (;;) {
+        int rc = mp__revent_is_set(e);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+        if ((rc = backoff(&dl, &step)) < 0)
+            return rc;
+    }
+}
+
+/* ---- value ---------------------------------------------------------------*/
+
+/* Lua: the value key holds nothing or a string (KEYS[1]). */
+#define VALUE_TYPE_CHECK                                                                           \
+    MP__RLUA_HELPERS "local t = kind(KEYS[1]) "                                                    \
+                     "if t ~= 'none' and t ~= 'string' then return EPROTO end "
+
+/* A set replaces a number, never a key of another Redis type. */
+static const char store_lua[] = VALUE_TYPE_CHECK "redis.call('SET', KEYS[1], ARGV[1]) return 0";
+
+int mp__rvalue_store(mp__robj *v, const char *text)
+{
+    long long r = 0;
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    if (rc == 0 && text == NULL)
+        rc = MP_EINVAL;
+    if (rc == 0)
+        rc = key_int(v, 5, (const char *[]){"EVAL", store_lua, "1", v->key, text}, &r);
+    return rc < 0 ? rc : mp__rlua_error(r);
+}
+
+int mp__rvalue_set_int64(mp__robj *v, int64_t x)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%lld", (long long)x);
+    return mp__rvalue_store(v, num);
+}
+
+/* INCRBY of a value that holds an int64 as this library writes it (the
+ * check tells a foreign text, MP_EBADMSG, from an overflow, which Redis
+ * reports with the same kind of error). */
+static const char add_int_lua[] =
+    VALUE_TYPE_CHECK "local s = redis.call('GET', KEYS[1]) "
+                     "if s and (not isnum(s, false) or dcmp(s, '-9223372036854775808') < 0 "
+                     "or dcmp(s, '9223372036854775807') > 0) then return EBADMSG end "
+                     "redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])";
+
+int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
+{
+    char num[24];
+    redisReply *rep;
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    snprintf(num, sizeof(num), "%lld", (long long)delta);
+    if (rc == 0)
+        rc = mp__redis_cmd(v->conn, MP__RR_ANY_VALUE, &rep, 5,
+                           (const char *[]){"EVAL", add_int_lua, "1", v->key, num}, NULL);
+    if (rc < 0) /* ESERVER: "increment or decrement would overflow" */
+        return rc == MP_ESERVER ? MP_EOVERFLOW : rc;
+    /* The sum comes back as text: Lua would round an integer reply to a
+     * double. */
+    int64_t r = 0;
+    if (rep->type == REDIS_REPLY_STRING)
+        rc = mp__redis_parse_int(rep->str, rep->len, &r);
+    else
+        rc = rep->type == REDIS_REPLY_INTEGER && mp__rlua_error(rep->integer) < 0
+                 ? mp__rlua_error(rep->integer)
+                 : MP_EBADMSG;
+    freeReplyObject(rep);
+    if (rc == 0 && result)
+        *result = r;
+    return rc;
+}
+
+int mp__rvalue_text(mp__robj *v, char *buf, size_t cap)
+{
+    redisReply *rep;
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    if (rc == 0)
+        rc = mp__redis_cmd(v->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", v->key}, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL)
+        snprintf(buf, cap, "0");
+    else if (rep->len == 0 || rep->len >= cap || memchr(rep->str, '\0', rep->len))
+        rc = MP_EBADMSG;
+    else
+        memcpy(buf, rep->str, rep->len + 1);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Decodes the stored text as a number of the kind tag ('i' or 'd'): a
+ * number of the other kind is MP_EPROTO, no number MP_EBADMSG. */
+static int value_as(mp__robj *v, char tag, void *out)
+{
+    char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
+    int rc = mp__rvalue_text(v, buf, sizeof(buf));
+    if (rc < 0)
+        return rc;
+    size_t n = strlen(buf);
+    if (!mp__redis_num_ok(buf, n, true))
+        return MP_EBADMSG;
+    if (tag == 'i' && !mp__redis_num_ok(buf, n, false))
+        return MP_EPROTO; /* "0.75" is no int64 */
+    snprintf(tagged, sizeof(tagged), "%c%s", tag, buf);
+    mp_item it;
+    return mp__redis_decode(tagged, n + 1, &it, out) < 0 ? MP_EBADMSG : 0;
+}
+
+int mp__rvalue_get_int64(mp__robj *v, int64_t *out)
+{
+    return value_as(v, 'i', out);
+}
+
+int mp__rvalue_set_double(mp__robj *v, double x)
+{
+    char num[MP__REDIS_NUM_MAX];
+    snprintf(num, sizeof(num), "%.17g", x);
+    return mp__rvalue_store(v, num);
+}
+
+int mp__rvalue_get_double(mp__robj *v, double *out)
+{
+    return value_as(v, 'd', out);
+}
+
+/* INCRBYFLOAT of a value that holds a number as this library writes it
+ * (Redis itself would also take hex floats). */
+static const char add_float_lua[] =
+    VALUE_TYPE_CHECK "local s = redis.call('GET', KEYS[1]) "
+                     "if s and not isnum(s, true) then return EBADMSG end "
+                     "return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])";
+
+int mp__rvalue_add_double(mp__robj *v, double delta, double *result)
+{
+    char num[MP__REDIS_NUM_MAX];
+    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    snprintf(num, sizeof(num), "%.17g", delta);
+    redisReply *rep;
+    if (rc == 0)
+        rc = mp__redis_cmd(v->conn, MP__RR_ANY_VALUE, &rep, 5,
+                           (const char *[]){"EVAL", add_float_lua, "1", v->key, num}, NULL);
+    if (rc < 0) /* ESERVER: the sum is no finite double */
+        return rc == MP_ESERVER ? MP_ERANGE : rc;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        rc = mp__rlua_error(rep->integer);
+        freeReplyObject(rep);
+        return rc < 0 ? rc : MP_EBADMSG;
+    }
+    char tagged[MP__REDIS_NUM_MAX + 1];
+    if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(tagged) - 1 ||
+        memchr(rep->str, '\0', rep->len)) {
+        freeReplyObject(rep);
+        return MP_EBADMSG;
+    }
+    snprintf(tagged, sizeof(tagged), "d%s", rep->str);
+    freeReplyObject(rep);
+    double d;
+    mp_item it;
+    if (mp__redis_decode(tagged, strlen(tagged), &it, &d) < 0)
+        return MP_EBADMSG;
+    if (result)
+        *result = d;
+    return 0;
+}

@@ -1,0 +1,278 @@
+/* Lock and RLock (see multiproc/sync.h): a robust futex word (os/flock.h)
+ * plus the holder's thread id and an rlock's recursion count. */
+#include <math.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "os/flock.h"
+#include "sync/sync_internal.h"
+
+_Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
+static pthread_once_t mp__tid_once = PTHREAD_ONCE_INIT;
+
+/* In a forked child the forking thread has a new id: forget the old one. */
+static void mp__tid_forget(void)
+{
+    mp__tid_cache = 0;
+}
+
+static void mp__tid_register(void)
+{
+    pthread_atfork(NULL, NULL, mp__tid_forget);
+}
+
+pid_t mp__self_tid_slow(void)
+{
+    pthread_once(&mp__tid_once, mp__tid_register);
+    return mp__tid_cache = (pid_t)syscall(SYS_gettid);
+}
+
+static int lock_check(const struct mp_lock *l, uint32_t magic)
+{
+    return mp__check_obj(l, sizeof *l, magic);
+}
+
+static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
+{
+    if (out == NULL || (reserved != NULL && *reserved != 0))
+        return MP_EINVAL;
+    void *mem = NULL;
+    int rc = mp__heap_alloc(&mem, sizeof(struct mp_rlock));
+    if (rc < 0)
+        return rc;
+    struct mp_lock *l = mem;
+    atomic_store_explicit(&l->word, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->unrecoverable, 0, memory_order_relaxed);
+    l->count = 0;
+    l->dead = false;
+    mp__obj_publish(&l->head, magic);
+    *out = l;
+    return 0;
+}
+
+static void lock_free(struct mp_lock *l, uint32_t magic)
+{
+    if (lock_check(l, magic) < 0 || mp__obj_named(l))
+        return;
+    mp__obj_retire(&l->head);
+    mp__heap_free(l);
+}
+
+/* Records the new holder, or gives the lock back if it became
+ * unrecoverable while the caller waited for it. */
+static int took(struct mp_lock *l, pid_t self, int rc)
+{
+    if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed)) {
+        mp__flock_unlock(&l->word);
+        return MP_ENOTRECOVERABLE;
+    }
+    atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+    l->dead = rc == MP_EOWNERDEAD;
+    return rc;
+}
+
+/* Takes the word: a try first, so that the uncontended path reads no
+ * clock; the deadline is computed only when the caller has to wait. */
+int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
+{
+    pid_t self = mp__self_tid();
+    if (recursive && atomic_load_explicit(&l->owner, memory_order_relaxed) == self) {
+        if (l->count == UINT32_MAX)
+            return MP_EOVERFLOW;
+        l->count++;
+        return 0;
+    }
+    if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed))
+        return MP_ENOTRECOVERABLE;
+    int rc = mp__flock_trylock_fast(&l->word, self);
+    if (rc == MP_EBUSY) {
+        mp__deadline d = {.ns = 0};
+        if (timeout != 0 && (rc = mp__deadline_init(&d, timeout)) < 0)
+            return rc;
+        rc = mp__flock_lock(&l->word, self, &d);
+    }
+    if (rc == 0 || rc == MP_EOWNERDEAD) {
+        rc = took(l, self, rc);
+        if (rc != MP_ENOTRECOVERABLE)
+            l->count = 1;
+    }
+    return rc;
+}
+
+bool mp__lock_held(struct mp_lock *l)
+{
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) == mp__self_tid();
+}
+
+/* Unlocks for the holder. Unlocking a lock still owner-dead makes the
+ * mutex unrecoverable: record it where acquirers look first. */
+static int unlock(struct mp_lock *l)
+{
+    if (l->dead) {
+        l->dead = false;
+        atomic_store_explicit(&l->unrecoverable, 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    mp__flock_unlock(&l->word);
+    return 0;
+}
+
+static int lock_release(struct mp_lock *l, uint32_t magic)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    if (!mp__lock_held(l))
+        return MP_EPERM;
+    if (--l->count > 0)
+        return 0;
+    return unlock(l);
+}
+
+uint32_t mp__lock_release_all(struct mp_lock *l)
+{
+    uint32_t count = l->count;
+    l->count = 0;
+    unlock(l);
+    return count;
+}
+
+int mp__lock_retake(struct mp_lock *l, uint32_t count)
+{
+    pid_t self = mp__self_tid();
+    int rc = mp__flock_lock(&l->word, self, NULL);
+    if (rc == 0 || rc == MP_EOWNERDEAD) {
+        rc = took(l, self, rc);
+        if (rc != MP_ENOTRECOVERABLE)
+            l->count = count;
+    }
+    return rc;
+}
+
+static int lock_consistent(struct mp_lock *l, uint32_t magic)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    if (!mp__lock_held(l))
+        return MP_EPERM;
+    if (!l->dead)
+        return MP_EINVAL;
+    l->dead = false;
+    return 0;
+}
+
+int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)
+{
+    return lock_new(out, opts ? &opts->reserved : NULL, MP__LOCK_MAGIC);
+}
+
+void mp_lock_destroy(mp_lock *lock)
+{
+    MP__REDIS_DISPATCH_VOID(lock, mp__rlock_close((mp__rlock *)(void *)lock));
+    lock_free(lock, MP__LOCK_MAGIC);
+}
+
+/* The public acquire and release functions spell out the uncontended path
+ * (the figure lock_ns measures) and leave everything else to
+ * mp__lock_acquire_raw and lock_release. */
+int mp_lock_acquire(mp_lock *lock, double timeout)
+{
+    MP__REDIS_DISPATCH(lock, mp__rlock_acquire((mp__rlock *)(void *)lock, timeout));
+    if (lock_check(lock, MP__LOCK_MAGIC) < 0 || isnan(timeout))
+        return MP_EINVAL;
+    pid_t self = mp__self_tid();
+    if (!atomic_load_explicit(&lock->unrecoverable, memory_order_relaxed) &&
+        mp__flock_trylock_fast(&lock->word, self) == 0) {
+        atomic_store_explicit(&lock->owner, self, memory_order_relaxed);
+        lock->count = 1;
+        lock->dead = false;
+        return 0;
+    }
+    return mp__lock_acquire_raw(lock, false, timeout);
+}
+
+int mp_lock_release(mp_lock *lock)
+{
+    MP__REDIS_DISPATCH(lock, mp__rlock_release((mp__rlock *)(void *)lock));
+    if (lock_check(lock, MP__LOCK_MAGIC) < 0)
+        return MP_EINVAL;
+    if (atomic_load_explicit(&lock->owner, memory_order_relaxed) != mp__self_tid())
+        return MP_EPERM;
+    lock->count = 0;
+    return unlock(lock);
+}
+
+int mp_lock_consistent(mp_lock *lock)
+{
+    MP__REDIS_DISPATCH(lock, mp__rlock_consistent((mp__rlock *)(void *)lock));
+    return lock_consistent(lock, MP__LOCK_MAGIC);
+}
+
+/* The lock inside an rlock, its first member: converted, not reached by
+ * member access, so that a misaligned pointer (refused by the check that
+ * follows) is not already undefined behaviour here. */
+static struct mp_lock *rlock_lock(mp_rlock *rlock)
+{
+    return (struct mp_lock *)(void *)rlock;
+}
+
+int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
+{
+    struct mp_lock *l = NULL;
+    if (out == NULL)
+        return MP_EINVAL;
+    int rc = lock_new(&l, opts ? &opts->reserved : NULL, MP__RLOCK_MAGIC);
+    if (rc == 0)
+        *out = (mp_rlock *)l;
+    return rc;
+}
+
+void mp_rlock_destroy(mp_rlock *rlock)
+{
+    MP__REDIS_DISPATCH_VOID(rlock, mp__rlock_close((mp__rlock *)(void *)rlock));
+    lock_free(rlock_lock(rlock), MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_acquire(mp_rlock *rlock, double timeout)
+{
+    MP__REDIS_DISPATCH(rlock, mp__rlock_acquire((mp__rlock *)(void *)rlock, timeout));
+    struct mp_lock *l = rlock_lock(rlock);
+    if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
+        return MP_EINVAL;
+    pid_t self = mp__self_tid();
+    if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self &&
+        !atomic_load_explicit(&l->unrecoverable, memory_order_relaxed) &&
+        mp__flock_trylock_fast(&l->word, self) == 0) {
+        atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+        l->count = 1;
+        l->dead = false;
+        return 0;
+    }
+    return mp__lock_acquire_raw(l, true, timeout);
+}
+
+int mp_rlock_release(mp_rlock *rlock)
+{
+    MP__REDIS_DISPATCH(rlock, mp__rlock_release((mp__rlock *)(void *)rlock));
+    return lock_release(rlock_lock(rlock), MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_consistent(mp_rlock *rlock)
+{
+    MP__REDIS_DISPATCH(rlock, mp__rlock_consistent((mp__rlock *)(void *)rlock));
+    return lock_consistent(rlock_lock(rlock), MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_count(mp_rlock *rlock)
+{
+    MP__REDIS_DISPATCH(rlock, mp__rlock_count((mp__rlock *)(void *)rlock));
+    int rc = lock_check(rlock_lock(rlock), MP__RLOCK_MAGIC);
+    if (rc < 0)
+        return rc;
+    if (!mp__lock_held(rlock_lock(rlock)))
+        return 0;
+    return rlock->l.count > INT32_MAX ? INT32_MAX : (int)rlock->l.count;
+}

@@ -1,0 +1,651 @@
+/* Shared values and arrays (see multiproc/value.h). */
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/sync_internal.h"
+
+#define MP__VALUE_MAGIC 0x6d705641u /* "mpVA" */
+#define MP__ARRAY_MAGIC 0x6d704152u /* "mpAR" */
+
+typedef enum { KIND_SIGNED, KIND_UNSIGNED, KIND_FLOAT } item_kind;
+
+typedef struct typeinfo {
+    char code;
+    uint8_t size;
+    item_kind kind;
+    int64_t min;  /* signed kinds */
+    uint64_t max; /* integer kinds */
+} typeinfo;
+
+/* 'c' is Python's one-byte bytes: 0..255 whatever the signedness of char. */
+static const typeinfo types[] = {
+    {'c', sizeof(char), KIND_UNSIGNED, 0, UCHAR_MAX},
+    {'b', sizeof(signed char), KIND_SIGNED, SCHAR_MIN, SCHAR_MAX},
+    {'B', sizeof(unsigned char), KIND_UNSIGNED, 0, UCHAR_MAX},
+    {'h', sizeof(short), KIND_SIGNED, SHRT_MIN, SHRT_MAX},
+    {'H', sizeof(unsigned short), KIND_UNSIGNED, 0, USHRT_MAX},
+    {'i', sizeof(int), KIND_SIGNED, INT_MIN, INT_MAX},
+    {'I', sizeof(unsigned int), KIND_UNSIGNED, 0, UINT_MAX},
+    {'l', sizeof(long), KIND_SIGNED, LONG_MIN, LONG_MAX},
+    {'L', sizeof(unsigned long), KIND_UNSIGNED, 0, ULONG_MAX},
+    {'q', sizeof(long long), KIND_SIGNED, LLONG_MIN, LLONG_MAX},
+    {'Q', sizeof(unsigned long long), KIND_UNSIGNED, 0, ULLONG_MAX},
+    {'f', sizeof(float), KIND_FLOAT, 0, 0},
+    {'d', sizeof(double), KIND_FLOAT, 0, 0},
+};
+
+/* Both objects share one layout; the data follow the header, 16-aligned. */
+typedef struct mp__shared {
+    mp__obj_head head;
+    /* An index into types[], not a pointer: a spawned child runs another
+     * image of the program, where the table may sit at another address. */
+    uint32_t type_index;
+    mp_rlock *lock; /* NULL when raw */
+    bool own_lock;
+    size_t len;
+} mp__shared;
+
+#define DATA_OFFSET ((sizeof(mp__shared) + 15) & ~(size_t)15)
+
+struct mp_value {
+    mp__shared s;
+};
+struct mp_array {
+    mp__shared s;
+};
+
+static const typeinfo *find_type(char code)
+{
+    for (size_t i = 0; code != 0 && i < MP__ARRAY_LEN(types); i++)
+        if (types[i].code == code)
+            return &types[i];
+    return NULL;
+}
+
+int mp_typecode_size(char typecode)
+{
+    const typeinfo *t = find_type(typecode);
+    return t ? t->size : MP_EINVAL;
+}
+
+static const typeinfo *type_of(const mp__shared *s)
+{
+    return &types[s->type_index];
+}
+
+static unsigned char *data_of(const mp__shared *s)
+{
+    return (unsigned char *)s + DATA_OFFSET;
+}
+
+static const mp__shared *checked(const mp__shared *s, uint32_t magic)
+{
+    return mp__check_obj(s, sizeof *s, magic) == 0 ? s : NULL;
+}
+
+static int shared_new(mp__shared **out, char code, size_t len, const void *init, bool raw,
+                      mp_rlock *lock, uint32_t magic)
+{
+    const typeinfo *t = find_type(code);
+    if (out == NULL || t == NULL || (raw && lock != NULL))
+        return MP_EINVAL;
+    if (lock && mp__check_obj(lock, sizeof *lock, MP__RLOCK_MAGIC) < 0)
+        return MP_EINVAL;
+    if (len > (SIZE_MAX - DATA_OFFSET) / t->size)
+        return MP_ENOMEM;
+    void *mem = NULL;
+    int rc = mp__heap_alloc(&mem, DATA_OFFSET + len * t->size);
+    if (rc < 0)
+        return rc;
+    mp__shared *s = mem;
+    s->type_index = (uint32_t)(t - types);
+    s->len = len;
+    s->lock = lock;
+    s->own_lock = !raw && lock == NULL;
+    if (s->own_lock && (rc = mp_rlock_create(&s->lock, NULL)) < 0) {
+        mp__heap_free(mem);
+        return rc;
+    }
+    if (init != NULL && len > 0)
+        memcpy(data_of(s), init, len * t->size);
+    else
+        memset(data_of(s), 0, len * t->size);
+    mp__obj_publish(&s->head, magic);
+    *out = s;
+    return 0;
+}
+
+static void shared_free(mp__shared *s, uint32_t magic)
+{
+    if (s == NULL || checked(s, magic) == NULL || mp__obj_named(s))
+        return;
+    mp__obj_retire(&s->head);
+    if (s->own_lock)
+        mp_rlock_destroy(s->lock);
+    mp__heap_free(s);
+}
+
+/* ---- atomic item access --------------------------------------------------
+ * Every item size is 1, 2, 4 or 8 bytes, naturally aligned, so one relaxed
+ * atomic load or store moves it whole. Floats travel as their bits. */
+typedef union number {
+    int64_t i;
+    uint64_t u;
+    double f;
+} number;
+
+static uint64_t load_bits(const void *p, uint8_t size)
+{
+    switch (size) {
+    case 1:
+        return __atomic_load_n((const uint8_t *)p, __ATOMIC_RELAXED);
+    case 2:
+        return __atomic_load_n((const uint16_t *)p, __ATOMIC_RELAXED);
+    case 4:
+        return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
+    default:
+        return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
+    }
+}
+
+static void store_bits(void *p, uint8_t size, uint64_t bits)
+{
+    switch (size) {
+    case 1:
+        __atomic_store_n((uint8_t *)p, (uint8_t)bits, __ATOMIC_RELAXED);
+        break;
+    case 2:
+        __atomic_store_n((uint16_t *)p, (uint16_t)bits, __ATOMIC_RELAXED);
+        break;
+    case 4:
+        __atomic_store_n((uint32_t *)p, (uint32_t)bits, __ATOMIC_RELAXED);
+        break;
+    default:
+        __atomic_store_n((uint64_t *)p, bits, __ATOMIC_RELAXED);
+        break;
+    }
+}
+
+/* Reads an item into n (i for signed kinds, u for unsigned, f for floats). */
+static void item_load(const void *p, const typeinfo *t, number *n)
+{
+    uint64_t bits = load_bits(p, t->size);
+    if (t->kind == KIND_FLOAT) {
+        if (t->size == sizeof(float)) {
+            float x;
+            uint32_t b32 = (uint32_t)bits;
+            memcpy(&x, &b32, sizeof x);
+            n->f = x;
+        } else {
+            memcpy(&n->f, &bits, sizeof n->f);
+        }
+    } else if (t->kind == KIND_UNSIGNED) {
+        n->u = bits;
+    } else {
+        unsigned shift = 64u - 8u * t->size; /* sign-extend */
+        n->i = (int64_t)(bits << shift) >> shift;
+    }
+}
+
+static void item_store_int(void *p, const typeinfo *t, uint64_t bits)
+{
+    store_bits(p, t->size, bits);
+}
+
+static void item_store_float(void *p, const typeinfo *t, double x)
+{
+    if (t->size == sizeof(float)) {
+        float f = (float)x;
+        uint32_t b32;
+        memcpy(&b32, &f, sizeof b32);
+        store_bits(p, 4, b32);
+    } else {
+        uint64_t b64;
+        memcpy(&b64, &x, sizeof b64);
+        store_bits(p, 8, b64);
+    }
+}
+
+/* ---- conversions --------------------------------------------------------- */
+#define TWO63 9223372036854775808.0
+#define TWO64 18446744073709551616.0
+
+static int get_i64(const void *p, const typeinfo *t, int64_t *out)
+{
+    number n;
+    item_load(p, t, &n);
+    if (t->kind == KIND_SIGNED) {
+        *out = n.i;
+    } else if (t->kind == KIND_UNSIGNED) {
+        if (n.u > INT64_MAX)
+            return MP_ERANGE;
+        *out = (int64_t)n.u;
+    } else {
+        if (!(n.f > -TWO63 - 1024.0 && n.f < TWO63))
+            return MP_ERANGE;
+        *out = (int64_t)n.f;
+    }
+    return 0;
+}
+
+static int get_u64(const void *p, const typeinfo *t, uint64_t *out)
+{
+    number n;
+    item_load(p, t, &n);
+    if (t->kind == KIND_SIGNED) {
+        if (n.i < 0)
+            return MP_ERANGE;
+        *out = (uint64_t)n.i;
+    } else if (t->kind == KIND_UNSIGNED) {
+        *out = n.u;
+    } else {
+        if (!(n.f > -1.0 && n.f < TWO64))
+            return MP_ERANGE;
+        *out = (uint64_t)n.f;
+    }
+    return 0;
+}
+
+static int get_double(const void *p, const typeinfo *t, double *out)
+{
+    number n;
+    item_load(p, t, &n);
+    *out = t->kind == KIND_SIGNED ? (double)n.i : t->kind == KIND_UNSIGNED ? (double)n.u : n.f;
+    return 0;
+}
+
+static int set_i64(void *p, const typeinfo *t, int64_t x)
+{
+    if (t->kind == KIND_FLOAT) {
+        item_store_float(p, t, (double)x);
+        return 0;
+    }
+    if (t->kind == KIND_SIGNED ? (x < t->min || x > (int64_t)t->max)
+                               : (x < 0 || (uint64_t)x > t->max))
+        return MP_ERANGE;
+    item_store_int(p, t, (uint64_t)x);
+    return 0;
+}
+
+static int set_u64(void *p, const typeinfo *t, uint64_t x)
+{
+    if (t->kind == KIND_FLOAT) {
+        item_store_float(p, t, (double)x);
+        return 0;
+    }
+    if (x > t->max)
+        return MP_ERANGE;
+    item_store_int(p, t, x);
+    return 0;
+}
+
+/* Whether a finite double is a whole number, without libm's trunc (the
+ * library links no libm): from 2^52 up every double is whole, and below
+ * that a round trip through int64_t is exact. */
+static bool is_integral(double x)
+{
+    if (fabs(x) >= 4503599627370496.0)
+        return true;
+    return (double)(int64_t)x == x;
+}
+
+static int set_double(void *p, const typeinfo *t, double x)
+{
+    if (t->kind == KIND_FLOAT) {
+        /* Converting a finite double beyond float's range is undefined. */
+        if (t->size == sizeof(float) && isfinite(x) && fabs(x) > FLT_MAX)
+            return MP_ERANGE;
+        item_store_float(p, t, x);
+        return 0;
+    }
+    if (!isfinite(x) || !is_integral(x))
+        return MP_EINVAL;
+    if (x >= -TWO63 && x < TWO63)
+        return set_i64(p, t, (int64_t)x);
+    if (x >= 0 && x < TWO64)
+        return set_u64(p, t, (uint64_t)x);
+    return MP_ERANGE;
+}
+
+/* ---- mp_value ------------------------------------------------------------ */
+static mp__shared *value_of(mp_value *v)
+{
+    return v ? (mp__shared *)checked((const mp__shared *)(const void *)v, MP__VALUE_MAGIC) : NULL;
+}
+
+int mp_value_create(mp_value **out, const mp_value_opts *opts)
+{
+    if (out == NULL || opts == NULL)
+        return MP_EINVAL;
+    mp__shared *s = NULL;
+    int rc = shared_new(&s, opts->typecode, 1, opts->init, opts->raw, opts->lock, MP__VALUE_MAGIC);
+    if (rc == 0)
+        *out = (mp_value *)s;
+    return rc;
+}
+
+void mp_value_destroy(mp_value *v)
+{
+    MP__REDIS_DISPATCH_VOID(v, mp__rvalue_destroy(v));
+    shared_free((mp__shared *)(void *)v, MP__VALUE_MAGIC);
+}
+
+mp_rlock *mp_value_get_lock(mp_value *v)
+{
+    MP__REDIS_DISPATCH(v, NULL); /* no lock on Redis: mp_value_add_* instead */
+    mp__shared *s = value_of(v);
+    return s ? s->lock : NULL;
+}
+
+char mp_value_typecode(const mp_value *v)
+{
+    MP__REDIS_DISPATCH(v, mp__rvalue_typecode(v));
+    const mp__shared *s = v ? checked((const mp__shared *)(const void *)v, MP__VALUE_MAGIC) : NULL;
+    return s ? type_of(s)->code : 0;
+}
+
+void *mp_value_data(mp_value *v)
+{
+    MP__REDIS_DISPATCH(v, NULL); /* the number is on the server */
+    mp__shared *s = value_of(v);
+    return s ? data_of(s) : NULL;
+}
+
+/* ---- values on Redis ------------------------------------------------------
+ * The number travels as text (decimal, or %.17g for floats); the
+ * conversions are the local ones, run on an item in a local buffer. */
+int mp__value_item_text(char typecode, const void *item, char *buf, size_t cap)
+{
+    const typeinfo *t = find_type(typecode);
+    if (t == NULL || item == NULL || buf == NULL)
+        return MP_EINVAL;
+    number n;
+    item_load(item, t, &n);
+    int len = t->kind == KIND_FLOAT    ? snprintf(buf, cap, "%.17g", n.f)
+              : t->kind == KIND_SIGNED ? snprintf(buf, cap, "%lld", (long long)n.i)
+                                       : snprintf(buf, cap, "%llu", (unsigned long long)n.u);
+    return len < 0 || (size_t)len >= cap ? MP_EINVAL : 0;
+}
+
+#ifdef MP_HAVE_REDIS
+/* A Redis value (array false) or array handle h: the type of its items. */
+static const typeinfo *redis_type(const void *h, bool array)
+{
+    return find_type(array ? mp__rarray_typecode(h) : mp__rvalue_typecode(h));
+}
+
+/* Reads item i of h (0 for a value) into item, of type *t. A stored text
+ * that is no number of the type is MP_EBADMSG. */
+static int redis_get_item(void *h, bool array, size_t i, uint64_t *item, const typeinfo **t)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    *t = redis_type(h, array);
+    if (*t == NULL)
+        return MP_EINVAL;
+    if (array && i >= mp__rarray_len(h))
+        return MP_ERANGE;
+    int rc = array ? mp__rarray_get_text(h, i, text, sizeof(text))
+                   : mp__rvalue_get_text(h, text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    char *end;
+    errno = 0;
+    if ((*t)->kind == KIND_FLOAT) {
+        /* ERANGE with a finite result is an underflow: a subnormal number,
+         * which %.17g writes and which reads back exactly. */
+        double d = strtod(text, &end);
+        if (errno == ERANGE && !isinf(d))
+            errno = 0;
+        rc = set_double(item, *t, d);
+    } else if ((*t)->kind == KIND_SIGNED)
+        rc = set_i64(item, *t, strtoll(text, &end, 10));
+    else
+        rc = text[0] == '-' ? MP_ERANGE : set_u64(item, *t, strtoull(text, &end, 10));
+    return rc < 0 || errno != 0 || *end != '\0' ? MP_EBADMSG : 0;
+}
+
+/* Stores item (already converted and range-checked) as item i of h. */
+static int redis_put_item(void *h, bool array, size_t i, const typeinfo *t, const uint64_t *item)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    if (array && i >= mp__rarray_len(h))
+        return MP_ERANGE;
+    int rc = mp__value_item_text(t->code, item, text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    return array ? mp__rarray_set_text(h, i, text) : mp__rvalue_set_text(h, text);
+}
+
+/* The local conversions, on an item in a local buffer. */
+#define REDIS_SET(h, array, i, impl, x)                                                            \
+    do {                                                                                           \
+        const typeinfo *t_ = redis_type(h, array);                                                 \
+        uint64_t item_ = 0;                                                                        \
+        int rc_ = t_ ? impl(&item_, t_, x) : MP_EINVAL;                                            \
+        return rc_ < 0 ? rc_ : redis_put_item(h, array, i, t_, &item_);                            \
+    } while (0)
+#define REDIS_GET(h, array, i, impl, x)                                                            \
+    do {                                                                                           \
+        const typeinfo *t_ = NULL;                                                                 \
+        uint64_t item_ = 0;                                                                        \
+        int rc_ = (x) == NULL ? MP_EINVAL : redis_get_item(h, array, i, &item_, &t_);              \
+        return rc_ < 0 ? rc_ : impl(&item_, t_, x);                                                \
+    } while (0)
+#define IS_REDIS(v) mp__obj_is_redis(v)
+#else
+#define REDIS_SET(h, array, i, impl, x) ((void)0)
+#define REDIS_GET(h, array, i, impl, x) ((void)0)
+#define IS_REDIS(v)                     false
+#endif
+
+#define VALUE_ACCESSOR(name, T, impl, check_out, redis)                                            \
+    int name(mp_value *v, T x)                                                                     \
+    {                                                                                              \
+        if (IS_REDIS(v))                                                                           \
+            redis(v, false, 0, impl, x);                                                           \
+        mp__shared *s = value_of(v);                                                               \
+        if (s == NULL || (check_out))                                                              \
+            return MP_EINVAL;                                                                      \
+        return impl(data_of(s), type_of(s), x);                                                    \
+    }
+
+VALUE_ACCESSOR(mp_value_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
+VALUE_ACCESSOR(mp_value_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
+VALUE_ACCESSOR(mp_value_get_double, double *, get_double, x == NULL, REDIS_GET)
+VALUE_ACCESSOR(mp_value_set_i64, int64_t, set_i64, false, REDIS_SET)
+VALUE_ACCESSOR(mp_value_set_u64, uint64_t, set_u64, false, REDIS_SET)
+VALUE_ACCESSOR(mp_value_set_double, double, set_double, false, REDIS_SET)
+
+/* ---- atomic add ------------------------------------------------------------
+ * A compare-and-swap loop on the item's bits: atomic against the other
+ * accessors and adds of any process, without the lock. */
+static bool cas_bits(void *p, uint8_t size, uint64_t *old, uint64_t nw)
+{
+    switch (size) {
+    case 1: {
+        uint8_t o = (uint8_t)*old;
+        bool ok = __atomic_compare_exchange_n((uint8_t *)p, &o, (uint8_t)nw, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        *old = o;
+        return ok;
+    }
+    case 2: {
+        uint16_t o = (uint16_t)*old;
+        bool ok = __atomic_compare_exchange_n((uint16_t *)p, &o, (uint16_t)nw, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        *old = o;
+        return ok;
+    }
+    case 4: {
+        uint32_t o = (uint32_t)*old;
+        bool ok = __atomic_compare_exchange_n((uint32_t *)p, &o, (uint32_t)nw, false,
+                                              __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+        *old = o;
+        return ok;
+    }
+    default:
+        return __atomic_compare_exchange_n((uint64_t *)p, old, nw, false, __ATOMIC_SEQ_CST,
+                                           __ATOMIC_RELAXED);
+    }
+}
+
+/* One step of an add: from the item cur to the item *next. */
+static int add_step(const typeinfo *t, const uint64_t *cur, uint64_t *next, int64_t di, double dd,
+                    number *res)
+{
+    int rc;
+    if (t->kind == KIND_FLOAT) {
+        double x;
+        get_double(cur, t, &x);
+        rc = set_double(next, t, x + dd);
+        if (rc == 0)
+            get_double(next, t, &res->f); /* rounded as stored ('f') */
+        return rc;
+    }
+    int64_t x;
+    rc = get_i64(cur, t, &x);
+    if (rc == 0 && __builtin_add_overflow(x, di, &x))
+        rc = MP_ERANGE;
+    if (rc == 0)
+        rc = set_i64(next, t, x);
+    res->i = x;
+    return rc;
+}
+
+static int add_local(mp_value *v, bool want_float, int64_t di, double dd, number *res)
+{
+    mp__shared *s = value_of(v);
+    if (s == NULL || (type_of(s)->kind == KIND_FLOAT) != want_float)
+        return MP_EINVAL;
+    const typeinfo *t = type_of(s);
+    unsigned char *p = data_of(s);
+    uint64_t old = load_bits(p, t->size);
+    for (;;) {
+        uint64_t cur = 0, next = 0;
+        store_bits(&cur, t->size, old);
+        int rc = add_step(t, &cur, &next, di, dd, res);
+        if (rc < 0)
+            return rc;
+        if (cas_bits(p, t->size, &old, load_bits(&next, t->size)))
+            return 0;
+    }
+}
+
+#ifdef MP_HAVE_REDIS
+static int redis_add_i64(mp_value *v, int64_t delta, int64_t *result)
+{
+    const typeinfo *t = find_type(mp__rvalue_typecode(v));
+    if (t == NULL || t->kind == KIND_FLOAT)
+        return MP_EINVAL;
+    char min[24], max[24];
+    snprintf(min, sizeof(min), "%lld", (long long)(t->kind == KIND_SIGNED ? t->min : 0));
+    snprintf(max, sizeof(max), "%llu", (unsigned long long)t->max);
+    return mp__rvalue_add_range(v, delta, min, max, result);
+}
+
+static int redis_add_double(mp_value *v, double delta, double *result)
+{
+    const typeinfo *t = find_type(mp__rvalue_typecode(v));
+    if (t == NULL || t->kind != KIND_FLOAT)
+        return MP_EINVAL;
+    return mp__rvalue_add_float(v, delta, result);
+}
+#endif
+
+int mp_value_add_i64(mp_value *v, int64_t delta, int64_t *result)
+{
+    MP__REDIS_DISPATCH(v, redis_add_i64(v, delta, result));
+    number n;
+    int rc = add_local(v, false, delta, 0, &n);
+    if (rc == 0 && result)
+        *result = n.i;
+    return rc;
+}
+
+int mp_value_add_double(mp_value *v, double delta, double *result)
+{
+    MP__REDIS_DISPATCH(v, redis_add_double(v, delta, result));
+    number n;
+    int rc = add_local(v, true, 0, delta, &n);
+    if (rc == 0 && result)
+        *result = n.f;
+    return rc;
+}
+
+/* ---- mp_array ------------------------------------------------------------ */
+static mp__shared *array_of(mp_array *a)
+{
+    return a ? (mp__shared *)checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
+}
+
+int mp_array_create(mp_array **out, const mp_array_opts *opts)
+{
+    if (out == NULL || opts == NULL)
+        return MP_EINVAL;
+    mp__shared *s = NULL;
+    int rc = shared_new(&s, opts->typecode, opts->len, opts->init, opts->raw, opts->lock,
+                        MP__ARRAY_MAGIC);
+    if (rc == 0)
+        *out = (mp_array *)s;
+    return rc;
+}
+
+void mp_array_destroy(mp_array *a)
+{
+    MP__REDIS_DISPATCH_VOID(a, mp__rarray_destroy(a));
+    shared_free((mp__shared *)(void *)a, MP__ARRAY_MAGIC);
+}
+
+mp_rlock *mp_array_get_lock(mp_array *a)
+{
+    MP__REDIS_DISPATCH(a, NULL); /* no lock on Redis */
+    mp__shared *s = array_of(a);
+    return s ? s->lock : NULL;
+}
+
+char mp_array_typecode(const mp_array *a)
+{
+    MP__REDIS_DISPATCH(a, mp__rarray_typecode(a));
+    const mp__shared *s = a ? checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
+    return s ? type_of(s)->code : 0;
+}
+
+size_t mp_array_len(const mp_array *a)
+{
+    MP__REDIS_DISPATCH(a, mp__rarray_len(a));
+    const mp__shared *s = a ? checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
+    return s ? s->len : 0;
+}
+
+void *mp_array_data(mp_array *a)
+{
+    MP__REDIS_DISPATCH(a, NULL); /* the items are on the server */
+    mp__shared *s = array_of(a);
+    return s ? data_of(s) : NULL;
+}
+
+#define ARRAY_ACCESSOR(name, T, impl, check_out, redis)                                            \
+    int name(mp_array *a, size_t i, T x)                                                           \
+    {                                                                                              \
+        if (IS_REDIS(a))                                                                           \
+            redis(a, true, i, impl, x);                                                            \
+        mp__shared *s = array_of(a);                                                               \
+        if (s == NULL || (check_out))                                                              \
+            return MP_EINVAL;                                                                      \
+        if (i >= s->len)                                                                           \
+            return MP_ERANGE;                                                                      \
+        const typeinfo *t = type_of(s);                                                            \
+        return impl(data_of(s) + i * t->size, t, x);                                               \
+    }
+
+ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_get_double, double *, get_double, x == NULL, REDIS_GET)
+ARRAY_ACCESSOR(mp_array_set_i64, int64_t, set_i64, false, REDIS_SET)
+ARRAY_ACCESSOR(mp_array_set_u64, uint64_t, set_u64, false, REDIS_SET)
+ARRAY_ACCESSOR(mp_array_set_double, double, set_double, false, REDIS_SET)
