@@ -13,6 +13,26 @@
 #endif
 #endif
 
+#if defined(MP__RMUTEX_TSAN)
+#include <sanitizer/tsan_interface.h>
+
+/* ThreadSanitizer sees the threads of one process only. A lock released in
+ * another process orders what that process did with memory this process
+ * wrote earlier (a block freed here, taken and filled there, published back
+ * under another lock): without help TSan reports the two accesses here as
+ * a race. So under TSan every unlock of a robust mutex releases, and every
+ * lock acquires, one process-wide sync object: what a thread did before an
+ * unlock is ordered before whatever any thread does after a later lock.
+ * The price is that TSan no longer sees two threads of one process using
+ * different robust mutexes for the same data. */
+static char rmutex_tsan_sync;
+#define RMUTEX_TSAN_ACQUIRED(e)                                                                    \
+    do {                                                                                           \
+        if ((e) == 0 || (e) == EOWNERDEAD)                                                         \
+            __tsan_acquire(&rmutex_tsan_sync);                                                     \
+    } while (0)
+#endif
+
 int mp__rmutex_init(mp__rmutex *m, bool recursive)
 {
     pthread_mutexattr_t a;
@@ -59,8 +79,10 @@ static int rmutex_lock_polling(mp__rmutex *m, const mp__deadline *d)
     long nap_ns = 20000;
     for (;;) {
         int e = pthread_mutex_trylock(&m->m);
-        if (e != EBUSY)
+        if (e != EBUSY) {
+            RMUTEX_TSAN_ACQUIRED(e);
             return map_lock_error(e);
+        }
         int64_t left = d && d->ns >= 0 ? d->ns - mp__now_ns() : INT64_MAX;
         if (left <= 0)
             return MP_ETIMEDOUT;
@@ -103,11 +125,18 @@ int mp__rmutex_lock(mp__rmutex *m, const mp__deadline *d)
 
 int mp__rmutex_trylock(mp__rmutex *m)
 {
-    return map_lock_error(pthread_mutex_trylock(&m->m));
+    int e = pthread_mutex_trylock(&m->m);
+#if defined(MP__RMUTEX_TSAN)
+    RMUTEX_TSAN_ACQUIRED(e);
+#endif
+    return map_lock_error(e);
 }
 
 int mp__rmutex_unlock(mp__rmutex *m)
 {
+#if defined(MP__RMUTEX_TSAN)
+    __tsan_release(&rmutex_tsan_sync);
+#endif
     return map_lock_error(pthread_mutex_unlock(&m->m));
 }
 
