@@ -76,7 +76,7 @@ step_tsan() {
     # Criterion binary: Criterion maps its shared arena at random addresses
     # that TSan's shadow memory mostly occupies, and aborts with "Could not
     # initialize inheritable arena" (Criterion issue #274, open). They are the
-    # plain programs tests/stress_*.c and the examples.
+    # plain programs tests/*/stress_*.c and the examples.
     configure_and_build build-tsan -DMP_SANITIZE=thread -DMP_BUILD_BENCH=OFF
     # TSan's runtime expects the program's memory in fixed ranges; with the
     # high mmap ASLR entropy of recent kernels (vm.mmap_rnd_bits > 28) a

@@ -1,7 +1,7 @@
 /* The distributed pool's wire formats: task entries as workers read them
  * and result records as clients read them. Both come from the network and
  * are checked completely before use. Pure; unit-tested on malformed input
- * in tests/test_redis_pool.c. */
+ * in tests/redis/test_redis_pool.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* A minimal harness for the standalone stress programs (tests/stress_*.c),
+/* A minimal harness for the standalone stress programs (tests/<module>/stress_*.c),
  * which run under ThreadSanitizer where Criterion cannot. A failed check
  * prints where and why and exits 1; a hang is caught by the CTest timeout
  * and by the alarm each program arms. */
