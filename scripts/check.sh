@@ -9,6 +9,8 @@
 #            but not "notsan"
 #            (stress programs and examples; no Criterion binary, see step_tsan)
 #   format   clang-format check of every .c/.h
+#   layers   each module of src/ uses only the modules below it in
+#            docs/layers.txt, and no circle (scripts/check_layers.sh; no build)
 #   headers  each public header compiles alone as C11 and as C++11
 #   fuzz     each libFuzzer target for FUZZ_SECONDS (default 20) s, if clang works
 #   install  install build-check/ into a temporary prefix and use it from a
@@ -21,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_steps=(deps build asan tsan format headers fuzz install)
+all_steps=(deps build asan tsan format layers headers fuzz install)
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-20}
 # A step that exits with this status was skipped (automake's convention).
@@ -101,6 +103,10 @@ step_format() {
         return $skip
     fi
     bash scripts/check_format.sh
+}
+
+step_layers() {
+    bash scripts/check_layers.sh
 }
 
 step_headers() {
