@@ -15,7 +15,7 @@
  *
  * The heap is a memfd reserved large and sparse (64 GiB by default; pages
  * are used only when touched) and mapped at a fixed address chosen so that
- * it is free in practically every process (docs/design.md, "Shared heap").
+ * it is free in practically every process (docs/heap.md, "Shared heap").
  * It is created on first use, or by mp_init(), which reports precisely why
  * it could not be: prefer mp_init() at the start of main. Its memory goes
  * back to the system when the last process of the family exits; nothing is

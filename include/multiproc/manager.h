@@ -82,10 +82,10 @@
  * MP_EPROTO (the key holds another Redis type: nothing is changed) or
  * MP_ESERVER (any other server error). Names may hold any byte but NUL:
  * in keys, '%' and ':' of a name are escaped, so that no name of any type
- * reaches another object's keys (docs/design.md, "Key layout"). What is
+ * reaches another object's keys (docs/redis.md, "Key layout"). What is
  * atomic, and how the Redis semantics differ (snapshot order, update
  * functions that may run more than once), is under "Redis backend" in
- * docs/design.md.
+ * docs/redis.md.
  *
  * Types on Redis: dict, list, namespace, queue, lock, rlock, sem, event,
  * value and array; cond and barrier are MP_ENOSYS (their accessors). How

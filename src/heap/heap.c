@@ -18,7 +18,7 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-/* The family address (docs/design.md, "Shared heap"). The kernel puts
+/* The family address (docs/heap.md, "Shared heap"). The kernel puts
  * nothing of its own choosing below 0x2aaa'aaaa'a000 (a third of the
  * address space, where even the legacy mmap layout begins): PIE programs
  * load near 0x5555'5555'4000 and libraries, mmaps and stacks sit near the

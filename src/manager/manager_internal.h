@@ -1,5 +1,5 @@
 /* The manager's two tables: backends and named-object types. Not
- * installed; docs/design.md explains how to add to either. */
+ * installed; docs/manager.md explains how to add to either. */
 #ifndef MULTIPROC_MANAGER_INTERNAL_H
 #define MULTIPROC_MANAGER_INTERNAL_H
 

@@ -1,5 +1,5 @@
 /* Queues: the ring of small messages, used without the lock (see
- * queue/queue_internal.h and docs/design.md, "Queues").
+ * queue/queue_internal.h and docs/queue.md, "Queues").
  *
  * A queue without a byte bound and not joinable has, besides its chain of
  * records, a ring of SLOTS fixed-size slots (maxsize rounded up to a power

@@ -1,5 +1,5 @@
 /* The Redis backend of the manager (built when hiredis is found; see
- * docs/design.md, "Redis backend"). Not installed.
+ * docs/redis.md, "Redis backend"). Not installed.
  *
  * Layers, one file each:
  *   redis/redis_url.c      the URL and its options (pure, unit-tested)
@@ -234,7 +234,7 @@ typedef struct mp__robj {
     char key[]; /* mp__redis_key(prefix, type, name, NULL), NUL-terminated */
 } mp__robj;
 
-/* Keys (docs/design.md, "Key layout"): <prefix><tag>:<name> and
+/* Keys (docs/redis.md, "Key layout"): <prefix><tag>:<name> and
  * <prefix><tag>:<name>:<part>, the name escaped ('%' as "%25", ':' as
  * "%3A") so that it holds no ':'. The tag (dict, list, ns, queue, lock,
  * rlock, sem, event, value, array, pool) ends at the first ':' after the

@@ -1,7 +1,7 @@
 /* The distributed pool on Redis: client (redis/redis_pool.c, redis/redis_pool_async.c),
  * worker (redis/redis_pool_worker.c) and the pure codecs they share
  * (redis/redis_pool_codec.c). Key layout and protocol: "Distributed pool" in
- * docs/design.md. Not installed. */
+ * docs/redis.md. Not installed. */
 #ifndef MULTIPROC_REDIS_POOL_H
 #define MULTIPROC_REDIS_POOL_H
 

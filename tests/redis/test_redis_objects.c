@@ -2,7 +2,7 @@
  * differ from the local ones (the common behaviour is in
  * test_manager_sync.c, run on both backends): a server restarted or
  * stalled in the middle of a run, the functions a Redis queue does not
- * have, the key layout of docs/design.md, the lease of a lock. Each test
+ * have, the key layout of docs/redis.md, the lease of a lock. Each test
  * starts its own redis-server and fails when it cannot. */
 #include <pthread.h>
 #include <signal.h>
@@ -309,7 +309,7 @@ Test(redis_objects, a_lock_held_past_its_lease_is_lost)
     mp_manager_close(m);
 }
 
-/* ---- names never collide (docs/design.md, "Key layout") ------------------*/
+/* ---- names never collide (docs/redis.md, "Key layout") ------------------*/
 
 /* A raw connection to the test's server, beside the manager's. */
 static mp__redis *raw_conn(void)
