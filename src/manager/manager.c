@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "manager/manager_internal.h"
-#include "pool/rpool.h"
+#include "pool/pool_backend.h"
 #include "queue/queue_internal.h"
 
 struct mp_manager {
@@ -17,16 +17,27 @@ static bool is_redis_url(const char *url)
     return strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0;
 }
 
+static const mp__backend_ops *const backends[] = {
+    &mp__backend_local,
+#ifdef MP_HAVE_REDIS
+    &mp__backend_redis,
+#endif
+};
+
+/* A pool with a manager, and a worker, need a manager handle: registering
+ * the distributed pools here makes them known before either can be made. */
+static void register_pools(void)
+{
+    for (size_t i = 0; i < MP__ARRAY_LEN(backends); i++)
+        if (backends[i]->pool)
+            mp__pool_distributed_register(backends[i]->pool);
+}
+
 int mp_manager_open(mp_manager **out, const char *url)
 {
     if (out == NULL)
         return MP_EINVAL;
-    static const mp__backend_ops *const backends[] = {
-        &mp__backend_local,
-#ifdef MP_HAVE_REDIS
-        &mp__backend_redis,
-#endif
-    };
+    register_pools();
     const mp__backend_ops *ops = NULL;
     for (size_t i = 0; i < MP__ARRAY_LEN(backends) && ops == NULL; i++)
         if (backends[i]->accepts(url))

@@ -66,11 +66,18 @@ typedef struct mp__backend_ops {
     int (*get)(void *state, mp__objtype type, const char *name, const void *opts, void **out);
     /* Unregisters name: 0 or MP_ENOENT. flags: 0 or MP_MANAGER_DESTROY. */
     int (*remove)(void *state, const char *name, unsigned flags);
+    /* The distributed pool this backend serves (pool/pool_backend.h),
+     * registered with the pool module when any manager opens; NULL: none. */
+    const struct mp__pool_backend *pool;
 } mp__backend_ops;
 
 extern const mp__backend_ops mp__backend_local;
 #ifdef MP_HAVE_REDIS
 extern const mp__backend_ops mp__backend_redis; /* redis/redis_manager.c */
 #endif
+
+/* The connection (an mp__redis) of a Redis manager; NULL for any other
+ * manager (manager/manager.c). */
+void *mp__manager_redis_conn(struct mp_manager *m);
 
 #endif /* MULTIPROC_MANAGER_INTERNAL_H */

@@ -10,7 +10,6 @@
 
 #include "os/futex.h"
 #include "heap/heap.h"
-#include "pool/rpool.h"
 #include "pool/pool_internal.h"
 
 #define TERMINATE_GRACE 1.0
@@ -264,8 +263,10 @@ static void stop_workers(mp_pool *p, bool kill_now)
 
 int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
 {
-    if (out && opts && opts->manager)
-        return mp__rpool_create(out, opts);
+    if (out && opts && opts->manager) {
+        const mp__pool_backend *b = mp__pool_distributed();
+        return b ? MP__POOL_CALL(b, create, out, opts) : MP_ENOSYS;
+    }
     mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
     if (!out)
         return MP_EINVAL;
@@ -323,8 +324,9 @@ fail:
 
 int mp_pool_close(mp_pool *p)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_close(p);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, close, p);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -334,8 +336,9 @@ int mp_pool_close(mp_pool *p)
 
 int mp_pool_terminate(mp_pool *p)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_terminate(p);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, terminate, p);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -351,8 +354,9 @@ int mp_pool_terminate(mp_pool *p)
 
 int mp_pool_join(mp_pool *p, double timeout)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_join(p, timeout);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, join, p, timeout);
     mp__deadline d;
     int rc = mp__pool_check_use(p);
     if (rc < 0)
@@ -393,8 +397,9 @@ int mp_pool_join(mp_pool *p, double timeout)
 
 void mp_pool_destroy(mp_pool *p)
 {
-    if (MP__REMOTE(p)) {
-        mp__rpool_destroy(p);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b) {
+        b->destroy(p);
         return;
     }
     if (!p)
@@ -434,8 +439,9 @@ void mp_pool_destroy(mp_pool *p)
 
 int mp_pool_poll(mp_pool *p)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_poll(p);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, poll, p);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -444,8 +450,9 @@ int mp_pool_poll(mp_pool *p)
 
 int mp_pool_broken_reason(mp_pool *p, mp_pool_broken_info *out)
 {
-    if (MP__REMOTE(p))
-        return MP_ENOSYS;
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, broken_reason, p, out);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;
@@ -457,8 +464,9 @@ int mp_pool_broken_reason(mp_pool *p, mp_pool_broken_info *out)
 
 int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap)
 {
-    if (MP__REMOTE(p))
-        return 0;
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, pids, p, out, cap);
     int rc = mp__pool_check_use(p);
     if (rc < 0)
         return rc;

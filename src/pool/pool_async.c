@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "heap/heap.h"
-#include "pool/rpool.h"
 #include "pool/pool_internal.h"
 
 static mp_async *async_new(void)
@@ -65,8 +64,10 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
                         size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
                         mp_async **out)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_apply_async(p, fn, ctx, in, in_len, out_cap, cb, err_cb, user, out);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, apply_async, p, fn, ctx, in, in_len, out_cap, cb, err_cb, user,
+                             out);
     int rc = check_submit(p);
     if (rc < 0)
         return rc;
@@ -272,8 +273,9 @@ fail:
 int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_async_cb err_cb,
                       void *user, mp_async **out)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_map_async(p, spec, cb, err_cb, user, out);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, map_async, p, spec, cb, err_cb, user, out);
     if (!out)
         return MP_EINVAL;
     mp_async *a = NULL;
@@ -292,8 +294,9 @@ int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_as
 int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
 {
     mp_async *a = NULL;
-    int rc = MP__REMOTE(p) ? mp__rpool_map_async(p, spec, NULL, NULL, NULL, &a)
-                           : mp__pool_map_start(p, spec, false, &a);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    int rc = b ? MP__POOL_CALL(b, map_async, p, spec, NULL, NULL, NULL, &a)
+               : mp__pool_map_start(p, spec, false, &a);
     if (rc < 0)
         return rc;
     rc = mp_async_get(a, NULL, 0, NULL, timeout);
@@ -329,8 +332,9 @@ static int check_for(const mp_for_spec *s)
 
 int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
 {
-    if (MP__REMOTE(p))
-        return MP_ENOSYS;
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, parallel_for, p, s, timeout);
     void *jm = NULL;
     int rc = check_submit(p);
     if (rc == 0)

@@ -22,6 +22,7 @@
 
 #include "base/internal.h"
 #include "multiproc/pool.h"
+#include "pool/pool_backend.h"
 #include "os/rmutex.h"
 #include "os/symbol.h"
 
@@ -179,6 +180,7 @@ typedef struct mp__block {
 } mp__block;
 
 struct mp_async {
+    mp__pool_head head; /* first: a local one's backend is NULL */
     mp_pool *pool;
     mp__job_kind kind;
     bool done;
@@ -225,10 +227,10 @@ struct mp_async {
 
     /* imap */
     mp_imap *it;
-    bool remote; /* part of an mp__rasync (pool/rpool.h) */
 };
 
 struct mp_imap {
+    mp__pool_head head; /* first: a local one's backend is NULL */
     mp_async *a;
     bool ordered;
     size_t out_size;
@@ -239,10 +241,10 @@ struct mp_imap {
     mp__range *fifo; /* unordered: finished ranges of good items */
     size_t fifo_head, fifo_len, fifo_cap;
     uint64_t given;
-    bool remote; /* part of an mp__rimap (pool/rpool.h) */
 };
 
 struct mp_pool {
+    mp__pool_head head; /* first: a local one's backend is NULL */
     mp__pshm *shm;
     pid_t owner;
     int nproc;
@@ -278,7 +280,6 @@ struct mp_pool {
     uintptr_t last_fn;
     uintptr_t fork_lo[MP__POOL_FORK_MODS], fork_hi[MP__POOL_FORK_MODS];
     size_t nfork;
-    bool remote; /* part of an mp__rpool (pool/rpool.h) */
 };
 
 /* pool/pool_worker.c */

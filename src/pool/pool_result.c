@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool/rpool.h"
 #include "pool/pool_internal.h"
 
 static int check_async(const mp_async *a)
@@ -16,8 +15,9 @@ static int check_async(const mp_async *a)
 
 int mp_async_wait(mp_async *a, double timeout)
 {
-    if (MP__REMOTE(a))
-        return mp__rasync_wait(a, timeout);
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b)
+        return MP__POOL_CALL(b, async_wait, a, timeout);
     mp__deadline d;
     int rc = check_async(a);
     if (rc == 0)
@@ -37,8 +37,9 @@ int mp_async_wait(mp_async *a, double timeout)
 
 int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout)
 {
-    if (MP__REMOTE(a))
-        return mp__rasync_get(a, out, out_cap, out_len, timeout);
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b)
+        return MP__POOL_CALL(b, async_get, a, out, out_cap, out_len, timeout);
     if (a && a->kind == MP__JOB_APPLY && !out && out_cap > 0)
         return MP_EINVAL;
     int rc = mp_async_wait(a, timeout);
@@ -59,8 +60,9 @@ int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double
 
 bool mp_async_ready(mp_async *a)
 {
-    if (MP__REMOTE(a))
-        return mp__rasync_ready(a);
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b)
+        return b->async_ready ? b->async_ready(a) : false;
     if (check_async(a) < 0)
         return false;
     if (!a->done)
@@ -70,8 +72,9 @@ bool mp_async_ready(mp_async *a)
 
 int mp_async_successful(mp_async *a)
 {
-    if (MP__REMOTE(a))
-        return mp__rasync_successful(a);
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b)
+        return MP__POOL_CALL(b, async_successful, a);
     if (!mp_async_ready(a))
         return a ? MP_EBUSY : MP_EINVAL;
     return a->rc == 0 ? 0 : 1;
@@ -79,8 +82,9 @@ int mp_async_successful(mp_async *a)
 
 int mp_async_error(const mp_async *a, size_t i, mp_task_error *out)
 {
-    if (MP__REMOTE(a))
-        return mp__rasync_error(a, i, out);
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b)
+        return MP__POOL_CALL(b, async_error, a, i, out);
     if (!a || !out)
         return MP_EINVAL;
     if (!a->done)
@@ -93,8 +97,9 @@ int mp_async_error(const mp_async *a, size_t i, mp_task_error *out)
 
 void mp_async_destroy(mp_async *a)
 {
-    if (MP__REMOTE(a)) {
-        mp__rasync_destroy(a);
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b) {
+        b->async_destroy(a);
         return;
     }
     if (!a)
@@ -158,8 +163,9 @@ void mp__imap_on_error(mp_imap *it, const mp_task_error *e)
 
 int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **out)
 {
-    if (MP__REMOTE(p))
-        return mp__rpool_imap(p, spec, ordered, out);
+    const mp__pool_backend *b = mp__pool_backend_of(p);
+    if (b)
+        return MP__POOL_CALL(b, imap, p, spec, ordered, out);
     if (!out || !spec)
         return MP_EINVAL;
     mp_imap *it = calloc(1, sizeof *it);
@@ -246,8 +252,9 @@ static int imap_take(mp_imap *it, void *item, size_t *index, mp_task_error *err)
 
 int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout)
 {
-    if (MP__REMOTE(it))
-        return mp__rimap_next(it, item, index, err, timeout);
+    const mp__pool_backend *b = mp__pool_backend_of(it);
+    if (b)
+        return MP__POOL_CALL(b, imap_next, it, item, index, err, timeout);
     mp__deadline d;
     if (!it)
         return MP_EINVAL;
@@ -274,8 +281,9 @@ int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, dou
 
 void mp_imap_destroy(mp_imap *it)
 {
-    if (MP__REMOTE(it)) {
-        mp__rimap_destroy(it);
+    const mp__pool_backend *b = mp__pool_backend_of(it);
+    if (b) {
+        b->imap_destroy(it);
         return;
     }
     if (!it)

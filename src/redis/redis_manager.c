@@ -24,6 +24,7 @@
 
 #include "manager/manager_internal.h"
 #include "redis/redis_internal.h"
+#include "redis/redis_pool.h"
 
 /* Implemented in containers/namespace.c: a process-local namespace over a dict
  * handle of this backend. */
@@ -463,4 +464,5 @@ const mp__backend_ops mp__backend_redis = {
     .close = redis_close,
     .get = redis_get,
     .remove = redis_remove,
+    .pool = &mp__redis_pool_backend,
 };

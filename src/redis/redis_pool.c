@@ -16,14 +16,14 @@
 #include "redis/redis_pool.h"
 #include "os/symbol.h"
 
-static int server_run_id(mp__rpool *p, char out[48]);
+static int server_run_id(mp__redis_pool *p, char out[48]);
 
 /* Results taken per LPOP when draining without waiting. */
 #define DRAIN 256 /* also in drain()'s LPOP */
 
-int mp__rpool_check(mp_pool *p, mp__rpool **out)
+int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out)
 {
-    mp__rpool *rp = (mp__rpool *)p;
+    mp__redis_pool *rp = (mp__redis_pool *)p;
     if (rp->owner != getpid())
         return MP_EPERM;
     *out = rp;
@@ -46,16 +46,16 @@ static bool opts_are_remote_only(const mp_pool_opts *o)
            o->task_timeout == 0 && o->start_method == 0 && !o->threads;
 }
 
-int mp__rpool_create(mp_pool **out, const mp_pool_opts *o)
+int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
 {
     mp__redis *conn = mp__manager_redis_conn(o->manager);
     size_t nlen = o->name ? strnlen(o->name, MP_MANAGER_NAME_MAX + 1) : 0;
     if (conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !opts_are_remote_only(o))
         return MP_EINVAL;
-    mp__rpool *p = calloc(1, sizeof(*p));
+    mp__redis_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return MP_ENOMEM;
-    p->pub.remote = true;
+    p->head.backend = &mp__redis_pool_backend;
     p->owner = getpid();
     p->next_id = p->base = 1;
     make_client_id(p->client);
@@ -71,9 +71,34 @@ int mp__rpool_create(mp_pool **out, const mp_pool_opts *o)
     mp__redis_ref(conn);
     p->conn = conn;
     server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
-    *out = &p->pub;
+    *out = (mp_pool *)p;
     return 0;
 }
+
+/* mp_pool_for and mp_pool_broken_reason are not offered: MP_ENOSYS. */
+const mp__pool_backend mp__redis_pool_backend = {
+    .name = "redis",
+    .create = mp__redis_pool_create,
+    .apply_async = mp__redis_pool_apply_async,
+    .map_async = mp__redis_pool_map_async,
+    .imap = mp__redis_pool_imap,
+    .close = mp__redis_pool_close,
+    .terminate = mp__redis_pool_terminate,
+    .join = mp__redis_pool_join,
+    .poll = mp__redis_pool_poll,
+    .pids = mp__redis_pool_pids,
+    .destroy = mp__redis_pool_destroy,
+    .async_wait = mp__redis_async_wait,
+    .async_get = mp__redis_async_get,
+    .async_ready = mp__redis_async_ready,
+    .async_successful = mp__redis_async_successful,
+    .async_error = mp__redis_async_error,
+    .async_destroy = mp__redis_async_destroy,
+    .imap_next = mp__redis_imap_next,
+    .imap_destroy = mp__redis_imap_destroy,
+    .worker_serve = mp__redis_pool_worker_serve,
+    .worker_stop = mp__redis_pool_worker_stop,
+};
 
 static void hex(char *out, const uint8_t *b, size_t n)
 {
@@ -81,7 +106,7 @@ static void hex(char *out, const uint8_t *b, size_t n)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-int mp__rpool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
+int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
 {
     const char *name = mp__task_name(fn);
     int n;
@@ -105,7 +130,7 @@ int mp__rpool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
 }
 
 /* Room for k more slots, after dropping the answered ones at the front. */
-static int reserve_slots(mp__rpool *p, size_t k)
+static int reserve_slots(mp__redis_pool *p, size_t k)
 {
     size_t used = (size_t)(p->next_id - p->base), skip = 0;
     while (skip < used && p->slots[skip].a == NULL)
@@ -129,7 +154,7 @@ static int reserve_slots(mp__rpool *p, size_t k)
 }
 
 /* The XADD of one task, in argv/lens (17 entries); num holds its numbers. */
-static void xadd_args(mp__rpool *p, const char *fn, size_t fn_len, const mp__rpchunk *c,
+static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp__rpchunk *c,
                       char num[4][24], const char **argv, size_t *lens)
 {
     snprintf(num[0], 24, "%" PRIu64, p->next_id);
@@ -161,8 +186,8 @@ static void xadd_args(mp__rpool *p, const char *fn, size_t fn_len, const mp__rpc
     lens[16] = c->in_len;
 }
 
-int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len, int k,
-                     const mp__rpchunk *chunks)
+int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                          int k, const mp__rpchunk *chunks)
 {
     if (k <= 0 || k > MP__RP_BATCH)
         return MP_EINVAL;
@@ -207,7 +232,7 @@ int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len,
 }
 
 /* One item's outcome into its mp_async (and its iterator). */
-static void deliver_item(mp__rasync *a, uint64_t idx, int code, int32_t tc,
+static void deliver_item(mp__redis_async *a, uint64_t idx, int code, int32_t tc,
                          const unsigned char *data, size_t len)
 {
     mp_task_error e = {.index = a->is_map ? (size_t)idx : 0, .code = code};
@@ -233,7 +258,7 @@ static void deliver_item(mp__rasync *a, uint64_t idx, int code, int32_t tc,
         }
         return;
     }
-    mp__rasync_record(a, &e);
+    mp__redis_async_record(a, &e);
     if (a->it) {
         a->it->status[idx] = 2;
         a->it->ierr[idx] = e;
@@ -243,7 +268,7 @@ static void deliver_item(mp__rasync *a, uint64_t idx, int code, int32_t tc,
 
 /* Ends outstanding task id: with the items of r when code is 0, else
  * every item fails with code. */
-static void settle(mp__rpool *p, uint64_t id, int code, mp__rpr *r)
+static void settle(mp__redis_pool *p, uint64_t id, int code, mp__rpr *r)
 {
     mp__rslot s = p->slots[id - p->base];
     p->slots[id - p->base].a = NULL;
@@ -256,10 +281,10 @@ static void settle(mp__rpool *p, uint64_t id, int code, mp__rpr *r)
         deliver_item(s.a, s.first + i, code, tc, data, ilen);
     }
     if (--s.a->pending == 0)
-        mp__rasync_finish(s.a);
+        mp__redis_async_finish(s.a);
 }
 
-static void deliver(mp__rpool *p, const void *buf, size_t len)
+static void deliver(mp__redis_pool *p, const void *buf, size_t len)
 {
     mp__rpr r;
     if (mp__rpr_decode(buf, len, &r) < 0) {
@@ -273,7 +298,7 @@ static void deliver(mp__rpool *p, const void *buf, size_t len)
 
 /* Hands every string of a reply to deliver: LPOP's array of strings, or
  * BLPOP's / BLMPOP's [key, value] / [key, [values]] (kv). *got: how many. */
-static int deliver_reply(mp__rpool *p, const redisReply *rep, bool kv, size_t *got)
+static int deliver_reply(mp__redis_pool *p, const redisReply *rep, bool kv, size_t *got)
 {
     *got = 0;
     if (rep->type == REDIS_REPLY_NIL)
@@ -295,7 +320,7 @@ static int deliver_reply(mp__rpool *p, const redisReply *rep, bool kv, size_t *g
     return 0;
 }
 
-static int drain(mp__rpool *p)
+static int drain(mp__redis_pool *p)
 {
     for (;;) {
         redisReply *rep;
@@ -314,7 +339,7 @@ static int drain(mp__rpool *p)
 }
 
 /* The server's run_id (INFO server), which a restart changes. */
-static int server_run_id(mp__rpool *p, char out[48])
+static int server_run_id(mp__redis_pool *p, char out[48])
 {
     redisReply *rep;
     int rc = mp__redis_cmd(p->conn, MP__RR_STR, &rep, 2, (const char *[]){"INFO", "server"}, NULL);
@@ -336,7 +361,7 @@ static int server_run_id(mp__rpool *p, char out[48])
 
 /* Marks in gone[] the outstanding tasks of ids[0..n) whose stream entry
  * no longer exists (XRANGE of the entry's id, pipelined). */
-static int entries_gone(mp__rpool *p, const uint64_t *ids, int n, bool *gone)
+static int entries_gone(mp__redis_pool *p, const uint64_t *ids, int n, bool *gone)
 {
     const char *argv[MP__RP_BATCH][4];
     size_t lens[MP__RP_BATCH][4];
@@ -366,7 +391,7 @@ static int entries_gone(mp__rpool *p, const uint64_t *ids, int n, bool *gone)
  * server's data: they fail with MP_ECONNRESET. A worker pushes a result
  * before it deletes the entry, so the drain after the check finds every
  * task that did finish. */
-static int check_restart(mp__rpool *p)
+static int check_restart(mp__redis_pool *p)
 {
     char run_id[48];
     int rc = server_run_id(p, run_id);
@@ -400,7 +425,7 @@ static int check_restart(mp__rpool *p)
  * before). *got: how many were taken. Returns 0, 1 when the server
  * answered that none came, or an error (MP_ETIMEDOUT: the server did not
  * answer in time). */
-static int pop_wait(mp__rpool *p, double left, size_t *got)
+static int pop_wait(mp__redis_pool *p, double left, size_t *got)
 {
     char t[32];
     snprintf(t, sizeof(t), "%.3f", left);
@@ -428,7 +453,7 @@ static int pop_wait(mp__rpool *p, double left, size_t *got)
  * server gone silent is then noticed within a second plus the
  * connection's timeout. Then the rest of the list, unless the pop took
  * what there was. */
-static int wait_one(mp__rpool *p, const mp__deadline *d)
+static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 {
     double left = 1.0;
     if (d->ns >= 0)
@@ -450,7 +475,7 @@ static int wait_one(mp__rpool *p, const mp__deadline *d)
     return rc;
 }
 
-int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block)
+int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
 {
     if (!block)
         return drain(p);

@@ -1,13 +1,15 @@
-/* The distributed pool on Redis: client (redis/redis_pool.c, redis/redis_pool_async.c),
+/* The distributed pool on Redis: a backend of the pool module
+ * (pool/pool_backend.h) that the Redis manager backend registers. Client
+ * (redis/redis_pool.c, redis/redis_pool_async.c, redis/redis_pool_imap.c),
  * worker (redis/redis_pool_worker.c) and the pure codecs they share
  * (redis/redis_pool_codec.c). Key layout and protocol: "Distributed pool" in
  * docs/redis.md. Not installed. */
 #ifndef MULTIPROC_REDIS_POOL_H
 #define MULTIPROC_REDIS_POOL_H
 
-#include "pool/pool_internal.h"
+#include "manager/manager_internal.h"
+#include "pool/pool_backend.h"
 #include "redis/redis_internal.h"
-#include "pool/rpool.h"
 
 /* Client ids are up to 32 lowercase hex digits (they are part of a key). */
 #define MP__RP_CLIENT_MAX 32
@@ -70,19 +72,19 @@ int mp__rp_key(char **out, const char *prefix, const char *name, const char *wha
 
 /* ---- client ------------------------------------------------------------- */
 
-typedef struct mp__rasync mp__rasync;
+typedef struct mp__redis_async mp__redis_async;
 
 /* One task on the stream: a map chunk of n items from first, or an apply. */
 #define MP__RP_EID_MAX 48 /* a stream entry id: "<ms>-<seq>" */
 typedef struct mp__rslot {
-    mp__rasync *a; /* NULL: answered or abandoned */
+    mp__redis_async *a; /* NULL: answered or abandoned */
     uint64_t first;
     uint32_t n;
     char eid[MP__RP_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__rslot;
 
-typedef struct mp__rpool {
-    struct mp_pool pub; /* only pub.remote is used */
+typedef struct mp__redis_pool {
+    mp__pool_head head; /* first: the public handle is the struct */
     mp__redis *conn;
     pid_t owner;
     char *k_tasks, *k_results;
@@ -92,17 +94,17 @@ typedef struct mp__rpool {
     mp__rslot *slots;
     uint64_t base;
     size_t slots_cap;
-    size_t unfinished; /* mp__rasync not done */
-    char run_id[48];   /* the server's run_id when last seen ("": unknown) */
-    mp__rasync *live;  /* every mp__rasync of the pool */
+    size_t unfinished;     /* mp__redis_async not done */
+    char run_id[48];       /* the server's run_id when last seen ("": unknown) */
+    mp__redis_async *live; /* every mp__redis_async of the pool */
     bool closed, terminated;
     bool no_blmpop; /* the server has no BLMPOP (before Redis 7) */
-} mp__rpool;
+} mp__redis_pool;
 
-struct mp__rasync {
-    struct mp_async pub; /* only pub.remote is used */
-    mp__rpool *pool;     /* NULL once the pool is destroyed */
-    mp__rasync *next, *prev;
+struct mp__redis_async {
+    mp__pool_head head;   /* first: the public handle is the struct */
+    mp__redis_pool *pool; /* NULL once the pool is destroyed */
+    mp__redis_async *next, *prev;
     bool done, is_map;
     int rc;
     size_t pending; /* tasks without a result */
@@ -118,12 +120,12 @@ struct mp__rasync {
     size_t errs_cap, nerr;
     size_t *n_errors_out;
     mp_task_error local_errs[MP__RP_ERRS_KEPT];
-    struct mp__rimap *it;
+    struct mp__redis_imap *it;
 };
 
-typedef struct mp__rimap {
-    struct mp_imap pub; /* only pub.remote is used */
-    mp__rasync *a;
+typedef struct mp__redis_imap {
+    mp__pool_head head; /* first: the public handle is the struct */
+    mp__redis_async *a;
     bool ordered;
     size_t out_size, n;
     unsigned char *buf;    /* n * out_size */
@@ -132,10 +134,45 @@ typedef struct mp__rimap {
     size_t *fifo;          /* unordered: indexes in order of arrival */
     size_t fifo_head, fifo_len;
     size_t next, given; /* ordered: next index to give */
-} mp__rimap;
+} mp__redis_imap;
 
-/* The pool of a remote p, if this process owns it: 0 or MP_EPERM. */
-int mp__rpool_check(mp_pool *p, mp__rpool **out);
+/* The distributed pool's operations (pool/pool_backend.h), which its
+ * handles name and the Redis manager backend registers
+ * (redis/redis_pool.c). Also the functions below, which take the handles
+ * of this backend only and behave as the public function of their name
+ * on a distributed pool (multiproc/worker.h). */
+extern const mp__pool_backend mp__redis_pool_backend;
+
+int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o);
+int mp__redis_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
+                               size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
+                               mp_async **out);
+int mp__redis_pool_map_async(mp_pool *p, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
+                             void *user, mp_async **out);
+int mp__redis_pool_imap(mp_pool *p, const mp_map_spec *s, bool ordered, mp_imap **out);
+int mp__redis_pool_close(mp_pool *p);
+int mp__redis_pool_terminate(mp_pool *p);
+int mp__redis_pool_join(mp_pool *p, double timeout);
+int mp__redis_pool_poll(mp_pool *p);
+int mp__redis_pool_pids(mp_pool *p, pid_t *out, size_t cap);
+void mp__redis_pool_destroy(mp_pool *p);
+
+int mp__redis_async_wait(mp_async *a, double timeout);
+int mp__redis_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
+bool mp__redis_async_ready(mp_async *a);
+int mp__redis_async_successful(mp_async *a);
+int mp__redis_async_error(const mp_async *a, size_t i, mp_task_error *out);
+void mp__redis_async_destroy(mp_async *a);
+
+int mp__redis_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
+void mp__redis_imap_destroy(mp_imap *it);
+
+int mp__redis_pool_worker_serve(struct mp_manager *m, const char *pool_name,
+                                const mp_worker_opts *opts);
+int mp__redis_pool_worker_stop(struct mp_manager *m, const char *pool_name);
+
+/* The pool of a distributed p, if this process owns it: 0 or MP_EPERM. */
+int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out);
 
 /* One task: n items from first, isz input bytes each, cap output bytes
  * each (apply: one item of in_len bytes). */
@@ -148,23 +185,23 @@ typedef struct mp__rpchunk {
 } mp__rpchunk;
 #define MP__RP_BATCH 64
 /* Submits k (1..MP__RP_BATCH) tasks of a in one pipelined round trip. */
-int mp__rpool_submit(mp__rpool *p, mp__rasync *a, const char *fn, size_t fn_len, int k,
-                     const mp__rpchunk *chunks);
+int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                          int k, const mp__rpchunk *chunks);
 /* Takes results off the client's list. block: waits for the first for
  * at most a second and the deadline; returns 0 (results taken, or a quiet
  * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never
  * waits. Or a connection error. */
-int mp__rpool_pump(mp__rpool *p, const mp__deadline *d, bool block);
+int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block);
 /* The wire name of fn: "n:<name>" or "r:<ref>", in buf. */
-int mp__rpool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len);
-void mp__rasync_link(mp__rpool *p, mp__rasync *a);
-void mp__rasync_finish(mp__rasync *a);
-void mp__rasync_record(mp__rasync *a, const mp_task_error *e);
+int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len);
+void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a);
+void mp__redis_async_finish(mp__redis_async *a);
+void mp__redis_async_record(mp__redis_async *a, const mp_task_error *e);
 /* Fails a result that is not done with code: its tasks are given up. */
-void mp__rasync_abandon(mp__rasync *a, int code);
+void mp__redis_async_abandon(mp__redis_async *a, int code);
 /* Starts a map whose items go to the iterator it (NULL: to s->out). */
-int mp__rpool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__rimap *it,
-                        mp__rasync **out);
+int mp__redis_pool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__redis_imap *it,
+                             mp__redis_async **out);
 
 /* Pipelined commands on one connection (redis/redis_conn.c): n commands, all
  * sent before any reply is read; each reply must be of kind. Returns 0 or

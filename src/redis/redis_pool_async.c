@@ -11,9 +11,9 @@
 /* Largest input a map chunk carries, so that one XADD stays small. */
 #define CHUNK_BYTES ((size_t)1 << 20)
 
-void mp__rasync_link(mp__rpool *p, mp__rasync *a)
+void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a)
 {
-    a->pub.remote = true;
+    a->head.backend = &mp__redis_pool_backend;
     a->pool = p;
     a->next = p->live;
     if (p->live)
@@ -22,9 +22,9 @@ void mp__rasync_link(mp__rpool *p, mp__rasync *a)
     p->unfinished++;
 }
 
-static void unlink_async(mp__rasync *a)
+static void unlink_async(mp__redis_async *a)
 {
-    mp__rpool *p = a->pool;
+    mp__redis_pool *p = a->pool;
     if (p == NULL)
         return;
     if (a->prev)
@@ -44,7 +44,7 @@ static void unlink_async(mp__rasync *a)
     a->pool = NULL;
 }
 
-void mp__rasync_record(mp__rasync *a, const mp_task_error *e)
+void mp__redis_async_record(mp__redis_async *a, const mp_task_error *e)
 {
     if (a->nerr < a->errs_cap)
         a->errs[a->nerr] = *e;
@@ -53,7 +53,7 @@ void mp__rasync_record(mp__rasync *a, const mp_task_error *e)
         a->rc = e->code;
 }
 
-void mp__rasync_finish(mp__rasync *a)
+void mp__redis_async_finish(mp__redis_async *a)
 {
     a->done = true;
     if (a->pool)
@@ -61,15 +61,15 @@ void mp__rasync_finish(mp__rasync *a)
     if (a->n_errors_out)
         *a->n_errors_out = a->nerr;
     if (a->rc == 0 && a->cb)
-        a->cb(&a->pub, a->user);
+        a->cb((mp_async *)a, a->user);
     else if (a->rc != 0 && a->err_cb)
-        a->err_cb(&a->pub, a->user);
+        a->err_cb((mp_async *)a, a->user);
 }
 
 /* Fails a not-yet-done result with code (terminate, a failed submit). */
-void mp__rasync_abandon(mp__rasync *a, int code)
+void mp__redis_async_abandon(mp__redis_async *a, int code)
 {
-    mp__rpool *p = a->pool;
+    mp__redis_pool *p = a->pool;
     for (uint64_t id = p ? p->base : 0; p && id < p->next_id; id++)
         if (p->slots[id - p->base].a == a)
             p->slots[id - p->base].a = NULL;
@@ -88,9 +88,9 @@ void mp__rasync_abandon(mp__rasync *a, int code)
         p->unfinished--;
 }
 
-static mp__rasync *new_async(mp__rpool *p, mp_async_cb cb, mp_async_cb err_cb, void *user)
+static mp__redis_async *new_async(mp__redis_pool *p, mp_async_cb cb, mp_async_cb err_cb, void *user)
 {
-    mp__rasync *a = calloc(1, sizeof(*a));
+    mp__redis_async *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return NULL;
     a->cb = cb;
@@ -98,40 +98,40 @@ static mp__rasync *new_async(mp__rpool *p, mp_async_cb cb, mp_async_cb err_cb, v
     a->user = user;
     a->errs = a->local_errs;
     a->errs_cap = MP__RP_ERRS_KEPT;
-    mp__rasync_link(p, a);
+    mp__redis_async_link(p, a);
     return a;
 }
 
-static void free_async(mp__rasync *a)
+static void free_async(mp__redis_async *a)
 {
     unlink_async(a);
     free(a->res);
     free(a);
 }
 
-static int check_submit(mp_pool *pool, mp__rpool **p)
+static int check_submit(mp_pool *pool, mp__redis_pool **p)
 {
-    int rc = mp__rpool_check(pool, p);
+    int rc = mp__redis_pool_check(pool, p);
     if (rc == 0 && (*p)->closed)
         rc = MP_ECLOSED;
     return rc;
 }
 
-int mp__rpool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
-                          size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
-                          mp_async **out)
+int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const void *in,
+                               size_t in_len, size_t out_cap, mp_async_cb cb, mp_async_cb err_cb,
+                               void *user, mp_async **out)
 {
-    mp__rpool *p;
+    mp__redis_pool *p;
     if (!fn || !out || ctx || (!in && in_len) || out_cap > MP__RP_OUT_MAX)
         return MP_EINVAL;
     int rc = check_submit(pool, &p);
     char spec[MP__MODULE_MAX + 128];
     size_t spec_len;
     if (rc == 0)
-        rc = mp__rpool_fn_spec(fn, spec, sizeof(spec), &spec_len);
+        rc = mp__redis_pool_fn_spec(fn, spec, sizeof(spec), &spec_len);
     if (rc < 0)
         return rc;
-    mp__rasync *a = new_async(p, cb, err_cb, user);
+    mp__redis_async *a = new_async(p, cb, err_cb, user);
     if (a == NULL || (out_cap && (a->res = malloc(out_cap)) == NULL)) {
         if (a)
             free_async(a);
@@ -140,12 +140,12 @@ int mp__rpool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const void *i
     a->out_cap = out_cap;
     a->errs_cap = 1;
     mp__rpchunk c = {.n = 1, .isz = in_len, .cap = out_cap, .in = in, .in_len = in_len};
-    rc = mp__rpool_submit(p, a, spec, spec_len, 1, &c);
+    rc = mp__redis_pool_submit(p, a, spec, spec_len, 1, &c);
     if (rc < 0) {
         free_async(a);
         return rc;
     }
-    *out = &a->pub;
+    *out = (mp_async *)a;
     return 0;
 }
 
@@ -161,7 +161,7 @@ static size_t pick_chunk(const mp_map_spec *s)
 }
 
 /* Puts every chunk of the map on the stream, MP__RP_BATCH per round trip. */
-static int submit_map(mp__rpool *p, mp__rasync *a, const mp_map_spec *s, const char *spec,
+static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *s, const char *spec,
                       size_t spec_len)
 {
     size_t chunk = pick_chunk(s);
@@ -176,7 +176,7 @@ static int submit_map(mp__rpool *p, mp__rasync *a, const mp_map_spec *s, const c
                                .in = (const char *)s->in + first * s->in_size,
                                .in_len = n * s->in_size};
         if (k == MP__RP_BATCH || first + n >= s->n) {
-            int rc = mp__rpool_submit(p, a, spec, spec_len, k, c);
+            int rc = mp__redis_pool_submit(p, a, spec, spec_len, k, c);
             if (rc < 0)
                 return rc;
             k = 0;
@@ -195,19 +195,19 @@ static int check_spec(const mp_map_spec *s)
 }
 
 static int map_start(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
-                     void *user, mp__rimap *it, mp__rasync **out)
+                     void *user, mp__redis_imap *it, mp__redis_async **out)
 {
-    mp__rpool *p;
+    mp__redis_pool *p;
     int rc = check_spec(s);
     if (rc == 0)
         rc = check_submit(pool, &p);
     char spec[MP__MODULE_MAX + 128];
     size_t spec_len;
     if (rc == 0)
-        rc = mp__rpool_fn_spec(s->fn, spec, sizeof(spec), &spec_len);
+        rc = mp__redis_pool_fn_spec(s->fn, spec, sizeof(spec), &spec_len);
     if (rc < 0)
         return rc;
-    mp__rasync *a = new_async(p, cb, err_cb, user);
+    mp__redis_async *a = new_async(p, cb, err_cb, user);
     if (a == NULL)
         return MP_ENOMEM;
     a->is_map = true;
@@ -226,59 +226,60 @@ static int map_start(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_asy
         return rc;
     }
     if (rc < 0) /* part of it is on the stream: the map fails as a whole */
-        mp__rasync_abandon(a, rc);
+        mp__redis_async_abandon(a, rc);
     else if (a->pending == 0)
-        mp__rasync_finish(a);
+        mp__redis_async_finish(a);
     *out = a;
     return 0;
 }
 
-int mp__rpool_map_start(mp_pool *pool, const mp_map_spec *s, mp__rimap *it, mp__rasync **out)
+int mp__redis_pool_map_start(mp_pool *pool, const mp_map_spec *s, mp__redis_imap *it,
+                             mp__redis_async **out)
 {
     return map_start(pool, s, NULL, NULL, NULL, it, out);
 }
 
-int mp__rpool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
-                        void *user, mp_async **out)
+int mp__redis_pool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb,
+                             mp_async_cb err_cb, void *user, mp_async **out)
 {
-    mp__rasync *a = NULL;
+    mp__redis_async *a = NULL;
     if (!out)
         return MP_EINVAL;
     int rc = map_start(pool, s, cb, err_cb, user, NULL, &a);
     if (rc == 0)
-        *out = &a->pub;
+        *out = (mp_async *)a;
     return rc;
 }
 
 /* ---- results -------------------------------------------------------------- */
 
 /* Pumps until a is done or the deadline passes. */
-static int wait_done(mp__rasync *a, const mp__deadline *d)
+static int wait_done(mp__redis_async *a, const mp__deadline *d)
 {
     while (!a->done) {
         if (a->pool == NULL)
             return MP_ECLOSED;
         if (a->pool->owner != getpid())
             return MP_EPERM; /* a forked child would take its parent's results */
-        int rc = mp__rpool_pump(a->pool, d, true);
+        int rc = mp__redis_pool_pump(a->pool, d, true);
         if (rc < 0 && !a->done)
             return rc;
     }
     return 0;
 }
 
-int mp__rasync_wait(mp_async *pa, double timeout)
+int mp__redis_async_wait(mp_async *pa, double timeout)
 {
-    mp__rasync *a = (mp__rasync *)pa;
+    mp__redis_async *a = (mp__redis_async *)pa;
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
     return rc < 0 ? rc : wait_done(a, &d);
 }
 
-int mp__rasync_get(mp_async *pa, void *out, size_t out_cap, size_t *out_len, double timeout)
+int mp__redis_async_get(mp_async *pa, void *out, size_t out_cap, size_t *out_len, double timeout)
 {
-    mp__rasync *a = (mp__rasync *)pa;
-    int rc = mp__rasync_wait(pa, timeout);
+    mp__redis_async *a = (mp__redis_async *)pa;
+    int rc = mp__redis_async_wait(pa, timeout);
     if (rc < 0)
         return rc;
     if (a->rc != 0)
@@ -294,25 +295,25 @@ int mp__rasync_get(mp_async *pa, void *out, size_t out_cap, size_t *out_len, dou
     return 0;
 }
 
-bool mp__rasync_ready(mp_async *pa)
+bool mp__redis_async_ready(mp_async *pa)
 {
-    mp__rasync *a = (mp__rasync *)pa;
+    mp__redis_async *a = (mp__redis_async *)pa;
     if (!a->done && a->pool && a->pool->owner == getpid())
-        mp__rpool_pump(a->pool, NULL, false);
+        mp__redis_pool_pump(a->pool, NULL, false);
     return a->done;
 }
 
-int mp__rasync_successful(mp_async *pa)
+int mp__redis_async_successful(mp_async *pa)
 {
-    mp__rasync *a = (mp__rasync *)pa;
+    mp__redis_async *a = (mp__redis_async *)pa;
     if (!a->done)
         return MP_EBUSY;
     return a->rc == 0 ? 0 : 1;
 }
 
-int mp__rasync_error(const mp_async *pa, size_t i, mp_task_error *out)
+int mp__redis_async_error(const mp_async *pa, size_t i, mp_task_error *out)
 {
-    const mp__rasync *a = (const mp__rasync *)pa;
+    const mp__redis_async *a = (const mp__redis_async *)pa;
     if (!out)
         return MP_EINVAL;
     if (!a->done)
@@ -327,7 +328,7 @@ int mp__rasync_error(const mp_async *pa, size_t i, mp_task_error *out)
     return 0;
 }
 
-void mp__rasync_destroy(mp_async *pa)
+void mp__redis_async_destroy(mp_async *pa)
 {
-    free_async((mp__rasync *)pa);
+    free_async((mp__redis_async *)pa);
 }

@@ -6,7 +6,7 @@
 
 #include "redis/redis_pool.h"
 
-static void free_imap(mp__rimap *it)
+static void free_imap(mp__redis_imap *it)
 {
     free(it->buf);
     free(it->status);
@@ -15,14 +15,14 @@ static void free_imap(mp__rimap *it)
     free(it);
 }
 
-int mp__rpool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_imap **out)
+int mp__redis_pool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_imap **out)
 {
     if (!out || !s || (s->n && s->out_size && s->n > SIZE_MAX / s->out_size))
         return MP_EINVAL;
-    mp__rimap *it = calloc(1, sizeof(*it));
+    mp__redis_imap *it = calloc(1, sizeof(*it));
     if (it == NULL)
         return MP_ENOMEM;
-    it->pub.remote = true;
+    it->head.backend = &mp__redis_pool_backend;
     it->ordered = ordered;
     it->out_size = s->out_size;
     it->n = s->n;
@@ -35,28 +35,28 @@ int mp__rpool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_imap **
         free_imap(it);
         return MP_ENOMEM;
     }
-    mp__rasync *a = NULL;
-    int rc = mp__rpool_map_start(pool, s, it, &a);
+    mp__redis_async *a = NULL;
+    int rc = mp__redis_pool_map_start(pool, s, it, &a);
     if (rc < 0) {
         free_imap(it);
         return rc;
     }
     it->a = a;
-    *out = &it->pub;
+    *out = (mp_imap *)it;
     return 0;
 }
 
 /* The next item to give, if it has arrived: its index, or SIZE_MAX. */
-static size_t next_ready(mp__rimap *it)
+static size_t next_ready(mp__redis_imap *it)
 {
     if (it->ordered)
         return it->next < it->n && it->status[it->next] ? it->next : SIZE_MAX;
     return it->fifo_head < it->fifo_len ? it->fifo[it->fifo_head] : SIZE_MAX;
 }
 
-int mp__rimap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *err, double timeout)
+int mp__redis_imap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *err, double timeout)
 {
-    mp__rimap *it = (mp__rimap *)pit;
+    mp__redis_imap *it = (mp__redis_imap *)pit;
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
     if (rc < 0)
@@ -65,12 +65,12 @@ int mp__rimap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *err, 
         return MP_EEOF;
     size_t i;
     while ((i = next_ready(it)) == SIZE_MAX) {
-        mp__rasync *a = it->a;
+        mp__redis_async *a = it->a;
         if (a->pool == NULL)
             return MP_ECLOSED;
         if (a->done) /* abandoned items are all in the fifo: unreachable */
             return MP_EEOF;
-        rc = mp__rpool_pump(a->pool, &d, true);
+        rc = mp__redis_pool_pump(a->pool, &d, true);
         if (rc < 0 && next_ready(it) == SIZE_MAX)
             return rc;
     }
@@ -91,29 +91,29 @@ int mp__rimap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *err, 
     return 0;
 }
 
-void mp__rimap_destroy(mp_imap *pit)
+void mp__redis_imap_destroy(mp_imap *pit)
 {
-    mp__rimap *it = (mp__rimap *)pit;
-    mp__rasync_destroy(&it->a->pub);
+    mp__redis_imap *it = (mp__redis_imap *)pit;
+    mp__redis_async_destroy((mp_async *)it->a);
     free_imap(it);
 }
 
 /* ---- the pool ------------------------------------------------------------ */
 
-int mp__rpool_close(mp_pool *pool)
+int mp__redis_pool_close(mp_pool *pool)
 {
-    mp__rpool *p;
-    int rc = mp__rpool_check(pool, &p);
+    mp__redis_pool *p;
+    int rc = mp__redis_pool_check(pool, &p);
     if (rc == 0)
         p->closed = true;
     return rc;
 }
 
-int mp__rpool_join(mp_pool *pool, double timeout)
+int mp__redis_pool_join(mp_pool *pool, double timeout)
 {
-    mp__rpool *p;
+    mp__redis_pool *p;
     mp__deadline d;
-    int rc = mp__rpool_check(pool, &p);
+    int rc = mp__redis_pool_check(pool, &p);
     if (rc == 0)
         rc = mp__deadline_init(&d, timeout);
     if (rc < 0)
@@ -121,49 +121,56 @@ int mp__rpool_join(mp_pool *pool, double timeout)
     if (!p->closed)
         return MP_EBUSY;
     while (p->unfinished > 0) {
-        rc = mp__rpool_pump(p, &d, true);
+        rc = mp__redis_pool_pump(p, &d, true);
         if (rc < 0 && p->unfinished > 0)
             return rc;
     }
     return 0;
 }
 
-int mp__rpool_terminate(mp_pool *pool)
+int mp__redis_pool_terminate(mp_pool *pool)
 {
-    mp__rpool *p;
-    int rc = mp__rpool_check(pool, &p);
+    mp__redis_pool *p;
+    int rc = mp__redis_pool_check(pool, &p);
     if (rc < 0)
         return rc;
     p->closed = p->terminated = true;
-    for (mp__rasync *a = p->live; a; a = a->next)
+    for (mp__redis_async *a = p->live; a; a = a->next)
         if (!a->done)
-            mp__rasync_abandon(a, MP_ECLOSED);
+            mp__redis_async_abandon(a, MP_ECLOSED);
     return 0;
 }
 
-int mp__rpool_poll(mp_pool *pool)
+int mp__redis_pool_poll(mp_pool *pool)
 {
-    mp__rpool *p;
-    int rc = mp__rpool_check(pool, &p);
+    mp__redis_pool *p;
+    int rc = mp__redis_pool_check(pool, &p);
     if (rc < 0)
         return rc;
     if (p->unfinished > 0)
-        mp__rpool_pump(p, NULL, false);
+        mp__redis_pool_pump(p, NULL, false);
     return (int)p->unfinished;
 }
 
-void mp__rpool_destroy(mp_pool *pool)
+/* Its workers are elsewhere: none is a process of this machine's. */
+int mp__redis_pool_pids(mp_pool *pool, pid_t *out, size_t cap)
 {
-    mp__rpool *p = (mp__rpool *)pool;
+    (void)pool, (void)out, (void)cap;
+    return 0;
+}
+
+void mp__redis_pool_destroy(mp_pool *pool)
+{
+    mp__redis_pool *p = (mp__redis_pool *)pool;
     if (p->owner == getpid()) {
-        mp__rpool_terminate(pool);
+        mp__redis_pool_terminate(pool);
         /* Results still to come are nobody's: drop the list (a late one
          * recreates it, and it expires; see the worker). */
         mp__redis_cmd(p->conn, MP__RR_INT, NULL, 2, (const char *[]){"DEL", p->k_results}, NULL);
     }
     /* The results held by the user stay valid, detached from the pool. */
     while (p->live) {
-        mp__rasync *a = p->live;
+        mp__redis_async *a = p->live;
         p->live = a->next;
         a->next = a->prev = NULL;
         a->pool = NULL;

@@ -586,7 +586,8 @@ static int serve(worker *w)
     return rc;
 }
 
-int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts)
+int mp__redis_pool_worker_serve(struct mp_manager *m, const char *pool_name,
+                                const mp_worker_opts *opts)
 {
     mp_worker_opts defaults = {0};
     worker w = {0};
@@ -599,7 +600,7 @@ int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker
     return rc;
 }
 
-int mp_worker_stop(struct mp_manager *m, const char *pool_name)
+int mp__redis_pool_worker_stop(struct mp_manager *m, const char *pool_name)
 {
     mp__redis *conn = mp__manager_redis_conn(m);
     size_t nlen = pool_name ? strnlen(pool_name, MP_MANAGER_NAME_MAX + 1) : 0;

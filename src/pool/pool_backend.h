@@ -1,0 +1,100 @@
+/* The pool's backends. A pool, mp_async or mp_imap is made either by this
+ * module (the local pool) or by another backend (the distributed pool of
+ * redis/redis_pool*.c), which hands the public pool functions a table of
+ * its operations (SQLite's mutex-methods pattern). Free of hiredis types.
+ * Not installed.
+ *
+ * Every handle starts with an mp__pool_head that names its backend; NULL
+ * is the local pool, so a local handle costs one pointer test per call.
+ * A NULL operation is MP_ENOSYS (mp_async_ready: false): a table states
+ * what its backend does not offer. Tables are static const data and the
+ * heads live in process memory, never in the shared heap.
+ *
+ * The pool module never names another backend. A backend that serves
+ * pools with a manager (opts.manager) is registered with
+ * mp__pool_distributed_register; the manager module registers those of
+ * the manager backends built in (mp__backend_ops.pool) whenever a manager
+ * is opened, so every manager handle a caller can hold implies the
+ * registration. In a build without one, a pool with a manager,
+ * mp_worker_serve and mp_worker_stop are MP_ENOSYS. */
+#ifndef MULTIPROC_POOL_BACKEND_H
+#define MULTIPROC_POOL_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "multiproc/pool.h"
+#include "multiproc/worker.h"
+
+struct mp__pool_backend;
+
+/* The first member of every pool, mp_async and mp_imap struct. */
+typedef struct mp__pool_head {
+    const struct mp__pool_backend *backend; /* NULL: the local pool */
+} mp__pool_head;
+
+/* The operations behind the public pool functions of the same names, for
+ * handles of one backend. Each receives arguments as the caller passed
+ * them, except the handle, never NULL (the public function checks it
+ * first), and validates the rest as its public function documents. */
+typedef struct mp__pool_backend {
+    const char *name; /* for messages */
+
+    /* The entry: mp_pool_create with opts->manager (never NULL). A manager
+     * that the backend does not serve is MP_EINVAL. */
+    int (*create)(mp_pool **out, const mp_pool_opts *opts);
+    int (*apply_async)(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
+                       size_t out_cap, mp_async_cb cb, mp_async_cb err_cb, void *user,
+                       mp_async **out);
+    int (*map_async)(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_async_cb err_cb,
+                     void *user, mp_async **out);
+    int (*parallel_for)(mp_pool *p, const mp_for_spec *spec, double timeout);
+    int (*imap)(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **out);
+    int (*close)(mp_pool *p);
+    int (*terminate)(mp_pool *p);
+    int (*join)(mp_pool *p, double timeout);
+    int (*poll)(mp_pool *p);
+    int (*pids)(mp_pool *p, pid_t *out, size_t cap);
+    int (*broken_reason)(mp_pool *p, mp_pool_broken_info *out);
+    void (*destroy)(mp_pool *p); /* required */
+
+    int (*async_wait)(mp_async *a, double timeout);
+    int (*async_get)(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
+    bool (*async_ready)(mp_async *a);
+    int (*async_successful)(mp_async *a);
+    int (*async_error)(const mp_async *a, size_t i, mp_task_error *out);
+    void (*async_destroy)(mp_async *a); /* required */
+
+    int (*imap_next)(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
+    void (*imap_destroy)(mp_imap *it); /* required */
+
+    /* mp_worker_serve and mp_worker_stop (m never NULL). */
+    int (*worker_serve)(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts);
+    int (*worker_stop)(struct mp_manager *m, const char *pool_name);
+} mp__pool_backend;
+
+/* The backend of a pool, mp_async or mp_imap (NULL allowed): NULL for the
+ * local pool's handles and for NULL. */
+static inline const mp__pool_backend *mp__pool_backend_of(const void *handle)
+{
+    return handle ? ((const mp__pool_head *)handle)->backend : NULL;
+}
+
+/* Calls the operation op of the table b with the arguments that follow;
+ * MP_ENOSYS when b does not offer it. */
+#define MP__POOL_CALL(b, op, ...) ((b)->op != NULL ? (b)->op(__VA_ARGS__) : MP_ENOSYS)
+
+/* Makes b the backend of the pools created with a manager; b is static
+ * and outlives every pool. Idempotent, thread-safe (pool/pool_backend.c). */
+void mp__pool_distributed_register(const mp__pool_backend *b);
+/* The registered backend, or NULL. */
+const mp__pool_backend *mp__pool_distributed(void);
+
+/* The task registry shared by the clients and workers of a distributed
+ * pool (pool/pool_task_names.c): the name of fn (NULL when it has none),
+ * the function of a name (NULL when unknown). */
+const char *mp__task_name(mp_task_fn fn);
+mp_task_fn mp__task_lookup(const char *name, size_t len);
+
+#endif /* MULTIPROC_POOL_BACKEND_H */
