@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "conn/conn_io.h"
+#include "os/fdio.h"
 
 /* Descriptors accepted per read; a legitimate peer sends one per sendmsg,
  * and the kernel closes any excess (MSG_CTRUNC). */
@@ -43,22 +44,6 @@
  * otherwise). Atomic because a sender and a receiver thread may both
  * discover it. */
 static atomic_int conn_rwf_nowait = -1;
-
-/* Linux 6.18 gave pwritev2 a flag that keeps a pipe write from raising
- * SIGPIPE: one syscall per send instead of three with the signal mask.
- * -1 unknown, 0 no, 1 yes; probed on first use. */
-#ifndef RWF_NOSIGNAL
-#define RWF_NOSIGNAL 0x00000100
-#endif
-static atomic_int conn_rwf_nosignal = -1;
-
-/* Whether the variable name is set to turn a kernel feature off (tests use
- * this to reach the fallbacks of older kernels). */
-static bool conn_env_off(const char *name)
-{
-    const char *v = secure_getenv(name);
-    return v && *v && *v != '0';
-}
 
 /* ---- readiness ---------------------------------------------------------- */
 
@@ -94,7 +79,7 @@ static bool conn_use_rwf_nowait(const mp_conn *c, bool nowait)
         return false;
     int s = atomic_load_explicit(&conn_rwf_nowait, memory_order_relaxed);
     if (s < 0) {
-        s = !conn_env_off("MP_DISABLE_RWF_NOWAIT");
+        s = !mp__env_off("MP_DISABLE_RWF_NOWAIT");
         atomic_store_explicit(&conn_rwf_nowait, s, memory_order_relaxed);
     }
     return s == 1;
@@ -320,8 +305,8 @@ static ssize_t conn_write_once(mp_conn *c, struct iovec *iov, int cnt, int pass_
         }
         polled = true;
     }
-    int nosig =
-        atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed) == 1 ? RWF_NOSIGNAL : 0;
+    /* Probed already by mp__conn_write_frame: a load. */
+    int nosig = mp__rwf_nosignal(c->fd);
     if (rwf) {
         ssize_t r = pwritev2(c->fd, iov, cnt, -1, RWF_NOWAIT | nosig);
         if (r >= 0 || !conn_no_rwf_nowait(errno))
@@ -339,21 +324,6 @@ static ssize_t conn_write_once(mp_conn *c, struct iovec *iov, int cnt, int pass_
     if (nosig)
         return pwritev2(c->fd, iov, cnt, -1, nosig);
     return writev(c->fd, iov, cnt);
-}
-
-/* An empty write returns before a pipe looks at its readers, but only after
- * the kernel has checked the flags: a safe probe for RWF_NOSIGNAL. */
-static bool conn_has_rwf_nosignal(int fd)
-{
-    int s = atomic_load_explicit(&conn_rwf_nosignal, memory_order_relaxed);
-    if (s < 0) {
-        /* MP_DISABLE_RWF_NOSIGNAL=1 forces the signal-mask path (tests). */
-        struct iovec none = {.iov_base = NULL, .iov_len = 0};
-        s = !conn_env_off("MP_DISABLE_RWF_NOSIGNAL") &&
-            pwritev2(fd, &none, 1, -1, RWF_NOSIGNAL) == 0;
-        atomic_store_explicit(&conn_rwf_nosignal, s, memory_order_relaxed);
-    }
-    return s == 1;
 }
 
 /* Write the whole frame by the deadline; the descriptor, if any, rides on
@@ -391,31 +361,16 @@ static int conn_write_all(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
     return rc;
 }
 
-/* A write to a pipe whose reader is gone raises SIGPIPE, whose default action
- * kills the process. Sockets have MSG_NOSIGNAL, and pipes RWF_NOSIGNAL since
- * Linux 6.18; the library installs no handler. On older kernels SIGPIPE is
- * blocked in this thread for the write, and the one our own write raised is
- * consumed before the caller's mask is restored. Either way the library
- * never raises SIGPIPE in the caller, and leaves the caller's own pending
- * SIGPIPE, if any, alone. */
+/* A write to a pipe whose reader is gone raises SIGPIPE: see os/fdio.h.
+ * Sockets have MSG_NOSIGNAL, pipes RWF_NOSIGNAL since Linux 6.18; on older
+ * kernels the whole frame is written under one mp__sigpipe_guard. */
 int mp__conn_write_frame(mp_conn *c, struct iovec *iov, int cnt, int pass_fd, const mp__deadline *d)
 {
-    if (c->kind == MP__CONN_SOCKET || conn_has_rwf_nosignal(c->fd))
+    if (c->kind == MP__CONN_SOCKET || mp__rwf_nosignal(c->fd))
         return conn_write_all(c, iov, cnt, pass_fd, d);
-    sigset_t set, old, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    bool was_blocked = sigismember(&old, SIGPIPE);
-    /* A SIGPIPE the caller had pending already is theirs, not ours. */
-    bool theirs = was_blocked && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    mp__sigpipe_guard g;
+    mp__sigpipe_block(&g);
     int rc = conn_write_all(c, iov, cnt, pass_fd, d);
-    if (rc == MP_EPIPE && !theirs && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
-        static const struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    if (!was_blocked)
-        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    mp__sigpipe_restore(&g, rc == MP_EPIPE);
     return rc;
 }

@@ -132,17 +132,6 @@ int mp__boot_process(const mp__boot *b, void *args, mp_process **out)
     return 0;
 }
 
-_Noreturn void mp__boot_run(mp_process *p, pid_t ppid, const char *parent_name)
-{
-    mp__registry_child_init(p, ppid, parent_name);
-    p->pid = getpid();
-    int code = p->target ? p->target(p->args, p->args_len) : p->run(p, p->user);
-    mp__registry_exit_cleanup();
-    mp__heap_thread_flush();
-    fflush(NULL);
-    _exit(code & 0xff);
-}
-
 /* Waits until fd is ready for events or the deadline passes (MP_ETIMEDOUT).
  * Without a deadline the socket call itself blocks: nothing to wait for. */
 static int boot_ready(int fd, short events, const mp__deadline *d)

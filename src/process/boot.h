@@ -3,7 +3,8 @@
  *
  * The parent fills it (process/boot.c), sends it with the argument bytes over a
  * socket, and the child (a spawned image, or a child of the fork server)
- * checks it and runs the target (process/spawn.c, process/forkserver_server.c).
+ * checks it and runs the target (process/spawn_child.c,
+ * process/forkserver_server.c).
  * Both sides are the same build of the same program, which the main
  * program's build-id in the message confirms, so the struct is sent as it
  * is. */
@@ -84,10 +85,6 @@ int mp__boot_check(const mp__boot *b);
  * or of another build), MP_EBADMSG, MP_ENOMEM. */
 int mp__boot_process(const mp__boot *b, void *args, mp_process **out);
 
-/* Child side: run the target of p as this process's body and exit with
- * its code, after the same clean-up as a forked child. */
-_Noreturn void mp__boot_run(mp_process *p, pid_t ppid, const char *parent_name);
-
 /* Send and receive all of len bytes on a socket (EINTR retried, no
  * SIGPIPE). Return 0, MP_EEOF (peer closed before the first byte),
  * MP_ETRUNCATED (in the middle), or -errno. */
@@ -126,18 +123,13 @@ void mp__spawn_reap_failed(pid_t pid);
 void mp__spawn_value_format(char *out, int fd, const uint8_t token[MP__BOOT_TOKEN_LEN]);
 int mp__spawn_value_parse(const char *v, int *fd, uint8_t token[MP__BOOT_TOKEN_LEN]);
 
-/* The spawn start method (process/spawn.c) and the fork server
- * (process/forkserver.c), bounded by the start's deadline d. */
-int mp__process_spawn(mp_process *p, const mp__deadline *d);
-int mp__forkserver_start(mp_process *p, const mp__deadline *d);
-/* For a child started by the fork server: 1 with *code when it has exited
- * (the code read from its pidfd, or sent by the server that reaped it), 0
- * while it runs, or MP_ECHILD (the code is lost with its server). */
-int mp__forkserver_status(mp_process *p, int *code);
-/* Whether this process has a fork server now (for the tests' fd counts:
- * its fds are fixed once mp_forkserver_ensure has returned). */
-bool mp__forkserver_running(void);
-/* The server's loop, in a spawned image; never returns. */
+/* process/spawn_child.c: defined beside the constructor that makes a
+ * spawned image a child, and referenced by process/spawn.c only so that a
+ * static link that can spawn takes that file too. */
+extern const char mp__spawn_child_linked;
+
+/* process/forkserver_server.c: the fork server's loop, in a spawned image
+ * (process/spawn_child.c); never returns. */
 _Noreturn void mp__forkserver_main(int sock, const mp__boot *b);
 
 #endif /* MULTIPROC_BOOT_H */

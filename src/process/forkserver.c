@@ -33,19 +33,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "process/boot.h"
 #include "process/forkserver.h"
-
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "process/start_method.h"
 
 typedef struct fs_spare {
     pid_t pid;
@@ -470,7 +464,7 @@ static int fs_place_request(const mp__boot *b, const mp_process *p, fs_spare *sp
         if (rc == 0)
             return 0;
         if (rc != MP_EPIPE) /* it may have read part: it must not run */
-            syscall(SYS_pidfd_send_signal, sp->pidfd, SIGKILL, NULL, 0);
+            (void)mp__pidfd_send_signal(sp->pidfd, SIGKILL);
         close(sp->pidfd);
         fs_give_up(sp->pid);
         if (rc != MP_EPIPE)
@@ -478,7 +472,7 @@ static int fs_place_request(const mp__boot *b, const mp_process *p, fs_spare *sp
     }
 }
 
-int mp__forkserver_start(mp_process *p, const mp__deadline *d)
+static int fs_launch(mp_process *p, const mp__deadline *d)
 {
     mp__boot b;
     int rc = mp__boot_fill(&b, p, MP__BOOT_CHILD);
@@ -531,7 +525,7 @@ static void fs_pause(int i)
 static void fs_wait_pid_freed(int pidfd)
 {
     int64_t until = mp__now_ns() + 10 * 1000000;
-    for (int i = 0; syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0; i++) {
+    for (int i = 0; mp__pidfd_send_signal(pidfd, 0) == 0; i++) {
         if (mp__now_ns() > until)
             break;
         fs_pause(i);
@@ -576,8 +570,7 @@ static int fs_orphan_status(const mp_process *p, int *code)
 {
     siginfo_t info;
     memset(&info, 0, sizeof(info));
-    if (waitid((idtype_t)P_PIDFD, (id_t)p->sentinel, &info, WEXITED | WNOHANG) == 0 &&
-        info.si_pid != 0) {
+    if (mp__pidfd_waitid(p->sentinel, &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0) {
         *code = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
         return 1;
     }
@@ -585,8 +578,7 @@ static int fs_orphan_status(const mp_process *p, int *code)
         return 1;
     /* The pid was still this child's when /proc was read if the child is
      * still not released afterwards. */
-    if (fs_zombie_code(p->pid, code) == 1 &&
-        syscall(SYS_pidfd_send_signal, p->sentinel, 0, NULL, 0) == 0)
+    if (fs_zombie_code(p->pid, code) == 1 && mp__pidfd_send_signal(p->sentinel, 0) == 0)
         return 1;
     return mp__pidfd_exit_code(p->sentinel, code) == 1 ? 1 : MP_ECHILD;
 }
@@ -618,7 +610,10 @@ static int fs_status_by_pidfd(mp_process *p, int *code)
  * must not block the call (the child reads as running meanwhile). */
 #define FS_ANSWER_WAIT 0.1
 
-int mp__forkserver_status(mp_process *p, int *code)
+/* The status of a child of the server: 1 with *code when it has exited (the
+ * code read from its pidfd, or sent by the server that reaped it), 0 while
+ * it runs, or MP_ECHILD (the code is lost with its server). */
+static int fs_status(mp_process *p, int *code)
 {
     struct pollfd pfd = {.fd = p->sentinel, .events = POLLIN};
     if (poll(&pfd, 1, 0) == 0)
@@ -647,3 +642,10 @@ int mp__forkserver_status(mp_process *p, int *code)
     pthread_mutex_unlock(&fs.mu);
     return orphan ? fs_orphan_status(p, code) : rc;
 }
+
+const mp__start_method mp__start_forkserver = {
+    .id = MP_START_FORKSERVER,
+    .name = "forkserver",
+    .launch = fs_launch,
+    .status = fs_status,
+};

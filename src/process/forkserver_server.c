@@ -20,19 +20,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "os/fdio.h"
+#include "os/pidfd.h"
 #include "process/boot.h"
 #include "process/forkserver.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 
 typedef struct srv_child {
     pid_t pid;
@@ -62,7 +56,7 @@ static void srv_wait(pid_t pid)
 static _Noreturn void srv_exit(srv *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        syscall(SYS_pidfd_send_signal, s->kids[i].pidfd, SIGKILL, NULL, 0);
+        (void)mp__pidfd_send_signal(s->kids[i].pidfd, SIGKILL);
     for (size_t i = 0; i < s->n; i++)
         srv_wait(s->kids[i].pid);
     _exit(0);
@@ -147,7 +141,7 @@ static _Noreturn void srv_spare_main(int chan, const struct sigaction *sigint)
     if (rc < 0 || srv_place_fds(fds, b.pass_fds, n_fds) < 0)
         _exit(255);
     sigaction(SIGINT, sigint, NULL);
-    mp__boot_run(p, b.ppid, b.parent_name);
+    mp__process_child_main(p, b.ppid, b.parent_name);
 }
 
 /* Forks a spare and announces it, or announces why not (and forks no more
@@ -220,7 +214,7 @@ static void srv_child_exited(srv *s, size_t i)
         memset(&info, 0, sizeof(info));
         int r;
         do
-            r = waitid((idtype_t)P_PIDFD, (id_t)s->kids[i].pidfd, &info, WEXITED | WNOHANG);
+            r = mp__pidfd_waitid(s->kids[i].pidfd, &info, WEXITED | WNOHANG);
         while (r < 0 && errno == EINTR);
         if (r == 0 && info.si_pid == 0)
             return; /* not yet */
@@ -251,8 +245,7 @@ static void srv_read_socket(srv *s)
  * run the other way on any kernel. */
 static bool srv_probe_exit_by_pidfd(void)
 {
-    const char *off = secure_getenv("MP_DISABLE_PIDFD_EXIT");
-    if (off && *off && *off != '0')
+    if (mp__env_off("MP_DISABLE_PIDFD_EXIT"))
         return false;
     struct sigaction ign = {.sa_handler = SIG_IGN};
     struct sigaction dfl = {.sa_handler = SIG_DFL};

@@ -1,4 +1,6 @@
-/* Processes: the public API over process/process_fork.c and process/registry.c. */
+/* Processes: the public API, the exit status of a child (through the table
+ * of the method that started it), the body of every child, and the
+ * clean-up of this process's children at exit. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +8,61 @@
 #include <unistd.h>
 
 #include "heap/heap.h"
-#include "process/process_internal.h"
+#include "os/pidfd.h"
+#include "process/start_method.h"
+
+/* ---- exit status and signals -------------------------------------------- */
+
+int mp__process_try_reap(mp_process *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int reaped = 1;
+    if (p->state == MP__RUNNING) {
+        int code = 0;
+        int r = mp__start_method_of(p->method)->status(p, &code);
+        if (r < 0) {
+            /* ECHILD: someone else (a waitpid(-1) elsewhere in the program,
+             * or SIGCHLD set to SIG_IGN) took the status, or the fork server
+             * that reported it is gone. The child is gone; its exit code is
+             * lost. */
+            p->status_lost = true;
+            p->state = MP__REAPED;
+            mp__debug("process %d was reaped by someone else", (int)p->pid);
+        } else if (r == 0) {
+            reaped = 0;
+        } else {
+            p->exitcode = code;
+            p->state = MP__REAPED;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    /* The registry's own lock guards `linked`: unlinking checks it there (a
+     * read of it here, under p->mu, would race with another thread's unlink). */
+    if (reaped)
+        mp__registry_unlink(p);
+    return reaped;
+}
+
+int mp__process_signal(mp_process *p, int sig)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    /* Under the lock no other thread can reap, so the pid cannot have been
+     * reused by the time kill() runs; a pidfd makes it exact anyway. */
+    if (p->state == MP__RUNNING) {
+        int r;
+        if (p->sentinel_is_pidfd)
+            r = mp__pidfd_send_signal(p->sentinel, sig);
+        else
+            r = kill(p->pid, sig);
+        if (r < 0 && errno != ESRCH)
+            rc = mp__errno();
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* ---- the API ------------------------------------------------------------- */
 
 static int mp__check_opts(const mp_process_opts *o)
 {
@@ -98,6 +154,85 @@ static int mp__check_child(mp_process *p)
     return rc;
 }
 
+/* ---- children at exit, and the body of a child ----------------------------- */
+
+int mp_active_children(mp_process **out, size_t cap)
+{
+    if (!out && cap > 0)
+        return MP_EINVAL;
+    mp_process **v = NULL;
+    int n = mp__registry_snapshot(&v);
+    if (n < 0)
+        return n;
+    int alive = 0;
+    for (int i = 0; i < n; i++) {
+        if (mp__process_try_reap(v[i]))
+            continue;
+        if ((size_t)alive < cap)
+            out[alive] = v[i];
+        alive++;
+    }
+    free(v);
+    return alive;
+}
+
+/* Terminate daemon children, join the others (at exit, like Python). */
+static void mp__exit_cleanup(void)
+{
+    mp_process **v = NULL;
+    int n = mp__registry_snapshot(&v);
+    if (n <= 0)
+        return;
+    for (int i = 0; i < n; i++)
+        if (v[i]->daemon)
+            mp_process_terminate(v[i]);
+    for (int i = 0; i < n; i++)
+        if (!v[i]->daemon)
+            mp_process_join(v[i], MP_FOREVER);
+    free(v);
+}
+
+static pthread_once_t mp__atexit_once = PTHREAD_ONCE_INIT;
+
+static void mp__atexit_handler(void)
+{
+    /* Only the process that registered the handler runs it: a child made by
+     * the library leaves through _exit, and a plain fork()ed child has an
+     * empty list. */
+    mp__exit_cleanup();
+}
+
+static void mp__register_atexit(void)
+{
+    atexit(mp__atexit_handler);
+}
+
+/* Registers the atexit handler once. */
+static void mp__ensure_atexit(void)
+{
+    mp__registry_init();
+    pthread_once(&mp__atexit_once, mp__register_atexit);
+}
+
+/* _exit through a pointer: the pointer is relocated when the program loads,
+ * whereas a direct call would be resolved lazily in each child (volatile,
+ * so that the compiler does not turn it back into a direct call). */
+static void (*volatile const mp__exit_fn)(int) = _exit;
+
+_Noreturn void mp__process_child_main(mp_process *p, pid_t ppid, const char *parent_name)
+{
+    p->pid = getpid();
+    mp__registry_child_init(p, ppid, parent_name);
+    int code = p->target ? p->target(p->args, p->args_len) : p->run(p, p->user);
+    /* Like Python's child bootstrap: deal with our own children, flush stdio,
+     * and leave without running the parent's atexit handlers. */
+    mp__exit_cleanup();
+    mp__heap_thread_flush();
+    fflush(NULL);
+    mp__exit_fn(code & 0xff);
+    __builtin_unreachable();
+}
+
 int mp_process_start(mp_process *p)
 {
     if (!p)
@@ -106,7 +241,7 @@ int mp_process_start(mp_process *p)
         return MP_EPERM;
     mp__deadline d;
     mp__deadline_init(&d, p->start_timeout);
-    mp__registry_ensure_atexit();
+    mp__ensure_atexit();
     /* The heap must exist before the fork for the child to share it, and
      * to see the objects made after it started. */
     int rc = mp__heap_ensure();
@@ -116,6 +251,8 @@ int mp_process_start(mp_process *p)
     rc = p->closed ? MP_ECLOSED : p->state != MP__CREATED ? MP_ESTARTED : 0;
     if (rc == 0)
         rc = mp__process_launch(p, &d);
+    if (rc == MP__LAUNCHED_CHILD)
+        mp__process_child_main(p, p->owner, NULL);
     if (rc == 0)
         p->state = MP__RUNNING;
     pthread_mutex_unlock(&p->mu);

@@ -1,6 +1,20 @@
-/* The process object and the parts of the process module shared between
- * process/process.c (the API), process/process_fork.c (fork, pidfd, reaping) and
- * process/registry.c (this process's children, current and parent objects). */
+/* The process object, and the parts of the process module that the files
+ * of the module (and the modules above it) share. Not installed.
+ *
+ * Who owns what, bottom to top (a file uses only those before it):
+ *   process/registry.c       this process's children (a plain list), the
+ *                            identities, the current and parent objects
+ *   process/boot.c           the start message of spawn and forkserver
+ *   process/process_fork.c   the fork method; the status of our own child
+ *   process/spawn.c          the spawn method (the parent's side)
+ *   process/forkserver.c     the forkserver method (the parent's side)
+ *   process/start_method.c   the default method; method -> table
+ *                            (process/start_method.h)
+ *   process/process.c        the API, reaping and signals through the
+ *                            tables, the body of every child, the clean-up
+ *                            of children at exit
+ *   process/forkserver_server.c  the fork server (a spawned image)
+ *   process/spawn_child.c    the entry of a spawned image (before main) */
 #ifndef MULTIPROC_PROCESS_INTERNAL_H
 #define MULTIPROC_PROCESS_INTERNAL_H
 
@@ -67,43 +81,35 @@ struct mp_process {
     bool linked;
 };
 
-/* process/start_method.c: start p by its method (fork, spawn or forkserver), by
- * the deadline d (which fork, never blocking, does not need). */
-int mp__process_launch(mp_process *p, const mp__deadline *d);
-
-/* process/process_fork.c */
-int mp__process_fork(mp_process *p);
+/* process/process.c */
 /* Check (without blocking) whether the child exited; reap it if so.
  * Returns 1 if reaped (now or before), 0 if still running. Takes p->mu. */
 int mp__process_try_reap(mp_process *p);
 /* Send sig unless the child was already reaped. Takes p->mu. */
 int mp__process_signal(mp_process *p, int sig);
-/* Open a pidfd for pid, or -1 with the fallback in use (or on error). */
-int mp__pidfd_open(pid_t pid);
-/* The exit code that the kernel keeps with a pidfd once its process is
- * released (PIDFD_INFO_EXIT, Linux 6.15): 1 with *code, 0 while it is not
- * there (the process runs, or is a zombie nobody reaped yet), or -errno
- * (ENOTTY, EINVAL: the kernel is older). */
-int mp__pidfd_exit_code(int pidfd, int *code);
-/* True when pidfds work here (probed once; MP_DISABLE_PIDFD=1 forces the
- * fallback, for tests). */
-bool mp__pidfd_supported(void);
-/* The child side after fork: never returns. */
-_Noreturn void mp__child_main(mp_process *p, pid_t ppid, int fallback_wfd);
+/* The body of every child, in the child (after a fork, or in a spawned
+ * image or a child of the fork server once p is rebuilt from its start
+ * message): become p, run its target, deal with its own children, flush
+ * stdio and exit with the target's code. parent_name: NULL after a fork
+ * (the parent's object is in our copy of its memory), the name sent by the
+ * parent otherwise. */
+_Noreturn void mp__process_child_main(mp_process *p, pid_t ppid, const char *parent_name);
 
-/* process/registry.c */
+/* process/registry.c: calls nothing above it. */
+/* Registers the registry's fork handler once (linking does it too). */
+void mp__registry_init(void);
 void mp__registry_link(mp_process *p);
 void mp__registry_unlink(mp_process *p);
+/* The linked children, into a malloc'd array (*out; NULL when none):
+ * returns how many, or MP_ENOMEM. The registry lock is not held after it
+ * (a check of a child may unlink it), so the array is valid only while no
+ * other thread destroys those objects, which the API documents. */
+int mp__registry_snapshot(mp_process ***out);
 /* Assign the next identity ("N" or "<self>:N") to a new process. */
 void mp__next_identity(char *ident, size_t cap);
-/* Called in the child right after fork: reset the registry, become p. */
-/* parent_name: NULL after a fork (the parent's object is in our copy of its
- * memory), the name sent by the parent after spawn. */
+/* Called in the child right after its start: reset the registry, become
+ * p (parent_name as for mp__process_child_main). */
 void mp__registry_child_init(mp_process *p, pid_t ppid, const char *parent_name);
-/* Terminate daemon children, join the others (at exit, like Python). */
-void mp__registry_exit_cleanup(void);
-/* Register the atexit handler once. */
-void mp__registry_ensure_atexit(void);
 bool mp__is_current(const mp_process *p);
 
 #endif /* MULTIPROC_PROCESS_INTERNAL_H */

@@ -1,4 +1,6 @@
-/* This process's running children, its own process object and its parent's.
+/* This process's running children (a plain list: link, unlink, snapshot),
+ * identities, its own process object and its parent's. Calls nothing of
+ * the process module above it.
  *
  * Lock order: the registry lock may be taken while holding nothing, or
  * before a process's own lock; never the other way round. */
@@ -7,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "process/process_internal.h"
 
 static pthread_mutex_t mp__reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -39,6 +42,11 @@ static pthread_once_t mp__reg_once = PTHREAD_ONCE_INIT;
 static void mp__reg_init(void)
 {
     pthread_atfork(NULL, NULL, mp__atfork_child);
+}
+
+void mp__registry_init(void)
+{
+    pthread_once(&mp__reg_once, mp__reg_init);
 }
 
 void mp__registry_link(mp_process *p)
@@ -142,11 +150,7 @@ mp_process *mp_parent_process(void)
     return r;
 }
 
-/* Snapshot the running children; each check may reap and unlink, which
- * takes the registry lock, so it is not held across the checks. The
- * snapshot is only valid while no other thread destroys those objects,
- * which the API documents. */
-static int mp__snapshot(mp_process ***out)
+int mp__registry_snapshot(mp_process ***out)
 {
     pthread_mutex_lock(&mp__reg_mu);
     int n = 0;
@@ -163,60 +167,4 @@ static int mp__snapshot(mp_process ***out)
     pthread_mutex_unlock(&mp__reg_mu);
     *out = v;
     return n;
-}
-
-int mp_active_children(mp_process **out, size_t cap)
-{
-    if (!out && cap > 0)
-        return MP_EINVAL;
-    mp_process **v = NULL;
-    int n = mp__snapshot(&v);
-    if (n < 0)
-        return n;
-    int alive = 0;
-    for (int i = 0; i < n; i++) {
-        if (mp__process_try_reap(v[i]))
-            continue;
-        if ((size_t)alive < cap)
-            out[alive] = v[i];
-        alive++;
-    }
-    free(v);
-    return alive;
-}
-
-void mp__registry_exit_cleanup(void)
-{
-    mp_process **v = NULL;
-    int n = mp__snapshot(&v);
-    if (n <= 0)
-        return;
-    for (int i = 0; i < n; i++)
-        if (v[i]->daemon)
-            mp_process_terminate(v[i]);
-    for (int i = 0; i < n; i++)
-        if (!v[i]->daemon)
-            mp_process_join(v[i], MP_FOREVER);
-    free(v);
-}
-
-static pthread_once_t mp__atexit_once = PTHREAD_ONCE_INIT;
-
-static void mp__atexit_handler(void)
-{
-    /* Only the process that registered the handler runs it: a child made by
-     * the library leaves through _exit, and a plain fork()ed child has an
-     * empty list. */
-    mp__registry_exit_cleanup();
-}
-
-static void mp__register_atexit(void)
-{
-    atexit(mp__atexit_handler);
-}
-
-void mp__registry_ensure_atexit(void)
-{
-    pthread_once(&mp__reg_once, mp__reg_init);
-    pthread_once(&mp__atexit_once, mp__register_atexit);
 }

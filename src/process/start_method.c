@@ -1,11 +1,17 @@
-/* Start methods: the process-wide default and the dispatch of a start. */
-#include <dirent.h>
+/* Start methods: the process-wide default, and the one place that maps a
+ * method to its table (process/start_method.h). */
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "process/boot.h"
+#include "process/start_method.h"
+
+static const mp__start_method *const mp__start_methods[] = {
+    [MP_START_FORK] = &mp__start_fork,
+    [MP_START_SPAWN] = &mp__start_spawn,
+    [MP_START_FORKSERVER] = &mp__start_forkserver,
+};
 
 /* 0 while unset: the environment decides on first use. */
 static _Atomic int mp__default_method;
@@ -13,18 +19,27 @@ static _Atomic int mp__default_method;
 static mp_start_method mp__method_from_env(void)
 {
     const char *v = secure_getenv("MP_START_METHOD");
-    if (v && strcmp(v, "spawn") == 0)
-        return MP_START_SPAWN;
-    if (v && strcmp(v, "forkserver") == 0)
-        return MP_START_FORKSERVER;
-    if (v && *v && strcmp(v, "fork") != 0)
+    if (v && *v) {
+        for (size_t i = 1; i < MP__ARRAY_LEN(mp__start_methods); i++)
+            if (strcmp(v, mp__start_methods[i]->name) == 0)
+                return mp__start_methods[i]->id;
         mp__debug("MP_START_METHOD=%s is not a start method; using fork", v);
+    }
     return MP_START_FORK;
+}
+
+const mp__start_method *mp__start_method_of(mp_start_method method)
+{
+    if (method == MP_START_DEFAULT)
+        method = mp_get_start_method();
+    if (method <= MP_START_DEFAULT || (size_t)method >= MP__ARRAY_LEN(mp__start_methods))
+        return NULL;
+    return mp__start_methods[method];
 }
 
 int mp_set_start_method(mp_start_method method)
 {
-    if (method < MP_START_DEFAULT || method > MP_START_FORKSERVER)
+    if (method != MP_START_DEFAULT && !mp__start_method_of(method))
         return MP_EINVAL;
     atomic_store(&mp__default_method, (int)method);
     return 0;
@@ -38,35 +53,13 @@ mp_start_method mp_get_start_method(void)
 
 const char *mp_start_method_name(mp_start_method method)
 {
-    switch (method) {
-    case MP_START_FORK:
-        return "fork";
-    case MP_START_SPAWN:
-        return "spawn";
-    case MP_START_FORKSERVER:
-        return "forkserver";
-    case MP_START_DEFAULT:
-        return mp_start_method_name(mp_get_start_method());
-    }
-    return "?";
+    const mp__start_method *m = mp__start_method_of(method);
+    return m ? m->name : "?";
 }
 
 mp_start_method mp_process_start_method(const mp_process *p)
 {
     return p ? p->method : MP_START_DEFAULT;
-}
-
-/* Threads of this process, from /proc/self/task; 0 if unknown. */
-static int mp__thread_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return 0;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* Every fd to pass must be open, whatever the method (a forked child would
@@ -84,22 +77,5 @@ int mp__process_launch(mp_process *p, const mp__deadline *d)
     int rc = mp__check_pass_fds(p);
     if (rc < 0)
         return rc;
-    switch (p->method) {
-    case MP_START_SPAWN:
-        return mp__process_spawn(p, d);
-    case MP_START_FORKSERVER:
-        return mp__forkserver_start(p, d);
-    default:
-        break;
-    }
-    /* Only under MP_DEBUG: counting threads costs a directory scan. */
-    if (mp__debug_enabled()) {
-        int n = mp__thread_count();
-        if (n > 1)
-            mp__debug("fork with %d threads: only the calling thread exists in the child, "
-                      "and locks held by the others stay locked there; consider the "
-                      "spawn or forkserver start method",
-                      n);
-    }
-    return mp__process_fork(p);
+    return mp__start_method_of(p->method)->launch(p, d);
 }

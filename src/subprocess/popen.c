@@ -3,19 +3,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "subprocess/popen_internal.h"
-#include "process/process_internal.h"
-
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 /* How long a kill waits for the child to die before giving up (a child in
  * uninterruptible sleep cannot die until the kernel lets it). */
@@ -61,7 +53,7 @@ static int mp__popen_reap(mp_popen *p, bool block)
     int r;
     do {
         if (p->pidfd >= 0)
-            r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &info, flags);
+            r = mp__pidfd_waitid(p->pidfd, &info, flags);
         else
             r = waitid(P_PID, (id_t)p->pid, &info, flags);
     } while (r < 0 && errno == EINTR);
@@ -249,7 +241,7 @@ int mp_popen_send_signal(mp_popen *p, int sig)
         return 0;
     int r;
     if (p->pidfd >= 0)
-        r = (int)syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+        r = mp__pidfd_send_signal(p->pidfd, sig);
     else
         r = kill(p->pid, sig); /* not reaped: the pid is still ours */
     return r < 0 && errno != ESRCH ? mp__errno() : 0;

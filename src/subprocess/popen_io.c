@@ -9,17 +9,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "os/fdio.h"
 #include "subprocess/popen_internal.h"
-
-#ifndef RWF_NOSIGNAL
-#define RWF_NOSIGNAL 0x00000100
-#endif
 
 /* Reads grow the output buffer to have at least this much room. */
 #define MP__READ_CHUNK ((size_t)256 << 10)
-
-/* -1 unknown, 0 no, 1 yes: whether pwritev2 knows RWF_NOSIGNAL (6.18). */
-static atomic_int mp__nosignal = -1;
 
 int mp__comm_init(mp__comm *c)
 {
@@ -33,40 +27,6 @@ int mp__comm_init(mp__comm *c)
             return mp__errno();
     }
     return 0;
-}
-
-/* A write that cannot raise SIGPIPE: RWF_NOSIGNAL where the kernel has it,
- * else with SIGPIPE blocked in this thread and our own one consumed (a
- * SIGPIPE the caller already had pending is left alone). */
-static ssize_t mp__write_nosignal(int fd, const void *buf, size_t len)
-{
-    struct iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
-    if (atomic_load_explicit(&mp__nosignal, memory_order_relaxed) != 0) {
-        ssize_t w = pwritev2(fd, &iov, 1, -1, RWF_NOSIGNAL);
-        if (w >= 0 || (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)) {
-            atomic_store_explicit(&mp__nosignal, 1, memory_order_relaxed);
-            return w;
-        }
-        atomic_store_explicit(&mp__nosignal, 0, memory_order_relaxed);
-    }
-    sigset_t set, old, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    bool was_blocked = sigismember(&old, SIGPIPE);
-    bool theirs = was_blocked && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t w = write(fd, buf, len);
-    int saved = errno;
-    if (w < 0 && saved == EPIPE && !theirs && sigpending(&pending) == 0 &&
-        sigismember(&pending, SIGPIPE)) {
-        static const struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    if (!was_blocked)
-        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    errno = saved;
-    return w;
 }
 
 ssize_t mp__pipe_read(int fd, void *buf, size_t cap, const mp__deadline *d)

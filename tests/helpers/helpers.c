@@ -4,7 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "process/boot.h"
+#include "process/start_method.h"
 #include "mp_test.h"
 
 int mp_test_fd_count(void)
