@@ -4,7 +4,7 @@
 
 #include "containers/dict_internal.h"
 #include "heap/heap.h"
-#include "redis/redis_dispatch.h"
+#include "containers/containers_remote.h"
 
 static size_t dict_size(uint32_t nshards)
 {
@@ -60,7 +60,12 @@ static void table_free(mp__table *t)
 
 void mp_dict_destroy(mp_dict *d)
 {
-    MP__REDIS_DISPATCH_VOID(d, mp__rdict_destroy(d));
+    if (mp__obj_is_remote(d)) {
+        const mp__dict_ops *ops = mp__dict_remote(d);
+        if (ops)
+            ops->destroy(d);
+        return;
+    }
     if (mp__dict_check(d) < 0 || (d->head.flags & MP__OBJ_NAMED))
         return;
     d->head.magic = 0;
@@ -223,7 +228,8 @@ int mp__dict_publish(mp_dict *d, mp__blob *b, bool only_if_absent, mp__blob **ol
 
 int mp_dict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value)
 {
-    MP__REDIS_DISPATCH(d, mp__rdict_set_item(d, key, key_len, value));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), set_item, d, key, key_len, value);
     int rc = mp__dict_check(d);
     if (rc == 0)
         rc = mp__key_check(key, key_len);
@@ -276,7 +282,8 @@ typedef int (*read_fn)(const mp__blob *b, void *arg);
 /* Runs fn on key's blob with its shard locked; MP_ENOENT when absent. */
 static int dict_read(const mp_dict *cd, const void *key, size_t klen, read_fn fn, void *arg)
 {
-    MP__REDIS_DISPATCH(cd, mp__rdict_read(cd, key, klen, fn, arg));
+    if (mp__obj_is_remote(cd))
+        return MP__REMOTE_CALL(mp__dict_remote(cd), read, cd, key, klen, fn, arg);
     int rc = mp__dict_check(cd);
     if (rc == 0)
         rc = mp__key_check(key, klen);
@@ -420,7 +427,8 @@ int mp_dict_len(const mp_dict *cd, size_t *out)
 {
     if (out == NULL)
         return MP_EINVAL;
-    MP__REDIS_DISPATCH(cd, mp__rdict_len(cd, out));
+    if (mp__obj_is_remote(cd))
+        return MP__REMOTE_CALL(mp__dict_remote(cd), len, cd, out);
     int rc = mp__dict_check(cd);
     if (rc < 0)
         return rc;
@@ -476,7 +484,8 @@ static mp__blob *shard_remove(mp__shard *sh, long idx)
 
 int mp_dict_delete(mp_dict *d, const void *key, size_t key_len)
 {
-    MP__REDIS_DISPATCH(d, mp__rdict_delete(d, key, key_len));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), delete, d, key, key_len);
     locked_key lk;
     int rc = lock_key(d, key, key_len, &lk);
     if (rc < 0)
@@ -492,7 +501,8 @@ int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t 
 {
     if (out == NULL || out_len == NULL)
         return MP_EINVAL;
-    MP__REDIS_DISPATCH(d, mp__rdict_pop(d, key, key_len, out, out_len, type));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), pop, d, key, key_len, out, out_len, type);
     locked_key lk;
     int rc = lock_key(d, key, key_len, &lk);
     if (rc < 0)
@@ -514,7 +524,9 @@ int mp_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_ite
 {
     if (out != NULL && out_len == NULL)
         return MP_EINVAL;
-    MP__REDIS_DISPATCH(d, mp__rdict_setdefault(d, key, key_len, def, out, out_len, type));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), setdefault, d, key, key_len, def, out, out_len,
+                               type);
     int rc = mp__dict_check(d);
     if (rc == 0)
         rc = mp__key_check(key, key_len);
@@ -586,7 +598,8 @@ int mp_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_upd
 {
     if (fn == NULL)
         return MP_EINVAL;
-    MP__REDIS_DISPATCH(d, mp__rdict_update_with(d, key, key_len, fn, user));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), update_with, d, key, key_len, fn, user);
     locked_key lk;
     int rc = lock_key(d, key, key_len, &lk);
     if (rc < 0)

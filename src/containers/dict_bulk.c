@@ -5,7 +5,7 @@
 
 #include "containers/dict_internal.h"
 #include "heap/heap.h"
-#include "redis/redis_dispatch.h"
+#include "containers/containers_remote.h"
 
 /* Visits every live blob of a dict whose shards are all locked. */
 static void for_each_blob(const mp_dict *d, void (*fn)(const mp__blob *, void *), void *arg)
@@ -38,7 +38,8 @@ int mp__dict_snapshot(const mp_dict *cd, unsigned what, mp_snapshot **out)
 {
     if (out == NULL)
         return MP_EINVAL;
-    MP__REDIS_DISPATCH(cd, mp__rdict_snapshot(cd, what, out));
+    if (mp__obj_is_remote(cd))
+        return MP__REMOTE_CALL(mp__dict_remote(cd), snapshot, cd, what, out);
     int rc = mp__dict_check(cd);
     if (rc < 0)
         return rc;
@@ -77,7 +78,8 @@ int mp_dict_items(const mp_dict *d, mp_snapshot **out)
 
 int mp_dict_clear(mp_dict *d)
 {
-    MP__REDIS_DISPATCH(d, mp__rdict_clear(d));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), clear, d);
     int rc = mp__dict_check(d);
     if (rc < 0)
         return rc;
@@ -108,7 +110,7 @@ int mp_dict_update(mp_dict *dst, const mp_dict *src)
 {
     /* Through the public calls, so that src and dst may be of either
      * backend. */
-    int rc = mp__obj_is_redis(dst) ? 0 : mp__dict_check(dst);
+    int rc = mp__obj_is_remote(dst) ? 0 : mp__dict_check(dst);
     if (rc < 0)
         return rc;
     mp_snapshot *s = NULL;
@@ -170,7 +172,8 @@ static int add_fn(mp_dict_change *u, void *user)
 
 int mp_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result)
 {
-    MP__REDIS_DISPATCH(d, mp__rdict_add_int64(d, key, delta, result));
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), add_int64, d, key, delta, result);
     if (key == NULL)
         return MP_EINVAL;
     add_args a = {.delta = delta};

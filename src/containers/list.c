@@ -9,7 +9,7 @@
 
 #include "heap/heap.h"
 #include "containers/item_internal.h"
-#include "redis/redis_dispatch.h"
+#include "containers/containers_remote.h"
 
 typedef struct mp__larr {
     size_t cap;
@@ -72,7 +72,12 @@ static void arr_free(mp__larr *a, bool items)
 
 void mp_list_destroy(mp_list *l)
 {
-    MP__REDIS_DISPATCH_VOID(l, mp__rlist_destroy(l));
+    if (mp__obj_is_remote(l)) {
+        const mp__list_ops *ops = mp__list_remote(l);
+        if (ops)
+            ops->destroy(l);
+        return;
+    }
     if (list_check(l) < 0 || (l->head.flags & MP__OBJ_NAMED))
         return;
     l->head.magic = 0;
@@ -157,7 +162,8 @@ static int append_locked(mp_list *l, mp__blob **b, size_t n, mp__larr **old_arr)
 
 int mp_list_extend(mp_list *l, const mp_item *items, size_t n)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_extend(l, items, n));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), extend, l, items, n);
     int rc = list_check(l);
     if (rc == 0 && items == NULL && n != 0)
         rc = MP_EINVAL;
@@ -189,7 +195,8 @@ int mp_list_append(mp_list *l, const mp_item *v)
 
 int mp_list_insert(mp_list *l, long index, const mp_item *v)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_insert(l, index, v));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), insert, l, index, v);
     int rc = list_check(l);
     if (rc < 0 || v == NULL)
         return rc < 0 ? rc : MP_EINVAL;
@@ -225,7 +232,8 @@ out:
 
 int mp_list_set(mp_list *l, long index, const mp_item *v)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_set(l, index, v));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), set, l, index, v);
     int rc = list_check(l);
     if (rc < 0 || v == NULL)
         return rc < 0 ? rc : MP_EINVAL;
@@ -272,7 +280,8 @@ static int remove_locked(mp_list *l, size_t i, mp__blob **gone, mp__larr **old_a
 
 int mp_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_pop(l, index, out, out_len, type));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), pop, l, index, out, out_len, type);
     int rc = list_check(l);
     if (rc == 0 && out && !out_len)
         rc = MP_EINVAL;
@@ -300,7 +309,8 @@ int mp_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_typ
 
 int mp_list_remove(mp_list *l, const mp_item *v)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_remove(l, v));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), remove, l, v);
     int rc = list_check(l);
     if (rc == 0)
         rc = mp__item_check(v);
@@ -328,7 +338,8 @@ int mp_list_remove(mp_list *l, const mp_item *v)
 
 int mp_list_clear(mp_list *l)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_clear(l));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), clear, l);
     int rc = list_check(l);
     if (rc == 0)
         rc = list_lock(l);
@@ -343,7 +354,8 @@ int mp_list_clear(mp_list *l)
 
 int mp_list_len(const mp_list *l, size_t *out)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_len(l, out));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), len, l, out);
     int rc = list_check(l);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
@@ -359,7 +371,8 @@ int mp_list_len(const mp_list *l, size_t *out)
 /* Runs fn on item index with the list locked. */
 static int list_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_read(l, index, fn, arg));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), read, l, index, fn, arg);
     int rc = list_check(l);
     if (rc == 0)
         rc = list_lock(l);
@@ -458,7 +471,8 @@ static size_t clamp_bound(long i, size_t len)
 
 int mp_list_slice(const mp_list *l, long start, long stop, mp_snapshot **out)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_slice(l, start, stop, out));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), slice, l, start, stop, out);
     int rc = list_check(l);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
@@ -544,7 +558,8 @@ static int pair_cmp(const void *pa, const void *pb, void *arg)
 
 int mp_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
 {
-    MP__REDIS_DISPATCH(l, mp__rlist_sort(l, cmp, user));
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), sort, l, cmp, user);
     int rc = list_check(l);
     if (rc == 0)
         rc = list_lock(l);

@@ -3,27 +3,29 @@
 #include <string.h>
 
 #include "heap/heap.h"
-#include "containers/item_internal.h"
+#include "containers/containers_remote.h"
 
 struct mp_namespace {
     mp__obj_head head;
     mp_dict *d;
 };
+/* The wrapper of a remote dict is a remote handle too: mp__obj_is_remote
+ * probes an mp__remote_head's bytes (the dict pointer stands where a
+ * handle's table is; the namespace has none and never reads it). */
+_Static_assert(sizeof(struct mp_namespace) >= sizeof(mp__remote_head),
+               "a namespace wrapper covers a remote head");
 
 static int ns_check(const mp_namespace *ns)
 {
-#ifdef MP_HAVE_REDIS
     /* A namespace of another backend is a process-local wrapper around a
-     * dict handle of that backend (mp__namespace_wrap). */
-    if (mp__obj_is_redis(ns))
+     * dict handle of that backend (mp__namespace_wrap): it has no
+     * operation table, its functions go through the dict's. */
+    if (mp__obj_is_remote(ns))
         return ns->head.magic == MP__MAGIC_NAMESPACE ? 0 : MP_EINVAL;
-#endif
     return mp__obj_check(ns, sizeof(*ns), MP__MAGIC_NAMESPACE) ? 0 : MP_EINVAL;
 }
 
 #ifdef MP_HAVE_REDIS
-int mp__namespace_wrap(mp_namespace **out, mp_dict *d);
-
 int mp__namespace_wrap(mp_namespace **out, mp_dict *d)
 {
     mp_namespace *ns = malloc(sizeof(*ns));

@@ -248,7 +248,12 @@ fail:
 
 void mp_queue_destroy(mp_queue *q)
 {
-    MP__REDIS_DISPATCH_VOID(q, mp__rqueue_close((mp__rqueue *)(void *)q));
+    if (mp__obj_is_remote(q)) {
+        const mp__queue_ops *ops = mp__queue_remote(q);
+        if (ops)
+            ops->destroy(q);
+        return;
+    }
     if (!mp__queue_valid(q) || mp__obj_named(q))
         return;
     q->head.magic = 0;
@@ -341,7 +346,8 @@ static int mp__put_large(mp_queue *q, const void *data, size_t len, double timeo
 
 int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_put((mp__rqueue *)(void *)q, data, len, timeout));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), put, q, data, len, timeout);
     int rc = mp__put_check(q, data, len);
     if (rc < 0)
         return rc;
@@ -376,7 +382,8 @@ int mp_queue_put_nowait(mp_queue *q, const void *data, size_t len)
 
 int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double timeout)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_put_many((mp__rqueue *)(void *)q, msgs, n, timeout));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), put_many, q, msgs, n, timeout);
     if (!mp__queue_valid(q) || (!msgs && n > 0) || n > INT_MAX)
         return MP_EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -423,7 +430,8 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
 
 int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), reserve, q, len, buf, timeout);
     int rc = mp__put_check(q, NULL, 0);
     if (rc < 0 || !buf)
         return rc < 0 ? rc : MP_EINVAL;
@@ -458,7 +466,8 @@ static int mp__check_holder(const mp__qrec *r, uint64_t want)
 
 int mp_queue_commit(mp_queue *q, void *buf)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), commit, q, buf);
     mp__qrec *r;
     int rc = mp__queue_lock_rec(q, buf, &r);
     if (rc < 0)
@@ -476,7 +485,8 @@ int mp_queue_commit(mp_queue *q, void *buf)
 
 int mp_queue_abort(mp_queue *q, void *buf)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), abort, q, buf);
     mp__qrec *r;
     int rc = mp__queue_lock_rec(q, buf, &r);
     if (rc < 0)
@@ -495,7 +505,8 @@ int mp_queue_abort(mp_queue *q, void *buf)
 
 int mp_queue_close(mp_queue *q)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), close, q);
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     int rc = mp__queue_lock(q);
@@ -511,7 +522,8 @@ int mp_queue_close(mp_queue *q)
 
 int mp_queue_qsize(mp_queue *q, size_t *n)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_qsize((mp__rqueue *)(void *)q, n));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), qsize, q, n);
     if (!mp__queue_valid(q) || !n)
         return MP_EINVAL;
     /* A slot left claimed by a dead producer must not count. */
@@ -523,7 +535,8 @@ int mp_queue_qsize(mp_queue *q, size_t *n)
 
 int mp_queue_empty(mp_queue *q)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_empty((mp__rqueue *)(void *)q));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), empty, q);
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     if (mp__qring_state(q) == MP__QR_BUSY)
@@ -533,7 +546,8 @@ int mp_queue_empty(mp_queue *q)
 
 int mp_queue_full(mp_queue *q)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_full((mp__rqueue *)(void *)q));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), full, q);
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     int rc = mp__queue_lock(q);

@@ -139,7 +139,8 @@ static int mp__deliver(mp_queue *q, mp__qrec *r, void *dst)
 
 int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_get_into((mp__rqueue *)(void *)q, buf, cap, len, timeout));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), get_into, q, buf, cap, len, timeout);
     if (!mp__queue_valid(q) || !len || (!buf && cap > 0) || isnan(timeout))
         return MP_EINVAL;
     mp__deadline d;
@@ -172,7 +173,8 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double ti
 
 int mp_queue_get(mp_queue *q, void **data, size_t *len, double timeout)
 {
-    MP__REDIS_DISPATCH(q, mp__rqueue_get((mp__rqueue *)(void *)q, data, len, timeout));
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), get, q, data, len, timeout);
     if (!mp__queue_valid(q) || !data || !len || isnan(timeout))
         return MP_EINVAL;
     /* Allocated before anything is taken, so that a failure leaves the
@@ -242,7 +244,8 @@ static bool mp__next(mp_queue *q, void *dst, size_t cap, mp__qrec **r, size_t *l
 
 int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n, double timeout)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), get_many, q, buf, cap, lens, n, timeout);
     if (!mp__queue_valid(q) || (!buf && cap > 0) || (!lens && n > 0) || n > INT_MAX)
         return MP_EINVAL;
     if (n == 0)
@@ -282,7 +285,8 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
 
 int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), peek, q, data, len, timeout);
     if (!mp__queue_valid(q) || !data || !len)
         return MP_EINVAL;
     /* A ring message is moved into a chain record held by this process;
@@ -312,7 +316,8 @@ int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
 
 int mp_queue_release(mp_queue *q, const void *data)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), release, q, data);
     mp__qrec *r;
     int rc = mp__queue_lock_rec(q, data, &r);
     if (rc < 0)
@@ -339,7 +344,8 @@ int mp_queue_release(mp_queue *q, const void *data)
 
 int mp_queue_task_done(mp_queue *q)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), task_done, q);
     if (!mp__queue_valid(q) || !q->joinable)
         return MP_EINVAL;
     int rc = mp__queue_lock(q);
@@ -363,7 +369,8 @@ int mp_queue_task_done(mp_queue *q)
 
 int mp_queue_join(mp_queue *q, double timeout)
 {
-    MP__REDIS_DISPATCH(q, MP_ENOSYS);
+    if (mp__obj_is_remote(q))
+        return MP__REMOTE_CALL(mp__queue_remote(q), join, q, timeout);
     if (!mp__queue_valid(q) || !q->joinable)
         return MP_EINVAL;
     mp__deadline d;

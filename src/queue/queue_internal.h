@@ -27,7 +27,7 @@
 #include "heap/heap.h"
 #include "base/internal.h"
 #include "multiproc/queue.h"
-#include "redis/redis_dispatch.h"
+#include "queue/queue_remote.h"
 #include "os/rmutex.h"
 
 #define MP__QUEUE_MAGIC     0x7571706du          /* "mpqu" */

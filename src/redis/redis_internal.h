@@ -10,10 +10,12 @@
  *                    the value codec (pure, fuzzed: fuzz/fuzz_redis_reply.c)
  *   redis/redis_manager.c  the backend table, names, object handles
  *   redis/redis_dict.c, redis/redis_list.c, redis/redis_sync.c   the object families
+ *   redis/redis_ops.c      the operation tables of the object types
  *
  * A Redis-backed object is a process-local handle (malloc) that starts with
- * an mp__obj_head whose backend is MP__BACKEND_REDIS: the public functions
- * look at that field first and call the functions declared here. */
+ * an mp__remote_head (base/internal.h): backend MP__BACKEND_REDIS, and the
+ * operation table of its type (redis/redis_ops.c), through which the public
+ * functions of the type reach the functions declared here. */
 #ifndef MULTIPROC_REDIS_INTERNAL_H
 #define MULTIPROC_REDIS_INTERNAL_H
 
@@ -23,7 +25,9 @@
 
 #include <hiredis/hiredis.h>
 
-#include "containers/item_internal.h"
+#include "containers/containers_remote.h"
+#include "queue/queue_remote.h"
+#include "sync/sync_remote.h"
 
 /* ---- URL ---------------------------------------------------------------- */
 
@@ -228,7 +232,7 @@ void mp__redis_end(mp__redis *r);
 /* A Redis-backed dict or list (and the dict under a namespace): the full
  * key of its data and a reference on the connection. */
 typedef struct mp__robj {
-    mp__obj_head head; /* backend MP__BACKEND_REDIS; magic of the type */
+    mp__remote_head rh; /* backend MP__BACKEND_REDIS; magic of the type */
     mp__redis *conn;
     size_t key_len;
     char key[]; /* mp__redis_key(prefix, type, name, NULL), NUL-terminated */
@@ -248,8 +252,11 @@ typedef struct mp__robj {
 int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, const char *name,
                   const char *part);
 
-/* Makes a handle for key <prefix><kind>:<escaped name>. */
-int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *kind,
+/* Makes a handle for key <prefix><kind>:<escaped name>; ops: the table of
+ * its type when the handle is given to the public functions (a dict,
+ * list or event: redis/redis_ops.c), NULL for the key holder inside
+ * another handle. */
+int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const void *ops, const char *kind,
                  const char *name);
 /* The key of o's part (<o's key>:<part>) into buf of MP__REDIS_KEY_MAX. */
 void mp__robj_part(const mp__robj *o, const char *part, char buf[MP__REDIS_KEY_MAX]);
@@ -265,16 +272,90 @@ int mp__robj_count(mp__robj *o, const char *cmd, long long *out);
  * so that the readers of the local containers can run on it unchanged. */
 int mp__redis_blob(mp__blob **out, const mp_item *v);
 
-#include "redis/redis_dispatch.h"
+/* ---- the object types' operations ----------------------------------------
+ * The contracts of the slots of their tables (containers/containers_remote.h,
+ * queue/queue_remote.h, sync/sync_remote.h), which redis/redis_ops.c fills.
+ *
+ * dict (redis/redis_dict.c) */
+void mp__rdict_destroy(mp_dict *d);
+int mp__rdict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value);
+/* Runs fn on a private blob of key's value (MP_ENOENT when absent). */
+int mp__rdict_read(const mp_dict *d, const void *key, size_t key_len,
+                   int (*fn)(const mp__blob *, void *), void *arg);
+int mp__rdict_len(const mp_dict *d, size_t *out);
+int mp__rdict_delete(mp_dict *d, const void *key, size_t key_len);
+int mp__rdict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
+                  mp_item_type *type);
+int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
+                         void **out, size_t *out_len, mp_item_type *type);
+int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
+                          void *user);
+/* One script on the server: never fails for contention. */
+int mp__rdict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result);
+int mp__rdict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out);
+int mp__rdict_clear(mp_dict *d);
+
+/* list (redis/redis_list.c) */
+void mp__rlist_destroy(mp_list *l);
+int mp__rlist_extend(mp_list *l, const mp_item *items, size_t n);
+int mp__rlist_insert(mp_list *l, long index, const mp_item *v);
+int mp__rlist_set(mp_list *l, long index, const mp_item *v);
+int mp__rlist_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg);
+int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type);
+int mp__rlist_remove(mp_list *l, const mp_item *v);
+int mp__rlist_len(const mp_list *l, size_t *out);
+int mp__rlist_clear(mp_list *l);
+int mp__rlist_slice(const mp_list *l, long start, long stop, mp_snapshot **out);
+int mp__rlist_sort(mp_list *l, mp_list_cmp_fn cmp, void *user);
+
+/* value (redis/redis_objects.c): the public value handle (mp__rvalue_open).
+ * Its typecode (0 for an invalid handle): */
+char mp__rvalue_typecode(const mp_value *v);
+/* The stored number as text, NUL-terminated ("0" when absent), or
+ * MP_EBADMSG (too long for cap, embedded NUL). */
+int mp__rvalue_get_text(mp_value *v, char *buf, size_t cap);
+int mp__rvalue_set_text(mp_value *v, const char *text);
+/* Atomic add of an integer on the server; the result must lie within
+ * [min, max] (decimal texts), else nothing changes and MP_ERANGE. */
+int mp__rvalue_add_range(mp_value *v, int64_t delta, const char *min, const char *max,
+                         int64_t *result);
+int mp__rvalue_add_float(mp_value *v, double delta, double *result);
+void mp__rvalue_destroy(mp_value *v);
+
+/* array (redis/redis_objects.c): the same over a Redis list of numbers. */
+char mp__rarray_typecode(const mp_array *a);
+size_t mp__rarray_len(const mp_array *a);
+int mp__rarray_get_text(mp_array *a, size_t i, char *buf, size_t cap);
+int mp__rarray_set_text(mp_array *a, size_t i, const char *text);
+void mp__rarray_destroy(mp_array *a);
+
+/* The operation tables (redis/redis_ops.c): every handle given to the
+ * public functions points to the table of its type. */
+extern const mp__dict_ops mp__redis_dict_ops;
+extern const mp__list_ops mp__redis_list_ops;
+extern const mp__queue_ops mp__redis_queue_ops;
+extern const mp__lock_ops mp__redis_lock_ops;
+extern const mp__rlock_ops mp__redis_rlock_ops;
+extern const mp__sem_ops mp__redis_sem_ops;
+extern const mp__event_ops mp__redis_event_ops;
+extern const mp__value_ops mp__redis_value_ops;
+extern const mp__array_ops mp__redis_array_ops;
+
+/* Calls fn once for each slot of the tables above: the type ("dict",
+ * "queue", ...), the slot's name (the public function mp_<type>_<op>'s
+ * suffix where there is one) and whether the slot is filled. An empty slot
+ * is what multiproc/manager.h lists as not available on Redis. */
+void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled, void *arg),
+                        void *arg);
 
 /* ---- queue, lock, event, value (redis/redis_queue.c, redis/redis_sync.c) -------------
- * Each handle starts with an mp__obj_head (backend MP__BACKEND_REDIS): the
- * public functions of the type dispatch to these (redis/redis_dispatch.h). */
-#define MP__MAGIC_RQUEUE 0x7551526du /* "mRQu" */
-#define MP__MAGIC_RLOCK  0x6b4c526du
-#define MP__MAGIC_REVENT 0x7645526du
-#define MP__MAGIC_RVALUE 0x6156526du
-#define MP__MAGIC_RSEM   0x6d53526du
+ * Each handle starts with an mp__remote_head (backend MP__BACKEND_REDIS):
+ * the public functions of the type reach these through its table. */
+#define MP__MAGIC_RQUEUE     0x7551526du /* "mRQu" */
+#define MP__MAGIC_REDIS_LOCK 0x6b4c526du
+#define MP__MAGIC_REVENT     0x7645526du
+#define MP__MAGIC_RVALUE     0x6156526du
+#define MP__MAGIC_RSEM       0x6d53526du
 
 /* A queue of byte messages; maxsize 0 is unbounded, and the first opener
  * of a name fixes it for every client. put: 0, MP_EFULL (no room before
@@ -290,26 +371,37 @@ int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
 int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len);
 /* The capacity every client honours (0: unbounded). */
 size_t mp__rqueue_maxsize(const mp__rqueue *q);
+/* (redis/redis_objects.c) */
+int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, double timeout);
+int mp__rqueue_put_many(mp__rqueue *q, const mp_queue_msg *msgs, size_t n, double timeout);
+int mp__rqueue_empty(mp__rqueue *q);
+int mp__rqueue_full(mp__rqueue *q);
 
 /* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
  * (held; the previous holder never released: it died or overran its
  * lease), MP_ETIMEDOUT, MP_EDEADLK (this process holds it through this
  * handle). release and renew (a fresh lease): 0, MP_EPERM (not held by
  * this process through this handle, or the lease ran out). */
-typedef struct mp__rlock mp__rlock;
-int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease);
+typedef struct mp__redis_lock mp__redis_lock;
+int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease);
 /* The same with keys <prefix><kind>:<name> ("rlock" for an RLock). */
-int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
-                        double lease);
-void mp__rlock_close(mp__rlock *l);
-int mp__rlock_acquire(mp__rlock *l, double timeout);
-int mp__rlock_release(mp__rlock *l);
-int mp__rlock_renew(mp__rlock *l);
+int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *name,
+                             const char *kind, double lease);
+void mp__redis_lock_close(mp__redis_lock *l);
+int mp__redis_lock_acquire(mp__redis_lock *l, double timeout);
+int mp__redis_lock_release(mp__redis_lock *l);
+int mp__redis_lock_renew(mp__redis_lock *l);
 /* Makes the handle an RLock's: its holder may acquire again (counted;
  * MP_EOVERFLOW at 2^32 - 1), and a release drops one level. */
-void mp__rlock_set_recursive(mp__rlock *l);
+void mp__redis_lock_set_recursive(mp__redis_lock *l);
+/* 0 when this process holds it through this handle (nothing to mark: the
+ * server keeps no "inconsistent" state), else MP_EPERM. */
+int mp__redis_lock_consistent(mp__redis_lock *l);
+/* Levels held by this process through this handle (an rlock), or 0. */
+int mp__redis_lock_count(mp__redis_lock *l);
 
-/* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, "event", name)).
+/* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, &mp__redis_event_ops,
+ * "event", name)).
  * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. Every function: MP_EBADMSG
  * when the key holds another text than "1", MP_EPROTO when it is of
  * another Redis type (nothing changes). */
@@ -318,7 +410,7 @@ int mp__revent_clear(mp__robj *e);
 int mp__revent_is_set(mp__robj *e);
 int mp__revent_wait(mp__robj *e, double timeout);
 
-/* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, "value", name));
+/* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, NULL, "value", name));
  * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing
  * changes); add_double: MP_ERANGE when the sum is no finite double; getters: MP_EPROTO when the
  * stored text is a number of the other kind. Every function: MP_EBADMSG when the stored text is no
@@ -340,7 +432,12 @@ int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
 
 /* A semaphore (redis/redis_sem.c); value and bounded are used by the first
  * opener of a name only. Contracts of the public mp_sem functions. */
+typedef struct mp__rsem mp__rsem;
 int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded);
+void mp__rsem_close(mp__rsem *s);
+int mp__rsem_acquire(mp__rsem *s, double timeout);
+int mp__rsem_release(mp__rsem *s);
+int mp__rsem_get_value(mp__rsem *s);
 
 /* The public value handle (redis/redis_objects.c): a typecode over a number key.
  * init_text: SET NX of the initial number. */

@@ -26,10 +26,6 @@
 #include "redis/redis_internal.h"
 #include "redis/redis_pool.h"
 
-/* Implemented in containers/namespace.c: a process-local namespace over a dict
- * handle of this backend. */
-int mp__namespace_wrap(mp_namespace **out, mp_dict *d);
-
 /* The initial number of a value its creator made (sync/value.c formats it). */
 static int init_value(void *v, const mp_value_opts *o)
 {
@@ -133,7 +129,7 @@ int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, co
     return (int)total;
 }
 
-int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *kind,
+int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const void *ops, const char *kind,
                  const char *name)
 {
     char key[MP__REDIS_KEY_MAX];
@@ -143,7 +139,7 @@ int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const char *ki
     mp__robj *o = malloc(sizeof(*o) + (size_t)n + 1);
     if (o == NULL)
         return MP_ENOMEM;
-    o->head = (mp__obj_head){.magic = magic, .backend = MP__BACKEND_REDIS};
+    o->rh = (mp__remote_head){.head = {.magic = magic, .backend = MP__BACKEND_REDIS}, .ops = ops};
     o->conn = conn;
     o->key_len = (size_t)n;
     memcpy(o->key, key, (size_t)n + 1);
@@ -163,7 +159,7 @@ void mp__robj_free(mp__robj *o)
 {
     if (o == NULL)
         return;
-    o->head.magic = 0;
+    o->rh.head.magic = 0;
     mp__redis_unref(o->conn);
     mp__handle_freed(); /* every handle's close frees its object: see heap/heap.h */
     free(o);
@@ -309,11 +305,12 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
         return mp__rqueue_open((mp__rqueue **)out, r, name, o ? o->maxsize : 0);
     }
     case MP__OBJ_LOCK:
-        return mp__rlock_open((mp__rlock **)out, r, name, mp__redis_lease(r));
+        return mp__redis_lock_open((mp__redis_lock **)out, r, name, mp__redis_lease(r));
     case MP__OBJ_RLOCK: {
-        int rc = mp__rlock_open_kind((mp__rlock **)out, r, name, "rlock", mp__redis_lease(r));
+        int rc =
+            mp__redis_lock_open_kind((mp__redis_lock **)out, r, name, "rlock", mp__redis_lease(r));
         if (rc == 0)
-            mp__rlock_set_recursive(*out);
+            mp__redis_lock_set_recursive(*out);
         return rc;
     }
     case MP__OBJ_SEM: {
@@ -321,7 +318,8 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
         return mp__rsem_open((mp__rsem **)out, r, name, o ? o->value : 0, o && o->bounded);
     }
     case MP__OBJ_EVENT:
-        return mp__robj_new((mp__robj **)out, r, MP__MAGIC_REVENT, "event", name);
+        return mp__robj_new((mp__robj **)out, r, MP__MAGIC_REVENT, &mp__redis_event_ops, "event",
+                            name);
     case MP__OBJ_VALUE:
         return mp__rvalue_open(out, r, name, ((const mp_value_opts *)opts)->typecode);
     case MP__OBJ_ARRAY: {
@@ -340,13 +338,13 @@ static int make_handle(mp__redis *r, mp__objtype type, const char *name, const v
     int rc;
     switch (type) {
     case MP__OBJ_DICT:
-        rc = mp__robj_new(&o, r, MP__MAGIC_DICT, "dict", name);
+        rc = mp__robj_new(&o, r, MP__MAGIC_DICT, &mp__redis_dict_ops, "dict", name);
         break;
     case MP__OBJ_LIST:
-        rc = mp__robj_new(&o, r, MP__MAGIC_LIST, "list", name);
+        rc = mp__robj_new(&o, r, MP__MAGIC_LIST, &mp__redis_list_ops, "list", name);
         break;
     case MP__OBJ_NAMESPACE:
-        rc = mp__robj_new(&o, r, MP__MAGIC_DICT, "ns", name);
+        rc = mp__robj_new(&o, r, MP__MAGIC_DICT, &mp__redis_dict_ops, "ns", name);
         if (rc == 0) {
             rc = mp__namespace_wrap((mp_namespace **)out, (mp_dict *)o);
             if (rc < 0)

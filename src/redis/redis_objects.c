@@ -104,9 +104,9 @@ int mp__rqueue_full(mp__rqueue *q)
 #define MP__MAGIC_RARRAY_HANDLE 0x6841526du /* "mRAh" */
 
 typedef struct rvalue {
-    mp__obj_head head; /* MP__MAGIC_RVALUE_HANDLE or MP__MAGIC_RARRAY_HANDLE */
-    mp__robj *o;       /* <prefix>value:<name> (magic MP__MAGIC_RVALUE), or
-                          <prefix>array:<name> */
+    mp__remote_head rh; /* MP__MAGIC_RVALUE_HANDLE or MP__MAGIC_RARRAY_HANDLE */
+    mp__robj *o;        /* <prefix>value:<name> (magic MP__MAGIC_RVALUE), or
+                           <prefix>array:<name> */
     char typecode;
     size_t len; /* items of an array */
 } rvalue;
@@ -117,15 +117,17 @@ static int handle_new(void **out, mp__redis *conn, const char *name, char typeco
     rvalue *v = calloc(1, sizeof(*v));
     if (v == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&v->o, conn, MP__MAGIC_RVALUE, array ? "array" : "value", name);
+    int rc = mp__robj_new(&v->o, conn, MP__MAGIC_RVALUE, NULL, array ? "array" : "value", name);
     if (rc < 0) {
         free(v);
         return rc;
     }
     v->typecode = typecode;
     v->len = len;
-    v->head = (mp__obj_head){.magic = array ? MP__MAGIC_RARRAY_HANDLE : MP__MAGIC_RVALUE_HANDLE,
-                             .backend = MP__BACKEND_REDIS};
+    v->rh = (mp__remote_head){
+        .head = {.magic = array ? MP__MAGIC_RARRAY_HANDLE : MP__MAGIC_RVALUE_HANDLE,
+                 .backend = MP__BACKEND_REDIS},
+        .ops = array ? (const void *)&mp__redis_array_ops : (const void *)&mp__redis_value_ops};
     *out = v;
     return 0;
 }
@@ -145,7 +147,7 @@ void mp__rvalue_destroy(mp_value *p)
     rvalue *v = rvalue_of(p);
     if (v == NULL)
         return;
-    v->head.magic = 0;
+    v->rh.head.magic = 0;
     mp__robj_free(v->o);
     free(v);
 }
@@ -273,7 +275,7 @@ void mp__rarray_destroy(mp_array *p)
     rvalue *a = rarray_of(p);
     if (a == NULL)
         return;
-    a->head.magic = 0;
+    a->rh.head.magic = 0;
     mp__robj_free(a->o);
     free(a);
 }

@@ -18,7 +18,7 @@
 #include "redis/redis_internal.h"
 
 struct mp__rqueue {
-    mp__obj_head head; /* MP__MAGIC_RQUEUE */
+    mp__remote_head rh; /* MP__MAGIC_RQUEUE */
     mp__robj *o;
     long long maxsize; /* 0: unbounded */
 };
@@ -54,7 +54,7 @@ int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t 
     mp__rqueue *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&q->o, conn, MP__MAGIC_RQUEUE, "queue", name);
+    int rc = mp__robj_new(&q->o, conn, MP__MAGIC_RQUEUE, NULL, "queue", name);
     if (rc == 0)
         rc = read_maxsize(q, maxsize);
     if (rc < 0) {
@@ -62,7 +62,8 @@ int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t 
         free(q);
         return rc;
     }
-    q->head = (mp__obj_head){.magic = MP__MAGIC_RQUEUE, .backend = MP__BACKEND_REDIS};
+    q->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_RQUEUE, .backend = MP__BACKEND_REDIS},
+                              .ops = &mp__redis_queue_ops};
     *out = q;
     return 0;
 }
@@ -71,14 +72,14 @@ void mp__rqueue_close(mp__rqueue *q)
 {
     if (q == NULL)
         return;
-    q->head.magic = 0;
+    q->rh.head.magic = 0;
     mp__robj_free(q->o);
     free(q);
 }
 
 static int queue_check(const mp__rqueue *q)
 {
-    return q != NULL && q->head.magic == MP__MAGIC_RQUEUE ? 0 : MP_EINVAL;
+    return q != NULL && q->rh.head.magic == MP__MAGIC_RQUEUE ? 0 : MP_EINVAL;
 }
 
 static const char put_lua[] = "local m = tonumber(ARGV[2]) "

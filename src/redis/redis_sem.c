@@ -17,7 +17,7 @@
 #include "redis/redis_internal.h"
 
 struct mp__rsem {
-    mp__obj_head head; /* MP__MAGIC_RSEM */
+    mp__remote_head rh; /* MP__MAGIC_RSEM */
     mp__robj *o;
     char max_key[MP__REDIS_KEY_MAX];
 };
@@ -36,7 +36,7 @@ int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned va
     mp__rsem *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&s->o, conn, MP__MAGIC_RSEM, "sem", name);
+    int rc = mp__robj_new(&s->o, conn, MP__MAGIC_RSEM, NULL, "sem", name);
     char v[16], m[16];
     snprintf(v, sizeof(v), "%u", value);
     snprintf(m, sizeof(m), "%lld", bounded ? (long long)value : -1LL);
@@ -51,16 +51,17 @@ int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned va
         free(s);
         return rc;
     }
-    s->head = (mp__obj_head){.magic = MP__MAGIC_RSEM, .backend = MP__BACKEND_REDIS};
+    s->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_RSEM, .backend = MP__BACKEND_REDIS},
+                              .ops = &mp__redis_sem_ops};
     *out = s;
     return 0;
 }
 
 void mp__rsem_close(mp__rsem *s)
 {
-    if (s == NULL || s->head.magic != MP__MAGIC_RSEM)
+    if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return;
-    s->head.magic = 0;
+    s->rh.head.magic = 0;
     mp__robj_free(s->o);
     free(s);
 }
@@ -102,7 +103,7 @@ static int script(mp__rsem *s, const char *lua, long long *result)
 int mp__rsem_acquire(mp__rsem *s, double timeout)
 {
     mp__deadline dl;
-    if (s == NULL || s->head.magic != MP__MAGIC_RSEM || mp__deadline_init(&dl, timeout) < 0)
+    if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM || mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
     long step = 1;
     for (;;) {
@@ -121,7 +122,7 @@ int mp__rsem_acquire(mp__rsem *s, double timeout)
 
 int mp__rsem_release(mp__rsem *s)
 {
-    if (s == NULL || s->head.magic != MP__MAGIC_RSEM)
+    if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return MP_EINVAL;
     long long r;
     int rc = script(s, release_lua, &r);
@@ -130,7 +131,7 @@ int mp__rsem_release(mp__rsem *s)
 
 int mp__rsem_get_value(mp__rsem *s)
 {
-    if (s == NULL || s->head.magic != MP__MAGIC_RSEM)
+    if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return MP_EINVAL;
     redisReply *rep;
     int rc = mp__redis_cmd(s->o->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", s->o->key},

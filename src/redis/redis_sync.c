@@ -32,8 +32,8 @@
 
 #define DEFAULT_LEASE 30.0
 
-struct mp__rlock {
-    mp__obj_head head; /* MP__MAGIC_RLOCK */
+struct mp__redis_lock {
+    mp__remote_head rh; /* MP__MAGIC_REDIS_LOCK */
     mp__robj *o;
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
@@ -60,36 +60,37 @@ static int backoff(const mp__deadline *dl, long *step_ms)
     return 0;
 }
 
-int mp__rlock_open(mp__rlock **out, mp__redis *conn, const char *name, double lease)
+int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease)
 {
-    return mp__rlock_open_kind(out, conn, name, "lock", lease);
+    return mp__redis_lock_open_kind(out, conn, name, "lock", lease);
 }
 
-int mp__rlock_open_kind(mp__rlock **out, mp__redis *conn, const char *name, const char *kind,
-                        double lease)
+int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *name,
+                             const char *kind, double lease)
 {
     if (out == NULL || conn == NULL || name == NULL || !(lease >= 0))
         return MP_EINVAL;
-    mp__rlock *l = calloc(1, sizeof(*l));
+    mp__redis_lock *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_RLOCK, kind, name);
+    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_REDIS_LOCK, NULL, kind, name);
     if (rc < 0) {
         free(l);
         return rc;
     }
     pthread_mutex_init(&l->mu, NULL);
     l->lease = lease > 0 ? lease : DEFAULT_LEASE;
-    l->head = (mp__obj_head){.magic = MP__MAGIC_RLOCK, .backend = MP__BACKEND_REDIS};
+    l->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_REDIS_LOCK, .backend = MP__BACKEND_REDIS},
+                              .ops = &mp__redis_lock_ops};
     *out = l;
     return 0;
 }
 
-void mp__rlock_close(mp__rlock *l)
+void mp__redis_lock_close(mp__redis_lock *l)
 {
     if (l == NULL)
         return;
-    l->head.magic = 0;
+    l->rh.head.magic = 0;
     mp__robj_free(l->o);
     pthread_mutex_destroy(&l->mu);
     free(l);
@@ -138,7 +139,7 @@ static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARG
 /* Runs a lock script: KEYS = lock and owner keys, ARGV = token and lease
  * in ms. *result: the script's integer; MP_EBADMSG or MP_EPROTO when a
  * key holds what no holder of this library wrote (nothing changed). */
-static int lock_script(mp__rlock *l, const char *lua, const char *token, long long *result)
+static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
 {
     char okey[MP__REDIS_KEY_MAX], ms[24];
     mp__robj_part(l->o, "owner", okey);
@@ -153,14 +154,15 @@ static int lock_script(mp__rlock *l, const char *lua, const char *token, long lo
     return mp__rlua_error(*result);
 }
 
-void mp__rlock_set_recursive(mp__rlock *l)
+void mp__redis_lock_set_recursive(mp__redis_lock *l)
 {
     l->recursive = true;
+    l->rh.ops = &mp__redis_rlock_ops;
 }
 
 /* A holder acquiring again: 1 (one more level of an rlock), MP_EDEADLK
  * (a lock), MP_EOVERFLOW; 0 when this process does not hold it. */
-static int acquire_again(mp__rlock *l)
+static int acquire_again(mp__redis_lock *l)
 {
     pthread_mutex_lock(&l->mu);
     int rc = 0;
@@ -173,10 +175,11 @@ static int acquire_again(mp__rlock *l)
     return rc;
 }
 
-int mp__rlock_acquire(mp__rlock *l, double timeout)
+int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
 {
     mp__deadline dl;
-    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK || mp__deadline_init(&dl, timeout) < 0)
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK ||
+        mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
     int rc = acquire_again(l);
     if (rc != 0)
@@ -204,7 +207,7 @@ int mp__rlock_acquire(mp__rlock *l, double timeout)
 
 /* Copies the token of a hold by this process, or MP_EPERM. drop: the
  * release of one level; 1 when an rlock stays held (nothing to send). */
-static int held_token(mp__rlock *l, char *tok, bool drop)
+static int held_token(mp__redis_lock *l, char *tok, bool drop)
 {
     pthread_mutex_lock(&l->mu);
     int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
@@ -221,9 +224,9 @@ static int held_token(mp__rlock *l, char *tok, bool drop)
     return rc;
 }
 
-int mp__rlock_release(mp__rlock *l)
+int mp__redis_lock_release(mp__redis_lock *l)
 {
-    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
     int rc = held_token(l, tok, true);
@@ -237,9 +240,9 @@ int mp__rlock_release(mp__rlock *l)
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
 }
 
-int mp__rlock_renew(mp__rlock *l)
+int mp__redis_lock_renew(mp__redis_lock *l)
 {
-    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
     int rc = held_token(l, tok, false);
@@ -249,17 +252,17 @@ int mp__rlock_renew(mp__rlock *l)
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
 }
 
-int mp__rlock_consistent(mp__rlock *l)
+int mp__redis_lock_consistent(mp__redis_lock *l)
 {
-    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
     return held_token(l, tok, false);
 }
 
-int mp__rlock_count(mp__rlock *l)
+int mp__redis_lock_count(mp__redis_lock *l)
 {
-    if (l == NULL || l->head.magic != MP__MAGIC_RLOCK)
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     pthread_mutex_lock(&l->mu);
     uint32_t n = l->holder == (int)getpid() ? l->count : 0;

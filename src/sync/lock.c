@@ -171,7 +171,12 @@ int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)
 
 void mp_lock_destroy(mp_lock *lock)
 {
-    MP__REDIS_DISPATCH_VOID(lock, mp__rlock_close((mp__rlock *)(void *)lock));
+    if (mp__obj_is_remote(lock)) {
+        const mp__lock_ops *ops = mp__lock_remote(lock);
+        if (ops)
+            ops->destroy(lock);
+        return;
+    }
     lock_free(lock, MP__LOCK_MAGIC);
 }
 
@@ -180,7 +185,8 @@ void mp_lock_destroy(mp_lock *lock)
  * mp__lock_acquire_raw and lock_release. */
 int mp_lock_acquire(mp_lock *lock, double timeout)
 {
-    MP__REDIS_DISPATCH(lock, mp__rlock_acquire((mp__rlock *)(void *)lock, timeout));
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), acquire, lock, timeout);
     if (lock_check(lock, MP__LOCK_MAGIC) < 0 || isnan(timeout))
         return MP_EINVAL;
     pid_t self = mp__self_tid();
@@ -196,7 +202,8 @@ int mp_lock_acquire(mp_lock *lock, double timeout)
 
 int mp_lock_release(mp_lock *lock)
 {
-    MP__REDIS_DISPATCH(lock, mp__rlock_release((mp__rlock *)(void *)lock));
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), release, lock);
     if (lock_check(lock, MP__LOCK_MAGIC) < 0)
         return MP_EINVAL;
     if (atomic_load_explicit(&lock->owner, memory_order_relaxed) != mp__self_tid())
@@ -207,7 +214,8 @@ int mp_lock_release(mp_lock *lock)
 
 int mp_lock_consistent(mp_lock *lock)
 {
-    MP__REDIS_DISPATCH(lock, mp__rlock_consistent((mp__rlock *)(void *)lock));
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), consistent, lock);
     return lock_consistent(lock, MP__LOCK_MAGIC);
 }
 
@@ -232,13 +240,19 @@ int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
 
 void mp_rlock_destroy(mp_rlock *rlock)
 {
-    MP__REDIS_DISPATCH_VOID(rlock, mp__rlock_close((mp__rlock *)(void *)rlock));
+    if (mp__obj_is_remote(rlock)) {
+        const mp__rlock_ops *ops = mp__rlock_remote(rlock);
+        if (ops)
+            ops->destroy(rlock);
+        return;
+    }
     lock_free(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 {
-    MP__REDIS_DISPATCH(rlock, mp__rlock_acquire((mp__rlock *)(void *)rlock, timeout));
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), acquire, rlock, timeout);
     struct mp_lock *l = rlock_lock(rlock);
     if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
         return MP_EINVAL;
@@ -256,19 +270,22 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
 
 int mp_rlock_release(mp_rlock *rlock)
 {
-    MP__REDIS_DISPATCH(rlock, mp__rlock_release((mp__rlock *)(void *)rlock));
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), release, rlock);
     return lock_release(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_consistent(mp_rlock *rlock)
 {
-    MP__REDIS_DISPATCH(rlock, mp__rlock_consistent((mp__rlock *)(void *)rlock));
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), consistent, rlock);
     return lock_consistent(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_count(mp_rlock *rlock)
 {
-    MP__REDIS_DISPATCH(rlock, mp__rlock_count((mp__rlock *)(void *)rlock));
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), count, rlock);
     int rc = lock_check(rlock_lock(rlock), MP__RLOCK_MAGIC);
     if (rc < 0)
         return rc;

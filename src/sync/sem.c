@@ -52,7 +52,12 @@ int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)
 
 void mp_sem_destroy(mp_sem *sem)
 {
-    MP__REDIS_DISPATCH_VOID(sem, mp__rsem_close((mp__rsem *)(void *)sem));
+    if (mp__obj_is_remote(sem)) {
+        const mp__sem_ops *ops = mp__sem_remote(sem);
+        if (ops)
+            ops->destroy(sem);
+        return;
+    }
     if (sem_check(sem) < 0 || mp__obj_named(sem))
         return;
     mp__obj_retire(&sem->head);
@@ -70,7 +75,8 @@ static bool sem_try_down(mp_sem *s)
 
 int mp_sem_acquire(mp_sem *sem, double timeout)
 {
-    MP__REDIS_DISPATCH(sem, mp__rsem_acquire((mp__rsem *)(void *)sem, timeout));
+    if (mp__obj_is_remote(sem))
+        return MP__REMOTE_CALL(mp__sem_remote(sem), acquire, sem, timeout);
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -104,7 +110,8 @@ int mp_sem_acquire(mp_sem *sem, double timeout)
 
 int mp_sem_release(mp_sem *sem)
 {
-    MP__REDIS_DISPATCH(sem, mp__rsem_release((mp__rsem *)(void *)sem));
+    if (mp__obj_is_remote(sem))
+        return MP__REMOTE_CALL(mp__sem_remote(sem), release, sem);
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -120,7 +127,8 @@ int mp_sem_release(mp_sem *sem)
 
 int mp_sem_get_value(mp_sem *sem)
 {
-    MP__REDIS_DISPATCH(sem, mp__rsem_get_value((mp__rsem *)(void *)sem));
+    if (mp__obj_is_remote(sem))
+        return MP__REMOTE_CALL(mp__sem_remote(sem), get_value, sem);
     int rc = sem_check(sem);
     if (rc < 0)
         return rc;
@@ -145,7 +153,12 @@ int mp_event_create(mp_event **out, const mp_event_opts *opts)
 
 void mp_event_destroy(mp_event *ev)
 {
-    MP__REDIS_DISPATCH_VOID(ev, mp__robj_free((mp__robj *)(void *)ev));
+    if (mp__obj_is_remote(ev)) {
+        const mp__event_ops *ops = mp__event_remote(ev);
+        if (ops)
+            ops->destroy(ev);
+        return;
+    }
     if (event_check(ev) < 0 || mp__obj_named(ev))
         return;
     mp__obj_retire(&ev->head);
@@ -154,7 +167,8 @@ void mp_event_destroy(mp_event *ev)
 
 int mp_event_set(mp_event *ev)
 {
-    MP__REDIS_DISPATCH(ev, mp__revent_set((mp__robj *)(void *)ev));
+    if (mp__obj_is_remote(ev))
+        return MP__REMOTE_CALL(mp__event_remote(ev), set, ev);
     int rc = event_check(ev);
     if (rc < 0)
         return rc;
@@ -170,7 +184,8 @@ int mp_event_set(mp_event *ev)
 
 int mp_event_clear(mp_event *ev)
 {
-    MP__REDIS_DISPATCH(ev, mp__revent_clear((mp__robj *)(void *)ev));
+    if (mp__obj_is_remote(ev))
+        return MP__REMOTE_CALL(mp__event_remote(ev), clear, ev);
     int rc = event_check(ev);
     if (rc < 0)
         return rc;
@@ -180,13 +195,15 @@ int mp_event_clear(mp_event *ev)
 
 bool mp_event_is_set(mp_event *ev)
 {
-    MP__REDIS_DISPATCH(ev, mp__revent_is_set((mp__robj *)(void *)ev) > 0);
+    if (mp__obj_is_remote(ev))
+        return MP__REMOTE_CALL(mp__event_remote(ev), is_set, ev) > 0;
     return event_check(ev) == 0 && (atomic_load(&ev->word) & 1u);
 }
 
 int mp_event_wait(mp_event *ev, double timeout)
 {
-    MP__REDIS_DISPATCH(ev, mp__revent_wait((mp__robj *)(void *)ev, timeout));
+    if (mp__obj_is_remote(ev))
+        return MP__REMOTE_CALL(mp__event_remote(ev), wait, ev, timeout);
     int rc = event_check(ev);
     if (rc < 0)
         return rc;

@@ -9,7 +9,7 @@
 
 #include "heap/heap.h"
 #include "base/internal.h"
-#include "redis/redis_dispatch.h"
+#include "sync/sync_remote.h"
 #include "os/rmutex.h"
 
 /* Magic numbers: the first word of each object (its mp__obj_head), cleared

@@ -312,6 +312,91 @@ static int set_double(void *p, const typeinfo *t, double x)
     return MP_ERANGE;
 }
 
+/* ---- remote values and arrays ---------------------------------------------
+ * The number travels as text (decimal, or %.17g for floats); the
+ * conversions are the local ones, run on an item in a local buffer. h is a
+ * remote value (array false, item 0) or array handle. */
+int mp__value_item_text(char typecode, const void *item, char *buf, size_t cap)
+{
+    const typeinfo *t = find_type(typecode);
+    if (t == NULL || item == NULL || buf == NULL)
+        return MP_EINVAL;
+    number n;
+    item_load(item, t, &n);
+    int len = t->kind == KIND_FLOAT    ? snprintf(buf, cap, "%.17g", n.f)
+              : t->kind == KIND_SIGNED ? snprintf(buf, cap, "%lld", (long long)n.i)
+                                       : snprintf(buf, cap, "%llu", (unsigned long long)n.u);
+    return len < 0 || (size_t)len >= cap ? MP_EINVAL : 0;
+}
+
+/* The type of h's items, or NULL (also for a handle of another type). */
+static const typeinfo *remote_type(const void *h, bool array)
+{
+    return find_type(array ? mp_array_typecode(h) : mp_value_typecode(h));
+}
+
+/* Item i of h as text, or MP_ERANGE (i out of range). */
+static int remote_get_text(void *h, bool array, size_t i, char *buf, size_t cap)
+{
+    if (!array)
+        return MP__REMOTE_CALL(mp__value_remote(h), get_text, h, buf, cap);
+    if (i >= mp_array_len(h))
+        return MP_ERANGE;
+    return MP__REMOTE_CALL(mp__array_remote(h), get_text, h, i, buf, cap);
+}
+
+static int remote_set_text(void *h, bool array, size_t i, const char *text)
+{
+    if (!array)
+        return MP__REMOTE_CALL(mp__value_remote(h), set_text, h, text);
+    if (i >= mp_array_len(h))
+        return MP_ERANGE;
+    return MP__REMOTE_CALL(mp__array_remote(h), set_text, h, i, text);
+}
+
+/* Reads item i of h into item, of type *t (out: the caller's output
+ * pointer, MP_EINVAL when NULL). A stored text that is no number of the
+ * type is MP_EBADMSG. */
+static int remote_load(void *h, bool array, size_t i, const void *out, uint64_t *item,
+                       const typeinfo **t)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    if (out == NULL)
+        return MP_EINVAL;
+    *t = remote_type(h, array);
+    if (*t == NULL)
+        return MP_EINVAL;
+    int rc = remote_get_text(h, array, i, text, sizeof(text));
+    if (rc < 0)
+        return rc;
+    char *end;
+    errno = 0;
+    if ((*t)->kind == KIND_FLOAT) {
+        /* ERANGE with a finite result is an underflow: a subnormal number,
+         * which %.17g writes and which reads back exactly. */
+        double d = strtod(text, &end);
+        if (errno == ERANGE && !isinf(d))
+            errno = 0;
+        rc = set_double(item, *t, d);
+    } else if ((*t)->kind == KIND_SIGNED)
+        rc = set_i64(item, *t, strtoll(text, &end, 10));
+    else
+        rc = text[0] == '-' ? MP_ERANGE : set_u64(item, *t, strtoull(text, &end, 10));
+    return rc < 0 || errno != 0 || *end != '\0' ? MP_EBADMSG : 0;
+}
+
+/* Stores item (converted into a local buffer by set_*, rc its result) as
+ * item i of h, of type t. */
+static int remote_store(void *h, bool array, size_t i, const typeinfo *t, const uint64_t *item,
+                        int rc)
+{
+    char text[MP__VALUE_TEXT_MAX];
+    if (rc < 0)
+        return rc;
+    rc = mp__value_item_text(t->code, item, text, sizeof(text));
+    return rc < 0 ? rc : remote_set_text(h, array, i, text);
+}
+
 /* ---- mp_value ------------------------------------------------------------ */
 static mp__shared *value_of(mp_value *v)
 {
@@ -331,135 +416,98 @@ int mp_value_create(mp_value **out, const mp_value_opts *opts)
 
 void mp_value_destroy(mp_value *v)
 {
-    MP__REDIS_DISPATCH_VOID(v, mp__rvalue_destroy(v));
+    if (mp__obj_is_remote(v)) {
+        const mp__value_ops *ops = mp__value_remote(v);
+        if (ops)
+            ops->destroy(v);
+        return;
+    }
     shared_free((mp__shared *)(void *)v, MP__VALUE_MAGIC);
 }
 
 mp_rlock *mp_value_get_lock(mp_value *v)
 {
-    MP__REDIS_DISPATCH(v, NULL); /* no lock on Redis: mp_value_add_* instead */
+    if (mp__obj_is_remote(v)) {
+        const mp__value_ops *ops = mp__value_remote(v);
+        return ops && ops->get_lock ? ops->get_lock(v) : NULL;
+    }
     mp__shared *s = value_of(v);
     return s ? s->lock : NULL;
 }
 
 char mp_value_typecode(const mp_value *v)
 {
-    MP__REDIS_DISPATCH(v, mp__rvalue_typecode(v));
+    if (mp__obj_is_remote(v)) {
+        const mp__value_ops *ops = mp__value_remote(v);
+        return ops ? ops->typecode(v) : 0;
+    }
     const mp__shared *s = v ? checked((const mp__shared *)(const void *)v, MP__VALUE_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
 void *mp_value_data(mp_value *v)
 {
-    MP__REDIS_DISPATCH(v, NULL); /* the number is on the server */
+    if (mp__obj_is_remote(v)) {
+        const mp__value_ops *ops = mp__value_remote(v);
+        return ops && ops->data ? ops->data(v) : NULL;
+    }
     mp__shared *s = value_of(v);
     return s ? data_of(s) : NULL;
 }
 
-/* ---- values on Redis ------------------------------------------------------
- * The number travels as text (decimal, or %.17g for floats); the
- * conversions are the local ones, run on an item in a local buffer. */
-int mp__value_item_text(char typecode, const void *item, char *buf, size_t cap)
-{
-    const typeinfo *t = find_type(typecode);
-    if (t == NULL || item == NULL || buf == NULL)
-        return MP_EINVAL;
-    number n;
-    item_load(item, t, &n);
-    int len = t->kind == KIND_FLOAT    ? snprintf(buf, cap, "%.17g", n.f)
-              : t->kind == KIND_SIGNED ? snprintf(buf, cap, "%lld", (long long)n.i)
-                                       : snprintf(buf, cap, "%llu", (unsigned long long)n.u);
-    return len < 0 || (size_t)len >= cap ? MP_EINVAL : 0;
-}
-
-#ifdef MP_HAVE_REDIS
-/* A Redis value (array false) or array handle h: the type of its items. */
-static const typeinfo *redis_type(const void *h, bool array)
-{
-    return find_type(array ? mp__rarray_typecode(h) : mp__rvalue_typecode(h));
-}
-
-/* Reads item i of h (0 for a value) into item, of type *t. A stored text
- * that is no number of the type is MP_EBADMSG. */
-static int redis_get_item(void *h, bool array, size_t i, uint64_t *item, const typeinfo **t)
-{
-    char text[MP__VALUE_TEXT_MAX];
-    *t = redis_type(h, array);
-    if (*t == NULL)
-        return MP_EINVAL;
-    if (array && i >= mp__rarray_len(h))
-        return MP_ERANGE;
-    int rc = array ? mp__rarray_get_text(h, i, text, sizeof(text))
-                   : mp__rvalue_get_text(h, text, sizeof(text));
-    if (rc < 0)
-        return rc;
-    char *end;
-    errno = 0;
-    if ((*t)->kind == KIND_FLOAT) {
-        /* ERANGE with a finite result is an underflow: a subnormal number,
-         * which %.17g writes and which reads back exactly. */
-        double d = strtod(text, &end);
-        if (errno == ERANGE && !isinf(d))
-            errno = 0;
-        rc = set_double(item, *t, d);
-    } else if ((*t)->kind == KIND_SIGNED)
-        rc = set_i64(item, *t, strtoll(text, &end, 10));
-    else
-        rc = text[0] == '-' ? MP_ERANGE : set_u64(item, *t, strtoull(text, &end, 10));
-    return rc < 0 || errno != 0 || *end != '\0' ? MP_EBADMSG : 0;
-}
-
-/* Stores item (already converted and range-checked) as item i of h. */
-static int redis_put_item(void *h, bool array, size_t i, const typeinfo *t, const uint64_t *item)
-{
-    char text[MP__VALUE_TEXT_MAX];
-    if (array && i >= mp__rarray_len(h))
-        return MP_ERANGE;
-    int rc = mp__value_item_text(t->code, item, text, sizeof(text));
-    if (rc < 0)
-        return rc;
-    return array ? mp__rarray_set_text(h, i, text) : mp__rvalue_set_text(h, text);
-}
-
-/* The local conversions, on an item in a local buffer. */
-#define REDIS_SET(h, array, i, impl, x)                                                            \
+/* The typed accessors: on a remote value the item is read into, or
+ * converted in, a local buffer (remote_load, remote_store). */
+#define VALUE_GET(v, conv, out)                                                                    \
     do {                                                                                           \
-        const typeinfo *t_ = redis_type(h, array);                                                 \
-        uint64_t item_ = 0;                                                                        \
-        int rc_ = t_ ? impl(&item_, t_, x) : MP_EINVAL;                                            \
-        return rc_ < 0 ? rc_ : redis_put_item(h, array, i, t_, &item_);                            \
-    } while (0)
-#define REDIS_GET(h, array, i, impl, x)                                                            \
-    do {                                                                                           \
-        const typeinfo *t_ = NULL;                                                                 \
-        uint64_t item_ = 0;                                                                        \
-        int rc_ = (x) == NULL ? MP_EINVAL : redis_get_item(h, array, i, &item_, &t_);              \
-        return rc_ < 0 ? rc_ : impl(&item_, t_, x);                                                \
-    } while (0)
-#define IS_REDIS(v) mp__obj_is_redis(v)
-#else
-#define REDIS_SET(h, array, i, impl, x) ((void)0)
-#define REDIS_GET(h, array, i, impl, x) ((void)0)
-#define IS_REDIS(v)                     false
-#endif
-
-#define VALUE_ACCESSOR(name, T, impl, check_out, redis)                                            \
-    int name(mp_value *v, T x)                                                                     \
-    {                                                                                              \
-        if (IS_REDIS(v))                                                                           \
-            redis(v, false, 0, impl, x);                                                           \
+        if (mp__obj_is_remote(v)) {                                                                \
+            uint64_t item = 0;                                                                     \
+            const typeinfo *t = NULL;                                                              \
+            int rc = remote_load(v, false, 0, out, &item, &t);                                     \
+            return rc < 0 ? rc : conv(&item, t, out);                                              \
+        }                                                                                          \
         mp__shared *s = value_of(v);                                                               \
-        if (s == NULL || (check_out))                                                              \
-            return MP_EINVAL;                                                                      \
-        return impl(data_of(s), type_of(s), x);                                                    \
-    }
+        return s == NULL || (out) == NULL ? MP_EINVAL : conv(data_of(s), type_of(s), out);         \
+    } while (0)
+#define VALUE_SET(v, conv, x)                                                                      \
+    do {                                                                                           \
+        if (mp__obj_is_remote(v)) {                                                                \
+            uint64_t item = 0;                                                                     \
+            const typeinfo *t = remote_type(v, false);                                             \
+            return t ? remote_store(v, false, 0, t, &item, conv(&item, t, x)) : MP_EINVAL;         \
+        }                                                                                          \
+        mp__shared *s = value_of(v);                                                               \
+        return s == NULL ? MP_EINVAL : conv(data_of(s), type_of(s), x);                            \
+    } while (0)
 
-VALUE_ACCESSOR(mp_value_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
-VALUE_ACCESSOR(mp_value_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
-VALUE_ACCESSOR(mp_value_get_double, double *, get_double, x == NULL, REDIS_GET)
-VALUE_ACCESSOR(mp_value_set_i64, int64_t, set_i64, false, REDIS_SET)
-VALUE_ACCESSOR(mp_value_set_u64, uint64_t, set_u64, false, REDIS_SET)
-VALUE_ACCESSOR(mp_value_set_double, double, set_double, false, REDIS_SET)
+int mp_value_get_i64(mp_value *v, int64_t *out)
+{
+    VALUE_GET(v, get_i64, out);
+}
+
+int mp_value_get_u64(mp_value *v, uint64_t *out)
+{
+    VALUE_GET(v, get_u64, out);
+}
+
+int mp_value_get_double(mp_value *v, double *out)
+{
+    VALUE_GET(v, get_double, out);
+}
+
+int mp_value_set_i64(mp_value *v, int64_t x)
+{
+    VALUE_SET(v, set_i64, x);
+}
+
+int mp_value_set_u64(mp_value *v, uint64_t x)
+{
+    VALUE_SET(v, set_u64, x);
+}
+
+int mp_value_set_double(mp_value *v, double x)
+{
+    VALUE_SET(v, set_double, x);
+}
 
 /* ---- atomic add ------------------------------------------------------------
  * A compare-and-swap loop on the item's bits: atomic against the other
@@ -536,30 +584,29 @@ static int add_local(mp_value *v, bool want_float, int64_t di, double dd, number
     }
 }
 
-#ifdef MP_HAVE_REDIS
-static int redis_add_i64(mp_value *v, int64_t delta, int64_t *result)
+static int remote_add_i64(mp_value *v, int64_t delta, int64_t *result)
 {
-    const typeinfo *t = find_type(mp__rvalue_typecode(v));
+    const typeinfo *t = remote_type(v, false);
     if (t == NULL || t->kind == KIND_FLOAT)
         return MP_EINVAL;
     char min[24], max[24];
     snprintf(min, sizeof(min), "%lld", (long long)(t->kind == KIND_SIGNED ? t->min : 0));
     snprintf(max, sizeof(max), "%llu", (unsigned long long)t->max);
-    return mp__rvalue_add_range(v, delta, min, max, result);
+    return MP__REMOTE_CALL(mp__value_remote(v), add_range, v, delta, min, max, result);
 }
 
-static int redis_add_double(mp_value *v, double delta, double *result)
+static int remote_add_double(mp_value *v, double delta, double *result)
 {
-    const typeinfo *t = find_type(mp__rvalue_typecode(v));
+    const typeinfo *t = remote_type(v, false);
     if (t == NULL || t->kind != KIND_FLOAT)
         return MP_EINVAL;
-    return mp__rvalue_add_float(v, delta, result);
+    return MP__REMOTE_CALL(mp__value_remote(v), add_double, v, delta, result);
 }
-#endif
 
 int mp_value_add_i64(mp_value *v, int64_t delta, int64_t *result)
 {
-    MP__REDIS_DISPATCH(v, redis_add_i64(v, delta, result));
+    if (mp__obj_is_remote(v))
+        return remote_add_i64(v, delta, result);
     number n;
     int rc = add_local(v, false, delta, 0, &n);
     if (rc == 0 && result)
@@ -569,7 +616,8 @@ int mp_value_add_i64(mp_value *v, int64_t delta, int64_t *result)
 
 int mp_value_add_double(mp_value *v, double delta, double *result)
 {
-    MP__REDIS_DISPATCH(v, redis_add_double(v, delta, result));
+    if (mp__obj_is_remote(v))
+        return remote_add_double(v, delta, result);
     number n;
     int rc = add_local(v, true, 0, delta, &n);
     if (rc == 0 && result)
@@ -597,55 +645,114 @@ int mp_array_create(mp_array **out, const mp_array_opts *opts)
 
 void mp_array_destroy(mp_array *a)
 {
-    MP__REDIS_DISPATCH_VOID(a, mp__rarray_destroy(a));
+    if (mp__obj_is_remote(a)) {
+        const mp__array_ops *ops = mp__array_remote(a);
+        if (ops)
+            ops->destroy(a);
+        return;
+    }
     shared_free((mp__shared *)(void *)a, MP__ARRAY_MAGIC);
 }
 
 mp_rlock *mp_array_get_lock(mp_array *a)
 {
-    MP__REDIS_DISPATCH(a, NULL); /* no lock on Redis */
+    if (mp__obj_is_remote(a)) {
+        const mp__array_ops *ops = mp__array_remote(a);
+        return ops && ops->get_lock ? ops->get_lock(a) : NULL;
+    }
     mp__shared *s = array_of(a);
     return s ? s->lock : NULL;
 }
 
 char mp_array_typecode(const mp_array *a)
 {
-    MP__REDIS_DISPATCH(a, mp__rarray_typecode(a));
+    if (mp__obj_is_remote(a)) {
+        const mp__array_ops *ops = mp__array_remote(a);
+        return ops ? ops->typecode(a) : 0;
+    }
     const mp__shared *s = a ? checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
     return s ? type_of(s)->code : 0;
 }
 
 size_t mp_array_len(const mp_array *a)
 {
-    MP__REDIS_DISPATCH(a, mp__rarray_len(a));
+    if (mp__obj_is_remote(a)) {
+        const mp__array_ops *ops = mp__array_remote(a);
+        return ops ? ops->len(a) : 0;
+    }
     const mp__shared *s = a ? checked((const mp__shared *)(const void *)a, MP__ARRAY_MAGIC) : NULL;
     return s ? s->len : 0;
 }
 
 void *mp_array_data(mp_array *a)
 {
-    MP__REDIS_DISPATCH(a, NULL); /* the items are on the server */
+    if (mp__obj_is_remote(a)) {
+        const mp__array_ops *ops = mp__array_remote(a);
+        return ops && ops->data ? ops->data(a) : NULL;
+    }
     mp__shared *s = array_of(a);
     return s ? data_of(s) : NULL;
 }
 
-#define ARRAY_ACCESSOR(name, T, impl, check_out, redis)                                            \
-    int name(mp_array *a, size_t i, T x)                                                           \
-    {                                                                                              \
-        if (IS_REDIS(a))                                                                           \
-            redis(a, true, i, impl, x);                                                            \
+/* The typed accessors of item i, as VALUE_GET and VALUE_SET. */
+#define ARRAY_GET(a, i, conv, out)                                                                 \
+    do {                                                                                           \
+        if (mp__obj_is_remote(a)) {                                                                \
+            uint64_t item = 0;                                                                     \
+            const typeinfo *t = NULL;                                                              \
+            int rc = remote_load(a, true, i, out, &item, &t);                                      \
+            return rc < 0 ? rc : conv(&item, t, out);                                              \
+        }                                                                                          \
         mp__shared *s = array_of(a);                                                               \
-        if (s == NULL || (check_out))                                                              \
+        if (s == NULL || (out) == NULL)                                                            \
             return MP_EINVAL;                                                                      \
-        if (i >= s->len)                                                                           \
+        if ((i) >= s->len)                                                                         \
             return MP_ERANGE;                                                                      \
         const typeinfo *t = type_of(s);                                                            \
-        return impl(data_of(s) + i * t->size, t, x);                                               \
-    }
+        return conv(data_of(s) + (i)*t->size, t, out);                                             \
+    } while (0)
+#define ARRAY_SET(a, i, conv, x)                                                                   \
+    do {                                                                                           \
+        if (mp__obj_is_remote(a)) {                                                                \
+            uint64_t item = 0;                                                                     \
+            const typeinfo *t = remote_type(a, true);                                              \
+            return t ? remote_store(a, true, i, t, &item, conv(&item, t, x)) : MP_EINVAL;          \
+        }                                                                                          \
+        mp__shared *s = array_of(a);                                                               \
+        if (s == NULL)                                                                             \
+            return MP_EINVAL;                                                                      \
+        if ((i) >= s->len)                                                                         \
+            return MP_ERANGE;                                                                      \
+        const typeinfo *t = type_of(s);                                                            \
+        return conv(data_of(s) + (i)*t->size, t, x);                                               \
+    } while (0)
 
-ARRAY_ACCESSOR(mp_array_get_i64, int64_t *, get_i64, x == NULL, REDIS_GET)
-ARRAY_ACCESSOR(mp_array_get_u64, uint64_t *, get_u64, x == NULL, REDIS_GET)
-ARRAY_ACCESSOR(mp_array_get_double, double *, get_double, x == NULL, REDIS_GET)
-ARRAY_ACCESSOR(mp_array_set_i64, int64_t, set_i64, false, REDIS_SET)
-ARRAY_ACCESSOR(mp_array_set_u64, uint64_t, set_u64, false, REDIS_SET)
-ARRAY_ACCESSOR(mp_array_set_double, double, set_double, false, REDIS_SET)
+int mp_array_get_i64(mp_array *a, size_t i, int64_t *out)
+{
+    ARRAY_GET(a, i, get_i64, out);
+}
+
+int mp_array_get_u64(mp_array *a, size_t i, uint64_t *out)
+{
+    ARRAY_GET(a, i, get_u64, out);
+}
+
+int mp_array_get_double(mp_array *a, size_t i, double *out)
+{
+    ARRAY_GET(a, i, get_double, out);
+}
+
+int mp_array_set_i64(mp_array *a, size_t i, int64_t x)
+{
+    ARRAY_SET(a, i, set_i64, x);
+}
+
+int mp_array_set_u64(mp_array *a, size_t i, uint64_t x)
+{
+    ARRAY_SET(a, i, set_u64, x);
+}
+
+int mp_array_set_double(mp_array *a, size_t i, double x)
+{
+    ARRAY_SET(a, i, set_double, x);
+}

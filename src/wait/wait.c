@@ -121,8 +121,9 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != MP_WAIT_KIND_QUEUE)
             continue;
-        /* A Redis queue has no fd to poll (docs/redis.md, "Redis backend"). */
-        MP__REDIS_DISPATCH(items[i].queue, MP_ENOSYS);
+        /* A remote queue has no fd to poll (docs/redis.md, "Redis backend"). */
+        if (mp__obj_is_remote(items[i].queue))
+            return MP_ENOSYS;
         if (!mp__queue_valid(items[i].queue))
             return MP_EINVAL;
     }

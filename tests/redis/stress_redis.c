@@ -32,20 +32,20 @@ static mp_value *count;
 static void *worker(void *arg)
 {
     (void)arg;
-    mp__rlock *l;
+    mp__redis_lock *l;
     mp__robj *v;
-    STRESS_OK(mp__rlock_open(&l, conn, "L", 0));
-    STRESS_OK(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, "value", "guarded"));
+    STRESS_OK(mp__redis_lock_open(&l, conn, "L", 0));
+    STRESS_OK(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "guarded"));
     for (int i = 0; i < OPS; i++) {
         STRESS_OK(mp_dict_add_int64(dict, "n", 1, NULL));
         STRESS_OK(mp_list_append(list, &MP_ITEM_INT64(i)));
         /* A read-modify-write that is only right under the lock. */
-        int rc = mp__rlock_acquire(l, 30);
+        int rc = mp__redis_lock_acquire(l, 30);
         STRESS_CHECK(rc == 0, "acquire: %s", mp_err_name(rc));
         int64_t x;
         STRESS_OK(mp__rvalue_get_int64(v, &x));
         STRESS_OK(mp__rvalue_set_int64(v, x + 1));
-        STRESS_OK(mp__rlock_release(l));
+        STRESS_OK(mp__redis_lock_release(l));
         STRESS_OK(mp_queue_put(queue, &i, sizeof(i), 30));
         int got;
         size_t n;
@@ -54,7 +54,7 @@ static void *worker(void *arg)
         STRESS_OK(mp_value_add_i64(count, 1, NULL));
     }
     mp__robj_free(v);
-    mp__rlock_close(l);
+    mp__redis_lock_close(l);
     return NULL;
 }
 
@@ -109,7 +109,7 @@ int main(void)
     STRESS_OK(mp_list_len(list, &len));
     STRESS_CHECK((int64_t)len == total, "list length %zu", len);
     mp__robj *v;
-    STRESS_OK(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, "value", "guarded"));
+    STRESS_OK(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "guarded"));
     STRESS_OK(mp__rvalue_get_int64(v, &n));
     STRESS_CHECK(n == total, "guarded counter %lld: the lock let two holders in", (long long)n);
     mp__robj_free(v);

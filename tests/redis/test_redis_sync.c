@@ -48,22 +48,22 @@ static int child_exit(mp_target_fn fn)
 Test(redis_sync, lock_excludes_and_checks_its_holder)
 {
     mp__redis *r = connect_server();
-    mp__rlock *a, *b;
-    mp_assert_ok(mp__rlock_open(&a, r, "L", 0));
-    mp_assert_ok(mp__rlock_open(&b, r, "L", 0));
-    mp_assert_rc(mp__rlock_release(a), MP_EPERM); /* not held */
-    mp_assert_ok(mp__rlock_acquire(a, 0));
-    mp_assert_rc(mp__rlock_acquire(a, 0), MP_EDEADLK);
-    mp_assert_rc(mp__rlock_acquire(b, 0), MP_ETIMEDOUT);
-    mp_assert_rc(mp__rlock_acquire(b, 0.1), MP_ETIMEDOUT);
-    mp_assert_rc(mp__rlock_release(b), MP_EPERM); /* b does not hold it */
-    mp_assert_ok(mp__rlock_renew(a));
-    mp_assert_ok(mp__rlock_release(a));
-    mp_assert_ok(mp__rlock_acquire(b, 1)); /* released normally: no EOWNERDEAD */
-    mp_assert_ok(mp__rlock_release(b));
-    mp_assert_rc(mp__rlock_acquire(NULL, 0), MP_EINVAL);
-    mp__rlock_close(a);
-    mp__rlock_close(b);
+    mp__redis_lock *a, *b;
+    mp_assert_ok(mp__redis_lock_open(&a, r, "L", 0));
+    mp_assert_ok(mp__redis_lock_open(&b, r, "L", 0));
+    mp_assert_rc(mp__redis_lock_release(a), MP_EPERM); /* not held */
+    mp_assert_ok(mp__redis_lock_acquire(a, 0));
+    mp_assert_rc(mp__redis_lock_acquire(a, 0), MP_EDEADLK);
+    mp_assert_rc(mp__redis_lock_acquire(b, 0), MP_ETIMEDOUT);
+    mp_assert_rc(mp__redis_lock_acquire(b, 0.1), MP_ETIMEDOUT);
+    mp_assert_rc(mp__redis_lock_release(b), MP_EPERM); /* b does not hold it */
+    mp_assert_ok(mp__redis_lock_renew(a));
+    mp_assert_ok(mp__redis_lock_release(a));
+    mp_assert_ok(mp__redis_lock_acquire(b, 1)); /* released normally: no EOWNERDEAD */
+    mp_assert_ok(mp__redis_lock_release(b));
+    mp_assert_rc(mp__redis_lock_acquire(NULL, 0), MP_EINVAL);
+    mp__redis_lock_close(a);
+    mp__redis_lock_close(b);
     mp__redis_unref(r);
 }
 
@@ -73,8 +73,8 @@ static int hold_and_die(const void *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    mp__rlock *l;
-    if (mp__rlock_open(&l, conn, "L", 0.3) < 0 || mp__rlock_acquire(l, 5) != 0)
+    mp__redis_lock *l;
+    if (mp__redis_lock_open(&l, conn, "L", 0.3) < 0 || mp__redis_lock_acquire(l, 5) != 0)
         return 1;
     _exit(0); /* dies holding it */
 }
@@ -83,17 +83,17 @@ Test(redis_sync, a_dead_holders_lock_frees_itself_with_eownerdead)
 {
     conn = connect_server();
     cr_assert_eq(child_exit(hold_and_die), 0);
-    mp__rlock *l;
-    mp_assert_ok(mp__rlock_open(&l, conn, "L", 0.3));
+    mp__redis_lock *l;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "L", 0.3));
     double t0 = mp_test_now();
-    mp_assert_rc(mp__rlock_acquire(l, 10), MP_EOWNERDEAD); /* once the lease ran out */
+    mp_assert_rc(mp__redis_lock_acquire(l, 10), MP_EOWNERDEAD); /* once the lease ran out */
     cr_assert_lt(mp_test_now() - t0, 10.0);
-    mp_assert_ok(mp__rlock_release(l));
-    mp_assert_ok(mp__rlock_acquire(l, 1)); /* the next holder finds it clean */
+    mp_assert_ok(mp__redis_lock_release(l));
+    mp_assert_ok(mp__redis_lock_acquire(l, 1)); /* the next holder finds it clean */
     /* A holder that overran its lease lost the lock: its release says so. */
     usleep(500000);
-    mp_assert_rc(mp__rlock_release(l), MP_EPERM);
-    mp__rlock_close(l);
+    mp_assert_rc(mp__redis_lock_release(l), MP_EPERM);
+    mp__redis_lock_close(l);
     mp__redis_unref(conn);
 }
 
@@ -105,7 +105,8 @@ static int set_event_later(const void *arg, size_t len)
     (void)len;
     mp__robj *e;
     usleep(100000);
-    if (mp__robj_new(&e, conn, MP__MAGIC_REVENT, "event", "E") < 0 || mp__revent_set(e) < 0)
+    if (mp__robj_new(&e, conn, MP__MAGIC_REVENT, &mp__redis_event_ops, "event", "E") < 0 ||
+        mp__revent_set(e) < 0)
         return 1;
     mp__robj_free(e);
     return 0;
@@ -115,7 +116,7 @@ Test(redis_sync, event_set_clear_wait)
 {
     conn = connect_server();
     mp__robj *e;
-    mp_assert_ok(mp__robj_new(&e, conn, MP__MAGIC_REVENT, "event", "E"));
+    mp_assert_ok(mp__robj_new(&e, conn, MP__MAGIC_REVENT, &mp__redis_event_ops, "event", "E"));
     mp_assert_rc(mp__revent_is_set(e), 0);
     mp_assert_rc(mp__revent_wait(e, 0.05), MP_ETIMEDOUT);
     mp_process *p;
@@ -138,7 +139,7 @@ static int add_100(const void *arg, size_t len)
     (void)arg;
     (void)len;
     mp__robj *v;
-    if (mp__robj_new(&v, conn, MP__MAGIC_RVALUE, "value", "n") < 0)
+    if (mp__robj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "n") < 0)
         return 1;
     for (int i = 0; i < 100; i++)
         if (mp__rvalue_add_int64(v, 1, NULL) < 0)
@@ -151,8 +152,8 @@ Test(redis_sync, values_add_atomically)
 {
     conn = connect_server();
     mp__robj *v, *f;
-    mp_assert_ok(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, "value", "n"));
-    mp_assert_ok(mp__robj_new(&f, conn, MP__MAGIC_RVALUE, "value", "f"));
+    mp_assert_ok(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "n"));
+    mp_assert_ok(mp__robj_new(&f, conn, MP__MAGIC_RVALUE, NULL, "value", "f"));
     int64_t i;
     mp_assert_ok(mp__rvalue_get_int64(v, &i));
     cr_assert_eq(i, 0); /* absent reads 0 */

@@ -1,0 +1,309 @@
+/* The operation tables of the Redis object types (base/internal.h,
+ * "remote handles"): what the public functions of each type do on a Redis
+ * handle. An empty slot is an operation Redis does not offer (MP_ENOSYS),
+ * so these tables are the list in multiproc/manager.h ("Not available on
+ * Redis"), which a test compares with mp__redis_ops_each. */
+#include <stddef.h>
+
+#include "redis/redis_internal.h"
+
+/* ---- queue: the handle is an mp__rqueue ---------------------------------- */
+static mp__rqueue *rqueue(mp_queue *q)
+{
+    return (mp__rqueue *)(void *)q;
+}
+static void queue_destroy(mp_queue *q)
+{
+    mp__rqueue_close(rqueue(q));
+}
+static int queue_put(mp_queue *q, const void *data, size_t len, double timeout)
+{
+    return mp__rqueue_put(rqueue(q), data, len, timeout);
+}
+static int queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double timeout)
+{
+    return mp__rqueue_put_many(rqueue(q), msgs, n, timeout);
+}
+static int queue_get(mp_queue *q, void **data, size_t *len, double timeout)
+{
+    return mp__rqueue_get(rqueue(q), data, len, timeout);
+}
+static int queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout)
+{
+    return mp__rqueue_get_into(rqueue(q), buf, cap, len, timeout);
+}
+static int queue_qsize(mp_queue *q, size_t *n)
+{
+    return mp__rqueue_qsize(rqueue(q), n);
+}
+static int queue_empty(mp_queue *q)
+{
+    return mp__rqueue_empty(rqueue(q));
+}
+static int queue_full(mp_queue *q)
+{
+    return mp__rqueue_full(rqueue(q));
+}
+
+/* ---- lock and rlock: the handle is an mp__redis_lock --------------------- */
+static mp__redis_lock *redis_lock_of(void *l)
+{
+    return (mp__redis_lock *)l;
+}
+static void lock_destroy(mp_lock *l)
+{
+    mp__redis_lock_close(redis_lock_of(l));
+}
+static int lock_acquire(mp_lock *l, double timeout)
+{
+    return mp__redis_lock_acquire(redis_lock_of(l), timeout);
+}
+static int lock_release(mp_lock *l)
+{
+    return mp__redis_lock_release(redis_lock_of(l));
+}
+static int lock_consistent(mp_lock *l)
+{
+    return mp__redis_lock_consistent(redis_lock_of(l));
+}
+static void rlock_destroy(mp_rlock *l)
+{
+    mp__redis_lock_close(redis_lock_of(l));
+}
+static int rlock_acquire(mp_rlock *l, double timeout)
+{
+    return mp__redis_lock_acquire(redis_lock_of(l), timeout);
+}
+static int rlock_release(mp_rlock *l)
+{
+    return mp__redis_lock_release(redis_lock_of(l));
+}
+static int rlock_consistent(mp_rlock *l)
+{
+    return mp__redis_lock_consistent(redis_lock_of(l));
+}
+static int rlock_count(mp_rlock *l)
+{
+    return mp__redis_lock_count(redis_lock_of(l));
+}
+
+/* ---- sem: the handle is an mp__rsem -------------------------------------- */
+static mp__rsem *rsem(mp_sem *s)
+{
+    return (mp__rsem *)(void *)s;
+}
+static void sem_destroy(mp_sem *s)
+{
+    mp__rsem_close(rsem(s));
+}
+static int sem_acquire(mp_sem *s, double timeout)
+{
+    return mp__rsem_acquire(rsem(s), timeout);
+}
+static int sem_release(mp_sem *s)
+{
+    return mp__rsem_release(rsem(s));
+}
+static int sem_get_value(mp_sem *s)
+{
+    return mp__rsem_get_value(rsem(s));
+}
+
+/* ---- event: the handle is an mp__robj ------------------------------------ */
+static mp__robj *revent(mp_event *e)
+{
+    return (mp__robj *)(void *)e;
+}
+static void event_destroy(mp_event *e)
+{
+    mp__robj_free(revent(e));
+}
+static int event_set(mp_event *e)
+{
+    return mp__revent_set(revent(e));
+}
+static int event_clear(mp_event *e)
+{
+    return mp__revent_clear(revent(e));
+}
+static int event_is_set(mp_event *e)
+{
+    return mp__revent_is_set(revent(e));
+}
+static int event_wait(mp_event *e, double timeout)
+{
+    return mp__revent_wait(revent(e), timeout);
+}
+
+/* ---- the tables ------------------------------------------------------------
+ * Every slot is named, an empty one too (written NULL), so that reading a
+ * table tells what Redis lacks. */
+const mp__dict_ops mp__redis_dict_ops = {
+    .kind = MP__OPS_DICT,
+    .destroy = mp__rdict_destroy,
+    .set_item = mp__rdict_set_item,
+    .read = mp__rdict_read,
+    .len = mp__rdict_len,
+    .delete = mp__rdict_delete,
+    .pop = mp__rdict_pop,
+    .setdefault = mp__rdict_setdefault,
+    .update_with = mp__rdict_update_with,
+    .add_int64 = mp__rdict_add_int64,
+    .snapshot = mp__rdict_snapshot,
+    .clear = mp__rdict_clear,
+};
+
+const mp__list_ops mp__redis_list_ops = {
+    .kind = MP__OPS_LIST,
+    .destroy = mp__rlist_destroy,
+    .extend = mp__rlist_extend,
+    .insert = mp__rlist_insert,
+    .set = mp__rlist_set,
+    .read = mp__rlist_read,
+    .pop = mp__rlist_pop,
+    .remove = mp__rlist_remove,
+    .len = mp__rlist_len,
+    .clear = mp__rlist_clear,
+    .slice = mp__rlist_slice,
+    .sort = mp__rlist_sort,
+};
+
+/* A Redis list of messages: no zero-copy records (reserve ... release), no
+ * batch get, no close and no task accounting. */
+const mp__queue_ops mp__redis_queue_ops = {
+    .kind = MP__OPS_QUEUE,
+    .destroy = queue_destroy,
+    .put = queue_put,
+    .put_many = queue_put_many,
+    .get = queue_get,
+    .get_into = queue_get_into,
+    .get_many = NULL,
+    .reserve = NULL,
+    .commit = NULL,
+    .abort = NULL,
+    .peek = NULL,
+    .release = NULL,
+    .qsize = queue_qsize,
+    .empty = queue_empty,
+    .full = queue_full,
+    .close = NULL,
+    .task_done = NULL,
+    .join = NULL,
+};
+
+const mp__lock_ops mp__redis_lock_ops = {
+    .kind = MP__OPS_LOCK,
+    .destroy = lock_destroy,
+    .acquire = lock_acquire,
+    .release = lock_release,
+    .consistent = lock_consistent,
+};
+
+const mp__rlock_ops mp__redis_rlock_ops = {
+    .kind = MP__OPS_RLOCK,
+    .destroy = rlock_destroy,
+    .acquire = rlock_acquire,
+    .release = rlock_release,
+    .consistent = rlock_consistent,
+    .count = rlock_count,
+};
+
+const mp__sem_ops mp__redis_sem_ops = {
+    .kind = MP__OPS_SEM,
+    .destroy = sem_destroy,
+    .acquire = sem_acquire,
+    .release = sem_release,
+    .get_value = sem_get_value,
+};
+
+const mp__event_ops mp__redis_event_ops = {
+    .kind = MP__OPS_EVENT,
+    .destroy = event_destroy,
+    .set = event_set,
+    .clear = event_clear,
+    .is_set = event_is_set,
+    .wait = event_wait,
+};
+
+/* The numbers live on the server: no lock, no local data. */
+const mp__value_ops mp__redis_value_ops = {
+    .kind = MP__OPS_VALUE,
+    .destroy = mp__rvalue_destroy,
+    .typecode = mp__rvalue_typecode,
+    .get_text = mp__rvalue_get_text,
+    .set_text = mp__rvalue_set_text,
+    .add_range = mp__rvalue_add_range,
+    .add_double = mp__rvalue_add_float,
+    .get_lock = NULL,
+    .data = NULL,
+};
+
+const mp__array_ops mp__redis_array_ops = {
+    .kind = MP__OPS_ARRAY,
+    .destroy = mp__rarray_destroy,
+    .typecode = mp__rarray_typecode,
+    .len = mp__rarray_len,
+    .get_text = mp__rarray_get_text,
+    .set_text = mp__rarray_set_text,
+    .get_lock = NULL,
+    .data = NULL,
+};
+
+/* ---- enumeration ---------------------------------------------------------- */
+typedef struct slot {
+    const char *op;
+    bool filled;
+} slot;
+
+#define SLOT(table, op)                                                                            \
+    {                                                                                              \
+#op, (table).op != NULL                                                                    \
+    }
+/* Reports the slots of one table; the assertion fails to compile when a
+ * slot of the table's type is missing from the list. */
+#define REPORT(type, T, ...)                                                                       \
+    do {                                                                                           \
+        const slot s_[] = {__VA_ARGS__};                                                           \
+        _Static_assert(sizeof(s_) / sizeof(s_[0]) * sizeof(void (*)(void)) ==                      \
+                           sizeof(T) - offsetof(T, destroy),                                       \
+                       "every slot of " #T " is listed");                                          \
+        for (size_t i_ = 0; i_ < sizeof(s_) / sizeof(s_[0]); i_++)                                 \
+            fn(type, s_[i_].op, s_[i_].filled, arg);                                               \
+    } while (0)
+
+void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled, void *arg),
+                        void *arg)
+{
+    const mp__dict_ops *d = &mp__redis_dict_ops;
+    REPORT("dict", mp__dict_ops, SLOT(*d, destroy), SLOT(*d, set_item), SLOT(*d, read),
+           SLOT(*d, len), SLOT(*d, delete), SLOT(*d, pop), SLOT(*d, setdefault),
+           SLOT(*d, update_with), SLOT(*d, add_int64), SLOT(*d, snapshot), SLOT(*d, clear));
+    const mp__list_ops *l = &mp__redis_list_ops;
+    REPORT("list", mp__list_ops, SLOT(*l, destroy), SLOT(*l, extend), SLOT(*l, insert),
+           SLOT(*l, set), SLOT(*l, read), SLOT(*l, pop), SLOT(*l, remove), SLOT(*l, len),
+           SLOT(*l, clear), SLOT(*l, slice), SLOT(*l, sort));
+    const mp__queue_ops *q = &mp__redis_queue_ops;
+    REPORT("queue", mp__queue_ops, SLOT(*q, destroy), SLOT(*q, put), SLOT(*q, put_many),
+           SLOT(*q, get), SLOT(*q, get_into), SLOT(*q, get_many), SLOT(*q, reserve),
+           SLOT(*q, commit), SLOT(*q, abort), SLOT(*q, peek), SLOT(*q, release), SLOT(*q, qsize),
+           SLOT(*q, empty), SLOT(*q, full), SLOT(*q, close), SLOT(*q, task_done), SLOT(*q, join));
+    const mp__lock_ops *lk = &mp__redis_lock_ops;
+    REPORT("lock", mp__lock_ops, SLOT(*lk, destroy), SLOT(*lk, acquire), SLOT(*lk, release),
+           SLOT(*lk, consistent));
+    const mp__rlock_ops *rl = &mp__redis_rlock_ops;
+    REPORT("rlock", mp__rlock_ops, SLOT(*rl, destroy), SLOT(*rl, acquire), SLOT(*rl, release),
+           SLOT(*rl, consistent), SLOT(*rl, count));
+    const mp__sem_ops *s = &mp__redis_sem_ops;
+    REPORT("sem", mp__sem_ops, SLOT(*s, destroy), SLOT(*s, acquire), SLOT(*s, release),
+           SLOT(*s, get_value));
+    const mp__event_ops *e = &mp__redis_event_ops;
+    REPORT("event", mp__event_ops, SLOT(*e, destroy), SLOT(*e, set), SLOT(*e, clear),
+           SLOT(*e, is_set), SLOT(*e, wait));
+    const mp__value_ops *v = &mp__redis_value_ops;
+    REPORT("value", mp__value_ops, SLOT(*v, destroy), SLOT(*v, typecode), SLOT(*v, get_text),
+           SLOT(*v, set_text), SLOT(*v, add_range), SLOT(*v, add_double), SLOT(*v, get_lock),
+           SLOT(*v, data));
+    const mp__array_ops *a = &mp__redis_array_ops;
+    REPORT("array", mp__array_ops, SLOT(*a, destroy), SLOT(*a, typecode), SLOT(*a, len),
+           SLOT(*a, get_text), SLOT(*a, set_text), SLOT(*a, get_lock), SLOT(*a, data));
+}
