@@ -9,6 +9,7 @@
 #ifndef MULTIPROC_CONTAINERS_REMOTE_H
 #define MULTIPROC_CONTAINERS_REMOTE_H
 
+#include "heap/heap_object.h"
 #include "containers/item_internal.h"
 
 /* The kinds of the tables (their first member). */

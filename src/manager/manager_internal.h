@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "heap/heap_object.h"
 #include "base/internal.h"
 
 /* The type tag stored with each name. Values are stored in the shared

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "heap/heap_object.h"
 #include "os/futex.h"
 #include "heap/heap.h"
 #include "base/internal.h"

@@ -8,6 +8,7 @@
 #ifndef MULTIPROC_QUEUE_REMOTE_H
 #define MULTIPROC_QUEUE_REMOTE_H
 
+#include "heap/heap_object.h"
 #include "base/internal.h"
 #include "multiproc/queue.h"
 

@@ -25,6 +25,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "heap/heap_object.h"
 #include "containers/containers_remote.h"
 #include "queue/queue_remote.h"
 #include "sync/sync_remote.h"

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "heap/heap_object.h"
 #include "heap/heap.h"
 #include "base/internal.h"
 #include "sync/sync_remote.h"

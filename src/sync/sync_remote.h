@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heap/heap_object.h"
 #include "base/internal.h"
 
 /* The kinds of the tables (their first member). */

@@ -1,6 +1,7 @@
 /* mp_wait: one poll() over the fds behind processes, connections and fds. */
 #include <stdlib.h>
 
+#include "heap/heap_object.h"
 #include "conn/conn_internal.h"
 #include "process/process_internal.h"
 #include "queue/queue_internal.h"
