@@ -11,7 +11,7 @@ typedef struct mp__errinfo {
 
 /* clang-format off */
 #define MP__E(code, text) {code, #code, text}
-static const mp__errinfo mp__errors[] = {
+static const mp__errinfo errors[] = {
     MP__E(MP_OK, "success"),
     MP__E(MP_EPERM, "operation not permitted"),
     MP__E(MP_ENOENT, "no such file or name"),
@@ -73,22 +73,22 @@ static const mp__errinfo mp__errors[] = {
 };
 /* clang-format on */
 
-static const mp__errinfo *mp__find_error(int code)
+static const mp__errinfo *find_error(int code)
 {
-    for (size_t i = 0; i < MP__ARRAY_LEN(mp__errors); i++)
-        if (mp__errors[i].code == code)
-            return &mp__errors[i];
+    for (size_t i = 0; i < MP__ARRAY_LEN(errors); i++)
+        if (errors[i].code == code)
+            return &errors[i];
     return NULL;
 }
 
 const char *mp_strerror(int code)
 {
-    const mp__errinfo *e = mp__find_error(code);
+    const mp__errinfo *e = find_error(code);
     return e ? e->text : "unknown error";
 }
 
 const char *mp_err_name(int code)
 {
-    const mp__errinfo *e = mp__find_error(code);
+    const mp__errinfo *e = find_error(code);
     return e ? e->name : "MP_E?";
 }

@@ -41,12 +41,12 @@
 
 _Atomic(mp__hhdr *) mp__heap;
 int mp__heap_fd = -1;
-static pthread_mutex_t mp__init_mu = PTHREAD_MUTEX_INITIALIZER;
-static bool mp__cache_ready;
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool cache_ready;
 
 /* MP_HEAP_SIZE: a byte count with an optional K, M, G or T suffix, and
  * nothing else: strtoull alone would take " -1" for 2^64 - 1. */
-static int mp__env_size(size_t *out)
+static int env_size(size_t *out)
 {
     const char *s = secure_getenv("MP_HEAP_SIZE");
     if (!s || !*s)
@@ -93,7 +93,7 @@ _Atomic uintptr_t mp__heap_lo, mp__heap_hi;
 
 /* Publishes the mapped heap h: its block area first (mp__heap_contains),
  * then the heap itself. */
-static void mp__heap_publish(mp__hhdr *h)
+static void heap_publish(mp__hhdr *h)
 {
     atomic_store_explicit(&mp__heap_hi, (uintptr_t)h + h->size, memory_order_relaxed);
     atomic_store_explicit(&mp__heap_lo, (uintptr_t)h + h->spans_off, memory_order_release);
@@ -104,7 +104,7 @@ static void mp__heap_publish(mp__hhdr *h)
  * through the kernel's user-copy, which reports a fault as EFAULT instead
  * of a signal; any other outcome (the word differed, or matched and the
  * zero wait timed out) means it was read. */
-static bool mp__word_readable(const void *p)
+static bool word_readable(const void *p)
 {
     struct timespec zero = {0, 0};
     long rc;
@@ -116,19 +116,19 @@ static bool mp__word_readable(const void *p)
 
 /* Handles freed so far; a thread's remembered handles carry the count of
  * their time. */
-static _Atomic uint64_t mp__handles_freed;
+static _Atomic uint64_t handles_freed;
 
 #define MP__HANDLE_MEMORY 4
 
 static _Thread_local struct {
     const void *p[MP__HANDLE_MEMORY];
-    uint64_t freed; /* mp__handles_freed when the entries were made */
+    uint64_t freed; /* handles_freed when the entries were made */
     unsigned next;
 } mp__handles;
 
 bool mp__handle_known(const void *p)
 {
-    if (mp__handles.freed != atomic_load_explicit(&mp__handles_freed, memory_order_acquire))
+    if (mp__handles.freed != atomic_load_explicit(&handles_freed, memory_order_acquire))
         return false;
     for (int i = 0; i < MP__HANDLE_MEMORY; i++)
         if (mp__handles.p[i] == p)
@@ -138,7 +138,7 @@ bool mp__handle_known(const void *p)
 
 void mp__handle_remember(const void *p)
 {
-    uint64_t now = atomic_load_explicit(&mp__handles_freed, memory_order_acquire);
+    uint64_t now = atomic_load_explicit(&handles_freed, memory_order_acquire);
     if (mp__handles.freed != now) {
         memset(mp__handles.p, 0, sizeof(mp__handles.p));
         mp__handles.freed = now;
@@ -148,7 +148,7 @@ void mp__handle_remember(const void *p)
 
 void mp__handle_freed(void)
 {
-    atomic_fetch_add_explicit(&mp__handles_freed, 1, memory_order_release);
+    atomic_fetch_add_explicit(&handles_freed, 1, memory_order_release);
 }
 
 bool mp__mem_readable(const void *p, size_t len)
@@ -159,12 +159,12 @@ bool mp__mem_readable(const void *p, size_t len)
     uintptr_t last = (a + len - 1) & ~(uintptr_t)3;
     /* Readability is per page, and a page is at least 4 KiB: one probe
      * answers for both ends when they share a 4 KiB block. */
-    if (!mp__word_readable(p))
+    if (!word_readable(p))
         return false;
-    return (a >> 12) == (last >> 12) || mp__word_readable((const void *)last);
+    return (a >> 12) == (last >> 12) || word_readable((const void *)last);
 }
 
-static int mp__heap_format(mp__hhdr *h, size_t size)
+static int heap_format(mp__hhdr *h, size_t size)
 {
     uint64_t max_spans = size >> MP__SPAN_SHIFT;
     size_t meta = sizeof(mp__hhdr) + (size_t)(max_spans + 63) / 64 * sizeof(uint64_t);
@@ -183,7 +183,7 @@ static int mp__heap_format(mp__hhdr *h, size_t size)
 }
 
 /* Creates the memfd and maps it at the family address. */
-static int mp__heap_map(size_t size)
+static int heap_map(size_t size)
 {
     int fd = memfd_create("multiproc-heap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
@@ -209,12 +209,12 @@ static int mp__heap_map(size_t size)
         rc = MP_ENOHEAPADDR;
         goto fail;
     }
-    if ((rc = mp__heap_format(p, size)) < 0) {
+    if ((rc = heap_format(p, size)) < 0) {
         munmap(p, size);
         goto fail;
     }
     mp__heap_fd = fd;
-    mp__heap_publish(p);
+    heap_publish(p);
     mp__debug("heap: %zu bytes at %p", size, p);
     return 0;
 fail:
@@ -223,9 +223,9 @@ fail:
     return rc;
 }
 
-static int mp__heap_create(size_t req)
+static int heap_create(size_t req)
 {
-    pthread_mutex_lock(&mp__init_mu);
+    pthread_mutex_lock(&init_mu);
     mp__hhdr *h = atomic_load(&mp__heap);
     int rc = 0;
     size_t size = req;
@@ -234,7 +234,7 @@ static int mp__heap_create(size_t req)
             rc = MP_EBUSY;
         goto out;
     }
-    if (!size && (rc = mp__env_size(&size)) < 0)
+    if (!size && (rc = env_size(&size)) < 0)
         goto out;
     if (!size)
         size = MP__HEAP_DEFAULT;
@@ -243,14 +243,14 @@ static int mp__heap_create(size_t req)
         rc = MP_EINVAL;
         goto out;
     }
-    if (!mp__cache_ready) {
+    if (!cache_ready) {
         if ((rc = mp__heap_cache_setup()) < 0)
             goto out;
-        mp__cache_ready = true;
+        cache_ready = true;
     }
-    rc = mp__heap_map(size);
+    rc = heap_map(size);
 out:
-    pthread_mutex_unlock(&mp__init_mu);
+    pthread_mutex_unlock(&init_mu);
     return rc;
 }
 
@@ -258,7 +258,7 @@ int mp__heap_ensure(void)
 {
     if (atomic_load_explicit(&mp__heap, memory_order_acquire))
         return 0;
-    return mp__heap_create(0);
+    return heap_create(0);
 }
 
 int mp__heap_export(int *fd, void **addr, size_t *size)
@@ -275,17 +275,17 @@ int mp__heap_export(int *fd, void **addr, size_t *size)
 
 /* Maps an inherited heap (init lock held). The fd must be a heap of this
  * build: the address and size it claims, a formatted header. */
-static int mp__heap_adopt_locked(int fd, void *addr, size_t size)
+static int heap_adopt_locked(int fd, void *addr, size_t size)
 {
     struct stat st;
     if ((uintptr_t)addr != MP__HEAP_ADDR || size < MP__HEAP_MIN || size > MP__HEAP_LIMIT ||
         fstat(fd, &st) < 0 || (uint64_t)st.st_size != size)
         return MP_EBADMSG;
     int rc = 0;
-    if (!mp__cache_ready) {
+    if (!cache_ready) {
         if ((rc = mp__heap_cache_setup()) < 0)
             return rc;
-        mp__cache_ready = true;
+        cache_ready = true;
     }
     void *p = mmap(addr, size, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
@@ -300,7 +300,7 @@ static int mp__heap_adopt_locked(int fd, void *addr, size_t size)
     /* Inherited through exec, so without close-on-exec: set it again. */
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     mp__heap_fd = fd;
-    mp__heap_publish(h);
+    heap_publish(h);
     return 0;
 }
 
@@ -308,9 +308,9 @@ int mp__heap_adopt(int fd, void *addr, size_t size)
 {
     if (fd < 0)
         return MP_EBADF;
-    pthread_mutex_lock(&mp__init_mu);
-    int rc = atomic_load(&mp__heap) ? MP_EBUSY : mp__heap_adopt_locked(fd, addr, size);
-    pthread_mutex_unlock(&mp__init_mu);
+    pthread_mutex_lock(&init_mu);
+    int rc = atomic_load(&mp__heap) ? MP_EBUSY : heap_adopt_locked(fd, addr, size);
+    pthread_mutex_unlock(&init_mu);
     if (rc < 0)
         close(fd); /* ours either way */
     return rc;
@@ -336,7 +336,7 @@ uintptr_t mp__heap_family_addr(void)
 
 int mp_init(const mp_init_opts *opts)
 {
-    return mp__heap_create(opts ? opts->heap_size : 0);
+    return heap_create(opts ? opts->heap_size : 0);
 }
 
 void *mp_alloc(size_t size)

@@ -34,16 +34,16 @@ const uint32_t mp__class_size[MP__NCLASS] = {
 /* clang-format on */
 
 /* Size class by (size + 15) / 16, filled once. */
-static uint8_t mp__class_of16[MP__SMALL_MAX / 16 + 1];
-static pthread_once_t mp__class_once = PTHREAD_ONCE_INIT;
+static uint8_t class_of16[MP__SMALL_MAX / 16 + 1];
+static pthread_once_t class_once = PTHREAD_ONCE_INIT;
 
-static void mp__class_init(void)
+static void class_init(void)
 {
     int c = 0;
     for (size_t i = 0; i <= MP__SMALL_MAX / 16; i++) {
         while (mp__class_size[c] < i * 16)
             c++;
-        mp__class_of16[i] = (uint8_t)c;
+        class_of16[i] = (uint8_t)c;
     }
 }
 
@@ -51,18 +51,18 @@ int mp__size_class(size_t size)
 {
     if (size > MP__SMALL_MAX)
         return -1;
-    return mp__class_of16[(size + 15) >> 4];
+    return class_of16[(size + 15) >> 4];
 }
 
 /* ---- locks and repair ---------------------------------------------------*/
 
-static void mp__clear_bits(mp__hhdr *h, uint64_t first, uint64_t n)
+static void clear_bits(mp__hhdr *h, uint64_t first, uint64_t n)
 {
     for (uint64_t i = first; i < first + n; i++)
         atomic_fetch_and_explicit(&h->bitmap[i >> 6], ~(1ULL << (i & 63)), memory_order_relaxed);
 }
 
-static uint64_t mp__count_used(const mp__hhdr *h)
+static uint64_t count_used(const mp__hhdr *h)
 {
     uint64_t used = 0;
     for (uint64_t w = 0; w < (h->high + 63) / 64; w++)
@@ -71,14 +71,14 @@ static uint64_t mp__count_used(const mp__hhdr *h)
     return used;
 }
 
-static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n);
+static void span_release(mp__hhdr *h, uint64_t first, uint64_t n);
 
 /* A holder of the page lock died. Finish or undo its span operation. An
  * allocation never reached its caller (the lock was still held), so undoing
  * it is safe, unless it made a new slab that its class already points at.
  * An undone allocation may have written a header or free marks: its spans
  * are released too, since a large block is handed out as zeros. */
-static void mp__repair_page(mp__hhdr *h)
+static void repair_page(mp__hhdr *h)
 {
     mp__hpending *p = &h->pending;
     if (p->op == MP__OP_ALLOC || p->op == MP__OP_FREE) {
@@ -86,14 +86,14 @@ static void mp__repair_page(mp__hhdr *h)
         if (p->op == MP__OP_ALLOC && p->cls >= 0 && p->cls < MP__NCLASS)
             keep = (h->cls[p->cls].bump >> 32) == p->first + 1;
         if (!keep && p->first < h->nspans && p->n <= h->nspans - p->first) {
-            mp__span_release(h, p->first, p->n);
-            mp__clear_bits(h, p->first, p->n);
+            span_release(h, p->first, p->n);
+            clear_bits(h, p->first, p->n);
             if (p->first < h->hint)
                 h->hint = p->first;
         }
     }
     p->op = MP__OP_NONE;
-    h->used = mp__count_used(h);
+    h->used = count_used(h);
     atomic_fetch_add(&h->repairs, 1);
 }
 
@@ -102,7 +102,7 @@ static void mp__repair_page(mp__hhdr *h)
  * a lock hand-over (the lock is then free while a waiter sleeps on); the
  * stress test under ASan met it. Waking every 20 ms to look again bounds
  * the cost of that to one slice instead of forever. */
-static int mp__heap_lock(mp__rmutex *m)
+static int heap_lock(mp__rmutex *m)
 {
 #if defined(MP__TSAN)
     /* ThreadSanitizer (GCC 12) does not see a lock taken by timedlock with
@@ -129,10 +129,10 @@ static int mp__heap_lock(mp__rmutex *m)
 
 int mp__heap_lock_page(mp__hhdr *h)
 {
-    int rc = mp__heap_lock(&h->page_lock);
+    int rc = heap_lock(&h->page_lock);
     if (rc == MP_EOWNERDEAD) {
         mp__debug("heap: repairing after a process died in a span operation");
-        mp__repair_page(h);
+        repair_page(h);
         rc = mp__rmutex_consistent(&h->page_lock);
     }
     return rc;
@@ -140,7 +140,7 @@ int mp__heap_lock_page(mp__hhdr *h)
 
 int mp__heap_lock_class(mp__hhdr *h, int c)
 {
-    int rc = mp__heap_lock(&h->cls[c].lock);
+    int rc = heap_lock(&h->cls[c].lock);
     if (rc == MP_EOWNERDEAD) {
         /* Every change under a class lock is a single store: the list and
          * the bump word are whole. What the dead holder took is leaked. */
@@ -157,7 +157,7 @@ int mp__heap_lock_class(mp__hhdr *h, int c)
  * instructions, so only the compiler's order matters here (the next holder
  * gets the lock through the kernel, which makes every executed store
  * visible): compiler barriers fix it. */
-static void mp__pending_begin(mp__hhdr *h, uint32_t op, int cls, uint64_t first, uint64_t n)
+static void pending_begin(mp__hhdr *h, uint32_t op, int cls, uint64_t first, uint64_t n)
 {
     h->pending.cls = cls;
     h->pending.first = first;
@@ -167,7 +167,7 @@ static void mp__pending_begin(mp__hhdr *h, uint32_t op, int cls, uint64_t first,
     atomic_signal_fence(memory_order_seq_cst);
 }
 
-static void mp__pending_end(mp__hhdr *h)
+static void pending_end(mp__hhdr *h)
 {
     atomic_signal_fence(memory_order_seq_cst);
     h->pending.op = MP__OP_NONE;
@@ -175,7 +175,7 @@ static void mp__pending_end(mp__hhdr *h)
 
 /* First fit of n free spans at or above the hint. Above h->high every span
  * is free, so the scan stops there. Returns the index or -1. */
-static int64_t mp__span_find(mp__hhdr *h, uint64_t n)
+static int64_t span_find(mp__hhdr *h, uint64_t n)
 {
     uint64_t run = 0, start = h->hint;
     bool first_free_seen = false;
@@ -210,17 +210,17 @@ static int64_t mp__span_find(mp__hhdr *h, uint64_t n)
 
 /* Takes n spans for a large block (cls < 0) or a new slab of class cls,
  * whose bump word it sets. Returns the first span's index or MP_ENOMEM. */
-static int64_t mp__span_alloc(mp__hhdr *h, uint64_t n, int cls)
+static int64_t span_alloc(mp__hhdr *h, uint64_t n, int cls)
 {
     if (mp__heap_lock_page(h) < 0)
         return MP_ENOMEM;
-    int64_t s = n <= h->nspans ? mp__span_find(h, n) : -1;
+    int64_t s = n <= h->nspans ? span_find(h, n) : -1;
     if (s < 0) {
         mp__rmutex_unlock(&h->page_lock);
         return MP_ENOMEM;
     }
     uint64_t first = (uint64_t)s;
-    mp__pending_begin(h, MP__OP_ALLOC, cls, first, n);
+    pending_begin(h, MP__OP_ALLOC, cls, first, n);
     for (uint64_t i = first; i < first + n; i++)
         atomic_fetch_or_explicit(&h->bitmap[i >> 6], 1ULL << (i & 63), memory_order_relaxed);
     h->used += n;
@@ -246,13 +246,13 @@ static int64_t mp__span_alloc(mp__hhdr *h, uint64_t n, int cls)
     } else {
         *sp = (mp__hspan){.magic = MP__SPAN_MAGIC, .kind = MP__SPAN_LARGE, .nspans = n};
     }
-    mp__pending_end(h);
+    pending_end(h);
     mp__rmutex_unlock(&h->page_lock);
     return s;
 }
 
 /* Returns the memory of n spans to the system; they read as zeros after. */
-static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n)
+static void span_release(mp__hhdr *h, uint64_t first, uint64_t n)
 {
     char *a = mp__span_addr(h, first);
     size_t len = (size_t)n << MP__SPAN_SHIFT;
@@ -263,7 +263,7 @@ static void mp__span_release(mp__hhdr *h, uint64_t first, uint64_t n)
 }
 
 /* Counts and reports a free that changes nothing. */
-static void mp__bad_free(mp__hhdr *h, const void *p, const char *why)
+static void bad_free(mp__hhdr *h, const void *p, const char *why)
 {
     atomic_fetch_add_explicit(&h->bad_frees, 1, memory_order_relaxed);
     mp__debug("heap: mp_free(%p): %s; ignored", p, why);
@@ -275,7 +275,7 @@ static void mp__bad_free(mp__hhdr *h, const void *p, const char *why)
  * free never leaks address space. The header is checked again under the
  * lock: of two frees of one block (in any processes) the first wipes it
  * (the released memory reads as zeros), the second finds it gone. */
-static void mp__large_free(mp__hhdr *h, uint64_t first, const void *p)
+static void large_free(mp__hhdr *h, uint64_t first, const void *p)
 {
     if (mp__heap_lock_page(h) < 0)
         return; /* unrecoverable lock: leak rather than corrupt */
@@ -284,23 +284,23 @@ static void mp__large_free(mp__hhdr *h, uint64_t first, const void *p)
     if (!mp__bit(h, first) || sp->magic != MP__SPAN_MAGIC || sp->kind != MP__SPAN_LARGE || n == 0 ||
         n > h->nspans - first) {
         mp__rmutex_unlock(&h->page_lock);
-        mp__bad_free(h, p, "a large block already free (a double free)");
+        bad_free(h, p, "a large block already free (a double free)");
         return;
     }
-    mp__pending_begin(h, MP__OP_FREE, -1, first, n);
-    mp__span_release(h, first, n);
-    mp__clear_bits(h, first, n);
+    pending_begin(h, MP__OP_FREE, -1, first, n);
+    span_release(h, first, n);
+    clear_bits(h, first, n);
     h->used -= n;
     if (first < h->hint)
         h->hint = first;
-    mp__pending_end(h);
+    pending_end(h);
     mp__rmutex_unlock(&h->page_lock);
 }
 
 /* ---- blocks ------------------------------------------------------------ */
 
 /* The span header of a pointer into the span area, or NULL. */
-static mp__hspan *mp__span_of(mp__hhdr *h, const void *p, uint64_t *index)
+static mp__hspan *span_of(mp__hhdr *h, const void *p, uint64_t *index)
 {
     const char *spans = (const char *)h + h->spans_off;
     if ((const char *)p < spans + MP__SPAN_HDR)
@@ -319,7 +319,7 @@ static mp__hspan *mp__span_of(mp__hhdr *h, const void *p, uint64_t *index)
  * The offset is below 2^16 and a block at most 2^13 bytes, so the multiply
  * by sp->inv gives the exact quotient, without a division on mp_free's
  * path. */
-static bool mp__slab_block(const mp__hspan *sp, const void *p)
+static bool slab_block(const mp__hspan *sp, const void *p)
 {
     uint64_t off = (uint64_t)((const char *)p - (const char *)sp) - MP__SPAN_HDR;
     uint64_t q = (off * sp->inv) >> 32;
@@ -330,14 +330,14 @@ static bool mp__slab_block(const mp__hspan *sp, const void *p)
 bool mp__heap_is_block(mp__hhdr *h, const void *p, int c)
 {
     uint64_t i;
-    mp__hspan *sp = mp__span_of(h, p, &i);
-    return sp && sp->kind == MP__SPAN_SLAB && sp->cls == (uint32_t)c && mp__slab_block(sp, p);
+    mp__hspan *sp = span_of(h, p, &i);
+    return sp && sp->kind == MP__SPAN_SLAB && sp->cls == (uint32_t)c && slab_block(sp, p);
 }
 
 /* Takes up to want blocks of class c from the shared list, then from the
  * class's current slab, then from a new slab. Returns how many (0: the heap
  * is exhausted). */
-static int mp__class_take(mp__hhdr *h, int c, void **out, int want)
+static int class_take(mp__hhdr *h, int c, void **out, int want)
 {
     if (mp__heap_lock_class(h, c) < 0)
         return 0;
@@ -357,7 +357,7 @@ static int mp__class_take(mp__hhdr *h, int c, void **out, int want)
     atomic_signal_fence(memory_order_seq_cst);
     k->free = p; /* the one store that takes the blocks */
     while (got < want) {
-        if (k->bump == 0 && mp__span_alloc(h, 1, c) < 0)
+        if (k->bump == 0 && span_alloc(h, 1, c) < 0)
             break;
         uint64_t s = (k->bump >> 32) - 1, idx = k->bump & 0xffffffffu;
         mp__hspan *sp = (mp__hspan *)mp__span_addr(h, s);
@@ -374,7 +374,7 @@ static int mp__class_take(mp__hhdr *h, int c, void **out, int want)
 
 /* Returns n blocks of class c to the shared list: linked first (they are
  * still ours), then published by one store of the head. */
-static void mp__class_give(mp__hhdr *h, int c, void **blocks, int n)
+static void class_give(mp__hhdr *h, int c, void **blocks, int n)
 {
     if (n <= 0)
         return;
@@ -397,79 +397,79 @@ typedef struct mp__tcache {
     void *slot[MP__NCLASS][MP__TC_CAP];
 } mp__tcache;
 
-static _Thread_local mp__tcache *mp__tc;
-static pthread_key_t mp__tc_key;
+static _Thread_local mp__tcache *thread_cache;
+static pthread_key_t tc_key;
 /* The epoch of this process: a word in a page that fork wipes in the child
  * (MADV_WIPEONFORK, or an atfork handler where the kernel lacks it), so a
  * forked child notices at once that its copied caches hold its parent's
- * blocks and drops them. mp__epoch_next is private memory, copied by fork. */
-static _Atomic uint64_t *mp__epoch_word;
-static _Atomic uint64_t mp__epoch_next = 1;
+ * blocks and drops them. epoch_next is private memory, copied by fork. */
+static _Atomic uint64_t *epoch_word;
+static _Atomic uint64_t epoch_next = 1;
 
-static void mp__tc_flush_all(mp__tcache *tc)
+static void tc_flush_all(mp__tcache *tc)
 {
-    if (!tc->heap || tc->epoch != atomic_load_explicit(mp__epoch_word, memory_order_relaxed))
+    if (!tc->heap || tc->epoch != atomic_load_explicit(epoch_word, memory_order_relaxed))
         return; /* a copy made by fork: the blocks are the parent's */
     for (int c = 0; c < MP__NCLASS; c++) {
-        mp__class_give(tc->heap, c, tc->slot[c], (int)tc->n[c]);
+        class_give(tc->heap, c, tc->slot[c], (int)tc->n[c]);
         tc->n[c] = 0;
     }
 }
 
-static void mp__tc_destroy(void *arg)
+static void tc_destroy(void *arg)
 {
     mp__tcache *tc = arg;
-    mp__tc_flush_all(tc);
-    mp__tc = NULL;
+    tc_flush_all(tc);
+    thread_cache = NULL;
     free(tc);
 }
 
 void mp__heap_thread_flush(void)
 {
-    if (mp__tc)
-        mp__tc_flush_all(mp__tc);
+    if (thread_cache)
+        tc_flush_all(thread_cache);
 }
 
-static void mp__atfork_child(void)
+static void atfork_child(void)
 {
-    atomic_store(mp__epoch_word, 0);
+    atomic_store(epoch_word, 0);
 }
 
 int mp__heap_cache_setup(void)
 {
-    pthread_once(&mp__class_once, mp__class_init);
+    pthread_once(&class_once, class_init);
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED)
         return mp__errno();
-    if (madvise(page, 4096, MADV_WIPEONFORK) < 0 && pthread_atfork(NULL, NULL, mp__atfork_child))
+    if (madvise(page, 4096, MADV_WIPEONFORK) < 0 && pthread_atfork(NULL, NULL, atfork_child))
         return MP_ENOMEM;
-    mp__epoch_word = page;
-    atomic_store(mp__epoch_word, atomic_load(&mp__epoch_next));
-    if (pthread_key_create(&mp__tc_key, mp__tc_destroy))
+    epoch_word = page;
+    atomic_store(epoch_word, atomic_load(&epoch_next));
+    if (pthread_key_create(&tc_key, tc_destroy))
         return MP_ENOMEM;
     atexit(mp__heap_thread_flush);
     return 0;
 }
 
 /* This thread's cache, valid for this process; NULL if none can be made. */
-static mp__tcache *mp__tc_get(mp__hhdr *h)
+static mp__tcache *tc_get(mp__hhdr *h)
 {
-    mp__tcache *tc = mp__tc;
-    uint64_t e = atomic_load_explicit(mp__epoch_word, memory_order_relaxed);
+    mp__tcache *tc = thread_cache;
+    uint64_t e = atomic_load_explicit(epoch_word, memory_order_relaxed);
     if (tc && tc->epoch == e && e != 0)
         return tc;
     if (e == 0) {
         /* First call in a forked child: a new epoch, unlike any cache's. */
-        uint64_t next = atomic_fetch_add(&mp__epoch_next, 1) + 1;
-        if (atomic_compare_exchange_strong(mp__epoch_word, &e, next))
+        uint64_t next = atomic_fetch_add(&epoch_next, 1) + 1;
+        if (atomic_compare_exchange_strong(epoch_word, &e, next))
             e = next;
     }
     if (!tc) {
         tc = calloc(1, sizeof(*tc));
         if (!tc)
             return NULL;
-        pthread_setspecific(mp__tc_key, tc);
-        mp__tc = tc;
+        pthread_setspecific(tc_key, tc);
+        thread_cache = tc;
     }
     memset(tc->n, 0, sizeof(tc->n));
     tc->epoch = e;
@@ -477,16 +477,16 @@ static mp__tcache *mp__tc_get(mp__hhdr *h)
     return tc;
 }
 
-static void *mp__small_pop(mp__hhdr *h, int c)
+static void *small_pop(mp__hhdr *h, int c)
 {
-    mp__tcache *tc = mp__tc_get(h);
+    mp__tcache *tc = tc_get(h);
     void *p = NULL;
     if (!tc) {
-        if (mp__class_take(h, c, &p, 1) == 0)
+        if (class_take(h, c, &p, 1) == 0)
             return NULL;
     } else {
         if (tc->n[c] == 0)
-            tc->n[c] = (uint32_t)mp__class_take(h, c, tc->slot[c], MP__TC_BATCH);
+            tc->n[c] = (uint32_t)class_take(h, c, tc->slot[c], MP__TC_BATCH);
         if (tc->n[c] == 0)
             return NULL;
         p = tc->slot[c][--tc->n[c]];
@@ -494,10 +494,10 @@ static void *mp__small_pop(mp__hhdr *h, int c)
     return p;
 }
 
-static void *mp__small_alloc(mp__hhdr *h, int c)
+static void *small_alloc(mp__hhdr *h, int c)
 {
     void *p;
-    while ((p = mp__small_pop(h, c)) != NULL && !mp__block_marked(p)) {
+    while ((p = small_pop(h, c)) != NULL && !mp__block_marked(p)) {
         /* A write after free wiped the mark: someone may still use the
          * block, so it is left out (a leak) rather than handed out. */
         mp__debug("heap: free block %p was written after its free; left unused", p);
@@ -511,22 +511,22 @@ static void *mp__small_alloc(mp__hhdr *h, int c)
  * false when it was free already: then the exchange wrote the mark that
  * was there, which changes nothing. One atomic instruction, the only cost
  * the check adds to mp_free. */
-static bool mp__block_claim(void *p)
+static bool block_claim(void *p)
 {
     uint64_t mark = mp__free_mark(p);
     return atomic_exchange_explicit(mp__mark_word(p), mark, memory_order_relaxed) != mark;
 }
 
-static void mp__small_free(mp__hhdr *h, int c, void *p)
+static void small_free(mp__hhdr *h, int c, void *p)
 {
-    mp__tcache *tc = mp__tc_get(h);
+    mp__tcache *tc = tc_get(h);
     if (!tc) {
-        mp__class_give(h, c, &p, 1);
+        class_give(h, c, &p, 1);
         return;
     }
     if (tc->n[c] == MP__TC_CAP) {
         /* Give back the oldest half; the most recent stay hot here. */
-        mp__class_give(h, c, tc->slot[c], MP__TC_BATCH);
+        class_give(h, c, tc->slot[c], MP__TC_BATCH);
         memmove(tc->slot[c], tc->slot[c] + MP__TC_BATCH,
                 (MP__TC_CAP - MP__TC_BATCH) * sizeof(void *));
         tc->n[c] = MP__TC_CAP - MP__TC_BATCH;
@@ -547,12 +547,12 @@ int mp__heap_alloc(void **out, size_t size)
     int c = mp__size_class(size);
     void *p;
     if (c >= 0) {
-        p = mp__small_alloc(h, c);
+        p = small_alloc(h, c);
     } else {
         if (size > h->size)
             return MP_ENOMEM;
         uint64_t n = (size + MP__SPAN_HDR + MP__SPAN - 1) >> MP__SPAN_SHIFT;
-        int64_t s = mp__span_alloc(h, n, -1);
+        int64_t s = span_alloc(h, n, -1);
         p = s < 0 ? NULL : mp__span_addr(h, (uint64_t)s) + MP__SPAN_HDR;
     }
     if (!p)
@@ -565,11 +565,11 @@ size_t mp__heap_usable(const void *p)
 {
     mp__hhdr *h = atomic_load_explicit(&mp__heap, memory_order_acquire);
     uint64_t i;
-    mp__hspan *sp = h ? mp__span_of(h, p, &i) : NULL;
+    mp__hspan *sp = h ? span_of(h, p, &i) : NULL;
     if (!sp)
         return 0;
     if (sp->kind == MP__SPAN_SLAB)
-        return mp__slab_block(sp, p) && !mp__block_marked((void *)(uintptr_t)p) ? sp->bsize : 0;
+        return slab_block(sp, p) && !mp__block_marked((void *)(uintptr_t)p) ? sp->bsize : 0;
     if ((const char *)p != (const char *)sp + MP__SPAN_HDR)
         return 0;
     return (size_t)(sp->nspans << MP__SPAN_SHIFT) - MP__SPAN_HDR;
@@ -585,15 +585,15 @@ void mp__heap_free(void *p)
         return;
     }
     uint64_t i;
-    mp__hspan *sp = mp__span_of(h, p, &i);
-    if (sp && sp->kind == MP__SPAN_SLAB && mp__slab_block(sp, p)) {
-        if (mp__block_claim(p))
-            mp__small_free(h, (int)sp->cls, p);
+    mp__hspan *sp = span_of(h, p, &i);
+    if (sp && sp->kind == MP__SPAN_SLAB && slab_block(sp, p)) {
+        if (block_claim(p))
+            small_free(h, (int)sp->cls, p);
         else
-            mp__bad_free(h, p, "a block already free (a double free)");
+            bad_free(h, p, "a block already free (a double free)");
     } else if (sp && sp->kind == MP__SPAN_LARGE && (char *)p == (char *)sp + MP__SPAN_HDR) {
-        mp__large_free(h, i, p);
+        large_free(h, i, p);
     } else {
-        mp__bad_free(h, p, "not a block in use of the shared heap (freed already, or never one)");
+        bad_free(h, p, "not a block in use of the shared heap (freed already, or never one)");
     }
 }

@@ -13,7 +13,7 @@
 /* Walks the spans in use (page lock held): every run must start with a
  * valid header; runs without one are leaks (a kill between a large block's
  * hole punch and its bits). Counts the slabs of each class. */
-static int mp__walk_spans(const mp__hhdr *h, uint64_t *slabs, uint64_t *leaked)
+static int walk_spans(const mp__hhdr *h, uint64_t *slabs, uint64_t *leaked)
 {
     uint64_t i = 0, used = 0;
     *leaked = 0;
@@ -55,7 +55,7 @@ static int mp__walk_spans(const mp__hhdr *h, uint64_t *slabs, uint64_t *leaked)
     return 0;
 }
 
-static int mp__check_header(const mp__hhdr *h)
+static int check_header(const mp__hhdr *h)
 {
     if (h->magic != MP__HEAP_MAGIC)
         MP__BAD("bad magic");
@@ -71,7 +71,7 @@ static int mp__check_header(const mp__hhdr *h)
 /* One class (its lock held): the free list is acyclic, made of blocks of
  * this class that carry the free mark, and the bump word names one of its
  * slabs. */
-static int mp__check_class(mp__hhdr *h, int c, uint64_t slabs)
+static int check_class(mp__hhdr *h, int c, uint64_t slabs)
 {
     const mp__hclass *k = &h->cls[c];
     uint64_t per = (MP__SPAN - MP__SPAN_HDR) / mp__class_size[c];
@@ -108,11 +108,11 @@ int mp_heap_check(void)
     if ((rc = mp__heap_lock_page(h)) < 0)
         goto out;
     uint64_t slabs[MP__NCLASS] = {0}, leaked;
-    rc = mp__check_header(h);
+    rc = check_header(h);
     if (rc == 0)
-        rc = mp__walk_spans(h, slabs, &leaked);
+        rc = walk_spans(h, slabs, &leaked);
     for (int c = 0; c < MP__NCLASS && rc == 0; c++)
-        rc = mp__check_class(h, c, slabs[c]);
+        rc = check_class(h, c, slabs[c]);
     mp__rmutex_unlock(&h->page_lock);
 out:
     while (locked-- > 0)
@@ -139,7 +139,7 @@ int mp_heap_get_stats(mp_heap_stats *out)
     if ((rc = mp__heap_lock_page(h)) < 0)
         return rc;
     uint64_t leaked = 0;
-    (void)mp__walk_spans(h, NULL, &leaked);
+    (void)walk_spans(h, NULL, &leaked);
     uint64_t used = h->used;
     mp__rmutex_unlock(&h->page_lock);
     struct stat st;

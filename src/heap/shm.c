@@ -23,7 +23,7 @@ struct mp_shm {
 };
 
 /* Copies name into path as "/name"; MP_EINVAL when it is not a valid name. */
-static int mp__shm_path(char *path, const char *name)
+static int shm_path(char *path, const char *name)
 {
     if (!name)
         return MP_EINVAL;
@@ -38,7 +38,7 @@ static int mp__shm_path(char *path, const char *name)
     return 0;
 }
 
-static void mp__shm_gen_name(char *path)
+static void shm_gen_name(char *path)
 {
     static _Atomic uint64_t counter;
     uint64_t r;
@@ -52,7 +52,7 @@ static void mp__shm_gen_name(char *path)
 }
 
 /* Maps fd whole (size bytes) and builds the object; closes fd either way. */
-static int mp__shm_finish(mp_shm **out, int fd, size_t size, const char *path, bool owner)
+static int shm_finish(mp_shm **out, int fd, size_t size, const char *path, bool owner)
 {
     void *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int rc = buf == MAP_FAILED ? mp__errno() : 0;
@@ -77,12 +77,12 @@ int mp_shm_create(mp_shm **out, const char *name, size_t size)
     char path[MP__SHM_NAME_MAX + 2];
     if (!out || size == 0 || size > (size_t)INT64_MAX)
         return MP_EINVAL;
-    if (name && mp__shm_path(path, name) < 0)
+    if (name && shm_path(path, name) < 0)
         return MP_EINVAL;
     int fd = -1;
     for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
         if (!name)
-            mp__shm_gen_name(path);
+            shm_gen_name(path);
         fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 && (name || errno != EEXIST))
             return mp__errno();
@@ -94,7 +94,7 @@ int mp_shm_create(mp_shm **out, const char *name, size_t size)
         rc = errno == EFBIG ? MP_EINVAL : mp__errno();
         close(fd);
     } else {
-        rc = mp__shm_finish(out, fd, size, path, true);
+        rc = shm_finish(out, fd, size, path, true);
     }
     if (rc < 0)
         shm_unlink(path); /* ours, made a moment ago: nothing is left */
@@ -104,7 +104,7 @@ int mp_shm_create(mp_shm **out, const char *name, size_t size)
 int mp_shm_attach(mp_shm **out, const char *name)
 {
     char path[MP__SHM_NAME_MAX + 2];
-    if (!out || mp__shm_path(path, name) < 0)
+    if (!out || shm_path(path, name) < 0)
         return MP_EINVAL;
     int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0)
@@ -115,7 +115,7 @@ int mp_shm_attach(mp_shm **out, const char *name)
         close(fd);
         return rc;
     }
-    return mp__shm_finish(out, fd, (size_t)st.st_size, path, false);
+    return shm_finish(out, fd, (size_t)st.st_size, path, false);
 }
 
 void *mp_shm_buf(const mp_shm *s)

@@ -9,7 +9,7 @@
 
 /* Read "quota period" (cgroup v2 cpu.max: "max 100000" or "150000 100000")
  * and return the CPU count it allows, rounded up, or 0 for no limit. */
-static int mp__cpu_max_file(const char *path)
+static int cpu_max_file(const char *path)
 {
     FILE *f = fopen(path, "re");
     if (!f)
@@ -27,7 +27,7 @@ static int mp__cpu_max_file(const char *path)
 }
 
 /* cgroup v1: cpu.cfs_quota_us (-1 for none) and cpu.cfs_period_us. */
-static int mp__cpu_v1(const char *dir)
+static int cpu_v1(const char *dir)
 {
     char path[512];
     long long quota = -1, period = 0;
@@ -49,7 +49,7 @@ static int mp__cpu_v1(const char *dir)
 }
 
 /* True when the comma-separated controller list names "cpu". */
-static bool mp__has_cpu_controller(const char *list, size_t len)
+static bool has_cpu_controller(const char *list, size_t len)
 {
     const char *end = list + len;
     while (list < end) {
@@ -65,7 +65,7 @@ static bool mp__has_cpu_controller(const char *list, size_t len)
 /* The tightest quota on the path from a cgroup up to the root: a parent's
  * quota limits its children too. v2 is "/sys/fs/cgroup<rel>/cpu.max"; v1
  * is under the mount of the cpu controller. */
-static int mp__walk_limit(char *rel, bool v2)
+static int walk_limit(char *rel, bool v2)
 {
     int best = 0;
     for (;;) {
@@ -73,13 +73,13 @@ static int mp__walk_limit(char *rel, bool v2)
         int lim;
         if (v2) {
             snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max", rel);
-            lim = mp__cpu_max_file(path);
+            lim = cpu_max_file(path);
         } else {
             snprintf(path, sizeof(path), "/sys/fs/cgroup/cpu,cpuacct%s", rel);
-            lim = mp__cpu_v1(path);
+            lim = cpu_v1(path);
             if (lim == 0) {
                 snprintf(path, sizeof(path), "/sys/fs/cgroup/cpu%s", rel);
-                lim = mp__cpu_v1(path);
+                lim = cpu_v1(path);
             }
         }
         if (lim > 0 && (best == 0 || lim < best))
@@ -93,7 +93,7 @@ static int mp__walk_limit(char *rel, bool v2)
 
 /* Both hierarchies can be present at once (hybrid mounts): take the
  * tighter of the two. */
-static int mp__cgroup_limit(void)
+static int cgroup_limit(void)
 {
     FILE *f = fopen("/proc/self/cgroup", "re");
     if (!f)
@@ -109,14 +109,14 @@ static int mp__cgroup_limit(void)
         if (strncmp(line, "0::", 3) == 0) {
             snprintf(v2, sizeof(v2), "%s", c2 + 1);
             has_v2 = true;
-        } else if (mp__has_cpu_controller(c1 + 1, (size_t)(c2 - c1 - 1))) {
+        } else if (has_cpu_controller(c1 + 1, (size_t)(c2 - c1 - 1))) {
             snprintf(v1, sizeof(v1), "%s", c2 + 1);
             has_v1 = true;
         }
     }
     fclose(f);
-    int a = has_v1 ? mp__walk_limit(v1, false) : 0;
-    int b = has_v2 ? mp__walk_limit(v2, true) : 0;
+    int a = has_v1 ? walk_limit(v1, false) : 0;
+    int b = has_v2 ? walk_limit(v2, true) : 0;
     if (a > 0 && (b == 0 || a < b))
         return a;
     return b;
@@ -132,7 +132,7 @@ int mp_cpu_count(void)
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;
     }
-    int lim = mp__cgroup_limit();
+    int lim = cgroup_limit();
     if (lim > 0 && lim < n)
         n = lim;
     return n > 0 ? n : 1;

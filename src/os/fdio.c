@@ -17,11 +17,11 @@ bool mp__env_off(const char *name)
 }
 
 /* -1 unknown, 0 no, 1 yes: whether pwritev2 takes RWF_NOSIGNAL. */
-static atomic_int mp__nosignal_state = -1;
+static atomic_int nosignal_state = -1;
 
 int mp__rwf_nosignal(int fd)
 {
-    int s = atomic_load_explicit(&mp__nosignal_state, memory_order_relaxed);
+    int s = atomic_load_explicit(&nosignal_state, memory_order_relaxed);
     if (s < 0) {
         /* An empty write returns before a pipe looks at its readers, but
          * only after the kernel has checked the flags: a safe probe. An
@@ -36,7 +36,7 @@ int mp__rwf_nosignal(int fd)
             s = 0;
         else
             return 0;
-        atomic_store_explicit(&mp__nosignal_state, s, memory_order_relaxed);
+        atomic_store_explicit(&nosignal_state, s, memory_order_relaxed);
     }
     return s == 1 ? MP__RWF_NOSIGNAL : 0;
 }

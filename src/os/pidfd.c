@@ -24,11 +24,11 @@
 #endif
 
 /* -1 unknown, 0 no, 1 yes. Probed once; the answer never changes. */
-static _Atomic int mp__pidfd_state = -1;
+static _Atomic int pidfd_state = -1;
 
 bool mp__pidfd_supported(void)
 {
-    int s = atomic_load(&mp__pidfd_state);
+    int s = atomic_load(&pidfd_state);
     if (s >= 0)
         return s == 1;
     s = 0;
@@ -46,7 +46,7 @@ bool mp__pidfd_supported(void)
             close(fd);
         }
     }
-    atomic_store(&mp__pidfd_state, s);
+    atomic_store(&pidfd_state, s);
     return s == 1;
 }
 

@@ -64,7 +64,7 @@ int mp__process_signal(mp_process *p, int sig)
 
 /* ---- the API ------------------------------------------------------------- */
 
-static int mp__check_opts(const mp_process_opts *o)
+static int check_opts(const mp_process_opts *o)
 {
     if (!o || (!o->target == !o->run))
         return MP_EINVAL;
@@ -88,7 +88,7 @@ int mp_process_create(mp_process **out, const mp_process_opts *opts)
 {
     if (!out)
         return MP_EINVAL;
-    int rc = mp__check_opts(opts);
+    int rc = check_opts(opts);
     if (rc < 0)
         return rc;
     mp_process *p = calloc(1, sizeof(*p));
@@ -131,7 +131,7 @@ int mp_process_create(mp_process **out, const mp_process_opts *opts)
 
 /* Common checks of the calls that act on a started child: it must be ours,
  * started, and not closed. Call with p->mu held. */
-static int mp__check_child_locked(const mp_process *p)
+static int check_child_locked(const mp_process *p)
 {
     if (p->kind != MP__KIND_CHILD)
         return MP_EPERM;
@@ -144,12 +144,12 @@ static int mp__check_child_locked(const mp_process *p)
     return 0;
 }
 
-static int mp__check_child(mp_process *p)
+static int check_child(mp_process *p)
 {
     if (!p)
         return MP_EINVAL;
     pthread_mutex_lock(&p->mu);
-    int rc = mp__check_child_locked(p);
+    int rc = check_child_locked(p);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -177,7 +177,7 @@ int mp_active_children(mp_process **out, size_t cap)
 }
 
 /* Terminate daemon children, join the others (at exit, like Python). */
-static void mp__exit_cleanup(void)
+static void exit_cleanup(void)
 {
     mp_process **v = NULL;
     int n = mp__registry_snapshot(&v);
@@ -192,26 +192,26 @@ static void mp__exit_cleanup(void)
     free(v);
 }
 
-static pthread_once_t mp__atexit_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
-static void mp__atexit_handler(void)
+static void atexit_handler(void)
 {
     /* Only the process that registered the handler runs it: a child made by
      * the library leaves through _exit, and a plain fork()ed child has an
      * empty list. */
-    mp__exit_cleanup();
+    exit_cleanup();
 }
 
-static void mp__register_atexit(void)
+static void register_atexit(void)
 {
-    atexit(mp__atexit_handler);
+    atexit(atexit_handler);
 }
 
 /* Registers the atexit handler once. */
-static void mp__ensure_atexit(void)
+static void ensure_atexit(void)
 {
     mp__registry_init();
-    pthread_once(&mp__atexit_once, mp__register_atexit);
+    pthread_once(&atexit_once, register_atexit);
 }
 
 /* _exit through a pointer: the pointer is relocated when the program loads,
@@ -226,7 +226,7 @@ _Noreturn void mp__process_child_main(mp_process *p, pid_t ppid, const char *par
     int code = p->target ? p->target(p->args, p->args_len) : p->run(p, p->user);
     /* Like Python's child bootstrap: deal with our own children, flush stdio,
      * and leave without running the parent's atexit handlers. */
-    mp__exit_cleanup();
+    exit_cleanup();
     mp__heap_thread_flush();
     fflush(NULL);
     mp__exit_fn(code & 0xff);
@@ -241,7 +241,7 @@ int mp_process_start(mp_process *p)
         return MP_EPERM;
     mp__deadline d;
     mp__deadline_init(&d, p->start_timeout);
-    mp__ensure_atexit();
+    ensure_atexit();
     /* The heap must exist before the fork for the child to share it, and
      * to see the objects made after it started. */
     int rc = mp__heap_ensure();
@@ -265,7 +265,7 @@ int mp_process_start(mp_process *p)
  * when the child exits. The fallback pipe can turn readable early (the child
  * exec'd) or late (a grandchild inherited the write end), so there the wait
  * is cut into short slices with a reap check after each. */
-static int mp__wait_exit(mp_process *p, const mp__deadline *d)
+static int wait_exit(mp_process *p, const mp__deadline *d)
 {
     for (;;) {
         if (mp__process_try_reap(p))
@@ -304,9 +304,9 @@ int mp_process_join(mp_process *p, double timeout)
     int rc = mp__deadline_init(&d, timeout);
     if (rc < 0)
         return rc;
-    if ((rc = mp__check_child(p)) < 0)
+    if ((rc = check_child(p)) < 0)
         return rc;
-    return mp__wait_exit(p, &d);
+    return wait_exit(p, &d);
 }
 
 bool mp_process_is_alive(mp_process *p)
@@ -322,7 +322,7 @@ bool mp_process_is_alive(mp_process *p)
         }
         return getppid() == p->pid;
     }
-    if (mp__check_child(p) < 0)
+    if (check_child(p) < 0)
         return false;
     return !mp__process_try_reap(p);
 }
@@ -333,7 +333,7 @@ int mp_process_exitcode(mp_process *p, int *code)
         return MP_EINVAL;
     if (mp__is_current(p))
         return MP_ERUNNING; /* a process asking about itself, or its parent */
-    int rc = mp__check_child(p);
+    int rc = check_child(p);
     if (rc == MP_ECLOSED || rc == MP_EPERM) {
         /* A closed object (or a copy seen from another process) still knows
          * the code it recorded. */
@@ -357,13 +357,13 @@ int mp_process_send_signal(mp_process *p, int sig)
 {
     if (sig < 0 || sig >= NSIG)
         return MP_EINVAL;
-    int rc = mp__check_child(p);
+    int rc = check_child(p);
     return rc < 0 ? rc : mp__process_signal(p, sig);
 }
 
-static int mp__stop(mp_process *p, int first_sig, double grace)
+static int stop(mp_process *p, int first_sig, double grace)
 {
-    int rc = mp__check_child(p);
+    int rc = check_child(p);
     if (rc < 0 || mp__process_try_reap(p))
         return rc;
     mp__deadline d;
@@ -371,23 +371,23 @@ static int mp__stop(mp_process *p, int first_sig, double grace)
         if ((rc = mp__process_signal(p, first_sig)) < 0)
             return rc;
         mp__deadline_init(&d, grace);
-        if (mp__wait_exit(p, &d) == 0)
+        if (wait_exit(p, &d) == 0)
             return 0;
     }
     if ((rc = mp__process_signal(p, SIGKILL)) < 0)
         return rc;
     mp__deadline_init(&d, MP__KILL_WAIT);
-    return mp__wait_exit(p, &d);
+    return wait_exit(p, &d);
 }
 
 int mp_process_terminate(mp_process *p)
 {
-    return mp__stop(p, SIGTERM, p ? p->grace : 0);
+    return stop(p, SIGTERM, p ? p->grace : 0);
 }
 
 int mp_process_kill(mp_process *p)
 {
-    return mp__stop(p, SIGKILL, 0);
+    return stop(p, SIGKILL, 0);
 }
 
 int mp_process_close(mp_process *p)

@@ -14,7 +14,7 @@
 #include "os/pidfd.h"
 #include "process/start_method.h"
 
-static int mp__exit_code_from(const siginfo_t *info)
+static int exit_code_from(const siginfo_t *info)
 {
     if (info->si_code == CLD_EXITED)
         return info->si_status;
@@ -36,13 +36,13 @@ int mp__own_child_status(mp_process *p, int *code)
         return MP_ECHILD;
     if (info.si_pid == 0)
         return 0;
-    *code = mp__exit_code_from(&info);
+    *code = exit_code_from(&info);
     return 1;
 }
 
 /* The fallback sentinel: a pipe whose write end only the child holds, so
  * its read end turns readable (end of file) when the child exits. */
-static int mp__fallback_pipe(int fds[2])
+static int fallback_pipe(int fds[2])
 {
     if (pipe2(fds, O_CLOEXEC) < 0)
         return mp__errno();
@@ -54,7 +54,7 @@ static int mp__fallback_pipe(int fds[2])
  * parent's GOT, so a function the parent never called is resolved again in
  * every child: a symbol lookup and a copied page per child. Calling the
  * child's functions once in the parent resolves them for all children. */
-static void mp__warm_child_calls(void)
+static void warm_child_calls(void)
 {
     static _Atomic bool warm;
     if (atomic_load_explicit(&warm, memory_order_relaxed))
@@ -66,7 +66,7 @@ static void mp__warm_child_calls(void)
 }
 
 /* Threads of this process, from /proc/self/task; 0 if unknown. */
-static int mp__thread_count(void)
+static int thread_count(void)
 {
     DIR *d = opendir("/proc/self/task");
     if (!d)
@@ -78,23 +78,23 @@ static int mp__thread_count(void)
     return n;
 }
 
-static int mp__fork_launch(mp_process *p, const mp__deadline *d)
+static int fork_launch(mp_process *p, const mp__deadline *d)
 {
     (void)d; /* fork never blocks */
     /* Only under MP_DEBUG: counting threads costs a directory scan. */
     if (mp__debug_enabled()) {
-        int n = mp__thread_count();
+        int n = thread_count();
         if (n > 1)
             mp__debug("fork with %d threads: only the calling thread exists in the child, "
                       "and locks held by the others stay locked there; consider the "
                       "spawn or forkserver start method",
                       n);
     }
-    mp__warm_child_calls();
+    warm_child_calls();
     bool use_pidfd = mp__pidfd_supported();
     int fb[2] = {-1, -1};
     int rc;
-    if (!use_pidfd && (rc = mp__fallback_pipe(fb)) < 0)
+    if (!use_pidfd && (rc = fallback_pipe(fb)) < 0)
         return rc;
 
     /* Output buffered before fork would otherwise be printed twice. */
@@ -144,6 +144,6 @@ static int mp__fork_launch(mp_process *p, const mp__deadline *d)
 const mp__start_method mp__start_fork = {
     .id = MP_START_FORK,
     .name = "fork",
-    .launch = mp__fork_launch,
+    .launch = fork_launch,
     .status = mp__own_child_status,
 };

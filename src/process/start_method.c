@@ -14,9 +14,9 @@ static const mp__start_method *const mp__start_methods[] = {
 };
 
 /* 0 while unset: the environment decides on first use. */
-static _Atomic int mp__default_method;
+static _Atomic int default_method;
 
-static mp_start_method mp__method_from_env(void)
+static mp_start_method method_from_env(void)
 {
     const char *v = secure_getenv("MP_START_METHOD");
     if (v && *v) {
@@ -41,14 +41,14 @@ int mp_set_start_method(mp_start_method method)
 {
     if (method != MP_START_DEFAULT && !mp__start_method_of(method))
         return MP_EINVAL;
-    atomic_store(&mp__default_method, (int)method);
+    atomic_store(&default_method, (int)method);
     return 0;
 }
 
 mp_start_method mp_get_start_method(void)
 {
-    int m = atomic_load(&mp__default_method);
-    return m ? (mp_start_method)m : mp__method_from_env();
+    int m = atomic_load(&default_method);
+    return m ? (mp_start_method)m : method_from_env();
 }
 
 const char *mp_start_method_name(mp_start_method method)
@@ -64,7 +64,7 @@ mp_start_method mp_process_start_method(const mp_process *p)
 
 /* Every fd to pass must be open, whatever the method (a forked child would
  * otherwise find nothing at that number, or whatever took it later). */
-static int mp__check_pass_fds(const mp_process *p)
+static int check_pass_fds(const mp_process *p)
 {
     for (size_t i = 0; i < p->n_pass_fds; i++)
         if (fcntl(p->pass_fds[i], F_GETFD) < 0)
@@ -74,7 +74,7 @@ static int mp__check_pass_fds(const mp_process *p)
 
 int mp__process_launch(mp_process *p, const mp__deadline *d)
 {
-    int rc = mp__check_pass_fds(p);
+    int rc = check_pass_fds(p);
     if (rc < 0)
         return rc;
     return mp__start_method_of(p->method)->launch(p, d);

@@ -13,7 +13,7 @@ bool mp__queue_valid(const mp_queue *q)
     return q && mp__heap_contains(q, sizeof *q) && q->head.magic == MP__QUEUE_MAGIC;
 }
 
-static inline void mp__cpu_relax(void)
+static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -40,7 +40,7 @@ int mp__queue_lock(mp_queue *q)
     int rc = mp__rmutex_trylock(&q->lock);
     for (unsigned i = 0; rc == MP_EBUSY && i < MP__QLOCK_TRIES; i++) {
         for (unsigned k = 0; k < 16; k++)
-            mp__cpu_relax();
+            cpu_relax();
         rc = mp__rmutex_trylock(&q->lock);
     }
     if (rc == MP_EBUSY)
@@ -59,7 +59,7 @@ int mp__queue_lock(mp_queue *q)
 
 /* Every release of the lock: a producer's intent to append to the chain
  * ends with its hold. */
-static void mp__queue_drop_lock(mp_queue *q)
+static void queue_drop_lock(mp_queue *q)
 {
     if (atomic_load_explicit(&q->chain_intent, memory_order_relaxed))
         atomic_store(&q->chain_intent, 0);
@@ -68,7 +68,7 @@ static void mp__queue_drop_lock(mp_queue *q)
 
 void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
 {
-    mp__queue_drop_lock(q);
+    queue_drop_lock(q);
     if (!w)
         return;
     if (w->getters)
@@ -87,19 +87,19 @@ void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
  * sleep and wake-up costs far more (tens of microseconds on a VM). Returns
  * true when the queue changed (the caller checks again), false when the
  * caller should sleep. */
-static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
+static int queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
 {
     uint64_t count = atomic_load_explicit(&q->count, memory_order_relaxed);
     uint64_t bytes = atomic_load_explicit(&q->bytes, memory_order_relaxed);
     uint64_t unfinished = atomic_load_explicit(&q->unfinished, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&q->deq, memory_order_relaxed);
-    mp__queue_drop_lock(q);
+    queue_drop_lock(q);
     int64_t end = mp__now_ns() + MP__QSPIN_NS;
     if (d->ns >= 0 && d->ns < end)
         end = d->ns;
     *changed = false;
     for (unsigned i = 1;; i++) {
-        mp__cpu_relax();
+        cpu_relax();
         if (atomic_load_explicit(&q->count, memory_order_relaxed) != count ||
             atomic_load_explicit(&q->bytes, memory_order_relaxed) != bytes ||
             atomic_load_explicit(&q->unfinished, memory_order_relaxed) != unfinished ||
@@ -118,7 +118,7 @@ static int mp__queue_spin(mp_queue *q, const mp__deadline *d, bool *changed)
 /* After registering as a sleeper: did the ring change in a way its
  * lock-free side would not wake us for? Its producers and consumers wake
  * sleepers they see; one that came before the registration is seen here. */
-static bool mp__queue_ring_moved(mp_queue *q, const _Atomic uint32_t *word)
+static bool queue_ring_moved(mp_queue *q, const _Atomic uint32_t *word)
 {
     if (!q->ring)
         return false;
@@ -130,7 +130,7 @@ static bool mp__queue_ring_moved(mp_queue *q, const _Atomic uint32_t *word)
 }
 
 /* After a sleep slice: drops what dead processes held. */
-static bool mp__queue_reap(mp_queue *q)
+static bool queue_reap(mp_queue *q)
 {
     bool any = mp__qring_reap(q);
     if (atomic_load(&q->reserved) + q->peeked > 0 && mp__qstore_reap_dead(q)) {
@@ -149,7 +149,7 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
     if (!*spun) {
         bool changed;
         *spun = true;
-        return mp__queue_spin(q, d, &changed);
+        return queue_spin(q, d, &changed);
     }
     *spun = false;
     int lrc;
@@ -164,13 +164,13 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
         if (slice.ns < 0 || slice.ns > cap)
             slice.ns = cap;
     }
-    mp__queue_drop_lock(q);
-    int rc = mp__queue_ring_moved(q, word) ? 0 : mp__futex_wait(word, seq, &slice);
+    queue_drop_lock(q);
+    int rc = queue_ring_moved(q, word) ? 0 : mp__futex_wait(word, seq, &slice);
     lrc = mp__queue_lock(q);
     atomic_fetch_sub(sleepers, 1);
     if (lrc < 0)
         return lrc;
-    if (rc == MP_ETIMEDOUT && sliced && mp__queue_reap(q))
+    if (rc == MP_ETIMEDOUT && sliced && queue_reap(q))
         return 0;
     if (rc == MP_ETIMEDOUT)
         return mp__deadline_expired(d) ? MP_ETIMEDOUT : 0;
@@ -188,7 +188,7 @@ int mp__queue_check_opts(const mp_queue_opts *o)
     return 0;
 }
 
-static uint32_t mp__queue_new_tag(const mp_queue *q)
+static uint32_t queue_new_tag(const mp_queue *q)
 {
     static _Atomic uint32_t counter;
     uint32_t c = atomic_fetch_add(&counter, 1);
@@ -226,7 +226,7 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
     q->max_bytes = o->max_bytes;
     q->joinable = o->joinable;
     q->simple = o->simple;
-    q->tag = mp__queue_new_tag(q);
+    q->tag = queue_new_tag(q);
     q->head_seg = q->tail_seg = seg;
     q->efd = efd;
     if ((rc = mp__queue_efd_register(q)) < 0) {
@@ -266,7 +266,7 @@ void mp_queue_destroy(mp_queue *q)
 
 /* ---- producers ----------------------------------------------------------- */
 
-static int mp__put_check(mp_queue *q, const void *data, size_t len)
+static int put_check(mp_queue *q, const void *data, size_t len)
 {
     if (!mp__queue_valid(q) || (!data && len > 0))
         return MP_EINVAL;
@@ -279,7 +279,7 @@ static int mp__put_check(mp_queue *q, const void *data, size_t len)
  * chain_intent is raised first (until the lock is dropped): a ring producer
  * claiming a slot meanwhile either is counted here or sees the intent and
  * steps back, so the two never overshoot maxsize together. */
-static bool mp__room(mp_queue *q, size_t len)
+static bool has_room(mp_queue *q, size_t len)
 {
     if (q->ring)
         atomic_store(&q->chain_intent, 1);
@@ -294,8 +294,7 @@ static bool mp__room(mp_queue *q, size_t len)
  * small enough tries the ring first (*in_ring: it went there, done). The
  * last check after an expired wait decides, so a timeout never hides room
  * that appeared. */
-static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadline *d,
-                     bool *in_ring)
+static int admit(mp_queue *q, const void *data, size_t len, const mp__deadline *d, bool *in_ring)
 {
     bool last = false, spun = false;
     *in_ring = false;
@@ -309,7 +308,7 @@ static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadli
                 return rr == MP__QR_OK ? 0 : MP_ECLOSED;
             }
         }
-        if (mp__room(q, len))
+        if (has_room(q, len))
             return 0;
         if (last || mp__deadline_expired(d))
             return MP_EFULL;
@@ -322,7 +321,7 @@ static int mp__admit(mp_queue *q, const void *data, size_t len, const mp__deadli
 }
 
 /* Lock held: n messages were published; wake as many consumers. */
-static void mp__wake_getters(mp_queue *q, size_t n, mp__qwake *w)
+static void wake_getters(mp_queue *q, size_t n, mp__qwake *w)
 {
     /* seq_cst: after a ring publication, against a sleeper registering
      * without the lock's help (see mp__qring_wake_getters). */
@@ -334,7 +333,7 @@ static void mp__wake_getters(mp_queue *q, size_t n, mp__qwake *w)
     w->getters = n < g ? (int)n : (int)g;
 }
 
-static int mp__put_large(mp_queue *q, const void *data, size_t len, double timeout)
+static int put_large(mp_queue *q, const void *data, size_t len, double timeout)
 {
     void *buf;
     int rc = mp_queue_reserve(q, len, &buf, timeout);
@@ -348,7 +347,7 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), put, q, data, len, timeout);
-    int rc = mp__put_check(q, data, len);
+    int rc = put_check(q, data, len);
     if (rc < 0)
         return rc;
     mp__deadline d;
@@ -360,17 +359,17 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
         return rr == MP__QR_OK ? 0 : MP_ECLOSED;
     /* A large copy runs outside the lock: reserve, copy, commit. */
     if (len > MP__QINLINE_MAX)
-        return mp__put_large(q, data, len, timeout);
+        return put_large(q, data, len, timeout);
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qwake w = {0};
     mp__qrec *r;
     bool in_ring;
-    rc = mp__admit(q, data ? data : "", len, &d, &in_ring);
+    rc = admit(q, data ? data : "", len, &d, &in_ring);
     if (rc == 0 && !in_ring)
         rc = mp__qstore_append(q, data, len, MP__QREC_COMMITTED, &r);
     if (rc == 0)
-        mp__wake_getters(q, 1, &w);
+        wake_getters(q, 1, &w);
     mp__queue_unlock(q, &w);
     return rc;
 }
@@ -387,7 +386,7 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
     if (!mp__queue_valid(q) || (!msgs && n > 0) || n > INT_MAX)
         return MP_EINVAL;
     for (size_t i = 0; i < n; i++) {
-        int rc = mp__put_check(q, msgs[i].data, msgs[i].len);
+        int rc = put_check(q, msgs[i].data, msgs[i].len);
         if (rc < 0)
             return rc;
     }
@@ -400,7 +399,7 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
     mp__qwake w = {0};
     size_t done = 0, chained = 0;
     bool in_ring;
-    rc = mp__admit(q, msgs[0].data ? msgs[0].data : "", msgs[0].len, &d, &in_ring);
+    rc = admit(q, msgs[0].data ? msgs[0].data : "", msgs[0].len, &d, &in_ring);
     done = rc == 0 && in_ring;
     /* The rest go where they fit now: the ring while it takes them, then
      * the chain (and only the chain after that, for their order). */
@@ -415,7 +414,7 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
             if (rr == MP__QR_CLOSED)
                 break;
         }
-        if (done > 0 && !mp__room(q, m->len))
+        if (done > 0 && !has_room(q, m->len))
             break;
         mp__qrec *r;
         rc = mp__qstore_append(q, m->data, m->len, MP__QREC_COMMITTED, &r);
@@ -423,7 +422,7 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
         chained += rc == 0;
     }
     if (done > 0)
-        mp__wake_getters(q, done, &w);
+        wake_getters(q, done, &w);
     mp__queue_unlock(q, &w);
     return done > 0 ? (int)done : rc;
 }
@@ -432,7 +431,7 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), reserve, q, len, buf, timeout);
-    int rc = mp__put_check(q, NULL, 0);
+    int rc = put_check(q, NULL, 0);
     if (rc < 0 || !buf)
         return rc < 0 ? rc : MP_EINVAL;
     if (len > MP_QUEUE_MAX_MESSAGE || (q->max_bytes && len > q->max_bytes))
@@ -444,7 +443,7 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
         return rc;
     mp__qrec *r;
     bool in_ring;
-    rc = mp__admit(q, NULL, len, &d, &in_ring);
+    rc = admit(q, NULL, len, &d, &in_ring);
     if (rc == 0)
         rc = mp__qstore_append(q, NULL, len, MP__QREC_RESERVED, &r);
     mp__queue_unlock(q, NULL);
@@ -454,7 +453,7 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
 }
 
 /* Lock held: r must be a record of this process in state `want`. */
-static int mp__check_holder(const mp__qrec *r, uint64_t want)
+static int check_holder(const mp__qrec *r, uint64_t want)
 {
     if (atomic_load_explicit(&r->state, memory_order_relaxed) != want)
         return MP_EINVAL;
@@ -473,11 +472,11 @@ int mp_queue_commit(mp_queue *q, void *buf)
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
-    if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
+    if ((rc = check_holder(r, MP__QREC_RESERVED)) == 0) {
         mp__qstore_set_unfinished_after(q, &r->state, MP__QREC_COMMITTED);
         mp__qcount_sub(&q->reserved, 1);
         atomic_fetch_add(&q->count, 1);
-        mp__wake_getters(q, 1, &w);
+        wake_getters(q, 1, &w);
     }
     mp__queue_unlock(q, &w);
     return rc;
@@ -492,7 +491,7 @@ int mp_queue_abort(mp_queue *q, void *buf)
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
-    if ((rc = mp__check_holder(r, MP__QREC_RESERVED)) == 0) {
+    if ((rc = check_holder(r, MP__QREC_RESERVED)) == 0) {
         atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
         mp__qcount_sub(&q->reserved, 1);
         mp__qcount_sub(&q->bytes, r->len);
@@ -553,7 +552,7 @@ int mp_queue_full(mp_queue *q)
     int rc = mp__queue_lock(q);
     if (rc < 0)
         return rc;
-    bool full = !mp__room(q, 0) || (q->max_bytes && atomic_load(&q->bytes) >= q->max_bytes);
+    bool full = !has_room(q, 0) || (q->max_bytes && atomic_load(&q->bytes) >= q->max_bytes);
     mp__queue_unlock(q, NULL);
     return full;
 }

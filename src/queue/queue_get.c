@@ -30,8 +30,8 @@ void mp__queue_space_freed(mp_queue *q, size_t n, mp__qwake *w)
  * MP_ECLOSED, the lock held in every case. room (0: none): chain bytes to
  * make free before anything is taken. A closed queue still delivers what
  * is left, including reservations committed later. */
-static int mp__await(mp_queue *q, const mp__deadline *d, void *dst, size_t cap, mp__qrec **r,
-                     size_t *len, size_t room)
+static int await(mp_queue *q, const mp__deadline *d, void *dst, size_t cap, mp__qrec **r,
+                 size_t *len, size_t room)
 {
     bool last = false, spun = false;
     for (;;) {
@@ -67,7 +67,7 @@ static int mp__await(mp_queue *q, const mp__deadline *d, void *dst, size_t cap, 
 }
 
 /* Lock held: the record was consumed; give its space back. */
-static void mp__finish(mp_queue *q, mp__qrec *r, bool was_peeked)
+static void finish(mp_queue *q, mp__qrec *r, bool was_peeked)
 {
     atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
     if (was_peeked)
@@ -79,7 +79,7 @@ static void mp__finish(mp_queue *q, mp__qrec *r, bool was_peeked)
 }
 
 /* Lock held: take r in place for this process. */
-static void mp__take(mp_queue *q, mp__qrec *r)
+static void take_record(mp_queue *q, mp__qrec *r)
 {
     mp__qowner_self(&r->owner_pid, &r->owner_start);
     atomic_store_explicit(&r->state, MP__QREC_PEEKED, memory_order_release);
@@ -87,23 +87,23 @@ static void mp__take(mp_queue *q, mp__qrec *r)
     q->peeked++;
 }
 
-/* Waits for a message (see mp__await). Returns 0 with the lock held, or
+/* Waits for a message (see await). Returns 0 with the lock held, or
  * an error with the lock released. */
-static int mp__begin(mp_queue *q, const mp__deadline *d, void *dst, size_t cap, mp__qrec **r,
-                     size_t *len)
+static int begin(mp_queue *q, const mp__deadline *d, void *dst, size_t cap, mp__qrec **r,
+                 size_t *len)
 {
     int rc = mp__queue_lock(q);
     if (rc < 0)
         return rc;
-    if ((rc = mp__await(q, d, dst, cap, r, len, 0)) < 0)
+    if ((rc = await(q, d, dst, cap, r, len, 0)) < 0)
         mp__queue_unlock(q, NULL);
     return rc;
 }
 
 /* Before the lock: the ring's first message, watching the ring briefly
  * when it is empty and the call may wait. *d is set for the rest. */
-static int mp__fast_take(mp_queue *q, double timeout, mp__deadline *d, void *dst, size_t cap,
-                         size_t *len)
+static int fast_take(mp_queue *q, double timeout, mp__deadline *d, void *dst, size_t cap,
+                     size_t *len)
 {
     int rr = mp__qring_take(q, dst, cap, len);
     if (rr == MP__QR_OK || rr == MP__QR_TOOSMALL)
@@ -114,9 +114,9 @@ static int mp__fast_take(mp_queue *q, double timeout, mp__deadline *d, void *dst
 }
 
 /* A large message is copied outside the lock: peek, copy, release. */
-static int mp__copy_large(mp_queue *q, mp__qrec *r, void *dst)
+static int copy_large(mp_queue *q, mp__qrec *r, void *dst)
 {
-    mp__take(q, r);
+    take_record(q, r);
     mp__queue_unlock(q, NULL);
     memcpy(dst, mp__qrec_data(r), (size_t)r->len);
     return mp_queue_release(q, mp__qrec_data(r));
@@ -124,14 +124,14 @@ static int mp__copy_large(mp_queue *q, mp__qrec *r, void *dst)
 
 /* Lock held, r committed and fitting: copy it to dst and consume it.
  * Returns with the lock released. */
-static int mp__deliver(mp_queue *q, mp__qrec *r, void *dst)
+static int deliver(mp_queue *q, mp__qrec *r, void *dst)
 {
     if (r->len > MP__QINLINE_MAX)
-        return mp__copy_large(q, r, dst);
+        return copy_large(q, r, dst);
     if (r->len)
         memcpy(dst, mp__qrec_data(r), (size_t)r->len);
     mp__qwake w = {0};
-    mp__finish(q, r, false);
+    finish(q, r, false);
     mp__queue_space_freed(q, 1, &w);
     mp__queue_unlock(q, &w);
     return 0;
@@ -144,12 +144,12 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double ti
     if (!mp__queue_valid(q) || !len || (!buf && cap > 0) || isnan(timeout))
         return MP_EINVAL;
     mp__deadline d;
-    int rr = mp__fast_take(q, timeout, &d, buf, cap, len);
+    int rr = fast_take(q, timeout, &d, buf, cap, len);
     if (rr == MP__QR_OK || rr == MP__QR_TOOSMALL)
         return rr == MP__QR_OK ? 0 : MP_EMSGSIZE;
     mp__qrec *r;
     size_t n = 0;
-    int rc = mp__begin(q, &d, buf, cap, &r, &n);
+    int rc = begin(q, &d, buf, cap, &r, &n);
     if (rc == MP_EMSGSIZE)
         *len = n;
     if (rc < 0)
@@ -165,7 +165,7 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double ti
         *len = n;
         return MP_EMSGSIZE;
     }
-    rc = mp__deliver(q, r, buf);
+    rc = deliver(q, r, buf);
     if (rc == 0)
         *len = n;
     return rc;
@@ -184,13 +184,13 @@ int mp_queue_get(mp_queue *q, void **data, size_t *len, double timeout)
         return MP_ENOMEM;
     size_t n;
     mp__deadline d;
-    if (mp__fast_take(q, timeout, &d, small, MP__QRING_MAX, &n) == MP__QR_OK) {
+    if (fast_take(q, timeout, &d, small, MP__QRING_MAX, &n) == MP__QR_OK) {
         *data = small;
         *len = n;
         return 0;
     }
     mp__qrec *r;
-    int rc = mp__begin(q, &d, small, MP__QRING_MAX, &r, &n);
+    int rc = begin(q, &d, small, MP__QRING_MAX, &r, &n);
     if (rc < 0) {
         free(small);
         return rc;
@@ -208,7 +208,7 @@ int mp_queue_get(mp_queue *q, void **data, size_t *len, double timeout)
         mp__queue_unlock(q, NULL);
         return MP_ENOMEM;
     }
-    rc = mp__deliver(q, r, buf);
+    rc = deliver(q, r, buf);
     if (rc < 0) {
         free(buf);
         return rc;
@@ -226,7 +226,7 @@ int mp_queue_get_nowait(mp_queue *q, void **data, size_t *len)
 /* Lock held: the next message, if one is ready and fits in cap bytes at
  * dst: a ring message is copied (returns true, *r NULL), a chain record is
  * returned in *r for the caller to copy. */
-static bool mp__next(mp_queue *q, void *dst, size_t cap, mp__qrec **r, size_t *len)
+static bool next_record(mp_queue *q, void *dst, size_t cap, mp__qrec **r, size_t *len)
 {
     *r = NULL;
     int rr = mp__qring_take_quiet(q, dst, cap, len);
@@ -255,7 +255,7 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
     if (rc == 0)
-        rc = mp__begin(q, &d, buf, cap, &r, &len);
+        rc = begin(q, &d, buf, cap, &r, &len);
     if (rc == MP_EMSGSIZE)
         lens[0] = len;
     if (rc < 0)
@@ -271,11 +271,12 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
             len = (size_t)r->len;
             if (len)
                 memcpy((unsigned char *)buf + off, mp__qrec_data(r), len);
-            mp__finish(q, r, false);
+            finish(q, r, false);
         }
         lens[got++] = len;
         off += len;
-        more = got < n && mp__next(q, buf ? (unsigned char *)buf + off : NULL, cap - off, &r, &len);
+        more =
+            got < n && next_record(q, buf ? (unsigned char *)buf + off : NULL, cap - off, &r, &len);
     }
     mp__qwake w = {0};
     mp__queue_space_freed(q, got, &w);
@@ -299,12 +300,12 @@ int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
         return rc;
     mp__qrec *r = NULL;
     size_t n = 0;
-    rc = mp__await(q, &d, small, sizeof small, &r, &n, q->ring ? mp__qrec_size(MP__QRING_MAX) : 0);
+    rc = await(q, &d, small, sizeof small, &r, &n, q->ring ? mp__qrec_size(MP__QRING_MAX) : 0);
     if (rc == 0 && !r) {
         rc = mp__qstore_append(q, small, n, MP__QREC_PEEKED, &r);
         r = rc == 0 ? r : NULL;
     } else if (rc == 0) {
-        mp__take(q, r);
+        take_record(q, r);
     }
     mp__queue_unlock(q, NULL);
     if (rc < 0)
@@ -332,7 +333,7 @@ int mp_queue_release(mp_queue *q, const void *data)
         if (r->owner_pid != pid) {
             rc = MP_EPERM;
         } else {
-            mp__finish(q, r, true);
+            finish(q, r, true);
             mp__queue_space_freed(q, 1, &w);
         }
     }

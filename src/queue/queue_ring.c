@@ -36,27 +36,27 @@ enum { MP__QS_FREE = 0, MP__QS_CLAIMED = 1, MP__QS_PUB = 2 };
 #define MP__QS_PID_BITS 22u
 #define MP__QS_ROUND_AT (2u + MP__QS_PID_BITS)
 
-static inline uint64_t mp__qs_word(const mp_queue *q, uint64_t pos, uint32_t pid, unsigned state)
+static inline uint64_t qs_word(const mp_queue *q, uint64_t pos, uint32_t pid, unsigned state)
 {
     return ((pos >> q->ring_shift) << MP__QS_ROUND_AT) | ((uint64_t)pid << 2) | state;
 }
 
-static inline uint64_t mp__qs_round(uint64_t word)
+static inline uint64_t qs_round(uint64_t word)
 {
     return word >> MP__QS_ROUND_AT;
 }
 
-static inline uint64_t mp__qs_slots(const mp_queue *q)
+static inline uint64_t qs_slots(const mp_queue *q)
 {
     return (uint64_t)1 << q->ring_shift;
 }
 
-static inline mp__qslot *mp__qs_slot(mp_queue *q, uint64_t pos)
+static inline mp__qslot *qs_slot(mp_queue *q, uint64_t pos)
 {
     return &q->ring[pos & (((uint64_t)1 << q->ring_shift) - 1)];
 }
 
-static inline void mp__qs_relax(void)
+static inline void qs_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -66,7 +66,7 @@ static inline void mp__qs_relax(void)
 }
 
 /* Moves a position hint past pos, unless someone already did. */
-static inline void mp__qring_advance(_Atomic uint64_t *hint, uint64_t pos)
+static inline void qring_advance(_Atomic uint64_t *hint, uint64_t pos)
 {
     uint64_t expected = pos;
     atomic_compare_exchange_strong(hint, &expected, pos + 1);
@@ -84,12 +84,12 @@ int mp__qring_new(mp_queue *q, size_t maxsize)
     }
     q->ring_shift = shift;
     void *mem;
-    int rc = mp__heap_alloc(&mem, (size_t)mp__qs_slots(q) * sizeof(mp__qslot) + 64);
+    int rc = mp__heap_alloc(&mem, (size_t)qs_slots(q) * sizeof(mp__qslot) + 64);
     if (rc < 0)
         return rc;
     mp__qslot *ring = (mp__qslot *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    for (uint64_t i = 0; i < mp__qs_slots(q); i++)
-        atomic_init(&ring[i].word, mp__qs_word(q, i, 0, MP__QS_FREE));
+    for (uint64_t i = 0; i < qs_slots(q); i++)
+        atomic_init(&ring[i].word, qs_word(q, i, 0, MP__QS_FREE));
     q->ring = ring;
     q->ring_mem = mem;
     return 0;
@@ -104,13 +104,12 @@ uint64_t mp__qring_used(mp_queue *q)
      * made before this call is counted. */
     for (;;) {
         uint64_t e = atomic_load(&q->enq);
-        uint64_t w = atomic_load(&mp__qs_slot(q, e)->word);
-        bool this_round = mp__qs_round(w) == mp__qs_round(mp__qs_word(q, e, 0, 0));
-        bool next_round =
-            mp__qs_round(w) == mp__qs_round(mp__qs_word(q, e + mp__qs_slots(q), 0, 0));
+        uint64_t w = atomic_load(&qs_slot(q, e)->word);
+        bool this_round = qs_round(w) == qs_round(qs_word(q, e, 0, 0));
+        bool next_round = qs_round(w) == qs_round(qs_word(q, e + qs_slots(q), 0, 0));
         if (!next_round && (!this_round || (w & 3) == MP__QS_FREE))
             break;
-        mp__qring_advance(&q->enq, e);
+        qring_advance(&q->enq, e);
     }
     uint64_t d = atomic_load(&q->deq), e = atomic_load(&q->enq);
     /* A producer that died before advancing enq leaves it behind deq. */
@@ -126,7 +125,7 @@ uint64_t mp__queue_count(mp_queue *q)
 
 /* Room under maxsize for one more message at position e: compared with a
  * cached deq first, so that producers rarely read the consumers' line. */
-static bool mp__qring_room(mp_queue *q, uint64_t e)
+static bool qring_room(mp_queue *q, uint64_t e)
 {
     if (!q->maxsize)
         return true;
@@ -142,7 +141,7 @@ static bool mp__qring_room(mp_queue *q, uint64_t e)
  * caller watch it a little longer? A process at work on the other side
  * acts within microseconds. Until MP__QSPIN_NS after the first look at the
  * clock, and never past the caller's deadline (NULL: not at all). */
-static bool mp__qring_watch(const mp__deadline *d, int64_t *end)
+static bool qring_watch(const mp__deadline *d, int64_t *end)
 {
     if (!d)
         return false;
@@ -155,50 +154,49 @@ static bool mp__qring_watch(const mp__deadline *d, int64_t *end)
     if (now >= *end)
         return false;
     for (unsigned k = 0; k < 16; k++)
-        mp__qs_relax();
+        qs_relax();
     return true;
 }
 
 /* Claims the slot at enq: MP__QR_OK with *pos, or MP__QR_CHAIN when the
  * queue stays full by maxsize or every slot stays in use. */
-static int mp__qring_claim(mp_queue *q, uint32_t pid, const mp__deadline *d, uint64_t *pos)
+static int qring_claim(mp_queue *q, uint32_t pid, const mp__deadline *d, uint64_t *pos)
 {
     int64_t end = -1;
     for (;;) {
         uint64_t e = atomic_load_explicit(&q->enq, memory_order_relaxed);
-        if (!mp__qring_room(q, e)) {
-            if (!mp__qring_watch(d, &end))
+        if (!qring_room(q, e)) {
+            if (!qring_watch(d, &end))
                 return MP__QR_CHAIN;
             continue;
         }
-        mp__qslot *s = mp__qs_slot(q, e);
+        mp__qslot *s = qs_slot(q, e);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        uint64_t free_w = mp__qs_word(q, e, 0, MP__QS_FREE);
+        uint64_t free_w = qs_word(q, e, 0, MP__QS_FREE);
         if (w == free_w) {
             /* enq moves on after the publication (mp__qring_put), so
              * that a consumer watching enq does not read the slot while it
              * is being written; other producers step over it meanwhile. */
-            if (atomic_compare_exchange_strong(&s->word, &w,
-                                               mp__qs_word(q, e, pid, MP__QS_CLAIMED))) {
+            if (atomic_compare_exchange_strong(&s->word, &w, qs_word(q, e, pid, MP__QS_CLAIMED))) {
                 *pos = e;
                 return MP__QR_OK;
             }
             continue;
         }
-        uint64_t next_w = mp__qs_word(q, e + mp__qs_slots(q), 0, MP__QS_FREE);
-        if (mp__qs_round(w) != mp__qs_round(free_w) && mp__qs_round(w) != mp__qs_round(next_w)) {
+        uint64_t next_w = qs_word(q, e + qs_slots(q), 0, MP__QS_FREE);
+        if (qs_round(w) != qs_round(free_w) && qs_round(w) != qs_round(next_w)) {
             /* The slot still holds the previous round: all in use. */
-            if (!mp__qring_watch(d, &end))
+            if (!qring_watch(d, &end))
                 return MP__QR_CHAIN;
             continue;
         }
         /* Claimed or published in this round, or abandoned: enq is
          * behind; step over it. */
-        mp__qring_advance(&q->enq, e);
+        qring_advance(&q->enq, e);
     }
 }
 
-static void mp__qring_fill(mp__qslot *s, uint64_t pos, uint64_t start, const void *data, size_t len)
+static void qring_fill(mp__qslot *s, uint64_t pos, uint64_t start, const void *data, size_t len)
 {
     const unsigned char *src = data;
     atomic_store_explicit(&s->start, start, memory_order_relaxed);
@@ -223,8 +221,7 @@ void mp__qring_wake_getters(mp_queue *q)
         mp__queue_signal(q);
 }
 
-static int mp__qring_put_(mp_queue *q, const void *data, size_t len, const mp__deadline *d,
-                          bool wake)
+static int qring_put_(mp_queue *q, const void *data, size_t len, const mp__deadline *d, bool wake)
 {
     int32_t pid;
     uint64_t start;
@@ -237,11 +234,11 @@ static int mp__qring_put_(mp_queue *q, const void *data, size_t len, const mp__d
         return MP__QR_CHAIN;
     for (;;) {
         uint64_t e;
-        int rc = mp__qring_claim(q, (uint32_t)pid, d, &e);
+        int rc = qring_claim(q, (uint32_t)pid, d, &e);
         if (rc != MP__QR_OK)
             return rc;
-        mp__qslot *s = mp__qs_slot(q, e);
-        uint64_t claimed = mp__qs_word(q, e, (uint32_t)pid, MP__QS_CLAIMED);
+        mp__qslot *s = qs_slot(q, e);
+        uint64_t claimed = qs_word(q, e, (uint32_t)pid, MP__QS_CLAIMED);
         /* After the claim (seq_cst), against mp_queue_close and against a
          * producer deciding to append to the chain (chain_intent): either
          * they see this claim, or this sees them and gives the slot up. */
@@ -250,17 +247,17 @@ static int mp__qring_put_(mp_queue *q, const void *data, size_t len, const mp__d
             atomic_load(&q->reserved)) {
             uint64_t w = claimed;
             atomic_compare_exchange_strong(&s->word, &w,
-                                           mp__qs_word(q, e + mp__qs_slots(q), 0, MP__QS_FREE));
-            mp__qring_advance(&q->enq, e);
+                                           qs_word(q, e + qs_slots(q), 0, MP__QS_FREE));
+            qring_advance(&q->enq, e);
             return closed ? MP__QR_CLOSED : MP__QR_CHAIN;
         }
-        mp__qring_fill(s, e, start, data, len);
+        qring_fill(s, e, start, data, len);
         uint64_t w = claimed;
-        if (atomic_compare_exchange_strong(&s->word, &w, mp__qs_word(q, e, 0, MP__QS_PUB))) {
-            mp__qring_advance(&q->enq, e);
+        if (atomic_compare_exchange_strong(&s->word, &w, qs_word(q, e, 0, MP__QS_PUB))) {
+            qring_advance(&q->enq, e);
             /* The next claims' slots were last written by a consumer a
              * round ago: start bringing them over now. */
-            __builtin_prefetch(mp__qs_slot(q, e + 2), 1, 3);
+            __builtin_prefetch(qs_slot(q, e + 2), 1, 3);
             if (wake)
                 mp__qring_wake_getters(q);
             return MP__QR_OK;
@@ -271,17 +268,17 @@ static int mp__qring_put_(mp_queue *q, const void *data, size_t len, const mp__d
 
 int mp__qring_put(mp_queue *q, const void *data, size_t len, const mp__deadline *d)
 {
-    return mp__qring_put_(q, data, len, d, true);
+    return qring_put_(q, data, len, d, true);
 }
 
 int mp__qring_put_quiet(mp_queue *q, const void *data, size_t len)
 {
-    return mp__qring_put_(q, data, len, NULL, false);
+    return qring_put_(q, data, len, NULL, false);
 }
 
 /* ---- consumers ----------------------------------------------------------- */
 
-static void mp__qring_wake_putters(mp_queue *q)
+static void qring_wake_putters(mp_queue *q)
 {
     if (atomic_load(&q->putters) > 0) {
         atomic_fetch_add(&q->get_seq, 1);
@@ -290,14 +287,14 @@ static void mp__qring_wake_putters(mp_queue *q)
 }
 
 /* The slot at deq and its word, with deq moved past finished slots. */
-static mp__qslot *mp__qring_head(mp_queue *q, uint64_t *pos, uint64_t *word)
+static mp__qslot *qring_head(mp_queue *q, uint64_t *pos, uint64_t *word)
 {
     for (;;) {
         uint64_t d = atomic_load(&q->deq);
-        mp__qslot *s = mp__qs_slot(q, d);
+        mp__qslot *s = qs_slot(q, d);
         uint64_t w = atomic_load(&s->word);
-        if (mp__qs_round(w) == mp__qs_round(mp__qs_word(q, d + mp__qs_slots(q), 0, 0))) {
-            mp__qring_advance(&q->deq, d);
+        if (qs_round(w) == qs_round(qs_word(q, d + qs_slots(q), 0, 0))) {
+            qring_advance(&q->deq, d);
             continue;
         }
         *pos = d;
@@ -306,11 +303,11 @@ static mp__qslot *mp__qring_head(mp_queue *q, uint64_t *pos, uint64_t *word)
     }
 }
 
-static int mp__qring_classify(const mp_queue *q, uint64_t pos, uint64_t w)
+static int qring_classify(const mp_queue *q, uint64_t pos, uint64_t w)
 {
-    if (w == mp__qs_word(q, pos, 0, MP__QS_PUB))
+    if (w == qs_word(q, pos, 0, MP__QS_PUB))
         return MP__QR_OK;
-    if (mp__qs_round(w) == mp__qs_round(mp__qs_word(q, pos, 0, 0)) && (w & 3) == MP__QS_CLAIMED)
+    if (qs_round(w) == qs_round(qs_word(q, pos, 0, 0)) && (w & 3) == MP__QS_CLAIMED)
         return MP__QR_BUSY;
     return MP__QR_EMPTY;
 }
@@ -320,18 +317,18 @@ int mp__qring_state(mp_queue *q)
     if (!q->ring)
         return MP__QR_EMPTY;
     uint64_t d, w;
-    mp__qring_head(q, &d, &w);
-    return mp__qring_classify(q, d, w);
+    qring_head(q, &d, &w);
+    return qring_classify(q, d, w);
 }
 
-static int mp__qring_take_(mp_queue *q, void *dst, size_t cap, size_t *len, bool wake)
+static int qring_take_(mp_queue *q, void *dst, size_t cap, size_t *len, bool wake)
 {
     if (!q->ring)
         return MP__QR_EMPTY;
     for (;;) {
         uint64_t d, w;
-        mp__qslot *s = mp__qring_head(q, &d, &w);
-        int st = mp__qring_classify(q, d, w);
+        mp__qslot *s = qring_head(q, &d, &w);
+        int st = qring_classify(q, d, w);
         if (st != MP__QR_OK)
             return st;
         uint64_t n = atomic_load_explicit(&s->meta, memory_order_relaxed) & 0xff;
@@ -346,26 +343,26 @@ static int mp__qring_take_(mp_queue *q, void *dst, size_t cap, size_t *len, bool
             return MP__QR_TOOSMALL;
         }
         if (!atomic_compare_exchange_strong(&s->word, &w,
-                                            mp__qs_word(q, d + mp__qs_slots(q), 0, MP__QS_FREE)))
+                                            qs_word(q, d + qs_slots(q), 0, MP__QS_FREE)))
             continue;
-        mp__qring_advance(&q->deq, d);
+        qring_advance(&q->deq, d);
         if (n)
             memcpy(dst, copy, (size_t)n);
         *len = (size_t)n;
         if (wake)
-            mp__qring_wake_putters(q);
+            qring_wake_putters(q);
         return MP__QR_OK;
     }
 }
 
 int mp__qring_take(mp_queue *q, void *dst, size_t cap, size_t *len)
 {
-    return mp__qring_take_(q, dst, cap, len, true);
+    return qring_take_(q, dst, cap, len, true);
 }
 
 int mp__qring_take_quiet(mp_queue *q, void *dst, size_t cap, size_t *len)
 {
-    return mp__qring_take_(q, dst, cap, len, false);
+    return qring_take_(q, dst, cap, len, false);
 }
 
 int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len, const mp__deadline *d)
@@ -386,8 +383,8 @@ int mp__qring_take_soon(mp_queue *q, void *dst, size_t cap, size_t *len, const m
             if (rr != MP__QR_EMPTY && rr != MP__QR_BUSY)
                 return rr;
         }
-        mp__qs_relax();
-        if (i % 32 == 0 && !mp__qring_watch(d, &end))
+        qs_relax();
+        if (i % 32 == 0 && !qring_watch(d, &end))
             return rr;
     }
 }
@@ -397,8 +394,8 @@ bool mp__qring_reap(mp_queue *q)
     if (!q->ring)
         return false;
     uint64_t d, w;
-    mp__qslot *s = mp__qring_head(q, &d, &w);
-    if (mp__qring_classify(q, d, w) != MP__QR_BUSY)
+    mp__qslot *s = qring_head(q, &d, &w);
+    if (qring_classify(q, d, w) != MP__QR_BUSY)
         return false;
     int32_t pid = (int32_t)((w >> 2) & ((1u << MP__QS_PID_BITS) - 1));
     /* The start time is the claimer's only when meta names this position
@@ -411,11 +408,10 @@ bool mp__qring_reap(mp_queue *q)
         start = 0;
     if (!mp__qowner_dead(pid, start))
         return false;
-    if (!atomic_compare_exchange_strong(&s->word, &w,
-                                        mp__qs_word(q, d + mp__qs_slots(q), 0, MP__QS_FREE)))
+    if (!atomic_compare_exchange_strong(&s->word, &w, qs_word(q, d + qs_slots(q), 0, MP__QS_FREE)))
         return true;
     mp__debug("queue %p: dropping a ring slot claimed by dead pid %d", (void *)q, (int)pid);
-    mp__qring_advance(&q->deq, d);
-    mp__qring_wake_putters(q);
+    qring_advance(&q->deq, d);
+    qring_wake_putters(q);
     return true;
 }

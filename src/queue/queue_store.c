@@ -16,7 +16,7 @@
  * A held record names its holder by pid and start time (field 22 of
  * /proc/PID/stat), so that a reused pid is not taken for the holder. */
 
-static bool mp__read_stat(int32_t pid, char *state, uint64_t *start)
+static bool read_stat(int32_t pid, char *state, uint64_t *start)
 {
     char path[40], buf[1024];
     int n = snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -50,42 +50,42 @@ static bool mp__read_stat(int32_t pid, char *state, uint64_t *start)
 /* This process's pid and start time, cached (getpid() is a system call
  * and the ring's producers need the pid for every message); a fork child
  * forgets the parent's. */
-static _Atomic int32_t mp__qself_pid;
-static _Atomic uint64_t mp__qself_start;
-static pthread_once_t mp__qself_once = PTHREAD_ONCE_INIT;
+static _Atomic int32_t qself_pid;
+static _Atomic uint64_t qself_start;
+static pthread_once_t qself_once = PTHREAD_ONCE_INIT;
 
-static void mp__qself_forget(void)
+static void qself_forget(void)
 {
-    atomic_store_explicit(&mp__qself_pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&qself_pid, 0, memory_order_relaxed);
 }
 
-static void mp__qself_register(void)
+static void qself_register(void)
 {
-    pthread_atfork(NULL, NULL, mp__qself_forget);
+    pthread_atfork(NULL, NULL, qself_forget);
 }
 
 void mp__qowner_self(int32_t *pid, uint64_t *start)
 {
-    int32_t me = atomic_load_explicit(&mp__qself_pid, memory_order_acquire);
+    int32_t me = atomic_load_explicit(&qself_pid, memory_order_acquire);
     if (me == 0) {
-        pthread_once(&mp__qself_once, mp__qself_register);
+        pthread_once(&qself_once, qself_register);
         me = (int32_t)getpid();
         char st;
         uint64_t s = 0;
-        if (!mp__read_stat(me, &st, &s))
+        if (!read_stat(me, &st, &s))
             s = 0;
-        atomic_store_explicit(&mp__qself_start, s, memory_order_relaxed);
-        atomic_store_explicit(&mp__qself_pid, me, memory_order_release);
+        atomic_store_explicit(&qself_start, s, memory_order_relaxed);
+        atomic_store_explicit(&qself_pid, me, memory_order_release);
     }
     *pid = me;
-    *start = atomic_load_explicit(&mp__qself_start, memory_order_relaxed);
+    *start = atomic_load_explicit(&qself_start, memory_order_relaxed);
 }
 
-static bool mp__owner_alive(int32_t pid, uint64_t start)
+static bool owner_alive(int32_t pid, uint64_t start)
 {
     char st;
     uint64_t s;
-    if (!mp__read_stat(pid, &st, &s))
+    if (!read_stat(pid, &st, &s))
         return false;
     return st != 'Z' && st != 'X' && (start == 0 || s == start);
 }
@@ -97,19 +97,19 @@ bool mp__qowner_dead(int32_t pid, uint64_t start)
     char st;
     uint64_t s;
     /* Unreadable (/proc missing, no fd left): it may be alive. */
-    if (!mp__read_stat(pid, &st, &s))
+    if (!read_stat(pid, &st, &s))
         return false;
     return st == 'Z' || st == 'X' || (start != 0 && s != start);
 }
 
 /* ---- segments ------------------------------------------------------------ */
 
-static mp__qrec *mp__rec_at(mp__qseg *s, uint64_t off)
+static mp__qrec *rec_at(mp__qseg *s, uint64_t off)
 {
     return (mp__qrec *)(void *)(s->data + off);
 }
 
-static int mp__seg_new(mp_queue *q, size_t need, mp__qseg **out)
+static int seg_new(mp_queue *q, size_t need, mp__qseg **out)
 {
     while (q->spare) {
         mp__qseg *s = q->spare;
@@ -135,7 +135,7 @@ static int mp__seg_new(mp_queue *q, size_t need, mp__qseg **out)
     return 0;
 }
 
-static void mp__seg_recycle(mp_queue *q, mp__qseg *s)
+static void seg_recycle(mp_queue *q, mp__qseg *s)
 {
     if (q->nspare >= MP__QSPARE_MAX) {
         mp__heap_free(s);
@@ -175,7 +175,7 @@ int mp__qstore_make_room(mp_queue *q, size_t need)
     if (q->head_seg != t && atomic_load(&q->reserved) + q->peeked > 0 && mp__qstore_reap_dead(q))
         mp__qstore_advance(q);
     mp__qseg *s;
-    int rc = mp__seg_new(q, need, &s);
+    int rc = seg_new(q, need, &s);
     if (rc < 0)
         return rc;
     atomic_thread_fence(memory_order_release);
@@ -192,7 +192,7 @@ int mp__qstore_append(mp_queue *q, const void *data, uint64_t len, uint64_t stat
         return rc;
     mp__qseg *t = q->tail_seg;
     uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
-    mp__qrec *r = mp__rec_at(t, tail);
+    mp__qrec *r = rec_at(t, tail);
     if (data && len)
         memcpy(mp__qrec_data(r), data, (size_t)len);
     r->len = len;
@@ -222,7 +222,7 @@ mp__qrec *mp__qstore_first(mp_queue *q)
     for (mp__qseg *s = q->head_seg; s; s = s->next) {
         uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
         for (uint64_t off = s->head; off < tail;) {
-            mp__qrec *r = mp__rec_at(s, off);
+            mp__qrec *r = rec_at(s, off);
             if (atomic_load_explicit(&r->state, memory_order_relaxed) == MP__QREC_COMMITTED)
                 return r;
             off += mp__qrec_size(r->len);
@@ -237,7 +237,7 @@ void mp__qstore_advance(mp_queue *q)
         mp__qseg *s = q->head_seg;
         uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
         while (s->head < tail) {
-            mp__qrec *r = mp__rec_at(s, s->head);
+            mp__qrec *r = rec_at(s, s->head);
             if (atomic_load_explicit(&r->state, memory_order_relaxed) != MP__QREC_DONE)
                 return;
             s->head += mp__qrec_size(r->len);
@@ -249,7 +249,7 @@ void mp__qstore_advance(mp_queue *q)
             return;
         }
         q->head_seg = s->next;
-        mp__seg_recycle(q, s);
+        seg_recycle(q, s);
     }
 }
 
@@ -259,12 +259,12 @@ bool mp__qstore_reap_dead(mp_queue *q)
     for (mp__qseg *s = q->head_seg; s; s = s->next) {
         uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
         for (uint64_t off = s->head; off < tail;) {
-            mp__qrec *r = mp__rec_at(s, off);
+            mp__qrec *r = rec_at(s, off);
             uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
             off += mp__qrec_size(r->len);
             if (st != MP__QREC_RESERVED && st != MP__QREC_PEEKED)
                 continue;
-            if (mp__owner_alive(r->owner_pid, r->owner_start))
+            if (owner_alive(r->owner_pid, r->owner_start))
                 continue;
             mp__debug("queue %p: reclaiming a record held by dead pid %d", (void *)q,
                       (int)r->owner_pid);
@@ -282,7 +282,7 @@ bool mp__qstore_reap_dead(mp_queue *q)
 
 /* Recounts one segment's records; a header that cannot be right (beyond the
  * tail, unknown state) ends the segment there. */
-static void mp__repair_seg(mp_queue *q, mp__qseg *s, uint64_t *count, uint64_t *bytes)
+static void repair_seg(mp_queue *q, mp__qseg *s, uint64_t *count, uint64_t *bytes)
 {
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     if (tail > s->size)
@@ -290,7 +290,7 @@ static void mp__repair_seg(mp_queue *q, mp__qseg *s, uint64_t *count, uint64_t *
     if (s->head > tail)
         s->head = tail;
     for (uint64_t off = s->head; off < tail;) {
-        mp__qrec *r = mp__rec_at(s, off);
+        mp__qrec *r = rec_at(s, off);
         uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
         if (st < MP__QREC_COMMITTED || st > MP__QREC_DONE || r->len > s->size ||
             off + mp__qrec_size(r->len) > tail) {
@@ -315,7 +315,7 @@ void mp__queue_repair(mp_queue *q)
     atomic_store(&q->chain_intent, 0);
     mp__qseg *last = q->head_seg;
     for (mp__qseg *s = q->head_seg; s; s = s->next) {
-        mp__repair_seg(q, s, &count, &bytes);
+        repair_seg(q, s, &count, &bytes);
         last = s;
     }
     q->tail_seg = last;

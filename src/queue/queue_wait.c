@@ -21,9 +21,9 @@
  * numbered in this process, and its tag: a queue created later at the
  * same address has another tag, so a stale slot never matches it. */
 static _Atomic(mp_queue *) mp__qfd_queue[MP__QFD_SLOTS];
-static int mp__qfd_fd[MP__QFD_SLOTS];
-static uint32_t mp__qfd_tag[MP__QFD_SLOTS];
-static _Atomic size_t mp__qfd_used; /* slots ever used: the scan's bound */
+static int qfd_fd[MP__QFD_SLOTS];
+static uint32_t qfd_tag[MP__QFD_SLOTS];
+static _Atomic size_t qfd_used; /* slots ever used: the scan's bound */
 
 int mp__queue_efd_register(mp_queue *q)
 {
@@ -31,39 +31,39 @@ int mp__queue_efd_register(mp_queue *q)
         mp_queue *expected = NULL;
         if (!atomic_compare_exchange_strong(&mp__qfd_queue[i], &expected, MP__QFD_CLAIMED))
             continue;
-        mp__qfd_fd[i] = q->efd;
-        mp__qfd_tag[i] = q->tag;
+        qfd_fd[i] = q->efd;
+        qfd_tag[i] = q->tag;
         atomic_store_explicit(&mp__qfd_queue[i], q, memory_order_release);
-        size_t used = atomic_load(&mp__qfd_used);
-        while (used < i + 1 && !atomic_compare_exchange_weak(&mp__qfd_used, &used, i + 1))
+        size_t used = atomic_load(&qfd_used);
+        while (used < i + 1 && !atomic_compare_exchange_weak(&qfd_used, &used, i + 1))
             ;
         return 0;
     }
     return MP_EMFILE;
 }
 
-static size_t mp__queue_slot(const mp_queue *q)
+static size_t queue_slot(const mp_queue *q)
 {
-    size_t used = atomic_load(&mp__qfd_used);
+    size_t used = atomic_load(&qfd_used);
     for (size_t i = 0; i < used; i++)
         if (atomic_load_explicit(&mp__qfd_queue[i], memory_order_acquire) == q &&
-            mp__qfd_tag[i] == q->tag)
+            qfd_tag[i] == q->tag)
             return i;
     return SIZE_MAX;
 }
 
 int mp__queue_efd(const mp_queue *q)
 {
-    size_t i = mp__queue_slot(q);
-    return i == SIZE_MAX ? -1 : mp__qfd_fd[i];
+    size_t i = queue_slot(q);
+    return i == SIZE_MAX ? -1 : qfd_fd[i];
 }
 
 void mp__queue_efd_forget(mp_queue *q)
 {
-    size_t i = mp__queue_slot(q);
+    size_t i = queue_slot(q);
     if (i == SIZE_MAX)
         return;
-    int fd = mp__qfd_fd[i];
+    int fd = qfd_fd[i];
     atomic_store(&mp__qfd_queue[i], NULL);
     close(fd);
 }
@@ -90,7 +90,7 @@ void mp__queue_pollers_add(mp_queue *q, int delta)
 /* Ready when a get would not block: a message, or closed and drained. A
  * ring slot that a dead producer left claimed is dropped here too, since
  * the messages behind it would otherwise not count. */
-static bool mp__queue_ready(mp_queue *q)
+static bool queue_ready(mp_queue *q)
 {
     int rs = mp__qring_state(q);
     if (rs == MP__QR_BUSY && mp__qring_reap(q))
@@ -103,7 +103,7 @@ int mp__queue_wait_prepare(mp_queue *q, int *fd)
     if (!mp__queue_valid(q))
         return MP_EINVAL;
     *fd = mp__queue_efd(q);
-    return mp__queue_ready(q) ? 1 : 0;
+    return queue_ready(q) ? 1 : 0;
 }
 
 bool mp__queue_wait_confirm(mp_queue *q)
@@ -116,5 +116,5 @@ bool mp__queue_wait_confirm(mp_queue *q)
         ssize_t r = read(fd, &v, sizeof v);
         (void)r;
     }
-    return mp__queue_ready(q);
+    return queue_ready(q);
 }

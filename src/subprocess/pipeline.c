@@ -18,7 +18,7 @@ struct mp_pipeline {
     pid_t pgid; /* > 0 when the stages share a new process group */
 };
 
-static void mp__pipeline_kill_all(mp_pipeline *pl)
+static void pipeline_kill_all(mp_pipeline *pl)
 {
     if (pl->pgid > 0)
         (void)kill(-pl->pgid, SIGKILL);
@@ -32,8 +32,8 @@ static void mp__pipeline_kill_all(mp_pipeline *pl)
 
 /* Options of stage i: its stdin is the previous stage's pipe (prev_r), its
  * stdout the link pipe (link_w) unless it is the last stage. */
-static mp_popen_opts mp__stage_opts(const mp_pipeline_opts *o, size_t i, size_t n, int prev_r,
-                                    int link_w, int err_w)
+static mp_popen_opts stage_opts(const mp_pipeline_opts *o, size_t i, size_t n, int prev_r,
+                                int link_w, int err_w)
 {
     mp_popen_opts so = {.cwd = o->cwd, .env = o->env, .env_add = o->env_add};
     so.in = i == 0 ? o->in : MP_USE_FD(prev_r);
@@ -46,15 +46,15 @@ static mp_popen_opts mp__stage_opts(const mp_pipeline_opts *o, size_t i, size_t 
 }
 
 /* Starts every stage; on failure, kills and reaps those already started. */
-static int mp__pipeline_start(mp_pipeline *pl, const char *const *const *stages,
-                              const mp_pipeline_opts *o, int err_w)
+static int pipeline_start(mp_pipeline *pl, const char *const *const *stages,
+                          const mp_pipeline_opts *o, int err_w)
 {
     int prev_r = -1, rc = 0;
     for (size_t i = 0; i < pl->n && rc == 0; i++) {
         int link[2] = {-1, -1};
         if (i + 1 < pl->n && pipe2(link, O_CLOEXEC) < 0)
             rc = mp__errno();
-        mp_popen_opts so = mp__stage_opts(o, i, pl->n, prev_r, link[1], err_w);
+        mp_popen_opts so = stage_opts(o, i, pl->n, prev_r, link[1], err_w);
         if (rc == 0)
             rc = mp__popen_create(&pl->st[i], stages[i], &so, i > 0 ? pl->pgid : 0);
         if (rc < 0 && o->failed_stage)
@@ -67,12 +67,12 @@ static int mp__pipeline_start(mp_pipeline *pl, const char *const *const *stages,
     }
     mp__close_fd(&prev_r);
     if (rc < 0)
-        mp__pipeline_kill_all(pl);
+        pipeline_kill_all(pl);
     return rc;
 }
 
-static int mp__pipeline_check(mp_pipeline **out, const char *const *const *stages, size_t n,
-                              const mp_pipeline_opts *o)
+static int pipeline_check(mp_pipeline **out, const char *const *const *stages, size_t n,
+                          const mp_pipeline_opts *o)
 {
     if (!out || !stages || n == 0 || n > MP__PIPELINE_MAX)
         return MP_EINVAL;
@@ -89,7 +89,7 @@ int mp_pipeline_create(mp_pipeline **out, const char *const *const *stages, size
 {
     static const mp_pipeline_opts defaults;
     const mp_pipeline_opts *o = opts ? opts : &defaults;
-    int rc = mp__pipeline_check(out, stages, n, o);
+    int rc = pipeline_check(out, stages, n, o);
     if (rc < 0)
         return rc;
     int errp[2] = {-1, -1};
@@ -109,7 +109,7 @@ int mp_pipeline_create(mp_pipeline **out, const char *const *const *stages, size
         rc = mp__errno();
         goto fail;
     }
-    if ((rc = mp__pipeline_start(pl, stages, o, errp[1])) < 0)
+    if ((rc = pipeline_start(pl, stages, o, errp[1])) < 0)
         goto fail;
     mp__close_fd(&errp[1]);
     pl->comm = (mp__comm){
@@ -125,7 +125,7 @@ fail:
     return rc;
 }
 
-static int mp__pipeline_wait(mp_pipeline *pl, const mp__deadline *d)
+static int pipeline_wait(mp_pipeline *pl, const mp__deadline *d)
 {
     for (size_t i = 0; i < pl->n; i++) {
         int rc = mp__popen_wait(pl->st[i], d);
@@ -141,9 +141,9 @@ int mp_pipeline_wait(mp_pipeline *pl, double timeout)
     int rc = pl ? mp__popen_check_owner(pl->st[0]) : MP_EINVAL;
     if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
         return rc;
-    rc = mp__pipeline_wait(pl, &d);
+    rc = pipeline_wait(pl, &d);
     if (rc == MP_ETIMEDOUT && pl->kill_on_timeout)
-        mp__pipeline_kill_all(pl);
+        pipeline_kill_all(pl);
     return rc;
 }
 
@@ -158,10 +158,10 @@ int mp_pipeline_communicate(mp_pipeline *pl, const void *input, size_t len, char
         return MP_EINVAL;
     rc = mp__comm_run(&pl->comm, input, len, &d);
     if (rc == 0)
-        rc = mp__pipeline_wait(pl, &d);
+        rc = pipeline_wait(pl, &d);
     if (rc == MP_ETIMEDOUT) {
         if (pl->kill_on_timeout) {
-            mp__pipeline_kill_all(pl);
+            pipeline_kill_all(pl);
             mp__deadline now = {.ns = 0};
             (void)mp__comm_run(&pl->comm, NULL, 0, &now);
         }
@@ -178,7 +178,7 @@ int mp_pipeline_kill(mp_pipeline *pl)
     int rc = pl ? mp__popen_check_owner(pl->st[0]) : MP_EINVAL;
     if (rc < 0)
         return rc;
-    mp__pipeline_kill_all(pl);
+    pipeline_kill_all(pl);
     return 0;
 }
 

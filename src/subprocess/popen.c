@@ -36,14 +36,14 @@ void mp__close_fd(int *fd)
     }
 }
 
-static int mp__exit_code(const siginfo_t *info)
+static int exit_code(const siginfo_t *info)
 {
     return info->si_code == CLD_EXITED ? info->si_status : -info->si_status;
 }
 
 /* One reap attempt (blocking with block): 1 reaped (now or before), 0
  * running. */
-static int mp__popen_reap(mp_popen *p, bool block)
+static int popen_reap(mp_popen *p, bool block)
 {
     if (p->reaped)
         return 1;
@@ -65,20 +65,20 @@ static int mp__popen_reap(mp_popen *p, bool block)
     } else if (info.si_pid == 0) {
         return 0;
     } else {
-        p->returncode = mp__exit_code(&info);
+        p->returncode = exit_code(&info);
     }
     p->reaped = true;
     mp__close_fd(&p->pidfd);
     return 1;
 }
 
-static int mp__popen_try_reap(mp_popen *p)
+static int popen_try_reap(mp_popen *p)
 {
-    return mp__popen_reap(p, false);
+    return popen_reap(p, false);
 }
 
 /* Sleeps until the child may have exited or d passes. */
-static void mp__popen_sleep(mp_popen *p, const mp__deadline *d)
+static void popen_sleep(mp_popen *p, const mp__deadline *d)
 {
     if (p->pidfd >= 0) {
         struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
@@ -96,8 +96,8 @@ void mp__popen_kill_reap(mp_popen *p)
         (void)kill(-p->pid, SIGKILL);
     (void)mp_popen_send_signal(p, SIGKILL);
     mp__deadline d = {.ns = mp__now_ns() + MP__KILL_WAIT_NS};
-    while (!mp__popen_try_reap(p) && !mp__deadline_expired(&d))
-        mp__popen_sleep(p, &d);
+    while (!popen_try_reap(p) && !mp__deadline_expired(&d))
+        popen_sleep(p, &d);
 }
 
 mp__deadline mp__popen_cap(const mp_popen *p, const mp__deadline *d)
@@ -109,7 +109,7 @@ mp__deadline mp__popen_cap(const mp_popen *p, const mp__deadline *d)
 }
 
 /* Kills a child whose lifetime has passed. True if it did. */
-static bool mp__popen_check_life(mp_popen *p)
+static bool popen_check_life(mp_popen *p)
 {
     if (p->reaped || !mp__deadline_expired(&p->life))
         return false;
@@ -122,13 +122,13 @@ int mp__popen_wait(mp_popen *p, const mp__deadline *d)
 {
     mp__deadline cap = mp__popen_cap(p, d);
     if (cap.ns < 0)
-        return mp__popen_reap(p, true) ? 0 : MP_EIO; /* no deadline: one blocking call */
+        return popen_reap(p, true) ? 0 : MP_EIO; /* no deadline: one blocking call */
     for (;;) {
-        if (mp__popen_try_reap(p) || mp__popen_check_life(p))
+        if (popen_try_reap(p) || popen_check_life(p))
             return 0;
         if (mp__deadline_expired(&cap))
             return MP_ETIMEDOUT;
-        mp__popen_sleep(p, &cap);
+        popen_sleep(p, &cap);
     }
 }
 
@@ -139,7 +139,7 @@ int mp__popen_check_owner(const mp_popen *p)
     return p->owner == getpid() ? 0 : MP_EPERM;
 }
 
-static void mp__popen_take_fds(mp_popen *p, mp__plan *pl)
+static void popen_take_fds(mp_popen *p, mp__plan *pl)
 {
     p->comm.in_fd = pl->pipes[0][1];
     p->comm.out_fd = pl->pipes[1][0];
@@ -176,7 +176,7 @@ int mp__popen_create(mp_popen **out, const char *const *argv, const mp_popen_opt
     p->life.ns = -1;
     if (o->lifetime > 0)
         (void)mp__deadline_init(&p->life, o->lifetime);
-    mp__popen_take_fds(p, &pl);
+    popen_take_fds(p, &pl);
     mp__plan_free(&pl);
     (void)mp__comm_init(&p->comm);
     *out = p;
@@ -304,11 +304,11 @@ void mp_popen_destroy(mp_popen *p)
     mp__close_fd(&p->comm.in_fd);
     mp__close_fd(&p->comm.out_fd);
     mp__close_fd(&p->comm.err_fd);
-    if (p->owner == getpid() && !mp__popen_try_reap(p)) {
+    if (p->owner == getpid() && !popen_try_reap(p)) {
         (void)mp_popen_send_signal(p, SIGKILL);
         mp__deadline d = {.ns = mp__now_ns() + MP__KILL_WAIT_NS};
-        while (!mp__popen_try_reap(p) && !mp__deadline_expired(&d))
-            mp__popen_sleep(p, &d);
+        while (!popen_try_reap(p) && !mp__deadline_expired(&d))
+            popen_sleep(p, &d);
     }
     mp__close_fd(&p->pidfd);
     mp__comm_free(&p->comm);

@@ -68,7 +68,7 @@ ssize_t mp__pipe_write(int fd, const void *buf, size_t len, const mp__deadline *
 }
 
 /* Reads what is there into b; closes fd at end of file. */
-static int mp__comm_drain(int *fd, mp__buf *b)
+static int comm_drain(int *fd, mp__buf *b)
 {
     for (;;) {
         if (b->cap - b->len < MP__READ_CHUNK) {
@@ -100,7 +100,7 @@ static int mp__comm_drain(int *fd, mp__buf *b)
 
 /* Writes what fits; closes fd when all is written or the child closed its
  * end (like Python, a child that stops reading is not an error). */
-static int mp__comm_feed(mp__comm *c, const void *input, size_t len)
+static int comm_feed(mp__comm *c, const void *input, size_t len)
 {
     while (c->in_off < len) {
         size_t n = len - c->in_off;
@@ -144,9 +144,9 @@ int mp__comm_run(mp__comm *c, const void *input, size_t len, const mp__deadline 
         for (nfds_t k = 0; k < n; k++) {
             if (!pfd[k].revents)
                 continue;
-            int rc = which[k] == 0   ? mp__comm_feed(c, input, len)
-                     : which[k] == 1 ? mp__comm_drain(&c->out_fd, &c->out)
-                                     : mp__comm_drain(&c->err_fd, &c->err);
+            int rc = which[k] == 0   ? comm_feed(c, input, len)
+                     : which[k] == 1 ? comm_drain(&c->out_fd, &c->out)
+                                     : comm_drain(&c->err_fd, &c->err);
             if (rc < 0)
                 return rc;
         }
@@ -222,7 +222,7 @@ void mp__comm_free(mp__comm *c)
 
 /* After a timeout, collects what is already in the pipes (a killed child
  * writes no more, but a grandchild may hold the pipe: never wait). */
-static void mp__comm_drain_now(mp__comm *c)
+static void comm_drain_now(mp__comm *c)
 {
     mp__deadline now = {.ns = 0};
     (void)mp__comm_run(c, NULL, 0, &now);
@@ -246,7 +246,7 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char **out,
         if (killed) {
             p->expired |= mp__deadline_expired(&p->life);
             mp__popen_kill_reap(p);
-            mp__comm_drain_now(&p->comm);
+            comm_drain_now(&p->comm);
         }
         int trc = mp__comm_finish(&p->comm, !killed, out, out_len, err, err_len);
         return trc < 0 ? trc : MP_ETIMEDOUT;

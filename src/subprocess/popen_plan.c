@@ -22,7 +22,7 @@ void mp__exec_error_set(mp_exec_error *e, mp_spawn_step step, int error, const c
     mp__strlcpy(e->path, path ? path : "", sizeof(e->path));
 }
 
-static int mp__check_io(const mp_io *io, int which)
+static int check_io(const mp_io *io, int which)
 {
     if ((unsigned)io->kind > MP_IO_STDOUT || (unsigned)io->mode > MP_PATH_APPEND)
         return MP_EINVAL;
@@ -35,7 +35,7 @@ static int mp__check_io(const mp_io *io, int which)
     return 0;
 }
 
-static int mp__check_opts(const char *const *argv, const mp_popen_opts *o)
+static int check_opts(const char *const *argv, const mp_popen_opts *o)
 {
     if (!argv || !argv[0])
         return MP_EINVAL;
@@ -53,7 +53,7 @@ static int mp__check_opts(const char *const *argv, const mp_popen_opts *o)
     }
     const mp_io *io[3] = {&o->in, &o->out, &o->err};
     for (int i = 0; i < 3; i++) {
-        int rc = mp__check_io(io[i], i);
+        int rc = check_io(io[i], i);
         if (rc < 0)
             return rc;
     }
@@ -61,7 +61,7 @@ static int mp__check_opts(const char *const *argv, const mp_popen_opts *o)
 }
 
 /* argv as executed: with shell, {sh, "-c", argv[0], argv[1], ...}. */
-static int mp__plan_argv(mp__plan *pl, const char *const *argv, const mp_popen_opts *o)
+static int plan_argv(mp__plan *pl, const char *const *argv, const mp_popen_opts *o)
 {
     size_t n = 0;
     while (argv[n])
@@ -80,7 +80,7 @@ static int mp__plan_argv(mp__plan *pl, const char *const *argv, const mp_popen_o
     return 0;
 }
 
-static bool mp__same_key(const char *a, const char *b)
+static bool same_key(const char *a, const char *b)
 {
     size_t i = 0;
     while (a[i] && a[i] != '=' && a[i] == b[i])
@@ -89,7 +89,7 @@ static bool mp__same_key(const char *a, const char *b)
 }
 
 /* env (or the parent's environment) with env_add laid over it. */
-static int mp__plan_env(mp__plan *pl, const mp_popen_opts *o)
+static int plan_env(mp__plan *pl, const mp_popen_opts *o)
 {
     char *const *base = o->env ? o->env : environ;
     if (!o->env_add) {
@@ -108,7 +108,7 @@ static int mp__plan_env(mp__plan *pl, const mp_popen_opts *o)
     for (size_t i = 0; i < nb; i++) {
         bool overridden = false;
         for (size_t j = 0; j < na && !overridden; j++)
-            overridden = mp__same_key(base[i], o->env_add[j]);
+            overridden = same_key(base[i], o->env_add[j]);
         if (!overridden)
             pl->envp_own[k++] = base[i];
     }
@@ -118,7 +118,7 @@ static int mp__plan_env(mp__plan *pl, const mp_popen_opts *o)
     return 0;
 }
 
-static const char *mp__env_path(char *const *envp)
+static const char *env_path(char *const *envp)
 {
     for (size_t i = 0; envp && envp[i]; i++)
         if (strncmp(envp[i], "PATH=", 5) == 0)
@@ -128,9 +128,9 @@ static const char *mp__env_path(char *const *envp)
 
 /* The files execve will try: the program itself when it has a '/', else
  * each PATH directory joined with it (an empty entry is "."). */
-static int mp__plan_paths(mp__plan *pl, const char *prog)
+static int plan_paths(mp__plan *pl, const char *prog)
 {
-    const char *path = strchr(prog, '/') || !*prog ? "" : mp__env_path(pl->s.envp);
+    const char *path = strchr(prog, '/') || !*prog ? "" : env_path(pl->s.envp);
     size_t dirs = 1, plen = strlen(path), blen = strlen(prog);
     for (size_t i = 0; i < plen; i++)
         dirs += path[i] == ':';
@@ -164,7 +164,7 @@ static int mp__plan_paths(mp__plan *pl, const char *prog)
     return 0;
 }
 
-static int mp__open_flags(const mp_io *io, int which)
+static int open_flags_for(const mp_io *io, int which)
 {
     mp_path_mode m = io->mode;
     if (m == MP_PATH_DEFAULT)
@@ -176,7 +176,7 @@ static int mp__open_flags(const mp_io *io, int which)
     return O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
 }
 
-static int mp__plan_stdio(mp__plan *pl, const mp_popen_opts *o)
+static int plan_stdio(mp__plan *pl, const mp_popen_opts *o)
 {
     const mp_io *io[3] = {&o->in, &o->out, &o->err};
     for (int i = 0; i < 3; i++) {
@@ -196,7 +196,7 @@ static int mp__plan_stdio(mp__plan *pl, const mp_popen_opts *o)
             break;
         case MP_IO_PATH:
             pl->s.open_path[i] = io[i]->path;
-            pl->s.open_flags[i] = mp__open_flags(io[i], i);
+            pl->s.open_flags[i] = open_flags_for(io[i], i);
             break;
         case MP_IO_STDOUT:
             pl->s.err_to_out = true;
@@ -214,7 +214,7 @@ int mp__plan_init(mp__plan *pl, const char *const *argv, const mp_popen_opts *o,
     for (int i = 0; i < 3; i++)
         pl->pipes[i][0] = pl->pipes[i][1] = -1;
     pl->s.report_fd = -1;
-    int rc = mp__check_opts(argv, o);
+    int rc = check_opts(argv, o);
     if (rc < 0)
         return rc;
     pl->s.cwd = o->cwd;
@@ -226,13 +226,13 @@ int mp__plan_init(mp__plan *pl, const char *const *argv, const mp_popen_opts *o,
     pl->s.set_umask = o->set_umask;
     pl->s.umask = o->umask;
     pl->s.die_with_parent = o->die_with_parent;
-    if ((rc = mp__plan_argv(pl, argv, o)) < 0 || (rc = mp__plan_env(pl, o)) < 0)
+    if ((rc = plan_argv(pl, argv, o)) < 0 || (rc = plan_env(pl, o)) < 0)
         return rc;
     const char *prog = o->executable ? o->executable : pl->s.argv[0];
     pl->s.prog = prog;
-    if ((rc = mp__plan_paths(pl, prog)) < 0)
+    if ((rc = plan_paths(pl, prog)) < 0)
         return rc;
-    return mp__plan_stdio(pl, o);
+    return plan_stdio(pl, o);
 }
 
 void mp__plan_free(mp__plan *pl)

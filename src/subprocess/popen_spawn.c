@@ -54,7 +54,7 @@
  * stdio function runs there). */
 #define MP__CHILD_STACK 32768
 
-static long mp__sys(long nr, long a, long b, long c, long d)
+static long raw_syscall(long nr, long a, long b, long c, long d)
 {
     long r = syscall(nr, a, b, c, d);
     return r < 0 ? -(long)errno : r;
@@ -66,7 +66,7 @@ static _Noreturn void mp__child_fail(mp__spawn *s, mp_spawn_step step, long err,
     s->fail.error = (int)err;
     mp__strlcpy(s->fail.path, path ? path : "", sizeof(s->fail.path));
     if (s->report_fd >= 0)
-        (void)mp__sys(SYS_write, s->report_fd, (long)&s->fail, (long)sizeof(s->fail), 0);
+        (void)raw_syscall(SYS_write, s->report_fd, (long)&s->fail, (long)sizeof(s->fail), 0);
     for (;;)
         (void)syscall(SYS_exit_group, 127);
 }
@@ -75,7 +75,7 @@ static _Noreturn void mp__child_fail(mp__spawn *s, mp_spawn_step step, long err,
  * the parent's memory): every caught signal goes back to its default while
  * all signals are still blocked. Ignored signals stay ignored, as with
  * posix_spawn. */
-static void mp__child_signals(void)
+static void child_signals(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
@@ -93,50 +93,51 @@ static void mp__child_signals(void)
  * the prctl, which then arms nothing, so the child checks that its parent
  * is still the process that spawned it; if not, it dies as the signal
  * would have made it. */
-static void mp__child_pdeathsig(mp__spawn *s)
+static void child_pdeathsig(mp__spawn *s)
 {
     if (!s->die_with_parent)
         return;
-    long r = mp__sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+    long r = raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
     if (r < 0)
         mp__child_fail(s, MP_STEP_PDEATHSIG, r, "");
-    if (mp__sys(SYS_getppid, 0, 0, 0, 0) != (long)s->parent) {
-        (void)mp__sys(SYS_kill, mp__sys(SYS_getpid, 0, 0, 0, 0), SIGKILL, 0, 0);
+    if (raw_syscall(SYS_getppid, 0, 0, 0, 0) != (long)s->parent) {
+        (void)raw_syscall(SYS_kill, raw_syscall(SYS_getpid, 0, 0, 0, 0), SIGKILL, 0, 0);
         for (;;)
             (void)syscall(SYS_exit_group, 128 + SIGKILL);
     }
 }
 
-static void mp__child_session(mp__spawn *s)
+static void child_session(mp__spawn *s)
 {
     long r = 0;
     if (s->session == 1)
-        r = mp__sys(SYS_setsid, 0, 0, 0, 0);
+        r = raw_syscall(SYS_setsid, 0, 0, 0, 0);
     else if (s->session == 2)
-        r = mp__sys(SYS_setpgid, 0, s->pgid, 0, 0);
+        r = raw_syscall(SYS_setpgid, 0, s->pgid, 0, 0);
     if (r < 0)
         mp__child_fail(s, MP_STEP_SESSION, r, "");
     if (s->set_umask)
-        (void)mp__sys(SYS_umask, (long)s->umask, 0, 0, 0);
+        (void)raw_syscall(SYS_umask, (long)s->umask, 0, 0, 0);
 }
 
 /* Places the stdio fds. A source that is itself 0, 1 or 2 (a parent that
  * had closed its stdin, an fd given for another stream) is first moved
  * above 2, so that placing one stream never overwrites another's source. */
-static void mp__child_stdio(mp__spawn *s)
+static void child_stdio(mp__spawn *s)
 {
     long src[3];
     for (int i = 0; i < 3; i++) {
         src[i] = s->src_fd[i];
         if (s->open_path[i]) {
-            src[i] = mp__sys(SYS_openat, AT_FDCWD, (long)s->open_path[i], s->open_flags[i], 0666);
+            src[i] =
+                raw_syscall(SYS_openat, AT_FDCWD, (long)s->open_path[i], s->open_flags[i], 0666);
             if (src[i] < 0)
                 mp__child_fail(s, MP_STEP_OPEN, src[i], s->open_path[i]);
         }
     }
     for (int i = 0; i < 3; i++) {
         if (src[i] >= 0 && src[i] < 3 && src[i] != i) {
-            src[i] = mp__sys(SYS_fcntl, src[i], F_DUPFD_CLOEXEC, 3, 0);
+            src[i] = raw_syscall(SYS_fcntl, src[i], F_DUPFD_CLOEXEC, 3, 0);
             if (src[i] < 0)
                 mp__child_fail(s, MP_STEP_DUP2, src[i], "");
         }
@@ -144,35 +145,35 @@ static void mp__child_stdio(mp__spawn *s)
     for (int i = 0; i < 3; i++) {
         long r = 0;
         if (src[i] == i)
-            r = mp__sys(SYS_fcntl, i, F_SETFD, 0, 0);
+            r = raw_syscall(SYS_fcntl, i, F_SETFD, 0, 0);
         else if (src[i] >= 0)
-            r = mp__sys(SYS_dup3, src[i], i, 0, 0);
+            r = raw_syscall(SYS_dup3, src[i], i, 0, 0);
         if (r < 0)
             mp__child_fail(s, MP_STEP_DUP2, r, "");
     }
     if (s->err_to_out) {
-        long r = mp__sys(SYS_dup3, 1, 2, 0, 0);
+        long r = raw_syscall(SYS_dup3, 1, 2, 0, 0);
         if (r < 0)
             mp__child_fail(s, MP_STEP_DUP2, r, "");
     }
 }
 
 /* Every fd above 2 becomes close-on-exec, then pass_fds are kept. */
-static void mp__child_fds(mp__spawn *s)
+static void child_fds(mp__spawn *s)
 {
     if (s->close_fds) {
-        long r = mp__sys(SYS_close_range, 3, (long)~0U, CLOSE_RANGE_CLOEXEC, 0);
+        long r = raw_syscall(SYS_close_range, 3, (long)~0U, CLOSE_RANGE_CLOEXEC, 0);
         if (r < 0) {
             /* Kernels before 5.11: one fcntl per possible fd. */
             struct rlimit rl = {.rlim_cur = 65536};
-            (void)mp__sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl);
+            (void)raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl);
             long max = rl.rlim_cur > 65536 ? 65536 : (long)rl.rlim_cur;
             for (long fd = 3; fd < max; fd++)
-                (void)mp__sys(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC, 0);
+                (void)raw_syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC, 0);
         }
     }
     for (size_t i = 0; i < s->n_pass_fds; i++) {
-        long r = mp__sys(SYS_fcntl, s->pass_fds[i], F_SETFD, 0, 0);
+        long r = raw_syscall(SYS_fcntl, s->pass_fds[i], F_SETFD, 0, 0);
         if (r < 0)
             mp__child_fail(s, MP_STEP_PASS_FDS, r, "");
     }
@@ -186,7 +187,7 @@ static _Noreturn void mp__child_exec(mp__spawn *s)
     const char *err_path = s->prog;
     bool denied = false;
     for (size_t i = 0; i < s->n_paths; i++) {
-        long r = mp__sys(SYS_execve, (long)s->paths[i], (long)s->argv, (long)s->envp, 0);
+        long r = raw_syscall(SYS_execve, (long)s->paths[i], (long)s->argv, (long)s->envp, 0);
         if (s->searched && (r == -ENOENT || r == -ENOTDIR))
             continue;
         if (s->searched && r == -EACCES) {
@@ -204,24 +205,24 @@ static _Noreturn void mp__child_exec(mp__spawn *s)
     mp__child_fail(s, MP_STEP_EXEC, err, err_path);
 }
 
-static int mp__child_main(void *arg)
+static int child_main(void *arg)
 {
     mp__spawn *s = arg;
-    mp__child_pdeathsig(s);
-    mp__child_signals();
-    mp__child_session(s);
-    mp__child_stdio(s);
-    mp__child_fds(s);
+    child_pdeathsig(s);
+    child_signals();
+    child_session(s);
+    child_stdio(s);
+    child_fds(s);
     if (s->cwd) {
-        long r = mp__sys(SYS_chdir, (long)s->cwd, 0, 0, 0);
+        long r = raw_syscall(SYS_chdir, (long)s->cwd, 0, 0, 0);
         if (r < 0)
             mp__child_fail(s, MP_STEP_CHDIR, r, s->cwd);
     }
-    (void)mp__sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->mask, 0, NSIG / 8);
+    (void)raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->mask, 0, NSIG / 8);
     mp__child_exec(s);
 }
 
-static bool mp__use_fork(void)
+static bool spawn_uses_fork(void)
 {
     static _Atomic int state = -1;
     int v = atomic_load_explicit(&state, memory_order_relaxed);
@@ -233,7 +234,7 @@ static bool mp__use_fork(void)
     return v == 1;
 }
 
-static void mp__reap_failed(pid_t pid)
+static void reap_failed(pid_t pid)
 {
     siginfo_t info;
     while (waitid(P_PID, (id_t)pid, &info, WEXITED) < 0 && errno == EINTR)
@@ -245,17 +246,17 @@ static void mp__reap_failed(pid_t pid)
 __attribute__((noinline)) static pid_t mp__spawn_clone(mp__spawn *s)
 {
     _Alignas(64) char stack[MP__CHILD_STACK];
-    return (pid_t)clone(mp__child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, s);
+    return (pid_t)clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, s);
 }
 
-static pid_t mp__spawn_fork(mp__spawn *s, int *report)
+static pid_t spawn_fork(mp__spawn *s, int *report)
 {
     if (pipe2(report, O_CLOEXEC) < 0)
         return -1;
     pid_t pid = fork();
     if (pid == 0) {
         s->report_fd = report[1];
-        mp__child_main(s);
+        child_main(s);
     }
     int saved = errno;
     close(report[1]);
@@ -265,7 +266,7 @@ static pid_t mp__spawn_fork(mp__spawn *s, int *report)
 }
 
 /* Reads the child's report: a full record means it failed. */
-static void mp__read_report(mp__spawn *s, int fd)
+static void read_report(mp__spawn *s, int fd)
 {
     mp_exec_error rec;
     size_t got = 0;
@@ -284,13 +285,13 @@ static void mp__read_report(mp__spawn *s, int fd)
 int mp__spawn_child(mp__spawn *s, pid_t *pid_out)
 {
     int report[2] = {-1, -1};
-    bool use_fork = mp__use_fork();
+    bool use_fork = spawn_uses_fork();
     memset(&s->fail, 0, sizeof(s->fail));
     s->parent = getpid();
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &s->mask);
-    pid_t pid = use_fork ? mp__spawn_fork(s, report) : mp__spawn_clone(s);
+    pid_t pid = use_fork ? spawn_fork(s, report) : mp__spawn_clone(s);
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
     if (pid < 0) {
@@ -300,11 +301,11 @@ int mp__spawn_child(mp__spawn *s, pid_t *pid_out)
         return rc;
     }
     if (use_fork) {
-        mp__read_report(s, report[0]);
+        read_report(s, report[0]);
         mp__close_fd(&report[0]);
     }
     if (s->fail.step != MP_STEP_NONE) {
-        mp__reap_failed(pid);
+        reap_failed(pid);
         return s->fail.error < 0 ? s->fail.error : MP_EIO;
     }
     *pid_out = pid;

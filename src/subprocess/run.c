@@ -5,7 +5,7 @@
 
 #include "subprocess/popen_internal.h"
 
-static int mp__run_opts(const mp_run_opts *ro, mp_popen_opts *po)
+static int run_opts(const mp_run_opts *ro, mp_popen_opts *po)
 {
     *po = ro->popen;
     if (ro->input_len > 0 && !ro->input)
@@ -29,7 +29,7 @@ static int mp__run_opts(const mp_run_opts *ro, mp_popen_opts *po)
 }
 
 /* Communicate and reap; maps a timeout to MP_ETIMEOUTEXPIRED. */
-static int mp__run_child(mp_popen *p, const mp_run_opts *ro, mp_run_result *res)
+static int run_child(mp_popen *p, const mp_run_opts *ro, mp_run_result *res)
 {
     double t = ro->timeout > 0 ? ro->timeout : MP_FOREVER;
     int rc = mp_popen_communicate(p, ro->input, ro->input_len, &res->out, &res->out_len, &res->err,
@@ -53,7 +53,7 @@ int mp_run(const char *const *argv, const mp_run_opts *opts, mp_run_result *res)
     if (!opts)
         opts = &defaults;
     mp_popen_opts po;
-    int rc = mp__run_opts(opts, &po);
+    int rc = run_opts(opts, &po);
     if (rc < 0)
         return rc;
     po.exec_error = &res->exec_error;
@@ -63,7 +63,7 @@ int mp_run(const char *const *argv, const mp_run_opts *opts, mp_run_result *res)
         *opts->popen.exec_error = res->exec_error;
     if (rc < 0)
         return rc;
-    rc = mp__run_child(p, opts, res);
+    rc = run_child(p, opts, res);
     mp_popen_destroy(p);
     return rc;
 }
@@ -77,8 +77,8 @@ void mp_run_result_free(mp_run_result *res)
     memset(res, 0, sizeof(*res));
 }
 
-static int mp__run_popen(const char *const *argv, const mp_popen_opts *opts, double timeout,
-                         bool capture_out, mp_run_result *res)
+static int run_popen(const char *const *argv, const mp_popen_opts *opts, double timeout,
+                     bool capture_out, mp_run_result *res)
 {
     mp_run_opts ro = {.timeout = timeout};
     if (opts)
@@ -96,7 +96,7 @@ int mp_call(const char *const *argv, const mp_popen_opts *opts, double timeout, 
     if (!returncode)
         return MP_EINVAL;
     mp_run_result res;
-    int rc = mp__run_popen(argv, opts, timeout, false, &res);
+    int rc = run_popen(argv, opts, timeout, false, &res);
     if (rc == 0)
         *returncode = res.returncode;
     mp_run_result_free(&res);
@@ -107,7 +107,7 @@ int mp_check_call(const char *const *argv, const mp_popen_opts *opts, double tim
                   int *returncode)
 {
     mp_run_result res;
-    int rc = mp__run_popen(argv, opts, timeout, false, &res);
+    int rc = run_popen(argv, opts, timeout, false, &res);
     if (rc == 0 && res.returncode != 0)
         rc = MP_ECALLEDPROCESS;
     if ((rc == 0 || rc == MP_ECALLEDPROCESS) && returncode)
@@ -122,7 +122,7 @@ int mp_check_output(const char *const *argv, const mp_popen_opts *opts, double t
     if (!out)
         return MP_EINVAL;
     mp_run_result res;
-    int rc = mp__run_popen(argv, opts, timeout, true, &res);
+    int rc = run_popen(argv, opts, timeout, true, &res);
     if (rc == 0 && res.returncode != 0)
         rc = MP_ECALLEDPROCESS;
     if (rc == 0 || rc == MP_ECALLEDPROCESS || rc == MP_ETIMEOUTEXPIRED) {

@@ -9,22 +9,22 @@
 #include "sync/sync_internal.h"
 
 _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
-static pthread_once_t mp__tid_once = PTHREAD_ONCE_INIT;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 
 /* In a forked child the forking thread has a new id: forget the old one. */
-static void mp__tid_forget(void)
+static void tid_forget(void)
 {
     mp__tid_cache = 0;
 }
 
-static void mp__tid_register(void)
+static void tid_register(void)
 {
-    pthread_atfork(NULL, NULL, mp__tid_forget);
+    pthread_atfork(NULL, NULL, tid_forget);
 }
 
 pid_t mp__self_tid_slow(void)
 {
-    pthread_once(&mp__tid_once, mp__tid_register);
+    pthread_once(&tid_once, tid_register);
     return mp__tid_cache = (pid_t)syscall(SYS_gettid);
 }
 

@@ -10,7 +10,7 @@
 
 /* Ready without touching the kernel? Fills *fd with what to poll otherwise,
  * or -1 when only a slice-by-slice check works (a process without a pidfd). */
-static int mp__wait_prepare(mp_waitable *w, int *fd, bool *exact)
+static int wait_prepare(mp_waitable *w, int *fd, bool *exact)
 {
     *exact = true;
     switch (w->kind) {
@@ -50,7 +50,7 @@ static int mp__wait_prepare(mp_waitable *w, int *fd, bool *exact)
 
 /* After poll: a process is ready only once reaped (the fallback pipe can
  * report end of file before the child is a zombie). */
-static bool mp__wait_confirm(mp_waitable *w, short revents)
+static bool wait_confirm(mp_waitable *w, short revents)
 {
     if (w->kind == MP_WAIT_KIND_PROCESS)
         return mp__process_try_reap(w->process) == 1;
@@ -61,14 +61,14 @@ static bool mp__wait_confirm(mp_waitable *w, short revents)
 
 /* One round: check everything, then poll. Returns the ready count, 0 to
  * go round again (deadline or slice expired), or an error. */
-static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp__deadline *d)
+static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp__deadline *d)
 {
     int ready = 0;
     bool slices = false;
     for (size_t i = 0; i < n; i++) {
         int fd = -1;
         bool exact;
-        int r = mp__wait_prepare(&items[i], &fd, &exact);
+        int r = wait_prepare(&items[i], &fd, &exact);
         if (r < 0)
             return r;
         items[i].ready = r > 0;
@@ -88,7 +88,7 @@ static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, cons
     if (r < 0)
         return r;
     for (size_t i = 0; i < n && r > 0; i++) {
-        if (pfd[i].revents && mp__wait_confirm(&items[i], pfd[i].revents)) {
+        if (pfd[i].revents && wait_confirm(&items[i], pfd[i].revents)) {
             items[i].ready = true;
             ready++;
         }
@@ -98,7 +98,7 @@ static int mp__wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, cons
 
 /* Count this call among the queues' mp_wait sleepers (producers signal
  * the eventfd only while there are some). */
-static void mp__wait_queues(mp_waitable *items, size_t n, int delta)
+static void wait_queues(mp_waitable *items, size_t n, int delta)
 {
     for (size_t i = 0; i < n; i++)
         if (items[i].kind == MP_WAIT_KIND_QUEUE)
@@ -131,13 +131,13 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
     struct pollfd *pfd = malloc(n * sizeof(*pfd));
     if (!pfd)
         return MP_ENOMEM;
-    mp__wait_queues(items, n, 1);
+    wait_queues(items, n, 1);
     for (;;) {
-        rc = mp__wait_round(items, n, pfd, &d);
+        rc = wait_round(items, n, pfd, &d);
         if (rc != 0 || mp__deadline_expired(&d))
             break;
     }
-    mp__wait_queues(items, n, -1);
+    wait_queues(items, n, -1);
     free(pfd);
     return rc;
 }
