@@ -39,7 +39,7 @@ static void check_value(const char *s, size_t len)
 }
 
 /* What the backend reads of a reply that passed the check for kind. */
-static void read_like_the_backend(const redisReply *r, mp__rr_kind kind)
+static void read_like_the_backend(const redisReply *r, mp__redis_reply_kind kind)
 {
     switch (kind) {
     case MP__RR_STR:
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    mp__rr_kind kind = (mp__rr_kind)(1 + data[0] % MP__RR_ANY_VALUE);
+    mp__redis_reply_kind kind = (mp__redis_reply_kind)(1 + data[0] % MP__RR_ANY_VALUE);
     const char *bytes = (const char *)data + 1;
     size_t n = size - 1;
 

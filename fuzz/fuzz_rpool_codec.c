@@ -8,11 +8,11 @@
  *     cmake --build build-fuzz --target fuzz_rpool_codec
  *     build-fuzz/fuzz/fuzz_rpool_codec -max_total_time=30 fuzz/corpus/rpool_codec
  *
- * Input: the whole buffer is decoded as a result record (mp__rpr_decode),
- * and when it passes every item is read (mp__rpr_next), each of which must
+ * Input: the whole buffer is decoded as a result record (mp__redis_result_decode),
+ * and when it passes every item is read (mp__redis_result_next), each of which must
  * lie inside the input (an oversize mark has no payload, and only a task
  * that returned 0 may carry one), the items adding up to it. The same bytes, cut at
- * each NUL into fields, are parsed as a task entry (mp__rptask_parse); a
+ * each NUL into fields, are parsed as a task entry (mp__redis_task_parse); a
  * task that passes must keep its promises (n x isz = input size, bounds,
  * views inside the input).
  */
@@ -24,14 +24,14 @@
 
 static void check_result(const uint8_t *data, size_t size)
 {
-    mp__rpr r;
-    if (mp__rpr_decode(data, size, &r) < 0)
+    mp__redis_result r;
+    if (mp__redis_result_decode(data, size, &r) < 0)
         return;
     int32_t code;
     const unsigned char *d;
-    size_t len, total = MP__RPR_HEAD;
+    size_t len, total = MP__REDIS_RESULT_HEAD;
     uint32_t n = 0;
-    while (mp__rpr_next(&r, &code, &d, &len) == 0) {
+    while (mp__redis_result_next(&r, &code, &d, &len) == 0) {
         if (len == SIZE_MAX) { /* the oversize mark: no payload, only after a 0 */
             if (code != 0)
                 abort();
@@ -39,7 +39,7 @@ static void check_result(const uint8_t *data, size_t size)
         }
         if (d < data || d + len > data + size)
             abort();
-        total += MP__RPR_ITEM + len;
+        total += MP__REDIS_RESULT_ITEM + len;
         n++;
     }
     if (n != r.n || total != size)
@@ -56,14 +56,14 @@ static void check_task(const uint8_t *data, size_t size)
             lens[nf++] = i - start;
             start = i + 1;
         }
-    mp__rptask t;
-    if (mp__rptask_parse(f, lens, nf, &t) < 0)
+    mp__redis_task t;
+    if (mp__redis_task_parse(f, lens, nf, &t) < 0)
         return;
     const unsigned char *end = data + size;
     if (t.n == 0 || t.n > MP__RP_ITEMS_MAX || t.isz * t.n != t.in_len ||
         t.cap * t.n > MP__RP_OUT_MAX || (t.in_len && (t.in < data || t.in + t.in_len > end)) ||
         (const unsigned char *)t.fn < data || (const unsigned char *)t.fn + t.fn_len > end ||
-        !mp__rp_client_ok(t.client, strlen(t.client)))
+        !mp__redis_pool_client_ok(t.client, strlen(t.client)))
         abort();
 }
 

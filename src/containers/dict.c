@@ -32,7 +32,7 @@ int mp_dict_create(mp_dict **out, const mp_dict_opts *opts)
         return rc;
     uint32_t i = 0;
     for (; i < n; i++) {
-        rc = mp__rmutex_init(&d->shard[i].s.lock, false);
+        rc = mp__robust_mutex_init(&d->shard[i].s.lock, false);
         if (rc < 0)
             goto fail;
     }
@@ -43,7 +43,7 @@ int mp_dict_create(mp_dict **out, const mp_dict_opts *opts)
     return 0;
 fail:
     while (i-- > 0)
-        mp__rmutex_fini(&d->shard[i].s.lock);
+        mp__robust_mutex_fini(&d->shard[i].s.lock);
     mp__heap_free(d);
     return rc;
 }
@@ -71,7 +71,7 @@ void mp_dict_destroy(mp_dict *d)
     d->head.magic = 0;
     for (uint32_t i = 0; i < d->nshards; i++) {
         table_free(d->shard[i].s.table);
-        mp__rmutex_fini(&d->shard[i].s.lock);
+        mp__robust_mutex_fini(&d->shard[i].s.lock);
     }
     mp__heap_free(d);
 }
@@ -99,7 +99,7 @@ int mp__dict_lock(mp_dict *d, uint32_t s)
 
 void mp__dict_unlock(mp_dict *d, uint32_t s)
 {
-    mp__rmutex_unlock(&d->shard[s].s.lock);
+    mp__robust_mutex_unlock(&d->shard[s].s.lock);
 }
 
 int mp__dict_lock_all(mp_dict *d)

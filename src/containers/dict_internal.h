@@ -27,7 +27,7 @@ typedef struct mp__table {
 } mp__table;
 
 typedef struct mp__shard {
-    mp__rmutex lock;
+    mp__robust_mutex lock;
     mp__table *table;       /* NULL while the shard is empty */
     _Atomic uint32_t count; /* live entries (read without the lock by len) */
     uint32_t used;          /* live entries + tombstones */

@@ -232,9 +232,9 @@ void mp_snapshot_destroy(mp_snapshot *s)
     free(s);
 }
 
-int mp__lock_repair(mp__rmutex *m, void (*repair)(void *), void *arg)
+int mp__lock_repair(mp__robust_mutex *m, void (*repair)(void *), void *arg)
 {
-    int rc = mp__rmutex_lock(m, NULL);
+    int rc = mp__robust_mutex_lock(m, NULL);
     if (rc == MP_EOWNERDEAD) {
         /* The previous holder died inside its critical section. Every
          * published pointer is whole (see containers/item_internal.h); only derived
@@ -242,9 +242,9 @@ int mp__lock_repair(mp__rmutex *m, void (*repair)(void *), void *arg)
         mp__debug("shared container: repairing after a dead lock holder");
         if (repair)
             repair(arg);
-        rc = mp__rmutex_consistent(m);
+        rc = mp__robust_mutex_consistent(m);
         if (rc < 0)
-            mp__rmutex_unlock(m);
+            mp__robust_mutex_unlock(m);
     }
     return rc;
 }

@@ -16,7 +16,7 @@
 
 #include "heap/heap_object.h"
 #include "base/internal.h"
-#include "os/rmutex.h"
+#include "os/robust_mutex.h"
 
 /* Magic numbers of the containers' heads. */
 #define MP__MAGIC_DICT      0x7444706du /* "mpDt" */
@@ -116,6 +116,6 @@ int mp__sb_finish(mp__strbuf *sb, char **out);
 /* Locks a robust mutex without deadline; on MP_EOWNERDEAD calls repair
  * (which puts the protected state back in order) and marks the mutex
  * consistent. Returns 0 or a negative error (the mutex is then not held). */
-int mp__lock_repair(mp__rmutex *m, void (*repair)(void *), void *arg);
+int mp__lock_repair(mp__robust_mutex *m, void (*repair)(void *), void *arg);
 
 #endif /* MULTIPROC_ITEM_INTERNAL_H */

@@ -19,7 +19,7 @@ typedef struct mp__larr {
 
 struct mp_list {
     mp__obj_head head;
-    mp__rmutex lock;
+    mp__robust_mutex lock;
     mp__larr *arr; /* NULL while empty */
 };
 
@@ -35,7 +35,7 @@ static int list_lock(const mp_list *l)
 
 static void list_unlock(const mp_list *l)
 {
-    mp__rmutex_unlock(&((mp_list *)(uintptr_t)l)->lock);
+    mp__robust_mutex_unlock(&((mp_list *)(uintptr_t)l)->lock);
 }
 
 static size_t list_len(const mp_list *l)
@@ -53,7 +53,7 @@ int mp_list_create(mp_list **out, const mp_list_opts *opts)
         rc = mp__heap_alloc((void **)&l, sizeof(*l));
     if (rc < 0)
         return rc;
-    rc = mp__rmutex_init(&l->lock, false);
+    rc = mp__robust_mutex_init(&l->lock, false);
     if (rc < 0) {
         mp__heap_free(l);
         return rc;
@@ -82,7 +82,7 @@ void mp_list_destroy(mp_list *l)
         return;
     l->head.magic = 0;
     arr_free(l->arr, true);
-    mp__rmutex_fini(&l->lock);
+    mp__robust_mutex_fini(&l->lock);
     mp__heap_free(l);
 }
 

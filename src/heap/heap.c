@@ -174,9 +174,9 @@ static int heap_format(mp__hhdr *h, size_t size)
     h->size = size;
     h->spans_off = off;
     h->nspans = (size - off) >> MP__SPAN_SHIFT;
-    int rc = mp__rmutex_init(&h->page_lock, false);
+    int rc = mp__robust_mutex_init(&h->page_lock, false);
     for (int c = 0; c < MP__NCLASS && rc == 0; c++)
-        rc = mp__rmutex_init(&h->cls[c].lock, false);
+        rc = mp__robust_mutex_init(&h->cls[c].lock, false);
     if (rc == 0)
         __atomic_store_n(&h->magic, MP__HEAP_MAGIC, __ATOMIC_RELEASE);
     return rc;

@@ -102,15 +102,15 @@ static void repair_page(mp__hhdr *h)
  * a lock hand-over (the lock is then free while a waiter sleeps on); the
  * stress test under ASan met it. Waking every 20 ms to look again bounds
  * the cost of that to one slice instead of forever. */
-static int heap_lock(mp__rmutex *m)
+static int heap_lock(mp__robust_mutex *m)
 {
 #if defined(MP__TSAN)
     /* ThreadSanitizer (GCC 12) does not see a lock taken by timedlock with
-     * EOWNERDEAD, and would then report its unlock: the rmutex layer polls
+     * EOWNERDEAD, and would then report its unlock: the robust mutex layer polls
      * with trylock there, which it follows. */
-    return mp__rmutex_lock(m, NULL);
+    return mp__robust_mutex_lock(m, NULL);
 #else
-    int rc = mp__rmutex_trylock(m);
+    int rc = mp__robust_mutex_trylock(m);
     while (rc == MP_EBUSY) {
         /* The realtime clock is good enough: the slice only bounds a sleep. */
         struct timespec ts;
@@ -133,7 +133,7 @@ int mp__heap_lock_page(mp__hhdr *h)
     if (rc == MP_EOWNERDEAD) {
         mp__debug("heap: repairing after a process died in a span operation");
         repair_page(h);
-        rc = mp__rmutex_consistent(&h->page_lock);
+        rc = mp__robust_mutex_consistent(&h->page_lock);
     }
     return rc;
 }
@@ -145,7 +145,7 @@ int mp__heap_lock_class(mp__hhdr *h, int c)
         /* Every change under a class lock is a single store: the list and
          * the bump word are whole. What the dead holder took is leaked. */
         atomic_fetch_add(&h->repairs, 1);
-        rc = mp__rmutex_consistent(&h->cls[c].lock);
+        rc = mp__robust_mutex_consistent(&h->cls[c].lock);
     }
     return rc;
 }
@@ -216,7 +216,7 @@ static int64_t span_alloc(mp__hhdr *h, uint64_t n, int cls)
         return MP_ENOMEM;
     int64_t s = n <= h->nspans ? span_find(h, n) : -1;
     if (s < 0) {
-        mp__rmutex_unlock(&h->page_lock);
+        mp__robust_mutex_unlock(&h->page_lock);
         return MP_ENOMEM;
     }
     uint64_t first = (uint64_t)s;
@@ -247,7 +247,7 @@ static int64_t span_alloc(mp__hhdr *h, uint64_t n, int cls)
         *sp = (mp__hspan){.magic = MP__SPAN_MAGIC, .kind = MP__SPAN_LARGE, .nspans = n};
     }
     pending_end(h);
-    mp__rmutex_unlock(&h->page_lock);
+    mp__robust_mutex_unlock(&h->page_lock);
     return s;
 }
 
@@ -283,7 +283,7 @@ static void large_free(mp__hhdr *h, uint64_t first, const void *p)
     uint64_t n = sp->nspans;
     if (!mp__bit(h, first) || sp->magic != MP__SPAN_MAGIC || sp->kind != MP__SPAN_LARGE || n == 0 ||
         n > h->nspans - first) {
-        mp__rmutex_unlock(&h->page_lock);
+        mp__robust_mutex_unlock(&h->page_lock);
         bad_free(h, p, "a large block already free (a double free)");
         return;
     }
@@ -294,7 +294,7 @@ static void large_free(mp__hhdr *h, uint64_t first, const void *p)
     if (first < h->hint)
         h->hint = first;
     pending_end(h);
-    mp__rmutex_unlock(&h->page_lock);
+    mp__robust_mutex_unlock(&h->page_lock);
 }
 
 /* ---- blocks ------------------------------------------------------------ */
@@ -368,7 +368,7 @@ static int class_take(mp__hhdr *h, int c, void **out, int want)
             out[got++] = (char *)sp + MP__SPAN_HDR + (idx + j) * sp->bsize;
         k->bump = idx + m == sp->nblocks ? 0 : ((s + 1) << 32) | (idx + m);
     }
-    mp__rmutex_unlock(&k->lock);
+    mp__robust_mutex_unlock(&k->lock);
     return got;
 }
 
@@ -385,7 +385,7 @@ static void class_give(mp__hhdr *h, int c, void **blocks, int n)
     *(void **)blocks[n - 1] = h->cls[c].free;
     atomic_signal_fence(memory_order_seq_cst); /* linked before published */
     h->cls[c].free = blocks[0];
-    mp__rmutex_unlock(&h->cls[c].lock);
+    mp__robust_mutex_unlock(&h->cls[c].lock);
 }
 
 /* ---- the per-thread cache ---------------------------------------------- */

@@ -113,10 +113,10 @@ int mp_heap_check(void)
         rc = walk_spans(h, slabs, &leaked);
     for (int c = 0; c < MP__NCLASS && rc == 0; c++)
         rc = check_class(h, c, slabs[c]);
-    mp__rmutex_unlock(&h->page_lock);
+    mp__robust_mutex_unlock(&h->page_lock);
 out:
     while (locked-- > 0)
-        mp__rmutex_unlock(&h->cls[locked].lock);
+        mp__robust_mutex_unlock(&h->cls[locked].lock);
     if (rc == 0) {
         /* Consistent; the frees it refused tell of a bug in the program. */
         uint64_t bad = atomic_load_explicit(&h->bad_frees, memory_order_relaxed);
@@ -141,7 +141,7 @@ int mp_heap_get_stats(mp_heap_stats *out)
     uint64_t leaked = 0;
     (void)walk_spans(h, NULL, &leaked);
     uint64_t used = h->used;
-    mp__rmutex_unlock(&h->page_lock);
+    mp__robust_mutex_unlock(&h->page_lock);
     struct stat st;
     size_t resident = fstat(mp__heap_fd, &st) == 0 ? (size_t)st.st_blocks * 512 : 0;
     *out = (mp_heap_stats){.base = h,

@@ -19,7 +19,7 @@
 
 #include "heap/heap.h"
 #include "base/internal.h"
-#include "os/rmutex.h"
+#include "os/robust_mutex.h"
 
 /* Sanitizer builds (GCC names them, clang has __has_feature). */
 #if defined(__has_feature)
@@ -61,10 +61,10 @@ typedef struct mp__hpending {
 
 /* One small size class. The lock guards free and bump. */
 typedef struct mp__hclass {
-    mp__rmutex lock;
+    mp__robust_mutex lock;
     void *free;    /* singly linked through each free block's first word */
     uint64_t bump; /* (span index + 1) << 32 | next block index; 0: none */
-    char pad[128 - sizeof(mp__rmutex) - 16];
+    char pad[128 - sizeof(mp__robust_mutex) - 16];
 } mp__hclass;
 
 typedef struct mp__hhdr {
@@ -72,7 +72,7 @@ typedef struct mp__hhdr {
     uint64_t size;  /* bytes of the whole mapping */
     uint64_t nspans;
     uint64_t spans_off; /* offset of span 0 from the heap's start */
-    mp__rmutex page_lock;
+    mp__robust_mutex page_lock;
     /* Guarded by page_lock: */
     mp__hpending pending;
     uint64_t high;                         /* spans below this index were used at least once */

@@ -200,7 +200,7 @@ static int init_shm(mp_pool *p)
      * faulted in only as slots are used, which keeps the pool's start
      * short. */
     mp__pshm *shm = mem;
-    rc = mp__rmutex_init(&shm->mu, false);
+    rc = mp__robust_mutex_init(&shm->mu, false);
     if (rc < 0) {
         mp__heap_free(shm);
         return rc;
@@ -216,7 +216,7 @@ static int init_shm(mp_pool *p)
         return 0;
     if (p->opts.start_method == MP_START_FORK) {
         if ((rc = mp__pool_fork_init(p)) < 0) {
-            mp__rmutex_fini(&shm->mu);
+            mp__robust_mutex_fini(&shm->mu);
             mp__heap_free(shm);
             p->shm = NULL;
         }
@@ -229,7 +229,7 @@ static int init_shm(mp_pool *p)
         rc = mp__pool_xlate_check(p, p->opts.initarg, false);
     if (rc < 0) {
         mp__pool_xlate_fini(p);
-        mp__rmutex_fini(&shm->mu);
+        mp__robust_mutex_fini(&shm->mu);
         mp__heap_free(shm);
         p->shm = NULL;
     }
@@ -311,7 +311,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
 fail_workers:
     stop_workers(p, true);
     mp__pool_xlate_fini(p);
-    mp__rmutex_fini(&p->shm->mu);
+    mp__robust_mutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
 fail:
     free(p->workers);
@@ -428,7 +428,7 @@ void mp_pool_destroy(mp_pool *p)
     for (size_t i = 0; i < MP__ARRAY_LEN(p->cache); i++)
         mp__heap_free(p->cache[i].p);
     mp__pool_xlate_fini(p);
-    mp__rmutex_fini(&p->shm->mu);
+    mp__robust_mutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
     free(p->workers);
     free(p->tkill);

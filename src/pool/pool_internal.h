@@ -23,7 +23,7 @@
 #include "base/internal.h"
 #include "multiproc/pool.h"
 #include "pool/pool_backend.h"
-#include "os/rmutex.h"
+#include "os/robust_mutex.h"
 #include "os/symbol.h"
 
 #define MP__POOL_RING      1024 /* slots; a power of two */
@@ -148,7 +148,7 @@ typedef struct mp__pwrec {
 } mp__pwrec;
 
 typedef struct mp__pshm {
-    mp__rmutex mu;             /* guards head and the claim of a slot */
+    mp__robust_mutex mu;       /* guards head and the claim of a slot */
     _Atomic uint64_t head;     /* next ticket to claim */
     _Atomic uint64_t tail;     /* next ticket the parent writes */
     _Atomic uint32_t work_seq; /* futex: bumped when tasks are added */

@@ -20,13 +20,13 @@ void mp__pool_repair(mp__pshm *shm)
         if (atomic_load(&s->state) == MP__SLOT_RUNNING)
             atomic_store(&s->state, MP__SLOT_QUEUED);
     }
-    mp__rmutex_consistent(&shm->mu);
+    mp__robust_mutex_consistent(&shm->mu);
 }
 
 static mp__pslot *claim(mp__pshm *shm, uint32_t self)
 {
     mp__pslot *s = NULL;
-    int rc = mp__rmutex_lock(&shm->mu, NULL);
+    int rc = mp__robust_mutex_lock(&shm->mu, NULL);
     if (rc == MP_EOWNERDEAD)
         mp__pool_repair(shm);
     else if (rc < 0)
@@ -39,7 +39,7 @@ static mp__pslot *claim(mp__pshm *shm, uint32_t self)
         atomic_store_explicit(&s->state, MP__SLOT_RUNNING, memory_order_relaxed);
         atomic_store_explicit(&shm->head, h + 1, memory_order_release);
     }
-    mp__rmutex_unlock(&shm->mu);
+    mp__robust_mutex_unlock(&shm->mu);
     return s;
 }
 

@@ -37,22 +37,22 @@ int mp__queue_lock(mp_queue *q)
      * so a busy lock is worth a few microseconds of trying before the
      * mutex puts this thread to sleep in the kernel: a futex wake-up from
      * another CPU costs tens of microseconds on a VM. */
-    int rc = mp__rmutex_trylock(&q->lock);
+    int rc = mp__robust_mutex_trylock(&q->lock);
     for (unsigned i = 0; rc == MP_EBUSY && i < MP__QLOCK_TRIES; i++) {
         for (unsigned k = 0; k < 16; k++)
             cpu_relax();
-        rc = mp__rmutex_trylock(&q->lock);
+        rc = mp__robust_mutex_trylock(&q->lock);
     }
     if (rc == MP_EBUSY)
-        rc = mp__rmutex_lock(&q->lock, NULL);
+        rc = mp__robust_mutex_lock(&q->lock, NULL);
     if (rc == MP_EOWNERDEAD) {
         /* A holder died part-way through an update: make the queue whole
          * again before anyone else sees it. */
         mp__debug("queue %p: previous lock holder died, repairing", (void *)q);
         mp__queue_repair(q);
-        rc = mp__rmutex_consistent(&q->lock);
+        rc = mp__robust_mutex_consistent(&q->lock);
         if (rc < 0)
-            mp__rmutex_unlock(&q->lock);
+            mp__robust_mutex_unlock(&q->lock);
     }
     return rc;
 }
@@ -63,7 +63,7 @@ static void queue_drop_lock(mp_queue *q)
 {
     if (atomic_load_explicit(&q->chain_intent, memory_order_relaxed))
         atomic_store(&q->chain_intent, 0);
-    mp__rmutex_unlock(&q->lock);
+    mp__robust_mutex_unlock(&q->lock);
 }
 
 void mp__queue_unlock(mp_queue *q, const mp__qwake *w)
@@ -220,7 +220,7 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
      * bound or joinable ones use the chain only. */
     if (!o->joinable && !o->max_bytes && (rc = mp__qring_new(q, o->maxsize)) < 0)
         goto fail;
-    if ((rc = mp__rmutex_init(&q->lock, false)) < 0)
+    if ((rc = mp__robust_mutex_init(&q->lock, false)) < 0)
         goto fail;
     q->maxsize = o->maxsize;
     q->max_bytes = o->max_bytes;
@@ -230,7 +230,7 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
     q->head_seg = q->tail_seg = seg;
     q->efd = efd;
     if ((rc = mp__queue_efd_register(q)) < 0) {
-        mp__rmutex_fini(&q->lock);
+        mp__robust_mutex_fini(&q->lock);
         goto fail;
     }
     q->head = MP__OBJ_HEAD_INIT;
@@ -260,7 +260,7 @@ void mp_queue_destroy(mp_queue *q)
     mp__queue_efd_forget(q);
     mp__qstore_free_all(q);
     mp__heap_free(q->ring_mem);
-    mp__rmutex_fini(&q->lock);
+    mp__robust_mutex_fini(&q->lock);
     mp__heap_free(q);
 }
 

@@ -29,7 +29,7 @@
 #include "base/internal.h"
 #include "multiproc/queue.h"
 #include "queue/queue_remote.h"
-#include "os/rmutex.h"
+#include "os/robust_mutex.h"
 
 #define MP__QUEUE_MAGIC     0x7571706du          /* "mpqu" */
 #define MP__QSEG_MIN        ((size_t)256 * 1024) /* smallest segment */
@@ -99,7 +99,7 @@ struct mp_queue {
     mp__qslot *ring;     /* NULL: this queue has no ring (joinable, byte bound) */
     uint32_t ring_shift; /* 1 << ring_shift slots */
     void *ring_mem;      /* the heap block holding ring (aligned to 64 bytes) */
-    mp__rmutex lock;
+    mp__robust_mutex lock;
 
     /* Under the lock. count and bytes are also read without it. */
     mp__qseg *head_seg, *tail_seg, *spare;

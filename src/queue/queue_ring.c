@@ -227,7 +227,8 @@ static int qring_put_(mp_queue *q, const void *data, size_t len, const mp__deadl
     uint64_t start;
     /* After a lock holder's death the chain's counters wait for the next
      * locker's repair: until then, puts take the lock. */
-    if (!q->ring || len > MP__QRING_MAX || mp__qchain_pending(q) || mp__rmutex_owner_died(&q->lock))
+    if (!q->ring || len > MP__QRING_MAX || mp__qchain_pending(q) ||
+        mp__robust_mutex_owner_died(&q->lock))
         return MP__QR_CHAIN;
     mp__qowner_self(&pid, &start);
     if (pid <= 0 || (uint32_t)pid >= (1u << MP__QS_PID_BITS))

@@ -238,8 +238,8 @@ static int recv_reply(mp__redis *r, redisReply **out, const mp__deadline *dl)
 
 /* Sends one command; closes the connection when its reply did not come
  * whole before dl. */
-static int exec_raw(mp__redis *r, mp__rr_kind kind, redisReply **out, int argc, const char **argv,
-                    const size_t *lens, const mp__deadline *dl)
+static int exec_raw(mp__redis *r, mp__redis_reply_kind kind, redisReply **out, int argc,
+                    const char **argv, const size_t *lens, const mp__deadline *dl)
 {
     char *cmd = NULL;
     long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
@@ -487,8 +487,8 @@ static bool is_cmd(const char *argv0, const char *name)
     return strcasecmp(argv0, name) == 0;
 }
 
-int mp__redis_call(mp__redis *r, mp__rr_kind kind, redisReply **reply, double block_s, int argc,
-                   const char **argv, const size_t *lens)
+int mp__redis_call(mp__redis *r, mp__redis_reply_kind kind, redisReply **reply, double block_s,
+                   int argc, const char **argv, const size_t *lens)
 {
     if (r->fd < 0)
         return MP_ECONNRESET;
@@ -524,8 +524,8 @@ void mp__redis_end(mp__redis *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
-                  const size_t *lens)
+int mp__redis_cmd(mp__redis *r, mp__redis_reply_kind kind, redisReply **reply, int argc,
+                  const char **argv, const size_t *lens)
 {
     /* One deadline for the (re)connect and the command. */
     int rc = mp__redis_begin(r);
@@ -543,7 +543,7 @@ bool mp__redis_reconnects(const mp__redis *r)
 
 /* Reads the replies of n pipelined commands; the first failure wins, and a
  * missing reply leaves the stream out of step, so the connection goes. */
-static int read_replies(mp__redis *r, mp__rr_kind kind, int n, redisReply **out)
+static int read_replies(mp__redis *r, mp__redis_reply_kind kind, int n, redisReply **out)
 {
     int first = 0;
     for (int i = 0; i < n; i++) {
@@ -590,7 +590,7 @@ static int format_all(int n, const int *argc, const char *const *const *argv,
     return 0;
 }
 
-int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
+int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
                        const char *const *const *argv, const size_t *const *lens,
                        redisReply **replies)
 {

@@ -11,29 +11,29 @@
 
 #include "redis/redis_internal.h"
 
-static int dict_args(const mp_dict *d, const void *key, size_t klen, mp__robj **o)
+static int dict_args(const mp_dict *d, const void *key, size_t klen, mp__redis_obj **o)
 {
-    int rc = mp__robj_check(d, MP__MAGIC_DICT);
+    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
     if (rc == 0)
         rc = mp__key_check(key, klen);
     if (rc == 0)
-        *o = (mp__robj *)(uintptr_t)d;
+        *o = (mp__redis_obj *)(uintptr_t)d;
     return rc;
 }
 
-void mp__rdict_destroy(mp_dict *d)
+void mp__redis_dict_destroy(mp_dict *d)
 {
-    if (mp__robj_check(d, MP__MAGIC_DICT) == 0)
-        mp__robj_free((mp__robj *)d);
+    if (mp__redis_obj_check(d, MP__MAGIC_DICT) == 0)
+        mp__redis_obj_free((mp__redis_obj *)d);
 }
 
-int mp__rdict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value)
+int mp__redis_dict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value)
 {
-    mp__robj *o = NULL;
-    mp__renc e;
+    mp__redis_obj *o = NULL;
+    mp__redis_enc e;
     int rc = dict_args(d, key, key_len, &o);
     if (rc == 0)
-        rc = mp__renc_item(&e, value);
+        rc = mp__redis_enc_item(&e, value);
     if (rc < 0)
         return rc;
     const char *argv[] = {"HSET", o->key, key, e.p};
@@ -58,10 +58,10 @@ static int with_value(const redisReply *rep, int (*fn)(const mp__blob *, void *)
     return rc;
 }
 
-int mp__rdict_read(const mp_dict *d, const void *key, size_t key_len,
-                   int (*fn)(const mp__blob *, void *), void *arg)
+int mp__redis_dict_read(const mp_dict *d, const void *key, size_t key_len,
+                        int (*fn)(const mp__blob *, void *), void *arg)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
@@ -76,27 +76,27 @@ int mp__rdict_read(const mp_dict *d, const void *key, size_t key_len,
     return rc;
 }
 
-int mp__rdict_len(const mp_dict *d, size_t *out)
+int mp__redis_dict_len(const mp_dict *d, size_t *out)
 {
-    int rc = mp__robj_check(d, MP__MAGIC_DICT);
+    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
     long long n;
     if (rc == 0)
-        rc = mp__robj_count((mp__robj *)(uintptr_t)d, "HLEN", &n);
+        rc = mp__redis_obj_count((mp__redis_obj *)(uintptr_t)d, "HLEN", &n);
     if (rc == 0)
         *out = (size_t)n;
     return rc;
 }
 
-int mp__rdict_clear(mp_dict *d)
+int mp__redis_dict_clear(mp_dict *d)
 {
-    int rc = mp__robj_check(d, MP__MAGIC_DICT);
+    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
     long long n;
-    return rc < 0 ? rc : mp__robj_count((mp__robj *)d, "DEL", &n);
+    return rc < 0 ? rc : mp__redis_obj_count((mp__redis_obj *)d, "DEL", &n);
 }
 
-int mp__rdict_delete(mp_dict *d, const void *key, size_t key_len)
+int mp__redis_dict_delete(mp_dict *d, const void *key, size_t key_len)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
@@ -119,10 +119,10 @@ static int copy_out(const mp__blob *b, void *arg)
 static const char pop_lua[] = "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
                               "if v then redis.call('HDEL', KEYS[1], ARGV[1]) end return v";
 
-int mp__rdict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
-                  mp_item_type *type)
+int mp__redis_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
+                       mp_item_type *type)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = dict_args(d, key, key_len, &o);
     if (rc < 0)
         return rc;
@@ -152,14 +152,14 @@ static int check_setdefault(const redisReply *rep)
     return 0;
 }
 
-int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
-                         void **out, size_t *out_len, mp_item_type *type)
+int mp__redis_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
+                              void **out, size_t *out_len, mp_item_type *type)
 {
-    mp__robj *o = NULL;
-    mp__renc e;
+    mp__redis_obj *o = NULL;
+    mp__redis_enc e;
     int rc = dict_args(d, key, key_len, &o);
     if (rc == 0)
-        rc = mp__renc_item(&e, def);
+        rc = mp__redis_enc_item(&e, def);
     if (rc < 0)
         return rc;
     const char *argv[] = {"EVAL", setdefault_lua, "1", o->key, key, e.p};
@@ -182,7 +182,8 @@ int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_i
 /* One attempt of update_with on a begun connection: WATCH, read, decide,
  * MULTI/write/EXEC. Returns fn's decision, MP_EAGAIN when EXEC was
  * aborted by a concurrent change, or an error. */
-static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update_fn fn, void *user)
+static int update_once(mp__redis_obj *o, const void *key, size_t klen, mp_dict_update_fn fn,
+                       void *user)
 {
     redisReply *rep = NULL;
     int rc = mp__redis_call(o->conn, MP__RR_STATUS, NULL, 0, 2, (const char *[]){"WATCH", o->key},
@@ -213,8 +214,8 @@ static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update
         return what;
     if (what != MP_DICT_STORE && what != MP_DICT_DELETE)
         return MP_EINVAL;
-    mp__renc e = {.heap = NULL};
-    if (what == MP_DICT_STORE && (rc = mp__renc_item(&e, &u.new_value)) < 0)
+    mp__redis_enc e = {.heap = NULL};
+    if (what == MP_DICT_STORE && (rc = mp__redis_enc_item(&e, &u.new_value)) < 0)
         return rc;
     rc = mp__redis_call(o->conn, MP__RR_STATUS, NULL, 0, 1, (const char *[]){"MULTI"}, NULL);
     if (rc == 0 && what == MP_DICT_STORE)
@@ -237,10 +238,10 @@ static int update_once(mp__robj *o, const void *key, size_t klen, mp_dict_update
     return rc;
 }
 
-int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
-                          void *user)
+int mp__redis_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
+                               void *user)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     mp__deadline dl;
     unsigned lost = 0;
     int rc = dict_args(d, key, key_len, &o);
@@ -263,7 +264,7 @@ int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_u
  * {1, stored} when the stored value is not an int64 as this library
  * writes it (the caller tells another type from a malformed value), or
  * {2} on overflow; nothing is written in the last two cases. */
-static const char add_lua[] = MP__RLUA_HELPERS
+static const char add_lua[] = MP__REDIS_LUA_HELPERS
     "local MIN, MAX = '-9223372036854775808', '9223372036854775807' "
     "local function limbs(s) local neg = string.sub(s, 1, 1) == '-' "
     "local d = neg and string.sub(s, 2) or s "
@@ -306,9 +307,9 @@ static int add_answer(const redisReply *rep, int64_t *result)
     return MP_EPROTO; /* a well-formed value of another type */
 }
 
-int mp__rdict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result)
+int mp__redis_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = key ? dict_args(d, key, strlen(key), &o) : MP_EINVAL;
     if (rc < 0)
         return rc;
@@ -348,12 +349,12 @@ static int snap_pass(const redisReply *rep, unsigned what, mp__snap_size *sz, mp
     return 0;
 }
 
-int mp__rdict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out)
+int mp__redis_dict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out)
 {
-    int rc = mp__robj_check(d, MP__MAGIC_DICT);
+    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
     if (rc < 0)
         return rc;
-    const mp__robj *o = (const mp__robj *)d;
+    const mp__redis_obj *o = (const mp__redis_obj *)d;
     const char *cmd = what == MP__SNAP_KEYS     ? "HKEYS"
                       : what == MP__SNAP_VALUES ? "HVALS"
                                                 : "HGETALL";

@@ -61,7 +61,7 @@ void mp__redis_url_fini(mp__redis_url *u);
 /* ---- replies (pure: no I/O, no global state) ---------------------------- */
 
 /* What a command's reply must look like. */
-typedef enum mp__rr_kind {
+typedef enum mp__redis_reply_kind {
     MP__RR_STATUS = 1, /* +OK */
     MP__RR_INT,        /* :n */
     MP__RR_STR,        /* $n, not nil */
@@ -69,13 +69,13 @@ typedef enum mp__rr_kind {
     MP__RR_ARRAY,      /* array of strings (not nil, no nil element) */
     MP__RR_EXEC,       /* EXEC: array (checked element by element) or nil */
     MP__RR_ANY_VALUE,  /* anything but an error (element of an EXEC reply) */
-} mp__rr_kind;
+} mp__redis_reply_kind;
 
 /* Checks a reply tree against kind before any field of it is read.
  * Returns 0, the error an error reply stands for (mp__redis_error_code),
  * or MP_EBADMSG for a reply of another shape or with inconsistent fields
  * (NULL string with a length, NULL element, nesting deeper than 4). */
-int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind);
+int mp__redis_reply_check(const redisReply *r, mp__redis_reply_kind kind);
 
 /* The most elements an array header of a reply may announce. hiredis 0.14
  * allocates a whole array as soon as it reads the header, before any
@@ -112,16 +112,16 @@ int mp__redis_encode(const mp_item *v, char num[MP__REDIS_NUM_MAX], char **heap,
                      size_t *out_len);
 /* A value checked and encoded for a command: send p/len, then free heap
  * (NULL unless the value needed an allocation). */
-typedef struct mp__renc {
+typedef struct mp__redis_enc {
     char num[MP__REDIS_NUM_MAX];
     char *heap;
     const char *p;
     size_t len;
-} mp__renc;
+} mp__redis_enc;
 
 /* Checks v (mp__item_check) and encodes it into e. Returns the encoded
  * length, MP_EINVAL or MP_ENOMEM; e->heap is NULL or to be freed. */
-static inline int mp__renc_item(mp__renc *e, const mp_item *v)
+static inline int mp__redis_enc_item(mp__redis_enc *e, const mp_item *v)
 {
     e->heap = NULL;
     int rc = mp__item_check(v);
@@ -147,10 +147,10 @@ int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
  *   isnum(s, fl)  mp__redis_num_ok(s, #s, fl)
  *   dcmp(a, b)    -1, 0 or 1 as the integers a and b (isnum) compare
  *   kind(k)       the Redis type of key k: 'none', 'string', 'hash'...
- *   EBADMSG, EPROTO   MP__RLUA_BADMSG and MP__RLUA_PROTO
- * Scripts answer MP__RLUA_BADMSG for data this library did not write and
- * MP__RLUA_PROTO for a key of another Redis type (mp__rlua_error). */
-#define MP__RLUA_HELPERS                                                                           \
+ *   EBADMSG, EPROTO   MP__REDIS_LUA_BADMSG and MP__REDIS_LUA_PROTO
+ * Scripts answer MP__REDIS_LUA_BADMSG for data this library did not write and
+ * MP__REDIS_LUA_PROTO for a key of another Redis type (mp__redis_lua_error). */
+#define MP__REDIS_LUA_HELPERS                                                                      \
     "local function isnum(s, fl) "                                                                 \
     "if #s == 0 or #s > (fl and 39 or 20) then return false end "                                  \
     "local b = string.match(s, '^%-?(.*)$') "                                                      \
@@ -170,13 +170,15 @@ int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
     "return na and -c or c end "                                                                   \
     "local function kind(k) return redis.call('TYPE', k).ok end "                                  \
     "local EBADMSG, EPROTO = -1000, -1001 "
-#define MP__RLUA_BADMSG (-1000)
-#define MP__RLUA_PROTO  (-1001)
+#define MP__REDIS_LUA_BADMSG (-1000)
+#define MP__REDIS_LUA_PROTO  (-1001)
 /* The library error a script's answer stands for: MP_EBADMSG, MP_EPROTO,
  * or 0 for any other answer. */
-static inline int mp__rlua_error(long long answer)
+static inline int mp__redis_lua_error(long long answer)
 {
-    return answer == MP__RLUA_BADMSG ? MP_EBADMSG : answer == MP__RLUA_PROTO ? MP_EPROTO : 0;
+    return answer == MP__REDIS_LUA_BADMSG  ? MP_EBADMSG
+           : answer == MP__REDIS_LUA_PROTO ? MP_EPROTO
+                                           : 0;
 }
 
 /* One more round of an optimistic update that lost a race (WATCH ...
@@ -213,8 +215,8 @@ double mp__redis_timeout(const mp__redis *r);
  * dropped, since the rest of the reply may still come),
  * MP_ECONNRESET (connection lost; with reconnect=0 it stays lost),
  * MP_ECONNREFUSED (reconnect failed), MP_EBADMSG, MP_ENOMEM. */
-int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, const char **argv,
-                  const size_t *lens);
+int mp__redis_cmd(mp__redis *r, mp__redis_reply_kind kind, redisReply **reply, int argc,
+                  const char **argv, const size_t *lens);
 
 /* Several commands on one connection, none interleaved with another
  * thread's (WATCH ... MULTI ... EXEC): begin locks and connects, call runs
@@ -224,20 +226,20 @@ int mp__redis_cmd(mp__redis *r, mp__rr_kind kind, redisReply **reply, int argc, 
  * call up to end; block_s: extra seconds a blocking command (BLPOP) may
  * wait on the server, added to the deadline of that call, or 0. */
 int mp__redis_begin(mp__redis *r);
-int mp__redis_call(mp__redis *r, mp__rr_kind kind, redisReply **reply, double block_s, int argc,
-                   const char **argv, const size_t *lens);
+int mp__redis_call(mp__redis *r, mp__redis_reply_kind kind, redisReply **reply, double block_s,
+                   int argc, const char **argv, const size_t *lens);
 void mp__redis_end(mp__redis *r);
 
 /* ---- object handles ----------------------------------------------------- */
 
 /* A Redis-backed dict or list (and the dict under a namespace): the full
  * key of its data and a reference on the connection. */
-typedef struct mp__robj {
+typedef struct mp__redis_obj {
     mp__remote_head rh; /* backend MP__BACKEND_REDIS; magic of the type */
     mp__redis *conn;
     size_t key_len;
     char key[]; /* mp__redis_key(prefix, type, name, NULL), NUL-terminated */
-} mp__robj;
+} mp__redis_obj;
 
 /* Keys (docs/redis.md, "Key layout"): <prefix><tag>:<name> and
  * <prefix><tag>:<name>:<part>, the name escaped ('%' as "%25", ':' as
@@ -257,17 +259,17 @@ int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, co
  * its type when the handle is given to the public functions (a dict,
  * list or event: redis/redis_ops.c), NULL for the key holder inside
  * another handle. */
-int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const void *ops, const char *kind,
-                 const char *name);
+int mp__redis_obj_new(mp__redis_obj **out, mp__redis *conn, uint32_t magic, const void *ops,
+                      const char *kind, const char *name);
 /* The key of o's part (<o's key>:<part>) into buf of MP__REDIS_KEY_MAX. */
-void mp__robj_part(const mp__robj *o, const char *part, char buf[MP__REDIS_KEY_MAX]);
-void mp__robj_free(mp__robj *o);
+void mp__redis_obj_part(const mp__redis_obj *o, const char *part, char buf[MP__REDIS_KEY_MAX]);
+void mp__redis_obj_free(mp__redis_obj *o);
 /* 0 when p is a live handle of that magic, else MP_EINVAL. */
-int mp__robj_check(const void *p, uint32_t magic);
+int mp__redis_obj_check(const void *p, uint32_t magic);
 /* Runs a command on o's key alone whose integer reply is a count (LLEN,
  * HLEN, DEL): 0 with *out, MP_EBADMSG for a negative count, or the error of
  * mp__redis_cmd. */
-int mp__robj_count(mp__robj *o, const char *cmd, long long *out);
+int mp__redis_obj_count(mp__redis_obj *o, const char *cmd, long long *out);
 
 /* A malloc'd mp__blob (containers/item_internal.h) holding a value read from Redis,
  * so that the readers of the local containers can run on it unchanged. */
@@ -278,57 +280,58 @@ int mp__redis_blob(mp__blob **out, const mp_item *v);
  * queue/queue_remote.h, sync/sync_remote.h), which redis/redis_ops.c fills.
  *
  * dict (redis/redis_dict.c) */
-void mp__rdict_destroy(mp_dict *d);
-int mp__rdict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value);
+void mp__redis_dict_destroy(mp_dict *d);
+int mp__redis_dict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item *value);
 /* Runs fn on a private blob of key's value (MP_ENOENT when absent). */
-int mp__rdict_read(const mp_dict *d, const void *key, size_t key_len,
-                   int (*fn)(const mp__blob *, void *), void *arg);
-int mp__rdict_len(const mp_dict *d, size_t *out);
-int mp__rdict_delete(mp_dict *d, const void *key, size_t key_len);
-int mp__rdict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
-                  mp_item_type *type);
-int mp__rdict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
-                         void **out, size_t *out_len, mp_item_type *type);
-int mp__rdict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
-                          void *user);
+int mp__redis_dict_read(const mp_dict *d, const void *key, size_t key_len,
+                        int (*fn)(const mp__blob *, void *), void *arg);
+int mp__redis_dict_len(const mp_dict *d, size_t *out);
+int mp__redis_dict_delete(mp_dict *d, const void *key, size_t key_len);
+int mp__redis_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
+                       mp_item_type *type);
+int mp__redis_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def,
+                              void **out, size_t *out_len, mp_item_type *type);
+int mp__redis_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_update_fn fn,
+                               void *user);
 /* One script on the server: never fails for contention. */
-int mp__rdict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result);
-int mp__rdict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out);
-int mp__rdict_clear(mp_dict *d);
+int mp__redis_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result);
+int mp__redis_dict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out);
+int mp__redis_dict_clear(mp_dict *d);
 
 /* list (redis/redis_list.c) */
-void mp__rlist_destroy(mp_list *l);
-int mp__rlist_extend(mp_list *l, const mp_item *items, size_t n);
-int mp__rlist_insert(mp_list *l, long index, const mp_item *v);
-int mp__rlist_set(mp_list *l, long index, const mp_item *v);
-int mp__rlist_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg);
-int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type);
-int mp__rlist_remove(mp_list *l, const mp_item *v);
-int mp__rlist_len(const mp_list *l, size_t *out);
-int mp__rlist_clear(mp_list *l);
-int mp__rlist_slice(const mp_list *l, long start, long stop, mp_snapshot **out);
-int mp__rlist_sort(mp_list *l, mp_list_cmp_fn cmp, void *user);
+void mp__redis_list_destroy(mp_list *l);
+int mp__redis_list_extend(mp_list *l, const mp_item *items, size_t n);
+int mp__redis_list_insert(mp_list *l, long index, const mp_item *v);
+int mp__redis_list_set(mp_list *l, long index, const mp_item *v);
+int mp__redis_list_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *),
+                        void *arg);
+int mp__redis_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type);
+int mp__redis_list_remove(mp_list *l, const mp_item *v);
+int mp__redis_list_len(const mp_list *l, size_t *out);
+int mp__redis_list_clear(mp_list *l);
+int mp__redis_list_slice(const mp_list *l, long start, long stop, mp_snapshot **out);
+int mp__redis_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user);
 
-/* value (redis/redis_objects.c): the public value handle (mp__rvalue_open).
+/* value (redis/redis_objects.c): the public value handle (mp__redis_value_open).
  * Its typecode (0 for an invalid handle): */
-char mp__rvalue_typecode(const mp_value *v);
+char mp__redis_value_typecode(const mp_value *v);
 /* The stored number as text, NUL-terminated ("0" when absent), or
  * MP_EBADMSG (too long for cap, embedded NUL). */
-int mp__rvalue_get_text(mp_value *v, char *buf, size_t cap);
-int mp__rvalue_set_text(mp_value *v, const char *text);
+int mp__redis_value_get_text(mp_value *v, char *buf, size_t cap);
+int mp__redis_value_set_text(mp_value *v, const char *text);
 /* Atomic add of an integer on the server; the result must lie within
  * [min, max] (decimal texts), else nothing changes and MP_ERANGE. */
-int mp__rvalue_add_range(mp_value *v, int64_t delta, const char *min, const char *max,
-                         int64_t *result);
-int mp__rvalue_add_float(mp_value *v, double delta, double *result);
-void mp__rvalue_destroy(mp_value *v);
+int mp__redis_value_add_range(mp_value *v, int64_t delta, const char *min, const char *max,
+                              int64_t *result);
+int mp__redis_value_add_float(mp_value *v, double delta, double *result);
+void mp__redis_value_destroy(mp_value *v);
 
 /* array (redis/redis_objects.c): the same over a Redis list of numbers. */
-char mp__rarray_typecode(const mp_array *a);
-size_t mp__rarray_len(const mp_array *a);
-int mp__rarray_get_text(mp_array *a, size_t i, char *buf, size_t cap);
-int mp__rarray_set_text(mp_array *a, size_t i, const char *text);
-void mp__rarray_destroy(mp_array *a);
+char mp__redis_array_typecode(const mp_array *a);
+size_t mp__redis_array_len(const mp_array *a);
+int mp__redis_array_get_text(mp_array *a, size_t i, char *buf, size_t cap);
+int mp__redis_array_set_text(mp_array *a, size_t i, const char *text);
+void mp__redis_array_destroy(mp_array *a);
 
 /* The operation tables (redis/redis_ops.c): every handle given to the
  * public functions points to the table of its type. */
@@ -362,21 +365,23 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
  * of a name fixes it for every client. put: 0, MP_EFULL (no room before
  * the timeout), MP_EMSGSIZE, connection errors. get: 0 and a malloc'd
  * message (with a NUL after it), MP_EEMPTY (nothing before the timeout). */
-typedef struct mp__rqueue mp__rqueue;
-int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t maxsize);
-void mp__rqueue_close(mp__rqueue *q);
-int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout);
-int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout);
-int mp__rqueue_qsize(mp__rqueue *q, size_t *out);
+typedef struct mp__redis_queue mp__redis_queue;
+int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *name, size_t maxsize);
+void mp__redis_queue_close(mp__redis_queue *q);
+int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double timeout);
+int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double timeout);
+int mp__redis_queue_qsize(mp__redis_queue *q, size_t *out);
 /* Puts a message back at the head (a get_into whose buffer was short). */
-int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len);
+int mp__redis_queue_unget(mp__redis_queue *q, const void *data, size_t len);
 /* The capacity every client honours (0: unbounded). */
-size_t mp__rqueue_maxsize(const mp__rqueue *q);
+size_t mp__redis_queue_maxsize(const mp__redis_queue *q);
 /* (redis/redis_objects.c) */
-int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, double timeout);
-int mp__rqueue_put_many(mp__rqueue *q, const mp_queue_msg *msgs, size_t n, double timeout);
-int mp__rqueue_empty(mp__rqueue *q);
-int mp__rqueue_full(mp__rqueue *q);
+int mp__redis_queue_get_into(mp__redis_queue *q, void *buf, size_t cap, size_t *len,
+                             double timeout);
+int mp__redis_queue_put_many(mp__redis_queue *q, const mp_queue_msg *msgs, size_t n,
+                             double timeout);
+int mp__redis_queue_empty(mp__redis_queue *q);
+int mp__redis_queue_full(mp__redis_queue *q);
 
 /* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
  * (held; the previous holder never released: it died or overran its
@@ -401,55 +406,56 @@ int mp__redis_lock_consistent(mp__redis_lock *l);
 /* Levels held by this process through this handle (an rlock), or 0. */
 int mp__redis_lock_count(mp__redis_lock *l);
 
-/* An event (handle: mp__robj_new(..., MP__MAGIC_REVENT, &mp__redis_event_ops,
+/* An event (handle: mp__redis_obj_new(..., MP__MAGIC_REVENT, &mp__redis_event_ops,
  * "event", name)).
  * is_set: 1 or 0; wait: 0 or MP_ETIMEDOUT. Every function: MP_EBADMSG
  * when the key holds another text than "1", MP_EPROTO when it is of
  * another Redis type (nothing changes). */
-int mp__revent_set(mp__robj *e);
-int mp__revent_clear(mp__robj *e);
-int mp__revent_is_set(mp__robj *e);
-int mp__revent_wait(mp__robj *e, double timeout);
+int mp__redis_event_set(mp__redis_obj *e);
+int mp__redis_event_clear(mp__redis_obj *e);
+int mp__redis_event_is_set(mp__redis_obj *e);
+int mp__redis_event_wait(mp__redis_obj *e, double timeout);
 
-/* A number (handle: mp__robj_new(..., MP__MAGIC_RVALUE, NULL, "value", name));
+/* A number (handle: mp__redis_obj_new(..., MP__MAGIC_RVALUE, NULL, "value", name));
  * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing
  * changes); add_double: MP_ERANGE when the sum is no finite double; getters: MP_EPROTO when the
  * stored text is a number of the other kind. Every function: MP_EBADMSG when the stored text is no
  * number as this library writes it, MP_EPROTO when the key is of another
  * Redis type (nothing changes). */
-int mp__rvalue_set_int64(mp__robj *v, int64_t x);
+int mp__redis_value_set_int64(mp__redis_obj *v, int64_t x);
 /* SET of a number's text, unless the key holds another Redis type
  * (MP_EPROTO, nothing changed). */
-int mp__rvalue_store(mp__robj *v, const char *text);
+int mp__redis_value_store(mp__redis_obj *v, const char *text);
 /* GET of the value's text into buf (cap >= 2): "0" for an absent value,
  * like a fresh Value(); MP_EBADMSG for an empty text, one with a NUL or
  * longer than cap - 1. */
-int mp__rvalue_text(mp__robj *v, char *buf, size_t cap);
-int mp__rvalue_get_int64(mp__robj *v, int64_t *out);
-int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result);
-int mp__rvalue_set_double(mp__robj *v, double x);
-int mp__rvalue_get_double(mp__robj *v, double *out);
-int mp__rvalue_add_double(mp__robj *v, double delta, double *result);
+int mp__redis_value_text(mp__redis_obj *v, char *buf, size_t cap);
+int mp__redis_value_get_int64(mp__redis_obj *v, int64_t *out);
+int mp__redis_value_add_int64(mp__redis_obj *v, int64_t delta, int64_t *result);
+int mp__redis_value_set_double(mp__redis_obj *v, double x);
+int mp__redis_value_get_double(mp__redis_obj *v, double *out);
+int mp__redis_value_add_double(mp__redis_obj *v, double delta, double *result);
 
 /* A semaphore (redis/redis_sem.c); value and bounded are used by the first
  * opener of a name only. Contracts of the public mp_sem functions. */
-typedef struct mp__rsem mp__rsem;
-int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded);
-void mp__rsem_close(mp__rsem *s);
-int mp__rsem_acquire(mp__rsem *s, double timeout);
-int mp__rsem_release(mp__rsem *s);
-int mp__rsem_get_value(mp__rsem *s);
+typedef struct mp__redis_sem mp__redis_sem;
+int mp__redis_sem_open(mp__redis_sem **out, mp__redis *conn, const char *name, unsigned value,
+                       bool bounded);
+void mp__redis_sem_close(mp__redis_sem *s);
+int mp__redis_sem_acquire(mp__redis_sem *s, double timeout);
+int mp__redis_sem_release(mp__redis_sem *s);
+int mp__redis_sem_get_value(mp__redis_sem *s);
 
 /* The public value handle (redis/redis_objects.c): a typecode over a number key.
  * init_text: SET NX of the initial number. */
-int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode);
-int mp__rvalue_init_text(void *v, const char *text);
+int mp__redis_value_open(void **out, mp__redis *conn, const char *name, char typecode);
+int mp__redis_value_init_text(void *v, const char *text);
 /* The public array handle: len items in a Redis list (at most
- * MP__RARRAY_MAX: every item travels in the creating command; more is
+ * MP__REDIS_ARRAY_ITEMS_MAX: every item travels in the creating command; more is
  * MP_ENOMEM). init: the n = len items' texts, pushed unless the list
  * exists. */
-#define MP__RARRAY_MAX ((size_t)1 << 20)
-int mp__rarray_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len);
-int mp__rarray_init(void *a, const char *const *texts, size_t n);
+#define MP__REDIS_ARRAY_ITEMS_MAX ((size_t)1 << 20)
+int mp__redis_array_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len);
+int mp__redis_array_init(void *a, const char *const *texts, size_t n);
 
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

@@ -11,30 +11,30 @@
 
 #include "redis/redis_internal.h"
 
-static int list_args(const mp_list *l, mp__robj **o)
+static int list_args(const mp_list *l, mp__redis_obj **o)
 {
-    int rc = mp__robj_check(l, MP__MAGIC_LIST);
+    int rc = mp__redis_obj_check(l, MP__MAGIC_LIST);
     if (rc == 0)
-        *o = (mp__robj *)(uintptr_t)l;
+        *o = (mp__redis_obj *)(uintptr_t)l;
     return rc;
 }
 
-void mp__rlist_destroy(mp_list *l)
+void mp__redis_list_destroy(mp_list *l)
 {
-    if (mp__robj_check(l, MP__MAGIC_LIST) == 0)
-        mp__robj_free((mp__robj *)l);
+    if (mp__redis_obj_check(l, MP__MAGIC_LIST) == 0)
+        mp__redis_obj_free((mp__redis_obj *)l);
 }
 
-static void encs_free(mp__renc *e, size_t n)
+static void encs_free(mp__redis_enc *e, size_t n)
 {
     for (size_t i = 0; e && i < n; i++)
         free(e[i].heap);
     free(e);
 }
 
-int mp__rlist_extend(mp_list *l, const mp_item *items, size_t n)
+int mp__redis_list_extend(mp_list *l, const mp_item *items, size_t n)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = list_args(l, &o);
     if (rc == 0 && items == NULL && n != 0)
         rc = MP_EINVAL;
@@ -42,12 +42,12 @@ int mp__rlist_extend(mp_list *l, const mp_item *items, size_t n)
         return rc;
     if (n > (size_t)INT32_MAX - 2)
         return MP_EINVAL;
-    mp__renc *e = calloc(n, sizeof(*e));
+    mp__redis_enc *e = calloc(n, sizeof(*e));
     const char **argv = malloc((n + 2) * sizeof(*argv));
     size_t *lens = malloc((n + 2) * sizeof(*lens));
     rc = e && argv && lens ? 0 : MP_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = mp__renc_item(&e[i], &items[i]);
+        rc = mp__redis_enc_item(&e[i], &items[i]);
         argv[i + 2] = e[i].p;
         lens[i + 2] = e[i].len;
     }
@@ -92,11 +92,11 @@ static const char pop_lua[] =
  * (LSET) of one value at an index. */
 static int list_put_at(mp_list *l, long index, const mp_item *v, bool insert)
 {
-    mp__robj *o = NULL;
-    mp__renc e;
+    mp__redis_obj *o = NULL;
+    mp__redis_enc e;
     int rc = list_args(l, &o);
     if (rc == 0)
-        rc = mp__renc_item(&e, v);
+        rc = mp__redis_enc_item(&e, v);
     if (rc < 0)
         return rc;
     char idx[24];
@@ -113,12 +113,12 @@ static int list_put_at(mp_list *l, long index, const mp_item *v, bool insert)
     return rc;
 }
 
-int mp__rlist_insert(mp_list *l, long index, const mp_item *v)
+int mp__redis_list_insert(mp_list *l, long index, const mp_item *v)
 {
     return list_put_at(l, index, v, true);
 }
 
-int mp__rlist_set(mp_list *l, long index, const mp_item *v)
+int mp__redis_list_set(mp_list *l, long index, const mp_item *v)
 {
     return list_put_at(l, index, v, false);
 }
@@ -138,9 +138,10 @@ static int with_value(const redisReply *rep, int (*fn)(const mp__blob *, void *)
     return rc;
 }
 
-int mp__rlist_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg)
+int mp__redis_list_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *),
+                        void *arg)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = list_args(l, &o);
     if (rc < 0)
         return rc;
@@ -164,9 +165,9 @@ static int copy_out(const mp__blob *b, void *arg)
     return mp__blob_copy_out(b, a[0], a[1], a[2]);
 }
 
-int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type)
+int mp__redis_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = list_args(l, &o);
     if (rc == 0 && out && !out_len)
         rc = MP_EINVAL;
@@ -191,13 +192,13 @@ int mp__rlist_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_t
     return rc;
 }
 
-int mp__rlist_remove(mp_list *l, const mp_item *v)
+int mp__redis_list_remove(mp_list *l, const mp_item *v)
 {
-    mp__robj *o = NULL;
-    mp__renc e;
+    mp__redis_obj *o = NULL;
+    mp__redis_enc e;
     int rc = list_args(l, &o);
     if (rc == 0)
-        rc = mp__renc_item(&e, v);
+        rc = mp__redis_enc_item(&e, v);
     if (rc < 0)
         return rc;
     redisReply *rep;
@@ -211,26 +212,26 @@ int mp__rlist_remove(mp_list *l, const mp_item *v)
     return rc;
 }
 
-int mp__rlist_len(const mp_list *l, size_t *out)
+int mp__redis_list_len(const mp_list *l, size_t *out)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = list_args(l, &o);
     long long n;
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
     if (rc == 0)
-        rc = mp__robj_count(o, "LLEN", &n);
+        rc = mp__redis_obj_count(o, "LLEN", &n);
     if (rc == 0)
         *out = (size_t)n;
     return rc;
 }
 
-int mp__rlist_clear(mp_list *l)
+int mp__redis_list_clear(mp_list *l)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     long long n;
     int rc = list_args(l, &o);
-    return rc < 0 ? rc : mp__robj_count(o, "DEL", &n);
+    return rc < 0 ? rc : mp__redis_obj_count(o, "DEL", &n);
 }
 
 /* Decodes every element of an LRANGE reply into items (numbers into nums). */
@@ -244,7 +245,7 @@ static int decode_all(const redisReply *rep, mp_item *items, int64_t *nums)
 
 /* LRANGE with Python's slice bounds: Redis clamps negative and large
  * bounds the same way Python does, but its stop is inclusive. */
-static int lrange(mp__robj *o, long start, long stop, redisReply **rep)
+static int lrange(mp__redis_obj *o, long start, long stop, redisReply **rep)
 {
     char a[24], b[24];
     snprintf(a, sizeof(a), "%ld", start);
@@ -253,9 +254,9 @@ static int lrange(mp__robj *o, long start, long stop, redisReply **rep)
                          (size_t[]){6, o->key_len, strlen(a), strlen(b)});
 }
 
-int mp__rlist_slice(const mp_list *l, long start, long stop, mp_snapshot **out)
+int mp__redis_list_slice(const mp_list *l, long start, long stop, mp_snapshot **out)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     int rc = list_args(l, &o);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
@@ -309,7 +310,7 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
 
 /* Writes the sorted items back in one transaction: DEL, RPUSH, EXEC.
  * MP_EAGAIN when EXEC was aborted because the list changed. */
-static int write_back(mp__robj *o, const sort_item *it, size_t n)
+static int write_back(mp__redis_obj *o, const sort_item *it, size_t n)
 {
     const char **argv = malloc((n + 2) * sizeof(*argv));
     size_t *lens = malloc((n + 2) * sizeof(*lens));
@@ -344,7 +345,7 @@ static int write_back(mp__robj *o, const sort_item *it, size_t n)
     return rc;
 }
 
-static int sort_once(mp__robj *o, sort_ctx *ctx)
+static int sort_once(mp__redis_obj *o, sort_ctx *ctx)
 {
     redisReply *rep = NULL;
     int rc = mp__redis_call(o->conn, MP__RR_STATUS, NULL, 0, 2, (const char *[]){"WATCH", o->key},
@@ -374,9 +375,9 @@ static int sort_once(mp__robj *o, sort_ctx *ctx)
     return rc;
 }
 
-int mp__rlist_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
+int mp__redis_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
 {
-    mp__robj *o = NULL;
+    mp__redis_obj *o = NULL;
     mp__deadline dl;
     unsigned lost = 0;
     int rc = list_args(l, &o);

@@ -33,7 +33,7 @@ static int init_value(void *v, const mp_value_opts *o)
     if (o->init == NULL)
         return 0; /* absent reads 0 */
     int rc = mp__value_item_text(o->typecode, o->init, text, sizeof(text));
-    return rc < 0 ? rc : mp__rvalue_init_text(v, text);
+    return rc < 0 ? rc : mp__redis_value_init_text(v, text);
 }
 
 /* The items of an array its creator made: zeros, or init's. */
@@ -52,7 +52,7 @@ static int init_array(void *a, const mp_array_opts *o)
                                      sizeof(texts[i]));
     }
     if (rc == 0)
-        rc = mp__rarray_init(a, argv, n);
+        rc = mp__redis_array_init(a, argv, n);
     free(argv);
     free(texts);
     return rc;
@@ -129,14 +129,14 @@ int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, co
     return (int)total;
 }
 
-int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const void *ops, const char *kind,
-                 const char *name)
+int mp__redis_obj_new(mp__redis_obj **out, mp__redis *conn, uint32_t magic, const void *ops,
+                      const char *kind, const char *name)
 {
     char key[MP__REDIS_KEY_MAX];
     int n = mp__redis_key(key, sizeof(key), mp__redis_prefix(conn), kind, name, NULL);
     if (n < 0)
         return n;
-    mp__robj *o = malloc(sizeof(*o) + (size_t)n + 1);
+    mp__redis_obj *o = malloc(sizeof(*o) + (size_t)n + 1);
     if (o == NULL)
         return MP_ENOMEM;
     o->rh = (mp__remote_head){.head = {.magic = magic, .backend = MP__BACKEND_REDIS}, .ops = ops};
@@ -148,14 +148,14 @@ int mp__robj_new(mp__robj **out, mp__redis *conn, uint32_t magic, const void *op
     return 0;
 }
 
-void mp__robj_part(const mp__robj *o, const char *part, char buf[MP__REDIS_KEY_MAX])
+void mp__redis_obj_part(const mp__redis_obj *o, const char *part, char buf[MP__REDIS_KEY_MAX])
 {
     /* The object's key ends with its escaped name: appending ":part" gives
      * mp__redis_key(..., part), and fits (the key was built to leave room). */
     snprintf(buf, MP__REDIS_KEY_MAX, "%s:%s", o->key, part);
 }
 
-void mp__robj_free(mp__robj *o)
+void mp__redis_obj_free(mp__redis_obj *o)
 {
     if (o == NULL)
         return;
@@ -165,7 +165,7 @@ void mp__robj_free(mp__robj *o)
     free(o);
 }
 
-int mp__robj_check(const void *p, uint32_t magic)
+int mp__redis_obj_check(const void *p, uint32_t magic)
 {
     const mp__obj_head *h = p;
     if (p == NULL || ((uintptr_t)p & 7u) != 0 || h->backend != MP__BACKEND_REDIS ||
@@ -174,7 +174,7 @@ int mp__robj_check(const void *p, uint32_t magic)
     return 0;
 }
 
-int mp__robj_count(mp__robj *o, const char *cmd, long long *out)
+int mp__redis_obj_count(mp__redis_obj *o, const char *cmd, long long *out)
 {
     redisReply *rep;
     int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, 2, (const char *[]){cmd, o->key},
@@ -302,7 +302,7 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
     switch (type) {
     case MP__OBJ_QUEUE: {
         const mp_queue_opts *o = opts;
-        return mp__rqueue_open((mp__rqueue **)out, r, name, o ? o->maxsize : 0);
+        return mp__redis_queue_open((mp__redis_queue **)out, r, name, o ? o->maxsize : 0);
     }
     case MP__OBJ_LOCK:
         return mp__redis_lock_open((mp__redis_lock **)out, r, name, mp__redis_lease(r));
@@ -315,16 +315,17 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
     }
     case MP__OBJ_SEM: {
         const mp_sem_opts *o = opts;
-        return mp__rsem_open((mp__rsem **)out, r, name, o ? o->value : 0, o && o->bounded);
+        return mp__redis_sem_open((mp__redis_sem **)out, r, name, o ? o->value : 0,
+                                  o && o->bounded);
     }
     case MP__OBJ_EVENT:
-        return mp__robj_new((mp__robj **)out, r, MP__MAGIC_REVENT, &mp__redis_event_ops, "event",
-                            name);
+        return mp__redis_obj_new((mp__redis_obj **)out, r, MP__MAGIC_REVENT, &mp__redis_event_ops,
+                                 "event", name);
     case MP__OBJ_VALUE:
-        return mp__rvalue_open(out, r, name, ((const mp_value_opts *)opts)->typecode);
+        return mp__redis_value_open(out, r, name, ((const mp_value_opts *)opts)->typecode);
     case MP__OBJ_ARRAY: {
         const mp_array_opts *o = opts;
-        return mp__rarray_open(out, r, name, o->typecode, o->len);
+        return mp__redis_array_open(out, r, name, o->typecode, o->len);
     }
     default:
         return MP_EINVAL;
@@ -334,21 +335,21 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
 static int make_handle(mp__redis *r, mp__objtype type, const char *name, const void *opts,
                        void **out)
 {
-    mp__robj *o;
+    mp__redis_obj *o;
     int rc;
     switch (type) {
     case MP__OBJ_DICT:
-        rc = mp__robj_new(&o, r, MP__MAGIC_DICT, &mp__redis_dict_ops, "dict", name);
+        rc = mp__redis_obj_new(&o, r, MP__MAGIC_DICT, &mp__redis_dict_ops, "dict", name);
         break;
     case MP__OBJ_LIST:
-        rc = mp__robj_new(&o, r, MP__MAGIC_LIST, &mp__redis_list_ops, "list", name);
+        rc = mp__redis_obj_new(&o, r, MP__MAGIC_LIST, &mp__redis_list_ops, "list", name);
         break;
     case MP__OBJ_NAMESPACE:
-        rc = mp__robj_new(&o, r, MP__MAGIC_DICT, &mp__redis_dict_ops, "ns", name);
+        rc = mp__redis_obj_new(&o, r, MP__MAGIC_DICT, &mp__redis_dict_ops, "ns", name);
         if (rc == 0) {
             rc = mp__namespace_wrap((mp_namespace **)out, (mp_dict *)o);
             if (rc < 0)
-                mp__robj_free(o);
+                mp__redis_obj_free(o);
             return rc;
         }
         break;
@@ -370,7 +371,7 @@ static int check_opts(mp__objtype type, const void *opts)
         mp__debug("manager: a Redis queue has no max_bytes and is not joinable");
         return MP_ENOSYS;
     }
-    if (type == MP__OBJ_ARRAY && ((const mp_array_opts *)opts)->len > MP__RARRAY_MAX)
+    if (type == MP__OBJ_ARRAY && ((const mp_array_opts *)opts)->len > MP__REDIS_ARRAY_ITEMS_MAX)
         return MP_ENOMEM;
     return 0;
 }
@@ -396,12 +397,12 @@ static int redis_get(void *state, mp__objtype type, const char *name, const void
     if (rc == 0 && created && type == MP__OBJ_VALUE) {
         rc = init_value(obj, opts);
         if (rc < 0)
-            mp__rvalue_destroy(obj);
+            mp__redis_value_destroy(obj);
     }
     if (rc == 0 && created && type == MP__OBJ_ARRAY) {
         rc = init_array(obj, opts);
         if (rc < 0)
-            mp__rarray_destroy(obj);
+            mp__redis_array_destroy(obj);
     }
     if (rc < 0)
         return rc;

@@ -39,20 +39,20 @@ int mp__redis_retry(const mp__deadline *dl, unsigned *lost)
 
 /* ---- queue -------------------------------------------------------------- */
 
-int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, double timeout)
+int mp__redis_queue_get_into(mp__redis_queue *q, void *buf, size_t cap, size_t *len, double timeout)
 {
     if (len == NULL || (buf == NULL && cap != 0))
         return MP_EINVAL;
     void *data;
     size_t n;
-    int rc = mp__rqueue_get(q, &data, &n, timeout);
+    int rc = mp__redis_queue_get(q, &data, &n, timeout);
     if (rc < 0)
         return rc;
     *len = n;
     if (n > cap) {
         /* The message goes back first, as the local queue leaves it first;
          * a consumer that got another message meanwhile is not undone. */
-        rc = mp__rqueue_unget(q, data, n);
+        rc = mp__redis_queue_unget(q, data, n);
         free(data);
         return rc < 0 ? rc : MP_EMSGSIZE;
     }
@@ -62,7 +62,7 @@ int mp__rqueue_get_into(mp__rqueue *q, void *buf, size_t cap, size_t *len, doubl
     return 0;
 }
 
-int mp__rqueue_put_many(mp__rqueue *q, const mp_queue_msg *msgs, size_t n, double timeout)
+int mp__redis_queue_put_many(mp__redis_queue *q, const mp_queue_msg *msgs, size_t n, double timeout)
 {
     if (msgs == NULL && n != 0)
         return MP_EINVAL;
@@ -74,7 +74,7 @@ int mp__rqueue_put_many(mp__rqueue *q, const mp_queue_msg *msgs, size_t n, doubl
     }
     size_t done = 0;
     for (; done < n; done++) {
-        int rc = mp__rqueue_put(q, msgs[done].data, msgs[done].len, done == 0 ? timeout : 0);
+        int rc = mp__redis_queue_put(q, msgs[done].data, msgs[done].len, done == 0 ? timeout : 0);
         if (rc == MP_EFULL && done > 0)
             break;
         if (rc < 0)
@@ -83,18 +83,18 @@ int mp__rqueue_put_many(mp__rqueue *q, const mp_queue_msg *msgs, size_t n, doubl
     return done > INT32_MAX ? INT32_MAX : (int)done;
 }
 
-int mp__rqueue_empty(mp__rqueue *q)
+int mp__redis_queue_empty(mp__redis_queue *q)
 {
     size_t n;
-    int rc = mp__rqueue_qsize(q, &n);
+    int rc = mp__redis_queue_qsize(q, &n);
     return rc < 0 ? rc : n == 0;
 }
 
-int mp__rqueue_full(mp__rqueue *q)
+int mp__redis_queue_full(mp__redis_queue *q)
 {
     size_t n;
-    int rc = mp__rqueue_qsize(q, &n);
-    size_t max = mp__rqueue_maxsize(q);
+    int rc = mp__redis_queue_qsize(q, &n);
+    size_t max = mp__redis_queue_maxsize(q);
     return rc < 0 ? rc : max > 0 && n >= max;
 }
 
@@ -105,8 +105,8 @@ int mp__rqueue_full(mp__rqueue *q)
 
 typedef struct rvalue {
     mp__remote_head rh; /* MP__MAGIC_RVALUE_HANDLE or MP__MAGIC_RARRAY_HANDLE */
-    mp__robj *o;        /* <prefix>value:<name> (magic MP__MAGIC_RVALUE), or
-                           <prefix>array:<name> */
+    mp__redis_obj *o;   /* <prefix>value:<name> (magic MP__MAGIC_RVALUE), or
+                      <prefix>array:<name> */
     char typecode;
     size_t len; /* items of an array */
 } rvalue;
@@ -117,7 +117,8 @@ static int handle_new(void **out, mp__redis *conn, const char *name, char typeco
     rvalue *v = calloc(1, sizeof(*v));
     if (v == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&v->o, conn, MP__MAGIC_RVALUE, NULL, array ? "array" : "value", name);
+    int rc =
+        mp__redis_obj_new(&v->o, conn, MP__MAGIC_RVALUE, NULL, array ? "array" : "value", name);
     if (rc < 0) {
         free(v);
         return rc;
@@ -132,27 +133,27 @@ static int handle_new(void **out, mp__redis *conn, const char *name, char typeco
     return 0;
 }
 
-int mp__rvalue_open(void **out, mp__redis *conn, const char *name, char typecode)
+int mp__redis_value_open(void **out, mp__redis *conn, const char *name, char typecode)
 {
     return handle_new(out, conn, name, typecode, false, 0);
 }
 
 static rvalue *rvalue_of(const mp_value *p)
 {
-    return mp__robj_check(p, MP__MAGIC_RVALUE_HANDLE) == 0 ? (rvalue *)(uintptr_t)p : NULL;
+    return mp__redis_obj_check(p, MP__MAGIC_RVALUE_HANDLE) == 0 ? (rvalue *)(uintptr_t)p : NULL;
 }
 
-void mp__rvalue_destroy(mp_value *p)
+void mp__redis_value_destroy(mp_value *p)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL)
         return;
     v->rh.head.magic = 0;
-    mp__robj_free(v->o);
+    mp__redis_obj_free(v->o);
     free(v);
 }
 
-char mp__rvalue_typecode(const mp_value *p)
+char mp__redis_value_typecode(const mp_value *p)
 {
     const rvalue *v = rvalue_of(p);
     return v ? v->typecode : 0;
@@ -172,26 +173,26 @@ static int check_text(const rvalue *v, const char *buf)
     return mp__redis_num_ok(buf, strlen(buf), float_type(v->typecode)) ? 0 : MP_EBADMSG;
 }
 
-int mp__rvalue_get_text(mp_value *p, char *buf, size_t cap)
+int mp__redis_value_get_text(mp_value *p, char *buf, size_t cap)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL || buf == NULL || cap < 2)
         return MP_EINVAL;
-    int rc = mp__rvalue_text(v->o, buf, cap);
+    int rc = mp__redis_value_text(v->o, buf, cap);
     return rc < 0 ? rc : check_text(v, buf);
 }
 
-int mp__rvalue_set_text(mp_value *p, const char *text)
+int mp__redis_value_set_text(mp_value *p, const char *text)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL || text == NULL)
         return MP_EINVAL;
-    return mp__rvalue_store(v->o, text);
+    return mp__redis_value_store(v->o, text);
 }
 
 /* Sets the initial value unless the key holds one (a value created again
  * after a removal without MP_MANAGER_DESTROY keeps its number). */
-int mp__rvalue_init_text(void *p, const char *text)
+int mp__redis_value_init_text(void *p, const char *text)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL || text == NULL)
@@ -205,7 +206,7 @@ int mp__rvalue_init_text(void *p, const char *text)
  * text: Lua numbers are doubles), undone in the same script when the
  * result leaves it; a stored text that is no such number (MP_EBADMSG) or
  * another Redis type (MP_EPROTO) is refused before anything changes. */
-static const char add_lua[] = MP__RLUA_HELPERS
+static const char add_lua[] = MP__REDIS_LUA_HELPERS
     "local t = kind(KEYS[1]) "
     "if t ~= 'none' and t ~= 'string' then return EPROTO end "
     "local s = redis.call('GET', KEYS[1]) "
@@ -218,8 +219,8 @@ static const char add_lua[] = MP__RLUA_HELPERS
     "return false end "
     "return r";
 
-int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char *max,
-                         int64_t *result)
+int mp__redis_value_add_range(mp_value *p, int64_t delta, const char *min, const char *max,
+                              int64_t *result)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL || min == NULL || max == NULL)
@@ -237,7 +238,7 @@ int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char
     if (rep->type == REDIS_REPLY_NIL)
         rc = MP_ERANGE;
     else if (rep->type == REDIS_REPLY_INTEGER)
-        rc = mp__rlua_error(rep->integer) < 0 ? mp__rlua_error(rep->integer) : MP_EBADMSG;
+        rc = mp__redis_lua_error(rep->integer) < 0 ? mp__redis_lua_error(rep->integer) : MP_EBADMSG;
     else if (rep->type == REDIS_REPLY_STRING)
         rc = mp__redis_parse_int(rep->str, rep->len, &r);
     else
@@ -248,45 +249,45 @@ int mp__rvalue_add_range(mp_value *p, int64_t delta, const char *min, const char
     return rc;
 }
 
-int mp__rvalue_add_float(mp_value *p, double delta, double *result)
+int mp__redis_value_add_float(mp_value *p, double delta, double *result)
 {
     rvalue *v = rvalue_of(p);
     if (v == NULL)
         return MP_EINVAL;
-    return mp__rvalue_add_double(v->o, delta, result);
+    return mp__redis_value_add_double(v->o, delta, result);
 }
 
 /* ---- array ---------------------------------------------------------------*/
 
-int mp__rarray_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len)
+int mp__redis_array_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len)
 {
-    if (len > MP__RARRAY_MAX)
+    if (len > MP__REDIS_ARRAY_ITEMS_MAX)
         return MP_ENOMEM;
     return handle_new(out, conn, name, typecode, true, len);
 }
 
 static rvalue *rarray_of(const mp_array *p)
 {
-    return mp__robj_check(p, MP__MAGIC_RARRAY_HANDLE) == 0 ? (rvalue *)(uintptr_t)p : NULL;
+    return mp__redis_obj_check(p, MP__MAGIC_RARRAY_HANDLE) == 0 ? (rvalue *)(uintptr_t)p : NULL;
 }
 
-void mp__rarray_destroy(mp_array *p)
+void mp__redis_array_destroy(mp_array *p)
 {
     rvalue *a = rarray_of(p);
     if (a == NULL)
         return;
     a->rh.head.magic = 0;
-    mp__robj_free(a->o);
+    mp__redis_obj_free(a->o);
     free(a);
 }
 
-char mp__rarray_typecode(const mp_array *p)
+char mp__redis_array_typecode(const mp_array *p)
 {
     const rvalue *a = rarray_of(p);
     return a ? a->typecode : 0;
 }
 
-size_t mp__rarray_len(const mp_array *p)
+size_t mp__redis_array_len(const mp_array *p)
 {
     const rvalue *a = rarray_of(p);
     return a ? a->len : 0;
@@ -298,7 +299,7 @@ static const char init_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then retur
                                "for i = 1, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end "
                                "return 1";
 
-int mp__rarray_init(void *p, const char *const *texts, size_t n)
+int mp__redis_array_init(void *p, const char *const *texts, size_t n)
 {
     rvalue *a = rarray_of(p);
     if (a == NULL || n != a->len)
@@ -318,7 +319,7 @@ int mp__rarray_init(void *p, const char *const *texts, size_t n)
     return rc;
 }
 
-int mp__rarray_get_text(mp_array *p, size_t i, char *buf, size_t cap)
+int mp__redis_array_get_text(mp_array *p, size_t i, char *buf, size_t cap)
 {
     rvalue *a = rarray_of(p);
     if (a == NULL || buf == NULL || cap < 2 || i >= a->len)
@@ -341,7 +342,7 @@ int mp__rarray_get_text(mp_array *p, size_t i, char *buf, size_t cap)
     return rc < 0 ? rc : check_text(a, buf);
 }
 
-int mp__rarray_set_text(mp_array *p, size_t i, const char *text)
+int mp__redis_array_set_text(mp_array *p, size_t i, const char *text)
 {
     rvalue *a = rarray_of(p);
     if (a == NULL || text == NULL || i >= a->len)

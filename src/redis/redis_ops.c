@@ -7,42 +7,42 @@
 
 #include "redis/redis_internal.h"
 
-/* ---- queue: the handle is an mp__rqueue ---------------------------------- */
-static mp__rqueue *rqueue(mp_queue *q)
+/* ---- queue: the handle is an mp__redis_queue ---------------------------------- */
+static mp__redis_queue *rqueue(mp_queue *q)
 {
-    return (mp__rqueue *)(void *)q;
+    return (mp__redis_queue *)(void *)q;
 }
 static void queue_destroy(mp_queue *q)
 {
-    mp__rqueue_close(rqueue(q));
+    mp__redis_queue_close(rqueue(q));
 }
 static int queue_put(mp_queue *q, const void *data, size_t len, double timeout)
 {
-    return mp__rqueue_put(rqueue(q), data, len, timeout);
+    return mp__redis_queue_put(rqueue(q), data, len, timeout);
 }
 static int queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double timeout)
 {
-    return mp__rqueue_put_many(rqueue(q), msgs, n, timeout);
+    return mp__redis_queue_put_many(rqueue(q), msgs, n, timeout);
 }
 static int queue_get(mp_queue *q, void **data, size_t *len, double timeout)
 {
-    return mp__rqueue_get(rqueue(q), data, len, timeout);
+    return mp__redis_queue_get(rqueue(q), data, len, timeout);
 }
 static int queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout)
 {
-    return mp__rqueue_get_into(rqueue(q), buf, cap, len, timeout);
+    return mp__redis_queue_get_into(rqueue(q), buf, cap, len, timeout);
 }
 static int queue_qsize(mp_queue *q, size_t *n)
 {
-    return mp__rqueue_qsize(rqueue(q), n);
+    return mp__redis_queue_qsize(rqueue(q), n);
 }
 static int queue_empty(mp_queue *q)
 {
-    return mp__rqueue_empty(rqueue(q));
+    return mp__redis_queue_empty(rqueue(q));
 }
 static int queue_full(mp_queue *q)
 {
-    return mp__rqueue_full(rqueue(q));
+    return mp__redis_queue_full(rqueue(q));
 }
 
 /* ---- lock and rlock: the handle is an mp__redis_lock --------------------- */
@@ -87,52 +87,52 @@ static int rlock_count(mp_rlock *l)
     return mp__redis_lock_count(redis_lock_of(l));
 }
 
-/* ---- sem: the handle is an mp__rsem -------------------------------------- */
-static mp__rsem *rsem(mp_sem *s)
+/* ---- sem: the handle is an mp__redis_sem -------------------------------------- */
+static mp__redis_sem *rsem(mp_sem *s)
 {
-    return (mp__rsem *)(void *)s;
+    return (mp__redis_sem *)(void *)s;
 }
 static void sem_destroy(mp_sem *s)
 {
-    mp__rsem_close(rsem(s));
+    mp__redis_sem_close(rsem(s));
 }
 static int sem_acquire(mp_sem *s, double timeout)
 {
-    return mp__rsem_acquire(rsem(s), timeout);
+    return mp__redis_sem_acquire(rsem(s), timeout);
 }
 static int sem_release(mp_sem *s)
 {
-    return mp__rsem_release(rsem(s));
+    return mp__redis_sem_release(rsem(s));
 }
 static int sem_get_value(mp_sem *s)
 {
-    return mp__rsem_get_value(rsem(s));
+    return mp__redis_sem_get_value(rsem(s));
 }
 
-/* ---- event: the handle is an mp__robj ------------------------------------ */
-static mp__robj *revent(mp_event *e)
+/* ---- event: the handle is an mp__redis_obj ------------------------------------ */
+static mp__redis_obj *revent(mp_event *e)
 {
-    return (mp__robj *)(void *)e;
+    return (mp__redis_obj *)(void *)e;
 }
 static void event_destroy(mp_event *e)
 {
-    mp__robj_free(revent(e));
+    mp__redis_obj_free(revent(e));
 }
 static int event_set(mp_event *e)
 {
-    return mp__revent_set(revent(e));
+    return mp__redis_event_set(revent(e));
 }
 static int event_clear(mp_event *e)
 {
-    return mp__revent_clear(revent(e));
+    return mp__redis_event_clear(revent(e));
 }
 static int event_is_set(mp_event *e)
 {
-    return mp__revent_is_set(revent(e));
+    return mp__redis_event_is_set(revent(e));
 }
 static int event_wait(mp_event *e, double timeout)
 {
-    return mp__revent_wait(revent(e), timeout);
+    return mp__redis_event_wait(revent(e), timeout);
 }
 
 /* ---- the tables ------------------------------------------------------------
@@ -140,32 +140,32 @@ static int event_wait(mp_event *e, double timeout)
  * table tells what Redis lacks. */
 const mp__dict_ops mp__redis_dict_ops = {
     .kind = MP__OPS_DICT,
-    .destroy = mp__rdict_destroy,
-    .set_item = mp__rdict_set_item,
-    .read = mp__rdict_read,
-    .len = mp__rdict_len,
-    .delete = mp__rdict_delete,
-    .pop = mp__rdict_pop,
-    .setdefault = mp__rdict_setdefault,
-    .update_with = mp__rdict_update_with,
-    .add_int64 = mp__rdict_add_int64,
-    .snapshot = mp__rdict_snapshot,
-    .clear = mp__rdict_clear,
+    .destroy = mp__redis_dict_destroy,
+    .set_item = mp__redis_dict_set_item,
+    .read = mp__redis_dict_read,
+    .len = mp__redis_dict_len,
+    .delete = mp__redis_dict_delete,
+    .pop = mp__redis_dict_pop,
+    .setdefault = mp__redis_dict_setdefault,
+    .update_with = mp__redis_dict_update_with,
+    .add_int64 = mp__redis_dict_add_int64,
+    .snapshot = mp__redis_dict_snapshot,
+    .clear = mp__redis_dict_clear,
 };
 
 const mp__list_ops mp__redis_list_ops = {
     .kind = MP__OPS_LIST,
-    .destroy = mp__rlist_destroy,
-    .extend = mp__rlist_extend,
-    .insert = mp__rlist_insert,
-    .set = mp__rlist_set,
-    .read = mp__rlist_read,
-    .pop = mp__rlist_pop,
-    .remove = mp__rlist_remove,
-    .len = mp__rlist_len,
-    .clear = mp__rlist_clear,
-    .slice = mp__rlist_slice,
-    .sort = mp__rlist_sort,
+    .destroy = mp__redis_list_destroy,
+    .extend = mp__redis_list_extend,
+    .insert = mp__redis_list_insert,
+    .set = mp__redis_list_set,
+    .read = mp__redis_list_read,
+    .pop = mp__redis_list_pop,
+    .remove = mp__redis_list_remove,
+    .len = mp__redis_list_len,
+    .clear = mp__redis_list_clear,
+    .slice = mp__redis_list_slice,
+    .sort = mp__redis_list_sort,
 };
 
 /* A Redis list of messages: no zero-copy records (reserve ... release), no
@@ -228,23 +228,23 @@ const mp__event_ops mp__redis_event_ops = {
 /* The numbers live on the server: no lock, no local data. */
 const mp__value_ops mp__redis_value_ops = {
     .kind = MP__OPS_VALUE,
-    .destroy = mp__rvalue_destroy,
-    .typecode = mp__rvalue_typecode,
-    .get_text = mp__rvalue_get_text,
-    .set_text = mp__rvalue_set_text,
-    .add_range = mp__rvalue_add_range,
-    .add_double = mp__rvalue_add_float,
+    .destroy = mp__redis_value_destroy,
+    .typecode = mp__redis_value_typecode,
+    .get_text = mp__redis_value_get_text,
+    .set_text = mp__redis_value_set_text,
+    .add_range = mp__redis_value_add_range,
+    .add_double = mp__redis_value_add_float,
     .get_lock = NULL,
     .data = NULL,
 };
 
 const mp__array_ops mp__redis_array_ops = {
     .kind = MP__OPS_ARRAY,
-    .destroy = mp__rarray_destroy,
-    .typecode = mp__rarray_typecode,
-    .len = mp__rarray_len,
-    .get_text = mp__rarray_get_text,
-    .set_text = mp__rarray_set_text,
+    .destroy = mp__redis_array_destroy,
+    .typecode = mp__redis_array_typecode,
+    .len = mp__redis_array_len,
+    .get_text = mp__redis_array_get_text,
+    .set_text = mp__redis_array_set_text,
     .get_lock = NULL,
     .data = NULL,
 };

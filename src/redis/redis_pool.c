@@ -1,7 +1,7 @@
 /* The distributed pool's client: creation, task submission (XADD on the
  * pool's stream), and the pump that takes results off the client's list
  * and hands them to their mp_async by task id. Results are untrusted:
- * each passes mp__rpr_decode, and ids that are not outstanding
+ * each passes mp__redis_result_decode, and ids that are not outstanding
  * (duplicates of an at-least-once delivery, or of an abandoned task) are
  * dropped. */
 #include <ctype.h>
@@ -62,8 +62,8 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     char what[64];
     snprintf(what, sizeof(what), "results:%s", p->client);
     const char *prefix = mp__redis_prefix(conn);
-    if (mp__rp_key(&p->k_tasks, prefix, o->name, "tasks") < 0 ||
-        mp__rp_key(&p->k_results, prefix, o->name, what) < 0) {
+    if (mp__redis_pool_key(&p->k_tasks, prefix, o->name, "tasks") < 0 ||
+        mp__redis_pool_key(&p->k_results, prefix, o->name, what) < 0) {
         free(p->k_tasks);
         free(p);
         return MP_ENOMEM;
@@ -145,7 +145,7 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     size_t cap = p->slots_cap ? p->slots_cap : 64;
     while (cap < used + k)
         cap *= 2;
-    mp__rslot *s = realloc(p->slots, cap * sizeof(*s));
+    mp__redis_slot *s = realloc(p->slots, cap * sizeof(*s));
     if (s == NULL)
         return MP_ENOMEM;
     p->slots = s;
@@ -154,7 +154,7 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
 }
 
 /* The XADD of one task, in argv/lens (17 entries); num holds its numbers. */
-static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp__rpchunk *c,
+static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp__redis_chunk *c,
                       char num[4][24], const char **argv, size_t *lens)
 {
     snprintf(num[0], 24, "%" PRIu64, p->next_id);
@@ -187,7 +187,7 @@ static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp
 }
 
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
-                          int k, const mp__rpchunk *chunks)
+                          int k, const mp__redis_chunk *chunks)
 {
     if (k <= 0 || k > MP__RP_BATCH)
         return MP_EINVAL;
@@ -208,7 +208,7 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
         av[i] = argv[i];
         lv[i] = lens[i];
         p->slots[p->next_id - p->base] =
-            (mp__rslot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
+            (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
     }
     redisReply *ids[MP__RP_BATCH];
@@ -221,7 +221,7 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
     }
     /* The entry ids, to tell later whether a server restart lost them. */
     for (int i = 0; i < k; i++) {
-        mp__rslot *sl = &p->slots[id0 + (uint64_t)i - p->base];
+        mp__redis_slot *sl = &p->slots[id0 + (uint64_t)i - p->base];
         size_t len = ids[i]->len < MP__RP_EID_MAX ? ids[i]->len : 0;
         memcpy(sl->eid, ids[i]->str, len);
         sl->eid[len] = '\0';
@@ -268,16 +268,16 @@ static void deliver_item(mp__redis_async *a, uint64_t idx, int code, int32_t tc,
 
 /* Ends outstanding task id: with the items of r when code is 0, else
  * every item fails with code. */
-static void settle(mp__redis_pool *p, uint64_t id, int code, mp__rpr *r)
+static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r)
 {
-    mp__rslot s = p->slots[id - p->base];
+    mp__redis_slot s = p->slots[id - p->base];
     p->slots[id - p->base].a = NULL;
     for (uint32_t i = 0; i < s.n; i++) {
         int32_t tc = 0;
         const unsigned char *data = NULL;
         size_t ilen = 0;
         if (code == 0)
-            mp__rpr_next(r, &tc, &data, &ilen);
+            mp__redis_result_next(r, &tc, &data, &ilen);
         deliver_item(s.a, s.first + i, code, tc, data, ilen);
     }
     if (--s.a->pending == 0)
@@ -286,8 +286,8 @@ static void settle(mp__redis_pool *p, uint64_t id, int code, mp__rpr *r)
 
 static void deliver(mp__redis_pool *p, const void *buf, size_t len)
 {
-    mp__rpr r;
-    if (mp__rpr_decode(buf, len, &r) < 0) {
+    mp__redis_result r;
+    if (mp__redis_result_decode(buf, len, &r) < 0) {
         mp__debug("pool: dropped a malformed result on %s", p->k_results);
         return;
     }

@@ -23,7 +23,7 @@
 
 /* A task as a worker reads it from the stream entry's fields. Views into
  * the fields; fn is "n:<name>" or "r:<build-id hex>:<offset hex>:<path>". */
-typedef struct mp__rptask {
+typedef struct mp__redis_task {
     uint64_t id;
     char client[MP__RP_CLIENT_MAX + 1];
     const char *fn;
@@ -31,44 +31,45 @@ typedef struct mp__rptask {
     uint64_t n, isz, cap; /* items, input bytes per item, output cap per item */
     const unsigned char *in;
     size_t in_len;
-} mp__rptask;
+} mp__redis_task;
 
 /* Parses nf field/value strings (f[0], f[1] the first pair). Returns 0, or
  * MP_EBADMSG for a missing, duplicate or malformed field, sizes that do
  * not add up, or bounds exceeded. */
-int mp__rptask_parse(const char *const *f, const size_t *lens, size_t nf, mp__rptask *t);
+int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp__redis_task *t);
 
 /* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
  * task), item count (u32), then per item its code (i32: the task's return
  * value) and output length (u32) and bytes. Big-endian. */
-#define MP__RPR_HEAD 20
-#define MP__RPR_ITEM 8
+#define MP__REDIS_RESULT_HEAD 20
+#define MP__REDIS_RESULT_ITEM 8
 /* An item's length that says its task claimed a longer result than it was
  * allowed (*out_len above out_cap): the item has no payload and fails with
- * MP_EMSGSIZE, as in a local pool. mp__rpr_next gives SIZE_MAX for it. */
-#define MP__RPR_OVERSIZE UINT32_MAX
-typedef struct mp__rpr {
+ * MP_EMSGSIZE, as in a local pool. mp__redis_result_next gives SIZE_MAX for it. */
+#define MP__REDIS_RESULT_OVERSIZE UINT32_MAX
+typedef struct mp__redis_result {
     uint64_t id;
     int32_t code;
     uint32_t n;
     const unsigned char *p, *end; /* the items not read yet */
-} mp__rpr;
+} mp__redis_result;
 
 /* Checks the whole record (every item in bounds, nothing after the last)
  * before anything is read. 0 or MP_EBADMSG. */
-int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out);
+int mp__redis_result_decode(const void *buf, size_t len, mp__redis_result *out);
 /* The next item of a decoded record: 0, or MP_ERANGE after the last. */
-int mp__rpr_next(mp__rpr *r, int32_t *code, const unsigned char **data, size_t *len);
+int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned char **data,
+                          size_t *len);
 
-void mp__rpr_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n);
-void mp__rpr_put_item(unsigned char *p, int32_t code, uint32_t len);
+void mp__redis_result_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n);
+void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len);
 
 /* Client ids and the keys: 0 or MP_EBADMSG / MP_ENOMEM. */
-bool mp__rp_client_ok(const char *s, size_t len);
+bool mp__redis_pool_client_ok(const char *s, size_t len);
 /* *out = "<prefix>pool:<name>:<what>" (malloc'd), the name escaped as an
  * object's (mp__redis_key). 0, MP_EINVAL (bad name) or MP_ENOMEM. */
-int mp__rp_key(char **out, const char *prefix, const char *name, const char *what);
+int mp__redis_pool_key(char **out, const char *prefix, const char *name, const char *what);
 
 /* ---- client ------------------------------------------------------------- */
 
@@ -76,12 +77,12 @@ typedef struct mp__redis_async mp__redis_async;
 
 /* One task on the stream: a map chunk of n items from first, or an apply. */
 #define MP__RP_EID_MAX 48 /* a stream entry id: "<ms>-<seq>" */
-typedef struct mp__rslot {
+typedef struct mp__redis_slot {
     mp__redis_async *a; /* NULL: answered or abandoned */
     uint64_t first;
     uint32_t n;
     char eid[MP__RP_EID_MAX]; /* its entry on the stream ("": unknown) */
-} mp__rslot;
+} mp__redis_slot;
 
 typedef struct mp__redis_pool {
     mp__pool_head head; /* first: the public handle is the struct */
@@ -91,7 +92,7 @@ typedef struct mp__redis_pool {
     char client[MP__RP_CLIENT_MAX + 1];
     uint64_t next_id; /* the next task id */
     /* Outstanding tasks by id: slots[id - base] for base <= id < next_id. */
-    mp__rslot *slots;
+    mp__redis_slot *slots;
     uint64_t base;
     size_t slots_cap;
     size_t unfinished;     /* mp__redis_async not done */
@@ -176,17 +177,17 @@ int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out);
 
 /* One task: n items from first, isz input bytes each, cap output bytes
  * each (apply: one item of in_len bytes). */
-typedef struct mp__rpchunk {
+typedef struct mp__redis_chunk {
     uint64_t first;
     uint32_t n;
     size_t isz, cap;
     const void *in;
     size_t in_len;
-} mp__rpchunk;
+} mp__redis_chunk;
 #define MP__RP_BATCH 64
 /* Submits k (1..MP__RP_BATCH) tasks of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
-                          int k, const mp__rpchunk *chunks);
+                          int k, const mp__redis_chunk *chunks);
 /* Takes results off the client's list. block: waits for the first for
  * at most a second and the deadline; returns 0 (results taken, or a quiet
  * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never
@@ -208,7 +209,7 @@ int mp__redis_pool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__red
  * the first error (the others' replies are read and dropped). replies:
  * NULL, or n slots that receive the checked replies on success (free each
  * with freeReplyObject; all NULL on failure). */
-int mp__redis_pipeline(mp__redis *r, mp__rr_kind kind, int n, const int *argc,
+int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
                        const char *const *const *argv, const size_t *const *lens,
                        redisReply **replies);
 /* Whether the connection reconnects after a loss (the URL's option). */

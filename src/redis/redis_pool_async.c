@@ -139,7 +139,7 @@ int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const vo
     }
     a->out_cap = out_cap;
     a->errs_cap = 1;
-    mp__rpchunk c = {.n = 1, .isz = in_len, .cap = out_cap, .in = in, .in_len = in_len};
+    mp__redis_chunk c = {.n = 1, .isz = in_len, .cap = out_cap, .in = in, .in_len = in_len};
     rc = mp__redis_pool_submit(p, a, spec, spec_len, 1, &c);
     if (rc < 0) {
         free_async(a);
@@ -165,16 +165,16 @@ static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *
                       size_t spec_len)
 {
     size_t chunk = pick_chunk(s);
-    mp__rpchunk c[MP__RP_BATCH];
+    mp__redis_chunk c[MP__RP_BATCH];
     int k = 0;
     for (size_t first = 0; first < s->n; first += chunk) {
         size_t n = s->n - first < chunk ? s->n - first : chunk;
-        c[k++] = (mp__rpchunk){.first = first,
-                               .n = (uint32_t)n,
-                               .isz = s->in_size,
-                               .cap = s->out_size,
-                               .in = (const char *)s->in + first * s->in_size,
-                               .in_len = n * s->in_size};
+        c[k++] = (mp__redis_chunk){.first = first,
+                                   .n = (uint32_t)n,
+                                   .isz = s->in_size,
+                                   .cap = s->out_size,
+                                   .in = (const char *)s->in + first * s->in_size,
+                                   .in_len = n * s->in_size};
         if (k == MP__RP_BATCH || first + n >= s->n) {
             int rc = mp__redis_pool_submit(p, a, spec, spec_len, k, c);
             if (rc < 0)

@@ -21,7 +21,7 @@ static void put32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-void mp__rpr_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n)
+void mp__redis_result_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n)
 {
     memcpy(p, "MPR1", 4);
     put32(p + 4, (uint32_t)(id >> 32));
@@ -30,34 +30,34 @@ void mp__rpr_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n)
     put32(p + 16, n);
 }
 
-void mp__rpr_put_item(unsigned char *p, int32_t code, uint32_t len)
+void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len)
 {
     put32(p, (uint32_t)code);
     put32(p + 4, len);
 }
 
-int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out)
+int mp__redis_result_decode(const void *buf, size_t len, mp__redis_result *out)
 {
     const unsigned char *p = buf;
-    if (buf == NULL || len < MP__RPR_HEAD || memcmp(p, "MPR1", 4) != 0)
+    if (buf == NULL || len < MP__REDIS_RESULT_HEAD || memcmp(p, "MPR1", 4) != 0)
         return MP_EBADMSG;
-    mp__rpr r = {.id = (uint64_t)get32(p + 4) << 32 | get32(p + 8),
-                 .code = (int32_t)get32(p + 12),
-                 .n = get32(p + 16),
-                 .p = p + MP__RPR_HEAD,
-                 .end = p + len};
+    mp__redis_result r = {.id = (uint64_t)get32(p + 4) << 32 | get32(p + 8),
+                          .code = (int32_t)get32(p + 12),
+                          .n = get32(p + 16),
+                          .p = p + MP__REDIS_RESULT_HEAD,
+                          .end = p + len};
     if (r.code > 0 || (r.code != 0 && r.n != 0))
         return MP_EBADMSG;
     const unsigned char *q = r.p;
     for (uint32_t i = 0; i < r.n; i++) {
-        if ((size_t)(r.end - q) < MP__RPR_ITEM)
+        if ((size_t)(r.end - q) < MP__REDIS_RESULT_ITEM)
             return MP_EBADMSG;
         uint32_t ilen = get32(q + 4);
-        if (ilen == MP__RPR_OVERSIZE && get32(q) != 0)
+        if (ilen == MP__REDIS_RESULT_OVERSIZE && get32(q) != 0)
             return MP_EBADMSG; /* only a task that succeeded claims a result */
-        if (ilen == MP__RPR_OVERSIZE)
+        if (ilen == MP__REDIS_RESULT_OVERSIZE)
             ilen = 0;
-        q += MP__RPR_ITEM;
+        q += MP__REDIS_RESULT_ITEM;
         if ((size_t)(r.end - q) < ilen)
             return MP_EBADMSG;
         q += ilen;
@@ -68,19 +68,20 @@ int mp__rpr_decode(const void *buf, size_t len, mp__rpr *out)
     return 0;
 }
 
-int mp__rpr_next(mp__rpr *r, int32_t *code, const unsigned char **data, size_t *len)
+int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned char **data,
+                          size_t *len)
 {
     if (r->p >= r->end)
         return MP_ERANGE;
     uint32_t ilen = get32(r->p + 4);
     *code = (int32_t)get32(r->p);
-    *len = ilen == MP__RPR_OVERSIZE ? SIZE_MAX : ilen;
-    *data = r->p + MP__RPR_ITEM;
-    r->p += MP__RPR_ITEM + (ilen == MP__RPR_OVERSIZE ? 0 : ilen);
+    *len = ilen == MP__REDIS_RESULT_OVERSIZE ? SIZE_MAX : ilen;
+    *data = r->p + MP__REDIS_RESULT_ITEM;
+    r->p += MP__REDIS_RESULT_ITEM + (ilen == MP__REDIS_RESULT_OVERSIZE ? 0 : ilen);
     return 0;
 }
 
-bool mp__rp_client_ok(const char *s, size_t len)
+bool mp__redis_pool_client_ok(const char *s, size_t len)
 {
     if (s == NULL || len == 0 || len > MP__RP_CLIENT_MAX)
         return false;
@@ -90,7 +91,7 @@ bool mp__rp_client_ok(const char *s, size_t len)
     return true;
 }
 
-int mp__rp_key(char **out, const char *prefix, const char *name, const char *what)
+int mp__redis_pool_key(char **out, const char *prefix, const char *name, const char *what)
 {
     /* The objects' scheme (mp__redis_key): tag "pool", the name escaped, and
      * what as the part, so that no pool name reaches another pool's keys
@@ -131,7 +132,7 @@ static bool field_is(const char *f, size_t len, const char *name)
 }
 
 /* Stores one field; bit is its flag in *seen (duplicates are refused). */
-static int task_field(mp__rptask *t, const char *f, size_t fl, const char *v, size_t vl,
+static int task_field(mp__redis_task *t, const char *f, size_t fl, const char *v, size_t vl,
                       unsigned *seen)
 {
     static const char *const names[] = {"id", "c", "f", "n", "isz", "cap", "in"};
@@ -148,7 +149,7 @@ static int task_field(mp__rptask *t, const char *f, size_t fl, const char *v, si
     case 1u:
         return parse_u64(v, vl, &t->id);
     case 2u:
-        if (!mp__rp_client_ok(v, vl))
+        if (!mp__redis_pool_client_ok(v, vl))
             return MP_EBADMSG;
         memcpy(t->client, v, vl);
         t->client[vl] = '\0';
@@ -170,7 +171,7 @@ static int task_field(mp__rptask *t, const char *f, size_t fl, const char *v, si
     }
 }
 
-int mp__rptask_parse(const char *const *f, const size_t *lens, size_t nf, mp__rptask *t)
+int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp__redis_task *t)
 {
     memset(t, 0, sizeof(*t));
     if (nf % 2 != 0)

@@ -4,7 +4,7 @@
  * longer than the visibility timeout by a worker that died are claimed
  * again (XAUTOCLAIM); past the delivery cap they go to the dead-letter
  * stream and their client gets MP_EWORKERLOST. Entries are untrusted:
- * every field passes mp__rptask_parse before use. */
+ * every field passes mp__redis_task_parse before use. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +121,7 @@ static mp_task_fn resolve_ref(const char *s, size_t len)
     return fn;
 }
 
-static mp_task_fn resolve(const worker *w, const mp__rptask *t)
+static mp_task_fn resolve(const worker *w, const mp__redis_task *t)
 {
     if (t->fn[0] == 'n')
         return mp__task_lookup(t->fn + 2, t->fn_len - 2);
@@ -129,11 +129,11 @@ static mp_task_fn resolve(const worker *w, const mp__rptask *t)
 }
 
 /* Runs every item into a result record (malloc'd, *len bytes). */
-static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigned char **rec,
+static int run_task(const worker *w, const mp__redis_task *t, mp_task_fn fn, unsigned char **rec,
                     size_t *len)
 {
     size_t cap = (size_t)t->cap, n = (size_t)t->n;
-    unsigned char *r = malloc(MP__RPR_HEAD + n * (MP__RPR_ITEM + cap));
+    unsigned char *r = malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap));
     /* Tasks may expect aligned output (apply promises 16 bytes). */
     void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
     if (r == NULL || out == NULL) {
@@ -141,18 +141,19 @@ static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigne
         free(out);
         return MP_ENOMEM;
     }
-    size_t off = MP__RPR_HEAD;
+    size_t off = MP__REDIS_RESULT_HEAD;
     for (size_t i = 0; i < n; i++) {
         size_t olen = cap;
         int code = fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, w->o->ctx);
         bool oversize = code == 0 && olen > cap;
         if (code != 0 || oversize)
             olen = 0;
-        mp__rpr_put_item(r + off, code, oversize ? MP__RPR_OVERSIZE : (uint32_t)olen);
-        memcpy(r + off + MP__RPR_ITEM, out, olen);
-        off += MP__RPR_ITEM + olen;
+        mp__redis_result_put_item(r + off, code,
+                                  oversize ? MP__REDIS_RESULT_OVERSIZE : (uint32_t)olen);
+        memcpy(r + off + MP__REDIS_RESULT_ITEM, out, olen);
+        off += MP__REDIS_RESULT_ITEM + olen;
     }
-    mp__rpr_put_head(r, t->id, 0, (uint32_t)n);
+    mp__redis_result_put_head(r, t->id, 0, (uint32_t)n);
     free(out);
     *rec = r;
     *len = off;
@@ -167,7 +168,7 @@ static int run_task(const worker *w, const mp__rptask *t, mp_task_fn fn, unsigne
 typedef struct answer {
     char *k_res;        /* NULL: no client to answer (only the ack) */
     unsigned char *rec; /* malloc'd, or head */
-    unsigned char head[MP__RPR_HEAD];
+    unsigned char head[MP__REDIS_RESULT_HEAD];
     size_t rec_len;
     char eid[MP__RP_EID_MAX];
     size_t eid_len;
@@ -187,7 +188,7 @@ static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, co
     if (client[0]) {
         char what[64];
         snprintf(what, sizeof(what), "results:%s", client);
-        int rc = mp__rp_key(&x->k_res, mp__redis_prefix(w->conn), w->name, what);
+        int rc = mp__redis_pool_key(&x->k_res, mp__redis_prefix(w->conn), w->name, what);
         if (rc < 0)
             return rc;
     }
@@ -321,25 +322,25 @@ static int handle(worker *w, batch *b, const redisReply *e, long long deliveries
         f[i] = str ? fields->element[i]->str : NULL;
         lens[i] = str ? fields->element[i]->len : 0;
     }
-    mp__rptask t;
+    mp__redis_task t;
     answer *x = &b->a[b->n];
     x->rec = x->head;
-    x->rec_len = MP__RPR_HEAD;
+    x->rec_len = MP__REDIS_RESULT_HEAD;
     int rc = 0;
-    if (mp__rptask_parse(f, lens, fields->elements, &t) < 0) {
+    if (mp__redis_task_parse(f, lens, fields->elements, &t) < 0) {
         mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
         t.client[0] = '\0';
         rc = dead_letter(w, fields, "malformed", deliveries);
     } else if (deliveries > (long long)w->maxdel) {
-        mp__rpr_put_head(x->head, t.id, MP_EWORKERLOST, 0);
+        mp__redis_result_put_head(x->head, t.id, MP_EWORKERLOST, 0);
         rc = dead_letter(w, fields, "worker lost", deliveries);
     } else {
         mp_task_fn fn = resolve(w, &t);
         if (fn == NULL) {
             mp__debug("pool: unknown function %.*s", (int)t.fn_len, t.fn);
-            mp__rpr_put_head(x->head, t.id, MP_ENOFUNC, 0);
+            mp__redis_result_put_head(x->head, t.id, MP_ENOFUNC, 0);
         } else if (run_task(w, &t, fn, &x->rec, &x->rec_len) < 0) {
-            mp__rpr_put_head(x->head, t.id, MP_ENOMEM, 0);
+            mp__redis_result_put_head(x->head, t.id, MP_ENOMEM, 0);
         }
         w->done++;
     }
@@ -520,9 +521,9 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
     gethostname(host, sizeof(host) - 1);
     snprintf(w->consumer, sizeof(w->consumer), "%s:%d:%p", host, (int)getpid(), (void *)w);
     const char *prefix = mp__redis_prefix(w->conn);
-    if (mp__rp_key(&w->k_tasks, prefix, name, "tasks") < 0 ||
-        mp__rp_key(&w->k_dead, prefix, name, "dead") < 0 ||
-        mp__rp_key(&w->k_stop, prefix, name, "stop") < 0)
+    if (mp__redis_pool_key(&w->k_tasks, prefix, name, "tasks") < 0 ||
+        mp__redis_pool_key(&w->k_dead, prefix, name, "dead") < 0 ||
+        mp__redis_pool_key(&w->k_stop, prefix, name, "stop") < 0)
         return MP_ENOMEM;
     return 0;
 }
@@ -607,7 +608,7 @@ int mp__redis_pool_worker_stop(struct mp_manager *m, const char *pool_name)
     if (conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
         return MP_EINVAL;
     char *k;
-    int rc = mp__rp_key(&k, mp__redis_prefix(conn), pool_name, "stop");
+    int rc = mp__redis_pool_key(&k, mp__redis_prefix(conn), pool_name, "stop");
     if (rc < 0)
         return rc;
     rc = mp__redis_cmd(conn, MP__RR_INT, NULL, 2, (const char *[]){"INCR", k}, NULL);

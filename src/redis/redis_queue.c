@@ -17,16 +17,16 @@
 
 #include "redis/redis_internal.h"
 
-struct mp__rqueue {
+struct mp__redis_queue {
     mp__remote_head rh; /* MP__MAGIC_RQUEUE */
-    mp__robj *o;
+    mp__redis_obj *o;
     long long maxsize; /* 0: unbounded */
 };
 
-static int read_maxsize(mp__rqueue *q, size_t want)
+static int read_maxsize(mp__redis_queue *q, size_t want)
 {
     char key[MP__REDIS_KEY_MAX], num[24];
-    mp__robj_part(q->o, "maxsize", key);
+    mp__redis_obj_part(q->o, "maxsize", key);
     snprintf(num, sizeof(num), "%zu", want);
     int rc = mp__redis_cmd(q->o->conn, MP__RR_STR_NIL, NULL, 4,
                            (const char *[]){"SET", key, num, "NX"}, NULL);
@@ -47,18 +47,18 @@ static int read_maxsize(mp__rqueue *q, size_t want)
     return rc;
 }
 
-int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t maxsize)
+int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *name, size_t maxsize)
 {
     if (out == NULL || conn == NULL || name == NULL)
         return MP_EINVAL;
-    mp__rqueue *q = calloc(1, sizeof(*q));
+    mp__redis_queue *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&q->o, conn, MP__MAGIC_RQUEUE, NULL, "queue", name);
+    int rc = mp__redis_obj_new(&q->o, conn, MP__MAGIC_RQUEUE, NULL, "queue", name);
     if (rc == 0)
         rc = read_maxsize(q, maxsize);
     if (rc < 0) {
-        mp__robj_free(q->o);
+        mp__redis_obj_free(q->o);
         free(q);
         return rc;
     }
@@ -68,16 +68,16 @@ int mp__rqueue_open(mp__rqueue **out, mp__redis *conn, const char *name, size_t 
     return 0;
 }
 
-void mp__rqueue_close(mp__rqueue *q)
+void mp__redis_queue_close(mp__redis_queue *q)
 {
     if (q == NULL)
         return;
     q->rh.head.magic = 0;
-    mp__robj_free(q->o);
+    mp__redis_obj_free(q->o);
     free(q);
 }
 
-static int queue_check(const mp__rqueue *q)
+static int queue_check(const mp__redis_queue *q)
 {
     return q != NULL && q->rh.head.magic == MP__MAGIC_RQUEUE ? 0 : MP_EINVAL;
 }
@@ -86,7 +86,7 @@ static const char put_lua[] = "local m = tonumber(ARGV[2]) "
                               "if m > 0 and redis.call('LLEN', KEYS[1]) >= m then return -1 end "
                               "return redis.call('RPUSH', KEYS[1], ARGV[1])";
 
-int mp__rqueue_put(mp__rqueue *q, const void *data, size_t len, double timeout)
+int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double timeout)
 {
     mp__deadline dl;
     int rc = queue_check(q);
@@ -144,7 +144,7 @@ static int take(const redisReply *rep, void **data, size_t *len)
 }
 
 /* One BLPOP of at most a second (0 seconds: LPOP, never blocks). */
-static int pop_once(mp__rqueue *q, double secs, redisReply **rep)
+static int pop_once(mp__redis_queue *q, double secs, redisReply **rep)
 {
     mp__redis *r = q->o->conn;
     if (secs <= 0)
@@ -160,7 +160,7 @@ static int pop_once(mp__rqueue *q, double secs, redisReply **rep)
     return rc;
 }
 
-int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout)
+int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double timeout)
 {
     mp__deadline dl;
     int rc = queue_check(q);
@@ -188,20 +188,20 @@ int mp__rqueue_get(mp__rqueue *q, void **data, size_t *len, double timeout)
     }
 }
 
-int mp__rqueue_qsize(mp__rqueue *q, size_t *out)
+int mp__redis_queue_qsize(mp__redis_queue *q, size_t *out)
 {
     int rc = queue_check(q);
     if (rc == 0 && out == NULL)
         rc = MP_EINVAL;
     long long n;
     if (rc == 0)
-        rc = mp__robj_count(q->o, "LLEN", &n);
+        rc = mp__redis_obj_count(q->o, "LLEN", &n);
     if (rc == 0)
         *out = (size_t)n;
     return rc;
 }
 
-int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len)
+int mp__redis_queue_unget(mp__redis_queue *q, const void *data, size_t len)
 {
     int rc = queue_check(q);
     if (rc < 0)
@@ -213,7 +213,7 @@ int mp__rqueue_unget(mp__rqueue *q, const void *data, size_t len)
                          (size_t[]){5, q->o->key_len, len});
 }
 
-size_t mp__rqueue_maxsize(const mp__rqueue *q)
+size_t mp__redis_queue_maxsize(const mp__redis_queue *q)
 {
     return queue_check(q) == 0 ? (size_t)q->maxsize : 0;
 }

@@ -87,7 +87,7 @@ static int error_of(const redisReply *r)
     return mp__redis_error_code(r->str, r->len);
 }
 
-static int check_kind(const redisReply *r, mp__rr_kind kind)
+static int check_kind(const redisReply *r, mp__redis_reply_kind kind)
 {
     if (r->type == REDIS_REPLY_ERROR)
         return error_of(r);
@@ -118,7 +118,7 @@ static int check_kind(const redisReply *r, mp__rr_kind kind)
     return MP_EBADMSG;
 }
 
-int mp__redis_reply_check(const redisReply *r, mp__rr_kind kind)
+int mp__redis_reply_check(const redisReply *r, mp__redis_reply_kind kind)
 {
     int rc = check_node(r, 0);
     return rc < 0 ? rc : check_kind(r, kind);

@@ -16,9 +16,9 @@
 
 #include "redis/redis_internal.h"
 
-struct mp__rsem {
+struct mp__redis_sem {
     mp__remote_head rh; /* MP__MAGIC_RSEM */
-    mp__robj *o;
+    mp__redis_obj *o;
     char max_key[MP__REDIS_KEY_MAX];
 };
 
@@ -29,25 +29,26 @@ static int set_nx(mp__redis *r, const char *key, const char *val)
     return rc == MP_EBADMSG ? 0 : rc; /* +OK or nil: either is fine */
 }
 
-int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned value, bool bounded)
+int mp__redis_sem_open(mp__redis_sem **out, mp__redis *conn, const char *name, unsigned value,
+                       bool bounded)
 {
     if (value > MP_SEM_VALUE_MAX)
         return MP_EINVAL;
-    mp__rsem *s = calloc(1, sizeof(*s));
+    mp__redis_sem *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&s->o, conn, MP__MAGIC_RSEM, NULL, "sem", name);
+    int rc = mp__redis_obj_new(&s->o, conn, MP__MAGIC_RSEM, NULL, "sem", name);
     char v[16], m[16];
     snprintf(v, sizeof(v), "%u", value);
     snprintf(m, sizeof(m), "%lld", bounded ? (long long)value : -1LL);
     if (rc == 0) {
-        mp__robj_part(s->o, "max", s->max_key);
+        mp__redis_obj_part(s->o, "max", s->max_key);
         rc = set_nx(conn, s->max_key, m);
     }
     if (rc == 0)
         rc = set_nx(conn, s->o->key, v);
     if (rc < 0) {
-        mp__robj_free(s->o);
+        mp__redis_obj_free(s->o);
         free(s);
         return rc;
     }
@@ -57,12 +58,12 @@ int mp__rsem_open(mp__rsem **out, mp__redis *conn, const char *name, unsigned va
     return 0;
 }
 
-void mp__rsem_close(mp__rsem *s)
+void mp__redis_sem_close(mp__redis_sem *s)
 {
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return;
     s->rh.head.magic = 0;
-    mp__robj_free(s->o);
+    mp__redis_obj_free(s->o);
     free(s);
 }
 
@@ -70,7 +71,7 @@ void mp__rsem_close(mp__rsem *s)
  * none), each 0..MP_SEM_VALUE_MAX as this library writes them; anything
  * else answers before a key is changed. */
 #define SEM_READ                                                                                   \
-    MP__RLUA_HELPERS                                                                               \
+    MP__REDIS_LUA_HELPERS                                                                          \
     "local function num(k, absent) local t = kind(k) "                                             \
     "if t == 'none' then return absent end "                                                       \
     "if t ~= 'string' then return nil, EPROTO end "                                                \
@@ -88,7 +89,7 @@ static const char release_lua[] =
     SEM_READ "if (m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
              "redis.call('INCR', KEYS[1]) return 1";
 
-static int script(mp__rsem *s, const char *lua, long long *result)
+static int script(mp__redis_sem *s, const char *lua, long long *result)
 {
     redisReply *rep;
     int rc = mp__redis_cmd(s->o->conn, MP__RR_INT, &rep, 5,
@@ -97,10 +98,10 @@ static int script(mp__rsem *s, const char *lua, long long *result)
         return rc;
     *result = rep->integer;
     freeReplyObject(rep);
-    return mp__rlua_error(*result);
+    return mp__redis_lua_error(*result);
 }
 
-int mp__rsem_acquire(mp__rsem *s, double timeout)
+int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
 {
     mp__deadline dl;
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM || mp__deadline_init(&dl, timeout) < 0)
@@ -120,7 +121,7 @@ int mp__rsem_acquire(mp__rsem *s, double timeout)
     }
 }
 
-int mp__rsem_release(mp__rsem *s)
+int mp__redis_sem_release(mp__redis_sem *s)
 {
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return MP_EINVAL;
@@ -129,7 +130,7 @@ int mp__rsem_release(mp__rsem *s)
     return rc < 0 ? rc : r == 1 ? 0 : MP_EOVERFLOW;
 }
 
-int mp__rsem_get_value(mp__rsem *s)
+int mp__redis_sem_get_value(mp__redis_sem *s)
 {
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return MP_EINVAL;

@@ -18,7 +18,7 @@
  * INCRBYFLOAT change it atomically on the server.
  *
  * Every script first checks that the keys hold what this library writes
- * (MP__RLUA_HELPERS): a foreign Redis type is MP_EPROTO, a foreign text
+ * (MP__REDIS_LUA_HELPERS): a foreign Redis type is MP_EPROTO, a foreign text
  * MP_EBADMSG, and nothing is changed. */
 #include <pthread.h>
 #include <stdio.h>
@@ -34,7 +34,7 @@
 
 struct mp__redis_lock {
     mp__remote_head rh; /* MP__MAGIC_REDIS_LOCK */
-    mp__robj *o;
+    mp__redis_obj *o;
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
     int holder;     /* pid holding it through this handle, or 0 */
@@ -73,7 +73,7 @@ int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *
     mp__redis_lock *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return MP_ENOMEM;
-    int rc = mp__robj_new(&l->o, conn, MP__MAGIC_REDIS_LOCK, NULL, kind, name);
+    int rc = mp__redis_obj_new(&l->o, conn, MP__MAGIC_REDIS_LOCK, NULL, kind, name);
     if (rc < 0) {
         free(l);
         return rc;
@@ -91,7 +91,7 @@ void mp__redis_lock_close(mp__redis_lock *l)
     if (l == NULL)
         return;
     l->rh.head.magic = 0;
-    mp__robj_free(l->o);
+    mp__redis_obj_free(l->o);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
@@ -114,7 +114,7 @@ static void new_token(char *tok, size_t cap)
  * no token of this library: another Redis type, or another text. A token
  * is "<pid>-<hex>" (new_token). */
 #define LOCK_CHECK                                                                                 \
-    MP__RLUA_HELPERS                                                                               \
+    MP__REDIS_LUA_HELPERS                                                                          \
     "local function bad(k) local t = kind(k) "                                                     \
     "if t == 'none' then return false end "                                                        \
     "if t ~= 'string' then return EPROTO end "                                                     \
@@ -142,7 +142,7 @@ static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARG
 static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
 {
     char okey[MP__REDIS_KEY_MAX], ms[24];
-    mp__robj_part(l->o, "owner", okey);
+    mp__redis_obj_part(l->o, "owner", okey);
     snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
     const char *argv[] = {"EVAL", lua, "2", l->o->key, okey, token, ms};
     redisReply *rep;
@@ -151,7 +151,7 @@ static int lock_script(mp__redis_lock *l, const char *lua, const char *token, lo
         return rc;
     *result = rep->integer;
     freeReplyObject(rep);
-    return mp__rlua_error(*result);
+    return mp__redis_lua_error(*result);
 }
 
 void mp__redis_lock_set_recursive(mp__redis_lock *l)
@@ -272,7 +272,7 @@ int mp__redis_lock_count(mp__redis_lock *l)
 
 /* ---- event ---------------------------------------------------------------*/
 
-static int key_int(mp__robj *o, int argc, const char **argv, long long *out)
+static int key_int(mp__redis_obj *o, int argc, const char **argv, long long *out)
 {
     redisReply *rep;
     int rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, argc, argv, NULL);
@@ -286,37 +286,37 @@ static int key_int(mp__robj *o, int argc, const char **argv, long long *out)
 /* Lua: an event key is "1" or absent; anything else is refused before
  * the script changes it. */
 #define EVENT_CHECK                                                                                \
-    MP__RLUA_HELPERS "local t = kind(KEYS[1]) "                                                    \
-                     "if t ~= 'none' and t ~= 'string' then return EPROTO end "                    \
-                     "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then "                \
-                     "return EBADMSG end "
+    MP__REDIS_LUA_HELPERS "local t = kind(KEYS[1]) "                                               \
+                          "if t ~= 'none' and t ~= 'string' then return EPROTO end "               \
+                          "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then "           \
+                          "return EBADMSG end "
 
 static const char event_set_lua[] = EVENT_CHECK "redis.call('SET', KEYS[1], '1') return 0";
 static const char event_clear_lua[] = EVENT_CHECK "redis.call('DEL', KEYS[1]) return 0";
 
-static int event_script(mp__robj *e, const char *lua)
+static int event_script(mp__redis_obj *e, const char *lua)
 {
     long long n = 0;
-    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    int rc = mp__redis_obj_check(e, MP__MAGIC_REVENT);
     if (rc == 0)
         rc = key_int(e, 4, (const char *[]){"EVAL", lua, "1", e->key}, &n);
-    return rc < 0 ? rc : mp__rlua_error(n);
+    return rc < 0 ? rc : mp__redis_lua_error(n);
 }
 
-int mp__revent_set(mp__robj *e)
+int mp__redis_event_set(mp__redis_obj *e)
 {
     return event_script(e, event_set_lua);
 }
 
-int mp__revent_clear(mp__robj *e)
+int mp__redis_event_clear(mp__redis_obj *e)
 {
     return event_script(e, event_clear_lua);
 }
 
-int mp__revent_is_set(mp__robj *e)
+int mp__redis_event_is_set(mp__redis_obj *e)
 {
     redisReply *rep;
-    int rc = mp__robj_check(e, MP__MAGIC_REVENT);
+    int rc = mp__redis_obj_check(e, MP__MAGIC_REVENT);
     if (rc == 0) /* another Redis type: WRONGTYPE, MP_EPROTO */
         rc = mp__redis_cmd(e->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", e->key}, NULL);
     if (rc < 0)
@@ -326,14 +326,14 @@ int mp__revent_is_set(mp__robj *e)
     return rc;
 }
 
-int mp__revent_wait(mp__robj *e, double timeout)
+int mp__redis_event_wait(mp__redis_obj *e, double timeout)
 {
     mp__deadline dl;
     if (mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
     long step = 1;
     for (;;) {
-        int rc = mp__revent_is_set(e);
+        int rc = mp__redis_event_is_set(e);
         if (rc != 0)
             return rc < 0 ? rc : 0;
         if ((rc = backoff(&dl, &step)) < 0)
@@ -345,28 +345,28 @@ int mp__revent_wait(mp__robj *e, double timeout)
 
 /* Lua: the value key holds nothing or a string (KEYS[1]). */
 #define VALUE_TYPE_CHECK                                                                           \
-    MP__RLUA_HELPERS "local t = kind(KEYS[1]) "                                                    \
-                     "if t ~= 'none' and t ~= 'string' then return EPROTO end "
+    MP__REDIS_LUA_HELPERS "local t = kind(KEYS[1]) "                                               \
+                          "if t ~= 'none' and t ~= 'string' then return EPROTO end "
 
 /* A set replaces a number, never a key of another Redis type. */
 static const char store_lua[] = VALUE_TYPE_CHECK "redis.call('SET', KEYS[1], ARGV[1]) return 0";
 
-int mp__rvalue_store(mp__robj *v, const char *text)
+int mp__redis_value_store(mp__redis_obj *v, const char *text)
 {
     long long r = 0;
-    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    int rc = mp__redis_obj_check(v, MP__MAGIC_RVALUE);
     if (rc == 0 && text == NULL)
         rc = MP_EINVAL;
     if (rc == 0)
         rc = key_int(v, 5, (const char *[]){"EVAL", store_lua, "1", v->key, text}, &r);
-    return rc < 0 ? rc : mp__rlua_error(r);
+    return rc < 0 ? rc : mp__redis_lua_error(r);
 }
 
-int mp__rvalue_set_int64(mp__robj *v, int64_t x)
+int mp__redis_value_set_int64(mp__redis_obj *v, int64_t x)
 {
     char num[24];
     snprintf(num, sizeof(num), "%lld", (long long)x);
-    return mp__rvalue_store(v, num);
+    return mp__redis_value_store(v, num);
 }
 
 /* INCRBY of a value that holds an int64 as this library writes it (the
@@ -378,11 +378,11 @@ static const char add_int_lua[] =
                      "or dcmp(s, '9223372036854775807') > 0) then return EBADMSG end "
                      "redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])";
 
-int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
+int mp__redis_value_add_int64(mp__redis_obj *v, int64_t delta, int64_t *result)
 {
     char num[24];
     redisReply *rep;
-    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    int rc = mp__redis_obj_check(v, MP__MAGIC_RVALUE);
     snprintf(num, sizeof(num), "%lld", (long long)delta);
     if (rc == 0)
         rc = mp__redis_cmd(v->conn, MP__RR_ANY_VALUE, &rep, 5,
@@ -395,8 +395,8 @@ int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
     if (rep->type == REDIS_REPLY_STRING)
         rc = mp__redis_parse_int(rep->str, rep->len, &r);
     else
-        rc = rep->type == REDIS_REPLY_INTEGER && mp__rlua_error(rep->integer) < 0
-                 ? mp__rlua_error(rep->integer)
+        rc = rep->type == REDIS_REPLY_INTEGER && mp__redis_lua_error(rep->integer) < 0
+                 ? mp__redis_lua_error(rep->integer)
                  : MP_EBADMSG;
     freeReplyObject(rep);
     if (rc == 0 && result)
@@ -404,10 +404,10 @@ int mp__rvalue_add_int64(mp__robj *v, int64_t delta, int64_t *result)
     return rc;
 }
 
-int mp__rvalue_text(mp__robj *v, char *buf, size_t cap)
+int mp__redis_value_text(mp__redis_obj *v, char *buf, size_t cap)
 {
     redisReply *rep;
-    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    int rc = mp__redis_obj_check(v, MP__MAGIC_RVALUE);
     if (rc == 0)
         rc = mp__redis_cmd(v->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", v->key}, NULL);
     if (rc < 0)
@@ -424,10 +424,10 @@ int mp__rvalue_text(mp__robj *v, char *buf, size_t cap)
 
 /* Decodes the stored text as a number of the kind tag ('i' or 'd'): a
  * number of the other kind is MP_EPROTO, no number MP_EBADMSG. */
-static int value_as(mp__robj *v, char tag, void *out)
+static int value_as(mp__redis_obj *v, char tag, void *out)
 {
     char buf[MP__REDIS_NUM_MAX], tagged[MP__REDIS_NUM_MAX + 1];
-    int rc = mp__rvalue_text(v, buf, sizeof(buf));
+    int rc = mp__redis_value_text(v, buf, sizeof(buf));
     if (rc < 0)
         return rc;
     size_t n = strlen(buf);
@@ -440,19 +440,19 @@ static int value_as(mp__robj *v, char tag, void *out)
     return mp__redis_decode(tagged, n + 1, &it, out) < 0 ? MP_EBADMSG : 0;
 }
 
-int mp__rvalue_get_int64(mp__robj *v, int64_t *out)
+int mp__redis_value_get_int64(mp__redis_obj *v, int64_t *out)
 {
     return value_as(v, 'i', out);
 }
 
-int mp__rvalue_set_double(mp__robj *v, double x)
+int mp__redis_value_set_double(mp__redis_obj *v, double x)
 {
     char num[MP__REDIS_NUM_MAX];
     snprintf(num, sizeof(num), "%.17g", x);
-    return mp__rvalue_store(v, num);
+    return mp__redis_value_store(v, num);
 }
 
-int mp__rvalue_get_double(mp__robj *v, double *out)
+int mp__redis_value_get_double(mp__redis_obj *v, double *out)
 {
     return value_as(v, 'd', out);
 }
@@ -464,10 +464,10 @@ static const char add_float_lua[] =
                      "if s and not isnum(s, true) then return EBADMSG end "
                      "return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])";
 
-int mp__rvalue_add_double(mp__robj *v, double delta, double *result)
+int mp__redis_value_add_double(mp__redis_obj *v, double delta, double *result)
 {
     char num[MP__REDIS_NUM_MAX];
-    int rc = mp__robj_check(v, MP__MAGIC_RVALUE);
+    int rc = mp__redis_obj_check(v, MP__MAGIC_RVALUE);
     snprintf(num, sizeof(num), "%.17g", delta);
     redisReply *rep;
     if (rc == 0)
@@ -476,7 +476,7 @@ int mp__rvalue_add_double(mp__robj *v, double delta, double *result)
     if (rc < 0) /* ESERVER: the sum is no finite double */
         return rc == MP_ESERVER ? MP_ERANGE : rc;
     if (rep->type == REDIS_REPLY_INTEGER) {
-        rc = mp__rlua_error(rep->integer);
+        rc = mp__redis_lua_error(rep->integer);
         freeReplyObject(rep);
         return rc < 0 ? rc : MP_EBADMSG;
     }

@@ -24,7 +24,7 @@ struct mp_barrier {
     uint32_t parties;
     mp_barrier_action action;
     void *action_arg;
-    mp__rmutex m;
+    mp__robust_mutex m;
 };
 
 static int barrier_check(const mp_barrier *b)
@@ -41,7 +41,7 @@ int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
     if (rc < 0)
         return rc;
     mp_barrier *b = mem;
-    if ((rc = mp__rmutex_init(&b->m, false)) < 0) {
+    if ((rc = mp__robust_mutex_init(&b->m, false)) < 0) {
         mp__heap_free(mem);
         return rc;
     }
@@ -62,7 +62,7 @@ void mp_barrier_destroy(mp_barrier *b)
     if (barrier_check(b) < 0 || mp__obj_named(b))
         return;
     mp__obj_retire(&b->head);
-    mp__rmutex_fini(&b->m);
+    mp__robust_mutex_fini(&b->m);
     mp__heap_free(b);
 }
 
@@ -86,10 +86,10 @@ static void end_phase(mp_barrier *b, bool completed)
  * consistent again. */
 static void state_lock(mp_barrier *b)
 {
-    if (mp__rmutex_lock(&b->m, NULL) == MP_EOWNERDEAD) {
+    if (mp__robust_mutex_lock(&b->m, NULL) == MP_EOWNERDEAD) {
         atomic_store(&b->broken, 1);
         end_phase(b, false);
-        mp__rmutex_consistent(&b->m);
+        mp__robust_mutex_consistent(&b->m);
     }
 }
 
@@ -111,7 +111,7 @@ static int complete_phase(mp_barrier *b, int index)
     if (failed)
         atomic_store(&b->broken, 1);
     end_phase(b, !failed);
-    mp__rmutex_unlock(&b->m);
+    mp__robust_mutex_unlock(&b->m);
     return failed ? MP_EBROKEN : index;
 }
 
@@ -125,14 +125,14 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
         return rc;
     state_lock(b);
     if (atomic_load(&b->broken)) {
-        mp__rmutex_unlock(&b->m);
+        mp__robust_mutex_unlock(&b->m);
         return MP_EBROKEN;
     }
     uint32_t p = atomic_load(&b->phase);
     int index = (int)atomic_fetch_add(&b->count, 1);
     if ((uint32_t)index + 1 == b->parties)
         return complete_phase(b, index);
-    mp__rmutex_unlock(&b->m);
+    mp__robust_mutex_unlock(&b->m);
 
     while (atomic_load(&b->phase) == p) {
         rc = mp__futex_wait(&b->phase, p, &d);
@@ -144,7 +144,7 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
                 atomic_store(&b->broken, 1);
                 end_phase(b, false);
             }
-            mp__rmutex_unlock(&b->m);
+            mp__robust_mutex_unlock(&b->m);
         }
     }
     return phase_result(b, p, index);
@@ -159,7 +159,7 @@ int mp_barrier_reset(mp_barrier *b)
     if (atomic_load(&b->count) > 0)
         end_phase(b, false);
     atomic_store(&b->broken, 0);
-    mp__rmutex_unlock(&b->m);
+    mp__robust_mutex_unlock(&b->m);
     return 0;
 }
 
@@ -171,7 +171,7 @@ int mp_barrier_abort(mp_barrier *b)
     state_lock(b);
     atomic_store(&b->broken, 1);
     end_phase(b, false);
-    mp__rmutex_unlock(&b->m);
+    mp__robust_mutex_unlock(&b->m);
     return 0;
 }
 

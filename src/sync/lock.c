@@ -1,11 +1,11 @@
-/* Lock and RLock (see multiproc/sync.h): a robust futex word (os/flock.h)
+/* Lock and RLock (see multiproc/sync.h): a robust futex word (os/futex_lock.h)
  * plus the holder's thread id and an rlock's recursion count. */
 #include <math.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "os/flock.h"
+#include "os/futex_lock.h"
 #include "sync/sync_internal.h"
 
 _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
@@ -65,7 +65,7 @@ static void lock_free(struct mp_lock *l, uint32_t magic)
 static int took(struct mp_lock *l, pid_t self, int rc)
 {
     if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed)) {
-        mp__flock_unlock(&l->word);
+        mp__futex_lock_unlock(&l->word);
         return MP_ENOTRECOVERABLE;
     }
     atomic_store_explicit(&l->owner, self, memory_order_relaxed);
@@ -86,12 +86,12 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
     }
     if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed))
         return MP_ENOTRECOVERABLE;
-    int rc = mp__flock_trylock_fast(&l->word, self);
+    int rc = mp__futex_lock_trylock_fast(&l->word, self);
     if (rc == MP_EBUSY) {
         mp__deadline d = {.ns = 0};
         if (timeout != 0 && (rc = mp__deadline_init(&d, timeout)) < 0)
             return rc;
-        rc = mp__flock_lock(&l->word, self, &d);
+        rc = mp__futex_lock_lock(&l->word, self, &d);
     }
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         rc = took(l, self, rc);
@@ -115,7 +115,7 @@ static int unlock(struct mp_lock *l)
         atomic_store_explicit(&l->unrecoverable, 1, memory_order_relaxed);
     }
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-    mp__flock_unlock(&l->word);
+    mp__futex_lock_unlock(&l->word);
     return 0;
 }
 
@@ -142,7 +142,7 @@ uint32_t mp__lock_release_all(struct mp_lock *l)
 int mp__lock_retake(struct mp_lock *l, uint32_t count)
 {
     pid_t self = mp__self_tid();
-    int rc = mp__flock_lock(&l->word, self, NULL);
+    int rc = mp__futex_lock_lock(&l->word, self, NULL);
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         rc = took(l, self, rc);
         if (rc != MP_ENOTRECOVERABLE)
@@ -191,7 +191,7 @@ int mp_lock_acquire(mp_lock *lock, double timeout)
         return MP_EINVAL;
     pid_t self = mp__self_tid();
     if (!atomic_load_explicit(&lock->unrecoverable, memory_order_relaxed) &&
-        mp__flock_trylock_fast(&lock->word, self) == 0) {
+        mp__futex_lock_trylock_fast(&lock->word, self) == 0) {
         atomic_store_explicit(&lock->owner, self, memory_order_relaxed);
         lock->count = 1;
         lock->dead = false;
@@ -259,7 +259,7 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
     pid_t self = mp__self_tid();
     if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self &&
         !atomic_load_explicit(&l->unrecoverable, memory_order_relaxed) &&
-        mp__flock_trylock_fast(&l->word, self) == 0) {
+        mp__futex_lock_trylock_fast(&l->word, self) == 0) {
         atomic_store_explicit(&l->owner, self, memory_order_relaxed);
         l->count = 1;
         l->dead = false;

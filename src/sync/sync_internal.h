@@ -11,7 +11,7 @@
 #include "heap/heap.h"
 #include "base/internal.h"
 #include "sync/sync_remote.h"
-#include "os/rmutex.h"
+#include "os/robust_mutex.h"
 
 /* Magic numbers: the first word of each object (its mp__obj_head), cleared
  * by destroy, so that a foreign or destroyed pointer is refused instead of
@@ -23,7 +23,7 @@
 #define MP__EVENT_MAGIC   0x6d704556u /* "mpEV" */
 #define MP__BARRIER_MAGIC 0x6d704252u /* "mpBR" */
 
-/* A lock and an rlock share one layout: a robust futex word (os/flock.h), the
+/* A lock and an rlock share one layout: a robust futex word (os/futex_lock.h), the
  * holding thread's id (0 when free) and, for the rlock, its recursion
  * count. `owner` is written only by the holder; other threads read it to
  * learn that they are not the holder, which a stale value cannot make
@@ -36,7 +36,7 @@ struct mp_lock {
     /* Set once released without being made consistent: the lock is then
      * unusable for everyone (MP_ENOTRECOVERABLE). */
     _Atomic uint32_t unrecoverable;
-    _Atomic uint32_t word; /* os/flock.h */
+    _Atomic uint32_t word; /* os/futex_lock.h */
 };
 
 struct mp_rlock {

@@ -33,9 +33,9 @@ static void *worker(void *arg)
 {
     (void)arg;
     mp__redis_lock *l;
-    mp__robj *v;
+    mp__redis_obj *v;
     STRESS_OK(mp__redis_lock_open(&l, conn, "L", 0));
-    STRESS_OK(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "guarded"));
+    STRESS_OK(mp__redis_obj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "guarded"));
     for (int i = 0; i < OPS; i++) {
         STRESS_OK(mp_dict_add_int64(dict, "n", 1, NULL));
         STRESS_OK(mp_list_append(list, &MP_ITEM_INT64(i)));
@@ -43,8 +43,8 @@ static void *worker(void *arg)
         int rc = mp__redis_lock_acquire(l, 30);
         STRESS_CHECK(rc == 0, "acquire: %s", mp_err_name(rc));
         int64_t x;
-        STRESS_OK(mp__rvalue_get_int64(v, &x));
-        STRESS_OK(mp__rvalue_set_int64(v, x + 1));
+        STRESS_OK(mp__redis_value_get_int64(v, &x));
+        STRESS_OK(mp__redis_value_set_int64(v, x + 1));
         STRESS_OK(mp__redis_lock_release(l));
         STRESS_OK(mp_queue_put(queue, &i, sizeof(i), 30));
         int got;
@@ -53,7 +53,7 @@ static void *worker(void *arg)
         STRESS_CHECK(n == sizeof(got), "message of %zu bytes", n);
         STRESS_OK(mp_value_add_i64(count, 1, NULL));
     }
-    mp__robj_free(v);
+    mp__redis_obj_free(v);
     mp__redis_lock_close(l);
     return NULL;
 }
@@ -108,11 +108,11 @@ int main(void)
     STRESS_CHECK(n == total, "dict counter %lld, want %lld", (long long)n, (long long)total);
     STRESS_OK(mp_list_len(list, &len));
     STRESS_CHECK((int64_t)len == total, "list length %zu", len);
-    mp__robj *v;
-    STRESS_OK(mp__robj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "guarded"));
-    STRESS_OK(mp__rvalue_get_int64(v, &n));
+    mp__redis_obj *v;
+    STRESS_OK(mp__redis_obj_new(&v, conn, MP__MAGIC_RVALUE, NULL, "value", "guarded"));
+    STRESS_OK(mp__redis_value_get_int64(v, &n));
     STRESS_CHECK(n == total, "guarded counter %lld: the lock let two holders in", (long long)n);
-    mp__robj_free(v);
+    mp__redis_obj_free(v);
     STRESS_OK(mp_value_get_i64(count, &n));
     STRESS_CHECK(n == total, "value counter %lld", (long long)n);
     STRESS_CHECK(mp_queue_empty(queue) == 1, "queue not empty");

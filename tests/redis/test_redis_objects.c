@@ -491,7 +491,7 @@ static void pool_keys(const char *name, keyset *ks)
     snprintf(ks->what, sizeof(ks->what), "pool '%s'", name);
     ks->n = 4;
     for (size_t i = 0; i < 4; i++) {
-        mp_assert_ok(mp__rp_key(&ks->key[i], "x:", name, what[i]));
+        mp_assert_ok(mp__redis_pool_key(&ks->key[i], "x:", name, what[i]));
         ks->len[i] = strlen(ks->key[i]);
     }
 }

@@ -861,51 +861,51 @@ Test(rpool, terminate_abandons_and_destroy_keeps_results_valid)
 Test(rpool, codec_result_records_are_checked_before_use)
 {
     unsigned char buf[64];
-    mp__rpr r;
-    mp__rpr_put_head(buf, 42, 0, 2);
-    mp__rpr_put_item(buf + 20, 0, 3);
+    mp__redis_result r;
+    mp__redis_result_put_head(buf, 42, 0, 2);
+    mp__redis_result_put_item(buf + 20, 0, 3);
     memcpy(buf + 28, "abc", 3);
-    mp__rpr_put_item(buf + 31, 5, 0);
-    mp_assert_ok(mp__rpr_decode(buf, 39, &r));
+    mp__redis_result_put_item(buf + 31, 5, 0);
+    mp_assert_ok(mp__redis_result_decode(buf, 39, &r));
     cr_assert_eq(r.id, 42);
     int32_t code;
     const unsigned char *d;
     size_t len;
-    mp_assert_ok(mp__rpr_next(&r, &code, &d, &len));
+    mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
     cr_assert(code == 0 && len == 3 && memcmp(d, "abc", 3) == 0);
-    mp_assert_ok(mp__rpr_next(&r, &code, &d, &len));
+    mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
     cr_assert(code == 5 && len == 0);
-    mp_assert_rc(mp__rpr_next(&r, &code, &d, &len), MP_ERANGE);
+    mp_assert_rc(mp__redis_result_next(&r, &code, &d, &len), MP_ERANGE);
     /* Truncated anywhere, one byte too many, a bad magic. */
     for (size_t n = 0; n < 39; n++)
-        mp_assert_rc(mp__rpr_decode(buf, n, &r), MP_EBADMSG);
-    mp_assert_rc(mp__rpr_decode(buf, 40, &r), MP_EBADMSG);
-    mp_assert_rc(mp__rpr_decode(NULL, 39, &r), MP_EBADMSG);
+        mp_assert_rc(mp__redis_result_decode(buf, n, &r), MP_EBADMSG);
+    mp_assert_rc(mp__redis_result_decode(buf, 40, &r), MP_EBADMSG);
+    mp_assert_rc(mp__redis_result_decode(NULL, 39, &r), MP_EBADMSG);
     buf[0] = 'X';
-    mp_assert_rc(mp__rpr_decode(buf, 39, &r), MP_EBADMSG);
+    mp_assert_rc(mp__redis_result_decode(buf, 39, &r), MP_EBADMSG);
     /* An item length past the end (even a huge one). */
-    mp__rpr_put_head(buf, 1, 0, 1);
-    mp__rpr_put_item(buf + 20, 0, 0xfffffffeu);
-    mp_assert_rc(mp__rpr_decode(buf, 28, &r), MP_EBADMSG);
+    mp__redis_result_put_head(buf, 1, 0, 1);
+    mp__redis_result_put_item(buf + 20, 0, 0xfffffffeu);
+    mp_assert_rc(mp__redis_result_decode(buf, 28, &r), MP_EBADMSG);
     /* The oversize mark: no payload, a length no buffer holds; only for a
      * task that returned 0. */
-    mp__rpr_put_item(buf + 20, 0, MP__RPR_OVERSIZE);
-    mp_assert_ok(mp__rpr_decode(buf, 28, &r));
-    mp_assert_ok(mp__rpr_next(&r, &code, &d, &len));
+    mp__redis_result_put_item(buf + 20, 0, MP__REDIS_RESULT_OVERSIZE);
+    mp_assert_ok(mp__redis_result_decode(buf, 28, &r));
+    mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
     cr_assert(code == 0 && len == SIZE_MAX);
-    mp_assert_rc(mp__rpr_decode(buf, 29, &r), MP_EBADMSG);
-    mp__rpr_put_item(buf + 20, 5, MP__RPR_OVERSIZE);
-    mp_assert_rc(mp__rpr_decode(buf, 28, &r), MP_EBADMSG);
+    mp_assert_rc(mp__redis_result_decode(buf, 29, &r), MP_EBADMSG);
+    mp__redis_result_put_item(buf + 20, 5, MP__REDIS_RESULT_OVERSIZE);
+    mp_assert_rc(mp__redis_result_decode(buf, 28, &r), MP_EBADMSG);
     /* A whole-task failure carries no items; a positive code is not ours. */
-    mp__rpr_put_head(buf, 1, MP_EWORKERLOST, 0);
-    mp_assert_ok(mp__rpr_decode(buf, 20, &r));
-    mp__rpr_put_head(buf, 1, MP_EWORKERLOST, 1);
-    mp_assert_rc(mp__rpr_decode(buf, 20, &r), MP_EBADMSG);
-    mp__rpr_put_head(buf, 1, 3, 0);
-    mp_assert_rc(mp__rpr_decode(buf, 20, &r), MP_EBADMSG);
+    mp__redis_result_put_head(buf, 1, MP_EWORKERLOST, 0);
+    mp_assert_ok(mp__redis_result_decode(buf, 20, &r));
+    mp__redis_result_put_head(buf, 1, MP_EWORKERLOST, 1);
+    mp_assert_rc(mp__redis_result_decode(buf, 20, &r), MP_EBADMSG);
+    mp__redis_result_put_head(buf, 1, 3, 0);
+    mp_assert_rc(mp__redis_result_decode(buf, 20, &r), MP_EBADMSG);
 }
 
-static int parse(mp__rptask *t, size_t nf, ...)
+static int parse(mp__redis_task *t, size_t nf, ...)
 {
     const char *f[32];
     size_t lens[32];
@@ -916,12 +916,12 @@ static int parse(mp__rptask *t, size_t nf, ...)
         lens[i] = strlen(f[i]);
     }
     va_end(ap);
-    return mp__rptask_parse(f, lens, nf, t);
+    return mp__redis_task_parse(f, lens, nf, t);
 }
 
 Test(rpool, codec_task_entries_are_checked_before_use)
 {
-    mp__rptask t;
+    mp__redis_task t;
     mp_assert_ok(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "2", "isz", "3", "cap",
                        "8", "in", "abcdef"));
     cr_assert(t.id == 7 && t.n == 2 && t.isz == 3 && t.cap == 8 && t.in_len == 6);

@@ -1,14 +1,14 @@
-/* The robust futex lock (see os/flock.h). */
+/* The robust futex lock (see os/futex_lock.h). */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "os/flock.h"
+#include "os/futex_lock.h"
 #include "os/futex.h"
 
-void mp__flock_wake(_Atomic uint32_t *word)
+void mp__futex_lock_wake(_Atomic uint32_t *word)
 {
     mp__futex_wake(word, 1);
 }
@@ -37,10 +37,10 @@ static bool thread_dead(pid_t tid)
 /* Takes a word whose holder is dead; false if it changed meanwhile. */
 static bool take_over(_Atomic uint32_t *word, uint32_t w, pid_t self)
 {
-    return atomic_compare_exchange_strong(word, &w, (uint32_t)self | MP__FLOCK_WAITERS);
+    return atomic_compare_exchange_strong(word, &w, (uint32_t)self | MP__FUTEX_LOCK_WAITERS);
 }
 
-int mp__flock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
+int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
 {
     bool forever = d == NULL || d->ns < 0;
     bool never = !forever && d->ns == 0;
@@ -49,11 +49,11 @@ int mp__flock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
         uint32_t w = atomic_load(word);
         if (w == 0) {
             /* Others may sleep: keep the waiters bit, so our release wakes. */
-            if (atomic_compare_exchange_strong(word, &w, (uint32_t)self | MP__FLOCK_WAITERS))
+            if (atomic_compare_exchange_strong(word, &w, (uint32_t)self | MP__FUTEX_LOCK_WAITERS))
                 return 0;
             continue;
         }
-        pid_t holder = (pid_t)(w & MP__FLOCK_TID_MASK);
+        pid_t holder = (pid_t)(w & MP__FUTEX_LOCK_TID_MASK);
         if (holder == self)
             return MP_EDEADLK;
         if (probe && thread_dead(holder)) {
@@ -63,18 +63,18 @@ int mp__flock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
         }
         if (never)
             return MP_ETIMEDOUT;
-        if (!(w & MP__FLOCK_WAITERS) &&
-            !atomic_compare_exchange_strong(word, &w, w | MP__FLOCK_WAITERS))
+        if (!(w & MP__FUTEX_LOCK_WAITERS) &&
+            !atomic_compare_exchange_strong(word, &w, w | MP__FUTEX_LOCK_WAITERS))
             continue;
-        int64_t slice_end = mp__now_ns() + MP__FLOCK_PROBE_NS;
+        int64_t slice_end = mp__now_ns() + MP__FUTEX_LOCK_PROBE_NS;
         mp__deadline slice = {.ns = forever || slice_end < d->ns ? slice_end : d->ns};
-        int rc = mp__futex_wait(word, w | MP__FLOCK_WAITERS, &slice);
+        int rc = mp__futex_wait(word, w | MP__FUTEX_LOCK_WAITERS, &slice);
         if (rc == MP_ETIMEDOUT && !forever && slice.ns == d->ns) {
             /* Last chance: the lock may be free, or its holder dead. */
             never = probe = true;
             continue;
         }
         /* A slice that ended with the same holder: probe it next round. */
-        probe = rc == MP_ETIMEDOUT && atomic_load(word) == (w | MP__FLOCK_WAITERS);
+        probe = rc == MP_ETIMEDOUT && atomic_load(word) == (w | MP__FUTEX_LOCK_WAITERS);
     }
 }

@@ -6,7 +6,7 @@
  * bookkeeping (which doubles the cost of a glibc robust mutex).
  *
  * Robustness without the kernel's robust list: a waiter sleeps in slices of
- * MP__FLOCK_PROBE_NS; when a slice ends and the same thread still holds the
+ * MP__FUTEX_LOCK_PROBE_NS; when a slice ends and the same thread still holds the
  * word, the waiter asks the kernel whether that thread still exists (a
  * thread id is unique among live threads; a killed process's main thread
  * that is a zombie counts as dead). A dead holder's word is taken over with
@@ -16,8 +16,8 @@
  * "dead" cannot happen, since a live thread's id exists. A try-lock of a
  * busy word probes at once, so an abandoned lock is reported even with
  * timeout 0. */
-#ifndef MULTIPROC_FLOCK_H
-#define MULTIPROC_FLOCK_H
+#ifndef MULTIPROC_FUTEX_LOCK_H
+#define MULTIPROC_FUTEX_LOCK_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -25,32 +25,32 @@
 
 #include "base/internal.h"
 
-#define MP__FLOCK_WAITERS  0x80000000u
-#define MP__FLOCK_TID_MASK 0x3fffffffu
-#define MP__FLOCK_PROBE_NS 20000000 /* 20 ms */
+#define MP__FUTEX_LOCK_WAITERS  0x80000000u
+#define MP__FUTEX_LOCK_TID_MASK 0x3fffffffu
+#define MP__FUTEX_LOCK_PROBE_NS 20000000 /* 20 ms */
 
 /* Acquires for thread `self`: 0, MP_EOWNERDEAD (acquired from a dead
  * holder), MP_EDEADLK (self holds it), MP_ETIMEDOUT. A NULL deadline or one
  * without limit waits for ever; a deadline of 0 ns never sleeps. */
-int mp__flock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d);
+int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d);
 
 /* Releases a word held by the caller (the caller checked that). */
-static inline void mp__flock_unlock(_Atomic uint32_t *word);
+static inline void mp__futex_lock_unlock(_Atomic uint32_t *word);
 
-/* Wakes one sleeper (os/flock.c). */
-void mp__flock_wake(_Atomic uint32_t *word);
+/* Wakes one sleeper (os/futex_lock.c). */
+void mp__futex_lock_wake(_Atomic uint32_t *word);
 
-static inline void mp__flock_unlock(_Atomic uint32_t *word)
+static inline void mp__futex_lock_unlock(_Atomic uint32_t *word)
 {
-    if (atomic_exchange(word, 0) & MP__FLOCK_WAITERS)
-        mp__flock_wake(word);
+    if (atomic_exchange(word, 0) & MP__FUTEX_LOCK_WAITERS)
+        mp__futex_lock_wake(word);
 }
 
-/* The fast path of mp__flock_lock, inlined into the callers. */
-static inline int mp__flock_trylock_fast(_Atomic uint32_t *word, pid_t self)
+/* The fast path of mp__futex_lock_lock, inlined into the callers. */
+static inline int mp__futex_lock_trylock_fast(_Atomic uint32_t *word, pid_t self)
 {
     uint32_t expect = 0;
     return atomic_compare_exchange_strong(word, &expect, (uint32_t)self) ? 0 : MP_EBUSY;
 }
 
-#endif /* MULTIPROC_FLOCK_H */
+#endif /* MULTIPROC_FUTEX_LOCK_H */

@@ -1,19 +1,19 @@
-/* Robust process-shared mutexes (see os/rmutex.h). */
+/* Robust process-shared mutexes (see os/robust_mutex.h). */
 #include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
-#include "os/rmutex.h"
+#include "os/robust_mutex.h"
 
 #if defined(__SANITIZE_THREAD__)
-#define MP__RMUTEX_TSAN 1
+#define MP__ROBUST_MUTEX_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define MP__RMUTEX_TSAN 1
+#define MP__ROBUST_MUTEX_TSAN 1
 #endif
 #endif
 
-#if defined(MP__RMUTEX_TSAN)
+#if defined(MP__ROBUST_MUTEX_TSAN)
 #include <sanitizer/tsan_interface.h>
 
 /* ThreadSanitizer sees the threads of one process only. A lock released in
@@ -25,15 +25,15 @@
  * unlock is ordered before whatever any thread does after a later lock.
  * The price is that TSan no longer sees two threads of one process using
  * different robust mutexes for the same data. */
-static char rmutex_tsan_sync;
-#define RMUTEX_TSAN_ACQUIRED(e)                                                                    \
+static char tsan_sync;
+#define TSAN_ACQUIRED(e)                                                                           \
     do {                                                                                           \
         if ((e) == 0 || (e) == EOWNERDEAD)                                                         \
-            __tsan_acquire(&rmutex_tsan_sync);                                                     \
+            __tsan_acquire(&tsan_sync);                                                            \
     } while (0)
 #endif
 
-int mp__rmutex_init(mp__rmutex *m, bool recursive)
+int mp__robust_mutex_init(mp__robust_mutex *m, bool recursive)
 {
     pthread_mutexattr_t a;
     int e = pthread_mutexattr_init(&a);
@@ -53,7 +53,7 @@ int mp__rmutex_init(mp__rmutex *m, bool recursive)
     return -e;
 }
 
-void mp__rmutex_fini(mp__rmutex *m)
+void mp__robust_mutex_fini(mp__robust_mutex *m)
 {
     pthread_mutex_destroy(&m->m);
 }
@@ -66,21 +66,21 @@ static int map_lock_error(int e)
 /* A robust futex can lose a wake-up when its holder dies between releasing
  * it and waking a waiter: the mutex is then free while the waiter sleeps on.
  * So no wait is longer than a slice; after each, the lock is tried again. */
-#define MP__RMUTEX_SLICE_NS 20000000
+#define MP__ROBUST_MUTEX_SLICE_NS 20000000
 
-#if defined(MP__RMUTEX_TSAN)
+#if defined(MP__ROBUST_MUTEX_TSAN)
 /* ThreadSanitizer (GCC 12) follows a mutex taken over from a dead holder
  * (EOWNERDEAD) through lock and trylock only, not through the timed locks.
  * A plain lock cannot be bounded against the lost wake-up above, so under
  * it every lock is a trylock, retried after a sleep that doubles from 20 us
  * to 1 ms, until the deadline. */
-static int rmutex_lock_polling(mp__rmutex *m, const mp__deadline *d)
+static int lock_polling(mp__robust_mutex *m, const mp__deadline *d)
 {
     long nap_ns = 20000;
     for (;;) {
         int e = pthread_mutex_trylock(&m->m);
         if (e != EBUSY) {
-            RMUTEX_TSAN_ACQUIRED(e);
+            TSAN_ACQUIRED(e);
             return map_lock_error(e);
         }
         int64_t left = d && d->ns >= 0 ? d->ns - mp__now_ns() : INT64_MAX;
@@ -94,13 +94,13 @@ static int rmutex_lock_polling(mp__rmutex *m, const mp__deadline *d)
 }
 #endif
 
-int mp__rmutex_lock(mp__rmutex *m, const mp__deadline *d)
+int mp__robust_mutex_lock(mp__robust_mutex *m, const mp__deadline *d)
 {
-#if defined(MP__RMUTEX_TSAN)
-    return rmutex_lock_polling(m, d);
+#if defined(MP__ROBUST_MUTEX_TSAN)
+    return lock_polling(m, d);
 #else
     for (;;) {
-        int64_t until = mp__now_ns() + MP__RMUTEX_SLICE_NS;
+        int64_t until = mp__now_ns() + MP__ROBUST_MUTEX_SLICE_NS;
         bool last = d && d->ns >= 0 && d->ns <= until;
         if (last)
             until = d->ns;
@@ -123,24 +123,24 @@ int mp__rmutex_lock(mp__rmutex *m, const mp__deadline *d)
 #endif
 }
 
-int mp__rmutex_trylock(mp__rmutex *m)
+int mp__robust_mutex_trylock(mp__robust_mutex *m)
 {
     int e = pthread_mutex_trylock(&m->m);
-#if defined(MP__RMUTEX_TSAN)
-    RMUTEX_TSAN_ACQUIRED(e);
+#if defined(MP__ROBUST_MUTEX_TSAN)
+    TSAN_ACQUIRED(e);
 #endif
     return map_lock_error(e);
 }
 
-int mp__rmutex_unlock(mp__rmutex *m)
+int mp__robust_mutex_unlock(mp__robust_mutex *m)
 {
-#if defined(MP__RMUTEX_TSAN)
-    __tsan_release(&rmutex_tsan_sync);
+#if defined(MP__ROBUST_MUTEX_TSAN)
+    __tsan_release(&tsan_sync);
 #endif
     return map_lock_error(pthread_mutex_unlock(&m->m));
 }
 
-int mp__rmutex_consistent(mp__rmutex *m)
+int mp__robust_mutex_consistent(mp__robust_mutex *m)
 {
     return map_lock_error(pthread_mutex_consistent(&m->m));
 }
