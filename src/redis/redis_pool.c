@@ -30,14 +30,14 @@ int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out)
     return 0;
 }
 
-static void make_client_id(char out[MP__RP_CLIENT_MAX + 1])
+static void make_client_id(char out[MP__REDIS_POOL_CLIENT_MAX + 1])
 {
     uint64_t v[2] = {0, 0};
     if (getrandom(v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
         v[0] = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
         v[1] = (uint64_t)mp__now_ns();
     }
-    snprintf(out, MP__RP_CLIENT_MAX + 1, "%016" PRIx64 "%016" PRIx64, v[0], v[1]);
+    snprintf(out, MP__REDIS_POOL_CLIENT_MAX + 1, "%016" PRIx64 "%016" PRIx64, v[0], v[1]);
 }
 
 static bool opts_are_remote_only(const mp_pool_opts *o)
@@ -189,17 +189,17 @@ static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks)
 {
-    if (k <= 0 || k > MP__RP_BATCH)
+    if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
     int rc = reserve_slots(p, (size_t)k);
     if (rc < 0)
         return rc;
-    char num[MP__RP_BATCH][4][24];
-    const char *argv[MP__RP_BATCH][17];
-    size_t lens[MP__RP_BATCH][17];
-    int argc[MP__RP_BATCH];
-    const char *const *av[MP__RP_BATCH];
-    const size_t *lv[MP__RP_BATCH];
+    char num[MP__REDIS_POOL_BATCH][4][24];
+    const char *argv[MP__REDIS_POOL_BATCH][17];
+    size_t lens[MP__REDIS_POOL_BATCH][17];
+    int argc[MP__REDIS_POOL_BATCH];
+    const char *const *av[MP__REDIS_POOL_BATCH];
+    const size_t *lv[MP__REDIS_POOL_BATCH];
     uint64_t id0 = p->next_id;
     /* Slots first: a result can only be matched to a task in a slot. */
     for (int i = 0; i < k; i++) {
@@ -211,7 +211,7 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
             (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
     }
-    redisReply *ids[MP__RP_BATCH];
+    redisReply *ids[MP__REDIS_POOL_BATCH];
     rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, ids);
     if (rc < 0) {
         /* Some may be on the stream: their results will find no slot. */
@@ -222,7 +222,7 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
     /* The entry ids, to tell later whether a server restart lost them. */
     for (int i = 0; i < k; i++) {
         mp__redis_slot *sl = &p->slots[id0 + (uint64_t)i - p->base];
-        size_t len = ids[i]->len < MP__RP_EID_MAX ? ids[i]->len : 0;
+        size_t len = ids[i]->len < MP__REDIS_POOL_EID_MAX ? ids[i]->len : 0;
         memcpy(sl->eid, ids[i]->str, len);
         sl->eid[len] = '\0';
         freeReplyObject(ids[i]);
@@ -363,12 +363,12 @@ static int server_run_id(mp__redis_pool *p, char out[48])
  * no longer exists (XRANGE of the entry's id, pipelined). */
 static int entries_gone(mp__redis_pool *p, const uint64_t *ids, int n, bool *gone)
 {
-    const char *argv[MP__RP_BATCH][4];
-    size_t lens[MP__RP_BATCH][4];
-    const char *const *av[MP__RP_BATCH];
-    const size_t *lv[MP__RP_BATCH];
-    int argc[MP__RP_BATCH];
-    redisReply *rep[MP__RP_BATCH];
+    const char *argv[MP__REDIS_POOL_BATCH][4];
+    size_t lens[MP__REDIS_POOL_BATCH][4];
+    const char *const *av[MP__REDIS_POOL_BATCH];
+    const size_t *lv[MP__REDIS_POOL_BATCH];
+    int argc[MP__REDIS_POOL_BATCH];
+    redisReply *rep[MP__REDIS_POOL_BATCH];
     for (int i = 0; i < n; i++) {
         const char *eid = p->slots[ids[i] - p->base].eid;
         const char *a[4] = {"XRANGE", p->k_tasks, eid, eid};
@@ -399,12 +399,12 @@ static int check_restart(mp__redis_pool *p)
         return rc;
     mp__debug("pool: the server restarted; looking for lost tasks of %s", p->k_results);
     memcpy(p->run_id, run_id, sizeof(run_id));
-    uint64_t ids[MP__RP_BATCH];
-    bool gone[MP__RP_BATCH];
-    uint64_t lost[MP__RP_BATCH];
+    uint64_t ids[MP__REDIS_POOL_BATCH];
+    bool gone[MP__REDIS_POOL_BATCH];
+    uint64_t lost[MP__REDIS_POOL_BATCH];
     for (uint64_t id = p->base, end = p->next_id; rc == 0 && id < end;) {
         int n = 0, nlost = 0;
-        for (; id < end && n < MP__RP_BATCH; id++)
+        for (; id < end && n < MP__REDIS_POOL_BATCH; id++)
             if (id >= p->base && p->slots[id - p->base].a && p->slots[id - p->base].eid[0])
                 ids[n++] = id;
         rc = n ? entries_gone(p, ids, n, gone) : 0;

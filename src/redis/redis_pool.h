@@ -12,12 +12,12 @@
 #include "redis/redis_internal.h"
 
 /* Client ids are up to 32 lowercase hex digits (they are part of a key). */
-#define MP__RP_CLIENT_MAX 32
+#define MP__REDIS_POOL_CLIENT_MAX 32
 /* Bounds a worker enforces on a task before allocating for it. */
-#define MP__RP_ITEMS_MAX ((uint64_t)1 << 24)
-#define MP__RP_OUT_MAX   ((uint64_t)1 << 28)
+#define MP__REDIS_POOL_ITEMS_MAX ((uint64_t)1 << 24)
+#define MP__REDIS_POOL_OUT_MAX   ((uint64_t)1 << 28)
 /* Failures kept per map when the spec gives no array (as locally). */
-#define MP__RP_ERRS_KEPT 16
+#define MP__REDIS_POOL_ERRS_KEPT 16
 
 /* ---- codecs (pure) ------------------------------------------------------ */
 
@@ -25,7 +25,7 @@
  * the fields; fn is "n:<name>" or "r:<build-id hex>:<offset hex>:<path>". */
 typedef struct mp__redis_task {
     uint64_t id;
-    char client[MP__RP_CLIENT_MAX + 1];
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
     const char *fn;
     size_t fn_len;
     uint64_t n, isz, cap; /* items, input bytes per item, output cap per item */
@@ -76,12 +76,12 @@ int mp__redis_pool_key(char **out, const char *prefix, const char *name, const c
 typedef struct mp__redis_async mp__redis_async;
 
 /* One task on the stream: a map chunk of n items from first, or an apply. */
-#define MP__RP_EID_MAX 48 /* a stream entry id: "<ms>-<seq>" */
+#define MP__REDIS_POOL_EID_MAX 48 /* a stream entry id: "<ms>-<seq>" */
 typedef struct mp__redis_slot {
     mp__redis_async *a; /* NULL: answered or abandoned */
     uint64_t first;
     uint32_t n;
-    char eid[MP__RP_EID_MAX]; /* its entry on the stream ("": unknown) */
+    char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
 typedef struct mp__redis_pool {
@@ -89,7 +89,7 @@ typedef struct mp__redis_pool {
     mp__redis *conn;
     pid_t owner;
     char *k_tasks, *k_results;
-    char client[MP__RP_CLIENT_MAX + 1];
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
     uint64_t next_id; /* the next task id */
     /* Outstanding tasks by id: slots[id - base] for base <= id < next_id. */
     mp__redis_slot *slots;
@@ -120,7 +120,7 @@ struct mp__redis_async {
     mp_task_error *errs;
     size_t errs_cap, nerr;
     size_t *n_errors_out;
-    mp_task_error local_errs[MP__RP_ERRS_KEPT];
+    mp_task_error local_errs[MP__REDIS_POOL_ERRS_KEPT];
     struct mp__redis_imap *it;
 };
 
@@ -184,8 +184,8 @@ typedef struct mp__redis_chunk {
     const void *in;
     size_t in_len;
 } mp__redis_chunk;
-#define MP__RP_BATCH 64
-/* Submits k (1..MP__RP_BATCH) tasks of a in one pipelined round trip. */
+#define MP__REDIS_POOL_BATCH 64
+/* Submits k (1..MP__REDIS_POOL_BATCH) tasks of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks);
 /* Takes results off the client's list. block: waits for the first for

@@ -97,7 +97,7 @@ static mp__redis_async *new_async(mp__redis_pool *p, mp_async_cb cb, mp_async_cb
     a->err_cb = err_cb;
     a->user = user;
     a->errs = a->local_errs;
-    a->errs_cap = MP__RP_ERRS_KEPT;
+    a->errs_cap = MP__REDIS_POOL_ERRS_KEPT;
     mp__redis_async_link(p, a);
     return a;
 }
@@ -122,7 +122,7 @@ int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const vo
                                void *user, mp_async **out)
 {
     mp__redis_pool *p;
-    if (!fn || !out || ctx || (!in && in_len) || out_cap > MP__RP_OUT_MAX)
+    if (!fn || !out || ctx || (!in && in_len) || out_cap > MP__REDIS_POOL_OUT_MAX)
         return MP_EINVAL;
     int rc = check_submit(pool, &p);
     char spec[MP__MODULE_MAX + 128];
@@ -160,12 +160,12 @@ static size_t pick_chunk(const mp_map_spec *s)
     return c ? c : 1;
 }
 
-/* Puts every chunk of the map on the stream, MP__RP_BATCH per round trip. */
+/* Puts every chunk of the map on the stream, MP__REDIS_POOL_BATCH per round trip. */
 static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *s, const char *spec,
                       size_t spec_len)
 {
     size_t chunk = pick_chunk(s);
-    mp__redis_chunk c[MP__RP_BATCH];
+    mp__redis_chunk c[MP__REDIS_POOL_BATCH];
     int k = 0;
     for (size_t first = 0; first < s->n; first += chunk) {
         size_t n = s->n - first < chunk ? s->n - first : chunk;
@@ -175,7 +175,7 @@ static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *
                                    .cap = s->out_size,
                                    .in = (const char *)s->in + first * s->in_size,
                                    .in_len = n * s->in_size};
-        if (k == MP__RP_BATCH || first + n >= s->n) {
+        if (k == MP__REDIS_POOL_BATCH || first + n >= s->n) {
             int rc = mp__redis_pool_submit(p, a, spec, spec_len, k, c);
             if (rc < 0)
                 return rc;
@@ -188,7 +188,7 @@ static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *
 static int check_spec(const mp_map_spec *s)
 {
     if (!s || !s->fn || s->ctx || s->in_size == 0 || (!s->in && s->n) || (s->out && !s->out_size) ||
-        s->in_size > MP__RP_OUT_MAX || s->out_size > MP__RP_OUT_MAX ||
+        s->in_size > MP__REDIS_POOL_OUT_MAX || s->out_size > MP__REDIS_POOL_OUT_MAX ||
         s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
         return MP_EINVAL;
     return 0;

@@ -83,7 +83,7 @@ int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned cha
 
 bool mp__redis_pool_client_ok(const char *s, size_t len)
 {
-    if (s == NULL || len == 0 || len > MP__RP_CLIENT_MAX)
+    if (s == NULL || len == 0 || len > MP__REDIS_POOL_CLIENT_MAX)
         return false;
     for (size_t i = 0; i < len; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
@@ -184,8 +184,9 @@ int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp
         if (rc < 0)
             return rc;
     }
-    if (seen != 0x7fu || t->n == 0 || t->n > MP__RP_ITEMS_MAX || t->isz > MP__RP_OUT_MAX ||
-        t->cap > MP__RP_OUT_MAX || t->cap * t->n > MP__RP_OUT_MAX || t->isz * t->n != t->in_len)
+    if (seen != 0x7fu || t->n == 0 || t->n > MP__REDIS_POOL_ITEMS_MAX ||
+        t->isz > MP__REDIS_POOL_OUT_MAX || t->cap > MP__REDIS_POOL_OUT_MAX ||
+        t->cap * t->n > MP__REDIS_POOL_OUT_MAX || t->isz * t->n != t->in_len)
         return MP_EBADMSG;
     return 0;
 }

@@ -170,7 +170,7 @@ typedef struct answer {
     unsigned char *rec; /* malloc'd, or head */
     unsigned char head[MP__REDIS_RESULT_HEAD];
     size_t rec_len;
-    char eid[MP__RP_EID_MAX];
+    char eid[MP__REDIS_POOL_EID_MAX];
     size_t eid_len;
 } answer;
 
@@ -183,7 +183,7 @@ typedef struct batch {
 static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, const char *client)
 {
     answer *x = &b->a[b->n];
-    if (eid_len >= MP__RP_EID_MAX)
+    if (eid_len >= MP__REDIS_POOL_EID_MAX)
         return MP_EBADMSG; /* not an id the server makes */
     if (client[0]) {
         char what[64];
