@@ -61,7 +61,8 @@ static void check_task(const uint8_t *data, size_t size)
         return;
     const unsigned char *end = data + size;
     if (t.n == 0 || t.n > MP__REDIS_POOL_ITEMS_MAX || t.isz * t.n != t.in_len ||
-        t.cap * t.n > MP__REDIS_POOL_OUT_MAX || (t.in_len && (t.in < data || t.in + t.in_len > end)) ||
+        t.cap * t.n > MP__REDIS_POOL_OUT_MAX ||
+        (t.in_len && (t.in < data || t.in + t.in_len > end)) ||
         (const unsigned char *)t.fn < data || (const unsigned char *)t.fn + t.fn_len > end ||
         !mp__redis_pool_client_ok(t.client, strlen(t.client)))
         abort();
