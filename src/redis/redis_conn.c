@@ -12,9 +12,9 @@
  * every write and every read of a call share it, and a signal (EINTR, with
  * or without SA_RESTART) never restarts the clock. hiredis only formats
  * commands and parses replies (redisFormatCommandArgv, redisReader); no
- * blocking system call ever runs inside it. Name resolution (getaddrinfo)
- * is the one step the deadline cannot bound: use an address, or a name
- * the resolver answers at once, when that matters.
+ * blocking system call ever runs inside it. Name resolution shares the
+ * deadline too (see resolve): a silent DNS server costs the call its
+ * timeout, MP_ETIMEDOUT, not the resolver's own retries.
  *
  * Failure model: a command whose reply does not come whole (timeout, EOF,
  * reset, a reply cut short by the deadline) leaves the connection in an
@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,18 +319,165 @@ static int connect_addr(const struct addrinfo *ai, const mp__deadline *dl, int *
     return 0;
 }
 
+/* ---- name resolution --------------------------------------------------
+ * getaddrinfo has no timeout of its own (the resolver's are resolv.conf's:
+ * 5 s per attempt by default), so a name is resolved in a thread of its
+ * own while the caller waits on a condition variable until the call's
+ * deadline; a signal never ends that wait (pthread_cond_timedwait resumes
+ * by itself, against the same absolute time). An answer in time: the
+ * caller joins the thread, so none is left behind (a fork that follows
+ * finds only the threads it had). No answer: the call is MP_ETIMEDOUT and
+ * the thread, detached, finishes the lookup alone; the request is shared,
+ * and whichever of the two lets go of it last frees it (and the addresses
+ * nobody took). Such a thread ends when the resolver gives up.
+ *
+ * Why not glibc's getaddrinfo_a: its thread pool is process-wide state
+ * that a forked child inherits without the threads. A request made in a
+ * child soon after a lookup in its parent stays EAI_INPROGRESS until the
+ * caller gives up (seen on glibc 2.36: the pool counts an idle thread of
+ * the parent's, which the child does not have); forked children are
+ * exactly where connections are made again. A request it cannot cancel
+ * must outlive the caller anyway, and it would need -lanl before glibc
+ * 2.34. One thread per resolved name costs little next to a DNS round
+ * trip, and numeric hosts and "localhost" take none. */
+typedef struct resolve_req {
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    atomic_int refs; /* the caller and the thread */
+    bool done;
+    int gai;               /* getaddrinfo's result, once done */
+    struct addrinfo *list; /* its addresses, until the caller takes them */
+    char port[16];
+    char host[]; /* the name */
+} resolve_req;
+
+static void resolve_unref(resolve_req *q)
+{
+    if (atomic_fetch_sub(&q->refs, 1) != 1)
+        return;
+    if (q->list)
+        freeaddrinfo(q->list);
+    pthread_cond_destroy(&q->done_cv);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+static void *resolve_main(void *arg)
+{
+    resolve_req *q = arg;
+    const struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *list = NULL;
+    int g = getaddrinfo(q->host, q->port, &hints, &list);
+    pthread_mutex_lock(&q->lock);
+    q->gai = g;
+    q->list = g == 0 ? list : NULL;
+    q->done = true;
+    pthread_cond_signal(&q->done_cv);
+    pthread_mutex_unlock(&q->lock);
+    resolve_unref(q);
+    return NULL;
+}
+
+/* Starts q's thread in *t, with every signal blocked (the process's
+ * handlers run in its own threads, never in this one). */
+static int resolve_start(resolve_req *q, pthread_t *t)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(t, NULL, resolve_main, q);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e == 0 ? 0 : MP_ENOMEM;
+}
+
+/* getaddrinfo(host, port) in a thread, waited for until dl: 0 with its
+ * result in *gai (and the addresses in *out), MP_ETIMEDOUT or MP_ENOMEM. */
+static int resolve_name(const char *host, const char *port, const mp__deadline *dl,
+                        struct addrinfo **out, int *gai)
+{
+    size_t n = strlen(host) + 1;
+    resolve_req *q = calloc(1, sizeof(*q) + n);
+    if (q == NULL)
+        return MP_ENOMEM;
+    memcpy(q->host, host, n);
+    snprintf(q->port, sizeof(q->port), "%s", port);
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&q->refs, 2);
+    pthread_t t;
+    if (resolve_start(q, &t) < 0) {
+        atomic_store(&q->refs, 1);
+        resolve_unref(q);
+        return MP_ENOMEM;
+    }
+    struct timespec ts = {0};
+    if (dl->ns >= 0)
+        ts = (struct timespec){.tv_sec = dl->ns / 1000000000, .tv_nsec = dl->ns % 1000000000};
+    int rc = MP_ETIMEDOUT;
+    pthread_mutex_lock(&q->lock);
+    while (!q->done) {
+        if (dl->ns < 0)
+            pthread_cond_wait(&q->done_cv, &q->lock);
+        else if (pthread_cond_timedwait(&q->done_cv, &q->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    if (q->done) {
+        rc = 0;
+        *gai = q->gai;
+        *out = q->list;
+        q->list = NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    resolve_unref(q);
+    /* An answer: the thread is about to end, and is gone on return (a
+     * fork that follows finds no thread of ours). No answer: it ends
+     * alone. */
+    if (rc == 0)
+        pthread_join(t, NULL);
+    else
+        pthread_detach(t);
+    return rc;
+}
+
+/* The addresses of host before dl: 0, MP_ETIMEDOUT, MP_ENOMEM or MP_EIO.
+ * Numeric addresses are converted in place; "localhost" is answered from
+ * /etc/hosts by every usual configuration, so it needs no thread either. */
+static int resolve(const char *host, int port_num, const mp__deadline *dl, struct addrinfo **out)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", port_num);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    int g = getaddrinfo(host, port, &hints, out);
+    if (g == EAI_NONAME && strcasecmp(host, "localhost") == 0) {
+        hints.ai_flags = 0;
+        g = getaddrinfo(host, port, &hints, out);
+    } else if (g == EAI_NONAME) {
+        int rc = resolve_name(host, port, dl, out, &g);
+        if (rc < 0) {
+            mp__debug("redis: resolving %s: %s", host, mp_err_name(rc));
+            return rc;
+        }
+    }
+    if (g != 0) {
+        mp__debug("redis: %s: %s", host, gai_strerror(g));
+        return g == EAI_MEMORY ? MP_ENOMEM : MP_EIO;
+    }
+    return 0;
+}
+
 /* Connects to the URL's host (each of its addresses in turn) before dl. */
 static int connect_socket(mp__redis *r, const mp__deadline *dl, int *fd)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", r->url.port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *list = NULL;
-    int g = getaddrinfo(r->url.host, port, &hints, &list);
-    if (g != 0) {
-        mp__debug("redis: %s: %s", r->url.host, gai_strerror(g));
-        return g == EAI_MEMORY ? MP_ENOMEM : MP_EIO;
-    }
-    int rc = MP_EIO;
+    struct addrinfo *list = NULL;
+    int rc = resolve(r->url.host, r->url.port, dl, &list);
+    if (rc < 0)
+        return rc;
+    rc = MP_EIO;
     for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
         rc = connect_addr(ai, dl, fd);
         if (rc == 0 || rc == MP_ETIMEDOUT)
@@ -408,7 +556,9 @@ static void after_fork(mp__redis *r)
 int mp__redis_open(mp__redis **out, mp__redis_url *u)
 {
     if (u->tls) {
-        mp__debug("redis: rediss:// (TLS) is not built in this version");
+        mp__debug("redis: rediss:// (TLS) is not built in: TLS needs hiredis >= 1.0 with "
+                  "hiredis_ssl; this build uses hiredis %d.%d",
+                  HIREDIS_MAJOR, HIREDIS_MINOR);
         return MP_ENOSYS;
     }
     pthread_once(&atfork_once, register_atfork);
