@@ -56,8 +56,7 @@
  * applications with different prefixes share one server safely),
  * timeout=<seconds> (default 5: a deadline for each call to the server,
  * its name resolution, connect, sends and reads together, which signals
- * never stretch; a
- * blocking get may wait its server-side slice longer),
+ * never stretch; a blocking get may wait its server-side slice longer),
  * reconnect=0|1 (default 0: after a lost connection every call fails with
  * MP_ECONNRESET; 1: the next call connects again, and a server restarted
  * between two calls is not even noticed), lease=<seconds> (default 30: how
