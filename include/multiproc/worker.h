@@ -121,6 +121,15 @@ typedef struct mp_worker_opts {
      * load: non-zero makes the call return 0. Set it from another thread
      * (atomically) or a signal handler. May be NULL. */
     volatile int *stop;
+    /* Seconds between heartbeats; 0: 0.5 (at most a quarter of the
+     * visibility timeout is used). A thread of the call, on the manager's
+     * connection, sets the key <prefix>pool:<name>:worker:<consumer> with
+     * a TTL of 3 intervals and renews the lease of every task the worker
+     * holds, also while a task runs: a task of a living worker is never
+     * claimed by another, however long it runs. Workers take the tasks of
+     * a worker whose key has expired (dead, or cut off from the server)
+     * at once: within about 4 intervals of its death. */
+    double heartbeat_interval;
 } mp_worker_opts;
 
 /* mp_worker_serve — run tasks of the distributed pool pool_name, one at a
