@@ -11,6 +11,9 @@
 
 #include "redis/redis_pool.h"
 
+/* The heartbeat thread's stack. */
+#define BEAT_STACK ((size_t)256 << 10)
+
 /* KEYS[1] the stream, KEYS[2] the heartbeat key; ARGV: group, consumer,
  * TTL in ms, then the ids of the entries the worker is running or about
  * to run. Sets the key, then resets the idle time of those of the entries
@@ -203,8 +206,19 @@ int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, c
     }
     l->started = true;
     rc = beat(l);
-    if (rc == 0 && pthread_create(&l->thread, NULL, beat_thread, l) != 0)
-        rc = MP_EAGAIN;
+    pthread_attr_t attr;
+    if (rc == 0 && pthread_attr_init(&attr) != 0)
+        rc = MP_ENOMEM;
+    if (rc == 0) {
+        /* A beat needs little stack. Asking for a size of our own also
+         * keeps glibc from giving the thread the cached stack (and so the
+         * id) of a thread that a parent had when it forked this process,
+         * which ThreadSanitizer takes for a thread still alive. */
+        pthread_attr_setstacksize(&attr, BEAT_STACK);
+        if (pthread_create(&l->thread, &attr, beat_thread, l) != 0)
+            rc = MP_EAGAIN;
+        pthread_attr_destroy(&attr);
+    }
     if (rc < 0) {
         l->stop = true; /* no thread: stop only frees */
         l->thread = (pthread_t)0;
