@@ -28,14 +28,19 @@
  * registered function, and (without registered_only) any function of
  * their program: protect the server with a password.
  *
- * Delivery is at least once: a worker that dies holding a task leaves it
- * pending; after visibility_timeout seconds another worker claims it
- * again. After max_deliveries deliveries the task fails with
- * MP_EWORKERLOST (pid 0, signal 0: the worker was on another machine) and
- * is copied to the dead-letter stream <prefix>pool:<name>:dead. A task
- * may therefore run more than once (a worker that was only slow, or lost
- * its connection after running it): make tasks idempotent. The client
- * keeps the first result of each task and drops duplicates.
+ * Delivery is at least once. A serving worker heartbeats and renews the
+ * leases of the tasks it runs (heartbeat_interval): a task of a living
+ * worker stays its own however long it runs, and the tasks of a worker
+ * that died or lost the server go to another worker within about 4
+ * heartbeat intervals (2 s by default). A task held past
+ * visibility_timeout seconds without a renewed lease is claimed again
+ * too (the backstop). After max_deliveries deliveries the task fails
+ * with MP_EWORKERLOST (pid 0, signal 0: the worker was on another
+ * machine) and is copied to the dead-letter stream
+ * <prefix>pool:<name>:dead. A task may therefore run more than once (a
+ * worker cut off from the server for a while, or that lost its
+ * connection after running it): make tasks idempotent. The client keeps
+ * the first result of each task and drops duplicates.
  *
  * Differences from a local pool: ctx must be NULL on the client (a pointer
  * means nothing on another machine); tasks get the worker's
@@ -96,8 +101,10 @@ typedef struct mp_worker_opts {
     unsigned long max_tasks;
     /* Return 0 after this many seconds without a task; 0: never. */
     double idle_timeout;
-    /* Seconds a task may stay delivered without an answer before another
-     * worker claims it again; 0: 30. Longer than the longest task. */
+    /* Seconds a task may stay delivered without an answer nor a renewed
+     * lease before another worker claims it again; 0: 30. A serving
+     * worker renews the leases of its tasks every heartbeat, so this is
+     * only the backstop (a worker that cannot beat). */
     double visibility_timeout;
     /* Deliveries of one task before it fails with MP_EWORKERLOST and goes
      * to the dead-letter stream; 0: 3. */
@@ -107,11 +114,10 @@ typedef struct mp_worker_opts {
      * under 5 ms, 1 again after a slower one; tiny tasks then share round
      * trips, and tasks that take longer are taken one at a time. More
      * makes tiny tasks faster; fewer spreads long tasks better over the
-     * workers. Tasks taken are this worker's: if it dies, they wait for
-     * the visibility timeout. While it runs a batch, every half
-     * visibility timeout it answers the tasks that ran and restarts the
-     * timeout of the others (keep each task below half the timeout, or
-     * tasks may run twice). */
+     * workers. Tasks taken are this worker's (their leases renewed at
+     * every heartbeat): if it dies, they wait for its heartbeat to
+     * expire. While it runs a batch, every half visibility timeout it
+     * answers the tasks that ran. */
     unsigned prefetch;
     /* Refuse tasks whose function is not registered by name. */
     bool registered_only;
@@ -121,6 +127,15 @@ typedef struct mp_worker_opts {
      * load: non-zero makes the call return 0. Set it from another thread
      * (atomically) or a signal handler. May be NULL. */
     volatile int *stop;
+    /* Seconds between heartbeats; 0: 0.5 (at most a quarter of the
+     * visibility timeout is used). A thread of the call, on the manager's
+     * connection, sets the key <prefix>pool:<name>:worker:<consumer> with
+     * a TTL of 3 intervals and renews the lease of every task the worker
+     * holds, also while a task runs: a task of a living worker is never
+     * claimed by another, however long it runs. Workers take the tasks of
+     * a worker whose key has expired (dead, or cut off from the server)
+     * at once: within about 4 intervals of its death. */
+    double heartbeat_interval;
 } mp_worker_opts;
 
 /* mp_worker_serve — run tasks of the distributed pool pool_name, one at a

@@ -7,6 +7,8 @@
 #ifndef MULTIPROC_REDIS_POOL_H
 #define MULTIPROC_REDIS_POOL_H
 
+#include <pthread.h>
+
 #include "manager/manager_internal.h"
 #include "pool/pool_backend.h"
 #include "redis/redis_internal.h"
@@ -167,6 +169,58 @@ void mp__redis_async_destroy(mp_async *a);
 
 int mp__redis_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
 void mp__redis_imap_destroy(mp_imap *it);
+
+/* ---- worker heartbeats and leases (redis/redis_pool_lease.c) ------------ */
+
+#define MP__REDIS_POOL_GROUP "workers"
+/* The heartbeat key lives this many heartbeat intervals. */
+#define MP__REDIS_POOL_BEAT_TTL 3
+
+/* A serving worker's heartbeat: every interval the key
+ * <prefix>pool:<n>:worker:<consumer> is set again with a TTL of
+ * MP__REDIS_POOL_BEAT_TTL intervals, and the idle time of the entries the
+ * worker holds to run is reset (their leases renewed), from a thread of
+ * its own, so that a long task neither lets the key expire nor gets its
+ * entry claimed by another worker. The thread shares the worker's
+ * connection, which the worker's loop never holds for longer than half
+ * an interval; the loop also beats when one is due. */
+typedef struct mp__redis_beat {
+    mp__redis *conn;      /* borrowed */
+    const char *k_tasks;  /* borrowed */
+    const char *consumer; /* borrowed */
+    char *k_beat, *k_beat_prefix;
+    char ttl_ms[24];
+    int64_t interval_ns;
+    int64_t last_beat;                    /* atomic: mp__now_ns of the last beat that succeeded */
+    pthread_mutex_t mu;                   /* guards held, nheld, stop */
+    char (*held)[MP__REDIS_POOL_EID_MAX]; /* the ids of the entries to renew */
+    size_t nheld;
+    pthread_cond_t cv;
+    bool stop, started;
+    pthread_t thread;
+} mp__redis_beat;
+
+/* Sets up l and beats once (before the worker reads anything, so that no
+ * entry is ever pending on a consumer without a heartbeat), then starts
+ * the thread. conn, name, k_tasks, consumer: borrowed until
+ * mp__redis_beat_stop. 0, a connection error or MP_ENOMEM/MP_EAGAIN. */
+int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, const char *k_tasks,
+                         const char *consumer, double interval);
+/* The entries of a batch the worker is about to run (the ids of those
+ * well formed): their leases are renewed until mp__redis_beat_release.
+ * 0 or MP_ENOMEM. */
+int mp__redis_beat_hold(mp__redis_beat *l, const redisReply *entries);
+void mp__redis_beat_release(mp__redis_beat *l);
+/* Beats now if an interval has passed since the last beat. */
+int mp__redis_beat_due(mp__redis_beat *l);
+/* Claims for l's consumer up to count entries pending on consumers whose
+ * heartbeat key has expired, and removes such consumers once they hold
+ * nothing (one script, so no entry is claimed twice). *claimed: the
+ * XCLAIM reply (entries), or NULL when there was nothing to claim. */
+int mp__redis_beat_reap(mp__redis_beat *l, unsigned long count, redisReply **claimed);
+/* Stops the thread (if started), deletes the heartbeat key, removes the
+ * consumer if it holds nothing, and frees l's keys. */
+void mp__redis_beat_stop(mp__redis_beat *l);
 
 int mp__redis_pool_worker_serve(struct mp_manager *m, const char *pool_name,
                                 const mp_worker_opts *opts);

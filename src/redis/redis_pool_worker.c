@@ -1,9 +1,12 @@
 /* The distributed pool's worker: takes tasks from the pool's stream with a
  * consumer group, runs them, pushes each result to its client's list and
- * acknowledges the entry (in that order: at least once). Entries held
- * longer than the visibility timeout by a worker that died are claimed
- * again (XAUTOCLAIM); past the delivery cap they go to the dead-letter
- * stream and their client gets MP_EWORKERLOST. Entries are untrusted:
+ * acknowledges the entry (in that order: at least once). While it serves,
+ * it heartbeats and renews the leases of the entries it holds
+ * (redis/redis_pool_lease.c); entries of a worker whose heartbeat expired
+ * are claimed at once, and entries held longer than the visibility
+ * timeout by any worker are claimed again (XAUTOCLAIM, the backstop);
+ * past the delivery cap they go to the dead-letter stream and their
+ * client gets MP_EWORKERLOST. Entries are untrusted:
  * every field passes mp__redis_task_parse before use. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,7 +17,7 @@
 #include "redis/redis_pool.h"
 #include "os/symbol.h"
 
-#define GROUP "workers"
+#define GROUP MP__REDIS_POOL_GROUP
 /* Results a client never reads expire after a day. */
 #define RESULT_TTL "86400"
 /* prefetch 0 (adaptive): a read takes 1 task, twice as many after a batch
@@ -33,6 +36,8 @@ typedef struct worker {
     char *k_tasks, *k_dead, *k_stop;
     char consumer[96];
     double vis;
+    double beat;       /* the heartbeat interval, seconds */
+    mp__redis_beat hb; /* heartbeat and leases */
     unsigned maxdel;
     char stop_gen[32];
     unsigned long done;
@@ -370,34 +375,6 @@ static long long deliveries_of(worker *w, const redisReply *id)
     return n;
 }
 
-/* Claims one entry idle past the visibility timeout and handles it.
- * Returns 1 when one was handled, 0 when none was idle. */
-static int reclaim(worker *w)
-{
-    char idle[24];
-    snprintf(idle, sizeof(idle), "%lld", (long long)(w->vis * 1000));
-    redisReply *rep;
-    int rc = mp__redis_cmd(
-        w->conn, MP__RR_ANY_VALUE, &rep, 8,
-        (const char *[]){"XAUTOCLAIM", w->k_tasks, GROUP, w->consumer, idle, "0-0", "COUNT", "1"},
-        NULL);
-    if (rc < 0)
-        return rc;
-    rc = 0;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
-        rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements >= 1 &&
-        entry_ok(rep->element[1]->element[0])) {
-        const redisReply *e = rep->element[1]->element[0];
-        answer one = {0};
-        batch b = {.a = &one, .cap = 1};
-        rc = handle(w, &b, e, deliveries_of(w, e->element[0]));
-        int f = flush(w, &b);
-        rc = rc < 0 ? rc : f < 0 ? f : 1;
-    }
-    freeReplyObject(rep);
-    return rc;
-}
-
 /* The entries of an XREADGROUP reply of one stream (at most want), or
  * NULL. */
 static const redisReply *read_entries(const redisReply *rep, unsigned long want)
@@ -410,34 +387,6 @@ static const redisReply *read_entries(const redisReply *rep, unsigned long want)
     return NULL;
 }
 
-/* Restarts the visibility timeout of entries[from..] (still this
- * worker's, not run yet): XCLAIM to itself with JUSTID, which leaves the
- * delivery count alone. A batch's last tasks then are not claimed by
- * another worker while this one runs the first ones (each must still take
- * less than half the visibility timeout). */
-static int touch(worker *w, const redisReply *entries, size_t from)
-{
-    size_t n = entries->elements - from, k = 0;
-    const char **argv = malloc((n + 6) * sizeof(*argv));
-    size_t *lens = malloc((n + 6) * sizeof(*lens));
-    int rc = MP_ENOMEM;
-    if (argv && lens) {
-        const char *head[] = {"XCLAIM", w->k_tasks, GROUP, w->consumer, "0"};
-        for (; k < 5; k++)
-            argv[k] = head[k], lens[k] = strlen(head[k]);
-        for (size_t i = from; i < entries->elements; i++)
-            if (entry_ok(entries->element[i])) {
-                argv[k] = entries->element[i]->element[0]->str;
-                lens[k++] = entries->element[i]->element[0]->len;
-            }
-        argv[k] = "JUSTID", lens[k++] = 6;
-        rc = mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, NULL, (int)k, argv, lens);
-    }
-    free(argv);
-    free(lens);
-    return rc;
-}
-
 static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
 {
     if (w->o->prefetch)
@@ -448,15 +397,60 @@ static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
         w->adapt *= 2;
 }
 
+/* The tasks the next read (or reap) takes. */
+static unsigned long read_size(const worker *w)
+{
+    unsigned long want = w->o->prefetch ? w->o->prefetch : w->adapt;
+    if (w->o->max_tasks && w->o->max_tasks - w->done < want)
+        want = w->o->max_tasks - w->done;
+    return want;
+}
+
+/* Runs entries and answers them: the number handled, or an error. want:
+ * how many a read asked for (the adaptive read size follows it), or 0 for
+ * claimed entries (their delivery counts are read). While they wait,
+ * their leases are renewed by the heartbeat. */
+static int run_entries(worker *w, const redisReply *entries, unsigned long want)
+{
+    bool claimed = want == 0;
+    int rc = 0;
+    batch b = {.a = calloc(entries->elements, sizeof(answer)), .cap = entries->elements};
+    if (b.a == NULL || mp__redis_beat_hold(&w->hb, entries) < 0) {
+        free(b.a);
+        return MP_ENOMEM;
+    }
+    int64_t t0 = mp__now_ns(), flushed = t0;
+    for (size_t i = 0; i < entries->elements && rc >= 0; i++) {
+        if (i > 0 && (double)(mp__now_ns() - flushed) / 1e9 >= w->vis / 2) {
+            /* Half the visibility timeout has passed: what ran is
+             * answered now rather than after the whole batch. */
+            int f = flush(w, &b);
+            rc = f < 0 ? f : rc;
+            flushed = mp__now_ns();
+        }
+        const redisReply *e = entries->element[i];
+        if (rc >= 0 && entry_ok(e)) {
+            int h = handle(w, &b, e, claimed ? deliveries_of(w, e->element[0]) : 1);
+            rc = h < 0 ? h : rc + 1;
+        }
+    }
+    if (!claimed)
+        adapt(w, entries->elements, want, mp__now_ns() - t0);
+    /* Even after a failure: what ran is answered. */
+    int f = flush(w, &b);
+    rc = rc < 0 ? rc : f < 0 ? f : rc;
+    mp__redis_beat_release(&w->hb);
+    free(b.a);
+    return rc;
+}
+
 /* Waits up to block_ms for new entries (up to the prefetch count) and
  * handles them: the number handled, 0 (none), or an error. */
 static int take_new(worker *w, long block_ms)
 {
     char ms[24], count[24];
     snprintf(ms, sizeof(ms), "%ld", block_ms);
-    unsigned long want = w->o->prefetch ? w->o->prefetch : w->adapt;
-    if (w->o->max_tasks && w->o->max_tasks - w->done < want)
-        want = w->o->max_tasks - w->done;
+    unsigned long want = read_size(w);
     snprintf(count, sizeof(count), "%lu", want);
     const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     w->consumer, "COUNT", count,
                           "BLOCK",      ms,      "STREAMS", w->k_tasks,  ">"};
@@ -468,33 +462,10 @@ static int take_new(worker *w, long block_ms)
     mp__redis_end(w->conn);
     if (rc < 0)
         return rc;
-    rc = 0;
     const redisReply *entries = read_entries(rep, want);
-    batch b = {.a = calloc(want, sizeof(answer)), .cap = want};
-    if (b.a == NULL)
-        rc = MP_ENOMEM;
-    int64_t t0 = mp__now_ns(), touched = t0;
-    for (size_t i = 0; entries && b.a && i < entries->elements && rc >= 0; i++) {
-        if (i > 0 && (double)(mp__now_ns() - touched) / 1e9 >= w->vis / 2) {
-            /* Half the visibility timeout has passed: what ran is
-             * answered, what did not is held again. */
-            int f = flush(w, &b), t = f < 0 ? f : touch(w, entries, i);
-            rc = t < 0 ? t : rc;
-            touched = mp__now_ns();
-        }
-        if (rc >= 0 && entry_ok(entries->element[i])) {
-            int h = handle(w, &b, entries->element[i], 1);
-            rc = h < 0 ? h : rc + 1;
-        }
-    }
-    if (entries)
-        adapt(w, entries->elements, want, mp__now_ns() - t0);
-    if (b.a) {
-        /* Even after a failure: what ran is answered. */
-        int f = flush(w, &b);
-        rc = rc < 0 ? rc : f < 0 ? f : rc;
-    }
-    free(b.a);
+    rc = 0;
+    if (entries && entries->elements > 0)
+        rc = run_entries(w, entries, want);
     freeReplyObject(rep);
     return rc;
 }
@@ -510,11 +481,16 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
     size_t nlen = name ? strnlen(name, MP_MANAGER_NAME_MAX + 1) : 0;
     w->conn = mp__manager_redis_conn(m);
     if (w->conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !(o->idle_timeout >= 0) ||
-        !(o->visibility_timeout >= 0))
+        !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0))
         return MP_EINVAL;
     w->o = o;
     w->name = name;
     w->vis = o->visibility_timeout > 0 ? o->visibility_timeout : 30;
+    /* A lease must be renewed several times within the visibility
+     * timeout, and the heartbeat key must outlive the longest wait of the
+     * loop on the shared connection (half an interval). */
+    w->beat = o->heartbeat_interval > 0 ? o->heartbeat_interval : 0.5;
+    w->beat = w->beat > w->vis / 4 ? w->vis / 4 : w->beat < 0.01 ? 0.01 : w->beat;
     w->maxdel = o->max_deliveries ? o->max_deliveries : 3;
     w->adapt = 1;
     char host[64] = "";
@@ -543,20 +519,68 @@ static bool stopping(worker *w, int64_t idle_since, int64_t *last_check)
     return read_stop(w, gen) == 0 && strcmp(gen, w->stop_gen) != 0;
 }
 
-/* One step: a reclaimed entry when one is due, else a new one. */
-static int step(worker *w, int64_t *next_claim)
+/* Claims one entry idle past the visibility timeout and runs it: 1 when
+ * one was handled, 0 when none was idle, or an error. */
+static int reclaim(worker *w)
 {
-    int64_t now = mp__now_ns();
-    if (now >= *next_claim) {
-        int rc = reclaim(w);
-        if (rc != 0)
-            return rc;
+    char idle[24];
+    snprintf(idle, sizeof(idle), "%lld", (long long)(w->vis * 1000));
+    redisReply *rep;
+    int rc = mp__redis_cmd(
+        w->conn, MP__RR_ANY_VALUE, &rep, 8,
+        (const char *[]){"XAUTOCLAIM", w->k_tasks, GROUP, w->consumer, idle, "0-0", "COUNT", "1"},
+        NULL);
+    if (rc < 0)
+        return rc;
+    rc = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+        rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements == 1 &&
+        entry_ok(rep->element[1]->element[0]))
+        rc = run_entries(w, rep->element[1], 0);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Claims the entries of workers whose heartbeat expired and runs them:
+ * the number handled, 0 (none), or an error. */
+static int reap(worker *w)
+{
+    redisReply *claimed;
+    int rc = mp__redis_beat_reap(&w->hb, read_size(w), &claimed);
+    if (rc < 0 || claimed == NULL)
+        return rc;
+    mp__debug("pool: %s claims %zu entries of dead workers", w->consumer, claimed->elements);
+    rc = run_entries(w, claimed, 0);
+    freeReplyObject(claimed);
+    return rc;
+}
+
+/* When each periodic duty of the loop is due next (mp__now_ns). */
+typedef struct schedule {
+    int64_t reap, claim;
+} schedule;
+
+/* One step: the entries of dead workers, or one idle past the visibility
+ * timeout, when such a check is due (and again at once while it finds
+ * some); else new entries. */
+static int step(worker *w, schedule *next)
+{
+    int rc = mp__redis_beat_due(&w->hb);
+    int64_t now = mp__now_ns(), beat_ns = (int64_t)(w->beat * 1e9);
+    if (rc == 0 && now >= next->reap && (rc = reap(w)) == 0)
+        next->reap = now + beat_ns;
+    if (rc == 0 && now >= next->claim && (rc = reclaim(w)) == 0) {
         double every = w->vis / 2 < 1.0 ? w->vis / 2 : 1.0;
-        *next_claim = now + (int64_t)(every * 1e9);
+        next->claim = now + (int64_t)(every * 1e9);
     }
-    long ms = (long)((*next_claim - now) / 1000000);
-    ms = ms < 1 ? 1 : ms > 500 ? 500 : ms;
-    return take_new(w, ms);
+    if (rc != 0)
+        return rc;
+    int64_t until = next->reap < next->claim ? next->reap : next->claim;
+    long ms = (long)((until - now) / 1000000), most = (long)(beat_ns / 2000000);
+    /* The heartbeat thread shares the connection: a read holds it for
+     * half an interval at most. */
+    ms = ms < 1 ? 1 : ms > most ? most : ms > 500 ? 500 : ms;
+    return take_new(w, ms < 1 ? 1 : ms);
 }
 
 static int serve(worker *w)
@@ -564,10 +588,13 @@ static int serve(worker *w)
     int rc = ensure_group(w);
     if (rc == 0)
         rc = read_stop(w, w->stop_gen);
-    int64_t idle_since = mp__now_ns(), last_check = idle_since, next_claim = 0;
+    if (rc == 0)
+        rc = mp__redis_beat_start(&w->hb, w->conn, w->name, w->k_tasks, w->consumer, w->beat);
+    int64_t idle_since = mp__now_ns(), last_check = idle_since;
+    schedule next = {0, 0};
     bool fixed_group = false;
     while (rc == 0 && !stopping(w, idle_since, &last_check)) {
-        rc = step(w, &next_claim);
+        rc = step(w, &next);
         if (rc > 0) {
             idle_since = mp__now_ns();
             fixed_group = false;
@@ -584,6 +611,7 @@ static int serve(worker *w)
             fixed_group = false;
         }
     }
+    mp__redis_beat_stop(&w->hb);
     return rc;
 }
 

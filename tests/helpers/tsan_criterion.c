@@ -65,10 +65,15 @@ MP_EXPORT int rand_r(unsigned *seed)
 /* The options make check uses, also when a test binary runs by hand: a
  * report ends the test process at once, so Criterion reports the test as
  * failed (without halt_on_error a race found in a test child would only set
- * the child's exit status, which Criterion does not look at). TSAN_OPTIONS
- * in the environment still overrides them. */
+ * the child's exit status, which Criterion does not look at). Criterion's
+ * test process has a thread of its own, so a worker the test forks is the
+ * child of a multi-threaded fork, and TSan kills such a child when it
+ * starts a thread (die_after_fork) — as a distributed pool's worker does
+ * for its heartbeat. POSIX allows it (the child has one thread and may
+ * create others), so the tests allow it too. TSAN_OPTIONS in the
+ * environment still overrides them. */
 const char *__tsan_default_options(void);
 MP_EXPORT const char *__tsan_default_options(void)
 {
-    return "halt_on_error=1:second_deadlock_stack=1";
+    return "halt_on_error=1:second_deadlock_stack=1:die_after_fork=0";
 }
