@@ -1,7 +1,9 @@
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "process/start_method.h"
@@ -109,4 +111,42 @@ void mp_test_pool_finish(mp_pool *p, double timeout)
     mp_assert_ok(mp_pool_close(p));
     mp_assert_ok(mp_pool_join(p, timeout));
     mp_pool_destroy(p);
+}
+
+pid_t mp_test_pool_worker(const char *url, const char *pool, const mp_worker_opts *o)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        mp_manager *m;
+        if (mp_manager_open(&m, url) < 0)
+            _exit(2);
+        int rc = mp_worker_serve(m, pool, o);
+        if (rc != 0)
+            fprintf(stderr, "worker %d: %s\n", (int)getpid(), mp_err_name(rc));
+        mp_manager_close(m);
+        _exit(rc == 0 ? 0 : 3);
+    }
+    return pid;
+}
+
+void mp_test_pool_workers_stop(mp_manager *m, const char *pool, const pid_t *pids, int n)
+{
+    bool gone[8] = {false};
+    cr_assert(n <= 8);
+    for (int left = n, round = 0; left > 0; round++) {
+        cr_assert(round < 60, "a worker does not stop");
+        cr_assert_eq(mp_worker_stop(m, pool), 0);
+        for (int k = 0; k < 100 && left > 0; k++) {
+            for (int i = 0; i < n; i++) {
+                int st;
+                if (gone[i] || waitpid(pids[i], &st, WNOHANG) != pids[i])
+                    continue;
+                cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker status %d", st);
+                gone[i] = true;
+                left--;
+            }
+            usleep(10000);
+        }
+    }
 }

@@ -82,4 +82,14 @@ mp_pool *mp_test_pool(int n);
 /* Close p, join it within timeout seconds (asserted), destroy it. */
 void mp_test_pool_finish(mp_pool *p, double timeout);
 
+/* A forked worker serving the distributed pool named pool on a connection
+ * of its own to url. It exits 0 when mp_worker_serve returned 0, 2 when
+ * the manager did not open, 3 otherwise (the code printed on stderr). */
+pid_t mp_test_pool_worker(const char *url, const char *pool, const mp_worker_opts *o);
+/* Stops n such workers and asserts each returned 0. A worker reads the
+ * stop counter when it starts and stops when it changes, so one forked
+ * just before may read it only after a first stop (a loaded machine):
+ * the stop is repeated until every worker has returned. At most 8. */
+void mp_test_pool_workers_stop(mp_manager *m, const char *pool, const pid_t *pids, int n);
+
 #endif /* MP_TEST_H */

@@ -167,48 +167,6 @@ static const char *url_opt(const char *opt)
     return buf;
 }
 
-/* A worker process serving pool "p" on its own connection. */
-static pid_t start_worker(const char *url, const mp_worker_opts *o)
-{
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        mp_manager *m;
-        if (mp_manager_open(&m, url) < 0)
-            _exit(2);
-        int rc = mp_worker_serve(m, "p", o);
-        if (rc != 0)
-            fprintf(stderr, "worker %d: %s\n", (int)getpid(), mp_err_name(rc));
-        mp_manager_close(m);
-        _exit(rc == 0 ? 0 : 3);
-    }
-    return pid;
-}
-
-/* A worker reads the stop counter when it starts and stops when it
- * changes: one forked just before may read it only after a first stop
- * (a loaded machine), so stop again until every worker has returned. */
-static void stop_workers(mp_manager *m, const pid_t *pids, int n)
-{
-    bool gone[8] = {false};
-    cr_assert(n <= 8);
-    for (int left = n, round = 0; left > 0; round++) {
-        cr_assert(round < 60, "a worker does not stop");
-        mp_assert_ok(mp_worker_stop(m, "p"));
-        for (int k = 0; k < 100 && left > 0; k++) {
-            for (int i = 0; i < n; i++) {
-                int st;
-                if (gone[i] || waitpid(pids[i], &st, WNOHANG) != pids[i])
-                    continue;
-                cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker status %d", st);
-                gone[i] = true;
-                left--;
-            }
-            usleep(10000);
-        }
-    }
-}
-
 static mp_pool *make_pool(mp_manager *m)
 {
     mp_pool *p = NULL;
@@ -264,7 +222,7 @@ Test(rpool, apply_async_round_trip_by_name_and_by_address)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w = start_worker(srv.url, NULL);
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
     mp_pool *p = make_pool(m);
     int64_t x = 12, y = 0;
     size_t len = 0;
@@ -296,7 +254,7 @@ Test(rpool, apply_async_round_trip_by_name_and_by_address)
                  MP_ECLOSED);
     mp_assert_ok(mp_pool_join(p, 30));
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -328,8 +286,8 @@ Test(rpool, map_of_1000_items_with_two_workers)
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
     /* One takes a task at a time, the other eight (prefetch). */
-    pid_t w[2] = {start_worker(srv.url, NULL),
-                  start_worker(srv.url, &(mp_worker_opts){.prefetch = 8})};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL),
+                  mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.prefetch = 8})};
     mp_pool *p = make_pool(m);
     enum { N = 1000 };
     int64_t in[N], out[N];
@@ -356,7 +314,7 @@ Test(rpool, map_of_1000_items_with_two_workers)
     mp_assert_ok(mp_pool_close(p));
     mp_assert_ok(mp_pool_join(p, 30));
     mp_pool_destroy(p);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
@@ -365,7 +323,7 @@ Test(rpool, imap_unordered_and_ordered)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w[2] = {start_worker(srv.url, NULL), start_worker(srv.url, NULL)};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL), mp_test_pool_worker(srv.url, "p", NULL)};
     mp_pool *p = make_pool(m);
     int64_t in[50];
     for (int i = 0; i < 50; i++)
@@ -392,7 +350,7 @@ Test(rpool, imap_unordered_and_ordered)
         mp_imap_destroy(it);
     }
     mp_pool_destroy(p);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
@@ -401,7 +359,7 @@ Test(rpool, a_task_error_code_fails_only_its_item)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w = start_worker(srv.url, NULL);
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
     mp_pool *p = make_pool(m);
     int64_t in[10], out[10] = {0};
     for (int i = 0; i < 10; i++)
@@ -440,7 +398,7 @@ Test(rpool, a_task_error_code_fails_only_its_item)
     cr_assert_eq(e.task_code, 7);
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -455,7 +413,7 @@ Test(rpool, a_result_larger_than_allowed_fails_its_task)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w = start_worker(srv.url, NULL);
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
     mp_pool *p = make_pool(m);
     mp_async *a;
     mp_task_error e;
@@ -489,7 +447,7 @@ Test(rpool, a_result_larger_than_allowed_fails_its_task)
     for (size_t i = 0; i < nerr; i++)
         cr_assert_eq(errs[i].code, MP_EMSGSIZE);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -498,7 +456,7 @@ Test(rpool, unknown_function_fails_the_task_not_the_worker)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w = start_worker(srv.url, &(mp_worker_opts){.registered_only = true});
+    pid_t w = mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.registered_only = true});
     /* Registered after the worker started: the worker does not know it. */
     mp_assert_ok(mp_task_register("late", late));
     mp_pool *p = make_pool(m);
@@ -519,7 +477,7 @@ Test(rpool, unknown_function_fails_the_task_not_the_worker)
     cr_assert_eq(redis_int(m, "XLEN", "pool:p:dead"), 1);
     cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -531,7 +489,7 @@ Test(rpool, a_killed_worker_task_is_claimed_again)
     char marker[128];
     snprintf(marker, sizeof(marker), "%s/slow_once.marker", srv.dir);
     mp_worker_opts o = {.visibility_timeout = 1};
-    pid_t w1 = start_worker(srv.url, &o);
+    pid_t w1 = mp_test_pool_worker(srv.url, "p", &o);
     mp_pool *p = make_pool(m);
     mp_async *a;
     mp_assert_ok(
@@ -544,7 +502,7 @@ Test(rpool, a_killed_worker_task_is_claimed_again)
     kill(w1, SIGKILL);
     int status;
     cr_assert_eq(waitpid(w1, &status, 0), w1);
-    pid_t w2 = start_worker(srv.url, &o);
+    pid_t w2 = mp_test_pool_worker(srv.url, "p", &o);
     char out[8];
     size_t len;
     mp_assert_ok(mp_async_get(a, out, sizeof(out), &len, 30));
@@ -552,7 +510,7 @@ Test(rpool, a_killed_worker_task_is_claimed_again)
     cr_assert(memcmp(out, "done", 4) == 0);
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, &w2, 1);
+    mp_test_pool_workers_stop(m, "p", &w2, 1);
     mp_manager_close(m);
 }
 
@@ -588,7 +546,7 @@ Test(rpool, a_killed_worker_holding_a_prefetched_batch_loses_none_of_it)
      * eight at once, and hangs in the first. */
     a = map_i64_async(p, stall_once, in, out, N, 1);
     mp_worker_opts o = {.visibility_timeout = 1, .prefetch = N, .ctx = marker};
-    pid_t w1 = start_worker(srv.url, &o);
+    pid_t w1 = mp_test_pool_worker(srv.url, "p", &o);
     struct stat st;
     for (int i = 0; i < 3000 && stat(marker, &st) != 0; i++)
         usleep(10000);
@@ -598,14 +556,14 @@ Test(rpool, a_killed_worker_holding_a_prefetched_batch_loses_none_of_it)
     int status;
     cr_assert_eq(waitpid(w1, &status, 0), w1);
     o.prefetch = 0; /* adaptive */
-    pid_t w2 = start_worker(srv.url, &o);
+    pid_t w2 = mp_test_pool_worker(srv.url, "p", &o);
     mp_assert_ok(mp_async_get(a, NULL, 0, NULL, 30));
     for (int i = 0; i < N; i++)
         cr_assert_eq(out[i], (int64_t)(i + 1) * (i + 1), "item %d", i);
     cr_assert_eq(pending_count(m), 0);
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, &w2, 1);
+    mp_test_pool_workers_stop(m, "p", &w2, 1);
     mp_manager_close(m);
 }
 
@@ -626,13 +584,13 @@ Test(rpool, a_prefetched_batch_longer_than_the_visibility_timeout_runs_once)
     /* w1 takes the six (4.2 s of work, twice its visibility timeout); w2
      * claims whatever stays idle past it: the batch's held tasks must not. */
     mp_worker_opts o = {.visibility_timeout = 2, .prefetch = N, .ctx = log};
-    pid_t w[2] = {start_worker(srv.url, &o), 0};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", &o), 0};
     struct stat st;
     for (int i = 0; i < 3000 && stat(log, &st) != 0; i++)
         usleep(10000);
     cr_assert_eq(pending_count(m), N);
     o.prefetch = 0;
-    w[1] = start_worker(srv.url, &o);
+    w[1] = mp_test_pool_worker(srv.url, "p", &o);
     mp_assert_ok(mp_async_get(a, NULL, 0, NULL, 30));
     for (int i = 0; i < N; i++)
         cr_assert_eq(out[i], (int64_t)i * i, "item %d", i);
@@ -640,7 +598,7 @@ Test(rpool, a_prefetched_batch_longer_than_the_visibility_timeout_runs_once)
     cr_assert_eq(st.st_size, N, "every task ran once");
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
@@ -661,8 +619,8 @@ Test(rpool, batched_answers_reach_interleaved_clients)
             mp_assert_ok(
                 mp_pool_apply_async(p[c], square, NULL, &x[i], 8, 8, NULL, NULL, NULL, &a[c][i]));
     }
-    pid_t w[2] = {start_worker(srv.url, &(mp_worker_opts){.prefetch = 16}),
-                  start_worker(srv.url, NULL)};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.prefetch = 16}),
+                  mp_test_pool_worker(srv.url, "p", NULL)};
     for (int i = 0; i < N; i++)
         for (int c = 0; c < 2; c++) {
             int64_t v = -1;
@@ -674,7 +632,7 @@ Test(rpool, batched_answers_reach_interleaved_clients)
     cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0, "entries are deleted once answered");
     mp_pool_destroy(p[0]);
     mp_pool_destroy(p[1]);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
@@ -684,7 +642,7 @@ Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
     mp_worker_opts o = {.visibility_timeout = 0.3, .max_deliveries = 2};
-    pid_t w = start_worker(srv.url, &o);
+    pid_t w = mp_test_pool_worker(srv.url, "p", &o);
     mp_pool *p = make_pool(m);
     mp_async *a;
     mp_assert_ok(mp_pool_apply_async(p, suicide, NULL, NULL, 0, 0, NULL, NULL, NULL, &a));
@@ -695,7 +653,7 @@ Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
             cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
             deaths++;
             cr_assert(deaths <= 2, "delivered more than max_deliveries times");
-            w = start_worker(srv.url, &o);
+            w = mp_test_pool_worker(srv.url, "p", &o);
         }
         mp_async_wait(a, 0.05);
     }
@@ -708,7 +666,7 @@ Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
     cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -717,7 +675,7 @@ Test(rpool, server_restart_is_a_clear_error_without_reconnect)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w = start_worker(url_opt("?reconnect=1"), NULL);
+    pid_t w = mp_test_pool_worker(url_opt("?reconnect=1"), "p", NULL);
     mp_pool *p = make_pool(m);
     int64_t x = 4, y;
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
@@ -737,7 +695,7 @@ Test(rpool, server_restart_is_a_clear_error_without_reconnect)
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 16);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -746,7 +704,7 @@ Test(rpool, server_restart_with_reconnect_goes_on)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, url_opt("?reconnect=1&timeout=2")));
-    pid_t w = start_worker(url_opt("?reconnect=1"), NULL);
+    pid_t w = mp_test_pool_worker(url_opt("?reconnect=1"), "p", NULL);
     mp_pool *p = make_pool(m);
     int64_t x = 4, y;
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
@@ -767,7 +725,7 @@ Test(rpool, server_restart_with_reconnect_goes_on)
     cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -794,11 +752,11 @@ Test(rpool, tasks_lost_in_a_server_restart_fail_instead_of_hanging)
     mp_async_destroy(a);
     mp_async_destroy(b);
     /* The pool goes on with the new server. */
-    pid_t w = start_worker(srv.url, NULL);
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
     mp_assert_ok(mp_pool_apply(p, square, NULL, &x, 8, &y, 8, NULL, 30));
     cr_assert_eq(y, 16);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 

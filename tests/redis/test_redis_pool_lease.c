@@ -76,47 +76,6 @@ static void server_up(void)
     mp_assert_ok(mp_task_register("logged", logged));
 }
 
-/* A worker process serving pool "p" on its own connection. */
-static pid_t start_worker(const mp_worker_opts *o)
-{
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        mp_manager *m;
-        if (mp_manager_open(&m, srv.url) < 0)
-            _exit(2);
-        int rc = mp_worker_serve(m, "p", o);
-        if (rc != 0)
-            fprintf(stderr, "worker %d: %s\n", (int)getpid(), mp_err_name(rc));
-        mp_manager_close(m);
-        _exit(rc == 0 ? 0 : 3);
-    }
-    return pid;
-}
-
-/* Stops the workers (again until each has returned: one that started
- * after a stop reads the counter only then) and checks they returned 0. */
-static void stop_workers(mp_manager *m, const pid_t *pids, int n)
-{
-    bool gone[4] = {false};
-    cr_assert(n <= 4);
-    for (int left = n, round = 0; left > 0; round++) {
-        cr_assert(round < 20, "a worker does not stop");
-        mp_assert_ok(mp_worker_stop(m, "p"));
-        for (int k = 0; k < 100 && left > 0; k++) {
-            for (int i = 0; i < n; i++) {
-                int st;
-                if (gone[i] || waitpid(pids[i], &st, WNOHANG) != pids[i])
-                    continue;
-                cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker status %d", st);
-                gone[i] = true;
-                left--;
-            }
-            usleep(10000);
-        }
-    }
-}
-
 static void wait_for_file(const char *path)
 {
     struct stat st;
@@ -191,8 +150,10 @@ Test(lease, a_killed_worker_task_is_taken_at_once_not_after_the_visibility_timeo
     /* The victim hangs in its 10th task (mid-map); the other runs on. */
     worker_ctx vc = {.log = log, .marker = marker, .hang_at = 10, .run_ms = 10};
     worker_ctx sc = {.log = log, .run_ms = 10};
-    pid_t victim = start_worker(&(mp_worker_opts){.visibility_timeout = 60, .ctx = &vc});
-    pid_t w = start_worker(&(mp_worker_opts){.visibility_timeout = 60, .ctx = &sc});
+    pid_t victim =
+        mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.visibility_timeout = 60, .ctx = &vc});
+    pid_t w =
+        mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.visibility_timeout = 60, .ctx = &sc});
     mp_async *a = NULL;
     mp_assert_ok(mp_pool_map_async(p,
                                    &(mp_map_spec){.fn = logged,
@@ -235,7 +196,7 @@ Test(lease, a_killed_worker_task_is_taken_at_once_not_after_the_visibility_timeo
     cr_assert_eq(n, 1, "the dead worker's consumer is removed");
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -250,7 +211,7 @@ Test(lease, a_task_longer_than_the_visibility_timeout_runs_once_while_its_worker
      * the task if its lease were not renewed. */
     worker_ctx c = {.log = log, .run_ms = 3000};
     mp_worker_opts o = {.visibility_timeout = 1, .ctx = &c};
-    pid_t w[2] = {start_worker(&o), 0};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", &o), 0};
     mp_pool *p = NULL;
     mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "p"}));
     int64_t x = 7, y = 0;
@@ -258,7 +219,7 @@ Test(lease, a_task_longer_than_the_visibility_timeout_runs_once_while_its_worker
     mp_async *a = NULL;
     mp_assert_ok(mp_pool_apply_async(p, logged, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
     wait_for_file(log);
-    w[1] = start_worker(&o);
+    w[1] = mp_test_pool_worker(srv.url, "p", &o);
     mp_assert_ok(mp_async_get(a, &y, sizeof(y), &len, 20));
     cr_assert(len == 8 && y == 49);
     struct stat st;
@@ -266,7 +227,7 @@ Test(lease, a_task_longer_than_the_visibility_timeout_runs_once_while_its_worker
     cr_assert_eq(st.st_size, 1, "the task ran once, not %d times", (int)st.st_size);
     mp_async_destroy(a);
     mp_pool_destroy(p);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
@@ -279,7 +240,8 @@ Test(lease, a_serving_worker_heartbeats_and_leaves_nothing_behind)
     char log[128];
     snprintf(log, sizeof(log), "%s/runs.log", srv.dir);
     worker_ctx c = {.log = log};
-    pid_t w = start_worker(&(mp_worker_opts){.heartbeat_interval = 0.2, .ctx = &c});
+    pid_t w =
+        mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.heartbeat_interval = 0.2, .ctx = &c});
     /* A task makes the worker a consumer of the group. */
     mp_pool *p = NULL;
     mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "p"}));
@@ -311,7 +273,7 @@ Test(lease, a_serving_worker_heartbeats_and_leaves_nothing_behind)
     freeReplyObject(keys);
     long long held;
     cr_assert_eq(consumers(m, w, &held), 1);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     keys = command(m, 2, (const char *[]){"KEYS", pattern});
     cr_assert_eq(keys->elements, 0, "the heartbeat key is deleted on return");
     freeReplyObject(keys);
