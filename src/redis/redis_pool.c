@@ -1,5 +1,6 @@
 /* The distributed pool's client: creation, task submission (XADD on the
- * pool's stream), and the pump that takes results off the client's list
+ * pool's stream, pipelined; apply_async tasks held while others are
+ * outstanding and sent in batches), and the pump that takes results off the client's list
  * and hands them to their mp_async by task id. Results are untrusted:
  * each passes mp__redis_result_decode, and ids that are not outstanding
  * (duplicates of an at-least-once delivery, or of an abandoned task) are
@@ -153,11 +154,11 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     return 0;
 }
 
-/* The XADD of one task, in argv/lens (17 entries); num holds its numbers. */
-static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp__redis_chunk *c,
-                      char num[4][24], const char **argv, size_t *lens)
+/* The XADD of task id, in argv/lens (17 entries); num holds its numbers. */
+static void xadd_args(mp__redis_pool *p, uint64_t id, const char *fn, size_t fn_len,
+                      const mp__redis_chunk *c, char num[4][24], const char **argv, size_t *lens)
 {
-    snprintf(num[0], 24, "%" PRIu64, p->next_id);
+    snprintf(num[0], 24, "%" PRIu64, id);
     snprintf(num[1], 24, "%" PRIu32, c->n);
     snprintf(num[2], 24, "%zu", c->isz);
     snprintf(num[3], 24, "%zu", c->cap);
@@ -186,48 +187,146 @@ static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp
     lens[16] = c->in_len;
 }
 
-int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
-                          int k, const mp__redis_chunk *chunks)
+/* One XADD per task (ids[i], fn[i], chunks[i]), k of them pipelined in one
+ * round trip; records each entry id in its slot. The slots are taken. */
+static int send_tasks(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
+                      const size_t *fn_len, const mp__redis_chunk *chunks)
 {
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
-    int rc = reserve_slots(p, (size_t)k);
-    if (rc < 0)
-        return rc;
     char num[MP__REDIS_POOL_BATCH][4][24];
     const char *argv[MP__REDIS_POOL_BATCH][17];
     size_t lens[MP__REDIS_POOL_BATCH][17];
     int argc[MP__REDIS_POOL_BATCH];
     const char *const *av[MP__REDIS_POOL_BATCH];
     const size_t *lv[MP__REDIS_POOL_BATCH];
-    uint64_t id0 = p->next_id;
-    /* Slots first: a result can only be matched to a task in a slot. */
-    for (int i = 0; i < k; i++) {
-        xadd_args(p, fn, fn_len, &chunks[i], num[i], argv[i], lens[i]);
+    int i = 0;
+    do { /* (0 < k, which the compiler does not see through a for) */
+        xadd_args(p, ids[i], fn[i], fn_len[i], &chunks[i], num[i], argv[i], lens[i]);
         argc[i] = 17;
         av[i] = argv[i];
         lv[i] = lens[i];
+    } while (++i < k);
+    redisReply *eids[MP__REDIS_POOL_BATCH];
+    int rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, eids);
+    if (rc < 0)
+        return rc;
+    /* The entry ids, to tell later whether a server restart lost them. */
+    for (i = 0; i < k; i++) {
+        if (ids[i] >= p->base) { /* else answered, or given up, and dropped */
+            mp__redis_slot *sl = &p->slots[ids[i] - p->base];
+            size_t len = eids[i]->len < MP__REDIS_POOL_EID_MAX ? eids[i]->len : 0;
+            memcpy(sl->eid, eids[i]->str, len);
+            sl->eid[len] = '\0';
+        }
+        freeReplyObject(eids[i]);
+    }
+    return 0;
+}
+
+int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                          int k, const mp__redis_chunk *chunks)
+{
+    if (k <= 0 || k > MP__REDIS_POOL_BATCH)
+        return MP_EINVAL;
+    /* Tasks keep their order on the stream: the unsent ones go first. */
+    int rc = mp__redis_pool_flush(p);
+    if (rc == 0)
+        rc = reserve_slots(p, (size_t)k);
+    if (rc < 0)
+        return rc;
+    uint64_t ids[MP__REDIS_POOL_BATCH];
+    const char *fns[MP__REDIS_POOL_BATCH];
+    size_t fn_lens[MP__REDIS_POOL_BATCH];
+    /* Slots first: a result can only be matched to a task in a slot. */
+    int i = 0;
+    do { /* (0 < k, as above) */
+        ids[i] = p->next_id;
+        fns[i] = fn;
+        fn_lens[i] = fn_len;
         p->slots[p->next_id - p->base] =
             (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
-    }
-    redisReply *ids[MP__REDIS_POOL_BATCH];
-    rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, ids);
+    } while (++i < k);
+    rc = send_tasks(p, k, ids, fns, fn_lens, chunks);
     if (rc < 0) {
         /* Some may be on the stream: their results will find no slot. */
-        for (uint64_t id = id0; id < p->next_id; id++)
-            p->slots[id - p->base].a = NULL;
+        for (i = 0; i < k; i++)
+            p->slots[ids[i] - p->base].a = NULL;
         return rc;
     }
-    /* The entry ids, to tell later whether a server restart lost them. */
-    for (int i = 0; i < k; i++) {
-        mp__redis_slot *sl = &p->slots[id0 + (uint64_t)i - p->base];
-        size_t len = ids[i]->len < MP__REDIS_POOL_EID_MAX ? ids[i]->len : 0;
-        memcpy(sl->eid, ids[i]->str, len);
-        sl->eid[len] = '\0';
-        freeReplyObject(ids[i]);
-    }
     a->pending += (size_t)k;
+    return 0;
+}
+
+static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r);
+
+int mp__redis_pool_flush(mp__redis_pool *p)
+{
+    int k = p->n_unsent;
+    if (k == 0)
+        return 0;
+    uint64_t ids[MP__REDIS_POOL_BATCH];
+    const char *fns[MP__REDIS_POOL_BATCH];
+    size_t fn_lens[MP__REDIS_POOL_BATCH];
+    mp__redis_chunk c[MP__REDIS_POOL_BATCH];
+    char *bufs[MP__REDIS_POOL_BATCH];
+    int i = 0;
+    do { /* (0 < k, as above) */
+        const mp__redis_unsent *u = &p->unsent[i];
+        ids[i] = u->id;
+        fns[i] = u->buf;
+        fn_lens[i] = u->fn_len;
+        c[i] = (mp__redis_chunk){
+            .n = 1, .isz = u->in_len, .cap = u->cap, .in = u->buf + u->fn_len, .in_len = u->in_len};
+        bufs[i] = u->buf;
+    } while (++i < k);
+    /* The queue is emptied first: a callback run by settle may submit. */
+    p->n_unsent = 0;
+    p->unsent_bytes = 0;
+    int rc = send_tasks(p, k, ids, fns, fn_lens, c);
+    for (i = 0; i < k; i++)
+        free(bufs[i]);
+    /* Accepted tasks are never lost silently: their results fail. Some may
+     * be on the stream: their results then find no slot. */
+    for (i = 0; rc < 0 && i < k; i++)
+        if (ids[i] >= p->base && ids[i] < p->next_id && p->slots[ids[i] - p->base].a)
+            settle(p, ids[i], rc, NULL);
+    return rc;
+}
+
+int mp__redis_pool_enqueue(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                           const mp__redis_chunk *c)
+{
+    /* Nothing else outstanding (a itself is counted), or too large to
+     * hold: it goes out now, without waiting for company. */
+    if ((p->unfinished <= 1 && p->n_unsent == 0) || c->in_len > MP__REDIS_POOL_UNSENT_BYTES)
+        return mp__redis_pool_submit(p, a, fn, fn_len, 1, c);
+    int rc = 0;
+    if (p->n_unsent == MP__REDIS_POOL_BATCH ||
+        p->unsent_bytes + c->in_len > MP__REDIS_POOL_UNSENT_BYTES)
+        rc = mp__redis_pool_flush(p);
+    if (rc == 0)
+        rc = reserve_slots(p, 1);
+    char *buf = rc == 0 ? malloc(fn_len + c->in_len + 1) : NULL;
+    if (rc < 0 || buf == NULL)
+        return rc < 0 ? rc : MP_ENOMEM;
+    memcpy(buf, fn, fn_len);
+    if (c->in_len)
+        memcpy(buf + fn_len, c->in, c->in_len);
+    if (p->n_unsent == 0)
+        p->unsent_since = mp__now_ns();
+    p->unsent[p->n_unsent++] = (mp__redis_unsent){
+        .id = p->next_id, .fn_len = fn_len, .in_len = c->in_len, .cap = c->cap, .buf = buf};
+    p->unsent_bytes += c->in_len;
+    p->slots[p->next_id - p->base] = (mp__redis_slot){.a = a, .first = c->first, .n = c->n};
+    p->next_id++;
+    a->pending++;
+    /* Full, or the oldest waited long enough: send now. The task is
+     * accepted either way; a failure fails its result. */
+    if (p->n_unsent == MP__REDIS_POOL_BATCH ||
+        mp__now_ns() - p->unsent_since >= MP__REDIS_POOL_UNSENT_NS)
+        mp__redis_pool_flush(p);
     return 0;
 }
 
@@ -477,11 +576,14 @@ static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 
 int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
 {
+    int rc = mp__redis_pool_flush(p);
+    if (rc < 0)
+        return rc;
     if (!block)
         return drain(p);
     /* One slice: the caller looks at what it waits for and calls again,
      * so that a task settled by check_restart ends its wait at once. */
-    int rc = wait_one(p, d);
+    rc = wait_one(p, d);
     if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
         return 0;
     return rc;

@@ -86,6 +86,23 @@ typedef struct mp__redis_slot {
     char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
+/* An apply_async task accepted but not yet on the stream (see
+ * mp__redis_pool_flush): its id (its slot is taken), and its function's
+ * wire name and its input, copied into buf. */
+typedef struct mp__redis_unsent {
+    uint64_t id;
+    size_t fn_len;
+    size_t in_len, cap;
+    char *buf; /* fn_len bytes of name, then in_len bytes of input */
+} mp__redis_unsent;
+
+#define MP__REDIS_POOL_BATCH 64
+/* The bound on unsent tasks: at most MP__REDIS_POOL_BATCH of them, holding
+ * at most this many input bytes together (a larger input goes out alone). */
+#define MP__REDIS_POOL_UNSENT_BYTES ((size_t)1 << 20)
+/* An unsent task older than this is sent by the next apply_async. */
+#define MP__REDIS_POOL_UNSENT_NS 1000000
+
 typedef struct mp__redis_pool {
     mp__pool_head head; /* first: the public handle is the struct */
     mp__redis *conn;
@@ -102,6 +119,11 @@ typedef struct mp__redis_pool {
     mp__redis_async *live; /* every mp__redis_async of the pool */
     bool closed, terminated;
     bool no_blmpop; /* the server has no BLMPOP (before Redis 7) */
+    /* apply_async tasks waiting to be sent, oldest first, in id order. */
+    mp__redis_unsent unsent[MP__REDIS_POOL_BATCH];
+    int n_unsent;
+    size_t unsent_bytes;
+    int64_t unsent_since; /* mp__now_ns() when the oldest was accepted */
 } mp__redis_pool;
 
 struct mp__redis_async {
@@ -238,11 +260,23 @@ typedef struct mp__redis_chunk {
     const void *in;
     size_t in_len;
 } mp__redis_chunk;
-#define MP__REDIS_POOL_BATCH 64
 /* Submits k (1..MP__REDIS_POOL_BATCH) tasks of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks);
-/* Takes results off the client's list. block: waits for the first for
+/* Accepts one apply task of a (1 item, c->first 0): sends it at once when
+ * the pool has nothing else outstanding, else keeps a copy among the
+ * unsent tasks, which go out together (one round trip) when they reach
+ * the bound, when the oldest is older than MP__REDIS_POOL_UNSENT_NS, or at
+ * the next mp__redis_pool_flush. 0, or MP_ENOMEM / a connection error
+ * (then a has no task). */
+int mp__redis_pool_enqueue(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                           const mp__redis_chunk *c);
+/* Sends the unsent tasks, in one round trip. If that fails, their
+ * results fail with the error, which it returns. Every pool operation
+ * but apply_async calls it first: a task accepted by apply_async is on
+ * the stream, or its result failed, when the next one returns. */
+int mp__redis_pool_flush(mp__redis_pool *p);
+/* Takes results off the client's list (after mp__redis_pool_flush). block: waits for the first for
  * at most a second and the deadline; returns 0 (results taken, or a quiet
  * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never
  * waits. Or a connection error. */

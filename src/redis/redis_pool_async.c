@@ -140,7 +140,7 @@ int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const vo
     a->out_cap = out_cap;
     a->errs_cap = 1;
     mp__redis_chunk c = {.n = 1, .isz = in_len, .cap = out_cap, .in = in, .in_len = in_len};
-    rc = mp__redis_pool_submit(p, a, spec, spec_len, 1, &c);
+    rc = mp__redis_pool_enqueue(p, a, spec, spec_len, &c);
     if (rc < 0) {
         free_async(a);
         return rc;

@@ -104,9 +104,12 @@ int mp__redis_pool_close(mp_pool *pool)
 {
     mp__redis_pool *p;
     int rc = mp__redis_pool_check(pool, &p);
-    if (rc == 0)
-        p->closed = true;
-    return rc;
+    if (rc < 0)
+        return rc;
+    p->closed = true;
+    /* The accepted tasks go out now; a failure is their results'. */
+    mp__redis_pool_flush(p);
+    return 0;
 }
 
 int mp__redis_pool_join(mp_pool *pool, double timeout)
@@ -120,6 +123,7 @@ int mp__redis_pool_join(mp_pool *pool, double timeout)
         return rc;
     if (!p->closed)
         return MP_EBUSY;
+    mp__redis_pool_flush(p); /* tasks whose results were destroyed */
     while (p->unfinished > 0) {
         rc = mp__redis_pool_pump(p, &d, true);
         if (rc < 0 && p->unfinished > 0)
@@ -135,6 +139,9 @@ int mp__redis_pool_terminate(mp_pool *pool)
     if (rc < 0)
         return rc;
     p->closed = p->terminated = true;
+    /* Accepted tasks reach the stream even so, as the ones sent before:
+     * what a worker does with a task does not depend on when it went. */
+    mp__redis_pool_flush(p);
     for (mp__redis_async *a = p->live; a; a = a->next)
         if (!a->done)
             mp__redis_async_abandon(a, MP_ECLOSED);
@@ -149,6 +156,8 @@ int mp__redis_pool_poll(mp_pool *pool)
         return rc;
     if (p->unfinished > 0)
         mp__redis_pool_pump(p, NULL, false);
+    else
+        mp__redis_pool_flush(p); /* tasks whose results were destroyed */
     return (int)p->unfinished;
 }
 
@@ -168,6 +177,8 @@ void mp__redis_pool_destroy(mp_pool *pool)
          * recreates it, and it expires; see the worker). */
         mp__redis_cmd(p->conn, MP__RR_INT, NULL, 2, (const char *[]){"DEL", p->k_results}, NULL);
     }
+    for (int i = 0; i < p->n_unsent; i++) /* only in a forked child */
+        free(p->unsent[i].buf);
     /* The results held by the user stay valid, detached from the pool. */
     while (p->live) {
         mp__redis_async *a = p->live;
