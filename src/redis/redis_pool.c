@@ -1,6 +1,7 @@
 /* The distributed pool's client: creation, task submission (XADD on the
  * pool's stream, pipelined; apply_async tasks held while others are
- * outstanding and sent in batches), and the pump that takes results off the client's list
+ * outstanding go through redis/redis_pool_sender.c), and the pump that
+ * takes results off the client's list
  * and hands them to their mp_async by task id. Results are untrusted:
  * each passes mp__redis_result_decode, and ids that are not outstanding
  * (duplicates of an at-least-once delivery, or of an abandoned task) are
@@ -72,6 +73,7 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     mp__redis_ref(conn);
     p->conn = conn;
     server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
+    mp__redis_sender_start(p);
     *out = (mp_pool *)p;
     return 0;
 }
@@ -187,10 +189,9 @@ static void xadd_args(mp__redis_pool *p, uint64_t id, const char *fn, size_t fn_
     lens[16] = c->in_len;
 }
 
-/* One XADD per task (ids[i], fn[i], chunks[i]), k of them pipelined in one
- * round trip; records each entry id in its slot. The slots are taken. */
-static int send_tasks(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
-                      const size_t *fn_len, const mp__redis_chunk *chunks)
+int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
+                        const size_t *fn_len, const mp__redis_chunk *chunks,
+                        char (*eids)[MP__REDIS_POOL_EID_MAX])
 {
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
@@ -207,21 +208,37 @@ static int send_tasks(mp__redis_pool *p, int k, const uint64_t *ids, const char 
         av[i] = argv[i];
         lv[i] = lens[i];
     } while (++i < k);
-    redisReply *eids[MP__REDIS_POOL_BATCH];
-    int rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, eids);
+    redisReply *rep[MP__REDIS_POOL_BATCH];
+    int rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, rep);
     if (rc < 0)
         return rc;
-    /* The entry ids, to tell later whether a server restart lost them. */
     for (i = 0; i < k; i++) {
-        if (ids[i] >= p->base) { /* else answered, or given up, and dropped */
-            mp__redis_slot *sl = &p->slots[ids[i] - p->base];
-            size_t len = eids[i]->len < MP__REDIS_POOL_EID_MAX ? eids[i]->len : 0;
-            memcpy(sl->eid, eids[i]->str, len);
-            sl->eid[len] = '\0';
-        }
-        freeReplyObject(eids[i]);
+        size_t len = rep[i]->len < MP__REDIS_POOL_EID_MAX ? rep[i]->len : 0;
+        memcpy(eids[i], rep[i]->str, len);
+        eids[i][len] = '\0';
+        freeReplyObject(rep[i]);
     }
     return 0;
+}
+
+static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r);
+
+void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids,
+                         const char (*eids)[MP__REDIS_POOL_EID_MAX], int rc)
+{
+    for (int i = 0; i < k; i++) {
+        if (ids[i] < p->base || ids[i] >= p->next_id || p->slots[ids[i] - p->base].a == NULL)
+            continue; /* answered, or given up, and dropped */
+        if (rc < 0)   /* some may be on the stream: their results find no slot */
+            settle(p, ids[i], rc, NULL);
+        else /* to tell later whether a server restart lost them */
+            memcpy(p->slots[ids[i] - p->base].eid, eids[i], MP__REDIS_POOL_EID_MAX);
+    }
+}
+
+int mp__redis_pool_reserve(mp__redis_pool *p, size_t k)
+{
+    return reserve_slots(p, k);
 }
 
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
@@ -248,85 +265,16 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
             (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
     } while (++i < k);
-    rc = send_tasks(p, k, ids, fns, fn_lens, chunks);
+    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+    rc = mp__redis_pool_send(p, k, ids, fns, fn_lens, chunks, eids);
     if (rc < 0) {
         /* Some may be on the stream: their results will find no slot. */
         for (i = 0; i < k; i++)
             p->slots[ids[i] - p->base].a = NULL;
         return rc;
     }
+    mp__redis_pool_sent(p, k, ids, (const char(*)[MP__REDIS_POOL_EID_MAX])eids, 0);
     a->pending += (size_t)k;
-    return 0;
-}
-
-static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r);
-
-int mp__redis_pool_flush(mp__redis_pool *p)
-{
-    int k = p->n_unsent;
-    if (k == 0)
-        return 0;
-    uint64_t ids[MP__REDIS_POOL_BATCH];
-    const char *fns[MP__REDIS_POOL_BATCH];
-    size_t fn_lens[MP__REDIS_POOL_BATCH];
-    mp__redis_chunk c[MP__REDIS_POOL_BATCH];
-    char *bufs[MP__REDIS_POOL_BATCH];
-    int i = 0;
-    do { /* (0 < k, as above) */
-        const mp__redis_unsent *u = &p->unsent[i];
-        ids[i] = u->id;
-        fns[i] = u->buf;
-        fn_lens[i] = u->fn_len;
-        c[i] = (mp__redis_chunk){
-            .n = 1, .isz = u->in_len, .cap = u->cap, .in = u->buf + u->fn_len, .in_len = u->in_len};
-        bufs[i] = u->buf;
-    } while (++i < k);
-    /* The queue is emptied first: a callback run by settle may submit. */
-    p->n_unsent = 0;
-    p->unsent_bytes = 0;
-    int rc = send_tasks(p, k, ids, fns, fn_lens, c);
-    for (i = 0; i < k; i++)
-        free(bufs[i]);
-    /* Accepted tasks are never lost silently: their results fail. Some may
-     * be on the stream: their results then find no slot. */
-    for (i = 0; rc < 0 && i < k; i++)
-        if (ids[i] >= p->base && ids[i] < p->next_id && p->slots[ids[i] - p->base].a)
-            settle(p, ids[i], rc, NULL);
-    return rc;
-}
-
-int mp__redis_pool_enqueue(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
-                           const mp__redis_chunk *c)
-{
-    /* Nothing else outstanding (a itself is counted), or too large to
-     * hold: it goes out now, without waiting for company. */
-    if ((p->unfinished <= 1 && p->n_unsent == 0) || c->in_len > MP__REDIS_POOL_UNSENT_BYTES)
-        return mp__redis_pool_submit(p, a, fn, fn_len, 1, c);
-    int rc = 0;
-    if (p->n_unsent == MP__REDIS_POOL_BATCH ||
-        p->unsent_bytes + c->in_len > MP__REDIS_POOL_UNSENT_BYTES)
-        rc = mp__redis_pool_flush(p);
-    if (rc == 0)
-        rc = reserve_slots(p, 1);
-    char *buf = rc == 0 ? malloc(fn_len + c->in_len + 1) : NULL;
-    if (rc < 0 || buf == NULL)
-        return rc < 0 ? rc : MP_ENOMEM;
-    memcpy(buf, fn, fn_len);
-    if (c->in_len)
-        memcpy(buf + fn_len, c->in, c->in_len);
-    if (p->n_unsent == 0)
-        p->unsent_since = mp__now_ns();
-    p->unsent[p->n_unsent++] = (mp__redis_unsent){
-        .id = p->next_id, .fn_len = fn_len, .in_len = c->in_len, .cap = c->cap, .buf = buf};
-    p->unsent_bytes += c->in_len;
-    p->slots[p->next_id - p->base] = (mp__redis_slot){.a = a, .first = c->first, .n = c->n};
-    p->next_id++;
-    a->pending++;
-    /* Full, or the oldest waited long enough: send now. The task is
-     * accepted either way; a failure fails its result. */
-    if (p->n_unsent == MP__REDIS_POOL_BATCH ||
-        mp__now_ns() - p->unsent_since >= MP__REDIS_POOL_UNSENT_NS)
-        mp__redis_pool_flush(p);
     return 0;
 }
 

@@ -86,22 +86,53 @@ typedef struct mp__redis_slot {
     char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
-/* An apply_async task accepted but not yet on the stream (see
- * mp__redis_pool_flush): its id (its slot is taken), and its function's
- * wire name and its input, copied into buf. */
-typedef struct mp__redis_unsent {
+#define MP__REDIS_POOL_BATCH 64
+/* The bound on held tasks: at most MP__REDIS_POOL_BATCH of them, holding
+ * at most this many input bytes together (a larger input goes out alone). */
+#define MP__REDIS_POOL_UNSENT_BYTES ((size_t)1 << 20)
+/* The sender sends held tasks this long after the oldest was accepted. */
+#define MP__REDIS_POOL_UNSENT_NS 1000000
+
+/* An apply_async task accepted but not yet on the stream: its id (its
+ * slot is taken), and its function's wire name and its input, copied. */
+typedef struct mp__redis_held {
     uint64_t id;
     size_t fn_len;
     size_t in_len, cap;
     char *buf; /* fn_len bytes of name, then in_len bytes of input */
-} mp__redis_unsent;
+} mp__redis_held;
 
-#define MP__REDIS_POOL_BATCH 64
-/* The bound on unsent tasks: at most MP__REDIS_POOL_BATCH of them, holding
- * at most this many input bytes together (a larger input goes out alone). */
-#define MP__REDIS_POOL_UNSENT_BYTES ((size_t)1 << 20)
-/* An unsent task older than this is sent by the next apply_async. */
-#define MP__REDIS_POOL_UNSENT_NS 1000000
+/* A batch of held tasks the sender's thread put on the stream (or failed
+ * to), for the owner to record in the slots (mp__redis_pool_sent). */
+typedef struct mp__redis_sent {
+    struct mp__redis_sent *next;
+    int k, rc;
+    uint64_t ids[MP__REDIS_POOL_BATCH];
+    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+} mp__redis_sent;
+
+/* The client's sender (redis/redis_pool_sender.c): the held tasks, and a
+ * thread that sends them MP__REDIS_POOL_UNSENT_NS after the oldest was
+ * accepted, so that a held task never waits for the next pool call. The
+ * owner thread sends them itself when they reach the bound and at the
+ * start of every other call. mu guards every field but thread and
+ * running; one batch is in flight at a time (busy), so the stream keeps
+ * the order of acceptance. */
+typedef struct mp__redis_sender {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+    mp__redis_held held[MP__REDIS_POOL_BATCH];
+    int n;
+    size_t bytes;
+    int64_t since;        /* mp__now_ns() when the oldest held was accepted */
+    bool busy;            /* a batch is being sent (by either thread): */
+    int busy_n;           /* its tasks */
+    size_t busy_bytes;    /* and their input bytes (held and busy count for the bounds) */
+    bool stop;            /* the thread is to return */
+    mp__redis_sent *sent; /* batches the thread sent, newest first */
+    bool running;         /* the thread runs (owner only) */
+    pthread_t thread;
+} mp__redis_sender;
 
 typedef struct mp__redis_pool {
     mp__pool_head head; /* first: the public handle is the struct */
@@ -118,12 +149,8 @@ typedef struct mp__redis_pool {
     char run_id[48];       /* the server's run_id when last seen ("": unknown) */
     mp__redis_async *live; /* every mp__redis_async of the pool */
     bool closed, terminated;
-    bool no_blmpop; /* the server has no BLMPOP (before Redis 7) */
-    /* apply_async tasks waiting to be sent, oldest first, in id order. */
-    mp__redis_unsent unsent[MP__REDIS_POOL_BATCH];
-    int n_unsent;
-    size_t unsent_bytes;
-    int64_t unsent_since; /* mp__now_ns() when the oldest was accepted */
+    bool no_blmpop;      /* the server has no BLMPOP (before Redis 7) */
+    mp__redis_sender tx; /* apply_async tasks accepted, not yet sent */
 } mp__redis_pool;
 
 struct mp__redis_async {
@@ -265,17 +292,38 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
                           int k, const mp__redis_chunk *chunks);
 /* Accepts one apply task of a (1 item, c->first 0): sends it at once when
  * the pool has nothing else outstanding, else keeps a copy among the
- * unsent tasks, which go out together (one round trip) when they reach
- * the bound, when the oldest is older than MP__REDIS_POOL_UNSENT_NS, or at
- * the next mp__redis_pool_flush. 0, or MP_ENOMEM / a connection error
- * (then a has no task). */
+ * held tasks, which go out together (one round trip) when they reach
+ * the bound (sent by the caller), MP__REDIS_POOL_UNSENT_NS after the
+ * oldest was accepted (sent by the sender's thread), or at the next
+ * mp__redis_pool_flush. 0, or MP_ENOMEM / a connection error (then a has
+ * no task). (redis/redis_pool_sender.c) */
 int mp__redis_pool_enqueue(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                            const mp__redis_chunk *c);
-/* Sends the unsent tasks, in one round trip. If that fails, their
+/* Sends the held tasks, in one round trip, after any batch the thread is
+ * sending, and records what the thread sent. If sending fails, their
  * results fail with the error, which it returns. Every pool operation
  * but apply_async calls it first: a task accepted by apply_async is on
  * the stream, or its result failed, when the next one returns. */
 int mp__redis_pool_flush(mp__redis_pool *p);
+/* Starts the sender's thread (signals blocked). If it cannot start,
+ * apply_async never holds a task: each goes out at once. */
+void mp__redis_sender_start(mp__redis_pool *p);
+/* Owner, after the last flush: stops the thread, frees what is left. In
+ * a forked child (no thread there): frees the held copies only. */
+void mp__redis_sender_stop(mp__redis_pool *p, bool owner);
+
+/* k XADDs (ids[i], fn[i], chunks[i]) in one pipelined round trip; the
+ * entry ids into eids. Reads only what never changes in p: safe from the
+ * sender's thread. 0 or a connection error. */
+int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
+                        const size_t *fn_len, const mp__redis_chunk *chunks,
+                        char (*eids)[MP__REDIS_POOL_EID_MAX]);
+/* Owner: records the entry ids of tasks sent (rc 0), or fails their
+ * results with rc. */
+void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids,
+                         const char (*eids)[MP__REDIS_POOL_EID_MAX], int rc);
+/* Owner: room for k more slots. 0 or MP_ENOMEM. */
+int mp__redis_pool_reserve(mp__redis_pool *p, size_t k);
 /* Takes results off the client's list (after mp__redis_pool_flush). block: waits for the first for
  * at most a second and the deadline; returns 0 (results taken, or a quiet
  * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never

@@ -177,8 +177,7 @@ void mp__redis_pool_destroy(mp_pool *pool)
          * recreates it, and it expires; see the worker). */
         mp__redis_cmd(p->conn, MP__RR_INT, NULL, 2, (const char *[]){"DEL", p->k_results}, NULL);
     }
-    for (int i = 0; i < p->n_unsent; i++) /* only in a forked child */
-        free(p->unsent[i].buf);
+    mp__redis_sender_stop(p, p->owner == getpid());
     /* The results held by the user stay valid, detached from the pool. */
     while (p->live) {
         mp__redis_async *a = p->live;

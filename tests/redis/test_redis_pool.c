@@ -821,7 +821,7 @@ Test(rpool, a_burst_of_apply_async_delivers_every_result)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w[2] = {start_worker(srv.url, NULL), start_worker(srv.url, NULL)};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL), mp_test_pool_worker(srv.url, "p", NULL)};
     mp_pool *p = make_pool(m);
     enum { N = 5 * MP__REDIS_POOL_BATCH + 3 };
     static mp_async *a[N];
@@ -836,7 +836,7 @@ Test(rpool, a_burst_of_apply_async_delivers_every_result)
     }
     cr_assert(calls[0] == N && calls[1] == 0, "callbacks: %d ok, %d failed", calls[0], calls[1]);
     mp_pool_destroy(p);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
@@ -847,7 +847,7 @@ Test(rpool, apply_async_then_get_returns_with_others_outstanding)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w[2] = {start_worker(srv.url, NULL), start_worker(srv.url, NULL)};
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL), mp_test_pool_worker(srv.url, "p", NULL)};
     mp_pool *p = make_pool(m);
     int64_t ms = 300, x = 7, v = 0;
     mp_async *slow, *a;
@@ -874,7 +874,35 @@ Test(rpool, apply_async_then_get_returns_with_others_outstanding)
     mp_assert_ok(mp_async_get(slow, NULL, 0, NULL, 30));
     mp_async_destroy(slow);
     mp_pool_destroy(p);
-    stop_workers(m, w, 2);
+    mp_test_pool_workers_stop(m, "p", w, 2);
+    mp_manager_close(m);
+}
+
+/* A held task goes out within about a millisecond by itself, whatever the
+ * client does meanwhile: here it makes no pool call at all. */
+Test(rpool, a_held_task_reaches_the_stream_without_another_call)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    int64_t x = 3;
+    mp_async *a[3];
+    for (int i = 0; i < 3; i++) /* the first goes out at once, then held */
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a[i]));
+    for (int i = 0; i < 500 && redis_int(m, "XLEN", "pool:p:tasks") < 3; i++)
+        usleep(10000);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 3);
+    /* And the results come back as usual. */
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+    for (int i = 0; i < 3; i++) {
+        int64_t v = 0;
+        mp_assert_ok(mp_async_get(a[i], &v, sizeof(v), NULL, 30));
+        cr_assert_eq(v, 9);
+        mp_async_destroy(a[i]);
+    }
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
@@ -947,11 +975,11 @@ Test(rpool, accepted_tasks_reach_the_stream_before_close_and_destroy)
     mp_assert_ok(mp_pool_join(p, 30));
     mp_pool_destroy(p);
     /* A worker runs all of them. */
-    pid_t w = start_worker(srv.url, NULL);
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
     for (int i = 0; i < 3000 && redis_int(m, "XLEN", "pool:p:tasks") > 0; i++)
         usleep(10000);
     cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
-    stop_workers(m, &w, 1);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
 }
 
