@@ -86,6 +86,8 @@ typedef struct mp__redis_slot {
     char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
+struct mp__redis_pool;
+
 #define MP__REDIS_POOL_BATCH 64
 /* The bound on held tasks: at most MP__REDIS_POOL_BATCH of them, holding
  * at most this many input bytes together (a larger input goes out alone). */
@@ -130,7 +132,11 @@ typedef struct mp__redis_sender {
     size_t busy_bytes;    /* and their input bytes (held and busy count for the bounds) */
     bool stop;            /* the thread is to return */
     mp__redis_sent *sent; /* batches the thread sent, newest first */
-    bool running;         /* the thread runs (owner only) */
+    /* Called by the thread every tick_ns (outside mu), when set before
+     * mp__redis_sender_start: the client's periodic duties. */
+    void (*tick)(struct mp__redis_pool *p);
+    int64_t tick_ns;
+    bool running; /* the thread runs (owner only) */
     pthread_t thread;
 } mp__redis_sender;
 

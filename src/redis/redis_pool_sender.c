@@ -81,15 +81,23 @@ static void *sender_main(void *arg)
 {
     mp__redis_pool *p = arg;
     mp__redis_sender *s = &p->tx;
+    int64_t next_tick = s->tick ? mp__now_ns() + s->tick_ns : -1;
     lock(s);
     while (!s->stop) {
+        if (next_tick >= 0 && mp__now_ns() >= next_tick) {
+            unlock(s);
+            s->tick(p);
+            next_tick = mp__now_ns() + s->tick_ns;
+            lock(s);
+            continue;
+        }
         if (s->n == 0 || s->busy) {
-            wait_until(s, -1);
+            wait_until(s, next_tick);
             continue;
         }
         int64_t due = s->since + MP__REDIS_POOL_UNSENT_NS;
         if (mp__now_ns() < due) {
-            wait_until(s, due);
+            wait_until(s, next_tick >= 0 && next_tick < due ? next_tick : due);
             continue;
         }
         /* The record first: without memory the owner sends them. */
