@@ -136,7 +136,26 @@ typedef struct mp_worker_opts {
      * a worker whose key has expired (dead, or cut off from the server)
      * at once: within about 4 intervals of its death. */
     double heartbeat_interval;
+    /* Executor processes that run the tasks; 0: mp_cpu_count(), at most
+     * 1024. The call is then a supervisor: it keeps the connection (reads,
+     * heartbeats, answers) and hands each batch it reads to its
+     * executors, which run it in parallel. A task that crashes its
+     * executor (signal, _exit, abort, SIGKILL from outside) fails alone
+     * with MP_EWORKERLOST and the executor's pid and signal; the executor
+     * is replaced and the worker goes on. Executors are forked from the
+     * calling process (at the start, and to replace one): tasks get
+     * opts.ctx, and see the memory it points to as it was at that fork
+     * (what a task writes stays in its executor). They die with the
+     * calling thread's process (SIGKILL included) and are reaped before
+     * the call returns. MP_WORKER_INLINE: no executors, the calling
+     * thread runs the tasks one at a time (a crashing task takes the
+     * worker with it; its tasks go to other workers after their
+     * max_deliveries). */
+    int executors;
 } mp_worker_opts;
+
+/* mp_worker_opts.executors: run the tasks in the calling thread. */
+#define MP_WORKER_INLINE (-1)
 
 /* mp_worker_serve — run tasks of the distributed pool pool_name, one at a
  * time, until stopped (opts->stop, mp_worker_stop, max_tasks,

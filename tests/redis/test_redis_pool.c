@@ -641,7 +641,10 @@ Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    mp_worker_opts o = {.visibility_timeout = 0.3, .max_deliveries = 2};
+    /* Inline: the task kills the worker itself (with executors it kills
+     * only an executor: test_redis_pool_exec.c). */
+    mp_worker_opts o = {
+        .visibility_timeout = 0.3, .max_deliveries = 2, .executors = MP_WORKER_INLINE};
     pid_t w = mp_test_pool_worker(srv.url, "p", &o);
     mp_pool *p = make_pool(m);
     mp_async *a;
