@@ -519,7 +519,8 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
     size_t nlen = name ? strnlen(name, MP_MANAGER_NAME_MAX + 1) : 0;
     w->conn = mp__manager_redis_conn(m);
     if (w->conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !(o->idle_timeout >= 0) ||
-        !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0))
+        !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0) ||
+        o->executors < MP_WORKER_INLINE || o->executors > 1024)
         return MP_EINVAL;
     w->o = o;
     w->name = name;
