@@ -43,7 +43,8 @@ typedef struct xitem {
     uint32_t task, item;
 } xitem;
 
-/* A map item's result: the task's code and output length. */
+/* A map item's result: the task's code and output length; pad is 1 once
+ * it ran (the supervisor's array starts zeroed). */
 typedef struct xres {
     int32_t code;
     uint32_t pad;
@@ -67,6 +68,7 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
     r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap, &olen,
                    b->ctx);
     r.len = olen;
+    r.pad = 1; /* ran */
     memcpy(out, &r, sizeof(r));
     *out_len = sizeof(r);
     return 0;
@@ -148,7 +150,6 @@ typedef struct xrun {
     int *lost_sig;
     unsigned char *state; /* per map item: 0 running, 1 done, 2 lost */
     size_t *first;        /* per job: its first map item */
-    size_t *remain;       /* per job: items not done */
 } xrun;
 
 static void xrun_free(xrun *r)
@@ -160,7 +161,6 @@ static void xrun_free(xrun *r)
     free(r->lost_sig);
     free(r->state);
     free(r->first);
-    free(r->remain);
 }
 
 /* The block and the item table of jobs[0..n): total items in *m. */
@@ -179,9 +179,7 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
     r->lost_sig = calloc(items, sizeof(*r->lost_sig));
     r->state = calloc(items, 1);
     r->first = malloc(n * sizeof(*r->first));
-    r->remain = malloc(n * sizeof(*r->remain));
-    if (!r->b || !r->items || !r->res || !r->lost_pid || !r->lost_sig || !r->state || !r->first ||
-        !r->remain)
+    if (!r->b || !r->items || !r->res || !r->lost_pid || !r->lost_sig || !r->state || !r->first)
         return MP_ENOMEM;
     r->b->ctx = x->ctx;
     r->b->n = n;
@@ -200,7 +198,6 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         xt->out_off = off;
         off += (size_t)t->n * (size_t)xt->slot;
         r->first[i] = k;
-        r->remain[i] = (size_t)t->n;
         for (uint64_t j = 0; j < t->n; j++, k++)
             r->items[k] = (xitem){(uint32_t)i, (uint32_t)j};
     }
@@ -240,30 +237,57 @@ static int start_pool(mp__redis_exec *x)
         &x->pool, &(mp_pool_opts){.processes = (int)x->width, .start_method = MP_START_FORK});
 }
 
+/* Records the jobs whose items all ran (their results marked by
+ * exec_item) while the map goes on: whether there was one. */
+static bool record_ran(xrun *r, mp__redis_job *jobs, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0, cnt = (size_t)jobs[i].t->n;
+        while (!jobs[i].done && k < cnt && r->res[r->first[i] + k].pad == 1)
+            k++;
+        if (!jobs[i].done && k == cnt) {
+            for (k = 0; k < cnt; k++)
+                r->state[r->first[i] + k] = 1;
+            xrun_record(r, &jobs[i], i);
+            any = true;
+        }
+    }
+    return any;
+}
+
 static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double period,
                          mp__redis_exec_ready ready, void *arg)
 {
     xrun r = {0};
-    size_t m = 0;
-    mp_imap *it = NULL;
+    size_t m = 0, nerr = 0;
+    mp_async *a = NULL;
+    mp_task_error *errs = NULL;
     int rc = x->pool ? 0 : start_pool(x);
     if (rc == 0)
         rc = xrun_build(x, &r, jobs, n, &m);
-    /* Chunks of about a quarter of an executor's share: one hand-off for
-     * the batch, and executors that finish early take the rest. */
-    size_t chunk = (m + 4 * x->width - 1) / (4 * x->width);
+    if (rc == 0 && (errs = calloc(m, sizeof(*errs))) == NULL)
+        rc = MP_ENOMEM;
+    /* One map for the batch, a chunk per executor: one hand-off. A chunk
+     * whose executor dies goes on from the item after the lost one. */
+    size_t chunk = (m + x->width - 1) / x->width;
     if (rc == 0)
-        rc = mp_pool_imap(x->pool,
-                          &(mp_map_spec){.fn = exec_item,
-                                         .ctx = r.b,
-                                         .in = r.items,
-                                         .n = m,
-                                         .in_size = sizeof(xitem),
-                                         .out_size = sizeof(xres),
-                                         .chunksize = chunk ? chunk : 1},
-                          false, &it);
+        rc = mp_pool_map_async(x->pool,
+                               &(mp_map_spec){.fn = exec_item,
+                                              .ctx = r.b,
+                                              .in = r.items,
+                                              .n = m,
+                                              .in_size = sizeof(xitem),
+                                              .out = r.res,
+                                              .out_size = sizeof(xres),
+                                              .chunksize = chunk ? chunk : 1,
+                                              .errors = errs,
+                                              .errors_cap = m,
+                                              .n_errors = &nerr},
+                               NULL, NULL, NULL, &a);
     if (rc < 0) {
         xrun_free(&r);
+        free(errs);
         if (rc != MP_ENOMEM)
             return rc; /* nothing ran, nothing is answered */
         /* No record: the caller answers MP_ENOMEM for each task. */
@@ -271,64 +295,40 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
             jobs[i].done = true;
         return 0;
     }
-    int64_t since = mp__now_ns();
-    bool fresh = false, broken = false;
     int err = 0;
-    for (;;) {
-        double left = 1.0;
-        if (period > 0 && ready) {
-            left = period - (double)(mp__now_ns() - since) / 1e9;
-            left = left < 0 ? 0 : left;
-        }
-        xres res;
-        size_t g = 0;
-        mp_task_error e = {0};
-        int c = mp_imap_next(it, &res, &g, &e, left);
-        if (c == MP_EEOF)
-            break;
-        if (c == MP_ETIMEDOUT) {
-            if (period > 0 && ready && (double)(mp__now_ns() - since) / 1e9 >= period) {
-                if (fresh) {
-                    int f = ready(arg);
-                    err = err < 0 ? err : f;
-                    fresh = false;
-                }
-                since = mp__now_ns();
-            }
-            continue;
-        }
-        if (c == MP_EBROKENPOOL) {
-            /* Every item not done yet fails; a new pool serves the next batch. */
-            broken = true;
-            break;
-        }
-        if (g >= m)
-            continue;
-        if (c == 0) {
-            r.res[g] = res;
-            r.state[g] = 1;
-        } else {
-            /* MP_EWORKERLOST with the executor's pid and signal. */
-            r.lost_pid[g] = e.pid;
-            r.lost_sig[g] = e.signal;
-            r.state[g] = 2;
-        }
-        size_t i = r.items[g].task;
-        if (--r.remain[i] == 0) {
-            xrun_record(&r, &jobs[i], i);
-            fresh = true;
+    bool timed = period > 0 && ready;
+    while (mp_async_wait(a, timed ? period : MP_FOREVER) != 0) {
+        /* Half a visibility timeout: what ran is answered now. */
+        if (timed && record_ran(&r, jobs, n)) {
+            int f = ready(arg);
+            err = err < 0 ? err : f;
         }
     }
-    /* After a broken pool: the items without an outcome are lost. */
+    bool broken = mp_async_get(a, NULL, 0, NULL, 0) == MP_EBROKENPOOL;
+    for (size_t e = 0; e < nerr && e < m; e++)
+        broken = broken || errs[e].code == MP_EBROKENPOOL;
+    for (size_t k = 0; k < m; k++)
+        if (r.res[k].pad == 1)
+            r.state[k] = 1;
+    for (size_t e = 0; e < nerr && e < m; e++)
+        if (errs[e].code == MP_EWORKERLOST && errs[e].index < m) {
+            /* The executor's pid and signal. */
+            r.lost_pid[errs[e].index] = errs[e].pid;
+            r.lost_sig[errs[e].index] = errs[e].signal;
+            r.state[errs[e].index] = 2;
+        }
+    /* Items that neither ran nor were lost (a broken pool) are lost too. */
     for (size_t i = 0; i < n; i++)
         if (!jobs[i].done)
             xrun_record(&r, &jobs[i], i);
-    mp_imap_destroy(it);
+    mp_async_destroy(a);
     if (broken) {
+        /* A new pool serves the next batch. */
         mp_pool_destroy(x->pool);
         x->pool = NULL;
     }
     xrun_free(&r);
+    free(errs);
     return err;
 }
 
