@@ -155,11 +155,11 @@ typedef struct mp_worker_opts {
      * calling process (at the start, and to replace one): tasks get
      * opts.ctx, and see the memory it points to as it was at that fork
      * (what a task writes stays in its executor). They die with the
-     * calling thread's process (SIGKILL included) and are reaped before
-     * the call returns. MP_WORKER_INLINE: no executors, the calling
-     * thread runs the tasks one at a time (a crashing task takes the
-     * worker with it; its tasks go to other workers after their
-     * max_deliveries). */
+     * calling thread and its process (SIGKILL included) and are reaped
+     * before the call returns. MP_WORKER_INLINE: no executors, the
+     * calling thread runs the tasks one at a time (a crashing task takes
+     * the worker with it; its tasks go to other workers, and one that
+     * crashes every worker fails after max_deliveries). */
     int executors;
 } mp_worker_opts;
 
