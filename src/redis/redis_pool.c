@@ -283,7 +283,11 @@ static void deliver_item(mp__redis_async *a, uint64_t idx, int code, int32_t tc,
                          const unsigned char *data, size_t len)
 {
     mp_task_error e = {.index = a->is_map ? (size_t)idx : 0, .code = code};
-    if (code == 0 && tc != 0) {
+    if (code == 0 && len == MP__REDIS_ITEM_LOST) {
+        /* Its executor died; the worker lived on. */
+        e.code = MP_EWORKERLOST;
+        mp__redis_result_lost(data, &e.pid, &e.signal);
+    } else if (code == 0 && tc != 0) {
         e.code = MP_ETASKFAILED;
         e.task_code = tc;
     } else if (code == 0 && (a->is_map ? len > a->out_size : len > a->out_cap)) {

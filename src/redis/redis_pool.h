@@ -43,13 +43,22 @@ int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp
 /* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
  * task), item count (u32), then per item its code (i32: the task's return
- * value) and output length (u32) and bytes. Big-endian. */
+ * value) and output length (u32) and bytes (or a sentinel length, below).
+ * Big-endian. */
 #define MP__REDIS_RESULT_HEAD 20
 #define MP__REDIS_RESULT_ITEM 8
 /* An item's length that says its task claimed a longer result than it was
  * allowed (*out_len above out_cap): the item has no payload and fails with
  * MP_EMSGSIZE, as in a local pool. mp__redis_result_next gives SIZE_MAX for it. */
 #define MP__REDIS_RESULT_OVERSIZE UINT32_MAX
+/* An item's length that says its executor died while it ran (the worker
+ * lived on): the item's code is MP_EWORKERLOST and MP__REDIS_RESULT_LOST_LEN
+ * bytes follow, the executor's pid and the signal that ended it (u32
+ * each, 0 when it exited). mp__redis_result_next gives MP__REDIS_ITEM_LOST
+ * as the length and those bytes as the data (mp__redis_result_lost). */
+#define MP__REDIS_RESULT_LOST     (UINT32_MAX - 1)
+#define MP__REDIS_RESULT_LOST_LEN 8
+#define MP__REDIS_ITEM_LOST       (SIZE_MAX - 1)
 typedef struct mp__redis_result {
     uint64_t id;
     int32_t code;
@@ -66,6 +75,10 @@ int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned cha
 
 void mp__redis_result_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n);
 void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len);
+/* A lost item: MP__REDIS_RESULT_ITEM + MP__REDIS_RESULT_LOST_LEN bytes. */
+void mp__redis_result_put_lost(unsigned char *p, pid_t pid, int sig);
+/* The pid and signal of a lost item's data. */
+void mp__redis_result_lost(const unsigned char *data, pid_t *pid, int *sig);
 
 /* Client ids and the keys: 0 or MP_EBADMSG / MP_ENOMEM. */
 bool mp__redis_pool_client_ok(const char *s, size_t len);

@@ -641,7 +641,10 @@ Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    mp_worker_opts o = {.visibility_timeout = 0.3, .max_deliveries = 2};
+    /* Inline: the task kills the worker itself (with executors it kills
+     * only an executor: test_redis_pool_exec.c). */
+    mp_worker_opts o = {
+        .visibility_timeout = 0.3, .max_deliveries = 2, .executors = MP_WORKER_INLINE};
     pid_t w = mp_test_pool_worker(srv.url, "p", &o);
     mp_pool *p = make_pool(m);
     mp_async *a;
@@ -1048,6 +1051,21 @@ Test(rpool, codec_result_records_are_checked_before_use)
     mp_assert_rc(mp__redis_result_decode(buf, 29, &r), MP_EBADMSG);
     mp__redis_result_put_item(buf + 20, 5, MP__REDIS_RESULT_OVERSIZE);
     mp_assert_rc(mp__redis_result_decode(buf, 28, &r), MP_EBADMSG);
+    /* The lost mark: the executor's pid and signal follow, and only with
+     * the code MP_EWORKERLOST. */
+    mp__redis_result_put_lost(buf + 20, 1234, 11);
+    mp_assert_ok(mp__redis_result_decode(buf, 36, &r));
+    mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
+    cr_assert(code == MP_EWORKERLOST && len == MP__REDIS_ITEM_LOST);
+    pid_t pid;
+    int sig;
+    mp__redis_result_lost(d, &pid, &sig);
+    cr_assert(pid == 1234 && sig == 11);
+    mp_assert_rc(mp__redis_result_next(&r, &code, &d, &len), MP_ERANGE);
+    mp_assert_rc(mp__redis_result_decode(buf, 35, &r), MP_EBADMSG);
+    mp_assert_rc(mp__redis_result_decode(buf, 37, &r), MP_EBADMSG);
+    mp__redis_result_put_item(buf + 20, 0, MP__REDIS_RESULT_LOST);
+    mp_assert_rc(mp__redis_result_decode(buf, 36, &r), MP_EBADMSG);
     /* A whole-task failure carries no items; a positive code is not ours. */
     mp__redis_result_put_head(buf, 1, MP_EWORKERLOST, 0);
     mp_assert_ok(mp__redis_result_decode(buf, 20, &r));
