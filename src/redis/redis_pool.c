@@ -153,15 +153,24 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     return 0;
 }
 
-/* The XADD of one task, in argv/lens (17 entries); num holds its numbers. */
-static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp__redis_chunk *c,
-                      char num[4][24], const char **argv, size_t *lens)
+/* Tasks in entry c. */
+static uint32_t chunk_tasks(const mp__redis_chunk *c)
 {
-    snprintf(num[0], 24, "%" PRIu64, p->next_id);
+    return c->per ? (c->n + c->per - 1) / c->per : 1;
+}
+
+/* The XADD of one entry whose first task is id0, in argv/lens; returns
+ * its argument count (17, or 19 with "k" when it packs several tasks).
+ * num holds its numbers. */
+static int xadd_args(mp__redis_pool *p, uint64_t id0, const char *fn, size_t fn_len,
+                     const mp__redis_chunk *c, char num[5][24], const char **argv, size_t *lens)
+{
+    snprintf(num[0], 24, "%" PRIu64, id0);
     snprintf(num[1], 24, "%" PRIu32, c->n);
     snprintf(num[2], 24, "%zu", c->isz);
     snprintf(num[3], 24, "%zu", c->cap);
-    const char *a[17] = {"XADD",
+    snprintf(num[4], 24, "%" PRIu32, c->per);
+    const char *a[19] = {"XADD",
                          p->k_tasks,
                          "*",
                          "id",
@@ -177,13 +186,17 @@ static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp
                          "cap",
                          num[3],
                          "in",
-                         c->in_len ? c->in : ""};
-    for (int i = 0; i < 17; i++) {
+                         c->in_len ? c->in : "",
+                         "k",
+                         num[4]};
+    int argc = chunk_tasks(c) > 1 ? 19 : 17;
+    for (int i = 0; i < argc; i++) {
         argv[i] = a[i];
         lens[i] = strlen(a[i]);
     }
     lens[8] = fn_len;
     lens[16] = c->in_len;
+    return argc;
 }
 
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
@@ -191,25 +204,34 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
 {
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
-    int rc = reserve_slots(p, (size_t)k);
+    size_t ntasks = 0;
+    for (int i = 0; i < k; i++) {
+        if (chunk_tasks(&chunks[i]) > MP__REDIS_POOL_PACK_MAX)
+            return MP_EINVAL;
+        ntasks += chunk_tasks(&chunks[i]);
+    }
+    int rc = reserve_slots(p, ntasks);
     if (rc < 0)
         return rc;
-    char num[MP__REDIS_POOL_BATCH][4][24];
-    const char *argv[MP__REDIS_POOL_BATCH][17];
-    size_t lens[MP__REDIS_POOL_BATCH][17];
+    char num[MP__REDIS_POOL_BATCH][5][24];
+    const char *argv[MP__REDIS_POOL_BATCH][19];
+    size_t lens[MP__REDIS_POOL_BATCH][19];
     int argc[MP__REDIS_POOL_BATCH];
     const char *const *av[MP__REDIS_POOL_BATCH];
     const size_t *lv[MP__REDIS_POOL_BATCH];
     uint64_t id0 = p->next_id;
     /* Slots first: a result can only be matched to a task in a slot. */
     for (int i = 0; i < k; i++) {
-        xadd_args(p, fn, fn_len, &chunks[i], num[i], argv[i], lens[i]);
-        argc[i] = 17;
+        const mp__redis_chunk *c = &chunks[i];
+        argc[i] = xadd_args(p, p->next_id, fn, fn_len, c, num[i], argv[i], lens[i]);
         av[i] = argv[i];
         lv[i] = lens[i];
-        p->slots[p->next_id - p->base] =
-            (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
-        p->next_id++;
+        for (uint32_t j = 0, per = c->per ? c->per : c->n; j < chunk_tasks(c); j++) {
+            uint32_t n = c->n - j * per < per ? c->n - j * per : per;
+            p->slots[p->next_id - p->base] =
+                (mp__redis_slot){.a = a, .first = c->first + (uint64_t)j * per, .n = n};
+            p->next_id++;
+        }
     }
     redisReply *ids[MP__REDIS_POOL_BATCH];
     rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, ids);
@@ -219,15 +241,19 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
             p->slots[id - p->base].a = NULL;
         return rc;
     }
-    /* The entry ids, to tell later whether a server restart lost them. */
+    /* The entry ids, to tell later whether a server restart lost them
+     * (the tasks of one entry share it). */
+    uint64_t id = id0;
     for (int i = 0; i < k; i++) {
-        mp__redis_slot *sl = &p->slots[id0 + (uint64_t)i - p->base];
         size_t len = ids[i]->len < MP__REDIS_POOL_EID_MAX ? ids[i]->len : 0;
-        memcpy(sl->eid, ids[i]->str, len);
-        sl->eid[len] = '\0';
+        for (uint32_t j = 0; j < chunk_tasks(&chunks[i]); j++, id++) {
+            mp__redis_slot *sl = &p->slots[id - p->base];
+            memcpy(sl->eid, ids[i]->str, len);
+            sl->eid[len] = '\0';
+        }
         freeReplyObject(ids[i]);
     }
-    a->pending += (size_t)k;
+    a->pending += ntasks;
     return 0;
 }
 

@@ -31,14 +31,25 @@ typedef struct mp__redis_task {
     const char *fn;
     size_t fn_len;
     uint64_t n, isz, cap; /* items, input bytes per item, output cap per item */
+    /* Items per task: an entry packs ceil(n / per) tasks of one map, ids
+     * id, id + 1, ..., each of per items (the last of the rest); field
+     * "k", absent: per = n, one task. */
+    uint64_t per;
     const unsigned char *in;
     size_t in_len;
 } mp__redis_task;
+/* Most tasks one entry packs. */
+#define MP__REDIS_POOL_PACK_MAX 64
 
 /* Parses nf field/value strings (f[0], f[1] the first pair). Returns 0, or
  * MP_EBADMSG for a missing, duplicate or malformed field, sizes that do
  * not add up, or bounds exceeded. */
 int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp__redis_task *t);
+/* The number of tasks a parsed entry packs (1 to MP__REDIS_POOL_PACK_MAX). */
+uint64_t mp__redis_task_count(const mp__redis_task *t);
+/* Task j (below mp__redis_task_count) of a parsed entry, as an entry of
+ * its own: id + j, its items and their input. */
+void mp__redis_task_part(const mp__redis_task *t, uint64_t j, mp__redis_task *out);
 
 /* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
@@ -229,17 +240,18 @@ int mp__redis_pool_worker_stop(struct mp_manager *m, const char *pool_name);
 /* The pool of a distributed p, if this process owns it: 0 or MP_EPERM. */
 int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out);
 
-/* One task: n items from first, isz input bytes each, cap output bytes
- * each (apply: one item of in_len bytes). */
+/* One entry: n items from first, isz input bytes each, cap output bytes
+ * each (apply: one item of in_len bytes), as one task, or (per > 0) as
+ * ceil(n / per) tasks of per items (the last of the rest), packed. */
 typedef struct mp__redis_chunk {
     uint64_t first;
-    uint32_t n;
+    uint32_t n, per;
     size_t isz, cap;
     const void *in;
     size_t in_len;
 } mp__redis_chunk;
 #define MP__REDIS_POOL_BATCH 64
-/* Submits k (1..MP__REDIS_POOL_BATCH) tasks of a in one pipelined round trip. */
+/* Submits k (1..MP__REDIS_POOL_BATCH) entries of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks);
 /* Takes results off the client's list. block: waits for the first for

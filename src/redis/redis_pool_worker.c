@@ -165,29 +165,56 @@ static int run_task(const worker *w, const mp__redis_task *t, mp_task_fn fn, uns
     return 0;
 }
 
-/* The answers of a batch of tasks, sent in one pipelined round trip after
- * the batch ran: the results first (one RPUSH and one EXPIRE per run of
- * answers to the same client), then one XACK and one XDEL of every entry,
- * so that a task is acknowledged only once its result is stored (Redis
- * runs a connection's commands in order). */
+/* The answers of a batch of entries, sent in one pipelined round trip
+ * after the batch ran: the results first (one RPUSH and one EXPIRE per run
+ * of answers to the same client), then one XACK and one XDEL of every
+ * entry, so that a task is acknowledged only once its result is stored
+ * (Redis runs a connection's commands in order). An entry packs one task
+ * or several (of one map of one client): one answer per task. */
 typedef struct answer {
-    char *k_res;        /* NULL: no client to answer (only the ack) */
+    const char *k_res;  /* its entry's, borrowed */
     unsigned char *rec; /* malloc'd, or head */
     unsigned char head[MP__REDIS_RESULT_HEAD];
     size_t rec_len;
+} answer;
+
+typedef struct entry_ref {
+    char *k_res; /* the client's result list; NULL: no client to answer */
     char eid[MP__REDIS_POOL_EID_MAX];
     size_t eid_len;
-} answer;
+} entry_ref;
 
 typedef struct batch {
     answer *a;
     size_t n, cap;
+    entry_ref *e; /* the entries to acknowledge */
+    size_t ne, ecap;
 } batch;
 
-/* Queues the answer for entry eid (its result in b->a[b->n].rec). */
-static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, const char *client)
+/* Room for k more answers. */
+static int reserve_answers(batch *b, size_t k)
 {
-    answer *x = &b->a[b->n];
+    if (b->n + k <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 16;
+    while (cap < b->n + k)
+        cap *= 2;
+    answer *a = realloc(b->a, cap * sizeof(*a));
+    if (a == NULL)
+        return MP_ENOMEM;
+    memset(a + b->cap, 0, (cap - b->cap) * sizeof(*a));
+    b->a = a;
+    b->cap = cap;
+    return 0;
+}
+
+/* Queues entry eid for the acknowledgement, with its client's result list
+ * (client "": none) in *key. */
+static int queue_entry(worker *w, batch *b, const char *eid, size_t eid_len, const char *client,
+                       const char **key)
+{
+    entry_ref *x = &b->e[b->ne];
+    *key = NULL;
     if (eid_len >= MP__REDIS_POOL_EID_MAX)
         return MP_EBADMSG; /* not an id the server makes */
     if (client[0]) {
@@ -199,24 +226,27 @@ static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, co
     }
     memcpy(x->eid, eid, eid_len);
     x->eid_len = eid_len;
-    b->n++;
+    *key = x->k_res;
+    b->ne++;
     return 0;
 }
 
 static void batch_clear(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->a[i].k_res);
+    for (size_t i = 0; i < b->n; i++)
         if (b->a[i].rec != b->a[i].head)
             free(b->a[i].rec);
-    }
-    memset(b->a, 0, b->cap * sizeof(*b->a));
-    b->n = 0;
+    for (size_t i = 0; i < b->ne; i++)
+        free(b->e[i].k_res);
+    if (b->a)
+        memset(b->a, 0, b->cap * sizeof(*b->a));
+    memset(b->e, 0, b->ecap * sizeof(*b->e));
+    b->n = b->ne = 0;
 }
 
 static bool same_key(const answer *x, const answer *y)
 {
-    return x->k_res && y->k_res && strcmp(x->k_res, y->k_res) == 0;
+    return x->k_res && y->k_res && (x->k_res == y->k_res || strcmp(x->k_res, y->k_res) == 0);
 }
 
 static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, size_t len)
@@ -226,19 +256,19 @@ static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, 
     (*k)++;
 }
 
-/* Worst case per answer: its own RPUSH (3) and EXPIRE (3), and its id in
- * XACK and XDEL (2); plus their 5 fixed arguments. */
+/* Worst case per answer: its own RPUSH (3) and EXPIRE (3); per entry its
+ * id in XACK and XDEL (2); plus their 5 fixed arguments. */
 static int flush(worker *w, batch *b)
 {
-    size_t nargs = 8 * b->n + 5, ncmd = 2 * b->n + 2, k = 0;
+    size_t nargs = 6 * b->n + 2 * b->ne + 5, ncmd = 2 * b->n + 2, k = 0;
     int n = 0, rc = 0;
     const char **argv = malloc(nargs * sizeof(*argv));
     size_t *lens = malloc(nargs * sizeof(*lens));
     int *ac = malloc(ncmd * sizeof(*ac));
     const char *const **av = malloc(ncmd * sizeof(*av));
     const size_t **lv = malloc(ncmd * sizeof(*lv));
-    if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL || b->n == 0)
-        rc = b->n ? MP_ENOMEM : 0;
+    if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL || b->ne == 0)
+        rc = b->ne ? MP_ENOMEM : 0;
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         const answer *x = &b->a[i];
         if (x->k_res == NULL || (i > 0 && same_key(&b->a[i - 1], x)))
@@ -261,11 +291,11 @@ static int flush(worker *w, batch *b)
         push_arg(argv, lens, &k, w->k_tasks, strlen(w->k_tasks));
         if (c == 0)
             push_arg(argv, lens, &k, GROUP, strlen(GROUP));
-        for (size_t i = 0; i < b->n; i++)
-            push_arg(argv, lens, &k, b->a[i].eid, b->a[i].eid_len);
+        for (size_t i = 0; i < b->ne; i++)
+            push_arg(argv, lens, &k, b->e[i].eid, b->e[i].eid_len);
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
     }
-    if (rc == 0 && b->n > 0)
+    if (rc == 0 && b->ne > 0)
         rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
                                 (const size_t *const *)lv, NULL);
     free(argv);
@@ -316,6 +346,9 @@ static bool entry_ok(const redisReply *e)
            e->element[1]->elements % 2 == 0 && e->element[1]->elements <= 64;
 }
 
+/* Parses an entry and answers each of its tasks into b: run, or failed
+ * as a whole (unknown function, past the delivery cap); a malformed entry
+ * goes to the dead-letter stream unanswered. */
 static int handle(worker *w, batch *b, const redisReply *e, long long deliveries)
 {
     const redisReply *id = e->element[0], *fields = e->element[1];
@@ -328,34 +361,41 @@ static int handle(worker *w, batch *b, const redisReply *e, long long deliveries
         lens[i] = str ? fields->element[i]->len : 0;
     }
     mp__redis_task t;
-    answer *x = &b->a[b->n];
-    x->rec = x->head;
-    x->rec_len = MP__REDIS_RESULT_HEAD;
-    int rc = 0;
+    const char *key = NULL;
     if (mp__redis_task_parse(f, lens, fields->elements, &t) < 0) {
         mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
-        t.client[0] = '\0';
-        rc = dead_letter(w, fields, "malformed", deliveries);
-    } else if (deliveries > (long long)w->maxdel) {
-        mp__redis_result_put_head(x->head, t.id, MP_EWORKERLOST, 0);
-        rc = dead_letter(w, fields, "worker lost", deliveries);
-    } else {
-        mp_task_fn fn = resolve(w, &t);
-        if (fn == NULL) {
-            mp__debug("pool: unknown function %.*s", (int)t.fn_len, t.fn);
-            mp__redis_result_put_head(x->head, t.id, MP_ENOFUNC, 0);
-        } else if (run_task(w, &t, fn, &x->rec, &x->rec_len) < 0) {
-            mp__redis_result_put_head(x->head, t.id, MP_ENOMEM, 0);
-        }
-        w->done++;
+        int rc = dead_letter(w, fields, "malformed", deliveries);
+        return rc < 0 ? rc : queue_entry(w, b, id->str, id->len, "", &key);
     }
+    uint64_t count = mp__redis_task_count(&t);
+    bool lost = deliveries > (long long)w->maxdel;
+    int rc = reserve_answers(b, (size_t)count);
+    if (rc == 0 && lost)
+        rc = dead_letter(w, fields, "worker lost", deliveries);
     if (rc == 0)
-        rc = queue_answer(w, b, id->str, id->len, t.client);
-    if (rc < 0 && x->rec != x->head)
-        free(x->rec);
+        rc = queue_entry(w, b, id->str, id->len, t.client, &key);
     if (rc < 0)
-        x->rec = NULL;
-    return rc;
+        return rc;
+    mp_task_fn fn = lost ? NULL : resolve(w, &t);
+    if (!lost && fn == NULL)
+        mp__debug("pool: unknown function %.*s", (int)t.fn_len, t.fn);
+    for (uint64_t j = 0; j < count; j++) {
+        mp__redis_task part;
+        mp__redis_task_part(&t, j, &part);
+        answer *x = &b->a[b->n++];
+        x->k_res = key;
+        x->rec = x->head;
+        x->rec_len = MP__REDIS_RESULT_HEAD;
+        if (lost)
+            mp__redis_result_put_head(x->head, part.id, MP_EWORKERLOST, 0);
+        else if (fn == NULL)
+            mp__redis_result_put_head(x->head, part.id, MP_ENOFUNC, 0);
+        else if (run_task(w, &part, fn, &x->rec, &x->rec_len) < 0)
+            mp__redis_result_put_head(x->head, part.id, MP_ENOMEM, 0);
+        if (!lost)
+            w->done++;
+    }
+    return 0;
 }
 
 /* How many times the entry was delivered (XPENDING), or 1 if unknown. */
@@ -401,7 +441,8 @@ static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
 static unsigned long read_size(const worker *w)
 {
     unsigned long want = w->o->prefetch ? w->o->prefetch : w->adapt;
-    if (w->o->max_tasks && w->o->max_tasks - w->done < want)
+    /* done may pass max_tasks by the rest of a packed entry. */
+    if (w->o->max_tasks && w->o->max_tasks - w->done < want && w->done < w->o->max_tasks)
         want = w->o->max_tasks - w->done;
     return want;
 }
@@ -414,9 +455,9 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
 {
     bool claimed = want == 0;
     int rc = 0;
-    batch b = {.a = calloc(entries->elements, sizeof(answer)), .cap = entries->elements};
-    if (b.a == NULL || mp__redis_beat_hold(&w->hb, entries) < 0) {
-        free(b.a);
+    batch b = {.e = calloc(entries->elements, sizeof(entry_ref)), .ecap = entries->elements};
+    if (b.e == NULL || mp__redis_beat_hold(&w->hb, entries) < 0) {
+        free(b.e);
         return MP_ENOMEM;
     }
     int64_t t0 = mp__now_ns(), flushed = t0;
@@ -441,6 +482,7 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
     rc = rc < 0 ? rc : f < 0 ? f : rc;
     mp__redis_beat_release(&w->hb);
     free(b.a);
+    free(b.e);
     return rc;
 }
 
