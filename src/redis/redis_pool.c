@@ -153,6 +153,23 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     return 0;
 }
 
+/* An entry id "<ms>-<seq>" as XADD * makes them; anything else (a seq
+ * past 32 bits included) leaves *ms, *seq at 0-0, unknown. */
+static void parse_eid(const char *s, size_t len, uint64_t *ms, uint32_t *seq)
+{
+    uint64_t v[2] = {0, 0};
+    size_t i = 0, digits[2] = {0, 0};
+    for (int part = 0; part < 2; part++, i++)
+        for (; i < len && s[i] >= '0' && s[i] <= '9' && digits[part] < 19; i++, digits[part]++)
+            v[part] = v[part] * 10 + (uint64_t)(s[i] - '0');
+    /* i is one past the end when the text was "<digits>-<digits>". */
+    if (i != len + 1 || digits[0] == 0 || digits[1] == 0 || s[digits[0]] != '-' ||
+        v[1] > UINT32_MAX)
+        return;
+    *ms = v[0];
+    *seq = (uint32_t)v[1];
+}
+
 /* Tasks in entry c. */
 static uint32_t chunk_tasks(const mp__redis_chunk *c)
 {
@@ -245,11 +262,13 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
      * (the tasks of one entry share it). */
     uint64_t id = id0;
     for (int i = 0; i < k; i++) {
-        size_t len = ids[i]->len < MP__REDIS_POOL_EID_MAX ? ids[i]->len : 0;
+        uint64_t ms = 0;
+        uint32_t seq = 0;
+        parse_eid(ids[i]->str, ids[i]->len, &ms, &seq);
         for (uint32_t j = 0; j < chunk_tasks(&chunks[i]); j++, id++) {
             mp__redis_slot *sl = &p->slots[id - p->base];
-            memcpy(sl->eid, ids[i]->str, len);
-            sl->eid[len] = '\0';
+            sl->eid_ms = ms;
+            sl->eid_seq = seq;
         }
         freeReplyObject(ids[i]);
     }
@@ -395,9 +414,11 @@ static int entries_gone(mp__redis_pool *p, const uint64_t *ids, int n, bool *gon
     const size_t *lv[MP__REDIS_POOL_BATCH];
     int argc[MP__REDIS_POOL_BATCH];
     redisReply *rep[MP__REDIS_POOL_BATCH];
+    char eid[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
     for (int i = 0; i < n; i++) {
-        const char *eid = p->slots[ids[i] - p->base].eid;
-        const char *a[4] = {"XRANGE", p->k_tasks, eid, eid};
+        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
+        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
+        const char *a[4] = {"XRANGE", p->k_tasks, eid[i], eid[i]};
         for (int j = 0; j < 4; j++)
             argv[i][j] = a[j], lens[i][j] = strlen(a[j]);
         av[i] = argv[i];
@@ -431,7 +452,8 @@ static int check_restart(mp__redis_pool *p)
     for (uint64_t id = p->base, end = p->next_id; rc == 0 && id < end;) {
         int n = 0, nlost = 0;
         for (; id < end && n < MP__REDIS_POOL_BATCH; id++)
-            if (id >= p->base && p->slots[id - p->base].a && p->slots[id - p->base].eid[0])
+            if (id >= p->base && p->slots[id - p->base].a &&
+                (p->slots[id - p->base].eid_ms || p->slots[id - p->base].eid_seq))
                 ids[n++] = id;
         rc = n ? entries_gone(p, ids, n, gone) : 0;
         for (int i = 0; rc == 0 && i < n; i++)

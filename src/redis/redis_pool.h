@@ -93,8 +93,12 @@ typedef struct mp__redis_async mp__redis_async;
 typedef struct mp__redis_slot {
     mp__redis_async *a; /* NULL: answered or abandoned */
     uint64_t first;
+    /* Its entry on the stream, "<eid_ms>-<eid_seq>" (0-0: unknown); the
+     * tasks of a packed entry share it. 32 bytes a task: a map's slots
+     * are written once and read once, so their size is memory traffic. */
+    uint64_t eid_ms;
+    uint32_t eid_seq;
     uint32_t n;
-    char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
 typedef struct mp__redis_pool {
