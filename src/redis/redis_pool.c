@@ -176,17 +176,31 @@ static uint32_t chunk_tasks(const mp__redis_chunk *c)
     return c->per ? (c->n + c->per - 1) / c->per : 1;
 }
 
+/* v in decimal into buf (24 bytes), NUL-terminated: snprintf costs a
+ * tenth of a client's time at tiny tasks. */
+static void u64_dec(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+}
+
 /* The XADD of one entry whose first task is id0, in argv/lens; returns
  * its argument count (17, or 19 with "k" when it packs several tasks).
  * num holds its numbers. */
 static int xadd_args(mp__redis_pool *p, uint64_t id0, const char *fn, size_t fn_len,
                      const mp__redis_chunk *c, char num[5][24], const char **argv, size_t *lens)
 {
-    snprintf(num[0], 24, "%" PRIu64, id0);
-    snprintf(num[1], 24, "%" PRIu32, c->n);
-    snprintf(num[2], 24, "%zu", c->isz);
-    snprintf(num[3], 24, "%zu", c->cap);
-    snprintf(num[4], 24, "%" PRIu32, c->per);
+    u64_dec(num[0], id0);
+    u64_dec(num[1], c->n);
+    u64_dec(num[2], c->isz);
+    u64_dec(num[3], c->cap);
+    u64_dec(num[4], c->per);
     const char *a[19] = {"XADD",
                          p->k_tasks,
                          "*",

@@ -180,6 +180,8 @@ typedef struct answer {
 
 typedef struct entry_ref {
     char *k_res; /* the client's result list; NULL: no client to answer */
+    bool own;    /* k_res is this entry's (else the previous entry's) */
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
     char eid[MP__REDIS_POOL_EID_MAX];
     size_t eid_len;
 } entry_ref;
@@ -217,13 +219,18 @@ static int queue_entry(worker *w, batch *b, const char *eid, size_t eid_len, con
     *key = NULL;
     if (eid_len >= MP__REDIS_POOL_EID_MAX)
         return MP_EBADMSG; /* not an id the server makes */
-    if (client[0]) {
+    const entry_ref *prev = b->ne ? &b->e[b->ne - 1] : NULL;
+    if (client[0] && prev && prev->k_res && strcmp(prev->client, client) == 0) {
+        x->k_res = prev->k_res; /* the entries of a map come in runs */
+    } else if (client[0]) {
         char what[64];
         snprintf(what, sizeof(what), "results:%s", client);
         int rc = mp__redis_pool_key(&x->k_res, mp__redis_prefix(w->conn), w->name, what);
         if (rc < 0)
             return rc;
+        x->own = true;
     }
+    memcpy(x->client, client, strlen(client) + 1); /* parsed: at most 32 */
     memcpy(x->eid, eid, eid_len);
     x->eid_len = eid_len;
     *key = x->k_res;
@@ -237,7 +244,8 @@ static void batch_clear(batch *b)
         if (b->a[i].rec != b->a[i].head)
             free(b->a[i].rec);
     for (size_t i = 0; i < b->ne; i++)
-        free(b->e[i].k_res);
+        if (b->e[i].own)
+            free(b->e[i].k_res);
     if (b->a)
         memset(b->a, 0, b->cap * sizeof(*b->a));
     memset(b->e, 0, b->ecap * sizeof(*b->e));
