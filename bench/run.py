@@ -276,8 +276,12 @@ ROWS = [
         "id": "redis_pool_tiny_tasks_per_s", "unit": "tasks/s", "higher_is_better": True,
         "multiproc": ["bench_rpool", "tiny"],
         "cpython": ["dist_pool.py", "tiny"],
-        "floor": None,
-        "pilot": {"multiproc": 2000, "cpython": 500, "floor": 0},
+        # The floor is raw hiredis with the same commands and batching
+        # (packed entries, XREADGROUP COUNT 16, one RPUSH, XACK and XDEL
+        # per batch, BLMPOP 256), without leases, claims or checks.
+        "floor": ["floor_rpool", "tiny"],
+        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 5000},
+        "targets": {"cost_vs_floor": 1.5},
     },
     {
         # The same with workers that take 16 tasks per round trip
@@ -286,8 +290,8 @@ ROWS = [
         "higher_is_better": True,
         "multiproc": ["bench_rpool", "tiny_prefetch16"],
         "cpython": ["dist_pool.py", "tiny"],
-        "floor": None,
-        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 0},
+        "floor": ["floor_rpool", "tiny"],
+        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 5000},
     },
     {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
