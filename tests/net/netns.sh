@@ -81,9 +81,25 @@ net_check() {
     ip netns del "$probe"
 }
 
+# net_sweep — delete the namespaces of earlier runs whose script is gone
+# (one killed with SIGKILL could not tear its network down).
+net_sweep() {
+    local ns pid
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+        [[ $ns =~ ^mpn([0-9]+)- ]] || continue
+        pid=${BASH_REMATCH[1]}
+        if [[ $pid != "$$" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+            ip netns del "$ns" 2>/dev/null
+        fi
+    done
+}
+
 # net_setup HOST... — the bridge and one namespace per host, links up.
+# Fails with the reason when the network cannot be built.
 net_setup() {
     net_check || return 1
+    net_sweep
     trap net_teardown EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM HUP
@@ -161,9 +177,30 @@ net_spawn() {
     NET_PIDS+=("$NET_LAST_PID")
 }
 
+# net_deadline SECONDS — end the script (SIGTERM, so that its EXIT trap
+# tears the network down) if it still runs after SECONDS: set it below the
+# caller's own timeout (ctest's kills without a trap).
+net_deadline() {
+    local me=$$
+    (
+        sleep "$1" &
+        s=$!
+        trap 'kill "$s" 2>/dev/null; exit 0' TERM
+        wait "$s" || exit 0
+        echo "netns: deadline of $1 s reached; stopping" >&2
+        kill -TERM "$me" 2>/dev/null
+    ) &
+    NET_DEADLINE_PID=$!
+    NET_PIDS+=("$NET_DEADLINE_PID")
+}
+
 # net_teardown — kill what net_spawn started, delete the namespaces.
 net_teardown() {
     local pid ns
+    for pid in "${NET_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    sleep 0.1
     for pid in "${NET_PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null
     done

@@ -33,11 +33,13 @@ fail() {
 }
 say() { echo "net_pool $scenario: $*"; }
 
+net_setup redis client w1 w2 w3 || fail "cannot build the network (see above)"
 dir=$(mktemp -d)
 chmod 755 "$dir"
-pass=net$$
-net_setup redis client w1 w2 w3 || fail "cannot build the network (see above)"
 trap 'net_teardown; rm -rf "$dir"' EXIT
+# Under ctest's TIMEOUT (90 s), so that the network is always torn down.
+net_deadline 80
+pass=net$$
 url_of() { echo "redis://:$pass@$(net_ip redis):6379?reconnect=1&timeout=${1:-5}"; }
 runs=$dir/runs
 
@@ -77,7 +79,7 @@ check_runs() {
     say "runs: every task ran; $dup ran more than once (at least once delivery;" \
         "the client kept one result each)"
 }
-client() { net_exec client timeout "${CLIENT_TIMEOUT:-60}" "$net_pool" "$@"; }
+client() { net_exec client timeout "${CLIENT_TIMEOUT:-40}" "$net_pool" "$@"; }
 
 case $scenario in
 latency)
