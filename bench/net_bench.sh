@@ -14,11 +14,12 @@ prog=$1
 relay=$2
 n=$3
 . "$(dirname "$0")/../tests/net/netns.sh"
+net_setup redis client w1 w2 w3 || exit 1
 dir=$(mktemp -d)
 chmod 755 "$dir"
-pass=bench$$
-net_setup redis client w1 w2 w3 || exit 1
 trap 'net_teardown; rm -rf "$dir"' EXIT
+net_deadline 110
+pass=bench$$
 net_latency 500 "$relay" >&2 || exit 1
 net_redis redis "$dir" "$pass" >&2 || exit 1
 url="redis://:$pass@$(net_ip redis):6379"
