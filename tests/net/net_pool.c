@@ -150,17 +150,19 @@ static int cmd_map(const char *url, uint64_t first, size_t n, uint64_t ms, const
     }
     size_t got = 0, index;
     uint64_t r;
-    int lost = 0; /* connection errors retried: with reconnect=1 the next call reconnects */
+    int lost = 0; /* errors of the wait retried */
     for (;;) {
         mp_task_error err = {.index = SIZE_MAX};
         rc = mp_imap_next(it, &r, &index, &err, 60);
         if (rc < 0 && rc != MP_EEOF && err.index != SIZE_MAX)
             die("task %llu failed: %s (code %s)", (unsigned long long)(first + err.index),
                 mp_strerror(rc), mp_err_name(err.code));
-        if ((rc == MP_ECONNRESET || rc == MP_ECONNREFUSED || rc == MP_ETIMEDOUT) && lost < 100) {
-            if (lost++ == 0)
-                printf("map: %s after %zu results; waiting on (reconnect=1)\n", mp_strerror(rc),
-                       got);
+        /* Any other error of the wait (not of an item) while the server is
+         * away: the next call reconnects (reconnect=1). */
+        if (rc < 0 && rc != MP_EEOF && lost < 100) {
+            lost++;
+            printf("map: %s (%s) after %zu results; waiting on (reconnect=1)\n", mp_strerror(rc),
+                   mp_err_name(rc), got);
             usleep(100000);
             continue;
         }
@@ -179,8 +181,8 @@ static int cmd_map(const char *url, uint64_t first, size_t n, uint64_t ms, const
         die("mp_imap_next after %zu of %zu results: %s", got, n, mp_strerror(rc));
     if (got != n)
         die("%zu results for %zu tasks", got, n);
-    printf("map: %zu results for %zu tasks, each once and right, in %.3f s (%d connection errors "
-           "retried)\n",
+    printf("map: %zu results for %zu tasks, each once and right, in %.3f s (%d errors of the "
+           "wait retried)\n",
            got, n, now() - t0, lost);
     mp_imap_destroy(it);
     mp_pool_close(p);

@@ -185,6 +185,19 @@ client_killed)
     ;;
 *) fail "unknown scenario" ;;
 esac
-net_pool_stop_rc=0
-client stop "$(url_of)" || net_pool_stop_rc=1
+# The workers return on mp_worker_stop, each with status 0 (a sanitizer's
+# report would make it non-zero).
+[[ $scenario == client_killed ]] && net_heal client
+client stop "$(url_of)" || fail "mp_worker_stop failed"
+for w in w1 w2 w3; do
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "${wpid[$w]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "${wpid[$w]}" 2>/dev/null && fail "the worker of $w did not return on mp_worker_stop"
+    wait "${wpid[$w]}"
+    rc=$?
+    [[ $rc == 0 ]] || { cat "$dir/$w.log"; fail "the worker of $w exited with status $rc"; }
+done
+say "the workers returned on mp_worker_stop"
 say "PASS"
