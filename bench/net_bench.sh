@@ -13,6 +13,7 @@ set -uo pipefail
 prog=$1
 relay=$2
 n=$3
+# shellcheck source=tests/net/netns.sh
 . "$(dirname "$0")/../tests/net/netns.sh"
 net_setup redis client w1 w2 w3 || exit 1
 dir=$(mktemp -d)

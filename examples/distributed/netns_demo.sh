@@ -20,6 +20,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "distributed (two hosts): skipped (no redis-server installed here)."
     exit 0
 fi
+# shellcheck source=tests/net/netns.sh
 . "$(cd "$(dirname "$0")" && pwd)/../../tests/net/netns.sh"
 net_setup A B || exit 1
 dir=$(mktemp -d)

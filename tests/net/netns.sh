@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # netns.sh — a small network of simulated hosts on this machine, for the
 # distributed pool's tests, benchmarks and demo. Sourced by bash scripts:
 #
@@ -232,6 +233,7 @@ net_redis() {
     fi
     net_spawn "$h" redis-server --port "$port" --bind "$bind" --protected-mode no \
         --requirepass "$pass" --save '' --dir "$dir" --daemonize no "$@" >>"$dir/redis.log" 2>&1
+    # shellcheck disable=SC2034 # for the callers
     NET_REDIS_PID=$NET_LAST_PID
     for ((i = 0; i < 100; i++)); do
         if [[ $(net_exec "$h" redis-cli -p "$port" -a "$pass" --no-auth-warning ping 2>/dev/null) \

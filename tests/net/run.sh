@@ -25,6 +25,7 @@ net_pool=$1
 relay=$2
 scenario=$3
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/net/netns.sh
 . "$here/netns.sh"
 
 fail() {
@@ -83,7 +84,6 @@ client() { net_exec client timeout "${CLIENT_TIMEOUT:-40}" "$net_pool" "$@"; }
 
 case $scenario in
 latency)
-    t0=$(date +%s.%N)
     client map "$(url_of)" 0 600 1 || fail "the map failed"
     check_runs 0 600
     for w in w1 w2 w3; do
@@ -108,7 +108,8 @@ partition)
     rc=$?
     cat "$dir/map1.log"
     [[ $rc == 0 ]] || fail "the map did not complete while w1 was cut off (exit $rc)"
-    say "map complete $(echo "$(date +%s.%N) - $t_cut" | bc) s after the cut, w1 still cut off"
+    say "map complete $(awk -v a="$t_cut" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s" \
+        "after the cut, w1 still cut off"
     check_runs 0 $n
     kill -0 "${wpid[w1]}" 2>/dev/null || fail "the worker of w1 exited during the partition"
     net_heal w1
