@@ -740,9 +740,9 @@ static int format_all(int n, const int *argc, const char *const *const *argv,
     return 0;
 }
 
-int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
-                       const char *const *const *argv, const size_t *const *lens,
-                       redisReply **replies)
+int mp__redis_pipeline_block(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                             const char *const *const *argv, const size_t *const *lens,
+                             redisReply **replies, double block_s)
 {
     for (int i = 0; replies && i < n; i++)
         replies[i] = NULL;
@@ -754,6 +754,8 @@ int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int
     /* One deadline for the (re)connect, the commands and all replies. */
     rc = mp__redis_begin(r);
     if (rc == 0) {
+        if (block_s > 0 && r->dl.ns >= 0)
+            r->dl.ns += (int64_t)(block_s * 1e9);
         rc = send_all(r, cmds, len, &r->dl);
         if (rc < 0)
             drop(r); /* partly sent commands: start afresh */
@@ -768,4 +770,11 @@ int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int
         replies[i] = NULL;
     }
     return rc;
+}
+
+int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies)
+{
+    return mp__redis_pipeline_block(r, kind, n, argc, argv, lens, replies, 0);
 }

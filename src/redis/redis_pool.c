@@ -21,7 +21,7 @@
 static int server_run_id(mp__redis_pool *p, char out[48]);
 
 /* Results taken per LPOP when draining without waiting. */
-#define DRAIN 256 /* also in drain()'s LPOP */
+#define DRAIN 256 /* also in drain()'s LRANGE */
 
 int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out)
 {
@@ -408,20 +408,20 @@ static void deliver(mp__redis_pool *p, const void *buf, size_t len)
     settle(p, r.id, r.code == 0 && r.n != p->slots[r.id - p->base].n ? MP_EBADMSG : r.code, &r);
 }
 
-/* Hands every string of a reply to deliver: LPOP's array of strings, or
- * BLPOP's / BLMPOP's [key, value] / [key, [values]] (kv). *got: how many. */
+/* Hands every string of a reply to deliver: LRANGE's array of strings,
+ * BLMOVE's string, or BLPOP's [key, value] (kv). *got: how many. */
 static int deliver_reply(mp__redis_pool *p, const redisReply *rep, bool kv, size_t *got)
 {
     *got = 0;
     if (rep->type == REDIS_REPLY_NIL)
         return MP_ETIMEDOUT;
-    if (rep->type != REDIS_REPLY_ARRAY || (kv && rep->elements != 2))
-        return MP_EBADMSG;
-    const redisReply *const *v = (const redisReply *const *)rep->element + (kv ? 1 : 0);
-    size_t n = kv ? 1 : rep->elements;
-    if (kv && v[0]->type == REDIS_REPLY_ARRAY) { /* BLMPOP */
-        n = v[0]->elements;
-        v = (const redisReply *const *)v[0]->element;
+    const redisReply *const *v = (const redisReply *const *)&rep;
+    size_t n = 1;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        if (kv && rep->elements != 2)
+            return MP_EBADMSG;
+        v = (const redisReply *const *)rep->element + (kv ? 1 : 0);
+        n = kv ? 1 : rep->elements;
     }
     for (size_t i = 0; i < n; i++)
         if (v[i]->type != REDIS_REPLY_STRING)
@@ -432,21 +432,49 @@ static int deliver_reply(mp__redis_pool *p, const redisReply *rep, bool kv, size
     return 0;
 }
 
+/* The LTRIM that removes the p->trim results delivered from the head of
+ * the list, in argv (4 entries). */
+static void trim_args(mp__redis_pool *p, char num[24], const char **argv, size_t *lens)
+{
+    snprintf(num, 24, "%zu", p->trim);
+    const char *a[4] = {"LTRIM", p->k_results, num, "-1"};
+    for (int i = 0; i < 4; i++)
+        argv[i] = a[i], lens[i] = strlen(a[i]);
+}
+
+/* Takes what is on the list, DRAIN at a time, without waiting: the
+ * results delivered before go (LTRIM) in the same round trip as the next
+ * are read (LRANGE), and the ones read stay on the list until then. */
 static int drain(mp__redis_pool *p)
 {
     for (;;) {
-        redisReply *rep;
-        int rc = mp__redis_cmd(p->conn, MP__RR_ANY_VALUE, &rep, 3,
-                               (const char *[]){"LPOP", p->k_results, "256"}, NULL);
+        char num[24];
+        const char *tv[4], *rv[4] = {"LRANGE", p->k_results, "0", "255"};
+        size_t tl[4], rl[4] = {6, strlen(p->k_results), 1, 3};
+        trim_args(p, num, tv, tl);
+        int k = p->trim ? 2 : 1;
+        const char *const *av[2] = {tv, rv};
+        const size_t *lv[2] = {tl, rl};
+        int ac[2] = {4, 4};
+        redisReply *rep[2];
+        /* Whether the LTRIM ran is unknown if the pipeline fails: forget
+         * it. Results read again are dropped as duplicates; trimming
+         * twice would drop results never read. */
+        p->trim = 0;
+        int rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, k, ac + 2 - k, av + 2 - k,
+                                    lv + 2 - k, rep);
         if (rc < 0)
             return rc;
-        size_t got;
-        rc = deliver_reply(p, rep, false, &got);
-        freeReplyObject(rep);
-        if (rc == MP_ETIMEDOUT || (rc == 0 && got < DRAIN))
-            return 0;
-        if (rc < 0)
-            return rc;
+        if (k == 2)
+            freeReplyObject(rep[0]);
+        redisReply *r = rep[k - 1];
+        size_t got = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        /* Counted before delivering: a callback may drain again. */
+        p->trim = got;
+        rc = deliver_reply(p, r, false, &got);
+        freeReplyObject(r);
+        if (rc < 0 || got < DRAIN)
+            return rc == MP_ETIMEDOUT ? 0 : rc;
     }
 }
 
@@ -535,58 +563,74 @@ static int check_restart(mp__redis_pool *p)
     return rc;
 }
 
-/* Waits up to left seconds for the first result on the list and takes
- * it with up to DRAIN - 1 more that are there (BLMPOP, Redis 7; BLPOP
- * before). *got: how many were taken. Returns 0, 1 when the server
- * answered that none came, or an error (MP_ETIMEDOUT: the server did not
- * answer in time). */
+/* Waits up to left seconds for a result on the list and delivers it
+ * without taking it off: BLMOVE from the list to its own head (Redis 6.2;
+ * BLPOP before, which takes it), pipelined after the LTRIM of what was
+ * delivered before. *got: how many were delivered. Returns 0, 1 when the
+ * server answered that none came, or an error (MP_ETIMEDOUT: the server
+ * did not answer in time). */
 static int pop_wait(mp__redis_pool *p, double left, size_t *got)
 {
-    char t[32];
+    char t[32], num[24];
     snprintf(t, sizeof(t), "%.3f", left);
-    const char *blmpop[] = {"BLMPOP", t, "1", p->k_results, "LEFT", "COUNT", "256"};
+    const char *blmove[] = {"BLMOVE", p->k_results, p->k_results, "LEFT", "LEFT", t};
     const char *blpop[] = {"BLPOP", p->k_results, t};
-    bool m = !p->no_blmpop;
-    int rc = mp__redis_begin(p->conn);
-    if (rc < 0)
-        return rc;
-    redisReply *rep = NULL;
-    rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, m ? 7 : 3, m ? blmpop : blpop, NULL);
-    if (rc == MP_ESERVER && m) { /* an older server: unknown command */
-        p->no_blmpop = true;
-        rc = mp__redis_call(p->conn, MP__RR_ANY_VALUE, &rep, left, 3, blpop, NULL);
+    const char *tv[4];
+    size_t tl[4], bl[6];
+    trim_args(p, num, tv, tl);
+    for (;;) {
+        bool m = !p->no_blmove;
+        const char **bv = m ? blmove : blpop;
+        int bn = m ? 6 : 3;
+        for (int i = 0; i < bn; i++)
+            bl[i] = strlen(bv[i]);
+        int k = p->trim ? 2 : 1;
+        const char *const *av[2] = {tv, bv};
+        const size_t *lv[2] = {tl, bl};
+        int ac[2] = {4, bn};
+        redisReply *rep[2];
+        p->trim = 0; /* as in drain */
+        int rc = mp__redis_pipeline_block(p->conn, MP__RR_ANY_VALUE, k, ac + 2 - k, av + 2 - k,
+                                          lv + 2 - k, rep, left);
+        if (rc == MP_ESERVER && m) { /* an older server: unknown command */
+            p->no_blmove = true;
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        if (k == 2)
+            freeReplyObject(rep[0]);
+        redisReply *r = rep[k - 1];
+        /* BLMOVE left the result at the head: it goes with the next trim. */
+        p->trim = m && r->type == REDIS_REPLY_STRING ? 1 : 0;
+        rc = deliver_reply(p, r, !m, got);
+        freeReplyObject(r);
+        return rc == MP_ETIMEDOUT ? 1 : rc;
     }
-    mp__redis_end(p->conn);
-    if (rc < 0)
-        return rc;
-    rc = deliver_reply(p, rep, true, got);
-    freeReplyObject(rep);
-    return rc == MP_ETIMEDOUT ? 1 : rc;
 }
 
-/* One blocking pop of at most the time left, and at most a second: a
- * server gone silent is then noticed within a second plus the
- * connection's timeout. Then the rest of the list, unless the pop took
- * what there was. */
+/* What is on the list, and if nothing is, one blocking wait of at most
+ * the time left, and at most a second: a server gone silent is then
+ * noticed within a second plus the connection's timeout. */
 static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 {
+    size_t before = p->unfinished;
+    int rc = drain(p);
+    if (rc < 0 || p->unfinished != before || p->trim > 0)
+        return rc; /* results came: the caller looks before waiting */
     double left = 1.0;
     if (d->ns >= 0)
         left = (double)(d->ns - mp__now_ns()) / 1e9;
-    if (left < 0.001) { /* no time to wait, but what has come counts */
-        int rc = drain(p);
-        return rc < 0 ? rc : MP_ETIMEDOUT;
-    }
+    if (left < 0.001) /* no time to wait, but what has come counts */
+        return MP_ETIMEDOUT;
     if (left > 1.0)
         left = 1.0;
     size_t got = 0;
-    int rc = pop_wait(p, left, &got);
+    rc = pop_wait(p, left, &got);
     if (rc == 1) { /* a quiet second: did the server lose our tasks? */
         int r2 = check_restart(p);
         rc = r2 < 0 ? r2 : MP_ETIMEDOUT;
     }
-    if (rc == 0 && (p->no_blmpop || got == DRAIN))
-        rc = drain(p);
     return rc;
 }
 

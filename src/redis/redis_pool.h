@@ -189,7 +189,12 @@ typedef struct mp__redis_pool {
     char run_id[48];       /* the server's run_id when last seen ("": unknown) */
     mp__redis_async *live; /* every mp__redis_async of the pool */
     bool closed, terminated;
-    bool no_blmpop;      /* the server has no BLMPOP (before Redis 7) */
+    bool no_blmove; /* the server has no BLMOVE (before Redis 6.2) */
+    /* Results at the head of the list that were delivered and are still
+     * to be removed: a result leaves the list only once it was received
+     * (LRANGE, then LTRIM with the next command), so a reply lost with the
+     * connection loses no result. */
+    size_t trim;
     mp__redis_sender tx; /* apply_async tasks accepted, not yet sent */
 } mp__redis_pool;
 
@@ -389,6 +394,11 @@ int mp__redis_pool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__red
 int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
                        const char *const *const *argv, const size_t *const *lens,
                        redisReply **replies);
+/* The same, where one of the commands may block up to block_s seconds on
+ * the server (added to the deadline). */
+int mp__redis_pipeline_block(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                             const char *const *const *argv, const size_t *const *lens,
+                             redisReply **replies, double block_s);
 /* Whether the connection reconnects after a loss (the URL's option). */
 bool mp__redis_reconnects(const mp__redis *r);
 
