@@ -18,8 +18,8 @@
 #include "os/symbol.h"
 
 #define GROUP MP__REDIS_POOL_GROUP
-/* Results a client never reads expire after a day. */
-#define RESULT_TTL "86400"
+/* A result list lives as long as its client's lease. */
+#define RESULT_TTL MP__REDIS_POOL_CLIENT_LEASE_MS_STR
 /* prefetch 0 (adaptive): a read takes 1 task, twice as many after a batch
  * that came back full and ran in under ADAPT_NS, up to ADAPT_MAX; a batch
  * that took longer starts again from 1. A worker then holds at most
@@ -166,7 +166,7 @@ static int run_task(const worker *w, const mp__redis_task *t, mp_task_fn fn, uns
 }
 
 /* The answers of a batch of tasks, sent in one pipelined round trip after
- * the batch ran: the results first (one RPUSH and one EXPIRE per run of
+ * the batch ran: the results first (one RPUSH and one PEXPIRE per run of
  * answers to the same client), then one XACK and one XDEL of every entry,
  * so that a task is acknowledged only once its result is stored (Redis
  * runs a connection's commands in order). */
@@ -226,7 +226,7 @@ static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, 
     (*k)++;
 }
 
-/* Worst case per answer: its own RPUSH (3) and EXPIRE (3), and its id in
+/* Worst case per answer: its own RPUSH (3) and PEXPIRE (3), and its id in
  * XACK and XDEL (2); plus their 5 fixed arguments. */
 static int flush(worker *w, batch *b)
 {
@@ -250,7 +250,7 @@ static int flush(worker *w, batch *b)
             push_arg(argv, lens, &k, (const char *)b->a[j].rec, b->a[j].rec_len);
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
         start = k;
-        push_arg(argv, lens, &k, "EXPIRE", 6);
+        push_arg(argv, lens, &k, "PEXPIRE", 7);
         push_arg(argv, lens, &k, x->k_res, kl);
         push_arg(argv, lens, &k, RESULT_TTL, strlen(RESULT_TTL));
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = 3;
@@ -375,6 +375,31 @@ static long long deliveries_of(worker *w, const redisReply *id)
     return n;
 }
 
+/* An entry that is not run: acknowledged and deleted without a result
+ * (cancelled, or its client's lease lapsed). */
+static int drop_entry(worker *w, batch *b, const redisReply *e)
+{
+    answer *x = &b->a[b->n];
+    x->rec = x->head;
+    x->rec_len = 0;
+    return queue_answer(w, b, e->element[0]->str, e->element[0]->len, "");
+}
+
+/* Runs the i-th entry of the batch, unless the heartbeat said it is
+ * dropped; if it said so while the task ran, the result is not sent. */
+static int run_entry(worker *w, batch *b, const redisReply *e, size_t i, bool claimed)
+{
+    if (mp__redis_beat_dropped(&w->hb, i))
+        return drop_entry(w, b, e);
+    int rc = handle(w, b, e, claimed ? deliveries_of(w, e->element[0]) : 1);
+    if (rc >= 0 && mp__redis_beat_dropped(&w->hb, i)) {
+        answer *x = &b->a[b->n - 1];
+        free(x->k_res);
+        x->k_res = NULL;
+    }
+    return rc;
+}
+
 /* The entries of an XREADGROUP reply of one stream (at most want), or
  * NULL. */
 static const redisReply *read_entries(const redisReply *rep, unsigned long want)
@@ -430,7 +455,7 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
         }
         const redisReply *e = entries->element[i];
         if (rc >= 0 && entry_ok(e)) {
-            int h = handle(w, &b, e, claimed ? deliveries_of(w, e->element[0]) : 1);
+            int h = run_entry(w, &b, e, i, claimed);
             rc = h < 0 ? h : rc + 1;
         }
     }
