@@ -7,6 +7,10 @@
  *                          processes on this machine; value = tasks/s
  *     bench_rpool tiny_prefetch16 N   the same with workers that take 16
  *                          tasks per round trip (mp_worker_opts.prefetch)
+ *     bench_rpool apply N  a burst of N apply_async of the same task, then
+ *                          a get of each; value = tasks/s
+ *     bench_rpool map N    mp_pool_map of N items, chunksize 1 (N tasks);
+ *                          value = tasks/s
  *
  * The same workload as bench_pool's tiny mode, but every task is one entry
  * of a Redis stream and one result on the client's list. The program
@@ -82,13 +86,66 @@ static pid_t start_worker(void)
     return pid;
 }
 
+/* A burst of n apply_async, then a get of each. */
+static int apply_burst(mp_pool *p, long n, double timeout)
+{
+    mp_async **a = calloc((size_t)n, sizeof(*a));
+    if (a == NULL)
+        return MP_ENOMEM;
+    int rc = 0;
+    long sent = 0;
+    for (; rc == 0 && sent < n; sent++) {
+        int64_t x = sent;
+        rc = mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a[sent]);
+        if (rc < 0)
+            break;
+    }
+    for (long i = 0; i < sent; i++) {
+        int64_t v = -1;
+        int r = mp_async_get(a[i], &v, sizeof(v), NULL, timeout);
+        if (r == 0 && v != i * i)
+            bench_die("apply %ld: %lld", i, (long long)v);
+        if (rc == 0)
+            rc = r;
+        mp_async_destroy(a[i]);
+    }
+    free(a);
+    return rc;
+}
+
+/* mp_pool_map of n items, one per task. */
+static int map_tiny(mp_pool *p, long n, double timeout)
+{
+    int64_t *in = malloc((size_t)n * sizeof(*in)), *out = malloc((size_t)n * sizeof(*out));
+    int rc = in && out ? 0 : MP_ENOMEM;
+    for (long i = 0; rc == 0 && i < n; i++)
+        in[i] = i;
+    if (rc == 0)
+        rc = mp_pool_map(p,
+                         &(mp_map_spec){.fn = square,
+                                        .in = in,
+                                        .n = (size_t)n,
+                                        .in_size = 8,
+                                        .out = out,
+                                        .out_size = 8,
+                                        .chunksize = 1},
+                         timeout);
+    for (long i = 0; rc == 0 && i < n; i++)
+        if (out[i] != i * i)
+            bench_die("map %ld: %lld", i, (long long)out[i]);
+    free(in);
+    free(out);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "tiny|tiny_prefetch16 <iterations>");
-    if (strcmp(argv[1], "tiny") != 0 && strcmp(argv[1], "tiny_prefetch16") != 0)
+    long n = bench_args(argc, argv, "tiny|tiny_prefetch16|apply|map <iterations>");
+    bool apply = strcmp(argv[1], "apply") == 0, map = strcmp(argv[1], "map") == 0;
+    if (strcmp(argv[1], "tiny") != 0 && strcmp(argv[1], "tiny_prefetch16") != 0 && !apply && !map)
         bench_die("unknown mode '%s'", argv[1]);
     const char *pf = getenv("BENCH_PREFETCH");
-    prefetch = pf ? (unsigned)atoi(pf) : strcmp(argv[1], "tiny") == 0 ? 0 : 16;
+    prefetch = pf ? (unsigned)atoi(pf) : strcmp(argv[1], "tiny_prefetch16") == 0 ? 16 : 0;
     if (mp_test_redis_start(&srv, "bench") != 0)
         bench_die("redis-server: %s", srv.error);
     check(mp_task_register("square", square), "register");
@@ -104,7 +161,10 @@ int main(int argc, char **argv)
     if (stats)
         redis_cli("CONFIG RESETSTAT > /dev/null");
     double t0 = bench_now();
-    check(bench_tiny_imap(p, square, n, 60), "imap");
+    check(apply ? apply_burst(p, n, 60)
+          : map ? map_tiny(p, n, 60)
+                : bench_tiny_imap(p, square, n, 60),
+          "run");
     double elapsed = bench_now() - t0;
     if (stats)
         redis_cli("INFO commandstats");

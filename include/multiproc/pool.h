@@ -406,13 +406,11 @@ MP_API void mp_async_destroy(mp_async *a);
  * Distributed pool: the tasks not yet delivered to a worker are removed
  * from the stream and never run; a worker running one learns of the
  * cancel at its next heartbeat, starts no task of it that it holds and
- * has not started, and drops the results (docs/redis.md, "Cancellation
- * and clean-up").
- * Returns 0 (cancelled), MP_EINVAL (NULL a; a already ready: its result,
- * a failure or an earlier cancel stands; a pool destroyed; the result of
- * an iterator: see mp_imap_destroy), MP_EPERM (not the process that
- * created the pool), or, distributed, a connection error (nothing was
- * cancelled; call again). The a object must still be destroyed. */
+ * has not started (nor handed to its executors), and drops the results (docs/redis.md,
+ * "Cancellation and clean-up"). Returns 0 (cancelled), MP_EINVAL (NULL a; a already ready: its
+ * result, a failure or an earlier cancel stands; a pool destroyed; the result of an iterator: see
+ * mp_imap_destroy), MP_EPERM (not the process that created the pool), or, distributed, a connection
+ * error (nothing was cancelled; call again). The a object must still be destroyed. */
 MP_API int mp_async_cancel(mp_async *a);
 
 /* mp_pool_poll — make progress without blocking (collect results, run

@@ -47,9 +47,17 @@
  * mp_worker_opts.ctx instead. mp_pool_for is MP_ENOSYS. mp_pool_pids
  * returns 0. Callbacks work; processes, initializer, maxtasksperchild,
  * task_timeout, start_method and threads must be zero (MP_EINVAL), and
- * the progress options are ignored. A failed item's mp_task_error has
- * pid 0 and signal 0 (the worker was elsewhere); MP_ENOFUNC is a code of
- * its own.
+ * the progress options are ignored. MP_ENOFUNC is a code of its own.
+ *
+ * Crash isolation: by default a worker is a supervisor of executor
+ * processes (mp_worker_opts.executors, one per CPU) that run each batch
+ * of tasks it reads in parallel. An item whose executor dies (a signal
+ * such as SIGSEGV or SIGKILL, _exit, abort) fails alone with
+ * MP_EWORKERLOST, and its mp_task_error carries the executor's pid (in
+ * the worker's machine) and signal (0 when it exited); the executor is
+ * replaced and every other item completes, as in a local pool. When the
+ * worker itself dies, its tasks go to other workers, and after
+ * max_deliveries a task fails with MP_EWORKERLOST, pid 0 and signal 0.
  * Every call can also fail with the connection errors of the Redis
  * manager (see multiproc/manager.h): with reconnect=0 a lost connection
  * is MP_ECONNRESET for every later call; with reconnect=1 the next call
@@ -68,21 +76,20 @@
  * mp_async_cancel: a task no worker has taken is removed from the stream
  * and never runs; a running one finishes in its worker (it is not
  * interrupted), its result is not sent, and the worker starts none of the
- * cancelled tasks it holds; the worker learns of a cancel at its next
- * heartbeat (heartbeat_interval).
+ * cancelled tasks it holds and has not yet handed to its executors; the
+ * worker learns of a cancel at its next heartbeat (heartbeat_interval).
  *
- * Client lease: the client keeps a key with a 10 s TTL, renewed while it
- * calls the pool (submissions, waits, polls, at most every 3.3 s); its
- * result list expires with it. Workers drop without running, and without
- * an answer, the tasks of a client whose key expired (a client killed, or
- * one that made no pool call for 10 s). A client whose lease lapsed
- * notices at its next call: its unfinished tasks fail with MP_ECONNRESET.
- * So a client must call the pool (mp_pool_poll will do) at least every
- * few seconds while it has tasks outstanding.
+ * Client lease: the client keeps a key with a 10 s TTL, renewed every
+ * 3.3 s by a thread of the pool (and by its calls); its result list
+ * expires with it. Workers drop without running, and without an answer,
+ * the tasks of a client whose key expired (a client killed, or cut off
+ * from the server for 10 s). A client whose lease lapsed notices at its
+ * next call: its unfinished tasks fail with MP_ECONNRESET.
  *
  * Thread safety: as a local pool (one thread at a time per pool).
  * mp_task_register may be called from any thread; mp_worker_serve may run
- * in several threads or processes at once, one task at a time each.
+ * in several threads or processes at once (each with its executors, or
+ * one task at a time with MP_WORKER_INLINE).
  * Threads that share a manager share its connection, on which a waiting
  * worker holds it up to half a second: give each thread its own manager.
  */
@@ -135,11 +142,11 @@ typedef struct mp_worker_opts {
     unsigned prefetch;
     /* Refuse tasks whose function is not registered by name. */
     bool registered_only;
-    /* Passed to every task as its ctx. */
+    /* Passed to every task as its ctx (in an executor: see executors). */
     void *ctx;
-    /* Checked between tasks (at least every half second), with an atomic
-     * load: non-zero makes the call return 0. Set it from another thread
-     * (atomically) or a signal handler. May be NULL. */
+    /* Checked between batches (at least every half second while idle),
+     * with an atomic load: non-zero makes the call return 0. Set it from
+     * another thread (atomically) or a signal handler. May be NULL. */
     volatile int *stop;
     /* Seconds between heartbeats; 0: 0.5 (at most a quarter of the
      * visibility timeout is used). A thread of the call, on the manager's
@@ -150,21 +157,43 @@ typedef struct mp_worker_opts {
      * a worker whose key has expired (dead, or cut off from the server)
      * at once: within about 4 intervals of its death. */
     double heartbeat_interval;
+    /* Executor processes that run the tasks; 0: mp_cpu_count(), at most
+     * 1024. The call is then a supervisor: it keeps the connection (reads,
+     * heartbeats, answers) and hands each batch it reads to its
+     * executors, which run it in parallel. A task that crashes its
+     * executor (signal, _exit, abort, SIGKILL from outside) fails alone
+     * with MP_EWORKERLOST and the executor's pid and signal; the executor
+     * is replaced and the worker goes on. Executors are forked from the
+     * calling process (at the start, and to replace one): tasks get
+     * opts.ctx, and see the memory it points to as it was at that fork
+     * (what a task writes stays in its executor). They die with the
+     * calling thread and its process (SIGKILL included) and are reaped
+     * before the call returns. MP_WORKER_INLINE: no executors, the
+     * calling thread runs the tasks one at a time (a crashing task takes
+     * the worker with it; its tasks go to other workers, and one that
+     * crashes every worker fails after max_deliveries). */
+    int executors;
 } mp_worker_opts;
 
-/* mp_worker_serve — run tasks of the distributed pool pool_name, one at a
- * time, until stopped (opts->stop, mp_worker_stop, max_tasks,
- * idle_timeout) or a connection error.
+/* mp_worker_opts.executors: run the tasks in the calling thread. */
+#define MP_WORKER_INLINE (-1)
+
+/* mp_worker_serve — run tasks of the distributed pool pool_name, in
+ * executor processes (opts->executors; in the calling thread with
+ * MP_WORKER_INLINE), until stopped (opts->stop, mp_worker_stop,
+ * max_tasks, idle_timeout) or a connection error. Its executors are
+ * reaped before it returns.
  * m: a Redis manager, borrowed for the call. opts: NULL for defaults.
  * Returns 0 when stopped, or: MP_EINVAL (NULL m, NULL or empty name, longer
- * than MP_MANAGER_NAME_MAX, a local manager, negative or NaN timeouts),
- * MP_ENOSYS (built without Redis), MP_ENOMEM,
+ * than MP_MANAGER_NAME_MAX, a local manager, negative or NaN timeouts,
+ * executors out of range), MP_ENOSYS (built without Redis), MP_ENOMEM,
+ * what mp_pool_create returns for the executors (MP_EAGAIN, ...),
  * and the manager's connection errors (with reconnect=1 a lost server is
  * waited for instead, until a stop condition). */
 MP_API int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts);
 
 /* mp_worker_stop — make every worker serving pool_name return (within
- * about half a second of finishing its current task). Workers started
+ * about half a second of finishing its current batch). Workers started
  * later are not affected. Errors: MP_EINVAL (NULL m, NULL or empty name, longer
  * than MP_MANAGER_NAME_MAX, a local manager), MP_ENOSYS (built without
  * Redis), and the manager's connection errors (MP_ETIMEDOUT,

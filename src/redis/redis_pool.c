@@ -1,5 +1,7 @@
 /* The distributed pool's client: creation, task submission (XADD on the
- * pool's stream), and the pump that takes results off the client's list
+ * pool's stream, pipelined; apply_async tasks held while others are
+ * outstanding go through redis/redis_pool_sender.c), and the pump that
+ * takes results off the client's list
  * and hands them to their mp_async by task id. Results are untrusted:
  * each passes mp__redis_result_decode, and ids that are not outstanding
  * (duplicates of an at-least-once delivery, or of an abandoned task) are
@@ -46,6 +48,13 @@ static bool opts_are_remote_only(const mp_pool_opts *o)
            o->task_timeout == 0 && o->start_method == 0 && !o->threads;
 }
 
+/* The sender thread's periodic duty: the client's heartbeat (a failure
+ * is the next pool call's to meet). */
+static void client_tick(mp__redis_pool *p)
+{
+    (void)mp__redis_client_beat(p);
+}
+
 int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
 {
     mp__redis *conn = mp__manager_redis_conn(o->manager);
@@ -78,8 +87,12 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     p->conn = conn;
     server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
     /* Before any task: workers drop the tasks of a client without a key.
-     * If it fails, the first submission beats again (and fails alike). */
+     * If it fails, the first submission beats again (and fails alike).
+     * Then the sender's thread keeps the lease, whatever the caller does. */
     mp__redis_client_beat(p);
+    p->tx.tick = client_tick;
+    p->tx.tick_ns = (int64_t)MP__REDIS_POOL_CLIENT_LEASE_MS * 1000000 / 3;
+    mp__redis_sender_start(p);
     *out = (mp_pool *)p;
     return 0;
 }
@@ -163,11 +176,11 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     return 0;
 }
 
-/* The XADD of one task, in argv/lens (17 entries); num holds its numbers. */
-static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp__redis_chunk *c,
-                      char num[4][24], const char **argv, size_t *lens)
+/* The XADD of task id, in argv/lens (17 entries); num holds its numbers. */
+static void xadd_args(mp__redis_pool *p, uint64_t id, const char *fn, size_t fn_len,
+                      const mp__redis_chunk *c, char num[4][24], const char **argv, size_t *lens)
 {
-    snprintf(num[0], 24, "%" PRIu64, p->next_id);
+    snprintf(num[0], 24, "%" PRIu64, id);
     snprintf(num[1], 24, "%" PRIu32, c->n);
     snprintf(num[2], 24, "%zu", c->isz);
     snprintf(num[3], 24, "%zu", c->cap);
@@ -196,16 +209,12 @@ static void xadd_args(mp__redis_pool *p, const char *fn, size_t fn_len, const mp
     lens[16] = c->in_len;
 }
 
-int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
-                          int k, const mp__redis_chunk *chunks)
+int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
+                        const size_t *fn_len, const mp__redis_chunk *chunks,
+                        char (*eids)[MP__REDIS_POOL_EID_MAX])
 {
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
-    int rc = mp__redis_client_beat_due(p);
-    if (rc == 0)
-        rc = reserve_slots(p, (size_t)k);
-    if (rc < 0)
-        return rc;
     char num[MP__REDIS_POOL_BATCH][4][24];
     const char *argv[MP__REDIS_POOL_BATCH][17];
     size_t lens[MP__REDIS_POOL_BATCH][17];
@@ -214,40 +223,88 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
      * worker takes this client for dead. */
     const char *set[] = {"SET", p->k_client, "1", "PX", MP__REDIS_POOL_CLIENT_LEASE_MS_STR};
     size_t lset[5];
-    for (int i = 0; i < 5; i++)
-        lset[i] = strlen(set[i]);
+    for (int j = 0; j < 5; j++)
+        lset[j] = strlen(set[j]);
     int argc[MP__REDIS_POOL_BATCH + 1] = {5};
     const char *const *av[MP__REDIS_POOL_BATCH + 1] = {set};
     const size_t *lv[MP__REDIS_POOL_BATCH + 1] = {lset};
-    uint64_t id0 = p->next_id;
-    /* Slots first: a result can only be matched to a task in a slot. */
-    for (int i = 0; i < k; i++) {
-        xadd_args(p, fn, fn_len, &chunks[i], num[i], argv[i], lens[i]);
+    int i = 0;
+    do { /* (0 < k, which the compiler does not see through a for) */
+        xadd_args(p, ids[i], fn[i], fn_len[i], &chunks[i], num[i], argv[i], lens[i]);
         argc[i + 1] = 17;
         av[i + 1] = argv[i];
         lv[i + 1] = lens[i];
+    } while (++i < k);
+    redisReply *rep[MP__REDIS_POOL_BATCH + 1];
+    int rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, k + 1, argc, av, lv, rep);
+    if (rc < 0)
+        return rc;
+    freeReplyObject(rep[0]);
+    for (i = 0; i < k; i++) {
+        const redisReply *r = rep[i + 1];
+        size_t len = r->type == REDIS_REPLY_STRING && r->len < MP__REDIS_POOL_EID_MAX ? r->len : 0;
+        memcpy(eids[i], r->str, len);
+        eids[i][len] = '\0';
+        freeReplyObject(rep[i + 1]);
+    }
+    return 0;
+}
+
+static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r);
+
+void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids,
+                         const char (*eids)[MP__REDIS_POOL_EID_MAX], int rc)
+{
+    for (int i = 0; i < k; i++) {
+        if (ids[i] < p->base || ids[i] >= p->next_id || p->slots[ids[i] - p->base].a == NULL)
+            continue; /* answered, or given up, and dropped */
+        if (rc < 0)   /* some may be on the stream: their results find no slot */
+            settle(p, ids[i], rc, NULL);
+        else /* to tell later whether a server restart lost them */
+            memcpy(p->slots[ids[i] - p->base].eid, eids[i], MP__REDIS_POOL_EID_MAX);
+    }
+}
+
+int mp__redis_pool_reserve(mp__redis_pool *p, size_t k)
+{
+    return reserve_slots(p, k);
+}
+
+int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                          int k, const mp__redis_chunk *chunks)
+{
+    if (k <= 0 || k > MP__REDIS_POOL_BATCH)
+        return MP_EINVAL;
+    /* Tasks keep their order on the stream: the unsent ones go first. */
+    int rc = mp__redis_client_beat_due(p);
+    if (rc == 0)
+        rc = mp__redis_pool_flush(p);
+    if (rc == 0)
+        rc = reserve_slots(p, (size_t)k);
+    if (rc < 0)
+        return rc;
+    uint64_t ids[MP__REDIS_POOL_BATCH];
+    const char *fns[MP__REDIS_POOL_BATCH];
+    size_t fn_lens[MP__REDIS_POOL_BATCH];
+    /* Slots first: a result can only be matched to a task in a slot. */
+    int i = 0;
+    do { /* (0 < k, as above) */
+        ids[i] = p->next_id;
+        fns[i] = fn;
+        fn_lens[i] = fn_len;
         p->slots[p->next_id - p->base] =
             (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
         p->next_id++;
-    }
-    redisReply *rep[MP__REDIS_POOL_BATCH + 1];
-    rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, k + 1, argc, av, lv, rep);
+    } while (++i < k);
+    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+    rc = mp__redis_pool_send(p, k, ids, fns, fn_lens, chunks, eids);
     if (rc < 0) {
         /* Some may be on the stream: their results will find no slot. */
-        for (uint64_t id = id0; id < p->next_id; id++)
-            p->slots[id - p->base].a = NULL;
+        for (i = 0; i < k; i++)
+            p->slots[ids[i] - p->base].a = NULL;
         return rc;
     }
-    freeReplyObject(rep[0]);
-    /* The entry ids, to tell later whether a server restart lost them. */
-    for (int i = 0; i < k; i++) {
-        const redisReply *r = rep[i + 1];
-        mp__redis_slot *sl = &p->slots[id0 + (uint64_t)i - p->base];
-        size_t len = r->type == REDIS_REPLY_STRING && r->len < MP__REDIS_POOL_EID_MAX ? r->len : 0;
-        memcpy(sl->eid, r->str, len);
-        sl->eid[len] = '\0';
-        freeReplyObject(rep[i + 1]);
-    }
+    mp__redis_pool_sent(p, k, ids, (const char(*)[MP__REDIS_POOL_EID_MAX])eids, 0);
     a->pending += (size_t)k;
     return 0;
 }
@@ -257,7 +314,11 @@ static void deliver_item(mp__redis_async *a, uint64_t idx, int code, int32_t tc,
                          const unsigned char *data, size_t len)
 {
     mp_task_error e = {.index = a->is_map ? (size_t)idx : 0, .code = code};
-    if (code == 0 && tc != 0) {
+    if (code == 0 && len == MP__REDIS_ITEM_LOST) {
+        /* Its executor died; the worker lived on. */
+        e.code = MP_EWORKERLOST;
+        mp__redis_result_lost(data, &e.pid, &e.signal);
+    } else if (code == 0 && tc != 0) {
         e.code = MP_ETASKFAILED;
         e.task_code = tc;
     } else if (code == 0 && (a->is_map ? len > a->out_size : len > a->out_cap)) {
@@ -499,6 +560,8 @@ static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
 {
     int rc = mp__redis_client_beat_due(p);
+    if (rc == 0)
+        rc = mp__redis_pool_flush(p);
     if (rc < 0)
         return rc;
     if (!block)

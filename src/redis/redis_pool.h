@@ -50,13 +50,22 @@ int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp
 /* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
  * task), item count (u32), then per item its code (i32: the task's return
- * value) and output length (u32) and bytes. Big-endian. */
+ * value) and output length (u32) and bytes (or a sentinel length, below).
+ * Big-endian. */
 #define MP__REDIS_RESULT_HEAD 20
 #define MP__REDIS_RESULT_ITEM 8
 /* An item's length that says its task claimed a longer result than it was
  * allowed (*out_len above out_cap): the item has no payload and fails with
  * MP_EMSGSIZE, as in a local pool. mp__redis_result_next gives SIZE_MAX for it. */
 #define MP__REDIS_RESULT_OVERSIZE UINT32_MAX
+/* An item's length that says its executor died while it ran (the worker
+ * lived on): the item's code is MP_EWORKERLOST and MP__REDIS_RESULT_LOST_LEN
+ * bytes follow, the executor's pid and the signal that ended it (u32
+ * each, 0 when it exited). mp__redis_result_next gives MP__REDIS_ITEM_LOST
+ * as the length and those bytes as the data (mp__redis_result_lost). */
+#define MP__REDIS_RESULT_LOST     (UINT32_MAX - 1)
+#define MP__REDIS_RESULT_LOST_LEN 8
+#define MP__REDIS_ITEM_LOST       (SIZE_MAX - 1)
 typedef struct mp__redis_result {
     uint64_t id;
     int32_t code;
@@ -73,6 +82,10 @@ int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned cha
 
 void mp__redis_result_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n);
 void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len);
+/* A lost item: MP__REDIS_RESULT_ITEM + MP__REDIS_RESULT_LOST_LEN bytes. */
+void mp__redis_result_put_lost(unsigned char *p, pid_t pid, int sig);
+/* The pid and signal of a lost item's data. */
+void mp__redis_result_lost(const unsigned char *data, pid_t *pid, int *sig);
 
 /* Client ids and the keys: 0 or MP_EBADMSG / MP_ENOMEM. */
 bool mp__redis_pool_client_ok(const char *s, size_t len);
@@ -93,6 +106,60 @@ typedef struct mp__redis_slot {
     char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
+struct mp__redis_pool;
+
+#define MP__REDIS_POOL_BATCH 64
+/* The bound on held tasks: at most MP__REDIS_POOL_BATCH of them, holding
+ * at most this many input bytes together (a larger input goes out alone). */
+#define MP__REDIS_POOL_UNSENT_BYTES ((size_t)1 << 20)
+/* The sender sends held tasks this long after the oldest was accepted. */
+#define MP__REDIS_POOL_UNSENT_NS 1000000
+
+/* An apply_async task accepted but not yet on the stream: its id (its
+ * slot is taken), and its function's wire name and its input, copied. */
+typedef struct mp__redis_held {
+    uint64_t id;
+    size_t fn_len;
+    size_t in_len, cap;
+    char *buf; /* fn_len bytes of name, then in_len bytes of input */
+} mp__redis_held;
+
+/* A batch of held tasks the sender's thread put on the stream (or failed
+ * to), for the owner to record in the slots (mp__redis_pool_sent). */
+typedef struct mp__redis_sent {
+    struct mp__redis_sent *next;
+    int k, rc;
+    uint64_t ids[MP__REDIS_POOL_BATCH];
+    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+} mp__redis_sent;
+
+/* The client's sender (redis/redis_pool_sender.c): the held tasks, and a
+ * thread that sends them MP__REDIS_POOL_UNSENT_NS after the oldest was
+ * accepted, so that a held task never waits for the next pool call. The
+ * owner thread sends them itself when they reach the bound and at the
+ * start of every other call. mu guards every field but thread and
+ * running; one batch is in flight at a time (busy), so the stream keeps
+ * the order of acceptance. */
+typedef struct mp__redis_sender {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+    mp__redis_held held[MP__REDIS_POOL_BATCH];
+    int n;
+    size_t bytes;
+    int64_t since;        /* mp__now_ns() when the oldest held was accepted */
+    bool busy;            /* a batch is being sent (by either thread): */
+    int busy_n;           /* its tasks */
+    size_t busy_bytes;    /* and their input bytes (held and busy count for the bounds) */
+    bool stop;            /* the thread is to return */
+    mp__redis_sent *sent; /* batches the thread sent, newest first */
+    /* Called by the thread every tick_ns (outside mu), when set before
+     * mp__redis_sender_start: the client's periodic duties. */
+    void (*tick)(struct mp__redis_pool *p);
+    int64_t tick_ns;
+    bool running; /* the thread runs (owner only) */
+    pthread_t thread;
+} mp__redis_sender;
+
 typedef struct mp__redis_pool {
     mp__pool_head head; /* first: the public handle is the struct */
     mp__redis *conn;
@@ -110,7 +177,8 @@ typedef struct mp__redis_pool {
     char run_id[48];       /* the server's run_id when last seen ("": unknown) */
     mp__redis_async *live; /* every mp__redis_async of the pool */
     bool closed, terminated;
-    bool no_blmpop; /* the server has no BLMPOP (before Redis 7) */
+    bool no_blmpop;      /* the server has no BLMPOP (before Redis 7) */
+    mp__redis_sender tx; /* apply_async tasks accepted, not yet sent */
 } mp__redis_pool;
 
 struct mp__redis_async {
@@ -197,12 +265,12 @@ void mp__redis_imap_destroy(mp_imap *it);
 /* An entry of the batch a worker holds: its id ("": not renewed), the
  * client and task id it names ("": unknown), and whether the worker must
  * not run it or answer it (cancelled, or its client's lease lapsed). */
-typedef struct mp__redis_held {
+typedef struct mp__redis_beat_entry {
     char eid[MP__REDIS_POOL_EID_MAX];
     char client[MP__REDIS_POOL_CLIENT_MAX + 1];
     char id[24];
     bool dropped;
-} mp__redis_held;
+} mp__redis_beat_entry;
 
 /* What a worker last learned of a client's lease. */
 typedef struct mp__redis_client_seen {
@@ -219,9 +287,9 @@ typedef struct mp__redis_beat {
     char *k_beat, *k_beat_prefix, *k_client_prefix, *k_cancel_prefix;
     char ttl_ms[24];
     int64_t interval_ns;
-    int64_t last_beat;    /* atomic: mp__now_ns of the last beat that succeeded */
-    pthread_mutex_t mu;   /* guards held, nheld, gen, clients, stop */
-    mp__redis_held *held; /* the batch's entries, by index in the read's reply */
+    int64_t last_beat;          /* atomic: mp__now_ns of the last beat that succeeded */
+    pthread_mutex_t mu;         /* guards held, nheld, gen, clients, stop */
+    mp__redis_beat_entry *held; /* the batch's entries, by index in the read's reply */
     size_t nheld;
     uint64_t gen; /* changes with held */
     mp__redis_client_seen clients[MP__REDIS_BEAT_CLIENTS];
@@ -277,7 +345,6 @@ typedef struct mp__redis_chunk {
     const void *in;
     size_t in_len;
 } mp__redis_chunk;
-#define MP__REDIS_POOL_BATCH 64
 /* Submits k (1..MP__REDIS_POOL_BATCH) tasks of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks);
@@ -301,7 +368,41 @@ int mp__redis_client_beat_due(mp__redis_pool *p);
  * adds the id of one delivered (running) to the client's cancel set.
  * Does not touch the slots. 0 or a connection error. */
 int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a);
-/* Takes results off the client's list. block: waits for the first for
+/* Accepts one apply task of a (1 item, c->first 0): sends it at once when
+ * the pool has nothing else outstanding, else keeps a copy among the
+ * held tasks, which go out together (one round trip) when they reach
+ * the bound (sent by the caller), MP__REDIS_POOL_UNSENT_NS after the
+ * oldest was accepted (sent by the sender's thread), or at the next
+ * mp__redis_pool_flush. 0, or MP_ENOMEM / a connection error (then a has
+ * no task). (redis/redis_pool_sender.c) */
+int mp__redis_pool_enqueue(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
+                           const mp__redis_chunk *c);
+/* Sends the held tasks, in one round trip, after any batch the thread is
+ * sending, and records what the thread sent. If sending fails, their
+ * results fail with the error, which it returns. Every pool operation
+ * but apply_async calls it first: a task accepted by apply_async is on
+ * the stream, or its result failed, when the next one returns. */
+int mp__redis_pool_flush(mp__redis_pool *p);
+/* Starts the sender's thread (signals blocked). If it cannot start,
+ * apply_async never holds a task: each goes out at once. */
+void mp__redis_sender_start(mp__redis_pool *p);
+/* Owner, after the last flush: stops the thread, frees what is left. In
+ * a forked child (no thread there): frees the held copies only. */
+void mp__redis_sender_stop(mp__redis_pool *p, bool owner);
+
+/* k XADDs (ids[i], fn[i], chunks[i]) in one pipelined round trip; the
+ * entry ids into eids. Reads only what never changes in p: safe from the
+ * sender's thread. 0 or a connection error. */
+int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
+                        const size_t *fn_len, const mp__redis_chunk *chunks,
+                        char (*eids)[MP__REDIS_POOL_EID_MAX]);
+/* Owner: records the entry ids of tasks sent (rc 0), or fails their
+ * results with rc. */
+void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids,
+                         const char (*eids)[MP__REDIS_POOL_EID_MAX], int rc);
+/* Owner: room for k more slots. 0 or MP_ENOMEM. */
+int mp__redis_pool_reserve(mp__redis_pool *p, size_t k);
+/* Takes results off the client's list (after mp__redis_pool_flush). block: waits for the first for
  * at most a second and the deadline; returns 0 (results taken, or a quiet
  * second: call again) or MP_ETIMEDOUT (the deadline passed). Else never
  * waits. Or a connection error. */

@@ -140,7 +140,7 @@ int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const vo
     a->out_cap = out_cap;
     a->errs_cap = 1;
     mp__redis_chunk c = {.n = 1, .isz = in_len, .cap = out_cap, .in = in, .in_len = in_len};
-    rc = mp__redis_pool_submit(p, a, spec, spec_len, 1, &c);
+    rc = mp__redis_pool_enqueue(p, a, spec, spec_len, &c);
     if (rc < 0) {
         free_async(a);
         return rc;
@@ -341,8 +341,14 @@ int mp__redis_async_cancel(mp_async *pa)
         return MP_EINVAL;
     if (p->owner != getpid())
         return MP_EPERM;
-    /* First the server: if it cannot be reached, nothing changes. */
-    int rc = mp__redis_pool_withdraw(p, a);
+    /* Accepted tasks go out first, so that every task of a has its entry
+     * id (a failed send fails them: a is then done, its outcome stands). */
+    int rc = mp__redis_pool_flush(p);
+    if (a->done)
+        return MP_EINVAL;
+    /* Then the server: if it cannot be reached, nothing changes. */
+    if (rc == 0)
+        rc = mp__redis_pool_withdraw(p, a);
     if (rc < 0)
         return rc;
     mp__redis_async_record(a, &(mp_task_error){.code = MP_ECANCELED});

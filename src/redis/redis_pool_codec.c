@@ -36,6 +36,19 @@ void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len)
     put32(p + 4, len);
 }
 
+void mp__redis_result_put_lost(unsigned char *p, pid_t pid, int sig)
+{
+    mp__redis_result_put_item(p, MP_EWORKERLOST, MP__REDIS_RESULT_LOST);
+    put32(p + MP__REDIS_RESULT_ITEM, (uint32_t)pid);
+    put32(p + MP__REDIS_RESULT_ITEM + 4, (uint32_t)sig);
+}
+
+void mp__redis_result_lost(const unsigned char *data, pid_t *pid, int *sig)
+{
+    *pid = (pid_t)get32(data);
+    *sig = (int)get32(data + 4);
+}
+
 int mp__redis_result_decode(const void *buf, size_t len, mp__redis_result *out)
 {
     const unsigned char *p = buf;
@@ -55,8 +68,12 @@ int mp__redis_result_decode(const void *buf, size_t len, mp__redis_result *out)
         uint32_t ilen = get32(q + 4);
         if (ilen == MP__REDIS_RESULT_OVERSIZE && get32(q) != 0)
             return MP_EBADMSG; /* only a task that succeeded claims a result */
+        if (ilen == MP__REDIS_RESULT_LOST && (int32_t)get32(q) != MP_EWORKERLOST)
+            return MP_EBADMSG; /* only a lost item carries a pid and a signal */
         if (ilen == MP__REDIS_RESULT_OVERSIZE)
             ilen = 0;
+        else if (ilen == MP__REDIS_RESULT_LOST)
+            ilen = MP__REDIS_RESULT_LOST_LEN;
         q += MP__REDIS_RESULT_ITEM;
         if ((size_t)(r.end - q) < ilen)
             return MP_EBADMSG;
@@ -75,9 +92,13 @@ int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned cha
         return MP_ERANGE;
     uint32_t ilen = get32(r->p + 4);
     *code = (int32_t)get32(r->p);
-    *len = ilen == MP__REDIS_RESULT_OVERSIZE ? SIZE_MAX : ilen;
+    *len = ilen == MP__REDIS_RESULT_OVERSIZE ? SIZE_MAX
+           : ilen == MP__REDIS_RESULT_LOST   ? MP__REDIS_ITEM_LOST
+                                             : ilen;
     *data = r->p + MP__REDIS_RESULT_ITEM;
-    r->p += MP__REDIS_RESULT_ITEM + (ilen == MP__REDIS_RESULT_OVERSIZE ? 0 : ilen);
+    r->p += MP__REDIS_RESULT_ITEM + (ilen == MP__REDIS_RESULT_OVERSIZE ? 0
+                                     : ilen == MP__REDIS_RESULT_LOST   ? MP__REDIS_RESULT_LOST_LEN
+                                                                       : ilen);
     return 0;
 }
 

@@ -104,9 +104,12 @@ int mp__redis_pool_close(mp_pool *pool)
 {
     mp__redis_pool *p;
     int rc = mp__redis_pool_check(pool, &p);
-    if (rc == 0)
-        p->closed = true;
-    return rc;
+    if (rc < 0)
+        return rc;
+    p->closed = true;
+    /* The accepted tasks go out now; a failure is their results'. */
+    mp__redis_pool_flush(p);
+    return 0;
 }
 
 int mp__redis_pool_join(mp_pool *pool, double timeout)
@@ -120,6 +123,7 @@ int mp__redis_pool_join(mp_pool *pool, double timeout)
         return rc;
     if (!p->closed)
         return MP_EBUSY;
+    mp__redis_pool_flush(p); /* tasks whose results were destroyed */
     while (p->unfinished > 0) {
         rc = mp__redis_pool_pump(p, &d, true);
         if (rc < 0 && p->unfinished > 0)
@@ -134,11 +138,14 @@ int mp__redis_pool_terminate(mp_pool *pool)
     int rc = mp__redis_pool_check(pool, &p);
     if (rc < 0)
         return rc;
-    /* Pending tasks leave the stream and running ones are cancelled, so
-     * that workers spend nothing more on this client; best effort. */
+    p->closed = p->terminated = true;
+    /* Accepted tasks reach the stream first, as the ones sent before, so
+     * that all are withdrawn alike: the pending ones leave the stream and
+     * the running ones are cancelled, so that workers spend nothing more
+     * on this client; best effort. */
+    mp__redis_pool_flush(p);
     if (p->unfinished > 0 && mp__redis_pool_withdraw(p, NULL) < 0)
         mp__debug("pool: terminate could not withdraw the tasks of %s", p->k_results);
-    p->closed = p->terminated = true;
     for (mp__redis_async *a = p->live; a; a = a->next)
         if (!a->done)
             mp__redis_async_abandon(a, MP_ECLOSED);
@@ -153,6 +160,8 @@ int mp__redis_pool_poll(mp_pool *pool)
         return rc;
     if (p->unfinished > 0)
         mp__redis_pool_pump(p, NULL, false);
+    else
+        mp__redis_pool_flush(p); /* tasks whose results were destroyed */
     return (int)p->unfinished;
 }
 
@@ -174,6 +183,7 @@ void mp__redis_pool_destroy(mp_pool *pool)
         mp__redis_cmd(p->conn, MP__RR_INT, NULL, 4,
                       (const char *[]){"DEL", p->k_results, p->k_client, p->k_cancel}, NULL);
     }
+    mp__redis_sender_stop(p, p->owner == getpid());
     /* The results held by the user stay valid, detached from the pool. */
     while (p->live) {
         mp__redis_async *a = p->live;

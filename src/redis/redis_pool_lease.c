@@ -94,7 +94,7 @@ static void learn(mp__redis_beat *l, uint64_t gen, const redisReply *rep, int64_
         return;
     for (size_t i = 0; i < l->nheld; i++) {
         const redisReply *f = rep->element[i];
-        mp__redis_held *h = &l->held[i];
+        mp__redis_beat_entry *h = &l->held[i];
         if (f->type != REDIS_REPLY_INTEGER || h->client[0] == '\0')
             continue;
         h->dropped = h->dropped || f->integer != 0;
@@ -133,7 +133,7 @@ static int beat(mp__redis_beat *l)
     size_t n = l->nheld;
     uint64_t gen = l->gen;
     const char **argv = malloc((NHEAD + 3 * n) * sizeof(*argv));
-    mp__redis_held *held = n ? malloc(n * sizeof(*held)) : NULL;
+    mp__redis_beat_entry *held = n ? malloc(n * sizeof(*held)) : NULL;
     bool ok = argv && (n == 0 || held);
     if (ok && n)
         memcpy(held, l->held, n * sizeof(*held));
@@ -175,7 +175,7 @@ static const redisReply *field(const redisReply *fields, const char *name)
 
 /* An entry's id, and its client and task id when they are well formed
  * (the client then cannot make another key). */
-static void held_of(const redisReply *e, mp__redis_held *h)
+static void held_of(const redisReply *e, mp__redis_beat_entry *h)
 {
     if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
         e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= MP__REDIS_POOL_EID_MAX)
@@ -197,7 +197,7 @@ static bool apply_known(mp__redis_beat *l, int64_t now)
 {
     bool stale = false;
     for (size_t i = 0; i < l->nheld; i++) {
-        mp__redis_held *h = &l->held[i];
+        mp__redis_beat_entry *h = &l->held[i];
         if (h->client[0] == '\0')
             continue;
         const mp__redis_client_seen *c = NULL;
@@ -214,7 +214,7 @@ static bool apply_known(mp__redis_beat *l, int64_t now)
 
 int mp__redis_beat_hold(mp__redis_beat *l, const redisReply *entries)
 {
-    mp__redis_held *held = calloc(entries->elements + 1, sizeof(*held));
+    mp__redis_beat_entry *held = calloc(entries->elements + 1, sizeof(*held));
     if (held == NULL)
         return MP_ENOMEM;
     for (size_t i = 0; i < entries->elements; i++)

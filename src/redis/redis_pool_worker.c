@@ -14,8 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "redis/redis_pool.h"
 #include "os/symbol.h"
+#include "redis/redis_pool.h"
+#include "redis/redis_pool_exec.h"
 
 #define GROUP MP__REDIS_POOL_GROUP
 /* A result list lives as long as its client's lease. */
@@ -36,12 +37,14 @@ typedef struct worker {
     char *k_tasks, *k_dead, *k_stop;
     char consumer[96];
     double vis;
-    double beat;       /* the heartbeat interval, seconds */
-    mp__redis_beat hb; /* heartbeat and leases */
+    double beat;          /* the heartbeat interval, seconds */
+    mp__redis_beat hb;    /* heartbeat and leases */
+    mp__redis_exec *exec; /* runs the batches (inline or executors) */
     unsigned maxdel;
     char stop_gen[32];
     unsigned long done;
-    unsigned long adapt; /* prefetch 0: the tasks the next read takes */
+    unsigned long adapt;     /* prefetch 0: the tasks the next read takes */
+    unsigned long adapt_min; /* and its floor: one per executor */
 } worker;
 
 /* Whether the stream has the workers' group (XINFO GROUPS: one flat
@@ -133,38 +136,6 @@ static mp_task_fn resolve(const worker *w, const mp__redis_task *t)
     return w->o->registered_only ? NULL : resolve_ref(t->fn, t->fn_len);
 }
 
-/* Runs every item into a result record (malloc'd, *len bytes). */
-static int run_task(const worker *w, const mp__redis_task *t, mp_task_fn fn, unsigned char **rec,
-                    size_t *len)
-{
-    size_t cap = (size_t)t->cap, n = (size_t)t->n;
-    unsigned char *r = malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap));
-    /* Tasks may expect aligned output (apply promises 16 bytes). */
-    void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
-    if (r == NULL || out == NULL) {
-        free(r);
-        free(out);
-        return MP_ENOMEM;
-    }
-    size_t off = MP__REDIS_RESULT_HEAD;
-    for (size_t i = 0; i < n; i++) {
-        size_t olen = cap;
-        int code = fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, w->o->ctx);
-        bool oversize = code == 0 && olen > cap;
-        if (code != 0 || oversize)
-            olen = 0;
-        mp__redis_result_put_item(r + off, code,
-                                  oversize ? MP__REDIS_RESULT_OVERSIZE : (uint32_t)olen);
-        memcpy(r + off + MP__REDIS_RESULT_ITEM, out, olen);
-        off += MP__REDIS_RESULT_ITEM + olen;
-    }
-    mp__redis_result_put_head(r, t->id, 0, (uint32_t)n);
-    free(out);
-    *rec = r;
-    *len = off;
-    return 0;
-}
-
 /* The answers of a batch of tasks, sent in one pipelined round trip after
  * the batch ran: the results first (one RPUSH and one PEXPIRE per run of
  * answers to the same client), then one XACK and one XDEL of every entry,
@@ -177,6 +148,7 @@ typedef struct answer {
     size_t rec_len;
     char eid[MP__REDIS_POOL_EID_MAX];
     size_t eid_len;
+    size_t entry; /* its index in the batch (mp__redis_beat_dropped) */
 } answer;
 
 typedef struct batch {
@@ -316,7 +288,11 @@ static bool entry_ok(const redisReply *e)
            e->element[1]->elements % 2 == 0 && e->element[1]->elements <= 64;
 }
 
-static int handle(worker *w, batch *b, const redisReply *e, long long deliveries)
+/* Parses entry e and queues its answer in b: a final record for an entry
+ * that will not run (malformed, past max_deliveries, an unknown
+ * function), else a job for the executors (*job, with *t its task). */
+static int prepare(worker *w, batch *b, const redisReply *e, long long deliveries,
+                   mp__redis_task *t, mp__redis_job **job, mp__redis_job *slot)
 {
     const redisReply *id = e->element[0], *fields = e->element[1];
     const char *f[64];
@@ -327,34 +303,33 @@ static int handle(worker *w, batch *b, const redisReply *e, long long deliveries
         f[i] = str ? fields->element[i]->str : NULL;
         lens[i] = str ? fields->element[i]->len : 0;
     }
-    mp__redis_task t;
     answer *x = &b->a[b->n];
     x->rec = x->head;
     x->rec_len = MP__REDIS_RESULT_HEAD;
+    *job = NULL;
     int rc = 0;
-    if (mp__redis_task_parse(f, lens, fields->elements, &t) < 0) {
+    if (mp__redis_task_parse(f, lens, fields->elements, t) < 0) {
         mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
-        t.client[0] = '\0';
+        t->client[0] = '\0';
         rc = dead_letter(w, fields, "malformed", deliveries);
     } else if (deliveries > (long long)w->maxdel) {
-        mp__redis_result_put_head(x->head, t.id, MP_EWORKERLOST, 0);
+        mp__redis_result_put_head(x->head, t->id, MP_EWORKERLOST, 0);
         rc = dead_letter(w, fields, "worker lost", deliveries);
     } else {
-        mp_task_fn fn = resolve(w, &t);
+        mp_task_fn fn = resolve(w, t);
         if (fn == NULL) {
-            mp__debug("pool: unknown function %.*s", (int)t.fn_len, t.fn);
-            mp__redis_result_put_head(x->head, t.id, MP_ENOFUNC, 0);
-        } else if (run_task(w, &t, fn, &x->rec, &x->rec_len) < 0) {
-            mp__redis_result_put_head(x->head, t.id, MP_ENOMEM, 0);
+            mp__debug("pool: unknown function %.*s", (int)t->fn_len, t->fn);
+            mp__redis_result_put_head(x->head, t->id, MP_ENOFUNC, 0);
+        } else {
+            *slot = (mp__redis_job){.t = t, .fn = fn, .hb = &w->hb};
+            *job = slot;
         }
         w->done++;
     }
     if (rc == 0)
-        rc = queue_answer(w, b, id->str, id->len, t.client);
-    if (rc < 0 && x->rec != x->head)
-        free(x->rec);
+        rc = queue_answer(w, b, id->str, id->len, t->client);
     if (rc < 0)
-        x->rec = NULL;
+        *job = NULL;
     return rc;
 }
 
@@ -385,21 +360,6 @@ static int drop_entry(worker *w, batch *b, const redisReply *e)
     return queue_answer(w, b, e->element[0]->str, e->element[0]->len, "");
 }
 
-/* Runs the i-th entry of the batch, unless the heartbeat said it is
- * dropped; if it said so while the task ran, the result is not sent. */
-static int run_entry(worker *w, batch *b, const redisReply *e, size_t i, bool claimed)
-{
-    if (mp__redis_beat_dropped(&w->hb, i))
-        return drop_entry(w, b, e);
-    int rc = handle(w, b, e, claimed ? deliveries_of(w, e->element[0]) : 1);
-    if (rc >= 0 && mp__redis_beat_dropped(&w->hb, i)) {
-        answer *x = &b->a[b->n - 1];
-        free(x->k_res);
-        x->k_res = NULL;
-    }
-    return rc;
-}
-
 /* The entries of an XREADGROUP reply of one stream (at most want), or
  * NULL. */
 static const redisReply *read_entries(const redisReply *rep, unsigned long want)
@@ -417,9 +377,9 @@ static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
     if (w->o->prefetch)
         return;
     if (ran_ns >= ADAPT_NS)
-        w->adapt = 1;
+        w->adapt = w->adapt_min;
     else if (got == want && w->adapt < ADAPT_MAX)
-        w->adapt *= 2;
+        w->adapt = w->adapt * 2 > ADAPT_MAX ? ADAPT_MAX : w->adapt * 2;
 }
 
 /* The tasks the next read (or reap) takes. */
@@ -431,6 +391,53 @@ static unsigned long read_size(const worker *w)
     return want;
 }
 
+/* A batch while it runs: answers waiting for their job (job[i] for
+ * wait.a[i], NULL once moved to send) and answers ready to be sent. */
+typedef struct running {
+    worker *w;
+    batch wait, send;
+    mp__redis_job **job;
+} running;
+
+/* Moves the answers whose job is done (all with every) to the send list,
+ * each with its record (MP_ENOMEM when none could be made). */
+static void take_done(running *r, bool every)
+{
+    for (size_t i = 0; i < r->wait.n; i++) {
+        mp__redis_job *j = r->job[i];
+        answer *x = &r->wait.a[i];
+        if (x->rec == NULL || (j && !j->done && !every))
+            continue;
+        answer *y = &r->send.a[r->send.n++];
+        *y = *x;
+        y->rec = y->head;
+        y->rec_len = MP__REDIS_RESULT_HEAD;
+        if (j && j->rec) {
+            y->rec = j->rec;
+            y->rec_len = j->rec_len;
+            j->rec = NULL;
+        } else if (j) {
+            mp__redis_result_put_head(y->head, j->t->id, MP_ENOMEM, 0);
+        }
+        x->rec = NULL; /* moved */
+        x->k_res = NULL;
+        /* Cancelled, or its client gone, while it ran: only the ack. */
+        if (y->k_res && mp__redis_beat_dropped(&r->w->hb, y->entry)) {
+            free(y->k_res);
+            y->k_res = NULL;
+        }
+    }
+}
+
+/* While a batch runs: what ran is answered now rather than after the
+ * whole batch (every half visibility timeout). */
+static int flush_done(void *arg)
+{
+    running *r = arg;
+    take_done(r, false);
+    return flush(r->w, &r->send);
+}
+
 /* Runs entries and answers them: the number handled, or an error. want:
  * how many a read asked for (the adaptive read size follows it), or 0 for
  * claimed entries (their delivery counts are read). While they wait,
@@ -438,34 +445,61 @@ static unsigned long read_size(const worker *w)
 static int run_entries(worker *w, const redisReply *entries, unsigned long want)
 {
     bool claimed = want == 0;
+    size_t n = entries->elements;
     int rc = 0;
-    batch b = {.a = calloc(entries->elements, sizeof(answer)), .cap = entries->elements};
-    if (b.a == NULL || mp__redis_beat_hold(&w->hb, entries) < 0) {
-        free(b.a);
+    running r = {.w = w,
+                 .wait = {.a = calloc(n, sizeof(answer)), .cap = n},
+                 .send = {.a = calloc(n, sizeof(answer)), .cap = n},
+                 .job = calloc(n, sizeof(*r.job))};
+    mp__redis_task *tasks = calloc(n, sizeof(*tasks));
+    mp__redis_job *slots = calloc(n, sizeof(*slots)), *jobs = calloc(n, sizeof(*jobs));
+    if (!r.wait.a || !r.send.a || !r.job || !tasks || !slots || !jobs ||
+        mp__redis_beat_hold(&w->hb, entries) < 0) {
+        free(r.wait.a), free(r.send.a), free(r.job), free(tasks), free(slots), free(jobs);
         return MP_ENOMEM;
     }
-    int64_t t0 = mp__now_ns(), flushed = t0;
-    for (size_t i = 0; i < entries->elements && rc >= 0; i++) {
-        if (i > 0 && (double)(mp__now_ns() - flushed) / 1e9 >= w->vis / 2) {
-            /* Half the visibility timeout has passed: what ran is
-             * answered now rather than after the whole batch. */
-            int f = flush(w, &b);
-            rc = f < 0 ? f : rc;
-            flushed = mp__now_ns();
-        }
+    int64_t t0 = mp__now_ns();
+    size_t njobs = 0;
+    for (size_t i = 0; i < n && rc >= 0; i++) {
         const redisReply *e = entries->element[i];
-        if (rc >= 0 && entry_ok(e)) {
-            int h = run_entry(w, &b, e, i, claimed);
-            rc = h < 0 ? h : rc + 1;
+        if (!entry_ok(e))
+            continue;
+        mp__redis_job *job = NULL;
+        size_t at = r.wait.n;
+        int h = mp__redis_beat_dropped(&w->hb, i)
+                    ? drop_entry(w, &r.wait, e)
+                    : prepare(w, &r.wait, e, claimed ? deliveries_of(w, e->element[0]) : 1,
+                              &tasks[i], &job, &slots[i]);
+        if (h < 0) {
+            rc = h;
+        } else {
+            rc++;
+            r.job[at] = job;
+            r.wait.a[at].entry = i;
+            if (job)
+                job->entry = i;
         }
+        if (job)
+            jobs[njobs++] = *job;
     }
+    /* The jobs run from one array (the executors take it in one hand-off);
+     * the answers point at their copies there. */
+    for (size_t i = 0, k = 0; i < r.wait.n; i++)
+        if (r.job[i])
+            r.job[i] = &jobs[k++];
+    int x = mp__redis_exec_run(w->exec, jobs, njobs, w->vis / 2, flush_done, &r);
+    rc = rc < 0 ? rc : x < 0 ? x : rc;
     if (!claimed)
         adapt(w, entries->elements, want, mp__now_ns() - t0);
     /* Even after a failure: what ran is answered. */
-    int f = flush(w, &b);
+    take_done(&r, x >= 0);
+    int f = flush(w, &r.send);
     rc = rc < 0 ? rc : f < 0 ? f : rc;
     mp__redis_beat_release(&w->hb);
-    free(b.a);
+    batch_clear(&r.wait);
+    for (size_t i = 0; i < njobs; i++)
+        free(jobs[i].rec);
+    free(r.wait.a), free(r.send.a), free(r.job), free(tasks), free(slots), free(jobs);
     return rc;
 }
 
@@ -506,7 +540,8 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
     size_t nlen = name ? strnlen(name, MP_MANAGER_NAME_MAX + 1) : 0;
     w->conn = mp__manager_redis_conn(m);
     if (w->conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !(o->idle_timeout >= 0) ||
-        !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0))
+        !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0) ||
+        o->executors < MP_WORKER_INLINE || o->executors > 1024)
         return MP_EINVAL;
     w->o = o;
     w->name = name;
@@ -613,8 +648,15 @@ static int serve(worker *w)
     int rc = ensure_group(w);
     if (rc == 0)
         rc = read_stop(w, w->stop_gen);
+    /* Executors are forked before the heartbeat thread starts. */
     if (rc == 0)
+        rc = mp__redis_exec_open(&w->exec, w->o->executors, w->o->ctx);
+    if (rc == 0) {
+        /* A worker with executors reads at least a task for each. */
+        w->adapt_min = mp__redis_exec_width(w->exec);
+        w->adapt = w->adapt_min;
         rc = mp__redis_beat_start(&w->hb, w->conn, w->name, w->k_tasks, w->consumer, w->beat);
+    }
     int64_t idle_since = mp__now_ns(), last_check = idle_since;
     schedule next = {0, 0};
     bool fixed_group = false;
@@ -637,6 +679,7 @@ static int serve(worker *w)
         }
     }
     mp__redis_beat_stop(&w->hb);
+    mp__redis_exec_close(w->exec);
     return rc;
 }
 

@@ -1,9 +1,9 @@
 /* Tests of the distributed pool against a real Redis server: round trips,
  * maps with several worker processes, imap_unordered, task errors,
  * unknown functions, a worker killed while holding a task, a task that
- * kills every worker (dead letter), a server restarted mid-run, and the
- * codecs on malformed input. Each test starts its own redis-server
- * (tests/helpers/redis_server.h); workers are forked processes running
+ * kills every worker (dead letter), a server restarted mid-run, the
+ * batched submission of apply_async, and the codecs on malformed input. Each test starts its own
+ * redis-server (tests/helpers/redis_server.h); workers are forked processes running
  * mp_worker_serve. */
 #include <fcntl.h>
 #include <signal.h>
@@ -641,7 +641,10 @@ Test(rpool, a_task_that_kills_every_worker_goes_to_the_dead_letter_stream)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    mp_worker_opts o = {.visibility_timeout = 0.3, .max_deliveries = 2};
+    /* Inline: the task kills the worker itself (with executors it kills
+     * only an executor: test_redis_pool_exec.c). */
+    mp_worker_opts o = {
+        .visibility_timeout = 0.3, .max_deliveries = 2, .executors = MP_WORKER_INLINE};
     pid_t w = mp_test_pool_worker(srv.url, "p", &o);
     mp_pool *p = make_pool(m);
     mp_async *a;
@@ -814,6 +817,201 @@ Test(rpool, terminate_abandons_and_destroy_keeps_results_valid)
     mp_manager_close(m);
 }
 
+/* ---- batched submission ------------------------------------------------*/
+
+Test(rpool, a_burst_of_apply_async_delivers_every_result)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL), mp_test_pool_worker(srv.url, "p", NULL)};
+    mp_pool *p = make_pool(m);
+    enum { N = 5 * MP__REDIS_POOL_BATCH + 3 };
+    static mp_async *a[N];
+    int calls[2] = {0, 0};
+    for (int64_t i = 0; i < N; i++)
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &i, 8, 8, on_ok, on_err, calls, &a[i]));
+    for (int i = N - 1; i >= 0; i--) { /* the last first: it may be unsent */
+        int64_t v = -1;
+        mp_assert_ok(mp_async_get(a[i], &v, sizeof(v), NULL, 30));
+        cr_assert_eq(v, (int64_t)i * i, "task %d", i);
+        mp_async_destroy(a[i]);
+    }
+    cr_assert(calls[0] == N && calls[1] == 0, "callbacks: %d ok, %d failed", calls[0], calls[1]);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", w, 2);
+    mp_manager_close(m);
+}
+
+/* A task held back while others are outstanding goes out when its result
+ * is asked for: no timer, no full batch needed. */
+Test(rpool, apply_async_then_get_returns_with_others_outstanding)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL), mp_test_pool_worker(srv.url, "p", NULL)};
+    mp_pool *p = make_pool(m);
+    int64_t ms = 300, x = 7, v = 0;
+    mp_async *slow, *a;
+    for (int round = 0; round < 20; round++) {
+        /* Idle pool: sent at once. */
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+        mp_assert_ok(mp_async_get(a, &v, sizeof(v), NULL, 30));
+        cr_assert_eq(v, 49);
+        mp_async_destroy(a);
+    }
+    mp_assert_ok(mp_pool_apply_async(p, sleep_ms, NULL, &ms, 8, 0, NULL, NULL, NULL, &slow));
+    for (int round = 0; round < 20; round++) {
+        /* slow is outstanding: held, then sent by get. */
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+        mp_assert_ok(mp_async_get(a, &v, sizeof(v), NULL, 30));
+        cr_assert_eq(v, 49);
+        mp_async_destroy(a);
+        /* The same through ready and wait. */
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+        while (!mp_async_ready(a))
+            mp_assert_ok(mp_async_wait(a, 30));
+        mp_async_destroy(a);
+    }
+    mp_assert_ok(mp_async_get(slow, NULL, 0, NULL, 30));
+    mp_async_destroy(slow);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", w, 2);
+    mp_manager_close(m);
+}
+
+/* A held task goes out within about a millisecond by itself, whatever the
+ * client does meanwhile: here it makes no pool call at all. */
+Test(rpool, a_held_task_reaches_the_stream_without_another_call)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    int64_t x = 3;
+    mp_async *a[3];
+    for (int i = 0; i < 3; i++) /* the first goes out at once, then held */
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a[i]));
+    for (int i = 0; i < 500 && redis_int(m, "XLEN", "pool:p:tasks") < 3; i++)
+        usleep(10000);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 3);
+    /* And the results come back as usual. */
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+    for (int i = 0; i < 3; i++) {
+        int64_t v = 0;
+        mp_assert_ok(mp_async_get(a[i], &v, sizeof(v), NULL, 30));
+        cr_assert_eq(v, 9);
+        mp_async_destroy(a[i]);
+    }
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
+
+/* With no worker, a burst far larger than the bound: every call returns,
+ * and at most MP__REDIS_POOL_BATCH tasks, and MP__REDIS_POOL_UNSENT_BYTES
+ * of input, are held in the client at any time; the rest are on the
+ * stream. */
+Test(rpool, unsent_tasks_stay_bounded_without_workers)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    enum { N = 20 * MP__REDIS_POOL_BATCH };
+    static mp_async *a[N];
+    for (int64_t i = 0; i < N; i++) {
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &i, 8, 8, NULL, NULL, NULL, &a[i]));
+        long long on_stream = redis_int(m, "XLEN", "pool:p:tasks");
+        cr_assert(on_stream >= i + 1 - MP__REDIS_POOL_BATCH, "%lld of %lld sent", on_stream,
+                  (long long)i + 1);
+    }
+    /* Large inputs: the byte bound. */
+    size_t big = MP__REDIS_POOL_UNSENT_BYTES / 3 + 1;
+    char *in = calloc(1, big);
+    cr_assert(in);
+    mp_async *b[8];
+    long long before = redis_int(m, "XLEN", "pool:p:tasks");
+    for (int i = 0; i < 8; i++) {
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, in, big, 8, NULL, NULL, NULL, &b[i]));
+        long long held = before + i + 1 - redis_int(m, "XLEN", "pool:p:tasks");
+        cr_assert(held <= 2, "%lld large tasks held", held);
+    }
+    free(in);
+    cr_assert_eq(mp_pool_poll(p), N + 8);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), N + 8, "poll sends what was held");
+    mp_pool_destroy(p);
+    for (int i = 0; i < N; i++)
+        mp_async_destroy(a[i]);
+    for (int i = 0; i < 8; i++)
+        mp_async_destroy(b[i]);
+    mp_manager_close(m);
+}
+
+/* A task accepted by apply_async reaches the stream before close or join
+ * returns, even when its result was destroyed at once; destroy (a
+ * terminate) sends the accepted tasks and withdraws them with the others. */
+Test(rpool, accepted_tasks_reach_the_stream_before_close_and_destroy_withdraws_them)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    enum { N = MP__REDIS_POOL_BATCH / 2 };
+    mp_async *a;
+    int64_t x = 3;
+    /* destroy */
+    mp_pool *p = make_pool(m);
+    for (int i = 0; i < N; i++)
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    mp_pool_destroy(p); /* a is detached, still valid */
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    mp_assert_ok(mp_async_successful(a) >= 0 ? 0 : -1);
+    mp_async_destroy(a);
+    /* close, with fire-and-forget tasks */
+    p = make_pool(m);
+    for (int i = 0; i < N; i++) {
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+        mp_async_destroy(a);
+    }
+    mp_assert_ok(mp_pool_close(p));
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), N);
+    mp_assert_ok(mp_pool_join(p, 30));
+    mp_pool_destroy(p);
+    /* A worker runs all of them. */
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+    for (int i = 0; i < 3000 && redis_int(m, "XLEN", "pool:p:tasks") > 0; i++)
+        usleep(10000);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
+
+/* A held task that cannot be sent fails its result: it is not lost. */
+Test(rpool, a_held_task_that_cannot_be_sent_fails_its_result)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    int64_t x = 5;
+    mp_async *first, *held;
+    int calls[2] = {0, 0};
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &first));
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, on_ok, on_err, calls, &held));
+    long long sent = redis_int(m, "XLEN", "pool:p:tasks");
+    mp_test_redis_stop(&srv, 1);
+    int rc = mp_async_get(held, NULL, 0, NULL, 30);
+    cr_assert(rc < 0, "%s", mp_err_name(rc));
+    if (sent == 1) /* it was held: its result failed, with its callback */
+        cr_assert(mp_async_ready(held) && calls[1] == 1, "ready %d, err_cb %d",
+                  mp_async_ready(held), calls[1]);
+    mp_async_destroy(held);
+    mp_async_destroy(first);
+    mp_pool_destroy(p);
+    mp_manager_close(m);
+}
+
 /* ---- codecs (pure) -------------------------------------------------------*/
 
 Test(rpool, codec_result_records_are_checked_before_use)
@@ -854,6 +1052,21 @@ Test(rpool, codec_result_records_are_checked_before_use)
     mp_assert_rc(mp__redis_result_decode(buf, 29, &r), MP_EBADMSG);
     mp__redis_result_put_item(buf + 20, 5, MP__REDIS_RESULT_OVERSIZE);
     mp_assert_rc(mp__redis_result_decode(buf, 28, &r), MP_EBADMSG);
+    /* The lost mark: the executor's pid and signal follow, and only with
+     * the code MP_EWORKERLOST. */
+    mp__redis_result_put_lost(buf + 20, 1234, 11);
+    mp_assert_ok(mp__redis_result_decode(buf, 36, &r));
+    mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
+    cr_assert(code == MP_EWORKERLOST && len == MP__REDIS_ITEM_LOST);
+    pid_t pid;
+    int sig;
+    mp__redis_result_lost(d, &pid, &sig);
+    cr_assert(pid == 1234 && sig == 11);
+    mp_assert_rc(mp__redis_result_next(&r, &code, &d, &len), MP_ERANGE);
+    mp_assert_rc(mp__redis_result_decode(buf, 35, &r), MP_EBADMSG);
+    mp_assert_rc(mp__redis_result_decode(buf, 37, &r), MP_EBADMSG);
+    mp__redis_result_put_item(buf + 20, 0, MP__REDIS_RESULT_LOST);
+    mp_assert_rc(mp__redis_result_decode(buf, 36, &r), MP_EBADMSG);
     /* A whole-task failure carries no items; a positive code is not ours. */
     mp__redis_result_put_head(buf, 1, MP_EWORKERLOST, 0);
     mp_assert_ok(mp__redis_result_decode(buf, 20, &r));

@@ -210,7 +210,8 @@ Test(rcancel, a_map_cancel_drops_the_tasks_a_worker_holds_and_has_not_started)
                                    NULL, NULL, NULL, &a));
     cr_assert_eq(stream_len(m), N);
     /* One read takes the whole map: the worker holds N tasks. */
-    pid_t w = mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.prefetch = N});
+    pid_t w = mp_test_pool_worker(srv.url, "p",
+                                  &(mp_worker_opts){.prefetch = N, .executors = MP_WORKER_INLINE});
     for (int i = 0; i < 2000 && runs(&in[0]) == 0; i++)
         usleep(5000);
     mp_assert_ok(mp_async_cancel(a));
@@ -249,6 +250,7 @@ Test(rcancel, terminate_removes_the_pending_tasks_from_the_stream)
         NULL, NULL, NULL, &a));
     mp_assert_ok(
         mp_pool_apply_async(p, logged_sleep, NULL, &in[0], sizeof(item), 8, NULL, NULL, NULL, &b));
+    cr_assert_eq(mp_pool_poll(p), 2); /* sends the apply, held behind the map */
     cr_assert_eq(stream_len(m), N + 1);
     mp_assert_ok(mp_pool_terminate(p));
     cr_assert_eq(stream_len(m), 0);

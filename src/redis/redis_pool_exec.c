@@ -1,0 +1,389 @@
+/* The execution step of the distributed pool's worker: a batch of parsed
+ * tasks into result records. Inline, the calling thread runs them one
+ * after the other. With executors, the worker is a supervisor: it keeps
+ * the connection and hands each batch to a local fork pool (mp_pool) in
+ * one map over every item of the batch. The items' inputs, the tasks'
+ * functions and outputs live in one block of the shared heap (the map's
+ * ctx), so that executors forked before the batch see them; each map item
+ * is a (task, item) pair and its map result the task's code and output
+ * length. An executor that dies fails the item it ran with
+ * MP_EWORKERLOST, its pid and signal (the local pool's crash isolation);
+ * the pool replaces it and the batch's other items complete. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "multiproc/heap.h"
+#include "multiproc/process.h"
+#include "multiproc/worker.h"
+#include "redis/redis_pool_exec.h"
+
+struct mp__redis_exec {
+    mp_pool *pool; /* NULL: inline */
+    unsigned width;
+    int executors;
+    void *ctx;
+};
+
+/* ---- the shared block of a batch ---------------------------------------- */
+
+typedef struct xtask {
+    mp_task_fn fn;
+    uint64_t isz, cap, slot; /* slot: output bytes per item, cap rounded to 16 */
+    size_t in_off, out_off;  /* from the block's start */
+} xtask;
+
+typedef struct xblock {
+    void *ctx; /* the worker's opts.ctx */
+    size_t n;
+    xtask t[];
+} xblock;
+
+/* A map item: which task and which of its items. */
+typedef struct xitem {
+    uint32_t task, item;
+} xitem;
+
+/* A map item's result: the task's code and output length; pad is 1 once
+ * it ran (the supervisor's array starts zeroed). */
+typedef struct xres {
+    int32_t code;
+    uint32_t pad;
+    uint64_t len;
+} xres;
+
+/* Runs in an executor: one item of one task of the block at ctx. */
+static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                     void *ctx)
+{
+    const xblock *b = ctx;
+    xitem it;
+    if (in_len != sizeof(it) || out_cap < sizeof(xres))
+        return MP_EINVAL;
+    memcpy(&it, in, sizeof(it));
+    const xtask *t = &b->t[it.task];
+    const unsigned char *base = (const unsigned char *)b;
+    unsigned char *o = (unsigned char *)b + t->out_off + it.item * t->slot;
+    size_t olen = (size_t)t->cap;
+    xres r = {0};
+    r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap, &olen,
+                   b->ctx);
+    r.len = olen;
+    r.pad = 1; /* ran */
+    memcpy(out, &r, sizeof(r));
+    *out_len = sizeof(r);
+    return 0;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static size_t record_cap(const mp__redis_task *t)
+{
+    return MP__REDIS_RESULT_HEAD +
+           (size_t)t->n * (MP__REDIS_RESULT_ITEM + (size_t)t->cap + MP__REDIS_RESULT_LOST_LEN);
+}
+
+/* Appends one item's outcome at *off of rec. */
+static void put_item(unsigned char *rec, size_t *off, const mp__redis_task *t, int32_t code,
+                     size_t olen, const void *out)
+{
+    bool oversize = code == 0 && olen > t->cap;
+    if (code != 0 || oversize)
+        olen = 0;
+    mp__redis_result_put_item(rec + *off, code,
+                              oversize ? MP__REDIS_RESULT_OVERSIZE : (uint32_t)olen);
+    if (olen)
+        memcpy(rec + *off + MP__REDIS_RESULT_ITEM, out, olen);
+    *off += MP__REDIS_RESULT_ITEM + olen;
+}
+
+/* ---- inline ------------------------------------------------------------- */
+
+static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
+{
+    const mp__redis_task *t = j->t;
+    size_t cap = (size_t)t->cap, n = (size_t)t->n;
+    unsigned char *r = malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap));
+    /* Tasks may expect aligned output (apply promises 16 bytes). */
+    void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
+    j->done = true;
+    if (r == NULL || out == NULL) {
+        free(r);
+        free(out);
+        return;
+    }
+    size_t off = MP__REDIS_RESULT_HEAD;
+    for (size_t i = 0; i < n; i++) {
+        size_t olen = cap;
+        int code = j->fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, x->ctx);
+        put_item(r, &off, t, code, olen, out);
+    }
+    mp__redis_result_put_head(r, t->id, 0, (uint32_t)n);
+    free(out);
+    j->rec = r;
+    j->rec_len = off;
+}
+
+static int run_inline(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double period,
+                      mp__redis_exec_ready ready, void *arg)
+{
+    int rc = 0;
+    int64_t since = mp__now_ns();
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && period > 0 && ready && (double)(mp__now_ns() - since) / 1e9 >= period) {
+            int r = ready(arg);
+            rc = rc < 0 ? rc : r;
+            since = mp__now_ns();
+        }
+        if (jobs[i].hb && mp__redis_beat_dropped(jobs[i].hb, jobs[i].entry))
+            jobs[i].done = true; /* cancelled, or its client gone: not run */
+        else
+            run_inline_job(x, &jobs[i]);
+    }
+    return rc;
+}
+
+/* ---- executors ---------------------------------------------------------- */
+
+/* What the supervisor keeps of a batch while its map runs. */
+typedef struct xrun {
+    xblock *b;
+    xitem *items;
+    xres *res;       /* per map item */
+    pid_t *lost_pid; /* per map item, with state 2 */
+    int *lost_sig;
+    unsigned char *state; /* per map item: 0 running, 1 done, 2 lost */
+    size_t *first;        /* per job: its first map item */
+} xrun;
+
+static void xrun_free(xrun *r)
+{
+    mp_free(r->b);
+    free(r->items);
+    free(r->res);
+    free(r->lost_pid);
+    free(r->lost_sig);
+    free(r->state);
+    free(r->first);
+}
+
+/* The block and the item table of jobs[0..n): total items in *m. */
+static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n, size_t *m)
+{
+    size_t head = sizeof(xblock) + n * sizeof(xtask), size = (head + 15) / 16 * 16, items = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mp__redis_task *t = jobs[i].t;
+        size += (t->in_len + 15) / 16 * 16 + (size_t)t->n * (((size_t)t->cap + 15) / 16 * 16);
+        items += (size_t)t->n;
+    }
+    r->b = mp_alloc(size);
+    r->items = malloc(items * sizeof(*r->items));
+    r->res = calloc(items, sizeof(*r->res));
+    r->lost_pid = calloc(items, sizeof(*r->lost_pid));
+    r->lost_sig = calloc(items, sizeof(*r->lost_sig));
+    r->state = calloc(items, 1);
+    r->first = malloc(n * sizeof(*r->first));
+    if (!r->b || !r->items || !r->res || !r->lost_pid || !r->lost_sig || !r->state || !r->first)
+        return MP_ENOMEM;
+    r->b->ctx = x->ctx;
+    r->b->n = n;
+    size_t off = (head + 15) / 16 * 16, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mp__redis_task *t = jobs[i].t;
+        xtask *xt = &r->b->t[i];
+        xt->fn = jobs[i].fn;
+        xt->isz = t->isz;
+        xt->cap = t->cap;
+        xt->slot = (t->cap + 15) / 16 * 16;
+        xt->in_off = off;
+        if (t->in_len)
+            memcpy((unsigned char *)r->b + off, t->in, t->in_len);
+        off += (t->in_len + 15) / 16 * 16;
+        xt->out_off = off;
+        off += (size_t)t->n * (size_t)xt->slot;
+        r->first[i] = k;
+        for (uint64_t j = 0; j < t->n; j++, k++)
+            r->items[k] = (xitem){(uint32_t)i, (uint32_t)j};
+    }
+    *m = items;
+    return 0;
+}
+
+/* The record of job i, all of whose items are done. */
+static void xrun_record(const xrun *r, mp__redis_job *j, size_t i)
+{
+    const mp__redis_task *t = j->t;
+    const xtask *xt = &r->b->t[i];
+    unsigned char *rec = malloc(record_cap(t));
+    j->done = true;
+    if (rec == NULL)
+        return;
+    size_t off = MP__REDIS_RESULT_HEAD;
+    for (size_t k = 0; k < (size_t)t->n; k++) {
+        size_t g = r->first[i] + k;
+        if (r->state[g] != 1) {
+            /* Lost, or never ran in a pool that broke (pid 0). */
+            mp__redis_result_put_lost(rec + off, r->lost_pid[g], r->lost_sig[g]);
+            off += MP__REDIS_RESULT_ITEM + MP__REDIS_RESULT_LOST_LEN;
+            continue;
+        }
+        const unsigned char *out = (const unsigned char *)r->b + xt->out_off + k * xt->slot;
+        put_item(rec, &off, t, r->res[g].code, (size_t)r->res[g].len, out);
+    }
+    mp__redis_result_put_head(rec, t->id, 0, (uint32_t)t->n);
+    j->rec = rec;
+    j->rec_len = off;
+}
+
+static int start_pool(mp__redis_exec *x)
+{
+    return mp_pool_create(
+        &x->pool, &(mp_pool_opts){.processes = (int)x->width, .start_method = MP_START_FORK});
+}
+
+/* Records the jobs whose items all ran (their results marked by
+ * exec_item) while the map goes on: whether there was one. */
+static bool record_ran(xrun *r, mp__redis_job *jobs, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0, cnt = (size_t)jobs[i].t->n;
+        while (!jobs[i].done && k < cnt && r->res[r->first[i] + k].pad == 1)
+            k++;
+        if (!jobs[i].done && k == cnt) {
+            for (k = 0; k < cnt; k++)
+                r->state[r->first[i] + k] = 1;
+            xrun_record(r, &jobs[i], i);
+            any = true;
+        }
+    }
+    return any;
+}
+
+static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double period,
+                         mp__redis_exec_ready ready, void *arg)
+{
+    xrun r = {0};
+    size_t m = 0, nerr = 0;
+    mp_async *a = NULL;
+    mp_task_error *errs = NULL;
+    int rc = x->pool ? 0 : start_pool(x);
+    if (rc == 0)
+        rc = xrun_build(x, &r, jobs, n, &m);
+    if (rc == 0 && (errs = calloc(m, sizeof(*errs))) == NULL)
+        rc = MP_ENOMEM;
+    /* One map for the batch, a chunk per executor: one hand-off. A chunk
+     * whose executor dies goes on from the item after the lost one. */
+    size_t chunk = (m + x->width - 1) / x->width;
+    if (rc == 0)
+        rc = mp_pool_map_async(x->pool,
+                               &(mp_map_spec){.fn = exec_item,
+                                              .ctx = r.b,
+                                              .in = r.items,
+                                              .n = m,
+                                              .in_size = sizeof(xitem),
+                                              .out = r.res,
+                                              .out_size = sizeof(xres),
+                                              .chunksize = chunk ? chunk : 1,
+                                              .errors = errs,
+                                              .errors_cap = m,
+                                              .n_errors = &nerr},
+                               NULL, NULL, NULL, &a);
+    if (rc < 0) {
+        xrun_free(&r);
+        free(errs);
+        if (rc != MP_ENOMEM)
+            return rc; /* nothing ran, nothing is answered */
+        /* No record: the caller answers MP_ENOMEM for each task. */
+        for (size_t i = 0; i < n; i++)
+            jobs[i].done = true;
+        return 0;
+    }
+    int err = 0;
+    bool timed = period > 0 && ready;
+    while (mp_async_wait(a, timed ? period : MP_FOREVER) != 0) {
+        /* Half a visibility timeout: what ran is answered now. */
+        if (timed && record_ran(&r, jobs, n)) {
+            int f = ready(arg);
+            err = err < 0 ? err : f;
+        }
+    }
+    bool broken = mp_async_get(a, NULL, 0, NULL, 0) == MP_EBROKENPOOL;
+    for (size_t e = 0; e < nerr && e < m; e++)
+        broken = broken || errs[e].code == MP_EBROKENPOOL;
+    for (size_t k = 0; k < m; k++)
+        if (r.res[k].pad == 1)
+            r.state[k] = 1;
+    for (size_t e = 0; e < nerr && e < m; e++)
+        if (errs[e].code == MP_EWORKERLOST && errs[e].index < m) {
+            /* The executor's pid and signal. */
+            r.lost_pid[errs[e].index] = errs[e].pid;
+            r.lost_sig[errs[e].index] = errs[e].signal;
+            r.state[errs[e].index] = 2;
+        }
+    /* Items that neither ran nor were lost (a broken pool) are lost too. */
+    for (size_t i = 0; i < n; i++)
+        if (!jobs[i].done)
+            xrun_record(&r, &jobs[i], i);
+    mp_async_destroy(a);
+    if (broken) {
+        /* A new pool serves the next batch. */
+        mp_pool_destroy(x->pool);
+        x->pool = NULL;
+    }
+    xrun_free(&r);
+    free(errs);
+    return err;
+}
+
+/* ---- the interface ------------------------------------------------------ */
+
+int mp__redis_exec_open(mp__redis_exec **out, int executors, void *ctx)
+{
+    if (executors < MP_WORKER_INLINE || executors > 1024)
+        return MP_EINVAL;
+    mp__redis_exec *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return MP_ENOMEM;
+    x->executors = executors;
+    x->ctx = ctx;
+    x->width = 1;
+    if (executors != MP_WORKER_INLINE) {
+        int cpus = mp_cpu_count();
+        x->width = executors > 0 ? (unsigned)executors : cpus > 0 ? (unsigned)cpus : 1;
+        int rc = start_pool(x);
+        if (rc < 0) {
+            free(x);
+            return rc;
+        }
+    }
+    *out = x;
+    return 0;
+}
+
+unsigned mp__redis_exec_width(const mp__redis_exec *x)
+{
+    return x->width;
+}
+
+void mp__redis_exec_close(mp__redis_exec *x)
+{
+    if (x == NULL)
+        return;
+    if (x->pool) {
+        /* Idle executors exit as soon as the pool is closed. */
+        mp_pool_close(x->pool);
+        (void)mp_pool_join(x->pool, 2.0);
+        mp_pool_destroy(x->pool); /* terminates them if join timed out */
+    }
+    free(x);
+}
+
+int mp__redis_exec_run(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double period,
+                       mp__redis_exec_ready ready, void *arg)
+{
+    if (n == 0)
+        return 0;
+    if (x->executors == MP_WORKER_INLINE)
+        return run_inline(x, jobs, n, period, ready, arg);
+    return run_executors(x, jobs, n, period, ready, arg);
+}
