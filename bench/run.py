@@ -276,8 +276,12 @@ ROWS = [
         "id": "redis_pool_tiny_tasks_per_s", "unit": "tasks/s", "higher_is_better": True,
         "multiproc": ["bench_rpool", "tiny"],
         "cpython": ["dist_pool.py", "tiny"],
-        "floor": None,
-        "pilot": {"multiproc": 2000, "cpython": 500, "floor": 0},
+        # The floor is raw hiredis with the same commands and batching
+        # (packed entries, XREADGROUP COUNT 16, one RPUSH, XACK and XDEL
+        # per batch, BLMPOP 256), without leases, claims or checks.
+        "floor": ["floor_rpool", "tiny"],
+        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 5000},
+        "targets": {"cost_vs_floor": 1.5},
     },
     {
         # The same with workers that take 16 tasks per round trip
@@ -286,8 +290,54 @@ ROWS = [
         "higher_is_better": True,
         "multiproc": ["bench_rpool", "tiny_prefetch16"],
         "cpython": ["dist_pool.py", "tiny"],
+        "floor": ["floor_rpool", "tiny"],
+        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 5000},
+    },
+    {
+        # One apply + get on an idle distributed pool (1 local worker, local
+        # Redis): the latency of a task. The floor is one raw PING round
+        # trip with hiredis on the same kind of server; the target is at
+        # most 3 of them. CPython's peer: one put on the BaseManager's task
+        # queue and one get from its result queue, 1 worker.
+        "id": "redis_pool_roundtrip_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_rpool_net", "roundtrip"],
+        "cpython": ["dist_pool.py", "roundtrip"],
+        "floor": ["bench_rpool_net", "ping"],
+        "pilot": {"multiproc": 1000, "cpython": 300, "floor": 2000},
+        "targets": {"cost_vs_floor": 3.0},
+    },
+    {
+        # A worker lost: one of 3 local workers SIGKILLed once half of a
+        # map of 10,000 tasks of 1 ms (chunksize 1) is done; the seconds
+        # the kill adds to the map (the same map without it measured just
+        # before). This includes running the second half on 2 workers
+        # instead of 3 (about 0.8 s here), besides taking over the dead
+        # worker's tasks (its heartbeat key expires within 2 s). No peer:
+        # the seeds' queues lose a dead worker's task.
+        "id": "redis_pool_recovery_s", "unit": "s", "higher_is_better": False,
+        "multiproc": ["bench_rpool_net", "recovery"],
+        "cpython": None,
         "floor": None,
-        "pilot": {"multiproc": 5000, "cpython": 500, "floor": 0},
+        "pilot": {"multiproc": 1, "cpython": 0, "floor": 0},
+        "max_runs": {"multiproc": 3},
+        "targets": {"value": 2.0},
+    },
+    {
+        # The distributed pool across hosts: Redis, the client and 3
+        # workers each on its own simulated host (network namespaces,
+        # bench/net_bench.sh), 1 ms round trip between hosts (netem 0.5 ms
+        # each way; on kernels without netem, a relay in front of Redis
+        # adds it). Tiny tasks, imap_unordered, chunksize 1. Sidekiq
+        # publishes 23.5 k jobs/s under the same latency; the target is
+        # 50 k/s. Needs root (skipped otherwise). No peer.
+        "id": "redis_pool_rtt1ms_tasks_per_s", "unit": "tasks/s", "higher_is_better": True,
+        "multiproc": ["net_bench.sh", "@bench_rpool_net", "@delay_relay"],
+        "cpython": None,
+        "floor": None,
+        "needs_root": True,
+        "pilot": {"multiproc": 5000, "cpython": 0, "floor": 0},
+        "max_runs": {"multiproc": 3},
+        "targets": {"value": 50000.0},
     },
     {
         "id": "dict_4proc_op_us", "unit": "us", "higher_is_better": False,
@@ -387,8 +437,19 @@ def rel(path):
 def command(row, impl, args):
     """The command line (without the iteration count) for one implementation."""
     if not row.get(impl):
-        raise RunError("no floor for this row")
+        raise RunError(f"no {impl} for this row")
     prog, *rest = row[impl]
+    if prog.endswith(".sh"):
+        # A script of bench/ that runs a program of the build: its
+        # arguments "@name" are programs of <build>/bench/.
+        args_ = []
+        for a in rest:
+            if a.startswith("@"):
+                a = os.path.join(args.build, "bench", a[1:])
+                if not os.access(a, os.X_OK):
+                    raise RunError(f"not built ({rel(a)} missing)")
+            args_.append(a)
+        return ["bash", os.path.join(HERE, prog), *args_]
     if impl == "cpython":
         path = os.path.join(HERE, "peers", prog)
         if not os.path.isfile(path):
@@ -444,6 +505,9 @@ def measure_row(row, args):
     """Measure one row. Returns {impl: (median or None, reason, values)}."""
     out = {impl: {"values": [], "why": "", "cmd": None, "n": 0} for impl in IMPLS}
     info = {}  # RESULT keys of the multiproc program, for floor_follows
+    if row.get("needs_root") and os.geteuid() != 0:
+        for impl in IMPLS:
+            out[impl]["why"] = "needs root (network namespaces): skipped"
     env = dict(os.environ)
     env.pop("BENCH_PIN", None)
     if row.get("pin") and args.pin:
@@ -458,6 +522,8 @@ def measure_row(row, args):
     # what the multiproc program reports.
     for impl in IMPLS:
         st = out[impl]
+        if st["why"]:
+            continue
         try:
             st["cmd"] = command(row, impl, args)
             pilot_n = row["pilot"][impl]
@@ -661,6 +727,8 @@ def write_csv(path, measured, rows_by_id):
     for row_id, res in measured.items():
         row = rows_by_id[row_id]
         mp, py, fl = (res[i][0] for i in IMPLS)
+        if mp is None and py is None and fl is None and row_id in existing:
+            continue  # not measured this time (e.g. needs root): keep the last figures
         speedup, cost = ratios(row, mp, py, fl)
         existing[row_id] = [row_id, row["unit"], fmt_value(mp), fmt_value(py), fmt_value(fl),
                             fmt_ratio(speedup), fmt_ratio(cost), MACHINE, TODAY]

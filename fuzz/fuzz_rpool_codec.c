@@ -14,7 +14,7 @@
  * that returned 0 may carry one), the items adding up to it. The same bytes, cut at
  * each NUL into fields, are parsed as a task entry (mp__redis_task_parse); a
  * task that passes must keep its promises (n x isz = input size, bounds,
- * views inside the input).
+ * views inside the input; the tasks of a packed entry cover its items).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,6 +65,20 @@ static void check_task(const uint8_t *data, size_t size)
         (t.in_len && (t.in < data || t.in + t.in_len > end)) ||
         (const unsigned char *)t.fn < data || (const unsigned char *)t.fn + t.fn_len > end ||
         !mp__redis_pool_client_ok(t.client, strlen(t.client)))
+        abort();
+    /* A packed entry: its tasks cover its items exactly, each inside it. */
+    uint64_t count = mp__redis_task_count(&t), items = 0;
+    if (count == 0 || count > MP__REDIS_POOL_PACK_MAX)
+        abort();
+    for (uint64_t j = 0; j < count; j++) {
+        mp__redis_task part;
+        mp__redis_task_part(&t, j, &part);
+        if (part.n == 0 || part.id != t.id + j || part.in_len != part.n * t.isz ||
+            (part.in_len && (part.in < t.in || part.in + part.in_len > t.in + t.in_len)))
+            abort();
+        items += part.n;
+    }
+    if (items != t.n)
         abort();
 }
 

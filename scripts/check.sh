@@ -6,7 +6,8 @@
 #   build    -Werror build in build-check/ and the whole ctest suite
 #   asan     ASan+UBSan build in build-asan/ and the whole ctest suite
 #   tsan     TSan build in build-tsan/ and the whole ctest suite but the
-#            tests labelled "notsan"
+#            tests labelled "notsan" and "netns" (the tests across
+#            simulated hosts, tests/net/: they run in build and asan)
 #   format   clang-format check of every .c/.h
 #   layers   each module of src/ uses only the modules below it in
 #            docs/layers.txt, and no circle (scripts/check_layers.sh; no build)
@@ -91,7 +92,7 @@ step_tsan() {
             cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo '?'))"
     fi
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        run_ctest build-tsan tsan -LE notsan
+        run_ctest build-tsan tsan -LE 'notsan|netns'
 }
 
 step_format() {

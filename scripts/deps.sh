@@ -11,9 +11,11 @@ set -euo pipefail
 # installed) or "package:command" (present as soon as that command is on the
 # PATH, so that a tool installed another way, e.g. python3 from pyenv, counts).
 # Add new dependencies here. redis-server and libhiredis-dev: the Redis backend
-# of the manager and its tests (a real server on 127.0.0.1).
+# of the manager and its tests (a real server on 127.0.0.1). iproute2 (ip,
+# tc): the distributed pool's tests across hosts (tests/net/, network
+# namespaces).
 MP_DEPS="cmake:cmake make:make gcc:gcc g++:g++ pkg-config:pkg-config python3:python3
-libcriterion-dev redis-server:redis-server libhiredis-dev"
+libcriterion-dev redis-server:redis-server libhiredis-dev iproute2:tc"
 
 # Optional: clang with libFuzzer for the fuzz step, clang-format for the format
 # check. The libFuzzer runtime is in the clang-rt package of the installed
@@ -59,8 +61,26 @@ fi
 missing=$(missing_of "$MP_DEPS")
 missing_optional=$(missing_of "$MP_DEPS_OPTIONAL $(clang_rt_package)")
 
+# The tests across hosts delay packets with tc's netem qdisc; a kernel
+# built without it (CONFIG_NET_SCH_NETEM) makes them emulate the latency
+# in user space instead (tests/net/netns.sh), which is said here.
+netem_notice() {
+    [[ $(id -u) -eq 0 ]] && command -v tc >/dev/null 2>&1 || return 0
+    if command -v modprobe >/dev/null 2>&1; then
+        modprobe sch_netem 2>/dev/null || true
+    fi
+    local ns=mpdeps$$ err
+    ip netns add "$ns" 2>/dev/null || return 0
+    if ! err=$(tc -n "$ns" qdisc add dev lo root netem delay 1ms 2>&1); then
+        echo "deps: notice: tc netem does not work here ($err): the kernel lacks sch_netem;" \
+            "tests/net emulates the latency with a relay instead"
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+}
+
 if [[ -z $missing && -z $missing_optional ]]; then
     echo "deps: all present"
+    netem_notice
     exit 0
 fi
 
@@ -98,3 +118,4 @@ if [[ -n $missing ]]; then
     exit 1
 fi
 echo "deps: all required packages present"
+netem_notice

@@ -118,7 +118,8 @@ extern "C" {
 MP_API int mp_task_register(const char *name, mp_task_fn fn);
 
 typedef struct mp_worker_opts {
-    /* Tasks to run before returning; 0: no limit. */
+    /* Tasks to run before returning (the rest of a packed entry of a map
+     * may pass it: see prefetch); 0: no limit. */
     unsigned long max_tasks;
     /* Return 0 after this many seconds without a task; 0: never. */
     double idle_timeout;
@@ -130,10 +131,12 @@ typedef struct mp_worker_opts {
     /* Deliveries of one task before it fails with MP_EWORKERLOST and goes
      * to the dead-letter stream; 0: 3. */
     unsigned max_deliveries;
-    /* Tasks taken from the stream at once. 0 (default): adaptive, 1 to
+    /* Stream entries taken at once. An entry is one task (an apply, a
+     * map chunk) or, for a map of more than 511 chunks, a pack of up to
+     * 16 of its chunks, taken and run whole. 0 (default): adaptive, 1 to
      * 16: twice as many after a batch that came back full and ran in
      * under 5 ms, 1 again after a slower one; tiny tasks then share round
-     * trips, and tasks that take longer are taken one at a time. More
+     * trips, and entries that take longer are taken one at a time. More
      * makes tiny tasks faster; fewer spreads long tasks better over the
      * workers. Tasks taken are this worker's (their leases renewed at
      * every heartbeat): if it dies, they wait for its heartbeat to

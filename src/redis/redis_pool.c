@@ -176,15 +176,55 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     return 0;
 }
 
-/* The XADD of task id, in argv/lens (17 entries); num holds its numbers. */
-static void xadd_args(mp__redis_pool *p, uint64_t id, const char *fn, size_t fn_len,
-                      const mp__redis_chunk *c, char num[4][24], const char **argv, size_t *lens)
+/* An entry id "<ms>-<seq>" as XADD * makes them; anything else (a seq
+ * past 32 bits included) leaves *ms, *seq at 0-0, unknown. */
+static void parse_eid(const char *s, size_t len, uint64_t *ms, uint32_t *seq)
 {
-    snprintf(num[0], 24, "%" PRIu64, id);
-    snprintf(num[1], 24, "%" PRIu32, c->n);
-    snprintf(num[2], 24, "%zu", c->isz);
-    snprintf(num[3], 24, "%zu", c->cap);
-    const char *a[17] = {"XADD",
+    uint64_t v[2] = {0, 0};
+    size_t i = 0, digits[2] = {0, 0};
+    for (int part = 0; part < 2; part++, i++)
+        for (; i < len && s[i] >= '0' && s[i] <= '9' && digits[part] < 19; i++, digits[part]++)
+            v[part] = v[part] * 10 + (uint64_t)(s[i] - '0');
+    /* i is one past the end when the text was "<digits>-<digits>". */
+    if (i != len + 1 || digits[0] == 0 || digits[1] == 0 || s[digits[0]] != '-' ||
+        v[1] > UINT32_MAX)
+        return;
+    *ms = v[0];
+    *seq = (uint32_t)v[1];
+}
+
+/* Tasks in entry c. */
+static uint32_t chunk_tasks(const mp__redis_chunk *c)
+{
+    return c->per ? (c->n + c->per - 1) / c->per : 1;
+}
+
+/* v in decimal into buf (24 bytes), NUL-terminated: snprintf costs a
+ * tenth of a client's time at tiny tasks. */
+static void u64_dec(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+}
+
+/* The XADD of one entry whose first task is id0, in argv/lens; returns
+ * its argument count (17, or 19 with "k" when it packs several tasks).
+ * num holds its numbers. */
+static int xadd_args(mp__redis_pool *p, uint64_t id0, const char *fn, size_t fn_len,
+                     const mp__redis_chunk *c, char num[5][24], const char **argv, size_t *lens)
+{
+    u64_dec(num[0], id0);
+    u64_dec(num[1], c->n);
+    u64_dec(num[2], c->isz);
+    u64_dec(num[3], c->cap);
+    u64_dec(num[4], c->per);
+    const char *a[19] = {"XADD",
                          p->k_tasks,
                          "*",
                          "id",
@@ -200,24 +240,27 @@ static void xadd_args(mp__redis_pool *p, uint64_t id, const char *fn, size_t fn_
                          "cap",
                          num[3],
                          "in",
-                         c->in_len ? c->in : ""};
-    for (int i = 0; i < 17; i++) {
+                         c->in_len ? c->in : "",
+                         "k",
+                         num[4]};
+    int argc = chunk_tasks(c) > 1 ? 19 : 17;
+    for (int i = 0; i < argc; i++) {
         argv[i] = a[i];
         lens[i] = strlen(a[i]);
     }
     lens[8] = fn_len;
     lens[16] = c->in_len;
+    return argc;
 }
 
 int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
-                        const size_t *fn_len, const mp__redis_chunk *chunks,
-                        char (*eids)[MP__REDIS_POOL_EID_MAX])
+                        const size_t *fn_len, const mp__redis_chunk *chunks, mp__redis_eid *eids)
 {
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
-    char num[MP__REDIS_POOL_BATCH][4][24];
-    const char *argv[MP__REDIS_POOL_BATCH][17];
-    size_t lens[MP__REDIS_POOL_BATCH][17];
+    char num[MP__REDIS_POOL_BATCH][5][24];
+    const char *argv[MP__REDIS_POOL_BATCH][19];
+    size_t lens[MP__REDIS_POOL_BATCH][19];
     /* Command 0 sets the client's key: a server that lost it (a restart
      * without persistence) has it again before the tasks, so that no
      * worker takes this client for dead. */
@@ -230,8 +273,7 @@ int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const cha
     const size_t *lv[MP__REDIS_POOL_BATCH + 1] = {lset};
     int i = 0;
     do { /* (0 < k, which the compiler does not see through a for) */
-        xadd_args(p, ids[i], fn[i], fn_len[i], &chunks[i], num[i], argv[i], lens[i]);
-        argc[i + 1] = 17;
+        argc[i + 1] = xadd_args(p, ids[i], fn[i], fn_len[i], &chunks[i], num[i], argv[i], lens[i]);
         av[i + 1] = argv[i];
         lv[i + 1] = lens[i];
     } while (++i < k);
@@ -242,9 +284,9 @@ int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const cha
     freeReplyObject(rep[0]);
     for (i = 0; i < k; i++) {
         const redisReply *r = rep[i + 1];
-        size_t len = r->type == REDIS_REPLY_STRING && r->len < MP__REDIS_POOL_EID_MAX ? r->len : 0;
-        memcpy(eids[i], r->str, len);
-        eids[i][len] = '\0';
+        eids[i] = (mp__redis_eid){0, 0};
+        if (r->type == REDIS_REPLY_STRING)
+            parse_eid(r->str, r->len, &eids[i].ms, &eids[i].seq);
         freeReplyObject(rep[i + 1]);
     }
     return 0;
@@ -252,16 +294,18 @@ int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const cha
 
 static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r);
 
-void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids,
-                         const char (*eids)[MP__REDIS_POOL_EID_MAX], int rc)
+void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids, const mp__redis_eid *eids,
+                         int rc)
 {
     for (int i = 0; i < k; i++) {
         if (ids[i] < p->base || ids[i] >= p->next_id || p->slots[ids[i] - p->base].a == NULL)
             continue; /* answered, or given up, and dropped */
-        if (rc < 0)   /* some may be on the stream: their results find no slot */
+        if (rc < 0) { /* some may be on the stream: their results find no slot */
             settle(p, ids[i], rc, NULL);
-        else /* to tell later whether a server restart lost them */
-            memcpy(p->slots[ids[i] - p->base].eid, eids[i], MP__REDIS_POOL_EID_MAX);
+        } else { /* to tell later whether a server restart lost them */
+            p->slots[ids[i] - p->base].eid_ms = eids[i].ms;
+            p->slots[ids[i] - p->base].eid_seq = eids[i].seq;
+        }
     }
 }
 
@@ -275,37 +319,55 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
 {
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
-    /* Tasks keep their order on the stream: the unsent ones go first. */
+    size_t ntasks = 0;
+    for (int i = 0; i < k; i++) {
+        if (chunk_tasks(&chunks[i]) > MP__REDIS_POOL_PACK_MAX)
+            return MP_EINVAL;
+        ntasks += chunk_tasks(&chunks[i]);
+    }
+    /* Tasks keep their order on the stream: the held ones go first. */
     int rc = mp__redis_client_beat_due(p);
     if (rc == 0)
         rc = mp__redis_pool_flush(p);
     if (rc == 0)
-        rc = reserve_slots(p, (size_t)k);
+        rc = reserve_slots(p, ntasks);
     if (rc < 0)
         return rc;
     uint64_t ids[MP__REDIS_POOL_BATCH];
     const char *fns[MP__REDIS_POOL_BATCH];
     size_t fn_lens[MP__REDIS_POOL_BATCH];
+    uint64_t id0 = p->next_id;
     /* Slots first: a result can only be matched to a task in a slot. */
-    int i = 0;
-    do { /* (0 < k, as above) */
+    for (int i = 0; i < k; i++) {
+        const mp__redis_chunk *c = &chunks[i];
         ids[i] = p->next_id;
         fns[i] = fn;
         fn_lens[i] = fn_len;
-        p->slots[p->next_id - p->base] =
-            (mp__redis_slot){.a = a, .first = chunks[i].first, .n = chunks[i].n};
-        p->next_id++;
-    } while (++i < k);
-    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+        for (uint32_t j = 0, per = c->per ? c->per : c->n; j < chunk_tasks(c); j++) {
+            uint32_t n = c->n - j * per < per ? c->n - j * per : per;
+            p->slots[p->next_id - p->base] =
+                (mp__redis_slot){.a = a, .first = c->first + (uint64_t)j * per, .n = n};
+            p->next_id++;
+        }
+    }
+    mp__redis_eid eids[MP__REDIS_POOL_BATCH];
     rc = mp__redis_pool_send(p, k, ids, fns, fn_lens, chunks, eids);
     if (rc < 0) {
         /* Some may be on the stream: their results will find no slot. */
-        for (i = 0; i < k; i++)
-            p->slots[ids[i] - p->base].a = NULL;
+        for (uint64_t id = id0; id < p->next_id; id++)
+            p->slots[id - p->base].a = NULL;
         return rc;
     }
-    mp__redis_pool_sent(p, k, ids, (const char(*)[MP__REDIS_POOL_EID_MAX])eids, 0);
-    a->pending += (size_t)k;
+    /* The entry ids, to tell later whether a server restart lost them
+     * (the tasks of one entry share it). */
+    uint64_t id = id0;
+    for (int i = 0; i < k; i++)
+        for (uint32_t j = 0; j < chunk_tasks(&chunks[i]); j++, id++) {
+            mp__redis_slot *sl = &p->slots[id - p->base];
+            sl->eid_ms = eids[i].ms;
+            sl->eid_seq = eids[i].seq;
+        }
+    a->pending += ntasks;
     return 0;
 }
 
@@ -451,9 +513,11 @@ static int entries_gone(mp__redis_pool *p, const uint64_t *ids, int n, bool *gon
     const size_t *lv[MP__REDIS_POOL_BATCH];
     int argc[MP__REDIS_POOL_BATCH];
     redisReply *rep[MP__REDIS_POOL_BATCH];
+    char eid[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
     for (int i = 0; i < n; i++) {
-        const char *eid = p->slots[ids[i] - p->base].eid;
-        const char *a[4] = {"XRANGE", p->k_tasks, eid, eid};
+        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
+        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
+        const char *a[4] = {"XRANGE", p->k_tasks, eid[i], eid[i]};
         for (int j = 0; j < 4; j++)
             argv[i][j] = a[j], lens[i][j] = strlen(a[j]);
         av[i] = argv[i];
@@ -487,7 +551,8 @@ static int check_restart(mp__redis_pool *p)
     for (uint64_t id = p->base, end = p->next_id; rc == 0 && id < end;) {
         int n = 0, nlost = 0;
         for (; id < end && n < MP__REDIS_POOL_BATCH; id++)
-            if (id >= p->base && p->slots[id - p->base].a && p->slots[id - p->base].eid[0])
+            if (id >= p->base && p->slots[id - p->base].a &&
+                (p->slots[id - p->base].eid_ms || p->slots[id - p->base].eid_seq))
                 ids[n++] = id;
         rc = n ? entries_gone(p, ids, n, gone) : 0;
         for (int i = 0; rc == 0 && i < n; i++)
@@ -649,15 +714,17 @@ static const char withdraw_lua[] =
 
 static int withdraw_some(mp__redis_pool *p, const uint64_t *ids, int n)
 {
-    const char *argv[6 + 2 * WITHDRAW_BATCH];
-    char num[WITHDRAW_BATCH][24];
+    const char *argv[7 + 2 * WITHDRAW_BATCH];
+    char num[WITHDRAW_BATCH][24], eid[WITHDRAW_BATCH][MP__REDIS_POOL_EID_MAX];
     const char *head[] = {"EVAL", withdraw_lua, "2", p->k_tasks, p->k_cancel, MP__REDIS_POOL_GROUP};
     memcpy(argv, head, sizeof(head));
     argv[6] = MP__REDIS_POOL_CLIENT_LEASE_MS_STR;
     int argc = 7;
     for (int i = 0; i < n; i++) {
+        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
         snprintf(num[i], sizeof(num[i]), "%" PRIu64, ids[i]);
-        argv[argc++] = p->slots[ids[i] - p->base].eid;
+        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
+        argv[argc++] = eid[i];
         argv[argc++] = num[i];
     }
     return mp__redis_cmd(p->conn, MP__RR_INT, NULL, argc, argv, NULL);
@@ -669,7 +736,9 @@ int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a)
     int n = 0, rc = 0;
     for (uint64_t id = p->base; rc == 0 && id < p->next_id; id++) {
         const mp__redis_slot *s = &p->slots[id - p->base];
-        if (s->a && (a == NULL || s->a == a) && s->eid[0])
+        /* The tasks of a packed entry share it: the first withdraws the
+         * entry, and every one adds its id to the cancel set if it runs. */
+        if (s->a && (a == NULL || s->a == a) && (s->eid_ms || s->eid_seq))
             ids[n++] = id;
         if (n == WITHDRAW_BATCH || (n > 0 && id + 1 == p->next_id)) {
             rc = withdraw_some(p, ids, n);

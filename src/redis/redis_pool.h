@@ -38,14 +38,25 @@ typedef struct mp__redis_task {
     const char *fn;
     size_t fn_len;
     uint64_t n, isz, cap; /* items, input bytes per item, output cap per item */
+    /* Items per task: an entry packs ceil(n / per) tasks of one map, ids
+     * id, id + 1, ..., each of per items (the last of the rest); field
+     * "k", absent: per = n, one task. */
+    uint64_t per;
     const unsigned char *in;
     size_t in_len;
 } mp__redis_task;
+/* Most tasks one entry packs. */
+#define MP__REDIS_POOL_PACK_MAX 64
 
 /* Parses nf field/value strings (f[0], f[1] the first pair). Returns 0, or
  * MP_EBADMSG for a missing, duplicate or malformed field, sizes that do
  * not add up, or bounds exceeded. */
 int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp__redis_task *t);
+/* The number of tasks a parsed entry packs (1 to MP__REDIS_POOL_PACK_MAX). */
+uint64_t mp__redis_task_count(const mp__redis_task *t);
+/* Task j (below mp__redis_task_count) of a parsed entry, as an entry of
+ * its own: id + j, its items and their input. */
+void mp__redis_task_part(const mp__redis_task *t, uint64_t j, mp__redis_task *out);
 
 /* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
@@ -102,11 +113,21 @@ typedef struct mp__redis_async mp__redis_async;
 typedef struct mp__redis_slot {
     mp__redis_async *a; /* NULL: answered or abandoned */
     uint64_t first;
+    /* Its entry on the stream, "<eid_ms>-<eid_seq>" (0-0: unknown); the
+     * tasks of a packed entry share it. 32 bytes a task: a map's slots
+     * are written once and read once, so their size is memory traffic. */
+    uint64_t eid_ms;
+    uint32_t eid_seq;
     uint32_t n;
-    char eid[MP__REDIS_POOL_EID_MAX]; /* its entry on the stream ("": unknown) */
 } mp__redis_slot;
 
 struct mp__redis_pool;
+
+/* A stream entry id, <ms>-<seq> (0-0: unknown). */
+typedef struct mp__redis_eid {
+    uint64_t ms;
+    uint32_t seq;
+} mp__redis_eid;
 
 #define MP__REDIS_POOL_BATCH 64
 /* The bound on held tasks: at most MP__REDIS_POOL_BATCH of them, holding
@@ -130,7 +151,7 @@ typedef struct mp__redis_sent {
     struct mp__redis_sent *next;
     int k, rc;
     uint64_t ids[MP__REDIS_POOL_BATCH];
-    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+    mp__redis_eid eids[MP__REDIS_POOL_BATCH];
 } mp__redis_sent;
 
 /* The client's sender (redis/redis_pool_sender.c): the held tasks, and a
@@ -336,16 +357,17 @@ int mp__redis_pool_worker_stop(struct mp_manager *m, const char *pool_name);
 /* The pool of a distributed p, if this process owns it: 0 or MP_EPERM. */
 int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out);
 
-/* One task: n items from first, isz input bytes each, cap output bytes
- * each (apply: one item of in_len bytes). */
+/* One entry: n items from first, isz input bytes each, cap output bytes
+ * each (apply: one item of in_len bytes), as one task, or (per > 0) as
+ * ceil(n / per) tasks of per items (the last of the rest), packed. */
 typedef struct mp__redis_chunk {
     uint64_t first;
-    uint32_t n;
+    uint32_t n, per;
     size_t isz, cap;
     const void *in;
     size_t in_len;
 } mp__redis_chunk;
-/* Submits k (1..MP__REDIS_POOL_BATCH) tasks of a in one pipelined round trip. */
+/* Submits k (1..MP__REDIS_POOL_BATCH) entries of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks);
 /* The client's heartbeat: sets its key <prefix>pool:<n>:client:<c> and
@@ -390,16 +412,16 @@ void mp__redis_sender_start(mp__redis_pool *p);
  * a forked child (no thread there): frees the held copies only. */
 void mp__redis_sender_stop(mp__redis_pool *p, bool owner);
 
-/* k XADDs (ids[i], fn[i], chunks[i]) in one pipelined round trip; the
- * entry ids into eids. Reads only what never changes in p: safe from the
- * sender's thread. 0 or a connection error. */
+/* k XADDs in one pipelined round trip: entry i holds the tasks of
+ * chunks[i] from id ids[i], function fn[i]; the entry ids into eids.
+ * Reads only what never changes in p: safe from the sender's thread. 0 or
+ * a connection error. */
 int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const char *const *fn,
-                        const size_t *fn_len, const mp__redis_chunk *chunks,
-                        char (*eids)[MP__REDIS_POOL_EID_MAX]);
-/* Owner: records the entry ids of tasks sent (rc 0), or fails their
- * results with rc. */
-void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids,
-                         const char (*eids)[MP__REDIS_POOL_EID_MAX], int rc);
+                        const size_t *fn_len, const mp__redis_chunk *chunks, mp__redis_eid *eids);
+/* Owner: records the entry ids of single-task entries sent (rc 0), or
+ * fails their results with rc. */
+void mp__redis_pool_sent(mp__redis_pool *p, int k, const uint64_t *ids, const mp__redis_eid *eids,
+                         int rc);
 /* Owner: room for k more slots. 0 or MP_ENOMEM. */
 int mp__redis_pool_reserve(mp__redis_pool *p, size_t k);
 /* Takes results off the client's list (after mp__redis_pool_flush). block: waits for the first for

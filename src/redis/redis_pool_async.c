@@ -10,6 +10,10 @@
 
 /* Largest input a map chunk carries, so that one XADD stays small. */
 #define CHUNK_BYTES ((size_t)1 << 20)
+/* A map of many chunks packs up to PACK_CHUNKS of them into one stream
+ * entry (one unit of distribution), keeping at least PACK_SPREAD entries. */
+#define PACK_CHUNKS 16
+#define PACK_SPREAD 256
 
 void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a)
 {
@@ -160,17 +164,32 @@ static size_t pick_chunk(const mp_map_spec *s)
     return c ? c : 1;
 }
 
-/* Puts every chunk of the map on the stream, MP__REDIS_POOL_BATCH per round trip. */
+/* Chunks one entry packs: enough that tiny chunks share their entry's
+ * stream and worker costs, few enough that the map still spreads over at
+ * least PACK_SPREAD entries, and at most CHUNK_BYTES of input. */
+static size_t pick_pack(const mp_map_spec *s, size_t chunk)
+{
+    size_t chunks = (s->n + chunk - 1) / chunk, pack = chunks / PACK_SPREAD;
+    if (pack > PACK_CHUNKS)
+        pack = PACK_CHUNKS;
+    while (pack > 1 && (pack * chunk > UINT32_MAX || pack * chunk * s->in_size > CHUNK_BYTES))
+        pack /= 2;
+    return pack ? pack : 1;
+}
+
+/* Puts every chunk of the map on the stream, packed pick_pack to an entry,
+ * MP__REDIS_POOL_BATCH entries per round trip. */
 static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *s, const char *spec,
                       size_t spec_len)
 {
-    size_t chunk = pick_chunk(s);
+    size_t chunk = pick_chunk(s), pack = pick_pack(s, chunk), step = chunk * pack;
     mp__redis_chunk c[MP__REDIS_POOL_BATCH];
     int k = 0;
-    for (size_t first = 0; first < s->n; first += chunk) {
-        size_t n = s->n - first < chunk ? s->n - first : chunk;
+    for (size_t first = 0; first < s->n; first += step) {
+        size_t n = s->n - first < step ? s->n - first : step;
         c[k++] = (mp__redis_chunk){.first = first,
                                    .n = (uint32_t)n,
+                                   .per = n > chunk ? (uint32_t)chunk : 0,
                                    .isz = s->in_size,
                                    .cap = s->out_size,
                                    .in = (const char *)s->in + first * s->in_size,

@@ -156,9 +156,9 @@ static bool field_is(const char *f, size_t len, const char *name)
 static int task_field(mp__redis_task *t, const char *f, size_t fl, const char *v, size_t vl,
                       unsigned *seen)
 {
-    static const char *const names[] = {"id", "c", "f", "n", "isz", "cap", "in"};
+    static const char *const names[] = {"id", "c", "f", "n", "isz", "cap", "in", "k"};
     unsigned bit = 0;
-    for (unsigned i = 0; i < 7; i++)
+    for (unsigned i = 0; i < 8; i++)
         if (field_is(f, fl, names[i]))
             bit = 1u << i;
     if (bit == 0)
@@ -185,6 +185,8 @@ static int task_field(mp__redis_task *t, const char *f, size_t fl, const char *v
         return parse_u64(v, vl, &t->isz);
     case 32u:
         return parse_u64(v, vl, &t->cap);
+    case 128u:
+        return parse_u64(v, vl, &t->per);
     default:
         t->in = (const unsigned char *)v;
         t->in_len = vl;
@@ -205,9 +207,32 @@ int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp
         if (rc < 0)
             return rc;
     }
-    if (seen != 0x7fu || t->n == 0 || t->n > MP__REDIS_POOL_ITEMS_MAX ||
+    if ((seen & 0x7fu) != 0x7fu || t->n == 0 || t->n > MP__REDIS_POOL_ITEMS_MAX ||
         t->isz > MP__REDIS_POOL_OUT_MAX || t->cap > MP__REDIS_POOL_OUT_MAX ||
         t->cap * t->n > MP__REDIS_POOL_OUT_MAX || t->isz * t->n != t->in_len)
         return MP_EBADMSG;
+    if (!(seen & 128u))
+        t->per = t->n;
+    /* A packed entry: at least one item per task, at most PACK_MAX tasks,
+     * and ids that do not wrap. */
+    if (t->per == 0 || t->per > t->n || mp__redis_task_count(t) > MP__REDIS_POOL_PACK_MAX ||
+        t->id > UINT64_MAX - mp__redis_task_count(t))
+        return MP_EBADMSG;
     return 0;
+}
+
+uint64_t mp__redis_task_count(const mp__redis_task *t)
+{
+    return (t->n + t->per - 1) / t->per;
+}
+
+void mp__redis_task_part(const mp__redis_task *t, uint64_t j, mp__redis_task *out)
+{
+    uint64_t first = j * t->per, n = t->n - first < t->per ? t->n - first : t->per;
+    *out = *t;
+    out->id = t->id + j;
+    out->n = n;
+    out->per = n;
+    out->in = t->in + first * t->isz;
+    out->in_len = (size_t)(n * t->isz);
 }

@@ -1,5 +1,6 @@
 /* The distributed pool's iterators (imap, imap_unordered) and the pool's
  * life cycle: close, join, terminate, poll, destroy. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,13 +59,18 @@ int mp__redis_imap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *
 {
     mp__redis_imap *it = (mp__redis_imap *)pit;
     mp__deadline d;
-    int rc = mp__deadline_init(&d, timeout);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
+    if (isnan(timeout))
+        return MP_EINVAL;
     if (it->given == it->n)
         return MP_EEOF;
     size_t i;
+    /* The clock is read only when there is something to wait for. */
+    bool timed = false;
     while ((i = next_ready(it)) == SIZE_MAX) {
+        if (!timed && (rc = mp__deadline_init(&d, timeout)) < 0)
+            return rc;
+        timed = true;
         mp__redis_async *a = it->a;
         if (a->pool == NULL)
             return MP_ECLOSED;

@@ -155,8 +155,7 @@ static void record_sent(mp__redis_pool *p, mp__redis_sent *r)
     }
     while (order) {
         mp__redis_sent *next = order->next;
-        mp__redis_pool_sent(p, order->k, order->ids,
-                            (const char(*)[MP__REDIS_POOL_EID_MAX])order->eids, order->rc);
+        mp__redis_pool_sent(p, order->k, order->ids, order->eids, order->rc);
         free(order);
         order = next;
     }
@@ -176,7 +175,7 @@ int mp__redis_pool_flush(mp__redis_pool *p)
     record_sent(p, sent);
     if (b.k == 0)
         return 0;
-    char eids[MP__REDIS_POOL_BATCH][MP__REDIS_POOL_EID_MAX];
+    mp__redis_eid eids[MP__REDIS_POOL_BATCH];
     int rc = mp__redis_pool_send(p, b.k, b.ids, b.fns, b.fn_lens, b.c, eids);
     free_bufs(&b);
     lock(s);
@@ -187,7 +186,7 @@ int mp__redis_pool_flush(mp__redis_pool *p)
     unlock(s);
     /* Accepted tasks are never lost silently: on failure their results
      * fail (a callback may submit: the queue is already empty). */
-    mp__redis_pool_sent(p, b.k, b.ids, (const char(*)[MP__REDIS_POOL_EID_MAX])eids, rc);
+    mp__redis_pool_sent(p, b.k, b.ids, eids, rc);
     return rc;
 }
 

@@ -136,59 +136,84 @@ static mp_task_fn resolve(const worker *w, const mp__redis_task *t)
     return w->o->registered_only ? NULL : resolve_ref(t->fn, t->fn_len);
 }
 
-/* The answers of a batch of tasks, sent in one pipelined round trip after
- * the batch ran: the results first (one RPUSH and one PEXPIRE per run of
- * answers to the same client), then one XACK and one XDEL of every entry,
- * so that a task is acknowledged only once its result is stored (Redis
- * runs a connection's commands in order). */
+/* The answers of a batch of entries, sent in one pipelined round trip
+ * after they ran: the results first (one RPUSH and one PEXPIRE per run of
+ * answers to the same client), then one XACK and one XDEL of every entry
+ * all of whose tasks are answered, so that a task is acknowledged only
+ * once its result is stored (Redis runs a connection's commands in
+ * order). An entry packs one task or several (of one map of one client):
+ * one answer per task. */
 typedef struct answer {
-    char *k_res;        /* NULL: no client to answer (only the ack) */
-    unsigned char *rec; /* malloc'd, or head */
+    const char *k_res;  /* its entry's, borrowed */
+    unsigned char *rec; /* malloc'd, or head; NULL once moved to be sent */
     unsigned char head[MP__REDIS_RESULT_HEAD];
     size_t rec_len;
+    size_t entry; /* its entry's index in the batch */
+} answer;
+
+typedef struct entry_ref {
+    char *k_res; /* the client's result list; NULL: no client to answer */
+    bool own;    /* k_res is this entry's (else the previous entry's) */
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
     char eid[MP__REDIS_POOL_EID_MAX];
     size_t eid_len;
-    size_t entry; /* its index in the batch (mp__redis_beat_dropped) */
-} answer;
+    size_t left; /* its answers not yet moved to be sent */
+    bool moved;  /* queued for its acknowledgement */
+    size_t at;   /* its index in the read's reply (mp__redis_beat_dropped) */
+} entry_ref;
 
 typedef struct batch {
     answer *a;
     size_t n, cap;
+    entry_ref *e; /* the entries to acknowledge */
+    size_t ne, ecap;
 } batch;
 
-/* Queues the answer for entry eid (its result in b->a[b->n].rec). */
-static int queue_answer(worker *w, batch *b, const char *eid, size_t eid_len, const char *client)
+/* Queues entry eid for the acknowledgement, with its client's result list
+ * (client "": none) in *key. */
+static int queue_entry(worker *w, batch *b, const char *eid, size_t eid_len, const char *client,
+                       const char **key)
 {
-    answer *x = &b->a[b->n];
+    entry_ref *x = &b->e[b->ne];
+    *key = NULL;
     if (eid_len >= MP__REDIS_POOL_EID_MAX)
         return MP_EBADMSG; /* not an id the server makes */
-    if (client[0]) {
+    const entry_ref *prev = b->ne ? &b->e[b->ne - 1] : NULL;
+    if (client[0] && prev && prev->k_res && strcmp(prev->client, client) == 0) {
+        x->k_res = prev->k_res; /* the entries of a map come in runs */
+    } else if (client[0]) {
         char what[64];
         snprintf(what, sizeof(what), "results:%s", client);
         int rc = mp__redis_pool_key(&x->k_res, mp__redis_prefix(w->conn), w->name, what);
         if (rc < 0)
             return rc;
+        x->own = true;
     }
+    memcpy(x->client, client, strlen(client) + 1); /* parsed: at most 32 */
     memcpy(x->eid, eid, eid_len);
     x->eid_len = eid_len;
-    b->n++;
+    *key = x->k_res;
+    b->ne++;
     return 0;
 }
 
 static void batch_clear(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->a[i].k_res);
+    for (size_t i = 0; i < b->n; i++)
         if (b->a[i].rec != b->a[i].head)
             free(b->a[i].rec);
-    }
-    memset(b->a, 0, b->cap * sizeof(*b->a));
-    b->n = 0;
+    for (size_t i = 0; i < b->ne; i++)
+        if (b->e[i].own)
+            free(b->e[i].k_res);
+    if (b->a)
+        memset(b->a, 0, b->cap * sizeof(*b->a));
+    memset(b->e, 0, b->ecap * sizeof(*b->e));
+    b->n = b->ne = 0;
 }
 
 static bool same_key(const answer *x, const answer *y)
 {
-    return x->k_res && y->k_res && strcmp(x->k_res, y->k_res) == 0;
+    return x->k_res && y->k_res && (x->k_res == y->k_res || strcmp(x->k_res, y->k_res) == 0);
 }
 
 static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, size_t len)
@@ -198,19 +223,21 @@ static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, 
     (*k)++;
 }
 
-/* Worst case per answer: its own RPUSH (3) and PEXPIRE (3), and its id in
- * XACK and XDEL (2); plus their 5 fixed arguments. */
+/* Worst case per answer: its own RPUSH (3) and PEXPIRE (3); per entry its
+ * id in XACK and XDEL (2); plus their 5 fixed arguments. */
 static int flush(worker *w, batch *b)
 {
-    size_t nargs = 8 * b->n + 5, ncmd = 2 * b->n + 2, k = 0;
+    size_t nargs = 6 * b->n + 2 * b->ne + 5, ncmd = 2 * b->n + 2, k = 0;
     int n = 0, rc = 0;
     const char **argv = malloc(nargs * sizeof(*argv));
     size_t *lens = malloc(nargs * sizeof(*lens));
     int *ac = malloc(ncmd * sizeof(*ac));
     const char *const **av = malloc(ncmd * sizeof(*av));
     const size_t **lv = malloc(ncmd * sizeof(*lv));
-    if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL || b->n == 0)
-        rc = b->n ? MP_ENOMEM : 0;
+    if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL)
+        rc = MP_ENOMEM;
+    if (b->n == 0 && b->ne == 0)
+        rc = 0, ncmd = 0;
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         const answer *x = &b->a[i];
         if (x->k_res == NULL || (i > 0 && same_key(&b->a[i - 1], x)))
@@ -227,17 +254,17 @@ static int flush(worker *w, batch *b)
         push_arg(argv, lens, &k, RESULT_TTL, strlen(RESULT_TTL));
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = 3;
     }
-    for (int c = 0; rc == 0 && c < 2; c++) {
+    for (int c = 0; rc == 0 && b->ne > 0 && c < 2; c++) {
         size_t start = k;
         push_arg(argv, lens, &k, c == 0 ? "XACK" : "XDEL", 4);
         push_arg(argv, lens, &k, w->k_tasks, strlen(w->k_tasks));
         if (c == 0)
             push_arg(argv, lens, &k, GROUP, strlen(GROUP));
-        for (size_t i = 0; i < b->n; i++)
-            push_arg(argv, lens, &k, b->a[i].eid, b->a[i].eid_len);
+        for (size_t i = 0; i < b->ne; i++)
+            push_arg(argv, lens, &k, b->e[i].eid, b->e[i].eid_len);
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
     }
-    if (rc == 0 && b->n > 0)
+    if (rc == 0 && n > 0)
         rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
                                 (const size_t *const *)lv, NULL);
     free(argv);
@@ -288,11 +315,22 @@ static bool entry_ok(const redisReply *e)
            e->element[1]->elements % 2 == 0 && e->element[1]->elements <= 64;
 }
 
-/* Parses entry e and queues its answer in b: a final record for an entry
- * that will not run (malformed, past max_deliveries, an unknown
- * function), else a job for the executors (*job, with *t its task). */
-static int prepare(worker *w, batch *b, const redisReply *e, long long deliveries,
-                   mp__redis_task *t, mp__redis_job **job, mp__redis_job *slot)
+/* A batch while it runs: answers waiting for their job (job[i] for
+ * wait.a[i]; NULL: a final record already) and answers ready to be sent
+ * with the entries to acknowledge. */
+typedef struct running {
+    worker *w;
+    batch wait, send;
+    mp__redis_job **job;
+} running;
+
+/* Parses entry e (its answers at r->wait from index at, its task in *t,
+ * its parts in parts[]) and queues it: a final record for each task that
+ * will not run (past max_deliveries, an unknown function), else a job per
+ * task for the executors (appended to jobs). A malformed entry goes to
+ * the dead-letter stream unanswered (only acknowledged). */
+static int prepare(worker *w, running *r, const redisReply *e, long long deliveries,
+                   mp__redis_task *t, mp__redis_task *parts, mp__redis_job *jobs, size_t *njobs)
 {
     const redisReply *id = e->element[0], *fields = e->element[1];
     const char *f[64];
@@ -303,34 +341,46 @@ static int prepare(worker *w, batch *b, const redisReply *e, long long deliverie
         f[i] = str ? fields->element[i]->str : NULL;
         lens[i] = str ? fields->element[i]->len : 0;
     }
-    answer *x = &b->a[b->n];
-    x->rec = x->head;
-    x->rec_len = MP__REDIS_RESULT_HEAD;
-    *job = NULL;
-    int rc = 0;
+    batch *b = &r->wait;
+    const char *key = NULL;
     if (mp__redis_task_parse(f, lens, fields->elements, t) < 0) {
         mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
-        t->client[0] = '\0';
-        rc = dead_letter(w, fields, "malformed", deliveries);
-    } else if (deliveries > (long long)w->maxdel) {
-        mp__redis_result_put_head(x->head, t->id, MP_EWORKERLOST, 0);
-        rc = dead_letter(w, fields, "worker lost", deliveries);
-    } else {
-        mp_task_fn fn = resolve(w, t);
-        if (fn == NULL) {
-            mp__debug("pool: unknown function %.*s", (int)t->fn_len, t->fn);
-            mp__redis_result_put_head(x->head, t->id, MP_ENOFUNC, 0);
-        } else {
-            *slot = (mp__redis_job){.t = t, .fn = fn, .hb = &w->hb};
-            *job = slot;
-        }
-        w->done++;
+        int rc = dead_letter(w, fields, "malformed", deliveries);
+        return rc < 0 ? rc : queue_entry(w, b, id->str, id->len, "", &key);
     }
+    uint64_t count = mp__redis_task_count(t);
+    bool lost = deliveries > (long long)w->maxdel;
+    int rc = lost ? dead_letter(w, fields, "worker lost", deliveries) : 0;
     if (rc == 0)
-        rc = queue_answer(w, b, id->str, id->len, t->client);
+        rc = queue_entry(w, b, id->str, id->len, t->client, &key);
     if (rc < 0)
-        *job = NULL;
-    return rc;
+        return rc;
+    size_t ei = b->ne - 1;
+    b->e[ei].left = (size_t)count;
+    mp_task_fn fn = lost ? NULL : resolve(w, t);
+    if (!lost && fn == NULL)
+        mp__debug("pool: unknown function %.*s", (int)t->fn_len, t->fn);
+    for (uint64_t j = 0; j < count; j++) {
+        mp__redis_task_part(t, j, &parts[j]);
+        size_t ai = b->n++;
+        answer *x = &b->a[ai];
+        x->k_res = key;
+        x->rec = x->head;
+        x->rec_len = MP__REDIS_RESULT_HEAD;
+        x->entry = ei;
+        r->job[ai] = NULL;
+        if (lost) {
+            mp__redis_result_put_head(x->head, parts[j].id, MP_EWORKERLOST, 0);
+        } else if (fn == NULL) {
+            mp__redis_result_put_head(x->head, parts[j].id, MP_ENOFUNC, 0);
+        } else {
+            jobs[*njobs] = (mp__redis_job){.t = &parts[j], .fn = fn};
+            r->job[ai] = &jobs[(*njobs)++];
+        }
+        if (!lost)
+            w->done++;
+    }
+    return 0;
 }
 
 /* How many times the entry was delivered (XPENDING), or 1 if unknown. */
@@ -348,16 +398,6 @@ static long long deliveries_of(worker *w, const redisReply *id)
         n = rep->element[0]->element[3]->integer;
     freeReplyObject(rep);
     return n;
-}
-
-/* An entry that is not run: acknowledged and deleted without a result
- * (cancelled, or its client's lease lapsed). */
-static int drop_entry(worker *w, batch *b, const redisReply *e)
-{
-    answer *x = &b->a[b->n];
-    x->rec = x->head;
-    x->rec_len = 0;
-    return queue_answer(w, b, e->element[0]->str, e->element[0]->len, "");
 }
 
 /* The entries of an XREADGROUP reply of one stream (at most want), or
@@ -386,21 +426,15 @@ static void adapt(worker *w, size_t got, unsigned long want, int64_t ran_ns)
 static unsigned long read_size(const worker *w)
 {
     unsigned long want = w->o->prefetch ? w->o->prefetch : w->adapt;
-    if (w->o->max_tasks && w->o->max_tasks - w->done < want)
+    /* done may pass max_tasks by the rest of a packed entry. */
+    if (w->o->max_tasks && w->o->max_tasks - w->done < want && w->done < w->o->max_tasks)
         want = w->o->max_tasks - w->done;
     return want;
 }
 
-/* A batch while it runs: answers waiting for their job (job[i] for
- * wait.a[i], NULL once moved to send) and answers ready to be sent. */
-typedef struct running {
-    worker *w;
-    batch wait, send;
-    mp__redis_job **job;
-} running;
-
 /* Moves the answers whose job is done (all with every) to the send list,
- * each with its record (MP_ENOMEM when none could be made). */
+ * each with its record (MP_ENOMEM when none could be made), and the
+ * entries all of whose answers moved to its acknowledgements. */
 static void take_done(running *r, bool every)
 {
     for (size_t i = 0; i < r->wait.n; i++) {
@@ -418,14 +452,23 @@ static void take_done(running *r, bool every)
             j->rec = NULL;
         } else if (j) {
             mp__redis_result_put_head(y->head, j->t->id, MP_ENOMEM, 0);
+        } else {
+            memcpy(y->head, x->head, sizeof(y->head));
         }
         x->rec = NULL; /* moved */
-        x->k_res = NULL;
+        r->wait.e[x->entry].left--;
         /* Cancelled, or its client gone, while it ran: only the ack. */
-        if (y->k_res && mp__redis_beat_dropped(&r->w->hb, y->entry)) {
-            free(y->k_res);
+        if (y->k_res && mp__redis_beat_dropped(&r->w->hb, r->wait.e[x->entry].at))
             y->k_res = NULL;
-        }
+    }
+    for (size_t i = 0; i < r->wait.ne; i++) {
+        entry_ref *e = &r->wait.e[i];
+        if (e->left > 0 || e->moved)
+            continue;
+        entry_ref *y = &r->send.e[r->send.ne++];
+        *y = *e;
+        y->own = false; /* the key stays the waiting entry's */
+        e->moved = true;
     }
 }
 
@@ -438,6 +481,23 @@ static int flush_done(void *arg)
     return flush(r->w, &r->send);
 }
 
+/* The tasks of a well-formed entry (1 for one that is not: it is only
+ * acknowledged). */
+static size_t entry_tasks(const redisReply *e, mp__redis_task *t)
+{
+    const redisReply *fields = e->element[1];
+    const char *f[64];
+    size_t lens[64];
+    for (size_t i = 0; i < fields->elements; i++) {
+        bool str = fields->element[i]->type == REDIS_REPLY_STRING;
+        f[i] = str ? fields->element[i]->str : NULL;
+        lens[i] = str ? fields->element[i]->len : 0;
+    }
+    if (mp__redis_task_parse(f, lens, fields->elements, t) < 0)
+        return 1;
+    return (size_t)mp__redis_task_count(t);
+}
+
 /* Runs entries and answers them: the number handled, or an error. want:
  * how many a read asked for (the adaptive read size follows it), or 0 for
  * claimed entries (their delivery counts are read). While they wait,
@@ -445,48 +505,51 @@ static int flush_done(void *arg)
 static int run_entries(worker *w, const redisReply *entries, unsigned long want)
 {
     bool claimed = want == 0;
-    size_t n = entries->elements;
+    size_t n = entries->elements, total = 0;
     int rc = 0;
+    mp__redis_task *tasks = calloc(n + 1, sizeof(*tasks));
+    for (size_t i = 0; tasks && i < n; i++)
+        if (entry_ok(entries->element[i]))
+            total += entry_tasks(entries->element[i], &tasks[i]);
     running r = {.w = w,
-                 .wait = {.a = calloc(n, sizeof(answer)), .cap = n},
-                 .send = {.a = calloc(n, sizeof(answer)), .cap = n},
-                 .job = calloc(n, sizeof(*r.job))};
-    mp__redis_task *tasks = calloc(n, sizeof(*tasks));
-    mp__redis_job *slots = calloc(n, sizeof(*slots)), *jobs = calloc(n, sizeof(*jobs));
-    if (!r.wait.a || !r.send.a || !r.job || !tasks || !slots || !jobs ||
+                 .wait = {.a = calloc(total + 1, sizeof(answer)),
+                          .cap = total,
+                          .e = calloc(n + 1, sizeof(entry_ref)),
+                          .ecap = n},
+                 .send = {.a = calloc(total + 1, sizeof(answer)),
+                          .cap = total,
+                          .e = calloc(n + 1, sizeof(entry_ref)),
+                          .ecap = n},
+                 .job = calloc(total + 1, sizeof(*r.job))};
+    mp__redis_task *parts = calloc(total + 1, sizeof(*parts));
+    mp__redis_job *jobs = calloc(total + 1, sizeof(*jobs));
+    if (!tasks || !r.wait.a || !r.wait.e || !r.send.a || !r.send.e || !r.job || !parts || !jobs ||
         mp__redis_beat_hold(&w->hb, entries) < 0) {
-        free(r.wait.a), free(r.send.a), free(r.job), free(tasks), free(slots), free(jobs);
+        free(r.wait.a), free(r.wait.e), free(r.send.a), free(r.send.e), free(r.job);
+        free(tasks), free(parts), free(jobs);
         return MP_ENOMEM;
     }
     int64_t t0 = mp__now_ns();
-    size_t njobs = 0;
+    size_t njobs = 0, nparts = 0;
     for (size_t i = 0; i < n && rc >= 0; i++) {
         const redisReply *e = entries->element[i];
         if (!entry_ok(e))
             continue;
-        mp__redis_job *job = NULL;
-        size_t at = r.wait.n;
+        size_t before = r.wait.n, jobs0 = njobs;
+        const char *key;
+        /* A task cancelled, or of a client gone, is only acknowledged. */
         int h = mp__redis_beat_dropped(&w->hb, i)
-                    ? drop_entry(w, &r.wait, e)
-                    : prepare(w, &r.wait, e, claimed ? deliveries_of(w, e->element[0]) : 1,
-                              &tasks[i], &job, &slots[i]);
-        if (h < 0) {
-            rc = h;
-        } else {
-            rc++;
-            r.job[at] = job;
-            r.wait.a[at].entry = i;
-            if (job)
-                job->entry = i;
-        }
-        if (job)
-            jobs[njobs++] = *job;
+                    ? queue_entry(w, &r.wait, e->element[0]->str, e->element[0]->len, "", &key)
+                    : prepare(w, &r, e, claimed ? deliveries_of(w, e->element[0]) : 1, &tasks[i],
+                              parts + nparts, jobs, &njobs);
+        nparts += r.wait.n - before;
+        if (h >= 0)
+            r.wait.e[r.wait.ne - 1].at = i;
+        for (size_t k = jobs0; k < njobs; k++)
+            jobs[k].hb = &w->hb, jobs[k].entry = i;
+        rc = h < 0 ? h : rc + 1;
     }
-    /* The jobs run from one array (the executors take it in one hand-off);
-     * the answers point at their copies there. */
-    for (size_t i = 0, k = 0; i < r.wait.n; i++)
-        if (r.job[i])
-            r.job[i] = &jobs[k++];
+    /* The jobs run from one array (the executors take it in one hand-off). */
     int x = mp__redis_exec_run(w->exec, jobs, njobs, w->vis / 2, flush_done, &r);
     rc = rc < 0 ? rc : x < 0 ? x : rc;
     if (!claimed)
@@ -499,7 +562,8 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
     batch_clear(&r.wait);
     for (size_t i = 0; i < njobs; i++)
         free(jobs[i].rec);
-    free(r.wait.a), free(r.send.a), free(r.job), free(tasks), free(slots), free(jobs);
+    free(r.wait.a), free(r.wait.e), free(r.send.a), free(r.send.e), free(r.job);
+    free(tasks), free(parts), free(jobs);
     return rc;
 }
 

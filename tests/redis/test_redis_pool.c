@@ -567,6 +567,111 @@ Test(rpool, a_killed_worker_holding_a_prefetched_batch_loses_none_of_it)
     mp_manager_close(m);
 }
 
+Test(rpool, a_packed_entry_of_a_killed_worker_gives_one_result_per_item)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    char marker[128];
+    snprintf(marker, sizeof(marker), "%s/stall_once.marker", srv.dir);
+    mp_pool *p = make_pool(m);
+    /* 1024 chunks of one item: packed 4 to an entry (256 entries). */
+    enum { N = 1024 };
+    static int64_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    mp_imap *it;
+    mp_assert_ok(mp_pool_imap(
+        p,
+        &(mp_map_spec){
+            .fn = stall_once, .in = in, .n = N, .in_size = 8, .out_size = 8, .chunksize = 1},
+        false, &it));
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), N / 4);
+    /* The first worker takes one entry (4 tasks) and hangs in its first. */
+    mp_worker_opts o = {.visibility_timeout = 1, .ctx = marker, .executors = 1};
+    pid_t w1 = mp_test_pool_worker(srv.url, "p", &o);
+    struct stat st;
+    for (int i = 0; i < 3000 && stat(marker, &st) != 0; i++)
+        usleep(10000);
+    cr_assert_eq(stat(marker, &st), 0, "the task never started");
+    cr_assert_eq(pending_count(m), 1);
+    kill(w1, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(w1, &status, 0), w1);
+    pid_t w2 = mp_test_pool_worker(srv.url, "p", &o);
+    static bool seen[N];
+    int64_t v;
+    size_t idx;
+    for (int k = 0; k < N; k++) {
+        mp_assert_ok(mp_imap_next(it, &v, &idx, NULL, 30));
+        cr_assert(idx < N && !seen[idx], "item %zu twice", idx);
+        seen[idx] = true;
+        cr_assert_eq(v, (int64_t)(idx * idx));
+    }
+    mp_assert_rc(mp_imap_next(it, &v, &idx, NULL, 0.5), MP_EEOF);
+    mp_imap_destroy(it);
+    cr_assert_eq(pending_count(m), 0);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w2, 1);
+    mp_manager_close(m);
+}
+
+/* XADDs an entry of the given fields to the pool p's stream. */
+static void xadd_raw(mp_manager *m, int nf, const char *const *f, const size_t *lens)
+{
+    mp__redis *r = mp__manager_redis_conn(m);
+    char k[256];
+    snprintf(k, sizeof(k), "%spool:p:tasks", mp__redis_prefix(r));
+    const char *argv[32] = {"XADD", k, "*"};
+    size_t al[32] = {4, strlen(k), 1};
+    for (int i = 0; i < nf; i++)
+        argv[3 + i] = f[i], al[3 + i] = lens[i];
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_STR, NULL, 3 + nf, argv, al));
+}
+
+Test(rpool, malformed_packed_entries_go_to_the_dead_letter_stream)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    /* No item per task; more tasks than an entry packs. */
+    const char *bad[2][16] = {{"id", "1", "c", "00ff", "f", "n:square", "n", "2", "isz", "8", "cap",
+                               "8", "in", "0123456789abcdef", "k", "0"},
+                              {"id", "1", "c", "00ff", "f", "n:square", "n", "65", "isz", "0",
+                               "cap", "8", "in", "", "k", "1"}};
+    for (int b = 0; b < 2; b++) {
+        size_t lens[16];
+        for (int i = 0; i < 16; i++)
+            lens[i] = strlen(bad[b][i]);
+        xadd_raw(m, 16, bad[b], lens);
+    }
+    /* Their client is alive (workers drop the tasks of a client without
+     * its key, malformed or not). */
+    mp__redis *r = mp__manager_redis_conn(m);
+    char k[256];
+    snprintf(k, sizeof(k), "%spool:p:client:00ff", mp__redis_prefix(r));
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_STATUS, NULL, 5,
+                               (const char *[]){"SET", k, "1", "PX", "60000"}, NULL));
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+    for (int i = 0; i < 3000 && redis_int(m, "XLEN", "pool:p:dead") < 2; i++)
+        usleep(10000);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:dead"), 2);
+    /* The worker goes on. */
+    int64_t x = 9, y = 0;
+    mp_async *a;
+    mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
+    mp_assert_ok(mp_async_get(a, &y, 8, NULL, 30));
+    cr_assert_eq(y, 81);
+    mp_async_destroy(a);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    cr_assert_eq(pending_count(m), 0);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
+
 Test(rpool, a_prefetched_batch_longer_than_the_visibility_timeout_runs_once)
 {
     server_up();
@@ -1131,4 +1236,39 @@ Test(rpool, codec_task_entries_are_checked_before_use)
                        "8", "in", ""),
                  MP_EBADMSG);
     mp_assert_rc(parse(&t, 3, "id", "7", "c"), MP_EBADMSG);
+}
+
+Test(rpool, codec_packed_entries_are_checked_before_use)
+{
+    mp__redis_task t, part;
+    /* 5 items, 2 per task: tasks 7, 8, 9 of 2, 2 and 1 items. */
+    mp_assert_ok(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sq", "n", "5", "isz", "1", "cap",
+                       "8", "in", "abcde", "k", "2"));
+    cr_assert_eq(mp__redis_task_count(&t), 3);
+    mp__redis_task_part(&t, 2, &part);
+    cr_assert(part.id == 9 && part.n == 1 && part.in_len == 1 && part.in[0] == 'e');
+    mp__redis_task_part(&t, 1, &part);
+    cr_assert(part.id == 8 && part.n == 2 && part.in_len == 2 && memcmp(part.in, "cd", 2) == 0);
+    /* Without k: one task. */
+    mp_assert_ok(parse(&t, 14, "id", "7", "c", "00ff", "f", "n:sq", "n", "5", "isz", "1", "cap",
+                       "8", "in", "abcde"));
+    cr_assert(mp__redis_task_count(&t) == 1 && t.per == 5);
+    /* No item per task, more items per task than the entry has, more
+     * tasks than an entry packs, a duplicate, ids that wrap, junk. */
+    const char *bad[] = {"0", "6", "-1", "x", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        cr_assert_eq(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sq", "n", "5", "isz", "1", "cap",
+                           "8", "in", "abcde", "k", bad[i]),
+                     MP_EBADMSG, "k = '%s'", bad[i]);
+    mp_assert_rc(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sq", "n", "65", "isz", "0", "cap",
+                       "8", "in", "", "k", "1"),
+                 MP_EBADMSG);
+    mp_assert_ok(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sq", "n", "64", "isz", "0", "cap",
+                       "8", "in", "", "k", "1"));
+    mp_assert_rc(parse(&t, 18, "id", "7", "c", "00ff", "f", "n:sq", "n", "4", "isz", "0", "cap",
+                       "8", "in", "", "k", "1", "k", "2"),
+                 MP_EBADMSG);
+    mp_assert_rc(parse(&t, 16, "id", "18446744073709551614", "c", "00ff", "f", "n:sq", "n", "4",
+                       "isz", "0", "cap", "8", "in", "", "k", "1"),
+                 MP_EBADMSG);
 }
