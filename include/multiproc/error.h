@@ -65,6 +65,7 @@ typedef enum mp_error {
     MP_ETXTBSY = -ETXTBSY,                 /* executable is open for writing */
     MP_E2BIG = -E2BIG,                     /* argument list and environment too long */
     MP_ECONNREFUSED = -ECONNREFUSED,       /* no server listens at that address */
+    MP_ECANCELED = -ECANCELED,             /* the task was cancelled (mp_async_cancel) */
 
     /* Library codes. */
     MP_EEOF = MP_E__LIB_FIRST, /* peer closed: no more messages (Python's EOFError) */

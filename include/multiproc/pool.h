@@ -372,7 +372,7 @@ MP_API int mp_async_wait(mp_async *a, double timeout);
  * apply_async's out_cap; also when the result does not fit this call's
  * out_cap, but the task then succeeded), MP_EBROKENPOOL (see
  * mp_task_error and mp_async_error), MP_ECLOSED (the pool was terminated
- * before it ran). */
+ * before it ran), MP_ECANCELED (mp_async_cancel). */
 MP_API int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
 
 /* mp_async_ready — true once the result is ready (makes progress, never blocks). */
@@ -390,6 +390,28 @@ MP_API int mp_async_error(const mp_async *a, size_t i, mp_task_error *out);
 /* mp_async_destroy — free the result object. If the task has not finished,
  * it goes on and its result is dropped. NULL: no-op. */
 MP_API void mp_async_destroy(mp_async *a);
+
+/* mp_async_cancel — give up a result that is not ready (Python's
+ * Future.cancel, which also lets a task already running finish).
+ * Afterwards a is ready and failed with MP_ECANCELED: mp_async_get and
+ * mp_async_wait return at once (get: MP_ECANCELED), mp_async_error gives
+ * the failures recorded so far and then one with code MP_ECANCELED
+ * (index 0), and the error callback runs once, in this call, as it does
+ * for a failure (the success callback never runs). Nothing more is
+ * written to the caller's memory (a map's out array and n_errors) by
+ * the pool, except by a task already running that writes its output in
+ * place, into an out array in the shared heap.
+ * Local pool: the tasks not yet started are never run; those running
+ * finish in their worker and their results are dropped.
+ * Distributed pool: the tasks not yet delivered to a worker are removed
+ * from the stream and never run; a worker running one learns of the
+ * cancel at its next heartbeat, starts no task of it that it holds and
+ * has not started (nor handed to its executors), and drops the results (docs/redis.md,
+ * "Cancellation and clean-up"). Returns 0 (cancelled), MP_EINVAL (NULL a; a already ready: its
+ * result, a failure or an earlier cancel stands; a pool destroyed; the result of an iterator: see
+ * mp_imap_destroy), MP_EPERM (not the process that created the pool), or, distributed, a connection
+ * error (nothing was cancelled; call again). The a object must still be destroyed. */
+MP_API int mp_async_cancel(mp_async *a);
 
 /* mp_pool_poll — make progress without blocking (collect results, run
  * callbacks, replace dead workers). Returns the number of unfinished jobs. */

@@ -70,9 +70,21 @@
  * Semantics of the pool calls on a distributed pool: close stops
  * submissions; join (after close) waits until every task this client
  * submitted has its result; terminate fails every unfinished mp_async with
- * MP_ECLOSED at once (the tasks already on the stream may still run; their
- * results are discarded); destroy terminates a pool with unfinished tasks
- * and deletes the client's result list.
+ * MP_ECLOSED at once, removes the tasks no worker has taken from the
+ * stream and cancels the running ones (as mp_async_cancel); destroy
+ * terminates a pool with unfinished tasks and deletes the client's keys.
+ * mp_async_cancel: a task no worker has taken is removed from the stream
+ * and never runs; a running one finishes in its worker (it is not
+ * interrupted), its result is not sent, and the worker starts none of the
+ * cancelled tasks it holds and has not yet handed to its executors; the
+ * worker learns of a cancel at its next heartbeat (heartbeat_interval).
+ *
+ * Client lease: the client keeps a key with a 10 s TTL, renewed every
+ * 3.3 s by a thread of the pool (and by its calls); its result list
+ * expires with it. Workers drop without running, and without an answer,
+ * the tasks of a client whose key expired (a client killed, or cut off
+ * from the server for 10 s). A client whose lease lapsed notices at its
+ * next call: its unfinished tasks fail with MP_ECONNRESET.
  *
  * Thread safety: as a local pool (one thread at a time per pool).
  * mp_task_register may be called from any thread; mp_worker_serve may run

@@ -47,6 +47,7 @@ static const mp__errinfo errors[] = {
     MP__E(MP_ETXTBSY, "executable is busy (open for writing)"),
     MP__E(MP_E2BIG, "argument list too long"),
     MP__E(MP_ECONNREFUSED, "connection refused: no server at that address"),
+    MP__E(MP_ECANCELED, "the task was cancelled"),
     MP__E(MP_EEOF, "end of file: the peer closed"),
     MP__E(MP_ETRUNCATED, "peer closed in the middle of a message"),
     MP__E(MP_ERUNNING, "process is still running"),

@@ -65,6 +65,7 @@ typedef struct mp__pool_backend {
     int (*async_successful)(mp_async *a);
     int (*async_error)(const mp_async *a, size_t i, mp_task_error *out);
     void (*async_destroy)(mp_async *a); /* required */
+    int (*async_cancel)(mp_async *a);
 
     int (*imap_next)(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
     void (*imap_destroy)(mp_imap *it); /* required */

@@ -69,6 +69,11 @@ enum {
     MP__QUIT_NOW = 2,        /* terminate: queued tasks are not started */
 };
 
+/* mp__pslot.failed of a slot cancelled before a worker claimed it: the
+ * parent writes it under the ring's lock while the slot is queued, the
+ * worker that claims it publishes it without running it. */
+#define MP__SLOT_SKIP 4
+
 typedef enum mp__job_kind {
     MP__JOB_APPLY = 1,
     MP__JOB_MAP,
@@ -96,7 +101,8 @@ typedef struct mp__pslot {
     uint32_t failed;               /* 1: item first + progress failed with fail_code;
                                       2: none could run, fail_code is the library's reason;
                                       3: item first + progress failed with the library's
-                                         reason fail_code (its result did not fit) */
+                                         reason fail_code (its result did not fit);
+                                      MP__SLOT_SKIP: cancelled while queued, not run */
     int32_t fail_code;             /* the task's own code (failed 1), the reason (2, 3) */
     int32_t buf;                   /* map: the staging buffer it holds, -1: none (parent's) */
     mp__pjob *job;                 /* map and for */
@@ -185,6 +191,7 @@ struct mp_async {
     mp__job_kind kind;
     bool done;
     bool detached;                        /* destroyed by the user before completion */
+    bool cancelled;                       /* mp_async_cancel: ready for the user, results dropped */
     int rc;                               /* first failure's code, once done */
     struct mp_async *next, *prev;         /* the pool's unfinished jobs */
     struct mp_async *all_next, *all_prev; /* every live mp_async of the pool */
@@ -316,6 +323,8 @@ int mp__pool_submit_apply(mp_pool *p, mp_async *a, mp_task_fn fn, void *ctx, con
 void mp__pool_add_job(mp_pool *p, mp_async *a);
 void mp__pool_finish(mp_pool *p, mp_async *a);
 void mp__pool_fail_all(mp_pool *p, int code);
+/* mp_async_cancel of an unfinished job of p (see pool/pool_jobs.c). */
+void mp__pool_cancel(mp_pool *p, mp_async *a);
 void mp__pool_fail_broken(mp_pool *p);
 int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
 void mp__pool_block_put(mp_pool *p, mp__block *b);

@@ -230,7 +230,9 @@ static void done_apply(mp_pool *p, mp_async *a, const mp__pslot *s, const outcom
 static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
 {
     mp_async *a = s->owner;
-    if (a->kind == MP__JOB_APPLY) {
+    if (a->cancelled) {
+        p->items_done += a->kind == MP__JOB_APPLY ? 1 : s->count; /* dropped */
+    } else if (a->kind == MP__JOB_APPLY) {
         done_apply(p, a, s, o);
     } else if (a->kind == MP__JOB_MAP) {
         done_map(p, a, s, o);
@@ -510,7 +512,8 @@ int mp__pool_submit_apply(mp_pool *p, mp_async *a, mp_task_fn fn, void *ctx, con
 /* Ends a job at once with code, whatever it still had to run. */
 static void end_job(mp_pool *p, mp_async *a, int code)
 {
-    a->rc = code;
+    if (!a->cancelled) /* a cancelled one keeps MP_ECANCELED */
+        a->rc = code;
     a->nretry = 0;
     a->next_item = a->n;
     a->inflight = 0;
@@ -536,9 +539,59 @@ void mp__pool_fail_broken(mp_pool *p)
         /* One failure for all the unfinished items; not given to an
          * iterator item by item (it answers MP_EBROKENPOOL for each). The
          * error callback runs: the job did end, in failure. */
-        if (a->nerr < a->errs_cap)
+        if (a->nerr < a->errs_cap && !a->cancelled)
             a->errs[a->nerr] = e;
-        a->nerr++;
+        a->nerr += !a->cancelled;
         end_job(p, a, MP_EBROKENPOOL);
     }
+}
+
+/* Marks the slots of a still queued on the ring (not claimed: a claim
+ * takes the lock) so that the worker that claims them skips them. */
+static void skip_queued(mp_pool *p, mp_async *a)
+{
+    mp__pshm *shm = p->shm;
+    int rc = mp__robust_mutex_lock(&shm->mu, NULL);
+    if (rc == MP_EOWNERDEAD)
+        mp__pool_repair(shm);
+    else if (rc < 0)
+        return; /* the lock is unusable: they run, and their results are dropped */
+    uint64_t head = atomic_load_explicit(&shm->head, memory_order_relaxed);
+    for (uint64_t t = head; t < p->tail; t++) {
+        mp__pslot *s = &shm->ring[t % MP__POOL_RING];
+        if (s->owner == a &&
+            atomic_load_explicit(&s->state, memory_order_relaxed) == MP__SLOT_QUEUED)
+            s->failed = MP__SLOT_SKIP;
+    }
+    mp__robust_mutex_unlock(&shm->mu);
+}
+
+/* The job ends for its owner now, with MP_ECANCELED: its error callback
+ * runs, nothing more is handed out, its queued slots are skipped, and
+ * the results of its running ones are dropped when they come back; it
+ * leaves the pool's jobs then (mp__pool_finish). */
+void mp__pool_cancel(mp_pool *p, mp_async *a)
+{
+    a->nretry = 0;
+    a->next_item = a->n;
+    if (a->inflight > 0)
+        skip_queued(p, a);
+    mp_task_error e = {.code = MP_ECANCELED};
+    if (a->nerr < a->errs_cap)
+        a->errs[a->nerr] = e;
+    a->nerr++;
+    a->rc = MP_ECANCELED;
+    a->cancelled = true;
+    if (a->n_errors_out)
+        *a->n_errors_out = a->nerr;
+    mp_async_cb err_cb = a->err_cb;
+    /* Nothing more reaches the caller's memory or callbacks. */
+    a->cb = a->err_cb = NULL;
+    a->n_errors_out = NULL;
+    a->user_out = NULL;
+    a->reduce = NULL;
+    if (a->inflight == 0)
+        mp__pool_finish(p, a);
+    if (err_cb)
+        err_cb(a, a->user);
 }

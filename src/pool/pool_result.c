@@ -24,9 +24,9 @@ int mp_async_wait(mp_async *a, double timeout)
         rc = mp__deadline_init(&d, timeout);
     if (rc < 0)
         return rc;
-    while (!a->done) {
+    while (!a->done && !a->cancelled) {
         mp__pool_pump(a->pool, false);
-        if (a->done)
+        if (a->done || a->cancelled)
             break;
         rc = mp__pool_wait_event(a->pool, &d);
         if (rc == MP_ETIMEDOUT)
@@ -65,9 +65,9 @@ bool mp_async_ready(mp_async *a)
         return b->async_ready ? b->async_ready(a) : false;
     if (check_async(a) < 0)
         return false;
-    if (!a->done)
+    if (!a->done && !a->cancelled)
         mp__pool_pump(a->pool, false);
-    return a->done;
+    return a->done || a->cancelled;
 }
 
 int mp_async_successful(mp_async *a)
@@ -87,7 +87,7 @@ int mp_async_error(const mp_async *a, size_t i, mp_task_error *out)
         return MP__POOL_CALL(b, async_error, a, i, out);
     if (!a || !out)
         return MP_EINVAL;
-    if (!a->done)
+    if (!a->done && !a->cancelled)
         return MP_EBUSY;
     if (i >= a->nerr || i >= a->errs_cap)
         return MP_ERANGE;
@@ -121,6 +121,21 @@ void mp_async_destroy(mp_async *a)
         a->errs_cap = 0;
     }
     mp__async_own_input(a); /* last: may free a */
+}
+
+int mp_async_cancel(mp_async *a)
+{
+    const mp__pool_backend *b = mp__pool_backend_of(a);
+    if (b)
+        return MP__POOL_CALL(b, async_cancel, a);
+    int rc = check_async(a);
+    if (rc < 0)
+        return rc;
+    /* An iterator's job is not the caller's to cancel (mp_imap_destroy). */
+    if (a->done || a->cancelled || !a->pool || a->it)
+        return MP_EINVAL;
+    mp__pool_cancel(a->pool, a);
+    return 0;
 }
 
 /* ---- iterators ---------------------------------------------------------*/

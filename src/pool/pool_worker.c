@@ -241,8 +241,10 @@ int mp__pool_worker_main(mp_process *self, void *user)
             idle(shm);
             continue;
         }
-        run_task(shm, s, &x, init_rc);
-        ran += s->job && s->job->kind == MP__JOB_MAP ? s->count : 1;
+        if (s->failed != MP__SLOT_SKIP) {
+            run_task(shm, s, &x, init_rc);
+            ran += s->job && s->job->kind == MP__JOB_MAP ? s->count : 1;
+        }
         publish(shm, s);
         if (shm->maxtasks && ran >= shm->maxtasks)
             return 0;

@@ -48,6 +48,13 @@ static bool opts_are_remote_only(const mp_pool_opts *o)
            o->task_timeout == 0 && o->start_method == 0 && !o->threads;
 }
 
+/* The sender thread's periodic duty: the client's heartbeat (a failure
+ * is the next pool call's to meet). */
+static void client_tick(mp__redis_pool *p)
+{
+    (void)mp__redis_client_beat(p);
+}
+
 int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
 {
     mp__redis *conn = mp__manager_redis_conn(o->manager);
@@ -61,18 +68,30 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     p->owner = getpid();
     p->next_id = p->base = 1;
     make_client_id(p->client);
-    char what[64];
-    snprintf(what, sizeof(what), "results:%s", p->client);
+    char res[64], cli[64], can[64];
+    snprintf(res, sizeof(res), "results:%s", p->client);
+    snprintf(cli, sizeof(cli), "client:%s", p->client);
+    snprintf(can, sizeof(can), "cancel:%s", p->client);
     const char *prefix = mp__redis_prefix(conn);
     if (mp__redis_pool_key(&p->k_tasks, prefix, o->name, "tasks") < 0 ||
-        mp__redis_pool_key(&p->k_results, prefix, o->name, what) < 0) {
+        mp__redis_pool_key(&p->k_results, prefix, o->name, res) < 0 ||
+        mp__redis_pool_key(&p->k_client, prefix, o->name, cli) < 0 ||
+        mp__redis_pool_key(&p->k_cancel, prefix, o->name, can) < 0) {
         free(p->k_tasks);
+        free(p->k_results);
+        free(p->k_client);
         free(p);
         return MP_ENOMEM;
     }
     mp__redis_ref(conn);
     p->conn = conn;
     server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
+    /* Before any task: workers drop the tasks of a client without a key.
+     * If it fails, the first submission beats again (and fails alike).
+     * Then the sender's thread keeps the lease, whatever the caller does. */
+    mp__redis_client_beat(p);
+    p->tx.tick = client_tick;
+    p->tx.tick_ns = (int64_t)MP__REDIS_POOL_CLIENT_LEASE_MS * 1000000 / 3;
     mp__redis_sender_start(p);
     *out = (mp_pool *)p;
     return 0;
@@ -97,6 +116,7 @@ const mp__pool_backend mp__redis_pool_backend = {
     .async_successful = mp__redis_async_successful,
     .async_error = mp__redis_async_error,
     .async_destroy = mp__redis_async_destroy,
+    .async_cancel = mp__redis_async_cancel,
     .imap_next = mp__redis_imap_next,
     .imap_destroy = mp__redis_imap_destroy,
     .worker_serve = mp__redis_pool_worker_serve,
@@ -241,23 +261,33 @@ int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const cha
     char num[MP__REDIS_POOL_BATCH][5][24];
     const char *argv[MP__REDIS_POOL_BATCH][19];
     size_t lens[MP__REDIS_POOL_BATCH][19];
-    int argc[MP__REDIS_POOL_BATCH];
-    const char *const *av[MP__REDIS_POOL_BATCH];
-    const size_t *lv[MP__REDIS_POOL_BATCH];
+    /* Command 0 sets the client's key: a server that lost it (a restart
+     * without persistence) has it again before the tasks, so that no
+     * worker takes this client for dead. */
+    const char *set[] = {"SET", p->k_client, "1", "PX", MP__REDIS_POOL_CLIENT_LEASE_MS_STR};
+    size_t lset[5];
+    for (int j = 0; j < 5; j++)
+        lset[j] = strlen(set[j]);
+    int argc[MP__REDIS_POOL_BATCH + 1] = {5};
+    const char *const *av[MP__REDIS_POOL_BATCH + 1] = {set};
+    const size_t *lv[MP__REDIS_POOL_BATCH + 1] = {lset};
     int i = 0;
     do { /* (0 < k, which the compiler does not see through a for) */
-        argc[i] = xadd_args(p, ids[i], fn[i], fn_len[i], &chunks[i], num[i], argv[i], lens[i]);
-        av[i] = argv[i];
-        lv[i] = lens[i];
+        argc[i + 1] = xadd_args(p, ids[i], fn[i], fn_len[i], &chunks[i], num[i], argv[i], lens[i]);
+        av[i + 1] = argv[i];
+        lv[i + 1] = lens[i];
     } while (++i < k);
-    redisReply *rep[MP__REDIS_POOL_BATCH];
-    int rc = mp__redis_pipeline(p->conn, MP__RR_STR, k, argc, av, lv, rep);
+    redisReply *rep[MP__REDIS_POOL_BATCH + 1];
+    int rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, k + 1, argc, av, lv, rep);
     if (rc < 0)
         return rc;
+    freeReplyObject(rep[0]);
     for (i = 0; i < k; i++) {
+        const redisReply *r = rep[i + 1];
         eids[i] = (mp__redis_eid){0, 0};
-        parse_eid(rep[i]->str, rep[i]->len, &eids[i].ms, &eids[i].seq);
-        freeReplyObject(rep[i]);
+        if (r->type == REDIS_REPLY_STRING)
+            parse_eid(r->str, r->len, &eids[i].ms, &eids[i].seq);
+        freeReplyObject(rep[i + 1]);
     }
     return 0;
 }
@@ -296,7 +326,9 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
         ntasks += chunk_tasks(&chunks[i]);
     }
     /* Tasks keep their order on the stream: the held ones go first. */
-    int rc = mp__redis_pool_flush(p);
+    int rc = mp__redis_client_beat_due(p);
+    if (rc == 0)
+        rc = mp__redis_pool_flush(p);
     if (rc == 0)
         rc = reserve_slots(p, ntasks);
     if (rc < 0)
@@ -636,7 +668,9 @@ static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 
 int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
 {
-    int rc = mp__redis_pool_flush(p);
+    int rc = mp__redis_client_beat_due(p);
+    if (rc == 0)
+        rc = mp__redis_pool_flush(p);
     if (rc < 0)
         return rc;
     if (!block)
@@ -646,5 +680,114 @@ int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
     rc = wait_one(p, d);
     if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
         return 0;
+    return rc;
+}
+
+int mp__redis_client_beat(mp__redis_pool *p)
+{
+    const char *ms = MP__REDIS_POOL_CLIENT_LEASE_MS_STR;
+    const char *set[] = {"SET", p->k_client, "1", "PX", ms};
+    const char *res[] = {"PEXPIRE", p->k_results, ms};
+    const char *can[] = {"PEXPIRE", p->k_cancel, ms};
+    const char *const *av[] = {set, res, can};
+    size_t lset[5], lres[3], lcan[3];
+    for (int i = 0; i < 5; i++)
+        lset[i] = strlen(set[i]);
+    for (int i = 0; i < 3; i++)
+        lres[i] = strlen(res[i]), lcan[i] = strlen(can[i]);
+    const size_t *lv[] = {lset, lres, lcan};
+    int64_t t0 = mp__now_ns();
+    int rc = mp__redis_pipeline(p->conn, MP__RR_ANY_VALUE, 3, (const int[]){5, 3, 3}, av, lv, NULL);
+    if (rc == 0) {
+        int64_t last = __atomic_exchange_n(&p->beat_ns, t0, __ATOMIC_ACQ_REL);
+        if (last != 0 && t0 - last >= (int64_t)MP__REDIS_POOL_CLIENT_LEASE_MS * 1000000)
+            __atomic_store_n(&p->lapse, 1, __ATOMIC_RELEASE);
+    }
+    return rc;
+}
+
+/* The client's lease lapsed (no heartbeat succeeded for a lease): workers
+ * dropped, or may drop, its tasks without an answer. They are withdrawn
+ * (best effort: the key is about to be set again) and fail with
+ * MP_ECONNRESET, as tasks lost by the server do, instead of waiting for
+ * ever. */
+static void lapsed(mp__redis_pool *p)
+{
+    mp__debug("pool: the lease of %s lapsed; its tasks fail", p->k_client);
+    if (mp__redis_pool_withdraw(p, NULL) < 0)
+        mp__debug("pool: could not withdraw the tasks of %s", p->k_client);
+    for (uint64_t id = p->base; id < p->next_id; id++)
+        if (p->slots[id - p->base].a)
+            settle(p, id, MP_ECONNRESET, NULL);
+}
+
+int mp__redis_client_beat_due(mp__redis_pool *p)
+{
+    int64_t last = __atomic_load_n(&p->beat_ns, __ATOMIC_ACQUIRE), now = mp__now_ns();
+    const int64_t lease = (int64_t)MP__REDIS_POOL_CLIENT_LEASE_MS * 1000000;
+    int rc = now - last < lease / 3 ? 0 : mp__redis_client_beat(p);
+    /* A beat of any thread that found the lease lapsed leaves the flag;
+     * the tasks are failed here, in the thread that uses the pool. */
+    if (__atomic_exchange_n(&p->lapse, 0, __ATOMIC_ACQ_REL))
+        lapsed(p);
+    return rc;
+}
+
+/* KEYS[1] the stream, KEYS[2] the client's cancel set; ARGV: group, TTL
+ * in ms, then pairs of an entry id and its task id. An entry not pending
+ * in the group was not delivered (or is answered and gone): it is
+ * deleted, so no worker reads it. One pending is running: its task id
+ * goes to the cancel set, which the workers read at their heartbeats.
+ * Being a script, no delivery comes in between. Returns how many run. */
+static const char withdraw_lua[] =
+    "local running = 0 "
+    "for i = 3, #ARGV, 2 do "
+    "  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) "
+    "  if type(p) == 'table' and not p.err and #p == 1 then "
+    "    redis.call('SADD', KEYS[2], ARGV[i + 1]) "
+    "    running = running + 1 "
+    "  else "
+    "    redis.call('XDEL', KEYS[1], ARGV[i]) "
+    "  end "
+    "end "
+    "if running > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end "
+    "return running";
+
+/* Tasks per script call: one round trip withdraws this many. */
+#define WITHDRAW_BATCH 256
+
+static int withdraw_some(mp__redis_pool *p, const uint64_t *ids, int n)
+{
+    const char *argv[7 + 2 * WITHDRAW_BATCH];
+    char num[WITHDRAW_BATCH][24], eid[WITHDRAW_BATCH][MP__REDIS_POOL_EID_MAX];
+    const char *head[] = {"EVAL", withdraw_lua, "2", p->k_tasks, p->k_cancel, MP__REDIS_POOL_GROUP};
+    memcpy(argv, head, sizeof(head));
+    argv[6] = MP__REDIS_POOL_CLIENT_LEASE_MS_STR;
+    int argc = 7;
+    for (int i = 0; i < n; i++) {
+        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
+        snprintf(num[i], sizeof(num[i]), "%" PRIu64, ids[i]);
+        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
+        argv[argc++] = eid[i];
+        argv[argc++] = num[i];
+    }
+    return mp__redis_cmd(p->conn, MP__RR_INT, NULL, argc, argv, NULL);
+}
+
+int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a)
+{
+    uint64_t ids[WITHDRAW_BATCH];
+    int n = 0, rc = 0;
+    for (uint64_t id = p->base; rc == 0 && id < p->next_id; id++) {
+        const mp__redis_slot *s = &p->slots[id - p->base];
+        /* The tasks of a packed entry share it: the first withdraws the
+         * entry, and every one adds its id to the cancel set if it runs. */
+        if (s->a && (a == NULL || s->a == a) && (s->eid_ms || s->eid_seq))
+            ids[n++] = id;
+        if (n == WITHDRAW_BATCH || (n > 0 && id + 1 == p->next_id)) {
+            rc = withdraw_some(p, ids, n);
+            n = 0;
+        }
+    }
     return rc;
 }

@@ -18,6 +18,13 @@
 /* Bounds a worker enforces on a task before allocating for it. */
 #define MP__REDIS_POOL_ITEMS_MAX ((uint64_t)1 << 24)
 #define MP__REDIS_POOL_OUT_MAX   ((uint64_t)1 << 28)
+/* The client's lease: its key <prefix>pool:<n>:client:<c>, its result
+ * list and its cancel set live this long after its last heartbeat
+ * (mp__redis_client_beat, due every third of it); a worker pushing a
+ * result gives the list the same TTL. Workers drop the tasks of a client
+ * whose key is gone. */
+#define MP__REDIS_POOL_CLIENT_LEASE_MS     10000
+#define MP__REDIS_POOL_CLIENT_LEASE_MS_STR "10000"
 /* Failures kept per map when the spec gives no array (as locally). */
 #define MP__REDIS_POOL_ERRS_KEPT 16
 
@@ -178,8 +185,10 @@ typedef struct mp__redis_pool {
     mp__pool_head head; /* first: the public handle is the struct */
     mp__redis *conn;
     pid_t owner;
-    char *k_tasks, *k_results;
+    char *k_tasks, *k_results, *k_client, *k_cancel;
     char client[MP__REDIS_POOL_CLIENT_MAX + 1];
+    int64_t beat_ns;  /* atomic: mp__now_ns of the last client heartbeat that succeeded */
+    int lapse;        /* atomic: a heartbeat came a lease or more after the one before */
     uint64_t next_id; /* the next task id */
     /* Outstanding tasks by id: slots[id - base] for base <= id < next_id. */
     mp__redis_slot *slots;
@@ -260,6 +269,7 @@ bool mp__redis_async_ready(mp_async *a);
 int mp__redis_async_successful(mp_async *a);
 int mp__redis_async_error(const mp_async *a, size_t i, mp_task_error *out);
 void mp__redis_async_destroy(mp_async *a);
+int mp__redis_async_cancel(mp_async *a);
 
 int mp__redis_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
 void mp__redis_imap_destroy(mp_imap *it);
@@ -278,17 +288,37 @@ void mp__redis_imap_destroy(mp_imap *it);
  * entry claimed by another worker. The thread shares the worker's
  * connection, which the worker's loop never holds for longer than half
  * an interval; the loop also beats when one is due. */
+/* An entry of the batch a worker holds: its id ("": not renewed), the
+ * client and task id it names ("": unknown), and whether the worker must
+ * not run it or answer it (cancelled, or its client's lease lapsed). */
+typedef struct mp__redis_beat_entry {
+    char eid[MP__REDIS_POOL_EID_MAX];
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
+    char id[24];
+    bool dropped;
+} mp__redis_beat_entry;
+
+/* What a worker last learned of a client's lease. */
+typedef struct mp__redis_client_seen {
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
+    bool alive;
+    int64_t at; /* mp__now_ns of the beat that told */
+} mp__redis_client_seen;
+#define MP__REDIS_BEAT_CLIENTS 32
+
 typedef struct mp__redis_beat {
     mp__redis *conn;      /* borrowed */
     const char *k_tasks;  /* borrowed */
     const char *consumer; /* borrowed */
-    char *k_beat, *k_beat_prefix;
+    char *k_beat, *k_beat_prefix, *k_client_prefix, *k_cancel_prefix;
     char ttl_ms[24];
     int64_t interval_ns;
-    int64_t last_beat;                    /* atomic: mp__now_ns of the last beat that succeeded */
-    pthread_mutex_t mu;                   /* guards held, nheld, stop */
-    char (*held)[MP__REDIS_POOL_EID_MAX]; /* the ids of the entries to renew */
+    int64_t last_beat;          /* atomic: mp__now_ns of the last beat that succeeded */
+    pthread_mutex_t mu;         /* guards held, nheld, gen, clients, stop */
+    mp__redis_beat_entry *held; /* the batch's entries, by index in the read's reply */
     size_t nheld;
+    uint64_t gen; /* changes with held */
+    mp__redis_client_seen clients[MP__REDIS_BEAT_CLIENTS];
     pthread_cond_t cv;
     bool stop, started;
     pthread_t thread;
@@ -301,10 +331,19 @@ typedef struct mp__redis_beat {
 int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, const char *k_tasks,
                          const char *consumer, double interval);
 /* The entries of a batch the worker is about to run (the ids of those
- * well formed): their leases are renewed until mp__redis_beat_release.
+ * well formed): their leases are renewed until mp__redis_beat_release,
+ * and every beat tells which of them were cancelled or belong to a client
+ * whose lease lapsed. When a client of the batch was not checked for two
+ * intervals, it beats at once (so a batch of a dead client is not run);
+ * else the liveness it knows is used (also when that beat fails).
  * 0 or MP_ENOMEM. */
 int mp__redis_beat_hold(mp__redis_beat *l, const redisReply *entries);
 void mp__redis_beat_release(mp__redis_beat *l);
+/* Whether the held entry i (its index in the batch) must be neither run
+ * nor answered, as of the last beat: the worker acknowledges and deletes
+ * it without a result. A task runs in the worker, so one already running
+ * finishes; the worker checks again before answering it. */
+bool mp__redis_beat_dropped(mp__redis_beat *l, size_t i);
 /* Beats now if an interval has passed since the last beat. */
 int mp__redis_beat_due(mp__redis_beat *l);
 /* Claims for l's consumer up to count entries pending on consumers whose
@@ -336,6 +375,26 @@ typedef struct mp__redis_chunk {
 /* Submits k (1..MP__REDIS_POOL_BATCH) entries of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
                           int k, const mp__redis_chunk *chunks);
+/* The client's heartbeat: sets its key <prefix>pool:<n>:client:<c> and
+ * renews its result list and cancel set, all with a TTL of the client
+ * lease (one pipelined round trip). Safe from any thread (the connection
+ * serialises commands; the pool's keys do not change after create; the
+ * state it keeps is atomic). A beat a lease or more after the previous
+ * one marks the lease lapsed (see mp__redis_client_beat_due).
+ * 0 or a connection error. */
+int mp__redis_client_beat(mp__redis_pool *p);
+/* mp__redis_client_beat if a third of the lease has passed since the
+ * last; then, if a heartbeat (of any thread) found that the lease had
+ * lapsed, withdraws every outstanding task and fails it with
+ * MP_ECONNRESET (workers drop the tasks of a client without a key). In
+ * the thread that uses the pool only. */
+int mp__redis_client_beat_due(mp__redis_pool *p);
+/* Withdraws the outstanding tasks of a (NULL: of every mp_async): a
+ * script, up to 256 tasks per call and round trip, removes the
+ * entry of a task not yet delivered to a worker from the stream, and
+ * adds the id of one delivered (running) to the client's cancel set.
+ * Does not touch the slots. 0 or a connection error. */
+int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a);
 /* Accepts one apply task of a (1 item, c->first 0): sends it at once when
  * the pool has nothing else outstanding, else keeps a copy among the
  * held tasks, which go out together (one round trip) when they reach

@@ -351,3 +351,31 @@ void mp__redis_async_destroy(mp_async *pa)
 {
     free_async((mp__redis_async *)pa);
 }
+
+int mp__redis_async_cancel(mp_async *pa)
+{
+    mp__redis_async *a = (mp__redis_async *)pa;
+    mp__redis_pool *p = a->pool;
+    if (a->done || p == NULL)
+        return MP_EINVAL;
+    if (p->owner != getpid())
+        return MP_EPERM;
+    /* Accepted tasks go out first, so that every task of a has its entry
+     * id (a failed send fails them: a is then done, its outcome stands). */
+    int rc = mp__redis_pool_flush(p);
+    if (a->done)
+        return MP_EINVAL;
+    /* Then the server: if it cannot be reached, nothing changes. */
+    if (rc == 0)
+        rc = mp__redis_pool_withdraw(p, a);
+    if (rc < 0)
+        return rc;
+    mp__redis_async_record(a, &(mp_task_error){.code = MP_ECANCELED});
+    mp__redis_async_abandon(a, MP_ECANCELED); /* late results find no slot */
+    a->rc = MP_ECANCELED;
+    if (a->n_errors_out)
+        *a->n_errors_out = a->nerr;
+    if (a->err_cb)
+        a->err_cb(pa, a->user);
+    return 0;
+}

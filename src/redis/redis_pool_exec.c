@@ -134,7 +134,10 @@ static int run_inline(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double p
             rc = rc < 0 ? rc : r;
             since = mp__now_ns();
         }
-        run_inline_job(x, &jobs[i]);
+        if (jobs[i].hb && mp__redis_beat_dropped(jobs[i].hb, jobs[i].entry))
+            jobs[i].done = true; /* cancelled, or its client gone: not run */
+        else
+            run_inline_job(x, &jobs[i]);
     }
     return rc;
 }

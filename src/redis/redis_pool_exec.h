@@ -17,6 +17,11 @@ typedef struct mp__redis_job {
     unsigned char *rec;
     size_t rec_len;
     bool done;
+    /* hb (NULL: none) and the task's index in the batch: a task that
+     * mp__redis_beat_dropped says is dropped before it starts is not run
+     * (done, no record). Checked by the inline executor only. */
+    mp__redis_beat *hb;
+    size_t entry;
 } mp__redis_job;
 
 typedef struct mp__redis_exec mp__redis_exec;

@@ -145,9 +145,13 @@ int mp__redis_pool_terminate(mp_pool *pool)
     if (rc < 0)
         return rc;
     p->closed = p->terminated = true;
-    /* Accepted tasks reach the stream even so, as the ones sent before:
-     * what a worker does with a task does not depend on when it went. */
+    /* Accepted tasks reach the stream first, as the ones sent before, so
+     * that all are withdrawn alike: the pending ones leave the stream and
+     * the running ones are cancelled, so that workers spend nothing more
+     * on this client; best effort. */
     mp__redis_pool_flush(p);
+    if (p->unfinished > 0 && mp__redis_pool_withdraw(p, NULL) < 0)
+        mp__debug("pool: terminate could not withdraw the tasks of %s", p->k_results);
     for (mp__redis_async *a = p->live; a; a = a->next)
         if (!a->done)
             mp__redis_async_abandon(a, MP_ECLOSED);
@@ -180,8 +184,10 @@ void mp__redis_pool_destroy(mp_pool *pool)
     if (p->owner == getpid()) {
         mp__redis_pool_terminate(pool);
         /* Results still to come are nobody's: drop the list (a late one
-         * recreates it, and it expires; see the worker). */
-        mp__redis_cmd(p->conn, MP__RR_INT, NULL, 2, (const char *[]){"DEL", p->k_results}, NULL);
+         * recreates it, and it expires; see the worker), and the client's
+         * key, whose absence makes the workers drop its tasks. */
+        mp__redis_cmd(p->conn, MP__RR_INT, NULL, 4,
+                      (const char *[]){"DEL", p->k_results, p->k_client, p->k_cancel}, NULL);
     }
     mp__redis_sender_stop(p, p->owner == getpid());
     /* The results held by the user stay valid, detached from the pool. */
@@ -194,6 +200,8 @@ void mp__redis_pool_destroy(mp_pool *pool)
     mp__redis_unref(p->conn);
     free(p->k_tasks);
     free(p->k_results);
+    free(p->k_client);
+    free(p->k_cancel);
     free(p->slots);
     free(p);
 }

@@ -15,24 +15,38 @@
 #define BEAT_STACK ((size_t)256 << 10)
 
 /* KEYS[1] the stream, KEYS[2] the heartbeat key; ARGV: group, consumer,
- * TTL in ms, then the ids of the entries the worker is running or about
- * to run. Sets the key, then resets the idle time of those of the entries
- * that are still pending on the consumer (JUSTID: the delivery count
- * stays): one answered meanwhile, or claimed by another worker while this
- * one was cut off, is left alone. Entries the worker holds but will not
- * run (left by a failed batch) are not renewed: the visibility timeout
- * brings them back. */
+ * TTL in ms, the prefix of the clients' keys and of their cancel sets,
+ * then per entry the worker is running or about to run its id, client
+ * and task id. Sets the key, then resets the idle time of those of the
+ * entries that are still pending on the consumer (JUSTID: the delivery
+ * count stays): one answered meanwhile, or claimed by another worker
+ * while this one was cut off, is left alone. Entries the worker holds
+ * but will not run (left by a failed batch) are not renewed: the
+ * visibility timeout brings them back. Returns per entry 0 (run it), 1
+ * (cancelled: in its client's cancel set) or 2 (its client's key is
+ * gone: the client's lease lapsed). */
 static const char beat_lua[] =
     "redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) "
-    "local ids = {} "
-    "for i = 4, #ARGV do "
-    "  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) "
-    "  if type(p) == 'table' and not p.err and #p == 1 then ids[#ids + 1] = ARGV[i] end "
+    "local ids, out, alive = {}, {}, {} "
+    "for i = 6, #ARGV - 2, 3 do "
+    "  local eid, c = ARGV[i], ARGV[i + 1] "
+    "  if eid ~= '' then "
+    "    local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], eid, eid, 1, ARGV[2]) "
+    "    if type(p) == 'table' and not p.err and #p == 1 then ids[#ids + 1] = eid end "
+    "  end "
+    "  local flag = 0 "
+    "  if c ~= '' then "
+    "    if alive[c] == nil then alive[c] = redis.call('EXISTS', ARGV[4] .. c) end "
+    "    if alive[c] == 0 then flag = 2 "
+    "    elseif redis.call('SISMEMBER', ARGV[5] .. c, ARGV[i + 2]) == 1 then flag = 1 end "
+    "  end "
+    "  out[#out + 1] = flag "
     "end "
-    "if #ids == 0 then return 0 end "
-    "ids[#ids + 1] = 'JUSTID' "
-    "redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids)) "
-    "return #ids - 1";
+    "if #ids > 0 then "
+    "  ids[#ids + 1] = 'JUSTID' "
+    "  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids)) "
+    "end "
+    "return out";
 
 /* KEYS[1] the stream; ARGV: group, this consumer, the heartbeat keys'
  * prefix, how many entries to claim at most. Every other consumer whose
@@ -71,52 +85,153 @@ static const char leave_lua[] =
     "end "
     "return 0";
 
+/* What a beat learned of the held entries: flags[i] of held[i] (see
+ * beat_lua), if the batch is still the one sent (gen). Also remembered
+ * per client. Called with mu held. */
+static void learn(mp__redis_beat *l, uint64_t gen, const redisReply *rep, int64_t now)
+{
+    if (gen != l->gen || rep->type != REDIS_REPLY_ARRAY || rep->elements != l->nheld)
+        return;
+    for (size_t i = 0; i < l->nheld; i++) {
+        const redisReply *f = rep->element[i];
+        mp__redis_beat_entry *h = &l->held[i];
+        if (f->type != REDIS_REPLY_INTEGER || h->client[0] == '\0')
+            continue;
+        h->dropped = h->dropped || f->integer != 0;
+        /* Replace the client's record, else the oldest. */
+        size_t k = 0;
+        for (size_t j = 0; j < MP__REDIS_BEAT_CLIENTS; j++) {
+            if (strcmp(l->clients[j].client, h->client) == 0) {
+                k = j;
+                break;
+            }
+            if (l->clients[j].at < l->clients[k].at)
+                k = j;
+        }
+        mp__redis_client_seen *c = &l->clients[k];
+        memcpy(c->client, h->client, sizeof(c->client));
+        c->alive = f->integer != 2;
+        c->at = now;
+    }
+}
+
 static int beat(mp__redis_beat *l)
 {
-    const char *head[] = {"EVAL",      beat_lua, "2", l->k_tasks, l->k_beat, MP__REDIS_POOL_GROUP,
-                          l->consumer, l->ttl_ms};
+    const char *head[] = {"EVAL",
+                          beat_lua,
+                          "2",
+                          l->k_tasks,
+                          l->k_beat,
+                          MP__REDIS_POOL_GROUP,
+                          l->consumer,
+                          l->ttl_ms,
+                          l->k_client_prefix,
+                          l->k_cancel_prefix};
     enum { NHEAD = sizeof(head) / sizeof(head[0]) };
     int64_t t0 = mp__now_ns();
     pthread_mutex_lock(&l->mu);
     size_t n = l->nheld;
-    const char **argv = malloc((NHEAD + n) * sizeof(*argv));
-    char *ids = n ? malloc(n * MP__REDIS_POOL_EID_MAX) : NULL;
-    bool ok = argv && (n == 0 || ids);
+    uint64_t gen = l->gen;
+    const char **argv = malloc((NHEAD + 3 * n) * sizeof(*argv));
+    mp__redis_beat_entry *held = n ? malloc(n * sizeof(*held)) : NULL;
+    bool ok = argv && (n == 0 || held);
     if (ok && n)
-        memcpy(ids, l->held, n * MP__REDIS_POOL_EID_MAX);
+        memcpy(held, l->held, n * sizeof(*held));
     pthread_mutex_unlock(&l->mu);
     int rc = MP_ENOMEM;
+    redisReply *rep = NULL;
     if (ok) {
         memcpy(argv, head, sizeof(head));
-        for (size_t i = 0; i < n; i++)
-            argv[NHEAD + i] = ids + i * MP__REDIS_POOL_EID_MAX;
-        rc = mp__redis_cmd(l->conn, MP__RR_INT, NULL, (int)(NHEAD + n), argv, NULL);
+        for (size_t i = 0; i < n; i++) {
+            argv[NHEAD + 3 * i] = held[i].eid;
+            argv[NHEAD + 3 * i + 1] = held[i].client;
+            argv[NHEAD + 3 * i + 2] = held[i].id;
+        }
+        rc = mp__redis_cmd(l->conn, MP__RR_ANY_VALUE, &rep, (int)(NHEAD + 3 * n), argv, NULL);
     }
     free(argv);
-    free(ids);
-    if (rc == 0)
+    free(held);
+    if (rc == 0) {
+        pthread_mutex_lock(&l->mu);
+        learn(l, gen, rep, t0);
+        pthread_mutex_unlock(&l->mu);
+        freeReplyObject(rep);
         __atomic_store_n(&l->last_beat, t0, __ATOMIC_RELEASE);
+    }
     return rc;
+}
+
+/* The string value of field name among an entry's fields, or NULL. */
+static const redisReply *field(const redisReply *fields, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i], *v = fields->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && k->len == len && memcmp(k->str, name, len) == 0)
+            return v->type == REDIS_REPLY_STRING ? v : NULL;
+    }
+    return NULL;
+}
+
+/* An entry's id, and its client and task id when they are well formed
+ * (the client then cannot make another key). */
+static void held_of(const redisReply *e, mp__redis_beat_entry *h)
+{
+    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= MP__REDIS_POOL_EID_MAX)
+        return;
+    memcpy(h->eid, e->element[0]->str, e->element[0]->len);
+    if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    const redisReply *c = field(e->element[1], "c"), *id = field(e->element[1], "id");
+    if (!c || !id || !mp__redis_pool_client_ok(c->str, c->len) || id->len == 0 ||
+        id->len >= sizeof(h->id) || strspn(id->str, "0123456789") != id->len)
+        return;
+    memcpy(h->client, c->str, c->len);
+    memcpy(h->id, id->str, id->len);
+}
+
+/* Marks the held entries of clients known dead; true when a client of
+ * the batch was not checked for two intervals (or never). mu held. */
+static bool apply_known(mp__redis_beat *l, int64_t now)
+{
+    bool stale = false;
+    for (size_t i = 0; i < l->nheld; i++) {
+        mp__redis_beat_entry *h = &l->held[i];
+        if (h->client[0] == '\0')
+            continue;
+        const mp__redis_client_seen *c = NULL;
+        for (size_t j = 0; j < MP__REDIS_BEAT_CLIENTS && !c; j++)
+            if (strcmp(l->clients[j].client, h->client) == 0)
+                c = &l->clients[j];
+        if (c && !c->alive)
+            h->dropped = true;
+        if (!c || now - c->at > 2 * l->interval_ns)
+            stale = true;
+    }
+    return stale;
 }
 
 int mp__redis_beat_hold(mp__redis_beat *l, const redisReply *entries)
 {
-    size_t n = 0;
-    char(*held)[MP__REDIS_POOL_EID_MAX] = calloc(entries->elements + 1, sizeof(*held));
+    mp__redis_beat_entry *held = calloc(entries->elements + 1, sizeof(*held));
     if (held == NULL)
         return MP_ENOMEM;
-    for (size_t i = 0; i < entries->elements; i++) {
-        const redisReply *e = entries->element[i];
-        if (e && e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
-            e->element[0]->type == REDIS_REPLY_STRING &&
-            e->element[0]->len < MP__REDIS_POOL_EID_MAX)
-            memcpy(held[n++], e->element[0]->str, e->element[0]->len);
-    }
+    for (size_t i = 0; i < entries->elements; i++)
+        held_of(entries->element[i], &held[i]);
     pthread_mutex_lock(&l->mu);
     free(l->held);
     l->held = held;
-    l->nheld = n;
+    l->nheld = entries->elements;
+    l->gen++;
+    bool stale = apply_known(l, mp__now_ns());
     pthread_mutex_unlock(&l->mu);
+    /* A client not checked lately is checked now, before its tasks run:
+     * at most once per two intervals per client, and never while the
+     * heartbeat thread keeps the clients of the batches it renews fresh. */
+    /* A failure leaves what is known; the batch's answers meet it. */
+    if (stale)
+        (void)beat(l);
     return 0;
 }
 
@@ -126,7 +241,16 @@ void mp__redis_beat_release(mp__redis_beat *l)
     free(l->held);
     l->held = NULL;
     l->nheld = 0;
+    l->gen++;
     pthread_mutex_unlock(&l->mu);
+}
+
+bool mp__redis_beat_dropped(mp__redis_beat *l, size_t i)
+{
+    pthread_mutex_lock(&l->mu);
+    bool d = i < l->nheld && l->held[i].dropped;
+    pthread_mutex_unlock(&l->mu);
+    return d;
 }
 
 int mp__redis_beat_due(mp__redis_beat *l)
@@ -177,7 +301,9 @@ static int lease_init(mp__redis_beat *l, mp__redis *conn, const char *name, cons
     snprintf(what, sizeof(what), "worker:%s", consumer);
     const char *prefix = mp__redis_prefix(conn);
     if (mp__redis_pool_key(&l->k_beat, prefix, name, what) < 0 ||
-        mp__redis_pool_key(&l->k_beat_prefix, prefix, name, "worker:") < 0)
+        mp__redis_pool_key(&l->k_beat_prefix, prefix, name, "worker:") < 0 ||
+        mp__redis_pool_key(&l->k_client_prefix, prefix, name, "client:") < 0 ||
+        mp__redis_pool_key(&l->k_cancel_prefix, prefix, name, "cancel:") < 0)
         return MP_ENOMEM;
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0)
@@ -201,7 +327,9 @@ int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, c
     if (rc < 0) {
         free(l->k_beat);
         free(l->k_beat_prefix);
-        l->k_beat = l->k_beat_prefix = NULL;
+        free(l->k_client_prefix);
+        free(l->k_cancel_prefix);
+        l->k_beat = l->k_beat_prefix = l->k_client_prefix = l->k_cancel_prefix = NULL;
         return rc;
     }
     l->started = true;
@@ -267,6 +395,8 @@ void mp__redis_beat_stop(mp__redis_beat *l)
     pthread_mutex_destroy(&l->mu);
     free(l->k_beat);
     free(l->k_beat_prefix);
+    free(l->k_client_prefix);
+    free(l->k_cancel_prefix);
     free(l->held);
     l->started = false;
 }

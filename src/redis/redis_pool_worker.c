@@ -19,8 +19,8 @@
 #include "redis/redis_pool_exec.h"
 
 #define GROUP MP__REDIS_POOL_GROUP
-/* Results a client never reads expire after a day. */
-#define RESULT_TTL "86400"
+/* A result list lives as long as its client's lease. */
+#define RESULT_TTL MP__REDIS_POOL_CLIENT_LEASE_MS_STR
 /* prefetch 0 (adaptive): a read takes 1 task, twice as many after a batch
  * that came back full and ran in under ADAPT_NS, up to ADAPT_MAX; a batch
  * that took longer starts again from 1. A worker then holds at most
@@ -137,7 +137,7 @@ static mp_task_fn resolve(const worker *w, const mp__redis_task *t)
 }
 
 /* The answers of a batch of entries, sent in one pipelined round trip
- * after they ran: the results first (one RPUSH and one EXPIRE per run of
+ * after they ran: the results first (one RPUSH and one PEXPIRE per run of
  * answers to the same client), then one XACK and one XDEL of every entry
  * all of whose tasks are answered, so that a task is acknowledged only
  * once its result is stored (Redis runs a connection's commands in
@@ -159,6 +159,7 @@ typedef struct entry_ref {
     size_t eid_len;
     size_t left; /* its answers not yet moved to be sent */
     bool moved;  /* queued for its acknowledgement */
+    size_t at;   /* its index in the read's reply (mp__redis_beat_dropped) */
 } entry_ref;
 
 typedef struct batch {
@@ -222,7 +223,7 @@ static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, 
     (*k)++;
 }
 
-/* Worst case per answer: its own RPUSH (3) and EXPIRE (3); per entry its
+/* Worst case per answer: its own RPUSH (3) and PEXPIRE (3); per entry its
  * id in XACK and XDEL (2); plus their 5 fixed arguments. */
 static int flush(worker *w, batch *b)
 {
@@ -248,7 +249,7 @@ static int flush(worker *w, batch *b)
             push_arg(argv, lens, &k, (const char *)b->a[j].rec, b->a[j].rec_len);
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
         start = k;
-        push_arg(argv, lens, &k, "EXPIRE", 6);
+        push_arg(argv, lens, &k, "PEXPIRE", 7);
         push_arg(argv, lens, &k, x->k_res, kl);
         push_arg(argv, lens, &k, RESULT_TTL, strlen(RESULT_TTL));
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = 3;
@@ -456,6 +457,9 @@ static void take_done(running *r, bool every)
         }
         x->rec = NULL; /* moved */
         r->wait.e[x->entry].left--;
+        /* Cancelled, or its client gone, while it ran: only the ack. */
+        if (y->k_res && mp__redis_beat_dropped(&r->w->hb, r->wait.e[x->entry].at))
+            y->k_res = NULL;
     }
     for (size_t i = 0; i < r->wait.ne; i++) {
         entry_ref *e = &r->wait.e[i];
@@ -531,10 +535,18 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
         const redisReply *e = entries->element[i];
         if (!entry_ok(e))
             continue;
-        size_t before = r.wait.n;
-        int h = prepare(w, &r, e, claimed ? deliveries_of(w, e->element[0]) : 1, &tasks[i],
-                        parts + nparts, jobs, &njobs);
+        size_t before = r.wait.n, jobs0 = njobs;
+        const char *key;
+        /* A task cancelled, or of a client gone, is only acknowledged. */
+        int h = mp__redis_beat_dropped(&w->hb, i)
+                    ? queue_entry(w, &r.wait, e->element[0]->str, e->element[0]->len, "", &key)
+                    : prepare(w, &r, e, claimed ? deliveries_of(w, e->element[0]) : 1, &tasks[i],
+                              parts + nparts, jobs, &njobs);
         nparts += r.wait.n - before;
+        if (h >= 0)
+            r.wait.e[r.wait.ne - 1].at = i;
+        for (size_t k = jobs0; k < njobs; k++)
+            jobs[k].hb = &w->hb, jobs[k].entry = i;
         rc = h < 0 ? h : rc + 1;
     }
     /* The jobs run from one array (the executors take it in one hand-off). */

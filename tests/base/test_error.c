@@ -26,6 +26,8 @@ Test(error, codes_are_negative_errno_or_library_range)
     cr_assert_eq(MP_EINVAL, -EINVAL);
     cr_assert_eq(MP_ETIMEDOUT, -ETIMEDOUT);
     cr_assert_eq(MP_EOWNERDEAD, -EOWNERDEAD);
+    cr_assert_eq(MP_ECANCELED, -ECANCELED);
+    cr_assert_str_eq(mp_err_name(MP_ECANCELED), "MP_ECANCELED");
     int lib[] = {MP_EEOF,        MP_ETRUNCATED,  MP_ERUNNING,     MP_ENOTSTARTED, MP_ESTARTED,
                  MP_ECLOSED,     MP_EEMPTY,      MP_EFULL,        MP_EWORKERLOST, MP_ETASKFAILED,
                  MP_EBROKEN,     MP_ENOHEAPADDR, MP_ETOOMANYDONE, MP_EBOOT,       MP_ENOTLOADED,

@@ -17,7 +17,7 @@
 #                  submission returned gets its result
 #   client_killed  the client SIGKILLed (and its host cut) during a map:
 #                  its key <prefix>pool:net:client:<id> and its result list
-#                  expire within the client lease (10 s) plus slack, its
+#                  expire within two client leases (10 s each), its
 #                  pending tasks are dropped (not all run)
 # Needs root; fails with the reason when namespaces cannot be made.
 set -uo pipefail
@@ -153,8 +153,10 @@ restart)
     check_runs 0 $n
     ;;
 client_killed)
+    # 300 ms tasks: the map outlasts the lease (10 s), so that the tasks
+    # still pending when the lease lapses are the ones dropped.
     n=300
-    client map "$(url_of)" 0 $n 50 >"$dir/map.log" 2>&1 &
+    client map "$(url_of)" 0 $n 300 >"$dir/map.log" 2>&1 &
     cpid=$!
     for ((i = 0; i < 200; i++)); do
         [[ $(runs_of 0 $((n - 1))) -ge 10 ]] && break
@@ -170,12 +172,14 @@ client_killed)
     t_kill=$(date +%s)
     at_kill=$(runs_of 0 $((n - 1)))
     say "client SIGKILLed after $at_kill runs"
-    for ((i = 0; i < 150; i++)); do
+    # The key lapses a lease after the last beat; a result a worker pushed
+    # just before gives the list one more lease.
+    for ((i = 0; i < 250; i++)); do
         [[ -z $(net_cli redis "$pass" --scan --pattern "mp:pool:net:*$id*") ]] && break
         sleep 0.1
     done
     left=$(net_cli redis "$pass" --scan --pattern "mp:pool:net:*$id*")
-    [[ -z $left ]] || fail "keys of the dead client still there 15 s after: $left"
+    [[ -z $left ]] || fail "keys of the dead client still there 2 leases after: $left"
     say "the client's keys expired $(($(date +%s) - t_kill)) s after its death"
     sleep 1
     total=$(runs_of 0 $((n - 1)))
@@ -188,7 +192,7 @@ client_killed)
 esac
 # The workers return on mp_worker_stop, each with status 0 (a sanitizer's
 # report would make it non-zero).
-[[ $scenario == client_killed ]] && net_heal client
+[[ $scenario == client_killed ]] && net_heal client && sleep 1
 client stop "$(url_of)" || fail "mp_worker_stop failed"
 for w in w1 w2 w3; do
     for ((i = 0; i < 100; i++)); do
