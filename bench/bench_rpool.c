@@ -3,8 +3,9 @@
  * pool_tiny_tasks_per_s (bench_pool tiny).
  *
  *     bench_rpool tiny N   imap_unordered of N trivial tasks (square of an
- *                          int64), chunksize 1, served by 2 worker
- *                          processes on this machine; value = tasks/s
+ *                          int64), chunksize 1, served by one worker with
+ *                          2 executor processes on this machine; value =
+ *                          tasks/s
  *     bench_rpool tiny_prefetch16 N   the same with workers that take 16
  *                          tasks per round trip (mp_worker_opts.prefetch)
  *     bench_rpool apply N  a burst of N apply_async of the same task, then
@@ -15,9 +16,11 @@
  * The same workload as bench_pool's tiny mode, but every task is one entry
  * of a Redis stream and one result on the client's list. The program
  * starts its own redis-server (127.0.0.1, a free port, a password, no
- * persistence) and two forked workers (mp_worker_serve), and warms them up
- * before the clock starts. Prints RESULT value=<tasks/s> elapsed=<s>.
- * BENCH_PREFETCH=<k> overrides the workers' prefetch option.
+ * persistence) and one forked worker (mp_worker_serve, 2 executors), and
+ * warms it up before the clock starts. Prints RESULT value=<tasks/s>
+ * elapsed=<s>. BENCH_PREFETCH=<k> overrides the workers' prefetch option,
+ * BENCH_WORKERS=<n> the number of workers (1 to 16), BENCH_EXECUTORS=<k>
+ * their executors (-1: tasks run in the worker itself).
  * BENCH_CMDSTATS=1 prints the server's INFO commandstats of the measured
  * run (redis-cli), to count the commands per task.
  */
@@ -36,7 +39,7 @@
 #include "bench_tiny.h"
 #include "redis_server.h"
 
-#define WORKERS 2
+static int workers = 1; /* BENCH_WORKERS */
 
 static mp_test_redis srv;
 static unsigned prefetch; /* BENCH_PREFETCH: the workers' prefetch option */
@@ -71,6 +74,9 @@ static void redis_cli(const char *args)
         fprintf(stderr, "bench_rpool: '%s' failed\n", args);
 }
 
+/* Executors per worker (BENCH_EXECUTORS; -1: inline, 0: one per CPU). */
+static int executors = 2;
+
 static pid_t start_worker(void)
 {
     pid_t pid = fork();
@@ -80,7 +86,8 @@ static pid_t start_worker(void)
         mp_manager *m;
         int rc = mp_manager_open(&m, srv.url);
         if (rc == 0)
-            rc = mp_worker_serve(m, "bench", &(mp_worker_opts){.prefetch = prefetch});
+            rc = mp_worker_serve(m, "bench",
+                                 &(mp_worker_opts){.prefetch = prefetch, .executors = executors});
         _exit(rc == 0 ? 0 : 1);
     }
     return pid;
@@ -144,13 +151,18 @@ int main(int argc, char **argv)
     bool apply = strcmp(argv[1], "apply") == 0, map = strcmp(argv[1], "map") == 0;
     if (strcmp(argv[1], "tiny") != 0 && strcmp(argv[1], "tiny_prefetch16") != 0 && !apply && !map)
         bench_die("unknown mode '%s'", argv[1]);
+    const char *ew = getenv("BENCH_WORKERS"), *ee = getenv("BENCH_EXECUTORS");
+    if (ew && atoi(ew) >= 1 && atoi(ew) <= 16)
+        workers = atoi(ew);
+    if (ee)
+        executors = atoi(ee);
     const char *pf = getenv("BENCH_PREFETCH");
     prefetch = pf ? (unsigned)atoi(pf) : strcmp(argv[1], "tiny_prefetch16") == 0 ? 16 : 0;
     if (mp_test_redis_start(&srv, "bench") != 0)
         bench_die("redis-server: %s", srv.error);
     check(mp_task_register("square", square), "register");
-    pid_t w[WORKERS];
-    for (int i = 0; i < WORKERS; i++)
+    pid_t w[16];
+    for (int i = 0; i < workers; i++)
         w[i] = start_worker();
     mp_manager *m;
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
@@ -170,11 +182,11 @@ int main(int argc, char **argv)
         redis_cli("INFO commandstats");
     mp_pool_destroy(p);
     check(mp_worker_stop(m, "bench"), "stop");
-    for (int i = 0; i < WORKERS; i++)
+    for (int i = 0; i < workers; i++)
         waitpid(w[i], NULL, 0);
     mp_manager_close(m);
     mp_test_redis_stop(&srv, 0);
     printf("RESULT value=%.6f elapsed=%.6f n=%ld workers=%d\n", (double)n / elapsed, elapsed, n,
-           WORKERS);
+           workers);
     return 0;
 }

@@ -75,6 +75,17 @@ static int one_ms(const void *in, size_t in_len, void *out, size_t out_cap, size
     return 0;
 }
 
+/* The workers' options: defaults, or BENCH_EXECUTORS executors each. */
+static const mp_worker_opts *worker_opts(void)
+{
+    static mp_worker_opts o;
+    const char *e = getenv("BENCH_EXECUTORS");
+    if (e == NULL)
+        return NULL;
+    o.executors = atoi(e);
+    return &o;
+}
+
 static pid_t start_worker(const char *url)
 {
     pid_t pid = fork();
@@ -84,7 +95,7 @@ static pid_t start_worker(const char *url)
         mp_manager *m;
         int rc = mp_manager_open(&m, url);
         if (rc == 0)
-            rc = mp_worker_serve(m, POOL, NULL);
+            rc = mp_worker_serve(m, POOL, worker_opts());
         _exit(rc == 0 ? 0 : 1);
     }
     return pid;
@@ -216,7 +227,7 @@ static void rtt1ms_worker(const char *url)
 {
     mp_manager *m;
     check(mp_manager_open(&m, url), "mp_manager_open");
-    check(mp_worker_serve(m, POOL, NULL), "mp_worker_serve");
+    check(mp_worker_serve(m, POOL, worker_opts()), "mp_worker_serve");
     mp_manager_close(m);
 }
 

@@ -11,13 +11,13 @@
  * in, k); each worker reads with XREADGROUP COUNT 16 BLOCK, squares every
  * item, and answers a batch in one pipelined round trip: one RPUSH of a
  * result record per task (id, count, per item a code, a length and the
- * value), one XACK and one XDEL of the batch's entries. The client pops
- * its list with BLMPOP COUNT 256, checks each record's size, keeps the
- * first result of each task id and sums the values. It does less than the
- * library: no heartbeats, leases or claims of dead workers, no result
- * expiry, no function lookup, no adaptive read size, no reconnects, no
- * validation beyond sizes. Both sides are timed as in bench_rpool: from
- * the first XADD to the last result, after a warm-up of 100 tasks.
+ * value), one XACK and one XDEL of the batch's entries. The client reads
+ * its list as the library does (LRANGE of up to 256 pipelined with the
+ * LTRIM of what it read before; BLMOVE to wait when it is empty), checks each record's size, keeps
+ * the first result of each task id and sums the values. It does less than the library: no
+ * heartbeats, leases or claims of dead workers, no result expiry, no function lookup, no adaptive
+ * read size, no reconnects, no validation beyond sizes. Both sides are timed as in bench_rpool:
+ * from the first XADD to the last result, after a warm-up of 100 tasks.
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -39,7 +39,7 @@
 #define PACK       16  /* most tasks an entry packs */
 #define SPREAD     256 /* fewest entries a run is cut into, when it packs */
 #define XADD_BATCH 64
-#define POP_COUNT  "256"
+#define POP_MAX    256
 #define TASKS      "tasks"
 #define RESULTS    "results:0123456789abcdef0123456789abcdef"
 #define CLIENT     "0123456789abcdef0123456789abcdef"
@@ -223,15 +223,40 @@ static uint64_t run(redisContext *c, uint64_t id0, long n, const int64_t *in)
     if (seen == NULL)
         bench_die("out of memory");
     uint64_t total = 0;
+    /* As the library: what is there is read (LRANGE) in the round trip
+     * that removes what was read before (LTRIM); when nothing is, BLMOVE
+     * waits for the first result without taking it off. */
+    long trim = 0;
     for (long got = 0; got < n;) {
-        redisReply *r = redisCommand(c, "BLMPOP 1 1 " RESULTS " LEFT COUNT " POP_COUNT);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[1]->type != REDIS_REPLY_ARRAY)
-            bench_die("BLMPOP failed");
-        const redisReply *v = r->element[1];
-        for (size_t i = 0; i < v->elements; i++) {
-            const unsigned char *p = (const unsigned char *)v->element[i]->str;
-            if (v->element[i]->len != REC_LEN)
+        if (trim)
+            redisAppendCommand(c, "LTRIM " RESULTS " %ld -1", trim);
+        redisAppendCommand(c, "LRANGE " RESULTS " 0 %d", POP_MAX - 1);
+        redisReply *r = NULL;
+        if (trim && (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL))
+            bench_die("LTRIM failed");
+        if (r)
+            freeReplyObject(r);
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL || r->type != REDIS_REPLY_ARRAY)
+            bench_die("LRANGE failed");
+        trim = (long)r->elements;
+        if (r->elements == 0) {
+            freeReplyObject(r);
+            r = redisCommand(c, "BLMOVE " RESULTS " " RESULTS " LEFT LEFT 1");
+            if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL))
+                bench_die("BLMOVE failed");
+            if (r->type == REDIS_REPLY_NIL) {
+                freeReplyObject(r);
+                continue;
+            }
+            trim = 1;
+        }
+        const redisReply *const *v = r->type == REDIS_REPLY_ARRAY
+                                         ? (const redisReply *const *)r->element
+                                         : (const redisReply *const *)&r;
+        size_t nv = r->type == REDIS_REPLY_ARRAY ? r->elements : 1;
+        for (size_t i = 0; i < nv; i++) {
+            const unsigned char *p = (const unsigned char *)v[i]->str;
+            if (v[i]->len != REC_LEN)
                 bench_die("bad record");
             uint64_t id = (uint64_t)get32(p) << 32 | get32(p + 4);
             if (id < id0 || id >= id0 + (uint64_t)n || seen[id - id0])

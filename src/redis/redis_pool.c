@@ -595,74 +595,87 @@ static int check_restart(mp__redis_pool *p)
     return rc;
 }
 
-/* Waits up to left seconds for a result on the list and delivers it
- * without taking it off: BLMOVE from the list to its own head (Redis 6.2;
- * BLPOP before, which takes it), pipelined after the LTRIM of what was
- * delivered before. *got: how many were delivered. Returns 0, 1 when the
- * server answered that none came, or an error (MP_ETIMEDOUT: the server
- * did not answer in time). */
+/* Waits up to left seconds for a result on the list and takes what is
+ * there once one is, in one round trip: the LTRIM of what was delivered
+ * before, BLMOVE of the list onto its own head (Redis 6.2: it waits and
+ * moves nothing; BLPOP before, which takes the first), and LRANGE of up
+ * to DRAIN, which the server runs as soon as the wait ends. *got: how
+ * many came. Returns 0, 1 when the server answered that none came, or an
+ * error (MP_ETIMEDOUT: the server did not answer in time). */
 static int pop_wait(mp__redis_pool *p, double left, size_t *got)
 {
     char t[32], num[24];
     snprintf(t, sizeof(t), "%.3f", left);
     const char *blmove[] = {"BLMOVE", p->k_results, p->k_results, "LEFT", "LEFT", t};
     const char *blpop[] = {"BLPOP", p->k_results, t};
+    const char *rv[4] = {"LRANGE", p->k_results, "0", "255"};
+    size_t rl[4] = {6, strlen(p->k_results), 1, 3};
     const char *tv[4];
     size_t tl[4], bl[6];
     trim_args(p, num, tv, tl);
+    *got = 0;
     for (;;) {
         bool m = !p->no_blmove;
         const char **bv = m ? blmove : blpop;
         int bn = m ? 6 : 3;
         for (int i = 0; i < bn; i++)
             bl[i] = strlen(bv[i]);
-        int k = p->trim ? 2 : 1;
-        const char *const *av[2] = {tv, bv};
-        const size_t *lv[2] = {tl, bl};
-        int ac[2] = {4, bn};
-        redisReply *rep[2];
+        int k = p->trim ? 3 : 2;
+        const char *const *av[3] = {tv, bv, rv};
+        const size_t *lv[3] = {tl, bl, rl};
+        int ac[3] = {4, bn, 4};
+        redisReply *rep[3];
         p->trim = 0; /* as in drain */
-        int rc = mp__redis_pipeline_block(p->conn, MP__RR_ANY_VALUE, k, ac + 2 - k, av + 2 - k,
-                                          lv + 2 - k, rep, left);
+        int rc = mp__redis_pipeline_block(p->conn, MP__RR_ANY_VALUE, k, ac + 3 - k, av + 3 - k,
+                                          lv + 3 - k, rep, left);
         if (rc == MP_ESERVER && m) { /* an older server: unknown command */
             p->no_blmove = true;
             continue;
         }
         if (rc < 0)
             return rc;
-        if (k == 2)
+        if (k == 3)
             freeReplyObject(rep[0]);
-        redisReply *r = rep[k - 1];
-        /* BLMOVE left the result at the head: it goes with the next trim. */
-        p->trim = m && r->type == REDIS_REPLY_STRING ? 1 : 0;
-        rc = deliver_reply(p, r, !m, got);
+        redisReply *w = rep[k - 2], *r = rep[k - 1];
+        bool none = w->type == REDIS_REPLY_NIL;
+        size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        p->trim = n; /* counted before delivering: a callback may pump */
+        size_t g1 = 0, g2 = 0;
+        /* BLPOP took the first: it is not in the LRANGE. */
+        rc = m || none ? 0 : deliver_reply(p, w, true, &g1);
+        if (rc == 0)
+            rc = deliver_reply(p, r, false, &g2);
+        freeReplyObject(w);
         freeReplyObject(r);
-        return rc == MP_ETIMEDOUT ? 1 : rc;
+        *got = g1 + g2;
+        if (rc == MP_ETIMEDOUT)
+            rc = 0;
+        return rc < 0 ? rc : none ? 1 : 0;
     }
 }
 
-/* What is on the list, and if nothing is, one blocking wait of at most
- * the time left, and at most a second: a server gone silent is then
- * noticed within a second plus the connection's timeout. */
+/* One blocking wait of at most the time left, and at most a second (a
+ * server gone silent is then noticed within a second plus the
+ * connection's timeout), then the rest of the list if it was full. */
 static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 {
-    size_t before = p->unfinished;
-    int rc = drain(p);
-    if (rc < 0 || p->unfinished != before || p->trim > 0)
-        return rc; /* results came: the caller looks before waiting */
     double left = 1.0;
     if (d->ns >= 0)
         left = (double)(d->ns - mp__now_ns()) / 1e9;
-    if (left < 0.001) /* no time to wait, but what has come counts */
-        return MP_ETIMEDOUT;
+    if (left < 0.001) { /* no time to wait, but what has come counts */
+        int rc = drain(p);
+        return rc < 0 ? rc : MP_ETIMEDOUT;
+    }
     if (left > 1.0)
         left = 1.0;
     size_t got = 0;
-    rc = pop_wait(p, left, &got);
+    int rc = pop_wait(p, left, &got);
     if (rc == 1) { /* a quiet second: did the server lose our tasks? */
         int r2 = check_restart(p);
         rc = r2 < 0 ? r2 : MP_ETIMEDOUT;
     }
+    if (rc == 0 && got >= DRAIN)
+        rc = drain(p);
     return rc;
 }
 

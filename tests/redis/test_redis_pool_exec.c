@@ -52,7 +52,9 @@ static int crashy(const void *in, size_t in_len, void *out, size_t out_cap, size
     memcpy(&x, in, sizeof(x));
     if (x == 3) {
         signal(SIGSEGV, SIG_DFL);
-        *(volatile int *)(uintptr_t)x = 1;
+        /* Through a volatile pointer: the compiler cannot see the address. */
+        volatile int *volatile bad = (volatile int *)(uintptr_t)x;
+        *bad = 1;
     }
     if (x == 5)
         _exit(7);
