@@ -684,13 +684,21 @@ int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
     int rc = mp__redis_client_beat_due(p);
     if (rc == 0)
         rc = mp__redis_pool_flush(p);
-    if (rc < 0)
-        return rc;
-    if (!block)
+    if (rc == 0 && !block)
         return drain(p);
     /* One slice: the caller looks at what it waits for and calls again,
      * so that a task settled by check_restart ends its wait at once. */
-    rc = wait_one(p, d);
+    if (rc == 0)
+        rc = wait_one(p, d);
+    if (rc == MP_EAGAIN && block && !mp__deadline_expired(d)) {
+        /* The server answers LOADING (it is reading its data after a
+         * restart) or BUSY (a script): a wait goes on, within its
+         * deadline, rather than fail. */
+        int64_t nap = 20000000, left = d->ns >= 0 ? d->ns - mp__now_ns() : nap;
+        struct timespec ts = {0, (long)(left < nap ? (left > 0 ? left : 0) : nap)};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
     if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
         return 0;
     return rc;

@@ -45,6 +45,10 @@ typedef struct worker {
     unsigned long done;
     unsigned long adapt;     /* prefetch 0: the tasks the next read takes */
     unsigned long adapt_min; /* and its floor: one per executor */
+    /* After a lost connection: its own pending entries are read again,
+     * from own_from on (see own_pending). */
+    bool own;
+    char own_from[MP__REDIS_POOL_EID_MAX];
 } worker;
 
 /* Whether the stream has the workers' group (XINFO GROUPS: one flat
@@ -593,6 +597,59 @@ static int take_new(worker *w, long block_ms)
     return rc;
 }
 
+/* After the connection was lost (the server restarted with its data, or
+ * the network broke), the entries this worker had taken and not answered
+ * are still pending on its consumer, and no heartbeat of a living worker
+ * lets another take them before the visibility timeout. They are read
+ * again (XREADGROUP from an id, not ">", returns the consumer's own
+ * pending entries) and run at once; entries deleted meanwhile come back
+ * without fields and are only acknowledged. The number handled, 0 once
+ * none is left, or an error. */
+static int own_pending(worker *w)
+{
+    unsigned long want = read_size(w);
+    char count[24];
+    snprintf(count, sizeof(count), "%lu", want);
+    const char *argv[] = {"XREADGROUP", "GROUP",   GROUP,      w->consumer, "COUNT",
+                          count,        "STREAMS", w->k_tasks, w->own_from};
+    redisReply *rep;
+    int rc = mp__redis_cmd(w->conn, MP__RR_ANY_VALUE, &rep, 9, argv, NULL);
+    if (rc < 0)
+        return rc;
+    const redisReply *entries = read_entries(rep, want);
+    size_t n = entries ? entries->elements : 0;
+    if (n == 0) {
+        w->own = false;
+        freeReplyObject(rep);
+        return 0;
+    }
+    const redisReply *last = entries->element[n - 1];
+    if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 &&
+        last->element[0]->type == REDIS_REPLY_STRING &&
+        last->element[0]->len < MP__REDIS_POOL_EID_MAX) {
+        memcpy(w->own_from, last->element[0]->str, last->element[0]->len);
+        w->own_from[last->element[0]->len] = '\0';
+    } else {
+        w->own = false; /* not a reply to go on from */
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+            e->element[0]->type == REDIS_REPLY_STRING && e->element[1]->type == REDIS_REPLY_NIL)
+            rc = mp__redis_cmd(w->conn, MP__RR_INT, NULL, 4,
+                               (const char *[]){"XACK", w->k_tasks, GROUP, e->element[0]->str},
+                               NULL);
+    }
+    if (rc == 0) {
+        mp__debug("pool: %s runs again %zu entries it held when the connection broke", w->consumer,
+                  n);
+        rc = run_entries(w, entries, 0);
+        rc = rc == 0 ? 1 : rc; /* some were handled (acknowledged) */
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 static bool is_conn_error(int rc)
 {
     return rc == MP_ECONNRESET || rc == MP_ECONNREFUSED || rc == MP_ETIMEDOUT || rc == MP_EIO ||
@@ -690,6 +747,8 @@ typedef struct schedule {
 static int step(worker *w, schedule *next)
 {
     int rc = mp__redis_beat_due(&w->hb);
+    if (rc == 0 && w->own && (rc = own_pending(w)) != 0)
+        return rc;
     int64_t now = mp__now_ns(), beat_ns = (int64_t)(w->beat * 1e9);
     if (rc == 0 && now >= next->reap && (rc = reap(w)) == 0)
         next->reap = now + beat_ns;
@@ -740,6 +799,8 @@ static int serve(worker *w)
             usleep(200000);
             rc = 0;
             fixed_group = false;
+            w->own = true; /* what it held is still its own: run it again */
+            memcpy(w->own_from, "0", 2);
         }
     }
     mp__redis_beat_stop(&w->hb);
