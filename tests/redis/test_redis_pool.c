@@ -1063,16 +1063,18 @@ Test(rpool, accepted_tasks_reach_the_stream_before_close_and_destroy_withdraws_t
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
     enum { N = MP__REDIS_POOL_BATCH / 2 };
-    mp_async *a;
+    mp_async *a, *held[N];
     int64_t x = 3;
     /* destroy */
     mp_pool *p = make_pool(m);
     for (int i = 0; i < N; i++)
-        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a));
-    mp_pool_destroy(p); /* a is detached, still valid */
+        mp_assert_ok(mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &held[i]));
+    mp_pool_destroy(p); /* the results are detached, still valid */
     cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
-    mp_assert_ok(mp_async_successful(a) >= 0 ? 0 : -1);
-    mp_async_destroy(a);
+    for (int i = 0; i < N; i++) {
+        mp_assert_ok(mp_async_successful(held[i]) >= 0 ? 0 : -1);
+        mp_async_destroy(held[i]);
+    }
     /* close, with fire-and-forget tasks */
     p = make_pool(m);
     for (int i = 0; i < N; i++) {

@@ -28,7 +28,7 @@ static void cancel_fini(void)
     mp_test_fd_check();
 }
 
-TestSuite(rcancel, .init = mp_test_fd_setup, .fini = cancel_fini, .timeout = 60);
+TestSuite(rcancel, .init = mp_test_fd_setup, .fini = cancel_fini, .timeout = 90);
 
 /* An item: how long the task sleeps after it logged its run in path. */
 typedef struct item {
@@ -276,7 +276,7 @@ static void client_key(mp_manager *m, char *out, size_t cap, const char *what, c
     snprintf(out, cap, "%spool:p:%s:%s", mp__redis_prefix(mp__manager_redis_conn(m)), what, client);
 }
 
-Test(rcancel, a_killed_client_tasks_are_dropped_and_its_keys_expire, .timeout = 90)
+Test(rcancel, a_killed_client_tasks_are_dropped_and_its_keys_expire)
 {
     cr_assert(mp_test_redis_start(&srv, "s3cret") == 0, "cannot start redis-server: %s", srv.error);
     enum { N = 500 };

@@ -53,7 +53,7 @@ static int crashy(const void *in, size_t in_len, void *out, size_t out_cap, size
     if (x == 3) {
         signal(SIGSEGV, SIG_DFL);
         /* Through a volatile pointer: the compiler cannot see the address. */
-        volatile int *volatile bad = (volatile int *)(uintptr_t)x;
+        volatile int *volatile bad = (volatile int *)(uintptr_t)(x * 4096); /* unmapped, aligned */
         *bad = 1;
     }
     if (x == 5)
