@@ -2,8 +2,10 @@
  * worker threads (each with its own manager) and WPROCS worker processes
  * serve one pool name, while CLIENTS client threads (each with its own
  * manager and pool: a pool belongs to one thread at a time) run maps and
- * applies on it, with prefetch on some workers. Every result must be
- * right and land with the client that asked. Starts its own redis-server;
+ * applies on it, with prefetch on some workers, and bursts of apply_async
+ * with pauses, so that held tasks go out through the pool's sender thread
+ * as well as through the caller. Every result must be right and land with
+ * the client that asked, and every callback run once. Starts its own redis-server;
  * runs under ASan and TSan too (the task registry and the connection's
  * mutex are the shared state). */
 #include <pthread.h>
@@ -47,6 +49,12 @@ static void *serve(void *arg)
     return NULL;
 }
 
+static void count(mp_async *a, void *user)
+{
+    (void)a;
+    (*(int *)user)++; /* callbacks run in the thread that uses the pool */
+}
+
 static void *client(void *arg)
 {
     int64_t base = (int64_t)(intptr_t)arg * 1000000;
@@ -72,6 +80,21 @@ static void *client(void *arg)
         int64_t y;
         STRESS_OK(mp_pool_apply(p, affine, NULL, &in[0], 8, &y, 8, NULL, 60));
         STRESS_CHECK(y == 3 * in[0] + 1, "apply");
+        enum { BURST = 150 };
+        mp_async *a[BURST];
+        int calls = 0;
+        for (int i = 0; i < BURST; i++) {
+            STRESS_OK(
+                mp_pool_apply_async(p, affine, NULL, &in[i], 8, 8, count, NULL, &calls, &a[i]));
+            if (i % 37 == 36)
+                usleep(1500); /* past the sender's 1 ms: its thread sends */
+        }
+        for (int i = BURST - 1; i >= 0; i--) {
+            STRESS_OK(mp_async_get(a[i], &y, sizeof(y), NULL, 60));
+            STRESS_CHECK(y == 3 * in[i] + 1, "apply_async %d", i);
+            mp_async_destroy(a[i]);
+        }
+        STRESS_CHECK(calls == BURST, "%d callbacks for %d tasks", calls, BURST);
     }
     STRESS_OK(mp_pool_close(p));
     STRESS_OK(mp_pool_join(p, 60));
