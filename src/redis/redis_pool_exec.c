@@ -22,9 +22,17 @@ struct mp__redis_exec {
     unsigned width;
     int executors;
     void *ctx;
+    /* The shared block of the last batch, kept for the next one: a block
+     * taken from the shared heap and given back for every batch cost page
+     * faults and TLB shootdowns that were most of the hand-off. */
+    struct xblock *block;
+    size_t block_size;
 };
 
 /* ---- the shared block of a batch ---------------------------------------- */
+
+/* The largest shared block kept from one batch to the next. */
+#define BLOCK_KEPT_MAX ((size_t)4 << 20)
 
 typedef struct xtask {
     mp_task_fn fn;
@@ -157,7 +165,7 @@ typedef struct xrun {
 
 static void xrun_free(xrun *r)
 {
-    mp_free(r->b);
+    /* r->b stays the executor's (mp__redis_exec.block). */
     free(r->items);
     free(r->res);
     free(r->lost_pid);
@@ -175,7 +183,16 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         size += (t->in_len + 15) / 16 * 16 + (size_t)t->n * (((size_t)t->cap + 15) / 16 * 16);
         items += (size_t)t->n;
     }
-    r->b = mp_alloc(size);
+    if (x->block_size < size) {
+        /* Grown by doubling, so that batches of about one size reuse it. */
+        size_t want = x->block_size ? x->block_size : 64 * 1024;
+        while (want < size)
+            want *= 2;
+        mp_free(x->block);
+        x->block = mp_alloc(want);
+        x->block_size = x->block ? want : 0;
+    }
+    r->b = x->block;
     r->items = malloc(items * sizeof(*r->items));
     r->res = calloc(items, sizeof(*r->res));
     r->lost_pid = calloc(items, sizeof(*r->lost_pid));
@@ -332,6 +349,11 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
     }
     xrun_free(&r);
     free(errs);
+    if (x->block_size > BLOCK_KEPT_MAX) { /* a large batch's: not kept */
+        mp_free(x->block);
+        x->block = NULL;
+        x->block_size = 0;
+    }
     return err;
 }
 
@@ -375,6 +397,7 @@ void mp__redis_exec_close(mp__redis_exec *x)
         (void)mp_pool_join(x->pool, 2.0);
         mp_pool_destroy(x->pool); /* terminates them if join timed out */
     }
+    mp_free(x->block);
     free(x);
 }
 
