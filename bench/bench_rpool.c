@@ -52,18 +52,6 @@ static void check(int rc, const char *what)
     }
 }
 
-static int square(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
-                  void *ctx)
-{
-    (void)in_len, (void)out_cap, (void)ctx;
-    int64_t x;
-    memcpy(&x, in, sizeof(x));
-    x *= x;
-    memcpy(out, &x, sizeof(x));
-    *out_len = sizeof(x);
-    return 0;
-}
-
 /* Runs redis-cli on the bench's server with the given arguments. */
 static void redis_cli(const char *args)
 {
@@ -103,7 +91,7 @@ static int apply_burst(mp_pool *p, long n, double timeout)
     long sent = 0;
     for (; rc == 0 && sent < n; sent++) {
         int64_t x = sent;
-        rc = mp_pool_apply_async(p, square, NULL, &x, 8, 8, NULL, NULL, NULL, &a[sent]);
+        rc = mp_pool_apply_async(p, bench_tiny_square, NULL, &x, 8, 8, NULL, NULL, NULL, &a[sent]);
         if (rc < 0)
             break;
     }
@@ -129,7 +117,7 @@ static int map_tiny(mp_pool *p, long n, double timeout)
         in[i] = i;
     if (rc == 0)
         rc = mp_pool_map(p,
-                         &(mp_map_spec){.fn = square,
+                         &(mp_map_spec){.fn = bench_tiny_square,
                                         .in = in,
                                         .n = (size_t)n,
                                         .in_size = 8,
@@ -160,7 +148,7 @@ int main(int argc, char **argv)
     prefetch = pf ? (unsigned)atoi(pf) : strcmp(argv[1], "tiny_prefetch16") == 0 ? 16 : 0;
     if (mp_test_redis_start(&srv, "bench") != 0)
         bench_die("redis-server: %s", srv.error);
-    check(mp_task_register("square", square), "register");
+    check(mp_task_register("square", bench_tiny_square), "register");
     pid_t w[16];
     for (int i = 0; i < workers; i++)
         w[i] = start_worker();
@@ -168,14 +156,14 @@ int main(int argc, char **argv)
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
     mp_pool *p;
     check(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "bench"}), "mp_pool_create");
-    check(bench_tiny_imap(p, square, 100, 60), "imap"); /* warm-up: both workers serve */
+    check(bench_tiny_imap(p, bench_tiny_square, 100, 60), "imap"); /* warm-up: both workers serve */
     bool stats = getenv("BENCH_CMDSTATS") != NULL;
     if (stats)
         redis_cli("CONFIG RESETSTAT > /dev/null");
     double t0 = bench_now();
     check(apply ? apply_burst(p, n, 60)
           : map ? map_tiny(p, n, 60)
-                : bench_tiny_imap(p, square, n, 60),
+                : bench_tiny_imap(p, bench_tiny_square, n, 60),
           "run");
     double elapsed = bench_now() - t0;
     if (stats)

@@ -51,18 +51,6 @@ static void check(int rc, const char *what)
     }
 }
 
-static int square(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
-                  void *ctx)
-{
-    (void)in_len, (void)out_cap, (void)ctx;
-    int64_t x;
-    memcpy(&x, in, sizeof(x));
-    x *= x;
-    memcpy(out, &x, sizeof(x));
-    *out_len = sizeof(x);
-    return 0;
-}
-
 /* 1 ms of "work", then the input back. */
 static int one_ms(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                   void *ctx)
@@ -129,7 +117,8 @@ static void roundtrip(long n)
     for (long i = -200; i < n; i++) { /* 200 warm-up round trips */
         if (i == 0)
             t0 = bench_now();
-        check(mp_pool_apply(p, square, NULL, &x, sizeof(x), &r, sizeof(r), &len, 10), "apply");
+        check(mp_pool_apply(p, bench_tiny_square, NULL, &x, sizeof(x), &r, sizeof(r), &len, 10),
+              "apply");
         if (r != 49)
             bench_die("wrong result");
     }
@@ -206,12 +195,12 @@ static void recovery(long n)
     mp_manager *m;
     mp_pool *p;
     open_pool(srv.url, &m, &p);
-    check(bench_tiny_imap(p, square, 300, 60), "warm-up");
+    check(bench_tiny_imap(p, bench_tiny_square, 300, 60), "warm-up");
     double added = 0, base_sum = 0, total = 0;
     for (long i = 0; i < n; i++) {
         if (w[0] == 0)
             w[0] = start_worker(srv.url);
-        check(bench_tiny_imap(p, square, 300, 60), "warm-up");
+        check(bench_tiny_imap(p, bench_tiny_square, 300, 60), "warm-up");
         double base = recovery_map(p, &w[0], false);
         double killed = recovery_map(p, &w[0], true);
         added += killed - base;
@@ -236,9 +225,9 @@ static void rtt1ms_client(const char *url, long n)
     mp_manager *m;
     mp_pool *p;
     open_pool(url, &m, &p);
-    check(bench_tiny_imap(p, square, 300, 60), "warm-up");
+    check(bench_tiny_imap(p, bench_tiny_square, 300, 60), "warm-up");
     double t0 = bench_now();
-    check(bench_tiny_imap(p, square, n, 120), "imap");
+    check(bench_tiny_imap(p, bench_tiny_square, n, 120), "imap");
     double elapsed = bench_now() - t0;
     mp_pool_destroy(p);
     mp_manager_close(m);
@@ -247,7 +236,7 @@ static void rtt1ms_client(const char *url, long n)
 
 int main(int argc, char **argv)
 {
-    check(mp_task_register("square", square), "register");
+    check(mp_task_register("square", bench_tiny_square), "register");
     check(mp_task_register("one_ms", one_ms), "register");
     if (argc == 3 && strcmp(argv[1], "rtt1ms_worker") == 0) {
         rtt1ms_worker(argv[2]);
