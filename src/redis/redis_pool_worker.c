@@ -334,20 +334,13 @@ typedef struct running {
  * task for the executors (appended to jobs). A malformed entry goes to
  * the dead-letter stream unanswered (only acknowledged). */
 static int prepare(worker *w, running *r, const redisReply *e, long long deliveries,
-                   mp__redis_task *t, mp__redis_task *parts, mp__redis_job *jobs, size_t *njobs)
+                   const mp__redis_task *t, bool parsed, mp__redis_task *parts, mp__redis_job *jobs,
+                   size_t *njobs)
 {
     const redisReply *id = e->element[0], *fields = e->element[1];
-    const char *f[64];
-    size_t lens[64];
-    for (size_t i = 0; i < fields->elements; i++) {
-        /* A non-string field is refused by the parser (NULL). */
-        bool str = fields->element[i]->type == REDIS_REPLY_STRING;
-        f[i] = str ? fields->element[i]->str : NULL;
-        lens[i] = str ? fields->element[i]->len : 0;
-    }
     batch *b = &r->wait;
     const char *key = NULL;
-    if (mp__redis_task_parse(f, lens, fields->elements, t) < 0) {
+    if (!parsed) {
         mp__debug("pool: malformed task %.*s on %s", (int)id->len, id->str, w->k_tasks);
         int rc = dead_letter(w, fields, "malformed", deliveries);
         return rc < 0 ? rc : queue_entry(w, b, id->str, id->len, "", &key);
@@ -485,21 +478,19 @@ static int flush_done(void *arg)
     return flush(r->w, &r->send);
 }
 
-/* The tasks of a well-formed entry (1 for one that is not: it is only
- * acknowledged). */
-static size_t entry_tasks(const redisReply *e, mp__redis_task *t)
+/* Parses entry e into *t: whether it is a well-formed task entry. */
+static bool parse_entry(const redisReply *e, mp__redis_task *t)
 {
     const redisReply *fields = e->element[1];
     const char *f[64];
     size_t lens[64];
     for (size_t i = 0; i < fields->elements; i++) {
+        /* A non-string field is refused by the parser (NULL). */
         bool str = fields->element[i]->type == REDIS_REPLY_STRING;
         f[i] = str ? fields->element[i]->str : NULL;
         lens[i] = str ? fields->element[i]->len : 0;
     }
-    if (mp__redis_task_parse(f, lens, fields->elements, t) < 0)
-        return 1;
-    return (size_t)mp__redis_task_count(t);
+    return mp__redis_task_parse(f, lens, fields->elements, t) == 0;
 }
 
 /* Runs entries and answers them: the number handled, or an error. want:
@@ -511,10 +502,14 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
     bool claimed = want == 0;
     size_t n = entries->elements, total = 0;
     int rc = 0;
+    /* Each entry is parsed once, here: its tasks size the arrays. */
     mp__redis_task *tasks = calloc(n + 1, sizeof(*tasks));
-    for (size_t i = 0; tasks && i < n; i++)
-        if (entry_ok(entries->element[i]))
-            total += entry_tasks(entries->element[i], &tasks[i]);
+    bool *parsed = calloc(n + 1, sizeof(*parsed));
+    for (size_t i = 0; tasks && parsed && i < n; i++)
+        if (entry_ok(entries->element[i])) {
+            parsed[i] = parse_entry(entries->element[i], &tasks[i]);
+            total += parsed[i] ? (size_t)mp__redis_task_count(&tasks[i]) : 1;
+        }
     running r = {.w = w,
                  .wait = {.a = calloc(total + 1, sizeof(answer)),
                           .cap = total,
@@ -527,10 +522,10 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
                  .job = calloc(total + 1, sizeof(*r.job))};
     mp__redis_task *parts = calloc(total + 1, sizeof(*parts));
     mp__redis_job *jobs = calloc(total + 1, sizeof(*jobs));
-    if (!tasks || !r.wait.a || !r.wait.e || !r.send.a || !r.send.e || !r.job || !parts || !jobs ||
-        mp__redis_beat_hold(&w->hb, entries) < 0) {
+    if (!tasks || !parsed || !r.wait.a || !r.wait.e || !r.send.a || !r.send.e || !r.job || !parts ||
+        !jobs || mp__redis_beat_hold(&w->hb, entries) < 0) {
         free(r.wait.a), free(r.wait.e), free(r.send.a), free(r.send.e), free(r.job);
-        free(tasks), free(parts), free(jobs);
+        free(tasks), free(parsed), free(parts), free(jobs);
         return MP_ENOMEM;
     }
     int64_t t0 = mp__now_ns();
@@ -545,7 +540,7 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
         int h = mp__redis_beat_dropped(&w->hb, i)
                     ? queue_entry(w, &r.wait, e->element[0]->str, e->element[0]->len, "", &key)
                     : prepare(w, &r, e, claimed ? deliveries_of(w, e->element[0]) : 1, &tasks[i],
-                              parts + nparts, jobs, &njobs);
+                              parsed[i], parts + nparts, jobs, &njobs);
         nparts += r.wait.n - before;
         if (h >= 0)
             r.wait.e[r.wait.ne - 1].at = i;
@@ -567,7 +562,7 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
     for (size_t i = 0; i < njobs; i++)
         free(jobs[i].rec);
     free(r.wait.a), free(r.wait.e), free(r.send.a), free(r.send.e), free(r.job);
-    free(tasks), free(parts), free(jobs);
+    free(tasks), free(parsed), free(parts), free(jobs);
     return rc;
 }
 
