@@ -681,9 +681,11 @@ static int wait_one(mp__redis_pool *p, const mp__deadline *d)
 
 int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
 {
-    int rc = mp__redis_client_beat_due(p);
+    /* What the sender's thread sent, or failed to, is recorded first:
+     * a wait then ends on a held task's failure. */
+    int rc = mp__redis_pool_flush(p);
     if (rc == 0)
-        rc = mp__redis_pool_flush(p);
+        rc = mp__redis_client_beat_due(p);
     if (rc == 0 && !block)
         return drain(p);
     /* One slice: the caller looks at what it waits for and calls again,
