@@ -133,10 +133,11 @@ typedef struct mp_worker_opts {
     unsigned max_deliveries;
     /* Stream entries taken at once. An entry is one task (an apply, a
      * map chunk) or, for a map of more than 511 chunks, a pack of up to
-     * 16 of its chunks, taken and run whole. 0 (default): adaptive, 1 to
-     * 16: twice as many after a batch that came back full and ran in
-     * under 5 ms, 1 again after a slower one; tiny tasks then share round
-     * trips, and entries that take longer are taken one at a time. More
+     * 16 of its chunks, taken and run whole. 0 (default): adaptive, one
+     * entry per executor up to 16: twice as many after a batch that came
+     * back full and ran in under 5 ms, one per executor again after a
+     * slower one; tiny tasks then share round trips, and entries that take
+     * longer are taken one per executor. More
      * makes tiny tasks faster; fewer spreads long tasks better over the
      * workers. Tasks taken are this worker's (their leases renewed at
      * every heartbeat): if it dies, they wait for its heartbeat to
