@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -115,9 +117,16 @@ void mp_test_pool_finish(mp_pool *p, double timeout)
 
 pid_t mp_test_pool_worker(const char *url, const char *pool, const mp_worker_opts *o)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* The worker dies with the test: one left behind by a test that
+         * timed out would keep serving (and keep ctest's output pipe
+         * open) until ctest's own timeout. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(2);
         mp_manager *m;
         if (mp_manager_open(&m, url) < 0)
             _exit(2);

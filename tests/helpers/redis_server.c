@@ -86,8 +86,38 @@ static void run_server(const mp_test_redis *s, pid_t parent)
     _exit(127);
 }
 
+/* The size of the server's log (0 when there is none yet). */
+static long log_size(const mp_test_redis *s)
+{
+    char path[96];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/redis.log", s->dir);
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Whether the server's log says, after byte from, that it listens. The
+ * log is this server's own (its --dir is ours): a connection that
+ * succeeds may reach another test's server that took the same port
+ * between free_port() and this server's bind (this one then exits), so a
+ * connection alone does not say the server is ours. */
+static int log_says_ready(const mp_test_redis *s, long from)
+{
+    char path[96], buf[4096];
+    snprintf(path, sizeof(path), "%s/redis.log", s->dir);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    int ready = 0;
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (!ready && fgets(buf, sizeof(buf), f))
+            ready = strstr(buf, "Ready to accept connections") != NULL;
+    fclose(f);
+    return ready;
+}
+
 static int spawn(mp_test_redis *s)
 {
+    long from = log_size(s); /* a restart appends to the same log */
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -99,8 +129,6 @@ static int spawn(mp_test_redis *s)
     s->pid = (int)pid;
     struct timespec pause = {0, 10 * 1000 * 1000};
     for (int i = 0; i < 1000; i++) {
-        if (can_connect(s->port))
-            return 0;
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             s->pid = 0;
@@ -111,6 +139,8 @@ static int spawn(mp_test_redis *s)
                      s->dir);
             return -1;
         }
+        if (log_says_ready(s, from) && can_connect(s->port))
+            return 0;
         nanosleep(&pause, NULL);
     }
     snprintf(s->error, sizeof(s->error), "redis-server did not answer on port %d", s->port);

@@ -52,6 +52,27 @@ static char *url_with(const char *fmt, ...)
 
 /* ---- a real server ------------------------------------------------------*/
 
+/* The test servers: one started on a port another server holds exits,
+ * and its start fails rather than hand out the other server (whose
+ * clients would then share keys with this test's). */
+Test(redis, a_test_server_on_a_taken_port_is_not_taken_for_ready)
+{
+    server_up();
+    mp_test_redis other;
+    cr_assert(mp_test_redis_start(&other, "s3cret") == 0, "%s", other.error);
+    mp_test_redis_stop(&other, 1);
+    other.port = srv.port; /* taken by srv's server */
+    cr_assert_neq(mp_test_redis_restart(&other), 0, "a start on a taken port succeeded");
+    cr_assert_eq(other.pid, 0);
+    mp_test_redis_stop(&other, 0);
+    /* srv's server still answers and its own restart works. */
+    mp_test_redis_stop(&srv, 1);
+    cr_assert_eq(mp_test_redis_restart(&srv), 0, "%s", srv.error);
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_manager_close(m);
+}
+
 Test(redis, wrong_or_missing_password_is_an_auth_error)
 {
     server_up();
