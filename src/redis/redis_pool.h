@@ -172,6 +172,7 @@ typedef struct mp__redis_sender {
     int busy_n;           /* its tasks */
     size_t busy_bytes;    /* and their input bytes (held and busy count for the bounds) */
     bool stop;            /* the thread is to return */
+    bool alive;           /* the thread entered its loop (start waits for it) */
     mp__redis_sent *sent; /* batches the thread sent, newest first */
     /* Called by the thread every tick_ns (outside mu), when set before
      * mp__redis_sender_start: the client's periodic duties. */
@@ -321,6 +322,7 @@ typedef struct mp__redis_beat {
     mp__redis_client_seen clients[MP__REDIS_BEAT_CLIENTS];
     pthread_cond_t cv;
     bool stop, started;
+    bool alive; /* the thread entered its loop (start waits for it) */
     pthread_t thread;
 } mp__redis_beat;
 

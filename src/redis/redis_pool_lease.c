@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "os/fork_gate.h"
 #include "redis/redis_pool.h"
 
 /* The heartbeat thread's stack. */
@@ -264,6 +265,8 @@ static void *beat_thread(void *arg)
     mp__redis_beat *l = arg;
     int64_t retry = 0; /* after a failure: not before */
     pthread_mutex_lock(&l->mu);
+    l->alive = true;
+    pthread_cond_broadcast(&l->cv);
     while (!l->stop) {
         int64_t next = __atomic_load_n(&l->last_beat, __ATOMIC_ACQUIRE) + l->interval_ns;
         int64_t wait = (next > retry ? next : retry) - mp__now_ns();
@@ -279,8 +282,10 @@ static void *beat_thread(void *arg)
         pthread_mutex_unlock(&l->mu);
         /* A failure is the loop's to report (it uses the same
          * connection); the next beat is tried an interval later. */
+        mp__fork_gate_enter();
         if (beat(l) < 0)
             retry = mp__now_ns() + l->interval_ns;
+        mp__fork_gate_leave();
         pthread_mutex_lock(&l->mu);
     }
     pthread_mutex_unlock(&l->mu);
@@ -346,6 +351,14 @@ int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, c
         if (pthread_create(&l->thread, &attr, beat_thread, l) != 0)
             rc = MP_EAGAIN;
         pthread_attr_destroy(&attr);
+    }
+    if (rc == 0) {
+        /* Its start-up done before the worker goes on (and may fork an
+         * executor): see mp__redis_sender_start. */
+        pthread_mutex_lock(&l->mu);
+        while (!l->alive)
+            pthread_cond_wait(&l->cv, &l->mu);
+        pthread_mutex_unlock(&l->mu);
     }
     if (rc < 0) {
         l->stop = true; /* no thread: stop only frees */

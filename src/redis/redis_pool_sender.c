@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "os/fork_gate.h"
 #include "redis/redis_pool.h"
 
 static void lock(mp__redis_sender *s)
@@ -83,10 +84,14 @@ static void *sender_main(void *arg)
     mp__redis_sender *s = &p->tx;
     int64_t next_tick = s->tick ? mp__now_ns() + s->tick_ns : -1;
     lock(s);
+    s->alive = true;
+    pthread_cond_broadcast(&s->cv);
     while (!s->stop) {
         if (next_tick >= 0 && mp__now_ns() >= next_tick) {
             unlock(s);
+            mp__fork_gate_enter();
             s->tick(p);
+            mp__fork_gate_leave();
             next_tick = mp__now_ns() + s->tick_ns;
             lock(s);
             continue;
@@ -101,9 +106,15 @@ static void *sender_main(void *arg)
             continue;
         }
         /* The record first: without memory the owner sends them. */
+        unlock(s);
+        mp__fork_gate_enter();
         mp__redis_sent *r = malloc(sizeof(*r));
-        if (r == NULL) {
-            wait_until(s, mp__now_ns() + MP__REDIS_POOL_UNSENT_NS);
+        lock(s);
+        if (r == NULL || s->n == 0 || s->busy) { /* or the owner sent them meanwhile */
+            mp__fork_gate_leave();
+            free(r);
+            if (r == NULL)
+                wait_until(s, mp__now_ns() + MP__REDIS_POOL_UNSENT_NS);
             continue;
         }
         batch b;
@@ -113,6 +124,7 @@ static void *sender_main(void *arg)
         memcpy(r->ids, b.ids, (size_t)b.k * sizeof(b.ids[0]));
         r->rc = mp__redis_pool_send(p, b.k, b.ids, b.fns, b.fn_lens, b.c, r->eids);
         free_bufs(&b);
+        mp__fork_gate_leave();
         lock(s);
         r->next = s->sent;
         s->sent = r;
@@ -139,8 +151,17 @@ void mp__redis_sender_start(mp__redis_pool *p)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     s->running = pthread_create(&s->thread, NULL, sender_main, p) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!s->running)
+    if (!s->running) {
         mp__debug("pool: no sender thread (%s): each apply_async is sent at once", strerror(errno));
+        return;
+    }
+    /* Until the thread runs its own code, its start-up may allocate (a
+     * sanitizer's runtime does): a fork the program makes right after
+     * creating the pool must not find it there (os/fork_gate.h). */
+    lock(s);
+    while (!s->alive)
+        pthread_cond_wait(&s->cv, &s->mu);
+    unlock(s);
 }
 
 /* Owner: records the batches the thread sent, oldest first. */

@@ -1,0 +1,46 @@
+/* See fork_gate.h. Only built into a library compiled with AddressSanitizer:
+ * elsewhere the gate's calls are empty inline functions. */
+#include "os/fork_gate.h"
+
+#ifdef MP__FORK_GATE
+#include <pthread.h>
+
+static pthread_rwlock_t gate;
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static void before_fork(void)
+{
+    pthread_rwlock_wrlock(&gate);
+}
+
+static void after_fork(void)
+{
+    pthread_rwlock_unlock(&gate);
+}
+
+static void gate_init(void)
+{
+    /* A fork waiting for the gate is not overtaken by threads entering
+     * again and again. */
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&gate, &a);
+    pthread_rwlockattr_destroy(&a);
+    pthread_atfork(before_fork, after_fork, after_fork);
+}
+
+void mp__fork_gate_enter(void)
+{
+    pthread_once(&gate_once, gate_init);
+    pthread_rwlock_rdlock(&gate);
+}
+
+void mp__fork_gate_leave(void)
+{
+    pthread_rwlock_unlock(&gate);
+}
+#else
+/* ISO C wants a translation unit to declare something. */
+typedef int mp__fork_gate_unused;
+#endif
