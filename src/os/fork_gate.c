@@ -8,17 +8,7 @@
 static pthread_rwlock_t gate;
 static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
 
-static void before_fork(void)
-{
-    pthread_rwlock_wrlock(&gate);
-}
-
-static void after_fork(void)
-{
-    pthread_rwlock_unlock(&gate);
-}
-
-static void gate_init(void)
+static void make_gate(void)
 {
     /* A fork waiting for the gate is not overtaken by threads entering
      * again and again. */
@@ -27,7 +17,30 @@ static void gate_init(void)
     pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&gate, &a);
     pthread_rwlockattr_destroy(&a);
-    pthread_atfork(before_fork, after_fork, after_fork);
+}
+
+static void before_fork(void)
+{
+    pthread_rwlock_wrlock(&gate);
+}
+
+static void in_parent(void)
+{
+    pthread_rwlock_unlock(&gate);
+}
+
+/* The child's thread has another id than the one that took the lock, and
+ * glibc would take its unlock for a reader's: the child, alone, starts
+ * with a new gate. */
+static void in_child(void)
+{
+    make_gate();
+}
+
+static void gate_init(void)
+{
+    make_gate();
+    pthread_atfork(before_fork, in_parent, in_child);
 }
 
 void mp__fork_gate_enter(void)
