@@ -405,8 +405,9 @@ MP_API void mp_async_destroy(mp_async *a);
  * finish in their worker and their results are dropped.
  * Distributed pool: the tasks not yet delivered to a worker are removed
  * from the stream and never run; a worker running one learns of the
- * cancel at its next heartbeat, starts no task of it that it holds and
- * has not started (nor handed to its executors), and drops the results (docs/redis.md,
+ * cancel at its next heartbeat, starts none of its items not started,
+ * kills the executor running one (replaced at once; an inline worker lets
+ * the task finish) and sends no result (docs/redis.md,
  * "Cancellation and clean-up"). Returns 0 (cancelled), MP_EINVAL (NULL a; a already ready: its
  * result, a failure or an earlier cancel stands; a pool destroyed; the result of an iterator: see
  * mp_imap_destroy), MP_EPERM (not the process that created the pool), or, distributed, a connection

@@ -9,8 +9,10 @@
  * length. An executor that dies fails the item it ran with
  * MP_EWORKERLOST, its pid and signal (the local pool's crash isolation);
  * the pool replaces it and the batch's other items complete. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "multiproc/heap.h"
 #include "multiproc/process.h"
@@ -38,11 +40,24 @@ typedef struct xtask {
     mp_task_fn fn;
     uint64_t isz, cap, slot; /* slot: output bytes per item, cap rounded to 16 */
     size_t in_off, out_off;  /* from the block's start */
+    size_t first;            /* the task's first map item */
 } xtask;
+
+/* The state of a map item (an int32 of the block's state array): how a
+ * task whose client cancelled it is stopped without touching another. The
+ * executor moves NOT_STARTED to its pid before it runs the item and its
+ * pid to FINISHED after; the supervisor moves NOT_STARTED to FINISHED (the
+ * item never runs) or a pid to KILLING, then kills that executor, which,
+ * finding KILLING after the task returned, waits for the signal instead
+ * of taking another item. */
+#define ITEM_NOT_STARTED 0
+#define ITEM_FINISHED    (-1)
+#define ITEM_KILLING     (-2)
 
 typedef struct xblock {
     void *ctx; /* the worker's opts.ctx */
     size_t n;
+    size_t state_off; /* the items' states (int32 each), from the block's start */
     xtask t[];
 } xblock;
 
@@ -63,7 +78,7 @@ typedef struct xres {
 static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                      void *ctx)
 {
-    const xblock *b = ctx;
+    xblock *b = ctx;
     xitem it;
     if (in_len != sizeof(it) || out_cap < sizeof(xres))
         return MP_EINVAL;
@@ -71,10 +86,23 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
     const xtask *t = &b->t[it.task];
     const unsigned char *base = (const unsigned char *)b;
     unsigned char *o = (unsigned char *)b + t->out_off + it.item * t->slot;
+    int32_t *state = (int32_t *)((unsigned char *)b + b->state_off) + t->first + it.item;
+    int32_t me = (int32_t)getpid(), expect = ITEM_NOT_STARTED;
     size_t olen = (size_t)t->cap;
     xres r = {0};
-    r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap, &olen,
-                   b->ctx);
+    if (__atomic_compare_exchange_n(state, &expect, me, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap,
+                       &olen, b->ctx);
+        expect = me;
+        if (!__atomic_compare_exchange_n(state, &expect, ITEM_FINISHED, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            for (;;) /* KILLING: the supervisor's SIGKILL is on its way */
+                pause();
+    } else {
+        r.code = MP_ECANCELED; /* cancelled before it started: never runs */
+        olen = 0;
+    }
     r.len = olen;
     r.pad = 1; /* ran */
     memcpy(out, &r, sizeof(r));
@@ -183,6 +211,8 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         size += (t->in_len + 15) / 16 * 16 + (size_t)t->n * (((size_t)t->cap + 15) / 16 * 16);
         items += (size_t)t->n;
     }
+    size_t state_off = size;
+    size += items * sizeof(int32_t);
     if (x->block_size < size) {
         /* Grown by doubling, so that batches of about one size reuse it. */
         size_t want = x->block_size ? x->block_size : 64 * 1024;
@@ -203,6 +233,8 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         return MP_ENOMEM;
     r->b->ctx = x->ctx;
     r->b->n = n;
+    r->b->state_off = state_off;
+    memset((unsigned char *)r->b + state_off, 0, items * sizeof(int32_t)); /* NOT_STARTED */
     size_t off = (head + 15) / 16 * 16, k = 0;
     for (size_t i = 0; i < n; i++) {
         const mp__redis_task *t = jobs[i].t;
@@ -218,6 +250,7 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         xt->out_off = off;
         off += (size_t)t->n * (size_t)xt->slot;
         r->first[i] = k;
+        xt->first = k;
         for (uint64_t j = 0; j < t->n; j++, k++)
             r->items[k] = (xitem){(uint32_t)i, (uint32_t)j};
     }
@@ -276,6 +309,40 @@ static bool record_ran(xrun *r, mp__redis_job *jobs, size_t n)
     return any;
 }
 
+/* How often (seconds) a supervisor whose batch runs looks for tasks
+ * whose client cancelled them (the heartbeat learns of them). */
+#define CANCEL_POLL 0.05
+
+/* Stops the tasks of jobs[0..n) that the heartbeat says were cancelled
+ * (or whose client is gone) and that stopped[] does not list yet: their
+ * items not started never run, the executors running one are killed
+ * (and replaced by the pool; the items are lost, and only acknowledged). */
+static void stop_cancelled(xrun *r, mp__redis_job *jobs, size_t n, bool *stopped)
+{
+    int32_t *states = (int32_t *)((unsigned char *)r->b + r->b->state_off);
+    for (size_t i = 0; i < n; i++) {
+        if (stopped[i] || jobs[i].done || !jobs[i].hb ||
+            !mp__redis_beat_dropped(jobs[i].hb, jobs[i].entry))
+            continue;
+        stopped[i] = true;
+        for (size_t k = 0; k < (size_t)jobs[i].t->n; k++) {
+            int32_t *st = &states[r->first[i] + k];
+            int32_t s = __atomic_load_n(st, __ATOMIC_ACQUIRE);
+            while (s == ITEM_NOT_STARTED || s > 0) {
+                int32_t to = s == ITEM_NOT_STARTED ? ITEM_FINISHED : ITEM_KILLING;
+                if (__atomic_compare_exchange_n(st, &s, to, false, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE)) {
+                    /* The executor cannot take another item: it waits
+                     * for this signal once its task returns. */
+                    if (to == ITEM_KILLING)
+                        kill((pid_t)s, SIGKILL);
+                    break;
+                }
+            }
+        }
+    }
+}
+
 static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double period,
                          mp__redis_exec_ready ready, void *arg)
 {
@@ -316,14 +383,34 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
         return 0;
     }
     int err = 0;
-    bool timed = period > 0 && ready;
-    while (mp_async_wait(a, timed ? period : MP_FOREVER) != 0) {
+    bool timed = period > 0 && ready, watch = false;
+    for (size_t i = 0; i < n && !watch; i++)
+        watch = jobs[i].hb != NULL;
+    bool *stopped = watch ? calloc(n, sizeof(*stopped)) : NULL;
+    watch = stopped != NULL; /* without memory, cancelled tasks run on */
+    int64_t since = mp__now_ns();
+    for (;;) {
+        double step = MP_FOREVER;
+        if (timed) {
+            double left = period - (double)(mp__now_ns() - since) / 1e9;
+            step = left > 0 ? left : 0;
+        }
+        if (watch && (step < 0 || step > CANCEL_POLL))
+            step = CANCEL_POLL;
+        if (mp_async_wait(a, step) == 0)
+            break;
+        if (watch)
+            stop_cancelled(&r, jobs, n, stopped);
         /* Half a visibility timeout: what ran is answered now. */
-        if (timed && record_ran(&r, jobs, n)) {
-            int f = ready(arg);
-            err = err < 0 ? err : f;
+        if (timed && (double)(mp__now_ns() - since) / 1e9 >= period) {
+            since = mp__now_ns();
+            if (record_ran(&r, jobs, n)) {
+                int f = ready(arg);
+                err = err < 0 ? err : f;
+            }
         }
     }
+    free(stopped);
     bool broken = mp_async_get(a, NULL, 0, NULL, 0) == MP_EBROKENPOOL;
     for (size_t e = 0; e < nerr && e < m; e++)
         broken = broken || errs[e].code == MP_EBROKENPOOL;

@@ -17,9 +17,11 @@ typedef struct mp__redis_job {
     unsigned char *rec;
     size_t rec_len;
     bool done;
-    /* hb (NULL: none) and the task's index in the batch: a task that
-     * mp__redis_beat_dropped says is dropped before it starts is not run
-     * (done, no record). Checked by the inline executor only. */
+    /* hb (NULL: none) and the task's entry index in the batch: a task
+     * that mp__redis_beat_dropped says is dropped is stopped. The inline
+     * executor does not start it (done, no record); with executors its
+     * items not started never run (MP_ECANCELED) and an executor running
+     * one is killed (MP_EWORKERLOST): the worker only acknowledges it. */
     mp__redis_beat *hb;
     size_t entry;
 } mp__redis_job;

@@ -1,11 +1,12 @@
 /* Cancellation and clean-up of the distributed pool, against a real Redis
  * server (tests/helpers/redis_server.h), with forked workers: a pending
  * apply is withdrawn from the stream and never runs, a running task's
- * result never arrives, a map's tasks not started are dropped by the
- * worker that holds them, terminate empties the stream of the client's
- * tasks, a SIGKILLed client's tasks are dropped and its keys expire, and
- * the failure paths of mp_async_cancel. Tasks append a byte to a file
- * for each run, so that runs are counted across processes. */
+ * result never arrives, a task running in an executor is stopped (the
+ * executor killed and replaced, its items not started never run), a map's tasks not started are
+ * dropped by the worker that holds them, terminate empties the stream of the client's tasks, a
+ * SIGKILLed client's tasks are dropped and its keys expire, and the failure paths of
+ * mp_async_cancel. Tasks append a byte to a file for each run, so that runs are counted across
+ * processes. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,6 +181,69 @@ Test(rcancel, a_running_task_result_never_arrives)
     cr_assert_eq(runs(&it), 1);
     cr_assert_eq(out[0], '\0');
     mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_async_destroy(a);
+    mp_pool_destroy(p);
+    mp_manager_close(m);
+}
+
+/* With executors the worker stops a cancelled task that runs: the
+ * executor running it is killed and replaced, and the task's items not
+ * started never run. Without that, the only executor would be busy for
+ * 20 s and the next task would wait for it. */
+Test(rcancel, a_running_task_in_an_executor_is_stopped)
+{
+    cr_assert(mp_test_redis_start(&srv, "s3cret") == 0, "cannot start redis-server: %s", srv.error);
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    pid_t w = mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.executors = 1});
+    enum { N = 4 };
+    item in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = make_item(20000, "executor");
+    char out[N][8];
+    mp_async *a;
+    /* One task of four items: one entry, one executor runs them in turn. */
+    mp_assert_ok(mp_pool_map_async(p,
+                                   &(mp_map_spec){.fn = logged_sleep,
+                                                  .in = in,
+                                                  .n = N,
+                                                  .in_size = sizeof(item),
+                                                  .out = out,
+                                                  .out_size = sizeof(out[0]),
+                                                  .chunksize = N},
+                                   NULL, NULL, NULL, &a));
+    for (int i = 0; i < 2000 && runs(&in[0]) == 0; i++)
+        usleep(5000);
+    cr_assert_eq(runs(&in[0]), 1, "the task did not start");
+    pid_t kids[4];
+    cr_assert_eq(mp_test_children(w, kids, 4), 1, "one executor");
+    pid_t executor = kids[0];
+    mp_assert_ok(mp_async_cancel(a));
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 30), MP_ECANCELED);
+    /* Its entry is acknowledged at once (not after 20 s), with no result
+     * pushed. */
+    for (int i = 0; i < 500 && stream_len(m) > 0; i++)
+        usleep(10000);
+    cr_assert_eq(stream_len(m), 0, "the cancelled task was not stopped");
+    const char *k_results = ((mp__redis_pool *)p)->k_results;
+    cr_assert_eq(key_int(m, "LLEN", k_results), 0, "the cancelled task's result was pushed");
+    /* The next task runs at once on a new executor (10 s < the 20 s the
+     * old one would still be busy). */
+    item probe = make_item(0, "probe");
+    char o[8];
+    mp_assert_ok(
+        mp_pool_apply(p, logged_sleep, NULL, &probe, sizeof(probe), o, sizeof(o), NULL, 10));
+    cr_assert_eq(runs(&probe), 1);
+    unlink(probe.path);
+    cr_assert_eq(mp_test_children(w, kids, 4), 1, "one executor");
+    cr_assert_neq(kids[0], executor, "the executor running the cancelled task was replaced");
+    cr_assert(kill(executor, 0) < 0, "the old executor is gone");
+    /* The other three items never ran. */
+    usleep(300000);
+    cr_assert_eq(runs(&in[0]), 1, "an item not started ran");
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    unlink(in[0].path);
     mp_async_destroy(a);
     mp_pool_destroy(p);
     mp_manager_close(m);
