@@ -30,6 +30,41 @@
 #define ADAPT_MAX 16
 #define ADAPT_NS  5000000
 
+/* The answers of a batch of entries, sent in one pipelined round trip
+ * after they ran: the results first (one RPUSH and one PEXPIRE per run of
+ * answers to the same client), then one XACK and one XDEL of every entry
+ * all of whose tasks are answered, so that a task is acknowledged only
+ * once its result is stored (Redis runs a connection's commands in
+ * order). An entry packs one task or several (of one map of one client):
+ * one answer per task. */
+typedef struct answer {
+    const char *k_res;  /* its entry's, borrowed */
+    unsigned char *rec; /* malloc'd, or head; NULL once moved to be sent */
+    unsigned char head[MP__REDIS_RESULT_HEAD];
+    size_t rec_len;
+    size_t entry; /* its entry's index in the batch */
+} answer;
+
+typedef struct entry_ref {
+    char *k_res; /* the client's result list; NULL: no client to answer */
+    bool own;    /* k_res is this entry's (else the previous entry's) */
+    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
+    char eid[MP__REDIS_POOL_EID_MAX];
+    size_t eid_len;
+    size_t left; /* its answers not yet moved to be sent */
+    bool moved;  /* queued for its acknowledgement */
+    size_t at;   /* its index in the read's reply (mp__redis_beat_dropped) */
+} entry_ref;
+
+typedef struct batch {
+    answer *a;
+    size_t n, cap;
+    entry_ref *e; /* the entries to acknowledge */
+    size_t ne, ecap;
+    char **keys; /* result-list keys the answers use, owned (a deferred batch's) */
+    size_t nkeys;
+} batch;
+
 typedef struct worker {
     mp__redis *conn;
     const mp_worker_opts *o;
@@ -49,6 +84,7 @@ typedef struct worker {
      * from own_from on (see own_pending). */
     bool own;
     char own_from[MP__REDIS_POOL_EID_MAX];
+    batch later; /* answers that go out with the next read (flush_later) */
 } worker;
 
 /* Whether the stream has the workers' group (XINFO GROUPS: one flat
@@ -140,39 +176,6 @@ static mp_task_fn resolve(const worker *w, const mp__redis_task *t)
     return w->o->registered_only ? NULL : resolve_ref(t->fn, t->fn_len);
 }
 
-/* The answers of a batch of entries, sent in one pipelined round trip
- * after they ran: the results first (one RPUSH and one PEXPIRE per run of
- * answers to the same client), then one XACK and one XDEL of every entry
- * all of whose tasks are answered, so that a task is acknowledged only
- * once its result is stored (Redis runs a connection's commands in
- * order). An entry packs one task or several (of one map of one client):
- * one answer per task. */
-typedef struct answer {
-    const char *k_res;  /* its entry's, borrowed */
-    unsigned char *rec; /* malloc'd, or head; NULL once moved to be sent */
-    unsigned char head[MP__REDIS_RESULT_HEAD];
-    size_t rec_len;
-    size_t entry; /* its entry's index in the batch */
-} answer;
-
-typedef struct entry_ref {
-    char *k_res; /* the client's result list; NULL: no client to answer */
-    bool own;    /* k_res is this entry's (else the previous entry's) */
-    char client[MP__REDIS_POOL_CLIENT_MAX + 1];
-    char eid[MP__REDIS_POOL_EID_MAX];
-    size_t eid_len;
-    size_t left; /* its answers not yet moved to be sent */
-    bool moved;  /* queued for its acknowledgement */
-    size_t at;   /* its index in the read's reply (mp__redis_beat_dropped) */
-} entry_ref;
-
-typedef struct batch {
-    answer *a;
-    size_t n, cap;
-    entry_ref *e; /* the entries to acknowledge */
-    size_t ne, ecap;
-} batch;
-
 /* Queues entry eid for the acknowledgement, with its client's result list
  * (client "": none) in *key. */
 static int queue_entry(worker *w, batch *b, const char *eid, size_t eid_len, const char *client,
@@ -209,6 +212,11 @@ static void batch_clear(batch *b)
     for (size_t i = 0; i < b->ne; i++)
         if (b->e[i].own)
             free(b->e[i].k_res);
+    for (size_t i = 0; i < b->nkeys; i++)
+        free(b->keys[i]);
+    free(b->keys);
+    b->keys = NULL;
+    b->nkeys = 0;
     if (b->a)
         memset(b->a, 0, b->cap * sizeof(*b->a));
     memset(b->e, 0, b->ecap * sizeof(*b->e));
@@ -227,21 +235,47 @@ static void push_arg(const char **argv, size_t *lens, size_t *k, const char *s, 
     (*k)++;
 }
 
-/* Worst case per answer: its own RPUSH (3) and PEXPIRE (3); per entry its
- * id in XACK and XDEL (2); plus their 5 fixed arguments. */
-static int flush(worker *w, batch *b)
+/* The commands that answer a batch: per run of answers to one client an
+ * RPUSH of their records and a PEXPIRE of the list, then one XACK and one
+ * XDEL of the entries; room for `extra` more commands of up to
+ * EXTRA_ARGS arguments after them (the next read). */
+typedef struct cmds {
+    const char **argv;
+    size_t *lens;
+    int *ac;
+    const char *const **av;
+    const size_t **lv;
+    int n;    /* commands */
+    size_t k; /* arguments used */
+} cmds;
+
+#define EXTRA_ARGS 12
+
+static void cmds_free(cmds *c)
 {
-    size_t nargs = 6 * b->n + 2 * b->ne + 5, ncmd = 2 * b->n + 2, k = 0;
+    free(c->argv);
+    free(c->lens);
+    free(c->ac);
+    free(c->av);
+    free(c->lv);
+}
+
+/* Worst case per answer: its own RPUSH (3) and PEXPIRE (3); per entry its
+ * id in XACK and XDEL (2); plus their 5 fixed arguments. The records stay
+ * b's: c is sent before b is cleared. */
+static int answer_cmds(worker *w, const batch *b, int extra, cmds *c)
+{
+    size_t nargs = 6 * b->n + 2 * b->ne + 5 + (size_t)extra * EXTRA_ARGS,
+           ncmd = 2 * b->n + 2 + (size_t)extra, k = 0;
     int n = 0, rc = 0;
     const char **argv = malloc(nargs * sizeof(*argv));
     size_t *lens = malloc(nargs * sizeof(*lens));
     int *ac = malloc(ncmd * sizeof(*ac));
     const char *const **av = malloc(ncmd * sizeof(*av));
     const size_t **lv = malloc(ncmd * sizeof(*lv));
+    *c = (cmds){argv, lens, ac, av, lv, 0, 0};
     if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL)
         rc = MP_ENOMEM;
-    if (b->n == 0 && b->ne == 0)
-        rc = 0, ncmd = 0;
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         const answer *x = &b->a[i];
         if (x->k_res == NULL || (i > 0 && same_key(&b->a[i - 1], x)))
@@ -258,25 +292,88 @@ static int flush(worker *w, batch *b)
         push_arg(argv, lens, &k, RESULT_TTL, strlen(RESULT_TTL));
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = 3;
     }
-    for (int c = 0; rc == 0 && b->ne > 0 && c < 2; c++) {
+    for (int cmd = 0; rc == 0 && b->ne > 0 && cmd < 2; cmd++) {
         size_t start = k;
-        push_arg(argv, lens, &k, c == 0 ? "XACK" : "XDEL", 4);
+        push_arg(argv, lens, &k, cmd == 0 ? "XACK" : "XDEL", 4);
         push_arg(argv, lens, &k, w->k_tasks, strlen(w->k_tasks));
-        if (c == 0)
+        if (cmd == 0)
             push_arg(argv, lens, &k, GROUP, strlen(GROUP));
         for (size_t i = 0; i < b->ne; i++)
             push_arg(argv, lens, &k, b->e[i].eid, b->e[i].eid_len);
         av[n] = argv + start, lv[n] = lens + start, ac[n++] = (int)(k - start);
     }
-    if (rc == 0 && n > 0)
-        rc = mp__redis_pipeline(w->conn, MP__RR_INT, n, ac, (const char *const *const *)av,
-                                (const size_t *const *)lv, NULL);
-    free(argv);
-    free(lens);
-    free(ac);
-    free(av);
-    free(lv);
+    c->n = n;
+    c->k = k;
+    return rc;
+}
+
+/* Sends a batch's answers (one round trip) and clears it. */
+static int flush(worker *w, batch *b)
+{
+    cmds c;
+    int rc = answer_cmds(w, b, 0, &c);
+    if (rc == 0 && c.n > 0)
+        rc = mp__redis_pipeline(w->conn, MP__RR_INT, c.n, c.ac, (const char *const *const *)c.av,
+                                (const size_t *const *)c.lv, NULL);
+    cmds_free(&c);
     batch_clear(b);
+    return rc;
+}
+
+/* The answers of the last batch read with XREADGROUP wait for the next
+ * read, and go out in its round trip (before it, in the same pipeline):
+ * a worker with a backlog makes one round trip per batch, not two. Any
+ * other round trip of the loop that could wait sends them first. */
+static void later_free(worker *w)
+{
+    if (w->later.a || w->later.e)
+        batch_clear(&w->later);
+    free(w->later.a);
+    free(w->later.e);
+    memset(&w->later, 0, sizeof(w->later));
+}
+
+/* Moves b to w->later (which is empty). Its answers borrow their
+ * result-list keys from the batch's waiting entries, freed when
+ * run_entries returns: later keeps copies (its entries need none: only
+ * their ids are sent). Without memory, b is sent now. */
+static int defer(worker *w, batch *b)
+{
+    b->keys = malloc((b->n + 1) * sizeof(*b->keys));
+    if (b->keys == NULL)
+        return flush(w, b);
+    const char *orig = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->a[i].k_res == NULL)
+            continue;
+        if (b->a[i].k_res != orig) {
+            orig = b->a[i].k_res;
+            char *copy = strdup(orig);
+            if (copy == NULL)
+                return flush(w, b); /* the keys made so far are freed with b */
+            b->keys[b->nkeys++] = copy;
+        }
+        b->a[i].k_res = b->keys[b->nkeys - 1];
+    }
+    for (size_t i = 0; i < b->ne; i++) {
+        if (b->e[i].own)
+            free(b->e[i].k_res);
+        b->e[i].k_res = NULL;
+        b->e[i].own = false;
+    }
+    w->later = *b;
+    *b = (batch){0};
+    return 0;
+}
+
+static int flush_later(worker *w)
+{
+    if (w->later.n == 0 && w->later.ne == 0) {
+        later_free(w);
+        return 0;
+    }
+    int rc = flush(w, &w->later);
+    later_free(w);
     return rc;
 }
 
@@ -501,7 +598,11 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
 {
     bool claimed = want == 0;
     size_t n = entries->elements, total = 0;
-    int rc = 0;
+    /* Claimed entries may take long: what waits for the next read goes
+     * now. */
+    int rc = flush_later(w);
+    if (rc < 0)
+        return rc;
     /* Each entry is parsed once, here: its tasks size the arrays. */
     mp__redis_task *tasks = calloc(n + 1, sizeof(*tasks));
     bool *parsed = calloc(n + 1, sizeof(*parsed));
@@ -555,7 +656,8 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
         adapt(w, entries->elements, want, mp__now_ns() - t0);
     /* Even after a failure: what ran is answered. */
     take_done(&r, x >= 0);
-    int f = flush(w, &r.send);
+    /* Read by take_new: the answers go with the next read. */
+    int f = claimed ? flush(w, &r.send) : defer(w, &r.send);
     rc = rc < 0 ? rc : f < 0 ? f : rc;
     mp__redis_beat_release(&w->hb);
     batch_clear(&r.wait);
@@ -577,11 +679,43 @@ static int take_new(worker *w, long block_ms)
     const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     w->consumer, "COUNT", count,
                           "BLOCK",      ms,      "STREAMS", w->k_tasks,  ">"};
     redisReply *rep = NULL;
-    int rc = mp__redis_begin(w->conn);
-    if (rc < 0)
-        return rc;
-    rc = mp__redis_call(w->conn, MP__RR_ANY_VALUE, &rep, (double)block_ms / 1000.0, 11, argv, NULL);
-    mp__redis_end(w->conn);
+    int rc;
+    if (w->later.a || w->later.e) {
+        /* The last batch's answers, then the read, in one round trip. */
+        cmds c;
+        redisReply **replies = NULL;
+        rc = answer_cmds(w, &w->later, 1, &c);
+        if (rc == 0 && (replies = calloc((size_t)c.n + 1, sizeof(*replies))) == NULL)
+            rc = MP_ENOMEM;
+        if (rc == 0) {
+            size_t start = c.k;
+            for (size_t i = 0; i < 11; i++)
+                push_arg(c.argv, c.lens, &c.k, argv[i], strlen(argv[i]));
+            c.av[c.n] = c.argv + start, c.lv[c.n] = c.lens + start, c.ac[c.n++] = 11;
+            rc = mp__redis_pipeline_block(
+                w->conn, MP__RR_ANY_VALUE, c.n, c.ac, (const char *const *const *)c.av,
+                (const size_t *const *)c.lv, replies, (double)block_ms / 1000.0);
+        }
+        if (rc == 0) {
+            rep = replies[c.n - 1];
+            replies[c.n - 1] = NULL;
+        }
+        for (int i = 0; replies && i < c.n; i++)
+            if (replies[i])
+                freeReplyObject(replies[i]);
+        free(replies);
+        cmds_free(&c);
+        /* Sent or not, they are not sent again: entries whose answers
+         * were lost stay pending on this consumer and run again. */
+        later_free(w);
+    } else {
+        rc = mp__redis_begin(w->conn);
+        if (rc < 0)
+            return rc;
+        rc = mp__redis_call(w->conn, MP__RR_ANY_VALUE, &rep, (double)block_ms / 1000.0, 11, argv,
+                            NULL);
+        mp__redis_end(w->conn);
+    }
     if (rc < 0)
         return rc;
     const redisReply *entries = read_entries(rep, want);
@@ -741,10 +875,13 @@ typedef struct schedule {
  * some); else new entries. */
 static int step(worker *w, schedule *next)
 {
-    int rc = mp__redis_beat_due(&w->hb);
+    int64_t now = mp__now_ns(), beat_ns = (int64_t)(w->beat * 1e9);
+    /* The last batch's answers wait for no duty's round trip. */
+    int rc = w->own || now >= next->reap || now >= next->claim ? flush_later(w) : 0;
+    if (rc == 0)
+        rc = mp__redis_beat_due(&w->hb);
     if (rc == 0 && w->own && (rc = own_pending(w)) != 0)
         return rc;
-    int64_t now = mp__now_ns(), beat_ns = (int64_t)(w->beat * 1e9);
     if (rc == 0 && now >= next->reap && (rc = reap(w)) == 0)
         next->reap = now + beat_ns;
     if (rc == 0 && now >= next->claim && (rc = reclaim(w)) == 0) {
@@ -798,6 +935,9 @@ static int serve(worker *w)
             memcpy(w->own_from, "0", 2);
         }
     }
+    /* Answered before the heartbeat's leave removes the consumer. */
+    int f = flush_later(w);
+    rc = rc < 0 ? rc : f < 0 && !is_conn_error(f) ? f : rc;
     mp__redis_beat_stop(&w->hb);
     mp__redis_exec_close(w->exec);
     return rc;
