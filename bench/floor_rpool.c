@@ -18,6 +18,16 @@
  * heartbeats, leases or claims of dead workers, no result expiry, no function lookup, no adaptive
  * read size, no reconnects, no validation beyond sizes. Both sides are timed as in bench_rpool:
  * from the first XADD to the last result, after a warm-up of 100 tasks.
+ *
+ *     floor_rpool roundtrip N   N times one task, then its result, with one
+ *                          forked worker; value = µs per task
+ *
+ * The floor of the commands behind redis_pool_roundtrip_us: the client
+ * sends one XADD and waits for its reply, then waits for the result in
+ * one round trip of the library's kind (LTRIM of what it read before,
+ * BLMOVE of the list onto itself with a timeout, LRANGE); the worker is
+ * the one above (XREADGROUP BLOCK, then RPUSH, XACK and XDEL in one round
+ * trip), running the task in its own process. After 200 warm-up tasks.
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -273,10 +283,57 @@ static uint64_t run(redisContext *c, uint64_t id0, long n, const int64_t *in)
     return total;
 }
 
+/* One task on the stream, then its result: the value, after one XADD
+ * round trip and one wait round trip (LTRIM, BLMOVE, LRANGE). */
+static int64_t one(redisContext *c, uint64_t id, int64_t x, long *trim)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRIu64, id);
+    const char *argv[] = {"XADD",          TASKS, "*", "id",  num, "c",   CLIENT, "f",
+                          "n:square",      "n",   "1", "isz", "8", "cap", "8",    "in",
+                          (const char *)&x};
+    size_t lens[17];
+    for (int i = 0; i < 17; i++)
+        lens[i] = strlen(argv[i]);
+    lens[16] = 8;
+    redisReply *r = redisCommandArgv(c, 17, argv, lens);
+    if (r == NULL || r->type != REDIS_REPLY_STRING)
+        bench_die("XADD failed");
+    freeReplyObject(r);
+    for (;;) {
+        if (*trim)
+            redisAppendCommand(c, "LTRIM " RESULTS " %ld -1", *trim);
+        redisAppendCommand(c, "BLMOVE " RESULTS " " RESULTS " LEFT LEFT 1");
+        redisAppendCommand(c, "LRANGE " RESULTS " 0 %d", POP_MAX - 1);
+        for (int i = *trim ? 0 : 1; i < 3; i++) {
+            if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL)
+                bench_die("wait failed");
+            if (i < 2)
+                freeReplyObject(r);
+            else if (r->type != REDIS_REPLY_ARRAY)
+                bench_die("LRANGE failed");
+        }
+        *trim = (long)r->elements;
+        for (size_t i = 0; i < r->elements; i++) {
+            const unsigned char *p = (const unsigned char *)r->element[i]->str;
+            if (r->element[i]->len != REC_LEN)
+                bench_die("bad record");
+            if (((uint64_t)get32(p) << 32 | get32(p + 4)) == id) {
+                int64_t v;
+                memcpy(&v, p + 24, 8);
+                freeReplyObject(r);
+                return v;
+            }
+        }
+        freeReplyObject(r);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    long n = bench_args(argc, argv, "tiny <iterations>");
-    if (strcmp(argv[1], "tiny") != 0)
+    long n = bench_args(argc, argv, "tiny|roundtrip <iterations>");
+    bool rt = strcmp(argv[1], "roundtrip") == 0;
+    if (strcmp(argv[1], "tiny") != 0 && !rt)
         bench_die("unknown mode '%s'", argv[1]);
     if (mp_test_redis_start(&srv, "bench") != 0)
         bench_die("redis-server: %s", srv.error);
@@ -286,7 +343,8 @@ int main(int argc, char **argv)
         bench_die("XGROUP failed");
     freeReplyObject(r);
     pid_t w[WORKERS];
-    for (int i = 0; i < WORKERS; i++) {
+    int nw = rt ? 1 : WORKERS;
+    for (int i = 0; i < nw; i++) {
         w[i] = fork();
         if (w[i] < 0)
             bench_die("fork: %s", strerror(errno));
@@ -294,6 +352,23 @@ int main(int argc, char **argv)
             redisFree(c);
             worker(i);
         }
+    }
+    if (rt) {
+        long trim = 0;
+        double t0 = 0;
+        for (long i = -200; i < n; i++) {
+            if (i == 0)
+                t0 = bench_now();
+            if (one(c, (uint64_t)(i + 1000), 7, &trim) != 49)
+                bench_die("wrong result");
+        }
+        double elapsed = bench_now() - t0;
+        kill(w[0], SIGKILL);
+        waitpid(w[0], NULL, 0);
+        redisFree(c);
+        mp_test_redis_stop(&srv, 0);
+        printf("RESULT value=%.6f elapsed=%.6f n=%ld\n", elapsed / (double)n * 1e6, elapsed, n);
+        return 0;
     }
     int64_t *in = malloc((size_t)n * sizeof(*in));
     if (in == NULL)

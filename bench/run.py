@@ -304,6 +304,11 @@ ROWS = [
         "multiproc": ["bench_rpool_net", "roundtrip"],
         "cpython": ["dist_pool.py", "roundtrip"],
         "floor": ["bench_rpool_net", "ping"],
+        # Beside it, the same commands in raw hiredis (floor_rpool
+        # roundtrip): XADD, then LTRIM + BLMOVE + LRANGE in one round trip
+        # against a worker doing XREADGROUP BLOCK and RPUSH + XACK + XDEL.
+        "beside": [{"label": "raw hiredis apply+get", "cmd": ["floor_rpool", "roundtrip"],
+                    "pilot": 1000}],
         "pilot": {"multiproc": 1000, "cpython": 300, "floor": 2000},
         "targets": {"cost_vs_floor": 3.0},
     },
