@@ -1,5 +1,6 @@
 /* Process file descriptors, and their fallbacks (os/pidfd.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -93,4 +94,28 @@ int mp__pidfd_exit_code(int pidfd, int *code)
     int st = info.exit_code;
     *code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
     return 1;
+}
+
+static _Atomic pid_t self_pid;
+static pthread_once_t self_pid_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void)
+{
+    atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
+}
+
+static void register_forget_pid(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
+pid_t mp__self_pid(void)
+{
+    pid_t me = atomic_load_explicit(&self_pid, memory_order_relaxed);
+    if (me == 0) {
+        pthread_once(&self_pid_once, register_forget_pid);
+        me = getpid();
+        atomic_store_explicit(&self_pid, me, memory_order_relaxed);
+    }
+    return me;
 }

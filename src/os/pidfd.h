@@ -14,6 +14,11 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* This process's pid, cached (getpid is a system call, and the pool and
+ * the distributed pool's executors ask on every call or item); a fork
+ * child asks again. */
+pid_t mp__self_pid(void);
+
 /* True when pidfds work here (probed once; MP_DISABLE_PIDFD=1 forces the
  * fallback, for tests). */
 bool mp__pidfd_supported(void);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "os/futex.h"
+#include "os/pidfd.h"
 #include "heap/heap.h"
 #include "pool/pool_internal.h"
 
@@ -17,39 +18,13 @@
  * limit; it would overflow in nanoseconds. */
 #define TASK_TIMEOUT_MAX 3.0e9
 
-/* This process's pid, cached: every call of the pool checks it, and
- * getpid() is a system call. A fork child forgets the parent's value. */
-static _Atomic pid_t self_pid;
-static pthread_once_t self_pid_once = PTHREAD_ONCE_INIT;
-
-static void forget_pid(void)
-{
-    atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
-}
-
-static void register_forget_pid(void)
-{
-    pthread_atfork(NULL, NULL, forget_pid);
-}
-
-static pid_t my_pid(void)
-{
-    pid_t me = atomic_load_explicit(&self_pid, memory_order_relaxed);
-    if (me == 0) {
-        pthread_once(&self_pid_once, register_forget_pid);
-        me = getpid();
-        atomic_store_explicit(&self_pid, me, memory_order_relaxed);
-    }
-    return me;
-}
-
 static void stop_workers(mp_pool *p, bool kill_now);
 
 int mp__pool_check_use(const mp_pool *p)
 {
     if (!p)
         return MP_EINVAL;
-    if (p->owner != my_pid())
+    if (p->owner != mp__self_pid())
         return MP_EPERM;
     return 0;
 }
@@ -287,7 +262,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
         o.start_method = mp_get_start_method();
     p->opts = o;
     p->nproc = o.processes ? o.processes : mp_cpu_count();
-    p->owner = my_pid();
+    p->owner = mp__self_pid();
     p->workers = calloc((size_t)p->nproc, sizeof *p->workers);
     p->tkill = calloc((size_t)p->nproc, 1);
     if (o.threads) {
@@ -404,7 +379,7 @@ void mp_pool_destroy(mp_pool *p)
     }
     if (!p)
         return;
-    if (p->owner != my_pid()) {
+    if (p->owner != mp__self_pid()) {
         free(p->start_bases);
         free(p->workers);
         free(p->tkill);

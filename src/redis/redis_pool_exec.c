@@ -9,7 +9,6 @@
  * length. An executor that dies fails the item it ran with
  * MP_EWORKERLOST, its pid and signal (the local pool's crash isolation);
  * the pool replaces it and the batch's other items complete. */
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "multiproc/heap.h"
 #include "multiproc/process.h"
 #include "multiproc/worker.h"
+#include "os/pidfd.h"
 #include "redis/redis_pool_exec.h"
 
 struct mp__redis_exec {
@@ -75,29 +75,6 @@ typedef struct xres {
     uint64_t len;
 } xres;
 
-/* This process's pid, asked once per process (getpid is a system call,
- * and an item costs less than one): reset in every forked child. */
-static pid_t self_pid;
-static pthread_once_t self_once = PTHREAD_ONCE_INIT;
-
-static void forget_pid(void)
-{
-    self_pid = 0;
-}
-
-static void watch_forks(void)
-{
-    pthread_atfork(NULL, NULL, forget_pid);
-}
-
-static pid_t my_pid(void)
-{
-    pthread_once(&self_once, watch_forks);
-    if (self_pid == 0)
-        self_pid = getpid();
-    return self_pid;
-}
-
 /* Runs in an executor: one item of one task of the block at ctx. */
 static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                      void *ctx)
@@ -111,7 +88,7 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
     const unsigned char *base = (const unsigned char *)b;
     unsigned char *o = (unsigned char *)b + t->out_off + it.item * t->slot;
     int32_t *state = (int32_t *)((unsigned char *)b + b->state_off) + t->first + it.item;
-    int32_t me = (int32_t)my_pid(), expect = ITEM_NOT_STARTED;
+    int32_t me = (int32_t)mp__self_pid(), expect = ITEM_NOT_STARTED;
     size_t olen = (size_t)t->cap;
     xres r = {0};
     if (__atomic_compare_exchange_n(state, &expect, me, false, __ATOMIC_ACQ_REL,
