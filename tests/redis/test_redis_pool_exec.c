@@ -1,8 +1,9 @@
 /* The distributed pool's workers as supervisors of executor processes,
  * against a real Redis server: a task that segfaults or calls _exit fails
  * alone with MP_EWORKERLOST and its executor's pid and signal while the
- * other items complete and the worker goes on (its executors replaced), a
- * batch runs in parallel over the executors, a SIGKILLed supervisor
+ * other items complete and the worker goes on (its executors replaced),
+ * also when they are a few among a backlog of 20,000 tiny tasks read in
+ * full batches, a batch runs in parallel over the executors, a SIGKILLed supervisor
  * leaves no executor behind and its tasks go to another worker, and a
  * worker that returns has reaped its executors. Each test starts its own
  * redis-server (tests/helpers/redis_server.h); workers are forked
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "mp_test.h"
+#include "redis/redis_pool.h"
 #include "redis_server.h"
 
 static mp_test_redis srv;
@@ -64,6 +66,27 @@ static int crashy(const void *in, size_t in_len, void *out, size_t out_cap, size
     return 0;
 }
 
+/* Squares its int64; every 2000th (x % 2000 == 1999) segfaults, as
+ * crashy's 3 does. */
+static int crashy_sparse(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                         void *ctx)
+{
+    (void)ctx;
+    int64_t x;
+    if (in_len != sizeof(x) || out_cap < sizeof(x))
+        return 99;
+    memcpy(&x, in, sizeof(x));
+    if (x % 2000 == 1999) {
+        signal(SIGSEGV, SIG_DFL);
+        volatile int *volatile bad = (volatile int *)(uintptr_t)4096; /* unmapped, aligned */
+        *bad = 1;
+    }
+    x *= x;
+    memcpy(out, &x, sizeof(x));
+    *out_len = sizeof(x);
+    return 0;
+}
+
 /* Arrives at the meeting at ctx and waits (at most 20 s) until the
  * expected number of tasks did; answers its pid and whether they all
  * met. With hang set, it then sleeps for a minute. */
@@ -95,6 +118,7 @@ static void server_up(void)
     cr_assert(mp_test_redis_start(&srv, "s3cret") == 0, "cannot start redis-server: %s", srv.error);
     mp_assert_ok(mp_task_register("crashy", crashy));
     mp_assert_ok(mp_task_register("meet", meet));
+    mp_assert_ok(mp_task_register("crashy_sparse", crashy_sparse));
 }
 
 static mp_pool *make_pool(mp_manager *m)
@@ -199,6 +223,71 @@ Test(rexec, a_segfaulting_task_fails_alone_and_the_worker_goes_on)
         30));
     for (int i = 0; i < N; i++)
         cr_assert_eq(out[i], (int64_t)(i + 10) * (i + 10), "item %d", i);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
+
+/* A backlog of tiny tasks, read in full batches of the adaptive size,
+ * with a task every 2000 that crashes its executor: each of those fails
+ * alone, every other task gets exactly its result, and every entry is
+ * acknowledged and deleted. */
+Test(rexec, crashes_in_a_backlog_of_tiny_tasks_fail_alone_and_lose_nothing)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    enum { N = 20000, CRASHES = N / 2000 };
+    static int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i, out[i] = -1;
+    mp_task_error errs[CRASHES + 1];
+    size_t nerr = 0;
+    mp_async *a;
+    /* All submitted before the worker starts: its reads come back full. */
+    mp_assert_ok(mp_pool_map_async(p,
+                                   &(mp_map_spec){.fn = crashy_sparse,
+                                                  .in = in,
+                                                  .n = N,
+                                                  .in_size = 8,
+                                                  .out = out,
+                                                  .out_size = 8,
+                                                  .chunksize = 1,
+                                                  .errors = errs,
+                                                  .errors_cap = CRASHES + 1,
+                                                  .n_errors = &nerr},
+                                   NULL, NULL, NULL, &a));
+    pid_t w = mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.executors = 2});
+    mp_assert_rc(mp_async_get(a, NULL, 0, NULL, 50), MP_EWORKERLOST);
+    cr_assert_eq(nerr, CRASHES, "%zu items failed", nerr);
+    for (size_t i = 0; i < nerr; i++)
+        cr_assert(errs[i].code == MP_EWORKERLOST && errs[i].signal == SIGSEGV &&
+                      errs[i].index % 2000 == 1999,
+                  "item %zu: %d, signal %d", errs[i].index, errs[i].code, errs[i].signal);
+    for (int i = 0; i < N; i++)
+        if (i % 2000 != 1999)
+            cr_assert_eq(out[i], (int64_t)i * i, "item %d", i);
+    mp_async_destroy(a);
+    /* Every entry is acknowledged and deleted (the last answers go out
+     * with the worker's next read). */
+    mp__redis *r = mp__manager_redis_conn(m);
+    char k[256];
+    snprintf(k, sizeof(k), "%spool:p:tasks", mp__redis_prefix(r));
+    long long left = -1;
+    for (int i = 0; i < 300 && left != 0; i++) {
+        redisReply *rep;
+        mp_assert_ok(mp__redis_cmd(r, MP__RR_INT, &rep, 2, (const char *[]){"XLEN", k}, NULL));
+        left = rep->integer;
+        freeReplyObject(rep);
+        if (left)
+            usleep(10000);
+    }
+    cr_assert_eq(left, 0, "%lld entries left on the stream", left);
+    int64_t x = 9, y = 0;
+    size_t len = 0;
+    mp_assert_ok(mp_pool_apply(p, crashy, NULL, &x, 8, &y, 8, &len, 30));
+    cr_assert_eq(y, 81);
     mp_pool_destroy(p);
     mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
