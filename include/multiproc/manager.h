@@ -114,6 +114,9 @@
  *     most its lease (URL option lease=<seconds>, default 30): a holder
  *     that dies, or holds it longer, loses it when the lease runs out, the
  *     next holder gets MP_EOWNERDEAD, and the late release is MP_EPERM.
+ *     The holder extends it with mp_lock_renew; mp_lock_token gives the
+ *     hold's fencing token, counted on the server (MP_MANAGER_DESTROY
+ *     deletes the count: a lock made again counts from 1).
  *     mp_lock_consistent is 0 while held (there is no unrecoverable state).
  *   sem: value and bounded as locally; a process killed between acquire
  *     and release does not give its unit back (nor locally).

@@ -69,6 +69,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "multiproc/error.h"
 
@@ -118,6 +119,33 @@ MP_API int mp_lock_release(mp_lock *lock);
  * does not hold it), MP_EPERM. */
 MP_API int mp_lock_consistent(mp_lock *lock);
 
+/* mp_lock_token — the fencing token of the calling thread's hold: a number
+ * that strictly increases with every acquisition of this lock, by anyone
+ * (a Redis lock's counts on the server, shared by every machine). A
+ * holder sends it with each write to what the lock protects, and that
+ * resource refuses a write whose token is lower than the highest it has
+ * seen: a holder that stalled past its lease (a Redis lock is then taken
+ * by another) cannot corrupt it when it wakes, since its token is stale.
+ *
+ *     uint64_t t;
+ *     if (mp_lock_acquire(lock, 5.0) == 0 && mp_lock_token(lock, &t) == 0)
+ *         store_put(store, key, value, t);   // store: rejects t < its max
+ *
+ * The local lock has no lease, so its token only matters where the
+ * resource outlives the family; it counts from 1 per lock.
+ * Errors: MP_EPERM (the calling thread does not hold it), MP_EINVAL (bad
+ * lock, NULL token). */
+MP_API int mp_lock_token(mp_lock *lock, uint64_t *token);
+
+/* mp_lock_renew — for its holder, start the lease of a Redis lock again
+ * from now (a long critical section renews it well within the lease: the
+ * manager URL's lease=, default 30 s). A local lock has no lease: renew
+ * only checks that the calling thread holds it.
+ * Errors: MP_EPERM (not held by the caller; on Redis also: the lease ran
+ * out, and another process may have taken the lock meanwhile: stop
+ * writing), MP_EINVAL, and the Redis errors of multiproc/manager.h. */
+MP_API int mp_lock_renew(mp_lock *lock);
+
 /* ---- RLock -------------------------------------------------------------- */
 
 typedef struct mp_rlock mp_rlock;
@@ -151,6 +179,12 @@ MP_API int mp_rlock_consistent(mp_rlock *rlock);
 /* mp_rlock_count — how many times the calling thread holds the rlock
  * (0 when it does not hold it), or MP_EINVAL. */
 MP_API int mp_rlock_count(mp_rlock *rlock);
+
+/* mp_rlock_token, mp_rlock_renew — as mp_lock_token and mp_lock_renew;
+ * the token changes with each acquisition from a count of 0, not with the
+ * levels taken again by the holder. */
+MP_API int mp_rlock_token(mp_rlock *rlock, uint64_t *token);
+MP_API int mp_rlock_renew(mp_rlock *rlock);
 
 /* ---- Semaphore and BoundedSemaphore --------------------------------------- */
 

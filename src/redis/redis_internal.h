@@ -397,6 +397,10 @@ void mp__redis_lock_close(mp__redis_lock *l);
 int mp__redis_lock_acquire(mp__redis_lock *l, double timeout);
 int mp__redis_lock_release(mp__redis_lock *l);
 int mp__redis_lock_renew(mp__redis_lock *l);
+/* The fencing token of this process's hold through this handle (the
+ * count of acquisitions of the lock on the server when it was taken), or
+ * MP_EPERM. */
+int mp__redis_lock_token(mp__redis_lock *l, uint64_t *token);
 /* Makes the handle an RLock's: its holder may acquire again (counted;
  * MP_EOVERFLOW at 2^32 - 1), and a release drops one level. */
 void mp__redis_lock_set_recursive(mp__redis_lock *l);

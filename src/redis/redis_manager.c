@@ -11,7 +11,9 @@
  *   <prefix>queue:<n>      list of messages (raw bytes), and
  *   <prefix>queue:<n>:maxsize    its capacity (redis/redis_queue.c)
  *   <prefix>lock:<n>       the holder's token, with the lease as expiry, and
- *   <prefix>lock:<n>:owner       the same token until released (redis/redis_sync.c)
+ *   <prefix>lock:<n>:owner       the same token until released, and
+ *   <prefix>lock:<n>:fence       the count of acquisitions: the last fencing
+ *                                token (redis/redis_sync.c)
  *   <prefix>sem:<n>, <prefix>sem:<n>:max   value and bound (redis/redis_sem.c)
  *   <prefix>event:<n>      "1" while the event is set
  *   <prefix>value:<n>      the number in decimal (absent: 0)
@@ -242,27 +244,36 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
 }
 
 /* The data keys of an object whose stored type name is tname: what
- * MP_MANAGER_DESTROY deletes. Returns their number, or MP_EINVAL. */
+ * MP_MANAGER_DESTROY deletes (a lock's fence counter too: a lock made
+ * again under the name counts its tokens from 1). Returns their number,
+ * or MP_EINVAL. */
 static int data_keys(const char *prefix, const char *tname, const char *name,
-                     char keys[2][MP__REDIS_KEY_MAX])
+                     char keys[3][MP__REDIS_KEY_MAX])
 {
     static const struct {
-        const char *type, *kind, *second; /* second: a part, or NULL */
+        const char *type, *kind, *parts[2]; /* parts: up to 2, NULL-ended */
     } rows[] = {
-        {"dict", "dict", NULL},        {"list", "list", NULL},      {"namespace", "ns", NULL},
-        {"queue", "queue", "maxsize"}, {"lock", "lock", "owner"},   {"event", "event", NULL},
-        {"value", "value", NULL},      {"rlock", "rlock", "owner"}, {"sem", "sem", "max"},
-        {"array", "array", NULL},
+        {"dict", "dict", {NULL}},
+        {"list", "list", {NULL}},
+        {"namespace", "ns", {NULL}},
+        {"queue", "queue", {"maxsize", NULL}},
+        {"lock", "lock", {"owner", "fence"}},
+        {"event", "event", {NULL}},
+        {"value", "value", {NULL}},
+        {"rlock", "rlock", {"owner", "fence"}},
+        {"sem", "sem", {"max", NULL}},
+        {"array", "array", {NULL}},
     };
     for (size_t i = 0; i < MP__ARRAY_LEN(rows); i++) {
         size_t n = strlen(rows[i].type);
         if (strncmp(tname, rows[i].type, n) != 0 || (tname[n] != '\0' && tname[n] != ':'))
             continue;
         int rc = mp__redis_key(keys[0], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name, NULL);
-        if (rc >= 0 && rows[i].second)
-            rc = mp__redis_key(keys[1], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name,
-                               rows[i].second);
-        return rc < 0 ? rc : rows[i].second ? 2 : 1;
+        int k = 1;
+        for (; rc >= 0 && k < 3 && rows[i].parts[k - 1]; k++)
+            rc = mp__redis_key(keys[k], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name,
+                               rows[i].parts[k - 1]);
+        return rc < 0 ? rc : k;
     }
     return 0; /* written by a later version: only the name goes */
 }
@@ -422,7 +433,7 @@ static int redis_remove(void *state, const char *name, unsigned flags)
     mp__redis *r = state;
     const char *prefix = mp__redis_prefix(r);
     char names[MP__REDIS_PREFIX_MAX + 8];
-    char keys[2][MP__REDIS_KEY_MAX];
+    char keys[3][MP__REDIS_KEY_MAX];
     snprintf(names, sizeof(names), "%snames", prefix);
     redisReply *rep;
     int rc = mp__redis_cmd(r, MP__RR_STR_NIL, &rep, 3, (const char *[]){"HGET", names, name}, NULL);

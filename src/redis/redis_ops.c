@@ -66,6 +66,14 @@ static int lock_consistent(mp_lock *l)
 {
     return mp__redis_lock_consistent(redis_lock_of(l));
 }
+static int lock_token(mp_lock *l, uint64_t *token)
+{
+    return mp__redis_lock_token(redis_lock_of(l), token);
+}
+static int lock_renew(mp_lock *l)
+{
+    return mp__redis_lock_renew(redis_lock_of(l));
+}
 static void rlock_destroy(mp_rlock *l)
 {
     mp__redis_lock_close(redis_lock_of(l));
@@ -85,6 +93,14 @@ static int rlock_consistent(mp_rlock *l)
 static int rlock_count(mp_rlock *l)
 {
     return mp__redis_lock_count(redis_lock_of(l));
+}
+static int rlock_token(mp_rlock *l, uint64_t *token)
+{
+    return mp__redis_lock_token(redis_lock_of(l), token);
+}
+static int rlock_renew(mp_rlock *l)
+{
+    return mp__redis_lock_renew(redis_lock_of(l));
 }
 
 /* ---- sem: the handle is an mp__redis_sem -------------------------------------- */
@@ -197,6 +213,8 @@ const mp__lock_ops mp__redis_lock_ops = {
     .acquire = lock_acquire,
     .release = lock_release,
     .consistent = lock_consistent,
+    .token = lock_token,
+    .renew = lock_renew,
 };
 
 const mp__rlock_ops mp__redis_rlock_ops = {
@@ -206,6 +224,8 @@ const mp__rlock_ops mp__redis_rlock_ops = {
     .release = rlock_release,
     .consistent = rlock_consistent,
     .count = rlock_count,
+    .token = rlock_token,
+    .renew = rlock_renew,
 };
 
 const mp__sem_ops mp__redis_sem_ops = {
@@ -289,10 +309,10 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
            SLOT(*q, empty), SLOT(*q, full), SLOT(*q, close), SLOT(*q, task_done), SLOT(*q, join));
     const mp__lock_ops *lk = &mp__redis_lock_ops;
     REPORT("lock", mp__lock_ops, SLOT(*lk, destroy), SLOT(*lk, acquire), SLOT(*lk, release),
-           SLOT(*lk, consistent));
+           SLOT(*lk, consistent), SLOT(*lk, token), SLOT(*lk, renew));
     const mp__rlock_ops *rl = &mp__redis_rlock_ops;
     REPORT("rlock", mp__rlock_ops, SLOT(*rl, destroy), SLOT(*rl, acquire), SLOT(*rl, release),
-           SLOT(*rl, consistent), SLOT(*rl, count));
+           SLOT(*rl, consistent), SLOT(*rl, count), SLOT(*rl, token), SLOT(*rl, renew));
     const mp__sem_ops *s = &mp__redis_sem_ops;
     REPORT("sem", mp__sem_ops, SLOT(*s, destroy), SLOT(*s, acquire), SLOT(*s, release),
            SLOT(*s, get_value));

@@ -7,9 +7,12 @@
  * the same token without expiry, and only a release deletes it: an
  * acquirer that finds an old token there knows that the previous holder
  * never released (it died, or overran its lease) and gets MP_EOWNERDEAD,
- * the robust-mutex contract of the local locks. Acquire and release are
- * Lua scripts, atomic on the server; a waiter polls with a backoff from 1
- * to 32 ms, bounded by its timeout.
+ * the robust-mutex contract of the local locks. <prefix>lock:<name>:fence
+ * counts the acquisitions (INCR in the acquire script): the count an
+ * acquisition makes is its fencing token (mp_lock_token), strictly
+ * increasing per lock across every client. Acquire and release are Lua
+ * scripts, atomic on the server; a waiter polls with a backoff from 1 to
+ * 32 ms, bounded by its timeout.
  *
  * Event: <prefix>event:<name> holds "1" while the event is set; a waiter
  * polls like a lock waiter.
@@ -40,6 +43,7 @@ struct mp__redis_lock {
     int holder;     /* pid holding it through this handle, or 0 */
     bool recursive; /* an rlock: the holder may acquire again */
     uint32_t count; /* levels held (rlock) */
+    uint64_t fence; /* the fencing token of the hold */
     char token[48];
 };
 
@@ -122,9 +126,19 @@ static void new_token(char *tok, size_t cap)
     "return false end "                                                                            \
     "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
 
+/* KEYS[3] the fence counter, checked before anything changes (a number
+ * INCR takes). Answers -1 (held by another), or {0 or 1 (the previous
+ * holder never released), the fencing token}. */
 static const char acquire_lua[] =
-    LOCK_CHECK "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
-               "if redis.call('GETSET', KEYS[2], ARGV[1]) then return 1 end return 0";
+    LOCK_CHECK "local f = kind(KEYS[3]) "
+               "if f ~= 'none' then "
+               "  if f ~= 'string' then return EPROTO end "
+               "  local v = redis.call('GET', KEYS[3]) "
+               "  if #v > 18 or not string.match(v, '^%d+$') then return EBADMSG end "
+               "end "
+               "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
+               "local n = redis.call('INCR', KEYS[3]) "
+               "if redis.call('GETSET', KEYS[2], ARGV[1]) then return {1, n} end return {0, n}";
 
 static const char release_lua[] =
     LOCK_CHECK "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
@@ -152,6 +166,37 @@ static int lock_script(mp__redis_lock *l, const char *lua, const char *token, lo
     *result = rep->integer;
     freeReplyObject(rep);
     return mp__redis_lua_error(*result);
+}
+
+/* The acquire script: *flag -1 (held by another), 0 or 1 (acquired; 1:
+ * the previous holder never released), with the token in *fence. */
+static int acquire_script(mp__redis_lock *l, const char *token, long long *flag, uint64_t *fence)
+{
+    char okey[MP__REDIS_KEY_MAX], fkey[MP__REDIS_KEY_MAX], ms[24];
+    mp__redis_obj_part(l->o, "owner", okey);
+    mp__redis_obj_part(l->o, "fence", fkey);
+    snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
+    const char *argv[] = {"EVAL", acquire_lua, "3", l->o->key, okey, fkey, token, ms};
+    redisReply *rep;
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 8, argv, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        *flag = rep->integer;
+        rc = mp__redis_lua_error(rep->integer);
+        if (rc == 0 && rep->integer != -1)
+            rc = MP_EBADMSG;
+    } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+               rep->element[0]->type == REDIS_REPLY_INTEGER &&
+               rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer > 0 &&
+               (rep->element[0]->integer == 0 || rep->element[0]->integer == 1)) {
+        *flag = rep->element[0]->integer;
+        *fence = (uint64_t)rep->element[1]->integer;
+    } else {
+        rc = MP_EBADMSG;
+    }
+    freeReplyObject(rep);
+    return rc;
 }
 
 void mp__redis_lock_set_recursive(mp__redis_lock *l)
@@ -189,7 +234,8 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     long step = 1;
     for (;;) {
         long long r;
-        rc = lock_script(l, acquire_lua, tok, &r);
+        uint64_t fence = 0;
+        rc = acquire_script(l, tok, &r, &fence);
         if (rc < 0)
             return rc;
         if (r >= 0) {
@@ -197,6 +243,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
             memcpy(l->token, tok, sizeof(tok));
             l->holder = (int)getpid();
             l->count = 1;
+            l->fence = fence;
             pthread_mutex_unlock(&l->mu);
             return r == 1 ? MP_EOWNERDEAD : 0;
         }
@@ -258,6 +305,18 @@ int mp__redis_lock_consistent(mp__redis_lock *l)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
     return held_token(l, tok, false);
+}
+
+int mp__redis_lock_token(mp__redis_lock *l, uint64_t *token)
+{
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK || token == NULL)
+        return MP_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    if (rc == 0)
+        *token = l->fence;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
 }
 
 int mp__redis_lock_count(mp__redis_lock *l)

@@ -70,6 +70,7 @@ static int took(struct mp_lock *l, pid_t self, int rc)
     }
     atomic_store_explicit(&l->owner, self, memory_order_relaxed);
     l->dead = rc == MP_EOWNERDEAD;
+    l->fence++;
     return rc;
 }
 
@@ -164,6 +165,26 @@ static int lock_consistent(struct mp_lock *l, uint32_t magic)
     return 0;
 }
 
+static int lock_token(struct mp_lock *l, uint32_t magic, uint64_t *token)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0 || token == NULL)
+        return MP_EINVAL;
+    if (!mp__lock_held(l))
+        return MP_EPERM;
+    *token = l->fence;
+    return 0;
+}
+
+/* A local lock has no lease: renewing checks that the caller holds it. */
+static int lock_renew(struct mp_lock *l, uint32_t magic)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    return mp__lock_held(l) ? 0 : MP_EPERM;
+}
+
 int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)
 {
     return lock_new(out, opts ? &opts->reserved : NULL, MP__LOCK_MAGIC);
@@ -195,6 +216,7 @@ int mp_lock_acquire(mp_lock *lock, double timeout)
         atomic_store_explicit(&lock->owner, self, memory_order_relaxed);
         lock->count = 1;
         lock->dead = false;
+        lock->fence++;
         return 0;
     }
     return mp__lock_acquire_raw(lock, false, timeout);
@@ -217,6 +239,20 @@ int mp_lock_consistent(mp_lock *lock)
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), consistent, lock);
     return lock_consistent(lock, MP__LOCK_MAGIC);
+}
+
+int mp_lock_token(mp_lock *lock, uint64_t *token)
+{
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), token, lock, token);
+    return lock_token(lock, MP__LOCK_MAGIC, token);
+}
+
+int mp_lock_renew(mp_lock *lock)
+{
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), renew, lock);
+    return lock_renew(lock, MP__LOCK_MAGIC);
 }
 
 /* The lock inside an rlock, its first member: converted, not reached by
@@ -263,6 +299,7 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
         atomic_store_explicit(&l->owner, self, memory_order_relaxed);
         l->count = 1;
         l->dead = false;
+        l->fence++;
         return 0;
     }
     return mp__lock_acquire_raw(l, true, timeout);
@@ -280,6 +317,20 @@ int mp_rlock_consistent(mp_rlock *rlock)
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), consistent, rlock);
     return lock_consistent(rlock_lock(rlock), MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_token(mp_rlock *rlock, uint64_t *token)
+{
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), token, rlock, token);
+    return lock_token(rlock_lock(rlock), MP__RLOCK_MAGIC, token);
+}
+
+int mp_rlock_renew(mp_rlock *rlock)
+{
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), renew, rlock);
+    return lock_renew(rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_count(mp_rlock *rlock)

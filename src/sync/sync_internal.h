@@ -37,6 +37,9 @@ struct mp_lock {
      * unusable for everyone (MP_ENOTRECOVERABLE). */
     _Atomic uint32_t unrecoverable;
     _Atomic uint32_t word; /* os/futex_lock.h */
+    /* The fencing token of the current hold (mp_lock_token): one more at
+     * every acquisition that is not a recursive level. Holder only. */
+    uint64_t fence;
 };
 
 struct mp_rlock {

@@ -31,6 +31,8 @@ typedef struct mp__lock_ops {
     int (*acquire)(mp_lock *l, double timeout);
     int (*release)(mp_lock *l);
     int (*consistent)(mp_lock *l);
+    int (*token)(mp_lock *l, uint64_t *token);
+    int (*renew)(mp_lock *l);
 } mp__lock_ops;
 
 typedef struct mp__rlock_ops {
@@ -40,6 +42,8 @@ typedef struct mp__rlock_ops {
     int (*release)(mp_rlock *l);
     int (*consistent)(mp_rlock *l);
     int (*count)(mp_rlock *l);
+    int (*token)(mp_rlock *l, uint64_t *token);
+    int (*renew)(mp_rlock *l);
 } mp__rlock_ops;
 
 typedef struct mp__sem_ops {

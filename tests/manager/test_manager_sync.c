@@ -274,6 +274,218 @@ Test(msync, a_lock_excludes_other_processes)
     mp_manager_close(m);
 }
 
+/* ---- fencing tokens and renewal ------------------------------------------*/
+
+/* Child: 20 holds of "FL"; in each, its token must be above every token
+ * written to the value "max" before (the resource a fencing token
+ * protects), which it then raises to its own. */
+static int fenced_writes(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_lock *l;
+    mp_value *v;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "FL", &l) < 0 ||
+        mp_manager_value(m, "max", &(mp_value_opts){.typecode = 'q', .raw = true}, &v) < 0)
+        return 1;
+    for (int i = 0; i < 20; i++) {
+        uint64_t t = 0;
+        int64_t max;
+        if (mp_lock_acquire(l, 20) < 0 || mp_lock_token(l, &t) < 0)
+            return 2;
+        if (mp_value_get_i64(v, &max) < 0 || t <= (uint64_t)max)
+            return 3; /* a token not above one handed out before */
+        if (mp_value_set_i64(v, (int64_t)t) < 0 || mp_lock_release(l) < 0)
+            return 4;
+        if (mp_lock_token(l, &t) != MP_EPERM)
+            return 5;
+    }
+    mp_value_destroy(v);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, lock_tokens_increase_with_every_acquisition)
+{
+    mp_manager *m = open_manager();
+    mp_lock *l;
+    mp_value *v;
+    uint64_t t = 0, t2 = 0;
+    mp_assert_rc(mp_manager_lock(m, "FL", &l), 1);
+    mp_assert_rc(mp_manager_value(m, "max", &(mp_value_opts){.typecode = 'q', .raw = true}, &v), 1);
+    mp_assert_rc(mp_lock_token(l, &t), MP_EPERM); /* not held */
+    mp_assert_rc(mp_lock_renew(l), MP_EPERM);
+    mp_assert_ok(mp_lock_acquire(l, 0));
+    mp_assert_rc(mp_lock_token(l, NULL), MP_EINVAL);
+    mp_assert_rc(mp_lock_token(NULL, &t), MP_EINVAL);
+    mp_assert_ok(mp_lock_token(l, &t));
+    cr_assert_eq(t, 1, "the first acquisition's token: %llu", (unsigned long long)t);
+    mp_assert_ok(mp_lock_renew(l));
+    mp_assert_ok(mp_lock_token(l, &t2));
+    cr_assert_eq(t2, t, "renewing keeps the token");
+    mp_assert_ok(mp_value_set_i64(v, (int64_t)t));
+    mp_assert_ok(mp_lock_release(l));
+    mp_process *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = start_child(fenced_writes);
+    for (int i = 0; i < 3; i++)
+        join_ok(p[i]);
+    int64_t max;
+    mp_assert_ok(mp_value_get_i64(v, &max));
+    cr_assert_eq(max, 61, "61 acquisitions, one token each: %lld", (long long)max);
+    mp_assert_ok(mp_lock_acquire(l, 0));
+    mp_assert_ok(mp_lock_token(l, &t));
+    cr_assert_eq(t, 62);
+    mp_assert_ok(mp_lock_release(l));
+    /* An rlock's token changes with each acquisition, not with its levels. */
+    mp_rlock *r;
+    mp_assert_rc(mp_manager_rlock(m, "FR", &r), 1);
+    mp_assert_rc(mp_rlock_token(r, &t), MP_EPERM);
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_ok(mp_rlock_token(r, &t));
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_ok(mp_rlock_token(r, &t2));
+    cr_assert_eq(t2, t, "a level taken again keeps the token");
+    mp_assert_ok(mp_rlock_renew(r));
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_rc(mp_rlock_renew(r), MP_EPERM);
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_ok(mp_rlock_token(r, &t2));
+    cr_assert_eq(t2, t + 1);
+    mp_assert_ok(mp_rlock_release(r));
+    mp_rlock_destroy(r);
+    mp_value_destroy(v);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+}
+
+static bool url_is_redis(const char *u)
+{
+    return strncmp(u, "redis://", 8) == 0;
+}
+
+/* Child: takes "P" (its token to the value "t1"), sets "held", and waits
+ * for "go" (the parent stops it meanwhile). Then, on Redis, where its
+ * lease ran out and the parent took the lock, its token is below the
+ * resource's "max" (a fenced store refuses its write) and renew and
+ * release answer MP_EPERM; locally the lock stayed its own. */
+static int paused_holder(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_lock *l;
+    mp_event *held, *go;
+    mp_value *t1v, *maxv;
+    const mp_value_opts q = {.typecode = 'q', .raw = true};
+    uint64_t t = 0;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "P", &l) < 0 ||
+        mp_manager_event(m, "held", &held) < 0 || mp_manager_event(m, "go", &go) < 0 ||
+        mp_manager_value(m, "t1", &q, &t1v) < 0 || mp_manager_value(m, "max", &q, &maxv) < 0)
+        return 1;
+    if (mp_lock_acquire(l, 20) < 0 || mp_lock_token(l, &t) < 0 ||
+        mp_value_set_i64(t1v, (int64_t)t) < 0 || mp_event_set(held) < 0)
+        return 2;
+    if (mp_event_wait(go, 30) < 0)
+        return 3;
+    uint64_t again = 0;
+    int64_t max;
+    if (mp_lock_token(l, &again) < 0 || again != t || mp_value_get_i64(maxv, &max) < 0)
+        return 4;
+    if (url_is_redis(arg)) {
+        if (t >= (uint64_t)max)
+            return 5; /* the stale token would be taken */
+        if (mp_lock_renew(l) != MP_EPERM || mp_lock_release(l) != MP_EPERM)
+            return 6;
+    } else if (mp_lock_renew(l) != 0 || mp_lock_release(l) != 0) {
+        return 7;
+    }
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, a_paused_holder_past_its_lease_has_a_stale_token)
+{
+    mp_manager *m = open_manager_q("lease=1");
+    mp_lock *l;
+    mp_event *held, *go;
+    mp_value *t1v, *maxv;
+    const mp_value_opts q = {.typecode = 'q', .raw = true};
+    mp_assert_rc(mp_manager_lock(m, "P", &l), 1);
+    mp_assert_rc(mp_manager_event(m, "held", &held), 1);
+    mp_assert_rc(mp_manager_event(m, "go", &go), 1);
+    mp_assert_rc(mp_manager_value(m, "t1", &q, &t1v), 1);
+    mp_assert_rc(mp_manager_value(m, "max", &q, &maxv), 1);
+    mp_process *p = start_child(paused_holder);
+    mp_assert_ok(mp_event_wait(held, 20));
+    cr_assert_eq(kill(mp_process_pid(p), SIGSTOP), 0);
+    int64_t t1;
+    mp_assert_ok(mp_value_get_i64(t1v, &t1));
+    if (on_redis()) {
+        /* The lease (1 s) runs out while the holder is stopped. */
+        mp_assert_rc(mp_lock_acquire(l, 20), MP_EOWNERDEAD);
+        uint64_t t2;
+        mp_assert_ok(mp_lock_token(l, &t2));
+        cr_assert_gt(t2, (uint64_t)t1, "the new hold's token %llu, the stopped one's %lld",
+                     (unsigned long long)t2, (long long)t1);
+        mp_assert_ok(mp_value_set_i64(maxv, (int64_t)t2)); /* the resource's highest */
+        mp_assert_ok(mp_lock_consistent(l));
+        mp_assert_ok(mp_lock_release(l));
+    } else {
+        /* No lease: the stopped holder keeps it. */
+        mp_assert_rc(mp_lock_acquire(l, 1.5), MP_ETIMEDOUT);
+        mp_assert_ok(mp_value_set_i64(maxv, t1));
+    }
+    mp_assert_ok(mp_event_set(go));
+    cr_assert_eq(kill(mp_process_pid(p), SIGCONT), 0);
+    join_ok(p);
+    mp_value_destroy(t1v);
+    mp_value_destroy(maxv);
+    mp_event_destroy(held);
+    mp_event_destroy(go);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+}
+
+/* Child: "RN" is held (and renewed) by the parent: not got in 2.5 s,
+ * more than twice the lease. */
+static int renewed_child(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_lock *l;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "RN", &l) < 0)
+        return 1;
+    int rc = mp_lock_acquire(l, 2.5);
+    mp_manager_close(m);
+    return rc == MP_ETIMEDOUT ? 0 : 2;
+}
+
+Test(msync, a_renewed_lock_stays_held_past_its_lease)
+{
+    mp_manager *m = open_manager_q("lease=1");
+    mp_lock *l;
+    mp_assert_rc(mp_manager_lock(m, "RN", &l), 1);
+    mp_assert_ok(mp_lock_acquire(l, 0));
+    uint64_t t, t2;
+    mp_assert_ok(mp_lock_token(l, &t));
+    mp_process *p = start_child(renewed_child);
+    /* Renewed every 0.2 s until the child gave up (a lease is 1 s). */
+    bool alive = true;
+    for (int i = 0; i < 200 && alive; i++) {
+        mp_assert_ok(mp_lock_renew(l));
+        usleep(200 * 1000);
+        alive = mp_process_is_alive(p);
+    }
+    join_ok(p);
+    mp_assert_ok(mp_lock_token(l, &t2));
+    cr_assert_eq(t2, t);
+    mp_assert_ok(mp_lock_release(l)); /* still ours: a clean release */
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+}
+
 /* Child: "R" is held by the parent: not got within a short timeout. */
 static int rlock_child(const void *arg, size_t len)
 {

@@ -278,6 +278,7 @@ Test(redis_objects, key_layout_and_destroy)
     cr_assert_str_eq(RAW(r, "EXISTS", "app:queue:q", "app:queue:q:maxsize", "app:lock:l",
                          "app:lock:l:owner", "app:event:e", "app:sem:s", "app:sem:s:max"),
                      "0");
+    cr_assert_str_eq(RAW(r, "EXISTS", "app:lock:l:fence", "app:rlock:rl:fence"), "0");
     cr_assert_str_eq(RAW(r, "HLEN", "app:names"), "0");
     mp__redis_unref(r);
     mp_queue_destroy(q);
@@ -612,7 +613,25 @@ Test(redis_objects, foreign_data_under_a_lock_or_an_event_is_refused)
     RAW(r, "SET", "t:lock:L", "somebody");
     UNCHANGED(r, "t:lock:L", mp_lock_acquire(l, 0), MP_EBADMSG);
     RAW(r, "DEL", "t:lock:L");
+    /* Under the fence counter: another type, a text, a number INCR would
+     * refuse; each refused before the lock key is taken. */
+    const char *bad_fence[] = {"x", "-1", "12a", "1234567890123456789", ""};
+    RAW(r, "HSET", "t:lock:L:fence", "f", "v");
+    UNCHANGED(r, "t:lock:L:fence", mp_lock_acquire(l, 0), MP_EPROTO);
+    cr_assert_str_eq(RAW(r, "EXISTS", "t:lock:L", "t:lock:L:owner"), "0");
+    RAW(r, "DEL", "t:lock:L:fence");
+    for (size_t i = 0; i < sizeof(bad_fence) / sizeof(bad_fence[0]); i++) {
+        RAW(r, "SET", "t:lock:L:fence", bad_fence[i]);
+        UNCHANGED(r, "t:lock:L:fence", mp_lock_acquire(l, 0), MP_EBADMSG);
+        cr_assert_str_eq(RAW(r, "EXISTS", "t:lock:L", "t:lock:L:owner"), "0", "fence '%s'",
+                         bad_fence[i]);
+    }
+    /* A count it can go on from. */
+    RAW(r, "SET", "t:lock:L:fence", "41");
+    uint64_t t = 0;
     mp_assert_ok(mp_lock_acquire(l, 0));
+    mp_assert_ok(mp_lock_token(l, &t));
+    cr_assert_eq(t, 42);
     mp_assert_ok(mp_lock_release(l));
     /* An event is a string "1" or nothing. */
     RAW(r, "HSET", "t:event:E", "f", "v");

@@ -191,6 +191,26 @@ Test(lock, owner_killed_hands_over_with_ownerdead)
     mp_lock_destroy(h.lock);
 }
 
+Test(lock, tokens_count_holds_including_after_a_dead_holder)
+{
+    holder_arg h = {0};
+    uint64_t t = 0, t2 = 0;
+    mp_assert_ok(mp_lock_create(&h.lock, NULL));
+    mp_assert_rc(mp_lock_token(h.lock, &t), MP_EPERM);
+    mp_assert_ok(mp_lock_acquire(h.lock, 0));
+    mp_assert_ok(mp_lock_token(h.lock, &t));
+    cr_assert_eq(t, 1);
+    mp_assert_ok(mp_lock_release(h.lock));
+    mp_process *p = start_holder(&h); /* its hold is token 2 */
+    kill_holder(p, &h);
+    mp_assert_rc(mp_lock_acquire(h.lock, 10), MP_EOWNERDEAD);
+    mp_assert_ok(mp_lock_token(h.lock, &t2));
+    cr_assert_eq(t2, 3, "after the dead holder's: %llu", (unsigned long long)t2);
+    mp_assert_ok(mp_lock_consistent(h.lock));
+    mp_assert_ok(mp_lock_release(h.lock));
+    mp_lock_destroy(h.lock);
+}
+
 Test(lock, not_marked_consistent_becomes_unrecoverable)
 {
     holder_arg h = {0};
@@ -462,6 +482,13 @@ Test(cond, wait_times_out_and_keeps_the_lock)
     mp_assert_rc(mp_cond_wait(c, 0.05), MP_ETIMEDOUT);
     cr_assert_eq(mp_rlock_count(mp_cond_get_rlock(c)), 2);
     mp_assert_rc(mp_cond_notify(c, 3), 0); /* nobody waits */
+    /* A wait lets the lock go and takes it again: a new hold, a new
+     * token. */
+    uint64_t t = 0, t2 = 0;
+    mp_assert_ok(mp_rlock_token(mp_cond_get_rlock(c), &t));
+    mp_assert_rc(mp_cond_wait(c, 0.01), MP_ETIMEDOUT);
+    mp_assert_ok(mp_rlock_token(mp_cond_get_rlock(c), &t2));
+    cr_assert_eq(t2, t + 1);
     mp_assert_rc(mp_cond_wait(c, 0.0 / 0.0), MP_EINVAL);
     mp_assert_ok(mp_cond_release(c));
     mp_assert_ok(mp_cond_release(c));
