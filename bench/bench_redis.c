@@ -1,8 +1,17 @@
 /* Dict and queue operations on the Redis backend from a child process
- * (rows redis_dict_op_us and redis_queue_op_us).
+ * (rows redis_dict_op_us and redis_queue_op_us), and the hand-off of a
+ * Redis lock (redis_lock_handoff_us).
  *
  *     bench_redis op N      one child: N x (set + get) of small keys
  *     bench_redis queue N   one child: N x (put + get) of 8-byte messages
+ *     bench_redis lock N    N hand-offs of a lock between two processes,
+ *                           each with its own manager: the parent holds
+ *                           it, the child waits in mp_lock_acquire (2 ms
+ *                           after it was told to start, to be sure it
+ *                           blocks), the parent releases; the time from
+ *                           just before the release to the child's
+ *                           acquire returning (CLOCK_MONOTONIC, shared by
+ *                           both). value: the median hand-off in µs
  *
  * The same workload as bench_dict.c's op mode: a 6-byte key ("a42-key"
  * cut to 6), an 8-byte value, 100 keys reused, one set (mp_dict_set) and
@@ -14,10 +23,12 @@
  * mp_queue_put, mp_queue_get), unbounded, get with a 1 s timeout (BLPOP).
  * Prints RESULT value=<us per op> elapsed=<s>.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <multiproc.h>
 
@@ -94,14 +105,105 @@ static int child(const void *arg, size_t len)
     return mp_dict_set_double(d, "elapsed", bench_now() - t0) < 0 ? 1 : 0;
 }
 
+/* ---- lock hand-off --------------------------------------------------- */
+
+/* Shared by the two processes (MAP_SHARED before the fork). */
+typedef struct handoff {
+    atomic_long round; /* the parent holds the lock for this round */
+    atomic_long done;  /* the child had it in this round */
+    double t0;         /* just before the parent's release */
+    double *lat;       /* per round, seconds (in the shared map) */
+} handoff;
+
+static handoff *ho;
+
+static int lock_child(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp_manager *m;
+    mp_lock *l;
+    if (mp_manager_open(&m, srv.url) < 0 || mp_manager_lock(m, "bench-lock", &l) < 0)
+        return 1;
+    for (long i = 0; i < iters; i++) {
+        while (atomic_load(&ho->round) != i)
+            usleep(50);
+        if (mp_lock_acquire(l, 10) != 0)
+            return 2;
+        ho->lat[i] = bench_now() - ho->t0;
+        if (mp_lock_release(l) != 0)
+            return 3;
+        atomic_store(&ho->done, i);
+    }
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int lock_main(void)
+{
+    size_t size = sizeof(handoff) + (size_t)iters * sizeof(double);
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        bench_die("mmap");
+    ho = map;
+    ho->lat = (double *)(ho + 1);
+    atomic_init(&ho->round, -1);
+    atomic_init(&ho->done, -1);
+    mp_manager *m;
+    mp_lock *l;
+    check(mp_manager_open(&m, srv.url), "mp_manager_open");
+    check(mp_manager_lock(m, "bench-lock", &l), "mp_manager_lock");
+    mp_process *p;
+    check(mp_process_create(&p, &(mp_process_opts){.target = lock_child}), "mp_process_create");
+    check(mp_process_start(p), "mp_process_start");
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        check(mp_lock_acquire(l, 10), "acquire");
+        atomic_store(&ho->round, i);
+        usleep(2000); /* the child is waiting in its acquire by now */
+        ho->t0 = bench_now();
+        check(mp_lock_release(l), "release");
+        for (int k = 0; atomic_load(&ho->done) != i; k++) {
+            if (k > 200000)
+                bench_die("the child never took the lock");
+            usleep(50);
+        }
+    }
+    double elapsed = bench_now() - t0;
+    int code = -1;
+    check(mp_process_join(p, 60), "mp_process_join");
+    check(mp_process_exitcode(p, &code), "mp_process_exitcode");
+    if (code != 0) {
+        mp_test_redis_stop(&srv, 0);
+        bench_die("child failed (exit code %d)", code);
+    }
+    qsort(ho->lat, (size_t)iters, sizeof(double), cmp_double);
+    printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", ho->lat[iters / 2] * 1e6, elapsed, iters);
+    mp_process_destroy(p);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+    mp_test_redis_stop(&srv, 0);
+    munmap(map, size);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    iters = bench_args(argc, argv, "op|queue <iterations>");
+    iters = bench_args(argc, argv, "op|queue|lock <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
-    if (!queue_mode && strcmp(argv[1], "op") != 0)
+    bool lock_mode = strcmp(argv[1], "lock") == 0;
+    if (!queue_mode && !lock_mode && strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     if (mp_test_redis_start(&srv, "bench") < 0)
         bench_die("%s", srv.error);
+    if (lock_mode)
+        return lock_main();
     mp_manager *m;
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
     check(mp_manager_dict(m, "bench", &d), "mp_manager_dict");

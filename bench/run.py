@@ -268,6 +268,18 @@ ROWS = [
         "targets": {"cost_vs_floor": 1.2},
     },
     {
+        # A Redis lock handed from its holder to a process waiting in
+        # mp_lock_acquire (each with its own manager): from just before the
+        # release to the waiter's acquire returning, the median. The floor
+        # is one raw PING round trip; the target is 2 of them.
+        "id": "redis_lock_handoff_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "lock"],
+        "cpython": None,
+        "floor": ["bench_rpool_net", "ping"],
+        "pilot": {"multiproc": 40, "cpython": 0, "floor": 2000},
+        "targets": {"cost_vs_floor": 2.0},
+    },
+    {
         # The distributed pool: imap_unordered of tiny tasks, chunksize 1,
         # one local worker with 2 executors over a local Redis (compare
         # pool_tiny_tasks_per_s). CPython has no distributed pool: its peer

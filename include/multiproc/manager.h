@@ -120,7 +120,9 @@
  *     mp_lock_consistent is 0 while held (there is no unrecoverable state).
  *   sem: value and bounded as locally; a process killed between acquire
  *     and release does not give its unit back (nor locally).
- *   event: as locally (waiters poll the server: 1 to 32 ms late).
+ *   event: as locally. Lock, rlock, sem and event waiters block on the
+ *     server and are woken by the release or set (docs/redis.md,
+ *     "Waiters"); while waiters wait, a newcomer queues behind them.
  *   value: the number lives on the server: mp_value_data and
  *     mp_value_get_lock are NULL; mp_value_add_i64 / mp_value_add_double
  *     are the atomic read-modify-write (INCRBY / INCRBYFLOAT). A 'Q' or

@@ -239,23 +239,143 @@ static int recv_reply(mp__redis *r, redisReply **out, const mp__deadline *dl)
 
 /* Sends one command; closes the connection when its reply did not come
  * whole before dl. */
-static int exec_raw(mp__redis *r, mp__redis_reply_kind kind, redisReply **out, int argc,
-                    const char **argv, const size_t *lens, const mp__deadline *dl)
+/* Sends one command and reads its reply (*rep, unchecked); a failure
+ * drops the connection. */
+static int exec_once(mp__redis *r, redisReply **rep, int argc, const char **argv,
+                     const size_t *lens, const mp__deadline *dl)
 {
     char *cmd = NULL;
     long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    *rep = NULL;
     if (len < 0)
         return MP_ENOMEM; /* nothing sent: the connection is still in step */
     int rc = send_all(r, cmd, (size_t)len, dl);
     redisFreeCommand(cmd);
-    redisReply *rep = NULL;
     if (rc == 0)
-        rc = recv_reply(r, &rep, dl);
+        rc = recv_reply(r, rep, dl);
     if (rc < 0) {
         mp__debug("redis: %s:%d: %s: %s", r->url.host, r->url.port, argv[0], mp_err_name(rc));
         drop(r);
-        return rc;
     }
+    return rc;
+}
+
+/* ---- scripts by their SHA1 ------------------------------------------------
+ * A script sent with EVAL travels whole and is hashed by the server at
+ * every call (several kB for the lock's). The first EVAL of a text in
+ * this process loads it (SCRIPT LOAD, which answers its SHA1) and every
+ * call then sends EVALSHA; a server that lost it (restarted, SCRIPT
+ * FLUSH) answers NOSCRIPT, and the text is loaded again. The texts are
+ * kept by content (a copy), so that a caller's buffer may change. */
+
+#define SCRIPTS_MAX 64
+
+typedef struct script_sha {
+    char *text;
+    size_t len;
+    char sha[41];
+} script_sha;
+
+static script_sha scripts[SCRIPTS_MAX];
+static size_t nscripts;
+static pthread_mutex_t scripts_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool sha_of(const char *text, size_t len, char sha[41])
+{
+    bool found = false;
+    pthread_mutex_lock(&scripts_mu);
+    for (size_t i = 0; i < nscripts && !found; i++)
+        if (scripts[i].len == len && memcmp(scripts[i].text, text, len) == 0) {
+            memcpy(sha, scripts[i].sha, 41);
+            found = true;
+        }
+    pthread_mutex_unlock(&scripts_mu);
+    return found;
+}
+
+static void sha_keep(const char *text, size_t len, const char *sha)
+{
+    pthread_mutex_lock(&scripts_mu);
+    bool known = false;
+    for (size_t i = 0; i < nscripts && !known; i++)
+        known = scripts[i].len == len && memcmp(scripts[i].text, text, len) == 0;
+    char *copy = known || nscripts == SCRIPTS_MAX ? NULL : malloc(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+        scripts[nscripts].text = copy;
+        scripts[nscripts].len = len;
+        memcpy(scripts[nscripts].sha, sha, 41);
+        nscripts++;
+    }
+    pthread_mutex_unlock(&scripts_mu);
+}
+
+/* SCRIPT LOAD of text: its SHA1 in sha. */
+static int load_script(mp__redis *r, const char *text, size_t len, char sha[41],
+                       const mp__deadline *dl)
+{
+    redisReply *rep;
+    int rc = exec_once(r, &rep, 3, (const char *[]){"SCRIPT", "LOAD", text},
+                       (const size_t[]){6, 4, len}, dl);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_reply_check(rep, MP__RR_STR);
+    if (rc == 0 && rep->len != 40)
+        rc = MP_EBADMSG;
+    if (rc == 0) {
+        memcpy(sha, rep->str, 40);
+        sha[40] = '\0';
+        sha_keep(text, len, sha);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static bool is_noscript(const redisReply *rep)
+{
+    return rep->type == REDIS_REPLY_ERROR && rep->len >= 8 && memcmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+/* EVAL as EVALSHA (above): *rep, unchecked. */
+static int exec_eval(mp__redis *r, redisReply **rep, int argc, const char **argv,
+                     const size_t *lens, const mp__deadline *dl)
+{
+    size_t len = lens ? lens[1] : strlen(argv[1]);
+    char sha[41];
+    const char **av = malloc((size_t)argc * sizeof(*av));
+    size_t *lv = malloc((size_t)argc * sizeof(*lv));
+    int rc = av && lv ? 0 : MP_ENOMEM;
+    for (int i = 0; rc == 0 && i < argc; i++) {
+        av[i] = argv[i];
+        lv[i] = lens ? lens[i] : strlen(argv[i]);
+    }
+    *rep = NULL;
+    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+        if ((attempt > 0 || !sha_of(argv[1], len, sha)) &&
+            (rc = load_script(r, argv[1], len, sha, dl)) < 0)
+            break;
+        av[0] = "EVALSHA", lv[0] = 7;
+        av[1] = sha, lv[1] = 40;
+        rc = exec_once(r, rep, argc, av, lv, dl);
+        if (rc < 0 || !is_noscript(*rep))
+            break;
+        freeReplyObject(*rep); /* the server lost it: load it again */
+        *rep = NULL;
+    }
+    free(av);
+    free(lv);
+    return rc;
+}
+
+static int exec_raw(mp__redis *r, mp__redis_reply_kind kind, redisReply **out, int argc,
+                    const char **argv, const size_t *lens, const mp__deadline *dl)
+{
+    redisReply *rep = NULL;
+    int rc = argc >= 2 && strcmp(argv[0], "EVAL") == 0 ? exec_eval(r, &rep, argc, argv, lens, dl)
+                                                       : exec_once(r, &rep, argc, argv, lens, dl);
+    if (rc < 0)
+        return rc;
     rc = mp__redis_reply_check(rep, kind);
     if (rc < 0 && rep->type == REDIS_REPLY_ERROR)
         mp__debug("redis: %s: %.*s", argv[0], (int)rep->len, rep->str);

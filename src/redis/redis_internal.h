@@ -462,4 +462,62 @@ int mp__redis_value_init_text(void *v, const char *text);
 int mp__redis_array_open(void **out, mp__redis *conn, const char *name, char typecode, size_t len);
 int mp__redis_array_init(void *a, const char *const *texts, size_t n);
 
+/* ---- waiters woken by the server (redis/redis_wake.c) -------------------- */
+
+/* A fresh random id: "<pid>-<32 hex digits>" (a lock's token, a waiter's
+ * id in a wait set). */
+void mp__redis_new_token(char *tok, size_t cap);
+
+/* How long (ms) a waiter's entry in a wait set lasts unless the waiter
+ * enlists again (it does at every retry, at least every second), so that
+ * the entry of a waiter killed in its wait goes by itself. */
+#define MP__REDIS_WAKE_TTL_MS "3000"
+
+/* Lua for the scripts of a waitable object whose wait set is KEYS[W] and
+ * wake list KEYS[L] (W, L: numbers as string literals). After
+ * MP__REDIS_LUA_HELPERS. Defines:
+ *   wk_check()      EPROTO when either key holds another Redis type, else
+ *                   false (call it before changing anything)
+ *   wk_now()        the server's clock in ms; wk_expire(now) drops the
+ *                   entries past their time
+ *   wk_may(id)      whether id may take the object: nobody waits, or id
+ *                   is enlisted (a newcomer queues behind the waiters)
+ *   wk_enlist(id, now), wk_leave(id)
+ *   wk_wake()       pushes one wake-up ('1') when waiters are enlisted and
+ *                   fewer wake-ups than waiters wait in the list
+ * Both keys expire MP__REDIS_WAKE_TTL_MS after the last enlisting or
+ * wake-up: nothing stays once no waiter is left. */
+#define MP__REDIS_WAKE_LUA(W, L)                                                                   \
+    "if redis.replicate_commands then redis.replicate_commands() end "                             \
+    "local WK_WAIT, WK_WAKE = KEYS[" W "], KEYS[" L "] "                                           \
+    "local function wk_check() local a = kind(WK_WAIT) "                                           \
+    "if a ~= 'none' and a ~= 'zset' then return EPROTO end "                                       \
+    "local b = kind(WK_WAKE) if b ~= 'none' and b ~= 'list' then return EPROTO end "               \
+    "return false end "                                                                            \
+    "local function wk_now() local t = redis.call('TIME') "                                        \
+    "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "                        \
+    "local function wk_expire(now) redis.call('ZREMRANGEBYSCORE', WK_WAIT, '-inf', now) end "      \
+    "local function wk_may(id) return redis.call('ZCARD', WK_WAIT) == 0 or "                       \
+    "redis.call('ZSCORE', WK_WAIT, id) ~= false end "                                              \
+    "local function wk_enlist(id, now) "                                                           \
+    "redis.call('ZADD', WK_WAIT, now + " MP__REDIS_WAKE_TTL_MS ", id) "                            \
+    "redis.call('PEXPIRE', WK_WAIT, " MP__REDIS_WAKE_TTL_MS ") end "                               \
+    "local function wk_leave(id) redis.call('ZREM', WK_WAIT, id) end "                             \
+    "local function wk_wake() local n = redis.call('ZCARD', WK_WAIT) "                             \
+    "if n > 0 and redis.call('LLEN', WK_WAKE) < n then redis.call('RPUSH', WK_WAKE, '1') "         \
+    "redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") end end "
+
+/* An object's wait set and wake list keys (<key>:wait, <key>:wake). */
+typedef struct mp__redis_wakers {
+    char wait[MP__REDIS_KEY_MAX], wake[MP__REDIS_KEY_MAX];
+} mp__redis_wakers;
+void mp__redis_wakers_init(const struct mp__redis_obj *o, mp__redis_wakers *k);
+/* Blocks in BLPOP on the wake list for up to a second (never past dl):
+ * 0 when woken (got: the wake-up, if got) or the slice ended (got ""),
+ * MP_ETIMEDOUT when dl had passed, or a connection error. */
+int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
+                        char *got, size_t cap);
+/* Takes waiter off the wait set (it gave up). */
+int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter);
+
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

@@ -15,7 +15,10 @@
  *   <prefix>lock:<n>:fence       the count of acquisitions: the last fencing
  *                                token (redis/redis_sync.c)
  *   <prefix>sem:<n>, <prefix>sem:<n>:max   value and bound (redis/redis_sem.c)
- *   <prefix>event:<n>      "1" while the event is set
+ *   <prefix>event:<n>      "1" while the event is set, <prefix>event:<n>:gen
+ *                          its count of sets
+ *   <prefix><lock|rlock|sem|event>:<n>:wait, ...:wake   the waiters enlisted
+ *                          and their wake-ups (redis/redis_wake.c)
  *   <prefix>value:<n>      the number in decimal (absent: 0)
  *   <prefix>pool:<n>:...   a distributed pool's keys (redis/redis_pool_codec.c)
  * A name belongs to one type, like in the local registry: HSETNX on the
@@ -243,25 +246,28 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
     }
 }
 
+/* The most keys an object has: its key and up to 4 parts. */
+#define DATA_KEYS_MAX 5
+
 /* The data keys of an object whose stored type name is tname: what
  * MP_MANAGER_DESTROY deletes (a lock's fence counter too: a lock made
  * again under the name counts its tokens from 1). Returns their number,
  * or MP_EINVAL. */
 static int data_keys(const char *prefix, const char *tname, const char *name,
-                     char keys[3][MP__REDIS_KEY_MAX])
+                     char keys[DATA_KEYS_MAX][MP__REDIS_KEY_MAX])
 {
     static const struct {
-        const char *type, *kind, *parts[2]; /* parts: up to 2, NULL-ended */
+        const char *type, *kind, *parts[DATA_KEYS_MAX - 1]; /* parts: NULL-ended */
     } rows[] = {
         {"dict", "dict", {NULL}},
         {"list", "list", {NULL}},
         {"namespace", "ns", {NULL}},
         {"queue", "queue", {"maxsize", NULL}},
-        {"lock", "lock", {"owner", "fence"}},
-        {"event", "event", {NULL}},
+        {"lock", "lock", {"owner", "fence", "wait", "wake"}},
+        {"event", "event", {"gen", "wait", "wake", NULL}},
         {"value", "value", {NULL}},
-        {"rlock", "rlock", {"owner", "fence"}},
-        {"sem", "sem", {"max", NULL}},
+        {"rlock", "rlock", {"owner", "fence", "wait", "wake"}},
+        {"sem", "sem", {"max", "wait", "wake", NULL}},
         {"array", "array", {NULL}},
     };
     for (size_t i = 0; i < MP__ARRAY_LEN(rows); i++) {
@@ -270,7 +276,7 @@ static int data_keys(const char *prefix, const char *tname, const char *name,
             continue;
         int rc = mp__redis_key(keys[0], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name, NULL);
         int k = 1;
-        for (; rc >= 0 && k < 3 && rows[i].parts[k - 1]; k++)
+        for (; rc >= 0 && k < DATA_KEYS_MAX && rows[i].parts[k - 1]; k++)
             rc = mp__redis_key(keys[k], MP__REDIS_KEY_MAX, prefix, rows[i].kind, name,
                                rows[i].parts[k - 1]);
         return rc < 0 ? rc : k;
@@ -433,7 +439,7 @@ static int redis_remove(void *state, const char *name, unsigned flags)
     mp__redis *r = state;
     const char *prefix = mp__redis_prefix(r);
     char names[MP__REDIS_PREFIX_MAX + 8];
-    char keys[3][MP__REDIS_KEY_MAX];
+    char keys[DATA_KEYS_MAX][MP__REDIS_KEY_MAX];
     snprintf(names, sizeof(names), "%snames", prefix);
     redisReply *rep;
     int rc = mp__redis_cmd(r, MP__RR_STR_NIL, &rep, 3, (const char *[]){"HGET", names, name}, NULL);
@@ -448,7 +454,7 @@ static int redis_remove(void *state, const char *name, unsigned flags)
         freeReplyObject(rep);
         return nkeys;
     }
-    const char *argv[8] = {"EVAL", remove_lua, NULL, names};
+    const char *argv[6 + DATA_KEYS_MAX] = {"EVAL", remove_lua, NULL, names};
     char nk[12];
     snprintf(nk, sizeof(nk), "%d", 1 + nkeys);
     argv[2] = nk;

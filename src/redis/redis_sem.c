@@ -5,14 +5,17 @@
  * 0..MP_SEM_VALUE_MAX; the scripts refuse other texts, MP_EBADMSG, and
  * other Redis types, MP_EPROTO, before they change anything). Both are set
  * by the first opener (SET NX), like a queue's capacity. Acquire and
- * release are Lua scripts, atomic on the server; a waiter polls with a
- * backoff from 1 to 32 ms, bounded by its timeout. A process killed
+ * release are Lua scripts, atomic on the server. A waiter is woken by the
+ * server (redis/redis_wake.c): an acquire that finds no unit enlists it
+ * in <prefix>sem:<name>:wait, it blocks on <prefix>sem:<name>:wake, and
+ * a release with waiters pushes one wake-up there (one release wakes one
+ * waiter); while waiters are enlisted, a newcomer queues behind them, so
+ * that none starves. A process killed
  * between an acquire and its release does not give the unit back (nor does
  * a local semaphore). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "redis/redis_internal.h"
 
@@ -20,6 +23,7 @@ struct mp__redis_sem {
     mp__remote_head rh; /* MP__MAGIC_RSEM */
     mp__redis_obj *o;
     char max_key[MP__REDIS_KEY_MAX];
+    mp__redis_wakers wk;
 };
 
 static int set_nx(mp__redis *r, const char *key, const char *val)
@@ -43,6 +47,7 @@ int mp__redis_sem_open(mp__redis_sem **out, mp__redis *conn, const char *name, u
     snprintf(m, sizeof(m), "%lld", bounded ? (long long)value : -1LL);
     if (rc == 0) {
         mp__redis_obj_part(s->o, "max", s->max_key);
+        mp__redis_wakers_init(s->o, &s->wk);
         rc = set_nx(conn, s->max_key, m);
     }
     if (rc == 0)
@@ -82,18 +87,30 @@ void mp__redis_sem_close(mp__redis_sem *s)
     "if v < 0 then return EBADMSG end "                                                            \
     "local m, f = num(KEYS[2], -1) if not m then return f end "
 
-static const char acquire_lua[] =
-    SEM_READ "if v > 0 then redis.call('DECR', KEYS[1]) return 1 end return 0";
+/* ARGV[1] the caller's id, ARGV[2] "1": enlist it when it must wait.
+ * Answers 1 (a unit taken) or 0 (none, or one left for the waiters
+ * enlisted before the caller). */
+static const char acquire_lua[] = SEM_READ MP__REDIS_WAKE_LUA(
+    "3", "4") "local w = wk_check() if w then return w end "
+              "local now = wk_now() wk_expire(now) "
+              "if v > 0 and wk_may(ARGV[1]) then "
+              "  redis.call('DECR', KEYS[1]) wk_leave(ARGV[1]) return 1 "
+              "end "
+              "if ARGV[2] == '1' then wk_enlist(ARGV[1], now) end "
+              "return 0";
 
-static const char release_lua[] =
-    SEM_READ "if (m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
-             "redis.call('INCR', KEYS[1]) return 1";
+static const char release_lua[] = SEM_READ MP__REDIS_WAKE_LUA(
+    "3", "4") "local w = wk_check() if w then return w end "
+              "if (m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
+              "redis.call('INCR', KEYS[1]) wk_expire(wk_now()) wk_wake() return 1";
 
-static int script(mp__redis_sem *s, const char *lua, long long *result)
+static int script(mp__redis_sem *s, const char *lua, const char *id, bool enlist, long long *result)
 {
     redisReply *rep;
-    int rc = mp__redis_cmd(s->o->conn, MP__RR_INT, &rep, 5,
-                           (const char *[]){"EVAL", lua, "2", s->o->key, s->max_key}, NULL);
+    int rc = mp__redis_cmd(s->o->conn, MP__RR_INT, &rep, 9,
+                           (const char *[]){"EVAL", lua, "4", s->o->key, s->max_key, s->wk.wait,
+                                            s->wk.wake, id ? id : "", enlist ? "1" : "0"},
+                           NULL);
     if (rc < 0)
         return rc;
     *result = rep->integer;
@@ -106,18 +123,22 @@ int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
     mp__deadline dl;
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM || mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
-    long step = 1;
+    char id[48];
+    mp__redis_new_token(id, sizeof(id));
+    bool enlist = !mp__deadline_expired(&dl);
     for (;;) {
         long long r;
-        int rc = script(s, acquire_lua, &r);
+        int rc = script(s, acquire_lua, id, enlist, &r);
         if (rc < 0 || r == 1)
-            return rc;
-        if (mp__deadline_expired(&dl))
+            return rc; /* an entry left enlisted expires by itself */
+        rc = enlist ? mp__redis_wake_wait(s->o->conn, &s->wk, &dl, NULL, 0) : MP_ETIMEDOUT;
+        if (rc == MP_ETIMEDOUT) {
+            if (enlist)
+                (void)mp__redis_wake_leave(s->o->conn, &s->wk, id);
             return MP_ETIMEDOUT;
-        int left = mp__deadline_poll_ms(&dl);
-        long ms = left >= 0 && step > left ? left : step;
-        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000}, NULL);
-        step = step < 32 ? step * 2 : step;
+        }
+        if (rc < 0)
+            return rc;
     }
 }
 
@@ -126,7 +147,7 @@ int mp__redis_sem_release(mp__redis_sem *s)
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return MP_EINVAL;
     long long r;
-    int rc = script(s, release_lua, &r);
+    int rc = script(s, release_lua, NULL, false, &r);
     return rc < 0 ? rc : r == 1 ? 0 : MP_EOVERFLOW;
 }
 

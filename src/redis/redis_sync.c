@@ -11,11 +11,18 @@
  * counts the acquisitions (INCR in the acquire script): the count an
  * acquisition makes is its fencing token (mp_lock_token), strictly
  * increasing per lock across every client. Acquire and release are Lua
- * scripts, atomic on the server; a waiter polls with a backoff from 1 to
- * 32 ms, bounded by its timeout.
+ * scripts, atomic on the server. A waiter is woken by the server
+ * (redis/redis_wake.c): the acquire that fails enlists it in
+ * <prefix>lock:<name>:wait, it blocks on <prefix>lock:<name>:wake, and a
+ * release with waiters pushes a wake-up there; while waiters are
+ * enlisted, a newcomer queues behind them.
  *
- * Event: <prefix>event:<name> holds "1" while the event is set; a waiter
- * polls like a lock waiter.
+ * Event: <prefix>event:<name> holds "1" while the event is set, and
+ * <prefix>event:<name>:gen counts the sets. A waiter enlists (with the
+ * count it saw) like a lock waiter; a set wakes every waiter enlisted,
+ * pushing the new count once for each, and a waiter returns once it
+ * pops a count above its own, even if the event was cleared since (as
+ * locally, and as Python's Event).
  *
  * Value: <prefix>value:<name> is a decimal number, so that INCRBY and
  * INCRBYFLOAT change it atomically on the server.
@@ -27,8 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "redis/redis_internal.h"
@@ -38,6 +43,7 @@
 struct mp__redis_lock {
     mp__remote_head rh; /* MP__MAGIC_REDIS_LOCK */
     mp__redis_obj *o;
+    mp__redis_wakers wk;
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
     int holder;     /* pid holding it through this handle, or 0 */
@@ -46,23 +52,6 @@ struct mp__redis_lock {
     uint64_t fence; /* the fencing token of the hold */
     char token[48];
 };
-
-/* Sleeps for the next step of a polling wait, never past the deadline.
- * Returns MP_ETIMEDOUT when the deadline has passed. */
-static int backoff(const mp__deadline *dl, long *step_ms)
-{
-    if (mp__deadline_expired(dl))
-        return MP_ETIMEDOUT;
-    long ms = *step_ms;
-    int left = mp__deadline_poll_ms(dl);
-    if (left >= 0 && ms > left)
-        ms = left;
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-    if (*step_ms < 32)
-        *step_ms *= 2;
-    return 0;
-}
 
 int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease)
 {
@@ -83,6 +72,7 @@ int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *
         return rc;
     }
     pthread_mutex_init(&l->mu, NULL);
+    mp__redis_wakers_init(l->o, &l->wk);
     l->lease = lease > 0 ? lease : DEFAULT_LEASE;
     l->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_REDIS_LOCK, .backend = MP__BACKEND_REDIS},
                               .ops = &mp__redis_lock_ops};
@@ -100,20 +90,6 @@ void mp__redis_lock_close(mp__redis_lock *l)
     free(l);
 }
 
-/* A token no other holder anywhere will have: 128 random bits and the
- * pid, so that a release can only undo its own acquire. */
-static void new_token(char *tok, size_t cap)
-{
-    unsigned char r[16] = {0};
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-        uint64_t t = (uint64_t)mp__now_ns() ^ ((uint64_t)getpid() << 32);
-        memcpy(r, &t, sizeof(t));
-    }
-    int n = snprintf(tok, cap, "%d-", (int)getpid());
-    for (size_t i = 0; i < sizeof(r) && (size_t)n + 2 < cap; i++, n += 2)
-        snprintf(tok + n, cap - (size_t)n, "%02x", r[i]);
-}
-
 /* Lua: refuses (with the error to answer) a lock or owner key that holds
  * no token of this library: another Redis type, or another text. A token
  * is "<pid>-<hex>" (new_token). */
@@ -127,40 +103,52 @@ static void new_token(char *tok, size_t cap)
     "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
 
 /* KEYS[3] the fence counter, checked before anything changes (a number
- * INCR takes). Answers -1 (held by another), or {0 or 1 (the previous
- * holder never released), the fencing token}. */
-static const char acquire_lua[] =
-    LOCK_CHECK "local f = kind(KEYS[3]) "
-               "if f ~= 'none' then "
-               "  if f ~= 'string' then return EPROTO end "
-               "  local v = redis.call('GET', KEYS[3]) "
-               "  if #v > 18 or not string.match(v, '^%d+$') then return EBADMSG end "
-               "end "
-               "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end "
-               "local n = redis.call('INCR', KEYS[3]) "
-               "if redis.call('GETSET', KEYS[2], ARGV[1]) then return {1, n} end return {0, n}";
+ * INCR takes), KEYS[4] and KEYS[5] the wait set and wake list; ARGV[3]
+ * "1": enlist the caller (ARGV[1], its token) when it must wait. Answers
+ * -1 (held, or free with others waiting before the caller), or {0 or 1
+ * (the previous holder never released), the fencing token}. */
+static const char acquire_lua[] = LOCK_CHECK MP__REDIS_WAKE_LUA(
+    "4", "5") "local w = wk_check() if w then return w end "
+              "local f = kind(KEYS[3]) "
+              "if f ~= 'none' then "
+              "  if f ~= 'string' then return EPROTO end "
+              "  local v = redis.call('GET', KEYS[3]) "
+              "  if #v > 18 or not string.match(v, '^%d+$') then return EBADMSG end "
+              "end "
+              "local now = wk_now() wk_expire(now) "
+              "if redis.call('EXISTS', KEYS[1]) == 1 or not wk_may(ARGV[1]) then "
+              "  if ARGV[3] == '1' then wk_enlist(ARGV[1], now) end "
+              "  return -1 "
+              "end "
+              "wk_leave(ARGV[1]) "
+              "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+              "local n = redis.call('INCR', KEYS[3]) "
+              "if redis.call('GETSET', KEYS[2], ARGV[1]) then return {1, n} end return {0, n}";
 
-static const char release_lua[] =
-    LOCK_CHECK "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
-               "if held then redis.call('DEL', KEYS[1]) end "
-               "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
-               "if held then return 1 end return 0";
+/* KEYS[3] and KEYS[4] the wait set and wake list: a release wakes one
+ * waiter. */
+static const char release_lua[] = LOCK_CHECK MP__REDIS_WAKE_LUA(
+    "3", "4") "local w = wk_check() if w then return w end "
+              "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
+              "if held then redis.call('DEL', KEYS[1]) wk_expire(wk_now()) wk_wake() end "
+              "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
+              "if held then return 1 end return 0";
 
 static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
                                            "return 0";
 
-/* Runs a lock script: KEYS = lock and owner keys, ARGV = token and lease
- * in ms. *result: the script's integer; MP_EBADMSG or MP_EPROTO when a
+/* Runs a lock script: KEYS = lock and owner keys, wait set and wake
+ * list, ARGV = token and lease in ms. *result: the script's integer; MP_EBADMSG or MP_EPROTO when a
  * key holds what no holder of this library wrote (nothing changed). */
 static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
 {
     char okey[MP__REDIS_KEY_MAX], ms[24];
     mp__redis_obj_part(l->o, "owner", okey);
     snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
-    const char *argv[] = {"EVAL", lua, "2", l->o->key, okey, token, ms};
+    const char *argv[] = {"EVAL", lua, "4", l->o->key, okey, l->wk.wait, l->wk.wake, token, ms};
     redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 7, argv, NULL);
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 9, argv, NULL);
     if (rc < 0)
         return rc;
     *result = rep->integer;
@@ -170,15 +158,17 @@ static int lock_script(mp__redis_lock *l, const char *lua, const char *token, lo
 
 /* The acquire script: *flag -1 (held by another), 0 or 1 (acquired; 1:
  * the previous holder never released), with the token in *fence. */
-static int acquire_script(mp__redis_lock *l, const char *token, long long *flag, uint64_t *fence)
+static int acquire_script(mp__redis_lock *l, const char *token, bool enlist, long long *flag,
+                          uint64_t *fence)
 {
     char okey[MP__REDIS_KEY_MAX], fkey[MP__REDIS_KEY_MAX], ms[24];
     mp__redis_obj_part(l->o, "owner", okey);
     mp__redis_obj_part(l->o, "fence", fkey);
     snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
-    const char *argv[] = {"EVAL", acquire_lua, "3", l->o->key, okey, fkey, token, ms};
+    const char *argv[] = {"EVAL",     acquire_lua, "5", l->o->key,         okey, fkey, l->wk.wait,
+                          l->wk.wake, token,       ms,  enlist ? "1" : "0"};
     redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 8, argv, NULL);
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 11, argv, NULL);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_INTEGER) {
@@ -230,14 +220,16 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     if (rc != 0)
         return rc < 0 ? rc : 0;
     char tok[sizeof(l->token)];
-    new_token(tok, sizeof(tok));
-    long step = 1;
+    mp__redis_new_token(tok, sizeof(tok));
+    /* A try that fails enlists the caller (unless it would not wait),
+     * then it blocks until a release wakes it, or a slice ends. */
+    bool enlist = !mp__deadline_expired(&dl);
     for (;;) {
         long long r;
         uint64_t fence = 0;
-        rc = acquire_script(l, tok, &r, &fence);
+        rc = acquire_script(l, tok, enlist, &r, &fence);
         if (rc < 0)
-            return rc;
+            return rc; /* an entry left enlisted expires by itself */
         if (r >= 0) {
             pthread_mutex_lock(&l->mu);
             memcpy(l->token, tok, sizeof(tok));
@@ -247,7 +239,13 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
             pthread_mutex_unlock(&l->mu);
             return r == 1 ? MP_EOWNERDEAD : 0;
         }
-        if ((rc = backoff(&dl, &step)) < 0)
+        rc = enlist ? mp__redis_wake_wait(l->o->conn, &l->wk, &dl, NULL, 0) : MP_ETIMEDOUT;
+        if (rc == MP_ETIMEDOUT) {
+            if (enlist)
+                (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
+            return MP_ETIMEDOUT;
+        }
+        if (rc < 0)
             return rc;
     }
 }
@@ -342,34 +340,86 @@ static int key_int(mp__redis_obj *o, int argc, const char **argv, long long *out
     return rc;
 }
 
-/* Lua: an event key is "1" or absent; anything else is refused before
- * the script changes it. */
+/* Lua: an event key is "1" or absent, its count of sets (KEYS[2]) a
+ * number INCR takes or absent, its wait set and wake list KEYS[3] and
+ * KEYS[4]; anything else is refused before the script changes it. */
 #define EVENT_CHECK                                                                                \
-    MP__REDIS_LUA_HELPERS "local t = kind(KEYS[1]) "                                               \
-                          "if t ~= 'none' and t ~= 'string' then return EPROTO end "               \
-                          "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then "           \
-                          "return EBADMSG end "
+    MP__REDIS_LUA_HELPERS MP__REDIS_WAKE_LUA(                                                      \
+        "3",                                                                                       \
+        "4") "local t = kind(KEYS[1]) "                                                            \
+             "if t ~= 'none' and t ~= 'string' then return EPROTO end "                            \
+             "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then return EBADMSG end "     \
+             "local gt = kind(KEYS[2]) "                                                           \
+             "if gt ~= 'none' and gt ~= 'string' then return EPROTO end "                          \
+             "local gen = 0 "                                                                      \
+             "if gt == 'string' then local v = redis.call('GET', KEYS[2]) "                        \
+             "  if #v > 18 or not string.match(v, '^%d+$') then return EBADMSG end "               \
+             "  gen = tonumber(v) end "                                                            \
+             "local w = wk_check() if w then return w end "
 
-static const char event_set_lua[] = EVENT_CHECK "redis.call('SET', KEYS[1], '1') return 0";
+/* A set counts one more set and wakes every waiter enlisted: the new
+ * count, once for each, in a fresh wake list (older wake-ups there are
+ * moot: the count decides). */
+static const char event_set_lua[] =
+    EVENT_CHECK "redis.call('SET', KEYS[1], '1') "
+                "local g = redis.call('INCR', KEYS[2]) "
+                "wk_expire(wk_now()) "
+                "local n = redis.call('ZCARD', WK_WAIT) "
+                "if n > 0 then "
+                "  redis.call('DEL', WK_WAKE) "
+                "  for i = 1, n do redis.call('RPUSH', WK_WAKE, g) end "
+                "  redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") "
+                "  redis.call('DEL', WK_WAIT) "
+                "end "
+                "return 0";
 static const char event_clear_lua[] = EVENT_CHECK "redis.call('DEL', KEYS[1]) return 0";
+/* ARGV[1] the waiter's id, ARGV[2] "1": enlist it when the event is not
+ * set. Answers {1 when set, the count of sets}. */
+static const char event_check_lua[] =
+    EVENT_CHECK "local set = redis.call('GET', KEYS[1]) == '1' "
+                "if not set and ARGV[2] == '1' then "
+                "  local now = wk_now() wk_expire(now) wk_enlist(ARGV[1], now) "
+                "end "
+                "return {set and 1 or 0, gen}";
 
-static int event_script(mp__redis_obj *e, const char *lua)
+static int event_script(mp__redis_obj *e, const char *lua, const char *id, bool enlist,
+                        redisReply **out)
 {
-    long long n = 0;
     int rc = mp__redis_obj_check(e, MP__MAGIC_REVENT);
-    if (rc == 0)
-        rc = key_int(e, 4, (const char *[]){"EVAL", lua, "1", e->key}, &n);
-    return rc < 0 ? rc : mp__redis_lua_error(n);
+    if (rc < 0)
+        return rc;
+    char gen[MP__REDIS_KEY_MAX];
+    mp__redis_wakers wk;
+    mp__redis_obj_part(e, "gen", gen);
+    mp__redis_wakers_init(e, &wk);
+    const char *argv[] = {
+        "EVAL", lua, "4", e->key, gen, wk.wait, wk.wake, id ? id : "", enlist ? "1" : "0"};
+    redisReply *rep;
+    rc = mp__redis_cmd(e->conn, MP__RR_ANY_VALUE, &rep, 9, argv, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        rc = mp__redis_lua_error(rep->integer);
+        if (rc == 0 && out)
+            rc = MP_EBADMSG; /* a check answers an array */
+    } else if (rep->type != REDIS_REPLY_ARRAY || out == NULL) {
+        rc = MP_EBADMSG;
+    }
+    if (rc == 0 && out)
+        *out = rep;
+    else
+        freeReplyObject(rep);
+    return rc;
 }
 
 int mp__redis_event_set(mp__redis_obj *e)
 {
-    return event_script(e, event_set_lua);
+    return event_script(e, event_set_lua, NULL, false, NULL);
 }
 
 int mp__redis_event_clear(mp__redis_obj *e)
 {
-    return event_script(e, event_clear_lua);
+    return event_script(e, event_clear_lua, NULL, false, NULL);
 }
 
 int mp__redis_event_is_set(mp__redis_obj *e)
@@ -385,18 +435,58 @@ int mp__redis_event_is_set(mp__redis_obj *e)
     return rc;
 }
 
+/* Whether the event is set (*set) and its count of sets (*gen), enlisting
+ * the waiter id when it is not set and enlist. */
+static int event_check(mp__redis_obj *e, const char *id, bool enlist, bool *set, uint64_t *gen)
+{
+    redisReply *rep;
+    int rc = event_script(e, event_check_lua, id, enlist, &rep);
+    if (rc < 0)
+        return rc;
+    if (rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer >= 0) {
+        *set = rep->element[0]->integer == 1;
+        *gen = (uint64_t)rep->element[1]->integer;
+    } else {
+        rc = MP_EBADMSG;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 int mp__redis_event_wait(mp__redis_obj *e, double timeout)
 {
     mp__deadline dl;
-    if (mp__deadline_init(&dl, timeout) < 0)
+    if (mp__redis_obj_check(e, MP__MAGIC_REVENT) < 0 || mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
-    long step = 1;
+    char id[48], got[32];
+    mp__redis_new_token(id, sizeof(id));
+    mp__redis_wakers wk;
+    mp__redis_wakers_init(e, &wk);
+    bool enlist = !mp__deadline_expired(&dl), first = true, set = false;
+    uint64_t mine = 0, gen = 0;
     for (;;) {
-        int rc = mp__redis_event_is_set(e);
-        if (rc != 0)
-            return rc < 0 ? rc : 0;
-        if ((rc = backoff(&dl, &step)) < 0)
+        int rc = event_check(e, id, enlist, &set, &gen);
+        if (rc < 0)
             return rc;
+        /* Set now, or set since the wait began (and maybe cleared). */
+        if (set || (!first && gen > mine))
+            return 0;
+        if (first)
+            mine = gen;
+        first = false;
+        rc = enlist ? mp__redis_wake_wait(e->conn, &wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
+        if (rc == MP_ETIMEDOUT) {
+            if (enlist)
+                (void)mp__redis_wake_leave(e->conn, &wk, id);
+            return MP_ETIMEDOUT;
+        }
+        if (rc < 0)
+            return rc;
+        char *end = NULL;
+        unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
+        if (got[0] && end && *end == '\0' && g > mine)
+            return 0; /* woken by a set */
     }
 }
 

@@ -3,6 +3,7 @@
  * public API that test_manager_sync.c covers). Each test starts
  * its own redis-server and fails when it cannot. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -127,6 +128,279 @@ Test(redis_sync, event_set_clear_wait)
     mp_assert_ok(mp_process_join(p, 20));
     mp_process_destroy(p);
     mp_assert_ok(mp__redis_event_clear(e));
+    mp_assert_rc(mp__redis_event_is_set(e), 0);
+    mp__redis_obj_free(e);
+    mp__redis_unref(conn);
+}
+
+/* Scripts go as EVALSHA once loaded; a server that lost them (SCRIPT
+ * FLUSH, a restart) answers NOSCRIPT, and they are loaded again. */
+Test(redis_sync, scripts_are_loaded_again_after_a_script_flush)
+{
+    conn = connect_server();
+    mp__redis_lock *l;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "F", 0));
+    for (int i = 0; i < 3; i++) {
+        mp_assert_ok(mp__redis_lock_acquire(l, 0));
+        mp_assert_ok(mp__redis_lock_release(l));
+        mp_assert_ok(
+            mp__redis_cmd(conn, MP__RR_STATUS, NULL, 2, (const char *[]){"SCRIPT", "FLUSH"}, NULL));
+    }
+    mp__redis_lock_close(l);
+    mp__redis_unref(conn);
+}
+
+/* ---- waiters woken by the server -----------------------------------------*/
+
+/* The calls of a command since the last CONFIG RESETSTAT. */
+static long long calls_of(mp__redis *r, const char *cmd)
+{
+    redisReply *rep;
+    mp_assert_ok(
+        mp__redis_cmd(r, MP__RR_STR, &rep, 2, (const char *[]){"INFO", "commandstats"}, NULL));
+    char want[64];
+    snprintf(want, sizeof(want), "cmdstat_%s:calls=", cmd);
+    const char *at = strstr(rep->str, want);
+    long long n = at ? atoll(at + strlen(want)) : 0;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* The scripts run since the last CONFIG RESETSTAT (EVAL or EVALSHA). */
+static long long scripts_run(mp__redis *r)
+{
+    return calls_of(r, "eval") + calls_of(r, "evalsha");
+}
+
+static void reset_stats(mp__redis *r)
+{
+    mp_assert_ok(
+        mp__redis_cmd(r, MP__RR_STATUS, NULL, 2, (const char *[]){"CONFIG", "RESETSTAT"}, NULL));
+}
+
+static long long zcard(mp__redis *r, const char *key)
+{
+    redisReply *rep;
+    char k[128];
+    snprintf(k, sizeof(k), "mp:%s", key);
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_INT, &rep, 2, (const char *[]){"ZCARD", k}, NULL));
+    long long n = rep->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* Waits (at most 20 s) until n waiters are enlisted in key. */
+static void until_enlisted(mp__redis *r, const char *key, long long n)
+{
+    long long got = 0;
+    for (int i = 0; i < 2000 && (got = zcard(r, key)) != n; i++)
+        usleep(10000);
+    cr_assert_eq(got, n, "%lld waiters enlisted in %s, not %lld", got, key, n);
+}
+
+static int wait_lock(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_lock *l;
+    if (mp__redis_lock_open(&l, conn, "W", 0) < 0 || mp__redis_lock_acquire(l, 20) != 0)
+        return 1;
+    return mp__redis_lock_release(l) == 0 ? 0 : 2;
+}
+
+/* The same, holding the lock for 0.3 s. */
+static int wait_lock_hold(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_lock *l;
+    if (mp__redis_lock_open(&l, conn, "W", 0) < 0 || mp__redis_lock_acquire(l, 20) != 0)
+        return 1;
+    usleep(300000);
+    return mp__redis_lock_release(l) == 0 ? 0 : 2;
+}
+
+static int wait_sem(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_sem *s;
+    if (mp__redis_sem_open(&s, conn, "S", 0, false) < 0 || mp__redis_sem_acquire(s, 20) != 0)
+        return 1;
+    return 0;
+}
+
+static int wait_event(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_obj *e;
+    if (mp__redis_obj_new(&e, conn, MP__MAGIC_REVENT, &mp__redis_event_ops, "event", "E") < 0 ||
+        mp__redis_event_wait(e, 20) != 0)
+        return 1;
+    return 0;
+}
+
+static mp_process *start_fn(mp_target_fn fn)
+{
+    mp_process *p;
+    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = fn}));
+    mp_assert_ok(mp_process_start(p));
+    return p;
+}
+
+static void join_zero(mp_process *p)
+{
+    int code = -1;
+    mp_assert_ok(mp_process_join(p, 30));
+    mp_assert_ok(mp_process_exitcode(p, &code));
+    cr_assert_eq(code, 0, "child exit code %d", code);
+    mp_process_destroy(p);
+}
+
+/* A waiter blocks on the server: while it waits for 0.5 s it makes no
+ * call (a poller with a 1-32 ms back-off makes about 20), and the
+ * release wakes it: its one more try takes the lock. */
+Test(redis_sync, a_lock_waiter_is_woken_by_the_release_not_by_polling)
+{
+    conn = connect_server();
+    mp__redis_lock *l;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "W", 0));
+    mp_assert_ok(mp__redis_lock_acquire(l, 0));
+    mp_process *p = start_fn(wait_lock);
+    until_enlisted(conn, "lock:W:wait", 1);
+    reset_stats(conn);
+    usleep(500000);
+    long long during = scripts_run(conn);
+    mp_assert_ok(mp__redis_lock_release(l));
+    join_zero(p);
+    /* The wait: no call but the BLPOP (a slice is a second). The rest:
+     * the release, the waiter's try and its own release. */
+    cr_assert_eq(during, 0, "%lld scripts ran while the waiter waited", during);
+    cr_assert_leq(scripts_run(conn), 4, "%lld scripts", scripts_run(conn));
+    cr_assert_leq(calls_of(conn, "blpop"), 2);
+    cr_assert_eq(zcard(conn, "lock:W:wait"), 0, "the waiter left the wait set");
+    mp__redis_lock_close(l);
+    mp__redis_unref(conn);
+}
+
+/* While a waiter is enlisted, a newcomer queues behind it: the released
+ * lock goes to the waiter, not to the caller that asks right after the
+ * release (no waiter starves). */
+Test(redis_sync, a_newcomer_queues_behind_an_enlisted_waiter)
+{
+    conn = connect_server();
+    mp__redis_lock *l, *newcomer;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "W", 0));
+    mp_assert_ok(mp__redis_lock_open(&newcomer, conn, "W", 0));
+    mp_assert_ok(mp__redis_lock_acquire(l, 0));
+    mp_process *p = start_fn(wait_lock_hold);
+    until_enlisted(conn, "lock:W:wait", 1);
+    mp_assert_ok(mp__redis_lock_release(l));
+    /* The waiter is enlisted, or holds it: either way not ours. */
+    mp_assert_rc(mp__redis_lock_acquire(newcomer, 0), MP_ETIMEDOUT);
+    join_zero(p); /* it had the lock, and released it */
+    mp_assert_ok(mp__redis_lock_acquire(newcomer, 0));
+    mp_assert_ok(mp__redis_lock_release(newcomer));
+    mp__redis_lock_close(l);
+    mp__redis_lock_close(newcomer);
+    mp__redis_unref(conn);
+}
+
+/* A waiter killed in its wait leaves an entry that expires by itself
+ * (3 s). Meanwhile a newcomer that would not wait queues behind it, and
+ * one that waits enlists and takes the wake-up the release left for the
+ * dead one: nobody waits for the entry to expire. */
+Test(redis_sync, a_killed_waiter_delays_no_one_and_its_entry_expires)
+{
+    conn = connect_server();
+    mp__redis_lock *l;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "W", 0));
+    mp_assert_ok(mp__redis_lock_acquire(l, 0));
+    mp_process *p = start_fn(wait_lock);
+    until_enlisted(conn, "lock:W:wait", 1);
+    mp_assert_ok(mp_process_kill(p));
+    mp_assert_ok(mp_process_join(p, 20));
+    mp_process_destroy(p);
+    mp_assert_ok(mp__redis_lock_release(l));
+    mp_assert_rc(mp__redis_lock_acquire(l, 0), MP_ETIMEDOUT); /* queued behind the entry */
+    reset_stats(conn);
+    mp_assert_ok(mp__redis_lock_acquire(l, 20));
+    cr_assert_eq(calls_of(conn, "blpop"), 1, "one wake-up taken, no slice waited out");
+    mp_assert_ok(mp__redis_lock_release(l));
+    /* The dead waiter's entry goes within its 3 s (when a script looks,
+     * or with the set's own expiry). */
+    int rc = MP_ETIMEDOUT;
+    for (int i = 0; i < 400 && rc == MP_ETIMEDOUT; i++)
+        if ((rc = mp__redis_lock_acquire(l, 0)) == MP_ETIMEDOUT)
+            usleep(25000);
+    mp_assert_ok(rc);
+    cr_assert_eq(zcard(conn, "lock:W:wait"), 0);
+    mp_assert_ok(mp__redis_lock_release(l));
+    mp__redis_lock_close(l);
+    mp__redis_unref(conn);
+}
+
+/* One release pushes one wake-up, however many wait, and the wake list
+ * never holds more wake-ups than waiters: three waiters enlisted (no
+ * process behind them, so nothing pops), four releases. */
+Test(redis_sync, one_sem_release_wakes_one_waiter)
+{
+    conn = connect_server();
+    mp__redis_sem *s;
+    mp_assert_ok(mp__redis_sem_open(&s, conn, "S", 0, false));
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "w%d", i);
+        mp_assert_ok(mp__redis_cmd(conn, MP__RR_INT, NULL, 4,
+                                   (const char *[]){"ZADD", "mp:sem:S:wait", "9e15", id}, NULL));
+    }
+    long long want[] = {1, 2, 3, 3};
+    for (int i = 0; i < 4; i++) {
+        mp_assert_ok(mp__redis_sem_release(s));
+        redisReply *rep;
+        mp_assert_ok(mp__redis_cmd(conn, MP__RR_INT, &rep, 2,
+                                   (const char *[]){"LLEN", "mp:sem:S:wake"}, NULL));
+        cr_assert_eq(rep->integer, want[i], "after release %d: %lld wake-ups", i + 1, rep->integer);
+        freeReplyObject(rep);
+    }
+    mp__redis_sem_close(s);
+    mp__redis_unref(conn);
+}
+
+/* Three processes wait; three releases give each its unit. */
+Test(redis_sync, sem_waiters_each_get_a_released_unit)
+{
+    conn = connect_server();
+    mp__redis_sem *s;
+    mp_assert_ok(mp__redis_sem_open(&s, conn, "S", 0, false));
+    mp_process *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = start_fn(wait_sem);
+    until_enlisted(conn, "sem:S:wait", 3);
+    mp_assert_ok(mp__redis_sem_release(s));
+    until_enlisted(conn, "sem:S:wait", 2);
+    mp_assert_ok(mp__redis_sem_release(s));
+    mp_assert_ok(mp__redis_sem_release(s));
+    for (int i = 0; i < 3; i++)
+        join_zero(p[i]);
+    mp_assert_rc(mp__redis_sem_get_value(s), 0);
+    mp__redis_sem_close(s);
+    mp__redis_unref(conn);
+}
+
+/* A set wakes every waiter, and each returns even if the event was
+ * cleared right after (as a local event, and Python's). */
+Test(redis_sync, an_event_set_wakes_every_waiter_even_if_cleared_at_once)
+{
+    conn = connect_server();
+    mp__redis_obj *e;
+    mp_assert_ok(mp__redis_obj_new(&e, conn, MP__MAGIC_REVENT, &mp__redis_event_ops, "event", "E"));
+    mp_process *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = start_fn(wait_event);
+    until_enlisted(conn, "event:E:wait", 3);
+    reset_stats(conn);
+    mp_assert_ok(mp__redis_event_set(e));
+    mp_assert_ok(mp__redis_event_clear(e));
+    for (int i = 0; i < 3; i++)
+        join_zero(p[i]);
     mp_assert_rc(mp__redis_event_is_set(e), 0);
     mp__redis_obj_free(e);
     mp__redis_unref(conn);
