@@ -93,20 +93,23 @@
  * Redis object: they return MP_ENOSYS (NULL for those that return a
  * pointer). Every other function of these types works on Redis.
  * ---- BEGIN NOT ON REDIS ----
- *   mp_queue_get_many mp_queue_reserve mp_queue_commit mp_queue_abort
- *   mp_queue_peek mp_queue_release mp_queue_close mp_queue_task_done
- *   mp_queue_join
+ *   mp_queue_reserve mp_queue_commit mp_queue_abort
+ *   mp_queue_peek mp_queue_release mp_queue_close
  *   mp_value_get_lock mp_value_data
  *   mp_array_get_lock mp_array_data
  * ---- END NOT ON REDIS ----
  * How the Redis objects differ from the local ones:
- *   queue: maxsize as locally (fixed by the creator); max_bytes and
- *     joinable are MP_ENOSYS at the accessor. put, put_nowait, put_many,
+ *   queue: maxsize as locally (fixed by the creator); max_bytes is
+ *     MP_ENOSYS at the accessor; a joinable queue is another shape under
+ *     its name (a plain opener gets MP_EEXIST, and the other way round),
+ *     with task_done and join (joiners woken by the server when the
+ *     count of messages not done reaches 0). put, put_nowait, put_many,
  *     get, get_nowait, get_into (a short buffer puts the message back at
- *     the head), qsize, empty, full work; the zero-copy functions
- *     (reserve, commit, abort, peek, release), get_many, close, task_done
- *     and join are not available (above), and mp_wait on a Redis queue is
- *     MP_ENOSYS (no fd).
+ *     the head), get_many (the first as get_into, then in one script the
+ *     next ones that fit), qsize, empty, full work; the zero-copy
+ *     functions (reserve, commit, abort, peek, release) and close are
+ *     not available (above), and mp_wait on a Redis queue is MP_ENOSYS
+ *     (no fd).
  *   lock, rlock: the holder is the process through that handle, not the
  *     thread: threads that must exclude each other use one handle each
  *     (another thread acquiring through the same handle gets MP_EDEADLK

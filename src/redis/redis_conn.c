@@ -55,6 +55,11 @@ struct mp__redis {
     bool in_multi;   /* MULTI sent, no EXEC/DISCARD yet */
     int64_t quantum; /* SO_RCVTIMEO of fd in ns (see may_block) */
     mp__redis_url url;
+    /* Idle side connections for waits that block on the server
+     * (mp__redis_side_take); those of the process pid says. */
+    pthread_mutex_t side_mu;
+    mp__redis *side[MP__REDIS_SIDE_MAX];
+    int nside;
 };
 
 /* Serialises the repair of connections in a forked child; re-initialised
@@ -660,6 +665,15 @@ static int ensure_connected(mp__redis *r, const mp__deadline *dl)
 
 /* A forked child must not talk on its parent's socket (the two would read
  * each other's replies): it closes its copy and connects anew. */
+/* Drops the idle side connections: in a forked child (their sockets are
+ * the parent's: only the child's copies are closed), or for good. */
+static void drop_sides(mp__redis *r)
+{
+    for (int i = 0; i < r->nside; i++)
+        mp__redis_unref(r->side[i]);
+    r->nside = 0;
+}
+
 static void after_fork(mp__redis *r)
 {
     pthread_mutex_lock(&fork_lock);
@@ -668,6 +682,9 @@ static void after_fork(mp__redis *r)
         pthread_mutex_init(&r->lock, NULL);
         close_socket(r); /* closes the child's copy of the fd only */
         r->lost = r->watching = r->in_multi = false;
+        /* The parent's idle side connections are not ours either. */
+        pthread_mutex_init(&r->side_mu, NULL);
+        drop_sides(r);
         atomic_store(&r->pid, me);
     }
     pthread_mutex_unlock(&fork_lock);
@@ -686,6 +703,7 @@ int mp__redis_open(mp__redis **out, mp__redis_url *u)
     if (r == NULL)
         return MP_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->side_mu, NULL);
     atomic_init(&r->refs, 1);
     atomic_init(&r->pid, (int)getpid());
     r->fd = -1;
@@ -711,10 +729,55 @@ void mp__redis_unref(mp__redis *r)
 {
     if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
+    drop_sides(r);
+    pthread_mutex_destroy(&r->side_mu);
     close_socket(r);
     mp__redis_url_fini(&r->url);
     pthread_mutex_destroy(&r->lock);
     free(r);
+}
+
+/* A copy of u (its own strings). */
+static int url_copy(mp__redis_url *dst, const mp__redis_url *src)
+{
+    *dst = *src;
+    dst->user = src->user ? strdup(src->user) : NULL;
+    dst->password = src->password ? strdup(src->password) : NULL;
+    if ((src->user && !dst->user) || (src->password && !dst->password)) {
+        mp__redis_url_fini(dst);
+        return MP_ENOMEM;
+    }
+    return 0;
+}
+
+int mp__redis_side_take(mp__redis *r, mp__redis **out)
+{
+    *out = NULL;
+    if (atomic_load(&r->pid) != (int)getpid())
+        after_fork(r);
+    pthread_mutex_lock(&r->side_mu);
+    if (r->nside > 0)
+        *out = r->side[--r->nside];
+    pthread_mutex_unlock(&r->side_mu);
+    if (*out)
+        return 0;
+    mp__redis_url u;
+    int rc = url_copy(&u, &r->url);
+    return rc < 0 ? rc : mp__redis_open(out, &u);
+}
+
+void mp__redis_side_give(mp__redis *r, mp__redis *side)
+{
+    if (side == NULL)
+        return;
+    pthread_mutex_lock(&r->side_mu);
+    bool keep = atomic_load(&r->pid) == (int)getpid() && r->nside < MP__REDIS_SIDE_MAX &&
+                side->fd >= 0 && !side->lost;
+    if (keep)
+        r->side[r->nside++] = side;
+    pthread_mutex_unlock(&r->side_mu);
+    if (!keep)
+        mp__redis_unref(side);
 }
 
 const char *mp__redis_prefix(const mp__redis *r)

@@ -366,7 +366,12 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
  * the timeout), MP_EMSGSIZE, connection errors. get: 0 and a malloc'd
  * message (with a NUL after it), MP_EEMPTY (nothing before the timeout). */
 typedef struct mp__redis_queue mp__redis_queue;
-int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *name, size_t maxsize);
+int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *name, size_t maxsize,
+                         bool joinable);
+/* A joinable queue's task_done and join (MP_EINVAL on another): as
+ * mp_queue_task_done and mp_queue_join. */
+int mp__redis_queue_task_done(mp__redis_queue *q);
+int mp__redis_queue_join(mp__redis_queue *q, double timeout);
 void mp__redis_queue_close(mp__redis_queue *q);
 int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double timeout);
 int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double timeout);
@@ -379,6 +384,10 @@ size_t mp__redis_queue_maxsize(const mp__redis_queue *q);
 int mp__redis_queue_get_into(mp__redis_queue *q, void *buf, size_t cap, size_t *len,
                              double timeout);
 int mp__redis_queue_put_many(mp__redis_queue *q, const mp_queue_msg *msgs, size_t n,
+                             double timeout);
+/* Up to n messages packed into buf, the first waited for up to timeout:
+ * as mp_queue_get_many. */
+int mp__redis_queue_get_many(mp__redis_queue *q, void *buf, size_t cap, size_t *lens, size_t n,
                              double timeout);
 int mp__redis_queue_empty(mp__redis_queue *q);
 int mp__redis_queue_full(mp__redis_queue *q);
@@ -517,6 +526,15 @@ void mp__redis_wakers_init(const struct mp__redis_obj *o, mp__redis_wakers *k);
  * MP_ETIMEDOUT when dl had passed, or a connection error. */
 int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
                         char *got, size_t cap);
+/* Side connections: a wait that blocks on the server (BLPOP) goes over a
+ * connection of its own, so that the other threads of the process keep
+ * r's (a holder's release must not wait behind a waiter of its own
+ * process). take gives an idle one of r's, or opens one with r's URL;
+ * give keeps it for the next wait (up to MP__REDIS_SIDE_MAX idle ones,
+ * dropped in a forked child), or closes it. */
+#define MP__REDIS_SIDE_MAX 8
+int mp__redis_side_take(mp__redis *r, mp__redis **out);
+void mp__redis_side_give(mp__redis *r, mp__redis *side);
 /* Takes waiter off the wait set (it gave up). */
 int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter);
 

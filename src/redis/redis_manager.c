@@ -9,7 +9,9 @@
  *   <prefix>list:<n>       list of tagged values
  *   <prefix>ns:<n>         hash: attribute name -> tagged value
  *   <prefix>queue:<n>      list of messages (raw bytes), and
- *   <prefix>queue:<n>:maxsize    its capacity (redis/redis_queue.c)
+ *   <prefix>queue:<n>:maxsize    its capacity, a joinable queue's
+ *   <prefix>queue:<n>:unfinished, ...:jgen   its count of messages not
+ *                          done and of the times it reached 0 (redis/redis_queue.c)
  *   <prefix>lock:<n>       the holder's token, with the lease as expiry, and
  *   <prefix>lock:<n>:owner       the same token until released, and
  *   <prefix>lock:<n>:fence       the count of acquisitions: the last fencing
@@ -221,8 +223,11 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
         return "list";
     case MP__OBJ_NAMESPACE:
         return "namespace";
-    case MP__OBJ_QUEUE:
-        return "queue";
+    case MP__OBJ_QUEUE: {
+        /* A joinable queue is another shape: a plain opener is refused. */
+        const mp_queue_opts *o = opts;
+        return o && o->joinable ? "queue:j" : "queue";
+    }
     case MP__OBJ_LOCK:
         return "lock";
     case MP__OBJ_RLOCK:
@@ -246,8 +251,8 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
     }
 }
 
-/* The most keys an object has: its key and up to 4 parts. */
-#define DATA_KEYS_MAX 5
+/* The most keys an object has: its key and up to 5 parts. */
+#define DATA_KEYS_MAX 6
 
 /* The data keys of an object whose stored type name is tname: what
  * MP_MANAGER_DESTROY deletes (a lock's fence counter too: a lock made
@@ -257,12 +262,12 @@ static int data_keys(const char *prefix, const char *tname, const char *name,
                      char keys[DATA_KEYS_MAX][MP__REDIS_KEY_MAX])
 {
     static const struct {
-        const char *type, *kind, *parts[DATA_KEYS_MAX - 1]; /* parts: NULL-ended */
+        const char *type, *kind, *parts[DATA_KEYS_MAX]; /* parts: NULL-ended */
     } rows[] = {
         {"dict", "dict", {NULL}},
         {"list", "list", {NULL}},
         {"namespace", "ns", {NULL}},
-        {"queue", "queue", {"maxsize", NULL}},
+        {"queue", "queue", {"maxsize", "unfinished", "jgen", "wait", "wake", NULL}},
         {"lock", "lock", {"owner", "fence", "wait", "wake"}},
         {"event", "event", {"gen", "wait", "wake", NULL}},
         {"value", "value", {NULL}},
@@ -319,7 +324,8 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
     switch (type) {
     case MP__OBJ_QUEUE: {
         const mp_queue_opts *o = opts;
-        return mp__redis_queue_open((mp__redis_queue **)out, r, name, o ? o->maxsize : 0);
+        return mp__redis_queue_open((mp__redis_queue **)out, r, name, o ? o->maxsize : 0,
+                                    o && o->joinable);
     }
     case MP__OBJ_LOCK:
         return mp__redis_lock_open((mp__redis_lock **)out, r, name, mp__redis_lease(r));
@@ -384,8 +390,8 @@ static int make_handle(mp__redis *r, mp__objtype type, const char *name, const v
 static int check_opts(mp__objtype type, const void *opts)
 {
     const mp_queue_opts *q = opts;
-    if (type == MP__OBJ_QUEUE && q && (q->max_bytes != 0 || q->joinable)) {
-        mp__debug("manager: a Redis queue has no max_bytes and is not joinable");
+    if (type == MP__OBJ_QUEUE && q && q->max_bytes != 0) {
+        mp__debug("manager: a Redis queue has no max_bytes");
         return MP_ENOSYS;
     }
     if (type == MP__OBJ_ARRAY && ((const mp_array_opts *)opts)->len > MP__REDIS_ARRAY_ITEMS_MAX)

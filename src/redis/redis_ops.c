@@ -32,6 +32,19 @@ static int queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, doubl
 {
     return mp__redis_queue_get_into(rqueue(q), buf, cap, len, timeout);
 }
+static int queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n,
+                          double timeout)
+{
+    return mp__redis_queue_get_many(rqueue(q), buf, cap, lens, n, timeout);
+}
+static int queue_task_done(mp_queue *q)
+{
+    return mp__redis_queue_task_done(rqueue(q));
+}
+static int queue_join(mp_queue *q, double timeout)
+{
+    return mp__redis_queue_join(rqueue(q), timeout);
+}
 static int queue_qsize(mp_queue *q, size_t *n)
 {
     return mp__redis_queue_qsize(rqueue(q), n);
@@ -184,8 +197,8 @@ const mp__list_ops mp__redis_list_ops = {
     .sort = mp__redis_list_sort,
 };
 
-/* A Redis list of messages: no zero-copy records (reserve ... release), no
- * batch get, no close and no task accounting. */
+/* A Redis list of messages: no zero-copy records (reserve ... release) and
+ * no close. */
 const mp__queue_ops mp__redis_queue_ops = {
     .kind = MP__OPS_QUEUE,
     .destroy = queue_destroy,
@@ -193,7 +206,7 @@ const mp__queue_ops mp__redis_queue_ops = {
     .put_many = queue_put_many,
     .get = queue_get,
     .get_into = queue_get_into,
-    .get_many = NULL,
+    .get_many = queue_get_many,
     .reserve = NULL,
     .commit = NULL,
     .abort = NULL,
@@ -203,8 +216,8 @@ const mp__queue_ops mp__redis_queue_ops = {
     .empty = queue_empty,
     .full = queue_full,
     .close = NULL,
-    .task_done = NULL,
-    .join = NULL,
+    .task_done = queue_task_done,
+    .join = queue_join,
 };
 
 const mp__lock_ops mp__redis_lock_ops = {

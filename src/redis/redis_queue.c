@@ -9,7 +9,10 @@
  * one a plain RPUSH; a full queue is polled with a backoff until the
  * timeout. get is BLPOP, the server's own blocking pop, in
  * slices of at most a second so that the connection's mutex is released
- * between slices and the socket timeout always covers the wait. */
+ * between slices and the socket timeout always covers the wait. get_many
+ * gets the first message as get_into does, then takes in one script the
+ * next ones while they fit (never one that does not). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,11 @@ struct mp__redis_queue {
     mp__remote_head rh; /* MP__MAGIC_RQUEUE */
     mp__redis_obj *o;
     long long maxsize; /* 0: unbounded */
+    bool joinable;
+    /* A joinable queue's count of messages not done, and of the times it
+     * came down to 0 (joiners wait for it to move), and its joiners. */
+    char unfinished[MP__REDIS_KEY_MAX], jgen[MP__REDIS_KEY_MAX];
+    mp__redis_wakers wk;
 };
 
 static int read_maxsize(mp__redis_queue *q, size_t want)
@@ -47,7 +55,8 @@ static int read_maxsize(mp__redis_queue *q, size_t want)
     return rc;
 }
 
-int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *name, size_t maxsize)
+int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *name, size_t maxsize,
+                         bool joinable)
 {
     if (out == NULL || conn == NULL || name == NULL)
         return MP_EINVAL;
@@ -57,6 +66,12 @@ int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *nam
     int rc = mp__redis_obj_new(&q->o, conn, MP__MAGIC_RQUEUE, NULL, "queue", name);
     if (rc == 0)
         rc = read_maxsize(q, maxsize);
+    if (rc == 0) {
+        q->joinable = joinable;
+        mp__redis_obj_part(q->o, "unfinished", q->unfinished);
+        mp__redis_obj_part(q->o, "jgen", q->jgen);
+        mp__redis_wakers_init(q->o, &q->wk);
+    }
     if (rc < 0) {
         mp__redis_obj_free(q->o);
         free(q);
@@ -86,6 +101,25 @@ static const char put_lua[] = "local m = tonumber(ARGV[2]) "
                               "if m > 0 and redis.call('LLEN', KEYS[1]) >= m then return -1 end "
                               "return redis.call('RPUSH', KEYS[1], ARGV[1])";
 
+/* Lua: a joinable queue's count (KEYS[k]) is absent or a number INCR and
+ * DECR take; u: its value. */
+#define UNFINISHED(k)                                                                              \
+    MP__REDIS_LUA_HELPERS                                                                          \
+    "local function count(key) local t = kind(key) "                                               \
+    "if t == 'none' then return 0 end "                                                            \
+    "if t ~= 'string' then return nil, EPROTO end "                                                \
+    "local v = redis.call('GET', key) "                                                            \
+    "if #v > 18 or not string.match(v, '^%d+$') then return nil, EBADMSG end "                     \
+    "return tonumber(v) end "                                                                      \
+    "local u, ue = count(KEYS[" k "]) if not u then return ue end "
+
+/* A joinable queue's put: the message and one more not done, at once. */
+static const char put_joinable_lua[] =
+    UNFINISHED("2") "local m = tonumber(ARGV[2]) "
+                    "if m > 0 and redis.call('LLEN', KEYS[1]) >= m then return -1 end "
+                    "local n = redis.call('RPUSH', KEYS[1], ARGV[1]) "
+                    "redis.call('INCR', KEYS[2]) return n";
+
 int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double timeout)
 {
     mp__deadline dl;
@@ -100,18 +134,25 @@ int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double
     snprintf(max, sizeof(max), "%lld", q->maxsize);
     const char *argv[] = {"EVAL", put_lua, "1", q->o->key, data ? data : "", max};
     size_t lens[] = {4, sizeof(put_lua) - 1, 1, q->o->key_len, len, strlen(max)};
-    if (q->maxsize == 0) /* unbounded: a plain RPUSH, no script to run */
+    const char *jargv[] = {"EVAL",        put_joinable_lua, "2", q->o->key,
+                           q->unfinished, data ? data : "", max};
+    size_t jlens[] = {
+        4, sizeof(put_joinable_lua) - 1, 1, q->o->key_len, strlen(q->unfinished), len, strlen(max)};
+    if (q->maxsize == 0 && !q->joinable) /* a plain RPUSH, no script to run */
         return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 3,
                              (const char *[]){"RPUSH", q->o->key, argv[4]},
                              (size_t[]){5, q->o->key_len, len});
     long step = 1;
     for (;;) {
         redisReply *rep;
-        rc = mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 6, argv, lens);
+        rc = q->joinable ? mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 7, jargv, jlens)
+                         : mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 6, argv, lens);
         if (rc < 0)
             return rc;
         long long r = rep->integer;
         freeReplyObject(rep);
+        if ((rc = mp__redis_lua_error(r)) < 0)
+            return rc;
         if (r >= 0)
             return 0;
         if (mp__deadline_expired(&dl))
@@ -211,6 +252,169 @@ int mp__redis_queue_unget(mp__redis_queue *q, const void *data, size_t len)
     return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 3,
                          (const char *[]){"LPUSH", q->o->key, data ? data : ""},
                          (size_t[]){5, q->o->key_len, len});
+}
+
+/* Takes messages from the head while they fit in ARGV[2] bytes, at most
+ * ARGV[1] of them, and answers them; a message that does not fit stays
+ * first. */
+static const char take_fitting_lua[] =
+    "local n, room, out = tonumber(ARGV[1]), tonumber(ARGV[2]), {} "
+    "while #out < n do "
+    "  local m = redis.call('LINDEX', KEYS[1], 0) "
+    "  if not m or #m > room then break end "
+    "  redis.call('LPOP', KEYS[1]) room = room - #m out[#out + 1] = m "
+    "end "
+    "return out";
+
+int mp__redis_queue_get_many(mp__redis_queue *q, void *buf, size_t cap, size_t *lens, size_t n,
+                             double timeout)
+{
+    int rc = queue_check(q);
+    if (rc == 0 && ((buf == NULL && cap > 0) || (lens == NULL && n > 0) || n > INT_MAX))
+        rc = MP_EINVAL;
+    if (rc < 0 || n == 0)
+        return rc;
+    rc = mp__redis_queue_get_into(q, buf, cap, &lens[0], timeout);
+    if (rc < 0 || n == 1)
+        return rc < 0 ? rc : 1;
+    char more[24], room[24];
+    snprintf(more, sizeof(more), "%zu", n - 1);
+    snprintf(room, sizeof(room), "%zu", cap - lens[0]);
+    redisReply *rep;
+    rc =
+        mp__redis_cmd(q->o->conn, MP__RR_ANY_VALUE, &rep, 6,
+                      (const char *[]){"EVAL", take_fitting_lua, "1", q->o->key, more, room}, NULL);
+    if (rc < 0)
+        return 1; /* the first is got: the rest stays for the next call */
+    size_t got = 1, off = lens[0];
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *m = rep->element[i];
+        if (m->type != REDIS_REPLY_STRING || m->len > cap - off)
+            break; /* not what the script answers: taken, yet not given */
+        memcpy((char *)buf + off, m->str, m->len);
+        lens[got++] = m->len;
+        off += m->len;
+    }
+    freeReplyObject(rep);
+    return (int)got;
+}
+
+/* ---- task_done and join ---------------------------------------------------
+ * KEYS: the count not done, the count of times it reached 0, the joiners'
+ * wait set and wake list. task_done answers -1 when nothing is left to
+ * mark done; reaching 0 wakes every joiner, as an event's set does. */
+#define JOIN_LUA                                                                                   \
+    UNFINISHED("1")                                                                                \
+    MP__REDIS_WAKE_LUA("3", "4")                                                                   \
+    "local g, ge = count(KEYS[2]) if not g then return ge end "                                    \
+    "local w = wk_check() if w then return w end "
+
+static const char task_done_lua[] =
+    JOIN_LUA "if u <= 0 then return -1 end "
+             "if redis.call('DECR', KEYS[1]) > 0 then return 0 end "
+             "local gen = redis.call('INCR', KEYS[2]) "
+             "wk_expire(wk_now()) "
+             "local n = redis.call('ZCARD', WK_WAIT) "
+             "if n > 0 then "
+             "  redis.call('DEL', WK_WAKE) "
+             "  for i = 1, n do redis.call('RPUSH', WK_WAKE, gen) end "
+             "  redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") "
+             "  redis.call('DEL', WK_WAIT) "
+             "end "
+             "return 0";
+
+/* ARGV[1] the joiner's id, ARGV[2] "1": enlist it when messages are not
+ * done. Answers {1 when none is left, the count of times it reached 0}. */
+static const char join_check_lua[] =
+    JOIN_LUA "if u > 0 and ARGV[2] == '1' then "
+             "  local now = wk_now() wk_expire(now) wk_enlist(ARGV[1], now) "
+             "end "
+             "return {u == 0 and 1 or 0, g}";
+
+static int join_script(mp__redis_queue *q, const char *lua, const char *id, bool enlist,
+                       redisReply **out)
+{
+    const char *argv[] = {"EVAL",     lua,        "4",          q->unfinished,     q->jgen,
+                          q->wk.wait, q->wk.wake, id ? id : "", enlist ? "1" : "0"};
+    return mp__redis_cmd(q->o->conn, MP__RR_ANY_VALUE, out, 9, argv, NULL);
+}
+
+int mp__redis_queue_task_done(mp__redis_queue *q)
+{
+    int rc = queue_check(q);
+    if (rc == 0 && !q->joinable)
+        rc = MP_EINVAL;
+    redisReply *rep;
+    if (rc == 0)
+        rc = join_script(q, task_done_lua, NULL, false, &rep);
+    if (rc < 0)
+        return rc;
+    if (rep->type != REDIS_REPLY_INTEGER)
+        rc = MP_EBADMSG;
+    else if ((rc = mp__redis_lua_error(rep->integer)) == 0 && rep->integer == -1)
+        rc = MP_ETOOMANYDONE;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Whether no message is left not done (*none), and the count of times the
+ * count reached 0 (*gen), enlisting the joiner id otherwise when enlist. */
+static int join_check(mp__redis_queue *q, const char *id, bool enlist, bool *none, uint64_t *gen)
+{
+    redisReply *rep;
+    int rc = join_script(q, join_check_lua, id, enlist, &rep);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        rc = mp__redis_lua_error(rep->integer);
+        rc = rc < 0 ? rc : MP_EBADMSG;
+    } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+               rep->element[0]->type == REDIS_REPLY_INTEGER &&
+               rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer >= 0) {
+        *none = rep->element[0]->integer == 1;
+        *gen = (uint64_t)rep->element[1]->integer;
+    } else {
+        rc = MP_EBADMSG;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int mp__redis_queue_join(mp__redis_queue *q, double timeout)
+{
+    mp__deadline dl;
+    int rc = queue_check(q);
+    if (rc == 0 && (!q->joinable || mp__deadline_init(&dl, timeout) < 0))
+        rc = MP_EINVAL;
+    if (rc < 0)
+        return rc;
+    char id[48], got[32];
+    mp__redis_new_token(id, sizeof(id));
+    bool enlist = !mp__deadline_expired(&dl), first = true, none = false;
+    uint64_t mine = 0, gen = 0;
+    for (;;) {
+        rc = join_check(q, id, enlist, &none, &gen);
+        if (rc < 0)
+            return rc;
+        /* None left now, or the count reached 0 since the join began. */
+        if (none || (!first && gen > mine))
+            return 0;
+        if (first)
+            mine = gen;
+        first = false;
+        rc = enlist ? mp__redis_wake_wait(q->o->conn, &q->wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
+        if (rc == MP_ETIMEDOUT) {
+            if (enlist)
+                (void)mp__redis_wake_leave(q->o->conn, &q->wk, id);
+            return MP_ETIMEDOUT;
+        }
+        if (rc < 0)
+            return rc;
+        char *end = NULL;
+        unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
+        if (got[0] && end && *end == '\0' && g > mine)
+            return 0; /* woken: the count reached 0 */
+    }
 }
 
 size_t mp__redis_queue_maxsize(const mp__redis_queue *q)

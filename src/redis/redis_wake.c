@@ -6,8 +6,9 @@
  * (<key>:wake). A release that finds waiters enlisted pushes a wake-up
  * there, so the waiter returns within a round trip of the release, and
  * no wake-up is lost between the failed try and the BLPOP: the list
- * keeps it. A BLPOP lasts a slice of at most a second (the connection is
- * released between slices, and the waiter enlists again at each retry);
+ * keeps it. The BLPOP goes over a side connection (mp__redis_side_take),
+ * so that the other threads of the process keep the handle's, and lasts
+ * a slice of at most a second (the waiter enlists again at each retry);
  * an entry of a waiter killed in its wait expires by itself. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,19 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
     char t[32];
     snprintf(t, sizeof(t), "%.3f", secs);
-    int rc = mp__redis_begin(conn);
+    /* On a side connection: the handle's stays free meanwhile. */
+    mp__redis *side;
+    int rc = mp__redis_side_take(conn, &side);
     if (rc < 0)
         return rc;
+    rc = mp__redis_begin(side);
     redisReply *rep = NULL;
-    rc = mp__redis_call(conn, MP__RR_ANY_VALUE, &rep, secs, 3,
-                        (const char *[]){"BLPOP", k->wake, t}, NULL);
-    mp__redis_end(conn);
+    if (rc == 0) {
+        rc = mp__redis_call(side, MP__RR_ANY_VALUE, &rep, secs, 3,
+                            (const char *[]){"BLPOP", k->wake, t}, NULL);
+        mp__redis_end(side);
+    }
+    mp__redis_side_give(conn, side);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&

@@ -159,6 +159,85 @@ static int queue_worker(const void *arg, size_t len)
     return 0;
 }
 
+Test(msync, queue_get_many_takes_what_fits)
+{
+    mp_manager *m = open_manager();
+    mp_queue *q;
+    mp_assert_rc(mp_manager_queue(m, "GM", NULL, &q), 1);
+    const char *msgs[] = {"aa", "bbb", "c", "dddddddd", "ee"};
+    for (int i = 0; i < 5; i++)
+        mp_assert_ok(mp_queue_put(q, msgs[i], strlen(msgs[i]), 1));
+    char buf[16];
+    size_t lens[8];
+    mp_assert_rc(mp_queue_get_many(q, buf, sizeof(buf), lens, 0, 1), 0);
+    mp_assert_rc(mp_queue_get_many(q, buf, sizeof(buf), NULL, 2, 1), MP_EINVAL);
+    mp_assert_rc(mp_queue_get_many(q, NULL, 4, lens, 2, 1), MP_EINVAL);
+    /* The first alone does not fit: nothing taken, its size told. */
+    mp_assert_rc(mp_queue_get_many(q, buf, 1, lens, 3, 1), MP_EMSGSIZE);
+    cr_assert_eq(lens[0], 2);
+    /* Room for 6 bytes: "aa", "bbb", "c"; "dddddddd" stays first. */
+    mp_assert_rc(mp_queue_get_many(q, buf, 6, lens, 8, 1), 3);
+    cr_assert(lens[0] == 2 && lens[1] == 3 && lens[2] == 1);
+    cr_assert(memcmp(buf, "aabbbc", 6) == 0);
+    /* At most n. */
+    mp_assert_rc(mp_queue_get_many(q, buf, sizeof(buf), lens, 1, 1), 1);
+    cr_assert(lens[0] == 8 && memcmp(buf, "dddddddd", 8) == 0);
+    mp_assert_rc(mp_queue_get_many(q, buf, sizeof(buf), lens, 8, 1), 1);
+    cr_assert(lens[0] == 2 && memcmp(buf, "ee", 2) == 0);
+    mp_assert_rc(mp_queue_get_many(q, buf, sizeof(buf), lens, 8, 0.05), MP_EEMPTY);
+    drop_queue(m, "GM", q);
+    mp_manager_close(m);
+}
+
+/* Child: gets the 3 messages of "JQ" and marks each done. */
+static int consume_and_mark_done(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_queue *q;
+    if (mp_manager_open(&m, arg) < 0 ||
+        mp_manager_queue(m, "JQ", &(mp_queue_opts){.joinable = true}, &q) < 0)
+        return 1;
+    for (int i = 0; i < 3; i++) {
+        void *p;
+        size_t n;
+        if (mp_queue_get(q, &p, &n, 20) < 0)
+            return 2;
+        free(p);
+        usleep(20000);
+        if (mp_queue_task_done(q) < 0)
+            return 3;
+    }
+    mp_queue_destroy(q);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, joinable_queue_join_waits_for_every_task_done)
+{
+    mp_manager *m = open_manager();
+    mp_queue *q, *plain;
+    mp_assert_rc(mp_manager_queue(m, "JQ", &(mp_queue_opts){.joinable = true}, &q), 1);
+    mp_assert_ok(mp_queue_join(q, 0)); /* nothing put: nothing to wait for */
+    mp_assert_rc(mp_queue_task_done(q), MP_ETOOMANYDONE);
+    for (int i = 0; i < 3; i++)
+        mp_assert_ok(mp_queue_put(q, "t", 1, 1));
+    mp_assert_rc(mp_queue_join(q, 0), MP_ETIMEDOUT);
+    mp_assert_rc(mp_queue_join(q, 0.05), MP_ETIMEDOUT);
+    mp_process *p = start_child(consume_and_mark_done);
+    mp_assert_ok(mp_queue_join(q, 20));
+    join_ok(p);
+    mp_assert_ok(mp_queue_join(q, 0));
+    mp_assert_rc(mp_queue_task_done(q), MP_ETOOMANYDONE);
+    /* A plain queue has no task accounting. */
+    mp_assert_rc(mp_manager_queue(m, "PQ", NULL, &plain), 1);
+    mp_assert_rc(mp_queue_task_done(plain), MP_EINVAL);
+    mp_assert_rc(mp_queue_join(plain, 0), MP_EINVAL);
+    drop_queue(m, "PQ", plain);
+    drop_queue(m, "JQ", q);
+    mp_manager_close(m);
+}
+
 Test(msync, queue_between_processes)
 {
     mp_manager *m = open_manager();

@@ -459,7 +459,8 @@ static int put_later(const void *arg, size_t len)
     (void)len;
     mp__redis_queue *q;
     usleep(100000);
-    if (mp__redis_queue_open(&q, conn, "Q", 0) < 0 || mp__redis_queue_put(q, "late", 4, 1) < 0)
+    if (mp__redis_queue_open(&q, conn, "Q", 0, false) < 0 ||
+        mp__redis_queue_put(q, "late", 4, 1) < 0)
         return 1;
     mp__redis_queue_close(q);
     return 0;
@@ -469,8 +470,9 @@ Test(redis_sync, queue_fifo_timeouts_and_maxsize)
 {
     conn = connect_server();
     mp__redis_queue *q, *q2;
-    mp_assert_ok(mp__redis_queue_open(&q, conn, "Q", 2));
-    mp_assert_ok(mp__redis_queue_open(&q2, conn, "Q", 100)); /* the first opener's maxsize holds */
+    mp_assert_ok(mp__redis_queue_open(&q, conn, "Q", 2, false));
+    mp_assert_ok(
+        mp__redis_queue_open(&q2, conn, "Q", 100, false)); /* the first opener's maxsize holds */
     void *m;
     size_t n;
     mp_assert_rc(mp__redis_queue_get(q, &m, &n, 0), MP_EEMPTY);
@@ -509,7 +511,7 @@ Test(redis_sync, blocking_get_fails_cleanly_when_the_server_dies)
 {
     conn = connect_server();
     mp__redis_queue *q;
-    mp_assert_ok(mp__redis_queue_open(&q, conn, "Q", 0));
+    mp_assert_ok(mp__redis_queue_open(&q, conn, "Q", 0, false));
     kill(srv.pid, SIGKILL);
     void *m;
     size_t n;
