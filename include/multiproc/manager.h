@@ -71,7 +71,9 @@
  * mp_manager_close; a child started with the fork method may use its
  * parent's handles (its first call opens its own connection), a spawned
  * one opens its own manager. Handles may be used from several threads
- * (their calls are serialised on the manager's connection). Every operation can then also
+ * (their calls are serialised on the manager's connection; a call that
+ * blocks on the server, a queue get or a waiter, uses a side connection
+ * of its own meanwhile). Every operation can then also
  * fail with MP_ETIMEDOUT (no whole reply within the timeout; the
  * connection is then dropped, as for a lost one, since the rest of the
  * reply could still come), MP_ECONNRESET

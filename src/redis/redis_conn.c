@@ -755,6 +755,13 @@ int mp__redis_side_take(mp__redis *r, mp__redis **out)
     *out = NULL;
     if (atomic_load(&r->pid) != (int)getpid())
         after_fork(r);
+    /* reconnect=0: once the connection was lost, every call fails, a
+     * side connection's too. */
+    pthread_mutex_lock(&r->lock);
+    bool lost = r->lost;
+    pthread_mutex_unlock(&r->lock);
+    if (lost)
+        return MP_ECONNRESET;
     pthread_mutex_lock(&r->side_mu);
     if (r->nside > 0)
         *out = r->side[--r->nside];
@@ -763,13 +770,28 @@ int mp__redis_side_take(mp__redis *r, mp__redis **out)
         return 0;
     mp__redis_url u;
     int rc = url_copy(&u, &r->url);
-    return rc < 0 ? rc : mp__redis_open(out, &u);
+    if (rc == 0)
+        rc = mp__redis_open(out, &u);
+    if (rc == MP_ECONNREFUSED || rc == MP_ECONNRESET || rc == MP_ETIMEDOUT || rc == MP_EIO) {
+        /* The server is out of reach: as if r's connection broke. */
+        pthread_mutex_lock(&r->lock);
+        drop(r);
+        pthread_mutex_unlock(&r->lock);
+    }
+    return rc;
 }
 
 void mp__redis_side_give(mp__redis *r, mp__redis *side)
 {
     if (side == NULL)
         return;
+    if (side->lost) {
+        /* reconnect=0 and the server went: r's connection is lost too. */
+        pthread_mutex_lock(&r->lock);
+        if (atomic_load(&r->pid) == (int)getpid())
+            drop(r);
+        pthread_mutex_unlock(&r->lock);
+    }
     pthread_mutex_lock(&r->side_mu);
     bool keep = atomic_load(&r->pid) == (int)getpid() && r->nside < MP__REDIS_SIDE_MAX &&
                 side->fd >= 0 && !side->lost;

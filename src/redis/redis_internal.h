@@ -531,7 +531,10 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
  * r's (a holder's release must not wait behind a waiter of its own
  * process). take gives an idle one of r's, or opens one with r's URL;
  * give keeps it for the next wait (up to MP__REDIS_SIDE_MAX idle ones,
- * dropped in a forked child), or closes it. */
+ * dropped in a forked child), or closes it. With reconnect=0, a side
+ * connection lost makes r's lost too, and take on a lost r is
+ * MP_ECONNRESET: after a lost connection every call fails, as without
+ * side connections. */
 #define MP__REDIS_SIDE_MAX 8
 int mp__redis_side_take(mp__redis *r, mp__redis **out);
 void mp__redis_side_give(mp__redis *r, mp__redis *side);

@@ -7,9 +7,10 @@
  * one. put to a bounded queue is a Lua script (check the length, then
  * RPUSH: atomic, so that racing producers never overfill), to an unbounded
  * one a plain RPUSH; a full queue is polled with a backoff until the
- * timeout. get is BLPOP, the server's own blocking pop, in
- * slices of at most a second so that the connection's mutex is released
- * between slices and the socket timeout always covers the wait. get_many
+ * timeout. get is BLPOP, the server's own blocking pop, on a side
+ * connection (mp__redis_side_take: the handle's stays free for the other
+ * threads), in slices of at most a second so that the socket timeout
+ * always covers the wait. get_many
  * gets the first message as get_into does, then takes in one script the
  * next ones while they fit (never one that does not). */
 #include <limits.h>
@@ -184,7 +185,9 @@ static int take(const redisReply *rep, void **data, size_t *len)
     return 0;
 }
 
-/* One BLPOP of at most a second (0 seconds: LPOP, never blocks). */
+/* One BLPOP of at most a second (0 seconds: LPOP, never blocks), on a
+ * side connection: the handle's stays free for the process's other
+ * threads (a put of another thread goes at once and wakes this get). */
 static int pop_once(mp__redis_queue *q, double secs, redisReply **rep)
 {
     mp__redis *r = q->o->conn;
@@ -192,12 +195,17 @@ static int pop_once(mp__redis_queue *q, double secs, redisReply **rep)
         return mp__redis_cmd(r, MP__RR_STR_NIL, rep, 2, (const char *[]){"LPOP", q->o->key}, NULL);
     char t[32];
     snprintf(t, sizeof(t), "%.3f", secs);
-    int rc = mp__redis_begin(r);
+    mp__redis *side;
+    int rc = mp__redis_side_take(r, &side);
     if (rc < 0)
         return rc;
-    rc =
-        mp__redis_call(r, MP__RR_EXEC, rep, secs, 3, (const char *[]){"BLPOP", q->o->key, t}, NULL);
-    mp__redis_end(r);
+    rc = mp__redis_begin(side);
+    if (rc == 0) {
+        rc = mp__redis_call(side, MP__RR_EXEC, rep, secs, 3,
+                            (const char *[]){"BLPOP", q->o->key, t}, NULL);
+        mp__redis_end(side);
+    }
+    mp__redis_side_give(r, side);
     return rc;
 }
 

@@ -2,6 +2,7 @@
  * (internal functions of src/redis/redis_queue.c and src/redis/redis_sync.c, below the
  * public API that test_manager_sync.c covers). Each test starts
  * its own redis-server and fails when it cannot. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,6 +465,54 @@ static int put_later(const void *arg, size_t len)
         return 1;
     mp__redis_queue_close(q);
     return 0;
+}
+
+static mp__redis_queue *tq;
+
+static void *get_one(void *arg)
+{
+    void *m = NULL;
+    size_t n;
+    int rc = mp__redis_queue_get(tq, &m, &n, 20);
+    free(m);
+    *(int *)arg = rc;
+    return NULL;
+}
+
+/* A get blocks on a side connection: a put from another thread of the
+ * same process goes at once and wakes it, in the get's first BLPOP
+ * (on the handle's own connection, the put waited for the get's slice to
+ * end, and the get needed a second BLPOP). */
+Test(redis_sync, a_blocked_get_leaves_the_connection_to_a_putting_thread)
+{
+    conn = connect_server();
+    mp_assert_ok(mp__redis_queue_open(&tq, conn, "T", 0, false));
+    int got = 1;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, get_one, &got), 0);
+    /* Until the get blocks on the server. */
+    long long blocked = 0;
+    for (int i = 0; i < 2000 && blocked < 1; i++) {
+        redisReply *rep;
+        mp_assert_ok(
+            mp__redis_cmd(conn, MP__RR_STR, &rep, 2, (const char *[]){"INFO", "clients"}, NULL));
+        const char *at = strstr(rep->str, "blocked_clients:");
+        blocked = at ? atoll(at + 16) : 0;
+        freeReplyObject(rep);
+        if (blocked < 1)
+            usleep(5000);
+    }
+    cr_assert_eq(blocked, 1, "the get never blocked");
+    reset_stats(conn);
+    mp_assert_ok(mp__redis_queue_put(tq, "x", 1, 0));
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    mp_assert_ok(got);
+    /* A BLPOP is counted when it is called: the blocked one before the
+     * reset, a second one after it. */
+    cr_assert_eq(calls_of(conn, "blpop"), 0, "%lld more BLPOPs: the first was not woken",
+                 calls_of(conn, "blpop"));
+    mp__redis_queue_close(tq);
+    mp__redis_unref(conn);
 }
 
 Test(redis_sync, queue_fifo_timeouts_and_maxsize)
