@@ -96,7 +96,7 @@
  * pointer). Every other function of these types works on Redis.
  * ---- BEGIN NOT ON REDIS ----
  *   mp_queue_reserve mp_queue_commit mp_queue_abort
- *   mp_queue_peek mp_queue_release mp_queue_close
+ *   mp_queue_peek mp_queue_release
  *   mp_value_get_lock mp_value_data
  *   mp_array_get_lock mp_array_data
  * ---- END NOT ON REDIS ----
@@ -109,9 +109,10 @@
  *     get, get_nowait, get_into (a short buffer puts the message back at
  *     the head), get_many (the first as get_into, then in one script the
  *     next ones that fit), qsize, empty, full work; the zero-copy
- *     functions (reserve, commit, abort, peek, release) and close are
- *     not available (above), and mp_wait on a Redis queue is MP_ENOSYS
- *     (no fd).
+ *     functions (reserve, commit, abort, peek, release) are not
+ *     available (above), and mp_wait on a Redis queue is MP_ENOSYS (no
+ *     fd). close as locally: later puts are MP_ECLOSED, gets take what is
+ *     left then answer MP_ECLOSED, blocked gets wake.
  *   lock, rlock: the holder is the process through that handle, not the
  *     thread: threads that must exclude each other use one handle each
  *     (another thread acquiring through the same handle gets MP_EDEADLK

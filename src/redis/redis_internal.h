@@ -372,6 +372,10 @@ int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *nam
  * mp_queue_task_done and mp_queue_join. */
 int mp__redis_queue_task_done(mp__redis_queue *q);
 int mp__redis_queue_join(mp__redis_queue *q, double timeout);
+/* Closes the queue for every client: later puts are MP_ECLOSED, gets
+ * take what is left then answer MP_ECLOSED, and blocked gets wake. 0 (also
+ * when it was closed). */
+int mp__redis_queue_shut(mp__redis_queue *q);
 void mp__redis_queue_close(mp__redis_queue *q);
 int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double timeout);
 int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double timeout);
@@ -538,6 +542,25 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
 #define MP__REDIS_SIDE_MAX 8
 int mp__redis_side_take(mp__redis *r, mp__redis **out);
 void mp__redis_side_give(mp__redis *r, mp__redis *side);
+/* One BLPOP of key (then key2, if not NULL) for up to secs (> 0)
+ * seconds over a side connection of r: *rep nil or [key, value]. */
+int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
+                         redisReply **rep);
+/* Waits on a count that moves when a condition comes true (an event's
+ * sets, a joinable queue's times at 0): check runs the object's script,
+ * enlisting id when enlist, and answers whether the condition holds
+ * (*done) and the count (*gen). The wait returns 0 once the condition
+ * holds, or the count moved past the one first seen (popped from the
+ * wake list, or found at a retry: it came true and may have been undone
+ * since, as Python's Event.wait returns); MP_ETIMEDOUT, MP_EINVAL (NaN
+ * timeout) or check's error. */
+typedef int (*mp__redis_gen_check)(void *obj, const char *id, bool enlist, bool *done,
+                                   uint64_t *gen);
+int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeout,
+                       mp__redis_gen_check check, void *obj);
+/* A check script's answer {flag, count} into *flag and *gen; an integer
+ * answer is the script's error (MP_EBADMSG, MP_EPROTO). */
+int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen);
 /* Takes waiter off the wait set (it gave up). */
 int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter);
 

@@ -37,6 +37,10 @@ static int queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size
 {
     return mp__redis_queue_get_many(rqueue(q), buf, cap, lens, n, timeout);
 }
+static int queue_close(mp_queue *q)
+{
+    return mp__redis_queue_shut(rqueue(q));
+}
 static int queue_task_done(mp_queue *q)
 {
     return mp__redis_queue_task_done(rqueue(q));
@@ -197,8 +201,7 @@ const mp__list_ops mp__redis_list_ops = {
     .sort = mp__redis_list_sort,
 };
 
-/* A Redis list of messages: no zero-copy records (reserve ... release) and
- * no close. */
+/* A Redis list of messages: no zero-copy records (reserve ... release). */
 const mp__queue_ops mp__redis_queue_ops = {
     .kind = MP__OPS_QUEUE,
     .destroy = queue_destroy,
@@ -215,7 +218,7 @@ const mp__queue_ops mp__redis_queue_ops = {
     .qsize = queue_qsize,
     .empty = queue_empty,
     .full = queue_full,
-    .close = NULL,
+    .close = queue_close,
     .task_done = queue_task_done,
     .join = queue_join,
 };

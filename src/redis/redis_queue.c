@@ -30,6 +30,10 @@ struct mp__redis_queue {
      * came down to 0 (joiners wait for it to move), and its joiners. */
     char unfinished[MP__REDIS_KEY_MAX], jgen[MP__REDIS_KEY_MAX];
     mp__redis_wakers wk;
+    /* The closed mark: a list of one "1" once the queue is closed, so that
+     * a get blocked in BLPOP on the queue and the mark wakes at the close
+     * (and puts it back for the next one). */
+    char closed[MP__REDIS_KEY_MAX];
 };
 
 static int read_maxsize(mp__redis_queue *q, size_t want)
@@ -71,6 +75,7 @@ int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *nam
         q->joinable = joinable;
         mp__redis_obj_part(q->o, "unfinished", q->unfinished);
         mp__redis_obj_part(q->o, "jgen", q->jgen);
+        mp__redis_obj_part(q->o, "closed", q->closed);
         mp__redis_wakers_init(q->o, &q->wk);
     }
     if (rc < 0) {
@@ -98,7 +103,10 @@ static int queue_check(const mp__redis_queue *q)
     return q != NULL && q->rh.head.magic == MP__MAGIC_RQUEUE ? 0 : MP_EINVAL;
 }
 
-static const char put_lua[] = "local m = tonumber(ARGV[2]) "
+/* KEYS[2] the closed mark. Answers -2 (closed), -1 (full), or the
+ * length. */
+static const char put_lua[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end "
+                              "local m = tonumber(ARGV[2]) "
                               "if m > 0 and redis.call('LLEN', KEYS[1]) >= m then return -1 end "
                               "return redis.call('RPUSH', KEYS[1], ARGV[1])";
 
@@ -114,9 +122,11 @@ static const char put_lua[] = "local m = tonumber(ARGV[2]) "
     "return tonumber(v) end "                                                                      \
     "local u, ue = count(KEYS[" k "]) if not u then return ue end "
 
-/* A joinable queue's put: the message and one more not done, at once. */
+/* A joinable queue's put: the message and one more not done, at once
+ * (KEYS[3] the closed mark). */
 static const char put_joinable_lua[] =
-    UNFINISHED("2") "local m = tonumber(ARGV[2]) "
+    UNFINISHED("2") "if redis.call('EXISTS', KEYS[3]) == 1 then return -2 end "
+                    "local m = tonumber(ARGV[2]) "
                     "if m > 0 and redis.call('LLEN', KEYS[1]) >= m then return -1 end "
                     "local n = redis.call('RPUSH', KEYS[1], ARGV[1]) "
                     "redis.call('INCR', KEYS[2]) return n";
@@ -133,27 +143,31 @@ int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double
         return rc;
     char max[24];
     snprintf(max, sizeof(max), "%lld", q->maxsize);
-    const char *argv[] = {"EVAL", put_lua, "1", q->o->key, data ? data : "", max};
-    size_t lens[] = {4, sizeof(put_lua) - 1, 1, q->o->key_len, len, strlen(max)};
-    const char *jargv[] = {"EVAL",        put_joinable_lua, "2", q->o->key,
-                           q->unfinished, data ? data : "", max};
-    size_t jlens[] = {
-        4, sizeof(put_joinable_lua) - 1, 1, q->o->key_len, strlen(q->unfinished), len, strlen(max)};
-    if (q->maxsize == 0 && !q->joinable) /* a plain RPUSH, no script to run */
-        return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 3,
-                             (const char *[]){"RPUSH", q->o->key, argv[4]},
-                             (size_t[]){5, q->o->key_len, len});
+    const char *argv[] = {"EVAL", put_lua, "2", q->o->key, q->closed, data ? data : "", max};
+    size_t lens[] = {4, sizeof(put_lua) - 1, 1, q->o->key_len, strlen(q->closed), len, strlen(max)};
+    const char *jargv[] = {"EVAL",    put_joinable_lua, "3", q->o->key, q->unfinished,
+                           q->closed, data ? data : "", max};
+    size_t jlens[] = {4,
+                      sizeof(put_joinable_lua) - 1,
+                      1,
+                      q->o->key_len,
+                      strlen(q->unfinished),
+                      strlen(q->closed),
+                      len,
+                      strlen(max)};
     long step = 1;
     for (;;) {
         redisReply *rep;
-        rc = q->joinable ? mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 7, jargv, jlens)
-                         : mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 6, argv, lens);
+        rc = q->joinable ? mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 8, jargv, jlens)
+                         : mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 7, argv, lens);
         if (rc < 0)
             return rc;
         long long r = rep->integer;
         freeReplyObject(rep);
         if ((rc = mp__redis_lua_error(r)) < 0)
             return rc;
+        if (r == -2)
+            return MP_ECLOSED;
         if (r >= 0)
             return 0;
         if (mp__deadline_expired(&dl))
@@ -165,47 +179,59 @@ int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double
     }
 }
 
-/* Takes the message out of a LPOP (string) or BLPOP ([key, message]) reply. */
-static int take(const redisReply *rep, void **data, size_t *len)
+/* The message of a pop, or NULL: a LPOP's string, or the [key, message]
+ * of a BLPOP of the queue (not of its closed mark). */
+static const redisReply *popped(const mp__redis_queue *q, const redisReply *rep)
 {
-    const redisReply *m = rep;
-    if (rep->type == REDIS_REPLY_ARRAY) {
-        if (rep->elements != 2 || rep->element[1]->type != REDIS_REPLY_STRING)
-            return MP_EBADMSG;
-        m = rep->element[1];
-    }
-    char *p = malloc(m->len + 1);
-    if (p == NULL)
-        return MP_ENOMEM;
-    if (m->len)
-        memcpy(p, m->str, m->len);
-    p[m->len] = '\0';
-    *data = p;
-    *len = m->len;
-    return 0;
+    if (rep->type == REDIS_REPLY_STRING)
+        return rep;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len == q->o->key_len &&
+        memcmp(rep->element[0]->str, q->o->key, q->o->key_len) == 0)
+        return rep->element[1];
+    return NULL;
 }
 
-/* One BLPOP of at most a second (0 seconds: LPOP, never blocks), on a
- * side connection: the handle's stays free for the process's other
- * threads (a put of another thread goes at once and wakes this get). */
+/* Whether the queue is closed (the mark is there). */
+static int is_closed(mp__redis_queue *q)
+{
+    long long n = 0;
+    redisReply *rep;
+    int rc =
+        mp__redis_cmd(q->o->conn, MP__RR_INT, &rep, 2, (const char *[]){"EXISTS", q->closed}, NULL);
+    if (rc < 0)
+        return rc;
+    n = rep->integer;
+    freeReplyObject(rep);
+    return n > 0;
+}
+
+/* One get: a LPOP (secs 0), or a BLPOP of the queue then its closed mark
+ * for at most secs on a side connection (the handle's stays free for the
+ * process's other threads: a put of another thread goes at once and
+ * wakes this get). A get that pops the mark puts it back for the next
+ * waiter and answers MP_ECLOSED: BLPOP takes from the queue first, so
+ * the queue was empty. 0 with *rep (nil: nothing), or an error. */
 static int pop_once(mp__redis_queue *q, double secs, redisReply **rep)
 {
     mp__redis *r = q->o->conn;
-    if (secs <= 0)
-        return mp__redis_cmd(r, MP__RR_STR_NIL, rep, 2, (const char *[]){"LPOP", q->o->key}, NULL);
-    char t[32];
-    snprintf(t, sizeof(t), "%.3f", secs);
-    mp__redis *side;
-    int rc = mp__redis_side_take(r, &side);
-    if (rc < 0)
+    if (secs <= 0) {
+        int rc =
+            mp__redis_cmd(r, MP__RR_STR_NIL, rep, 2, (const char *[]){"LPOP", q->o->key}, NULL);
+        if (rc == 0 && (*rep)->type == REDIS_REPLY_NIL && (rc = is_closed(q)) != 0) {
+            freeReplyObject(*rep);
+            *rep = NULL;
+            return rc < 0 ? rc : MP_ECLOSED;
+        }
         return rc;
-    rc = mp__redis_begin(side);
-    if (rc == 0) {
-        rc = mp__redis_call(side, MP__RR_EXEC, rep, secs, 3,
-                            (const char *[]){"BLPOP", q->o->key, t}, NULL);
-        mp__redis_end(side);
     }
-    mp__redis_side_give(r, side);
+    int rc = mp__redis_side_blpop(r, q->o->key, q->closed, secs, rep);
+    if (rc == 0 && (*rep)->type == REDIS_REPLY_ARRAY && !popped(q, *rep)) {
+        freeReplyObject(*rep);
+        *rep = NULL;
+        rc = mp__redis_cmd(r, MP__RR_INT, NULL, 3, (const char *[]){"LPUSH", q->closed, "1"}, NULL);
+        return rc < 0 ? rc : MP_ECLOSED;
+    }
     return rc;
 }
 
@@ -226,15 +252,34 @@ int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double tim
         rc = pop_once(q, secs, &rep);
         if (rc < 0)
             return rc;
-        if (rep->type != REDIS_REPLY_NIL) {
-            rc = take(rep, data, len);
+        const redisReply *m = popped(q, rep);
+        if (m) {
+            char *p = malloc(m->len + 1);
+            if (p && m->len)
+                memcpy(p, m->str, m->len);
+            if (p)
+                p[m->len] = '\0';
+            *data = p;
+            *len = m->len;
             freeReplyObject(rep);
-            return rc;
+            return p ? 0 : MP_ENOMEM;
         }
         freeReplyObject(rep);
         if (secs == 0 || mp__deadline_expired(&dl))
             return MP_EEMPTY;
     }
+}
+
+int mp__redis_queue_shut(mp__redis_queue *q)
+{
+    int rc = queue_check(q);
+    if (rc < 0)
+        return rc;
+    /* One mark at most: a close that finds it leaves it. */
+    static const char close_lua[] = "if redis.call('EXISTS', KEYS[1]) == 0 then "
+                                    "redis.call('RPUSH', KEYS[1], '1') end return 0";
+    return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 4,
+                         (const char *[]){"EVAL", close_lua, "1", q->closed}, NULL);
 }
 
 int mp__redis_queue_qsize(mp__redis_queue *q, size_t *out)
@@ -365,64 +410,25 @@ int mp__redis_queue_task_done(mp__redis_queue *q)
     return rc;
 }
 
-/* Whether no message is left not done (*none), and the count of times the
- * count reached 0 (*gen), enlisting the joiner id otherwise when enlist. */
-static int join_check(mp__redis_queue *q, const char *id, bool enlist, bool *none, uint64_t *gen)
+/* mp__redis_gen_check of a joinable queue: whether no message is left
+ * not done (*none), and the count of times none was. */
+static int join_check(void *obj, const char *id, bool enlist, bool *none, uint64_t *gen)
 {
     redisReply *rep;
-    int rc = join_script(q, join_check_lua, id, enlist, &rep);
+    int rc = join_script(obj, join_check_lua, id, enlist, &rep);
     if (rc < 0)
         return rc;
-    if (rep->type == REDIS_REPLY_INTEGER) {
-        rc = mp__redis_lua_error(rep->integer);
-        rc = rc < 0 ? rc : MP_EBADMSG;
-    } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-               rep->element[0]->type == REDIS_REPLY_INTEGER &&
-               rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer >= 0) {
-        *none = rep->element[0]->integer == 1;
-        *gen = (uint64_t)rep->element[1]->integer;
-    } else {
-        rc = MP_EBADMSG;
-    }
+    rc = mp__redis_gen_reply(rep, none, gen);
     freeReplyObject(rep);
     return rc;
 }
 
 int mp__redis_queue_join(mp__redis_queue *q, double timeout)
 {
-    mp__deadline dl;
     int rc = queue_check(q);
-    if (rc == 0 && (!q->joinable || mp__deadline_init(&dl, timeout) < 0))
+    if (rc == 0 && !q->joinable)
         rc = MP_EINVAL;
-    if (rc < 0)
-        return rc;
-    char id[48], got[32];
-    mp__redis_new_token(id, sizeof(id));
-    bool enlist = !mp__deadline_expired(&dl), first = true, none = false;
-    uint64_t mine = 0, gen = 0;
-    for (;;) {
-        rc = join_check(q, id, enlist, &none, &gen);
-        if (rc < 0)
-            return rc;
-        /* None left now, or the count reached 0 since the join began. */
-        if (none || (!first && gen > mine))
-            return 0;
-        if (first)
-            mine = gen;
-        first = false;
-        rc = enlist ? mp__redis_wake_wait(q->o->conn, &q->wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
-        if (rc == MP_ETIMEDOUT) {
-            if (enlist)
-                (void)mp__redis_wake_leave(q->o->conn, &q->wk, id);
-            return MP_ETIMEDOUT;
-        }
-        if (rc < 0)
-            return rc;
-        char *end = NULL;
-        unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
-        if (got[0] && end && *end == '\0' && g > mine)
-            return 0; /* woken: the count reached 0 */
-    }
+    return rc < 0 ? rc : mp__redis_gen_wait(q->o->conn, &q->wk, timeout, join_check, q);
 }
 
 size_t mp__redis_queue_maxsize(const mp__redis_queue *q)

@@ -435,59 +435,26 @@ int mp__redis_event_is_set(mp__redis_obj *e)
     return rc;
 }
 
-/* Whether the event is set (*set) and its count of sets (*gen), enlisting
- * the waiter id when it is not set and enlist. */
-static int event_check(mp__redis_obj *e, const char *id, bool enlist, bool *set, uint64_t *gen)
+/* mp__redis_gen_check of an event: whether it is set (*set), and its
+ * count of sets. */
+static int event_check(void *obj, const char *id, bool enlist, bool *set, uint64_t *gen)
 {
     redisReply *rep;
-    int rc = event_script(e, event_check_lua, id, enlist, &rep);
+    int rc = event_script(obj, event_check_lua, id, enlist, &rep);
     if (rc < 0)
         return rc;
-    if (rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
-        rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[1]->integer >= 0) {
-        *set = rep->element[0]->integer == 1;
-        *gen = (uint64_t)rep->element[1]->integer;
-    } else {
-        rc = MP_EBADMSG;
-    }
+    rc = mp__redis_gen_reply(rep, set, gen);
     freeReplyObject(rep);
     return rc;
 }
 
 int mp__redis_event_wait(mp__redis_obj *e, double timeout)
 {
-    mp__deadline dl;
-    if (mp__redis_obj_check(e, MP__MAGIC_REVENT) < 0 || mp__deadline_init(&dl, timeout) < 0)
+    if (mp__redis_obj_check(e, MP__MAGIC_REVENT) < 0)
         return MP_EINVAL;
-    char id[48], got[32];
-    mp__redis_new_token(id, sizeof(id));
     mp__redis_wakers wk;
     mp__redis_wakers_init(e, &wk);
-    bool enlist = !mp__deadline_expired(&dl), first = true, set = false;
-    uint64_t mine = 0, gen = 0;
-    for (;;) {
-        int rc = event_check(e, id, enlist, &set, &gen);
-        if (rc < 0)
-            return rc;
-        /* Set now, or set since the wait began (and maybe cleared). */
-        if (set || (!first && gen > mine))
-            return 0;
-        if (first)
-            mine = gen;
-        first = false;
-        rc = enlist ? mp__redis_wake_wait(e->conn, &wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
-        if (rc == MP_ETIMEDOUT) {
-            if (enlist)
-                (void)mp__redis_wake_leave(e->conn, &wk, id);
-            return MP_ETIMEDOUT;
-        }
-        if (rc < 0)
-            return rc;
-        char *end = NULL;
-        unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
-        if (got[0] && end && *end == '\0' && g > mine)
-            return 0; /* woken by a set */
-    }
+    return mp__redis_gen_wait(e->conn, &wk, timeout, event_check, e);
 }
 
 /* ---- value ---------------------------------------------------------------*/

@@ -36,6 +36,26 @@ void mp__redis_wakers_init(const mp__redis_obj *o, mp__redis_wakers *k)
     mp__redis_obj_part(o, "wait", k->wait);
 }
 
+int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
+                         redisReply **rep)
+{
+    char t[32];
+    snprintf(t, sizeof(t), "%.3f", secs);
+    const char *argv[] = {"BLPOP", key, key2 ? key2 : t, t};
+    mp__redis *side;
+    *rep = NULL;
+    int rc = mp__redis_side_take(r, &side);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_begin(side);
+    if (rc == 0) {
+        rc = mp__redis_call(side, MP__RR_EXEC, rep, secs, key2 ? 4 : 3, argv, NULL);
+        mp__redis_end(side);
+    }
+    mp__redis_side_give(r, side);
+    return rc;
+}
+
 int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
                         char *got, size_t cap)
 {
@@ -46,22 +66,9 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
         return MP_ETIMEDOUT;
     /* Redis reads a BLPOP timeout of 0 as "forever": at least a
      * millisecond, at most a slice. */
+    redisReply *rep;
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-    char t[32];
-    snprintf(t, sizeof(t), "%.3f", secs);
-    /* On a side connection: the handle's stays free meanwhile. */
-    mp__redis *side;
-    int rc = mp__redis_side_take(conn, &side);
-    if (rc < 0)
-        return rc;
-    rc = mp__redis_begin(side);
-    redisReply *rep = NULL;
-    if (rc == 0) {
-        rc = mp__redis_call(side, MP__RR_ANY_VALUE, &rep, secs, 3,
-                            (const char *[]){"BLPOP", k->wake, t}, NULL);
-        mp__redis_end(side);
-    }
-    mp__redis_side_give(conn, side);
+    int rc = mp__redis_side_blpop(conn, k->wake, NULL, secs, &rep);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
@@ -69,11 +76,60 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
         size_t n = rep->element[1]->len < cap - 1 ? rep->element[1]->len : cap - 1;
         memcpy(got, rep->element[1]->str, n);
         got[n] = '\0';
-    } else if (rep->type != REDIS_REPLY_NIL && rep->type != REDIS_REPLY_ARRAY) {
-        rc = MP_EPROTO; /* WRONGTYPE reads as a server error before this */
     }
     freeReplyObject(rep);
-    return rc;
+    return 0;
+}
+
+int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen)
+{
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        int rc = mp__redis_lua_error(rep->integer);
+        return rc < 0 ? rc : MP_EBADMSG;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER || rep->element[1]->integer < 0)
+        return MP_EBADMSG;
+    *flag = rep->element[0]->integer == 1;
+    *gen = (uint64_t)rep->element[1]->integer;
+    return 0;
+}
+
+int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeout,
+                       mp__redis_gen_check check, void *obj)
+{
+    mp__deadline dl;
+    if (mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    char id[48], got[32];
+    mp__redis_new_token(id, sizeof(id));
+    bool enlist = !mp__deadline_expired(&dl), first = true, done = false;
+    uint64_t mine = 0, gen = 0;
+    for (;;) {
+        int rc = check(obj, id, enlist, &done, &gen);
+        if (rc < 0)
+            return rc;
+        /* Done now, or the count moved since the wait began (done then,
+         * maybe undone since). */
+        if (done || (!first && gen > mine))
+            return 0;
+        if (first)
+            mine = gen;
+        first = false;
+        rc = enlist ? mp__redis_wake_wait(conn, wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
+        if (rc == MP_ETIMEDOUT) {
+            if (enlist)
+                (void)mp__redis_wake_leave(conn, wk, id);
+            return MP_ETIMEDOUT;
+        }
+        if (rc < 0)
+            return rc;
+        char *end = NULL;
+        unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
+        if (got[0] && end && *end == '\0' && g > mine)
+            return 0; /* woken by a count above the one seen */
+    }
 }
 
 int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter)

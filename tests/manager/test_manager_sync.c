@@ -238,6 +238,63 @@ Test(msync, joinable_queue_join_waits_for_every_task_done)
     mp_manager_close(m);
 }
 
+/* Child: blocks in a get of "CQ" until the parent closes it. */
+static int get_until_closed(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_queue *q;
+    mp_event *e;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_queue(m, "CQ", NULL, &q) < 0 ||
+        mp_manager_event(m, "waiting", &e) < 0 || mp_event_set(e) < 0)
+        return 1;
+    void *p;
+    size_t n;
+    int rc = mp_queue_get(q, &p, &n, 20);
+    mp_queue_destroy(q);
+    mp_manager_close(m);
+    return rc == MP_ECLOSED ? 0 : 2;
+}
+
+Test(msync, a_closed_queue_refuses_puts_drains_and_wakes_its_getters)
+{
+    mp_manager *m = open_manager();
+    mp_queue *q;
+    mp_event *waiting;
+    mp_assert_rc(mp_manager_queue(m, "CQ", NULL, &q), 1);
+    mp_assert_rc(mp_manager_event(m, "waiting", &waiting), 1);
+    mp_process *p[2];
+    for (int i = 0; i < 2; i++)
+        p[i] = start_child(get_until_closed);
+    mp_assert_ok(mp_event_wait(waiting, 20));
+    usleep(200000); /* both in their get, most likely */
+    mp_assert_ok(mp_queue_close(q));
+    for (int i = 0; i < 2; i++)
+        join_ok(p[i]);               /* both woke with MP_ECLOSED */
+    mp_assert_ok(mp_queue_close(q)); /* again: nothing changes */
+    mp_assert_rc(mp_queue_put(q, "x", 1, 1), MP_ECLOSED);
+    void *data;
+    size_t n;
+    mp_assert_rc(mp_queue_get(q, &data, &n, 0), MP_ECLOSED);
+    mp_assert_rc(mp_queue_get(q, &data, &n, 1), MP_ECLOSED);
+    /* What was put before the close is still got, then MP_ECLOSED. */
+    mp_queue *q2;
+    mp_assert_rc(mp_manager_queue(m, "CQ2", &(mp_queue_opts){.maxsize = 4}, &q2), 1);
+    mp_assert_ok(mp_queue_put(q2, "a", 1, 1));
+    mp_assert_ok(mp_queue_put(q2, "b", 1, 1));
+    mp_assert_ok(mp_queue_close(q2));
+    mp_assert_rc(mp_queue_put(q2, "c", 1, 1), MP_ECLOSED);
+    get_str(q2, "a");
+    char buf[4];
+    mp_assert_ok(mp_queue_get_into(q2, buf, sizeof(buf), &n, 1));
+    cr_assert(n == 1 && buf[0] == 'b');
+    mp_assert_rc(mp_queue_get(q2, &data, &n, 1), MP_ECLOSED);
+    mp_event_destroy(waiting);
+    drop_queue(m, "CQ2", q2);
+    drop_queue(m, "CQ", q);
+    mp_manager_close(m);
+}
+
 Test(msync, queue_between_processes)
 {
     mp_manager *m = open_manager();

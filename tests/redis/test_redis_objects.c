@@ -159,7 +159,6 @@ Test(redis_objects, unsupported_functions_are_mp_enosys)
     mp_assert_rc(mp_queue_abort(q, space), MP_ENOSYS);
     mp_assert_rc(mp_queue_peek(q, &data, &n, 0), MP_ENOSYS);
     mp_assert_rc(mp_queue_release(q, space), MP_ENOSYS);
-    mp_assert_rc(mp_queue_close(q), MP_ENOSYS);
     mp_assert_rc(mp_queue_task_done(q), MP_EINVAL); /* not joinable, as locally */
     mp_assert_rc(mp_queue_join(q, 0), MP_EINVAL);
     mp_assert_rc(mp_wait(&MP_WAIT_QUEUE(q), 1, 0), MP_ENOSYS);

@@ -41,24 +41,29 @@ typedef struct meeting {
     int hang;           /* 1: tasks hang after arriving */
 } meeting;
 
-/* Squares its int64; 3 segfaults (a real fault, with the default action,
- * so that a sanitizer's handler does not turn it into an exit), 5 calls
- * _exit. */
-static int crashy(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
-                  void *ctx)
+/* A real segmentation fault, with the default action, so that a
+ * sanitizer's handler does not turn it into an exit. */
+static void segfault(void)
 {
-    (void)ctx;
+    signal(SIGSEGV, SIG_DFL);
+    /* Through a volatile pointer: the compiler cannot see the address. */
+    volatile int *volatile bad = (volatile int *)(uintptr_t)4096; /* unmapped, aligned */
+    *bad = 1;
+}
+
+/* Squares the int64 at in into out; crash_at(x) first decides whether it
+ * segfaults (1) or calls _exit (2). */
+static int square_or_crash(const void *in, size_t in_len, void *out, size_t out_cap,
+                           size_t *out_len, int (*crash_at)(int64_t))
+{
     int64_t x;
     if (in_len != sizeof(x) || out_cap < sizeof(x))
         return 99;
     memcpy(&x, in, sizeof(x));
-    if (x == 3) {
-        signal(SIGSEGV, SIG_DFL);
-        /* Through a volatile pointer: the compiler cannot see the address. */
-        volatile int *volatile bad = (volatile int *)(uintptr_t)(x * 4096); /* unmapped, aligned */
-        *bad = 1;
-    }
-    if (x == 5)
+    int how = crash_at(x);
+    if (how == 1)
+        segfault();
+    if (how == 2)
         _exit(7);
     x *= x;
     memcpy(out, &x, sizeof(x));
@@ -66,25 +71,30 @@ static int crashy(const void *in, size_t in_len, void *out, size_t out_cap, size
     return 0;
 }
 
-/* Squares its int64; every 2000th (x % 2000 == 1999) segfaults, as
- * crashy's 3 does. */
+static int crash_3_and_5(int64_t x)
+{
+    return x == 3 ? 1 : x == 5 ? 2 : 0;
+}
+
+static int crash_every_2000(int64_t x)
+{
+    return x % 2000 == 1999;
+}
+
+/* Squares its int64; 3 segfaults, 5 calls _exit. */
+static int crashy(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                  void *ctx)
+{
+    (void)ctx;
+    return square_or_crash(in, in_len, out, out_cap, out_len, crash_3_and_5);
+}
+
+/* Squares its int64; every 2000th (x % 2000 == 1999) segfaults. */
 static int crashy_sparse(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                          void *ctx)
 {
     (void)ctx;
-    int64_t x;
-    if (in_len != sizeof(x) || out_cap < sizeof(x))
-        return 99;
-    memcpy(&x, in, sizeof(x));
-    if (x % 2000 == 1999) {
-        signal(SIGSEGV, SIG_DFL);
-        volatile int *volatile bad = (volatile int *)(uintptr_t)4096; /* unmapped, aligned */
-        *bad = 1;
-    }
-    x *= x;
-    memcpy(out, &x, sizeof(x));
-    *out_len = sizeof(x);
-    return 0;
+    return square_or_crash(in, in_len, out, out_cap, out_len, crash_every_2000);
 }
 
 /* Arrives at the meeting at ctx and waits (at most 20 s) until the
