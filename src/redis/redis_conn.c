@@ -242,10 +242,8 @@ static int recv_reply(mp__redis *r, redisReply **out, const mp__deadline *dl)
     }
 }
 
-/* Sends one command; closes the connection when its reply did not come
- * whole before dl. */
-/* Sends one command and reads its reply (*rep, unchecked); a failure
- * drops the connection. */
+/* Sends one command and reads its reply (*rep, unchecked); closes the
+ * connection when the reply did not come whole before dl. */
 static int exec_once(mp__redis *r, redisReply **rep, int argc, const char **argv,
                      const size_t *lens, const mp__deadline *dl)
 {
@@ -663,8 +661,6 @@ static int ensure_connected(mp__redis *r, const mp__deadline *dl)
     return connect_now(r, dl);
 }
 
-/* A forked child must not talk on its parent's socket (the two would read
- * each other's replies): it closes its copy and connects anew. */
 /* Drops the idle side connections: in a forked child (their sockets are
  * the parent's: only the child's copies are closed), or for good. */
 static void drop_sides(mp__redis *r)
@@ -673,6 +669,9 @@ static void drop_sides(mp__redis *r)
         mp__redis_unref(r->side[i]);
     r->nside = 0;
 }
+
+/* A forked child must not talk on its parent's socket (the two would read
+ * each other's replies): it closes its copy and connects anew. */
 
 static void after_fork(mp__redis *r)
 {

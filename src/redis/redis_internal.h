@@ -498,6 +498,9 @@ void mp__redis_new_token(char *tok, size_t cap);
  *   wk_enlist(id, now), wk_leave(id)
  *   wk_wake()       pushes one wake-up ('1') when waiters are enlisted and
  *                   fewer wake-ups than waiters wait in the list
+ *   wk_wake_all(g)  wakes every waiter enlisted: g once for each, in a
+ *                   fresh wake list (the older wake-ups are moot), and
+ *                   empties the wait set
  * Both keys expire MP__REDIS_WAKE_TTL_MS after the last enlisting or
  * wake-up: nothing stays once no waiter is left. */
 #define MP__REDIS_WAKE_LUA(W, L)                                                                   \
@@ -518,7 +521,24 @@ void mp__redis_new_token(char *tok, size_t cap);
     "local function wk_leave(id) redis.call('ZREM', WK_WAIT, id) end "                             \
     "local function wk_wake() local n = redis.call('ZCARD', WK_WAIT) "                             \
     "if n > 0 and redis.call('LLEN', WK_WAKE) < n then redis.call('RPUSH', WK_WAKE, '1') "         \
-    "redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") end end "
+    "redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") end end "                           \
+    "local function wk_wake_all(gen) wk_expire(wk_now()) "                                         \
+    "local n = redis.call('ZCARD', WK_WAIT) if n == 0 then return end "                            \
+    "redis.call('DEL', WK_WAKE) "                                                                  \
+    "for i = 1, n do redis.call('RPUSH', WK_WAKE, gen) end "                                       \
+    "redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") "                                   \
+    "redis.call('DEL', WK_WAIT) end "
+
+/* Lua, after MP__REDIS_LUA_HELPERS: count(key), the value of a counter
+ * key that INCR and DECR take (absent: 0), or nil and EPROTO (another
+ * Redis type) or EBADMSG (not a number of at most 18 digits). */
+#define MP__REDIS_LUA_COUNT                                                                        \
+    "local function count(key) local t = kind(key) "                                               \
+    "if t == 'none' then return 0 end "                                                            \
+    "if t ~= 'string' then return nil, EPROTO end "                                                \
+    "local v = redis.call('GET', key) "                                                            \
+    "if #v > 18 or not string.match(v, '^%d+$') then return nil, EBADMSG end "                     \
+    "return tonumber(v) end "
 
 /* An object's wait set and wake list keys (<key>:wait, <key>:wake). */
 typedef struct mp__redis_wakers {

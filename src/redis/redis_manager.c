@@ -12,7 +12,8 @@
  *   <prefix>queue:<n>:maxsize    its capacity, a joinable queue's
  *   <prefix>queue:<n>:unfinished, ...:jgen   its count of messages not
  *                          done and of the times it reached 0, and
- *   <prefix>queue:<n>:closed   ["1"] once closed (redis/redis_queue.c)
+ *   <prefix>queue:<n>:closed, ...:closedwake   "1" and ["1"] once closed
+ *                          (redis/redis_queue.c)
  *   <prefix>lock:<n>       the holder's token, with the lease as expiry, and
  *   <prefix>lock:<n>:owner       the same token until released, and
  *   <prefix>lock:<n>:fence       the count of acquisitions: the last fencing
@@ -252,8 +253,8 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
     }
 }
 
-/* The most keys an object has: its key and up to 6 parts. */
-#define DATA_KEYS_MAX 7
+/* The most keys an object has: its key and up to 7 parts. */
+#define DATA_KEYS_MAX 8
 
 /* The data keys of an object whose stored type name is tname: what
  * MP_MANAGER_DESTROY deletes (a lock's fence counter too: a lock made
@@ -268,7 +269,9 @@ static int data_keys(const char *prefix, const char *tname, const char *name,
         {"dict", "dict", {NULL}},
         {"list", "list", {NULL}},
         {"namespace", "ns", {NULL}},
-        {"queue", "queue", {"maxsize", "unfinished", "jgen", "wait", "wake", "closed", NULL}},
+        {"queue",
+         "queue",
+         {"maxsize", "unfinished", "jgen", "wait", "wake", "closed", "closedwake"}},
         {"lock", "lock", {"owner", "fence", "wait", "wake"}},
         {"event", "event", {"gen", "wait", "wake", NULL}},
         {"value", "value", {NULL}},

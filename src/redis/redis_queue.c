@@ -6,13 +6,13 @@
  * its first opener chose (SET NX), so that every client honours the same
  * one. put to a bounded queue is a Lua script (check the length, then
  * RPUSH: atomic, so that racing producers never overfill), to an unbounded
- * one a plain RPUSH; a full queue is polled with a backoff until the
- * timeout. get is BLPOP, the server's own blocking pop, on a side
- * connection (mp__redis_side_take: the handle's stays free for the other
- * threads), in slices of at most a second so that the socket timeout
- * always covers the wait. get_many
- * gets the first message as get_into does, then takes in one script the
- * next ones while they fit (never one that does not). */
+ * one a script too (it checks the closed flag first); a full queue is
+ * polled with a backoff until the timeout. A joinable queue's put also
+ * counts the message not done (task_done, join below). get is BLPOP, the server's own blocking pop,
+ * on a side connection (mp__redis_side_take: the handle's stays free for the other threads), in
+ * slices of at most a second so that the socket timeout always covers the wait. get_many gets the
+ * first message as get_into does, then takes in one script the next ones while they fit (never one
+ * that does not). */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +30,12 @@ struct mp__redis_queue {
      * came down to 0 (joiners wait for it to move), and its joiners. */
     char unfinished[MP__REDIS_KEY_MAX], jgen[MP__REDIS_KEY_MAX];
     mp__redis_wakers wk;
-    /* The closed mark: a list of one "1" once the queue is closed, so that
-     * a get blocked in BLPOP on the queue and the mark wakes at the close
-     * (and puts it back for the next one). */
-    char closed[MP__REDIS_KEY_MAX];
+    /* Closed: the flag ("1" once closed, what puts and gets check) and a
+     * wake-up list of one "1" pushed by the close, so that a get blocked in
+     * BLPOP on the queue and that list wakes at once (and puts it back for
+     * the next one; if that push is lost, the flag still answers at the
+     * end of the slice). */
+    char closed[MP__REDIS_KEY_MAX], closed_wake[MP__REDIS_KEY_MAX];
 };
 
 static int read_maxsize(mp__redis_queue *q, size_t want)
@@ -76,6 +78,7 @@ int mp__redis_queue_open(mp__redis_queue **out, mp__redis *conn, const char *nam
         mp__redis_obj_part(q->o, "unfinished", q->unfinished);
         mp__redis_obj_part(q->o, "jgen", q->jgen);
         mp__redis_obj_part(q->o, "closed", q->closed);
+        mp__redis_obj_part(q->o, "closedwake", q->closed_wake);
         mp__redis_wakers_init(q->o, &q->wk);
     }
     if (rc < 0) {
@@ -110,17 +113,10 @@ static const char put_lua[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return
                               "if m > 0 and redis.call('LLEN', KEYS[1]) >= m then return -1 end "
                               "return redis.call('RPUSH', KEYS[1], ARGV[1])";
 
-/* Lua: a joinable queue's count (KEYS[k]) is absent or a number INCR and
- * DECR take; u: its value. */
+/* Lua: u, a joinable queue's count of messages not done (KEYS[k]). */
 #define UNFINISHED(k)                                                                              \
-    MP__REDIS_LUA_HELPERS                                                                          \
-    "local function count(key) local t = kind(key) "                                               \
-    "if t == 'none' then return 0 end "                                                            \
-    "if t ~= 'string' then return nil, EPROTO end "                                                \
-    "local v = redis.call('GET', key) "                                                            \
-    "if #v > 18 or not string.match(v, '^%d+$') then return nil, EBADMSG end "                     \
-    "return tonumber(v) end "                                                                      \
-    "local u, ue = count(KEYS[" k "]) if not u then return ue end "
+    MP__REDIS_LUA_HELPERS MP__REDIS_LUA_COUNT "local u, ue = count(KEYS[" k                        \
+                                              "]) if not u then return ue end "
 
 /* A joinable queue's put: the message and one more not done, at once
  * (KEYS[3] the closed mark). */
@@ -206,33 +202,29 @@ static int is_closed(mp__redis_queue *q)
     return n > 0;
 }
 
-/* One get: a LPOP (secs 0), or a BLPOP of the queue then its closed mark
- * for at most secs on a side connection (the handle's stays free for the
- * process's other threads: a put of another thread goes at once and
- * wakes this get). A get that pops the mark puts it back for the next
- * waiter and answers MP_ECLOSED: BLPOP takes from the queue first, so
- * the queue was empty. 0 with *rep (nil: nothing), or an error. */
+/* One get: a LPOP (secs 0), or a BLPOP of the queue then its closed
+ * wake-up list for at most secs on a side connection (the handle's stays
+ * free for the process's other threads: a put of another thread goes at
+ * once and wakes this get). BLPOP takes from the queue first, so a get
+ * that pops the wake-up found the queue empty: it puts the wake-up back
+ * for the next waiter and answers MP_ECLOSED, as does a get that finds
+ * nothing and the closed flag. 0 with *rep (nil: nothing), or an error. */
 static int pop_once(mp__redis_queue *q, double secs, redisReply **rep)
 {
     mp__redis *r = q->o->conn;
-    if (secs <= 0) {
-        int rc =
-            mp__redis_cmd(r, MP__RR_STR_NIL, rep, 2, (const char *[]){"LPOP", q->o->key}, NULL);
-        if (rc == 0 && (*rep)->type == REDIS_REPLY_NIL && (rc = is_closed(q)) != 0) {
-            freeReplyObject(*rep);
-            *rep = NULL;
-            return rc < 0 ? rc : MP_ECLOSED;
-        }
+    int rc = secs <= 0 ? mp__redis_cmd(r, MP__RR_STR_NIL, rep, 2,
+                                       (const char *[]){"LPOP", q->o->key}, NULL)
+                       : mp__redis_side_blpop(r, q->o->key, q->closed_wake, secs, rep);
+    if (rc < 0 || ((*rep)->type != REDIS_REPLY_NIL && popped(q, *rep)))
         return rc;
-    }
-    int rc = mp__redis_side_blpop(r, q->o->key, q->closed, secs, rep);
-    if (rc == 0 && (*rep)->type == REDIS_REPLY_ARRAY && !popped(q, *rep)) {
-        freeReplyObject(*rep);
-        *rep = NULL;
-        rc = mp__redis_cmd(r, MP__RR_INT, NULL, 3, (const char *[]){"LPUSH", q->closed, "1"}, NULL);
-        return rc < 0 ? rc : MP_ECLOSED;
-    }
-    return rc;
+    if ((*rep)->type != REDIS_REPLY_NIL) /* the wake-up: back for the next */
+        (void)mp__redis_cmd(r, MP__RR_INT, NULL, 3, (const char *[]){"LPUSH", q->closed_wake, "1"},
+                            NULL);
+    else if ((rc = is_closed(q)) <= 0)
+        return rc; /* nil: nothing yet */
+    freeReplyObject(*rep);
+    *rep = NULL;
+    return rc < 0 ? rc : MP_ECLOSED;
 }
 
 int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double timeout)
@@ -275,11 +267,11 @@ int mp__redis_queue_shut(mp__redis_queue *q)
     int rc = queue_check(q);
     if (rc < 0)
         return rc;
-    /* One mark at most: a close that finds it leaves it. */
-    static const char close_lua[] = "if redis.call('EXISTS', KEYS[1]) == 0 then "
-                                    "redis.call('RPUSH', KEYS[1], '1') end return 0";
-    return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 4,
-                         (const char *[]){"EVAL", close_lua, "1", q->closed}, NULL);
+    /* The flag, and with the first close one wake-up. */
+    static const char close_lua[] = "if redis.call('SET', KEYS[1], '1', 'NX') then "
+                                    "redis.call('RPUSH', KEYS[2], '1') end return 0";
+    return mp__redis_cmd(q->o->conn, MP__RR_INT, NULL, 5,
+                         (const char *[]){"EVAL", close_lua, "2", q->closed, q->closed_wake}, NULL);
 }
 
 int mp__redis_queue_qsize(mp__redis_queue *q, size_t *out)
@@ -362,19 +354,11 @@ int mp__redis_queue_get_many(mp__redis_queue *q, void *buf, size_t cap, size_t *
     "local g, ge = count(KEYS[2]) if not g then return ge end "                                    \
     "local w = wk_check() if w then return w end "
 
-static const char task_done_lua[] =
-    JOIN_LUA "if u <= 0 then return -1 end "
-             "if redis.call('DECR', KEYS[1]) > 0 then return 0 end "
-             "local gen = redis.call('INCR', KEYS[2]) "
-             "wk_expire(wk_now()) "
-             "local n = redis.call('ZCARD', WK_WAIT) "
-             "if n > 0 then "
-             "  redis.call('DEL', WK_WAKE) "
-             "  for i = 1, n do redis.call('RPUSH', WK_WAKE, gen) end "
-             "  redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") "
-             "  redis.call('DEL', WK_WAIT) "
-             "end "
-             "return 0";
+static const char task_done_lua[] = JOIN_LUA "if u <= 0 then return -1 end "
+                                             "if redis.call('DECR', KEYS[1]) == 0 then "
+                                             "  wk_wake_all(redis.call('INCR', KEYS[2])) "
+                                             "end "
+                                             "return 0";
 
 /* ARGV[1] the joiner's id, ARGV[2] "1": enlist it when messages are not
  * done. Answers {1 when none is left, the count of times it reached 0}. */

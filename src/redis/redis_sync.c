@@ -44,6 +44,7 @@ struct mp__redis_lock {
     mp__remote_head rh; /* MP__MAGIC_REDIS_LOCK */
     mp__redis_obj *o;
     mp__redis_wakers wk;
+    char owner_key[MP__REDIS_KEY_MAX], fence_key[MP__REDIS_KEY_MAX];
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
     int holder;     /* pid holding it through this handle, or 0 */
@@ -73,6 +74,8 @@ int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *
     }
     pthread_mutex_init(&l->mu, NULL);
     mp__redis_wakers_init(l->o, &l->wk);
+    mp__redis_obj_part(l->o, "owner", l->owner_key);
+    mp__redis_obj_part(l->o, "fence", l->fence_key);
     l->lease = lease > 0 ? lease : DEFAULT_LEASE;
     l->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_REDIS_LOCK, .backend = MP__BACKEND_REDIS},
                               .ops = &mp__redis_lock_ops};
@@ -107,14 +110,9 @@ void mp__redis_lock_close(mp__redis_lock *l)
  * "1": enlist the caller (ARGV[1], its token) when it must wait. Answers
  * -1 (held, or free with others waiting before the caller), or {0 or 1
  * (the previous holder never released), the fencing token}. */
-static const char acquire_lua[] = LOCK_CHECK MP__REDIS_WAKE_LUA(
+static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA(
     "4", "5") "local w = wk_check() if w then return w end "
-              "local f = kind(KEYS[3]) "
-              "if f ~= 'none' then "
-              "  if f ~= 'string' then return EPROTO end "
-              "  local v = redis.call('GET', KEYS[3]) "
-              "  if #v > 18 or not string.match(v, '^%d+$') then return EBADMSG end "
-              "end "
+              "local f, fe = count(KEYS[3]) if not f then return fe end "
               "local now = wk_now() wk_expire(now) "
               "if redis.call('EXISTS', KEYS[1]) == 1 or not wk_may(ARGV[1]) then "
               "  if ARGV[3] == '1' then wk_enlist(ARGV[1], now) end "
@@ -143,10 +141,10 @@ static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARG
  * key holds what no holder of this library wrote (nothing changed). */
 static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
 {
-    char okey[MP__REDIS_KEY_MAX], ms[24];
-    mp__redis_obj_part(l->o, "owner", okey);
+    char ms[24];
     snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
-    const char *argv[] = {"EVAL", lua, "4", l->o->key, okey, l->wk.wait, l->wk.wake, token, ms};
+    const char *argv[] = {"EVAL",     lua,        "4",   l->o->key, l->owner_key,
+                          l->wk.wait, l->wk.wake, token, ms};
     redisReply *rep;
     int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 9, argv, NULL);
     if (rc < 0)
@@ -161,12 +159,11 @@ static int lock_script(mp__redis_lock *l, const char *lua, const char *token, lo
 static int acquire_script(mp__redis_lock *l, const char *token, bool enlist, long long *flag,
                           uint64_t *fence)
 {
-    char okey[MP__REDIS_KEY_MAX], fkey[MP__REDIS_KEY_MAX], ms[24];
-    mp__redis_obj_part(l->o, "owner", okey);
-    mp__redis_obj_part(l->o, "fence", fkey);
+    char ms[24];
     snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
-    const char *argv[] = {"EVAL",     acquire_lua, "5", l->o->key,         okey, fkey, l->wk.wait,
-                          l->wk.wake, token,       ms,  enlist ? "1" : "0"};
+    const char *argv[] = {
+        "EVAL",     acquire_lua, "5",   l->o->key, l->owner_key,      l->fence_key,
+        l->wk.wait, l->wk.wake,  token, ms,        enlist ? "1" : "0"};
     redisReply *rep;
     int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 11, argv, NULL);
     if (rc < 0)
@@ -344,34 +341,20 @@ static int key_int(mp__redis_obj *o, int argc, const char **argv, long long *out
  * number INCR takes or absent, its wait set and wake list KEYS[3] and
  * KEYS[4]; anything else is refused before the script changes it. */
 #define EVENT_CHECK                                                                                \
-    MP__REDIS_LUA_HELPERS MP__REDIS_WAKE_LUA(                                                      \
+    MP__REDIS_LUA_HELPERS MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA(                                  \
         "3",                                                                                       \
         "4") "local t = kind(KEYS[1]) "                                                            \
              "if t ~= 'none' and t ~= 'string' then return EPROTO end "                            \
              "if t == 'string' and redis.call('GET', KEYS[1]) ~= '1' then return EBADMSG end "     \
-             "local gt = kind(KEYS[2]) "                                                           \
-             "if gt ~= 'none' and gt ~= 'string' then return EPROTO end "                          \
-             "local gen = 0 "                                                                      \
-             "if gt == 'string' then local v = redis.call('GET', KEYS[2]) "                        \
-             "  if #v > 18 or not string.match(v, '^%d+$') then return EBADMSG end "               \
-             "  gen = tonumber(v) end "                                                            \
+             "local gen, ge = count(KEYS[2]) if not gen then return ge end "                       \
              "local w = wk_check() if w then return w end "
 
 /* A set counts one more set and wakes every waiter enlisted: the new
  * count, once for each, in a fresh wake list (older wake-ups there are
  * moot: the count decides). */
-static const char event_set_lua[] =
-    EVENT_CHECK "redis.call('SET', KEYS[1], '1') "
-                "local g = redis.call('INCR', KEYS[2]) "
-                "wk_expire(wk_now()) "
-                "local n = redis.call('ZCARD', WK_WAIT) "
-                "if n > 0 then "
-                "  redis.call('DEL', WK_WAKE) "
-                "  for i = 1, n do redis.call('RPUSH', WK_WAKE, g) end "
-                "  redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") "
-                "  redis.call('DEL', WK_WAIT) "
-                "end "
-                "return 0";
+static const char event_set_lua[] = EVENT_CHECK "redis.call('SET', KEYS[1], '1') "
+                                                "wk_wake_all(redis.call('INCR', KEYS[2])) "
+                                                "return 0";
 static const char event_clear_lua[] = EVENT_CHECK "redis.call('DEL', KEYS[1]) return 0";
 /* ARGV[1] the waiter's id, ARGV[2] "1": enlist it when the event is not
  * set. Answers {1 when set, the count of sets}. */

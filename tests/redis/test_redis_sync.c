@@ -515,6 +515,31 @@ Test(redis_sync, a_blocked_get_leaves_the_connection_to_a_putting_thread)
     mp__redis_unref(conn);
 }
 
+/* The close's flag decides, not its wake-up: with the wake-up list gone
+ * (a push-back lost with a connection), a blocked get still ends with
+ * MP_ECLOSED at the end of its slice, not at its timeout. */
+Test(redis_sync, a_closed_queue_without_its_wake_up_still_answers_closed)
+{
+    conn = connect_server();
+    mp__redis_queue *q;
+    mp_assert_ok(mp__redis_queue_open(&q, conn, "C", 0, false));
+    mp_assert_ok(mp__redis_queue_shut(q));
+    mp_assert_ok(mp__redis_cmd(conn, MP__RR_INT, NULL, 2,
+                               (const char *[]){"DEL", "mp:queue:C:closedwake"}, NULL));
+    void *m;
+    size_t n;
+    mp_assert_rc(mp__redis_queue_get(q, &m, &n, 20), MP_ECLOSED);
+    mp_assert_rc(mp__redis_queue_put(q, "x", 1, 0), MP_ECLOSED);
+    mp_assert_ok(mp__redis_queue_shut(q)); /* closed already: no second wake-up */
+    redisReply *rep;
+    mp_assert_ok(mp__redis_cmd(conn, MP__RR_INT, &rep, 2,
+                               (const char *[]){"EXISTS", "mp:queue:C:closedwake"}, NULL));
+    cr_assert_eq(rep->integer, 0);
+    freeReplyObject(rep);
+    mp__redis_queue_close(q);
+    mp__redis_unref(conn);
+}
+
 Test(redis_sync, queue_fifo_timeouts_and_maxsize)
 {
     conn = connect_server();
