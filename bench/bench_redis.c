@@ -12,6 +12,17 @@
  *                           just before the release to the child's
  *                           acquire returning (CLOCK_MONOTONIC, shared by
  *                           both). value: the median hand-off in µs
+ *     bench_redis cond N    N notifies of a condition between two
+ *                           processes: the child waits in mp_cond_wait, the
+ *                           parent takes the lock (so the child waits),
+ *                           sleeps 2 ms, then notify(1) and release; the
+ *                           time from just before the notify to the
+ *                           child's wait returning with the lock. value:
+ *                           the median in µs (redis_cond_notify_us)
+ *     bench_redis barrier N N rounds of a 4-party barrier (the parent and
+ *                           3 children, each with its own manager). value:
+ *                           the parent's time per round in µs
+ *                           (redis_barrier_us)
  *
  * The same workload as bench_dict.c's op mode: a 6-byte key ("a42-key"
  * cut to 6), an 8-byte value, 100 keys reused, one set (mp_dict_set) and
@@ -139,13 +150,102 @@ static int lock_child(const void *arg, size_t len)
     return 0;
 }
 
+/* Child of the cond mode: waits in each round, records when its wait
+ * returned. */
+static int cond_child(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp_manager *m;
+    mp_cond *c;
+    if (mp_manager_open(&m, srv.url) < 0 || mp_manager_cond(m, "bench-cond", &c) < 0)
+        return 1;
+    for (long i = 0; i < iters; i++) {
+        if (mp_cond_acquire(c, 10) != 0)
+            return 2;
+        atomic_store(&ho->round, i); /* waiting once the parent has the lock */
+        if (mp_cond_wait(c, 10) != 0)
+            return 3;
+        ho->lat[i] = bench_now() - ho->t0;
+        if (mp_cond_release(c) != 0)
+            return 4;
+        atomic_store(&ho->done, i);
+    }
+    mp_cond_destroy(c);
+    mp_manager_close(m);
+    return 0;
+}
+
+/* Child of the barrier mode: iters rounds. */
+static int barrier_child(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp_manager *m;
+    mp_barrier *b;
+    if (mp_manager_open(&m, srv.url) < 0 || mp_manager_barrier(m, "bench-barrier", 4, &b) < 0)
+        return 1;
+    for (long i = 0; i < iters; i++)
+        if (mp_barrier_wait(b, 10) < 0)
+            return 2;
+    mp_barrier_destroy(b);
+    mp_manager_close(m);
+    return 0;
+}
+
+static void join_children(mp_process **p, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int code = -1;
+        check(mp_process_join(p[k], 60), "mp_process_join");
+        check(mp_process_exitcode(p[k], &code), "mp_process_exitcode");
+        if (code != 0) {
+            mp_test_redis_stop(&srv, 0);
+            bench_die("child failed (exit code %d)", code);
+        }
+        mp_process_destroy(p[k]);
+    }
+}
+
+static mp_process *start_child(mp_target_fn fn)
+{
+    mp_process *p;
+    check(mp_process_create(&p, &(mp_process_opts){.target = fn}), "mp_process_create");
+    check(mp_process_start(p), "mp_process_start");
+    return p;
+}
+
+static int barrier_main(void)
+{
+    mp_manager *m;
+    mp_barrier *b;
+    check(mp_manager_open(&m, srv.url), "mp_manager_open");
+    check(mp_manager_barrier(m, "bench-barrier", 4, &b), "mp_manager_barrier");
+    mp_process *p[3];
+    for (int k = 0; k < 3; k++)
+        p[k] = start_child(barrier_child);
+    /* A first round gathers the children (their start-up is not timed). */
+    if (mp_barrier_wait(b, 30) < 0)
+        bench_die("first round");
+    double t0 = bench_now();
+    for (long i = 1; i < iters; i++)
+        if (mp_barrier_wait(b, 10) < 0)
+            bench_die("round %ld", i);
+    double elapsed = bench_now() - t0;
+    join_children(p, 3);
+    printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", elapsed / (double)(iters - 1) * 1e6, elapsed,
+           iters);
+    mp_barrier_destroy(b);
+    mp_manager_close(m);
+    mp_test_redis_stop(&srv, 0);
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static int lock_main(void)
+static int handoff_main(bool cond)
 {
     size_t size = sizeof(handoff) + (size_t)iters * sizeof(double);
     void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -156,19 +256,29 @@ static int lock_main(void)
     atomic_init(&ho->round, -1);
     atomic_init(&ho->done, -1);
     mp_manager *m;
-    mp_lock *l;
+    mp_lock *l = NULL;
+    mp_cond *c = NULL;
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
-    check(mp_manager_lock(m, "bench-lock", &l), "mp_manager_lock");
-    mp_process *p;
-    check(mp_process_create(&p, &(mp_process_opts){.target = lock_child}), "mp_process_create");
-    check(mp_process_start(p), "mp_process_start");
+    if (cond)
+        check(mp_manager_cond(m, "bench-cond", &c), "mp_manager_cond");
+    else
+        check(mp_manager_lock(m, "bench-lock", &l), "mp_manager_lock");
+    mp_process *p = start_child(cond ? cond_child : lock_child);
     double t0 = bench_now();
     for (long i = 0; i < iters; i++) {
-        check(mp_lock_acquire(l, 10), "acquire");
-        atomic_store(&ho->round, i);
-        usleep(2000); /* the child is waiting in its acquire by now */
+        if (cond) {
+            while (atomic_load(&ho->round) != i)
+                usleep(50);
+            check(mp_cond_acquire(c, 10), "acquire"); /* the child waits now */
+        } else {
+            check(mp_lock_acquire(l, 10), "acquire");
+            atomic_store(&ho->round, i);
+        }
+        usleep(2000); /* the child is blocked in its wait by now */
         ho->t0 = bench_now();
-        check(mp_lock_release(l), "release");
+        if (cond)
+            check(mp_cond_notify(c, 1) == 1 ? 0 : MP_EBADMSG, "notify");
+        check(cond ? mp_cond_release(c) : mp_lock_release(l), "release");
         for (int k = 0; atomic_load(&ho->done) != i; k++) {
             if (k > 200000)
                 bench_die("the child never took the lock");
@@ -176,17 +286,13 @@ static int lock_main(void)
         }
     }
     double elapsed = bench_now() - t0;
-    int code = -1;
-    check(mp_process_join(p, 60), "mp_process_join");
-    check(mp_process_exitcode(p, &code), "mp_process_exitcode");
-    if (code != 0) {
-        mp_test_redis_stop(&srv, 0);
-        bench_die("child failed (exit code %d)", code);
-    }
+    join_children(&p, 1);
     qsort(ho->lat, (size_t)iters, sizeof(double), cmp_double);
     printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", ho->lat[iters / 2] * 1e6, elapsed, iters);
-    mp_process_destroy(p);
-    mp_lock_destroy(l);
+    if (cond)
+        mp_cond_destroy(c);
+    else
+        mp_lock_destroy(l);
     mp_manager_close(m);
     mp_test_redis_stop(&srv, 0);
     munmap(map, size);
@@ -195,15 +301,20 @@ static int lock_main(void)
 
 int main(int argc, char **argv)
 {
-    iters = bench_args(argc, argv, "op|queue|lock <iterations>");
+    iters = bench_args(argc, argv, "op|queue|lock|cond|barrier <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
-    bool lock_mode = strcmp(argv[1], "lock") == 0;
-    if (!queue_mode && !lock_mode && strcmp(argv[1], "op") != 0)
+    bool lock_mode = strcmp(argv[1], "lock") == 0, cond_mode = strcmp(argv[1], "cond") == 0;
+    bool barrier_mode = strcmp(argv[1], "barrier") == 0;
+    if (!queue_mode && !lock_mode && !cond_mode && !barrier_mode && strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
+    if (barrier_mode && iters < 2)
+        bench_die("barrier needs at least 2 rounds");
     if (mp_test_redis_start(&srv, "bench") < 0)
         bench_die("%s", srv.error);
-    if (lock_mode)
-        return lock_main();
+    if (lock_mode || cond_mode)
+        return handoff_main(cond_mode);
+    if (barrier_mode)
+        return barrier_main();
     mp_manager *m;
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
     check(mp_manager_dict(m, "bench", &d), "mp_manager_dict");

@@ -280,6 +280,28 @@ ROWS = [
         "targets": {"cost_vs_floor": 2.0},
     },
     {
+        # A Redis condition between two processes: the child waits in
+        # mp_cond_wait, the parent takes the lock, then notify(1) and
+        # release; from just before the notify to the child's wait
+        # returning with the lock, the median. The floor is one raw PING.
+        "id": "redis_cond_notify_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "cond"],
+        "cpython": None,
+        "floor": ["bench_rpool_net", "ping"],
+        "pilot": {"multiproc": 40, "cpython": 0, "floor": 2000},
+        "targets": {},
+    },
+    {
+        # A 4-party Redis barrier (the parent and 3 children, each with
+        # its own manager): the parent's time per round. Floor: one PING.
+        "id": "redis_barrier_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "barrier"],
+        "cpython": None,
+        "floor": ["bench_rpool_net", "ping"],
+        "pilot": {"multiproc": 200, "cpython": 0, "floor": 2000},
+        "targets": {},
+    },
+    {
         # The distributed pool: imap_unordered of tiny tasks, chunksize 1,
         # one local worker with 2 executors over a local Redis (compare
         # pool_tiny_tasks_per_s). CPython has no distributed pool: its peer

@@ -89,8 +89,10 @@
  * functions that may run more than once), is under "Redis backend" in
  * docs/redis.md.
  *
- * Types on Redis: dict, list, namespace, queue, lock, rlock, sem, event,
- * value and array; cond and barrier are MP_ENOSYS (their accessors). The
+ * Types on Redis: every type. A Redis condition's waiters are woken by
+ * the server; mp_cond_create with a Redis lock or rlock makes a Redis
+ * condition whose waiters live with the lock's keys, so the conditions
+ * made over one lock share their waiters (in any process). The
  * functions between the two marker lines below are not available on a
  * Redis object: they return MP_ENOSYS (NULL for those that return a
  * pointer). Every other function of these types works on Redis.

@@ -16,9 +16,12 @@
  * thread-safe); across fork, a child uses the very same object as its
  * parent (it is shared memory, not a copy), and a child forked while its
  * parent holds a lock does not hold it (its thread is another thread).
- * Locks, rlocks, semaphores and events obtained from a Redis manager are
- * handles to objects on the server, with a process (through a handle) as
- * holder and a lease: multiproc/manager.h, "Types on Redis".
+ * Locks, rlocks, semaphores, conditions, events and barriers obtained from
+ * a Redis manager are handles to objects on the server, with a process
+ * (through a handle) as holder and a lease: multiproc/manager.h, "Types
+ * on Redis". mp_cond_create with a Redis lock or rlock makes a condition
+ * on the server too (its waiters are shared by every condition over that
+ * lock); a Redis barrier has no action.
  *
  * Waits: every blocking call takes a timeout in seconds (MP_FOREVER waits
  * without limit, 0 never blocks) and returns MP_ETIMEDOUT when it expires,
@@ -235,8 +238,10 @@ typedef struct mp_cond_opts {
     mp_rlock *rlock;
 } mp_cond_opts;
 
-/* mp_cond_create — a new condition variable. Errors: MP_EINVAL (both locks
- * given, a bad lock), MP_ENOMEM, MP_ENOHEAPADDR. */
+/* mp_cond_create — a new condition variable (over a Redis lock or rlock:
+ * a condition on the server, in process memory, freed by mp_cond_destroy).
+ * Errors: MP_EINVAL (both locks given, a bad lock), MP_ENOMEM,
+ * MP_ENOHEAPADDR. */
 MP_API int mp_cond_create(mp_cond **out, const mp_cond_opts *opts);
 
 /* mp_cond_destroy — free the condition (and its own rlock, if it made one)

@@ -14,7 +14,10 @@
  * (forked before the queue was created, or started by spawn or forkserver:
  * the fd is close-on-exec) puts without signalling; its puts are noticed
  * by the waiter's 20 ms re-checks instead (late, never lost). A queue of a
- * Redis manager cannot be waited on (no fd): MP_ENOSYS. Readiness is a snapshot:
+ * Redis manager is waited on at the server (a blocking command on a
+ * connection of its own, whose socket is polled with the rest): a put
+ * ends the wait within a round trip, a close within a second; nothing is
+ * taken from the queue (docs/redis.md, "mp_wait on a queue"). Readiness is a snapshot:
  * another consumer may take the message first, so get with a timeout of 0
  * and expect MP_EEMPTY.
  *
@@ -65,8 +68,8 @@ typedef struct mp_waitable {
  * Returns the number of ready objects, 0 if the timeout expired first (like
  * Python's empty list). Errors (nothing waited for): MP_EINVAL (NULL items
  * with n > 0, unknown kind, NULL or foreign object, n above 4096), MP_ENOTSTARTED /
- * MP_ECLOSED / MP_EBADF for an object that cannot be waited on, MP_ENOSYS
- * (a Redis manager's queue).
+ * MP_ECLOSED / MP_EBADF for an object that cannot be waited on; for a Redis
+ * queue also the connection's errors (MP_ECONNRESET, MP_ETIMEDOUT...).
  * With n == 0 it sleeps for the timeout and returns 0 (MP_EINVAL if that
  * would be forever).
  */

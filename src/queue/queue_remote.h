@@ -33,6 +33,17 @@ typedef struct mp__queue_ops {
     int (*close)(mp_queue *q);
     int (*task_done)(mp_queue *q);
     int (*join)(mp_queue *q, double timeout);
+    /* mp_wait on the queue. wait_begin answers 1 when a get would not
+     * block now (a message, or closed), else 0 and, when block, *fd: a
+     * descriptor that turns readable when the backend has an answer (the
+     * state of that wait kept in *w, NULL at first, across rounds: a call
+     * with a wait under way only gives its fd again). wait_finish, once
+     * *fd is readable, takes the answer: 1 (ready), 0 (not yet: begin
+     * again) or an error. wait_end frees what *w holds, whatever came of
+     * it. */
+    int (*wait_begin)(mp_queue *q, void **w, bool block, int *fd);
+    int (*wait_finish)(mp_queue *q, void **w);
+    void (*wait_end)(mp_queue *q, void **w);
 } mp__queue_ops;
 
 static inline const mp__queue_ops *mp__queue_remote(const mp_queue *q)

@@ -801,6 +801,60 @@ void mp__redis_side_give(mp__redis *r, mp__redis *side)
         mp__redis_unref(side);
 }
 
+int mp__redis_side_send(mp__redis *r, int argc, const char **argv, mp__redis **out, int *fd)
+{
+    mp__redis *side;
+    int rc = mp__redis_side_take(r, &side);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_begin(side);
+    if (rc == 0) {
+        char *cmd = NULL;
+        long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+        rc = len < 0 ? MP_ENOMEM : send_all(side, cmd, (size_t)len, &side->dl);
+        if (len >= 0)
+            redisFreeCommand(cmd);
+        if (rc < 0 && len >= 0)
+            drop(side); /* maybe partly sent */
+        *fd = side->fd;
+        mp__redis_end(side);
+    }
+    if (rc < 0) {
+        mp__redis_side_give(r, side);
+        return rc;
+    }
+    *out = side;
+    return 0;
+}
+
+int mp__redis_side_recv(mp__redis *r, mp__redis *side, redisReply **rep)
+{
+    *rep = NULL;
+    pthread_mutex_lock(&side->lock);
+    int rc = MP_ECONNRESET;
+    if (side->fd >= 0) {
+        mp__deadline dl;
+        call_deadline(side, &dl);
+        rc = recv_reply(side, rep, &dl);
+        if (rc < 0)
+            drop(side);
+    }
+    pthread_mutex_unlock(&side->lock);
+    mp__redis_side_give(r, side);
+    return rc;
+}
+
+void mp__redis_side_abandon(mp__redis *r, mp__redis *side)
+{
+    /* The reply still to come would put the connection out of step: it
+     * goes (the server ends a blocked command of a closed client). Not a
+     * loss of the server: r stays as it is. */
+    pthread_mutex_lock(&side->lock);
+    close_socket(side);
+    pthread_mutex_unlock(&side->lock);
+    mp__redis_side_give(r, side);
+}
+
 const char *mp__redis_prefix(const mp__redis *r)
 {
     return r->url.prefix;

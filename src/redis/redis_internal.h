@@ -244,7 +244,7 @@ typedef struct mp__redis_obj {
 /* Keys (docs/redis.md, "Key layout"): <prefix><tag>:<name> and
  * <prefix><tag>:<name>:<part>, the name escaped ('%' as "%25", ':' as
  * "%3A") so that it holds no ':'. The tag (dict, list, ns, queue, lock,
- * rlock, sem, event, value, array, pool) ends at the first ':' after the
+ * rlock, sem, cond, event, barrier, value, array, pool) ends at the first ':' after the
  * prefix and the name at the next, so no name of any type gives another
  * object's key, nor the names hash <prefix>names (no ':' after the prefix).
  * The longest key: */
@@ -344,6 +344,8 @@ extern const mp__sem_ops mp__redis_sem_ops;
 extern const mp__event_ops mp__redis_event_ops;
 extern const mp__value_ops mp__redis_value_ops;
 extern const mp__array_ops mp__redis_array_ops;
+extern const mp__cond_ops mp__redis_cond_ops;
+extern const mp__barrier_ops mp__redis_barrier_ops;
 
 /* Calls fn once for each slot of the tables above: the type ("dict",
  * "queue", ...), the slot's name (the public function mp_<type>_<op>'s
@@ -360,6 +362,8 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
 #define MP__MAGIC_REVENT     0x7645526du
 #define MP__MAGIC_RVALUE     0x6156526du
 #define MP__MAGIC_RSEM       0x6d53526du
+#define MP__MAGIC_RCOND      0x6f43526du /* "mRCo" */
+#define MP__MAGIC_RBARRIER   0x6142526du /* "mRBa" */
 
 /* A queue of byte messages; maxsize 0 is unbounded, and the first opener
  * of a name fixes it for every client. put: 0, MP_EFULL (no room before
@@ -394,6 +398,11 @@ int mp__redis_queue_put_many(mp__redis_queue *q, const mp_queue_msg *msgs, size_
 int mp__redis_queue_get_many(mp__redis_queue *q, void *buf, size_t cap, size_t *lens, size_t n,
                              double timeout);
 int mp__redis_queue_empty(mp__redis_queue *q);
+/* The wait_begin, wait_finish and wait_end slots of the queue's table
+ * (mp_wait; redis/redis_queue.c). */
+int mp__redis_queue_wait_begin(mp__redis_queue *q, void **w, bool block, int *fd);
+int mp__redis_queue_wait_finish(mp__redis_queue *q, void **w);
+void mp__redis_queue_wait_end(mp__redis_queue *q, void **w);
 int mp__redis_queue_full(mp__redis_queue *q);
 
 /* A lock with a lease of lease seconds (0: 30 s). acquire: 0, MP_EOWNERDEAD
@@ -422,6 +431,89 @@ void mp__redis_lock_set_recursive(mp__redis_lock *l);
 int mp__redis_lock_consistent(mp__redis_lock *l);
 /* Levels held by this process through this handle (an rlock), or 0. */
 int mp__redis_lock_count(mp__redis_lock *l);
+
+/* Pipelined commands on one connection (redis/redis_conn.c): n commands, all
+ * sent before any reply is read; each reply must be of kind. Returns 0 or
+ * the first error (the others' replies are read and dropped). replies:
+ * NULL, or n slots that receive the checked replies on success (free each
+ * with freeReplyObject; all NULL on failure). */
+int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                       const char *const *const *argv, const size_t *const *lens,
+                       redisReply **replies);
+/* The same, where one of the commands may block up to block_s seconds on
+ * the server (added to the deadline). */
+int mp__redis_pipeline_block(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                             const char *const *const *argv, const size_t *const *lens,
+                             redisReply **replies, double block_s);
+/* Whether the connection reconnects after a loss (the URL's option). */
+bool mp__redis_reconnects(const mp__redis *r);
+
+/* A command sent on a side connection of r whose reply is read later (a
+ * wait that polls the connection's fd with other descriptors: mp_wait).
+ * send takes the side connection, sends argv and gives *out (held) and
+ * its *fd; recv, once fd is readable, reads the reply (*rep) and gives
+ * the connection back; abandon closes it instead (the reply will not be
+ * read), without making r's connection lost. */
+int mp__redis_side_send(mp__redis *r, int argc, const char **argv, mp__redis **out, int *fd);
+int mp__redis_side_recv(mp__redis *r, mp__redis *side, redisReply **rep);
+void mp__redis_side_abandon(mp__redis *r, mp__redis *side);
+
+/* Lock tokens and waiter ids: "<pid>-<32 hex digits>" (mp__redis_new_token). */
+#define MP__REDIS_TOKEN_MAX 48
+
+/* What a condition over a lock uses (redis/redis_cond.c): the lock's
+ * object and keys; hold copies the token and levels of this process's
+ * hold (MP_EPERM: not held); drop forgets the hold once the server let
+ * the lock go (the condition's wait script released it); retake acquires
+ * it again without limit and restores count levels: 0, MP_EOWNERDEAD or
+ * a connection error. */
+const struct mp__redis_obj *mp__redis_lock_obj(const mp__redis_lock *l);
+const char *mp__redis_lock_owner_key(const mp__redis_lock *l);
+const struct mp__redis_wakers *mp__redis_lock_wakers(const mp__redis_lock *l);
+bool mp__redis_lock_is_recursive(const mp__redis_lock *l);
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count);
+void mp__redis_lock_drop(mp__redis_lock *l);
+int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
+
+/* Lua: refuses (with the error to answer) a lock key (KEYS[1]) or owner
+ * key (KEYS[2]) that holds no token of this library: another Redis type,
+ * or another text. After MP__REDIS_LUA_HELPERS. */
+#define MP__REDIS_LOCK_CHECK                                                                       \
+    MP__REDIS_LUA_HELPERS                                                                          \
+    "local function bad(k) local t = kind(k) "                                                     \
+    "if t == 'none' then return false end "                                                        \
+    "if t ~= 'string' then return EPROTO end "                                                     \
+    "if not string.match(redis.call('GET', k), '^%d+%-%x+$') then return EBADMSG end "             \
+    "return false end "                                                                            \
+    "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
+/* Lua, after MP__REDIS_LOCK_CHECK and MP__REDIS_WAKE_LUA("3", "4") (the
+ * lock's wait set and wake list): lk_release(tok) lets the lock go when
+ * tok holds it (waking one waiter) and clears the owner key it wrote;
+ * true when tok held it. */
+#define MP__REDIS_LOCK_RELEASE                                                                     \
+    "local function lk_release(tok) "                                                              \
+    "local held = redis.call('GET', KEYS[1]) == tok "                                              \
+    "if held then redis.call('DEL', KEYS[1]) wk_expire(wk_now()) wk_wake() end "                   \
+    "if redis.call('GET', KEYS[2]) == tok then redis.call('DEL', KEYS[2]) end "                    \
+    "return held end "
+
+/* A condition (redis/redis_cond.c): open makes a named one with its own
+ * rlock (keys <prefix>cond:<name>...), over makes one over a Redis lock or
+ * rlock, which must outlive it. The other functions have the contracts of
+ * the public mp_cond ones. */
+typedef struct mp__redis_cond mp__redis_cond;
+int mp__redis_cond_open(mp__redis_cond **out, mp__redis *conn, const char *name, double lease);
+int mp__redis_cond_over(mp__redis_cond **out, mp__redis_lock *l);
+void mp__redis_cond_close(mp__redis_cond *c);
+int mp__redis_cond_wait(mp__redis_cond *c, double timeout);
+int mp__redis_cond_wait_for(mp__redis_cond *c, mp_cond_pred pred, void *arg, double timeout);
+int mp__redis_cond_notify(mp__redis_cond *c, unsigned n);
+
+/* A barrier for parties parties (redis/redis_barrier.c); its functions are
+ * the slots of mp__redis_barrier_ops. */
+typedef struct mp__redis_barrier mp__redis_barrier;
+int mp__redis_barrier_open(mp__redis_barrier **out, mp__redis *conn, const char *name,
+                           unsigned parties);
 
 /* An event (handle: mp__redis_obj_new(..., MP__MAGIC_REVENT, &mp__redis_event_ops,
  * "event", name)).

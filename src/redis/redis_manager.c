@@ -238,6 +238,13 @@ static const char *type_name(mp__objtype type, const void *opts, char buf[48])
         return "sem";
     case MP__OBJ_EVENT:
         return "event";
+    case MP__OBJ_COND:
+        return "cond";
+    case MP__OBJ_BARRIER: {
+        /* The parties are the barrier's shape: another number is refused. */
+        snprintf(buf, 48, "barrier:%u", ((const mp_barrier_opts *)opts)->parties);
+        return buf;
+    }
     case MP__OBJ_VALUE: {
         const mp_value_opts *o = opts;
         snprintf(buf, 48, "value:%c%s", o->typecode, o->raw ? "r" : "");
@@ -272,10 +279,12 @@ static int data_keys(const char *prefix, const char *tname, const char *name,
         {"queue",
          "queue",
          {"maxsize", "unfinished", "jgen", "wait", "wake", "closed", "closedwake"}},
-        {"lock", "lock", {"owner", "fence", "wait", "wake"}},
+        {"lock", "lock", {"owner", "fence", "wait", "wake", "cwait", "cexp", "cseq"}},
         {"event", "event", {"gen", "wait", "wake", NULL}},
         {"value", "value", {NULL}},
-        {"rlock", "rlock", {"owner", "fence", "wait", "wake"}},
+        {"rlock", "rlock", {"owner", "fence", "wait", "wake", "cwait", "cexp", "cseq"}},
+        {"cond", "cond", {"owner", "fence", "wait", "wake", "cwait", "cexp", "cseq"}},
+        {"barrier", "barrier", {"hist", NULL}},
         {"sem", "sem", {"max", "wait", "wake", NULL}},
         {"array", "array", {NULL}},
     };
@@ -348,6 +357,11 @@ static int make_sync_handle(mp__redis *r, mp__objtype type, const char *name, co
     case MP__OBJ_EVENT:
         return mp__redis_obj_new((mp__redis_obj **)out, r, MP__MAGIC_REVENT, &mp__redis_event_ops,
                                  "event", name);
+    case MP__OBJ_COND:
+        return mp__redis_cond_open((mp__redis_cond **)out, r, name, mp__redis_lease(r));
+    case MP__OBJ_BARRIER:
+        return mp__redis_barrier_open((mp__redis_barrier **)out, r, name,
+                                      ((const mp_barrier_opts *)opts)->parties);
     case MP__OBJ_VALUE:
         return mp__redis_value_open(out, r, name, ((const mp_value_opts *)opts)->typecode);
     case MP__OBJ_ARRAY: {

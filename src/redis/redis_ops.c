@@ -49,6 +49,18 @@ static int queue_join(mp_queue *q, double timeout)
 {
     return mp__redis_queue_join(rqueue(q), timeout);
 }
+static int queue_wait_begin(mp_queue *q, void **w, bool block, int *fd)
+{
+    return mp__redis_queue_wait_begin(rqueue(q), w, block, fd);
+}
+static int queue_wait_finish(mp_queue *q, void **w)
+{
+    return mp__redis_queue_wait_finish(rqueue(q), w);
+}
+static void queue_wait_end(mp_queue *q, void **w)
+{
+    mp__redis_queue_wait_end(rqueue(q), w);
+}
 static int queue_qsize(mp_queue *q, size_t *n)
 {
     return mp__redis_queue_qsize(rqueue(q), n);
@@ -91,6 +103,10 @@ static int lock_renew(mp_lock *l)
 {
     return mp__redis_lock_renew(redis_lock_of(l));
 }
+static int lock_cond(mp_lock *l, mp_cond **out)
+{
+    return mp__redis_cond_over((mp__redis_cond **)out, redis_lock_of(l));
+}
 static void rlock_destroy(mp_rlock *l)
 {
     mp__redis_lock_close(redis_lock_of(l));
@@ -118,6 +134,10 @@ static int rlock_token(mp_rlock *l, uint64_t *token)
 static int rlock_renew(mp_rlock *l)
 {
     return mp__redis_lock_renew(redis_lock_of(l));
+}
+static int rlock_cond(mp_rlock *l, mp_cond **out)
+{
+    return mp__redis_cond_over((mp__redis_cond **)out, redis_lock_of(l));
 }
 
 /* ---- sem: the handle is an mp__redis_sem -------------------------------------- */
@@ -221,6 +241,9 @@ const mp__queue_ops mp__redis_queue_ops = {
     .close = queue_close,
     .task_done = queue_task_done,
     .join = queue_join,
+    .wait_begin = queue_wait_begin,
+    .wait_finish = queue_wait_finish,
+    .wait_end = queue_wait_end,
 };
 
 const mp__lock_ops mp__redis_lock_ops = {
@@ -231,6 +254,7 @@ const mp__lock_ops mp__redis_lock_ops = {
     .consistent = lock_consistent,
     .token = lock_token,
     .renew = lock_renew,
+    .cond = lock_cond,
 };
 
 const mp__rlock_ops mp__redis_rlock_ops = {
@@ -242,6 +266,7 @@ const mp__rlock_ops mp__redis_rlock_ops = {
     .count = rlock_count,
     .token = rlock_token,
     .renew = rlock_renew,
+    .cond = rlock_cond,
 };
 
 const mp__sem_ops mp__redis_sem_ops = {
@@ -322,19 +347,28 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
     REPORT("queue", mp__queue_ops, SLOT(*q, destroy), SLOT(*q, put), SLOT(*q, put_many),
            SLOT(*q, get), SLOT(*q, get_into), SLOT(*q, get_many), SLOT(*q, reserve),
            SLOT(*q, commit), SLOT(*q, abort), SLOT(*q, peek), SLOT(*q, release), SLOT(*q, qsize),
-           SLOT(*q, empty), SLOT(*q, full), SLOT(*q, close), SLOT(*q, task_done), SLOT(*q, join));
+           SLOT(*q, empty), SLOT(*q, full), SLOT(*q, close), SLOT(*q, task_done), SLOT(*q, join),
+           SLOT(*q, wait_begin), SLOT(*q, wait_finish), SLOT(*q, wait_end));
     const mp__lock_ops *lk = &mp__redis_lock_ops;
     REPORT("lock", mp__lock_ops, SLOT(*lk, destroy), SLOT(*lk, acquire), SLOT(*lk, release),
-           SLOT(*lk, consistent), SLOT(*lk, token), SLOT(*lk, renew));
+           SLOT(*lk, consistent), SLOT(*lk, token), SLOT(*lk, renew), SLOT(*lk, cond));
     const mp__rlock_ops *rl = &mp__redis_rlock_ops;
     REPORT("rlock", mp__rlock_ops, SLOT(*rl, destroy), SLOT(*rl, acquire), SLOT(*rl, release),
-           SLOT(*rl, consistent), SLOT(*rl, count), SLOT(*rl, token), SLOT(*rl, renew));
+           SLOT(*rl, consistent), SLOT(*rl, count), SLOT(*rl, token), SLOT(*rl, renew),
+           SLOT(*rl, cond));
     const mp__sem_ops *s = &mp__redis_sem_ops;
     REPORT("sem", mp__sem_ops, SLOT(*s, destroy), SLOT(*s, acquire), SLOT(*s, release),
            SLOT(*s, get_value));
     const mp__event_ops *e = &mp__redis_event_ops;
     REPORT("event", mp__event_ops, SLOT(*e, destroy), SLOT(*e, set), SLOT(*e, clear),
            SLOT(*e, is_set), SLOT(*e, wait));
+    const mp__cond_ops *c = &mp__redis_cond_ops;
+    REPORT("cond", mp__cond_ops, SLOT(*c, destroy), SLOT(*c, acquire), SLOT(*c, release),
+           SLOT(*c, get_lock), SLOT(*c, get_rlock), SLOT(*c, wait), SLOT(*c, wait_for),
+           SLOT(*c, notify), SLOT(*c, notify_all));
+    const mp__barrier_ops *b = &mp__redis_barrier_ops;
+    REPORT("barrier", mp__barrier_ops, SLOT(*b, destroy), SLOT(*b, wait), SLOT(*b, reset),
+           SLOT(*b, abort), SLOT(*b, parties), SLOT(*b, n_waiting), SLOT(*b, broken));
     const mp__value_ops *v = &mp__redis_value_ops;
     REPORT("value", mp__value_ops, SLOT(*v, destroy), SLOT(*v, typecode), SLOT(*v, get_text),
            SLOT(*v, set_text), SLOT(*v, add_range), SLOT(*v, add_double), SLOT(*v, get_lock),

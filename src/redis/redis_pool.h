@@ -447,20 +447,4 @@ void mp__redis_async_abandon(mp__redis_async *a, int code);
 int mp__redis_pool_map_start(mp_pool *pool, const mp_map_spec *s, struct mp__redis_imap *it,
                              mp__redis_async **out);
 
-/* Pipelined commands on one connection (redis/redis_conn.c): n commands, all
- * sent before any reply is read; each reply must be of kind. Returns 0 or
- * the first error (the others' replies are read and dropped). replies:
- * NULL, or n slots that receive the checked replies on success (free each
- * with freeReplyObject; all NULL on failure). */
-int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
-                       const char *const *const *argv, const size_t *const *lens,
-                       redisReply **replies);
-/* The same, where one of the commands may block up to block_s seconds on
- * the server (added to the deadline). */
-int mp__redis_pipeline_block(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
-                             const char *const *const *argv, const size_t *const *lens,
-                             redisReply **replies, double block_s);
-/* Whether the connection reconnects after a loss (the URL's option). */
-bool mp__redis_reconnects(const mp__redis *r);
-
 #endif /* MULTIPROC_REDIS_POOL_H */

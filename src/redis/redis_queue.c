@@ -262,6 +262,85 @@ int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double tim
     }
 }
 
+/* ---- mp_wait ------------------------------------------------------------
+ * Ready: a message, or closed (a get would not block). The wait is a
+ * BLMOVE of the queue's last message to where it is (RIGHT to RIGHT on
+ * the same key: nothing changes, and the getters blocked on the queue
+ * are still served), which blocks on the server until the queue has a
+ * message, sent on a side connection whose fd mp_wait polls. It lasts a
+ * second at most: then the flag is read again, so a close is seen within
+ * a second (a message at once). A wait that ends another way (another
+ * object ready, the timeout) closes its side connection. */
+
+typedef struct queue_wait {
+    mp__redis *side;
+    int fd;
+} queue_wait;
+
+int mp__redis_queue_wait_begin(mp__redis_queue *q, void **w, bool block, int *fd)
+{
+    int rc = queue_check(q);
+    if (rc < 0)
+        return rc;
+    queue_wait *qw = *w;
+    if (qw) { /* under way: its answer is still to come */
+        *fd = qw->fd;
+        return 0;
+    }
+    if (block) {
+        if ((qw = calloc(1, sizeof(*qw))) == NULL)
+            return MP_ENOMEM;
+        const char *argv[] = {"BLMOVE", q->o->key, q->o->key, "RIGHT", "RIGHT", "1"};
+        rc = mp__redis_side_send(q->o->conn, 6, argv, &qw->side, &qw->fd);
+        if (rc < 0) {
+            free(qw);
+            return rc;
+        }
+        *w = qw;
+        *fd = qw->fd;
+        return 0;
+    }
+    redisReply *rep[2] = {NULL, NULL};
+    rc = mp__redis_pipeline(q->o->conn, MP__RR_INT, 2, (const int[]){2, 2},
+                            (const char *const *const[]){(const char *[]){"LLEN", q->o->key},
+                                                         (const char *[]){"EXISTS", q->closed}},
+                            (const size_t *const[]){NULL, NULL}, rep);
+    if (rc < 0)
+        return rc;
+    bool ready = rep[0]->integer > 0 || rep[1]->integer > 0;
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
+    return ready ? 1 : 0;
+}
+
+int mp__redis_queue_wait_finish(mp__redis_queue *q, void **w)
+{
+    queue_wait *qw = *w;
+    if (qw == NULL)
+        return 0;
+    *w = NULL;
+    redisReply *rep;
+    int rc = mp__redis_side_recv(q->o->conn, qw->side, &rep);
+    free(qw);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_reply_check(rep, MP__RR_STR_NIL);
+    if (rc == 0)
+        rc = rep->type == REDIS_REPLY_STRING ? 1 : 0;
+    freeReplyObject(rep);
+    return rc;
+}
+
+void mp__redis_queue_wait_end(mp__redis_queue *q, void **w)
+{
+    queue_wait *qw = *w;
+    if (qw == NULL)
+        return;
+    *w = NULL;
+    mp__redis_side_abandon(q->o->conn, qw->side);
+    free(qw);
+}
+
 int mp__redis_queue_shut(mp__redis_queue *q)
 {
     int rc = queue_check(q);

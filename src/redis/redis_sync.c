@@ -51,7 +51,7 @@ struct mp__redis_lock {
     bool recursive; /* an rlock: the holder may acquire again */
     uint32_t count; /* levels held (rlock) */
     uint64_t fence; /* the fencing token of the hold */
-    char token[48];
+    char token[MP__REDIS_TOKEN_MAX];
 };
 
 int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease)
@@ -93,17 +93,7 @@ void mp__redis_lock_close(mp__redis_lock *l)
     free(l);
 }
 
-/* Lua: refuses (with the error to answer) a lock or owner key that holds
- * no token of this library: another Redis type, or another text. A token
- * is "<pid>-<hex>" (new_token). */
-#define LOCK_CHECK                                                                                 \
-    MP__REDIS_LUA_HELPERS                                                                          \
-    "local function bad(k) local t = kind(k) "                                                     \
-    "if t == 'none' then return false end "                                                        \
-    "if t ~= 'string' then return EPROTO end "                                                     \
-    "if not string.match(redis.call('GET', k), '^%d+%-%x+$') then return EBADMSG end "             \
-    "return false end "                                                                            \
-    "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
+#define LOCK_CHECK MP__REDIS_LOCK_CHECK
 
 /* KEYS[3] the fence counter, checked before anything changes (a number
  * INCR takes), KEYS[4] and KEYS[5] the wait set and wake list; ARGV[3]
@@ -125,12 +115,9 @@ static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_
 
 /* KEYS[3] and KEYS[4] the wait set and wake list: a release wakes one
  * waiter. */
-static const char release_lua[] = LOCK_CHECK MP__REDIS_WAKE_LUA(
-    "3", "4") "local w = wk_check() if w then return w end "
-              "local held = redis.call('GET', KEYS[1]) == ARGV[1] "
-              "if held then redis.call('DEL', KEYS[1]) wk_expire(wk_now()) wk_wake() end "
-              "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end "
-              "if held then return 1 end return 0";
+static const char release_lua[] = LOCK_CHECK MP__REDIS_WAKE_LUA("3", "4") MP__REDIS_LOCK_RELEASE
+    "local w = wk_check() if w then return w end "
+    "if lk_release(ARGV[1]) then return 1 end return 0";
 
 static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
@@ -322,6 +309,61 @@ int mp__redis_lock_count(mp__redis_lock *l)
     uint32_t n = l->holder == (int)getpid() ? l->count : 0;
     pthread_mutex_unlock(&l->mu);
     return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* ---- what a condition over the lock uses (redis/redis_cond.c) ------------ */
+
+const mp__redis_obj *mp__redis_lock_obj(const mp__redis_lock *l)
+{
+    return l->o;
+}
+
+const char *mp__redis_lock_owner_key(const mp__redis_lock *l)
+{
+    return l->owner_key;
+}
+
+const mp__redis_wakers *mp__redis_lock_wakers(const mp__redis_lock *l)
+{
+    return &l->wk;
+}
+
+bool mp__redis_lock_is_recursive(const mp__redis_lock *l)
+{
+    return l->recursive;
+}
+
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count)
+{
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
+        return MP_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    if (rc == 0) {
+        memcpy(tok, l->token, sizeof(l->token));
+        *count = l->count;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+void mp__redis_lock_drop(mp__redis_lock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->holder = 0;
+    l->count = 0;
+    pthread_mutex_unlock(&l->mu);
+}
+
+int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count)
+{
+    int rc = mp__redis_lock_acquire(l, MP_FOREVER);
+    if (rc == 0 || rc == MP_EOWNERDEAD) {
+        pthread_mutex_lock(&l->mu);
+        l->count = count ? count : 1;
+        pthread_mutex_unlock(&l->mu);
+    }
+    return rc;
 }
 
 /* ---- event ---------------------------------------------------------------*/

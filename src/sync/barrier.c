@@ -14,6 +14,7 @@
 
 #include "os/futex.h"
 #include "sync/sync_internal.h"
+#include "sync/sync_remote.h"
 
 struct mp_barrier {
     mp__obj_head head;
@@ -59,6 +60,12 @@ int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
 
 void mp_barrier_destroy(mp_barrier *b)
 {
+    if (mp__obj_is_remote(b)) {
+        const mp__barrier_ops *ops = mp__barrier_remote(b);
+        if (ops)
+            ops->destroy(b);
+        return;
+    }
     if (barrier_check(b) < 0 || mp__obj_named(b))
         return;
     mp__obj_retire(&b->head);
@@ -117,6 +124,8 @@ static int complete_phase(mp_barrier *b, int index)
 
 int mp_barrier_wait(mp_barrier *b, double timeout)
 {
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), wait, b, timeout);
     int rc = barrier_check(b);
     if (rc < 0)
         return rc;
@@ -152,6 +161,8 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
 
 int mp_barrier_reset(mp_barrier *b)
 {
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), reset, b);
     int rc = barrier_check(b);
     if (rc < 0)
         return rc;
@@ -165,6 +176,8 @@ int mp_barrier_reset(mp_barrier *b)
 
 int mp_barrier_abort(mp_barrier *b)
 {
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), abort, b);
     int rc = barrier_check(b);
     if (rc < 0)
         return rc;
@@ -177,17 +190,23 @@ int mp_barrier_abort(mp_barrier *b)
 
 int mp_barrier_parties(mp_barrier *b)
 {
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), parties, b);
     int rc = barrier_check(b);
     return rc < 0 ? rc : (int)b->parties;
 }
 
 int mp_barrier_n_waiting(mp_barrier *b)
 {
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), n_waiting, b);
     int rc = barrier_check(b);
     return rc < 0 ? rc : (int)atomic_load(&b->count);
 }
 
 bool mp_barrier_broken(mp_barrier *b)
 {
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), broken, b) == 1;
     return barrier_check(b) == 0 && atomic_load(&b->broken) != 0;
 }

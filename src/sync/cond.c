@@ -15,6 +15,7 @@
 
 #include "os/futex.h"
 #include "sync/sync_internal.h"
+#include "sync/sync_remote.h"
 
 struct mp_cond {
     mp__obj_head head;
@@ -36,6 +37,12 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
     mp_cond_opts o = opts ? *opts : (mp_cond_opts){0};
     if (out == NULL || (o.lock && o.rlock))
         return MP_EINVAL;
+    /* A remote lock's backend makes the condition (its waiters must meet
+     * where the lock lives). */
+    if (o.lock && mp__obj_is_remote(o.lock))
+        return MP__REMOTE_CALL(mp__lock_remote(o.lock), cond, o.lock, out);
+    if (o.rlock && mp__obj_is_remote(o.rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(o.rlock), cond, o.rlock, out);
     if (o.lock && mp__check_obj(o.lock, sizeof *o.lock, MP__LOCK_MAGIC) < 0)
         return MP_EINVAL;
     if (o.rlock && mp__check_obj(o.rlock, sizeof *o.rlock, MP__RLOCK_MAGIC) < 0)
@@ -61,6 +68,12 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
 
 void mp_cond_destroy(mp_cond *cond)
 {
+    if (mp__obj_is_remote(cond)) {
+        const mp__cond_ops *ops = mp__cond_remote(cond);
+        if (ops)
+            ops->destroy(cond);
+        return;
+    }
     if (cond_check(cond) < 0 || mp__obj_named(cond))
         return;
     mp__obj_retire(&cond->head);
@@ -71,6 +84,8 @@ void mp_cond_destroy(mp_cond *cond)
 
 int mp_cond_acquire(mp_cond *cond, double timeout)
 {
+    if (mp__obj_is_remote(cond))
+        return MP__REMOTE_CALL(mp__cond_remote(cond), acquire, cond, timeout);
     int rc = cond_check(cond);
     if (rc < 0)
         return rc;
@@ -80,6 +95,8 @@ int mp_cond_acquire(mp_cond *cond, double timeout)
 
 int mp_cond_release(mp_cond *cond)
 {
+    if (mp__obj_is_remote(cond))
+        return MP__REMOTE_CALL(mp__cond_remote(cond), release, cond);
     int rc = cond_check(cond);
     if (rc < 0)
         return rc;
@@ -88,11 +105,19 @@ int mp_cond_release(mp_cond *cond)
 
 mp_lock *mp_cond_get_lock(mp_cond *cond)
 {
+    if (mp__obj_is_remote(cond))
+        return mp__cond_remote(cond) && mp__cond_remote(cond)->get_lock
+                   ? mp__cond_remote(cond)->get_lock(cond)
+                   : NULL;
     return cond_check(cond) == 0 && !cond->recursive ? cond->lock : NULL;
 }
 
 mp_rlock *mp_cond_get_rlock(mp_cond *cond)
 {
+    if (mp__obj_is_remote(cond))
+        return mp__cond_remote(cond) && mp__cond_remote(cond)->get_rlock
+                   ? mp__cond_remote(cond)->get_rlock(cond)
+                   : NULL;
     return cond_check(cond) == 0 && cond->recursive ? (mp_rlock *)cond->lock : NULL;
 }
 
@@ -148,6 +173,8 @@ static int cond_enter(mp_cond *c, double timeout, mp__deadline *d)
 
 int mp_cond_wait(mp_cond *cond, double timeout)
 {
+    if (mp__obj_is_remote(cond))
+        return MP__REMOTE_CALL(mp__cond_remote(cond), wait, cond, timeout);
     mp__deadline d;
     int rc = cond_enter(cond, timeout, &d);
     return rc < 0 ? rc : cond_wait_until(cond, &d);
@@ -157,6 +184,8 @@ int mp_cond_wait_for(mp_cond *cond, mp_cond_pred pred, void *arg, double timeout
 {
     if (pred == NULL)
         return MP_EINVAL;
+    if (mp__obj_is_remote(cond))
+        return MP__REMOTE_CALL(mp__cond_remote(cond), wait_for, cond, pred, arg, timeout);
     mp__deadline d;
     int rc = cond_enter(cond, timeout, &d);
     if (rc < 0)
@@ -192,10 +221,14 @@ static int cond_notify(mp_cond *c, uint32_t n)
 
 int mp_cond_notify(mp_cond *cond, unsigned n)
 {
+    if (mp__obj_is_remote(cond))
+        return MP__REMOTE_CALL(mp__cond_remote(cond), notify, cond, n);
     return cond_notify(cond, n);
 }
 
 int mp_cond_notify_all(mp_cond *cond)
 {
+    if (mp__obj_is_remote(cond))
+        return MP__REMOTE_CALL(mp__cond_remote(cond), notify_all, cond);
     return cond_notify(cond, UINT32_MAX);
 }

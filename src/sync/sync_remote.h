@@ -24,6 +24,8 @@
 #define MP__OPS_EVENT 0x6f45706du /* "mpEo" */
 #define MP__OPS_VALUE 0x6f56706du /* "mpVo" */
 #define MP__OPS_ARRAY 0x6f41706du /* "mpAo" */
+#define MP__OPS_COND  0x6f43706du /* "mpCo" */
+#define MP__OPS_BARR  0x6f42706du /* "mpBo" */
 
 typedef struct mp__lock_ops {
     uint32_t kind; /* MP__OPS_LOCK */
@@ -33,6 +35,8 @@ typedef struct mp__lock_ops {
     int (*consistent)(mp_lock *l);
     int (*token)(mp_lock *l, uint64_t *token);
     int (*renew)(mp_lock *l);
+    /* mp_cond_create with this lock: a remote condition over it. */
+    int (*cond)(mp_lock *l, mp_cond **out);
 } mp__lock_ops;
 
 typedef struct mp__rlock_ops {
@@ -44,6 +48,7 @@ typedef struct mp__rlock_ops {
     int (*count)(mp_rlock *l);
     int (*token)(mp_rlock *l, uint64_t *token);
     int (*renew)(mp_rlock *l);
+    int (*cond)(mp_rlock *l, mp_cond **out);
 } mp__rlock_ops;
 
 typedef struct mp__sem_ops {
@@ -63,6 +68,33 @@ typedef struct mp__event_ops {
     int (*is_set)(mp_event *e);
     int (*wait)(mp_event *e, double timeout);
 } mp__event_ops;
+
+/* A condition over a remote lock (made by mp_manager_cond on that
+ * backend, or by mp_cond_create with a remote lock: the lock's cond slot). */
+typedef struct mp__cond_ops {
+    uint32_t kind; /* MP__OPS_COND */
+    void (*destroy)(mp_cond *c);
+    int (*acquire)(mp_cond *c, double timeout);
+    int (*release)(mp_cond *c);
+    mp_lock *(*get_lock)(mp_cond *c);
+    mp_rlock *(*get_rlock)(mp_cond *c);
+    int (*wait)(mp_cond *c, double timeout);
+    int (*wait_for)(mp_cond *c, mp_cond_pred pred, void *arg, double timeout);
+    int (*notify)(mp_cond *c, unsigned n);
+    int (*notify_all)(mp_cond *c);
+} mp__cond_ops;
+
+typedef struct mp__barrier_ops {
+    uint32_t kind; /* MP__OPS_BARR */
+    void (*destroy)(mp_barrier *b);
+    int (*wait)(mp_barrier *b, double timeout);
+    int (*reset)(mp_barrier *b);
+    int (*abort)(mp_barrier *b);
+    int (*parties)(mp_barrier *b);
+    int (*n_waiting)(mp_barrier *b);
+    /* 1 when broken, 0 when not, or an error (read as not broken). */
+    int (*broken)(mp_barrier *b);
+} mp__barrier_ops;
 
 /* Values and arrays hold their numbers as text on a remote backend
  * (mp__value_item_text): the typed accessors convert here, with the
@@ -110,6 +142,14 @@ static inline const mp__sem_ops *mp__sem_remote(const mp_sem *s)
 static inline const mp__event_ops *mp__event_remote(const mp_event *e)
 {
     return (const mp__event_ops *)mp__remote_ops(e, MP__OPS_EVENT);
+}
+static inline const mp__cond_ops *mp__cond_remote(const mp_cond *c)
+{
+    return (const mp__cond_ops *)mp__remote_ops(c, MP__OPS_COND);
+}
+static inline const mp__barrier_ops *mp__barrier_remote(const mp_barrier *b)
+{
+    return (const mp__barrier_ops *)mp__remote_ops(b, MP__OPS_BARR);
 }
 static inline const mp__value_ops *mp__value_remote(const mp_value *v)
 {

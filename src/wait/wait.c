@@ -5,14 +5,28 @@
 #include "conn/conn_internal.h"
 #include "process/process_internal.h"
 #include "queue/queue_internal.h"
+#include "queue/queue_remote.h"
 
 #define MP__WAIT_MAX 4096
 
+/* The state of the waits under way on remote queues (one per item, NULL
+ * for the others), kept across rounds. */
+typedef struct wait_state {
+    void **remote;
+} wait_state;
+
+static bool is_remote_queue(const mp_waitable *w)
+{
+    return w->kind == MP_WAIT_KIND_QUEUE && mp__obj_is_remote(w->queue);
+}
+
 /* Ready without touching the kernel? Fills *fd with what to poll otherwise,
  * or -1 when only a slice-by-slice check works (a process without a pidfd). */
-static int wait_prepare(mp_waitable *w, int *fd, bool *exact)
+static int wait_prepare(mp_waitable *w, void **remote, bool block, int *fd, bool *exact)
 {
     *exact = true;
+    if (is_remote_queue(w))
+        return MP__REMOTE_CALL(mp__queue_remote(w->queue), wait_begin, w->queue, remote, block, fd);
     switch (w->kind) {
     case MP_WAIT_KIND_PROCESS: {
         mp_process *p = w->process;
@@ -50,8 +64,10 @@ static int wait_prepare(mp_waitable *w, int *fd, bool *exact)
 
 /* After poll: a process is ready only once reaped (the fallback pipe can
  * report end of file before the child is a zombie). */
-static bool wait_confirm(mp_waitable *w, short revents)
+static int wait_confirm(mp_waitable *w, void **remote, short revents)
 {
+    if (is_remote_queue(w))
+        return MP__REMOTE_CALL(mp__queue_remote(w->queue), wait_finish, w->queue, remote);
     if (w->kind == MP_WAIT_KIND_PROCESS)
         return mp__process_try_reap(w->process) == 1;
     if (w->kind == MP_WAIT_KIND_QUEUE)
@@ -61,23 +77,35 @@ static bool wait_confirm(mp_waitable *w, short revents)
 
 /* One round: check everything, then poll. Returns the ready count, 0 to
  * go round again (deadline or slice expired), or an error. */
-static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp__deadline *d)
+static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp__deadline *d,
+                      wait_state *ws)
 {
     int ready = 0;
     bool slices = false;
-    for (size_t i = 0; i < n; i++) {
-        int fd = -1;
-        bool exact;
-        int r = wait_prepare(&items[i], &fd, &exact);
-        if (r < 0)
-            return r;
-        items[i].ready = r > 0;
-        ready += r > 0;
-        slices |= !exact;
-        pfd[i] = (struct pollfd){.fd = fd, .events = POLLIN};
+    /* First every object is looked at without starting a wait on a remote
+     * one; only when none is ready do the remote ones start theirs (a
+     * command that blocks on the server). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            int fd = -1;
+            bool exact;
+            if (pass == 1 && !is_remote_queue(&items[i]))
+                continue;
+            int r =
+                wait_prepare(&items[i], ws->remote ? &ws->remote[i] : NULL, pass == 1, &fd, &exact);
+            if (r < 0)
+                return r;
+            items[i].ready = r > 0;
+            ready += r > 0;
+            slices |= !exact;
+            pfd[i] = (struct pollfd){.fd = fd, .events = POLLIN};
+        }
+        /* An expired deadline (a timeout of 0 included) still gets one
+         * poll that does not block: readiness is checked, never assumed
+         * absent. */
+        if (ready > 0 || !ws->remote || mp__deadline_expired(d))
+            break;
     }
-    /* An expired deadline (a timeout of 0 included) still gets one poll
-     * that does not block: readiness is checked, never assumed absent. */
     if (ready > 0)
         return ready;
     mp__deadline slice = *d;
@@ -88,7 +116,12 @@ static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp
     if (r < 0)
         return r;
     for (size_t i = 0; i < n && r > 0; i++) {
-        if (pfd[i].revents && wait_confirm(&items[i], pfd[i].revents)) {
+        if (!pfd[i].revents)
+            continue;
+        int c = wait_confirm(&items[i], ws->remote ? &ws->remote[i] : NULL, pfd[i].revents);
+        if (c < 0)
+            return c;
+        if (c > 0) {
             items[i].ready = true;
             ready++;
         }
@@ -101,7 +134,7 @@ static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp
 static void wait_queues(mp_waitable *items, size_t n, int delta)
 {
     for (size_t i = 0; i < n; i++)
-        if (items[i].kind == MP_WAIT_KIND_QUEUE)
+        if (items[i].kind == MP_WAIT_KIND_QUEUE && !is_remote_queue(&items[i]))
             mp__queue_pollers_add(items[i].queue, delta);
 }
 
@@ -119,25 +152,43 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
         mp__sleep_until(&d, INT64_MAX);
         return 0;
     }
+    wait_state ws = {0};
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != MP_WAIT_KIND_QUEUE)
             continue;
-        /* A remote queue has no fd to poll (docs/redis.md, "Redis backend"). */
-        if (mp__obj_is_remote(items[i].queue))
-            return MP_ENOSYS;
-        if (!mp__queue_valid(items[i].queue))
+        /* A remote queue's backend gives a descriptor to poll (a Redis
+         * queue: a blocking command's connection). */
+        if (mp__obj_is_remote(items[i].queue)) {
+            const mp__queue_ops *ops = mp__queue_remote(items[i].queue);
+            rc = ops == NULL                                                            ? MP_EINVAL
+                 : !ops->wait_begin || !ops->wait_finish || !ops->wait_end              ? MP_ENOSYS
+                 : ws.remote == NULL && (ws.remote = calloc(n, sizeof(void *))) == NULL ? MP_ENOMEM
+                                                                                        : 0;
+            if (rc < 0) {
+                free(ws.remote);
+                return rc;
+            }
+        } else if (!mp__queue_valid(items[i].queue)) {
+            free(ws.remote);
             return MP_EINVAL;
+        }
     }
     struct pollfd *pfd = malloc(n * sizeof(*pfd));
-    if (!pfd)
+    if (!pfd) {
+        free(ws.remote);
         return MP_ENOMEM;
+    }
     wait_queues(items, n, 1);
     for (;;) {
-        rc = wait_round(items, n, pfd, &d);
+        rc = wait_round(items, n, pfd, &d, &ws);
         if (rc != 0 || mp__deadline_expired(&d))
             break;
     }
     wait_queues(items, n, -1);
+    for (size_t i = 0; ws.remote && i < n; i++)
+        if (is_remote_queue(&items[i]))
+            mp__queue_remote(items[i].queue)->wait_end(items[i].queue, &ws.remote[i]);
+    free(ws.remote);
     free(pfd);
     return rc;
 }

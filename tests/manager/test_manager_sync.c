@@ -325,6 +325,56 @@ Test(msync, queue_between_processes)
     mp_manager_close(m);
 }
 
+/* Child: puts "x" on "WQ" after 0.2 s. */
+static int put_after_a_while(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_queue *q;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_queue(m, "WQ", NULL, &q) < 0)
+        return 1;
+    usleep(200 * 1000);
+    int rc = mp_queue_put(q, "x", 1, 5);
+    mp_queue_destroy(q);
+    mp_manager_close(m);
+    return rc < 0 ? 2 : 0;
+}
+
+Test(msync, mp_wait_on_a_queue_ends_with_a_put_from_another_process)
+{
+    mp_manager *m = open_manager();
+    mp_queue *q;
+    mp_assert_rc(mp_manager_queue(m, "WQ", NULL, &q), 1);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    mp_waitable w[2] = {MP_WAIT_QUEUE(q), MP_WAIT_FD(fds[0])};
+    mp_assert_rc(mp_wait(w, 2, 0), 0);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_wait(w, 2, 0.05), 0);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    /* Another object ready first: the queue's wait is given up. */
+    cr_assert_eq(write(fds[1], "!", 1), 1);
+    mp_assert_rc(mp_wait(w, 2, 20), 1);
+    cr_assert(w[1].ready && !w[0].ready);
+    char c;
+    cr_assert_eq(read(fds[0], &c, 1), 1);
+    /* A put from another process ends the wait. */
+    mp_process *p = start_child(put_after_a_while);
+    mp_assert_rc(mp_wait(w, 2, 20), 1);
+    cr_assert(w[0].ready && !w[1].ready);
+    join_ok(p);
+    mp_assert_rc(mp_wait(w, 1, 0), 1); /* still there: nothing taken */
+    get_str(q, "x");
+    /* Closed: a get would not block. */
+    mp_assert_ok(mp_queue_close(q));
+    mp_assert_rc(mp_wait(w, 2, 5), 1);
+    cr_assert(w[0].ready);
+    close(fds[0]);
+    close(fds[1]);
+    drop_queue(m, "WQ", q);
+    mp_manager_close(m);
+}
+
 /* ---- lock ----------------------------------------------------------------*/
 
 /* Child: takes "L", says so with event "held", then waits to be killed. */
@@ -734,6 +784,279 @@ Test(msync, event_set_wait_clear)
     mp_assert_rc(mp_event_wait(e, 0.01), MP_ETIMEDOUT);
     mp_assert_rc(mp_event_wait(e, NAN), MP_EINVAL);
     mp_event_destroy(e);
+    mp_manager_close(m);
+}
+
+/* ---- condition -----------------------------------------------------------*/
+
+static mp_value *state_value(mp_manager *m, const char *name)
+{
+    mp_value *v = NULL;
+    if (mp_manager_value(m, name, &(mp_value_opts){.typecode = 'q', .raw = true}, &v) < 0)
+        return NULL;
+    return v;
+}
+
+static mp_value *pred_v;
+static int64_t pred_want;
+static bool value_is(void *arg)
+{
+    (void)arg;
+    int64_t x = -1;
+    return mp_value_get_i64(pred_v, &x) == 0 && x == pred_want;
+}
+
+/* Child: waits under "C" until "state" is 1, then makes it 2 and wakes
+ * every waiter. */
+static int wait_for_one_then_two(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_cond *c;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_cond(m, "C", &c) < 0 ||
+        (pred_v = state_value(m, "state")) == NULL)
+        return 1;
+    pred_want = 1;
+    if (mp_cond_acquire(c, 20) < 0 || mp_cond_wait_for(c, value_is, NULL, 20) < 0)
+        return 2;
+    if (mp_value_set_i64(pred_v, 2) < 0 || mp_cond_notify_all(c) < 0 || mp_cond_release(c) < 0)
+        return 3;
+    mp_value_destroy(pred_v);
+    mp_cond_destroy(c);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, cond_wait_for_a_state_another_process_sets)
+{
+    mp_manager *m = open_manager();
+    mp_cond *c;
+    mp_assert_rc(mp_manager_cond(m, "C", &c), 1);
+    cr_assert_not_null(mp_cond_get_rlock(c)); /* Python's Condition(): an RLock */
+    cr_assert_null(mp_cond_get_lock(c));
+    cr_assert_not_null(pred_v = state_value(m, "state"));
+    mp_process *p = start_child(wait_for_one_then_two);
+    mp_assert_ok(mp_cond_acquire(c, 20));
+    mp_assert_ok(mp_value_set_i64(pred_v, 1));
+    cr_assert_geq(mp_cond_notify_all(c), 0); /* 1, or 0 if the child has not come yet */
+    pred_want = 2;
+    mp_assert_ok(mp_cond_wait_for(c, value_is, NULL, 20));
+    mp_assert_ok(mp_cond_release(c));
+    join_ok(p);
+    mp_value_destroy(pred_v);
+    mp_cond_destroy(c);
+    mp_manager_close(m);
+}
+
+/* Child: counts itself in "waiting" under "N", waits, counts itself in
+ * "woken" when notified. */
+static int wait_to_be_notified(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_cond *c;
+    mp_value *waiting, *woken;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_cond(m, "N", &c) < 0 ||
+        (waiting = state_value(m, "waiting")) == NULL || (woken = state_value(m, "woken")) == NULL)
+        return 1;
+    if (mp_cond_acquire(c, 20) < 0 || mp_value_add_i64(waiting, 1, NULL) < 0)
+        return 2;
+    int rc = mp_cond_wait(c, 30);
+    if (rc == 0 && mp_value_add_i64(woken, 1, NULL) < 0)
+        return 3;
+    if (mp_cond_release(c) < 0)
+        return 4;
+    mp_value_destroy(waiting);
+    mp_value_destroy(woken);
+    mp_cond_destroy(c);
+    mp_manager_close(m);
+    return rc == 0 ? 0 : 5;
+}
+
+static int64_t value_of(mp_value *v)
+{
+    int64_t x = -1;
+    mp_assert_ok(mp_value_get_i64(v, &x));
+    return x;
+}
+
+/* Polls v (up to 20 s) until it reads want. */
+static void until_value(mp_value *v, int64_t want)
+{
+    for (int i = 0; i < 2000 && value_of(v) != want; i++)
+        usleep(10 * 1000);
+    cr_assert_eq(value_of(v), want);
+}
+
+Test(msync, one_notify_wakes_one_waiter_and_notify_all_the_rest)
+{
+    mp_manager *m = open_manager();
+    mp_cond *c;
+    mp_assert_rc(mp_manager_cond(m, "N", &c), 1);
+    mp_value *waiting = state_value(m, "waiting"), *woken = state_value(m, "woken");
+    cr_assert(waiting && woken);
+    mp_process *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = start_child(wait_to_be_notified);
+    /* A child counts itself with the lock held and lets it go only in
+     * its wait: once all three counted, the lock comes to the parent only
+     * after each of them waits. */
+    until_value(waiting, 3);
+    mp_assert_ok(mp_cond_acquire(c, 20));
+    mp_assert_rc(mp_cond_notify(c, 0), 0);
+    mp_assert_rc(mp_cond_notify(c, 1), 1);
+    mp_assert_ok(mp_cond_release(c));
+    until_value(woken, 1);
+    usleep(200 * 1000);
+    cr_assert_eq(value_of(woken), 1, "one notify woke more than one waiter");
+    mp_assert_ok(mp_cond_acquire(c, 20));
+    mp_assert_rc(mp_cond_notify_all(c), 2);
+    mp_assert_ok(mp_cond_release(c));
+    for (int i = 0; i < 3; i++)
+        join_ok(p[i]);
+    cr_assert_eq(value_of(woken), 3);
+    mp_value_destroy(waiting);
+    mp_value_destroy(woken);
+    mp_cond_destroy(c);
+    mp_manager_close(m);
+}
+
+Test(msync, a_cond_wait_times_out_with_the_lock_held_again)
+{
+    mp_manager *m = open_manager();
+    mp_cond *c;
+    mp_assert_rc(mp_manager_cond(m, "T", &c), 1);
+    mp_rlock *rl = mp_cond_get_rlock(c);
+    /* Not held: nothing to wait or notify with. */
+    mp_assert_rc(mp_cond_wait(c, 0.01), MP_EPERM);
+    mp_assert_rc(mp_cond_notify(c, 1), MP_EPERM);
+    mp_assert_rc(mp_cond_notify_all(c), MP_EPERM);
+    mp_assert_rc(mp_cond_release(c), MP_EPERM);
+    mp_assert_ok(mp_cond_acquire(c, 0));
+    mp_assert_ok(mp_cond_acquire(c, 0));
+    cr_assert_eq(mp_rlock_count(rl), 2);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_cond_wait(c, 0.1), MP_ETIMEDOUT);
+    cr_assert_geq(mp_test_now() - t0, 0.1);
+    cr_assert_eq(mp_rlock_count(rl), 2, "the wait gives back every level");
+    mp_assert_rc(mp_cond_wait(c, 0), MP_ETIMEDOUT);
+    mp_assert_rc(mp_cond_wait(c, NAN), MP_EINVAL);
+    mp_assert_rc(mp_cond_wait_for(c, NULL, NULL, 1), MP_EINVAL);
+    mp_assert_rc(mp_cond_notify(c, 5), 0); /* nobody waits */
+    mp_assert_ok(mp_cond_release(c));
+    mp_assert_ok(mp_cond_release(c));
+    mp_assert_rc(mp_cond_release(c), MP_EPERM);
+    mp_cond_destroy(c);
+    mp_manager_close(m);
+}
+
+/* ---- barrier ---------------------------------------------------------------*/
+
+#define ROUNDS 5
+
+/* One party of "B4" (4 parties) for ROUNDS rounds: adds 1 << (8 * index)
+ * to "r<round>", so that each round sums to 0x01010101 exactly when the
+ * four indexes are 0..3. */
+static int barrier_rounds(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_barrier *b;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_barrier(m, "B4", 4, &b) < 0)
+        return 1;
+    for (int r = 0; r < ROUNDS; r++) {
+        char name[8];
+        snprintf(name, sizeof(name), "r%d", r);
+        mp_value *v = state_value(m, name);
+        int index = mp_barrier_wait(b, 20);
+        if (v == NULL || index < 0 || index > 3)
+            return 2;
+        if (mp_value_add_i64(v, (int64_t)1 << (8 * index), NULL) < 0)
+            return 3;
+        mp_value_destroy(v);
+    }
+    mp_barrier_destroy(b);
+    mp_manager_close(m);
+    return 0;
+}
+
+Test(msync, barrier_rounds_across_four_processes)
+{
+    mp_manager *m = open_manager();
+    mp_barrier *b;
+    mp_assert_rc(mp_manager_barrier(m, "B4", 4, &b), 1);
+    mp_assert_rc(mp_manager_barrier(m, "B4", 3, &b), MP_EEXIST);
+    cr_assert_eq(mp_barrier_parties(b), 4);
+    cr_assert_eq(mp_barrier_n_waiting(b), 0);
+    cr_assert_not(mp_barrier_broken(b));
+    mp_process *p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = start_child(barrier_rounds);
+    for (int i = 0; i < 4; i++)
+        join_ok(p[i]);
+    for (int r = 0; r < ROUNDS; r++) {
+        char name[8];
+        snprintf(name, sizeof(name), "r%d", r);
+        mp_value *v = state_value(m, name);
+        cr_assert_eq(value_of(v), 0x01010101, "round %d", r);
+        mp_value_destroy(v);
+    }
+    cr_assert_eq(mp_barrier_n_waiting(b), 0);
+    mp_barrier_destroy(b);
+    mp_manager_close(m);
+}
+
+/* Child: one wait on "B" (3 parties) that must end broken. */
+static int wait_broken(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_barrier *b;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_barrier(m, "B", 3, &b) < 0)
+        return 1;
+    int rc = mp_barrier_wait(b, 20);
+    mp_barrier_destroy(b);
+    mp_manager_close(m);
+    return rc == MP_EBROKEN ? 0 : 2;
+}
+
+static void until_waiting(mp_barrier *b, int n)
+{
+    for (int i = 0; i < 2000 && mp_barrier_n_waiting(b) != n; i++)
+        usleep(10 * 1000);
+    cr_assert_eq(mp_barrier_n_waiting(b), n);
+}
+
+Test(msync, a_barrier_timeout_or_abort_breaks_it_for_every_party_until_reset)
+{
+    mp_manager *m = open_manager();
+    mp_barrier *b;
+    mp_assert_rc(mp_manager_barrier(m, "B", 3, &b), 1);
+    /* A timeout breaks the barrier for the waiting party too. */
+    mp_process *p = start_child(wait_broken);
+    until_waiting(b, 1);
+    mp_assert_rc(mp_barrier_wait(b, 0.1), MP_EBROKEN);
+    join_ok(p);
+    cr_assert(mp_barrier_broken(b));
+    mp_assert_rc(mp_barrier_wait(b, 5), MP_EBROKEN); /* stays broken */
+    mp_assert_ok(mp_barrier_reset(b));
+    cr_assert_not(mp_barrier_broken(b));
+    cr_assert_eq(mp_barrier_n_waiting(b), 0);
+    /* An abort wakes the waiters with MP_EBROKEN. */
+    p = start_child(wait_broken);
+    until_waiting(b, 1);
+    mp_assert_ok(mp_barrier_abort(b));
+    join_ok(p);
+    cr_assert(mp_barrier_broken(b));
+    /* A reset while a party waits breaks its phase. */
+    mp_assert_ok(mp_barrier_reset(b));
+    p = start_child(wait_broken);
+    until_waiting(b, 1);
+    mp_assert_ok(mp_barrier_reset(b));
+    join_ok(p);
+    cr_assert_not(mp_barrier_broken(b));
+    mp_assert_rc(mp_barrier_wait(b, NAN), MP_EINVAL);
+    mp_barrier_destroy(b);
     mp_manager_close(m);
 }
 

@@ -161,7 +161,7 @@ Test(redis_objects, unsupported_functions_are_mp_enosys)
     mp_assert_rc(mp_queue_release(q, space), MP_ENOSYS);
     mp_assert_rc(mp_queue_task_done(q), MP_EINVAL); /* not joinable, as locally */
     mp_assert_rc(mp_queue_join(q, 0), MP_EINVAL);
-    mp_assert_rc(mp_wait(&MP_WAIT_QUEUE(q), 1, 0), MP_ENOSYS);
+    mp_assert_rc(mp_wait(&MP_WAIT_QUEUE(q), 1, 0), 0); /* empty: not ready */
     /* Options a Redis queue cannot honour are refused, not dropped. */
     mp_queue *q2;
     mp_assert_rc(mp_manager_queue(m, "b", &(mp_queue_opts){.max_bytes = 64}, &q2), MP_ENOSYS);
@@ -180,11 +180,6 @@ Test(redis_objects, unsupported_functions_are_mp_enosys)
     mp_array_destroy(a);
     mp_assert_rc(mp_manager_array(m, "big", &(mp_array_opts){.typecode = 'b', .len = 1u << 21}, &a),
                  MP_ENOMEM);
-    /* Types the backend does not serve. */
-    mp_cond *c;
-    mp_barrier *b;
-    mp_assert_rc(mp_manager_cond(m, "c", &c), MP_ENOSYS);
-    mp_assert_rc(mp_manager_barrier(m, "b", 2, &b), MP_ENOSYS);
     mp_queue_destroy(q);
     mp_manager_close(m);
 }
@@ -438,11 +433,18 @@ static void fill_object(mp_manager *m, int t, const char *name)
         mp_assert_ok(mp_queue_put(h, "m", 1, 0));
         mp_queue_destroy(h);
         break;
-    case 4:
+    case 4: {
+        /* A condition over the lock keeps its waiters in parts of the
+         * lock's key: a wait that times out leaves its arrival count. */
         mp_assert_rc(mp_manager_lock(m, name, (mp_lock **)&h), 1);
+        mp_cond *c;
+        mp_assert_ok(mp_cond_create(&c, &(mp_cond_opts){.lock = h}));
         mp_assert_ok(mp_lock_acquire(h, 0));
+        mp_assert_rc(mp_cond_wait(c, 0), MP_ETIMEDOUT);
+        mp_cond_destroy(c);
         mp_lock_destroy(h);
         break;
+    }
     case 5:
         mp_assert_rc(mp_manager_rlock(m, name, (mp_rlock **)&h), 1);
         mp_assert_ok(mp_rlock_acquire(h, 0));
@@ -465,11 +467,23 @@ static void fill_object(mp_manager *m, int t, const char *name)
                      1);
         mp_value_destroy(h);
         break;
-    default:
+    case 9:
         mp_assert_rc(
             mp_manager_array(m, name, &(mp_array_opts){.typecode = 'i', .len = 2}, (mp_array **)&h),
             1);
         mp_array_destroy(h);
+        break;
+    case 10:
+        mp_assert_rc(mp_manager_cond(m, name, (mp_cond **)&h), 1);
+        mp_assert_ok(mp_cond_acquire(h, 0));
+        mp_assert_rc(mp_cond_wait(h, 0), MP_ETIMEDOUT);
+        mp_cond_destroy(h);
+        break;
+    default:
+        /* A timeout breaks it: state and outcomes. */
+        mp_assert_rc(mp_manager_barrier(m, name, 2, (mp_barrier **)&h), 1);
+        mp_assert_rc(mp_barrier_wait(h, 0), MP_EBROKEN);
+        mp_barrier_destroy(h);
         break;
     }
 }
@@ -500,7 +514,7 @@ Test(redis_objects, hostile_names_of_every_type_have_disjoint_keys)
 {
     mp_manager *m = open_q("prefix=x:");
     mp__redis *r = raw_conn();
-    enum { NTYPES = 10, NNAMES = MP__ARRAY_LEN(hostile) };
+    enum { NTYPES = 12, NNAMES = MP__ARRAY_LEN(hostile) };
     static keyset ks[NTYPES * NNAMES + NNAMES];
     size_t n = 0;
     mp_lock *l;
@@ -586,6 +600,54 @@ Test(redis_objects, malformed_semaphores_are_ebadmsg_and_left_alone)
     UNCHANGED(r, "t:sem:s", mp_sem_acquire(s, 0), MP_EPROTO);
     UNCHANGED(r, "t:sem:s", mp_sem_release(s), MP_EPROTO);
     mp_sem_destroy(s);
+    mp__redis_unref(r);
+    mp_manager_close(m);
+}
+
+Test(redis_objects, foreign_data_under_a_condition_or_a_barrier_is_refused)
+{
+    mp_manager *m = open_q("prefix=t:");
+    mp__redis *r = raw_conn();
+    mp_cond *c;
+    mp_barrier *b;
+    mp_assert_rc(mp_manager_cond(m, "C", &c), 1);
+    mp_assert_rc(mp_manager_barrier(m, "B", 2, &b), 1);
+    /* A wait refuses before it lets the lock go: still held after. */
+    mp_assert_ok(mp_cond_acquire(c, 0));
+    RAW(r, "SET", "t:cond:C:cseq", "zz");
+    UNCHANGED(r, "t:cond:C:cseq", mp_cond_wait(c, 0.01), MP_EBADMSG);
+    cr_assert_eq(mp_rlock_count(mp_cond_get_rlock(c)), 1);
+    RAW(r, "DEL", "t:cond:C:cseq");
+    RAW(r, "SET", "t:cond:C:cwait", "x");
+    UNCHANGED(r, "t:cond:C:cwait", mp_cond_wait(c, 0.01), MP_EPROTO);
+    UNCHANGED(r, "t:cond:C:cwait", mp_cond_notify(c, 1), MP_EPROTO);
+    RAW(r, "DEL", "t:cond:C:cwait");
+    RAW(r, "LPUSH", "t:cond:C:cexp", "x");
+    UNCHANGED(r, "t:cond:C:cexp", mp_cond_notify_all(c), MP_EPROTO);
+    RAW(r, "DEL", "t:cond:C:cexp");
+    mp_assert_rc(mp_cond_wait(c, 0.01), MP_ETIMEDOUT);
+    mp_assert_ok(mp_cond_release(c));
+    /* A barrier's state: a hash of counts this library wrote. */
+    static const char *const counts[] = {"-1", "abc", "1e2", "", "99999999999999999999"};
+    for (size_t i = 0; i < MP__ARRAY_LEN(counts); i++) {
+        RAW(r, "HSET", "t:barrier:B", "count", counts[i]);
+        UNCHANGED(r, "t:barrier:B", mp_barrier_wait(b, 0), MP_EBADMSG);
+        UNCHANGED(r, "t:barrier:B", mp_barrier_abort(b), MP_EBADMSG);
+        UNCHANGED(r, "t:barrier:B", mp_barrier_n_waiting(b), MP_EBADMSG);
+    }
+    RAW(r, "HSET", "t:barrier:B", "count", "0", "broken", "7");
+    UNCHANGED(r, "t:barrier:B", mp_barrier_reset(b), MP_EBADMSG);
+    RAW(r, "DEL", "t:barrier:B");
+    RAW(r, "SET", "t:barrier:B", "1");
+    UNCHANGED(r, "t:barrier:B", mp_barrier_wait(b, 0), MP_EPROTO);
+    cr_assert_not(mp_barrier_broken(b)); /* an error reads as not broken */
+    RAW(r, "DEL", "t:barrier:B");
+    RAW(r, "SET", "t:barrier:B:hist", "1");
+    UNCHANGED(r, "t:barrier:B:hist", mp_barrier_wait(b, 0), MP_EPROTO);
+    RAW(r, "DEL", "t:barrier:B:hist");
+    mp_assert_rc(mp_barrier_wait(b, 0), MP_EBROKEN);
+    mp_cond_destroy(c);
+    mp_barrier_destroy(b);
     mp__redis_unref(r);
     mp_manager_close(m);
 }

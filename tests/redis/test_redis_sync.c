@@ -407,6 +407,106 @@ Test(redis_sync, an_event_set_wakes_every_waiter_even_if_cleared_at_once)
     mp__redis_unref(conn);
 }
 
+/* ---- condition and barrier -------------------------------------------------*/
+
+/* Child: waits on the condition "C" (up to 30 s) and exits 0 when notified. */
+static int wait_cond(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_cond *c;
+    if (mp__redis_cond_open(&c, conn, "C", 0) < 0 || mp_cond_acquire((mp_cond *)c, 20) != 0)
+        return 1;
+    int rc = mp__redis_cond_wait(c, 30);
+    if (mp_cond_release((mp_cond *)c) != 0)
+        return 2;
+    return rc == 0 ? 0 : 3;
+}
+
+/* A condition's waiter blocks on its own wake list: no call while it
+ * waits, and a notify wakes it. */
+Test(redis_sync, a_cond_waiter_is_woken_by_the_notify_not_by_polling)
+{
+    conn = connect_server();
+    mp__redis_cond *c;
+    mp_assert_ok(mp__redis_cond_open(&c, conn, "C", 0));
+    mp_process *p = start_fn(wait_cond);
+    until_enlisted(conn, "cond:C:cwait", 1);
+    reset_stats(conn);
+    usleep(500000);
+    long long during = scripts_run(conn);
+    mp_assert_ok(mp_cond_acquire((mp_cond *)c, 20));
+    mp_assert_rc(mp__redis_cond_notify(c, 1), 1);
+    mp_assert_ok(mp_cond_release((mp_cond *)c));
+    join_zero(p);
+    cr_assert_eq(during, 0, "%lld scripts ran while the waiter waited", during);
+    cr_assert_eq(zcard(conn, "cond:C:cwait"), 0);
+    mp__redis_cond_close(c);
+    mp__redis_unref(conn);
+}
+
+/* A waiter killed in its wait stays enlisted until its entry expires (3 s
+ * after it last renewed it); a notify then passes over it to a live
+ * waiter enlisted after it. Without the expiry the notify would go to
+ * the dead one and the live one would wait its 30 s out. */
+Test(redis_sync, a_dead_cond_waiter_never_takes_a_notify_from_a_live_one)
+{
+    conn = connect_server();
+    mp__redis_cond *c;
+    mp_assert_ok(mp__redis_cond_open(&c, conn, "C", 0));
+    mp_process *dead = start_fn(wait_cond);
+    until_enlisted(conn, "cond:C:cwait", 1);
+    double killed = mp_test_now();
+    mp_assert_ok(mp_process_kill(dead));
+    mp_assert_ok(mp_process_join(dead, 20));
+    mp_process_destroy(dead);
+    mp_process *live = start_fn(wait_cond);
+    until_enlisted(conn, "cond:C:cwait", 2);
+    while (mp_test_now() - killed < 3.3)
+        usleep(50000);
+    mp_assert_ok(mp_cond_acquire((mp_cond *)c, 20));
+    mp_assert_rc(mp__redis_cond_notify(c, 1), 1);
+    mp_assert_ok(mp_cond_release((mp_cond *)c));
+    join_zero(live);
+    cr_assert_eq(zcard(conn, "cond:C:cwait"), 0, "the dead waiter's entry went too");
+    mp__redis_cond_close(c);
+    mp__redis_unref(conn);
+}
+
+/* Child: one party of "B" (3 parties). */
+static int wait_barrier(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_barrier *b;
+    if (mp__redis_barrier_open(&b, conn, "B", 3) < 0)
+        return 1;
+    int rc = mp_barrier_wait((mp_barrier *)b, 20);
+    mp_barrier_destroy((mp_barrier *)b);
+    return rc >= 0 && rc < 2 ? 0 : 2;
+}
+
+Test(redis_sync, barrier_parties_are_woken_by_the_last_arrival_not_by_polling)
+{
+    conn = connect_server();
+    mp__redis_barrier *b;
+    mp_assert_ok(mp__redis_barrier_open(&b, conn, "B", 3));
+    mp_process *p[2] = {start_fn(wait_barrier), start_fn(wait_barrier)};
+    for (int i = 0; i < 2000 && mp_barrier_n_waiting((mp_barrier *)b) != 2; i++)
+        usleep(10000);
+    cr_assert_eq(mp_barrier_n_waiting((mp_barrier *)b), 2);
+    reset_stats(conn);
+    usleep(500000);
+    long long during = scripts_run(conn);
+    mp_assert_rc(mp_barrier_wait((mp_barrier *)b, 20), 2); /* the last of three */
+    join_zero(p[0]);
+    join_zero(p[1]);
+    cr_assert_eq(during, 0, "%lld scripts ran while the parties waited", during);
+    /* The last arrival; the parties it woke got their outcome with the
+     * wake-up and run nothing. */
+    cr_assert_eq(scripts_run(conn), 1, "%lld scripts", scripts_run(conn));
+    mp_barrier_destroy((mp_barrier *)b);
+    mp__redis_unref(conn);
+}
+
 /* ---- value ---------------------------------------------------------------*/
 
 static int add_100(const void *arg, size_t len)
@@ -449,6 +549,78 @@ Test(redis_sync, values_add_atomically)
     mp_assert_rc(mp__redis_value_get_int64(f, &i), MP_EPROTO); /* "0.75" is no int64 */
     mp__redis_obj_free(v);
     mp__redis_obj_free(f);
+    mp__redis_unref(conn);
+}
+
+/* mp_wait on a Redis queue blocks on the server (one BLMOVE, no poll)
+ * and leaves the message where it is: a getter that blocked on the queue
+ * after the waiter still gets it. (One that blocked before takes it
+ * first, and the waiter, finding the queue empty, waits on, as locally.) */
+static int get_blocked(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_queue *q;
+    void *m = NULL;
+    size_t n;
+    if (mp__redis_queue_open(&q, conn, "WQ", 0, false) < 0 ||
+        mp__redis_queue_get(q, &m, &n, 20) != 0 || n != 1 || memcmp(m, "x", 1) != 0)
+        return 1;
+    free(m);
+    mp__redis_queue_close(q);
+    return 0;
+}
+
+static long long blocked_clients(void)
+{
+    redisReply *rep;
+    mp_assert_ok(
+        mp__redis_cmd(conn, MP__RR_STR, &rep, 2, (const char *[]){"INFO", "clients"}, NULL));
+    const char *at = strstr(rep->str, "blocked_clients:");
+    long long n = at ? atoll(at + 16) : 0;
+    freeReplyObject(rep);
+    return n;
+}
+
+static void until_blocked(long long n)
+{
+    for (int i = 0; i < 2000 && blocked_clients() != n; i++)
+        usleep(5000);
+    cr_assert_eq(blocked_clients(), n);
+}
+
+static mp_queue *wq;
+static void *wait_queue(void *arg)
+{
+    mp_waitable w = MP_WAIT_QUEUE(wq);
+    *(int *)arg = mp_wait(&w, 1, 20);
+    return NULL;
+}
+
+Test(redis_sync, mp_wait_on_a_queue_blocks_on_the_server_and_takes_nothing)
+{
+    conn = connect_server();
+    mp_assert_ok(mp__redis_queue_open((mp__redis_queue **)&wq, conn, "WQ", 0, false));
+    int n = -1;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, wait_queue, &n), 0);
+    until_blocked(1);
+    mp_process *getter = start_fn(get_blocked);
+    until_blocked(2);
+    reset_stats(conn);
+    usleep(300000);
+    cr_assert_eq(calls_of(conn, "blmove") + calls_of(conn, "llen"), 0, "the wait polled");
+    mp_assert_ok(mp_queue_put(wq, "x", 1, 0));
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    join_zero(getter);
+    cr_assert_eq(n, 1);
+    size_t len = 9;
+    mp_assert_ok(mp_queue_qsize(wq, &len));
+    cr_assert_eq(len, 0, "the getter took the message, nothing else did");
+    /* A wait that times out leaves no connection blocked. */
+    mp_waitable w = MP_WAIT_QUEUE(wq);
+    mp_assert_rc(mp_wait(&w, 1, 0.05), 0);
+    until_blocked(0);
+    mp__redis_queue_close((mp__redis_queue *)wq);
     mp__redis_unref(conn);
 }
 
