@@ -6,8 +6,9 @@
  *
  * A process is ready when it has exited (it is then reaped); a connection
  * when a recv would not block (a message, end of file or an error); a queue
- * when a get would not block (a message, or closed and drained); an fd
- * when it is readable.
+ * when a get would not block (a message, or closed and drained); an event
+ * when it is set, or was set while mp_wait waited (as mp_event_wait); an
+ * fd when it is readable.
  *
  * Queues: the waiter sleeps on the queue's eventfd, which producers write
  * only while someone waits through mp_wait. A process that has no such fd
@@ -17,7 +18,14 @@
  * Redis manager is waited on at the server (a blocking command on a
  * connection of its own, whose socket is polled with the rest): a put
  * ends the wait within a round trip, a close within a second; nothing is
- * taken from the queue (docs/redis.md, "mp_wait on a queue"). Readiness is a snapshot:
+ * taken from the queue (docs/redis.md, "mp_wait on a queue").
+ *
+ * Events: a local event has no descriptor, so it is looked at every
+ * 20 ms while mp_wait sleeps (a set shorter than that, set and cleared
+ * again, may be missed); a Redis manager's event is waited on at the
+ * server like its own waiters (enlisted, woken by the set with its count
+ * of sets), so a set ends the wait within a round trip and is never
+ * missed, even if cleared at once. Readiness is a snapshot:
  * another consumer may take the message first, so get with a timeout of 0
  * and expect MP_EEMPTY.
  *
@@ -35,6 +43,7 @@
 #include "multiproc/conn.h"
 #include "multiproc/process.h"
 #include "multiproc/queue.h"
+#include "multiproc/sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +54,7 @@ typedef enum mp_wait_kind {
     MP_WAIT_KIND_CONN = 2,
     MP_WAIT_KIND_FD = 3,
     MP_WAIT_KIND_QUEUE = 4,
+    MP_WAIT_KIND_EVENT = 5,
 } mp_wait_kind;
 
 typedef struct mp_waitable {
@@ -54,12 +64,14 @@ typedef struct mp_waitable {
     int fd;              /* with MP_WAIT_KIND_FD: readable */
     mp_queue *queue;     /* with MP_WAIT_KIND_QUEUE */
     bool ready;          /* output */
+    mp_event *event;     /* with MP_WAIT_KIND_EVENT */
 } mp_waitable;
 
 #define MP_WAIT_PROCESS(p) ((mp_waitable){.kind = MP_WAIT_KIND_PROCESS, .process = (p), .fd = -1})
 #define MP_WAIT_CONN(c)    ((mp_waitable){.kind = MP_WAIT_KIND_CONN, .conn = (c), .fd = -1})
 #define MP_WAIT_FD(f)      ((mp_waitable){.kind = MP_WAIT_KIND_FD, .fd = (f)})
 #define MP_WAIT_QUEUE(q)   ((mp_waitable){.kind = MP_WAIT_KIND_QUEUE, .queue = (q), .fd = -1})
+#define MP_WAIT_EVENT(e)   ((mp_waitable){.kind = MP_WAIT_KIND_EVENT, .event = (e), .fd = -1})
 
 /* mp_wait — wait until at least one object is ready or the timeout expires.
  *

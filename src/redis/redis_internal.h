@@ -524,6 +524,11 @@ int mp__redis_event_set(mp__redis_obj *e);
 int mp__redis_event_clear(mp__redis_obj *e);
 int mp__redis_event_is_set(mp__redis_obj *e);
 int mp__redis_event_wait(mp__redis_obj *e, double timeout);
+/* The wait_begin, wait_finish and wait_end slots of the event's table
+ * (mp_wait). */
+int mp__redis_event_wait_begin(mp__redis_obj *e, void **w, bool block, int *fd);
+int mp__redis_event_wait_finish(mp__redis_obj *e, void **w);
+void mp__redis_event_wait_end(mp__redis_obj *e, void **w);
 
 /* A number (handle: mp__redis_obj_new(..., MP__MAGIC_RVALUE, NULL, "value", name));
  * an absent value reads 0. add_int64: atomic, MP_EOVERFLOW (nothing

@@ -187,6 +187,18 @@ static int event_wait(mp_event *e, double timeout)
 {
     return mp__redis_event_wait(revent(e), timeout);
 }
+static int event_wait_begin(mp_event *e, void **w, bool block, int *fd)
+{
+    return mp__redis_event_wait_begin(revent(e), w, block, fd);
+}
+static int event_wait_finish(mp_event *e, void **w)
+{
+    return mp__redis_event_wait_finish(revent(e), w);
+}
+static void event_wait_end(mp_event *e, void **w)
+{
+    mp__redis_event_wait_end(revent(e), w);
+}
 
 /* ---- the tables ------------------------------------------------------------
  * Every slot is named, an empty one too (written NULL), so that reading a
@@ -284,6 +296,9 @@ const mp__event_ops mp__redis_event_ops = {
     .clear = event_clear,
     .is_set = event_is_set,
     .wait = event_wait,
+    .wait_begin = event_wait_begin,
+    .wait_finish = event_wait_finish,
+    .wait_end = event_wait_end,
 };
 
 /* The numbers live on the server: no lock, no local data. */
@@ -361,7 +376,8 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
            SLOT(*s, get_value));
     const mp__event_ops *e = &mp__redis_event_ops;
     REPORT("event", mp__event_ops, SLOT(*e, destroy), SLOT(*e, set), SLOT(*e, clear),
-           SLOT(*e, is_set), SLOT(*e, wait));
+           SLOT(*e, is_set), SLOT(*e, wait), SLOT(*e, wait_begin), SLOT(*e, wait_finish),
+           SLOT(*e, wait_end));
     const mp__cond_ops *c = &mp__redis_cond_ops;
     REPORT("cond", mp__cond_ops, SLOT(*c, destroy), SLOT(*c, acquire), SLOT(*c, release),
            SLOT(*c, get_lock), SLOT(*c, get_rlock), SLOT(*c, wait), SLOT(*c, wait_for),

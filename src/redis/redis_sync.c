@@ -482,6 +482,104 @@ int mp__redis_event_wait(mp__redis_obj *e, double timeout)
     return mp__redis_gen_wait(e->conn, &wk, timeout, event_check, e);
 }
 
+/* mp_wait on an event: ready when set, or set since the wait began (its
+ * count of sets moved). Looking costs one script (enlisting the waiter
+ * when the wait may block); the wait is a BLPOP of the event's wake list
+ * on a side connection whose fd mp_wait polls, a second at most (then it
+ * looks and enlists again), as in mp__redis_gen_wait. */
+typedef struct event_wait {
+    mp__redis *side; /* a BLPOP under way, or NULL */
+    int fd;
+    bool seen;     /* mine holds the count of sets at the first look */
+    bool enlisted; /* the id is (or was) in the wait set */
+    uint64_t mine;
+    char id[MP__REDIS_TOKEN_MAX];
+} event_wait;
+
+int mp__redis_event_wait_begin(mp__redis_obj *e, void **w, bool block, int *fd)
+{
+    int rc = mp__redis_obj_check(e, MP__MAGIC_REVENT);
+    if (rc < 0)
+        return rc;
+    event_wait *ew = *w;
+    if (ew == NULL) {
+        if ((ew = calloc(1, sizeof(*ew))) == NULL)
+            return MP_ENOMEM;
+        mp__redis_new_token(ew->id, sizeof(ew->id));
+        *w = ew;
+    }
+    if (ew->side) { /* under way: its answer is still to come */
+        *fd = ew->fd;
+        return 0;
+    }
+    bool set;
+    uint64_t gen;
+    rc = event_check(e, ew->id, block, &set, &gen);
+    if (rc < 0)
+        return rc;
+    ew->enlisted |= block;
+    if (set || (ew->seen && gen > ew->mine))
+        return 1;
+    if (!ew->seen) {
+        ew->mine = gen;
+        ew->seen = true;
+    }
+    if (!block)
+        return 0;
+    mp__redis_wakers wk;
+    mp__redis_wakers_init(e, &wk);
+    rc = mp__redis_side_send(e->conn, 3, (const char *[]){"BLPOP", wk.wake, "1"}, &ew->side,
+                             &ew->fd);
+    if (rc < 0)
+        return rc;
+    *fd = ew->fd;
+    return 0;
+}
+
+int mp__redis_event_wait_finish(mp__redis_obj *e, void **w)
+{
+    event_wait *ew = *w;
+    if (ew == NULL || ew->side == NULL)
+        return 0;
+    redisReply *rep;
+    int rc = mp__redis_side_recv(e->conn, ew->side, &rep);
+    ew->side = NULL;
+    if (rc < 0)
+        return rc;
+    /* A count of sets above the one first seen: set during the wait. */
+    int ready = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        char num[24];
+        size_t n = rep->element[1]->len < sizeof(num) - 1 ? rep->element[1]->len : sizeof(num) - 1;
+        memcpy(num, rep->element[1]->str, n);
+        num[n] = '\0';
+        char *end = NULL;
+        unsigned long long g = strtoull(num, &end, 10);
+        ready = end && *end == '\0' && n > 0 && g > ew->mine;
+    } else if (rep->type != REDIS_REPLY_NIL && rep->type != REDIS_REPLY_ARRAY) {
+        rc = mp__redis_reply_check(rep, MP__RR_ANY_VALUE);
+    }
+    freeReplyObject(rep);
+    return rc < 0 ? rc : ready;
+}
+
+void mp__redis_event_wait_end(mp__redis_obj *e, void **w)
+{
+    event_wait *ew = *w;
+    if (ew == NULL)
+        return;
+    *w = NULL;
+    if (ew->side)
+        mp__redis_side_abandon(e->conn, ew->side);
+    if (ew->enlisted) {
+        mp__redis_wakers wk;
+        mp__redis_wakers_init(e, &wk);
+        (void)mp__redis_wake_leave(e->conn, &wk, ew->id);
+    }
+    free(ew);
+}
+
 /* ---- value ---------------------------------------------------------------*/
 
 /* Lua: the value key holds nothing or a string (KEYS[1]). */

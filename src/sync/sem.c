@@ -193,6 +193,12 @@ int mp_event_clear(mp_event *ev)
     return 0;
 }
 
+int mp__event_poll(mp_event *ev)
+{
+    int rc = event_check(ev);
+    return rc < 0 ? rc : (atomic_load(&ev->word) & 1u) ? 1 : 0;
+}
+
 bool mp_event_is_set(mp_event *ev)
 {
     if (mp__obj_is_remote(ev))

@@ -67,6 +67,12 @@ typedef struct mp__event_ops {
     /* 1 when set, 0 when not, or an error (read as not set). */
     int (*is_set)(mp_event *e);
     int (*wait)(mp_event *e, double timeout);
+    /* mp_wait on the event: the contract of the queue's wait_begin,
+     * wait_finish and wait_end (queue/queue_remote.h); ready when set, or
+     * set since the first wait_begin of this mp_wait. */
+    int (*wait_begin)(mp_event *e, void **w, bool block, int *fd);
+    int (*wait_finish)(mp_event *e, void **w);
+    void (*wait_end)(mp_event *e, void **w);
 } mp__event_ops;
 
 /* A condition over a remote lock (made by mp_manager_cond on that
@@ -159,6 +165,10 @@ static inline const mp__array_ops *mp__array_remote(const mp_array *a)
 {
     return (const mp__array_ops *)mp__remote_ops(a, MP__OPS_ARRAY);
 }
+
+/* A local event for mp_wait: 1 when set, 0 when not, MP_EINVAL for a bad
+ * event (sync/sem.c). */
+int mp__event_poll(mp_event *ev);
 
 /* One item of a typecode as the text a remote value holds: decimal
  * integers, %.17g for floats. Returns 0 or MP_EINVAL (sync/value.c). */

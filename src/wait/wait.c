@@ -6,11 +6,12 @@
 #include "process/process_internal.h"
 #include "queue/queue_internal.h"
 #include "queue/queue_remote.h"
+#include "sync/sync_remote.h"
 
 #define MP__WAIT_MAX 4096
 
-/* The state of the waits under way on remote queues (one per item, NULL
- * for the others), kept across rounds. */
+/* The state of the waits under way on remote queues and events (one per
+ * item, NULL for the others), kept across rounds. */
 typedef struct wait_state {
     void **remote;
 } wait_state;
@@ -20,6 +21,39 @@ static bool is_remote_queue(const mp_waitable *w)
     return w->kind == MP_WAIT_KIND_QUEUE && mp__obj_is_remote(w->queue);
 }
 
+static bool is_remote_event(const mp_waitable *w)
+{
+    return w->kind == MP_WAIT_KIND_EVENT && w->event && mp__obj_is_remote(w->event);
+}
+
+/* A queue or an event of a remote backend: its table does the waiting. */
+static bool is_remote(const mp_waitable *w)
+{
+    return is_remote_queue(w) || is_remote_event(w);
+}
+
+/* 0 when the remote item's table has the wait functions, MP_EINVAL (a
+ * handle of another type), MP_ENOSYS (a backend that cannot wait). */
+static int remote_check(const mp_waitable *w)
+{
+    if (is_remote_queue(w)) {
+        const mp__queue_ops *o = mp__queue_remote(w->queue);
+        return o == NULL                                        ? MP_EINVAL
+               : o->wait_begin && o->wait_finish && o->wait_end ? 0
+                                                                : MP_ENOSYS;
+    }
+    const mp__event_ops *o = mp__event_remote(w->event);
+    return o == NULL ? MP_EINVAL : o->wait_begin && o->wait_finish && o->wait_end ? 0 : MP_ENOSYS;
+}
+
+static void remote_end(mp_waitable *w, void **state)
+{
+    if (is_remote_queue(w))
+        mp__queue_remote(w->queue)->wait_end(w->queue, state);
+    else
+        mp__event_remote(w->event)->wait_end(w->event, state);
+}
+
 /* Ready without touching the kernel? Fills *fd with what to poll otherwise,
  * or -1 when only a slice-by-slice check works (a process without a pidfd). */
 static int wait_prepare(mp_waitable *w, void **remote, bool block, int *fd, bool *exact)
@@ -27,6 +61,8 @@ static int wait_prepare(mp_waitable *w, void **remote, bool block, int *fd, bool
     *exact = true;
     if (is_remote_queue(w))
         return MP__REMOTE_CALL(mp__queue_remote(w->queue), wait_begin, w->queue, remote, block, fd);
+    if (is_remote_event(w))
+        return MP__REMOTE_CALL(mp__event_remote(w->event), wait_begin, w->event, remote, block, fd);
     switch (w->kind) {
     case MP_WAIT_KIND_PROCESS: {
         mp_process *p = w->process;
@@ -58,6 +94,10 @@ static int wait_prepare(mp_waitable *w, void **remote, bool block, int *fd, bool
             return MP_EBADF;
         *fd = w->fd;
         return 0;
+    case MP_WAIT_KIND_EVENT:
+        /* No descriptor: looked at again every slice. */
+        *exact = false;
+        return mp__event_poll(w->event);
     }
     return MP_EINVAL;
 }
@@ -68,6 +108,8 @@ static int wait_confirm(mp_waitable *w, void **remote, short revents)
 {
     if (is_remote_queue(w))
         return MP__REMOTE_CALL(mp__queue_remote(w->queue), wait_finish, w->queue, remote);
+    if (is_remote_event(w))
+        return MP__REMOTE_CALL(mp__event_remote(w->event), wait_finish, w->event, remote);
     if (w->kind == MP_WAIT_KIND_PROCESS)
         return mp__process_try_reap(w->process) == 1;
     if (w->kind == MP_WAIT_KIND_QUEUE)
@@ -89,7 +131,7 @@ static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp
         for (size_t i = 0; i < n; i++) {
             int fd = -1;
             bool exact;
-            if (pass == 1 && !is_remote_queue(&items[i]))
+            if (pass == 1 && !is_remote(&items[i]))
                 continue;
             int r =
                 wait_prepare(&items[i], ws->remote ? &ws->remote[i] : NULL, pass == 1, &fd, &exact);
@@ -153,25 +195,23 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
         return 0;
     }
     wait_state ws = {0};
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].kind != MP_WAIT_KIND_QUEUE)
-            continue;
-        /* A remote queue's backend gives a descriptor to poll (a Redis
-         * queue: a blocking command's connection). */
-        if (mp__obj_is_remote(items[i].queue)) {
-            const mp__queue_ops *ops = mp__queue_remote(items[i].queue);
-            rc = ops == NULL                                                            ? MP_EINVAL
-                 : !ops->wait_begin || !ops->wait_finish || !ops->wait_end              ? MP_ENOSYS
-                 : ws.remote == NULL && (ws.remote = calloc(n, sizeof(void *))) == NULL ? MP_ENOMEM
-                                                                                        : 0;
-            if (rc < 0) {
-                free(ws.remote);
-                return rc;
-            }
-        } else if (!mp__queue_valid(items[i].queue)) {
-            free(ws.remote);
-            return MP_EINVAL;
-        }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        mp_waitable *w = &items[i];
+        if (w->kind == MP_WAIT_KIND_EVENT && w->event == NULL)
+            rc = MP_EINVAL;
+        else if (is_remote(w))
+            /* A remote object's backend gives a descriptor to poll (on
+             * Redis: a blocking command's connection). */
+            rc = remote_check(w);
+        else if (w->kind == MP_WAIT_KIND_QUEUE && !mp__queue_valid(w->queue))
+            rc = MP_EINVAL;
+        if (rc == 0 && is_remote(w) && ws.remote == NULL &&
+            (ws.remote = calloc(n, sizeof(void *))) == NULL)
+            rc = MP_ENOMEM;
+    }
+    if (rc < 0) {
+        free(ws.remote);
+        return rc;
     }
     struct pollfd *pfd = malloc(n * sizeof(*pfd));
     if (!pfd) {
@@ -186,8 +226,8 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
     }
     wait_queues(items, n, -1);
     for (size_t i = 0; ws.remote && i < n; i++)
-        if (is_remote_queue(&items[i]))
-            mp__queue_remote(items[i].queue)->wait_end(items[i].queue, &ws.remote[i]);
+        if (is_remote(&items[i]))
+            remote_end(&items[i], &ws.remote[i]);
     free(ws.remote);
     free(pfd);
     return rc;

@@ -375,6 +375,43 @@ Test(msync, mp_wait_on_a_queue_ends_with_a_put_from_another_process)
     mp_manager_close(m);
 }
 
+/* Child: sets "WE" after 0.2 s. */
+static int set_after_a_while(const void *arg, size_t len)
+{
+    (void)len;
+    mp_manager *m;
+    mp_event *e;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_event(m, "WE", &e) < 0)
+        return 1;
+    usleep(200 * 1000);
+    int rc = mp_event_set(e);
+    mp_event_destroy(e);
+    mp_manager_close(m);
+    return rc < 0 ? 2 : 0;
+}
+
+Test(msync, mp_wait_on_an_event_ends_when_another_process_sets_it)
+{
+    mp_manager *m = open_manager();
+    mp_event *e;
+    mp_assert_rc(mp_manager_event(m, "WE", &e), 1);
+    mp_waitable w[2] = {MP_WAIT_EVENT(e), MP_WAIT_EVENT(NULL)};
+    mp_assert_rc(mp_wait(w, 2, 0), MP_EINVAL);
+    mp_assert_rc(mp_wait(w, 1, 0), 0);
+    double t0 = mp_test_now();
+    mp_assert_rc(mp_wait(w, 1, 0.05), 0);
+    cr_assert_geq(mp_test_now() - t0, 0.05);
+    mp_process *p = start_child(set_after_a_while);
+    mp_assert_rc(mp_wait(w, 1, 20), 1);
+    cr_assert(w[0].ready);
+    join_ok(p);
+    mp_assert_rc(mp_wait(w, 1, 0), 1); /* still set */
+    mp_assert_ok(mp_event_clear(e));
+    mp_assert_rc(mp_wait(w, 1, 0.01), 0);
+    mp_event_destroy(e);
+    mp_manager_close(m);
+}
+
 /* ---- lock ----------------------------------------------------------------*/
 
 /* Child: takes "L", says so with event "held", then waits to be killed. */

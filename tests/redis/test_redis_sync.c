@@ -589,6 +589,13 @@ static void until_blocked(long long n)
 }
 
 static mp_queue *wq;
+static mp_event *we;
+static void *wait_event_item(void *arg)
+{
+    mp_waitable w = MP_WAIT_EVENT(we);
+    *(int *)arg = mp_wait(&w, 1, 20);
+    return NULL;
+}
 static void *wait_queue(void *arg)
 {
     mp_waitable w = MP_WAIT_QUEUE(wq);
@@ -621,6 +628,44 @@ Test(redis_sync, mp_wait_on_a_queue_blocks_on_the_server_and_takes_nothing)
     mp_assert_rc(mp_wait(&w, 1, 0.05), 0);
     until_blocked(0);
     mp__redis_queue_close((mp__redis_queue *)wq);
+    mp__redis_unref(conn);
+}
+
+/* Child: sets and at once clears the event "WE". */
+static int set_and_clear(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_obj *e;
+    if (mp__redis_obj_new(&e, conn, MP__MAGIC_REVENT, &mp__redis_event_ops, "event", "WE") < 0 ||
+        mp__redis_event_set(e) < 0 || mp__redis_event_clear(e) < 0)
+        return 1;
+    mp__redis_obj_free(e);
+    return 0;
+}
+
+/* mp_wait on a Redis event is enlisted like the event's own waiters:
+ * no call while it waits, and a set cleared at once still ends it. */
+Test(redis_sync, mp_wait_on_an_event_never_misses_a_set_cleared_at_once)
+{
+    conn = connect_server();
+    mp__redis_obj *e;
+    mp_assert_ok(
+        mp__redis_obj_new(&e, conn, MP__MAGIC_REVENT, &mp__redis_event_ops, "event", "WE"));
+    int n = -1;
+    pthread_t th;
+    wq = NULL;
+    we = (mp_event *)e;
+    cr_assert_eq(pthread_create(&th, NULL, wait_event_item, &n), 0);
+    until_enlisted(conn, "event:WE:wait", 1);
+    reset_stats(conn);
+    usleep(300000);
+    long long during = scripts_run(conn);
+    join_zero(start_fn(set_and_clear));
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(during, 0, "%lld scripts ran while mp_wait waited", during);
+    cr_assert_eq(zcard(conn, "event:WE:wait"), 0, "mp_wait left the wait set");
+    mp__redis_obj_free(e);
     mp__redis_unref(conn);
 }
 
