@@ -117,6 +117,14 @@ extern "C" {
  * another name), MP_ENOMEM. */
 MP_API int mp_task_register(const char *name, mp_task_fn fn);
 
+/* mp_for_register — the same for a parallel-for function (mp_pool_for on
+ * a distributed pool): its chunks then travel as the name. Task and
+ * parallel-for functions share one name space: a name given to one kind
+ * cannot be given to the other (MP_EEXIST), and a worker that has the
+ * name for the other kind answers MP_ENOFUNC. Same contract and errors
+ * as mp_task_register. */
+MP_API int mp_for_register(const char *name, mp_for_fn fn);
+
 typedef struct mp_worker_opts {
     /* Tasks to run before returning (the rest of a packed entry of a map
      * may pass it: see prefetch); 0: no limit. */
