@@ -218,14 +218,15 @@ static bool task_ok(const mp__redis_task *t, unsigned seen)
 }
 
 /* A parallel-for entry: id, c, f, n, cap, in and lo, never isz; at least
- * one index, and an end lo + n that is an int64 (the chunks' ends are
- * passed as such); a partial of at most MP_POOL_ACC_MAX bytes and its
- * initial value of that size. */
+ * one index and at most INT64_MAX (mp_pool_for's bound on a span), and an
+ * end lo + n that is an int64 (the chunks' ends are passed as such); a
+ * partial of at most MP_POOL_ACC_MAX bytes and its initial value of that
+ * size. */
 static bool for_ok(const mp__redis_task *t, unsigned seen)
 {
     const unsigned need = 1u | 2u | 4u | 8u | 32u | 64u | 256u;
     /* INT64_MAX - lo, computed unsigned, is exact for every lo. */
-    return (seen & need) == need && !(seen & 16u) && t->n != 0 &&
+    return (seen & need) == need && !(seen & 16u) && t->n != 0 && t->n <= (uint64_t)INT64_MAX &&
            t->n <= (uint64_t)INT64_MAX - (uint64_t)t->lo && t->cap <= MP_POOL_ACC_MAX &&
            t->in_len == t->cap;
 }

@@ -135,6 +135,7 @@ int mp__redis_pool_join(mp_pool *pool, double timeout)
         if (rc < 0 && p->unfinished > 0)
             return rc;
     }
+    mp__pool_meter_report(&p->meter, true); /* as a local pool's join */
     return 0;
 }
 
