@@ -2,8 +2,9 @@
  * process on any machine.
  *
  * The client is an ordinary mp_pool created with a Redis manager and a
- * pool name; apply_async, apply, map, map_async, starmap, imap and
- * imap_unordered, mp_async_* and mp_imap_* work as on a local pool:
+ * pool name; apply_async, apply, map, map_async, starmap, imap,
+ * imap_unordered and the parallel-for mp_pool_for, mp_async_* and
+ * mp_imap_* work as on a local pool, and so do the progress options:
  *
  *     mp_manager *m;
  *     mp_manager_open(&m, "redis://:secret@10.0.0.5:6379");
@@ -20,7 +21,8 @@
  *     mp_worker_serve(m, "squares", &(mp_worker_opts){ .idle_timeout = 60 });
  *
  * Functions: a task's function travels as the name it was registered
- * under (mp_task_register), or, when it has none, as its place in the
+ * under (mp_task_register; a parallel-for function's: mp_for_register),
+ * or, when it has none, as its place in the
  * client's program (module path, offset, build-id): a worker then runs it
  * only when it runs the same build of that module. A worker that cannot
  * resolve the function fails the task with MP_ENOFUNC; it never crashes.
@@ -43,11 +45,20 @@
  * the first result of each task and drops duplicates.
  *
  * Differences from a local pool: ctx must be NULL on the client (a pointer
- * means nothing on another machine); tasks get the worker's
- * mp_worker_opts.ctx instead. mp_pool_for is MP_ENOSYS. mp_pool_pids
- * returns 0. Callbacks work; processes, initializer, maxtasksperchild,
- * task_timeout, start_method and threads must be zero (MP_EINVAL), and
- * the progress options are ignored. MP_ENOFUNC is a code of its own.
+ * means nothing on another machine); tasks and parallel-for chunks get
+ * the worker's mp_worker_opts.ctx instead, and mp_pool_for's reduce gets
+ * NULL. mp_pool_pids returns 0. Callbacks and progress work; processes,
+ * initializer, maxtasksperchild, task_timeout, start_method and threads
+ * must be zero (MP_EINVAL). MP_ENOFUNC is a code of its own.
+ *
+ * Parallel-for: mp_pool_for cuts [begin, end) into chunks (chunksize, or
+ * a 32nd of the range), sent as maps' chunks are (packed, pipelined);
+ * each chunk runs in a worker from acc_init (or zeroes) and its partial
+ * (acc_size bytes) comes back in its result, which the client reduces
+ * into result as soon as it arrives: in order of arrival, so reduce must
+ * be associative and commutative, as locally. A chunk whose executor
+ * crashes fails alone (MP_EWORKERLOST, its pid and signal) and is left
+ * out of the reduction; the others are reduced.
  *
  * Crash isolation: by default a worker is a supervisor of executor
  * processes (mp_worker_opts.executors, one per CPU) that run each batch
