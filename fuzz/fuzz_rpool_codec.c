@@ -54,8 +54,7 @@ static void check_for(const uint8_t *data, size_t size, const mp__redis_task *t)
     const unsigned char *end = data + size;
     if (t->n == 0 || t->n > (uint64_t)INT64_MAX || t->n > (uint64_t)INT64_MAX - (uint64_t)t->lo ||
         t->cap > MP_POOL_ACC_MAX || t->in_len != t->cap || t->isz != 0 ||
-        (t->in_len && (t->in < data || t->in + t->in_len > end)) ||
-        mp__redis_task_items(t) != 1)
+        (t->in_len && (t->in < data || t->in + t->in_len > end)) || mp__redis_task_items(t) != 1)
         abort();
     uint64_t count = mp__redis_task_count(t), indexes = 0;
     if (count == 0 || count > MP__REDIS_POOL_PACK_MAX)

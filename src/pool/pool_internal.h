@@ -275,7 +275,7 @@ struct mp_pool {
     mp_async *jobs_last;
     mp_async *all; /* every live mp_async (unfinished, or held by the user) */
     size_t njobs;
-    mp__block cache[4]; /* staging blocks kept for the next map */
+    mp__block cache[4];   /* staging blocks kept for the next map */
     mp__pool_meter meter; /* progress of the items of every job */
     int64_t started_ns;
     /* process pools: modules loaded when the pool started, and the last

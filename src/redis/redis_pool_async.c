@@ -300,8 +300,8 @@ static int check_for(const mp_for_spec *s)
  * most PACK_CHUNKS chunks to an entry, at least PACK_SPREAD entries),
  * MP__REDIS_POOL_BATCH entries per round trip. Every chunk carries the
  * initial partial acc. */
-static int submit_for(mp__redis_pool *p, mp__redis_async *a, const mp_for_spec *s,
-                      const void *acc, const char *spec, size_t spec_len)
+static int submit_for(mp__redis_pool *p, mp__redis_async *a, const mp_for_spec *s, const void *acc,
+                      const char *spec, size_t spec_len)
 {
     uint64_t span = for_span(s), chunk = s->chunksize ? s->chunksize : span / 32 + (span % 32 != 0);
     chunk = chunk > span ? span : chunk ? chunk : 1;

@@ -39,7 +39,7 @@ struct mp__redis_exec {
 
 typedef struct xtask {
     mp_task_fn fn;
-    mp_for_fn ffn;    /* a parallel-for chunk [lo, hi) (one item): fn is NULL */
+    mp_for_fn ffn; /* a parallel-for chunk [lo, hi) (one item): fn is NULL */
     int64_t lo, hi;
     uint64_t isz, cap, slot; /* slot: output bytes per item, cap rounded to 16 */
     size_t in_off, out_off;  /* from the block's start */
@@ -99,8 +99,8 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
             memcpy(o, base + t->in_off, (size_t)t->cap);
             r.code = t->ffn(t->lo, t->hi, o, b->ctx);
         } else {
-            r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o,
-                           (size_t)t->cap, &olen, b->ctx);
+            r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap,
+                           &olen, b->ctx);
         }
         expect = me;
         if (!__atomic_compare_exchange_n(state, &expect, ITEM_FINISHED, false, __ATOMIC_ACQ_REL,
@@ -123,7 +123,8 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
 static size_t record_cap(const mp__redis_task *t)
 {
     return MP__REDIS_RESULT_HEAD +
-           (size_t)mp__redis_task_items(t) * (MP__REDIS_RESULT_ITEM + (size_t)t->cap + MP__REDIS_RESULT_LOST_LEN);
+           (size_t)mp__redis_task_items(t) *
+               (MP__REDIS_RESULT_ITEM + (size_t)t->cap + MP__REDIS_RESULT_LOST_LEN);
 }
 
 /* Appends one item's outcome at *off of rec. */
@@ -222,7 +223,8 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
     size_t head = sizeof(xblock) + n * sizeof(xtask), size = (head + 15) / 16 * 16, items = 0;
     for (size_t i = 0; i < n; i++) {
         const mp__redis_task *t = jobs[i].t;
-        size += (t->in_len + 15) / 16 * 16 + (size_t)mp__redis_task_items(t) * (((size_t)t->cap + 15) / 16 * 16);
+        size += (t->in_len + 15) / 16 * 16 +
+                (size_t)mp__redis_task_items(t) * (((size_t)t->cap + 15) / 16 * 16);
         items += (size_t)mp__redis_task_items(t);
     }
     size_t state_off = size;

@@ -173,9 +173,9 @@ Test(rfor, sum_of_squares_over_two_workers)
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w[2] = {mp_test_pool_worker(srv.url, "p", NULL),
-                  mp_test_pool_worker(srv.url, "p",
-                                      &(mp_worker_opts){.executors = MP_WORKER_INLINE})};
+    pid_t w[2] = {
+        mp_test_pool_worker(srv.url, "p", NULL),
+        mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.executors = MP_WORKER_INLINE})};
     mp_pool *p = make_pool(m, NULL);
     int64_t sum = -1;
     size_t nerr = 99;
@@ -217,10 +217,14 @@ Test(rfor, sum_of_squares_over_two_workers)
     cr_assert_eq(sum, -1000);
     /* The ends of int64_t: two chunks of 5 indexes at each. */
     mp_assert_ok(mp_pool_for(
-        p, &(mp_for_spec){.fn = near_the_ends, .begin = INT64_MIN, .end = INT64_MIN + 10, .chunksize = 5},
+        p,
+        &(mp_for_spec){
+            .fn = near_the_ends, .begin = INT64_MIN, .end = INT64_MIN + 10, .chunksize = 5},
         60));
     mp_assert_ok(mp_pool_for(
-        p, &(mp_for_spec){.fn = near_the_ends, .begin = INT64_MAX - 10, .end = INT64_MAX, .chunksize = 5},
+        p,
+        &(mp_for_spec){
+            .fn = near_the_ends, .begin = INT64_MAX - 10, .end = INT64_MAX, .chunksize = 5},
         60));
     mp_assert_ok(mp_pool_close(p));
     mp_assert_ok(mp_pool_join(p, 30));
@@ -446,15 +450,15 @@ Test(rfor, bad_arguments_send_nothing)
     mp_for_spec bad[9];
     for (int i = 0; i < 9; i++)
         bad[i] = ok;
-    bad[0].begin = 12;                   /* begin > end */
-    bad[1].acc_size = sizeof(big);       /* above MP_POOL_ACC_MAX */
+    bad[0].begin = 12;             /* begin > end */
+    bad[1].acc_size = sizeof(big); /* above MP_POOL_ACC_MAX */
     bad[1].result = big;
-    bad[2].reduce = NULL;                /* a partial without reduce */
-    bad[3].result = NULL;                /* or without a result */
-    bad[4].fn = NULL;                    /* no function */
-    bad[5].ctx = &ctx;                   /* a pointer of this machine */
-    bad[6].errors_cap = 4;               /* room for errors, no array */
-    bad[7].begin = INT64_MIN;            /* a span above INT64_MAX */
+    bad[2].reduce = NULL;     /* a partial without reduce */
+    bad[3].result = NULL;     /* or without a result */
+    bad[4].fn = NULL;         /* no function */
+    bad[5].ctx = &ctx;        /* a pointer of this machine */
+    bad[6].errors_cap = 4;    /* room for errors, no array */
+    bad[7].begin = INT64_MIN; /* a span above INT64_MAX */
     bad[7].end = INT64_MAX;
     bad[8].begin = -1, bad[8].end = -2;
     for (int i = 0; i < 9; i++)
@@ -497,9 +501,8 @@ Test(rfor, progress_of_a_map_reaches_the_total)
     mp_assert_ok(mp_manager_open(&m, srv.url));
     pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
     seen s = {0};
-    mp_pool *p = make_pool(m, &(mp_pool_opts){.progress = true,
-                                              .progress_cb = on_progress,
-                                              .progress_user = &s});
+    mp_pool *p = make_pool(
+        m, &(mp_pool_opts){.progress = true, .progress_cb = on_progress, .progress_user = &s});
     enum { N = 3000 };
     static int64_t in[N], out[N];
     for (int i = 0; i < N; i++)
@@ -625,12 +628,12 @@ Test(rfor, codec_for_entries_are_checked_before_use)
     mp_assert_rc(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sum", "lo", "0", "n", "1", "isz",
                        "0", "cap", "0", "in", ""),
                  MP_EBADMSG);
-    mp_assert_rc(parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sum", "lo", "0", "n", "1", "cap",
-                       "0"),
-                 MP_EBADMSG);
-    mp_assert_rc(parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sum", "lo", "0", "cap", "0", "in",
-                       ""),
-                 MP_EBADMSG);
+    mp_assert_rc(
+        parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sum", "lo", "0", "n", "1", "cap", "0"),
+        MP_EBADMSG);
+    mp_assert_rc(
+        parse(&t, 12, "id", "7", "c", "00ff", "f", "n:sum", "lo", "0", "cap", "0", "in", ""),
+        MP_EBADMSG);
     mp_assert_rc(parse(&t, 16, "id", "7", "c", "00ff", "f", "n:sum", "lo", "0", "lo", "1", "n", "1",
                        "cap", "0", "in", ""),
                  MP_EBADMSG);
@@ -671,12 +674,12 @@ Test(rfor, malformed_for_entries_go_to_the_dead_letter_stream)
     mp_assert_ok(mp_manager_open(&m, srv.url));
     mp_pool *p = make_pool(m, NULL);
     /* isz in a for entry; an end past INT64_MAX; a partial too large. */
-    const char *bad[3][16] = {{"id", "1", "c", "00ff", "f", "n:sum_squares", "lo", "0", "n", "2",
-                               "isz", "0", "cap", "0", "in", ""},
-                              {"id", "2", "c", "00ff", "f", "n:sum_squares", "lo",
-                               "9223372036854775807", "n", "2", "cap", "0", "in", ""},
-                              {"id", "3", "c", "00ff", "f", "n:sum_squares", "lo", "0", "n", "2",
-                               "cap", "70", "in", ""}};
+    const char *bad[3][16] = {
+        {"id", "1", "c", "00ff", "f", "n:sum_squares", "lo", "0", "n", "2", "isz", "0", "cap", "0",
+         "in", ""},
+        {"id", "2", "c", "00ff", "f", "n:sum_squares", "lo", "9223372036854775807", "n", "2", "cap",
+         "0", "in", ""},
+        {"id", "3", "c", "00ff", "f", "n:sum_squares", "lo", "0", "n", "2", "cap", "70", "in", ""}};
     xadd_raw(m, 16, bad[0]);
     xadd_raw(m, 14, bad[1]);
     xadd_raw(m, 14, bad[2]);
