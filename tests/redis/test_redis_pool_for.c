@@ -100,6 +100,14 @@ static int near_the_ends(int64_t begin, int64_t end, void *acc, void *ctx)
     return known && end - begin == 5 ? 0 : 9;
 }
 
+/* The chunk starting at 0 sleeps 30 s (the test gives up on it first). */
+static int slow_first(int64_t begin, int64_t end, void *acc, void *ctx)
+{
+    if (begin == 0)
+        sleep(30);
+    return sum_indexes(begin, end, acc, ctx);
+}
+
 static int late_for(int64_t begin, int64_t end, void *acc, void *ctx)
 {
     return sum_indexes(begin, end, acc, ctx);
@@ -126,6 +134,7 @@ static void register_functions(void)
     mp_assert_ok(mp_for_register("fail_at_30", fail_at_30));
     mp_assert_ok(mp_for_register("check_bounds", check_bounds));
     mp_assert_ok(mp_for_register("near_the_ends", near_the_ends));
+    mp_assert_ok(mp_for_register("slow_first", slow_first));
     mp_assert_ok(mp_task_register("square", square));
 }
 
@@ -433,6 +442,46 @@ Test(rfor, a_timeout_without_workers_leaves_the_pool_usable)
     mp_manager_close(m);
 }
 
+Test(rfor, a_timeout_cancels_the_running_chunk)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    pid_t w = mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.executors = 2});
+    mp_pool *p = make_pool(m, NULL);
+    int64_t sum = 0;
+    mp_assert_rc(mp_pool_for(p,
+                             &(mp_for_spec){.fn = slow_first,
+                                            .begin = 0,
+                                            .end = 4,
+                                            .chunksize = 1,
+                                            .acc_size = sizeof(sum),
+                                            .reduce = add,
+                                            .result = &sum},
+                             1.0),
+                 MP_ETIMEDOUT);
+    /* Whatever arrived before the deadline was reduced; nothing after. */
+    int64_t seen = sum;
+    cr_assert(seen >= 0 && seen <= 6);
+    /* The sleeping chunk's executor is killed at the worker's next
+     * heartbeat and replaced: the next for runs at once. */
+    mp_assert_ok(mp_pool_for(p,
+                             &(mp_for_spec){.fn = sum_squares,
+                                            .begin = 1,
+                                            .end = 11,
+                                            .acc_size = sizeof(sum),
+                                            .reduce = add,
+                                            .result = &sum},
+                             10));
+    cr_assert_eq(sum, 385);
+    for (int i = 0; i < 1000 && redis_int(m, "XLEN", "pool:p:tasks") > 0; i++)
+        usleep(10000);
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
+
 Test(rfor, bad_arguments_send_nothing)
 {
     server_up();
@@ -466,6 +515,7 @@ Test(rfor, bad_arguments_send_nothing)
     mp_assert_rc(mp_pool_for(p, NULL, 1), MP_EINVAL);
     mp_assert_rc(mp_pool_for(p, &ok, NAN), MP_EINVAL);
     /* Nothing was sent (the stream does not even exist), nothing changed. */
+    cr_assert_eq(redis_int(m, "XLEN", "pool:p:tasks"), 0);
     cr_assert_eq(redis_int(m, "EXISTS", "pool:p:tasks"), 0);
     cr_assert_eq(sum, 77);
     /* A closed pool. */
