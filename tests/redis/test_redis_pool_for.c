@@ -1,6 +1,7 @@
 /* Tests of mp_pool_for on a distributed pool against a real Redis server:
  * a sum of squares over a million indexes across two worker processes
  * (one with executors, one inline), acc_init, an empty range, acc_size 0,
+ * the workers' ctx,
  * a negative range, a chunk whose executor segfaults, a chunk that
  * returns an error, an unknown function, a timeout without workers, bad
  * arguments (nothing sent), the progress callback of a map and of a for,
@@ -108,6 +109,14 @@ static int slow_first(int64_t begin, int64_t end, void *acc, void *ctx)
     return sum_indexes(begin, end, acc, ctx);
 }
 
+/* Adds the worker's int64 at ctx to the partial, once per chunk. */
+static int add_ctx(int64_t begin, int64_t end, void *acc, void *ctx)
+{
+    (void)begin, (void)end;
+    *(int64_t *)acc += *(const int64_t *)ctx;
+    return 0;
+}
+
 static int late_for(int64_t begin, int64_t end, void *acc, void *ctx)
 {
     return sum_indexes(begin, end, acc, ctx);
@@ -135,6 +144,7 @@ static void register_functions(void)
     mp_assert_ok(mp_for_register("check_bounds", check_bounds));
     mp_assert_ok(mp_for_register("near_the_ends", near_the_ends));
     mp_assert_ok(mp_for_register("slow_first", slow_first));
+    mp_assert_ok(mp_for_register("add_ctx", add_ctx));
     mp_assert_ok(mp_task_register("square", square));
 }
 
@@ -298,6 +308,34 @@ Test(rfor, acc_init_an_empty_range_and_no_partial)
     cr_assert_eq(nerr, 0);
     mp_pool_destroy(p);
     mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
+
+Test(rfor, chunks_get_the_workers_ctx)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    static int64_t seven = 7;
+    pid_t w[2] = {
+        mp_test_pool_worker(srv.url, "p", &(mp_worker_opts){.ctx = &seven}),
+        mp_test_pool_worker(srv.url, "p",
+                            &(mp_worker_opts){.ctx = &seven, .executors = MP_WORKER_INLINE})};
+    mp_pool *p = make_pool(m, NULL);
+    int64_t sum = 0;
+    /* 40 chunks of 1 (an entry each): each adds 7, on either worker. */
+    mp_assert_ok(mp_pool_for(p,
+                             &(mp_for_spec){.fn = add_ctx,
+                                            .begin = 0,
+                                            .end = 40,
+                                            .chunksize = 1,
+                                            .acc_size = sizeof(sum),
+                                            .reduce = add,
+                                            .result = &sum},
+                             60));
+    cr_assert_eq(sum, 40 * 7);
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", w, 2);
     mp_manager_close(m);
 }
 
