@@ -1,14 +1,14 @@
 /* Tests of mp_pool_for on a distributed pool against a real Redis server:
  * a sum of squares over a million indexes across two worker processes
- * (one with executors, one inline), acc_init, an empty range, acc_size 0,
- * the workers' ctx,
- * a negative range, a chunk whose executor segfaults, a chunk that
- * returns an error, an unknown function, a timeout without workers, bad
- * arguments (nothing sent), the progress callback of a map and of a for,
- * and the codec of parallel-for entries on malformed input (also sent to a
- * worker: the dead-letter stream). Each test starts its own redis-server
- * (tests/helpers/redis_server.h); workers are forked processes running
- * mp_worker_serve. */
+ * (one with executors, one inline), negative indexes and the ends of
+ * int64_t, acc_init, an empty range, acc_size 0, the workers' ctx, a
+ * chunk whose executor segfaults, a chunk that returns an error, an
+ * unknown function, a timeout without workers and one that cancels a
+ * running chunk, bad arguments (nothing sent), the progress callback of a
+ * map and of a for, and the codec of parallel-for entries on malformed
+ * input (also sent to a worker: the dead-letter stream). Each test starts
+ * its own redis-server (tests/helpers/redis_server.h); workers are forked
+ * processes running mp_worker_serve. */
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
