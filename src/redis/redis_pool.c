@@ -425,12 +425,13 @@ static void deliver_chunk(mp__redis_async *a, uint64_t first, int code, int32_t 
     } else if (code == 0 && len != a->acc_size) {
         e.code = MP_EBADMSG; /* a worker sends exactly acc_size bytes */
     } else if (code == 0) {
-        /* The record's bytes are not aligned; reduce may expect it. */
-        _Alignas(16) unsigned char partial[MP_POOL_ACC_MAX];
-        if (len) {
+        /* The record's bytes are not aligned; reduce may expect it. As
+         * locally, a reduce given with acc_size 0 still runs. */
+        _Alignas(16) unsigned char partial[MP_POOL_ACC_MAX] = {0};
+        if (len)
             memcpy(partial, data, len);
+        if (a->reduce)
             a->reduce(a->result, partial, NULL);
-        }
         return;
     }
     mp__redis_async_record(a, &e);

@@ -59,6 +59,15 @@ static void add(void *total, const void *partial, void *ctx)
     *(int64_t *)total += *(const int64_t *)partial;
 }
 
+/* A reduce for no partial: counts the chunks that succeeded. */
+static int reduced;
+
+static void count(void *total, const void *partial, void *ctx)
+{
+    (void)total, (void)partial, (void)ctx;
+    reduced++;
+}
+
 /* A real segmentation fault, with the default action, so that a
  * sanitizer's handler does not turn it into an exit. */
 static void segfault(void)
@@ -306,6 +315,14 @@ Test(rfor, acc_init_an_empty_range_and_no_partial)
     mp_assert_ok(mp_pool_for(
         p, &(mp_for_spec){.fn = check_bounds, .begin = 0, .end = 1000, .n_errors = &nerr}, 60));
     cr_assert_eq(nerr, 0);
+    /* A reduce given anyway runs once per chunk, as locally. */
+    reduced = 0;
+    mp_assert_ok(mp_pool_for(
+        p,
+        &(mp_for_spec){
+            .fn = check_bounds, .begin = 0, .end = 1000, .chunksize = 100, .reduce = count},
+        60));
+    cr_assert_eq(reduced, 10);
     mp_pool_destroy(p);
     mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
