@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "redis/redis_pool.h"
-#include "os/symbol.h"
 
 static int server_run_id(mp__redis_pool *p, char out[48]);
 
@@ -125,47 +124,6 @@ const mp__pool_backend mp__redis_pool_backend = {
     .worker_serve = mp__redis_pool_worker_serve,
     .worker_stop = mp__redis_pool_worker_stop,
 };
-
-static void hex(char *out, const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
-/* "n:<name>" when the function at addr has a name, else "r:<ref>". */
-static int fn_spec(const char *name, void *addr, char *buf, size_t cap, size_t *len)
-{
-    int n;
-    if (name) {
-        n = snprintf(buf, cap, "n:%s", name);
-    } else {
-        mp__symref ref;
-        int rc = mp__sym_encode(addr, &ref);
-        if (rc < 0)
-            return rc;
-        char bid[2 * MP__BUILD_ID_MAX + 1] = "";
-        hex(bid, ref.build_id, ref.build_id_len);
-        n = snprintf(buf, cap, "r:%s:%" PRIx64 ":%s", bid, ref.offset, ref.path);
-    }
-    if (n < 0 || (size_t)n >= cap)
-        return MP_EINVAL;
-    *len = (size_t)n;
-    return 0;
-}
-
-int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
-{
-    void *addr;
-    memcpy(&addr, &fn, sizeof(addr)); /* POSIX: functions have data-pointer size */
-    return fn_spec(mp__task_name(fn), addr, buf, cap, len);
-}
-
-int mp__redis_pool_for_spec(mp_for_fn fn, char *buf, size_t cap, size_t *len)
-{
-    void *addr;
-    memcpy(&addr, &fn, sizeof(addr));
-    return fn_spec(mp__for_name(fn), addr, buf, cap, len);
-}
 
 /* Room for k more slots, after dropping the answered ones at the front. */
 static int reserve_slots(mp__redis_pool *p, size_t k)
@@ -839,64 +797,5 @@ int mp__redis_client_beat_due(mp__redis_pool *p)
      * the tasks are failed here, in the thread that uses the pool. */
     if (__atomic_exchange_n(&p->lapse, 0, __ATOMIC_ACQ_REL))
         lapsed(p);
-    return rc;
-}
-
-/* KEYS[1] the stream, KEYS[2] the client's cancel set; ARGV: group, TTL
- * in ms, then pairs of an entry id and its task id. An entry not pending
- * in the group was not delivered (or is answered and gone): it is
- * deleted, so no worker reads it. One pending is running: its task id
- * goes to the cancel set, which the workers read at their heartbeats.
- * Being a script, no delivery comes in between. Returns how many run. */
-static const char withdraw_lua[] =
-    "local running = 0 "
-    "for i = 3, #ARGV, 2 do "
-    "  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) "
-    "  if type(p) == 'table' and not p.err and #p == 1 then "
-    "    redis.call('SADD', KEYS[2], ARGV[i + 1]) "
-    "    running = running + 1 "
-    "  else "
-    "    redis.call('XDEL', KEYS[1], ARGV[i]) "
-    "  end "
-    "end "
-    "if running > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end "
-    "return running";
-
-/* Tasks per script call: one round trip withdraws this many. */
-#define WITHDRAW_BATCH 256
-
-static int withdraw_some(mp__redis_pool *p, const uint64_t *ids, int n)
-{
-    const char *argv[7 + 2 * WITHDRAW_BATCH];
-    char num[WITHDRAW_BATCH][24], eid[WITHDRAW_BATCH][MP__REDIS_POOL_EID_MAX];
-    const char *head[] = {"EVAL", withdraw_lua, "2", p->k_tasks, p->k_cancel, MP__REDIS_POOL_GROUP};
-    memcpy(argv, head, sizeof(head));
-    argv[6] = MP__REDIS_POOL_CLIENT_LEASE_MS_STR;
-    int argc = 7;
-    for (int i = 0; i < n; i++) {
-        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
-        snprintf(num[i], sizeof(num[i]), "%" PRIu64, ids[i]);
-        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
-        argv[argc++] = eid[i];
-        argv[argc++] = num[i];
-    }
-    return mp__redis_cmd(p->conn, MP__RR_INT, NULL, argc, argv, NULL);
-}
-
-int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a)
-{
-    uint64_t ids[WITHDRAW_BATCH];
-    int n = 0, rc = 0;
-    for (uint64_t id = p->base; rc == 0 && id < p->next_id; id++) {
-        const mp__redis_slot *s = &p->slots[id - p->base];
-        /* The tasks of a packed entry share it: the first withdraws the
-         * entry, and every one adds its id to the cancel set if it runs. */
-        if (s->a && (a == NULL || s->a == a) && (s->eid_ms || s->eid_seq))
-            ids[n++] = id;
-        if (n == WITHDRAW_BATCH || (n > 0 && id + 1 == p->next_id)) {
-            rc = withdraw_some(p, ids, n);
-            n = 0;
-        }
-    }
     return rc;
 }

@@ -1,6 +1,9 @@
-/* The distributed pool's client API: apply, map, imap and their results,
- * close, join, terminate, destroy. The same contracts as the local pool
- * (multiproc/pool.h), with the differences listed in multiproc/worker.h. */
+/* The distributed pool's client API: apply, map, imap, parallel-for and
+ * their results, and the wire names of their functions. The same
+ * contracts as the local pool (multiproc/pool.h), with the differences
+ * listed in multiproc/worker.h. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +17,47 @@
  * entry (one unit of distribution), keeping at least PACK_SPREAD entries. */
 #define PACK_CHUNKS 16
 #define PACK_SPREAD 256
+
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* "n:<name>" when the function at addr has a name, else "r:<ref>". */
+static int fn_spec(const char *name, void *addr, char *buf, size_t cap, size_t *len)
+{
+    int n;
+    if (name) {
+        n = snprintf(buf, cap, "n:%s", name);
+    } else {
+        mp__symref ref;
+        int rc = mp__sym_encode(addr, &ref);
+        if (rc < 0)
+            return rc;
+        char bid[2 * MP__BUILD_ID_MAX + 1] = "";
+        hex(bid, ref.build_id, ref.build_id_len);
+        n = snprintf(buf, cap, "r:%s:%" PRIx64 ":%s", bid, ref.offset, ref.path);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return MP_EINVAL;
+    *len = (size_t)n;
+    return 0;
+}
+
+int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
+{
+    void *addr;
+    memcpy(&addr, &fn, sizeof(addr)); /* POSIX: functions have data-pointer size */
+    return fn_spec(mp__task_name(fn), addr, buf, cap, len);
+}
+
+int mp__redis_pool_for_spec(mp_for_fn fn, char *buf, size_t cap, size_t *len)
+{
+    void *addr;
+    memcpy(&addr, &fn, sizeof(addr));
+    return fn_spec(mp__for_name(fn), addr, buf, cap, len);
+}
 
 void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a)
 {
