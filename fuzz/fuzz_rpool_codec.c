@@ -14,7 +14,10 @@
  * that returned 0 may carry one), the items adding up to it. The same bytes, cut at
  * each NUL into fields, are parsed as a task entry (mp__redis_task_parse); a
  * task that passes must keep its promises (n x isz = input size, bounds,
- * views inside the input; the tasks of a packed entry cover its items).
+ * views inside the input; the tasks of a packed entry cover its items). A
+ * parallel-for entry (field "lo") keeps its own: at most MP_POOL_ACC_MAX
+ * bytes of initial partial, an end lo + n that is an int64, and chunks that
+ * cover its indexes in order, each one result item.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +49,29 @@ static void check_result(const uint8_t *data, size_t size)
         abort();
 }
 
+static void check_for(const uint8_t *data, size_t size, const mp__redis_task *t)
+{
+    const unsigned char *end = data + size;
+    if (t->n == 0 || t->n > (uint64_t)INT64_MAX || t->n > (uint64_t)INT64_MAX - (uint64_t)t->lo ||
+        t->cap > MP_POOL_ACC_MAX || t->in_len != t->cap || t->isz != 0 ||
+        (t->in_len && (t->in < data || t->in + t->in_len > end)) || mp__redis_task_items(t) != 1)
+        abort();
+    uint64_t count = mp__redis_task_count(t), indexes = 0;
+    if (count == 0 || count > MP__REDIS_POOL_PACK_MAX)
+        abort();
+    for (uint64_t j = 0; j < count; j++) {
+        mp__redis_task part;
+        mp__redis_task_part(t, j, &part);
+        /* Chunk j starts where chunk j - 1 ended, with the initial partial. */
+        if (part.n == 0 || part.id != t->id + j || part.in != t->in || part.in_len != t->in_len ||
+            (uint64_t)part.lo != (uint64_t)t->lo + indexes || mp__redis_task_items(&part) != 1)
+            abort();
+        indexes += part.n;
+    }
+    if (indexes != t->n)
+        abort();
+}
+
 static void check_task(const uint8_t *data, size_t size)
 {
     const char *f[64];
@@ -59,6 +85,10 @@ static void check_task(const uint8_t *data, size_t size)
     mp__redis_task t;
     if (mp__redis_task_parse(f, lens, nf, &t) < 0)
         return;
+    if (t.is_for) {
+        check_for(data, size, &t);
+        return;
+    }
     const unsigned char *end = data + size;
     if (t.n == 0 || t.n > MP__REDIS_POOL_ITEMS_MAX || t.isz * t.n != t.in_len ||
         t.cap * t.n > MP__REDIS_POOL_OUT_MAX ||

@@ -192,12 +192,18 @@ typedef struct mp_pool_opts {
     bool threads;
     /* Draw a progress line on stderr when stderr is a terminal. */
     bool progress;
+    /* Called with the items done of the items submitted (an apply counts
+     * one, a map its n, a parallel-for its indexes; failed and dropped
+     * items count as done), in the owner's thread during the pool's
+     * calls (as results arrive), at most every 100 ms, and once more,
+     * unthrottled, when mp_pool_join has waited for every task; done
+     * never decreases. The same on a distributed pool. */
     mp_progress_fn progress_cb;
     void *progress_user;
     /* A distributed pool (multiproc/worker.h): with a Redis manager, tasks
      * go to the Redis stream of the pool named name (required then) and
      * run in mp_worker_serve calls of any process on any machine; the
-     * options above must then be zero (progress ones are ignored). Both
+     * options above must then be zero, except the progress ones. Both
      * borrowed until return (the pool keeps its own reference to the
      * manager's connection). NULL: a local pool (name is then ignored).
      * A local manager is MP_EINVAL (MP_ENOSYS in a build without Redis). */
@@ -333,10 +339,18 @@ MP_API int mp_pool_starmap(mp_pool *p, const mp_map_spec *spec, double timeout);
  * (failed chunks are left out of the reduction and reported). Errors:
  * MP_EINVAL (NULL fn, begin > end, a span end - begin above INT64_MAX
  * such as INT64_MIN..INT64_MAX, acc_size too large, NULL reduce or
- * result with acc_size > 0, a ctx as in apply_async), MP_ENOTLOADED,
- * MP_ENOSPC (as in apply_async), MP_ECLOSED, MP_EBROKENPOOL, MP_ETIMEDOUT, MP_ENOMEM;
- * MP_ENOSYS on a distributed pool. reduce runs in the parent: any
- * function works. */
+ * result with acc_size > 0, errors_cap > 0 with NULL errors, a ctx as in
+ * apply_async), MP_ENOTLOADED, MP_ENOSPC (as in apply_async), MP_ECLOSED,
+ * MP_EBROKENPOOL, MP_ETIMEDOUT, MP_ENOMEM. reduce runs in the parent: any
+ * function works. A call that fails these checks sends nothing and
+ * leaves result as it was; result is preset, then written only during
+ * the call (never after it returns, even on MP_ETIMEDOUT).
+ * On a distributed pool (multiproc/worker.h) the chunks run in the
+ * workers and reduce runs in the client as their partials arrive (with
+ * ctx NULL, which must also be spec->ctx): a chunk fails as a map's item
+ * does, and also with MP_ENOFUNC when the worker lacks fn (register it
+ * with mp_for_register); on MP_ETIMEDOUT the chunks not yet run are
+ * withdrawn from the stream. */
 MP_API int mp_pool_for(mp_pool *p, const mp_for_spec *spec, double timeout);
 
 /* mp_pool_imap — iterate over a map's results: in order (ordered) or as

@@ -2,8 +2,9 @@
  * process on any machine.
  *
  * The client is an ordinary mp_pool created with a Redis manager and a
- * pool name; apply_async, apply, map, map_async, starmap, imap and
- * imap_unordered, mp_async_* and mp_imap_* work as on a local pool:
+ * pool name; apply_async, apply, map, map_async, starmap, imap,
+ * imap_unordered and the parallel-for mp_pool_for, mp_async_* and
+ * mp_imap_* work as on a local pool, and so do the progress options:
  *
  *     mp_manager *m;
  *     mp_manager_open(&m, "redis://:secret@10.0.0.5:6379");
@@ -20,7 +21,8 @@
  *     mp_worker_serve(m, "squares", &(mp_worker_opts){ .idle_timeout = 60 });
  *
  * Functions: a task's function travels as the name it was registered
- * under (mp_task_register), or, when it has none, as its place in the
+ * under (mp_task_register; a parallel-for function's: mp_for_register),
+ * or, when it has none, as its place in the
  * client's program (module path, offset, build-id): a worker then runs it
  * only when it runs the same build of that module. A worker that cannot
  * resolve the function fails the task with MP_ENOFUNC; it never crashes.
@@ -43,11 +45,20 @@
  * the first result of each task and drops duplicates.
  *
  * Differences from a local pool: ctx must be NULL on the client (a pointer
- * means nothing on another machine); tasks get the worker's
- * mp_worker_opts.ctx instead. mp_pool_for is MP_ENOSYS. mp_pool_pids
- * returns 0. Callbacks work; processes, initializer, maxtasksperchild,
- * task_timeout, start_method and threads must be zero (MP_EINVAL), and
- * the progress options are ignored. MP_ENOFUNC is a code of its own.
+ * means nothing on another machine); tasks and parallel-for chunks get
+ * the worker's mp_worker_opts.ctx instead, and mp_pool_for's reduce gets
+ * NULL. mp_pool_pids returns 0. Callbacks and progress work; processes,
+ * initializer, maxtasksperchild, task_timeout, start_method and threads
+ * must be zero (MP_EINVAL). MP_ENOFUNC is a code of its own.
+ *
+ * Parallel-for: mp_pool_for cuts [begin, end) into chunks (chunksize, or
+ * a 32nd of the range), sent as maps' chunks are (packed, pipelined);
+ * each chunk runs in a worker from acc_init (or zeroes) and its partial
+ * (acc_size bytes) comes back in its result, which the client reduces
+ * into result as soon as it arrives: in order of arrival, so reduce must
+ * be associative and commutative, as locally. A chunk whose executor
+ * crashes fails alone (MP_EWORKERLOST, its pid and signal) and is left
+ * out of the reduction; the others are reduced.
  *
  * Crash isolation: by default a worker is a supervisor of executor
  * processes (mp_worker_opts.executors, one per CPU) that run each batch
@@ -117,6 +128,14 @@ extern "C" {
  * another name), MP_ENOMEM. */
 MP_API int mp_task_register(const char *name, mp_task_fn fn);
 
+/* mp_for_register — the same for a parallel-for function (mp_pool_for on
+ * a distributed pool): its chunks then travel as the name. Task and
+ * parallel-for functions share one name space: a name given to one kind
+ * cannot be given to the other (MP_EEXIST), and a worker that has the
+ * name for the other kind answers MP_ENOFUNC. Same contract and errors
+ * as mp_task_register. */
+MP_API int mp_for_register(const char *name, mp_for_fn fn);
+
 typedef struct mp_worker_opts {
     /* Tasks to run before returning (the rest of a packed entry of a map
      * may pass it: see prefetch); 0: no limit. */
@@ -132,8 +151,9 @@ typedef struct mp_worker_opts {
      * to the dead-letter stream; 0: 3. */
     unsigned max_deliveries;
     /* Stream entries taken at once. An entry is one task (an apply, a
-     * map chunk) or, for a map of more than 511 chunks, a pack of up to
-     * 16 of its chunks, taken and run whole. 0 (default): adaptive, one
+     * map or parallel-for chunk) or, for a map or parallel-for of more
+     * than 511 chunks, a pack of up to 16 of its chunks, taken and run
+     * whole. 0 (default): adaptive, one
      * entry per executor up to 16: twice as many after a batch that came
      * back full and ran in under 5 ms, one per executor again after a
      * slower one; tiny tasks then share round trips, and entries that take

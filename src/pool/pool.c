@@ -79,7 +79,7 @@ static bool count_death(mp_pool *p, int i, pid_t pid, int code)
         p->streak = 0;
         return false;
     }
-    uint64_t mark = atomic_load(&p->shm->ready_seq) + p->items_done;
+    uint64_t mark = atomic_load(&p->shm->ready_seq) + p->meter.done;
     if (mark != p->streak_mark)
         p->streak = 0;
     p->streak_mark = mark;
@@ -280,7 +280,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     }
     p->started_ns = mp__now_ns();
     p->last_check_ns = p->started_ns;
-    p->progress_tty = o.progress && isatty(STDERR_FILENO);
+    mp__pool_meter_init(&p->meter, &o);
     *out = p;
     return 0;
 fail_workers:
@@ -460,21 +460,34 @@ int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap)
 
 void mp__pool_progress(mp_pool *p, bool final)
 {
-    if (!p->opts.progress && !p->opts.progress_cb)
+    mp__pool_meter_report(&p->meter, final);
+}
+
+void mp__pool_meter_init(mp__pool_meter *m, const mp_pool_opts *o)
+{
+    *m = (mp__pool_meter){.cb = o->progress_cb,
+                          .user = o->progress_user,
+                          .on = o->progress || o->progress_cb,
+                          .tty = o->progress && isatty(STDERR_FILENO),
+                          .started_ns = mp__now_ns()};
+}
+
+void mp__pool_meter_report(mp__pool_meter *m, bool final)
+{
+    if (!m->on)
         return;
     int64_t now = mp__now_ns();
-    if (!final && now - p->progress_ns < 100000000)
+    if (!final && now - m->last_ns < 100000000)
         return;
-    p->progress_ns = now;
-    if (p->opts.progress_cb)
-        p->opts.progress_cb(p->items_done, p->items_total, p->opts.progress_user);
-    if (!p->progress_tty || p->items_total == 0)
+    m->last_ns = now;
+    if (m->cb)
+        m->cb(m->done, m->total, m->user);
+    if (!m->tty || m->total == 0)
         return;
-    double el = (double)(now - p->started_ns) / 1e9;
-    double rate = el > 0 ? (double)p->items_done / el : 0;
-    double eta = rate > 0 ? (double)(p->items_total - p->items_done) / rate : 0;
+    double el = (double)(now - m->started_ns) / 1e9;
+    double rate = el > 0 ? (double)m->done / el : 0;
+    double eta = rate > 0 ? (double)(m->total - m->done) / rate : 0;
     fprintf(stderr, "\r%3.0f%% %llu/%llu [%.1fs<%.1fs, %.0f it/s]%s",
-            100.0 * (double)p->items_done / (double)p->items_total,
-            (unsigned long long)p->items_done, (unsigned long long)p->items_total, el, eta, rate,
-            final ? "\n" : "");
+            100.0 * (double)m->done / (double)m->total, (unsigned long long)m->done,
+            (unsigned long long)m->total, el, eta, rate, final ? "\n" : "");
 }

@@ -94,8 +94,32 @@ const mp__pool_backend *mp__pool_distributed(void);
 
 /* The task registry shared by the clients and workers of a distributed
  * pool (pool/pool_task_names.c): the name of fn (NULL when it has none),
- * the function of a name (NULL when unknown). */
+ * the function of a name (NULL when unknown). Task functions
+ * (mp_task_register) and parallel-for functions (mp_for_register) share
+ * one name space; a lookup finds only a function of its own kind. */
 const char *mp__task_name(mp_task_fn fn);
 mp_task_fn mp__task_lookup(const char *name, size_t len);
+const char *mp__for_name(mp_for_fn fn);
+mp_for_fn mp__for_lookup(const char *name, size_t len);
+
+/* The progress of a pool's items (opts.progress, opts.progress_cb), for
+ * every backend (pool/pool.c): total counts the items of every job
+ * submitted (an apply is one, a map n, a parallel-for its indexes), done
+ * those that ended (succeeded, failed or dropped). The owner of the pool
+ * updates both and calls mp__pool_meter_report, in its own thread. */
+typedef struct mp__pool_meter {
+    mp_progress_fn cb;
+    void *user;
+    bool on;  /* a callback or the line is wanted */
+    bool tty; /* the line is drawn: progress set and stderr a terminal */
+    uint64_t total, done;
+    int64_t last_ns, started_ns; /* mp__now_ns of the last report, of the start */
+} mp__pool_meter;
+
+/* Sets m up from the pool's options (the clock starts now). */
+void mp__pool_meter_init(mp__pool_meter *m, const mp_pool_opts *o);
+/* Calls the callback and redraws the line, at most every 100 ms unless
+ * final (which also ends the line). */
+void mp__pool_meter_report(mp__pool_meter *m, bool final);
 
 #endif /* MULTIPROC_POOL_BACKEND_H */

@@ -275,10 +275,9 @@ struct mp_pool {
     mp_async *jobs_last;
     mp_async *all; /* every live mp_async (unfinished, or held by the user) */
     size_t njobs;
-    mp__block cache[4]; /* staging blocks kept for the next map */
-    uint64_t items_total, items_done;
-    int64_t progress_ns, started_ns;
-    bool progress_tty;
+    mp__block cache[4];   /* staging blocks kept for the next map */
+    mp__pool_meter meter; /* progress of the items of every job */
+    int64_t started_ns;
     /* process pools: modules loaded when the pool started, and the last
      * function pointer found in a usable module; fork pools also keep the
      * extents of the start modules their functions were found in */

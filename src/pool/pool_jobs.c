@@ -80,7 +80,7 @@ void mp__pool_add_job(mp_pool *p, mp_async *a)
         p->jobs = a;
     p->jobs_last = a;
     p->njobs++;
-    p->items_total += a->n;
+    p->meter.total += a->n;
 }
 
 static void unlink_job(mp_pool *p, mp_async *a)
@@ -196,12 +196,12 @@ static void done_map(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome 
     if (d > 0 && a->it)
         mp__imap_on_items(a->it, s->first, d);
     a->items_done += d;
-    p->items_done += d;
+    p->meter.done += d;
     /* A task the worker could not even call fails every item of the slot. */
     uint64_t nfail = s->failed == 2 && !o->lost_code ? s->count - d : 1;
     for (uint64_t k = 0; k < nfail && d < s->count && (s->failed || o->lost_code); k++) {
         failed_item(a, s, s->first + d, o);
-        p->items_done++;
+        p->meter.done++;
         d++;
     }
     if (d < s->count)
@@ -210,7 +210,7 @@ static void done_map(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome 
 
 static void done_apply(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome *o)
 {
-    p->items_done++;
+    p->meter.done++;
     if (s->failed || o->lost_code) {
         failed_item(a, s, 0, o);
     } else if (s->out_len > s->out_cap) {
@@ -231,13 +231,13 @@ static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
 {
     mp_async *a = s->owner;
     if (a->cancelled) {
-        p->items_done += a->kind == MP__JOB_APPLY ? 1 : s->count; /* dropped */
+        p->meter.done += a->kind == MP__JOB_APPLY ? 1 : s->count; /* dropped */
     } else if (a->kind == MP__JOB_APPLY) {
         done_apply(p, a, s, o);
     } else if (a->kind == MP__JOB_MAP) {
         done_map(p, a, s, o);
     } else {
-        p->items_done += s->count;
+        p->meter.done += s->count;
         if (s->failed || o->lost_code)
             failed_item(a, s, (uint64_t)(a->begin + (int64_t)s->first), o);
         else if (a->reduce)

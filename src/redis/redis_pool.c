@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "redis/redis_pool.h"
-#include "os/symbol.h"
 
 static int server_run_id(mp__redis_pool *p, char out[48]);
 
@@ -85,6 +84,7 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     }
     mp__redis_ref(conn);
     p->conn = conn;
+    mp__pool_meter_init(&p->meter, o);
     server_run_id(p, p->run_id); /* "" if it fails: the first check sets it */
     /* Before any task: workers drop the tasks of a client without a key.
      * If it fails, the first submission beats again (and fails alike).
@@ -97,12 +97,14 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     return 0;
 }
 
-/* mp_pool_for and mp_pool_broken_reason are not offered: MP_ENOSYS. */
+/* mp_pool_broken_reason is not offered (a distributed pool does not
+ * break: its workers are elsewhere): MP_ENOSYS. */
 const mp__pool_backend mp__redis_pool_backend = {
     .name = "redis",
     .create = mp__redis_pool_create,
     .apply_async = mp__redis_pool_apply_async,
     .map_async = mp__redis_pool_map_async,
+    .parallel_for = mp__redis_pool_for,
     .imap = mp__redis_pool_imap,
     .close = mp__redis_pool_close,
     .terminate = mp__redis_pool_terminate,
@@ -122,35 +124,6 @@ const mp__pool_backend mp__redis_pool_backend = {
     .worker_serve = mp__redis_pool_worker_serve,
     .worker_stop = mp__redis_pool_worker_stop,
 };
-
-static void hex(char *out, const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
-int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
-{
-    const char *name = mp__task_name(fn);
-    int n;
-    if (name) {
-        n = snprintf(buf, cap, "n:%s", name);
-    } else {
-        mp__symref ref;
-        void *addr;
-        memcpy(&addr, &fn, sizeof(addr)); /* POSIX: functions have data-pointer size */
-        int rc = mp__sym_encode(addr, &ref);
-        if (rc < 0)
-            return rc;
-        char bid[2 * MP__BUILD_ID_MAX + 1] = "";
-        hex(bid, ref.build_id, ref.build_id_len);
-        n = snprintf(buf, cap, "r:%s:%" PRIx64 ":%s", bid, ref.offset, ref.path);
-    }
-    if (n < 0 || (size_t)n >= cap)
-        return MP_EINVAL;
-    *len = (size_t)n;
-    return 0;
-}
 
 /* Room for k more slots, after dropping the answered ones at the front. */
 static int reserve_slots(mp__redis_pool *p, size_t k)
@@ -196,6 +169,8 @@ static void parse_eid(const char *s, size_t len, uint64_t *ms, uint32_t *seq)
 /* Tasks in entry c. */
 static uint32_t chunk_tasks(const mp__redis_chunk *c)
 {
+    if (c->step) /* a parallel-for entry packs at most MP__REDIS_POOL_PACK_MAX */
+        return (uint32_t)(c->span / c->step + (c->span % c->step != 0));
     return c->per ? (c->n + c->per - 1) / c->per : 1;
 }
 
@@ -213,36 +188,55 @@ static void u64_dec(char *buf, uint64_t v)
     buf[n] = '\0';
 }
 
+/* The arguments of an XADD: at most 19 (an entry with "k"). */
+#define XADD_ARGS 19
+
+/* v in signed decimal into buf (24 bytes). */
+static void i64_dec(char *buf, int64_t v)
+{
+    if (v < 0) {
+        buf[0] = '-';
+        u64_dec(buf + 1, 0 - (uint64_t)v);
+    } else {
+        u64_dec(buf, (uint64_t)v);
+    }
+}
+
 /* The XADD of one entry whose first task is id0, in argv/lens; returns
- * its argument count (17, or 19 with "k" when it packs several tasks).
- * num holds its numbers. */
+ * its argument count (17, or 19 with "k" when it packs several tasks; a
+ * parallel-for entry has "lo" instead of "isz", and "k" when it packs
+ * several chunks). num holds its numbers. */
 static int xadd_args(mp__redis_pool *p, uint64_t id0, const char *fn, size_t fn_len,
                      const mp__redis_chunk *c, char num[5][24], const char **argv, size_t *lens)
 {
+    bool is_for = c->step > 0;
     u64_dec(num[0], id0);
-    u64_dec(num[1], c->n);
-    u64_dec(num[2], c->isz);
+    u64_dec(num[1], is_for ? c->span : c->n);
+    if (is_for)
+        i64_dec(num[2], c->lo);
+    else
+        u64_dec(num[2], c->isz);
     u64_dec(num[3], c->cap);
-    u64_dec(num[4], c->per);
-    const char *a[19] = {"XADD",
-                         p->k_tasks,
-                         "*",
-                         "id",
-                         num[0],
-                         "c",
-                         p->client,
-                         "f",
-                         fn,
-                         "n",
-                         num[1],
-                         "isz",
-                         num[2],
-                         "cap",
-                         num[3],
-                         "in",
-                         c->in_len ? c->in : "",
-                         "k",
-                         num[4]};
+    u64_dec(num[4], is_for ? c->step : c->per);
+    const char *a[XADD_ARGS] = {"XADD",
+                                p->k_tasks,
+                                "*",
+                                "id",
+                                num[0],
+                                "c",
+                                p->client,
+                                "f",
+                                fn,
+                                "n",
+                                num[1],
+                                is_for ? "lo" : "isz",
+                                num[2],
+                                "cap",
+                                num[3],
+                                "in",
+                                c->in_len ? c->in : "",
+                                "k",
+                                num[4]};
     int argc = chunk_tasks(c) > 1 ? 19 : 17;
     for (int i = 0; i < argc; i++) {
         argv[i] = a[i];
@@ -259,8 +253,8 @@ int mp__redis_pool_send(mp__redis_pool *p, int k, const uint64_t *ids, const cha
     if (k <= 0 || k > MP__REDIS_POOL_BATCH)
         return MP_EINVAL;
     char num[MP__REDIS_POOL_BATCH][5][24];
-    const char *argv[MP__REDIS_POOL_BATCH][19];
-    size_t lens[MP__REDIS_POOL_BATCH][19];
+    const char *argv[MP__REDIS_POOL_BATCH][XADD_ARGS];
+    size_t lens[MP__REDIS_POOL_BATCH][XADD_ARGS];
     /* Command 0 sets the client's key: a server that lost it (a restart
      * without persistence) has it again before the tasks, so that no
      * worker takes this client for dead. */
@@ -345,8 +339,10 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
         fn_lens[i] = fn_len;
         for (uint32_t j = 0, per = c->per ? c->per : c->n; j < chunk_tasks(c); j++) {
             uint32_t n = c->n - j * per < per ? c->n - j * per : per;
+            /* A parallel-for chunk answers one item, its partial. */
             p->slots[p->next_id - p->base] =
-                (mp__redis_slot){.a = a, .first = c->first + (uint64_t)j * per, .n = n};
+                c->step ? (mp__redis_slot){.a = a, .first = c->first + j * c->step, .n = 1}
+                        : (mp__redis_slot){.a = a, .first = c->first + (uint64_t)j * per, .n = n};
             p->next_id++;
         }
     }
@@ -369,6 +365,44 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
         }
     a->pending += ntasks;
     return 0;
+}
+
+/* One chunk's outcome into its parallel-for: its partial is reduced into
+ * the result at once (so the partials are reduced in the order their
+ * results arrive), or its failure is recorded. */
+static void deliver_chunk(mp__redis_async *a, uint64_t first, int code, int32_t tc,
+                          const unsigned char *data, size_t len)
+{
+    mp_task_error e = {.index = (size_t)(uint64_t)(a->begin + (int64_t)first), .code = code};
+    if (code == 0 && len == MP__REDIS_ITEM_LOST) {
+        e.code = MP_EWORKERLOST;
+        mp__redis_result_lost(data, &e.pid, &e.signal);
+    } else if (code == 0 && tc != 0) {
+        e.code = MP_ETASKFAILED;
+        e.task_code = tc;
+    } else if (code == 0 && len != a->acc_size) {
+        e.code = MP_EBADMSG; /* a worker sends exactly acc_size bytes */
+    } else if (code == 0) {
+        /* The record's bytes are not aligned; reduce may expect it. As
+         * locally, a reduce given with acc_size 0 still runs. */
+        _Alignas(16) unsigned char partial[MP_POOL_ACC_MAX] = {0};
+        if (len)
+            memcpy(partial, data, len);
+        if (a->reduce)
+            a->reduce(a->result, partial, NULL);
+        return;
+    }
+    mp__redis_async_record(a, &e);
+}
+
+void mp__redis_pool_count_done(mp__redis_pool *p, mp__redis_async *a, uint64_t items)
+{
+    if (a) {
+        if (items > a->items_left)
+            items = a->items_left;
+        a->items_left -= items;
+    }
+    p->meter.done += items;
 }
 
 /* One item's outcome into its mp_async (and its iterator). */
@@ -422,8 +456,14 @@ static void settle(mp__redis_pool *p, uint64_t id, int code, mp__redis_result *r
         size_t ilen = 0;
         if (code == 0)
             mp__redis_result_next(r, &tc, &data, &ilen);
-        deliver_item(s.a, s.first + i, code, tc, data, ilen);
+        if (s.a->is_for)
+            deliver_chunk(s.a, s.first, code, tc, data, ilen);
+        else
+            deliver_item(s.a, s.first + i, code, tc, data, ilen);
     }
+    /* A parallel-for chunk counts its indexes (as locally). */
+    uint64_t left = s.a->is_for ? s.a->n - s.first : 0;
+    mp__redis_pool_count_done(p, s.a, s.a->is_for ? (left < s.a->step ? left : s.a->step) : s.n);
     if (--s.a->pending == 0)
         mp__redis_async_finish(s.a);
 }
@@ -686,8 +726,11 @@ int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
     int rc = mp__redis_pool_flush(p);
     if (rc == 0)
         rc = mp__redis_client_beat_due(p);
-    if (rc == 0 && !block)
-        return drain(p);
+    if (rc == 0 && !block) {
+        rc = drain(p);
+        mp__pool_meter_report(&p->meter, false);
+        return rc;
+    }
     /* One slice: the caller looks at what it waits for and calls again,
      * so that a task settled by check_restart ends its wait at once. */
     if (rc == 0)
@@ -702,7 +745,8 @@ int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block)
         return 0;
     }
     if (rc == MP_ETIMEDOUT && !mp__deadline_expired(d))
-        return 0;
+        rc = 0;
+    mp__pool_meter_report(&p->meter, false);
     return rc;
 }
 
@@ -753,64 +797,5 @@ int mp__redis_client_beat_due(mp__redis_pool *p)
      * the tasks are failed here, in the thread that uses the pool. */
     if (__atomic_exchange_n(&p->lapse, 0, __ATOMIC_ACQ_REL))
         lapsed(p);
-    return rc;
-}
-
-/* KEYS[1] the stream, KEYS[2] the client's cancel set; ARGV: group, TTL
- * in ms, then pairs of an entry id and its task id. An entry not pending
- * in the group was not delivered (or is answered and gone): it is
- * deleted, so no worker reads it. One pending is running: its task id
- * goes to the cancel set, which the workers read at their heartbeats.
- * Being a script, no delivery comes in between. Returns how many run. */
-static const char withdraw_lua[] =
-    "local running = 0 "
-    "for i = 3, #ARGV, 2 do "
-    "  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) "
-    "  if type(p) == 'table' and not p.err and #p == 1 then "
-    "    redis.call('SADD', KEYS[2], ARGV[i + 1]) "
-    "    running = running + 1 "
-    "  else "
-    "    redis.call('XDEL', KEYS[1], ARGV[i]) "
-    "  end "
-    "end "
-    "if running > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end "
-    "return running";
-
-/* Tasks per script call: one round trip withdraws this many. */
-#define WITHDRAW_BATCH 256
-
-static int withdraw_some(mp__redis_pool *p, const uint64_t *ids, int n)
-{
-    const char *argv[7 + 2 * WITHDRAW_BATCH];
-    char num[WITHDRAW_BATCH][24], eid[WITHDRAW_BATCH][MP__REDIS_POOL_EID_MAX];
-    const char *head[] = {"EVAL", withdraw_lua, "2", p->k_tasks, p->k_cancel, MP__REDIS_POOL_GROUP};
-    memcpy(argv, head, sizeof(head));
-    argv[6] = MP__REDIS_POOL_CLIENT_LEASE_MS_STR;
-    int argc = 7;
-    for (int i = 0; i < n; i++) {
-        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
-        snprintf(num[i], sizeof(num[i]), "%" PRIu64, ids[i]);
-        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
-        argv[argc++] = eid[i];
-        argv[argc++] = num[i];
-    }
-    return mp__redis_cmd(p->conn, MP__RR_INT, NULL, argc, argv, NULL);
-}
-
-int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a)
-{
-    uint64_t ids[WITHDRAW_BATCH];
-    int n = 0, rc = 0;
-    for (uint64_t id = p->base; rc == 0 && id < p->next_id; id++) {
-        const mp__redis_slot *s = &p->slots[id - p->base];
-        /* The tasks of a packed entry share it: the first withdraws the
-         * entry, and every one adds its id to the cancel set if it runs. */
-        if (s->a && (a == NULL || s->a == a) && (s->eid_ms || s->eid_seq))
-            ids[n++] = id;
-        if (n == WITHDRAW_BATCH || (n > 0 && id + 1 == p->next_id)) {
-            rc = withdraw_some(p, ids, n);
-            n = 0;
-        }
-    }
     return rc;
 }

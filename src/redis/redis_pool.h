@@ -44,6 +44,13 @@ typedef struct mp__redis_task {
     uint64_t per;
     const unsigned char *in;
     size_t in_len;
+    /* A parallel-for entry (it has the field "lo", and no "isz"): its
+     * items are the indexes lo, lo + 1, ..., lo + n - 1, cut into tasks
+     * (chunks) of per indexes; isz is 0, in is the initial partial (cap
+     * bytes, at most MP_POOL_ACC_MAX) and each task answers one item, its
+     * partial (cap bytes). */
+    bool is_for;
+    int64_t lo;
 } mp__redis_task;
 /* Most tasks one entry packs. */
 #define MP__REDIS_POOL_PACK_MAX 64
@@ -57,6 +64,9 @@ uint64_t mp__redis_task_count(const mp__redis_task *t);
 /* Task j (below mp__redis_task_count) of a parsed entry, as an entry of
  * its own: id + j, its items and their input. */
 void mp__redis_task_part(const mp__redis_task *t, uint64_t j, mp__redis_task *out);
+/* The items of the result record of one task (a part): its n, or 1 for a
+ * parallel-for chunk. */
+uint64_t mp__redis_task_items(const mp__redis_task *t);
 
 /* A result record: "MPR1", task id (u64), code (i32: 0 when the task ran,
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
@@ -205,7 +215,8 @@ typedef struct mp__redis_pool {
      * (LRANGE, then LTRIM with the next command), so a reply lost with the
      * connection loses no result. */
     size_t trim;
-    mp__redis_sender tx; /* apply_async tasks accepted, not yet sent */
+    mp__redis_sender tx;  /* apply_async tasks accepted, not yet sent */
+    mp__pool_meter meter; /* progress (the options progress, progress_cb) */
 } mp__redis_pool;
 
 struct mp__redis_async {
@@ -228,6 +239,17 @@ struct mp__redis_async {
     size_t *n_errors_out;
     mp_task_error local_errs[MP__REDIS_POOL_ERRS_KEPT];
     struct mp__redis_imap *it;
+    /* parallel-for (is_for; also is_map): a slot's first is its chunk's
+     * offset from begin, step the indexes per chunk; each partial is
+     * reduced into result as it arrives */
+    bool is_for;
+    int64_t begin;
+    uint64_t step;
+    size_t acc_size;
+    mp_reduce_fn reduce;
+    void *result;
+    /* items (progress) of its tasks that have not ended */
+    uint64_t items_left;
 };
 
 typedef struct mp__redis_imap {
@@ -257,6 +279,7 @@ int mp__redis_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void 
 int mp__redis_pool_map_async(mp_pool *p, const mp_map_spec *s, mp_async_cb cb, mp_async_cb err_cb,
                              void *user, mp_async **out);
 int mp__redis_pool_imap(mp_pool *p, const mp_map_spec *s, bool ordered, mp_imap **out);
+int mp__redis_pool_for(mp_pool *p, const mp_for_spec *s, double timeout);
 int mp__redis_pool_close(mp_pool *p);
 int mp__redis_pool_terminate(mp_pool *p);
 int mp__redis_pool_join(mp_pool *p, double timeout);
@@ -373,6 +396,12 @@ typedef struct mp__redis_chunk {
     size_t isz, cap;
     const void *in;
     size_t in_len;
+    /* A parallel-for entry when step > 0: the indexes [lo, lo + span)
+     * (first: lo's offset from the for's begin), one task per step of
+     * them (the last of the rest); in is the initial partial and cap its
+     * size; n, per and isz are unused. */
+    int64_t lo;
+    uint64_t span, step;
 } mp__redis_chunk;
 /* Submits k (1..MP__REDIS_POOL_BATCH) entries of a in one pipelined round trip. */
 int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn, size_t fn_len,
@@ -438,6 +467,11 @@ int mp__redis_pool_reserve(mp__redis_pool *p, size_t k);
 int mp__redis_pool_pump(mp__redis_pool *p, const mp__deadline *d, bool block);
 /* The wire name of fn: "n:<name>" or "r:<ref>", in buf. */
 int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len);
+/* The same for a parallel-for function (its name from mp_for_register). */
+int mp__redis_pool_for_spec(mp_for_fn fn, char *buf, size_t cap, size_t *len);
+/* Counts items of a (NULL: of no mp_async) as ended, for the progress of
+ * p (reported by mp__redis_pool_pump, throttled, and by join). */
+void mp__redis_pool_count_done(mp__redis_pool *p, mp__redis_async *a, uint64_t items);
 void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a);
 void mp__redis_async_finish(mp__redis_async *a);
 void mp__redis_async_record(mp__redis_async *a, const mp_task_error *e);

@@ -1,6 +1,9 @@
-/* The distributed pool's client API: apply, map, imap and their results,
- * close, join, terminate, destroy. The same contracts as the local pool
- * (multiproc/pool.h), with the differences listed in multiproc/worker.h. */
+/* The distributed pool's client API: apply, map, imap, parallel-for and
+ * their results, and the wire names of their functions. The same
+ * contracts as the local pool (multiproc/pool.h), with the differences
+ * listed in multiproc/worker.h. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +17,47 @@
  * entry (one unit of distribution), keeping at least PACK_SPREAD entries. */
 #define PACK_CHUNKS 16
 #define PACK_SPREAD 256
+
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* "n:<name>" when the function at addr has a name, else "r:<ref>". */
+static int fn_spec(const char *name, void *addr, char *buf, size_t cap, size_t *len)
+{
+    int n;
+    if (name) {
+        n = snprintf(buf, cap, "n:%s", name);
+    } else {
+        mp__symref ref;
+        int rc = mp__sym_encode(addr, &ref);
+        if (rc < 0)
+            return rc;
+        char bid[2 * MP__BUILD_ID_MAX + 1] = "";
+        hex(bid, ref.build_id, ref.build_id_len);
+        n = snprintf(buf, cap, "r:%s:%" PRIx64 ":%s", bid, ref.offset, ref.path);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return MP_EINVAL;
+    *len = (size_t)n;
+    return 0;
+}
+
+int mp__redis_pool_fn_spec(mp_task_fn fn, char *buf, size_t cap, size_t *len)
+{
+    void *addr;
+    memcpy(&addr, &fn, sizeof(addr)); /* POSIX: functions have data-pointer size */
+    return fn_spec(mp__task_name(fn), addr, buf, cap, len);
+}
+
+int mp__redis_pool_for_spec(mp_for_fn fn, char *buf, size_t cap, size_t *len)
+{
+    void *addr;
+    memcpy(&addr, &fn, sizeof(addr));
+    return fn_spec(mp__for_name(fn), addr, buf, cap, len);
+}
 
 void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a)
 {
@@ -39,10 +83,11 @@ static void unlink_async(mp__redis_async *a)
         a->next->prev = a->prev;
     a->next = a->prev = NULL;
     /* Results still to come for it find no slot and are dropped (a done
-     * result has no slot left: no scan). */
+     * result has no slot left: no scan); its items count as ended. */
     for (uint64_t id = p->base; !a->done && id < p->next_id; id++)
         if (p->slots[id - p->base].a == a)
             p->slots[id - p->base].a = NULL;
+    mp__redis_pool_count_done(p, a, a->items_left);
     if (!a->done)
         p->unfinished--;
     a->pool = NULL;
@@ -78,6 +123,8 @@ void mp__redis_async_abandon(mp__redis_async *a, int code)
         if (p->slots[id - p->base].a == a)
             p->slots[id - p->base].a = NULL;
     a->pending = 0;
+    if (p) /* its items not ended are dropped */
+        mp__redis_pool_count_done(p, a, a->items_left);
     if (a->rc == 0)
         a->rc = code;
     if (a->it) /* the iterator ends: every item not given is failed */
@@ -92,11 +139,15 @@ void mp__redis_async_abandon(mp__redis_async *a, int code)
         p->unfinished--;
 }
 
-static mp__redis_async *new_async(mp__redis_pool *p, mp_async_cb cb, mp_async_cb err_cb, void *user)
+/* A new result of items items (for the progress). */
+static mp__redis_async *new_async(mp__redis_pool *p, uint64_t items, mp_async_cb cb,
+                                  mp_async_cb err_cb, void *user)
 {
     mp__redis_async *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return NULL;
+    a->items_left = items;
+    p->meter.total += items;
     a->cb = cb;
     a->err_cb = err_cb;
     a->user = user;
@@ -135,7 +186,7 @@ int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const vo
         rc = mp__redis_pool_fn_spec(fn, spec, sizeof(spec), &spec_len);
     if (rc < 0)
         return rc;
-    mp__redis_async *a = new_async(p, cb, err_cb, user);
+    mp__redis_async *a = new_async(p, 1, cb, err_cb, user);
     if (a == NULL || (out_cap && (a->res = malloc(out_cap)) == NULL)) {
         if (a)
             free_async(a);
@@ -226,7 +277,7 @@ static int map_start(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb, mp_asy
         rc = mp__redis_pool_fn_spec(s->fn, spec, sizeof(spec), &spec_len);
     if (rc < 0)
         return rc;
-    mp__redis_async *a = new_async(p, cb, err_cb, user);
+    mp__redis_async *a = new_async(p, s->n, cb, err_cb, user);
     if (a == NULL)
         return MP_ENOMEM;
     a->is_map = true;
@@ -267,6 +318,127 @@ int mp__redis_pool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb
     int rc = map_start(pool, s, cb, err_cb, user, NULL, &a);
     if (rc == 0)
         *out = (mp_async *)a;
+    return rc;
+}
+
+/* ---- parallel-for ---------------------------------------------------------- */
+
+/* The for's indexes, end - begin, computed where it cannot overflow. */
+static uint64_t for_span(const mp_for_spec *s)
+{
+    return (uint64_t)s->end - (uint64_t)s->begin;
+}
+
+/* The local pool's checks (mp_pool_for), and ctx NULL as for every task. */
+static int check_for(const mp_for_spec *s)
+{
+    if (!s || !s->fn || s->ctx || s->begin > s->end || s->acc_size > MP_POOL_ACC_MAX ||
+        (s->acc_size > 0 && (!s->reduce || !s->result)) || (s->errors_cap > 0 && !s->errors) ||
+        for_span(s) > (uint64_t)INT64_MAX)
+        return MP_EINVAL;
+    return 0;
+}
+
+/* Puts the for's chunks on the stream: chunksize indexes each (0: a 32nd
+ * of the span, as a map's chunks), packed as a map's are (pick_pack: at
+ * most PACK_CHUNKS chunks to an entry, at least PACK_SPREAD entries),
+ * MP__REDIS_POOL_BATCH entries per round trip. Every chunk carries the
+ * initial partial acc. */
+static int submit_for(mp__redis_pool *p, mp__redis_async *a, const mp_for_spec *s, const void *acc,
+                      const char *spec, size_t spec_len)
+{
+    uint64_t span = for_span(s), chunk = s->chunksize ? s->chunksize : span / 32 + (span % 32 != 0);
+    chunk = chunk > span ? span : chunk ? chunk : 1;
+    uint64_t chunks = span / chunk + (span % chunk != 0), pack = chunks / PACK_SPREAD;
+    pack = pack > PACK_CHUNKS ? PACK_CHUNKS : pack ? pack : 1;
+    uint64_t step = chunk * pack; /* pack > 1 only when chunk <= span / 512 */
+    a->step = chunk;
+    mp__redis_chunk c[MP__REDIS_POOL_BATCH];
+    int k = 0;
+    for (uint64_t off = 0; off < span; off += step) {
+        uint64_t n = span - off < step ? span - off : step;
+        c[k++] = (mp__redis_chunk){.first = off,
+                                   .lo = (int64_t)((uint64_t)s->begin + off),
+                                   .span = n,
+                                   .step = chunk,
+                                   .cap = s->acc_size,
+                                   .in = acc,
+                                   .in_len = s->acc_size};
+        if (k == MP__REDIS_POOL_BATCH || off + n >= span) {
+            int rc = mp__redis_pool_submit(p, a, spec, spec_len, k, c);
+            if (rc < 0)
+                return rc;
+            k = 0;
+        }
+    }
+    return 0;
+}
+
+static int wait_done(mp__redis_async *a, const mp__deadline *d);
+
+/* Starts the for (its result preset from acc_init, or zeroes). */
+static int for_start(mp__redis_pool *p, const mp_for_spec *s, mp__redis_async **out)
+{
+    char spec[MP__MODULE_MAX + 128];
+    size_t spec_len;
+    _Alignas(16) unsigned char acc[MP_POOL_ACC_MAX] = {0};
+    int rc = mp__redis_pool_for_spec(s->fn, spec, sizeof(spec), &spec_len);
+    if (rc < 0)
+        return rc;
+    mp__redis_async *a = new_async(p, for_span(s), NULL, NULL, NULL);
+    if (a == NULL)
+        return MP_ENOMEM;
+    a->is_map = a->is_for = true;
+    a->n = (size_t)for_span(s);
+    a->begin = s->begin;
+    a->acc_size = s->acc_size;
+    a->reduce = s->reduce;
+    a->result = s->result;
+    if (s->errors) {
+        a->errs = s->errors;
+        a->errs_cap = s->errors_cap;
+    }
+    a->n_errors_out = s->n_errors;
+    if (s->acc_init && s->acc_size)
+        memcpy(acc, s->acc_init, s->acc_size);
+    if (s->acc_size)
+        memcpy(s->result, acc, s->acc_size);
+    rc = submit_for(p, a, s, acc, spec, spec_len);
+    if (rc < 0 && a->pending == 0) {
+        free_async(a);
+        return rc;
+    }
+    if (rc < 0) /* part of it is on the stream: the for fails as a whole */
+        mp__redis_async_abandon(a, rc);
+    else if (a->pending == 0)
+        mp__redis_async_finish(a);
+    *out = a;
+    return 0;
+}
+
+int mp__redis_pool_for(mp_pool *pool, const mp_for_spec *s, double timeout)
+{
+    mp__redis_pool *p;
+    mp__deadline d;
+    mp__redis_async *a;
+    int rc = check_for(s);
+    if (rc == 0)
+        rc = mp__deadline_init(&d, timeout);
+    if (rc == 0)
+        rc = check_submit(pool, &p);
+    if (rc == 0)
+        rc = for_start(p, s, &a);
+    if (rc < 0)
+        return rc;
+    rc = wait_done(a, &d);
+    if (rc == 0) {
+        rc = a->rc;
+    } else if (!a->done && mp__redis_pool_withdraw(p, a) < 0) {
+        /* Its result can no longer be given: no worker needs to run the
+         * chunks left (best effort; their results are dropped anyway). */
+        mp__debug("pool: could not withdraw the chunks of a parallel-for on %s", p->k_tasks);
+    }
+    free_async(a); /* late partials find no slot: result is not written */
     return rc;
 }
 

@@ -147,6 +147,18 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+/* A decimal int64: an optional '-', then digits as parse_u64. */
+static int parse_i64(const char *s, size_t len, int64_t *out)
+{
+    size_t neg = len > 0 && s[0] == '-' ? 1 : 0;
+    uint64_t v;
+    int rc = parse_u64(s + neg, len - neg, &v);
+    if (rc < 0 || v > (uint64_t)INT64_MAX + neg)
+        return MP_EBADMSG;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
 static bool field_is(const char *f, size_t len, const char *name)
 {
     return len == strlen(name) && memcmp(f, name, len) == 0;
@@ -156,9 +168,9 @@ static bool field_is(const char *f, size_t len, const char *name)
 static int task_field(mp__redis_task *t, const char *f, size_t fl, const char *v, size_t vl,
                       unsigned *seen)
 {
-    static const char *const names[] = {"id", "c", "f", "n", "isz", "cap", "in", "k"};
+    static const char *const names[] = {"id", "c", "f", "n", "isz", "cap", "in", "k", "lo"};
     unsigned bit = 0;
-    for (unsigned i = 0; i < 8; i++)
+    for (unsigned i = 0; i < 9; i++)
         if (field_is(f, fl, names[i]))
             bit = 1u << i;
     if (bit == 0)
@@ -187,11 +199,36 @@ static int task_field(mp__redis_task *t, const char *f, size_t fl, const char *v
         return parse_u64(v, vl, &t->cap);
     case 128u:
         return parse_u64(v, vl, &t->per);
+    case 256u:
+        t->is_for = true;
+        return parse_i64(v, vl, &t->lo);
     default:
         t->in = (const unsigned char *)v;
         t->in_len = vl;
         return 0;
     }
+}
+
+/* A map or apply entry: every field but "k" and no "lo"; bounds. */
+static bool task_ok(const mp__redis_task *t, unsigned seen)
+{
+    return (seen & 0x7fu) == 0x7fu && t->n != 0 && t->n <= MP__REDIS_POOL_ITEMS_MAX &&
+           t->isz <= MP__REDIS_POOL_OUT_MAX && t->cap <= MP__REDIS_POOL_OUT_MAX &&
+           t->cap * t->n <= MP__REDIS_POOL_OUT_MAX && t->isz * t->n == t->in_len;
+}
+
+/* A parallel-for entry: id, c, f, n, cap, in and lo, never isz; at least
+ * one index and at most INT64_MAX (mp_pool_for's bound on a span), and an
+ * end lo + n that is an int64 (the chunks' ends are passed as such); a
+ * partial of at most MP_POOL_ACC_MAX bytes and its initial value of that
+ * size. */
+static bool for_ok(const mp__redis_task *t, unsigned seen)
+{
+    const unsigned need = 1u | 2u | 4u | 8u | 32u | 64u | 256u;
+    /* INT64_MAX - lo, computed unsigned, is exact for every lo. */
+    return (seen & need) == need && !(seen & 16u) && t->n != 0 && t->n <= (uint64_t)INT64_MAX &&
+           t->n <= (uint64_t)INT64_MAX - (uint64_t)t->lo && t->cap <= MP_POOL_ACC_MAX &&
+           t->in_len == t->cap;
 }
 
 int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp__redis_task *t)
@@ -207,9 +244,7 @@ int mp__redis_task_parse(const char *const *f, const size_t *lens, size_t nf, mp
         if (rc < 0)
             return rc;
     }
-    if ((seen & 0x7fu) != 0x7fu || t->n == 0 || t->n > MP__REDIS_POOL_ITEMS_MAX ||
-        t->isz > MP__REDIS_POOL_OUT_MAX || t->cap > MP__REDIS_POOL_OUT_MAX ||
-        t->cap * t->n > MP__REDIS_POOL_OUT_MAX || t->isz * t->n != t->in_len)
+    if (t->is_for ? !for_ok(t, seen) : !task_ok(t, seen))
         return MP_EBADMSG;
     if (!(seen & 128u))
         t->per = t->n;
@@ -233,6 +268,15 @@ void mp__redis_task_part(const mp__redis_task *t, uint64_t j, mp__redis_task *ou
     out->id = t->id + j;
     out->n = n;
     out->per = n;
+    if (t->is_for) { /* every chunk starts from the initial partial */
+        out->lo = (int64_t)((uint64_t)t->lo + first);
+        return;
+    }
     out->in = t->in + first * t->isz;
     out->in_len = (size_t)(n * t->isz);
+}
+
+uint64_t mp__redis_task_items(const mp__redis_task *t)
+{
+    return t->is_for ? 1 : t->n;
 }

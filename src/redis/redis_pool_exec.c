@@ -39,6 +39,8 @@ struct mp__redis_exec {
 
 typedef struct xtask {
     mp_task_fn fn;
+    mp_for_fn ffn; /* a parallel-for chunk [lo, hi) (one item): fn is NULL */
+    int64_t lo, hi;
     uint64_t isz, cap, slot; /* slot: output bytes per item, cap rounded to 16 */
     size_t in_off, out_off;  /* from the block's start */
     size_t first;            /* the task's first map item */
@@ -93,8 +95,13 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
     xres r = {0};
     if (__atomic_compare_exchange_n(state, &expect, me, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
-        r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap,
-                       &olen, b->ctx);
+        if (t->ffn) { /* the chunk starts from the initial partial, its input */
+            memcpy(o, base + t->in_off, (size_t)t->cap);
+            r.code = t->ffn(t->lo, t->hi, o, b->ctx);
+        } else {
+            r.code = t->fn(base + t->in_off + it.item * t->isz, (size_t)t->isz, o, (size_t)t->cap,
+                           &olen, b->ctx);
+        }
         expect = me;
         if (!__atomic_compare_exchange_n(state, &expect, ITEM_FINISHED, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE))
@@ -116,7 +123,8 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
 static size_t record_cap(const mp__redis_task *t)
 {
     return MP__REDIS_RESULT_HEAD +
-           (size_t)t->n * (MP__REDIS_RESULT_ITEM + (size_t)t->cap + MP__REDIS_RESULT_LOST_LEN);
+           (size_t)mp__redis_task_items(t) *
+               (MP__REDIS_RESULT_ITEM + (size_t)t->cap + MP__REDIS_RESULT_LOST_LEN);
 }
 
 /* Appends one item's outcome at *off of rec. */
@@ -138,7 +146,7 @@ static void put_item(unsigned char *rec, size_t *off, const mp__redis_task *t, i
 static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
 {
     const mp__redis_task *t = j->t;
-    size_t cap = (size_t)t->cap, n = (size_t)t->n;
+    size_t cap = (size_t)t->cap, n = (size_t)mp__redis_task_items(t);
     unsigned char *r = malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap));
     /* Tasks may expect aligned output (apply promises 16 bytes). */
     void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
@@ -151,7 +159,13 @@ static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
     size_t off = MP__REDIS_RESULT_HEAD;
     for (size_t i = 0; i < n; i++) {
         size_t olen = cap;
-        int code = j->fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, x->ctx);
+        int code;
+        if (j->ffn) { /* one chunk, from the initial partial */
+            memcpy(out, t->in, cap);
+            code = j->ffn(t->lo, (int64_t)((uint64_t)t->lo + t->n), out, x->ctx);
+        } else {
+            code = j->fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, x->ctx);
+        }
         put_item(r, &off, t, code, olen, out);
     }
     mp__redis_result_put_head(r, t->id, 0, (uint32_t)n);
@@ -209,8 +223,9 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
     size_t head = sizeof(xblock) + n * sizeof(xtask), size = (head + 15) / 16 * 16, items = 0;
     for (size_t i = 0; i < n; i++) {
         const mp__redis_task *t = jobs[i].t;
-        size += (t->in_len + 15) / 16 * 16 + (size_t)t->n * (((size_t)t->cap + 15) / 16 * 16);
-        items += (size_t)t->n;
+        size += (t->in_len + 15) / 16 * 16 +
+                (size_t)mp__redis_task_items(t) * (((size_t)t->cap + 15) / 16 * 16);
+        items += (size_t)mp__redis_task_items(t);
     }
     size_t state_off = size;
     size += items * sizeof(int32_t);
@@ -241,6 +256,9 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         const mp__redis_task *t = jobs[i].t;
         xtask *xt = &r->b->t[i];
         xt->fn = jobs[i].fn;
+        xt->ffn = jobs[i].ffn;
+        xt->lo = t->lo;
+        xt->hi = (int64_t)((uint64_t)t->lo + t->n); /* parsed: an int64 */
         xt->isz = t->isz;
         xt->cap = t->cap;
         xt->slot = (t->cap + 15) / 16 * 16;
@@ -249,10 +267,10 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
             memcpy((unsigned char *)r->b + off, t->in, t->in_len);
         off += (t->in_len + 15) / 16 * 16;
         xt->out_off = off;
-        off += (size_t)t->n * (size_t)xt->slot;
+        off += (size_t)mp__redis_task_items(t) * (size_t)xt->slot;
         r->first[i] = k;
         xt->first = k;
-        for (uint64_t j = 0; j < t->n; j++, k++)
+        for (uint64_t j = 0; j < mp__redis_task_items(t); j++, k++)
             r->items[k] = (xitem){(uint32_t)i, (uint32_t)j};
     }
     *m = items;
@@ -269,7 +287,7 @@ static void xrun_record(const xrun *r, mp__redis_job *j, size_t i)
     if (rec == NULL)
         return;
     size_t off = MP__REDIS_RESULT_HEAD;
-    for (size_t k = 0; k < (size_t)t->n; k++) {
+    for (size_t k = 0; k < (size_t)mp__redis_task_items(t); k++) {
         size_t g = r->first[i] + k;
         if (r->state[g] != 1) {
             /* Lost, or never ran in a pool that broke (pid 0). */
@@ -280,7 +298,7 @@ static void xrun_record(const xrun *r, mp__redis_job *j, size_t i)
         const unsigned char *out = (const unsigned char *)r->b + xt->out_off + k * xt->slot;
         put_item(rec, &off, t, r->res[g].code, (size_t)r->res[g].len, out);
     }
-    mp__redis_result_put_head(rec, t->id, 0, (uint32_t)t->n);
+    mp__redis_result_put_head(rec, t->id, 0, (uint32_t)mp__redis_task_items(t));
     j->rec = rec;
     j->rec_len = off;
 }
@@ -297,7 +315,7 @@ static bool record_ran(xrun *r, mp__redis_job *jobs, size_t n)
 {
     bool any = false;
     for (size_t i = 0; i < n; i++) {
-        size_t k = 0, cnt = (size_t)jobs[i].t->n;
+        size_t k = 0, cnt = (size_t)mp__redis_task_items(jobs[i].t);
         while (!jobs[i].done && k < cnt && r->res[r->first[i] + k].pad == 1)
             k++;
         if (!jobs[i].done && k == cnt) {
@@ -326,7 +344,7 @@ static void stop_cancelled(xrun *r, mp__redis_job *jobs, size_t n, bool *stopped
             !mp__redis_beat_dropped(jobs[i].hb, jobs[i].entry))
             continue;
         stopped[i] = true;
-        for (size_t k = 0; k < (size_t)jobs[i].t->n; k++) {
+        for (size_t k = 0; k < (size_t)mp__redis_task_items(jobs[i].t); k++) {
             int32_t *st = &states[r->first[i] + k];
             int32_t s = __atomic_load_n(st, __ATOMIC_ACQUIRE);
             while (s == ITEM_NOT_STARTED || s > 0) {

@@ -14,6 +14,7 @@
 typedef struct mp__redis_job {
     const mp__redis_task *t;
     mp_task_fn fn;
+    mp_for_fn ffn; /* a parallel-for chunk (t->is_for): fn is NULL */
     unsigned char *rec;
     size_t rec_len;
     bool done;

@@ -1,5 +1,7 @@
 /* The distributed pool's iterators (imap, imap_unordered) and the pool's
- * life cycle: close, join, terminate, poll, destroy. */
+ * life cycle: close, join, terminate, poll, destroy, and the withdrawal
+ * of outstanding tasks that terminate and mp_async_cancel use. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,67 @@ void mp__redis_imap_destroy(mp_imap *pit)
     free_imap(it);
 }
 
+/* ---- withdrawal of tasks ------------------------------------------------ */
+
+/* KEYS[1] the stream, KEYS[2] the client's cancel set; ARGV: group, TTL
+ * in ms, then pairs of an entry id and its task id. An entry not pending
+ * in the group was not delivered (or is answered and gone): it is
+ * deleted, so no worker reads it. One pending is running: its task id
+ * goes to the cancel set, which the workers read at their heartbeats.
+ * Being a script, no delivery comes in between. Returns how many run. */
+static const char withdraw_lua[] =
+    "local running = 0 "
+    "for i = 3, #ARGV, 2 do "
+    "  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) "
+    "  if type(p) == 'table' and not p.err and #p == 1 then "
+    "    redis.call('SADD', KEYS[2], ARGV[i + 1]) "
+    "    running = running + 1 "
+    "  else "
+    "    redis.call('XDEL', KEYS[1], ARGV[i]) "
+    "  end "
+    "end "
+    "if running > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end "
+    "return running";
+
+/* Tasks per script call: one round trip withdraws this many. */
+#define WITHDRAW_BATCH 256
+
+static int withdraw_some(mp__redis_pool *p, const uint64_t *ids, int n)
+{
+    const char *argv[7 + 2 * WITHDRAW_BATCH];
+    char num[WITHDRAW_BATCH][24], eid[WITHDRAW_BATCH][MP__REDIS_POOL_EID_MAX];
+    const char *head[] = {"EVAL", withdraw_lua, "2", p->k_tasks, p->k_cancel, MP__REDIS_POOL_GROUP};
+    memcpy(argv, head, sizeof(head));
+    argv[6] = MP__REDIS_POOL_CLIENT_LEASE_MS_STR;
+    int argc = 7;
+    for (int i = 0; i < n; i++) {
+        const mp__redis_slot *sl = &p->slots[ids[i] - p->base];
+        snprintf(num[i], sizeof(num[i]), "%" PRIu64, ids[i]);
+        snprintf(eid[i], sizeof(eid[i]), "%" PRIu64 "-%" PRIu32, sl->eid_ms, sl->eid_seq);
+        argv[argc++] = eid[i];
+        argv[argc++] = num[i];
+    }
+    return mp__redis_cmd(p->conn, MP__RR_INT, NULL, argc, argv, NULL);
+}
+
+int mp__redis_pool_withdraw(mp__redis_pool *p, const mp__redis_async *a)
+{
+    uint64_t ids[WITHDRAW_BATCH];
+    int n = 0, rc = 0;
+    for (uint64_t id = p->base; rc == 0 && id < p->next_id; id++) {
+        const mp__redis_slot *s = &p->slots[id - p->base];
+        /* The tasks of a packed entry share it: the first withdraws the
+         * entry, and every one adds its id to the cancel set if it runs. */
+        if (s->a && (a == NULL || s->a == a) && (s->eid_ms || s->eid_seq))
+            ids[n++] = id;
+        if (n == WITHDRAW_BATCH || (n > 0 && id + 1 == p->next_id)) {
+            rc = withdraw_some(p, ids, n);
+            n = 0;
+        }
+    }
+    return rc;
+}
+
 /* ---- the pool ------------------------------------------------------------ */
 
 int mp__redis_pool_close(mp_pool *pool)
@@ -135,6 +198,7 @@ int mp__redis_pool_join(mp_pool *pool, double timeout)
         if (rc < 0 && p->unfinished > 0)
             return rc;
     }
+    mp__pool_meter_report(&p->meter, true); /* as a local pool's join */
     return 0;
 }
 

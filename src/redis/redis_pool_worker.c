@@ -138,7 +138,7 @@ static int hexval(char c)
 }
 
 /* "r:<build-id hex>:<offset hex>:<path>" to a function of this process. */
-static mp_task_fn resolve_ref(const char *s, size_t len)
+static void *resolve_ref(const char *s, size_t len)
 {
     mp__symref ref = {0};
     size_t i = 2;
@@ -164,16 +164,28 @@ static mp_task_fn resolve_ref(const char *s, size_t len)
     void *addr;
     if (mp__sym_decode(&ref, &addr) < 0)
         return NULL;
-    mp_task_fn fn;
-    memcpy(&fn, &addr, sizeof(fn));
-    return fn;
+    return addr;
 }
 
-static mp_task_fn resolve(const worker *w, const mp__redis_task *t)
+/* The function of task t: a task function, or a parallel-for function for
+ * a parallel-for entry (in *ffn). Whether one was found. */
+static bool resolve(const worker *w, const mp__redis_task *t, mp_task_fn *fn, mp_for_fn *ffn)
 {
-    if (t->fn[0] == 'n')
-        return mp__task_lookup(t->fn + 2, t->fn_len - 2);
-    return w->o->registered_only ? NULL : resolve_ref(t->fn, t->fn_len);
+    void *addr = NULL;
+    *fn = NULL;
+    *ffn = NULL;
+    if (t->fn[0] == 'n' && t->is_for)
+        *ffn = mp__for_lookup(t->fn + 2, t->fn_len - 2);
+    else if (t->fn[0] == 'n')
+        *fn = mp__task_lookup(t->fn + 2, t->fn_len - 2);
+    else if (!w->o->registered_only)
+        addr = resolve_ref(t->fn, t->fn_len);
+    /* POSIX: functions have data-pointer size. */
+    if (addr && t->is_for)
+        memcpy(ffn, &addr, sizeof(addr));
+    else if (addr)
+        memcpy(fn, &addr, sizeof(addr));
+    return *fn != NULL || *ffn != NULL;
 }
 
 /* Queues entry eid for the acknowledgement, with its client's result list
@@ -451,8 +463,10 @@ static int prepare(worker *w, running *r, const redisReply *e, long long deliver
         return rc;
     size_t ei = b->ne - 1;
     b->e[ei].left = (size_t)count;
-    mp_task_fn fn = lost ? NULL : resolve(w, t);
-    if (!lost && fn == NULL)
+    mp_task_fn fn = NULL;
+    mp_for_fn ffn = NULL;
+    bool found = !lost && resolve(w, t, &fn, &ffn);
+    if (!lost && !found)
         mp__debug("pool: unknown function %.*s", (int)t->fn_len, t->fn);
     for (uint64_t j = 0; j < count; j++) {
         mp__redis_task_part(t, j, &parts[j]);
@@ -465,10 +479,10 @@ static int prepare(worker *w, running *r, const redisReply *e, long long deliver
         r->job[ai] = NULL;
         if (lost) {
             mp__redis_result_put_head(x->head, parts[j].id, MP_EWORKERLOST, 0);
-        } else if (fn == NULL) {
+        } else if (!found) {
             mp__redis_result_put_head(x->head, parts[j].id, MP_ENOFUNC, 0);
         } else {
-            jobs[*njobs] = (mp__redis_job){.t = &parts[j], .fn = fn};
+            jobs[*njobs] = (mp__redis_job){.t = &parts[j], .fn = fn, .ffn = ffn};
             r->job[ai] = &jobs[(*njobs)++];
         }
         if (!lost)
