@@ -157,15 +157,15 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return MP__TOOL_OK;
     }
-    if (t.watch && strcmp(a.pos[0], "status") != 0)
-        return usage("--watch is an option of status");
-    if (t.all && strcmp(a.pos[0], "dead") != 0)
-        return usage("--all is an option of dead retry and dead purge");
     /* The shape is checked before connecting: a usage error changes
      * nothing and needs no server. */
     command c = shape(&t, &a);
     if (c == CMD_NONE)
         return usage(a.npos ? "unknown command or wrong number of arguments" : NULL);
+    if (t.watch && c != CMD_STATUS)
+        return usage("--watch is an option of status");
+    if (t.all && c != CMD_DEAD_RETRY && c != CMD_DEAD_PURGE)
+        return usage("--all is an option of dead retry and dead purge");
     int u = c == CMD_STATUS || c == CMD_OBJECTS ? 1 : 2;
     if (mp__tool_connect(&t, a.pos[u]) < 0)
         return MP__TOOL_ERROR;

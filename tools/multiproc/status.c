@@ -69,7 +69,7 @@ static int read_oldest(mp__tool *t, prow *p, const char *k_tasks, int64_t now)
 {
     redisReply *rep;
     p->oldest = NAN;
-    int rc = mp__tool_cmd(t, &rep, 5, (const char *[]){"XRANGE", k_tasks, "-", "+", "COUNT", "1"});
+    int rc = mp__tool_cmd(t, &rep, 6, (const char *[]){"XRANGE", k_tasks, "-", "+", "COUNT", "1"});
     if (rc == MP_ESERVER)
         return 0;
     if (rc < 0)
