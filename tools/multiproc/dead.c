@@ -232,7 +232,7 @@ int mp__tool_dead_show(mp__tool *t, const char *pool, const char *id)
         static const char *const h[] = {"FIELD", "VALUE"};
         mp__tool_table tb;
         rc = mp__tool_table_init(&tb, 2, h);
-        const char *row[] = {"id", e->element[0]->str};
+        const char *row[] = {"entry", e->element[0]->str};
         if (rc == 0)
             rc = mp__tool_table_row(&tb, row, NULL);
         for (size_t i = 0; rc == 0 && i + 1 < f->elements; i += 2) {

@@ -163,7 +163,8 @@ int mp__tool_scan(mp__tool *t, const char *literal, const char *glob, char ***ke
         return rc;
     }
     /* SCAN may give a key twice: sorted, then the repeats dropped. */
-    qsort(*keys, *n, sizeof(**keys), cmp_str);
+    if (*n > 1)
+        qsort(*keys, *n, sizeof(**keys), cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < *n; i++) {
         if (k > 0 && strcmp((*keys)[k - 1], (*keys)[i]) == 0)
@@ -247,7 +248,8 @@ int mp__tool_pools(mp__tool *t, char ***names, size_t *n)
         *n = 0;
         return rc;
     }
-    qsort(*names, *n, sizeof(**names), cmp_str);
+    if (*n > 1)
+        qsort(*names, *n, sizeof(**names), cmp_str);
     return 0;
 }
 
