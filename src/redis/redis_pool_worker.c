@@ -962,8 +962,9 @@ static int serve(worker *w)
         /* A worker with executors reads at least a task for each. */
         w->adapt_min = mp__redis_exec_width(w->exec);
         w->adapt = w->adapt_min;
-        rc = mp__redis_beat_start(&w->hb, w->conn, w->name, w->k_tasks, w->consumer, w->beat,
-                                  w->o->executors == MP_WORKER_INLINE ? 0u : (unsigned)w->adapt_min);
+        rc =
+            mp__redis_beat_start(&w->hb, w->conn, w->name, w->k_tasks, w->consumer, w->beat,
+                                 w->o->executors == MP_WORKER_INLINE ? 0u : (unsigned)w->adapt_min);
     }
     int64_t idle_since = mp__now_ns(), last_check = idle_since;
     schedule next = {0, 0};

@@ -316,8 +316,7 @@ static int square(const void *in, size_t in_len, void *out, size_t out_cap, size
     return 0;
 }
 
-static int nap(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
-               void *ctx)
+static int nap(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len, void *ctx)
 {
     usleep(1500000);
     return square(in, in_len, out, out_cap, out_len, ctx);
@@ -325,8 +324,8 @@ static int nap(const void *in, size_t in_len, void *out, size_t out_cap, size_t 
 
 /* Kills its worker while the flag file exists; else leaves a trace file
  * and squares. in: the directory holding both. */
-static int crash_on_flag(const void *in, size_t in_len, void *out, size_t out_cap,
-                         size_t *out_len, void *ctx)
+static int crash_on_flag(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                         void *ctx)
 {
     (void)ctx, (void)out_cap;
     char path[256];
@@ -354,7 +353,8 @@ static void server_up(void)
 static redisReply *redis(mp_manager *m, int argc, const char **argv)
 {
     redisReply *rep;
-    mp_assert_ok(mp__redis_cmd(mp__manager_redis_conn(m), MP__RR_ANY_VALUE, &rep, argc, argv, NULL));
+    mp_assert_ok(
+        mp__redis_cmd(mp__manager_redis_conn(m), MP__RR_ANY_VALUE, &rep, argc, argv, NULL));
     return rep;
 }
 
@@ -411,8 +411,13 @@ Test(tool, status_shows_the_pools_their_workers_and_their_counts)
     for (int i = 0; i < 100; i++)
         in[i] = i;
     mp_assert_ok(mp_pool_map(p,
-                             &(mp_map_spec){.fn = square, .in = in, .n = 100, .in_size = 8,
-                                            .out = out, .out_size = 8, .chunksize = 1},
+                             &(mp_map_spec){.fn = square,
+                                            .in = in,
+                                            .n = 100,
+                                            .in_size = 8,
+                                            .out = out,
+                                            .out_size = 8,
+                                            .chunksize = 1},
                              30));
     /* The workers publish their counts with their next beats. */
     jv *st = NULL, *pool = NULL;
@@ -465,8 +470,7 @@ Test(tool, status_shows_the_pools_their_workers_and_their_counts)
     /* The table names both pools. */
     char *text;
     cr_assert_eq(tool_run(&text, NULL, "status", srv.url, (char *)NULL), 0);
-    cr_assert(strstr(text, "PENDING") && strstr(text, "jobs") && strstr(text, "idle"), "%s",
-              text);
+    cr_assert(strstr(text, "PENDING") && strstr(text, "jobs") && strstr(text, "idle"), "%s", text);
     free(text);
     for (int i = 0; i < 3; i++)
         mp_async_destroy(a[i]);
@@ -654,8 +658,8 @@ Test(tool, a_dead_letter_is_listed_shown_and_retried_to_its_client)
 static void add_malformed(mp_manager *m, const char *pool, int n)
 {
     char *k;
-    mp_assert_ok(mp__redis_pool_key(&k, mp__redis_prefix(mp__manager_redis_conn(m)), pool,
-                                    "tasks"));
+    mp_assert_ok(
+        mp__redis_pool_key(&k, mp__redis_prefix(mp__manager_redis_conn(m)), pool, "tasks"));
     for (int i = 0; i < n; i++)
         freeReplyObject(redis(m, 5, (const char *[]){"XADD", k, "*", "x", "y"}));
     free(k);
@@ -689,9 +693,9 @@ Test(tool, dead_purge_removes_one_letter_or_all)
     cr_assert_eq(pool_int(m, "XLEN", "p", "dead"), 2);
     tool_fails(1, "unknown dead-letter id", "dead", "purge", srv.url, "p", id);
     tool_fails(2, "usage", "dead", "purge", srv.url, "p", NULL);
-    cr_assert_eq(tool_run(&out, &err, "--json", "dead", "purge", srv.url, "p", "--all",
-                          (char *)NULL),
-                 0, "%s", err);
+    cr_assert_eq(
+        tool_run(&out, &err, "--json", "dead", "purge", srv.url, "p", "--all", (char *)NULL), 0,
+        "%s", err);
     d = jdoc(out);
     cr_assert_eq(jnum(d, "purged"), 2);
     jfree(d);

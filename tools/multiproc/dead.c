@@ -96,8 +96,8 @@ static void json_entry(const redisReply *e, int64_t now, bool fields)
         mp__tool_json_str(stdout, reason->str, reason->len);
     else
         fputs("null", stdout);
-    fprintf(stdout, ",\"deliveries\":%lld,\"task\":",
-            mp__tool_int(mp__tool_field(f, "deliveries"), 0));
+    fprintf(stdout,
+            ",\"deliveries\":%lld,\"task\":", mp__tool_int(mp__tool_field(f, "deliveries"), 0));
     mp__redis_task tk;
     if (parse_task(f, &tk)) {
         fprintf(stdout, "{\"id\":%llu,\"tasks\":%llu,\"client\":", (unsigned long long)tk.id,
@@ -153,9 +153,9 @@ static int table_entry(mp__tool_table *tb, const redisReply *e, int64_t now)
                          ok ? tk.fn : NULL,
                          ok ? items : NULL,
                          ok ? bytes : NULL};
-    size_t lens[] = {e->element[0]->len, strlen(age), reason ? reason->len : 0, strlen(del),
-                     ok ? strlen(task) : 9, ok ? strlen(tk.client) : 0, ok ? tk.fn_len : 0,
-                     strlen(items), strlen(bytes)};
+    size_t lens[] = {e->element[0]->len, strlen(age),           reason ? reason->len : 0,
+                     strlen(del),        ok ? strlen(task) : 9, ok ? strlen(tk.client) : 0,
+                     ok ? tk.fn_len : 0, strlen(items),         strlen(bytes)};
     return mp__tool_table_row(tb, row, lens);
 }
 
@@ -182,8 +182,8 @@ int mp__tool_dead_list(mp__tool *t, const char *pool)
             }
         fputs("]}\n", stdout);
     } else {
-        static const char *const h[] = {"ID",     "AGE",    "REASON",   "DELIVERIES", "TASK",
-                                        "CLIENT", "FUNCTION", "ITEMS", "INPUT"};
+        static const char *const h[] = {"ID",     "AGE",      "REASON", "DELIVERIES", "TASK",
+                                        "CLIENT", "FUNCTION", "ITEMS",  "INPUT"};
         mp__tool_table tb;
         rc = mp__tool_table_init(&tb, 9, h);
         for (size_t i = 0; rc == 0 && i < rep->elements; i++)
@@ -201,8 +201,9 @@ int mp__tool_dead_list(mp__tool *t, const char *pool)
 static int check_id(const char *id)
 {
     return mp__tool_eid_ok(id, NULL) ? 0
-                                     : mp__tool_fail(0, "bad dead-letter id '%s' (expected "
-                                                        "<ms>-<seq>, as dead list shows)",
+                                     : mp__tool_fail(0,
+                                                     "bad dead-letter id '%s' (expected "
+                                                     "<ms>-<seq>, as dead list shows)",
                                                      id);
 }
 
@@ -254,7 +255,8 @@ static int retry_one(mp__tool *t, const char *k_dead, const char *k_tasks, const
                      char *new_id, size_t cap)
 {
     redisReply *rep;
-    int rc = mp__tool_cmd(t, &rep, 6, (const char *[]){"EVAL", retry_lua, "2", k_dead, k_tasks, id});
+    int rc =
+        mp__tool_cmd(t, &rep, 6, (const char *[]){"EVAL", retry_lua, "2", k_dead, k_tasks, id});
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_STRING)

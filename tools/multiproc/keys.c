@@ -27,8 +27,9 @@ int mp__tool_connect(mp__tool *t, const char *url)
 {
     mp__redis_url u;
     if (url == NULL || strncmp(url, "redis", 5) != 0) {
-        mp__tool_fail(0, "bad URL '%s' (expected redis://[[user]:password@]host[:port][/db]"
-                         "[?prefix=...])",
+        mp__tool_fail(0,
+                      "bad URL '%s' (expected redis://[[user]:password@]host[:port][/db]"
+                      "[?prefix=...])",
                       url ? url : "");
         return MP_EINVAL;
     }
@@ -184,7 +185,8 @@ static bool unescape(const char *s, size_t len, char *out)
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '%') {
             out[k++] = s[i];
-        } else if (i + 2 < len && (strncmp(s + i, "%25", 3) == 0 || strncmp(s + i, "%3A", 3) == 0)) {
+        } else if (i + 2 < len &&
+                   (strncmp(s + i, "%25", 3) == 0 || strncmp(s + i, "%3A", 3) == 0)) {
             out[k++] = s[i + 1] == '2' ? '%' : ':';
             i += 2;
         } else {

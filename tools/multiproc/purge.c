@@ -60,9 +60,13 @@ static int purge_entry(mp__tool *t, const char *pool, const char *k_tasks, const
             rc = mp__tool_pool_key(t, &k_client, pool, what);
     }
     unsigned char rec[MP__REDIS_POOL_PACK_MAX][MP__REDIS_RESULT_HEAD];
-    const char *argv[7 + MP__REDIS_POOL_PACK_MAX] = {
-        "EVAL",  purge_lua,          "3", k_tasks, k_res ? k_res : k_tasks, k_client ? k_client : k_tasks,
-        MP__REDIS_POOL_GROUP};
+    const char *argv[7 + MP__REDIS_POOL_PACK_MAX] = {"EVAL",
+                                                     purge_lua,
+                                                     "3",
+                                                     k_tasks,
+                                                     k_res ? k_res : k_tasks,
+                                                     k_client ? k_client : k_tasks,
+                                                     MP__REDIS_POOL_GROUP};
     size_t alen[10 + MP__REDIS_POOL_PACK_MAX];
     int argc = 7;
     argv[argc++] = e->element[0]->str;
@@ -134,8 +138,7 @@ int mp__tool_pool_purge(mp__tool *t, const char *pool)
         ;
     free(k_tasks);
     if (rc < 0)
-        return mp__tool_fail(rc, "purge of pool '%s' stopped after %lld entries", pool,
-                             c.entries);
+        return mp__tool_fail(rc, "purge of pool '%s' stopped after %lld entries", pool, c.entries);
     if (t->json) {
         fputs("{\"pool\":", stdout);
         mp__tool_json_str(stdout, pool, strlen(pool));

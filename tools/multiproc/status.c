@@ -48,9 +48,8 @@ static int read_counts(mp__tool *t, prow *p, const char *k_tasks)
     rc = mp__tool_cmd(t, &groups, 3, (const char *[]){"XINFO", "GROUPS", k_tasks});
     if (rc == MP_ESERVER)
         rc = 0; /* no stream: nothing pending */
-    for (size_t i = 0; rc == 0 && groups && groups->type == REDIS_REPLY_ARRAY &&
-                       i < groups->elements;
-         i++) {
+    for (size_t i = 0;
+         rc == 0 && groups && groups->type == REDIS_REPLY_ARRAY && i < groups->elements; i++) {
         const redisReply *g = groups->element[i], *name = mp__tool_field(g, "name");
         if (name == NULL || name->type != REDIS_REPLY_STRING ||
             strcmp(name->str, MP__REDIS_POOL_GROUP) != 0)
@@ -139,8 +138,8 @@ static int add_worker(prow *p, const char *consumer, size_t len)
 static int read_lost(mp__tool *t, prow *p, const char *k_tasks)
 {
     redisReply *cs;
-    int rc = mp__tool_cmd(
-        t, &cs, 4, (const char *[]){"XINFO", "CONSUMERS", k_tasks, MP__REDIS_POOL_GROUP});
+    int rc = mp__tool_cmd(t, &cs, 4,
+                          (const char *[]){"XINFO", "CONSUMERS", k_tasks, MP__REDIS_POOL_GROUP});
     if (rc == MP_ESERVER)
         return 0; /* no stream or no group: no consumer */
     if (rc < 0)
@@ -210,9 +209,8 @@ static int read_pool(mp__tool *t, prow *p, int64_t now)
         p->dead = mp__tool_int(rep, 0);
         freeReplyObject(rep);
     }
-    if (rc == 0 &&
-        (rc = mp__tool_cmd(t, &rep, 4, (const char *[]){"HMGET", k_stats, "done", "failed"})) ==
-            0) {
+    if (rc == 0 && (rc = mp__tool_cmd(t, &rep, 4,
+                                      (const char *[]){"HMGET", k_stats, "done", "failed"})) == 0) {
         bool ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2;
         p->done = ok ? mp__tool_int(rep->element[0], 0) : 0;
         p->failed = ok ? mp__tool_int(rep->element[1], 0) : 0;
@@ -303,8 +301,8 @@ static const char *secs(char *buf, size_t cap, double s, const char *none)
 static int print_tables(const prow *p, size_t n)
 {
     mp__tool_table pt, wt;
-    static const char *const ph[] = {"POOL",   "PENDING", "RUNNING", "DONE/S", "OLDEST",
-                                     "DONE",   "FAILED",  "DEAD",    "WORKERS"};
+    static const char *const ph[] = {"POOL", "PENDING", "RUNNING", "DONE/S", "OLDEST",
+                                     "DONE", "FAILED",  "DEAD",    "WORKERS"};
     static const char *const wh[] = {"POOL", "HOST", "PID",    "EXECUTORS", "LAST BEAT",
                                      "HELD", "DONE", "FAILED", "DONE/S"};
     int rc = mp__tool_table_init(&pt, 9, ph);
