@@ -465,6 +465,7 @@ Test(tool, status_shows_the_pools_their_workers_and_their_counts)
     cr_assert_eq(jnum(pool, "pending"), 3);
     cr_assert_eq(jnum(pool, "running"), 0);
     cr_assert(jnum(pool, "oldest_pending_age_s") >= 0);
+    cr_assert_eq(jget(pool, "oldest_running_age_s")->type, 'z', "nothing runs");
     cr_assert_eq(jget(pool, "workers")->nk, 0);
     jfree(st);
     /* The table names both pools. */
@@ -533,6 +534,8 @@ Test(tool, pool_purge_removes_waiting_tasks_and_leaves_the_running_one)
         usleep(50000);
     }
     cr_assert_eq(jnum(status_pool(st, "jobs"), "running"), 1, "the worker runs the nap");
+    cr_assert(jnum(status_pool(st, "jobs"), "oldest_running_age_s") >= 0);
+    cr_assert_eq(jget(status_pool(st, "jobs"), "oldest_pending_age_s")->type, 'z');
     jfree(st);
     for (int i = 0; i < 4; i++)
         mp_assert_ok(mp_pool_apply_async(p, square, NULL, &five, 8, 8, NULL, NULL, NULL, &a[i]));

@@ -22,7 +22,10 @@ typedef struct wrow {
 typedef struct prow {
     char *name;
     long long pending, running, done, failed, dead;
-    double rate, oldest; /* oldest: seconds; NAN when the stream is empty */
+    /* The age of the oldest undelivered entry and of the oldest entry a
+     * worker holds (seconds since it was added; NAN: none). */
+    double rate, oldest, oldest_run;
+    char after[MP__REDIS_POOL_EID_MAX + 1]; /* "(<last delivered id>", or "-" */
     wrow *w;
     size_t nw;
 } prow;
@@ -45,6 +48,7 @@ static int read_counts(mp__tool *t, prow *p, const char *k_tasks)
     long long n = mp__tool_int(len, 0), lag = -1;
     freeReplyObject(len);
     p->running = 0;
+    snprintf(p->after, sizeof(p->after), "-");
     rc = mp__tool_cmd(t, &groups, 3, (const char *[]){"XINFO", "GROUPS", k_tasks});
     if (rc == MP_ESERVER)
         rc = 0; /* no stream: nothing pending */
@@ -54,8 +58,11 @@ static int read_counts(mp__tool *t, prow *p, const char *k_tasks)
         if (name == NULL || name->type != REDIS_REPLY_STRING ||
             strcmp(name->str, MP__REDIS_POOL_GROUP) != 0)
             continue;
+        const redisReply *last = mp__tool_field(g, "last-delivered-id");
         p->running = mp__tool_int(mp__tool_field(g, "pending"), 0);
         lag = mp__tool_int(mp__tool_field(g, "lag"), -1);
+        if (last && last->type == REDIS_REPLY_STRING && mp__tool_eid_ok(last->str, NULL))
+            snprintf(p->after, sizeof(p->after), "(%s", last->str);
     }
     if (groups)
         freeReplyObject(groups);
@@ -63,22 +70,39 @@ static int read_counts(mp__tool *t, prow *p, const char *k_tasks)
     return rc;
 }
 
-/* The age of the stream's first entry (ids carry the server's clock). */
+/* The age of an entry id (ids carry the server's clock at XADD). */
+static double id_age(const redisReply *id, int64_t now)
+{
+    uint64_t ms;
+    if (id == NULL || id->type != REDIS_REPLY_STRING || !mp__tool_eid_ok(id->str, &ms))
+        return NAN;
+    return now > (int64_t)ms ? (double)(now - (int64_t)ms) / 1000.0 : 0.0;
+}
+
+/* The ages of the first entry after the group's last delivered one (the
+ * oldest undelivered: XRANGE) and of the oldest entry delivered and not
+ * acknowledged (the XPENDING summary's smallest id). */
 static int read_oldest(mp__tool *t, prow *p, const char *k_tasks, int64_t now)
 {
     redisReply *rep;
-    p->oldest = NAN;
-    int rc = mp__tool_cmd(t, &rep, 6, (const char *[]){"XRANGE", k_tasks, "-", "+", "COUNT", "1"});
+    p->oldest = p->oldest_run = NAN;
+    int rc =
+        mp__tool_cmd(t, &rep, 6, (const char *[]){"XRANGE", k_tasks, p->after, "+", "COUNT", "1"});
     if (rc == MP_ESERVER)
-        return 0;
+        return 0; /* not a stream */
     if (rc < 0)
         return rc;
-    uint64_t ms;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements >= 1 &&
-        rep->element[0]->element[0]->type == REDIS_REPLY_STRING &&
-        mp__tool_eid_ok(rep->element[0]->element[0]->str, &ms))
-        p->oldest = now > (int64_t)ms ? (double)(now - (int64_t)ms) / 1000.0 : 0.0;
+        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements >= 1)
+        p->oldest = id_age(rep->element[0]->element[0], now);
+    freeReplyObject(rep);
+    rc = mp__tool_cmd(t, &rep, 3, (const char *[]){"XPENDING", k_tasks, MP__REDIS_POOL_GROUP});
+    if (rc == MP_ESERVER)
+        return 0; /* no group yet */
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4)
+        p->oldest_run = id_age(rep->element[1], now);
     freeReplyObject(rep);
     return 0;
 }
@@ -258,6 +282,7 @@ static void print_json(mp__tool *t, const prow *p, size_t n)
         json_int(stdout, "failed", p[i].failed, true);
         json_dbl(stdout, "done_per_s", p[i].rate, true);
         json_dbl(stdout, "oldest_pending_age_s", p[i].oldest, true);
+        json_dbl(stdout, "oldest_running_age_s", p[i].oldest_run, true);
         json_int(stdout, "dead", p[i].dead, true);
         fputs("\"workers\":[", stdout);
         for (size_t j = 0; j < p[i].nw; j++) {
@@ -298,51 +323,61 @@ static const char *secs(char *buf, size_t cap, double s, const char *none)
     return buf;
 }
 
+static int pool_row(mp__tool_table *tb, const prow *p)
+{
+    char b[10][48];
+    size_t live = 0;
+    for (size_t j = 0; j < p->nw; j++)
+        live += p->w[j].alive;
+    snprintf(b[5], sizeof(b[5]), "%.1f", p->rate);
+    const char *row[] = {p->name,
+                         num(b[1], 48, p->pending),
+                         secs(b[2], 48, p->oldest, "-"),
+                         num(b[3], 48, p->running),
+                         secs(b[4], 48, p->oldest_run, "-"),
+                         b[5],
+                         num(b[6], 48, p->done),
+                         num(b[7], 48, p->failed),
+                         num(b[8], 48, p->dead),
+                         num(b[9], 48, (long long)live)};
+    return mp__tool_table_row(tb, row, NULL);
+}
+
+static int worker_row(mp__tool_table *tb, const char *pool, const wrow *w)
+{
+    char b[9][48];
+    if (w->executors == 0)
+        snprintf(b[2], sizeof(b[2]), "inline");
+    else
+        num(b[2], 48, w->executors);
+    snprintf(b[8], sizeof(b[8]), "%.1f", w->rate);
+    const char *row[] = {pool,
+                         w->host[0] ? w->host : "?",
+                         num(b[1], 48, w->pid),
+                         w->executors < 0 ? "-" : b[2],
+                         w->alive ? secs(b[3], 48, w->age, "?") : "lost",
+                         num(b[4], 48, w->held),
+                         num(b[5], 48, w->done),
+                         num(b[6], 48, w->failed),
+                         isfinite(w->rate) ? b[8] : "-"};
+    return mp__tool_table_row(tb, row, NULL);
+}
+
+/* The pools' table, then the workers' (when there are any). */
 static int print_tables(const prow *p, size_t n)
 {
-    mp__tool_table pt, wt;
-    static const char *const ph[] = {"POOL", "PENDING", "RUNNING", "DONE/S", "OLDEST",
-                                     "DONE", "FAILED",  "DEAD",    "WORKERS"};
+    mp__tool_table pt = {0}, wt = {0};
+    static const char *const ph[] = {"POOL",   "PENDING", "OLDEST", "RUNNING", "OLDEST RUN",
+                                     "DONE/S", "DONE",    "FAILED", "DEAD",    "WORKERS"};
     static const char *const wh[] = {"POOL", "HOST", "PID",    "EXECUTORS", "LAST BEAT",
                                      "HELD", "DONE", "FAILED", "DONE/S"};
-    int rc = mp__tool_table_init(&pt, 9, ph);
-    if (rc == 0 && (rc = mp__tool_table_init(&wt, 9, wh)) < 0)
-        mp__tool_table_free(&pt);
+    int rc = mp__tool_table_init(&pt, 10, ph);
+    if (rc == 0)
+        rc = mp__tool_table_init(&wt, 9, wh);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char b[9][48];
-        size_t live = 0;
-        for (size_t j = 0; j < p[i].nw; j++)
-            live += p[i].w[j].alive;
-        snprintf(b[3], sizeof(b[3]), "%.1f", p[i].rate);
-        const char *row[] = {p[i].name,
-                             num(b[1], 48, p[i].pending),
-                             num(b[2], 48, p[i].running),
-                             b[3],
-                             secs(b[4], 48, p[i].oldest, "-"),
-                             num(b[5], 48, p[i].done),
-                             num(b[6], 48, p[i].failed),
-                             num(b[7], 48, p[i].dead),
-                             num(b[8], 48, (long long)live)};
-        rc = mp__tool_table_row(&pt, row, NULL);
-        for (size_t j = 0; rc == 0 && j < p[i].nw; j++) {
-            const wrow *w = &p[i].w[j];
-            char e[48];
-            if (w->executors == 0)
-                snprintf(e, sizeof(e), "inline");
-            else
-                num(e, sizeof(e), w->executors);
-            snprintf(b[8], sizeof(b[8]), "%.1f", w->rate);
-            const char *wr[] = {p[i].name,
-                                w->host[0] ? w->host : "?",
-                                num(b[1], 48, w->pid),
-                                w->executors == 0 ? e : num(b[2], 48, w->executors),
-                                w->alive ? secs(b[3], 48, w->age, "?") : "lost",
-                                num(b[4], 48, w->held),
-                                num(b[5], 48, w->done),
-                                num(b[6], 48, w->failed),
-                                isfinite(w->rate) ? b[8] : "-"};
-            rc = mp__tool_table_row(&wt, wr, NULL);
-        }
+        rc = pool_row(&pt, &p[i]);
+        for (size_t j = 0; rc == 0 && j < p[i].nw; j++)
+            rc = worker_row(&wt, p[i].name, &p[i].w[j]);
     }
     if (rc == 0) {
         mp__tool_table_print(&pt, stdout);
