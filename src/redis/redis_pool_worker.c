@@ -280,8 +280,9 @@ static bool record_failed(const unsigned char *rec, size_t len)
     return false;
 }
 
-/* Counts the answers the commands push into the pool's stats hash (two
- * HINCRBY in the same pipeline: no round trip of their own). */
+/* Counts the answers the commands push into the pool's stats hash (an
+ * HINCRBY of done, and of failed when some failed, in the same pipeline:
+ * no round trip of their own). */
 static void stats_cmds(worker *w, const batch *b, cmds *c)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -294,7 +295,7 @@ static void stats_cmds(worker *w, const batch *b, cmds *c)
         return;
     snprintf(c->ndone, sizeof(c->ndone), "%" PRIu64, c->done);
     snprintf(c->nfailed, sizeof(c->nfailed), "%" PRIu64, c->failed);
-    for (int f = 0; f < 2; f++) {
+    for (int f = 0; f < (c->failed ? 2 : 1); f++) {
         size_t start = c->k;
         push_arg(c->argv, c->lens, &c->k, "HINCRBY", 7);
         push_arg(c->argv, c->lens, &c->k, w->k_stats, strlen(w->k_stats));

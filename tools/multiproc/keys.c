@@ -38,11 +38,16 @@ int mp__tool_connect(mp__tool *t, const char *url)
         mp__tool_fail(rc, "bad URL");
         return rc;
     }
+    bool tls = u.tls;
     rc = mp__redis_open(&t->conn, &u);
     mp__redis_url_fini(&u);
     if (rc < 0) {
         t->conn = NULL;
-        mp__tool_fail(rc, "cannot reach the server");
+        if (rc == MP_ENOSYS && tls)
+            mp__tool_fail(0, "rediss:// (TLS) is not supported by this build: use a local TLS "
+                             "tunnel (docs/redis.md)");
+        else
+            mp__tool_fail(rc, "cannot reach the server");
         return rc;
     }
     t->prefix = mp__redis_prefix(t->conn);
