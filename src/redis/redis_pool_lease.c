@@ -22,8 +22,9 @@
  * the worker's host, pid, executors (0: inline), tasks answered, tasks
  * failed and answered per second, then per entry the worker is running
  * or about to run its id, client and task id. Writes the key (a hash of
- * those figures and the TTL, which a reader subtracts the key's PTTL
- * from to know the beat's age without trusting clocks), then resets the idle time of those of the
+ * those figures and the TTL, from which a reader subtracts the key's
+ * PTTL to know the beat's age without comparing clocks), then resets
+ * the idle time of those of the
  * entries that are still pending on the consumer (JUSTID: the delivery
  * count stays): one answered meanwhile, or claimed by another worker
  * while this one was cut off, is left alone. Entries the worker holds
