@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -240,6 +241,8 @@ static int tool_run(char **out, char **err, ...)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* A test that times out takes the tool with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int e = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fds[1], 1);
         dup2(e, 2);
@@ -489,6 +492,7 @@ Test(tool, status_watch_prints_snapshots_until_sigterm)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], 1);
         execl(MP_TOOL, MP_TOOL, "--json", "status", "--watch", "0.2", srv.url, (char *)NULL);
         _exit(127);
