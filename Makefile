@@ -22,7 +22,7 @@ PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 JOBS := $(shell nproc)
-SOURCE_DIRS := include src tests examples bench fuzz
+SOURCE_DIRS := include src tools tests examples bench fuzz
 CONFIGURE := cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMP_BUILD_TESTS=OFF \
     -DMP_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 

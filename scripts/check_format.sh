@@ -12,7 +12,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     exit 0
 fi
 
-mapfile -t files < <(find include src tests examples bench fuzz \
+mapfile -t files < <(find include src tools tests examples bench fuzz \
     -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort)
 
 bad=()

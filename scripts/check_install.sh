@@ -2,6 +2,8 @@
 # check_install.sh — what `make install` produces works for a user.
 #
 # Installs an already built tree into a temporary prefix, then checks that:
+#   - the operations tool bin/multiproc (built with the Redis backend) runs
+#     and prints its usage;
 #   - the shared library has a SONAME and exports only the public mp_ API
 #     (no internal mp__ symbol, nothing unprefixed), and the static library
 #     defines no unprefixed global symbol (it would clash in a user's link);
@@ -47,6 +49,18 @@ so=$(find "$prefix" -name libmultiproc.so -print -quit)
 libdir=$(dirname "$so")
 [[ -f $libdir/libmultiproc.a ]] || die "no libmultiproc.a beside $so"
 say "installed into ${libdir#"$prefix"/} and include/"
+
+# The operations tool, installed with the Redis backend (a build without
+# hiredis has no tool): it must run from the prefix and print its usage.
+if [[ -f $build/tools/multiproc/multiproc ]]; then
+    tool=$prefix/bin/multiproc
+    [[ -x $tool ]] || die "the multiproc tool is not installed in $prefix/bin"
+    "$tool" --help | grep -q '^usage: multiproc' || die "multiproc --help prints no usage"
+    status=0
+    "$tool" >/dev/null 2>&1 || status=$?
+    [[ $status == 2 ]] || die "multiproc without arguments exits $status, not 2 (usage)"
+    say "tool: bin/multiproc --help runs"
+fi
 
 # The SONAME lets a program built against 0.1 run with any 0.x.
 soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')

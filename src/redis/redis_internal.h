@@ -255,6 +255,10 @@ typedef struct mp__redis_obj {
 int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, const char *name,
                   const char *part);
 
+/* The names hash, <prefix>names (object name -> type), into buf. */
+#define MP__REDIS_NAMES_KEY_MAX (MP__REDIS_PREFIX_MAX + 8)
+void mp__redis_names_key(char buf[MP__REDIS_NAMES_KEY_MAX], const char *prefix);
+
 /* Makes a handle for key <prefix><kind>:<escaped name>; ops: the table of
  * its type when the handle is given to the public functions (a dict,
  * list or event: redis/redis_ops.c), NULL for the key holder inside

@@ -111,6 +111,11 @@ static size_t escape_byte(char c, char *out)
     return 3;
 }
 
+void mp__redis_names_key(char buf[MP__REDIS_NAMES_KEY_MAX], const char *prefix)
+{
+    snprintf(buf, MP__REDIS_NAMES_KEY_MAX, "%.*snames", MP__REDIS_PREFIX_MAX, prefix);
+}
+
 int mp__redis_key(char *buf, size_t cap, const char *prefix, const char *tag, const char *name,
                   const char *part)
 {
@@ -306,8 +311,8 @@ static int data_keys(const char *prefix, const char *tname, const char *name,
  * with that type, MP_EEXIST when it has another. */
 static int register_name(mp__redis *r, const char *tname, const char *name)
 {
-    char key[MP__REDIS_PREFIX_MAX + 8];
-    snprintf(key, sizeof(key), "%snames", mp__redis_prefix(r));
+    char key[MP__REDIS_NAMES_KEY_MAX];
+    mp__redis_names_key(key, mp__redis_prefix(r));
     redisReply *rep;
     int rc =
         mp__redis_cmd(r, MP__RR_INT, &rep, 4, (const char *[]){"HSETNX", key, name, tname}, NULL);
@@ -462,9 +467,9 @@ static int redis_remove(void *state, const char *name, unsigned flags)
 {
     mp__redis *r = state;
     const char *prefix = mp__redis_prefix(r);
-    char names[MP__REDIS_PREFIX_MAX + 8];
+    char names[MP__REDIS_NAMES_KEY_MAX];
     char keys[DATA_KEYS_MAX][MP__REDIS_KEY_MAX];
-    snprintf(names, sizeof(names), "%snames", prefix);
+    mp__redis_names_key(names, prefix);
     redisReply *rep;
     int rc = mp__redis_cmd(r, MP__RR_STR_NIL, &rep, 3, (const char *[]){"HGET", names, name}, NULL);
     if (rc < 0)

@@ -330,6 +330,11 @@ typedef struct mp__redis_client_seen {
 } mp__redis_client_seen;
 #define MP__REDIS_BEAT_CLIENTS 32
 
+/* The samples of a worker's count of answered tasks kept for its rate
+ * (one per beat), and the window the rate covers. */
+#define MP__REDIS_BEAT_SAMPLES   16
+#define MP__REDIS_BEAT_WINDOW_NS 5000000000LL
+
 typedef struct mp__redis_beat {
     mp__redis *conn;      /* borrowed */
     const char *k_tasks;  /* borrowed */
@@ -347,6 +352,15 @@ typedef struct mp__redis_beat {
     bool stop, started;
     bool alive; /* the thread entered its loop (start waits for it) */
     pthread_t thread;
+    /* What every beat publishes in the heartbeat hash: the host, pid and
+     * executors (fixed), the tasks answered and those that failed
+     * (atomic: mp__redis_beat_count), and the answered tasks per second
+     * over the last MP__REDIS_BEAT_WINDOW_NS, from the samples (mu). */
+    char host[64], pid[16], executors[16];
+    uint64_t done, failed;
+    int64_t sample_t[MP__REDIS_BEAT_SAMPLES];
+    uint64_t sample_done[MP__REDIS_BEAT_SAMPLES];
+    unsigned nsamples;
 } mp__redis_beat;
 
 /* Sets up l and beats once (before the worker reads anything, so that no
@@ -354,7 +368,10 @@ typedef struct mp__redis_beat {
  * the thread. conn, name, k_tasks, consumer: borrowed until
  * mp__redis_beat_stop. 0, a connection error or MP_ENOMEM/MP_EAGAIN. */
 int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, const char *k_tasks,
-                         const char *consumer, double interval);
+                         const char *consumer, double interval, unsigned executors);
+/* Adds to the worker's counts of answered and failed tasks, which the
+ * next beat publishes. Safe from any thread. */
+void mp__redis_beat_count(mp__redis_beat *l, uint64_t done, uint64_t failed);
 /* The entries of a batch the worker is about to run (the ids of those
  * well formed): their leases are renewed until mp__redis_beat_release,
  * and every beat tells which of them were cancelled or belong to a client

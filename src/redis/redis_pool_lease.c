@@ -4,10 +4,12 @@
  * finds a consumer of the group without its key claims that consumer's
  * entries at once, instead of after the visibility timeout (which stays
  * as the backstop). Key layout: "Distributed pool" in docs/redis.md. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "os/fork_gate.h"
 #include "redis/redis_pool.h"
@@ -17,8 +19,12 @@
 
 /* KEYS[1] the stream, KEYS[2] the heartbeat key; ARGV: group, consumer,
  * TTL in ms, the prefix of the clients' keys and of their cancel sets,
- * then per entry the worker is running or about to run its id, client
- * and task id. Sets the key, then resets the idle time of those of the
+ * the worker's host, pid, executors (0: inline), tasks answered, tasks
+ * failed and answered per second, then per entry the worker is running
+ * or about to run its id, client and task id. Writes the key (a hash of
+ * those figures and the TTL, from which a reader subtracts the key's
+ * PTTL to know the beat's age without comparing clocks), then resets
+ * the idle time of those of the
  * entries that are still pending on the consumer (JUSTID: the delivery
  * count stays): one answered meanwhile, or claimed by another worker
  * while this one was cut off, is left alone. Entries the worker holds
@@ -27,9 +33,11 @@
  * (cancelled: in its client's cancel set) or 2 (its client's key is
  * gone: the client's lease lapsed). */
 static const char beat_lua[] =
-    "redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) "
+    "redis.call('HSET', KEYS[2], 'host', ARGV[6], 'pid', ARGV[7], 'executors', ARGV[8], "
+    "'done', ARGV[9], 'failed', ARGV[10], 'rate', ARGV[11], 'ttl', ARGV[3]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[3]) "
     "local ids, out, alive = {}, {}, {} "
-    "for i = 6, #ARGV - 2, 3 do "
+    "for i = 12, #ARGV - 2, 3 do "
     "  local eid, c = ARGV[i], ARGV[i + 1] "
     "  if eid ~= '' then "
     "    local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], eid, eid, 1, ARGV[2]) "
@@ -116,8 +124,40 @@ static void learn(mp__redis_beat *l, uint64_t gen, const redisReply *rep, int64_
     }
 }
 
+/* Records a sample of the answered count at now and writes the rate
+ * over the window into buf: from the oldest sample within the window, or
+ * the one before now when none is. mu held. */
+static void rate_of(mp__redis_beat *l, int64_t now, uint64_t done, char *buf, size_t cap)
+{
+    unsigned n = l->nsamples < MP__REDIS_BEAT_SAMPLES ? l->nsamples : MP__REDIS_BEAT_SAMPLES;
+    int64_t t = now;
+    uint64_t d = done;
+    for (unsigned i = 1; i <= n; i++) {
+        unsigned k = (l->nsamples - i) % MP__REDIS_BEAT_SAMPLES;
+        if (i > 1 && now - l->sample_t[k] > MP__REDIS_BEAT_WINDOW_NS)
+            break;
+        t = l->sample_t[k];
+        d = l->sample_done[k];
+    }
+    double rate = now > t && done >= d ? (double)(done - d) * 1e9 / (double)(now - t) : 0.0;
+    snprintf(buf, cap, "%.1f", rate);
+    l->sample_t[l->nsamples % MP__REDIS_BEAT_SAMPLES] = now;
+    l->sample_done[l->nsamples % MP__REDIS_BEAT_SAMPLES] = done;
+    l->nsamples++;
+}
+
+void mp__redis_beat_count(mp__redis_beat *l, uint64_t done, uint64_t failed)
+{
+    __atomic_add_fetch(&l->done, done, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&l->failed, failed, __ATOMIC_RELAXED);
+}
+
 static int beat(mp__redis_beat *l)
 {
+    char done[24], failed[24], rate[32];
+    uint64_t nd = __atomic_load_n(&l->done, __ATOMIC_RELAXED);
+    snprintf(done, sizeof(done), "%" PRIu64, nd);
+    snprintf(failed, sizeof(failed), "%" PRIu64, __atomic_load_n(&l->failed, __ATOMIC_RELAXED));
     const char *head[] = {"EVAL",
                           beat_lua,
                           "2",
@@ -127,10 +167,17 @@ static int beat(mp__redis_beat *l)
                           l->consumer,
                           l->ttl_ms,
                           l->k_client_prefix,
-                          l->k_cancel_prefix};
+                          l->k_cancel_prefix,
+                          l->host,
+                          l->pid,
+                          l->executors,
+                          done,
+                          failed,
+                          rate};
     enum { NHEAD = sizeof(head) / sizeof(head[0]) };
     int64_t t0 = mp__now_ns();
     pthread_mutex_lock(&l->mu);
+    rate_of(l, t0, nd, rate, sizeof(rate));
     size_t n = l->nheld;
     uint64_t gen = l->gen;
     const char **argv = malloc((NHEAD + 3 * n) * sizeof(*argv));
@@ -293,9 +340,12 @@ static void *beat_thread(void *arg)
 }
 
 static int lease_init(mp__redis_beat *l, mp__redis *conn, const char *name, const char *k_tasks,
-                      const char *consumer, double interval)
+                      const char *consumer, double interval, unsigned executors)
 {
     memset(l, 0, sizeof(*l));
+    gethostname(l->host, sizeof(l->host) - 1);
+    snprintf(l->pid, sizeof(l->pid), "%d", (int)getpid());
+    snprintf(l->executors, sizeof(l->executors), "%u", executors);
     l->conn = conn;
     l->k_tasks = k_tasks;
     l->consumer = consumer;
@@ -326,9 +376,9 @@ static int lease_init(mp__redis_beat *l, mp__redis *conn, const char *name, cons
 }
 
 int mp__redis_beat_start(mp__redis_beat *l, mp__redis *conn, const char *name, const char *k_tasks,
-                         const char *consumer, double interval)
+                         const char *consumer, double interval, unsigned executors)
 {
-    int rc = lease_init(l, conn, name, k_tasks, consumer, interval);
+    int rc = lease_init(l, conn, name, k_tasks, consumer, interval, executors);
     if (rc < 0) {
         free(l->k_beat);
         free(l->k_beat_prefix);

@@ -69,7 +69,7 @@ typedef struct worker {
     mp__redis *conn;
     const mp_worker_opts *o;
     const char *name;
-    char *k_tasks, *k_dead, *k_stop;
+    char *k_tasks, *k_dead, *k_stop, *k_stats;
     char consumer[96];
     double vis;
     double beat;          /* the heartbeat interval, seconds */
@@ -259,6 +259,9 @@ typedef struct cmds {
     const size_t **lv;
     int n;    /* commands */
     size_t k; /* arguments used */
+    /* The tasks the commands answer, and those of them that failed. */
+    uint64_t done, failed;
+    char ndone[24], nfailed[24];
 } cmds;
 
 #define EXTRA_ARGS 12
@@ -272,20 +275,64 @@ static void cmds_free(cmds *c)
     free(c->lv);
 }
 
+/* Whether a result record tells of a failure: the task did not run, or
+ * one of its items failed (its own error, an oversize result, a lost
+ * executor). */
+static bool record_failed(const unsigned char *rec, size_t len)
+{
+    mp__redis_result r;
+    if (mp__redis_result_decode(rec, len, &r) < 0 || r.code != 0)
+        return true;
+    int32_t code;
+    const unsigned char *data;
+    size_t ilen;
+    while (mp__redis_result_next(&r, &code, &data, &ilen) == 0)
+        if (code != 0 || ilen == SIZE_MAX || ilen == MP__REDIS_ITEM_LOST)
+            return true;
+    return false;
+}
+
+/* Counts the answers the commands push into the pool's stats hash (an
+ * HINCRBY of done, and of failed when some failed, in the same pipeline:
+ * no round trip of their own). */
+static void stats_cmds(worker *w, const batch *b, cmds *c)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->a[i].k_res == NULL)
+            continue;
+        c->done++;
+        c->failed += record_failed(b->a[i].rec, b->a[i].rec_len);
+    }
+    if (c->done == 0)
+        return;
+    snprintf(c->ndone, sizeof(c->ndone), "%" PRIu64, c->done);
+    snprintf(c->nfailed, sizeof(c->nfailed), "%" PRIu64, c->failed);
+    for (int f = 0; f < (c->failed ? 2 : 1); f++) {
+        size_t start = c->k;
+        push_arg(c->argv, c->lens, &c->k, "HINCRBY", 7);
+        push_arg(c->argv, c->lens, &c->k, w->k_stats, strlen(w->k_stats));
+        push_arg(c->argv, c->lens, &c->k, f ? "failed" : "done", f ? 6 : 4);
+        push_arg(c->argv, c->lens, &c->k, f ? c->nfailed : c->ndone,
+                 strlen(f ? c->nfailed : c->ndone));
+        c->av[c->n] = c->argv + start, c->lv[c->n] = c->lens + start, c->ac[c->n++] = 4;
+    }
+}
+
 /* Worst case per answer: its own RPUSH (3) and PEXPIRE (3); per entry its
- * id in XACK and XDEL (2); plus their 5 fixed arguments. The records stay
- * b's: c is sent before b is cleared. */
+ * id in XACK and XDEL (2); plus their 5 fixed arguments and the two
+ * HINCRBY of the stats (8). The records stay b's: c is sent before b is
+ * cleared. */
 static int answer_cmds(worker *w, const batch *b, int extra, cmds *c)
 {
-    size_t nargs = 6 * b->n + 2 * b->ne + 5 + (size_t)extra * EXTRA_ARGS,
-           ncmd = 2 * b->n + 2 + (size_t)extra, k = 0;
+    size_t nargs = 6 * b->n + 2 * b->ne + 13 + (size_t)extra * EXTRA_ARGS,
+           ncmd = 2 * b->n + 4 + (size_t)extra, k = 0;
     int n = 0, rc = 0;
     const char **argv = malloc(nargs * sizeof(*argv));
     size_t *lens = malloc(nargs * sizeof(*lens));
     int *ac = malloc(ncmd * sizeof(*ac));
     const char *const **av = malloc(ncmd * sizeof(*av));
     const size_t **lv = malloc(ncmd * sizeof(*lv));
-    *c = (cmds){argv, lens, ac, av, lv, 0, 0};
+    *c = (cmds){.argv = argv, .lens = lens, .ac = ac, .av = av, .lv = lv};
     if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL)
         rc = MP_ENOMEM;
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
@@ -316,6 +363,8 @@ static int answer_cmds(worker *w, const batch *b, int extra, cmds *c)
     }
     c->n = n;
     c->k = k;
+    if (rc == 0)
+        stats_cmds(w, b, c);
     return rc;
 }
 
@@ -327,6 +376,8 @@ static int flush(worker *w, batch *b)
     if (rc == 0 && c.n > 0)
         rc = mp__redis_pipeline(w->conn, MP__RR_INT, c.n, c.ac, (const char *const *const *)c.av,
                                 (const size_t *const *)c.lv, NULL);
+    if (rc == 0)
+        mp__redis_beat_count(&w->hb, c.done, c.failed);
     cmds_free(&c);
     batch_clear(b);
     return rc;
@@ -713,6 +764,7 @@ static int take_new(worker *w, long block_ms)
         if (rc == 0) {
             rep = replies[c.n - 1];
             replies[c.n - 1] = NULL;
+            mp__redis_beat_count(&w->hb, c.done, c.failed);
         }
         for (int i = 0; replies && i < c.n; i++)
             if (replies[i])
@@ -823,7 +875,8 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
     const char *prefix = mp__redis_prefix(w->conn);
     if (mp__redis_pool_key(&w->k_tasks, prefix, name, "tasks") < 0 ||
         mp__redis_pool_key(&w->k_dead, prefix, name, "dead") < 0 ||
-        mp__redis_pool_key(&w->k_stop, prefix, name, "stop") < 0)
+        mp__redis_pool_key(&w->k_stop, prefix, name, "stop") < 0 ||
+        mp__redis_pool_key(&w->k_stats, prefix, name, "stats") < 0)
         return MP_ENOMEM;
     return 0;
 }
@@ -924,7 +977,9 @@ static int serve(worker *w)
         /* A worker with executors reads at least a task for each. */
         w->adapt_min = mp__redis_exec_width(w->exec);
         w->adapt = w->adapt_min;
-        rc = mp__redis_beat_start(&w->hb, w->conn, w->name, w->k_tasks, w->consumer, w->beat);
+        rc =
+            mp__redis_beat_start(&w->hb, w->conn, w->name, w->k_tasks, w->consumer, w->beat,
+                                 w->o->executors == MP_WORKER_INLINE ? 0u : (unsigned)w->adapt_min);
     }
     int64_t idle_since = mp__now_ns(), last_check = idle_since;
     schedule next = {0, 0};
@@ -968,6 +1023,7 @@ int mp__redis_pool_worker_serve(struct mp_manager *m, const char *pool_name,
     free(w.k_tasks);
     free(w.k_dead);
     free(w.k_stop);
+    free(w.k_stats);
     return rc;
 }
 
