@@ -102,6 +102,13 @@
  *   mp_value_get_lock mp_value_data
  *   mp_array_get_lock mp_array_data
  * ---- END NOT ON REDIS ----
+ * Why: the zero-copy functions hand out memory of the shared heap that
+ * the message is written into or read from in place; a Redis message is
+ * bytes on a server, which every put and get copies over the network
+ * (mp_queue_put_many / get_many batch them instead). A value's or array's
+ * data pointer and lock are shared memory and a lock guarding it; a Redis
+ * number is changed atomically on the server (mp_value_add_*), so there
+ * is neither memory to point at nor a lock that would protect it.
  * How the Redis objects differ from the local ones:
  *   queue: maxsize as locally (fixed by the creator); max_bytes is
  *     MP_ENOSYS at the accessor; a joinable queue is another shape under
@@ -112,8 +119,9 @@
  *     the head), get_many (the first as get_into, then in one script the
  *     next ones that fit), qsize, empty, full work; the zero-copy
  *     functions (reserve, commit, abort, peek, release) are not
- *     available (above), and mp_wait on a Redis queue is MP_ENOSYS (no
- *     fd). close as locally: later puts are MP_ECLOSED, gets take what is
+ *     available (above); mp_wait on a Redis queue waits on the server (a
+ *     put ends it within a round trip, a close within a second). close
+ *     as locally: later puts are MP_ECLOSED, gets take what is
  *     left then answer MP_ECLOSED, blocked gets wake.
  *   lock, rlock: the holder is the process through that handle, not the
  *     thread: threads that must exclude each other use one handle each
@@ -128,9 +136,20 @@
  *     mp_lock_consistent is 0 while held (there is no unrecoverable state).
  *   sem: value and bounded as locally; a process killed between acquire
  *     and release does not give its unit back (nor locally).
- *   event: as locally. Lock, rlock, sem and event waiters block on the
+ *   event: as locally; mp_wait on a Redis event waits on the server and
+ *     never misses a set. Lock, rlock, sem and event waiters block on the
  *     server and are woken by the release or set (docs/redis.md,
  *     "Waiters"); while waiters wait, a newcomer queues behind them.
+ *   cond: mp_manager_cond makes a condition with its own rlock (its lease
+ *     as a lock's); mp_cond_create over a Redis lock or rlock makes one
+ *     over it, and the conditions over one Redis lock share their
+ *     waiters. A notify wakes waiters in arrival order and passes over
+ *     waiters that died (their entry lapses 3 s after their last renewal),
+ *     so it never goes to a dead one; a wait timing out while chosen
+ *     returns 0. A wait whose connection fails returns the error without
+ *     the lock.
+ *   barrier: as locally but with no action (mp_manager_barrier makes
+ *     none); the parties are fixed by the name's type.
  *   value: the number lives on the server: mp_value_data and
  *     mp_value_get_lock are NULL; mp_value_add_i64 / mp_value_add_double
  *     are the atomic read-modify-write (INCRBY / INCRBYFLOAT). A 'Q' or
