@@ -4,6 +4,8 @@
 # Installs an already built tree into a temporary prefix, then checks that:
 #   - the operations tool bin/multiproc (built with the Redis backend) runs
 #     and prints its usage;
+#   - every exported function has a man page in share/man/man3, which man
+#     finds by the function's name;
 #   - the shared library has a SONAME and exports only the public mp_ API
 #     (no internal mp__ symbol, nothing unprefixed), and the static library
 #     defines no unprefixed global symbol (it would clash in a user's link);
@@ -79,6 +81,18 @@ bad=$(nm -D --defined-only "$so" | awk '{print $NF}' |
     grep -Ev '^mp_[^_]' || true)
 [[ -z $bad ]] || die "libmultiproc.so exports non-API symbols:"$'\n'"$bad"
 say "$(nm -D --defined-only "$so" | grep -c ' mp_') exported symbols, all mp_"
+
+# Every exported function has its man page in share/man/man3, and man finds
+# it there by name.
+mandir=$prefix/share/man
+missing=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | grep '^mp_' |
+    while read -r fn; do [[ -f $mandir/man3/$fn.3 ]] || echo "$fn"; done)
+[[ -z $missing ]] || die "exported functions without a man page in $mandir/man3:"$'\n'"$missing"
+if command -v man >/dev/null 2>&1; then
+    MANWIDTH=80 man -M "$mandir" 3 mp_pool_map 2>/dev/null | grep -Eq '^ *mp_pool_map +- ' ||
+        die "man -M $mandir mp_pool_map does not show its page"
+fi
+say "man pages: every exported function has one in share/man/man3"
 bad=$(nm -g --defined-only "$libdir/libmultiproc.a" | awk 'NF == 3 {print $3}' |
     grep -Ev '^mp_' | sort -u || true)
 [[ -z $bad ]] || die "libmultiproc.a defines global symbols without the mp_ prefix:"$'\n'"$bad"
