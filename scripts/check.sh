@@ -12,6 +12,13 @@
 #   layers   each module of src/ uses only the modules below it in
 #            docs/layers.txt, and no circle (scripts/check_layers.sh; no build)
 #   headers  each public header compiles alone as C11 and as C++11
+#   snippets every ```c block of README.md is a complete program, and each of
+#            them and every example compiles with -Wall -Wextra -Werror
+#            (scripts/check_snippets.sh; no build)
+#   man      the man pages in man/man3 match the headers and every MP_API
+#            function has one (scripts/gen_man.py --check), groff renders
+#            them without a warning and man -l the module pages
+#            (scripts/check_man.sh; no build)
 #   fuzz     each libFuzzer target for FUZZ_SECONDS (default 20) s, if clang works
 #   install  install build-check/ into a temporary prefix and use it from a
 #            CMake project and through pkg-config
@@ -23,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_steps=(deps build asan tsan format layers headers fuzz install)
+all_steps=(deps build asan tsan format layers headers snippets man fuzz install)
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-20}
 # A step that exits with this status was skipped (automake's convention).
@@ -109,6 +116,14 @@ step_layers() {
 
 step_headers() {
     bash scripts/check_headers.sh
+}
+
+step_snippets() {
+    bash scripts/check_snippets.sh
+}
+
+step_man() {
+    bash scripts/check_man.sh
 }
 
 # Skips (or fails, when MP_FUZZ_REQUIRED=1) when no clang can build a

@@ -4,14 +4,21 @@
 # Installs an already built tree into a temporary prefix, then checks that:
 #   - the operations tool bin/multiproc (built with the Redis backend) runs
 #     and prints its usage;
+#   - every exported function has a man page in share/man/man3, which man
+#     finds by the function's name;
 #   - the shared library has a SONAME and exports only the public mp_ API
 #     (no internal mp__ symbol, nothing unprefixed), and the static library
 #     defines no unprefixed global symbol (it would clash in a user's link);
 #   - a CMake project (tests/install) finds the package with find_package and
 #     links and runs against multiproc::multiproc (shared) and multiproc::static;
 #   - the same program builds with `pkg-config --cflags --libs multiproc` and
-#     runs with LD_LIBRARY_PATH.
-# Each program must print OK.
+#     runs with LD_LIBRARY_PATH;
+#   - the exported CMake package names no path of this machine's hiredis
+#     (multiproc::static finds it through pkg-config, PkgConfig::HIREDIS);
+#   - the README's short example, built with the README's own rpath line
+#     (the line of README.md that starts with `cc demo.c` and has -rpath),
+#     runs without LD_LIBRARY_PATH and prints its hello.
+# Each consumer program must print OK.
 #
 # Usage: scripts/check_install.sh [BUILD_DIR]   (default: build-check)
 set -euo pipefail
@@ -74,6 +81,18 @@ bad=$(nm -D --defined-only "$so" | awk '{print $NF}' |
     grep -Ev '^mp_[^_]' || true)
 [[ -z $bad ]] || die "libmultiproc.so exports non-API symbols:"$'\n'"$bad"
 say "$(nm -D --defined-only "$so" | grep -c ' mp_') exported symbols, all mp_"
+
+# Every exported function has its man page in share/man/man3, and man finds
+# it there by name.
+mandir=$prefix/share/man
+missing=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | grep '^mp_' |
+    while read -r fn; do [[ -f $mandir/man3/$fn.3 ]] || echo "$fn"; done)
+[[ -z $missing ]] || die "exported functions without a man page in $mandir/man3:"$'\n'"$missing"
+if command -v man >/dev/null 2>&1; then
+    MANWIDTH=80 man -M "$mandir" 3 mp_pool_map 2>/dev/null | grep -Eq '^ *mp_pool_map +- ' ||
+        die "man -M $mandir mp_pool_map does not show its page"
+fi
+say "man pages: every exported function has one in share/man/man3"
 bad=$(nm -g --defined-only "$libdir/libmultiproc.a" | awk 'NF == 3 {print $3}' |
     grep -Ev '^mp_' | sort -u || true)
 [[ -z $bad ]] || die "libmultiproc.a defines global symbols without the mp_ prefix:"$'\n'"$bad"
@@ -92,6 +111,15 @@ say "CMake consumer (shared):"
 run_consumer "$tmp/consumer/consumer_shared"
 say "CMake consumer (static):"
 run_consumer "$tmp/consumer/consumer_static"
+targets=$(find "$prefix" -name 'multiprocTargets*.cmake')
+if grep -n 'hiredis\.so\|/libhiredis' $targets; then
+    die "the exported CMake package hard-codes a path of hiredis"
+fi
+if [[ -f $build/tools/multiproc/multiproc ]]; then
+    grep -q 'PkgConfig::HIREDIS' $targets ||
+        die "multiproc::static (Redis backend) does not name PkgConfig::HIREDIS"
+    say "multiproc::static links hiredis through PkgConfig::HIREDIS"
+fi
 
 # A pkg-config consumer. The flags must point into the prefix: a .pc file
 # that still names the configure-time prefix would silently use another
@@ -110,5 +138,19 @@ ${CC:-cc} -std=c11 -Wall -Wextra -Werror "$root/tests/install/main.c" $flags \
     -o "$tmp/pc_consumer" || die "compiling with the pkg-config flags"
 say "pkg-config consumer:"
 LD_LIBRARY_PATH=$libdir run_consumer "$tmp/pc_consumer"
+
+# The README's example and build line, exactly as written there.
+awk '/^```c[[:space:]]*$/ { n++; if (n == 1) { on = 1; next } } /^```/ { on = 0 } on' \
+    "$root/README.md" >"$tmp/demo.c"
+grep -q '^int main' "$tmp/demo.c" || die "no short example (first \`\`\`c block) in README.md"
+line=$(grep -E '^cc demo\.c .*-rpath' "$root/README.md" | head -n 1)
+[[ -n $line ]] || die "README.md has no 'cc demo.c ... -rpath ...' build line"
+say "README line: $line"
+out=$(cd "$tmp" && env -u LD_LIBRARY_PATH bash -c "$line" 2>&1) ||
+    { echo "$out"; die "the README's build line failed"; }
+echo "$out" | sed 's/^/    /'
+[[ $out == "hello from "* ]] || die "the README's example printed '$out', not its hello"
+readelf -d "$tmp/demo" | grep -Fq "[$pc_libdir]" ||
+    die "the README's program records no rpath to $pc_libdir"
 
 say "all good"

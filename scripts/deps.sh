@@ -13,9 +13,11 @@ set -euo pipefail
 # Add new dependencies here. redis-server and libhiredis-dev: the Redis backend
 # of the manager and its tests (a real server on 127.0.0.1). iproute2 (ip,
 # tc): the distributed pool's tests across hosts (tests/net/, network
-# namespaces).
+# namespaces). groff-base and man-db: the man step renders the man pages
+# (groff, man -l).
 MP_DEPS="cmake:cmake make:make gcc:gcc g++:g++ pkg-config:pkg-config python3:python3
-libcriterion-dev redis-server:redis-server libhiredis-dev iproute2:tc"
+libcriterion-dev redis-server:redis-server libhiredis-dev iproute2:tc groff-base:groff
+man-db:man"
 
 # Optional: clang with libFuzzer for the fuzz step, clang-format for the format
 # check. The libFuzzer runtime is in the clang-rt package of the installed

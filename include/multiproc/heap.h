@@ -13,8 +13,9 @@
  * a child started is visible to that child. The library's own shared
  * objects (locks, queues, values, pools) live here too.
  *
- * The heap is a memfd reserved large and sparse (64 GiB by default; pages
- * are used only when touched) and mapped at a fixed address chosen so that
+ * The heap is a memfd reserved large and sparse (64 GiB by default, less
+ * under an address-space limit or valgrind: see mp_init_opts; pages are
+ * used only when touched) and mapped at a fixed address chosen so that
  * it is free in practically every process (docs/heap.md, "Shared heap").
  * It is created on first use, or by mp_init(), which reports precisely why
  * it could not be: prefer mp_init() at the start of main. Its memory goes
@@ -51,7 +52,9 @@ typedef struct mp_init_opts {
     /* Bytes of address space to reserve (rounded down to 64 KiB, at least
      * 1 MiB). 0: the environment variable MP_HEAP_SIZE (decimal bytes,
      * with an optional K, M, G or T suffix; ignored in secure-execution
-     * mode, e.g. setuid), else 64 GiB. */
+     * mode, e.g. setuid), else the default: 64 GiB, 1 GiB under valgrind
+     * (LD_PRELOAD names its vgpreload library), and at most a quarter of
+     * the address space the soft RLIMIT_AS (ulimit -v) leaves free. */
     size_t heap_size;
 } mp_init_opts;
 
@@ -61,7 +64,10 @@ typedef struct mp_init_opts {
  * Returns 0 (also when the heap already exists with this size), or:
  *   MP_ENOHEAPADDR  the family address is taken in this process (another
  *                   mapping is there): the heap cannot exist here;
- *   MP_ENOMEM       the system refused the reservation (RLIMIT_AS, ...);
+ *   MP_ENOMEM       the system refused the reservation (an explicit size
+ *                   above what RLIMIT_AS leaves, vm.overcommit_memory=2,
+ *                   ...): set MP_HEAP_SIZE smaller; MP_DEBUG=1 prints the
+ *                   size tried, where it came from and the limit;
  *   MP_EINVAL       a size below 1 MiB or above the maximum for this build
  *                   (4 TiB; 256 GiB under ThreadSanitizer), or a malformed
  *                   MP_HEAP_SIZE;

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -37,7 +39,12 @@
 #define MP__HEAP_ADDR  ((uintptr_t)0x004000000000ULL)
 #define MP__HEAP_LIMIT ((size_t)4 << 40)
 #endif
-#define MP__HEAP_DEFAULT ((size_t)64 << 30)
+/* The default reservation, when nothing limits it (docs/heap.md, "How
+ * much is reserved"): at most a quarter of the address space RLIMIT_AS
+ * leaves free, and 1 GiB under valgrind. */
+#define MP__HEAP_DEFAULT  ((size_t)64 << 30)
+#define MP__HEAP_VALGRIND ((size_t)1 << 30)
+#define MP__HEAP_AS_SHARE 4
 
 _Atomic(mp__hhdr *) mp__heap;
 int mp__heap_fd = -1;
@@ -87,6 +94,55 @@ static int env_size(size_t *out)
         return MP_EINVAL;
     *out = (size_t)v << shift;
     return 0;
+}
+
+/* Valgrind preloads its own libraries (vgpreload_<tool>-<arch>.so)
+ * through LD_PRELOAD in every program it runs, and removes them for the
+ * children it does not follow; its client request (RUNNING_ON_VALGRIND)
+ * would need its headers at build time. A program that only pretends
+ * gets a smaller default heap, nothing more. */
+static bool under_valgrind(void)
+{
+    const char *s = secure_getenv("LD_PRELOAD");
+    return s && strstr(s, "vgpreload") != NULL;
+}
+
+/* Bytes of address space this process maps now (VmSize), 0 if unknown. */
+static size_t address_space_in_use(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long pages = strtoull(buf, NULL, 10);
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || pages > SIZE_MAX / (unsigned long)page)
+        return 0;
+    return (size_t)pages * (size_t)page;
+}
+
+/* The reservation when neither mp_init_opts.heap_size nor MP_HEAP_SIZE
+ * asks for one: 64 GiB, 1 GiB under valgrind (whose memory manager makes
+ * a large mapping slow), and never more than a quarter of what the soft
+ * RLIMIT_AS (ulimit -v) leaves above the address space in use, so that
+ * the program keeps room for its own mappings. */
+static size_t default_size(void)
+{
+    size_t size = under_valgrind() ? MP__HEAP_VALGRIND : MP__HEAP_DEFAULT;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t used = address_space_in_use();
+        size_t limit = (size_t)rl.rlim_cur;
+        size_t room = (limit > used ? limit - used : 0) / MP__HEAP_AS_SHARE;
+        if (room < size)
+            size = room < MP__HEAP_MIN ? MP__HEAP_MIN : room;
+    }
+    return size;
 }
 
 _Atomic uintptr_t mp__heap_lo, mp__heap_hi;
@@ -182,8 +238,25 @@ static int heap_format(mp__hhdr *h, size_t size)
     return rc;
 }
 
+/* Says, with MP_DEBUG=1, why the reservation failed and what to do. */
+static void report_map_failure(size_t size, const char *source, int rc)
+{
+    if (rc == MP_ENOHEAPADDR) {
+        mp__debug("heap: cannot map %zu bytes (%s) at %p: the address is taken", size, source,
+                  (void *)MP__HEAP_ADDR);
+        return;
+    }
+    struct rlimit rl;
+    char lim[48] = "unlimited";
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        snprintf(lim, sizeof lim, "%llu bytes", (unsigned long long)rl.rlim_cur);
+    mp__debug("heap: cannot reserve %zu bytes (%s) at %p: %s (RLIMIT_AS: %s); "
+              "set MP_HEAP_SIZE to a smaller size, e.g. MP_HEAP_SIZE=256M",
+              size, source, (void *)MP__HEAP_ADDR, mp_strerror(rc), lim);
+}
+
 /* Creates the memfd and maps it at the family address. */
-static int heap_map(size_t size)
+static int heap_map(size_t size, const char *source)
 {
     int fd = memfd_create("multiproc-heap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
@@ -215,11 +288,11 @@ static int heap_map(size_t size)
     }
     mp__heap_fd = fd;
     heap_publish(p);
-    mp__debug("heap: %zu bytes at %p", size, p);
+    mp__debug("heap: %zu bytes (%s) at %p", size, source, p);
     return 0;
 fail:
     close(fd);
-    mp__debug("heap: cannot map %zu bytes at %p: %s", size, want, mp_strerror(rc));
+    report_map_failure(size, source, rc);
     return rc;
 }
 
@@ -234,12 +307,19 @@ static int heap_create(size_t req)
             rc = MP_EBUSY;
         goto out;
     }
-    if (!size && (rc = env_size(&size)) < 0)
+    const char *source = "mp_init_opts.heap_size";
+    if (!size && (rc = env_size(&size)) < 0) {
+        mp__debug("heap: MP_HEAP_SIZE is malformed (bytes, with an optional K, M, G or T)");
         goto out;
+    }
+    if (!req)
+        source = size ? "MP_HEAP_SIZE" : "default";
     if (!size)
-        size = MP__HEAP_DEFAULT;
+        size = default_size();
     size &= ~(MP__SPAN - 1);
     if (size < MP__HEAP_MIN || size > MP__HEAP_LIMIT) {
+        mp__debug("heap: %zu bytes (%s) is not between %zu and %zu", size, source,
+                  (size_t)MP__HEAP_MIN, (size_t)MP__HEAP_LIMIT);
         rc = MP_EINVAL;
         goto out;
     }
@@ -248,7 +328,7 @@ static int heap_create(size_t req)
             goto out;
         cache_ready = true;
     }
-    rc = heap_map(size);
+    rc = heap_map(size, source);
 out:
     pthread_mutex_unlock(&init_mu);
     return rc;
