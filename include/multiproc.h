@@ -15,6 +15,7 @@
 
 #include "multiproc/version.h"
 #include "multiproc/error.h"
+#include "multiproc/interrupt.h"
 #include "multiproc/process.h"
 #include "multiproc/conn.h"
 #include "multiproc/queue.h"

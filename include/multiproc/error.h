@@ -34,7 +34,7 @@ typedef enum mp_error {
     MP_EPERM = -EPERM,                     /* not allowed: not the owner, not the parent */
     MP_ENOENT = -ENOENT,                   /* no such name or file */
     MP_ESRCH = -ESRCH,                     /* no such process */
-    MP_EINTR = -EINTR,                     /* interrupted (never returned by blocking calls) */
+    MP_EINTR = -EINTR,                     /* interrupted by a signal (multiproc/interrupt.h) */
     MP_EIO = -EIO,                         /* input/output error */
     MP_EBADF = -EBADF,                     /* bad file descriptor */
     MP_ECHILD = -ECHILD,                   /* not a child of this process */
@@ -65,7 +65,7 @@ typedef enum mp_error {
     MP_ETXTBSY = -ETXTBSY,                 /* executable is open for writing */
     MP_E2BIG = -E2BIG,                     /* argument list and environment too long */
     MP_ECONNREFUSED = -ECONNREFUSED,       /* no server listens at that address */
-    MP_ECANCELED = -ECANCELED,             /* the task was cancelled (mp_async_cancel) */
+    MP_ECANCELED = -ECANCELED,             /* cancelled (mp_async_cancel, mp_cancel_trigger) */
 
     /* Library codes. */
     MP_EEOF = MP_E__LIB_FIRST, /* peer closed: no more messages (Python's EOFError) */

@@ -56,6 +56,50 @@ int mp__poll(struct pollfd *fds, nfds_t n, const mp__deadline *d)
     }
 }
 
+int mp__poll_intr(struct pollfd *fds, nfds_t n, const mp__deadline *d)
+{
+    int rc = mp__intr_check();
+    if (rc < 0)
+        return rc;
+    int efd = mp__intr_fd();
+    if (efd < 0) {
+        for (;;) {
+            int r = poll(fds, n, mp__deadline_poll_ms(d));
+            if (r >= 0)
+                return r;
+            if (errno != EINTR)
+                return mp__errno();
+            if ((rc = mp__intr_after_eintr()) < 0)
+                return rc;
+        }
+    }
+    /* The cancel's eventfd polled after the caller's fds. */
+    struct pollfd few[8], *all = n < 8 ? few : malloc((n + 1) * sizeof(*all));
+    if (all == NULL)
+        return MP_ENOMEM;
+    for (nfds_t i = 0; i < n; i++)
+        all[i] = fds[i];
+    all[n] = (struct pollfd){.fd = efd, .events = POLLIN};
+    int r;
+    for (;;) {
+        r = poll(all, n + 1, mp__deadline_poll_ms(d));
+        if (r >= 0 || errno != EINTR)
+            break;
+        if ((rc = mp__intr_after_eintr()) < 0)
+            break;
+    }
+    if (r < 0 && rc == 0)
+        rc = mp__errno();
+    if (rc == 0 && all[n].revents)
+        rc = MP_ECANCELED;
+    if (rc == 0)
+        for (nfds_t i = 0; i < n; i++)
+            fds[i].revents = all[i].revents;
+    if (all != few)
+        free(all);
+    return rc < 0 ? rc : r; /* the eventfd was not ready: r counts fds only */
+}
+
 void mp__sleep_until(const mp__deadline *d, int64_t max_ns)
 {
     int64_t now = mp__now_ns();

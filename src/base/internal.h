@@ -30,6 +30,27 @@ int mp__deadline_poll_ms(const mp__deadline *d);
 int mp__poll(struct pollfd *fds, nfds_t n, const mp__deadline *d);
 /* Sleep until the deadline or for at most max_ns, whichever is sooner. */
 void mp__sleep_until(const mp__deadline *d, int64_t max_ns);
+/* The same as mp__poll, for a wait that honours the calling thread's
+ * interrupt settings (multiproc/interrupt.h): MP_ECANCELED when its cancel
+ * is (or becomes) triggered, MP_EINTR after a signal handler when it is
+ * interruptible. fds may be NULL with n 0 (a sleep). */
+int mp__poll_intr(struct pollfd *fds, nfds_t n, const mp__deadline *d);
+
+/* ---- interrupts (base/interrupt.c) -----------------------------------------
+ * What the blocking waits use of the calling thread's settings. check:
+ * MP_ECANCELED when its cancel is triggered, else 0 (before each sleep).
+ * after_eintr: after a sleep ended by a signal: MP_ECANCELED, MP_EINTR
+ * (interruptible), or 0 (sleep again). fd: the cancel's eventfd, to poll
+ * with the rest, or -1. watch/unwatch: register the futex word the thread
+ * is about to sleep on, so that a trigger wakes it (slot, or -1). slice:
+ * d, shortened to MP__INTR_SLICE_NS from now when a cancel is watched. */
+#define MP__INTR_SLICE_NS (50 * 1000000LL)
+int mp__intr_check(void);
+int mp__intr_after_eintr(void);
+int mp__intr_fd(void);
+int mp__intr_watch(_Atomic uint32_t *word);
+void mp__intr_unwatch(int slot);
+void mp__intr_slice(mp__deadline *slice, const mp__deadline *d);
 
 /* ---- misc ---------------------------------------------------------------*/
 #define MP__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

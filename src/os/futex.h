@@ -19,6 +19,17 @@
  * deadline passed. EINTR is retried with the remaining time. */
 int mp__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mp__deadline *d);
 
+/* The same for the sleeps of public blocking calls, where the calling
+ * thread's interrupt settings (multiproc/interrupt.h) apply: MP_ECANCELED
+ * when its cancel is triggered (before or during the sleep, which it
+ * wakes), MP_EINTR when a signal handler ran and the thread is
+ * interruptible; otherwise EINTR is retried. With a cancel watched the
+ * sleep lasts MP__INTR_SLICE_NS at most (0, a spurious wake-up, when the
+ * slice ends first). Every caller returns those two codes to its own
+ * caller having changed nothing. Internal locks never use it: their waits
+ * must end with the lock held. */
+int mp__futex_wait_intr(_Atomic uint32_t *word, uint32_t expected, const mp__deadline *d);
+
 /* Wakes at most n sleepers on word (INT32_MAX: all). Returns how many woke. */
 int mp__futex_wake(_Atomic uint32_t *word, int n);
 

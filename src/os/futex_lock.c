@@ -40,7 +40,7 @@ static bool take_over(_Atomic uint32_t *word, uint32_t w, pid_t self)
     return atomic_compare_exchange_strong(word, &w, (uint32_t)self | MP__FUTEX_LOCK_WAITERS);
 }
 
-int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
+static int lock_word(_Atomic uint32_t *word, pid_t self, const mp__deadline *d, bool intr)
 {
     bool forever = d == NULL || d->ns < 0;
     bool never = !forever && d->ns == 0;
@@ -68,7 +68,10 @@ int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *
             continue;
         int64_t slice_end = mp__now_ns() + MP__FUTEX_LOCK_PROBE_NS;
         mp__deadline slice = {.ns = forever || slice_end < d->ns ? slice_end : d->ns};
-        int rc = mp__futex_wait(word, w | MP__FUTEX_LOCK_WAITERS, &slice);
+        int rc = intr ? mp__futex_wait_intr(word, w | MP__FUTEX_LOCK_WAITERS, &slice)
+                      : mp__futex_wait(word, w | MP__FUTEX_LOCK_WAITERS, &slice);
+        if (rc == MP_EINTR || rc == MP_ECANCELED)
+            return rc; /* not taken; the waiters bit only costs a wake-up */
         if (rc == MP_ETIMEDOUT && !forever && slice.ns == d->ns) {
             /* Last chance: the lock may be free, or its holder dead. */
             never = probe = true;
@@ -77,4 +80,14 @@ int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *
         /* A slice that ended with the same holder: probe it next round. */
         probe = rc == MP_ETIMEDOUT && atomic_load(word) == (w | MP__FUTEX_LOCK_WAITERS);
     }
+}
+
+int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
+{
+    return lock_word(word, self, d, false);
+}
+
+int mp__futex_lock_lock_intr(_Atomic uint32_t *word, pid_t self, const mp__deadline *d)
+{
+    return lock_word(word, self, d, true);
 }

@@ -33,6 +33,10 @@
  * holder), MP_EDEADLK (self holds it), MP_ETIMEDOUT. A NULL deadline or one
  * without limit waits for ever; a deadline of 0 ns never sleeps. */
 int mp__futex_lock_lock(_Atomic uint32_t *word, pid_t self, const mp__deadline *d);
+/* The same for a public Lock or RLock: the calling thread's interrupt
+ * settings apply (os/futex.h, mp__futex_wait_intr): MP_EINTR or
+ * MP_ECANCELED, the word not taken. */
+int mp__futex_lock_lock_intr(_Atomic uint32_t *word, pid_t self, const mp__deadline *d);
 
 /* Releases a word held by the caller (the caller checked that). */
 static inline void mp__futex_lock_unlock(_Atomic uint32_t *word);

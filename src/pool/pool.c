@@ -343,7 +343,7 @@ int mp_pool_join(mp_pool *p, double timeout)
         return rc;
     while (mp__pool_pump(p, false) > 0) {
         rc = mp__pool_wait_event(p, &d);
-        if (rc == MP_ETIMEDOUT)
+        if (rc < 0)
             return rc;
     }
     if (p->threads) {

@@ -291,6 +291,15 @@ int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_as
     return 0;
 }
 
+/* A synchronous map or for interrupted (multiproc/interrupt.h) withdraws
+ * its items no worker started, so that the pool is free for what comes
+ * next; the running ones finish and their results are dropped. */
+static void withdraw_if_interrupted(mp_async *a, int rc)
+{
+    if (rc == MP_EINTR || rc == MP_ECANCELED)
+        (void)mp_async_cancel(a);
+}
+
 int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
 {
     mp_async *a = NULL;
@@ -300,6 +309,7 @@ int mp_pool_map(mp_pool *p, const mp_map_spec *spec, double timeout)
     if (rc < 0)
         return rc;
     rc = mp_async_get(a, NULL, 0, NULL, timeout);
+    withdraw_if_interrupted(a, rc);
     mp_async_destroy(a);
     return rc;
 }
@@ -377,6 +387,7 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
     if (a->n == 0)
         mp__pool_finish(p, a);
     rc = mp_async_get(a, NULL, 0, NULL, timeout);
+    withdraw_if_interrupted(a, rc);
     mp_async_destroy(a);
     return rc;
 }

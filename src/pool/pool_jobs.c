@@ -471,9 +471,11 @@ int mp__pool_wait_event(mp_pool *p, const mp__deadline *d)
         mp__deadline slice = {mp__now_ns() + MP__POOL_SLICE_NS};
         if (d->ns >= 0 && d->ns < slice.ns)
             slice = *d;
-        rc = mp__futex_wait(&shm->done_seq, seq, &slice);
+        rc = mp__futex_wait_intr(&shm->done_seq, seq, &slice);
     }
     atomic_store(&shm->parent_waiting, 0);
+    if (rc == MP_EINTR || rc == MP_ECANCELED)
+        return rc;
     if (rc == MP_ETIMEDOUT) {
         mp__pool_check_workers(p, true);
         if (mp__deadline_expired(d))

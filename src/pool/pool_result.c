@@ -29,7 +29,7 @@ int mp_async_wait(mp_async *a, double timeout)
         if (a->done || a->cancelled)
             break;
         rc = mp__pool_wait_event(a->pool, &d);
-        if (rc == MP_ETIMEDOUT)
+        if (rc < 0) /* MP_ETIMEDOUT, or interrupted (multiproc/interrupt.h) */
             return rc;
     }
     return 0;
@@ -289,7 +289,7 @@ int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, dou
         if (rc != MP_EAGAIN)
             return rc;
         rc = mp__pool_wait_event(it->a->pool, &d);
-        if (rc == MP_ETIMEDOUT)
+        if (rc < 0)
             return rc;
     }
 }

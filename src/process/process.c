@@ -264,8 +264,10 @@ int mp_process_start(mp_process *p)
 /* Wait for the sentinel or the deadline. A pidfd turns readable exactly
  * when the child exits. The fallback pipe can turn readable early (the child
  * exec'd) or late (a grandchild inherited the write end), so there the wait
- * is cut into short slices with a reap check after each. */
-static int wait_exit(mp_process *p, const mp__deadline *d)
+ * is cut into short slices with a reap check after each. intr: the wait of
+ * mp_process_join, where the thread's interrupt settings apply
+ * (multiproc/interrupt.h); a terminate's waits go on. */
+static int wait_exit(mp_process *p, const mp__deadline *d, bool intr)
 {
     for (;;) {
         if (mp__process_try_reap(p))
@@ -283,16 +285,22 @@ static int wait_exit(mp_process *p, const mp__deadline *d)
                 slice.ns = cap;
             if (fd >= 0) {
                 struct pollfd pfd = {.fd = fd, .events = POLLIN};
-                int r = mp__poll(&pfd, 1, &slice);
+                int r = intr ? mp__poll_intr(&pfd, 1, &slice) : mp__poll(&pfd, 1, &slice);
+                if (r == MP_EINTR || r == MP_ECANCELED)
+                    return r;
                 if (r > 0)
                     mp__sleep_until(&slice, 1000000); /* EOF stays readable */
             } else {
-                mp__sleep_until(&slice, INT64_MAX);
+                int r = intr ? mp__poll_intr(NULL, 0, &slice) : 0;
+                if (r == MP_EINTR || r == MP_ECANCELED)
+                    return r;
+                if (!intr)
+                    mp__sleep_until(&slice, INT64_MAX);
             }
             continue;
         }
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int r = mp__poll(&pfd, 1, d);
+        int r = intr ? mp__poll_intr(&pfd, 1, d) : mp__poll(&pfd, 1, d);
         if (r < 0)
             return r;
     }
@@ -306,7 +314,7 @@ int mp_process_join(mp_process *p, double timeout)
         return rc;
     if ((rc = check_child(p)) < 0)
         return rc;
-    return wait_exit(p, &d);
+    return wait_exit(p, &d, true);
 }
 
 bool mp_process_is_alive(mp_process *p)
@@ -371,13 +379,13 @@ static int stop(mp_process *p, int first_sig, double grace)
         if ((rc = mp__process_signal(p, first_sig)) < 0)
             return rc;
         mp__deadline_init(&d, grace);
-        if (wait_exit(p, &d) == 0)
+        if (wait_exit(p, &d, false) == 0)
             return 0;
     }
     if ((rc = mp__process_signal(p, SIGKILL)) < 0)
         return rc;
     mp__deadline_init(&d, MP__KILL_WAIT);
-    return wait_exit(p, &d);
+    return wait_exit(p, &d, false);
 }
 
 int mp_process_terminate(mp_process *p)

@@ -165,7 +165,7 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
             slice.ns = cap;
     }
     queue_drop_lock(q);
-    int rc = queue_ring_moved(q, word) ? 0 : mp__futex_wait(word, seq, &slice);
+    int rc = queue_ring_moved(q, word) ? 0 : mp__futex_wait_intr(word, seq, &slice);
     lrc = mp__queue_lock(q);
     atomic_fetch_sub(sleepers, 1);
     if (lrc < 0)
@@ -174,7 +174,7 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
         return 0;
     if (rc == MP_ETIMEDOUT)
         return mp__deadline_expired(d) ? MP_ETIMEDOUT : 0;
-    return rc < 0 && rc != MP_EINTR ? rc : 0;
+    return rc < 0 ? rc : 0; /* MP_EINTR, MP_ECANCELED: the caller returns them */
 }
 
 /* ---- create / destroy ---------------------------------------------------- */

@@ -391,6 +391,8 @@ int mp_queue_join(mp_queue *q, double timeout)
         rc = mp__queue_sleep(q, &q->done_seq, &q->joiners, &d, &spun);
         if (rc == MP_ETIMEDOUT)
             last = true;
+        else if (rc == MP_EINTR || rc == MP_ECANCELED)
+            break; /* the lock is held: released below */
         else if (rc < 0)
             return rc;
     }

@@ -180,7 +180,8 @@ void mp__queue_unlock(mp_queue *q, const mp__qwake *w);
  * calls (tracked in *spun, false at first) spin briefly without the lock,
  * then sleep on *word (bumped by the other side) with *sleepers counted.
  * The caller re-checks its condition after every return. Returns 0 or
- * MP_ETIMEDOUT, or a lock error. */
+ * MP_ETIMEDOUT, MP_EINTR or MP_ECANCELED (multiproc/interrupt.h; the
+ * lock held), or a lock error. */
 int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleepers,
                     const mp__deadline *d, bool *spun);
 /* Lock held: n records' space was given back; wake producers. */

@@ -144,7 +144,20 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
     mp__robust_mutex_unlock(&b->m);
 
     while (atomic_load(&b->phase) == p) {
-        rc = mp__futex_wait(&b->phase, p, &d);
+        rc = mp__futex_wait_intr(&b->phase, p, &d);
+        if ((rc == MP_EINTR || rc == MP_ECANCELED) && atomic_load(&b->phase) == p) {
+            /* Interrupted: the party leaves its phase unless it ended
+             * meanwhile (then its outcome stands), as a Python wait that
+             * raises. */
+            state_lock(b);
+            bool left = atomic_load(&b->phase) == p;
+            if (left)
+                atomic_fetch_sub(&b->count, 1);
+            mp__robust_mutex_unlock(&b->m);
+            if (left)
+                return rc;
+            break;
+        }
         if (rc < 0 && atomic_load(&b->phase) == p) {
             /* Timed out (or the wait failed): like Python, break the barrier
              * for everyone, unless the phase ended in the meantime. */

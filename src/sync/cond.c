@@ -125,7 +125,7 @@ mp_rlock *mp_cond_get_rlock(mp_cond *cond)
 static int sleep_on_seq(mp_cond *c, uint32_t s, const mp__deadline *d)
 {
     while (atomic_load(&c->seq) == s) {
-        int rc = mp__futex_wait(&c->seq, s, d);
+        int rc = mp__futex_wait_intr(&c->seq, s, d);
         if (rc < 0)
             return atomic_load(&c->seq) == s ? rc : 0;
     }

@@ -92,7 +92,7 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
         mp__deadline d = {.ns = 0};
         if (timeout != 0 && (rc = mp__deadline_init(&d, timeout)) < 0)
             return rc;
-        rc = mp__futex_lock_lock(&l->word, self, &d);
+        rc = mp__futex_lock_lock_intr(&l->word, self, &d);
     }
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         rc = took(l, self, rc);

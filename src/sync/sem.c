@@ -98,7 +98,7 @@ int mp_sem_acquire(mp_sem *sem, double timeout)
             rc = 0;
             break;
         }
-        rc = mp__futex_wait(&sem->value, 0, &d);
+        rc = mp__futex_wait_intr(&sem->value, 0, &d);
         if (rc < 0) {
             rc = sem_try_down(sem) ? 0 : rc;
             break;
@@ -230,7 +230,7 @@ int mp_event_wait(mp_event *ev, double timeout)
             rc = 0;
             break;
         }
-        rc = mp__futex_wait(&ev->word, w, &d);
+        rc = mp__futex_wait_intr(&ev->word, w, &d);
         if (rc < 0) {
             rc = w != atomic_load(&ev->word) ? 0 : rc;
             break;

@@ -154,7 +154,7 @@ static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp
     int64_t cap = mp__now_ns() + 20 * 1000000;
     if (slices && (slice.ns < 0 || slice.ns > cap))
         slice.ns = cap;
-    int r = mp__poll(pfd, (nfds_t)n, &slice);
+    int r = mp__poll_intr(pfd, (nfds_t)n, &slice);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n && r > 0; i++) {
@@ -191,8 +191,8 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
     if (n == 0) {
         if (d.ns < 0)
             return MP_EINVAL;
-        mp__sleep_until(&d, INT64_MAX);
-        return 0;
+        int r = mp__poll_intr(NULL, 0, &d);
+        return r < 0 ? r : 0;
     }
     wait_state ws = {0};
     for (size_t i = 0; i < n && rc == 0; i++) {
