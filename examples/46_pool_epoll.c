@@ -10,8 +10,8 @@
  * the pool), stdin (a line "q" stops early; end of file is ignored) and the
  * descriptor of each submitted result (mp_async_fd). A readable result
  * descriptor means "ready, or the pool has work to do": mp_async_ready
- * does that work and says which; a ready result is printed and destroyed,
- * which closes its descriptor and takes it out of the set. Results come in
+ * does that work and says which; a ready result is printed, its descriptor
+ * taken out of the set, and the result destroyed (which closes it). Results come in
  * the order they complete, so the expected output lists them unordered.
  */
 #include <stdint.h>
@@ -70,7 +70,7 @@ static int submit(mp_pool *pool, int ep, mp_async **as, int i)
 }
 
 /* A result's descriptor is readable: print the result if it is ready. */
-static int on_result(mp_async **as, int i, int *handled)
+static int on_result(int ep, mp_async **as, int i, int *handled)
 {
     if (as[i] == NULL || !mp_async_ready(as[i]))
         return 0; /* the pool's own work, done by mp_async_ready */
@@ -82,7 +82,9 @@ static int on_result(mp_async **as, int i, int *handled)
     else if (mp_async_error(as[i], 0, &e) == 0)
         printf("job %d: %-8s -> failed (%s, task code %d)\n", i, words[i], mp_err_name(rc),
                e.task_code);
-    mp_async_destroy(as[i]); /* closes its descriptor: it leaves the set */
+    /* Out of the set first: a worker forked since holds a copy of it. */
+    epoll_ctl(ep, EPOLL_CTL_DEL, mp_async_fd(as[i]), NULL);
+    mp_async_destroy(as[i]); /* closes its descriptor */
     as[i] = NULL;
     (*handled)++;
     return 0;
@@ -116,7 +118,7 @@ static int loop(mp_pool *pool, int ep, int tfd, mp_async **as)
             else if (tag == TAG_STDIN && on_stdin(ep))
                 return 0;
             else if (tag < NJOBS)
-                rc = on_result(as, (int)tag, &handled);
+                rc = on_result(ep, as, (int)tag, &handled);
             if (rc != 0)
                 return rc;
         }

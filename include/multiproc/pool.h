@@ -456,17 +456,22 @@ MP_API int mp_async_cancel(mp_async *a);
  * that arrived before the descriptor was asked for makes it readable at
  * once.
  *
- * Cost: nothing until a descriptor is asked for; then, while a job with one
- * is unfinished, each task's end costs its worker at most one write to an
- * eventfd (none while an earlier one is still unread).
+ * Cost: a process pool holds one eventfd from its creation (passed to its
+ * workers); nothing else until a descriptor is asked for; then, while a
+ * job with one is unfinished, each task's end costs its worker at most one
+ * write to that eventfd (none while an earlier one is still unread).
  */
 
 /* mp_async_fd — the descriptor of a result, for an event loop (above).
- * Made on the first call (three descriptors for the pool, on its first
- * one; two for the result), then the same each time; owned by a and closed
- * by mp_async_destroy, which also removes it from every epoll set (it is
- * never dup'ed; do not close it yourself). Works for a result held after
- * its pool was destroyed (readable: it is ready).
+ * Made on the first call (one more descriptor for the pool on its first
+ * one, two with a task_timeout; two for the result), then the same each
+ * time; owned by a and closed by mp_async_destroy (do not close it
+ * yourself). Take it out of your epoll set (EPOLL_CTL_DEL, uv_poll_stop,
+ * g_source_remove) before mp_async_destroy: epoll forgets a descriptor
+ * only when every copy of it is closed, and a process forked after it was
+ * made (a replacement worker of a fork pool, a child of yours) holds a
+ * copy. Works for a result held after its pool was destroyed (readable: it
+ * is ready).
  * Returns the descriptor (>= 0), MP_EINVAL (NULL a), MP_EPERM (not the
  * process that created the pool), MP_EMFILE / MP_ENFILE / MP_ENOMEM (no
  * descriptor left: nothing changed, the result can still be waited for by
@@ -478,8 +483,8 @@ MP_API int mp_async_fd(mp_async *a);
 /* mp_imap_fd — the descriptor of an iterator: readable when mp_imap_next
  * would not block (an item or a failure to take, or the end), and when the
  * pool has work for its owner (above). Owned by it, closed by
- * mp_imap_destroy. Errors as mp_async_fd (MP_ENOSYS for a distributed
- * pool's iterator, which mp_wait cannot wait on either). */
+ * mp_imap_destroy (take it out of your epoll set first, as above). Errors as mp_async_fd (MP_ENOSYS
+ * for a distributed pool's iterator, which mp_wait cannot wait on either). */
 MP_API int mp_imap_fd(mp_imap *it);
 
 /* The most results mp_async_wait_any and mp_async_wait_some take. */
@@ -513,8 +518,7 @@ MP_API int mp_imap_fd(mp_imap *it);
  * result of a pool of another process), MP_ENOMEM, MP_EMFILE (see
  * mp_async_fd). Failed results (a task's error, a killed worker,
  * MP_ECANCELED) are ready like the others. */
-MP_API int mp_async_wait_some(mp_async *const *asyncs, size_t n, size_t *ready_out,
-                              double timeout);
+MP_API int mp_async_wait_some(mp_async *const *asyncs, size_t n, size_t *ready_out, double timeout);
 
 /* mp_async_wait_any — mp_async_wait_some for the first ready entry: 0 with
  * *index the lowest index of a ready entry, or the errors of

@@ -169,8 +169,8 @@ typedef struct mp__pshm {
      * worker) unless wake_pending says a write is already unread. */
     _Atomic uint32_t notify;
     _Atomic uint32_t wake_pending;
-    int32_t wake_fd; /* -1: none */
-    int64_t timeout_ns;         /* per-item timeout, 0: none */
+    int32_t wake_fd;    /* -1: none */
+    int64_t timeout_ns; /* per-item timeout, 0: none */
     unsigned long maxtasks;
     mp_init_fn initializer;
     void *initarg;

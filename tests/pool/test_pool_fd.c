@@ -104,7 +104,8 @@ Test(pool_fd, the_fast_result_is_readable_first_and_the_slow_one_only_when_done)
     cr_assert(readable(ffd), "a ready result's fd stays readable");
     cr_assert(!readable(sfd), "after the pool's call, an unfinished result's fd is not readable");
 
-    mp_async_destroy(fast); /* closes ffd, which leaves the epoll set */
+    cr_assert_eq(epoll_ctl(ep, EPOLL_CTL_DEL, ffd, NULL), 0);
+    mp_async_destroy(fast);
     mp_assert_ok(mp_event_set(gate));
     cr_assert_eq(next_ready(ep), slow);
     cr_assert_eq(result_of(slow), 14);
@@ -271,7 +272,8 @@ Test(pool_fd, an_unordered_iterator_fd_follows_the_items_until_the_end)
         in[i] = i == 17 ? -3 : i;
     mp_imap *it = NULL;
     mp_assert_ok(mp_pool_imap(
-        p, &(mp_map_spec){.fn = ident, .in = in, .n = 50, .in_size = 8, .out_size = 8, .chunksize = 3},
+        p,
+        &(mp_map_spec){.fn = ident, .in = in, .n = 50, .in_size = 8, .out_size = 8, .chunksize = 3},
         false, &it));
     int fd = mp_imap_fd(it);
     cr_assert_geq(fd, 0);

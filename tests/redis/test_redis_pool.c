@@ -1365,9 +1365,8 @@ Test(rpool, results_have_no_fd_but_wait_any_and_mp_wait_take_them)
     mp_assert_rc(mp_async_wait_any(as, 4, 0.05, &i), MP_ETIMEDOUT); /* no worker yet */
     cr_assert_eq(i, 99);
     mp_imap *it = NULL;
-    mp_assert_ok(mp_pool_imap(p, &(mp_map_spec){.fn = square, .in = x, .n = 3, .in_size = 8,
-                                                .out_size = 8},
-                              false, &it));
+    mp_assert_ok(mp_pool_imap(
+        p, &(mp_map_spec){.fn = square, .in = x, .n = 3, .in_size = 8, .out_size = 8}, false, &it));
     mp_assert_rc(mp_imap_fd(it), MP_ENOSYS);
     mp_waitable wi = MP_WAIT_IMAP(it);
     mp_assert_rc(mp_wait(&wi, 1, 0), MP_ENOSYS);
