@@ -13,10 +13,11 @@
  * when mp_imap_next would not block (an item, a failure, the end).
  *
  * Results: mp_wait collects the pool's results while it waits (it is one
- * of the pool's calls, so callbacks may run in it), through the results'
- * descriptors (mp_async_fd: made on first use, owned by the result). A
- * distributed pool's result has none and is looked at every 20 ms; its
- * iterators cannot be waited on (MP_ENOSYS).
+ * of the pool's calls, so callbacks may run in it), woken by the pool's
+ * own descriptor (made on the first wait, kept by the pool): a result
+ * costs no descriptor of its own. A distributed pool's result has none
+ * and is looked at every 20 ms; its iterators cannot be waited on
+ * (MP_ENOSYS).
  *
  * Queues: the waiter sleeps on the queue's eventfd, which producers write
  * only while someone waits through mp_wait. A process that has no such fd
@@ -97,8 +98,8 @@ typedef struct mp_waitable {
  * with n > 0, unknown kind, NULL or foreign object, n above 4096), MP_ENOTSTARTED /
  * MP_ECLOSED / MP_EBADF for an object that cannot be waited on; for a Redis
  * queue also the connection's errors (MP_ECONNRESET, MP_ETIMEDOUT...);
- * for a result or an iterator the errors of mp_async_fd (MP_EPERM,
- * MP_EMFILE, MP_ENOSYS for a distributed pool's iterator).
+ * for a result or an iterator MP_EPERM (a pool of another process) and
+ * MP_ENOSYS (a distributed pool's iterator).
  * With n == 0 it sleeps for the timeout and returns 0 (MP_EINVAL if that
  * would be forever).
  */

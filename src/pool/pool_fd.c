@@ -14,7 +14,8 @@
  * load when nobody watches), a worker died (its sentinel), or, with a
  * per-task timeout, a slice passed (a timerfd). The owner's next call of
  * the pool (mp_async_ready is the cheapest) pumps, drains all of it, and
- * leaves each handle's fd readable exactly when the handle is ready. */
+ * leaves each handle's fd readable exactly when the handle is ready.
+ * mp_wait (and so wait_any/_some) polls the pool's set itself. */
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -258,68 +259,104 @@ int mp_imap_fd(mp_imap *it)
     return rc;
 }
 
-/* ---- mp_wait's tables ----------------------------------------------------*/
+/* ---- mp_wait's tables ----------------------------------------------------
+ * mp_wait waits on the pool's own epoll set, not on a result's: a wait on
+ * thousands of results then costs no descriptor of theirs (only the
+ * pool's, made once). Each waited item of a local pool counts as a watch
+ * from its first round to the end of the call (its state: the pool). */
 
-static int async_prepare(void *obj, int *fd, bool *exact)
+/* Ready now (after a pump on the first round, when the watch starts)? A
+ * pool that cannot make its epoll set (no descriptor left) is looked at
+ * every slice instead. */
+static int local_prepare(mp_async *a, void **w, int *fd, bool *exact,
+                         bool (*ready)(const mp_async *))
 {
-    mp_async *a = obj;
-    if (mp_async_ready(a))
+    int rc = check_handle(a);
+    if (rc < 0)
+        return rc;
+    mp_pool *p = a->pool;
+    if (ready(a) || !p)
         return 1;
-    int f = mp_async_fd(a);
-    *exact = f != MP_ENOSYS; /* a backend without fds is looked at every slice */
-    if (f < 0 && f != MP_ENOSYS)
-        return f;
-    *fd = f < 0 ? -1 : f;
+    if (*w == NULL) {
+        if (pool_efd(p) == 0) {
+            watch_count(p, 1);
+            *w = p;
+        }
+        mp__pool_pump(p, false); /* what came before the workers signal */
+        if (ready(a))
+            return 1;
+    }
+    *exact = *w != NULL;
+    *fd = *w ? p->efd : -1;
     return 0;
 }
 
-static int async_confirm(void *obj)
+static int local_confirm(mp_async *a, bool (*ready)(const mp_async *))
 {
-    return mp_async_ready(obj) ? 1 : 0;
+    if (!ready(a) && a->pool)
+        mp__pool_pump(a->pool, false);
+    return ready(a) ? 1 : 0;
+}
+
+static bool async_is_ready(const mp_async *a)
+{
+    return a->done || a->cancelled;
+}
+
+static bool imap_is_ready(const mp_async *a)
+{
+    return mp__imap_has_next(a->it);
+}
+
+static int async_prepare(void *obj, void **w, int *fd, bool *exact)
+{
+    mp_async *a = obj;
+    if (!mp__pool_backend_of(a))
+        return local_prepare(a, w, fd, exact, async_is_ready);
+    /* Another backend: no descriptor, looked at every slice. */
+    *exact = false;
+    return mp_async_ready(a) ? 1 : 0;
+}
+
+static int async_confirm(void *obj, void **w)
+{
+    (void)w;
+    return local_confirm(obj, async_is_ready); /* only local ones have a descriptor */
+}
+
+static void wait_end(void *obj, void **w)
+{
+    (void)obj;
+    watch_count(*w, -1);
+    *w = NULL;
 }
 
 const mp__wait_ops mp__pool_async_wait_ops = {
     .kind = MP__OPS_WAIT,
     .prepare = async_prepare,
     .confirm = async_confirm,
+    .end = wait_end,
 };
 
-/* Whether mp_imap_next would not block, after a pump; an error for an
- * iterator that cannot be waited on here. */
-static int imap_ready(mp_imap *it)
+static int imap_prepare(void *obj, void **w, int *fd, bool *exact)
 {
+    mp_imap *it = obj;
     if (mp__pool_backend_of(it))
         return MP_ENOSYS;
-    int rc = check_handle(it->a);
-    if (rc < 0)
-        return rc;
-    if (!mp__imap_has_next(it) && it->a->pool)
-        mp__pool_pump(it->a->pool, false);
-    return mp__imap_has_next(it) ? 1 : 0;
+    return local_prepare(it->a, w, fd, exact, imap_is_ready);
 }
 
-static int imap_prepare(void *obj, int *fd, bool *exact)
+static int imap_confirm(void *obj, void **w)
 {
-    int rc = imap_ready(obj);
-    *exact = true;
-    if (rc != 0)
-        return rc;
-    rc = mp_imap_fd(obj);
-    if (rc < 0)
-        return rc;
-    *fd = rc;
-    return 0;
-}
-
-static int imap_confirm(void *obj)
-{
-    return imap_ready(obj);
+    (void)w;
+    return local_confirm(((mp_imap *)obj)->a, imap_is_ready);
 }
 
 const mp__wait_ops mp__pool_imap_wait_ops = {
     .kind = MP__OPS_WAIT,
     .prepare = imap_prepare,
     .confirm = imap_confirm,
+    .end = wait_end,
 };
 
 /* ---- as completed --------------------------------------------------------*/

@@ -13,8 +13,8 @@
 
 #define MP__WAIT_MAX 4096
 
-/* The state of the waits under way on remote queues and events (one per
- * item, NULL for the others), kept across rounds. */
+/* The state of the waits under way on remote queues and events and on
+ * tabled objects (one per item, NULL for the others), kept across rounds. */
 typedef struct wait_state {
     void **remote;
 } wait_state;
@@ -81,7 +81,7 @@ static int wait_prepare(mp_waitable *w, void **remote, bool block, int *fd, bool
     case MP_WAIT_KIND_ASYNC:
     case MP_WAIT_KIND_IMAP: {
         void *obj = tabled(w);
-        return mp__wait_ops_of(obj)->prepare(obj, fd, exact);
+        return mp__wait_ops_of(obj)->prepare(obj, remote, fd, exact);
     }
     case MP_WAIT_KIND_PROCESS: {
         mp_process *p = w->process;
@@ -132,7 +132,7 @@ static int wait_confirm(mp_waitable *w, void **remote, short revents)
     if (w->kind == MP_WAIT_KIND_PROCESS)
         return mp__process_try_reap(w->process) == 1;
     if (tabled(w))
-        return mp__wait_ops_of(tabled(w))->confirm(tabled(w));
+        return mp__wait_ops_of(tabled(w))->confirm(tabled(w), remote);
     if (w->kind == MP_WAIT_KIND_QUEUE)
         return mp__queue_wait_confirm(w->queue);
     return revents != 0;
@@ -229,7 +229,7 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
             rc = remote_check(w);
         else if (w->kind == MP_WAIT_KIND_QUEUE && !mp__queue_valid(w->queue))
             rc = MP_EINVAL;
-        if (rc == 0 && is_remote(w) && ws.remote == NULL &&
+        if (rc == 0 && (is_remote(w) || tabled(w)) && ws.remote == NULL &&
             (ws.remote = calloc(n, sizeof(void *))) == NULL)
             rc = MP_ENOMEM;
     }
@@ -249,9 +249,12 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
             break;
     }
     wait_queues(items, n, -1);
-    for (size_t i = 0; ws.remote && i < n; i++)
+    for (size_t i = 0; ws.remote && i < n; i++) {
         if (is_remote(&items[i]))
             remote_end(&items[i], &ws.remote[i]);
+        else if (tabled(&items[i]) && ws.remote[i])
+            mp__wait_ops_of(tabled(&items[i]))->end(tabled(&items[i]), &ws.remote[i]);
+    }
     free(ws.remote);
     free(pfd);
     return rc;

@@ -20,11 +20,15 @@ typedef struct mp__wait_ops {
      * descriptor that turns readable when the object may have become ready
      * (or -1: none), and *exact false asks mp_wait to look again every
      * slice (readiness that no descriptor reports). May make progress on
-     * the object's behalf (a pool collects its results). */
-    int (*prepare)(void *obj, int *fd, bool *exact);
+     * the object's behalf (a pool collects its results). *w is the state
+     * of this mp_wait call for the object, NULL at first, kept across
+     * rounds. */
+    int (*prepare)(void *obj, void **w, int *fd, bool *exact);
     /* After *fd turned readable: 1 (ready), 0 (a spurious wake: prepare
      * again) or an error. */
-    int (*confirm)(void *obj);
+    int (*confirm)(void *obj, void **w);
+    /* The mp_wait call ends: undoes what prepare set up (*w not NULL). */
+    void (*end)(void *obj, void **w);
 } mp__wait_ops;
 
 /* The first member of every object waited on through a table. */

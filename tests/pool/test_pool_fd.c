@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "mp_test.h"
@@ -483,5 +484,36 @@ Test(pool_fd, wait_any_and_wait_some_refuse_bad_input)
     mp_assert_ok(mp_async_wait_any(as, 2, 30, &i));
     cr_assert_eq(i, 0);
     mp_async_destroy(as[0]);
+    mp_test_pool_finish(p, 30);
+}
+
+Test(pool_fd, waiting_on_hundreds_of_results_takes_no_descriptor_per_result)
+{
+    enum { N = 600 };
+    mp_pool *p = mp_test_pool(2);
+    static mp_async *as[N];
+    for (int i = 0; i < N; i++)
+        as[i] = submit(p, i, NULL);
+    /* Far fewer descriptors than results are left to the process. */
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)mp_test_fd_count() + 16;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    size_t ready[N];
+    int k, handled = 0;
+    int64_t sum = 0;
+    while ((k = mp_async_wait_some(as, N, ready, 30)) > 0) {
+        for (int j = 0; j < k; j++) {
+            sum += result_of(as[ready[j]]);
+            mp_async_destroy(as[ready[j]]);
+            as[ready[j]] = NULL;
+            handled++;
+        }
+    }
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    mp_assert_rc(k, MP_EEOF);
+    cr_assert_eq(handled, N);
+    cr_assert_eq(sum, (int64_t)N * (N - 1));
     mp_test_pool_finish(p, 30);
 }
