@@ -516,8 +516,8 @@ MP_API int mp_imap_fd(mp_imap *it);
  * n == 0: nothing left to wait for), MP_EINVAL (NULL asyncs with n > 0,
  * NULL ready_out, n above MP_ASYNC_WAIT_MAX, NaN timeout), MP_EPERM (a
  * result of a pool of another process), MP_ENOMEM. It takes no descriptor
- * per result: it waits on each pool's own (see mp_wait). Failed results (a task's error, a killed worker,
- * MP_ECANCELED) are ready like the others. */
+ * per result: it waits on each pool's own (see mp_wait). Failed results (a task's error, a killed
+ * worker, MP_ECANCELED) are ready like the others. */
 MP_API int mp_async_wait_some(mp_async *const *asyncs, size_t n, size_t *ready_out, double timeout);
 
 /* mp_async_wait_any — mp_async_wait_some for the first ready entry: 0 with
