@@ -68,9 +68,12 @@
  * workers). All the pool's bookkeeping (collecting
  * results, copying them into output arrays, replacing dead workers, killing
  * overdue tasks, calling callbacks, drawing progress) happens inside the
- * pool's calls made by the owner: mp_async_get/wait, mp_imap_next,
- * mp_pool_map/apply/for, mp_pool_join and mp_pool_poll. Callbacks therefore
- * run in the caller's thread, during one of those calls.
+ * pool's calls made by the owner: mp_async_get/wait/ready, mp_imap_next,
+ * mp_pool_map/apply/for, mp_pool_join, mp_pool_poll, mp_async_fd and
+ * mp_imap_fd, mp_async_wait_any/_some and mp_wait on results. Callbacks
+ * therefore run in the caller's thread, during one of those calls. An
+ * event loop learns when to make such a call from the results'
+ * descriptors (mp_async_fd, "results in an event loop" below).
  *
  * Memory: input bytes and arrays are copied into the family's shared heap
  * (once, chunk by chunk as they are handed out, through a few reused
@@ -456,10 +459,11 @@ MP_API int mp_async_cancel(mp_async *a);
  * that arrived before the descriptor was asked for makes it readable at
  * once.
  *
- * Cost: a process pool holds one eventfd from its creation (passed to its
+ * Cost: a pool holds one eventfd from its creation (passed to its
  * workers); nothing else until a descriptor is asked for; then, while a
- * job with one is unfinished, each task's end costs its worker at most one
- * write to that eventfd (none while an earlier one is still unread).
+ * job with one is unfinished (or an mp_wait on one of its results runs),
+ * each task's end costs its worker at most one write to that eventfd
+ * (none while an earlier one is still unread).
  */
 
 /* mp_async_fd — the descriptor of a result, for an event loop (above).
