@@ -4,7 +4,8 @@
 #   tour.sh PROGRAM...
 #
 # Each program ports one example of the Python tutorials (the seeds) to C
-# with multiproc; the programs come in the order given (their numbers).
+# with multiproc, or shows what the library adds to them (46: a pool in an
+# epoll loop); the programs come in the order given (their numbers).
 # Every example runs even if one fails; the tour exits 1 if any failed.
 
 if [ "$#" -eq 0 ]; then

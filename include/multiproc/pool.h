@@ -68,9 +68,12 @@
  * workers). All the pool's bookkeeping (collecting
  * results, copying them into output arrays, replacing dead workers, killing
  * overdue tasks, calling callbacks, drawing progress) happens inside the
- * pool's calls made by the owner: mp_async_get/wait, mp_imap_next,
- * mp_pool_map/apply/for, mp_pool_join and mp_pool_poll. Callbacks therefore
- * run in the caller's thread, during one of those calls.
+ * pool's calls made by the owner: mp_async_get/wait/ready, mp_imap_next,
+ * mp_pool_map/apply/for, mp_pool_join, mp_pool_poll, mp_async_fd and
+ * mp_imap_fd, mp_async_wait_any/_some and mp_wait on results. Callbacks
+ * therefore run in the caller's thread, during one of those calls. An
+ * event loop learns when to make such a call from the results'
+ * descriptors (mp_async_fd, "results in an event loop" below).
  *
  * Memory: input bytes and arrays are copied into the family's shared heap
  * (once, chunk by chunk as they are handed out, through a few reused
@@ -427,6 +430,104 @@ MP_API void mp_async_destroy(mp_async *a);
  * mp_imap_destroy), MP_EPERM (not the process that created the pool), or, distributed, a connection
  * error (nothing was cancelled; call again). The a object must still be destroyed. */
 MP_API int mp_async_cancel(mp_async *a);
+
+/* ---- results in an event loop ---------------------------------------------
+ *
+ * mp_async_fd and mp_imap_fd give a descriptor to add to epoll, poll,
+ * libuv (uv_poll_t) or GLib (g_unix_fd_add) for reading (EPOLLIN/POLLIN).
+ * The pool collects results only during its owner's calls (see the file
+ * comment), so the descriptor turns readable in two cases:
+ *   - the result is ready (an mp_async: mp_async_ready would be true; an
+ *     mp_imap: mp_imap_next would not block, an item, a failure or the
+ *     end, MP_EEOF, being there). This is level-triggered: it stays
+ *     readable while that holds. mp_async_get does not consume a result
+ *     (it may be asked again), so an mp_async's descriptor stays readable
+ *     until mp_async_destroy closes it; an iterator's turns unreadable when
+ *     mp_imap_next has taken the last item available, and readable again
+ *     with the next one.
+ *   - the pool has something to do for its owner (any task of the pool
+ *     finished, a worker died, a per-task timeout must be checked: every
+ *     10 ms while a job with a descriptor runs, with task_timeout). The
+ *     owner's next call of the pool does it; mp_async_ready(a) (or
+ *     mp_pool_poll, or mp_imap_next with a timeout of 0) is the cheap one.
+ *     Afterwards every descriptor of the pool is readable exactly when its
+ *     handle is ready.
+ * So an event loop reacts to a readable descriptor by calling
+ * mp_async_ready(a) (mp_imap_next(it, ..., 0) for an iterator) and acts
+ * only when that says ready; it never needs to read the descriptor itself
+ * (reading or closing it is not allowed). Nothing is ever missed: a result
+ * that arrived before the descriptor was asked for makes it readable at
+ * once.
+ *
+ * Cost: a pool holds one eventfd from its creation (passed to its
+ * workers); nothing else until a descriptor is asked for; then, while a
+ * job with one is unfinished (or an mp_wait on one of its results runs),
+ * each task's end costs its worker at most one write to that eventfd
+ * (none while an earlier one is still unread).
+ */
+
+/* mp_async_fd — the descriptor of a result, for an event loop (above).
+ * Made on the first call (one more descriptor for the pool on its first
+ * one, two with a task_timeout; two for the result), then the same each
+ * time; owned by a and closed by mp_async_destroy (do not close it
+ * yourself). Take it out of your epoll set (EPOLL_CTL_DEL, uv_poll_stop,
+ * g_source_remove) before mp_async_destroy: epoll forgets a descriptor
+ * only when every copy of it is closed, and a process forked after it was
+ * made (a replacement worker of a fork pool, a child of yours) holds a
+ * copy. Works for a result held after its pool was destroyed (readable: it
+ * is ready).
+ * Returns the descriptor (>= 0), MP_EINVAL (NULL a), MP_EPERM (not the
+ * process that created the pool), MP_EMFILE / MP_ENFILE / MP_ENOMEM (no
+ * descriptor left: nothing changed, the result can still be waited for by
+ * the other calls), MP_ENOSYS (a distributed pool: its results come from a
+ * Redis list that only the client's calls read; mp_wait and
+ * mp_async_wait_any still work, looking at it every 20 ms). */
+MP_API int mp_async_fd(mp_async *a);
+
+/* mp_imap_fd — the descriptor of an iterator: readable when mp_imap_next
+ * would not block (an item or a failure to take, or the end), and when the
+ * pool has work for its owner (above). Owned by it, closed by
+ * mp_imap_destroy (take it out of your epoll set first, as above). Errors as mp_async_fd (MP_ENOSYS
+ * for a distributed pool's iterator, which mp_wait cannot wait on either). */
+MP_API int mp_imap_fd(mp_imap *it);
+
+/* The most results mp_async_wait_any and mp_async_wait_some take. */
+#define MP_ASYNC_WAIT_MAX 4096
+
+/* mp_async_wait_some — wait until at least one of the results is ready
+ * (Python's concurrent.futures.wait with FIRST_COMPLETED), for processing
+ * them in the order they complete:
+ *
+ *     size_t ready[N];
+ *     int k;
+ *     while ((k = mp_async_wait_some(as, N, ready, 10.0)) > 0)
+ *         for (int j = 0; j < k; j++) {
+ *             handle(as[ready[j]]);          // get, error, ...
+ *             mp_async_destroy(as[ready[j]]);
+ *             as[ready[j]] = NULL;           // done with it
+ *         }
+ *     // k == MP_EEOF: all handled; MP_ETIMEDOUT: none ready in 10 s
+ *
+ * asyncs: n results, borrowed until return, of any pools (local or
+ * distributed); NULL entries are skipped. A result stays ready once
+ * ready (get does not consume it), so the caller sets the entries it has
+ * handled to NULL, or they are reported again at once.
+ * ready_out: room for n indexes; receives the indexes of the ready
+ * entries, in increasing order.
+ * Makes progress on the pools while it waits (callbacks may run).
+ * Returns the number of ready entries (>= 1), MP_ETIMEDOUT (none ready by
+ * the timeout; a timeout of 0 only checks), MP_EEOF (every entry NULL, or
+ * n == 0: nothing left to wait for), MP_EINVAL (NULL asyncs with n > 0,
+ * NULL ready_out, n above MP_ASYNC_WAIT_MAX, NaN timeout), MP_EPERM (a
+ * result of a pool of another process), MP_ENOMEM. It takes no descriptor
+ * per result: it waits on each pool's own (see mp_wait). Failed results (a task's error, a killed
+ * worker, MP_ECANCELED) are ready like the others. */
+MP_API int mp_async_wait_some(mp_async *const *asyncs, size_t n, size_t *ready_out, double timeout);
+
+/* mp_async_wait_any — mp_async_wait_some for the first ready entry: 0 with
+ * *index the lowest index of a ready entry, or the errors of
+ * mp_async_wait_some (MP_EINVAL also for a NULL index). */
+MP_API int mp_async_wait_any(mp_async *const *asyncs, size_t n, double timeout, size_t *index);
 
 /* mp_pool_poll — make progress without blocking (collect results, run
  * callbacks, replace dead workers). Returns the number of unfinished jobs. */

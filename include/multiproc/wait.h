@@ -8,7 +8,16 @@
  * when a recv would not block (a message, end of file or an error); a queue
  * when a get would not block (a message, or closed and drained); an event
  * when it is set, or was set while mp_wait waited (as mp_event_wait); an
- * fd when it is readable.
+ * fd when it is readable; a pool's result (mp_async) when mp_async_ready
+ * would be true, a finished task's failure included; an iterator (mp_imap)
+ * when mp_imap_next would not block (an item, a failure, the end).
+ *
+ * Results: mp_wait collects the pool's results while it waits (it is one
+ * of the pool's calls, so callbacks may run in it), woken by the pool's
+ * own descriptor (made on the first wait, kept by the pool): a result
+ * costs no descriptor of its own. A distributed pool's result has none
+ * and is looked at every 20 ms; its iterators cannot be waited on
+ * (MP_ENOSYS).
  *
  * Queues: the waiter sleeps on the queue's eventfd, which producers write
  * only while someone waits through mp_wait. A process that has no such fd
@@ -41,6 +50,7 @@
 #include <stddef.h>
 
 #include "multiproc/conn.h"
+#include "multiproc/pool.h"
 #include "multiproc/process.h"
 #include "multiproc/queue.h"
 #include "multiproc/sync.h"
@@ -55,6 +65,8 @@ typedef enum mp_wait_kind {
     MP_WAIT_KIND_FD = 3,
     MP_WAIT_KIND_QUEUE = 4,
     MP_WAIT_KIND_EVENT = 5,
+    MP_WAIT_KIND_ASYNC = 6,
+    MP_WAIT_KIND_IMAP = 7,
 } mp_wait_kind;
 
 typedef struct mp_waitable {
@@ -65,6 +77,8 @@ typedef struct mp_waitable {
     mp_queue *queue;     /* with MP_WAIT_KIND_QUEUE */
     bool ready;          /* output */
     mp_event *event;     /* with MP_WAIT_KIND_EVENT */
+    mp_async *async;     /* with MP_WAIT_KIND_ASYNC */
+    mp_imap *imap;       /* with MP_WAIT_KIND_IMAP */
 } mp_waitable;
 
 #define MP_WAIT_PROCESS(p) ((mp_waitable){.kind = MP_WAIT_KIND_PROCESS, .process = (p), .fd = -1})
@@ -72,6 +86,8 @@ typedef struct mp_waitable {
 #define MP_WAIT_FD(f)      ((mp_waitable){.kind = MP_WAIT_KIND_FD, .fd = (f)})
 #define MP_WAIT_QUEUE(q)   ((mp_waitable){.kind = MP_WAIT_KIND_QUEUE, .queue = (q), .fd = -1})
 #define MP_WAIT_EVENT(e)   ((mp_waitable){.kind = MP_WAIT_KIND_EVENT, .event = (e), .fd = -1})
+#define MP_WAIT_ASYNC(a)   ((mp_waitable){.kind = MP_WAIT_KIND_ASYNC, .async = (a), .fd = -1})
+#define MP_WAIT_IMAP(it)   ((mp_waitable){.kind = MP_WAIT_KIND_IMAP, .imap = (it), .fd = -1})
 
 /* mp_wait — wait until at least one object is ready or the timeout expires.
  *
@@ -81,7 +97,9 @@ typedef struct mp_waitable {
  * Python's empty list). Errors (nothing waited for): MP_EINVAL (NULL items
  * with n > 0, unknown kind, NULL or foreign object, n above 4096), MP_ENOTSTARTED /
  * MP_ECLOSED / MP_EBADF for an object that cannot be waited on; for a Redis
- * queue also the connection's errors (MP_ECONNRESET, MP_ETIMEDOUT...).
+ * queue also the connection's errors (MP_ECONNRESET, MP_ETIMEDOUT...);
+ * for a result or an iterator MP_EPERM (a pool of another process) and
+ * MP_ENOSYS (a distributed pool's iterator).
  * With n == 0 it sleeps for the timeout and returns 0 (MP_EINVAL if that
  * would be forever).
  */

@@ -49,7 +49,11 @@
  * the worker's mp_worker_opts.ctx instead, and mp_pool_for's reduce gets
  * NULL. mp_pool_pids returns 0. Callbacks and progress work; processes,
  * initializer, maxtasksperchild, task_timeout, start_method and threads
- * must be zero (MP_EINVAL). MP_ENOFUNC is a code of its own.
+ * must be zero (MP_EINVAL). MP_ENOFUNC is a code of its own. Results have
+ * no descriptor (mp_async_fd and mp_imap_fd are MP_ENOSYS: they arrive on
+ * a Redis list that only the client's calls read); mp_wait and
+ * mp_async_wait_any/_some look at a result every 20 ms instead, and cannot
+ * wait on an iterator (MP_ENOSYS).
  *
  * Parallel-for: mp_pool_for cuts [begin, end) into chunks (chunksize, or
  * a 32nd of the range), sent as maps' chunks are (packed, pipelined);

@@ -35,11 +35,15 @@ int mp__pool_spawn(mp_pool *p, int index)
     if (p->threads)
         return mp__pool_thread_spawn(p, index);
     mp_process *w = NULL;
+    /* The workers' eventfd (pool/pool_fd.c) at the same number in every
+     * worker, whatever the start method. */
     int rc = mp_process_create(&w, &(mp_process_opts){.run = mp__pool_worker_main,
                                                       .user = &p->shm->wrec[index],
                                                       .daemon = true,
                                                       .start_method = p->opts.start_method,
-                                                      .terminate_grace = TERMINATE_GRACE});
+                                                      .terminate_grace = TERMINATE_GRACE,
+                                                      .pass_fds = &p->wake_fd,
+                                                      .n_pass_fds = p->wake_fd >= 0 ? 1 : 0});
     if (rc < 0)
         return rc;
     rc = mp_process_start(w);
@@ -48,6 +52,7 @@ int mp__pool_spawn(mp_pool *p, int index)
         return rc;
     }
     p->workers[index] = w;
+    mp__pool_fd_worker(p, index, true);
     return 0;
 }
 
@@ -105,6 +110,7 @@ static int worker_exited(mp_pool *p, int i)
     pid_t pid = mp_process_pid(w);
     mp__pool_lost(p, (uint32_t)i, pid, code < 0 ? -code : 0, p->tkill[i] != 0);
     p->tkill[i] = 0;
+    mp__pool_fd_worker(p, i, false);
     mp_process_destroy(w);
     p->workers[i] = NULL;
     if (atomic_load(&p->shm->quit) || count_death(p, i, pid, code))
@@ -231,6 +237,7 @@ static void stop_workers(mp_pool *p, bool kill_now)
             continue;
         if (kill_now)
             mp_process_terminate(p->workers[i]);
+        mp__pool_fd_worker(p, i, false);
         mp_process_destroy(p->workers[i]);
         p->workers[i] = NULL;
     }
@@ -263,6 +270,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     p->opts = o;
     p->nproc = o.processes ? o.processes : mp_cpu_count();
     p->owner = mp__self_pid();
+    p->wake_fd = p->efd = p->tfd = -1;
     p->workers = calloc((size_t)p->nproc, sizeof *p->workers);
     p->tkill = calloc((size_t)p->nproc, 1);
     if (o.threads) {
@@ -273,6 +281,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
                                                                                   : MP_ENOMEM;
     if (rc < 0)
         goto fail;
+    mp__pool_fd_init(p);
     for (int i = 0; i < p->nproc; i++) {
         rc = mp__pool_spawn(p, i);
         if (rc < 0)
@@ -285,6 +294,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     return 0;
 fail_workers:
     stop_workers(p, true);
+    mp__pool_fd_fini(p);
     mp__pool_xlate_fini(p);
     mp__robust_mutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
@@ -362,6 +372,7 @@ int mp_pool_join(mp_pool *p, double timeout)
             rc = mp_process_join(p->workers[i], MP_FOREVER);
         if (rc < 0)
             return rc;
+        mp__pool_fd_worker(p, i, false);
         mp_process_destroy(p->workers[i]);
         p->workers[i] = NULL;
     }
@@ -380,6 +391,7 @@ void mp_pool_destroy(mp_pool *p)
     if (!p)
         return;
     if (p->owner != mp__self_pid()) {
+        mp__pool_fd_fini(p); /* this process's copies */
         free(p->start_bases);
         free(p->workers);
         free(p->tkill);
@@ -403,6 +415,7 @@ void mp_pool_destroy(mp_pool *p)
     for (size_t i = 0; i < MP__ARRAY_LEN(p->cache); i++)
         mp__heap_free(p->cache[i].p);
     mp__pool_xlate_fini(p);
+    mp__pool_fd_fini(p);
     mp__robust_mutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
     free(p->workers);

@@ -10,8 +10,10 @@ static mp_async *async_new(void)
 {
     mp_async *a = calloc(1, sizeof *a);
     if (a) {
+        a->head.wait.wait = &mp__pool_async_wait_ops;
         a->errs = a->local_errs;
         a->errs_cap = MP__POOL_ERRS_KEPT;
+        a->fd = a->ready_fd = -1;
     }
     return a;
 }

@@ -26,13 +26,23 @@
 
 #include "multiproc/pool.h"
 #include "multiproc/worker.h"
+#include "wait/wait_ops.h"
 
 struct mp__pool_backend;
 
-/* The first member of every pool, mp_async and mp_imap struct. */
+/* The first member of every pool, mp_async and mp_imap struct. wait is
+ * mp__pool_async_wait_ops in every mp_async and mp__pool_imap_wait_ops in
+ * every mp_imap, whatever the backend (mp_wait finds it there: the pool's
+ * results are waited on through it); a pool leaves it NULL. */
 typedef struct mp__pool_head {
+    mp__wait_head wait;
     const struct mp__pool_backend *backend; /* NULL: the local pool */
 } mp__pool_head;
+
+/* mp_wait's tables for results (pool/pool_fd.c): they call the public
+ * functions, so they serve every backend. */
+extern const mp__wait_ops mp__pool_async_wait_ops;
+extern const mp__wait_ops mp__pool_imap_wait_ops;
 
 /* The operations behind the public pool functions of the same names, for
  * handles of one backend. Each receives arguments as the caller passed
@@ -66,9 +76,11 @@ typedef struct mp__pool_backend {
     int (*async_error)(const mp_async *a, size_t i, mp_task_error *out);
     void (*async_destroy)(mp_async *a); /* required */
     int (*async_cancel)(mp_async *a);
+    int (*async_fd)(mp_async *a);
 
     int (*imap_next)(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
     void (*imap_destroy)(mp_imap *it); /* required */
+    int (*imap_fd)(mp_imap *it);
 
     /* mp_worker_serve and mp_worker_stop (m never NULL). */
     int (*worker_serve)(struct mp_manager *m, const char *pool_name, const mp_worker_opts *opts);

@@ -164,7 +164,13 @@ typedef struct mp__pshm {
     _Atomic uint32_t spinner;   /* 1 while an idle worker spins for a task */
     _Atomic uint32_t quit;      /* workers exit when the ring is empty */
     _Atomic uint32_t ready_seq; /* bumped by each worker that gets past its initializer */
-    int64_t timeout_ns;         /* per-item timeout, 0: none */
+    /* Result fds (pool/pool_fd.c): while notify is set, a worker that
+     * publishes a slot writes the eventfd wake_fd (the same number in every
+     * worker) unless wake_pending says a write is already unread. */
+    _Atomic uint32_t notify;
+    _Atomic uint32_t wake_pending;
+    int32_t wake_fd;    /* -1: none */
+    int64_t timeout_ns; /* per-item timeout, 0: none */
     unsigned long maxtasks;
     mp_init_fn initializer;
     void *initarg;
@@ -234,6 +240,13 @@ struct mp_async {
 
     /* imap */
     mp_imap *it;
+
+    /* Result fd (pool/pool_fd.c): fd, an epoll set owned by the handle
+     * (-1: none asked for yet), holds ready_fd, an eventfd readable while
+     * the handle is ready (ready_on), and, while the job is unfinished
+     * (watching), the pool's own epoll set. */
+    int fd, ready_fd;
+    bool ready_on, watching;
 };
 
 struct mp_imap {
@@ -277,6 +290,12 @@ struct mp_pool {
     size_t njobs;
     mp__block cache[4];   /* staging blocks kept for the next map */
     mp__pool_meter meter; /* progress of the items of every job */
+    /* Result fds (pool/pool_fd.c): the workers' eventfd (-1: its creation
+     * failed with wake_err), and, once a result fd was asked for, an epoll
+     * set over it, the workers' sentinels and, with a per-task timeout, a
+     * timerfd (tfd); nwatch counts the unfinished jobs with an fd. */
+    int wake_fd, wake_err, efd, tfd;
+    size_t nwatch;
     int64_t started_ns;
     /* process pools: modules loaded when the pool started, and the last
      * function pointer found in a usable module; fork pools also keep the
@@ -329,6 +348,26 @@ int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
 void mp__pool_block_put(mp_pool *p, mp__block *b);
 void mp__pool_record_error(mp_async *a, const mp_task_error *e);
 void mp__pool_prefault(void *p, size_t len);
+
+/* pool/pool_fd.c */
+/* The workers' eventfd, made at the pool's creation (a failure is kept
+ * for mp_async_fd: the pool works without it). */
+void mp__pool_fd_init(mp_pool *p);
+void mp__pool_fd_fini(mp_pool *p);
+/* A worker was started or is about to be destroyed: its sentinel joins or
+ * leaves the pool's epoll set. */
+void mp__pool_fd_worker(mp_pool *p, int index, bool add);
+/* In the pump, while fds are watched: consumes the wake-ups; true when a
+ * worker's sentinel is readable (its death must be looked at now). */
+bool mp__pool_fd_drain(mp_pool *p);
+/* The job ended (it is ready): its fd turns readable for good. */
+void mp__async_fd_done(mp_async *a);
+/* An iterator's state changed: its fd is readable iff an item can be taken. */
+void mp__imap_fd_update(mp_imap *it);
+/* Closes the fds of a handle being freed or detached. */
+void mp__async_fd_close(mp_async *a);
+/* Whether mp_imap_next would not block now (an item, a failure, the end). */
+bool mp__imap_has_next(const mp_imap *it);
 
 /* pool/pool_async.c */
 int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out);

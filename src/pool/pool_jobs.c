@@ -115,6 +115,7 @@ void mp__pool_finish(mp_pool *p, mp_async *a)
         mp__async_free(a);
         return;
     }
+    mp__async_fd_done(a);
     if (a->nerr == 0 && a->cb)
         a->cb(a, a->user);
     else if (a->nerr > 0 && a->err_cb)
@@ -431,6 +432,8 @@ int mp__pool_pump(mp_pool *p, bool force_check)
 {
     if (p->terminated)
         return (int)p->njobs;
+    if (p->nwatch > 0 && mp__pool_fd_drain(p))
+        force_check = true; /* a watched sentinel turned readable */
     collect(p);
     mp__pool_check_workers(p, force_check);
     check_timeouts(p);
@@ -594,6 +597,8 @@ void mp__pool_cancel(mp_pool *p, mp_async *a)
     a->reduce = NULL;
     if (a->inflight == 0)
         mp__pool_finish(p, a);
+    else
+        mp__async_fd_done(a); /* ready for its owner now */
     if (err_cb)
         err_cb(a, a->user);
 }

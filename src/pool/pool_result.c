@@ -104,6 +104,7 @@ void mp_async_destroy(mp_async *a)
     }
     if (!a)
         return;
+    mp__async_fd_close(a);
     if (a->done || !a->pool) {
         mp__async_free(a);
         return;
@@ -144,6 +145,7 @@ void mp__imap_on_items(mp_imap *it, uint64_t first, uint64_t count)
 {
     if (it->ordered) {
         memset(it->status + first, 1, count);
+        mp__imap_fd_update(it);
         return;
     }
     if (it->fifo_len == it->fifo_cap) {
@@ -159,6 +161,7 @@ void mp__imap_on_items(mp_imap *it, uint64_t first, uint64_t count)
         it->fifo_head = 0;
     }
     it->fifo[(it->fifo_head + it->fifo_len++) % it->fifo_cap] = (mp__range){first, count};
+    mp__imap_fd_update(it);
 }
 
 void mp__imap_on_error(mp_imap *it, const mp_task_error *e)
@@ -174,6 +177,7 @@ void mp__imap_on_error(mp_imap *it, const mp_task_error *e)
     it->fails[it->nfails++] = *e;
     if (it->ordered)
         it->status[e->index] = 2;
+    mp__imap_fd_update(it);
 }
 
 int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **out)
@@ -186,6 +190,7 @@ int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **ou
     mp_imap *it = calloc(1, sizeof *it);
     if (!it)
         return MP_ENOMEM;
+    it->head.wait.wait = &mp__pool_imap_wait_ops;
     it->ordered = ordered;
     it->out_size = spec->out_size;
     if (ordered && spec->n > 0) {
@@ -265,19 +270,11 @@ static int imap_take(mp_imap *it, void *item, size_t *index, mp_task_error *err)
     return 0;
 }
 
-int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout)
+static int imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err,
+                     const mp__deadline *dl)
 {
-    const mp__pool_backend *b = mp__pool_backend_of(it);
-    if (b)
-        return MP__POOL_CALL(b, imap_next, it, item, index, err, timeout);
-    mp__deadline d;
-    if (!it)
-        return MP_EINVAL;
-    int rc = check_async(it->a);
-    if (rc == 0)
-        rc = mp__deadline_init(&d, timeout);
-    if (rc < 0)
-        return rc;
+    mp__deadline d = *dl;
+    int rc;
     for (;;) {
         rc = imap_take(it, item, index, err);
         if (rc != MP_EAGAIN)
@@ -292,6 +289,24 @@ int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, dou
         if (rc < 0)
             return rc;
     }
+}
+
+int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout)
+{
+    const mp__pool_backend *b = mp__pool_backend_of(it);
+    if (b)
+        return MP__POOL_CALL(b, imap_next, it, item, index, err, timeout);
+    mp__deadline d;
+    if (!it)
+        return MP_EINVAL;
+    int rc = check_async(it->a);
+    if (rc == 0)
+        rc = mp__deadline_init(&d, timeout);
+    if (rc < 0)
+        return rc;
+    rc = imap_next(it, item, index, err, &d);
+    mp__imap_fd_update(it); /* an item taken may leave none to take */
+    return rc;
 }
 
 void mp_imap_destroy(mp_imap *it)

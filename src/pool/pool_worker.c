@@ -123,6 +123,13 @@ static void publish(mp__pshm *shm, mp__pslot *s)
     atomic_fetch_add(&shm->done_seq, 1);
     if (atomic_load(&shm->parent_waiting))
         mp__futex_wake(&shm->done_seq, 1);
+    /* Sequentially consistent against the parent's store of notify and its
+     * read of done_seq: either it pumps after this slot is done, or this
+     * worker sees that it must signal (pool/pool_fd.c). */
+    if (atomic_load(&shm->notify) && !atomic_exchange(&shm->wake_pending, 1)) {
+        uint64_t one = 1;
+        (void)!write(shm->wake_fd, &one, sizeof one);
+    }
 }
 
 /* Spins a few microseconds for a task: a parent that submits one task at a

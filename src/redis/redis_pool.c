@@ -97,7 +97,10 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     return 0;
 }
 
-/* mp_pool_broken_reason is not offered (a distributed pool does not
+/* mp_async_fd and mp_imap_fd are not offered (results arrive on a Redis
+ * list that only a call of the client reads): MP_ENOSYS; mp_wait and
+ * mp_async_wait_any look at such results every slice instead.
+ * mp_pool_broken_reason is not offered (a distributed pool does not
  * break: its workers are elsewhere): MP_ENOSYS. */
 const mp__pool_backend mp__redis_pool_backend = {
     .name = "redis",

@@ -62,6 +62,7 @@ int mp__redis_pool_for_spec(mp_for_fn fn, char *buf, size_t cap, size_t *len)
 void mp__redis_async_link(mp__redis_pool *p, mp__redis_async *a)
 {
     a->head.backend = &mp__redis_pool_backend;
+    a->head.wait.wait = &mp__pool_async_wait_ops;
     a->pool = p;
     a->next = p->live;
     if (p->live)

@@ -26,6 +26,7 @@ int mp__redis_pool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_im
     if (it == NULL)
         return MP_ENOMEM;
     it->head.backend = &mp__redis_pool_backend;
+    it->head.wait.wait = &mp__pool_imap_wait_ops;
     it->ordered = ordered;
     it->out_size = s->out_size;
     it->n = s->n;

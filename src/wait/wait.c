@@ -1,4 +1,6 @@
-/* mp_wait: one poll() over the fds behind processes, connections and fds. */
+/* mp_wait: one poll() over the fds behind processes, connections, fds and
+ * the tables of the objects of other modules (queues and events of remote
+ * backends, the pool's results). */
 #include <stdlib.h>
 
 #include "heap/heap_object.h"
@@ -7,11 +9,12 @@
 #include "queue/queue_internal.h"
 #include "queue/queue_remote.h"
 #include "sync/sync_remote.h"
+#include "wait/wait_ops.h"
 
 #define MP__WAIT_MAX 4096
 
-/* The state of the waits under way on remote queues and events (one per
- * item, NULL for the others), kept across rounds. */
+/* The state of the waits under way on remote queues and events and on
+ * tabled objects (one per item, NULL for the others), kept across rounds. */
 typedef struct wait_state {
     void **remote;
 } wait_state;
@@ -24,6 +27,17 @@ static bool is_remote_queue(const mp_waitable *w)
 static bool is_remote_event(const mp_waitable *w)
 {
     return w->kind == MP_WAIT_KIND_EVENT && w->event && mp__obj_is_remote(w->event);
+}
+
+/* A result or an iterator of a pool (a module above this one): the object's
+ * wait table does the waiting (wait/wait_ops.h). */
+static void *tabled(const mp_waitable *w)
+{
+    if (w->kind == MP_WAIT_KIND_ASYNC)
+        return w->async;
+    if (w->kind == MP_WAIT_KIND_IMAP)
+        return w->imap;
+    return NULL;
 }
 
 /* A queue or an event of a remote backend: its table does the waiting. */
@@ -64,6 +78,11 @@ static int wait_prepare(mp_waitable *w, void **remote, bool block, int *fd, bool
     if (is_remote_event(w))
         return MP__REMOTE_CALL(mp__event_remote(w->event), wait_begin, w->event, remote, block, fd);
     switch (w->kind) {
+    case MP_WAIT_KIND_ASYNC:
+    case MP_WAIT_KIND_IMAP: {
+        void *obj = tabled(w);
+        return mp__wait_ops_of(obj)->prepare(obj, remote, fd, exact);
+    }
     case MP_WAIT_KIND_PROCESS: {
         mp_process *p = w->process;
         if (!p || p->kind != MP__KIND_CHILD)
@@ -112,6 +131,8 @@ static int wait_confirm(mp_waitable *w, void **remote, short revents)
         return MP__REMOTE_CALL(mp__event_remote(w->event), wait_finish, w->event, remote);
     if (w->kind == MP_WAIT_KIND_PROCESS)
         return mp__process_try_reap(w->process) == 1;
+    if (tabled(w))
+        return mp__wait_ops_of(tabled(w))->confirm(tabled(w), remote);
     if (w->kind == MP_WAIT_KIND_QUEUE)
         return mp__queue_wait_confirm(w->queue);
     return revents != 0;
@@ -199,13 +220,16 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
         mp_waitable *w = &items[i];
         if (w->kind == MP_WAIT_KIND_EVENT && w->event == NULL)
             rc = MP_EINVAL;
+        else if ((w->kind == MP_WAIT_KIND_ASYNC || w->kind == MP_WAIT_KIND_IMAP) &&
+                 (tabled(w) == NULL || mp__wait_ops_of(tabled(w)) == NULL))
+            rc = MP_EINVAL;
         else if (is_remote(w))
             /* A remote object's backend gives a descriptor to poll (on
              * Redis: a blocking command's connection). */
             rc = remote_check(w);
         else if (w->kind == MP_WAIT_KIND_QUEUE && !mp__queue_valid(w->queue))
             rc = MP_EINVAL;
-        if (rc == 0 && is_remote(w) && ws.remote == NULL &&
+        if (rc == 0 && (is_remote(w) || tabled(w)) && ws.remote == NULL &&
             (ws.remote = calloc(n, sizeof(void *))) == NULL)
             rc = MP_ENOMEM;
     }
@@ -225,9 +249,12 @@ int mp_wait(mp_waitable *items, size_t n, double timeout)
             break;
     }
     wait_queues(items, n, -1);
-    for (size_t i = 0; ws.remote && i < n; i++)
+    for (size_t i = 0; ws.remote && i < n; i++) {
         if (is_remote(&items[i]))
             remote_end(&items[i], &ws.remote[i]);
+        else if (tabled(&items[i]) && ws.remote[i])
+            mp__wait_ops_of(tabled(&items[i]))->end(tabled(&items[i]), &ws.remote[i]);
+    }
     free(ws.remote);
     free(pfd);
     return rc;

@@ -1348,3 +1348,51 @@ Test(rpool, a_fork_beside_the_pool_threads_gives_a_child_that_runs)
     mp_pool_destroy(p);
     mp_manager_close(m);
 }
+
+Test(rpool, results_have_no_fd_but_wait_any_and_mp_wait_take_them)
+{
+    server_up();
+    mp_manager *m;
+    mp_assert_ok(mp_manager_open(&m, srv.url));
+    mp_pool *p = make_pool(m);
+    int64_t x[3] = {2, 3, 4};
+    mp_async *as[4] = {NULL};
+    for (int i = 0; i < 3; i++)
+        mp_assert_ok(mp_pool_apply_async(p, fail_odd, NULL, &x[i], sizeof(x[i]), 8, NULL, NULL,
+                                         NULL, &as[i + 1]));
+    mp_assert_rc(mp_async_fd(as[1]), MP_ENOSYS);
+    size_t i = 99, ready[4];
+    mp_assert_rc(mp_async_wait_any(as, 4, 0.05, &i), MP_ETIMEDOUT); /* no worker yet */
+    cr_assert_eq(i, 99);
+    mp_imap *it = NULL;
+    mp_assert_ok(mp_pool_imap(
+        p, &(mp_map_spec){.fn = square, .in = x, .n = 3, .in_size = 8, .out_size = 8}, false, &it));
+    mp_assert_rc(mp_imap_fd(it), MP_ENOSYS);
+    mp_waitable wi = MP_WAIT_IMAP(it);
+    mp_assert_rc(mp_wait(&wi, 1, 0), MP_ENOSYS);
+    mp_imap_destroy(it);
+
+    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+    int seen = 0, failed = 0, k;
+    while ((k = mp_async_wait_some(as, 4, ready, 30)) > 0) {
+        for (int j = 0; j < k; j++) {
+            int64_t y = 0;
+            int rc = mp_async_get(as[ready[j]], &y, sizeof(y), NULL, 0);
+            if (rc == 0)
+                cr_assert_eq(y, x[ready[j] - 1] * x[ready[j] - 1]);
+            else
+                failed += rc == MP_ETASKFAILED;
+            mp_async_destroy(as[ready[j]]);
+            as[ready[j]] = NULL;
+            seen++;
+        }
+    }
+    mp_assert_rc(k, MP_EEOF);
+    cr_assert_eq(seen, 3);
+    cr_assert_eq(failed, 1);
+    mp_assert_ok(mp_pool_close(p));
+    mp_assert_ok(mp_pool_join(p, 30));
+    mp_pool_destroy(p);
+    mp_test_pool_workers_stop(m, "p", &w, 1);
+    mp_manager_close(m);
+}
