@@ -126,6 +126,10 @@
  *     hold's fencing token, counted on the server (MP_MANAGER_DESTROY
  *     deletes the count: a lock made again counts from 1).
  *     mp_lock_consistent is 0 while held (there is no unrecoverable state).
+ *     mp_lock_locked asks the server (a hold whose lease ran out is
+ *     free); mp_lock_owner gives the pid written in the holder's token
+ *     and tid 0 (the server knows no threads); mp_rlock_owner's depth is
+ *     known only to the holder through its handle, 0 for anyone else.
  *   sem: value and bounded as locally; a process killed between acquire
  *     and release does not give its unit back (nor locally).
  *   event: as locally. Lock, rlock, sem and event waiters block on the
