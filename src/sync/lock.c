@@ -38,8 +38,10 @@ static int lock_check(const struct mp_lock *l, uint32_t magic)
 }
 
 /* The holder's writes of what observers read (mp_lock_owner): relaxed
- * atomic stores, plain moves on the common targets. The pid goes before
- * the thread id, which publishes it. */
+ * atomic stores, plain moves on the common targets. Taking the lock, the
+ * pid goes before the thread id, which publishes it; letting it go, the
+ * thread id is cleared first, so that an observer that still reads the
+ * holder's thread id after the pid has read the holder's pid. */
 static inline void set_count(struct mp_lock *l, uint32_t n)
 {
     __atomic_store_n(&l->count, n, __ATOMIC_RELAXED);
@@ -47,7 +49,12 @@ static inline void set_count(struct mp_lock *l, uint32_t n)
 
 static inline void set_owner(struct mp_lock *l, pid_t self)
 {
-    atomic_store_explicit(&l->owner_pid, self ? mp__pid_cache : 0, memory_order_relaxed);
+    if (self == 0) {
+        atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+        atomic_store_explicit(&l->owner_pid, 0, memory_order_release);
+        return;
+    }
+    atomic_store_explicit(&l->owner_pid, mp__pid_cache, memory_order_relaxed);
     atomic_store_explicit(&l->owner, self, memory_order_release);
 }
 
@@ -392,7 +399,7 @@ static int lock_owner(struct mp_lock *l, uint32_t magic, pid_t *pid, pid_t *tid,
         if (t == 0)
             return MP_ESRCH;
         if (atomic_load_explicit(&l->owner, memory_order_acquire) == t) {
-            p = atomic_load_explicit(&l->owner_pid, memory_order_relaxed);
+            p = atomic_load_explicit(&l->owner_pid, memory_order_acquire);
             c = __atomic_load_n(&l->count, __ATOMIC_RELAXED);
             if (atomic_load_explicit(&l->owner, memory_order_acquire) == t)
                 break;
