@@ -143,6 +143,11 @@
  *   array: the items live on the server (a list of numbers, at most 2^20
  *     items: longer is MP_ENOMEM): mp_array_data and mp_array_get_lock are
  *     NULL; the typed accessors read or write one item per round trip.
+ *   barrier: no action and no default timeout (mp_barrier_wait_default
+ *     waits without limit).
+ *   dict: snapshots in Redis's order; mp_dict_popitem takes an arbitrary
+ *     pair (a hash has no insertion order). list: as locally
+ *     (mp_list_imul beyond 2^32 - 1 items is MP_EOVERFLOW).
  * Removal on Redis: flags 0 takes the name away and leaves the data keys;
  * handles anywhere keep working on them, and a new object of the same name
  * and type sees the old data (a value or array keeps its numbers: init is
