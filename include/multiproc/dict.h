@@ -130,6 +130,18 @@ MP_API int mp_dict_delete(mp_dict *d, const void *key, size_t key_len);
 MP_API int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t *out_len,
                        mp_item_type *type);
 
+/* mp_dict_popitem — d.popitem(): remove an entry and return its key and
+ * value (two malloc'd copies, each followed by a NUL byte; free both).
+ * Locally the entry is the last inserted (LIFO, as Python 3.7+; a key
+ * that was set again keeps its first place). On Redis, whose hashes have
+ * no order, it is an arbitrary entry (HRANDFIELD), removed in the same
+ * script. key, key_len, value and value_len are required; type may be
+ * NULL. Atomic: two callers never get the same entry. Errors: MP_EEMPTY
+ * (the dict is empty: Python's KeyError; outputs untouched), MP_EINVAL,
+ * MP_ENOMEM (nothing removed). */
+MP_API int mp_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
+                           mp_item_type *type);
+
 /* mp_dict_clear — remove every entry, atomically. */
 MP_API int mp_dict_clear(mp_dict *d);
 

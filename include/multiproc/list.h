@@ -134,6 +134,19 @@ typedef int (*mp_list_cmp_fn)(const mp_item *a, const mp_item *b, void *user);
  * whole. */
 MP_API int mp_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user);
 
+/* mp_list_reverse — l.reverse(): reverse the items in place, atomically
+ * (no reader sees a half-reversed list). Errors: MP_EINVAL, MP_ENOMEM. */
+MP_API int mp_list_reverse(mp_list *l);
+
+/* mp_list_imul — l *= n: the items repeated n times in place, atomically
+ * (the list [a, b] becomes [a, b, a, b] for n = 2). As in Python, n of 0
+ * or less empties the list and n = 1 changes nothing. Every repeated item
+ * is a copy (stored anew). Errors: MP_EINVAL, MP_ENOMEM (the result does
+ * not fit the shared heap, or its length overflows; nothing changed), on
+ * Redis MP_EOVERFLOW (the result would exceed 2^32 - 1 items, Redis's
+ * limit; nothing changed). */
+MP_API int mp_list_imul(mp_list *l, long n);
+
 #ifdef __cplusplus
 }
 #endif

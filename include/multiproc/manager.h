@@ -134,6 +134,10 @@
  *     hold's fencing token, counted on the server (MP_MANAGER_DESTROY
  *     deletes the count: a lock made again counts from 1).
  *     mp_lock_consistent is 0 while held (there is no unrecoverable state).
+ *     mp_lock_locked asks the server (a hold whose lease ran out is
+ *     free); mp_lock_owner gives the pid written in the holder's token
+ *     and tid 0 (the server knows no threads); mp_rlock_owner's depth is
+ *     known only to the holder through its handle, 0 for anyone else.
  *   sem: value and bounded as locally; a process killed between acquire
  *     and release does not give its unit back (nor locally).
  *   event: as locally; mp_wait on a Redis event waits on the server and
@@ -158,6 +162,11 @@
  *   array: the items live on the server (a list of numbers, at most 2^20
  *     items: longer is MP_ENOMEM): mp_array_data and mp_array_get_lock are
  *     NULL; the typed accessors read or write one item per round trip.
+ *   barrier: no action and no default timeout (mp_barrier_wait_default
+ *     waits without limit).
+ *   dict: snapshots in Redis's order; mp_dict_popitem takes an arbitrary
+ *     pair (a hash has no insertion order). list: as locally
+ *     (mp_list_imul beyond 2^32 - 1 items is MP_EOVERFLOW).
  * Removal on Redis: flags 0 takes the name away and leaves the data keys;
  * handles anywhere keep working on them, and a new object of the same name
  * and type sees the old data (a value or array keeps its numbers: init is

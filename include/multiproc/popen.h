@@ -20,11 +20,11 @@
  * small one (fork would copy its page tables). The child runs only
  * async-signal-safe code between clone and exec: it arms
  * PR_SET_PDEATHSIG when asked (die_with_parent), resets caught signals
- * to their default, restores the caller's signal mask (all signals are
- * blocked across the spawn), sets up the session, umask, stdio, close-on-
- * exec flags and directory, and execs. Builds with AddressSanitizer or
- * ThreadSanitizer use fork for the same child code, because a sanitizer's
- * runtime cannot share its memory with a second process.
+ * to their default (and SIGPIPE and SIGXFSZ even when ignored, unless
+ * keep_ignored_signals: Python's restore_signals), restores the caller's signal mask (all signals
+ * are blocked across the spawn), sets up the session, umask, stdio, close-on- exec flags and
+ * directory, and execs. Builds with AddressSanitizer or ThreadSanitizer use fork for the same child
+ * code, because a sanitizer's runtime cannot share its memory with a second process.
  *
  * Exec failures: when any step of the child fails (open of a stdio path,
  * dup2, chdir, setsid, exec, ...), mp_popen_create returns that step's error
@@ -132,7 +132,10 @@ typedef struct mp_popen_opts {
     char *const *env_add;
     /* The child's stdin, stdout, stderr. */
     mp_io in, out, err;
-    /* fds (>= 3) the child keeps, at the same numbers. */
+    /* fds (>= 3) the child keeps, at the same numbers, inheritable (Python's
+     * pass_fds); every other fd above 2 is closed in the child unless
+     * inherit_fds. Each must be open; a negative, 0-2 or repeated entry
+     * is MP_EINVAL (nothing started). */
     const int *pass_fds;
     size_t n_pass_fds;
     /* Keep every inheritable fd of the parent (Python's close_fds=False).
@@ -165,6 +168,13 @@ typedef struct mp_popen_opts {
      * set-group-ID or gains capabilities (such a program outlives its
      * parent). Only the child itself is killed, not its own children. */
     bool die_with_parent;
+    /* Python's restore_signals=False. By default (restore_signals=True)
+     * the child sets SIGPIPE and SIGXFSZ back to SIG_DFL before exec even
+     * when this process ignores them, so that a program writing to a
+     * closed pipe dies of SIGPIPE as in a shell (`yes | head -1` ends)
+     * instead of seeing EPIPE; Linux has no SIGXFZ. true: the child keeps
+     * every ignored signal ignored, as posix_spawn does. */
+    bool keep_ignored_signals;
     /* Filled when create fails because the child could not start; may be
      * NULL. Owned by the caller. */
     mp_exec_error *exec_error;
@@ -177,13 +187,12 @@ typedef struct mp_popen_opts {
  * opts: NULL for defaults; borrowed until return.
  * Returns 0 with *out owned by the caller (mp_popen_destroy). Errors:
  * MP_EINVAL (NULL out, NULL or empty argv, an unknown io kind or path mode,
- * MP_IO_STDOUT for stdin/stdout, a NULL path, pass_fds below 3 or NULL with
- * a count, new_session with process_group, a NaN or negative lifetime),
- * MP_EBADF (an MP_IO_FD or pass_fds entry that is not open), MP_ENOMEM,
- * MP_EMFILE, MP_EAGAIN (no more processes), and the error of a failed child
- * step (MP_ENOENT, MP_EACCES, MP_ENOTDIR, MP_ENOEXEC, ...), described in
- * opts->exec_error. On failure no child and no fd remain.
- * Thread safety: may run from several threads at once.
+ * MP_IO_STDOUT for stdin/stdout, a NULL path, pass_fds below 3 (negative
+ * included), repeated, or NULL with a count, new_session with process_group, a NaN or negative
+ * lifetime), MP_EBADF (an MP_IO_FD or pass_fds entry that is not open), MP_ENOMEM, MP_EMFILE,
+ * MP_EAGAIN (no more processes), and the error of a failed child step (MP_ENOENT, MP_EACCES,
+ * MP_ENOTDIR, MP_ENOEXEC, ...), described in opts->exec_error. On failure no child and no fd
+ * remain. Thread safety: may run from several threads at once.
  */
 MP_API int mp_popen_create(mp_popen **out, const char *const *argv, const mp_popen_opts *opts);
 
@@ -314,6 +323,20 @@ MP_API int mp_run(const char *const *argv, const mp_run_opts *opts, mp_run_resul
 /* mp_run_result_free — free the buffers of a result and zero it. */
 MP_API void mp_run_result_free(mp_run_result *res);
 
+/* mp_run_describe — the text of Python's CalledProcessError for a command
+ * and its return code, into buf (NUL-terminated, truncated to cap like
+ * snprintf):
+ *     Command 'false' returned non-zero exit status 1.
+ *     Command 'sleep 9' died with <Signals.SIGKILL: 9>.
+ * argv: the command (borrowed until return), its words joined by spaces;
+ * for a shell command, {cmd, NULL}. returncode: as mp_run_result's (a
+ * negative one is the signal that killed the program; a signal Python
+ * has no name for gives "died with unknown signal N."). Returns the
+ * length of the whole text (without the NUL; cap too small: the text is
+ * cut, as snprintf), or MP_EINVAL (NULL or empty argv, NULL buf with a
+ * cap). Thread-safe; allocates nothing. */
+MP_API int mp_run_describe(const char *const *argv, int returncode, char *buf, size_t cap);
+
 /* mp_call — run and give the return code (Python's call). opts: as for
  * mp_popen_create (NULL for defaults). timeout: as mp_run_opts.timeout.
  * returncode: required (MP_EINVAL if NULL). Errors as mp_run. */
@@ -355,6 +378,9 @@ typedef struct mp_pipeline_opts {
     /* Every stage gets mp_popen_opts.die_with_parent (see there; default
      * false: the stages outlive a parent that dies). */
     bool die_with_parent;
+    /* Every stage gets mp_popen_opts.keep_ignored_signals (default false:
+     * SIGPIPE and SIGXFSZ are reset to SIG_DFL in every stage). */
+    bool keep_ignored_signals;
     /* Filled when a stage could not start; the stage's index in *failed_stage
      * (both may be NULL). */
     mp_exec_error *exec_error;

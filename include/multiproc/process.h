@@ -224,6 +224,28 @@ MP_API int mp_process_terminate(mp_process *p);
 /* mp_process_kill — like terminate, but SIGKILL at once. */
 MP_API int mp_process_kill(mp_process *p);
 
+/* mp_terminate_all — stop n children together, within one grace period.
+ *
+ * Sends SIGTERM to every child still running, waits up to grace seconds
+ * for all of them at once (one poll over their pidfds), then sends
+ * SIGKILL to those still running and reaps them: stopping 20 children
+ * that ignore SIGTERM takes about one grace, not 20 (mp_process_terminate
+ * in a loop would wait each one's grace in turn). Children that exit on
+ * SIGTERM are never sent SIGKILL; children already exited are reaped.
+ *
+ * procs: n children started by this process, borrowed until return (may
+ * be NULL when n is 0; an entry may repeat). grace: seconds, 0 for SIGKILL
+ * right after SIGTERM; each child's terminate_grace is not used.
+ * Returns how many children had to be sent SIGKILL (0..n), all of them
+ * reaped, or: MP_EINVAL (NULL procs with n > 0, a NULL entry, negative or
+ * NaN grace), MP_ENOTSTARTED, MP_ECLOSED, MP_EPERM (an entry that is not
+ * a started, open child of this process: checked for all before any
+ * signal, so nothing was sent), MP_ENOMEM, or MP_ETIMEDOUT when a child
+ * does not die within 5 s of SIGKILL (as mp_process_terminate).
+ * Thread safety: as mp_process_terminate for each entry.
+ */
+MP_API int mp_terminate_all(mp_process *const *procs, size_t n, double grace);
+
 /* mp_process_send_signal — send a signal and return without waiting.
  * Errors: MP_EINVAL (bad signal), MP_ENOTSTARTED, MP_ECLOSED, MP_EPERM.
  * A child that has exited but is not reaped yet receives nothing (success). */

@@ -73,6 +73,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "multiproc/error.h"
 
@@ -149,6 +150,30 @@ MP_API int mp_lock_token(mp_lock *lock, uint64_t *token);
  * writing), MP_EINVAL, and the Redis errors of multiproc/manager.h. */
 MP_API int mp_lock_renew(mp_lock *lock);
 
+/* mp_lock_locked — Python's Lock.locked(): 1 while any thread of any
+ * process holds the lock, 0 when it is free, or MP_EINVAL (bad lock). A
+ * snapshot: the answer may be stale when it returns. A lock whose holder
+ * died counts as held until the next acquirer takes it over (with
+ * MP_EOWNERDEAD). On a Redis lock: 1 while a holder's token is on the
+ * server (its lease running), at the cost of one round trip, and the
+ * Redis errors of multiproc/manager.h. */
+MP_API int mp_lock_locked(mp_lock *lock);
+
+/* mp_lock_owner — who holds the lock, as any thread of any process sees
+ * it: 0 with the holder's process id in *pid and its kernel thread id in
+ * *tid (either pointer may be NULL), a snapshot like mp_lock_locked.
+ * A holder that died keeps being reported until the lock is taken over.
+ * *pid is 0 in one rare case: the holder has just taken the lock and not
+ * yet recorded its process (or died right then).
+ * On a Redis lock: *pid is the holder's process id as written in its
+ * token on the server (a process of any machine), *tid is 0 (the server
+ * knows processes, not threads: any thread of the holding process acts as
+ * holder through the handle).
+ * Errors: MP_ESRCH (the lock is free: no holder; *pid and *tid
+ * untouched), MP_EINVAL (bad lock), and on Redis the errors of
+ * multiproc/manager.h. Safe from any thread of any process. */
+MP_API int mp_lock_owner(mp_lock *lock, pid_t *pid, pid_t *tid);
+
 /* ---- RLock -------------------------------------------------------------- */
 
 typedef struct mp_rlock mp_rlock;
@@ -188,6 +213,21 @@ MP_API int mp_rlock_count(mp_rlock *rlock);
  * levels taken again by the holder. */
 MP_API int mp_rlock_token(mp_rlock *rlock, uint64_t *token);
 MP_API int mp_rlock_renew(mp_rlock *rlock);
+
+/* mp_rlock_locked — 1 while any thread holds the rlock (at any depth), 0
+ * when free, or an error: as mp_lock_locked. */
+MP_API int mp_rlock_locked(mp_rlock *rlock);
+
+/* mp_rlock_owner — as mp_lock_owner, plus the holder's recursion depth
+ * (how many releases free it) in *depth (may be NULL): a snapshot, taken
+ * while the holder may be acquiring or releasing levels; 0 with *pid 0 in
+ * the rare case described at mp_lock_owner.
+ * On a Redis rlock the depth is known only to the holding process (its
+ * handle counts the levels; the server sees one hold): the holder,
+ * through the handle it holds it by, reads its depth; any other process
+ * or handle reads *depth 0, meaning "held, depth unknown". *tid is 0.
+ * Errors as mp_lock_owner (MP_ESRCH when free). */
+MP_API int mp_rlock_owner(mp_rlock *rlock, pid_t *pid, pid_t *tid, uint32_t *depth);
 
 /* ---- Semaphore and BoundedSemaphore --------------------------------------- */
 
@@ -338,10 +378,15 @@ typedef struct mp_barrier_opts {
     unsigned parties; /* required: at least 1 (0 is MP_EINVAL) */
     mp_barrier_action action;
     void *action_arg;
+    /* The default timeout in seconds (Python's Barrier(timeout=)): the one
+     * mp_barrier_wait_default uses. The zero value means no default, as
+     * Python's None: mp_barrier_wait_default waits without limit (and so
+     * does a negative value, MP_FOREVER). NaN is MP_EINVAL. */
+    double timeout;
 } mp_barrier_opts;
 
 /* mp_barrier_create — a new barrier for opts->parties parties.
- * Errors: MP_EINVAL (NULL opts, parties 0 or above 2^31), MP_ENOMEM,
+ * Errors: MP_EINVAL (NULL opts, parties 0 or above 2^31, NaN timeout), MP_ENOMEM,
  * MP_ENOHEAPADDR. */
 MP_API int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts);
 
@@ -361,6 +406,14 @@ MP_API void mp_barrier_destroy(mp_barrier *b);
  * their timeout breaks the barrier.
  */
 MP_API int mp_barrier_wait(mp_barrier *b, double timeout);
+
+/* mp_barrier_wait_default — Python's b.wait() with no argument: as
+ * mp_barrier_wait with the barrier's default timeout (opts->timeout; no
+ * default: without limit). An explicit timeout is always given with
+ * mp_barrier_wait, whose MP_FOREVER and 0 keep their meaning. A Redis
+ * barrier (mp_manager_barrier) has no default: it waits without limit.
+ * Returns and errors as mp_barrier_wait. */
+MP_API int mp_barrier_wait_default(mp_barrier *b);
 
 /* mp_barrier_reset — back to the initial, unbroken state; parties waiting
  * get MP_EBROKEN. 0 or MP_EINVAL. */

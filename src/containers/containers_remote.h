@@ -36,6 +36,8 @@ typedef struct mp__dict_ops {
     /* keys, values, items (what: MP__SNAP_*). */
     int (*snapshot)(const mp_dict *d, unsigned what, mp_snapshot **out);
     int (*clear)(mp_dict *d);
+    int (*popitem)(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
+                   mp_item_type *type);
 } mp__dict_ops;
 
 static inline const mp__dict_ops *mp__dict_remote(const mp_dict *d)
@@ -57,6 +59,8 @@ typedef struct mp__list_ops {
     int (*clear)(mp_list *l);
     int (*slice)(const mp_list *l, long start, long stop, mp_snapshot **out);
     int (*sort)(mp_list *l, mp_list_cmp_fn cmp, void *user);
+    int (*reverse)(mp_list *l);
+    int (*imul)(mp_list *l, long n);
 } mp__list_ops;
 
 static inline const mp__list_ops *mp__list_remote(const mp_list *l)

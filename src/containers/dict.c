@@ -619,3 +619,68 @@ int mp_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_upd
     mp__blob_free(old);
     return rc;
 }
+
+/* The slot of the newest entry (highest insertion number) of a dict whose
+ * shards are all locked, or false when it is empty. */
+static bool newest_slot(mp_dict *d, uint32_t *shard, uint32_t *slot)
+{
+    uint64_t best = 0;
+    bool found = false;
+    for (uint32_t s = 0; s < d->nshards; s++) {
+        const mp__table *t = d->shard[s].s.table;
+        for (uint32_t i = 0; t && i < t->cap; i++) {
+            const mp__blob *b = t->slot[i];
+            if (b != NULL && b != MP__TOMBSTONE && (!found || b->seq > best)) {
+                best = b->seq;
+                *shard = s;
+                *slot = i;
+                found = true;
+            }
+        }
+    }
+    return found;
+}
+
+/* Copies a blob's key and value out: two malloc'd, NUL-terminated copies. */
+static int copy_pair(const mp__blob *b, void **key, size_t *key_len, void **value,
+                     size_t *value_len, mp_item_type *type)
+{
+    char *k = malloc((size_t)b->key_len + 1);
+    if (k == NULL)
+        return MP_ENOMEM;
+    int rc = mp__blob_copy_out(b, value, value_len, type);
+    if (rc < 0) {
+        free(k);
+        return rc;
+    }
+    memcpy(k, mp__blob_key(b), (size_t)b->key_len + 1);
+    *key = k;
+    *key_len = b->key_len;
+    return 0;
+}
+
+int mp_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
+                    mp_item_type *type)
+{
+    if (key == NULL || key_len == NULL || value == NULL || value_len == NULL)
+        return MP_EINVAL;
+    if (mp__obj_is_remote(d))
+        return MP__REMOTE_CALL(mp__dict_remote(d), popitem, d, key, key_len, value, value_len,
+                               type);
+    int rc = mp__dict_check(d);
+    if (rc == 0)
+        rc = mp__dict_lock_all(d);
+    if (rc < 0)
+        return rc;
+    uint32_t s = 0, i = 0;
+    mp__blob *old = NULL;
+    if (!newest_slot(d, &s, &i))
+        rc = MP_EEMPTY;
+    else
+        rc = copy_pair(d->shard[s].s.table->slot[i], key, key_len, value, value_len, type);
+    if (rc == 0)
+        old = shard_remove(&d->shard[s].s, (long)i);
+    mp__dict_unlock_all(d);
+    mp__blob_free(old);
+    return rc;
+}

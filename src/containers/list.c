@@ -586,3 +586,73 @@ int mp_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
     arr_free(old, false);
     return rc;
 }
+
+int mp_list_reverse(mp_list *l)
+{
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), reverse, l);
+    int rc = list_check(l);
+    if (rc == 0)
+        rc = list_lock(l);
+    if (rc < 0)
+        return rc;
+    size_t len = list_len(l);
+    mp__larr *na = NULL, *old = NULL;
+    if (len > 1)
+        rc = arr_new(&na, l->arr->cap, NULL, 0);
+    if (rc == 0 && na) {
+        for (size_t i = 0; i < len; i++)
+            na->item[i] = l->arr->item[len - 1 - i];
+        na->len = len;
+        old = l->arr;
+        l->arr = na; /* the publishing store */
+    }
+    list_unlock(l);
+    arr_free(old, false);
+    return rc;
+}
+
+/* The items of l repeated n - 1 more times, as fresh blobs (a blob belongs
+ * to one slot: removing a slot frees its blob). */
+static int repeat_locked(mp_list *l, size_t len, long n, mp__larr **old_arr)
+{
+    if ((size_t)n > SIZE_MAX / len)
+        return MP_ENOMEM;
+    mp__larr *na;
+    int rc = arr_new(&na, len * (size_t)n, l->arr, len);
+    for (size_t i = len; rc == 0 && i < len * (size_t)n; i++) {
+        mp_item v = mp__blob_item(l->arr->item[i % len]);
+        rc = mp__blob_new(&na->item[i], NULL, 0, &v);
+        if (rc < 0) {
+            while (i-- > len)
+                mp__blob_free(na->item[i]);
+            mp__heap_free(na);
+        }
+    }
+    if (rc == 0) {
+        na->len = len * (size_t)n;
+        *old_arr = l->arr;
+        l->arr = na; /* the publishing store */
+    }
+    return rc;
+}
+
+int mp_list_imul(mp_list *l, long n)
+{
+    if (mp__obj_is_remote(l))
+        return MP__REMOTE_CALL(mp__list_remote(l), imul, l, n);
+    if (n <= 0)
+        return mp_list_clear(l); /* Python: l *= 0 (or less) empties l */
+    int rc = list_check(l);
+    if (rc == 0)
+        rc = list_lock(l);
+    if (rc < 0)
+        return rc;
+    size_t len = list_len(l);
+    mp__larr *old = NULL;
+    if (len > 0 && n > 1)
+        rc = repeat_locked(l, len, n, &old);
+    list_unlock(l);
+    arr_free(old, false);
+    return rc;
+}

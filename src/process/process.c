@@ -398,6 +398,81 @@ int mp_process_kill(mp_process *p)
     return stop(p, SIGKILL, 0);
 }
 
+/* ---- many at once --------------------------------------------------------- */
+
+/* Reaps what has exited among procs and waits, until all are reaped or d
+ * passes, in one poll over every pidfd (a sentinel that is no pidfd is
+ * looked at every 20 ms, as in wait_exit). Returns how many still run,
+ * or an error of poll. */
+static int wait_all(mp_process *const *procs, size_t n, struct pollfd *pfd, const mp__deadline *d)
+{
+    for (;;) {
+        size_t left = 0;
+        bool inexact = false;
+        for (size_t i = 0; i < n; i++) {
+            if (mp__process_try_reap(procs[i]))
+                continue;
+            pthread_mutex_lock(&procs[i]->mu);
+            pfd[left] = (struct pollfd){.fd = procs[i]->sentinel, .events = POLLIN};
+            inexact |= !procs[i]->sentinel_is_pidfd;
+            pthread_mutex_unlock(&procs[i]->mu);
+            left++;
+        }
+        if (left == 0 || mp__deadline_expired(d))
+            return (int)(left > INT32_MAX ? INT32_MAX : left);
+        mp__deadline slice = *d;
+        int64_t cap = mp__now_ns() + 20 * 1000000;
+        if (inexact && (slice.ns < 0 || slice.ns > cap))
+            slice.ns = cap;
+        int r = mp__poll(pfd, (nfds_t)left, &slice);
+        if (r < 0)
+            return r;
+        if (r > 0 && inexact)
+            mp__sleep_until(&slice, 1000000); /* a pipe's EOF stays readable */
+    }
+}
+
+/* An entry repeated in the list counts once. */
+static bool listed_before(mp_process *const *procs, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (procs[j] == procs[i])
+            return true;
+    return false;
+}
+
+int mp_terminate_all(mp_process *const *procs, size_t n, double grace)
+{
+    if ((procs == NULL && n > 0) || !(grace >= 0) || n > INT32_MAX)
+        return MP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int rc = procs[i] ? check_child(procs[i]) : MP_EINVAL;
+        if (rc < 0)
+            return rc; /* nothing sent yet: a bad list changes nothing */
+    }
+    struct pollfd *pfd = calloc(n ? n : 1, sizeof(*pfd));
+    if (pfd == NULL)
+        return MP_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!mp__process_try_reap(procs[i]))
+            (void)mp__process_signal(procs[i], SIGTERM);
+    mp__deadline d;
+    mp__deadline_init(&d, grace);
+    int left = wait_all(procs, n, pfd, &d);
+    int killed = 0;
+    for (size_t i = 0; left > 0 && i < n; i++) {
+        if (!mp__process_try_reap(procs[i]) && !listed_before(procs, i) &&
+            mp__process_signal(procs[i], SIGKILL) == 0)
+            killed++;
+    }
+    if (left > 0) {
+        mp__deadline_init(&d, MP__KILL_WAIT);
+        left = wait_all(procs, n, pfd, &d);
+    }
+    free(pfd);
+    return left < 0 ? left : left > 0 ? MP_ETIMEDOUT : killed;
+}
+
 int mp_process_close(mp_process *p)
 {
     if (!p)

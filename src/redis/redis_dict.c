@@ -375,3 +375,50 @@ int mp__redis_dict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out)
     freeReplyObject(rep);
     return rc;
 }
+
+/* A hash has no order: popitem takes a random field (HRANDFIELD, Redis
+ * 6.2+) and deletes it in the same script. Answers {field, value} or
+ * false when the hash is empty. */
+static const char popitem_lua[] = "local f = redis.call('HRANDFIELD', KEYS[1]) "
+                                  "if not f then return false end "
+                                  "local v = redis.call('HGET', KEYS[1], f) "
+                                  "redis.call('HDEL', KEYS[1], f) return {f, v}";
+
+int mp__redis_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
+                           mp_item_type *type)
+{
+    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
+    if (rc < 0)
+        return rc;
+    const mp__redis_obj *o = (const mp__redis_obj *)d;
+    const char *argv[] = {"EVAL", popitem_lua, "1", o->key};
+    size_t lens[] = {4, sizeof(popitem_lua) - 1, 1, o->key_len};
+    redisReply *rep;
+    rc = mp__redis_cmd(o->conn, MP__RR_ANY_VALUE, &rep, 4, argv, lens);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL) {
+        freeReplyObject(rep);
+        return MP_EEMPTY;
+    }
+    const redisReply *f =
+        rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 ? rep->element[0] : NULL;
+    if (f == NULL || f->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING ||
+        mp__key_check(f->str, f->len) < 0) {
+        freeReplyObject(rep);
+        return MP_EBADMSG; /* the entry is gone: a field this library never wrote */
+    }
+    char *k = malloc(f->len + 1);
+    void *a[] = {value, value_len, type};
+    rc = k == NULL ? MP_ENOMEM : with_value(rep->element[1], copy_out, a);
+    if (rc == 0) {
+        memcpy(k, f->str, f->len);
+        k[f->len] = '\0';
+        *key = k;
+        *key_len = f->len;
+    } else {
+        free(k);
+    }
+    freeReplyObject(rep);
+    return rc;
+}

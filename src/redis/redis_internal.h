@@ -301,6 +301,8 @@ int mp__redis_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_d
 int mp__redis_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *result);
 int mp__redis_dict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out);
 int mp__redis_dict_clear(mp_dict *d);
+int mp__redis_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
+                           mp_item_type *type);
 
 /* list (redis/redis_list.c) */
 void mp__redis_list_destroy(mp_list *l);
@@ -315,6 +317,8 @@ int mp__redis_list_len(const mp_list *l, size_t *out);
 int mp__redis_list_clear(mp_list *l);
 int mp__redis_list_slice(const mp_list *l, long start, long stop, mp_snapshot **out);
 int mp__redis_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user);
+int mp__redis_list_reverse(mp_list *l);
+int mp__redis_list_imul(mp_list *l, long n);
 
 /* value (redis/redis_objects.c): the public value handle (mp__redis_value_open).
  * Its typecode (0 for an invalid handle): */
@@ -435,6 +439,13 @@ void mp__redis_lock_set_recursive(mp__redis_lock *l);
 int mp__redis_lock_consistent(mp__redis_lock *l);
 /* Levels held by this process through this handle (an rlock), or 0. */
 int mp__redis_lock_count(mp__redis_lock *l);
+/* Whether anyone holds the lock on the server (1 or 0), and who: the
+ * pid of the holder's token (tid 0: unknown to the server) and, when the
+ * holder is this process through this handle, its levels (else 0:
+ * unknown). MP_ESRCH when free; MP_EBADMSG or MP_EPROTO for keys this
+ * library did not write. */
+int mp__redis_lock_locked(mp__redis_lock *l);
+int mp__redis_lock_owner(mp__redis_lock *l, pid_t *pid, pid_t *tid, uint32_t *depth);
 
 /* Pipelined commands on one connection (redis/redis_conn.c): n commands, all
  * sent before any reply is read; each reply must be of kind. Returns 0 or

@@ -394,3 +394,53 @@ int mp__redis_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
     } while (rc == MP_EAGAIN && mp__redis_retry(&dl, &lost) == 0);
     return rc;
 }
+
+/* Reverse and repeat rewrite the whole list in one script. The items are
+ * pushed in chunks (Lua's unpack is limited in arguments). */
+#define LUA_PUSH_ALL(t)                                                                            \
+    "for j = 1, #" t ", 1000 do "                                                                  \
+    "redis.call('RPUSH', KEYS[1], unpack(" t ", j, math.min(j + 999, #" t "))) end "
+
+static const char reverse_lua[] = "local v = redis.call('LRANGE', KEYS[1], 0, -1) "
+                                  "if #v < 2 then return 0 end "
+                                  "local r = {} for i = #v, 1, -1 do r[#r + 1] = v[i] end "
+                                  "redis.call('DEL', KEYS[1]) " LUA_PUSH_ALL("r") "return 0";
+
+/* ARGV[1] n > 1; ARGV[2] the most items a list may hold. -1: too many. */
+static const char imul_lua[] = "local n, max = tonumber(ARGV[1]), tonumber(ARGV[2]) "
+                               "local v = redis.call('LRANGE', KEYS[1], 0, -1) "
+                               "if #v == 0 then return 0 end "
+                               "if #v * n > max then return -1 end "
+                               "for k = 2, n do " LUA_PUSH_ALL("v") "end return 0";
+
+int mp__redis_list_reverse(mp_list *l)
+{
+    mp__redis_obj *o = NULL;
+    int rc = list_args(l, &o);
+    if (rc < 0)
+        return rc;
+    const char *argv[] = {"EVAL", reverse_lua, "1", o->key};
+    return mp__redis_cmd(o->conn, MP__RR_INT, NULL, 4, argv, NULL);
+}
+
+int mp__redis_list_imul(mp_list *l, long n)
+{
+    mp__redis_obj *o = NULL;
+    int rc = list_args(l, &o);
+    if (rc < 0)
+        return rc;
+    if (n <= 0)
+        return mp__redis_list_clear(l);
+    if (n == 1)
+        return 0;
+    char num[24];
+    snprintf(num, sizeof(num), "%ld", n);
+    const char *argv[] = {"EVAL", imul_lua, "1", o->key, num, "4294967295"};
+    redisReply *rep;
+    rc = mp__redis_cmd(o->conn, MP__RR_INT, &rep, 6, argv, NULL);
+    if (rc < 0)
+        return rc;
+    rc = rep->integer == 0 ? 0 : rep->integer == -1 ? MP_EOVERFLOW : MP_EBADMSG;
+    freeReplyObject(rep);
+    return rc;
+}

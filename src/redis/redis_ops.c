@@ -107,6 +107,14 @@ static int lock_cond(mp_lock *l, mp_cond **out)
 {
     return mp__redis_cond_over((mp__redis_cond **)out, redis_lock_of(l));
 }
+static int lock_locked(mp_lock *l)
+{
+    return mp__redis_lock_locked(redis_lock_of(l));
+}
+static int lock_owner(mp_lock *l, pid_t *pid, pid_t *tid)
+{
+    return mp__redis_lock_owner(redis_lock_of(l), pid, tid, NULL);
+}
 static void rlock_destroy(mp_rlock *l)
 {
     mp__redis_lock_close(redis_lock_of(l));
@@ -138,6 +146,15 @@ static int rlock_renew(mp_rlock *l)
 static int rlock_cond(mp_rlock *l, mp_cond **out)
 {
     return mp__redis_cond_over((mp__redis_cond **)out, redis_lock_of(l));
+}
+
+static int rlock_locked(mp_rlock *l)
+{
+    return mp__redis_lock_locked(redis_lock_of(l));
+}
+static int rlock_owner(mp_rlock *l, pid_t *pid, pid_t *tid, uint32_t *depth)
+{
+    return mp__redis_lock_owner(redis_lock_of(l), pid, tid, depth);
 }
 
 /* ---- sem: the handle is an mp__redis_sem -------------------------------------- */
@@ -216,6 +233,7 @@ const mp__dict_ops mp__redis_dict_ops = {
     .add_int64 = mp__redis_dict_add_int64,
     .snapshot = mp__redis_dict_snapshot,
     .clear = mp__redis_dict_clear,
+    .popitem = mp__redis_dict_popitem,
 };
 
 const mp__list_ops mp__redis_list_ops = {
@@ -231,6 +249,8 @@ const mp__list_ops mp__redis_list_ops = {
     .clear = mp__redis_list_clear,
     .slice = mp__redis_list_slice,
     .sort = mp__redis_list_sort,
+    .reverse = mp__redis_list_reverse,
+    .imul = mp__redis_list_imul,
 };
 
 /* A Redis list of messages: no zero-copy records (reserve ... release). */
@@ -267,6 +287,8 @@ const mp__lock_ops mp__redis_lock_ops = {
     .token = lock_token,
     .renew = lock_renew,
     .cond = lock_cond,
+    .locked = lock_locked,
+    .owner = lock_owner,
 };
 
 const mp__rlock_ops mp__redis_rlock_ops = {
@@ -279,6 +301,8 @@ const mp__rlock_ops mp__redis_rlock_ops = {
     .token = rlock_token,
     .renew = rlock_renew,
     .cond = rlock_cond,
+    .locked = rlock_locked,
+    .owner = rlock_owner,
 };
 
 const mp__sem_ops mp__redis_sem_ops = {
@@ -353,11 +377,12 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
     const mp__dict_ops *d = &mp__redis_dict_ops;
     REPORT("dict", mp__dict_ops, SLOT(*d, destroy), SLOT(*d, set_item), SLOT(*d, read),
            SLOT(*d, len), SLOT(*d, delete), SLOT(*d, pop), SLOT(*d, setdefault),
-           SLOT(*d, update_with), SLOT(*d, add_int64), SLOT(*d, snapshot), SLOT(*d, clear));
+           SLOT(*d, update_with), SLOT(*d, add_int64), SLOT(*d, snapshot), SLOT(*d, clear),
+           SLOT(*d, popitem));
     const mp__list_ops *l = &mp__redis_list_ops;
     REPORT("list", mp__list_ops, SLOT(*l, destroy), SLOT(*l, extend), SLOT(*l, insert),
            SLOT(*l, set), SLOT(*l, read), SLOT(*l, pop), SLOT(*l, remove), SLOT(*l, len),
-           SLOT(*l, clear), SLOT(*l, slice), SLOT(*l, sort));
+           SLOT(*l, clear), SLOT(*l, slice), SLOT(*l, sort), SLOT(*l, reverse), SLOT(*l, imul));
     const mp__queue_ops *q = &mp__redis_queue_ops;
     REPORT("queue", mp__queue_ops, SLOT(*q, destroy), SLOT(*q, put), SLOT(*q, put_many),
            SLOT(*q, get), SLOT(*q, get_into), SLOT(*q, get_many), SLOT(*q, reserve),
@@ -366,11 +391,12 @@ void mp__redis_ops_each(void (*fn)(const char *type, const char *op, bool filled
            SLOT(*q, wait_begin), SLOT(*q, wait_finish), SLOT(*q, wait_end));
     const mp__lock_ops *lk = &mp__redis_lock_ops;
     REPORT("lock", mp__lock_ops, SLOT(*lk, destroy), SLOT(*lk, acquire), SLOT(*lk, release),
-           SLOT(*lk, consistent), SLOT(*lk, token), SLOT(*lk, renew), SLOT(*lk, cond));
+           SLOT(*lk, consistent), SLOT(*lk, token), SLOT(*lk, renew), SLOT(*lk, cond),
+           SLOT(*lk, locked), SLOT(*lk, owner));
     const mp__rlock_ops *rl = &mp__redis_rlock_ops;
     REPORT("rlock", mp__rlock_ops, SLOT(*rl, destroy), SLOT(*rl, acquire), SLOT(*rl, release),
            SLOT(*rl, consistent), SLOT(*rl, count), SLOT(*rl, token), SLOT(*rl, renew),
-           SLOT(*rl, cond));
+           SLOT(*rl, cond), SLOT(*rl, locked), SLOT(*rl, owner));
     const mp__sem_ops *s = &mp__redis_sem_ops;
     REPORT("sem", mp__sem_ops, SLOT(*s, destroy), SLOT(*s, acquire), SLOT(*s, release),
            SLOT(*s, get_value));

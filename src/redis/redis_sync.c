@@ -311,6 +311,64 @@ int mp__redis_lock_count(mp__redis_lock *l)
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
+/* The token on the server, or false (free); an integer for a bad key. */
+static const char holder_lua[] = LOCK_CHECK "return redis.call('GET', KEYS[1])";
+
+/* The holder's token into tok (cap MP__REDIS_TOKEN_MAX), or MP_ESRCH. */
+static int server_token(mp__redis_lock *l, char *tok)
+{
+    const char *argv[] = {"EVAL", holder_lua, "2", l->o->key, l->owner_key};
+    redisReply *rep;
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 5, argv, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL)
+        rc = MP_ESRCH;
+    else if (rep->type == REDIS_REPLY_INTEGER)
+        rc = rep->integer < 0 ? mp__redis_lua_error(rep->integer) : MP_EBADMSG;
+    else if (rep->type != REDIS_REPLY_STRING || rep->len == 0 || rep->len >= MP__REDIS_TOKEN_MAX)
+        rc = MP_EBADMSG;
+    else
+        memcpy(tok, rep->str, rep->len + 1);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int mp__redis_lock_locked(mp__redis_lock *l)
+{
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
+        return MP_EINVAL;
+    char tok[MP__REDIS_TOKEN_MAX];
+    int rc = server_token(l, tok);
+    return rc == 0 ? 1 : rc == MP_ESRCH ? 0 : rc;
+}
+
+int mp__redis_lock_owner(mp__redis_lock *l, pid_t *pid, pid_t *tid, uint32_t *depth)
+{
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
+        return MP_EINVAL;
+    char tok[MP__REDIS_TOKEN_MAX];
+    int rc = server_token(l, tok);
+    if (rc < 0)
+        return rc;
+    char *end;
+    long p = strtol(tok, &end, 10);
+    if (end == tok || *end != '-' || p <= 0 || p > INT32_MAX)
+        return MP_EBADMSG;
+    uint32_t n = 0;
+    pthread_mutex_lock(&l->mu);
+    if (l->holder == (int)getpid() && strcmp(l->token, tok) == 0)
+        n = l->count;
+    pthread_mutex_unlock(&l->mu);
+    if (pid)
+        *pid = (pid_t)p;
+    if (tid)
+        *tid = 0;
+    if (depth)
+        *depth = n;
+    return 0;
+}
+
 /* ---- what a condition over the lock uses (redis/redis_cond.c) ------------ */
 
 const mp__redis_obj *mp__redis_lock_obj(const mp__redis_lock *l)

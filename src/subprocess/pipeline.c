@@ -41,6 +41,7 @@ static mp_popen_opts stage_opts(const mp_pipeline_opts *o, size_t i, size_t n, i
     so.err = err_w >= 0 ? MP_USE_FD(err_w) : o->err;
     so.process_group = o->process_group && i == 0;
     so.die_with_parent = o->die_with_parent;
+    so.keep_ignored_signals = o->keep_ignored_signals;
     so.exec_error = o->exec_error;
     return so;
 }

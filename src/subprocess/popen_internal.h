@@ -50,6 +50,7 @@ typedef struct mp__spawn {
     bool set_umask;
     mode_t umask;
     bool die_with_parent; /* arm PR_SET_PDEATHSIG(SIGKILL) */
+    bool restore_signals; /* SIGPIPE and SIGXFSZ back to SIG_DFL */
     pid_t parent;         /* our pid, taken before the spawn */
     sigset_t mask;        /* the caller's mask, restored before exec */
     int report_fd;        /* fork path: write end of the CLOEXEC report pipe */

@@ -48,6 +48,9 @@ static int check_opts(const char *const *argv, const mp_popen_opts *o)
     for (size_t i = 0; i < o->n_pass_fds; i++) {
         if (o->pass_fds[i] < 3)
             return MP_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (o->pass_fds[j] == o->pass_fds[i])
+                return MP_EINVAL; /* a duplicate is a mistake in the list */
         if (fcntl(o->pass_fds[i], F_GETFD) < 0)
             return MP_EBADF;
     }
@@ -226,6 +229,7 @@ int mp__plan_init(mp__plan *pl, const char *const *argv, const mp_popen_opts *o,
     pl->s.set_umask = o->set_umask;
     pl->s.umask = o->umask;
     pl->s.die_with_parent = o->die_with_parent;
+    pl->s.restore_signals = !o->keep_ignored_signals;
     if ((rc = plan_argv(pl, argv, o)) < 0 || (rc = plan_env(pl, o)) < 0)
         return rc;
     const char *prog = o->executable ? o->executable : pl->s.argv[0];

@@ -74,14 +74,22 @@ static _Noreturn void mp__child_fail(mp__spawn *s, mp_spawn_step step, long err,
 /* Handlers of the parent must never run in the child (they would run on
  * the parent's memory): every caught signal goes back to its default while
  * all signals are still blocked. Ignored signals stay ignored, as with
- * posix_spawn. */
-static void child_signals(void)
+ * posix_spawn, except SIGPIPE and SIGXFSZ under restore_signals (as
+ * CPython): a program that inherited them ignored (Python itself ignores
+ * SIGPIPE, so do many servers) would get EPIPE or EFBIG instead of dying,
+ * and `yes | head -1` would never end. */
+static bool restored(const mp__spawn *s, int sig)
+{
+    return s->restore_signals && (sig == SIGPIPE || sig == SIGXFSZ);
+}
+
+static void child_signals(const mp__spawn *s)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
         if (sigaction(sig, NULL, &sa) < 0)
             continue;
-        if (sa.sa_handler == SIG_IGN || sa.sa_handler == SIG_DFL)
+        if ((sa.sa_handler == SIG_IGN && !restored(s, sig)) || sa.sa_handler == SIG_DFL)
             continue;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
@@ -209,7 +217,7 @@ static int child_main(void *arg)
 {
     mp__spawn *s = arg;
     child_pdeathsig(s);
-    child_signals();
+    child_signals(s);
     child_session(s);
     child_stdio(s);
     child_fds(s);

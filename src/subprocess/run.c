@@ -1,5 +1,8 @@
 /* Python's conveniences over Popen: run, call, check_call, check_output,
  * getoutput, getstatusoutput. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,4 +161,61 @@ int mp_getstatusoutput(const char *cmd, int *status, char **out)
 int mp_getoutput(const char *cmd, char **out)
 {
     return mp_getstatusoutput(cmd, NULL, out);
+}
+
+/* The names Python's signal.Signals gives the signals of Linux. */
+static const char *signal_name(int sig)
+{
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP",       [SIGINT] = "SIGINT",       [SIGQUIT] = "SIGQUIT",
+        [SIGILL] = "SIGILL",       [SIGTRAP] = "SIGTRAP",     [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS",       [SIGFPE] = "SIGFPE",       [SIGKILL] = "SIGKILL",
+        [SIGUSR1] = "SIGUSR1",     [SIGSEGV] = "SIGSEGV",     [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE",     [SIGALRM] = "SIGALRM",     [SIGTERM] = "SIGTERM",
+        [SIGSTKFLT] = "SIGSTKFLT", [SIGCHLD] = "SIGCHLD",     [SIGCONT] = "SIGCONT",
+        [SIGSTOP] = "SIGSTOP",     [SIGTSTP] = "SIGTSTP",     [SIGTTIN] = "SIGTTIN",
+        [SIGTTOU] = "SIGTTOU",     [SIGURG] = "SIGURG",       [SIGXCPU] = "SIGXCPU",
+        [SIGXFSZ] = "SIGXFSZ",     [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF",
+        [SIGWINCH] = "SIGWINCH",   [SIGIO] = "SIGIO",         [SIGPWR] = "SIGPWR",
+        [SIGSYS] = "SIGSYS",
+    };
+    if (sig > 0 && (size_t)sig < sizeof(names) / sizeof(names[0]))
+        return names[sig];
+    if (sig == SIGRTMIN)
+        return "SIGRTMIN";
+    if (sig == SIGRTMAX)
+        return "SIGRTMAX";
+    return NULL;
+}
+
+/* Appends to buf like snprintf, counting what did not fit. */
+static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = *len < cap ? cap - *len : 0;
+    int n = vsnprintf(room ? buf + *len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len += (size_t)n;
+}
+
+int mp_run_describe(const char *const *argv, int returncode, char *buf, size_t cap)
+{
+    if (!argv || !argv[0] || (!buf && cap > 0))
+        return MP_EINVAL;
+    size_t len = 0;
+    if (cap > 0)
+        buf[0] = '\0';
+    append(buf, cap, &len, "Command '");
+    for (size_t i = 0; argv[i]; i++)
+        append(buf, cap, &len, i ? " %s" : "%s", argv[i]);
+    const char *name = returncode < 0 ? signal_name(-returncode) : NULL;
+    if (returncode >= 0)
+        append(buf, cap, &len, "' returned non-zero exit status %d.", returncode);
+    else if (name)
+        append(buf, cap, &len, "' died with <Signals.%s: %d>.", name, -returncode);
+    else
+        append(buf, cap, &len, "' died with unknown signal %d.", -returncode);
+    return len > INT32_MAX ? INT32_MAX : (int)len;
 }

@@ -23,6 +23,7 @@ struct mp_barrier {
     _Atomic uint32_t count;   /* parties arrived in this phase */
     _Atomic uint32_t broken;  /* 1 after abort or a break, until reset */
     uint32_t parties;
+    double timeout; /* the default of mp_barrier_wait_default; <= 0: none */
     mp_barrier_action action;
     void *action_arg;
     mp__robust_mutex m;
@@ -35,7 +36,8 @@ static int barrier_check(const mp_barrier *b)
 
 int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
 {
-    if (out == NULL || opts == NULL || opts->parties == 0 || opts->parties > INT32_MAX)
+    if (out == NULL || opts == NULL || opts->parties == 0 || opts->parties > INT32_MAX ||
+        isnan(opts->timeout))
         return MP_EINVAL;
     void *mem = NULL;
     int rc = mp__heap_alloc(&mem, sizeof(mp_barrier));
@@ -47,6 +49,7 @@ int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
         return rc;
     }
     b->parties = opts->parties;
+    b->timeout = opts->timeout > 0 ? opts->timeout : MP_FOREVER;
     b->action = opts->action;
     b->action_arg = opts->action_arg;
     atomic_store_explicit(&b->phase, 0, memory_order_relaxed);
@@ -170,6 +173,14 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
         }
     }
     return phase_result(b, p, index);
+}
+
+int mp_barrier_wait_default(mp_barrier *b)
+{
+    if (mp__obj_is_remote(b))
+        return MP__REMOTE_CALL(mp__barrier_remote(b), wait, b, MP_FOREVER);
+    int rc = barrier_check(b);
+    return rc < 0 ? rc : mp_barrier_wait(b, b->timeout);
 }
 
 int mp_barrier_reset(mp_barrier *b)

@@ -2,6 +2,7 @@
  * plus the holder's thread id and an rlock's recursion count. */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -9,12 +10,14 @@
 #include "sync/sync_internal.h"
 
 _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
+_Thread_local pid_t mp__pid_cache __attribute__((tls_model("initial-exec")));
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 
 /* In a forked child the forking thread has a new id: forget the old one. */
 static void tid_forget(void)
 {
     mp__tid_cache = 0;
+    mp__pid_cache = 0;
 }
 
 static void tid_register(void)
@@ -25,12 +28,34 @@ static void tid_register(void)
 pid_t mp__self_tid_slow(void)
 {
     pthread_once(&tid_once, tid_register);
+    mp__pid_cache = getpid();
     return mp__tid_cache = (pid_t)syscall(SYS_gettid);
 }
 
 static int lock_check(const struct mp_lock *l, uint32_t magic)
 {
     return mp__check_obj(l, sizeof *l, magic);
+}
+
+/* The holder's writes of what observers read (mp_lock_owner): relaxed
+ * atomic stores, plain moves on the common targets. Taking the lock, the
+ * pid goes before the thread id, which publishes it; letting it go, the
+ * thread id is cleared first, so that an observer that still reads the
+ * holder's thread id after the pid has read the holder's pid. */
+static inline void set_count(struct mp_lock *l, uint32_t n)
+{
+    __atomic_store_n(&l->count, n, __ATOMIC_RELAXED);
+}
+
+static inline void set_owner(struct mp_lock *l, pid_t self)
+{
+    if (self == 0) {
+        atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+        atomic_store_explicit(&l->owner_pid, 0, memory_order_release);
+        return;
+    }
+    atomic_store_explicit(&l->owner_pid, mp__pid_cache, memory_order_relaxed);
+    atomic_store_explicit(&l->owner, self, memory_order_release);
 }
 
 static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
@@ -44,6 +69,7 @@ static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
     struct mp_lock *l = mem;
     atomic_store_explicit(&l->word, 0, memory_order_relaxed);
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->owner_pid, 0, memory_order_relaxed);
     atomic_store_explicit(&l->unrecoverable, 0, memory_order_relaxed);
     l->count = 0;
     l->dead = false;
@@ -68,7 +94,7 @@ static int took(struct mp_lock *l, pid_t self, int rc)
         mp__futex_lock_unlock(&l->word);
         return MP_ENOTRECOVERABLE;
     }
-    atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+    set_owner(l, self);
     l->dead = rc == MP_EOWNERDEAD;
     l->fence++;
     return rc;
@@ -82,7 +108,7 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
     if (recursive && atomic_load_explicit(&l->owner, memory_order_relaxed) == self) {
         if (l->count == UINT32_MAX)
             return MP_EOVERFLOW;
-        l->count++;
+        set_count(l, l->count + 1);
         return 0;
     }
     if (atomic_load_explicit(&l->unrecoverable, memory_order_relaxed))
@@ -97,7 +123,7 @@ int mp__lock_acquire_raw(struct mp_lock *l, bool recursive, double timeout)
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         rc = took(l, self, rc);
         if (rc != MP_ENOTRECOVERABLE)
-            l->count = 1;
+            set_count(l, 1);
     }
     return rc;
 }
@@ -115,7 +141,7 @@ static int unlock(struct mp_lock *l)
         l->dead = false;
         atomic_store_explicit(&l->unrecoverable, 1, memory_order_relaxed);
     }
-    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    set_owner(l, 0);
     mp__futex_lock_unlock(&l->word);
     return 0;
 }
@@ -127,7 +153,8 @@ static int lock_release(struct mp_lock *l, uint32_t magic)
         return rc;
     if (!mp__lock_held(l))
         return MP_EPERM;
-    if (--l->count > 0)
+    set_count(l, l->count - 1);
+    if (l->count > 0)
         return 0;
     return unlock(l);
 }
@@ -135,7 +162,7 @@ static int lock_release(struct mp_lock *l, uint32_t magic)
 uint32_t mp__lock_release_all(struct mp_lock *l)
 {
     uint32_t count = l->count;
-    l->count = 0;
+    set_count(l, 0);
     unlock(l);
     return count;
 }
@@ -147,7 +174,7 @@ int mp__lock_retake(struct mp_lock *l, uint32_t count)
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         rc = took(l, self, rc);
         if (rc != MP_ENOTRECOVERABLE)
-            l->count = count;
+            set_count(l, count);
     }
     return rc;
 }
@@ -213,8 +240,8 @@ int mp_lock_acquire(mp_lock *lock, double timeout)
     pid_t self = mp__self_tid();
     if (!atomic_load_explicit(&lock->unrecoverable, memory_order_relaxed) &&
         mp__futex_lock_trylock_fast(&lock->word, self) == 0) {
-        atomic_store_explicit(&lock->owner, self, memory_order_relaxed);
-        lock->count = 1;
+        set_owner(lock, self);
+        set_count(lock, 1);
         lock->dead = false;
         lock->fence++;
         return 0;
@@ -230,7 +257,7 @@ int mp_lock_release(mp_lock *lock)
         return MP_EINVAL;
     if (atomic_load_explicit(&lock->owner, memory_order_relaxed) != mp__self_tid())
         return MP_EPERM;
-    lock->count = 0;
+    set_count(lock, 0);
     return unlock(lock);
 }
 
@@ -296,8 +323,8 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
     if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self &&
         !atomic_load_explicit(&l->unrecoverable, memory_order_relaxed) &&
         mp__futex_lock_trylock_fast(&l->word, self) == 0) {
-        atomic_store_explicit(&l->owner, self, memory_order_relaxed);
-        l->count = 1;
+        set_owner(l, self);
+        set_count(l, 1);
         l->dead = false;
         l->fence++;
         return 0;
@@ -343,4 +370,77 @@ int mp_rlock_count(mp_rlock *rlock)
     if (!mp__lock_held(rlock_lock(rlock)))
         return 0;
     return rlock->l.count > INT32_MAX ? INT32_MAX : (int)rlock->l.count;
+}
+
+/* ---- observers: anyone may ask who holds a lock ----------------------------- */
+
+static int lock_locked(struct mp_lock *l, uint32_t magic)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    return (atomic_load_explicit(&l->word, memory_order_acquire) & MP__FUTEX_LOCK_TID_MASK) != 0;
+}
+
+/* Reads the holder as one consistent picture: the word names the holding
+ * thread; `owner` equal to it (before and after the other reads) says the
+ * holder has recorded itself, so the pid and count read between belong to
+ * it. A holder caught between taking the word and recording itself is
+ * waited for briefly; one that died right there leaves pid 0. */
+static int lock_owner(struct mp_lock *l, uint32_t magic, pid_t *pid, pid_t *tid, uint32_t *depth)
+{
+    int rc = lock_check(l, magic);
+    if (rc < 0)
+        return rc;
+    pid_t p = 0, t = 0;
+    uint32_t c = 0;
+    for (int tries = 0; tries < 64; tries++) {
+        t = (pid_t)(atomic_load_explicit(&l->word, memory_order_acquire) & MP__FUTEX_LOCK_TID_MASK);
+        if (t == 0)
+            return MP_ESRCH;
+        if (atomic_load_explicit(&l->owner, memory_order_acquire) == t) {
+            p = atomic_load_explicit(&l->owner_pid, memory_order_acquire);
+            c = __atomic_load_n(&l->count, __ATOMIC_RELAXED);
+            if (atomic_load_explicit(&l->owner, memory_order_acquire) == t)
+                break;
+        }
+        p = 0;
+        c = 0;
+        sched_yield();
+    }
+    if (pid)
+        *pid = p;
+    if (tid)
+        *tid = t;
+    if (depth)
+        *depth = p == 0 ? 0 : c == 0 ? 1 : c;
+    return 0;
+}
+
+int mp_lock_locked(mp_lock *lock)
+{
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), locked, lock);
+    return lock_locked(lock, MP__LOCK_MAGIC);
+}
+
+int mp_lock_owner(mp_lock *lock, pid_t *pid, pid_t *tid)
+{
+    if (mp__obj_is_remote(lock))
+        return MP__REMOTE_CALL(mp__lock_remote(lock), owner, lock, pid, tid);
+    return lock_owner(lock, MP__LOCK_MAGIC, pid, tid, NULL);
+}
+
+int mp_rlock_locked(mp_rlock *rlock)
+{
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), locked, rlock);
+    return lock_locked(rlock_lock(rlock), MP__RLOCK_MAGIC);
+}
+
+int mp_rlock_owner(mp_rlock *rlock, pid_t *pid, pid_t *tid, uint32_t *depth)
+{
+    if (mp__obj_is_remote(rlock))
+        return MP__REMOTE_CALL(mp__rlock_remote(rlock), owner, rlock, pid, tid, depth);
+    return lock_owner(rlock_lock(rlock), MP__RLOCK_MAGIC, pid, tid, depth);
 }

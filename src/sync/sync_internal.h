@@ -31,8 +31,14 @@
 struct mp_lock {
     mp__obj_head head; /* magic read and written atomically (mp__check_obj) */
     _Atomic pid_t owner;
-    uint32_t count; /* accessed by the holder only */
-    bool dead;      /* held after MP_EOWNERDEAD, not yet consistent (holder) */
+    /* The holder's process id, written before `owner` (which is stored
+     * with release), so that an observer that reads `owner` equal to the
+     * word's thread id reads this holder's pid (mp_lock_owner). */
+    _Atomic pid_t owner_pid;
+    /* Written by the holder only, with relaxed atomic stores, so that an
+     * observer may read a snapshot of the depth (mp_rlock_owner). */
+    uint32_t count;
+    bool dead; /* held after MP_EOWNERDEAD, not yet consistent (holder) */
     /* Set once released without being made consistent: the lock is then
      * unusable for everyone (MP_ENOTRECOVERABLE). */
     _Atomic uint32_t unrecoverable;
@@ -51,6 +57,10 @@ struct mp_rlock {
  * call for it. Initial-exec TLS: one instruction to read, where the default
  * model of position-independent code calls __tls_get_addr. */
 extern _Thread_local pid_t mp__tid_cache __attribute__((tls_model("initial-exec")));
+/* The calling process's id, cached beside the thread id (both are set by
+ * mp__self_tid_slow and forgotten together in a forked child): valid once
+ * mp__self_tid has returned in this thread. */
+extern _Thread_local pid_t mp__pid_cache __attribute__((tls_model("initial-exec")));
 pid_t mp__self_tid_slow(void);
 
 static inline pid_t mp__self_tid(void)

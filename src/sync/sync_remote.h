@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "heap/heap_object.h"
 #include "base/internal.h"
@@ -37,6 +38,8 @@ typedef struct mp__lock_ops {
     int (*renew)(mp_lock *l);
     /* mp_cond_create with this lock: a remote condition over it. */
     int (*cond)(mp_lock *l, mp_cond **out);
+    int (*locked)(mp_lock *l);
+    int (*owner)(mp_lock *l, pid_t *pid, pid_t *tid);
 } mp__lock_ops;
 
 typedef struct mp__rlock_ops {
@@ -49,6 +52,8 @@ typedef struct mp__rlock_ops {
     int (*token)(mp_rlock *l, uint64_t *token);
     int (*renew)(mp_rlock *l);
     int (*cond)(mp_rlock *l, mp_cond **out);
+    int (*locked)(mp_rlock *l);
+    int (*owner)(mp_rlock *l, pid_t *pid, pid_t *tid, uint32_t *depth);
 } mp__rlock_ops;
 
 typedef struct mp__sem_ops {

@@ -454,3 +454,135 @@ Test(objects, bad_arguments)
     mp_list_destroy(l);
     mp_manager_close(m);
 }
+
+static bool on_redis(void)
+{
+    return srv.pid != 0;
+}
+
+/* Checks l holds exactly the integers want[0..n). */
+static void list_is(mp_list *l, const int64_t *want, size_t n)
+{
+    size_t len = 0;
+    mp_assert_ok(mp_list_len(l, &len));
+    cr_assert_eq(len, n, "len %zu, want %zu", len, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(list_int(l, (long)i), want[i], "item %zu", i);
+}
+
+Test(objects, list_reverse_in_place)
+{
+    mp_manager *m = open_manager();
+    mp_list *l;
+    mp_assert_rc(mp_manager_list(m, "l", &l), 1);
+    mp_assert_ok(mp_list_reverse(l)); /* empty: nothing to do */
+    list_is(l, NULL, 0);
+    mp_assert_ok(mp_list_append(l, &MP_ITEM_INT64(7)));
+    mp_assert_ok(mp_list_reverse(l));
+    list_is(l, (int64_t[]){7}, 1);
+    mp_item more[] = {MP_ITEM_INT64(8), MP_ITEM_INT64(9), MP_ITEM_STR("s")};
+    mp_assert_ok(mp_list_extend(l, more, 3));
+    mp_assert_ok(mp_list_reverse(l));
+    char *s;
+    mp_assert_ok(mp_list_get_str(l, 0, &s));
+    cr_assert_str_eq(s, "s");
+    free(s);
+    mp_assert_ok(mp_list_pop(l, 0, NULL, NULL, NULL));
+    list_is(l, (int64_t[]){9, 8, 7}, 3);
+    mp_assert_ok(mp_list_reverse(l));
+    list_is(l, (int64_t[]){7, 8, 9}, 3);
+    /* Many items (more than one chunk of a Redis script's push). */
+    mp_assert_ok(mp_list_clear(l));
+    for (int64_t i = 0; i < 2500; i++)
+        mp_assert_ok(mp_list_append(l, &MP_ITEM_INT64(i)));
+    mp_assert_ok(mp_list_reverse(l));
+    cr_assert_eq(list_int(l, 0), 2499);
+    cr_assert_eq(list_int(l, 1000), 1499);
+    cr_assert_eq(list_int(l, -1), 0);
+    mp_assert_rc(mp_list_reverse(NULL), MP_EINVAL);
+    mp_list_destroy(l);
+    mp_manager_close(m);
+}
+
+Test(objects, list_imul_repeats_in_place)
+{
+    mp_manager *m = open_manager();
+    mp_list *l;
+    mp_assert_rc(mp_manager_list(m, "l", &l), 1);
+    mp_assert_ok(mp_list_imul(l, 3)); /* [] * 3 == [] */
+    list_is(l, NULL, 0);
+    mp_item in[] = {MP_ITEM_INT64(1), MP_ITEM_INT64(2)};
+    mp_assert_ok(mp_list_extend(l, in, 2));
+    mp_assert_ok(mp_list_imul(l, 1));
+    list_is(l, (int64_t[]){1, 2}, 2);
+    mp_assert_ok(mp_list_imul(l, 3));
+    list_is(l, (int64_t[]){1, 2, 1, 2, 1, 2}, 6);
+    /* The copies are items of their own: changing one changes no other. */
+    mp_assert_ok(mp_list_set(l, 2, &MP_ITEM_INT64(5)));
+    mp_assert_ok(mp_list_pop(l, -1, NULL, NULL, NULL));
+    list_is(l, (int64_t[]){1, 2, 5, 2, 1}, 5);
+    /* Too many items for any backend: refused, nothing changed. */
+    int rc = mp_list_imul(l, LONG_MAX);
+    cr_assert(rc == MP_ENOMEM || rc == MP_EOVERFLOW, "%s", mp_err_name(rc));
+    list_is(l, (int64_t[]){1, 2, 5, 2, 1}, 5);
+    mp_assert_ok(mp_list_imul(l, 0)); /* Python: l *= 0 empties l */
+    list_is(l, NULL, 0);
+    mp_assert_ok(mp_list_append(l, &MP_ITEM_INT64(4)));
+    mp_assert_ok(mp_list_imul(l, -2));
+    list_is(l, NULL, 0);
+    mp_assert_rc(mp_list_imul(NULL, 2), MP_EINVAL);
+    mp_list_destroy(l);
+    mp_manager_close(m);
+}
+
+Test(objects, dict_popitem)
+{
+    mp_manager *m = open_manager();
+    mp_dict *d;
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    void *k = (void *)1, *v = (void *)1;
+    size_t kl = 7, vl = 7;
+    mp_item_type t;
+    mp_assert_rc(mp_dict_popitem(d, &k, &kl, &v, &vl, &t), MP_EEMPTY);
+    cr_assert(k == (void *)1 && v == (void *)1 && kl == 7 && vl == 7, "outputs untouched");
+    mp_assert_rc(mp_dict_popitem(d, NULL, &kl, &v, &vl, NULL), MP_EINVAL);
+    mp_assert_ok(mp_dict_set_int64(d, "a", 1));
+    mp_assert_ok(mp_dict_set_int64(d, "b", 2));
+    mp_assert_ok(mp_dict_set_str(d, "c", "three"));
+    mp_assert_ok(mp_dict_set_int64(d, "a", 10)); /* keeps its first place */
+    mp_assert_rc(mp_dict_popitem(d, &k, &kl, &v, &vl, NULL), 0);
+    mp_assert_rc(mp_dict_popitem(d, NULL, &kl, &v, &vl, NULL), MP_EINVAL);
+    /* Each entry comes out once, with its value; locally newest first. */
+    static const char *const order[] = {"c", "b", "a"};
+    bool seen[3] = {false, false, false};
+    for (int i = 0; i < 3; i++) {
+        if (i > 0)
+            mp_assert_ok(mp_dict_popitem(d, &k, &kl, &v, &vl, &t));
+        else
+            t = MP_ITEM_INT64; /* the first pair came out above, untyped */
+        cr_assert_eq(kl, 1);
+        int which = ((char *)k)[0] - 'a';
+        cr_assert(which >= 0 && which < 3 && !seen[which], "key %s", (char *)k);
+        seen[which] = true;
+        if (!on_redis())
+            cr_assert_str_eq(k, order[i], "LIFO: %s at %d", (char *)k, i);
+        if (which == 2) {
+            cr_assert_str_eq(v, "three");
+        } else {
+            int64_t x;
+            cr_assert_eq(vl, 8);
+            memcpy(&x, v, 8);
+            cr_assert_eq(x, which == 0 ? 10 : 2);
+            if (i > 0)
+                cr_assert_eq(t, MP_ITEM_INT64);
+        }
+        free(k);
+        free(v);
+    }
+    size_t n = 1;
+    mp_assert_ok(mp_dict_len(d, &n));
+    cr_assert_eq(n, 0);
+    mp_assert_rc(mp_dict_popitem(d, &k, &kl, &v, &vl, &t), MP_EEMPTY);
+    mp_dict_destroy(d);
+    mp_manager_close(m);
+}

@@ -1275,3 +1275,106 @@ Test(msync, remove_with_and_without_destroy)
     mp_assert_rc(mp_manager_remove(m, "rq2", 2), MP_EINVAL);
     mp_manager_close(m);
 }
+
+/* ---- who holds a lock ------------------------------------------------------ */
+
+/* Child: looks at "OL" and "OR", both held by the parent (the rlock at
+ * depth 2): locked, the parent's pid, a thread id only locally, and the
+ * depth only locally (on Redis only the holder knows it). */
+static int observe_holder(const void *arg, size_t len)
+{
+    (void)len;
+    bool redis = url_is_redis(arg);
+    mp_manager *m;
+    mp_lock *l;
+    mp_rlock *r;
+    pid_t pid = 0, tid = -1;
+    uint32_t depth = 99;
+    if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "OL", &l) < 0 ||
+        mp_manager_rlock(m, "OR", &r) < 0)
+        return 1;
+    if (mp_lock_locked(l) != 1 || mp_rlock_locked(r) != 1)
+        return 2;
+    if (mp_lock_owner(l, &pid, &tid) != 0 || pid != getppid() || (redis ? tid != 0 : tid <= 0))
+        return 3;
+    pid = 0;
+    tid = -1;
+    if (mp_rlock_owner(r, &pid, &tid, &depth) != 0 || pid != getppid() ||
+        (redis ? tid != 0 : tid <= 0) || depth != (redis ? 0u : 2u))
+        return 4;
+    if (mp_lock_owner(l, NULL, NULL) != 0) /* either output may be skipped */
+        return 5;
+    return 0;
+}
+
+Test(msync, locked_and_owner_are_seen_by_other_processes)
+{
+    mp_manager *m = open_manager();
+    mp_lock *l;
+    mp_rlock *r;
+    pid_t pid = -1, tid = -1;
+    uint32_t depth = 99;
+    mp_assert_rc(mp_manager_lock(m, "OL", &l), 1);
+    mp_assert_rc(mp_manager_rlock(m, "OR", &r), 1);
+    /* Free: not locked, no owner, the outputs untouched. */
+    mp_assert_rc(mp_lock_locked(l), 0);
+    mp_assert_rc(mp_rlock_locked(r), 0);
+    mp_assert_rc(mp_lock_owner(l, &pid, &tid), MP_ESRCH);
+    mp_assert_rc(mp_rlock_owner(r, &pid, &tid, &depth), MP_ESRCH);
+    cr_assert(pid == -1 && tid == -1 && depth == 99);
+
+    mp_assert_ok(mp_lock_acquire(l, 0));
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_ok(mp_rlock_acquire(r, 0));
+    mp_assert_rc(mp_lock_locked(l), 1);
+    mp_assert_ok(mp_rlock_owner(r, &pid, &tid, &depth));
+    cr_assert_eq(pid, getpid());
+    cr_assert_eq(depth, 2); /* the holder knows its depth on every backend */
+    cr_assert_eq(tid, on_redis() ? 0 : (pid_t)gettid());
+    join_ok(start_child(observe_holder));
+
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_ok(mp_rlock_owner(r, NULL, NULL, &depth));
+    cr_assert_eq(depth, 1);
+    mp_assert_ok(mp_rlock_release(r));
+    mp_assert_ok(mp_lock_release(l));
+    mp_assert_rc(mp_lock_locked(l), 0);
+    mp_assert_rc(mp_rlock_locked(r), 0);
+    mp_assert_rc(mp_lock_owner(l, &pid, &tid), MP_ESRCH);
+    mp_assert_rc(mp_lock_owner(NULL, &pid, &tid), MP_EINVAL);
+    mp_assert_rc(mp_lock_locked(NULL), MP_EINVAL);
+    mp_rlock_destroy(r);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+}
+
+Test(msync, a_dead_holder_is_reported_until_taken_over)
+{
+    mp_manager *m = open_manager_q("lease=30");
+    mp_lock *l;
+    mp_event *held;
+    mp_assert_rc(mp_manager_lock(m, "L", &l), 1);
+    mp_assert_rc(mp_manager_event(m, "held", &held), 1);
+    mp_process *p = start_child(hold_lock);
+    mp_assert_ok(mp_event_wait(held, 20));
+    pid_t child = mp_process_pid(p), pid = 0, tid = 0;
+    mp_assert_ok(mp_process_kill(p));
+    mp_assert_ok(mp_process_join(p, 20));
+    mp_process_destroy(p);
+    /* Locally the word still names the dead thread; on Redis its token
+     * stays until the lease runs out. */
+    mp_assert_rc(mp_lock_locked(l), 1);
+    mp_assert_ok(mp_lock_owner(l, &pid, &tid));
+    cr_assert_eq(pid, child);
+    if (!on_redis()) {
+        cr_assert_eq(tid, child); /* the child's only thread */
+        mp_assert_rc(mp_lock_acquire(l, 20), MP_EOWNERDEAD);
+        mp_assert_ok(mp_lock_owner(l, &pid, &tid));
+        cr_assert_eq(pid, getpid());
+        mp_assert_ok(mp_lock_consistent(l));
+        mp_assert_ok(mp_lock_release(l));
+    }
+    mp_lock_destroy(l);
+    mp_event_destroy(held);
+    mp_manager_close(m);
+}

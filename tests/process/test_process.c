@@ -307,6 +307,68 @@ Test(process, terminate_is_bounded_when_sigterm_is_ignored)
     close(fds[1]);
 }
 
+/* 20 children that ignore SIGTERM and 5 that die of it, stopped together
+ * with a grace of 2 s: the suite's timeout (30 s) is below the 40 s that
+ * one grace per child would take. (A timeout of this test's own would
+ * do too, but Criterion's runner then leaks a timer under ASan when the
+ * test runs beside another.) */
+#define N_IGNORE 20
+#define N_DIE    5
+Test(process, terminate_all_stops_many_within_one_grace)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    mp_process *all[N_IGNORE + N_DIE];
+    for (int i = 0; i < N_IGNORE; i++) {
+        mp_assert_ok(mp_process_create(&all[i], &(mp_process_opts){.target = ignore_term,
+                                                                   .args = fds,
+                                                                   .args_len = sizeof fds,
+                                                                   .pass_fds = &fds[1],
+                                                                   .n_pass_fds = 1}));
+        mp_assert_ok(mp_process_start(all[i]));
+    }
+    for (int i = N_IGNORE; i < N_IGNORE + N_DIE; i++)
+        all[i] = start_sleeper(60);
+    for (int i = 0; i < N_IGNORE; i++) { /* every handler in place */
+        char c;
+        cr_assert_eq(read(fds[0], &c, 1), 1);
+    }
+    mp_assert_rc(mp_terminate_all(all, N_IGNORE + N_DIE, 2.0), N_IGNORE);
+    for (int i = 0; i < N_IGNORE + N_DIE; i++) {
+        int code = 0;
+        mp_assert_ok(mp_process_exitcode(all[i], &code)); /* reaped: no MP_ERUNNING */
+        cr_assert_eq(code, i < N_IGNORE ? -SIGKILL : -SIGTERM, "child %d: %d", i, code);
+        cr_assert_not(mp_process_is_alive(all[i]));
+    }
+    /* Again on children all reaped: nothing to send, nobody killed. */
+    mp_assert_rc(mp_terminate_all(all, N_IGNORE + N_DIE, 1.0), 0);
+    for (int i = 0; i < N_IGNORE + N_DIE; i++)
+        mp_process_destroy(all[i]);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+Test(process, terminate_all_refuses_a_bad_list_and_sends_nothing)
+{
+    mp_process *run = start_sleeper(60), *fresh;
+    mp_assert_ok(mp_process_create(&fresh, &(mp_process_opts){.target = ret_arg}));
+    mp_assert_rc(mp_terminate_all(NULL, 1, 1.0), MP_EINVAL);
+    mp_assert_rc(mp_terminate_all((mp_process *[]){run, NULL}, 2, 1.0), MP_EINVAL);
+    mp_assert_rc(mp_terminate_all((mp_process *[]){run}, 1, -1.0), MP_EINVAL);
+    mp_assert_rc(mp_terminate_all((mp_process *[]){run}, 1, NAN), MP_EINVAL);
+    mp_assert_rc(mp_terminate_all((mp_process *[]){run, fresh}, 2, 1.0), MP_ENOTSTARTED);
+    mp_assert_rc(mp_terminate_all((mp_process *[]){mp_current_process()}, 1, 1.0), MP_EPERM);
+    cr_assert(mp_process_is_alive(run), "a refused list sends nothing");
+    mp_assert_rc(mp_terminate_all(NULL, 0, 1.0), 0);
+    /* grace 0: SIGKILL right after SIGTERM unless already dead. */
+    mp_process *twice[] = {run, run};
+    int rc = mp_terminate_all(twice, 2, 0);
+    cr_assert(rc == 0 || rc == 1, "a repeated entry counts once: %d", rc);
+    cr_assert_not(mp_process_is_alive(run));
+    mp_process_destroy(run);
+    mp_process_destroy(fresh);
+}
+
 Test(process, send_signal)
 {
     mp_process *p = start_sleeper(30);

@@ -361,6 +361,36 @@ Test(popen, child_sees_only_stdio_and_pass_fds)
     close(leaked);
 }
 
+/* Python's pass_fds: each entry stays open in the child at its number,
+ * close-on-exec or not; a bad list starts nothing. */
+Test(popen, pass_fds_keeps_each_entry_and_refuses_bad_lists)
+{
+    int a = fcntl(0, F_DUPFD_CLOEXEC, 70); /* close-on-exec here: passed all the same */
+    int b = fcntl(0, F_DUPFD, 71);
+    int other = fcntl(0, F_DUPFD_CLOEXEC, 72);
+    cr_assert(a == 70 && b == 71 && other == 72);
+    char *out = run_out(ARGV("ls", "-1", "/proc/self/fd"),
+                        (mp_popen_opts){.pass_fds = (int[]){71, 70}, .n_pass_fds = 2}, NULL);
+    cr_assert(fd_listed(out, 70) && fd_listed(out, 71), "pass_fds missing:\n%s", out);
+    cr_assert_not(fd_listed(out, 72));
+    free(out);
+    mp_popen *p = NULL;
+    const int *bad[] = {(int[]){70, -1}, (int[]){70, 71, 70}, (int[]){71, 71}};
+    const size_t nbad[] = {2, 3, 2};
+    for (size_t i = 0; i < 3; i++)
+        mp_assert_rc(mp_popen_create(&p, ARGV("true"),
+                                     &(mp_popen_opts){.pass_fds = bad[i], .n_pass_fds = nbad[i]}),
+                     MP_EINVAL);
+    cr_assert_null(p);
+    /* Nothing was started: this process has no child at all. */
+    siginfo_t si;
+    cr_assert_eq(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT), -1);
+    cr_assert_eq(errno, ECHILD);
+    close(a);
+    close(b);
+    close(other);
+}
+
 Test(popen, stdio_kinds)
 {
     assert_out(ARGV("cat"), (mp_popen_opts){.in = MP_DEVNULL}, "");

@@ -123,3 +123,79 @@ Test(popen_sigpipe, write_leaves_a_callers_blocked_sigpipe_alone_sigmask)
     setenv("MP_DISABLE_RWF_NOSIGNAL", "1", 1);
     write_with_blocked_sigpipe();
 }
+
+/* ---- restore_signals: the child's SIGPIPE and SIGXFSZ ---------------------- */
+
+/* The child's ignored signals, from its /proc/self/status (read by cat). */
+static unsigned long long child_sigign(bool keep)
+{
+    mp_run_result r;
+    mp_assert_ok(mp_run(
+        ARGV("cat", "/proc/self/status"),
+        &(mp_run_opts){
+            .popen = {.keep_ignored_signals = keep}, .capture = true, .check = true, .timeout = 20},
+        &r));
+    const char *line = strstr(r.out, "SigIgn:");
+    cr_assert(line, "no SigIgn in:\n%s", r.out);
+    unsigned long long mask = strtoull(line + 7, NULL, 16);
+    mp_run_result_free(&r);
+    return mask;
+}
+
+#define SIGBIT(s) (1ull << ((s)-1))
+
+Test(popen_sigpipe, the_child_gets_sigpipe_and_sigxfsz_back_by_default)
+{
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    unsigned long long ign = child_sigign(false);
+    cr_assert_not(ign & SIGBIT(SIGPIPE), "SigIgn %llx", ign);
+    cr_assert_not(ign & SIGBIT(SIGXFSZ), "SigIgn %llx", ign);
+    cr_assert(ign & SIGBIT(SIGUSR1), "other ignored signals stay ignored: %llx", ign);
+    /* keep_ignored_signals: Python's restore_signals=False. */
+    ign = child_sigign(true);
+    cr_assert(ign & SIGBIT(SIGPIPE), "SigIgn %llx", ign);
+    cr_assert(ign & SIGBIT(SIGXFSZ), "SigIgn %llx", ign);
+    cr_assert(ign & SIGBIT(SIGUSR1), "SigIgn %llx", ign);
+}
+
+/* yes | head -1 from a process that ignores SIGPIPE (as Python does):
+ * yes dies of SIGPIPE once head has gone, as in a shell. */
+static int yes_head(bool keep, char **out)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *const *stages[] = {ARGV("yes"), ARGV("head", "-1")};
+    mp_pipeline *pl;
+    mp_assert_ok(mp_pipeline_create(&pl, stages, 2,
+                                    &(mp_pipeline_opts){.out = MP_PIPE,
+                                                        .kill_on_timeout = true,
+                                                        .keep_ignored_signals = keep}));
+    size_t len = 0;
+    mp_assert_ok(mp_pipeline_communicate(pl, NULL, 0, out, &len, NULL, NULL, 20));
+    int yes = 0, head = -1;
+    mp_assert_ok(mp_pipeline_status(pl, 0, &yes));
+    mp_assert_ok(mp_pipeline_status(pl, 1, &head));
+    cr_assert_eq(head, 0);
+    mp_pipeline_destroy(pl);
+    return yes;
+}
+
+Test(popen_sigpipe, yes_head_ends_with_yes_killed_by_sigpipe)
+{
+    char *out = NULL;
+    int yes = yes_head(false, &out);
+    cr_assert_str_eq(out, "y\n");
+    free(out);
+    cr_assert_eq(yes, -SIGPIPE, "yes ended with %d", yes);
+}
+
+Test(popen_sigpipe, yes_head_with_ignored_sigpipe_kept_ends_by_epipe)
+{
+    char *out = NULL;
+    int yes = yes_head(true, &out);
+    cr_assert_str_eq(out, "y\n");
+    free(out);
+    /* yes saw EPIPE, reported it and exited with an error: no signal. */
+    cr_assert_gt(yes, 0, "yes ended with %d", yes);
+}

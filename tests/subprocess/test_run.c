@@ -44,6 +44,38 @@ Test(run, check_gives_called_process_error_with_the_output)
     mp_run_result_free(&r);
 }
 
+/* str(CalledProcessError) of CPython, for an exit and for a signal. */
+Test(run, describe_gives_called_process_errors_text)
+{
+    char buf[128];
+    mp_run_result r;
+    mp_assert_rc(mp_run(ARGV("false"), &(mp_run_opts){.check = true}, &r), MP_ECALLEDPROCESS);
+    int n = mp_run_describe(ARGV("false"), r.returncode, buf, sizeof(buf));
+    mp_run_result_free(&r);
+    cr_assert_str_eq(buf, "Command 'false' returned non-zero exit status 1.");
+    cr_assert_eq(n, (int)strlen(buf));
+    mp_assert_rc(
+        mp_run(ARGV("kill -9 $$"), &(mp_run_opts){.popen = {.shell = true}, .check = true}, &r),
+        MP_ECALLEDPROCESS);
+    cr_assert_eq(r.returncode, -SIGKILL);
+    mp_run_describe(ARGV("sleep", "9"), r.returncode, buf, sizeof(buf));
+    mp_run_result_free(&r);
+    cr_assert_str_eq(buf, "Command 'sleep 9' died with <Signals.SIGKILL: 9>.");
+    mp_run_describe(ARGV("x"), -SIGPIPE, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "Command 'x' died with <Signals.SIGPIPE: 13>.");
+    mp_run_describe(ARGV("x"), -200, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "Command 'x' died with unknown signal 200.");
+    /* Truncated as snprintf: the full length is returned, the text is cut. */
+    char small[10];
+    n = mp_run_describe(ARGV("false"), 1, small, sizeof(small));
+    cr_assert_eq(n, (int)strlen("Command 'false' returned non-zero exit status 1."));
+    cr_assert_str_eq(small, "Command '");
+    cr_assert_eq(mp_run_describe(ARGV("false"), 1, NULL, 0), n); /* the size, nothing written */
+    mp_assert_rc(mp_run_describe(NULL, 1, buf, sizeof(buf)), MP_EINVAL);
+    mp_assert_rc(mp_run_describe(ARGV("x"), 1, NULL, 8), MP_EINVAL);
+    mp_assert_rc(mp_run_describe((const char *const[]){NULL}, 1, buf, sizeof(buf)), MP_EINVAL);
+}
+
 Test(run, timeout_expired_kills_and_keeps_partial_output)
 {
     mp_run_result r;

@@ -842,6 +842,56 @@ Test(barrier, timeout_breaks_it_until_reset)
     mp_barrier_destroy(b);
 }
 
+static void *barrier_default_thread(void *arg)
+{
+    barrier_arg *a = arg;
+    a->result = mp_barrier_wait_default(a->b);
+    return NULL;
+}
+
+/* Python's Barrier(parties, timeout=t).wait(): the default breaks the
+ * barrier when it expires; an explicit timeout overrides it. */
+Test(barrier, default_timeout_is_used_by_wait_default_only)
+{
+    mp_barrier *b;
+    mp_assert_ok(mp_barrier_create(&b, &(mp_barrier_opts){.parties = 2, .timeout = 0.05}));
+    mp_assert_rc(mp_barrier_wait_default(b), MP_EBROKEN);
+    cr_assert(mp_barrier_broken(b));
+    mp_assert_ok(mp_barrier_reset(b));
+    /* An explicit timeout is not the default: this party outwaits it. */
+    barrier_arg a = {.b = b, .timeout = 20};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, barrier_thread, &a), 0);
+    while (mp_barrier_n_waiting(b) < 1)
+        usleep(1000);
+    usleep(200 * 1000); /* four default timeouts */
+    int idx = mp_barrier_wait_default(b);
+    pthread_join(t, NULL);
+    cr_assert_eq(idx + a.result, 1, "%d %d", idx, a.result);
+    cr_assert_not(mp_barrier_broken(b));
+    mp_barrier_destroy(b);
+}
+
+Test(barrier, no_default_timeout_waits_without_limit)
+{
+    mp_barrier *b;
+    mp_assert_ok(mp_barrier_create(&b, &(mp_barrier_opts){.parties = 2}));
+    barrier_arg a = {.b = b};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, barrier_default_thread, &a), 0);
+    while (mp_barrier_n_waiting(b) < 1)
+        usleep(1000);
+    usleep(100 * 1000); /* a default of 0 would have broken it at once */
+    cr_assert_not(mp_barrier_broken(b));
+    int idx = mp_barrier_wait(b, 20);
+    pthread_join(t, NULL);
+    cr_assert_eq(idx + a.result, 1, "%d %d", idx, a.result);
+    mp_barrier_destroy(b);
+    mp_assert_rc(mp_barrier_wait_default(NULL), MP_EINVAL);
+    mp_assert_rc(mp_barrier_create(&b, &(mp_barrier_opts){.parties = 2, .timeout = 0.0 / 0.0}),
+                 MP_EINVAL);
+}
+
 Test(barrier, abort_and_reset_release_waiters)
 {
     mp_barrier *b;
