@@ -134,11 +134,13 @@ MP_API int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, 
  * value (two malloc'd copies, each followed by a NUL byte; free both).
  * Locally the entry is the last inserted (LIFO, as Python 3.7+; a key
  * that was set again keeps its first place). On Redis, whose hashes have
- * no order, it is an arbitrary entry (HRANDFIELD), removed in the same
- * script. key, key_len, value and value_len are required; type may be
+ * no order, it is an arbitrary entry (HRANDFIELD), read, copied, then
+ * removed only if it still holds what was read (else another entry is
+ * tried). key, key_len, value and value_len are required; type may be
  * NULL. Atomic: two callers never get the same entry. Errors: MP_EEMPTY
  * (the dict is empty: Python's KeyError; outputs untouched), MP_EINVAL,
- * MP_ENOMEM (nothing removed). */
+ * MP_ENOMEM (nothing removed); on Redis also MP_EBADMSG (an entry this
+ * library did not write: nothing removed). */
 MP_API int mp_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
                            mp_item_type *type);
 

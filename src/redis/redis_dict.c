@@ -377,24 +377,29 @@ int mp__redis_dict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out)
 }
 
 /* A hash has no order: popitem takes a random field (HRANDFIELD, Redis
- * 6.2+) and deletes it in the same script. Answers {field, value} or
- * false when the hash is empty. */
-static const char popitem_lua[] = "local f = redis.call('HRANDFIELD', KEYS[1]) "
-                                  "if not f then return false end "
-                                  "local v = redis.call('HGET', KEYS[1], f) "
-                                  "redis.call('HDEL', KEYS[1], f) return {f, v}";
+ * 6.2+). It is read first and deleted only once the caller has checked
+ * and copied it, by a second script that deletes it only if it still
+ * holds the value read (another client may have changed or taken it:
+ * then another field is picked, within the URL's timeout). So a field
+ * this library never wrote, or a copy that fails, changes nothing.
+ * pick answers {field, value} or false when the hash is empty; take
+ * answers 1 (deleted) or 0 (changed meanwhile). */
+static const char popitem_pick_lua[] = "local f = redis.call('HRANDFIELD', KEYS[1]) "
+                                       "if not f then return false end "
+                                       "return {f, redis.call('HGET', KEYS[1], f)}";
+static const char popitem_take_lua[] = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+                                       "redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end return 0";
 
-int mp__redis_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
-                           mp_item_type *type)
+/* One round of popitem: 0 (taken, the outputs set), MP_EAGAIN (the pair
+ * changed between the two scripts: nothing taken), or an error (nothing
+ * changed). */
+static int popitem_once(const mp__redis_obj *o, void **key, size_t *key_len, void **value,
+                        size_t *value_len, mp_item_type *type)
 {
-    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
-    if (rc < 0)
-        return rc;
-    const mp__redis_obj *o = (const mp__redis_obj *)d;
-    const char *argv[] = {"EVAL", popitem_lua, "1", o->key};
-    size_t lens[] = {4, sizeof(popitem_lua) - 1, 1, o->key_len};
+    const char *argv[] = {"EVAL", popitem_pick_lua, "1", o->key};
+    size_t lens[] = {4, sizeof(popitem_pick_lua) - 1, 1, o->key_len};
     redisReply *rep;
-    rc = mp__redis_cmd(o->conn, MP__RR_ANY_VALUE, &rep, 4, argv, lens);
+    int rc = mp__redis_cmd(o->conn, MP__RR_ANY_VALUE, &rep, 4, argv, lens);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_NIL) {
@@ -406,19 +411,54 @@ int mp__redis_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value
     if (f == NULL || f->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING ||
         mp__key_check(f->str, f->len) < 0) {
         freeReplyObject(rep);
-        return MP_EBADMSG; /* the entry is gone: a field this library never wrote */
+        return MP_EBADMSG; /* a field this library never wrote: left where it is */
     }
     char *k = malloc(f->len + 1);
-    void *a[] = {value, value_len, type};
+    void *v = NULL;
+    size_t vlen = 0;
+    mp_item_type t;
+    void *a[] = {&v, &vlen, &t};
     rc = k == NULL ? MP_ENOMEM : with_value(rep->element[1], copy_out, a);
+    if (rc == 0) {
+        const redisReply *val = rep->element[1];
+        const char *targv[] = {"EVAL", popitem_take_lua, "1", o->key, f->str, val->str};
+        size_t tlens[] = {4, sizeof(popitem_take_lua) - 1, 1, o->key_len, f->len, val->len};
+        redisReply *took;
+        rc = mp__redis_cmd(o->conn, MP__RR_INT, &took, 6, targv, tlens);
+        if (rc == 0) {
+            rc = took->integer == 1 ? 0 : MP_EAGAIN;
+            freeReplyObject(took);
+        }
+    }
     if (rc == 0) {
         memcpy(k, f->str, f->len);
         k[f->len] = '\0';
         *key = k;
         *key_len = f->len;
+        *value = v;
+        *value_len = vlen;
+        if (type)
+            *type = t;
     } else {
         free(k);
+        free(v);
     }
     freeReplyObject(rep);
+    return rc;
+}
+
+int mp__redis_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_t *value_len,
+                           mp_item_type *type)
+{
+    int rc = mp__redis_obj_check(d, MP__MAGIC_DICT);
+    if (rc < 0)
+        return rc;
+    const mp__redis_obj *o = (const mp__redis_obj *)d;
+    mp__deadline dl;
+    unsigned lost = 0;
+    mp__deadline_init(&dl, mp__redis_timeout(o->conn));
+    do
+        rc = popitem_once(o, key, key_len, value, value_len, type);
+    while (rc == MP_EAGAIN && mp__redis_retry(&dl, &lost) == 0);
     return rc;
 }

@@ -604,6 +604,30 @@ Test(redis_objects, malformed_semaphores_are_ebadmsg_and_left_alone)
     mp_manager_close(m);
 }
 
+Test(redis_objects, popitem_of_foreign_data_leaves_it_in_place)
+{
+    mp_manager *m = open_q("prefix=t:");
+    mp__redis *r = raw_conn();
+    mp_dict *d;
+    mp_assert_rc(mp_manager_dict(m, "d", &d), 1);
+    RAW(r, "HSET", "t:dict:d", "k", "not a tagged value");
+    void *key = NULL, *val = NULL;
+    size_t klen, vlen;
+    UNCHANGED(r, "t:dict:d", mp_dict_popitem(d, &key, &klen, &val, &vlen, NULL), MP_EBADMSG);
+    cr_assert_null(key);
+    cr_assert_null(val);
+    RAW(r, "DEL", "t:dict:d");
+    mp_assert_ok(mp_dict_set_int64(d, "n", 7));
+    mp_assert_ok(mp_dict_popitem(d, &key, &klen, &val, &vlen, NULL));
+    cr_assert(klen == 1 && memcmp(key, "n", 1) == 0);
+    free(key);
+    free(val);
+    mp_assert_rc(mp_dict_popitem(d, &key, &klen, &val, &vlen, NULL), MP_EEMPTY);
+    mp_dict_destroy(d);
+    mp__redis_unref(r);
+    mp_manager_close(m);
+}
+
 Test(redis_objects, foreign_data_under_a_condition_or_a_barrier_is_refused)
 {
     mp_manager *m = open_q("prefix=t:");
