@@ -1290,16 +1290,20 @@ static int observe_holder(const void *arg, size_t len)
     mp_rlock *r;
     pid_t pid = 0, tid = -1;
     uint32_t depth = 99;
+    /* The holder is the process that started this one (under forkserver
+     * not the kernel's parent: the fork server is). */
+    mp_process *parent = mp_parent_process();
+    pid_t holder = parent ? mp_process_pid(parent) : -1;
     if (mp_manager_open(&m, arg) < 0 || mp_manager_lock(m, "OL", &l) < 0 ||
         mp_manager_rlock(m, "OR", &r) < 0)
         return 1;
     if (mp_lock_locked(l) != 1 || mp_rlock_locked(r) != 1)
         return 2;
-    if (mp_lock_owner(l, &pid, &tid) != 0 || pid != getppid() || (redis ? tid != 0 : tid <= 0))
+    if (mp_lock_owner(l, &pid, &tid) != 0 || pid != holder || (redis ? tid != 0 : tid <= 0))
         return 3;
     pid = 0;
     tid = -1;
-    if (mp_rlock_owner(r, &pid, &tid, &depth) != 0 || pid != getppid() ||
+    if (mp_rlock_owner(r, &pid, &tid, &depth) != 0 || pid != holder ||
         (redis ? tid != 0 : tid <= 0) || depth != (redis ? 0u : 2u))
         return 4;
     if (mp_lock_owner(l, NULL, NULL) != 0) /* either output may be skipped */
