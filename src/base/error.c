@@ -1,4 +1,6 @@
-/* Error names and descriptions. */
+/* Error names, descriptions and the per-thread detail. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/internal.h"
@@ -92,4 +94,27 @@ const char *mp_err_name(int code)
 {
     const mp__errinfo *e = find_error(code);
     return e ? e->name : "MP_E?";
+}
+
+/* Only failing calls write it, so no hot path pays for it. */
+static _Thread_local char detail[MP_ERROR_DETAIL_MAX];
+
+int mp__fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    mp__debug("%s: %s", mp_err_name(code), detail);
+    return code;
+}
+
+const char *mp_error_detail(void)
+{
+    return detail;
+}
+
+void mp_error_clear(void)
+{
+    detail[0] = '\0';
 }

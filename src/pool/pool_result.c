@@ -41,12 +41,12 @@ int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double
     if (b)
         return MP__POOL_CALL(b, async_get, a, out, out_cap, out_len, timeout);
     if (a && a->kind == MP__JOB_APPLY && !out && out_cap > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_get: out is NULL with out_cap %zu", out_cap);
     int rc = mp_async_wait(a, timeout);
     if (rc < 0)
         return rc;
     if (a->rc != 0)
-        return a->rc;
+        return a->nerr > 0 && a->errs_cap > 0 ? mp__pool_detail(&a->errs[0]) : a->rc;
     if (a->kind != MP__JOB_APPLY)
         return 0;
     if (a->res_len > out_cap)
@@ -182,7 +182,7 @@ int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **ou
     if (b)
         return MP__POOL_CALL(b, imap, p, spec, ordered, out);
     if (!out || !spec)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_imap: %s is NULL", out ? "spec" : "out");
     mp_imap *it = calloc(1, sizeof *it);
     if (!it)
         return MP_ENOMEM;
