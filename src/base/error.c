@@ -1,4 +1,5 @@
 /* Error names, descriptions and the per-thread detail. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,4 +118,25 @@ const char *mp_error_detail(void)
 void mp_error_clear(void)
 {
     detail[0] = '\0';
+}
+
+/* "SIGSEGV" for 11: the short names, which every reader of a crash knows
+ * (sigabbrev_np is glibc only). */
+const char *mp__sig_name(int sig, char *buf, size_t cap)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},     {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},   {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},   {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},   {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
+        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < MP__ARRAY_LEN(names); i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    snprintf(buf, cap, "signal %d", sig);
+    return buf;
 }

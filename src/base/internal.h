@@ -56,6 +56,9 @@ static inline void mp__strlcpy(char *dst, const char *src, size_t cap)
  * Not async-signal-safe: never between fork and exec. */
 int mp__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* "SIGSEGV" for SIGSEGV; "signal N" (written into buf) for others. */
+const char *mp__sig_name(int sig, char *buf, size_t cap);
+
 /* MP_DEBUG=1 in the environment turns on a debug log on stderr. */
 void mp__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Whether MP_DEBUG is on (for checks that cost something to make). */

@@ -56,27 +56,6 @@ void mp__pool_fault_arm(mp__pwrec *w)
     arm_one(SIGBUS, &sa);
 }
 
-/* "SIGSEGV" for 11: the short names, which every reader of a crash knows
- * (sigabbrev_np is glibc only). */
-static const char *sig_name(int sig, char *buf, size_t cap)
-{
-    static const struct {
-        int sig;
-        const char *name;
-    } names[] = {
-        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},     {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
-        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},   {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
-        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},   {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},   {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
-        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
-    };
-    for (size_t i = 0; i < MP__ARRAY_LEN(names); i++)
-        if (names[i].sig == sig)
-            return names[i].name;
-    snprintf(buf, cap, "signal %d", sig);
-    return buf;
-}
-
 void mp__pool_describe_loss(const mp_pool *p, uint32_t worker, mp_task_error *e)
 {
     char nb[24];
@@ -91,7 +70,7 @@ void mp__pool_describe_loss(const mp_pool *p, uint32_t worker, mp_task_error *e)
         snprintf(m, cap, "worker %d exited while running the task", (int)e->pid);
         return;
     }
-    const char *name = sig_name(e->signal, nb, sizeof nb);
+    const char *name = mp__sig_name(e->signal, nb, sizeof nb);
     const mp__pwrec *w = worker < MP__POOL_MAXPROC ? &p->shm->wrec[worker] : NULL;
     uint32_t fsig = w && !p->threads ? atomic_load(&w->fault_sig) : 0;
     if (fsig != 0 && (int)fsig == e->signal)
