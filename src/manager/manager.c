@@ -169,8 +169,7 @@ static int check_typed(bool no_opts, char typecode, bool lock, const char *f)
         return mp__fail(MP_EINVAL, "%s: opts->typecode %d is not one of c b B h H i I l L q Q f d",
                         f, (int)typecode);
     if (lock)
-        return mp__fail(MP_EINVAL, "%s: opts->lock must be NULL (a named object owns its lock)",
-                        f);
+        return mp__fail(MP_EINVAL, "%s: opts->lock must be NULL (a named object owns its lock)", f);
     return 0;
 }
 

@@ -166,11 +166,15 @@ static int check_opts(const mp_pool_opts *o)
                         (int)o->start_method);
     /* A thread cannot be killed: no per-task timeout, no other start method. */
     if (o->threads && o->task_timeout > 0)
-        return mp__fail(MP_EINVAL, "%s: opts->task_timeout needs process workers (opts->threads "
-                        "is set, and a thread cannot be killed)", f);
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->task_timeout needs process workers (opts->threads "
+                        "is set, and a thread cannot be killed)",
+                        f);
     if (o->threads && o->start_method != MP_START_DEFAULT)
-        return mp__fail(MP_EINVAL, "%s: opts->start_method needs process workers (opts->threads "
-                        "is set)", f);
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->start_method needs process workers (opts->threads "
+                        "is set)",
+                        f);
     return 0;
 }
 
@@ -208,11 +212,10 @@ static int init_shm(mp_pool *p)
     }
     rc = mp__pool_xlate_init(p);
     if (rc == 0)
-        rc = mp__pool_xlate_check(p, (const void *)(uintptr_t)p->opts.initializer, true, "mp_pool_create",
-                                  "opts->initializer");
+        rc = mp__pool_xlate_check(p, (const void *)(uintptr_t)p->opts.initializer, true,
+                                  "mp_pool_create", "opts->initializer");
     if (rc == 0)
-        rc = mp__pool_xlate_check(p, p->opts.initarg, false, "mp_pool_create",
-                                  "opts->initarg");
+        rc = mp__pool_xlate_check(p, p->opts.initarg, false, "mp_pool_create", "opts->initarg");
     if (rc < 0) {
         mp__pool_xlate_fini(p);
         mp__robust_mutex_fini(&shm->mu);

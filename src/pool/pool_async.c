@@ -124,9 +124,10 @@ static int check_map(const mp_map_spec *s, const char *f)
     if (s->out && s->out_size == 0)
         return mp__fail(MP_EINVAL, "%s: spec->out_size is 0 with spec->out set", f);
     if (s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
-        return mp__fail(MP_EINVAL, "%s: spec->n %zu items of spec->in_size %zu or "
-                        "spec->out_size %zu bytes overflow size_t", f, s->n, s->in_size,
-                        s->out_size);
+        return mp__fail(MP_EINVAL,
+                        "%s: spec->n %zu items of spec->in_size %zu or "
+                        "spec->out_size %zu bytes overflow size_t",
+                        f, s->n, s->in_size, s->out_size);
     if (s->errors_cap > 0 && !s->errors)
         return mp__fail(MP_EINVAL, "%s: spec->errors is NULL with spec->errors_cap %zu", f,
                         s->errors_cap);

@@ -310,8 +310,7 @@ int mp__pool_xlate_init(mp_pool *p);
 void mp__pool_xlate_fini(mp_pool *p);
 /* Whether the workers of p can use ptr (code: a function); call and arg
  * name it in the error detail, e.g. "mp_pool_map" and "spec->ctx". */
-int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code, const char *call,
-                         const char *arg);
+int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code, const char *call, const char *arg);
 /* Fork pools: remember the modules loaded at start (0 or MP_ENOMEM), and
  * refuse a task function in a module loaded after (MP_ENOTLOADED). */
 int mp__pool_fork_init(mp_pool *p);

@@ -37,7 +37,10 @@ static int add(const char *name, void *addr, bool is_for)
         return mp__fail(MP_EINVAL, "%s: fn is NULL", f);
     if (len == 0 || len > MP_TASK_NAME_MAX)
         return mp__fail(MP_EINVAL, "%s: name is %s (1..%d characters)", f,
-                        !name ? "NULL" : len == 0 ? "empty" : "too long", MP_TASK_NAME_MAX);
+                        !name      ? "NULL"
+                        : len == 0 ? "empty"
+                                   : "too long",
+                        MP_TASK_NAME_MAX);
     int rc = 0;
     pthread_mutex_lock(&reg_mu);
     mp__task_name_rec *by_name = find_locked(name, len, NULL);

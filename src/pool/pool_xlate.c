@@ -84,8 +84,8 @@ static int add_module(mp_pool *p, const void *ptr, const char *call, const char 
                         call, arg, ptr, m.ref.path[0] ? m.ref.path : "the program");
     uint32_t n = atomic_load_explicit(&p->shm->nmods, memory_order_relaxed);
     if (n == MP__POOL_MODS)
-        return mp__fail(MP_ENOSPC, "%s: %s %p: the pool's tasks already use %d modules", call, arg, ptr,
-                        MP__POOL_MODS);
+        return mp__fail(MP_ENOSPC, "%s: %s %p: the pool's tasks already use %d modules", call, arg,
+                        ptr, MP__POOL_MODS);
     p->shm->mods[n] = m;
     atomic_store_explicit(&p->shm->nmods, n + 1, memory_order_release);
     return 0;
@@ -123,8 +123,7 @@ int mp__pool_fork_check(mp_pool *p, const void *fn, const char *call, const char
     return 0;
 }
 
-int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code, const char *call,
-                         const char *arg)
+int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code, const char *call, const char *arg)
 {
     if (!p->shm->xlate || !ptr)
         return 0;

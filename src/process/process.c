@@ -70,14 +70,16 @@ static int check_opts(const mp_process_opts *o)
     if (!o)
         return mp__fail(MP_EINVAL, "%s: opts is NULL (a target or run is required)", f);
     if (!o->target == !o->run)
-        return mp__fail(MP_EINVAL, "%s: exactly one of opts->target and opts->run must be set "
-                        "(%s)", f, o->target ? "both are" : "neither is");
+        return mp__fail(MP_EINVAL,
+                        "%s: exactly one of opts->target and opts->run must be set "
+                        "(%s)",
+                        f, o->target ? "both are" : "neither is");
     if (o->args_len > 0 && !o->args)
         return mp__fail(MP_EINVAL, "%s: opts->args is NULL with opts->args_len %zu", f,
                         o->args_len);
     if (o->name && strlen(o->name) >= MP__NAME_MAX)
-        return mp__fail(MP_EINVAL, "%s: opts->name is %zu bytes (at most %d)", f,
-                        strlen(o->name), MP__NAME_MAX - 1);
+        return mp__fail(MP_EINVAL, "%s: opts->name is %zu bytes (at most %d)", f, strlen(o->name),
+                        MP__NAME_MAX - 1);
     if (!(o->terminate_grace >= 0)) /* also rejects NaN */
         return mp__fail(MP_EINVAL, "%s: opts->terminate_grace is %g (must be >= 0 seconds)", f,
                         o->terminate_grace);
@@ -85,8 +87,8 @@ static int check_opts(const mp_process_opts *o)
         return mp__fail(MP_EINVAL, "%s: opts->start_timeout is %g (must be >= 0 seconds)", f,
                         o->start_timeout);
     if (o->n_pass_fds > MP_PASS_FDS_MAX)
-        return mp__fail(MP_EINVAL, "%s: opts->n_pass_fds is %zu (at most MP_PASS_FDS_MAX, %d)",
-                        f, o->n_pass_fds, MP_PASS_FDS_MAX);
+        return mp__fail(MP_EINVAL, "%s: opts->n_pass_fds is %zu (at most MP_PASS_FDS_MAX, %d)", f,
+                        o->n_pass_fds, MP_PASS_FDS_MAX);
     if (o->n_pass_fds && !o->pass_fds)
         return mp__fail(MP_EINVAL, "%s: opts->pass_fds is NULL with opts->n_pass_fds %zu", f,
                         o->n_pass_fds);

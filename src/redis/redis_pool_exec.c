@@ -126,9 +126,9 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
 
 static size_t record_cap(const mp__redis_task *t)
 {
-    return MP__REDIS_RESULT_HEAD + (size_t)mp__redis_task_items(t) *
-                                       (MP__REDIS_RESULT_ITEM + (size_t)t->cap +
-                                        MP__REDIS_RESULT_LOST_LEN + MP_TASK_MESSAGE_MAX);
+    return MP__REDIS_RESULT_HEAD +
+           (size_t)mp__redis_task_items(t) * (MP__REDIS_RESULT_ITEM + (size_t)t->cap +
+                                              MP__REDIS_RESULT_LOST_LEN + MP_TASK_MESSAGE_MAX);
 }
 
 /* Appends one item's outcome at *off of rec: its output, or when it
@@ -157,8 +157,8 @@ static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
 {
     const mp__redis_task *t = j->t;
     size_t cap = (size_t)t->cap, n = (size_t)mp__redis_task_items(t);
-    unsigned char *r = malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap +
-                                                            MP_TASK_MESSAGE_MAX));
+    unsigned char *r =
+        malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap + MP_TASK_MESSAGE_MAX));
     /* Tasks may expect aligned output (apply promises 16 bytes). */
     void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
     j->done = true;

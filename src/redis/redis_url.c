@@ -43,8 +43,10 @@ static int decode_part(const char *s, size_t n, char **out, const char *what)
         int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(p);
-            return mp__fail(MP_EINVAL, "redis URL: bad %%-escape in the %s (%%XX with two hex "
-                            "digits, not %%00)", what);
+            return mp__fail(MP_EINVAL,
+                            "redis URL: bad %%-escape in the %s (%%XX with two hex "
+                            "digits, not %%00)",
+                            what);
         }
         p[j++] = (char)(hi * 16 + lo);
         i += 2;
@@ -115,8 +117,10 @@ static int parse_hostport(mp__redis_url *u, const char *s, size_t n)
                         hlen ? "too long" : "empty", MP__REDIS_HOST_MAX);
     for (size_t i = 0; i < hlen; i++)
         if (host[i] == '%' || host[i] == '@' || host[i] == '/' || (unsigned char)host[i] <= ' ')
-            return mp__fail(MP_EINVAL, "redis URL: the host holds a character not allowed "
-                            "there (at %zu: %%, @, / or a control character)", i);
+            return mp__fail(MP_EINVAL,
+                            "redis URL: the host holds a character not allowed "
+                            "there (at %zu: %%, @, / or a control character)",
+                            i);
     memcpy(u->host, host, hlen);
     u->host[hlen] = '\0';
     u->port = DEFAULT_PORT;
@@ -124,8 +128,7 @@ static int parse_hostport(mp__redis_url *u, const char *s, size_t n)
         long v;
         if (parse_long(port, (size_t)(s + n - port), 1, 65535, &v) < 0)
             return mp__fail(MP_EINVAL, "redis URL: port '%.*s' is not a number in 1..65535",
-                            (int)((size_t)(s + n - port) > 16 ? 16 : (size_t)(s + n - port)),
-                            port);
+                            (int)((size_t)(s + n - port) > 16 ? 16 : (size_t)(s + n - port)), port);
         u->port = (int)v;
     }
     return 0;
@@ -170,8 +173,8 @@ static int parse_option(mp__redis_url *u, const char *s, size_t n)
         size_t plen = strlen(p);
         if (plen > MP__REDIS_PREFIX_MAX) {
             free(p);
-            return mp__fail(MP_EINVAL, "redis URL: option prefix is %zu bytes (at most %d)",
-                            plen, MP__REDIS_PREFIX_MAX);
+            return mp__fail(MP_EINVAL, "redis URL: option prefix is %zu bytes (at most %d)", plen,
+                            MP__REDIS_PREFIX_MAX);
         }
         memcpy(u->prefix, p, plen + 1);
         free(p);

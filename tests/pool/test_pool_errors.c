@@ -16,7 +16,7 @@
 TestSuite(pool_errors, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 60);
 
 #define assert_detail_has(s)                                                                       \
-    cr_assert_not_null(strstr(mp_error_detail(), (s)), "detail \"%s\" lacks \"%s\"",              \
+    cr_assert_not_null(strstr(mp_error_detail(), (s)), "detail \"%s\" lacks \"%s\"",               \
                        mp_error_detail(), (s))
 
 static int square(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
@@ -183,8 +183,7 @@ Test(pool_errors, spawn_refuses_a_malloc_ctx_by_name)
     assert_detail_has("mp_alloc");
     int local = 0;
     mp_async *a = NULL;
-    mp_assert_rc(mp_pool_apply_async(p, square, &local, in, 8, 8, NULL, NULL, NULL, &a),
-                 MP_EINVAL);
+    mp_assert_rc(mp_pool_apply_async(p, square, &local, in, 8, 8, NULL, NULL, NULL, &a), MP_EINVAL);
     cr_assert_null(a);
     assert_detail_has("mp_pool_apply_async: ctx");
     /* The pool still works, with a pointer that can cross. */
@@ -231,8 +230,7 @@ Test(pool_errors, task_message_reaches_get_and_async_error)
     mp_async_destroy(a);
     /* The blocking apply reports it the same way. */
     mp_error_clear();
-    mp_assert_rc(mp_pool_apply(p, fail_odd, NULL, &x, 8, &y, 8, NULL, MP_FOREVER),
-                 MP_ETASKFAILED);
+    mp_assert_rc(mp_pool_apply(p, fail_odd, NULL, &x, 8, &y, 8, NULL, MP_FOREVER), MP_ETASKFAILED);
     assert_detail_has("bad row 3");
     mp_test_pool_finish(p, 30);
 }
@@ -359,8 +357,7 @@ Test(pool_errors, thread_workers_carry_messages)
     mp_assert_ok(mp_pool_create(&p, &(mp_pool_opts){.processes = 1, .threads = true}));
     check_no_stale_message(p);
     int64_t x = 7, y;
-    mp_assert_rc(mp_pool_apply(p, fail_odd, NULL, &x, 8, &y, 8, NULL, MP_FOREVER),
-                 MP_ETASKFAILED);
+    mp_assert_rc(mp_pool_apply(p, fail_odd, NULL, &x, 8, &y, 8, NULL, MP_FOREVER), MP_ETASKFAILED);
     assert_detail_has("bad row 7");
     mp_test_pool_finish(p, 30);
 }

@@ -213,8 +213,7 @@ Test(rexec, a_segfaulting_task_fails_alone_and_the_worker_goes_on)
                   (int)errs[i].pid);
         if (errs[i].index == 3) {
             cr_assert_eq(errs[i].signal, SIGSEGV);
-            cr_assert_not_null(strstr(errs[i].message, "killed by SIGSEGV"), "%s",
-                               errs[i].message);
+            cr_assert_not_null(strstr(errs[i].message, "killed by SIGSEGV"), "%s", errs[i].message);
         } else {
             cr_assert(errs[i].index == 5 && errs[i].signal == 0, "item %zu signal %d",
                       errs[i].index, errs[i].signal);

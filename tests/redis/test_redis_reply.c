@@ -111,10 +111,10 @@ Test(redis_reply, bad_urls_name_the_part)
         mp_error_clear();
         mp_assert_rc(mp__redis_url_parse(&u, bad[i].url), MP_EINVAL);
         const char *d = mp_error_detail();
-        cr_assert_not_null(strstr(d, bad[i].says), "'%s': detail \"%s\" lacks \"%s\"",
-                           bad[i].url, d, bad[i].says);
-        cr_assert_null(strstr(d, "secret"), "'%s': the detail quotes the password: %s",
-                       bad[i].url, d);
+        cr_assert_not_null(strstr(d, bad[i].says), "'%s': detail \"%s\" lacks \"%s\"", bad[i].url,
+                           d, bad[i].says);
+        cr_assert_null(strstr(d, "secret"), "'%s': the detail quotes the password: %s", bad[i].url,
+                       d);
     }
     /* Through the manager, which is where users meet it. */
     mp_manager *m = NULL;
