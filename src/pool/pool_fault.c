@@ -3,6 +3,7 @@
  * before it dies of SIGSEGV or SIGBUS), a task out of time, and the
  * detail mp_async_get leaves in mp_error_detail(). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,33 +28,42 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     raise(sig);
 }
 
-/* A handler only where nobody has one: a program that installed its own
- * (a runtime's, a sanitizer's) keeps it in its fork workers. */
-static void arm_one(int sig, const struct sigaction *sa)
+/* Whether sig still has its default action: a program that installed its
+ * own handler (a runtime's, a sanitizer's) keeps it in its fork workers. */
+static bool is_default(int sig)
 {
     struct sigaction old;
-    if (sigaction(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
-        old.sa_handler == SIG_DFL)
-        (void)sigaction(sig, sa, NULL);
+    return sigaction(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+           old.sa_handler == SIG_DFL;
 }
+
+/* The alternate stack, kept reachable for the worker's life. */
+static void *fault_stack;
 
 void mp__pool_fault_arm(mp__pwrec *w)
 {
+    bool segv = is_default(SIGSEGV), bus = is_default(SIGBUS);
+    if (!segv && !bus)
+        return;
     armed = w;
     /* A stack overflow faults on the stack itself: the handler needs
      * another one. An alternate stack the program set up is kept. */
     stack_t cur;
-    if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
-        void *mem = malloc(FAULT_STACK);
-        stack_t st = {.ss_sp = mem, .ss_size = FAULT_STACK};
-        if (mem && sigaltstack(&st, NULL) < 0)
-            free(mem);
+    if (!fault_stack && sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
+        fault_stack = malloc(FAULT_STACK);
+        stack_t st = {.ss_sp = fault_stack, .ss_size = FAULT_STACK};
+        if (fault_stack && sigaltstack(&st, NULL) < 0) {
+            free(fault_stack);
+            fault_stack = NULL;
+        }
     }
     struct sigaction sa = {.sa_sigaction = on_fault,
                            .sa_flags = (int)(SA_SIGINFO | SA_ONSTACK | SA_RESETHAND)};
     sigemptyset(&sa.sa_mask);
-    arm_one(SIGSEGV, &sa);
-    arm_one(SIGBUS, &sa);
+    if (segv)
+        (void)sigaction(SIGSEGV, &sa, NULL);
+    if (bus)
+        (void)sigaction(SIGBUS, &sa, NULL);
 }
 
 void mp__pool_describe_loss(const mp_pool *p, uint32_t worker, mp_task_error *e)
