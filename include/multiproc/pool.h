@@ -150,7 +150,7 @@ typedef int (*mp_task_fn)(const void *in, size_t in_len, void *out, size_t out_c
  *     return mp_task_fail(7, "bad row %d", i);
  * from a task function (mp_task_fn, mp_for_fn) that then returns what it
  * returns. The message (printf format, cut at MP_TASK_MESSAGE_MAX - 1
- * bytes) reaches the item's mp_task_error.message: through mp_async_error,
+ * bytes; fmt NULL: none, and an earlier call's is forgotten) reaches the item's mp_task_error.message: through mp_async_error,
  * the error callback, the map's errors array, mp_imap_next's err, and
  * mp_error_detail() after the mp_async_get or mp_pool_map/for/apply that
  * reports the failure. A task that calls it and then returns 0 succeeds:

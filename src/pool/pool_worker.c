@@ -17,6 +17,7 @@ static _Thread_local char task_msg[MP_TASK_MESSAGE_MAX];
 
 int mp_task_fail(int code, const char *fmt, ...)
 {
+    task_msg[0] = '\0'; /* a NULL fmt: no message */
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
