@@ -150,9 +150,9 @@ typedef int (*mp_task_fn)(const void *in, size_t in_len, void *out, size_t out_c
  *     return mp_task_fail(7, "bad row %d", i);
  * from a task function (mp_task_fn, mp_for_fn) that then returns what it
  * returns. The message (printf format, cut at MP_TASK_MESSAGE_MAX - 1
- * bytes; fmt NULL: none, and an earlier call's is forgotten) reaches the item's mp_task_error.message: through mp_async_error,
- * the error callback, the map's errors array, mp_imap_next's err, and
- * mp_error_detail() after the mp_async_get or mp_pool_map/for/apply that
+ * bytes; fmt NULL: none, and an earlier call's is forgotten) reaches the item's
+ * mp_task_error.message: through mp_async_error, the error callback, the map's errors array,
+ * mp_imap_next's err, and mp_error_detail() after the mp_async_get or mp_pool_map/for/apply that
  * reports the failure. A task that calls it and then returns 0 succeeds:
  * the message is dropped. A distributed pool (multiproc/worker.h) carries
  * the message as well.
@@ -323,7 +323,8 @@ MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
  * cb / err_cb / user: optional callbacks (see mp_async_cb).
  * out: receives the result object (mp_async_destroy).
  * Errors: MP_EINVAL (NULL fn or out; under spawn or forkserver a ctx that
- * is neither in the shared heap nor in static data), MP_ENOTLOADED (spawn,
+ * is neither in the shared heap nor in static data; every MP_EINVAL of the
+ * pool names its argument in mp_error_detail()), MP_ENOTLOADED (spawn,
  * forkserver: fn or ctx is in a module loaded after the pool was created),
  * MP_ENOSPC (spawn, forkserver: the pool's tasks use more than 64
  * modules), MP_ECLOSED (pool closed or terminated: Python's "Pool not
