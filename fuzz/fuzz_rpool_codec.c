@@ -11,7 +11,8 @@
  * Input: the whole buffer is decoded as a result record (mp__redis_result_decode),
  * and when it passes every item is read (mp__redis_result_next), each of which must
  * lie inside the input (an oversize mark has no payload, and only a task
- * that returned 0 may carry one), the items adding up to it. The same bytes, cut at
+ * that returned 0 may carry one; a failed item carries its message, in a
+ * version 2 record only), the items adding up to it. The same bytes, cut at
  * each NUL into fields, are parsed as a task entry (mp__redis_task_parse); a
  * task that passes must keep its promises (n x isz = input size, bounds,
  * views inside the input; the tasks of a packed entry cover its items). A
@@ -40,6 +41,11 @@ static void check_result(const uint8_t *data, size_t size)
                 abort();
             len = 0;
         }
+        /* A failed item's bytes are its message: at most 127 in version 2
+         * ("MPR2"), none in version 1. */
+        if (code != 0 && len != MP__REDIS_ITEM_LOST &&
+            len >= (data[3] == '2' ? (size_t)MP_TASK_MESSAGE_MAX : 1))
+            abort();
         if (d < data || d + len > data + size)
             abort();
         total += MP__REDIS_RESULT_ITEM + len;

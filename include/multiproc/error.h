@@ -7,8 +7,10 @@
  * (a peer that closed, a process still running, a task that failed, ...).
  *
  * A call that fails changes nothing. Rich failures (which step of an exec
- * failed, which signal killed a worker) travel in the object they concern,
- * never in a global variable.
+ * failed, which signal killed a worker, a task's own message) travel in the
+ * object they concern. What a code alone cannot say about a refused
+ * argument (which argument, which limit, which URL option, which pointer
+ * cannot cross a spawn) is in mp_error_detail(), per thread.
  *
  * Thread safety: every function here is safe from any thread, any process.
  */
@@ -107,6 +109,30 @@ MP_API const char *mp_strerror(int code);
  * Returns a static string, never NULL ("MP_E?" for unknown codes).
  */
 MP_API const char *mp_err_name(int code);
+
+/* Longest detail kept, terminating NUL included; longer ones are cut. */
+#define MP_ERROR_DETAIL_MAX 256
+
+/* mp_error_detail — what the last failing call of this thread had to say
+ * about its failure, e.g. "mp_pool_map: spec->in_size is 0 (must be >= 1)"
+ * or "mp_manager_open: unknown URL option 'prefx' (known: prefix, ...)".
+ *
+ * Set by a call that fails and has something to say (every MP_EINVAL of the
+ * pool, the manager URL and process start does); not changed by calls that
+ * succeed, nor by failures that have nothing to add to their code, so read
+ * it right after the failing call, or call mp_error_clear() before the call
+ * when in doubt. With MP_DEBUG=1 in the environment, each detail is also
+ * printed to stderr when it is set.
+ *
+ * Returns a pointer to this thread's buffer (at most MP_ERROR_DETAIL_MAX - 1
+ * characters), "" when nothing was set: valid until this thread's next call
+ * of the library. Never NULL. Thread safety: per thread; a forked child
+ * starts with its parent's detail.
+ */
+MP_API const char *mp_error_detail(void);
+
+/* mp_error_clear — empty this thread's detail (mp_error_detail() gives ""). */
+MP_API void mp_error_clear(void);
 
 #ifdef __cplusplus
 }

@@ -203,11 +203,11 @@ typedef struct mp_manager mp_manager;
  * Redis server (see above). Borrowed until return.
  * out: receives the handle, owned by the caller (mp_manager_close).
  * Errors: MP_EINVAL (NULL out, unknown URL scheme, malformed Redis URL or
- * unknown option), MP_ENOSYS (a backend not built in, rediss://),
- * MP_ENOMEM, MP_ENOHEAPADDR; for Redis also MP_EAUTH (wrong or missing
- * password), MP_ECONNREFUSED (nothing listens there), MP_ETIMEDOUT (no
- * answer within the timeout), MP_EIO (host not found, other socket
- * errors), MP_ESERVER (e.g. a db number the server lacks). */
+ * unknown option: mp_error_detail() names the part, e.g. "redis URL:
+ * unknown option 'prefx' (known: ...)", never the password), MP_ENOSYS (a backend not built in,
+ * rediss://), MP_ENOMEM, MP_ENOHEAPADDR; for Redis also MP_EAUTH (wrong or missing password),
+ * MP_ECONNREFUSED (nothing listens there), MP_ETIMEDOUT (no answer within the timeout), MP_EIO
+ * (host not found, other socket errors), MP_ESERVER (e.g. a db number the server lacks). */
 MP_API int mp_manager_open(mp_manager **out, const char *url);
 
 /* mp_manager_close — release the handle. The named objects stay, and so

@@ -149,6 +149,25 @@ typedef struct mp_imap mp_imap;
 typedef int (*mp_task_fn)(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                           void *ctx);
 
+/* mp_task_fail — fail the running task with code and a message, e.g.
+ *     return mp_task_fail(7, "bad row %d", i);
+ * from a task function (mp_task_fn, mp_for_fn) that then returns what it
+ * returns. The message (printf format, cut at MP_TASK_MESSAGE_MAX - 1
+ * bytes; fmt NULL: none, and an earlier call's is forgotten) reaches the item's
+ * mp_task_error.message: through mp_async_error, the error callback, the map's errors array,
+ * mp_imap_next's err, and mp_error_detail() after the mp_async_get or mp_pool_map/for/apply that
+ * reports the failure. A task that calls it and then returns 0 succeeds:
+ * the message is dropped. A distributed pool (multiproc/worker.h) carries
+ * the message as well.
+ * Returns code (0 is returned too, but a task returning 0 succeeded).
+ * Thread safety: per thread; outside a task it has no effect but its
+ * return value. */
+MP_API int mp_task_fail(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* A parallel-for chunk: processes indexes [begin, end) and accumulates into
  * acc (acc_size bytes, aligned to 16, preset to the spec's acc_init, or
  * zero). Returns 0 or the chunk's own non-zero code. */
@@ -214,6 +233,10 @@ typedef struct mp_pool_opts {
     const char *name;
 } mp_pool_opts;
 
+/* Longest task message kept (mp_task_error.message), terminating NUL
+ * included; longer ones are cut. */
+#define MP_TASK_MESSAGE_MAX 128
+
 /* One failed item. code is MP_ETASKFAILED (task_code holds the task's own
  * code, or MP_ETIMEDOUT when the per-task timeout killed it),
  * MP_EWORKERLOST (pid and signal of the dead worker; signal 0 if it
@@ -231,6 +254,13 @@ typedef struct mp_task_error {
     int task_code;
     pid_t pid;
     int signal;
+    /* What went wrong, in words, or "": the task's own message
+     * (mp_task_fail) with MP_ETASKFAILED; with MP_EWORKERLOST the worker's
+     * pid and the signal's name, and for SIGSEGV and SIGBUS the faulting
+     * address when the worker could record it, e.g. "worker 4242 killed by
+     * SIGSEGV (invalid memory access at 0x10)"; the time limit for a task
+     * that ran out of time. Always terminated. */
+    char message[MP_TASK_MESSAGE_MAX];
 } mp_task_error;
 
 /* A map over n fixed-size items: out[i] = fn(in[i]). starmap is the same
@@ -296,7 +326,8 @@ MP_API int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
  * cb / err_cb / user: optional callbacks (see mp_async_cb).
  * out: receives the result object (mp_async_destroy).
  * Errors: MP_EINVAL (NULL fn or out; under spawn or forkserver a ctx that
- * is neither in the shared heap nor in static data), MP_ENOTLOADED (spawn,
+ * is neither in the shared heap nor in static data; every MP_EINVAL of the
+ * pool names its argument in mp_error_detail()), MP_ENOTLOADED (spawn,
  * forkserver: fn or ctx is in a module loaded after the pool was created),
  * MP_ENOSPC (spawn, forkserver: the pool's tasks use more than 64
  * modules), MP_ECLOSED (pool closed or terminated: Python's "Pool not
@@ -389,7 +420,9 @@ MP_API int mp_async_wait(mp_async *a, double timeout);
  * apply_async's out_cap; also when the result does not fit this call's
  * out_cap, but the task then succeeded), MP_EBROKENPOOL (see
  * mp_task_error and mp_async_error), MP_ECLOSED (the pool was terminated
- * before it ran), MP_ECANCELED (mp_async_cancel). */
+ * before it ran), MP_ECANCELED (mp_async_cancel). On a failure of the
+ * task, mp_error_detail() describes the first failed item in words (its
+ * message included), e.g. "item 3: task failed with code 7: bad row 3". */
 MP_API int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double timeout);
 
 /* mp_async_ready — true once the result is ready (makes progress, never blocks). */

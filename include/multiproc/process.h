@@ -166,7 +166,8 @@ MP_API int mp_process_create(mp_process **out, const mp_process_opts *opts);
  * answer, as when it is stopped: it is kept, with its running children,
  * and the next start asks it again),
  * MP_EINVAL (args or user is a pointer the child cannot see: neither in the
- * shared heap nor in a module's static data), MP_ENOTLOADED (the target's
+ * shared heap nor in a module's static data; mp_error_detail() names it),
+ * MP_ENOTLOADED (the target's
  * or such a pointer's module was loaded with dlopen and the new image lacks
  * it), MP_EOTHERBUILD (the module is another build there), MP_EBOOT (the
  * new process died before running its target; forkserver: the server was

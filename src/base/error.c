@@ -1,4 +1,7 @@
-/* Error names and descriptions. */
+/* Error names, descriptions and the per-thread detail. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/internal.h"
@@ -92,4 +95,48 @@ const char *mp_err_name(int code)
 {
     const mp__errinfo *e = find_error(code);
     return e ? e->name : "MP_E?";
+}
+
+/* Only failing calls write it, so no hot path pays for it. */
+static _Thread_local char detail[MP_ERROR_DETAIL_MAX];
+
+int mp__fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    mp__debug("%s: %s", mp_err_name(code), detail);
+    return code;
+}
+
+const char *mp_error_detail(void)
+{
+    return detail;
+}
+
+void mp_error_clear(void)
+{
+    detail[0] = '\0';
+}
+
+/* "SIGSEGV" for 11: the short names, which every reader of a crash knows
+ * (sigabbrev_np is glibc only). */
+const char *mp__sig_name(int sig, char *buf, size_t cap)
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
+        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < MP__ARRAY_LEN(names); i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    snprintf(buf, cap, "signal %d", sig);
+    return buf;
 }

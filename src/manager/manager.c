@@ -36,7 +36,7 @@ static void register_pools(void)
 int mp_manager_open(mp_manager **out, const char *url)
 {
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_manager_open: out is NULL");
     register_pools();
     const mp__backend_ops *ops = NULL;
     for (size_t i = 0; i < MP__ARRAY_LEN(backends) && ops == NULL; i++)
@@ -44,10 +44,15 @@ int mp_manager_open(mp_manager **out, const char *url)
             ops = backends[i];
     if (ops == NULL) {
         if (url && is_redis_url(url)) {
-            mp__debug("manager: the Redis backend is not built in this version");
-            return MP_ENOSYS;
+            return mp__fail(MP_ENOSYS, "mp_manager_open: the Redis backend is not built in this "
+                                       "version");
         }
-        return MP_EINVAL;
+        /* Only the scheme is quoted: the rest may hold a password. */
+        size_t n = strcspn(url, ":/@?");
+        return mp__fail(MP_EINVAL,
+                        "mp_manager_open: URL '%.*s%s' is neither \"local\" (or NULL) nor "
+                        "redis://... or rediss://...",
+                        (int)(n > 16 ? 16 : n), url, url[n] ? "..." : "");
     }
     mp_manager *m = malloc(sizeof(*m));
     if (m == NULL)
@@ -78,15 +83,20 @@ const char *mp_manager_backend(const mp_manager *m)
 static int check_name(const mp_manager *m, const char *name)
 {
     if (m == NULL || name == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "manager: %s is NULL", m ? "name" : "the manager");
     size_t n = strnlen(name, MP_MANAGER_NAME_MAX + 1);
-    return n == 0 || n > MP_MANAGER_NAME_MAX ? MP_EINVAL : 0;
+    if (n == 0 || n > MP_MANAGER_NAME_MAX)
+        return mp__fail(MP_EINVAL, "manager: name is %s (1..%d bytes)", n ? "too long" : "empty",
+                        MP_MANAGER_NAME_MAX);
+    return 0;
 }
 
 static int manager_get(mp_manager *m, mp__objtype type, const char *name, const void *opts,
                        void **out)
 {
-    if (out == NULL || check_name(m, name) < 0)
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "manager: out is NULL");
+    if (check_name(m, name) < 0)
         return MP_EINVAL;
     return m->ops->get(m->state, type, name, opts, out);
 }
@@ -109,7 +119,7 @@ int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out)
 int mp_manager_queue(mp_manager *m, const char *name, const mp_queue_opts *opts, mp_queue **out)
 {
     if (opts != NULL && mp__queue_check_opts(opts) < 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_manager_queue: bad opts (see mp_queue_create)");
     return manager_get(m, MP__OBJ_QUEUE, name, opts, (void **)out);
 }
 
@@ -126,7 +136,8 @@ int mp_manager_rlock(mp_manager *m, const char *name, mp_rlock **out)
 int mp_manager_sem(mp_manager *m, const char *name, const mp_sem_opts *opts, mp_sem **out)
 {
     if (opts != NULL && opts->value > MP_SEM_VALUE_MAX)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_manager_sem: opts->value %u is above MP_SEM_VALUE_MAX",
+                        (unsigned)opts->value);
     return manager_get(m, MP__OBJ_SEM, name, opts, (void **)out);
 }
 
@@ -143,32 +154,51 @@ int mp_manager_event(mp_manager *m, const char *name, mp_event **out)
 int mp_manager_barrier(mp_manager *m, const char *name, unsigned parties, mp_barrier **out)
 {
     if (parties == 0 || parties > INT32_MAX)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_manager_barrier: parties is %u (1..INT32_MAX)", parties);
     mp_barrier_opts o = {.parties = parties};
     return manager_get(m, MP__OBJ_BARRIER, name, &o, (void **)out);
 }
 
 /* A named value or array owns its lock (or has none): a borrowed lock
  * would have to outlive a name that lives as long as the family. */
+static int check_typed(bool no_opts, char typecode, bool lock, const char *f)
+{
+    if (no_opts)
+        return mp__fail(MP_EINVAL, "%s: opts is NULL (a typecode is required)", f);
+    if (mp_typecode_size(typecode) < 0)
+        return mp__fail(MP_EINVAL, "%s: opts->typecode %d is not one of c b B h H i I l L q Q f d",
+                        f, (int)typecode);
+    if (lock)
+        return mp__fail(MP_EINVAL, "%s: opts->lock must be NULL (a named object owns its lock)", f);
+    return 0;
+}
+
 int mp_manager_value(mp_manager *m, const char *name, const mp_value_opts *opts, mp_value **out)
 {
-    if (opts == NULL || mp_typecode_size(opts->typecode) < 0 || opts->lock != NULL)
-        return MP_EINVAL;
+    int rc = check_typed(opts == NULL, opts ? opts->typecode : 0, opts && opts->lock,
+                         "mp_manager_value");
+    if (rc < 0)
+        return rc;
     return manager_get(m, MP__OBJ_VALUE, name, opts, (void **)out);
 }
 
 int mp_manager_array(mp_manager *m, const char *name, const mp_array_opts *opts, mp_array **out)
 {
-    if (opts == NULL || mp_typecode_size(opts->typecode) < 0 || opts->lock != NULL)
-        return MP_EINVAL;
+    int rc = check_typed(opts == NULL, opts ? opts->typecode : 0, opts && opts->lock,
+                         "mp_manager_array");
+    if (rc < 0)
+        return rc;
     return manager_get(m, MP__OBJ_ARRAY, name, opts, (void **)out);
 }
 
 int mp_manager_remove(mp_manager *m, const char *name, unsigned flags)
 {
     int rc = check_name(m, name);
-    if (rc < 0 || (flags & ~(unsigned)MP_MANAGER_DESTROY) != 0)
-        return MP_EINVAL;
+    if (rc < 0)
+        return rc;
+    if ((flags & ~(unsigned)MP_MANAGER_DESTROY) != 0)
+        return mp__fail(MP_EINVAL, "mp_manager_remove: unknown flags 0x%x",
+                        flags & ~(unsigned)MP_MANAGER_DESTROY);
     return m->ops->remove(m->state, name, flags);
 }
 

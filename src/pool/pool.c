@@ -23,7 +23,7 @@ static void stop_workers(mp_pool *p, bool kill_now);
 int mp__pool_check_use(const mp_pool *p)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "pool is NULL");
     if (p->owner != mp__self_pid())
         return MP_EPERM;
     return 0;
@@ -32,6 +32,7 @@ int mp__pool_check_use(const mp_pool *p)
 int mp__pool_spawn(mp_pool *p, int index)
 {
     atomic_store(&p->shm->wrec[index].ready, 0);
+    atomic_store(&p->shm->wrec[index].fault_sig, 0);
     if (p->threads)
         return mp__pool_thread_spawn(p, index);
     mp_process *w = NULL;
@@ -158,16 +159,28 @@ int mp__pool_check_workers(mp_pool *p, bool force)
 
 static int check_opts(const mp_pool_opts *o)
 {
+    const char *f = "mp_pool_create";
     if (o->processes < 0 || o->processes > MP__POOL_MAXPROC)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: opts->processes is %d (must be 0..%d; 0: cpu count)", f,
+                        o->processes, MP__POOL_MAXPROC);
     if (isnan(o->task_timeout) || o->task_timeout < 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: opts->task_timeout is %g (must be >= 0 seconds)", f,
+                        o->task_timeout);
     if (o->start_method != MP_START_DEFAULT && o->start_method != MP_START_FORK &&
         o->start_method != MP_START_SPAWN && o->start_method != MP_START_FORKSERVER)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: opts->start_method is %d (not an mp_start_method)", f,
+                        (int)o->start_method);
     /* A thread cannot be killed: no per-task timeout, no other start method. */
-    if (o->threads && (o->task_timeout > 0 || o->start_method != MP_START_DEFAULT))
-        return MP_EINVAL;
+    if (o->threads && o->task_timeout > 0)
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->task_timeout needs process workers (opts->threads "
+                        "is set, and a thread cannot be killed)",
+                        f);
+    if (o->threads && o->start_method != MP_START_DEFAULT)
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->start_method needs process workers (opts->threads "
+                        "is set)",
+                        f);
     return 0;
 }
 
@@ -205,9 +218,10 @@ static int init_shm(mp_pool *p)
     }
     rc = mp__pool_xlate_init(p);
     if (rc == 0)
-        rc = mp__pool_xlate_check(p, (const void *)(uintptr_t)p->opts.initializer, true);
+        rc = mp__pool_xlate_check(p, (const void *)(uintptr_t)p->opts.initializer, true,
+                                  "mp_pool_create", "opts->initializer");
     if (rc == 0)
-        rc = mp__pool_xlate_check(p, p->opts.initarg, false);
+        rc = mp__pool_xlate_check(p, p->opts.initarg, false, "mp_pool_create", "opts->initarg");
     if (rc < 0) {
         mp__pool_xlate_fini(p);
         mp__robust_mutex_fini(&shm->mu);
@@ -251,7 +265,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     }
     mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_create: out is NULL");
     if (o.task_timeout > TASK_TIMEOUT_MAX)
         o.task_timeout = 0; /* no limit (INFINITY included) */
     int rc = check_opts(&o);
@@ -445,7 +459,7 @@ int mp_pool_broken_reason(mp_pool *p, mp_pool_broken_info *out)
     if (rc < 0)
         return rc;
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_broken_reason: out is NULL");
     *out = p->broken ? p->broken_info : (mp_pool_broken_info){0};
     return p->broken ? 1 : 0;
 }
@@ -459,7 +473,7 @@ int mp_pool_pids(mp_pool *p, pid_t *out, size_t cap)
     if (rc < 0)
         return rc;
     if (!out && cap > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_pids: out is NULL with cap %zu", cap);
     size_t n = 0;
     for (int i = 0; i < p->nproc; i++) {
         if (p->threads ? !p->thread_live[i] : !p->workers[i])

@@ -54,12 +54,13 @@ static int check_submit(mp_pool *p)
 /* Whether the workers can use fn and ctx (spawn, forkserver; fork workers
  * share the parent's layout as it was at the pool's start, thread workers
  * share it as it is). */
-static int check_ptrs(mp_pool *p, const void *fn, const void *ctx)
+static int check_ptrs(mp_pool *p, const void *fn, const void *ctx, const char *call, bool spec)
 {
+    const char *fn_arg = spec ? "spec->fn" : "fn";
     if (!p->shm->xlate)
-        return mp__pool_fork_check(p, fn);
-    int rc = mp__pool_xlate_check(p, fn, true);
-    return rc < 0 ? rc : mp__pool_xlate_check(p, ctx, false);
+        return mp__pool_fork_check(p, fn, call, fn_arg);
+    int rc = mp__pool_xlate_check(p, fn, true, call, fn_arg);
+    return rc < 0 ? rc : mp__pool_xlate_check(p, ctx, false, call, spec ? "spec->ctx" : "ctx");
 }
 
 int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t in_len,
@@ -73,9 +74,14 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
     int rc = check_submit(p);
     if (rc < 0)
         return rc;
-    if (!fn || !out || (!in && in_len > 0))
-        return MP_EINVAL;
-    rc = check_ptrs(p, (const void *)(uintptr_t)fn, ctx);
+    const char *f = "mp_pool_apply_async";
+    if (!fn)
+        return mp__fail(MP_EINVAL, "%s: fn is NULL", f);
+    if (!out)
+        return mp__fail(MP_EINVAL, "%s: out is NULL", f);
+    if (!in && in_len > 0)
+        return mp__fail(MP_EINVAL, "%s: in is NULL with in_len %zu", f, in_len);
+    rc = check_ptrs(p, (const void *)(uintptr_t)fn, ctx, f, false);
     if (rc < 0)
         return rc;
     mp_async *a = async_new();
@@ -98,7 +104,7 @@ int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t i
 {
     mp_async *a = NULL; /* apply_async, get and destroy serve both kinds of pool */
     if (!out && out_cap > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_apply: out is NULL with out_cap %zu", out_cap);
     int rc = mp_pool_apply_async(p, fn, ctx, in, in_len, out_cap, NULL, NULL, NULL, &a);
     if (rc < 0)
         return rc;
@@ -107,16 +113,26 @@ int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t i
     return rc;
 }
 
-static int check_map(const mp_map_spec *s)
+static int check_map(const mp_map_spec *s, const char *f)
 {
-    if (!s || !s->fn || s->in_size == 0 || (!s->in && s->n > 0))
-        return MP_EINVAL;
+    if (!s)
+        return mp__fail(MP_EINVAL, "%s: spec is NULL", f);
+    if (!s->fn)
+        return mp__fail(MP_EINVAL, "%s: spec->fn is NULL", f);
+    if (s->in_size == 0)
+        return mp__fail(MP_EINVAL, "%s: spec->in_size is 0 (must be >= 1)", f);
+    if (!s->in && s->n > 0)
+        return mp__fail(MP_EINVAL, "%s: spec->in is NULL with spec->n %zu", f, s->n);
     if (s->out && s->out_size == 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: spec->out_size is 0 with spec->out set", f);
     if (s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL,
+                        "%s: spec->n %zu items of spec->in_size %zu or "
+                        "spec->out_size %zu bytes overflow size_t",
+                        f, s->n, s->in_size, s->out_size);
     if (s->errors_cap > 0 && !s->errors)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: spec->errors is NULL with spec->errors_cap %zu", f,
+                        s->errors_cap);
     return 0;
 }
 
@@ -228,11 +244,12 @@ void mp__async_own_input(mp_async *a)
 int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out)
 {
     void *jm = NULL;
+    const char *f = force_out ? "mp_pool_imap" : "mp_pool_map";
     int rc = check_submit(p);
     if (rc == 0)
-        rc = check_map(s);
+        rc = check_map(s, f);
     if (rc == 0)
-        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx);
+        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, f, true);
     if (rc < 0)
         return rc;
     mp_async *a = async_new();
@@ -279,7 +296,7 @@ int mp_pool_map_async(mp_pool *p, const mp_map_spec *spec, mp_async_cb cb, mp_as
     if (b)
         return MP__POOL_CALL(b, map_async, p, spec, cb, err_cb, user, out);
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_map_async: out is NULL");
     mp_async *a = NULL;
     int rc = mp__pool_map_start(p, spec, false, &a);
     if (rc < 0)
@@ -330,15 +347,29 @@ static uint64_t for_span(const mp_for_spec *s)
 
 static int check_for(const mp_for_spec *s)
 {
-    if (!s || !s->fn || s->begin > s->end || s->acc_size > MP_POOL_ACC_MAX)
-        return MP_EINVAL;
-    if (s->acc_size > 0 && (!s->reduce || !s->result))
-        return MP_EINVAL;
+    const char *f = "mp_pool_for";
+    if (!s)
+        return mp__fail(MP_EINVAL, "%s: spec is NULL", f);
+    if (!s->fn)
+        return mp__fail(MP_EINVAL, "%s: spec->fn is NULL", f);
+    if (s->begin > s->end)
+        return mp__fail(MP_EINVAL, "%s: spec->begin %lld is above spec->end %lld", f,
+                        (long long)s->begin, (long long)s->end);
+    if (s->acc_size > MP_POOL_ACC_MAX)
+        return mp__fail(MP_EINVAL, "%s: spec->acc_size is %zu (at most MP_POOL_ACC_MAX, %d)", f,
+                        s->acc_size, MP_POOL_ACC_MAX);
+    if (s->acc_size > 0 && !s->reduce)
+        return mp__fail(MP_EINVAL, "%s: spec->reduce is NULL with spec->acc_size %zu", f,
+                        s->acc_size);
+    if (s->acc_size > 0 && !s->result)
+        return mp__fail(MP_EINVAL, "%s: spec->result is NULL with spec->acc_size %zu", f,
+                        s->acc_size);
     if (s->errors_cap > 0 && !s->errors)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: spec->errors is NULL with spec->errors_cap %zu", f,
+                        s->errors_cap);
     /* Chunk bounds are begin plus an offset in int64_t: the span must fit. */
     if (for_span(s) > (uint64_t)INT64_MAX)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: spec->end - spec->begin exceeds INT64_MAX", f);
     return 0;
 }
 
@@ -352,7 +383,7 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
     if (rc == 0)
         rc = check_for(s);
     if (rc == 0)
-        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx);
+        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, "mp_pool_for", true);
     if (rc < 0)
         return rc;
     mp_async *a = async_new();

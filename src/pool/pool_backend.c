@@ -21,7 +21,7 @@ int mp_worker_serve(struct mp_manager *m, const char *pool_name, const mp_worker
 {
     const mp__pool_backend *b = mp__pool_distributed();
     if (m == NULL || pool_name == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_worker_serve: %s is NULL", m ? "pool_name" : "m");
     return b ? MP__POOL_CALL(b, worker_serve, m, pool_name, opts) : MP_ENOSYS;
 }
 
@@ -29,6 +29,6 @@ int mp_worker_stop(struct mp_manager *m, const char *pool_name)
 {
     const mp__pool_backend *b = mp__pool_distributed();
     if (m == NULL || pool_name == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_worker_stop: %s is NULL", m ? "pool_name" : "m");
     return b ? MP__POOL_CALL(b, worker_stop, m, pool_name) : MP_ENOSYS;
 }

@@ -30,6 +30,13 @@
 
 struct mp__pool_backend;
 
+/* The message of mp_task_fail of this thread's running task: copied into
+ * dst (cap > 0 bytes, always terminated; "" when none) and forgotten, so
+ * that it never reaches a later task. Runners call it after each failing
+ * task; mp__task_msg_drop after a task that succeeded. */
+void mp__task_msg_take(char *dst, size_t cap);
+void mp__task_msg_drop(void);
+
 /* The first member of every pool, mp_async and mp_imap struct. wait is
  * mp__pool_async_wait_ops in every mp_async and mp__pool_imap_wait_ops in
  * every mp_imap, whatever the backend (mp_wait finds it there: the pool's

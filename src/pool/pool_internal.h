@@ -122,6 +122,7 @@ typedef struct mp__pslot {
     void *owner; /* the parent's mp_async; only the parent reads it */
     _Alignas(16) unsigned char inbuf[MP__POOL_INLINE];
     _Alignas(16) unsigned char outbuf[MP__POOL_INLINE]; /* also a for chunk's partial */
+    char msg[MP_TASK_MESSAGE_MAX]; /* failed 1: the task's mp_task_fail message */
 } mp__pslot;
 
 /* A module that the function and ctx pointers of a spawn or forkserver
@@ -151,6 +152,10 @@ typedef struct mp__pwrec {
     uint32_t index;
     _Atomic uint32_t exited; /* thread workers: left the loop */
     _Atomic uint32_t ready;  /* the worker got past its initializer */
+    /* Written by a process worker's SIGSEGV/SIGBUS handler just before it
+     * dies (see pool/pool_fault.c), reset by the parent before each start. */
+    _Atomic uint32_t fault_sig;
+    _Atomic uintptr_t fault_addr;
 } mp__pwrec;
 
 typedef struct mp__pshm {
@@ -311,14 +316,24 @@ struct mp_pool {
 int mp__pool_worker_main(mp_process *self, void *user);
 void mp__pool_repair(mp__pshm *shm);
 
+/* pool/pool_fault.c */
+/* In a process worker: record a fault's address in w before dying of it. */
+void mp__pool_fault_arm(mp__pwrec *w);
+/* In the parent: the words for a worker's death into e->message. */
+void mp__pool_describe_loss(const mp_pool *p, uint32_t worker, mp_task_error *e);
+/* The words for a failed item, for mp_error_detail(). */
+int mp__pool_detail(const mp_task_error *e);
+
 /* pool/pool_xlate.c */
 int mp__pool_xlate_init(mp_pool *p);
 void mp__pool_xlate_fini(mp_pool *p);
-int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code);
+/* Whether the workers of p can use ptr (code: a function); call and arg
+ * name it in the error detail, e.g. "mp_pool_map" and "spec->ctx". */
+int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code, const char *call, const char *arg);
 /* Fork pools: remember the modules loaded at start (0 or MP_ENOMEM), and
  * refuse a task function in a module loaded after (MP_ENOTLOADED). */
 int mp__pool_fork_init(mp_pool *p);
-int mp__pool_fork_check(mp_pool *p, const void *fn);
+int mp__pool_fork_check(mp_pool *p, const void *fn, const char *call, const char *arg);
 int mp__pool_xlate(mp__wxlate *x, const void *from, bool code, void **to);
 
 /* pool/pool_threads.c */

@@ -132,22 +132,25 @@ typedef struct outcome {
     int lost_code; /* 0, MP_EWORKERLOST or MP_ETASKFAILED (timed out) */
     pid_t pid;
     int sig;
+    char msg[MP_TASK_MESSAGE_MAX]; /* the loss in words */
 } outcome;
 
 static void failed_item(mp_async *a, const mp__pslot *s, uint64_t index, const outcome *o)
 {
     mp_task_error e = {.index = (size_t)index, .code = MP_ETASKFAILED, .task_code = s->fail_code};
-    if ((s->failed == 2 || s->failed == 3) && !o->lost_code)
-        e = (mp_task_error){.index = (size_t)index, .code = s->fail_code};
-    else if (o->lost_code == MP_EWORKERLOST)
-        e = (mp_task_error){
-            .index = (size_t)index, .code = MP_EWORKERLOST, .pid = o->pid, .signal = o->sig};
-    else if (o->lost_code == MP_ETASKFAILED)
+    if (o->lost_code) {
         e = (mp_task_error){.index = (size_t)index,
-                            .code = MP_ETASKFAILED,
-                            .task_code = MP_ETIMEDOUT,
+                            .code = o->lost_code,
+                            .task_code = o->lost_code == MP_ETASKFAILED ? MP_ETIMEDOUT : 0,
                             .pid = o->pid,
                             .signal = o->sig};
+        memcpy(e.message, o->msg, sizeof e.message);
+    } else if (s->failed == 2 || s->failed == 3) {
+        e = (mp_task_error){.index = (size_t)index, .code = s->fail_code};
+    } else {
+        memcpy(e.message, s->msg, sizeof e.message);
+        e.message[sizeof e.message - 1] = '\0'; /* written by a worker: trust no terminator */
+    }
     mp__pool_record_error(a, &e);
 }
 
@@ -275,7 +278,10 @@ static void collect(mp_pool *p)
 
 void mp__pool_lost(mp_pool *p, uint32_t worker, pid_t pid, int sig, bool timed_out)
 {
-    outcome o = {timed_out ? MP_ETASKFAILED : MP_EWORKERLOST, pid, sig};
+    outcome o = {timed_out ? MP_ETASKFAILED : MP_EWORKERLOST, pid, sig, ""};
+    mp_task_error words = {.code = o.lost_code, .pid = pid, .signal = sig};
+    mp__pool_describe_loss(p, worker, &words);
+    memcpy(o.msg, words.message, sizeof o.msg);
     uint64_t head = atomic_load_explicit(&p->shm->head, memory_order_acquire);
     for (uint64_t t = p->low; t < head; t++) {
         mp__pslot *s = &p->shm->ring[t % MP__POOL_RING];

@@ -7,7 +7,7 @@
 static int check_async(const mp_async *a)
 {
     if (!a)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async: the result is NULL");
     if (a->pool)
         return mp__pool_check_use(a->pool);
     return 0;
@@ -41,12 +41,12 @@ int mp_async_get(mp_async *a, void *out, size_t out_cap, size_t *out_len, double
     if (b)
         return MP__POOL_CALL(b, async_get, a, out, out_cap, out_len, timeout);
     if (a && a->kind == MP__JOB_APPLY && !out && out_cap > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_get: out is NULL with out_cap %zu", out_cap);
     int rc = mp_async_wait(a, timeout);
     if (rc < 0)
         return rc;
     if (a->rc != 0)
-        return a->rc;
+        return a->nerr > 0 && a->errs_cap > 0 ? mp__pool_detail(&a->errs[0]) : a->rc;
     if (a->kind != MP__JOB_APPLY)
         return 0;
     if (a->res_len > out_cap)
@@ -76,7 +76,7 @@ int mp_async_successful(mp_async *a)
     if (b)
         return MP__POOL_CALL(b, async_successful, a);
     if (!mp_async_ready(a))
-        return a ? MP_EBUSY : MP_EINVAL;
+        return a ? MP_EBUSY : mp__fail(MP_EINVAL, "mp_async_successful: a is NULL");
     return a->rc == 0 ? 0 : 1;
 }
 
@@ -86,7 +86,7 @@ int mp_async_error(const mp_async *a, size_t i, mp_task_error *out)
     if (b)
         return MP__POOL_CALL(b, async_error, a, i, out);
     if (!a || !out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_error: %s is NULL", a ? "out" : "a");
     if (!a->done && !a->cancelled)
         return MP_EBUSY;
     if (i >= a->nerr || i >= a->errs_cap)
@@ -133,8 +133,14 @@ int mp_async_cancel(mp_async *a)
     if (rc < 0)
         return rc;
     /* An iterator's job is not the caller's to cancel (mp_imap_destroy). */
-    if (a->done || a->cancelled || !a->pool || a->it)
-        return MP_EINVAL;
+    if (a->it)
+        return mp__fail(MP_EINVAL, "mp_async_cancel: the result belongs to an iterator "
+                                   "(mp_imap_destroy cancels it)");
+    if (a->done || a->cancelled || !a->pool)
+        return mp__fail(MP_EINVAL, "mp_async_cancel: the result is %s",
+                        a->cancelled ? "cancelled already"
+                        : a->done    ? "ready already"
+                                     : "no longer tied to a pool");
     mp__pool_cancel(a->pool, a);
     return 0;
 }
@@ -186,7 +192,7 @@ int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_imap **ou
     if (b)
         return MP__POOL_CALL(b, imap, p, spec, ordered, out);
     if (!out || !spec)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_imap: %s is NULL", out ? "spec" : "out");
     mp_imap *it = calloc(1, sizeof *it);
     if (!it)
         return MP_ENOMEM;
@@ -298,7 +304,7 @@ int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, dou
         return MP__POOL_CALL(b, imap_next, it, item, index, err, timeout);
     mp__deadline d;
     if (!it)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_imap_next: it is NULL");
     int rc = check_async(it->a);
     if (rc == 0)
         rc = mp__deadline_init(&d, timeout);

@@ -32,8 +32,15 @@ static mp__task_name_rec *find_locked(const char *name, size_t len, const void *
 static int add(const char *name, void *addr, bool is_for)
 {
     size_t len = name ? strnlen(name, MP_TASK_NAME_MAX + 1) : 0;
-    if (len == 0 || len > MP_TASK_NAME_MAX || addr == NULL)
-        return MP_EINVAL;
+    const char *f = is_for ? "mp_for_register" : "mp_task_register";
+    if (addr == NULL)
+        return mp__fail(MP_EINVAL, "%s: fn is NULL", f);
+    if (len == 0 || len > MP_TASK_NAME_MAX)
+        return mp__fail(MP_EINVAL, "%s: name is %s (1..%d characters)", f,
+                        !name      ? "NULL"
+                        : len == 0 ? "empty"
+                                   : "too long",
+                        MP_TASK_NAME_MAX);
     int rc = 0;
     pthread_mutex_lock(&reg_mu);
     mp__task_name_rec *by_name = find_locked(name, len, NULL);

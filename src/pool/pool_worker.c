@@ -1,6 +1,8 @@
 /* The worker's side of the pool: claim a task, run it (after translating
  * the parent's pointers when the worker is a fresh image: spawn,
  * forkserver), publish it. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,6 +10,42 @@
 
 #include "os/futex.h"
 #include "pool/pool_internal.h"
+
+/* The running task's mp_task_fail message. Per thread, so that thread
+ * workers keep theirs apart; only a failing task writes it. */
+static _Thread_local char task_msg[MP_TASK_MESSAGE_MAX];
+
+int mp_task_fail(int code, const char *fmt, ...)
+{
+    task_msg[0] = '\0'; /* a NULL fmt: no message */
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(task_msg, sizeof task_msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void mp__task_msg_take(char *dst, size_t cap)
+{
+    mp__strlcpy(dst, task_msg, cap);
+    task_msg[0] = '\0';
+}
+
+void mp__task_msg_drop(void)
+{
+    if (task_msg[0]) /* a load, not a store, per task that succeeds */
+        task_msg[0] = '\0';
+}
+
+/* A task failed with rc: the slot's failure and the task's message. */
+static void task_failed(mp__pslot *s, int rc)
+{
+    s->fail_code = rc;
+    s->failed = 1;
+    mp__task_msg_take(s->msg, sizeof s->msg);
+}
 
 void mp__pool_repair(mp__pshm *shm)
 {
@@ -72,10 +110,10 @@ static void run_map(const mp__pshm *shm, mp__pslot *s, const task_call *c)
         size_t out_len = j->out_size;
         int rc = c->fn(in + k * j->in_size, j->in_size, out, j->out_size, &out_len, c->ctx);
         if (rc != 0) {
-            s->fail_code = rc;
-            s->failed = 1;
+            task_failed(s, rc);
             break;
         }
+        mp__task_msg_drop();
         if (out_len > j->out_size) { /* a result that does not fit is not delivered */
             s->fail_code = MP_EMSGSIZE;
             s->failed = 3;
@@ -96,9 +134,9 @@ static void run_for(const mp__pshm *shm, mp__pslot *s, const task_call *c)
     int64_t b = j->begin + (int64_t)s->first, e = b + (int64_t)s->count;
     int rc = c->ffn(b, e, s->outbuf, c->ctx);
     if (rc != 0) {
-        s->fail_code = rc;
-        s->failed = 1;
+        task_failed(s, rc);
     } else {
+        mp__task_msg_drop();
         atomic_store_explicit(&s->progress, s->count, memory_order_release);
     }
 }
@@ -110,9 +148,9 @@ static void run_apply(const mp__pshm *shm, mp__pslot *s, const task_call *c)
     int rc = c->fn(s->in, s->in_len, s->out, s->out_cap, &len, c->ctx);
     s->out_len = len;
     if (rc != 0) {
-        s->fail_code = rc;
-        s->failed = 1;
+        task_failed(s, rc);
     } else {
+        mp__task_msg_drop();
         atomic_store_explicit(&s->progress, 1, memory_order_release);
     }
 }
@@ -229,6 +267,10 @@ int mp__pool_worker_main(mp_process *self, void *user)
     mp__pwrec *w = user;
     mp__pshm *shm = w->shm;
     mp__wxlate x = {.shm = shm};
+    /* A fork worker starts with a copy of its parent thread's message. */
+    mp__task_msg_drop();
+    if (self)
+        mp__pool_fault_arm(w);
     /* An initializer that cannot be found fails the tasks this worker
      * takes, with the reason, rather than the worker (whose replacement
      * would fail the same way, forever). */

@@ -67,17 +67,25 @@ static bool loaded_at_start(const mp_pool *p, uintptr_t base)
     return false;
 }
 
-static int add_module(mp_pool *p, const void *ptr)
+static int add_module(mp_pool *p, const void *ptr, const char *call, const char *arg)
 {
     mp__pmod m;
     int rc = mp__sym_module(ptr, &m.ref, &m.base, &m.lo, &m.hi);
-    if (rc < 0)
-        return rc; /* stack, malloc, mmap: meaningless in another image */
+    if (rc < 0) /* stack, malloc, mmap: meaningless in another image */
+        return mp__fail(rc,
+                        "%s: %s %p is in no module and not in the shared heap (stack, malloc or "
+                        "mmap memory?): spawn and forkserver workers are fresh images and cannot "
+                        "see it; put the data in the shared heap (mp_alloc) or in a static object",
+                        call, arg, ptr);
     if (!loaded_at_start(p, m.base))
-        return MP_ENOTLOADED;
+        return mp__fail(MP_ENOTLOADED,
+                        "%s: %s %p is in %s, loaded with dlopen after the pool started: no worker "
+                        "has it",
+                        call, arg, ptr, m.ref.path[0] ? m.ref.path : "the program");
     uint32_t n = atomic_load_explicit(&p->shm->nmods, memory_order_relaxed);
     if (n == MP__POOL_MODS)
-        return MP_ENOSPC;
+        return mp__fail(MP_ENOSPC, "%s: %s %p: the pool's tasks already use %d modules", call, arg,
+                        ptr, MP__POOL_MODS);
     p->shm->mods[n] = m;
     atomic_store_explicit(&p->shm->nmods, n + 1, memory_order_release);
     return 0;
@@ -87,7 +95,7 @@ static int add_module(mp_pool *p, const void *ptr)
  * module dlopen'd after is not mapped there, and calling into it would
  * crash the worker. Pointers in no module (code made at run time) are let
  * through: whether the worker has them cannot be told cheaply. */
-int mp__pool_fork_check(mp_pool *p, const void *fn)
+int mp__pool_fork_check(mp_pool *p, const void *fn, const char *call, const char *arg)
 {
     uintptr_t a = (uintptr_t)fn;
     if (!p->start_bases || a == p->last_fn)
@@ -103,7 +111,10 @@ int mp__pool_fork_check(mp_pool *p, const void *fn)
     if (mp__sym_module(fn, &ref, &base, &lo, &hi) < 0)
         return 0;
     if (!loaded_at_start(p, base))
-        return MP_ENOTLOADED;
+        return mp__fail(MP_ENOTLOADED,
+                        "%s: %s %p is in %s, loaded with dlopen after the pool started: the fork "
+                        "workers, copies from before, do not have it",
+                        call, arg, fn, ref.path[0] ? ref.path : "the program");
     if (p->nfork < MP__POOL_FORK_MODS) {
         p->fork_lo[p->nfork] = lo;
         p->fork_hi[p->nfork++] = hi;
@@ -112,7 +123,7 @@ int mp__pool_fork_check(mp_pool *p, const void *fn)
     return 0;
 }
 
-int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code)
+int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code, const char *call, const char *arg)
 {
     if (!p->shm->xlate || !ptr)
         return 0;
@@ -127,7 +138,7 @@ int mp__pool_xlate_check(mp_pool *p, const void *ptr, bool code)
         if (a >= p->shm->mods[i].lo && a < p->shm->mods[i].hi)
             rc = 0;
     if (rc < 0)
-        rc = add_module(p, ptr);
+        rc = add_module(p, ptr, call, arg);
     if (rc == 0 && code)
         p->last_fn = a;
     return rc;

@@ -31,6 +31,16 @@ static int boot_put_ptr(const void *ptr, uint32_t *kind, uint64_t *raw, mp__symr
     return mp__sym_encode(ptr, ref);
 }
 
+/* The detail of a pointer that cannot reach the new image. */
+static int boot_refuse(int rc, const mp_process *p, const char *arg, const void *ptr)
+{
+    return mp__fail(rc,
+                    "mp_process_start: %s %p is in no module and not in the shared heap (stack, "
+                    "malloc or mmap memory?): a %s child is a fresh image and cannot see it; "
+                    "put the data in the shared heap (mp_alloc), or give bytes (args_len > 0)",
+                    arg, ptr, mp_start_method_name(p->method));
+}
+
 static int boot_get_ptr(uint32_t kind, uint64_t raw, const mp__symref *ref, void **out)
 {
     switch (kind) {
@@ -60,7 +70,8 @@ int mp__boot_fill(mp__boot *b, const mp_process *p, mp__boot_mode mode)
     b->method = (uint32_t)p->method;
     for (size_t i = 0; i < p->n_pass_fds; i++)
         if (fcntl(p->pass_fds[i], F_GETFD) < 0)
-            return MP_EBADF;
+            return mp__fail(MP_EBADF, "mp_process_start: opts->pass_fds[%zu] (%d) is not open", i,
+                            p->pass_fds[i]);
     b->n_pass_fds = (uint32_t)p->n_pass_fds;
     for (size_t i = 0; i < p->n_pass_fds; i++)
         b->pass_fds[i] = p->pass_fds[i];
@@ -69,10 +80,16 @@ int mp__boot_fill(mp__boot *b, const mp_process *p, mp__boot_mode mode)
     uintptr_t fn_addr = p->run ? (uintptr_t)p->run : (uintptr_t)p->target;
     const void *fn = (const void *)fn_addr;
     int rc = mp__sym_encode(fn, &b->fn);
-    if (rc == 0 && p->args_len == 0)
-        rc = boot_put_ptr(p->args, &b->args_kind, &b->args_ptr, &b->args_ref);
-    if (rc == 0)
-        rc = boot_put_ptr(p->user, &b->user_kind, &b->user_ptr, &b->user_ref);
+    if (rc < 0)
+        rc = mp__fail(rc,
+                      "mp_process_start: %s %p is not a function of a loaded module (code made at "
+                      "run time?): a %s child cannot find it",
+                      p->run ? "opts->run" : "opts->target", fn, mp_start_method_name(p->method));
+    if (rc == 0 && p->args_len == 0 &&
+        (rc = boot_put_ptr(p->args, &b->args_kind, &b->args_ptr, &b->args_ref)) < 0)
+        rc = boot_refuse(rc, p, "opts->args (a pointer: args_len is 0)", p->args);
+    if (rc == 0 && (rc = boot_put_ptr(p->user, &b->user_kind, &b->user_ptr, &b->user_ref)) < 0)
+        rc = boot_refuse(rc, p, "opts->user", p->user);
     b->args_len = p->args_len;
     mp__strlcpy(b->name, p->name, sizeof(b->name));
     mp__strlcpy(b->ident, p->ident, sizeof(b->ident));

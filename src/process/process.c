@@ -66,28 +66,45 @@ int mp__process_signal(mp_process *p, int sig)
 
 static int check_opts(const mp_process_opts *o)
 {
-    if (!o || (!o->target == !o->run))
-        return MP_EINVAL;
+    const char *f = "mp_process_create";
+    if (!o)
+        return mp__fail(MP_EINVAL, "%s: opts is NULL (a target or run is required)", f);
+    if (!o->target == !o->run)
+        return mp__fail(MP_EINVAL,
+                        "%s: exactly one of opts->target and opts->run must be set "
+                        "(%s)",
+                        f, o->target ? "both are" : "neither is");
     if (o->args_len > 0 && !o->args)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: opts->args is NULL with opts->args_len %zu", f,
+                        o->args_len);
     if (o->name && strlen(o->name) >= MP__NAME_MAX)
-        return MP_EINVAL;
-    if (!(o->terminate_grace >= 0) || !(o->start_timeout >= 0)) /* also rejects NaN */
-        return MP_EINVAL;
-    if (o->n_pass_fds > MP_PASS_FDS_MAX || (o->n_pass_fds && !o->pass_fds))
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: opts->name is %zu bytes (at most %d)", f, strlen(o->name),
+                        MP__NAME_MAX - 1);
+    if (!(o->terminate_grace >= 0)) /* also rejects NaN */
+        return mp__fail(MP_EINVAL, "%s: opts->terminate_grace is %g (must be >= 0 seconds)", f,
+                        o->terminate_grace);
+    if (!(o->start_timeout >= 0))
+        return mp__fail(MP_EINVAL, "%s: opts->start_timeout is %g (must be >= 0 seconds)", f,
+                        o->start_timeout);
+    if (o->n_pass_fds > MP_PASS_FDS_MAX)
+        return mp__fail(MP_EINVAL, "%s: opts->n_pass_fds is %zu (at most MP_PASS_FDS_MAX, %d)", f,
+                        o->n_pass_fds, MP_PASS_FDS_MAX);
+    if (o->n_pass_fds && !o->pass_fds)
+        return mp__fail(MP_EINVAL, "%s: opts->pass_fds is NULL with opts->n_pass_fds %zu", f,
+                        o->n_pass_fds);
     for (size_t i = 0; i < o->n_pass_fds; i++)
         if (o->pass_fds[i] < 0)
-            return MP_EBADF;
+            return mp__fail(MP_EBADF, "%s: opts->pass_fds[%zu] is %d", f, i, o->pass_fds[i]);
     if (o->start_method < MP_START_DEFAULT || o->start_method > MP_START_FORKSERVER)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: opts->start_method is %d (not an mp_start_method)", f,
+                        (int)o->start_method);
     return 0;
 }
 
 int mp_process_create(mp_process **out, const mp_process_opts *opts)
 {
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_process_create: out is NULL");
     int rc = check_opts(opts);
     if (rc < 0)
         return rc;
@@ -236,7 +253,7 @@ _Noreturn void mp__process_child_main(mp_process *p, pid_t ppid, const char *par
 int mp_process_start(mp_process *p)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_process_start: p is NULL");
     if (p->kind != MP__KIND_CHILD)
         return MP_EPERM;
     mp__deadline d;
@@ -364,7 +381,8 @@ int mp_process_exitcode(mp_process *p, int *code)
 int mp_process_send_signal(mp_process *p, int sig)
 {
     if (sig < 0 || sig >= NSIG)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_process_send_signal: sig %d is not a signal (0..%d)", sig,
+                        NSIG - 1);
     int rc = check_child(p);
     return rc < 0 ? rc : mp__process_signal(p, sig);
 }

@@ -40,7 +40,10 @@ const mp__start_method *mp__start_method_of(mp_start_method method)
 int mp_set_start_method(mp_start_method method)
 {
     if (method != MP_START_DEFAULT && !mp__start_method_of(method))
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL,
+                        "mp_set_start_method: %d is not an mp_start_method (or not "
+                        "built)",
+                        (int)method);
     atomic_store(&default_method, (int)method);
     return 0;
 }

@@ -370,6 +370,31 @@ int mp__redis_pool_submit(mp__redis_pool *p, mp__redis_async *a, const char *fn,
     return 0;
 }
 
+/* An item whose executor died: its pid and signal, and in words. */
+static void lost_item(mp_task_error *e, const unsigned char *data)
+{
+    char nb[24];
+    e->code = MP_EWORKERLOST;
+    mp__redis_result_lost(data, &e->pid, &e->signal);
+    if (e->signal)
+        snprintf(e->message, sizeof e->message, "executor %d of the worker killed by %s",
+                 (int)e->pid, mp__sig_name(e->signal, nb, sizeof nb));
+    else
+        snprintf(e->message, sizeof e->message, "executor %d of the worker exited", (int)e->pid);
+}
+
+/* An item whose task failed with tc; the record's bytes are its message
+ * (the decoder checked their length). */
+static void failed_item(mp_task_error *e, int32_t tc, const unsigned char *data, size_t len)
+{
+    e->code = MP_ETASKFAILED;
+    e->task_code = tc;
+    if (len > 0 && len < sizeof e->message) {
+        memcpy(e->message, data, len);
+        e->message[len] = '\0';
+    }
+}
+
 /* One chunk's outcome into its parallel-for: its partial is reduced into
  * the result at once (so the partials are reduced in the order their
  * results arrive), or its failure is recorded. */
@@ -378,11 +403,9 @@ static void deliver_chunk(mp__redis_async *a, uint64_t first, int code, int32_t 
 {
     mp_task_error e = {.index = (size_t)(uint64_t)(a->begin + (int64_t)first), .code = code};
     if (code == 0 && len == MP__REDIS_ITEM_LOST) {
-        e.code = MP_EWORKERLOST;
-        mp__redis_result_lost(data, &e.pid, &e.signal);
+        lost_item(&e, data);
     } else if (code == 0 && tc != 0) {
-        e.code = MP_ETASKFAILED;
-        e.task_code = tc;
+        failed_item(&e, tc, data, len);
     } else if (code == 0 && len != a->acc_size) {
         e.code = MP_EBADMSG; /* a worker sends exactly acc_size bytes */
     } else if (code == 0) {
@@ -414,12 +437,9 @@ static void deliver_item(mp__redis_async *a, uint64_t idx, int code, int32_t tc,
 {
     mp_task_error e = {.index = a->is_map ? (size_t)idx : 0, .code = code};
     if (code == 0 && len == MP__REDIS_ITEM_LOST) {
-        /* Its executor died; the worker lived on. */
-        e.code = MP_EWORKERLOST;
-        mp__redis_result_lost(data, &e.pid, &e.signal);
+        lost_item(&e, data); /* its executor died; the worker lived on */
     } else if (code == 0 && tc != 0) {
-        e.code = MP_ETASKFAILED;
-        e.task_code = tc;
+        failed_item(&e, tc, data, len);
     } else if (code == 0 && (a->is_map ? len > a->out_size : len > a->out_cap)) {
         /* A result that cannot be delivered fails its task, as locally. */
         e.code = MP_EMSGSIZE;

@@ -72,7 +72,13 @@ uint64_t mp__redis_task_items(const mp__redis_task *t);
  * else MP_EWORKERLOST, MP_ENOFUNC, MP_EBADMSG, MP_ENOMEM for the whole
  * task), item count (u32), then per item its code (i32: the task's return
  * value) and output length (u32) and bytes (or a sentinel length, below).
- * Big-endian. */
+ * Big-endian.
+ * Version 2, "MPR2", is the same record in which the bytes of an item
+ * that failed (its code not 0) are its task's message (mp_task_fail), at
+ * most MP_TASK_MESSAGE_MAX - 1 of them, without a NUL; in "MPR1" such an
+ * item has none. A worker writes "MPR2" only for a record that carries a
+ * message (mp__redis_result_set_v2), so that a client that knows "MPR1"
+ * alone still reads every other record. */
 #define MP__REDIS_RESULT_HEAD 20
 #define MP__REDIS_RESULT_ITEM 8
 /* An item's length that says its task claimed a longer result than it was
@@ -102,6 +108,8 @@ int mp__redis_result_next(mp__redis_result *r, int32_t *code, const unsigned cha
                           size_t *len);
 
 void mp__redis_result_put_head(unsigned char *p, uint64_t id, int32_t code, uint32_t n);
+/* Marks the record whose head is at p as version 2 (it carries messages). */
+void mp__redis_result_set_v2(unsigned char *p);
 void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len);
 /* A lost item: MP__REDIS_RESULT_ITEM + MP__REDIS_RESULT_LOST_LEN bytes. */
 void mp__redis_result_put_lost(unsigned char *p, pid_t pid, int sig);

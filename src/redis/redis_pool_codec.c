@@ -30,6 +30,11 @@ void mp__redis_result_put_head(unsigned char *p, uint64_t id, int32_t code, uint
     put32(p + 16, n);
 }
 
+void mp__redis_result_set_v2(unsigned char *p)
+{
+    p[3] = '2';
+}
+
 void mp__redis_result_put_item(unsigned char *p, int32_t code, uint32_t len)
 {
     put32(p, (uint32_t)code);
@@ -52,8 +57,10 @@ void mp__redis_result_lost(const unsigned char *data, pid_t *pid, int *sig)
 int mp__redis_result_decode(const void *buf, size_t len, mp__redis_result *out)
 {
     const unsigned char *p = buf;
-    if (buf == NULL || len < MP__REDIS_RESULT_HEAD || memcmp(p, "MPR1", 4) != 0)
+    if (buf == NULL || len < MP__REDIS_RESULT_HEAD || memcmp(p, "MPR", 3) != 0 ||
+        (p[3] != '1' && p[3] != '2'))
         return MP_EBADMSG;
+    bool v2 = p[3] == '2';
     mp__redis_result r = {.id = (uint64_t)get32(p + 4) << 32 | get32(p + 8),
                           .code = (int32_t)get32(p + 12),
                           .n = get32(p + 16),
@@ -70,6 +77,9 @@ int mp__redis_result_decode(const void *buf, size_t len, mp__redis_result *out)
             return MP_EBADMSG; /* only a task that succeeded claims a result */
         if (ilen == MP__REDIS_RESULT_LOST && (int32_t)get32(q) != MP_EWORKERLOST)
             return MP_EBADMSG; /* only a lost item carries a pid and a signal */
+        if (get32(q) != 0 && ilen != MP__REDIS_RESULT_LOST &&
+            (v2 ? ilen >= MP_TASK_MESSAGE_MAX : ilen != 0))
+            return MP_EBADMSG; /* a failed item's bytes are its message (v2), or none */
         if (ilen == MP__REDIS_RESULT_OVERSIZE)
             ilen = 0;
         else if (ilen == MP__REDIS_RESULT_LOST)

@@ -69,12 +69,14 @@ typedef struct xitem {
     uint32_t task, item;
 } xitem;
 
-/* A map item's result: the task's code and output length; pad is 1 once
- * it ran (the supervisor's array starts zeroed). */
+/* A map item's result: the task's code and output length, and its
+ * mp_task_fail message when it failed; pad is 1 once it ran (the
+ * supervisor's array starts zeroed). */
 typedef struct xres {
     int32_t code;
     uint32_t pad;
     uint64_t len;
+    char msg[MP_TASK_MESSAGE_MAX];
 } xres;
 
 /* Runs in an executor: one item of one task of the block at ctx. */
@@ -107,6 +109,8 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
                                          __ATOMIC_ACQUIRE))
             for (;;) /* KILLING: the supervisor's SIGKILL is on its way */
                 pause();
+        if (r.code != 0)
+            mp__task_msg_take(r.msg, sizeof r.msg);
     } else {
         r.code = MP_ECANCELED; /* cancelled before it started: never runs */
         olen = 0;
@@ -123,17 +127,23 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
 static size_t record_cap(const mp__redis_task *t)
 {
     return MP__REDIS_RESULT_HEAD +
-           (size_t)mp__redis_task_items(t) *
-               (MP__REDIS_RESULT_ITEM + (size_t)t->cap + MP__REDIS_RESULT_LOST_LEN);
+           (size_t)mp__redis_task_items(t) * (MP__REDIS_RESULT_ITEM + (size_t)t->cap +
+                                              MP__REDIS_RESULT_LOST_LEN + MP_TASK_MESSAGE_MAX);
 }
 
-/* Appends one item's outcome at *off of rec. */
+/* Appends one item's outcome at *off of rec: its output, or when it
+ * failed its message (msg, "" for none), which makes the record version 2. */
 static void put_item(unsigned char *rec, size_t *off, const mp__redis_task *t, int32_t code,
-                     size_t olen, const void *out)
+                     size_t olen, const void *out, const char *msg)
 {
     bool oversize = code == 0 && olen > t->cap;
     if (code != 0 || oversize)
         olen = 0;
+    if (code != 0 && msg[0]) {
+        out = msg;
+        olen = strnlen(msg, MP_TASK_MESSAGE_MAX - 1);
+        mp__redis_result_set_v2(rec);
+    }
     mp__redis_result_put_item(rec + *off, code,
                               oversize ? MP__REDIS_RESULT_OVERSIZE : (uint32_t)olen);
     if (olen)
@@ -147,7 +157,8 @@ static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
 {
     const mp__redis_task *t = j->t;
     size_t cap = (size_t)t->cap, n = (size_t)mp__redis_task_items(t);
-    unsigned char *r = malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap));
+    unsigned char *r =
+        malloc(MP__REDIS_RESULT_HEAD + n * (MP__REDIS_RESULT_ITEM + cap + MP_TASK_MESSAGE_MAX));
     /* Tasks may expect aligned output (apply promises 16 bytes). */
     void *out = aligned_alloc(16, (cap + 15) / 16 * 16 + 16);
     j->done = true;
@@ -157,8 +168,10 @@ static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
         return;
     }
     size_t off = MP__REDIS_RESULT_HEAD;
+    mp__redis_result_put_head(r, t->id, 0, (uint32_t)n); /* first: items may mark it v2 */
     for (size_t i = 0; i < n; i++) {
         size_t olen = cap;
+        char msg[MP_TASK_MESSAGE_MAX] = "";
         int code;
         if (j->ffn) { /* one chunk, from the initial partial */
             memcpy(out, t->in, cap);
@@ -166,9 +179,12 @@ static void run_inline_job(const mp__redis_exec *x, mp__redis_job *j)
         } else {
             code = j->fn(t->in + i * t->isz, (size_t)t->isz, out, cap, &olen, x->ctx);
         }
-        put_item(r, &off, t, code, olen, out);
+        if (code != 0)
+            mp__task_msg_take(msg, sizeof msg);
+        else
+            mp__task_msg_drop();
+        put_item(r, &off, t, code, olen, out, msg);
     }
-    mp__redis_result_put_head(r, t->id, 0, (uint32_t)n);
     free(out);
     j->rec = r;
     j->rec_len = off;
@@ -287,6 +303,7 @@ static void xrun_record(const xrun *r, mp__redis_job *j, size_t i)
     if (rec == NULL)
         return;
     size_t off = MP__REDIS_RESULT_HEAD;
+    mp__redis_result_put_head(rec, t->id, 0, (uint32_t)mp__redis_task_items(t));
     for (size_t k = 0; k < (size_t)mp__redis_task_items(t); k++) {
         size_t g = r->first[i] + k;
         if (r->state[g] != 1) {
@@ -296,9 +313,8 @@ static void xrun_record(const xrun *r, mp__redis_job *j, size_t i)
             continue;
         }
         const unsigned char *out = (const unsigned char *)r->b + xt->out_off + k * xt->slot;
-        put_item(rec, &off, t, r->res[g].code, (size_t)r->res[g].len, out);
+        put_item(rec, &off, t, r->res[g].code, (size_t)r->res[g].len, out, r->res[g].msg);
     }
-    mp__redis_result_put_head(rec, t->id, 0, (uint32_t)mp__redis_task_items(t));
     j->rec = rec;
     j->rec_len = off;
 }

@@ -1,5 +1,6 @@
 /* Redis URLs: redis[s]://[[user]:password@]host[:port][/db][?options].
- * A pure parser (no I/O), tested with good and bad URLs. */
+ * A pure parser (no I/O), tested with good and bad URLs. Each refusal says
+ * which part is wrong in mp_error_detail(), never quoting the password. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -22,9 +23,12 @@ static int hex_digit(char c)
     return -1;
 }
 
+#define KNOWN_OPTIONS "prefix, timeout, lease, reconnect"
+
 /* Copies s[0..n) with %XX decoded into a new C string. A decoded NUL is
- * refused: it would cut the password short without a word. */
-static int decode_part(const char *s, size_t n, char **out)
+ * refused: it would cut the password short without a word. what names the
+ * part in the error detail. */
+static int decode_part(const char *s, size_t n, char **out, const char *what)
 {
     char *p = malloc(n + 1);
     if (p == NULL)
@@ -39,7 +43,10 @@ static int decode_part(const char *s, size_t n, char **out)
         int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(p);
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL,
+                            "redis URL: bad %%-escape in the %s (%%XX with two hex "
+                            "digits, not %%00)",
+                            what);
         }
         p[j++] = (char)(hi * 16 + lo);
         i += 2;
@@ -72,13 +79,13 @@ static int parse_userinfo(mp__redis_url *u, const char *s, size_t n)
 {
     const char *colon = memchr(s, ':', n);
     if (colon == NULL) /* "redis://secret@host": a password alone, as redis-cli reads it */
-        return decode_part(s, n, &u->password);
+        return decode_part(s, n, &u->password, "password");
     size_t ulen = (size_t)(colon - s);
     int rc = 0;
     if (ulen > 0)
-        rc = decode_part(s, ulen, &u->user);
+        rc = decode_part(s, ulen, &u->user, "user name");
     if (rc == 0)
-        rc = decode_part(colon + 1, n - ulen - 1, &u->password);
+        rc = decode_part(colon + 1, n - ulen - 1, &u->password, "password");
     return rc;
 }
 
@@ -90,12 +97,12 @@ static int parse_hostport(mp__redis_url *u, const char *s, size_t n)
     if (n > 0 && s[0] == '[') {
         const char *end = memchr(s, ']', n);
         if (end == NULL)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "redis URL: '[' of an IPv6 host without its ']'");
         host = s + 1;
         hlen = (size_t)(end - host);
         if (end + 1 < s + n) {
             if (end[1] != ':')
-                return MP_EINVAL;
+                return mp__fail(MP_EINVAL, "redis URL: after ']' comes ':port' or nothing");
             port = end + 2;
         }
     } else {
@@ -106,17 +113,22 @@ static int parse_hostport(mp__redis_url *u, const char *s, size_t n)
         }
     }
     if (hlen == 0 || hlen > MP__REDIS_HOST_MAX)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "redis URL: the host is %s (1..%d characters)",
+                        hlen ? "too long" : "empty", MP__REDIS_HOST_MAX);
     for (size_t i = 0; i < hlen; i++)
         if (host[i] == '%' || host[i] == '@' || host[i] == '/' || (unsigned char)host[i] <= ' ')
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL,
+                            "redis URL: the host holds a character not allowed "
+                            "there (at %zu: %%, @, / or a control character)",
+                            i);
     memcpy(u->host, host, hlen);
     u->host[hlen] = '\0';
     u->port = DEFAULT_PORT;
     if (port) {
         long v;
         if (parse_long(port, (size_t)(s + n - port), 1, 65535, &v) < 0)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "redis URL: port '%.*s' is not a number in 1..65535",
+                            (int)((size_t)(s + n - port) > 16 ? 16 : (size_t)(s + n - port)), port);
         u->port = (int)v;
     }
     return 0;
@@ -139,22 +151,30 @@ static int parse_seconds(const char *v, size_t vlen, double *out)
     return 0;
 }
 
+static int bad_value(const char *opt, const char *v, size_t vlen, const char *want)
+{
+    return mp__fail(MP_EINVAL, "redis URL: option %s='%.*s' is not %s", opt,
+                    (int)(vlen > 32 ? 32 : vlen), v, want);
+}
+
 static int parse_option(mp__redis_url *u, const char *s, size_t n)
 {
     const char *eq = memchr(s, '=', n);
     if (eq == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "redis URL: option '%.*s' has no '=value' (known: %s)",
+                        (int)(n > 32 ? 32 : n), s, KNOWN_OPTIONS);
     size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
     const char *v = eq + 1;
     if (klen == 6 && memcmp(s, "prefix", 6) == 0) {
         char *p;
-        int rc = decode_part(v, vlen, &p);
+        int rc = decode_part(v, vlen, &p, "prefix option");
         if (rc < 0)
             return rc;
         size_t plen = strlen(p);
         if (plen > MP__REDIS_PREFIX_MAX) {
             free(p);
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "redis URL: option prefix is %zu bytes (at most %d)", plen,
+                            MP__REDIS_PREFIX_MAX);
         }
         memcpy(u->prefix, p, plen + 1);
         free(p);
@@ -163,24 +183,26 @@ static int parse_option(mp__redis_url *u, const char *s, size_t n)
     if (klen == 7 && memcmp(s, "timeout", 7) == 0) {
         double t;
         if (parse_seconds(v, vlen, &t) < 0)
-            return MP_EINVAL;
+            return bad_value("timeout", v, vlen, "seconds in (0, 86400]");
         u->timeout = t;
         return 0;
     }
     if (klen == 5 && memcmp(s, "lease", 5) == 0) {
         double t;
         if (parse_seconds(v, vlen, &t) < 0)
-            return MP_EINVAL;
+            return bad_value("lease", v, vlen, "seconds in (0, 86400]");
         u->lease = t;
         return 0;
     }
     if (klen == 9 && memcmp(s, "reconnect", 9) == 0) {
         if (vlen != 1 || (v[0] != '0' && v[0] != '1'))
-            return MP_EINVAL;
+            return bad_value("reconnect", v, vlen, "0 or 1");
         u->reconnect = v[0] == '1';
         return 0;
     }
-    return MP_EINVAL; /* an unknown option is a typo, never silently ignored */
+    /* An unknown option is a typo, never silently ignored. */
+    return mp__fail(MP_EINVAL, "redis URL: unknown option '%.*s' (known: %s)",
+                    (int)(klen > 32 ? 32 : klen), s, KNOWN_OPTIONS);
 }
 
 static int parse_options(mp__redis_url *u, const char *s, size_t n)
@@ -220,7 +242,11 @@ static int parse_rest(mp__redis_url *u, const char *s)
         rc = parse_hostport(u, hp, (size_t)(s + auth_end - hp));
     if (rc == 0 && slash && slash + 1 < s + main_len) {
         long db = 0;
-        rc = parse_long(slash + 1, (size_t)(s + main_len - slash - 1), 0, 1000000, &db);
+        size_t dlen = (size_t)(s + main_len - slash - 1);
+        rc = parse_long(slash + 1, dlen, 0, 1000000, &db);
+        if (rc < 0)
+            rc = mp__fail(rc, "redis URL: database '%.*s' after '/' is not a number in 0..1000000",
+                          (int)(dlen > 16 ? 16 : dlen), slash + 1);
         u->db = (int)db;
     }
     if (rc == 0 && q)
@@ -231,7 +257,7 @@ static int parse_rest(mp__redis_url *u, const char *s)
 int mp__redis_url_parse(mp__redis_url *u, const char *url)
 {
     if (u == NULL || url == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "redis URL: the URL is NULL");
     memset(u, 0, sizeof(*u));
     u->timeout = DEFAULT_TIMEOUT;
     u->lease = DEFAULT_LEASE;
@@ -243,7 +269,10 @@ int mp__redis_url_parse(mp__redis_url *u, const char *url)
         u->tls = true;
         rest = url + 9;
     } else {
-        return MP_EINVAL;
+        /* Only the scheme is quoted: what follows may be a password. */
+        size_t n = strcspn(url, ":/@?");
+        return mp__fail(MP_EINVAL, "redis URL: scheme '%.*s' is not redis:// or rediss://",
+                        (int)(n > 16 ? 16 : n), url);
     }
     int rc = parse_rest(u, rest);
     if (rc < 0)

@@ -1,5 +1,7 @@
 /* Tests of error codes and of the internal deadline helpers. */
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <sys/time.h>
 #include <string.h>
@@ -95,4 +97,66 @@ Test(error, subprocess_codes_are_in_their_range)
     }
     cr_assert_str_eq(mp_err_name(MP_ENOTDIR), "MP_ENOTDIR");
     cr_assert_str_eq(mp_err_name(MP_ENOEXEC), "MP_ENOEXEC");
+}
+
+/* ---- the per-thread detail ------------------------------------------------ */
+
+Test(error, detail_is_empty_until_a_failure_sets_it)
+{
+    cr_assert_not_null(mp_error_detail());
+    cr_assert_str_eq(mp_error_detail(), "");
+    mp_assert_rc(mp__fail(MP_EINVAL, "%s: spec->in_size is %d", "f", 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "f: spec->in_size is 0");
+    /* A call that succeeds leaves it as it is; mp_error_clear empties it. */
+    cr_assert_str_eq(mp_strerror(0), "success");
+    cr_assert_str_eq(mp_error_detail(), "f: spec->in_size is 0");
+    mp_error_clear();
+    cr_assert_str_eq(mp_error_detail(), "");
+}
+
+Test(error, detail_is_cut_and_terminated)
+{
+    char big[2 * MP_ERROR_DETAIL_MAX];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    mp__fail(MP_ERANGE, "%s", big);
+    cr_assert_eq(strlen(mp_error_detail()), MP_ERROR_DETAIL_MAX - 1);
+}
+
+static void *fail_in_thread(void *arg)
+{
+    (void)arg;
+    int before = mp_error_detail()[0] == '\0';
+    mp__fail(MP_EINVAL, "from the thread");
+    return before ? (void *)1 : NULL;
+}
+
+Test(error, detail_is_per_thread)
+{
+    mp__fail(MP_EINVAL, "from main");
+    pthread_t t;
+    void *empty_there = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, fail_in_thread, NULL), 0);
+    cr_assert_eq(pthread_join(t, &empty_there), 0);
+    cr_assert_not_null(empty_there, "a new thread saw another thread's detail");
+    cr_assert_str_eq(mp_error_detail(), "from main");
+}
+
+Test(error, debug_prints_the_detail_where_it_is_set)
+{
+    setenv("MP_DEBUG", "1", 1);
+    cr_assert(mp__debug_enabled(), "MP_DEBUG was read before the test set it");
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int saved = dup(2);
+    cr_assert_eq(dup2(fds[1], 2), 2);
+    mp__fail(MP_EINVAL, "opts->processes is %d", -1);
+    cr_assert_eq(dup2(saved, 2), 2);
+    close(saved);
+    close(fds[1]);
+    char buf[512] = {0};
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    cr_assert_gt(n, 0);
+    cr_assert_not_null(strstr(buf, "MP_EINVAL: opts->processes is -1"), "stderr: %s", buf);
 }

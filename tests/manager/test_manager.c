@@ -40,6 +40,33 @@ Test(manager, open_urls)
     mp_manager_close(NULL);
 }
 
+Test(manager, bad_urls_and_arguments_are_named)
+{
+    mp_manager *m = NULL;
+    mp_assert_rc(mp_manager_open(&m, "locl"), MP_EINVAL);
+    cr_assert_null(m);
+    cr_assert_not_null(strstr(mp_error_detail(), "mp_manager_open: URL 'locl' is neither"), "%s",
+                       mp_error_detail());
+    /* Only the scheme of an unknown URL is quoted: the rest may be a secret. */
+    mp_assert_rc(mp_manager_open(&m, "http://:secret@h"), MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "'http...'"), "%s", mp_error_detail());
+    cr_assert_null(strstr(mp_error_detail(), "secret"), "%s", mp_error_detail());
+    m = open_local();
+    mp_value *v = NULL;
+    mp_assert_rc(mp_manager_value(m, "v", &(mp_value_opts){.typecode = 'z'}, &v), MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "mp_manager_value: opts->typecode"), "%s",
+                       mp_error_detail());
+    char long_name[MP_MANAGER_NAME_MAX + 2];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    mp_dict *d = NULL;
+    mp_assert_rc(mp_manager_dict(m, long_name, &d), MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "name is too long"), "%s", mp_error_detail());
+    mp_assert_rc(mp_manager_remove(m, "x", 0x80), MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "unknown flags 0x80"), "%s", mp_error_detail());
+    mp_manager_close(m);
+}
+
 Test(manager, create_then_open_by_name)
 {
     mp_manager *m = open_local(), *m2 = open_local();

@@ -84,6 +84,7 @@ Test(pool_cancel, a_queued_task_never_runs)
     mp_assert_ok(mp_async_error(b, 0, &e));
     cr_assert_eq(e.code, MP_ECANCELED);
     mp_assert_rc(mp_async_cancel(b), MP_EINVAL); /* twice */
+    cr_assert_not_null(strstr(mp_error_detail(), "cancelled already"), "%s", mp_error_detail());
     char out[8];
     mp_assert_ok(mp_async_get(a, out, sizeof(out), NULL, 10));
     mp_assert_ok(mp_pool_close(p));
@@ -194,6 +195,7 @@ Test(pool_cancel, failure_paths)
                                      NULL, &a));
     mp_assert_ok(mp_async_wait(a, 10));
     mp_assert_rc(mp_async_cancel(a), MP_EINVAL); /* already done: the result stands */
+    cr_assert_not_null(strstr(mp_error_detail(), "ready already"), "%s", mp_error_detail());
     char o[8];
     mp_assert_ok(mp_async_get(a, o, sizeof(o), NULL, 0));
     /* A job still running when the pool is destroyed ends with

@@ -330,7 +330,7 @@ Test(pool_start, module_of_another_build_fails_the_task_with_the_reason)
      * when it first meets it) gets another build-id before any worker
      * looks at it. */
     mp_pool *p = mp_test_pool(1);
-    mp_assert_ok(mp__pool_xlate_check(p, (const void *)(uintptr_t)add_ctx, true));
+    mp_assert_ok(mp__pool_xlate_check(p, (const void *)(uintptr_t)add_ctx, true, "test", "fn"));
     cr_assert_eq(atomic_load(&p->shm->nmods), 1);
     mp__symref *ref = &p->shm->mods[0].ref;
     if (ref->build_id_len == 0)

@@ -110,16 +110,49 @@ Test(start, stack_and_malloc_pointers_are_refused)
         mp_process *p;
         mp_assert_ok(mp_process_create(
             &p, &(mp_process_opts){.target = ret_zero, .args = &local, .start_method = fresh[i]}));
+        mp_error_clear();
         mp_assert_rc(mp_process_start(p), MP_EINVAL);
         mp_assert_rc(mp_process_join(p, 0), MP_ENOTSTARTED); /* nothing started */
+        /* The detail names the pointer, the method and the way out. */
+        const char *d = mp_error_detail();
+        cr_assert_not_null(strstr(d, "mp_process_start: opts->args"), "%s", d);
+        cr_assert_not_null(strstr(d, mp_start_method_name(fresh[i])), "%s", d);
+        cr_assert_not_null(strstr(d, "mp_alloc"), "%s", d);
         mp_process_destroy(p);
         mp_assert_ok(mp_process_create(
             &p, &(mp_process_opts){.run = run_zero, .user = heap, .start_method = fresh[i]}));
         mp_assert_rc(mp_process_start(p), MP_EINVAL);
+        cr_assert_not_null(strstr(mp_error_detail(), "opts->user"), "%s", mp_error_detail());
         mp_process_destroy(p);
     }
     cr_assert_eq(mp_active_children(NULL, 0), 0);
     free(heap);
+}
+
+Test(start, bad_options_are_named)
+{
+    mp_process *p = NULL;
+    mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_zero, .run = run_zero}),
+                 MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "exactly one of opts->target and opts->run"));
+    mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_zero, .args_len = 4}),
+                 MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "opts->args is NULL with opts->args_len 4"));
+    mp_assert_rc(
+        mp_process_create(&p, &(mp_process_opts){.target = ret_zero, .start_timeout = NAN}),
+        MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "opts->start_timeout"));
+    mp_assert_rc(mp_process_create(&p, &(mp_process_opts){.target = ret_zero,
+                                                          .start_method = (mp_start_method)42}),
+                 MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "opts->start_method is 42"));
+    cr_assert_null(p);
+    mp_assert_rc(mp_set_start_method((mp_start_method)9), MP_EINVAL);
+    cr_assert_not_null(strstr(mp_error_detail(), "mp_set_start_method: 9"));
+    /* A create that succeeds leaves the detail as it was. */
+    mp_assert_ok(mp_process_create(&p, &(mp_process_opts){.target = ret_zero}));
+    cr_assert_not_null(strstr(mp_error_detail(), "mp_set_start_method: 9"));
+    mp_process_destroy(p);
 }
 
 struct shared_box {

@@ -51,7 +51,7 @@ static int fail_odd(const void *in, size_t in_len, void *out, size_t out_cap, si
     int64_t x;
     memcpy(&x, in, sizeof(x));
     if (x % 2)
-        return 7;
+        return mp_task_fail(7, "odd %d", (int)x);
     return square(in, in_len, out, out_cap, out_len, ctx);
 }
 
@@ -354,12 +354,14 @@ Test(rpool, imap_unordered_and_ordered)
     mp_manager_close(m);
 }
 
-Test(rpool, a_task_error_code_fails_only_its_item)
+/* Each item fails alone, with its code and its message (version 2
+ * records), from executors or from the worker's own thread. */
+static void check_task_errors(const mp_worker_opts *o)
 {
     server_up();
     mp_manager *m;
     mp_assert_ok(mp_manager_open(&m, srv.url));
-    pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+    pid_t w = mp_test_pool_worker(srv.url, "p", o);
     mp_pool *p = make_pool(m);
     int64_t in[10], out[10] = {0};
     for (int i = 0; i < 10; i++)
@@ -381,9 +383,12 @@ Test(rpool, a_task_error_code_fails_only_its_item)
                  MP_ETASKFAILED);
     cr_assert_eq(nerr, 5);
     for (size_t i = 0; i < nerr; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "odd %zu", errs[i].index);
         cr_assert_eq(errs[i].code, MP_ETASKFAILED);
         cr_assert_eq(errs[i].task_code, 7);
         cr_assert_eq(errs[i].index % 2, 1);
+        cr_assert_str_eq(errs[i].message, want);
     }
     cr_assert_eq(out[4], 16);
     mp_async *a;
@@ -396,10 +401,26 @@ Test(rpool, a_task_error_code_fails_only_its_item)
     cr_assert_eq(mp_async_successful(a), 1);
     mp_assert_ok(mp_async_error(a, 0, &e));
     cr_assert_eq(e.task_code, 7);
+    cr_assert_str_eq(e.message, "odd 3");
     mp_async_destroy(a);
+    /* A task that succeeds after a message is a plain result. */
+    x = 4;
+    int64_t y = 0;
+    mp_assert_ok(mp_pool_apply(p, fail_odd, NULL, &x, 8, &y, 8, NULL, 30));
+    cr_assert_eq(y, 16);
     mp_pool_destroy(p);
     mp_test_pool_workers_stop(m, "p", &w, 1);
     mp_manager_close(m);
+}
+
+Test(rpool, a_task_error_code_fails_only_its_item)
+{
+    check_task_errors(NULL);
+}
+
+Test(rpool, a_task_error_code_fails_only_its_item_inline)
+{
+    check_task_errors(&(mp_worker_opts){.executors = MP_WORKER_INLINE});
 }
 
 static int late(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
@@ -1142,6 +1163,22 @@ Test(rpool, codec_result_records_are_checked_before_use)
     mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
     cr_assert(code == 5 && len == 0);
     mp_assert_rc(mp__redis_result_next(&r, &code, &d, &len), MP_ERANGE);
+    /* Version 2: a failed item's bytes are its message; version 1 has none. */
+    unsigned char v2[32 + MP_TASK_MESSAGE_MAX] = {0};
+    mp__redis_result_put_head(v2, 43, 0, 1);
+    mp__redis_result_put_item(v2 + 20, 5, 4);
+    memcpy(v2 + 28, "oops", 4);
+    mp_assert_rc(mp__redis_result_decode(v2, 32, &r), MP_EBADMSG); /* MPR1 */
+    mp__redis_result_set_v2(v2);
+    cr_assert_eq(memcmp(v2, "MPR2", 4), 0);
+    mp_assert_ok(mp__redis_result_decode(v2, 32, &r));
+    mp_assert_ok(mp__redis_result_next(&r, &code, &d, &len));
+    cr_assert(code == 5 && len == 4 && memcmp(d, "oops", 4) == 0);
+    mp__redis_result_put_item(v2 + 20, 5, MP_TASK_MESSAGE_MAX); /* longer than a message */
+    mp_assert_rc(mp__redis_result_decode(v2, 20 + 8 + MP_TASK_MESSAGE_MAX, &r), MP_EBADMSG);
+    v2[3] = '3'; /* an unknown version */
+    mp__redis_result_put_item(v2 + 20, 5, 4);
+    mp_assert_rc(mp__redis_result_decode(v2, 32, &r), MP_EBADMSG);
     /* Truncated anywhere, one byte too many, a bad magic. */
     for (size_t n = 0; n < 39; n++)
         mp_assert_rc(mp__redis_result_decode(buf, n, &r), MP_EBADMSG);

@@ -211,11 +211,14 @@ Test(rexec, a_segfaulting_task_fails_alone_and_the_worker_goes_on)
         cr_assert_eq(errs[i].code, MP_EWORKERLOST);
         cr_assert(errs[i].pid > 0 && errs[i].pid != w, "the executor's pid, not %d",
                   (int)errs[i].pid);
-        if (errs[i].index == 3)
+        if (errs[i].index == 3) {
             cr_assert_eq(errs[i].signal, SIGSEGV);
-        else
+            cr_assert_not_null(strstr(errs[i].message, "killed by SIGSEGV"), "%s", errs[i].message);
+        } else {
             cr_assert(errs[i].index == 5 && errs[i].signal == 0, "item %zu signal %d",
                       errs[i].index, errs[i].signal);
+            cr_assert_not_null(strstr(errs[i].message, "exited"), "%s", errs[i].message);
+        }
     }
     for (int i = 0; i < N; i++)
         if (i != 3 && i != 5)

@@ -87,6 +87,49 @@ Test(redis_url, bad_urls)
     mp_assert_rc(mp_manager_open(&m, "rediss://127.0.0.1:1"), MP_ENOSYS); /* TLS: not built */
 }
 
+/* Each refused URL says which part is wrong, and never quotes a password. */
+Test(redis_reply, bad_urls_name_the_part)
+{
+    static const struct {
+        const char *url, *says;
+    } bad[] = {
+        {"redis://h?prefx=app1:", "unknown option 'prefx' (known: prefix, timeout"},
+        {"redis://:secret@h?colour=blue", "unknown option 'colour'"},
+        {"redis://h?timeout=abc", "option timeout='abc' is not seconds"},
+        {"redis://h?lease=0", "option lease='0'"},
+        {"redis://h?reconnect=yes", "option reconnect='yes' is not 0 or 1"},
+        {"redis://h?prefix", "option 'prefix' has no '=value'"},
+        {"redis://h:65536", "port '65536' is not a number in 1..65535"},
+        {"redis://h/x", "database 'x'"},
+        {"redis://", "the host is empty"},
+        {"redis://:p%zz@h", "bad %-escape in the password"},
+        {"redis://[::1", "without its ']'"},
+        {"http://:secret@h", "scheme 'http' is not redis:// or rediss://"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        mp__redis_url u;
+        mp_error_clear();
+        mp_assert_rc(mp__redis_url_parse(&u, bad[i].url), MP_EINVAL);
+        const char *d = mp_error_detail();
+        cr_assert_not_null(strstr(d, bad[i].says), "'%s': detail \"%s\" lacks \"%s\"", bad[i].url,
+                           d, bad[i].says);
+        cr_assert_null(strstr(d, "secret"), "'%s': the detail quotes the password: %s", bad[i].url,
+                       d);
+    }
+    /* Through the manager, which is where users meet it. */
+    mp_manager *m = NULL;
+    mp_error_clear();
+    mp_assert_rc(mp_manager_open(&m, "redis://:secret@127.0.0.1:1/0?prefx=app1:"), MP_EINVAL);
+    cr_assert_null(m);
+    cr_assert_not_null(strstr(mp_error_detail(), "unknown option 'prefx'"), "%s",
+                       mp_error_detail());
+    /* A good URL parses and leaves the detail alone. */
+    mp__redis_url u;
+    mp_assert_ok(mp__redis_url_parse(&u, "redis://h?prefix=a:"));
+    mp__redis_url_fini(&u);
+    cr_assert_not_null(strstr(mp_error_detail(), "prefx"));
+}
+
 /* ---- replies and values -------------------------------------------------*/
 
 Test(redis_reply, shapes_are_checked)
