@@ -138,6 +138,54 @@ static int wait_confirm(mp_waitable *w, void **remote, short revents)
     return revents != 0;
 }
 
+static int by_fd(const void *a, const void *b, void *arg)
+{
+    const struct pollfd *pfd = arg;
+    int x = pfd[*(const size_t *)a].fd, y = pfd[*(const size_t *)b].fd;
+    return (x > y) - (x < y);
+}
+
+static int fd_cmp(const void *key, const void *elem)
+{
+    int x = *(const int *)key, y = ((const struct pollfd *)elem)->fd;
+    return (x > y) - (x < y);
+}
+
+/* poll() over pfd[0..n), each descriptor once: poll refuses more entries
+ * than RLIMIT_NOFILE allows, and many items may share one descriptor (the
+ * results of one pool share the pool's). Sets every entry's revents and
+ * returns how many entries have some, or an error. */
+static int poll_unique(struct pollfd *pfd, size_t n, const mp__deadline *slice)
+{
+    size_t *ord = malloc(n * sizeof(*ord));
+    struct pollfd *u = malloc(n * sizeof(*u));
+    if (ord == NULL || u == NULL) {
+        free(ord);
+        free(u);
+        return MP_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        ord[i] = i;
+    qsort_r(ord, n, sizeof(*ord), by_fd, pfd);
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        int fd = pfd[ord[k]].fd;
+        if (fd >= 0 && (m == 0 || u[m - 1].fd != fd))
+            u[m++] = (struct pollfd){.fd = fd, .events = POLLIN};
+    }
+    int r = mp__poll_intr(u, (nfds_t)m, slice);
+    int hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct pollfd *e =
+            r > 0 && pfd[i].fd >= 0 ? bsearch(&pfd[i].fd, u, m, sizeof(*u), fd_cmp) : NULL;
+        pfd[i].revents = e ? e->revents : 0;
+        hits += pfd[i].revents != 0;
+    }
+    free(ord);
+    free(u);
+    return r < 0 ? r : hits;
+}
+
 /* One round: check everything, then poll. Returns the ready count, 0 to
  * go round again (deadline or slice expired), or an error. */
 static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp__deadline *d,
@@ -175,7 +223,7 @@ static int wait_round(mp_waitable *items, size_t n, struct pollfd *pfd, const mp
     int64_t cap = mp__now_ns() + 20 * 1000000;
     if (slices && (slice.ns < 0 || slice.ns > cap))
         slice.ns = cap;
-    int r = mp__poll_intr(pfd, (nfds_t)n, &slice);
+    int r = poll_unique(pfd, n, &slice);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n && r > 0; i++) {

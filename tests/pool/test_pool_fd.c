@@ -175,7 +175,9 @@ Test(pool_fd, failures_a_killed_worker_and_a_cancel_make_the_fd_readable)
     mp_assert_ok(mp_async_error(killed, 0, &e));
     cr_assert_eq(e.signal, SIGKILL);
 
-    cr_assert(!readable(qfd));
+    /* Not ready (its fd may still wake for the pool's own work, the
+     * killed worker's replacement for one: mp_async_ready does it). */
+    cr_assert_not(mp_async_ready(queued));
     mp_assert_ok(mp_async_cancel(queued));
     cr_assert(readable(qfd), "a cancelled result is ready");
     mp_assert_ok(mp_event_set(gate));
@@ -214,7 +216,7 @@ Test(pool_fd, a_thread_pool_gives_fds_too)
     epoll_add(ep, mp_async_fd(slow), slow);
     epoll_add(ep, mp_async_fd(fast), fast);
     cr_assert_eq(next_ready(ep), fast);
-    cr_assert(!readable(mp_async_fd(slow)));
+    cr_assert_not(mp_async_ready(slow));
     mp_assert_ok(mp_event_set(gate));
     epoll_ctl(ep, EPOLL_CTL_DEL, mp_async_fd(fast), NULL);
     cr_assert_eq(next_ready(ep), slow);

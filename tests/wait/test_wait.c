@@ -2,6 +2,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "mp_test.h"
@@ -169,4 +170,31 @@ Test(wait, process_without_pidfd)
     cr_assert(w[1].ready);
     stop(slow);
     mp_process_destroy(quick);
+}
+
+/* Many items may share one descriptor (every result of a pool waits on the
+ * pool's): poll gets each descriptor once, so a wait longer than the
+ * process's descriptor limit is not refused. */
+Test(wait, more_items_than_the_descriptor_limit_sharing_one_fd)
+{
+    enum { N = 2000 };
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    static mp_waitable w[N];
+    for (int i = 0; i < N; i++)
+        w[i] = MP_WAIT_FD(fds[0]);
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int empty = mp_wait(w, N, 0.05);
+    cr_assert_eq(write(fds[1], "x", 1), 1);
+    int full = mp_wait(w, N, 5);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    mp_assert_rc(empty, 0);
+    mp_assert_rc(full, N);
+    cr_assert(w[0].ready && w[N - 1].ready);
+    close(fds[0]);
+    close(fds[1]);
 }
