@@ -239,7 +239,7 @@ static int run_wait(objs *o, int k, double t)
         if (rc == MP_EINTR || rc == MP_ECANCELED) {
             if (mp_cancel_current())
                 mp_assert_ok(mp_cancel_reset(mp_cancel_current()));
-            bool was = mp_set_interruptible(false); /* signals may still come */
+            bool was = mp_set_interruptible(false);           /* signals may still come */
             mp_assert_ok(mp_async_get(a, NULL, 0, NULL, 20)); /* still there */
             mp_set_interruptible(was);
         }
