@@ -19,20 +19,20 @@
 #            function has one (scripts/gen_man.py --check), groff renders
 #            them without a warning and man -l the module pages
 #            (scripts/check_man.sh; no build)
-#   fuzz     each libFuzzer target for FUZZ_SECONDS (default 20) s, if clang works
+#   fuzz     each libFuzzer target for FUZZ_SECONDS (default 10) s, if clang works
 #   install  install build-check/ into a temporary prefix and use it from a
 #            CMake project and through pkg-config
 # then a summary with the time of each step.
 #
 # Usage: scripts/check.sh [STEP...]   (default: all steps, in the order above)
-# Environment: FUZZ_SECONDS (20); MP_FUZZ_REQUIRED=1 makes a missing clang or
+# Environment: FUZZ_SECONDS (10); MP_FUZZ_REQUIRED=1 makes a missing clang or
 # libFuzzer a failure instead of a skip (make fuzz sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 all_steps=(deps build asan tsan format layers headers snippets man fuzz install)
 jobs=$(nproc)
-fuzz_seconds=${FUZZ_SECONDS:-20}
+fuzz_seconds=${FUZZ_SECONDS:-10}
 # A step that exits with this status was skipped (automake's convention).
 skip=77
 
