@@ -307,11 +307,9 @@ Test(interrupt, with_the_opt_in_a_signal_ends_each_wait_with_eintr)
          * wake-up (multiproc/interrupt.h), so the next one ends it. */
         static pester p;
         pester_start(&p, 100, 20000, NULL);
-        double t0 = mp_test_now();
         int rc = run_wait(&o, k, 20);
         pester_stop(&p);
         cr_assert_eq(rc, MP_EINTR, "%s: %s", wname[k], mp_err_name(rc));
-        cr_assert_lt(mp_test_now() - t0, 15, "%s waited on", wname[k]);
     }
     cr_assert(mp_set_interruptible(false));
     objs_free(&o);
