@@ -401,6 +401,113 @@ MP_API int mp_pool_imap(mp_pool *p, const mp_map_spec *spec, bool ordered, mp_im
  * (without *err), at every call. */
 MP_API int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
 
+/* ---- streaming maps: items of any size, produced lazily -----------------
+ *
+ * Python's imap consumes any iterable lazily; mp_pool_imap_stream does the
+ * same for a C program: the items come from a callback, one at a time,
+ * each of its own size, and no more of them are read than the window
+ * holds, so a stream of any length (the lines of a file, the entries of a
+ * directory walk) runs in bounded memory. Results may differ in size
+ * too: mp_imap_next_sized gives each with its length.
+ *
+ *     static int next_line(void *item, size_t cap, size_t *len, void *user)
+ *     {
+ *         if (!fgets(item, (int)cap, user))
+ *             return 0;                        // the end of the stream
+ *         *len = strlen(item) + 1;             // this item's size
+ *         return 1;                            // an item
+ *     }
+ *
+ *     mp_imap *it;
+ *     mp_pool_imap_stream(pool, &(mp_stream_spec){ .fn = checksum,
+ *                             .source = next_line, .source_user = stdin,
+ *                             .item_max = 4096, .out_max = 64 }, true, &it);
+ *     char res[64];
+ *     size_t len, i;
+ *     while (mp_imap_next_sized(it, res, sizeof res, &len, &i, NULL, MP_FOREVER) == 0)
+ *         fwrite(res, 1, len, stdout);         // in the order of the lines
+ *     mp_imap_destroy(it);
+ *
+ * The source runs in the calling process, during the pool's calls (as
+ * callbacks do: see the file comment), whenever the window has room.
+ * Items are numbered from 0 in the order the source gives them; that
+ * number is the index mp_imap_next reports.
+ *
+ * Memory: the pool reserves the window in the shared heap once, at the
+ * start: window / chunksize buffers (rounded up), each with room for
+ * chunksize items of item_max bytes and their results of out_max bytes.
+ * An item stays in its buffer from the moment it is read until its
+ * result was taken by mp_imap_next (or its failure reported); a buffer
+ * whose items were all taken is filled again. So at most `window` items
+ * are read and not yet taken, whatever the stream's length: an ordered
+ * iterator whose next item is slow stops reading once the window is
+ * full, and an iterator nobody reads stops the stream.
+ *
+ * Failures are as with mp_pool_imap: an item that fails (its task's
+ * code, a killed worker, a timeout) is reported in its turn, and the
+ * others go on; a dead worker's unfinished items run again elsewhere. */
+
+/* Produces the next item of a stream, in the calling process: writes at
+ * most cap bytes (the spec's item_max) at item, their number in *len, and
+ * returns 1. Returns 0 at the end of the stream, MP_EAGAIN when no item
+ * is available yet (a source that must not block: the pool asks again at
+ * its next call, within 10 ms while mp_imap_next waits), or any other
+ * negative code to end the stream with that code (below). An item of 0
+ * bytes is allowed. */
+typedef int (*mp_item_source_fn)(void *item, size_t cap, size_t *len, void *user);
+
+typedef struct mp_stream_spec {
+    mp_task_fn fn;            /* required; called with each item and in_len its size */
+    void *ctx;                /* passed to fn; as in apply_async */
+    mp_item_source_fn source; /* required */
+    void *source_user;        /* passed to source; any pointer */
+    /* The largest item, in bytes: >= 1, at most MP_STREAM_ITEM_MAX. */
+    size_t item_max;
+    /* The room for one result, in bytes (fn's out_cap); 0: results are
+     * not kept, only whether each item succeeded. At most
+     * MP_STREAM_ITEM_MAX. */
+    size_t out_max;
+    /* Items per task; 0 chooses up to 64, fewer for large items (at most
+     * 64 KiB of items and results per task). */
+    size_t chunksize;
+    /* The most items read and not yet taken; 0 chooses
+     * 2 * (processes + 1) tasks' worth. Rounded up to whole tasks. */
+    size_t window;
+} mp_stream_spec;
+
+/* The largest item_max or out_max of a stream (16 MiB). */
+#define MP_STREAM_ITEM_MAX ((size_t)16 << 20)
+
+/* mp_pool_imap_stream — a map over the items a callback produces,
+ * iterated in order (ordered) or as results complete (Python's imap and
+ * imap_unordered over a generator). See above.
+ * mp_imap_next gives each result (out_max bytes of room at item; the
+ * result's own length is not told: use mp_imap_next_sized for that); at
+ * the end of the stream MP_EEOF, and if the source ended it with a code
+ * of its own, that code first, once, after every item read before it.
+ * A source that writes more than item_max bytes ends the stream the same
+ * way with MP_EMSGSIZE. mp_imap_fd and mp_wait work as for mp_pool_imap.
+ * mp_imap_destroy while items run: the source is not called again, the
+ * items already read finish and their results are dropped.
+ * Returns 0, MP_EINVAL (NULL p, spec, fn, source or out; item_max 0;
+ * item_max or out_max above MP_STREAM_ITEM_MAX; a window whose buffers
+ * would exceed 1 GiB; a ctx as in apply_async: see mp_error_detail()),
+ * MP_ENOTLOADED, MP_ECLOSED, MP_EBROKENPOOL, MP_ENOMEM (the window does
+ * not fit in the shared heap), MP_ENOSYS (a distributed pool). The source
+ * is first called during this call. */
+MP_API int mp_pool_imap_stream(mp_pool *p, const mp_stream_spec *spec, bool ordered, mp_imap **out);
+
+/* mp_imap_next_sized — mp_imap_next for results of any size: copies the
+ * next result (at most cap bytes) to buf and its length to *len (may be
+ * NULL). For a stream, the length is what the task set in *out_len; for
+ * mp_pool_imap it is the spec's out_size. A result longer than cap is
+ * not taken: MP_EMSGSIZE, *len its length, and the next call gives it
+ * again. buf NULL takes the result without copying it (cap is then
+ * ignored; *len still tells its length). Otherwise returns as
+ * mp_imap_next, and works on every iterator (a distributed pool's too). */
+MP_API int mp_imap_next_sized(mp_imap *it, void *buf, size_t cap, size_t *len, size_t *index,
+                              mp_task_error *err, double timeout);
+
 /* mp_imap_destroy — free the iterator. Items already submitted still run
  * in the workers (the pool keeps its own copy of their input); their
  * results are discarded. NULL: no-op. */

@@ -6,7 +6,7 @@
 #include "heap/heap.h"
 #include "pool/pool_internal.h"
 
-static mp_async *async_new(void)
+mp_async *mp__async_new(void)
 {
     mp_async *a = calloc(1, sizeof *a);
     if (a) {
@@ -34,6 +34,7 @@ void mp__async_free(mp_async *a)
     }
     if (a->job)
         mp__heap_free(a->job);
+    mp__stream_free(a);
     free(a->retry);
     free(a->res);
     free(a->in_copy);
@@ -41,7 +42,7 @@ void mp__async_free(mp_async *a)
     free(a);
 }
 
-static int check_submit(mp_pool *p)
+int mp__pool_check_submit(mp_pool *p)
 {
     int rc = mp__pool_check_use(p);
     if (rc < 0)
@@ -54,7 +55,7 @@ static int check_submit(mp_pool *p)
 /* Whether the workers can use fn and ctx (spawn, forkserver; fork workers
  * share the parent's layout as it was at the pool's start, thread workers
  * share it as it is). */
-static int check_ptrs(mp_pool *p, const void *fn, const void *ctx, const char *call, bool spec)
+int mp__pool_check_ptrs(mp_pool *p, const void *fn, const void *ctx, const char *call, bool spec)
 {
     const char *fn_arg = spec ? "spec->fn" : "fn";
     if (!p->shm->xlate)
@@ -71,7 +72,7 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
     if (b)
         return MP__POOL_CALL(b, apply_async, p, fn, ctx, in, in_len, out_cap, cb, err_cb, user,
                              out);
-    int rc = check_submit(p);
+    int rc = mp__pool_check_submit(p);
     if (rc < 0)
         return rc;
     const char *f = "mp_pool_apply_async";
@@ -81,10 +82,10 @@ int mp_pool_apply_async(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, si
         return mp__fail(MP_EINVAL, "%s: out is NULL", f);
     if (!in && in_len > 0)
         return mp__fail(MP_EINVAL, "%s: in is NULL with in_len %zu", f, in_len);
-    rc = check_ptrs(p, (const void *)(uintptr_t)fn, ctx, f, false);
+    rc = mp__pool_check_ptrs(p, (const void *)(uintptr_t)fn, ctx, f, false);
     if (rc < 0)
         return rc;
-    mp_async *a = async_new();
+    mp_async *a = mp__async_new();
     if (!a)
         return MP_ENOMEM;
     a->cb = cb;
@@ -224,6 +225,10 @@ static int stage(mp_pool *p, mp_async *a, const mp_map_spec *s, bool force_out)
 
 void mp__async_own_input(mp_async *a)
 {
+    if (a->stream) {
+        mp__stream_detach(a); /* may free a */
+        return;
+    }
     if (!a->user_in || a->in_copy)
         return;
     size_t bytes = a->n * a->job->in_size;
@@ -245,14 +250,14 @@ int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_asyn
 {
     void *jm = NULL;
     const char *f = force_out ? "mp_pool_imap" : "mp_pool_map";
-    int rc = check_submit(p);
+    int rc = mp__pool_check_submit(p);
     if (rc == 0)
         rc = check_map(s, f);
     if (rc == 0)
-        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, f, true);
+        rc = mp__pool_check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, f, true);
     if (rc < 0)
         return rc;
-    mp_async *a = async_new();
+    mp_async *a = mp__async_new();
     if (!a)
         return MP_ENOMEM;
     rc = mp__heap_alloc(&jm, sizeof(mp__pjob));
@@ -379,14 +384,14 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
     if (b)
         return MP__POOL_CALL(b, parallel_for, p, s, timeout);
     void *jm = NULL;
-    int rc = check_submit(p);
+    int rc = mp__pool_check_submit(p);
     if (rc == 0)
         rc = check_for(s);
     if (rc == 0)
-        rc = check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, "mp_pool_for", true);
+        rc = mp__pool_check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, "mp_pool_for", true);
     if (rc < 0)
         return rc;
-    mp_async *a = async_new();
+    mp_async *a = mp__async_new();
     if (!a)
         return MP_ENOMEM;
     rc = mp__heap_alloc(&jm, sizeof(mp__pjob));

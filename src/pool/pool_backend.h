@@ -86,7 +86,8 @@ typedef struct mp__pool_backend {
     int (*async_fd)(mp_async *a);
 
     int (*imap_next)(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
-    void (*imap_destroy)(mp_imap *it); /* required */
+    void (*imap_destroy)(mp_imap *it);           /* required */
+    size_t (*imap_item_size)(const mp_imap *it); /* required: its results' size */
     int (*imap_fd)(mp_imap *it);
 
     /* mp_worker_serve and mp_worker_stop (m never NULL). */

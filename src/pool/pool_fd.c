@@ -156,6 +156,8 @@ static void unwatch(mp_async *a)
 bool mp__imap_has_next(const mp_imap *it)
 {
     const mp_async *a = it->a;
+    if (a->stream)
+        return mp__stream_has_next(it);
     if (it->given == a->n || a->done)
         return true;
     if (it->ordered)

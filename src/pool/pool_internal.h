@@ -78,6 +78,7 @@ typedef enum mp__job_kind {
     MP__JOB_APPLY = 1,
     MP__JOB_MAP,
     MP__JOB_FOR,
+    MP__JOB_STREAM, /* mp_pool_imap_stream: pool/pool_stream.c */
 } mp__job_kind;
 
 /* What the workers read about a map or a parallel-for (in the heap). */
@@ -90,6 +91,8 @@ typedef struct mp__pjob {
     size_t in_size;
     char *out; /* item i at out + i * out_size; NULL: results dropped */
     size_t out_size;
+    size_t out_cap; /* stream: a result's room (in_size and out_size are the
+                       strides of its records: pool/pool_stream.c) */
     size_t acc_size;
     int64_t begin; /* for: a slot's first and count are offsets from it */
     _Alignas(16) unsigned char acc_init[MP_POOL_ACC_MAX];
@@ -186,6 +189,14 @@ typedef struct mp__pshm {
     mp__pslot ring[MP__POOL_RING];
 } mp__pshm;
 
+/* What happened to a slot, from the parent's point of view. */
+typedef struct mp__outcome {
+    int lost_code; /* 0, MP_EWORKERLOST or MP_ETASKFAILED (timed out) */
+    pid_t pid;
+    int sig;
+    char msg[MP_TASK_MESSAGE_MAX]; /* the loss in words */
+} mp__outcome;
+
 /* A range of items still to hand out (first submission or retry). */
 typedef struct mp__range {
     uint64_t first, count;
@@ -245,6 +256,7 @@ struct mp_async {
 
     /* imap */
     mp_imap *it;
+    struct mp__stream *stream; /* mp_pool_imap_stream (pool/pool_stream.c) */
 
     /* Result fd (pool/pool_fd.c): fd, an epoll set owned by the handle
      * (-1: none asked for yet), holds ready_fd, an eventfd readable while
@@ -362,6 +374,11 @@ void mp__pool_fail_broken(mp_pool *p);
 int mp__pool_block_get(mp_pool *p, mp__block *b, size_t size);
 void mp__pool_block_put(mp_pool *p, mp__block *b);
 void mp__pool_record_error(mp_async *a, const mp_task_error *e);
+/* The failure of item index of slot s (o: how the slot ended). */
+void mp__pool_item_error(const mp__pslot *s, uint64_t index, const mp__outcome *o,
+                         mp_task_error *e);
+/* A slot's items that come back unfinished run again: [first, first + count). */
+void mp__pool_retry(mp_async *a, uint64_t first, uint64_t count);
 void mp__pool_prefault(void *p, size_t len);
 
 /* pool/pool_fd.c */
@@ -385,6 +402,11 @@ void mp__async_fd_close(mp_async *a);
 bool mp__imap_has_next(const mp_imap *it);
 
 /* pool/pool_async.c */
+mp_async *mp__async_new(void);
+/* Whether p takes new tasks: 0, or why not (MP_EPERM, MP_EBROKENPOOL, MP_ECLOSED). */
+int mp__pool_check_submit(mp_pool *p);
+/* Whether the workers can call fn with ctx (spec: the names are spec->fn, spec->ctx). */
+int mp__pool_check_ptrs(mp_pool *p, const void *fn, const void *ctx, const char *call, bool spec);
 int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_async **out);
 void mp__async_free(mp_async *a);
 /* A map's caller is gone (destroyed before completion): stop reading its
@@ -392,5 +414,29 @@ void mp__async_free(mp_async *a);
 void mp__async_own_input(mp_async *a);
 void mp__imap_on_items(mp_imap *it, uint64_t first, uint64_t count);
 void mp__imap_on_error(mp_imap *it, const mp_task_error *e);
+
+/* pool/pool_stream.c: streaming maps. A stream's items are read by the
+ * parent, in feed, into buffers of a window in the heap (fill); a slot
+ * that comes back marks its items (done); the iterator takes them (take)
+ * and a buffer whose items are all finished and taken is filled again. */
+typedef struct mp__stream mp__stream;
+/* Whether the job may hand out a new chunk now (a free buffer, input left). */
+bool mp__stream_has_work(const mp_async *a);
+/* Fills the slot with a chunk of new items; false: none (the source
+ * ended, failed or has none yet). May end the stream. */
+bool mp__stream_fill(mp_async *a, mp__pslot *s);
+/* Places a retried range [first, first + count) in the slot. */
+void mp__stream_place(mp_async *a, mp__pslot *s, uint64_t first, uint64_t count);
+/* A pump is over: the source is asked again at the next one. */
+void mp__stream_pumped(mp_async *a);
+void mp__stream_done(mp_pool *p, mp_async *a, const mp__pslot *s, const mp__outcome *o);
+/* The iterator is gone: read no more, drop results as they come. */
+void mp__stream_detach(mp_async *a);
+void mp__stream_free(mp_async *a);
+/* For the iterator (pool/pool_result.c): 0 with a result, an item's
+ * failure, MP_EAGAIN (nothing yet), the source's code, MP_EEOF. */
+int mp__stream_take(mp_imap *it, void *buf, size_t cap, size_t *len, size_t *index,
+                    mp_task_error *err);
+bool mp__stream_has_next(const mp_imap *it);
 
 #endif /* MULTIPROC_POOL_INTERNAL_H */

@@ -61,7 +61,7 @@ void mp__pool_record_error(mp_async *a, const mp_task_error *e)
     if (a->nerr < a->errs_cap)
         a->errs[a->nerr] = *e;
     a->nerr++;
-    if (a->it)
+    if (a->it && !a->stream) /* a stream keeps its failures by buffer */
         mp__imap_on_error(a->it, e);
 }
 
@@ -127,34 +127,34 @@ static bool job_complete(const mp_async *a)
     return a->inflight == 0 && a->nretry == 0 && a->next_item >= a->n;
 }
 
-/* What happened to a slot, from the parent's point of view. */
-typedef struct outcome {
-    int lost_code; /* 0, MP_EWORKERLOST or MP_ETASKFAILED (timed out) */
-    pid_t pid;
-    int sig;
-    char msg[MP_TASK_MESSAGE_MAX]; /* the loss in words */
-} outcome;
+typedef mp__outcome outcome;
+
+void mp__pool_item_error(const mp__pslot *s, uint64_t index, const outcome *o, mp_task_error *e)
+{
+    *e = (mp_task_error){.index = (size_t)index, .code = MP_ETASKFAILED, .task_code = s->fail_code};
+    if (o->lost_code) {
+        *e = (mp_task_error){.index = (size_t)index,
+                             .code = o->lost_code,
+                             .task_code = o->lost_code == MP_ETASKFAILED ? MP_ETIMEDOUT : 0,
+                             .pid = o->pid,
+                             .signal = o->sig};
+        memcpy(e->message, o->msg, sizeof e->message);
+    } else if (s->failed == 2 || s->failed == 3) {
+        *e = (mp_task_error){.index = (size_t)index, .code = s->fail_code};
+    } else {
+        memcpy(e->message, s->msg, sizeof e->message);
+        e->message[sizeof e->message - 1] = '\0'; /* written by a worker: trust no terminator */
+    }
+}
 
 static void failed_item(mp_async *a, const mp__pslot *s, uint64_t index, const outcome *o)
 {
-    mp_task_error e = {.index = (size_t)index, .code = MP_ETASKFAILED, .task_code = s->fail_code};
-    if (o->lost_code) {
-        e = (mp_task_error){.index = (size_t)index,
-                            .code = o->lost_code,
-                            .task_code = o->lost_code == MP_ETASKFAILED ? MP_ETIMEDOUT : 0,
-                            .pid = o->pid,
-                            .signal = o->sig};
-        memcpy(e.message, o->msg, sizeof e.message);
-    } else if (s->failed == 2 || s->failed == 3) {
-        e = (mp_task_error){.index = (size_t)index, .code = s->fail_code};
-    } else {
-        memcpy(e.message, s->msg, sizeof e.message);
-        e.message[sizeof e.message - 1] = '\0'; /* written by a worker: trust no terminator */
-    }
+    mp_task_error e;
+    mp__pool_item_error(s, index, o, &e);
     mp__pool_record_error(a, &e);
 }
 
-static void retry(mp_async *a, uint64_t first, uint64_t count)
+void mp__pool_retry(mp_async *a, uint64_t first, uint64_t count)
 {
     if (a->nretry == a->retry_cap) {
         size_t cap = a->retry_cap ? a->retry_cap * 2 : 8;
@@ -209,7 +209,7 @@ static void done_map(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome 
         d++;
     }
     if (d < s->count)
-        retry(a, s->first + d, s->count - d);
+        mp__pool_retry(a, s->first + d, s->count - d);
 }
 
 static void done_apply(mp_pool *p, mp_async *a, const mp__pslot *s, const outcome *o)
@@ -240,6 +240,8 @@ static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
         done_apply(p, a, s, o);
     } else if (a->kind == MP__JOB_MAP) {
         done_map(p, a, s, o);
+    } else if (a->kind == MP__JOB_STREAM) {
+        mp__stream_done(p, a, s, o); /* its buffer stays until its items are taken */
     } else {
         p->meter.done += s->count;
         if (s->failed || o->lost_code)
@@ -247,7 +249,7 @@ static void collect_slot(mp_pool *p, mp__pslot *s, const outcome *o)
         else if (a->reduce)
             a->reduce(a->result, s->outbuf, a->rctx);
     }
-    if (s->buf >= 0)
+    if (s->buf >= 0 && a->kind == MP__JOB_MAP)
         a->win_stack[a->win_nfree++] = (uint32_t)s->buf; /* its worker is done, or dead */
     s->buf = -1;
     atomic_store_explicit(&s->state, MP__SLOT_FREE, memory_order_relaxed);
@@ -372,9 +374,13 @@ static void place_map(mp_async *a, mp__pslot *s, uint64_t first, uint64_t count)
         s->out = j->out ? j->out + first * j->out_size : NULL;
 }
 
-static void feed_range(mp_pool *p, mp_async *a)
+/* Writes the job's next chunk into the slot at the tail; false: none (a
+ * stream's source had no item). */
+static bool feed_range(mp_pool *p, mp_async *a)
 {
     uint64_t first, count;
+    if (a->kind == MP__JOB_STREAM && a->nretry == 0)
+        return mp__stream_fill(a, slot_for(p, a));
     if (a->nretry > 0) {
         first = a->retry[a->nretry - 1].first;
         count = a->retry[a->nretry - 1].count;
@@ -389,12 +395,17 @@ static void feed_range(mp_pool *p, mp_async *a)
     s->count = count;
     if (a->kind == MP__JOB_MAP)
         place_map(a, s, first, count);
+    else if (a->kind == MP__JOB_STREAM)
+        mp__stream_place(a, s, first, count);
+    return true;
 }
 
 /* Whether a chunk of the job can be handed out now: a staged map waits
  * for a free buffer of its window. */
 static bool has_work(const mp_async *a)
 {
+    if (a->kind == MP__JOB_STREAM)
+        return a->nretry > 0 || mp__stream_has_work(a);
     return (a->nretry > 0 || a->next_item < a->n) && (!a->win.p || a->win_nfree > 0);
 }
 
@@ -410,13 +421,15 @@ static void publish(mp_pool *p, uint64_t added)
 static void feed(mp_pool *p)
 {
     uint64_t added = 0;
-    for (mp_async *a = p->jobs; a; a = a->next) {
+    mp_async *next;
+    for (mp_async *a = p->jobs; a; a = next) {
+        next = a->next;
         while (has_work(a) && p->tail - p->low < MP__POOL_RING) {
-            bool copies = a->user_in != NULL;
+            bool copies = a->user_in != NULL || a->kind == MP__JOB_STREAM;
             if (a->kind == MP__JOB_APPLY)
                 feed_apply(p, a);
-            else
-                feed_range(p, a);
+            else if (!feed_range(p, a))
+                continue; /* has_work changed: the stream ended or waits */
             a->inflight++;
             atomic_store_explicit(&p->shm->ring[p->tail % MP__POOL_RING].state, MP__SLOT_QUEUED,
                                   memory_order_relaxed);
@@ -428,6 +441,11 @@ static void feed(mp_pool *p)
                 publish(p, added);
                 added = 0;
             }
+        }
+        if (a->kind == MP__JOB_STREAM) {
+            mp__stream_pumped(a);
+            if (job_complete(a)) /* the source ended with nothing left running */
+                mp__pool_finish(p, a);
         }
     }
     if (added > 0)

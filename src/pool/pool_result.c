@@ -276,19 +276,31 @@ static int imap_take(mp_imap *it, void *item, size_t *index, mp_task_error *err)
     return 0;
 }
 
-static int imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err,
-                     const mp__deadline *dl)
+/* imap_take for both kinds of iterator: a stream's results have their
+ * own lengths (at most cap bytes are copied), a map's are out_size. */
+static int take(mp_imap *it, void *item, size_t cap, size_t *len, size_t *index, mp_task_error *err)
+{
+    if (it->a->stream)
+        return mp__stream_take(it, item, cap, len, index, err);
+    int rc = imap_take(it, item, index, err);
+    if (len)
+        *len = rc == 0 ? it->out_size : 0;
+    return rc;
+}
+
+static int imap_next(mp_imap *it, void *item, size_t cap, size_t *len, size_t *index,
+                     mp_task_error *err, const mp__deadline *dl)
 {
     mp__deadline d = *dl;
     int rc;
     for (;;) {
-        rc = imap_take(it, item, index, err);
+        rc = take(it, item, cap, len, index, err);
         if (rc != MP_EAGAIN)
             return rc;
         if (!it->a->pool)
             return MP_ECLOSED;
         mp__pool_pump(it->a->pool, false);
-        rc = imap_take(it, item, index, err);
+        rc = take(it, item, cap, len, index, err);
         if (rc != MP_EAGAIN)
             return rc;
         rc = mp__pool_wait_event(it->a->pool, &d);
@@ -310,8 +322,36 @@ int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, dou
         rc = mp__deadline_init(&d, timeout);
     if (rc < 0)
         return rc;
-    rc = imap_next(it, item, index, err, &d);
+    rc = imap_next(it, item, it->out_size, NULL, index, err, &d);
     mp__imap_fd_update(it); /* an item taken may leave none to take */
+    return rc;
+}
+
+int mp_imap_next_sized(mp_imap *it, void *buf, size_t cap, size_t *len, size_t *index,
+                       mp_task_error *err, double timeout)
+{
+    const char *f = "mp_imap_next_sized";
+    if (!it)
+        return mp__fail(MP_EINVAL, "%s: it is NULL", f);
+    const mp__pool_backend *b = mp__pool_backend_of(it);
+    if (b || !it->a->stream) {
+        /* Results of one size: too small a buffer can be told at once. */
+        size_t size = b ? b->imap_item_size(it) : it->out_size;
+        if (len)
+            *len = size;
+        if (buf && cap < size)
+            return mp__fail(MP_EMSGSIZE, "%s: the results are %zu bytes, cap %zu", f, size, cap);
+        if (b)
+            return MP__POOL_CALL(b, imap_next, it, buf, index, err, timeout);
+    }
+    mp__deadline d;
+    int rc = check_async(it->a);
+    if (rc == 0)
+        rc = mp__deadline_init(&d, timeout);
+    if (rc < 0)
+        return rc;
+    rc = imap_next(it, buf, cap, len, index, err, &d);
+    mp__imap_fd_update(it);
     return rc;
 }
 

@@ -124,6 +124,44 @@ static void run_map(const mp__pshm *shm, mp__pslot *s, const task_call *c)
     free(tmp);
 }
 
+/* A stream's chunk: item k's record at in + k * in_size is its length
+ * (8 bytes, 16 with the padding) and its bytes; result k's record at
+ * out + k * out_size is the length the task set and its bytes
+ * (pool/pool_stream.c). out NULL: results are not kept. */
+static void run_stream(const mp__pshm *shm, mp__pslot *s, const task_call *c)
+{
+    const mp__pjob *j = s->job;
+    const char *in = s->in;
+    char *res = s->out;
+    unsigned char scratch[16];
+    for (uint64_t k = 0; k < s->count; k++) {
+        mark_start(shm, s);
+        const char *rec = in + k * j->in_size;
+        uint64_t len;
+        memcpy(&len, rec, sizeof len);
+        char *out = res ? res + k * j->out_size : NULL;
+        size_t cap = out ? j->out_cap : 0;
+        size_t out_len = cap;
+        void *dst = out ? (void *)(out + 16) : (void *)scratch;
+        int rc = c->fn(rec + 16, (size_t)len, dst, cap, &out_len, c->ctx);
+        if (rc != 0) {
+            task_failed(s, rc);
+            break;
+        }
+        mp__task_msg_drop();
+        if (out_len > cap) {
+            s->fail_code = MP_EMSGSIZE;
+            s->failed = 3;
+            break;
+        }
+        if (out) {
+            uint64_t ol = out_len;
+            memcpy(out, &ol, sizeof ol);
+        }
+        atomic_store_explicit(&s->progress, k + 1, memory_order_release);
+    }
+}
+
 static void run_for(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     const mp__pjob *j = s->job;
@@ -256,6 +294,8 @@ static void run_task(const mp__pshm *shm, mp__pslot *s, mp__wxlate *x, int init_
         run_apply(shm, s, &c);
     } else if (j->kind == MP__JOB_FOR) {
         run_for(shm, s, &c);
+    } else if (j->kind == MP__JOB_STREAM) {
+        run_stream(shm, s, &c);
     } else {
         run_map(shm, s, &c);
     }
@@ -292,7 +332,7 @@ int mp__pool_worker_main(mp_process *self, void *user)
         }
         if (s->failed != MP__SLOT_SKIP) {
             run_task(shm, s, &x, init_rc);
-            ran += s->job && s->job->kind == MP__JOB_MAP ? s->count : 1;
+            ran += s->job && s->job->kind != MP__JOB_FOR ? s->count : 1;
         }
         publish(shm, s);
         if (shm->maxtasks && ran >= shm->maxtasks)

@@ -124,6 +124,7 @@ const mp__pool_backend mp__redis_pool_backend = {
     .async_cancel = mp__redis_async_cancel,
     .imap_next = mp__redis_imap_next,
     .imap_destroy = mp__redis_imap_destroy,
+    .imap_item_size = mp__redis_imap_item_size,
     .worker_serve = mp__redis_pool_worker_serve,
     .worker_stop = mp__redis_pool_worker_stop,
 };

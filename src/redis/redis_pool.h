@@ -305,6 +305,7 @@ int mp__redis_async_cancel(mp_async *a);
 
 int mp__redis_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *err, double timeout);
 void mp__redis_imap_destroy(mp_imap *it);
+size_t mp__redis_imap_item_size(const mp_imap *it);
 
 /* ---- worker heartbeats and leases (redis/redis_pool_lease.c) ------------ */
 

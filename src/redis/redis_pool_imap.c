@@ -100,6 +100,11 @@ int mp__redis_imap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *
     return 0;
 }
 
+size_t mp__redis_imap_item_size(const mp_imap *pit)
+{
+    return ((const mp__redis_imap *)pit)->out_size;
+}
+
 void mp__redis_imap_destroy(mp_imap *pit)
 {
     mp__redis_imap *it = (mp__redis_imap *)pit;
