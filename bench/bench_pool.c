@@ -1,5 +1,5 @@
 /* Benchmarks of the process pool (rows seed_sumsq_map_s, seed_sumsq_for_s,
- * pool_roundtrip_us, pool_tiny_tasks_per_s).
+ * pool_roundtrip_us, pool_tiny_tasks_per_s, pool_stream_lines_per_s).
  *
  *     bench_pool sumsq_map N   the seeds' sum of the squares of 1..10^7 with
  *                              mp_pool_map over malloc'd arrays, allocated
@@ -17,6 +17,11 @@
  *                              value = microseconds per round trip
  *     bench_pool tiny N        imap_unordered of N trivial tasks, chunksize
  *                              1; value = tasks per second
+ *     bench_pool stream N      an ordered streaming map (mp_pool_imap_stream)
+ *                              of N lines of text ("line 123 of the stream",
+ *                              made by the source as the window asks) to
+ *                              their 64-bit FNV-1a hashes, taken in order;
+ *                              value = lines per second
  *     bench_pool start_fork|start_spawn|start_forkserver N   pool start with
  *                              that method: create a pool, wait until every
  *                              worker runs a task (a map of one item per
@@ -72,6 +77,32 @@ static int identity(const void *in, size_t in_len, void *out, size_t out_cap, si
         return 1;
     memcpy(out, in, in_len);
     *out_len = in_len;
+    return 0;
+}
+
+typedef struct lines {
+    long next, n;
+} lines;
+
+static int next_line(void *item, size_t cap, size_t *len, void *user)
+{
+    lines *l = user;
+    if (l->next == l->n)
+        return 0;
+    int k = snprintf(item, cap, "line %ld of the stream", l->next++);
+    *len = (size_t)k;
+    return 1;
+}
+
+static int fnv(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+               void *ctx)
+{
+    (void)out_cap, (void)ctx;
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < in_len; i++)
+        h = (h ^ ((const unsigned char *)in)[i]) * 1099511628211ULL;
+    memcpy(out, &h, sizeof h);
+    *out_len = sizeof h;
     return 0;
 }
 
@@ -210,7 +241,7 @@ static double pool_start(const char *method, long iters)
 int main(int argc, char **argv)
 {
     long n = bench_args(argc, argv,
-                        "sumsq_map|sumsq_map_heap|sumsq_for|roundtrip|tiny|"
+                        "sumsq_map|sumsq_map_heap|sumsq_for|roundtrip|tiny|stream|"
                         "start_fork|start_spawn|start_forkserver <iterations>");
     const char *mode = argv[1];
     if (strncmp(mode, "start_", 6) == 0) {
@@ -234,6 +265,28 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "roundtrip") == 0) {
         roundtrip(p, n);
         value = (bench_now() - t0) * 1e6 / (double)n;
+    } else if (strcmp(mode, "stream") == 0) {
+        lines l = {0, n};
+        mp_imap *it = NULL;
+        check(mp_pool_imap_stream(p,
+                                  &(mp_stream_spec){.fn = fnv,
+                                                    .source = next_line,
+                                                    .source_user = &l,
+                                                    .item_max = 64,
+                                                    .out_max = 8},
+                                  true, &it),
+              "imap_stream");
+        uint64_t h;
+        size_t len, index;
+        long got = 0;
+        int rc;
+        while ((rc = mp_imap_next_sized(it, &h, sizeof h, &len, &index, NULL, MP_FOREVER)) == 0)
+            if (index != (size_t)got++ || len != sizeof h)
+                bench_die("result %ld out of order", got);
+        if (rc != MP_EEOF || got != n)
+            bench_die("stream ended with %s after %ld of %ld", mp_strerror(rc), got, n);
+        mp_imap_destroy(it);
+        value = (double)n / (bench_now() - t0);
     } else if (strcmp(mode, "tiny") == 0) {
         check(bench_tiny_imap(p, square, n, MP_FOREVER), "imap");
         value = (double)n / (bench_now() - t0);

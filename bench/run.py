@@ -212,6 +212,18 @@ ROWS = [
         # >= 1 M tasks/s with CPython at ~20 k/s here: 50x.
         "targets": {"value": 1000000.0, "speedup_vs_cpython": 50.0},
     },
+    {
+        # A streaming map: Python's pool.imap over a generator (chunksize
+        # 64, the C side's automatic chunk for these items), lines hashed
+        # with FNV-1a and taken in order. No floor: the row compares the
+        # lazily fed map with CPython's; pool_tiny_tasks_per_s and the
+        # sum-of-squares rows measure the pool against its floors.
+        "id": "pool_stream_lines_per_s", "unit": "lines/s", "higher_is_better": True,
+        "multiproc": ["bench_pool", "stream"],
+        "cpython": ["pool.py", "stream"],
+        "floor": None,
+        "pilot": {"multiproc": 200000, "cpython": 20000, "floor": 0},
+    },
     # Pool start: cpu_count workers created and all running a task, then
     # closed and joined. The floor starts as many bare children at once
     # (fork, or posix_spawn of a program that exits in main) and waits.

@@ -5,6 +5,10 @@
     python3 pool.py roundtrip <iterations>  apply_async(identity).get(); value = microseconds
     python3 pool.py tiny <iterations>       imap_unordered(f, range(n), chunksize=1);
                                             value = tasks per second
+    python3 pool.py stream <iterations>     imap(fnv, lines(n), chunksize=64) over a
+                                            generator of lines "line 123 of the
+                                            stream", taken in order; value = lines
+                                            per second
     python3 pool.py start_fork|start_spawn|start_forkserver <iterations>
                                             get_context(m).Pool(n), a map of one
                                             item per worker that waits at a
@@ -27,6 +31,18 @@ def square(x):
 
 def identity(x):
     return x
+
+
+def fnv(line):
+    h = 14695981039346656037
+    for b in line:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def lines(n):
+    for i in range(n):
+        yield b"line %d of the stream" % i
 
 
 _barrier = None
@@ -65,7 +81,7 @@ def pool_start(method, n):
 
 def main():
     if len(sys.argv) < 3:
-        sys.exit("usage: pool.py sumsq|roundtrip|tiny|start_<method> <iterations>")
+        sys.exit("usage: pool.py sumsq|roundtrip|tiny|stream|start_<method> <iterations>")
     mode, n = sys.argv[1], int(sys.argv[2])
     if mode.startswith("start_"):
         pool_start(mode[len("start_"):], n)
@@ -87,6 +103,14 @@ def main():
                     sys.exit("wrong result")
             dt = time.clock_gettime(time.CLOCK_MONOTONIC) - t0
             value = dt * 1e6 / n
+        elif mode == "stream":
+            got = 0
+            for h in pool.imap(fnv, lines(n), chunksize=64):
+                got += 1
+            if got != n:
+                sys.exit("wrong count")
+            dt = time.clock_gettime(time.CLOCK_MONOTONIC) - t0
+            value = n / dt
         elif mode == "tiny":
             total = 0
             for v in pool.imap_unordered(square, range(n), chunksize=1):
