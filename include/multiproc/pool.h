@@ -429,7 +429,12 @@ MP_API int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *e
  *     mp_imap_destroy(it);
  *
  * The source runs in the calling process, during the pool's calls (as
- * callbacks do: see the file comment), whenever the window has room.
+ * callbacks do: see the file comment), whenever the window has room; it
+ * must not call the pool's calls itself. A source that blocks (a read of
+ * a pipe) holds up those calls meanwhile: one that cannot have its items
+ * at once returns MP_EAGAIN instead. mp_imap_next waits as for any
+ * iterator: interruptible (multiproc/interrupt.h), and a wait that ends
+ * with MP_EINTR, MP_ECANCELED or MP_ETIMEDOUT takes nothing.
  * Items are numbered from 0 in the order the source gives them; that
  * number is the index mp_imap_next reports.
  *

@@ -4,7 +4,10 @@
  * in the shared heap that the test sets, so that no test depends on
  * timing. */
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -555,4 +558,93 @@ Test(pool_stream, next_sized_on_a_fixed_size_map_iterator)
     mp_assert_rc(mp_imap_next_sized(it, out, sizeof out, &len, NULL, NULL, 10), MP_EEOF);
     mp_imap_destroy(it);
     mp_test_pool_finish(p, 30);
+}
+
+/* ---- interrupting a wait for the next item --------------------------- */
+
+static _Atomic int handled;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&handled, 1);
+}
+
+typedef struct pester {
+    pthread_t target, th;
+    mp_cancel *cancel; /* trigger it after 100 ms, or else signal every ms */
+    _Atomic int stop;
+} pester;
+
+static void *pester_main(void *arg)
+{
+    pester *p = arg;
+    usleep(100000);
+    if (p->cancel) {
+        mp_cancel_trigger(p->cancel);
+        return NULL;
+    }
+    while (!atomic_load(&p->stop)) {
+        pthread_kill(p->target, SIGUSR1);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+Test(pool_stream, an_interrupted_wait_for_the_next_item_leaves_the_stream_whole)
+{
+    struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    mp_pool *p = mp_test_pool(2);
+    mp_event *gate = NULL;
+    mp_assert_ok(mp_event_create(&gate, NULL));
+    counter c = {.n = 2000};
+    mp_imap *it = NULL;
+    mp_assert_ok(mp_pool_imap_stream(p,
+                                     &(mp_stream_spec){.fn = gated,
+                                                       .ctx = gate,
+                                                       .source = count_source,
+                                                       .source_user = &c,
+                                                       .item_max = 64,
+                                                       .out_max = 8},
+                                     true, &it));
+    char out[8];
+    /* Opt-in off: signals every millisecond do not end the wait. */
+    pester ps = {.target = pthread_self()};
+    cr_assert_eq(pthread_create(&ps.th, NULL, pester_main, &ps), 0);
+    mp_assert_rc(mp_imap_next(it, out, NULL, NULL, 0.4), MP_ETIMEDOUT);
+    atomic_store(&ps.stop, 1);
+    pthread_join(ps.th, NULL);
+    cr_assert_gt(atomic_load(&handled), 0);
+    /* Opt-in on: one signal ends it with MP_EINTR. */
+    mp_set_interruptible(true);
+    ps = (pester){.target = pthread_self()};
+    cr_assert_eq(pthread_create(&ps.th, NULL, pester_main, &ps), 0);
+    mp_assert_rc(mp_imap_next(it, out, NULL, NULL, MP_FOREVER), MP_EINTR);
+    atomic_store(&ps.stop, 1);
+    pthread_join(ps.th, NULL);
+    mp_set_interruptible(false);
+    /* A cancel from another thread: MP_ECANCELED. */
+    mp_cancel *cancel = NULL;
+    mp_assert_ok(mp_cancel_create(&cancel));
+    mp_cancel_set_current(cancel);
+    ps = (pester){.target = pthread_self(), .cancel = cancel};
+    cr_assert_eq(pthread_create(&ps.th, NULL, pester_main, &ps), 0);
+    mp_assert_rc(mp_imap_next(it, out, NULL, NULL, MP_FOREVER), MP_ECANCELED);
+    pthread_join(ps.th, NULL);
+    mp_cancel_set_current(NULL);
+    mp_cancel_destroy(cancel);
+    /* Nothing was lost: every item comes, in order. */
+    mp_assert_ok(mp_event_set(gate));
+    size_t index;
+    for (uint64_t k = 0; k < c.n; k++) {
+        mp_assert_ok(mp_imap_next(it, out, &index, NULL, 60));
+        cr_assert_eq(index, k);
+    }
+    mp_assert_rc(mp_imap_next(it, out, NULL, NULL, 10), MP_EEOF);
+    mp_imap_destroy(it);
+    mp_event_destroy(gate);
+    mp_test_pool_finish(p, 30);
+    signal(SIGUSR1, SIG_DFL);
 }
