@@ -240,7 +240,7 @@ int mp_async_fd(mp_async *a)
     if (b)
         return MP__POOL_CALL(b, async_fd, a);
     if (!a)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_fd: a is NULL");
     int rc = check_handle(a);
     return rc < 0 ? rc : async_fd_open(a);
 }
@@ -251,7 +251,7 @@ int mp_imap_fd(mp_imap *it)
     if (b)
         return MP__POOL_CALL(b, imap_fd, it);
     if (!it)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_imap_fd: it is NULL");
     int rc = check_handle(it->a);
     if (rc < 0)
         return rc;
@@ -365,8 +365,14 @@ const mp__wait_ops mp__pool_imap_wait_ops = {
 
 int mp_async_wait_some(mp_async *const *asyncs, size_t n, size_t *ready_out, double timeout)
 {
-    if ((!asyncs && n > 0) || !ready_out || n > MP_ASYNC_WAIT_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_async_wait_some";
+    if (!asyncs && n > 0)
+        return mp__fail(MP_EINVAL, "%s: asyncs is NULL with n %zu", f, n);
+    if (!ready_out)
+        return mp__fail(MP_EINVAL, "%s: ready_out is NULL", f);
+    if (n > MP_ASYNC_WAIT_MAX)
+        return mp__fail(MP_EINVAL, "%s: n is %zu (at most MP_ASYNC_WAIT_MAX, %d)", f, n,
+                        MP_ASYNC_WAIT_MAX);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         m += asyncs[i] != NULL;
@@ -395,8 +401,14 @@ int mp_async_wait_some(mp_async *const *asyncs, size_t n, size_t *ready_out, dou
 
 int mp_async_wait_any(mp_async *const *asyncs, size_t n, double timeout, size_t *index)
 {
-    if (!index || (!asyncs && n > 0) || n > MP_ASYNC_WAIT_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_async_wait_any";
+    if (!index)
+        return mp__fail(MP_EINVAL, "%s: index is NULL", f);
+    if (!asyncs && n > 0)
+        return mp__fail(MP_EINVAL, "%s: asyncs is NULL with n %zu", f, n);
+    if (n > MP_ASYNC_WAIT_MAX)
+        return mp__fail(MP_EINVAL, "%s: n is %zu (at most MP_ASYNC_WAIT_MAX, %d)", f, n,
+                        MP_ASYNC_WAIT_MAX);
     size_t *ready = malloc((n ? n : 1) * sizeof *ready);
     if (!ready)
         return MP_ENOMEM;

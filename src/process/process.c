@@ -164,7 +164,7 @@ static int check_child_locked(const mp_process *p)
 static int check_child(mp_process *p)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_process: the process is NULL");
     pthread_mutex_lock(&p->mu);
     int rc = check_child_locked(p);
     pthread_mutex_unlock(&p->mu);
@@ -176,7 +176,7 @@ static int check_child(mp_process *p)
 int mp_active_children(mp_process **out, size_t cap)
 {
     if (!out && cap > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_active_children: out is NULL with cap %zu", cap);
     mp_process **v = NULL;
     int n = mp__registry_snapshot(&v);
     if (n < 0)
@@ -355,7 +355,7 @@ bool mp_process_is_alive(mp_process *p)
 int mp_process_exitcode(mp_process *p, int *code)
 {
     if (!p || !code)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_process_exitcode: %s is NULL", !p ? "p" : "code");
     if (mp__is_current(p))
         return MP_ERUNNING; /* a process asking about itself, or its parent */
     int rc = check_child(p);
@@ -461,8 +461,13 @@ static bool listed_before(mp_process *const *procs, size_t i)
 
 int mp_terminate_all(mp_process *const *procs, size_t n, double grace)
 {
-    if ((procs == NULL && n > 0) || !(grace >= 0) || n > INT32_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_terminate_all";
+    if (procs == NULL && n > 0)
+        return mp__fail(MP_EINVAL, "%s: procs is NULL with n %zu", f, n);
+    if (!(grace >= 0))
+        return mp__fail(MP_EINVAL, "%s: grace is %g (seconds, >= 0)", f, grace);
+    if (n > INT32_MAX)
+        return mp__fail(MP_EINVAL, "%s: n is %zu (at most INT32_MAX)", f, n);
     for (size_t i = 0; i < n; i++) {
         int rc = procs[i] ? check_child(procs[i]) : MP_EINVAL;
         if (rc < 0)
@@ -494,7 +499,7 @@ int mp_terminate_all(mp_process *const *procs, size_t n, double grace)
 int mp_process_close(mp_process *p)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_process_close: p is NULL");
     if (p->kind != MP__KIND_CHILD)
         return MP_EPERM;
     pthread_mutex_lock(&p->mu);

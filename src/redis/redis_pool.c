@@ -58,8 +58,19 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
 {
     mp__redis *conn = mp__manager_redis_conn(o->manager);
     size_t nlen = o->name ? strnlen(o->name, MP_MANAGER_NAME_MAX + 1) : 0;
-    if (conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !opts_are_remote_only(o))
-        return MP_EINVAL;
+    const char *f = "mp_pool_create";
+    if (conn == NULL)
+        return mp__fail(MP_EINVAL, "%s: opts->manager is not a Redis manager", f);
+    if (nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->name is %s (a distributed pool needs a name of 1..%d bytes)", f,
+                        o->name ? "too long" : "NULL", MP_MANAGER_NAME_MAX);
+    if (!opts_are_remote_only(o))
+        return mp__fail(MP_EINVAL,
+                        "%s: with opts->manager, processes, initializer, initarg, "
+                        "maxtasksperchild, task_timeout, start_method and threads must be 0 (the "
+                        "workers are mp_worker_serve calls elsewhere: set them there)",
+                        f);
     mp__redis_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return MP_ENOMEM;

@@ -178,8 +178,19 @@ int mp__redis_pool_apply_async(mp_pool *pool, mp_task_fn fn, void *ctx, const vo
                                void *user, mp_async **out)
 {
     mp__redis_pool *p;
-    if (!fn || !out || ctx || (!in && in_len) || out_cap > MP__REDIS_POOL_OUT_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_pool_apply_async";
+    if (!fn || !out)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, !fn ? "fn" : "out");
+    if (ctx)
+        return mp__fail(MP_EINVAL,
+                        "%s: ctx must be NULL on a distributed pool (a task runs on another "
+                        "machine: put what it needs in its input)",
+                        f);
+    if (!in && in_len)
+        return mp__fail(MP_EINVAL, "%s: in is NULL with in_len %zu", f, in_len);
+    if (out_cap > MP__REDIS_POOL_OUT_MAX)
+        return mp__fail(MP_EINVAL, "%s: out_cap is %zu (at most %zu on a distributed pool)", f,
+                        out_cap, (size_t)MP__REDIS_POOL_OUT_MAX);
     int rc = check_submit(pool, &p);
     char spec[MP__MODULE_MAX + 128];
     size_t spec_len;
@@ -258,10 +269,27 @@ static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *
 
 static int check_spec(const mp_map_spec *s)
 {
-    if (!s || !s->fn || s->ctx || s->in_size == 0 || (!s->in && s->n) || (s->out && !s->out_size) ||
-        s->in_size > MP__REDIS_POOL_OUT_MAX || s->out_size > MP__REDIS_POOL_OUT_MAX ||
-        s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
-        return MP_EINVAL;
+    const char *f = "mp_pool_map";
+    if (!s || !s->fn)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, !s ? "spec" : "spec->fn");
+    if (s->ctx)
+        return mp__fail(MP_EINVAL,
+                        "%s: spec->ctx must be NULL on a distributed pool (a task runs on another "
+                        "machine)",
+                        f);
+    if (s->in_size == 0)
+        return mp__fail(MP_EINVAL, "%s: spec->in_size is 0 (must be >= 1)", f);
+    if (!s->in && s->n)
+        return mp__fail(MP_EINVAL, "%s: spec->in is NULL with spec->n %zu", f, s->n);
+    if (s->out && !s->out_size)
+        return mp__fail(MP_EINVAL, "%s: spec->out_size is 0 with spec->out set", f);
+    if (s->in_size > MP__REDIS_POOL_OUT_MAX || s->out_size > MP__REDIS_POOL_OUT_MAX)
+        return mp__fail(MP_EINVAL,
+                        "%s: spec->in_size %zu or spec->out_size %zu is above %zu (a distributed "
+                        "pool's item)",
+                        f, s->in_size, s->out_size, (size_t)MP__REDIS_POOL_OUT_MAX);
+    if (s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
+        return mp__fail(MP_EINVAL, "%s: spec->n %zu items of these sizes overflow size_t", f, s->n);
     return 0;
 }
 
@@ -315,7 +343,7 @@ int mp__redis_pool_map_async(mp_pool *pool, const mp_map_spec *s, mp_async_cb cb
 {
     mp__redis_async *a = NULL;
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pool_map_async: out is NULL");
     int rc = map_start(pool, s, cb, err_cb, user, NULL, &a);
     if (rc == 0)
         *out = (mp_async *)a;
@@ -333,10 +361,25 @@ static uint64_t for_span(const mp_for_spec *s)
 /* The local pool's checks (mp_pool_for), and ctx NULL as for every task. */
 static int check_for(const mp_for_spec *s)
 {
-    if (!s || !s->fn || s->ctx || s->begin > s->end || s->acc_size > MP_POOL_ACC_MAX ||
-        (s->acc_size > 0 && (!s->reduce || !s->result)) || (s->errors_cap > 0 && !s->errors) ||
-        for_span(s) > (uint64_t)INT64_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_pool_for";
+    if (!s || !s->fn)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, !s ? "spec" : "spec->fn");
+    if (s->ctx)
+        return mp__fail(MP_EINVAL, "%s: spec->ctx must be NULL on a distributed pool", f);
+    if (s->begin > s->end)
+        return mp__fail(MP_EINVAL, "%s: spec->begin %lld is above spec->end %lld", f,
+                        (long long)s->begin, (long long)s->end);
+    if (s->acc_size > MP_POOL_ACC_MAX)
+        return mp__fail(MP_EINVAL, "%s: spec->acc_size is %zu (at most MP_POOL_ACC_MAX, %d)", f,
+                        s->acc_size, MP_POOL_ACC_MAX);
+    if (s->acc_size > 0 && (!s->reduce || !s->result))
+        return mp__fail(MP_EINVAL, "%s: spec->%s is NULL with spec->acc_size %zu", f,
+                        !s->reduce ? "reduce" : "result", s->acc_size);
+    if (s->errors_cap > 0 && !s->errors)
+        return mp__fail(MP_EINVAL, "%s: spec->errors is NULL with spec->errors_cap %zu", f,
+                        s->errors_cap);
+    if (for_span(s) > (uint64_t)INT64_MAX)
+        return mp__fail(MP_EINVAL, "%s: spec->end - spec->begin exceeds INT64_MAX", f);
     return 0;
 }
 
@@ -507,7 +550,7 @@ int mp__redis_async_error(const mp_async *pa, size_t i, mp_task_error *out)
 {
     const mp__redis_async *a = (const mp__redis_async *)pa;
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_error: out is NULL");
     if (!a->done)
         return MP_EBUSY;
     if (a->rc != 0 && a->nerr == 0 && i == 0) { /* abandoned as a whole */
@@ -530,14 +573,15 @@ int mp__redis_async_cancel(mp_async *pa)
     mp__redis_async *a = (mp__redis_async *)pa;
     mp__redis_pool *p = a->pool;
     if (a->done || p == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_cancel: the result is %s",
+                        a->done ? "ready already" : "no longer tied to a pool");
     if (p->owner != getpid())
         return MP_EPERM;
     /* Accepted tasks go out first, so that every task of a has its entry
      * id (a failed send fails them: a is then done, its outcome stands). */
     int rc = mp__redis_pool_flush(p);
     if (a->done)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_async_cancel: the result is ready already");
     /* Then the server: if it cannot be reached, nothing changes. */
     if (rc == 0)
         rc = mp__redis_pool_withdraw(p, a);

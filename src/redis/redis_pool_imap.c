@@ -20,8 +20,11 @@ static void free_imap(mp__redis_imap *it)
 
 int mp__redis_pool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_imap **out)
 {
-    if (!out || !s || (s->n && s->out_size && s->n > SIZE_MAX / s->out_size))
-        return MP_EINVAL;
+    if (!out || !s)
+        return mp__fail(MP_EINVAL, "mp_pool_imap: %s is NULL", !out ? "out" : "spec");
+    if (s->n && s->out_size && s->n > SIZE_MAX / s->out_size)
+        return mp__fail(MP_EINVAL, "mp_pool_imap: spec->n %zu results of %zu bytes overflow size_t",
+                        s->n, s->out_size);
     mp__redis_imap *it = calloc(1, sizeof(*it));
     if (it == NULL)
         return MP_ENOMEM;
@@ -64,7 +67,7 @@ int mp__redis_imap_next(mp_imap *pit, void *item, size_t *index, mp_task_error *
     mp__deadline d;
     int rc = 0;
     if (isnan(timeout))
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_imap_next: timeout is NaN");
     if (it->given == it->n)
         return MP_EEOF;
     size_t i;

@@ -855,10 +855,20 @@ static int worker_init(worker *w, mp_manager *m, const char *name, const mp_work
 {
     size_t nlen = name ? strnlen(name, MP_MANAGER_NAME_MAX + 1) : 0;
     w->conn = mp__manager_redis_conn(m);
-    if (w->conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX || !(o->idle_timeout >= 0) ||
-        !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0) ||
-        o->executors < MP_WORKER_INLINE || o->executors > 1024)
-        return MP_EINVAL;
+    const char *f = "mp_worker_serve";
+    if (w->conn == NULL)
+        return mp__fail(MP_EINVAL, "%s: m is not a Redis manager", f);
+    if (nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
+        return mp__fail(MP_EINVAL, "%s: the pool's name is %s (1..%d bytes)", f,
+                        name ? (nlen ? "too long" : "empty") : "NULL", MP_MANAGER_NAME_MAX);
+    if (!(o->idle_timeout >= 0) || !(o->visibility_timeout >= 0) || !(o->heartbeat_interval >= 0))
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->idle_timeout %g, visibility_timeout %g and heartbeat_interval "
+                        "%g must be >= 0",
+                        f, o->idle_timeout, o->visibility_timeout, o->heartbeat_interval);
+    if (o->executors < MP_WORKER_INLINE || o->executors > 1024)
+        return mp__fail(MP_EINVAL, "%s: opts->executors is %d (MP_WORKER_INLINE, 0 or 1..1024)", f,
+                        o->executors);
     w->o = o;
     w->name = name;
     w->vis = o->visibility_timeout > 0 ? o->visibility_timeout : 30;
@@ -1031,8 +1041,11 @@ int mp__redis_pool_worker_stop(struct mp_manager *m, const char *pool_name)
 {
     mp__redis *conn = mp__manager_redis_conn(m);
     size_t nlen = pool_name ? strnlen(pool_name, MP_MANAGER_NAME_MAX + 1) : 0;
-    if (conn == NULL || nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
-        return MP_EINVAL;
+    if (conn == NULL)
+        return mp__fail(MP_EINVAL, "mp_worker_stop: m is not a Redis manager");
+    if (nlen == 0 || nlen > MP_MANAGER_NAME_MAX)
+        return mp__fail(MP_EINVAL, "mp_worker_stop: the pool's name is %s (1..%d bytes)",
+                        pool_name ? (nlen ? "too long" : "empty") : "NULL", MP_MANAGER_NAME_MAX);
     char *k;
     int rc = mp__redis_pool_key(&k, mp__redis_prefix(conn), pool_name, "stop");
     if (rc < 0)

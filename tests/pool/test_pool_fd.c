@@ -256,7 +256,19 @@ Test(pool_fd, a_task_past_the_per_task_timeout_makes_the_fd_readable)
 Test(pool_fd, bad_input)
 {
     mp_assert_rc(mp_async_fd(NULL), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_async_fd: a is NULL");
     mp_assert_rc(mp_imap_fd(NULL), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_imap_fd: it is NULL");
+    size_t ready[1], index;
+    mp_assert_rc(mp_async_wait_some(NULL, 1, ready, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_async_wait_some: asyncs is NULL with n 1");
+    mp_assert_rc(mp_async_wait_some(NULL, 0, NULL, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_async_wait_some: ready_out is NULL");
+    mp_assert_rc(mp_async_wait_any(NULL, 0, 0, NULL), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_async_wait_any: index is NULL");
+    mp_async *none[1] = {NULL};
+    mp_assert_rc(mp_async_wait_any(none, MP_ASYNC_WAIT_MAX + 1, 0, &index), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "at most MP_ASYNC_WAIT_MAX"), "%s", mp_error_detail());
 }
 
 /* ---- iterators ----------------------------------------------------------*/

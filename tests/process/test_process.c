@@ -353,9 +353,11 @@ Test(process, terminate_all_refuses_a_bad_list_and_sends_nothing)
     mp_process *run = start_sleeper(60), *fresh;
     mp_assert_ok(mp_process_create(&fresh, &(mp_process_opts){.target = ret_arg}));
     mp_assert_rc(mp_terminate_all(NULL, 1, 1.0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_terminate_all: procs is NULL with n 1");
     mp_assert_rc(mp_terminate_all((mp_process *[]){run, NULL}, 2, 1.0), MP_EINVAL);
     mp_assert_rc(mp_terminate_all((mp_process *[]){run}, 1, -1.0), MP_EINVAL);
     mp_assert_rc(mp_terminate_all((mp_process *[]){run}, 1, NAN), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "mp_terminate_all: grace is"), "%s", mp_error_detail());
     mp_assert_rc(mp_terminate_all((mp_process *[]){run, fresh}, 2, 1.0), MP_ENOTSTARTED);
     mp_assert_rc(mp_terminate_all((mp_process *[]){mp_current_process()}, 1, 1.0), MP_EPERM);
     cr_assert(mp_process_is_alive(run), "a refused list sends nothing");

@@ -248,7 +248,37 @@ Test(rpool, apply_async_round_trip_by_name_and_by_address)
     /* ctx pointers mean nothing on another machine. */
     mp_assert_rc(mp_pool_apply_async(p, square, &x, &x, sizeof(x), 8, NULL, NULL, NULL, &a),
                  MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "mp_pool_apply_async: ctx must be NULL"), "%s",
+              mp_error_detail());
     mp_assert_rc(mp_pool_for(p, &(mp_for_spec){0}, 1), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "mp_pool_for: spec->fn is NULL"), "%s", mp_error_detail());
+    /* Each refused map says which field. */
+    int64_t in[2] = {1, 2}, out[2];
+    mp_map_spec ms = {.fn = square, .in = in, .n = 2, .in_size = 8, .out = out, .out_size = 8};
+    mp_map_spec bad = ms;
+    bad.ctx = &x;
+    mp_assert_rc(mp_pool_map(p, &bad, 1), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "spec->ctx must be NULL"), "%s", mp_error_detail());
+    bad = ms;
+    bad.in_size = 0;
+    mp_assert_rc(mp_pool_map(p, &bad, 1), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "spec->in_size is 0"), "%s", mp_error_detail());
+    bad = ms;
+    bad.out_size = 0;
+    mp_assert_rc(mp_pool_map(p, &bad, 1), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "spec->out_size is 0"), "%s", mp_error_detail());
+    bad = ms;
+    bad.in_size = (size_t)1 << 40;
+    mp_assert_rc(mp_pool_map(p, &bad, 1), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "a distributed pool's item"), "%s", mp_error_detail());
+    mp_imap *it = NULL;
+    mp_assert_rc(mp_pool_imap(p, &ms, true, NULL), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "mp_pool_imap: out is NULL"), "%s", mp_error_detail());
+    /* Streaming maps are local only. */
+    mp_assert_rc(mp_pool_imap_stream(p, &(mp_stream_spec){.fn = square, .item_max = 8}, true, &it),
+                 MP_ENOSYS);
+    cr_assert(strstr(mp_error_detail(), "distributed pool has no streaming map"), "%s",
+              mp_error_detail());
     mp_assert_ok(mp_pool_close(p));
     mp_assert_rc(mp_pool_apply_async(p, square, NULL, &x, sizeof(x), 8, NULL, NULL, NULL, &a),
                  MP_ECLOSED);
@@ -266,14 +296,23 @@ Test(rpool, create_validates_its_options)
     mp_assert_ok(mp_manager_open(&m, srv.url));
     mp_assert_ok(mp_manager_open(&local, "local"));
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = m}), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "opts->name is NULL"), "%s", mp_error_detail());
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = ""}), MP_EINVAL);
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = local, .name = "p"}), MP_EINVAL);
     mp_assert_rc(mp_pool_create(&p, &(mp_pool_opts){.manager = m, .name = "p", .processes = 2}),
                  MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "processes, initializer"), "%s", mp_error_detail());
     cr_assert_null(p);
     mp_assert_rc(mp_worker_serve(local, "p", NULL), MP_EINVAL);
     mp_assert_rc(mp_worker_serve(m, NULL, NULL), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "mp_worker_serve: pool_name is NULL"), "%s",
+              mp_error_detail());
+    mp_assert_rc(mp_worker_serve(m, "", NULL), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "the pool's name is empty"), "%s", mp_error_detail());
     mp_assert_rc(mp_worker_serve(m, "p", &(mp_worker_opts){.idle_timeout = -1}), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "opts->idle_timeout -1"), "%s", mp_error_detail());
+    mp_assert_rc(mp_worker_serve(m, "p", &(mp_worker_opts){.executors = 5000}), MP_EINVAL);
+    cr_assert(strstr(mp_error_detail(), "opts->executors is 5000"), "%s", mp_error_detail());
     mp_assert_rc(mp_task_register("square", negate), MP_EEXIST);
     mp_assert_rc(mp_task_register("", negate), MP_EINVAL);
     mp_manager_close(local);
