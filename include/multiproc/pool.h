@@ -456,9 +456,11 @@ MP_API int mp_imap_next(mp_imap *it, void *item, size_t *index, mp_task_error *e
  * most cap bytes (the spec's item_max) at item, their number in *len, and
  * returns 1. Returns 0 at the end of the stream, MP_EAGAIN when no item
  * is available yet (a source that must not block: the pool asks again at
- * its next call, within 10 ms while mp_imap_next waits), or any other
- * negative code to end the stream with that code (below). An item of 0
- * bytes is allowed. */
+ * its next call, within 10 ms while mp_imap_next waits; mp_imap_fd cannot
+ * tell when your input has items, so an event loop calls
+ * mp_imap_next(it, ..., 0) when its own input turns readable), or any
+ * other negative code to end the stream with that code (below). An item
+ * of 0 bytes is allowed. */
 typedef int (*mp_item_source_fn)(void *item, size_t cap, size_t *len, void *user);
 
 typedef struct mp_stream_spec {
@@ -476,7 +478,8 @@ typedef struct mp_stream_spec {
      * 64 KiB of items and results per task). */
     size_t chunksize;
     /* The most items read and not yet taken; 0 chooses
-     * 2 * (processes + 1) tasks' worth. Rounded up to whole tasks. */
+     * 2 * (processes + 1) tasks' worth. Rounded up to whole tasks, and
+     * at most 1024 tasks' worth. */
     size_t window;
 } mp_stream_spec;
 
