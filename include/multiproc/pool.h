@@ -459,7 +459,9 @@ MP_API int mp_async_error(const mp_async *a, size_t i, mp_task_error *out);
  * signal (a sanitizer's too), for a thread pool (a crash ends the
  * process) or a distributed pool, and only for the failures that are kept
  * (mp_async_error). With MP_DEBUG=1 the parent also prints it on stderr
- * when it learns of the death.
+ * when it learns of the death: the one way to see it for mp_pool_for and
+ * the other calls that give no handle (mp_pool_map and mp_pool_apply have
+ * an _async form that does).
  * buf, cap: receive the text, terminated; len (may be NULL): receives its
  * length without the terminator.
  * Returns 0, MP_EMSGSIZE (cap is at most *len: buf holds the text cut at
