@@ -64,6 +64,34 @@ BT_KEEP void bt_abort_outer(int x)
     abort();
 }
 
+/* A division by zero, with a divisor out of the compiler's sight. */
+volatile int bt_zero = 0;
+
+BT_KEEP int bt_divide(int x)
+{
+    return x / bt_zero;
+}
+
+BT_KEEP void bt_raise_ill(int x)
+{
+    bt_zero = raise(SIGILL) + x; /* not a tail call: this frame stays */
+}
+
+static int divide_task(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                       void *ctx)
+{
+    (void)in_len, (void)out, (void)out_cap, (void)out_len, (void)ctx;
+    return bt_divide((int)*(const int64_t *)in) == 0 ? 0 : 1;
+}
+
+static int ill_task(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                    void *ctx)
+{
+    (void)in_len, (void)out, (void)out_cap, (void)out_len, (void)ctx;
+    bt_raise_ill((int)*(const int64_t *)in);
+    return 0;
+}
+
 static int crash_task(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
                       void *ctx)
 {
@@ -209,6 +237,29 @@ Test(pool_backtrace, abort_gives_a_backtrace_fork)
 Test(pool_backtrace, abort_gives_a_backtrace_spawn)
 {
     check_abort(MP_START_SPAWN);
+}
+
+Test(pool_backtrace, sigfpe_and_sigill_give_one)
+{
+    mp_pool *p = new_pool(MP_START_FORK);
+    mp_task_error e;
+    char bt[4096];
+    mp_async *a = run_one(p, divide_task, MP_EWORKERLOST, &e);
+    int rc = mp_async_backtrace(a, 0, bt, sizeof bt, NULL);
+#ifdef UNDER_SANITIZER
+    (void)rc; /* the sanitizers handle SIGFPE too */
+#else
+    cr_assert_eq(e.signal, SIGFPE);
+    mp_assert_ok(rc);
+    cr_assert_eq(strncmp(bt, "#0 bt_divide+0x", 15), 0, "backtrace:\n%s", bt);
+#endif
+    mp_async_destroy(a);
+    a = run_one(p, ill_task, MP_EWORKERLOST, &e);
+    cr_assert_eq(e.signal, SIGILL);
+    mp_assert_ok(mp_async_backtrace(a, 0, bt, sizeof bt, NULL));
+    find(bt, "bt_raise_ill+0x");
+    mp_async_destroy(a);
+    check_goes_on(p);
 }
 
 Test(pool_backtrace, sigkill_gives_none)
