@@ -258,8 +258,9 @@ typedef struct mp_task_error {
      * (mp_task_fail) with MP_ETASKFAILED; with MP_EWORKERLOST the worker's
      * pid and the signal's name, and for SIGSEGV and SIGBUS the faulting
      * address when the worker could record it, e.g. "worker 4242 killed by
-     * SIGSEGV (invalid memory access at 0x10)"; the time limit for a task
-     * that ran out of time. Always terminated. */
+     * SIGSEGV (invalid memory access at 0x10)" (where the task was, its
+     * backtrace: mp_async_backtrace, mp_imap_backtrace); the time limit
+     * for a task that ran out of time. Always terminated. */
     char message[MP_TASK_MESSAGE_MAX];
 } mp_task_error;
 
@@ -551,6 +552,46 @@ MP_API int mp_async_successful(mp_async *a);
  * Returns 0, MP_ERANGE (no such failure; only the first errors_cap failures
  * of a map are kept, 16 when the spec gives no array), MP_EBUSY (not ready). */
 MP_API int mp_async_error(const mp_async *a, size_t i, mp_task_error *out);
+
+/* mp_async_backtrace — where the task was when its worker died, for the
+ * i-th failure of a ready result (as mp_async_error's i): a failure
+ * MP_EWORKERLOST of a process worker killed by SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL or SIGABRT (signals that run a handler; not SIGKILL, not a
+ * per-task timeout). The worker records and names it in its signal
+ * handler, so it is right under every start method. Its frames, innermost
+ * first, go from the interrupted instruction to the task's function (the
+ * pool's own frames are left out; at most 32), one a line, without a
+ * final newline, each with its module and the offset in it:
+ *     #0 crash_inner+0x11 (myprog+0x1f2a)
+ *     #1 crash_outer+0x9 (myprog+0x1f49)
+ *     #2 ?? (myprog+0x1f80)
+ * "name+0x11" is a dynamic symbol and the offset in it; "??" is code
+ * without one (a static or hidden function, a function of an executable
+ * not linked with -rdynamic, the cold part GCC splits off a function):
+ * `addr2line -f -e path/to/myprog 0x1f80` names it, with its line (for
+ * the frames after #0, a return address: the line of the call or the
+ * next one). Not recorded when the program has its own handler for the
+ * signal (a sanitizer's too), for a thread pool (a crash ends the
+ * process) or a distributed pool, and only for the failures that are kept
+ * (mp_async_error). With MP_DEBUG=1 the parent also prints it on stderr
+ * when it learns of the death: the one way to see it for mp_pool_for and
+ * the other calls that give no handle (mp_pool_map and mp_pool_apply have
+ * an _async form that does).
+ * buf, cap: receive the text, terminated; len (may be NULL): receives its
+ * length without the terminator.
+ * Returns 0, MP_EMSGSIZE (cap is at most *len: buf holds the text cut at
+ * cap - 1 bytes, when cap > 0; cap 0 asks for the length), MP_ENOENT (the
+ * failure has no backtrace), MP_ERANGE (no such failure is kept),
+ * MP_EBUSY (not ready), MP_EINVAL (NULL a, NULL buf with cap > 0),
+ * MP_ENOSYS (a distributed pool). Thread safety: as mp_async_error. */
+MP_API int mp_async_backtrace(const mp_async *a, size_t i, char *buf, size_t cap, size_t *len);
+
+/* mp_imap_backtrace — mp_async_backtrace for the failure of item index of
+ * an iterator (the index mp_imap_next gave with the failure, or its
+ * err->index), for the iterator's first 16 failures. Returns 0,
+ * MP_EMSGSIZE, MP_EINVAL, MP_ENOSYS as mp_async_backtrace, and MP_ENOENT
+ * when that item has not failed with a backtrace. */
+MP_API int mp_imap_backtrace(const mp_imap *it, size_t index, char *buf, size_t cap, size_t *len);
 
 /* mp_async_destroy — free the result object. If the task has not finished,
  * it goes on and its result is dropped. NULL: no-op. */

@@ -33,6 +33,7 @@ int mp__pool_spawn(mp_pool *p, int index)
 {
     atomic_store(&p->shm->wrec[index].ready, 0);
     atomic_store(&p->shm->wrec[index].fault_sig, 0);
+    atomic_store(&p->shm->wrec[index].bt_sig, 0);
     if (p->threads)
         return mp__pool_thread_spawn(p, index);
     mp_process *w = NULL;
@@ -296,6 +297,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts)
     if (rc < 0)
         goto fail;
     mp__pool_fd_init(p);
+    mp__pool_bt_init(p);
     for (int i = 0; i < p->nproc; i++) {
         rc = mp__pool_spawn(p, i);
         if (rc < 0)
@@ -310,6 +312,7 @@ fail_workers:
     stop_workers(p, true);
     mp__pool_fd_fini(p);
     mp__pool_xlate_fini(p);
+    mp__pool_bt_fini(p);
     mp__robust_mutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
 fail:
@@ -430,6 +433,7 @@ void mp_pool_destroy(mp_pool *p)
         mp__heap_free(p->cache[i].p);
     mp__pool_xlate_fini(p);
     mp__pool_fd_fini(p);
+    mp__pool_bt_fini(p);
     mp__robust_mutex_fini(&p->shm->mu);
     mp__heap_free(p->shm);
     free(p->workers);

@@ -39,6 +39,7 @@ void mp__async_free(mp_async *a)
     free(a->res);
     free(a->in_copy);
     free(a->win_stack);
+    mp__pool_bt_free(a);
     free(a);
 }
 

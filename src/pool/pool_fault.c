@@ -1,7 +1,8 @@
 /* Words for failures: the signal that killed a worker (with the faulting
  * address, which a process worker records in its shared record just
- * before it dies of SIGSEGV or SIGBUS), a task out of time, and the
- * detail mp_async_get leaves in mp_error_detail(). */
+ * before it dies of SIGSEGV or SIGBUS, and the backtrace it records for
+ * the signals that run its handler: pool/pool_backtrace.c), a task out of
+ * time, and the detail mp_async_get leaves in mp_error_detail(). */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,14 +16,19 @@
 /* The record of this process's worker; one per process, set once. */
 static mp__pwrec *armed;
 
+/* The signals whose handler records what it can: those that a task's own
+ * code raises (a fault, abort()). SIGKILL runs no handler. */
+static const int fault_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
     /* Only a fault the kernel raised has an address; a kill(2) has none. */
-    if (armed && si->si_code > 0) {
+    if (armed && si->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS)) {
         atomic_store(&armed->fault_addr, (uintptr_t)si->si_addr);
         atomic_store(&armed->fault_sig, (uint32_t)sig);
     }
+    if (armed)
+        mp__pool_bt_capture(sig, uc);
     /* SA_RESETHAND restored the default action: the signal, blocked while
      * this handler runs, kills the worker when it returns. */
     raise(sig);
@@ -42,10 +48,15 @@ static void *fault_stack;
 
 void mp__pool_fault_arm(mp__pwrec *w)
 {
-    bool segv = is_default(SIGSEGV), bus = is_default(SIGBUS);
-    if (!segv && !bus)
+    bool dfl[MP__ARRAY_LEN(fault_sigs)], any = false;
+    for (size_t i = 0; i < MP__ARRAY_LEN(fault_sigs); i++) {
+        dfl[i] = is_default(fault_sigs[i]);
+        any = any || dfl[i];
+    }
+    if (!any)
         return;
     armed = w;
+    mp__pool_bt_arm(w);
     /* A stack overflow faults on the stack itself: the handler needs
      * another one. An alternate stack the program set up is kept. */
     stack_t cur;
@@ -60,10 +71,9 @@ void mp__pool_fault_arm(mp__pwrec *w)
     struct sigaction sa = {.sa_sigaction = on_fault,
                            .sa_flags = (int)(SA_SIGINFO | SA_ONSTACK | SA_RESETHAND)};
     sigemptyset(&sa.sa_mask);
-    if (segv)
-        (void)sigaction(SIGSEGV, &sa, NULL);
-    if (bus)
-        (void)sigaction(SIGBUS, &sa, NULL);
+    for (size_t i = 0; i < MP__ARRAY_LEN(fault_sigs); i++)
+        if (dfl[i])
+            (void)sigaction(fault_sigs[i], &sa, NULL);
 }
 
 void mp__pool_describe_loss(const mp_pool *p, uint32_t worker, mp_task_error *e)

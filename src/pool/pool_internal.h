@@ -35,6 +35,8 @@
 #define MP__POOL_MODS      64           /* modules the tasks of a spawn/forkserver pool may use */
 #define MP__POOL_FORK_MODS 8            /* start modules a fork pool remembers as checked */
 #define MP__POOL_WIN_CHUNK (512 * 1024) /* automatic chunks of a staged map: bytes per chunk */
+#define MP__POOL_BT_FRAMES 32           /* frames of a crashed worker's backtrace */
+#define MP__POOL_BT_TEXT   4096         /* bytes of its text, per worker */
 
 /* The body of a spin-wait loop. */
 #if defined(__x86_64__) || defined(__i386__)
@@ -159,6 +161,11 @@ typedef struct mp__pwrec {
      * dies (see pool/pool_fault.c), reset by the parent before each start. */
     _Atomic uint32_t fault_sig;
     _Atomic uintptr_t fault_addr;
+    /* The same handler's backtrace (pool/pool_backtrace.c): bt_len bytes of
+     * text at the worker's place in mp__pshm.bt_text, valid once bt_sig
+     * (stored last, release) names the signal; reset with fault_sig. */
+    _Atomic uint32_t bt_sig;
+    uint32_t bt_len;
 } mp__pwrec;
 
 typedef struct mp__pshm {
@@ -185,6 +192,7 @@ typedef struct mp__pshm {
     uint32_t xlate;         /* 1: workers are fresh images; pointers need translation */
     _Atomic uint32_t nmods; /* entries of mods (written before, release) */
     mp__pmod *mods;         /* MP__POOL_MODS entries, in the heap; NULL with fork */
+    char *bt_text;          /* MP__POOL_BT_TEXT bytes per worker, in the heap; NULL: none */
     mp__pwrec wrec[MP__POOL_MAXPROC];
     mp__pslot ring[MP__POOL_RING];
 } mp__pshm;
@@ -227,6 +235,8 @@ struct mp_async {
     size_t errs_cap, nerr;
     size_t *n_errors_out;
     mp_task_error local_errs[MP__POOL_ERRS_KEPT];
+    struct mp__pool_bt *bts; /* backtraces of kept failures (pool/pool_backtrace.c) */
+    size_t nbts;
 
     /* apply: the task, its input (inline or staged), its result */
     mp_task_fn fn;
@@ -322,6 +332,9 @@ struct mp_pool {
     uintptr_t last_fn;
     uintptr_t fork_lo[MP__POOL_FORK_MODS], fork_hi[MP__POOL_FORK_MODS];
     size_t nfork;
+    /* The backtrace of the worker being reported lost, until a failure of
+     * that loss takes it (pool/pool_backtrace.c); NULL: none. */
+    char *bt_pending;
 };
 
 /* pool/pool_worker.c */
@@ -329,12 +342,38 @@ int mp__pool_worker_main(mp_process *self, void *user);
 void mp__pool_repair(mp__pshm *shm);
 
 /* pool/pool_fault.c */
-/* In a process worker: record a fault's address in w before dying of it. */
+/* In a process worker: record a fault's address and a backtrace in w
+ * before dying of it. */
 void mp__pool_fault_arm(mp__pwrec *w);
 /* In the parent: the words for a worker's death into e->message. */
 void mp__pool_describe_loss(const mp_pool *p, uint32_t worker, mp_task_error *e);
 /* The words for a failed item, for mp_error_detail(). */
 int mp__pool_detail(const mp_task_error *e);
+
+/* pool/pool_backtrace.c */
+/* In the parent: the backtrace text of every process worker (best effort:
+ * without it, the pool works and records none). */
+void mp__pool_bt_init(mp_pool *p);
+void mp__pool_bt_fini(mp_pool *p);
+/* In a process worker, at its start: arm the capture (which must not load
+ * anything when it runs), and warm the unwinder up. */
+void mp__pool_bt_arm(mp__pwrec *w);
+/* In a worker, before it calls a task: frame is an address in the frame of
+ * the function that makes the call; frames older than it are left out. */
+void mp__pool_bt_mark(const void *frame);
+/* In the fault handler of an armed worker: record the backtrace of the
+ * interrupted code (uc: the handler's context) into its record. */
+void mp__pool_bt_capture(int sig, const void *uc);
+/* In the parent, when worker (pid, killed by sig) is reported lost: keep
+ * its backtrace, if it recorded one for sig, for the failure the loss
+ * makes; mp__pool_bt_drop after the loss was reported. */
+void mp__pool_bt_take(mp_pool *p, uint32_t worker, pid_t pid, int sig);
+void mp__pool_bt_drop(mp_pool *p);
+/* After a failure was recorded in a: it takes the pending backtrace if it
+ * is a lost worker's and one of the failures a keeps. */
+void mp__pool_bt_attach(mp_async *a, const mp_task_error *e);
+/* Frees a's backtraces. */
+void mp__pool_bt_free(mp_async *a);
 
 /* pool/pool_xlate.c */
 int mp__pool_xlate_init(mp_pool *p);

@@ -63,6 +63,7 @@ void mp__pool_record_error(mp_async *a, const mp_task_error *e)
     a->nerr++;
     if (a->it && !a->stream) /* a stream keeps its failures by buffer */
         mp__imap_on_error(a->it, e);
+    mp__pool_bt_attach(a, e);
 }
 
 void mp__pool_add_job(mp_pool *p, mp_async *a)
@@ -284,6 +285,7 @@ void mp__pool_lost(mp_pool *p, uint32_t worker, pid_t pid, int sig, bool timed_o
     mp_task_error words = {.code = o.lost_code, .pid = pid, .signal = sig};
     mp__pool_describe_loss(p, worker, &words);
     memcpy(o.msg, words.message, sizeof o.msg);
+    mp__pool_bt_take(p, worker, pid, sig);
     uint64_t head = atomic_load_explicit(&p->shm->head, memory_order_acquire);
     for (uint64_t t = p->low; t < head; t++) {
         mp__pslot *s = &p->shm->ring[t % MP__POOL_RING];
@@ -294,6 +296,7 @@ void mp__pool_lost(mp_pool *p, uint32_t worker, pid_t pid, int sig, bool timed_o
             collect_slot(p, s, &o);
     }
     advance_low(p);
+    mp__pool_bt_drop(p);
 }
 
 static void check_timeouts(mp_pool *p)

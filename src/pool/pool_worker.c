@@ -102,6 +102,7 @@ static void run_map(const mp__pshm *shm, mp__pslot *s, const task_call *c)
     char *res = s->out;
     unsigned char scratch[256];
     void *tmp = NULL;
+    mp__pool_bt_mark(scratch); /* a crash's backtrace ends at this frame */
     if (!res && j->out_size > sizeof scratch)
         tmp = malloc(j->out_size);
     for (uint64_t k = 0; k < s->count; k++) {
@@ -134,6 +135,7 @@ static void run_stream(const mp__pshm *shm, mp__pslot *s, const task_call *c)
     const char *in = s->in;
     char *res = s->out;
     unsigned char scratch[16];
+    mp__pool_bt_mark(scratch); /* a crash's backtrace ends at this frame */
     for (uint64_t k = 0; k < s->count; k++) {
         mark_start(shm, s);
         const char *rec = in + k * j->in_size;
@@ -165,6 +167,8 @@ static void run_stream(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 static void run_for(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     const mp__pjob *j = s->job;
+    char frame;
+    mp__pool_bt_mark(&frame); /* a crash's backtrace ends at this frame */
     memcpy(s->outbuf, j->acc_init, j->acc_size);
     mark_start(shm, s);
     /* The span fits in int64_t (mp_pool_for checks it), so neither bound
@@ -183,6 +187,7 @@ static void run_apply(const mp__pshm *shm, mp__pslot *s, const task_call *c)
 {
     mark_start(shm, s);
     size_t len = s->out_cap;
+    mp__pool_bt_mark(&len); /* a crash's backtrace ends at this frame */
     int rc = c->fn(s->in, s->in_len, s->out, s->out_cap, &len, c->ctx);
     s->out_len = len;
     if (rc != 0) {

@@ -560,6 +560,43 @@ Test(pool_stream, next_sized_on_a_fixed_size_map_iterator)
     mp_test_pool_finish(p, 30);
 }
 
+/* Aborts on the item "5:..." (a crash with a backtrace), else succeeds. */
+static int abort_on_5(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
+                      void *ctx)
+{
+    (void)in_len, (void)out, (void)out_cap, (void)ctx;
+    if (strncmp(in, "5:", 2) == 0)
+        abort();
+    *out_len = 0;
+    return 0;
+}
+
+Test(pool_stream, a_crashed_item_has_its_backtrace)
+{
+    mp_pool *p = mp_test_pool(2);
+    counter c = {.n = 20};
+    mp_imap *it = stream(p, abort_on_5, NULL, &c, 16, true);
+    char bt[4096];
+    size_t len = 0;
+    for (uint64_t k = 0; k < c.n; k++) {
+        size_t index;
+        mp_task_error e;
+        int rc = mp_imap_next(it, NULL, &index, &e, 60);
+        cr_assert_eq(index, k);
+        if (k != 5) {
+            mp_assert_ok(rc);
+            mp_assert_rc(mp_imap_backtrace(it, index, bt, sizeof bt, &len), MP_ENOENT);
+            continue;
+        }
+        mp_assert_rc(rc, MP_EWORKERLOST);
+        cr_assert_eq(e.signal, SIGABRT);
+        mp_assert_ok(mp_imap_backtrace(it, 5, bt, sizeof bt, &len));
+        cr_assert(strncmp(bt, "#0 ", 3) == 0, "%s", bt);
+    }
+    mp_imap_destroy(it);
+    mp_test_pool_finish(p, 30);
+}
+
 /* ---- interrupting a wait for the next item --------------------------- */
 
 static _Atomic int handled;
