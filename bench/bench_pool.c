@@ -94,8 +94,7 @@ static int next_line(void *item, size_t cap, size_t *len, void *user)
     return 1;
 }
 
-static int fnv(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
-               void *ctx)
+static int fnv(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len, void *ctx)
 {
     (void)out_cap, (void)ctx;
     uint64_t h = 14695981039346656037ULL;
