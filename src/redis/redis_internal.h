@@ -473,6 +473,25 @@ int mp__redis_side_send(mp__redis *r, int argc, const char **argv, mp__redis **o
 int mp__redis_side_recv(mp__redis *r, mp__redis *side, redisReply **rep);
 void mp__redis_side_abandon(mp__redis *r, mp__redis *side);
 
+/* Whether the calling thread's blocking calls honour a signal or a cancel
+ * (multiproc/interrupt.h): it is interruptible or watches a cancel. The
+ * waits take the interruptible path below only then, so that the plain
+ * one stays as it was. */
+bool mp__redis_intr_armed(void);
+/* As mp__redis_pipeline_block, over a side connection of r, the wait
+ * honouring the interrupt settings: on a signal (interruptible) or a
+ * triggered cancel, the command blocked on the server is ended there
+ * (CLIENT UNBLOCK over r's connection: it answers as if its time ran out)
+ * and the call returns MP_EINTR or MP_ECANCELED with every reply read, as
+ * on 0: a blocking command that the server had served already answers
+ * what it took (a popped element), which the caller must use or put back.
+ * When the server refuses CLIENT ID or UNBLOCK, the replies are waited
+ * for (block_s at most). Other errors: as mp__redis_pipeline_block, with
+ * all replies NULL. */
+int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                            const char *const *const *argv, const size_t *const *lens,
+                            redisReply **replies, double block_s);
+
 /* Lock tokens and waiter ids: "<pid>-<32 hex digits>" (mp__redis_new_token). */
 #define MP__REDIS_TOKEN_MAX 48
 
