@@ -678,7 +678,9 @@ typedef struct mp__redis_wakers {
 void mp__redis_wakers_init(const struct mp__redis_obj *o, mp__redis_wakers *k);
 /* Blocks in BLPOP on the wake list for up to a second (never past dl):
  * 0 when woken (got: the wake-up, if got) or the slice ended (got ""),
- * MP_ETIMEDOUT when dl had passed, or a connection error. */
+ * MP_ETIMEDOUT when dl had passed, MP_EINTR or MP_ECANCELED (interrupted;
+ * got holds the wake-up if one was taken before the wait ended: pass it
+ * on or use it), or a connection error. */
 int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
                         char *got, size_t cap);
 /* Side connections: a wait that blocks on the server (BLPOP) goes over a
@@ -694,7 +696,11 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
 int mp__redis_side_take(mp__redis *r, mp__redis **out);
 void mp__redis_side_give(mp__redis *r, mp__redis *side);
 /* One BLPOP of key (then key2, if not NULL) for up to secs (> 0)
- * seconds over a side connection of r: *rep nil or [key, value]. */
+ * seconds over a side connection of r: *rep nil or [key, value]. With
+ * the interrupt settings armed (mp__redis_intr_armed), it may return
+ * MP_EINTR or MP_ECANCELED with *rep set all the same (nil, or what the
+ * BLPOP took before it was ended: the caller owns it and frees *rep);
+ * *rep is NULL after any other error. */
 int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
                          redisReply **rep);
 /* Waits on a count that moves when a condition comes true (an event's
@@ -704,7 +710,8 @@ int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double
  * holds, or the count moved past the one first seen (popped from the
  * wake list, or found at a retry: it came true and may have been undone
  * since, as Python's Event.wait returns); MP_ETIMEDOUT, MP_EINVAL (NaN
- * timeout) or check's error. */
+ * timeout), check's error, or MP_EINTR / MP_ECANCELED (interrupted: the
+ * count had not moved at a last look, and the waiter left the set). */
 typedef int (*mp__redis_gen_check)(void *obj, const char *id, bool enlist, bool *done,
                                    uint64_t *gen);
 int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeout,
@@ -714,5 +721,10 @@ int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeo
 int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen);
 /* Takes waiter off the wait set (it gave up). */
 int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter);
+/* The same for a waiter that an interrupt ended, in one script; pass:
+ * it took a wake-up that it will not use, which goes to the next waiter
+ * enlisted (when there is one and the wake list holds fewer wake-ups than
+ * waiters), so no release is lost with it. */
+int mp__redis_wake_quit(mp__redis *conn, const mp__redis_wakers *k, const char *waiter, bool pass);
 
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

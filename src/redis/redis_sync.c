@@ -194,6 +194,34 @@ static int acquire_again(mp__redis_lock *l)
     return rc;
 }
 
+/* Records the hold of tok that the acquire script answered. */
+static int took(mp__redis_lock *l, const char *tok, long long flag, uint64_t fence)
+{
+    pthread_mutex_lock(&l->mu);
+    memcpy(l->token, tok, sizeof(l->token));
+    l->holder = (int)getpid();
+    l->count = 1;
+    l->fence = fence;
+    pthread_mutex_unlock(&l->mu);
+    return flag == 1 ? MP_EOWNERDEAD : 0;
+}
+
+/* An acquire that an interrupt (rc) ended: a last try, which takes the
+ * lock if it is free for the caller (the call completes), else the
+ * caller leaves the wait set, passing on the wake-up it took if any. */
+static int acquire_interrupted(mp__redis_lock *l, const char *tok, bool woken, int rc)
+{
+    long long r;
+    uint64_t fence = 0;
+    int t = acquire_script(l, tok, false, &r, &fence);
+    if (t < 0)
+        return t;
+    if (r >= 0)
+        return took(l, tok, r, fence);
+    (void)mp__redis_wake_quit(l->o->conn, &l->wk, tok, woken);
+    return rc;
+}
+
 int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
 {
     mp__deadline dl;
@@ -203,7 +231,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     int rc = acquire_again(l);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    char tok[sizeof(l->token)];
+    char tok[sizeof(l->token)], got[8];
     mp__redis_new_token(tok, sizeof(tok));
     /* A try that fails enlists the caller (unless it would not wait),
      * then it blocks until a release wakes it, or a slice ends. */
@@ -214,21 +242,16 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         rc = acquire_script(l, tok, enlist, &r, &fence);
         if (rc < 0)
             return rc; /* an entry left enlisted expires by itself */
-        if (r >= 0) {
-            pthread_mutex_lock(&l->mu);
-            memcpy(l->token, tok, sizeof(tok));
-            l->holder = (int)getpid();
-            l->count = 1;
-            l->fence = fence;
-            pthread_mutex_unlock(&l->mu);
-            return r == 1 ? MP_EOWNERDEAD : 0;
-        }
-        rc = enlist ? mp__redis_wake_wait(l->o->conn, &l->wk, &dl, NULL, 0) : MP_ETIMEDOUT;
+        if (r >= 0)
+            return took(l, tok, r, fence);
+        rc = enlist ? mp__redis_wake_wait(l->o->conn, &l->wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
             return MP_ETIMEDOUT;
         }
+        if (rc == MP_EINTR || rc == MP_ECANCELED)
+            return acquire_interrupted(l, tok, got[0] != '\0', rc);
         if (rc < 0)
             return rc;
     }
@@ -415,7 +438,13 @@ void mp__redis_lock_drop(mp__redis_lock *l)
 
 int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count)
 {
+    /* The lock is taken back whatever the interrupt settings say: a
+     * condition's wait returns holding it, as locally. */
+    bool was = mp_set_interruptible(false);
+    mp_cancel *c = mp_cancel_set_current(NULL);
     int rc = mp__redis_lock_acquire(l, MP_FOREVER);
+    mp_cancel_set_current(c);
+    mp_set_interruptible(was);
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         pthread_mutex_lock(&l->mu);
         l->count = count ? count : 1;
