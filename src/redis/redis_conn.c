@@ -1181,3 +1181,66 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
     }
     return bad < 0 ? bad : rc;
 }
+
+/* ---- a BLPOP with the waiter's next try behind it -------------------------
+ * A woken waiter tries again at once (a script). Sent behind the BLPOP on
+ * the same connection, the try waits in the server's input buffer of the
+ * blocked client and runs as soon as the BLPOP returns, woken or at the
+ * end of its slice, without a round trip of the client in between: the
+ * wake-up and the try's answer come back together. */
+
+int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int argc,
+                              const char **argv, redisReply **pop, redisReply **then)
+{
+    *pop = *then = NULL;
+    char sha[41], t[32];
+    size_t tlen = strlen(argv[1]);
+    if (!sha_of(argv[1], tlen, sha))
+        return MP_ENOENT; /* never loaded here: the caller runs it itself */
+    snprintf(t, sizeof(t), "%.3f", secs);
+    const char *bv[] = {"BLPOP", key, t};
+    const char **ev = malloc((size_t)argc * sizeof(*ev));
+    if (ev == NULL)
+        return MP_ENOMEM;
+    memcpy(ev, argv, (size_t)argc * sizeof(*ev));
+    ev[0] = "EVALSHA";
+    ev[1] = sha;
+    char *cmds = NULL;
+    size_t len = 0;
+    int rc = format_all(2, (const int[]){3, argc}, (const char *const *const[]){bv, ev},
+                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
+    free(ev);
+    mp__redis *side = NULL;
+    if (rc == 0)
+        rc = mp__redis_side_take(r, &side);
+    if (rc == 0 && (rc = mp__redis_begin(side)) < 0)
+        mp__redis_side_give(r, side);
+    if (rc < 0) {
+        free(cmds);
+        return rc;
+    }
+    if (side->dl.ns >= 0)
+        side->dl.ns += (int64_t)(secs * 1e9);
+    redisReply *rep[2] = {NULL, NULL};
+    int have = 0;
+    rc = send_all(side, cmds, len, &side->dl);
+    free(cmds);
+    if (rc == 0)
+        rc = read_until(side, 2, rep, &have, &side->dl);
+    if (rc < 0 && side->fd >= 0)
+        drop(side);
+    mp__redis_end(side);
+    mp__redis_side_give(r, side);
+    if (rc == 0 && (rc = mp__redis_reply_check(rep[0], MP__RR_EXEC)) == 0) {
+        *pop = rep[0];
+        rep[0] = NULL;
+        if (!is_noscript(rep[1])) { /* a server that lost it: the caller runs it */
+            *then = rep[1];
+            rep[1] = NULL;
+        }
+    }
+    for (int i = 0; i < have; i++)
+        if (rep[i])
+            freeReplyObject(rep[i]);
+    return rc;
+}

@@ -703,6 +703,19 @@ void mp__redis_side_give(mp__redis *r, mp__redis *side);
  * *rep is NULL after any other error. */
 int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
                          redisReply **rep);
+/* One BLPOP of key for up to secs (> 0) seconds over a side connection of
+ * r, with a script pipelined behind it (argv[0..argc): "EVAL", its text,
+ * the key count, keys and arguments; sent as EVALSHA), which the server
+ * runs as soon as the BLPOP returns, woken or at the end of its slice: a
+ * woken waiter's next try costs no round trip of its own. 0 with *pop
+ * (nil or [key, value]) and *then (the script's reply, unchecked: an
+ * error reply included), or *then NULL when the server did not know the
+ * script (the caller runs it itself); MP_ENOENT when the script was never
+ * loaded by this process (nothing sent); or a connection error. Not
+ * interruptible (multiproc/interrupt.h): the waits of an armed thread
+ * take mp__redis_side_blpop. */
+int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int argc,
+                              const char **argv, redisReply **pop, redisReply **then);
 /* Waits on a count that moves when a condition comes true (an event's
  * sets, a joinable queue's times at 0): check runs the object's script,
  * enlisting id when enlist, and answers whether the condition holds
