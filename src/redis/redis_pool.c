@@ -241,12 +241,12 @@ static int xadd_args(mp__redis_pool *p, uint64_t id0, const char *fn, size_t fn_
                                 "k",
                                 num[4]};
     int argc = chunk_tasks(c) > 1 ? 19 : 17;
+    /* The function and the input are counted bytes: the input may be
+     * binary with no NUL after it, so strlen must not read it. */
     for (int i = 0; i < argc; i++) {
         argv[i] = a[i];
-        lens[i] = strlen(a[i]);
+        lens[i] = i == 8 ? fn_len : i == 16 ? c->in_len : strlen(a[i]);
     }
-    lens[8] = fn_len;
-    lens[16] = c->in_len;
     return argc;
 }
 
