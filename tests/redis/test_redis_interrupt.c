@@ -135,9 +135,10 @@ static int task_echo(const void *in, size_t in_len, void *out, size_t out_cap, s
 /* Objects on which every kind of wait blocks until the test gives up. */
 typedef struct objs {
     mp_manager *m;
-    mp_lock *lock, *holder; /* holder (another handle) holds it */
-    mp_sem *sem;            /* value 0 */
-    mp_event *event;        /* clear */
+    mp_lock *lock, *holder;    /* holder (another handle) holds it */
+    mp_rlock *rlock, *rholder; /* the same */
+    mp_sem *sem;               /* value 0 */
+    mp_event *event;           /* clear */
     mp_cond *cond;
     mp_barrier *barrier; /* 2 parties */
     mp_queue *queue;     /* empty */
@@ -152,6 +153,9 @@ static void objs_make(objs *o)
     opened(mp_manager_lock(o->m, "L", &o->lock));
     opened(mp_manager_lock(o->m, "L", &o->holder));
     mp_assert_ok(mp_lock_acquire(o->holder, 0));
+    opened(mp_manager_rlock(o->m, "R", &o->rlock));
+    opened(mp_manager_rlock(o->m, "R", &o->rholder));
+    mp_assert_ok(mp_rlock_acquire(o->rholder, 0));
     opened(mp_manager_sem(o->m, "S", NULL, &o->sem));
     opened(mp_manager_event(o->m, "E", &o->event));
     opened(mp_manager_cond(o->m, "C", &o->cond));
@@ -169,6 +173,9 @@ static void objs_free(objs *o)
     mp_assert_ok(mp_lock_release(o->holder));
     mp_lock_destroy(o->lock);
     mp_lock_destroy(o->holder);
+    mp_assert_ok(mp_rlock_release(o->rholder));
+    mp_rlock_destroy(o->rlock);
+    mp_rlock_destroy(o->rholder);
     mp_sem_destroy(o->sem);
     mp_event_destroy(o->event);
     mp_cond_destroy(o->cond);
@@ -183,6 +190,7 @@ static void objs_free(objs *o)
 
 enum {
     W_LOCK,
+    W_RLOCK,
     W_SEM,
     W_EVENT,
     W_COND,
@@ -194,11 +202,12 @@ enum {
     W_WAIT_EVENT,
     W_ASYNC,
     W_MAP,
+    W_IMAP,
     W_N
 };
-static const char *const wname[W_N] = {"lock",       "sem",        "event", "cond",
-                                       "barrier",    "get",        "put",   "join",
-                                       "wait queue", "wait event", "async", "map"};
+static const char *const wname[W_N] = {"lock",       "rlock", "sem", "event", "cond",
+                                       "barrier",    "get",   "put", "join",  "wait queue",
+                                       "wait event", "async", "map", "imap"};
 
 /* The calls below check the state themselves with the settings off:
  * signals may still come. */
@@ -228,6 +237,10 @@ static void check_unchanged(objs *o, int k)
     case W_LOCK:
         mp_assert_rc(mp_lock_release(o->lock), MP_EPERM); /* not taken */
         cr_assert_eq(key_int(o->m, "ZCARD", "lock:L:wait"), 0, "lock: the waiter left");
+        break;
+    case W_RLOCK:
+        cr_assert_eq(mp_rlock_count(o->rlock), 0, "rlock: not taken");
+        cr_assert_eq(key_int(o->m, "ZCARD", "rlock:R:wait"), 0, "rlock: the waiter left");
         break;
     case W_SEM:
         cr_assert_eq(mp_sem_get_value(o->sem), 0);
@@ -318,6 +331,36 @@ static int wait_map(objs *o, double t)
                        t);
 }
 
+/* An imap's next result: an interrupted call leaves the iteration where
+ * it was; a worker started then serves the items, which come next. */
+static int wait_imap(objs *o, double t)
+{
+    static const char in[4] = "wxyz";
+    mp_imap *it;
+    mp_assert_ok(mp_pool_imap(
+        o->pool,
+        &(mp_map_spec){
+            .fn = task_echo, .n = 4, .in_size = 1, .in = in, .out_size = 1, .chunksize = 1},
+        true, &it));
+    char item = 0;
+    size_t index = 99;
+    int rc = mp_imap_next(it, &item, &index, NULL, t);
+    if (interrupted(rc)) {
+        mp_cancel *c;
+        bool was = settings_off(&c);
+        pid_t w = mp_test_pool_worker(srv.url, "p", NULL);
+        for (size_t i = 0; i < 4; i++) {
+            mp_assert_ok(mp_imap_next(it, &item, &index, NULL, 30));
+            cr_assert(index == i && item == in[i], "imap: item %zu", i);
+        }
+        mp_assert_rc(mp_imap_next(it, &item, &index, NULL, 0), MP_EEOF);
+        mp_test_pool_workers_stop(o->m, "p", &w, 1);
+        settings_on(was, c);
+    }
+    mp_imap_destroy(it);
+    return rc;
+}
+
 static int run_wait(objs *o, int k, double t)
 {
     char buf[8];
@@ -325,6 +368,8 @@ static int run_wait(objs *o, int k, double t)
     switch (k) {
     case W_LOCK:
         return mp_lock_acquire(o->lock, t);
+    case W_RLOCK:
+        return mp_rlock_acquire(o->rlock, t);
     case W_SEM:
         return mp_sem_acquire(o->sem, t);
     case W_EVENT:
@@ -345,8 +390,10 @@ static int run_wait(objs *o, int k, double t)
         return mp_wait(&MP_WAIT_EVENT(o->event), 1, t);
     case W_ASYNC:
         return wait_async(o, t);
-    default:
+    case W_MAP:
         return wait_map(o, t);
+    default:
+        return wait_imap(o, t);
     }
 }
 
