@@ -728,3 +728,32 @@ Test(rintr, interrupted_gets_lose_no_message)
     mp_queue_destroy(q);
     mp_manager_close(m);
 }
+
+/* A user whom the server refuses CLIENT (an ACL): the wait cannot be
+ * ended on the server, so it ends with its slice (at most a second), and
+ * the call still answers MP_EINTR having changed nothing. */
+Test(rintr, without_client_unblock_a_wait_ends_with_its_slice)
+{
+    mp_manager *m = open_manager();
+    mp__redis *r = mp__manager_redis_conn(m);
+    const char *acl[] = {"ACL", "SETUSER", "nocl", "on", ">pw2", "~*", "+@all", "-client"};
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_STATUS, NULL, 8, acl, NULL));
+    char url[200];
+    snprintf(url, sizeof(url), "redis://nocl:pw2@127.0.0.1:%d", srv.port);
+    mp_manager *m2;
+    mp_assert_ok(mp_manager_open(&m2, url));
+    mp_sem *s;
+    opened(mp_manager_sem(m2, "S", NULL, &s));
+    mp_set_interruptible(true);
+    static pester p;
+    pester_start(&p, 100, 20000, NULL);
+    int rc = mp_sem_acquire(s, 8);
+    pester_stop(&p);
+    mp_set_interruptible(false);
+    mp_assert_rc(rc, MP_EINTR);
+    cr_assert_eq(mp_sem_get_value(s), 0);
+    cr_assert_eq(key_int(m, "ZCARD", "sem:S:wait"), 0, "the waiter left");
+    mp_sem_destroy(s);
+    mp_manager_close(m2);
+    mp_manager_close(m);
+}
