@@ -9,13 +9,28 @@
  * The queue mode is the floor of redis_queue_op_us: RPUSH + BLPOP (1 s
  * timeout) of 8-byte messages on one list.
  *
- *     floor_redis op|queue <iterations>
+ * The wake mode is the floor of a cross-process wake through Redis, the
+ * least a Redis lock hand-off (redis_lock_handoff_us) can cost: a child
+ * blocked in BLPOP on its own connection, the parent LPUSHes; from just
+ * before the LPUSH to the child's BLPOP returning, the median, timed as
+ * bench_redis lock times the hand-off (the same shared map, the same
+ * 2 ms before each round, the parent polling for the child's answer).
+ * wake_rt adds the one round trip a woken waiter needs to confirm what it
+ * was woken for (a PING after the BLPOP): the floor of a hand-off whose
+ * waiter runs one command once woken.
+ *
+ *     floor_redis op|queue|wake|wake_rt <iterations>
  */
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench_common.h"
 #include "redis_server.h"
@@ -81,15 +96,116 @@ static int run(const mp_test_redis *srv, long iters, int out_fd)
     return 0;
 }
 
+/* ---- wake ------------------------------------------------------------ */
+
+/* Shared by the two processes (MAP_SHARED before the fork). */
+typedef struct wake_map {
+    atomic_long round; /* the parent is about to push for this round */
+    atomic_long done;  /* the child was woken in this round */
+    double t0;         /* just before the parent's LPUSH */
+    double lat[];      /* per round, seconds */
+} wake_map;
+
+static redisContext *connect_auth(const mp_test_redis *srv)
+{
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", srv->port, (struct timeval){5, 0});
+    if (c == NULL || c->err)
+        return NULL;
+    redisReply *r = redisCommand(c, "AUTH %s", srv->password);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int wake_child(const mp_test_redis *srv, wake_map *w, long iters, bool confirm)
+{
+    redisContext *c = connect_auth(srv);
+    if (c == NULL)
+        return 1;
+    for (long i = 0; i < iters; i++) {
+        while (atomic_load(&w->round) != i)
+            usleep(50);
+        redisReply *r = redisCommand(c, "BLPOP w 5");
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+            return 2;
+        freeReplyObject(r);
+        if (confirm) {
+            r = redisCommand(c, "PING");
+            if (r == NULL || r->type != REDIS_REPLY_STATUS)
+                return 3;
+            freeReplyObject(r);
+        }
+        w->lat[i] = bench_now() - w->t0;
+        atomic_store(&w->done, i);
+    }
+    redisFree(c);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int wake_main(mp_test_redis *srv, long iters, bool confirm)
+{
+    size_t size = sizeof(wake_map) + (size_t)iters * sizeof(double);
+    wake_map *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    redisContext *c = w == MAP_FAILED ? NULL : connect_auth(srv);
+    if (c == NULL) {
+        mp_test_redis_stop(srv, 0);
+        bench_die("mmap or connect");
+    }
+    atomic_init(&w->round, -1);
+    atomic_init(&w->done, -1);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(wake_child(srv, w, iters, confirm));
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        atomic_store(&w->round, i);
+        usleep(2000); /* the child is blocked in its BLPOP by now */
+        w->t0 = bench_now();
+        redisReply *r = redisCommand(c, "LPUSH w 1");
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+            break;
+        freeReplyObject(r);
+        for (int k = 0; atomic_load(&w->done) != i && k <= 200000; k++)
+            usleep(50);
+        if (atomic_load(&w->done) != i)
+            break;
+    }
+    double elapsed = bench_now() - t0;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    redisFree(c);
+    mp_test_redis_stop(srv, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        bench_die("child failed");
+    qsort(w->lat, (size_t)iters, sizeof(double), cmp_double);
+    printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", w->lat[iters / 2] * 1e6, elapsed, iters);
+    munmap(w, size);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    long iters = bench_args(argc, argv, "op|queue <iterations>");
+    long iters = bench_args(argc, argv, "op|queue|wake|wake_rt <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
-    if (!queue_mode && strcmp(argv[1], "op") != 0)
+    bool wake = strcmp(argv[1], "wake") == 0, wake_rt = strcmp(argv[1], "wake_rt") == 0;
+    if (!queue_mode && !wake && !wake_rt && strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     mp_test_redis srv;
     if (mp_test_redis_start(&srv, "bench") < 0)
         bench_die("%s", srv.error);
+    if (wake || wake_rt)
+        return wake_main(&srv, iters, wake_rt);
     int fds[2];
     if (pipe(fds) < 0)
         bench_die("pipe: %s", strerror(errno));

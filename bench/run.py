@@ -283,11 +283,19 @@ ROWS = [
         # A Redis lock handed from its holder to a process waiting in
         # mp_lock_acquire (each with its own manager): from just before the
         # release to the waiter's acquire returning, the median. The floor
-        # is one raw PING round trip; the target is 2 of them.
+        # is one raw PING round trip; the target is 2 of them. Beside it,
+        # the least a cross-process wake through Redis costs here (raw
+        # hiredis: one process LPUSHes, the other's BLPOP returns, timed
+        # the same way), and that wake plus the one round trip a woken
+        # waiter would need to confirm its turn.
         "id": "redis_lock_handoff_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_redis", "lock"],
         "cpython": None,
         "floor": ["bench_rpool_net", "ping"],
+        "beside": [{"label": "raw LPUSH -> BLPOP wake", "cmd": ["floor_redis", "wake"],
+                    "pilot": 300},
+                   {"label": "raw wake + 1 round trip", "cmd": ["floor_redis", "wake_rt"],
+                    "pilot": 300}],
         "pilot": {"multiproc": 40, "cpython": 0, "floor": 2000},
         "targets": {"cost_vs_floor": 2.0},
     },

@@ -35,10 +35,11 @@
  * after each sleep, not instead of the work.
  *
  * Which calls: the waits of locks, rlocks, semaphores, events, conditions
- * and barriers (local ones), queue put and get (local), mp_async_wait /
- * mp_async_get / mp_imap_next / mp_pool_map and the other synchronous pool
- * calls, mp_process_join, and mp_wait. Not (yet): connections, mp_popen's
- * waits, and the objects of a Redis manager, which wait on out as before.
+ * and barriers, queue put, get and join, mp_async_wait / mp_async_get /
+ * mp_imap_next / mp_pool_map and the other synchronous pool calls (local
+ * ones and those of a Redis manager: multiproc/manager.h, "Interrupts on
+ * Redis"), mp_process_join, and mp_wait. Not (yet): connections and
+ * mp_popen's waits, which wait on out as before.
  *
  * Latency: a triggered mp_cancel wakes a thread blocked in a call that
  * watches it at once (its futex is woken, its poll sees the cancel's

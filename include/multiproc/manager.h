@@ -89,6 +89,25 @@
  * functions that may run more than once), is under "Redis backend" in
  * docs/redis.md.
  *
+ * Interrupts on Redis (multiproc/interrupt.h): the blocking calls on a
+ * Redis object honour the calling thread's settings as local ones do:
+ * lock, rlock and semaphore acquire, event wait, condition wait (it
+ * returns with the lock taken back), barrier wait (the party is counted
+ * out of its phase), queue get, put and join, mp_wait on a Redis queue or
+ * event, and the distributed pool's waits for results (mp_async_get and
+ * mp_async_wait, mp_imap_next, mp_pool_map and the other synchronous
+ * calls). They return MP_EINTR (a signal handler ran, the thread opted
+ * in) or MP_ECANCELED (its cancel was triggered) having changed nothing
+ * on the server: no lock or unit taken, no message put or lost (a get
+ * that the server had already served returns its message), the waiter's
+ * entry gone from the object's wait set (a wake-up it had taken passes
+ * to the next waiter; a condition waiter that a notify chose returns
+ * 0), a pool's results left for a later call. The wait blocked on the
+ * server is ended there (CLIENT UNBLOCK) within a round trip; a server
+ * that refuses CLIENT UNBLOCK (an ACL) makes the call wait out the slice
+ * of at most a second that it had begun. The round trips to the server
+ * around the waits are short calls that a signal does not end.
+ *
  * Types on Redis: every type. A Redis condition's waiters are woken by
  * the server; mp_cond_create with a Redis lock or rlock makes a Redis
  * condition whose waiters live with the lock's keys, so the conditions

@@ -116,16 +116,18 @@ static const char arrive_lua[] = BARRIER_LUA
     "return {cnt, ph, 0}";
 
 /* ARGV[2]: the waiter's phase, ARGV[3] "1" when its time is up (then an
- * open phase is broken for everyone). Answers 1 (the phase completed), 0
- * (it was broken) or 2 (still open). */
-static const char check_lua[] =
-    BARRIER_LUA "local mine = tonumber(ARGV[2]) "
-                "if ph > mine then "
-                "  return redis.call('HGET', KEYS[2], ARGV[2]) == '1' and 1 or 0 "
-                "end "
-                "if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'broken', 1) "
-                "end_phase(ph, 0, cnt - 1) return 0 end "
-                "return 2";
+ * open phase is broken for everyone), "2" when an interrupt ended its
+ * wait (then it is counted out of an open phase). Answers 1 (the phase
+ * completed), 0 (it was broken) or 2 (still open; left with "2"). */
+static const char check_lua[] = BARRIER_LUA
+    "local mine = tonumber(ARGV[2]) "
+    "if ph > mine then "
+    "  return redis.call('HGET', KEYS[2], ARGV[2]) == '1' and 1 or 0 "
+    "end "
+    "if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'broken', 1) "
+    "end_phase(ph, 0, cnt - 1) return 0 end "
+    "if ARGV[3] == '2' and cnt > 0 then redis.call('HSET', KEYS[1], 'count', cnt - 1) end "
+    "return 2";
 
 /* ARGV[2]: "reset" or "abort". */
 static const char change_lua[] =
@@ -175,10 +177,11 @@ static long long elem(const redisReply *rep, size_t i)
     return rep->element[i]->integer;
 }
 
-static int check_phase(mp__redis_barrier *b, const char *phase, bool late, long long *state)
+/* mode: "0" a look, "1" the time is up, "2" interrupted (check_lua). */
+static int check_phase(mp__redis_barrier *b, const char *phase, const char *mode, long long *state)
 {
     redisReply *rep = NULL;
-    const char *args[] = {phase, late ? "1" : "0"};
+    const char *args[] = {phase, mode};
     int rc = barrier_script(b, check_lua, 2, args, &rep);
     if (rc < 0)
         return rc;
@@ -199,19 +202,26 @@ static int wait_phase(mp__redis_barrier *b, long long phase, long long index,
         long long state = -2;
         int rc, left = mp__deadline_poll_ms(dl);
         if (left == 0) {
-            rc = check_phase(b, ph, true, &state);
+            rc = check_phase(b, ph, "1", &state);
         } else {
             redisReply *rep = NULL;
             double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
             rc = mp__redis_side_blpop(b->o->conn, wake, NULL, secs, &rep);
-            if (rc < 0)
+            if (rep == NULL)
                 return rc;
             if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
                 rep->element[1]->type == REDIS_REPLY_STRING && rep->element[1]->len == 1)
                 state = rep->element[1]->str[0] == '1' ? 1 : 0;
             freeReplyObject(rep);
+            /* Interrupted (rc < 0): the party leaves its phase unless the
+             * phase ended meanwhile (then its outcome stands), as locally. */
+            int intr = rc;
             if (state < 0)
-                rc = check_phase(b, ph, false, &state);
+                rc = check_phase(b, ph, intr < 0 ? "2" : "0", &state);
+            if (rc == 0 && intr < 0 && state == 2)
+                return intr;
+            if (intr < 0 && rc == intr)
+                rc = 0;
         }
         if (rc < 0)
             return rc;

@@ -217,12 +217,18 @@ static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadl
         redisReply *rep;
         double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
         int rc = mp__redis_side_blpop(cond_conn(c), wake, NULL, secs, &rep);
-        if (rc < 0)
+        if (rep == NULL)
             return rc;
         bool woken = rep->type == REDIS_REPLY_ARRAY;
         freeReplyObject(rep);
         if (woken)
-            return 0;
+            return 0; /* chosen: also when an interrupt came after */
+        if (rc < 0) {
+            /* Interrupted: the waiter leaves as at its timeout, unless a
+             * notify chose it meanwhile (then it takes the wake-up). */
+            int q = cond_poll(c, id, wake, true, &state);
+            return q < 0 ? q : state == 1 ? 0 : rc;
+        }
         rc = cond_poll(c, id, wake, false, &state);
         if (rc < 0)
             return rc;

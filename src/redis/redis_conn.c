@@ -54,6 +54,9 @@ struct mp__redis {
     bool watching;   /* WATCH sent, no EXEC/DISCARD/UNWATCH yet */
     bool in_multi;   /* MULTI sent, no EXEC/DISCARD yet */
     int64_t quantum; /* SO_RCVTIMEO of fd in ns (see may_block) */
+    /* The server's id of this connection (CLIENT ID, learnt by the first
+     * interruptible wait on it): 0 unknown, -1 refused by the server. */
+    long long client_id;
     mp__redis_url url;
     /* Idle side connections for waits that block on the server
      * (mp__redis_side_take); those of the process pid says. */
@@ -127,6 +130,7 @@ static void close_socket(mp__redis *r)
         redisReaderFree(r->rd);
     r->fd = -1;
     r->rd = NULL;
+    r->client_id = 0;
 }
 
 static void drop(mp__redis *r)
@@ -1035,4 +1039,208 @@ int mp__redis_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int
                        redisReply **replies)
 {
     return mp__redis_pipeline_block(r, kind, n, argc, argv, lens, replies, 0);
+}
+
+/* ---- blocking commands that a signal or a cancel may end -------------------
+ * (multiproc/interrupt.h) The commands go over a side connection whose
+ * socket is polled with mp__poll_intr. An interrupted wait keeps the
+ * connection: the command blocked on the server is ended there with
+ * CLIENT UNBLOCK, sent over r's own connection, so that it answers at once
+ * as if its time had run out, and every reply is read as usual. A command
+ * that the server had served already answers what it took, and the caller
+ * gets it: closing the socket instead would lose an item popped just
+ * before the signal. */
+
+bool mp__redis_intr_armed(void)
+{
+    return mp_interruptible() || mp_cancel_current() != NULL;
+}
+
+/* Learns side's id on the server once per connection. A server that
+ * refuses CLIENT ID (an ACL) leaves -1: its waits are then waited out. */
+static int learn_id(mp__redis *side)
+{
+    if (side->client_id != 0)
+        return 0;
+    redisReply *rep;
+    int rc = exec_raw(side, MP__RR_INT, &rep, 2, (const char *[]){"CLIENT", "ID"}, NULL, &side->dl);
+    if (rc == 0) {
+        side->client_id = rep->integer > 0 ? rep->integer : -1;
+        freeReplyObject(rep);
+    } else if (side->fd >= 0) {
+        side->client_id = -1; /* an error reply: the connection is in step */
+        rc = 0;
+    }
+    return rc;
+}
+
+/* Reads replies into rep[*have..n) before dl: 0 once all n are in,
+ * MP_ETIMEDOUT (what came is kept, and a reply begun stays in the
+ * reader), or a connection error. */
+static int read_until(mp__redis *side, int n, redisReply **rep, int *have, const mp__deadline *dl)
+{
+    while (*have < n) {
+        int rc = recv_reply(side, &rep[*have], dl);
+        if (rc < 0)
+            return rc;
+        (*have)++;
+    }
+    return 0;
+}
+
+/* Ends side's blocked command on the server and reads the replies.
+ * UNBLOCK answers 0 when the command is not blocked: served already (its
+ * replies are on the way) or not yet read by the server; a short wait for
+ * the replies tells which, and a command not read yet is unblocked at the
+ * next try. After a few tries, or when the server refuses, the replies are
+ * waited for: the blocked command's own timeout ends it. */
+static int unblock_and_read(mp__redis *r, mp__redis *side, int n, redisReply **rep, int *have)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", side->client_id);
+    for (int i = 0; side->client_id > 0 && i < 4; i++) {
+        redisReply *u;
+        if (mp__redis_cmd(r, MP__RR_INT, &u, 3, (const char *[]){"CLIENT", "UNBLOCK", id}, NULL) <
+            0)
+            break;
+        bool was_blocked = u->integer == 1;
+        freeReplyObject(u);
+        if (was_blocked)
+            break;
+        mp__deadline soon = {.ns = mp__now_ns() + (2000000LL << i)};
+        int rc = read_until(side, n, rep, have, &soon);
+        if (rc != MP_ETIMEDOUT)
+            return rc;
+    }
+    return read_until(side, n, rep, have, &side->dl);
+}
+
+/* Checks the replies of rep[0..n) against kind: 0 or the first error. */
+static int check_all(mp__redis_reply_kind kind, int n, redisReply **rep)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = mp__redis_reply_check(rep[i], kind);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sends cmds on side (taken, begun) and reads n replies, the wait
+ * honouring the interrupt settings: 0, MP_EINTR or MP_ECANCELED with all
+ * n replies in rep, or a connection error. */
+static int side_exchange(mp__redis *r, mp__redis *side, const char *cmds, size_t len, int n,
+                         redisReply **rep)
+{
+    int have = 0, intr = 0;
+    int rc = learn_id(side);
+    if (rc == 0 && (rc = send_all(side, cmds, len, &side->dl)) == 0) {
+        struct pollfd p = {.fd = side->fd, .events = POLLIN};
+        int k = mp__poll_intr(&p, 1, &side->dl);
+        intr = k < 0 ? k : 0;
+        rc = intr ? unblock_and_read(r, side, n, rep, &have)
+                  : read_until(side, n, rep, &have, &side->dl);
+    }
+    if (rc < 0 && side->fd >= 0)
+        drop(side); /* a reply missing: the stream is out of step */
+    for (int i = 0; rc < 0 && i < have; i++) {
+        freeReplyObject(rep[i]);
+        rep[i] = NULL;
+    }
+    return rc < 0 ? rc : intr;
+}
+
+int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                            const char *const *const *argv, const size_t *const *lens,
+                            redisReply **replies, double block_s)
+{
+    for (int i = 0; i < n; i++)
+        replies[i] = NULL;
+    char *cmds = NULL;
+    size_t len = 0;
+    mp__redis *side = NULL;
+    int rc = format_all(n, argc, argv, lens, &cmds, &len);
+    if (rc == 0)
+        rc = mp__redis_side_take(r, &side);
+    if (rc == 0 && (rc = mp__redis_begin(side)) < 0)
+        mp__redis_side_give(r, side);
+    if (rc < 0) {
+        free(cmds);
+        return rc;
+    }
+    if (block_s > 0 && side->dl.ns >= 0)
+        side->dl.ns += (int64_t)(block_s * 1e9);
+    rc = side_exchange(r, side, cmds, len, n, replies);
+    free(cmds);
+    mp__redis_end(side);
+    mp__redis_side_give(r, side);
+    int bad = rc == 0 || rc == MP_EINTR || rc == MP_ECANCELED ? check_all(kind, n, replies) : 0;
+    for (int i = 0; bad < 0 && i < n; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    return bad < 0 ? bad : rc;
+}
+
+/* ---- a BLPOP with the waiter's next try behind it -------------------------
+ * A woken waiter tries again at once (a script). Sent behind the BLPOP on
+ * the same connection, the try waits in the server's input buffer of the
+ * blocked client and runs as soon as the BLPOP returns, woken or at the
+ * end of its slice, without a round trip of the client in between: the
+ * wake-up and the try's answer come back together. */
+
+int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int argc,
+                              const char **argv, redisReply **pop, redisReply **then)
+{
+    *pop = *then = NULL;
+    char sha[41], t[32];
+    size_t tlen = strlen(argv[1]);
+    if (!sha_of(argv[1], tlen, sha))
+        return MP_ENOENT; /* never loaded here: the caller runs it itself */
+    snprintf(t, sizeof(t), "%.3f", secs);
+    const char *bv[] = {"BLPOP", key, t};
+    const char **ev = malloc((size_t)argc * sizeof(*ev));
+    if (ev == NULL)
+        return MP_ENOMEM;
+    memcpy(ev, argv, (size_t)argc * sizeof(*ev));
+    ev[0] = "EVALSHA";
+    ev[1] = sha;
+    char *cmds = NULL;
+    size_t len = 0;
+    int rc = format_all(2, (const int[]){3, argc}, (const char *const *const[]){bv, ev},
+                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
+    free(ev);
+    mp__redis *side = NULL;
+    if (rc == 0)
+        rc = mp__redis_side_take(r, &side);
+    if (rc == 0 && (rc = mp__redis_begin(side)) < 0)
+        mp__redis_side_give(r, side);
+    if (rc < 0) {
+        free(cmds);
+        return rc;
+    }
+    if (side->dl.ns >= 0)
+        side->dl.ns += (int64_t)(secs * 1e9);
+    redisReply *rep[2] = {NULL, NULL};
+    int have = 0;
+    rc = send_all(side, cmds, len, &side->dl);
+    free(cmds);
+    if (rc == 0)
+        rc = read_until(side, 2, rep, &have, &side->dl);
+    if (rc < 0 && side->fd >= 0)
+        drop(side);
+    mp__redis_end(side);
+    mp__redis_side_give(r, side);
+    if (rc == 0 && (rc = mp__redis_reply_check(rep[0], MP__RR_EXEC)) == 0) {
+        *pop = rep[0];
+        rep[0] = NULL;
+        if (!is_noscript(rep[1])) { /* a server that lost it: the caller runs it */
+            *then = rep[1];
+            rep[1] = NULL;
+        }
+    }
+    for (int i = 0; i < have; i++)
+        if (rep[i])
+            freeReplyObject(rep[i]);
+    return rc;
 }

@@ -473,6 +473,25 @@ int mp__redis_side_send(mp__redis *r, int argc, const char **argv, mp__redis **o
 int mp__redis_side_recv(mp__redis *r, mp__redis *side, redisReply **rep);
 void mp__redis_side_abandon(mp__redis *r, mp__redis *side);
 
+/* Whether the calling thread's blocking calls honour a signal or a cancel
+ * (multiproc/interrupt.h): it is interruptible or watches a cancel. The
+ * waits take the interruptible path below only then, so that the plain
+ * one stays as it was. */
+bool mp__redis_intr_armed(void);
+/* As mp__redis_pipeline_block, over a side connection of r, the wait
+ * honouring the interrupt settings: on a signal (interruptible) or a
+ * triggered cancel, the command blocked on the server is ended there
+ * (CLIENT UNBLOCK over r's connection: it answers as if its time ran out)
+ * and the call returns MP_EINTR or MP_ECANCELED with every reply read, as
+ * on 0: a blocking command that the server had served already answers
+ * what it took (a popped element), which the caller must use or put back.
+ * When the server refuses CLIENT ID or UNBLOCK, the replies are waited
+ * for (block_s at most). Other errors: as mp__redis_pipeline_block, with
+ * all replies NULL. */
+int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
+                            const char *const *const *argv, const size_t *const *lens,
+                            redisReply **replies, double block_s);
+
 /* Lock tokens and waiter ids: "<pid>-<32 hex digits>" (mp__redis_new_token). */
 #define MP__REDIS_TOKEN_MAX 48
 
@@ -659,7 +678,9 @@ typedef struct mp__redis_wakers {
 void mp__redis_wakers_init(const struct mp__redis_obj *o, mp__redis_wakers *k);
 /* Blocks in BLPOP on the wake list for up to a second (never past dl):
  * 0 when woken (got: the wake-up, if got) or the slice ended (got ""),
- * MP_ETIMEDOUT when dl had passed, or a connection error. */
+ * MP_ETIMEDOUT when dl had passed, MP_EINTR or MP_ECANCELED (interrupted;
+ * got holds the wake-up if one was taken before the wait ended: pass it
+ * on or use it), or a connection error. */
 int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
                         char *got, size_t cap);
 /* Side connections: a wait that blocks on the server (BLPOP) goes over a
@@ -675,9 +696,26 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
 int mp__redis_side_take(mp__redis *r, mp__redis **out);
 void mp__redis_side_give(mp__redis *r, mp__redis *side);
 /* One BLPOP of key (then key2, if not NULL) for up to secs (> 0)
- * seconds over a side connection of r: *rep nil or [key, value]. */
+ * seconds over a side connection of r: *rep nil or [key, value]. With
+ * the interrupt settings armed (mp__redis_intr_armed), it may return
+ * MP_EINTR or MP_ECANCELED with *rep set all the same (nil, or what the
+ * BLPOP took before it was ended: the caller owns it and frees *rep);
+ * *rep is NULL after any other error. */
 int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
                          redisReply **rep);
+/* One BLPOP of key for up to secs (> 0) seconds over a side connection of
+ * r, with a script pipelined behind it (argv[0..argc): "EVAL", its text,
+ * the key count, keys and arguments; sent as EVALSHA), which the server
+ * runs as soon as the BLPOP returns, woken or at the end of its slice: a
+ * woken waiter's next try costs no round trip of its own. 0 with *pop
+ * (nil or [key, value]) and *then (the script's reply, unchecked: an
+ * error reply included), or *then NULL when the server did not know the
+ * script (the caller runs it itself); MP_ENOENT when the script was never
+ * loaded by this process (nothing sent); or a connection error. Not
+ * interruptible (multiproc/interrupt.h): the waits of an armed thread
+ * take mp__redis_side_blpop. */
+int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int argc,
+                              const char **argv, redisReply **pop, redisReply **then);
 /* Waits on a count that moves when a condition comes true (an event's
  * sets, a joinable queue's times at 0): check runs the object's script,
  * enlisting id when enlist, and answers whether the condition holds
@@ -685,7 +723,8 @@ int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double
  * holds, or the count moved past the one first seen (popped from the
  * wake list, or found at a retry: it came true and may have been undone
  * since, as Python's Event.wait returns); MP_ETIMEDOUT, MP_EINVAL (NaN
- * timeout) or check's error. */
+ * timeout), check's error, or MP_EINTR / MP_ECANCELED (interrupted: the
+ * count had not moved at a last look, and the waiter left the set). */
 typedef int (*mp__redis_gen_check)(void *obj, const char *id, bool enlist, bool *done,
                                    uint64_t *gen);
 int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeout,
@@ -695,5 +734,10 @@ int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeo
 int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen);
 /* Takes waiter off the wait set (it gave up). */
 int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter);
+/* The same for a waiter that an interrupt ended, in one script; pass:
+ * it took a wake-up that it will not use, which goes to the next waiter
+ * enlisted (when there is one and the wake list holds fewer wake-ups than
+ * waiters), so no release is lost with it. */
+int mp__redis_wake_quit(mp__redis *conn, const mp__redis_wakers *k, const char *waiter, bool pass);
 
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

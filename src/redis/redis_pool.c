@@ -253,12 +253,12 @@ static int xadd_args(mp__redis_pool *p, uint64_t id0, const char *fn, size_t fn_
                                 "k",
                                 num[4]};
     int argc = chunk_tasks(c) > 1 ? 19 : 17;
+    /* The function and the input are counted bytes: the input may be
+     * binary with no NUL after it, so strlen must not read it. */
     for (int i = 0; i < argc; i++) {
         argv[i] = a[i];
-        lens[i] = strlen(a[i]);
+        lens[i] = i == 8 ? fn_len : i == 16 ? c->in_len : strlen(a[i]);
     }
-    lens[8] = fn_len;
-    lens[16] = c->in_len;
     return argc;
 }
 
@@ -675,8 +675,9 @@ static int check_restart(mp__redis_pool *p)
  * before, BLMOVE of the list onto its own head (Redis 6.2: it waits and
  * moves nothing; BLPOP before, which takes the first), and LRANGE of up
  * to DRAIN, which the server runs as soon as the wait ends. *got: how
- * many came. Returns 0, 1 when the server answered that none came, or an
- * error (MP_ETIMEDOUT: the server did not answer in time). */
+ * many came. Returns 0, 1 when the server answered that none came,
+ * MP_EINTR or MP_ECANCELED (the wait interrupted, what came delivered),
+ * or an error (MP_ETIMEDOUT: the server did not answer in time). */
 static int pop_wait(mp__redis_pool *p, double left, size_t *got)
 {
     char t[32], num[24];
@@ -701,13 +702,18 @@ static int pop_wait(mp__redis_pool *p, double left, size_t *got)
         int ac[3] = {4, bn, 4};
         redisReply *rep[3];
         p->trim = 0; /* as in drain */
-        int rc = mp__redis_pipeline_block(p->conn, MP__RR_ANY_VALUE, k, ac + 3 - k, av + 3 - k,
-                                          lv + 3 - k, rep, left);
+        /* A thread that honours interrupts waits over a side connection
+         * whose wait a signal or a cancel ends (the results stay on the
+         * list: BLMOVE moves nothing, and what a BLPOP took is delivered
+         * below); the interrupt is answered after the delivery. */
+        int rc = (mp__redis_intr_armed() ? mp__redis_side_pipeline : mp__redis_pipeline_block)(
+            p->conn, MP__RR_ANY_VALUE, k, ac + 3 - k, av + 3 - k, lv + 3 - k, rep, left);
         if (rc == MP_ESERVER && m) { /* an older server: unknown command */
             p->no_blmove = true;
             continue;
         }
-        if (rc < 0)
+        int intr = rc == MP_EINTR || rc == MP_ECANCELED ? rc : 0;
+        if (rc < 0 && !intr)
             return rc;
         if (k == 3)
             freeReplyObject(rep[0]);
@@ -725,7 +731,7 @@ static int pop_wait(mp__redis_pool *p, double left, size_t *got)
         *got = g1 + g2;
         if (rc == MP_ETIMEDOUT)
             rc = 0;
-        return rc < 0 ? rc : none ? 1 : 0;
+        return rc < 0 ? rc : intr ? intr : none ? 1 : 0;
     }
 }
 

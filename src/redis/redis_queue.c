@@ -170,7 +170,10 @@ int mp__redis_queue_put(mp__redis_queue *q, const void *data, size_t len, double
             return MP_EFULL;
         int left = mp__deadline_poll_ms(&dl);
         long ms = left >= 0 && step > left ? left : step;
-        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000}, NULL);
+        /* The nap honours the interrupt settings: nothing was put. */
+        mp__deadline nap = {.ns = mp__now_ns() + ms * 1000000};
+        if ((rc = mp__poll_intr(NULL, 0, &nap)) < 0)
+            return rc;
         step = step < 32 ? step * 2 : step;
     }
 }
@@ -212,19 +215,29 @@ static int is_closed(mp__redis_queue *q)
 static int pop_once(mp__redis_queue *q, double secs, redisReply **rep)
 {
     mp__redis *r = q->o->conn;
+    *rep = NULL;
     int rc = secs <= 0 ? mp__redis_cmd(r, MP__RR_STR_NIL, rep, 2,
                                        (const char *[]){"LPOP", q->o->key}, NULL)
                        : mp__redis_side_blpop(r, q->o->key, q->closed_wake, secs, rep);
-    if (rc < 0 || ((*rep)->type != REDIS_REPLY_NIL && popped(q, *rep)))
+    /* An interrupted BLPOP (rc MP_EINTR or MP_ECANCELED) still answers
+     * what it took: a message is this get's (it completes), a close's
+     * wake-up goes back as usual; only nil lets the interrupt answer. */
+    if (*rep == NULL)
         return rc;
-    if ((*rep)->type != REDIS_REPLY_NIL) /* the wake-up: back for the next */
+    if ((*rep)->type != REDIS_REPLY_NIL && popped(q, *rep))
+        return 0;
+    if ((*rep)->type != REDIS_REPLY_NIL) { /* the wake-up: back for the next */
         (void)mp__redis_cmd(r, MP__RR_INT, NULL, 3, (const char *[]){"LPUSH", q->closed_wake, "1"},
                             NULL);
-    else if ((rc = is_closed(q)) <= 0)
-        return rc; /* nil: nothing yet */
+        rc = MP_ECLOSED;
+    } else if (rc == 0 && (rc = is_closed(q)) == 0) {
+        return 0; /* nil: nothing yet */
+    } else if (rc == 1) {
+        rc = MP_ECLOSED;
+    }
     freeReplyObject(*rep);
     *rep = NULL;
-    return rc < 0 ? rc : MP_ECLOSED;
+    return rc;
 }
 
 int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double timeout)

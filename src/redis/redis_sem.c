@@ -118,12 +118,25 @@ static int script(mp__redis_sem *s, const char *lua, const char *id, bool enlist
     return mp__redis_lua_error(*result);
 }
 
+/* An acquire that an interrupt (rc) ended: a last try, which takes a
+ * unit if one is there for the caller (the call completes), else the
+ * caller leaves the wait set, passing on the wake-up it took if any. */
+static int acquire_interrupted(mp__redis_sem *s, const char *id, bool woken, int rc)
+{
+    long long r;
+    int t = script(s, acquire_lua, id, false, &r);
+    if (t < 0 || r == 1)
+        return t;
+    (void)mp__redis_wake_quit(s->o->conn, &s->wk, id, woken);
+    return rc;
+}
+
 int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
 {
     mp__deadline dl;
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM || mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
-    char id[48];
+    char id[48], got[8];
     mp__redis_new_token(id, sizeof(id));
     bool enlist = !mp__deadline_expired(&dl);
     for (;;) {
@@ -131,12 +144,14 @@ int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
         int rc = script(s, acquire_lua, id, enlist, &r);
         if (rc < 0 || r == 1)
             return rc; /* an entry left enlisted expires by itself */
-        rc = enlist ? mp__redis_wake_wait(s->o->conn, &s->wk, &dl, NULL, 0) : MP_ETIMEDOUT;
+        rc = enlist ? mp__redis_wake_wait(s->o->conn, &s->wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(s->o->conn, &s->wk, id);
             return MP_ETIMEDOUT;
         }
+        if (rc == MP_EINTR || rc == MP_ECANCELED)
+            return acquire_interrupted(s, id, got[0] != '\0', rc);
         if (rc < 0)
             return rc;
     }

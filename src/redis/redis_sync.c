@@ -141,20 +141,12 @@ static int lock_script(mp__redis_lock *l, const char *lua, const char *token, lo
     return mp__redis_lua_error(*result);
 }
 
-/* The acquire script: *flag -1 (held by another), 0 or 1 (acquired; 1:
- * the previous holder never released), with the token in *fence. */
-static int acquire_script(mp__redis_lock *l, const char *token, bool enlist, long long *flag,
-                          uint64_t *fence)
+/* The acquire script's answer: *flag -1 (held by another), 0 or 1
+ * (acquired; 1: the previous holder never released), with the token in
+ * *fence. */
+static int acquire_answer(const redisReply *rep, long long *flag, uint64_t *fence)
 {
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
-    const char *argv[] = {
-        "EVAL",     acquire_lua, "5",   l->o->key, l->owner_key,      l->fence_key,
-        l->wk.wait, l->wk.wake,  token, ms,        enlist ? "1" : "0"};
-    redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 11, argv, NULL);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
     if (rep->type == REDIS_REPLY_INTEGER) {
         *flag = rep->integer;
         rc = mp__redis_lua_error(rep->integer);
@@ -169,7 +161,65 @@ static int acquire_script(mp__redis_lock *l, const char *token, bool enlist, lon
     } else {
         rc = MP_EBADMSG;
     }
+    return rc;
+}
+
+/* The acquire script's arguments (argv: 11 slots, ms: 24 bytes). */
+static void acquire_args(mp__redis_lock *l, const char *token, bool enlist, const char **argv,
+                         char *ms)
+{
+    snprintf(ms, 24, "%lld", (long long)(l->lease * 1000 + 0.5));
+    const char *a[] = {"EVAL",     acquire_lua, "5",   l->o->key, l->owner_key,      l->fence_key,
+                       l->wk.wait, l->wk.wake,  token, ms,        enlist ? "1" : "0"};
+    memcpy(argv, a, sizeof(a));
+}
+
+/* The acquire script: see acquire_answer. */
+static int acquire_script(mp__redis_lock *l, const char *token, bool enlist, long long *flag,
+                          uint64_t *fence)
+{
+    char ms[24];
+    const char *argv[11];
+    acquire_args(l, token, enlist, argv, ms);
+    redisReply *rep;
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 11, argv, NULL);
+    if (rc < 0)
+        return rc;
+    rc = acquire_answer(rep, flag, fence);
     freeReplyObject(rep);
+    return rc;
+}
+
+/* The wait of an enlisted waiter (not interruptible: see the caller) with
+ * its next try pipelined behind the BLPOP (mp__redis_side_blpop_then):
+ * 0 with *tried and the try's answer, or *tried false when the try did
+ * not run (the caller runs it); MP_ETIMEDOUT when dl had passed, or a
+ * connection error. */
+static int wait_and_try(mp__redis_lock *l, const char *tok, const mp__deadline *dl, long long *flag,
+                        uint64_t *fence, bool *tried)
+{
+    *tried = false;
+    int left = mp__deadline_poll_ms(dl);
+    if (left == 0)
+        return MP_ETIMEDOUT;
+    double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
+    char ms[24];
+    const char *argv[11];
+    acquire_args(l, tok, true, argv, ms);
+    redisReply *pop, *then;
+    int rc = mp__redis_side_blpop_then(l->o->conn, l->wk.wake, secs, 11, argv, &pop, &then);
+    if (rc == MP_ENOENT)
+        return mp__redis_wake_wait(l->o->conn, &l->wk, dl, NULL, 0);
+    if (rc < 0)
+        return rc;
+    freeReplyObject(pop);
+    if (then) { /* a reply like any other: checked before it is read */
+        *tried = true;
+        rc = mp__redis_reply_check(then, MP__RR_ANY_VALUE);
+        if (rc == 0)
+            rc = acquire_answer(then, flag, fence);
+        freeReplyObject(then);
+    }
     return rc;
 }
 
@@ -194,6 +244,34 @@ static int acquire_again(mp__redis_lock *l)
     return rc;
 }
 
+/* Records the hold of tok that the acquire script answered. */
+static int took(mp__redis_lock *l, const char *tok, long long flag, uint64_t fence)
+{
+    pthread_mutex_lock(&l->mu);
+    memcpy(l->token, tok, sizeof(l->token));
+    l->holder = (int)getpid();
+    l->count = 1;
+    l->fence = fence;
+    pthread_mutex_unlock(&l->mu);
+    return flag == 1 ? MP_EOWNERDEAD : 0;
+}
+
+/* An acquire that an interrupt (rc) ended: a last try, which takes the
+ * lock if it is free for the caller (the call completes), else the
+ * caller leaves the wait set, passing on the wake-up it took if any. */
+static int acquire_interrupted(mp__redis_lock *l, const char *tok, bool woken, int rc)
+{
+    long long r;
+    uint64_t fence = 0;
+    int t = acquire_script(l, tok, false, &r, &fence);
+    if (t < 0)
+        return t;
+    if (r >= 0)
+        return took(l, tok, r, fence);
+    (void)mp__redis_wake_quit(l->o->conn, &l->wk, tok, woken);
+    return rc;
+}
+
 int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
 {
     mp__deadline dl;
@@ -203,32 +281,35 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     int rc = acquire_again(l);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    char tok[sizeof(l->token)];
+    char tok[sizeof(l->token)], got[8];
     mp__redis_new_token(tok, sizeof(tok));
     /* A try that fails enlists the caller (unless it would not wait),
      * then it blocks until a release wakes it, or a slice ends. */
-    bool enlist = !mp__deadline_expired(&dl);
+    bool enlist = !mp__deadline_expired(&dl), tried = false;
+    long long r = -1;
+    uint64_t fence = 0;
     for (;;) {
-        long long r;
-        uint64_t fence = 0;
-        rc = acquire_script(l, tok, enlist, &r, &fence);
-        if (rc < 0)
+        if (!tried && (rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
             return rc; /* an entry left enlisted expires by itself */
-        if (r >= 0) {
-            pthread_mutex_lock(&l->mu);
-            memcpy(l->token, tok, sizeof(tok));
-            l->holder = (int)getpid();
-            l->count = 1;
-            l->fence = fence;
-            pthread_mutex_unlock(&l->mu);
-            return r == 1 ? MP_EOWNERDEAD : 0;
-        }
-        rc = enlist ? mp__redis_wake_wait(l->o->conn, &l->wk, &dl, NULL, 0) : MP_ETIMEDOUT;
+        if (r >= 0)
+            return took(l, tok, r, fence);
+        /* A thread that honours interrupts waits alone (the interruptible
+         * BLPOP) and tries after; the others send the try behind the
+         * BLPOP, so a woken waiter needs no round trip of its own. */
+        got[0] = '\0';
+        if (!enlist)
+            rc = MP_ETIMEDOUT;
+        else if (mp__redis_intr_armed())
+            rc = mp__redis_wake_wait(l->o->conn, &l->wk, &dl, got, sizeof(got));
+        else
+            rc = wait_and_try(l, tok, &dl, &r, &fence, &tried);
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
             return MP_ETIMEDOUT;
         }
+        if (rc == MP_EINTR || rc == MP_ECANCELED)
+            return acquire_interrupted(l, tok, got[0] != '\0', rc);
         if (rc < 0)
             return rc;
     }
@@ -415,7 +496,13 @@ void mp__redis_lock_drop(mp__redis_lock *l)
 
 int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count)
 {
+    /* The lock is taken back whatever the interrupt settings say: a
+     * condition's wait returns holding it, as locally. */
+    bool was = mp_set_interruptible(false);
+    mp_cancel *c = mp_cancel_set_current(NULL);
     int rc = mp__redis_lock_acquire(l, MP_FOREVER);
+    mp_cancel_set_current(c);
+    mp_set_interruptible(was);
     if (rc == 0 || rc == MP_EOWNERDEAD) {
         pthread_mutex_lock(&l->mu);
         l->count = count ? count : 1;

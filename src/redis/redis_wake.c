@@ -42,14 +42,18 @@ int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double
     char t[32];
     snprintf(t, sizeof(t), "%.3f", secs);
     const char *argv[] = {"BLPOP", key, key2 ? key2 : t, t};
-    mp__redis *side;
+    int argc = key2 ? 4 : 3;
     *rep = NULL;
+    if (mp__redis_intr_armed())
+        return mp__redis_side_pipeline(r, MP__RR_EXEC, 1, &argc, (const char *const *const[]){argv},
+                                       (const size_t *const[]){NULL}, rep, secs);
+    mp__redis *side;
     int rc = mp__redis_side_take(r, &side);
     if (rc < 0)
         return rc;
     rc = mp__redis_begin(side);
     if (rc == 0) {
-        rc = mp__redis_call(side, MP__RR_EXEC, rep, secs, key2 ? 4 : 3, argv, NULL);
+        rc = mp__redis_call(side, MP__RR_EXEC, rep, secs, argc, argv, NULL);
         mp__redis_end(side);
     }
     mp__redis_side_give(r, side);
@@ -69,7 +73,7 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
     redisReply *rep;
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
     int rc = mp__redis_side_blpop(conn, k->wake, NULL, secs, &rep);
-    if (rc < 0)
+    if (rep == NULL)
         return rc;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
         rep->element[1]->type == REDIS_REPLY_STRING && got && cap) {
@@ -78,7 +82,7 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
         got[n] = '\0';
     }
     freeReplyObject(rep);
-    return 0;
+    return rc;
 }
 
 int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen)
@@ -94,6 +98,32 @@ int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen)
     *flag = rep->element[0]->integer == 1;
     *gen = (uint64_t)rep->element[1]->integer;
     return 0;
+}
+
+/* Whether got is a count of sets above mine. */
+static bool moved_past(const char *got, uint64_t mine)
+{
+    char *end = NULL;
+    unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
+    return got[0] && end && *end == '\0' && g > mine;
+}
+
+/* A gen wait that an interrupt ended (rc): it completes if the count
+ * moved (popped, or seen at a last look), else it leaves the wait set. */
+static int gen_interrupted(mp__redis *conn, const mp__redis_wakers *wk, mp__redis_gen_check check,
+                           void *obj, const char *id, uint64_t mine, const char *got, int rc)
+{
+    bool done = false;
+    uint64_t gen = 0;
+    if (moved_past(got, mine))
+        return 0;
+    int c = check(obj, id, false, &done, &gen);
+    if (c < 0)
+        return c;
+    if (done || gen > mine)
+        return 0;
+    (void)mp__redis_wake_leave(conn, wk, id);
+    return rc;
 }
 
 int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeout,
@@ -123,11 +153,11 @@ int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeo
                 (void)mp__redis_wake_leave(conn, wk, id);
             return MP_ETIMEDOUT;
         }
+        if (rc == MP_EINTR || rc == MP_ECANCELED)
+            return gen_interrupted(conn, wk, check, obj, id, mine, got, rc);
         if (rc < 0)
             return rc;
-        char *end = NULL;
-        unsigned long long g = got[0] ? strtoull(got, &end, 10) : 0;
-        if (got[0] && end && *end == '\0' && g > mine)
+        if (moved_past(got, mine))
             return 0; /* woken by a count above the one seen */
     }
 }
@@ -136,4 +166,27 @@ int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char 
 {
     return mp__redis_cmd(conn, MP__RR_ANY_VALUE, NULL, 3, (const char *[]){"ZREM", k->wait, waiter},
                          NULL);
+}
+
+/* KEYS[1] and KEYS[2] the wait set and wake list; ARGV[1] the waiter,
+ * ARGV[2] "1": pass on the wake-up it took. */
+static const char quit_lua[] = MP__REDIS_LUA_HELPERS MP__REDIS_WAKE_LUA(
+    "1", "2") "local w = wk_check() if w then return w end "
+              "wk_leave(ARGV[1]) "
+              "if ARGV[2] == '1' then wk_expire(wk_now()) wk_wake() end "
+              "return 0";
+
+int mp__redis_wake_quit(mp__redis *conn, const mp__redis_wakers *k, const char *waiter, bool pass)
+{
+    if (!pass)
+        return mp__redis_wake_leave(conn, k, waiter);
+    redisReply *rep;
+    int rc =
+        mp__redis_cmd(conn, MP__RR_INT, &rep, 7,
+                      (const char *[]){"EVAL", quit_lua, "2", k->wait, k->wake, waiter, "1"}, NULL);
+    if (rc < 0)
+        return rc;
+    rc = mp__redis_lua_error(rep->integer);
+    freeReplyObject(rep);
+    return rc;
 }
