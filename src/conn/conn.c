@@ -4,9 +4,10 @@
  * Receiving: every end keeps a read-ahead buffer, so that one read syscall
  * yields many small messages. A frame that does not fit in it is read
  * straight into its destination, with no extra copy. A receive that stops in
- * the middle of such a frame (timeout, error) keeps the bytes already read in
- * c->part, a buffer of the frame's size that the next receive completes; a
- * frame that fits in the read-ahead buffer simply stays there. The syscalls
+ * the middle of such a frame (timeout, interrupt, error) keeps the bytes
+ * already read in c->part, a buffer of the frame's size that the next receive
+ * completes; a frame that fits in the read-ahead buffer simply stays there
+ * (an interrupted receive, like a timed-out one, consumes nothing). The syscalls
  * themselves (timeouts, SIGPIPE, descriptors) are in conn/conn_io.c.
  */
 #include <errno.h>
@@ -264,8 +265,8 @@ static int conn_recv_small(mp_conn *c, const mp__frame *f, conn_sink *s, const m
 /* A large frame stopped before its end: keep what was read in c->part, a
  * buffer of the frame's size. It is the destination itself when we
  * allocated it, else the spare that recv_into set aside in advance for
- * timeouts; only an error with no deadline (no spare) needs a new one, and
- * if even that fails the stream cannot be resynchronised. */
+ * timeouts and interrupts; only an error with neither (no spare) needs a new
+ * one, and if even that fails the stream cannot be resynchronised. */
 static int conn_keep_partial(mp_conn *c, unsigned char *owned, unsigned char *spare,
                              const unsigned char *dst, size_t len, size_t have, int rc)
 {
@@ -296,7 +297,8 @@ static int conn_recv_large(mp_conn *c, const mp__frame *f, conn_sink *s, const m
             return MP_ENOMEM;
     } else {
         dst = s->buf;
-        if (d->ns >= 0 && !(spare = malloc(f->len)))
+        /* A wait that can end early (timeout, interrupt) needs the spare. */
+        if ((d->ns >= 0 || mp__intr_active()) && !(spare = malloc(f->len)))
             return MP_ENOMEM;
     }
     /* The frame does not fit in the read-ahead, so all of it is this frame's. */
@@ -539,7 +541,7 @@ int mp_conn_poll(mp_conn *c, double timeout)
         return 1;
     /* Like Python, a readable fd counts even if it holds only part of a
      * message: the promise is that recv will make progress. */
-    rc = mp__conn_wait(c, POLLIN, &d);
+    rc = mp__conn_wait(c, POLLIN, &d, mp__intr_active());
     return rc > 0 ? 1 : rc;
 }
 
