@@ -157,14 +157,16 @@ int mp_pipeline_communicate(mp_pipeline *pl, const void *input, size_t len, char
         return rc;
     if ((len > 0 && !input) || (len > 0 && !pl->comm.pipe[0]))
         return MP_EINVAL;
-    rc = mp__comm_run(&pl->comm, input, len, &d);
+    rc = mp__comm_run(&pl->comm, input, len, &d, true);
     if (rc == 0)
         rc = pipeline_wait(pl, &d);
+    if (rc == MP_EINTR || rc == MP_ECANCELED)
+        return rc; /* as mp_popen_communicate: all kept for a later call */
     if (rc == MP_ETIMEDOUT) {
         if (pl->kill_on_timeout) {
             pipeline_kill_all(pl);
             mp__deadline now = {.ns = 0};
-            (void)mp__comm_run(&pl->comm, NULL, 0, &now);
+            (void)mp__comm_run(&pl->comm, NULL, 0, &now, false);
         }
         int trc = mp__comm_finish(&pl->comm, !pl->kill_on_timeout, out, out_len, err, err_len);
         return trc < 0 ? trc : MP_ETIMEDOUT;

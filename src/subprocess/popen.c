@@ -77,15 +77,23 @@ static int popen_try_reap(mp_popen *p)
     return popen_reap(p, false);
 }
 
-/* Sleeps until the child may have exited or d passes. */
-static void popen_sleep(mp_popen *p, const mp__deadline *d)
+/* Sleeps until the child may have exited or d passes. Returns 0, or with
+ * intr (the thread's interrupt settings apply) MP_EINTR or MP_ECANCELED. */
+static int popen_sleep(mp_popen *p, const mp__deadline *d, bool intr)
 {
+    int r = 0;
     if (p->pidfd >= 0) {
         struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
-        (void)mp__poll(&pfd, 1, d);
+        r = intr ? mp__poll_intr(&pfd, 1, d) : mp__poll(&pfd, 1, d);
+    } else if (intr) {
+        mp__deadline slice = {.ns = mp__now_ns() + 2 * 1000000};
+        if (d->ns >= 0 && d->ns < slice.ns)
+            slice = *d;
+        r = mp__poll_intr(NULL, 0, &slice);
     } else {
         mp__sleep_until(d, 2 * 1000000); /* no pidfd: poll in 2 ms slices */
     }
+    return r == MP_EINTR || r == MP_ECANCELED ? r : 0;
 }
 
 void mp__popen_kill_reap(mp_popen *p)
@@ -97,7 +105,7 @@ void mp__popen_kill_reap(mp_popen *p)
     (void)mp_popen_send_signal(p, SIGKILL);
     mp__deadline d = {.ns = mp__now_ns() + MP__KILL_WAIT_NS};
     while (!popen_try_reap(p) && !mp__deadline_expired(&d))
-        popen_sleep(p, &d);
+        (void)popen_sleep(p, &d, false);
 }
 
 mp__deadline mp__popen_cap(const mp_popen *p, const mp__deadline *d)
@@ -118,17 +126,24 @@ static bool popen_check_life(mp_popen *p)
     return true;
 }
 
+/* With no deadline, one blocking waitid; under the thread's interrupt
+ * settings a poll of the pidfd instead, which (unlike waitid) sees the
+ * cancel and is never restarted after a handler, even with SA_RESTART. An
+ * interrupted wait reaps nothing: the child stays waitable. */
 int mp__popen_wait(mp_popen *p, const mp__deadline *d)
 {
     mp__deadline cap = mp__popen_cap(p, d);
-    if (cap.ns < 0)
-        return popen_reap(p, true) ? 0 : MP_EIO; /* no deadline: one blocking call */
+    bool intr = mp__intr_active();
+    if (cap.ns < 0 && !intr)
+        return popen_reap(p, true) ? 0 : MP_EIO;
     for (;;) {
         if (popen_try_reap(p) || popen_check_life(p))
             return 0;
         if (mp__deadline_expired(&cap))
             return MP_ETIMEDOUT;
-        popen_sleep(p, &cap);
+        int rc = popen_sleep(p, &cap, intr);
+        if (rc < 0)
+            return rc;
     }
 }
 
@@ -308,7 +323,7 @@ void mp_popen_destroy(mp_popen *p)
         (void)mp_popen_send_signal(p, SIGKILL);
         mp__deadline d = {.ns = mp__now_ns() + MP__KILL_WAIT_NS};
         while (!popen_try_reap(p) && !mp__deadline_expired(&d))
-            popen_sleep(p, &d);
+            (void)popen_sleep(p, &d, false);
     }
     mp__close_fd(&p->pidfd);
     mp__comm_free(&p->comm);

@@ -31,12 +31,19 @@ static int run_opts(const mp_run_opts *ro, mp_popen_opts *po)
     return 0;
 }
 
-/* Communicate and reap; maps a timeout to MP_ETIMEOUTEXPIRED. */
+/* Communicate and reap; maps a timeout to MP_ETIMEOUTEXPIRED. An
+ * interrupted communicate (MP_EINTR, MP_ECANCELED) cannot be resumed by
+ * the caller, who holds no mp_popen: like Python's run on any exception,
+ * the child is killed and reaped, and its output so far handed over. */
 static int run_child(mp_popen *p, const mp_run_opts *ro, mp_run_result *res)
 {
     double t = ro->timeout > 0 ? ro->timeout : MP_FOREVER;
     int rc = mp_popen_communicate(p, ro->input, ro->input_len, &res->out, &res->out_len, &res->err,
                                   &res->err_len, t);
+    if (rc == MP_EINTR || rc == MP_ECANCELED) {
+        int krc = mp__popen_kill_collect(p, &res->out, &res->out_len, &res->err, &res->err_len);
+        rc = krc < 0 ? krc : rc;
+    }
     (void)mp_popen_returncode(p, &res->returncode);
     if (rc == MP_ETIMEDOUT)
         return MP_ETIMEOUTEXPIRED;
