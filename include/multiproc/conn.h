@@ -39,6 +39,9 @@
  * triggered. With either setting on, the calls wait in poll() even without
  * a timeout.
  *
+ * Every MP_EINVAL of this module names the call and the argument in
+ * mp_error_detail() (multiproc/error.h).
+ *
  * Thread safety: one thread may send while another receives on the same
  * end; two threads must not both send (or both receive) at once;
  * mp_conn_poll and mp_wait may run while another thread receives. Across

@@ -150,7 +150,7 @@ int mp__popen_wait(mp_popen *p, const mp__deadline *d)
 int mp__popen_check_owner(const mp_popen *p)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "p is NULL");
     return p->owner == getpid() ? 0 : MP_EPERM;
 }
 
@@ -168,7 +168,7 @@ int mp__popen_create(mp_popen **out, const char *const *argv, const mp_popen_opt
     if (!o)
         o = &defaults;
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_create: out is NULL");
     mp__plan pl;
     mp_popen *p = calloc(1, sizeof(*p));
     int rc = p ? mp__plan_init(&pl, argv, o, pgid) : MP_ENOMEM;
@@ -237,7 +237,7 @@ int mp_popen_poll(mp_popen *p, int *code)
 int mp_popen_returncode(const mp_popen *p, int *code)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_returncode: p is NULL");
     if (!p->reaped)
         return MP_ERUNNING;
     if (code)
@@ -251,7 +251,7 @@ int mp_popen_send_signal(mp_popen *p, int sig)
     if (rc < 0)
         return rc;
     if (sig < 0 || sig >= NSIG)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_send_signal: sig %d is not a signal", sig);
     if (p->reaped)
         return 0;
     int r;
@@ -277,8 +277,11 @@ int mp_popen_signal_group(mp_popen *p, int sig)
     int rc = mp__popen_check_owner(p);
     if (rc < 0)
         return rc;
-    if (!p->leads_group || sig < 0 || sig >= NSIG)
-        return MP_EINVAL;
+    if (!p->leads_group)
+        return mp__fail(MP_EINVAL, "mp_popen_signal_group: the child leads no group (made "
+                                   "without new_session or process_group)");
+    if (sig < 0 || sig >= NSIG)
+        return mp__fail(MP_EINVAL, "mp_popen_signal_group: sig %d is not a signal", sig);
     return kill(-p->pid, sig) < 0 && errno != ESRCH ? mp__errno() : 0;
 }
 

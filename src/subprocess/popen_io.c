@@ -255,8 +255,10 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char **out,
     int rc = mp__popen_check_owner(p);
     if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
         return rc;
-    if ((len > 0 && !input) || (len > 0 && !p->comm.pipe[0]))
-        return MP_EINVAL;
+    if (len > 0 && !input)
+        return mp__fail(MP_EINVAL, "mp_popen_communicate: input is NULL with len %zu", len);
+    if (len > 0 && !p->comm.pipe[0])
+        return mp__fail(MP_EINVAL, "mp_popen_communicate: input given but stdin is not a pipe");
     mp__deadline cap = mp__popen_cap(p, &d);
     rc = mp__comm_run(&p->comm, input, len, &cap, true);
     if (rc == 0)
@@ -286,8 +288,10 @@ ssize_t mp_popen_read(mp_popen *p, int which, void *buf, size_t cap, double time
     int rc = mp__popen_check_owner(p);
     if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
         return rc;
-    if ((which != 1 && which != 2) || (!buf && cap > 0))
-        return MP_EINVAL;
+    if (which != 1 && which != 2)
+        return mp__fail(MP_EINVAL, "mp_popen_read: which is %d (1: stdout, 2: stderr)", which);
+    if (!buf && cap > 0)
+        return mp__fail(MP_EINVAL, "mp_popen_read: buf is NULL with cap %zu", cap);
     int fd = which == 1 ? p->comm.out_fd : p->comm.err_fd;
     if (fd < 0)
         return MP_EBADF;
@@ -301,7 +305,7 @@ ssize_t mp_popen_write(mp_popen *p, const void *data, size_t len, double timeout
     if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
         return rc;
     if (!data && len > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_write: data is NULL with len %zu", len);
     if (p->comm.in_fd < 0)
         return MP_EBADF;
     return mp__pipe_write(p->comm.in_fd, data, len, &d);
