@@ -5,11 +5,14 @@
  * interrupted call left what a later call resumes from: a message half
  * received, a frame half sent, an unreaped child, a communicate's output. */
 #include <endian.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -473,6 +476,31 @@ static void pattern(unsigned char *buf, size_t len)
         buf[i] = (unsigned char)(i * 7 + 3);
 }
 
+/* A gate a child waits at (`read x < path`: the open of a FIFO waits
+ * for a writer) until the test opens it, so that the child cannot finish
+ * before the call under test was stopped, however slow the machine. */
+typedef struct gate {
+    char dir[32];
+    char path[48];
+} gate;
+
+static void gate_make(gate *g)
+{
+    strcpy(g->dir, "/tmp/mp_gate_XXXXXX");
+    cr_assert_not_null(mkdtemp(g->dir));
+    snprintf(g->path, sizeof(g->path), "%s/fifo", g->dir);
+    cr_assert_eq(mkfifo(g->path, 0600), 0);
+}
+
+static void gate_open(gate *g)
+{
+    int fd = open(g->path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    unlink(g->path);
+    rmdir(g->dir);
+}
+
 static void write_all(int fd, const void *buf, size_t len)
 {
     cr_assert_eq(write(fd, buf, len), (ssize_t)len);
@@ -576,9 +604,10 @@ Test(interrupt_io, a_send_interrupted_mid_frame_finishes_the_frame)
 Test(interrupt_io, a_popen_wait_stopped_leaves_the_child_to_a_later_wait)
 {
     for (int by = 0; by < BY_N; by++) {
+        /* It exits once its stdin is closed. */
         mp_popen *p;
-        mp_assert_ok(mp_popen_create(
-            &p, (const char *const[]){"sh", "-c", "sleep 0.5; exit 7", NULL}, NULL));
+        mp_assert_ok(mp_popen_create(&p, (const char *const[]){"sh", "-c", "read x; exit 7", NULL},
+                                     &(mp_popen_opts){.in = MP_PIPE}));
         stopper s;
         stop_soon(&s, by);
         int code = -1;
@@ -587,6 +616,7 @@ Test(interrupt_io, a_popen_wait_stopped_leaves_the_child_to_a_later_wait)
         mp_assert_rc(rc, stop_code(by));
         cr_assert_eq(code, -1);
         mp_assert_rc(mp_popen_returncode(p, NULL), MP_ERUNNING);
+        mp_assert_ok(mp_popen_close_stdin(p));
         mp_assert_ok(mp_popen_wait(p, 10, &code));
         cr_assert_eq(code, 7);
         mp_popen_destroy(p);
@@ -597,11 +627,15 @@ Test(interrupt_io, a_popen_wait_stopped_leaves_the_child_to_a_later_wait)
  * call that resumes (with the same input) returns all of both. */
 Test(interrupt_io, a_communicate_stopped_is_resumed_with_all_the_output)
 {
-    const char *cmd = "head -c 200000 /dev/zero; sleep 0.5; cat; printf done >&2";
     size_t in_len = 100000, zeros = 200000;
     unsigned char *input = malloc(in_len);
     pattern(input, in_len);
     for (int by = 0; by < BY_N; by++) {
+        gate g;
+        gate_make(&g);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "head -c %zu /dev/zero; read x < %s; cat; printf done >&2",
+                 zeros, g.path);
         mp_popen *p;
         mp_assert_ok(
             mp_popen_create(&p, (const char *const[]){"sh", "-c", cmd, NULL},
@@ -615,6 +649,7 @@ Test(interrupt_io, a_communicate_stopped_is_resumed_with_all_the_output)
         mp_assert_rc(rc, stop_code(by));
         cr_assert_null(out);
         cr_assert_null(err);
+        gate_open(&g);
         mp_assert_ok(
             mp_popen_communicate(p, input, in_len, &out, &out_len, &err, &err_len, MP_FOREVER));
         cr_assert_eq(out_len, zeros + in_len);
@@ -634,12 +669,16 @@ Test(interrupt_io, a_communicate_stopped_is_resumed_with_all_the_output)
 
 Test(interrupt_io, a_pipeline_stopped_is_resumed_with_all_the_output)
 {
-    const char *const *stages[] = {(const char *const[]){"sh", "-c", "sleep 0.5; cat", NULL},
-                                   (const char *const[]){"cat", NULL}};
     size_t len = 100000;
     unsigned char *input = malloc(len);
     pattern(input, len);
     for (int by = 0; by < BY_N; by++) {
+        gate g;
+        gate_make(&g);
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "read x < %s; cat", g.path);
+        const char *const *stages[] = {(const char *const[]){"sh", "-c", cmd, NULL},
+                                       (const char *const[]){"cat", NULL}};
         mp_pipeline *pl;
         mp_assert_ok(
             mp_pipeline_create(&pl, stages, 2, &(mp_pipeline_opts){.in = MP_PIPE, .out = MP_PIPE}));
@@ -651,6 +690,7 @@ Test(interrupt_io, a_pipeline_stopped_is_resumed_with_all_the_output)
         stop_done(&s);
         mp_assert_rc(rc, stop_code(by));
         cr_assert_null(out);
+        gate_open(&g);
         mp_assert_ok(mp_pipeline_communicate(pl, input, len, &out, &out_len, NULL, NULL, 20));
         cr_assert_eq(out_len, len);
         cr_assert_eq(memcmp(out, input, len), 0);
