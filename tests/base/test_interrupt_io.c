@@ -359,7 +359,9 @@ Test(interrupt_io, signals_do_not_end_a_call_with_no_timeout_without_the_opt_in)
         int code = -1;
         mp_assert_ok(mp_popen_wait(c, MP_FOREVER, &code));
         pester_stop(&p);
-        cr_assert_gt(atomic_load(&handled), 10);
+        /* At least one: ThreadSanitizer holds a thread's signals while it
+         * is blocked in waitid and delivers them merged when it returns. */
+        cr_assert_gt(atomic_load(&handled), 0);
         cr_assert_eq(code, 3);
         mp_popen_destroy(c);
     }
