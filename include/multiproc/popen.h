@@ -54,8 +54,8 @@
  * for the child to die as mp_process_terminate does, and mp_popen_create,
  * which waits only for the exec.
  *
- * An MP_EINVAL of this module names the argument (or option) in
- * mp_error_detail() (multiproc/error.h); a NaN timeout is not named.
+ * Every MP_EINVAL of this module names the argument (or option) in
+ * mp_error_detail() (multiproc/error.h).
  *
  * Thread safety: an mp_popen or mp_pipeline must be used by one thread at a
  * time (several objects may be used, and created, from several threads at

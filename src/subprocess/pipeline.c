@@ -151,7 +151,7 @@ int mp_pipeline_wait(mp_pipeline *pl, double timeout)
 {
     mp__deadline d;
     int rc = pipeline_check_owner(pl, __func__);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     rc = pipeline_wait(pl, &d);
     if (rc == MP_ETIMEDOUT && pl->kill_on_timeout)
@@ -164,7 +164,7 @@ int mp_pipeline_communicate(mp_pipeline *pl, const void *input, size_t len, char
 {
     mp__deadline d;
     int rc = pipeline_check_owner(pl, __func__);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     if (len > 0 && !input)
         return mp__fail(MP_EINVAL, "mp_pipeline_communicate: input is NULL with len %zu", len);

@@ -154,6 +154,12 @@ int mp__popen_check_owner(const mp_popen *p)
     return p->owner == getpid() ? 0 : MP_EPERM;
 }
 
+int mp__popen_deadline(mp__deadline *d, double timeout, const char *fn)
+{
+    int rc = mp__deadline_init(d, timeout);
+    return rc < 0 ? mp__fail(rc, "%s: timeout is NaN", fn) : 0;
+}
+
 static void popen_take_fds(mp_popen *p, mp__plan *pl)
 {
     p->comm.in_fd = pl->pipes[0][1];
@@ -212,7 +218,7 @@ int mp_popen_wait(mp_popen *p, double timeout, int *code)
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     rc = mp__popen_wait(p, &d);
     if (rc == 0 && code)

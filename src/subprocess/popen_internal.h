@@ -98,6 +98,8 @@ int mp__popen_wait(mp_popen *p, const mp__deadline *d);
 /* SIGKILL (the group if it leads one) and reap. */
 void mp__popen_kill_reap(mp_popen *p);
 int mp__popen_check_owner(const mp_popen *p);
+/* mp__deadline_init, with an error detail naming fn for a NaN timeout. */
+int mp__popen_deadline(mp__deadline *d, double timeout, const char *fn);
 /* The earlier of d and the lifetime deadline. */
 mp__deadline mp__popen_cap(const mp_popen *p, const mp__deadline *d);
 

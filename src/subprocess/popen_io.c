@@ -253,7 +253,7 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char **out,
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     if (len > 0 && !input)
         return mp__fail(MP_EINVAL, "mp_popen_communicate: input is NULL with len %zu", len);
@@ -286,7 +286,7 @@ ssize_t mp_popen_read(mp_popen *p, int which, void *buf, size_t cap, double time
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     if (which != 1 && which != 2)
         return mp__fail(MP_EINVAL, "mp_popen_read: which is %d (1: stdout, 2: stderr)", which);
@@ -302,7 +302,7 @@ ssize_t mp_popen_write(mp_popen *p, const void *data, size_t len, double timeout
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     if (!data && len > 0)
         return mp__fail(MP_EINVAL, "mp_popen_write: data is NULL with len %zu", len);

@@ -759,6 +759,8 @@ Test(popen, einval_names_the_argument)
     mp_assert_rc(mp_popen_communicate(p, "x", 1, NULL, NULL, NULL, NULL, 10), MP_EINVAL);
     cr_assert_str_eq(mp_error_detail(),
                      "mp_popen_communicate: input given but stdin is not a pipe");
+    mp_assert_rc(mp_popen_wait(p, 0.0 / 0.0, NULL), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_popen_wait: timeout is NaN");
     mp_assert_ok(mp_popen_wait(p, 10, NULL));
     mp_popen_destroy(p);
     mp_run_result res;
