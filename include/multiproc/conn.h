@@ -22,6 +22,26 @@
  * MP_EBADMSG, a peer that dies in the middle of a message gives
  * MP_ETRUNCATED, never a partial message delivered as whole.
  *
+ * Interrupts (multiproc/interrupt.h): send, send_fd, recv, recv_into,
+ * recv_fd and poll honour the calling thread's settings. With
+ * mp_set_interruptible(true), a signal handler that runs while the call
+ * waits makes it return MP_EINTR; with a current mp_cancel, its trigger
+ * makes it return MP_ECANCELED. The call then changed nothing a later call
+ * cannot resume from: a receive consumed nothing (a message half arrived
+ * stays inside the connection and the next receive completes it, as after
+ * a timeout); a send wrote nothing. A send is stopped only before the
+ * first byte of its frame: once that went out, the settings no longer
+ * apply to the call, which finishes the frame (within its timeout; a
+ * timeout then has the outcome described at mp_conn_send), so an
+ * interrupt never tears a frame. With MP_FOREVER such a send waits for a
+ * peer that stopped reading as long as it takes: give a timeout to bound
+ * it. A call that can proceed without waiting does, even with its cancel
+ * triggered. With either setting on, the calls wait in poll() even without
+ * a timeout.
+ *
+ * Every MP_EINVAL of this module names the call and the argument in
+ * mp_error_detail() (multiproc/error.h).
+ *
  * Thread safety: one thread may send while another receives on the same
  * end; two threads must not both send (or both receive) at once;
  * mp_conn_poll and mp_wait may run while another thread receives. Across
@@ -84,7 +104,9 @@ MP_API int mp_conn_open_fd(mp_conn **out, int fd);
  * error after the first byte (MP_EPIPE, ...) also leaves the end half-sent.
  * Errors: MP_EINVAL (NULL data with len > 0, NaN timeout), MP_EPIPE (peer
  * closed), MP_EBADF (receive-only end), MP_ECLOSED, MP_ETIMEDOUT,
- * MP_EHALFSENT (an earlier send stopped mid-message), MP_EMSGSIZE.
+ * MP_EHALFSENT (an earlier send stopped mid-message), MP_EMSGSIZE;
+ * MP_EINTR, MP_ECANCELED under the interrupt settings (above: nothing
+ * written; never once the frame has begun).
  */
 MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout);
 
@@ -97,7 +119,8 @@ MP_API int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout
  * MP_ETRUNCATED (peer closed mid-message), MP_EBADMSG (malformed frame),
  * MP_EPROTO (the next message carries a file descriptor: use
  * mp_conn_recv_fd), MP_ENOMEM (the message stays queued), MP_EBADF
- * (send-only end), MP_ECLOSED.
+ * (send-only end), MP_ECLOSED; MP_EINTR, MP_ECANCELED under the interrupt
+ * settings (above: nothing lost, as for MP_ETIMEDOUT).
  */
 MP_API int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout);
 
@@ -106,10 +129,11 @@ MP_API int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout);
  * buf, cap: the buffer, borrowed until return. len: receives the message
  * size. If the message is larger than cap, returns MP_EMSGSIZE with *len set
  * to the size needed, and the message stays queued for the next call.
- * With a finite timeout, a message larger than the 64 KiB read-ahead is
- * received through a buffer of its size (so that a timeout can keep the part
- * already read), which can fail with MP_ENOMEM; with MP_FOREVER it goes
- * straight into buf. Other errors as mp_conn_recv.
+ * With a finite timeout, or under either interrupt setting, a message
+ * larger than the 64 KiB read-ahead is received through a buffer of its
+ * size (so that a timeout or an interrupt can keep the part already read),
+ * which can fail with MP_ENOMEM; otherwise (MP_FOREVER) it goes straight
+ * into buf. Other errors as mp_conn_recv (MP_EINTR, MP_ECANCELED included).
  */
 MP_API int mp_conn_recv_into(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
 
@@ -117,7 +141,8 @@ MP_API int mp_conn_recv_into(mp_conn *c, void *buf, size_t cap, size_t *len, dou
  * bytes in the kernel, end of file or an error (like Python's poll). When
  * only part of a message has arrived, poll says 1 and a recv may still wait
  * for the rest. Returns 1, 0 if the timeout expired first, or an error
- * (MP_EBADF on a send-only end, MP_ECLOSED). */
+ * (MP_EBADF on a send-only end, MP_ECLOSED; MP_EINTR, MP_ECANCELED under
+ * the interrupt settings). */
 MP_API int mp_conn_poll(mp_conn *c, double timeout);
 
 /* mp_conn_send_fd / mp_conn_recv_fd — pass a file descriptor to the peer
@@ -127,7 +152,7 @@ MP_API int mp_conn_poll(mp_conn *c, double timeout);
  * message, or recv on an fd message, returns MP_EPROTO and consumes nothing.
  * send_fd with a negative or closed fd is MP_EBADF. The timeout of send_fd
  * works as mp_conn_send's (MP_EHALFSENT included). Other errors as
- * send/recv. */
+ * send/recv, MP_EINTR and MP_ECANCELED included. */
 MP_API int mp_conn_send_fd(mp_conn *c, int fd, double timeout);
 MP_API int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout);
 

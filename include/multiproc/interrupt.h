@@ -30,16 +30,23 @@
  * leaves its phase (the others still wait for a full count, as in Python
  * when a wait raises); a pool map or for withdraws its items that no
  * worker started (the ones running finish, their results dropped); an
- * mp_async_get or mp_imap_next leaves the result to a later call. A call
- * that could complete at once completes: the checks come before and
- * after each sleep, not instead of the work.
+ * mp_async_get or mp_imap_next leaves the result to a later call; a
+ * connection's receive consumes nothing (a message half arrived is kept
+ * for the next receive) and a send writes nothing (a frame whose first
+ * byte went out is finished: see multiproc/conn.h); an mp_popen wait reaps
+ * nothing, and a communicate keeps what it wrote and read for the call
+ * that continues it (mp_run, with nothing to resume, kills and reaps its
+ * child: see multiproc/popen.h). A call that could complete at once
+ * completes: the checks come before and after each sleep, not instead of
+ * the work.
  *
  * Which calls: the waits of locks, rlocks, semaphores, events, conditions
  * and barriers, queue put, get and join, mp_async_wait / mp_async_get /
  * mp_imap_next / mp_pool_map and the other synchronous pool calls (local
  * ones and those of a Redis manager: multiproc/manager.h, "Interrupts on
- * Redis"), mp_process_join, and mp_wait. Not (yet): connections and
- * mp_popen's waits, which wait on out as before.
+ * Redis"), mp_process_join, mp_wait, the connections' send, receive and
+ * poll calls, and the waits of subprocesses (mp_popen wait, communicate,
+ * read and write, the run helpers, pipelines): every blocking call.
  *
  * Latency: a triggered mp_cancel wakes a thread blocked in a call that
  * watches it at once (its futex is woken, its poll sees the cancel's

@@ -39,6 +39,24 @@
  * Every fd the library creates is close-on-exec; by default the child
  * inherits only 0, 1, 2 and the pass_fds.
  *
+ * Interrupts (multiproc/interrupt.h): every call that waits (mp_popen_wait,
+ * mp_popen_communicate, mp_popen_read, mp_popen_write, mp_run and the
+ * helpers over it, mp_pipeline_wait, mp_pipeline_communicate) honours the
+ * calling thread's settings: MP_EINTR when a signal handler ran during
+ * the wait and the thread opted in, MP_ECANCELED once its mp_cancel is
+ * triggered. What holds then is said at each call; in short, a wait reaps
+ * nothing and a communicate keeps its progress for the next call, while
+ * mp_run, which leaves nothing to resume, kills and reaps its child. A
+ * call that can proceed without waiting does, even with its cancel
+ * triggered. With either setting on, a wait without a timeout polls the
+ * pidfd instead of blocking in waitid. Not interruptible: the kills (after
+ * a timeout or the lifetime, mp_pipeline_kill, the destroys), which wait
+ * for the child to die as mp_process_terminate does, and mp_popen_create,
+ * which waits only for the exec.
+ *
+ * Every MP_EINVAL of this module names the argument (or option) in
+ * mp_error_detail() (multiproc/error.h).
+ *
  * Thread safety: an mp_popen or mp_pipeline must be used by one thread at a
  * time (several objects may be used, and created, from several threads at
  * once). Across processes and fork: only the process that created the child
@@ -214,7 +232,11 @@ MP_API int mp_popen_create(mp_popen **out, const char *const *argv, const mp_pop
  * calling communicate again with the same input continues where the first
  * call stopped and returns the whole output. With kill_on_timeout, the
  * child (or its group) is killed and reaped first. Other errors: MP_EPERM
- * (not the creator), MP_ENOMEM, MP_EIO.
+ * (not the creator), MP_ENOMEM, MP_EIO; MP_EINTR, MP_ECANCELED under the
+ * interrupt settings: *out and *err are not set and kill_on_timeout does
+ * not apply, but the input written and the output read so far are kept,
+ * so that calling again with the same input continues, as after a
+ * timeout, and returns the whole output.
  */
 MP_API int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char **out,
                                 size_t *out_len, char **err, size_t *err_len, double timeout);
@@ -222,7 +244,9 @@ MP_API int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char
 /* mp_popen_wait — wait for the child to exit and reap it.
  *
  * code: receives the return code (may be NULL).
- * Returns 0, MP_ETIMEDOUT (still running; nothing is killed), MP_EPERM.
+ * Returns 0, MP_ETIMEDOUT (still running; nothing is killed), MP_EPERM;
+ * MP_EINTR, MP_ECANCELED under the interrupt settings (the child is not
+ * reaped, *code is not set: wait again).
  * The pipes are not read: a child blocked on a full pipe never exits, use
  * communicate for children with output pipes.
  */
@@ -252,13 +276,17 @@ MP_API int mp_popen_signal_group(mp_popen *p, int sig);
 /* mp_popen_read — read up to cap bytes from the child's stdout (which = 1)
  * or stderr (which = 2) pipe. Returns the count (> 0), 0 at end of file,
  * MP_ETIMEDOUT, MP_EBADF (that stream is not a pipe, or it was closed),
- * MP_EINVAL, MP_EPERM. */
+ * MP_EINVAL, MP_EPERM; MP_EINTR, MP_ECANCELED under the interrupt settings
+ * (nothing read). */
 MP_API ssize_t mp_popen_read(mp_popen *p, int which, void *buf, size_t cap, double timeout);
 
 /* mp_popen_write — write to the child's stdin pipe. Returns len once all is
  * written, the count written so far if the timeout expires after some
  * bytes, MP_ETIMEDOUT if none, MP_EPIPE (the child closed its stdin),
- * MP_EBADF (no stdin pipe), MP_EPERM. */
+ * MP_EBADF (no stdin pipe), MP_EPERM. Under the interrupt settings the
+ * same: the count written so far when a signal or the cancel stops it
+ * after some bytes (as write() after a signal), MP_EINTR or MP_ECANCELED
+ * if none. */
 MP_API ssize_t mp_popen_write(mp_popen *p, const void *data, size_t len, double timeout);
 
 /* mp_popen_close_stdin — close the stdin pipe so the child sees end of file.
@@ -316,7 +344,13 @@ typedef struct mp_run_result {
  * CalledProcessError; the output is in res), MP_ETIMEOUTEXPIRED (Python's
  * TimeoutExpired: killed and reaped, partial output in res), the errors of
  * mp_popen_create (res->exec_error says which step failed), MP_EINVAL
- * (conflicting options, NULL res).
+ * (conflicting options, NULL res), MP_EINTR, MP_ECANCELED (the interrupt
+ * settings: as Python's run on KeyboardInterrupt, the child, or its group
+ * with new_session or process_group, is killed and reaped; the output so
+ * far and the return code, -SIGKILL unless it had exited, are in res).
+ * mp_call, mp_check_call, mp_check_output, mp_getstatusoutput and
+ * mp_getoutput run through mp_run and return these two codes the same way
+ * (their outputs are then not set).
  */
 MP_API int mp_run(const char *const *argv, const mp_run_opts *opts, mp_run_result *res);
 
@@ -401,12 +435,15 @@ MP_API int mp_pipeline_create(mp_pipeline **out, const char *const *const *stage
  * pipeline: input goes to the first stage, out is the last stage's stdout,
  * err the shared stderr pipe; returns once every stage exited. One timeout
  * covers everything; with kill_on_timeout every stage is killed and reaped
- * before MP_ETIMEDOUT is returned. */
+ * before MP_ETIMEDOUT is returned. MP_EINTR, MP_ECANCELED: as for
+ * mp_popen_communicate (nothing handed over, all kept for the next call). */
 MP_API int mp_pipeline_communicate(mp_pipeline *pl, const void *input, size_t len, char **out,
                                    size_t *out_len, char **err, size_t *err_len, double timeout);
 
 /* mp_pipeline_wait — wait until every stage exited. MP_ETIMEDOUT when the
- * timeout passes first (then, with kill_on_timeout, all are killed). */
+ * timeout passes first (then, with kill_on_timeout, all are killed).
+ * MP_EINTR, MP_ECANCELED under the interrupt settings: the stages reaped
+ * before stay reaped, the others are not; wait again. */
 MP_API int mp_pipeline_wait(mp_pipeline *pl, double timeout);
 
 /* mp_pipeline_kill — SIGKILL every stage (and the group) and reap them. */

@@ -43,7 +43,10 @@ int mp__poll_intr(struct pollfd *fds, nfds_t n, const mp__deadline *d);
  * (interruptible), or 0 (sleep again). fd: the cancel's eventfd, to poll
  * with the rest, or -1. watch/unwatch: register the futex word the thread
  * is about to sleep on, so that a trigger wakes it (slot, or -1). slice:
- * d, shortened to MP__INTR_SLICE_NS from now when a cancel is watched. */
+ * d, shortened to MP__INTR_SLICE_NS from now when a cancel is watched.
+ * active: either setting is on (interruptible, or a cancel watched), so a
+ * call that would make one blocking system call (read, waitid) must wait
+ * through mp__poll_intr instead, which a signal or a trigger ends. */
 #define MP__INTR_SLICE_NS (50 * 1000000LL)
 int mp__intr_check(void);
 int mp__intr_after_eintr(void);
@@ -51,6 +54,7 @@ int mp__intr_fd(void);
 int mp__intr_watch(_Atomic uint32_t *word);
 void mp__intr_unwatch(int slot);
 void mp__intr_slice(mp__deadline *slice, const mp__deadline *d);
+bool mp__intr_active(void);
 
 /* ---- misc ---------------------------------------------------------------*/
 #define MP__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -152,6 +152,11 @@ int mp__intr_after_eintr(void)
     return rc < 0 ? rc : tl_interruptible ? MP_EINTR : 0;
 }
 
+bool mp__intr_active(void)
+{
+    return tl_interruptible || tl_cancel != NULL;
+}
+
 int mp__intr_fd(void)
 {
     return tl_cancel ? tl_cancel->efd : -1;

@@ -4,9 +4,10 @@
  * Receiving: every end keeps a read-ahead buffer, so that one read syscall
  * yields many small messages. A frame that does not fit in it is read
  * straight into its destination, with no extra copy. A receive that stops in
- * the middle of such a frame (timeout, error) keeps the bytes already read in
- * c->part, a buffer of the frame's size that the next receive completes; a
- * frame that fits in the read-ahead buffer simply stays there. The syscalls
+ * the middle of such a frame (timeout, interrupt, error) keeps the bytes
+ * already read in c->part, a buffer of the frame's size that the next receive
+ * completes; a frame that fits in the read-ahead buffer simply stays there
+ * (an interrupted receive, like a timed-out one, consumes nothing). The syscalls
  * themselves (timeouts, SIGPIPE, descriptors) are in conn/conn_io.c.
  */
 #include <errno.h>
@@ -59,7 +60,7 @@ static mp_conn *conn_new(int fd, mp__conn_kind kind, bool readable, bool writabl
 int mp_pipe(mp_conn **a, mp_conn **b, bool duplex)
 {
     if (!a || !b)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pipe: %s is NULL", !a ? "a" : "b");
     int fds[2];
     int r =
         duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) : pipe2(fds, O_CLOEXEC);
@@ -97,7 +98,10 @@ static int conn_classify(int fd, mp__conn_kind *kind, bool *rd, bool *wr, bool *
             getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &m) < 0)
             return mp__errno();
         if (type != SOCK_STREAM)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL,
+                            "mp_conn_open_fd: fd %d is a socket of type %d, not "
+                            "SOCK_STREAM",
+                            fd, type);
         *kind = MP__CONN_SOCKET;
         *rd = *wr = true;
         *unix_sock = domain == AF_UNIX;
@@ -113,7 +117,7 @@ static int conn_classify(int fd, mp__conn_kind *kind, bool *rd, bool *wr, bool *
 int mp_conn_open_fd(mp_conn **out, int fd)
 {
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_conn_open_fd: out is NULL");
     if (fd < 0)
         return MP_EBADF;
     mp__conn_kind kind;
@@ -135,15 +139,23 @@ int mp_conn_open_fd(mp_conn **out, int fd)
 
 /* ---- shared ------------------------------------------------------------- */
 
-static int conn_check(const mp_conn *c, int need)
+/* fn: the public call, named in the error detail of a NULL c (NULL: no
+ * detail, for the internal questions mp_wait asks). */
+static int conn_check(const mp_conn *c, int need, const char *fn)
 {
     if (!c)
-        return MP_EINVAL;
+        return fn ? mp__fail(MP_EINVAL, "%s: c is NULL", fn) : MP_EINVAL;
     if (c->closed)
         return MP_ECLOSED;
     if (((need & CONN_READ) && !c->readable) || ((need & CONN_WRITE) && !c->writable))
         return MP_EBADF;
     return 0;
+}
+
+static int conn_deadline(mp__deadline *d, double timeout, const char *fn)
+{
+    int rc = mp__deadline_init(d, timeout);
+    return rc ? mp__fail(rc, "%s: timeout is NaN", fn) : 0;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -264,8 +276,8 @@ static int conn_recv_small(mp_conn *c, const mp__frame *f, conn_sink *s, const m
 /* A large frame stopped before its end: keep what was read in c->part, a
  * buffer of the frame's size. It is the destination itself when we
  * allocated it, else the spare that recv_into set aside in advance for
- * timeouts; only an error with no deadline (no spare) needs a new one, and
- * if even that fails the stream cannot be resynchronised. */
+ * timeouts and interrupts; only an error with neither (no spare) needs a new
+ * one, and if even that fails the stream cannot be resynchronised. */
 static int conn_keep_partial(mp_conn *c, unsigned char *owned, unsigned char *spare,
                              const unsigned char *dst, size_t len, size_t have, int rc)
 {
@@ -296,7 +308,8 @@ static int conn_recv_large(mp_conn *c, const mp__frame *f, conn_sink *s, const m
             return MP_ENOMEM;
     } else {
         dst = s->buf;
-        if (d->ns >= 0 && !(spare = malloc(f->len)))
+        /* A wait that can end early (timeout, interrupt) needs the spare. */
+        if ((d->ns >= 0 || mp__intr_active()) && !(spare = malloc(f->len)))
             return MP_ENOMEM;
     }
     /* The frame does not fit in the read-ahead, so all of it is this frame's. */
@@ -358,11 +371,11 @@ static int conn_publish(mp_conn *c, int rc)
     return rc;
 }
 
-static int conn_recv_begin(mp_conn *c, mp__deadline *d, double timeout)
+static int conn_recv_begin(mp_conn *c, mp__deadline *d, double timeout, const char *fn)
 {
-    int rc = conn_check(c, CONN_READ);
+    int rc = conn_check(c, CONN_READ, fn);
     if (rc == 0)
-        rc = mp__deadline_init(d, timeout);
+        rc = conn_deadline(d, timeout, fn);
     if (rc == 0 && !c->rbuf && !(c->rbuf = malloc(c->rcap)))
         rc = MP_ENOMEM;
     return rc;
@@ -387,19 +400,19 @@ static int conn_recv_frame(mp_conn *c, conn_sink *s, const mp__deadline *d)
     return conn_recv_large(c, &f, s, d);
 }
 
-static int conn_recv_msg(mp_conn *c, conn_sink *s, double timeout)
+static int conn_recv_msg(mp_conn *c, conn_sink *s, double timeout, const char *fn)
 {
     mp__deadline d;
-    int rc = conn_recv_begin(c, &d, timeout);
+    int rc = conn_recv_begin(c, &d, timeout, fn);
     return rc ? rc : conn_publish(c, conn_recv_frame(c, s, &d));
 }
 
 int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout)
 {
     if (!c || !data || !len)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_conn_recv: %s is NULL", !c ? "c" : !data ? "data" : "len");
     conn_sink s = {.alloc = true};
-    int rc = conn_recv_msg(c, &s, timeout);
+    int rc = conn_recv_msg(c, &s, timeout, __func__);
     if (rc == 0) {
         *data = s.out;
         *len = s.len;
@@ -409,10 +422,12 @@ int mp_conn_recv(mp_conn *c, void **data, size_t *len, double timeout)
 
 int mp_conn_recv_into(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout)
 {
-    if (!c || !len || (!buf && cap))
-        return MP_EINVAL;
+    if (!c || !len)
+        return mp__fail(MP_EINVAL, "mp_conn_recv_into: %s is NULL", !c ? "c" : "len");
+    if (!buf && cap)
+        return mp__fail(MP_EINVAL, "mp_conn_recv_into: buf is NULL with cap %zu", cap);
     conn_sink s = {.buf = buf, .cap = cap};
-    int rc = conn_recv_msg(c, &s, timeout);
+    int rc = conn_recv_msg(c, &s, timeout, __func__);
     if (rc == 0 || rc == MP_EMSGSIZE)
         *len = s.len;
     return rc;
@@ -440,12 +455,12 @@ int mp_conn_recv_fd(mp_conn *c, int *fd, double timeout)
 {
     mp__deadline d;
     if (!c || !fd)
-        return MP_EINVAL;
-    int rc = conn_check(c, 0);
+        return mp__fail(MP_EINVAL, "mp_conn_recv_fd: %s is NULL", !c ? "c" : "fd");
+    int rc = conn_check(c, 0, __func__);
     if (rc == 0 && !c->pass_fds)
         rc = MP_ENOTSOCK;
     if (rc == 0)
-        rc = conn_recv_begin(c, &d, timeout);
+        rc = conn_recv_begin(c, &d, timeout, __func__);
     return rc ? rc : conn_publish(c, conn_recv_fd_frame(c, fd, &d));
 }
 
@@ -461,14 +476,14 @@ static int conn_send_ok(const mp_conn *c)
 int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout)
 {
     mp__deadline d;
-    int rc = conn_check(c, CONN_WRITE);
+    int rc = conn_check(c, CONN_WRITE, __func__);
     if (rc)
         return rc;
     if (!data && len)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_conn_send: data is NULL with len %zu", len);
     if ((uint64_t)len > MP__FRAME_LEN_MAX)
         return MP_EMSGSIZE;
-    rc = mp__deadline_init(&d, timeout);
+    rc = conn_deadline(&d, timeout, __func__);
     if (rc == 0)
         rc = conn_send_ok(c);
     if (rc)
@@ -483,15 +498,15 @@ int mp_conn_send(mp_conn *c, const void *data, size_t len, double timeout)
 int mp_conn_send_fd(mp_conn *c, int fd, double timeout)
 {
     mp__deadline d;
-    int rc = conn_check(c, 0);
+    int rc = conn_check(c, 0, __func__);
     if (rc == 0 && !c->pass_fds)
         rc = MP_ENOTSOCK;
     if (rc == 0)
-        rc = conn_check(c, CONN_WRITE);
+        rc = conn_check(c, CONN_WRITE, __func__);
     if (rc == 0 && fd < 0)
         rc = MP_EBADF;
     if (rc == 0)
-        rc = mp__deadline_init(&d, timeout);
+        rc = conn_deadline(&d, timeout, __func__);
     if (rc == 0)
         rc = conn_send_ok(c);
     if (rc)
@@ -506,7 +521,8 @@ int mp_conn_send_fd(mp_conn *c, int fd, double timeout)
 
 bool mp__conn_has_buffered(const mp_conn *c)
 {
-    return !conn_check(c, CONN_READ) && atomic_load_explicit(&c->buffered, memory_order_acquire);
+    return !conn_check(c, CONN_READ, NULL) &&
+           atomic_load_explicit(&c->buffered, memory_order_acquire);
 }
 
 int mp__conn_fd(const mp_conn *c)
@@ -516,11 +532,11 @@ int mp__conn_fd(const mp_conn *c)
 
 int mp__conn_set_readahead(mp_conn *c, size_t size)
 {
-    int rc = conn_check(c, 0);
+    int rc = conn_check(c, 0, __func__);
     if (rc)
         return rc;
     if (size < CONN_READAHEAD_MIN)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: size %zu is below %u", __func__, size, CONN_READAHEAD_MIN);
     if (c->rbuf)
         return MP_EBUSY;
     c->rcap = size;
@@ -530,26 +546,26 @@ int mp__conn_set_readahead(mp_conn *c, size_t size)
 int mp_conn_poll(mp_conn *c, double timeout)
 {
     mp__deadline d;
-    int rc = conn_check(c, CONN_READ);
+    int rc = conn_check(c, CONN_READ, __func__);
     if (rc == 0)
-        rc = mp__deadline_init(&d, timeout);
+        rc = conn_deadline(&d, timeout, __func__);
     if (rc)
         return rc;
     if (mp__conn_has_buffered(c))
         return 1;
     /* Like Python, a readable fd counts even if it holds only part of a
      * message: the promise is that recv will make progress. */
-    rc = mp__conn_wait(c, POLLIN, &d);
+    rc = mp__conn_wait(c, POLLIN, &d, mp__intr_active());
     return rc > 0 ? 1 : rc;
 }
 
 int mp_conn_set_max_message(mp_conn *c, unsigned long long max)
 {
-    int rc = conn_check(c, 0);
+    int rc = conn_check(c, 0, __func__);
     if (rc)
         return rc;
     if (max == 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_conn_set_max_message: max is 0");
     /* The header has 63 bits of length; anything above is the same limit. */
     c->max_msg = max > MP__FRAME_LEN_MAX ? MP__FRAME_LEN_MAX : (uint64_t)max;
     return conn_publish(c, 0);
@@ -557,7 +573,7 @@ int mp_conn_set_max_message(mp_conn *c, unsigned long long max)
 
 int mp_conn_fileno(const mp_conn *c)
 {
-    int rc = conn_check(c, 0);
+    int rc = conn_check(c, 0, __func__);
     return rc ? rc : c->fd;
 }
 
@@ -574,7 +590,7 @@ bool mp_conn_writable(const mp_conn *c)
 int mp_conn_close(mp_conn *c)
 {
     if (!c)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_conn_close: c is NULL");
     if (c->closed)
         return 0;
     /* Linux releases the fd even when close() fails (EINTR included), so the

@@ -55,10 +55,20 @@ static bool conn_ready(int fd, short events)
     return poll(&p, 1, 0) != 0;
 }
 
-int mp__conn_wait(const mp_conn *c, short events, const mp__deadline *d)
+int mp__conn_wait(const mp_conn *c, short events, const mp__deadline *d, bool intr)
 {
     struct pollfd p = {.fd = c->fd, .events = events};
-    int r = mp__poll(&p, 1, d);
+    int r;
+    if (intr) {
+        /* A ready fd first: a call that can go on without sleeping does,
+         * even with its cancel triggered (mp__poll_intr checks it first). */
+        mp__deadline now = {.ns = 0};
+        r = mp__poll(&p, 1, &now);
+        if (r == 0)
+            r = mp__poll_intr(&p, 1, d);
+    } else {
+        r = mp__poll(&p, 1, d);
+    }
     if (r > 0 && (p.revents & POLLNVAL))
         return MP_EBADF;
     return r;
@@ -207,10 +217,15 @@ done:
 
 /* Read up to n bytes, waiting until the deadline. Returns the count, 0 at end
  * of file, or an error (MP_ETIMEDOUT, ...). A reset connection is the peer
- * gone: end of file, once the data it sent has been read. */
+ * gone: end of file, once the data it sent has been read. Under the
+ * thread's interrupt settings the attempts are non-blocking even with no
+ * deadline, so that the wait is a poll that a signal or a cancel ends
+ * (a blocking read would not see the cancel, and a handler installed with
+ * SA_RESTART would restart it); nothing is read then. */
 ssize_t mp__conn_read(mp_conn *c, void *buf, size_t n, const mp__deadline *d)
 {
-    bool nowait = d->ns >= 0;
+    bool intr = mp__intr_active();
+    bool nowait = d->ns >= 0 || intr;
     for (;;) {
         ssize_t r = conn_read_once(c, buf, n, nowait);
         if (r >= 0)
@@ -222,7 +237,7 @@ ssize_t mp__conn_read(mp_conn *c, void *buf, size_t n, const mp__deadline *d)
             return 0;
         if (err != EAGAIN && err != EWOULDBLOCK)
             return -err;
-        int w = mp__conn_wait(c, POLLIN, d);
+        int w = mp__conn_wait(c, POLLIN, d, intr);
         if (w <= 0)
             return w == 0 ? MP_ETIMEDOUT : w;
     }
@@ -330,11 +345,15 @@ static ssize_t conn_write_once(mp_conn *c, struct iovec *iov, int cnt, int pass_
  * the first write. With a deadline every attempt is non-blocking, so that
  * neither a full pipe nor a signal can carry the call past it (mp__poll
  * restarts with the time left). A failure after the first byte leaves the
- * frame torn: the end is marked half-sent. */
+ * frame torn: the end is marked half-sent. The thread's interrupt settings
+ * make the attempts non-blocking too, and apply only until the first byte
+ * is out: an interrupt then would tear the frame, so the rest is written
+ * as if the settings were off (up to the deadline, as before). */
 static int conn_write_all(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
                           const mp__deadline *d)
 {
-    bool started = false, nowait = d->ns >= 0;
+    bool intr = mp__intr_active();
+    bool started = false, nowait = d->ns >= 0 || intr;
     int rc = 0;
     while (cnt > 0 && rc == 0) {
         ssize_t n = conn_write_once(c, iov, cnt, started ? -1 : pass_fd, nowait);
@@ -351,7 +370,7 @@ static int conn_write_all(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
         else if (err != EAGAIN && err != EWOULDBLOCK)
             rc = -err;
         else {
-            int w = mp__conn_wait(c, POLLOUT, d);
+            int w = mp__conn_wait(c, POLLOUT, d, intr && !started);
             if (w <= 0)
                 rc = w == 0 ? MP_ETIMEDOUT : w;
         }

@@ -53,12 +53,14 @@ struct mp_conn {
 };
 
 /* poll() the fd for events until the deadline: > 0 ready, 0 expired, or an
- * error (MP_EBADF if the fd is not open). */
-int mp__conn_wait(const mp_conn *c, short events, const mp__deadline *d);
+ * error (MP_EBADF if the fd is not open). intr: the thread's interrupt
+ * settings apply (mp__poll_intr: MP_EINTR, MP_ECANCELED). */
+int mp__conn_wait(const mp_conn *c, short events, const mp__deadline *d, bool intr);
 
 /* Read up to n bytes, waiting until the deadline; descriptors that arrive
  * are queued. Returns the count, 0 at end of file (a reset connection
- * included), or an error (MP_ETIMEDOUT, MP_ENOMEM, -errno). */
+ * included), or an error (MP_ETIMEDOUT, MP_EINTR, MP_ECANCELED, MP_ENOMEM,
+ * -errno); nothing is read when it fails. */
 ssize_t mp__conn_read(mp_conn *c, void *buf, size_t n, const mp__deadline *d);
 
 /* Most iovecs a frame is written from: header and payload. */
@@ -66,7 +68,8 @@ ssize_t mp__conn_read(mp_conn *c, void *buf, size_t n, const mp__deadline *d);
 
 /* Write a whole frame by the deadline; pass_fd (or -1) rides on its first
  * byte; iov (at most MP__CONN_IOV_MAX entries) is consumed. Returns 0,
- * MP_ETIMEDOUT, MP_EPIPE, or -errno. A failure after the first byte sets
+ * MP_ETIMEDOUT, MP_EPIPE, MP_EINTR or MP_ECANCELED (only before the first
+ * byte: nothing written), or -errno. A failure after the first byte sets
  * c->halfsent: the frame is torn and the end must send no more. */
 int mp__conn_write_frame(mp_conn *c, struct iovec *iov, int cnt, int pass_fd,
                          const mp__deadline *d);

@@ -75,13 +75,18 @@ static int pipeline_start(mp_pipeline *pl, const char *const *const *stages,
 static int pipeline_check(mp_pipeline **out, const char *const *const *stages, size_t n,
                           const mp_pipeline_opts *o)
 {
-    if (!out || !stages || n == 0 || n > MP__PIPELINE_MAX)
-        return MP_EINVAL;
+    if (!out || !stages)
+        return mp__fail(MP_EINVAL, "mp_pipeline_create: %s is NULL", !out ? "out" : "stages");
+    if (n == 0 || n > MP__PIPELINE_MAX)
+        return mp__fail(MP_EINVAL, "mp_pipeline_create: n is %zu (must be 1..%d)", n,
+                        MP__PIPELINE_MAX);
     for (size_t i = 0; i < n; i++)
         if (!stages[i] || !stages[i][0])
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "mp_pipeline_create: stages[%zu] is %s", i,
+                            !stages[i] ? "NULL" : "empty");
     if (o->in.kind == MP_IO_STDOUT || o->out.kind == MP_IO_STDOUT)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pipeline_create: opts->%s is MP_TO_STDOUT (only err may be)",
+                        o->in.kind == MP_IO_STDOUT ? "in" : "out");
     return 0;
 }
 
@@ -136,11 +141,17 @@ static int pipeline_wait(mp_pipeline *pl, const mp__deadline *d)
     return 0;
 }
 
+/* pl's creator may use it (MP_EPERM otherwise); NULL is MP_EINVAL. */
+static int pipeline_check_owner(const mp_pipeline *pl, const char *fn)
+{
+    return pl ? mp__popen_check_owner(pl->st[0]) : mp__fail(MP_EINVAL, "%s: pl is NULL", fn);
+}
+
 int mp_pipeline_wait(mp_pipeline *pl, double timeout)
 {
     mp__deadline d;
-    int rc = pl ? mp__popen_check_owner(pl->st[0]) : MP_EINVAL;
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    int rc = pipeline_check_owner(pl, __func__);
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     rc = pipeline_wait(pl, &d);
     if (rc == MP_ETIMEDOUT && pl->kill_on_timeout)
@@ -152,19 +163,23 @@ int mp_pipeline_communicate(mp_pipeline *pl, const void *input, size_t len, char
                             size_t *out_len, char **err, size_t *err_len, double timeout)
 {
     mp__deadline d;
-    int rc = pl ? mp__popen_check_owner(pl->st[0]) : MP_EINVAL;
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    int rc = pipeline_check_owner(pl, __func__);
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
-    if ((len > 0 && !input) || (len > 0 && !pl->comm.pipe[0]))
-        return MP_EINVAL;
-    rc = mp__comm_run(&pl->comm, input, len, &d);
+    if (len > 0 && !input)
+        return mp__fail(MP_EINVAL, "mp_pipeline_communicate: input is NULL with len %zu", len);
+    if (len > 0 && !pl->comm.pipe[0])
+        return mp__fail(MP_EINVAL, "mp_pipeline_communicate: input given but stdin is not a pipe");
+    rc = mp__comm_run(&pl->comm, input, len, &d, true);
     if (rc == 0)
         rc = pipeline_wait(pl, &d);
+    if (rc == MP_EINTR || rc == MP_ECANCELED)
+        return rc; /* as mp_popen_communicate: all kept for a later call */
     if (rc == MP_ETIMEDOUT) {
         if (pl->kill_on_timeout) {
             pipeline_kill_all(pl);
             mp__deadline now = {.ns = 0};
-            (void)mp__comm_run(&pl->comm, NULL, 0, &now);
+            (void)mp__comm_run(&pl->comm, NULL, 0, &now, false);
         }
         int trc = mp__comm_finish(&pl->comm, !pl->kill_on_timeout, out, out_len, err, err_len);
         return trc < 0 ? trc : MP_ETIMEDOUT;
@@ -176,7 +191,7 @@ int mp_pipeline_communicate(mp_pipeline *pl, const void *input, size_t len, char
 
 int mp_pipeline_kill(mp_pipeline *pl)
 {
-    int rc = pl ? mp__popen_check_owner(pl->st[0]) : MP_EINVAL;
+    int rc = pipeline_check_owner(pl, __func__);
     if (rc < 0)
         return rc;
     pipeline_kill_all(pl);
@@ -186,14 +201,15 @@ int mp_pipeline_kill(mp_pipeline *pl)
 int mp_pipeline_status(const mp_pipeline *pl, size_t i, int *code)
 {
     if (!pl || i >= pl->n)
-        return MP_EINVAL;
+        return !pl ? mp__fail(MP_EINVAL, "mp_pipeline_status: pl is NULL")
+                   : mp__fail(MP_EINVAL, "mp_pipeline_status: i is %zu (%zu stages)", i, pl->n);
     return mp_popen_returncode(pl->st[i], code);
 }
 
 int mp_pipeline_returncode(const mp_pipeline *pl, int *code)
 {
     if (!pl)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_pipeline_returncode: pl is NULL");
     int last = 0;
     for (size_t i = 0; i < pl->n; i++) {
         int c;

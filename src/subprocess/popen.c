@@ -77,15 +77,23 @@ static int popen_try_reap(mp_popen *p)
     return popen_reap(p, false);
 }
 
-/* Sleeps until the child may have exited or d passes. */
-static void popen_sleep(mp_popen *p, const mp__deadline *d)
+/* Sleeps until the child may have exited or d passes. Returns 0, or with
+ * intr (the thread's interrupt settings apply) MP_EINTR or MP_ECANCELED. */
+static int popen_sleep(mp_popen *p, const mp__deadline *d, bool intr)
 {
+    int r = 0;
     if (p->pidfd >= 0) {
         struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
-        (void)mp__poll(&pfd, 1, d);
+        r = intr ? mp__poll_intr(&pfd, 1, d) : mp__poll(&pfd, 1, d);
+    } else if (intr) {
+        mp__deadline slice = {.ns = mp__now_ns() + 2 * 1000000};
+        if (d->ns >= 0 && d->ns < slice.ns)
+            slice = *d;
+        r = mp__poll_intr(NULL, 0, &slice);
     } else {
         mp__sleep_until(d, 2 * 1000000); /* no pidfd: poll in 2 ms slices */
     }
+    return r == MP_EINTR || r == MP_ECANCELED ? r : 0;
 }
 
 void mp__popen_kill_reap(mp_popen *p)
@@ -97,7 +105,7 @@ void mp__popen_kill_reap(mp_popen *p)
     (void)mp_popen_send_signal(p, SIGKILL);
     mp__deadline d = {.ns = mp__now_ns() + MP__KILL_WAIT_NS};
     while (!popen_try_reap(p) && !mp__deadline_expired(&d))
-        popen_sleep(p, &d);
+        (void)popen_sleep(p, &d, false);
 }
 
 mp__deadline mp__popen_cap(const mp_popen *p, const mp__deadline *d)
@@ -118,25 +126,38 @@ static bool popen_check_life(mp_popen *p)
     return true;
 }
 
+/* With no deadline, one blocking waitid; under the thread's interrupt
+ * settings a poll of the pidfd instead, which (unlike waitid) sees the
+ * cancel and is never restarted after a handler, even with SA_RESTART. An
+ * interrupted wait reaps nothing: the child stays waitable. */
 int mp__popen_wait(mp_popen *p, const mp__deadline *d)
 {
     mp__deadline cap = mp__popen_cap(p, d);
-    if (cap.ns < 0)
-        return popen_reap(p, true) ? 0 : MP_EIO; /* no deadline: one blocking call */
+    bool intr = mp__intr_active();
+    if (cap.ns < 0 && !intr)
+        return popen_reap(p, true) ? 0 : MP_EIO;
     for (;;) {
         if (popen_try_reap(p) || popen_check_life(p))
             return 0;
         if (mp__deadline_expired(&cap))
             return MP_ETIMEDOUT;
-        popen_sleep(p, &cap);
+        int rc = popen_sleep(p, &cap, intr);
+        if (rc < 0)
+            return rc;
     }
 }
 
 int mp__popen_check_owner(const mp_popen *p)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "p is NULL");
     return p->owner == getpid() ? 0 : MP_EPERM;
+}
+
+int mp__popen_deadline(mp__deadline *d, double timeout, const char *fn)
+{
+    int rc = mp__deadline_init(d, timeout);
+    return rc < 0 ? mp__fail(rc, "%s: timeout is NaN", fn) : 0;
 }
 
 static void popen_take_fds(mp_popen *p, mp__plan *pl)
@@ -153,7 +174,7 @@ int mp__popen_create(mp_popen **out, const char *const *argv, const mp_popen_opt
     if (!o)
         o = &defaults;
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_create: out is NULL");
     mp__plan pl;
     mp_popen *p = calloc(1, sizeof(*p));
     int rc = p ? mp__plan_init(&pl, argv, o, pgid) : MP_ENOMEM;
@@ -197,7 +218,7 @@ int mp_popen_wait(mp_popen *p, double timeout, int *code)
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     rc = mp__popen_wait(p, &d);
     if (rc == 0 && code)
@@ -222,7 +243,7 @@ int mp_popen_poll(mp_popen *p, int *code)
 int mp_popen_returncode(const mp_popen *p, int *code)
 {
     if (!p)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_returncode: p is NULL");
     if (!p->reaped)
         return MP_ERUNNING;
     if (code)
@@ -236,7 +257,7 @@ int mp_popen_send_signal(mp_popen *p, int sig)
     if (rc < 0)
         return rc;
     if (sig < 0 || sig >= NSIG)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_send_signal: sig %d is not a signal", sig);
     if (p->reaped)
         return 0;
     int r;
@@ -262,8 +283,11 @@ int mp_popen_signal_group(mp_popen *p, int sig)
     int rc = mp__popen_check_owner(p);
     if (rc < 0)
         return rc;
-    if (!p->leads_group || sig < 0 || sig >= NSIG)
-        return MP_EINVAL;
+    if (!p->leads_group)
+        return mp__fail(MP_EINVAL, "mp_popen_signal_group: the child leads no group (made "
+                                   "without new_session or process_group)");
+    if (sig < 0 || sig >= NSIG)
+        return mp__fail(MP_EINVAL, "mp_popen_signal_group: sig %d is not a signal", sig);
     return kill(-p->pid, sig) < 0 && errno != ESRCH ? mp__errno() : 0;
 }
 
@@ -308,7 +332,7 @@ void mp_popen_destroy(mp_popen *p)
         (void)mp_popen_send_signal(p, SIGKILL);
         mp__deadline d = {.ns = mp__now_ns() + MP__KILL_WAIT_NS};
         while (!popen_try_reap(p) && !mp__deadline_expired(&d))
-            popen_sleep(p, &d);
+            (void)popen_sleep(p, &d, false);
     }
     mp__close_fd(&p->pidfd);
     mp__comm_free(&p->comm);

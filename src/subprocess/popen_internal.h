@@ -91,24 +91,32 @@ int mp__spawn_child(mp__spawn *s, pid_t *pid);
 
 /* subprocess/popen.c */
 int mp__popen_create(mp_popen **out, const char *const *argv, const mp_popen_opts *o, pid_t pgid);
-/* Reap if exited, waiting until d. 0 reaped, MP_ETIMEDOUT still running. */
+/* Reap if exited, waiting until d. 0 reaped, MP_ETIMEDOUT still running;
+ * MP_EINTR or MP_ECANCELED under the thread's interrupt settings (not
+ * reaped). */
 int mp__popen_wait(mp_popen *p, const mp__deadline *d);
 /* SIGKILL (the group if it leads one) and reap. */
 void mp__popen_kill_reap(mp_popen *p);
 int mp__popen_check_owner(const mp_popen *p);
+/* mp__deadline_init, with an error detail naming fn for a NaN timeout. */
+int mp__popen_deadline(mp__deadline *d, double timeout, const char *fn);
 /* The earlier of d and the lifetime deadline. */
 mp__deadline mp__popen_cap(const mp_popen *p, const mp__deadline *d);
 
 /* subprocess/popen_io.c: run a communicate until done (0) or d (MP_ETIMEDOUT).
- * Closes in_fd once the input is written. */
-int mp__comm_run(mp__comm *c, const void *input, size_t len, const mp__deadline *d);
+ * Closes in_fd once the input is written. intr: the thread's interrupt
+ * settings apply to its waits (MP_EINTR, MP_ECANCELED: what was written and
+ * read so far stays in c, for a later call to continue). */
+int mp__comm_run(mp__comm *c, const void *input, size_t len, const mp__deadline *d, bool intr);
 /* Hand the output to the caller: a copy when keep, else the buffer itself. */
 int mp__comm_take(mp__buf *b, bool keep, char **out, size_t *len);
 void mp__comm_free(mp__comm *c);
 /* Make the parent's ends non-blocking and note which exist. */
 int mp__comm_init(mp__comm *c);
 /* Read up to cap bytes from fd / write up to len to fd, never raising
- * SIGPIPE; waits until d. Count, 0 at end of file (read), or an error. */
+ * SIGPIPE; waits until d, under the thread's interrupt settings. Count, 0
+ * at end of file (read), or an error (MP_ETIMEDOUT, MP_EINTR, MP_ECANCELED
+ * when nothing was read or written). */
 ssize_t mp__pipe_read(int fd, void *buf, size_t cap, const mp__deadline *d);
 ssize_t mp__pipe_write(int fd, const void *buf, size_t len, const mp__deadline *d);
 /* The whole communicate of an mp_popen-like object once mp__comm_run
@@ -116,5 +124,8 @@ ssize_t mp__pipe_write(int fd, const void *buf, size_t len, const mp__deadline *
 int mp__comm_finish(mp__comm *c, bool keep, char **out, size_t *out_len, char **err,
                     size_t *err_len);
 void mp__close_fd(int *fd);
+/* Kill and reap the child, collect what its pipes already hold (never
+ * waiting for more) and hand all its output over, as mp__comm_finish. */
+int mp__popen_kill_collect(mp_popen *p, char **out, size_t *out_len, char **err, size_t *err_len);
 
 #endif /* MULTIPROC_POPEN_INTERNAL_H */

@@ -38,7 +38,7 @@ ssize_t mp__pipe_read(int fd, void *buf, size_t cap, const mp__deadline *d)
         if (errno != EAGAIN && errno != EINTR)
             return mp__errno();
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = mp__poll(&pfd, 1, d);
+        int pr = mp__poll_intr(&pfd, 1, d);
         if (pr < 0)
             return pr;
         if (pr == 0)
@@ -57,11 +57,13 @@ ssize_t mp__pipe_write(int fd, const void *buf, size_t len, const mp__deadline *
         }
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             return mp__errno();
+        /* A byte stream: stopped early, the call reports what it wrote,
+         * as write() does after a signal. */
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int pr = mp__poll(&pfd, 1, d);
-        if (pr < 0)
+        int pr = mp__poll_intr(&pfd, 1, d);
+        if (pr < 0 && (done == 0 || (pr != MP_EINTR && pr != MP_ECANCELED)))
             return pr;
-        if (pr == 0)
+        if (pr <= 0)
             return done > 0 ? (ssize_t)done : MP_ETIMEDOUT;
     }
     return (ssize_t)len;
@@ -119,7 +121,18 @@ static int comm_feed(mp__comm *c, const void *input, size_t len)
     return 0;
 }
 
-int mp__comm_run(mp__comm *c, const void *input, size_t len, const mp__deadline *d)
+/* The poll of a communicate. Under the interrupt settings, what is ready
+ * already is served first: a call that can go on without sleeping does. */
+static int comm_poll(struct pollfd *pfd, nfds_t n, const mp__deadline *d, bool intr)
+{
+    if (!intr)
+        return mp__poll(pfd, n, d);
+    mp__deadline now = {.ns = 0};
+    int r = mp__poll(pfd, n, &now);
+    return r != 0 ? r : mp__poll_intr(pfd, n, d);
+}
+
+int mp__comm_run(mp__comm *c, const void *input, size_t len, const mp__deadline *d, bool intr)
 {
     for (;;) {
         if (c->in_fd >= 0 && c->in_off >= len)
@@ -136,7 +149,7 @@ int mp__comm_run(mp__comm *c, const void *input, size_t len, const mp__deadline 
         }
         if (n == 0)
             return 0;
-        int r = mp__poll(pfd, n, d);
+        int r = comm_poll(pfd, n, d, intr);
         if (r < 0)
             return r;
         if (r == 0)
@@ -225,7 +238,14 @@ void mp__comm_free(mp__comm *c)
 static void comm_drain_now(mp__comm *c)
 {
     mp__deadline now = {.ns = 0};
-    (void)mp__comm_run(c, NULL, 0, &now);
+    (void)mp__comm_run(c, NULL, 0, &now, false);
+}
+
+int mp__popen_kill_collect(mp_popen *p, char **out, size_t *out_len, char **err, size_t *err_len)
+{
+    mp__popen_kill_reap(p);
+    comm_drain_now(&p->comm);
+    return mp__comm_finish(&p->comm, false, out, out_len, err, err_len);
 }
 
 int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char **out, size_t *out_len,
@@ -233,14 +253,20 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t len, char **out,
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
-    if ((len > 0 && !input) || (len > 0 && !p->comm.pipe[0]))
-        return MP_EINVAL;
+    if (len > 0 && !input)
+        return mp__fail(MP_EINVAL, "mp_popen_communicate: input is NULL with len %zu", len);
+    if (len > 0 && !p->comm.pipe[0])
+        return mp__fail(MP_EINVAL, "mp_popen_communicate: input given but stdin is not a pipe");
     mp__deadline cap = mp__popen_cap(p, &d);
-    rc = mp__comm_run(&p->comm, input, len, &cap);
+    rc = mp__comm_run(&p->comm, input, len, &cap, true);
     if (rc == 0)
         rc = mp__popen_wait(p, &d);
+    /* Interrupted: the input written, the output read and the child stay as
+     * they are, for a later call to continue; nothing is handed over. */
+    if (rc == MP_EINTR || rc == MP_ECANCELED)
+        return rc;
     if (rc == MP_ETIMEDOUT || (rc == 0 && p->expired)) {
         bool killed = p->kill_on_timeout || mp__deadline_expired(&p->life);
         if (killed) {
@@ -260,10 +286,12 @@ ssize_t mp_popen_read(mp_popen *p, int which, void *buf, size_t cap, double time
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
-    if ((which != 1 && which != 2) || (!buf && cap > 0))
-        return MP_EINVAL;
+    if (which != 1 && which != 2)
+        return mp__fail(MP_EINVAL, "mp_popen_read: which is %d (1: stdout, 2: stderr)", which);
+    if (!buf && cap > 0)
+        return mp__fail(MP_EINVAL, "mp_popen_read: buf is NULL with cap %zu", cap);
     int fd = which == 1 ? p->comm.out_fd : p->comm.err_fd;
     if (fd < 0)
         return MP_EBADF;
@@ -274,10 +302,10 @@ ssize_t mp_popen_write(mp_popen *p, const void *data, size_t len, double timeout
 {
     mp__deadline d;
     int rc = mp__popen_check_owner(p);
-    if (rc < 0 || (rc = mp__deadline_init(&d, timeout)) < 0)
+    if (rc < 0 || (rc = mp__popen_deadline(&d, timeout, __func__)) < 0)
         return rc;
     if (!data && len > 0)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_popen_write: data is NULL with len %zu", len);
     if (p->comm.in_fd < 0)
         return MP_EBADF;
     return mp__pipe_write(p->comm.in_fd, data, len, &d);

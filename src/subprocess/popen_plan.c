@@ -24,12 +24,17 @@ void mp__exec_error_set(mp_exec_error *e, mp_spawn_step step, int error, const c
 
 static int check_io(const mp_io *io, int which)
 {
-    if ((unsigned)io->kind > MP_IO_STDOUT || (unsigned)io->mode > MP_PATH_APPEND)
-        return MP_EINVAL;
+    static const char *const names[3] = {"in", "out", "err"};
+    const char *name = names[which];
+    if ((unsigned)io->kind > MP_IO_STDOUT)
+        return mp__fail(MP_EINVAL, "opts->%s.kind is %d (not an mp_io_kind)", name, (int)io->kind);
+    if ((unsigned)io->mode > MP_PATH_APPEND)
+        return mp__fail(MP_EINVAL, "opts->%s.mode is %d (not an mp_path_mode)", name,
+                        (int)io->mode);
     if (io->kind == MP_IO_STDOUT && which != 2)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->%s is MP_TO_STDOUT (only err may be)", name);
     if (io->kind == MP_IO_PATH && !io->path)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->%s is MP_IO_PATH with a NULL path", name);
     if (io->kind == MP_IO_FD && (io->fd < 0 || fcntl(io->fd, F_GETFD) < 0))
         return MP_EBADF;
     return 0;
@@ -38,19 +43,21 @@ static int check_io(const mp_io *io, int which)
 static int check_opts(const char *const *argv, const mp_popen_opts *o)
 {
     if (!argv || !argv[0])
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "argv is %s", !argv ? "NULL" : "empty");
     if (o->new_session && o->process_group)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->new_session and opts->process_group are both set");
     if (!(o->lifetime >= 0)) /* also NaN */
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->lifetime is %g (must be >= 0 seconds)", o->lifetime);
     if (o->n_pass_fds > 0 && !o->pass_fds)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->pass_fds is NULL with n_pass_fds %zu", o->n_pass_fds);
     for (size_t i = 0; i < o->n_pass_fds; i++) {
         if (o->pass_fds[i] < 3)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "opts->pass_fds[%zu] is %d (must be >= 3)", i,
+                            o->pass_fds[i]);
         for (size_t j = 0; j < i; j++)
-            if (o->pass_fds[j] == o->pass_fds[i])
-                return MP_EINVAL; /* a duplicate is a mistake in the list */
+            if (o->pass_fds[j] == o->pass_fds[i]) /* a duplicate is a mistake in the list */
+                return mp__fail(MP_EINVAL, "opts->pass_fds[%zu] repeats pass_fds[%zu] (%d)", i, j,
+                                o->pass_fds[i]);
         if (fcntl(o->pass_fds[i], F_GETFD) < 0)
             return MP_EBADF;
     }

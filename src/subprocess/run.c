@@ -12,17 +12,18 @@ static int run_opts(const mp_run_opts *ro, mp_popen_opts *po)
 {
     *po = ro->popen;
     if (ro->input_len > 0 && !ro->input)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->input is NULL with input_len %zu", ro->input_len);
     if (!(ro->timeout == ro->timeout)) /* NaN */
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "opts->timeout is NaN");
     if (ro->input || ro->input_len > 0) {
         if (po->in.kind != MP_IO_INHERIT)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "opts->input with opts->popen.in set (leave it inherit)");
         po->in = MP_PIPE;
     }
     if (ro->capture) {
         if (po->out.kind != MP_IO_INHERIT || po->err.kind != MP_IO_INHERIT)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "opts->capture with opts->popen.%s set (leave it inherit)",
+                            po->out.kind != MP_IO_INHERIT ? "out" : "err");
         po->out = MP_PIPE;
         po->err = MP_PIPE;
     }
@@ -31,12 +32,19 @@ static int run_opts(const mp_run_opts *ro, mp_popen_opts *po)
     return 0;
 }
 
-/* Communicate and reap; maps a timeout to MP_ETIMEOUTEXPIRED. */
+/* Communicate and reap; maps a timeout to MP_ETIMEOUTEXPIRED. An
+ * interrupted communicate (MP_EINTR, MP_ECANCELED) cannot be resumed by
+ * the caller, who holds no mp_popen: like Python's run on any exception,
+ * the child is killed and reaped, and its output so far handed over. */
 static int run_child(mp_popen *p, const mp_run_opts *ro, mp_run_result *res)
 {
     double t = ro->timeout > 0 ? ro->timeout : MP_FOREVER;
     int rc = mp_popen_communicate(p, ro->input, ro->input_len, &res->out, &res->out_len, &res->err,
                                   &res->err_len, t);
+    if (rc == MP_EINTR || rc == MP_ECANCELED) {
+        int krc = mp__popen_kill_collect(p, &res->out, &res->out_len, &res->err, &res->err_len);
+        rc = krc < 0 ? krc : rc;
+    }
     (void)mp_popen_returncode(p, &res->returncode);
     if (rc == MP_ETIMEDOUT)
         return MP_ETIMEOUTEXPIRED;
@@ -51,7 +59,7 @@ int mp_run(const char *const *argv, const mp_run_opts *opts, mp_run_result *res)
 {
     static const mp_run_opts defaults;
     if (!res)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_run: res is NULL");
     memset(res, 0, sizeof(*res));
     if (!opts)
         opts = &defaults;
@@ -88,7 +96,7 @@ static int run_popen(const char *const *argv, const mp_popen_opts *opts, double 
         ro.popen = *opts;
     if (capture_out) {
         if (ro.popen.out.kind != MP_IO_INHERIT)
-            return MP_EINVAL;
+            return mp__fail(MP_EINVAL, "mp_check_output: opts->out is set (leave it inherit)");
         ro.popen.out = MP_PIPE;
     }
     return mp_run(argv, &ro, res);
@@ -97,7 +105,7 @@ static int run_popen(const char *const *argv, const mp_popen_opts *opts, double 
 int mp_call(const char *const *argv, const mp_popen_opts *opts, double timeout, int *returncode)
 {
     if (!returncode)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_call: returncode is NULL");
     mp_run_result res;
     int rc = run_popen(argv, opts, timeout, false, &res);
     if (rc == 0)
@@ -123,7 +131,7 @@ int mp_check_output(const char *const *argv, const mp_popen_opts *opts, double t
                     size_t *len)
 {
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_check_output: out is NULL");
     mp_run_result res;
     int rc = run_popen(argv, opts, timeout, true, &res);
     if (rc == 0 && res.returncode != 0)
@@ -141,7 +149,7 @@ int mp_check_output(const char *const *argv, const mp_popen_opts *opts, double t
 int mp_getstatusoutput(const char *cmd, int *status, char **out)
 {
     if (!cmd || !out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_getstatusoutput: %s is NULL", !cmd ? "cmd" : "out");
     const char *argv[] = {cmd, NULL};
     mp_run_result res;
     mp_run_opts ro = {.popen = {.shell = true, .out = MP_PIPE, .err = MP_TO_STDOUT}};
@@ -202,8 +210,10 @@ static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 
 int mp_run_describe(const char *const *argv, int returncode, char *buf, size_t cap)
 {
-    if (!argv || !argv[0] || (!buf && cap > 0))
-        return MP_EINVAL;
+    if (!argv || !argv[0])
+        return mp__fail(MP_EINVAL, "mp_run_describe: argv is %s", !argv ? "NULL" : "empty");
+    if (!buf && cap > 0)
+        return mp__fail(MP_EINVAL, "mp_run_describe: buf is NULL with cap %zu", cap);
     size_t len = 0;
     if (cap > 0)
         buf[0] = '\0';

@@ -1358,3 +1358,25 @@ Test(conn, one_thread_sends_while_another_receives)
     cr_assert(!main_rc && !rs && !rr && !re, "a thread saw a failure");
     destroy2(a, b);
 }
+
+/* An MP_EINVAL says, in mp_error_detail(), which call and which argument. */
+Test(conn, einval_names_the_argument)
+{
+    mp_conn *a, *b;
+    size_t len;
+    void *m;
+    mp_assert_rc(mp_pipe(&a, NULL, false), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_pipe: b is NULL");
+    mp_assert_rc(mp_conn_poll(NULL, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_conn_poll: c is NULL");
+    pipe_pair(&a, &b, true);
+    mp_assert_rc(mp_conn_send(b, NULL, 3, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_conn_send: data is NULL with len 3");
+    mp_assert_rc(mp_conn_recv(a, &m, NULL, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_conn_recv: len is NULL");
+    mp_assert_rc(mp_conn_recv(a, &m, &len, NAN), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_conn_recv: timeout is NaN");
+    mp_assert_rc(mp_conn_set_max_message(a, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_conn_set_max_message: max is 0");
+    destroy2(a, b);
+}

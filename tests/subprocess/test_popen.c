@@ -739,3 +739,35 @@ Test(popen, by_default_a_child_outlives_its_killed_parent_fork_path)
     setenv("MP_SPAWN_FORK", "1", 1);
     orphan_check(VIA_POPEN, false);
 }
+
+/* An MP_EINVAL says, in mp_error_detail(), which argument is wrong. */
+Test(popen, einval_names_the_argument)
+{
+    mp_popen *p;
+    mp_assert_rc(mp_popen_create(&p, ARGV("true"),
+                                 &(mp_popen_opts){.pass_fds = (int[]){5, 5}, .n_pass_fds = 2}),
+                 MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "opts->pass_fds[1] repeats pass_fds[0] (5)");
+    mp_assert_rc(mp_popen_create(&p, ARGV("true"), &(mp_popen_opts){.in = MP_TO_STDOUT}),
+                 MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "opts->in is MP_TO_STDOUT (only err may be)");
+    mp_assert_rc(mp_popen_wait(NULL, 0, NULL), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "p is NULL");
+    mp_assert_ok(mp_popen_create(&p, ARGV("true"), &(mp_popen_opts){.out = MP_PIPE}));
+    mp_assert_rc((int)mp_popen_read(p, 3, NULL, 0, 0), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_popen_read: which is 3 (1: stdout, 2: stderr)");
+    mp_assert_rc(mp_popen_communicate(p, "x", 1, NULL, NULL, NULL, NULL, 10), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(),
+                     "mp_popen_communicate: input given but stdin is not a pipe");
+    mp_assert_rc(mp_popen_wait(p, 0.0 / 0.0, NULL), MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(), "mp_popen_wait: timeout is NaN");
+    mp_assert_ok(mp_popen_wait(p, 10, NULL));
+    mp_popen_destroy(p);
+    mp_run_result res;
+    mp_assert_rc(
+        mp_run(ARGV("true"), &(mp_run_opts){.capture = true, .popen.out = MP_DEVNULL}, &res),
+        MP_EINVAL);
+    cr_assert_str_eq(mp_error_detail(),
+                     "opts->capture with opts->popen.out set (leave it inherit)");
+    mp_run_result_free(&res);
+}
