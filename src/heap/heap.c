@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "heap/heap_internal.h"
+#include "heap/heap_object.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -467,4 +468,18 @@ size_t mp_alloc_size(const void *p)
 bool mp_heap_contains(const void *p, size_t len)
 {
     return mp__heap_contains(p, len);
+}
+
+int mp__obj_fail(const char *fn, const char *arg, const void *obj, const char *kind)
+{
+    if (!obj)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", fn, arg);
+    if (((uintptr_t)obj & 7u) != 0)
+        return mp__fail(MP_EINVAL, "%s: %s (%p) is not 8-byte aligned: not a %s", fn, arg, obj,
+                        kind);
+    if (!mp__heap_contains(obj, sizeof(mp__obj_head)))
+        return mp__fail(MP_EINVAL, "%s: %s (%p) is not in the shared heap: not a %s of this family",
+                        fn, arg, obj, kind);
+    return mp__fail(MP_EINVAL, "%s: %s (%p) is not a live %s (destroyed, or another type)", fn, arg,
+                    obj, kind);
 }
