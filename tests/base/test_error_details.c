@@ -1,6 +1,9 @@
 /* mp_error_detail() after refused arguments, module by module: each
  * failing call names itself first, then the argument and the reason. */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -112,4 +115,117 @@ Test(details, queue_reservations_and_joinable)
     assert_detail(mp_queue_task_done(q), MP_ETOOMANYDONE, "mp_queue_task_done", "unfinished");
     assert_detail(mp_queue_join(q, NAN), MP_EINVAL, "mp_queue_join", "timeout is NaN");
     mp_queue_destroy(q);
+}
+
+/* ---- sync ------------------------------------------------------------------- */
+
+static void *release_elsewhere(void *arg)
+{
+    mp_error_clear();
+    int rc = mp_lock_release(arg);
+    char *copy = strdup(mp_error_detail());
+    return rc == MP_EPERM ? copy : NULL;
+}
+
+Test(details, lock)
+{
+    mp_lock *lock;
+    assert_detail(mp_lock_create(NULL, NULL), MP_EINVAL, "mp_lock_create", "out is NULL");
+    assert_detail(mp_lock_create(&lock, &(mp_lock_opts){.reserved = 7}), MP_EINVAL,
+                  "mp_lock_create", "opts->reserved is 7");
+    mp_assert_ok(mp_lock_create(&lock, NULL));
+    assert_detail(mp_lock_acquire(NULL, 0), MP_EINVAL, "mp_lock_acquire", "lock is NULL");
+    assert_detail(mp_lock_acquire(lock, NAN), MP_EINVAL, "mp_lock_acquire", "timeout is NaN");
+    assert_detail(mp_lock_release(lock), MP_EPERM, "mp_lock_release", "not held");
+    assert_detail(mp_lock_token(lock, NULL), MP_EINVAL, "mp_lock_token", "token is NULL");
+    mp_assert_ok(mp_lock_acquire(lock, 0));
+    assert_detail(mp_lock_consistent(lock), MP_EINVAL, "mp_lock_consistent", "owner-dead");
+    /* Held here: another thread is told who holds it. */
+    pthread_t t;
+    void *detail = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, release_elsewhere, lock), 0);
+    cr_assert_eq(pthread_join(t, &detail), 0);
+    cr_assert_not_null(detail, "release by another thread was not MP_EPERM");
+    char pid[32];
+    snprintf(pid, sizeof pid, "held by pid %d", (int)getpid());
+    cr_assert(strncmp(detail, "mp_lock_release: ", 17) == 0 && strstr(detail, pid), "%s",
+              (char *)detail);
+    free(detail);
+    mp_assert_ok(mp_lock_release(lock));
+    mp_rlock *r;
+    mp_assert_ok(mp_rlock_create(&r, NULL));
+    assert_detail(mp_rlock_acquire((mp_rlock *)(void *)lock, 0), MP_EINVAL, "mp_rlock_acquire",
+                  "rlock (", "not a live rlock");
+    assert_detail(mp_rlock_release(r), MP_EPERM, "mp_rlock_release", "rlock is not held");
+    mp_rlock_destroy(r);
+    mp_lock_destroy(lock);
+}
+
+Test(details, sem_event_cond_barrier)
+{
+    mp_sem *s;
+    assert_detail(mp_sem_create(&s, &(mp_sem_opts){.value = MP_SEM_VALUE_MAX + 1u}), MP_EINVAL,
+                  "mp_sem_create", "opts->value", "MP_SEM_VALUE_MAX");
+    mp_assert_ok(mp_sem_create(&s, &(mp_sem_opts){.value = 1, .bounded = true}));
+    assert_detail(mp_sem_acquire(s, NAN), MP_EINVAL, "mp_sem_acquire", "timeout");
+    assert_detail(mp_sem_release(s), MP_EOVERFLOW, "mp_sem_release", "bound");
+    assert_detail(mp_event_wait((mp_event *)(void *)s, 0), MP_EINVAL, "mp_event_wait", "ev (",
+                  "event");
+    mp_sem_destroy(s);
+
+    mp_lock *l;
+    mp_rlock *r;
+    mp_cond *c;
+    mp_assert_ok(mp_lock_create(&l, NULL));
+    mp_assert_ok(mp_rlock_create(&r, NULL));
+    assert_detail(mp_cond_create(&c, &(mp_cond_opts){.lock = l, .rlock = r}), MP_EINVAL,
+                  "mp_cond_create", "opts->lock", "opts->rlock");
+    mp_assert_ok(mp_cond_create(&c, &(mp_cond_opts){.lock = l}));
+    assert_detail(mp_cond_wait(c, 0), MP_EPERM, "mp_cond_wait", "not held");
+    assert_detail(mp_cond_notify(c, 1), MP_EPERM, "mp_cond_notify", "not held");
+    assert_detail(mp_cond_wait_for(c, NULL, NULL, 0), MP_EINVAL, "mp_cond_wait_for", "pred");
+    mp_cond_destroy(c);
+    mp_rlock_destroy(r);
+    mp_lock_destroy(l);
+
+    mp_barrier *b;
+    assert_detail(mp_barrier_create(&b, NULL), MP_EINVAL, "mp_barrier_create", "opts is NULL");
+    assert_detail(mp_barrier_create(&b, &(mp_barrier_opts){.parties = 0}), MP_EINVAL,
+                  "mp_barrier_create", "opts->parties is 0");
+    assert_detail(mp_barrier_wait(NULL, 0), MP_EINVAL, "mp_barrier_wait", "b is NULL");
+}
+
+Test(details, value_and_array)
+{
+    mp_value *v;
+    mp_array *a;
+    assert_detail(mp_value_create(&v, &(mp_value_opts){.typecode = 'z'}), MP_EINVAL,
+                  "mp_value_create", "opts->typecode 'z'", "cbBhHiIlLqQfd");
+    assert_detail(mp_typecode_size('\n'), MP_EINVAL, "mp_typecode_size", "typecode 10");
+    mp_rlock *r;
+    mp_assert_ok(mp_rlock_create(&r, NULL));
+    assert_detail(mp_value_create(&v, &(mp_value_opts){.typecode = 'i', .raw = true, .lock = r}),
+                  MP_EINVAL, "mp_value_create", "opts->raw", "opts->lock");
+    mp_rlock_destroy(r);
+    mp_assert_ok(mp_value_create(&v, &(mp_value_opts){.typecode = 'b'}));
+    assert_detail(mp_value_set_i64(v, 1000), MP_ERANGE, "mp_value_set_i64", "x",
+                  "typecode 'b' (-128 to 127)");
+    assert_detail(mp_value_set_double(v, 1.5), MP_EINVAL, "mp_value_set_double", "x",
+                  "whole number");
+    assert_detail(mp_value_add_double(v, 1.0, NULL), MP_EINVAL, "mp_value_add_double",
+                  "typecode 'b'", "mp_value_add_i64");
+    mp_assert_ok(mp_value_set_i64(v, 120));
+    assert_detail(mp_value_add_i64(v, 10, NULL), MP_ERANGE, "mp_value_add_i64", "the sum");
+    assert_detail(mp_value_get_i64(v, NULL), MP_EINVAL, "mp_value_get_i64", "out is NULL");
+    mp_assert_ok(mp_array_create(&a, &(mp_array_opts){.typecode = 'Q', .len = 2}));
+    uint64_t big = UINT64_MAX;
+    mp_assert_ok(mp_array_set_u64(a, 1, big));
+    int64_t x;
+    assert_detail(mp_array_get_i64(a, 2, &x), MP_ERANGE, "mp_array_get_i64", "i is 2", "length 2");
+    assert_detail(mp_array_get_i64(a, 1, &x), MP_ERANGE, "mp_array_get_i64", "typecode 'Q'");
+    assert_detail(mp_value_get_i64((mp_value *)(void *)a, &x), MP_EINVAL, "mp_value_get_i64", "v (",
+                  "not a live value");
+    assert_detail(mp_array_create(&a, NULL), MP_EINVAL, "mp_array_create", "opts is NULL");
+    mp_array_destroy(a);
+    mp_value_destroy(v);
 }
