@@ -229,9 +229,9 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
     mp_queue *q = NULL;
     mp__qseg *seg = NULL;
     int efd = -1;
-    if ((rc = mp__heap_alloc((void **)&q, sizeof *q)) < 0)
+    if ((rc = mp__heap_alloc_for("mp_queue_create", (void **)&q, sizeof *q)) < 0)
         goto fail;
-    if ((rc = mp__heap_alloc((void **)&seg, sizeof *seg + MP__QSEG_MIN)) < 0)
+    if ((rc = mp__heap_alloc_for("mp_queue_create", (void **)&seg, sizeof *seg + MP__QSEG_MIN)) < 0)
         goto fail;
     seg->size = MP__QSEG_MIN;
     if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {

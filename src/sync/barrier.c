@@ -46,7 +46,7 @@ int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
     if (isnan(opts->timeout))
         return mp__fail(MP_EINVAL, "%s: opts->timeout is NaN (seconds, or MP_FOREVER)", f);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_barrier));
+    int rc = mp__heap_alloc_for("mp_barrier_create", &mem, sizeof(mp_barrier));
     if (rc < 0)
         return rc;
     mp_barrier *b = mem;

@@ -53,7 +53,7 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
     if (o.rlock && mp__check_obj(o.rlock, sizeof *o.rlock, MP__RLOCK_MAGIC) < 0)
         return mp__obj_fail(f, "opts->rlock", o.rlock, "rlock");
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_cond));
+    int rc = mp__heap_alloc_for("mp_cond_create", &mem, sizeof(mp_cond));
     if (rc < 0)
         return rc;
     mp_cond *c = mem;

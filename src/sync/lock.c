@@ -89,7 +89,7 @@ static int lock_new(const char *fn, struct mp_lock **out, const int *reserved, u
     if (reserved != NULL && *reserved != 0)
         return mp__fail(MP_EINVAL, "%s: opts->reserved is %d (must be 0)", fn, *reserved);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(struct mp_rlock));
+    int rc = mp__heap_alloc_for(fn, &mem, sizeof(struct mp_rlock));
     if (rc < 0)
         return rc;
     struct mp_lock *l = mem;

@@ -46,7 +46,7 @@ int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)
                         "mp_sem_create: opts->value is %u (at most MP_SEM_VALUE_MAX, %u)",
                         (unsigned)o.value, (unsigned)MP_SEM_VALUE_MAX);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_sem));
+    int rc = mp__heap_alloc_for("mp_sem_create", &mem, sizeof(mp_sem));
     if (rc < 0)
         return rc;
     mp_sem *s = mem;
@@ -152,7 +152,7 @@ int mp_event_create(mp_event **out, const mp_event_opts *opts)
     if (out == NULL)
         return mp__fail(MP_EINVAL, "mp_event_create: out is NULL");
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_event));
+    int rc = mp__heap_alloc_for("mp_event_create", &mem, sizeof(mp_event));
     if (rc < 0)
         return rc;
     mp_event *e = mem;

@@ -132,7 +132,7 @@ static int shared_new(const char *fn, mp__shared **out, char code, size_t len, c
         return mp__fail(MP_ENOMEM, "%s: opts->len %zu items of %u bytes overflow a size_t", fn, len,
                         (unsigned)t->size);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, DATA_OFFSET + len * t->size);
+    int rc = mp__heap_alloc_for(fn, &mem, DATA_OFFSET + len * t->size);
     if (rc < 0)
         return rc;
     mp__shared *s = mem;

@@ -229,3 +229,65 @@ Test(details, value_and_array)
     mp_array_destroy(a);
     mp_value_destroy(v);
 }
+
+/* ---- heap and named shared memory ---------------------------------------- */
+
+Test(details, heap_size_from_the_environment)
+{
+    /* Each test runs in a process of its own, without a heap yet. */
+    setenv("MP_HEAP_SIZE", "12X", 1);
+    assert_detail(mp_init(NULL), MP_EINVAL, "mp_init", "MP_HEAP_SIZE is malformed: \"12X\"");
+    setenv("MP_HEAP_SIZE", "64K", 1);
+    assert_detail(mp_init(NULL), MP_EINVAL, "mp_init", "65536 bytes (MP_HEAP_SIZE)", "not between");
+    /* Made on demand, the heap says so with mp_init's name. */
+    mp_queue *q = NULL;
+    assert_detail(mp_queue_create(&q, NULL), MP_EINVAL, "mp_init (implicit)", "MP_HEAP_SIZE");
+    unsetenv("MP_HEAP_SIZE");
+    mp_assert_ok(mp_init(&(mp_init_opts){.heap_size = (size_t)256 << 20}));
+    assert_detail(mp_init(&(mp_init_opts){.heap_size = (size_t)512 << 20}), MP_EBUSY, "mp_init",
+                  "opts->heap_size 536870912", "268435456 bytes");
+}
+
+/* A call that returns NULL: its detail must name fn and the words. */
+static void check_null(const void *p, const char *expr, const char *fn, const char **words)
+{
+    cr_assert_null(p, "%s did not fail", expr);
+    check_detail(expr, fn, words);
+}
+#define assert_null_detail(expr, fn, ...)                                                          \
+    do {                                                                                           \
+        mp_error_clear();                                                                          \
+        check_null(expr, #expr, fn, (const char *[]){__VA_ARGS__, NULL});                          \
+    } while (0)
+
+Test(details, heap_allocations)
+{
+    assert_null_detail(mp_alloc(0), "mp_alloc", "0 bytes");
+    assert_null_detail(mp_alloc((size_t)5 << 40), "mp_alloc", "size 5497558138880", "4 TiB");
+    assert_null_detail(mp_alloc((size_t)2 << 40), "mp_alloc", "2199023255552 bytes",
+                       "do not fit in the shared heap", "MP_HEAP_SIZE");
+    assert_null_detail(mp_calloc(SIZE_MAX / 2, 3), "mp_calloc", "overflows");
+    uint64_t local[4];
+    assert_null_detail(mp_realloc(local, 64), "mp_realloc", "p (", "not a block");
+    assert_detail(mp_heap_get_stats(NULL), MP_EINVAL, "mp_heap_get_stats", "out is NULL");
+}
+
+Test(details, shm_names_and_owners)
+{
+    mp_shm *s, *t;
+    char name[64];
+    snprintf(name, sizeof name, "mp-details-%d", (int)getpid());
+    assert_detail(mp_shm_create(&s, "a/b", 16), MP_EINVAL, "mp_shm_create", "name \"a/b\"", "'/'");
+    assert_detail(mp_shm_create(&s, "", 16), MP_EINVAL, "mp_shm_create", "name \"\"",
+                  "0 characters");
+    assert_detail(mp_shm_create(&s, NULL, 0), MP_EINVAL, "mp_shm_create", "size is 0");
+    assert_detail(mp_shm_attach(&t, name), MP_ENOENT, "mp_shm_attach", name);
+    mp_assert_ok(mp_shm_create(&s, name, 16));
+    assert_detail(mp_shm_create(&t, name, 16), MP_EEXIST, "mp_shm_create", name, "exists");
+    mp_assert_ok(mp_shm_attach(&t, name));
+    assert_detail(mp_shm_disown(t), MP_EPERM, "mp_shm_disown", "not the owner");
+    mp_assert_ok(mp_shm_unlink(t));
+    assert_detail(mp_shm_unlink(s), MP_ENOENT, "mp_shm_unlink", "already unlinked");
+    mp_shm_close(t);
+    mp_shm_close(s);
+}
