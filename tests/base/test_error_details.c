@@ -291,3 +291,82 @@ Test(details, shm_names_and_owners)
     mp_shm_close(t);
     mp_shm_close(s);
 }
+
+/* ---- containers ------------------------------------------------------------- */
+
+Test(details, dict)
+{
+    mp_dict *d;
+    assert_detail(mp_dict_create(&d, &(mp_dict_opts){.shards = 3}), MP_EINVAL, "mp_dict_create",
+                  "opts->shards is 3", "power of two");
+    mp_assert_ok(mp_dict_create(&d, NULL));
+    static char big[MP_KEY_MAX + 2];
+    assert_detail(mp_dict_set(d, big, sizeof big, "v", 1), MP_EMSGSIZE, "mp_dict_set_item",
+                  "key_len 65537", "MP_KEY_MAX");
+    assert_detail(mp_dict_set_item(d, "k", 1, &(mp_item){.data = "x", .len = 1, .type = 99}),
+                  MP_EINVAL, "mp_dict_set_item", "value->type is 99");
+    assert_detail(
+        mp_dict_set_item(d, "k", 1, &(mp_item){.data = "x", .len = 4, .type = MP_ITEM_INT64}),
+        MP_EINVAL, "mp_dict_set_item", "value->len is 4", "must be 8");
+    assert_detail(mp_dict_set_str(d, NULL, "v"), MP_EINVAL, "mp_dict_set_str", "key is NULL");
+    mp_assert_ok(mp_dict_set_str(d, "name", "ada"));
+    int64_t n;
+    assert_detail(mp_dict_get_int64(d, "name", &n), MP_EPROTO, "mp_dict_get_int64", "\"name\"",
+                  "not an int64");
+    assert_detail(mp_dict_add_int64(d, "name", 1, NULL), MP_EPROTO, "mp_dict_add_int64",
+                  "\"name\"");
+    mp_assert_ok(mp_dict_set_int64(d, "n", INT64_MAX));
+    assert_detail(mp_dict_add_int64(d, "n", 1, NULL), MP_EOVERFLOW, "mp_dict_add_int64",
+                  "overflows");
+    assert_detail(mp_dict_get_into(d, "n", 1, NULL, 8, &(size_t){0}, NULL), MP_EINVAL,
+                  "mp_dict_get_into", "buf is NULL with cap 8");
+    assert_detail(mp_dict_keys(d, NULL), MP_EINVAL, "mp_dict_keys", "out is NULL");
+    assert_detail(mp_dict_len((mp_dict *)(void *)big, &(size_t){0}), MP_EINVAL, "mp_dict_len",
+                  "d (", "not in the shared heap");
+    mp_snapshot *s;
+    mp_assert_ok(mp_dict_values(d, &s));
+    mp_item it;
+    assert_detail(mp_snapshot_key(s, 0, &it), MP_ENOENT, "mp_snapshot_key", "no keys");
+    assert_detail(mp_snapshot_value(s, 9, &it), MP_ERANGE, "mp_snapshot_value", "i is 9",
+                  "length 2");
+    mp_snapshot_destroy(s);
+    mp_dict_destroy(d);
+}
+
+Test(details, list_and_namespace)
+{
+    mp_list *l;
+    assert_detail(mp_list_create(&l, &(mp_list_opts){.reserved = 1}), MP_EINVAL, "mp_list_create",
+                  "opts->reserved is 1");
+    mp_assert_ok(mp_list_create(&l, NULL));
+    mp_assert_ok(mp_list_append(l, &MP_ITEM_STR("a")));
+    mp_assert_ok(mp_list_append(l, &MP_ITEM_STR("b")));
+    int64_t n;
+    assert_detail(mp_list_get_int64(l, 5, &n), MP_ERANGE, "mp_list_get_int64", "index 5",
+                  "list of 2 items");
+    assert_detail(mp_list_pop(l, -3, NULL, NULL, NULL), MP_ERANGE, "mp_list_pop", "index -3");
+    assert_detail(mp_list_get_int64(l, 0, &n), MP_EPROTO, "mp_list_get_int64", "item 0",
+                  "not an int64");
+    mp_item items[] = {MP_ITEM_STR("c"), {.data = NULL, .len = 3, .type = MP_ITEM_BYTES}};
+    assert_detail(mp_list_extend(l, items, 2), MP_EINVAL, "mp_list_extend", "items[1]->data");
+    assert_detail(mp_list_append(l, NULL), MP_EINVAL, "mp_list_append", "v is NULL");
+    assert_detail(mp_list_len(NULL, &(size_t){0}), MP_EINVAL, "mp_list_len", "l is NULL");
+    mp_list_destroy(l);
+
+    mp_namespace *ns;
+    assert_detail(mp_namespace_create(&ns, &n), MP_EINVAL, "mp_namespace_create", "opts");
+    mp_assert_ok(mp_namespace_create(&ns, NULL));
+    assert_detail(mp_namespace_set_int(ns, "9lives", 1), MP_EINVAL, "mp_namespace_set_int",
+                  "name \"9lives\"", "identifier");
+    assert_detail(mp_namespace_set_int(ns, "a-b", 1), MP_EINVAL, "mp_namespace_set_int",
+                  "name \"a-b\"");
+    mp_assert_ok(mp_namespace_set_str(ns, "who", "ada"));
+    assert_detail(mp_namespace_get_int(ns, "who", &n), MP_EPROTO, "mp_namespace_get_int",
+                  "attribute \"who\"", "not an int");
+    assert_detail(mp_namespace_get_int(NULL, "who", &n), MP_EINVAL, "mp_namespace_get_int",
+                  "ns is NULL");
+    mp_namespace_destroy(ns);
+    char *text;
+    assert_detail(mp_item_repr(&(mp_item){.data = NULL, .len = 2, .type = MP_ITEM_STR}, &text),
+                  MP_EINVAL, "mp_item_repr", "item->data is NULL");
+}
