@@ -102,7 +102,9 @@ int mp_shm_create(mp_shm **out, const char *name, size_t size)
         return mp__fail(MP_EEXIST, "mp_shm_create: 16 generated names in a row exist already");
     int rc = 0;
     if (ftruncate(fd, (off_t)size) < 0) {
-        rc = errno == EFBIG ? MP_EINVAL : mp__errno();
+        rc = errno == EFBIG
+                 ? mp__fail(MP_EINVAL, "mp_shm_create: size %zu is above the file size limit", size)
+                 : mp__errno();
         close(fd);
     } else {
         rc = shm_finish(out, fd, size, path, true);

@@ -387,18 +387,25 @@ static int remote_set_text(void *h, bool array, size_t i, const char *text)
     return MP__REMOTE_CALL(mp__array_remote(h), set_text, h, i, text);
 }
 
-/* Reads item i of h into item, of type *t (out: the caller's output
- * pointer, MP_EINVAL when NULL). A stored text that is no number of the
- * type is MP_EBADMSG. */
-static int remote_load(void *h, bool array, size_t i, const void *out, uint64_t *item,
-                       const typeinfo **t)
+/* MP_EINVAL with a detail: h, fn's argument, is a remote handle of
+ * another type. */
+static int __attribute__((cold)) other_handle(const char *fn, bool array)
+{
+    return mp__fail(MP_EINVAL, "%s: %s is a remote handle of another type", fn, array ? "a" : "v");
+}
+
+/* Reads item i of h into item, of type *t, for fn (out: the caller's
+ * output pointer, MP_EINVAL when NULL). A stored text that is no number of
+ * the type is MP_EBADMSG. */
+static int remote_load(const char *fn, void *h, bool array, size_t i, const void *out,
+                       uint64_t *item, const typeinfo **t)
 {
     char text[MP__VALUE_TEXT_MAX];
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: out is NULL", fn);
     *t = remote_type(h, array);
     if (*t == NULL)
-        return MP_EINVAL;
+        return other_handle(fn, array);
     int rc = remote_get_text(h, array, i, text, sizeof(text));
     if (rc < 0)
         return rc;
@@ -496,7 +503,7 @@ void *mp_value_data(mp_value *v)
         if (mp__obj_is_remote(v)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = NULL;                                                              \
-            int rc = remote_load(v, false, 0, out, &item, &t);                                     \
+            int rc = remote_load(__func__, v, false, 0, out, &item, &t);                           \
             return rc < 0 ? rc : conv(&item, t, out);                                              \
         }                                                                                          \
         mp__shared *s = value_of(v);                                                               \
@@ -512,7 +519,8 @@ void *mp_value_data(mp_value *v)
         if (mp__obj_is_remote(v)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = remote_type(v, false);                                             \
-            return t ? remote_store(v, false, 0, t, &item, conv(&item, t, x)) : MP_EINVAL;         \
+            return t ? remote_store(v, false, 0, t, &item, conv(&item, t, x))                      \
+                     : other_handle(__func__, false);                                              \
         }                                                                                          \
         mp__shared *s = value_of(v);                                                               \
         if (s == NULL)                                                                             \
@@ -634,8 +642,13 @@ static int add_local(const char *fn, mp_value *v, bool want_float, int64_t di, d
 static int remote_add_i64(mp_value *v, int64_t delta, int64_t *result)
 {
     const typeinfo *t = remote_type(v, false);
-    if (t == NULL || t->kind == KIND_FLOAT)
-        return MP_EINVAL;
+    if (t == NULL)
+        return other_handle("mp_value_add_i64", false);
+    if (t->kind == KIND_FLOAT)
+        return mp__fail(MP_EINVAL,
+                        "mp_value_add_i64: v has typecode '%c', a float type (use "
+                        "mp_value_add_double)",
+                        t->code);
     char min[24], max[24];
     snprintf(min, sizeof(min), "%lld", (long long)(t->kind == KIND_SIGNED ? t->min : 0));
     snprintf(max, sizeof(max), "%llu", (unsigned long long)t->max);
@@ -645,8 +658,13 @@ static int remote_add_i64(mp_value *v, int64_t delta, int64_t *result)
 static int remote_add_double(mp_value *v, double delta, double *result)
 {
     const typeinfo *t = remote_type(v, false);
-    if (t == NULL || t->kind != KIND_FLOAT)
-        return MP_EINVAL;
+    if (t == NULL)
+        return other_handle("mp_value_add_double", false);
+    if (t->kind != KIND_FLOAT)
+        return mp__fail(MP_EINVAL,
+                        "mp_value_add_double: v has typecode '%c', an integer type (use "
+                        "mp_value_add_i64)",
+                        t->code);
     return MP__REMOTE_CALL(mp__value_remote(v), add_double, v, delta, result);
 }
 
@@ -753,7 +771,7 @@ static int __attribute__((cold)) index_fail(const char *fn, size_t i, size_t len
         if (mp__obj_is_remote(a)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = NULL;                                                              \
-            int rc = remote_load(a, true, i, out, &item, &t);                                      \
+            int rc = remote_load(__func__, a, true, i, out, &item, &t);                            \
             return rc < 0 ? rc : conv(&item, t, out);                                              \
         }                                                                                          \
         mp__shared *s = array_of(a);                                                               \
@@ -772,7 +790,8 @@ static int __attribute__((cold)) index_fail(const char *fn, size_t i, size_t len
         if (mp__obj_is_remote(a)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = remote_type(a, true);                                              \
-            return t ? remote_store(a, true, i, t, &item, conv(&item, t, x)) : MP_EINVAL;          \
+            return t ? remote_store(a, true, i, t, &item, conv(&item, t, x))                       \
+                     : other_handle(__func__, true);                                               \
         }                                                                                          \
         mp__shared *s = array_of(a);                                                               \
         if (s == NULL)                                                                             \
