@@ -298,6 +298,17 @@ static int __attribute__((cold)) too_big(const char *fn, const mp_queue *q, size
                     (size_t)q->max_bytes);
 }
 
+/* MP_ENOMEM with a detail: the shared heap had no room for a message of
+ * len bytes (the chain's segments come from mp__heap_alloc, which sets no
+ * detail of its own). */
+static int __attribute__((cold)) heap_full(const char *fn, size_t len)
+{
+    return mp__fail(MP_ENOMEM,
+                    "%s: no room in the shared heap for a message of %zu bytes (MP_HEAP_SIZE or "
+                    "mp_init_opts.heap_size sets its size)",
+                    fn, len);
+}
+
 static int put_check(const char *fn, mp_queue *q, const void *data, size_t len)
 {
     if (!mp__queue_valid(q))
@@ -372,7 +383,7 @@ static int put_large(mp_queue *q, const void *data, size_t len, double timeout)
     void *buf;
     int rc = mp_queue_reserve(q, len, &buf, timeout);
     if (rc < 0)
-        return rc;
+        return rc == MP_ENOMEM ? heap_full("mp_queue_put", len) : rc;
     memcpy(buf, data, len);
     return mp_queue_commit(q, buf);
 }
@@ -404,6 +415,8 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
         rc = mp__qstore_append(q, data, len, MP__QREC_COMMITTED, &r);
     if (rc == 0)
         wake_getters(q, 1, &w);
+    else if (rc == MP_ENOMEM)
+        rc = heap_full("mp_queue_put", len);
     mp__queue_unlock(q, &w);
     return rc;
 }
@@ -496,6 +509,8 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
     mp__queue_unlock(q, NULL);
     if (rc == 0)
         *buf = mp__qrec_data(r);
+    else if (rc == MP_ENOMEM)
+        rc = heap_full(f, len);
     return rc;
 }
 

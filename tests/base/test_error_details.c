@@ -117,6 +117,21 @@ Test(details, queue_reservations_and_joinable)
     mp_queue_destroy(q);
 }
 
+Test(details, queue_put_names_the_message_the_heap_cannot_hold)
+{
+    mp_assert_ok(mp_init(&(mp_init_opts){.heap_size = (size_t)1 << 20}));
+    mp_queue *q;
+    mp_assert_ok(mp_queue_create(&q, NULL));
+    static char msg[4000];
+    int rc = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++)
+        rc = mp_queue_put(q, msg, sizeof msg, 0);
+    cr_assert_eq(rc, MP_ENOMEM, "a 1 MiB heap took 4 MB of messages (%s)", mp_err_name(rc));
+    check_detail("mp_queue_put", "mp_queue_put",
+                 (const char *[]){"4000 bytes", "shared heap", "MP_HEAP_SIZE", NULL});
+    mp_queue_destroy(q);
+}
+
 /* ---- sync ------------------------------------------------------------------- */
 
 static void *release_elsewhere(void *arg)
