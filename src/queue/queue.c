@@ -205,8 +205,10 @@ int mp__queue_check_opts(const mp_queue_opts *o)
         return mp__fail(MP_EINVAL, "%s: opts->max_bytes is %zu (at most MP_QUEUE_MAX_MESSAGE, %zu)",
                         f, (size_t)o->max_bytes, (size_t)MP_QUEUE_MAX_MESSAGE);
     if (o->maxsize > MP_QUEUE_MAX_MESSAGE)
-        return mp__fail(MP_EINVAL, "%s: opts->maxsize is %zu (at most %zu, or 0 for no limit)", f,
-                        (size_t)o->maxsize, (size_t)MP_QUEUE_MAX_MESSAGE);
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->maxsize is %zu (0 for no limit, or at most "
+                        "MP_QUEUE_MAX_MESSAGE, %zu)",
+                        f, (size_t)o->maxsize, (size_t)MP_QUEUE_MAX_MESSAGE);
     return 0;
 }
 
