@@ -117,12 +117,15 @@ MP_API const char *mp_err_name(int code);
  * about its failure, e.g. "mp_pool_map: spec->in_size is 0 (must be >= 1)"
  * or "mp_manager_open: unknown URL option 'prefx' (known: prefix, ...)".
  *
- * Set by a call that fails and has something to say (every MP_EINVAL of the
- * pool, the manager URL and process start does); not changed by calls that
- * succeed, nor by failures that have nothing to add to their code, so read
- * it right after the failing call, or call mp_error_clear() before the call
- * when in doubt. With MP_DEBUG=1 in the environment, each detail is also
- * printed to stderr when it is set.
+ * Set by a call that fails and has something to say: every MP_EINVAL of
+ * the pool, the manager URL, process start, queues, the sync types, values
+ * and arrays, the shared heap, mp_shm and the containers, and the other
+ * refusals whose code alone does not say why (a NULL from mp_alloc, a lock
+ * released by a thread that does not hold it: the holder is named). Not
+ * changed by calls that succeed, nor by failures that have nothing to add
+ * to their code, so read it right after the failing call, or call
+ * mp_error_clear() before the call when in doubt. With MP_DEBUG=1 in the
+ * environment, each detail is also printed to stderr when it is set.
  *
  * Returns a pointer to this thread's buffer (at most MP_ERROR_DETAIL_MAX - 1
  * characters), "" when nothing was set: valid until this thread's next call

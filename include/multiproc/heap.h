@@ -66,8 +66,8 @@ typedef struct mp_init_opts {
  *                   mapping is there): the heap cannot exist here;
  *   MP_ENOMEM       the system refused the reservation (an explicit size
  *                   above what RLIMIT_AS leaves, vm.overcommit_memory=2,
- *                   ...): set MP_HEAP_SIZE smaller; MP_DEBUG=1 prints the
- *                   size tried, where it came from and the limit;
+ *                   ...): set MP_HEAP_SIZE smaller; mp_error_detail()
+ *                   gives the size tried, where it came from and the limit;
  *   MP_EINVAL       a size below 1 MiB or above the maximum for this build
  *                   (4 TiB; 256 GiB under ThreadSanitizer), or a malformed
  *                   MP_HEAP_SIZE;
@@ -81,9 +81,10 @@ MP_API int mp_init(const mp_init_opts *opts);
 /* mp_alloc — allocate size bytes of zeroed shared memory, 16-byte aligned.
  *
  * Returns the block, valid in every process of the family until mp_free,
- * or NULL for size 0, heap exhaustion, or a heap that cannot be created
- * (mp_init tells why). Blocks up to 8 KiB come from per-thread caches and
- * take no lock in the common case. */
+ * or NULL for size 0, heap exhaustion, or a heap that cannot be created;
+ * mp_error_detail() says which (with the size and the heap's room). Blocks
+ * up to 8 KiB come from per-thread caches and take no lock in the common
+ * case. */
 MP_API void *mp_alloc(size_t size);
 
 /* mp_calloc — mp_alloc(n * size), NULL when the product overflows. */

@@ -78,8 +78,9 @@ static inline void mp__strlcpy(char *dst, const char *src, size_t cap)
 /* Fails with code and a detail for mp_error_detail(): formats it into this
  * thread's buffer, logs it when MP_DEBUG is on, and returns code, so that a
  * check stays one line: `return mp__fail(MP_EINVAL, "%s: ...", __func__);`.
- * Not async-signal-safe: never between fork and exec. */
-int mp__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * Cold: the branches that call it are laid out away from the success
+ * path. Not async-signal-safe: never between fork and exec. */
+int mp__fail(int code, const char *fmt, ...) __attribute__((cold, format(printf, 2, 3)));
 
 /* "SIGSEGV" for SIGSEGV; "signal N" (written into buf) for others. */
 const char *mp__sig_name(int sig, char *buf, size_t cap);

@@ -18,16 +18,25 @@ int mp__dict_check(const mp_dict *d)
     return mp__heap_contains(d, dict_size(d->nshards)) ? 0 : MP_EINVAL;
 }
 
+int mp__dict_check_in(const char *fn, const mp_dict *d)
+{
+    return mp__dict_check(d) < 0 ? mp__obj_fail(fn, "d", d, "dict") : 0;
+}
+
 int mp_dict_create(mp_dict **out, const mp_dict_opts *opts)
 {
     unsigned n = opts && opts->shards ? opts->shards : MP__DICT_DEFAULT_SHARDS;
-    if (out == NULL || n > MP__DICT_MAX_SHARDS || (n & (n - 1)) != 0)
-        return MP_EINVAL;
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "mp_dict_create: out is NULL");
+    if (n > MP__DICT_MAX_SHARDS || (n & (n - 1)) != 0)
+        return mp__fail(MP_EINVAL,
+                        "mp_dict_create: opts->shards is %u (a power of two from 1 to %u, or 0)", n,
+                        MP__DICT_MAX_SHARDS);
     int rc = mp__heap_ensure();
     if (rc < 0)
         return rc;
     mp_dict *d;
-    rc = mp__heap_alloc((void **)&d, dict_size(n));
+    rc = mp__heap_alloc_for("mp_dict_create", (void **)&d, dict_size(n));
     if (rc < 0)
         return rc;
     uint32_t i = 0;
@@ -230,11 +239,12 @@ int mp_dict_set_item(mp_dict *d, const void *key, size_t key_len, const mp_item 
 {
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), set_item, d, key, key_len, value);
-    int rc = mp__dict_check(d);
+    const char *f = "mp_dict_set_item";
+    int rc = mp__dict_check_in(f, d);
     if (rc == 0)
-        rc = mp__key_check(key, key_len);
+        rc = mp__key_check_in(f, key, key_len);
     if (rc == 0)
-        rc = mp__item_check(value);
+        rc = mp__item_check_in(f, "value", value);
     if (rc < 0)
         return rc;
     mp__blob *b, *old;
@@ -258,21 +268,21 @@ int mp_dict_set(mp_dict *d, const void *key, size_t key_len, const void *value, 
 int mp_dict_set_str(mp_dict *d, const char *key, const char *value)
 {
     if (key == NULL || value == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_set_str: %s is NULL", key == NULL ? "key" : "value");
     return mp_dict_set_item(d, key, strlen(key), &MP_ITEM_STR(value));
 }
 
 int mp_dict_set_int64(mp_dict *d, const char *key, int64_t value)
 {
     if (key == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_set_int64: key is NULL");
     return mp_dict_set_item(d, key, strlen(key), &MP_ITEM_INT64(value));
 }
 
 int mp_dict_set_double(mp_dict *d, const char *key, double value)
 {
     if (key == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_set_double: key is NULL");
     return mp_dict_set_item(d, key, strlen(key), &MP_ITEM_DOUBLE(value));
 }
 
@@ -280,13 +290,14 @@ int mp_dict_set_double(mp_dict *d, const char *key, double value)
 typedef int (*read_fn)(const mp__blob *b, void *arg);
 
 /* Runs fn on key's blob with its shard locked; MP_ENOENT when absent. */
-static int dict_read(const mp_dict *cd, const void *key, size_t klen, read_fn fn, void *arg)
+static int dict_read(const char *f, const mp_dict *cd, const void *key, size_t klen, read_fn fn,
+                     void *arg)
 {
     if (mp__obj_is_remote(cd))
         return MP__REMOTE_CALL(mp__dict_remote(cd), read, cd, key, klen, fn, arg);
-    int rc = mp__dict_check(cd);
+    int rc = mp__dict_check_in(f, cd);
     if (rc == 0)
-        rc = mp__key_check(key, klen);
+        rc = mp__key_check_in(f, key, klen);
     if (rc < 0)
         return rc;
     /* Reading takes the shard's lock, which lives in the shared dict: the
@@ -335,29 +346,33 @@ int mp_dict_get(const mp_dict *d, const void *key, size_t key_len, void **out, s
                 mp_item_type *type)
 {
     if (out == NULL || out_len == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_get: %s is NULL", out == NULL ? "out" : "out_len");
     copy_args a = {.out = out, .len = out_len, .type = type};
-    return dict_read(d, key, key_len, read_copy_out, &a);
+    return dict_read("mp_dict_get", d, key, key_len, read_copy_out, &a);
 }
 
 int mp_dict_get_into(const mp_dict *d, const void *key, size_t key_len, void *buf, size_t cap,
                      size_t *out_len, mp_item_type *type)
 {
-    if (out_len == NULL || (buf == NULL && cap != 0))
-        return MP_EINVAL;
+    if (out_len == NULL)
+        return mp__fail(MP_EINVAL, "mp_dict_get_into: out_len is NULL");
+    if (buf == NULL && cap != 0)
+        return mp__fail(MP_EINVAL, "mp_dict_get_into: buf is NULL with cap %zu", cap);
     copy_args a = {.buf = buf, .cap = cap, .len = out_len, .type = type};
-    return dict_read(d, key, key_len, read_copy_into, &a);
+    return dict_read("mp_dict_get_into", d, key, key_len, read_copy_into, &a);
 }
 
 int mp_dict_get_default(const mp_dict *d, const void *key, size_t key_len, const mp_item *def,
                         void **out, size_t *out_len, mp_item_type *type)
 {
+    const char *f = "mp_dict_get_default";
     if (out == NULL || out_len == NULL)
-        return MP_EINVAL;
-    int rc = mp__item_check(def);
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, out == NULL ? "out" : "out_len");
+    int rc = mp__item_check_in(f, "def", def);
     if (rc < 0)
         return rc;
-    rc = mp_dict_get(d, key, key_len, out, out_len, type);
+    copy_args a = {.out = out, .len = out_len, .type = type};
+    rc = dict_read(f, d, key, key_len, read_copy_out, &a);
     if (rc != MP_ENOENT)
         return rc < 0 ? rc : 1;
     char *p = malloc(def->len + 1);
@@ -375,7 +390,7 @@ int mp_dict_get_default(const mp_dict *d, const void *key, size_t key_len, const
 
 int mp_dict_contains(const mp_dict *d, const void *key, size_t key_len)
 {
-    int rc = dict_read(d, key, key_len, read_nothing, NULL);
+    int rc = dict_read("mp_dict_contains", d, key, key_len, read_nothing, NULL);
     return rc == 0 ? 1 : rc == MP_ENOENT ? 0 : rc;
 }
 
@@ -402,34 +417,46 @@ static int read_str(const mp__blob *b, void *arg)
     return mp__blob_copy_out(b, arg, &len, NULL);
 }
 
+/* MP_EPROTO with a detail: key's value in fn is not of the type asked. */
+static int __attribute__((cold)) wrong_type(const char *fn, const char *key, const char *want)
+{
+    return mp__fail(MP_EPROTO, "%s: the value of key \"%.64s\" is not %s", fn, key, want);
+}
+
 int mp_dict_get_str(const mp_dict *d, const char *key, char **out)
 {
+    const char *f = "mp_dict_get_str";
     if (key == NULL || out == NULL)
-        return MP_EINVAL;
-    return dict_read(d, key, strlen(key), read_str, (void **)out);
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, key == NULL ? "key" : "out");
+    int rc = dict_read(f, d, key, strlen(key), read_str, (void **)out);
+    return rc == MP_EPROTO ? wrong_type(f, key, "a str or bytes") : rc;
 }
 
 int mp_dict_get_int64(const mp_dict *d, const char *key, int64_t *out)
 {
+    const char *f = "mp_dict_get_int64";
     if (key == NULL || out == NULL)
-        return MP_EINVAL;
-    return dict_read(d, key, strlen(key), read_number, &(num_args){out, MP_ITEM_INT64});
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, key == NULL ? "key" : "out");
+    int rc = dict_read(f, d, key, strlen(key), read_number, &(num_args){out, MP_ITEM_INT64});
+    return rc == MP_EPROTO ? wrong_type(f, key, "an int64") : rc;
 }
 
 int mp_dict_get_double(const mp_dict *d, const char *key, double *out)
 {
+    const char *f = "mp_dict_get_double";
     if (key == NULL || out == NULL)
-        return MP_EINVAL;
-    return dict_read(d, key, strlen(key), read_number, &(num_args){out, MP_ITEM_DOUBLE});
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, key == NULL ? "key" : "out");
+    int rc = dict_read(f, d, key, strlen(key), read_number, &(num_args){out, MP_ITEM_DOUBLE});
+    return rc == MP_EPROTO ? wrong_type(f, key, "a double") : rc;
 }
 
 int mp_dict_len(const mp_dict *cd, size_t *out)
 {
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_len: out is NULL");
     if (mp__obj_is_remote(cd))
         return MP__REMOTE_CALL(mp__dict_remote(cd), len, cd, out);
-    int rc = mp__dict_check(cd);
+    int rc = mp__dict_check_in("mp_dict_len", cd);
     if (rc < 0)
         return rc;
     /* Each shard is locked in turn (not all at once), so that a shard whose
@@ -456,11 +483,11 @@ typedef struct locked_key {
     long idx, free_at;
 } locked_key;
 
-static int lock_key(mp_dict *d, const void *key, size_t klen, locked_key *lk)
+static int lock_key(const char *f, mp_dict *d, const void *key, size_t klen, locked_key *lk)
 {
-    int rc = mp__dict_check(d);
+    int rc = mp__dict_check_in(f, d);
     if (rc == 0)
-        rc = mp__key_check(key, klen);
+        rc = mp__key_check_in(f, key, klen);
     if (rc < 0)
         return rc;
     lk->h = mp__key_hash(key, klen);
@@ -487,7 +514,7 @@ int mp_dict_delete(mp_dict *d, const void *key, size_t key_len)
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), delete, d, key, key_len);
     locked_key lk;
-    int rc = lock_key(d, key, key_len, &lk);
+    int rc = lock_key("mp_dict_delete", d, key, key_len, &lk);
     if (rc < 0)
         return rc;
     mp__blob *old = lk.idx >= 0 ? shard_remove(lk.sh, lk.idx) : NULL;
@@ -500,11 +527,11 @@ int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t 
                 mp_item_type *type)
 {
     if (out == NULL || out_len == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_pop: %s is NULL", out == NULL ? "out" : "out_len");
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), pop, d, key, key_len, out, out_len, type);
     locked_key lk;
-    int rc = lock_key(d, key, key_len, &lk);
+    int rc = lock_key("mp_dict_pop", d, key, key_len, &lk);
     if (rc < 0)
         return rc;
     mp__blob *old = NULL;
@@ -522,16 +549,17 @@ int mp_dict_pop(mp_dict *d, const void *key, size_t key_len, void **out, size_t 
 int mp_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_item *def, void **out,
                        size_t *out_len, mp_item_type *type)
 {
+    const char *f = "mp_dict_setdefault";
     if (out != NULL && out_len == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: out_len is NULL with out set", f);
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), setdefault, d, key, key_len, def, out, out_len,
                                type);
-    int rc = mp__dict_check(d);
+    int rc = mp__dict_check_in(f, d);
     if (rc == 0)
-        rc = mp__key_check(key, key_len);
+        rc = mp__key_check_in(f, key, key_len);
     if (rc == 0)
-        rc = mp__item_check(def);
+        rc = mp__item_check_in(f, "def", def);
     if (rc < 0)
         return rc;
     mp__blob *b;
@@ -539,7 +567,7 @@ int mp_dict_setdefault(mp_dict *d, const void *key, size_t key_len, const mp_ite
     if (rc < 0)
         return rc;
     locked_key lk;
-    rc = lock_key(d, key, key_len, &lk);
+    rc = lock_key(f, d, key, key_len, &lk);
     if (rc < 0)
         goto out;
     const mp__blob *cur = lk.idx >= 0 ? lk.sh->table->slot[lk.idx] : b;
@@ -572,8 +600,11 @@ static int apply_update(mp_dict *d, locked_key *lk, const void *key, size_t klen
         return what;
     }
     if (what != MP_DICT_STORE)
-        return MP_EINVAL;
-    int rc = mp__item_check(v);
+        return mp__fail(MP_EINVAL,
+                        "mp_dict_update_with: fn returned %d (MP_DICT_KEEP, MP_DICT_STORE, "
+                        "MP_DICT_DELETE or a negative error)",
+                        what);
+    int rc = mp__item_check_in("mp_dict_update_with", "u->new_value", v);
     mp__blob *b = NULL;
     if (rc == 0)
         rc = mp__blob_new(&b, key, klen, v);
@@ -597,11 +628,11 @@ int mp_dict_update_with(mp_dict *d, const void *key, size_t key_len, mp_dict_upd
                         void *user)
 {
     if (fn == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_update_with: fn is NULL");
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), update_with, d, key, key_len, fn, user);
     locked_key lk;
-    int rc = lock_key(d, key, key_len, &lk);
+    int rc = lock_key("mp_dict_update_with", d, key, key_len, &lk);
     if (rc < 0)
         return rc;
     mp_dict_change u = {.found = lk.idx >= 0};
@@ -663,11 +694,15 @@ int mp_dict_popitem(mp_dict *d, void **key, size_t *key_len, void **value, size_
                     mp_item_type *type)
 {
     if (key == NULL || key_len == NULL || value == NULL || value_len == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_popitem: %s is NULL",
+                        key == NULL       ? "key"
+                        : key_len == NULL ? "key_len"
+                        : value == NULL   ? "value"
+                                          : "value_len");
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), popitem, d, key, key_len, value, value_len,
                                type);
-    int rc = mp__dict_check(d);
+    int rc = mp__dict_check_in("mp_dict_popitem", d);
     if (rc == 0)
         rc = mp__dict_lock_all(d);
     if (rc < 0)

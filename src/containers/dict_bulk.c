@@ -34,13 +34,14 @@ static void add_blob(const mp__blob *b, void *arg)
     mp__snap_add(arg, b);
 }
 
-int mp__dict_snapshot(const mp_dict *cd, unsigned what, mp_snapshot **out)
+/* The snapshot of mp_dict_keys, mp_dict_values or mp_dict_items (fn). */
+static int dict_snapshot(const char *fn, const mp_dict *cd, unsigned what, mp_snapshot **out)
 {
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: out is NULL", fn);
     if (mp__obj_is_remote(cd))
         return MP__REMOTE_CALL(mp__dict_remote(cd), snapshot, cd, what, out);
-    int rc = mp__dict_check(cd);
+    int rc = mp__dict_check_in(fn, cd);
     if (rc < 0)
         return rc;
     mp_dict *d = (mp_dict *)(uintptr_t)cd; /* locks live in the shared dict */
@@ -63,24 +64,24 @@ int mp__dict_snapshot(const mp_dict *cd, unsigned what, mp_snapshot **out)
 
 int mp_dict_keys(const mp_dict *d, mp_snapshot **out)
 {
-    return mp__dict_snapshot(d, MP__SNAP_KEYS, out);
+    return dict_snapshot("mp_dict_keys", d, MP__SNAP_KEYS, out);
 }
 
 int mp_dict_values(const mp_dict *d, mp_snapshot **out)
 {
-    return mp__dict_snapshot(d, MP__SNAP_VALUES, out);
+    return dict_snapshot("mp_dict_values", d, MP__SNAP_VALUES, out);
 }
 
 int mp_dict_items(const mp_dict *d, mp_snapshot **out)
 {
-    return mp__dict_snapshot(d, MP__SNAP_KEYS | MP__SNAP_VALUES, out);
+    return dict_snapshot("mp_dict_items", d, MP__SNAP_KEYS | MP__SNAP_VALUES, out);
 }
 
 int mp_dict_clear(mp_dict *d)
 {
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), clear, d);
-    int rc = mp__dict_check(d);
+    int rc = mp__dict_check_in("mp_dict_clear", d);
     if (rc < 0)
         return rc;
     mp__table *old[MP__DICT_MAX_SHARDS];
@@ -112,7 +113,7 @@ int mp_dict_update(mp_dict *dst, const mp_dict *src)
      * backend. */
     int rc = mp__obj_is_remote(dst) ? 0 : mp__dict_check(dst);
     if (rc < 0)
-        return rc;
+        return mp__obj_fail("mp_dict_update", "dst", dst, "dict");
     mp_snapshot *s = NULL;
     rc = mp_dict_items(src, &s);
     for (size_t i = 0; rc == 0 && src != dst && i < mp_snapshot_len(s); i++) {
@@ -128,7 +129,7 @@ int mp_dict_update(mp_dict *dst, const mp_dict *src)
 int mp_dict_repr(const mp_dict *d, char **out)
 {
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_dict_repr: out is NULL");
     mp_snapshot *s;
     int rc = mp_dict_items(d, &s);
     if (rc < 0)
@@ -174,10 +175,16 @@ int mp_dict_add_int64(mp_dict *d, const char *key, int64_t delta, int64_t *resul
 {
     if (mp__obj_is_remote(d))
         return MP__REMOTE_CALL(mp__dict_remote(d), add_int64, d, key, delta, result);
+    const char *f = "mp_dict_add_int64";
     if (key == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: key is NULL", f);
     add_args a = {.delta = delta};
     int rc = mp_dict_update_with(d, key, strlen(key), add_fn, &a);
+    if (rc == MP_EPROTO)
+        return mp__fail(rc, "%s: the value of key \"%.64s\" is not an int64", f, key);
+    if (rc == MP_EOVERFLOW)
+        return mp__fail(rc, "%s: the value of key \"%.64s\" plus delta %lld overflows an int64", f,
+                        key, (long long)delta);
     if (rc < 0)
         return rc;
     if (result)

@@ -48,6 +48,8 @@ struct mp_dict {
 };
 
 int mp__dict_check(const mp_dict *d);
+/* The same for the public function fn: MP_EINVAL with a detail. */
+int mp__dict_check_in(const char *fn, const mp_dict *d);
 /* Locks shard s (repairing it after a dead holder). */
 int mp__dict_lock(mp_dict *d, uint32_t s);
 void mp__dict_unlock(mp_dict *d, uint32_t s);
@@ -57,7 +59,5 @@ int mp__dict_lock_all(mp_dict *d);
 void mp__dict_unlock_all(mp_dict *d);
 /* Takes ownership of a heap blob built with the key: publishes it. */
 int mp__dict_publish(mp_dict *d, mp__blob *b, bool only_if_absent, mp__blob **old_out);
-/* Snapshot of the entries (what: MP__SNAP_*). */
-int mp__dict_snapshot(const mp_dict *d, unsigned what, mp_snapshot **out);
 
 #endif /* MULTIPROC_DICT_INTERNAL_H */

@@ -35,6 +35,38 @@ int mp__key_check(const void *key, size_t len)
     return len > MP_KEY_MAX ? MP_EMSGSIZE : 0;
 }
 
+int mp__key_check_in(const char *fn, const void *key, size_t len)
+{
+    if (key == NULL)
+        return mp__fail(MP_EINVAL, "%s: key is NULL", fn);
+    if (len > MP_KEY_MAX)
+        return mp__fail(MP_EMSGSIZE, "%s: key_len %zu is above MP_KEY_MAX (%zu)", fn, len,
+                        (size_t)MP_KEY_MAX);
+    return 0;
+}
+
+/* The detail of a value that mp__item_check refused with rc. */
+static int __attribute__((cold))
+item_fail(const char *fn, const char *arg, const mp_item *v, int rc)
+{
+    if (v == NULL)
+        return mp__fail(rc, "%s: %s is NULL", fn, arg);
+    if (v->data == NULL && v->len != 0)
+        return mp__fail(rc, "%s: %s->data is NULL with %s->len %zu", fn, arg, arg, v->len);
+    if (rc == MP_EMSGSIZE)
+        return mp__fail(rc, "%s: %s->len %zu is above MP_VALUE_MAX (%zu)", fn, arg, v->len,
+                        (size_t)MP_VALUE_MAX);
+    if (v->type == MP_ITEM_INT64 || v->type == MP_ITEM_DOUBLE)
+        return mp__fail(rc, "%s: %s->len is %zu for a number (must be 8)", fn, arg, v->len);
+    return mp__fail(rc, "%s: %s->type is %d (not an mp_item_type)", fn, arg, (int)v->type);
+}
+
+int mp__item_check_in(const char *fn, const char *arg, const mp_item *v)
+{
+    int rc = mp__item_check(v);
+    return rc < 0 ? item_fail(fn, arg, v, rc) : 0;
+}
+
 int mp__item_check(const mp_item *v)
 {
     if (v == NULL || (v->data == NULL && v->len != 0))
@@ -207,12 +239,15 @@ size_t mp_snapshot_len(const mp_snapshot *s)
 
 static int snap_get(const mp_snapshot *s, size_t i, mp_item *out, unsigned what)
 {
+    const char *fn = what == MP__SNAP_KEYS ? "mp_snapshot_key" : "mp_snapshot_value";
     if (s == NULL || out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", fn, s == NULL ? "s" : "out");
     if (i >= s->n)
-        return MP_ERANGE;
+        return mp__fail(MP_ERANGE, "%s: i is %zu, past the snapshot's end (length %zu)", fn, i,
+                        s->n);
     if (!(s->what & what))
-        return MP_ENOENT;
+        return mp__fail(MP_ENOENT, "%s: the snapshot holds no %s", fn,
+                        what == MP__SNAP_KEYS ? "keys" : "values");
     *out = what == MP__SNAP_KEYS ? s->e[i].key : s->e[i].value;
     return 0;
 }

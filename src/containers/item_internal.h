@@ -59,6 +59,10 @@ static inline const unsigned char *mp__blob_value(const mp__blob *b)
 int mp__key_check(const void *key, size_t len);
 /* Validates a typed value (type, length of numbers, NULL data, size). */
 int mp__item_check(const mp_item *v);
+/* The same checks for the public function fn, whose argument arg holds the
+ * value: a failure sets a detail naming fn, the argument and the limit. */
+int mp__key_check_in(const char *fn, const void *key, size_t len);
+int mp__item_check_in(const char *fn, const char *arg, const mp_item *v);
 /* 64-bit hash of a key. */
 uint64_t mp__key_hash(const void *key, size_t len);
 

@@ -4,6 +4,7 @@
  * change that moves items builds a new array and publishes it with one
  * pointer store. A dead writer therefore never leaves a torn list, and
  * there is nothing to repair after EOWNERDEAD. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,9 +24,9 @@ struct mp_list {
     mp__larr *arr; /* NULL while empty */
 };
 
-static int list_check(const mp_list *l)
+static int list_check(const char *fn, const mp_list *l)
 {
-    return mp__obj_check(l, sizeof(*l), MP__MAGIC_LIST) ? 0 : MP_EINVAL;
+    return mp__obj_check(l, sizeof(*l), MP__MAGIC_LIST) ? 0 : mp__obj_fail(fn, "l", l, "list");
 }
 
 static int list_lock(const mp_list *l)
@@ -45,12 +46,15 @@ static size_t list_len(const mp_list *l)
 
 int mp_list_create(mp_list **out, const mp_list_opts *opts)
 {
-    if (out == NULL || (opts && opts->reserved != 0))
-        return MP_EINVAL;
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "mp_list_create: out is NULL");
+    if (opts && opts->reserved != 0)
+        return mp__fail(MP_EINVAL, "mp_list_create: opts->reserved is %d (must be 0)",
+                        opts->reserved);
     int rc = mp__heap_ensure();
     mp_list *l = NULL;
     if (rc == 0)
-        rc = mp__heap_alloc((void **)&l, sizeof(*l));
+        rc = mp__heap_alloc_for("mp_list_create", (void **)&l, sizeof(*l));
     if (rc < 0)
         return rc;
     rc = mp__robust_mutex_init(&l->lock, false);
@@ -78,7 +82,7 @@ void mp_list_destroy(mp_list *l)
             ops->destroy(l);
         return;
     }
-    if (list_check(l) < 0 || (l->head.flags & MP__OBJ_NAMED))
+    if (!mp__obj_check(l, sizeof(*l), MP__MAGIC_LIST) || (l->head.flags & MP__OBJ_NAMED))
         return;
     l->head.magic = 0;
     arr_free(l->arr, true);
@@ -105,19 +109,25 @@ static int arr_new(mp__larr **out, size_t cap, const mp__larr *a, size_t keep)
     return 0;
 }
 
-/* Python's index rule: negative counts from the end. */
-static int norm_index(long index, size_t len, size_t *out)
+/* Python's index rule: negative counts from the end. MP_ERANGE, with a
+ * detail for fn, when index is outside the list's len items. */
+static int norm_index(const char *fn, long index, size_t len, size_t *out)
 {
+    long given = index;
+    *out = 0;
     if (index < 0)
         index += (long)len;
     if (index < 0 || (size_t)index >= len)
-        return MP_ERANGE;
+        return mp__fail(MP_ERANGE, "%s: index %ld is out of range for a list of %zu items", fn,
+                        given, len);
     *out = (size_t)index;
     return 0;
 }
 
-/* Builds the blobs of n checked items (outside the lock). */
-static int blobs_new(mp__blob ***out, const mp_item *items, size_t n)
+/* Builds the blobs of n checked items (outside the lock); a refused item
+ * is named after arg, fn's argument (arg[i] when many). */
+static int blobs_new(const char *fn, const char *arg, bool many, mp__blob ***out,
+                     const mp_item *items, size_t n)
 {
     if (n > SIZE_MAX / sizeof(mp__blob *))
         return MP_ENOMEM;
@@ -126,6 +136,11 @@ static int blobs_new(mp__blob ***out, const mp_item *items, size_t n)
         return MP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         int rc = mp__item_check(&items[i]);
+        if (rc < 0) {
+            char name[32];
+            snprintf(name, sizeof name, "%s[%zu]", arg, i);
+            rc = mp__item_check_in(fn, many ? name : arg, &items[i]);
+        }
         if (rc == 0)
             rc = mp__blob_new(&b[i], NULL, 0, &items[i]);
         if (rc < 0) {
@@ -160,17 +175,18 @@ static int append_locked(mp_list *l, mp__blob **b, size_t n, mp__larr **old_arr)
     return 0;
 }
 
-int mp_list_extend(mp_list *l, const mp_item *items, size_t n)
+/* mp_list_extend, or mp_list_append (fn; many false: one item, v). */
+static int list_extend(const char *fn, bool many, mp_list *l, const mp_item *items, size_t n)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), extend, l, items, n);
-    int rc = list_check(l);
+    int rc = list_check(fn, l);
     if (rc == 0 && items == NULL && n != 0)
-        rc = MP_EINVAL;
+        rc = mp__fail(MP_EINVAL, "%s: items is NULL with n %zu", fn, n);
     if (rc < 0 || n == 0)
         return rc;
     mp__blob **b;
-    rc = blobs_new(&b, items, n);
+    rc = blobs_new(fn, many ? "items" : "v", many, &b, items, n);
     if (rc < 0)
         return rc;
     mp__larr *old = NULL;
@@ -186,22 +202,29 @@ int mp_list_extend(mp_list *l, const mp_item *items, size_t n)
     return rc;
 }
 
+int mp_list_extend(mp_list *l, const mp_item *items, size_t n)
+{
+    return list_extend("mp_list_extend", true, l, items, n);
+}
+
 int mp_list_append(mp_list *l, const mp_item *v)
 {
     if (v == NULL)
-        return MP_EINVAL;
-    return mp_list_extend(l, v, 1);
+        return mp__fail(MP_EINVAL, "mp_list_append: v is NULL");
+    return list_extend("mp_list_append", false, l, v, 1);
 }
 
 int mp_list_insert(mp_list *l, long index, const mp_item *v)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), insert, l, index, v);
-    int rc = list_check(l);
-    if (rc < 0 || v == NULL)
-        return rc < 0 ? rc : MP_EINVAL;
+    int rc = list_check("mp_list_insert", l);
+    if (rc < 0)
+        return rc;
+    if (v == NULL)
+        return mp__fail(MP_EINVAL, "mp_list_insert: v is NULL");
     mp__blob **b;
-    rc = blobs_new(&b, v, 1);
+    rc = blobs_new("mp_list_insert", "v", false, &b, v, 1);
     if (rc < 0)
         return rc;
     mp__larr *old = NULL, *na = NULL;
@@ -234,18 +257,20 @@ int mp_list_set(mp_list *l, long index, const mp_item *v)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), set, l, index, v);
-    int rc = list_check(l);
-    if (rc < 0 || v == NULL)
-        return rc < 0 ? rc : MP_EINVAL;
+    int rc = list_check("mp_list_set", l);
+    if (rc < 0)
+        return rc;
+    if (v == NULL)
+        return mp__fail(MP_EINVAL, "mp_list_set: v is NULL");
     mp__blob **b;
-    rc = blobs_new(&b, v, 1);
+    rc = blobs_new("mp_list_set", "v", false, &b, v, 1);
     if (rc < 0)
         return rc;
     mp__blob *old = NULL;
     rc = list_lock(l);
     if (rc == 0) {
         size_t i;
-        rc = norm_index(index, list_len(l), &i);
+        rc = norm_index("mp_list_set", index, list_len(l), &i);
         if (rc == 0) {
             old = l->arr->item[i];
             l->arr->item[i] = b[0]; /* the publishing store */
@@ -282,9 +307,9 @@ int mp_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_typ
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), pop, l, index, out, out_len, type);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_pop", l);
     if (rc == 0 && out && !out_len)
-        rc = MP_EINVAL;
+        rc = mp__fail(MP_EINVAL, "mp_list_pop: out_len is NULL with out set");
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -292,7 +317,7 @@ int mp_list_pop(mp_list *l, long index, void **out, size_t *out_len, mp_item_typ
     size_t i;
     mp__blob *gone = NULL;
     mp__larr *old = NULL;
-    rc = norm_index(index, list_len(l), &i);
+    rc = norm_index("mp_list_pop", index, list_len(l), &i);
     if (rc == 0 && out)
         rc = mp__blob_copy_out(l->arr->item[i], out, out_len, type);
     if (rc == 0) {
@@ -311,9 +336,9 @@ int mp_list_remove(mp_list *l, const mp_item *v)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), remove, l, v);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_remove", l);
     if (rc == 0)
-        rc = mp__item_check(v);
+        rc = mp__item_check_in("mp_list_remove", "v", v);
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -340,7 +365,7 @@ int mp_list_clear(mp_list *l)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), clear, l);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_clear", l);
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -356,9 +381,9 @@ int mp_list_len(const mp_list *l, size_t *out)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), len, l, out);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_len", l);
     if (rc == 0 && out == NULL)
-        rc = MP_EINVAL;
+        rc = mp__fail(MP_EINVAL, "mp_list_len: out is NULL");
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -369,17 +394,18 @@ int mp_list_len(const mp_list *l, size_t *out)
 }
 
 /* Runs fn on item index with the list locked. */
-static int list_read(const mp_list *l, long index, int (*fn)(const mp__blob *, void *), void *arg)
+static int list_read(const char *f, const mp_list *l, long index,
+                     int (*fn)(const mp__blob *, void *), void *arg)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), read, l, index, fn, arg);
-    int rc = list_check(l);
+    int rc = list_check(f, l);
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
         return rc;
     size_t i;
-    rc = norm_index(index, list_len(l), &i);
+    rc = norm_index(f, index, list_len(l), &i);
     if (rc == 0)
         rc = fn(l->arr->item[i], arg);
     list_unlock(l);
@@ -425,38 +451,50 @@ static int read_typed(const mp__blob *b, void *arg)
 int mp_list_get(const mp_list *l, long index, void **out, size_t *out_len, mp_item_type *type)
 {
     if (out == NULL || out_len == NULL)
-        return MP_EINVAL;
-    return list_read(l, index, read_out, &(read_args){.out = out, .len = out_len, .type = type});
+        return mp__fail(MP_EINVAL, "mp_list_get: %s is NULL", out == NULL ? "out" : "out_len");
+    return list_read("mp_list_get", l, index, read_out,
+                     &(read_args){.out = out, .len = out_len, .type = type});
 }
 
 int mp_list_get_into(const mp_list *l, long index, void *buf, size_t cap, size_t *out_len,
                      mp_item_type *type)
 {
-    if (out_len == NULL || (buf == NULL && cap != 0))
-        return MP_EINVAL;
-    return list_read(l, index, read_into,
+    if (out_len == NULL)
+        return mp__fail(MP_EINVAL, "mp_list_get_into: out_len is NULL");
+    if (buf == NULL && cap != 0)
+        return mp__fail(MP_EINVAL, "mp_list_get_into: buf is NULL with cap %zu", cap);
+    return list_read("mp_list_get_into", l, index, read_into,
                      &(read_args){.buf = buf, .cap = cap, .len = out_len, .type = type});
 }
 
 int mp_list_get_str(const mp_list *l, long index, char **out)
 {
     if (out == NULL)
-        return MP_EINVAL;
-    return list_read(l, index, read_typed, &(read_args){.out = (void **)out, .want = MP_ITEM_STR});
+        return mp__fail(MP_EINVAL, "mp_list_get_str: out is NULL");
+    int rc = list_read("mp_list_get_str", l, index, read_typed,
+                       &(read_args){.out = (void **)out, .want = MP_ITEM_STR});
+    return rc == MP_EPROTO ? mp__fail(rc, "mp_list_get_str: item %ld is not a str or bytes", index)
+                           : rc;
 }
 
 int mp_list_get_int64(const mp_list *l, long index, int64_t *out)
 {
     if (out == NULL)
-        return MP_EINVAL;
-    return list_read(l, index, read_typed, &(read_args){.buf = out, .want = MP_ITEM_INT64});
+        return mp__fail(MP_EINVAL, "mp_list_get_int64: out is NULL");
+    int rc = list_read("mp_list_get_int64", l, index, read_typed,
+                       &(read_args){.buf = out, .want = MP_ITEM_INT64});
+    return rc == MP_EPROTO ? mp__fail(rc, "mp_list_get_int64: item %ld is not an int64", index)
+                           : rc;
 }
 
 int mp_list_get_double(const mp_list *l, long index, double *out)
 {
     if (out == NULL)
-        return MP_EINVAL;
-    return list_read(l, index, read_typed, &(read_args){.buf = out, .want = MP_ITEM_DOUBLE});
+        return mp__fail(MP_EINVAL, "mp_list_get_double: out is NULL");
+    int rc = list_read("mp_list_get_double", l, index, read_typed,
+                       &(read_args){.buf = out, .want = MP_ITEM_DOUBLE});
+    return rc == MP_EPROTO ? mp__fail(rc, "mp_list_get_double: item %ld is not a double", index)
+                           : rc;
 }
 
 /* Python's slice clamping of one bound. */
@@ -473,9 +511,9 @@ int mp_list_slice(const mp_list *l, long start, long stop, mp_snapshot **out)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), slice, l, start, stop, out);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_slice", l);
     if (rc == 0 && out == NULL)
-        rc = MP_EINVAL;
+        rc = mp__fail(MP_EINVAL, "mp_list_slice: out is NULL");
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -560,7 +598,7 @@ int mp_list_sort(mp_list *l, mp_list_cmp_fn cmp, void *user)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), sort, l, cmp, user);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_sort", l);
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -591,7 +629,7 @@ int mp_list_reverse(mp_list *l)
 {
     if (mp__obj_is_remote(l))
         return MP__REMOTE_CALL(mp__list_remote(l), reverse, l);
-    int rc = list_check(l);
+    int rc = list_check("mp_list_reverse", l);
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)
@@ -643,7 +681,7 @@ int mp_list_imul(mp_list *l, long n)
         return MP__REMOTE_CALL(mp__list_remote(l), imul, l, n);
     if (n <= 0)
         return mp_list_clear(l); /* Python: l *= 0 (or less) empties l */
-    int rc = list_check(l);
+    int rc = list_check("mp_list_imul", l);
     if (rc == 0)
         rc = list_lock(l);
     if (rc < 0)

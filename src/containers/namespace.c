@@ -38,38 +38,55 @@ int mp__namespace_wrap(mp_namespace **out, mp_dict *d)
 }
 #endif
 
+/* MP_EINVAL with a detail: name, fn's argument, breaks the identifier rule. */
+static int __attribute__((cold)) bad_name(const char *fn, const char *name, size_t n)
+{
+    return mp__fail(MP_EINVAL,
+                    "%s: name \"%.64s\" (%zu bytes) is not an identifier (1 to 255 letters, "
+                    "digits or '_', not starting with a digit)",
+                    fn, name, n);
+}
+
 /* Identifier rule of namespace.h. */
-static int name_check(const char *name)
+static int name_check(const char *fn, const char *name)
 {
     if (name == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: name is NULL", fn);
     size_t n = strlen(name);
     if (n == 0 || n > 255 || (name[0] >= '0' && name[0] <= '9'))
-        return MP_EINVAL;
+        return bad_name(fn, name, n);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c >= 0x80;
         if (!ok)
-            return MP_EINVAL;
+            return bad_name(fn, name, n);
     }
     return 0;
 }
 
-static int ns_args(const mp_namespace *ns, const char *name)
+static int ns_args(const char *fn, const mp_namespace *ns, const char *name)
 {
-    int rc = ns_check(ns);
-    return rc < 0 ? rc : name_check(name);
+    if (ns_check(ns) < 0)
+        return mp__obj_fail(fn, "ns", ns, "namespace");
+    return name_check(fn, name);
+}
+
+/* MP_EPROTO with a detail: attribute name of fn is not of the type asked. */
+static int __attribute__((cold)) not_a(const char *fn, const char *name, const char *want)
+{
+    return mp__fail(MP_EPROTO, "%s: attribute \"%.64s\" is not %s", fn, name, want);
 }
 
 int mp_namespace_create(mp_namespace **out, const void *opts)
 {
     if (out == NULL || opts != NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_namespace_create: %s",
+                        out == NULL ? "out is NULL" : "opts must be NULL (no options yet)");
     int rc = mp__heap_ensure();
     mp_namespace *ns = NULL;
     if (rc == 0)
-        rc = mp__heap_alloc((void **)&ns, sizeof(*ns));
+        rc = mp__heap_alloc_for("mp_namespace_create", (void **)&ns, sizeof(*ns));
     if (rc < 0)
         return rc;
     /* A few shards: namespaces hold few attributes. */
@@ -98,57 +115,74 @@ void mp_namespace_destroy(mp_namespace *ns)
     mp__heap_free(ns);
 }
 
-static int ns_set(mp_namespace *ns, const char *name, const mp_item *v)
+static int ns_set(const char *fn, mp_namespace *ns, const char *name, const mp_item *v)
 {
-    int rc = ns_args(ns, name);
+    int rc = ns_args(fn, ns, name);
     return rc < 0 ? rc : mp_dict_set_item(ns->d, name, strlen(name), v);
 }
 
 int mp_namespace_set_int(mp_namespace *ns, const char *name, int64_t value)
 {
-    return ns_set(ns, name, &MP_ITEM_INT64(value));
+    return ns_set("mp_namespace_set_int", ns, name, &MP_ITEM_INT64(value));
 }
 
 int mp_namespace_set_double(mp_namespace *ns, const char *name, double value)
 {
-    return ns_set(ns, name, &MP_ITEM_DOUBLE(value));
+    return ns_set("mp_namespace_set_double", ns, name, &MP_ITEM_DOUBLE(value));
 }
 
 int mp_namespace_set_str(mp_namespace *ns, const char *name, const char *value)
 {
     if (value == NULL)
-        return MP_EINVAL;
-    return ns_set(ns, name, &MP_ITEM_STR(value));
+        return mp__fail(MP_EINVAL, "mp_namespace_set_str: value is NULL");
+    return ns_set("mp_namespace_set_str", ns, name, &MP_ITEM_STR(value));
 }
 
 int mp_namespace_set_bytes(mp_namespace *ns, const char *name, const void *value, size_t len)
 {
-    return ns_set(ns, name, &MP_ITEM_BYTES(value, len));
+    if (value == NULL && len != 0)
+        return mp__fail(MP_EINVAL, "mp_namespace_set_bytes: value is NULL with len %zu", len);
+    return ns_set("mp_namespace_set_bytes", ns, name, &MP_ITEM_BYTES(value, len));
 }
 
 int mp_namespace_get_int(const mp_namespace *ns, const char *name, int64_t *out)
 {
-    int rc = ns_args(ns, name);
-    return rc < 0 ? rc : mp_dict_get_int64(ns->d, name, out);
+    int rc = ns_args("mp_namespace_get_int", ns, name);
+    if (rc == 0 && out == NULL)
+        rc = mp__fail(MP_EINVAL, "mp_namespace_get_int: out is NULL");
+    if (rc == 0)
+        rc = mp_dict_get_int64(ns->d, name, out);
+    return rc == MP_EPROTO ? not_a("mp_namespace_get_int", name, "an int") : rc;
 }
 
 int mp_namespace_get_double(const mp_namespace *ns, const char *name, double *out)
 {
-    int rc = ns_args(ns, name);
-    return rc < 0 ? rc : mp_dict_get_double(ns->d, name, out);
+    int rc = ns_args("mp_namespace_get_double", ns, name);
+    if (rc == 0 && out == NULL)
+        rc = mp__fail(MP_EINVAL, "mp_namespace_get_double: out is NULL");
+    if (rc == 0)
+        rc = mp_dict_get_double(ns->d, name, out);
+    return rc == MP_EPROTO ? not_a("mp_namespace_get_double", name, "a double") : rc;
 }
 
 int mp_namespace_get_str(const mp_namespace *ns, const char *name, char **out)
 {
-    int rc = ns_args(ns, name);
-    return rc < 0 ? rc : mp_dict_get_str(ns->d, name, out);
+    int rc = ns_args("mp_namespace_get_str", ns, name);
+    if (rc == 0 && out == NULL)
+        rc = mp__fail(MP_EINVAL, "mp_namespace_get_str: out is NULL");
+    if (rc == 0)
+        rc = mp_dict_get_str(ns->d, name, out);
+    return rc == MP_EPROTO ? not_a("mp_namespace_get_str", name, "a str or bytes") : rc;
 }
 
 int mp_namespace_get_bytes(const mp_namespace *ns, const char *name, void **out, size_t *len)
 {
-    int rc = ns_args(ns, name);
-    if (rc < 0 || out == NULL || len == NULL)
-        return rc < 0 ? rc : MP_EINVAL;
+    const char *f = "mp_namespace_get_bytes";
+    int rc = ns_args(f, ns, name);
+    if (rc < 0)
+        return rc;
+    if (out == NULL || len == NULL)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, out == NULL ? "out" : "len");
     mp_item_type t;
     void *p;
     size_t n;
@@ -157,7 +191,7 @@ int mp_namespace_get_bytes(const mp_namespace *ns, const char *name, void **out,
         return rc;
     if (t != MP_ITEM_BYTES && t != MP_ITEM_STR) {
         free(p);
-        return MP_EPROTO;
+        return not_a(f, name, "bytes or a str");
     }
     *out = p;
     *len = n;
@@ -166,9 +200,11 @@ int mp_namespace_get_bytes(const mp_namespace *ns, const char *name, void **out,
 
 int mp_namespace_type(const mp_namespace *ns, const char *name, mp_item_type *out)
 {
-    int rc = ns_args(ns, name);
-    if (rc < 0 || out == NULL)
-        return rc < 0 ? rc : MP_EINVAL;
+    int rc = ns_args("mp_namespace_type", ns, name);
+    if (rc < 0)
+        return rc;
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "mp_namespace_type: out is NULL");
     size_t len;
     rc = mp_dict_get_into(ns->d, name, strlen(name), NULL, 0, &len, out);
     return rc == MP_EMSGSIZE ? 0 : rc;
@@ -176,13 +212,13 @@ int mp_namespace_type(const mp_namespace *ns, const char *name, mp_item_type *ou
 
 int mp_namespace_has(const mp_namespace *ns, const char *name)
 {
-    int rc = ns_args(ns, name);
+    int rc = ns_args("mp_namespace_has", ns, name);
     return rc < 0 ? rc : mp_dict_contains(ns->d, name, strlen(name));
 }
 
 int mp_namespace_delete(mp_namespace *ns, const char *name)
 {
-    int rc = ns_args(ns, name);
+    int rc = ns_args("mp_namespace_delete", ns, name);
     return rc < 0 ? rc : mp_dict_delete(ns->d, name, strlen(name));
 }
 
@@ -204,9 +240,11 @@ static int cmp_names(const void *a, const void *b)
 
 int mp_namespace_repr(const mp_namespace *ns, char **out)
 {
-    int rc = ns_check(ns);
-    if (rc < 0 || out == NULL)
-        return rc < 0 ? rc : MP_EINVAL;
+    if (ns_check(ns) < 0)
+        return mp__obj_fail("mp_namespace_repr", "ns", ns, "namespace");
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "mp_namespace_repr: out is NULL");
+    int rc;
     mp_snapshot *s;
     rc = mp_dict_items(ns->d, &s);
     if (rc < 0)

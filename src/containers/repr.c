@@ -149,8 +149,8 @@ void mp__sb_repr(mp__strbuf *sb, const mp_item *v)
 int mp_item_repr(const mp_item *item, char **out)
 {
     if (out == NULL)
-        return MP_EINVAL;
-    int rc = mp__item_check(item);
+        return mp__fail(MP_EINVAL, "mp_item_repr: out is NULL");
+    int rc = mp__item_check_in("mp_item_repr", "item", item);
     if (rc < 0)
         return rc == MP_EMSGSIZE ? rc : MP_EINVAL;
     mp__strbuf sb = {0};

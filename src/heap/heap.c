@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "heap/heap_internal.h"
+#include "heap/heap_object.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -238,25 +239,26 @@ static int heap_format(mp__hhdr *h, size_t size)
     return rc;
 }
 
-/* Says, with MP_DEBUG=1, why the reservation failed and what to do. */
-static void report_map_failure(size_t size, const char *source, int rc)
+/* Says why the reservation failed and what to do, in the detail of fn
+ * (and on stderr with MP_DEBUG=1). Returns rc. */
+static int report_map_failure(const char *fn, size_t size, const char *source, int rc)
 {
-    if (rc == MP_ENOHEAPADDR) {
-        mp__debug("heap: cannot map %zu bytes (%s) at %p: the address is taken", size, source,
-                  (void *)MP__HEAP_ADDR);
-        return;
-    }
+    if (rc == MP_ENOHEAPADDR)
+        return mp__fail(
+            rc, "%s: cannot map the shared heap (%zu bytes, %s) at %p: the address is taken", fn,
+            size, source, (void *)MP__HEAP_ADDR);
     struct rlimit rl;
     char lim[48] = "unlimited";
     if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         snprintf(lim, sizeof lim, "%llu bytes", (unsigned long long)rl.rlim_cur);
-    mp__debug("heap: cannot reserve %zu bytes (%s) at %p: %s (RLIMIT_AS: %s); "
-              "set MP_HEAP_SIZE to a smaller size, e.g. MP_HEAP_SIZE=256M",
-              size, source, (void *)MP__HEAP_ADDR, mp_strerror(rc), lim);
+    return mp__fail(rc,
+                    "%s: cannot reserve the shared heap (%zu bytes, %s) at %p: %s (RLIMIT_AS: %s); "
+                    "set MP_HEAP_SIZE to a smaller size, e.g. MP_HEAP_SIZE=256M",
+                    fn, size, source, (void *)MP__HEAP_ADDR, mp_strerror(rc), lim);
 }
 
 /* Creates the memfd and maps it at the family address. */
-static int heap_map(size_t size, const char *source)
+static int heap_map(const char *fn, size_t size, const char *source)
 {
     int fd = memfd_create("multiproc-heap", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
@@ -292,11 +294,12 @@ static int heap_map(size_t size, const char *source)
     return 0;
 fail:
     close(fd);
-    report_map_failure(size, source, rc);
-    return rc;
+    return report_map_failure(fn, size, source, rc);
 }
 
-static int heap_create(size_t req)
+/* Maps the heap once: for mp_init (fn), or for the first call that needs
+ * it (fn "mp_init (implicit)"). */
+static int heap_create(const char *fn, size_t req)
 {
     pthread_mutex_lock(&init_mu);
     mp__hhdr *h = atomic_load(&mp__heap);
@@ -304,12 +307,17 @@ static int heap_create(size_t req)
     size_t size = req;
     if (h) {
         if (req && (req & ~(MP__SPAN - 1)) != h->size)
-            rc = MP_EBUSY;
+            rc = mp__fail(MP_EBUSY,
+                          "%s: opts->heap_size %zu differs from the size of the heap already "
+                          "mapped (%zu bytes)",
+                          fn, req, (size_t)h->size);
         goto out;
     }
     const char *source = "mp_init_opts.heap_size";
     if (!size && (rc = env_size(&size)) < 0) {
-        mp__debug("heap: MP_HEAP_SIZE is malformed (bytes, with an optional K, M, G or T)");
+        rc = mp__fail(
+            rc, "%s: MP_HEAP_SIZE is malformed: \"%.40s\" (bytes, with an optional K, M, G or T)",
+            fn, secure_getenv("MP_HEAP_SIZE"));
         goto out;
     }
     if (!req)
@@ -318,9 +326,8 @@ static int heap_create(size_t req)
         size = default_size();
     size &= ~(MP__SPAN - 1);
     if (size < MP__HEAP_MIN || size > MP__HEAP_LIMIT) {
-        mp__debug("heap: %zu bytes (%s) is not between %zu and %zu", size, source,
-                  (size_t)MP__HEAP_MIN, (size_t)MP__HEAP_LIMIT);
-        rc = MP_EINVAL;
+        rc = mp__fail(MP_EINVAL, "%s: a heap of %zu bytes (%s) is not between %zu and %zu", fn,
+                      size, source, (size_t)MP__HEAP_MIN, (size_t)MP__HEAP_LIMIT);
         goto out;
     }
     if (!cache_ready) {
@@ -328,7 +335,7 @@ static int heap_create(size_t req)
             goto out;
         cache_ready = true;
     }
-    rc = heap_map(size, source);
+    rc = heap_map(fn, size, source);
 out:
     pthread_mutex_unlock(&init_mu);
     return rc;
@@ -338,7 +345,7 @@ int mp__heap_ensure(void)
 {
     if (atomic_load_explicit(&mp__heap, memory_order_acquire))
         return 0;
-    return heap_create(0);
+    return heap_create("mp_init (implicit)", 0);
 }
 
 int mp__heap_export(int *fd, void **addr, size_t *size)
@@ -416,21 +423,24 @@ uintptr_t mp__heap_family_addr(void)
 
 int mp_init(const mp_init_opts *opts)
 {
-    return heap_create(opts ? opts->heap_size : 0);
+    return heap_create("mp_init", opts ? opts->heap_size : 0);
 }
 
 void *mp_alloc(size_t size)
 {
     void *p = NULL;
-    return mp__heap_alloc(&p, size) == 0 ? p : NULL;
+    return mp__heap_alloc_for("mp_alloc", &p, size) == 0 ? p : NULL;
 }
 
 void *mp_calloc(size_t n, size_t size)
 {
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total))
+    void *p = NULL;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        mp__fail(MP_EOVERFLOW, "mp_calloc: n %zu times size %zu overflows a size_t", n, size);
         return NULL;
-    return mp_alloc(total);
+    }
+    return mp__heap_alloc_for("mp_calloc", &p, total) == 0 ? p : NULL;
 }
 
 void *mp_realloc(void *p, size_t size)
@@ -438,16 +448,19 @@ void *mp_realloc(void *p, size_t size)
     if (!p)
         return mp_alloc(size);
     size_t old = mp__heap_usable(p);
-    if (old == 0)
-        return NULL; /* not ours: leave it alone */
+    if (old == 0) {
+        /* Not ours: leave it alone. */
+        mp__fail(MP_EINVAL, "mp_realloc: p (%p) is not a block of the shared heap in use", p);
+        return NULL;
+    }
     if (size == 0) {
         mp__heap_free(p);
         return NULL;
     }
     if (size <= old && (old <= MP__SMALL_MAX || size > MP__SMALL_MAX))
         return p;
-    void *q = mp_alloc(size);
-    if (!q)
+    void *q = NULL;
+    if (mp__heap_alloc_for("mp_realloc", &q, size) < 0)
         return NULL;
     memcpy(q, p, old < size ? old : size);
     mp__heap_free(p);
@@ -467,4 +480,18 @@ size_t mp_alloc_size(const void *p)
 bool mp_heap_contains(const void *p, size_t len)
 {
     return mp__heap_contains(p, len);
+}
+
+int mp__obj_fail(const char *fn, const char *arg, const void *obj, const char *kind)
+{
+    if (!obj)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", fn, arg);
+    if (((uintptr_t)obj & 7u) != 0)
+        return mp__fail(MP_EINVAL, "%s: %s (%p) is not 8-byte aligned: not a %s", fn, arg, obj,
+                        kind);
+    if (!mp__heap_contains(obj, sizeof(mp__obj_head)))
+        return mp__fail(MP_EINVAL, "%s: %s (%p) is not in the shared heap: not a %s of this family",
+                        fn, arg, obj, kind);
+    return mp__fail(MP_EINVAL, "%s: %s (%p) is not a live %s (destroyed, or another type)", fn, arg,
+                    obj, kind);
 }

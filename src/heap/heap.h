@@ -37,6 +37,9 @@ int mp__heap_root(unsigned slot, _Atomic(void *) **out);
  * Returns 0 and *out, or MP_ENOMEM / MP_ENOHEAPADDR / MP_EINVAL (size 0 or
  * absurd); *out is untouched on failure. */
 int mp__heap_alloc(void **out, size_t size);
+/* The same, for the public function fn: a failure sets a detail naming
+ * fn, the size and the heap's room (mp__heap_alloc sets none of its own). */
+int mp__heap_alloc_for(const char *fn, void **out, size_t size);
 
 /* Frees a block from mp__heap_alloc (NULL: no-op). */
 void mp__heap_free(void *p);

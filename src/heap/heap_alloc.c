@@ -536,10 +536,35 @@ static void small_free(mp__hhdr *h, int c, void *p)
 
 /* ---- entry points ------------------------------------------------------ */
 
+/* The detail of a failed allocation of size bytes for fn. */
+static int __attribute__((cold)) alloc_fail(const char *fn, int rc, size_t size)
+{
+    if (!fn)
+        return rc;
+    if (size == 0)
+        return mp__fail(rc, "%s: 0 bytes asked (at least 1)", fn);
+    if (size > MP__ALLOC_MAX)
+        return mp__fail(rc, "%s: size %zu is above the largest block of any heap (4 TiB)", fn,
+                        size);
+    mp__hhdr *h = atomic_load_explicit(&mp__heap, memory_order_acquire);
+    if (rc != MP_ENOMEM || !h)
+        return rc; /* the heap's creation set its own detail */
+    uint64_t used = __atomic_load_n(&h->used, __ATOMIC_RELAXED);
+    return mp__fail(rc,
+                    "%s: %zu bytes do not fit in the shared heap (%zu of %zu bytes in use; "
+                    "MP_HEAP_SIZE or mp_init_opts.heap_size sets its size)",
+                    fn, size, (size_t)used << MP__SPAN_SHIFT, (size_t)h->size);
+}
+
 int mp__heap_alloc(void **out, size_t size)
 {
+    return mp__heap_alloc_for(NULL, out, size);
+}
+
+int mp__heap_alloc_for(const char *fn, void **out, size_t size)
+{
     if (!out || size == 0 || size > MP__ALLOC_MAX)
-        return MP_EINVAL;
+        return alloc_fail(fn, MP_EINVAL, size);
     int rc = mp__heap_ensure();
     if (rc < 0)
         return rc;
@@ -550,13 +575,13 @@ int mp__heap_alloc(void **out, size_t size)
         p = small_alloc(h, c);
     } else {
         if (size > h->size)
-            return MP_ENOMEM;
+            return alloc_fail(fn, MP_ENOMEM, size);
         uint64_t n = (size + MP__SPAN_HDR + MP__SPAN - 1) >> MP__SPAN_SHIFT;
         int64_t s = span_alloc(h, n, -1);
         p = s < 0 ? NULL : mp__span_addr(h, (uint64_t)s) + MP__SPAN_HDR;
     }
     if (!p)
-        return MP_ENOMEM;
+        return alloc_fail(fn, MP_ENOMEM, size);
     *out = p;
     return 0;
 }

@@ -131,7 +131,7 @@ out:
 int mp_heap_get_stats(mp_heap_stats *out)
 {
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_heap_get_stats: out is NULL");
     int rc = mp__heap_ensure();
     if (rc < 0)
         return rc;

@@ -105,6 +105,14 @@ static inline const void *mp__remote_ops(const void *obj, uint32_t kind)
 #define MP__REMOTE_CALL(ops, op, ...)                                                              \
     ((ops) == NULL ? MP_EINVAL : (ops)->op ? (ops)->op(__VA_ARGS__) : MP_ENOSYS)
 
+/* Fails with MP_EINVAL and a detail for mp_error_detail() saying why obj,
+ * the argument named arg of the public function fn, is not a live local
+ * object of its kind ("queue", "lock", ...): NULL, misaligned, outside the
+ * shared heap, or a head without the kind's magic (destroyed, or another type). Called
+ * only on the failure path of a validity check. */
+int mp__obj_fail(const char *fn, const char *arg, const void *obj, const char *kind)
+    __attribute__((cold));
+
 /* A fresh head, magic still 0: the creator publishes the magic last. */
 #define MP__OBJ_HEAD_INIT ((mp__obj_head){.magic = 0, .backend = MP__BACKEND_LOCAL, .flags = 0})
 

@@ -22,12 +22,26 @@ static inline void cpu_relax(void)
 #endif
 }
 
-int mp__queue_lock_rec(mp_queue *q, const void *payload, mp__qrec **r)
+int mp__queue_fail(const char *fn, const mp_queue *q)
+{
+    return mp__obj_fail(fn, "q", q, "queue");
+}
+
+int mp__queue_fail_timeout(const char *fn)
+{
+    return mp__fail(MP_EINVAL, "%s: timeout is NaN (seconds >= 0, or MP_FOREVER)", fn);
+}
+
+int mp__queue_lock_rec(const char *fn, const char *arg, mp_queue *q, const void *payload,
+                       mp__qrec **r)
 {
     if (!mp__queue_valid(q))
-        return MP_EINVAL;
+        return mp__queue_fail(fn, q);
+    if (!payload)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", fn, arg);
     if (!(*r = mp__qstore_rec_of(q, payload)))
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: %s (%p) is not a message buffer of this queue", fn, arg,
+                        payload);
     return mp__queue_lock(q);
 }
 
@@ -181,10 +195,20 @@ int mp__queue_sleep(mp_queue *q, _Atomic uint32_t *word, _Atomic uint32_t *sleep
 
 int mp__queue_check_opts(const mp_queue_opts *o)
 {
+    const char *f = "mp_queue_create";
     if (o->simple && (o->maxsize || o->max_bytes))
-        return MP_EINVAL;
-    if (o->max_bytes > MP_QUEUE_MAX_MESSAGE || o->maxsize > MP_QUEUE_MAX_MESSAGE)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->simple with opts->maxsize %zu and opts->max_bytes %zu "
+                        "(a simple queue has no bound: both must be 0)",
+                        f, (size_t)o->maxsize, (size_t)o->max_bytes);
+    if (o->max_bytes > MP_QUEUE_MAX_MESSAGE)
+        return mp__fail(MP_EINVAL, "%s: opts->max_bytes is %zu (at most MP_QUEUE_MAX_MESSAGE, %zu)",
+                        f, (size_t)o->max_bytes, (size_t)MP_QUEUE_MAX_MESSAGE);
+    if (o->maxsize > MP_QUEUE_MAX_MESSAGE)
+        return mp__fail(MP_EINVAL,
+                        "%s: opts->maxsize is %zu (0 for no limit, or at most "
+                        "MP_QUEUE_MAX_MESSAGE, %zu)",
+                        f, (size_t)o->maxsize, (size_t)MP_QUEUE_MAX_MESSAGE);
     return 0;
 }
 
@@ -200,16 +224,16 @@ int mp_queue_create(mp_queue **out, const mp_queue_opts *opts)
     static const mp_queue_opts defaults;
     const mp_queue_opts *o = opts ? opts : &defaults;
     if (!out)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_queue_create: out is NULL");
     int rc = mp__queue_check_opts(o);
     if (rc < 0 || (rc = mp__heap_ensure()) < 0)
         return rc;
     mp_queue *q = NULL;
     mp__qseg *seg = NULL;
     int efd = -1;
-    if ((rc = mp__heap_alloc((void **)&q, sizeof *q)) < 0)
+    if ((rc = mp__heap_alloc_for("mp_queue_create", (void **)&q, sizeof *q)) < 0)
         goto fail;
-    if ((rc = mp__heap_alloc((void **)&seg, sizeof *seg + MP__QSEG_MIN)) < 0)
+    if ((rc = mp__heap_alloc_for("mp_queue_create", (void **)&seg, sizeof *seg + MP__QSEG_MIN)) < 0)
         goto fail;
     seg->size = MP__QSEG_MIN;
     if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
@@ -266,12 +290,35 @@ void mp_queue_destroy(mp_queue *q)
 
 /* ---- producers ----------------------------------------------------------- */
 
-static int put_check(mp_queue *q, const void *data, size_t len)
+/* MP_EMSGSIZE with a detail: len bytes never fit in q. */
+static int __attribute__((cold)) too_big(const char *fn, const mp_queue *q, size_t len)
 {
-    if (!mp__queue_valid(q) || (!data && len > 0))
-        return MP_EINVAL;
+    if (len > MP_QUEUE_MAX_MESSAGE)
+        return mp__fail(MP_EMSGSIZE, "%s: len %zu is above MP_QUEUE_MAX_MESSAGE (%zu)", fn, len,
+                        (size_t)MP_QUEUE_MAX_MESSAGE);
+    return mp__fail(MP_EMSGSIZE, "%s: len %zu is above the queue's max_bytes (%zu)", fn, len,
+                    (size_t)q->max_bytes);
+}
+
+/* MP_ENOMEM with a detail: the shared heap had no room for a message of
+ * len bytes (the chain's segments come from mp__heap_alloc, which sets no
+ * detail of its own). */
+static int __attribute__((cold)) heap_full(const char *fn, size_t len)
+{
+    return mp__fail(MP_ENOMEM,
+                    "%s: no room in the shared heap for a message of %zu bytes (MP_HEAP_SIZE or "
+                    "mp_init_opts.heap_size sets its size)",
+                    fn, len);
+}
+
+static int put_check(const char *fn, mp_queue *q, const void *data, size_t len)
+{
+    if (!mp__queue_valid(q))
+        return mp__queue_fail(fn, q);
+    if (!data && len > 0)
+        return mp__fail(MP_EINVAL, "%s: data is NULL with len %zu", fn, len);
     if (len > MP_QUEUE_MAX_MESSAGE || (q->max_bytes && len > q->max_bytes))
-        return MP_EMSGSIZE;
+        return too_big(fn, q, len);
     return 0;
 }
 
@@ -338,7 +385,7 @@ static int put_large(mp_queue *q, const void *data, size_t len, double timeout)
     void *buf;
     int rc = mp_queue_reserve(q, len, &buf, timeout);
     if (rc < 0)
-        return rc;
+        return rc == MP_ENOMEM ? heap_full("mp_queue_put", len) : rc;
     memcpy(buf, data, len);
     return mp_queue_commit(q, buf);
 }
@@ -347,12 +394,12 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), put, q, data, len, timeout);
-    int rc = put_check(q, data, len);
+    int rc = put_check("mp_queue_put", q, data, len);
     if (rc < 0)
         return rc;
     mp__deadline d;
     if ((rc = mp__deadline_init(&d, timeout)) < 0)
-        return rc;
+        return mp__queue_fail_timeout("mp_queue_put");
     /* A small message goes into the ring without the lock when it can. */
     int rr = mp__qring_put(q, data, len, timeout != 0 ? &d : NULL);
     if (rr == MP__QR_OK || rr == MP__QR_CLOSED)
@@ -370,6 +417,8 @@ int mp_queue_put(mp_queue *q, const void *data, size_t len, double timeout)
         rc = mp__qstore_append(q, data, len, MP__QREC_COMMITTED, &r);
     if (rc == 0)
         wake_getters(q, 1, &w);
+    else if (rc == MP_ENOMEM)
+        rc = heap_full("mp_queue_put", len);
     mp__queue_unlock(q, &w);
     return rc;
 }
@@ -383,17 +432,27 @@ int mp_queue_put_many(mp_queue *q, const mp_queue_msg *msgs, size_t n, double ti
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), put_many, q, msgs, n, timeout);
-    if (!mp__queue_valid(q) || (!msgs && n > 0) || n > INT_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_queue_put_many";
+    if (!mp__queue_valid(q))
+        return mp__queue_fail(f, q);
+    if (!msgs && n > 0)
+        return mp__fail(MP_EINVAL, "%s: msgs is NULL with n %zu", f, n);
+    if (n > INT_MAX)
+        return mp__fail(MP_EINVAL, "%s: n is %zu (at most INT_MAX)", f, n);
     for (size_t i = 0; i < n; i++) {
-        int rc = put_check(q, msgs[i].data, msgs[i].len);
+        if (!msgs[i].data && msgs[i].len > 0)
+            return mp__fail(MP_EINVAL, "%s: msgs[%zu].data is NULL with len %zu", f, i,
+                            msgs[i].len);
+        int rc = put_check(f, q, msgs[i].data, msgs[i].len);
         if (rc < 0)
             return rc;
     }
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
-    if (rc < 0 || n == 0)
-        return rc;
+    if (rc < 0)
+        return mp__queue_fail_timeout(f);
+    if (n == 0)
+        return 0;
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qwake w = {0};
@@ -431,14 +490,17 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), reserve, q, len, buf, timeout);
-    int rc = put_check(q, NULL, 0);
-    if (rc < 0 || !buf)
-        return rc < 0 ? rc : MP_EINVAL;
+    const char *f = "mp_queue_reserve";
+    int rc = put_check(f, q, NULL, 0);
+    if (rc < 0)
+        return rc;
+    if (!buf)
+        return mp__fail(MP_EINVAL, "%s: buf is NULL", f);
     if (len > MP_QUEUE_MAX_MESSAGE || (q->max_bytes && len > q->max_bytes))
-        return MP_EMSGSIZE;
+        return too_big(f, q, len);
     mp__deadline d;
     if ((rc = mp__deadline_init(&d, timeout)) < 0)
-        return rc;
+        return mp__queue_fail_timeout(f);
     if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qrec *r;
@@ -449,18 +511,24 @@ int mp_queue_reserve(mp_queue *q, size_t len, void **buf, double timeout)
     mp__queue_unlock(q, NULL);
     if (rc == 0)
         *buf = mp__qrec_data(r);
+    else if (rc == MP_ENOMEM)
+        rc = heap_full(f, len);
     return rc;
 }
 
-/* Lock held: r must be a record of this process in state `want`. */
-static int check_holder(const mp__qrec *r, uint64_t want)
+/* Lock held: r must be a reservation of this process. */
+static int check_holder(const char *fn, const mp__qrec *r)
 {
-    if (atomic_load_explicit(&r->state, memory_order_relaxed) != want)
-        return MP_EINVAL;
+    if (atomic_load_explicit(&r->state, memory_order_relaxed) != MP__QREC_RESERVED)
+        return mp__fail(MP_EINVAL,
+                        "%s: buf is not a live reservation (already committed or aborted)", fn);
     int32_t pid;
     uint64_t start;
     mp__qowner_self(&pid, &start);
-    return r->owner_pid == pid ? 0 : MP_EPERM;
+    if (r->owner_pid != pid)
+        return mp__fail(MP_EPERM, "%s: buf was reserved by another process (pid %d), not this one",
+                        fn, (int)r->owner_pid);
+    return 0;
 }
 
 int mp_queue_commit(mp_queue *q, void *buf)
@@ -468,11 +536,11 @@ int mp_queue_commit(mp_queue *q, void *buf)
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), commit, q, buf);
     mp__qrec *r;
-    int rc = mp__queue_lock_rec(q, buf, &r);
+    int rc = mp__queue_lock_rec("mp_queue_commit", "buf", q, buf, &r);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
-    if ((rc = check_holder(r, MP__QREC_RESERVED)) == 0) {
+    if ((rc = check_holder("mp_queue_commit", r)) == 0) {
         mp__qstore_set_unfinished_after(q, &r->state, MP__QREC_COMMITTED);
         mp__qcount_sub(&q->reserved, 1);
         atomic_fetch_add(&q->count, 1);
@@ -487,11 +555,11 @@ int mp_queue_abort(mp_queue *q, void *buf)
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), abort, q, buf);
     mp__qrec *r;
-    int rc = mp__queue_lock_rec(q, buf, &r);
+    int rc = mp__queue_lock_rec("mp_queue_abort", "buf", q, buf, &r);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
-    if ((rc = check_holder(r, MP__QREC_RESERVED)) == 0) {
+    if ((rc = check_holder("mp_queue_abort", r)) == 0) {
         atomic_store_explicit(&r->state, MP__QREC_DONE, memory_order_release);
         mp__qcount_sub(&q->reserved, 1);
         mp__qcount_sub(&q->bytes, r->len);
@@ -507,7 +575,7 @@ int mp_queue_close(mp_queue *q)
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), close, q);
     if (!mp__queue_valid(q))
-        return MP_EINVAL;
+        return mp__queue_fail("mp_queue_close", q);
     int rc = mp__queue_lock(q);
     if (rc < 0)
         return rc;
@@ -523,8 +591,10 @@ int mp_queue_qsize(mp_queue *q, size_t *n)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), qsize, q, n);
-    if (!mp__queue_valid(q) || !n)
-        return MP_EINVAL;
+    if (!mp__queue_valid(q))
+        return mp__queue_fail("mp_queue_qsize", q);
+    if (!n)
+        return mp__fail(MP_EINVAL, "mp_queue_qsize: n is NULL");
     /* A slot left claimed by a dead producer must not count. */
     if (mp__qring_state(q) == MP__QR_BUSY)
         mp__qring_reap(q);
@@ -537,7 +607,7 @@ int mp_queue_empty(mp_queue *q)
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), empty, q);
     if (!mp__queue_valid(q))
-        return MP_EINVAL;
+        return mp__queue_fail("mp_queue_empty", q);
     if (mp__qring_state(q) == MP__QR_BUSY)
         mp__qring_reap(q);
     return mp__queue_count(q) == 0;
@@ -548,7 +618,7 @@ int mp_queue_full(mp_queue *q)
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), full, q);
     if (!mp__queue_valid(q))
-        return MP_EINVAL;
+        return mp__queue_fail("mp_queue_full", q);
     int rc = mp__queue_lock(q);
     if (rc < 0)
         return rc;

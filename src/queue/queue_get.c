@@ -141,8 +141,15 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, double ti
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), get_into, q, buf, cap, len, timeout);
-    if (!mp__queue_valid(q) || !len || (!buf && cap > 0) || isnan(timeout))
-        return MP_EINVAL;
+    const char *f = "mp_queue_get_into";
+    if (!mp__queue_valid(q))
+        return mp__queue_fail(f, q);
+    if (!len)
+        return mp__fail(MP_EINVAL, "%s: len is NULL", f);
+    if (!buf && cap > 0)
+        return mp__fail(MP_EINVAL, "%s: buf is NULL with cap %zu", f, cap);
+    if (isnan(timeout))
+        return mp__queue_fail_timeout(f);
     mp__deadline d;
     int rr = fast_take(q, timeout, &d, buf, cap, len);
     if (rr == MP__QR_OK || rr == MP__QR_TOOSMALL)
@@ -175,8 +182,13 @@ int mp_queue_get(mp_queue *q, void **data, size_t *len, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), get, q, data, len, timeout);
-    if (!mp__queue_valid(q) || !data || !len || isnan(timeout))
-        return MP_EINVAL;
+    const char *f = "mp_queue_get";
+    if (!mp__queue_valid(q))
+        return mp__queue_fail(f, q);
+    if (!data || !len)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, !data ? "data" : "len");
+    if (isnan(timeout))
+        return mp__queue_fail_timeout(f);
     /* Allocated before anything is taken, so that a failure leaves the
      * message in the queue; a ring message is delivered in it. */
     void *small = malloc(MP__QRING_MAX);
@@ -246,16 +258,24 @@ int mp_queue_get_many(mp_queue *q, void *buf, size_t cap, size_t *lens, size_t n
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), get_many, q, buf, cap, lens, n, timeout);
-    if (!mp__queue_valid(q) || (!buf && cap > 0) || (!lens && n > 0) || n > INT_MAX)
-        return MP_EINVAL;
+    const char *f = "mp_queue_get_many";
+    if (!mp__queue_valid(q))
+        return mp__queue_fail(f, q);
+    if (!buf && cap > 0)
+        return mp__fail(MP_EINVAL, "%s: buf is NULL with cap %zu", f, cap);
+    if (!lens && n > 0)
+        return mp__fail(MP_EINVAL, "%s: lens is NULL with n %zu", f, n);
+    if (n > INT_MAX)
+        return mp__fail(MP_EINVAL, "%s: n is %zu (at most INT_MAX)", f, n);
     if (n == 0)
         return 0;
     mp__qrec *r;
     size_t len = 0;
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
-    if (rc == 0)
-        rc = begin(q, &d, buf, cap, &r, &len);
+    if (rc < 0)
+        return mp__queue_fail_timeout(f);
+    rc = begin(q, &d, buf, cap, &r, &len);
     if (rc == MP_EMSGSIZE)
         lens[0] = len;
     if (rc < 0)
@@ -288,15 +308,19 @@ int mp_queue_peek(mp_queue *q, const void **data, size_t *len, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), peek, q, data, len, timeout);
-    if (!mp__queue_valid(q) || !data || !len)
-        return MP_EINVAL;
+    if (!mp__queue_valid(q))
+        return mp__queue_fail("mp_queue_peek", q);
+    if (!data || !len)
+        return mp__fail(MP_EINVAL, "mp_queue_peek: %s is NULL", !data ? "data" : "len");
     /* A ring message is moved into a chain record held by this process;
      * the room for it is made first, so that once taken it cannot be
      * lost to a failed allocation. */
     uint64_t small[MP__QRING_WORDS];
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
-    if (rc < 0 || (rc = mp__queue_lock(q)) < 0)
+    if (rc < 0)
+        return mp__queue_fail_timeout("mp_queue_peek");
+    if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     mp__qrec *r = NULL;
     size_t n = 0;
@@ -320,18 +344,22 @@ int mp_queue_release(mp_queue *q, const void *data)
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), release, q, data);
     mp__qrec *r;
-    int rc = mp__queue_lock_rec(q, data, &r);
+    int rc = mp__queue_lock_rec("mp_queue_release", "data", q, data, &r);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
     if (atomic_load_explicit(&r->state, memory_order_relaxed) != MP__QREC_PEEKED) {
-        rc = MP_EINVAL;
+        rc = mp__fail(MP_EINVAL,
+                      "mp_queue_release: data is not a peeked message (released already?)");
     } else {
         int32_t pid;
         uint64_t start;
         mp__qowner_self(&pid, &start);
         if (r->owner_pid != pid) {
-            rc = MP_EPERM;
+            rc = mp__fail(
+                MP_EPERM,
+                "mp_queue_release: data was peeked by another process (pid %d), not this one",
+                (int)r->owner_pid);
         } else {
             finish(q, r, true);
             mp__queue_space_freed(q, 1, &w);
@@ -347,15 +375,19 @@ int mp_queue_task_done(mp_queue *q)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), task_done, q);
-    if (!mp__queue_valid(q) || !q->joinable)
-        return MP_EINVAL;
+    if (!mp__queue_valid(q))
+        return mp__queue_fail("mp_queue_task_done", q);
+    if (!q->joinable)
+        return mp__fail(MP_EINVAL, "mp_queue_task_done: q is not joinable (opts->joinable was 0)");
     int rc = mp__queue_lock(q);
     if (rc < 0)
         return rc;
     mp__qwake w = {0};
     uint64_t u = atomic_load(&q->unfinished);
     if (u == 0) {
-        rc = MP_ETOOMANYDONE;
+        rc = mp__fail(
+            MP_ETOOMANYDONE,
+            "mp_queue_task_done: no unfinished message (called more times than messages put)");
     } else {
         /* One store: a death on either side of it leaves a valid count. */
         atomic_store(&q->unfinished, u - 1);
@@ -372,11 +404,15 @@ int mp_queue_join(mp_queue *q, double timeout)
 {
     if (mp__obj_is_remote(q))
         return MP__REMOTE_CALL(mp__queue_remote(q), join, q, timeout);
-    if (!mp__queue_valid(q) || !q->joinable)
-        return MP_EINVAL;
+    if (!mp__queue_valid(q))
+        return mp__queue_fail("mp_queue_join", q);
+    if (!q->joinable)
+        return mp__fail(MP_EINVAL, "mp_queue_join: q is not joinable (opts->joinable was 0)");
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout);
-    if (rc < 0 || (rc = mp__queue_lock(q)) < 0)
+    if (rc < 0)
+        return mp__queue_fail_timeout("mp_queue_join");
+    if ((rc = mp__queue_lock(q)) < 0)
         return rc;
     bool last = false, spun = false;
     for (;;) {

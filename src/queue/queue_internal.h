@@ -167,14 +167,21 @@ static inline unsigned char *mp__qrec_data(mp__qrec *r)
 
 /* queue/queue.c */
 bool mp__queue_valid(const mp_queue *q);
-/* Validates options (not NULL): 0 or MP_EINVAL. */
+/* MP_EINVAL with a detail: q, the argument of fn, is not a live queue. */
+int mp__queue_fail(const char *fn, const mp_queue *q) __attribute__((cold));
+/* MP_EINVAL with a detail: timeout, the argument of fn, is NaN. */
+int mp__queue_fail_timeout(const char *fn) __attribute__((cold));
+/* Validates options (not NULL): 0 or MP_EINVAL, with a detail in the
+ * words of mp_queue_create. */
 int mp__queue_check_opts(const mp_queue_opts *o);
 int mp__queue_lock(mp_queue *q);
 /* The start of the calls on one message record (commit, abort, release):
  * checks q, finds the record of payload and takes the lock. Returns 0 with
  * *r and the lock held, or MP_EINVAL (not a queue, not one of its
- * records) or an error of mp__queue_lock. */
-int mp__queue_lock_rec(mp_queue *q, const void *payload, mp__qrec **r);
+ * records; the detail names fn and arg, the payload's parameter) or an
+ * error of mp__queue_lock. */
+int mp__queue_lock_rec(const char *fn, const char *arg, mp_queue *q, const void *payload,
+                       mp__qrec **r);
 void mp__queue_unlock(mp_queue *q, const mp__qwake *w);
 /* Waits for the other side; lock held on entry and on return. Alternate
  * calls (tracked in *spun, false at first) spin briefly without the lock,

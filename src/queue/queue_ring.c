@@ -84,7 +84,8 @@ int mp__qring_new(mp_queue *q, size_t maxsize)
     }
     q->ring_shift = shift;
     void *mem;
-    int rc = mp__heap_alloc(&mem, (size_t)qs_slots(q) * sizeof(mp__qslot) + 64);
+    int rc =
+        mp__heap_alloc_for("mp_queue_create", &mem, (size_t)qs_slots(q) * sizeof(mp__qslot) + 64);
     if (rc < 0)
         return rc;
     mp__qslot *ring = (mp__qslot *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);

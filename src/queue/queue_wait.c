@@ -101,7 +101,7 @@ static bool queue_ready(mp_queue *q)
 int mp__queue_wait_prepare(mp_queue *q, int *fd)
 {
     if (!mp__queue_valid(q))
-        return MP_EINVAL;
+        return mp__queue_fail("mp_wait", q);
     *fd = mp__queue_efd(q);
     return queue_ready(q) ? 1 : 0;
 }

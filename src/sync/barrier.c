@@ -29,18 +29,24 @@ struct mp_barrier {
     mp__robust_mutex m;
 };
 
-static int barrier_check(const mp_barrier *b)
+static int barrier_check(const char *fn, const mp_barrier *b)
 {
-    return mp__check_obj(b, sizeof *b, MP__BARRIER_MAGIC);
+    if (mp__check_obj(b, sizeof *b, MP__BARRIER_MAGIC) < 0)
+        return mp__obj_fail(fn, "b", b, "barrier");
+    return 0;
 }
 
 int mp_barrier_create(mp_barrier **out, const mp_barrier_opts *opts)
 {
-    if (out == NULL || opts == NULL || opts->parties == 0 || opts->parties > INT32_MAX ||
-        isnan(opts->timeout))
-        return MP_EINVAL;
+    const char *f = "mp_barrier_create";
+    if (out == NULL || opts == NULL)
+        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, out == NULL ? "out" : "opts");
+    if (opts->parties == 0 || opts->parties > INT32_MAX)
+        return mp__fail(MP_EINVAL, "%s: opts->parties is %u (1 to 2^31 - 1)", f, opts->parties);
+    if (isnan(opts->timeout))
+        return mp__fail(MP_EINVAL, "%s: opts->timeout is NaN (seconds, or MP_FOREVER)", f);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_barrier));
+    int rc = mp__heap_alloc_for("mp_barrier_create", &mem, sizeof(mp_barrier));
     if (rc < 0)
         return rc;
     mp_barrier *b = mem;
@@ -69,7 +75,7 @@ void mp_barrier_destroy(mp_barrier *b)
             ops->destroy(b);
         return;
     }
-    if (barrier_check(b) < 0 || mp__obj_named(b))
+    if (mp__check_obj(b, sizeof *b, MP__BARRIER_MAGIC) < 0 || mp__obj_named(b))
         return;
     mp__obj_retire(&b->head);
     mp__robust_mutex_fini(&b->m);
@@ -129,12 +135,12 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), wait, b, timeout);
-    int rc = barrier_check(b);
+    int rc = barrier_check("mp_barrier_wait", b);
     if (rc < 0)
         return rc;
     mp__deadline d;
     if ((rc = mp__deadline_init(&d, timeout)) < 0)
-        return rc;
+        return mp__sync_fail_nan("mp_barrier_wait");
     state_lock(b);
     if (atomic_load(&b->broken)) {
         mp__robust_mutex_unlock(&b->m);
@@ -179,7 +185,7 @@ int mp_barrier_wait_default(mp_barrier *b)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), wait, b, MP_FOREVER);
-    int rc = barrier_check(b);
+    int rc = barrier_check("mp_barrier_wait_default", b);
     return rc < 0 ? rc : mp_barrier_wait(b, b->timeout);
 }
 
@@ -187,7 +193,7 @@ int mp_barrier_reset(mp_barrier *b)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), reset, b);
-    int rc = barrier_check(b);
+    int rc = barrier_check("mp_barrier_reset", b);
     if (rc < 0)
         return rc;
     state_lock(b);
@@ -202,7 +208,7 @@ int mp_barrier_abort(mp_barrier *b)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), abort, b);
-    int rc = barrier_check(b);
+    int rc = barrier_check("mp_barrier_abort", b);
     if (rc < 0)
         return rc;
     state_lock(b);
@@ -216,7 +222,7 @@ int mp_barrier_parties(mp_barrier *b)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), parties, b);
-    int rc = barrier_check(b);
+    int rc = barrier_check("mp_barrier_parties", b);
     return rc < 0 ? rc : (int)b->parties;
 }
 
@@ -224,7 +230,7 @@ int mp_barrier_n_waiting(mp_barrier *b)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), n_waiting, b);
-    int rc = barrier_check(b);
+    int rc = barrier_check("mp_barrier_n_waiting", b);
     return rc < 0 ? rc : (int)atomic_load(&b->count);
 }
 
@@ -232,5 +238,5 @@ bool mp_barrier_broken(mp_barrier *b)
 {
     if (mp__obj_is_remote(b))
         return MP__REMOTE_CALL(mp__barrier_remote(b), broken, b) == 1;
-    return barrier_check(b) == 0 && atomic_load(&b->broken) != 0;
+    return mp__check_obj(b, sizeof *b, MP__BARRIER_MAGIC) == 0 && atomic_load(&b->broken) != 0;
 }

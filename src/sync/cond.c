@@ -27,16 +27,21 @@ struct mp_cond {
     bool own;       /* the rlock was made by the condition */
 };
 
-static int cond_check(const mp_cond *c)
+static int cond_check(const char *fn, const mp_cond *c)
 {
-    return mp__check_obj(c, sizeof *c, MP__COND_MAGIC);
+    if (mp__check_obj(c, sizeof *c, MP__COND_MAGIC) < 0)
+        return mp__obj_fail(fn, "cond", c, "condition");
+    return 0;
 }
 
 int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
 {
     mp_cond_opts o = opts ? *opts : (mp_cond_opts){0};
-    if (out == NULL || (o.lock && o.rlock))
-        return MP_EINVAL;
+    const char *f = "mp_cond_create";
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "%s: out is NULL", f);
+    if (o.lock && o.rlock)
+        return mp__fail(MP_EINVAL, "%s: both opts->lock and opts->rlock are set (at most one)", f);
     /* A remote lock's backend makes the condition (its waiters must meet
      * where the lock lives). */
     if (o.lock && mp__obj_is_remote(o.lock))
@@ -44,11 +49,11 @@ int mp_cond_create(mp_cond **out, const mp_cond_opts *opts)
     if (o.rlock && mp__obj_is_remote(o.rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(o.rlock), cond, o.rlock, out);
     if (o.lock && mp__check_obj(o.lock, sizeof *o.lock, MP__LOCK_MAGIC) < 0)
-        return MP_EINVAL;
+        return mp__obj_fail(f, "opts->lock", o.lock, "lock");
     if (o.rlock && mp__check_obj(o.rlock, sizeof *o.rlock, MP__RLOCK_MAGIC) < 0)
-        return MP_EINVAL;
+        return mp__obj_fail(f, "opts->rlock", o.rlock, "rlock");
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_cond));
+    int rc = mp__heap_alloc_for("mp_cond_create", &mem, sizeof(mp_cond));
     if (rc < 0)
         return rc;
     mp_cond *c = mem;
@@ -74,7 +79,7 @@ void mp_cond_destroy(mp_cond *cond)
             ops->destroy(cond);
         return;
     }
-    if (cond_check(cond) < 0 || mp__obj_named(cond))
+    if (mp__check_obj(cond, sizeof *cond, MP__COND_MAGIC) < 0 || mp__obj_named(cond))
         return;
     mp__obj_retire(&cond->head);
     if (cond->own)
@@ -86,7 +91,7 @@ int mp_cond_acquire(mp_cond *cond, double timeout)
 {
     if (mp__obj_is_remote(cond))
         return MP__REMOTE_CALL(mp__cond_remote(cond), acquire, cond, timeout);
-    int rc = cond_check(cond);
+    int rc = cond_check("mp_cond_acquire", cond);
     if (rc < 0)
         return rc;
     return cond->recursive ? mp_rlock_acquire((mp_rlock *)cond->lock, timeout)
@@ -97,7 +102,7 @@ int mp_cond_release(mp_cond *cond)
 {
     if (mp__obj_is_remote(cond))
         return MP__REMOTE_CALL(mp__cond_remote(cond), release, cond);
-    int rc = cond_check(cond);
+    int rc = cond_check("mp_cond_release", cond);
     if (rc < 0)
         return rc;
     return cond->recursive ? mp_rlock_release((mp_rlock *)cond->lock) : mp_lock_release(cond->lock);
@@ -109,7 +114,8 @@ mp_lock *mp_cond_get_lock(mp_cond *cond)
         return mp__cond_remote(cond) && mp__cond_remote(cond)->get_lock
                    ? mp__cond_remote(cond)->get_lock(cond)
                    : NULL;
-    return cond_check(cond) == 0 && !cond->recursive ? cond->lock : NULL;
+    return mp__check_obj(cond, sizeof *cond, MP__COND_MAGIC) == 0 && !cond->recursive ? cond->lock
+                                                                                      : NULL;
 }
 
 mp_rlock *mp_cond_get_rlock(mp_cond *cond)
@@ -118,7 +124,9 @@ mp_rlock *mp_cond_get_rlock(mp_cond *cond)
         return mp__cond_remote(cond) && mp__cond_remote(cond)->get_rlock
                    ? mp__cond_remote(cond)->get_rlock(cond)
                    : NULL;
-    return cond_check(cond) == 0 && cond->recursive ? (mp_rlock *)cond->lock : NULL;
+    return mp__check_obj(cond, sizeof *cond, MP__COND_MAGIC) == 0 && cond->recursive
+               ? (mp_rlock *)cond->lock
+               : NULL;
 }
 
 /* Sleeps while seq == s, until the deadline: 0 once it changed. */
@@ -159,15 +167,15 @@ static int cond_wait_until(mp_cond *c, const mp__deadline *d)
     return back == MP_EOWNERDEAD ? back : rc;
 }
 
-static int cond_enter(mp_cond *c, double timeout, mp__deadline *d)
+static int cond_enter(const char *fn, mp_cond *c, double timeout, mp__deadline *d)
 {
-    int rc = cond_check(c);
+    int rc = cond_check(fn, c);
     if (rc < 0)
         return rc;
     if (isnan(timeout))
-        return MP_EINVAL;
+        return mp__sync_fail_nan(fn);
     if (!mp__lock_held(c->lock))
-        return MP_EPERM;
+        return mp__lock_fail_not_held(fn, c->lock);
     return mp__deadline_init(d, timeout);
 }
 
@@ -176,18 +184,18 @@ int mp_cond_wait(mp_cond *cond, double timeout)
     if (mp__obj_is_remote(cond))
         return MP__REMOTE_CALL(mp__cond_remote(cond), wait, cond, timeout);
     mp__deadline d;
-    int rc = cond_enter(cond, timeout, &d);
+    int rc = cond_enter("mp_cond_wait", cond, timeout, &d);
     return rc < 0 ? rc : cond_wait_until(cond, &d);
 }
 
 int mp_cond_wait_for(mp_cond *cond, mp_cond_pred pred, void *arg, double timeout)
 {
     if (pred == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_cond_wait_for: pred is NULL");
     if (mp__obj_is_remote(cond))
         return MP__REMOTE_CALL(mp__cond_remote(cond), wait_for, cond, pred, arg, timeout);
     mp__deadline d;
-    int rc = cond_enter(cond, timeout, &d);
+    int rc = cond_enter("mp_cond_wait_for", cond, timeout, &d);
     if (rc < 0)
         return rc;
     while (!pred(arg)) {
@@ -202,13 +210,13 @@ int mp_cond_wait_for(mp_cond *cond, mp_cond_pred pred, void *arg, double timeout
     return 0;
 }
 
-static int cond_notify(mp_cond *c, uint32_t n)
+static int cond_notify(const char *fn, mp_cond *c, uint32_t n)
 {
-    int rc = cond_check(c);
+    int rc = cond_check(fn, c);
     if (rc < 0)
         return rc;
     if (!mp__lock_held(c->lock))
-        return MP_EPERM;
+        return mp__lock_fail_not_held(fn, c->lock);
     uint32_t avail = c->waiters > c->signals ? c->waiters - c->signals : 0;
     uint32_t k = n < avail ? n : avail;
     if (k == 0)
@@ -223,12 +231,12 @@ int mp_cond_notify(mp_cond *cond, unsigned n)
 {
     if (mp__obj_is_remote(cond))
         return MP__REMOTE_CALL(mp__cond_remote(cond), notify, cond, n);
-    return cond_notify(cond, n);
+    return cond_notify("mp_cond_notify", cond, n);
 }
 
 int mp_cond_notify_all(mp_cond *cond)
 {
     if (mp__obj_is_remote(cond))
         return MP__REMOTE_CALL(mp__cond_remote(cond), notify_all, cond);
-    return cond_notify(cond, UINT32_MAX);
+    return cond_notify("mp_cond_notify_all", cond, UINT32_MAX);
 }

@@ -32,9 +32,33 @@ pid_t mp__self_tid_slow(void)
     return mp__tid_cache = (pid_t)syscall(SYS_gettid);
 }
 
-static int lock_check(const struct mp_lock *l, uint32_t magic)
+static const char *lock_kind(uint32_t magic)
 {
-    return mp__check_obj(l, sizeof *l, magic);
+    return magic == MP__LOCK_MAGIC ? "lock" : "rlock";
+}
+
+/* The object check of fn's first argument, named after its kind. */
+static int lock_check(const char *fn, const struct mp_lock *l, uint32_t magic)
+{
+    if (mp__check_obj(l, sizeof *l, magic) < 0)
+        return mp__obj_fail(fn, lock_kind(magic), l, lock_kind(magic));
+    return 0;
+}
+
+int mp__lock_fail_not_held(const char *fn, const struct mp_lock *l)
+{
+    uint32_t magic = __atomic_load_n(&l->head.magic, __ATOMIC_RELAXED);
+    pid_t pid = atomic_load_explicit(&l->owner_pid, memory_order_relaxed);
+    pid_t tid = atomic_load_explicit(&l->owner, memory_order_relaxed);
+    if (tid == 0)
+        return mp__fail(MP_EPERM, "%s: the %s is not held (by anyone)", fn, lock_kind(magic));
+    return mp__fail(MP_EPERM, "%s: the %s is not held by this thread (held by pid %d, thread %d)",
+                    fn, lock_kind(magic), (int)pid, (int)tid);
+}
+
+int mp__sync_fail_nan(const char *fn)
+{
+    return mp__fail(MP_EINVAL, "%s: timeout is NaN (seconds >= 0, or MP_FOREVER)", fn);
 }
 
 /* The holder's writes of what observers read (mp_lock_owner): relaxed
@@ -58,12 +82,14 @@ static inline void set_owner(struct mp_lock *l, pid_t self)
     atomic_store_explicit(&l->owner, self, memory_order_release);
 }
 
-static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
+static int lock_new(const char *fn, struct mp_lock **out, const int *reserved, uint32_t magic)
 {
-    if (out == NULL || (reserved != NULL && *reserved != 0))
-        return MP_EINVAL;
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "%s: out is NULL", fn);
+    if (reserved != NULL && *reserved != 0)
+        return mp__fail(MP_EINVAL, "%s: opts->reserved is %d (must be 0)", fn, *reserved);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(struct mp_rlock));
+    int rc = mp__heap_alloc_for(fn, &mem, sizeof(struct mp_rlock));
     if (rc < 0)
         return rc;
     struct mp_lock *l = mem;
@@ -80,7 +106,7 @@ static int lock_new(struct mp_lock **out, const int *reserved, uint32_t magic)
 
 static void lock_free(struct mp_lock *l, uint32_t magic)
 {
-    if (lock_check(l, magic) < 0 || mp__obj_named(l))
+    if (mp__check_obj(l, sizeof *l, magic) < 0 || mp__obj_named(l))
         return;
     mp__obj_retire(&l->head);
     mp__heap_free(l);
@@ -146,13 +172,13 @@ static int unlock(struct mp_lock *l)
     return 0;
 }
 
-static int lock_release(struct mp_lock *l, uint32_t magic)
+static int lock_release(const char *fn, struct mp_lock *l, uint32_t magic)
 {
-    int rc = lock_check(l, magic);
+    int rc = lock_check(fn, l, magic);
     if (rc < 0)
         return rc;
     if (!mp__lock_held(l))
-        return MP_EPERM;
+        return mp__lock_fail_not_held(fn, l);
     set_count(l, l->count - 1);
     if (l->count > 0)
         return 0;
@@ -179,42 +205,46 @@ int mp__lock_retake(struct mp_lock *l, uint32_t count)
     return rc;
 }
 
-static int lock_consistent(struct mp_lock *l, uint32_t magic)
+static int lock_consistent(const char *fn, struct mp_lock *l, uint32_t magic)
 {
-    int rc = lock_check(l, magic);
+    int rc = lock_check(fn, l, magic);
     if (rc < 0)
         return rc;
     if (!mp__lock_held(l))
-        return MP_EPERM;
+        return mp__lock_fail_not_held(fn, l);
     if (!l->dead)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL,
+                        "%s: the %s is not in the owner-dead state (only after MP_EOWNERDEAD)", fn,
+                        lock_kind(magic));
     l->dead = false;
     return 0;
 }
 
-static int lock_token(struct mp_lock *l, uint32_t magic, uint64_t *token)
+static int lock_token(const char *fn, struct mp_lock *l, uint32_t magic, uint64_t *token)
 {
-    int rc = lock_check(l, magic);
-    if (rc < 0 || token == NULL)
-        return MP_EINVAL;
+    int rc = lock_check(fn, l, magic);
+    if (rc < 0)
+        return rc;
+    if (token == NULL)
+        return mp__fail(MP_EINVAL, "%s: token is NULL", fn);
     if (!mp__lock_held(l))
-        return MP_EPERM;
+        return mp__lock_fail_not_held(fn, l);
     *token = l->fence;
     return 0;
 }
 
 /* A local lock has no lease: renewing checks that the caller holds it. */
-static int lock_renew(struct mp_lock *l, uint32_t magic)
+static int lock_renew(const char *fn, struct mp_lock *l, uint32_t magic)
 {
-    int rc = lock_check(l, magic);
+    int rc = lock_check(fn, l, magic);
     if (rc < 0)
         return rc;
-    return mp__lock_held(l) ? 0 : MP_EPERM;
+    return mp__lock_held(l) ? 0 : mp__lock_fail_not_held(fn, l);
 }
 
 int mp_lock_create(mp_lock **out, const mp_lock_opts *opts)
 {
-    return lock_new(out, opts ? &opts->reserved : NULL, MP__LOCK_MAGIC);
+    return lock_new("mp_lock_create", out, opts ? &opts->reserved : NULL, MP__LOCK_MAGIC);
 }
 
 void mp_lock_destroy(mp_lock *lock)
@@ -235,8 +265,10 @@ int mp_lock_acquire(mp_lock *lock, double timeout)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), acquire, lock, timeout);
-    if (lock_check(lock, MP__LOCK_MAGIC) < 0 || isnan(timeout))
-        return MP_EINVAL;
+    if (mp__check_obj(lock, sizeof *lock, MP__LOCK_MAGIC) < 0)
+        return mp__obj_fail("mp_lock_acquire", "lock", lock, "lock");
+    if (isnan(timeout))
+        return mp__sync_fail_nan("mp_lock_acquire");
     pid_t self = mp__self_tid();
     if (!atomic_load_explicit(&lock->unrecoverable, memory_order_relaxed) &&
         mp__futex_lock_trylock_fast(&lock->word, self) == 0) {
@@ -253,10 +285,10 @@ int mp_lock_release(mp_lock *lock)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), release, lock);
-    if (lock_check(lock, MP__LOCK_MAGIC) < 0)
-        return MP_EINVAL;
+    if (mp__check_obj(lock, sizeof *lock, MP__LOCK_MAGIC) < 0)
+        return mp__obj_fail("mp_lock_release", "lock", lock, "lock");
     if (atomic_load_explicit(&lock->owner, memory_order_relaxed) != mp__self_tid())
-        return MP_EPERM;
+        return mp__lock_fail_not_held("mp_lock_release", lock);
     set_count(lock, 0);
     return unlock(lock);
 }
@@ -265,21 +297,21 @@ int mp_lock_consistent(mp_lock *lock)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), consistent, lock);
-    return lock_consistent(lock, MP__LOCK_MAGIC);
+    return lock_consistent("mp_lock_consistent", lock, MP__LOCK_MAGIC);
 }
 
 int mp_lock_token(mp_lock *lock, uint64_t *token)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), token, lock, token);
-    return lock_token(lock, MP__LOCK_MAGIC, token);
+    return lock_token("mp_lock_token", lock, MP__LOCK_MAGIC, token);
 }
 
 int mp_lock_renew(mp_lock *lock)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), renew, lock);
-    return lock_renew(lock, MP__LOCK_MAGIC);
+    return lock_renew("mp_lock_renew", lock, MP__LOCK_MAGIC);
 }
 
 /* The lock inside an rlock, its first member: converted, not reached by
@@ -294,8 +326,8 @@ int mp_rlock_create(mp_rlock **out, const mp_rlock_opts *opts)
 {
     struct mp_lock *l = NULL;
     if (out == NULL)
-        return MP_EINVAL;
-    int rc = lock_new(&l, opts ? &opts->reserved : NULL, MP__RLOCK_MAGIC);
+        return mp__fail(MP_EINVAL, "mp_rlock_create: out is NULL");
+    int rc = lock_new("mp_rlock_create", &l, opts ? &opts->reserved : NULL, MP__RLOCK_MAGIC);
     if (rc == 0)
         *out = (mp_rlock *)l;
     return rc;
@@ -317,8 +349,10 @@ int mp_rlock_acquire(mp_rlock *rlock, double timeout)
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), acquire, rlock, timeout);
     struct mp_lock *l = rlock_lock(rlock);
-    if (lock_check(l, MP__RLOCK_MAGIC) < 0 || isnan(timeout))
-        return MP_EINVAL;
+    if (mp__check_obj(l, sizeof *l, MP__RLOCK_MAGIC) < 0)
+        return mp__obj_fail("mp_rlock_acquire", "rlock", l, "rlock");
+    if (isnan(timeout))
+        return mp__sync_fail_nan("mp_rlock_acquire");
     pid_t self = mp__self_tid();
     if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self &&
         !atomic_load_explicit(&l->unrecoverable, memory_order_relaxed) &&
@@ -336,35 +370,35 @@ int mp_rlock_release(mp_rlock *rlock)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), release, rlock);
-    return lock_release(rlock_lock(rlock), MP__RLOCK_MAGIC);
+    return lock_release("mp_rlock_release", rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_consistent(mp_rlock *rlock)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), consistent, rlock);
-    return lock_consistent(rlock_lock(rlock), MP__RLOCK_MAGIC);
+    return lock_consistent("mp_rlock_consistent", rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_token(mp_rlock *rlock, uint64_t *token)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), token, rlock, token);
-    return lock_token(rlock_lock(rlock), MP__RLOCK_MAGIC, token);
+    return lock_token("mp_rlock_token", rlock_lock(rlock), MP__RLOCK_MAGIC, token);
 }
 
 int mp_rlock_renew(mp_rlock *rlock)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), renew, rlock);
-    return lock_renew(rlock_lock(rlock), MP__RLOCK_MAGIC);
+    return lock_renew("mp_rlock_renew", rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_count(mp_rlock *rlock)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), count, rlock);
-    int rc = lock_check(rlock_lock(rlock), MP__RLOCK_MAGIC);
+    int rc = lock_check("mp_rlock_count", rlock_lock(rlock), MP__RLOCK_MAGIC);
     if (rc < 0)
         return rc;
     if (!mp__lock_held(rlock_lock(rlock)))
@@ -374,9 +408,9 @@ int mp_rlock_count(mp_rlock *rlock)
 
 /* ---- observers: anyone may ask who holds a lock ----------------------------- */
 
-static int lock_locked(struct mp_lock *l, uint32_t magic)
+static int lock_locked(const char *fn, struct mp_lock *l, uint32_t magic)
 {
-    int rc = lock_check(l, magic);
+    int rc = lock_check(fn, l, magic);
     if (rc < 0)
         return rc;
     return (atomic_load_explicit(&l->word, memory_order_acquire) & MP__FUTEX_LOCK_TID_MASK) != 0;
@@ -387,9 +421,10 @@ static int lock_locked(struct mp_lock *l, uint32_t magic)
  * holder has recorded itself, so the pid and count read between belong to
  * it. A holder caught between taking the word and recording itself is
  * waited for briefly; one that died right there leaves pid 0. */
-static int lock_owner(struct mp_lock *l, uint32_t magic, pid_t *pid, pid_t *tid, uint32_t *depth)
+static int lock_owner(const char *fn, struct mp_lock *l, uint32_t magic, pid_t *pid, pid_t *tid,
+                      uint32_t *depth)
 {
-    int rc = lock_check(l, magic);
+    int rc = lock_check(fn, l, magic);
     if (rc < 0)
         return rc;
     pid_t p = 0, t = 0;
@@ -421,26 +456,26 @@ int mp_lock_locked(mp_lock *lock)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), locked, lock);
-    return lock_locked(lock, MP__LOCK_MAGIC);
+    return lock_locked("mp_lock_locked", lock, MP__LOCK_MAGIC);
 }
 
 int mp_lock_owner(mp_lock *lock, pid_t *pid, pid_t *tid)
 {
     if (mp__obj_is_remote(lock))
         return MP__REMOTE_CALL(mp__lock_remote(lock), owner, lock, pid, tid);
-    return lock_owner(lock, MP__LOCK_MAGIC, pid, tid, NULL);
+    return lock_owner("mp_lock_owner", lock, MP__LOCK_MAGIC, pid, tid, NULL);
 }
 
 int mp_rlock_locked(mp_rlock *rlock)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), locked, rlock);
-    return lock_locked(rlock_lock(rlock), MP__RLOCK_MAGIC);
+    return lock_locked("mp_rlock_locked", rlock_lock(rlock), MP__RLOCK_MAGIC);
 }
 
 int mp_rlock_owner(mp_rlock *rlock, pid_t *pid, pid_t *tid, uint32_t *depth)
 {
     if (mp__obj_is_remote(rlock))
         return MP__REMOTE_CALL(mp__rlock_remote(rlock), owner, rlock, pid, tid, depth);
-    return lock_owner(rlock_lock(rlock), MP__RLOCK_MAGIC, pid, tid, depth);
+    return lock_owner("mp_rlock_owner", rlock_lock(rlock), MP__RLOCK_MAGIC, pid, tid, depth);
 }

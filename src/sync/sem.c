@@ -22,23 +22,31 @@ struct mp_event {
     _Atomic uint32_t waiters;
 };
 
-static int sem_check(const mp_sem *s)
+static int sem_check(const char *fn, const mp_sem *s)
 {
-    return mp__check_obj(s, sizeof *s, MP__SEM_MAGIC);
+    if (mp__check_obj(s, sizeof *s, MP__SEM_MAGIC) < 0)
+        return mp__obj_fail(fn, "sem", s, "semaphore");
+    return 0;
 }
 
-static int event_check(const mp_event *e)
+static int event_check(const char *fn, const mp_event *e)
 {
-    return mp__check_obj(e, sizeof *e, MP__EVENT_MAGIC);
+    if (mp__check_obj(e, sizeof *e, MP__EVENT_MAGIC) < 0)
+        return mp__obj_fail(fn, "ev", e, "event");
+    return 0;
 }
 
 int mp_sem_create(mp_sem **out, const mp_sem_opts *opts)
 {
     mp_sem_opts o = opts ? *opts : (mp_sem_opts){0};
-    if (out == NULL || o.value > MP_SEM_VALUE_MAX)
-        return MP_EINVAL;
+    if (out == NULL)
+        return mp__fail(MP_EINVAL, "mp_sem_create: out is NULL");
+    if (o.value > MP_SEM_VALUE_MAX)
+        return mp__fail(MP_EINVAL,
+                        "mp_sem_create: opts->value is %u (at most MP_SEM_VALUE_MAX, %u)",
+                        (unsigned)o.value, (unsigned)MP_SEM_VALUE_MAX);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_sem));
+    int rc = mp__heap_alloc_for("mp_sem_create", &mem, sizeof(mp_sem));
     if (rc < 0)
         return rc;
     mp_sem *s = mem;
@@ -58,7 +66,7 @@ void mp_sem_destroy(mp_sem *sem)
             ops->destroy(sem);
         return;
     }
-    if (sem_check(sem) < 0 || mp__obj_named(sem))
+    if (mp__check_obj(sem, sizeof *sem, MP__SEM_MAGIC) < 0 || mp__obj_named(sem))
         return;
     mp__obj_retire(&sem->head);
     mp__heap_free(sem);
@@ -77,11 +85,11 @@ int mp_sem_acquire(mp_sem *sem, double timeout)
 {
     if (mp__obj_is_remote(sem))
         return MP__REMOTE_CALL(mp__sem_remote(sem), acquire, sem, timeout);
-    int rc = sem_check(sem);
+    int rc = sem_check("mp_sem_acquire", sem);
     if (rc < 0)
         return rc;
     if (isnan(timeout))
-        return MP_EINVAL;
+        return mp__sync_fail_nan("mp_sem_acquire");
     if (sem_try_down(sem))
         return 0;
     if (timeout == 0)
@@ -112,13 +120,17 @@ int mp_sem_release(mp_sem *sem)
 {
     if (mp__obj_is_remote(sem))
         return MP__REMOTE_CALL(mp__sem_remote(sem), release, sem);
-    int rc = sem_check(sem);
+    int rc = sem_check("mp_sem_release", sem);
     if (rc < 0)
         return rc;
     uint32_t v = atomic_load_explicit(&sem->value, memory_order_relaxed);
     do {
         if (v >= sem->max)
-            return MP_EOVERFLOW;
+            return mp__fail(MP_EOVERFLOW, "mp_sem_release: the value is already %u, its bound (%s)",
+                            (unsigned)v,
+                            sem->max == MP_SEM_VALUE_MAX
+                                ? "MP_SEM_VALUE_MAX"
+                                : "a bounded semaphore released more than acquired");
     } while (!atomic_compare_exchange_weak(&sem->value, &v, v + 1));
     if (atomic_load(&sem->waiters) > 0)
         mp__futex_wake(&sem->value, 1);
@@ -129,7 +141,7 @@ int mp_sem_get_value(mp_sem *sem)
 {
     if (mp__obj_is_remote(sem))
         return MP__REMOTE_CALL(mp__sem_remote(sem), get_value, sem);
-    int rc = sem_check(sem);
+    int rc = sem_check("mp_sem_get_value", sem);
     if (rc < 0)
         return rc;
     return (int)atomic_load_explicit(&sem->value, memory_order_relaxed);
@@ -138,9 +150,9 @@ int mp_sem_get_value(mp_sem *sem)
 int mp_event_create(mp_event **out, const mp_event_opts *opts)
 {
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_event_create: out is NULL");
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, sizeof(mp_event));
+    int rc = mp__heap_alloc_for("mp_event_create", &mem, sizeof(mp_event));
     if (rc < 0)
         return rc;
     mp_event *e = mem;
@@ -159,7 +171,7 @@ void mp_event_destroy(mp_event *ev)
             ops->destroy(ev);
         return;
     }
-    if (event_check(ev) < 0 || mp__obj_named(ev))
+    if (mp__check_obj(ev, sizeof *ev, MP__EVENT_MAGIC) < 0 || mp__obj_named(ev))
         return;
     mp__obj_retire(&ev->head);
     mp__heap_free(ev);
@@ -169,7 +181,7 @@ int mp_event_set(mp_event *ev)
 {
     if (mp__obj_is_remote(ev))
         return MP__REMOTE_CALL(mp__event_remote(ev), set, ev);
-    int rc = event_check(ev);
+    int rc = event_check("mp_event_set", ev);
     if (rc < 0)
         return rc;
     uint32_t w = atomic_load(&ev->word);
@@ -186,7 +198,7 @@ int mp_event_clear(mp_event *ev)
 {
     if (mp__obj_is_remote(ev))
         return MP__REMOTE_CALL(mp__event_remote(ev), clear, ev);
-    int rc = event_check(ev);
+    int rc = event_check("mp_event_clear", ev);
     if (rc < 0)
         return rc;
     atomic_fetch_and(&ev->word, ~1u);
@@ -195,7 +207,7 @@ int mp_event_clear(mp_event *ev)
 
 int mp__event_poll(mp_event *ev)
 {
-    int rc = event_check(ev);
+    int rc = event_check("mp_wait", ev);
     return rc < 0 ? rc : (atomic_load(&ev->word) & 1u) ? 1 : 0;
 }
 
@@ -203,18 +215,18 @@ bool mp_event_is_set(mp_event *ev)
 {
     if (mp__obj_is_remote(ev))
         return MP__REMOTE_CALL(mp__event_remote(ev), is_set, ev) > 0;
-    return event_check(ev) == 0 && (atomic_load(&ev->word) & 1u);
+    return mp__check_obj(ev, sizeof *ev, MP__EVENT_MAGIC) == 0 && (atomic_load(&ev->word) & 1u);
 }
 
 int mp_event_wait(mp_event *ev, double timeout)
 {
     if (mp__obj_is_remote(ev))
         return MP__REMOTE_CALL(mp__event_remote(ev), wait, ev, timeout);
-    int rc = event_check(ev);
+    int rc = event_check("mp_event_wait", ev);
     if (rc < 0)
         return rc;
     if (isnan(timeout))
-        return MP_EINVAL;
+        return mp__sync_fail_nan("mp_event_wait");
     uint32_t w = atomic_load(&ev->word);
     if (w & 1u)
         return 0;

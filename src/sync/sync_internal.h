@@ -82,6 +82,12 @@ static inline int mp__check_obj(const void *obj, size_t size, uint32_t want)
     return __atomic_load_n(&h->magic, __ATOMIC_RELAXED) == want ? 0 : MP_EINVAL;
 }
 
+/* MP_EPERM with a detail for fn: the calling thread does not hold l (a
+ * lock or an rlock), and who does. */
+int mp__lock_fail_not_held(const char *fn, const struct mp_lock *l) __attribute__((cold));
+/* MP_EINVAL with a detail: the timeout of the public function fn is NaN. */
+int mp__sync_fail_nan(const char *fn) __attribute__((cold));
+
 /* Publishes a new object's head, last and with release: a process that
  * sees the magic sees the object whole. mp__obj_retire clears the magic
  * in destroy. */

@@ -67,10 +67,39 @@ static const typeinfo *find_type(char code)
     return NULL;
 }
 
+/* MP_EINVAL with a detail: code, fn's argument arg, is no typecode. */
+static int __attribute__((cold)) bad_typecode(const char *fn, const char *arg, char code)
+{
+    if (code > ' ' && code < 0x7f)
+        return mp__fail(MP_EINVAL, "%s: %s '%c' is not a typecode (one of cbBhHiIlLqQfd)", fn, arg,
+                        code);
+    return mp__fail(MP_EINVAL, "%s: %s %d is not a typecode (one of cbBhHiIlLqQfd)", fn, arg,
+                    (int)code);
+}
+
+/* The detail of a failed conversion in fn: rc from get_* (what NULL: the
+ * stored item does not fit the type asked for) or set_* (what names the
+ * number that did not fit the item's type t). */
+static int __attribute__((cold))
+conv_fail(const char *fn, int rc, const typeinfo *t, const char *what)
+{
+    if (what == NULL)
+        return mp__fail(rc,
+                        "%s: the item (typecode '%c') is out of the range of the type asked for",
+                        fn, t->code);
+    if (rc == MP_EINVAL)
+        return mp__fail(rc, "%s: %s is not a finite whole number, as typecode '%c' needs", fn, what,
+                        t->code);
+    if (t->kind == KIND_FLOAT)
+        return mp__fail(rc, "%s: %s is beyond the range of typecode 'f' (float)", fn, what);
+    return mp__fail(rc, "%s: %s is out of the range of typecode '%c' (%lld to %llu)", fn, what,
+                    t->code, (long long)t->min, (unsigned long long)t->max);
+}
+
 int mp_typecode_size(char typecode)
 {
     const typeinfo *t = find_type(typecode);
-    return t ? t->size : MP_EINVAL;
+    return t ? t->size : bad_typecode("mp_typecode_size", "typecode", typecode);
 }
 
 static const typeinfo *type_of(const mp__shared *s)
@@ -88,18 +117,22 @@ static const mp__shared *checked(const mp__shared *s, uint32_t magic)
     return mp__check_obj(s, sizeof *s, magic) == 0 ? s : NULL;
 }
 
-static int shared_new(mp__shared **out, char code, size_t len, const void *init, bool raw,
-                      mp_rlock *lock, uint32_t magic)
+static int shared_new(const char *fn, mp__shared **out, char code, size_t len, const void *init,
+                      bool raw, mp_rlock *lock, uint32_t magic)
 {
     const typeinfo *t = find_type(code);
-    if (out == NULL || t == NULL || (raw && lock != NULL))
-        return MP_EINVAL;
+    if (t == NULL)
+        return bad_typecode(fn, "opts->typecode", code);
+    if (raw && lock != NULL)
+        return mp__fail(MP_EINVAL, "%s: opts->raw with opts->lock set (a raw object has no lock)",
+                        fn);
     if (lock && mp__check_obj(lock, sizeof *lock, MP__RLOCK_MAGIC) < 0)
-        return MP_EINVAL;
+        return mp__obj_fail(fn, "opts->lock", lock, "rlock");
     if (len > (SIZE_MAX - DATA_OFFSET) / t->size)
-        return MP_ENOMEM;
+        return mp__fail(MP_ENOMEM, "%s: opts->len %zu items of %u bytes overflow a size_t", fn, len,
+                        (unsigned)t->size);
     void *mem = NULL;
-    int rc = mp__heap_alloc(&mem, DATA_OFFSET + len * t->size);
+    int rc = mp__heap_alloc_for(fn, &mem, DATA_OFFSET + len * t->size);
     if (rc < 0)
         return rc;
     mp__shared *s = mem;
@@ -354,18 +387,25 @@ static int remote_set_text(void *h, bool array, size_t i, const char *text)
     return MP__REMOTE_CALL(mp__array_remote(h), set_text, h, i, text);
 }
 
-/* Reads item i of h into item, of type *t (out: the caller's output
- * pointer, MP_EINVAL when NULL). A stored text that is no number of the
- * type is MP_EBADMSG. */
-static int remote_load(void *h, bool array, size_t i, const void *out, uint64_t *item,
-                       const typeinfo **t)
+/* MP_EINVAL with a detail: h, fn's argument, is a remote handle of
+ * another type. */
+static int __attribute__((cold)) other_handle(const char *fn, bool array)
+{
+    return mp__fail(MP_EINVAL, "%s: %s is a remote handle of another type", fn, array ? "a" : "v");
+}
+
+/* Reads item i of h into item, of type *t, for fn (out: the caller's
+ * output pointer, MP_EINVAL when NULL). A stored text that is no number of
+ * the type is MP_EBADMSG. */
+static int remote_load(const char *fn, void *h, bool array, size_t i, const void *out,
+                       uint64_t *item, const typeinfo **t)
 {
     char text[MP__VALUE_TEXT_MAX];
     if (out == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "%s: out is NULL", fn);
     *t = remote_type(h, array);
     if (*t == NULL)
-        return MP_EINVAL;
+        return other_handle(fn, array);
     int rc = remote_get_text(h, array, i, text, sizeof(text));
     if (rc < 0)
         return rc;
@@ -406,9 +446,10 @@ static mp__shared *value_of(mp_value *v)
 int mp_value_create(mp_value **out, const mp_value_opts *opts)
 {
     if (out == NULL || opts == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_value_create: %s is NULL", out == NULL ? "out" : "opts");
     mp__shared *s = NULL;
-    int rc = shared_new(&s, opts->typecode, 1, opts->init, opts->raw, opts->lock, MP__VALUE_MAGIC);
+    int rc = shared_new("mp_value_create", &s, opts->typecode, 1, opts->init, opts->raw, opts->lock,
+                        MP__VALUE_MAGIC);
     if (rc == 0)
         *out = (mp_value *)s;
     return rc;
@@ -462,21 +503,30 @@ void *mp_value_data(mp_value *v)
         if (mp__obj_is_remote(v)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = NULL;                                                              \
-            int rc = remote_load(v, false, 0, out, &item, &t);                                     \
+            int rc = remote_load(__func__, v, false, 0, out, &item, &t);                           \
             return rc < 0 ? rc : conv(&item, t, out);                                              \
         }                                                                                          \
         mp__shared *s = value_of(v);                                                               \
-        return s == NULL || (out) == NULL ? MP_EINVAL : conv(data_of(s), type_of(s), out);         \
+        if (s == NULL)                                                                             \
+            return mp__obj_fail(__func__, "v", v, "value");                                        \
+        if ((out) == NULL)                                                                         \
+            return mp__fail(MP_EINVAL, "%s: out is NULL", __func__);                               \
+        int rc = conv(data_of(s), type_of(s), out);                                                \
+        return rc < 0 ? conv_fail(__func__, rc, type_of(s), NULL) : 0;                             \
     } while (0)
 #define VALUE_SET(v, conv, x)                                                                      \
     do {                                                                                           \
         if (mp__obj_is_remote(v)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = remote_type(v, false);                                             \
-            return t ? remote_store(v, false, 0, t, &item, conv(&item, t, x)) : MP_EINVAL;         \
+            return t ? remote_store(v, false, 0, t, &item, conv(&item, t, x))                      \
+                     : other_handle(__func__, false);                                              \
         }                                                                                          \
         mp__shared *s = value_of(v);                                                               \
-        return s == NULL ? MP_EINVAL : conv(data_of(s), type_of(s), x);                            \
+        if (s == NULL)                                                                             \
+            return mp__obj_fail(__func__, "v", v, "value");                                        \
+        int rc = conv(data_of(s), type_of(s), x);                                                  \
+        return rc < 0 ? conv_fail(__func__, rc, type_of(s), "x") : 0;                              \
     } while (0)
 
 int mp_value_get_i64(mp_value *v, int64_t *out)
@@ -565,11 +615,16 @@ static int add_step(const typeinfo *t, const uint64_t *cur, uint64_t *next, int6
     return rc;
 }
 
-static int add_local(mp_value *v, bool want_float, int64_t di, double dd, number *res)
+static int add_local(const char *fn, mp_value *v, bool want_float, int64_t di, double dd,
+                     number *res)
 {
     mp__shared *s = value_of(v);
-    if (s == NULL || (type_of(s)->kind == KIND_FLOAT) != want_float)
-        return MP_EINVAL;
+    if (s == NULL)
+        return mp__obj_fail(fn, "v", v, "value");
+    if ((type_of(s)->kind == KIND_FLOAT) != want_float)
+        return mp__fail(MP_EINVAL, "%s: v has typecode '%c', %s", fn, type_of(s)->code,
+                        want_float ? "an integer type (use mp_value_add_i64)"
+                                   : "a float type (use mp_value_add_double)");
     const typeinfo *t = type_of(s);
     unsigned char *p = data_of(s);
     uint64_t old = load_bits(p, t->size);
@@ -578,7 +633,7 @@ static int add_local(mp_value *v, bool want_float, int64_t di, double dd, number
         store_bits(&cur, t->size, old);
         int rc = add_step(t, &cur, &next, di, dd, res);
         if (rc < 0)
-            return rc;
+            return conv_fail(fn, rc, t, "the sum");
         if (cas_bits(p, t->size, &old, load_bits(&next, t->size)))
             return 0;
     }
@@ -587,8 +642,13 @@ static int add_local(mp_value *v, bool want_float, int64_t di, double dd, number
 static int remote_add_i64(mp_value *v, int64_t delta, int64_t *result)
 {
     const typeinfo *t = remote_type(v, false);
-    if (t == NULL || t->kind == KIND_FLOAT)
-        return MP_EINVAL;
+    if (t == NULL)
+        return other_handle("mp_value_add_i64", false);
+    if (t->kind == KIND_FLOAT)
+        return mp__fail(MP_EINVAL,
+                        "mp_value_add_i64: v has typecode '%c', a float type (use "
+                        "mp_value_add_double)",
+                        t->code);
     char min[24], max[24];
     snprintf(min, sizeof(min), "%lld", (long long)(t->kind == KIND_SIGNED ? t->min : 0));
     snprintf(max, sizeof(max), "%llu", (unsigned long long)t->max);
@@ -598,8 +658,13 @@ static int remote_add_i64(mp_value *v, int64_t delta, int64_t *result)
 static int remote_add_double(mp_value *v, double delta, double *result)
 {
     const typeinfo *t = remote_type(v, false);
-    if (t == NULL || t->kind != KIND_FLOAT)
-        return MP_EINVAL;
+    if (t == NULL)
+        return other_handle("mp_value_add_double", false);
+    if (t->kind != KIND_FLOAT)
+        return mp__fail(MP_EINVAL,
+                        "mp_value_add_double: v has typecode '%c', an integer type (use "
+                        "mp_value_add_i64)",
+                        t->code);
     return MP__REMOTE_CALL(mp__value_remote(v), add_double, v, delta, result);
 }
 
@@ -608,7 +673,7 @@ int mp_value_add_i64(mp_value *v, int64_t delta, int64_t *result)
     if (mp__obj_is_remote(v))
         return remote_add_i64(v, delta, result);
     number n;
-    int rc = add_local(v, false, delta, 0, &n);
+    int rc = add_local("mp_value_add_i64", v, false, delta, 0, &n);
     if (rc == 0 && result)
         *result = n.i;
     return rc;
@@ -619,7 +684,7 @@ int mp_value_add_double(mp_value *v, double delta, double *result)
     if (mp__obj_is_remote(v))
         return remote_add_double(v, delta, result);
     number n;
-    int rc = add_local(v, true, 0, delta, &n);
+    int rc = add_local("mp_value_add_double", v, true, 0, delta, &n);
     if (rc == 0 && result)
         *result = n.f;
     return rc;
@@ -634,10 +699,10 @@ static mp__shared *array_of(mp_array *a)
 int mp_array_create(mp_array **out, const mp_array_opts *opts)
 {
     if (out == NULL || opts == NULL)
-        return MP_EINVAL;
+        return mp__fail(MP_EINVAL, "mp_array_create: %s is NULL", out == NULL ? "out" : "opts");
     mp__shared *s = NULL;
-    int rc = shared_new(&s, opts->typecode, opts->len, opts->init, opts->raw, opts->lock,
-                        MP__ARRAY_MAGIC);
+    int rc = shared_new("mp_array_create", &s, opts->typecode, opts->len, opts->init, opts->raw,
+                        opts->lock, MP__ARRAY_MAGIC);
     if (rc == 0)
         *out = (mp_array *)s;
     return rc;
@@ -694,37 +759,48 @@ void *mp_array_data(mp_array *a)
     return s ? data_of(s) : NULL;
 }
 
+/* MP_ERANGE with a detail: index i of fn is past the array's end. */
+static int __attribute__((cold)) index_fail(const char *fn, size_t i, size_t len)
+{
+    return mp__fail(MP_ERANGE, "%s: i is %zu, past the array's end (length %zu)", fn, i, len);
+}
+
 /* The typed accessors of item i, as VALUE_GET and VALUE_SET. */
 #define ARRAY_GET(a, i, conv, out)                                                                 \
     do {                                                                                           \
         if (mp__obj_is_remote(a)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = NULL;                                                              \
-            int rc = remote_load(a, true, i, out, &item, &t);                                      \
+            int rc = remote_load(__func__, a, true, i, out, &item, &t);                            \
             return rc < 0 ? rc : conv(&item, t, out);                                              \
         }                                                                                          \
         mp__shared *s = array_of(a);                                                               \
-        if (s == NULL || (out) == NULL)                                                            \
-            return MP_EINVAL;                                                                      \
+        if (s == NULL)                                                                             \
+            return mp__obj_fail(__func__, "a", a, "array");                                        \
+        if ((out) == NULL)                                                                         \
+            return mp__fail(MP_EINVAL, "%s: out is NULL", __func__);                               \
         if ((i) >= s->len)                                                                         \
-            return MP_ERANGE;                                                                      \
+            return index_fail(__func__, i, s->len);                                                \
         const typeinfo *t = type_of(s);                                                            \
-        return conv(data_of(s) + (i)*t->size, t, out);                                             \
+        int rc = conv(data_of(s) + (i)*t->size, t, out);                                           \
+        return rc < 0 ? conv_fail(__func__, rc, t, NULL) : 0;                                      \
     } while (0)
 #define ARRAY_SET(a, i, conv, x)                                                                   \
     do {                                                                                           \
         if (mp__obj_is_remote(a)) {                                                                \
             uint64_t item = 0;                                                                     \
             const typeinfo *t = remote_type(a, true);                                              \
-            return t ? remote_store(a, true, i, t, &item, conv(&item, t, x)) : MP_EINVAL;          \
+            return t ? remote_store(a, true, i, t, &item, conv(&item, t, x))                       \
+                     : other_handle(__func__, true);                                               \
         }                                                                                          \
         mp__shared *s = array_of(a);                                                               \
         if (s == NULL)                                                                             \
-            return MP_EINVAL;                                                                      \
+            return mp__obj_fail(__func__, "a", a, "array");                                        \
         if ((i) >= s->len)                                                                         \
-            return MP_ERANGE;                                                                      \
+            return index_fail(__func__, i, s->len);                                                \
         const typeinfo *t = type_of(s);                                                            \
-        return conv(data_of(s) + (i)*t->size, t, x);                                               \
+        int rc = conv(data_of(s) + (i)*t->size, t, x);                                             \
+        return rc < 0 ? conv_fail(__func__, rc, t, "x") : 0;                                       \
     } while (0)
 
 int mp_array_get_i64(mp_array *a, size_t i, int64_t *out)
