@@ -118,8 +118,9 @@ int mp_manager_namespace(mp_manager *m, const char *name, mp_namespace **out)
 
 int mp_manager_queue(mp_manager *m, const char *name, const mp_queue_opts *opts, mp_queue **out)
 {
-    if (opts != NULL && mp__queue_check_opts(opts) < 0)
-        return mp__fail(MP_EINVAL, "mp_manager_queue: bad opts (see mp_queue_create)");
+    int rc;
+    if (opts != NULL && (rc = mp__queue_check_opts(opts)) < 0)
+        return rc; /* its detail names the option (as mp_queue_create checks them) */
     return manager_get(m, MP__OBJ_QUEUE, name, opts, (void **)out);
 }
 
