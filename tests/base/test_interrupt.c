@@ -8,79 +8,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "intr.h"
 #include "mp_test.h"
 
 static void intr_init(void);
 static void intr_fini(void);
 TestSuite(interrupt, .init = intr_init, .fini = intr_fini, .timeout = 60);
 
-static _Atomic int handled;
-static mp_cancel *from_handler; /* triggered by the handler when set */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_fetch_add(&handled, 1);
-    if (from_handler)
-        mp_cancel_trigger(from_handler);
-}
-
 static void intr_init(void)
 {
     mp_test_fd_setup();
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    atomic_store(&handled, 0);
-    from_handler = NULL;
+    mp_test_intr_setup(0); /* no SA_RESTART */
 }
 
 static void intr_fini(void)
 {
-    mp_set_interruptible(false);
-    mp_cancel_set_current(NULL);
-    signal(SIGUSR1, SIG_DFL);
+    mp_test_intr_teardown();
     mp_test_fd_check();
-}
-
-/* ---- a thread that acts on the test's thread after a while -------------- */
-
-typedef struct pester {
-    pthread_t target;
-    int delay_ms;      /* before the first action */
-    int every_us;      /* > 0: SIGUSR1 this often until stop */
-    mp_cancel *cancel; /* non-NULL: trigger it once, instead of signals */
-    _Atomic int stop;
-    pthread_t th;
-} pester;
-
-static void *pester_main(void *arg)
-{
-    pester *p = arg;
-    usleep((useconds_t)p->delay_ms * 1000);
-    if (p->cancel) {
-        mp_cancel_trigger(p->cancel);
-        return NULL;
-    }
-    do {
-        pthread_kill(p->target, SIGUSR1);
-        if (p->every_us > 0)
-            usleep((useconds_t)p->every_us);
-    } while (p->every_us > 0 && !atomic_load(&p->stop));
-    return NULL;
-}
-
-static void pester_start(pester *p, int delay_ms, int every_us, mp_cancel *c)
-{
-    *p =
-        (pester){.target = pthread_self(), .delay_ms = delay_ms, .every_us = every_us, .cancel = c};
-    cr_assert_eq(pthread_create(&p->th, NULL, pester_main, p), 0);
-}
-
-static void pester_stop(pester *p)
-{
-    atomic_store(&p->stop, 1);
-    pthread_join(p->th, NULL);
 }
 
 /* ---- the waits under test ------------------------------------------------ */
@@ -275,12 +219,12 @@ Test(interrupt, signals_do_not_end_a_wait_without_the_opt_in)
     for (int k = 0; k < W_N; k++) {
         if (k == W_MAP || k == W_ASYNC)
             continue; /* they would complete: nothing to time out */
-        static pester p;
-        atomic_store(&handled, 0);
-        pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+        static mp_test_pester p;
+        atomic_store(&mp_test_intr_handled, 0);
+        mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
         int rc = run_wait(&o, k, 0.2);
-        pester_stop(&p);
-        cr_assert_gt(atomic_load(&handled), 10, "%s: signals arrived", wname[k]);
+        mp_test_pester_stop(&p);
+        cr_assert_gt(atomic_load(&mp_test_intr_handled), 10, "%s: signals arrived", wname[k]);
         if (k == W_BARRIER)
             mp_assert_rc(rc, MP_EBROKEN);
         else if (k == W_GET)
@@ -305,10 +249,10 @@ Test(interrupt, with_the_opt_in_a_signal_ends_each_wait_with_eintr)
         /* Signals from 0.1 s on, every 20 ms: one that lands while the
          * call spins or checks, outside its sleep, is seen at the next
          * wake-up (multiproc/interrupt.h), so the next one ends it. */
-        static pester p;
-        pester_start(&p, 100, 20000, NULL);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 20000, NULL);
         int rc = run_wait(&o, k, 20);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_EINTR, "%s: %s", wname[k], mp_err_name(rc));
     }
     cr_assert(mp_set_interruptible(false));
@@ -326,10 +270,10 @@ Test(interrupt, a_cancel_from_another_thread_ends_each_wait)
     for (int k = 0; k < W_N; k++) {
         mp_assert_ok(mp_cancel_reset(c));
         cr_assert_not(mp_cancel_triggered(c));
-        static pester p;
-        pester_start(&p, 100, 0, c);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 0, c);
         int rc = run_wait(&o, k, 20);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_ECANCELED, "%s: %s", wname[k], mp_err_name(rc));
         cr_assert(mp_cancel_triggered(c) || k == W_ASYNC || k == W_MAP); /* those reset it */
     }
@@ -350,12 +294,12 @@ Test(interrupt, a_cancel_from_a_signal_handler_ends_a_wait)
     mp_cancel *c;
     mp_assert_ok(mp_cancel_create(&c));
     mp_cancel_set_current(c);
-    from_handler = c;
-    static pester p;
-    pester_start(&p, 100, 0, NULL); /* the handler triggers c */
+    mp_test_intr_from_handler = c;
+    static mp_test_pester p;
+    mp_test_pester_start(&p, 100, 0, NULL); /* the handler triggers c */
     mp_assert_rc(mp_lock_acquire(o.lock, 20), MP_ECANCELED);
-    pester_stop(&p);
-    from_handler = NULL;
+    mp_test_pester_stop(&p);
+    mp_test_intr_from_handler = NULL;
     /* Reset: the next wait waits again (its timeout, here). */
     mp_assert_ok(mp_cancel_reset(c));
     mp_assert_rc(mp_lock_acquire(o.lock, 0.1), MP_ETIMEDOUT);

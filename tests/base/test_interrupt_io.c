@@ -17,84 +17,23 @@
 #include <unistd.h>
 
 #include "conn/conn_internal.h"
+#include "intr.h"
 #include "mp_test.h"
 
 static void io_init(void);
 static void io_fini(void);
 TestSuite(interrupt_io, .init = io_init, .fini = io_fini, .timeout = 60);
 
-static _Atomic int handled;
-static mp_cancel *from_handler; /* triggered by the handler when set */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_fetch_add(&handled, 1);
-    if (from_handler)
-        mp_cancel_trigger(from_handler);
-}
-
-static void set_handler(int flags)
-{
-    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = flags};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 static void io_init(void)
 {
     mp_test_fd_setup();
-    set_handler(0); /* no SA_RESTART */
-    atomic_store(&handled, 0);
-    from_handler = NULL;
+    mp_test_intr_setup(0); /* no SA_RESTART */
 }
 
 static void io_fini(void)
 {
-    mp_set_interruptible(false);
-    mp_cancel_set_current(NULL);
-    signal(SIGUSR1, SIG_DFL);
+    mp_test_intr_teardown();
     mp_test_fd_check();
-}
-
-/* ---- a thread that acts on the test's thread after a while -------------- */
-
-typedef struct pester {
-    pthread_t target;
-    int delay_ms;      /* before the first action */
-    int every_us;      /* > 0: SIGUSR1 this often until stop */
-    mp_cancel *cancel; /* non-NULL: trigger it once, instead of signals */
-    _Atomic int stop;
-    pthread_t th;
-} pester;
-
-static void *pester_main(void *arg)
-{
-    pester *p = arg;
-    usleep((useconds_t)p->delay_ms * 1000);
-    if (p->cancel) {
-        mp_cancel_trigger(p->cancel);
-        return NULL;
-    }
-    do {
-        pthread_kill(p->target, SIGUSR1);
-        if (p->every_us > 0)
-            usleep((useconds_t)p->every_us);
-    } while (p->every_us > 0 && !atomic_load(&p->stop));
-    return NULL;
-}
-
-static void pester_start(pester *p, int delay_ms, int every_us, mp_cancel *c)
-{
-    *p =
-        (pester){.target = pthread_self(), .delay_ms = delay_ms, .every_us = every_us, .cancel = c};
-    cr_assert_eq(pthread_create(&p->th, NULL, pester_main, p), 0);
-}
-
-static void pester_stop(pester *p)
-{
-    atomic_store(&p->stop, 1);
-    pthread_join(p->th, NULL);
 }
 
 /* Runs the statements with the settings off (signals may still arrive). */
@@ -312,12 +251,12 @@ Test(interrupt_io, signals_do_not_end_a_call_without_the_opt_in)
 {
     cr_assert_not(mp_interruptible());
     for (int k = 0; k < K_N; k++) {
-        static pester p;
-        atomic_store(&handled, 0);
-        pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+        static mp_test_pester p;
+        atomic_store(&mp_test_intr_handled, 0);
+        mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
         int rc = run_call_kind(k, 0.2);
-        pester_stop(&p);
-        cr_assert_gt(atomic_load(&handled), 10, "%s: signals arrived", kname[k]);
+        mp_test_pester_stop(&p);
+        cr_assert_gt(atomic_load(&mp_test_intr_handled), 10, "%s: signals arrived", kname[k]);
         int expected = k == K_POLL ? 0 : k == K_RUN ? MP_ETIMEOUTEXPIRED : MP_ETIMEDOUT;
         cr_assert_eq(rc, expected, "%s: %s", kname[k], mp_err_name(rc));
     }
@@ -334,17 +273,17 @@ static void *send_late(void *arg)
 Test(interrupt_io, signals_do_not_end_a_call_with_no_timeout_without_the_opt_in)
 {
     for (int restart = 0; restart < 2; restart++) {
-        set_handler(restart ? SA_RESTART : 0);
-        static pester p;
+        mp_test_intr_handler(restart ? SA_RESTART : 0);
+        static mp_test_pester p;
         mp_conn *a, *b;
         mp_assert_ok(mp_pipe(&a, &b, false));
         pthread_t th;
         cr_assert_eq(pthread_create(&th, NULL, send_late, b), 0);
-        pester_start(&p, 0, 1000, NULL);
+        mp_test_pester_start(&p, 0, 1000, NULL);
         void *msg;
         size_t len;
         mp_assert_ok(mp_conn_recv(a, &msg, &len, MP_FOREVER));
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         pthread_join(th, NULL);
         cr_assert_eq(len, 4);
         free(msg);
@@ -354,14 +293,14 @@ Test(interrupt_io, signals_do_not_end_a_call_with_no_timeout_without_the_opt_in)
         mp_popen *c;
         mp_assert_ok(mp_popen_create(
             &c, (const char *const[]){"sh", "-c", "sleep 0.2; exit 3", NULL}, NULL));
-        atomic_store(&handled, 0);
-        pester_start(&p, 0, 1000, NULL);
+        atomic_store(&mp_test_intr_handled, 0);
+        mp_test_pester_start(&p, 0, 1000, NULL);
         int code = -1;
         mp_assert_ok(mp_popen_wait(c, MP_FOREVER, &code));
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         /* At least one: ThreadSanitizer holds a thread's signals while it
          * is blocked in waitid and delivers them merged when it returns. */
-        cr_assert_gt(atomic_load(&handled), 0);
+        cr_assert_gt(atomic_load(&mp_test_intr_handled), 0);
         cr_assert_eq(code, 3);
         mp_popen_destroy(c);
     }
@@ -373,10 +312,10 @@ Test(interrupt_io, with_the_opt_in_a_signal_ends_each_call_with_eintr)
     for (int k = 0; k < K_N; k++) {
         /* Signals from 0.1 s on, every 20 ms, until the call returns: no
          * timeout, so only they can end it. */
-        static pester p;
-        pester_start(&p, 100, 20000, NULL);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 20000, NULL);
         int rc = run_call_kind(k, MP_FOREVER);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_EINTR, "%s: %s", kname[k], mp_err_name(rc));
     }
     cr_assert(mp_set_interruptible(false));
@@ -386,14 +325,14 @@ Test(interrupt_io, with_the_opt_in_a_signal_ends_each_call_with_eintr)
  * handler: the opt-in must still see the signal. */
 Test(interrupt_io, the_opt_in_holds_with_sa_restart)
 {
-    set_handler(SA_RESTART);
+    mp_test_intr_handler(SA_RESTART);
     mp_set_interruptible(true);
     static const int kinds[] = {K_RECV, K_SEND, K_POPEN_WAIT, K_RUN};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        static pester p;
-        pester_start(&p, 100, 20000, NULL);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 20000, NULL);
         int rc = run_call_kind(kinds[i], MP_FOREVER);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_EINTR, "%s: %s", kname[kinds[i]], mp_err_name(rc));
     }
     mp_set_interruptible(false);
@@ -406,10 +345,10 @@ Test(interrupt_io, a_cancel_from_another_thread_ends_each_call)
     mp_cancel_set_current(c);
     for (int k = 0; k < K_N; k++) {
         mp_assert_ok(mp_cancel_reset(c));
-        static pester p;
-        pester_start(&p, 100, 0, c);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 0, c);
         int rc = run_call_kind(k, 20);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_ECANCELED, "%s: %s", kname[k], mp_err_name(rc));
     }
     mp_cancel_set_current(NULL);
@@ -421,16 +360,16 @@ Test(interrupt_io, a_cancel_from_a_signal_handler_ends_each_call)
     mp_cancel *c;
     mp_assert_ok(mp_cancel_create(&c));
     mp_cancel_set_current(c);
-    from_handler = c;
+    mp_test_intr_from_handler = c;
     for (int k = 0; k < K_N; k++) {
         mp_assert_ok(mp_cancel_reset(c));
-        static pester p;
-        pester_start(&p, 100, 0, NULL); /* one signal; the handler triggers c */
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 0, NULL); /* one signal; the handler triggers c */
         int rc = run_call_kind(k, MP_FOREVER);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_ECANCELED, "%s: %s", kname[k], mp_err_name(rc));
     }
-    from_handler = NULL;
+    mp_test_intr_from_handler = NULL;
     mp_cancel_set_current(NULL);
     mp_cancel_destroy(c);
 }
@@ -441,7 +380,7 @@ Test(interrupt_io, a_cancel_from_a_signal_handler_ends_each_call)
 enum { BY_SIGNAL, BY_CANCEL, BY_N };
 
 typedef struct stopper {
-    pester p;
+    mp_test_pester p;
     mp_cancel *c;
 } stopper;
 
@@ -451,17 +390,17 @@ static void stop_soon(stopper *s, int by)
     s->c = NULL;
     if (by == BY_SIGNAL) {
         mp_set_interruptible(true);
-        pester_start(&s->p, 100, 20000, NULL);
+        mp_test_pester_start(&s->p, 100, 20000, NULL);
     } else {
         mp_assert_ok(mp_cancel_create(&s->c));
         mp_cancel_set_current(s->c);
-        pester_start(&s->p, 100, 0, s->c);
+        mp_test_pester_start(&s->p, 100, 0, s->c);
     }
 }
 
 static void stop_done(stopper *s)
 {
-    pester_stop(&s->p);
+    mp_test_pester_stop(&s->p);
     mp_set_interruptible(false);
     mp_cancel_set_current(NULL);
     mp_cancel_destroy(s->c);
@@ -585,13 +524,14 @@ Test(interrupt_io, a_send_interrupted_mid_frame_finishes_the_frame)
         cr_assert_eq(pthread_create(&th, NULL, read_late, &lr), 0);
         stopper s;
         stop_soon(&s, by);
-        atomic_store(&handled, 0);
+        atomic_store(&mp_test_intr_handled, 0);
         int rc = mp_conn_send(w, msg, len, MP_FOREVER);
         bool cancelled = s.c && mp_cancel_triggered(s.c);
         stop_done(&s);
         pthread_join(th, NULL);
         mp_assert_ok(rc);
-        cr_assert(by == BY_SIGNAL ? atomic_load(&handled) > 0 : cancelled, "stopped mid-frame");
+        cr_assert(by == BY_SIGNAL ? atomic_load(&mp_test_intr_handled) > 0 : cancelled,
+                  "stopped mid-frame");
         mp_assert_ok(lr.rc);
         cr_assert_eq(lr.len, len);
         cr_assert_eq(memcmp(lr.data, msg, len), 0);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intr.h"
 #include "mp_test.h"
 
 TestSuite(pool_stream, .init = mp_test_fd_setup, .fini = mp_test_fd_check, .timeout = 120);
@@ -599,40 +600,9 @@ Test(pool_stream, a_crashed_item_has_its_backtrace)
 
 /* ---- interrupting a wait for the next item --------------------------- */
 
-static _Atomic int handled;
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    atomic_fetch_add(&handled, 1);
-}
-
-typedef struct pester {
-    pthread_t target, th;
-    mp_cancel *cancel; /* trigger it after 100 ms, or else signal every ms */
-    _Atomic int stop;
-} pester;
-
-static void *pester_main(void *arg)
-{
-    pester *p = arg;
-    usleep(100000);
-    if (p->cancel) {
-        mp_cancel_trigger(p->cancel);
-        return NULL;
-    }
-    while (!atomic_load(&p->stop)) {
-        pthread_kill(p->target, SIGUSR1);
-        usleep(1000);
-    }
-    return NULL;
-}
-
 Test(pool_stream, an_interrupted_wait_for_the_next_item_leaves_the_stream_whole)
 {
-    struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    mp_test_intr_setup(0); /* no SA_RESTART */
     mp_pool *p = mp_test_pool(2);
     mp_event *gate = NULL;
     mp_assert_ok(mp_event_create(&gate, NULL));
@@ -648,28 +618,24 @@ Test(pool_stream, an_interrupted_wait_for_the_next_item_leaves_the_stream_whole)
                                      true, &it));
     char out[8];
     /* Opt-in off: signals every millisecond do not end the wait. */
-    pester ps = {.target = pthread_self()};
-    cr_assert_eq(pthread_create(&ps.th, NULL, pester_main, &ps), 0);
+    mp_test_pester ps;
+    mp_test_pester_start(&ps, 100, 1000, NULL);
     mp_assert_rc(mp_imap_next(it, out, NULL, NULL, 0.4), MP_ETIMEDOUT);
-    atomic_store(&ps.stop, 1);
-    pthread_join(ps.th, NULL);
-    cr_assert_gt(atomic_load(&handled), 0);
+    mp_test_pester_stop(&ps);
+    cr_assert_gt(atomic_load(&mp_test_intr_handled), 0);
     /* Opt-in on: one signal ends it with MP_EINTR. */
     mp_set_interruptible(true);
-    ps = (pester){.target = pthread_self()};
-    cr_assert_eq(pthread_create(&ps.th, NULL, pester_main, &ps), 0);
+    mp_test_pester_start(&ps, 100, 1000, NULL);
     mp_assert_rc(mp_imap_next(it, out, NULL, NULL, MP_FOREVER), MP_EINTR);
-    atomic_store(&ps.stop, 1);
-    pthread_join(ps.th, NULL);
+    mp_test_pester_stop(&ps);
     mp_set_interruptible(false);
     /* A cancel from another thread: MP_ECANCELED. */
     mp_cancel *cancel = NULL;
     mp_assert_ok(mp_cancel_create(&cancel));
     mp_cancel_set_current(cancel);
-    ps = (pester){.target = pthread_self(), .cancel = cancel};
-    cr_assert_eq(pthread_create(&ps.th, NULL, pester_main, &ps), 0);
+    mp_test_pester_start(&ps, 100, 0, cancel);
     mp_assert_rc(mp_imap_next(it, out, NULL, NULL, MP_FOREVER), MP_ECANCELED);
-    pthread_join(ps.th, NULL);
+    mp_test_pester_stop(&ps);
     mp_cancel_set_current(NULL);
     mp_cancel_destroy(cancel);
     /* Nothing was lost: every item comes, in order. */
@@ -683,5 +649,5 @@ Test(pool_stream, an_interrupted_wait_for_the_next_item_leaves_the_stream_whole)
     mp_imap_destroy(it);
     mp_event_destroy(gate);
     mp_test_pool_finish(p, 30);
-    signal(SIGUSR1, SIG_DFL);
+    mp_test_intr_teardown();
 }

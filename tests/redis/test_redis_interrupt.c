@@ -14,81 +14,26 @@
 #include <unistd.h>
 
 #include "manager/manager_internal.h"
+#include "intr.h"
 #include "mp_test.h"
 #include "redis/redis_internal.h"
 #include "redis_server.h"
 
 static mp_test_redis srv;
-static _Atomic int handled;
-static mp_cancel *from_handler; /* triggered by the handler when set */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_fetch_add(&handled, 1);
-    if (from_handler)
-        mp_cancel_trigger(from_handler);
-}
-
 static void rintr_init(void)
 {
     mp_test_fd_setup();
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    atomic_store(&handled, 0);
-    from_handler = NULL;
+    mp_test_intr_setup(0); /* no SA_RESTART */
 }
 
 static void rintr_fini(void)
 {
-    mp_set_interruptible(false);
-    mp_cancel_set_current(NULL);
-    signal(SIGUSR1, SIG_DFL);
+    mp_test_intr_teardown();
     mp_test_redis_stop(&srv, 0);
     mp_test_fd_check();
 }
 
 TestSuite(rintr, .init = rintr_init, .fini = rintr_fini, .timeout = 120);
-
-/* ---- a thread that signals or cancels the test's thread ------------------ */
-
-typedef struct pester {
-    pthread_t target, th;
-    int delay_ms;      /* before the first action */
-    int every_us;      /* > 0: SIGUSR1 this often until stopped */
-    mp_cancel *cancel; /* non-NULL: trigger it once instead */
-    _Atomic int stop;
-} pester;
-
-static void *pester_main(void *arg)
-{
-    pester *p = arg;
-    usleep((useconds_t)p->delay_ms * 1000);
-    if (p->cancel) {
-        mp_cancel_trigger(p->cancel);
-        return NULL;
-    }
-    do {
-        pthread_kill(p->target, SIGUSR1);
-        if (p->every_us > 0)
-            usleep((useconds_t)p->every_us);
-    } while (p->every_us > 0 && !atomic_load(&p->stop));
-    return NULL;
-}
-
-static void pester_start(pester *p, int delay_ms, int every_us, mp_cancel *c)
-{
-    *p = (pester){.target = pthread_self(), .delay_ms = delay_ms, .every_us = every_us};
-    p->cancel = c;
-    cr_assert_eq(pthread_create(&p->th, NULL, pester_main, p), 0);
-}
-
-static void pester_stop(pester *p)
-{
-    atomic_store(&p->stop, 1);
-    pthread_join(p->th, NULL);
-}
 
 /* ---- helpers on the server ----------------------------------------------- */
 
@@ -423,12 +368,12 @@ Test(rintr, signals_do_not_end_a_wait_without_the_opt_in)
     for (int k = 0; k < W_N; k++) {
         if (k == W_MAP)
             continue; /* its items would stay for the next kinds */
-        static pester p;
-        atomic_store(&handled, 0);
-        pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+        static mp_test_pester p;
+        atomic_store(&mp_test_intr_handled, 0);
+        mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
         int rc = run_wait(&o, k, 0.3);
-        pester_stop(&p);
-        cr_assert_gt(atomic_load(&handled), 10, "%s: signals arrived", wname[k]);
+        mp_test_pester_stop(&p);
+        cr_assert_gt(atomic_load(&mp_test_intr_handled), 10, "%s: signals arrived", wname[k]);
         cr_assert_eq(rc, timed_out(k), "%s: %s", wname[k], mp_err_name(rc));
     }
     objs_free(&o);
@@ -443,10 +388,10 @@ Test(rintr, with_the_opt_in_a_signal_ends_each_wait_with_eintr)
         /* From 0.1 s on, every 20 ms: a signal that lands while the call
          * talks to the server, outside its sleep, is seen at the next
          * one (multiproc/interrupt.h), so a later signal ends it. */
-        static pester p;
-        pester_start(&p, 100, 20000, NULL);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 20000, NULL);
         int rc = run_wait(&o, k, 8);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_EINTR, "%s: %s", wname[k], mp_err_name(rc));
         check_unchanged(&o, k);
     }
@@ -463,10 +408,10 @@ Test(rintr, a_cancel_from_another_thread_ends_each_wait)
     cr_assert_null(mp_cancel_set_current(c));
     for (int k = 0; k < W_N; k++) {
         mp_assert_ok(mp_cancel_reset(c));
-        static pester p;
-        pester_start(&p, 100, 0, c);
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 0, c);
         int rc = run_wait(&o, k, 8);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_ECANCELED, "%s: %s", wname[k], mp_err_name(rc));
         check_unchanged(&o, k);
     }
@@ -493,18 +438,18 @@ Test(rintr, a_cancel_from_a_signal_handler_ends_a_wait)
     mp_cancel *c;
     mp_assert_ok(mp_cancel_create(&c));
     mp_cancel_set_current(c);
-    from_handler = c;
+    mp_test_intr_from_handler = c;
     const int kinds[] = {W_LOCK, W_GET, W_ASYNC};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         mp_assert_ok(mp_cancel_reset(c));
-        static pester p;
-        pester_start(&p, 100, 0, NULL); /* one signal: the handler triggers c */
+        static mp_test_pester p;
+        mp_test_pester_start(&p, 100, 0, NULL); /* one signal: the handler triggers c */
         int rc = run_wait(&o, kinds[i], 8);
-        pester_stop(&p);
+        mp_test_pester_stop(&p);
         cr_assert_eq(rc, MP_ECANCELED, "%s: %s", wname[kinds[i]], mp_err_name(rc));
         check_unchanged(&o, kinds[i]);
     }
-    from_handler = NULL;
+    mp_test_intr_from_handler = NULL;
     /* Reset: the next wait waits again (its timeout, here). */
     mp_assert_ok(mp_cancel_reset(c));
     mp_assert_rc(mp_lock_acquire(o.lock, 0.1), MP_ETIMEDOUT);
@@ -550,10 +495,10 @@ Test(rintr, a_notify_after_an_interrupted_cond_wait_reaches_the_remaining_waiter
     mp_assert_ok(mp_cond_acquire(c, 0));
     cr_assert_eq(pthread_create(&w.th, NULL, cond_waiter, &w), 0); /* blocks on the lock */
     mp_set_interruptible(true);
-    static pester p;
-    pester_start(&p, 300, 20000, NULL);
+    static mp_test_pester p;
+    mp_test_pester_start(&p, 300, 20000, NULL);
     int rc = mp_cond_wait(c, 8); /* lets the lock go: w enlists after it */
-    pester_stop(&p);
+    mp_test_pester_stop(&p);
     mp_set_interruptible(false);
     mp_assert_rc(rc, MP_EINTR);
     cr_assert(atomic_load(&w.started));
@@ -584,10 +529,10 @@ Test(rintr, an_interrupted_barrier_party_is_counted_out)
     mp_barrier *b;
     opened(mp_manager_barrier(m, "B", 2, &b));
     mp_set_interruptible(true);
-    static pester p;
-    pester_start(&p, 100, 20000, NULL);
+    static mp_test_pester p;
+    mp_test_pester_start(&p, 100, 20000, NULL);
     mp_assert_rc(mp_barrier_wait(b, 8), MP_EINTR);
-    pester_stop(&p);
+    mp_test_pester_stop(&p);
     mp_set_interruptible(false);
     cr_assert_eq(mp_barrier_n_waiting(b), 0);
     static other w;
@@ -649,10 +594,10 @@ Test(rintr, a_release_after_an_interrupted_acquire_reaches_the_remaining_waiter)
     w = (other){.m = m};
     cr_assert_eq(pthread_create(&w.th, NULL, sem_waiter, &w), 0);
     mp_set_interruptible(true);
-    static pester p;
-    pester_start(&p, 100, 20000, NULL);
+    static mp_test_pester p;
+    mp_test_pester_start(&p, 100, 20000, NULL);
     mp_assert_rc(mp_sem_acquire(s, 8), MP_EINTR);
-    pester_stop(&p);
+    mp_test_pester_stop(&p);
     mp_set_interruptible(false);
     cr_assert_eq(mp_sem_get_value(s), 0);
     mp_assert_ok(mp_sem_release(s));
@@ -693,9 +638,9 @@ Test(rintr, interrupted_gets_lose_no_message)
     opened(mp_manager_queue(m, "Q", NULL, &q));
     static other w;
     w = (other){.m = m};
-    static pester p;
+    static mp_test_pester p;
     mp_set_interruptible(true);
-    pester_start(&p, 0, 500, NULL);
+    mp_test_pester_start(&p, 0, 500, NULL);
     cr_assert_eq(pthread_create(&w.th, NULL, producer, &w), 0);
     int next = 0, intr = 0;
     while (next < MSGS) {
@@ -712,7 +657,7 @@ Test(rintr, interrupted_gets_lose_no_message)
         cr_assert_eq(atoi(buf), next, "got %s, expected %d", buf, next);
         next++;
     }
-    pester_stop(&p);
+    mp_test_pester_stop(&p);
     mp_set_interruptible(false);
     pthread_join(w.th, NULL);
     size_t left = 0;
@@ -745,10 +690,10 @@ Test(rintr, without_client_unblock_a_wait_ends_with_its_slice)
     mp_sem *s;
     opened(mp_manager_sem(m2, "S", NULL, &s));
     mp_set_interruptible(true);
-    static pester p;
-    pester_start(&p, 100, 20000, NULL);
+    static mp_test_pester p;
+    mp_test_pester_start(&p, 100, 20000, NULL);
     int rc = mp_sem_acquire(s, 8);
-    pester_stop(&p);
+    mp_test_pester_stop(&p);
     mp_set_interruptible(false);
     mp_assert_rc(rc, MP_EINTR);
     cr_assert_eq(mp_sem_get_value(s), 0);
