@@ -115,7 +115,7 @@ int mp_pool_apply(mp_pool *p, mp_task_fn fn, void *ctx, const void *in, size_t i
     return rc;
 }
 
-static int check_map(const mp_map_spec *s, const char *f)
+int mp__pool_check_map(const mp_map_spec *s, const char *f)
 {
     if (!s)
         return mp__fail(MP_EINVAL, "%s: spec is NULL", f);
@@ -168,7 +168,7 @@ static size_t round64(size_t x)
 static int open_window(mp_pool *p, mp_async *a, size_t in_size, size_t out_size)
 {
     uint64_t chunks = a->n / a->chunk + (a->n % a->chunk ? 1 : 0);
-    /* chunk <= n, and n * size fits (check_map): no overflow below 2^63. */
+    /* chunk <= n, and n * size fits (mp__pool_check_map): no overflow below 2^63. */
     a->win_in = in_size ? round64(a->chunk * in_size) : 0;
     a->win_buf = a->win_in + (out_size ? round64(a->chunk * out_size) : 0);
     uint64_t base = (uint64_t)p->nproc * 2 + 2;
@@ -253,7 +253,7 @@ int mp__pool_map_start(mp_pool *p, const mp_map_spec *s, bool force_out, mp_asyn
     const char *f = force_out ? "mp_pool_imap" : "mp_pool_map";
     int rc = mp__pool_check_submit(p);
     if (rc == 0)
-        rc = check_map(s, f);
+        rc = mp__pool_check_map(s, f);
     if (rc == 0)
         rc = mp__pool_check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, f, true);
     if (rc < 0)
@@ -351,7 +351,7 @@ static uint64_t for_span(const mp_for_spec *s)
     return (uint64_t)s->end - (uint64_t)s->begin;
 }
 
-static int check_for(const mp_for_spec *s)
+int mp__pool_check_for(const mp_for_spec *s)
 {
     const char *f = "mp_pool_for";
     if (!s)
@@ -387,7 +387,7 @@ int mp_pool_for(mp_pool *p, const mp_for_spec *s, double timeout)
     void *jm = NULL;
     int rc = mp__pool_check_submit(p);
     if (rc == 0)
-        rc = check_for(s);
+        rc = mp__pool_check_for(s);
     if (rc == 0)
         rc = mp__pool_check_ptrs(p, (const void *)(uintptr_t)s->fn, s->ctx, "mp_pool_for", true);
     if (rc < 0)

@@ -48,6 +48,12 @@ typedef struct mp__pool_head {
 
 /* mp_wait's tables for results (pool/pool_fd.c): they call the public
  * functions, so they serve every backend. */
+/* The argument checks of a map and of a parallel-for that every backend
+ * shares (pool/pool_async.c): 0, or MP_EINVAL with the detail naming the
+ * field, after the call f. A backend adds its own limits after them. */
+int mp__pool_check_map(const mp_map_spec *s, const char *f);
+int mp__pool_check_for(const mp_for_spec *s);
+
 extern const mp__wait_ops mp__pool_async_wait_ops;
 extern const mp__wait_ops mp__pool_imap_wait_ops;
 

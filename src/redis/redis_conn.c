@@ -1126,6 +1126,18 @@ static int check_all(mp__redis_reply_kind kind, int n, redisReply **rep)
     return 0;
 }
 
+/* A side connection taken and begun for a call whose server-side wait
+ * may last block_s seconds past the call's own deadline (0: none). */
+static int side_open(mp__redis *r, mp__redis **side, double block_s)
+{
+    int rc = mp__redis_side_take(r, side);
+    if (rc == 0 && (rc = mp__redis_begin(*side)) < 0)
+        mp__redis_side_give(r, *side);
+    if (rc == 0 && block_s > 0 && (*side)->dl.ns >= 0)
+        (*side)->dl.ns += (int64_t)(block_s * 1e9);
+    return rc;
+}
+
 /* Sends cmds on side (taken, begun) and reads n replies, the wait
  * honouring the interrupt settings: 0, MP_EINTR or MP_ECANCELED with all
  * n replies in rep, or a connection error. */
@@ -1161,15 +1173,11 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
     mp__redis *side = NULL;
     int rc = format_all(n, argc, argv, lens, &cmds, &len);
     if (rc == 0)
-        rc = mp__redis_side_take(r, &side);
-    if (rc == 0 && (rc = mp__redis_begin(side)) < 0)
-        mp__redis_side_give(r, side);
+        rc = side_open(r, &side, block_s);
     if (rc < 0) {
         free(cmds);
         return rc;
     }
-    if (block_s > 0 && side->dl.ns >= 0)
-        side->dl.ns += (int64_t)(block_s * 1e9);
     rc = side_exchange(r, side, cmds, len, n, replies);
     free(cmds);
     mp__redis_end(side);
@@ -1212,15 +1220,11 @@ int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int ar
     free(ev);
     mp__redis *side = NULL;
     if (rc == 0)
-        rc = mp__redis_side_take(r, &side);
-    if (rc == 0 && (rc = mp__redis_begin(side)) < 0)
-        mp__redis_side_give(r, side);
+        rc = side_open(r, &side, secs);
     if (rc < 0) {
         free(cmds);
         return rc;
     }
-    if (side->dl.ns >= 0)
-        side->dl.ns += (int64_t)(secs * 1e9);
     redisReply *rep[2] = {NULL, NULL};
     int have = 0;
     rc = send_all(side, cmds, len, &side->dl);

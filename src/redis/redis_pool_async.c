@@ -270,26 +270,19 @@ static int submit_map(mp__redis_pool *p, mp__redis_async *a, const mp_map_spec *
 static int check_spec(const mp_map_spec *s)
 {
     const char *f = "mp_pool_map";
-    if (!s || !s->fn)
-        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, !s ? "spec" : "spec->fn");
+    int rc = mp__pool_check_map(s, f);
+    if (rc < 0)
+        return rc;
     if (s->ctx)
         return mp__fail(MP_EINVAL,
                         "%s: spec->ctx must be NULL on a distributed pool (a task runs on another "
                         "machine)",
                         f);
-    if (s->in_size == 0)
-        return mp__fail(MP_EINVAL, "%s: spec->in_size is 0 (must be >= 1)", f);
-    if (!s->in && s->n)
-        return mp__fail(MP_EINVAL, "%s: spec->in is NULL with spec->n %zu", f, s->n);
-    if (s->out && !s->out_size)
-        return mp__fail(MP_EINVAL, "%s: spec->out_size is 0 with spec->out set", f);
     if (s->in_size > MP__REDIS_POOL_OUT_MAX || s->out_size > MP__REDIS_POOL_OUT_MAX)
         return mp__fail(MP_EINVAL,
                         "%s: spec->in_size %zu or spec->out_size %zu is above %zu (a distributed "
                         "pool's item)",
                         f, s->in_size, s->out_size, (size_t)MP__REDIS_POOL_OUT_MAX);
-    if (s->n > SIZE_MAX / s->in_size || (s->out_size && s->n > SIZE_MAX / s->out_size))
-        return mp__fail(MP_EINVAL, "%s: spec->n %zu items of these sizes overflow size_t", f, s->n);
     return 0;
 }
 
@@ -361,26 +354,10 @@ static uint64_t for_span(const mp_for_spec *s)
 /* The local pool's checks (mp_pool_for), and ctx NULL as for every task. */
 static int check_for(const mp_for_spec *s)
 {
-    const char *f = "mp_pool_for";
-    if (!s || !s->fn)
-        return mp__fail(MP_EINVAL, "%s: %s is NULL", f, !s ? "spec" : "spec->fn");
-    if (s->ctx)
-        return mp__fail(MP_EINVAL, "%s: spec->ctx must be NULL on a distributed pool", f);
-    if (s->begin > s->end)
-        return mp__fail(MP_EINVAL, "%s: spec->begin %lld is above spec->end %lld", f,
-                        (long long)s->begin, (long long)s->end);
-    if (s->acc_size > MP_POOL_ACC_MAX)
-        return mp__fail(MP_EINVAL, "%s: spec->acc_size is %zu (at most MP_POOL_ACC_MAX, %d)", f,
-                        s->acc_size, MP_POOL_ACC_MAX);
-    if (s->acc_size > 0 && (!s->reduce || !s->result))
-        return mp__fail(MP_EINVAL, "%s: spec->%s is NULL with spec->acc_size %zu", f,
-                        !s->reduce ? "reduce" : "result", s->acc_size);
-    if (s->errors_cap > 0 && !s->errors)
-        return mp__fail(MP_EINVAL, "%s: spec->errors is NULL with spec->errors_cap %zu", f,
-                        s->errors_cap);
-    if (for_span(s) > (uint64_t)INT64_MAX)
-        return mp__fail(MP_EINVAL, "%s: spec->end - spec->begin exceeds INT64_MAX", f);
-    return 0;
+    int rc = mp__pool_check_for(s);
+    if (rc == 0 && s->ctx)
+        return mp__fail(MP_EINVAL, "mp_pool_for: spec->ctx must be NULL on a distributed pool");
+    return rc;
 }
 
 /* Puts the for's chunks on the stream: chunksize indexes each (0: a 32nd

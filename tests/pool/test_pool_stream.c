@@ -141,6 +141,26 @@ static mp_imap *stream(mp_pool *p, mp_task_fn fn, void *ctx, counter *c, size_t 
     return it;
 }
 
+/* A stream of c's items whose item 0 waits for *gate (made here) to be
+ * set, with 8-byte results. */
+static mp_imap *gated_stream(mp_pool *p, mp_event **gate, counter *c, size_t chunksize,
+                             size_t window, bool ordered)
+{
+    mp_assert_ok(mp_event_create(gate, NULL));
+    mp_imap *it = NULL;
+    mp_assert_ok(mp_pool_imap_stream(p,
+                                     &(mp_stream_spec){.fn = gated,
+                                                       .ctx = *gate,
+                                                       .source = count_source,
+                                                       .source_user = c,
+                                                       .item_max = 64,
+                                                       .out_max = 8,
+                                                       .chunksize = chunksize,
+                                                       .window = window},
+                                     ordered, &it));
+    return it;
+}
+
 /* Takes every result of a reverse stream of c->n items; checks each
  * one, and that each index comes exactly once (in order if ordered). */
 static void drain_and_check(mp_imap *it, counter *c, bool ordered, int expect_end)
@@ -254,19 +274,8 @@ Test(pool_stream, a_slow_first_item_stops_the_reading_at_the_window)
 {
     mp_pool *p = mp_test_pool(2);
     mp_event *gate = NULL;
-    mp_assert_ok(mp_event_create(&gate, NULL));
     counter c = {.n = 100000};
-    mp_imap *it = NULL;
-    mp_assert_ok(mp_pool_imap_stream(p,
-                                     &(mp_stream_spec){.fn = gated,
-                                                       .ctx = gate,
-                                                       .source = count_source,
-                                                       .source_user = &c,
-                                                       .item_max = 64,
-                                                       .out_max = 8,
-                                                       .chunksize = 4,
-                                                       .window = 40},
-                                     true, &it));
+    mp_imap *it = gated_stream(p, &gate, &c, 4, 40, true);
     char out[8];
     /* Item 0 waits for the gate: the others finish, the window fills, and
      * the stream stops reading. */
@@ -475,18 +484,8 @@ Test(pool_stream, results_outlive_a_destroyed_pool_and_unfinished_items_fail_clo
 {
     mp_pool *p = mp_test_pool(2);
     mp_event *gate = NULL;
-    mp_assert_ok(mp_event_create(&gate, NULL));
     counter c = {.n = 10};
-    mp_imap *it = NULL;
-    mp_assert_ok(mp_pool_imap_stream(p,
-                                     &(mp_stream_spec){.fn = gated,
-                                                       .ctx = gate,
-                                                       .source = count_source,
-                                                       .source_user = &c,
-                                                       .item_max = 64,
-                                                       .out_max = 8,
-                                                       .chunksize = 1},
-                                     false, &it));
+    mp_imap *it = gated_stream(p, &gate, &c, 1, 0, false);
     char out[8];
     size_t index;
     for (int k = 0; k < 9; k++) {
@@ -605,17 +604,8 @@ Test(pool_stream, an_interrupted_wait_for_the_next_item_leaves_the_stream_whole)
     mp_test_intr_setup(0); /* no SA_RESTART */
     mp_pool *p = mp_test_pool(2);
     mp_event *gate = NULL;
-    mp_assert_ok(mp_event_create(&gate, NULL));
     counter c = {.n = 2000};
-    mp_imap *it = NULL;
-    mp_assert_ok(mp_pool_imap_stream(p,
-                                     &(mp_stream_spec){.fn = gated,
-                                                       .ctx = gate,
-                                                       .source = count_source,
-                                                       .source_user = &c,
-                                                       .item_max = 64,
-                                                       .out_max = 8},
-                                     true, &it));
+    mp_imap *it = gated_stream(p, &gate, &c, 0, 0, true);
     char out[8];
     /* Opt-in off: signals every millisecond do not end the wait. */
     mp_test_pester ps;
