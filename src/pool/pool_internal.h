@@ -2,7 +2,10 @@
  * between pool/pool.c (life cycle, workers, progress in the parent),
  * pool/pool_worker.c (the worker's loop), pool/pool_jobs.c (the parent's side of the
  * ring: feeding, collecting, failing, waiting), pool/pool_async.c (the
- * submitting calls), pool/pool_result.c (mp_async and the iterators) and
+ * submitting calls), pool/pool_result.c (mp_async and the iterators),
+ * pool/pool_stream.c (streaming maps), pool/pool_fd.c (result fds),
+ * pool/pool_fault.c and pool/pool_backtrace.c (what a crashed worker
+ * leaves), pool/pool_xlate.c (pointers across spawn) and
  * pool/pool_threads.c (threads as workers). Not installed.
  *
  * The task ring lives in the shared heap. The parent writes tasks at the
