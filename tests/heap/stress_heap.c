@@ -23,9 +23,9 @@ extern char **environ;
 
 #define THREADS 4
 #define SLOTS   256
-/* ThreadSanitizer slows every access tenfold: fewer rounds keep the test
- * to a few seconds there too. */
-#if defined(__SANITIZE_THREAD__)
+/* The sanitizers slow every access (ThreadSanitizer tenfold): fewer rounds
+ * keep the test to a few seconds there too. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define THREAD_OPS  4000
 #define KILL_ROUNDS 20
 #else
