@@ -10,7 +10,9 @@
 #            instrumentation does not change; the library code they run is
 #            the distributed pool's, which the Redis suites run under ASan)
 #   tsan     TSan build in build-tsan/ and the whole ctest suite but the
-#            tests labelled "notsan" and "netns"
+#            tests labelled "notsan", "netns" and "method" (the suites'
+#            runs under the spawn and forkserver start methods: the build
+#            and asan steps run them)
 #   format   clang-format check of every .c/.h
 #   layers   each module of src/ uses only the modules below it in
 #            docs/layers.txt, and no circle (scripts/check_layers.sh; no build)
@@ -102,7 +104,7 @@ step_tsan() {
             cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo '?'))"
     fi
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        run_ctest build-tsan tsan -LE 'notsan|netns'
+        run_ctest build-tsan tsan -LE 'notsan|netns|method'
 }
 
 step_format() {
