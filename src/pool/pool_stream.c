@@ -259,15 +259,14 @@ void mp__stream_detach(mp_async *a)
         mp__pool_finish(a->pool, a); /* frees a: it is detached */
 }
 
-void mp__stream_free(mp_async *a)
+/* Frees st and what it holds; its window goes back to p's blocks (p
+ * NULL: the pool is gone, to the heap). Any part may be missing. */
+static void stream_release(mp_pool *p, mp__stream *st)
 {
-    mp__stream *st = a->stream;
-    if (!st)
-        return;
-    for (uint32_t b = 0; b < st->nbuf; b++)
-        free(st->bufs ? st->bufs[b].errs : NULL);
-    if (a->pool)
-        mp__pool_block_put(a->pool, &st->blk);
+    for (uint32_t b = 0; st->bufs && b < st->nbuf; b++)
+        free(st->bufs[b].errs);
+    if (p)
+        mp__pool_block_put(p, &st->blk);
     else
         mp__heap_free(st->blk.p);
     free(st->bufs);
@@ -276,6 +275,12 @@ void mp__stream_free(mp_async *a)
     free(st->status);
     free(st->fifo);
     free(st);
+}
+
+void mp__stream_free(mp_async *a)
+{
+    if (a->stream)
+        stream_release(a->pool, a->stream);
     a->stream = NULL;
 }
 
@@ -470,7 +475,7 @@ static int stream_new(mp_pool *p, const mp_stream_spec *s, bool ordered, mp__str
     st->ordered = ordered;
     int rc = size_window(st, p, s);
     if (rc < 0) {
-        free(st);
+        stream_release(p, st);
         return rc;
     }
     size_t items = (size_t)st->nbuf * st->chunk;
@@ -484,12 +489,7 @@ static int stream_new(mp_pool *p, const mp_stream_spec *s, bool ordered, mp__str
     if (rc == 0)
         rc = mp__pool_block_get(p, &st->blk, (size_t)st->nbuf * st->buf_size);
     if (rc < 0) {
-        free(st->bufs);
-        free(st->free_stack);
-        free(st->order);
-        free(st->status);
-        free(st->fifo);
-        free(st);
+        stream_release(p, st);
         return rc;
     }
     for (uint32_t i = 0; i < st->nbuf; i++)
@@ -550,15 +550,9 @@ int mp_pool_imap_stream(mp_pool *p, const mp_stream_spec *spec, bool ordered, mp
     *out = it;
     return 0;
 fail:
-    if (st) {
-        a->stream = st;
-        a->pool = p;
-        mp__stream_free(a);
-        a->pool = NULL;
-    }
+    if (st)
+        stream_release(p, st);
     mp__heap_free(jm);
-    if (a)
-        a->job = NULL;
     free(a);
     free(it);
     return rc;
