@@ -17,9 +17,12 @@
  * 2 ms before each round, the parent polling for the child's answer).
  * wake_rt adds the one round trip a woken waiter needs to confirm what it
  * was woken for (a PING after the BLPOP): the floor of a hand-off whose
- * waiter runs one command once woken.
+ * waiter runs one command once woken. wake_script pushes with the least
+ * Lua script instead of LPUSH (EVALSHA of one RPUSH): the floor of a
+ * hand-off whose release must check its holder on the server, which on
+ * Redis 7.0 takes a script (no command compares and sets).
  *
- *     floor_redis op|queue|wake|wake_rt <iterations>
+ *     floor_redis op|queue|wake|wake_rt|wake_script <iterations>
  */
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
@@ -153,7 +156,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int wake_main(mp_test_redis *srv, long iters, bool confirm)
+static int wake_main(mp_test_redis *srv, long iters, bool confirm, bool script)
 {
     size_t size = sizeof(wake_map) + (size_t)iters * sizeof(double);
     wake_map *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -164,6 +167,18 @@ static int wake_main(mp_test_redis *srv, long iters, bool confirm)
     }
     atomic_init(&w->round, -1);
     atomic_init(&w->done, -1);
+    char sha[41] = "";
+    redisReply *l =
+        script ? redisCommand(c, "SCRIPT LOAD %s", "redis.call('RPUSH', KEYS[1], '1') return 1")
+               : NULL;
+    if (l && l->type == REDIS_REPLY_STRING && l->len == 40)
+        memcpy(sha, l->str, 41);
+    if (l)
+        freeReplyObject(l);
+    if (script && sha[0] == '\0') {
+        mp_test_redis_stop(srv, 0);
+        bench_die("SCRIPT LOAD");
+    }
     pid_t pid = fork();
     if (pid == 0)
         _exit(wake_child(srv, w, iters, confirm));
@@ -172,7 +187,8 @@ static int wake_main(mp_test_redis *srv, long iters, bool confirm)
         atomic_store(&w->round, i);
         usleep(2000); /* the child is blocked in its BLPOP by now */
         w->t0 = bench_now();
-        redisReply *r = redisCommand(c, "LPUSH w 1");
+        redisReply *r =
+            script ? redisCommand(c, "EVALSHA %s 1 w", sha) : redisCommand(c, "LPUSH w 1");
         if (r == NULL || r->type != REDIS_REPLY_INTEGER)
             break;
         freeReplyObject(r);
@@ -196,16 +212,17 @@ static int wake_main(mp_test_redis *srv, long iters, bool confirm)
 
 int main(int argc, char **argv)
 {
-    long iters = bench_args(argc, argv, "op|queue|wake|wake_rt <iterations>");
+    long iters = bench_args(argc, argv, "op|queue|wake|wake_rt|wake_script <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
     bool wake = strcmp(argv[1], "wake") == 0, wake_rt = strcmp(argv[1], "wake_rt") == 0;
-    if (!queue_mode && !wake && !wake_rt && strcmp(argv[1], "op") != 0)
+    bool wake_script = strcmp(argv[1], "wake_script") == 0;
+    if (!queue_mode && !wake && !wake_rt && !wake_script && strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     mp_test_redis srv;
     if (mp_test_redis_start(&srv, "bench") < 0)
         bench_die("%s", srv.error);
-    if (wake || wake_rt)
-        return wake_main(&srv, iters, wake_rt);
+    if (wake || wake_rt || wake_script)
+        return wake_main(&srv, iters, wake_rt, wake_script);
     int fds[2];
     if (pipe(fds) < 0)
         bench_die("pipe: %s", strerror(errno));

@@ -286,14 +286,19 @@ ROWS = [
         # is one raw PING round trip; the target is 2 of them. Beside it,
         # the least a cross-process wake through Redis costs here (raw
         # hiredis: one process LPUSHes, the other's BLPOP returns, timed
-        # the same way), and that wake plus the one round trip a woken
-        # waiter would need to confirm its turn.
+        # the same way), the same wake pushed by the least Lua script (a
+        # release must check its holder on the server, and Redis 7.0 has
+        # no command that compares and sets: the floor of any release),
+        # and the wake plus the one round trip a woken waiter would need
+        # to confirm its turn (what a release that only wakes costs).
         "id": "redis_lock_handoff_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_redis", "lock"],
         "cpython": None,
         "floor": ["bench_rpool_net", "ping"],
         "beside": [{"label": "raw LPUSH -> BLPOP wake", "cmd": ["floor_redis", "wake"],
                     "pilot": 300},
+                   {"label": "raw wake by the least script (EVALSHA of one RPUSH)",
+                    "cmd": ["floor_redis", "wake_script"], "pilot": 300},
                    {"label": "raw wake + 1 round trip", "cmd": ["floor_redis", "wake_rt"],
                     "pilot": 300}],
         "pilot": {"multiproc": 40, "cpython": 0, "floor": 2000},

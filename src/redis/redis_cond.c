@@ -117,18 +117,20 @@ void mp__redis_cond_close(mp__redis_cond *c)
     "]}) do "                                                                                      \
     "redis.call('PEXPIRE', k, " MP__REDIS_WAKE_TTL_MS ") end end "
 
-/* KEYS: lock, owner, lock wait set, lock wake list, cwait, cexp, cseq;
- * ARGV: the holder's lock token, the waiter's id. Answers 1 (enlisted,
- * the lock let go) or 0 (the token does not hold the lock: its lease ran
- * out; nothing changed). */
+/* KEYS: lock, owner, lock wait set, lock wake list, cwait, cexp, cseq,
+ * the lock's fence; ARGV: the holder's lock token, the waiter's id, the
+ * hold's waiter id, the lock's lease in ms. Answers 1 (enlisted, the lock
+ * let go) or 0 (the token does not hold the lock: its lease ran out;
+ * nothing changed). */
 static const char wait_lua[] = MP__REDIS_LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA("3", "4")
-    MP__REDIS_LOCK_RELEASE COND_CHECK(
+    MP__REDIS_LOCK_RELEASE("3", "4", "8") COND_CHECK(
         "5", "6", "7") "local w = wk_check() or cond_bad() if w then return w end "
+                       "local f, fe = count(KEYS[8]) if not f then return fe end "
                        "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
                        "local now = wk_now() "
                        "redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[7]), ARGV[2]) "
                        "redis.call('HSET', KEYS[6], ARGV[2], now + " MP__REDIS_WAKE_TTL_MS
-                       ") cond_keep(now) lk_release(ARGV[1]) return 1";
+                       ") cond_keep(now) lk_release(ARGV[1], ARGV[3], ARGV[4]) return 1";
 
 /* KEYS: lock, cwait, cexp; ARGV: the holder's lock token, how many to
  * wake, the wake list prefix. Answers the number woken, or -1 when the
@@ -241,19 +243,21 @@ static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadl
  * the lock back. */
 static int cond_wait_until(mp__redis_cond *c, const mp__deadline *dl)
 {
-    char tok[MP__REDIS_TOKEN_MAX], id[MP__REDIS_TOKEN_MAX];
+    char tok[MP__REDIS_TOKEN_MAX], id[MP__REDIS_TOKEN_MAX], me[MP__REDIS_TOKEN_MAX], ms[24];
     uint32_t count;
-    int rc = mp__redis_lock_hold(c->lock, tok, &count);
+    int rc = mp__redis_lock_hold(c->lock, tok, me, &count);
     if (rc < 0)
         return rc;
     mp__redis_new_token(id, sizeof(id));
+    mp__redis_lock_lease_ms(c->lock, ms);
     const mp__redis_obj *o = mp__redis_lock_obj(c->lock);
     const mp__redis_wakers *wk = mp__redis_lock_wakers(c->lock);
-    const char *argv[] = {"EVAL",   wait_lua, "7",      o->key,  mp__redis_lock_owner_key(c->lock),
-                          wk->wait, wk->wake, c->cwait, c->cexp, c->cseq,
-                          tok,      id};
+    const char *argv[] = {
+        "EVAL",   wait_lua, "8",     o->key,  mp__redis_lock_owner_key(c->lock), wk->wait,
+        wk->wake, c->cwait, c->cexp, c->cseq, mp__redis_lock_fence_key(c->lock), tok,
+        id,       me,       ms};
     long long held;
-    rc = script_int(o->conn, 12, argv, &held);
+    rc = script_int(o->conn, 15, argv, &held);
     if (rc < 0)
         return rc;
     if (held != 1)
@@ -281,7 +285,7 @@ int mp__redis_cond_wait_for(mp__redis_cond *c, mp_cond_pred pred, void *arg, dou
         return MP_EINVAL;
     char tok[MP__REDIS_TOKEN_MAX];
     uint32_t count;
-    int rc = mp__redis_lock_hold(c->lock, tok, &count);
+    int rc = mp__redis_lock_hold(c->lock, tok, NULL, &count);
     if (rc < 0)
         return rc;
     while (!pred(arg)) {
@@ -302,7 +306,7 @@ int mp__redis_cond_notify(mp__redis_cond *c, unsigned n)
         return MP_EINVAL;
     char tok[MP__REDIS_TOKEN_MAX];
     uint32_t count;
-    int rc = mp__redis_lock_hold(c->lock, tok, &count);
+    int rc = mp__redis_lock_hold(c->lock, tok, NULL, &count);
     if (rc < 0)
         return rc;
     if (n == 0)

@@ -57,6 +57,9 @@ struct mp__redis {
     /* The server's id of this connection (CLIENT ID, learnt by the first
      * interruptible wait on it): 0 unknown, -1 refused by the server. */
     long long client_id;
+    /* Replies of commands sent without waiting (mp__redis_side_blmove_then),
+     * read and dropped before the connection's next call. */
+    int owed;
     mp__redis_url url;
     /* Idle side connections for waits that block on the server
      * (mp__redis_side_take); those of the process pid says. */
@@ -131,6 +134,7 @@ static void close_socket(mp__redis *r)
     r->fd = -1;
     r->rd = NULL;
     r->client_id = 0;
+    r->owed = 0;
 }
 
 static void drop(mp__redis *r)
@@ -336,6 +340,20 @@ static int load_script(mp__redis *r, const char *text, size_t len, char sha[41],
         sha_keep(text, len, sha);
     }
     freeReplyObject(rep);
+    return rc;
+}
+
+int mp__redis_script_load(mp__redis *r, const char *text)
+{
+    char sha[41];
+    size_t len = strlen(text);
+    if (sha_of(text, len, sha))
+        return 0;
+    int rc = mp__redis_begin(r);
+    if (rc == 0) {
+        rc = load_script(r, text, len, sha, &r->dl);
+        mp__redis_end(r);
+    }
     return rc;
 }
 
@@ -882,6 +900,19 @@ static int begin_at(mp__redis *r, const mp__deadline *dl)
     pthread_mutex_lock(&r->lock);
     r->dl = *dl;
     int rc = ensure_connected(r, dl);
+    /* The replies still owed come first: read and dropped (a posted
+     * command's answer is not needed); one missing puts the stream out of
+     * step, and the connection starts afresh. */
+    while (rc == 0 && r->owed > 0) {
+        redisReply *rep = NULL;
+        if ((rc = recv_reply(r, &rep, dl)) < 0) {
+            drop(r);
+            rc = ensure_connected(r, dl);
+            break;
+        }
+        freeReplyObject(rep);
+        r->owed--;
+    }
     if (rc < 0)
         pthread_mutex_unlock(&r->lock);
     return rc;
@@ -1190,61 +1221,53 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
     return bad < 0 ? bad : rc;
 }
 
-/* ---- a BLPOP with the waiter's next try behind it -------------------------
- * A woken waiter tries again at once (a script). Sent behind the BLPOP on
- * the same connection, the try waits in the server's input buffer of the
- * blocked client and runs as soon as the BLPOP returns, woken or at the
- * end of its slice, without a round trip of the client in between: the
- * wake-up and the try's answer come back together. */
+/* ---- a BLMOVE with a script behind it, whose answer is read later -------
+ * A waiter that a release hands its object to (a lock's grant) has one
+ * more thing to tell the server: who it is. Sent behind the BLMOVE on the
+ * same connection, the script runs on the server as soon as the BLMOVE
+ * returns, before the server reads anything else from any client, and
+ * the waiter returns as soon as the BLMOVE's answer is in: the script's
+ * answer is read and dropped by the connection's next call (begin_at). */
 
-int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int argc,
-                              const char **argv, redisReply **pop, redisReply **then)
+int mp__redis_side_blmove_then(mp__redis *r, const char *src, const char *dst, double secs,
+                               int argc, const char **argv, redisReply **rep)
 {
-    *pop = *then = NULL;
+    *rep = NULL;
     char sha[41], t[32];
-    size_t tlen = strlen(argv[1]);
-    if (!sha_of(argv[1], tlen, sha))
-        return MP_ENOENT; /* never loaded here: the caller runs it itself */
+    if (!sha_of(argv[1], strlen(argv[1]), sha))
+        return MP_ENOENT; /* never loaded here: mp__redis_script_load first */
     snprintf(t, sizeof(t), "%.3f", secs);
-    const char *bv[] = {"BLPOP", key, t};
-    const char **ev = malloc((size_t)argc * sizeof(*ev));
-    if (ev == NULL)
-        return MP_ENOMEM;
+    const char *bv[] = {"BLMOVE", src, dst, "LEFT", "LEFT", t};
+    const char *ev[MP__REDIS_THEN_MAX];
+    if (argc > MP__REDIS_THEN_MAX)
+        return MP_EINVAL;
     memcpy(ev, argv, (size_t)argc * sizeof(*ev));
     ev[0] = "EVALSHA";
     ev[1] = sha;
     char *cmds = NULL;
     size_t len = 0;
-    int rc = format_all(2, (const int[]){3, argc}, (const char *const *const[]){bv, ev},
-                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
-    free(ev);
     mp__redis *side = NULL;
+    int rc = format_all(2, (const int[]){6, argc}, (const char *const *const[]){bv, ev},
+                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
     if (rc == 0)
         rc = side_open(r, &side, secs);
     if (rc < 0) {
         free(cmds);
         return rc;
     }
-    redisReply *rep[2] = {NULL, NULL};
-    int have = 0;
     rc = send_all(side, cmds, len, &side->dl);
     free(cmds);
     if (rc == 0)
-        rc = read_until(side, 2, rep, &have, &side->dl);
-    if (rc < 0 && side->fd >= 0)
-        drop(side);
+        rc = recv_reply(side, rep, &side->dl);
+    if (rc == 0)
+        side->owed++; /* the script's answer */
+    else if (side->fd >= 0)
+        drop(side); /* a reply missing: the stream is out of step */
     mp__redis_end(side);
     mp__redis_side_give(r, side);
-    if (rc == 0 && (rc = mp__redis_reply_check(rep[0], MP__RR_EXEC)) == 0) {
-        *pop = rep[0];
-        rep[0] = NULL;
-        if (!is_noscript(rep[1])) { /* a server that lost it: the caller runs it */
-            *then = rep[1];
-            rep[1] = NULL;
-        }
+    if (rc == 0 && (rc = mp__redis_reply_check(*rep, MP__RR_ANY_VALUE)) < 0) {
+        freeReplyObject(*rep);
+        *rep = NULL;
     }
-    for (int i = 0; i < have; i++)
-        if (rep[i])
-            freeReplyObject(rep[i]);
     return rc;
 }

@@ -167,7 +167,10 @@ int mp__redis_parse_int(const char *s, size_t len, int64_t *out);
     "if na then a, b = string.sub(a, 2), string.sub(b, 2) end "                                    \
     "local c = 0 "                                                                                 \
     "if #a ~= #b then c = #a < #b and -1 or 1 elseif a ~= b then c = a < b and -1 or 1 end "       \
-    "return na and -c or c end "                                                                   \
+    "return na and -c or c end " MP__REDIS_LUA_KIND
+/* The part of MP__REDIS_LUA_HELPERS without the numbers: kind, EBADMSG,
+ * EPROTO (the scripts of locks and conditions, which must stay short). */
+#define MP__REDIS_LUA_KIND                                                                         \
     "local function kind(k) return redis.call('TYPE', k).ok end "                                  \
     "local EBADMSG, EPROTO = -1000, -1001 "
 #define MP__REDIS_LUA_BADMSG (-1000)
@@ -505,31 +508,79 @@ const struct mp__redis_obj *mp__redis_lock_obj(const mp__redis_lock *l);
 const char *mp__redis_lock_owner_key(const mp__redis_lock *l);
 const struct mp__redis_wakers *mp__redis_lock_wakers(const mp__redis_lock *l);
 bool mp__redis_lock_is_recursive(const mp__redis_lock *l);
-int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count);
+/* The fence key, and the lease in ms as text: what a script that releases
+ * the lock (MP__REDIS_LOCK_RELEASE) needs besides the keys above. */
+const char *mp__redis_lock_fence_key(const mp__redis_lock *l);
+void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24]);
+/* me (may be NULL): the waiter id of the hold, for lk_release. */
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
+                        char me[MP__REDIS_TOKEN_MAX], uint32_t *count);
 void mp__redis_lock_drop(mp__redis_lock *l);
 int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
 
 /* Lua: refuses (with the error to answer) a lock key (KEYS[1]) or owner
  * key (KEYS[2]) that holds no token of this library: another Redis type,
- * or another text. After MP__REDIS_LUA_HELPERS. */
+ * or another text. Includes MP__REDIS_LUA_KIND. */
 #define MP__REDIS_LOCK_CHECK                                                                       \
-    MP__REDIS_LUA_HELPERS                                                                          \
+    MP__REDIS_LUA_KIND                                                                             \
     "local function bad(k) local t = kind(k) "                                                     \
     "if t == 'none' then return false end "                                                        \
     "if t ~= 'string' then return EPROTO end "                                                     \
     "if not string.match(redis.call('GET', k), '^%d+%-%x+$') then return EBADMSG end "             \
     "return false end "                                                                            \
     "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
-/* Lua, after MP__REDIS_LOCK_CHECK and MP__REDIS_WAKE_LUA("3", "4") (the
- * lock's wait set and wake list): lk_release(tok) lets the lock go when
- * tok holds it (waking one waiter) and clears the owner key it wrote;
- * true when tok held it. */
-#define MP__REDIS_LOCK_RELEASE                                                                     \
-    "local function lk_release(tok) "                                                              \
-    "local held = redis.call('GET', KEYS[1]) == tok "                                              \
-    "if held then redis.call('DEL', KEYS[1]) wk_expire(wk_now()) wk_wake() end "                   \
-    "if redis.call('GET', KEYS[2]) == tok then redis.call('DEL', KEYS[2]) end "                    \
-    "return held end "
+/* Lua, after MP__REDIS_LOCK_CHECK, MP__REDIS_LUA_COUNT and
+ * MP__REDIS_WAKE_LUA (the lock's wait set and wake list), with KEYS[F]
+ * the lock's fence counter (F: a number as a string literal).
+ *   lk_fence_bad()  the error to answer when the fence is no count
+ *   lk_grant_free(v) whether v, the lock key's value, is a grant that no
+ *                   waiter took yet (it still waits in the wake list):
+ *                   the lock is free for whoever may take it (wk_may) */
+#define MP__REDIS_LOCK_GRANTS(F)                                                                   \
+    "local function lk_fence_bad() local f, fe = count(KEYS[" F "]) "                              \
+    "if not f then return fe end return false end "                                                \
+    "local function lk_grant_free(v) return v ~= false and string.sub(v, 1, 2) == '0-' and "       \
+    "redis.call('LINDEX', WK_WAKE, 0) == v end "
+/* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, me, ms), with KEYS[1]
+ * and KEYS[2] the lock and owner keys and KEYS[W], KEYS[L], KEYS[F] the
+ * wait set, wake list and fence (numbers as string literals). It lets the
+ * lock go when tok holds it and clears the owner key that tok (or its
+ * claim) wrote; it answers true when tok held it, false when not, or the
+ * error (EPROTO, EBADMSG) of a key that holds what this library does not
+ * write, with nothing changed. me: the holder's waiter id, out of the
+ * wait set now. With waiters enlisted, the lock is not freed but granted:
+ * a new token "0-<fence in hex>" holds it (lease ms) and is pushed to the
+ * wake list, and the waiter whose BLPOP pops it holds the lock with it,
+ * with no try of its own. The hand-off is on the waiter's critical path,
+ * so the function is lean: reads that check the types and texts first
+ * (redis.pcall), then the writes; the entries of waiters that died are
+ * left to the acquirers to expire (a grant nobody takes is free for the
+ * next acquirer). Whatever sets the lock key clears the wake list. */
+#define MP__REDIS_LOCK_RELEASE(W, L, F)                                                            \
+    "local function lk_get(k, pat) local v = redis.pcall('GET', k) "                               \
+    "if type(v) == 'table' then return nil, EPROTO end "                                           \
+    "if v and (#v > 40 or not string.match(v, pat)) then return nil, EBADMSG end "                 \
+    "return v end "                                                                                \
+    "local function lk_release(tok, me, ms) "                                                      \
+    "local v, e = lk_get(KEYS[1], '^%d+%-%x+$') if e then return e end "                           \
+    "local o, e2 = lk_get(KEYS[2], '^%d+%-%x+$') if e2 then return e2 end "                        \
+    "local mine = o and (o == tok or (string.sub(tok, 1, 2) == '0-' and "                          \
+    "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) "                                         \
+    "if v ~= tok then if mine then redis.call('DEL', KEYS[2]) end return false end "               \
+    "local n = redis.pcall('ZCARD', KEYS[" W "]) if type(n) == 'table' then return EPROTO end "    \
+    "if n > 0 then "                                                                               \
+    "  local f, e3 = lk_get(KEYS[" F "], '^%d+$') if e3 then return e3 end "                       \
+    "  if f and #f > 18 then return EBADMSG end "                                                  \
+    "  local w = redis.pcall('LLEN', KEYS[" L "]) if type(w) == 'table' then return EPROTO end "   \
+    "  if me ~= '' then n = n - redis.call('ZREM', KEYS[" W "], me) end "                          \
+    "  if n > 0 then "                                                                             \
+    "    local g = '0-' .. string.format('%x', redis.call('INCR', KEYS[" F "])) "                  \
+    "    redis.call('SET', KEYS[1], g, 'PX', ms) redis.call('SET', KEYS[2], g) "                   \
+    "    if w > 0 then redis.call('DEL', KEYS[" L "]) end "                                        \
+    "    redis.call('RPUSH', KEYS[" L "], g) return true "                                         \
+    "  end "                                                                                       \
+    "end "                                                                                         \
+    "redis.call('DEL', KEYS[1]) if mine then redis.call('DEL', KEYS[2]) end return true end "
 
 /* A condition (redis/redis_cond.c): open makes a named one with its own
  * rlock (keys <prefix>cond:<name>...), over makes one over a Redis lock or
@@ -703,19 +754,25 @@ void mp__redis_side_give(mp__redis *r, mp__redis *side);
  * *rep is NULL after any other error. */
 int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
                          redisReply **rep);
-/* One BLPOP of key for up to secs (> 0) seconds over a side connection of
- * r, with a script pipelined behind it (argv[0..argc): "EVAL", its text,
- * the key count, keys and arguments; sent as EVALSHA), which the server
- * runs as soon as the BLPOP returns, woken or at the end of its slice: a
- * woken waiter's next try costs no round trip of its own. 0 with *pop
- * (nil or [key, value]) and *then (the script's reply, unchecked: an
- * error reply included), or *then NULL when the server did not know the
- * script (the caller runs it itself); MP_ENOENT when the script was never
- * loaded by this process (nothing sent); or a connection error. Not
- * interruptible (multiproc/interrupt.h): the waits of an armed thread
- * take mp__redis_side_blpop. */
-int mp__redis_side_blpop_then(mp__redis *r, const char *key, double secs, int argc,
-                              const char **argv, redisReply **pop, redisReply **then);
+/* One BLMOVE of the first element of src to the head of dst for up to
+ * secs (> 0) seconds over a side connection of r, with a script sent
+ * behind it (argv[0..argc), argc at most MP__REDIS_THEN_MAX: "EVAL", its
+ * text, the key count, keys and arguments; sent as EVALSHA), which the
+ * server runs as soon as the BLMOVE returns, moved or at the end of its
+ * slice. The call returns with the BLMOVE's answer (*rep: nil, or the
+ * element moved) without waiting for the script's, which the connection's
+ * next call reads and drops: the script must only do what the caller can
+ * do without knowing it was done. MP_ENOENT when this process never
+ * loaded the script (mp__redis_script_load; nothing sent), or a
+ * connection error with *rep NULL. Not interruptible
+ * (multiproc/interrupt.h): the waits of an armed thread take
+ * mp__redis_side_blpop. */
+#define MP__REDIS_THEN_MAX 16
+int mp__redis_side_blmove_then(mp__redis *r, const char *src, const char *dst, double secs,
+                               int argc, const char **argv, redisReply **rep);
+/* Loads script text on r's server (SCRIPT LOAD) unless this process did
+ * already, so that it may go as EVALSHA (mp__redis_side_blmove_then). */
+int mp__redis_script_load(mp__redis *r, const char *text);
 /* Waits on a count that moves when a condition comes true (an event's
  * sets, a joinable queue's times at 0): check runs the object's script,
  * enlisting id when enlist, and answers whether the condition holds

@@ -13,9 +13,18 @@
  * increasing per lock across every client. Acquire and release are Lua
  * scripts, atomic on the server. A waiter is woken by the server
  * (redis/redis_wake.c): the acquire that fails enlists it in
- * <prefix>lock:<name>:wait, it blocks on <prefix>lock:<name>:wake, and a
- * release with waiters pushes a wake-up there; while waiters are
- * enlisted, a newcomer queues behind them.
+ * <prefix>lock:<name>:wait and it blocks on <prefix>lock:<name>:wake.
+ * A release that finds waiters enlisted does not free the lock: it grants
+ * it (MP__REDIS_LOCK_RELEASE), under a new token "0-<fence in hex>" that
+ * it pushes to the wake list, and the waiter whose BLPOP pops the token
+ * holds the lock with it, with no round trip of its own. The server hands
+ * a pushed element to the client blocked longest on the list, and only to
+ * a live one: a waiter killed in its wait never gets a grant, and one
+ * that is not blocked at that moment (between slices) finds the grant
+ * still in the list, free for it. The grantee then posts a claim behind
+ * the BLPOP without waiting for its answer: the owner key gets its pid
+ * (mp_lock_owner) and its waiter entry goes. While waiters are enlisted,
+ * a newcomer queues behind them.
  *
  * Event: <prefix>event:<name> holds "1" while the event is set, and
  * <prefix>event:<name>:gen counts the sets. A waiter enlists (with the
@@ -47,11 +56,12 @@ struct mp__redis_lock {
     char owner_key[MP__REDIS_KEY_MAX], fence_key[MP__REDIS_KEY_MAX];
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
-    int holder;     /* pid holding it through this handle, or 0 */
-    bool recursive; /* an rlock: the holder may acquire again */
-    uint32_t count; /* levels held (rlock) */
-    uint64_t fence; /* the fencing token of the hold */
-    char token[MP__REDIS_TOKEN_MAX];
+    int holder;                      /* pid holding it through this handle, or 0 */
+    bool recursive;                  /* an rlock: the holder may acquire again */
+    uint32_t count;                  /* levels held (rlock) */
+    uint64_t fence;                  /* the fencing token of the hold */
+    char token[MP__REDIS_TOKEN_MAX]; /* the hold's, on the server: ours or a grant */
+    char me[MP__REDIS_TOKEN_MAX];    /* the waiter id of the acquire that took it */
 };
 
 int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease)
@@ -97,43 +107,67 @@ void mp__redis_lock_close(mp__redis_lock *l)
 
 /* KEYS[3] the fence counter, checked before anything changes (a number
  * INCR takes), KEYS[4] and KEYS[5] the wait set and wake list; ARGV[3]
- * "1": enlist the caller (ARGV[1], its token) when it must wait. Answers
- * -1 (held, or free with others waiting before the caller), or {0 or 1
- * (the previous holder never released), the fencing token}. */
-static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA(
-    "4", "5") "local w = wk_check() if w then return w end "
-              "local f, fe = count(KEYS[3]) if not f then return fe end "
-              "local now = wk_now() wk_expire(now) "
-              "if redis.call('EXISTS', KEYS[1]) == 1 or not wk_may(ARGV[1]) then "
-              "  if ARGV[3] == '1' then wk_enlist(ARGV[1], now) end "
-              "  return -1 "
-              "end "
-              "wk_leave(ARGV[1]) "
-              "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-              "local n = redis.call('INCR', KEYS[3]) "
-              "if redis.call('GETSET', KEYS[2], ARGV[1]) then return {1, n} end return {0, n}";
+ * "1": enlist the caller (ARGV[1], its token) when it must wait. The lock
+ * is free when its key is gone or holds a grant no waiter took (the
+ * caller takes it when it may: wk_may). Answers -1 (held, or free with
+ * others waiting before the caller), or {0 or 1 (the previous holder
+ * never released: a holder's token, or a grant that was taken, left in
+ * the owner key), the fencing token}. */
+static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA("4", "5")
+    MP__REDIS_LOCK_GRANTS("3") "local w = wk_check() or lk_fence_bad() if w then return w end "
+                               "local now = wk_now() wk_expire(now) "
+                               "local v = redis.call('GET', KEYS[1]) "
+                               "if (v and not lk_grant_free(v)) or not wk_may(ARGV[1]) then "
+                               "  if ARGV[3] == '1' then wk_enlist(ARGV[1], now) end "
+                               "  return -1 "
+                               "end "
+                               "wk_leave(ARGV[1]) "
+                               "local g = redis.call('LINDEX', WK_WAKE, 0) "
+                               "if g then redis.call('DEL', WK_WAKE) end "
+                               "local o = redis.call('GETSET', KEYS[2], ARGV[1]) "
+                               "local dead = o and not (o == g and string.sub(o, 1, 2) == '0-') "
+                               "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+                               "local n = redis.call('INCR', KEYS[3]) "
+                               "if dead then return {1, n} end return {0, n}";
 
-/* KEYS[3] and KEYS[4] the wait set and wake list: a release wakes one
- * waiter. */
-static const char release_lua[] = LOCK_CHECK MP__REDIS_WAKE_LUA("3", "4") MP__REDIS_LOCK_RELEASE
-    "local w = wk_check() if w then return w end "
-    "if lk_release(ARGV[1]) then return 1 end return 0";
+/* KEYS[3], KEYS[4] and KEYS[5] the wait set, wake list and fence; ARGV
+ * the token, the lease in ms and the holder's waiter id. Answers 1 (let
+ * go or granted), 0 (the token does not hold it) or an error. */
+static const char release_lua[] = MP__REDIS_LUA_KIND MP__REDIS_LOCK_RELEASE(
+    "3", "4", "5") "local r = lk_release(ARGV[1], ARGV[3], ARGV[2]) "
+                   "if r == true then return 1 elseif r == false then return 0 end return r";
 
 static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
                                            "return 0";
 
-/* Runs a lock script: KEYS = lock and owner keys, wait set and wake
- * list, ARGV = token and lease in ms. *result: the script's integer; MP_EBADMSG or MP_EPROTO when a
- * key holds what no holder of this library wrote (nothing changed). */
-static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
+/* A grantee's claim: KEYS the owner key, the wait set and the waiter's
+ * box (where its BLMOVE put what it took), ARGV the grantee's pid, its
+ * waiter id and the grant (or "": the one in the box). The waiter leaves
+ * the wait set, and the owner key, which the release set to the grant,
+ * gets the grantee's own form of it ("<pid>-<the grant's hex>", which a
+ * release of the grant also clears): mp_lock_owner then knows the
+ * process. Nothing when the box is empty (the BLMOVE's slice ended). */
+static const char claim_lua[] =
+    "local g = ARGV[3] if g == '' then g = redis.call('LPOP', KEYS[3]) end "
+    "if not g then return 0 end "
+    "redis.call('ZREM', KEYS[2], ARGV[2]) "
+    "if string.sub(g, 1, 2) == '0-' and redis.call('GET', KEYS[1]) == g then "
+    "redis.call('SET', KEYS[1], ARGV[1] .. string.sub(g, 2)) end return 0";
+
+/* Runs a lock script: KEYS = lock and owner keys, wait set, wake list and
+ * fence, ARGV = token, lease in ms and the holder's waiter id. *result:
+ * the script's integer; MP_EBADMSG or MP_EPROTO when a key holds what no
+ * holder of this library wrote (nothing changed). */
+static int lock_script(mp__redis_lock *l, const char *lua, const char *token, const char *me,
+                       long long *result)
 {
     char ms[24];
-    snprintf(ms, sizeof(ms), "%lld", (long long)(l->lease * 1000 + 0.5));
-    const char *argv[] = {"EVAL",     lua,        "4",   l->o->key, l->owner_key,
-                          l->wk.wait, l->wk.wake, token, ms};
+    mp__redis_lock_lease_ms(l, ms);
+    const char *argv[] = {"EVAL",       lua,   "5", l->o->key, l->owner_key, l->wk.wait, l->wk.wake,
+                          l->fence_key, token, ms,  me};
     redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 9, argv, NULL);
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 11, argv, NULL);
     if (rc < 0)
         return rc;
     *result = rep->integer;
@@ -190,37 +224,64 @@ static int acquire_script(mp__redis_lock *l, const char *token, bool enlist, lon
     return rc;
 }
 
-/* The wait of an enlisted waiter (not interruptible: see the caller) with
- * its next try pipelined behind the BLPOP (mp__redis_side_blpop_then):
- * 0 with *tried and the try's answer, or *tried false when the try did
- * not run (the caller runs it); MP_ETIMEDOUT when dl had passed, or a
- * connection error. */
-static int wait_and_try(mp__redis_lock *l, const char *tok, const mp__deadline *dl, long long *flag,
-                        uint64_t *fence, bool *tried)
+/* Whether g is a grant ("0-" and a fence in hex): its fence in *fence. */
+static bool grant_of(const char *g, size_t len, uint64_t *fence)
 {
-    *tried = false;
+    if (len < 3 || len > 18 || g[0] != '0' || g[1] != '-')
+        return false;
+    uint64_t f = 0;
+    for (size_t i = 2; i < len; i++) {
+        char c = g[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        f = f << 4 | (uint64_t)d;
+    }
+    *fence = f;
+    return f > 0;
+}
+
+/* The claim of a waiter (claim_lua): argv (8 slots) for a grant g, or
+ * for the one its BLMOVE put in its box (g ""); pid and box: buffers
+ * that must outlive argv. */
+static void claim_args(mp__redis_lock *l, const char *me, const char *g, char pid[16],
+                       char box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX], const char **argv)
+{
+    snprintf(pid, 16, "%d", (int)getpid());
+    snprintf(box, MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX, "%s:box:%s", l->o->key, me);
+    const char *a[] = {"EVAL", claim_lua, "3", l->owner_key, l->wk.wait, box, pid, me};
+    memcpy(argv, a, sizeof(a));
+    argv[8] = g;
+}
+
+/* The wait of an enlisted waiter (not interruptible: see the caller): a
+ * BLMOVE of the wake list to the waiter's box, with its claim behind it.
+ * 0 with the grant in got (the lock is the caller's) or got "" (the
+ * slice ended, or a wake-up of an older version: try again);
+ * MP_ETIMEDOUT when dl had passed, or a connection error. */
+static int wait_granted(mp__redis_lock *l, const char *me, const mp__deadline *dl, char *got,
+                        size_t cap)
+{
+    got[0] = '\0';
     int left = mp__deadline_poll_ms(dl);
     if (left == 0)
         return MP_ETIMEDOUT;
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-    char ms[24];
-    const char *argv[11];
-    acquire_args(l, tok, true, argv, ms);
-    redisReply *pop, *then;
-    int rc = mp__redis_side_blpop_then(l->o->conn, l->wk.wake, secs, 11, argv, &pop, &then);
-    if (rc == MP_ENOENT)
-        return mp__redis_wake_wait(l->o->conn, &l->wk, dl, NULL, 0);
+    char pid[16], box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX];
+    const char *argv[9];
+    claim_args(l, me, "", pid, box, argv);
+    int rc = mp__redis_script_load(l->o->conn, claim_lua);
+    redisReply *rep = NULL;
+    if (rc == 0)
+        rc = mp__redis_side_blmove_then(l->o->conn, l->wk.wake, box, secs, 9, argv, &rep);
     if (rc < 0)
         return rc;
-    freeReplyObject(pop);
-    if (then) { /* a reply like any other: checked before it is read */
-        *tried = true;
-        rc = mp__redis_reply_check(then, MP__RR_ANY_VALUE);
-        if (rc == 0)
-            rc = acquire_answer(then, flag, fence);
-        freeReplyObject(then);
+    if (rep->type == REDIS_REPLY_STRING && rep->len < cap) {
+        memcpy(got, rep->str, rep->len);
+        got[rep->len] = '\0';
     }
-    return rc;
+    freeReplyObject(rep);
+    return 0;
 }
 
 void mp__redis_lock_set_recursive(mp__redis_lock *l)
@@ -244,11 +305,13 @@ static int acquire_again(mp__redis_lock *l)
     return rc;
 }
 
-/* Records the hold of tok that the acquire script answered. */
-static int took(mp__redis_lock *l, const char *tok, long long flag, uint64_t fence)
+/* Records the hold of tok (the caller's, or a grant) that the acquire
+ * script answered or the waiter popped; me: the caller's waiter id. */
+static int took(mp__redis_lock *l, const char *tok, const char *me, long long flag, uint64_t fence)
 {
     pthread_mutex_lock(&l->mu);
-    memcpy(l->token, tok, sizeof(l->token));
+    snprintf(l->token, sizeof(l->token), "%s", tok);
+    snprintf(l->me, sizeof(l->me), "%s", me);
     l->holder = (int)getpid();
     l->count = 1;
     l->fence = fence;
@@ -258,8 +321,8 @@ static int took(mp__redis_lock *l, const char *tok, long long flag, uint64_t fen
 
 /* An acquire that an interrupt (rc) ended: a last try, which takes the
  * lock if it is free for the caller (the call completes), else the
- * caller leaves the wait set, passing on the wake-up it took if any. */
-static int acquire_interrupted(mp__redis_lock *l, const char *tok, bool woken, int rc)
+ * caller leaves the wait set. */
+static int acquire_interrupted(mp__redis_lock *l, const char *tok, int rc)
 {
     long long r;
     uint64_t fence = 0;
@@ -267,8 +330,25 @@ static int acquire_interrupted(mp__redis_lock *l, const char *tok, bool woken, i
     if (t < 0)
         return t;
     if (r >= 0)
-        return took(l, tok, r, fence);
-    (void)mp__redis_wake_quit(l->o->conn, &l->wk, tok, woken);
+        return took(l, tok, tok, r, fence);
+    (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
+    return rc;
+}
+
+/* The wait of a thread that honours interrupts (mp__redis_wake_wait, its
+ * BLPOP interruptible): what it popped in got, and a grant is claimed at
+ * once (a round trip, on this path only). */
+static int wait_interruptible(mp__redis_lock *l, const char *me, const mp__deadline *dl, char *got,
+                              size_t cap)
+{
+    int rc = mp__redis_wake_wait(l->o->conn, &l->wk, dl, got, cap);
+    uint64_t fence;
+    if (grant_of(got, strlen(got), &fence)) {
+        char pid[16], box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX];
+        const char *argv[9];
+        claim_args(l, me, got, pid, box, argv);
+        (void)mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, NULL, 9, argv, NULL);
+    }
     return rc;
 }
 
@@ -281,48 +361,51 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     int rc = acquire_again(l);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    char tok[sizeof(l->token)], got[8];
+    char tok[sizeof(l->token)], got[MP__REDIS_TOKEN_MAX];
     mp__redis_new_token(tok, sizeof(tok));
     /* A try that fails enlists the caller (unless it would not wait),
-     * then it blocks until a release wakes it, or a slice ends. */
-    bool enlist = !mp__deadline_expired(&dl), tried = false;
-    long long r = -1;
-    uint64_t fence = 0;
+     * then it blocks until a release grants it the lock (a grant it took
+     * is its hold, even when an interrupt came too), or a slice ends. */
+    bool enlist = !mp__deadline_expired(&dl);
     for (;;) {
-        if (!tried && (rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
+        long long r = -1;
+        uint64_t fence = 0;
+        if ((rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
             return rc; /* an entry left enlisted expires by itself */
         if (r >= 0)
-            return took(l, tok, r, fence);
-        /* A thread that honours interrupts waits alone (the interruptible
-         * BLPOP) and tries after; the others send the try behind the
-         * BLPOP, so a woken waiter needs no round trip of its own. */
+            return took(l, tok, tok, r, fence);
         got[0] = '\0';
         if (!enlist)
             rc = MP_ETIMEDOUT;
         else if (mp__redis_intr_armed())
-            rc = mp__redis_wake_wait(l->o->conn, &l->wk, &dl, got, sizeof(got));
+            rc = wait_interruptible(l, tok, &dl, got, sizeof(got));
         else
-            rc = wait_and_try(l, tok, &dl, &r, &fence, &tried);
+            rc = wait_granted(l, tok, &dl, got, sizeof(got));
+        if (grant_of(got, strlen(got), &fence))
+            return took(l, got, tok, 0, fence);
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
             return MP_ETIMEDOUT;
         }
         if (rc == MP_EINTR || rc == MP_ECANCELED)
-            return acquire_interrupted(l, tok, got[0] != '\0', rc);
+            return acquire_interrupted(l, tok, rc);
         if (rc < 0)
             return rc;
     }
 }
 
-/* Copies the token of a hold by this process, or MP_EPERM. drop: the
- * release of one level; 1 when an rlock stays held (nothing to send). */
-static int held_token(mp__redis_lock *l, char *tok, bool drop)
+/* Copies the token and waiter id of a hold by this process (me may be
+ * NULL), or MP_EPERM. drop: the release of one level; 1 when an rlock
+ * stays held (nothing to send). */
+static int held_token(mp__redis_lock *l, char *tok, char *me, bool drop)
 {
     pthread_mutex_lock(&l->mu);
     int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
     if (rc == 0)
         memcpy(tok, l->token, sizeof(l->token));
+    if (rc == 0 && me)
+        memcpy(me, l->me, sizeof(l->me));
     if (rc == 0 && drop && l->recursive && l->count > 1) {
         l->count--;
         rc = 1; /* still held: one level less */
@@ -338,13 +421,13 @@ int mp__redis_lock_release(mp__redis_lock *l)
 {
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
-    char tok[sizeof(l->token)];
-    int rc = held_token(l, tok, true);
+    char tok[sizeof(l->token)], me[sizeof(l->me)];
+    int rc = held_token(l, tok, me, true);
     long long r = 0;
     if (rc == 1)
         return 0;
     if (rc == 0)
-        rc = lock_script(l, release_lua, tok, &r);
+        rc = lock_script(l, release_lua, tok, me, &r);
     /* 0: the lease ran out before the release, the lock was not held any
      * more (another holder may have had it meanwhile). */
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
@@ -355,10 +438,10 @@ int mp__redis_lock_renew(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
-    int rc = held_token(l, tok, false);
+    int rc = held_token(l, tok, NULL, false);
     long long r = 0;
     if (rc == 0)
-        rc = lock_script(l, renew_lua, tok, &r);
+        rc = lock_script(l, renew_lua, tok, "", &r);
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
 }
 
@@ -367,7 +450,7 @@ int mp__redis_lock_consistent(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
-    return held_token(l, tok, false);
+    return held_token(l, tok, NULL, false);
 }
 
 int mp__redis_lock_token(mp__redis_lock *l, uint64_t *token)
@@ -392,15 +475,25 @@ int mp__redis_lock_count(mp__redis_lock *l)
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
-/* The token on the server, or false (free); an integer for a bad key. */
-static const char holder_lua[] = LOCK_CHECK "return redis.call('GET', KEYS[1])";
+/* KEYS[3] the wake list. The holder's token on the server, or false
+ * (free: no token, or a grant no waiter took yet); a grant that its
+ * grantee claimed answers the claim ("<pid>-<the grant's hex>"); an
+ * integer for a bad key. */
+static const char holder_lua[] =
+    LOCK_CHECK "local v = redis.call('GET', KEYS[1]) "
+               "if not v or string.sub(v, 1, 2) ~= '0-' then return v end "
+               "if redis.call('TYPE', KEYS[3]).ok == 'list' and "
+               "redis.call('LINDEX', KEYS[3], 0) == v then return false end "
+               "local o = redis.call('GET', KEYS[2]) "
+               "if o and string.match(o, '%-(%x+)$') == string.sub(v, 3) then return o end "
+               "return v";
 
 /* The holder's token into tok (cap MP__REDIS_TOKEN_MAX), or MP_ESRCH. */
 static int server_token(mp__redis_lock *l, char *tok)
 {
-    const char *argv[] = {"EVAL", holder_lua, "2", l->o->key, l->owner_key};
+    const char *argv[] = {"EVAL", holder_lua, "3", l->o->key, l->owner_key, l->wk.wake};
     redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 5, argv, NULL);
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, &rep, 6, argv, NULL);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_NIL)
@@ -432,13 +525,15 @@ int mp__redis_lock_owner(mp__redis_lock *l, pid_t *pid, pid_t *tid, uint32_t *de
     int rc = server_token(l, tok);
     if (rc < 0)
         return rc;
+    /* A grant whose grantee has not claimed it yet reads as pid 0. */
     char *end;
     long p = strtol(tok, &end, 10);
-    if (end == tok || *end != '-' || p <= 0 || p > INT32_MAX)
+    if (end == tok || *end != '-' || p < 0 || p > INT32_MAX)
         return MP_EBADMSG;
     uint32_t n = 0;
     pthread_mutex_lock(&l->mu);
-    if (l->holder == (int)getpid() && strcmp(l->token, tok) == 0)
+    const char *held = strchr(l->token, '-');
+    if (l->holder == (int)getpid() && held && strcmp(held, end) == 0)
         n = l->count;
     pthread_mutex_unlock(&l->mu);
     if (pid)
@@ -472,7 +567,18 @@ bool mp__redis_lock_is_recursive(const mp__redis_lock *l)
     return l->recursive;
 }
 
-int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count)
+const char *mp__redis_lock_fence_key(const mp__redis_lock *l)
+{
+    return l->fence_key;
+}
+
+void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24])
+{
+    snprintf(ms, 24, "%lld", (long long)(l->lease * 1000 + 0.5));
+}
+
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
+                        char me[MP__REDIS_TOKEN_MAX], uint32_t *count)
 {
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
@@ -480,6 +586,8 @@ int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32
     int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
     if (rc == 0) {
         memcpy(tok, l->token, sizeof(l->token));
+        if (me)
+            memcpy(me, l->me, sizeof(l->me));
         *count = l->count;
     }
     pthread_mutex_unlock(&l->mu);

@@ -257,7 +257,8 @@ static void join_zero(mp_process *p)
 
 /* A waiter blocks on the server: while it waits for 0.5 s it makes no
  * call (a poller with a 1-32 ms back-off makes about 20), and the
- * release wakes it: its one more try takes the lock. */
+ * release grants it the lock: it holds it with no try of its own (no
+ * acquire script takes the lock after the release: GETSET never runs). */
 Test(redis_sync, a_lock_waiter_is_woken_by_the_release_not_by_polling)
 {
     conn = connect_server();
@@ -271,11 +272,12 @@ Test(redis_sync, a_lock_waiter_is_woken_by_the_release_not_by_polling)
     long long during = scripts_run(conn);
     mp_assert_ok(mp__redis_lock_release(l));
     join_zero(p);
-    /* The wait: no call but the BLPOP (a slice is a second). The rest:
-     * the release, the waiter's try and its own release. */
+    /* The wait: no call but the BLMOVE (a slice is a second). The rest:
+     * the release, the waiter's claim and its own release. */
     cr_assert_eq(during, 0, "%lld scripts ran while the waiter waited", during);
-    cr_assert_leq(scripts_run(conn), 4, "%lld scripts", scripts_run(conn));
-    cr_assert_leq(calls_of(conn, "blpop"), 2);
+    cr_assert_leq(scripts_run(conn), 3, "%lld scripts", scripts_run(conn));
+    cr_assert_eq(calls_of(conn, "getset"), 0, "the waiter took the lock with a try of its own");
+    cr_assert_leq(calls_of(conn, "blmove"), 2);
     cr_assert_eq(zcard(conn, "lock:W:wait"), 0, "the waiter left the wait set");
     mp__redis_lock_close(l);
     mp__redis_unref(conn);
@@ -323,7 +325,7 @@ Test(redis_sync, a_killed_waiter_delays_no_one_and_its_entry_expires)
     mp_assert_rc(mp__redis_lock_acquire(l, 0), MP_ETIMEDOUT); /* queued behind the entry */
     reset_stats(conn);
     mp_assert_ok(mp__redis_lock_acquire(l, 20));
-    cr_assert_eq(calls_of(conn, "blpop"), 1, "one wake-up taken, no slice waited out");
+    cr_assert_eq(calls_of(conn, "blmove"), 1, "one grant taken, no slice waited out");
     mp_assert_ok(mp__redis_lock_release(l));
     /* The dead waiter's entry goes within its 3 s (when a script looks,
      * or with the set's own expiry). */
@@ -333,6 +335,141 @@ Test(redis_sync, a_killed_waiter_delays_no_one_and_its_entry_expires)
             usleep(25000);
     mp_assert_ok(rc);
     cr_assert_eq(zcard(conn, "lock:W:wait"), 0);
+    mp_assert_ok(mp__redis_lock_release(l));
+    mp__redis_lock_close(l);
+    mp__redis_unref(conn);
+}
+
+/* A raw command whose reply is a string or nil: the text in out (cap 64,
+ * "" for nil). */
+static void get_text(mp__redis *r, int argc, const char **argv, char *out)
+{
+    redisReply *rep;
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_ANY_VALUE, &rep, argc, argv, NULL));
+    out[0] = '\0';
+    if (rep->type == REDIS_REPLY_STRING)
+        snprintf(out, 64, "%s", rep->str);
+    freeReplyObject(rep);
+}
+
+static void raw(mp__redis *r, int argc, const char **argv)
+{
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_ANY_VALUE, NULL, argc, argv, NULL));
+}
+
+/* Enlists a waiter that never waits (no process behind it): its entry
+ * lasts ms on the server's clock. */
+static void enlist_ghost(mp__redis *r, const char *id, long ms)
+{
+    redisReply *t;
+    mp_assert_ok(mp__redis_cmd(r, MP__RR_ANY_VALUE, &t, 1, (const char *[]){"TIME"}, NULL));
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    char score[32];
+    snprintf(score, sizeof(score), "%lld", now + ms);
+    raw(r, 4, (const char *[]){"ZADD", "mp:lock:W:wait", score, id});
+}
+
+/* A release with a waiter enlisted grants the lock: a new token in the
+ * wake list, for whoever pops it. Nobody popping it (the waiter was not
+ * blocked then), the lock reads free, a newcomer that would not wait
+ * still queues behind the entry, one that waits pops the grant at once,
+ * and once the entry is gone the grant left by the next release goes to
+ * the next acquirer's try. The fencing token rises with every hold, and
+ * no grant is taken for a dead holder's (no MP_EOWNERDEAD). */
+Test(redis_sync, a_grant_nobody_takes_is_free_for_the_next_acquirer)
+{
+    conn = connect_server();
+    mp__redis_lock *l, *b;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "W", 0));
+    mp_assert_ok(mp__redis_lock_open(&b, conn, "W", 0));
+    uint64_t t1, t2, t3;
+    mp_assert_ok(mp__redis_lock_acquire(l, 0));
+    mp_assert_ok(mp__redis_lock_token(l, &t1));
+    enlist_ghost(conn, "999-dead", 1000);
+    mp_assert_ok(mp__redis_lock_release(l));
+    char g[64], v[64];
+    get_text(conn, 3, (const char *[]){"LINDEX", "mp:lock:W:wake", "0"}, g);
+    get_text(conn, 2, (const char *[]){"GET", "mp:lock:W"}, v);
+    cr_assert(strncmp(g, "0-", 2) == 0 && strcmp(g, v) == 0, "grant %s, lock key %s", g, v);
+    mp_assert_rc(mp__redis_lock_locked(l), 0); /* a grant nobody took: free */
+    mp_assert_rc(mp__redis_lock_owner(l, NULL, NULL, NULL), MP_ESRCH);
+    mp_assert_rc(mp__redis_lock_acquire(b, 0), MP_ETIMEDOUT); /* queued behind the entry */
+    reset_stats(conn);
+    mp_assert_ok(mp__redis_lock_acquire(b, 5)); /* enlists, pops the grant at once */
+    cr_assert_eq(calls_of(conn, "blmove"), 1);
+    mp_assert_ok(mp__redis_lock_token(b, &t2));
+    cr_assert_gt(t2, t1);
+    mp_assert_rc(mp__redis_lock_locked(l), 1);
+    /* The ghost's entry is still there: the release grants again. */
+    mp_assert_ok(mp__redis_lock_release(b));
+    usleep(1100000);                            /* the entry's time is up */
+    mp_assert_ok(mp__redis_lock_acquire(l, 0)); /* takes the grant: no MP_EOWNERDEAD */
+    mp_assert_ok(mp__redis_lock_token(l, &t3));
+    cr_assert_gt(t3, t2);
+    cr_assert_eq(zcard(conn, "lock:W:wait"), 0);
+    get_text(conn, 2, (const char *[]){"TYPE", "mp:lock:W:wake"}, g);
+    redisReply *rep;
+    mp_assert_ok(mp__redis_cmd(conn, MP__RR_ANY_VALUE, &rep, 2,
+                               (const char *[]){"KEYS", "mp:lock:W:*"}, NULL));
+    for (size_t i = 0; i < rep->elements; i++) /* no box or wake list left over */
+        cr_assert(strstr(rep->element[i]->str, ":box:") == NULL &&
+                      strstr(rep->element[i]->str, ":wake") == NULL,
+                  "left over: %s", rep->element[i]->str);
+    freeReplyObject(rep);
+    mp_assert_ok(mp__redis_lock_release(l));
+    mp__redis_lock_close(l);
+    mp__redis_lock_close(b);
+    mp__redis_unref(conn);
+}
+
+/* A waiter granted the lock holds it, 0.5 s, then dies without releasing. */
+static int take_grant_and_die(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_lock *l;
+    if (mp__redis_lock_open(&l, conn, "W", 2) < 0 || mp__redis_lock_acquire(l, 20) != 0)
+        return 1;
+    usleep(500000);
+    _exit(0);
+}
+
+/* The grantee's claim names its process (mp_lock_owner), and a grantee
+ * that dies holding the lock is a dead holder like any other: the next
+ * acquirer gets MP_EOWNERDEAD once the lease ran out. So is one that died
+ * before its claim reached the server (simulated: a grant taken, in the
+ * owner key, its lease run out), while a grant nobody took is not. */
+Test(redis_sync, a_grantee_that_dies_holding_the_lock_is_a_dead_holder)
+{
+    conn = connect_server();
+    mp__redis_lock *l;
+    mp_assert_ok(mp__redis_lock_open(&l, conn, "W", 2));
+    mp_assert_ok(mp__redis_lock_acquire(l, 0));
+    mp_process *p = start_fn(take_grant_and_die);
+    until_enlisted(conn, "lock:W:wait", 1);
+    mp_assert_ok(mp__redis_lock_release(l));
+    pid_t pid = 0;
+    for (int i = 0; i < 200 && pid != mp_process_pid(p); i++) {
+        int rc = mp__redis_lock_owner(l, &pid, NULL, NULL);
+        cr_assert(rc == 0 || rc == MP_ESRCH, "%s", mp_err_name(rc));
+        if (pid != mp_process_pid(p))
+            usleep(2000);
+    }
+    cr_assert_eq(pid, mp_process_pid(p), "owner %d, the grantee is %d", (int)pid,
+                 (int)mp_process_pid(p));
+    join_zero(p);
+    mp_assert_rc(mp__redis_lock_acquire(l, 10), MP_EOWNERDEAD);
+    mp_assert_ok(mp__redis_lock_release(l));
+    /* Taken, not claimed: the grant stays in the owner key. */
+    raw(conn, 5, (const char *[]){"SET", "mp:lock:W", "0-ffff", "PX", "200"});
+    raw(conn, 3, (const char *[]){"SET", "mp:lock:W:owner", "0-ffff"});
+    mp_assert_rc(mp__redis_lock_acquire(l, 10), MP_EOWNERDEAD);
+    mp_assert_ok(mp__redis_lock_release(l));
+    /* Not taken: the grant still waits in the wake list. */
+    raw(conn, 5, (const char *[]){"SET", "mp:lock:W", "0-fffff", "PX", "200"});
+    raw(conn, 3, (const char *[]){"SET", "mp:lock:W:owner", "0-fffff"});
+    raw(conn, 3, (const char *[]){"RPUSH", "mp:lock:W:wake", "0-fffff"});
+    mp_assert_ok(mp__redis_lock_acquire(l, 0));
     mp_assert_ok(mp__redis_lock_release(l));
     mp__redis_lock_close(l);
     mp__redis_unref(conn);
