@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "redis/redis_internal.h"
 #include "redis/redis_pool.h"
 
@@ -698,7 +699,7 @@ static void drop_sides(mp__redis *r)
 static void after_fork(mp__redis *r)
 {
     pthread_mutex_lock(&fork_lock);
-    int me = (int)getpid();
+    int me = (int)mp__self_pid();
     if (atomic_load(&r->pid) != me) {
         pthread_mutex_init(&r->lock, NULL);
         close_socket(r); /* closes the child's copy of the fd only */
@@ -726,7 +727,7 @@ int mp__redis_open(mp__redis **out, mp__redis_url *u)
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->side_mu, NULL);
     atomic_init(&r->refs, 1);
-    atomic_init(&r->pid, (int)getpid());
+    atomic_init(&r->pid, (int)mp__self_pid());
     r->fd = -1;
     r->url = *u;
     memset(u, 0, sizeof(*u));
@@ -774,7 +775,7 @@ static int url_copy(mp__redis_url *dst, const mp__redis_url *src)
 int mp__redis_side_take(mp__redis *r, mp__redis **out)
 {
     *out = NULL;
-    if (atomic_load(&r->pid) != (int)getpid())
+    if (atomic_load(&r->pid) != (int)mp__self_pid())
         after_fork(r);
     /* reconnect=0: once the connection was lost, every call fails, a
      * side connection's too. */
@@ -809,12 +810,12 @@ void mp__redis_side_give(mp__redis *r, mp__redis *side)
     if (side->lost) {
         /* reconnect=0 and the server went: r's connection is lost too. */
         pthread_mutex_lock(&r->lock);
-        if (atomic_load(&r->pid) == (int)getpid())
+        if (atomic_load(&r->pid) == (int)mp__self_pid())
             drop(r);
         pthread_mutex_unlock(&r->lock);
     }
     pthread_mutex_lock(&r->side_mu);
-    bool keep = atomic_load(&r->pid) == (int)getpid() && r->nside < MP__REDIS_SIDE_MAX &&
+    bool keep = atomic_load(&r->pid) == (int)mp__self_pid() && r->nside < MP__REDIS_SIDE_MAX &&
                 side->fd >= 0 && !side->lost;
     if (keep)
         r->side[r->nside++] = side;
@@ -895,7 +896,7 @@ double mp__redis_timeout(const mp__redis *r)
 /* Locks and connects before dl, which then bounds the calls up to end. */
 static int begin_at(mp__redis *r, const mp__deadline *dl)
 {
-    if (atomic_load(&r->pid) != (int)getpid())
+    if (atomic_load(&r->pid) != (int)mp__self_pid())
         after_fork(r);
     pthread_mutex_lock(&r->lock);
     r->dl = *dl;

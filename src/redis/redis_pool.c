@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "redis/redis_pool.h"
 
 static int server_run_id(mp__redis_pool *p, char out[48]);
@@ -25,7 +26,7 @@ static int server_run_id(mp__redis_pool *p, char out[48]);
 int mp__redis_pool_check(mp_pool *p, mp__redis_pool **out)
 {
     mp__redis_pool *rp = (mp__redis_pool *)p;
-    if (rp->owner != getpid())
+    if (rp->owner != mp__self_pid())
         return MP_EPERM;
     *out = rp;
     return 0;
@@ -35,7 +36,7 @@ static void make_client_id(char out[MP__REDIS_POOL_CLIENT_MAX + 1])
 {
     uint64_t v[2] = {0, 0};
     if (getrandom(v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
-        v[0] = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+        v[0] = (uint64_t)mp__self_pid() << 32 ^ (uint64_t)time(NULL);
         v[1] = (uint64_t)mp__now_ns();
     }
     snprintf(out, MP__REDIS_POOL_CLIENT_MAX + 1, "%016" PRIx64 "%016" PRIx64, v[0], v[1]);
@@ -75,7 +76,7 @@ int mp__redis_pool_create(mp_pool **out, const mp_pool_opts *o)
     if (p == NULL)
         return MP_ENOMEM;
     p->head.backend = &mp__redis_pool_backend;
-    p->owner = getpid();
+    p->owner = mp__self_pid();
     p->next_id = p->base = 1;
     make_client_id(p->client);
     char res[64], cli[64], can[64];

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "redis/redis_pool.h"
 #include "os/symbol.h"
 
@@ -471,7 +472,7 @@ static int wait_done(mp__redis_async *a, const mp__deadline *d)
     while (!a->done) {
         if (a->pool == NULL)
             return MP_ECLOSED;
-        if (a->pool->owner != getpid())
+        if (a->pool->owner != mp__self_pid())
             return MP_EPERM; /* a forked child would take its parent's results */
         int rc = mp__redis_pool_pump(a->pool, d, true);
         if (rc < 0 && !a->done)
@@ -510,7 +511,7 @@ int mp__redis_async_get(mp_async *pa, void *out, size_t out_cap, size_t *out_len
 bool mp__redis_async_ready(mp_async *pa)
 {
     mp__redis_async *a = (mp__redis_async *)pa;
-    if (!a->done && a->pool && a->pool->owner == getpid())
+    if (!a->done && a->pool && a->pool->owner == mp__self_pid())
         mp__redis_pool_pump(a->pool, NULL, false);
     return a->done;
 }
@@ -552,7 +553,7 @@ int mp__redis_async_cancel(mp_async *pa)
     if (a->done || p == NULL)
         return mp__fail(MP_EINVAL, "mp_async_cancel: the result is %s",
                         a->done ? "ready already" : "no longer tied to a pool");
-    if (p->owner != getpid())
+    if (p->owner != mp__self_pid())
         return MP_EPERM;
     /* Accepted tasks go out first, so that every task of a has its entry
      * id (a failed send fails them: a is then done, its outcome stands). */

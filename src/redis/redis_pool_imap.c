@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "redis/redis_pool.h"
 
 static void free_imap(mp__redis_imap *it)
@@ -254,7 +255,7 @@ int mp__redis_pool_pids(mp_pool *pool, pid_t *out, size_t cap)
 void mp__redis_pool_destroy(mp_pool *pool)
 {
     mp__redis_pool *p = (mp__redis_pool *)pool;
-    if (p->owner == getpid()) {
+    if (p->owner == mp__self_pid()) {
         mp__redis_pool_terminate(pool);
         /* Results still to come are nobody's: drop the list (a late one
          * recreates it, and it expires; see the worker), and the client's
@@ -262,7 +263,7 @@ void mp__redis_pool_destroy(mp_pool *pool)
         mp__redis_cmd(p->conn, MP__RR_INT, NULL, 4,
                       (const char *[]){"DEL", p->k_results, p->k_client, p->k_cancel}, NULL);
     }
-    mp__redis_sender_stop(p, p->owner == getpid());
+    mp__redis_sender_stop(p, p->owner == mp__self_pid());
     /* The results held by the user stay valid, detached from the pool. */
     while (p->live) {
         mp__redis_async *a = p->live;

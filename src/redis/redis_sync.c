@@ -45,6 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "redis/redis_internal.h"
 
 #define DEFAULT_LEASE 30.0
@@ -247,7 +248,7 @@ static bool grant_of(const char *g, size_t len, uint64_t *fence)
 static void claim_args(mp__redis_lock *l, const char *me, const char *g, char pid[16],
                        char box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX], const char **argv)
 {
-    snprintf(pid, 16, "%d", (int)getpid());
+    snprintf(pid, 16, "%d", (int)mp__self_pid());
     snprintf(box, MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX, "%s:box:%s", l->o->key, me);
     const char *a[] = {"EVAL", claim_lua, "3", l->owner_key, l->wk.wait, box, pid, me};
     memcpy(argv, a, sizeof(a));
@@ -296,7 +297,7 @@ static int acquire_again(mp__redis_lock *l)
 {
     pthread_mutex_lock(&l->mu);
     int rc = 0;
-    if (l->holder == (int)getpid()) {
+    if (l->holder == (int)mp__self_pid()) {
         rc = !l->recursive ? MP_EDEADLK : l->count == UINT32_MAX ? MP_EOVERFLOW : 1;
         if (rc == 1)
             l->count++;
@@ -312,7 +313,7 @@ static int took(mp__redis_lock *l, const char *tok, const char *me, long long fl
     pthread_mutex_lock(&l->mu);
     snprintf(l->token, sizeof(l->token), "%s", tok);
     snprintf(l->me, sizeof(l->me), "%s", me);
-    l->holder = (int)getpid();
+    l->holder = (int)mp__self_pid();
     l->count = 1;
     l->fence = fence;
     pthread_mutex_unlock(&l->mu);
@@ -401,7 +402,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
 static int held_token(mp__redis_lock *l, char *tok, char *me, bool drop)
 {
     pthread_mutex_lock(&l->mu);
-    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0)
         memcpy(tok, l->token, sizeof(l->token));
     if (rc == 0 && me)
@@ -458,7 +459,7 @@ int mp__redis_lock_token(mp__redis_lock *l, uint64_t *token)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK || token == NULL)
         return MP_EINVAL;
     pthread_mutex_lock(&l->mu);
-    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0)
         *token = l->fence;
     pthread_mutex_unlock(&l->mu);
@@ -470,7 +471,7 @@ int mp__redis_lock_count(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     pthread_mutex_lock(&l->mu);
-    uint32_t n = l->holder == (int)getpid() ? l->count : 0;
+    uint32_t n = l->holder == (int)mp__self_pid() ? l->count : 0;
     pthread_mutex_unlock(&l->mu);
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
@@ -533,7 +534,7 @@ int mp__redis_lock_owner(mp__redis_lock *l, pid_t *pid, pid_t *tid, uint32_t *de
     uint32_t n = 0;
     pthread_mutex_lock(&l->mu);
     const char *held = strchr(l->token, '-');
-    if (l->holder == (int)getpid() && held && strcmp(held, end) == 0)
+    if (l->holder == (int)mp__self_pid() && held && strcmp(held, end) == 0)
         n = l->count;
     pthread_mutex_unlock(&l->mu);
     if (pid)
@@ -583,7 +584,7 @@ int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     pthread_mutex_lock(&l->mu);
-    int rc = l->holder == (int)getpid() ? 0 : MP_EPERM;
+    int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0) {
         memcpy(tok, l->token, sizeof(l->token));
         if (me)

@@ -16,16 +16,17 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "os/pidfd.h"
 #include "redis/redis_internal.h"
 
 void mp__redis_new_token(char *tok, size_t cap)
 {
     unsigned char r[16] = {0};
     if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-        uint64_t t = (uint64_t)mp__now_ns() ^ ((uint64_t)getpid() << 32);
+        uint64_t t = (uint64_t)mp__now_ns() ^ ((uint64_t)mp__self_pid() << 32);
         memcpy(r, &t, sizeof(t));
     }
-    int n = snprintf(tok, cap, "%d-", (int)getpid());
+    int n = snprintf(tok, cap, "%d-", (int)mp__self_pid());
     for (size_t i = 0; i < sizeof(r) && (size_t)n + 2 < cap; i++, n += 2)
         snprintf(tok + n, cap - (size_t)n, "%02x", r[i]);
 }
