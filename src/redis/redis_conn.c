@@ -323,6 +323,16 @@ static void sha_keep(const char *text, size_t len, const char *sha)
     pthread_mutex_unlock(&scripts_mu);
 }
 
+/* Forgets every script's SHA1: the server lost them. */
+static void sha_forget(void)
+{
+    pthread_mutex_lock(&scripts_mu);
+    for (size_t i = 0; i < nscripts; i++)
+        free(scripts[i].text);
+    nscripts = 0;
+    pthread_mutex_unlock(&scripts_mu);
+}
+
 /* SCRIPT LOAD of text: its SHA1 in sha. */
 static int load_script(mp__redis *r, const char *text, size_t len, char sha[41],
                        const mp__deadline *dl)
@@ -341,20 +351,6 @@ static int load_script(mp__redis *r, const char *text, size_t len, char sha[41],
         sha_keep(text, len, sha);
     }
     freeReplyObject(rep);
-    return rc;
-}
-
-int mp__redis_script_load(mp__redis *r, const char *text)
-{
-    char sha[41];
-    size_t len = strlen(text);
-    if (sha_of(text, len, sha))
-        return 0;
-    int rc = mp__redis_begin(r);
-    if (rc == 0) {
-        rc = load_script(r, text, len, sha, &r->dl);
-        mp__redis_end(r);
-    }
     return rc;
 }
 
@@ -911,6 +907,10 @@ static int begin_at(mp__redis *r, const mp__deadline *dl)
             rc = ensure_connected(r, dl);
             break;
         }
+        /* The server lost its scripts (SCRIPT FLUSH, a restart): the
+         * next ones sent without waiting are loaded again first. */
+        if (is_noscript(rep))
+            sha_forget();
         freeReplyObject(rep);
         r->owed--;
     }
@@ -1234,26 +1234,32 @@ int mp__redis_side_blmove_then(mp__redis *r, const char *src, const char *dst, d
                                int argc, const char **argv, redisReply **rep)
 {
     *rep = NULL;
+    if (argc > MP__REDIS_THEN_MAX)
+        return MP_EINVAL;
+    mp__redis *side = NULL;
+    int rc = side_open(r, &side, secs);
+    if (rc < 0)
+        return rc;
+    /* After side_open, which read the answers owed: one that said the
+     * server lost its scripts made this process forget them. */
     char sha[41], t[32];
-    if (!sha_of(argv[1], strlen(argv[1]), sha))
-        return MP_ENOENT; /* never loaded here: mp__redis_script_load first */
+    size_t tlen = strlen(argv[1]);
+    if (!sha_of(argv[1], tlen, sha))
+        rc = load_script(side, argv[1], tlen, sha, &side->dl);
     snprintf(t, sizeof(t), "%.3f", secs);
     const char *bv[] = {"BLMOVE", src, dst, "LEFT", "LEFT", t};
     const char *ev[MP__REDIS_THEN_MAX];
-    if (argc > MP__REDIS_THEN_MAX)
-        return MP_EINVAL;
     memcpy(ev, argv, (size_t)argc * sizeof(*ev));
     ev[0] = "EVALSHA";
     ev[1] = sha;
     char *cmds = NULL;
     size_t len = 0;
-    mp__redis *side = NULL;
-    int rc = format_all(2, (const int[]){6, argc}, (const char *const *const[]){bv, ev},
-                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
     if (rc == 0)
-        rc = side_open(r, &side, secs);
+        rc = format_all(2, (const int[]){6, argc}, (const char *const *const[]){bv, ev},
+                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
     if (rc < 0) {
-        free(cmds);
+        mp__redis_end(side);
+        mp__redis_side_give(r, side);
         return rc;
     }
     rc = send_all(side, cmds, len, &side->dl);

@@ -762,17 +762,15 @@ int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double
  * slice. The call returns with the BLMOVE's answer (*rep: nil, or the
  * element moved) without waiting for the script's, which the connection's
  * next call reads and drops: the script must only do what the caller can
- * do without knowing it was done. MP_ENOENT when this process never
- * loaded the script (mp__redis_script_load; nothing sent), or a
- * connection error with *rep NULL. Not interruptible
+ * do without knowing it was done. The script is loaded first when this
+ * process does not know it on the server (once, and again after an
+ * answer owed said the server lost its scripts). 0, or MP_EINVAL (argc),
+ * or a connection error with *rep NULL. Not interruptible
  * (multiproc/interrupt.h): the waits of an armed thread take
  * mp__redis_side_blpop. */
 #define MP__REDIS_THEN_MAX 16
 int mp__redis_side_blmove_then(mp__redis *r, const char *src, const char *dst, double secs,
                                int argc, const char **argv, redisReply **rep);
-/* Loads script text on r's server (SCRIPT LOAD) unless this process did
- * already, so that it may go as EVALSHA (mp__redis_side_blmove_then). */
-int mp__redis_script_load(mp__redis *r, const char *text);
 /* Waits on a count that moves when a condition comes true (an event's
  * sets, a joinable queue's times at 0): check runs the object's script,
  * enlisting id when enlist, and answers whether the condition holds

@@ -54,7 +54,7 @@ struct mp__redis_lock {
     mp__remote_head rh; /* MP__MAGIC_REDIS_LOCK */
     mp__redis_obj *o;
     mp__redis_wakers wk;
-    char owner_key[MP__REDIS_KEY_MAX], fence_key[MP__REDIS_KEY_MAX];
+    char owner_key[MP__REDIS_KEY_MAX], fence_key[MP__REDIS_KEY_MAX], box_key[MP__REDIS_KEY_MAX];
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
     int holder;                      /* pid holding it through this handle, or 0 */
@@ -87,6 +87,7 @@ int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *
     mp__redis_wakers_init(l->o, &l->wk);
     mp__redis_obj_part(l->o, "owner", l->owner_key);
     mp__redis_obj_part(l->o, "fence", l->fence_key);
+    mp__redis_obj_part(l->o, "box", l->box_key);
     l->lease = lease > 0 ? lease : DEFAULT_LEASE;
     l->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_REDIS_LOCK, .backend = MP__BACKEND_REDIS},
                               .ops = &mp__redis_lock_ops};
@@ -142,15 +143,20 @@ static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARG
                                            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
                                            "return 0";
 
-/* A grantee's claim: KEYS the owner key, the wait set and the waiter's
- * box (where its BLMOVE put what it took), ARGV the grantee's pid, its
- * waiter id and the grant (or "": the one in the box). The waiter leaves
- * the wait set, and the owner key, which the release set to the grant,
- * gets the grantee's own form of it ("<pid>-<the grant's hex>", which a
- * release of the grant also clears): mp_lock_owner then knows the
- * process. Nothing when the box is empty (the BLMOVE's slice ended). */
+/* A grantee's claim: KEYS the owner key, the wait set and the lock's box
+ * (where a waiter's BLMOVE puts what it took, at the head), ARGV the
+ * grantee's pid, its waiter id and the grant (or "": the one its BLMOVE
+ * put in the box). It runs right after the BLMOVE, before the server reads
+ * anything else, and only one grant exists at a time, so the head of the
+ * box is the caller's; the rest (left by a claim the server could not run:
+ * a SCRIPT FLUSH) goes. The waiter leaves the wait set, and the owner key,
+ * which the release set to the grant, gets the grantee's own form of it
+ * ("<pid>-<the grant's hex>", which a release of the grant also clears):
+ * mp_lock_owner then knows the process. Nothing when the box is empty
+ * (the BLMOVE's slice ended). */
 static const char claim_lua[] =
-    "local g = ARGV[3] if g == '' then g = redis.call('LPOP', KEYS[3]) end "
+    "local g = ARGV[3] if g == '' then g = redis.call('LPOP', KEYS[3]) "
+    "redis.call('DEL', KEYS[3]) end "
     "if not g then return 0 end "
     "redis.call('ZREM', KEYS[2], ARGV[2]) "
     "if string.sub(g, 1, 2) == '0-' and redis.call('GET', KEYS[1]) == g then "
@@ -242,21 +248,20 @@ static bool grant_of(const char *g, size_t len, uint64_t *fence)
     return f > 0;
 }
 
-/* The claim of a waiter (claim_lua): argv (8 slots) for a grant g, or
- * for the one its BLMOVE put in its box (g ""); pid and box: buffers
- * that must outlive argv. */
+/* The claim of a waiter (claim_lua): argv (9 slots) for a grant g, or
+ * for the one its BLMOVE put in the box (g ""); pid: a buffer that must
+ * outlive argv. */
 static void claim_args(mp__redis_lock *l, const char *me, const char *g, char pid[16],
-                       char box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX], const char **argv)
+                       const char **argv)
 {
     snprintf(pid, 16, "%d", (int)mp__self_pid());
-    snprintf(box, MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX, "%s:box:%s", l->o->key, me);
-    const char *a[] = {"EVAL", claim_lua, "3", l->owner_key, l->wk.wait, box, pid, me};
+    const char *a[] = {"EVAL", claim_lua, "3", l->owner_key, l->wk.wait, l->box_key, pid, me};
     memcpy(argv, a, sizeof(a));
     argv[8] = g;
 }
 
 /* The wait of an enlisted waiter (not interruptible: see the caller): a
- * BLMOVE of the wake list to the waiter's box, with its claim behind it.
+ * BLMOVE of the wake list to the lock's box, with its claim behind it.
  * 0 with the grant in got (the lock is the caller's) or got "" (the
  * slice ended, or a wake-up of an older version: try again);
  * MP_ETIMEDOUT when dl had passed, or a connection error. */
@@ -268,13 +273,11 @@ static int wait_granted(mp__redis_lock *l, const char *me, const mp__deadline *d
     if (left == 0)
         return MP_ETIMEDOUT;
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-    char pid[16], box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX];
+    char pid[16];
     const char *argv[9];
-    claim_args(l, me, "", pid, box, argv);
-    int rc = mp__redis_script_load(l->o->conn, claim_lua);
+    claim_args(l, me, "", pid, argv);
     redisReply *rep = NULL;
-    if (rc == 0)
-        rc = mp__redis_side_blmove_then(l->o->conn, l->wk.wake, box, secs, 9, argv, &rep);
+    int rc = mp__redis_side_blmove_then(l->o->conn, l->wk.wake, l->box_key, secs, 9, argv, &rep);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_STRING && rep->len < cap) {
@@ -345,9 +348,9 @@ static int wait_interruptible(mp__redis_lock *l, const char *me, const mp__deadl
     int rc = mp__redis_wake_wait(l->o->conn, &l->wk, dl, got, cap);
     uint64_t fence;
     if (grant_of(got, strlen(got), &fence)) {
-        char pid[16], box[MP__REDIS_KEY_MAX + MP__REDIS_TOKEN_MAX];
+        char pid[16];
         const char *argv[9];
-        claim_args(l, me, got, pid, box, argv);
+        claim_args(l, me, got, pid, argv);
         (void)mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, NULL, 9, argv, NULL);
     }
     return rc;

@@ -4,6 +4,7 @@
  * its own redis-server and fails when it cannot. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,14 +341,14 @@ Test(redis_sync, a_killed_waiter_delays_no_one_and_its_entry_expires)
     mp__redis_unref(conn);
 }
 
-/* A raw command whose reply is a string or nil: the text in out (cap 64,
- * "" for nil). */
+/* A raw command whose reply is a string, a status or nil: the text in out
+ * (cap 64, "" for nil). */
 static void get_text(mp__redis *r, int argc, const char **argv, char *out)
 {
     redisReply *rep;
     mp_assert_ok(mp__redis_cmd(r, MP__RR_ANY_VALUE, &rep, argc, argv, NULL));
     out[0] = '\0';
-    if (rep->type == REDIS_REPLY_STRING)
+    if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)
         snprintf(out, 64, "%s", rep->str);
     freeReplyObject(rep);
 }
@@ -413,7 +414,7 @@ Test(redis_sync, a_grant_nobody_takes_is_free_for_the_next_acquirer)
     mp_assert_ok(mp__redis_cmd(conn, MP__RR_ANY_VALUE, &rep, 2,
                                (const char *[]){"KEYS", "mp:lock:W:*"}, NULL));
     for (size_t i = 0; i < rep->elements; i++) /* no box or wake list left over */
-        cr_assert(strstr(rep->element[i]->str, ":box:") == NULL &&
+        cr_assert(strstr(rep->element[i]->str, ":box") == NULL &&
                       strstr(rep->element[i]->str, ":wake") == NULL,
                   "left over: %s", rep->element[i]->str);
     freeReplyObject(rep);
@@ -472,6 +473,89 @@ Test(redis_sync, a_grantee_that_dies_holding_the_lock_is_a_dead_holder)
     mp_assert_ok(mp__redis_lock_acquire(l, 0));
     mp_assert_ok(mp__redis_lock_release(l));
     mp__redis_lock_close(l);
+    mp__redis_unref(conn);
+}
+
+/* A thread that waits for the lock on a connection of its own, holds it
+ * until told, then releases it. */
+typedef struct flush_waiter {
+    mp__redis_lock *l;
+    atomic_int held, go;
+    int rc;
+} flush_waiter;
+
+static void *flush_wait(void *arg)
+{
+    flush_waiter *w = arg;
+    w->rc = mp__redis_lock_acquire(w->l, 10);
+    atomic_store(&w->held, 1);
+    while (!atomic_load(&w->go))
+        usleep(1000);
+    if (w->rc == 0)
+        w->rc = mp__redis_lock_release(w->l);
+    return NULL;
+}
+
+/* The pid a grantee's claim wrote, waiting up to 1 s for it to land. */
+static pid_t claimed_pid(mp__redis_lock *l, pid_t want)
+{
+    pid_t pid = -1;
+    for (int i = 0; i < 500 && pid != want; i++) {
+        mp_assert_ok(mp__redis_lock_owner(l, &pid, NULL, NULL));
+        if (pid != want)
+            usleep(2000);
+    }
+    return pid;
+}
+
+/* A grantee's claim goes without waiting for its answer. Once the server
+ * lost its scripts (SCRIPT FLUSH), the first claim cannot run (its
+ * NOSCRIPT answer is read later): the grantee holds the lock all the same,
+ * its pid reads 0 (the grant's), and the grant stays in the lock's box.
+ * The next claim loads the script again, empties the box and names the
+ * grantee. */
+Test(redis_sync, a_claim_after_a_script_flush_loads_the_script_again)
+{
+    conn = connect_server();
+    mp__redis_url u;
+    mp__redis *c2;
+    mp_assert_ok(mp__redis_url_parse(&u, srv.url));
+    mp_assert_ok(mp__redis_open(&c2, &u));
+    mp__redis_lock *a, *b;
+    mp_assert_ok(mp__redis_lock_open(&a, conn, "F2", 0));
+    mp_assert_ok(mp__redis_lock_open(&b, c2, "F2", 0));
+    for (int round = 0; round < 3; round++) {
+        mp_assert_ok(mp__redis_lock_acquire(a, 0));
+        flush_waiter w = {.l = b};
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, flush_wait, &w), 0);
+        until_enlisted(conn, "lock:F2:wait", 1);
+        if (round == 1)
+            raw(conn, 2, (const char *[]){"SCRIPT", "FLUSH"});
+        mp_assert_ok(mp__redis_lock_release(a));
+        while (!atomic_load(&w.held))
+            usleep(1000);
+        mp_assert_ok(w.rc);
+        char box[64];
+        if (round == 1) {
+            usleep(50000);
+            pid_t pid = -1;
+            mp_assert_ok(mp__redis_lock_owner(a, &pid, NULL, NULL));
+            cr_assert_eq(pid, 0, "round 1: owner %d", (int)pid);
+            get_text(conn, 3, (const char *[]){"LINDEX", "mp:lock:F2:box", "0"}, box);
+            cr_assert(strncmp(box, "0-", 2) == 0, "round 1: box holds '%s'", box);
+        } else {
+            cr_assert_eq(claimed_pid(a, getpid()), getpid(), "round %d", round);
+            get_text(conn, 2, (const char *[]){"TYPE", "mp:lock:F2:box"}, box);
+            cr_assert_str_eq(box, "none", "round %d: the box is left", round);
+        }
+        atomic_store(&w.go, 1);
+        pthread_join(t, NULL);
+        mp_assert_ok(w.rc);
+    }
+    mp__redis_lock_close(a);
+    mp__redis_lock_close(b);
+    mp__redis_unref(c2);
     mp__redis_unref(conn);
 }
 
