@@ -513,7 +513,9 @@ MP_API int mp_pool_imap_stream(mp_pool *p, const mp_stream_spec *spec, bool orde
  * not taken: MP_EMSGSIZE, *len its length, and the next call gives it
  * again. buf NULL takes the result without copying it (cap is then
  * ignored; *len still tells its length). Otherwise returns as
- * mp_imap_next, and works on every iterator (a distributed pool's too). */
+ * mp_imap_next, with *len 0 when it gives no result (a task's failure,
+ * the end, a timeout), and works on every iterator (a distributed pool's
+ * too). */
 MP_API int mp_imap_next_sized(mp_imap *it, void *buf, size_t cap, size_t *len, size_t *index,
                               mp_task_error *err, double timeout);
 

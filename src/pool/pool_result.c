@@ -341,8 +341,12 @@ int mp_imap_next_sized(mp_imap *it, void *buf, size_t cap, size_t *len, size_t *
             *len = size;
         if (buf && cap < size)
             return mp__fail(MP_EMSGSIZE, "%s: the results are %zu bytes, cap %zu", f, size, cap);
-        if (b)
-            return MP__POOL_CALL(b, imap_next, it, buf, index, err, timeout);
+        if (b) {
+            int rc = MP__POOL_CALL(b, imap_next, it, buf, index, err, timeout);
+            if (len && rc != 0)
+                *len = 0; /* no result given (as imap_next sets it locally) */
+            return rc;
+        }
     }
     mp__deadline d;
     int rc = check_async(it->a);

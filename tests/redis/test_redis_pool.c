@@ -377,15 +377,28 @@ Test(rpool, imap_unordered_and_ordered)
         bool seen[50] = {false};
         int64_t v;
         size_t idx;
+        size_t len = 99;
+        char small[4];
+        mp_assert_rc(mp_imap_next_sized(it, small, sizeof small, &len, &idx, NULL, 30),
+                     MP_EMSGSIZE);
+        cr_assert_eq(len, 8);
         for (int k = 0; k < 50; k++) {
-            mp_assert_ok(mp_imap_next(it, &v, &idx, NULL, 30));
+            /* The ordered round reads with mp_imap_next_sized. */
+            len = 99;
+            if (ordered)
+                mp_assert_ok(mp_imap_next_sized(it, &v, sizeof v, &len, &idx, NULL, 30));
+            else
+                mp_assert_ok(mp_imap_next(it, &v, &idx, NULL, 30));
             cr_assert(idx < 50 && !seen[idx]);
             if (ordered)
-                cr_assert_eq(idx, (size_t)k);
+                cr_assert(idx == (size_t)k && len == 8, "item %zu, %zu bytes", idx, len);
             seen[idx] = true;
             cr_assert_eq(v, (int64_t)(idx * idx));
         }
         mp_assert_rc(mp_imap_next(it, &v, &idx, NULL, 1), MP_EEOF);
+        len = 99; /* no result given: no length either */
+        mp_assert_rc(mp_imap_next_sized(it, &v, sizeof v, &len, &idx, NULL, 1), MP_EEOF);
+        cr_assert_eq(len, 0);
         mp_imap_destroy(it);
     }
     mp_pool_destroy(p);
