@@ -58,7 +58,7 @@ struct mp__redis {
     /* The server's id of this connection (CLIENT ID, learnt by the first
      * interruptible wait on it): 0 unknown, -1 refused by the server. */
     long long client_id;
-    /* Replies of commands sent without waiting (mp__redis_side_blmove_then),
+    /* Replies of commands sent without waiting (mp__redis_side_blpop_post),
      * read and dropped before the connection's next call. */
     int owed;
     mp__redis_url url;
@@ -1222,57 +1222,55 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
     return bad < 0 ? bad : rc;
 }
 
-/* ---- a BLMOVE with a script behind it, whose answer is read later -------
+/* ---- a BLPOP, then a script sent without waiting for its answer --------
  * A waiter that a release hands its object to (a lock's grant) has one
- * more thing to tell the server: who it is. Sent behind the BLMOVE on the
- * same connection, the script runs on the server as soon as the BLMOVE
- * returns, before the server reads anything else from any client, and
- * the waiter returns as soon as the BLMOVE's answer is in: the script's
- * answer is read and dropped by the connection's next call (begin_at). */
+ * more thing to tell the server: who it is. It sends that once it has
+ * the BLPOP's answer and returns at once: the answer is read and dropped
+ * by the connection's next call (begin_at). Sent behind the BLPOP
+ * instead, the script would run on the server before it writes the
+ * BLPOP's answer, in the waiter's path (a dozen µs, more when cold). */
 
-int mp__redis_side_blmove_then(mp__redis *r, const char *src, const char *dst, double secs,
-                               int argc, const char **argv, redisReply **rep)
+int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, redisReply **rep,
+                              mp__redis_post_fn post, void *arg)
 {
     *rep = NULL;
-    if (argc > MP__REDIS_THEN_MAX)
-        return MP_EINVAL;
     mp__redis *side = NULL;
     int rc = side_open(r, &side, secs);
     if (rc < 0)
         return rc;
     /* After side_open, which read the answers owed: one that said the
-     * server lost its scripts made this process forget them. */
+     * server lost its scripts made this process forget them. The script
+     * is loaded now, off the path of the hand-off. */
+    const char *argv[MP__REDIS_POST_MAX];
+    int argc = post(arg, NULL, argv);
     char sha[41], t[32];
-    size_t tlen = strlen(argv[1]);
-    if (!sha_of(argv[1], tlen, sha))
+    size_t tlen = argc > 1 ? strlen(argv[1]) : 0;
+    if (argc > 1 && !sha_of(argv[1], tlen, sha))
         rc = load_script(side, argv[1], tlen, sha, &side->dl);
     snprintf(t, sizeof(t), "%.3f", secs);
-    const char *bv[] = {"BLMOVE", src, dst, "LEFT", "LEFT", t};
-    const char *ev[MP__REDIS_THEN_MAX];
-    memcpy(ev, argv, (size_t)argc * sizeof(*ev));
-    ev[0] = "EVALSHA";
-    ev[1] = sha;
-    char *cmds = NULL;
-    size_t len = 0;
     if (rc == 0)
-        rc = format_all(2, (const int[]){6, argc}, (const char *const *const[]){bv, ev},
-                        (const size_t *const[]){NULL, NULL}, &cmds, &len);
-    if (rc < 0) {
-        mp__redis_end(side);
-        mp__redis_side_give(r, side);
-        return rc;
+        rc =
+            exec_raw(side, MP__RR_EXEC, rep, 3, (const char *[]){"BLPOP", key, t}, NULL, &side->dl);
+    argc = rc == 0 && (*rep)->type == REDIS_REPLY_ARRAY ? post(arg, *rep, argv) : 0;
+    char *cmd = NULL;
+    long long len = -1;
+    if (argc > 1 && sha_of(argv[1], strlen(argv[1]), sha)) {
+        argv[0] = "EVALSHA";
+        argv[1] = sha;
+        len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
     }
-    rc = send_all(side, cmds, len, &side->dl);
-    free(cmds);
-    if (rc == 0)
-        rc = recv_reply(side, rep, &side->dl);
-    if (rc == 0)
-        side->owed++; /* the script's answer */
-    else if (side->fd >= 0)
-        drop(side); /* a reply missing: the stream is out of step */
+    if (len >= 0) {
+        /* Lost, the script only leaves undone what the caller can do
+         * without (the connection goes with it: maybe partly sent). */
+        if (send_all(side, cmd, (size_t)len, &side->dl) == 0)
+            side->owed++;
+        else
+            drop(side);
+        redisFreeCommand(cmd);
+    }
     mp__redis_end(side);
     mp__redis_side_give(r, side);
-    if (rc == 0 && (rc = mp__redis_reply_check(*rep, MP__RR_ANY_VALUE)) < 0) {
+    if (rc < 0 && *rep) {
         freeReplyObject(*rep);
         *rep = NULL;
     }

@@ -512,9 +512,7 @@ bool mp__redis_lock_is_recursive(const mp__redis_lock *l);
  * the lock (MP__REDIS_LOCK_RELEASE) needs besides the keys above. */
 const char *mp__redis_lock_fence_key(const mp__redis_lock *l);
 void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24]);
-/* me (may be NULL): the waiter id of the hold, for lk_release. */
-int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
-                        char me[MP__REDIS_TOKEN_MAX], uint32_t *count);
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count);
 void mp__redis_lock_drop(mp__redis_lock *l);
 int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
 
@@ -541,46 +539,47 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
     "if not f then return fe end return false end "                                                \
     "local function lk_grant_free(v) return v ~= false and string.sub(v, 1, 2) == '0-' and "       \
     "redis.call('LINDEX', WK_WAKE, 0) == v end "
-/* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, me, ms), with KEYS[1]
- * and KEYS[2] the lock and owner keys and KEYS[W], KEYS[L], KEYS[F] the
- * wait set, wake list and fence (numbers as string literals). It lets the
- * lock go when tok holds it and clears the owner key that tok (or its
- * claim) wrote; it answers true when tok held it, false when not, or the
- * error (EPROTO, EBADMSG) of a key that holds what this library does not
- * write, with nothing changed. me: the holder's waiter id, out of the
- * wait set now. With waiters enlisted, the lock is not freed but granted:
- * a new token "0-<fence in hex>" holds it (lease ms) and is pushed to the
- * wake list, and the waiter whose BLPOP pops it holds the lock with it,
- * with no try of its own. The hand-off is on the waiter's critical path,
- * so the function is lean: reads that check the types and texts first
- * (redis.pcall), then the writes; the entries of waiters that died are
- * left to the acquirers to expire (a grant nobody takes is free for the
- * next acquirer). Whatever sets the lock key clears the wake list. */
+/* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, ms), with KEYS[1] and
+ * KEYS[2] the lock and owner keys and KEYS[W], KEYS[L], KEYS[F] the wait
+ * set, wake list and fence (numbers as string literals). It lets the lock
+ * go when tok holds it and clears the owner key that tok (or its claim)
+ * wrote; it answers true when tok held it, false when not, or the error
+ * (EPROTO, EBADMSG) of a key that holds what this library does not write,
+ * with nothing changed. With waiters enlisted, the lock is not freed but
+ * granted: a new token "0-<fence in hex>" holds it (lease ms), is written
+ * to the owner key and pushed to the wake list, and the waiter whose
+ * BLMOVE takes it holds the lock with it, with no try of its own. The
+ * grant is on the waiter's critical path, and on a cold server every
+ * command a script runs costs a few µs, so that path runs the fewest: the
+ * lock key's read (its equality with tok is its check), the reads that
+ * check the wait set's and wake list's types, the fence's INCR (refused
+ * before anything is written when the fence is no count) and the writes.
+ * The entries of waiters that died are left to the acquirers to expire (a
+ * grant nobody takes is free for the next acquirer), and so is the
+ * holder's own entry when its claim did not run. Whatever sets the lock
+ * key clears the wake list. */
 #define MP__REDIS_LOCK_RELEASE(W, L, F)                                                            \
-    "local function lk_get(k, pat) local v = redis.pcall('GET', k) "                               \
-    "if type(v) == 'table' then return nil, EPROTO end "                                           \
-    "if v and (#v > 40 or not string.match(v, pat)) then return nil, EBADMSG end "                 \
-    "return v end "                                                                                \
-    "local function lk_release(tok, me, ms) "                                                      \
-    "local v, e = lk_get(KEYS[1], '^%d+%-%x+$') if e then return e end "                           \
-    "local o, e2 = lk_get(KEYS[2], '^%d+%-%x+$') if e2 then return e2 end "                        \
-    "local mine = o and (o == tok or (string.sub(tok, 1, 2) == '0-' and "                          \
-    "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) "                                         \
-    "if v ~= tok then if mine then redis.call('DEL', KEYS[2]) end return false end "               \
-    "local n = redis.pcall('ZCARD', KEYS[" W "]) if type(n) == 'table' then return EPROTO end "    \
-    "if n > 0 then "                                                                               \
-    "  local f, e3 = lk_get(KEYS[" F "], '^%d+$') if e3 then return e3 end "                       \
-    "  if f and #f > 18 then return EBADMSG end "                                                  \
-    "  local w = redis.pcall('LLEN', KEYS[" L "]) if type(w) == 'table' then return EPROTO end "   \
-    "  if me ~= '' then n = n - redis.call('ZREM', KEYS[" W "], me) end "                          \
+    "local function lk_release(tok, ms) "                                                          \
+    "local v = redis.pcall('GET', KEYS[1]) if type(v) == 'table' then return EPROTO end "          \
+    "if v == tok then "                                                                            \
+    "  local n = redis.pcall('ZCARD', KEYS[" W "]) if type(n) == 'table' then return EPROTO end "  \
     "  if n > 0 then "                                                                             \
-    "    local g = '0-' .. string.format('%x', redis.call('INCR', KEYS[" F "])) "                  \
+    "    local w = redis.pcall('LLEN', KEYS[" L "]) if type(w) == 'table' then return EPROTO end " \
+    "    local f = redis.pcall('INCR', KEYS[" F "]) "                                              \
+    "    if type(f) == 'table' then "                                                              \
+    "      if string.find(f.err, 'WRONGTYPE', 1, true) then return EPROTO end return EBADMSG end " \
+    "    local g = '0-' .. string.format('%x', f) "                                                \
     "    redis.call('SET', KEYS[1], g, 'PX', ms) redis.call('SET', KEYS[2], g) "                   \
     "    if w > 0 then redis.call('DEL', KEYS[" L "]) end "                                        \
     "    redis.call('RPUSH', KEYS[" L "], g) return true "                                         \
     "  end "                                                                                       \
-    "end "                                                                                         \
-    "redis.call('DEL', KEYS[1]) if mine then redis.call('DEL', KEYS[2]) end return true end "
+    "elseif v and (#v > 40 or not string.match(v, '^%d+%-%x+$')) then return EBADMSG end "         \
+    "local o = redis.pcall('GET', KEYS[2]) if type(o) == 'table' then return EPROTO end "          \
+    "if o and (#o > 40 or not string.match(o, '^%d+%-%x+$')) then return EBADMSG end "             \
+    "local mine = o and (o == tok or (string.sub(tok, 1, 2) == '0-' and "                          \
+    "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) "                                         \
+    "if v == tok then redis.call('DEL', KEYS[1]) end "                                             \
+    "if mine then redis.call('DEL', KEYS[2]) end return v == tok end "
 
 /* A condition (redis/redis_cond.c): open makes a named one with its own
  * rlock (keys <prefix>cond:<name>...), over makes one over a Redis lock or
@@ -754,23 +753,24 @@ void mp__redis_side_give(mp__redis *r, mp__redis *side);
  * *rep is NULL after any other error. */
 int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double secs,
                          redisReply **rep);
-/* One BLMOVE of the first element of src to the head of dst for up to
- * secs (> 0) seconds over a side connection of r, with a script sent
- * behind it (argv[0..argc), argc at most MP__REDIS_THEN_MAX: "EVAL", its
- * text, the key count, keys and arguments; sent as EVALSHA), which the
- * server runs as soon as the BLMOVE returns, moved or at the end of its
- * slice. The call returns with the BLMOVE's answer (*rep: nil, or the
- * element moved) without waiting for the script's, which the connection's
- * next call reads and drops: the script must only do what the caller can
- * do without knowing it was done. The script is loaded first when this
- * process does not know it on the server (once, and again after an
- * answer owed said the server lost its scripts). 0, or MP_EINVAL (argc),
- * or a connection error with *rep NULL. Not interruptible
- * (multiproc/interrupt.h): the waits of an armed thread take
- * mp__redis_side_blpop. */
-#define MP__REDIS_THEN_MAX 16
-int mp__redis_side_blmove_then(mp__redis *r, const char *src, const char *dst, double secs,
-                               int argc, const char **argv, redisReply **rep);
+/* One BLPOP of key for up to secs (> 0) seconds over a side connection
+ * of r, then a script sent behind it without waiting for its answer (not
+ * interruptible: the waits of an armed thread take mp__redis_side_blpop).
+ * post fills argv (at most MP__REDIS_POST_MAX strings, which must outlive
+ * the call: "EVAL", the script's text, the key count, keys and arguments)
+ * and returns argc: called first with popped NULL (the script to load,
+ * before the BLPOP, when this process does not know it on the server:
+ * once, and again after an answer read late said the server lost its
+ * scripts), then, when the BLPOP popped a value, with the answer (0: send
+ * nothing). The script goes as EVALSHA, and its answer is read and
+ * dropped by the connection's next call, so it must only do what the
+ * caller can do without knowing it was done; one that cannot be sent is
+ * dropped with the connection. 0 with *rep nil or [key, value], or a
+ * connection error with *rep NULL. */
+#define MP__REDIS_POST_MAX 16
+typedef int (*mp__redis_post_fn)(void *arg, const redisReply *popped, const char **argv);
+int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, redisReply **rep,
+                              mp__redis_post_fn post, void *arg);
 /* Waits on a count that moves when a condition comes true (an event's
  * sets, a joinable queue's times at 0): check runs the object's script,
  * enlisting id when enlist, and answers whether the condition holds

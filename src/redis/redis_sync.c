@@ -21,9 +21,9 @@
  * a pushed element to the client blocked longest on the list, and only to
  * a live one: a waiter killed in its wait never gets a grant, and one
  * that is not blocked at that moment (between slices) finds the grant
- * still in the list, free for it. The grantee then posts a claim behind
- * the BLPOP without waiting for its answer: the owner key gets its pid
- * (mp_lock_owner) and its waiter entry goes. While waiters are enlisted,
+ * still in the list, free for it. The grantee then sends a claim without
+ * waiting for its answer: the owner key gets its pid (mp_lock_owner) and
+ * its waiter entry goes. While waiters are enlisted,
  * a newcomer queues behind them.
  *
  * Event: <prefix>event:<name> holds "1" while the event is set, and
@@ -54,7 +54,7 @@ struct mp__redis_lock {
     mp__remote_head rh; /* MP__MAGIC_REDIS_LOCK */
     mp__redis_obj *o;
     mp__redis_wakers wk;
-    char owner_key[MP__REDIS_KEY_MAX], fence_key[MP__REDIS_KEY_MAX], box_key[MP__REDIS_KEY_MAX];
+    char owner_key[MP__REDIS_KEY_MAX], fence_key[MP__REDIS_KEY_MAX];
     pthread_mutex_t mu; /* guards token and holder */
     double lease;
     int holder;                      /* pid holding it through this handle, or 0 */
@@ -62,7 +62,6 @@ struct mp__redis_lock {
     uint32_t count;                  /* levels held (rlock) */
     uint64_t fence;                  /* the fencing token of the hold */
     char token[MP__REDIS_TOKEN_MAX]; /* the hold's, on the server: ours or a grant */
-    char me[MP__REDIS_TOKEN_MAX];    /* the waiter id of the acquire that took it */
 };
 
 int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease)
@@ -87,7 +86,6 @@ int mp__redis_lock_open_kind(mp__redis_lock **out, mp__redis *conn, const char *
     mp__redis_wakers_init(l->o, &l->wk);
     mp__redis_obj_part(l->o, "owner", l->owner_key);
     mp__redis_obj_part(l->o, "fence", l->fence_key);
-    mp__redis_obj_part(l->o, "box", l->box_key);
     l->lease = lease > 0 ? lease : DEFAULT_LEASE;
     l->rh = (mp__remote_head){.head = {.magic = MP__MAGIC_REDIS_LOCK, .backend = MP__BACKEND_REDIS},
                               .ops = &mp__redis_lock_ops};
@@ -133,48 +131,40 @@ static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_
                                "if dead then return {1, n} end return {0, n}";
 
 /* KEYS[3], KEYS[4] and KEYS[5] the wait set, wake list and fence; ARGV
- * the token, the lease in ms and the holder's waiter id. Answers 1 (let
- * go or granted), 0 (the token does not hold it) or an error. */
+ * the token and the lease in ms. Answers 1 (let go or granted), 0 (the
+ * token does not hold it) or an error. */
 static const char release_lua[] = MP__REDIS_LUA_KIND MP__REDIS_LOCK_RELEASE(
-    "3", "4", "5") "local r = lk_release(ARGV[1], ARGV[3], ARGV[2]) "
+    "3", "4", "5") "local r = lk_release(ARGV[1], ARGV[2]) "
                    "if r == true then return 1 elseif r == false then return 0 end return r";
 
 static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
                                            "return 0";
 
-/* A grantee's claim: KEYS the owner key, the wait set and the lock's box
- * (where a waiter's BLMOVE puts what it took, at the head), ARGV the
- * grantee's pid, its waiter id and the grant (or "": the one its BLMOVE
- * put in the box). It runs right after the BLMOVE, before the server reads
- * anything else, and only one grant exists at a time, so the head of the
- * box is the caller's; the rest (left by a claim the server could not run:
- * a SCRIPT FLUSH) goes. The waiter leaves the wait set, and the owner key,
- * which the release set to the grant, gets the grantee's own form of it
- * ("<pid>-<the grant's hex>", which a release of the grant also clears):
- * mp_lock_owner then knows the process. Nothing when the box is empty
- * (the BLMOVE's slice ended). */
-static const char claim_lua[] =
-    "local g = ARGV[3] if g == '' then g = redis.call('LPOP', KEYS[3]) "
-    "redis.call('DEL', KEYS[3]) end "
-    "if not g then return 0 end "
-    "redis.call('ZREM', KEYS[2], ARGV[2]) "
-    "if string.sub(g, 1, 2) == '0-' and redis.call('GET', KEYS[1]) == g then "
-    "redis.call('SET', KEYS[1], ARGV[1] .. string.sub(g, 2)) end return 0";
+/* A grantee's claim: KEYS the owner key and the wait set, ARGV the
+ * grantee's pid, its waiter id and the grant. The waiter leaves the wait
+ * set, and the owner key, which the release set to the grant, gets the
+ * grantee's own form of it ("<pid>-<the grant's hex>", which a release of
+ * the grant also clears): mp_lock_owner then knows the process. Nothing
+ * changes in the owner key when the grant is gone from it (released, or
+ * taken over). */
+static const char claim_lua[] = "redis.call('ZREM', KEYS[2], ARGV[2]) "
+                                "if redis.call('GET', KEYS[1]) == ARGV[3] then "
+                                "redis.call('SET', KEYS[1], ARGV[1] .. string.sub(ARGV[3], 2)) end "
+                                "return 0";
 
 /* Runs a lock script: KEYS = lock and owner keys, wait set, wake list and
- * fence, ARGV = token, lease in ms and the holder's waiter id. *result:
+ * fence, ARGV = token and lease in ms. *result:
  * the script's integer; MP_EBADMSG or MP_EPROTO when a key holds what no
  * holder of this library wrote (nothing changed). */
-static int lock_script(mp__redis_lock *l, const char *lua, const char *token, const char *me,
-                       long long *result)
+static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
 {
     char ms[24];
     mp__redis_lock_lease_ms(l, ms);
-    const char *argv[] = {"EVAL",       lua,   "5", l->o->key, l->owner_key, l->wk.wait, l->wk.wake,
-                          l->fence_key, token, ms,  me};
+    const char *argv[] = {"EVAL",     lua,        "5",          l->o->key, l->owner_key,
+                          l->wk.wait, l->wk.wake, l->fence_key, token,     ms};
     redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 11, argv, NULL);
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 10, argv, NULL);
     if (rc < 0)
         return rc;
     *result = rep->integer;
@@ -248,23 +238,40 @@ static bool grant_of(const char *g, size_t len, uint64_t *fence)
     return f > 0;
 }
 
-/* The claim of a waiter (claim_lua): argv (9 slots) for a grant g, or
- * for the one its BLMOVE put in the box (g ""); pid: a buffer that must
- * outlive argv. */
-static void claim_args(mp__redis_lock *l, const char *me, const char *g, char pid[16],
-                       const char **argv)
+/* A waiter's claim (claim_lua): its argv (8 slots) for grant g. */
+typedef struct claim {
+    mp__redis_lock *l;
+    const char *me;
+    char pid[16], grant[MP__REDIS_TOKEN_MAX];
+} claim;
+
+static int claim_args(claim *c, const char *g, size_t len, const char **argv)
 {
-    snprintf(pid, 16, "%d", (int)mp__self_pid());
-    const char *a[] = {"EVAL", claim_lua, "3", l->owner_key, l->wk.wait, l->box_key, pid, me};
+    snprintf(c->pid, sizeof(c->pid), "%d", (int)mp__self_pid());
+    snprintf(c->grant, sizeof(c->grant), "%.*s", (int)len, g);
+    const char *a[] = {"EVAL",        claim_lua, "2",   c->l->owner_key,
+                       c->l->wk.wait, c->pid,    c->me, c->grant};
     memcpy(argv, a, sizeof(a));
-    argv[8] = g;
+    return 8;
+}
+
+/* mp__redis_side_blpop_post's post: the claim of a grant popped. */
+static int claim_post(void *arg, const redisReply *popped, const char **argv)
+{
+    uint64_t fence;
+    const redisReply *v = popped && popped->elements == 2 ? popped->element[1] : NULL;
+    if (popped == NULL) /* the script to load */
+        return claim_args(arg, "", 0, argv);
+    if (v == NULL || v->type != REDIS_REPLY_STRING || !grant_of(v->str, v->len, &fence))
+        return 0;
+    return claim_args(arg, v->str, v->len, argv);
 }
 
 /* The wait of an enlisted waiter (not interruptible: see the caller): a
- * BLMOVE of the wake list to the lock's box, with its claim behind it.
- * 0 with the grant in got (the lock is the caller's) or got "" (the
- * slice ended, or a wake-up of an older version: try again);
- * MP_ETIMEDOUT when dl had passed, or a connection error. */
+ * BLPOP of the wake list, and the claim of a grant it popped, sent
+ * without waiting for its answer. 0 with the value popped in got (a grant:
+ * the lock is the caller's), or got "" (the slice ended); MP_ETIMEDOUT
+ * when dl had passed, or a connection error. */
 static int wait_granted(mp__redis_lock *l, const char *me, const mp__deadline *dl, char *got,
                         size_t cap)
 {
@@ -273,16 +280,15 @@ static int wait_granted(mp__redis_lock *l, const char *me, const mp__deadline *d
     if (left == 0)
         return MP_ETIMEDOUT;
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-    char pid[16];
-    const char *argv[9];
-    claim_args(l, me, "", pid, argv);
+    claim c = {.l = l, .me = me};
     redisReply *rep = NULL;
-    int rc = mp__redis_side_blmove_then(l->o->conn, l->wk.wake, l->box_key, secs, 9, argv, &rep);
+    int rc = mp__redis_side_blpop_post(l->o->conn, l->wk.wake, secs, &rep, claim_post, &c);
     if (rc < 0)
         return rc;
-    if (rep->type == REDIS_REPLY_STRING && rep->len < cap) {
-        memcpy(got, rep->str, rep->len);
-        got[rep->len] = '\0';
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[1]->len < cap) {
+        memcpy(got, rep->element[1]->str, rep->element[1]->len);
+        got[rep->element[1]->len] = '\0';
     }
     freeReplyObject(rep);
     return 0;
@@ -310,12 +316,11 @@ static int acquire_again(mp__redis_lock *l)
 }
 
 /* Records the hold of tok (the caller's, or a grant) that the acquire
- * script answered or the waiter popped; me: the caller's waiter id. */
-static int took(mp__redis_lock *l, const char *tok, const char *me, long long flag, uint64_t fence)
+ * script answered or the waiter popped. */
+static int took(mp__redis_lock *l, const char *tok, long long flag, uint64_t fence)
 {
     pthread_mutex_lock(&l->mu);
     snprintf(l->token, sizeof(l->token), "%s", tok);
-    snprintf(l->me, sizeof(l->me), "%s", me);
     l->holder = (int)mp__self_pid();
     l->count = 1;
     l->fence = fence;
@@ -334,7 +339,7 @@ static int acquire_interrupted(mp__redis_lock *l, const char *tok, int rc)
     if (t < 0)
         return t;
     if (r >= 0)
-        return took(l, tok, tok, r, fence);
+        return took(l, tok, r, fence);
     (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
     return rc;
 }
@@ -348,10 +353,10 @@ static int wait_interruptible(mp__redis_lock *l, const char *me, const mp__deadl
     int rc = mp__redis_wake_wait(l->o->conn, &l->wk, dl, got, cap);
     uint64_t fence;
     if (grant_of(got, strlen(got), &fence)) {
-        char pid[16];
-        const char *argv[9];
-        claim_args(l, me, got, pid, argv);
-        (void)mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, NULL, 9, argv, NULL);
+        claim c = {.l = l, .me = me};
+        const char *argv[8];
+        claim_args(&c, got, strlen(got), argv);
+        (void)mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, NULL, 8, argv, NULL);
     }
     return rc;
 }
@@ -377,7 +382,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         if ((rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
             return rc; /* an entry left enlisted expires by itself */
         if (r >= 0)
-            return took(l, tok, tok, r, fence);
+            return took(l, tok, r, fence);
         got[0] = '\0';
         if (!enlist)
             rc = MP_ETIMEDOUT;
@@ -386,7 +391,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         else
             rc = wait_granted(l, tok, &dl, got, sizeof(got));
         if (grant_of(got, strlen(got), &fence))
-            return took(l, got, tok, 0, fence);
+            return took(l, got, 0, fence);
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
@@ -399,17 +404,14 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     }
 }
 
-/* Copies the token and waiter id of a hold by this process (me may be
- * NULL), or MP_EPERM. drop: the release of one level; 1 when an rlock
- * stays held (nothing to send). */
-static int held_token(mp__redis_lock *l, char *tok, char *me, bool drop)
+/* Copies the token of a hold by this process, or MP_EPERM. drop: the release of one level; 1 when
+ * an rlock stays held (nothing to send). */
+static int held_token(mp__redis_lock *l, char *tok, bool drop)
 {
     pthread_mutex_lock(&l->mu);
     int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0)
         memcpy(tok, l->token, sizeof(l->token));
-    if (rc == 0 && me)
-        memcpy(me, l->me, sizeof(l->me));
     if (rc == 0 && drop && l->recursive && l->count > 1) {
         l->count--;
         rc = 1; /* still held: one level less */
@@ -425,13 +427,13 @@ int mp__redis_lock_release(mp__redis_lock *l)
 {
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
-    char tok[sizeof(l->token)], me[sizeof(l->me)];
-    int rc = held_token(l, tok, me, true);
+    char tok[sizeof(l->token)];
+    int rc = held_token(l, tok, true);
     long long r = 0;
     if (rc == 1)
         return 0;
     if (rc == 0)
-        rc = lock_script(l, release_lua, tok, me, &r);
+        rc = lock_script(l, release_lua, tok, &r);
     /* 0: the lease ran out before the release, the lock was not held any
      * more (another holder may have had it meanwhile). */
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
@@ -442,10 +444,10 @@ int mp__redis_lock_renew(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
-    int rc = held_token(l, tok, NULL, false);
+    int rc = held_token(l, tok, false);
     long long r = 0;
     if (rc == 0)
-        rc = lock_script(l, renew_lua, tok, "", &r);
+        rc = lock_script(l, renew_lua, tok, &r);
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
 }
 
@@ -454,7 +456,7 @@ int mp__redis_lock_consistent(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
-    return held_token(l, tok, NULL, false);
+    return held_token(l, tok, false);
 }
 
 int mp__redis_lock_token(mp__redis_lock *l, uint64_t *token)
@@ -581,8 +583,7 @@ void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24])
     snprintf(ms, 24, "%lld", (long long)(l->lease * 1000 + 0.5));
 }
 
-int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
-                        char me[MP__REDIS_TOKEN_MAX], uint32_t *count)
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count)
 {
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
@@ -590,8 +591,6 @@ int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
     int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0) {
         memcpy(tok, l->token, sizeof(l->token));
-        if (me)
-            memcpy(me, l->me, sizeof(l->me));
         *count = l->count;
     }
     pthread_mutex_unlock(&l->mu);
