@@ -101,8 +101,9 @@
  * on the server: no lock or unit taken, no message put or lost (a get
  * that the server had already served returns its message), the waiter's
  * entry gone from the object's wait set (a wake-up it had taken passes
- * to the next waiter; a condition waiter that a notify chose returns
- * 0), a pool's results left for a later call. The wait blocked on the
+ * to the next waiter; a lock waiter that a release granted the lock to
+ * returns 0 holding it, and a condition waiter that a notify chose
+ * returns 0), a pool's results left for a later call. The wait blocked on the
  * server is ended there (CLIENT UNBLOCK) within a round trip; a server
  * that refuses CLIENT UNBLOCK (an ACL) makes the call wait out the slice
  * of at most a second that it had begun. The round trips to the server
@@ -162,7 +163,8 @@
  *   event: as locally; mp_wait on a Redis event waits on the server and
  *     never misses a set. Lock, rlock, sem and event waiters block on the
  *     server and are woken by the release or set (docs/redis.md,
- *     "Waiters"); while waiters wait, a newcomer queues behind them.
+ *     "Waiters"; a lock's release grants it to the waiter it wakes);
+ *     while waiters wait, a newcomer queues behind them.
  *   cond: mp_manager_cond makes a condition with its own rlock (its lease
  *     as a lock's); mp_cond_create over a Redis lock or rlock makes one
  *     over it, and the conditions over one Redis lock share their
