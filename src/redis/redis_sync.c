@@ -404,8 +404,8 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     }
 }
 
-/* Copies the token of a hold by this process, or MP_EPERM. drop: the release of one level; 1 when
- * an rlock stays held (nothing to send). */
+/* Copies the token of a hold by this process, or MP_EPERM. drop: the
+ * release of one level; 1 when an rlock stays held (nothing to send). */
 static int held_token(mp__redis_lock *l, char *tok, bool drop)
 {
     pthread_mutex_lock(&l->mu);
