@@ -1230,8 +1230,8 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
  * instead, the script would run on the server before it writes the
  * BLPOP's answer, in the waiter's path (a dozen µs, more when cold). */
 
-int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, redisReply **rep,
-                              mp__redis_post_fn post, void *arg)
+int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, const char *script,
+                              redisReply **rep, mp__redis_post_fn post, void *arg)
 {
     *rep = NULL;
     mp__redis *side = NULL;
@@ -1240,33 +1240,32 @@ int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, redisR
         return rc;
     /* After side_open, which read the answers owed: one that said the
      * server lost its scripts made this process forget them. The script
-     * is loaded now, off the path of the hand-off. */
-    const char *argv[MP__REDIS_POST_MAX];
-    int argc = post(arg, NULL, argv);
+     * is loaded now, off the path of the hand-off, and its SHA1 kept for
+     * after the BLPOP. */
     char sha[41], t[32];
-    size_t tlen = argc > 1 ? strlen(argv[1]) : 0;
-    if (argc > 1 && !sha_of(argv[1], tlen, sha))
-        rc = load_script(side, argv[1], tlen, sha, &side->dl);
+    size_t slen = strlen(script);
+    if (!sha_of(script, slen, sha))
+        rc = load_script(side, script, slen, sha, &side->dl);
     snprintf(t, sizeof(t), "%.3f", secs);
     if (rc == 0)
         rc =
             exec_raw(side, MP__RR_EXEC, rep, 3, (const char *[]){"BLPOP", key, t}, NULL, &side->dl);
-    argc = rc == 0 && (*rep)->type == REDIS_REPLY_ARRAY ? post(arg, *rep, argv) : 0;
-    char *cmd = NULL;
-    long long len = -1;
-    if (argc > 1 && sha_of(argv[1], strlen(argv[1]), sha)) {
+    const char *argv[MP__REDIS_POST_MAX];
+    int argc = rc == 0 && (*rep)->type == REDIS_REPLY_ARRAY ? post(arg, *rep, argv) : 0;
+    if (argc > 2) {
         argv[0] = "EVALSHA";
         argv[1] = sha;
-        len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
-    }
-    if (len >= 0) {
+        char *cmd = NULL;
+        long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
         /* Lost, the script only leaves undone what the caller can do
          * without (the connection goes with it: maybe partly sent). */
-        if (send_all(side, cmd, (size_t)len, &side->dl) == 0)
-            side->owed++;
-        else
-            drop(side);
-        redisFreeCommand(cmd);
+        if (len >= 0) {
+            if (send_all(side, cmd, (size_t)len, &side->dl) == 0)
+                side->owed++;
+            else
+                drop(side);
+            redisFreeCommand(cmd);
+        }
     }
     mp__redis_end(side);
     mp__redis_side_give(r, side);

@@ -756,21 +756,21 @@ int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double
 /* One BLPOP of key for up to secs (> 0) seconds over a side connection
  * of r, then a script sent behind it without waiting for its answer (not
  * interruptible: the waits of an armed thread take mp__redis_side_blpop).
+ * script, the script's text, is loaded before the BLPOP when this process
+ * does not know it on the server (once, and again after an answer read
+ * late said the server lost its scripts). When the BLPOP popped a value,
  * post fills argv (at most MP__REDIS_POST_MAX strings, which must outlive
- * the call: "EVAL", the script's text, the key count, keys and arguments)
- * and returns argc: called first with popped NULL (the script to load,
- * before the BLPOP, when this process does not know it on the server:
- * once, and again after an answer read late said the server lost its
- * scripts), then, when the BLPOP popped a value, with the answer (0: send
- * nothing). The script goes as EVALSHA, and its answer is read and
- * dropped by the connection's next call, so it must only do what the
- * caller can do without knowing it was done; one that cannot be sent is
- * dropped with the connection. 0 with *rep nil or [key, value], or a
- * connection error with *rep NULL. */
+ * the call: argv[0] and argv[1] are set to EVALSHA and the SHA1, post
+ * fills the key count, keys and arguments from argv[2]) and returns argc
+ * (0: send nothing). Its answer is read and dropped by the connection's
+ * next call, so the script must only do what the caller can do without
+ * knowing it was done; one that cannot be sent is dropped with the
+ * connection. 0 with *rep nil or [key, value], or a connection error with
+ * *rep NULL. */
 #define MP__REDIS_POST_MAX 16
 typedef int (*mp__redis_post_fn)(void *arg, const redisReply *popped, const char **argv);
-int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, redisReply **rep,
-                              mp__redis_post_fn post, void *arg);
+int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, const char *script,
+                              redisReply **rep, mp__redis_post_fn post, void *arg);
 /* Waits on a count that moves when a condition comes true (an event's
  * sets, a joinable queue's times at 0): check runs the object's script,
  * enlisting id when enlist, and answers whether the condition holds

@@ -259,9 +259,7 @@ static int claim_args(claim *c, const char *g, size_t len, const char **argv)
 static int claim_post(void *arg, const redisReply *popped, const char **argv)
 {
     uint64_t fence;
-    const redisReply *v = popped && popped->elements == 2 ? popped->element[1] : NULL;
-    if (popped == NULL) /* the script to load */
-        return claim_args(arg, "", 0, argv);
+    const redisReply *v = popped->elements == 2 ? popped->element[1] : NULL;
     if (v == NULL || v->type != REDIS_REPLY_STRING || !grant_of(v->str, v->len, &fence))
         return 0;
     return claim_args(arg, v->str, v->len, argv);
@@ -282,7 +280,8 @@ static int wait_granted(mp__redis_lock *l, const char *me, const mp__deadline *d
     double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
     claim c = {.l = l, .me = me};
     redisReply *rep = NULL;
-    int rc = mp__redis_side_blpop_post(l->o->conn, l->wk.wake, secs, &rep, claim_post, &c);
+    int rc =
+        mp__redis_side_blpop_post(l->o->conn, l->wk.wake, secs, claim_lua, &rep, claim_post, &c);
     if (rc < 0)
         return rc;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
