@@ -158,7 +158,7 @@ typedef struct mp_worker_opts {
      * map or parallel-for chunk) or, for a map or parallel-for of more
      * than 511 chunks, a pack of up to 16 of its chunks, taken and run
      * whole. 0 (default): adaptive, one
-     * entry per executor up to 16: twice as many after a batch that came
+     * entry per executor up to 64: twice as many after a batch that came
      * back full and ran in under 5 ms, one per executor again after a
      * slower one; tiny tasks then share round trips, and entries that take
      * longer are taken one per executor. More

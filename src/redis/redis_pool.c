@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/bulk.h"
 #include "os/pidfd.h"
 #include "redis/redis_pool.h"
 
@@ -157,7 +158,10 @@ static int reserve_slots(mp__redis_pool *p, size_t k)
     size_t cap = p->slots_cap ? p->slots_cap : 64;
     while (cap < used + k)
         cap *= 2;
-    mp__redis_slot *s = realloc(p->slots, cap * sizeof(*s));
+    /* A task's slot is 32 bytes, written as it goes out: os/bulk.h. */
+    mp__redis_slot *s = cap <= SIZE_MAX / sizeof(*s)
+                            ? mp__bulk_resize(p->slots, p->slots_cap * sizeof(*s), cap * sizeof(*s))
+                            : NULL;
     if (s == NULL)
         return MP_ENOMEM;
     p->slots = s;

@@ -17,8 +17,22 @@
 #include "multiproc/heap.h"
 #include "multiproc/process.h"
 #include "multiproc/worker.h"
+#include "os/bulk.h"
 #include "os/pidfd.h"
 #include "redis/redis_pool_exec.h"
+
+/* The batch's arrays kept from one batch to the next. */
+enum {
+    XS_ITEMS,
+    XS_RES,
+    XS_LOST_PID,
+    XS_LOST_SIG,
+    XS_STATE,
+    XS_FIRST,
+    XS_ERRS,
+    XS_STOPPED,
+    XS_COUNT
+};
 
 struct mp__redis_exec {
     mp_pool *pool; /* NULL: inline */
@@ -30,6 +44,9 @@ struct mp__redis_exec {
      * faults and TLB shootdowns that were most of the hand-off. */
     struct xblock *block;
     size_t block_size;
+    /* The supervisor's arrays of a batch, kept for the next one
+     * (os/bulk.h, mp__scratch): see xrun. */
+    mp__scratch sc[XS_COUNT];
 };
 
 /* ---- the shared block of a batch ---------------------------------------- */
@@ -61,6 +78,7 @@ typedef struct xblock {
     void *ctx; /* the worker's opts.ctx */
     size_t n;
     size_t state_off; /* the items' states (int32 each), from the block's start */
+    size_t msg_off;   /* the items' failure messages (MP_TASK_MESSAGE_MAX each) */
     xtask t[];
 } xblock;
 
@@ -69,15 +87,21 @@ typedef struct xitem {
     uint32_t task, item;
 } xitem;
 
-/* A map item's result: the task's code and output length, and its
- * mp_task_fail message when it failed; pad is 1 once it ran (the
- * supervisor's array starts zeroed). */
+/* A map item's result: the task's code and output length; pad is 1 once
+ * it ran (the supervisor's array starts zeroed). A failed item's
+ * mp_task_fail message is in the block (msg_off), written only then: the
+ * result is copied twice per item, so its size is a tiny task's cost. */
 typedef struct xres {
     int32_t code;
     uint32_t pad;
     uint64_t len;
-    char msg[MP_TASK_MESSAGE_MAX];
 } xres;
+
+/* Item g's message in the block. */
+static char *item_msg(const xblock *b, size_t g)
+{
+    return (char *)b + b->msg_off + g * MP_TASK_MESSAGE_MAX;
+}
 
 /* Runs in an executor: one item of one task of the block at ctx. */
 static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, size_t *out_len,
@@ -110,9 +134,10 @@ static int exec_item(const void *in, size_t in_len, void *out, size_t out_cap, s
             for (;;) /* KILLING: the supervisor's SIGKILL is on its way */
                 pause();
         if (r.code != 0)
-            mp__task_msg_take(r.msg, sizeof r.msg);
+            mp__task_msg_take(item_msg(b, t->first + it.item), MP_TASK_MESSAGE_MAX);
     } else {
         r.code = MP_ECANCELED; /* cancelled before it started: never runs */
+        item_msg(b, t->first + it.item)[0] = '\0';
         olen = 0;
     }
     r.len = olen;
@@ -211,7 +236,8 @@ static int run_inline(mp__redis_exec *x, mp__redis_job *jobs, size_t n, double p
 
 /* ---- executors ---------------------------------------------------------- */
 
-/* What the supervisor keeps of a batch while its map runs. */
+/* What the supervisor keeps of a batch while its map runs: its arrays
+ * are the exec's scratch (valid until the next batch). */
 typedef struct xrun {
     xblock *b;
     xitem *items;
@@ -221,17 +247,6 @@ typedef struct xrun {
     unsigned char *state; /* per map item: 0 running, 1 done, 2 lost */
     size_t *first;        /* per job: its first map item */
 } xrun;
-
-static void xrun_free(xrun *r)
-{
-    /* r->b stays the executor's (mp__redis_exec.block). */
-    free(r->items);
-    free(r->res);
-    free(r->lost_pid);
-    free(r->lost_sig);
-    free(r->state);
-    free(r->first);
-}
 
 /* The block and the item table of jobs[0..n): total items in *m. */
 static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n, size_t *m)
@@ -244,7 +259,9 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         items += (size_t)mp__redis_task_items(t);
     }
     size_t state_off = size;
-    size += items * sizeof(int32_t);
+    size += (items * sizeof(int32_t) + 15) / 16 * 16;
+    size_t msg_off = size;
+    size += items * MP_TASK_MESSAGE_MAX;
     if (x->block_size < size) {
         /* Grown by doubling, so that batches of about one size reuse it. */
         size_t want = x->block_size ? x->block_size : 64 * 1024;
@@ -255,17 +272,18 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         x->block_size = x->block ? want : 0;
     }
     r->b = x->block;
-    r->items = malloc(items * sizeof(*r->items));
-    r->res = calloc(items, sizeof(*r->res));
-    r->lost_pid = calloc(items, sizeof(*r->lost_pid));
-    r->lost_sig = calloc(items, sizeof(*r->lost_sig));
-    r->state = calloc(items, 1);
-    r->first = malloc(n * sizeof(*r->first));
+    r->items = mp__scratch_array(&x->sc[XS_ITEMS], items, sizeof(*r->items));
+    r->res = mp__scratch_array(&x->sc[XS_RES], items, sizeof(*r->res));
+    r->lost_pid = mp__scratch_array(&x->sc[XS_LOST_PID], items, sizeof(*r->lost_pid));
+    r->lost_sig = mp__scratch_array(&x->sc[XS_LOST_SIG], items, sizeof(*r->lost_sig));
+    r->state = mp__scratch_array(&x->sc[XS_STATE], items, 1);
+    r->first = mp__scratch_array(&x->sc[XS_FIRST], n, sizeof(*r->first));
     if (!r->b || !r->items || !r->res || !r->lost_pid || !r->lost_sig || !r->state || !r->first)
         return MP_ENOMEM;
     r->b->ctx = x->ctx;
     r->b->n = n;
     r->b->state_off = state_off;
+    r->b->msg_off = msg_off;
     memset((unsigned char *)r->b + state_off, 0, items * sizeof(int32_t)); /* NOT_STARTED */
     size_t off = (head + 15) / 16 * 16, k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -313,7 +331,8 @@ static void xrun_record(const xrun *r, mp__redis_job *j, size_t i)
             continue;
         }
         const unsigned char *out = (const unsigned char *)r->b + xt->out_off + k * xt->slot;
-        put_item(rec, &off, t, r->res[g].code, (size_t)r->res[g].len, out, r->res[g].msg);
+        put_item(rec, &off, t, r->res[g].code, (size_t)r->res[g].len, out,
+                 r->res[g].code ? item_msg(r->b, g) : "");
     }
     j->rec = rec;
     j->rec_len = off;
@@ -388,7 +407,7 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
     int rc = x->pool ? 0 : start_pool(x);
     if (rc == 0)
         rc = xrun_build(x, &r, jobs, n, &m);
-    if (rc == 0 && (errs = calloc(m, sizeof(*errs))) == NULL)
+    if (rc == 0 && (errs = mp__scratch_array(&x->sc[XS_ERRS], m, sizeof(*errs))) == NULL)
         rc = MP_ENOMEM;
     /* One map for the batch, a chunk per executor: one hand-off. A chunk
      * whose executor dies goes on from the item after the lost one. */
@@ -408,8 +427,6 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
                                               .n_errors = &nerr},
                                NULL, NULL, NULL, &a);
     if (rc < 0) {
-        xrun_free(&r);
-        free(errs);
         if (rc != MP_ENOMEM)
             return rc; /* nothing ran, nothing is answered */
         /* No record: the caller answers MP_ENOMEM for each task. */
@@ -421,7 +438,7 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
     bool timed = period > 0 && ready, watch = false;
     for (size_t i = 0; i < n && !watch; i++)
         watch = jobs[i].hb != NULL;
-    bool *stopped = watch ? calloc(n, sizeof(*stopped)) : NULL;
+    bool *stopped = watch ? mp__scratch_array(&x->sc[XS_STOPPED], n, sizeof(*stopped)) : NULL;
     watch = stopped != NULL; /* without memory, cancelled tasks run on */
     int64_t since = mp__now_ns();
     for (;;) {
@@ -445,7 +462,6 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
             }
         }
     }
-    free(stopped);
     bool broken = mp_async_get(a, NULL, 0, NULL, 0) == MP_EBROKENPOOL;
     for (size_t e = 0; e < nerr && e < m; e++)
         broken = broken || errs[e].code == MP_EBROKENPOOL;
@@ -469,8 +485,6 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
         mp_pool_destroy(x->pool);
         x->pool = NULL;
     }
-    xrun_free(&r);
-    free(errs);
     if (x->block_size > BLOCK_KEPT_MAX) { /* a large batch's: not kept */
         mp_free(x->block);
         x->block = NULL;
@@ -520,6 +534,8 @@ void mp__redis_exec_close(mp__redis_exec *x)
         mp_pool_destroy(x->pool); /* terminates them if join timed out */
     }
     mp_free(x->block);
+    for (int i = 0; i < XS_COUNT; i++)
+        mp__scratch_free(&x->sc[i]);
     free(x);
 }
 

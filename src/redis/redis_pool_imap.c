@@ -7,15 +7,28 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "os/bulk.h"
 #include "os/pidfd.h"
 #include "redis/redis_pool.h"
 
+/* The lengths of the iterator's arrays (os/bulk.h: written item by item
+ * as the results arrive; the errors, rare, are from calloc). */
+static size_t items_of(const mp__redis_imap *it)
+{
+    return it->n ? it->n : 1;
+}
+
+static size_t buf_len(const mp__redis_imap *it)
+{
+    return it->out_size ? items_of(it) * it->out_size : 1;
+}
+
 static void free_imap(mp__redis_imap *it)
 {
-    free(it->buf);
-    free(it->status);
+    mp__bulk_free(it->buf, buf_len(it));
+    mp__bulk_free(it->status, items_of(it));
     free(it->ierr);
-    free(it->fifo);
+    mp__bulk_free(it->fifo, items_of(it) * sizeof(*it->fifo));
     free(it);
 }
 
@@ -34,11 +47,12 @@ int mp__redis_pool_imap(mp_pool *pool, const mp_map_spec *s, bool ordered, mp_im
     it->ordered = ordered;
     it->out_size = s->out_size;
     it->n = s->n;
-    size_t n = s->n ? s->n : 1;
-    it->buf = malloc(s->out_size ? n * s->out_size : 1);
-    it->status = calloc(n, 1);
+    size_t n = items_of(it);
+    it->buf = mp__bulk_resize(NULL, 0, buf_len(it));
+    it->status = mp__bulk_resize(NULL, 0, n);
     it->ierr = calloc(n, sizeof(*it->ierr));
-    it->fifo = calloc(n, sizeof(*it->fifo));
+    it->fifo =
+        n <= SIZE_MAX / sizeof(*it->fifo) ? mp__bulk_resize(NULL, 0, n * sizeof(*it->fifo)) : NULL;
     if (!it->buf || !it->status || !it->ierr || !it->fifo) {
         free_imap(it);
         return MP_ENOMEM;
@@ -276,6 +290,6 @@ void mp__redis_pool_destroy(mp_pool *pool)
     free(p->k_results);
     free(p->k_client);
     free(p->k_cancel);
-    free(p->slots);
+    mp__bulk_free(p->slots, p->slots_cap * sizeof(*p->slots));
     free(p);
 }

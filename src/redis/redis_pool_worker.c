@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "os/bulk.h"
 #include "os/symbol.h"
 #include "redis/redis_pool.h"
 #include "redis/redis_pool_exec.h"
@@ -21,13 +22,15 @@
 #define GROUP MP__REDIS_POOL_GROUP
 /* A result list lives as long as its client's lease. */
 #define RESULT_TTL MP__REDIS_POOL_CLIENT_LEASE_MS_STR
-/* prefetch 0 (adaptive): a read takes 1 task, twice as many after a batch
- * that came back full and ran in under ADAPT_NS, up to ADAPT_MAX; a batch
- * that took longer starts again from 1. A worker then holds at most
- * ADAPT_MAX tasks, and only tasks that take about ADAPT_NS / ADAPT_MAX or
- * less each, so a dead worker delays little work and long tasks spread
- * one by one over the workers. */
-#define ADAPT_MAX 16
+/* prefetch 0 (adaptive): a read takes one entry per executor, twice as
+ * many after a batch that came back full and ran in under ADAPT_NS, up to
+ * ADAPT_MAX; a batch that took longer starts again from the first size. A
+ * worker then holds at most ADAPT_MAX entries (a map packs up to 16 tasks
+ * in one), and only entries that take about ADAPT_NS / ADAPT_MAX or less
+ * each, so a dead worker delays little work and long tasks spread one by
+ * one over the workers. 64 rather than 16: each batch's hand-off to the
+ * executors and back costs wake-ups, and tiny tasks ran 1.35x faster. */
+#define ADAPT_MAX 64
 #define ADAPT_NS  5000000
 
 /* The answers of a batch of entries, sent in one pipelined round trip
@@ -63,7 +66,31 @@ typedef struct batch {
     size_t ne, ecap;
     char **keys; /* result-list keys the answers use, owned (a deferred batch's) */
     size_t nkeys;
+    bool kept; /* a and e are the worker's scratch (WS_SEND_*), not freed */
 } batch;
+
+/* The arrays of a batch kept from one batch to the next (os/bulk.h,
+ * mp__scratch): run_entries's, the answers' (the deferred batch borrows
+ * them until it is sent, which is before the next batch is run) and the
+ * commands'. */
+enum {
+    WS_TASKS,
+    WS_PARSED,
+    WS_WAIT_A,
+    WS_WAIT_E,
+    WS_SEND_A,
+    WS_SEND_E,
+    WS_JOB,
+    WS_PARTS,
+    WS_JOBS,
+    WS_ARGV,
+    WS_LENS,
+    WS_AC,
+    WS_AV,
+    WS_LV,
+    WS_REPLIES,
+    WS_COUNT
+};
 
 typedef struct worker {
     mp__redis *conn;
@@ -85,6 +112,7 @@ typedef struct worker {
     bool own;
     char own_from[MP__REDIS_POOL_EID_MAX];
     batch later; /* answers that go out with the next read (flush_later) */
+    mp__scratch sc[WS_COUNT];
 } worker;
 
 /* Whether the stream has the workers' group (XINFO GROUPS: one flat
@@ -266,15 +294,6 @@ typedef struct cmds {
 
 #define EXTRA_ARGS 12
 
-static void cmds_free(cmds *c)
-{
-    free(c->argv);
-    free(c->lens);
-    free(c->ac);
-    free(c->av);
-    free(c->lv);
-}
-
 /* Whether a result record tells of a failure: the task did not run, or
  * one of its items failed (its own error, an oversize result, a lost
  * executor). */
@@ -327,11 +346,12 @@ static int answer_cmds(worker *w, const batch *b, int extra, cmds *c)
     size_t nargs = 6 * b->n + 2 * b->ne + 13 + (size_t)extra * EXTRA_ARGS,
            ncmd = 2 * b->n + 4 + (size_t)extra, k = 0;
     int n = 0, rc = 0;
-    const char **argv = malloc(nargs * sizeof(*argv));
-    size_t *lens = malloc(nargs * sizeof(*lens));
-    int *ac = malloc(ncmd * sizeof(*ac));
-    const char *const **av = malloc(ncmd * sizeof(*av));
-    const size_t **lv = malloc(ncmd * sizeof(*lv));
+    /* One cmds at a time: their arrays are the worker's scratch. */
+    const char **argv = mp__scratch_array(&w->sc[WS_ARGV], nargs, sizeof(*argv));
+    size_t *lens = mp__scratch_array(&w->sc[WS_LENS], nargs, sizeof(*lens));
+    int *ac = mp__scratch_array(&w->sc[WS_AC], ncmd, sizeof(*ac));
+    const char *const **av = mp__scratch_array(&w->sc[WS_AV], ncmd, sizeof(*av));
+    const size_t **lv = mp__scratch_array(&w->sc[WS_LV], ncmd, sizeof(*lv));
     *c = (cmds){.argv = argv, .lens = lens, .ac = ac, .av = av, .lv = lv};
     if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL)
         rc = MP_ENOMEM;
@@ -378,7 +398,6 @@ static int flush(worker *w, batch *b)
                                 (const size_t *const *)c.lv, NULL);
     if (rc == 0)
         mp__redis_beat_count(&w->hb, c.done, c.failed);
-    cmds_free(&c);
     batch_clear(b);
     return rc;
 }
@@ -391,8 +410,10 @@ static void later_free(worker *w)
 {
     if (w->later.a || w->later.e)
         batch_clear(&w->later);
-    free(w->later.a);
-    free(w->later.e);
+    if (!w->later.kept) {
+        free(w->later.a);
+        free(w->later.e);
+    }
     memset(&w->later, 0, sizeof(w->later));
 }
 
@@ -669,31 +690,32 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
     if (rc < 0)
         return rc;
     /* Each entry is parsed once, here: its tasks size the arrays. */
-    mp__redis_task *tasks = calloc(n + 1, sizeof(*tasks));
-    bool *parsed = calloc(n + 1, sizeof(*parsed));
+    mp__redis_task *tasks = mp__scratch_array(&w->sc[WS_TASKS], n + 1, sizeof(*tasks));
+    bool *parsed = mp__scratch_array(&w->sc[WS_PARSED], n + 1, sizeof(*parsed));
     for (size_t i = 0; tasks && parsed && i < n; i++)
         if (entry_ok(entries->element[i])) {
             parsed[i] = parse_entry(entries->element[i], &tasks[i]);
             total += parsed[i] ? (size_t)mp__redis_task_count(&tasks[i]) : 1;
         }
+    /* The deferred batch was sent (flush_later): the answers' scratch is
+     * free again. */
     running r = {.w = w,
-                 .wait = {.a = calloc(total + 1, sizeof(answer)),
+                 .wait = {.a = mp__scratch_array(&w->sc[WS_WAIT_A], total + 1, sizeof(answer)),
                           .cap = total,
-                          .e = calloc(n + 1, sizeof(entry_ref)),
-                          .ecap = n},
-                 .send = {.a = calloc(total + 1, sizeof(answer)),
+                          .e = mp__scratch_array(&w->sc[WS_WAIT_E], n + 1, sizeof(entry_ref)),
+                          .ecap = n,
+                          .kept = true},
+                 .send = {.a = mp__scratch_array(&w->sc[WS_SEND_A], total + 1, sizeof(answer)),
                           .cap = total,
-                          .e = calloc(n + 1, sizeof(entry_ref)),
-                          .ecap = n},
-                 .job = calloc(total + 1, sizeof(*r.job))};
-    mp__redis_task *parts = calloc(total + 1, sizeof(*parts));
-    mp__redis_job *jobs = calloc(total + 1, sizeof(*jobs));
+                          .e = mp__scratch_array(&w->sc[WS_SEND_E], n + 1, sizeof(entry_ref)),
+                          .ecap = n,
+                          .kept = true},
+                 .job = mp__scratch_array(&w->sc[WS_JOB], total + 1, sizeof(*r.job))};
+    mp__redis_task *parts = mp__scratch_array(&w->sc[WS_PARTS], total + 1, sizeof(*parts));
+    mp__redis_job *jobs = mp__scratch_array(&w->sc[WS_JOBS], total + 1, sizeof(*jobs));
     if (!tasks || !parsed || !r.wait.a || !r.wait.e || !r.send.a || !r.send.e || !r.job || !parts ||
-        !jobs || mp__redis_beat_hold(&w->hb, entries) < 0) {
-        free(r.wait.a), free(r.wait.e), free(r.send.a), free(r.send.e), free(r.job);
-        free(tasks), free(parsed), free(parts), free(jobs);
+        !jobs || mp__redis_beat_hold(&w->hb, entries) < 0)
         return MP_ENOMEM;
-    }
     int64_t t0 = mp__now_ns();
     size_t njobs = 0, nparts = 0;
     for (size_t i = 0; i < n && rc >= 0; i++) {
@@ -728,8 +750,6 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
     batch_clear(&r.wait);
     for (size_t i = 0; i < njobs; i++)
         free(jobs[i].rec);
-    free(r.wait.a), free(r.wait.e), free(r.send.a), free(r.send.e), free(r.job);
-    free(tasks), free(parsed), free(parts), free(jobs);
     return rc;
 }
 
@@ -750,7 +770,8 @@ static int take_new(worker *w, long block_ms)
         cmds c;
         redisReply **replies = NULL;
         rc = answer_cmds(w, &w->later, 1, &c);
-        if (rc == 0 && (replies = calloc((size_t)c.n + 1, sizeof(*replies))) == NULL)
+        if (rc == 0 && (replies = mp__scratch_array(&w->sc[WS_REPLIES], (size_t)c.n + 1,
+                                                    sizeof(*replies))) == NULL)
             rc = MP_ENOMEM;
         if (rc == 0) {
             size_t start = c.k;
@@ -769,8 +790,6 @@ static int take_new(worker *w, long block_ms)
         for (int i = 0; replies && i < c.n; i++)
             if (replies[i])
                 freeReplyObject(replies[i]);
-        free(replies);
-        cmds_free(&c);
         /* Sent or not, they are not sent again: entries whose answers
          * were lost stay pending on this consumer and run again. */
         later_free(w);
@@ -1019,6 +1038,8 @@ static int serve(worker *w)
     rc = rc < 0 ? rc : f < 0 && !is_conn_error(f) ? f : rc;
     mp__redis_beat_stop(&w->hb);
     mp__redis_exec_close(w->exec);
+    for (int i = 0; i < WS_COUNT; i++)
+        mp__scratch_free(&w->sc[i]);
     return rc;
 }
 
