@@ -10,9 +10,10 @@
  * against one absolute CLOCK_MONOTONIC deadline per call (the URL's
  * timeout, plus the server-side wait of a blocking command): the connect,
  * every write and every read of a call share it, and a signal (EINTR, with
- * or without SA_RESTART) never restarts the clock. hiredis only formats
- * commands and parses replies (redisFormatCommandArgv, redisReader); no
- * blocking system call ever runs inside it. Name resolution shares the
+ * or without SA_RESTART) never restarts the clock. hiredis only parses
+ * replies (redisReader) and formats the side connections' single commands
+ * (redisFormatCommandArgv); no blocking system call ever runs inside it.
+ * The commands of a call or a pipeline are formatted here (format_all). Name resolution shares the
  * deadline too (see resolve): a silent DNS server costs the call its
  * timeout, MP_ETIMEDOUT, not the resolver's own retries.
  *
@@ -251,18 +252,79 @@ static int recv_reply(mp__redis *r, redisReply **out, const mp__deadline *dl)
     }
 }
 
+/* The decimal digits of v. */
+static size_t dec_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 10)
+        v /= 10, n++;
+    return n;
+}
+
+/* Writes c, then v in decimal, then CRLF at p; returns the end. */
+static char *put_head(char *p, char c, uint64_t v)
+{
+    size_t n = dec_len(v);
+    *p++ = c;
+    for (size_t i = n; i-- > 0; v /= 10)
+        p[i] = (char)('0' + v % 10);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* The n commands in RESP, one after the other, in *out (malloc'd, exactly
+ * *out_len bytes): sized first, then written once. hiredis formats each
+ * command into a buffer of its own, with a printf per argument; a worker
+ * answering a batch sends one argument per task. lens NULL: the arguments
+ * are strings. */
+static int format_all(int n, const int *argc, const char *const *const *argv,
+                      const size_t *const *lens, char **out, size_t *out_len)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        len += 3 + dec_len((uint64_t)argc[i]);
+        for (int j = 0; j < argc[i]; j++) {
+            size_t l = lens && lens[i] ? lens[i][j] : strlen(argv[i][j]);
+            if (l > SIZE_MAX / 2 || len > SIZE_MAX / 2 - l)
+                return MP_ENOMEM;
+            len += 5 + dec_len(l) + l;
+        }
+    }
+    char *all = malloc(len ? len : 1), *p = all;
+    if (all == NULL)
+        return MP_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        p = put_head(p, '*', (uint64_t)argc[i]);
+        for (int j = 0; j < argc[i]; j++) {
+            size_t l = lens && lens[i] ? lens[i][j] : strlen(argv[i][j]);
+            p = put_head(p, '$', l);
+            if (l)
+                memcpy(p, argv[i][j], l);
+            p += l;
+            *p++ = '\r';
+            *p++ = '\n';
+        }
+    }
+    *out = all;
+    *out_len = len;
+    return 0;
+}
+
 /* Sends one command and reads its reply (*rep, unchecked); closes the
  * connection when the reply did not come whole before dl. */
 static int exec_once(mp__redis *r, redisReply **rep, int argc, const char **argv,
                      const size_t *lens, const mp__deadline *dl)
 {
     char *cmd = NULL;
-    long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    size_t len = 0;
     *rep = NULL;
-    if (len < 0)
+    if (format_all(1, &argc, (const char *const *const[]){argv}, (const size_t *const[]){lens},
+                   &cmd, &len) < 0)
         return MP_ENOMEM; /* nothing sent: the connection is still in step */
-    int rc = send_all(r, cmd, (size_t)len, dl);
-    redisFreeCommand(cmd);
+    int rc = send_all(r, cmd, len, dl);
+    free(cmd);
     if (rc == 0)
         rc = recv_reply(r, rep, dl);
     if (rc < 0) {
@@ -1007,31 +1069,6 @@ static int read_replies(mp__redis *r, mp__redis_reply_kind kind, int n, redisRep
             first = rc;
     }
     return first;
-}
-
-/* The n commands formatted one after the other, in *out (malloc'd). */
-static int format_all(int n, const int *argc, const char *const *const *argv,
-                      const size_t *const *lens, char **out, size_t *out_len)
-{
-    char *all = NULL;
-    size_t len = 0;
-    for (int i = 0; i < n; i++) {
-        char *cmd = NULL;
-        long long k = redisFormatCommandArgv(&cmd, argc[i], (const char **)argv[i], lens[i]);
-        char *grown = k < 0 ? NULL : realloc(all, len + (size_t)k + 1);
-        if (grown == NULL) {
-            redisFreeCommand(cmd);
-            free(all);
-            return MP_ENOMEM;
-        }
-        all = grown;
-        memcpy(all + len, cmd, (size_t)k);
-        len += (size_t)k;
-        redisFreeCommand(cmd);
-    }
-    *out = all;
-    *out_len = len;
-    return 0;
 }
 
 int mp__redis_pipeline_block(mp__redis *r, mp__redis_reply_kind kind, int n, const int *argc,
