@@ -19,14 +19,22 @@ static inline int bench_tiny_square(const void *in, size_t in_len, void *out, si
     return 0;
 }
 
-/* Returns 0, or the error of the imap; a wrong sum ends the program. */
-static int bench_tiny_imap(mp_pool *p, mp_task_fn fn, long n, double timeout)
+/* The input of n tasks: 0, 1, ..., n - 1 (malloc'd). */
+static int64_t *bench_tiny_input(long n)
 {
-    int64_t *in = malloc((size_t)n * sizeof *in);
+    int64_t *in = malloc((size_t)(n ? n : 1) * sizeof *in);
     if (!in)
         bench_die("out of memory");
     for (long i = 0; i < n; i++)
         in[i] = i;
+    return in;
+}
+
+/* The unordered imap of the n tasks of in: 0 and the sum of the results in
+ * *total, or the error of the imap. */
+static int bench_tiny_imap_in(mp_pool *p, mp_task_fn fn, const int64_t *in, long n, double timeout,
+                              uint64_t *total)
+{
     mp_imap *it = NULL;
     int rc = mp_pool_imap(
         p,
@@ -34,18 +42,34 @@ static int bench_tiny_imap(mp_pool *p, mp_task_fn fn, long n, double timeout)
             .fn = fn, .in = in, .n = (size_t)n, .in_size = 8, .out_size = 8, .chunksize = 1},
         false, &it);
     int64_t v;
-    uint64_t total = 0, want = 0; /* both modulo 2^64: large n overflows */
+    *total = 0; /* modulo 2^64: large n overflows */
     while (rc == 0 && (rc = mp_imap_next(it, &v, NULL, NULL, timeout)) == 0)
-        total += (uint64_t)v;
+        *total += (uint64_t)v;
+    mp_imap_destroy(it);
+    return rc == MP_EEOF ? 0 : rc;
+}
+
+/* Ends the program when total is not the sum of the squares below n. */
+static void bench_tiny_check(long n, uint64_t total)
+{
+    uint64_t want = 0;
     for (long i = 0; i < n; i++)
         want += (uint64_t)i * (uint64_t)i;
-    mp_imap_destroy(it);
-    free(in);
-    if (rc != MP_EEOF)
-        return rc;
     if (total != want)
         bench_die("wrong result");
-    return 0;
+}
+
+/* The input, the imap and the check in one: 0, or the error of the imap;
+ * a wrong sum ends the program. */
+static int bench_tiny_imap(mp_pool *p, mp_task_fn fn, long n, double timeout)
+{
+    int64_t *in = bench_tiny_input(n);
+    uint64_t total;
+    int rc = bench_tiny_imap_in(p, fn, in, n, timeout, &total);
+    free(in);
+    if (rc == 0)
+        bench_tiny_check(n, total);
+    return rc;
 }
 
 #endif
