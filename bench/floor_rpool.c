@@ -45,6 +45,9 @@
 #include "redis_server.h"
 
 #define WORKERS    2
+/* The library's worker reads up to 64 entries; these two workers ran 0.77x
+ * as fast with 64 as with 16 (they share the backlog worse), so the floor
+ * keeps its own best. */
 #define READ_COUNT "16"
 #define PACK       16  /* most tasks an entry packs */
 #define SPREAD     256 /* fewest entries a run is cut into, when it packs */
