@@ -44,7 +44,7 @@
 #include "bench_common.h"
 #include "redis_server.h"
 
-#define WORKERS    2
+#define WORKERS 2
 /* The library's worker reads up to 64 entries; these two workers ran 0.77x
  * as fast with 64 as with 16 (they share the backlog worse), so the floor
  * keeps its own best. */
