@@ -11,11 +11,11 @@
  * timeout, plus the server-side wait of a blocking command): the connect,
  * every write and every read of a call share it, and a signal (EINTR, with
  * or without SA_RESTART) never restarts the clock. hiredis only parses
- * replies (redisReader) and formats the side connections' single commands
- * (redisFormatCommandArgv); no blocking system call ever runs inside it.
- * The commands of a call or a pipeline are formatted here (format_all). Name resolution shares the
- * deadline too (see resolve): a silent DNS server costs the call its
- * timeout, MP_ETIMEDOUT, not the resolver's own retries.
+ * replies (redisReader); no blocking system call ever runs inside it.
+ * Commands are formatted here (format_all: a pipeline sized first and
+ * written once). Name resolution shares the deadline too (see resolve): a
+ * silent DNS server costs the call its timeout, MP_ETIMEDOUT, not the
+ * resolver's own retries.
  *
  * Failure model: a command whose reply does not come whole (timeout, EOF,
  * reset, a reply cut short by the deadline) leaves the connection in an
@@ -312,6 +312,13 @@ static int format_all(int n, const int *argc, const char *const *const *argv,
     return 0;
 }
 
+/* One command in RESP (format_all of one). */
+static int format_one(int argc, const char **argv, const size_t *lens, char **out, size_t *out_len)
+{
+    return format_all(1, &argc, (const char *const *const[]){argv}, (const size_t *const[]){lens},
+                      out, out_len);
+}
+
 /* Sends one command and reads its reply (*rep, unchecked); closes the
  * connection when the reply did not come whole before dl. */
 static int exec_once(mp__redis *r, redisReply **rep, int argc, const char **argv,
@@ -320,8 +327,7 @@ static int exec_once(mp__redis *r, redisReply **rep, int argc, const char **argv
     char *cmd = NULL;
     size_t len = 0;
     *rep = NULL;
-    if (format_all(1, &argc, (const char *const *const[]){argv}, (const size_t *const[]){lens},
-                   &cmd, &len) < 0)
+    if (format_one(argc, argv, lens, &cmd, &len) < 0)
         return MP_ENOMEM; /* nothing sent: the connection is still in step */
     int rc = send_all(r, cmd, len, dl);
     free(cmd);
@@ -891,11 +897,11 @@ int mp__redis_side_send(mp__redis *r, int argc, const char **argv, mp__redis **o
     rc = mp__redis_begin(side);
     if (rc == 0) {
         char *cmd = NULL;
-        long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
-        rc = len < 0 ? MP_ENOMEM : send_all(side, cmd, (size_t)len, &side->dl);
-        if (len >= 0)
-            redisFreeCommand(cmd);
-        if (rc < 0 && len >= 0)
+        size_t len = 0;
+        bool made = format_one(argc, argv, NULL, &cmd, &len) == 0;
+        rc = made ? send_all(side, cmd, len, &side->dl) : MP_ENOMEM;
+        free(cmd);
+        if (rc < 0 && made)
             drop(side); /* maybe partly sent */
         *fd = side->fd;
         mp__redis_end(side);
@@ -1293,15 +1299,15 @@ int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, const 
         argv[0] = "EVALSHA";
         argv[1] = sha;
         char *cmd = NULL;
-        long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+        size_t len = 0;
         /* Lost, the script only leaves undone what the caller can do
          * without (the connection goes with it: maybe partly sent). */
-        if (len >= 0) {
-            if (send_all(side, cmd, (size_t)len, &side->dl) == 0)
+        if (format_one(argc, argv, NULL, &cmd, &len) == 0) {
+            if (send_all(side, cmd, len, &side->dl) == 0)
                 side->owed++;
             else
                 drop(side);
-            redisFreeCommand(cmd);
+            free(cmd);
         }
     }
     mp__redis_end(side);
