@@ -61,7 +61,7 @@ void mp__bulk_free(void *p, size_t len)
         munmap(p, map_len(len));
 }
 
-void *mp__scratch_array(mp__scratch *s, size_t n, size_t size)
+void *mp__scratch_get(mp__scratch *s, size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
         return NULL;
@@ -79,8 +79,15 @@ void *mp__scratch_array(mp__scratch *s, size_t n, size_t size)
         s->p = p;
         s->cap = cap;
     }
-    memset(s->p, 0, len);
     return s->p;
+}
+
+void *mp__scratch_array(mp__scratch *s, size_t n, size_t size)
+{
+    void *p = mp__scratch_get(s, n, size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
 }
 
 void mp__scratch_free(mp__scratch *s)

@@ -48,6 +48,10 @@ typedef struct mp__scratch {
  * n * size overflows or without memory (s unchanged). */
 void *mp__scratch_array(mp__scratch *s, size_t n, size_t size);
 
+/* The same without the zeroing, for an array the caller writes whole
+ * before it reads it: its bytes are undefined. */
+void *mp__scratch_get(mp__scratch *s, size_t n, size_t size);
+
 /* Frees s's buffer and empties it. */
 void mp__scratch_free(mp__scratch *s);
 

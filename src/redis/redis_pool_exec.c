@@ -272,12 +272,13 @@ static int xrun_build(mp__redis_exec *x, xrun *r, mp__redis_job *jobs, size_t n,
         x->block_size = x->block ? want : 0;
     }
     r->b = x->block;
-    r->items = mp__scratch_array(&x->sc[XS_ITEMS], items, sizeof(*r->items));
+    /* items and first are written whole below: not zeroed. */
+    r->items = mp__scratch_get(&x->sc[XS_ITEMS], items, sizeof(*r->items));
     r->res = mp__scratch_array(&x->sc[XS_RES], items, sizeof(*r->res));
     r->lost_pid = mp__scratch_array(&x->sc[XS_LOST_PID], items, sizeof(*r->lost_pid));
     r->lost_sig = mp__scratch_array(&x->sc[XS_LOST_SIG], items, sizeof(*r->lost_sig));
     r->state = mp__scratch_array(&x->sc[XS_STATE], items, 1);
-    r->first = mp__scratch_array(&x->sc[XS_FIRST], n, sizeof(*r->first));
+    r->first = mp__scratch_get(&x->sc[XS_FIRST], n, sizeof(*r->first));
     if (!r->b || !r->items || !r->res || !r->lost_pid || !r->lost_sig || !r->state || !r->first)
         return MP_ENOMEM;
     r->b->ctx = x->ctx;
@@ -407,7 +408,8 @@ static int run_executors(mp__redis_exec *x, mp__redis_job *jobs, size_t n, doubl
     int rc = x->pool ? 0 : start_pool(x);
     if (rc == 0)
         rc = xrun_build(x, &r, jobs, n, &m);
-    if (rc == 0 && (errs = mp__scratch_array(&x->sc[XS_ERRS], m, sizeof(*errs))) == NULL)
+    /* The map writes errs[0, nerr), and only those are read: not zeroed. */
+    if (rc == 0 && (errs = mp__scratch_get(&x->sc[XS_ERRS], m, sizeof(*errs))) == NULL)
         rc = MP_ENOMEM;
     /* One map for the batch, a chunk per executor: one hand-off. A chunk
      * whose executor dies goes on from the item after the lost one. */

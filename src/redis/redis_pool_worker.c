@@ -66,7 +66,6 @@ typedef struct batch {
     size_t ne, ecap;
     char **keys; /* result-list keys the answers use, owned (a deferred batch's) */
     size_t nkeys;
-    bool kept; /* a and e are the worker's scratch (WS_SEND_*), not freed */
 } batch;
 
 /* The arrays of a batch kept from one batch to the next (os/bulk.h,
@@ -346,12 +345,13 @@ static int answer_cmds(worker *w, const batch *b, int extra, cmds *c)
     size_t nargs = 6 * b->n + 2 * b->ne + 13 + (size_t)extra * EXTRA_ARGS,
            ncmd = 2 * b->n + 4 + (size_t)extra, k = 0;
     int n = 0, rc = 0;
-    /* One cmds at a time: their arrays are the worker's scratch. */
-    const char **argv = mp__scratch_array(&w->sc[WS_ARGV], nargs, sizeof(*argv));
-    size_t *lens = mp__scratch_array(&w->sc[WS_LENS], nargs, sizeof(*lens));
-    int *ac = mp__scratch_array(&w->sc[WS_AC], ncmd, sizeof(*ac));
-    const char *const **av = mp__scratch_array(&w->sc[WS_AV], ncmd, sizeof(*av));
-    const size_t **lv = mp__scratch_array(&w->sc[WS_LV], ncmd, sizeof(*lv));
+    /* One cmds at a time: their arrays are the worker's scratch, written
+     * before they are read (not zeroed). */
+    const char **argv = mp__scratch_get(&w->sc[WS_ARGV], nargs, sizeof(*argv));
+    size_t *lens = mp__scratch_get(&w->sc[WS_LENS], nargs, sizeof(*lens));
+    int *ac = mp__scratch_get(&w->sc[WS_AC], ncmd, sizeof(*ac));
+    const char *const **av = mp__scratch_get(&w->sc[WS_AV], ncmd, sizeof(*av));
+    const size_t **lv = mp__scratch_get(&w->sc[WS_LV], ncmd, sizeof(*lv));
     *c = (cmds){.argv = argv, .lens = lens, .ac = ac, .av = av, .lv = lv};
     if (argv == NULL || lens == NULL || ac == NULL || av == NULL || lv == NULL)
         rc = MP_ENOMEM;
@@ -409,11 +409,7 @@ static int flush(worker *w, batch *b)
 static void later_free(worker *w)
 {
     if (w->later.a || w->later.e)
-        batch_clear(&w->later);
-    if (!w->later.kept) {
-        free(w->later.a);
-        free(w->later.e);
-    }
+        batch_clear(&w->later); /* its arrays are the worker's (WS_SEND_*) */
     memset(&w->later, 0, sizeof(w->later));
 }
 
@@ -703,13 +699,11 @@ static int run_entries(worker *w, const redisReply *entries, unsigned long want)
                  .wait = {.a = mp__scratch_array(&w->sc[WS_WAIT_A], total + 1, sizeof(answer)),
                           .cap = total,
                           .e = mp__scratch_array(&w->sc[WS_WAIT_E], n + 1, sizeof(entry_ref)),
-                          .ecap = n,
-                          .kept = true},
+                          .ecap = n},
                  .send = {.a = mp__scratch_array(&w->sc[WS_SEND_A], total + 1, sizeof(answer)),
                           .cap = total,
                           .e = mp__scratch_array(&w->sc[WS_SEND_E], n + 1, sizeof(entry_ref)),
-                          .ecap = n,
-                          .kept = true},
+                          .ecap = n},
                  .job = mp__scratch_array(&w->sc[WS_JOB], total + 1, sizeof(*r.job))};
     mp__redis_task *parts = mp__scratch_array(&w->sc[WS_PARTS], total + 1, sizeof(*parts));
     mp__redis_job *jobs = mp__scratch_array(&w->sc[WS_JOBS], total + 1, sizeof(*jobs));

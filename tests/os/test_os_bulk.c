@@ -128,3 +128,21 @@ Test(os_bulk, a_scratch_request_that_overflows_fails_and_keeps_the_buffer)
     cr_assert_eq(s.cap, cap);
     mp__scratch_free(&s);
 }
+
+Test(os_bulk, a_scratch_get_keeps_the_buffer_without_zeroing_and_grows_when_asked)
+{
+    mp__scratch s = {0};
+    unsigned char *p = mp__scratch_get(&s, 64, 4);
+    cr_assert_not_null(p);
+    memset(p, 0x5a, 256);
+    unsigned char *q = mp__scratch_get(&s, 32, 8); /* fits: the same buffer, as it was */
+    cr_assert_eq(q, p);
+    cr_assert_eq(q[255], 0x5a);
+    unsigned char *r = mp__scratch_get(&s, 4096, 8);
+    cr_assert_not_null(r);
+    cr_assert_geq(s.cap, (size_t)32768);
+    r[32767] = 1; /* the whole length is writable */
+    cr_assert_null(mp__scratch_get(&s, SIZE_MAX / 4, 8));
+    cr_assert_eq(s.p, r);
+    mp__scratch_free(&s);
+}
