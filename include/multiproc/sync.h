@@ -168,7 +168,9 @@ MP_API int mp_lock_locked(mp_lock *lock);
  * On a Redis lock: *pid is the holder's process id as written in its
  * token on the server (a process of any machine), *tid is 0 (the server
  * knows processes, not threads: any thread of the holding process acts as
- * holder through the handle).
+ * holder through the handle). A holder that a release handed the lock to
+ * records its process after it returns, up to 0.2 s later
+ * (docs/redis.md, "Waiters"): *pid is 0 until then.
  * Errors: MP_ESRCH (the lock is free: no holder; *pid and *tid
  * untouched), MP_EINVAL (bad lock), and on Redis the errors of
  * multiproc/manager.h. Safe from any thread of any process. */

@@ -119,7 +119,7 @@ void mp__redis_cond_close(mp__redis_cond *c)
 
 /* KEYS: lock, owner, lock wait set, lock wake list, cwait, cexp, cseq,
  * the lock's fence; ARGV: the holder's lock token, the waiter's id, the
- * lock's lease in ms. Answers 1 (enlisted, the lock
+ * lock's lease in ms, the lock waiter id of a hold by grant (or ""). Answers 1 (enlisted, the lock
  * let go) or 0 (the token does not hold the lock: its lease ran out;
  * nothing changed). */
 static const char wait_lua[] = MP__REDIS_LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA("3", "4")
@@ -130,7 +130,7 @@ static const char wait_lua[] = MP__REDIS_LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDI
                        "local now = wk_now() "
                        "redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[7]), ARGV[2]) "
                        "redis.call('HSET', KEYS[6], ARGV[2], now + " MP__REDIS_WAKE_TTL_MS
-                       ") cond_keep(now) lk_release(ARGV[1], ARGV[3]) return 1";
+                       ") cond_keep(now) lk_release(ARGV[1], ARGV[3], ARGV[4]) return 1";
 
 /* KEYS: lock, cwait, cexp; ARGV: the holder's lock token, how many to
  * wake, the wake list prefix. Answers the number woken, or -1 when the
@@ -243,9 +243,9 @@ static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadl
  * the lock back. */
 static int cond_wait_until(mp__redis_cond *c, const mp__deadline *dl)
 {
-    char tok[MP__REDIS_TOKEN_MAX], id[MP__REDIS_TOKEN_MAX], ms[24];
+    char tok[MP__REDIS_TOKEN_MAX], me[MP__REDIS_TOKEN_MAX], id[MP__REDIS_TOKEN_MAX], ms[24];
     uint32_t count;
-    int rc = mp__redis_lock_hold(c->lock, tok, &count);
+    int rc = mp__redis_lock_hold(c->lock, tok, me, &count);
     if (rc < 0)
         return rc;
     mp__redis_new_token(id, sizeof(id));
@@ -255,9 +255,9 @@ static int cond_wait_until(mp__redis_cond *c, const mp__deadline *dl)
     const char *argv[] = {
         "EVAL",   wait_lua, "8",     o->key,  mp__redis_lock_owner_key(c->lock), wk->wait,
         wk->wake, c->cwait, c->cexp, c->cseq, mp__redis_lock_fence_key(c->lock), tok,
-        id,       ms};
+        id,       ms,       me};
     long long held;
-    rc = script_int(o->conn, 14, argv, &held);
+    rc = script_int(o->conn, 15, argv, &held);
     if (rc < 0)
         return rc;
     if (held != 1)
@@ -285,7 +285,7 @@ int mp__redis_cond_wait_for(mp__redis_cond *c, mp_cond_pred pred, void *arg, dou
         return MP_EINVAL;
     char tok[MP__REDIS_TOKEN_MAX];
     uint32_t count;
-    int rc = mp__redis_lock_hold(c->lock, tok, &count);
+    int rc = mp__redis_lock_hold(c->lock, tok, NULL, &count);
     if (rc < 0)
         return rc;
     while (!pred(arg)) {
@@ -306,7 +306,7 @@ int mp__redis_cond_notify(mp__redis_cond *c, unsigned n)
         return MP_EINVAL;
     char tok[MP__REDIS_TOKEN_MAX];
     uint32_t count;
-    int rc = mp__redis_lock_hold(c->lock, tok, &count);
+    int rc = mp__redis_lock_hold(c->lock, tok, NULL, &count);
     if (rc < 0)
         return rc;
     if (n == 0)

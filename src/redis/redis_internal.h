@@ -512,7 +512,8 @@ bool mp__redis_lock_is_recursive(const mp__redis_lock *l);
  * the lock (MP__REDIS_LOCK_RELEASE) needs besides the keys above. */
 const char *mp__redis_lock_fence_key(const mp__redis_lock *l);
 void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24]);
-int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count);
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
+                        char me[MP__REDIS_TOKEN_MAX], uint32_t *count);
 void mp__redis_lock_drop(mp__redis_lock *l);
 int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
 
@@ -539,44 +540,53 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
     "if not f then return fe end return false end "                                                \
     "local function lk_grant_free(v) return v ~= false and string.sub(v, 1, 2) == '0-' and "       \
     "redis.call('LINDEX', WK_WAKE, 0) == v end "
-/* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, ms), with KEYS[1] and
+/* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, ms, me), with KEYS[1] and
  * KEYS[2] the lock and owner keys and KEYS[W], KEYS[L], KEYS[F] the wait
  * set, wake list and fence (numbers as string literals). It lets the lock
- * go when tok holds it and clears the owner key that tok (or its claim)
- * wrote; it answers true when tok held it, false when not, or the error
- * (EPROTO, EBADMSG) of a key that holds what this library does not write,
- * with nothing changed. With waiters enlisted, the lock is not freed but
- * granted: a new token "0-<fence in hex>" holds it (lease ms), is written
- * to the owner key and pushed to the wake list, and the waiter whose
- * BLMOVE takes it holds the lock with it, with no try of its own. The
- * grant is on the waiter's critical path, and on a cold server every
- * command a script runs costs a few µs, so that path runs the fewest: the
- * lock key's read (its equality with tok is its check), the reads that
- * check the wait set's and wake list's types, the fence's INCR (refused
- * before anything is written when the fence is no count) and the writes.
- * The entries of waiters that died are left to the acquirers to expire (a
- * grant nobody takes is free for the next acquirer), and so is the
- * holder's own entry when its claim did not run. Whatever sets the lock
- * key clears the wake list. */
+ * go when tok holds it and clears the owner key; it answers true when tok
+ * held it, false when not, or the error (EPROTO, EBADMSG) of a key that
+ * holds what this library does not write, with nothing changed. With
+ * waiters enlisted, the lock is not freed but granted: a new token
+ * "0-<fence in hex>" holds it (lease ms) and is pushed to the wake list,
+ * and the waiter whose BLPOP takes it holds the lock with it, with no try
+ * of its own. The grant is on the waiter's critical path, and on a cold
+ * server every command a script runs costs a few µs, so that path runs
+ * the fewest: the lock key's read (its equality with tok is its check),
+ * the wait set's count, the fence's INCR (refused before anything is
+ * written when the fence is no count), the push (refused, the INCR undone,
+ * when the wake list is another type) and the lock key's write. The owner
+ * key keeps the releaser's token until the grantee's claim turns it into
+ * the grantee's: a grant that was taken (it is no longer in the wake list)
+ * and whose lease ran out is then a holder that never released, claimed
+ * or not, while a grant still in the list is none. The wake list is empty
+ * while a token holds the lock (whatever sets the lock key clears it, and
+ * only a release pushes to it); should it not be, the push leaves the
+ * grant alone in it. The entries of waiters that died are left to the
+ * acquirers to expire (a grant nobody takes is free for the next
+ * acquirer). me, when not nil or "", is the waiter id of a holder by
+ * grant: its entry, which its claim removes but may not have reached the
+ * server yet (the claim is sent corked), is not counted as a waiter and
+ * goes. */
 #define MP__REDIS_LOCK_RELEASE(W, L, F)                                                            \
-    "local function lk_release(tok, ms) "                                                          \
+    "local function lk_release(tok, ms, me) "                                                      \
     "local v = redis.pcall('GET', KEYS[1]) if type(v) == 'table' then return EPROTO end "          \
     "if v == tok then "                                                                            \
     "  local n = redis.pcall('ZCARD', KEYS[" W "]) if type(n) == 'table' then return EPROTO end "  \
+    "  if n > 0 and me and me ~= '' then n = n - redis.call('ZREM', KEYS[" W "], me) end "         \
     "  if n > 0 then "                                                                             \
-    "    local w = redis.pcall('LLEN', KEYS[" L "]) if type(w) == 'table' then return EPROTO end " \
     "    local f = redis.pcall('INCR', KEYS[" F "]) "                                              \
     "    if type(f) == 'table' then "                                                              \
     "      if string.find(f.err, 'WRONGTYPE', 1, true) then return EPROTO end return EBADMSG end " \
     "    local g = '0-' .. string.format('%x', f) "                                                \
-    "    redis.call('SET', KEYS[1], g, 'PX', ms) redis.call('SET', KEYS[2], g) "                   \
-    "    if w > 0 then redis.call('DEL', KEYS[" L "]) end "                                        \
-    "    redis.call('RPUSH', KEYS[" L "], g) return true "                                         \
+    "    local p = redis.pcall('RPUSH', KEYS[" L "], g) "                                          \
+    "    if type(p) == 'table' then redis.call('DECR', KEYS[" F "]) return EPROTO end "            \
+    "    if p > 1 then redis.call('LTRIM', KEYS[" L "], -1, -1) end "                              \
+    "    redis.call('SET', KEYS[1], g, 'PX', ms) return true "                                     \
     "  end "                                                                                       \
     "elseif v and (#v > 40 or not string.match(v, '^%d+%-%x+$')) then return EBADMSG end "         \
     "local o = redis.pcall('GET', KEYS[2]) if type(o) == 'table' then return EPROTO end "          \
     "if o and (#o > 40 or not string.match(o, '^%d+%-%x+$')) then return EBADMSG end "             \
-    "local mine = o and (o == tok or (string.sub(tok, 1, 2) == '0-' and "                          \
+    "local mine = o and (v == tok or o == tok or (string.sub(tok, 1, 2) == '0-' and "              \
     "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) "                                         \
     "if v == tok then redis.call('DEL', KEYS[1]) end "                                             \
     "if mine then redis.call('DEL', KEYS[2]) end return v == tok end "

@@ -22,8 +22,11 @@
  * a live one: a waiter killed in its wait never gets a grant, and one
  * that is not blocked at that moment (between slices) finds the grant
  * still in the list, free for it. The grantee then sends a claim without
- * waiting for its answer: the owner key gets its pid (mp_lock_owner) and
- * its waiter entry goes. While waiters are enlisted,
+ * waiting for its answer, corked (it reaches the server with the side
+ * connection's next call, or within 0.2 s: redis/redis_conn.c): the owner
+ * key gets its pid (mp_lock_owner) and its waiter entry goes; its release
+ * removes that entry too, in case the claim has not landed yet. While
+ * waiters are enlisted,
  * a newcomer queues behind them.
  *
  * Event: <prefix>event:<name> holds "1" while the event is set, and
@@ -62,6 +65,10 @@ struct mp__redis_lock {
     uint32_t count;                  /* levels held (rlock) */
     uint64_t fence;                  /* the fencing token of the hold */
     char token[MP__REDIS_TOKEN_MAX]; /* the hold's, on the server: ours or a grant */
+    /* A hold by grant: the id its holder waited under, whose entry in the
+     * wait set its claim removes, and its release too (the claim may not
+     * have reached the server by then); "" otherwise. */
+    char waiter[MP__REDIS_TOKEN_MAX];
 };
 
 int mp__redis_lock_open(mp__redis_lock **out, mp__redis *conn, const char *name, double lease)
@@ -111,8 +118,9 @@ void mp__redis_lock_close(mp__redis_lock *l)
  * is free when its key is gone or holds a grant no waiter took (the
  * caller takes it when it may: wk_may). Answers -1 (held, or free with
  * others waiting before the caller), or {0 or 1 (the previous holder
- * never released: a holder's token, or a grant that was taken, left in
- * the owner key), the fencing token}. */
+ * never released: a token or a claim left in the owner key, unless a
+ * grant nobody took waits in the wake list, which makes the last release
+ * a clean one), the fencing token}. */
 static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA("4", "5")
     MP__REDIS_LOCK_GRANTS("3") "local w = wk_check() or lk_fence_bad() if w then return w end "
                                "local now = wk_now() wk_expire(now) "
@@ -125,46 +133,49 @@ static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_
                                "local g = redis.call('LINDEX', WK_WAKE, 0) "
                                "if g then redis.call('DEL', WK_WAKE) end "
                                "local o = redis.call('GETSET', KEYS[2], ARGV[1]) "
-                               "local dead = o and not (o == g and string.sub(o, 1, 2) == '0-') "
+                               "local dead = o and not g "
                                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
                                "local n = redis.call('INCR', KEYS[3]) "
                                "if dead then return {1, n} end return {0, n}";
 
 /* KEYS[3], KEYS[4] and KEYS[5] the wait set, wake list and fence; ARGV
- * the token and the lease in ms. Answers 1 (let go or granted), 0 (the
- * token does not hold it) or an error. */
+ * the token, the lease in ms and the holder's waiter id (a hold by grant)
+ * or "". Answers 1 (let go or granted), 0 (the token does not hold it) or
+ * an error. */
 static const char release_lua[] = MP__REDIS_LUA_KIND MP__REDIS_LOCK_RELEASE(
-    "3", "4", "5") "local r = lk_release(ARGV[1], ARGV[2]) "
+    "3", "4", "5") "local r = lk_release(ARGV[1], ARGV[2], ARGV[3]) "
                    "if r == true then return 1 elseif r == false then return 0 end return r";
 
 static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
                                            "return 0";
 
-/* A grantee's claim: KEYS the owner key and the wait set, ARGV the
- * grantee's pid, its waiter id and the grant. The waiter leaves the wait
- * set, and the owner key, which the release set to the grant, gets the
- * grantee's own form of it ("<pid>-<the grant's hex>", which a release of
- * the grant also clears): mp_lock_owner then knows the process. Nothing
- * changes in the owner key when the grant is gone from it (released, or
- * taken over). */
-static const char claim_lua[] = "redis.call('ZREM', KEYS[2], ARGV[2]) "
+/* A grantee's claim: KEYS the lock key, the owner key and the wait set,
+ * ARGV the grantee's pid, its waiter id and the grant. The waiter leaves
+ * the wait set, and while the grant holds the lock, the owner key (which
+ * still holds the releaser's token) gets the grantee's own form of the
+ * grant ("<pid>-<the grant's hex>", which a release of the grant also
+ * clears): mp_lock_owner then knows the process. Nothing changes in the
+ * owner key once the grant no longer holds the lock (released, or its
+ * lease ran out: the claim may land up to 0.2 s late). */
+static const char claim_lua[] = "redis.call('ZREM', KEYS[3], ARGV[2]) "
                                 "if redis.call('GET', KEYS[1]) == ARGV[3] then "
-                                "redis.call('SET', KEYS[1], ARGV[1] .. string.sub(ARGV[3], 2)) end "
+                                "redis.call('SET', KEYS[2], ARGV[1] .. string.sub(ARGV[3], 2)) end "
                                 "return 0";
 
 /* Runs a lock script: KEYS = lock and owner keys, wait set, wake list and
- * fence, ARGV = token and lease in ms. *result:
+ * fence, ARGV = token, lease in ms and waiter (see the struct). *result:
  * the script's integer; MP_EBADMSG or MP_EPROTO when a key holds what no
  * holder of this library wrote (nothing changed). */
-static int lock_script(mp__redis_lock *l, const char *lua, const char *token, long long *result)
+static int lock_script(mp__redis_lock *l, const char *lua, const char *token, const char *waiter,
+                       long long *result)
 {
     char ms[24];
     mp__redis_lock_lease_ms(l, ms);
-    const char *argv[] = {"EVAL",     lua,        "5",          l->o->key, l->owner_key,
-                          l->wk.wait, l->wk.wake, l->fence_key, token,     ms};
+    const char *argv[] = {"EVAL",     lua,          "5",   l->o->key, l->owner_key, l->wk.wait,
+                          l->wk.wake, l->fence_key, token, ms,        waiter};
     redisReply *rep;
-    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 10, argv, NULL);
+    int rc = mp__redis_cmd(l->o->conn, MP__RR_INT, &rep, 11, argv, NULL);
     if (rc < 0)
         return rc;
     *result = rep->integer;
@@ -238,7 +249,7 @@ static bool grant_of(const char *g, size_t len, uint64_t *fence)
     return f > 0;
 }
 
-/* A waiter's claim (claim_lua): its argv (8 slots) for grant g. */
+/* A waiter's claim (claim_lua): its argv (9 slots) for grant g. */
 typedef struct claim {
     mp__redis_lock *l;
     const char *me;
@@ -249,10 +260,10 @@ static int claim_args(claim *c, const char *g, size_t len, const char **argv)
 {
     snprintf(c->pid, sizeof(c->pid), "%d", (int)mp__self_pid());
     snprintf(c->grant, sizeof(c->grant), "%.*s", (int)len, g);
-    const char *a[] = {"EVAL",        claim_lua, "2",   c->l->owner_key,
+    const char *a[] = {"EVAL",        claim_lua, "3",   c->l->o->key, c->l->owner_key,
                        c->l->wk.wait, c->pid,    c->me, c->grant};
     memcpy(argv, a, sizeof(a));
-    return 8;
+    return 9;
 }
 
 /* mp__redis_side_blpop_post's post: the claim of a grant popped. */
@@ -314,12 +325,13 @@ static int acquire_again(mp__redis_lock *l)
     return rc;
 }
 
-/* Records the hold of tok (the caller's, or a grant) that the acquire
- * script answered or the waiter popped. */
-static int took(mp__redis_lock *l, const char *tok, long long flag, uint64_t fence)
+/* Records the hold of tok (the caller's, or a grant that the waiter me
+ * popped) that the acquire script answered or the waiter popped. */
+static int took(mp__redis_lock *l, const char *tok, const char *me, long long flag, uint64_t fence)
 {
     pthread_mutex_lock(&l->mu);
     snprintf(l->token, sizeof(l->token), "%s", tok);
+    snprintf(l->waiter, sizeof(l->waiter), "%s", me);
     l->holder = (int)mp__self_pid();
     l->count = 1;
     l->fence = fence;
@@ -338,7 +350,7 @@ static int acquire_interrupted(mp__redis_lock *l, const char *tok, int rc)
     if (t < 0)
         return t;
     if (r >= 0)
-        return took(l, tok, r, fence);
+        return took(l, tok, "", r, fence);
     (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
     return rc;
 }
@@ -353,9 +365,9 @@ static int wait_interruptible(mp__redis_lock *l, const char *me, const mp__deadl
     uint64_t fence;
     if (grant_of(got, strlen(got), &fence)) {
         claim c = {.l = l, .me = me};
-        const char *argv[8];
+        const char *argv[9];
         claim_args(&c, got, strlen(got), argv);
-        (void)mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, NULL, 8, argv, NULL);
+        (void)mp__redis_cmd(l->o->conn, MP__RR_ANY_VALUE, NULL, 9, argv, NULL);
     }
     return rc;
 }
@@ -381,7 +393,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         if ((rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
             return rc; /* an entry left enlisted expires by itself */
         if (r >= 0)
-            return took(l, tok, r, fence);
+            return took(l, tok, "", r, fence);
         got[0] = '\0';
         if (!enlist)
             rc = MP_ETIMEDOUT;
@@ -390,7 +402,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         else
             rc = wait_granted(l, tok, &dl, got, sizeof(got));
         if (grant_of(got, strlen(got), &fence))
-            return took(l, got, 0, fence);
+            return took(l, got, tok, 0, fence);
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(l->o->conn, &l->wk, tok);
@@ -403,14 +415,17 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     }
 }
 
-/* Copies the token of a hold by this process, or MP_EPERM. drop: the
- * release of one level; 1 when an rlock stays held (nothing to send). */
-static int held_token(mp__redis_lock *l, char *tok, bool drop)
+/* Copies the token of a hold by this process (and its waiter id when me
+ * is not NULL), or MP_EPERM. drop: the release of one level; 1 when an
+ * rlock stays held (nothing to send). */
+static int held_token(mp__redis_lock *l, char *tok, char *me, bool drop)
 {
     pthread_mutex_lock(&l->mu);
     int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0)
         memcpy(tok, l->token, sizeof(l->token));
+    if (rc == 0 && me)
+        memcpy(me, l->waiter, sizeof(l->waiter));
     if (rc == 0 && drop && l->recursive && l->count > 1) {
         l->count--;
         rc = 1; /* still held: one level less */
@@ -426,13 +441,13 @@ int mp__redis_lock_release(mp__redis_lock *l)
 {
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
-    char tok[sizeof(l->token)];
-    int rc = held_token(l, tok, true);
+    char tok[sizeof(l->token)], me[sizeof(l->waiter)];
+    int rc = held_token(l, tok, me, true);
     long long r = 0;
     if (rc == 1)
         return 0;
     if (rc == 0)
-        rc = lock_script(l, release_lua, tok, &r);
+        rc = lock_script(l, release_lua, tok, me, &r);
     /* 0: the lease ran out before the release, the lock was not held any
      * more (another holder may have had it meanwhile). */
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
@@ -443,10 +458,10 @@ int mp__redis_lock_renew(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
-    int rc = held_token(l, tok, false);
+    int rc = held_token(l, tok, NULL, false);
     long long r = 0;
     if (rc == 0)
-        rc = lock_script(l, renew_lua, tok, &r);
+        rc = lock_script(l, renew_lua, tok, "", &r);
     return rc < 0 ? rc : r == 1 ? 0 : MP_EPERM;
 }
 
@@ -455,7 +470,7 @@ int mp__redis_lock_consistent(mp__redis_lock *l)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
     char tok[sizeof(l->token)];
-    return held_token(l, tok, false);
+    return held_token(l, tok, NULL, false);
 }
 
 int mp__redis_lock_token(mp__redis_lock *l, uint64_t *token)
@@ -582,7 +597,8 @@ void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24])
     snprintf(ms, 24, "%lld", (long long)(l->lease * 1000 + 0.5));
 }
 
-int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32_t *count)
+int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
+                        char me[MP__REDIS_TOKEN_MAX], uint32_t *count)
 {
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK)
         return MP_EINVAL;
@@ -590,6 +606,8 @@ int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX], uint32
     int rc = l->holder == (int)mp__self_pid() ? 0 : MP_EPERM;
     if (rc == 0) {
         memcpy(tok, l->token, sizeof(l->token));
+        if (me)
+            memcpy(me, l->waiter, sizeof(l->waiter));
         *count = l->count;
     }
     pthread_mutex_unlock(&l->mu);

@@ -460,17 +460,27 @@ Test(redis_sync, a_grantee_that_dies_holding_the_lock_is_a_dead_holder)
     join_zero(p);
     mp_assert_rc(mp__redis_lock_acquire(l, 10), MP_EOWNERDEAD);
     mp_assert_ok(mp__redis_lock_release(l));
-    /* Taken, not claimed: the grant stays in the owner key. */
-    raw(conn, 5, (const char *[]){"SET", "mp:lock:W", "0-ffff", "PX", "200"});
-    raw(conn, 3, (const char *[]){"SET", "mp:lock:W:owner", "0-ffff"});
-    mp_assert_rc(mp__redis_lock_acquire(l, 10), MP_EOWNERDEAD);
-    mp_assert_ok(mp__redis_lock_release(l));
-    /* Not taken: the grant still waits in the wake list. */
-    raw(conn, 5, (const char *[]){"SET", "mp:lock:W", "0-fffff", "PX", "200"});
-    raw(conn, 3, (const char *[]){"SET", "mp:lock:W:owner", "0-fffff"});
-    raw(conn, 3, (const char *[]){"RPUSH", "mp:lock:W:wake", "0-fffff"});
-    mp_assert_ok(mp__redis_lock_acquire(l, 0));
-    mp_assert_ok(mp__redis_lock_release(l));
+    /* Taken, not claimed: the owner key still holds the releaser's
+     * token (or, from an older release, the grant itself). */
+    const char *left[] = {"4242-abcdef", "0-ffff"};
+    for (int i = 0; i < 2; i++) {
+        raw(conn, 5, (const char *[]){"SET", "mp:lock:W", "0-ffff", "PX", "200"});
+        raw(conn, 3, (const char *[]){"SET", "mp:lock:W:owner", left[i]});
+        int rc = mp__redis_lock_acquire(l, 10);
+        cr_assert_eq(rc, MP_EOWNERDEAD, "owner %s: %s", left[i], mp_err_name(rc));
+        mp_assert_ok(mp__redis_lock_release(l));
+    }
+    /* Not taken: the grant still waits in the wake list, and the owner
+     * key holds the token of the releaser that granted it, which did
+     * release. */
+    for (int i = 0; i < 2; i++) {
+        raw(conn, 5, (const char *[]){"SET", "mp:lock:W", "0-fffff", "PX", "200"});
+        raw(conn, 3, (const char *[]){"SET", "mp:lock:W:owner", left[i]});
+        raw(conn, 3, (const char *[]){"RPUSH", "mp:lock:W:wake", "0-fffff"});
+        int rc = mp__redis_lock_acquire(l, 0);
+        cr_assert_eq(rc, 0, "owner %s: %s", left[i], mp_err_name(rc));
+        mp_assert_ok(mp__redis_lock_release(l));
+    }
     mp__redis_lock_close(l);
     mp__redis_unref(conn);
 }
@@ -495,6 +505,18 @@ static void *flush_wait(void *arg)
     return NULL;
 }
 
+/* Connects conn and *c2, a connection of its own, and opens the lock
+ * name through each: *a on conn, *b on *c2. */
+static void two_handles(const char *name, mp__redis **c2, mp__redis_lock **a, mp__redis_lock **b)
+{
+    conn = connect_server();
+    mp__redis_url u;
+    mp_assert_ok(mp__redis_url_parse(&u, srv.url));
+    mp_assert_ok(mp__redis_open(c2, &u));
+    mp_assert_ok(mp__redis_lock_open(a, conn, name, 0));
+    mp_assert_ok(mp__redis_lock_open(b, *c2, name, 0));
+}
+
 /* The pid a grantee's claim wrote, waiting up to 1 s for it to land. */
 static pid_t claimed_pid(mp__redis_lock *l, pid_t want)
 {
@@ -515,14 +537,9 @@ static pid_t claimed_pid(mp__redis_lock *l, pid_t want)
  * grantee. */
 Test(redis_sync, a_claim_after_a_script_flush_loads_the_script_again)
 {
-    conn = connect_server();
-    mp__redis_url u;
     mp__redis *c2;
-    mp_assert_ok(mp__redis_url_parse(&u, srv.url));
-    mp_assert_ok(mp__redis_open(&c2, &u));
     mp__redis_lock *a, *b;
-    mp_assert_ok(mp__redis_lock_open(&a, conn, "F2", 0));
-    mp_assert_ok(mp__redis_lock_open(&b, c2, "F2", 0));
+    two_handles("F2", &c2, &a, &b);
     for (int round = 0; round < 3; round++) {
         mp_assert_ok(mp__redis_lock_acquire(a, 5)); /* (the entry of round 1 lingers) */
         flush_waiter w = {.l = b};
@@ -547,6 +564,58 @@ Test(redis_sync, a_claim_after_a_script_flush_loads_the_script_again)
         pthread_join(t, NULL);
         mp_assert_ok(w.rc);
     }
+    mp__redis_lock_close(a);
+    mp__redis_lock_close(b);
+    mp__redis_unref(c2);
+    mp__redis_unref(conn);
+}
+
+/* A grantee's claim is sent corked and reaches the server later (with
+ * its connection's next call, or within 0.2 s). A grantee that releases
+ * before its claim landed leaves the lock clean all the same: its release
+ * takes its own entry out of the wait set (else it would count as a
+ * waiter, and the lock would be granted to nobody), and clears the owner
+ * key, which still held the releaser's token (else the next acquirer
+ * would take the lock for a dead holder's). The claim, landing after,
+ * changes nothing. */
+Test(redis_sync, a_grantee_that_releases_before_its_claim_lands_leaves_it_clean)
+{
+    mp__redis *c2;
+    mp__redis_lock *a, *b;
+    two_handles("R", &c2, &a, &b);
+    for (int round = 0; round < 3; round++) {
+        mp_assert_ok(mp__redis_lock_acquire(a, 5));
+        flush_waiter w = {.l = b};
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, flush_wait, &w), 0);
+        until_enlisted(conn, "lock:R:wait", 1);
+        mp_assert_ok(mp__redis_lock_release(a));
+        while (!atomic_load(&w.held))
+            usleep(100);
+        mp_assert_ok(w.rc);
+        uint64_t fence = 0;
+        mp_assert_ok(mp__redis_lock_token(b, &fence));
+        atomic_store(&w.go, 1);
+        pthread_join(t, NULL);
+        mp_assert_ok(w.rc);
+        /* Released at once, its claim most likely still in its socket. */
+        cr_assert_eq(zcard(conn, "lock:R:wait"), 0, "round %d: the grantee's entry stayed", round);
+        char v[64];
+        get_text(conn, 2, (const char *[]){"GET", "mp:lock:R:owner"}, v);
+        cr_assert_str_empty(v, "round %d: the owner key holds %s", round, v);
+        int rc = mp__redis_lock_acquire(a, 5);
+        cr_assert_eq(rc, 0, "round %d: %s", round, mp_err_name(rc));
+        uint64_t next = 0;
+        mp_assert_ok(mp__redis_lock_token(a, &next));
+        cr_assert_gt(next, fence, "round %d", round);
+        mp_assert_ok(mp__redis_lock_release(a));
+    }
+    /* The claims landed by now (0.2 s at most), and changed nothing. */
+    usleep(400000);
+    cr_assert_eq(zcard(conn, "lock:R:wait"), 0);
+    char v[64];
+    get_text(conn, 2, (const char *[]){"GET", "mp:lock:R:owner"}, v);
+    cr_assert_str_empty(v, "the owner key holds %s", v);
     mp__redis_lock_close(a);
     mp__redis_lock_close(b);
     mp__redis_unref(c2);
