@@ -12,6 +12,10 @@
  *                           just before the release to the child's
  *                           acquire returning (CLOCK_MONOTONIC, shared by
  *                           both). value: the median hand-off in µs
+ *     bench_redis pair N    N uncontended acquire + release pairs of a
+ *                           Redis lock in one process (after 100 not
+ *                           timed). value: µs per pair
+ *                           (redis_lock_pair_us)
  *     bench_redis cond N    N notifies of a condition between two
  *                           processes: the child waits in mp_cond_wait, the
  *                           parent takes the lock (so the child waits),
@@ -239,6 +243,30 @@ static int barrier_main(void)
     return 0;
 }
 
+/* Uncontended acquire + release pairs, in this process. */
+static int pair_main(void)
+{
+    mp_manager *m;
+    mp_lock *l;
+    check(mp_manager_open(&m, srv.url), "mp_manager_open");
+    check(mp_manager_lock(m, "bench-pair", &l), "mp_manager_lock");
+    for (int i = 0; i < 100; i++) {
+        check(mp_lock_acquire(l, 10), "acquire");
+        check(mp_lock_release(l), "release");
+    }
+    double t0 = bench_now();
+    for (long i = 0; i < iters; i++) {
+        check(mp_lock_acquire(l, 10), "acquire");
+        check(mp_lock_release(l), "release");
+    }
+    double elapsed = bench_now() - t0;
+    printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", elapsed / (double)iters * 1e6, elapsed, iters);
+    mp_lock_destroy(l);
+    mp_manager_close(m);
+    mp_test_redis_stop(&srv, 0);
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -301,11 +329,12 @@ static int handoff_main(bool cond)
 
 int main(int argc, char **argv)
 {
-    iters = bench_args(argc, argv, "op|queue|lock|cond|barrier <iterations>");
+    iters = bench_args(argc, argv, "op|queue|lock|pair|cond|barrier <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
     bool lock_mode = strcmp(argv[1], "lock") == 0, cond_mode = strcmp(argv[1], "cond") == 0;
-    bool barrier_mode = strcmp(argv[1], "barrier") == 0;
-    if (!queue_mode && !lock_mode && !cond_mode && !barrier_mode && strcmp(argv[1], "op") != 0)
+    bool barrier_mode = strcmp(argv[1], "barrier") == 0, pair_mode = strcmp(argv[1], "pair") == 0;
+    if (!queue_mode && !lock_mode && !cond_mode && !barrier_mode && !pair_mode &&
+        strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     if (barrier_mode && iters < 2)
         bench_die("barrier needs at least 2 rounds");
@@ -315,6 +344,8 @@ int main(int argc, char **argv)
         return handoff_main(cond_mode);
     if (barrier_mode)
         return barrier_main();
+    if (pair_mode)
+        return pair_main();
     mp_manager *m;
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
     check(mp_manager_dict(m, "bench", &d), "mp_manager_dict");

@@ -22,7 +22,14 @@
  * hand-off whose release must check its holder on the server, which on
  * Redis 7.0 takes a script (no command compares and sets).
  *
- *     floor_redis op|queue|wake|wake_rt|wake_script <iterations>
+ * The lock_pair mode is the floor of redis_lock_pair_us: the classic
+ * single-server Redis lock (redis-py's Lock, one node of Redlock), an
+ * uncontended acquire and release in one process: SET key token NX PX
+ * 30000, then EVALSHA of the script that deletes the key when it still
+ * holds the token. It has no fencing token, no record of a holder that
+ * died, no waiters woken by the server and no check of foreign data.
+ *
+ *     floor_redis op|queue|lock_pair|wake|wake_rt|wake_script <iterations>
  */
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
@@ -60,7 +67,33 @@ static int queue_loop(redisContext *c, long iters)
     return 0;
 }
 
-static int queue_mode;
+static int queue_mode, pair_mode;
+
+/* N uncontended acquire + release pairs of the classic lock. */
+static int pair_loop(redisContext *c, long iters)
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s",
+                                 "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                 "return redis.call('DEL', KEYS[1]) end return 0");
+    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len != 40)
+        return 1;
+    char sha[41];
+    memcpy(sha, r->str, 41);
+    freeReplyObject(r);
+    for (long i = 0; i < iters; i++) {
+        char tok[32];
+        snprintf(tok, sizeof(tok), "%d-%lx", (int)getpid(), (unsigned long)i);
+        r = redisCommand(c, "SET lk %s NX PX 30000", tok);
+        if (r == NULL || r->type != REDIS_REPLY_STATUS)
+            return 1;
+        freeReplyObject(r);
+        r = redisCommand(c, "EVALSHA %s 1 lk %s", sha, tok);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+            return 1;
+        freeReplyObject(r);
+    }
+    return 0;
+}
 
 static int run(const mp_test_redis *srv, long iters, int out_fd)
 {
@@ -74,10 +107,14 @@ static int run(const mp_test_redis *srv, long iters, int out_fd)
     char keys[NKEYS][16];
     for (int k = 0; k < NKEYS; k++)
         snprintf(keys[k], sizeof(keys[k]), "a%02d-key", k);
+    if (pair_mode && pair_loop(c, 100) != 0)
+        return 1; /* warm-up, as the library's row */
     double t0 = bench_now();
     if (queue_mode && queue_loop(c, iters) != 0)
         return 1;
-    for (long i = 0; !queue_mode && i < iters; i++) {
+    if (pair_mode && pair_loop(c, iters) != 0)
+        return 1;
+    for (long i = 0; !queue_mode && !pair_mode && i < iters; i++) {
         int64_t v = i;
         const char *set[] = {"HSET", "bench", keys[i % NKEYS], (const char *)&v};
         size_t set_len[] = {4, 5, 6, sizeof(v)};
@@ -212,11 +249,13 @@ static int wake_main(mp_test_redis *srv, long iters, bool confirm, bool script)
 
 int main(int argc, char **argv)
 {
-    long iters = bench_args(argc, argv, "op|queue|wake|wake_rt|wake_script <iterations>");
+    long iters = bench_args(argc, argv, "op|queue|lock_pair|wake|wake_rt|wake_script <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
+    pair_mode = strcmp(argv[1], "lock_pair") == 0;
     bool wake = strcmp(argv[1], "wake") == 0, wake_rt = strcmp(argv[1], "wake_rt") == 0;
     bool wake_script = strcmp(argv[1], "wake_script") == 0;
-    if (!queue_mode && !wake && !wake_rt && !wake_script && strcmp(argv[1], "op") != 0)
+    if (!queue_mode && !pair_mode && !wake && !wake_rt && !wake_script &&
+        strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     mp_test_redis srv;
     if (mp_test_redis_start(&srv, "bench") < 0)
@@ -236,6 +275,8 @@ int main(int argc, char **argv)
     mp_test_redis_stop(&srv, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != (ssize_t)sizeof(dt))
         bench_die("child failed");
-    printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", dt / (2.0 * (double)iters) * 1e6, dt, iters);
+    /* op and queue: per operation (half a pair); lock_pair: per pair. */
+    double per = pair_mode ? (double)iters : 2.0 * (double)iters;
+    printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", dt / per * 1e6, dt, iters);
     return 0;
 }

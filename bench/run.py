@@ -305,6 +305,19 @@ ROWS = [
         "targets": {"cost_vs_floor": 2.0},
     },
     {
+        # An uncontended Redis lock in one process: acquire + release, per
+        # pair. The floor is the classic single-server Redis lock in raw
+        # hiredis (SET NX PX, then the script that deletes the key if it
+        # still holds the token), which has none of the fencing token,
+        # dead-holder record, server-woken waiters or foreign-data checks.
+        "id": "redis_lock_pair_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "pair"],
+        "cpython": None,
+        "floor": ["floor_redis", "lock_pair"],
+        "pilot": {"multiproc": 2000, "cpython": 0, "floor": 2000},
+        "targets": {},
+    },
+    {
         # A Redis condition between two processes: the child waits in
         # mp_cond_wait, the parent takes the lock, then notify(1) and
         # release; from just before the notify to the child's wait

@@ -528,18 +528,6 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
     "if not string.match(redis.call('GET', k), '^%d+%-%x+$') then return EBADMSG end "             \
     "return false end "                                                                            \
     "local b = bad(KEYS[1]) or bad(KEYS[2]) if b then return b end "
-/* Lua, after MP__REDIS_LOCK_CHECK, MP__REDIS_LUA_COUNT and
- * MP__REDIS_WAKE_LUA (the lock's wait set and wake list), with KEYS[F]
- * the lock's fence counter (F: a number as a string literal).
- *   lk_fence_bad()  the error to answer when the fence is no count
- *   lk_grant_free(v) whether v, the lock key's value, is a grant that no
- *                   waiter took yet (it still waits in the wake list):
- *                   the lock is free for whoever may take it (wk_may) */
-#define MP__REDIS_LOCK_GRANTS(F)                                                                   \
-    "local function lk_fence_bad() local f, fe = count(KEYS[" F "]) "                              \
-    "if not f then return fe end return false end "                                                \
-    "local function lk_grant_free(v) return v ~= false and string.sub(v, 1, 2) == '0-' and "       \
-    "redis.call('LINDEX', WK_WAKE, 0) == v end "
 /* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, ms, me), with KEYS[1] and
  * KEYS[2] the lock and owner keys and KEYS[W], KEYS[L], KEYS[F] the wait
  * set, wake list and fence (numbers as string literals). It lets the lock
@@ -588,8 +576,10 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
     "if o and (#o > 40 or not string.match(o, '^%d+%-%x+$')) then return EBADMSG end "             \
     "local mine = o and (v == tok or o == tok or (string.sub(tok, 1, 2) == '0-' and "              \
     "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) "                                         \
-    "if v == tok then redis.call('DEL', KEYS[1]) end "                                             \
-    "if mine then redis.call('DEL', KEYS[2]) end return v == tok end "
+    "if v == tok and mine then redis.call('DEL', KEYS[1], KEYS[2]) "                               \
+    "elseif v == tok then redis.call('DEL', KEYS[1]) elseif mine then redis.call('DEL', KEYS[2]) " \
+    "end "                                                                                         \
+    "return v == tok end "
 
 /* A condition (redis/redis_cond.c): open makes a named one with its own
  * rlock (keys <prefix>cond:<name>...), over makes one over a Redis lock or

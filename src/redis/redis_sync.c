@@ -115,28 +115,51 @@ void mp__redis_lock_close(mp__redis_lock *l)
 /* KEYS[3] the fence counter, checked before anything changes (a number
  * INCR takes), KEYS[4] and KEYS[5] the wait set and wake list; ARGV[3]
  * "1": enlist the caller (ARGV[1], its token) when it must wait. The lock
- * is free when its key is gone or holds a grant no waiter took (the
- * caller takes it when it may: wk_may). Answers -1 (held, or free with
- * others waiting before the caller), or {0 or 1 (the previous holder
- * never released: a token or a claim left in the owner key, unless a
- * grant nobody took waits in the wake list, which makes the last release
- * a clean one), the fencing token}. */
-static const char acquire_lua[] = LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDIS_WAKE_LUA("4", "5")
-    MP__REDIS_LOCK_GRANTS("3") "local w = wk_check() or lk_fence_bad() if w then return w end "
-                               "local now = wk_now() wk_expire(now) "
-                               "local v = redis.call('GET', KEYS[1]) "
-                               "if (v and not lk_grant_free(v)) or not wk_may(ARGV[1]) then "
-                               "  if ARGV[3] == '1' then wk_enlist(ARGV[1], now) end "
-                               "  return -1 "
-                               "end "
-                               "wk_leave(ARGV[1]) "
-                               "local g = redis.call('LINDEX', WK_WAKE, 0) "
-                               "if g then redis.call('DEL', WK_WAKE) end "
-                               "local o = redis.call('GETSET', KEYS[2], ARGV[1]) "
-                               "local dead = o and not g "
-                               "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-                               "local n = redis.call('INCR', KEYS[3]) "
-                               "if dead then return {1, n} end return {0, n}";
+ * is free when its key is gone or holds a grant no waiter took (it waits
+ * in the wake list): the caller takes it when no waiter is enlisted, or
+ * when it is one. Answers -1 (held, or free with others waiting before
+ * the caller), or {0 or 1 (the previous holder never released: a token
+ * or a claim left in the owner key, unless a grant nobody took waits in
+ * the wake list, which makes the last release a clean one), the fencing
+ * token}.
+ * An uncontended acquire is on the caller's path every time, and on a
+ * cold server every command a script runs costs a few µs, so each key is
+ * read once, its type checked by the read itself (redis.pcall answers a
+ * WRONGTYPE error as a value): eight commands when nobody waits (the four
+ * reads, the fence's, its INCR and the two writes); the server's clock
+ * and the expiry of dead waiters' entries only when entries exist. Every
+ * check comes before the first write, and the writes cannot fail on the
+ * types read, so a refusal changes nothing. */
+static const char acquire_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end "
+    "local EBADMSG, EPROTO = -1000, -1001 "
+    "local function tok(k) local v = redis.pcall('GET', k) "
+    "if type(v) == 'table' then return nil, EPROTO end "
+    "if v and not string.match(v, '^%d+%-%x+$') then return nil, EBADMSG end return v end "
+    "local v, ve = tok(KEYS[1]) if ve then return ve end "
+    "local o, oe = tok(KEYS[2]) if oe then return oe end "
+    "local n = redis.pcall('ZCARD', KEYS[4]) if type(n) == 'table' then return EPROTO end "
+    "local g = redis.pcall('LINDEX', KEYS[5], 0) if type(g) == 'table' then return EPROTO end "
+    "local f = redis.pcall('GET', KEYS[3]) if type(f) == 'table' then return EPROTO end "
+    "if f and (#f > 18 or not string.match(f, '^%d+$')) then return EBADMSG end "
+    "local now = nil "
+    "local function clock() local t = redis.call('TIME') "
+    "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "
+    "if n > 0 then now = clock() "
+    "n = n - redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now) end "
+    "local free = not v or (string.sub(v, 1, 2) == '0-' and g == v) "
+    "if not free or (n > 0 and not redis.call('ZSCORE', KEYS[4], ARGV[1])) then "
+    "  if ARGV[3] == '1' then now = now or clock() "
+    "    redis.call('ZADD', KEYS[4], now + " MP__REDIS_WAKE_TTL_MS ", ARGV[1]) "
+    "    redis.call('PEXPIRE', KEYS[4], " MP__REDIS_WAKE_TTL_MS ") end "
+    "  return -1 "
+    "end "
+    "local fence = redis.call('INCR', KEYS[3]) "
+    "if n > 0 then redis.call('ZREM', KEYS[4], ARGV[1]) end "
+    "if g then redis.call('DEL', KEYS[5]) end "
+    "redis.call('SET', KEYS[2], ARGV[1]) "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "if o and not g then return {1, fence} end return {0, fence}";
 
 /* KEYS[3], KEYS[4] and KEYS[5] the wait set, wake list and fence; ARGV
  * the token, the lease in ms and the holder's waiter id (a hold by grant)

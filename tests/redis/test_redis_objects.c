@@ -711,6 +711,17 @@ Test(redis_objects, foreign_data_under_a_lock_or_an_event_is_refused)
         cr_assert_str_eq(RAW(r, "EXISTS", "t:lock:L", "t:lock:L:owner"), "0", "fence '%s'",
                          bad_fence[i]);
     }
+    /* Under the wait set or the wake list: another type, refused before
+     * anything is written, and so is a waiter's try (which would enlist). */
+    const char *wakers[] = {"t:lock:L:wait", "t:lock:L:wake"};
+    RAW(r, "DEL", "t:lock:L:fence");
+    for (int i = 0; i < 2; i++) {
+        RAW(r, "SET", wakers[i], "x");
+        UNCHANGED(r, wakers[i], mp_lock_acquire(l, 0), MP_EPROTO);
+        cr_assert_str_eq(RAW(r, "EXISTS", "t:lock:L", "t:lock:L:owner", "t:lock:L:fence"), "0",
+                         "%s", wakers[i]);
+        RAW(r, "DEL", wakers[i]);
+    }
     /* A count it can go on from. */
     RAW(r, "SET", "t:lock:L:fence", "41");
     uint64_t t = 0;
