@@ -169,7 +169,8 @@ MP_API int mp_lock_locked(mp_lock *lock);
  * token on the server (a process of any machine), *tid is 0 (the server
  * knows processes, not threads: any thread of the holding process acts as
  * holder through the handle). A holder that a release handed the lock to
- * records its process after it returns, up to 0.2 s later
+ * records its process after it returns, about 0.2 s later at most on a
+ * local network (the TCP retransmission timeout on a slower one)
  * (docs/redis.md, "Waiters"): *pid is 0 until then.
  * Errors: MP_ESRCH (the lock is free: no holder; *pid and *tid
  * untouched), MP_EINVAL (bad lock), and on Redis the errors of

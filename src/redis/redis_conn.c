@@ -1293,7 +1293,8 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
  * waiter's time here. It is written with MSG_MORE, which costs 2 µs and
  * leaves it in the socket, and it goes out with the connection's next
  * call (push_corked) or, on an idle connection, when the kernel's cork
- * ceiling (200 ms) passes; on close, before the FIN. */
+ * ceiling passes (its probe timer: the retransmission timeout, 200 ms on
+ * a local network, more on a slow one); on close, before the FIN. */
 
 /* Writes p[0..n) with MSG_MORE (corked), or sends it whole before dl
  * when the socket would not take it all at once. */

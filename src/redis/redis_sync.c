@@ -23,7 +23,7 @@
  * that is not blocked at that moment (between slices) finds the grant
  * still in the list, free for it. The grantee then sends a claim without
  * waiting for its answer, corked (it reaches the server with the side
- * connection's next call, or within 0.2 s: redis/redis_conn.c): the owner
+ * connection's next call, or about 0.2 s later: redis/redis_conn.c): the owner
  * key gets its pid (mp_lock_owner) and its waiter entry goes; its release
  * removes that entry too, in case the claim has not landed yet. While
  * waiters are enlisted,
@@ -180,7 +180,8 @@ static const char renew_lua[] = LOCK_CHECK "if redis.call('GET', KEYS[1]) == ARG
  * grant ("<pid>-<the grant's hex>", which a release of the grant also
  * clears): mp_lock_owner then knows the process. Nothing changes in the
  * owner key once the grant no longer holds the lock (released, or its
- * lease ran out: the claim may land up to 0.2 s late). */
+ * lease ran out: the claim may land 0.2 s late, or more on a slow
+ * network). */
 static const char claim_lua[] = "redis.call('ZREM', KEYS[3], ARGV[2]) "
                                 "if redis.call('GET', KEYS[1]) == ARGV[3] then "
                                 "redis.call('SET', KEYS[2], ARGV[1] .. string.sub(ARGV[3], 2)) end "

@@ -572,7 +572,7 @@ Test(redis_sync, a_claim_after_a_script_flush_loads_the_script_again)
 }
 
 /* A grantee's claim is sent corked and reaches the server later (with
- * its connection's next call, or within 0.2 s). A grantee that releases
+ * its connection's next call, or about 0.2 s later on loopback). A grantee that releases
  * before its claim landed leaves the lock clean all the same: its release
  * takes its own entry out of the wait set (else it would count as a
  * waiter, and the lock would be granted to nobody), and clears the owner
@@ -611,7 +611,8 @@ Test(redis_sync, a_grantee_that_releases_before_its_claim_lands_leaves_it_clean)
         cr_assert_gt(next, fence, "round %d", round);
         mp_assert_ok(mp__redis_lock_release(a));
     }
-    /* The claims landed by now (0.2 s at most), and changed nothing. */
+    /* The claims landed by now (about 0.2 s on loopback), and changed
+     * nothing. */
     usleep(400000);
     cr_assert_eq(zcard(conn, "lock:R:wait"), 0);
     char v[64];
