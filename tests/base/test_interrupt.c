@@ -219,22 +219,28 @@ Test(interrupt, signals_do_not_end_a_wait_without_the_opt_in)
     for (int k = 0; k < W_N; k++) {
         if (k == W_MAP || k == W_ASYNC)
             continue; /* they would complete: nothing to time out */
-        static mp_test_pester p;
-        atomic_store(&mp_test_intr_handled, 0);
-        mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
-        int rc = run_wait(&o, k, 0.2);
-        mp_test_pester_stop(&p);
-        cr_assert_gt(atomic_load(&mp_test_intr_handled), 10, "%s: signals arrived", wname[k]);
-        if (k == W_BARRIER)
-            mp_assert_rc(rc, MP_EBROKEN);
-        else if (k == W_GET)
-            mp_assert_rc(rc, MP_EEMPTY);
-        else if (k == W_PUT)
-            mp_assert_rc(rc, MP_EFULL);
-        else if (k == W_WAIT)
-            mp_assert_rc(rc, 0);
-        else
-            cr_assert_eq(rc, MP_ETIMEDOUT, "%s: %s", wname[k], mp_err_name(rc));
+        /* Again while fewer than 10 signals came in all (a loaded host can
+         * starve the signalling thread): each wait ends as it would have. */
+        int handled = 0;
+        for (int round = 0; round < 20 && handled <= 10; round++) {
+            static mp_test_pester p;
+            atomic_store(&mp_test_intr_handled, 0);
+            mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+            int rc = run_wait(&o, k, 0.2);
+            mp_test_pester_stop(&p);
+            handled += atomic_load(&mp_test_intr_handled);
+            if (k == W_BARRIER)
+                mp_assert_rc(rc, MP_EBROKEN);
+            else if (k == W_GET)
+                mp_assert_rc(rc, MP_EEMPTY);
+            else if (k == W_PUT)
+                mp_assert_rc(rc, MP_EFULL);
+            else if (k == W_WAIT)
+                mp_assert_rc(rc, 0);
+            else
+                cr_assert_eq(rc, MP_ETIMEDOUT, "%s: %s", wname[k], mp_err_name(rc));
+        }
+        cr_assert_gt(handled, 10, "%s: signals arrived", wname[k]);
     }
     objs_free(&o);
 }

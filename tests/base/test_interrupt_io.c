@@ -251,14 +251,20 @@ Test(interrupt_io, signals_do_not_end_a_call_without_the_opt_in)
 {
     cr_assert_not(mp_interruptible());
     for (int k = 0; k < K_N; k++) {
-        static mp_test_pester p;
-        atomic_store(&mp_test_intr_handled, 0);
-        mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
-        int rc = run_call_kind(k, 0.2);
-        mp_test_pester_stop(&p);
-        cr_assert_gt(atomic_load(&mp_test_intr_handled), 10, "%s: signals arrived", kname[k]);
         int expected = k == K_POLL ? 0 : k == K_RUN ? MP_ETIMEOUTEXPIRED : MP_ETIMEDOUT;
-        cr_assert_eq(rc, expected, "%s: %s", kname[k], mp_err_name(rc));
+        /* Again while fewer than 10 signals came in all (a loaded host can
+         * starve the signalling thread): each call ends as it would have. */
+        int handled = 0;
+        for (int round = 0; round < 20 && handled <= 10; round++) {
+            static mp_test_pester p;
+            atomic_store(&mp_test_intr_handled, 0);
+            mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+            int rc = run_call_kind(k, 0.2);
+            mp_test_pester_stop(&p);
+            handled += atomic_load(&mp_test_intr_handled);
+            cr_assert_eq(rc, expected, "%s: %s", kname[k], mp_err_name(rc));
+        }
+        cr_assert_gt(handled, 10, "%s: signals arrived", kname[k]);
     }
 }
 

@@ -368,13 +368,19 @@ Test(rintr, signals_do_not_end_a_wait_without_the_opt_in)
     for (int k = 0; k < W_N; k++) {
         if (k == W_MAP)
             continue; /* its items would stay for the next kinds */
-        static mp_test_pester p;
-        atomic_store(&mp_test_intr_handled, 0);
-        mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
-        int rc = run_wait(&o, k, 0.3);
-        mp_test_pester_stop(&p);
-        cr_assert_gt(atomic_load(&mp_test_intr_handled), 10, "%s: signals arrived", wname[k]);
-        cr_assert_eq(rc, timed_out(k), "%s: %s", wname[k], mp_err_name(rc));
+        /* Again while fewer than 10 signals came in all (a loaded host can
+         * starve the signalling thread): each wait ends as it would have. */
+        int handled = 0;
+        for (int round = 0; round < 20 && handled <= 10; round++) {
+            static mp_test_pester p;
+            atomic_store(&mp_test_intr_handled, 0);
+            mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+            int rc = run_wait(&o, k, 0.3);
+            mp_test_pester_stop(&p);
+            handled += atomic_load(&mp_test_intr_handled);
+            cr_assert_eq(rc, timed_out(k), "%s: %s", wname[k], mp_err_name(rc));
+        }
+        cr_assert_gt(handled, 10, "%s: signals arrived", wname[k]);
     }
     objs_free(&o);
 }
