@@ -1296,8 +1296,9 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
  * ceiling passes (its probe timer: the retransmission timeout, 200 ms on
  * a local network, more on a slow one); on close, before the FIN. */
 
-/* Writes p[0..n) with MSG_MORE (corked), or sends it whole before dl
- * when the socket would not take it all at once. */
+/* Writes p[0..n) with MSG_MORE (corked); when the socket would not take
+ * it all at once, sends the rest before dl, which pushes it all out (a
+ * send without MSG_MORE). */
 static int send_corked(mp__redis *r, const char *p, size_t n, const mp__deadline *dl)
 {
     ssize_t w = send(r->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
@@ -1307,9 +1308,8 @@ static int send_corked(mp__redis *r, const char *p, size_t n, const mp__deadline
     }
     if (w < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
         return errno_code(errno);
-    r->corked = true;
-    push_corked(r);
-    return send_all(r, p + (w > 0 ? w : 0), n - (size_t)(w > 0 ? w : 0), dl);
+    size_t sent = w > 0 ? (size_t)w : 0;
+    return send_all(r, p + sent, n - sent, dl);
 }
 
 int mp__redis_side_blpop_post(mp__redis *r, const char *key, double secs, const char *script,

@@ -531,7 +531,9 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
 /* Lua, after MP__REDIS_LUA_KIND: lk_release(tok, ms, me), with KEYS[1] and
  * KEYS[2] the lock and owner keys and KEYS[W], KEYS[L], KEYS[F] the wait
  * set, wake list and fence (numbers as string literals). It lets the lock
- * go when tok holds it and clears the owner key; it answers true when tok
+ * go when tok holds it and clears the owner key (one DEL of both keys);
+ * when tok no longer holds it (its lease ran out), it clears the owner key
+ * only if that names tok or tok's claim. It answers true when tok
  * held it, false when not, or the error (EPROTO, EBADMSG) of a key that
  * holds what this library does not write, with nothing changed. With
  * waiters enlisted, the lock is not freed but granted: a new token
@@ -574,12 +576,10 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
     "elseif v and (#v > 40 or not string.match(v, '^%d+%-%x+$')) then return EBADMSG end "         \
     "local o = redis.pcall('GET', KEYS[2]) if type(o) == 'table' then return EPROTO end "          \
     "if o and (#o > 40 or not string.match(o, '^%d+%-%x+$')) then return EBADMSG end "             \
-    "local mine = o and (v == tok or o == tok or (string.sub(tok, 1, 2) == '0-' and "              \
-    "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) "                                         \
-    "if v == tok and mine then redis.call('DEL', KEYS[1], KEYS[2]) "                               \
-    "elseif v == tok then redis.call('DEL', KEYS[1]) elseif mine then redis.call('DEL', KEYS[2]) " \
-    "end "                                                                                         \
-    "return v == tok end "
+    "if v == tok then redis.call('DEL', KEYS[1], KEYS[2]) return true end "                        \
+    "if o and (o == tok or (string.sub(tok, 1, 2) == '0-' and "                                    \
+    "string.match(o, '%-(%x+)$') == string.sub(tok, 3))) then redis.call('DEL', KEYS[2]) end "     \
+    "return false end "
 
 /* A condition (redis/redis_cond.c): open makes a named one with its own
  * rlock (keys <prefix>cond:<name>...), over makes one over a Redis lock or
