@@ -15,9 +15,13 @@
  * blocks in BLPOP on its own wake list, over a side connection, in slices
  * of at most a second; after each empty slice it renews its entry. notify
  * (by the holder) takes up to n live waiters in arrival order out of the
- * set and pushes each a wake-up; entries past their expiry (a waiter
+ * set, moves each into the lock's wait set (as a futex requeue does) and
+ * pushes it a wake-up that says so; entries past their expiry (a waiter
  * killed or stopped in its wait) are dropped on the way, so a dead waiter
- * never takes a notification from a live one. A waiter that times out
+ * never takes a notification from a live one. A waiter so woken waits at
+ * once for the lock's grant (the holder's release, which finds it
+ * enlisted, grants it the lock), without a try that would find the lock
+ * still held. A waiter that times out
  * leaves the set in a script that also tells whether it was chosen
  * meanwhile: then the wait returns 0, the notification is not lost.
  * Every way out takes the lock back (without limit, restoring an rlock's
@@ -132,13 +136,18 @@ static const char wait_lua[] = MP__REDIS_LOCK_CHECK MP__REDIS_LUA_COUNT MP__REDI
                        "redis.call('HSET', KEYS[6], ARGV[2], now + " MP__REDIS_WAKE_TTL_MS
                        ") cond_keep(now) lk_release(ARGV[1], ARGV[3], ARGV[4]) return 1";
 
-/* KEYS: lock, cwait, cexp; ARGV: the holder's lock token, how many to
- * wake, the wake list prefix. Answers the number woken, or -1 when the
- * token does not hold the lock. */
+/* KEYS: lock, cwait, cexp, the lock's wait set; ARGV: the holder's lock
+ * token, how many to wake, the wake list prefix. Answers the number
+ * woken, or -1 when the token does not hold the lock. A waiter woken is
+ * moved into the lock's wait set (as a lock waiter enlists, under its
+ * id) and its wake-up says so ("r"): the release that follows grants it
+ * the lock, and it waits for that grant at once, with no try that would
+ * only find the lock still held. */
 static const char notify_lua[] = MP__REDIS_LUA_HELPERS
     "if redis.replicate_commands then redis.replicate_commands() end "
     "local a = kind(KEYS[2]) if a ~= 'none' and a ~= 'zset' then return EPROTO end "
     "local b = kind(KEYS[3]) if b ~= 'none' and b ~= 'hash' then return EPROTO end "
+    "local c = kind(KEYS[4]) if c ~= 'none' and c ~= 'zset' then return EPROTO end "
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end "
     "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / "
     "1000) "
@@ -151,12 +160,14 @@ static const char notify_lua[] = MP__REDIS_LUA_HELPERS
     "    local exp = tonumber(redis.call('HGET', KEYS[3], e[i]) or '0') or 0 "
     "    redis.call('ZREM', KEYS[2], e[i]) redis.call('HDEL', KEYS[3], e[i]) "
     "    if exp > now then "
+    "      redis.call('ZADD', KEYS[4], now + " MP__REDIS_WAKE_TTL_MS ", e[i]) "
     "      local k = ARGV[3] .. e[i] "
-    "      redis.call('RPUSH', k, '1') redis.call('PEXPIRE', k, " MP__REDIS_WAKE_TTL_MS ") "
+    "      redis.call('RPUSH', k, 'r') redis.call('PEXPIRE', k, " MP__REDIS_WAKE_TTL_MS ") "
     "      woken = woken + 1 "
     "    end "
     "  end "
     "end "
+    "if woken > 0 then redis.call('PEXPIRE', KEYS[4], " MP__REDIS_WAKE_TTL_MS ") end "
     "return woken";
 
 /* KEYS: cwait, cexp, cseq, the waiter's wake list; ARGV: its id, "1" to
@@ -204,9 +215,13 @@ static int cond_poll(mp__redis_cond *c, const char *id, const char *wake, bool l
 }
 
 /* The wait proper, the lock let go: 0 (chosen by a notify, or an entry
- * that expired: a spurious wake-up), MP_ETIMEDOUT, or a connection error. */
-static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadline *dl)
+ * that expired: a spurious wake-up), MP_ETIMEDOUT, or a connection error.
+ * *moved: the wake-up popped said the notify moved the waiter into the
+ * lock's wait set. */
+static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadline *dl,
+                              bool *moved)
 {
+    *moved = false;
     char wake[WAKE_KEY_MAX];
     snprintf(wake, sizeof(wake), "%s%s", c->wake_prefix, id);
     for (;;) {
@@ -222,6 +237,8 @@ static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadl
         if (rep == NULL)
             return rc;
         bool woken = rep->type == REDIS_REPLY_ARRAY;
+        *moved = woken && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING &&
+                 rep->element[1]->len == 1 && rep->element[1]->str[0] == 'r';
         freeReplyObject(rep);
         if (woken)
             return 0; /* chosen: also when an interrupt came after */
@@ -263,8 +280,12 @@ static int cond_wait_until(mp__redis_cond *c, const mp__deadline *dl)
     if (held != 1)
         return MP_EPERM; /* the lease ran out: the lock is not the caller's */
     mp__redis_lock_drop(c->lock);
-    rc = sleep_until_chosen(c, id, dl);
-    int back = mp__redis_lock_retake(c->lock, count);
+    bool moved;
+    rc = sleep_until_chosen(c, id, dl, &moved);
+    /* Under the waiter's id: a notify that chose it enlisted that id in
+     * the lock's wait set, which then counts it as queued, not as a
+     * newcomer behind the others. */
+    int back = mp__redis_lock_retake(c->lock, count, id, moved);
     if (back < 0 && back != MP_EOWNERDEAD)
         return back;
     return back == MP_EOWNERDEAD ? back : rc;
@@ -313,11 +334,18 @@ int mp__redis_cond_notify(mp__redis_cond *c, unsigned n)
         return 0;
     char want[16];
     snprintf(want, sizeof(want), "%u", n > INT32_MAX ? (unsigned)INT32_MAX : n);
-    const char *argv[] = {"EVAL",        notify_lua, "3", mp__redis_lock_obj(c->lock)->key,
-                          c->cwait,      c->cexp,    tok, want,
+    const char *argv[] = {"EVAL",
+                          notify_lua,
+                          "4",
+                          mp__redis_lock_obj(c->lock)->key,
+                          c->cwait,
+                          c->cexp,
+                          mp__redis_lock_wakers(c->lock)->wait,
+                          tok,
+                          want,
                           c->wake_prefix};
     long long woken;
-    rc = script_int(cond_conn(c), 9, argv, &woken);
+    rc = script_int(cond_conn(c), 10, argv, &woken);
     if (rc < 0)
         return rc;
     return woken < 0 ? MP_EPERM : woken > INT32_MAX ? INT32_MAX : (int)woken;

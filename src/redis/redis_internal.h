@@ -502,8 +502,10 @@ int mp__redis_side_pipeline(mp__redis *r, mp__redis_reply_kind kind, int n, cons
  * object and keys; hold copies the token and levels of this process's
  * hold (MP_EPERM: not held); drop forgets the hold once the server let
  * the lock go (the condition's wait script released it); retake acquires
- * it again without limit and restores count levels: 0, MP_EOWNERDEAD or
- * a connection error. */
+ * it again without limit, under the token id (the waiter's id), and
+ * restores count levels: 0, MP_EOWNERDEAD or a connection error.
+ * enlisted: a notify moved id into the lock's wait set already, so the
+ * retake begins with the wait for a release's grant, not with a try. */
 const struct mp__redis_obj *mp__redis_lock_obj(const mp__redis_lock *l);
 const char *mp__redis_lock_owner_key(const mp__redis_lock *l);
 const struct mp__redis_wakers *mp__redis_lock_wakers(const mp__redis_lock *l);
@@ -515,7 +517,7 @@ void mp__redis_lock_lease_ms(const mp__redis_lock *l, char ms[24]);
 int mp__redis_lock_hold(mp__redis_lock *l, char tok[MP__REDIS_TOKEN_MAX],
                         char me[MP__REDIS_TOKEN_MAX], uint32_t *count);
 void mp__redis_lock_drop(mp__redis_lock *l);
-int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count);
+int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count, const char *id, bool enlisted);
 
 /* Lua: refuses (with the error to answer) a lock key (KEYS[1]) or owner
  * key (KEYS[2]) that holds no token of this library: another Redis type,

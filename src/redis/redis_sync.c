@@ -396,25 +396,21 @@ static int wait_interruptible(mp__redis_lock *l, const char *me, const mp__deadl
     return rc;
 }
 
-int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
+/* The acquire loop with the caller's token tok. A try that fails enlists
+ * the caller (unless it would not wait), then it blocks until a release
+ * grants it the lock (a grant it took is its hold, even when an interrupt
+ * came too), or a slice ends. enlisted: tok is in the wait set already
+ * (a condition's notify moved it there), so the loop begins with the
+ * wait, not a try. */
+static int acquire_as(mp__redis_lock *l, const char *tok, bool enlisted, const mp__deadline *dl)
 {
-    mp__deadline dl;
-    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK ||
-        mp__deadline_init(&dl, timeout) < 0)
-        return MP_EINVAL;
-    int rc = acquire_again(l);
-    if (rc != 0)
-        return rc < 0 ? rc : 0;
-    char tok[sizeof(l->token)], got[MP__REDIS_TOKEN_MAX];
-    mp__redis_new_token(tok, sizeof(tok));
-    /* A try that fails enlists the caller (unless it would not wait),
-     * then it blocks until a release grants it the lock (a grant it took
-     * is its hold, even when an interrupt came too), or a slice ends. */
-    bool enlist = !mp__deadline_expired(&dl);
-    for (;;) {
+    char got[MP__REDIS_TOKEN_MAX];
+    bool enlist = !mp__deadline_expired(dl);
+    for (bool attempt = !enlisted || !enlist;; attempt = true) {
         long long r = -1;
         uint64_t fence = 0;
-        if ((rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
+        int rc;
+        if (attempt && (rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
             return rc; /* an entry left enlisted expires by itself */
         if (r >= 0)
             return took(l, tok, "", r, fence);
@@ -422,9 +418,9 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         if (!enlist)
             rc = MP_ETIMEDOUT;
         else if (mp__redis_intr_armed())
-            rc = wait_interruptible(l, tok, &dl, got, sizeof(got));
+            rc = wait_interruptible(l, tok, dl, got, sizeof(got));
         else
-            rc = wait_granted(l, tok, &dl, got, sizeof(got));
+            rc = wait_granted(l, tok, dl, got, sizeof(got));
         if (grant_of(got, strlen(got), &fence))
             return took(l, got, tok, 0, fence);
         if (rc == MP_ETIMEDOUT) {
@@ -437,6 +433,20 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
         if (rc < 0)
             return rc;
     }
+}
+
+int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
+{
+    mp__deadline dl;
+    if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK ||
+        mp__deadline_init(&dl, timeout) < 0)
+        return MP_EINVAL;
+    int rc = acquire_again(l);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    char tok[sizeof(l->token)];
+    mp__redis_new_token(tok, sizeof(tok));
+    return acquire_as(l, tok, false, &dl);
 }
 
 /* Copies the token of a hold by this process (and its waiter id when me
@@ -646,13 +656,19 @@ void mp__redis_lock_drop(mp__redis_lock *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count)
+int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count, const char *id, bool enlisted)
 {
     /* The lock is taken back whatever the interrupt settings say: a
      * condition's wait returns holding it, as locally. */
     bool was = mp_set_interruptible(false);
     mp_cancel *c = mp_cancel_set_current(NULL);
-    int rc = mp__redis_lock_acquire(l, MP_FOREVER);
+    mp__deadline forever;
+    (void)mp__deadline_init(&forever, MP_FOREVER);
+    int rc = acquire_again(l);
+    if (rc == 0)
+        rc = acquire_as(l, id, enlisted, &forever);
+    else if (rc == 1)
+        rc = 0;
     mp_cancel_set_current(c);
     mp_set_interruptible(was);
     if (rc == 0 || rc == MP_EOWNERDEAD) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "mp_test.h"
@@ -727,6 +728,125 @@ Test(redis_sync, a_cond_waiter_is_woken_by_the_notify_not_by_polling)
     cr_assert_eq(during, 0, "%lld scripts ran while the waiter waited", during);
     cr_assert_eq(zcard(conn, "cond:C:cwait"), 0);
     mp__redis_cond_close(c);
+    mp__redis_unref(conn);
+}
+
+/* A notify moves the waiter it chose into the lock's wait set, so the
+ * notifier's release grants it the lock and the waiter takes it with no
+ * try of its own: LINDEX, which every acquire try runs and no release,
+ * notify or claim does, never runs. A waiter that tried first would find
+ * the lock still held and only then wait. */
+Test(redis_sync, a_notified_cond_waiter_takes_the_lock_by_the_releases_grant)
+{
+    conn = connect_server();
+    mp__redis_cond *c;
+    mp_assert_ok(mp__redis_cond_open(&c, conn, "C", 0));
+    for (int round = 0; round < 3; round++) {
+        mp_process *p = start_fn(wait_cond);
+        until_enlisted(conn, "cond:C:cwait", 1);
+        mp_assert_ok(mp_cond_acquire((mp_cond *)c, 20));
+        reset_stats(conn);
+        mp_assert_rc(mp__redis_cond_notify(c, 1), 1);
+        cr_assert_eq(zcard(conn, "cond:C:cwait"), 0);
+        cr_assert_eq(zcard(conn, "cond:C:wait"), 1, "the notify enlisted the waiter on the lock");
+        if (round > 0) /* round 0: the grant waits in the list for its BLPOP */
+            usleep(200000);
+        mp_assert_ok(mp_cond_release((mp_cond *)c));
+        join_zero(p);
+        cr_assert_eq(calls_of(conn, "lindex"), 0, "the notified waiter tried the lock itself");
+        cr_assert_eq(zcard(conn, "cond:C:wait"), 0);
+    }
+    mp__redis_cond_close(c);
+    mp__redis_unref(conn);
+}
+
+/* A waiter a notify chose but that never takes the lock (killed between
+ * the two) holds up no one: the release's grant waits in the wake list,
+ * and the next acquirer takes it at once, long before the dead entry in
+ * the lock's wait set expires (3 s). */
+Test(redis_sync, a_notified_waiter_that_never_comes_leaves_the_grant_to_the_next)
+{
+    conn = connect_server();
+    mp__redis_cond *c, *c2;
+    mp_assert_ok(mp__redis_cond_open(&c, conn, "C", 0));
+    mp_assert_ok(mp__redis_cond_open(&c2, conn, "C", 0));
+    redisReply *t;
+    mp_assert_ok(mp__redis_cmd(conn, MP__RR_ANY_VALUE, &t, 1, (const char *[]){"TIME"}, NULL));
+    char exp[32];
+    snprintf(exp, sizeof(exp), "%lld",
+             atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000 + 20000);
+    freeReplyObject(t);
+    raw(conn, 4, (const char *[]){"ZADD", "mp:cond:C:cwait", "1", "999-ghost"});
+    raw(conn, 4, (const char *[]){"HSET", "mp:cond:C:cexp", "999-ghost", exp});
+    mp_assert_ok(mp_cond_acquire((mp_cond *)c, 20));
+    mp_assert_rc(mp__redis_cond_notify(c, 1), 1);
+    cr_assert_eq(zcard(conn, "cond:C:wait"), 1);
+    mp_assert_ok(mp_cond_release((mp_cond *)c));
+    mp_assert_ok(mp_cond_acquire((mp_cond *)c2, 2.5)); /* the entry lasts 3 s */
+    mp_assert_ok(mp_cond_release((mp_cond *)c2));
+    mp__redis_cond_close(c2);
+    mp__redis_cond_close(c);
+    mp__redis_unref(conn);
+}
+
+/* Turns passed round four processes through one condition: shared
+ * memory holds whose turn it is, which only the condition's lock guards.
+ * Each process waits until its turn comes, takes it, and wakes all the
+ * others (three are moved into the lock's wait set at every notify_all,
+ * two of which find it is not their turn and wait again). */
+#define TURN_PROCS  4
+#define TURN_ROUNDS 25
+
+typedef struct turns {
+    int turn, inside, overlap, timeouts;
+} turns;
+
+static turns *tn;
+
+static int take_turns(const void *arg, size_t len)
+{
+    (void)len;
+    int me = *(const int *)arg;
+    mp__redis_cond *c;
+    if (mp__redis_cond_open(&c, conn, "T", 0) < 0)
+        return 1;
+    for (int r = 0; r < TURN_ROUNDS; r++) {
+        if (mp_cond_acquire((mp_cond *)c, 20) != 0)
+            return 2;
+        while (tn->turn % TURN_PROCS != me)
+            if (mp__redis_cond_wait(c, 20) != 0)
+                tn->timeouts++;
+        if (tn->inside++ != 0)
+            tn->overlap++;
+        usleep(200);
+        tn->turn++;
+        tn->inside--;
+        if (mp__redis_cond_notify(c, UINT32_MAX) < 0 || mp_cond_release((mp_cond *)c) != 0)
+            return 3;
+    }
+    mp__redis_cond_close(c);
+    return 0;
+}
+
+Test(redis_sync, turns_pass_round_four_processes_with_notify_all)
+{
+    conn = connect_server();
+    tn = mmap(NULL, sizeof(*tn), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert(tn != MAP_FAILED);
+    mp_process *p[TURN_PROCS];
+    for (int k = 0; k < TURN_PROCS; k++) {
+        mp_assert_ok(mp_process_create(
+            &p[k], &(mp_process_opts){.target = take_turns, .args = &k, .args_len = sizeof(k)}));
+        mp_assert_ok(mp_process_start(p[k]));
+    }
+    for (int k = 0; k < TURN_PROCS; k++)
+        join_zero(p[k]);
+    cr_assert_eq(tn->turn, TURN_PROCS * TURN_ROUNDS);
+    cr_assert_eq(tn->overlap, 0, "two processes held the lock at once");
+    cr_assert_eq(tn->timeouts, 0, "a wait timed out: a wake-up or a grant was lost");
+    cr_assert_eq(zcard(conn, "cond:T:wait"), 0);
+    cr_assert_eq(zcard(conn, "cond:T:cwait"), 0);
+    munmap(tn, sizeof(*tn));
     mp__redis_unref(conn);
 }
 
