@@ -23,6 +23,13 @@
  *                           time from just before the notify to the
  *                           child's wait returning with the lock. value:
  *                           the median in µs (redis_cond_notify_us)
+ *     bench_redis sem N     N hand-offs of a unit of a Redis semaphore
+ *                           (value 0) between two processes: the child
+ *                           waits in mp_sem_acquire (2 ms after it was told
+ *                           to start), the parent releases one unit; the
+ *                           time from just before the release to the
+ *                           child's acquire returning. value: the median
+ *                           in µs (redis_sem_handoff_us)
  *     bench_redis barrier N N rounds of a 4-party barrier (the parent and
  *                           3 children, each with its own manager). value:
  *                           the parent's time per round in µs
@@ -154,6 +161,28 @@ static int lock_child(const void *arg, size_t len)
     return 0;
 }
 
+/* Child of the sem mode: takes the unit the parent releases in each
+ * round (the semaphore starts at 0). */
+static int sem_child(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp_manager *m;
+    mp_sem *s;
+    if (mp_manager_open(&m, srv.url) < 0 || mp_manager_sem(m, "bench-sem", NULL, &s) < 0)
+        return 1;
+    for (long i = 0; i < iters; i++) {
+        while (atomic_load(&ho->round) != i)
+            usleep(50);
+        if (mp_sem_acquire(s, 10) != 0)
+            return 2;
+        ho->lat[i] = bench_now() - ho->t0;
+        atomic_store(&ho->done, i);
+    }
+    mp_sem_destroy(s);
+    mp_manager_close(m);
+    return 0;
+}
+
 /* Child of the cond mode: waits in each round, records when its wait
  * returned. */
 static int cond_child(const void *arg, size_t len)
@@ -273,8 +302,11 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int handoff_main(bool cond)
+typedef enum handoff_kind { HO_LOCK, HO_COND, HO_SEM } handoff_kind;
+
+static int handoff_main(handoff_kind kind)
 {
+    bool cond = kind == HO_COND, sem = kind == HO_SEM;
     size_t size = sizeof(handoff) + (size_t)iters * sizeof(double);
     void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED)
@@ -286,18 +318,23 @@ static int handoff_main(bool cond)
     mp_manager *m;
     mp_lock *l = NULL;
     mp_cond *c = NULL;
+    mp_sem *sm = NULL;
     check(mp_manager_open(&m, srv.url), "mp_manager_open");
     if (cond)
         check(mp_manager_cond(m, "bench-cond", &c), "mp_manager_cond");
+    else if (sem)
+        check(mp_manager_sem(m, "bench-sem", NULL, &sm), "mp_manager_sem");
     else
         check(mp_manager_lock(m, "bench-lock", &l), "mp_manager_lock");
-    mp_process *p = start_child(cond ? cond_child : lock_child);
+    mp_process *p = start_child(cond ? cond_child : sem ? sem_child : lock_child);
     double t0 = bench_now();
     for (long i = 0; i < iters; i++) {
         if (cond) {
             while (atomic_load(&ho->round) != i)
                 usleep(50);
             check(mp_cond_acquire(c, 10), "acquire"); /* the child waits now */
+        } else if (sem) {
+            atomic_store(&ho->round, i);
         } else {
             check(mp_lock_acquire(l, 10), "acquire");
             atomic_store(&ho->round, i);
@@ -306,7 +343,7 @@ static int handoff_main(bool cond)
         ho->t0 = bench_now();
         if (cond)
             check(mp_cond_notify(c, 1) == 1 ? 0 : MP_EBADMSG, "notify");
-        check(cond ? mp_cond_release(c) : mp_lock_release(l), "release");
+        check(cond ? mp_cond_release(c) : sem ? mp_sem_release(sm) : mp_lock_release(l), "release");
         for (int k = 0; atomic_load(&ho->done) != i; k++) {
             if (k > 200000)
                 bench_die("the child never took the lock");
@@ -319,6 +356,8 @@ static int handoff_main(bool cond)
     printf("RESULT value=%.6g elapsed=%.6f n=%ld\n", ho->lat[iters / 2] * 1e6, elapsed, iters);
     if (cond)
         mp_cond_destroy(c);
+    else if (sem)
+        mp_sem_destroy(sm);
     else
         mp_lock_destroy(l);
     mp_manager_close(m);
@@ -329,19 +368,20 @@ static int handoff_main(bool cond)
 
 int main(int argc, char **argv)
 {
-    iters = bench_args(argc, argv, "op|queue|lock|pair|cond|barrier <iterations>");
+    iters = bench_args(argc, argv, "op|queue|lock|pair|cond|sem|barrier <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
     bool lock_mode = strcmp(argv[1], "lock") == 0, cond_mode = strcmp(argv[1], "cond") == 0;
+    bool sem_mode = strcmp(argv[1], "sem") == 0;
     bool barrier_mode = strcmp(argv[1], "barrier") == 0, pair_mode = strcmp(argv[1], "pair") == 0;
-    if (!queue_mode && !lock_mode && !cond_mode && !barrier_mode && !pair_mode &&
+    if (!queue_mode && !lock_mode && !cond_mode && !sem_mode && !barrier_mode && !pair_mode &&
         strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     if (barrier_mode && iters < 2)
         bench_die("barrier needs at least 2 rounds");
     if (mp_test_redis_start(&srv, "bench") < 0)
         bench_die("%s", srv.error);
-    if (lock_mode || cond_mode)
-        return handoff_main(cond_mode);
+    if (lock_mode || cond_mode || sem_mode)
+        return handoff_main(cond_mode ? HO_COND : sem_mode ? HO_SEM : HO_LOCK);
     if (barrier_mode)
         return barrier_main();
     if (pair_mode)

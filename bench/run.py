@@ -305,6 +305,22 @@ ROWS = [
         "targets": {"cost_vs_floor": 2.0},
     },
     {
+        # A unit of a Redis semaphore (value 0) handed from a release in
+        # one process to a process waiting in mp_sem_acquire (each with its
+        # own manager): from just before the release to the waiter's
+        # acquire returning, the median. The floor is one raw PING; beside
+        # it, the least wake through Redis, pushed by the least script (as
+        # redis_lock_handoff_us).
+        "id": "redis_sem_handoff_us", "unit": "us", "higher_is_better": False,
+        "multiproc": ["bench_redis", "sem"],
+        "cpython": None,
+        "floor": ["bench_rpool_net", "ping"],
+        "beside": [{"label": "raw wake by the least script (EVALSHA of one RPUSH)",
+                    "cmd": ["floor_redis", "wake_script"], "pilot": 300}],
+        "pilot": {"multiproc": 40, "cpython": 0, "floor": 2000},
+        "targets": {},
+    },
+    {
         # An uncontended Redis lock in one process: acquire + release, per
         # pair. The floor is the classic single-server Redis lock in raw
         # hiredis (SET NX PX, then the script that deletes the key if it

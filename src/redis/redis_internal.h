@@ -679,8 +679,6 @@ void mp__redis_new_token(char *tok, size_t cap);
  *   wk_may(id)      whether id may take the object: nobody waits, or id
  *                   is enlisted (a newcomer queues behind the waiters)
  *   wk_enlist(id, now), wk_leave(id)
- *   wk_wake()       pushes one wake-up ('1') when waiters are enlisted and
- *                   fewer wake-ups than waiters wait in the list
  *   wk_wake_all(g)  wakes every waiter enlisted: g once for each, in a
  *                   fresh wake list (the older wake-ups are moot), and
  *                   empties the wait set
@@ -702,9 +700,6 @@ void mp__redis_new_token(char *tok, size_t cap);
     "redis.call('ZADD', WK_WAIT, now + " MP__REDIS_WAKE_TTL_MS ", id) "                            \
     "redis.call('PEXPIRE', WK_WAIT, " MP__REDIS_WAKE_TTL_MS ") end "                               \
     "local function wk_leave(id) redis.call('ZREM', WK_WAIT, id) end "                             \
-    "local function wk_wake() local n = redis.call('ZCARD', WK_WAIT) "                             \
-    "if n > 0 and redis.call('LLEN', WK_WAKE) < n then redis.call('RPUSH', WK_WAKE, '1') "         \
-    "redis.call('PEXPIRE', WK_WAKE, " MP__REDIS_WAKE_TTL_MS ") end end "                           \
     "local function wk_wake_all(gen) wk_expire(wk_now()) "                                         \
     "local n = redis.call('ZCARD', WK_WAIT) if n == 0 then return end "                            \
     "redis.call('DEL', WK_WAKE) "                                                                  \
@@ -791,10 +786,17 @@ int mp__redis_gen_wait(mp__redis *conn, const mp__redis_wakers *wk, double timeo
 int mp__redis_gen_reply(const redisReply *rep, bool *flag, uint64_t *gen);
 /* Takes waiter off the wait set (it gave up). */
 int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char *waiter);
-/* The same for a waiter that an interrupt ended, in one script; pass:
- * it took a wake-up that it will not use, which goes to the next waiter
- * enlisted (when there is one and the wake list holds fewer wake-ups than
- * waiters), so no release is lost with it. */
-int mp__redis_wake_quit(mp__redis *conn, const mp__redis_wakers *k, const char *waiter, bool pass);
+/* The wait of a waiter enlisted under id whose wake-ups are grants (a
+ * semaphore's units): a BLPOP of the wake list for a slice (at most a
+ * second, less when dl is nearer), and, sent with it, the ZREM of id from
+ * the wait set, which the server runs once the BLPOP has answered, before
+ * it writes the answer: a waiter that popped a grant is off the set at
+ * once, with no command after the pop on its path, and one whose slice
+ * ended enlists again at its next try. The wait honours the interrupt
+ * settings. got: what was popped, "" for none. 0, MP_ETIMEDOUT (dl had
+ * passed: nothing sent), MP_EINTR or MP_ECANCELED (got still says what
+ * the BLPOP took before it ended), or a connection error. */
+int mp__redis_wake_wait_leave(mp__redis *conn, const mp__redis_wakers *k, const char *id,
+                              const mp__deadline *dl, char *got, size_t cap);
 
 #endif /* MULTIPROC_REDIS_INTERNAL_H */

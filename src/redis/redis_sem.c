@@ -7,10 +7,18 @@
  * by the first opener (SET NX), like a queue's capacity. Acquire and
  * release are Lua scripts, atomic on the server. A waiter is woken by the
  * server (redis/redis_wake.c): an acquire that finds no unit enlists it
- * in <prefix>sem:<name>:wait, it blocks on <prefix>sem:<name>:wake, and
- * a release with waiters pushes one wake-up there (one release wakes one
- * waiter); while waiters are enlisted, a newcomer queues behind them, so
- * that none starves. A process killed
+ * in <prefix>sem:<name>:wait and it blocks on <prefix>sem:<name>:wake. A
+ * release with more waiters enlisted than grants waiting in the wake list
+ * does not add its unit to the value: it grants it, pushing "g" there,
+ * and the waiter whose BLPOP pops it holds the unit with no try of its
+ * own (one release wakes one waiter). The ZREM of the waiter's entry goes
+ * with its BLPOP (mp__redis_wake_wait_leave). A grant nobody popped (its
+ * waiter died, or was between two slices) is a unit still free: the
+ * value a caller sees is the key's plus the grants waiting, a release
+ * that would pass the bound counts them, and a waiter's or, when nobody
+ * waits, a newcomer's try takes one. The wake list has no expiry, so no
+ * unit goes with it. While waiters are enlisted, a newcomer queues
+ * behind them, so that none starves. A process killed
  * between an acquire and its release does not give the unit back (nor does
  * a local semaphore). */
 #include <stdio.h>
@@ -88,21 +96,32 @@ void mp__redis_sem_close(mp__redis_sem *s)
     "local m, f = num(KEYS[2], -1) if not m then return f end "
 
 /* ARGV[1] the caller's id, ARGV[2] "1": enlist it when it must wait.
- * Answers 1 (a unit taken) or 0 (none, or one left for the waiters
- * enlisted before the caller). */
+ * Answers 1 (a unit taken: from the value, or a grant nobody popped) or
+ * 0 (none, or one left for the waiters enlisted before the caller). */
 static const char acquire_lua[] = SEM_READ MP__REDIS_WAKE_LUA(
     "3", "4") "local w = wk_check() if w then return w end "
               "local now = wk_now() wk_expire(now) "
-              "if v > 0 and wk_may(ARGV[1]) then "
-              "  redis.call('DECR', KEYS[1]) wk_leave(ARGV[1]) return 1 "
+              "if wk_may(ARGV[1]) then "
+              "  if v > 0 then redis.call('DECR', KEYS[1]) wk_leave(ARGV[1]) return 1 end "
+              "  if redis.call('LPOP', KEYS[4]) then wk_leave(ARGV[1]) return 1 end "
               "end "
               "if ARGV[2] == '1' then wk_enlist(ARGV[1], now) end "
               "return 0";
 
+/* Answers 1 (the unit added to the value, or granted to a waiter) or -1
+ * (the value, with the grants waiting, is at its bound). */
 static const char release_lua[] = SEM_READ MP__REDIS_WAKE_LUA(
     "3", "4") "local w = wk_check() if w then return w end "
-              "if (m >= 0 and v >= m) or v >= 2147483647 then return -1 end "
-              "redis.call('INCR', KEYS[1]) wk_expire(wk_now()) wk_wake() return 1";
+              "local g = redis.call('LLEN', KEYS[4]) "
+              "if (m >= 0 and v + g >= m) or v + g >= 2147483647 then return -1 end "
+              "wk_expire(wk_now()) "
+              "if redis.call('ZCARD', KEYS[3]) > g then redis.call('RPUSH', KEYS[4], 'g') "
+              "else redis.call('INCR', KEYS[1]) end return 1";
+
+/* The value a caller sees: the key's and the grants nobody popped. */
+static const char value_lua[] = SEM_READ "local t = kind(KEYS[4]) "
+                                         "if t ~= 'none' and t ~= 'list' then return EPROTO end "
+                                         "return v + redis.call('LLEN', KEYS[4])";
 
 static int script(mp__redis_sem *s, const char *lua, const char *id, bool enlist, long long *result)
 {
@@ -118,17 +137,14 @@ static int script(mp__redis_sem *s, const char *lua, const char *id, bool enlist
     return mp__redis_lua_error(*result);
 }
 
-/* An acquire that an interrupt (rc) ended: a last try, which takes a
- * unit if one is there for the caller (the call completes), else the
- * caller leaves the wait set, passing on the wake-up it took if any. */
-static int acquire_interrupted(mp__redis_sem *s, const char *id, bool woken, int rc)
+/* An acquire that an interrupt (rc) ended, its entry already gone: a
+ * last try, which takes a unit if one is there for the caller (the call
+ * completes). */
+static int acquire_interrupted(mp__redis_sem *s, const char *id, int rc)
 {
     long long r;
     int t = script(s, acquire_lua, id, false, &r);
-    if (t < 0 || r == 1)
-        return t;
-    (void)mp__redis_wake_quit(s->o->conn, &s->wk, id, woken);
-    return rc;
+    return t < 0 ? t : r == 1 ? 0 : rc;
 }
 
 int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
@@ -144,14 +160,17 @@ int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
         int rc = script(s, acquire_lua, id, enlist, &r);
         if (rc < 0 || r == 1)
             return rc; /* an entry left enlisted expires by itself */
-        rc = enlist ? mp__redis_wake_wait(s->o->conn, &s->wk, &dl, got, sizeof(got)) : MP_ETIMEDOUT;
+        rc = enlist ? mp__redis_wake_wait_leave(s->o->conn, &s->wk, id, &dl, got, sizeof(got))
+                    : MP_ETIMEDOUT;
+        if (strcmp(got, "g") == 0)
+            return 0; /* granted: the unit is the caller's, even when interrupted */
         if (rc == MP_ETIMEDOUT) {
             if (enlist)
                 (void)mp__redis_wake_leave(s->o->conn, &s->wk, id);
             return MP_ETIMEDOUT;
         }
         if (rc == MP_EINTR || rc == MP_ECANCELED)
-            return acquire_interrupted(s, id, got[0] != '\0', rc);
+            return acquire_interrupted(s, id, rc);
         if (rc < 0)
             return rc;
     }
@@ -170,15 +189,8 @@ int mp__redis_sem_get_value(mp__redis_sem *s)
 {
     if (s == NULL || s->rh.head.magic != MP__MAGIC_RSEM)
         return MP_EINVAL;
-    redisReply *rep;
-    int rc = mp__redis_cmd(s->o->conn, MP__RR_STR_NIL, &rep, 2, (const char *[]){"GET", s->o->key},
-                           NULL);
-    if (rc < 0)
-        return rc;
-    int64_t v = 0;
-    if (rep->type != REDIS_REPLY_NIL)
-        rc = mp__redis_parse_int(rep->str, rep->len, &v);
-    freeReplyObject(rep);
+    long long v;
+    int rc = script(s, value_lua, NULL, false, &v);
     if (rc == 0 && (v < 0 || v > INT32_MAX))
         rc = MP_EBADMSG;
     return rc < 0 ? rc : (int)v;

@@ -169,25 +169,31 @@ int mp__redis_wake_leave(mp__redis *conn, const mp__redis_wakers *k, const char 
                          NULL);
 }
 
-/* KEYS[1] and KEYS[2] the wait set and wake list; ARGV[1] the waiter,
- * ARGV[2] "1": pass on the wake-up it took. */
-static const char quit_lua[] = MP__REDIS_LUA_HELPERS MP__REDIS_WAKE_LUA(
-    "1", "2") "local w = wk_check() if w then return w end "
-              "wk_leave(ARGV[1]) "
-              "if ARGV[2] == '1' then wk_expire(wk_now()) wk_wake() end "
-              "return 0";
-
-int mp__redis_wake_quit(mp__redis *conn, const mp__redis_wakers *k, const char *waiter, bool pass)
+int mp__redis_wake_wait_leave(mp__redis *conn, const mp__redis_wakers *k, const char *id,
+                              const mp__deadline *dl, char *got, size_t cap)
 {
-    if (!pass)
-        return mp__redis_wake_leave(conn, k, waiter);
-    redisReply *rep;
-    int rc =
-        mp__redis_cmd(conn, MP__RR_INT, &rep, 7,
-                      (const char *[]){"EVAL", quit_lua, "2", k->wait, k->wake, waiter, "1"}, NULL);
-    if (rc < 0)
+    got[0] = '\0';
+    int left = mp__deadline_poll_ms(dl);
+    if (left == 0)
+        return MP_ETIMEDOUT;
+    char t[32];
+    double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
+    snprintf(t, sizeof(t), "%.3f", secs);
+    const char *blpop[] = {"BLPOP", k->wake, t}, *zrem[] = {"ZREM", k->wait, id};
+    redisReply *rep[2];
+    int rc = mp__redis_side_pipeline(conn, MP__RR_ANY_VALUE, 2, (const int[]){3, 3},
+                                     (const char *const *const[]){blpop, zrem},
+                                     (const size_t *const[]){NULL, NULL}, rep, secs);
+    if (rc < 0 && rc != MP_EINTR && rc != MP_ECANCELED)
         return rc;
-    rc = mp__redis_lua_error(rep->integer);
-    freeReplyObject(rep);
+    /* Both replies are in (an error reply fails the call, rc). */
+    const redisReply *p = rep[0];
+    if (p->type == REDIS_REPLY_ARRAY && p->elements == 2 &&
+        p->element[1]->type == REDIS_REPLY_STRING && p->element[1]->len < cap) {
+        memcpy(got, p->element[1]->str, p->element[1]->len);
+        got[p->element[1]->len] = '\0';
+    }
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
     return rc;
 }

@@ -360,9 +360,9 @@ static void raw(mp__redis *r, int argc, const char **argv)
     mp_assert_ok(mp__redis_cmd(r, MP__RR_ANY_VALUE, NULL, argc, argv, NULL));
 }
 
-/* Enlists a waiter that never waits (no process behind it): its entry
- * lasts ms on the server's clock. */
-static void enlist_ghost(mp__redis *r, const char *id, long ms)
+/* Enlists a waiter that never waits (no process behind it) in the wait
+ * set key: its entry lasts ms on the server's clock. */
+static void enlist_ghost(mp__redis *r, const char *key, const char *id, long ms)
 {
     redisReply *t;
     mp_assert_ok(mp__redis_cmd(r, MP__RR_ANY_VALUE, &t, 1, (const char *[]){"TIME"}, NULL));
@@ -370,7 +370,7 @@ static void enlist_ghost(mp__redis *r, const char *id, long ms)
     freeReplyObject(t);
     char score[32];
     snprintf(score, sizeof(score), "%lld", now + ms);
-    raw(r, 4, (const char *[]){"ZADD", "mp:lock:W:wait", score, id});
+    raw(r, 4, (const char *[]){"ZADD", key, score, id});
 }
 
 /* A release with a waiter enlisted grants the lock: a new token in the
@@ -389,7 +389,7 @@ Test(redis_sync, a_grant_nobody_takes_is_free_for_the_next_acquirer)
     uint64_t t1, t2, t3;
     mp_assert_ok(mp__redis_lock_acquire(l, 0));
     mp_assert_ok(mp__redis_lock_token(l, &t1));
-    enlist_ghost(conn, "999-dead", 1000);
+    enlist_ghost(conn, "mp:lock:W:wait", "999-dead", 1000);
     mp_assert_ok(mp__redis_lock_release(l));
     char g[64], v[64];
     get_text(conn, 3, (const char *[]){"LINDEX", "mp:lock:W:wake", "0"}, g);
@@ -648,6 +648,65 @@ Test(redis_sync, one_sem_release_wakes_one_waiter)
         cr_assert_eq(rep->integer, want[i], "after release %d: %lld wake-ups", i + 1, rep->integer);
         freeReplyObject(rep);
     }
+    mp__redis_sem_close(s);
+    mp__redis_unref(conn);
+}
+
+/* A release with a waiter blocked grants it the unit: the waiter's
+ * acquire returns with no try of its own (DECR and LPOP, which only a try
+ * runs, never run after the release), its entry gone with its BLPOP, and
+ * the value stays 0. */
+Test(redis_sync, a_sem_release_grants_the_unit_to_the_waiter)
+{
+    conn = connect_server();
+    mp__redis_sem *s;
+    mp_assert_ok(mp__redis_sem_open(&s, conn, "S", 0, false));
+    for (int round = 0; round < 3; round++) {
+        mp_process *p = start_fn(wait_sem);
+        until_enlisted(conn, "sem:S:wait", 1);
+        usleep(100000); /* in its BLPOP by now (else the grant waits for it) */
+        reset_stats(conn);
+        mp_assert_ok(mp__redis_sem_release(s));
+        join_zero(p);
+        cr_assert_eq(calls_of(conn, "rpush"), 1, "the release granted the unit");
+        cr_assert_eq(calls_of(conn, "decr") + calls_of(conn, "lpop"), 0,
+                     "the waiter tried the semaphore itself");
+        cr_assert_eq(zcard(conn, "sem:S:wait"), 0);
+        mp_assert_rc(mp__redis_sem_get_value(s), 0);
+    }
+    mp__redis_sem_close(s);
+    mp__redis_unref(conn);
+}
+
+/* A grant nobody pops (its waiter never came: an entry with no process
+ * behind it) is a unit still free: the value counts it, a bounded
+ * semaphore's release counts it against the bound, a newcomer that would
+ * not wait queues behind the entry, one that waits pops the grant at once,
+ * and once the entry is gone a release adds to the value again. */
+Test(redis_sync, a_sem_grant_nobody_pops_is_a_unit_still_free)
+{
+    conn = connect_server();
+    mp__redis_sem *s;
+    mp_assert_ok(mp__redis_sem_open(&s, conn, "SB", 1, true));
+    mp_assert_ok(mp__redis_sem_acquire(s, 0));
+    enlist_ghost(conn, "mp:sem:SB:wait", "999-dead", 1000);
+    mp_assert_ok(mp__redis_sem_release(s));
+    char v[64];
+    get_text(conn, 2, (const char *[]){"GET", "mp:sem:SB"}, v);
+    cr_assert_str_eq(v, "0", "the unit went to the wake list, not the value");
+    mp_assert_rc(mp__redis_sem_get_value(s), 1);
+    mp_assert_rc(mp__redis_sem_release(s), MP_EOVERFLOW);    /* 0 + 1 grant: at the bound */
+    mp_assert_rc(mp__redis_sem_acquire(s, 0), MP_ETIMEDOUT); /* queued behind the entry */
+    reset_stats(conn);
+    mp_assert_ok(mp__redis_sem_acquire(s, 5)); /* enlists, pops the grant at once */
+    cr_assert_eq(calls_of(conn, "blpop"), 1);
+    mp_assert_rc(mp__redis_sem_get_value(s), 0);
+    usleep(1100000); /* the entry's time is up */
+    mp_assert_ok(mp__redis_sem_release(s));
+    get_text(conn, 2, (const char *[]){"GET", "mp:sem:SB"}, v);
+    cr_assert_str_eq(v, "1", "no waiter: the unit went to the value");
+    mp_assert_ok(mp__redis_sem_acquire(s, 0));
+    mp_assert_rc(mp__redis_sem_get_value(s), 0);
     mp__redis_sem_close(s);
     mp__redis_unref(conn);
 }
