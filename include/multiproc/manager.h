@@ -100,10 +100,11 @@
  * in) or MP_ECANCELED (its cancel was triggered) having changed nothing
  * on the server: no lock or unit taken, no message put or lost (a get
  * that the server had already served returns its message), the waiter's
- * entry gone from the object's wait set (a wake-up it had taken passes
- * to the next waiter; a lock waiter that a release granted the lock to
- * returns 0 holding it, and a condition waiter that a notify chose
- * returns 0), a pool's results left for a later call. The wait blocked on the
+ * entry gone from the object's wait set (a lock waiter that a release
+ * granted the lock to returns 0 holding it, a semaphore waiter that a
+ * release granted a unit to returns 0 holding it, and a condition waiter
+ * that a notify chose returns 0), a pool's results left for a later
+ * call. The wait blocked on the
  * server is ended there (CLIENT UNBLOCK) within a round trip; a server
  * that refuses CLIENT UNBLOCK (an ACL) makes the call wait out the slice
  * of at most a second that it had begun. The round trips to the server

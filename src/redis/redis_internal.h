@@ -726,8 +726,8 @@ void mp__redis_wakers_init(const struct mp__redis_obj *o, mp__redis_wakers *k);
 /* Blocks in BLPOP on the wake list for up to a second (never past dl):
  * 0 when woken (got: the wake-up, if got) or the slice ended (got ""),
  * MP_ETIMEDOUT when dl had passed, MP_EINTR or MP_ECANCELED (interrupted;
- * got holds the wake-up if one was taken before the wait ended: pass it
- * on or use it), or a connection error. */
+ * got holds the wake-up if one was taken before the wait ended: the
+ * caller uses it), or a connection error. */
 int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
                         char *got, size_t cap);
 /* Side connections: a wait that blocks on the server (BLPOP) goes over a

@@ -160,6 +160,7 @@ int mp__redis_sem_acquire(mp__redis_sem *s, double timeout)
         int rc = script(s, acquire_lua, id, enlist, &r);
         if (rc < 0 || r == 1)
             return rc; /* an entry left enlisted expires by itself */
+        got[0] = '\0';
         rc = enlist ? mp__redis_wake_wait_leave(s->o->conn, &s->wk, id, &dl, got, sizeof(got))
                     : MP_ETIMEDOUT;
         if (strcmp(got, "g") == 0)
