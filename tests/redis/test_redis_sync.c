@@ -711,6 +711,59 @@ Test(redis_sync, a_sem_grant_nobody_pops_is_a_unit_still_free)
     mp__redis_unref(conn);
 }
 
+/* Child: 40 rounds of acquire (up to 20 s), a short hold, release, on
+ * "SK" (3 units). */
+static int churn_sem(const void *arg, size_t len)
+{
+    (void)arg, (void)len;
+    mp__redis_sem *s;
+    if (mp__redis_sem_open(&s, conn, "SK", 3, true) < 0)
+        return 1;
+    for (int i = 0; i < 40; i++) {
+        if (mp__redis_sem_acquire(s, 20) != 0)
+            return 2;
+        usleep((useconds_t)(i % 5) * 200);
+        if (mp__redis_sem_release(s) != 0)
+            return 3;
+    }
+    mp__redis_sem_close(s);
+    return 0;
+}
+
+/* Units are conserved under contention and a waiter's death: a waiter
+ * killed in its wait leaves an entry that releases grant units to until
+ * it expires; those grants nobody pops stay units, and six processes
+ * taking and giving back the three units 40 times each all finish, with
+ * the three units (value and grants) there at the end. */
+Test(redis_sync, sem_units_survive_contention_and_a_killed_waiter)
+{
+    conn = connect_server();
+    mp__redis_sem *s;
+    mp_assert_ok(mp__redis_sem_open(&s, conn, "SK", 3, true));
+    for (int i = 0; i < 3; i++)
+        mp_assert_ok(mp__redis_sem_acquire(s, 0));
+    mp_process *victim = start_fn(churn_sem);
+    until_enlisted(conn, "sem:SK:wait", 1);
+    mp_assert_ok(mp_process_kill(victim));
+    mp_assert_ok(mp_process_join(victim, 20));
+    mp_process_destroy(victim);
+    for (int i = 0; i < 3; i++) /* the dead entry counts: grants nobody pops */
+        mp_assert_ok(mp__redis_sem_release(s));
+    mp_assert_rc(mp__redis_sem_get_value(s), 3);
+    mp_assert_rc(mp__redis_sem_release(s), MP_EOVERFLOW);
+    mp_process *p[6];
+    for (int k = 0; k < 6; k++)
+        p[k] = start_fn(churn_sem);
+    for (int k = 0; k < 6; k++)
+        join_zero(p[k]);
+    mp_assert_rc(mp__redis_sem_get_value(s), 3);
+    for (int i = 0; i < 3; i++)
+        mp_assert_ok(mp__redis_sem_acquire(s, 5));
+    mp_assert_rc(mp__redis_sem_acquire(s, 0), MP_ETIMEDOUT);
+    mp__redis_sem_close(s);
+    mp__redis_unref(conn);
+}
+
 /* Three processes wait; three releases give each its unit. */
 Test(redis_sync, sem_waiters_each_get_a_released_unit)
 {
