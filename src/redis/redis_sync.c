@@ -396,20 +396,28 @@ static int wait_interruptible(mp__redis_lock *l, const char *me, const mp__deadl
     return rc;
 }
 
-/* The acquire loop with the caller's token tok. A try that fails enlists
- * the caller (unless it would not wait), then it blocks until a release
- * grants it the lock (a grant it took is its hold, even when an interrupt
- * came too), or a slice ends. enlisted: tok is in the wait set already
- * (a condition's notify moved it there), so the loop begins with the
- * wait, not a try. */
-static int acquire_as(mp__redis_lock *l, const char *tok, bool enlisted, const mp__deadline *dl)
+/* The acquire of a caller that does not hold the lock through l yet
+ * (an rlock's holder just takes one more level), under the token id, or
+ * a fresh one when id is NULL. A try that fails enlists the caller
+ * (unless it would not wait), then it blocks until a release grants it
+ * the lock (a grant it took is its hold, even when an interrupt came
+ * too), or a slice ends. enlisted: id is in the wait set already (a
+ * condition's notify moved it there), so the loop begins with the wait,
+ * not a try. */
+static int acquire_as(mp__redis_lock *l, const char *id, bool enlisted, const mp__deadline *dl)
 {
-    char got[MP__REDIS_TOKEN_MAX];
+    int rc = acquire_again(l);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    char tok[sizeof(l->token)], got[MP__REDIS_TOKEN_MAX];
+    if (id)
+        snprintf(tok, sizeof(tok), "%s", id);
+    else
+        mp__redis_new_token(tok, sizeof(tok));
     bool enlist = !mp__deadline_expired(dl);
     for (bool attempt = !enlisted || !enlist;; attempt = true) {
         long long r = -1;
         uint64_t fence = 0;
-        int rc;
         if (attempt && (rc = acquire_script(l, tok, enlist, &r, &fence)) < 0)
             return rc; /* an entry left enlisted expires by itself */
         if (r >= 0)
@@ -441,12 +449,7 @@ int mp__redis_lock_acquire(mp__redis_lock *l, double timeout)
     if (l == NULL || l->rh.head.magic != MP__MAGIC_REDIS_LOCK ||
         mp__deadline_init(&dl, timeout) < 0)
         return MP_EINVAL;
-    int rc = acquire_again(l);
-    if (rc != 0)
-        return rc < 0 ? rc : 0;
-    char tok[sizeof(l->token)];
-    mp__redis_new_token(tok, sizeof(tok));
-    return acquire_as(l, tok, false, &dl);
+    return acquire_as(l, NULL, false, &dl);
 }
 
 /* Copies the token of a hold by this process (and its waiter id when me
@@ -664,11 +667,7 @@ int mp__redis_lock_retake(mp__redis_lock *l, uint32_t count, const char *id, boo
     mp_cancel *c = mp_cancel_set_current(NULL);
     mp__deadline forever;
     (void)mp__deadline_init(&forever, MP_FOREVER);
-    int rc = acquire_again(l);
-    if (rc == 0)
-        rc = acquire_as(l, id, enlisted, &forever);
-    else if (rc == 1)
-        rc = 0;
+    int rc = acquire_as(l, id, enlisted, &forever);
     mp_cancel_set_current(c);
     mp_set_interruptible(was);
     if (rc == 0 || rc == MP_EOWNERDEAD) {
