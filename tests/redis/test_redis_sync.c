@@ -874,8 +874,8 @@ Test(redis_sync, a_notified_cond_waiter_takes_the_lock_by_the_releases_grant)
 
 /* A waiter a notify chose but that never takes the lock (killed between
  * the two) holds up no one: the release's grant waits in the wake list,
- * and the next acquirer takes it at once, long before the dead entry in
- * the lock's wait set expires (3 s). */
+ * and the next acquirer takes it, while the moved entry is still in the
+ * lock's wait set (here it never expires). */
 Test(redis_sync, a_notified_waiter_that_never_comes_leaves_the_grant_to_the_next)
 {
     conn = connect_server();
@@ -893,8 +893,13 @@ Test(redis_sync, a_notified_waiter_that_never_comes_leaves_the_grant_to_the_next
     mp_assert_ok(mp_cond_acquire((mp_cond *)c, 20));
     mp_assert_rc(mp__redis_cond_notify(c, 1), 1);
     cr_assert_eq(zcard(conn, "cond:C:wait"), 1);
+    /* As if it renewed its entry for ever: nothing expires it. */
+    raw(conn, 5, (const char *[]){"ZADD", "mp:cond:C:wait", "XX", "9e15", "999-ghost"});
     mp_assert_ok(mp_cond_release((mp_cond *)c));
-    mp_assert_ok(mp_cond_acquire((mp_cond *)c2, 2.5)); /* the entry lasts 3 s */
+    mp_assert_ok(mp_cond_acquire((mp_cond *)c2, 20));
+    char score[64];
+    get_text(conn, 3, (const char *[]){"ZSCORE", "mp:cond:C:wait", "999-ghost"}, score);
+    cr_assert(score[0] != '\0', "the ghost's entry is still there");
     mp_assert_ok(mp_cond_release((mp_cond *)c2));
     mp__redis_cond_close(c2);
     mp__redis_cond_close(c);
