@@ -224,11 +224,9 @@ Test(interrupt, signals_do_not_end_a_wait_without_the_opt_in)
         int handled = 0;
         for (int round = 0; round < 20 && handled <= 10; round++) {
             static mp_test_pester p;
-            atomic_store(&mp_test_intr_handled, 0);
-            mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+            mp_test_storm_start(&p); /* a signal every millisecond */
             int rc = run_wait(&o, k, 0.2);
-            mp_test_pester_stop(&p);
-            handled += atomic_load(&mp_test_intr_handled);
+            handled += mp_test_storm_stop(&p);
             if (k == W_BARRIER)
                 mp_assert_rc(rc, MP_EBROKEN);
             else if (k == W_GET)

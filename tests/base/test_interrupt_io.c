@@ -257,11 +257,9 @@ Test(interrupt_io, signals_do_not_end_a_call_without_the_opt_in)
         int handled = 0;
         for (int round = 0; round < 20 && handled <= 10; round++) {
             static mp_test_pester p;
-            atomic_store(&mp_test_intr_handled, 0);
-            mp_test_pester_start(&p, 0, 1000, NULL); /* a signal every millisecond */
+            mp_test_storm_start(&p); /* a signal every millisecond */
             int rc = run_call_kind(k, 0.2);
-            mp_test_pester_stop(&p);
-            handled += atomic_load(&mp_test_intr_handled);
+            handled += mp_test_storm_stop(&p);
             cr_assert_eq(rc, expected, "%s: %s", kname[k], mp_err_name(rc));
         }
         cr_assert_gt(handled, 10, "%s: signals arrived", kname[k]);
@@ -299,14 +297,12 @@ Test(interrupt_io, signals_do_not_end_a_call_with_no_timeout_without_the_opt_in)
         mp_popen *c;
         mp_assert_ok(mp_popen_create(
             &c, (const char *const[]){"sh", "-c", "sleep 0.2; exit 3", NULL}, NULL));
-        atomic_store(&mp_test_intr_handled, 0);
-        mp_test_pester_start(&p, 0, 1000, NULL);
+        mp_test_storm_start(&p);
         int code = -1;
         mp_assert_ok(mp_popen_wait(c, MP_FOREVER, &code));
-        mp_test_pester_stop(&p);
         /* At least one: ThreadSanitizer holds a thread's signals while it
          * is blocked in waitid and delivers them merged when it returns. */
-        cr_assert_gt(atomic_load(&mp_test_intr_handled), 0);
+        cr_assert_gt(mp_test_storm_stop(&p), 0);
         cr_assert_eq(code, 3);
         mp_popen_destroy(c);
     }

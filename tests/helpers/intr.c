@@ -65,3 +65,15 @@ void mp_test_pester_stop(mp_test_pester *p)
     atomic_store(&p->stop, 1);
     pthread_join(p->th, NULL);
 }
+
+void mp_test_storm_start(mp_test_pester *p)
+{
+    atomic_store(&mp_test_intr_handled, 0);
+    mp_test_pester_start(p, 0, 1000, NULL);
+}
+
+int mp_test_storm_stop(mp_test_pester *p)
+{
+    mp_test_pester_stop(p);
+    return atomic_load(&mp_test_intr_handled);
+}

@@ -35,4 +35,9 @@ void mp_test_pester_start(mp_test_pester *p, int delay_ms, int every_us, mp_canc
 /* Stops it and waits for it. */
 void mp_test_pester_stop(mp_test_pester *p);
 
+/* A storm: SIGUSR1 at the calling thread every millisecond from start
+ * until stop, which answers how many times the handler ran meanwhile. */
+void mp_test_storm_start(mp_test_pester *p);
+int mp_test_storm_stop(mp_test_pester *p);
+
 #endif /* MP_TEST_INTR_H */
