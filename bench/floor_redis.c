@@ -20,7 +20,24 @@
  * waiter runs one command once woken. wake_script pushes with the least
  * Lua script instead of LPUSH (EVALSHA of one RPUSH): the floor of a
  * hand-off whose release must check its holder on the server, which on
- * Redis 7.0 takes a script (no command compares and sets).
+ * Redis 7.0 takes a script (no command compares and sets). wake_grant
+ * pushes with the least script that does what a fenced lock's release
+ * must do on that path: GET the lock key (the holder's check), ZCARD the
+ * wait set (anyone to grant to?), INCR the fence (the grant's token),
+ * RPUSH the grant and SET it as the lock's value with the lease (PX):
+ * the floor of redis_lock_handoff_us's semantics, without the library's
+ * checks of foreign data, its record of a holder that died, or its
+ * grantee's claim (which names the grantee's pid for mp_lock_owner). The
+ * lock key and a waiter's entry are set up before each round's 2 ms.
+ * lock_handoff is the whole round of redis_lock_handoff_us with the least
+ * complete lock of those semantics: the parent acquires (one script: SET
+ * NX PX, and the fence's INCR), the child tries (the same script, which
+ * enlists it in the wait set) and blocks in BLPOP, the parent releases
+ * (wake_grant's script, its wait-set count a ZPOPMIN that takes the
+ * waiter's entry), and the child, once timed, releases its grant. The
+ * timed path is wake_grant's; the work around it is what any such lock
+ * does, and on this kind of host it changes what the path costs (the
+ * scheduler places and wakes processes by the CPU they used).
  *
  * The lock_pair mode is the floor of redis_lock_pair_us: the classic
  * single-server Redis lock (redis-py's Lock, one node of Redlock), an
@@ -29,9 +46,11 @@
  * holds the token. It has no fencing token, no record of a holder that
  * died, no waiters woken by the server and no check of foreign data.
  *
- *     floor_redis op|queue|lock_pair|wake|wake_rt|wake_script <iterations>
+ *     floor_redis op|queue|lock_pair|wake|wake_rt|wake_script|wake_grant|lock_handoff
+ *                 <iterations>
  */
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -162,7 +181,74 @@ static redisContext *connect_auth(const mp_test_redis *srv)
     return c;
 }
 
-static int wake_child(const mp_test_redis *srv, wake_map *w, long iters, bool confirm)
+/* What wakes the child: a plain LPUSH (also wake_rt's), a script, or the
+ * release of the least complete lock (lock_handoff). */
+typedef enum wake_kind { WAKE_PUSH, WAKE_RT, WAKE_SCRIPT, WAKE_GRANT, WAKE_LOCK } wake_kind;
+
+static const char push_lua[] = "redis.call('RPUSH', KEYS[1], '1') return 1";
+
+/* KEYS the lock key, the wait set, the fence and the wake list; ARGV the
+ * holder's token and the lease in ms. */
+static const char grant_lua[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[1]) return 1 end "
+    "local g = '0-' .. string.format('%x', redis.call('INCR', KEYS[3])) "
+    "redis.call('RPUSH', KEYS[4], g) redis.call('SET', KEYS[1], g, 'PX', ARGV[2]) return 1";
+
+/* lock_handoff's acquire: KEYS the lock key, the wait set and the fence;
+ * ARGV the token, the lease in ms and "1" to enlist the caller when the
+ * lock is held. The fencing token, or -1 (held). */
+static const char acquire_lua[] =
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "return redis.call('INCR', KEYS[3]) end "
+    "if ARGV[3] == '1' then redis.call('ZADD', KEYS[2], 1, ARGV[1]) end return -1";
+
+/* lock_handoff's release: grant_lua, with the grant taking one waiter's
+ * entry off the wait set (ZPOPMIN, which also tells whether one waits). */
+static const char release_lua[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if #redis.call('ZPOPMIN', KEYS[2]) == 0 then redis.call('DEL', KEYS[1]) return 1 end "
+    "local g = '0-' .. string.format('%x', redis.call('INCR', KEYS[3])) "
+    "redis.call('RPUSH', KEYS[4], g) redis.call('SET', KEYS[1], g, 'PX', ARGV[2]) return 1";
+
+/* The SHA1s of the scripts a kind runs (loaded before the fork). */
+static char sha_wake[41], sha_acquire[41];
+
+static bool load(redisContext *c, const char *lua, char sha[41])
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", lua);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+    if (ok)
+        memcpy(sha, r->str, 41);
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* lock_handoff's acquire by tok: its answer, or LLONG_MIN when the call
+ * failed. */
+static long long lock_acquire(redisContext *c, const char *tok, bool enlist)
+{
+    redisReply *r = redisCommand(c, "EVALSHA %s 3 lk lk:wait lk:fence %s 30000 %s", sha_acquire,
+                                 tok, enlist ? "1" : "0");
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : LLONG_MIN;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* lock_handoff's release by tok (also what wakes the child): 1 when tok
+ * held the lock. */
+static long long lock_release(redisContext *c, const char *tok)
+{
+    redisReply *r = redisCommand(c, "EVALSHA %s 4 lk lk:wait lk:fence w %s 30000", sha_wake, tok);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : LLONG_MIN;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static int wake_child(const mp_test_redis *srv, wake_map *w, long iters, wake_kind kind)
 {
     redisContext *c = connect_auth(srv);
     if (c == NULL)
@@ -170,17 +256,29 @@ static int wake_child(const mp_test_redis *srv, wake_map *w, long iters, bool co
     for (long i = 0; i < iters; i++) {
         while (atomic_load(&w->round) != i)
             usleep(50);
-        redisReply *r = redisCommand(c, "BLPOP w 5");
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-            return 2;
-        freeReplyObject(r);
-        if (confirm) {
-            r = redisCommand(c, "PING");
+        /* The lock's waiter tries first, which enlists it (the lock is
+         * held), then blocks; a try that came after the release (this
+         * process ran late) takes the lock, as the library's would. */
+        long long got = kind == WAKE_LOCK ? lock_acquire(c, "waiter", true) : -1;
+        if (got == LLONG_MIN || got == 0)
+            return 4;
+        char grant[32] = "waiter";
+        if (got == -1) {
+            redisReply *r = redisCommand(c, "BLPOP w 5");
+            if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+                return 2;
+            snprintf(grant, sizeof(grant), "%s", r->element[1]->str);
+            freeReplyObject(r);
+        }
+        if (kind == WAKE_RT) {
+            redisReply *r = redisCommand(c, "PING");
             if (r == NULL || r->type != REDIS_REPLY_STATUS)
                 return 3;
             freeReplyObject(r);
         }
         w->lat[i] = bench_now() - w->t0;
+        if (kind == WAKE_LOCK && lock_release(c, grant) != 1)
+            return 5;
         atomic_store(&w->done, i);
     }
     redisFree(c);
@@ -193,7 +291,39 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int wake_main(mp_test_redis *srv, long iters, bool confirm, bool script)
+/* Makes the parent the lock's holder with a waiter enlisted (wake_grant's
+ * state before a release), pipelined. */
+static bool grant_setup(redisContext *c)
+{
+    redisAppendCommand(c, "SET lk tok PX 30000");
+    redisAppendCommand(c, "ZADD lk:wait 1 waiter");
+    bool ok = true;
+    for (int k = 0; k < 2; k++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL || r->type == REDIS_REPLY_ERROR)
+            ok = false;
+        if (r)
+            freeReplyObject(r);
+    }
+    return ok;
+}
+
+/* The push that wakes the child: 1 when it went through. */
+static long long wake_push(redisContext *c, wake_kind kind)
+{
+    if (kind == WAKE_LOCK)
+        return lock_release(c, "holder");
+    redisReply *r = kind == WAKE_GRANT
+                        ? redisCommand(c, "EVALSHA %s 4 lk lk:wait lk:fence w tok 30000", sha_wake)
+                    : kind == WAKE_SCRIPT ? redisCommand(c, "EVALSHA %s 1 w", sha_wake)
+                                          : redisCommand(c, "LPUSH w 1");
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : LLONG_MIN;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static int wake_main(mp_test_redis *srv, long iters, wake_kind kind)
 {
     size_t size = sizeof(wake_map) + (size_t)iters * sizeof(double);
     wake_map *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -204,31 +334,29 @@ static int wake_main(mp_test_redis *srv, long iters, bool confirm, bool script)
     }
     atomic_init(&w->round, -1);
     atomic_init(&w->done, -1);
-    char sha[41] = "";
-    redisReply *l =
-        script ? redisCommand(c, "SCRIPT LOAD %s", "redis.call('RPUSH', KEYS[1], '1') return 1")
-               : NULL;
-    if (l && l->type == REDIS_REPLY_STRING && l->len == 40)
-        memcpy(sha, l->str, 41);
-    if (l)
-        freeReplyObject(l);
-    if (script && sha[0] == '\0') {
+    const char *lua = kind == WAKE_SCRIPT  ? push_lua
+                      : kind == WAKE_GRANT ? grant_lua
+                      : kind == WAKE_LOCK  ? release_lua
+                                           : NULL;
+    if ((lua && !load(c, lua, sha_wake)) ||
+        (kind == WAKE_LOCK && !load(c, acquire_lua, sha_acquire))) {
         mp_test_redis_stop(srv, 0);
         bench_die("SCRIPT LOAD");
     }
     pid_t pid = fork();
     if (pid == 0)
-        _exit(wake_child(srv, w, iters, confirm));
+        _exit(wake_child(srv, w, iters, kind));
     double t0 = bench_now();
     for (long i = 0; i < iters; i++) {
+        if (kind == WAKE_GRANT && !grant_setup(c))
+            break;
+        if (kind == WAKE_LOCK && lock_acquire(c, "holder", false) <= 0)
+            break;
         atomic_store(&w->round, i);
         usleep(2000); /* the child is blocked in its BLPOP by now */
         w->t0 = bench_now();
-        redisReply *r =
-            script ? redisCommand(c, "EVALSHA %s 1 w", sha) : redisCommand(c, "LPUSH w 1");
-        if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        if (wake_push(c, kind) != 1)
             break;
-        freeReplyObject(r);
         for (int k = 0; atomic_load(&w->done) != i && k <= 200000; k++)
             usleep(50);
         if (atomic_load(&w->done) != i)
@@ -249,19 +377,30 @@ static int wake_main(mp_test_redis *srv, long iters, bool confirm, bool script)
 
 int main(int argc, char **argv)
 {
-    long iters = bench_args(argc, argv, "op|queue|lock_pair|wake|wake_rt|wake_script <iterations>");
+    static const struct {
+        const char *name;
+        wake_kind kind;
+    } wakes[] = {{"wake", WAKE_PUSH},
+                 {"wake_rt", WAKE_RT},
+                 {"wake_script", WAKE_SCRIPT},
+                 {"wake_grant", WAKE_GRANT},
+                 {"lock_handoff", WAKE_LOCK}};
+    long iters = bench_args(
+        argc, argv,
+        "op|queue|lock_pair|wake|wake_rt|wake_script|wake_grant|lock_handoff <iterations>");
     queue_mode = strcmp(argv[1], "queue") == 0;
     pair_mode = strcmp(argv[1], "lock_pair") == 0;
-    bool wake = strcmp(argv[1], "wake") == 0, wake_rt = strcmp(argv[1], "wake_rt") == 0;
-    bool wake_script = strcmp(argv[1], "wake_script") == 0;
-    if (!queue_mode && !pair_mode && !wake && !wake_rt && !wake_script &&
-        strcmp(argv[1], "op") != 0)
+    int wake = -1;
+    for (int k = 0; k < (int)(sizeof(wakes) / sizeof(wakes[0])); k++)
+        if (strcmp(argv[1], wakes[k].name) == 0)
+            wake = k;
+    if (!queue_mode && !pair_mode && wake < 0 && strcmp(argv[1], "op") != 0)
         bench_die("unknown mode '%s'", argv[1]);
     mp_test_redis srv;
     if (mp_test_redis_start(&srv, "bench") < 0)
         bench_die("%s", srv.error);
-    if (wake || wake_rt || wake_script)
-        return wake_main(&srv, iters, wake_rt, wake_script);
+    if (wake >= 0)
+        return wake_main(&srv, iters, wakes[wake].kind);
     int fds[2];
     if (pipe(fds) < 0)
         bench_die("pipe: %s", strerror(errno));

@@ -289,8 +289,16 @@ ROWS = [
         # the same way), the same wake pushed by the least Lua script (a
         # release must check its holder on the server, and Redis 7.0 has
         # no command that compares and sets: the floor of any release),
-        # and the wake plus the one round trip a woken waiter would need
-        # to confirm its turn (what a release that only wakes costs).
+        # the wake pushed by the least script that does what a fenced
+        # release must do on the grant's path (check the holder, see a
+        # waiter, count the fence, push the grant and make it the lock's
+        # value with its lease), the whole round with the least complete
+        # lock of this row's semantics in raw hiredis (the holder's acquire,
+        # the waiter's try that enlists it, that release, the grantee's
+        # release: the floor of the operation itself, since the work
+        # around the path changes what the path costs on this host), and
+        # the wake plus the one round trip a woken waiter would need to
+        # confirm its turn (what a release that only wakes costs).
         "id": "redis_lock_handoff_us", "unit": "us", "higher_is_better": False,
         "multiproc": ["bench_redis", "lock"],
         "cpython": None,
@@ -299,6 +307,10 @@ ROWS = [
                     "pilot": 300},
                    {"label": "raw wake by the least script (EVALSHA of one RPUSH)",
                     "cmd": ["floor_redis", "wake_script"], "pilot": 300},
+                   {"label": "raw wake by the least fenced grant (GET, ZCARD, INCR, RPUSH, SET PX)",
+                    "cmd": ["floor_redis", "wake_grant"], "pilot": 300},
+                   {"label": "the least complete fenced lock in raw hiredis, the same round",
+                    "cmd": ["floor_redis", "lock_handoff"], "pilot": 300},
                    {"label": "raw wake + 1 round trip", "cmd": ["floor_redis", "wake_rt"],
                     "pilot": 300}],
         "pilot": {"multiproc": 40, "cpython": 0, "floor": 2000},
@@ -630,10 +642,16 @@ def measure_row(row, args):
         except RunError as e:
             st["why"] = str(e)
 
+    besides = [calibrate_beside(b, args, env) for b in row.get("beside", [])]
+
     # Measured runs, alternating the programs and rotating their order so
-    # that no implementation always runs right after another.
+    # that no implementation always runs right after another; the programs
+    # measured beside the row take their turns in the same rounds, so that
+    # a noisy spell of the host falls on all of them alike.
     for rep in range(args.reps):
         order = IMPLS[rep % 3:] + IMPLS[:rep % 3]
+        for b in besides:
+            run_beside(b, args, env)
         for impl in order:
             st = out[impl]
             if st["why"]:
@@ -653,26 +671,39 @@ def measure_row(row, args):
         result[impl] = (med, st["why"], st["values"])
     result["info"] = info
     result["pinned"] = env.get("BENCH_PIN")
-    result["beside"] = [measure_beside(b, args, env) for b in row.get("beside", [])]
+    result["beside"] = [(b["label"], statistics.median(b["values"]) if b["values"] else None,
+                         b["why"]) for b in besides]
     return result
 
 
-def measure_beside(beside, args, env):
-    """(label, median or None, why) of a program measured beside a row's three
-    (another floor worth knowing), with the same calibration and repetitions."""
-    label = beside["label"]
+def calibrate_beside(beside, args, env):
+    """The state of a program measured beside a row's three (another floor
+    worth knowing), after its calibration run: its label, command, count,
+    values so far and why it failed."""
+    st = {"label": beside["label"], "cmd": None, "n": 0, "values": [], "why": ""}
     prog, *rest = beside["cmd"]
     path = os.path.join(args.build, "bench", prog)
     if not os.access(path, os.X_OK):
-        return label, None, f"not built ({rel(path)} missing)"
-    cmd = [path, *rest]
+        st["why"] = f"not built ({rel(path)} missing)"
+        return st
+    st["cmd"] = [path, *rest]
     try:
-        res = run_once(cmd, beside["pilot"], [], env, args.verbose)
-        n = scaled_count(beside["pilot"], res, args.seconds)
-        values = [run_once(cmd, n, [], env, args.verbose)["value"] for _ in range(args.reps)]
+        res = run_once(st["cmd"], beside["pilot"], [], env, args.verbose)
+        st["n"] = scaled_count(beside["pilot"], res, args.seconds)
     except RunError as e:
-        return label, None, str(e)
-    return label, statistics.median(values), ""
+        st["why"] = str(e)
+    return st
+
+
+def run_beside(st, args, env):
+    """One measured run of a program beside the row (calibrate_beside)."""
+    if st["why"]:
+        return
+    try:
+        st["values"].append(run_once(st["cmd"], st["n"], [], env, args.verbose)["value"])
+    except RunError as e:
+        st["why"] = str(e)
+        st["values"] = []
 
 
 def ratios(row, mp, py, fl):
