@@ -312,12 +312,14 @@ Test(interrupt, a_cancel_from_a_signal_handler_ends_a_wait)
     objs_free(&o);
 }
 
+/* Set before the release, so that a wait that returns sees it: one that
+ * returned without it ended before the release came. */
 static _Atomic int late;
 static void *release_late(void *arg)
 {
     usleep(300 * 1000);
-    mp_sem_release(arg);
     atomic_store(&late, 1);
+    mp_sem_release(arg);
     return NULL;
 }
 
