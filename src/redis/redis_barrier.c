@@ -205,8 +205,7 @@ static int wait_phase(mp__redis_barrier *b, long long phase, long long index,
             rc = check_phase(b, ph, "1", &state);
         } else {
             redisReply *rep = NULL;
-            double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-            rc = mp__redis_side_blpop(b->o->conn, wake, NULL, secs, &rep);
+            rc = mp__redis_side_blpop(b->o->conn, wake, NULL, mp__redis_slice_secs(left), &rep);
             if (rep == NULL)
                 return rc;
             if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&

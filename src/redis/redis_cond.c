@@ -232,8 +232,7 @@ static int sleep_until_chosen(mp__redis_cond *c, const char *id, const mp__deadl
             return rc < 0 ? rc : state == 1 ? 0 : MP_ETIMEDOUT;
         }
         redisReply *rep;
-        double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-        int rc = mp__redis_side_blpop(cond_conn(c), wake, NULL, secs, &rep);
+        int rc = mp__redis_side_blpop(cond_conn(c), wake, NULL, mp__redis_slice_secs(left), &rep);
         if (rep == NULL)
             return rc;
         bool woken = rep->type == REDIS_REPLY_ARRAY;

@@ -723,6 +723,14 @@ typedef struct mp__redis_wakers {
     char wait[MP__REDIS_KEY_MAX], wake[MP__REDIS_KEY_MAX];
 } mp__redis_wakers;
 void mp__redis_wakers_init(const struct mp__redis_obj *o, mp__redis_wakers *k);
+/* The BLPOP timeout of one slice of a wait with left ms left
+ * (mp__deadline_poll_ms, not 0; -1: no deadline): a second at most, and
+ * never 0, which Redis reads as "forever". */
+double mp__redis_slice_secs(int left);
+/* Copies into got (cap bytes) what a BLPOP reply popped; "" when it
+ * popped nothing, or a value that does not fit (none this library
+ * pushes). */
+void mp__redis_popped(const redisReply *rep, char *got, size_t cap);
 /* Blocks in BLPOP on the wake list for up to a second (never past dl):
  * 0 when woken (got: the wake-up, if got) or the slice ended (got ""),
  * MP_ETIMEDOUT when dl had passed, MP_EINTR or MP_ECANCELED (interrupted;

@@ -250,9 +250,8 @@ int mp__redis_queue_get(mp__redis_queue *q, void **data, size_t *len, double tim
         return rc;
     for (;;) {
         int left = mp__deadline_poll_ms(&dl);
-        /* Redis reads a BLPOP timeout of 0 as "forever": ask for at least
-         * a millisecond when some time is left. */
-        double secs = left < 0 || left > 1000 ? 1.0 : left == 0 ? 0 : left / 1000.0;
+        /* 0: no time left, a pop that does not block (pop_once). */
+        double secs = left == 0 ? 0 : mp__redis_slice_secs(left);
         redisReply *rep;
         rc = pop_once(q, secs, &rep);
         if (rc < 0)

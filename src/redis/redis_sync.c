@@ -312,18 +312,13 @@ static int wait_granted(mp__redis_lock *l, const char *me, const mp__deadline *d
     int left = mp__deadline_poll_ms(dl);
     if (left == 0)
         return MP_ETIMEDOUT;
-    double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
     claim c = {.l = l, .me = me};
     redisReply *rep = NULL;
-    int rc =
-        mp__redis_side_blpop_post(l->o->conn, l->wk.wake, secs, claim_lua, &rep, claim_post, &c);
+    int rc = mp__redis_side_blpop_post(l->o->conn, l->wk.wake, mp__redis_slice_secs(left),
+                                       claim_lua, &rep, claim_post, &c);
     if (rc < 0)
         return rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[1]->len < cap) {
-        memcpy(got, rep->element[1]->str, rep->element[1]->len);
-        got[rep->element[1]->len] = '\0';
-    }
+    mp__redis_popped(rep, got, cap);
     freeReplyObject(rep);
     return 0;
 }

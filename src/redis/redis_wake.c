@@ -61,6 +61,21 @@ int mp__redis_side_blpop(mp__redis *r, const char *key, const char *key2, double
     return rc;
 }
 
+double mp__redis_slice_secs(int left)
+{
+    return left < 0 || left > 1000 ? 1.0 : left / 1000.0;
+}
+
+void mp__redis_popped(const redisReply *rep, char *got, size_t cap)
+{
+    got[0] = '\0';
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[1]->len < cap) {
+        memcpy(got, rep->element[1]->str, rep->element[1]->len);
+        got[rep->element[1]->len] = '\0';
+    }
+}
+
 int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__deadline *dl,
                         char *got, size_t cap)
 {
@@ -69,19 +84,12 @@ int mp__redis_wake_wait(mp__redis *conn, const mp__redis_wakers *k, const mp__de
     int left = mp__deadline_poll_ms(dl);
     if (left == 0)
         return MP_ETIMEDOUT;
-    /* Redis reads a BLPOP timeout of 0 as "forever": at least a
-     * millisecond, at most a slice. */
     redisReply *rep;
-    double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
-    int rc = mp__redis_side_blpop(conn, k->wake, NULL, secs, &rep);
+    int rc = mp__redis_side_blpop(conn, k->wake, NULL, mp__redis_slice_secs(left), &rep);
     if (rep == NULL)
         return rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[1]->type == REDIS_REPLY_STRING && got && cap) {
-        size_t n = rep->element[1]->len < cap - 1 ? rep->element[1]->len : cap - 1;
-        memcpy(got, rep->element[1]->str, n);
-        got[n] = '\0';
-    }
+    if (got && cap)
+        mp__redis_popped(rep, got, cap);
     freeReplyObject(rep);
     return rc;
 }
@@ -177,22 +185,18 @@ int mp__redis_wake_wait_leave(mp__redis *conn, const mp__redis_wakers *k, const 
     if (left == 0)
         return MP_ETIMEDOUT;
     char t[32];
-    double secs = left < 0 || left > 1000 ? 1.0 : left / 1000.0;
+    double secs = mp__redis_slice_secs(left);
     snprintf(t, sizeof(t), "%.3f", secs);
     const char *blpop[] = {"BLPOP", k->wake, t}, *zrem[] = {"ZREM", k->wait, id};
     redisReply *rep[2];
     int rc = mp__redis_side_pipeline(conn, MP__RR_ANY_VALUE, 2, (const int[]){3, 3},
                                      (const char *const *const[]){blpop, zrem},
                                      (const size_t *const[]){NULL, NULL}, rep, secs);
-    if (rc < 0 && rc != MP_EINTR && rc != MP_ECANCELED)
+    /* On 0, MP_EINTR and MP_ECANCELED both replies are in; otherwise
+     * none (an error reply fails the call). */
+    if (rep[0] == NULL || rep[1] == NULL)
         return rc;
-    /* Both replies are in (an error reply fails the call, rc). */
-    const redisReply *p = rep[0];
-    if (p->type == REDIS_REPLY_ARRAY && p->elements == 2 &&
-        p->element[1]->type == REDIS_REPLY_STRING && p->element[1]->len < cap) {
-        memcpy(got, p->element[1]->str, p->element[1]->len);
-        got[p->element[1]->len] = '\0';
-    }
+    mp__redis_popped(rep[0], got, cap);
     freeReplyObject(rep[0]);
     freeReplyObject(rep[1]);
     return rc;
